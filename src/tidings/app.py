@@ -1,0 +1,65 @@
+"""The ASGI application: API routers, error handlers, and the in-process workers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from tidings import __version__
+from tidings.errors import install_error_handlers
+from tidings.event.endpoints import router as event_router
+from tidings.ingest.endpoints import router as ingest_router
+from tidings.ingest.writer import IngestWriter
+from tidings.profile.endpoints import router as profile_router
+from tidings.runtime import Runtime
+from tidings.tenant.endpoints import router as tenant_router
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
+    """Build the app. With `consumer_workers > 0` it also runs a Huey consumer in-process.
+
+    The schema must already be migrated (`tidings.migrate.upgrade`).
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        writer = IngestWriter(runtime.database, runtime.cipher, runtime.jobs.enqueue_events)
+        writer.start()
+        app.state.ingest_writer = writer
+        consumer = None
+        if consumer_workers > 0:
+            consumer = runtime.jobs.consumer(consumer_workers, embedded=True)
+            consumer.start()
+            # Events left unprocessed by a crash are picked up now, not a minute from now.
+            await asyncio.to_thread(runtime.jobs.sweep, 0)
+        try:
+            yield
+        finally:
+            await writer.stop()
+            if consumer is not None:
+                await asyncio.to_thread(consumer.stop, True)
+
+    app = FastAPI(
+        title="Tidings",
+        version=__version__,
+        summary="Self-hosted notifications from your Segment events, with Courier's API shapes.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(ingest_router)
+    app.include_router(event_router)
+    app.include_router(profile_router)
+    app.include_router(tenant_router)
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

@@ -1,0 +1,181 @@
+"""The `tidings` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from tidings.config import Settings
+from tidings.errors import AppError
+from tidings.migrate import upgrade
+from tidings.runtime import Runtime, build_runtime
+from tidings.workspace import service as workspace_service
+
+
+def _settings(**overrides: Any) -> Settings:
+    values = {key: value for key, value in overrides.items() if value is not None}
+    return Settings(**values)
+
+
+def _prepare(settings: Settings) -> Runtime:
+    runtime = build_runtime(settings)
+    upgrade(runtime.database)
+    return runtime
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("huey").setLevel(logging.WARNING)
+
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Where Tidings keeps its SQLite files and secret [env TIDINGS_DATA_DIR; ./.tidings].",
+)
+
+
+@click.group()
+@click.version_option(package_name="tidings")
+def main() -> None:
+    """Tidings: self-hosted notifications from your Segment events."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to listen on [env TIDINGS_HOST; 127.0.0.1].")
+@click.option("--port", type=int, default=None, help="Port [env TIDINGS_PORT; 8000].")
+@data_dir_option
+def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
+    """Run the API with an in-process job consumer."""
+    import uvicorn
+
+    from tidings.app import create_app
+
+    _configure_logging()
+    settings = _settings(host=host, port=port, data_dir=data_dir)
+    runtime = _prepare(settings)
+    with runtime.database.write() as session:
+        created = workspace_service.bootstrap(session, runtime.cipher)
+    url = f"http://{settings.host}:{settings.port}"
+    click.echo(f"Tidings is starting on {url}")
+    click.echo(f"  Segment destination endpoint: {url}/inbound/segment")
+    click.echo(f"  API reference: {url}/docs")
+    click.echo(f"  Database: {_redact(settings.resolved_database_url())}")
+    with runtime.database.read() as session:
+        keys = workspace_service.list_keys(session, runtime.cipher)
+    if created:
+        click.echo("  Created the default workspace with a test and a production environment.")
+    click.echo("  API keys (paste one into Segment's Courier destination, field 'API Key'):")
+    for key in keys:
+        if key.revoked_at is None:
+            click.echo(f"    {key.environment:<10} {key.key}   (id {key.id})")
+    sys.stdout.flush()
+    app = create_app(runtime, consumer_workers=settings.consumer_workers)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@main.command()
+@data_dir_option
+@click.option(
+    "--workers", type=int, default=None, help="Consumer threads [env TIDINGS_CONSUMER_WORKERS; 2]."
+)
+def worker(data_dir: Path | None, workers: int | None) -> None:
+    """Run job consumers only (scale out with several of these)."""
+    _configure_logging()
+    settings = _settings(data_dir=data_dir, consumer_workers=workers)
+    runtime = _prepare(settings)
+    runtime.jobs.sweep(0)
+    click.echo(f"Tidings worker: {settings.consumer_workers} consumer thread(s)")
+    runtime.jobs.consumer(settings.consumer_workers, embedded=False).run()
+
+
+@main.command()
+@data_dir_option
+def migrate(data_dir: Path | None) -> None:
+    """Apply database migrations and exit."""
+    _prepare(_settings(data_dir=data_dir))
+    click.echo("Database is up to date.")
+
+
+@main.group()
+def keys() -> None:
+    """List, create and revoke API keys."""
+
+
+def _print_keys(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        state = "revoked" if row["revoked"] else "active"
+        click.echo(f"{row['id']}  {row['environment']:<10}  {state:<7}  {row['key']}")
+
+
+@keys.command("list")
+@data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def keys_list(data_dir: Path | None, as_json: bool) -> None:
+    """List the API keys of the default workspace."""
+    runtime = _prepare(_settings(data_dir=data_dir))
+    with runtime.database.read() as session:
+        rows = [key.as_dict() for key in _run(workspace_service.list_keys, session, runtime)]
+    _print_keys(rows, as_json)
+
+
+@keys.command("create")
+@data_dir_option
+@click.option("--env", "environment", type=click.Choice(["test", "production"]), required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def keys_create(data_dir: Path | None, environment: str, as_json: bool) -> None:
+    """Create an API key for an environment."""
+    runtime = _prepare(_settings(data_dir=data_dir))
+    with runtime.database.write() as session:
+        key = _run(workspace_service.create_key, session, runtime, environment)
+    if as_json:
+        click.echo(json.dumps(key.as_dict(), indent=2))
+    else:
+        _print_keys([key.as_dict()], False)
+
+
+@keys.command("revoke")
+@data_dir_option
+@click.argument("key_id")
+def keys_revoke(data_dir: Path | None, key_id: str) -> None:
+    """Revoke an API key: requests with it get 401 from now on."""
+    runtime = _prepare(_settings(data_dir=data_dir))
+    with runtime.database.write() as session:
+        _run(workspace_service.revoke_key, session, None, key_id)
+    click.echo(f"Revoked {key_id}.")
+
+
+def _run(function: Any, session: Any, runtime: Runtime | None, *args: Any) -> Any:
+    try:
+        if runtime is None:
+            return function(session, *args)
+        return function(session, runtime.cipher, *args)
+    except AppError as exc:
+        raise click.ClickException(exc.message) from exc
+
+
+def _redact(url: str) -> str:
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url

@@ -1,0 +1,45 @@
+"""Settings, read from `TIDINGS_*` environment variables and CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting Tidings reads. See the configuration reference in the README."""
+
+    model_config = SettingsConfigDict(env_prefix="TIDINGS_", extra="ignore")
+
+    data_dir: Path = Path(".tidings")
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8000
+    job_storage: str = "sqlite"
+    job_queue: str = "tidings"
+    secret_key: SecretStr | None = None
+    consumer_workers: int = 2
+    sqlite_synchronous: Literal["full", "normal"] = "full"
+    sweep_stale_seconds: float = 30.0
+    event_max_attempts: int = 5
+
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL: `TIDINGS_DATABASE_URL`, or SQLite in the data dir."""
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        return f"sqlite:///{(self.data_dir / 'tidings.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url().startswith("sqlite")
+
+
+def normalize_database_url(url: str) -> str:
+    """Let users write `postgresql://` or `postgres://`; Tidings drives Postgres with psycopg 3."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url

@@ -1,0 +1,1 @@
+"""The events inbox: processing each event, and reading events back."""

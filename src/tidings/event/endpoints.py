@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from tidings.dependencies import Caller, ReadSession
+from tidings.errors import NotFound
+from tidings.event.repository import EventRepository
+from tidings.event.schemas import (
+    EventDetail,
+    EventName,
+    EventNameList,
+    EventPage,
+    EventSummary,
+    Paging,
+)
+from tidings.kit.pagination import decode_cursor, encode_cursor
+from tidings.kit.time import isoformat
+
+router = APIRouter(prefix="/integrations/segment", tags=["segment events"])
+
+SEGMENT = "segment"
+EventType = Literal["identify", "track", "group", "page", "screen", "alias"]
+
+
+@router.get("/events", response_model=EventPage)
+def list_events(
+    caller: Caller,
+    session: ReadSession,
+    type: EventType | None = None,
+    event: Annotated[str | None, Query(description="Event name, e.g. track/Order Shipped")] = None,
+    userId: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> EventPage:
+    """Received Segment events, newest first."""
+    rows = EventRepository(session).page(
+        caller,
+        SEGMENT,
+        before_id=decode_cursor(cursor),
+        limit=limit + 1,
+        event_type=type,
+        name=event,
+        user_id=userId,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return EventPage(
+        paging=Paging(cursor=encode_cursor(rows[-1].id) if more else None, more=more),
+        results=[EventSummary.of(row) for row in rows],
+    )
+
+
+@router.get("/events/{message_id}", response_model=EventDetail)
+def get_event(message_id: str, caller: Caller, session: ReadSession) -> EventDetail:
+    """One event: its raw payload, processing status, diagnostics and profile diff."""
+    row = EventRepository(session).by_message_id(caller, SEGMENT, message_id)
+    if row is None:
+        raise NotFound(
+            f"No Segment event with messageId {message_id!r} in this environment. "
+            "GET /integrations/segment/events lists the ones received.",
+            code="event_not_found",
+            field="messageId",
+        )
+    return EventDetail.of(row)
+
+
+@router.get("/event-names", response_model=EventNameList)
+def list_event_names(caller: Caller, session: ReadSession) -> EventNameList:
+    """Each distinct event name (identify, group, track/…), with counts."""
+    return EventNameList(
+        results=[
+            EventName(
+                name=name,
+                count=count,
+                first_seen=isoformat(first) or "",
+                last_seen=isoformat(last) or "",
+            )
+            for name, count, first, last in EventRepository(session).names(caller, SEGMENT)
+        ]
+    )

@@ -1,0 +1,97 @@
+"""Every SQL query on events."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from tidings.models import Event, EventStatus
+from tidings.workspace.service import Scope
+
+
+class EventRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get_for_update(self, event_id: int) -> Event | None:
+        return self.session.scalars(
+            select(Event)
+            .where(Event.id == event_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
+
+    def earlier_pending_of_user(self, event: Event, limit: int) -> Sequence[int]:
+        """Unprocessed events of the same user that arrived before this one, oldest first."""
+        if event.user_id is None:
+            return []
+        return self.session.scalars(
+            select(Event.id)
+            .where(
+                Event.environment_id == event.environment_id,
+                Event.source == event.source,
+                Event.user_id == event.user_id,
+                Event.id < event.id,
+                Event.status == EventStatus.RECEIVED,
+            )
+            .order_by(Event.id)
+            .limit(limit)
+        ).all()
+
+    def stale_pending(self, received_before: datetime, limit: int) -> Sequence[int]:
+        return self.session.scalars(
+            select(Event.id)
+            .where(Event.status == EventStatus.RECEIVED, Event.received_at <= received_before)
+            .order_by(Event.id)
+            .limit(limit)
+        ).all()
+
+    def by_message_id(self, scope: Scope, source: str, message_id: str) -> Event | None:
+        return self.session.scalars(
+            select(Event).where(
+                Event.environment_id == scope.environment_id,
+                Event.source == source,
+                Event.message_id == message_id,
+            )
+        ).first()
+
+    def page(
+        self,
+        scope: Scope,
+        source: str,
+        *,
+        before_id: int | None,
+        limit: int,
+        event_type: str | None = None,
+        name: str | None = None,
+        user_id: str | None = None,
+    ) -> Sequence[Event]:
+        query = select(Event).where(
+            Event.environment_id == scope.environment_id, Event.source == source
+        )
+        if event_type:
+            query = query.where(Event.type == event_type)
+        if name:
+            query = query.where(Event.name == name)
+        if user_id:
+            query = query.where(Event.user_id == user_id)
+        if before_id is not None:
+            query = query.where(Event.id < before_id)
+        return self.session.scalars(query.order_by(Event.id.desc()).limit(limit)).all()
+
+    def names(self, scope: Scope, source: str) -> Sequence[tuple[str, int, datetime, datetime]]:
+        rows = self.session.execute(
+            select(
+                Event.name,
+                func.count(Event.id),
+                func.min(Event.received_at),
+                func.max(Event.received_at),
+            )
+            .where(Event.environment_id == scope.environment_id, Event.source == source)
+            .group_by(Event.name)
+            .order_by(func.max(Event.id).desc())
+        ).all()
+        return [(row[0], row[1], row[2], row[3]) for row in rows]

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from tidings.kit.time import isoformat
+from tidings.models import Event
+
+
+class EventSummary(BaseModel):
+    messageId: str
+    type: str
+    name: str
+    userId: str | None
+    anonymousId: str | None
+    timestamp: str | None
+    received_at: str
+    status: str
+    data: dict[str, Any] | None = Field(
+        description="For a track, its `properties`: the data of whatever it triggers."
+    )
+
+    @classmethod
+    def of(cls, event: Event) -> EventSummary:
+        data = None
+        if event.type in ("track", "page", "screen"):
+            properties = event.payload.get("properties")
+            data = properties if isinstance(properties, dict) else {}
+        return cls(
+            messageId=event.message_id,
+            type=event.type,
+            name=event.name,
+            userId=event.user_id,
+            anonymousId=event.anonymous_id,
+            timestamp=isoformat(event.timestamp),
+            received_at=isoformat(event.received_at) or "",
+            status=event.status,
+            data=data,
+        )
+
+
+class EventDetail(EventSummary):
+    payload: dict[str, Any] = Field(description="The event as received.")
+    diagnostics: list[dict[str, Any]]
+    profile_diff: list[dict[str, Any]]
+    effects: list[str]
+    error: str | None
+    attempts: int
+    processed_at: str | None
+
+    @classmethod
+    def of(cls, event: Event) -> EventDetail:
+        summary = EventSummary.of(event)
+        return cls(
+            **summary.model_dump(),
+            payload=event.payload,
+            diagnostics=event.diagnostics,
+            profile_diff=event.profile_diff,
+            effects=event.effects,
+            error=event.error,
+            attempts=event.attempts,
+            processed_at=isoformat(event.processed_at),
+        )
+
+
+class Paging(BaseModel):
+    cursor: str | None
+    more: bool
+
+
+class EventPage(BaseModel):
+    paging: Paging
+    results: list[EventSummary]
+
+
+class EventName(BaseModel):
+    name: str
+    count: int
+    first_seen: str
+    last_seen: str
+
+
+class EventNameList(BaseModel):
+    results: list[EventName]

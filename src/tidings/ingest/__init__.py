@@ -1,0 +1,1 @@
+"""Ingest: the Segment destination endpoint and Courier's inbound track."""

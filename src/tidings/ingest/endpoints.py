@@ -1,0 +1,159 @@
+"""`POST /inbound/segment`, `POST /inbound/courier` and `POST /debug`.
+
+These take raw requests rather than Pydantic bodies: the body is JSON whatever its
+Content-Type (Segment's senders differ), and the destination path is the hot path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from tidings.dependencies import INVALID_KEY_MESSAGE, MISSING_KEY_MESSAGE, Caller, ReadSession
+from tidings.errors import Conflict, PayloadTooLarge, Unauthorized
+from tidings.ingest.validation import (
+    MAX_EVENT_BYTES,
+    ValidEvent,
+    parse_json,
+    validate_courier_event,
+    validate_segment_event,
+)
+from tidings.ingest.writer import IngestItem, IngestWriter, Outcome
+from tidings.workspace.keys import key_from_authorization
+from tidings.workspace.repository import WorkspaceRepository
+
+router = APIRouter(tags=["inbound"])
+
+_SEGMENT_EVENT_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "One Segment event, exactly as Segment sends it.",
+                    "required": ["type"],
+                    "properties": {
+                        "type": {
+                            "type": "string",
+                            "enum": ["identify", "track", "group", "page", "screen", "alias"],
+                        },
+                        "messageId": {"type": "string", "maxLength": 100},
+                        "userId": {"type": "string"},
+                        "anonymousId": {"type": "string"},
+                        "event": {"type": "string"},
+                        "groupId": {"type": "string"},
+                        "traits": {"type": "object"},
+                        "properties": {"type": "object"},
+                        "timestamp": {"type": "string", "format": "date-time"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+_COURIER_EVENT_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["event", "messageId", "type", "properties"],
+                    "properties": {
+                        "event": {"type": "string"},
+                        "messageId": {"type": "string"},
+                        "type": {"type": "string", "enum": ["track"]},
+                        "properties": {"type": "object"},
+                        "userId": {"type": "string"},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def _json(body: dict[str, Any], status_code: int) -> Response:
+    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    too_large = PayloadTooLarge(
+        f"The body is over {limit // 1024} KB, Segment's limit for one event. Send smaller "
+        "events: move large values out of traits and properties.",
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _presented_key(request: Request) -> str:
+    key = key_from_authorization(request.headers.get("authorization"))
+    if key is None:
+        raise Unauthorized(MISSING_KEY_MESSAGE, code="missing_api_key")
+    return key
+
+
+async def _ingest(request: Request, event: ValidEvent, key: str) -> tuple[Outcome, str]:
+    writer: IngestWriter = request.app.state.ingest_writer
+    (result,) = await writer.submit([IngestItem(key=key, event=event)])
+    if result.outcome is Outcome.UNAUTHORIZED:
+        raise Unauthorized(INVALID_KEY_MESSAGE, code="invalid_api_key")
+    return result.outcome, result.message_id
+
+
+@router.post("/inbound/segment", status_code=202, openapi_extra=_SEGMENT_EVENT_SCHEMA)
+async def inbound_segment(request: Request) -> Response:
+    """Take one Segment event, as Segment's Courier destination sends it.
+
+    Answers 202 once the event is committed. A repeated `messageId` answers 202 with
+    `"duplicate": true` and has no second effect.
+    """
+    key = _presented_key(request)
+    body = await read_limited_body(request, MAX_EVENT_BYTES)
+    event = validate_segment_event(parse_json(body))
+    outcome, message_id = await _ingest(request, event, key)
+    if outcome is Outcome.DUPLICATE:
+        return _json({"messageId": message_id, "duplicate": True}, 202)
+    return _json({"messageId": message_id}, 202)
+
+
+@router.post("/inbound/courier", status_code=202, openapi_extra=_COURIER_EVENT_SCHEMA)
+async def inbound_courier(request: Request) -> Response:
+    """Courier's inbound track event. A repeated `messageId` gets 409, as on Courier."""
+    key = _presented_key(request)
+    body = await read_limited_body(request, MAX_EVENT_BYTES)
+    event = validate_courier_event(parse_json(body))
+    outcome, message_id = await _ingest(request, event, key)
+    if outcome is Outcome.DUPLICATE:
+        raise Conflict(
+            f"An event with messageId {message_id!r} was already received; it was not "
+            "processed again. Use a new messageId for a new event.",
+            code="duplicate_message_id",
+            field="messageId",
+        )
+    return _json({"messageId": message_id}, 202)
+
+
+@router.post("/debug")
+def debug(caller: Caller, session: ReadSession) -> dict[str, Any]:
+    """Segment calls this when the API key is saved: 200 names the key's workspace."""
+    workspace = WorkspaceRepository(session).workspace(caller.workspace_id)
+    return {
+        "ok": True,
+        "workspace": {"id": caller.workspace_id, "name": workspace.name if workspace else None},
+        "environment": caller.environment,
+    }

@@ -1,0 +1,1 @@
+"""The job engine: Huey, with the sweeper that makes lost jobs harmless."""

@@ -1,0 +1,108 @@
+"""Huey, configured from Settings, and the jobs Tidings runs on it.
+
+The database holds the truth; a job only says "look at these rows". Huey removes a job when a
+consumer takes it, so a crash can drop one. The sweeper (every minute, and once when a
+consumer starts) re-drives whatever is due or stale, so nothing acknowledged depends on a job
+surviving.
+
+Storage (`TIDINGS_JOB_STORAGE`):
+- `sqlite` (default): `<data dir>/jobs.db`, for one machine;
+- `redis://host:port/db`: for many workers on many machines;
+- `postgresql://…`: Huey's Postgres storage (LISTEN/NOTIFY, SKIP LOCKED).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from huey import Huey, PostgresHuey, RedisHuey, SqliteHuey, crontab
+from huey.consumer import Consumer
+
+from tidings.config import Settings
+from tidings.db import Database
+from tidings.event.service import process_events, stale_event_ids
+
+logger = logging.getLogger(__name__)
+
+SWEEP_BATCH = 500
+
+
+class ConfigurationError(ValueError):
+    pass
+
+
+def build_huey(settings: Settings) -> Huey:
+    storage = settings.job_storage
+    name = settings.job_queue
+    common: dict[str, Any] = {"results": False, "utc": True}
+    if storage == "sqlite":
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return SqliteHuey(
+            name=name,
+            filename=str((settings.data_dir / "jobs.db").resolve()),
+            fsync=settings.sqlite_synchronous == "full",
+            **common,
+        )
+    if storage.startswith(("redis://", "rediss://", "unix://")):
+        return RedisHuey(name=name, url=storage, blocking=True, **common)
+    if storage.startswith(("postgresql://", "postgres://")):
+        return PostgresHuey(name=name, dsn=storage, **common)
+    raise ConfigurationError(
+        f"TIDINGS_JOB_STORAGE={storage!r} is not supported: use 'sqlite', a redis:// URL or a "
+        "postgresql:// URL."
+    )
+
+
+class JobEngine:
+    """The Huey instance plus Tidings' tasks. Task bodies are plain functions tests call."""
+
+    def __init__(self, huey: Huey, database: Database, settings: Settings) -> None:
+        self.huey = huey
+        self.database = database
+        self.settings = settings
+        self._process = huey.task(name="event.process")(self._process_events)
+        self._sweep = huey.periodic_task(crontab(minute="*"), name="event.sweep")(self.sweep)
+
+    def enqueue_events(self, event_ids: list[int]) -> None:
+        self._process(event_ids)
+
+    def _process_events(self, event_ids: list[int]) -> None:
+        outcome = process_events(self.database, event_ids, self.settings.event_max_attempts)
+        if outcome.retry:
+            delay = 2.0
+            logger.warning("retrying %d event(s) in %.0fs", len(outcome.retry), delay)
+            self._process.schedule(args=(outcome.retry,), delay=delay)
+
+    def sweep(self, older_than_seconds: float | None = None) -> int:
+        """Enqueue processing for events still waiting; returns how many."""
+        age = (
+            self.settings.sweep_stale_seconds if older_than_seconds is None else older_than_seconds
+        )
+        ids = stale_event_ids(self.database, age, SWEEP_BATCH)
+        for start in range(0, len(ids), 100):
+            self.enqueue_events(ids[start : start + 100])
+        if ids:
+            logger.info("sweeper re-drove %d event(s)", len(ids))
+        return len(ids)
+
+    def consumer(self, workers: int, *, embedded: bool) -> Consumer:
+        consumer_class = EmbeddedConsumer if embedded else Consumer
+        blocking = bool(getattr(self.huey.storage, "blocking", False))
+        return consumer_class(
+            self.huey,
+            workers=workers,
+            worker_type="thread",
+            periodic=True,
+            initial_delay=0.02,
+            backoff=1.5,
+            max_delay=0.25 if not blocking else 1.0,
+            check_worker_health=True,
+        )
+
+
+class EmbeddedConsumer(Consumer):  # type: ignore[misc]
+    """A consumer inside `tidings serve`: the web server owns the process's signals."""
+
+    def _set_signal_handlers(self) -> None:
+        return None

@@ -1,0 +1,1 @@
+"""Alembic migrations, applied by `tidings serve` and `tidings migrate`."""

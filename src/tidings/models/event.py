@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tidings.models.base import Base, BigIntegerKey, JSONValue, UTCDateTime
+
+
+class EventStatus:
+    RECEIVED = "received"
+    PROCESSED = "processed"
+    FAILED = "failed"
+
+
+class Event(Base):
+    """The durable inbox: one row per accepted event, plus its processing record."""
+
+    __tablename__ = "event"
+    __table_args__ = (
+        UniqueConstraint("environment_id", "source", "message_id"),
+        Index("ix_event_listing", "environment_id", "source", "id"),
+        Index("ix_event_name", "environment_id", "source", "name", "id"),
+        Index("ix_event_user", "environment_id", "source", "user_id", "id"),
+        Index("ix_event_status", "status", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
+    source: Mapped[str] = mapped_column(String(20))
+    message_id: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(300))
+    user_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    anonymous_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONValue)
+    timestamp: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(20), default=EventStatus.RECEIVED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    diagnostics: Mapped[list[dict[str, Any]]] = mapped_column(JSONValue, default=list)
+    profile_diff: Mapped[list[dict[str, Any]]] = mapped_column(JSONValue, default=list)
+    effects: Mapped[list[str]] = mapped_column(JSONValue, default=list)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.profile import service
+from tidings.profile.schemas import PatchBody, ProfileBody, ProfileResponse, StatusResponse
+
+router = APIRouter(prefix="/profiles", tags=["profiles"])
+
+
+@router.get("/{user_id}", response_model=ProfileResponse)
+def get_profile(user_id: str, caller: Caller, session: ReadSession) -> ProfileResponse:
+    return ProfileResponse(profile=service.get_profile(session, caller, user_id))
+
+
+@router.post("/{user_id}", response_model=StatusResponse)
+def merge_profile(
+    user_id: str, body: ProfileBody, caller: Caller, runtime: RuntimeDep
+) -> StatusResponse:
+    """Merge keys into the profile, creating it when missing. Keys you omit stay as they are."""
+    with runtime.database.write() as session:
+        service.merge_profile(session, caller, user_id, body.profile)
+    return StatusResponse()
+
+
+@router.put("/{user_id}", response_model=StatusResponse)
+def replace_profile(
+    user_id: str, body: ProfileBody, caller: Caller, runtime: RuntimeDep
+) -> StatusResponse:
+    """Replace the whole profile: keys missing from the body are removed."""
+    with runtime.database.write() as session:
+        service.replace_profile(session, caller, user_id, body.profile)
+    return StatusResponse()
+
+
+@router.patch("/{user_id}", response_model=StatusResponse)
+def patch_profile(
+    user_id: str, body: PatchBody, caller: Caller, runtime: RuntimeDep
+) -> StatusResponse:
+    """Apply `{"patch": [JSON Patch operations]}`. All operations apply, or none."""
+    operations = [operation.model_dump() for operation in body.patch]
+    with runtime.database.write() as session:
+        service.patch_profile(session, caller, user_id, operations)
+    return StatusResponse()
+
+
+@router.delete("/{user_id}", status_code=204)
+def delete_profile(user_id: str, caller: Caller, runtime: RuntimeDep) -> Response:
+    with runtime.database.write() as session:
+        service.delete_profile(session, caller, user_id)
+    return Response(status_code=204)

@@ -1,0 +1,94 @@
+"""Profile rules, in Courier's semantics: POST merges, PUT replaces, PATCH applies JSON Patch.
+
+Merging follows RFC 7386 (JSON Merge Patch): nested objects merge key by key, a `null`
+value removes that key, and arrays and scalars replace what was there. Segment identify
+traits merge the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonpatch
+from sqlalchemy.orm import Session
+
+from tidings.errors import BadRequest, NotFound
+from tidings.kit.jsondoc import diff, merge_patch
+from tidings.profile.repository import ProfileRepository
+from tidings.workspace.service import Scope
+
+
+def _not_found(user_id: str) -> NotFound:
+    return NotFound(
+        f"No profile for user_id {user_id!r} in this environment. Create it with "
+        "POST /profiles/{user_id}, or send a Segment identify for that userId.",
+        code="profile_not_found",
+        field="user_id",
+    )
+
+
+def get_profile(session: Session, scope: Scope, user_id: str) -> dict[str, Any]:
+    profile = ProfileRepository(session).get(scope, user_id)
+    if profile is None:
+        raise _not_found(user_id)
+    return profile.data
+
+
+def merge_profile(
+    session: Session, scope: Scope, user_id: str, patch: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Merge `patch` into the profile (creating it), returning the diff."""
+    repository = ProfileRepository(session)
+    profile, _ = repository.get_or_create_for_update(scope, user_id)
+    before = profile.data
+    after = merge_patch(before, patch)
+    repository.save(profile, after)
+    return diff(before, after)
+
+
+def replace_profile(
+    session: Session, scope: Scope, user_id: str, document: dict[str, Any]
+) -> list[dict[str, Any]]:
+    repository = ProfileRepository(session)
+    profile, _ = repository.get_or_create_for_update(scope, user_id)
+    before = profile.data
+    repository.save(profile, dict(document))
+    return diff(before, document)
+
+
+def patch_profile(
+    session: Session, scope: Scope, user_id: str, operations: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Apply RFC 6902 operations; the profile is created when missing, as on Courier."""
+    repository = ProfileRepository(session)
+    profile, _ = repository.get_or_create_for_update(scope, user_id)
+    before = profile.data
+    try:
+        after = jsonpatch.JsonPatch(operations).apply(before)
+    except jsonpatch.JsonPatchTestFailed as exc:
+        raise BadRequest(
+            f"A `test` operation failed: {exc}. The profile was not changed.",
+            code="patch_test_failed",
+            field="patch",
+        ) from exc
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as exc:
+        raise BadRequest(
+            f"The JSON Patch cannot be applied: {exc}. Each operation needs `op` "
+            "(add, remove, replace, copy, move or test) and a `path` such as `/email` that "
+            "exists where the operation requires it.",
+            code="invalid_patch",
+            field="patch",
+        ) from exc
+    if not isinstance(after, dict):
+        raise BadRequest(
+            "The patch would turn the profile into something other than an object.",
+            code="invalid_patch",
+            field="patch",
+        )
+    repository.save(profile, after)
+    return diff(before, after)
+
+
+def delete_profile(session: Session, scope: Scope, user_id: str) -> None:
+    if not ProfileRepository(session).delete(scope, user_id):
+        raise _not_found(user_id)

@@ -1,0 +1,36 @@
+"""The long-lived objects of one Tidings process, built once from Settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tidings.config import Settings
+from tidings.db import Database, create_database_engine
+from tidings.jobs.engine import JobEngine, build_huey
+from tidings.kit.crypto import fernet_for, load_or_create_secret
+from tidings.workspace.keys import KeyCipher
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database: Database
+    cipher: KeyCipher
+    jobs: JobEngine
+
+    def close(self) -> None:
+        self.database.dispose()
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    secret = load_or_create_secret(
+        settings.data_dir,
+        settings.secret_key.get_secret_value() if settings.secret_key else None,
+    )
+    database = Database(create_database_engine(settings))
+    return Runtime(
+        settings=settings,
+        database=database,
+        cipher=KeyCipher(fernet_for(secret, "tidings api keys")),
+        jobs=JobEngine(build_huey(settings), database, settings),
+    )

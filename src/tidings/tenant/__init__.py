@@ -1,0 +1,1 @@
+"""Tenants (Segment groups) and their members."""

@@ -1,0 +1,83 @@
+"""Every SQL query on tenants and memberships."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
+from tidings.kit.time import utcnow
+from tidings.models import Tenant, TenantMembership
+from tidings.workspace.service import Scope
+
+
+class TenantRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, scope: Scope, tenant_id: str) -> Tenant | None:
+        return self.session.scalars(
+            select(Tenant).where(
+                Tenant.environment_id == scope.environment_id, Tenant.tenant_id == tenant_id
+            )
+        ).first()
+
+    def get_or_create_for_update(self, scope: Scope, tenant_id: str) -> tuple[Tenant, bool]:
+        now = utcnow()
+        created = execute_counting(
+            self.session,
+            insert_ignoring_conflicts(self.session, Tenant).values(
+                workspace_id=scope.workspace_id,
+                environment_id=scope.environment_id,
+                tenant_id=tenant_id,
+                name=None,
+                properties={},
+                created_at=now,
+                updated_at=now,
+            ),
+        )
+        tenant = self.session.scalars(
+            select(Tenant)
+            .where(Tenant.environment_id == scope.environment_id, Tenant.tenant_id == tenant_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+        return tenant, bool(created)
+
+    def add_member(self, scope: Scope, tenant_id: str, user_id: str) -> bool:
+        """Make the user a member; False when they already were."""
+        inserted = execute_counting(
+            self.session,
+            insert_ignoring_conflicts(self.session, TenantMembership).values(
+                workspace_id=scope.workspace_id,
+                environment_id=scope.environment_id,
+                tenant_id=tenant_id,
+                user_id=user_id,
+                created_at=utcnow(),
+            ),
+        )
+        return bool(inserted)
+
+    def members(
+        self, scope: Scope, tenant_id: str, after_id: int | None, limit: int
+    ) -> Sequence[TenantMembership]:
+        query = select(TenantMembership).where(
+            TenantMembership.environment_id == scope.environment_id,
+            TenantMembership.tenant_id == tenant_id,
+        )
+        if after_id is not None:
+            query = query.where(TenantMembership.id > after_id)
+        return self.session.scalars(query.order_by(TenantMembership.id).limit(limit)).all()
+
+    def memberships_of(
+        self, scope: Scope, user_id: str, after_id: int | None, limit: int
+    ) -> Sequence[TenantMembership]:
+        query = select(TenantMembership).where(
+            TenantMembership.environment_id == scope.environment_id,
+            TenantMembership.user_id == user_id,
+        )
+        if after_id is not None:
+            query = query.where(TenantMembership.id > after_id)
+        return self.session.scalars(query.order_by(TenantMembership.id).limit(limit)).all()

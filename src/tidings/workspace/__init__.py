@@ -1,0 +1,1 @@
+"""Workspaces, environments and API keys."""
