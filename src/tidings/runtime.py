@@ -19,6 +19,7 @@ class Runtime:
     jobs: JobEngine
 
     def close(self) -> None:
+        self.jobs.close()
         self.database.dispose()
 
 

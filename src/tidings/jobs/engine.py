@@ -45,7 +45,7 @@ def build_huey(settings: Settings) -> Huey:
             **common,
         )
     if storage.startswith(("redis://", "rediss://", "unix://")):
-        return RedisHuey(name=name, url=storage, blocking=True, **common)
+        return RedisHuey(name=name, url=storage, blocking=True, read_timeout=0.25, **common)
     if storage.startswith(("postgresql://", "postgres://")):
         return PostgresHuey(name=name, dsn=storage, **common)
     raise ConfigurationError(
@@ -63,6 +63,12 @@ class JobEngine:
         self.settings = settings
         self._process = huey.task(name="event.process")(self._process_events)
         self._sweep = huey.periodic_task(crontab(minute="*"), name="event.sweep")(self.sweep)
+        # Each consumer thread opens its own storage connections (Postgres: one for LISTEN);
+        # close them when the thread stops rather than leaving them to the garbage collector.
+        huey.on_shutdown(name="storage.close")(self.close)
+
+    def close(self) -> None:
+        self.huey.storage.close()
 
     def enqueue_events(self, event_ids: list[int]) -> None:
         self._process(event_ids)

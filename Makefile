@@ -1,0 +1,56 @@
+# `make run`: set up and start Tidings on the embedded default (SQLite in ./.tidings).
+# `make test`: set up, lint, type-check, and run the suite on SQLite, then on Postgres + Redis.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PG_URL ?= postgresql://127.0.0.1:5432/test
+REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: run test lint test-sqlite test-postgres bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.run-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.run-installed
+
+run: $(VENV)/.run-installed
+	$(BIN)/tidings serve --data-dir .tidings
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy --strict src
+
+# Postgres and Redis join the SQLite run's job-storage tests when they answer.
+test-sqlite: $(VENV)/.test-installed
+	@extra=""; \
+	if $(BIN)/python tests/reachable.py 127.0.0.1 6379; then extra="$$extra TIDINGS_TEST_REDIS_URL=$(REDIS_URL)"; fi; \
+	if $(BIN)/python tests/reachable.py 127.0.0.1 5432; then extra="$$extra TIDINGS_TEST_POSTGRES_URL=$(PG_URL)"; fi; \
+	echo "== pytest on SQLite"; \
+	env $$extra $(BIN)/pytest -q
+
+test-postgres: $(VENV)/.test-installed
+	@if $(BIN)/python tests/reachable.py 127.0.0.1 5432 && $(BIN)/python tests/reachable.py 127.0.0.1 6379; then \
+		echo "== pytest on PostgreSQL, jobs on Redis"; \
+		TIDINGS_TEST_DATABASE_URL=$(PG_URL) TIDINGS_TEST_JOB_STORAGE=$(REDIS_URL) $(BIN)/pytest -q; \
+	elif [ -n "$$CI" ]; then \
+		echo "CI needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379"; exit 1; \
+	else \
+		echo "== PostgreSQL or Redis is not running here: the Postgres run is left to CI"; \
+	fi
+
+test: lint test-sqlite test-postgres
+
+bench: $(VENV)/.test-installed
+	$(BIN)/python bench/ingest/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

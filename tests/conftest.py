@@ -1,0 +1,213 @@
+"""Shared fixtures.
+
+The suite runs on SQLite by default. With `TIDINGS_TEST_DATABASE_URL` set to a Postgres URL
+(and optionally `TIDINGS_TEST_JOB_STORAGE` to a Redis URL), every test runs on Postgres in a
+schema of its own, which is dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from tidings.app import create_app
+from tidings.config import Settings
+from tidings.migrate import upgrade
+from tidings.runtime import Runtime, build_runtime
+from tidings.workspace import service as workspace_service
+
+TEST_DATABASE_URL = os.environ.get("TIDINGS_TEST_DATABASE_URL")
+TEST_JOB_STORAGE = os.environ.get("TIDINGS_TEST_JOB_STORAGE", "sqlite")
+
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T | None], timeout: float = 15.0, what: str = "") -> T:
+    """Poll until `predicate` returns something truthy; fail the test after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(0.05)
+
+
+def _plain_postgres_url(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Iterator[Settings]:
+    suffix = secrets.token_hex(4)
+    values: dict[str, Any] = {
+        "data_dir": tmp_path / "data",
+        "job_storage": TEST_JOB_STORAGE,
+        "job_queue": f"tidings-test-{suffix}",
+        "sweep_stale_seconds": 30.0,
+    }
+    schema = None
+    if TEST_DATABASE_URL:
+        schema = f"test_{suffix}"
+        with psycopg.connect(_plain_postgres_url(TEST_DATABASE_URL), autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        separator = "&" if "?" in TEST_DATABASE_URL else "?"
+        values["database_url"] = f"{TEST_DATABASE_URL}{separator}options=-csearch_path%3D{schema}"
+    yield Settings(**values)
+    if schema is not None and TEST_DATABASE_URL:
+        with psycopg.connect(_plain_postgres_url(TEST_DATABASE_URL), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@dataclass
+class Keys:
+    test: str
+    production: str
+    test_id: str
+    production_id: str
+
+
+@pytest.fixture
+def runtime(settings: Settings) -> Iterator[Runtime]:
+    runtime = build_runtime(settings)
+    upgrade(runtime.database)
+    with runtime.database.write() as session:
+        workspace_service.bootstrap(session, runtime.cipher)
+    yield runtime
+    if settings.job_storage != "sqlite":
+        runtime.jobs.huey.flush()
+    runtime.close()
+
+
+@pytest.fixture
+def keys(runtime: Runtime) -> Keys:
+    with runtime.database.read() as session:
+        views = workspace_service.list_keys(session, runtime.cipher)
+    by_env = {view.environment: view for view in views}
+    return Keys(
+        test=by_env["test"].key or "",
+        production=by_env["production"].key or "",
+        test_id=by_env["test"].id,
+        production_id=by_env["production"].id,
+    )
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    """The app in-process, with its job consumer running, as `tidings serve` runs it."""
+    with TestClient(create_app(runtime, consumer_workers=2)) as test_client:
+        yield test_client
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def server_environment(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("TIDINGS_")}
+    env.update(
+        {
+            "TIDINGS_DATA_DIR": str(settings.data_dir),
+            "TIDINGS_JOB_STORAGE": settings.job_storage,
+            "TIDINGS_JOB_QUEUE": settings.job_queue,
+        }
+    )
+    if settings.database_url:
+        env["TIDINGS_DATABASE_URL"] = settings.database_url
+    env.update(extra)
+    return env
+
+
+def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tidings", *args],
+        env=server_environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+class LiveServer:
+    """`tidings serve` in a subprocess on a free port."""
+
+    def __init__(self, settings: Settings, log_path: Path, **env: str) -> None:
+        self.settings = settings
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> LiveServer:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tidings", "serve", "--port", str(self.port)],
+                env=server_environment(self.settings, **self.env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for(self._healthy, timeout=30, what=f"tidings serve on {self.url}")
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            pytest.fail(f"tidings serve exited early:\n{self.log_path.read_text()}")
+        try:
+            return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown hooks, no flushing."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+@pytest.fixture
+def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
+    server = LiveServer(settings, tmp_path / "serve.log").start()
+    yield server
+    server.stop()
+
+
+def cli_keys(settings: Settings) -> list[dict[str, Any]]:
+    import json
+
+    result = run_cli(settings, "keys", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    keys: list[dict[str, Any]] = json.loads(result.stdout)
+    return keys

@@ -1,0 +1,308 @@
+"""What each event does: profile merges, diagnostics, tenants, retries and the sweeper."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import Keys, bearer
+from tests.ingest.test_inbound_segment import post, processed
+from tests.payloads import identify, track
+from tidings.event import service as event_service
+from tidings.ingest.validation import validate_segment_event
+from tidings.ingest.writer import IngestItem, IngestWriter
+from tidings.models import Event
+from tidings.runtime import Runtime
+
+
+def profile_of(client: TestClient, key: str, user_id: str) -> dict[str, Any]:
+    response = client.get(f"/profiles/{user_id}", headers=bearer(key))
+    assert response.status_code == 200, response.text
+    profile: dict[str, Any] = response.json()["profile"]
+    return profile
+
+
+def test_identify_creates_the_profile_with_traits_and_records_the_diagnostic(
+    client: TestClient, keys: Keys
+) -> None:
+    post(client, keys.test, identify())
+    record = processed(client, keys.test, "segment-test-message-iskh4123")
+    assert profile_of(client, keys.test, "rod-test") == {"trait1": 2, "email": "test@example.org"}
+    assert [d["code"] for d in record["diagnostics"]] == ["top_level_email"]
+    assert "traits" in record["diagnostics"][0]["message"]
+    assert record["profile_diff"] == [
+        {"op": "add", "path": "/email", "from": None, "to": "test@example.org"},
+        {"op": "add", "path": "/trait1", "from": None, "to": 2},
+    ]
+
+
+def test_top_level_email_alone_is_not_used(client: TestClient, keys: Keys) -> None:
+    post(client, keys.test, identify(traits={"name": "Rod"}))
+    record = processed(client, keys.test, "segment-test-message-iskh4123")
+    assert profile_of(client, keys.test, "rod-test") == {"name": "Rod"}
+    assert "got no email" in record["diagnostics"][0]["message"]
+
+
+def test_identify_without_top_level_email_has_no_diagnostic(client: TestClient, keys: Keys) -> None:
+    event = identify()
+    del event["email"]
+    post(client, keys.test, event)
+    assert processed(client, keys.test, event["messageId"])["diagnostics"] == []
+
+
+def test_traits_merge_key_by_key_and_null_removes(client: TestClient, keys: Keys) -> None:
+    post(
+        client,
+        keys.test,
+        identify(
+            messageId="m1",
+            traits={
+                "email": "a@example.org",
+                "plan": "free",
+                "address": {"city": "Lyon", "street": "1 rue"},
+                "tags": ["a", "b"],
+            },
+        ),
+    )
+    processed(client, keys.test, "m1")
+    post(
+        client,
+        keys.test,
+        identify(
+            messageId="m2",
+            traits={"plan": None, "address": {"city": "Paris"}, "tags": ["c"], "age": 40},
+        ),
+    )
+    record = processed(client, keys.test, "m2")
+    assert profile_of(client, keys.test, "rod-test") == {
+        "email": "a@example.org",
+        "address": {"city": "Paris", "street": "1 rue"},
+        "tags": ["c"],
+        "age": 40,
+    }
+    assert record["profile_diff"] == [
+        {"op": "replace", "path": "/address/city", "from": "Lyon", "to": "Paris"},
+        {"op": "add", "path": "/age", "from": None, "to": 40},
+        {"op": "remove", "path": "/plan", "from": "free", "to": None},
+        {"op": "replace", "path": "/tags", "from": ["a", "b"], "to": ["c"]},
+    ]
+
+
+def test_track_is_listed_with_its_properties_as_data(client: TestClient, keys: Keys) -> None:
+    post(client, keys.test, track())
+    record = processed(client, keys.test, "segment-test-message-a8rmf")
+    assert record["name"] == "track/Segment Test Event Name"
+    assert record["data"] == {"property1": 1, "property2": "test", "property3": True}
+    assert record["payload"]["email"] == "test@example.org"
+
+
+def test_group_creates_the_tenant_and_membership(client: TestClient, keys: Keys) -> None:
+    group = {
+        "type": "group",
+        "messageId": "g1",
+        "userId": "u1",
+        "groupId": "acme",
+        "traits": {"name": "Acme Inc", "plan": "enterprise", "employees": 120},
+    }
+    post(client, keys.test, group)
+    record = processed(client, keys.test, "g1")
+    assert "user 'u1' joined tenant 'acme'" in record["effects"]
+    tenant = client.get("/tenants/acme", headers=bearer(keys.test)).json()
+    assert tenant["id"] == "acme"
+    assert tenant["name"] == "Acme Inc"
+    assert tenant["properties"] == {"plan": "enterprise", "employees": 120}
+    users = client.get("/tenants/acme/users", headers=bearer(keys.test)).json()
+    assert users["items"] == [{"type": "user", "user_id": "u1", "tenant_id": "acme"}]
+    assert users["has_more"] is False
+    tenants = client.get("/users/u1/tenants", headers=bearer(keys.test)).json()
+    assert [item["tenant_id"] for item in tenants["items"]] == ["acme"]
+
+    post(client, keys.test, {**group, "messageId": "g2", "userId": "u2", "traits": {"plan": None}})
+    processed(client, keys.test, "g2")
+    tenant = client.get("/tenants/acme", headers=bearer(keys.test)).json()
+    assert tenant["name"] == "Acme Inc"
+    assert tenant["properties"] == {"employees": 120}
+    first = client.get("/tenants/acme/users?limit=1", headers=bearer(keys.test)).json()
+    assert first["has_more"] is True
+    assert [item["user_id"] for item in first["items"]] == ["u1"]
+    second = client.get(
+        f"/tenants/acme/users?limit=1&cursor={first['cursor']}", headers=bearer(keys.test)
+    ).json()
+    assert [item["user_id"] for item in second["items"]] == ["u2"]
+    assert second["has_more"] is False
+
+
+def test_unknown_tenant_is_a_clear_404(client: TestClient, keys: Keys) -> None:
+    response = client.get("/tenants/nope", headers=bearer(keys.test))
+    assert response.status_code == 404
+    assert response.json()["code"] == "tenant_not_found"
+
+
+def test_events_filter_and_page_newest_first(client: TestClient, keys: Keys) -> None:
+    for index in range(5):
+        post(client, keys.test, track(messageId=f"t{index}", userId=f"user-{index % 2}"))
+    post(client, keys.test, track(messageId="other", event="Order Shipped", userId="user-0"))
+    post(client, keys.test, identify(messageId="i1"))
+    headers = bearer(keys.test)
+    listing = client.get("/integrations/segment/events?type=track", headers=headers).json()
+    assert [row["messageId"] for row in listing["results"]] == [
+        "other",
+        "t4",
+        "t3",
+        "t2",
+        "t1",
+        "t0",
+    ]
+    by_name = client.get(
+        "/integrations/segment/events",
+        params={"event": "track/Order Shipped"},
+        headers=headers,
+    ).json()
+    assert [row["messageId"] for row in by_name["results"]] == ["other"]
+    by_user = client.get("/integrations/segment/events?userId=user-1", headers=headers).json()
+    assert [row["messageId"] for row in by_user["results"]] == ["t3", "t1"]
+    seen = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 3}
+        if cursor:
+            params["cursor"] = cursor
+        page = client.get("/integrations/segment/events", params=params, headers=headers).json()
+        seen.extend(row["messageId"] for row in page["results"])
+        if not page["paging"]["more"]:
+            assert page["paging"]["cursor"] is None
+            break
+        cursor = page["paging"]["cursor"]
+    assert seen == ["i1", "other", "t4", "t3", "t2", "t1", "t0"]
+    bad = client.get("/integrations/segment/events?cursor=garbage!", headers=headers)
+    assert bad.status_code == 400
+    assert bad.json()["code"] == "invalid_cursor"
+
+
+def test_event_names_count_and_dates(client: TestClient, keys: Keys) -> None:
+    post(client, keys.test, track(messageId="a"))
+    post(client, keys.test, track(messageId="b"))
+    post(client, keys.test, identify())
+    names = client.get("/integrations/segment/event-names", headers=bearer(keys.test)).json()
+    by_name = {row["name"]: row for row in names["results"]}
+    assert by_name["track/Segment Test Event Name"]["count"] == 2
+    assert by_name["identify"]["count"] == 1
+    row = by_name["track/Segment Test Event Name"]
+    assert row["first_seen"] <= row["last_seen"]
+
+
+def test_environments_are_isolated(client: TestClient, keys: Keys) -> None:
+    post(client, keys.test, identify())
+    processed(client, keys.test, "segment-test-message-iskh4123")
+    production = bearer(keys.production)
+    assert client.get("/profiles/rod-test", headers=production).status_code == 404
+    assert client.get("/integrations/segment/events", headers=production).json()["results"] == []
+    assert (
+        client.get(
+            "/integrations/segment/events/segment-test-message-iskh4123", headers=production
+        ).status_code
+        == 404
+    )
+    # The same messageId in another environment is a different event, not a duplicate.
+    response = post(client, keys.production, identify(traits={"env": "prod"}))
+    assert response.json() == {"messageId": "segment-test-message-iskh4123"}
+    processed(client, keys.production, "segment-test-message-iskh4123")
+    assert profile_of(client, keys.production, "rod-test") == {"env": "prod"}
+    assert profile_of(client, keys.test, "rod-test")["trait1"] == 2
+
+
+def _store_without_job(runtime: Runtime, key: str, events: list[dict[str, Any]]) -> list[int]:
+    writer = IngestWriter(runtime.database, runtime.cipher, on_committed=lambda ids: None)
+    results = writer.write([IngestItem(key, validate_segment_event(event)) for event in events])
+    return [result.event_id for result in results if result.event_id is not None]
+
+
+def test_sweeper_processes_events_whose_job_was_lost(runtime: Runtime, keys: Keys) -> None:
+    ids = _store_without_job(runtime, keys.test, [identify(), track()])
+    assert runtime.jobs.sweep(older_than_seconds=3600) == 0
+    assert runtime.jobs.sweep(older_than_seconds=0) == 2
+    # No consumer runs in this test: run what the sweeper enqueued, as a worker would.
+    while (task := runtime.jobs.huey.dequeue()) is not None:
+        runtime.jobs.huey.execute(task)
+    with runtime.database.read() as session:
+        statuses = {session.get(Event, event_id).status for event_id in ids}  # type: ignore[union-attr]
+    assert statuses == {"processed"}
+
+
+def test_a_failing_event_is_retried_then_marked_failed_with_the_reason(
+    runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (event_id,) = _store_without_job(runtime, keys.test, [identify()])
+    calls = []
+
+    def broken(session: Any, event: Event) -> Any:
+        calls.append(event.id)
+        raise RuntimeError("profile store unavailable")
+
+    monkeypatch.setattr(event_service, "_apply", broken)
+    outcomes = [event_service.process_event(runtime.database, event_id, 3) for _ in range(4)]
+    assert outcomes == ["retry", "retry", "failed", "skipped"]
+    assert len(calls) == 3
+    with runtime.database.read() as session:
+        event = session.get(Event, event_id)
+        assert event is not None
+        assert event.status == "failed"
+        assert event.attempts == 3
+        assert event.error == "RuntimeError: profile store unavailable"
+
+
+def test_a_transient_failure_rolls_back_and_the_retry_applies_once(
+    runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (event_id,) = _store_without_job(runtime, keys.test, [identify()])
+    real_apply = event_service._apply
+    failures = iter([True])
+
+    def flaky(session: Any, event: Event) -> Any:
+        result = real_apply(session, event)
+        if next(failures, False):
+            raise RuntimeError("crash after the profile write")
+        return result
+
+    monkeypatch.setattr(event_service, "_apply", flaky)
+    assert event_service.process_event(runtime.database, event_id, 5) == "retry"
+    assert event_service.process_event(runtime.database, event_id, 5) == "processed"
+    with runtime.database.read() as session:
+        event = session.get(Event, event_id)
+        assert event is not None
+        assert event.attempts == 2
+        assert event.profile_diff == [
+            {"op": "add", "path": "/email", "from": None, "to": "test@example.org"},
+            {"op": "add", "path": "/trait1", "from": None, "to": 2},
+        ]
+
+
+def test_a_users_earlier_events_are_processed_first(runtime: Runtime, keys: Keys) -> None:
+    first, second = _store_without_job(
+        runtime,
+        keys.test,
+        [
+            identify(messageId="first", traits={"plan": "free"}),
+            identify(messageId="second", traits={"plan": "pro"}),
+        ],
+    )
+    outcome = event_service.process_events(runtime.database, [second], 5)
+    assert outcome.processed == [first, second]
+    with runtime.database.read() as session:
+        from tidings.profile.repository import ProfileRepository
+        from tidings.workspace.service import Scope
+
+        event = session.get(Event, second)
+        assert event is not None
+        scope = Scope(event.workspace_id, event.environment_id, "test", "")
+        profile = ProfileRepository(session).get(scope, "rod-test")
+        assert profile is not None
+        assert profile.data == {"plan": "pro"}
+
+
+def test_event_detail_unknown_message_id_is_404(client: TestClient, keys: Keys) -> None:
+    response = client.get("/integrations/segment/events/missing", headers=bearer(keys.test))
+    assert response.status_code == 404
+    assert response.json()["code"] == "event_not_found"
