@@ -60,6 +60,11 @@ class PayloadTooLarge(AppError):
     code = "payload_too_large"
 
 
+class ServiceUnavailable(AppError):
+    status_code = 503
+    code = "unavailable"
+
+
 def error_body(code: str, message: str, field: str | None = None) -> bytes:
     return orjson.dumps({"code": code, "message": message, "field": field})
 

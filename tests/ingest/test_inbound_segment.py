@@ -252,3 +252,16 @@ def test_debug_names_workspace_and_environment(client: TestClient, keys: Keys) -
 def test_unknown_route_and_method_use_the_error_shape(client: TestClient) -> None:
     assert_error(client.get("/nowhere"), 404, "not_found")
     assert_error(client.get("/inbound/segment"), 405, "method_not_allowed")
+
+
+def test_storage_failure_is_503_and_nothing_is_acknowledged(
+    client: TestClient, keys: Keys, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable() -> Any:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(runtime.database, "write", unavailable)
+    response = post(client, keys.test, track())
+    assert_error(response, 503, "storage_unavailable")
+    monkeypatch.undo()
+    assert post(client, keys.test, track()).json() == {"messageId": "segment-test-message-a8rmf"}

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from tidings.dependencies import INVALID_KEY_MESSAGE, MISSING_KEY_MESSAGE, Caller, ReadSession
-from tidings.errors import Conflict, PayloadTooLarge, Unauthorized
+from tidings.errors import Conflict, PayloadTooLarge, ServiceUnavailable, Unauthorized
 from tidings.ingest.validation import (
     MAX_EVENT_BYTES,
     ValidEvent,
@@ -109,7 +109,14 @@ def _presented_key(request: Request) -> str:
 
 async def _ingest(request: Request, event: ValidEvent, key: str) -> tuple[Outcome, str]:
     writer: IngestWriter = request.app.state.ingest_writer
-    (result,) = await writer.submit([IngestItem(key=key, event=event)])
+    try:
+        (result,) = await writer.submit([IngestItem(key=key, event=event)])
+    except Exception as exc:
+        raise ServiceUnavailable(
+            "The event could not be stored right now and was not accepted. Send it again "
+            "later; Segment retries this automatically.",
+            code="storage_unavailable",
+        ) from exc
     if result.outcome is Outcome.UNAUTHORIZED:
         raise Unauthorized(INVALID_KEY_MESSAGE, code="invalid_api_key")
     return result.outcome, result.message_id
