@@ -1,0 +1,1 @@
+"""Providers: the typed registry of everything that delivers a message."""

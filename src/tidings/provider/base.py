@@ -1,0 +1,137 @@
+"""The provider protocol.
+
+A provider delivers one rendered message on one channel through one vendor. It is built fresh
+for every send from its immutable config and an injected `httpx.Client`, and it either returns
+a `SendResult` or raises one of the two errors below. It never returns a bare bool.
+
+- `RetryableProviderError`: timeouts, connection errors, HTTP 429 and 5xx. The message is tried
+  again with exponential backoff (honouring `retry_after` when the vendor gives one), and after
+  the failover window the next provider of the channel takes over.
+- `PermanentProviderError`: any other refusal (bad address, bad credentials, 4xx). Retrying
+  cannot help; the next provider takes over, or the message ends UNDELIVERABLE with `reason`.
+
+Both carry `reason`, the vendor's own words where it gave any, and `response_excerpt`, a short
+excerpt of the vendor's reply for the message history. Secrets never appear in either.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+EXCERPT_LIMIT = 500
+
+CHANNELS = ("email", "sms", "push", "chat", "webhook", "inbox")
+
+
+class ProviderError(Exception):
+    def __init__(
+        self, reason: str, *, response_excerpt: str = "", status_code: int | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.response_excerpt = response_excerpt[:EXCERPT_LIMIT]
+        self.status_code = status_code
+
+
+class RetryableProviderError(ProviderError):
+    def __init__(
+        self,
+        reason: str,
+        *,
+        response_excerpt: str = "",
+        status_code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(reason, response_excerpt=response_excerpt, status_code=status_code)
+        self.retry_after = retry_after
+
+
+class PermanentProviderError(ProviderError):
+    pass
+
+
+class ProviderConfig(BaseModel):
+    """Base of every provider's config model. Secrets are `SecretStr`, masked everywhere."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One message, rendered for one channel, to one recipient.
+
+    `recipient` is the profile with the `to` fields laid over it: `email`, `phone_number`,
+    push tokens (`firebaseToken`, `expo`), chat addresses (`slack`, `discord`, `ms_teams`),
+    `webhook`, and anything else the profile holds.
+
+    `content` is the rendered channel content:
+    - email: `subject`, `html`, `text`
+    - sms and chat: `text`
+    - push: `title`, `body`, `data`
+    - webhook: `body` (any JSON value)
+    - inbox: `title`, `body`, `action_url`
+
+    `idempotency_key` is stable across retries of the same message on the same provider; pass
+    it to vendors that de-duplicate on one.
+    """
+
+    message_id: str
+    idempotency_key: str
+    channel: str
+    recipient: dict[str, Any]
+    content: dict[str, Any]
+    data: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    provider_message_id: str | None
+    response_excerpt: str = ""
+
+
+class Provider(ABC):
+    """Base class of every provider. Subclasses set the class attributes and `send`."""
+
+    name: ClassVar[str]
+    channel: ClassVar[str]
+    display_name: ClassVar[str]
+    docs_url: ClassVar[str] = ""
+    config_model: ClassVar[type[ProviderConfig]]
+
+    def __init__(self, config: ProviderConfig, http: httpx.Client) -> None:
+        self.config = config
+        self.http = http
+
+    def can_deliver(self, recipient: dict[str, Any]) -> bool:
+        """Whether the recipient has the address this provider needs."""
+        return bool(channel_address(self.channel, recipient))
+
+    @abstractmethod
+    def send(self, delivery: Delivery) -> SendResult:
+        """Deliver, or raise RetryableProviderError / PermanentProviderError."""
+
+
+def channel_address(channel: str, recipient: dict[str, Any]) -> Any:
+    """The recipient's address for a channel, or None. Routing skips channels without one."""
+    if channel == "email":
+        return recipient.get("email") or None
+    if channel == "sms":
+        return recipient.get("phone_number") or None
+    if channel == "push":
+        expo = recipient.get("expo")
+        expo_tokens = (expo.get("tokens") or expo.get("token")) if isinstance(expo, dict) else None
+        return recipient.get("firebaseToken") or expo_tokens or None
+    if channel == "chat":
+        return recipient.get("slack") or recipient.get("discord") or recipient.get("ms_teams")
+    if channel == "webhook":
+        return recipient.get("webhook") or None
+    if channel == "inbox":
+        return recipient.get("user_id") or None
+    return None

@@ -1,0 +1,81 @@
+"""Turning HTTP outcomes into provider errors, the same way for every HTTP vendor."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from tidings.provider.base import (
+    EXCERPT_LIMIT,
+    PermanentProviderError,
+    RetryableProviderError,
+)
+
+
+def excerpt(response: httpx.Response) -> str:
+    return f"HTTP {response.status_code}: {response.text[:EXCERPT_LIMIT]}"
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time())
+
+
+def request(
+    vendor: str,
+    call: Callable[[], httpx.Response],
+    reason_of: Callable[[httpx.Response], str | None] | None = None,
+) -> httpx.Response:
+    """Make the vendor call; return a 2xx response or raise the matching provider error.
+
+    `reason_of` extracts the vendor's own error text from a failed response.
+    """
+    try:
+        response = call()
+    except httpx.TimeoutException as exc:
+        raise RetryableProviderError(f"{vendor} timed out: {exc}") from exc
+    except httpx.TransportError as exc:
+        raise RetryableProviderError(f"{vendor} could not be reached: {exc}") from exc
+    if response.is_success:
+        return response
+    reason = None
+    if reason_of is not None:
+        try:
+            reason = reason_of(response)
+        except (ValueError, KeyError, TypeError, IndexError):
+            reason = None
+    reason = reason or response.text[:200] or response.reason_phrase
+    message = f"{vendor} answered {response.status_code}: {reason}"
+    if response.status_code == 429 or response.status_code >= 500:
+        raise RetryableProviderError(
+            message,
+            response_excerpt=excerpt(response),
+            status_code=response.status_code,
+            retry_after=retry_after_seconds(response),
+        )
+    raise PermanentProviderError(
+        message, response_excerpt=excerpt(response), status_code=response.status_code
+    )
+
+
+def json_field(response: httpx.Response, *path: str | int) -> Any:
+    """A nested field of a JSON reply, or None."""
+    value: Any = response.json()
+    for key in path:
+        if isinstance(key, int) and isinstance(value, list) and len(value) > key:
+            value = value[key]
+        elif isinstance(key, str) and isinstance(value, dict):
+            value = value.get(key)
+        else:
+            return None
+    return value
