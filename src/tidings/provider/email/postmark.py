@@ -1,0 +1,147 @@
+"""Postmark: email through Postmark's Email API.
+
+Follows https://postmarkapp.com/developer/api/email-api ("Send a single email"):
+`POST {base_url}/email` with the `X-Postmark-Server-Token` header and a JSON body of `From`,
+`To`, `Subject`, `HtmlBody`, `TextBody`, `ReplyTo`, `Headers` (a list of `{Name, Value}`),
+`Metadata` and `MessageStream`. Postmark answers
+`200 {"To", "SubmittedAt", "MessageID", "ErrorCode": 0, "Message": "OK"}`; a refusal is
+`422 {"ErrorCode", "Message"}` (https://postmarkapp.com/developer/api/overview), and a bad
+token `401`. A 200 whose `ErrorCode` is not 0 is treated as a refusal too.
+
+`Metadata.tidings_message_id` carries the Tidings message id: Postmark echoes metadata in its
+webhooks, so delivery callbacks can find the message.
+
+Postmark documents no idempotency mechanism for sending, so `idempotency_key` is not sent.
+
+Config: `server_token` (secret), `from_email`, `from_name`, `reply_to`, `message_stream`,
+`base_url`.
+"""
+
+from __future__ import annotations
+
+from email.utils import formataddr
+from typing import Any
+
+import httpx
+from pydantic import Field, SecretStr
+
+from tidings.provider.base import (
+    Delivery,
+    PermanentProviderError,
+    Provider,
+    ProviderConfig,
+    SendResult,
+)
+from tidings.provider.http import excerpt, json_field, request
+from tidings.provider.registry import register
+
+TIMEOUT_SECONDS = 10.0
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+
+
+class PostmarkConfig(ProviderConfig):
+    server_token: SecretStr = Field(
+        title="Server API token",
+        description="The token on the API Tokens tab of the Postmark server that sends.",
+    )
+    from_email: str = Field(
+        title="From address",
+        description="Sender address; it needs a confirmed Sender Signature or verified domain.",
+        pattern=EMAIL_PATTERN,
+    )
+    from_name: str | None = Field(
+        default=None, title="From name", description="Display name shown with the sender."
+    )
+    reply_to: str | None = Field(
+        default=None,
+        title="Reply-To address",
+        description="Address replies go to, if not the sender signature's Reply-To.",
+        pattern=EMAIL_PATTERN,
+    )
+    message_stream: str = Field(
+        default="outbound",
+        title="Message stream",
+        description="ID of the Postmark message stream to send through.",
+        min_length=1,
+    )
+    base_url: str = Field(
+        default="https://api.postmarkapp.com",
+        title="API base URL",
+        description="Postmark's API endpoint.",
+    )
+
+
+def error_reason(response: httpx.Response) -> str | None:
+    """Postmark's `Message`, with its `ErrorCode`."""
+    message = json_field(response, "Message")
+    if not message:
+        return None
+    code = json_field(response, "ErrorCode")
+    return f"{message} (ErrorCode {code})" if code is not None else str(message)
+
+
+@register
+class PostmarkProvider(Provider):
+    name = "postmark"
+    channel = "email"
+    display_name = "Postmark"
+    docs_url = "https://postmarkapp.com/developer/api/email-api"
+    config_model = PostmarkConfig
+
+    def send(self, delivery: Delivery) -> SendResult:
+        config = self.config
+        assert isinstance(config, PostmarkConfig)
+        address = delivery.recipient.get("email")
+        if not isinstance(address, str) or not address:
+            raise PermanentProviderError("the recipient has no email address")
+        html = delivery.content.get("html") or ""
+        text = delivery.content.get("text") or ""
+        if not html and not text:
+            raise PermanentProviderError("the email has neither an HTML nor a text body")
+
+        body: dict[str, Any] = {
+            "From": formataddr((config.from_name or "", config.from_email)),
+            "To": address,
+            "Subject": delivery.content.get("subject") or "",
+            "MessageStream": config.message_stream,
+            "Metadata": {"tidings_message_id": delivery.message_id},
+        }
+        if html:
+            body["HtmlBody"] = html
+        if text:
+            body["TextBody"] = text
+        if config.reply_to:
+            body["ReplyTo"] = config.reply_to
+        if delivery.headers:
+            body["Headers"] = [
+                {"Name": name, "Value": value} for name, value in delivery.headers.items()
+            ]
+
+        response = request(
+            "Postmark",
+            lambda: self.http.post(
+                f"{config.base_url.rstrip('/')}/email",
+                json=body,
+                headers={
+                    "Accept": "application/json",
+                    "X-Postmark-Server-Token": config.server_token.get_secret_value(),
+                },
+                timeout=TIMEOUT_SECONDS,
+            ),
+            error_reason,
+        )
+        try:
+            error_code = json_field(response, "ErrorCode")
+            message_id = json_field(response, "MessageID")
+        except ValueError:
+            error_code = message_id = None
+        if error_code not in (None, 0):
+            raise PermanentProviderError(
+                f"Postmark answered {response.status_code}: {error_reason(response)}",
+                response_excerpt=excerpt(response),
+                status_code=response.status_code,
+            )
+        return SendResult(
+            provider_message_id=str(message_id) if message_id else None,
+            response_excerpt=excerpt(response),
+        )

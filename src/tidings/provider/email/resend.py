@@ -1,0 +1,139 @@
+"""Resend: email through Resend's Emails API.
+
+Follows https://resend.com/docs/api-reference/emails/send-email: `POST {base_url}/emails` with
+`Authorization: Bearer <API key>` and a JSON body of `from`, `to`, `subject`, `html`, `text`,
+`reply_to` and `headers` (an object). Resend answers `200 {"id": "..."}`; errors carry
+`{"statusCode", "name", "message"}` (https://resend.com/docs/api-reference/errors).
+
+Resend de-duplicates on the `Idempotency-Key` request header for 24 hours
+(https://resend.com/docs/dashboard/emails/idempotency-keys), so `idempotency_key` goes there:
+a retry after a lost reply does not send the email twice. A `409
+concurrent_idempotent_requests` (the first request with that key is still in progress) is
+retryable; a `409 invalid_idempotent_request` (same key, different payload) is not.
+
+Config: `api_key` (secret), `from_email`, `from_name`, `reply_to`, `base_url`.
+"""
+
+from __future__ import annotations
+
+from email.utils import formataddr
+from typing import Any
+
+import httpx
+from pydantic import Field, SecretStr
+
+from tidings.provider.base import (
+    Delivery,
+    PermanentProviderError,
+    Provider,
+    ProviderConfig,
+    RetryableProviderError,
+    SendResult,
+)
+from tidings.provider.http import excerpt, json_field, request
+from tidings.provider.registry import register
+
+TIMEOUT_SECONDS = 10.0
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+CONCURRENT_IDEMPOTENT_REQUESTS = "concurrent_idempotent_requests"
+
+
+class ResendConfig(ProviderConfig):
+    api_key: SecretStr = Field(
+        title="API key",
+        description="A Resend API key with sending access.",
+    )
+    from_email: str = Field(
+        title="From address",
+        description="Sender address at a domain verified in Resend.",
+        pattern=EMAIL_PATTERN,
+    )
+    from_name: str | None = Field(
+        default=None, title="From name", description="Display name shown with the sender."
+    )
+    reply_to: str | None = Field(
+        default=None,
+        title="Reply-To address",
+        description="Address replies go to, if not the sender.",
+        pattern=EMAIL_PATTERN,
+    )
+    base_url: str = Field(
+        default="https://api.resend.com",
+        title="API base URL",
+        description="Resend's API endpoint.",
+    )
+
+
+def error_reason(response: httpx.Response) -> str | None:
+    """Resend's error `name` and `message`."""
+    message = json_field(response, "message")
+    if not message:
+        return None
+    name = json_field(response, "name")
+    return f"{name}: {message}" if name else str(message)
+
+
+@register
+class ResendProvider(Provider):
+    name = "resend"
+    channel = "email"
+    display_name = "Resend"
+    docs_url = "https://resend.com/docs/api-reference/emails/send-email"
+    config_model = ResendConfig
+
+    def send(self, delivery: Delivery) -> SendResult:
+        config = self.config
+        assert isinstance(config, ResendConfig)
+        address = delivery.recipient.get("email")
+        if not isinstance(address, str) or not address:
+            raise PermanentProviderError("the recipient has no email address")
+        html = delivery.content.get("html") or ""
+        text = delivery.content.get("text") or ""
+        if not html and not text:
+            raise PermanentProviderError("the email has neither an HTML nor a text body")
+
+        body: dict[str, Any] = {
+            "from": formataddr((config.from_name or "", config.from_email)),
+            "to": [address],
+            "subject": delivery.content.get("subject") or "",
+        }
+        # An absent `text` lets Resend derive the plain-text part from the HTML.
+        if html:
+            body["html"] = html
+        if text:
+            body["text"] = text
+        if config.reply_to:
+            body["reply_to"] = config.reply_to
+        if delivery.headers:
+            body["headers"] = dict(delivery.headers)
+
+        try:
+            response = request(
+                "Resend",
+                lambda: self.http.post(
+                    f"{config.base_url.rstrip('/')}/emails",
+                    json=body,
+                    headers={
+                        "Authorization": f"Bearer {config.api_key.get_secret_value()}",
+                        "Idempotency-Key": delivery.idempotency_key,
+                    },
+                    timeout=TIMEOUT_SECONDS,
+                ),
+                error_reason,
+            )
+        except PermanentProviderError as error:
+            if error.status_code == 409 and CONCURRENT_IDEMPOTENT_REQUESTS in error.reason:
+                raise RetryableProviderError(
+                    error.reason,
+                    response_excerpt=error.response_excerpt,
+                    status_code=error.status_code,
+                ) from error
+            raise
+        try:
+            message_id = json_field(response, "id")
+        except ValueError:
+            message_id = None
+        return SendResult(
+            provider_message_id=str(message_id) if message_id else None,
+            response_excerpt=excerpt(response),
+        )
