@@ -14,7 +14,10 @@ from tidings.errors import install_error_handlers
 from tidings.event.endpoints import router as event_router
 from tidings.ingest.endpoints import router as ingest_router
 from tidings.ingest.writer import IngestWriter
+from tidings.message.endpoints import router as message_router
+from tidings.notification.endpoints import router as notification_router
 from tidings.profile.endpoints import router as profile_router
+from tidings.provider.endpoints import router as provider_router
 from tidings.runtime import Runtime
 from tidings.tenant.endpoints import router as tenant_router
 
@@ -57,6 +60,9 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
     app.include_router(event_router)
     app.include_router(profile_router)
     app.include_router(tenant_router)
+    app.include_router(notification_router)
+    app.include_router(message_router)
+    app.include_router(provider_router)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -25,6 +25,13 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["full", "normal"] = "full"
     sweep_stale_seconds: float = 30.0
     event_max_attempts: int = 5
+    message_timeout_seconds: float = 72 * 3600
+    failover_window_seconds: float = 300.0
+    retry_base_seconds: float = 5.0
+    retry_max_seconds: float = 3600.0
+    sending_stale_seconds: float = 120.0
+    idempotency_ttl_seconds: float = 24 * 3600
+    public_url: str | None = None
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL: `TIDINGS_DATABASE_URL`, or SQLite in the data dir."""

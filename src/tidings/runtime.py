@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
+from cryptography.fernet import Fernet
+
 from tidings.config import Settings
 from tidings.db import Database, create_database_engine
 from tidings.jobs.engine import JobEngine, build_huey
 from tidings.kit.crypto import fernet_for, load_or_create_secret
+from tidings.message.pipeline import PipelineContext
 from tidings.workspace.keys import KeyCipher
 
 
@@ -16,10 +20,13 @@ class Runtime:
     settings: Settings
     database: Database
     cipher: KeyCipher
+    config_cipher: Fernet
+    http: httpx.Client
     jobs: JobEngine
 
     def close(self) -> None:
         self.jobs.close()
+        self.http.close()
         self.database.dispose()
 
 
@@ -29,9 +36,14 @@ def build_runtime(settings: Settings) -> Runtime:
         settings.secret_key.get_secret_value() if settings.secret_key else None,
     )
     database = Database(create_database_engine(settings))
+    config_cipher = fernet_for(secret, "tidings provider config")
+    http = httpx.Client(timeout=15.0, follow_redirects=False)
+    context = PipelineContext(database, settings, config_cipher, http)
     return Runtime(
         settings=settings,
         database=database,
         cipher=KeyCipher(fernet_for(secret, "tidings api keys")),
-        jobs=JobEngine(build_huey(settings), database, settings),
+        config_cipher=config_cipher,
+        http=http,
+        jobs=JobEngine(build_huey(settings), context),
     )

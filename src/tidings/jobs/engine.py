@@ -14,14 +14,16 @@ Storage (`TIDINGS_JOB_STORAGE`):
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from huey import Huey, PostgresHuey, RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 
 from tidings.config import Settings
-from tidings.db import Database
 from tidings.event.service import process_events, stale_event_ids
+from tidings.message import pipeline
+from tidings.message.pipeline import PipelineContext
 
 logger = logging.getLogger(__name__)
 
@@ -57,12 +59,15 @@ def build_huey(settings: Settings) -> Huey:
 class JobEngine:
     """The Huey instance plus Tidings' tasks. Task bodies are plain functions tests call."""
 
-    def __init__(self, huey: Huey, database: Database, settings: Settings) -> None:
+    def __init__(self, huey: Huey, context: PipelineContext) -> None:
         self.huey = huey
-        self.database = database
-        self.settings = settings
+        self.context = context
+        self.database = context.database
+        self.settings = context.settings
         self._process = huey.task(name="event.process")(self._process_events)
-        self._sweep = huey.periodic_task(crontab(minute="*"), name="event.sweep")(self.sweep)
+        self._process_message = huey.task(name="message.process")(self._run_process_message)
+        self._deliver = huey.task(name="message.deliver")(self._run_deliver)
+        self._sweep = huey.periodic_task(crontab(minute="*"), name="sweep")(self.sweep)
         # Each consumer thread opens its own storage connections (Postgres: one for LISTEN);
         # close them when the thread stops rather than leaving them to the garbage collector.
         huey.on_shutdown(name="storage.close")(self.close)
@@ -80,17 +85,51 @@ class JobEngine:
             logger.warning("retrying %d event(s) in %.0fs", len(outcome.retry), delay)
             self._process.schedule(args=(outcome.retry,), delay=delay)
 
+    # The message pipeline's Scheduler protocol.
+    def process_message(self, message_id: str, eta: datetime | None = None) -> None:
+        if eta is None:
+            self._process_message(message_id)
+        else:
+            self._process_message.schedule(args=(message_id,), eta=eta)
+
+    def deliver(self, delivery_id: int, eta: datetime | None = None) -> None:
+        if eta is None:
+            self._deliver(delivery_id)
+        else:
+            self._deliver.schedule(args=(delivery_id,), eta=eta)
+
+    def _run_process_message(self, message_id: str) -> None:
+        pipeline.process_message(self.context, self, message_id)
+
+    def _run_deliver(self, delivery_id: int) -> None:
+        pipeline.deliver(self.context, self, delivery_id)
+
     def sweep(self, older_than_seconds: float | None = None) -> int:
-        """Enqueue processing for events still waiting; returns how many."""
+        """Re-drive work a crash may have orphaned; returns how many items.
+
+        Events still `received`, messages still ENQUEUED or due, due retries, and deliveries
+        stuck in `sending`.
+        """
         age = (
             self.settings.sweep_stale_seconds if older_than_seconds is None else older_than_seconds
         )
         ids = stale_event_ids(self.database, age, SWEEP_BATCH)
         for start in range(0, len(ids), 100):
             self.enqueue_events(ids[start : start + 100])
-        if ids:
-            logger.info("sweeper re-drove %d event(s)", len(ids))
-        return len(ids)
+        messages, deliveries = pipeline.stuck_work(self.context)
+        for message_id in messages:
+            self.process_message(message_id)
+        for delivery_id in deliveries:
+            self.deliver(delivery_id)
+        total = len(ids) + len(messages) + len(deliveries)
+        if total:
+            logger.info(
+                "sweeper re-drove %d event(s), %d message(s), %d deliveries",
+                len(ids),
+                len(messages),
+                len(deliveries),
+            )
+        return total
 
     def consumer(self, workers: int, *, embedded: bool) -> Consumer:
         consumer_class = EmbeddedConsumer if embedded else Consumer

@@ -1,19 +1,47 @@
 """Every ORM table, in one package so related tables never import each other in circles."""
 
+from tidings.models.audience import (
+    ListSubscription,
+    RecipientList,
+    SubscriptionTopic,
+    UserPreference,
+)
 from tidings.models.base import Base
 from tidings.models.event import Event, EventStatus
+from tidings.models.message import (
+    DeliveryStatus,
+    IdempotencyRecord,
+    Message,
+    MessageDelivery,
+    MessageEvent,
+    MessageStatus,
+)
+from tidings.models.notification import Notification
 from tidings.models.profile import Profile
+from tidings.models.provider_config import ProviderConfiguration
 from tidings.models.tenant import Tenant, TenantMembership
 from tidings.models.workspace import ApiKey, Environment, Workspace
 
 __all__ = [
     "ApiKey",
     "Base",
+    "DeliveryStatus",
     "Environment",
     "Event",
     "EventStatus",
+    "IdempotencyRecord",
+    "ListSubscription",
+    "Message",
+    "MessageDelivery",
+    "MessageEvent",
+    "MessageStatus",
+    "Notification",
     "Profile",
+    "ProviderConfiguration",
+    "RecipientList",
+    "SubscriptionTopic",
     "Tenant",
     "TenantMembership",
+    "UserPreference",
     "Workspace",
 ]

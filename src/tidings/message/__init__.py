@@ -1,0 +1,1 @@
+"""Messages: the Send API, routing, delivery through providers, and the logs."""

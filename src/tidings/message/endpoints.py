@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request
+from starlette.responses import Response
+
+from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.errors import BadRequest
+from tidings.kit.pagination import decode_cursor, encode_cursor
+from tidings.kit.time import utcnow
+from tidings.message import service
+from tidings.message.repository import IdempotencyRepository, MessageRepository
+from tidings.message.schemas import (
+    HistoryList,
+    MessagePage,
+    MessageView,
+    OutputList,
+    SendBody,
+    SendResponse,
+)
+from tidings.models import Message
+
+router = APIRouter(tags=["messages"])
+
+
+def _json(body: dict[str, Any], status_code: int) -> Response:
+    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
+
+
+@router.post("/send", status_code=202, response_model=SendResponse)
+def send(
+    body: SendBody,
+    request: Request,
+    caller: Caller,
+    runtime: RuntimeDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Response:
+    """Send a message: one per recipient. Answers 202 `{requestId}` once committed.
+
+    With `Idempotency-Key`, a repeat of the same body replays the first response (status and
+    body) for 24 hours; the same key with a different body is refused with 409.
+    """
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
+        raise BadRequest("Idempotency-Key must be 1 to 255 characters.", field="Idempotency-Key")
+    body_hash = service.request_hash(body.model_dump(mode="json"))
+    settings = runtime.settings
+    with runtime.database.write() as session:
+        if idempotency_key:
+            replay = service.idempotent_replay(session, caller, idempotency_key, body_hash)
+            if replay is not None:
+                return _json(replay[1], replay[0])
+        request_id, messages = service.accept_send(
+            session,
+            caller,
+            body.message,
+            message_timeout=timedelta(seconds=settings.message_timeout_seconds),
+            source={"type": "api"},
+        )
+        response_body = {"requestId": request_id}
+        if idempotency_key:
+            IdempotencyRepository(session).claim(
+                caller.environment_id,
+                idempotency_key,
+                body_hash,
+                202,
+                response_body,
+                utcnow() + timedelta(seconds=settings.idempotency_ttl_seconds),
+            )
+        scheduled = [(m.message_id, m.send_at) for m in messages]
+    for message_id, send_at in scheduled:
+        runtime.jobs.process_message(message_id, eta=send_at)
+    return _json(response_body, 202)
+
+
+def _view(session: Any, message: Message) -> MessageView:
+    return service.view(message, MessageRepository(session).deliveries(message))
+
+
+@router.get("/messages", response_model=MessagePage)
+def list_messages(
+    caller: Caller,
+    session: ReadSession,
+    status: str | None = None,
+    recipient: str | None = None,
+    notification: str | None = None,
+    tag: str | None = None,
+    trace_id: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> MessagePage:
+    """Messages, newest first, filtered by status, recipient, notification, tag or trace_id."""
+    rows = MessageRepository(session).page(
+        caller.environment_id,
+        before_id=decode_cursor(cursor),
+        limit=limit + 1,
+        status=status.upper() if status else None,
+        recipient=recipient,
+        notification=notification,
+        tag=tag,
+        trace_id=trace_id,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return MessagePage(
+        paging={"cursor": encode_cursor(rows[-1].id) if more else None, "more": more},
+        results=[_view(session, row) for row in rows],
+    )
+
+
+@router.get("/messages/{message_id}", response_model=MessageView)
+def get_message(message_id: str, caller: Caller, session: ReadSession) -> MessageView:
+    return _view(session, service.get_message(session, caller, message_id))
+
+
+@router.get("/messages/{message_id}/history", response_model=HistoryList)
+def get_history(message_id: str, caller: Caller, session: ReadSession) -> HistoryList:
+    """Every stage the message went through, oldest first."""
+    message = service.get_message(session, caller, message_id)
+    return HistoryList(results=service.history_view(message, session))
+
+
+@router.get("/messages/{message_id}/output", response_model=OutputList)
+def get_output(message_id: str, caller: Caller, session: ReadSession) -> OutputList:
+    """The rendered content, per channel."""
+    return OutputList(results=service.output_view(service.get_message(session, caller, message_id)))
+
+
+@router.post("/messages/{message_id}/cancel", response_model=MessageView)
+def cancel_message(message_id: str, caller: Caller, runtime: RuntimeDep) -> MessageView:
+    """Cancel a message that has not been sent yet."""
+    with runtime.database.write() as session:
+        message = service.cancel(session, caller, message_id)
+        return _view(session, message)

@@ -1,0 +1,462 @@
+"""The message state machine, run by jobs.
+
+1. `process_message`: ENQUEUED/DELAYED → loads the profile (PROFILE_LOADED), renders every
+   channel (RENDERED), routes (ROUTED, or UNROUTABLE / UNMAPPED), and creates one delivery per
+   chosen channel. One transaction.
+2. `deliver`: one delivery, one provider attempt. The attempt is marked `sending` and
+   committed before the provider is called, and its outcome is committed after, so:
+   - success → SENT, with an excerpt of the provider's reply;
+   - retryable error → tried again with exponential backoff while the provider is inside its
+     failover window; then the next provider takes over;
+   - permanent error → the next provider takes over at once;
+   - no provider left → the delivery fails; when every delivery failed, UNDELIVERABLE with the
+     last provider's reason.
+3. The sweeper re-drives what a crash left: messages still ENQUEUED (or due DELAYED), due
+   retries, and deliveries stuck in `sending`. A re-driven attempt uses the same provider
+   idempotency key, and a delivery is recorded as sent at most once.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import httpx
+from cryptography.fernet import Fernet
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tidings.config import Settings
+from tidings.db import Database
+from tidings.kit.time import utcnow
+from tidings.message.repository import MessageRepository
+from tidings.message.routing import plan_routes
+from tidings.models import (
+    DeliveryStatus,
+    Message,
+    MessageDelivery,
+    MessageStatus,
+    Profile,
+)
+from tidings.notification.repository import NotificationRepository
+from tidings.notification.service import default_routing, render_all
+from tidings.provider.base import (
+    Delivery,
+    PermanentProviderError,
+    ProviderError,
+    RetryableProviderError,
+)
+from tidings.provider.service import configured
+from tidings.template.elemental import content_to_specs
+from tidings.template.render import RenderContext
+
+logger = logging.getLogger(__name__)
+
+INLINE_ROUTING = {"method": "single", "channels": ["email", "push", "sms", "chat", "inbox"]}
+
+
+class Scheduler(Protocol):
+    def process_message(self, message_id: str, eta: datetime | None = None) -> None: ...
+
+    def deliver(self, delivery_id: int, eta: datetime | None = None) -> None: ...
+
+
+@dataclass(frozen=True)
+class PipelineContext:
+    database: Database
+    settings: Settings
+    config_cipher: Fernet
+    http: httpx.Client
+
+
+def _profile(session: Session, message: Message) -> dict[str, Any] | None:
+    if message.recipient is None:
+        return None
+    profile = session.scalars(
+        select(Profile).where(
+            Profile.environment_id == message.environment_id,
+            Profile.user_id == message.recipient,
+        )
+    ).first()
+    return dict(profile.data) if profile is not None else None
+
+
+def _finish(
+    repository: MessageRepository,
+    message: Message,
+    status: str,
+    reason: str | None,
+    detail: str | None = None,
+    **data: Any,
+) -> None:
+    message.status = status
+    message.reason = reason
+    message.reason_detail = detail
+    message.updated_at = utcnow()
+    repository.record(message, status, reason=reason, detail=detail, **data)
+
+
+def process_message(context: PipelineContext, scheduler: Scheduler, message_id: str) -> str:
+    """Profile, render and route one message. Returns its status afterwards."""
+    deliveries: list[int] = []
+    with context.database.write() as session:
+        repository = MessageRepository(session)
+        message = repository.lock(message_id)
+        if message is None:
+            return "missing"
+        if message.status not in (MessageStatus.ENQUEUED, MessageStatus.DELAYED):
+            return message.status
+        now = utcnow()
+        if message.send_at is not None and message.send_at > now:
+            scheduler.process_message(message_id, eta=message.send_at)
+            return message.status
+        if message.expires_at is not None and message.expires_at <= now:
+            _finish(
+                repository,
+                message,
+                MessageStatus.UNDELIVERABLE,
+                "EXPIRED",
+                "the message expired before it was routed",
+            )
+            return message.status
+
+        profile = _profile(session, message)
+        repository.record(message, "PROFILE_LOADED", found=profile is not None)
+        inline_to = {
+            key: value
+            for key, value in message.to.items()
+            if key not in ("data", "context", "preferences")
+        }
+        recipient = {**(profile or {}), **inline_to}
+        data = {**message.data, **(message.to.get("data") or {})}
+        render_context = RenderContext(
+            data=data, profile=recipient, recipient=message.recipient, urls={}
+        )
+
+        if message.notification_id:
+            notification = NotificationRepository(session).get(
+                message.environment_id, message.notification_id
+            )
+            if notification is None:
+                _finish(
+                    repository,
+                    message,
+                    MessageStatus.UNMAPPED,
+                    "NOTIFICATION_NOT_FOUND",
+                    f"no template {message.notification_id!r}",
+                )
+                return message.status
+            specs = notification.content
+            strict = notification.strict
+            routing = (
+                message.routing or notification.routing or default_routing(notification.content)
+            )
+        else:
+            specs = content_to_specs(message.content or {}, {"data": data, "profile": recipient})
+            strict = False
+            routing = message.routing or INLINE_ROUTING
+        rendered, errors = render_all(specs, render_context, strict)
+        message.output = {"recipient": recipient, "channels": rendered, "errors": errors}
+        repository.record(message, "RENDERED", channels=sorted(rendered), errors=errors)
+
+        result = plan_routes(
+            routing,
+            content_channels=set(rendered),
+            recipient=recipient,
+            providers=configured(session, message.environment_id, context.config_cipher),
+            channel_options=message.channels,
+            provider_options=message.providers,
+            variables={"data": data, "profile": recipient},
+            http=context.http,
+        )
+        if not result.routes:
+            _finish(
+                repository,
+                message,
+                MessageStatus.UNROUTABLE,
+                result.reason,
+                "; ".join(result.notes) or None,
+            )
+            return message.status
+        for route in result.routes:
+            delivery = MessageDelivery(
+                message_pk=message.id,
+                environment_id=message.environment_id,
+                channel=route.channel,
+                providers=route.providers,
+                provider_index=0,
+                provider=route.providers[0],
+                status=DeliveryStatus.PENDING,
+                attempts=0,
+                provider_attempts=0,
+                updated_at=now,
+            )
+            session.add(delivery)
+            session.flush()
+            deliveries.append(delivery.id)
+        message.status = MessageStatus.ROUTED
+        message.routed_at = now
+        message.updated_at = now
+        repository.record(
+            message,
+            "ROUTED",
+            routes=[{"channel": r.channel, "providers": r.providers} for r in result.routes],
+            notes=result.notes,
+        )
+    for delivery_id in deliveries:
+        scheduler.deliver(delivery_id)
+    return MessageStatus.ROUTED
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    delivery_id: int
+    message_id: str
+    provider_name: str
+    channel: str
+    delivery: Delivery
+
+
+def _start_attempt(
+    context: PipelineContext, scheduler: Scheduler, delivery_id: int
+) -> _Attempt | None:
+    """Mark the delivery `sending` and commit, or return None when there is nothing to do."""
+    with context.database.write() as session:
+        repository = MessageRepository(session)
+        delivery = repository.lock_delivery(delivery_id)
+        if delivery is None:
+            return None
+        now = utcnow()
+        stale = context.settings.sending_stale_seconds
+        if (
+            delivery.status == DeliveryStatus.SENDING
+            and delivery.sending_since
+            and delivery.sending_since > now - timedelta(seconds=stale)
+        ):
+            return None
+        if delivery.status not in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
+            return None
+        if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
+            scheduler.deliver(delivery_id, eta=delivery.next_attempt_at)
+            return None
+        message = repository.lock_by_pk(delivery.message_pk)
+        assert message is not None
+        if message.status in (MessageStatus.CANCELED, MessageStatus.UNDELIVERABLE):
+            delivery.status = DeliveryStatus.FAILED
+            delivery.error = f"message {message.status.lower()}"
+            delivery.updated_at = now
+            return None
+        if (
+            message.expires_at is not None
+            and message.expires_at <= now
+            and message.status != MessageStatus.SENT
+        ):
+            delivery.status = DeliveryStatus.FAILED
+            delivery.error = "expired"
+            _finish(
+                repository,
+                message,
+                MessageStatus.UNDELIVERABLE,
+                "EXPIRED",
+                "the message expired before it was sent",
+            )
+            return None
+        if delivery.status == DeliveryStatus.SENDING:
+            repository.record(
+                message,
+                "RESUMED",
+                channel=delivery.channel,
+                provider=delivery.provider,
+                detail="re-driven after an interrupted attempt",
+            )
+        delivery.status = DeliveryStatus.SENDING
+        delivery.sending_since = now
+        delivery.attempts += 1
+        delivery.provider_attempts += 1
+        delivery.provider_started_at = delivery.provider_started_at or now
+        delivery.updated_at = now
+        output = message.output
+        return _Attempt(
+            delivery_id=delivery.id,
+            message_id=message.message_id,
+            provider_name=delivery.provider,
+            channel=delivery.channel,
+            delivery=Delivery(
+                message_id=message.message_id,
+                idempotency_key=f"{message.message_id}:{delivery.channel}:{delivery.provider}",
+                channel=delivery.channel,
+                recipient=output.get("recipient", {}),
+                content=output.get("channels", {}).get(delivery.channel, {}),
+                data={**message.data, **(message.to.get("data") or {})},
+                metadata={"tags": message.tags, "trace_id": message.trace_id},
+            ),
+        )
+
+
+def deliver(context: PipelineContext, scheduler: Scheduler, delivery_id: int) -> str | None:
+    """One provider attempt for one delivery. Returns the delivery's status afterwards."""
+    attempt = _start_attempt(context, scheduler, delivery_id)
+    if attempt is None:
+        return None
+    error: ProviderError | None = None
+    result = None
+    try:
+        with context.database.read() as session:
+            providers = {
+                p.name: p
+                for p in configured(
+                    session, _environment_of(session, delivery_id), context.config_cipher
+                )
+            }
+        provider = providers.get(attempt.provider_name)
+        if provider is None:
+            raise PermanentProviderError(
+                f"provider {attempt.provider_name!r} is no longer configured"
+            )
+        instance = provider.provider_class(provider.config, context.http)
+        result = instance.send(attempt.delivery)
+    except ProviderError as exc:
+        error = exc
+    except Exception as exc:
+        logger.exception("provider %s crashed", attempt.provider_name)
+        error = RetryableProviderError(
+            f"{attempt.provider_name} failed unexpectedly: {type(exc).__name__}: {exc}"
+        )
+    return _finish_attempt(context, scheduler, attempt, result, error)
+
+
+def _environment_of(session: Session, delivery_id: int) -> str:
+    environment_id = session.scalars(
+        select(MessageDelivery.environment_id).where(MessageDelivery.id == delivery_id)
+    ).one()
+    return environment_id
+
+
+def backoff_seconds(settings: Settings, attempt: int) -> float:
+    return float(
+        min(settings.retry_max_seconds, settings.retry_base_seconds * (2 ** max(0, attempt - 1)))
+    )
+
+
+def _finish_attempt(
+    context: PipelineContext,
+    scheduler: Scheduler,
+    attempt: _Attempt,
+    result: Any,
+    error: ProviderError | None,
+) -> str:
+    settings = context.settings
+    next_delivery: tuple[int, datetime | None] | None = None
+    with context.database.write() as session:
+        repository = MessageRepository(session)
+        delivery = repository.lock_delivery(attempt.delivery_id)
+        assert delivery is not None
+        message = repository.lock_by_pk(delivery.message_pk)
+        assert message is not None
+        now = utcnow()
+        if delivery.status != DeliveryStatus.SENDING:
+            return delivery.status
+        delivery.sending_since = None
+        delivery.updated_at = now
+        if error is None:
+            delivery.status = DeliveryStatus.SENT
+            delivery.provider_message_id = result.provider_message_id
+            delivery.error = None
+            repository.record(
+                message,
+                "SENT",
+                channel=delivery.channel,
+                provider=delivery.provider,
+                provider_message_id=result.provider_message_id,
+                response=result.response_excerpt,
+            )
+            if message.status not in (MessageStatus.SENT, MessageStatus.DELIVERED):
+                message.status = MessageStatus.SENT
+                message.reason = None
+                message.reason_detail = None
+                message.sent_at = message.sent_at or now
+                message.updated_at = now
+            return delivery.status
+        retryable = isinstance(error, RetryableProviderError)
+        delivery.error = error.reason
+        repository.record(
+            message,
+            "PROVIDER_ERROR",
+            channel=delivery.channel,
+            provider=delivery.provider,
+            retryable=retryable,
+            reason=error.reason,
+            response=error.response_excerpt,
+        )
+        window_end = (delivery.provider_started_at or now) + timedelta(
+            seconds=settings.failover_window_seconds
+        )
+        wait = backoff_seconds(settings, delivery.provider_attempts)
+        if (
+            retryable
+            and isinstance(error, RetryableProviderError)
+            and error.retry_after is not None
+        ):
+            wait = max(wait, error.retry_after)
+        next_at = now + timedelta(seconds=wait)
+        if retryable and next_at <= window_end and next_at <= message.timeout_at:
+            delivery.status = DeliveryStatus.PENDING
+            delivery.next_attempt_at = next_at
+            next_delivery = (delivery.id, next_at)
+        elif delivery.provider_index + 1 < len(delivery.providers):
+            previous = delivery.provider
+            delivery.provider_index += 1
+            delivery.provider = delivery.providers[delivery.provider_index]
+            delivery.provider_attempts = 0
+            delivery.provider_started_at = None
+            delivery.next_attempt_at = None
+            delivery.status = DeliveryStatus.PENDING
+            repository.record(
+                message,
+                "FAILOVER",
+                channel=delivery.channel,
+                provider=delivery.provider,
+                previous=previous,
+            )
+            next_delivery = (delivery.id, None)
+        else:
+            delivery.status = DeliveryStatus.FAILED
+            others = [d for d in repository.deliveries(message) if d.id != delivery.id]
+            if message.status not in (MessageStatus.SENT, MessageStatus.DELIVERED) and all(
+                d.status == DeliveryStatus.FAILED for d in others
+            ):
+                _finish(
+                    repository,
+                    message,
+                    MessageStatus.UNDELIVERABLE,
+                    "PROVIDER_ERROR",
+                    error.reason,
+                    channel=delivery.channel,
+                    provider=delivery.provider,
+                    response=error.response_excerpt,
+                )
+        status = delivery.status
+    if next_delivery is not None:
+        scheduler.deliver(next_delivery[0], eta=next_delivery[1])
+    return status
+
+
+def stuck_work(context: PipelineContext) -> tuple[list[str], list[int]]:
+    """Messages and deliveries a crash may have orphaned."""
+    settings = context.settings
+    now = utcnow()
+    with context.database.read() as session:
+        repository = MessageRepository(session)
+        messages = list(
+            repository.due_messages(now - timedelta(seconds=settings.sweep_stale_seconds), 500)
+        )
+        deliveries = list(
+            repository.stuck_deliveries(
+                now - timedelta(seconds=settings.sending_stale_seconds),
+                now - timedelta(seconds=settings.sweep_stale_seconds),
+                500,
+            )
+        )
+    return messages, deliveries

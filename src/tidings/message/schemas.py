@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tidings.notification.schemas import Routing
+
+
+class Delay(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    duration: int | None = Field(default=None, ge=0, description="Milliseconds to wait.")
+    until: str | None = Field(default=None, description="ISO-8601 time to send at.")
+
+
+class Expiry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    expires_at: str | int | None = Field(default=None, description="ISO time or epoch ms.")
+    expires_in: str | int | None = Field(
+        default=None, description="Milliseconds, or an ISO-8601 duration such as PT1H."
+    )
+
+
+class Metadata(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    event: str | None = None
+    tags: list[str] = Field(default_factory=list, max_length=9)
+    trace_id: str | None = None
+    utm: dict[str, str] | None = None
+
+
+class MessageSpec(BaseModel):
+    """Courier's `message`. Unknown fields are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+    to: dict[str, Any] | list[dict[str, Any]]
+    template: str | None = None
+    content: dict[str, Any] | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+    routing: Routing | None = None
+    channels: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    providers: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    delay: Delay | None = None
+    expiry: Expiry | None = None
+    metadata: Metadata = Field(default_factory=Metadata)
+
+
+class SendBody(BaseModel):
+    message: MessageSpec
+
+
+class SendResponse(BaseModel):
+    requestId: str
+
+
+class ProviderDetail(BaseModel):
+    channel: dict[str, Any]
+    provider: str
+    status: str
+    reference: dict[str, Any]
+    error: str | None
+
+
+class MessageView(BaseModel):
+    id: str
+    requestId: str
+    status: str
+    reason: str | None
+    error: str | None
+    recipient: str | None
+    to: dict[str, Any]
+    notification: str | None
+    event: str | None
+    tags: list[str]
+    trace_id: str | None
+    enqueued: int
+    sent: int | None
+    delivered: int | None
+    canceledAt: int | None
+    send_at: str | None
+    providers: list[ProviderDetail]
+
+
+class MessagePage(BaseModel):
+    paging: dict[str, Any]
+    results: list[MessageView]
+
+
+class HistoryList(BaseModel):
+    results: list[dict[str, Any]]
+
+
+class OutputList(BaseModel):
+    results: list[dict[str, Any]]

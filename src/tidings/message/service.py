@@ -1,0 +1,251 @@
+"""Send API rules: accepting a send, idempotent replays, cancelation, and the log views."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.orm import Session
+
+from tidings.errors import BadRequest, Conflict, NotFound
+from tidings.kit.ids import new_id
+from tidings.kit.time import parse_timestamp, utcnow
+from tidings.message.recipients import expand
+from tidings.message.repository import IdempotencyRepository, MessageRepository
+from tidings.message.schemas import MessageSpec, MessageView, ProviderDetail
+from tidings.models import DeliveryStatus, Message, MessageDelivery, MessageStatus
+from tidings.notification.repository import NotificationRepository
+from tidings.notification.service import not_found as template_not_found
+from tidings.template.elemental import ContentError, validate_content
+from tidings.workspace.service import Scope
+
+_DURATION = TypeAdapter(timedelta)
+
+
+def _epoch_ms(value: datetime | None) -> int | None:
+    return int(value.timestamp() * 1000) if value else None
+
+
+def _when(value: str | int, field: str) -> datetime:
+    if isinstance(value, int):
+        return datetime.fromtimestamp(value / 1000, tz=utcnow().tzinfo)
+    parsed = parse_timestamp(value)
+    if parsed is None:
+        raise BadRequest(
+            f"{field}: {value!r} is not an ISO-8601 time such as 2030-01-01T09:00:00Z.",
+            code="invalid_time",
+            field=field,
+        )
+    return parsed
+
+
+def _duration(value: str | int, field: str) -> timedelta:
+    if isinstance(value, int):
+        return timedelta(milliseconds=value)
+    try:
+        return _DURATION.validate_python(value)
+    except ValidationError as exc:
+        raise BadRequest(
+            f"{field}: {value!r} is not a duration: give milliseconds or ISO-8601 like PT1H.",
+            code="invalid_duration",
+            field=field,
+        ) from exc
+
+
+def request_hash(body: dict[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def idempotent_replay(
+    session: Session, scope: Scope, key: str, body_hash: str
+) -> tuple[int, dict[str, Any]] | None:
+    record = IdempotencyRepository(session).get(scope.environment_id, key)
+    if record is None:
+        return None
+    if record.request_hash != body_hash:
+        raise Conflict(
+            f"Idempotency-Key {key!r} was already used with a different request body. Use a new "
+            "key for a new request, or resend the original body to get its original response.",
+            code="idempotency_key_reused",
+            field="Idempotency-Key",
+        )
+    return record.status_code, record.body
+
+
+def _validate(session: Session, scope: Scope, spec: MessageSpec) -> None:
+    if spec.template and spec.content:
+        raise BadRequest(
+            "Give either `message.template` or `message.content`, not both.",
+            code="invalid_message",
+            field="message.template",
+        )
+    if not spec.template and not spec.content:
+        raise BadRequest(
+            "The message needs `template` (a notification id) or `content` "
+            '(e.g. {"title": "Hi", "body": "…"}).',
+            code="invalid_message",
+            field="message.content",
+        )
+    if spec.template and NotificationRepository(session).get(scope, spec.template) is None:
+        raise template_not_found(spec.template)
+    if spec.content is not None:
+        try:
+            validate_content(spec.content, "message.content")
+        except ContentError as exc:
+            raise BadRequest(
+                f"{exc.path}: {exc.reason}.", code="invalid_content", field=exc.path
+            ) from exc
+
+
+def accept_send(
+    session: Session,
+    scope: Scope,
+    spec: MessageSpec,
+    *,
+    message_timeout: timedelta,
+    source: dict[str, Any] | None = None,
+) -> tuple[str, list[Message]]:
+    """Create one ENQUEUED (or DELAYED) message per recipient; returns the requestId."""
+    _validate(session, scope, spec)
+    now = utcnow()
+    send_at = None
+    if spec.delay is not None:
+        if spec.delay.until:
+            send_at = _when(spec.delay.until, "message.delay.until")
+        elif spec.delay.duration is not None:
+            send_at = now + timedelta(milliseconds=spec.delay.duration)
+    expires_at = None
+    if spec.expiry is not None:
+        if spec.expiry.expires_at is not None:
+            expires_at = _when(spec.expiry.expires_at, "message.expiry.expires_at")
+        elif spec.expiry.expires_in is not None:
+            expires_at = now + _duration(spec.expiry.expires_in, "message.expiry.expires_in")
+    recipients = expand(session, scope.environment_id, spec.to)
+    delayed = send_at is not None and send_at > now
+    messages = []
+    for recipient in recipients:
+        message = Message(
+            workspace_id=scope.workspace_id,
+            environment_id=scope.environment_id,
+            message_id=new_id("msg"),
+            request_id="",
+            status=MessageStatus.DELAYED if delayed else MessageStatus.ENQUEUED,
+            recipient=recipient.user_id,
+            to=recipient.to,
+            notification_id=spec.template,
+            content=spec.content,
+            data=spec.data,
+            routing=spec.routing.model_dump() if spec.routing else None,
+            channels=spec.channels,
+            providers=spec.providers,
+            metadata_=spec.metadata.model_dump(exclude_none=True),
+            tags=list(spec.metadata.tags),
+            trace_id=spec.metadata.trace_id,
+            output={},
+            source={**(source or {}), **recipient.source},
+            send_at=send_at,
+            expires_at=expires_at,
+            timeout_at=now + message_timeout,
+            enqueued_at=now,
+            updated_at=now,
+        )
+        messages.append(message)
+    request_id = messages[0].message_id if len(messages) == 1 else new_id("req")
+    repository = MessageRepository(session)
+    for message in messages:
+        message.request_id = request_id
+        session.add(message)
+    session.flush()
+    for message in messages:
+        repository.record(message, "ENQUEUED", request_id=request_id)
+        if delayed:
+            repository.record(message, "DELAYED", until=send_at.isoformat() if send_at else None)
+    return request_id, messages
+
+
+def get_message(session: Session, scope: Scope, message_id: str) -> Message:
+    message = MessageRepository(session).get(scope.environment_id, message_id)
+    if message is None:
+        raise NotFound(
+            f"No message {message_id!r} in this environment. GET /messages lists them.",
+            code="message_not_found",
+            field="message_id",
+        )
+    return message
+
+
+def cancel(session: Session, scope: Scope, message_id: str) -> Message:
+    get_message(session, scope, message_id)
+    repository = MessageRepository(session)
+    message = repository.lock(message_id)
+    assert message is not None
+    if message.status == MessageStatus.CANCELED:
+        return message
+    sending = [d for d in repository.deliveries(message) if d.status != DeliveryStatus.PENDING]
+    if message.status not in MessageStatus.CANCELABLE or sending:
+        raise Conflict(
+            f"Message {message_id!r} is {message.status} and can no longer be canceled: a "
+            "message can be canceled until it is sent.",
+            code="message_not_cancelable",
+        )
+    now = utcnow()
+    message.status = MessageStatus.CANCELED
+    message.updated_at = now
+    message.metadata_ = {**message.metadata_, "canceled_at": now.isoformat()}
+    for delivery in repository.deliveries(message):
+        delivery.status = DeliveryStatus.FAILED
+        delivery.error = "canceled"
+        delivery.updated_at = now
+    repository.record(message, "CANCELED")
+    return message
+
+
+def view(message: Message, deliveries: Sequence[MessageDelivery]) -> MessageView:
+    canceled = message.metadata_.get("canceled_at")
+    return MessageView(
+        id=message.message_id,
+        requestId=message.request_id,
+        status=message.status,
+        reason=message.reason,
+        error=message.reason_detail,
+        recipient=message.recipient,
+        to=message.to,
+        notification=message.notification_id,
+        event=message.metadata_.get("event"),
+        tags=message.tags,
+        trace_id=message.trace_id,
+        enqueued=_epoch_ms(message.enqueued_at) or 0,
+        sent=_epoch_ms(message.sent_at),
+        delivered=_epoch_ms(message.delivered_at),
+        canceledAt=_epoch_ms(parse_timestamp(canceled)) if canceled else None,
+        send_at=message.send_at.isoformat() if message.send_at else None,
+        providers=[
+            ProviderDetail(
+                channel={"name": delivery.channel, "key": delivery.channel},
+                provider=delivery.provider,
+                status=delivery.status.upper(),
+                reference={"provider_message_id": delivery.provider_message_id},
+                error=delivery.error,
+            )
+            for delivery in deliveries
+        ],
+    )
+
+
+def history_view(message: Message, session: Session) -> list[dict[str, Any]]:
+    return [
+        {"ts": _epoch_ms(event.created_at), "type": event.type, **event.data}
+        for event in MessageRepository(session).history(message)
+    ]
+
+
+def output_view(message: Message) -> list[dict[str, Any]]:
+    channels: dict[str, dict[str, Any]] = message.output.get("channels", {})
+    return [
+        {"channel": channel, "channel_id": channel, "content": content}
+        for channel, content in channels.items()
+    ]

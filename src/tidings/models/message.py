@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tidings.models.base import Base, BigIntegerKey, JSONValue, UTCDateTime
+
+
+class MessageStatus:
+    ENQUEUED = "ENQUEUED"
+    DELAYED = "DELAYED"
+    ROUTED = "ROUTED"
+    SENT = "SENT"
+    DELIVERED = "DELIVERED"
+    UNDELIVERABLE = "UNDELIVERABLE"
+    UNROUTABLE = "UNROUTABLE"
+    UNMAPPED = "UNMAPPED"
+    CANCELED = "CANCELED"
+    FILTERED = "FILTERED"
+
+    FINAL = frozenset({DELIVERED, UNDELIVERABLE, UNROUTABLE, UNMAPPED, CANCELED, FILTERED})
+    CANCELABLE = frozenset({ENQUEUED, DELAYED, ROUTED})
+
+
+class Message(Base):
+    """One message to one recipient, and its state machine."""
+
+    __tablename__ = "message"
+    __table_args__ = (
+        UniqueConstraint("message_id"),
+        Index("ix_message_listing", "environment_id", "id"),
+        Index("ix_message_status", "environment_id", "status", "id"),
+        Index("ix_message_recipient", "environment_id", "recipient", "id"),
+        Index("ix_message_notification", "environment_id", "notification_id", "id"),
+        Index("ix_message_trace", "environment_id", "trace_id", "id"),
+        Index("ix_message_request", "environment_id", "request_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
+    message_id: Mapped[str] = mapped_column(String(60))
+    request_id: Mapped[str] = mapped_column(String(60))
+    status: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(String(60), nullable=True)
+    reason_detail: Mapped[str | None] = mapped_column(Text, nullable=True)
+    recipient: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    to: Mapped[dict[str, Any]] = mapped_column(JSONValue)
+    notification_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    content: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
+    routing: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, nullable=True)
+    channels: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
+    providers: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONValue, default=dict)
+    tags: Mapped[list[str]] = mapped_column(JSONValue, default=list)
+    trace_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    output: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
+    source: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
+    send_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    timeout_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    routed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DeliveryStatus:
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class MessageDelivery(Base):
+    """One channel of a routed message: its provider chain and where it stands."""
+
+    __tablename__ = "message_delivery"
+    __table_args__ = (
+        Index("ix_message_delivery_message", "message_pk"),
+        Index("ix_message_delivery_due", "status", "next_attempt_at"),
+        Index("ix_message_delivery_provider_id", "provider", "provider_message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
+    message_pk: Mapped[int] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"))
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(String(20))
+    providers: Mapped[list[str]] = mapped_column(JSONValue)
+    provider_index: Mapped[int] = mapped_column(Integer, default=0)
+    provider: Mapped[str] = mapped_column(String(60))
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    provider_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    provider_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    sending_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MessageEvent(Base):
+    """The history of a message: one row per stage."""
+
+    __tablename__ = "message_event"
+    __table_args__ = (Index("ix_message_event_message", "message_pk", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
+    message_pk: Mapped[int] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    data: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
+
+
+class IdempotencyRecord(Base):
+    """The first response to a POST carrying an `Idempotency-Key`, replayed for repeats."""
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = (UniqueConstraint("environment_id", "key"),)
+
+    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(300))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict[str, Any]] = mapped_column(JSONValue)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response
+
+from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.errors import NotFound
+from tidings.event.repository import EventRepository
+from tidings.kit.pagination import decode_cursor, encode_cursor
+from tidings.kit.time import isoformat
+from tidings.models import Notification
+from tidings.notification import service
+from tidings.notification.repository import NotificationRepository
+from tidings.notification.schemas import (
+    NotificationBody,
+    NotificationList,
+    NotificationResponse,
+    PreviewBody,
+    PreviewResponse,
+)
+from tidings.template.render import RenderContext
+
+router = APIRouter(prefix="/notifications", tags=["notifications"])
+
+
+def _view(notification: Notification) -> NotificationResponse:
+    return NotificationResponse(
+        id=notification.notification_id,
+        name=notification.name,
+        content=notification.content,
+        routing=notification.routing,
+        strict=notification.strict,
+        topic_id=notification.topic_id,
+        created_at=isoformat(notification.created_at) or "",
+        updated_at=isoformat(notification.updated_at) or "",
+    )
+
+
+@router.get("", response_model=NotificationList)
+def list_notifications(
+    caller: Caller,
+    session: ReadSession,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+) -> NotificationList:
+    rows = NotificationRepository(session).page(caller, decode_cursor(cursor), limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return NotificationList(
+        paging={"cursor": encode_cursor(rows[-1].id) if more else None, "more": more},
+        results=[_view(row) for row in rows],
+    )
+
+
+@router.put("/{notification_id}", response_model=NotificationResponse)
+def put_notification(
+    notification_id: str,
+    body: NotificationBody,
+    caller: Caller,
+    runtime: RuntimeDep,
+    response: Response,
+) -> NotificationResponse:
+    """Create or replace a template. Liquid is checked on save."""
+    with runtime.database.write() as session:
+        notification, created = service.save(session, caller, notification_id, body)
+        view = _view(notification)
+    response.status_code = 201 if created else 200
+    return view
+
+
+@router.get("/{notification_id}", response_model=NotificationResponse)
+def get_notification(
+    notification_id: str, caller: Caller, session: ReadSession
+) -> NotificationResponse:
+    return _view(service.get(session, caller, notification_id))
+
+
+@router.delete("/{notification_id}", status_code=204)
+def delete_notification(notification_id: str, caller: Caller, runtime: RuntimeDep) -> Response:
+    with runtime.database.write() as session:
+        if not NotificationRepository(session).delete(caller, notification_id):
+            raise service.not_found(notification_id)
+    return Response(status_code=204)
+
+
+@router.post("/{notification_id}/preview", response_model=PreviewResponse)
+def preview_notification(
+    notification_id: str, body: PreviewBody, caller: Caller, session: ReadSession
+) -> PreviewResponse:
+    """Render with sample data and profile, or with a received event's data. Sends nothing."""
+    notification = service.get(session, caller, notification_id)
+    data: dict[str, Any] = dict(body.data)
+    if body.event_message_id:
+        event = EventRepository(session).by_message_id(caller, "segment", body.event_message_id)
+        if event is None:
+            raise NotFound(
+                f"No Segment event {body.event_message_id!r} to preview with.",
+                code="event_not_found",
+                field="event_message_id",
+            )
+        source = event.payload.get("properties") or event.payload.get("traits") or {}
+        data = {**source, **data} if isinstance(source, dict) else data
+    context = RenderContext(
+        data=data, profile=body.profile, recipient=body.profile.get("user_id"), urls={}
+    )
+    rendered, errors = service.render_all(notification.content, context, strict=notification.strict)
+    return PreviewResponse(channels=rendered, errors=errors)

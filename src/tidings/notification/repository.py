@@ -1,0 +1,46 @@
+"""Every SQL query on notification templates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from tidings.kit.sql import execute_counting
+from tidings.models import Notification
+from tidings.workspace.service import Scope
+
+
+class NotificationRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, scope: Scope | str, notification_id: str) -> Notification | None:
+        environment_id = scope if isinstance(scope, str) else scope.environment_id
+        return self.session.scalars(
+            select(Notification).where(
+                Notification.environment_id == environment_id,
+                Notification.notification_id == notification_id,
+            )
+        ).first()
+
+    def page(self, scope: Scope, after_id: int | None, limit: int) -> Sequence[Notification]:
+        query = select(Notification).where(Notification.environment_id == scope.environment_id)
+        if after_id is not None:
+            query = query.where(Notification.id > after_id)
+        return self.session.scalars(query.order_by(Notification.id).limit(limit)).all()
+
+    def add(self, notification: Notification) -> None:
+        self.session.add(notification)
+
+    def delete(self, scope: Scope, notification_id: str) -> bool:
+        return bool(
+            execute_counting(
+                self.session,
+                delete(Notification).where(
+                    Notification.environment_id == scope.environment_id,
+                    Notification.notification_id == notification_id,
+                ),
+            )
+        )

@@ -1,0 +1,104 @@
+"""Template rules: validation on save, rendering for sends and previews."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from tidings.errors import BadRequest, NotFound
+from tidings.kit.time import utcnow
+from tidings.models import Notification
+from tidings.notification.repository import NotificationRepository
+from tidings.notification.schemas import NotificationBody
+from tidings.template.render import RenderContext, RenderError, check_syntax, render_channel
+from tidings.workspace.service import Scope
+
+CHANNEL_ORDER = ("email", "push", "sms", "chat", "inbox", "webhook")
+
+
+def _check_liquid(value: Any, path: str) -> None:
+    if isinstance(value, str):
+        error = check_syntax(value)
+        if error is not None:
+            raise BadRequest(
+                f"{path}: the Liquid template does not parse: {error.splitlines()[0]}",
+                code="invalid_template",
+                field=path,
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_liquid(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_liquid(item, f"{path}[{index}]")
+
+
+def not_found(notification_id: str) -> NotFound:
+    return NotFound(
+        f"No notification template {notification_id!r} in this environment. Create it with "
+        "PUT /notifications/{id}.",
+        code="notification_not_found",
+        field="template",
+    )
+
+
+def save(
+    session: Session, scope: Scope, notification_id: str, body: NotificationBody
+) -> tuple[Notification, bool]:
+    content = body.content.model_dump(exclude_none=True)
+    if not content:
+        raise BadRequest(
+            "content is empty: give at least one channel, e.g. "
+            '{"email": {"subject": "…", "text": "…"}}.',
+            code="invalid_template",
+            field="content",
+        )
+    _check_liquid(content, "content")
+    routing = body.routing.model_dump() if body.routing else None
+    repository = NotificationRepository(session)
+    now = utcnow()
+    notification = repository.get(scope, notification_id)
+    created = notification is None
+    if notification is None:
+        notification = Notification(
+            workspace_id=scope.workspace_id,
+            environment_id=scope.environment_id,
+            notification_id=notification_id,
+            created_at=now,
+        )
+        repository.add(notification)
+    notification.name = body.name or notification_id
+    notification.content = content
+    notification.routing = routing
+    notification.strict = body.strict
+    notification.topic_id = body.topic_id
+    notification.updated_at = now
+    session.flush()
+    return notification, created
+
+
+def get(session: Session, scope: Scope, notification_id: str) -> Notification:
+    notification = NotificationRepository(session).get(scope, notification_id)
+    if notification is None:
+        raise not_found(notification_id)
+    return notification
+
+
+def default_routing(content: dict[str, Any]) -> dict[str, Any]:
+    """Without routing: try the channels the template has content for, one of them."""
+    return {"method": "single", "channels": [c for c in CHANNEL_ORDER if c in content]}
+
+
+def render_all(
+    specs: dict[str, dict[str, Any]], context: RenderContext, strict: bool
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Render every channel; a failing channel is reported, the others still render."""
+    rendered: dict[str, dict[str, Any]] = {}
+    errors: dict[str, str] = {}
+    for channel, spec in specs.items():
+        try:
+            rendered[channel] = render_channel(channel, spec, context, strict=strict)
+        except RenderError as exc:
+            errors[channel] = f"{exc.field}: {exc.reason}"
+    return rendered, errors

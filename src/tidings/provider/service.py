@@ -1,0 +1,165 @@
+"""Configured providers: validated by each provider's config model, encrypted at rest.
+
+Secrets are write-only: reads mask them, and a PUT that leaves a secret out (or sends the
+mask back) keeps the stored value, so a form can be saved without retyping secrets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from cryptography.fernet import Fernet
+from pydantic import SecretStr, ValidationError
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from tidings.errors import BadRequest, NotFound
+from tidings.kit.sql import execute_counting
+from tidings.kit.time import utcnow
+from tidings.models import ProviderConfiguration
+from tidings.provider.base import Provider, ProviderConfig
+from tidings.provider.registry import load_all
+from tidings.workspace.service import Scope
+
+MASK = "**********"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfiguredProvider:
+    name: str
+    channel: str
+    priority: int
+    provider_class: type[Provider]
+    config: ProviderConfig
+
+
+def reveal(value: Any) -> Any:
+    """A config dump with SecretStr values unwrapped, for encryption."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, dict):
+        return {key: reveal(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [reveal(item) for item in value]
+    return value
+
+
+def masked(config: ProviderConfig) -> dict[str, Any]:
+    dumped: dict[str, Any] = orjson.loads(config.model_dump_json())
+    return dumped
+
+
+def provider_class(name: str) -> type[Provider]:
+    providers = load_all()
+    if name not in providers:
+        raise NotFound(
+            f"No provider named {name!r}. Known providers: {', '.join(sorted(providers))}.",
+            code="unknown_provider",
+            field="name",
+        )
+    return providers[name]
+
+
+def _secret_fields(model: type[ProviderConfig]) -> set[str]:
+    return {
+        name
+        for name, field in model.model_fields.items()
+        if field.annotation is SecretStr or field.annotation == SecretStr | None
+    }
+
+
+def _decrypt(fernet: Fernet, row: ProviderConfiguration) -> dict[str, Any]:
+    stored: dict[str, Any] = orjson.loads(fernet.decrypt(row.config_ciphertext))
+    return stored
+
+
+def _row(session: Session, environment_id: str, name: str) -> ProviderConfiguration | None:
+    return session.scalars(
+        select(ProviderConfiguration).where(
+            ProviderConfiguration.environment_id == environment_id,
+            ProviderConfiguration.name == name,
+        )
+    ).first()
+
+
+def validate_config(cls: type[Provider], values: dict[str, Any]) -> ProviderConfig:
+    try:
+        return cls.config_model.model_validate(values)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "config"
+        raise BadRequest(
+            f"config.{field}: {first['msg']}. See GET /providers/catalog for {cls.name}'s fields.",
+            code="invalid_provider_config",
+            field=f"config.{field}",
+        ) from exc
+
+
+def configure(
+    session: Session,
+    scope: Scope,
+    fernet: Fernet,
+    name: str,
+    values: dict[str, Any],
+    priority: int | None,
+) -> tuple[ConfiguredProvider, bool]:
+    cls = provider_class(name)
+    row = _row(session, scope.environment_id, name)
+    if row is not None:
+        stored = _decrypt(fernet, row)
+        for secret in _secret_fields(cls.config_model):
+            if values.get(secret) in (None, MASK) and secret in stored:
+                values = {**values, secret: stored[secret]}
+    config = validate_config(cls, values)
+    ciphertext = fernet.encrypt(orjson.dumps(reveal(config.model_dump())))
+    now = utcnow()
+    created = row is None
+    if row is None:
+        row = ProviderConfiguration(
+            workspace_id=scope.workspace_id,
+            environment_id=scope.environment_id,
+            name=name,
+            channel=cls.channel,
+            priority=priority or 0,
+            created_at=now,
+        )
+        session.add(row)
+    elif priority is not None:
+        row.priority = priority
+    row.config_ciphertext = ciphertext
+    row.updated_at = now
+    session.flush()
+    return ConfiguredProvider(name, cls.channel, row.priority, cls, config), created
+
+
+def remove(session: Session, scope: Scope, name: str) -> None:
+    removed = execute_counting(
+        session,
+        delete(ProviderConfiguration).where(
+            ProviderConfiguration.environment_id == scope.environment_id,
+            ProviderConfiguration.name == name,
+        ),
+    )
+    if not removed:
+        raise NotFound(f"Provider {name!r} is not configured.", code="provider_not_configured")
+
+
+def configured(session: Session, environment_id: str, fernet: Fernet) -> list[ConfiguredProvider]:
+    """Every configured provider of an environment, by priority then name."""
+    providers = load_all()
+    rows: Sequence[ProviderConfiguration] = session.scalars(
+        select(ProviderConfiguration)
+        .where(ProviderConfiguration.environment_id == environment_id)
+        .order_by(ProviderConfiguration.priority, ProviderConfiguration.name)
+    ).all()
+    result = []
+    for row in rows:
+        cls = providers.get(row.name)
+        if cls is None:
+            continue
+        config = cls.config_model.model_validate(_decrypt(fernet, row))
+        result.append(ConfiguredProvider(row.name, cls.channel, row.priority, cls, config))
+    return result

@@ -1,0 +1,1 @@
+"""Rendering: Liquid templates per channel, and Courier's inline content (Elemental)."""
