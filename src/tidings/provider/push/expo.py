@@ -1,0 +1,186 @@
+"""Push notifications through the Expo push service.
+
+Sends `content.title`, `content.body` and `content.data` to the recipient's Expo push tokens
+(`expo.token`, or the list `expo.tokens`) with `POST {base_url}/--/api/v2/push/send`, a JSON
+array holding one message `{to, title, body, data}` per token, `Accept: application/json`, and
+`Authorization: Bearer <access token>` when the project has enhanced push security enabled.
+
+Expo answers 200 with `{"data": [ticket, …]}`, one push ticket per message in order: either
+`{"status": "ok", "id": …}` (the id is the receipt id, used as the provider message id) or
+`{"status": "error", "message": …, "details": {"error": "DeviceNotRegistered"}}`. Ticket errors
+DeviceNotRegistered, InvalidCredentials, MessageTooBig and MismatchSenderId are permanent;
+MessageRateExceeded is retryable. When the whole request fails, the reply carries
+`{"errors": [{code, message}]}` (with a 4xx/5xx status, or 200); TOO_MANY_REQUESTS is retryable.
+With several tokens the send succeeds if any ticket is ok; the provider message id is then the
+comma-separated list of receipt ids.
+
+Follows https://docs.expo.dev/push-notifications/sending-notifications/ (expo/expo
+`docs/pages/push-notifications/sending-notifications.mdx`) and the official Node SDK
+(expo/expo-server-sdk-node `src/ExpoClient.ts`).
+
+Config: optional `access_token` (secret) and `base_url`.
+
+Expo documents no idempotency key for push/send, so `delivery.idempotency_key` is not sent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from pydantic import ConfigDict, Field, SecretStr
+
+from tidings.provider.base import (
+    Delivery,
+    PermanentProviderError,
+    Provider,
+    ProviderConfig,
+    ProviderError,
+    RetryableProviderError,
+    SendResult,
+)
+from tidings.provider.http import excerpt, json_field, request
+from tidings.provider.registry import register
+
+TIMEOUT_SECONDS = 10.0
+RETRYABLE_TICKET_ERRORS = {"MessageRateExceeded"}
+RETRYABLE_REQUEST_ERRORS = {"TOO_MANY_REQUESTS"}
+
+
+class ExpoConfig(ProviderConfig):
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    access_token: SecretStr | None = Field(
+        default=None,
+        title="Access token",
+        description=(
+            "An Expo access token; required only when enhanced push security is enabled "
+            "for the project in the Expo dashboard."
+        ),
+    )
+    base_url: str = Field(
+        default="https://exp.host",
+        title="API base URL",
+        description="Base URL of the Expo push API.",
+    )
+
+
+def expo_tokens(recipient: dict[str, Any]) -> list[str]:
+    expo = recipient.get("expo")
+    if not isinstance(expo, dict):
+        return []
+    tokens = expo.get("tokens")
+    values = list(tokens) if isinstance(tokens, list) else []
+    values.append(expo.get("token"))
+    return list(dict.fromkeys(str(token) for token in values if isinstance(token, str) and token))
+
+
+def _request_errors(response: httpx.Response) -> list[dict[str, Any]]:
+    try:
+        errors = json_field(response, "errors")
+    except ValueError:
+        return []
+    if not isinstance(errors, list):
+        return []
+    return [error for error in errors if isinstance(error, dict)]
+
+
+def _describe(error: dict[str, Any]) -> str:
+    return ": ".join(str(error[key]) for key in ("code", "message") if error.get(key))
+
+
+def _reason(response: httpx.Response) -> str | None:
+    return "; ".join(_describe(error) for error in _request_errors(response)) or None
+
+
+@register
+class ExpoProvider(Provider):
+    name = "expo"
+    channel = "push"
+    display_name = "Expo push notifications"
+    docs_url = "https://docs.expo.dev/push-notifications/sending-notifications/"
+    config_model = ExpoConfig
+
+    def can_deliver(self, recipient: dict[str, Any]) -> bool:
+        return bool(expo_tokens(recipient))
+
+    def send(self, delivery: Delivery) -> SendResult:
+        config = self.config
+        assert isinstance(config, ExpoConfig)
+        tokens = expo_tokens(delivery.recipient)
+        if not tokens:
+            raise PermanentProviderError("Expo: the recipient has no expo.token or expo.tokens")
+
+        content: dict[str, Any] = {
+            key: str(delivery.content[key])
+            for key in ("title", "body")
+            if delivery.content.get(key) is not None
+        }
+        data = delivery.content.get("data")
+        if isinstance(data, dict) and data:
+            content["data"] = data
+        messages = [{"to": token, **content} for token in tokens]
+
+        headers = {"Accept": "application/json"}
+        if config.access_token is not None:
+            headers["Authorization"] = f"Bearer {config.access_token.get_secret_value()}"
+        url = f"{config.base_url.rstrip('/')}/--/api/v2/push/send"
+        response = request(
+            "Expo",
+            lambda: self.http.post(url, json=messages, headers=headers, timeout=TIMEOUT_SECONDS),
+            _reason,
+        )
+
+        request_errors = _request_errors(response)
+        if request_errors:
+            reason = "Expo refused the request: " + "; ".join(map(_describe, request_errors))
+            error_type = (
+                RetryableProviderError
+                if any(e.get("code") in RETRYABLE_REQUEST_ERRORS for e in request_errors)
+                else PermanentProviderError
+            )
+            raise error_type(
+                reason, response_excerpt=excerpt(response), status_code=response.status_code
+            )
+
+        try:
+            tickets = json_field(response, "data")
+        except ValueError:
+            tickets = None
+        if isinstance(tickets, dict):  # a single message may get a single ticket object
+            tickets = [tickets]
+        if not isinstance(tickets, list) or not tickets:
+            raise PermanentProviderError(
+                "Expo answered without push tickets",
+                response_excerpt=excerpt(response),
+                status_code=response.status_code,
+            )
+
+        receipt_ids: list[str] = []
+        errors: list[ProviderError] = []
+        for entry in tickets:
+            ticket = entry if isinstance(entry, dict) else {}
+            if ticket.get("status") == "ok" and ticket.get("id"):
+                receipt_ids.append(str(ticket["id"]))
+                continue
+            details = ticket.get("details")
+            code = details.get("error") if isinstance(details, dict) else None
+            message = ticket.get("message") or "no message"
+            reason = f"Expo refused the push: {message}" + (f" ({code})" if code else "")
+            error_type = (
+                RetryableProviderError
+                if code in RETRYABLE_TICKET_ERRORS
+                else PermanentProviderError
+            )
+            errors.append(
+                error_type(
+                    reason, response_excerpt=excerpt(response), status_code=response.status_code
+                )
+            )
+
+        if not receipt_ids:
+            retryable = [error for error in errors if isinstance(error, RetryableProviderError)]
+            raise (retryable or errors)[0]
+        return SendResult(
+            provider_message_id=",".join(receipt_ids), response_excerpt=excerpt(response)
+        )

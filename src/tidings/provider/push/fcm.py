@@ -1,0 +1,329 @@
+"""Push notifications through Firebase Cloud Messaging (HTTP v1 API).
+
+Sends `content.title`/`content.body` as the notification and `content.data` as the data payload
+to the recipient's `firebaseToken` (one registration token, or a list of them: one request per
+token, as the v1 API takes one target per message).
+
+Authentication is a Google service account. The provider signs a JWT (RS256) with the account's
+private key, claims `iss` = `client_email`, `scope` =
+`https://www.googleapis.com/auth/firebase.messaging`, `aud` = `token_uri`, `iat` and `exp`
+(one hour later, the maximum), and exchanges it at `token_uri` with the form
+`grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=<jwt>` for an OAuth2 access
+token (`{access_token, expires_in, token_type}`). Tokens are cached in-process per service account
+until a minute before they expire, and dropped when FCM answers 401 UNAUTHENTICATED.
+
+The send is `POST {base_url}/v1/projects/{project_id}/messages:send` with `Authorization: Bearer`
+and `{"message": {"token", "notification": {"title", "body"}, "data": {string: string}}}`; FCM
+answers `{"name": "projects/…/messages/…"}`, which is the provider message id. Errors are
+`{"error": {code, message, status, details}}`, with the FCM error code in the
+`google.firebase.fcm.v1.FcmError` detail: UNREGISTERED (404), INVALID_ARGUMENT (400),
+SENDER_ID_MISMATCH (403) and THIRD_PARTY_AUTH_ERROR (401) are permanent; QUOTA_EXCEEDED (429),
+UNAVAILABLE (503) and INTERNAL (500) are retryable.
+
+Follows https://firebase.google.com/docs/reference/fcm/rest/v1/projects.messages/send,
+https://firebase.google.com/docs/cloud-messaging/error-codes and
+https://developers.google.com/identity/protocols/oauth2/service-account.
+
+Config: `service_account` (secret; the service account key JSON with `project_id`,
+`client_email`, `private_key`, `token_uri`) and `base_url`.
+
+FCM documents no idempotency key for messages:send, so `delivery.idempotency_key` is not sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from pydantic import ConfigDict, Field, SecretStr, field_validator
+
+from tidings.provider.base import (
+    EXCERPT_LIMIT,
+    Delivery,
+    PermanentProviderError,
+    Provider,
+    ProviderConfig,
+    ProviderError,
+    RetryableProviderError,
+    SendResult,
+)
+from tidings.provider.http import excerpt, json_field, request
+from tidings.provider.registry import register
+
+TIMEOUT_SECONDS = 10.0
+SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
+ASSERTION_LIFETIME_SECONDS = 3600
+# A cached access token is not used in its last minute, so it cannot expire in flight.
+EXPIRY_MARGIN_SECONDS = 60.0
+REQUIRED_ACCOUNT_FIELDS = ("project_id", "client_email", "private_key")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccount:
+    project_id: str
+    client_email: str
+    private_key: str
+    private_key_id: str | None
+    token_uri: str
+
+    @property
+    def cache_key(self) -> str:
+        material = "\n".join((self.client_email, self.token_uri, self.private_key))
+        return hashlib.sha256(material.encode()).hexdigest()
+
+
+def parse_service_account(text: str) -> ServiceAccount:
+    """The fields of a service account key JSON; ValueError names what is missing, never values."""
+    try:
+        info = json.loads(text)
+    except ValueError:
+        raise ValueError("the service account is not valid JSON") from None
+    if not isinstance(info, dict):
+        raise ValueError("the service account JSON must be an object")
+    missing = [key for key in REQUIRED_ACCOUNT_FIELDS if not isinstance(info.get(key), str)]
+    if missing or not all(info[key] for key in REQUIRED_ACCOUNT_FIELDS):
+        names = ", ".join(missing or REQUIRED_ACCOUNT_FIELDS)
+        raise ValueError(f"the service account JSON needs non-empty {names}")
+    key_id = info.get("private_key_id")
+    return ServiceAccount(
+        project_id=info["project_id"],
+        client_email=info["client_email"],
+        private_key=info["private_key"],
+        private_key_id=key_id if isinstance(key_id, str) and key_id else None,
+        token_uri=str(info.get("token_uri") or GOOGLE_TOKEN_URI),
+    )
+
+
+class FcmConfig(ProviderConfig):
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    service_account: SecretStr = Field(
+        title="Service account key (JSON)",
+        description=(
+            "The Firebase project's service account key file, as JSON (Firebase console → "
+            "Project settings → Service accounts → Generate new private key). It needs "
+            "project_id, client_email, private_key and token_uri."
+        ),
+    )
+    base_url: str = Field(
+        default="https://fcm.googleapis.com",
+        title="API base URL",
+        description="Base URL of the FCM HTTP v1 API.",
+    )
+
+    @field_validator("service_account")
+    @classmethod
+    def _is_a_service_account(cls, value: SecretStr) -> SecretStr:
+        parse_service_account(value.get_secret_value())
+        return value
+
+
+# client key → (access token, expiry as time.time()). Providers are built per send, so the
+# cache lives at module level; it holds only short-lived access tokens, never private keys.
+_token_cache: dict[str, tuple[str, float]] = {}
+_token_cache_lock = threading.Lock()
+
+
+def clear_token_cache() -> None:
+    with _token_cache_lock:
+        _token_cache.clear()
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def sign_assertion(account: ServiceAccount, now: int) -> str:
+    """The RS256-signed JWT that Google exchanges for an access token."""
+    header: dict[str, str] = {"alg": "RS256", "typ": "JWT"}
+    if account.private_key_id:
+        header["kid"] = account.private_key_id
+    claims = {
+        "iss": account.client_email,
+        "scope": SCOPE,
+        "aud": account.token_uri,
+        "iat": now,
+        "exp": now + ASSERTION_LIFETIME_SECONDS,
+    }
+    signing_input = ".".join(
+        _b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
+    )
+    try:
+        key = serialization.load_pem_private_key(account.private_key.encode(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise PermanentProviderError(
+            "FCM: the service account's private_key is not a readable PEM private key"
+        ) from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise PermanentProviderError("FCM: the service account's private_key is not an RSA key")
+    signature = key.sign(signing_input.encode("ascii"), padding.PKCS1v15(), hashes.SHA256())
+    return f"{signing_input}.{_b64url(signature)}"
+
+
+def _oauth_reason(response: httpx.Response) -> str | None:
+    error = json_field(response, "error")
+    description = json_field(response, "error_description")
+    if isinstance(error, dict):  # some Google endpoints answer in the API error shape
+        return str(error.get("message") or error.get("status") or "") or None
+    return ": ".join(str(part) for part in (error, description) if part) or None
+
+
+def _fcm_error_code(response: httpx.Response) -> str | None:
+    details = json_field(response, "error", "details")
+    if isinstance(details, list):
+        for detail in details:
+            if isinstance(detail, dict) and detail.get("errorCode"):
+                return str(detail["errorCode"])
+    status = json_field(response, "error", "status")
+    return str(status) if status else None
+
+
+def _fcm_reason(response: httpx.Response) -> str | None:
+    message = json_field(response, "error", "message")
+    code = _fcm_error_code(response)
+    return ": ".join(str(part) for part in (code, message) if part) or None
+
+
+def _string_map(data: Any) -> dict[str, str]:
+    """FCM's data payload is a map of strings; other JSON values travel JSON-encoded."""
+    if not isinstance(data, dict):
+        return {}
+    return {
+        str(key): value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+        for key, value in data.items()
+        if value is not None
+    }
+
+
+def firebase_tokens(recipient: dict[str, Any]) -> list[str]:
+    value = recipient.get("firebaseToken")
+    values = value if isinstance(value, list) else [value]
+    return list(dict.fromkeys(str(token) for token in values if isinstance(token, str) and token))
+
+
+@register
+class FcmProvider(Provider):
+    name = "firebase-fcm"
+    channel = "push"
+    display_name = "Firebase Cloud Messaging"
+    docs_url = "https://firebase.google.com/docs/reference/fcm/rest/v1/projects.messages/send"
+    config_model = FcmConfig
+
+    def can_deliver(self, recipient: dict[str, Any]) -> bool:
+        return bool(firebase_tokens(recipient))
+
+    def send(self, delivery: Delivery) -> SendResult:
+        config = self.config
+        assert isinstance(config, FcmConfig)
+        tokens = firebase_tokens(delivery.recipient)
+        if not tokens:
+            raise PermanentProviderError("FCM: the recipient has no firebaseToken")
+        account = parse_service_account(config.service_account.get_secret_value())
+
+        message: dict[str, Any] = {}
+        notification = {
+            key: str(delivery.content[key])
+            for key in ("title", "body")
+            if delivery.content.get(key) is not None
+        }
+        if notification:
+            message["notification"] = notification
+        data = _string_map(delivery.content.get("data"))
+        if data:
+            message["data"] = data
+
+        names: list[str] = []
+        excerpts: list[str] = []
+        errors: list[ProviderError] = []
+        for token in tokens:
+            try:
+                response = self._send_one(config, account, {**message, "token": token})
+            except ProviderError as error:
+                errors.append(error)
+                continue
+            try:
+                name = json_field(response, "name")
+            except ValueError:
+                name = None
+            if name:
+                names.append(str(name))
+            excerpts.append(excerpt(response))
+
+        if not excerpts:
+            retryable = [error for error in errors if isinstance(error, RetryableProviderError)]
+            raise (retryable or errors)[0]
+        failures = "; ".join(error.reason for error in errors)
+        summary = " | ".join(excerpts) + (f" | failed: {failures}" if failures else "")
+        return SendResult(
+            provider_message_id=",".join(names) or None, response_excerpt=summary[:EXCERPT_LIMIT]
+        )
+
+    def _send_one(
+        self, config: FcmConfig, account: ServiceAccount, message: dict[str, Any]
+    ) -> httpx.Response:
+        url = (
+            f"{config.base_url.rstrip('/')}/v1/projects/"
+            f"{quote(account.project_id, safe='')}/messages:send"
+        )
+        access_token, cached = self._access_token(account)
+        try:
+            return self._post_message(url, access_token, message)
+        except PermanentProviderError as error:
+            # A cached token can be revoked before its expiry; mint a new one and retry once.
+            if not (cached and error.status_code == 401 and "UNAUTHENTICATED" in error.reason):
+                raise
+        with _token_cache_lock:
+            _token_cache.pop(account.cache_key, None)
+        access_token, _ = self._access_token(account)
+        return self._post_message(url, access_token, message)
+
+    def _post_message(self, url: str, access_token: str, message: dict[str, Any]) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {access_token}"}
+        return request(
+            "FCM",
+            lambda: self.http.post(
+                url, json={"message": message}, headers=headers, timeout=TIMEOUT_SECONDS
+            ),
+            _fcm_reason,
+        )
+
+    def _access_token(self, account: ServiceAccount) -> tuple[str, bool]:
+        """An OAuth2 access token for the account, and whether it came from the cache."""
+        with _token_cache_lock:
+            cached = _token_cache.get(account.cache_key)
+        if cached and cached[1] - EXPIRY_MARGIN_SECONDS > time.time():
+            return cached[0], True
+
+        assertion = sign_assertion(account, int(time.time()))
+        form = {"grant_type": JWT_BEARER_GRANT, "assertion": assertion}
+        response = request(
+            "Google OAuth",
+            lambda: self.http.post(account.token_uri, data=form, timeout=TIMEOUT_SECONDS),
+            _oauth_reason,
+        )
+        try:
+            access_token = json_field(response, "access_token")
+            expires_in = json_field(response, "expires_in")
+        except ValueError:
+            access_token = expires_in = None
+        if not isinstance(access_token, str) or not access_token:
+            # The reply may hold other credentials, so it is not quoted.
+            raise PermanentProviderError(
+                "Google OAuth answered without an access_token", status_code=response.status_code
+            )
+        lifetime = float(expires_in) if isinstance(expires_in, int | float) else 3600.0
+        with _token_cache_lock:
+            _token_cache[account.cache_key] = (access_token, time.time() + lifetime)
+        return access_token, False
