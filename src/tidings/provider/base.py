@@ -58,7 +58,7 @@ class PermanentProviderError(ProviderError):
 class ProviderConfig(BaseModel):
     """Base of every provider's config model. Secrets are `SecretStr`, masked everywhere."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
 @dataclass(frozen=True, slots=True)

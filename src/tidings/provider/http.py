@@ -52,7 +52,7 @@ def request(
     if reason_of is not None:
         try:
             reason = reason_of(response)
-        except (ValueError, KeyError, TypeError, IndexError):
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
             reason = None
     reason = reason or response.text[:200] or response.reason_phrase
     message = f"{vendor} answered {response.status_code}: {reason}"
