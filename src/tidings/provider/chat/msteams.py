@@ -1,0 +1,177 @@
+"""Microsoft Teams: chat messages through an incoming webhook or a Workflows webhook.
+
+`POST <webhook url>` with the Adaptive Card message envelope that both kinds of webhook accept
+(Workflows accept nothing else):
+
+    {"type": "message",
+     "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive",
+                      "contentUrl": null,
+                      "content": {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                                  "type": "AdaptiveCard", "version": "1.2",
+                                  "body": [{"type": "TextBlock", "text": ..., "wrap": true}]}}]}
+
+Follows MicrosoftDocs/msteams-docs, msteams-platform/webhooks-and-connectors/how-to/
+connectors-using.md ("Send Adaptive Cards using an Incoming Webhook"; "Rate limiting for
+connectors") and the Workflows notes on the same page.
+
+Replies: a legacy connector answers 200 with the body `1`; a Workflows ("When a Teams webhook
+request is received") URL answers 202 with an empty body. Either way Teams returns no message
+id. A legacy connector reports some failures, throttling among them, as a 200 whose body reads
+"Webhook message delivery failed with error: Microsoft Teams endpoint returned HTTP error
+<status> ..." (Microsoft's rate-limit guidance says connectors "do not throw 429s" and to look
+for that text); such a reply is retried for 429 and 5xx and is permanent otherwise. Plain
+4xx replies carry a text (legacy) or a JSON `{"error": {"code", "message"}}` (Workflows) reason.
+
+Teams webhooks document no idempotency key, so none is sent.
+
+The recipient's `ms_teams` object is read for `webhook_url`. Courier's bot-framework addresses
+(`tenant_id`, `service_url`, `conversation_id`, ...) are not supported by this provider. A
+recipient without an `ms_teams` object is sent to the configured default webhook; an
+`ms_teams` object without a `webhook_url` never falls back to it.
+
+Config fields: `webhook_url`, `timeout_seconds`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import Field, SecretStr, field_validator
+
+from tidings.provider.base import (
+    Delivery,
+    PermanentProviderError,
+    Provider,
+    ProviderConfig,
+    RetryableProviderError,
+    SendResult,
+)
+from tidings.provider.http import excerpt, json_field, request
+from tidings.provider.registry import register
+
+VENDOR = "Microsoft Teams"
+ADAPTIVE_CARD = "application/vnd.microsoft.card.adaptive"
+DELIVERY_FAILED = "Webhook message delivery failed"
+_EMBEDDED_STATUS = re.compile(r"HTTP error (\d{3})")
+
+
+class MSTeamsConfig(ProviderConfig):
+    webhook_url: SecretStr | None = Field(
+        default=None,
+        title="Default webhook URL",
+        description=(
+            "Incoming webhook or Workflows webhook URL used for recipients without an "
+            "ms_teams.webhook_url. It carries its own credentials, so it is kept secret."
+        ),
+    )
+    timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        title="Timeout (seconds)",
+        description="How long one call to Teams may take before it counts as a retryable failure.",
+    )
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_secret_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+
+def adaptive_card_message(text: str) -> dict[str, Any]:
+    """The message envelope with one Adaptive Card that shows `text`."""
+    return {
+        "type": "message",
+        "attachments": [
+            {
+                "contentType": ADAPTIVE_CARD,
+                "contentUrl": None,
+                "content": {
+                    "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+                    "type": "AdaptiveCard",
+                    "version": "1.2",
+                    "body": [{"type": "TextBlock", "text": text, "wrap": True}],
+                },
+            }
+        ],
+    }
+
+
+def _reason(response: httpx.Response) -> str | None:
+    if response.headers.get("content-type", "").startswith("application/json"):
+        message = json_field(response, "error", "message") or json_field(response, "message")
+        code = json_field(response, "error", "code")
+        if message:
+            return f"{code}: {message}" if code else str(message)
+    return response.text.strip()[:200] or None
+
+
+@register
+class MSTeamsProvider(Provider):
+    name: ClassVar[str] = "msteams"
+    channel: ClassVar[str] = "chat"
+    display_name: ClassVar[str] = "Microsoft Teams"
+    docs_url: ClassVar[str] = (
+        "https://learn.microsoft.com/microsoftteams/platform/webhooks-and-connectors/how-to/"
+        "connectors-using"
+    )
+    config_model: ClassVar[type[ProviderConfig]] = MSTeamsConfig
+
+    @property
+    def settings(self) -> MSTeamsConfig:
+        assert isinstance(self.config, MSTeamsConfig)
+        return self.config
+
+    def can_deliver(self, recipient: dict[str, Any]) -> bool:
+        return self._webhook_url(recipient) is not None
+
+    def _webhook_url(self, recipient: dict[str, Any]) -> str | None:
+        ms_teams = recipient.get("ms_teams")
+        if not ms_teams:
+            default = self.settings.webhook_url
+            return default.get_secret_value() if default is not None else None
+        if not isinstance(ms_teams, dict):
+            return None
+        url = ms_teams.get("webhook_url")
+        if isinstance(url, str) and url.startswith(("https://", "http://")):
+            return url
+        return None
+
+    def send(self, delivery: Delivery) -> SendResult:
+        url = self._webhook_url(delivery.recipient)
+        if url is None:
+            raise PermanentProviderError(
+                "Microsoft Teams: the recipient has no ms_teams.webhook_url and no default "
+                "webhook is configured"
+            )
+        text = delivery.content.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise PermanentProviderError("Microsoft Teams: the rendered message has no text")
+        response = request(
+            VENDOR,
+            lambda: self.http.post(
+                url, json=adaptive_card_message(text), timeout=self.settings.timeout_seconds
+            ),
+            _reason,
+        )
+        body = response.text.strip()
+        if DELIVERY_FAILED in body:
+            self._raise_embedded_failure(response, body)
+        return SendResult(provider_message_id=None, response_excerpt=excerpt(response))
+
+    @staticmethod
+    def _raise_embedded_failure(response: httpx.Response, body: str) -> None:
+        match = _EMBEDDED_STATUS.search(body)
+        status = int(match.group(1)) if match else None
+        message = f"{VENDOR} answered {response.status_code}: {body[:200]}"
+        if status is None or status == 429 or status >= 500:
+            raise RetryableProviderError(
+                message, response_excerpt=excerpt(response), status_code=status
+            )
+        raise PermanentProviderError(
+            message, response_excerpt=excerpt(response), status_code=status
+        )

@@ -1,0 +1,283 @@
+"""Slack: chat messages through an incoming webhook or the Web API method `chat.postMessage`.
+
+Two modes, chosen per recipient:
+
+- **Incoming webhook.** `POST <webhook url>` with the JSON body `{"text": ...}`. Slack answers
+  `200` with the body `ok`; failures come back as a plain-text error string with a 4xx status
+  (`invalid_payload` and `user_not_found` with 400, `action_prohibited` with 403,
+  `channel_not_found` with 404, `channel_is_archived` with 410) or `rollup_error` with 500.
+  Follows Slack's "Sending messages using incoming webhooks" guide and its changelog entry
+  "Improving error conditions for Incoming Webhooks" (2016-05-17).
+- **Web API.** `POST {base_url}/api/chat.postMessage` with `Authorization: Bearer <bot token>` and
+  the JSON body `{"channel": ..., "text": ...}`. Slack answers HTTP 200 either way: `{"ok": true,
+  "channel": ..., "ts": ...}` on success, `{"ok": false, "error": "<code>"}` on failure. Error
+  codes that describe a passing condition on Slack's side (`ratelimited`, `service_unavailable`,
+  `internal_error`, `fatal_error`, ...) are retried; every other code is permanent. Rate limiting
+  is HTTP 429 with `Retry-After` in seconds. A recipient addressed by `email` is first resolved
+  with `GET {base_url}/api/users.lookupByEmail`; a `user_id` is posted to directly, which opens
+  the app's direct message with that user. Follows the Web API reference pages for
+  `chat.postMessage` and `users.lookupByEmail` and the "Rate limits" guide.
+
+The recipient's `slack` object is read as on Courier: `{"incoming_webhook": {"url": ...}}`, or
+`{"access_token": ..., "channel" | "user_id" | "email": ...}`. Without its own `access_token`,
+a recipient's channel, user or email is reached with the configured bot token. A recipient with
+no `slack` object at all gets the configured defaults: the default incoming webhook, else the
+bot token with the default channel. A `slack` object this provider cannot use never falls back
+to the defaults, so a message meant for one person never lands in a shared channel.
+
+Slack documents no idempotency key for either mode, so none is sent.
+
+Config fields: `base_url`, `bot_token`, `default_channel`, `incoming_webhook_url`,
+`timeout_seconds`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import Field, SecretStr, field_validator
+
+from tidings.provider.base import (
+    Delivery,
+    PermanentProviderError,
+    Provider,
+    ProviderConfig,
+    RetryableProviderError,
+    SendResult,
+)
+from tidings.provider.http import excerpt, json_field, request
+from tidings.provider.registry import register
+
+VENDOR = "Slack"
+
+# Web API error codes that describe a passing condition on Slack's side. Everything else that
+# comes back with `ok: false` (bad token, unknown channel, archived channel, ...) is permanent.
+RETRYABLE_ERRORS = frozenset(
+    {
+        "ratelimited",
+        "rate_limited",
+        "service_unavailable",
+        "internal_error",
+        "fatal_error",
+        "request_timeout",
+        "team_added_to_org",
+    }
+)
+
+
+class SlackConfig(ProviderConfig):
+    base_url: str = Field(
+        default="https://slack.com",
+        title="Web API base URL",
+        description="Where the Slack Web API lives; methods are called at <base_url>/api/<method>.",
+    )
+    bot_token: SecretStr | None = Field(
+        default=None,
+        title="Bot token",
+        description=(
+            "Bot user OAuth token (xoxb-...) with the chat:write scope, used for recipients "
+            "that give a channel, user_id or email without their own access_token. Looking "
+            "recipients up by email also needs users:read.email."
+        ),
+    )
+    default_channel: str | None = Field(
+        default=None,
+        title="Default channel",
+        description=(
+            "Channel ID (or name) the bot token posts to for recipients without a slack address."
+        ),
+    )
+    incoming_webhook_url: SecretStr | None = Field(
+        default=None,
+        title="Default incoming webhook URL",
+        description=(
+            "Incoming webhook used for recipients without a slack address. It is preferred over "
+            "the bot token with the default channel."
+        ),
+    )
+    timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=60,
+        title="Timeout (seconds)",
+        description="How long one call to Slack may take before it counts as a retryable failure.",
+    )
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @field_validator("incoming_webhook_url")
+    @classmethod
+    def _http_secret_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class _Webhook:
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class _WebApi:
+    token: str
+    channel: str | None = None
+    user_id: str | None = None
+    email: str | None = None
+
+
+_Target = _Webhook | _WebApi
+
+
+def _text_field(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _reason(response: httpx.Response) -> str | None:
+    """Slack's error code: the plain-text body of a webhook, or `error` of a Web API reply."""
+    if response.headers.get("content-type", "").startswith("application/json"):
+        error = json_field(response, "error")
+        return str(error) if error else None
+    return response.text.strip()[:200] or None
+
+
+@register
+class SlackProvider(Provider):
+    name: ClassVar[str] = "slack"
+    channel: ClassVar[str] = "chat"
+    display_name: ClassVar[str] = "Slack"
+    docs_url: ClassVar[str] = "https://docs.slack.dev/reference/methods/chat.postMessage"
+    config_model: ClassVar[type[ProviderConfig]] = SlackConfig
+
+    @property
+    def settings(self) -> SlackConfig:
+        assert isinstance(self.config, SlackConfig)
+        return self.config
+
+    def can_deliver(self, recipient: dict[str, Any]) -> bool:
+        return self._target(recipient) is not None
+
+    def _target(self, recipient: dict[str, Any]) -> _Target | None:
+        config = self.settings
+        bot_token = config.bot_token.get_secret_value() if config.bot_token else None
+        slack = recipient.get("slack")
+        if not slack:
+            if config.incoming_webhook_url is not None:
+                return _Webhook(config.incoming_webhook_url.get_secret_value())
+            if bot_token and config.default_channel:
+                return _WebApi(token=bot_token, channel=config.default_channel)
+            return None
+        if not isinstance(slack, dict):
+            return None
+        webhook = slack.get("incoming_webhook")
+        if isinstance(webhook, dict):
+            url = _text_field(webhook.get("url"))
+            return _Webhook(url) if url and url.startswith(("https://", "http://")) else None
+        token = _text_field(slack.get("access_token")) or bot_token
+        # The token goes into a header: anything but visible ASCII cannot be a Slack token.
+        if not token or not token.isascii() or not token.isprintable():
+            return None
+        channel = _text_field(slack.get("channel"))
+        user_id = _text_field(slack.get("user_id"))
+        email = _text_field(slack.get("email"))
+        if not (channel or user_id or email):
+            return None
+        return _WebApi(token=token, channel=channel, user_id=user_id, email=email)
+
+    def send(self, delivery: Delivery) -> SendResult:
+        target = self._target(delivery.recipient)
+        if target is None:
+            raise PermanentProviderError(
+                "Slack: the recipient has no usable slack address (an incoming_webhook url, or "
+                "a channel, user_id or email with an access_token or the configured bot token), "
+                "and no default webhook or default channel is configured"
+            )
+        text = delivery.content.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise PermanentProviderError("Slack: the rendered message has no text")
+        if isinstance(target, _Webhook):
+            return self._send_webhook(target, text)
+        return self._send_web_api(target, text)
+
+    def _send_webhook(self, target: _Webhook, text: str) -> SendResult:
+        response = request(
+            VENDOR,
+            lambda: self.http.post(
+                target.url, json={"text": text}, timeout=self.settings.timeout_seconds
+            ),
+            _reason,
+        )
+        # Incoming webhooks answer 200 "ok" and return no message id.
+        return SendResult(provider_message_id=None, response_excerpt=excerpt(response))
+
+    def _send_web_api(self, target: _WebApi, text: str) -> SendResult:
+        channel = target.channel or target.user_id
+        if channel is None:
+            assert target.email is not None
+            channel = self._user_id_by_email(target.token, target.email)
+        reply = self._call(
+            "chat.postMessage",
+            lambda: self.http.post(
+                f"{self.settings.base_url}/api/chat.postMessage",
+                headers={
+                    "Authorization": f"Bearer {target.token}",
+                    "Content-Type": "application/json; charset=utf-8",
+                },
+                json={"channel": channel, "text": text},
+                timeout=self.settings.timeout_seconds,
+            ),
+        )
+        ts = json_field(reply, "ts")
+        return SendResult(
+            provider_message_id=str(ts) if ts else None, response_excerpt=excerpt(reply)
+        )
+
+    def _user_id_by_email(self, token: str, email: str) -> str:
+        reply = self._call(
+            "users.lookupByEmail",
+            lambda: self.http.get(
+                f"{self.settings.base_url}/api/users.lookupByEmail",
+                headers={"Authorization": f"Bearer {token}"},
+                params={"email": email},
+                timeout=self.settings.timeout_seconds,
+            ),
+        )
+        user_id = json_field(reply, "user", "id")
+        if not user_id:
+            raise PermanentProviderError(
+                "Slack users.lookupByEmail returned no user id",
+                response_excerpt=excerpt(reply),
+                status_code=reply.status_code,
+            )
+        return str(user_id)
+
+    def _call(self, method: str, call: Callable[[], httpx.Response]) -> httpx.Response:
+        """One Web API call: HTTP errors via `request`, then the `ok: false` body errors."""
+        response = request(f"{VENDOR} {method}", call, _reason)
+        try:
+            ok = json_field(response, "ok")
+        except ValueError as exc:
+            raise RetryableProviderError(
+                f"Slack {method} answered {response.status_code} without a JSON body",
+                response_excerpt=excerpt(response),
+                status_code=response.status_code,
+            ) from exc
+        if ok is True:
+            return response
+        error = str(json_field(response, "error") or "unknown_error")
+        message = f"Slack {method} failed: {error}"
+        if error in RETRYABLE_ERRORS:
+            raise RetryableProviderError(
+                message, response_excerpt=excerpt(response), status_code=response.status_code
+            )
+        raise PermanentProviderError(
+            message, response_excerpt=excerpt(response), status_code=response.status_code
+        )
