@@ -23,6 +23,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.smtp_sink import smtp_sink  # noqa: F401 - a fixture for every test module
 from tidings.app import create_app
 from tidings.config import Settings
 from tidings.migrate import upgrade
@@ -59,6 +60,7 @@ def settings(tmp_path: Path) -> Iterator[Settings]:
         "job_storage": TEST_JOB_STORAGE,
         "job_queue": f"tidings-test-{suffix}",
         "sweep_stale_seconds": 30.0,
+        "retry_base_seconds": 0.05,
     }
     schema = None
     if TEST_DATABASE_URL:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,8 +13,6 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-
-from tests.conftest import free_port
 
 
 @dataclass
@@ -25,7 +24,7 @@ class SinkHandler:
     lock: threading.Lock = field(default_factory=threading.Lock)
     data_started: threading.Event = field(default_factory=threading.Event)
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.data_started.set()
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -39,10 +38,17 @@ class SinkHandler:
         return "250 Message accepted for delivery"
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
 class SmtpSink:
     def __init__(self) -> None:
         self.handler = SinkHandler()
-        self.port = free_port()
+        self.port = _free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
 
     @property

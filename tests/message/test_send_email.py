@@ -7,7 +7,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from tests.conftest import Keys, bearer, wait_for
-from tests.smtp_sink import SmtpSink, smtp_sink  # noqa: F401
+from tests.smtp_sink import SmtpSink
 
 WELCOME = {
     "name": "Welcome",
@@ -49,7 +49,9 @@ def test_template_send_to_a_user_puts_one_rendered_email_in_the_sink(
     setup_email(client, keys.test, smtp_sink)
     response = client.post(
         "/send",
-        json={"message": {"to": {"user_id": "u1"}, "template": "welcome", "data": {"order_id": "A-7"}}},
+        json={
+            "message": {"to": {"user_id": "u1"}, "template": "welcome", "data": {"order_id": "A-7"}}
+        },
         headers=bearer(keys.test),
     )
     assert response.status_code == 202, response.text
@@ -63,7 +65,8 @@ def test_template_send_to_a_user_puts_one_rendered_email_in_the_sink(
     assert email["Subject"] == "Welcome, Ada <Admin>!"
     html = email.get_body(("html",))
     text = email.get_body(("plain",))
-    assert html is not None and text is not None
+    assert html is not None
+    assert text is not None
     assert "Order A-7 for Ada &lt;Admin&gt;" in html.get_content()
     assert "Order A-7 for Ada <Admin>" in text.get_content()
     history = client.get(f"/messages/{request_id}/history", headers=bearer(keys.test)).json()

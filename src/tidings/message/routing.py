@@ -7,8 +7,9 @@ entry that can be delivered is used; with `all`, every entry that can be.
 A channel can be chosen only if:
 - the message has content for it (a rendering failure counts as no content),
 - its `channels.<name>.if` condition, if any, holds,
-- the recipient has the address it needs, and
-- at least one configured provider of the channel can deliver to that address.
+- at least one configured provider of the channel can deliver to the recipient: it has the
+  address the provider needs (a provider may also have a default address of its own, such as
+  a team chat webhook).
 
 When nothing can be chosen, the reason is NO_PROVIDERS if some channel had an address but no
 usable provider, and NO_CHANNELS otherwise.
@@ -103,13 +104,13 @@ def plan_routes(
         if condition is not None and not _condition_holds(condition, variables):
             notes.append(f"{channel}: skipped by its `if`")
             return []
-        if channel != "inbox" and not channel_address(channel, recipient):
-            notes.append(f"{channel}: the recipient has no address")
-            return []
         names = usable_providers(channel, pinned)
         if not names:
-            state["address_without_provider"] = True
-            notes.append(f"{channel}: no provider configured")
+            if channel == "inbox" or channel_address(channel, recipient):
+                state["address_without_provider"] = True
+                notes.append(f"{channel}: no provider configured")
+            else:
+                notes.append(f"{channel}: the recipient has no address")
             return []
         return [Route(channel, names)]
 
