@@ -23,6 +23,17 @@ class SinkHandler:
     delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
     data_started: threading.Event = field(default_factory=threading.Event)
+    ehlo_delays: list[float] = field(default_factory=list)
+    ehlo_started: threading.Event = field(default_factory=threading.Event)
+
+    async def handle_EHLO(
+        self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        self.ehlo_started.set()
+        if self.ehlo_delays:
+            await asyncio.sleep(self.ehlo_delays.pop(0))
+        return responses
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.data_started.set()
