@@ -28,6 +28,18 @@ def _prepare(settings: Settings) -> Runtime:
     return runtime
 
 
+def _apply_config_file(runtime: Runtime) -> None:
+    from tidings.provider import config_file
+
+    try:
+        path = config_file.config_path(runtime.settings)
+        if path is not None:
+            applied = config_file.apply(runtime, path)
+            click.echo(f"  Providers from {path}: {', '.join(applied) or 'none'}")
+    except config_file.ConfigFileError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
 def _configure_logging() -> None:
     logging.basicConfig(
         level=logging.INFO,
@@ -75,6 +87,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
         keys = workspace_service.list_keys(session, runtime.cipher)
     if created:
         click.echo("  Created the default workspace with a test and a production environment.")
+    _apply_config_file(runtime)
     click.echo("  API keys (paste one into Segment's Courier destination, field 'API Key'):")
     for key in keys:
         if key.revoked_at is None:
