@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from tidings import __version__
 from tidings.errors import install_error_handlers
 from tidings.event.endpoints import router as event_router
+from tidings.inbox.endpoints import router as inbox_router
 from tidings.ingest.endpoints import router as ingest_router
 from tidings.ingest.writer import IngestWriter
 from tidings.message.endpoints import router as message_router
@@ -63,6 +64,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
     app.include_router(notification_router)
     app.include_router(message_router)
     app.include_router(provider_router)
+    app.include_router(inbox_router)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -8,6 +8,7 @@ from tidings.models.audience import (
 )
 from tidings.models.base import Base
 from tidings.models.event import Event, EventStatus
+from tidings.models.inbox import InboxMessage
 from tidings.models.message import (
     DeliveryStatus,
     IdempotencyRecord,
@@ -30,6 +31,7 @@ __all__ = [
     "Event",
     "EventStatus",
     "IdempotencyRecord",
+    "InboxMessage",
     "ListSubscription",
     "Message",
     "MessageDelivery",

@@ -1,0 +1,199 @@
+from __future__ import annotations
+
+import re
+import threading
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from starlette.applications import Starlette
+
+from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.errors import BadRequest
+from tidings.inbox import service
+from tidings.inbox.repository import Status
+from tidings.inbox.schemas import (
+    InboxMessagePage,
+    InboxMessageView,
+    ReadAllResponse,
+    TokenBody,
+    TokenResponse,
+    UnreadCount,
+)
+from tidings.inbox.service import InboxBroker, InboxUser
+from tidings.kit.crypto import load_or_create_secret
+from tidings.kit.pagination import decode_cursor, encode_cursor
+from tidings.kit.time import isoformat
+from tidings.workspace.keys import key_from_authorization
+
+router = APIRouter(prefix="/inbox", tags=["inbox"])
+
+_STATE_LOCK = threading.Lock()
+# Event ids are row ids: decimal, and small enough for a 64-bit column.
+_EVENT_ID = re.compile(r"[0-9]{1,18}")
+
+
+def inbox_broker(app: Starlette) -> InboxBroker:
+    """The app's `InboxBroker`, kept on `app.state` and created on first use.
+
+    Code that stores inbox messages in the serving process publishes through this broker, so
+    the app's open streams wake at once.
+    """
+    state = app.state
+    with _STATE_LOCK:
+        broker: InboxBroker | None = getattr(state, "inbox_broker", None)
+        if broker is None:
+            broker = InboxBroker()
+            state.inbox_broker = broker
+        return broker
+
+
+def get_broker(request: Request) -> InboxBroker:
+    return inbox_broker(request.app)
+
+
+def token_secret(request: Request, runtime: RuntimeDep) -> bytes:
+    """The server secret that inbox tokens are signed under, read once per app.
+
+    The runtime does not expose its secret yet, so this loads it the same way
+    `build_runtime` does (the configured secret, else the data directory's secret file).
+    """
+    state = request.app.state
+    with _STATE_LOCK:
+        secret: bytes | None = getattr(state, "inbox_token_secret", None)
+        if secret is None:
+            settings = runtime.settings
+            configured = settings.secret_key.get_secret_value() if settings.secret_key else None
+            secret = load_or_create_secret(settings.data_dir, configured)
+            state.inbox_token_secret = secret
+        return secret
+
+
+Broker = Annotated[InboxBroker, Depends(get_broker)]
+Secret = Annotated[bytes, Depends(token_secret)]
+
+
+def authenticate_user(request: Request, secret: Secret) -> InboxUser:
+    token = key_from_authorization(request.headers.get("authorization"))
+    return service.authenticate(secret, token, "Authorization")
+
+
+def authenticate_stream_user(
+    request: Request, secret: Secret, token: Annotated[str | None, Query()] = None
+) -> InboxUser:
+    """The stream also takes `?token=`: browsers' EventSource cannot set headers."""
+    header_token = key_from_authorization(request.headers.get("authorization"))
+    if header_token is not None:
+        return service.authenticate(secret, header_token, "Authorization")
+    return service.authenticate(secret, token, "token")
+
+
+User = Annotated[InboxUser, Depends(authenticate_user)]
+StreamUser = Annotated[InboxUser, Depends(authenticate_stream_user)]
+Limit = Annotated[int, Query(ge=1, le=100)]
+
+
+@router.post("/tokens", response_model=TokenResponse)
+def issue_token(body: TokenBody, caller: Caller, secret: Secret) -> TokenResponse:
+    """Issue a token that opens one user's inbox (API key required). Hand it to the browser."""
+    token, expires_at = service.issue_token(secret, caller, body.user_id, body.expires_in_seconds)
+    return TokenResponse(token=token, expires_at=isoformat(expires_at) or "")
+
+
+def _before_id(cursor: str | None) -> int | None:
+    before_id = decode_cursor(cursor)
+    # `decode_cursor` accepts any integer; one beyond a 64-bit id is forged and must not 500.
+    if before_id is not None and not 0 <= before_id < 2**63:
+        raise BadRequest(
+            "The cursor is not one this API returned. Pass the `cursor` from the previous "
+            "page's `paging`, or leave it out to start from the first page.",
+            code="invalid_cursor",
+            field="cursor",
+        )
+    return before_id
+
+
+@router.get("/messages", response_model=InboxMessagePage)
+def list_messages(
+    user: User,
+    session: ReadSession,
+    status: Status | None = None,
+    cursor: str | None = None,
+    limit: Limit = 24,
+) -> InboxMessagePage:
+    """The user's messages, newest first. Archived messages only with `status=archived`."""
+    rows = service.list_messages(session, user, status, _before_id(cursor), limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return InboxMessagePage(
+        paging={"cursor": encode_cursor(rows[-1].id) if more else None, "more": more},
+        results=[service.message_view(row) for row in rows],
+    )
+
+
+@router.get("/messages/count", response_model=UnreadCount)
+def count_unread(user: User, session: ReadSession) -> UnreadCount:
+    """How many messages the user has not read, archived ones left out."""
+    return UnreadCount(count=service.count_unread(session, user))
+
+
+@router.post("/messages/read-all", response_model=ReadAllResponse)
+def mark_all_read(user: User, runtime: RuntimeDep) -> ReadAllResponse:
+    with runtime.database.write() as session:
+        updated = service.mark_all_read(session, user)
+    return ReadAllResponse(updated=updated)
+
+
+@router.post("/messages/{message_id}/read", response_model=InboxMessageView)
+def mark_read(message_id: str, user: User, runtime: RuntimeDep) -> InboxMessageView:
+    with runtime.database.write() as session:
+        return service.message_view(service.mark_read(session, user, message_id))
+
+
+@router.post("/messages/{message_id}/unread", response_model=InboxMessageView)
+def mark_unread(message_id: str, user: User, runtime: RuntimeDep) -> InboxMessageView:
+    with runtime.database.write() as session:
+        return service.message_view(service.mark_unread(session, user, message_id))
+
+
+@router.post("/messages/{message_id}/archive", response_model=InboxMessageView)
+def archive(message_id: str, user: User, runtime: RuntimeDep) -> InboxMessageView:
+    with runtime.database.write() as session:
+        return service.message_view(service.archive(session, user, message_id))
+
+
+def _last_event_id(value: str | None) -> int | None:
+    if value is None or not value.strip():
+        return None
+    if not _EVENT_ID.fullmatch(value.strip()):
+        raise BadRequest(
+            f"Last-Event-ID {value!r} is not an event id from this stream. Send the `id` of the "
+            "last event received, or leave the header out to receive only new messages.",
+            code="invalid_last_event_id",
+            field="Last-Event-ID",
+        )
+    return int(value.strip())
+
+
+@router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream(
+    user: StreamUser,
+    runtime: RuntimeDep,
+    broker: Broker,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """Server-Sent Events: an `event: message` with the message as `data` for each new one.
+
+    Authenticate with `Authorization: Bearer <inbox token>` or, for EventSource, `?token=`.
+    A reconnecting client sends `Last-Event-ID` and gets what it missed first.
+    """
+    after_id = _last_event_id(last_event_id)
+    return StreamingResponse(
+        service.stream(runtime.database, broker, user, after_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )

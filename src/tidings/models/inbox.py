@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from tidings.models.base import Base, BigIntegerKey, JSONValue, UTCDateTime
+
+_UNREAD = text("read_at IS NULL AND archived_at IS NULL")
+
+
+class InboxMessage(Base):
+    """One message in a user's in-app inbox, stored once per Tidings message."""
+
+    __tablename__ = "inbox_message"
+    __table_args__ = (
+        # A re-driven delivery of the same message stores nothing new.
+        UniqueConstraint("environment_id", "message_id"),
+        # A user's messages, newest first (keyset on id, scanned backwards).
+        Index("ix_inbox_message_user", "environment_id", "user_id", "id"),
+        # The unread count touches only unread rows, however many read ones pile up.
+        Index(
+            "ix_inbox_message_unread",
+            "environment_id",
+            "user_id",
+            postgresql_where=_UNREAD,
+            sqlite_where=_UNREAD,
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(300))
+    message_id: Mapped[str] = mapped_column(String(60))
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    action_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    read_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
