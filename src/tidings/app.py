@@ -15,6 +15,7 @@ from tidings.event.endpoints import router as event_router
 from tidings.inbox.endpoints import router as inbox_router
 from tidings.ingest.endpoints import router as ingest_router
 from tidings.ingest.writer import IngestWriter
+from tidings.list.endpoints import router as list_router
 from tidings.message.endpoints import router as message_router
 from tidings.notification.endpoints import router as notification_router
 from tidings.profile.endpoints import router as profile_router
@@ -65,6 +66,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
     app.include_router(message_router)
     app.include_router(provider_router)
     app.include_router(inbox_router)
+    app.include_router(list_router)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -1,0 +1,208 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response
+
+from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.kit.pagination import decode_cursor, encode_cursor
+from tidings.kit.time import isoformat
+from tidings.list import service
+from tidings.list.schemas import (
+    ListBody,
+    ListPage,
+    ListView,
+    Paging,
+    ProfileListsBody,
+    StatusResponse,
+    SubscribeUserBody,
+    SubscriptionPage,
+    SubscriptionsBody,
+    SubscriptionView,
+    UserListPage,
+    UserListView,
+    preferences_document,
+)
+from tidings.models import RecipientList
+
+router = APIRouter(tags=["lists"])
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+
+
+def _no_content() -> Response:
+    return Response(status_code=204)
+
+
+def _view(recipient_list: RecipientList) -> ListView:
+    return ListView(
+        id=recipient_list.list_id,
+        name=recipient_list.name,
+        created=isoformat(recipient_list.created_at) or "",
+        updated=isoformat(recipient_list.updated_at) or "",
+    )
+
+
+@router.get("/lists", response_model=ListPage)
+def find_lists(
+    caller: Caller,
+    session: ReadSession,
+    pattern: str | None = None,
+    cursor: str | None = None,
+    limit: Limit = 20,
+) -> ListPage:
+    """Lists in creation order, optionally matching `pattern` (`acme.*`, `acme.**`)."""
+    rows, more = service.find_lists(session, caller, pattern, decode_cursor(cursor), limit)
+    return ListPage(
+        items=[_view(row) for row in rows],
+        paging=Paging(cursor=encode_cursor(rows[-1].id) if more else None, more=more),
+    )
+
+
+@router.get("/lists/{list_id}", response_model=ListView)
+def get_list(list_id: str, caller: Caller, session: ReadSession) -> ListView:
+    return _view(service.get_list(session, caller, list_id))
+
+
+@router.put("/lists/{list_id}", status_code=204)
+def put_list(list_id: str, body: ListBody, caller: Caller, runtime: RuntimeDep) -> Response:
+    """Create the list, or rename it. Answers 204 either way, as Courier does."""
+    preferences = preferences_document(body.preferences)
+    with runtime.database.write() as session:
+        service.put_list(session, caller, list_id, body.name, preferences)
+    return _no_content()
+
+
+@router.delete("/lists/{list_id}", status_code=204)
+def delete_list(list_id: str, caller: Caller, runtime: RuntimeDep) -> Response:
+    """Delete the list and all its subscriptions."""
+    with runtime.database.write() as session:
+        service.delete_list(session, caller, list_id)
+    return _no_content()
+
+
+@router.put("/lists/{list_id}/restore", status_code=204)
+def restore_list(list_id: str, caller: Caller, session: ReadSession) -> Response:
+    """Deleted lists are gone for good here: 204 for a live list, 404 otherwise."""
+    service.restore_list(session, caller, list_id)
+    return _no_content()
+
+
+@router.get("/lists/{list_id}/subscriptions", response_model=SubscriptionPage)
+def list_subscriptions(
+    list_id: str,
+    caller: Caller,
+    session: ReadSession,
+    cursor: str | None = None,
+    limit: Limit = 20,
+) -> SubscriptionPage:
+    rows = service.list_subscriptions(session, caller, list_id, decode_cursor(cursor), limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return SubscriptionPage(
+        items=[
+            SubscriptionView(
+                recipientId=row.user_id,
+                created=isoformat(row.created_at) or "",
+                preferences=row.preferences,
+            )
+            for row in rows
+        ],
+        paging=Paging(cursor=encode_cursor(rows[-1].id) if more else None, more=more),
+    )
+
+
+def _subscribers(body: SubscriptionsBody) -> list[service.SubscriberSpec]:
+    return [
+        service.SubscriberSpec(item.recipientId, preferences_document(item.preferences))
+        for item in body.recipients
+    ]
+
+
+@router.put("/lists/{list_id}/subscriptions", status_code=204)
+def replace_subscriptions(
+    list_id: str, body: SubscriptionsBody, caller: Caller, runtime: RuntimeDep
+) -> Response:
+    """Make `recipients` the list's only subscribers, creating the list if missing."""
+    with runtime.database.write() as session:
+        service.replace_subscribers(session, caller, list_id, _subscribers(body))
+    return _no_content()
+
+
+@router.post("/lists/{list_id}/subscriptions", status_code=204)
+def add_subscriptions(
+    list_id: str, body: SubscriptionsBody, caller: Caller, runtime: RuntimeDep
+) -> Response:
+    """Subscribe `recipients` too, creating the list if missing; other subscribers stay."""
+    with runtime.database.write() as session:
+        service.add_subscribers(session, caller, list_id, _subscribers(body))
+    return _no_content()
+
+
+@router.put("/lists/{list_id}/subscriptions/{user_id}", status_code=204)
+def subscribe_user(
+    list_id: str,
+    user_id: str,
+    caller: Caller,
+    runtime: RuntimeDep,
+    body: SubscribeUserBody | None = None,
+) -> Response:
+    """Subscribe one user, creating the list if missing. The body is optional."""
+    preferences = preferences_document(body.preferences) if body is not None else None
+    with runtime.database.write() as session:
+        service.subscribe(session, caller, list_id, user_id, preferences)
+    return _no_content()
+
+
+@router.delete("/lists/{list_id}/subscriptions/{user_id}", status_code=204)
+def unsubscribe_user(list_id: str, user_id: str, caller: Caller, runtime: RuntimeDep) -> Response:
+    """Unsubscribe one user. Idempotent: 204 also when they were not subscribed."""
+    with runtime.database.write() as session:
+        service.unsubscribe(session, caller, list_id, user_id)
+    return _no_content()
+
+
+@router.get("/profiles/{user_id}/lists", response_model=UserListPage)
+def get_user_lists(
+    user_id: str,
+    caller: Caller,
+    session: ReadSession,
+    cursor: str | None = None,
+    limit: Limit = 20,
+) -> UserListPage:
+    """The lists the user is subscribed to, with the subscription's preferences."""
+    rows = service.user_lists(session, caller, user_id, decode_cursor(cursor), limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return UserListPage(
+        results=[
+            UserListView(
+                id=recipient_list.list_id,
+                name=recipient_list.name,
+                created=isoformat(recipient_list.created_at) or "",
+                updated=isoformat(recipient_list.updated_at) or "",
+                preferences=subscription.preferences,
+            )
+            for subscription, recipient_list in rows
+        ],
+        paging=Paging(cursor=encode_cursor(rows[-1][0].id) if more else None, more=more),
+    )
+
+
+@router.post("/profiles/{user_id}/lists", response_model=StatusResponse)
+def subscribe_user_to_lists(
+    user_id: str, body: ProfileListsBody, caller: Caller, runtime: RuntimeDep
+) -> StatusResponse:
+    """Subscribe the user to each list, creating lists that do not exist."""
+    lists = [(item.listId, preferences_document(item.preferences)) for item in body.lists]
+    with runtime.database.write() as session:
+        service.subscribe_user_to_lists(session, caller, user_id, lists)
+    return StatusResponse()
+
+
+@router.delete("/profiles/{user_id}/lists", response_model=StatusResponse)
+def unsubscribe_user_from_all(user_id: str, caller: Caller, runtime: RuntimeDep) -> StatusResponse:
+    """Remove all the user's list subscriptions."""
+    with runtime.database.write() as session:
+        service.unsubscribe_user_from_all(session, caller, user_id)
+    return StatusResponse()

@@ -1,0 +1,227 @@
+"""Every SQL query on lists and list subscriptions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
+from tidings.kit.time import utcnow
+from tidings.models import ListSubscription, RecipientList
+from tidings.workspace.service import Scope
+
+CHUNK = 500
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(values), CHUNK):
+        yield values[start : start + CHUNK]
+
+
+class ListRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, scope: Scope, list_id: str) -> RecipientList | None:
+        return self.session.scalars(
+            select(RecipientList).where(
+                RecipientList.environment_id == scope.environment_id,
+                RecipientList.list_id == list_id,
+            )
+        ).first()
+
+    def get_or_create_for_update(self, scope: Scope, list_id: str, name: str) -> RecipientList:
+        """The list row, locked for this transaction; created with `name` when missing."""
+        now = utcnow()
+        self.session.execute(
+            insert_ignoring_conflicts(self.session, RecipientList).values(
+                workspace_id=scope.workspace_id,
+                environment_id=scope.environment_id,
+                list_id=list_id,
+                name=name,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        return self.session.scalars(
+            select(RecipientList)
+            .where(
+                RecipientList.environment_id == scope.environment_id,
+                RecipientList.list_id == list_id,
+            )
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+
+    def ensure_lists(self, scope: Scope, list_ids: Sequence[str]) -> None:
+        """Create the lists that do not exist yet, each named after its id."""
+        now = utcnow()
+        for chunk in _chunks(sorted(set(list_ids))):
+            self.session.execute(
+                insert_ignoring_conflicts(self.session, RecipientList).values(
+                    [
+                        {
+                            "workspace_id": scope.workspace_id,
+                            "environment_id": scope.environment_id,
+                            "list_id": list_id,
+                            "name": list_id,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for list_id in chunk
+                    ]
+                ),
+            )
+
+    def page(
+        self, scope: Scope, prefix: str, after_id: int | None, limit: int
+    ) -> Sequence[RecipientList]:
+        """Lists whose id starts with `prefix`, in creation order, after `after_id`."""
+        query = select(RecipientList).where(RecipientList.environment_id == scope.environment_id)
+        if prefix:
+            query = query.where(RecipientList.list_id.startswith(prefix, autoescape=True))
+        if after_id is not None:
+            query = query.where(RecipientList.id > after_id)
+        return self.session.scalars(query.order_by(RecipientList.id).limit(limit)).all()
+
+    def delete(self, scope: Scope, list_id: str) -> bool:
+        execute_counting(
+            self.session,
+            delete(ListSubscription)
+            .where(
+                ListSubscription.environment_id == scope.environment_id,
+                ListSubscription.list_id == list_id,
+            )
+            .execution_options(synchronize_session=False),
+        )
+        removed = execute_counting(
+            self.session,
+            delete(RecipientList)
+            .where(
+                RecipientList.environment_id == scope.environment_id,
+                RecipientList.list_id == list_id,
+            )
+            .execution_options(synchronize_session=False),
+        )
+        return bool(removed)
+
+    # Subscriptions
+
+    def subscriptions(
+        self, scope: Scope, list_id: str, after_id: int | None, limit: int
+    ) -> Sequence[ListSubscription]:
+        query = select(ListSubscription).where(
+            ListSubscription.environment_id == scope.environment_id,
+            ListSubscription.list_id == list_id,
+        )
+        if after_id is not None:
+            query = query.where(ListSubscription.id > after_id)
+        return self.session.scalars(query.order_by(ListSubscription.id).limit(limit)).all()
+
+    def subscribers(
+        self, scope: Scope, list_id: str
+    ) -> dict[str, tuple[int, dict[str, Any] | None]]:
+        """Every subscriber of the list: user_id → (row id, preferences)."""
+        rows = self.session.execute(
+            select(
+                ListSubscription.user_id, ListSubscription.id, ListSubscription.preferences
+            ).where(
+                ListSubscription.environment_id == scope.environment_id,
+                ListSubscription.list_id == list_id,
+            )
+        ).all()
+        return {user_id: (row_id, preferences) for user_id, row_id, preferences in rows}
+
+    def add_subscriptions(
+        self, scope: Scope, pairs: Sequence[tuple[str, str]], created_at: datetime
+    ) -> None:
+        """Subscribe each (list_id, user_id); pairs already subscribed stay as they are."""
+        for chunk in _chunks(pairs):
+            self.session.execute(
+                insert_ignoring_conflicts(self.session, ListSubscription).values(
+                    [
+                        {
+                            "workspace_id": scope.workspace_id,
+                            "environment_id": scope.environment_id,
+                            "list_id": list_id,
+                            "user_id": user_id,
+                            "preferences": None,
+                            "created_at": created_at,
+                        }
+                        for list_id, user_id in chunk
+                    ]
+                ),
+            )
+
+    def set_preferences(
+        self, scope: Scope, list_id: str, user_id: str, preferences: dict[str, Any] | None
+    ) -> None:
+        execute_counting(
+            self.session,
+            update(ListSubscription)
+            .where(
+                ListSubscription.environment_id == scope.environment_id,
+                ListSubscription.list_id == list_id,
+                ListSubscription.user_id == user_id,
+            )
+            .values(preferences=preferences)
+            .execution_options(synchronize_session=False),
+        )
+
+    def delete_subscriptions_by_id(self, row_ids: Sequence[int]) -> None:
+        for chunk in _chunks(row_ids):
+            execute_counting(
+                self.session,
+                delete(ListSubscription)
+                .where(ListSubscription.id.in_(chunk))
+                .execution_options(synchronize_session=False),
+            )
+
+    def delete_subscription(self, scope: Scope, list_id: str, user_id: str) -> bool:
+        removed = execute_counting(
+            self.session,
+            delete(ListSubscription)
+            .where(
+                ListSubscription.environment_id == scope.environment_id,
+                ListSubscription.list_id == list_id,
+                ListSubscription.user_id == user_id,
+            )
+            .execution_options(synchronize_session=False),
+        )
+        return bool(removed)
+
+    def user_subscriptions(
+        self, scope: Scope, user_id: str, after_id: int | None, limit: int
+    ) -> Sequence[tuple[ListSubscription, RecipientList]]:
+        """The user's subscriptions with their lists, in subscription order."""
+        query = (
+            select(ListSubscription, RecipientList)
+            .join(
+                RecipientList,
+                (RecipientList.environment_id == ListSubscription.environment_id)
+                & (RecipientList.list_id == ListSubscription.list_id),
+            )
+            .where(
+                ListSubscription.environment_id == scope.environment_id,
+                ListSubscription.user_id == user_id,
+            )
+        )
+        if after_id is not None:
+            query = query.where(ListSubscription.id > after_id)
+        rows = self.session.execute(query.order_by(ListSubscription.id).limit(limit)).all()
+        return [(subscription, recipient_list) for subscription, recipient_list in rows]
+
+    def delete_user_subscriptions(self, scope: Scope, user_id: str) -> int:
+        return execute_counting(
+            self.session,
+            delete(ListSubscription)
+            .where(
+                ListSubscription.environment_id == scope.environment_id,
+                ListSubscription.user_id == user_id,
+            )
+            .execution_options(synchronize_session=False),
+        )
