@@ -18,6 +18,7 @@ from tidings.ingest.writer import IngestWriter
 from tidings.list.endpoints import router as list_router
 from tidings.message.endpoints import router as message_router
 from tidings.notification.endpoints import router as notification_router
+from tidings.preference.endpoints import router as preference_router
 from tidings.profile.endpoints import router as profile_router
 from tidings.provider.endpoints import router as provider_router
 from tidings.runtime import Runtime
@@ -65,6 +66,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
     app.include_router(notification_router)
     app.include_router(message_router)
     app.include_router(provider_router)
+    app.include_router(preference_router)
     app.include_router(inbox_router)
     app.include_router(list_router)
 

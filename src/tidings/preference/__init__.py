@@ -1,0 +1,1 @@
+"""Subscription topics, user preferences, and signed one-click unsubscribe."""

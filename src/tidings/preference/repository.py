@@ -1,0 +1,170 @@
+"""Every SQL query on subscription topics and user preferences."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
+from tidings.kit.time import utcnow
+from tidings.models import Notification, SubscriptionTopic, UserPreference
+
+
+class PreferenceRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def topic(self, environment_id: str, topic_id: str) -> SubscriptionTopic | None:
+        return self.session.scalars(
+            select(SubscriptionTopic).where(
+                SubscriptionTopic.environment_id == environment_id,
+                SubscriptionTopic.topic_id == topic_id,
+            )
+        ).first()
+
+    def topic_for_update(
+        self, workspace_id: str, environment_id: str, topic_id: str, name: str, default_status: str
+    ) -> tuple[SubscriptionTopic, bool]:
+        """The topic row, locked for this transaction; inserted with these values when missing."""
+        now = utcnow()
+        # RETURNING, not the row count: Postgres reports -1 for an INSERT that SQLAlchemy
+        # gives a RETURNING clause of its own.
+        inserted = self.session.execute(
+            insert_ignoring_conflicts(self.session, SubscriptionTopic)
+            .values(
+                workspace_id=workspace_id,
+                environment_id=environment_id,
+                topic_id=topic_id,
+                name=name,
+                default_status=default_status,
+                created_at=now,
+                updated_at=now,
+            )
+            .returning(SubscriptionTopic.id)
+        ).first()
+        topic = self.session.scalars(
+            select(SubscriptionTopic)
+            .where(
+                SubscriptionTopic.environment_id == environment_id,
+                SubscriptionTopic.topic_id == topic_id,
+            )
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+        return topic, inserted is not None
+
+    def topics(
+        self, environment_id: str, after_id: int | None, limit: int
+    ) -> Sequence[SubscriptionTopic]:
+        query = select(SubscriptionTopic).where(SubscriptionTopic.environment_id == environment_id)
+        if after_id is not None:
+            query = query.where(SubscriptionTopic.id > after_id)
+        return self.session.scalars(query.order_by(SubscriptionTopic.id).limit(limit)).all()
+
+    def notifications_using(self, environment_id: str, topic_id: str, limit: int) -> list[str]:
+        return list(
+            self.session.scalars(
+                select(Notification.notification_id)
+                .where(
+                    Notification.environment_id == environment_id,
+                    Notification.topic_id == topic_id,
+                )
+                .order_by(Notification.notification_id)
+                .limit(limit)
+            ).all()
+        )
+
+    def delete_topic(self, environment_id: str, topic_id: str) -> bool:
+        """Delete the topic and every user's preference for it."""
+        removed = execute_counting(
+            self.session,
+            delete(SubscriptionTopic).where(
+                SubscriptionTopic.environment_id == environment_id,
+                SubscriptionTopic.topic_id == topic_id,
+            ),
+        )
+        execute_counting(
+            self.session,
+            delete(UserPreference).where(
+                UserPreference.environment_id == environment_id,
+                UserPreference.topic_id == topic_id,
+            ),
+        )
+        return bool(removed)
+
+    def preference(self, environment_id: str, user_id: str, topic_id: str) -> UserPreference | None:
+        return self.session.scalars(
+            select(UserPreference).where(
+                UserPreference.environment_id == environment_id,
+                UserPreference.user_id == user_id,
+                UserPreference.topic_id == topic_id,
+            )
+        ).first()
+
+    def preferences_for(
+        self, environment_id: str, user_id: str, topic_ids: Sequence[str]
+    ) -> dict[str, UserPreference]:
+        if not topic_ids:
+            return {}
+        rows = self.session.scalars(
+            select(UserPreference).where(
+                UserPreference.environment_id == environment_id,
+                UserPreference.user_id == user_id,
+                UserPreference.topic_id.in_(list(topic_ids)),
+            )
+        ).all()
+        return {row.topic_id: row for row in rows}
+
+    def save_preference(
+        self,
+        workspace_id: str,
+        environment_id: str,
+        user_id: str,
+        topic_id: str,
+        status: str,
+        has_custom_routing: bool,
+        custom_routing: list[str],
+    ) -> UserPreference:
+        """Insert or replace the user's preference for the topic."""
+        now = utcnow()
+        execute_counting(
+            self.session,
+            insert_ignoring_conflicts(self.session, UserPreference).values(
+                workspace_id=workspace_id,
+                environment_id=environment_id,
+                user_id=user_id,
+                topic_id=topic_id,
+                status=status,
+                has_custom_routing=has_custom_routing,
+                custom_routing=custom_routing,
+                updated_at=now,
+            ),
+        )
+        preference = self.session.scalars(
+            select(UserPreference)
+            .where(
+                UserPreference.environment_id == environment_id,
+                UserPreference.user_id == user_id,
+                UserPreference.topic_id == topic_id,
+            )
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).one()
+        preference.status = status
+        preference.has_custom_routing = has_custom_routing
+        preference.custom_routing = custom_routing
+        preference.updated_at = now
+        return preference
+
+    def delete_preference(self, environment_id: str, user_id: str, topic_id: str) -> bool:
+        removed = execute_counting(
+            self.session,
+            delete(UserPreference).where(
+                UserPreference.environment_id == environment_id,
+                UserPreference.user_id == user_id,
+                UserPreference.topic_id == topic_id,
+            ),
+        )
+        return bool(removed)
