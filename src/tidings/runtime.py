@@ -12,6 +12,7 @@ from tidings.db import Database, create_database_engine
 from tidings.jobs.engine import JobEngine, build_huey
 from tidings.kit.crypto import fernet_for, load_or_create_secret
 from tidings.message.pipeline import PipelineContext
+from tidings.provider.registry import close_all as close_all_providers
 from tidings.workspace.keys import KeyCipher
 
 
@@ -25,6 +26,7 @@ class Runtime:
     jobs: JobEngine
 
     def close(self) -> None:
+        close_all_providers()
         self.jobs.close()
         self.http.close()
         self.database.dispose()

@@ -13,12 +13,15 @@ Storage (`TIDINGS_JOB_STORAGE`):
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from datetime import datetime
 from typing import Any
 
 from huey import Huey, PostgresHuey, RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
+from huey.storage import SqliteStorage
 
 from tidings.config import Settings
 from tidings.event.service import process_events, stale_event_ids
@@ -34,17 +37,31 @@ class ConfigurationError(ValueError):
     pass
 
 
+class QueueStorage(SqliteStorage):  # type: ignore[misc]
+    """Huey's SQLite storage with `synchronous=NORMAL`.
+
+    In WAL mode that survives a crash of the process without an fsync per job. A power cut
+    may lose the newest jobs, which the sweeper re-drives from the database.
+    """
+
+    def _create_connection(self) -> Any:
+        connection = super()._create_connection()
+        connection.execute("pragma synchronous=1")
+        return connection
+
+
+class QueueHuey(SqliteHuey):  # type: ignore[misc]
+    storage_class = QueueStorage
+
+
 def build_huey(settings: Settings) -> Huey:
     storage = settings.job_storage
     name = settings.job_queue
     common: dict[str, Any] = {"results": False, "utc": True}
     if storage == "sqlite":
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return SqliteHuey(
-            name=name,
-            filename=str((settings.data_dir / "jobs.db").resolve()),
-            fsync=settings.sqlite_synchronous == "full",
-            **common,
+        return QueueHuey(
+            name=name, filename=str((settings.data_dir / "jobs.db").resolve()), **common
         )
     if storage.startswith(("redis://", "rediss://", "unix://")):
         return RedisHuey(name=name, url=storage, blocking=True, read_timeout=0.25, **common)
@@ -61,6 +78,7 @@ class JobEngine:
 
     def __init__(self, huey: Huey, context: PipelineContext) -> None:
         self.huey = huey
+        self._close_lock = threading.Lock()
         self.context = context
         self.database = context.database
         self.settings = context.settings
@@ -73,7 +91,10 @@ class JobEngine:
         huey.on_shutdown(name="storage.close")(self.close)
 
     def close(self) -> None:
-        self.huey.storage.close()
+        # Huey's storage shares one connection between threads; another thread's shutdown
+        # hook may have closed it already.
+        with self._close_lock, contextlib.suppress(AttributeError):
+            self.huey.storage.close()
 
     def enqueue_events(self, event_ids: list[int]) -> None:
         self._process(event_ids)
@@ -99,7 +120,9 @@ class JobEngine:
             self._deliver.schedule(args=(delivery_id,), eta=eta)
 
     def _run_process_message(self, message_id: str) -> None:
-        pipeline.process_message(self.context, self, message_id)
+        # Deliver in the same job: no second trip through the queue for the common case.
+        for delivery_id in pipeline.process_message(self.context, self, message_id):
+            pipeline.deliver(self.context, self, delivery_id)
 
     def _run_deliver(self, delivery_id: int) -> None:
         pipeline.deliver(self.context, self, delivery_id)

@@ -18,5 +18,7 @@ def insert_ignoring_conflicts(session: Session, model: type[Any]) -> Any:
 
 def execute_counting(session: Session, statement: Executable) -> int:
     """Execute an INSERT, UPDATE or DELETE and return how many rows it touched."""
-    result = cast(CursorResult[Any], session.execute(statement))
+    # Through the connection, not the ORM: an ORM-enabled INSERT adds RETURNING on Postgres,
+    # after which the driver reports rowcount -1.
+    result = cast(CursorResult[Any], session.connection().execute(statement))
     return result.rowcount

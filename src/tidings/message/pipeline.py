@@ -98,20 +98,18 @@ def _finish(
     repository.record(message, status, reason=reason, detail=detail, **data)
 
 
-def process_message(context: PipelineContext, scheduler: Scheduler, message_id: str) -> str:
-    """Profile, render and route one message. Returns its status afterwards."""
+def process_message(context: PipelineContext, scheduler: Scheduler, message_id: str) -> list[int]:
+    """Profile, render and route one message. Returns the deliveries to attempt now."""
     deliveries: list[int] = []
     with context.database.write() as session:
         repository = MessageRepository(session)
         message = repository.lock(message_id)
-        if message is None:
-            return "missing"
-        if message.status not in (MessageStatus.ENQUEUED, MessageStatus.DELAYED):
-            return message.status
+        if message is None or message.status not in (MessageStatus.ENQUEUED, MessageStatus.DELAYED):
+            return []
         now = utcnow()
         if message.send_at is not None and message.send_at > now:
             scheduler.process_message(message_id, eta=message.send_at)
-            return message.status
+            return []
         if message.expires_at is not None and message.expires_at <= now:
             _finish(
                 repository,
@@ -120,7 +118,7 @@ def process_message(context: PipelineContext, scheduler: Scheduler, message_id: 
                 "EXPIRED",
                 "the message expired before it was routed",
             )
-            return message.status
+            return []
 
         profile = _profile(session, message)
         repository.record(message, "PROFILE_LOADED", found=profile is not None)
@@ -147,7 +145,7 @@ def process_message(context: PipelineContext, scheduler: Scheduler, message_id: 
                     "NOTIFICATION_NOT_FOUND",
                     f"no template {message.notification_id!r}",
                 )
-                return message.status
+                return []
             specs = notification.content
             strict = notification.strict
             routing = (
@@ -179,7 +177,7 @@ def process_message(context: PipelineContext, scheduler: Scheduler, message_id: 
                 result.reason,
                 "; ".join(result.notes) or None,
             )
-            return message.status
+            return []
         for route in result.routes:
             delivery = MessageDelivery(
                 message_pk=message.id,
@@ -205,9 +203,7 @@ def process_message(context: PipelineContext, scheduler: Scheduler, message_id: 
             routes=[{"channel": r.channel, "providers": r.providers} for r in result.routes],
             notes=result.notes,
         )
-    for delivery_id in deliveries:
-        scheduler.deliver(delivery_id)
-    return MessageStatus.ROUTED
+    return deliveries
 
 
 @dataclass(frozen=True)

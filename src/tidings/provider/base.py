@@ -117,6 +117,11 @@ class Provider(ABC):
     def send(self, delivery: Delivery) -> SendResult:
         """Deliver, or raise RetryableProviderError / PermanentProviderError."""
 
+    @classmethod
+    def close_pooled(cls) -> None:
+        """Release connections the provider keeps between sends (called at shutdown)."""
+        return None
+
 
 def channel_address(channel: str, recipient: dict[str, Any]) -> Any:
     """The recipient's address for a channel, or None. Routing skips channels without one."""

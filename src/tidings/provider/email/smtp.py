@@ -5,14 +5,19 @@ from_email, from_name, reply_to, timeout_seconds, verify_tls.
 
 Errors follow SMTP reply classes: 4xx replies, timeouts and refused connections are
 retryable; 5xx replies (such as 550, mailbox unavailable) and authentication failures are
-permanent. The `Message-ID` is derived from the delivery's idempotency key, so a resend after
+permanent. Connections are reused by the same worker thread for up to ten idle seconds. The
+`Message-ID` is derived from the delivery's idempotency key, so a resend after
 a crash carries the same id and a receiving server or client can recognise it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import smtplib
 import ssl
+import threading
+import time
+from email import policy
 from email.message import EmailMessage
 from email.utils import formataddr
 from typing import Literal
@@ -45,6 +50,11 @@ class SmtpConfig(ProviderConfig):
     verify_tls: bool = Field(
         default=True, title="Verify TLS", description="Check the server's certificate."
     )
+    ca_certificate: str | None = Field(
+        default=None,
+        title="CA certificate",
+        description="A PEM certificate to trust besides the system's (for a private CA).",
+    )
 
 
 def build_email(config: SmtpConfig, delivery: Delivery) -> EmailMessage:
@@ -66,6 +76,83 @@ def build_email(config: SmtpConfig, delivery: Delivery) -> EmailMessage:
     return message
 
 
+# Open connections, reused by the same thread for the same server and credentials. A
+# connection idle for longer than this is closed rather than reused: servers drop idle
+# clients, and a send on a dropped connection would fail.
+_IDLE_SECONDS = 10.0
+_pool: dict[tuple[int, str], tuple[smtplib.SMTP, float]] = {}
+_pool_lock = threading.Lock()
+
+
+def _pool_key(config: SmtpConfig) -> str:
+    password = config.password.get_secret_value() if config.password else ""
+    material = f"{config.host}|{config.port}|{config.security}|{config.username}|{password}"
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def _connect(config: SmtpConfig) -> smtplib.SMTP:
+    context = ssl.create_default_context(cadata=config.ca_certificate or None)
+    if not config.verify_tls:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    client: smtplib.SMTP
+    if config.security == "ssl":
+        client = smtplib.SMTP_SSL(
+            config.host, config.port, timeout=config.timeout_seconds, context=context
+        )
+    else:
+        client = smtplib.SMTP(config.host, config.port, timeout=config.timeout_seconds)
+    try:
+        client.ehlo_or_helo_if_needed()
+        if config.security == "starttls":
+            client.starttls(context=context)
+            client.ehlo()
+        if config.username:
+            password = config.password.get_secret_value() if config.password else ""
+            client.login(config.username, password)
+    except BaseException:
+        _close(client)
+        raise
+    return client
+
+
+def _close(client: smtplib.SMTP) -> None:
+    try:
+        client.quit()
+    except (smtplib.SMTPException, OSError):
+        client.close()
+
+
+def _checkout(config: SmtpConfig) -> smtplib.SMTP:
+    key = (threading.get_ident(), _pool_key(config))
+    with _pool_lock:
+        entry = _pool.pop(key, None)
+    if entry is not None:
+        client, last_used = entry
+        if time.monotonic() - last_used < _IDLE_SECONDS:
+            return client
+        _close(client)
+    return _connect(config)
+
+
+def _checkin(config: SmtpConfig, client: smtplib.SMTP) -> None:
+    key = (threading.get_ident(), _pool_key(config))
+    with _pool_lock:
+        previous = _pool.pop(key, None)
+        _pool[key] = (client, time.monotonic())
+    if previous is not None:
+        _close(previous[0])
+
+
+def close_connections() -> None:
+    """Close every pooled connection (at shutdown, and in tests)."""
+    with _pool_lock:
+        entries = list(_pool.values())
+        _pool.clear()
+    for client, _ in entries:
+        _close(client)
+
+
 @register
 class SmtpProvider(Provider):
     name = "smtp"
@@ -74,54 +161,67 @@ class SmtpProvider(Provider):
     docs_url = "https://www.rfc-editor.org/rfc/rfc5321"
     config_model = SmtpConfig
 
+    @classmethod
+    def close_pooled(cls) -> None:
+        close_connections()
+
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
         assert isinstance(config, SmtpConfig)
         if not delivery.recipient.get("email"):
             raise PermanentProviderError("the recipient has no email address")
         message = build_email(config, delivery)
-        context = ssl.create_default_context()
-        if not config.verify_tls:
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
+        client = None
         try:
-            client: smtplib.SMTP
-            if config.security == "ssl":
-                client = smtplib.SMTP_SSL(
-                    config.host, config.port, timeout=config.timeout_seconds, context=context
-                )
-            else:
-                client = smtplib.SMTP(config.host, config.port, timeout=config.timeout_seconds)
-            with client:
-                if config.security == "starttls":
-                    client.starttls(context=context)
-                if config.username:
-                    password = config.password.get_secret_value() if config.password else ""
-                    client.login(config.username, password)
-                refused = client.send_message(message)
-                reply = client.noop()
+            client = _checkout(config)
+            reply = _transmit(client, config.from_email, str(delivery.recipient["email"]), message)
         except smtplib.SMTPAuthenticationError as exc:
             raise PermanentProviderError(
                 f"SMTP authentication failed ({exc.smtp_code})",
                 response_excerpt=f"{exc.smtp_code} {_text(exc.smtp_error)}",
                 status_code=exc.smtp_code,
             ) from exc
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, text = next(iter(exc.recipients.values()))
-            raise _reply_error("recipient refused", code, text) from exc
         except smtplib.SMTPResponseException as exc:
+            if client is not None:
+                _reset(client, config)
             raise _reply_error("SMTP error", exc.smtp_code, exc.smtp_error) from exc
         except smtplib.SMTPNotSupportedError as exc:
             raise PermanentProviderError(f"the SMTP server does not support this: {exc}") from exc
-        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
+        except (smtplib.SMTPException, OSError) as exc:
+            if client is not None:
+                client.close()
             raise RetryableProviderError(f"SMTP server unreachable or closed: {exc}") from exc
-        if refused:
-            code, text = next(iter(refused.values()))
-            raise _reply_error("recipient refused", code, text)
+        _checkin(config, client)
         return SendResult(
             provider_message_id=message["Message-ID"],
             response_excerpt=f"accepted; {reply[0]} {_text(reply[1])}",
         )
+
+
+def _transmit(
+    client: smtplib.SMTP, sender: str, recipient: str, message: EmailMessage
+) -> tuple[int, bytes]:
+    """MAIL, RCPT and DATA; returns the server's reply to DATA (its acceptance)."""
+    code, text = client.mail(sender)
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, text, sender)
+    code, text = client.rcpt(recipient)
+    if code not in (250, 251):
+        raise smtplib.SMTPResponseException(code, text)
+    code, text = client.data(message.as_bytes(policy=policy.SMTP))
+    if code != 250:
+        raise smtplib.SMTPDataError(code, text)
+    return code, text
+
+
+def _reset(client: smtplib.SMTP, config: SmtpConfig) -> None:
+    """After a refused message, keep the connection if the server still talks to us."""
+    try:
+        client.rset()
+    except (smtplib.SMTPException, OSError):
+        client.close()
+        return
+    _checkin(config, client)
 
 
 def _text(value: bytes | str) -> str:
@@ -135,4 +235,4 @@ def _reply_error(what: str, code: int, text: bytes | str) -> Exception:
     return PermanentProviderError(reason, response_excerpt=reason, status_code=code)
 
 
-__all__ = ["SmtpConfig", "SmtpProvider", "build_email"]
+__all__ = ["SmtpConfig", "SmtpProvider", "build_email", "close_connections"]
