@@ -141,6 +141,7 @@ def test_plain_smtp_delivers_a_multipart_message(handler: SinkHandler) -> None:
         provider.send(_delivery(subject="Second"))
     finally:
         http.close()
+        close_connections()
         controller.stop()
     first, second = handler.messages
     assert handler.envelopes[0] == ("n@example.org", ["ada@example.org"])
@@ -179,6 +180,7 @@ def test_starttls_with_auth(handler: SinkHandler, certificate: tuple[Path, Path,
         provider.send(_delivery())
     finally:
         http.close()
+        close_connections()
         controller.stop()
     assert authenticator.attempts == [("mailer", "correct horse")]
     assert len(handler.messages) == 1
@@ -212,6 +214,7 @@ def test_implicit_tls_with_auth(handler: SinkHandler, certificate: tuple[Path, P
         provider.send(_delivery())
     finally:
         http.close()
+        close_connections()
         controller.stop()
     assert len(handler.messages) == 1
 
@@ -242,6 +245,7 @@ def test_wrong_password_is_permanent_and_secret_free(
             provider.send(_delivery())
     finally:
         http.close()
+        close_connections()
         controller.stop()
     assert "535" in caught.value.reason
     assert "wrong-secret-value" not in str(caught.value) + caught.value.response_excerpt
@@ -267,6 +271,7 @@ def test_untrusted_certificate_is_refused(
             provider.send(_delivery())
     finally:
         http.close()
+        close_connections()
         controller.stop()
 
 
@@ -290,6 +295,7 @@ def test_server_replies_map_to_permanent_and_retryable(
             provider.send(_delivery())
     finally:
         http.close()
+        close_connections()
         controller.stop()
     assert reply.split()[0] in str(caught.value)
 
