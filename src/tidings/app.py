@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tidings import __version__
+from tidings.callback.endpoints import router as callback_router
 from tidings.errors import install_error_handlers
 from tidings.event.endpoints import router as event_router
 from tidings.inbox.endpoints import router as inbox_router
@@ -66,6 +67,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
     app.include_router(notification_router)
     app.include_router(message_router)
     app.include_router(provider_router)
+    app.include_router(callback_router)
     app.include_router(preference_router)
     app.include_router(inbox_router)
     app.include_router(list_router)

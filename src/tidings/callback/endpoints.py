@@ -1,0 +1,91 @@
+"""Vendor delivery callbacks. No API key: the vendor's signature is the credential, and the
+environment is the one of the delivery the callback names."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends, Request
+
+from tidings.callback import service
+from tidings.callback.schemas import CallbackResult
+from tidings.dependencies import RuntimeDep
+from tidings.errors import BadRequest
+
+router = APIRouter(prefix="/callbacks", tags=["callbacks"])
+
+
+async def raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+RawBody = Annotated[bytes, Depends(raw_body)]
+
+
+def _first(value: str | None) -> str | None:
+    # Proxies chain forwarded values: "https, http"; the first is the client's.
+    if not value:
+        return None
+    return value.split(",", 1)[0].strip() or None
+
+
+def url_as_seen(request: Request) -> str:
+    """The URL the caller requested, honouring X-Forwarded-Proto and X-Forwarded-Host."""
+    url = request.url
+    proto = _first(request.headers.get("x-forwarded-proto"))
+    host = _first(request.headers.get("x-forwarded-host"))
+    if proto:
+        url = url.replace(scheme=proto)
+    if host:
+        url = url.replace(netloc=host)
+    return str(url)
+
+
+@router.post("/sendgrid", response_model=CallbackResult)
+def sendgrid_events(body: RawBody, request: Request, runtime: RuntimeDep) -> CallbackResult:
+    """SendGrid's Event Webhook: a JSON array of events.
+
+    `delivered` marks the message DELIVERED; `bounce` and `dropped` mark the delivery failed
+    (the message UNDELIVERABLE, reason BOUNCED, once every delivery failed); `deferred` is
+    recorded in the history; other events are ignored. When the environment's SendGrid config
+    has a verification key, the Signed Event Webhook headers must verify (401 otherwise).
+    Events for unknown messages are counted and answered 200, so SendGrid does not retry them.
+    """
+    with runtime.database.write() as session:
+        return service.handle_sendgrid_events(
+            session,
+            runtime.config_cipher,
+            body,
+            request.headers.get(service.SENDGRID_SIGNATURE_HEADER),
+            request.headers.get(service.SENDGRID_TIMESTAMP_HEADER),
+        )
+
+
+@router.post("/twilio", response_model=CallbackResult)
+def twilio_status(body: RawBody, request: Request, runtime: RuntimeDep) -> CallbackResult:
+    """Twilio's message status callback (form-encoded `MessageSid`, `MessageStatus`, …).
+
+    `delivered` (and `read`) marks the message DELIVERED; `undelivered` and `failed` mark the
+    delivery failed with the `ErrorCode` (the message UNDELIVERABLE, reason BOUNCED, once every
+    delivery failed); other statuses are recorded in the history. `X-Twilio-Signature` must
+    match the auth token of the message's environment (403 otherwise). Unknown `MessageSid`s
+    are counted and answered 200.
+    """
+    try:
+        params = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except UnicodeDecodeError as exc:
+        raise BadRequest(
+            "The body is not UTF-8 form data. Twilio posts application/x-www-form-urlencoded.",
+            code="invalid_request",
+            field="body",
+        ) from exc
+    with runtime.database.write() as session:
+        return service.handle_twilio_status(
+            session,
+            runtime.config_cipher,
+            [url_as_seen(request)],
+            params,
+            request.headers.get(service.TWILIO_SIGNATURE_HEADER),
+            tidings_message_id=request.query_params.get("tidings_message_id"),
+        )

@@ -1,0 +1,28 @@
+"""The SQL the callbacks need beyond `MessageRepository`."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tidings.models import Message, MessageDelivery
+
+
+class CallbackRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def delivery_of_message(
+        self, message_id: str, channel: str, provider: str
+    ) -> MessageDelivery | None:
+        """The delivery of `message_id` on `channel` currently handled by `provider`."""
+        return self.session.scalars(
+            select(MessageDelivery)
+            .join(Message, Message.id == MessageDelivery.message_pk)
+            .where(
+                Message.message_id == message_id,
+                MessageDelivery.channel == channel,
+                MessageDelivery.provider == provider,
+            )
+            .order_by(MessageDelivery.id)
+        ).first()
