@@ -17,7 +17,6 @@ from tests.conftest import free_port, wait_for
 from tests.inbox.conftest import Scopes, deliver, token_for
 from tidings.app import create_app
 from tidings.inbox import service
-from tidings.inbox.endpoints import inbox_broker
 from tidings.inbox.service import message_view
 from tidings.runtime import Runtime
 
@@ -125,11 +124,11 @@ def test_a_published_message_arrives_at_once(
     with open_stream(server, token_for(secret, scopes.test, "u1")) as reader:
         # Another user's message wakes nobody here.
         deliver(runtime, scopes.test, "u2", "msg_other", title="Not for u1")
-        inbox_broker(server.app).publish(scopes.test.environment_id, "u2")
+        runtime.inbox_broker.publish(scopes.test.environment_id, "u2")
         row = deliver(
             runtime, scopes.test, "u1", "msg_new", title="Your order shipped", data={"o": 7}
         )
-        woken = inbox_broker(server.app).publish(scopes.test.environment_id, "u1")
+        woken = runtime.inbox_broker.publish(scopes.test.environment_id, "u1")
         assert woken == 1
         event = reader.next_message()
     assert event.id == str(row.id)
@@ -137,7 +136,7 @@ def test_a_published_message_arrives_at_once(
     assert payload["title"] == "Your order shipped"
     assert payload == message_view(row).model_dump()
     wait_for(
-        lambda: inbox_broker(server.app).publish(scopes.test.environment_id, "u1") == 0,
+        lambda: runtime.inbox_broker.publish(scopes.test.environment_id, "u1") == 0,
         what="the stream to unsubscribe after the client left",
     )
 

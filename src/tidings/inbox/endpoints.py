@@ -1,12 +1,10 @@
 from __future__ import annotations
 
 import re
-import threading
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from starlette.applications import Starlette
 
 from tidings.dependencies import Caller, ReadSession, RuntimeDep
 from tidings.errors import BadRequest
@@ -21,52 +19,24 @@ from tidings.inbox.schemas import (
     UnreadCount,
 )
 from tidings.inbox.service import InboxBroker, InboxUser
-from tidings.kit.crypto import load_or_create_secret
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import isoformat
 from tidings.workspace.keys import key_from_authorization
 
 router = APIRouter(prefix="/inbox", tags=["inbox"])
 
-_STATE_LOCK = threading.Lock()
 # Event ids are row ids: decimal, and small enough for a 64-bit column.
 _EVENT_ID = re.compile(r"[0-9]{1,18}")
 
 
-def inbox_broker(app: Starlette) -> InboxBroker:
-    """The app's `InboxBroker`, kept on `app.state` and created on first use.
-
-    Code that stores inbox messages in the serving process publishes through this broker, so
-    the app's open streams wake at once.
-    """
-    state = app.state
-    with _STATE_LOCK:
-        broker: InboxBroker | None = getattr(state, "inbox_broker", None)
-        if broker is None:
-            broker = InboxBroker()
-            state.inbox_broker = broker
-        return broker
+def get_broker(runtime: RuntimeDep) -> InboxBroker:
+    """The process's broker: deliveries in this process publish to it after commit."""
+    return runtime.inbox_broker
 
 
-def get_broker(request: Request) -> InboxBroker:
-    return inbox_broker(request.app)
-
-
-def token_secret(request: Request, runtime: RuntimeDep) -> bytes:
-    """The server secret that inbox tokens are signed under, read once per app.
-
-    The runtime does not expose its secret yet, so this loads it the same way
-    `build_runtime` does (the configured secret, else the data directory's secret file).
-    """
-    state = request.app.state
-    with _STATE_LOCK:
-        secret: bytes | None = getattr(state, "inbox_token_secret", None)
-        if secret is None:
-            settings = runtime.settings
-            configured = settings.secret_key.get_secret_value() if settings.secret_key else None
-            secret = load_or_create_secret(settings.data_dir, configured)
-            state.inbox_token_secret = secret
-        return secret
+def token_secret(runtime: RuntimeDep) -> bytes:
+    """The server secret that inbox tokens are signed under."""
+    return runtime.secret
 
 
 Broker = Annotated[InboxBroker, Depends(get_broker)]

@@ -30,6 +30,8 @@ from sqlalchemy.orm import Session
 
 from tidings.config import Settings
 from tidings.db import Database
+from tidings.inbox.service import InboxBroker
+from tidings.inbox.service import store as store_inbox_message
 from tidings.kit.time import utcnow
 from tidings.message.repository import MessageRepository
 from tidings.message.routing import plan_routes
@@ -42,11 +44,18 @@ from tidings.models import (
 )
 from tidings.notification.repository import NotificationRepository
 from tidings.notification.service import default_routing, render_all
+from tidings.preference.service import (
+    decide,
+    unsubscribe_headers,
+    unsubscribe_token,
+    unsubscribe_url,
+)
 from tidings.provider.base import (
     Delivery,
     PermanentProviderError,
     ProviderError,
     RetryableProviderError,
+    SendResult,
 )
 from tidings.provider.service import configured
 from tidings.template.elemental import content_to_specs
@@ -69,6 +78,9 @@ class PipelineContext:
     settings: Settings
     config_cipher: Fernet
     http: httpx.Client
+    unsubscribe_key: bytes = b""
+    base_url: str = ""
+    inbox_broker: InboxBroker | None = None
 
 
 def _profile(session: Session, message: Message) -> dict[str, Any] | None:
@@ -129,10 +141,7 @@ def process_message(context: PipelineContext, scheduler: Scheduler, message_id: 
         }
         recipient = {**(profile or {}), **inline_to}
         data = {**message.data, **(message.to.get("data") or {})}
-        render_context = RenderContext(
-            data=data, profile=recipient, recipient=message.recipient, urls={}
-        )
-
+        notification = None
         if message.notification_id:
             notification = NotificationRepository(session).get(
                 message.environment_id, message.notification_id
@@ -146,6 +155,32 @@ def process_message(context: PipelineContext, scheduler: Scheduler, message_id: 
                     f"no template {message.notification_id!r}",
                 )
                 return []
+        topic_id = (notification.topic_id if notification else None) or message.metadata_.get(
+            "subscription_topic_id"
+        )
+        decision = decide(session, message.environment_id, message.recipient, topic_id)
+        if not decision.allowed:
+            _finish(
+                repository,
+                message,
+                MessageStatus.FILTERED,
+                decision.reason or "UNSUBSCRIBED",
+                decision.detail,
+                topic_id=topic_id,
+            )
+            return []
+        urls: dict[str, str] = {}
+        headers: dict[str, str] = {}
+        if topic_id and message.recipient and context.unsubscribe_key:
+            token = unsubscribe_token(
+                context.unsubscribe_key, message.environment_id, message.recipient, topic_id
+            )
+            urls["unsubscribe"] = unsubscribe_url(context.base_url, token)
+            headers = unsubscribe_headers(urls["unsubscribe"])
+        render_context = RenderContext(
+            data=data, profile=recipient, recipient=message.recipient, urls=urls
+        )
+        if notification is not None:
             specs = notification.content
             strict = notification.strict
             routing = (
@@ -155,8 +190,16 @@ def process_message(context: PipelineContext, scheduler: Scheduler, message_id: 
             specs = content_to_specs(message.content or {}, {"data": data, "profile": recipient})
             strict = False
             routing = message.routing or INLINE_ROUTING
+        if decision.channels:
+            # The user chose the channels for this topic: send on each of them that works.
+            routing = {"method": "all", "channels": list(decision.channels)}
         rendered, errors = render_all(specs, render_context, strict)
-        message.output = {"recipient": recipient, "channels": rendered, "errors": errors}
+        message.output = {
+            "recipient": recipient,
+            "channels": rendered,
+            "errors": errors,
+            "email_headers": headers,
+        }
         repository.record(message, "RENDERED", channels=sorted(rendered), errors=errors)
 
         result = plan_routes(
@@ -285,6 +328,7 @@ def _start_attempt(
                 channel=delivery.channel,
                 recipient=output.get("recipient", {}),
                 content=output.get("channels", {}).get(delivery.channel, {}),
+                headers=output.get("email_headers", {}) if delivery.channel == "email" else {},
                 data={**message.data, **(message.to.get("data") or {})},
                 metadata={"tags": message.tags, "trace_id": message.trace_id},
             ),
@@ -298,6 +342,8 @@ def deliver(context: PipelineContext, scheduler: Scheduler, delivery_id: int) ->
         return None
     error: ProviderError | None = None
     result = None
+    if attempt.provider_name == INBOX:
+        return _finish_attempt(context, scheduler, attempt, _store_in_inbox(context, attempt), None)
     try:
         with context.database.read() as session:
             providers = {
@@ -321,6 +367,30 @@ def deliver(context: PipelineContext, scheduler: Scheduler, delivery_id: int) ->
             f"{attempt.provider_name} failed unexpectedly: {type(exc).__name__}: {exc}"
         )
     return _finish_attempt(context, scheduler, attempt, result, error)
+
+
+INBOX = "inbox"
+
+
+def _store_in_inbox(context: PipelineContext, attempt: _Attempt) -> SendResult:
+    """The inbox channel needs no vendor: Tidings stores the message for the user."""
+    with context.database.write() as session:
+        message = MessageRepository(session).lock(attempt.message_id)
+        assert message is not None
+        assert message.recipient is not None
+        row = store_inbox_message(
+            session,
+            message.environment_id,
+            message.workspace_id,
+            message.recipient,
+            message.message_id,
+            attempt.delivery.content,
+            attempt.delivery.data,
+        )
+        environment_id, user_id, row_id = row.environment_id, row.user_id, row.id
+    if context.inbox_broker is not None:
+        context.inbox_broker.publish(environment_id, user_id)
+    return SendResult(provider_message_id=str(row_id), response_excerpt="stored in the inbox")
 
 
 def _environment_of(session: Session, delivery_id: int) -> str:

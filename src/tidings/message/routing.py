@@ -106,7 +106,7 @@ def plan_routes(
             return []
         names = usable_providers(channel, pinned)
         if not names:
-            if channel == "inbox" or channel_address(channel, recipient):
+            if channel_address(channel, recipient):
                 state["address_without_provider"] = True
                 notes.append(f"{channel}: no provider configured")
             else:

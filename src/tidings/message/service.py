@@ -101,6 +101,14 @@ def _validate(session: Session, scope: Scope, spec: MessageSpec) -> None:
             ) from exc
 
 
+def _metadata(spec: MessageSpec) -> dict[str, Any]:
+    metadata = spec.metadata.model_dump(exclude_none=True)
+    preferences = (spec.model_extra or {}).get("preferences")
+    if isinstance(preferences, dict) and preferences.get("subscription_topic_id"):
+        metadata["subscription_topic_id"] = str(preferences["subscription_topic_id"])
+    return metadata
+
+
 def accept_send(
     session: Session,
     scope: Scope,
@@ -142,7 +150,7 @@ def accept_send(
             routing=spec.routing.model_dump() if spec.routing else None,
             channels=spec.channels,
             providers=spec.providers,
-            metadata_=spec.metadata.model_dump(exclude_none=True),
+            metadata_=_metadata(spec),
             tags=list(spec.metadata.tags),
             trace_id=spec.metadata.trace_id,
             output={},

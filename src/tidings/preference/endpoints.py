@@ -19,7 +19,6 @@ from fastapi.responses import HTMLResponse
 
 from tidings.dependencies import Caller, ReadSession, RuntimeDep
 from tidings.errors import AppError, BadRequest, NotFound, PayloadTooLarge, error_response
-from tidings.kit.crypto import load_or_create_secret
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import isoformat
 from tidings.models import SubscriptionTopic
@@ -211,16 +210,7 @@ def delete_preference(
 
 
 def signing_key(runtime: RuntimeDep) -> bytes:
-    """The unsubscribe key: the runtime's, else derived from the server secret here."""
-    wired = getattr(runtime, "unsubscribe_key", None)
-    if isinstance(wired, bytes):
-        return wired
-    settings = runtime.settings
-    secret = load_or_create_secret(
-        settings.data_dir,
-        settings.secret_key.get_secret_value() if settings.secret_key else None,
-    )
-    return service.unsubscribe_key(secret)
+    return runtime.unsubscribe_key
 
 
 SigningKey = Annotated[bytes, Depends(signing_key)]
