@@ -45,7 +45,11 @@ def send(client: TestClient, key: str) -> str:
 
 
 def send_with_sendgrid(
-    client: TestClient, key: str, httpserver: HTTPServer, x_message_id: str = "sg-abc123"
+    client: TestClient,
+    key: str,
+    httpserver: HTTPServer,
+    x_message_id: str = "sg-abc123",
+    verification_key: str | None = None,
 ) -> str:
     """Configure SendGrid against the fake, send, and wait for SENT."""
     configure(
@@ -56,6 +60,7 @@ def send_with_sendgrid(
             "api_key": "SG.secret",
             "from_email": "n@tidings.test",
             "base_url": httpserver.url_for(""),
+            "event_webhook_public_key": verification_key,
         },
     )
     httpserver.expect_request(SENDGRID_PATH, method="POST").respond_with_data(

@@ -86,7 +86,9 @@ def test_a_delivered_event_before_the_sent_commit_wins_and_keeps_the_message_id(
         assert view["delivered"] is not None
         assert view["providers"][0]["status"] == "DELIVERED"
         assert view["providers"][0]["reference"]["provider_message_id"] == "sg-race"
-        assert [e["type"] for e in history(client, keys.test, message_id)][-2:] == [
+        # The callback's DELIVERED stands; the provider's answer is still recorded as SENT.
+        assert [e["type"] for e in history(client, keys.test, message_id)][-3:] == [
             "ROUTED",
             "DELIVERED",
+            "SENT",
         ]

@@ -28,7 +28,6 @@ from pytest_httpserver import HTTPServer
 
 from tests.callback.support import counts, history, message, send_with_sendgrid, without_ts
 from tests.conftest import Keys
-from tidings.callback import service
 
 SIGNING_KEY = ec.generate_private_key(ec.SECP256R1())
 OTHER_KEY = ec.generate_private_key(ec.SECP256R1())
@@ -42,9 +41,8 @@ TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
 
 
 @pytest.fixture
-def verification_key(monkeypatch: pytest.MonkeyPatch) -> str:
-    """The SendGrid config has no verification-key field yet: give every config this key."""
-    monkeypatch.setattr(service, "sendgrid_verification_key", lambda _config: PUBLIC_KEY)
+def verification_key() -> str:
+    """The Signed Event Webhook public key, configured on the SendGrid provider."""
     return PUBLIC_KEY
 
 
@@ -83,7 +81,9 @@ def post(
 def test_a_signed_delivered_event_marks_the_message_delivered(
     client: TestClient, keys: Keys, httpserver: HTTPServer, verification_key: str
 ) -> None:
-    message_id = send_with_sendgrid(client, keys.test, httpserver)
+    message_id = send_with_sendgrid(
+        client, keys.test, httpserver, verification_key=verification_key
+    )
     delivered = event("delivered", message_id, response="250 OK")
     response = post(client, [delivered])
     assert response.status_code == 200, response.text
@@ -142,7 +142,9 @@ def test_a_bounce_or_drop_makes_the_message_undeliverable_with_reason_bounced(
     fields: dict[str, str],
     detail: str,
 ) -> None:
-    message_id = send_with_sendgrid(client, keys.test, httpserver)
+    message_id = send_with_sendgrid(
+        client, keys.test, httpserver, verification_key=verification_key
+    )
     response = post(client, [event(fields["event"], message_id, **fields)])
     assert response.json() == counts(received=1, applied=1)
 
@@ -165,7 +167,9 @@ def test_a_bounce_or_drop_makes_the_message_undeliverable_with_reason_bounced(
 def test_a_repeated_event_changes_and_records_nothing(
     client: TestClient, keys: Keys, httpserver: HTTPServer, verification_key: str
 ) -> None:
-    message_id = send_with_sendgrid(client, keys.test, httpserver)
+    message_id = send_with_sendgrid(
+        client, keys.test, httpserver, verification_key=verification_key
+    )
     delivered = event("delivered", message_id, response="250 OK")
     assert post(client, [delivered]).json() == counts(received=1, applied=1)
     first = message(client, keys.test, message_id)
@@ -179,7 +183,9 @@ def test_a_repeated_event_changes_and_records_nothing(
 def test_a_bad_signature_is_refused_with_401_and_changes_nothing(
     client: TestClient, keys: Keys, httpserver: HTTPServer, verification_key: str
 ) -> None:
-    message_id = send_with_sendgrid(client, keys.test, httpserver)
+    message_id = send_with_sendgrid(
+        client, keys.test, httpserver, verification_key=verification_key
+    )
     before = message(client, keys.test, message_id)
     entries = history(client, keys.test, message_id)
     delivered = [event("delivered", message_id, response="250 OK")]
@@ -215,7 +221,9 @@ def test_a_bad_signature_is_refused_with_401_and_changes_nothing(
 def test_unknown_messages_and_untracked_events_are_answered_200_and_counted(
     client: TestClient, keys: Keys, httpserver: HTTPServer, verification_key: str
 ) -> None:
-    message_id = send_with_sendgrid(client, keys.test, httpserver)
+    message_id = send_with_sendgrid(
+        client, keys.test, httpserver, verification_key=verification_key
+    )
     entries = history(client, keys.test, message_id)
     unknown = event("delivered", "msg_unknown", sg_message_id="nope.filter0001.0")
     events = [
@@ -234,7 +242,9 @@ def test_unknown_messages_and_untracked_events_are_answered_200_and_counted(
 def test_a_late_bounce_after_delivered_is_recorded_once_and_does_not_move_the_message(
     client: TestClient, keys: Keys, httpserver: HTTPServer, verification_key: str
 ) -> None:
-    message_id = send_with_sendgrid(client, keys.test, httpserver)
+    message_id = send_with_sendgrid(
+        client, keys.test, httpserver, verification_key=verification_key
+    )
     assert post(client, [event("delivered", message_id, response="250 OK")]).json()["applied"] == 1
     bounce = event("bounce", message_id, type="bounce", reason="550 mailbox full", status="5.2.2")
 

@@ -270,12 +270,17 @@ def test_a_signature_for_the_configured_status_callback_url_is_accepted(
     public = "https://notify.example.com:443/callbacks/twilio"
     message_id = send_with_twilio(client, keys.test, httpserver, TOKEN, status_callback_url=public)
     (request, _response) = httpserver.log[0]
-    assert request.form["StatusCallback"] == public
+    assert request.form["StatusCallback"] == f"{public}?tidings_message_id={message_id}"
     params = status(value="delivered")
     # Twilio may sign without the default port; both forms verify.
-    signature = sign(params, url="https://notify.example.com/callbacks/twilio")
+    signature = sign(
+        params,
+        url=f"https://notify.example.com/callbacks/twilio?tidings_message_id={message_id}",
+    )
     response = client.post(
-        "/callbacks/twilio", data=params, headers={"X-Twilio-Signature": signature}
+        f"/callbacks/twilio?tidings_message_id={message_id}",
+        data=params,
+        headers={"X-Twilio-Signature": signature},
     )
     assert response.status_code == 200, response.text
     assert message(client, keys.test, message_id)["status"] == "DELIVERED"

@@ -32,7 +32,7 @@ import hmac
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import orjson
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from tidings.callback.repository import CallbackRepository
 from tidings.callback.schemas import CallbackResult
-from tidings.errors import AppError, BadRequest, Unauthorized
+from tidings.errors import BadRequest, Forbidden, Unauthorized
 from tidings.kit.time import utcnow
 from tidings.message.repository import MessageRepository
 from tidings.models import DeliveryStatus, Message, MessageDelivery, MessageStatus
@@ -74,11 +74,6 @@ TWILIO_OUTCOMES: dict[str, Outcome] = {
 
 BOUNCED = "BOUNCED"
 PROVIDER_STATUS = "PROVIDER_STATUS"
-
-
-class Forbidden(AppError):
-    status_code = 403
-    code = "forbidden"
 
 
 def _excerpt(raw: dict[str, Any]) -> str:
@@ -258,8 +253,7 @@ def verify_sendgrid_signature(public_key: str, body: bytes, signature: str, time
 def sendgrid_verification_key(config: ProviderConfig) -> str | None:
     """The Signed Event Webhook verification key of a SendGrid config, when it has one.
 
-    Reads `event_webhook_public_key`, which the SendGrid config model does not define yet;
-    until it does, SendGrid callbacks are accepted unsigned.
+    Without one, SendGrid callbacks for that environment are accepted unsigned.
     """
     value = getattr(config, "event_webhook_public_key", None)
     return value if isinstance(value, str) and value.strip() else None
@@ -519,7 +513,14 @@ def handle_twilio_status(
             field=TWILIO_SIGNATURE_HEADER,
         )
     config = provider.config
-    candidates = [*urls, *([config.status_callback_url] if config.status_callback_url else [])]
+    candidates = list(urls)
+    if config.status_callback_url:
+        # The provider sends StatusCallback as the configured URL plus the message id.
+        configured = config.status_callback_url
+        if tidings_message_id:
+            separator = "&" if "?" in configured else "?"
+            configured += f"{separator}{urlencode({'tidings_message_id': tidings_message_id})}"
+        candidates.append(configured)
     if not signature or not verify_twilio_signature(
         config.auth_token.get_secret_value(), candidates, params, signature
     ):

@@ -423,6 +423,24 @@ def _finish_attempt(
         assert message is not None
         now = utcnow()
         if delivery.status != DeliveryStatus.SENDING:
+            if error is None and delivery.status in (
+                DeliveryStatus.DELIVERED,
+                DeliveryStatus.FAILED,
+            ):
+                # A delivery callback got in before this commit: keep its status, and still
+                # record what the provider answered.
+                delivery.provider_message_id = (
+                    delivery.provider_message_id or result.provider_message_id
+                )
+                repository.record(
+                    message,
+                    "SENT",
+                    channel=delivery.channel,
+                    provider=delivery.provider,
+                    provider_message_id=result.provider_message_id,
+                    response=result.response_excerpt,
+                )
+                message.sent_at = message.sent_at or now
             return delivery.status
         delivery.sending_since = None
         delivery.updated_at = now

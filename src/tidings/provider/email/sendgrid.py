@@ -61,6 +61,14 @@ class SendGridConfig(ProviderConfig):
         title="API base URL",
         description="https://api.sendgrid.com, or https://api.eu.sendgrid.com for EU subusers.",
     )
+    event_webhook_public_key: str | None = Field(
+        default=None,
+        title="Event Webhook verification key",
+        description=(
+            "The Signed Event Webhook public key from SendGrid's Event Webhook settings. When "
+            "set, POST /callbacks/sendgrid accepts only events signed with it."
+        ),
+    )
 
 
 def error_reason(response: httpx.Response) -> str | None:

@@ -19,7 +19,7 @@ sent; a retry after a timeout may send a second SMS.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import httpx
 from pydantic import ConfigDict, Field, SecretStr, model_validator
@@ -115,7 +115,13 @@ class TwilioProvider(Provider):
         if config.messaging_service_sid:
             form["MessagingServiceSid"] = config.messaging_service_sid
         if config.status_callback_url:
-            form["StatusCallback"] = config.status_callback_url
+            # The message id lets a status callback that beats our own SENT commit (before the
+            # Twilio sid is stored) still find its message.
+            separator = "&" if "?" in config.status_callback_url else "?"
+            form["StatusCallback"] = (
+                f"{config.status_callback_url}{separator}"
+                f"{urlencode({'tidings_message_id': delivery.message_id})}"
+            )
 
         url = (
             f"{config.base_url.rstrip('/')}/2010-04-01/Accounts/"
