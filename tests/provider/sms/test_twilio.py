@@ -187,7 +187,7 @@ def test_messaging_service_and_status_callback_are_sent(
         "To": ["+15558675310"],
         "Body": ["Your code is 4821"],
         "MessagingServiceSid": ["MG" + "0" * 32],
-        "StatusCallback": ["https://tidings.example.com/hooks/twilio"],
+        "StatusCallback": ["https://tidings.example.com/hooks/twilio?tidings_message_id=msg_01"],
     }
 
 
