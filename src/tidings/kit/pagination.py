@@ -18,9 +18,10 @@ def decode_cursor(cursor: str | None) -> int | None:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, value = text.partition(":")
-        if prefix != "id":
+        number = int(value)
+        if prefix != "id" or not 0 <= number < 2**63:
             raise ValueError(text)
-        return int(value)
+        return number
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise BadRequest(
             "The cursor is not one this API returned. Pass the `cursor` from the previous "

@@ -8,7 +8,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from tidings.kit.sql import execute_counting
-from tidings.models import Notification
+from tidings.models import Notification, SubscriptionTopic
 from tidings.workspace.service import Scope
 
 
@@ -30,6 +30,17 @@ class NotificationRepository:
         if after_id is not None:
             query = query.where(Notification.id > after_id)
         return self.session.scalars(query.order_by(Notification.id).limit(limit)).all()
+
+    def topic_exists(self, scope: Scope, topic_id: str) -> bool:
+        return (
+            self.session.scalars(
+                select(SubscriptionTopic.id).where(
+                    SubscriptionTopic.environment_id == scope.environment_id,
+                    SubscriptionTopic.topic_id == topic_id,
+                )
+            ).first()
+            is not None
+        )
 
     def add(self, notification: Notification) -> None:
         self.session.add(notification)

@@ -55,8 +55,15 @@ def save(
             field="content",
         )
     _check_liquid(content, "content")
-    routing = body.routing.model_dump() if body.routing else None
     repository = NotificationRepository(session)
+    if body.topic_id is not None and not repository.topic_exists(scope, body.topic_id):
+        raise BadRequest(
+            f"topic_id {body.topic_id!r} is not a subscription topic in this environment. "
+            "Create it with PUT /preferences/topics/{topic_id}, or leave topic_id out.",
+            code="unknown_topic",
+            field="topic_id",
+        )
+    routing = body.routing.model_dump() if body.routing else None
     now = utcnow()
     notification = repository.get(scope, notification_id)
     created = notification is None
