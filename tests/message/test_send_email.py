@@ -126,3 +126,36 @@ def test_no_address_is_unroutable_no_channels(
     message = message_in(client, keys.test, response.json()["requestId"], "UNROUTABLE")
     assert message["reason"] == "NO_CHANNELS"
     assert smtp_sink.messages == []
+
+
+def test_a_tenant_send_reaches_every_member_once(
+    client: TestClient, keys: Keys, smtp_sink: SmtpSink
+) -> None:
+    setup_email(client, keys.test, smtp_sink)
+    headers = bearer(keys.test)
+    for user in ("u1", "u2"):
+        client.post(
+            "/profiles/" + user, json={"profile": {"email": f"{user}@example.org"}}, headers=headers
+        )
+        response = client.post(
+            "/inbound/segment",
+            json={"type": "group", "messageId": f"g-{user}", "userId": user, "groupId": "acme"},
+            headers=headers,
+        )
+        assert response.status_code == 202
+    wait_for(
+        lambda: len(client.get("/tenants/acme/users", headers=headers).json()["items"]) == 2,
+        what="both members",
+    )
+    response = client.post(
+        "/send",
+        json={"message": {"to": [{"tenant_id": "acme"}, {"user_id": "u1"}], "template": "welcome"}},
+        headers=headers,
+    )
+    request_id = response.json()["requestId"]
+    assert request_id.startswith("req_")
+    wait_for(lambda: len(smtp_sink.messages) == 2, what="two emails")
+    assert sorted(message["To"] for message in smtp_sink.messages) == [
+        "u1@example.org",
+        "u2@example.org",
+    ]
