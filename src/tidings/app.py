@@ -15,6 +15,7 @@ from tidings.errors import install_error_handlers
 from tidings.event.endpoints import router as event_router
 from tidings.inbox.endpoints import router as inbox_router
 from tidings.ingest.endpoints import router as ingest_router
+from tidings.ingest.fastpath import IngestFastPath
 from tidings.ingest.writer import IngestWriter
 from tidings.list.endpoints import router as list_router
 from tidings.message.endpoints import router as message_router
@@ -60,6 +61,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    app.add_middleware(IngestFastPath)
     app.include_router(ingest_router)
     app.include_router(event_router)
     app.include_router(profile_router)

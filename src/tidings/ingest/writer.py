@@ -19,7 +19,12 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
+
+import orjson
+from sqlalchemy.orm import Session
 
 from tidings.db import Database
 from tidings.ingest.validation import ValidEvent
@@ -27,6 +32,7 @@ from tidings.kit.sql import insert_ignoring_conflicts
 from tidings.kit.time import utcnow
 from tidings.models import Event, EventStatus
 from tidings.workspace.keys import KeyCipher
+from tidings.workspace.repository import WorkspaceRepository
 from tidings.workspace.service import Scope, resolve_keys
 
 logger = logging.getLogger(__name__)
@@ -68,6 +74,9 @@ class IngestWriter:
         self._wakeup = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
         self._task: asyncio.Task[None] | None = None
+        # Keys already checked against their ciphertext; each batch still confirms in SQL
+        # that they exist and are not revoked, so revocation takes effect at once.
+        self._verified: dict[str, Scope] = {}
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="ingest-writer")
@@ -124,12 +133,30 @@ class IngestWriter:
             count += len(entry[0])
         return batch
 
+    def _resolve(self, session: Session, keys: set[str]) -> dict[str, Scope]:
+        known = {key: self._verified[key] for key in keys if key in self._verified}
+        scopes: dict[str, Scope] = {}
+        if known:
+            active = WorkspaceRepository(session).active_key_ids(s.key_id for s in known.values())
+            for key, scope in known.items():
+                if scope.key_id in active:
+                    scopes[key] = scope
+                else:
+                    self._verified.pop(key, None)
+        unknown = keys - known.keys()
+        if unknown:
+            resolved = resolve_keys(session, self.cipher, unknown)
+            scopes.update(resolved)
+            if len(self._verified) < 1000:
+                self._verified.update(resolved)
+        return scopes
+
     def write(self, items: Sequence[IngestItem]) -> list[IngestResult]:
         """One transaction for the whole batch. Runs on the writer thread."""
         now = utcnow()
         with self.database.write() as session:
-            scopes = resolve_keys(session, self.cipher, (item.key for item in items))
-            rows: list[dict[str, object]] = []
+            scopes = self._resolve(session, {item.key for item in items})
+            rows: list[dict[str, Any]] = []
             seen: set[tuple[str, str, str]] = set()
             for item in items:
                 scope = scopes.get(item.key)
@@ -155,18 +182,14 @@ class IngestWriter:
                         "received_at": now,
                         "status": EventStatus.RECEIVED,
                         "attempts": 0,
-                        "diagnostics": [],
-                        "profile_diff": [],
-                        "effects": [],
                     }
                 )
-            inserted: dict[tuple[str, str, str], int] = {}
-            if rows:
-                statement = insert_ignoring_conflicts(session, Event).returning(
-                    Event.id, Event.environment_id, Event.source, Event.message_id
-                )
-                for row in session.execute(statement, rows):
-                    inserted[(row.environment_id, row.source, row.message_id)] = row.id
+            if not rows:
+                inserted: dict[tuple[str, str, str], int] = {}
+            elif self.database.is_sqlite:
+                inserted = _insert_sqlite(session, rows)
+            else:
+                inserted = _insert_returning(session, rows)
         new_ids = sorted(inserted.values())
         if new_ids:
             try:
@@ -189,3 +212,105 @@ class IngestWriter:
             else:
                 results.append(IngestResult(Outcome.DUPLICATE, item.event.message_id, None, scope))
         return results
+
+
+Identity = tuple[str, str, str]
+
+_COLUMNS = (
+    "workspace_id",
+    "environment_id",
+    "source",
+    "message_id",
+    "type",
+    "name",
+    "user_id",
+    "anonymous_id",
+    "payload",
+    "timestamp",
+    "received_at",
+    "status",
+    "attempts",
+)
+_SQLITE_INSERT = (
+    f"INSERT INTO event ({', '.join(_COLUMNS)}, diagnostics, profile_diff, effects) "
+    f"VALUES ({', '.join('?' for _ in _COLUMNS)}, '[]', '[]', '[]')"
+)
+
+
+def _sqlite_datetime(value: datetime | None) -> str | None:
+    """The text SQLAlchemy's SQLite DATETIME stores, for naive UTC."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _insert_sqlite(session: Session, rows: list[dict[str, Any]]) -> dict[Identity, int]:
+    """The SQLite hot path: one driver-level executemany.
+
+    The unit of work holds SQLite's write lock (BEGIN IMMEDIATE), so checking for duplicates
+    first cannot race another writer, and the new rows take consecutive ids after the
+    current maximum.
+    """
+    connection = session.connection()
+    existing: set[Identity] = set()
+    groups: dict[tuple[str, str], list[str]] = {}
+    for row in rows:
+        groups.setdefault((row["environment_id"], row["source"]), []).append(row["message_id"])
+    for (environment_id, source), message_ids in groups.items():
+        # Filtered the way the unique index (environment_id, source, message_id) is built.
+        for start in range(0, len(message_ids), 500):
+            chunk = message_ids[start : start + 500]
+            found = connection.exec_driver_sql(
+                "SELECT message_id FROM event WHERE environment_id = ? AND source = ? "
+                f"AND message_id IN ({', '.join('?' for _ in chunk)})",
+                (environment_id, source, *chunk),
+            )
+            existing.update((environment_id, source, row[0]) for row in found)
+    fresh = [
+        row
+        for row in rows
+        if (row["environment_id"], row["source"], row["message_id"]) not in existing
+    ]
+    if not fresh:
+        return {}
+    connection.exec_driver_sql(
+        _SQLITE_INSERT,
+        [
+            (
+                row["workspace_id"],
+                row["environment_id"],
+                row["source"],
+                row["message_id"],
+                row["type"],
+                row["name"],
+                row["user_id"],
+                row["anonymous_id"],
+                orjson.dumps(row["payload"]).decode(),
+                _sqlite_datetime(row["timestamp"]),
+                _sqlite_datetime(row["received_at"]),
+                row["status"],
+                row["attempts"],
+            )
+            for row in fresh
+        ],
+    )
+    last_id = connection.exec_driver_sql("SELECT max(id) FROM event").scalar_one()
+    first_id = last_id - len(fresh) + 1
+    return {
+        (row["environment_id"], row["source"], row["message_id"]): first_id + index
+        for index, row in enumerate(fresh)
+    }
+
+
+def _insert_returning(session: Session, rows: list[dict[str, Any]]) -> dict[Identity, int]:
+    """Postgres: INSERT … ON CONFLICT DO NOTHING RETURNING, which holds across processes."""
+    table = Event.__table__
+    statement = (
+        insert_ignoring_conflicts(session, table)
+        .values([{**row, "diagnostics": [], "profile_diff": [], "effects": []} for row in rows])
+        .returning(table.c.id, table.c.environment_id, table.c.source, table.c.message_id)
+    )
+    return {
+        (row.environment_id, row.source, row.message_id): row.id
+        for row in session.connection().execute(statement)
+    }

@@ -9,11 +9,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 
-def insert_ignoring_conflicts(session: Session, model: type[Any]) -> Any:
+def insert_ignoring_conflicts(session: Session, target: Any) -> Any:
     """An `INSERT … ON CONFLICT DO NOTHING` for the session's dialect."""
     if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(model).on_conflict_do_nothing()
-    return sqlite.insert(model).on_conflict_do_nothing()
+        return postgresql.insert(target).on_conflict_do_nothing()
+    return sqlite.insert(target).on_conflict_do_nothing()
 
 
 def execute_counting(session: Session, statement: Executable) -> int:

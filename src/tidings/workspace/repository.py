@@ -57,5 +57,12 @@ class WorkspaceRepository:
         ).all()
         return [(row[0], row[1]) for row in rows]
 
+    def active_key_ids(self, key_ids: Iterable[str]) -> set[str]:
+        return set(
+            self.session.scalars(
+                select(ApiKey.id).where(ApiKey.id.in_(list(key_ids)), ApiKey.revoked_at.is_(None))
+            ).all()
+        )
+
     def add(self, row: Workspace | Environment | ApiKey) -> None:
         self.session.add(row)
