@@ -144,7 +144,9 @@ def test_a_tenant_send_reaches_every_member_once(
         )
         assert response.status_code == 202
     wait_for(
-        lambda: len(client.get("/tenants/acme/users", headers=headers).json()["items"]) == 2,
+        lambda: (
+            len(client.get("/tenants/acme/users", headers=headers).json().get("items", [])) == 2
+        ),
         what="both members",
     )
     response = client.post(

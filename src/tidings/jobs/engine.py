@@ -31,6 +31,7 @@ from tidings.message.pipeline import PipelineContext
 logger = logging.getLogger(__name__)
 
 SWEEP_BATCH = 500
+MESSAGES_PER_JOB = 20
 
 
 class ConfigurationError(ValueError):
@@ -84,6 +85,9 @@ class JobEngine:
         self.settings = context.settings
         self._process = huey.task(name="event.process")(self._process_events)
         self._process_message = huey.task(name="message.process")(self._run_process_message)
+        self._process_messages = huey.task(name="message.process_many")(
+            self._run_process_messages
+        )
         self._deliver = huey.task(name="message.deliver")(self._run_deliver)
         self._sweep = huey.periodic_task(crontab(minute="*"), name="sweep")(self.sweep)
         # Each consumer thread opens its own storage connections (Postgres: one for LISTEN);
@@ -113,6 +117,12 @@ class JobEngine:
         else:
             self._process_message.schedule(args=(message_id,), eta=eta)
 
+    def process_messages(self, message_ids: list[str]) -> None:
+        """Process messages now, a group per job: a send to many recipients crosses the
+        queue a few times rather than once per message."""
+        for start in range(0, len(message_ids), MESSAGES_PER_JOB):
+            self._process_messages(message_ids[start : start + MESSAGES_PER_JOB])
+
     def deliver(self, delivery_id: int, eta: datetime | None = None) -> None:
         if eta is None:
             self._deliver(delivery_id)
@@ -123,6 +133,15 @@ class JobEngine:
         # Deliver in the same job: no second trip through the queue for the common case.
         for delivery_id in pipeline.process_message(self.context, self, message_id):
             pipeline.deliver(self.context, self, delivery_id)
+
+    def _run_process_messages(self, message_ids: list[str]) -> None:
+        for message_id in message_ids:
+            try:
+                self._run_process_message(message_id)
+            except Exception:
+                # One message's failure must not hold back the others; the sweeper
+                # re-drives whatever this left ENQUEUED.
+                logger.exception("processing message %s failed", message_id)
 
     def _run_deliver(self, delivery_id: int) -> None:
         pipeline.deliver(self.context, self, delivery_id)

@@ -70,8 +70,13 @@ def send(
                 utcnow() + timedelta(seconds=settings.idempotency_ttl_seconds),
             )
         scheduled = [(m.message_id, m.send_at) for m in messages]
+    now = utcnow()
+    runtime.jobs.process_messages(
+        [message_id for message_id, send_at in scheduled if send_at is None or send_at <= now]
+    )
     for message_id, send_at in scheduled:
-        runtime.jobs.process_message(message_id, eta=send_at)
+        if send_at is not None and send_at > now:
+            runtime.jobs.process_message(message_id, eta=send_at)
     return _json(response_body, 202)
 
 

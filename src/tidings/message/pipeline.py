@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -57,7 +57,7 @@ from tidings.provider.base import (
     RetryableProviderError,
     SendResult,
 )
-from tidings.provider.service import configured
+from tidings.provider.service import ConfiguredProvider, ConfiguredProviders
 from tidings.template.elemental import content_to_specs
 from tidings.template.render import RenderContext
 
@@ -81,6 +81,10 @@ class PipelineContext:
     unsubscribe_key: bytes = b""
     base_url: str = ""
     inbox_broker: InboxBroker | None = None
+    providers: ConfiguredProviders = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "providers", ConfiguredProviders(self.config_cipher))
 
 
 def _profile(session: Session, message: Message) -> dict[str, Any] | None:
@@ -206,7 +210,7 @@ def process_message(context: PipelineContext, scheduler: Scheduler, message_id: 
             routing,
             content_channels=set(rendered),
             recipient=recipient,
-            providers=configured(session, message.environment_id, context.config_cipher),
+            providers=context.providers.get(session, message.environment_id),
             channel_options=message.channels,
             provider_options=message.providers,
             variables={"data": data, "profile": recipient},
@@ -256,6 +260,7 @@ class _Attempt:
     provider_name: str
     channel: str
     delivery: Delivery
+    provider: ConfiguredProvider | None
 
 
 def _start_attempt(
@@ -317,11 +322,16 @@ def _start_attempt(
         delivery.provider_started_at = delivery.provider_started_at or now
         delivery.updated_at = now
         output = message.output
+        configured = {
+            provider.name: provider
+            for provider in context.providers.get(session, delivery.environment_id)
+        }
         return _Attempt(
             delivery_id=delivery.id,
             message_id=message.message_id,
             provider_name=delivery.provider,
             channel=delivery.channel,
+            provider=configured.get(delivery.provider),
             delivery=Delivery(
                 message_id=message.message_id,
                 idempotency_key=f"{message.message_id}:{delivery.channel}:{delivery.provider}",
@@ -345,14 +355,7 @@ def deliver(context: PipelineContext, scheduler: Scheduler, delivery_id: int) ->
     if attempt.provider_name == INBOX:
         return _finish_attempt(context, scheduler, attempt, _store_in_inbox(context, attempt), None)
     try:
-        with context.database.read() as session:
-            providers = {
-                p.name: p
-                for p in configured(
-                    session, _environment_of(session, delivery_id), context.config_cipher
-                )
-            }
-        provider = providers.get(attempt.provider_name)
+        provider = attempt.provider
         if provider is None:
             raise PermanentProviderError(
                 f"provider {attempt.provider_name!r} is no longer configured"
@@ -391,13 +394,6 @@ def _store_in_inbox(context: PipelineContext, attempt: _Attempt) -> SendResult:
     if context.inbox_broker is not None:
         context.inbox_broker.publish(environment_id, user_id)
     return SendResult(provider_message_id=str(row_id), response_excerpt="stored in the inbox")
-
-
-def _environment_of(session: Session, delivery_id: int) -> str:
-    environment_id = session.scalars(
-        select(MessageDelivery.environment_id).where(MessageDelivery.id == delivery_id)
-    ).one()
-    return environment_id
 
 
 def backoff_seconds(settings: Settings, attempt: int) -> float:

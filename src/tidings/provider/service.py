@@ -6,6 +6,7 @@ mask back) keeps the stored value, so a form can be saved without retyping secre
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -163,3 +164,39 @@ def configured(session: Session, environment_id: str, fernet: Fernet) -> list[Co
         config = cls.config_model.model_validate(_decrypt(fernet, row))
         result.append(ConfiguredProvider(row.name, cls.channel, row.priority, cls, config))
     return result
+
+
+class ConfiguredProviders:
+    """`configured()` with the decrypted configs kept between calls.
+
+    Each call still reads every row's name, priority and update time (one small query), so
+    a provider changed through the API or by another process is picked up at once; only
+    decryption and validation are skipped when nothing changed.
+    """
+
+    def __init__(self, fernet: Fernet) -> None:
+        self.fernet = fernet
+        self._lock = threading.Lock()
+        self._entries: dict[str, tuple[tuple[Any, ...], list[ConfiguredProvider]]] = {}
+
+    def get(self, session: Session, environment_id: str) -> list[ConfiguredProvider]:
+        stamp = tuple(
+            tuple(row)
+            for row in session.execute(
+                select(
+                    ProviderConfiguration.name,
+                    ProviderConfiguration.priority,
+                    ProviderConfiguration.updated_at,
+                )
+                .where(ProviderConfiguration.environment_id == environment_id)
+                .order_by(ProviderConfiguration.name)
+            )
+        )
+        with self._lock:
+            entry = self._entries.get(environment_id)
+        if entry is not None and entry[0] == stamp:
+            return entry[1]
+        providers = configured(session, environment_id, self.fernet)
+        with self._lock:
+            self._entries[environment_id] = (stamp, providers)
+        return providers

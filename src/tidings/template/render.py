@@ -10,10 +10,11 @@ HTML email bodies are autoescaped: data and profile values are untrusted text.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
-from liquid import Environment, StrictUndefined
+from liquid import BoundTemplate, Environment, StrictUndefined
 from liquid.exceptions import LiquidError
 
 CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
@@ -60,14 +61,19 @@ class RenderContext:
         return variables
 
 
-def render_string(
-    source: str, context: RenderContext, *, html: bool = False, strict: bool = False
-) -> str:
+@functools.lru_cache(maxsize=2048)
+def _compiled(source: str, html: bool, strict: bool) -> BoundTemplate:
+    """Parsing is most of the cost of a render: each template source is parsed once."""
     environment = (
         (_html_strict if strict else _html) if html else (_plain_strict if strict else _plain)
     )
-    template = environment.from_string(source)
-    return template.render(**context.variables())
+    return environment.from_string(source)
+
+
+def render_string(
+    source: str, context: RenderContext, *, html: bool = False, strict: bool = False
+) -> str:
+    return _compiled(source, html, strict).render(**context.variables())
 
 
 def check_syntax(source: str) -> str | None:
