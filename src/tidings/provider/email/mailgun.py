@@ -28,20 +28,18 @@ from pydantic import Field, SecretStr
 
 from tidings.provider.base import (
     Delivery,
-    PermanentProviderError,
     Provider,
-    ProviderConfig,
     SendResult,
 )
+from tidings.provider.email.sender import SenderConfig, email_parts
 from tidings.provider.http import excerpt, json_field, request
 from tidings.provider.registry import register
 
 TIMEOUT_SECONDS = 10.0
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
 REGION_BASE_URLS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
 
 
-class MailgunConfig(ProviderConfig):
+class MailgunConfig(SenderConfig):
     api_key: SecretStr = Field(
         title="API key",
         description="A Mailgun account API key or a sending key for the domain.",
@@ -61,20 +59,6 @@ class MailgunConfig(ProviderConfig):
         default=None,
         title="API base URL",
         description="Overrides the region's API host when set.",
-    )
-    from_email: str = Field(
-        title="From address",
-        description="Sender address, usually at the sending domain.",
-        pattern=EMAIL_PATTERN,
-    )
-    from_name: str | None = Field(
-        default=None, title="From name", description="Display name shown with the sender."
-    )
-    reply_to: str | None = Field(
-        default=None,
-        title="Reply-To address",
-        description="Address replies go to, if not the sender.",
-        pattern=EMAIL_PATTERN,
     )
 
     @property
@@ -101,18 +85,13 @@ class MailgunProvider(Provider):
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
         assert isinstance(config, MailgunConfig)
-        address = delivery.recipient.get("email")
-        if not isinstance(address, str) or not address:
-            raise PermanentProviderError("the recipient has no email address")
-        html = delivery.content.get("html") or ""
-        text = delivery.content.get("text") or ""
-        if not html and not text:
-            raise PermanentProviderError("the email has neither an HTML nor a text body")
+        parts = email_parts(delivery)
+        address, html, text = parts.to, parts.html, parts.text
 
         fields: dict[str, str] = {
             "from": formataddr((config.from_name or "", config.from_email)),
             "to": address,
-            "subject": delivery.content.get("subject") or "",
+            "subject": parts.subject,
         }
         if html:
             fields["html"] = html

@@ -29,34 +29,19 @@ from tidings.provider.base import (
     Delivery,
     PermanentProviderError,
     Provider,
-    ProviderConfig,
     SendResult,
 )
+from tidings.provider.email.sender import SenderConfig, email_parts
 from tidings.provider.http import excerpt, json_field, request
 from tidings.provider.registry import register
 
 TIMEOUT_SECONDS = 10.0
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
 
 
-class PostmarkConfig(ProviderConfig):
+class PostmarkConfig(SenderConfig):
     server_token: SecretStr = Field(
         title="Server API token",
         description="The token on the API Tokens tab of the Postmark server that sends.",
-    )
-    from_email: str = Field(
-        title="From address",
-        description="Sender address; it needs a confirmed Sender Signature or verified domain.",
-        pattern=EMAIL_PATTERN,
-    )
-    from_name: str | None = Field(
-        default=None, title="From name", description="Display name shown with the sender."
-    )
-    reply_to: str | None = Field(
-        default=None,
-        title="Reply-To address",
-        description="Address replies go to, if not the sender signature's Reply-To.",
-        pattern=EMAIL_PATTERN,
     )
     message_stream: str = Field(
         default="outbound",
@@ -91,18 +76,13 @@ class PostmarkProvider(Provider):
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
         assert isinstance(config, PostmarkConfig)
-        address = delivery.recipient.get("email")
-        if not isinstance(address, str) or not address:
-            raise PermanentProviderError("the recipient has no email address")
-        html = delivery.content.get("html") or ""
-        text = delivery.content.get("text") or ""
-        if not html and not text:
-            raise PermanentProviderError("the email has neither an HTML nor a text body")
+        parts = email_parts(delivery)
+        address, html, text = parts.to, parts.html, parts.text
 
         body: dict[str, Any] = {
             "From": formataddr((config.from_name or "", config.from_email)),
             "To": address,
-            "Subject": delivery.content.get("subject") or "",
+            "Subject": parts.subject,
             "MessageStream": config.message_stream,
             "Metadata": {"tidings_message_id": delivery.message_id},
         }

@@ -26,36 +26,21 @@ from tidings.provider.base import (
     Delivery,
     PermanentProviderError,
     Provider,
-    ProviderConfig,
     RetryableProviderError,
     SendResult,
 )
+from tidings.provider.email.sender import SenderConfig, email_parts
 from tidings.provider.http import excerpt, json_field, request
 from tidings.provider.registry import register
 
 TIMEOUT_SECONDS = 10.0
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
 CONCURRENT_IDEMPOTENT_REQUESTS = "concurrent_idempotent_requests"
 
 
-class ResendConfig(ProviderConfig):
+class ResendConfig(SenderConfig):
     api_key: SecretStr = Field(
         title="API key",
         description="A Resend API key with sending access.",
-    )
-    from_email: str = Field(
-        title="From address",
-        description="Sender address at a domain verified in Resend.",
-        pattern=EMAIL_PATTERN,
-    )
-    from_name: str | None = Field(
-        default=None, title="From name", description="Display name shown with the sender."
-    )
-    reply_to: str | None = Field(
-        default=None,
-        title="Reply-To address",
-        description="Address replies go to, if not the sender.",
-        pattern=EMAIL_PATTERN,
     )
     base_url: str = Field(
         default="https://api.resend.com",
@@ -84,18 +69,13 @@ class ResendProvider(Provider):
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
         assert isinstance(config, ResendConfig)
-        address = delivery.recipient.get("email")
-        if not isinstance(address, str) or not address:
-            raise PermanentProviderError("the recipient has no email address")
-        html = delivery.content.get("html") or ""
-        text = delivery.content.get("text") or ""
-        if not html and not text:
-            raise PermanentProviderError("the email has neither an HTML nor a text body")
+        parts = email_parts(delivery)
+        address, html, text = parts.to, parts.html, parts.text
 
         body: dict[str, Any] = {
             "from": formataddr((config.from_name or "", config.from_email)),
             "to": [address],
-            "subject": delivery.content.get("subject") or "",
+            "subject": parts.subject,
         }
         # An absent `text` lets Resend derive the plain-text part from the HTML.
         if html:

@@ -25,36 +25,20 @@ from pydantic import Field, SecretStr
 
 from tidings.provider.base import (
     Delivery,
-    PermanentProviderError,
     Provider,
-    ProviderConfig,
     SendResult,
 )
+from tidings.provider.email.sender import SenderConfig, email_parts
 from tidings.provider.http import json_field, request
 from tidings.provider.registry import register
 
 TIMEOUT_SECONDS = 10.0
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
 
 
-class SendGridConfig(ProviderConfig):
+class SendGridConfig(SenderConfig):
     api_key: SecretStr = Field(
         title="API key",
         description="A SendGrid API key with the Mail Send permission.",
-    )
-    from_email: str = Field(
-        title="From address",
-        description="Sender address; it must be a verified Sender Identity in SendGrid.",
-        pattern=EMAIL_PATTERN,
-    )
-    from_name: str | None = Field(
-        default=None, title="From name", description="Display name shown with the sender."
-    )
-    reply_to: str | None = Field(
-        default=None,
-        title="Reply-To address",
-        description="Address replies go to, if not the sender.",
-        pattern=EMAIL_PATTERN,
     )
     base_url: str = Field(
         default="https://api.sendgrid.com",
@@ -96,13 +80,8 @@ class SendGridProvider(Provider):
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
         assert isinstance(config, SendGridConfig)
-        address = delivery.recipient.get("email")
-        if not isinstance(address, str) or not address:
-            raise PermanentProviderError("the recipient has no email address")
-        html = delivery.content.get("html") or ""
-        text = delivery.content.get("text") or ""
-        if not html and not text:
-            raise PermanentProviderError("the email has neither an HTML nor a text body")
+        parts = email_parts(delivery)
+        address, html, text = parts.to, parts.html, parts.text
 
         sender: dict[str, str] = {"email": config.from_email}
         if config.from_name:
@@ -115,7 +94,7 @@ class SendGridProvider(Provider):
         body: dict[str, Any] = {
             "personalizations": [{"to": [{"email": address}]}],
             "from": sender,
-            "subject": delivery.content.get("subject") or "",
+            "subject": parts.subject,
             "content": content,
             "custom_args": {"tidings_message_id": delivery.message_id},
         }

@@ -1,0 +1,50 @@
+"""What every email provider shares: the sender fields of its config and the message parts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import Field
+
+from tidings.provider.base import Delivery, PermanentProviderError, ProviderConfig
+
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+
+
+class SenderConfig(ProviderConfig):
+    """Base of the email providers' configs: who the email is from."""
+
+    from_email: str = Field(
+        title="From address",
+        description="Sender address; the vendor must have it verified (domain or sender).",
+        pattern=EMAIL_PATTERN,
+    )
+    from_name: str | None = Field(
+        default=None, title="From name", description="Display name shown with the sender."
+    )
+    reply_to: str | None = Field(
+        default=None,
+        title="Reply-To address",
+        description="Where replies go, if not to the sender.",
+        pattern=EMAIL_PATTERN,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class EmailParts:
+    to: str
+    subject: str
+    html: str
+    text: str
+
+
+def email_parts(delivery: Delivery) -> EmailParts:
+    """The address and bodies of an email delivery; a permanent error when one is missing."""
+    address = delivery.recipient.get("email")
+    if not isinstance(address, str) or not address:
+        raise PermanentProviderError("the recipient has no email address")
+    html = str(delivery.content.get("html") or "")
+    text = str(delivery.content.get("text") or "")
+    if not html and not text:
+        raise PermanentProviderError("the email has neither an HTML nor a text body")
+    return EmailParts(address, str(delivery.content.get("subject") or ""), html, text)
