@@ -85,9 +85,7 @@ class JobEngine:
         self.settings = context.settings
         self._process = huey.task(name="event.process")(self._process_events)
         self._process_message = huey.task(name="message.process")(self._run_process_message)
-        self._process_messages = huey.task(name="message.process_many")(
-            self._run_process_messages
-        )
+        self._process_messages = huey.task(name="message.process_many")(self._run_process_messages)
         self._deliver = huey.task(name="message.deliver")(self._run_deliver)
         self._sweep = huey.periodic_task(crontab(minute="*"), name="sweep")(self.sweep)
         # Each consumer thread opens its own storage connections (Postgres: one for LISTEN);
