@@ -26,6 +26,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from tests.conftest import wait_for
 from tidings.provider.base import (
     Delivery,
     PermanentProviderError,
@@ -264,6 +265,9 @@ def test_timeout_is_retryable(httpserver: HTTPServer, http: httpx.Client) -> Non
             provider.send(delivery({"webhook": httpserver.url_for(PATH)}))
     finally:
         release.set()
+    # The stalled request is logged when its handler returns: wait for that here, or it
+    # lands in the next test's log.
+    wait_for(lambda: len(httpserver.log) == 1, timeout=5, what="the stalled request to finish")
 
     assert "timed out" in caught.value.reason
     assert_secret_free(caught.value, SECRET)
