@@ -82,33 +82,38 @@ def _json(body: dict[str, Any], status_code: int) -> Response:
     return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
 
 
-async def read_limited_body(request: Request, limit: int) -> bytes:
-    too_large = PayloadTooLarge(
+def payload_too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
         f"The body is over {limit // 1024} KB, Segment's limit for one event. Send smaller "
         "events: move large values out of traits and properties.",
     )
-    declared = request.headers.get("content-length")
+
+
+def check_declared_length(declared: str | None, limit: int) -> None:
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
+        raise payload_too_large(limit)
+
+
+async def read_limited_body(request: Request, limit: int) -> bytes:
+    check_declared_length(request.headers.get("content-length"), limit)
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise too_large
+            raise payload_too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _presented_key(request: Request) -> str:
-    key = key_from_authorization(request.headers.get("authorization"))
+def presented_key(authorization: str | None) -> str:
+    key = key_from_authorization(authorization)
     if key is None:
         raise Unauthorized(MISSING_KEY_MESSAGE, code="missing_api_key")
     return key
 
 
-async def _ingest(request: Request, event: ValidEvent, key: str) -> tuple[Outcome, str]:
-    writer: IngestWriter = request.app.state.ingest_writer
+async def _ingest(writer: IngestWriter, event: ValidEvent, key: str) -> tuple[Outcome, str]:
     try:
         (result,) = await writer.submit([IngestItem(key=key, event=event)])
     except Exception as exc:
@@ -122,29 +127,35 @@ async def _ingest(request: Request, event: ValidEvent, key: str) -> tuple[Outcom
     return result.outcome, result.message_id
 
 
+async def accept_segment_event(writer: IngestWriter, key: str, body: bytes) -> dict[str, Any]:
+    """Validate and durably store one Segment event; the 202 body, or an AppError."""
+    event = validate_segment_event(parse_json(body))
+    outcome, message_id = await _ingest(writer, event, key)
+    if outcome is Outcome.DUPLICATE:
+        return {"messageId": message_id, "duplicate": True}
+    return {"messageId": message_id}
+
+
 @router.post("/inbound/segment", status_code=202, openapi_extra=_SEGMENT_EVENT_SCHEMA)
 async def inbound_segment(request: Request) -> Response:
     """Take one Segment event, as Segment's Courier destination sends it.
 
     Answers 202 once the event is committed. A repeated `messageId` answers 202 with
-    `"duplicate": true` and has no second effect.
+    `"duplicate": true` and has no second effect. (Requests are served by
+    `tidings.ingest.fastpath`, which runs the same `accept_segment_event`.)
     """
-    key = _presented_key(request)
+    key = presented_key(request.headers.get("authorization"))
     body = await read_limited_body(request, MAX_EVENT_BYTES)
-    event = validate_segment_event(parse_json(body))
-    outcome, message_id = await _ingest(request, event, key)
-    if outcome is Outcome.DUPLICATE:
-        return _json({"messageId": message_id, "duplicate": True}, 202)
-    return _json({"messageId": message_id}, 202)
+    return _json(await accept_segment_event(request.app.state.ingest_writer, key, body), 202)
 
 
 @router.post("/inbound/courier", status_code=202, openapi_extra=_COURIER_EVENT_SCHEMA)
 async def inbound_courier(request: Request) -> Response:
     """Courier's inbound track event. A repeated `messageId` gets 409, as on Courier."""
-    key = _presented_key(request)
+    key = presented_key(request.headers.get("authorization"))
     body = await read_limited_body(request, MAX_EVENT_BYTES)
     event = validate_courier_event(parse_json(body))
-    outcome, message_id = await _ingest(request, event, key)
+    outcome, message_id = await _ingest(request.app.state.ingest_writer, event, key)
     if outcome is Outcome.DUPLICATE:
         raise Conflict(
             f"An event with messageId {message_id!r} was already received; it was not "
