@@ -11,13 +11,11 @@ from datetime import datetime
 
 from fastapi.testclient import TestClient
 from pytest_httpserver import HTTPServer
-from sqlalchemy import select
 
 from tests.callback.support import configure, counts, history, message, prepare, send
 from tests.conftest import Keys
 from tidings.app import create_app
 from tidings.message import pipeline
-from tidings.models import Message, MessageDelivery
 from tidings.provider.base import SendResult
 from tidings.runtime import Runtime
 
@@ -49,14 +47,8 @@ def test_a_delivered_event_before_the_sent_commit_wins_and_keeps_the_message_id(
             runtime.database, runtime.settings, runtime.config_cipher, runtime.http
         )
         scheduler = RecordingScheduler()
-        pipeline.process_message(context, scheduler, message_id)
-        with runtime.database.read() as session:
-            delivery_id = session.scalars(
-                select(MessageDelivery.id)
-                .join(Message, Message.id == MessageDelivery.message_pk)
-                .where(Message.message_id == message_id)
-            ).one()
-        attempt = pipeline._start_attempt(context, scheduler, delivery_id)
+        # Routing starts the first provider attempt in its own transaction.
+        (attempt,) = pipeline.process_message(context, scheduler, message_id)
         assert attempt is not None
         assert message(client, keys.test, message_id)["providers"][0]["status"] == "SENDING"
 

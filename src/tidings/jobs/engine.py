@@ -129,8 +129,8 @@ class JobEngine:
 
     def _run_process_message(self, message_id: str) -> None:
         # Deliver in the same job: no second trip through the queue for the common case.
-        for delivery_id in pipeline.process_message(self.context, self, message_id):
-            pipeline.deliver(self.context, self, delivery_id)
+        for attempt in pipeline.process_message(self.context, self, message_id):
+            pipeline.attempt_delivery(self.context, self, attempt)
 
     def _run_process_messages(self, message_ids: list[str]) -> None:
         for message_id in message_ids:

@@ -114,9 +114,14 @@ def _finish(
     repository.record(message, status, reason=reason, detail=detail, **data)
 
 
-def process_message(context: PipelineContext, scheduler: Scheduler, message_id: str) -> list[int]:
-    """Profile, render and route one message. Returns the deliveries to attempt now."""
-    deliveries: list[int] = []
+def process_message(
+    context: PipelineContext, scheduler: Scheduler, message_id: str
+) -> list[Attempt]:
+    """Profile, render and route one message.
+
+    In the same transaction, each chosen channel's first provider attempt is started: the
+    returned attempts are committed as `sending`, for `attempt_delivery` to carry out.
+    """
     with context.database.write() as session:
         repository = MessageRepository(session)
         message = repository.lock(message_id)
@@ -225,8 +230,8 @@ def process_message(context: PipelineContext, scheduler: Scheduler, message_id: 
                 "; ".join(result.notes) or None,
             )
             return []
-        for route in result.routes:
-            delivery = MessageDelivery(
+        deliveries = [
+            MessageDelivery(
                 message_pk=message.id,
                 environment_id=message.environment_id,
                 channel=route.channel,
@@ -238,9 +243,10 @@ def process_message(context: PipelineContext, scheduler: Scheduler, message_id: 
                 provider_attempts=0,
                 updated_at=now,
             )
-            session.add(delivery)
-            session.flush()
-            deliveries.append(delivery.id)
+            for route in result.routes
+        ]
+        session.add_all(deliveries)
+        session.flush()
         message.status = MessageStatus.ROUTED
         message.routed_at = now
         message.updated_at = now
@@ -250,11 +256,14 @@ def process_message(context: PipelineContext, scheduler: Scheduler, message_id: 
             routes=[{"channel": r.channel, "providers": r.providers} for r in result.routes],
             notes=result.notes,
         )
-    return deliveries
+        return [
+            _begin_attempt(context, session, repository, message, delivery, now)
+            for delivery in deliveries
+        ]
 
 
 @dataclass(frozen=True)
-class _Attempt:
+class Attempt:
     delivery_id: int
     message_id: str
     provider_name: str
@@ -265,7 +274,7 @@ class _Attempt:
 
 def _start_attempt(
     context: PipelineContext, scheduler: Scheduler, delivery_id: int
-) -> _Attempt | None:
+) -> Attempt | None:
     """Mark the delivery `sending` and commit, or return None when there is nothing to do."""
     with context.database.write() as session:
         repository = MessageRepository(session)
@@ -307,42 +316,54 @@ def _start_attempt(
                 "the message expired before it was sent",
             )
             return None
-        if delivery.status == DeliveryStatus.SENDING:
-            repository.record(
-                message,
-                "RESUMED",
-                channel=delivery.channel,
-                provider=delivery.provider,
-                detail="re-driven after an interrupted attempt",
-            )
-        delivery.status = DeliveryStatus.SENDING
-        delivery.sending_since = now
-        delivery.attempts += 1
-        delivery.provider_attempts += 1
-        delivery.provider_started_at = delivery.provider_started_at or now
-        delivery.updated_at = now
-        output = message.output
-        configured = {
-            provider.name: provider
-            for provider in context.providers.get(session, delivery.environment_id)
-        }
-        return _Attempt(
-            delivery_id=delivery.id,
-            message_id=message.message_id,
-            provider_name=delivery.provider,
+        return _begin_attempt(context, session, repository, message, delivery, now)
+
+
+def _begin_attempt(
+    context: PipelineContext,
+    session: Session,
+    repository: MessageRepository,
+    message: Message,
+    delivery: MessageDelivery,
+    now: datetime,
+) -> Attempt:
+    """Mark one provider attempt `sending`; it commits with the caller's transaction."""
+    if delivery.status == DeliveryStatus.SENDING:
+        repository.record(
+            message,
+            "RESUMED",
             channel=delivery.channel,
-            provider=configured.get(delivery.provider),
-            delivery=Delivery(
-                message_id=message.message_id,
-                idempotency_key=f"{message.message_id}:{delivery.channel}:{delivery.provider}",
-                channel=delivery.channel,
-                recipient=output.get("recipient", {}),
-                content=output.get("channels", {}).get(delivery.channel, {}),
-                headers=output.get("email_headers", {}) if delivery.channel == "email" else {},
-                data={**message.data, **(message.to.get("data") or {})},
-                metadata={"tags": message.tags, "trace_id": message.trace_id},
-            ),
+            provider=delivery.provider,
+            detail="re-driven after an interrupted attempt",
         )
+    delivery.status = DeliveryStatus.SENDING
+    delivery.sending_since = now
+    delivery.attempts += 1
+    delivery.provider_attempts += 1
+    delivery.provider_started_at = delivery.provider_started_at or now
+    delivery.updated_at = now
+    output = message.output
+    configured = {
+        provider.name: provider
+        for provider in context.providers.get(session, delivery.environment_id)
+    }
+    return Attempt(
+        delivery_id=delivery.id,
+        message_id=message.message_id,
+        provider_name=delivery.provider,
+        channel=delivery.channel,
+        provider=configured.get(delivery.provider),
+        delivery=Delivery(
+            message_id=message.message_id,
+            idempotency_key=f"{message.message_id}:{delivery.channel}:{delivery.provider}",
+            channel=delivery.channel,
+            recipient=output.get("recipient", {}),
+            content=output.get("channels", {}).get(delivery.channel, {}),
+            headers=output.get("email_headers", {}) if delivery.channel == "email" else {},
+            data={**message.data, **(message.to.get("data") or {})},
+            metadata={"tags": message.tags, "trace_id": message.trace_id},
+        ),
+    )
 
 
 def deliver(context: PipelineContext, scheduler: Scheduler, delivery_id: int) -> str | None:
@@ -350,6 +371,11 @@ def deliver(context: PipelineContext, scheduler: Scheduler, delivery_id: int) ->
     attempt = _start_attempt(context, scheduler, delivery_id)
     if attempt is None:
         return None
+    return attempt_delivery(context, scheduler, attempt)
+
+
+def attempt_delivery(context: PipelineContext, scheduler: Scheduler, attempt: Attempt) -> str:
+    """Call the provider for a started attempt and record the outcome."""
     error: ProviderError | None = None
     result = None
     if attempt.provider_name == INBOX:
@@ -375,7 +401,7 @@ def deliver(context: PipelineContext, scheduler: Scheduler, delivery_id: int) ->
 INBOX = "inbox"
 
 
-def _store_in_inbox(context: PipelineContext, attempt: _Attempt) -> SendResult:
+def _store_in_inbox(context: PipelineContext, attempt: Attempt) -> SendResult:
     """The inbox channel needs no vendor: Tidings stores the message for the user."""
     with context.database.write() as session:
         message = MessageRepository(session).lock(attempt.message_id)
@@ -405,7 +431,7 @@ def backoff_seconds(settings: Settings, attempt: int) -> float:
 def _finish_attempt(
     context: PipelineContext,
     scheduler: Scheduler,
-    attempt: _Attempt,
+    attempt: Attempt,
     result: Any,
     error: ProviderError | None,
 ) -> str:
