@@ -1,0 +1,1 @@
+"""Automation templates: definitions, their saved versions, and `tidings apply`."""
