@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from tidings import __version__
+from tidings.automation.endpoints import router as automation_router
 from tidings.callback.endpoints import router as callback_router
 from tidings.errors import install_error_handlers
 from tidings.event.endpoints import router as event_router
@@ -73,6 +74,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
     app.include_router(preference_router)
     app.include_router(inbox_router)
     app.include_router(list_router)
+    app.include_router(automation_router)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -6,6 +6,7 @@ from tidings.models.audience import (
     SubscriptionTopic,
     UserPreference,
 )
+from tidings.models.automation import Automation, AutomationTrigger, AutomationVersion
 from tidings.models.base import Base
 from tidings.models.event import Event, EventStatus
 from tidings.models.inbox import InboxMessage
@@ -25,6 +26,9 @@ from tidings.models.workspace import ApiKey, Environment, Workspace
 
 __all__ = [
     "ApiKey",
+    "Automation",
+    "AutomationTrigger",
+    "AutomationVersion",
     "Base",
     "DeliveryStatus",
     "Environment",
