@@ -192,3 +192,24 @@ def _redact(url: str) -> str:
         scheme, rest = url.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
     return url
+
+
+@main.command("apply")
+@data_dir_option
+@click.option(
+    "--env",
+    "environment",
+    type=click.Choice(["test", "production"]),
+    default="test",
+    show_default=True,
+)
+@click.argument("path", type=click.Path(path_type=Path, exists=True))
+def apply_definitions(data_dir: Path | None, environment: str, path: Path) -> None:
+    """Apply automations and notification templates from a YAML file or directory."""
+    from tidings.automation.apply import apply_path
+
+    runtime = _prepare(_settings(data_dir=data_dir))
+    with runtime.database.write() as session:
+        lines = _run(apply_path, session, None, environment, path)
+    for line in lines:
+        click.echo(line)

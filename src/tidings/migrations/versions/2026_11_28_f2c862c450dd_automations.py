@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 import tidings.models.base
-from sqlalchemy.dialects import postgresql
 
 revision: str = "f2c862c450dd"
 down_revision: str | None = "037c40ff5dbd"

@@ -1,0 +1,110 @@
+"""`tidings apply`: YAML automations and notifications, idempotent, reporting what changed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import Keys, bearer, run_cli
+from tidings.config import Settings
+
+WELCOME = """\
+kind: automation
+id: welcome
+name: Welcome
+triggers:
+  - source: segment
+    event: identify
+steps:
+  - action: delay
+    duration: 5 minutes
+  - action: send
+    template: welcome-email
+    recipient: {"$ref": "data.userId"}
+"""
+
+NOTIFICATION = """\
+kind: notification
+id: welcome-email
+name: Welcome email
+content:
+  email:
+    subject: "Welcome {{ profile.name }}"
+    text: Hello!
+"""
+
+
+def test_apply_twice_then_after_an_edit(
+    client: TestClient, keys: Keys, settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "definitions"
+    folder.mkdir()
+    (folder / "welcome.yaml").write_text(WELCOME)
+    (folder / "notifications.yml").write_text(NOTIFICATION)
+    (folder / "README.md").write_text("not applied")
+
+    first = run_cli(settings, "apply", str(folder))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == [
+        "created notification welcome-email",
+        "created automation welcome",
+    ]
+    second = run_cli(settings, "apply", str(folder))
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.splitlines() == [
+        "unchanged notification welcome-email",
+        "unchanged automation welcome",
+    ]
+    headers = bearer(keys.test)
+    automation = client.get("/automations/welcome", headers=headers).json()
+    assert automation["version"] == 1
+    assert automation["steps"][1]["recipient"] == {"$ref": "data.userId"}
+    template = client.get("/notifications/welcome-email", headers=headers).json()
+    assert template["content"]["email"]["subject"] == "Welcome {{ profile.name }}"
+
+    (folder / "welcome.yaml").write_text(WELCOME.replace("5 minutes", "1 hour"))
+    third = run_cli(settings, "apply", str(folder))
+    assert third.returncode == 0, third.stderr
+    assert third.stdout.splitlines() == [
+        "unchanged notification welcome-email",
+        "updated automation welcome",
+    ]
+    automation = client.get("/automations/welcome", headers=headers).json()
+    assert automation["version"] == 2
+    assert automation["steps"][0]["duration"] == "1 hour"
+    assert client.get("/automations/welcome", headers=bearer(keys.production)).status_code == 404
+
+
+def test_apply_to_production_and_a_single_file(
+    client: TestClient, keys: Keys, settings: Settings, tmp_path: Path
+) -> None:
+    file = tmp_path / "all.yaml"
+    file.write_text(WELCOME + "---\n" + NOTIFICATION)
+    result = run_cli(settings, "apply", "--env", "production", str(file))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "created notification welcome-email",
+        "created automation welcome",
+    ]
+    assert client.get("/automations/welcome", headers=bearer(keys.production)).status_code == 200
+    assert client.get("/automations/welcome", headers=bearer(keys.test)).status_code == 404
+
+
+def test_an_invalid_file_applies_nothing(
+    client: TestClient, keys: Keys, settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "definitions"
+    folder.mkdir()
+    (folder / "a.yaml").write_text(NOTIFICATION)
+    (folder / "b.yaml").write_text(WELCOME.replace("5 minutes", "5 minuts"))
+    result = run_cli(settings, "apply", str(folder))
+    assert result.returncode != 0
+    assert 'automation welcome: steps[0].duration: "5 minuts" is not a duration' in result.stderr
+    assert str(folder / "b.yaml") in result.stderr
+    assert client.get("/notifications/welcome-email", headers=bearer(keys.test)).status_code == 404
+
+    (folder / "b.yaml").write_text("kind: flow\nid: x\n")
+    result = run_cli(settings, "apply", str(folder))
+    assert result.returncode != 0
+    assert "kind must be automation or notification" in result.stderr
