@@ -8,6 +8,7 @@ see a WAL snapshot.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -76,6 +77,7 @@ class Database:
         self.write_engine = engine.execution_options(**{_WRITE: True})
         self._read = sessionmaker(bind=engine, expire_on_commit=False)
         self._write = sessionmaker(bind=self.write_engine, expire_on_commit=False)
+        self._write_lock = threading.RLock() if engine.dialect.name == "sqlite" else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -83,7 +85,13 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        with self._write() as session, session.begin():
+        if self._write_lock is None:
+            with self._write() as session, session.begin():
+                yield session
+            return
+        # SQLite has one writer at a time. Threads of this process queue on a lock, which
+        # wakes the next one at once, instead of sleeping in SQLite's busy handler.
+        with self._write_lock, self._write() as session, session.begin():
             yield session
 
     @contextmanager

@@ -211,11 +211,12 @@ def process_message(
         }
         repository.record(message, "RENDERED", channels=sorted(rendered), errors=errors)
 
+        providers = context.providers.get(session, message.environment_id)
         result = plan_routes(
             routing,
             content_channels=set(rendered),
             recipient=recipient,
-            providers=context.providers.get(session, message.environment_id),
+            providers=providers,
             channel_options=message.channels,
             provider_options=message.providers,
             variables={"data": data, "profile": recipient},
@@ -257,7 +258,7 @@ def process_message(
             notes=result.notes,
         )
         return [
-            _begin_attempt(context, session, repository, message, delivery, now)
+            _begin_attempt(context, session, repository, message, delivery, now, providers)
             for delivery in deliveries
         ]
 
@@ -316,7 +317,15 @@ def _start_attempt(
                 "the message expired before it was sent",
             )
             return None
-        return _begin_attempt(context, session, repository, message, delivery, now)
+        return _begin_attempt(
+            context,
+            session,
+            repository,
+            message,
+            delivery,
+            now,
+            context.providers.get(session, delivery.environment_id),
+        )
 
 
 def _begin_attempt(
@@ -326,6 +335,7 @@ def _begin_attempt(
     message: Message,
     delivery: MessageDelivery,
     now: datetime,
+    providers: list[ConfiguredProvider],
 ) -> Attempt:
     """Mark one provider attempt `sending`; it commits with the caller's transaction."""
     if delivery.status == DeliveryStatus.SENDING:
@@ -343,10 +353,7 @@ def _begin_attempt(
     delivery.provider_started_at = delivery.provider_started_at or now
     delivery.updated_at = now
     output = message.output
-    configured = {
-        provider.name: provider
-        for provider in context.providers.get(session, delivery.environment_id)
-    }
+    configured = {provider.name: provider for provider in providers}
     return Attempt(
         delivery_id=delivery.id,
         message_id=message.message_id,
