@@ -133,13 +133,22 @@ class JobEngine:
             pipeline.attempt_delivery(self.context, self, attempt)
 
     def _run_process_messages(self, message_ids: list[str]) -> None:
-        for message_id in message_ids:
-            try:
-                self._run_process_message(message_id)
-            except Exception:
-                # One message's failure must not hold back the others; the sweeper
-                # re-drives whatever this left ENQUEUED.
-                logger.exception("processing message %s failed", message_id)
+        try:
+            attempts = pipeline.process_messages(self.context, self, message_ids)
+        except Exception:
+            # One message's failure must not hold back the others: route them one by one.
+            logger.exception("routing %d messages together failed", len(message_ids))
+            attempts = []
+            for message_id in message_ids:
+                try:
+                    attempts.extend(pipeline.process_message(self.context, self, message_id))
+                except Exception:
+                    # The sweeper re-drives whatever this left ENQUEUED.
+                    logger.exception("processing message %s failed", message_id)
+        # Each outcome is committed as soon as its provider answers: a crash cannot leave a
+        # sent message unrecorded for longer than one send.
+        for attempt in attempts:
+            pipeline.attempt_delivery(self.context, self, attempt)
 
     def _run_deliver(self, delivery_id: int) -> None:
         pipeline.deliver(self.context, self, delivery_id)

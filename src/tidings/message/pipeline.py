@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -40,6 +41,7 @@ from tidings.models import (
     Message,
     MessageDelivery,
     MessageStatus,
+    Notification,
     Profile,
 )
 from tidings.notification.repository import NotificationRepository
@@ -114,6 +116,52 @@ def _finish(
     repository.record(message, status, reason=reason, detail=detail, **data)
 
 
+class _Lookups:
+    """What one routing transaction reads once for all its messages."""
+
+    def __init__(self, context: PipelineContext, session: Session) -> None:
+        self.context = context
+        self.session = session
+        self.profiles: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self.notifications: dict[tuple[str, str], Notification | None] = {}
+        self.providers: dict[str, list[ConfiguredProvider]] = {}
+
+    def preload_profiles(self, messages: Iterable[Message]) -> None:
+        wanted = {(m.environment_id, m.recipient) for m in messages if m.recipient is not None}
+        if not wanted:
+            return
+        self.profiles.update(dict.fromkeys(wanted))
+        rows = self.session.scalars(
+            select(Profile).where(Profile.user_id.in_({user for _, user in wanted}))
+        )
+        for row in rows:
+            if (row.environment_id, row.user_id) in wanted:
+                self.profiles[(row.environment_id, row.user_id)] = dict(row.data)
+
+    def profile(self, message: Message) -> dict[str, Any] | None:
+        if message.recipient is None:
+            return None
+        key = (message.environment_id, message.recipient)
+        if key not in self.profiles:
+            self.profiles[key] = _profile(self.session, message)
+        return self.profiles[key]
+
+    def notification(self, environment_id: str, notification_id: str) -> Notification | None:
+        key = (environment_id, notification_id)
+        if key not in self.notifications:
+            self.notifications[key] = NotificationRepository(self.session).get(
+                environment_id, notification_id
+            )
+        return self.notifications[key]
+
+    def configured(self, environment_id: str) -> list[ConfiguredProvider]:
+        if environment_id not in self.providers:
+            self.providers[environment_id] = self.context.providers.get(
+                self.session, environment_id
+            )
+        return self.providers[environment_id]
+
+
 def process_message(
     context: PipelineContext, scheduler: Scheduler, message_id: str
 ) -> list[Attempt]:
@@ -122,145 +170,181 @@ def process_message(
     In the same transaction, each chosen channel's first provider attempt is started: the
     returned attempts are committed as `sending`, for `attempt_delivery` to carry out.
     """
+    return process_messages(context, scheduler, [message_id])
+
+
+def process_messages(
+    context: PipelineContext, scheduler: Scheduler, message_ids: list[str]
+) -> list[Attempt]:
+    """`process_message` for several messages in one transaction.
+
+    Profiles, templates and provider lists are read once for the whole group. An error in
+    one message rolls back the group; callers then process the messages one by one.
+    """
     with context.database.write() as session:
         repository = MessageRepository(session)
-        message = repository.lock(message_id)
-        if message is None or message.status not in (MessageStatus.ENQUEUED, MessageStatus.DELAYED):
-            return []
-        now = utcnow()
-        if message.send_at is not None and message.send_at > now:
-            scheduler.process_message(message_id, eta=message.send_at)
-            return []
-        if message.expires_at is not None and message.expires_at <= now:
-            _finish(
-                repository,
-                message,
-                MessageStatus.UNDELIVERABLE,
-                "EXPIRED",
-                "the message expired before it was routed",
-            )
-            return []
-
-        profile = _profile(session, message)
-        repository.record(message, "PROFILE_LOADED", found=profile is not None)
-        inline_to = {
-            key: value
-            for key, value in message.to.items()
-            if key not in ("data", "context", "preferences")
-        }
-        recipient = {**(profile or {}), **inline_to}
-        data = {**message.data, **(message.to.get("data") or {})}
-        notification = None
-        if message.notification_id:
-            notification = NotificationRepository(session).get(
-                message.environment_id, message.notification_id
-            )
-            if notification is None:
-                _finish(
-                    repository,
-                    message,
-                    MessageStatus.UNMAPPED,
-                    "NOTIFICATION_NOT_FOUND",
-                    f"no template {message.notification_id!r}",
-                )
-                return []
-        topic_id = (notification.topic_id if notification else None) or message.metadata_.get(
-            "subscription_topic_id"
-        )
-        decision = decide(session, message.environment_id, message.recipient, topic_id)
-        if not decision.allowed:
-            _finish(
-                repository,
-                message,
-                MessageStatus.FILTERED,
-                decision.reason or "UNSUBSCRIBED",
-                decision.detail,
-                topic_id=topic_id,
-            )
-            return []
-        urls: dict[str, str] = {}
-        headers: dict[str, str] = {}
-        if topic_id and message.recipient and context.unsubscribe_key:
-            token = unsubscribe_token(
-                context.unsubscribe_key, message.environment_id, message.recipient, topic_id
-            )
-            urls["unsubscribe"] = unsubscribe_url(context.base_url, token)
-            headers = unsubscribe_headers(urls["unsubscribe"])
-        render_context = RenderContext(
-            data=data, profile=recipient, recipient=message.recipient, urls=urls
-        )
-        if notification is not None:
-            specs = notification.content
-            strict = notification.strict
-            routing = (
-                message.routing or notification.routing or default_routing(notification.content)
-            )
-        else:
-            specs = content_to_specs(message.content or {}, {"data": data, "profile": recipient})
-            strict = False
-            routing = message.routing or INLINE_ROUTING
-        if decision.channels:
-            # The user chose the channels for this topic: send on each of them that works.
-            routing = {"method": "all", "channels": list(decision.channels)}
-        rendered, errors = render_all(specs, render_context, strict)
-        message.output = {
-            "recipient": recipient,
-            "channels": rendered,
-            "errors": errors,
-            "email_headers": headers,
-        }
-        repository.record(message, "RENDERED", channels=sorted(rendered), errors=errors)
-
-        providers = context.providers.get(session, message.environment_id)
-        result = plan_routes(
-            routing,
-            content_channels=set(rendered),
-            recipient=recipient,
-            providers=providers,
-            channel_options=message.channels,
-            provider_options=message.providers,
-            variables={"data": data, "profile": recipient},
-            http=context.http,
-        )
-        if not result.routes:
-            _finish(
-                repository,
-                message,
-                MessageStatus.UNROUTABLE,
-                result.reason,
-                "; ".join(result.notes) or None,
-            )
-            return []
-        deliveries = [
-            MessageDelivery(
-                message_pk=message.id,
-                environment_id=message.environment_id,
-                channel=route.channel,
-                providers=route.providers,
-                provider_index=0,
-                provider=route.providers[0],
-                status=DeliveryStatus.PENDING,
-                attempts=0,
-                provider_attempts=0,
-                updated_at=now,
-            )
-            for route in result.routes
-        ]
-        session.add_all(deliveries)
+        messages = repository.lock_many(message_ids)
+        lookups = _Lookups(context, session)
+        lookups.preload_profiles(messages.values())
+        routed: list[tuple[Message, MessageDelivery]] = []
+        with session.no_autoflush:
+            for message_id in message_ids:
+                message = messages.get(message_id)
+                if message is not None:
+                    routed.extend(_route(context, scheduler, repository, message, lookups))
         session.flush()
-        message.status = MessageStatus.ROUTED
-        message.routed_at = now
-        message.updated_at = now
-        repository.record(
-            message,
-            "ROUTED",
-            routes=[{"channel": r.channel, "providers": r.providers} for r in result.routes],
-            notes=result.notes,
-        )
+        now = utcnow()
         return [
-            _begin_attempt(context, session, repository, message, delivery, now, providers)
-            for delivery in deliveries
+            _begin_attempt(
+                context,
+                session,
+                repository,
+                message,
+                delivery,
+                now,
+                lookups.configured(message.environment_id),
+            )
+            for message, delivery in routed
         ]
+
+
+def _route(
+    context: PipelineContext,
+    scheduler: Scheduler,
+    repository: MessageRepository,
+    message: Message,
+    lookups: _Lookups,
+) -> list[tuple[Message, MessageDelivery]]:
+    """Route one locked message; returns its new deliveries (not yet flushed)."""
+    message_id = message.message_id
+    if message.status not in (MessageStatus.ENQUEUED, MessageStatus.DELAYED):
+        return []
+    now = utcnow()
+    if message.send_at is not None and message.send_at > now:
+        scheduler.process_message(message_id, eta=message.send_at)
+        return []
+    if message.expires_at is not None and message.expires_at <= now:
+        _finish(
+            repository,
+            message,
+            MessageStatus.UNDELIVERABLE,
+            "EXPIRED",
+            "the message expired before it was routed",
+        )
+        return []
+
+    profile = lookups.profile(message)
+    repository.record(message, "PROFILE_LOADED", found=profile is not None)
+    inline_to = {
+        key: value
+        for key, value in message.to.items()
+        if key not in ("data", "context", "preferences")
+    }
+    recipient = {**(profile or {}), **inline_to}
+    data = {**message.data, **(message.to.get("data") or {})}
+    notification = None
+    if message.notification_id:
+        notification = lookups.notification(message.environment_id, message.notification_id)
+        if notification is None:
+            _finish(
+                repository,
+                message,
+                MessageStatus.UNMAPPED,
+                "NOTIFICATION_NOT_FOUND",
+                f"no template {message.notification_id!r}",
+            )
+            return []
+    topic_id = (notification.topic_id if notification else None) or message.metadata_.get(
+        "subscription_topic_id"
+    )
+    decision = decide(lookups.session, message.environment_id, message.recipient, topic_id)
+    if not decision.allowed:
+        _finish(
+            repository,
+            message,
+            MessageStatus.FILTERED,
+            decision.reason or "UNSUBSCRIBED",
+            decision.detail,
+            topic_id=topic_id,
+        )
+        return []
+    urls: dict[str, str] = {}
+    headers: dict[str, str] = {}
+    if topic_id and message.recipient and context.unsubscribe_key:
+        token = unsubscribe_token(
+            context.unsubscribe_key, message.environment_id, message.recipient, topic_id
+        )
+        urls["unsubscribe"] = unsubscribe_url(context.base_url, token)
+        headers = unsubscribe_headers(urls["unsubscribe"])
+    render_context = RenderContext(
+        data=data, profile=recipient, recipient=message.recipient, urls=urls
+    )
+    if notification is not None:
+        specs = notification.content
+        strict = notification.strict
+        routing = message.routing or notification.routing or default_routing(notification.content)
+    else:
+        specs = content_to_specs(message.content or {}, {"data": data, "profile": recipient})
+        strict = False
+        routing = message.routing or INLINE_ROUTING
+    if decision.channels:
+        # The user chose the channels for this topic: send on each of them that works.
+        routing = {"method": "all", "channels": list(decision.channels)}
+    rendered, errors = render_all(specs, render_context, strict)
+    message.output = {
+        "recipient": recipient,
+        "channels": rendered,
+        "errors": errors,
+        "email_headers": headers,
+    }
+    repository.record(message, "RENDERED", channels=sorted(rendered), errors=errors)
+
+    providers = lookups.configured(message.environment_id)
+    result = plan_routes(
+        routing,
+        content_channels=set(rendered),
+        recipient=recipient,
+        providers=providers,
+        channel_options=message.channels,
+        provider_options=message.providers,
+        variables={"data": data, "profile": recipient},
+        http=context.http,
+    )
+    if not result.routes:
+        _finish(
+            repository,
+            message,
+            MessageStatus.UNROUTABLE,
+            result.reason,
+            "; ".join(result.notes) or None,
+        )
+        return []
+    deliveries = [
+        MessageDelivery(
+            message_pk=message.id,
+            environment_id=message.environment_id,
+            channel=route.channel,
+            providers=route.providers,
+            provider_index=0,
+            provider=route.providers[0],
+            status=DeliveryStatus.PENDING,
+            attempts=0,
+            provider_attempts=0,
+            updated_at=now,
+        )
+        for route in result.routes
+    ]
+    lookups.session.add_all(deliveries)
+    message.status = MessageStatus.ROUTED
+    message.routed_at = now
+    message.updated_at = now
+    repository.record(
+        message,
+        "ROUTED",
+        routes=[{"channel": r.channel, "providers": r.providers} for r in result.routes],
+        notes=result.notes,
+    )
+    return [(message, delivery) for delivery in deliveries]
 
 
 @dataclass(frozen=True)
@@ -383,10 +467,16 @@ def deliver(context: PipelineContext, scheduler: Scheduler, delivery_id: int) ->
 
 def attempt_delivery(context: PipelineContext, scheduler: Scheduler, attempt: Attempt) -> str:
     """Call the provider for a started attempt and record the outcome."""
-    error: ProviderError | None = None
-    result = None
+    result, error = call_provider(context, attempt)
+    return _finish_attempt(context, scheduler, attempt, result, error)
+
+
+def call_provider(
+    context: PipelineContext, attempt: Attempt
+) -> tuple[SendResult | None, ProviderError | None]:
+    """Carry out a started attempt; the provider's result or its typed error."""
     if attempt.provider_name == INBOX:
-        return _finish_attempt(context, scheduler, attempt, _store_in_inbox(context, attempt), None)
+        return _store_in_inbox(context, attempt), None
     try:
         provider = attempt.provider
         if provider is None:
@@ -394,15 +484,14 @@ def attempt_delivery(context: PipelineContext, scheduler: Scheduler, attempt: At
                 f"provider {attempt.provider_name!r} is no longer configured"
             )
         instance = provider.provider_class(provider.config, context.http)
-        result = instance.send(attempt.delivery)
+        return instance.send(attempt.delivery), None
     except ProviderError as exc:
-        error = exc
+        return None, exc
     except Exception as exc:
         logger.exception("provider %s crashed", attempt.provider_name)
-        error = RetryableProviderError(
+        return None, RetryableProviderError(
             f"{attempt.provider_name} failed unexpectedly: {type(exc).__name__}: {exc}"
         )
-    return _finish_attempt(context, scheduler, attempt, result, error)
 
 
 INBOX = "inbox"
@@ -442,41 +531,57 @@ def _finish_attempt(
     result: Any,
     error: ProviderError | None,
 ) -> str:
-    settings = context.settings
-    next_delivery: tuple[int, datetime | None] | None = None
+    (status,) = _finish_attempts(context, scheduler, [(attempt, result, error)])
+    return status
+
+
+def _finish_attempts(
+    context: PipelineContext,
+    scheduler: Scheduler,
+    outcomes: list[tuple[Attempt, Any, ProviderError | None]],
+) -> list[str]:
+    """Record provider outcomes, all in one transaction; then schedule retries."""
+    if not outcomes:
+        return []
+    statuses: list[str] = []
+    retries: list[tuple[int, datetime | None]] = []
     with context.database.write() as session:
         repository = MessageRepository(session)
-        delivery = repository.lock_delivery(attempt.delivery_id)
-        assert delivery is not None
-        message = repository.lock_by_pk(delivery.message_pk)
-        assert message is not None
-        now = utcnow()
-        if delivery.status != DeliveryStatus.SENDING:
-            if error is None and delivery.status in (
-                DeliveryStatus.DELIVERED,
-                DeliveryStatus.FAILED,
-            ):
-                # A delivery callback got in before this commit: keep its status, and still
-                # record what the provider answered.
-                delivery.provider_message_id = (
-                    delivery.provider_message_id or result.provider_message_id
-                )
-                repository.record(
-                    message,
-                    "SENT",
-                    channel=delivery.channel,
-                    provider=delivery.provider,
-                    provider_message_id=result.provider_message_id,
-                    response=result.response_excerpt,
-                )
-                message.sent_at = message.sent_at or now
-            return delivery.status
-        delivery.sending_since = None
-        delivery.updated_at = now
-        if error is None:
-            delivery.status = DeliveryStatus.SENT
-            delivery.provider_message_id = result.provider_message_id
-            delivery.error = None
+        for attempt, result, error in outcomes:
+            status, retry = _apply_outcome(context, repository, attempt, result, error)
+            statuses.append(status)
+            if retry is not None:
+                retries.append(retry)
+    for delivery_id, eta in retries:
+        scheduler.deliver(delivery_id, eta=eta)
+    return statuses
+
+
+def _apply_outcome(
+    context: PipelineContext,
+    repository: MessageRepository,
+    attempt: Attempt,
+    result: Any,
+    error: ProviderError | None,
+) -> tuple[str, tuple[int, datetime | None] | None]:
+    """One attempt's outcome: its delivery's status, and a retry to schedule if any."""
+    settings = context.settings
+    next_delivery: tuple[int, datetime | None] | None = None
+    delivery = repository.lock_delivery(attempt.delivery_id)
+    assert delivery is not None
+    message = repository.lock_by_pk(delivery.message_pk)
+    assert message is not None
+    now = utcnow()
+    if delivery.status != DeliveryStatus.SENDING:
+        if error is None and delivery.status in (
+            DeliveryStatus.DELIVERED,
+            DeliveryStatus.FAILED,
+        ):
+            # A delivery callback got in before this commit: keep its status, and still
+            # record what the provider answered.
+            delivery.provider_message_id = (
+                delivery.provider_message_id or result.provider_message_id
+            )
             repository.record(
                 message,
                 "SENT",
@@ -485,75 +590,84 @@ def _finish_attempt(
                 provider_message_id=result.provider_message_id,
                 response=result.response_excerpt,
             )
-            if message.status not in (MessageStatus.SENT, MessageStatus.DELIVERED):
-                message.status = MessageStatus.SENT
-                message.reason = None
-                message.reason_detail = None
-                message.sent_at = message.sent_at or now
-                message.updated_at = now
-            return delivery.status
-        retryable = isinstance(error, RetryableProviderError)
-        delivery.error = error.reason
+            message.sent_at = message.sent_at or now
+        return delivery.status, None
+    delivery.sending_since = None
+    delivery.updated_at = now
+    if error is None:
+        delivery.status = DeliveryStatus.SENT
+        delivery.provider_message_id = result.provider_message_id
+        delivery.error = None
         repository.record(
             message,
-            "PROVIDER_ERROR",
+            "SENT",
             channel=delivery.channel,
             provider=delivery.provider,
-            retryable=retryable,
-            reason=error.reason,
-            response=error.response_excerpt,
+            provider_message_id=result.provider_message_id,
+            response=result.response_excerpt,
         )
-        window_end = (delivery.provider_started_at or now) + timedelta(
-            seconds=settings.failover_window_seconds
+        if message.status not in (MessageStatus.SENT, MessageStatus.DELIVERED):
+            message.status = MessageStatus.SENT
+            message.reason = None
+            message.reason_detail = None
+            message.sent_at = message.sent_at or now
+            message.updated_at = now
+        return delivery.status, None
+    retryable = isinstance(error, RetryableProviderError)
+    delivery.error = error.reason
+    repository.record(
+        message,
+        "PROVIDER_ERROR",
+        channel=delivery.channel,
+        provider=delivery.provider,
+        retryable=retryable,
+        reason=error.reason,
+        response=error.response_excerpt,
+    )
+    window_end = (delivery.provider_started_at or now) + timedelta(
+        seconds=settings.failover_window_seconds
+    )
+    wait = backoff_seconds(settings, delivery.provider_attempts)
+    if retryable and isinstance(error, RetryableProviderError) and error.retry_after is not None:
+        wait = max(wait, error.retry_after)
+    next_at = now + timedelta(seconds=wait)
+    if retryable and next_at <= window_end and next_at <= message.timeout_at:
+        delivery.status = DeliveryStatus.PENDING
+        delivery.next_attempt_at = next_at
+        next_delivery = (delivery.id, next_at)
+    elif delivery.provider_index + 1 < len(delivery.providers):
+        previous = delivery.provider
+        delivery.provider_index += 1
+        delivery.provider = delivery.providers[delivery.provider_index]
+        delivery.provider_attempts = 0
+        delivery.provider_started_at = None
+        delivery.next_attempt_at = None
+        delivery.status = DeliveryStatus.PENDING
+        repository.record(
+            message,
+            "FAILOVER",
+            channel=delivery.channel,
+            provider=delivery.provider,
+            previous=previous,
         )
-        wait = backoff_seconds(settings, delivery.provider_attempts)
-        if (
-            retryable
-            and isinstance(error, RetryableProviderError)
-            and error.retry_after is not None
+        next_delivery = (delivery.id, None)
+    else:
+        delivery.status = DeliveryStatus.FAILED
+        others = [d for d in repository.deliveries(message) if d.id != delivery.id]
+        if message.status not in (MessageStatus.SENT, MessageStatus.DELIVERED) and all(
+            d.status == DeliveryStatus.FAILED for d in others
         ):
-            wait = max(wait, error.retry_after)
-        next_at = now + timedelta(seconds=wait)
-        if retryable and next_at <= window_end and next_at <= message.timeout_at:
-            delivery.status = DeliveryStatus.PENDING
-            delivery.next_attempt_at = next_at
-            next_delivery = (delivery.id, next_at)
-        elif delivery.provider_index + 1 < len(delivery.providers):
-            previous = delivery.provider
-            delivery.provider_index += 1
-            delivery.provider = delivery.providers[delivery.provider_index]
-            delivery.provider_attempts = 0
-            delivery.provider_started_at = None
-            delivery.next_attempt_at = None
-            delivery.status = DeliveryStatus.PENDING
-            repository.record(
+            _finish(
+                repository,
                 message,
-                "FAILOVER",
+                MessageStatus.UNDELIVERABLE,
+                "PROVIDER_ERROR",
+                error.reason,
                 channel=delivery.channel,
                 provider=delivery.provider,
-                previous=previous,
+                response=error.response_excerpt,
             )
-            next_delivery = (delivery.id, None)
-        else:
-            delivery.status = DeliveryStatus.FAILED
-            others = [d for d in repository.deliveries(message) if d.id != delivery.id]
-            if message.status not in (MessageStatus.SENT, MessageStatus.DELIVERED) and all(
-                d.status == DeliveryStatus.FAILED for d in others
-            ):
-                _finish(
-                    repository,
-                    message,
-                    MessageStatus.UNDELIVERABLE,
-                    "PROVIDER_ERROR",
-                    error.reason,
-                    channel=delivery.channel,
-                    provider=delivery.provider,
-                    response=error.response_excerpt,
-                )
-        status = delivery.status
-    if next_delivery is not None:
-        scheduler.deliver(next_delivery[0], eta=next_delivery[1])
-    return status
+    return delivery.status, next_delivery
 
 
 def stuck_work(context: PipelineContext) -> tuple[list[str], list[int]]:

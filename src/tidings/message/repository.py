@@ -40,6 +40,16 @@ class MessageRepository:
             .execution_options(populate_existing=True)
         ).first()
 
+    def lock_many(self, message_ids: list[str]) -> dict[str, Message]:
+        rows = self.session.scalars(
+            select(Message)
+            .where(Message.message_id.in_(message_ids))
+            .order_by(Message.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return {row.message_id: row for row in rows}
+
     def lock_by_pk(self, pk: int) -> Message | None:
         return self.session.scalars(
             select(Message)
