@@ -313,3 +313,40 @@ def test_password_is_masked() -> None:
     config = SmtpConfig(host="h", from_email="n@example.org", password="hunter2")
     assert "hunter2" not in config.model_dump_json()
     assert "hunter2" not in repr(config)
+
+
+def test_non_ascii_subject_names_and_bodies_arrive_intact(handler: SinkHandler) -> None:
+    port = _free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    http = httpx.Client()
+    provider = SmtpProvider(
+        SmtpConfig(
+            host="127.0.0.1",
+            port=port,
+            security="none",
+            from_email="n@example.org",
+            from_name="Zoë",
+        ),
+        http,
+    )
+    try:
+        provider.send(
+            _delivery(
+                subject="Café ✓ commande n°7",
+                text="Bonjour Zoë, voilà.",
+                html="<p>Grüße, 日本</p>",
+            )
+        )
+    finally:
+        http.close()
+        close_connections()
+        controller.stop()
+    (email,) = handler.messages
+    assert email["Subject"] == "Café ✓ commande n°7"
+    assert email["From"] == "Zoë <n@example.org>"
+    assert email["MIME-Version"] == "1.0"
+    assert len(email.get_all("MIME-Version")) == 1
+    assert email.get_body(("plain",)).get_content().strip() == "Bonjour Zoë, voilà."  # type: ignore[union-attr]
+    assert email.get_body(("html",)).get_content().strip() == "<p>Grüße, 日本</p>"  # type: ignore[union-attr]
+    assert email["Date"] is not None

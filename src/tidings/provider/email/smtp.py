@@ -17,9 +17,12 @@ import smtplib
 import ssl
 import threading
 import time
-from email import policy
-from email.message import EmailMessage
-from email.utils import formataddr
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import formataddr, formatdate
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -57,23 +60,45 @@ class SmtpConfig(ProviderConfig):
     )
 
 
-def build_email(config: SmtpConfig, delivery: Delivery) -> EmailMessage:
-    message = EmailMessage()
-    message["From"] = formataddr((config.from_name or "", config.from_email))
+def build_email(config: SmtpConfig, delivery: Delivery) -> Message:
+    """The MIME message: text, or text and HTML as alternatives, UTF-8 throughout.
+
+    Built with the compat32 MIME classes, several times cheaper than `EmailMessage` with its
+    header registry; non-ASCII headers are RFC 2047-encoded explicitly.
+    """
+    text = str(delivery.content.get("text") or "")
+    html = str(delivery.content.get("html") or "")
+    message: Message
+    if html:
+        message = MIMEMultipart("alternative")
+        message.attach(MIMEText(text or " ", "plain", "utf-8"))
+        message.attach(MIMEText(html, "html", "utf-8"))
+    else:
+        message = MIMEText(text or " ", "plain", "utf-8")
+    message["From"] = _address(config.from_name or "", config.from_email)
     message["To"] = str(delivery.recipient["email"])
-    message["Subject"] = str(delivery.content.get("subject", ""))
+    message["Subject"] = _header(str(delivery.content.get("subject", "")))
     if config.reply_to:
         message["Reply-To"] = config.reply_to
     domain = config.from_email.rpartition("@")[2] or "tidings.local"
     message["Message-ID"] = f"<{delivery.idempotency_key.replace(':', '.')}@{domain}>"
+    message["Date"] = formatdate(localtime=False)
     for name, value in delivery.headers.items():
-        message[name] = value
-    text = str(delivery.content.get("text") or "")
-    html = str(delivery.content.get("html") or "")
-    message.set_content(text or " ")
-    if html:
-        message.add_alternative(html, subtype="html")
+        message[name] = _header(value)
     return message
+
+
+# smtplib sends bytes as they are: lines end in CRLF, and headers are folded only past
+# the 998 characters RFC 5322 allows (a folded List-Unsubscribe confuses some clients).
+_WIRE = compat32.clone(linesep="\r\n", max_line_length=998)
+
+
+def _header(value: str) -> str:
+    return value if value.isascii() else Header(value, "utf-8").encode()
+
+
+def _address(name: str, address: str) -> str:
+    return formataddr((name, address), charset="utf-8")
 
 
 # Open connections, reused by the same thread for the same server and credentials. A
@@ -199,7 +224,7 @@ class SmtpProvider(Provider):
 
 
 def _transmit(
-    client: smtplib.SMTP, sender: str, recipient: str, message: EmailMessage
+    client: smtplib.SMTP, sender: str, recipient: str, message: Message
 ) -> tuple[int, bytes]:
     """MAIL, RCPT and DATA; returns the server's reply to DATA (its acceptance)."""
     code, text = client.mail(sender)
@@ -208,7 +233,7 @@ def _transmit(
     code, text = client.rcpt(recipient)
     if code not in (250, 251):
         raise smtplib.SMTPResponseException(code, text)
-    code, text = client.data(message.as_bytes(policy=policy.SMTP))
+    code, text = client.data(message.as_bytes(policy=_WIRE))
     if code != 250:
         raise smtplib.SMTPDataError(code, text)
     return code, text
