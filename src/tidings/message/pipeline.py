@@ -350,6 +350,7 @@ def _route(
 @dataclass(frozen=True)
 class Attempt:
     delivery_id: int
+    message_pk: int
     message_id: str
     provider_name: str
     channel: str
@@ -440,6 +441,7 @@ def _begin_attempt(
     configured = {provider.name: provider for provider in providers}
     return Attempt(
         delivery_id=delivery.id,
+        message_pk=message.id,
         message_id=message.message_id,
         provider_name=delivery.provider,
         channel=delivery.channel,
@@ -565,6 +567,15 @@ def _apply_outcome(
     error: ProviderError | None,
 ) -> tuple[str, tuple[int, datetime | None] | None]:
     """One attempt's outcome: its delivery's status, and a retry to schedule if any."""
+    if error is None and repository.record_sent(
+        attempt.delivery_id,
+        attempt.message_pk,
+        provider=attempt.provider_name,
+        channel=attempt.channel,
+        provider_message_id=result.provider_message_id,
+        response=result.response_excerpt,
+    ):
+        return DeliveryStatus.SENT, None
     settings = context.settings
     next_delivery: tuple[int, datetime | None] | None = None
     delivery = repository.lock_delivery(attempt.delivery_id)

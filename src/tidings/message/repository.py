@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
@@ -19,6 +19,7 @@ from tidings.models import (
     MessageEvent,
     MessageStatus,
 )
+from tidings.models.base import UTCDateTime
 
 
 class MessageRepository:
@@ -69,6 +70,67 @@ class MessageRepository:
         self.session.add(
             MessageEvent(message_pk=message.id, type=event_type, created_at=utcnow(), data=data)
         )
+
+    def record_sent(
+        self,
+        delivery_id: int,
+        message_pk: int,
+        *,
+        provider: str,
+        channel: str,
+        provider_message_id: str | None,
+        response: str,
+    ) -> bool:
+        """The common success: a delivery still `sending` becomes sent, in three statements
+        and without loading the message. False when the delivery was not `sending` (a
+        callback or a cancel got there first), for the caller's full path."""
+        now = utcnow()
+        updated = execute_counting(
+            self.session,
+            update(MessageDelivery)
+            .where(
+                MessageDelivery.id == delivery_id,
+                MessageDelivery.status == DeliveryStatus.SENDING,
+            )
+            .values(
+                status=DeliveryStatus.SENT,
+                provider_message_id=provider_message_id,
+                error=None,
+                sending_since=None,
+                updated_at=now,
+            ),
+        )
+        if not updated:
+            return False
+        self.session.execute(
+            insert(MessageEvent).values(
+                message_pk=message_pk,
+                type="SENT",
+                created_at=now,
+                data={
+                    "channel": channel,
+                    "provider": provider,
+                    "provider_message_id": provider_message_id,
+                    "response": response,
+                },
+            )
+        )
+        execute_counting(
+            self.session,
+            update(Message)
+            .where(
+                Message.id == message_pk,
+                Message.status.not_in([MessageStatus.SENT, MessageStatus.DELIVERED]),
+            )
+            .values(
+                status=MessageStatus.SENT,
+                reason=None,
+                reason_detail=None,
+                sent_at=func.coalesce(Message.sent_at, literal(now, UTCDateTime())),
+                updated_at=now,
+            ),
+        )
+        return True
 
     def deliveries(self, message: Message) -> Sequence[MessageDelivery]:
         return self.session.scalars(
