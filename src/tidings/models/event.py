@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.models.base import Base, BigIntegerKey, JSONValue, UTCDateTime
@@ -25,6 +25,16 @@ class Event(Base):
         Index("ix_event_name", "environment_id", "source", "name", "id"),
         Index("ix_event_user", "environment_id", "source", "user_id", "id"),
         Index("ix_event_status", "status", "received_at"),
+        # A user's unprocessed events, without walking the user's whole history.
+        Index(
+            "ix_event_pending_user",
+            "environment_id",
+            "source",
+            "user_id",
+            "id",
+            sqlite_where=text("status = 'received'"),
+            postgresql_where=text("status = 'received'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
