@@ -30,7 +30,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -45,6 +44,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import BenchError, api_key, filesystem_of, free_port, stop_process
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -71,17 +73,7 @@ SAMPLE_EVENT: dict[str, Any] = {
 }
 
 
-class BenchError(RuntimeError):
-    pass
-
-
 # -- processes -------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -108,20 +100,6 @@ class Server:
         except OSError:
             return None
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def stop_process(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
-    """SIGTERM the process group (uvicorn shuts down gracefully), SIGKILL if it lingers."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
 
 
 @contextlib.contextmanager
@@ -219,21 +197,6 @@ def http(method: str, url: str, key: str, body: dict[str, Any] | None = None) ->
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(errors="replace")
-
-
-def api_key(tidings: str, data_dir: Path, env: dict[str, str]) -> str:
-    output = subprocess.run(
-        [tidings, "keys", "list", "--json", "--data-dir", str(data_dir)],
-        check=True,
-        capture_output=True,
-        env=env,
-        timeout=60,
-    ).stdout
-    keys = [row for row in json.loads(output) if not row.get("revoked")]
-    if not keys:
-        raise BenchError("`tidings keys list --json` returned no active key")
-    keys.sort(key=lambda row: row["environment"] != "test")
-    return str(keys[0]["key"])
 
 
 # -- wrk ---------------------------------------------------------------------------------------
@@ -484,17 +447,6 @@ def uvicorn_settings() -> dict[str, Any]:
         "access_log": False,
         "log_level": "warning",
     }
-
-
-def filesystem_of(path: Path) -> str:
-    best, kind = "", "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/mounts").read_text().splitlines():
-            parts = line.split()
-            mount, fstype = parts[1], parts[2]
-            if str(path).startswith(mount) and len(mount) > len(best):
-                best, kind = mount, fstype
-    return kind
 
 
 def print_table(runs: list[WrkRun], summary: dict[str, Any]) -> None:

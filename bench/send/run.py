@@ -63,6 +63,9 @@ from typing import Any
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import BenchError, api_key, filesystem_of, free_port, stop_process
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 SINK = HERE / "sink.py"
@@ -86,10 +89,6 @@ PENDING_STATUSES = ("ENQUEUED", "DELAYED", "ROUTED")
 
 # Set on Ctrl-C / SIGTERM: the client threads stop after their current request.
 STOP = threading.Event()
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 # -- processes -------------------------------------------------------------------------------
@@ -142,20 +141,6 @@ def own_cpu_seconds() -> float:
     return times.user + times.system
 
 
-def stop_process(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
-    """SIGTERM the process group, SIGKILL it if it lingers."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(5)
-
-
 @contextlib.contextmanager
 def running(
     name: str,
@@ -188,14 +173,6 @@ def running(
         stop_process(process)
         if process.stdout is not None:
             process.stdout.close()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(what: str, check: Any, procs: list[Proc], timeout: float) -> Any:
@@ -286,21 +263,6 @@ class SinkRecord:
 
 
 # -- API ---------------------------------------------------------------------------------------
-
-
-def api_key(tidings: str, data_dir: Path, env: dict[str, str]) -> str:
-    output = subprocess.run(
-        [tidings, "keys", "list", "--json", "--data-dir", str(data_dir)],
-        check=True,
-        capture_output=True,
-        env=env,
-        timeout=60,
-    ).stdout
-    keys = [row for row in json.loads(output) if not row.get("revoked")]
-    if not keys:
-        raise BenchError("`tidings keys list --json` returned no active key")
-    keys.sort(key=lambda row: row["environment"] != "test")
-    return str(keys[0]["key"])
 
 
 def client(base_url: str, key: str) -> httpx.Client:
@@ -505,17 +467,6 @@ def machine() -> dict[str, Any]:
         "git": commit,
         "loadavg_before": load,
     }
-
-
-def filesystem_of(path: Path) -> str:
-    best, kind = "", "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/mounts").read_text().splitlines():
-            parts = line.split()
-            mount, fstype = parts[1], parts[2]
-            if str(path).startswith(mount) and len(mount) > len(best):
-                best, kind = mount, fstype
-    return kind
 
 
 def print_table(summary: dict[str, Any]) -> None:
