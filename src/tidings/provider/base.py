@@ -18,10 +18,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr
 
 EXCERPT_LIMIT = 500
 
@@ -53,6 +53,27 @@ class RetryableProviderError(ProviderError):
 
 class PermanentProviderError(ProviderError):
     pass
+
+
+def _http_url(value: str) -> str:
+    if not value.startswith(("https://", "http://")):
+        raise ValueError("must be an http(s) URL")
+    return value
+
+
+def _secret_http_url(value: SecretStr) -> SecretStr:
+    _http_url(value.get_secret_value())
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+"""A config field holding an http(s) URL."""
+
+BaseUrl = Annotated[str, AfterValidator(lambda value: _http_url(value).rstrip("/"))]
+"""A vendor API base URL, kept without a trailing slash."""
+
+SecretHttpUrl = Annotated[SecretStr, AfterValidator(_secret_http_url)]
+"""An http(s) URL that is itself a credential (a chat webhook), masked like a secret."""
 
 
 class ProviderConfig(BaseModel):

@@ -37,14 +37,16 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
 from tidings.provider.base import (
+    BaseUrl,
     Delivery,
     PermanentProviderError,
     Provider,
     ProviderConfig,
     RetryableProviderError,
+    SecretHttpUrl,
     SendResult,
 )
 from tidings.provider.http import excerpt, json_field, request
@@ -66,7 +68,7 @@ def _user_agent() -> str:
 
 
 class DiscordConfig(ProviderConfig):
-    base_url: str = Field(
+    base_url: BaseUrl = Field(
         default="https://discord.com",
         title="API base URL",
         description="Where the Discord HTTP API lives; bot calls go to <base_url>/api/v10/...",
@@ -79,7 +81,7 @@ class DiscordConfig(ProviderConfig):
             "needs Send Messages in the channel, or a server shared with the user."
         ),
     )
-    webhook_url: SecretStr | None = Field(
+    webhook_url: SecretHttpUrl | None = Field(
         default=None,
         title="Default webhook URL",
         description="Channel webhook used for recipients without a discord address.",
@@ -93,20 +95,6 @@ class DiscordConfig(ProviderConfig):
             "How long one call to Discord may take before it counts as a retryable failure."
         ),
     )
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("must be an http(s) URL")
-        return value.rstrip("/")
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _http_secret_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith(("https://", "http://")):
-            raise ValueError("must be an http(s) URL")
-        return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,7 +38,7 @@ import re
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field
 
 from tidings.provider.base import (
     Delivery,
@@ -46,6 +46,7 @@ from tidings.provider.base import (
     Provider,
     ProviderConfig,
     RetryableProviderError,
+    SecretHttpUrl,
     SendResult,
 )
 from tidings.provider.http import excerpt, json_field, request
@@ -58,7 +59,7 @@ _EMBEDDED_STATUS = re.compile(r"HTTP error (\d{3})")
 
 
 class MSTeamsConfig(ProviderConfig):
-    webhook_url: SecretStr | None = Field(
+    webhook_url: SecretHttpUrl | None = Field(
         default=None,
         title="Default webhook URL",
         description=(
@@ -73,13 +74,6 @@ class MSTeamsConfig(ProviderConfig):
         title="Timeout (seconds)",
         description="How long one call to Teams may take before it counts as a retryable failure.",
     )
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _http_secret_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith(("https://", "http://")):
-            raise ValueError("must be an http(s) URL")
-        return value
 
 
 def adaptive_card_message(text: str) -> dict[str, Any]:

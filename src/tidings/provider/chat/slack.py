@@ -38,14 +38,16 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
 from tidings.provider.base import (
+    BaseUrl,
     Delivery,
     PermanentProviderError,
     Provider,
     ProviderConfig,
     RetryableProviderError,
+    SecretHttpUrl,
     SendResult,
 )
 from tidings.provider.http import excerpt, json_field, request
@@ -69,7 +71,7 @@ RETRYABLE_ERRORS = frozenset(
 
 
 class SlackConfig(ProviderConfig):
-    base_url: str = Field(
+    base_url: BaseUrl = Field(
         default="https://slack.com",
         title="Web API base URL",
         description="Where the Slack Web API lives; methods are called at <base_url>/api/<method>.",
@@ -90,7 +92,7 @@ class SlackConfig(ProviderConfig):
             "Channel ID (or name) the bot token posts to for recipients without a slack address."
         ),
     )
-    incoming_webhook_url: SecretStr | None = Field(
+    incoming_webhook_url: SecretHttpUrl | None = Field(
         default=None,
         title="Default incoming webhook URL",
         description=(
@@ -105,20 +107,6 @@ class SlackConfig(ProviderConfig):
         title="Timeout (seconds)",
         description="How long one call to Slack may take before it counts as a retryable failure.",
     )
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("https://", "http://")):
-            raise ValueError("must be an http(s) URL")
-        return value.rstrip("/")
-
-    @field_validator("incoming_webhook_url")
-    @classmethod
-    def _http_secret_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith(("https://", "http://")):
-            raise ValueError("must be an http(s) URL")
-        return value
 
 
 @dataclass(frozen=True, slots=True)

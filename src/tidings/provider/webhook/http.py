@@ -35,10 +35,11 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
 from tidings.provider.base import (
     Delivery,
+    HttpUrl,
     PermanentProviderError,
     Provider,
     ProviderConfig,
@@ -126,7 +127,7 @@ def verify_signature(
 
 
 class WebhookConfig(ProviderConfig):
-    url: str | None = Field(
+    url: HttpUrl | None = Field(
         default=None,
         title="Default URL",
         description="Where to send for recipients without a webhook address of their own.",
@@ -150,13 +151,6 @@ class WebhookConfig(ProviderConfig):
             "retryable failure."
         ),
     )
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("https://", "http://")):
-            raise ValueError("must be an http(s) URL")
-        return value
 
 
 @dataclass(frozen=True, slots=True)
