@@ -6,7 +6,14 @@ from tidings.models.audience import (
     SubscriptionTopic,
     UserPreference,
 )
-from tidings.models.automation import Automation, AutomationTrigger, AutomationVersion
+from tidings.models.automation import (
+    Automation,
+    AutomationRun,
+    AutomationRunStep,
+    AutomationTrigger,
+    AutomationVersion,
+    RunStatus,
+)
 from tidings.models.base import Base
 from tidings.models.event import Event, EventStatus
 from tidings.models.inbox import InboxMessage
@@ -27,6 +34,8 @@ from tidings.models.workspace import ApiKey, Environment, Workspace
 __all__ = [
     "ApiKey",
     "Automation",
+    "AutomationRun",
+    "AutomationRunStep",
     "AutomationTrigger",
     "AutomationVersion",
     "Base",
@@ -45,6 +54,7 @@ __all__ = [
     "Profile",
     "ProviderConfiguration",
     "RecipientList",
+    "RunStatus",
     "SubscriptionTopic",
     "Tenant",
     "TenantMembership",

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.models.base import Base, BigIntegerKey, JSONValue, UTCDateTime
@@ -59,3 +59,84 @@ class AutomationTrigger(Base):
     environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     source: Mapped[str] = mapped_column(String(40))
     event: Mapped[str] = mapped_column(String(300))
+
+
+class RunStatus:
+    """Courier's run statuses; steps also use SKIPPED."""
+
+    PROCESSING = "PROCESSING"
+    WAITING = "WAITING"
+    PROCESSED = "PROCESSED"
+    CANCELED = "CANCELED"
+    ERROR = "ERROR"
+    SKIPPED = "SKIPPED"
+
+    ACTIVE = (PROCESSING, WAITING)
+
+
+class AutomationRun(Base):
+    """One run of an automation: where it is, what it knows, and why it stopped.
+
+    `step_index` is the next step to run. Each step's effect and the move past it commit in one
+    transaction, so a re-driven run never repeats a step that finished. `context` holds the
+    run's `data`, `profile`, `event`, `recipient`, `brand`, `template` and the step outputs
+    under `refs`. A template run points at the version it started with; an ad hoc run keeps
+    its steps in `definition`.
+    """
+
+    __tablename__ = "automation_run"
+    __table_args__ = (
+        UniqueConstraint("run_id"),
+        Index("ix_automation_run_listing", "environment_id", "id"),
+        Index("ix_automation_run_automation", "environment_id", "automation_id", "id"),
+        Index("ix_automation_run_recipient", "environment_id", "recipient", "id"),
+        Index("ix_automation_run_token", "environment_id", "cancelation_token", "status"),
+        Index("ix_automation_run_event", "event_pk"),
+        Index("ix_automation_run_due", "status", "wake_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(40))
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
+    automation_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    version_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("automation_version.id", ondelete="SET NULL"), nullable=True
+    )
+    definition: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, nullable=True)
+    source: Mapped[str] = mapped_column(String(400))
+    event_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("event.id", ondelete="SET NULL"), nullable=True
+    )
+    parent_run_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    recipient: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    cancelation_token: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    status: Mapped[str] = mapped_column(String(20))
+    step_index: Mapped[int] = mapped_column(Integer, default=0)
+    step_count: Mapped[int] = mapped_column(Integer)
+    context: Mapped[dict[str, Any]] = mapped_column(JSONValue)
+    wake_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AutomationRunStep(Base):
+    """One step of a run, written when the step starts and again when it ends."""
+
+    __tablename__ = "automation_run_step"
+    __table_args__ = (UniqueConstraint("run_pk", "position"),)
+
+    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
+    run_pk: Mapped[int] = mapped_column(ForeignKey("automation_run.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(40))
+    ref: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    status: Mapped[str] = mapped_column(String(20))
+    output: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
