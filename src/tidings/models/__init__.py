@@ -1,5 +1,6 @@
 """Every ORM table, in one package so related tables never import each other in circles."""
 
+from tidings.models.admin import AdminSession, AdminSignInToken, AdminUser
 from tidings.models.audience import (
     ListSubscription,
     RecipientList,
@@ -32,6 +33,9 @@ from tidings.models.tenant import Tenant, TenantMembership
 from tidings.models.workspace import ApiKey, Environment, Workspace
 
 __all__ = [
+    "AdminSession",
+    "AdminSignInToken",
+    "AdminUser",
     "ApiKey",
     "Automation",
     "AutomationRun",
