@@ -18,6 +18,7 @@ from tidings.event.endpoints import router as event_router
 from tidings.inbox.endpoints import router as inbox_router
 from tidings.ingest.endpoints import router as ingest_router
 from tidings.ingest.fastpath import IngestFastPath
+from tidings.ingest.tracking import RateLimiter
 from tidings.ingest.writer import IngestWriter
 from tidings.list.endpoints import router as list_router
 from tidings.message.endpoints import router as message_router
@@ -65,6 +66,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.state.tracking_limiter = RateLimiter.from_settings(runtime.settings)
     install_error_handlers(app)
     app.add_middleware(IngestFastPath)
     app.include_router(ingest_router)

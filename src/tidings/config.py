@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     sending_stale_seconds: float = 120.0
     idempotency_ttl_seconds: float = 24 * 3600
     public_url: str | None = None
+    tracking_rate_limit: float = 0.0
+    tracking_rate_burst: float = 0.0
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL: `TIDINGS_DATABASE_URL`, or SQLite in the data dir."""

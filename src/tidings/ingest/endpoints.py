@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from tidings.dependencies import INVALID_KEY_MESSAGE, MISSING_KEY_MESSAGE, Caller, ReadSession
 from tidings.errors import Conflict, PayloadTooLarge, ServiceUnavailable, Unauthorized
+from tidings.ingest.tracking import BATCH_PATHS, SINGLE_PATHS, TrackingRequest, accept_tracking
 from tidings.ingest.validation import (
     MAX_EVENT_BYTES,
     ValidEvent,
@@ -164,6 +165,80 @@ async def inbound_courier(request: Request) -> Response:
             field="messageId",
         )
     return _json({"messageId": message_id}, 202)
+
+
+_TRACKING_EVENT: dict[str, Any] = {
+    "type": "object",
+    "description": "One Segment event. `writeKey` may be in the body instead of the header.",
+    "properties": {
+        "writeKey": {"type": "string"},
+        "userId": {"type": "string"},
+        "anonymousId": {"type": "string"},
+        "messageId": {"type": "string", "maxLength": 100},
+        "timestamp": {"type": "string", "format": "date-time"},
+        "sentAt": {"type": "string", "format": "date-time"},
+        "context": {"type": "object"},
+        "integrations": {"type": "object"},
+    },
+}
+_TRACKING_BATCH: dict[str, Any] = {
+    "type": "object",
+    "required": ["batch"],
+    "properties": {
+        "batch": {"type": "array", "maxItems": 2500, "items": {"type": "object"}},
+        "writeKey": {"type": "string"},
+        "sentAt": {"type": "string", "format": "date-time"},
+        "context": {"type": "object", "description": "Merged into each item's context."},
+        "integrations": {"type": "object", "description": "Merged into each item's."},
+    },
+}
+
+
+async def tracking_api(request: Request) -> Response:
+    """Segment's HTTP Tracking API (served by `tidings.ingest.fastpath`)."""
+    tracking_request = TrackingRequest(
+        path=request.url.path,
+        authorization=request.headers.get("authorization"),
+        content_encoding=request.headers.get("content-encoding"),
+        content_length=request.headers.get("content-length"),
+    )
+    body = await accept_tracking(
+        request.app.state.ingest_writer,
+        request.app.state.tracking_limiter,
+        tracking_request,
+        request.stream(),
+    )
+    return Response(body, status_code=200, media_type="application/json")
+
+
+def _tracking_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+        "responses": {"200": {"description": '`{"success": true}` once committed.'}},
+    }
+
+
+for _path, _type in SINGLE_PATHS.items():
+    router.add_api_route(
+        _path,
+        tracking_api,
+        methods=["POST"],
+        tags=["tracking"],
+        summary=f"Tracking API: one {_type} event",
+        description='Segment\'s HTTP Tracking API. 200 `{"success": true}` once committed; '
+        "gzip bodies accepted; JSON whatever the Content-Type; at most 32 KB.",
+        openapi_extra=_tracking_schema(_TRACKING_EVENT),
+    )
+for _path in BATCH_PATHS:
+    router.add_api_route(
+        _path,
+        tracking_api,
+        methods=["POST"],
+        tags=["tracking"],
+        summary="Tracking API: a batch of events",
+        description="At most 2,500 events and 500 KB (32 KB per event); one commit per batch.",
+        openapi_extra=_tracking_schema(_TRACKING_BATCH),
+    )
 
 
 @router.post("/debug")

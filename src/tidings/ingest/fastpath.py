@@ -1,13 +1,16 @@
-"""A direct route for the destination's hot path.
+"""A direct route for the ingest hot paths.
 
-Segment sends one request per event, so `POST /inbound/segment` is by far the busiest route.
-This ASGI middleware serves it in plain ASGI, past the router, the framework's per-request
-middleware and its request and response objects; every other request goes through the app
-as usual. It runs the same `accept_segment_event` as the FastAPI route, which stays as the
-route's OpenAPI description, so both answer identically.
+Segment sends one request per event to `POST /inbound/segment`, and its SDKs post batches to
+the Tracking API (`POST /v1/...`): by far the busiest routes. This ASGI middleware serves
+them in plain ASGI, past the router, the framework's per-request middleware and its request
+and response objects; every other request goes through the app as usual. It runs the same
+`accept_segment_event` and `accept_tracking` as the FastAPI routes, which stay as the
+routes' OpenAPI description, so both answer identically.
 """
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -19,10 +22,17 @@ from tidings.ingest.endpoints import (
     payload_too_large,
     presented_key,
 )
+from tidings.ingest.tracking import PATHS as TRACKING_PATHS
+from tidings.ingest.tracking import TrackingRequest, accept_tracking
 from tidings.ingest.validation import MAX_EVENT_BYTES
 
 PATH = "/inbound/segment"
+_TRACKING = frozenset(TRACKING_PATHS)
 _JSON = (b"content-type", b"application/json")
+
+
+class ClientDisconnected(Exception):
+    pass
 
 
 class IngestFastPath:
@@ -30,15 +40,23 @@ class IngestFastPath:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        status, body = await _serve(scope, receive)
+        path = scope["path"]
+        if path == PATH:
+            status, body = await _serve(scope, receive)
+            headers: list[tuple[bytes, bytes]] = []
+        elif path in _TRACKING:
+            status, body, headers = await _serve_tracking(scope, receive, path)
+        else:
+            await self.app(scope, receive, send)
+            return
         await send(
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [_JSON, (b"content-length", str(len(body)).encode())],
+                "headers": [_JSON, (b"content-length", str(len(body)).encode()), *headers],
             }
         )
         await send({"type": "http.response.body", "body": body})
@@ -69,3 +87,39 @@ async def _serve(scope: Scope, receive: Receive) -> tuple[int, bytes]:
         return 202, orjson.dumps(await accept_segment_event(writer, key, body))
     except AppError as exc:
         return exc.status_code, error_body(exc.code, exc.message, exc.field)
+
+
+async def body_chunks(receive: Receive) -> AsyncIterator[bytes]:
+    more = True
+    while more:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        yield message.get("body", b"")
+        more = message.get("more_body", False)
+
+
+async def _serve_tracking(
+    scope: Scope, receive: Receive, path: str
+) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    headers = {}
+    for name, value in scope["headers"]:
+        if name in (b"authorization", b"content-encoding", b"content-length"):
+            headers[name] = value.decode("latin-1")
+    request = TrackingRequest(
+        path=path,
+        authorization=headers.get(b"authorization"),
+        content_encoding=headers.get(b"content-encoding"),
+        content_length=headers.get(b"content-length"),
+    )
+    state = scope["app"].state
+    try:
+        body = await accept_tracking(
+            state.ingest_writer, state.tracking_limiter, request, body_chunks(receive)
+        )
+        return 200, body, []
+    except ClientDisconnected:
+        return 400, error_body("disconnected", "The client went away."), []
+    except AppError as exc:
+        extra = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
+        return exc.status_code, error_body(exc.code, exc.message, exc.field), extra

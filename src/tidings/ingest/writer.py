@@ -48,8 +48,17 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class IngestItem:
-    key: str
+    """An event and who sent it: an API key to resolve in the batch's transaction, or the
+    scope of a signed source whose signature was already verified."""
+
+    key: str | None
     event: ValidEvent
+    scope: Scope | None = None
+
+    def scope_in(self, scopes: dict[str, Scope]) -> Scope | None:
+        if self.scope is not None:
+            return self.scope
+        return scopes.get(self.key) if self.key is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,11 +164,11 @@ class IngestWriter:
         """One transaction for the whole batch. Runs on the writer thread."""
         now = utcnow()
         with self.database.write() as session:
-            scopes = self._resolve(session, {item.key for item in items})
+            scopes = self._resolve(session, {item.key for item in items if item.key is not None})
             rows: list[dict[str, Any]] = []
             seen: set[tuple[str, str, str]] = set()
             for item in items:
-                scope = scopes.get(item.key)
+                scope = item.scope_in(scopes)
                 if scope is None:
                     continue
                 identity = (scope.environment_id, item.event.source, item.event.message_id)
@@ -199,7 +208,7 @@ class IngestWriter:
                 logger.exception("could not enqueue processing for %d events", len(new_ids))
         results = []
         for item in items:
-            scope = scopes.get(item.key)
+            scope = item.scope_in(scopes)
             if scope is None:
                 results.append(IngestResult(Outcome.UNAUTHORIZED, item.event.message_id))
                 continue

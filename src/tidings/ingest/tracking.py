@@ -1,0 +1,340 @@
+"""Segment's HTTP Tracking API: what Segment's own SDKs post to.
+
+`POST /v1/identify|track|group|page|screen|alias` take one event, `/v1/batch` and `/v1/import`
+take `{"batch": [...]}`, and analytics.js's short forms `/v1/i|t|g|p|s|a|b` are the same
+routes. The write key is a Tidings API key (`writeKey` in the body, Basic auth, or Bearer).
+
+Every accepted event goes through `validate_segment_event` and the ingest writer, exactly as
+`POST /inbound/segment` does: the same inbox rows (source `segment`), the same duplicate
+rule, the same processing. A batch is one `submit`, hence one group commit, and 200 is sent
+only after it is committed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import zlib
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from tidings.config import Settings
+from tidings.dependencies import INVALID_KEY_MESSAGE
+from tidings.errors import AppError, BadRequest, ServiceUnavailable, Unauthorized
+from tidings.ingest.validation import MAX_EVENT_BYTES, ValidEvent, validate_segment_event
+from tidings.ingest.writer import IngestItem, IngestWriter, Outcome
+from tidings.kit.time import parse_timestamp, utcnow
+from tidings.workspace.keys import key_from_authorization
+
+MAX_BATCH_BYTES = 500 * 1024
+MAX_BATCH_EVENTS = 2500
+
+SINGLE_PATHS: dict[str, str] = {
+    "/v1/identify": "identify",
+    "/v1/track": "track",
+    "/v1/group": "group",
+    "/v1/page": "page",
+    "/v1/screen": "screen",
+    "/v1/alias": "alias",
+    "/v1/i": "identify",
+    "/v1/t": "track",
+    "/v1/g": "group",
+    "/v1/p": "page",
+    "/v1/s": "screen",
+    "/v1/a": "alias",
+}
+BATCH_PATHS = ("/v1/batch", "/v1/import", "/v1/b")
+PATHS = (*SINGLE_PATHS, *BATCH_PATHS)
+
+SUCCESS = orjson.dumps({"success": True})
+
+MISSING_WRITE_KEY_MESSAGE = (
+    "Missing write key. Use a Tidings API key as the Segment write key: `writeKey` in the "
+    "body, Basic auth with the key as the username, or `Authorization: Bearer <key>`; "
+    "`tidings keys list` prints your keys."
+)
+
+
+class TooManyRequests(AppError):
+    status_code = 429
+    code = "rate_limited"
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingRequest:
+    path: str
+    authorization: str | None
+    content_encoding: str | None
+    content_length: str | None
+
+
+# -- limits ------------------------------------------------------------------------------------
+
+
+def body_limit(path: str) -> int:
+    return MAX_EVENT_BYTES if path in SINGLE_PATHS else MAX_BATCH_BYTES
+
+
+def over_limit(path: str) -> BadRequest:
+    if path in SINGLE_PATHS:
+        return BadRequest(
+            f"The event is over {MAX_EVENT_BYTES // 1024} KB, Segment's limit for one event. "
+            "Send smaller events: move large values out of traits and properties.",
+            code="event_too_large",
+        )
+    return BadRequest(
+        f"The batch is over {MAX_BATCH_BYTES // 1024} KB, Segment's limit for one batch. "
+        "Split it into smaller batches.",
+        code="batch_too_large",
+    )
+
+
+async def read_body(request: TrackingRequest, chunks: AsyncIterator[bytes]) -> bytes:
+    """The request body, decompressed, within the path's size limit."""
+    limit = body_limit(request.path)
+    declared = request.content_length
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise over_limit(request.path)
+    parts = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > limit:
+            raise over_limit(request.path)
+        parts.append(chunk)
+    raw = b"".join(parts)
+    encoding = (request.content_encoding or "").strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    if encoding not in ("gzip", "x-gzip"):
+        raise BadRequest(
+            f"Content-Encoding {encoding!r} is not supported. Send the body as is, or gzip it "
+            "with `Content-Encoding: gzip`.",
+            code="unsupported_content_encoding",
+        )
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        body = decompressor.decompress(raw, limit + 1)
+    except zlib.error as exc:
+        raise BadRequest(
+            f"The body says `Content-Encoding: gzip` but is not valid gzip ({exc}).",
+            code="invalid_gzip",
+        ) from exc
+    if len(body) > limit:
+        raise over_limit(request.path)
+    if not decompressor.eof:
+        raise BadRequest(
+            "The gzip body ends early: it is truncated. Send the whole compressed body.",
+            code="invalid_gzip",
+        )
+    return body
+
+
+# -- rate limit --------------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """A token bucket per write key, per process: `rate` requests a second, `burst` at once.
+
+    With `rate` 0 it lets everything through. Buckets of the least recently seen keys are
+    dropped past `max_keys`, so made-up keys cannot grow it without bound.
+    """
+
+    def __init__(self, rate: float, burst: float, max_keys: int = 10_000) -> None:
+        self.rate = rate
+        self.burst = max(burst, 1.0)
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RateLimiter:
+        rate = settings.tracking_rate_limit
+        return cls(rate, settings.tracking_rate_burst or rate)
+
+    def check(self, key: str, now: float | None = None) -> None:
+        """Take a token for `key`, or raise 429 saying when to retry."""
+        if self.rate <= 0:
+            return
+        now = time.monotonic() if now is None else now
+        tokens, last = self._buckets.pop(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.rate)
+        if tokens < 1.0:
+            self._buckets[key] = (tokens, now)
+            wait = max(1, math.ceil((1.0 - tokens) / self.rate))
+            raise TooManyRequests(
+                f"Too many requests for this write key: the limit is {self.rate:g} requests "
+                f"a second (TIDINGS_TRACKING_RATE_LIMIT). Retry after {wait} s.",
+                code="rate_limited",
+                headers={"Retry-After": str(wait), "X-RateLimit-Reset": str(wait)},
+            )
+        self._buckets[key] = (tokens - 1.0, now)
+        while len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+
+
+# -- events ------------------------------------------------------------------------------------
+
+
+def _parse(body: bytes, path: str) -> dict[str, Any]:
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(
+            f"The request body is not valid JSON ({exc}). Send a JSON object.",
+            code="invalid_json",
+        ) from exc
+    if not isinstance(parsed, dict):
+        expected = "one event" if path in SINGLE_PATHS else '{"batch": [...]}'
+        raise BadRequest(
+            f"The body must be a JSON object: {expected}.",
+            code="invalid_event" if path in SINGLE_PATHS else "invalid_batch",
+        )
+    return parsed
+
+
+def write_key(body: dict[str, Any], authorization: str | None) -> str:
+    """`writeKey` in the body first (with OAuth the header holds a token), then the header."""
+    key = body.pop("writeKey", None)
+    if isinstance(key, str) and key:
+        return key
+    from_header = key_from_authorization(authorization)
+    if from_header is None:
+        raise Unauthorized(MISSING_WRITE_KEY_MESSAGE, code="missing_api_key")
+    return from_header
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def correct_timestamp(event: dict[str, Any], sent_at: Any, received_at: datetime) -> None:
+    """Segment's rule: timestamp = receivedAt - (sentAt - originalTimestamp).
+
+    The device's own time becomes `originalTimestamp`; without a timestamp the event happened
+    when it was received.
+    """
+    event["receivedAt"] = _iso(received_at)
+    original_text = event.get("timestamp") or event.get("originalTimestamp")
+    original = parse_timestamp(original_text)
+    if original is None:
+        event["timestamp"] = event["receivedAt"]
+        return
+    event["originalTimestamp"] = original_text
+    sent = parse_timestamp(event.get("sentAt") or sent_at)
+    if sent is None:
+        return
+    if "sentAt" not in event:
+        event["sentAt"] = sent_at
+    event["timestamp"] = _iso(received_at - (sent - original))
+
+
+def _merged(batch_value: Any, item_value: Any) -> Any:
+    if isinstance(batch_value, dict) and isinstance(item_value, dict):
+        return {**batch_value, **item_value}
+    return item_value if item_value is not None else batch_value
+
+
+def _in_batch(index: int, error: BadRequest) -> BadRequest:
+    field = f"batch[{index}].{error.field}" if error.field else f"batch[{index}]"
+    return BadRequest(f"batch[{index}]: {error.message}", code=error.code, field=field)
+
+
+def batch_events(body: dict[str, Any], received_at: datetime) -> list[ValidEvent]:
+    items = body.get("batch")
+    if not isinstance(items, list):
+        raise BadRequest(
+            'A batch is `{"batch": [event, ...]}`; `batch` is missing or not a list.',
+            code="invalid_batch",
+            field="batch",
+        )
+    if len(items) > MAX_BATCH_EVENTS:
+        raise BadRequest(
+            f"The batch has {len(items)} events; Segment's limit is {MAX_BATCH_EVENTS} events "
+            "per batch. Split it into smaller batches.",
+            code="too_many_events",
+            field="batch",
+        )
+    context = body.get("context")
+    integrations = body.get("integrations")
+    sent_at = body.get("sentAt")
+    events = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise BadRequest(
+                f"batch[{index}] must be a JSON object with a `type`.",
+                code="invalid_event",
+                field=f"batch[{index}]",
+            )
+        item.pop("writeKey", None)
+        if len(orjson.dumps(item)) > MAX_EVENT_BYTES:
+            raise BadRequest(
+                f"batch[{index}] is over {MAX_EVENT_BYTES // 1024} KB, Segment's limit for one "
+                "event. Send smaller events: move large values out of traits and properties.",
+                code="event_too_large",
+                field=f"batch[{index}]",
+            )
+        if context is not None:
+            item["context"] = _merged(context, item.get("context"))
+        if integrations is not None:
+            item["integrations"] = _merged(integrations, item.get("integrations"))
+        correct_timestamp(item, sent_at, received_at)
+        try:
+            events.append(validate_segment_event(item))
+        except BadRequest as exc:
+            raise _in_batch(index, exc) from exc
+    return events
+
+
+def single_event(body: dict[str, Any], event_type: str, received_at: datetime) -> ValidEvent:
+    declared = body.get("type")
+    if declared is None:
+        body["type"] = event_type
+    elif declared != event_type:
+        raise BadRequest(
+            f"`type` is {declared!r} but this endpoint takes {event_type!r} events. Post it to "
+            f"/v1/{declared}, or to /v1/batch.",
+            code="type_mismatch",
+            field="type",
+        )
+    correct_timestamp(body, None, received_at)
+    return validate_segment_event(body)
+
+
+async def accept_tracking(
+    writer: IngestWriter,
+    limiter: RateLimiter,
+    request: TrackingRequest,
+    chunks: AsyncIterator[bytes],
+) -> bytes:
+    """Serve one Tracking API request; the 200 body, or an AppError."""
+    body = _parse(await read_body(request, chunks), request.path)
+    key = write_key(body, request.authorization)
+    limiter.check(key)
+    received_at = utcnow()
+    event_type = SINGLE_PATHS.get(request.path)
+    if event_type is None:
+        events = batch_events(body, received_at)
+    else:
+        events = [single_event(body, event_type, received_at)]
+    if not events:
+        return SUCCESS
+    await submit(writer, [IngestItem(key=key, event=event) for event in events])
+    return SUCCESS
+
+
+async def submit(writer: IngestWriter, items: Iterable[IngestItem]) -> None:
+    try:
+        results = await writer.submit(list(items))
+    except Exception as exc:
+        raise ServiceUnavailable(
+            "The events could not be stored right now and were not accepted. Send them again "
+            "later; Segment's libraries retry this automatically.",
+            code="storage_unavailable",
+        ) from exc
+    if any(result.outcome is Outcome.UNAUTHORIZED for result in results):
+        raise Unauthorized(INVALID_KEY_MESSAGE, code="invalid_api_key")
