@@ -27,6 +27,7 @@ from tidings.preference.endpoints import router as preference_router
 from tidings.profile.endpoints import router as profile_router
 from tidings.provider.endpoints import router as provider_router
 from tidings.runtime import Runtime
+from tidings.studio.app import mount as mount_studio
 from tidings.tenant.endpoints import router as tenant_router
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
     app.include_router(inbox_router)
     app.include_router(list_router)
     app.include_router(automation_router)
+    mount_studio(app, runtime)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -88,6 +88,8 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     if created:
         click.echo("  Created the default workspace with a test and a production environment.")
     _apply_config_file(runtime)
+    click.echo(f"  Studio: {url}/studio")
+    _print_sign_in_link(runtime, url)
     click.echo("  API keys (paste one into Segment's Courier destination, field 'API Key'):")
     for key in keys:
         if key.revoked_at is None:
@@ -102,6 +104,17 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
         access_log=False,
         timeout_graceful_shutdown=10,
     )
+
+
+def _print_sign_in_link(runtime: Runtime, url: str) -> None:
+    """While no admin exists, each start prints a new one-time link to create the first one."""
+    from tidings.studio import auth
+
+    with runtime.database.write() as session:
+        if auth.has_admins(session):
+            return
+        token = auth.create_sign_in_link_token(session)
+    click.echo(f"  One-time sign-in link (valid 24 hours): {url}/studio/sign-in/link?token={token}")
 
 
 @main.command()
@@ -213,3 +226,28 @@ def apply_definitions(data_dir: Path | None, environment: str, path: Path) -> No
         lines = _run(apply_path, session, None, environment, path)
     for line in lines:
         click.echo(line)
+
+
+@main.group()
+def admin() -> None:
+    """Studio admins."""
+
+
+@admin.command("create")
+@data_dir_option
+@click.argument("email")
+@click.password_option(
+    "--password",
+    prompt="Password",
+    help="The password (prompted for, hidden, when not given; read from stdin when piped).",
+)
+def admin_create(data_dir: Path | None, email: str, password: str) -> None:
+    """Create a Studio admin, or set a new password for an existing one."""
+    from tidings.studio import auth
+
+    runtime = _prepare(_settings(data_dir=data_dir))
+    with runtime.database.write() as session:
+        workspace_service.bootstrap(session, runtime.cipher)
+        admin_user, created = _run(auth.set_admin_password, session, None, email, password)
+        email = admin_user.email
+    click.echo(f"{'Created admin' if created else 'New password set for'} {email}.")

@@ -1,0 +1,148 @@
+"""The SQL that only Studio needs: admins, sessions, and searches the API does not offer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import String, cast, delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from tidings.errors import BadRequest
+from tidings.kit.sql import execute_counting
+from tidings.models import (
+    AdminSession,
+    AdminSignInToken,
+    AdminUser,
+    Automation,
+    AutomationRun,
+    AutomationRunStep,
+    AutomationTrigger,
+    Environment,
+    Event,
+    Message,
+    Profile,
+)
+from tidings.workspace.service import Scope
+
+
+class StudioRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def admin_by_email(self, email: str) -> AdminUser | None:
+        return self.session.scalars(select(AdminUser).where(AdminUser.email == email)).first()
+
+    def count_admins(self) -> int:
+        return int(self.session.scalar(select(func.count(AdminUser.id))) or 0)
+
+    def sign_in_token(self, token_hash: str, for_update: bool = False) -> AdminSignInToken | None:
+        query = select(AdminSignInToken).where(AdminSignInToken.token_hash == token_hash)
+        if for_update:
+            query = query.with_for_update().execution_options(populate_existing=True)
+        return self.session.scalars(query).first()
+
+    def session_with_admin(
+        self, token_hash: str
+    ) -> tuple[AdminSession, AdminUser, Environment] | None:
+        row = self.session.execute(
+            select(AdminSession, AdminUser, Environment)
+            .join(AdminUser, AdminUser.id == AdminSession.admin_user_id)
+            .join(Environment, Environment.id == AdminSession.environment_id)
+            .where(AdminSession.token_hash == token_hash)
+        ).first()
+        return None if row is None else (row[0], row[1], row[2])
+
+    def delete_session(self, token_hash: str) -> None:
+        execute_counting(
+            self.session, delete(AdminSession).where(AdminSession.token_hash == token_hash)
+        )
+
+    def delete_sessions_of(self, admin_id: str) -> None:
+        execute_counting(
+            self.session, delete(AdminSession).where(AdminSession.admin_user_id == admin_id)
+        )
+
+    def environment(self, workspace_id: str, name: str) -> Environment:
+        environment = self.session.scalars(
+            select(Environment).where(
+                Environment.workspace_id == workspace_id, Environment.name == name
+            )
+        ).first()
+        if environment is None:
+            raise BadRequest(
+                f"Unknown environment {name!r}: use test or production.", field="environment"
+            )
+        return environment
+
+    def search_profiles(self, scope: Scope, query: str, limit: int) -> Sequence[Profile]:
+        """Profiles whose user id starts with the query, or whose JSON holds it (e.g. an email)."""
+        statement = select(Profile).where(Profile.environment_id == scope.environment_id)
+        if query:
+            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            statement = statement.where(
+                or_(
+                    Profile.user_id.like(f"{escaped}%", escape="\\"),
+                    func.lower(cast(Profile.data, String)).like(
+                        f"%{escaped.lower()}%", escape="\\"
+                    ),
+                )
+            )
+        return self.session.scalars(
+            statement.order_by(Profile.updated_at.desc()).limit(limit)
+        ).all()
+
+    def recent_events_of_user(self, scope: Scope, user_id: str, limit: int) -> Sequence[Event]:
+        return self.session.scalars(
+            select(Event)
+            .where(Event.environment_id == scope.environment_id, Event.user_id == user_id)
+            .order_by(Event.id.desc())
+            .limit(limit)
+        ).all()
+
+    def automations_by_trigger(self, scope: Scope, source: str) -> dict[str, list[str]]:
+        """Event name -> ids of the live automations whose current version it triggers."""
+        rows = self.session.execute(
+            select(AutomationTrigger.event, Automation.automation_id)
+            .join(Automation, Automation.id == AutomationTrigger.automation_pk)
+            .where(
+                AutomationTrigger.environment_id == scope.environment_id,
+                AutomationTrigger.source == source,
+                Automation.deleted_at.is_(None),
+            )
+            .order_by(Automation.automation_id)
+        ).all()
+        linked: dict[str, list[str]] = {}
+        for event, automation_id in rows:
+            linked.setdefault(event, []).append(automation_id)
+        return linked
+
+    def messages_of_recipient_since(
+        self, scope: Scope, recipient: str, since_id: int, limit: int
+    ) -> Sequence[Message]:
+        return self.session.scalars(
+            select(Message)
+            .where(
+                Message.environment_id == scope.environment_id,
+                Message.recipient == recipient,
+                Message.id > since_id,
+            )
+            .order_by(Message.id)
+            .limit(limit)
+        ).all()
+
+    def runs_of_event(
+        self, event_pk: int
+    ) -> list[tuple[AutomationRun, Sequence[AutomationRunStep]]]:
+        runs = self.session.scalars(
+            select(AutomationRun)
+            .where(AutomationRun.event_pk == event_pk)
+            .order_by(AutomationRun.id)
+        ).all()
+        return [(run, self.run_steps(run)) for run in runs]
+
+    def run_steps(self, run: AutomationRun) -> Sequence[AutomationRunStep]:
+        return self.session.scalars(
+            select(AutomationRunStep)
+            .where(AutomationRunStep.run_pk == run.id)
+            .order_by(AutomationRunStep.position)
+        ).all()

@@ -1,0 +1,1 @@
+"""Studio pages, one module per area."""

@@ -1,0 +1,200 @@
+"""Automations: list, editor with errors at the field, enable and disable."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from tidings.automation import service as automation_service
+from tidings.automation.service import DefinitionError
+from tidings.dependencies import RuntimeDep
+from tidings.errors import AppError
+from tidings.studio import service
+from tidings.studio.csrf import CheckedForm
+from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.templating import render
+
+router = APIRouter()
+
+FORM_FIELDS = ("id", "name", "enabled", "triggers", "cancelation_token", "steps")
+
+
+def _text(form: object, name: str) -> str:
+    value = form.get(name) if hasattr(form, "get") else None
+    return value if isinstance(value, str) else ""
+
+
+def triggers_text(triggers: list[dict[str, str]]) -> str:
+    return "\n".join(
+        trigger["event"]
+        if trigger["source"] == "segment"
+        else f"{trigger['source']}: {trigger['event']}"
+        for trigger in triggers
+    )
+
+
+def parse_triggers(text: str) -> list[dict[str, str]]:
+    """One trigger a line: `track/Order Shipped`, `identify`, or `inbound: name`."""
+    triggers = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        source, _, rest = line.partition(":")
+        if rest and source.strip() in ("segment", "inbound"):
+            triggers.append({"source": source.strip(), "event": rest.strip()})
+        else:
+            triggers.append({"source": "segment", "event": line})
+    return triggers
+
+
+def field_of(path: str) -> str:
+    """The form field a definition error path belongs to, e.g. steps[0].template -> steps."""
+    head = path.split(".", 1)[0].split("[", 1)[0]
+    return head if head in FORM_FIELDS else "steps"
+
+
+def _values(automation_id: str, definition: dict[str, Any]) -> dict[str, str]:
+    return {
+        "id": automation_id,
+        "name": str(definition.get("name") or ""),
+        "enabled": "on" if definition.get("enabled", True) else "",
+        "triggers": triggers_text(definition.get("triggers", [])),
+        "cancelation_token": str(definition.get("cancelation_token") or ""),
+        "steps": json.dumps(definition.get("steps", []), indent=2, ensure_ascii=False),
+    }
+
+
+@router.get("/automations")
+def list_automations(request: Request, admin: Admin, runtime: RuntimeDep) -> Response:
+    with runtime.database.read() as session:
+        rows = service.automations(session, admin.scope)
+    return render(request, "automations.html", section="automations", rows=rows)
+
+
+def _editor(
+    request: Request,
+    values: dict[str, str],
+    *,
+    new: bool,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+    flash: str | None = None,
+    version: int | None = None,
+) -> Response:
+    return render(
+        request,
+        "automation_edit.html",
+        status_code,
+        section="automations",
+        values=values,
+        new=new,
+        errors=errors or {},
+        flash=flash,
+        version=version,
+    )
+
+
+@router.get("/automations/new")
+def new_automation(
+    request: Request, admin: Admin, runtime: RuntimeDep, trigger: str = ""
+) -> Response:
+    definition: dict[str, Any] = (
+        service.prefilled_definition(trigger)
+        if trigger
+        else {"name": "", "enabled": False, "triggers": [], "steps": []}
+    )
+    with runtime.database.read() as session:
+        automation_id = (
+            service.free_automation_id(session, admin.scope, service.suggested_id(trigger))
+            if trigger
+            else ""
+        )
+    return _editor(request, _values(automation_id, definition), new=True)
+
+
+@router.get("/automations/{automation_id}")
+def edit_automation(
+    automation_id: str, request: Request, admin: Admin, runtime: RuntimeDep, saved: str = ""
+) -> Response:
+    with runtime.database.read() as session:
+        automation, version = automation_service.get(session, admin.scope, automation_id)
+    return _editor(
+        request,
+        _values(automation.automation_id, version.definition),
+        new=False,
+        flash=f"Saved as version {version.version}." if saved else None,
+        version=version.version,
+    )
+
+
+@router.post("/automations")
+def save_automation(
+    request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
+) -> Response:
+    values = {name: _text(form, name) for name in FORM_FIELDS}
+    new = _text(form, "new") == "1"
+    automation_id = values["id"].strip()
+    try:
+        steps = json.loads(values["steps"] or "[]")
+    except json.JSONDecodeError as exc:
+        return _editor(
+            request,
+            values,
+            new=new,
+            errors={
+                "steps": f"steps: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+            },
+            status_code=400,
+        )
+    body: dict[str, Any] = {
+        "enabled": values["enabled"] == "on",
+        "triggers": parse_triggers(values["triggers"]),
+        "steps": steps,
+    }
+    if values["name"].strip():
+        body["name"] = values["name"].strip()
+    if values["cancelation_token"].strip():
+        body["cancelation_token"] = values["cancelation_token"].strip()
+    try:
+        with runtime.database.write() as session:
+            if new and automation_service.current_version(session, admin.scope, automation_id):
+                raise DefinitionError("id", f"an automation {automation_id!r} already exists")
+            automation_service.save(session, admin.scope, automation_id, body)
+    except DefinitionError as exc:
+        field = field_of(exc.field or "steps")
+        return _editor(
+            request, values, new=new, errors={field: exc.message}, status_code=exc.status_code
+        )
+    return RedirectResponse(
+        f"{PREFIX}/automations/{quote(automation_id, safe='')}?saved=1", status_code=303
+    )
+
+
+@router.post("/automations/{automation_id}/enabled")
+def set_enabled(
+    automation_id: str, request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
+) -> Response:
+    """Enable or disable: saved as a new version through the automation service."""
+    try:
+        with runtime.database.write() as session:
+            _, version = automation_service.get(session, admin.scope, automation_id)
+            body = service.editable(version.definition)
+            body["enabled"] = _text(form, "enabled") == "true"
+            automation_service.save(session, admin.scope, automation_id, body)
+    except AppError as exc:
+        with runtime.database.read() as session:
+            rows = service.automations(session, admin.scope)
+        return render(
+            request,
+            "automations.html",
+            exc.status_code,
+            section="automations",
+            rows=rows,
+            flash=f"{automation_id}: {exc.message}",
+        )
+    return RedirectResponse(f"{PREFIX}/automations", status_code=303)

@@ -1,0 +1,120 @@
+"""Integrations → Segment, the event detail, and event names."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from tidings.dependencies import RuntimeDep
+from tidings.errors import AppError, NotFound
+from tidings.event.repository import EventRepository
+from tidings.studio import service, trace
+from tidings.studio.csrf import CheckedForm
+from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.templating import render
+from tidings.workspace.service import list_keys
+
+router = APIRouter()
+
+LIVE_LIMIT = 50
+
+
+def _text(form: object, name: str) -> str:
+    value = form.get(name) if hasattr(form, "get") else None
+    return value.strip() if isinstance(value, str) else ""
+
+
+@router.get("/integrations/segment")
+def segment_page(request: Request, admin: Admin, runtime: RuntimeDep) -> Response:
+    with runtime.database.read() as session:
+        keys = [
+            key for key in list_keys(session, runtime.cipher) if key.revoked_at is None and key.key
+        ]
+        events = EventRepository(session).page(
+            admin.scope, service.SEGMENT, before_id=None, limit=LIVE_LIMIT
+        )
+    endpoint = f"{request.url.scheme}://{request.url.netloc}/inbound/segment"
+    return render(
+        request,
+        "segment.html",
+        section="segment",
+        keys=keys,
+        events=events,
+        endpoint=endpoint,
+    )
+
+
+@router.get("/integrations/segment/events")
+def segment_events(request: Request, admin: Admin, runtime: RuntimeDep) -> Response:
+    """The live list: htmx polls this fragment every two seconds."""
+    with runtime.database.read() as session:
+        events = EventRepository(session).page(
+            admin.scope, service.SEGMENT, before_id=None, limit=LIVE_LIMIT
+        )
+    return render(request, "_events.html", events=events)
+
+
+@router.get("/events/{message_id:path}")
+def event_detail(message_id: str, request: Request, admin: Admin, runtime: RuntimeDep) -> Response:
+    with runtime.database.read() as session:
+        event = service.event_of(session, admin.scope, message_id)
+        if event is None:
+            raise NotFound(
+                f"No Segment event {message_id!r} in the {admin.scope.environment} environment.",
+                code="event_not_found",
+            )
+        found = trace.of_event(session, admin.scope, event)
+    return render(request, "event.html", section="segment", event=event, trace=found)
+
+
+@router.get("/event-names")
+def event_names(request: Request, admin: Admin, runtime: RuntimeDep) -> Response:
+    with runtime.database.read() as session:
+        names = service.event_names(session, admin.scope)
+        automations = [
+            automation.automation_id for automation, _ in service.automations(session, admin.scope)
+        ]
+    return render(
+        request,
+        "event_names.html",
+        section="names",
+        names=names,
+        automations=automations,
+        error=None,
+    )
+
+
+@router.post("/event-names/link")
+def link_automation(
+    request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
+) -> Response:
+    """The "+" button: add this event name to an automation's triggers."""
+    name, automation_id = _text(form, "event"), _text(form, "automation_id")
+    try:
+        with runtime.database.write() as session:
+            service.link_trigger(session, admin.scope, automation_id, name)
+    except AppError as exc:
+        with runtime.database.read() as session:
+            names = service.event_names(session, admin.scope)
+            automations = [a.automation_id for a, _ in service.automations(session, admin.scope)]
+        return render(
+            request,
+            "event_names.html",
+            exc.status_code,
+            section="names",
+            names=names,
+            automations=automations,
+            error=f"{automation_id}: {exc.message}",
+        )
+    return RedirectResponse(f"{PREFIX}/event-names", status_code=303)
+
+
+@router.post("/event-names/create-automation")
+def create_automation(admin: Admin, form: CheckedForm) -> Response:
+    """ "Create automation": open a new automation prefilled with the trigger and a send."""
+    return RedirectResponse(
+        f"{PREFIX}/automations/new?trigger={quote(_text(form, 'event'), safe='')}",
+        status_code=303,
+    )

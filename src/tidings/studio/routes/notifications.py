@@ -1,0 +1,205 @@
+"""Notifications: a per-channel template editor, a live preview and a test send."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+from starlette.responses import RedirectResponse, Response
+
+from tidings.dependencies import RuntimeDep
+from tidings.errors import AppError, BadRequest
+from tidings.event.repository import EventRepository
+from tidings.message import service as message_service
+from tidings.message.schemas import MessageSpec
+from tidings.notification import service as notification_service
+from tidings.notification.repository import NotificationRepository
+from tidings.notification.schemas import NotificationBody
+from tidings.profile.repository import ProfileRepository
+from tidings.studio.csrf import CheckedForm
+from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.templating import render
+from tidings.template.render import RenderContext
+
+router = APIRouter()
+
+# The fields of each channel the editor offers, as in notification.schemas.
+CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
+    "email": ("subject", "text", "html"),
+    "sms": ("text",),
+    "push": ("title", "body"),
+    "chat": ("text",),
+    "inbox": ("title", "body", "action_url"),
+}
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def content_from_form(form: FormData) -> dict[str, dict[str, str]]:
+    """Channels with at least one non-empty field, e.g. {"email": {"subject": …, "text": …}}."""
+    content: dict[str, dict[str, str]] = {}
+    for channel, fields in CHANNEL_FIELDS.items():
+        values = {field: _text(form, f"{channel}.{field}") for field in fields}
+        if any(value.strip() for value in values.values()):
+            content[channel] = {field: value for field, value in values.items() if value}
+    return content
+
+
+def _recent_events(session: Any, admin: Admin) -> list[Any]:
+    return list(EventRepository(session).page(admin.scope, "segment", before_id=None, limit=20))
+
+
+def _editor(
+    request: Request,
+    admin: Admin,
+    runtime: RuntimeDep,
+    notification_id: str,
+    name: str,
+    content: dict[str, Any],
+    *,
+    new: bool,
+    error: AppError | None = None,
+    flash: str | None = None,
+) -> Response:
+    with runtime.database.read() as session:
+        events = _recent_events(session, admin)
+    return render(
+        request,
+        "notification_edit.html",
+        error.status_code if error else 200,
+        section="notifications",
+        notification_id=notification_id,
+        name=name,
+        content=content,
+        channels=CHANNEL_FIELDS,
+        new=new,
+        error=error,
+        events=events,
+        flash=flash,
+    )
+
+
+@router.get("/notifications")
+def list_notifications(request: Request, admin: Admin, runtime: RuntimeDep) -> Response:
+    with runtime.database.read() as session:
+        rows = NotificationRepository(session).page(admin.scope, None, 200)
+    return render(request, "notifications.html", section="notifications", rows=rows)
+
+
+@router.get("/notifications/new")
+def new_notification(request: Request, admin: Admin, runtime: RuntimeDep) -> Response:
+    return _editor(request, admin, runtime, "", "", {}, new=True)
+
+
+@router.get("/notifications/{notification_id}")
+def edit_notification(
+    notification_id: str, request: Request, admin: Admin, runtime: RuntimeDep, flash: str = ""
+) -> Response:
+    with runtime.database.read() as session:
+        notification = notification_service.get(session, admin.scope, notification_id)
+    return _editor(
+        request,
+        admin,
+        runtime,
+        notification.notification_id,
+        notification.name,
+        notification.content,
+        new=False,
+        flash={"saved": "Saved.", "sent": "Test message sent: see Messages."}.get(flash),
+    )
+
+
+@router.post("/notifications")
+def save_notification(
+    request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
+) -> Response:
+    notification_id = _text(form, "id").strip()
+    content = content_from_form(form)
+    new = _text(form, "new") == "1"
+    try:
+        if not notification_id:
+            raise BadRequest("Give the template an id, e.g. welcome.", field="id")
+        try:
+            body = NotificationBody.model_validate(
+                {"name": _text(form, "name").strip() or None, "content": content}
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise BadRequest(f"{where}: {first['msg']}", field=where) from exc
+        with runtime.database.write() as session:
+            existing = NotificationRepository(session).get(admin.scope, notification_id)
+            if new and existing is not None:
+                raise BadRequest(f"A template {notification_id!r} already exists.", field="id")
+            notification_service.save(session, admin.scope, notification_id, body)
+    except AppError as exc:
+        return _editor(
+            request,
+            admin,
+            runtime,
+            notification_id,
+            _text(form, "name"),
+            content,
+            new=new,
+            error=exc,
+        )
+    return RedirectResponse(
+        f"{PREFIX}/notifications/{quote(notification_id, safe='')}?flash=saved", status_code=303
+    )
+
+
+@router.post("/notifications/preview")
+def preview(request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep) -> Response:
+    """The live preview: the form's unsaved content, rendered with a received event's data."""
+    content = content_from_form(form)
+    data: dict[str, Any] = {}
+    profile: dict[str, Any] = {}
+    recipient = None
+    event_id = _text(form, "event")
+    with runtime.database.read() as session:
+        event = (
+            EventRepository(session).by_message_id(admin.scope, "segment", event_id)
+            if event_id
+            else None
+        )
+        if event is not None:
+            source = event.payload.get("properties") or event.payload.get("traits") or {}
+            data = source if isinstance(source, dict) else {}
+            recipient = event.user_id
+            stored = ProfileRepository(session).get(admin.scope, event.user_id or "")
+            profile = {**(stored.data if stored else {}), "user_id": event.user_id}
+    context = RenderContext(data=data, profile=profile, recipient=recipient, urls={})
+    rendered, errors = notification_service.render_all(content, context, strict=False)
+    return render(request, "_preview.html", rendered=rendered, errors=errors)
+
+
+@router.post("/notifications/{notification_id}/test-send")
+def test_send(
+    notification_id: str, request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
+) -> Response:
+    """Send the saved template to one user, as POST /send would."""
+    user_id = _text(form, "user_id").strip()
+    try:
+        if not user_id:
+            raise BadRequest("Give the user id to send the test to.", field="user_id")
+        spec = MessageSpec.model_validate({"to": {"user_id": user_id}, "template": notification_id})
+        with runtime.database.write() as session:
+            _, messages = message_service.accept_send(
+                session,
+                admin.scope,
+                spec,
+                message_timeout=timedelta(seconds=runtime.settings.message_timeout_seconds),
+                source={"type": "studio", "admin": admin.admin_id},
+            )
+            message_ids = [message.message_id for message in messages]
+    except AppError as exc:
+        return render(request, "_test_send.html", exc.status_code, error=exc.message, ids=[])
+    runtime.jobs.process_messages(message_ids)
+    return render(request, "_test_send.html", error=None, ids=message_ids)

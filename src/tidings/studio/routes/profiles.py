@@ -1,0 +1,52 @@
+"""Profiles: search by user id or email; detail with traits, tenants, lists, events, messages."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from tidings.dependencies import RuntimeDep
+from tidings.list.repository import ListRepository
+from tidings.message.repository import MessageRepository
+from tidings.preference.service import list_preferences
+from tidings.profile.repository import ProfileRepository
+from tidings.studio.dependencies import Admin
+from tidings.studio.repository import StudioRepository
+from tidings.studio.templating import render
+from tidings.tenant.repository import TenantRepository
+
+router = APIRouter()
+
+
+@router.get("/profiles")
+def search_profiles(request: Request, admin: Admin, runtime: RuntimeDep, q: str = "") -> Response:
+    with runtime.database.read() as session:
+        profiles = StudioRepository(session).search_profiles(admin.scope, q.strip(), 100)
+    template = "_profiles.html" if request.headers.get("hx-request") else "profiles.html"
+    return render(request, template, section="profiles", profiles=profiles, q=q)
+
+
+@router.get("/profiles/{user_id:path}")
+def profile_detail(user_id: str, request: Request, admin: Admin, runtime: RuntimeDep) -> Response:
+    scope = admin.scope
+    with runtime.database.read() as session:
+        profile = ProfileRepository(session).get(scope, user_id)
+        tenants = TenantRepository(session).memberships_of(scope, user_id, None, 100)
+        lists = ListRepository(session).user_subscriptions(scope, user_id, None, 100)
+        events = StudioRepository(session).recent_events_of_user(scope, user_id, 50)
+        messages = MessageRepository(session).page(
+            scope.environment_id, before_id=None, limit=50, recipient=user_id
+        )
+        preferences, _ = list_preferences(session, scope, user_id, None, 100)
+    return render(
+        request,
+        "profile.html",
+        section="profiles",
+        user_id=user_id,
+        profile=profile,
+        tenants=tenants,
+        lists=lists,
+        events=events,
+        messages=messages,
+        preferences=preferences,
+    )

@@ -1,0 +1,107 @@
+"""Sign-in (password or one-time link), sign-out and the environment switcher."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from tidings.dependencies import RuntimeDep
+from tidings.errors import AppError
+from tidings.models import AdminUser
+from tidings.studio import auth, csrf
+from tidings.studio.csrf import CheckedForm
+from tidings.studio.dependencies import PREFIX, SESSION_KEY, Admin, safe_next
+from tidings.studio.templating import render
+
+router = APIRouter()
+
+
+def _text(form: object, name: str) -> str:
+    value = form.get(name) if hasattr(form, "get") else None
+    return value if isinstance(value, str) else ""
+
+
+@router.get("/", include_in_schema=False)
+def home() -> Response:
+    return RedirectResponse(f"{PREFIX}/integrations/segment", status_code=303)
+
+
+@router.get("/sign-in")
+def sign_in_page(request: Request, next: str | None = None) -> Response:
+    request.state.csrf_token = csrf.token_for(request)
+    return render(request, "sign_in.html", next=safe_next(next), error=None, email="")
+
+
+def _start(request: Request, runtime: RuntimeDep, admin_id: str) -> None:
+    with runtime.database.write() as session:
+        admin = session.get(AdminUser, admin_id)
+        assert admin is not None
+        token = auth.start_session(session, admin)
+    request.session[SESSION_KEY] = token
+    csrf.rotate(request)
+
+
+@router.post("/sign-in")
+def sign_in(request: Request, form: CheckedForm, runtime: RuntimeDep) -> Response:
+    email, password = _text(form, "email"), _text(form, "password")
+    next_path = safe_next(_text(form, "next"))
+    try:
+        with runtime.database.write() as session:
+            admin_id = auth.verify_credentials(session, email, password).id
+    except AppError as exc:
+        request.state.csrf_token = csrf.token_for(request)
+        return render(request, "sign_in.html", 401, next=next_path, error=exc.message, email=email)
+    _start(request, runtime, admin_id)
+    return RedirectResponse(next_path, status_code=303)
+
+
+@router.get("/sign-in/link")
+def sign_in_link_page(request: Request, runtime: RuntimeDep, token: str = "") -> Response:
+    # GET only shows the form: a link previewer fetching the URL does not spend it.
+    with runtime.database.read() as session:
+        valid = bool(token) and auth.sign_in_link_is_valid(session, token)
+    request.state.csrf_token = csrf.token_for(request)
+    return render(
+        request, "sign_in_link.html", 200 if valid else 410, token=token, valid=valid, error=None
+    )
+
+
+@router.post("/sign-in/link")
+def use_sign_in_link(request: Request, form: CheckedForm, runtime: RuntimeDep) -> Response:
+    token = _text(form, "token")
+    try:
+        with runtime.database.write() as session:
+            admin_id = auth.use_sign_in_link(
+                session, token, _text(form, "email"), _text(form, "password")
+            ).id
+    except AppError as exc:
+        request.state.csrf_token = csrf.token_for(request)
+        return render(
+            request,
+            "sign_in_link.html",
+            exc.status_code,
+            token=token,
+            valid=exc.code != "sign_in_link_invalid",
+            error=exc.message,
+        )
+    _start(request, runtime, admin_id)
+    return RedirectResponse(f"{PREFIX}/integrations/segment", status_code=303)
+
+
+@router.post("/sign-out")
+def sign_out(request: Request, form: CheckedForm, runtime: RuntimeDep) -> Response:
+    token = request.session.get(SESSION_KEY)
+    if isinstance(token, str) and token:
+        with runtime.database.write() as session:
+            auth.end_session(session, token)
+    request.session.clear()
+    return RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
+
+
+@router.post("/environment")
+def switch_environment(
+    request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
+) -> Response:
+    with runtime.database.write() as session:
+        auth.switch_environment(session, admin, _text(form, "environment"))
+    return RedirectResponse(safe_next(_text(form, "next")), status_code=303)

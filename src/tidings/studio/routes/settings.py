@@ -1,0 +1,146 @@
+"""Settings: API keys (create, reveal, revoke) and providers (forms from config models)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import RedirectResponse, Response
+
+from tidings.dependencies import RuntimeDep
+from tidings.errors import AppError, BadRequest, NotFound
+from tidings.provider import service as provider_service
+from tidings.provider.registry import load_all
+from tidings.studio import provider_form
+from tidings.studio.csrf import CheckedForm
+from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.templating import render
+from tidings.workspace import service as workspace_service
+
+router = APIRouter()
+
+
+def _text(form: object, name: str) -> str:
+    value = form.get(name) if hasattr(form, "get") else None
+    return value.strip() if isinstance(value, str) else ""
+
+
+@router.get("/settings")
+def settings_page(request: Request, admin: Admin, runtime: RuntimeDep, flash: str = "") -> Response:
+    with runtime.database.read() as session:
+        keys = workspace_service.list_keys(session, runtime.cipher)
+        configured = provider_service.configured(
+            session, admin.scope.environment_id, runtime.config_cipher
+        )
+    catalog = sorted(load_all().values(), key=lambda cls: (cls.channel, cls.name))
+    return render(
+        request,
+        "settings.html",
+        section="settings",
+        keys=keys,
+        configured={provider.name: provider for provider in configured},
+        catalog=catalog,
+        flash={"created": "Key created.", "revoked": "Key revoked."}.get(flash),
+    )
+
+
+@router.post("/settings/keys")
+def create_key(admin: Admin, form: CheckedForm, runtime: RuntimeDep) -> Response:
+    with runtime.database.write() as session:
+        workspace_service.create_key(session, runtime.cipher, _text(form, "environment"))
+    return RedirectResponse(f"{PREFIX}/settings?flash=created", status_code=303)
+
+
+@router.post("/settings/keys/{key_id}/reveal")
+def reveal_key(
+    key_id: str, request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
+) -> Response:
+    """The full key, for a signed-in admin only (htmx swaps it into the row)."""
+    with runtime.database.read() as session:
+        found = [
+            key for key in workspace_service.list_keys(session, runtime.cipher) if key.id == key_id
+        ]
+    if not found:
+        raise NotFound(f"No API key {key_id!r}.", code="key_not_found")
+    return render(request, "_key.html", key=found[0])
+
+
+@router.post("/settings/keys/{key_id}/revoke")
+def revoke_key(key_id: str, admin: Admin, form: CheckedForm, runtime: RuntimeDep) -> Response:
+    with runtime.database.write() as session:
+        workspace_service.revoke_key(session, key_id)
+    return RedirectResponse(f"{PREFIX}/settings?flash=revoked", status_code=303)
+
+
+def _provider_page(
+    request: Request,
+    admin: Admin,
+    runtime: RuntimeDep,
+    name: str,
+    *,
+    error: AppError | None = None,
+    flash: str | None = None,
+) -> Response:
+    cls = provider_service.provider_class(name)
+    with runtime.database.read() as session:
+        current = next(
+            (
+                provider
+                for provider in provider_service.configured(
+                    session, admin.scope.environment_id, runtime.config_cipher
+                )
+                if provider.name == name
+            ),
+            None,
+        )
+    masked = provider_service.masked(current.config) if current else None
+    return render(
+        request,
+        "provider.html",
+        error.status_code if error else 200,
+        section="settings",
+        provider=cls,
+        configured=current,
+        fields=provider_form.fields(cls.config_model, masked),
+        error=error,
+        flash=flash,
+    )
+
+
+@router.get("/settings/providers/{name}")
+def provider_page(
+    name: str, request: Request, admin: Admin, runtime: RuntimeDep, saved: str = ""
+) -> Response:
+    return _provider_page(
+        request,
+        admin,
+        runtime,
+        name,
+        flash="Saved. Secrets are kept and never shown." if saved else None,
+    )
+
+
+@router.post("/settings/providers/{name}")
+def configure_provider(
+    name: str, request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
+) -> Response:
+    cls = provider_service.provider_class(name)
+    try:
+        values = provider_form.values(cls.config_model, form)
+        priority_text = _text(form, "priority")
+        try:
+            priority = int(priority_text) if priority_text else None
+        except ValueError as exc:
+            raise BadRequest("priority: give a whole number.", field="priority") from exc
+        with runtime.database.write() as session:
+            provider_service.configure(
+                session, admin.scope, runtime.config_cipher, name, values, priority
+            )
+    except AppError as exc:
+        return _provider_page(request, admin, runtime, name, error=exc)
+    return RedirectResponse(f"{PREFIX}/settings/providers/{name}?saved=1", status_code=303)
+
+
+@router.post("/settings/providers/{name}/remove")
+def remove_provider(name: str, admin: Admin, form: CheckedForm, runtime: RuntimeDep) -> Response:
+    with runtime.database.write() as session:
+        provider_service.remove(session, admin.scope, name)
+    return RedirectResponse(f"{PREFIX}/settings", status_code=303)

@@ -1,0 +1,109 @@
+"""What Studio composes from the domain services: it adds no rules of its own.
+
+Automations are changed only through `tidings.automation.service.save`, notifications through
+`tidings.notification.service`, sends through `tidings.message.service.accept_send`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from tidings.automation import service as automation_service
+from tidings.automation.repository import AutomationRepository
+from tidings.event.repository import EventRepository
+from tidings.models import Automation, AutomationVersion, Event
+from tidings.studio.repository import StudioRepository
+from tidings.workspace.service import Scope
+
+SEGMENT = "segment"
+
+
+@dataclass(frozen=True, slots=True)
+class EventName:
+    name: str
+    count: int
+    first_seen: Any
+    last_seen: Any
+    automations: list[str]
+
+
+def event_names(session: Session, scope: Scope) -> list[EventName]:
+    linked = StudioRepository(session).automations_by_trigger(scope, SEGMENT)
+    return [
+        EventName(name, count, first, last, linked.get(name, []))
+        for name, count, first, last in EventRepository(session).names(scope, SEGMENT)
+    ]
+
+
+def automations(session: Session, scope: Scope) -> list[tuple[Automation, AutomationVersion]]:
+    repository = AutomationRepository(session)
+    rows: list[tuple[Automation, AutomationVersion]] = []
+    after: int | None = None
+    while True:
+        page = repository.page(scope, after, 100)
+        for automation in page:
+            version = repository.version(automation, automation.current_version)
+            if version is not None:
+                rows.append((automation, version))
+        if len(page) < 100:
+            return rows
+        after = page[-1].id
+
+
+def editable(definition: dict[str, Any]) -> dict[str, Any]:
+    """A stored definition as a body `save` accepts."""
+    return {
+        key: definition[key] for key in automation_service.DEFINITION_FIELDS if key in definition
+    }
+
+
+def link_trigger(
+    session: Session, scope: Scope, automation_id: str, event_name: str
+) -> tuple[Automation, AutomationVersion, str]:
+    """Add `{segment, event_name}` to an automation's triggers, as a new saved version."""
+    _, version = automation_service.get(session, scope, automation_id)
+    body = editable(version.definition)
+    trigger = {"source": SEGMENT, "event": event_name}
+    if trigger not in body["triggers"]:
+        body["triggers"] = [*body["triggers"], trigger]
+    return automation_service.save(session, scope, automation_id, body)
+
+
+def suggested_id(event_name: str) -> str:
+    base = event_name.removeprefix("track/")
+    slug = re.sub(r"[^a-z0-9]+", "-", base.lower()).strip("-")
+    return slug[:150] or "automation"
+
+
+def prefilled_definition(event_name: str) -> dict[str, Any]:
+    """A new automation for an event name: its trigger, and a send to the event's user."""
+    title = event_name.removeprefix("track/")
+    return {
+        "name": f"On {event_name}",
+        "enabled": False,
+        "triggers": [{"source": SEGMENT, "event": event_name}],
+        "steps": [
+            {
+                "action": "send",
+                "recipient": {"$ref": "event.userId"},
+                "content": {"title": title, "body": "Edit this message."},
+            }
+        ],
+    }
+
+
+def free_automation_id(session: Session, scope: Scope, wanted: str) -> str:
+    repository = AutomationRepository(session)
+    candidate, number = wanted, 2
+    while repository.get(scope, candidate) is not None:
+        candidate = f"{wanted}-{number}"
+        number += 1
+    return candidate
+
+
+def event_of(session: Session, scope: Scope, message_id: str) -> Event | None:
+    return EventRepository(session).by_message_id(scope, SEGMENT, message_id)

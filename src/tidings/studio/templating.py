@@ -1,0 +1,52 @@
+"""The Jinja2 environment: autoescape on for every template, whatever its file name."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from tidings.kit.time import isoformat
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+environment = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=True,
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+environment.filters["pretty_json"] = _pretty_json
+environment.filters["when"] = _when
+environment.filters["iso"] = isoformat
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """Render a page or fragment; `request.state` supplies the signed-in admin and CSRF token."""
+    values: dict[str, Any] = {
+        "request": request,
+        "signed_in": getattr(request.state, "signed_in", None),
+        "csrf_token": getattr(request.state, "csrf_token", ""),
+        "flash": None,
+        "section": "",
+        **context,
+    }
+    html = environment.get_template(template).render(values)
+    return HTMLResponse(html, status_code=status_code)

@@ -1,0 +1,68 @@
+"""Everything that happened because of one event, for the event detail page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from tidings.message import service as message_service
+from tidings.message.repository import MessageRepository
+from tidings.models import AutomationRun, AutomationRunStep, Event, Message, MessageDelivery
+from tidings.studio.repository import StudioRepository
+from tidings.workspace.service import Scope
+
+
+@dataclass
+class SentMessage:
+    message: Message
+    deliveries: list[MessageDelivery]
+    history: list[dict[str, Any]]
+
+
+@dataclass
+class StartedRun:
+    run: AutomationRun
+    steps: list[AutomationRunStep]
+
+
+@dataclass
+class EventTrace:
+    mapped_automations: list[str]
+    runs: list[StartedRun] = field(default_factory=list)
+    messages: list[SentMessage] = field(default_factory=list)
+
+    @property
+    def unmapped(self) -> bool:
+        return not self.mapped_automations and not self.runs
+
+
+def _message_ids(output: dict[str, Any] | None) -> list[str]:
+    if not output:
+        return []
+    ids = output.get("messageIds") or ([output["messageId"]] if output.get("messageId") else [])
+    return [str(value) for value in ids]
+
+
+def sent_message(session: Session, message: Message) -> SentMessage:
+    return SentMessage(
+        message,
+        list(MessageRepository(session).deliveries(message)),
+        message_service.history_view(message, session),
+    )
+
+
+def of_event(session: Session, scope: Scope, event: Event) -> EventTrace:
+    repository = StudioRepository(session)
+    linked = repository.automations_by_trigger(scope, event.source).get(event.name, [])
+    found = EventTrace(mapped_automations=linked)
+    messages = MessageRepository(session)
+    for run, steps in repository.runs_of_event(event.id):
+        found.runs.append(StartedRun(run, list(steps)))
+        for step in steps:
+            for message_id in _message_ids(step.output):
+                message = messages.get(scope.environment_id, message_id)
+                if message is not None:
+                    found.messages.append(sent_message(session, message))
+    return found
