@@ -10,7 +10,15 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
-from tidings.models import Automation, AutomationTrigger, AutomationVersion
+from tidings.models import (
+    Automation,
+    AutomationRun,
+    AutomationRunStep,
+    AutomationTrigger,
+    AutomationVersion,
+    Event,
+    RunStatus,
+)
 from tidings.workspace.service import Scope
 
 
@@ -138,3 +146,140 @@ class AutomationRepository:
             .order_by(Automation.id)
         ).all()
         return [(automation, version) for automation, version in rows]
+
+    def enabled_triggers(self, environment_id: str, source: str) -> dict[str, list[str]]:
+        """For each trigger event name, the ids of the enabled automations it starts."""
+        rows = self.session.execute(
+            select(AutomationTrigger.event, Automation.automation_id)
+            .join(Automation, AutomationTrigger.automation_pk == Automation.id)
+            .where(
+                AutomationTrigger.environment_id == environment_id,
+                AutomationTrigger.source == source,
+                Automation.enabled.is_(True),
+                Automation.deleted_at.is_(None),
+            )
+            .order_by(Automation.automation_id)
+        ).all()
+        found: dict[str, list[str]] = {}
+        for event, automation_id in rows:
+            found.setdefault(event, []).append(automation_id)
+        return found
+
+
+class RunRepository:
+    """Every SQL query on automation runs and their steps."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, run: AutomationRun) -> AutomationRun:
+        self.session.add(run)
+        self.session.flush()
+        return run
+
+    def get_for_update(self, run_pk: int) -> AutomationRun | None:
+        return self.session.scalars(
+            select(AutomationRun)
+            .where(AutomationRun.id == run_pk)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
+
+    def by_run_id(self, environment_id: str, run_id: str) -> AutomationRun | None:
+        return self.session.scalars(
+            select(AutomationRun).where(
+                AutomationRun.environment_id == environment_id, AutomationRun.run_id == run_id
+            )
+        ).first()
+
+    def version(self, version_pk: int) -> AutomationVersion | None:
+        return self.session.get(AutomationVersion, version_pk)
+
+    def page(
+        self,
+        environment_id: str,
+        before_id: int | None,
+        limit: int,
+        *,
+        automation_id: str | None = None,
+        status: str | None = None,
+        recipient: str | None = None,
+    ) -> Sequence[AutomationRun]:
+        """Newest first."""
+        query = select(AutomationRun).where(AutomationRun.environment_id == environment_id)
+        if before_id is not None:
+            query = query.where(AutomationRun.id < before_id)
+        if automation_id is not None:
+            query = query.where(AutomationRun.automation_id == automation_id)
+        if status is not None:
+            query = query.where(AutomationRun.status == status)
+        if recipient is not None:
+            query = query.where(AutomationRun.recipient == recipient)
+        return self.session.scalars(query.order_by(AutomationRun.id.desc()).limit(limit)).all()
+
+    def of_events(self, event_pks: Sequence[int]) -> Sequence[AutomationRun]:
+        if not event_pks:
+            return []
+        return self.session.scalars(
+            select(AutomationRun)
+            .where(AutomationRun.event_pk.in_(event_pks))
+            .order_by(AutomationRun.id)
+        ).all()
+
+    def steps(self, run_pk: int) -> Sequence[AutomationRunStep]:
+        return self.session.scalars(
+            select(AutomationRunStep)
+            .where(AutomationRunStep.run_pk == run_pk)
+            .order_by(AutomationRunStep.position)
+        ).all()
+
+    def step(self, run_pk: int, position: int) -> AutomationRunStep | None:
+        return self.session.scalars(
+            select(AutomationRunStep).where(
+                AutomationRunStep.run_pk == run_pk, AutomationRunStep.position == position
+            )
+        ).first()
+
+    def active_with_token(
+        self, environment_id: str, token: str, excluding: int
+    ) -> Sequence[AutomationRun]:
+        return self.session.scalars(
+            select(AutomationRun)
+            .where(
+                AutomationRun.environment_id == environment_id,
+                AutomationRun.cancelation_token == token,
+                AutomationRun.status.in_(RunStatus.ACTIVE),
+                AutomationRun.id != excluding,
+            )
+            .with_for_update()
+        ).all()
+
+    def due(self, now: datetime, stale_before: datetime, limit: int) -> Sequence[int]:
+        """Waiting runs whose wake-up time has come, and processing runs nobody advanced lately."""
+        waking = select(AutomationRun.id).where(
+            AutomationRun.status == RunStatus.WAITING, AutomationRun.wake_at <= now
+        )
+        stalled = select(AutomationRun.id).where(
+            AutomationRun.status == RunStatus.PROCESSING, AutomationRun.updated_at <= stale_before
+        )
+        ids = list(self.session.scalars(waking.limit(limit)).all())
+        ids += self.session.scalars(stalled.limit(max(0, limit - len(ids)))).all()
+        return ids
+
+    def version_numbers(self, version_pks: set[int]) -> dict[int, int]:
+        if not version_pks:
+            return {}
+        rows = self.session.execute(
+            select(AutomationVersion.id, AutomationVersion.version).where(
+                AutomationVersion.id.in_(version_pks)
+            )
+        ).all()
+        return {pk: number for pk, number in rows}
+
+    def event_message_ids(self, event_pks: set[int]) -> dict[int, str]:
+        if not event_pks:
+            return {}
+        rows = self.session.execute(
+            select(Event.id, Event.message_id).where(Event.id.in_(event_pks))
+        ).all()
+        return {pk: message_id for pk, message_id in rows}

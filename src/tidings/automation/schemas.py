@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class Trigger(BaseModel):
@@ -65,3 +65,75 @@ class VersionResponse(BaseModel):
 class VersionList(BaseModel):
     paging: dict[str, Any]
     results: list[VersionResponse]
+
+
+class InvokeBody(BaseModel):
+    """`POST /automations/{id}/invoke`: the run's context."""
+
+    model_config = ConfigDict(extra="forbid")
+    recipient: str | None = Field(default=None, description="The user id the run is for.")
+    data: dict[str, Any] = Field(default_factory=dict, description="The run's `data`.")
+    profile: dict[str, Any] | None = Field(
+        default=None, description="Laid over the recipient's stored profile."
+    )
+    brand: str | None = None
+    template: str | None = None
+
+
+class AdHocInvokeBody(InvokeBody):
+    """`POST /automations/invoke`: steps given inline, validated like a saved definition."""
+
+    automation: dict[str, Any] = Field(
+        description='{"steps": [...], "cancelation_token": "{{ data.cart_id }}"}'
+    )
+
+
+class InvokeResponse(BaseModel):
+    runId: str
+
+
+class RunStepView(BaseModel):
+    position: int
+    action: str
+    ref: str | None
+    status: str
+    output: dict[str, Any] | None
+    error: str | None
+    started_at: str
+    updated_at: str
+    finished_at: str | None
+
+
+class RunView(BaseModel):
+    id: str
+    automation_id: str | None
+    version: int | None
+    status: str
+    source: str
+    recipient: str | None
+    cancelation_token: str | None
+    event: str | None = Field(description="The messageId of the event that started the run.")
+    parent_run_id: str | None
+    step_index: int = Field(description="The next step to run (0-based).")
+    step_count: int
+    wake_at: str | None
+    error: str | None
+    created_at: str
+    updated_at: str
+    finished_at: str | None
+
+
+class RunDetail(RunView):
+    context: dict[str, Any] = Field(
+        description="data, profile, event, recipient, brand, template and refs (step outputs)."
+    )
+    steps: list[RunStepView]
+
+
+class RunList(BaseModel):
+    paging: dict[str, Any]
+    results: list[RunView]
+
+
+class RunStepList(BaseModel):
+    results: list[RunStepView]

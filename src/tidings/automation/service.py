@@ -72,6 +72,7 @@ STEP_FIELDS: dict[str, tuple[str, ...]] = {
 }
 COMMON_STEP_FIELDS = ("action", "if", "ref")
 MAX_ID_LENGTH = 200
+RESERVED_IDS = ("runs", "invoke")
 
 _REF_PATH = re.compile(r"^(?:data|profile|refs|event|recipient)(?:\.[A-Za-z0-9_$-]+|\[\d+\])*$")
 _REF_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$")
@@ -412,6 +413,10 @@ def validate_definition(automation_id: str, body: Any) -> dict[str, Any]:
     """
     if not automation_id or len(automation_id) > MAX_ID_LENGTH:
         raise DefinitionError("id", f"an automation id has 1 to {MAX_ID_LENGTH} characters")
+    if automation_id in RESERVED_IDS:
+        raise DefinitionError(
+            "id", f"{_quote(automation_id)} is a path of the API (/automations/{automation_id})"
+        )
     if not isinstance(body, dict):
         raise DefinitionError("body", "the definition must be a JSON object")
     for key in body:
@@ -533,6 +538,11 @@ def triggered_by(
     For Segment, `event` is "identify", "group" or "track/<name>" (exact match).
     """
     return AutomationRepository(session).triggered(environment_id, source, event)
+
+
+def enabled_triggers(session: Session, environment_id: str, source: str) -> dict[str, list[str]]:
+    """Trigger event name → ids of the enabled automations it starts (for event-name views)."""
+    return AutomationRepository(session).enabled_triggers(environment_id, source)
 
 
 def get_version(

@@ -3,7 +3,10 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
 
+from tidings.automation import service as automation_service
+from tidings.automation.repository import RunRepository
 from tidings.dependencies import Caller, ReadSession
 from tidings.errors import NotFound
 from tidings.event.repository import EventRepository
@@ -17,6 +20,16 @@ from tidings.event.schemas import (
 )
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import isoformat
+from tidings.models import AutomationRun
+
+
+def _runs_by_event(session: Session, event_ids: list[int]) -> dict[int, list[AutomationRun]]:
+    found: dict[int, list[AutomationRun]] = {}
+    for run in RunRepository(session).of_events(event_ids):
+        if run.event_pk is not None:
+            found.setdefault(run.event_pk, []).append(run)
+    return found
+
 
 router = APIRouter(prefix="/integrations/segment", tags=["segment events"])
 
@@ -46,9 +59,10 @@ def list_events(
     )
     more = len(rows) > limit
     rows = rows[:limit]
+    runs = _runs_by_event(session, [row.id for row in rows])
     return EventPage(
         paging=Paging(cursor=encode_cursor(rows[-1].id) if more else None, more=more),
-        results=[EventSummary.of(row) for row in rows],
+        results=[EventSummary.of(row, runs.get(row.id, [])) for row in rows],
     )
 
 
@@ -63,12 +77,13 @@ def get_event(message_id: str, caller: Caller, session: ReadSession) -> EventDet
             code="event_not_found",
             field="messageId",
         )
-    return EventDetail.of(row)
+    return EventDetail.of(row, _runs_by_event(session, [row.id]).get(row.id, []))
 
 
 @router.get("/event-names", response_model=EventNameList)
 def list_event_names(caller: Caller, session: ReadSession) -> EventNameList:
-    """Each distinct event name (identify, group, track/…), with counts."""
+    """Each distinct event name (identify, group, track/…), with counts and automations."""
+    triggers = automation_service.enabled_triggers(session, caller.environment_id, SEGMENT)
     return EventNameList(
         results=[
             EventName(
@@ -76,6 +91,8 @@ def list_event_names(caller: Caller, session: ReadSession) -> EventNameList:
                 count=count,
                 first_seen=isoformat(first) or "",
                 last_seen=isoformat(last) or "",
+                automations=triggers.get(name, []),
+                unmapped=not triggers.get(name),
             )
             for name, count, first, last in EventRepository(session).names(caller, SEGMENT)
         ]

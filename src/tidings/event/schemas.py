@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from tidings.kit.time import isoformat
-from tidings.models import Event
+from tidings.models import AutomationRun, Event, EventStatus
 
 
 class EventSummary(BaseModel):
@@ -20,9 +21,14 @@ class EventSummary(BaseModel):
     data: dict[str, Any] | None = Field(
         description="For a track, its `properties`: the data of whatever it triggers."
     )
+    unmapped: bool | None = Field(
+        default=None,
+        description="True when processing found no enabled automation for the event; None "
+        "until it is processed.",
+    )
 
     @classmethod
-    def of(cls, event: Event) -> EventSummary:
+    def of(cls, event: Event, runs: Sequence[AutomationRun] = ()) -> EventSummary:
         data = None
         if event.type in ("track", "page", "screen"):
             properties = event.payload.get("properties")
@@ -37,11 +43,21 @@ class EventSummary(BaseModel):
             received_at=isoformat(event.received_at) or "",
             status=event.status,
             data=data,
+            unmapped=not runs if event.status == EventStatus.PROCESSED else None,
         )
+
+
+class StartedRun(BaseModel):
+    id: str
+    automation_id: str | None
+    status: str
 
 
 class EventDetail(EventSummary):
     payload: dict[str, Any] = Field(description="The event as received.")
+    automation_runs: list[StartedRun] = Field(
+        default_factory=list, description="The automation runs this event started."
+    )
     diagnostics: list[dict[str, Any]]
     profile_diff: list[dict[str, Any]]
     effects: list[str]
@@ -50,10 +66,14 @@ class EventDetail(EventSummary):
     processed_at: str | None
 
     @classmethod
-    def of(cls, event: Event) -> EventDetail:
-        summary = EventSummary.of(event)
+    def of(cls, event: Event, runs: Sequence[AutomationRun] = ()) -> EventDetail:
+        summary = EventSummary.of(event, runs)
         return cls(
             **summary.model_dump(),
+            automation_runs=[
+                StartedRun(id=run.run_id, automation_id=run.automation_id, status=run.status)
+                for run in runs
+            ],
             payload=event.payload,
             diagnostics=event.diagnostics,
             profile_diff=event.profile_diff,
@@ -79,6 +99,10 @@ class EventName(BaseModel):
     count: int
     first_seen: str
     last_seen: str
+    automations: list[str] = Field(
+        description="Enabled automations this name triggers now (identify, group, track/…)."
+    )
+    unmapped: bool = Field(description="True when no enabled automation has this trigger.")
 
 
 class EventNameList(BaseModel):

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tidings.automation.runs import start_triggered_runs, trigger_of
 from tidings.db import Database
 from tidings.event.repository import EventRepository
 from tidings.kit.time import utcnow
@@ -107,31 +108,36 @@ def _apply(session: Session, event: Event) -> tuple[list[dict[str, Any]], list[s
     return [], [f"stored and listed as {event.name!r}"]
 
 
+def _start_automations(session: Session, event: Event) -> tuple[list[int], list[str]]:
+    """Start the runs the event triggers; returns their ids and a line per run (or unmapped)."""
+    runs = start_triggered_runs(session, event)
+    source, name = trigger_of(event)
+    if not runs:
+        return [], [f"unmapped: no enabled automation has the trigger {source} {name!r}"]
+    return [run.id for run in runs], [
+        f"started automation {run.automation_id!r} (run {run.run_id})" for run in runs
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessOutcome:
     processed: list[int]
     retry: list[int]
     failed: list[int]
+    runs: list[int] = field(default_factory=list)
 
 
 def process_events(
     database: Database, event_ids: Iterable[int], max_attempts: int
 ) -> ProcessOutcome:
-    processed: list[int] = []
-    retry: list[int] = []
-    failed: list[int] = []
+    outcome = ProcessOutcome([], [], [])
     for event_id in sorted(set(event_ids)):
-        _process_with_predecessors(database, event_id, max_attempts, processed, retry, failed)
-    return ProcessOutcome(processed, retry, failed)
+        _process_with_predecessors(database, event_id, max_attempts, outcome)
+    return outcome
 
 
 def _process_with_predecessors(
-    database: Database,
-    event_id: int,
-    max_attempts: int,
-    processed: list[int],
-    retry: list[int],
-    failed: list[int],
+    database: Database, event_id: int, max_attempts: int, outcome: ProcessOutcome
 ) -> None:
     with database.read() as session:
         event = session.get(Event, event_id)
@@ -139,14 +145,19 @@ def _process_with_predecessors(
             return
         earlier = list(EventRepository(session).earlier_pending_of_user(event, limit=100))
     for earlier_id in [*earlier, event_id]:
-        result = process_event(database, earlier_id, max_attempts)
-        {"processed": processed, "retry": retry, "failed": failed}.get(result, []).append(
-            earlier_id
-        )
+        result = process_event(database, earlier_id, max_attempts, outcome.runs)
+        lists = {"processed": outcome.processed, "retry": outcome.retry, "failed": outcome.failed}
+        lists.get(result, []).append(earlier_id)
 
 
-def process_event(database: Database, event_id: int, max_attempts: int) -> str:
-    """Process one event. Returns processed, skipped, retry or failed."""
+def process_event(
+    database: Database, event_id: int, max_attempts: int, started_runs: list[int] | None = None
+) -> str:
+    """Process one event: apply its effects, then start the automations it triggers.
+
+    Returns processed, skipped, retry or failed. The ids of the runs it started are appended
+    to `started_runs`, for the caller to enqueue once this has committed.
+    """
     try:
         with database.write() as session:
             event = EventRepository(session).get_for_update(event_id)
@@ -154,13 +165,16 @@ def process_event(database: Database, event_id: int, max_attempts: int) -> str:
                 return "skipped"
             diagnostics = [item.as_dict() for item in _diagnose(event)]
             profile_diff, effects = _apply(session, event)
+            run_ids, run_effects = _start_automations(session, event)
             event.diagnostics = diagnostics
             event.profile_diff = profile_diff
-            event.effects = effects
+            event.effects = effects + run_effects
             event.status = EventStatus.PROCESSED
             event.error = None
             event.attempts = event.attempts + 1
             event.processed_at = utcnow()
+        if started_runs is not None:
+            started_runs.extend(run_ids)
         return "processed"
     except Exception as exc:
         logger.exception("processing event %s failed", event_id)

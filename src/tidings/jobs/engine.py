@@ -23,6 +23,7 @@ from huey import Huey, PostgresHuey, RedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 from huey.storage import SqliteStorage
 
+from tidings.automation import runs
 from tidings.config import Settings
 from tidings.event.service import process_events, stale_event_ids
 from tidings.message import pipeline
@@ -87,6 +88,7 @@ class JobEngine:
         self._process_message = huey.task(name="message.process")(self._run_process_message)
         self._process_messages = huey.task(name="message.process_many")(self._run_process_messages)
         self._deliver = huey.task(name="message.deliver")(self._run_deliver)
+        self._advance = huey.task(name="automation.advance")(self._run_advance)
         self._sweep = huey.periodic_task(crontab(minute="*"), name="sweep")(self.sweep)
         # Each consumer thread opens its own storage connections (Postgres: one for LISTEN);
         # close them when the thread stops rather than leaving them to the garbage collector.
@@ -103,6 +105,8 @@ class JobEngine:
 
     def _process_events(self, event_ids: list[int]) -> None:
         outcome = process_events(self.database, event_ids, self.settings.event_max_attempts)
+        for run_pk in outcome.runs:
+            self.advance_run(run_pk)
         if outcome.retry:
             delay = 2.0
             logger.warning("retrying %d event(s) in %.0fs", len(outcome.retry), delay)
@@ -126,6 +130,16 @@ class JobEngine:
             self._deliver(delivery_id)
         else:
             self._deliver.schedule(args=(delivery_id,), eta=eta)
+
+    # The run engine's RunScheduler protocol.
+    def advance_run(self, run_pk: int, eta: datetime | None = None) -> None:
+        if eta is None:
+            self._advance(run_pk)
+        else:
+            self._advance.schedule(args=(run_pk,), eta=eta)
+
+    def _run_advance(self, run_pk: int) -> None:
+        runs.advance_run(self.context, self, run_pk)
 
     def _run_process_message(self, message_id: str) -> None:
         # Deliver in the same job: no second trip through the queue for the common case.
@@ -156,8 +170,8 @@ class JobEngine:
     def sweep(self, older_than_seconds: float | None = None) -> int:
         """Re-drive work a crash may have orphaned; returns how many items.
 
-        Events still `received`, messages still ENQUEUED or due, due retries, and deliveries
-        stuck in `sending`.
+        Events still `received`, messages still ENQUEUED or due, due retries, deliveries
+        stuck in `sending`, automation runs past their wake-up time or stalled.
         """
         age = (
             self.settings.sweep_stale_seconds if older_than_seconds is None else older_than_seconds
@@ -170,13 +184,17 @@ class JobEngine:
             self.process_message(message_id)
         for delivery_id in deliveries:
             self.deliver(delivery_id)
-        total = len(ids) + len(messages) + len(deliveries)
+        run_pks = runs.due_runs(self.context, age, SWEEP_BATCH)
+        for run_pk in run_pks:
+            self.advance_run(run_pk)
+        total = len(ids) + len(messages) + len(deliveries) + len(run_pks)
         if total:
             logger.info(
-                "sweeper re-drove %d event(s), %d message(s), %d deliveries",
+                "sweeper re-drove %d event(s), %d message(s), %d deliveries, %d run(s)",
                 len(ids),
                 len(messages),
                 len(deliveries),
+                len(run_pks),
             )
         return total
 

@@ -76,6 +76,11 @@ def render_string(
     return _compiled(source, html, strict).render(**context.variables())
 
 
+def render_with(source: str, variables: dict[str, Any], *, strict: bool = False) -> str:
+    """Render a plain-text template with the given variables (automation step fields)."""
+    return _compiled(source, False, strict).render(**variables)
+
+
 def check_syntax(source: str) -> str | None:
     """The Liquid syntax error in `source`, or None."""
     try:
