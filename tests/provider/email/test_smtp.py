@@ -350,3 +350,28 @@ def test_non_ascii_subject_names_and_bodies_arrive_intact(handler: SinkHandler) 
     assert email.get_body(("plain",)).get_content().strip() == "Bonjour Zoë, voilà."  # type: ignore[union-attr]
     assert email.get_body(("html",)).get_content().strip() == "<p>Grüße, 日本</p>"  # type: ignore[union-attr]
     assert email["Date"] is not None
+
+
+def test_line_breaks_in_a_subject_add_no_header_and_long_headers_fold(
+    handler: SinkHandler,
+) -> None:
+    port = _free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    provider, http = _provider(host="127.0.0.1", port=port, security="none")
+    long_subject = " ".join(f"word{index}" for index in range(250))
+    try:
+        provider.send(_delivery(subject="Order 7\r\nBcc: eve@example.org", html=""))
+        provider.send(_delivery(subject=long_subject, text="Line one\nLine two"))
+    finally:
+        http.close()
+        close_connections()
+        controller.stop()
+    injected, long = handler.messages
+    assert injected["Subject"] == "Order 7 Bcc: eve@example.org"
+    assert injected["Bcc"] is None
+    assert handler.envelopes[0] == ("n@example.org", ["ada@example.org"])
+    assert injected.get_content_type() == "text/plain"
+    assert injected.get_content().strip() == "Plain body"
+    assert long["Subject"] == long_subject
+    assert long.get_body(("plain",)).get_content().splitlines() == ["Line one", "Line two"]  # type: ignore[union-attr]
