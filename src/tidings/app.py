@@ -18,6 +18,7 @@ from tidings.event.endpoints import router as event_router
 from tidings.inbox.endpoints import router as inbox_router
 from tidings.ingest.endpoints import router as ingest_router
 from tidings.ingest.fastpath import IngestFastPath
+from tidings.ingest.source_endpoints import router as source_router
 from tidings.ingest.tracking import RateLimiter
 from tidings.ingest.writer import IngestWriter
 from tidings.list.endpoints import router as list_router
@@ -71,6 +72,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(IngestFastPath)
     app.include_router(ingest_router)
+    app.include_router(source_router)
     app.include_router(event_router)
     app.include_router(profile_router)
     app.include_router(tenant_router)

@@ -29,6 +29,7 @@ from tidings.models.message import (
 from tidings.models.notification import Notification
 from tidings.models.profile import Profile
 from tidings.models.provider_config import ProviderConfiguration
+from tidings.models.source import SignedSource
 from tidings.models.tenant import Tenant, TenantMembership
 from tidings.models.workspace import ApiKey, Environment, Workspace
 
@@ -58,6 +59,7 @@ __all__ = [
     "Profile",
     "ProviderConfiguration",
     "RecipientList",
+    "SignedSource",
     "RunStatus",
     "SubscriptionTopic",
     "Tenant",

@@ -1,0 +1,195 @@
+"""Signed sources: their management API (`/sources`, API key) and the webhook receiver
+`POST /inbound/segment/webhook/{source_id}` for Segment's generic Webhooks destination."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.errors import BadRequest, NotFound, Unauthorized
+from tidings.ingest import sources
+from tidings.ingest.signature import verify
+from tidings.ingest.tracking import submit
+from tidings.ingest.validation import ValidEvent, parse_json, validate_segment_event
+from tidings.ingest.writer import IngestItem
+from tidings.kit.time import utcnow
+from tidings.runtime import Runtime
+
+router = APIRouter(tags=["signed sources"])
+
+MAX_WEBHOOK_BYTES = 4 * 1024 * 1024
+
+
+class SourceBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(description="A label, unique in the environment.")
+    secret: str | None = Field(
+        default=None,
+        description="The shared secret typed into Segment (16-200 characters); left out, "
+        "Tidings generates one and returns it once.",
+    )
+
+
+class SecretBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    secret: str | None = Field(default=None, description="As for `POST /sources`.")
+
+
+def _with_url(request: Request, view: dict[str, Any]) -> dict[str, Any]:
+    return {**view, "url": str(request.base_url).rstrip("/") + view["path"]}
+
+
+def _json(body: dict[str, Any], status_code: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
+
+
+@router.post("/sources", status_code=201)
+def create_source(
+    body: SourceBody, request: Request, caller: Caller, runtime: RuntimeDep
+) -> Response:
+    """Create a signed source. The answer holds the secret in clear, this once."""
+    fernet = runtime.config_cipher
+    with runtime.database.write() as session:
+        row, secret = sources.create(session, caller, fernet, body.name, body.secret)
+        view = sources.view(fernet, row)
+    return _json({**_with_url(request, view), "secret": secret.value}, 201)
+
+
+@router.get("/sources")
+def list_sources(
+    request: Request, caller: Caller, session: ReadSession, runtime: RuntimeDep
+) -> Response:
+    rows = sources.listing(session, caller)
+    views = [_with_url(request, sources.view(runtime.config_cipher, row)) for row in rows]
+    return _json({"results": views})
+
+
+@router.get("/sources/{source_id}")
+def get_source(
+    source_id: str, request: Request, caller: Caller, session: ReadSession, runtime: RuntimeDep
+) -> Response:
+    """The source, its secrets' ids and hints, and its count of refused signatures."""
+    row = sources.get(session, caller, source_id)
+    return _json(_with_url(request, sources.view(runtime.config_cipher, row)))
+
+
+@router.delete("/sources/{source_id}", status_code=204)
+def delete_source(source_id: str, caller: Caller, runtime: RuntimeDep) -> Response:
+    with runtime.database.write() as session:
+        sources.delete(session, caller, source_id)
+    return Response(status_code=204)
+
+
+@router.post("/sources/{source_id}/secrets", status_code=201)
+def add_secret(
+    source_id: str, body: SecretBody, request: Request, caller: Caller, runtime: RuntimeDep
+) -> Response:
+    """Add a second secret for a rotation: both are accepted until the old one is removed."""
+    fernet = runtime.config_cipher
+    with runtime.database.write() as session:
+        row, secret = sources.add_secret(session, caller, fernet, source_id, body.secret)
+        view = sources.view(fernet, row)
+    return _json({**_with_url(request, view), "secret": secret.value, "secret_id": secret.id}, 201)
+
+
+@router.delete("/sources/{source_id}/secrets/{secret_id}")
+def remove_secret(
+    source_id: str, secret_id: str, request: Request, caller: Caller, runtime: RuntimeDep
+) -> Response:
+    fernet = runtime.config_cipher
+    with runtime.database.write() as session:
+        row = sources.remove_secret(session, caller, fernet, source_id, secret_id)
+        view = sources.view(fernet, row)
+    return _json(_with_url(request, view))
+
+
+# -- the receiver ------------------------------------------------------------------------------
+
+
+async def _read(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    too_large = BadRequest(
+        f"The body is over {MAX_WEBHOOK_BYTES // (1024 * 1024)} MB. Lower the batch size of "
+        "Segment's Webhooks destination.",
+        code="batch_too_large",
+    )
+    if declared is not None and declared.isdigit() and int(declared) > MAX_WEBHOOK_BYTES:
+        raise too_large
+    parts = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_WEBHOOK_BYTES:
+            raise too_large
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def _events(body: bytes) -> list[ValidEvent]:
+    parsed = parse_json(body)
+    if isinstance(parsed, dict):
+        return [validate_segment_event(parsed)]
+    if not isinstance(parsed, list):
+        raise BadRequest(
+            "The body must be one Segment event (a JSON object) or a batch of them (an array).",
+            code="invalid_event",
+        )
+    events = []
+    for index, item in enumerate(parsed):
+        try:
+            events.append(validate_segment_event(item))
+        except BadRequest as exc:
+            field = f"[{index}].{exc.field}" if exc.field else f"[{index}]"
+            raise BadRequest(f"[{index}]: {exc.message}", code=exc.code, field=field) from exc
+    return events
+
+
+def _check_signature(
+    runtime: Runtime, source_id: str, body: bytes, signature: str | None
+) -> sources.Verifier:
+    """The source's verifier once the signature matches; counts and raises otherwise."""
+    with runtime.database.read() as session:
+        found = sources.verifier(session, runtime.config_cipher, source_id)
+    if found is None:
+        raise NotFound(
+            f"No signed source {source_id!r}. Copy the webhook URL from GET /sources.",
+            code="unknown_source",
+        )
+    if verify(body, signature, found.secrets):
+        return found
+    with runtime.database.write() as session:
+        sources.record_signature_failure(session, source_id, utcnow())
+    if not signature:
+        raise Unauthorized(
+            "Missing X-Signature. Set the shared secret in Segment's Webhooks destination "
+            "settings to this source's secret, so Segment signs every request.",
+            code="missing_signature",
+        )
+    raise Unauthorized(
+        "X-Signature does not match: it must be the hex HMAC-SHA1 of the raw body under one of "
+        "this source's secrets. Check that Segment's shared secret equals the one in Tidings "
+        "(GET /sources/{id} shows the last four characters).",
+        code="invalid_signature",
+    )
+
+
+@router.post("/inbound/segment/webhook/{source_id}")
+async def segment_webhook(source_id: str, request: Request) -> Response:
+    """Segment's generic Webhooks destination, verified by `X-Signature`.
+
+    200 `{"success": true}` once the events are committed; they are processed like every
+    Segment event. 401 for a missing or wrong signature (counted on the source).
+    """
+    runtime: Runtime = request.app.state.runtime
+    body = await _read(request)
+    signature = request.headers.get("x-signature")
+    found = await asyncio.to_thread(_check_signature, runtime, source_id, body, signature)
+    events = _events(body)
+    writer = request.app.state.ingest_writer
+    await submit(writer, [IngestItem(key=None, event=event, scope=found.scope) for event in events])
+    return _json({"success": True})
