@@ -31,15 +31,29 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy --strict src
 
+# Segment's Node library for tests/tracking/test_sdk.py, from npm into a gitignored dir
+# (npm is installed from Debian's packages when missing).
+NODE_TEST_DIR := tests/tracking/node
+
+$(NODE_TEST_DIR)/node_modules/.installed: $(NODE_TEST_DIR)/package.json
+	@if ! command -v npm >/dev/null; then \
+		echo "== installing Debian's nodejs and npm for the Tracking API's Node SDK test"; \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq nodejs npm >/dev/null; \
+	fi
+	npm install --prefix $(NODE_TEST_DIR) --silent
+	touch $@
+
 # Postgres and Redis join the SQLite run's job-storage tests when they answer.
-test-sqlite: $(VENV)/.test-installed
+test-sqlite: $(VENV)/.test-installed $(NODE_TEST_DIR)/node_modules/.installed
 	@extra=""; \
 	if $(BIN)/python tests/reachable.py 127.0.0.1 6379; then extra="$$extra TIDINGS_TEST_REDIS_URL=$(REDIS_URL)"; fi; \
 	if $(BIN)/python tests/reachable.py 127.0.0.1 5432; then extra="$$extra TIDINGS_TEST_POSTGRES_URL=$(PG_URL)"; fi; \
 	echo "== pytest on SQLite"; \
 	env $$extra $(BIN)/pytest -q
 
-test-postgres: $(VENV)/.test-installed
+test-postgres: $(VENV)/.test-installed $(NODE_TEST_DIR)/node_modules/.installed
 	@if $(BIN)/python tests/reachable.py 127.0.0.1 5432 && $(BIN)/python tests/reachable.py 127.0.0.1 6379; then \
 		echo "== pytest on PostgreSQL, jobs on Redis"; \
 		TIDINGS_TEST_DATABASE_URL=$(PG_URL) TIDINGS_TEST_JOB_STORAGE=$(REDIS_URL) $(BIN)/pytest -q; \
