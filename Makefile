@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PG_URL ?= postgresql://127.0.0.1:5432/test
 REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test lint test-sqlite test-postgres bench clean
+.PHONY: run test lint browser test-sqlite test-postgres bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ lint: $(VENV)/.test-installed
 	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy --strict src
 
+# Studio's browser tests drive Debian's chromium (never a browser download).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "== installing Debian's chromium for the Studio browser tests"; \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; \
+	fi
+
 # Segment's Node library for tests/tracking/test_sdk.py, from npm into a gitignored dir
 # (npm is installed from Debian's packages when missing).
 NODE_TEST_DIR := tests/tracking/node
@@ -46,14 +55,14 @@ $(NODE_TEST_DIR)/node_modules/.installed: $(NODE_TEST_DIR)/package.json
 	touch $@
 
 # Postgres and Redis join the SQLite run's job-storage tests when they answer.
-test-sqlite: $(VENV)/.test-installed $(NODE_TEST_DIR)/node_modules/.installed
+test-sqlite: $(VENV)/.test-installed $(NODE_TEST_DIR)/node_modules/.installed browser
 	@extra=""; \
 	if $(BIN)/python tests/reachable.py 127.0.0.1 6379; then extra="$$extra TIDINGS_TEST_REDIS_URL=$(REDIS_URL)"; fi; \
 	if $(BIN)/python tests/reachable.py 127.0.0.1 5432; then extra="$$extra TIDINGS_TEST_POSTGRES_URL=$(PG_URL)"; fi; \
 	echo "== pytest on SQLite"; \
 	env $$extra $(BIN)/pytest -q
 
-test-postgres: $(VENV)/.test-installed $(NODE_TEST_DIR)/node_modules/.installed
+test-postgres: $(VENV)/.test-installed $(NODE_TEST_DIR)/node_modules/.installed browser
 	@if $(BIN)/python tests/reachable.py 127.0.0.1 5432 && $(BIN)/python tests/reachable.py 127.0.0.1 6379; then \
 		echo "== pytest on PostgreSQL, jobs on Redis"; \
 		TIDINGS_TEST_DATABASE_URL=$(PG_URL) TIDINGS_TEST_JOB_STORAGE=$(REDIS_URL) $(BIN)/pytest -q; \

@@ -1,0 +1,111 @@
+"""Studio tests: a real `tidings serve`, driven by Debian's chromium through Playwright."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+
+from tests.conftest import Keys, LiveServer, bearer, server_environment
+from tidings.config import Settings
+from tidings.runtime import Runtime
+from tidings.studio.auth import set_admin_password
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "a long studio password"
+SEGMENT_HEADERS = {"User-Agent": "SegmentCourier", "Content-Type": "application/json"}
+
+
+@dataclass
+class Studio:
+    server: LiveServer
+    key: str
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def send_segment(self, body: dict[str, Any]) -> httpx.Response:
+        """POST one event the way Segment's Courier destination sends it."""
+        return httpx.post(
+            f"{self.url}/inbound/segment",
+            json=body,
+            headers={**SEGMENT_HEADERS, **bearer(self.key)},
+            timeout=10,
+        )
+
+    def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.request(
+            method, f"{self.url}{path}", headers=bearer(self.key), timeout=10, **kwargs
+        )
+
+
+def create_admin(settings: Settings, email: str, password: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tidings", "admin", "create", email],
+        input=f"{password}\n{password}\n",
+        env=server_environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def studio(settings: Settings, runtime: Runtime, keys: Keys, tmp_path: Path) -> Iterator[Studio]:
+    """`tidings serve` on a fresh data dir; one admin is created once it has started."""
+    log_path = tmp_path / "serve.log"
+    server = LiveServer(settings, log_path).start()
+    try:
+        with runtime.database.write() as session:
+            set_admin_password(session, ADMIN_EMAIL, ADMIN_PASSWORD)
+        yield Studio(server, keys.test, log_path)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+    yield launched
+    launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def sign_in(page: Page, studio: Studio) -> None:
+    page.goto(f"{studio.url}/studio/sign-in")
+    page.get_by_label("Email").fill(ADMIN_EMAIL)
+    page.get_by_label("Password").fill(ADMIN_PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{studio.url}/studio/integrations/segment")
+
+
+def screenshot(page: Page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
