@@ -619,3 +619,114 @@ def test_a_crash_inside_a_send_step_leaves_nothing_and_the_redrive_sends_once(
         messages = session.scalars(select(Message)).all()
     assert [message.message_id for message in messages] == scheduler.messages
     assert len(messages) == 1
+
+
+def _list_of_two(client: TestClient, key: str) -> None:
+    assert client.put("/lists/beta", json={"name": "Beta"}, headers=bearer(key)).status_code == 204
+    for user_id in ("a1", "a2"):
+        client.post(
+            f"/profiles/{user_id}",
+            json={"profile": {"email": f"{user_id}@example.org"}},
+            headers=bearer(key),
+        )
+        response = client.put(f"/lists/beta/subscriptions/{user_id}", headers=bearer(key))
+        assert response.status_code == 204
+
+
+def test_send_list_sends_to_every_subscriber_with_the_run_data(
+    client: TestClient, keys: Keys, smtp_sink: SmtpSink
+) -> None:
+    setup_email(client, keys.test, smtp_sink)
+    _list_of_two(client, keys.test)
+    run_id = invoke(
+        client,
+        keys.test,
+        "/automations/invoke",
+        {
+            "automation": {
+                "steps": [
+                    {"action": "send-list", "list": "beta", "template": "shipped", "ref": "sent"}
+                ]
+            },
+            "data": {"order_id": "B-1", "carrier": "DHL"},
+        },
+    )
+    run = run_in(client, keys.test, run_id, "PROCESSED")
+    assert len(run["context"]["refs"]["sent"]["messageIds"]) == 2
+    wait_for(lambda: len(smtp_sink.messages) == 2, what="two emails")
+    assert sorted(email["To"] for email in smtp_sink.messages) == [
+        "a1@example.org",
+        "a2@example.org",
+    ]
+    assert {email["Subject"] for email in smtp_sink.messages} == {"Order B-1 shipped, "}
+
+
+def test_send_list_data_source_fetches_each_subscribers_data(
+    client: TestClient,
+    keys: Keys,
+    smtp_sink: SmtpSink,
+    data_server: tuple[str, list[dict[str, Any]]],
+) -> None:
+    url, seen = data_server
+    setup_email(client, keys.test, smtp_sink)
+    _list_of_two(client, keys.test)
+    run_id = invoke(
+        client,
+        keys.test,
+        "/automations/invoke",
+        {
+            "automation": {
+                "steps": [
+                    {
+                        "action": "send-list",
+                        "list": "beta",
+                        "content": {"title": "{{ plan }} for {{ data.order_id }}", "body": "."},
+                        "data_source": {
+                            "webhook": {
+                                "url": url + "/plans",
+                                "method": "POST",
+                                "body": {"user": "{{ recipient }}"},
+                            },
+                            "merge_strategy": "overwrite",
+                        },
+                    }
+                ]
+            },
+            "data": {"order_id": "B-2", "plan": "none"},
+        },
+    )
+    run_in(client, keys.test, run_id, "PROCESSED")
+    assert sorted(request["body"]["user"] for request in seen) == ["a1", "a2"]
+    wait_for(lambda: len(smtp_sink.messages) == 2, what="two emails")
+    assert {email["Subject"] for email in smtp_sink.messages} == {"gold for B-2"}
+
+
+def test_an_inbound_courier_event_starts_its_automation(client: TestClient, keys: Keys) -> None:
+    put(
+        client,
+        keys.test,
+        "/automations/inbound",
+        {
+            "triggers": [{"source": "inbound", "event": "plan-upgraded"}],
+            "steps": [{"action": "update-profile", "profile": {"plan": {"$ref": "data.plan"}}}],
+        },
+    )
+    response = client.post(
+        "/inbound/courier",
+        json={
+            "event": "plan-upgraded",
+            "messageId": "in-1",
+            "type": "track",
+            "properties": {"plan": "team"},
+            "userId": "u11",
+        },
+        headers=bearer(keys.test),
+    )
+    assert response.status_code == 202, response.text
+    (run,) = wait_for(
+        lambda: runs_of(client, keys.test, automation_id="inbound", status="PROCESSED"),
+        what="the inbound run",
+    )
+    assert run["source"] == "inbound/plan-upgraded"
+    profile = client.get("/profiles/u11", headers=bearer(keys.test)).json()["profile"]
+    assert profile == {"plan": "team"}

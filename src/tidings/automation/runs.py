@@ -9,7 +9,8 @@ next step to run. A job advances a run:
   to the next step. A crash before the commit leaves the step to run again; a crash after it
   leaves it done. So a re-driven run never sends twice: a send step's messages exist exactly
   when the step is recorded as done.
-- fetch-data calls the network, which must not happen inside a transaction: the step is
+- fetch-data (and a send-list with a `data_source`, which fetches per subscriber) calls the
+  network, which must not happen inside a transaction: the step is
   recorded as PROCESSING, the request runs, and its result is applied in a second transaction
   that first checks the run is still on that step (it may have been canceled meanwhile). A
   crash mid-request repeats the request (with the same `Idempotency-Key` when one is given).
@@ -42,6 +43,7 @@ from tidings.kit.ids import new_id
 from tidings.kit.jsondoc import diff
 from tidings.kit.time import isoformat, parse_timestamp, utcnow
 from tidings.message.pipeline import PipelineContext, backoff_seconds
+from tidings.message.recipients import expand
 from tidings.message.repository import IdempotencyRepository
 from tidings.message.schemas import MessageSpec
 from tidings.message.service import accept_send, request_hash
@@ -56,6 +58,8 @@ logger = logging.getLogger(__name__)
 STEPS_PER_JOB = 50
 # invoke → invoke → … deeper than this is a loop in the definitions.
 MAX_INVOKE_DEPTH = 10
+# A send-list data source makes one request per subscriber, before the send.
+MAX_DATA_SOURCE_RECIPIENTS = 1000
 MERGE_STRATEGIES = ("replace", "soft-merge", "overwrite", "none")
 # Fields whose strings are message templates: the message renderer fills them in, per channel.
 _TEMPLATE_FIELDS = ("content",)
@@ -376,17 +380,27 @@ def invoke_ad_hoc(session: Session, scope: Scope, body: dict[str, Any]) -> Autom
 
 
 @dataclass(frozen=True)
-class FetchPlan:
-    """A fetch-data request, prepared in one transaction and applied in another."""
+class FetchCall:
+    """One HTTP request of a fetch-data step, or of a send-list data source (per recipient)."""
 
-    run_pk: int
-    position: int
     method: str
     url: str
     headers: dict[str, str]
     params: dict[str, str]
     body: Any
+    user_id: str | None = None
+
+
+@dataclass(frozen=True)
+class FetchPlan:
+    """Requests prepared in one transaction, made outside any, and applied in another."""
+
+    run_pk: int
+    position: int
+    action: str
+    calls: list[FetchCall]
     merge_strategy: str
+    message: dict[str, Any] | None = None
 
 
 _CONTINUE = "continue"
@@ -501,6 +515,9 @@ def _advance_one(
     if action == "fetch-data":
         session.flush()
         return _fetch_plan(run, step, names)
+    if action == "send-list" and "data_source" in step:
+        session.flush()
+        return _data_source_plan(session, run, step, names)
     if action == "delay":
         until = _wake_time(step, names, now)
         if until > now:
@@ -578,29 +595,69 @@ def _fail(
 # fetch-data
 
 
-def _fetch_plan(run: AutomationRun, step: dict[str, Any], names: dict[str, Any]) -> FetchPlan:
-    webhook = resolve(step["webhook"], names)
+def _call(
+    webhook: Any, names: dict[str, Any], idempotency_key: Any, user_id: str | None = None
+) -> FetchCall:
+    webhook = resolve(webhook, names)
     headers = {str(key): str(value) for key, value in (webhook.get("headers") or {}).items()}
-    if step.get("idempotency_key"):
-        key = _text(step["idempotency_key"], names)
+    if idempotency_key:
+        key = _text(idempotency_key, names)
         if key:
             headers.setdefault("Idempotency-Key", key)
     url = str(webhook.get("url") or "")
     if not url.startswith(("http://", "https://")):
-        raise StepFailed(f"fetch-data: the url became {url!r}, which is not an http(s) URL")
-    return FetchPlan(
-        run_pk=run.id,
-        position=run.step_index,
+        raise StepFailed(f"the webhook url became {url!r}, which is not an http(s) URL")
+    return FetchCall(
         method=webhook.get("method", "GET"),
         url=url,
         headers=headers,
         params={str(key): str(value) for key, value in (webhook.get("params") or {}).items()},
         body=webhook.get("body"),
+        user_id=user_id,
+    )
+
+
+def _fetch_plan(run: AutomationRun, step: dict[str, Any], names: dict[str, Any]) -> FetchPlan:
+    return FetchPlan(
+        run_pk=run.id,
+        position=run.step_index,
+        action="fetch-data",
+        calls=[_call(step["webhook"], names, step.get("idempotency_key"))],
         merge_strategy=step.get("merge_strategy", "soft-merge"),
     )
 
 
-def _request(http: httpx.Client, plan: FetchPlan) -> dict[str, Any]:
+def _data_source_plan(
+    session: Session, run: AutomationRun, step: dict[str, Any], names: dict[str, Any]
+) -> FetchPlan:
+    """send-list with a data_source: one request per list member, each seeing its `recipient`."""
+    message = _message_body(step, names)
+    list_id = _text(step["list"], names) or ""
+    try:
+        members = expand(session, run.environment_id, {"list_id": list_id})
+    except AppError as exc:
+        raise StepFailed(exc.message) from exc
+    if len(members) > MAX_DATA_SOURCE_RECIPIENTS:
+        raise StepFailed(
+            f"send-list: list {list_id!r} has {len(members)} subscribers; a data_source fetches "
+            f"per subscriber and is limited to {MAX_DATA_SOURCE_RECIPIENTS}"
+        )
+    source = step["data_source"]
+    calls = [
+        _call(source["webhook"], {**names, "recipient": member.user_id}, None, member.user_id)
+        for member in members
+    ]
+    return FetchPlan(
+        run_pk=run.id,
+        position=run.step_index,
+        action="send-list",
+        calls=calls,
+        merge_strategy=source.get("merge_strategy", "soft-merge"),
+        message=message,
+    )
+
+
+def _request(http: httpx.Client, plan: FetchCall) -> dict[str, Any]:
     """The response object; RetryableStepError or StepFailed otherwise."""
     try:
         response = http.request(
@@ -637,7 +694,7 @@ def _request(http: httpx.Client, plan: FetchPlan) -> dict[str, Any]:
 
 def _fetch(context: PipelineContext, scheduler: RunScheduler, plan: FetchPlan) -> str:
     try:
-        result = _request(context.http, plan)
+        results = [(call.user_id, _request(context.http, call)) for call in plan.calls]
     except StepFailed as exc:
         return _fail(context, scheduler, plan.run_pk, str(exc), permanent=True)
     except RetryableStepError as exc:
@@ -649,11 +706,40 @@ def _fetch(context: PipelineContext, scheduler: RunScheduler, plan: FetchPlan) -
             return run.status if run is not None else "missing"  # canceled meanwhile
         row = repository.step(run.id, plan.position)
         assert row is not None
-        run_context = dict(run.context)
-        run_context["data"] = merge(plan.merge_strategy, run_context.get("data") or {}, result)
-        run.context = run_context
-        _finish_step(run, row, RunStatus.PROCESSED, result, utcnow())
+        followups = Followups()
+        if plan.action == "fetch-data":
+            ((_, output),) = results
+            run_context = dict(run.context)
+            data = run_context.get("data") or {}
+            run_context["data"] = merge(plan.merge_strategy, data, output)
+            run.context = run_context
+        else:
+            output = _send_to_fetched(session, context, run, plan, results, followups)
+        _finish_step(run, row, RunStatus.PROCESSED, output, utcnow())
+    followups.dispatch(scheduler)
     return _CONTINUE
+
+
+def _send_to_fetched(
+    session: Session,
+    context: PipelineContext,
+    run: AutomationRun,
+    plan: FetchPlan,
+    results: list[tuple[str | None, dict[str, Any]]],
+    followups: Followups,
+) -> dict[str, Any]:
+    """A send-list message whose every recipient has its own data (base data merged with what
+    its data source answered)."""
+    if not results:
+        return {"recipients": 0}
+    body = dict(plan.message or {})
+    base = body.pop("data", None) or {}
+    body["data"] = {}
+    body["to"] = [
+        {"user_id": user_id, "data": merge(plan.merge_strategy, base, fetched)}
+        for user_id, fetched in results
+    ]
+    return _accept(session, context, run, body, followups, None)
 
 
 # ---------------------------------------------------------------------------------------------
