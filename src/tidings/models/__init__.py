@@ -27,7 +27,7 @@ from tidings.models.message import (
     MessageStatus,
 )
 from tidings.models.notification import Notification
-from tidings.models.profile import Profile
+from tidings.models.profile import Profile, ProfileAlias
 from tidings.models.provider_config import ProviderConfiguration
 from tidings.models.source import SignedSource
 from tidings.models.tenant import Tenant, TenantMembership
@@ -57,6 +57,7 @@ __all__ = [
     "MessageStatus",
     "Notification",
     "Profile",
+    "ProfileAlias",
     "ProviderConfiguration",
     "RecipientList",
     "SignedSource",
