@@ -42,10 +42,8 @@ import argparse
 import collections
 import contextlib
 import datetime as dt
-import importlib.metadata
 import json
 import os
-import platform
 import shutil
 import signal
 import sqlite3
@@ -54,7 +52,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,11 +61,24 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import BenchError, api_key, filesystem_of, free_port, stop_process
+from common import (
+    REPO,
+    BenchError,
+    Proc,
+    api_key,
+    filesystem_of,
+    free_port,
+    machine,
+    machine_busy_seconds,
+    ms,
+    own_cpu_seconds,
+    percentile,
+    running,
+    source_tree,
+    start_sink,
+    wait_for,
+)
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
-SINK = HERE / "sink.py"
 RESULTS_DIR = REPO / "bench" / "results"
 BUDGET_SENDS_PER_S = 500.0
 BATCH = 100
@@ -89,128 +99,6 @@ PENDING_STATUSES = ("ENQUEUED", "DELAYED", "ROUTED")
 
 # Set on Ctrl-C / SIGTERM: the client threads stop after their current request.
 STOP = threading.Event()
-
-
-# -- processes -------------------------------------------------------------------------------
-
-
-@dataclass
-class Proc:
-    name: str
-    process: subprocess.Popen[bytes]
-    log: Path
-    port: int = 0
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            raise BenchError(
-                f"{self.name} exited with code {self.process.returncode}:\n{self.log_tail()}"
-            )
-
-    def cpu_seconds(self) -> float | None:
-        """User + system CPU time of the process (all its threads), Linux only."""
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def machine_busy_seconds() -> float | None:
-    """CPU seconds all processes of the machine have used so far (/proc/stat), Linux only."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
-        return None
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    times = os.times()
-    return times.user + times.system
-
-
-@contextlib.contextmanager
-def running(
-    name: str,
-    argv: list[str],
-    log: Path,
-    env: dict[str, str],
-    stdout: int | None = None,
-    stop_signal: int = signal.SIGTERM,
-) -> Iterator[Proc]:
-    with log.open("wb") as log_file:
-        # A session (process group) of its own: Ctrl-C reaches this script only, which then
-        # stops the whole group.
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file if stdout is None else stdout,
-            stderr=log_file if stdout is not None else subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    proc = Proc(name, process, log)
-    try:
-        yield proc
-    finally:
-        if stop_signal != signal.SIGTERM and process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, stop_signal)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(30)
-        stop_process(process)
-        if process.stdout is not None:
-            process.stdout.close()
-
-
-def wait_for(what: str, check: Any, procs: list[Proc], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for proc in procs:
-            proc.check_alive()
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    tails = "\n".join(f"--- {proc.name}\n{proc.log_tail()}" for proc in procs)
-    raise BenchError(f"{what}: not within {timeout:.0f}s\n{tails}")
-
-
-def start_sink(stack: contextlib.ExitStack, work_dir: Path, env: dict[str, str]) -> Proc:
-    out = work_dir / "sink.jsonl"
-    out.touch()
-    sink = stack.enter_context(
-        running(
-            "sink",
-            [sys.executable, str(SINK), "--out", str(out)],
-            work_dir / "sink.log",
-            env,
-            stdout=subprocess.PIPE,
-        )
-    )
-    assert sink.process.stdout is not None
-    line: list[bytes] = []
-    reader = threading.Thread(
-        target=lambda: line.append(sink.process.stdout.readline()),  # type: ignore[union-attr]
-        daemon=True,
-    )
-    reader.start()
-    wait_for("the SMTP sink to listen", lambda: line and line[0], [sink], 30)
-    ready = json.loads(line[0])
-    sink.port = int(ready["port"])
-    return sink
 
 
 # -- the sink's record -------------------------------------------------------------------------
@@ -419,56 +307,6 @@ def queued_jobs(jobs_db: Path) -> int | None:
 # -- statistics -------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
-def ms(value: float | None) -> float | None:
-    return None if value is None else round(value * 1000, 1)
-
-
-# -- reporting ---------------------------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    cpu = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    versions = {}
-    for package in ("tidings", "huey", "sqlalchemy", "uvicorn", "fastapi", "aiosmtpd", "uvloop"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            versions[package] = importlib.metadata.version(package)
-    versions["sqlite"] = sqlite3.sqlite_version
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    load = ""
-    with contextlib.suppress(OSError):
-        load = Path("/proc/loadavg").read_text().strip()
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "versions": versions,
-        "git": commit,
-        "loadavg_before": load,
-    }
-
-
 def print_table(summary: dict[str, Any]) -> None:
     rows = [
         ("messages", f"{summary['messages']}"),
@@ -506,34 +344,6 @@ def print_table(summary: dict[str, Any]) -> None:
         print(f"  {name:<{width}}  {value}")
     verdict = "OK" if summary["within_budget"] else "UNDER BUDGET"
     print(f"\n  budget >= {BUDGET_SENDS_PER_S:.0f} sends/s with one worker process: {verdict}")
-
-
-def git(*argv: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(REPO), *argv], capture_output=True, text=True, check=True
-    ).stdout.strip()
-
-
-def source_tree(commit: str | None, src: Path | None, work_dir: Path) -> dict[str, str]:
-    """Where the measured Tidings comes from: the working tree (the editable install),
-    `src/` of a commit extracted with `git archive`, or a directory given with --src."""
-    if src is not None:
-        return {"tree": "--src", "commit": "(unknown)", "path": str(src.resolve())}
-    if commit is None:
-        return {"tree": "working tree", "commit": git("describe", "--always", "--dirty")}
-    sha = git("rev-parse", "--verify", f"{commit}^{{commit}}")
-    target = work_dir / "src-archive"
-    target.mkdir()
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", sha, "src"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return {"tree": f"git archive {commit}", "commit": sha, "path": str(target / "src")}
-
-
-# -- py-spy --------------------------------------------------------------------------------------
 
 
 def start_py_spy(
