@@ -212,25 +212,42 @@ def _iso(value: datetime) -> str:
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def correct_timestamp(event: dict[str, Any], sent_at: Any, received_at: datetime) -> None:
+@dataclass(frozen=True, slots=True)
+class Clock:
+    """The times a request's events are corrected with: computed once per request."""
+
+    received_at: datetime
+    received_text: str
+    sent_text: Any
+    sent_at: datetime | None
+
+    @classmethod
+    def of(cls, received_at: datetime, sent_text: Any) -> Clock:
+        return cls(received_at, _iso(received_at), sent_text, parse_timestamp(sent_text))
+
+
+def correct_timestamp(event: dict[str, Any], clock: Clock) -> None:
     """Segment's rule: timestamp = receivedAt - (sentAt - originalTimestamp).
 
     The device's own time becomes `originalTimestamp`; without a timestamp the event happened
     when it was received.
     """
-    event["receivedAt"] = _iso(received_at)
+    event["receivedAt"] = clock.received_text
     original_text = event.get("timestamp") or event.get("originalTimestamp")
     original = parse_timestamp(original_text)
     if original is None:
-        event["timestamp"] = event["receivedAt"]
+        event["timestamp"] = clock.received_text
         return
     event["originalTimestamp"] = original_text
-    sent = parse_timestamp(event.get("sentAt") or sent_at)
-    if sent is None:
-        return
-    if "sentAt" not in event:
-        event["sentAt"] = sent_at
-    event["timestamp"] = _iso(received_at - (sent - original))
+    own_sent_text = event.get("sentAt")
+    if own_sent_text:
+        sent = parse_timestamp(own_sent_text)
+    else:
+        sent = clock.sent_at
+        if sent is not None:
+            event["sentAt"] = clock.sent_text
+    if sent is not None:
+        event["timestamp"] = _iso(clock.received_at - (sent - original))
 
 
 def _merged(batch_value: Any, item_value: Any) -> Any:
@@ -245,6 +262,7 @@ def _in_batch(index: int, error: BadRequest) -> BadRequest:
 
 
 def batch_events(body: dict[str, Any], received_at: datetime) -> list[ValidEvent]:
+    clock = Clock.of(received_at, body.get("sentAt"))
     items = body.get("batch")
     if not isinstance(items, list):
         raise BadRequest(
@@ -261,7 +279,6 @@ def batch_events(body: dict[str, Any], received_at: datetime) -> list[ValidEvent
         )
     context = body.get("context")
     integrations = body.get("integrations")
-    sent_at = body.get("sentAt")
     events = []
     for index, item in enumerate(items):
         if not isinstance(item, dict):
@@ -282,7 +299,7 @@ def batch_events(body: dict[str, Any], received_at: datetime) -> list[ValidEvent
             item["context"] = _merged(context, item.get("context"))
         if integrations is not None:
             item["integrations"] = _merged(integrations, item.get("integrations"))
-        correct_timestamp(item, sent_at, received_at)
+        correct_timestamp(item, clock)
         try:
             events.append(validate_segment_event(item))
         except BadRequest as exc:
@@ -301,7 +318,7 @@ def single_event(body: dict[str, Any], event_type: str, received_at: datetime) -
             code="type_mismatch",
             field="type",
         )
-    correct_timestamp(body, None, received_at)
+    correct_timestamp(body, Clock.of(received_at, None))
     return validate_segment_event(body)
 
 

@@ -165,38 +165,41 @@ class IngestWriter:
         now = utcnow()
         with self.database.write() as session:
             scopes = self._resolve(session, {item.key for item in items if item.key is not None})
-            rows: list[dict[str, Any]] = []
-            seen: set[tuple[str, str, str]] = set()
+            owners: list[Scope | None] = []
+            rows: list[Row] = []
+            seen: set[Identity] = set()
             for item in items:
                 scope = item.scope_in(scopes)
+                owners.append(scope)
                 if scope is None:
                     continue
-                identity = (scope.environment_id, item.event.source, item.event.message_id)
+                event = item.event
+                identity = (scope.environment_id, event.source, event.message_id)
                 if identity in seen:
                     continue
                 seen.add(identity)
-                event = item.event
+                # In the order of _COLUMNS.
                 rows.append(
-                    {
-                        "workspace_id": scope.workspace_id,
-                        "environment_id": scope.environment_id,
-                        "source": event.source,
-                        "message_id": event.message_id,
-                        "type": event.type,
-                        "name": event.name,
-                        "user_id": event.user_id,
-                        "anonymous_id": event.anonymous_id,
-                        "payload": event.payload,
-                        "timestamp": event.timestamp,
-                        "received_at": now,
-                        "status": EventStatus.RECEIVED,
-                        "attempts": 0,
-                    }
+                    (
+                        scope.workspace_id,
+                        scope.environment_id,
+                        event.source,
+                        event.message_id,
+                        event.type,
+                        event.name,
+                        event.user_id,
+                        event.anonymous_id,
+                        event.payload,
+                        event.timestamp,
+                        now,
+                        EventStatus.RECEIVED,
+                        0,
+                    )
                 )
             if not rows:
-                inserted: dict[tuple[str, str, str], int] = {}
+                inserted: dict[Identity, int] = {}
             elif self.database.is_sqlite:
-                inserted = _insert_sqlite(session, rows)
+                inserted = _insert_sqlite(session, rows, now)
             else:
                 inserted = _insert_returning(session, rows)
         new_ids = sorted(inserted.values())
@@ -207,23 +210,21 @@ class IngestWriter:
                 # The events are committed; the sweeper re-drives them.
                 logger.exception("could not enqueue processing for %d events", len(new_ids))
         results = []
-        for item in items:
-            scope = item.scope_in(scopes)
+        for item, scope in zip(items, owners, strict=True):
+            message_id = item.event.message_id
             if scope is None:
-                results.append(IngestResult(Outcome.UNAUTHORIZED, item.event.message_id))
+                results.append(IngestResult(Outcome.UNAUTHORIZED, message_id))
                 continue
-            identity = (scope.environment_id, item.event.source, item.event.message_id)
-            event_id = inserted.pop(identity, None)
+            event_id = inserted.pop((scope.environment_id, item.event.source, message_id), None)
             if event_id is not None:
-                results.append(
-                    IngestResult(Outcome.ACCEPTED, item.event.message_id, event_id, scope)
-                )
+                results.append(IngestResult(Outcome.ACCEPTED, message_id, event_id, scope))
             else:
-                results.append(IngestResult(Outcome.DUPLICATE, item.event.message_id, None, scope))
+                results.append(IngestResult(Outcome.DUPLICATE, message_id, None, scope))
         return results
 
 
 Identity = tuple[str, str, str]
+Row = tuple[Any, ...]
 
 _COLUMNS = (
     "workspace_id",
@@ -250,10 +251,12 @@ def _sqlite_datetime(value: datetime | None) -> str | None:
     """The text SQLAlchemy's SQLite DATETIME stores, for naive UTC."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _insert_sqlite(session: Session, rows: list[dict[str, Any]]) -> dict[Identity, int]:
+def _insert_sqlite(session: Session, rows: list[Row], received_at: datetime) -> dict[Identity, int]:
     """The SQLite hot path: one driver-level executemany.
 
     The unit of work holds SQLite's write lock (BEGIN IMMEDIATE), so checking for duplicates
@@ -264,7 +267,7 @@ def _insert_sqlite(session: Session, rows: list[dict[str, Any]]) -> dict[Identit
     existing: set[Identity] = set()
     groups: dict[tuple[str, str], list[str]] = {}
     for row in rows:
-        groups.setdefault((row["environment_id"], row["source"]), []).append(row["message_id"])
+        groups.setdefault((row[1], row[2]), []).append(row[3])
     for (environment_id, source), message_ids in groups.items():
         # Filtered the way the unique index (environment_id, source, message_id) is built.
         for start in range(0, len(message_ids), 500):
@@ -275,48 +278,46 @@ def _insert_sqlite(session: Session, rows: list[dict[str, Any]]) -> dict[Identit
                 (environment_id, source, *chunk),
             )
             existing.update((environment_id, source, row[0]) for row in found)
-    fresh = [
-        row
-        for row in rows
-        if (row["environment_id"], row["source"], row["message_id"]) not in existing
-    ]
+    fresh = [row for row in rows if (row[1], row[2], row[3]) not in existing] if existing else rows
     if not fresh:
         return {}
+    received = _sqlite_datetime(received_at)
+    dumps = orjson.dumps
     connection.exec_driver_sql(
         _SQLITE_INSERT,
         [
             (
-                row["workspace_id"],
-                row["environment_id"],
-                row["source"],
-                row["message_id"],
-                row["type"],
-                row["name"],
-                row["user_id"],
-                row["anonymous_id"],
-                orjson.dumps(row["payload"]).decode(),
-                _sqlite_datetime(row["timestamp"]),
-                _sqlite_datetime(row["received_at"]),
-                row["status"],
-                row["attempts"],
+                *row[:8],
+                dumps(row[8]).decode(),
+                _sqlite_datetime(row[9]),
+                received,
+                row[11],
+                row[12],
             )
             for row in fresh
         ],
     )
     last_id = connection.exec_driver_sql("SELECT max(id) FROM event").scalar_one()
     first_id = last_id - len(fresh) + 1
-    return {
-        (row["environment_id"], row["source"], row["message_id"]): first_id + index
-        for index, row in enumerate(fresh)
-    }
+    return {(row[1], row[2], row[3]): first_id + index for index, row in enumerate(fresh)}
 
 
-def _insert_returning(session: Session, rows: list[dict[str, Any]]) -> dict[Identity, int]:
+def _insert_returning(session: Session, rows: list[Row]) -> dict[Identity, int]:
     """Postgres: INSERT … ON CONFLICT DO NOTHING RETURNING, which holds across processes."""
     table = Event.__table__
     statement = (
         insert_ignoring_conflicts(session, table)
-        .values([{**row, "diagnostics": [], "profile_diff": [], "effects": []} for row in rows])
+        .values(
+            [
+                {
+                    **dict(zip(_COLUMNS, row, strict=True)),
+                    "diagnostics": [],
+                    "profile_diff": [],
+                    "effects": [],
+                }
+                for row in rows
+            ]
+        )
         .returning(table.c.id, table.c.environment_id, table.c.source, table.c.message_id)
     )
     return {
