@@ -23,7 +23,7 @@ from tidings.db import Database
 from tidings.event.repository import EventRepository
 from tidings.kit.time import utcnow
 from tidings.models import Event, EventStatus
-from tidings.profile.service import merge_profile
+from tidings.profile.identity import erase_user, link, merge_traits, resolve_user
 from tidings.tenant.service import apply_group
 from tidings.workspace.service import Scope
 
@@ -72,7 +72,9 @@ def _diagnose(event: Event) -> list[Diagnostic]:
                 "info",
                 f"This {event.type} has only an anonymousId; "
                 + (
-                    "its traits were not stored, because profiles are keyed by userId. "
+                    "its traits went to the anonymous profile of that id, which merges into "
+                    "the user's profile once an identify carries both `userId` and this "
+                    "`anonymousId` (or an alias links them). "
                     if event.type == "identify"
                     else "the anonymous id was used as the member's user id. "
                 )
@@ -82,30 +84,79 @@ def _diagnose(event: Event) -> list[Diagnostic]:
     return found
 
 
+def _traits_outcome(
+    session: Session, scope: Scope, key: str, event: Event, *, anonymous: bool = False
+) -> tuple[list[dict[str, Any]], list[str]]:
+    traits = event.payload.get("traits") or {}
+    at = event.timestamp or event.received_at
+    outcome = merge_traits(session, scope, key, traits, at, anonymous=anonymous)
+    kind = "anonymous profile" if anonymous else "profile"
+    effects = [
+        f"{kind} {key!r} updated: {len(outcome.diff)} change(s)"
+        if outcome.diff
+        else f"{kind} {key!r} unchanged"
+    ]
+    profile_diff = list(outcome.diff)
+    for name in outcome.ignored:
+        profile_diff.append({"op": "ignored", "path": f"/{name}", "reason": "stale"})
+        effects.append(
+            f"trait {name!r} ignored: stale (the stored value was written after this event's "
+            "timestamp)"
+        )
+    return profile_diff, effects
+
+
 def _apply(session: Session, event: Event) -> tuple[list[dict[str, Any]], list[str]]:
-    """The event's effects. Returns the profile diff and a line per effect."""
+    """The event's effects. Returns the profile diff and a line per effect.
+
+    An event whose anonymousId (or userId) was merged into a user is processed as that user's,
+    and its record says so.
+    """
     payload = event.payload
     scope = _scope_of(event)
+    sent_user, anonymous_id = event.user_id, event.anonymous_id
+    effects: list[str] = []
+    user = resolve_user(session, scope, sent_user, anonymous_id)
+    if user is not None and user != sent_user:
+        event.user_id = user
+        merged = sent_user if sent_user is not None else anonymous_id
+        effects.append(f"processed as user {user!r} ({merged!r} was merged into it)")
     if event.type == "identify":
-        traits = payload.get("traits") or {}
-        if event.user_id is None:
-            return [], ["no profile change (anonymous identify)"]
-        profile_diff = merge_profile(session, scope, event.user_id, traits)
-        effects = [
-            f"profile {event.user_id!r} updated: {len(profile_diff)} change(s)"
-            if profile_diff
-            else f"profile {event.user_id!r} unchanged"
+        if sent_user is not None and anonymous_id is not None and user is not None:
+            effects += link(session, scope, anonymous_id, user)
+        if user is None:
+            assert anonymous_id is not None
+            profile_diff, more = _traits_outcome(
+                session, scope, anonymous_id, event, anonymous=True
+            )
+        else:
+            profile_diff, more = _traits_outcome(session, scope, user, event)
+        return profile_diff, effects + more
+    if event.type == "alias":
+        previous = payload.get("previousId") or anonymous_id
+        if user is None or previous is None:
+            return [], [*effects, "nothing to merge: an alias needs previousId and userId"]
+        return [], effects + link(session, scope, str(previous), user)
+    if event.type == "delete":
+        assert user is not None
+        removed = erase_user(session, scope, user)
+        return [], [
+            *effects,
+            f"user {user!r} erased: "
+            + ", ".join(f"{count} {what}" for what, count in removed.items()),
         ]
-        return profile_diff, effects
     if event.type == "group":
         group_id = str(payload["groupId"])
-        member = event.user_id or event.anonymous_id
-        return [], apply_group(session, scope, group_id, payload.get("traits") or {}, member)
+        member = user or anonymous_id
+        return [], effects + apply_group(
+            session, scope, group_id, payload.get("traits") or {}, member
+        )
     if event.type == "track":
-        return [], [f"listed as {event.name!r}; its properties are the data of what it triggers"]
-    if event.type == "alias":
-        return [], ["stored; identity stitching is not applied yet"]
-    return [], [f"stored and listed as {event.name!r}"]
+        return [], [
+            *effects,
+            f"listed as {event.name!r}; its properties are the data of what it triggers",
+        ]
+    return [], [*effects, f"stored and listed as {event.name!r}"]
 
 
 def _start_automations(session: Session, event: Event) -> tuple[list[int], list[str]]:
@@ -163,8 +214,8 @@ def process_event(
             event = EventRepository(session).get_for_update(event_id)
             if event is None or event.status != EventStatus.RECEIVED:
                 return "skipped"
-            diagnostics = [item.as_dict() for item in _diagnose(event)]
             profile_diff, effects = _apply(session, event)
+            diagnostics = [item.as_dict() for item in _diagnose(event)]
             run_ids, run_effects = _start_automations(session, event)
             event.diagnostics = diagnostics
             event.profile_diff = profile_diff

@@ -4,13 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
 from tidings.kit.time import utcnow
-from tidings.models import Profile, TenantMembership
+from tidings.models import (
+    AutomationRun,
+    Event,
+    InboxMessage,
+    ListSubscription,
+    Message,
+    Profile,
+    ProfileAlias,
+    RunStatus,
+    TenantMembership,
+    UserPreference,
+)
 from tidings.workspace.service import Scope
+
+# Tables whose rows belong to one user id, moved on a merge and removed on erasure.
+_USER_ROWS: tuple[Any, ...] = (ListSubscription, TenantMembership, UserPreference)
 
 
 class ProfileRepository:
@@ -50,18 +64,170 @@ class ProfileRepository:
         profile.data = data
         profile.updated_at = utcnow()
 
-    def delete(self, scope: Scope, user_id: str) -> bool:
-        removed = execute_counting(
+    def delete_profile_row(self, scope: Scope, user_id: str) -> None:
+        execute_counting(
             self.session,
             delete(Profile).where(
                 Profile.environment_id == scope.environment_id, Profile.user_id == user_id
             ),
         )
+
+    def alias_target(self, scope: Scope, alias_id: str) -> str | None:
+        """The user `alias_id` was merged into, if any."""
+        return self.session.scalars(
+            select(ProfileAlias.user_id).where(
+                ProfileAlias.environment_id == scope.environment_id,
+                ProfileAlias.alias_id == alias_id,
+            )
+        ).first()
+
+    def add_alias(self, scope: Scope, alias_id: str, user_id: str) -> None:
+        environment = scope.environment_id
+        # Ids already merged into `alias_id` now belong to `user_id` too.
         execute_counting(
             self.session,
-            delete(TenantMembership).where(
-                TenantMembership.environment_id == scope.environment_id,
-                TenantMembership.user_id == user_id,
+            update(ProfileAlias)
+            .where(ProfileAlias.environment_id == environment, ProfileAlias.user_id == alias_id)
+            .values(user_id=user_id),
+        )
+        execute_counting(
+            self.session,
+            insert_ignoring_conflicts(self.session, ProfileAlias).values(
+                environment_id=environment, alias_id=alias_id, user_id=user_id, created_at=utcnow()
             ),
         )
-        return bool(removed)
+
+    def _move_rows(self, table: Any, environment: str, old: str, new: str) -> int:
+        """Re-key `old`'s rows to `new`, dropping those `new` already has (unique keys)."""
+        rows = self.session.execute(
+            select(table.__table__).where(table.environment_id == environment, table.user_id == old)
+        ).mappings()
+        moved = 0
+        for row in list(rows):
+            values = {key: value for key, value in row.items() if key != "id"}
+            values["user_id"] = new
+            moved += execute_counting(
+                self.session, insert_ignoring_conflicts(self.session, table).values(**values)
+            )
+        execute_counting(
+            self.session,
+            delete(table).where(table.environment_id == environment, table.user_id == old),
+        )
+        return moved
+
+    def move_identity(self, scope: Scope, old: str, new: str) -> dict[str, int]:
+        """Give `old`'s events, subscriptions, memberships, preferences and inbox to `new`."""
+        environment = scope.environment_id
+        moved = {
+            "event(s)": execute_counting(
+                self.session,
+                update(Event)
+                .where(
+                    Event.environment_id == environment,
+                    or_(
+                        (Event.anonymous_id == old) & Event.user_id.is_(None),
+                        Event.user_id == old,
+                    ),
+                )
+                .values(user_id=new),
+            ),
+            "list subscription(s)": self._move_rows(ListSubscription, environment, old, new),
+            "tenant membership(s)": self._move_rows(TenantMembership, environment, old, new),
+            "preference(s)": self._move_rows(UserPreference, environment, old, new),
+            "inbox message(s)": execute_counting(
+                self.session,
+                update(InboxMessage)
+                .where(InboxMessage.environment_id == environment, InboxMessage.user_id == old)
+                .values(user_id=new),
+            ),
+        }
+        return moved
+
+    def erase(self, scope: Scope, user_id: str) -> dict[str, int]:
+        """Remove a user and every id merged into it, and strip their personal data from
+        stored events, messages and automation runs (the rows stay, for counts)."""
+        environment = scope.environment_id
+        aliases = list(
+            self.session.scalars(
+                select(ProfileAlias.alias_id).where(
+                    ProfileAlias.environment_id == environment, ProfileAlias.user_id == user_id
+                )
+            ).all()
+        )
+        ids = [user_id, *aliases]
+        now = utcnow()
+        removed = {
+            "profile(s)": execute_counting(
+                self.session,
+                delete(Profile).where(
+                    Profile.environment_id == environment, Profile.user_id.in_(ids)
+                ),
+            ),
+            "alias(es)": execute_counting(
+                self.session,
+                delete(ProfileAlias).where(
+                    ProfileAlias.environment_id == environment,
+                    or_(ProfileAlias.user_id == user_id, ProfileAlias.alias_id == user_id),
+                ),
+            ),
+        }
+        for table, label in zip(
+            (*_USER_ROWS, InboxMessage),
+            ("list subscription(s)", "tenant membership(s)", "preference(s)", "inbox message(s)"),
+            strict=True,
+        ):
+            removed[label] = execute_counting(
+                self.session,
+                delete(table).where(table.environment_id == environment, table.user_id.in_(ids)),
+            )
+        redacted_events = 0
+        for event_id, event_type, message_id in self.session.execute(
+            select(Event.id, Event.type, Event.message_id).where(
+                Event.environment_id == environment,
+                or_(Event.user_id.in_(ids), Event.anonymous_id.in_(ids)),
+            )
+        ).all():
+            redacted_events += execute_counting(
+                self.session,
+                update(Event)
+                .where(Event.id == event_id)
+                .values(
+                    payload={"type": event_type, "messageId": message_id, "redacted": True},
+                    profile_diff=[],
+                    user_id=None,
+                    anonymous_id=None,
+                ),
+            )
+        removed["event(s) redacted"] = redacted_events
+        removed["message(s) redacted"] = execute_counting(
+            self.session,
+            update(Message)
+            .where(Message.environment_id == environment, Message.recipient.in_(ids))
+            .values(recipient=None, to={}, data={}, output={}, updated_at=now),
+        )
+        execute_counting(
+            self.session,
+            update(AutomationRun)
+            .where(
+                AutomationRun.environment_id == environment,
+                AutomationRun.recipient.in_(ids),
+                AutomationRun.status.in_(RunStatus.ACTIVE),
+            )
+            .values(
+                status=RunStatus.CANCELED,
+                error="canceled: the user's data was erased",
+                wake_at=None,
+                finished_at=now,
+                updated_at=now,
+            ),
+        )
+        removed["automation run(s) redacted"] = execute_counting(
+            self.session,
+            update(AutomationRun)
+            .where(AutomationRun.environment_id == environment, AutomationRun.recipient.in_(ids))
+            .values(
+                recipient=None,
+                context={"data": {}, "profile": {}, "event": {}, "recipient": None, "refs": {}},
+            ),
+        )
+        return removed

@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from tidings.errors import BadRequest, NotFound
 from tidings.kit.jsondoc import diff, merge_patch
+from tidings.kit.time import utcnow
+from tidings.models import Profile
 from tidings.profile.repository import ProfileRepository
 from tidings.workspace.service import Scope
 
@@ -25,6 +27,16 @@ def _not_found(user_id: str) -> NotFound:
         code="profile_not_found",
         field="user_id",
     )
+
+
+def _touch(profile: Profile, before: dict[str, Any], after: dict[str, Any]) -> None:
+    """Record an API write's time on each top-level trait it changed (see identity.py)."""
+    stamp = utcnow().isoformat()
+    times = dict(profile.trait_times or {})
+    for key in set(before) | set(after):
+        if before.get(key) != after.get(key):
+            times[key] = stamp
+    profile.trait_times = times
 
 
 def get_profile(session: Session, scope: Scope, user_id: str) -> dict[str, Any]:
@@ -43,6 +55,7 @@ def merge_profile(
     before = profile.data
     after = merge_patch(before, patch)
     repository.save(profile, after)
+    _touch(profile, before, after)
     return diff(before, after)
 
 
@@ -53,6 +66,7 @@ def replace_profile(
     profile, _ = repository.get_or_create_for_update(scope, user_id)
     before = profile.data
     repository.save(profile, dict(document))
+    _touch(profile, before, document)
     return diff(before, document)
 
 
@@ -86,9 +100,13 @@ def patch_profile(
             field="patch",
         )
     repository.save(profile, after)
+    _touch(profile, before, after)
     return diff(before, after)
 
 
-def delete_profile(session: Session, scope: Scope, user_id: str) -> None:
-    if not ProfileRepository(session).delete(scope, user_id):
+def delete_profile(session: Session, scope: Scope, user_id: str) -> dict[str, int]:
+    """Erase the user as a Segment `delete` does (identity.erase_user); 404 without a profile."""
+    repository = ProfileRepository(session)
+    if repository.get(scope, user_id) is None:
         raise _not_found(user_id)
+    return repository.erase(scope, user_id)
