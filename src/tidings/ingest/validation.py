@@ -15,7 +15,7 @@ import orjson
 from tidings.errors import BadRequest
 from tidings.kit.time import parse_timestamp
 
-SEGMENT_TYPES = ("identify", "track", "group", "page", "screen", "alias")
+SEGMENT_TYPES = ("identify", "track", "group", "page", "screen", "alias", "delete")
 MAX_MESSAGE_ID_LENGTH = 100
 MAX_EVENT_BYTES = 32 * 1024
 
@@ -134,6 +134,12 @@ def validate_segment_event(body: Any, source: str = "segment") -> ValidEvent:
         _object_field(body, "traits")
     elif event_type in ("page", "screen"):
         _object_field(body, "properties")
+    if event_type == "delete" and user_id is None:
+        raise BadRequest(
+            "A delete (a user-deletion request) needs the `userId` whose data is to be removed.",
+            code="missing_user_id",
+            field="userId",
+        )
     if event_type == "group" and _identifier(body, "groupId") is None:
         raise BadRequest(
             "A group needs `groupId`, the id of the account or team the user belongs to.",
