@@ -103,6 +103,9 @@ class Run:
     latency_ms: dict[str, float] = field(default_factory=dict)
     body_bytes: int = 0
     idle_wait_s: float = 0.0
+    server_cpu_s: float | None = None
+    server_cpu_us_per_event: float | None = None
+    load_average: list[float] = field(default_factory=list)
 
     def public(self) -> dict[str, Any]:
         return asdict(self)
@@ -340,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 warm.round, warm.phase = round_number, "warm"
                 runs.append(warm)
+            cpu_before = server.cpu_seconds()
             run, _ = load(
                 port,
                 key,
@@ -348,13 +352,21 @@ def main(argv: list[str] | None = None) -> int:
                 clients=args.clients,
                 batch_size=args.batch_size,
             )
+            cpu_after = server.cpu_seconds()
             run.round, run.phase, run.idle_wait_s = round_number, "measure", round(idle, 2)
+            run.load_average = [round(value, 2) for value in os.getloadavg()]
+            if cpu_before is not None and cpu_after is not None and run.ok:
+                run.server_cpu_s = round(cpu_after - cpu_before, 2)
+                run.server_cpu_us_per_event = round(
+                    1e6 * run.server_cpu_s / (run.ok * run.batch_size), 1
+                )
             runs.append(run)
             print(
                 f"  round {round_number}: {run.events_per_s:>9.0f} events/s  "
                 f"({run.ok} batches, p50 {run.latency_ms.get('p50', 0):.1f} ms, "
                 f"p99 {run.latency_ms.get('p99', 0):.1f} ms, non-200 "
-                f"{run.requests - run.ok}; waited {idle:.1f}s for an idle server first)"
+                f"{run.requests - run.ok}; server CPU {run.server_cpu_us_per_event} us/event; "
+                f"load {run.load_average[0]}; waited {idle:.1f}s for an idle server first)"
             )
 
         problems = []
@@ -389,13 +401,17 @@ def main(argv: list[str] | None = None) -> int:
         "round_events_per_s": [run.events_per_s for run in measured],
         "p50_ms": statistics.median(run.latency_ms.get("p50", 0) for run in measured),
         "p99_ms": statistics.median(run.latency_ms.get("p99", 0) for run in measured),
+        "server_cpu_us_per_event": statistics.median(
+            run.server_cpu_us_per_event or 0 for run in measured
+        ),
         "budget": BUDGET,
     }
     summary["within_budget"] = summary["events_per_s"] >= BUDGET
     verdict = "OK" if summary["within_budget"] else "UNDER BUDGET"
     print(
         f"\nmedian {summary['events_per_s']:.0f} events/s (budget >= {BUDGET}: {verdict}), "
-        f"batch p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms"
+        f"batch p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms, "
+        f"server CPU {summary['server_cpu_us_per_event']} us/event"
     )
     print(
         f"verification: {answered} events answered 200, {count} stored, each once"
