@@ -8,6 +8,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import sqlite3
@@ -277,3 +278,50 @@ def source_tree(commit: str | None, src: Path | None, work_dir: Path) -> dict[st
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
     return {"tree": f"git archive {commit}", "commit": sha, "path": str(target / "src")}
+
+
+# -- py-spy -----------------------------------------------------------------------------------
+
+
+def start_py_spy(
+    stack: contextlib.ExitStack,
+    targets: list[Proc],
+    work_dir: Path,
+    env: dict[str, str],
+    mode: str,
+    results_dir: Path,
+) -> dict[str, Path]:
+    """py-spy (raw format, all threads; `wall` also samples idle ones) on each target until
+    the stack closes; returns the profile paths."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(py_spy).exists():
+        raise BenchError("--py-spy: py-spy is not installed (`.venv/bin/pip install py-spy`)")
+    outputs = {}
+    for target in targets:
+        out = results_dir / f"{work_dir.name}-{target.name}-{mode}.pyspy.txt"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        stack.enter_context(
+            running(
+                f"py-spy {target.name}",
+                [
+                    py_spy,
+                    "record",
+                    "--pid",
+                    str(target.pid),
+                    "--rate",
+                    "200",
+                    "--format",
+                    "raw",
+                    "--threads",
+                    *(["--idle"] if mode == "wall" else []),
+                    "--output",
+                    str(out),
+                ],
+                work_dir / f"py-spy-{target.name}.log",
+                env,
+                stop_signal=signal.SIGINT,  # py-spy writes its output on SIGINT.
+            )
+        )
+        outputs[target.name] = out
+    time.sleep(1.0)  # Let py-spy attach.
+    return outputs

@@ -64,7 +64,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import (
     REPO,
     BenchError,
-    Proc,
     api_key,
     filesystem_of,
     free_port,
@@ -75,6 +74,7 @@ from common import (
     percentile,
     running,
     source_tree,
+    start_py_spy,
     start_sink,
     wait_for,
 )
@@ -346,47 +346,6 @@ def print_table(summary: dict[str, Any]) -> None:
     print(f"\n  budget >= {BUDGET_SENDS_PER_S:.0f} sends/s with one worker process: {verdict}")
 
 
-def start_py_spy(
-    stack: contextlib.ExitStack,
-    targets: list[Proc],
-    work_dir: Path,
-    env: dict[str, str],
-    mode: str,
-) -> dict[str, Path]:
-    py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    if not Path(py_spy).exists():
-        raise BenchError("--py-spy: py-spy is not installed (`.venv/bin/pip install py-spy`)")
-    outputs = {}
-    for target in targets:
-        out = RESULTS_DIR / f"{work_dir.name}-{target.name}-{mode}.pyspy.txt"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        stack.enter_context(
-            running(
-                f"py-spy {target.name}",
-                [
-                    py_spy,
-                    "record",
-                    "--pid",
-                    str(target.pid),
-                    "--rate",
-                    "200",
-                    "--format",
-                    "raw",
-                    "--threads",
-                    *(["--idle"] if mode == "wall" else []),
-                    "--output",
-                    str(out),
-                ],
-                work_dir / f"py-spy-{target.name}.log",
-                env,
-                stop_signal=signal.SIGINT,  # py-spy writes its output on SIGINT.
-            )
-        )
-        outputs[target.name] = out
-    time.sleep(1.0)  # Let py-spy attach.
-    return outputs
-
-
 # -- main ----------------------------------------------------------------------------------------
 
 
@@ -561,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
 
         profiles: dict[str, Path] = {}
         if args.py_spy:
-            profiles = start_py_spy(stack, [worker, api], work_dir, env, args.py_spy)
+            profiles = start_py_spy(stack, [worker, api], work_dir, env, args.py_spy, RESULTS_DIR)
 
         # -- timed --------------------------------------------------------------------------
         print(
