@@ -337,3 +337,19 @@ def test_the_routes_are_in_the_openapi_description(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     for path in ("/v1/identify", "/v1/t", "/v1/batch", "/v1/import", "/v1/b"):
         assert "post" in paths[path]
+
+
+def test_web_pages_may_post_cross_origin(client: TestClient, keys: Keys) -> None:
+    preflight = client.options(
+        "/v1/t",
+        headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code == 204
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+    body = {**SINGLE["track"], "writeKey": keys.test}
+    response = post(client, "/v1/t", body, Origin="https://shop.example")
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    refused = post(client, "/v1/t", {**SINGLE["track"], "writeKey": "nope"})
+    assert refused.headers["Access-Control-Allow-Origin"] == "*"

@@ -29,6 +29,13 @@ from tidings.ingest.validation import MAX_EVENT_BYTES
 PATH = "/inbound/segment"
 _TRACKING = frozenset(TRACKING_PATHS)
 _JSON = (b"content-type", b"application/json")
+_ANY_ORIGIN = (b"access-control-allow-origin", b"*")
+_PREFLIGHT = [
+    _ANY_ORIGIN,
+    (b"access-control-allow-methods", b"POST, OPTIONS"),
+    (b"access-control-allow-headers", b"authorization, content-type, content-encoding"),
+    (b"access-control-max-age", b"86400"),
+]
 
 
 class ClientDisconnected(Exception):
@@ -40,15 +47,24 @@ class IngestFastPath:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if scope["type"] != "http" or scope["method"] not in ("POST", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         path = scope["path"]
+        if scope["method"] == "OPTIONS":
+            if path not in _TRACKING:
+                await self.app(scope, receive, send)
+                return
+            # analytics.js posts from web pages: let any origin send, with a write key.
+            await send({"type": "http.response.start", "status": 204, "headers": _PREFLIGHT})
+            await send({"type": "http.response.body", "body": b""})
+            return
         if path == PATH:
             status, body = await _serve(scope, receive)
             headers: list[tuple[bytes, bytes]] = []
         elif path in _TRACKING:
             status, body, headers = await _serve_tracking(scope, receive, path)
+            headers.append(_ANY_ORIGIN)
         else:
             await self.app(scope, receive, send)
             return
