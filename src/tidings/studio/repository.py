@@ -14,12 +14,9 @@ from tidings.models import (
     AdminSignInToken,
     AdminUser,
     Automation,
-    AutomationRun,
-    AutomationRunStep,
     AutomationTrigger,
     Environment,
     Event,
-    Message,
     Profile,
 )
 from tidings.workspace.service import Scope
@@ -115,34 +112,3 @@ class StudioRepository:
         for event, automation_id in rows:
             linked.setdefault(event, []).append(automation_id)
         return linked
-
-    def messages_of_recipient_since(
-        self, scope: Scope, recipient: str, since_id: int, limit: int
-    ) -> Sequence[Message]:
-        return self.session.scalars(
-            select(Message)
-            .where(
-                Message.environment_id == scope.environment_id,
-                Message.recipient == recipient,
-                Message.id > since_id,
-            )
-            .order_by(Message.id)
-            .limit(limit)
-        ).all()
-
-    def runs_of_event(
-        self, event_pk: int
-    ) -> list[tuple[AutomationRun, Sequence[AutomationRunStep]]]:
-        runs = self.session.scalars(
-            select(AutomationRun)
-            .where(AutomationRun.event_pk == event_pk)
-            .order_by(AutomationRun.id)
-        ).all()
-        return [(run, self.run_steps(run)) for run in runs]
-
-    def run_steps(self, run: AutomationRun) -> Sequence[AutomationRunStep]:
-        return self.session.scalars(
-            select(AutomationRunStep)
-            .where(AutomationRunStep.run_pk == run.id)
-            .order_by(AutomationRunStep.position)
-        ).all()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +20,21 @@ def _pretty_json(value: Any) -> str:
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
 
 
+def _compact_json(value: Any) -> str:
+    """JSON as text; autoescape then escapes it like any other string."""
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _epoch_ms(value: int | None) -> str:
+    if value is None:
+        return ""
+    return _when(datetime.fromtimestamp(value / 1000, tz=UTC))
+
+
 def _when(value: datetime | None) -> str:
     if value is None:
         return ""
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 environment = Environment(
@@ -35,6 +46,8 @@ environment = Environment(
 )
 environment.filters["pretty_json"] = _pretty_json
 environment.filters["when"] = _when
+environment.filters["compact_json"] = _compact_json
+environment.filters["epoch_ms"] = _epoch_ms
 environment.filters["iso"] = isoformat
 
 

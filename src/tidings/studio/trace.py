@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tidings.automation.repository import RunRepository
 from tidings.message import service as message_service
 from tidings.message.repository import MessageRepository
 from tidings.models import AutomationRun, AutomationRunStep, Event, Message, MessageDelivery
@@ -53,16 +54,27 @@ def sent_message(session: Session, message: Message) -> SentMessage:
     )
 
 
+def messages_of_steps(
+    session: Session, scope: Scope, steps: list[AutomationRunStep]
+) -> list[SentMessage]:
+    """The messages that a run's send steps created, from the steps' outputs."""
+    repository = MessageRepository(session)
+    found = []
+    for step in steps:
+        for message_id in _message_ids(step.output):
+            message = repository.get(scope.environment_id, message_id)
+            if message is not None:
+                found.append(sent_message(session, message))
+    return found
+
+
 def of_event(session: Session, scope: Scope, event: Event) -> EventTrace:
     repository = StudioRepository(session)
     linked = repository.automations_by_trigger(scope, event.source).get(event.name, [])
     found = EventTrace(mapped_automations=linked)
-    messages = MessageRepository(session)
-    for run, steps in repository.runs_of_event(event.id):
-        found.runs.append(StartedRun(run, list(steps)))
-        for step in steps:
-            for message_id in _message_ids(step.output):
-                message = messages.get(scope.environment_id, message_id)
-                if message is not None:
-                    found.messages.append(sent_message(session, message))
+    runs = RunRepository(session)
+    for run in runs.of_events([event.id]):
+        steps = list(runs.steps(run.id))
+        found.runs.append(StartedRun(run, steps))
+        found.messages.extend(messages_of_steps(session, scope, steps))
     return found

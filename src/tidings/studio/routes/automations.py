@@ -9,17 +9,29 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
+from tidings.automation import runs
 from tidings.automation import service as automation_service
+from tidings.automation.repository import RunRepository
 from tidings.automation.service import DefinitionError
 from tidings.dependencies import RuntimeDep
 from tidings.errors import AppError
+from tidings.models import Event
+from tidings.models.automation import RunStatus
 from tidings.studio import service
 from tidings.studio.csrf import CheckedForm
 from tidings.studio.dependencies import PREFIX, Admin
 from tidings.studio.templating import render
+from tidings.studio.trace import messages_of_steps
 
 router = APIRouter()
 
+RUN_STATUSES = (
+    RunStatus.PROCESSING,
+    RunStatus.WAITING,
+    RunStatus.PROCESSED,
+    RunStatus.CANCELED,
+    RunStatus.ERROR,
+)
 FORM_FIELDS = ("id", "name", "enabled", "triggers", "cancelation_token", "steps")
 
 
@@ -115,6 +127,72 @@ def new_automation(
             else ""
         )
     return _editor(request, _values(automation_id, definition), new=True)
+
+
+@router.get("/automations/runs")
+def list_runs(
+    request: Request,
+    admin: Admin,
+    runtime: RuntimeDep,
+    automation_id: str = "",
+    status: str = "",
+) -> Response:
+    with runtime.database.read() as session:
+        rows = RunRepository(session).page(
+            admin.scope.environment_id,
+            None,
+            100,
+            automation_ids=[automation_id.strip()] if automation_id.strip() else None,
+            statuses=[status.upper()] if status else None,
+        )
+    filters = {"automation_id": automation_id, "status": status}
+    return render(
+        request,
+        "runs.html",
+        section="automations",
+        runs=rows,
+        filters=filters,
+        statuses=RUN_STATUSES,
+    )
+
+
+def _run_page(
+    request: Request, admin: Admin, runtime: RuntimeDep, run_id: str, flash: str | None = None
+) -> Response:
+    with runtime.database.read() as session:
+        run = runs.get_run(session, admin.scope, run_id)
+        steps = list(RunRepository(session).steps(run.id))
+        messages = messages_of_steps(session, admin.scope, steps)
+        event = session.get(Event, run.event_pk) if run.event_pk is not None else None
+    return render(
+        request,
+        "run.html",
+        section="automations",
+        run=run,
+        steps=steps,
+        messages=messages,
+        event=event,
+        active=run.status in RunStatus.ACTIVE,
+        flash=flash,
+    )
+
+
+@router.get("/automations/runs/{run_id}")
+def run_detail(run_id: str, request: Request, admin: Admin, runtime: RuntimeDep) -> Response:
+    """A run and its step timeline."""
+    return _run_page(request, admin, runtime, run_id)
+
+
+@router.post("/automations/runs/{run_id}/cancel")
+def cancel_run(
+    run_id: str, request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
+) -> Response:
+    try:
+        with runtime.database.write() as session:
+            runs.cancel_by_api(session, admin.scope, run_id)
+    except AppError as exc:
+        return _run_page(request, admin, runtime, run_id, flash=exc.message)
+    return RedirectResponse(f"{PREFIX}/automations/runs/{quote(run_id, safe='')}", status_code=303)
 
 
 @router.get("/automations/{automation_id}")
