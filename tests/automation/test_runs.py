@@ -54,7 +54,7 @@ def segment(client: TestClient, key: str, event: dict[str, Any]) -> None:
 def runs_of(client: TestClient, key: str, **params: str) -> list[dict[str, Any]]:
     response = client.get("/automations/runs", params=params, headers=bearer(key))
     assert response.status_code == 200, response.text
-    results: list[dict[str, Any]] = response.json()["results"]
+    results: list[dict[str, Any]] = response.json()["runs"]
     return results
 
 
@@ -109,9 +109,9 @@ def test_a_track_mapped_to_an_automation_emails_its_properties(
     assert body is not None
     assert "Carrier: Posti" in body.get_content()
 
-    (run,) = runs_of(client, keys.test, automation_id="order-shipped")
-    detail = run_in(client, keys.test, run["id"], "PROCESSED")
-    assert detail["source"] == "segment/track/Order Shipped"
+    (run,) = runs_of(client, keys.test, template_id="order-shipped")
+    detail = run_in(client, keys.test, run["run_id"], "PROCESSED")
+    assert detail["source"] == ["segment/track/Order Shipped"]
     assert detail["event"] == "m-shipped"
     assert detail["recipient"] == "u1"
     assert detail["context"]["data"] == {"order_id": "A-7", "carrier": "Posti"}
@@ -123,7 +123,7 @@ def test_a_track_mapped_to_an_automation_emails_its_properties(
 
     event = client.get("/integrations/segment/events/m-shipped", headers=bearer(keys.test)).json()
     assert event["unmapped"] is False
-    assert [started["id"] for started in event["automation_runs"]] == [run["id"]]
+    assert [started["run_id"] for started in event["automation_runs"]] == [run["run_id"]]
 
 
 def test_an_event_with_no_automation_is_marked_unmapped(client: TestClient, keys: Keys) -> None:
@@ -218,19 +218,19 @@ def test_abandoned_checkout_reminder_is_canceled_by_checkout_completed(
     )
     segment(client, keys.test, track(userId="u2", event="Checkout Started", messageId="c1"))
     (waiting,) = wait_for(
-        lambda: runs_of(client, keys.test, automation_id="abandoned-checkout", status="WAITING"),
+        lambda: runs_of(client, keys.test, template_id="abandoned-checkout", status="WAITING"),
         what="the reminder run waiting",
     )
     assert waiting["cancelation_token"] == "u2-checkout"
     segment(client, keys.test, track(userId="u2", event="Checkout Completed", messageId="c2"))
     (canceler,) = wait_for(
-        lambda: runs_of(client, keys.test, automation_id="checkout-completed", status="PROCESSED"),
+        lambda: runs_of(client, keys.test, template_id="checkout-completed", status="PROCESSED"),
         what="the cancel run",
     )
-    assert client.get(f"/automations/runs/{canceler['id']}", headers=bearer(keys.test)).json()[
+    assert client.get(f"/automations/runs/{canceler['run_id']}", headers=bearer(keys.test)).json()[
         "steps"
-    ][0]["output"]["canceled"] == [waiting["id"]]
-    canceled = run_in(client, keys.test, waiting["id"], "CANCELED")
+    ][0]["output"]["canceled"] == [waiting["run_id"]]
+    canceled = run_in(client, keys.test, waiting["run_id"], "CANCELED")
     assert [step["status"] for step in canceled["steps"]] == ["CANCELED"]
     assert smtp_sink.messages == []
 
@@ -467,9 +467,9 @@ def test_invoke_chains_to_another_automation(client: TestClient, keys: Keys) -> 
     child_id = parent["steps"][0]["output"]["runId"]
     child = run_in(client, keys.test, child_id, "PROCESSED")
     assert child["parent_run_id"] == parent_id
-    assert child["automation_id"] == "tag-user"
+    assert child["template_id"] == "tag-user"
     assert child["version"] == 1
-    assert child["source"] == f"invoke/{parent_id}"
+    assert child["source"] == [f"invoke/{parent_id}"]
     profile = client.get("/profiles/u7", headers=bearer(keys.test)).json()["profile"]
     assert profile == {"tag": "beta-member"}
 
@@ -491,7 +491,7 @@ def test_template_invoke_and_the_runs_api(client: TestClient, keys: Keys) -> Non
     run = run_in(client, keys.test, run_id, "WAITING")
     assert run["cancelation_token"] == "c9"
     assert run["wake_at"] is not None
-    assert [r["id"] for r in runs_of(client, keys.test, status="waiting")] == [run_id]
+    assert [r["run_id"] for r in runs_of(client, keys.test, status="waiting")] == [run_id]
     assert runs_of(client, keys.test, recipient="nobody") == []
 
     canceled = client.post(f"/automations/runs/{run_id}/cancel", headers=bearer(keys.test))
@@ -504,7 +504,7 @@ def test_template_invoke_and_the_runs_api(client: TestClient, keys: Keys) -> Non
     assert missing.status_code == 404
     assert missing.json()["code"] == "run_not_found"
     steps = client.get(f"/automations/runs/{run_id}/steps", headers=bearer(keys.test)).json()
-    assert [step["status"] for step in steps["results"]] == ["CANCELED"]
+    assert [step["status"] for step in steps["steps"]] == ["CANCELED"]
 
 
 def test_a_run_keeps_the_version_it_started_with(client: TestClient, keys: Keys) -> None:
@@ -724,9 +724,9 @@ def test_an_inbound_courier_event_starts_its_automation(client: TestClient, keys
     )
     assert response.status_code == 202, response.text
     (run,) = wait_for(
-        lambda: runs_of(client, keys.test, automation_id="inbound", status="PROCESSED"),
+        lambda: runs_of(client, keys.test, template_id="inbound", status="PROCESSED"),
         what="the inbound run",
     )
-    assert run["source"] == "inbound/plan-upgraded"
+    assert run["source"] == ["inbound/plan-upgraded"]
     profile = client.get("/profiles/u11", headers=bearer(keys.test)).json()["profile"]
     assert profile == {"plan": "team"}

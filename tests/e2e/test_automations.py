@@ -92,19 +92,19 @@ def test_welcome_flow_an_identify_for_a_new_user_sends_one_welcome_email(
         assert body is not None
         assert "Hi Noor, your plan is starter." in body.get_content()
 
-        (run,) = call("GET", "/automations/runs", None).json()["results"]
-        run = _run(call, run["id"], "PROCESSED")
-        run = call("GET", "/automations/runs").json()["results"][0]
+        (run,) = call("GET", "/automations/runs", None).json()["runs"]
+        run = _run(call, run["run_id"], "PROCESSED")
+        run = call("GET", "/automations/runs").json()["runs"][0]
         record = call("GET", "/integrations/segment/events/welcome-1").json()
-        assert [started["automation_id"] for started in record["automation_runs"]] == ["welcome"]
+        assert [started["template_id"] for started in record["automation_runs"]] == ["welcome"]
 
         # The same user identifies again: not new any more, so no second welcome.
         call("POST", "/inbound/segment", identify(messageId="welcome-2", userId="new-user"))
         newer = wait_for(
-            lambda: [r for r in call("GET", "/automations/runs").json()["results"] if r != run],
+            lambda: [r for r in call("GET", "/automations/runs").json()["runs"] if r != run],
             what="the second run",
         )
-        second = _run(call, newer[0]["id"], "PROCESSED")
+        second = _run(call, newer[0]["run_id"], "PROCESSED")
         assert [step["status"] for step in second["steps"]] == ["SKIPPED", "PROCESSED"]
         assert len(smtp_sink.messages) == 1
     finally:
@@ -143,7 +143,7 @@ def test_a_delay_survives_a_restart_and_resumes_on_time(
         server.kill()
         server.start()
         call = _client(settings, server)
-        _run(call, run["id"], "PROCESSED", timeout=30)
+        _run(call, run["run_id"], "PROCESSED", timeout=30)
         wait_for(lambda: smtp_sink.messages, what="the delayed email")
         arrived = time.time()
         assert arrived >= wake_at.timestamp()
@@ -168,7 +168,7 @@ def test_a_wake_up_missed_while_down_runs_at_once_on_start(
         server.start()
         call = _client(settings, server)
         # Well under the sweeper's one-minute period: the start-up sweep found it.
-        _run(call, run["id"], "PROCESSED", timeout=20)
+        _run(call, run["run_id"], "PROCESSED", timeout=20)
         wait_for(lambda: smtp_sink.messages, what="the overdue email")
         assert len(smtp_sink.messages) == 1
     finally:
@@ -226,8 +226,8 @@ def test_a_worker_killed_during_a_runs_send_still_gives_exactly_one_email(
         assert smtp_sink.messages == []
         time.sleep(1.2)
         worker = _worker(settings, tmp_path / "worker-2.log")
-        (run,) = call("GET", "/automations/runs").json()["results"]
-        detail = _run(call, run["id"], "PROCESSED")
+        (run,) = call("GET", "/automations/runs").json()["runs"]
+        detail = _run(call, run["run_id"], "PROCESSED")
         message_id = detail["steps"][0]["output"]["messageId"]
 
         def sent() -> dict[str, Any] | None:

@@ -67,3 +67,70 @@ def test_sdk_sends_a_message_and_reads_its_status(
 
     with pytest.raises(NotFoundError):
         courier.messages.retrieve("msg_does_not_exist")
+
+
+def test_sdk_invokes_automations_and_reads_their_runs(
+    courier: Courier, live_server: LiveServer, smtp_sink: SmtpSink
+) -> None:
+    headers = {"Authorization": f"Bearer {courier.api_key}"}
+    httpx.put(
+        f"{live_server.url}/providers/smtp",
+        json={"config": smtp_sink.provider_config()},
+        headers=headers,
+    ).raise_for_status()
+    httpx.put(
+        f"{live_server.url}/automations/thanks",
+        json={
+            "steps": [
+                {"action": "send", "content": {"title": "Thanks, {{ data.name }}", "body": "."}}
+            ]
+        },
+        headers=headers,
+    ).raise_for_status()
+
+    first = courier.automations.invoke.invoke_by_template(
+        "thanks",
+        recipient="u2",
+        profile={"email": "u2@example.org"},
+        data={"name": "Ines"},
+        idempotency_key="thanks-u2",
+    )
+    again = courier.automations.invoke.invoke_by_template(
+        "thanks",
+        recipient="u2",
+        profile={"email": "u2@example.org"},
+        data={"name": "Ines"},
+        idempotency_key="thanks-u2",
+    )
+    assert again.run_id == first.run_id
+    wait_for(lambda: smtp_sink.messages, what="the automation's email")
+    assert [email["Subject"] for email in smtp_sink.messages] == ["Thanks, Ines"]
+
+    def processed() -> list[Any] | None:
+        page = courier.automations.runs.list(template_id="thanks", status="PROCESSED")
+        return page.runs or None
+
+    (run,) = wait_for(processed, what="the run listed as PROCESSED")
+    assert run.run_id == first.run_id
+    assert run.template_id == "thanks"
+    assert run.source == ["invoke/thanks"]
+    (step,) = courier.automations.runs.list_steps(first.run_id).steps
+    assert step.action == "send"
+    assert step.status == "PROCESSED"
+    assert step.message_id is not None
+    message = httpx.get(f"{live_server.url}/messages/{step.message_id}", headers=headers).json()
+    assert message["recipient"] == "u2"
+
+    ad_hoc = courier.automations.invoke.invoke_ad_hoc(
+        automation={
+            "steps": [{"action": "update-profile", "profile": {"vip": True}, "merge": "overwrite"}]
+        },
+        recipient="u2",
+    )
+    wait_for(
+        lambda: (
+            courier.automations.runs.list(status="PROCESSED,ERROR").runs[0].run_id == ad_hoc.run_id
+        ),
+        what="the ad hoc run",
+    )
+    assert courier.profiles.retrieve("u2").profile == {"vip": True}

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Response
+import orjson
+from fastapi import APIRouter, Body, Header, Query, Response
 from sqlalchemy.orm import Session
 
 from tidings.automation import runs, service
@@ -24,9 +26,14 @@ from tidings.automation.schemas import (
     VersionResponse,
 )
 from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.errors import BadRequest
 from tidings.kit.pagination import decode_cursor, encode_cursor
-from tidings.kit.time import isoformat
+from tidings.kit.time import isoformat, parse_timestamp, utcnow
+from tidings.message.repository import IdempotencyRepository
+from tidings.message.service import idempotent_replay, request_hash
 from tidings.models import Automation, AutomationRun, AutomationVersion
+from tidings.runtime import Runtime
+from tidings.workspace.service import Scope
 
 router = APIRouter(prefix="/automations", tags=["automations"])
 
@@ -96,11 +103,11 @@ def run_views(session: Session, rows: Sequence[AutomationRun]) -> list[RunView]:
     events = repository.event_message_ids({row.event_pk for row in rows if row.event_pk})
     return [
         RunView(
-            id=row.run_id,
-            automation_id=row.automation_id,
+            run_id=row.run_id,
+            template_id=row.automation_id,
             version=versions.get(row.version_pk) if row.version_pk else None,
             status=row.status,
-            source=row.source,
+            source=[row.source],
             recipient=row.recipient,
             cancelation_token=row.cancelation_token,
             event=events.get(row.event_pk) if row.event_pk else None,
@@ -117,21 +124,27 @@ def run_views(session: Session, rows: Sequence[AutomationRun]) -> list[RunView]:
     ]
 
 
-def _step_views(session: Session, run: AutomationRun) -> list[RunStepView]:
-    return [
-        RunStepView(
-            position=step.position,
-            action=step.action,
-            ref=step.ref,
-            status=step.status,
-            output=step.output,
-            error=step.error,
-            started_at=isoformat(step.started_at) or "",
-            updated_at=isoformat(step.updated_at) or "",
-            finished_at=isoformat(step.finished_at),
+def step_views(session: Session, run: AutomationRun) -> list[RunStepView]:
+    views = []
+    for step in RunRepository(session).steps(run.id):
+        output = step.output or {}
+        message_id = output.get("messageId") or output.get("requestId")
+        views.append(
+            RunStepView(
+                step_id=f"{run.run_id}/{step.position}",
+                action=step.action,
+                status=step.status,
+                created_at=isoformat(step.started_at) or "",
+                updated_at=isoformat(step.updated_at) or "",
+                finished_at=isoformat(step.finished_at),
+                message_id=message_id if isinstance(message_id, str) else None,
+                position=step.position,
+                ref=step.ref,
+                output=step.output,
+                error=step.error,
+            )
         )
-        for step in RunRepository(session).steps(run.id)
-    ]
+    return views
 
 
 def run_detail(session: Session, run: AutomationRun) -> RunDetail:
@@ -140,36 +153,76 @@ def run_detail(session: Session, run: AutomationRun) -> RunDetail:
     return RunDetail(
         **run_views(session, [run])[0].model_dump(),
         context=context,
-        steps=_step_views(session, run),
+        steps=step_views(session, run),
     )
+
+
+def _csv(value: str | None) -> list[str] | None:
+    items = [item.strip() for item in (value or "").split(",") if item.strip()]
+    return items or None
+
+
+def _date(value: str | None, field: str, end: bool) -> datetime | None:
+    if value is None:
+        return None
+    if len(value) == 10:
+        value += "T23:59:59.999999Z" if end else "T00:00:00Z"
+    parsed = parse_timestamp(value)
+    if parsed is None:
+        raise BadRequest(
+            f"{field}: {value!r} is not an ISO 8601 date or timestamp, e.g. 2026-08-18 or "
+            "2026-08-18T20:06:36Z.",
+            code="invalid_date",
+            field=field,
+        )
+    return parsed
+
+
+def _limit(value: str | None) -> int:
+    """Courier's rule: 1 to 50, default 20, out-of-range clamped, non-numbers ignored."""
+    try:
+        return max(1, min(50, int(value))) if value is not None else 20
+    except ValueError:
+        return 20
 
 
 @router.get("/runs", response_model=RunList, tags=["automation runs"])
 def list_runs(
     caller: Caller,
     session: ReadSession,
-    automation_id: Annotated[str | None, Query(description="Runs of this automation.")] = None,
+    template_id: Annotated[str | None, Query(description="Comma-separated automation ids.")] = None,
     status: Annotated[
-        str | None, Query(description="PROCESSING, WAITING, PROCESSED, CANCELED or ERROR.")
+        str | None,
+        Query(description="Comma-separated: PROCESSING, WAITING, PROCESSED, CANCELED, ERROR."),
     ] = None,
     recipient: Annotated[str | None, Query(description="Runs for this user id.")] = None,
+    start_date: Annotated[
+        str | None, Query(description="Inclusive lower bound on created_at (ISO 8601).")
+    ] = None,
+    end_date: Annotated[
+        str | None, Query(description="Inclusive upper bound on created_at (ISO 8601).")
+    ] = None,
     cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    limit: Annotated[str | None, Query(description="1 to 50; default 20.")] = None,
 ) -> RunList:
-    """Automation runs, newest first."""
+    """Automation runs, newest first (Courier's list shape: `runs`, `next_cursor`)."""
+    size = _limit(limit)
+    statuses = _csv(status)
     rows = RunRepository(session).page(
         caller.environment_id,
         decode_cursor(cursor),
-        limit + 1,
-        automation_id=automation_id,
-        status=status.upper() if status else None,
+        size + 1,
+        automation_ids=_csv(template_id),
+        statuses=[item.upper() for item in statuses] if statuses else None,
         recipient=recipient,
+        created_from=_date(start_date, "start_date", end=False),
+        created_to=_date(end_date, "end_date", end=True),
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
+    more = len(rows) > size
+    rows = rows[:size]
     return RunList(
-        paging={"cursor": encode_cursor(rows[-1].id) if more else None, "more": more},
-        results=run_views(session, rows),
+        runs=run_views(session, rows),
+        next_cursor=encode_cursor(rows[-1].id) if more else None,
     )
 
 
@@ -181,7 +234,8 @@ def get_run(run_id: str, caller: Caller, session: ReadSession) -> RunDetail:
 
 @router.get("/runs/{run_id}/steps", response_model=RunStepList, tags=["automation runs"])
 def get_run_steps(run_id: str, caller: Caller, session: ReadSession) -> RunStepList:
-    return RunStepList(results=_step_views(session, runs.get_run(session, caller, run_id)))
+    """Every step the run has reached (Courier's `steps` shape)."""
+    return RunStepList(steps=step_views(session, runs.get_run(session, caller, run_id)))
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunDetail, tags=["automation runs"])
@@ -192,14 +246,63 @@ def cancel_run(run_id: str, caller: Caller, runtime: RuntimeDep) -> RunDetail:
         return run_detail(session, run)
 
 
-@router.post("/invoke", status_code=202, response_model=InvokeResponse, tags=["automation runs"])
-def invoke_ad_hoc(body: AdHocInvokeBody, caller: Caller, runtime: RuntimeDep) -> InvokeResponse:
-    """Run steps given inline (Courier's ad hoc invoke). Answers once the run is committed."""
+def _invoke(
+    runtime: Runtime,
+    caller: Scope,
+    idempotency_key: str | None,
+    body: dict[str, Any],
+    start: Callable[[Session], AutomationRun],
+) -> Response:
+    """Start a run and answer 202 `{runId}`; an Idempotency-Key replays the first answer."""
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
+        raise BadRequest("Idempotency-Key must be 1 to 255 characters.", field="Idempotency-Key")
+    body_hash = request_hash(body)
     with runtime.database.write() as session:
-        run = runs.invoke_ad_hoc(session, caller, body.model_dump(exclude_none=True))
-        run_pk, run_id = run.id, run.run_id
+        if idempotency_key:
+            replay = idempotent_replay(session, caller, idempotency_key, body_hash)
+            if replay is not None:
+                return _json(replay[1], replay[0])
+        run = start(session)
+        run_pk, answer = run.id, {"runId": run.run_id}
+        if idempotency_key:
+            IdempotencyRepository(session).claim(
+                caller.environment_id,
+                idempotency_key,
+                body_hash,
+                202,
+                answer,
+                utcnow() + timedelta(seconds=runtime.settings.idempotency_ttl_seconds),
+            )
     runtime.jobs.advance_run(run_pk)
-    return InvokeResponse(runId=run_id)
+    return _json(answer, 202)
+
+
+def _json(body: dict[str, Any], status_code: int) -> Response:
+    return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(alias="Idempotency-Key", description="Repeats replay the first answer for 24 h."),
+]
+
+
+@router.post("/invoke", status_code=202, response_model=InvokeResponse, tags=["automation runs"])
+def invoke_ad_hoc(
+    body: AdHocInvokeBody,
+    caller: Caller,
+    runtime: RuntimeDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """Run steps given inline (Courier's ad hoc invoke). Answers once the run is committed."""
+    payload = body.model_dump(exclude_none=True)
+    return _invoke(
+        runtime,
+        caller,
+        idempotency_key,
+        {"ad_hoc": payload},
+        lambda session: runs.invoke_ad_hoc(session, caller, payload),
+    )
 
 
 @router.post(
@@ -209,15 +312,21 @@ def invoke_ad_hoc(body: AdHocInvokeBody, caller: Caller, runtime: RuntimeDep) ->
     tags=["automation runs"],
 )
 def invoke(
-    automation_id: str, caller: Caller, runtime: RuntimeDep, body: InvokeBody | None = None
-) -> InvokeResponse:
+    automation_id: str,
+    caller: Caller,
+    runtime: RuntimeDep,
+    body: InvokeBody | None = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """Start a run of the automation's current version, enabled or not."""
     payload = body.model_dump(exclude_none=True) if body is not None else {}
-    with runtime.database.write() as session:
-        run = runs.invoke(session, caller, automation_id, payload)
-        run_pk, run_id = run.id, run.run_id
-    runtime.jobs.advance_run(run_pk)
-    return InvokeResponse(runId=run_id)
+    return _invoke(
+        runtime,
+        caller,
+        idempotency_key,
+        {"automation": automation_id, **payload},
+        lambda session: runs.invoke(session, caller, automation_id, payload),
+    )
 
 
 @router.put("/{automation_id}", response_model=AutomationResponse, openapi_extra=_BODY_SCHEMA)

@@ -201,20 +201,26 @@ class RunRepository:
         before_id: int | None,
         limit: int,
         *,
-        automation_id: str | None = None,
-        status: str | None = None,
+        automation_ids: list[str] | None = None,
+        statuses: list[str] | None = None,
         recipient: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
     ) -> Sequence[AutomationRun]:
         """Newest first."""
         query = select(AutomationRun).where(AutomationRun.environment_id == environment_id)
         if before_id is not None:
             query = query.where(AutomationRun.id < before_id)
-        if automation_id is not None:
-            query = query.where(AutomationRun.automation_id == automation_id)
-        if status is not None:
-            query = query.where(AutomationRun.status == status)
+        if automation_ids:
+            query = query.where(AutomationRun.automation_id.in_(automation_ids))
+        if statuses:
+            query = query.where(AutomationRun.status.in_(statuses))
         if recipient is not None:
             query = query.where(AutomationRun.recipient == recipient)
+        if created_from is not None:
+            query = query.where(AutomationRun.created_at >= created_from)
+        if created_to is not None:
+            query = query.where(AutomationRun.created_at <= created_to)
         return self.session.scalars(query.order_by(AutomationRun.id.desc()).limit(limit)).all()
 
     def of_events(self, event_pks: Sequence[int]) -> Sequence[AutomationRun]:

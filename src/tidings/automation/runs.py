@@ -660,12 +660,15 @@ def _data_source_plan(
 def _request(http: httpx.Client, plan: FetchCall) -> dict[str, Any]:
     """The response object; RetryableStepError or StepFailed otherwise."""
     try:
+        body = plan.body if plan.method != "GET" else None
         response = http.request(
             plan.method,
             plan.url,
             headers=plan.headers,
             params=plan.params or None,
-            json=plan.body if plan.body is not None and plan.method != "GET" else None,
+            # A string body (as Courier's SDK types it) is sent as is; anything else as JSON.
+            content=body if isinstance(body, str) else None,
+            json=body if body is not None and not isinstance(body, str) else None,
         )
     except httpx.HTTPError as exc:
         raise RetryableStepError(f"fetch-data: {plan.method} {plan.url} failed: {exc}") from exc

@@ -93,23 +93,31 @@ class InvokeResponse(BaseModel):
 
 
 class RunStepView(BaseModel):
-    position: int
+    """Courier's AutomationRunStep, plus the step's position, ref, output and error."""
+
+    step_id: str
     action: str
-    ref: str | None
     status: str
-    output: dict[str, Any] | None
-    error: str | None
-    started_at: str
+    created_at: str = Field(description="When the step started.")
     updated_at: str
     finished_at: str | None
+    message_id: str | None = Field(description="The message a send step made (or its request).")
+    position: int
+    ref: str | None
+    output: dict[str, Any] | None
+    error: str | None
 
 
 class RunView(BaseModel):
-    id: str
-    automation_id: str | None
+    """Courier's AutomationRunListItem, plus what Tidings knows of the run."""
+
+    run_id: str
+    template_id: str | None = Field(description="The automation; null for an ad hoc run.")
     version: int | None
     status: str
-    source: str
+    source: list[str] = Field(
+        description='What started the run, e.g. ["segment/track/Order Shipped"]. Diagnostic.'
+    )
     recipient: str | None
     cancelation_token: str | None
     event: str | None = Field(description="The messageId of the event that started the run.")
@@ -131,9 +139,11 @@ class RunDetail(RunView):
 
 
 class RunList(BaseModel):
-    paging: dict[str, Any]
-    results: list[RunView]
+    """Courier's AutomationRunListResponse."""
+
+    runs: list[RunView]
+    next_cursor: str | None = Field(description="Pass back as `cursor`; null on the last page.")
 
 
 class RunStepList(BaseModel):
-    results: list[RunStepView]
+    steps: list[RunStepView]

@@ -48,8 +48,8 @@ class EventSummary(BaseModel):
 
 
 class StartedRun(BaseModel):
-    id: str
-    automation_id: str | None
+    run_id: str
+    template_id: str | None
     status: str
 
 
@@ -71,7 +71,7 @@ class EventDetail(EventSummary):
         return cls(
             **summary.model_dump(),
             automation_runs=[
-                StartedRun(id=run.run_id, automation_id=run.automation_id, status=run.status)
+                StartedRun(run_id=run.run_id, template_id=run.automation_id, status=run.status)
                 for run in runs
             ],
             payload=event.payload,
