@@ -730,3 +730,47 @@ def test_an_inbound_courier_event_starts_its_automation(client: TestClient, keys
     assert run["source"] == ["inbound/plan-upgraded"]
     profile = client.get("/profiles/u11", headers=bearer(keys.test)).json()["profile"]
     assert profile == {"plan": "team"}
+
+
+def test_an_anonymous_visitors_track_runs_for_its_anonymous_profile(
+    client: TestClient, keys: Keys, smtp_sink: SmtpSink
+) -> None:
+    setup_email(client, keys.test, smtp_sink)
+    put(
+        client,
+        keys.test,
+        "/automations/guide",
+        {
+            "triggers": [{"source": "segment", "event": "track/Guide Requested"}],
+            "steps": [{"action": "send", "content": {"title": "Your guide", "body": "."}}],
+        },
+    )
+    segment(
+        client,
+        keys.test,
+        {
+            "type": "identify",
+            "messageId": "anon-identify",
+            "anonymousId": "visitor-1",
+            "traits": {"email": "visitor@example.org"},
+        },
+    )
+    wait_for(
+        lambda: client.get("/profiles/visitor-1", headers=bearer(keys.test)).status_code == 200,
+        what="the anonymous profile",
+    )
+    segment(
+        client,
+        keys.test,
+        {
+            "type": "track",
+            "messageId": "anon-track",
+            "anonymousId": "visitor-1",
+            "event": "Guide Requested",
+            "properties": {},
+        },
+    )
+    wait_for(lambda: smtp_sink.messages, what="the guide email")
+    assert smtp_sink.messages[0]["To"] == "visitor@example.org"
+    (run,) = runs_of(client, keys.test, template_id="guide")
+    assert run["recipient"] == "visitor-1"

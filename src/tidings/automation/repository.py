@@ -266,7 +266,10 @@ class RunRepository:
             AutomationRun.status == RunStatus.WAITING, AutomationRun.wake_at <= now
         )
         stalled = select(AutomationRun.id).where(
-            AutomationRun.status == RunStatus.PROCESSING, AutomationRun.updated_at <= stale_before
+            AutomationRun.status == RunStatus.PROCESSING,
+            AutomationRun.updated_at <= stale_before,
+            # A run waiting out a retry's backoff has wake_at set to the retry time.
+            (AutomationRun.wake_at.is_(None)) | (AutomationRun.wake_at <= now),
         )
         ids = list(self.session.scalars(waking.limit(limit)).all())
         ids += self.session.scalars(stalled.limit(max(0, limit - len(ids)))).all()

@@ -311,7 +311,8 @@ def start_triggered_runs(session: Session, event: Event) -> list[AutomationRun]:
                 source=f"{source}/{name}",
                 automation_id=automation.automation_id,
                 version_pk=version.id,
-                recipient=event.user_id,
+                # An anonymous visitor's events go to its anonymous profile.
+                recipient=event.user_id or event.anonymous_id,
                 data=event_data(event),
                 event=event.payload,
                 event_pk=event.id,
@@ -468,6 +469,7 @@ def _finish_step(
     run.step_index += 1
     run.attempts = 0
     run.error = None
+    run.wake_at = None
     run.updated_at = now
     if run.step_index >= run.step_count:
         run.status = RunStatus.PROCESSED
@@ -585,6 +587,7 @@ def _fail(
                 row.finished_at = now
         else:
             retry_at = now + timedelta(seconds=backoff_seconds(context.settings, run.attempts))
+            run.wake_at = retry_at  # the sweeper leaves it alone until then
         status = run.status
     if retry_at is not None:
         scheduler.advance_run(run_pk, eta=retry_at)
