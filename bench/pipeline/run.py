@@ -464,19 +464,38 @@ def breakdown(
 
 @dataclass
 class Latency:
+    """Percentiles in ms. With `missing` values (events not delivered by the drain timeout)
+    counted as infinitely late, a percentile that falls among them is None: "beyond the
+    drain timeout", never a flattering figure over the delivered ones only."""
+
     p50: float | None
     p90: float | None
     p99: float | None
     max: float | None
 
     @classmethod
-    def of(cls, values: list[float]) -> Latency:
+    def of(cls, values: list[float], missing: int = 0) -> Latency:
+        ordered = sorted(values)
         return cls(
-            ms(percentile(values, 0.5)),
-            ms(percentile(values, 0.9)),
-            ms(percentile(values, 0.99)),
-            ms(max(values, default=None)),
+            _rank(ordered, missing, 0.5),
+            _rank(ordered, missing, 0.9),
+            _rank(ordered, missing, 0.99),
+            ms(ordered[-1]) if ordered and not missing else None,
         )
+
+
+def _rank(ordered: list[float], missing: int, q: float) -> float | None:
+    """The q-quantile (linear interpolation) of `ordered` plus `missing` infinite values."""
+    total = len(ordered) + missing
+    if not total:
+        return None
+    position = (total - 1) * q
+    low = int(position)
+    high = min(low + 1, total - 1)
+    if (high >= len(ordered) and position > low) or low >= len(ordered):
+        return None
+    upper = ordered[high] if high < len(ordered) else ordered[low]
+    return ms(ordered[low] + (upper - ordered[low]) * (position - low))
 
 
 @dataclass
@@ -489,7 +508,8 @@ class Outcome:
     offered_rate: float
     delivered: int
     undelivered_at_drain: int
-    lost: int  # after the final settle: never reached the sink
+    lost: int  # after the final settle: not in the sink although Tidings has finished
+    unfinished: int  # after the final settle: still queued in Tidings when the run stopped
     duplicates: int
     refused: int
     retried: int
@@ -530,14 +550,15 @@ def outcome(
         delivered=len(first_accept),
         undelivered_at_drain=sum(1 for s in good if s.seq not in first_accept),
         lost=sum(1 for s in good if s.seq not in first_accept),
+        unfinished=0,
         duplicates=sum(count - 1 for count in counts.values() if count > 1),
         refused=len(sent) - len(good),
         retried=sum(1 for s in sent if s.retried),
         wrong_recipient=sum(
             1 for a in first_accept.values() if a.rcpt != [email_of(user_id(a.seq, users))]
         ),
-        latency_ms=Latency.of(latencies),
-        latency_from_schedule_ms=Latency.of(from_schedule),
+        latency_ms=Latency.of(latencies, len(good) - len(latencies)),
+        latency_from_schedule_ms=Latency.of(from_schedule, len(good) - len(from_schedule)),
         sender_lag_ms=Latency.of([s.dispatched - s.scheduled for s in sent]),
         connection_wait_ms=Latency.of([s.written - s.dispatched for s in sent]),
         answer_ms=Latency.of([s.answered - s.written for s in sent if s.answered]),
@@ -566,6 +587,7 @@ class Step:
     wall_seconds: float
     drain_seconds: float
     pending_after: dict[str, int] = field(default_factory=dict)
+    pending_before: dict[str, int] = field(default_factory=dict)
 
 
 def judge(pipeline: Outcome, args: argparse.Namespace) -> tuple[str, list[str]]:
@@ -591,7 +613,7 @@ def judge(pipeline: Outcome, args: argparse.Namespace) -> tuple[str, list[str]]:
         )
     p99 = pipeline.latency_ms.p99
     if p99 is None or p99 > args.sustain_p99_ms:
-        reasons.append(f"p99 {p99} ms > {args.sustain_p99_ms:.0f} ms")
+        reasons.append(f"p99 {shown(p99)} > {args.sustain_p99_ms:.0f} ms")
     waited = pipeline.connection_wait_ms.p99
     if waited is not None and waited > args.lag_bound_ms:
         reasons.append(
@@ -610,6 +632,38 @@ def judge(pipeline: Outcome, args: argparse.Namespace) -> tuple[str, list[str]]:
 
 def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 1) if a is not None and b else None
+
+
+def unfinished_seqs(database: Path, run_tag: str, seqs: list[int]) -> set[int]:
+    """Of these events, the ones Tidings has not finished: the event not processed yet, its
+    run still active, or its message not yet sent. The others, if not in the sink, are lost."""
+    if not seqs:
+        return set()
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+    unfinished = set()
+    try:
+        for seq in seqs:
+            row = connection.execute(
+                "SELECT e.status, r.status, m.status FROM event e"
+                " LEFT JOIN automation_run r ON r.event_pk = e.id"
+                " LEFT JOIN automation_run_step s ON s.run_pk = r.id AND s.position = 0"
+                " LEFT JOIN message m ON m.environment_id = r.environment_id"
+                "   AND m.request_id = json_extract(s.output, '$.requestId')"
+                " WHERE e.message_id = ?",
+                (f"{run_tag}-{seq}",),
+            ).fetchone()
+            if row is None:
+                continue  # never stored: lost
+            event_status, run_status, message_status = row
+            if (
+                event_status == "received"
+                or run_status in ("PROCESSING", "WAITING")
+                or message_status in ("ENQUEUED", "DELAYED", "ROUTED")
+            ):
+                unfinished.add(seq)
+    finally:
+        connection.close()
+    return unfinished
 
 
 def pending(database: Path) -> dict[str, int]:
@@ -808,24 +862,28 @@ def warm_up(
 # -- reporting ---------------------------------------------------------------------------------
 
 
+def shown(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} ms"
+
+
 def print_step(step: Step) -> None:
     p, f = step.pipeline, step.floor
     print(
         f"\n  {step.rate:.0f} events/s: {step.verdict.upper()}\n"
-        f"    pipeline  p50 {p.latency_ms.p50} ms, p99 {p.latency_ms.p99} ms, max "
-        f"{p.latency_ms.max} ms; {p.delivered}/{p.events} delivered, "
-        f"{p.delivered_per_s}/s; last email +{p.last_accept_after_last_send_s} s after the "
-        f"last event\n"
-        f"    floor     p50 {f.latency_ms.p50} ms, p99 {f.latency_ms.p99} ms "
-        f"(ratio p50 {step.ratios['p50']}x, p99 {step.ratios['p99']}x)\n"
-        f"    sender    offered {p.offered_rate}/s, own lag p99 {p.sender_lag_ms.p99} ms, "
-        f"connection wait p99 {p.connection_wait_ms.p99} ms, 202 in p50 {p.answer_ms.p50} / "
-        f"p99 {p.answer_ms.p99} ms; refused {p.refused}, duplicates so far {p.duplicates}"
+        f"    pipeline  p50 {shown(p.latency_ms.p50)}, p99 {shown(p.latency_ms.p99)}, max "
+        f"{shown(p.latency_ms.max)} ('-': beyond the drain timeout); {p.delivered}/{p.events} "
+        f"delivered, {p.delivered_per_s}/s; last email +{p.last_accept_after_last_send_s} s "
+        "after the last event\n"
+        f"    floor     p50 {shown(f.latency_ms.p50)}, p99 {shown(f.latency_ms.p99)} "
+        f"(pipeline / floor: p50 {step.ratios['p50']}x, p99 {step.ratios['p99']}x)\n"
+        f"    sender    offered {p.offered_rate}/s, own lag p99 {shown(p.sender_lag_ms.p99)}, "
+        f"connection wait p99 {shown(p.connection_wait_ms.p99)}, 202 in p50 "
+        f"{shown(p.answer_ms.p50)} / p99 {shown(p.answer_ms.p99)}; refused {p.refused}"
     )
     for reason in step.reasons:
         print(f"    - {reason}")
     for name, figures in step.hops_ms.items():
-        print(f"    {name:<32} p50 {figures['p50']:>8} ms   p99 {figures['p99']:>8} ms")
+        print(f"    {name:<32} p50 {shown(figures['p50']):>11}   p99 {shown(figures['p99']):>11}")
     print(
         f"    CPU s {json.dumps(step.cpu_seconds)}; other processes "
         f"{step.other_processes_cpu_seconds} s in {step.wall_seconds} s ({os.cpu_count()} CPUs)"
@@ -839,8 +897,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--rates",
-        default="50,100,200,300,400,600",
-        help="events/s to step through, ascending; stops at the first not sustained",
+        default="10,25,50,100,200,300,400,600",
+        help="events/s to step through, ascending; stops at the first not sustained (the "
+        "budget rate is then still measured once)",
     )
     parser.add_argument("--all-rates", action="store_true", help="do not stop at a failed rate")
     parser.add_argument("--seconds", type=float, default=10.0, help="seconds of events per rate")
@@ -875,7 +934,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--settle-timeout",
         type=float,
-        default=60.0,
+        default=30.0,
         help="after the last rate, max seconds to wait for Tidings to finish, before counting "
         "losses and duplicates",
     )
@@ -1014,27 +1073,44 @@ def main(argv: list[str] | None = None) -> int:
 
         next_seq = 0
         series: list[tuple[range, list[Sent]]] = []
-        for rate in args.rates:
+        rates = list(args.rates)
+        while rates:
+            rate = rates.pop(0)
+            backlog = pending(database)
+            if any(backlog.values()):
+                # What a failed rate left behind would be counted against this one.
+                settle(database, record, procs, args.settle_timeout)
+                backlog = pending(database)
             step, seqs, sent = run_rate(
                 rate, next_seq, args, record, procs, server, sink, key, run_tag, database
             )
+            step.pending_before = backlog
             next_seq = seqs.stop
             steps.append(step)
             series.append((seqs, sent))
             print_step(step)
             if step.verdict != "sustained" and not args.all_rates:
-                break
+                measured = {step.rate for step in steps}
+                rates = [args.budget_rate] if args.budget_rate not in measured else []
+                if rates:
+                    print("\n  stepping stops; the budget rate is measured once more:")
             time.sleep(1.0)
         settled = settle(database, record, procs, args.settle_timeout)
         for step, (seqs, sent) in zip(steps, series, strict=True):
             final = outcome(step.rate, seqs, sent, record.of("pipeline", seqs), args.users, 202)
-            step.pipeline.lost = final.lost
+            delivered = {accept.seq for accept in record.of("pipeline", seqs)}
+            missing = [s.seq for s in sent if s.status == 202 and s.seq not in delivered]
+            unfinished = unfinished_seqs(database, run_tag, missing)
+            step.pipeline.lost = final.lost - len(unfinished)
+            step.pipeline.unfinished = len(unfinished)
             step.pipeline.duplicates = final.duplicates
             step.pipeline.wrong_recipient = final.wrong_recipient
         print(
-            f"\n  after the last rate: Tidings {'settled' if settled else 'NOT settled'}; "
+            f"\n  after the last rate: Tidings {'settled' if settled else 'NOT settled'} "
+            f"(waited at most {args.settle_timeout:.0f} s); "
             f"lost {sum(s.pipeline.lost for s in steps)}, "
-            f"duplicates {sum(s.pipeline.duplicates for s in steps)}"
+            f"duplicates {sum(s.pipeline.duplicates for s in steps)}, "
+            f"still queued {sum(s.pipeline.unfinished for s in steps)}"
         )
         data_filesystem = filesystem_of(data_dir.resolve())
         if profiles:
@@ -1060,7 +1136,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\n  highest rate sustained: {highest if highest is not None else 'none'} events/s"
         f"\n  budget p99 <= {args.budget_p99_ms:.0f} ms at {args.budget_rate:.0f} events/s: "
         f"{budget['verdict'].upper()}"
-        + (f" ({budget['measured_p99_ms']} ms)" if "measured_p99_ms" in budget else "")
+        + (f" (p99 {shown(budget['measured_p99_ms'])})" if "measured_p99_ms" in budget else "")
     )
     integrity_ok = all(
         not (s.pipeline.lost or s.pipeline.duplicates or s.pipeline.wrong_recipient) for s in steps
