@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PG_URL ?= postgresql://127.0.0.1:5432/test
 REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: run test lint browser test-sqlite test-postgres bench clean
+.PHONY: run test lint browser test-sqlite test-postgres bench bench-pipeline clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -74,8 +74,13 @@ test-postgres: $(VENV)/.test-installed $(NODE_TEST_DIR)/node_modules/.installed 
 
 test: lint test-sqlite test-postgres
 
+# Benchmarks (docs/benchmarks.md): ingest, then the Segment event -> automation -> SMTP pipeline.
 bench: $(VENV)/.test-installed
 	$(BIN)/python bench/ingest/run.py
+	$(BIN)/python bench/pipeline/run.py
+
+bench-pipeline: $(VENV)/.test-installed
+	$(BIN)/python bench/pipeline/run.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
