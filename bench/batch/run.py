@@ -41,6 +41,8 @@ from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any
 
+import orjson
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import BenchError, api_key, filesystem_of, free_port
 
@@ -65,7 +67,7 @@ PATH = "/v1/batch"
 BUDGET = 20_000
 
 
-def event(message_id: str, n: int) -> dict[str, Any]:
+def event(message_id: str, n: int, timestamp: str) -> dict[str, Any]:
     """A track as analytics-python builds it."""
     return {
         "type": "track",
@@ -73,18 +75,16 @@ def event(message_id: str, n: int) -> dict[str, Any]:
         "userId": f"bench-user-{n % 1000}",
         "properties": {"order_id": n, "revenue": 19.99, "currency": "EUR"},
         "messageId": message_id,
-        "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+        "timestamp": timestamp,
         "context": {"library": {"name": "analytics-python", "version": "2.3.4"}},
         "integrations": {},
     }
 
 
 def batch_body(key: str, prefix: str, size: int) -> bytes:
-    items = [event(f"{prefix}-{n}", n) for n in range(size)]
     sent_at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-    return json.dumps(
-        {"batch": items, "sentAt": sent_at, "writeKey": key}, separators=(",", ":")
-    ).encode()
+    items = [event(f"{prefix}-{n}", n, sent_at) for n in range(size)]
+    return orjson.dumps({"batch": items, "sentAt": sent_at, "writeKey": key})
 
 
 @dataclass
