@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import orjson
@@ -93,6 +93,27 @@ class Database:
         # wakes the next one at once, instead of sleeping in SQLite's busy handler.
         with self._write_lock, self._write() as session, session.begin():
             yield session
+
+    @contextmanager
+    def write_driver(self) -> Iterator[Any]:
+        """A write transaction on the driver's own connection: yields a DB-API cursor, for a
+        hot path of a few fixed statements where a Session's bookkeeping would cost more
+        than the SQL. The same lock and `BEGIN IMMEDIATE` as `write()`; committed at the
+        end, rolled back on error."""
+        with self._write_lock or nullcontext():
+            connection = self.engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                if self._write_lock is not None:
+                    cursor.execute("BEGIN IMMEDIATE")
+                yield cursor
+                cursor.close()
+                connection.commit()
+            except BaseException:
+                connection.rollback()
+                raise
+            finally:
+                connection.close()
 
     @contextmanager
     def read(self) -> Iterator[Session]:

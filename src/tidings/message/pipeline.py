@@ -34,8 +34,8 @@ from tidings.db import Database
 from tidings.inbox.service import InboxBroker
 from tidings.inbox.service import store as store_inbox_message
 from tidings.kit.time import utcnow
-from tidings.message.repository import MessageRepository
-from tidings.message.routing import plan_routes
+from tidings.message.repository import MessageRepository, record_sent
+from tidings.message.routing import Route, plan_routes
 from tidings.models import (
     DeliveryStatus,
     Message,
@@ -125,6 +125,7 @@ class _Lookups:
         self.profiles: dict[tuple[str, str], dict[str, Any] | None] = {}
         self.notifications: dict[tuple[str, str], Notification | None] = {}
         self.providers: dict[str, list[ConfiguredProvider]] = {}
+        self.providers_by_name: dict[str, dict[str, ConfiguredProvider]] = {}
 
     def preload_profiles(self, messages: Iterable[Message]) -> None:
         wanted = {(m.environment_id, m.recipient) for m in messages if m.recipient is not None}
@@ -161,6 +162,13 @@ class _Lookups:
             )
         return self.providers[environment_id]
 
+    def configured_by_name(self, environment_id: str) -> dict[str, ConfiguredProvider]:
+        if environment_id not in self.providers_by_name:
+            self.providers_by_name[environment_id] = {
+                provider.name: provider for provider in self.configured(environment_id)
+            }
+        return self.providers_by_name[environment_id]
+
 
 def process_message(
     context: PipelineContext, scheduler: Scheduler, message_id: str
@@ -178,33 +186,53 @@ def process_messages(
 ) -> list[Attempt]:
     """`process_message` for several messages in one transaction.
 
-    Profiles, templates and provider lists are read once for the whole group. An error in
-    one message rolls back the group; callers then process the messages one by one.
+    Profiles, templates and provider lists are read once for the whole group; the new
+    deliveries (already `sending`) and the history rows are each written in one multi-row
+    INSERT. An error in one message rolls back the group; callers then process the
+    messages one by one.
     """
     with context.database.write() as session:
-        repository = MessageRepository(session)
+        repository = MessageRepository(session, batch_history=True)
         messages = repository.lock_many(message_ids)
         lookups = _Lookups(context, session)
         lookups.preload_profiles(messages.values())
-        routed: list[tuple[Message, MessageDelivery]] = []
+        routed: list[tuple[Message, Route]] = []
         with session.no_autoflush:
             for message_id in message_ids:
                 message = messages.get(message_id)
                 if message is not None:
                     routed.extend(_route(context, scheduler, repository, message, lookups))
-        session.flush()
         now = utcnow()
+        delivery_ids = repository.insert_deliveries(
+            [
+                {
+                    "message_pk": message.id,
+                    "environment_id": message.environment_id,
+                    "channel": route.channel,
+                    "providers": route.providers,
+                    "provider_index": 0,
+                    "provider": route.providers[0],
+                    # The first attempt starts in this transaction: `sending` from the start.
+                    "status": DeliveryStatus.SENDING,
+                    "attempts": 1,
+                    "provider_attempts": 1,
+                    "provider_started_at": now,
+                    "sending_since": now,
+                    "updated_at": now,
+                }
+                for message, route in routed
+            ]
+        )
+        repository.write_history()
         return [
-            _begin_attempt(
-                context,
-                session,
-                repository,
+            _attempt(
                 message,
-                delivery,
-                now,
-                lookups.configured(message.environment_id),
+                delivery_id,
+                route.channel,
+                route.providers[0],
+                lookups.configured_by_name(message.environment_id),
             )
-            for message, delivery in routed
+            for (message, route), delivery_id in zip(routed, delivery_ids, strict=True)
         ]
 
 
@@ -214,8 +242,8 @@ def _route(
     repository: MessageRepository,
     message: Message,
     lookups: _Lookups,
-) -> list[tuple[Message, MessageDelivery]]:
-    """Route one locked message; returns its new deliveries (not yet flushed)."""
+) -> list[tuple[Message, Route]]:
+    """Route one locked message; returns the routes to create deliveries for."""
     message_id = message.message_id
     if message.status not in (MessageStatus.ENQUEUED, MessageStatus.DELAYED):
         return []
@@ -319,22 +347,6 @@ def _route(
             "; ".join(result.notes) or None,
         )
         return []
-    deliveries = [
-        MessageDelivery(
-            message_pk=message.id,
-            environment_id=message.environment_id,
-            channel=route.channel,
-            providers=route.providers,
-            provider_index=0,
-            provider=route.providers[0],
-            status=DeliveryStatus.PENDING,
-            attempts=0,
-            provider_attempts=0,
-            updated_at=now,
-        )
-        for route in result.routes
-    ]
-    lookups.session.add_all(deliveries)
     message.status = MessageStatus.ROUTED
     message.routed_at = now
     message.updated_at = now
@@ -344,7 +356,7 @@ def _route(
         routes=[{"channel": r.channel, "providers": r.providers} for r in result.routes],
         notes=result.notes,
     )
-    return [(message, delivery) for delivery in deliveries]
+    return [(message, route) for route in result.routes]
 
 
 @dataclass(frozen=True)
@@ -437,22 +449,38 @@ def _begin_attempt(
     delivery.provider_attempts += 1
     delivery.provider_started_at = delivery.provider_started_at or now
     delivery.updated_at = now
+    return _attempt(
+        message,
+        delivery.id,
+        delivery.channel,
+        delivery.provider,
+        {provider.name: provider for provider in providers},
+    )
+
+
+def _attempt(
+    message: Message,
+    delivery_id: int,
+    channel: str,
+    provider_name: str,
+    configured: dict[str, ConfiguredProvider],
+) -> Attempt:
+    """What the provider call needs, read from the message while its transaction is open."""
     output = message.output
-    configured = {provider.name: provider for provider in providers}
     return Attempt(
-        delivery_id=delivery.id,
+        delivery_id=delivery_id,
         message_pk=message.id,
         message_id=message.message_id,
-        provider_name=delivery.provider,
-        channel=delivery.channel,
-        provider=configured.get(delivery.provider),
+        provider_name=provider_name,
+        channel=channel,
+        provider=configured.get(provider_name),
         delivery=Delivery(
             message_id=message.message_id,
-            idempotency_key=f"{message.message_id}:{delivery.channel}:{delivery.provider}",
-            channel=delivery.channel,
+            idempotency_key=f"{message.message_id}:{channel}:{provider_name}",
+            channel=channel,
             recipient=output.get("recipient", {}),
-            content=output.get("channels", {}).get(delivery.channel, {}),
-            headers=output.get("email_headers", {}) if delivery.channel == "email" else {},
+            content=output.get("channels", {}).get(channel, {}),
+            headers=output.get("email_headers", {}) if channel == "email" else {},
             data={**message.data, **(message.to.get("data") or {})},
             metadata={"tags": message.tags, "trace_id": message.trace_id},
         ),
@@ -533,30 +561,29 @@ def _finish_attempt(
     result: Any,
     error: ProviderError | None,
 ) -> str:
-    (status,) = _finish_attempts(context, scheduler, [(attempt, result, error)])
+    """Record one provider outcome in a transaction of its own, as soon as it is known:
+    a crash can leave at most this one send unrecorded. Then schedule a retry if any."""
+    database = context.database
+    if error is None:
+        # The common success: three statements on the driver's cursor.
+        with database.write_driver() as cursor:
+            sent = record_sent(
+                cursor,
+                database.engine.dialect,
+                attempt.delivery_id,
+                attempt.message_pk,
+                provider=attempt.provider_name,
+                channel=attempt.channel,
+                provider_message_id=result.provider_message_id,
+                response=result.response_excerpt,
+            )
+        if sent:
+            return DeliveryStatus.SENT
+    with database.write() as session:
+        status, retry = _apply_outcome(context, MessageRepository(session), attempt, result, error)
+    if retry is not None:
+        scheduler.deliver(*retry)
     return status
-
-
-def _finish_attempts(
-    context: PipelineContext,
-    scheduler: Scheduler,
-    outcomes: list[tuple[Attempt, Any, ProviderError | None]],
-) -> list[str]:
-    """Record provider outcomes, all in one transaction; then schedule retries."""
-    if not outcomes:
-        return []
-    statuses: list[str] = []
-    retries: list[tuple[int, datetime | None]] = []
-    with context.database.write() as session:
-        repository = MessageRepository(session)
-        for attempt, result, error in outcomes:
-            status, retry = _apply_outcome(context, repository, attempt, result, error)
-            statuses.append(status)
-            if retry is not None:
-                retries.append(retry)
-    for delivery_id, eta in retries:
-        scheduler.deliver(delivery_id, eta=eta)
-    return statuses
 
 
 def _apply_outcome(
@@ -566,16 +593,8 @@ def _apply_outcome(
     result: Any,
     error: ProviderError | None,
 ) -> tuple[str, tuple[int, datetime | None] | None]:
-    """One attempt's outcome: its delivery's status, and a retry to schedule if any."""
-    if error is None and repository.record_sent(
-        attempt.delivery_id,
-        attempt.message_pk,
-        provider=attempt.provider_name,
-        channel=attempt.channel,
-        provider_message_id=result.provider_message_id,
-        response=result.response_excerpt,
-    ):
-        return DeliveryStatus.SENT, None
+    """One attempt's outcome, under row locks: its delivery's status, and a retry to
+    schedule if any."""
     settings = context.settings
     next_delivery: tuple[int, datetime | None] | None = None
     delivery = repository.lock_delivery(attempt.delivery_id)

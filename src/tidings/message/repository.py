@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy import Dialect, Table, bindparam, delete, insert, select, text
 from sqlalchemy.orm import Session
+from sqlalchemy.types import TypeEngine
 
 from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
 from tidings.kit.time import utcnow
@@ -19,12 +20,22 @@ from tidings.models import (
     MessageEvent,
     MessageStatus,
 )
-from tidings.models.base import UTCDateTime
+from tidings.models.base import JSONValue, UTCDateTime
+
+_EVENT_TABLE = cast(Table, MessageEvent.__table__)
+_DELIVERY_TABLE = cast(Table, MessageDelivery.__table__)
 
 
 class MessageRepository:
-    def __init__(self, session: Session) -> None:
+    """Queries on messages, deliveries and history for one unit of work.
+
+    With `batch_history`, history rows are kept and written together by `write_history()`
+    (one multi-row INSERT), which the caller must call before its transaction commits.
+    """
+
+    def __init__(self, session: Session, *, batch_history: bool = False) -> None:
         self.session = session
+        self._history: list[dict[str, Any]] | None = [] if batch_history else None
 
     def get(self, environment_id: str, message_id: str) -> Message | None:
         return self.session.scalars(
@@ -67,70 +78,30 @@ class MessageRepository:
         ).all()
 
     def record(self, message: Message, event_type: str, **data: Any) -> None:
+        if self._history is not None:
+            self._history.append(
+                {"message_pk": message.id, "type": event_type, "created_at": utcnow(), "data": data}
+            )
+            return
         self.session.add(
             MessageEvent(message_pk=message.id, type=event_type, created_at=utcnow(), data=data)
         )
 
-    def record_sent(
-        self,
-        delivery_id: int,
-        message_pk: int,
-        *,
-        provider: str,
-        channel: str,
-        provider_message_id: str | None,
-        response: str,
-    ) -> bool:
-        """The common success: a delivery still `sending` becomes sent, in three statements
-        and without loading the message. False when the delivery was not `sending` (a
-        callback or a cancel got there first), for the caller's full path."""
-        now = utcnow()
-        updated = execute_counting(
-            self.session,
-            update(MessageDelivery)
-            .where(
-                MessageDelivery.id == delivery_id,
-                MessageDelivery.status == DeliveryStatus.SENDING,
-            )
-            .values(
-                status=DeliveryStatus.SENT,
-                provider_message_id=provider_message_id,
-                error=None,
-                sending_since=None,
-                updated_at=now,
-            ),
+    def write_history(self) -> None:
+        """Write the history rows `record` kept (with `batch_history`), in their order."""
+        if self._history:
+            self.session.connection().execute(insert(_EVENT_TABLE), self._history)
+            self._history = []
+
+    def insert_deliveries(self, rows: list[dict[str, Any]]) -> list[int]:
+        """New deliveries in one multi-row INSERT; their ids, in the order of `rows`."""
+        if not rows:
+            return []
+        result = self.session.connection().execute(
+            insert(_DELIVERY_TABLE).returning(_DELIVERY_TABLE.c.id, sort_by_parameter_order=True),
+            rows,
         )
-        if not updated:
-            return False
-        self.session.execute(
-            insert(MessageEvent).values(
-                message_pk=message_pk,
-                type="SENT",
-                created_at=now,
-                data={
-                    "channel": channel,
-                    "provider": provider,
-                    "provider_message_id": provider_message_id,
-                    "response": response,
-                },
-            )
-        )
-        execute_counting(
-            self.session,
-            update(Message)
-            .where(
-                Message.id == message_pk,
-                Message.status.not_in([MessageStatus.SENT, MessageStatus.DELIVERED]),
-            )
-            .values(
-                status=MessageStatus.SENT,
-                reason=None,
-                reason_detail=None,
-                sent_at=func.coalesce(Message.sent_at, literal(now, UTCDateTime())),
-                updated_at=now,
-            ),
-        )
-        return True
+        return list(result.scalars())
 
     def deliveries(self, message: Message) -> Sequence[MessageDelivery]:
         return self.session.scalars(
@@ -275,3 +246,101 @@ class IdempotencyRepository:
                 ),
             )
         )
+
+
+class DriverStatement:
+    """Fixed SQL, compiled once per dialect and run on the driver's own cursor.
+
+    For the hot path of recording a send, where SQLAlchemy's per-execution work (building
+    the statement, its cache key, the execution context, result handling) cost several
+    times more than SQLite spends on the SQL. Values still go through the column types'
+    bind processors, so they are stored exactly as the ORM stores them.
+    """
+
+    def __init__(self, sql: str, **types: TypeEngine[Any]) -> None:
+        self.clause = text(sql).bindparams(*(bindparam(name, type_=t) for name, t in types.items()))
+        self._compiled: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {}
+
+    def execute(self, cursor: Any, dialect: Dialect, **values: Any) -> int:
+        """Run with `values`; returns the driver's row count."""
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = self._compiled[dialect.name] = self._compile(dialect)
+        sql, parameters = compiled
+        cursor.execute(sql, parameters(values))
+        count: int = cursor.rowcount
+        return count
+
+    def _compile(self, dialect: Dialect) -> tuple[str, Callable[[dict[str, Any]], Any]]:
+        compiled = self.clause.compile(dialect=dialect)
+        processors = {
+            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+            for name, bind in compiled.binds.items()
+        }
+
+        def convert(name: str, value: Any) -> Any:
+            processor = processors.get(name)
+            return value if processor is None or value is None else processor(value)
+
+        if compiled.positional:
+            order = tuple(compiled.positiontup or ())
+            return compiled.string, lambda values: tuple(
+                convert(name, values[name]) for name in order
+            )
+        return compiled.string, lambda values: {
+            name: convert(name, value) for name, value in values.items()
+        }
+
+
+# A successful send, recorded without loading the delivery or the message: the delivery
+# becomes sent only if it is still `sending` (a callback or a cancel may have got there
+# first), and only then are the history row and the message's status written.
+_MARK_DELIVERY_SENT = DriverStatement(
+    f"UPDATE message_delivery SET status = '{DeliveryStatus.SENT}',"
+    " provider_message_id = :provider_message_id, error = NULL, sending_since = NULL,"
+    f" updated_at = :now WHERE id = :delivery_id AND status = '{DeliveryStatus.SENDING}'",
+    now=UTCDateTime(),
+)
+_RECORD_SENT = DriverStatement(
+    "INSERT INTO message_event (message_pk, type, created_at, data)"
+    " VALUES (:message_pk, 'SENT', :now, :data)",
+    now=UTCDateTime(),
+    data=JSONValue,
+)
+_MARK_MESSAGE_SENT = DriverStatement(
+    f"UPDATE message SET status = '{MessageStatus.SENT}', reason = NULL,"
+    " reason_detail = NULL, sent_at = COALESCE(sent_at, :now), updated_at = :now"
+    f" WHERE id = :message_pk AND status NOT IN ('{MessageStatus.SENT}',"
+    f" '{MessageStatus.DELIVERED}')",
+    now=UTCDateTime(),
+)
+
+
+def record_sent(
+    cursor: Any,
+    dialect: Dialect,
+    delivery_id: int,
+    message_pk: int,
+    *,
+    provider: str,
+    channel: str,
+    provider_message_id: str | None,
+    response: str,
+) -> bool:
+    """The common success, in three statements on a driver cursor (`Database.write_driver`).
+    False when the delivery was no longer `sending`; then nothing was written, and the
+    caller takes the full path."""
+    now = utcnow()
+    if not _MARK_DELIVERY_SENT.execute(
+        cursor, dialect, provider_message_id=provider_message_id, now=now, delivery_id=delivery_id
+    ):
+        return False
+    data = {
+        "channel": channel,
+        "provider": provider,
+        "provider_message_id": provider_message_id,
+        "response": response,
+    }
+    _RECORD_SENT.execute(cursor, dialect, message_pk=message_pk, now=now, data=data)
+    _MARK_MESSAGE_SENT.execute(cursor, dialect, message_pk=message_pk, now=now)
+    return True
