@@ -208,7 +208,9 @@ class JobEngine:
             periodic=True,
             initial_delay=0.02,
             backoff=1.5,
-            max_delay=0.25 if not blocking else 1.0,
+            # A polled (SQLite) queue: an idle thread sleeps at most 50 ms, which is what an
+            # event's first queue hop waits at low rates (docs/benchmarks.md, Pipeline).
+            max_delay=0.05 if not blocking else 1.0,
             check_worker_health=True,
         )
 
