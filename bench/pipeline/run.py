@@ -401,7 +401,6 @@ def stage_times(database: Path, run_tag: str, seqs: range) -> dict[int, dict[str
     """Per sequence number: the timestamps of its event, run, run step, message, delivery."""
     connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
     try:
-        first = f"{run_tag}-{seqs.start}"
         rows = connection.execute(
             "SELECT e.message_id, e.received_at, e.processed_at, r.created_at, s.started_at,"
             " s.finished_at, m.enqueued_at, m.routed_at, d.provider_started_at, m.sent_at"
@@ -412,9 +411,8 @@ def stage_times(database: Path, run_tag: str, seqs: range) -> dict[int, dict[str
             "   WHERE environment_id = r.environment_id AND request_id ="
             "   json_extract(s.output, '$.requestId'))"
             " LEFT JOIN message_delivery d ON d.message_pk = m.id"
-            " WHERE e.id >= (SELECT id FROM event WHERE message_id = ?)"
-            " AND e.message_id LIKE ?",
-            (first, f"{run_tag}-%"),
+            " WHERE e.message_id LIKE ?",
+            (f"{run_tag}-%",),
         ).fetchall()
     finally:
         connection.close()
