@@ -132,12 +132,14 @@ class _Lookups:
         if not wanted:
             return
         self.profiles.update(dict.fromkeys(wanted))
-        rows = self.session.scalars(
-            select(Profile).where(Profile.user_id.in_({user for _, user in wanted}))
+        rows = self.session.execute(
+            select(Profile.environment_id, Profile.user_id, Profile.data).where(
+                Profile.user_id.in_({user for _, user in wanted})
+            )
         )
-        for row in rows:
-            if (row.environment_id, row.user_id) in wanted:
-                self.profiles[(row.environment_id, row.user_id)] = dict(row.data)
+        for environment_id, user_id, data in rows:
+            if (environment_id, user_id) in wanted:
+                self.profiles[(environment_id, user_id)] = dict(data)
 
     def profile(self, message: Message) -> dict[str, Any] | None:
         if message.recipient is None:
@@ -223,6 +225,7 @@ def process_messages(
                 for message, route in routed
             ]
         )
+        repository.write_routed()
         repository.write_history()
         return [
             _attempt(
@@ -319,7 +322,7 @@ def _route(
         # The user chose the channels for this topic: send on each of them that works.
         routing = {"method": "all", "channels": list(decision.channels)}
     rendered, errors = render_all(specs, render_context, strict)
-    message.output = {
+    output = {
         "recipient": recipient,
         "channels": rendered,
         "errors": errors,
@@ -339,6 +342,7 @@ def _route(
         http=context.http,
     )
     if not result.routes:
+        message.output = output
         _finish(
             repository,
             message,
@@ -347,9 +351,7 @@ def _route(
             "; ".join(result.notes) or None,
         )
         return []
-    message.status = MessageStatus.ROUTED
-    message.routed_at = now
-    message.updated_at = now
+    repository.mark_routed(message, output, now)
     repository.record(
         message,
         "ROUTED",

@@ -6,8 +6,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Dialect, Table, bindparam, delete, insert, select, text
+from sqlalchemy import Dialect, Table, bindparam, delete, insert, select, text, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.types import TypeEngine
 
 from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
@@ -25,6 +26,18 @@ from tidings.models.base import JSONValue, UTCDateTime
 _EVENT_TABLE = cast(Table, MessageEvent.__table__)
 _DELIVERY_TABLE = cast(Table, MessageDelivery.__table__)
 
+_MESSAGE_TABLE = cast(Table, Message.__table__)
+_MARK_ROUTED = (
+    update(_MESSAGE_TABLE)
+    .where(_MESSAGE_TABLE.c.id == bindparam("routed_pk"))
+    .values(
+        status=MessageStatus.ROUTED,
+        output=bindparam("routed_output", type_=JSONValue),
+        routed_at=bindparam("routed_now", type_=UTCDateTime()),
+        updated_at=bindparam("routed_now", type_=UTCDateTime()),
+    )
+)
+
 
 class MessageRepository:
     """Queries on messages, deliveries and history for one unit of work.
@@ -36,6 +49,7 @@ class MessageRepository:
     def __init__(self, session: Session, *, batch_history: bool = False) -> None:
         self.session = session
         self._history: list[dict[str, Any]] | None = [] if batch_history else None
+        self._routed: list[dict[str, Any]] = []
 
     def get(self, environment_id: str, message_id: str) -> Message | None:
         return self.session.scalars(
@@ -93,15 +107,40 @@ class MessageRepository:
             self.session.connection().execute(insert(_EVENT_TABLE), self._history)
             self._history = []
 
+    def mark_routed(self, message: Message, output: dict[str, Any], now: datetime) -> None:
+        """ROUTED with its rendered output, written with the other messages marked in this
+        unit of work by `write_routed()` (one UPDATE executed for many rows) rather than by
+        the ORM's flush; the loaded object shows the new values at once."""
+        for name, value in (
+            ("status", MessageStatus.ROUTED),
+            ("output", output),
+            ("routed_at", now),
+            ("updated_at", now),
+        ):
+            set_committed_value(message, name, value)
+        self._routed.append({"routed_pk": message.id, "routed_output": output, "routed_now": now})
+
+    def write_routed(self) -> None:
+        """Write what `mark_routed` kept; the caller calls it before its transaction commits."""
+        if self._routed:
+            self.session.connection().execute(_MARK_ROUTED, self._routed)
+            self._routed = []
+
     def insert_deliveries(self, rows: list[dict[str, Any]]) -> list[int]:
-        """New deliveries in one multi-row INSERT; their ids, in the order of `rows`."""
+        """New deliveries in one multi-row INSERT; their ids, in the order of `rows`.
+
+        A message has at most one delivery per channel, so the ids are matched to the rows
+        by (message, channel): asking the INSERT to keep the rows' order instead makes
+        SQLAlchemy insert them one by one on SQLite.
+        """
         if not rows:
             return []
+        table = _DELIVERY_TABLE
         result = self.session.connection().execute(
-            insert(_DELIVERY_TABLE).returning(_DELIVERY_TABLE.c.id, sort_by_parameter_order=True),
-            rows,
+            insert(table).returning(table.c.id, table.c.message_pk, table.c.channel), rows
         )
-        return list(result.scalars())
+        ids = {(message_pk, channel): id_ for id_, message_pk, channel in result}
+        return [ids[(row["message_pk"], row["channel"])] for row in rows]
 
     def deliveries(self, message: Message) -> Sequence[MessageDelivery]:
         return self.session.scalars(

@@ -11,10 +11,11 @@ HTML email bodies are autoescaped: data and profile values are untrusted text.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from liquid import BoundTemplate, Environment, StrictUndefined
+from liquid import BoundTemplate, Environment, StrictUndefined, escape
 from liquid.exceptions import LiquidError
 
 CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
@@ -61,19 +62,74 @@ class RenderContext:
         return variables
 
 
+# `{{ name }}` or `{{ name.key.key }}`: an output of a plain variable path, with no filter.
+_PLAIN_OUTPUT = re.compile(r"\{\{\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\}\}")
+
+
+class _Template:
+    """A parsed template, with a shortcut for the common case.
+
+    When the source is only text and plain `{{ a.b }}` outputs, a render looks each path up
+    in the variables itself, as Liquid would, provided every step is a key present in a
+    dict and the value is a string, a number, a boolean or null; for anything else (a
+    missing key, a list, an object) it renders through Liquid. Either way the output is the
+    same; the shortcut skips Liquid's per-render set-up, most of the cost of a short
+    template such as a subject line.
+    """
+
+    __slots__ = ("bound", "html", "parts")
+
+    def __init__(self, bound: BoundTemplate, source: str, html: bool) -> None:
+        self.bound = bound
+        self.html = html
+        self.parts: list[tuple[str, tuple[str, ...]]] | None = None
+        parts: list[tuple[str, tuple[str, ...]]] = []
+        position = 0
+        for match in _PLAIN_OUTPUT.finditer(source):
+            parts.append((source[position : match.start()], tuple(match[1].split("."))))
+            position = match.end()
+        parts.append((source[position:], ()))
+        if not any("{{" in text or "{%" in text for text, _ in parts):
+            self.parts = parts
+
+    def render(self, variables: dict[str, Any]) -> str:
+        if self.parts is None:
+            return self.bound.render(**variables)
+        pieces: list[str] = []
+        for text, path in self.parts:
+            pieces.append(text)
+            if not path:
+                continue
+            value: Any = variables
+            for key in path:
+                if type(value) is not dict or key not in value:
+                    return self.bound.render(**variables)
+                value = value[key]
+            if value is None:
+                value = ""
+            elif value is True or value is False:
+                value = "true" if value else "false"
+            elif type(value) in (int, float):
+                value = str(value)
+            elif type(value) is not str:
+                return self.bound.render(**variables)
+            pieces.append(str(escape(value)) if self.html else value)
+        return "".join(pieces)
+
+
 @functools.lru_cache(maxsize=2048)
-def _compiled(source: str, html: bool, strict: bool) -> BoundTemplate:
+def _compiled(source: str, html: bool, strict: bool) -> _Template:
     """Parsing is most of the cost of a render: each template source is parsed once."""
     environment = (
         (_html_strict if strict else _html) if html else (_plain_strict if strict else _plain)
     )
-    return environment.from_string(source)
+    return _Template(environment.from_string(source), source, html)
 
 
 def render_string(
     source: str, context: RenderContext, *, html: bool = False, strict: bool = False
 ) -> str:
-    return _compiled(source, html, strict).render(**context.variables())
+    return _compiled(source, html, strict).render(context.variables())
 
 
 def render_with(source: str, variables: dict[str, Any], *, strict: bool = False) -> str:

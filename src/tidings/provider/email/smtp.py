@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import re
 import secrets
 import smtplib
 import ssl
@@ -160,22 +161,26 @@ def _digest(host: str, port: int, security: str, username: str, password: str) -
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def _connect(config: SmtpConfig) -> smtplib.SMTP:
+def _tls_context(config: SmtpConfig) -> ssl.SSLContext:
     context = ssl.create_default_context(cadata=config.ca_certificate or None)
     if not config.verify_tls:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _connect(config: SmtpConfig) -> smtplib.SMTP:
     client: smtplib.SMTP
     if config.security == "ssl":
         client = smtplib.SMTP_SSL(
-            config.host, config.port, timeout=config.timeout_seconds, context=context
+            config.host, config.port, timeout=config.timeout_seconds, context=_tls_context(config)
         )
     else:
         client = smtplib.SMTP(config.host, config.port, timeout=config.timeout_seconds)
     try:
         client.ehlo_or_helo_if_needed()
         if config.security == "starttls":
-            client.starttls(context=context)
+            client.starttls(context=_tls_context(config))
             client.ehlo()
         if config.username:
             password = config.password.get_secret_value() if config.password else ""
@@ -272,16 +277,28 @@ def _transmit(
     client: smtplib.SMTP, sender: str, recipient: str, message: bytes
 ) -> tuple[int, bytes]:
     """MAIL, RCPT and DATA; returns the server's reply to DATA (its acceptance)."""
-    code, text = client.mail(sender)
+    code, text = client.docmd("mail", f"FROM:{_quoted(sender)}")
     if code != 250:
         raise smtplib.SMTPSenderRefused(code, text, sender)
-    code, text = client.rcpt(recipient)
+    code, text = client.docmd("rcpt", f"TO:{_quoted(recipient)}")
     if code not in (250, 251):
         raise smtplib.SMTPResponseException(code, text)
     code, text = client.data(message)
     if code != 250:
         raise smtplib.SMTPDataError(code, text)
     return code, text
+
+
+# A bare address, which smtplib's `quoteaddr` would only wrap in angle brackets (after
+# running it through the email address parser).
+_BARE_ADDRESS = re.compile(r"[^\s<>()\[\]\\,;:\"@]+@[^\s<>()\[\]\\,;:\"@]+")
+
+
+def _quoted(address: str) -> str:
+    """`smtplib.quoteaddr`, without the parser for the common bare address."""
+    if _BARE_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
 
 
 def _reset(client: smtplib.SMTP, config: SmtpConfig) -> None:
