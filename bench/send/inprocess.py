@@ -4,9 +4,9 @@ A companion to run.py for "where does the time go": no queue, no API process com
 the cores. It sets up a temporary data dir through the API in-process (FastAPI TestClient),
 captures the message ids POST /send would enqueue, then runs the job bodies the worker would
 run (`JobEngine._run_process_messages` in groups of 20, or `_run_process_message` one by one
-on older commits) against `sink.py` in a subprocess, counting SQL statements with an
-SQLAlchemy event. It reaches into JobEngine's internals, so it may need adjusting when they
-change.
+on older commits) against `sink.py` in a subprocess, counting the SQL statements SQLite
+runs (its trace callback, which sees each row of an executemany as one statement). It
+reaches into JobEngine's internals, so it may need adjusting when they change.
 
     PYTHONPATH=<src dir> .venv/bin/python bench/send/inprocess.py [--messages 1000] [--profile]
 
@@ -106,9 +106,17 @@ def main() -> int:
 
         statements: collections.Counter[str] = collections.Counter()
 
-        @event.listens_for(runtime.database.engine, "before_cursor_execute")
-        def _count(*arguments: Any) -> None:
-            statements[str(arguments[2]).split()[0].upper()] += 1
+        def _count(sql: str) -> None:
+            statements[sql.split(None, 1)[0].upper()] += 1
+
+        # SQLite's own trace: every statement it runs, those sent on the driver's cursor
+        # (the send path's outcome) and BEGIN/COMMIT included. New connections only, so
+        # the pool is emptied first.
+        @event.listens_for(runtime.database.engine, "connect")
+        def _trace(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.set_trace_callback(_count)
+
+        runtime.database.engine.dispose()
 
         def run(ids: list[str]) -> None:
             if grouped:
