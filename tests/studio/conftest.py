@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
-from tests.conftest import Keys, LiveServer, bearer, server_environment
+from tests.conftest import Keys, LiveServer, bearer, server_environment, wait_for
 from tidings.config import Settings
 from tidings.runtime import Runtime
 from tidings.studio.auth import set_admin_password
@@ -22,6 +22,9 @@ CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "a long studio password"
+# The machine running the suite may be busy: wait longer than Playwright's 5 s by default.
+expect.set_options(timeout=20_000)
+
 SEGMENT_HEADERS = {"User-Agent": "SegmentCourier", "Content-Type": "application/json"}
 
 
@@ -50,6 +53,21 @@ class Studio:
         )
 
 
+class StudioServer(LiveServer):
+    """`tidings serve`, given more time to start on a loaded machine than the default."""
+
+    def start(self) -> StudioServer:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tidings", "serve", "--port", str(self.port)],
+                env=server_environment(self.settings, **self.env),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for(self._healthy, timeout=90, what=f"tidings serve on {self.url}")
+        return self
+
+
 def create_admin(settings: Settings, email: str, password: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tidings", "admin", "create", email],
@@ -66,8 +84,9 @@ def create_admin(settings: Settings, email: str, password: str) -> subprocess.Co
 def studio(settings: Settings, runtime: Runtime, keys: Keys, tmp_path: Path) -> Iterator[Studio]:
     """`tidings serve` on a fresh data dir; one admin is created once it has started."""
     log_path = tmp_path / "serve.log"
-    server = LiveServer(settings, log_path).start()
+    server = StudioServer(settings, log_path)
     try:
+        server.start()
         with runtime.database.write() as session:
             set_admin_password(session, ADMIN_EMAIL, ADMIN_PASSWORD)
         yield Studio(server, keys.test, log_path)
@@ -91,6 +110,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(30_000)
     opened = context.new_page()
     yield opened
     context.close()

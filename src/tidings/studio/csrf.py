@@ -55,3 +55,9 @@ async def checked_form(request: Request) -> FormData:
 
 
 CheckedForm = Annotated[FormData, Depends(checked_form)]
+
+
+def form_text(form: FormData, name: str) -> str:
+    """A text field of the form; "" when absent or a file."""
+    value = form.get(name)
+    return value if isinstance(value, str) else ""

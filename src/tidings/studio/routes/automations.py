@@ -18,7 +18,7 @@ from tidings.errors import AppError
 from tidings.models import Event
 from tidings.models.automation import RunStatus
 from tidings.studio import service
-from tidings.studio.csrf import CheckedForm
+from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
 from tidings.studio.templating import render
 from tidings.studio.trace import messages_of_steps
@@ -33,11 +33,6 @@ RUN_STATUSES = (
     RunStatus.ERROR,
 )
 FORM_FIELDS = ("id", "name", "enabled", "triggers", "cancelation_token", "steps")
-
-
-def _text(form: object, name: str) -> str:
-    value = form.get(name) if hasattr(form, "get") else None
-    return value if isinstance(value, str) else ""
 
 
 def triggers_text(triggers: list[dict[str, str]]) -> str:
@@ -214,8 +209,8 @@ def edit_automation(
 def save_automation(
     request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
 ) -> Response:
-    values = {name: _text(form, name) for name in FORM_FIELDS}
-    new = _text(form, "new") == "1"
+    values = {name: form_text(form, name) for name in FORM_FIELDS}
+    new = form_text(form, "new") == "1"
     automation_id = values["id"].strip()
     try:
         steps = json.loads(values["steps"] or "[]")
@@ -262,7 +257,7 @@ def set_enabled(
         with runtime.database.write() as session:
             _, version = automation_service.get(session, admin.scope, automation_id)
             body = service.editable(version.definition)
-            body["enabled"] = _text(form, "enabled") == "true"
+            body["enabled"] = form_text(form, "enabled") == "true"
             automation_service.save(session, admin.scope, automation_id, body)
     except AppError as exc:
         with runtime.database.read() as session:

@@ -11,7 +11,7 @@ from tidings.dependencies import RuntimeDep
 from tidings.errors import AppError, NotFound
 from tidings.event.repository import EventRepository
 from tidings.studio import service, trace
-from tidings.studio.csrf import CheckedForm
+from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
 from tidings.studio.templating import render
 from tidings.workspace.service import list_keys
@@ -19,11 +19,6 @@ from tidings.workspace.service import list_keys
 router = APIRouter()
 
 LIVE_LIMIT = 50
-
-
-def _text(form: object, name: str) -> str:
-    value = form.get(name) if hasattr(form, "get") else None
-    return value.strip() if isinstance(value, str) else ""
 
 
 @router.get("/integrations/segment")
@@ -91,7 +86,7 @@ def link_automation(
     request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
 ) -> Response:
     """The "+" button: add this event name to an automation's triggers."""
-    name, automation_id = _text(form, "event"), _text(form, "automation_id")
+    name, automation_id = form_text(form, "event").strip(), form_text(form, "automation_id").strip()
     try:
         with runtime.database.write() as session:
             service.link_trigger(session, admin.scope, automation_id, name)
@@ -115,6 +110,6 @@ def link_automation(
 def create_automation(admin: Admin, form: CheckedForm) -> Response:
     """ "Create automation": open a new automation prefilled with the trigger and a send."""
     return RedirectResponse(
-        f"{PREFIX}/automations/new?trigger={quote(_text(form, 'event'), safe='')}",
+        f"{PREFIX}/automations/new?trigger={quote(form_text(form, 'event').strip(), safe='')}",
         status_code=303,
     )

@@ -20,7 +20,7 @@ from tidings.notification import service as notification_service
 from tidings.notification.repository import NotificationRepository
 from tidings.notification.schemas import NotificationBody
 from tidings.profile.repository import ProfileRepository
-from tidings.studio.csrf import CheckedForm
+from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
 from tidings.studio.templating import render
 from tidings.template.render import RenderContext
@@ -37,16 +37,11 @@ CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value if isinstance(value, str) else ""
-
-
 def content_from_form(form: FormData) -> dict[str, dict[str, str]]:
     """Channels with at least one non-empty field, e.g. {"email": {"subject": …, "text": …}}."""
     content: dict[str, dict[str, str]] = {}
     for channel, fields in CHANNEL_FIELDS.items():
-        values = {field: _text(form, f"{channel}.{field}") for field in fields}
+        values = {field: form_text(form, f"{channel}.{field}") for field in fields}
         if any(value.strip() for value in values.values()):
             content[channel] = {field: value for field, value in values.items() if value}
     return content
@@ -120,15 +115,15 @@ def edit_notification(
 def save_notification(
     request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
 ) -> Response:
-    notification_id = _text(form, "id").strip()
+    notification_id = form_text(form, "id").strip()
     content = content_from_form(form)
-    new = _text(form, "new") == "1"
+    new = form_text(form, "new") == "1"
     try:
         if not notification_id:
             raise BadRequest("Give the template an id, e.g. welcome.", field="id")
         try:
             body = NotificationBody.model_validate(
-                {"name": _text(form, "name").strip() or None, "content": content}
+                {"name": form_text(form, "name").strip() or None, "content": content}
             )
         except ValidationError as exc:
             first = exc.errors()[0]
@@ -145,7 +140,7 @@ def save_notification(
             admin,
             runtime,
             notification_id,
-            _text(form, "name"),
+            form_text(form, "name"),
             content,
             new=new,
             error=exc,
@@ -162,7 +157,7 @@ def preview(request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeD
     data: dict[str, Any] = {}
     profile: dict[str, Any] = {}
     recipient = None
-    event_id = _text(form, "event")
+    event_id = form_text(form, "event")
     with runtime.database.read() as session:
         event = (
             EventRepository(session).by_message_id(admin.scope, "segment", event_id)
@@ -185,7 +180,7 @@ def test_send(
     notification_id: str, request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
 ) -> Response:
     """Send the saved template to one user, as POST /send would."""
-    user_id = _text(form, "user_id").strip()
+    user_id = form_text(form, "user_id").strip()
     try:
         if not user_id:
             raise BadRequest("Give the user id to send the test to.", field="user_id")

@@ -9,16 +9,11 @@ from tidings.dependencies import RuntimeDep
 from tidings.errors import AppError
 from tidings.models import AdminUser
 from tidings.studio import auth, csrf
-from tidings.studio.csrf import CheckedForm
+from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, SESSION_KEY, Admin, safe_next
 from tidings.studio.templating import render
 
 router = APIRouter()
-
-
-def _text(form: object, name: str) -> str:
-    value = form.get(name) if hasattr(form, "get") else None
-    return value if isinstance(value, str) else ""
 
 
 @router.get("/", include_in_schema=False)
@@ -43,8 +38,8 @@ def _start(request: Request, runtime: RuntimeDep, admin_id: str) -> None:
 
 @router.post("/sign-in")
 def sign_in(request: Request, form: CheckedForm, runtime: RuntimeDep) -> Response:
-    email, password = _text(form, "email"), _text(form, "password")
-    next_path = safe_next(_text(form, "next"))
+    email, password = form_text(form, "email"), form_text(form, "password")
+    next_path = safe_next(form_text(form, "next"))
     try:
         with runtime.database.write() as session:
             admin_id = auth.verify_credentials(session, email, password).id
@@ -68,11 +63,11 @@ def sign_in_link_page(request: Request, runtime: RuntimeDep, token: str = "") ->
 
 @router.post("/sign-in/link")
 def use_sign_in_link(request: Request, form: CheckedForm, runtime: RuntimeDep) -> Response:
-    token = _text(form, "token")
+    token = form_text(form, "token")
     try:
         with runtime.database.write() as session:
             admin_id = auth.use_sign_in_link(
-                session, token, _text(form, "email"), _text(form, "password")
+                session, token, form_text(form, "email"), form_text(form, "password")
             ).id
     except AppError as exc:
         request.state.csrf_token = csrf.token_for(request)
@@ -103,5 +98,5 @@ def switch_environment(
     request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
 ) -> Response:
     with runtime.database.write() as session:
-        auth.switch_environment(session, admin, _text(form, "environment"))
-    return RedirectResponse(safe_next(_text(form, "next")), status_code=303)
+        auth.switch_environment(session, admin, form_text(form, "environment"))
+    return RedirectResponse(safe_next(form_text(form, "next")), status_code=303)

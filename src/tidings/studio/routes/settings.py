@@ -10,17 +10,12 @@ from tidings.errors import AppError, BadRequest, NotFound
 from tidings.provider import service as provider_service
 from tidings.provider.registry import load_all
 from tidings.studio import provider_form
-from tidings.studio.csrf import CheckedForm
+from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
 from tidings.studio.templating import render
 from tidings.workspace import service as workspace_service
 
 router = APIRouter()
-
-
-def _text(form: object, name: str) -> str:
-    value = form.get(name) if hasattr(form, "get") else None
-    return value.strip() if isinstance(value, str) else ""
 
 
 @router.get("/settings")
@@ -45,7 +40,9 @@ def settings_page(request: Request, admin: Admin, runtime: RuntimeDep, flash: st
 @router.post("/settings/keys")
 def create_key(admin: Admin, form: CheckedForm, runtime: RuntimeDep) -> Response:
     with runtime.database.write() as session:
-        workspace_service.create_key(session, runtime.cipher, _text(form, "environment"))
+        workspace_service.create_key(
+            session, runtime.cipher, form_text(form, "environment").strip()
+        )
     return RedirectResponse(f"{PREFIX}/settings?flash=created", status_code=303)
 
 
@@ -125,7 +122,7 @@ def configure_provider(
     cls = provider_service.provider_class(name)
     try:
         values = provider_form.values(cls.config_model, form)
-        priority_text = _text(form, "priority")
+        priority_text = form_text(form, "priority").strip()
         try:
             priority = int(priority_text) if priority_text else None
         except ValueError as exc:
