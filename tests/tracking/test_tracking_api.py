@@ -272,6 +272,16 @@ def test_without_a_timestamp_the_event_happened_when_received(
     assert "originalTimestamp" not in row["payload"]
 
 
+def test_an_unreadable_timestamp_is_kept_as_original_and_dated_on_arrival(
+    client: TestClient, keys: Keys, runtime: Runtime
+) -> None:
+    body = {**SINGLE["track"], "timestamp": "yesterday", "writeKey": keys.test}
+    assert post(client, "/v1/track", body).status_code == 200
+    (row,) = stored_events(runtime)
+    assert row["payload"]["originalTimestamp"] == "yesterday"
+    assert row["payload"]["timestamp"] == row["payload"]["receivedAt"]
+
+
 def test_missing_message_id_is_generated(client: TestClient, keys: Keys, runtime: Runtime) -> None:
     items = [{"type": "track", "userId": "u", "event": "E"} for _ in range(3)]
     assert post(client, "/v1/batch", {"batch": items, "writeKey": keys.test}).status_code == 200

@@ -236,6 +236,8 @@ def correct_timestamp(event: dict[str, Any], clock: Clock) -> None:
     original_text = event.get("timestamp") or event.get("originalTimestamp")
     original = parse_timestamp(original_text)
     if original is None:
+        if original_text:  # Unreadable: kept as sent, and the event dated on arrival.
+            event["originalTimestamp"] = original_text
         event["timestamp"] = clock.received_text
         return
     event["originalTimestamp"] = original_text
