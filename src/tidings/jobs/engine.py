@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 SWEEP_BATCH = 500
 MESSAGES_PER_JOB = 20
+# Runs (an event's, and the ones they invoke) one job advances before queueing the rest.
+RUNS_PER_JOB = 200
 
 
 class ConfigurationError(ValueError):
@@ -105,8 +107,8 @@ class JobEngine:
 
     def _process_events(self, event_ids: list[int]) -> None:
         outcome = process_events(self.database, event_ids, self.settings.event_max_attempts)
-        for run_pk in outcome.runs:
-            self.advance_run(run_pk)
+        if outcome.runs:
+            self._advance_here(outcome.runs)
         if outcome.retry:
             delay = 2.0
             logger.warning("retrying %d event(s) in %.0fs", len(outcome.retry), delay)
@@ -139,7 +141,27 @@ class JobEngine:
             self._advance.schedule(args=(run_pk,), eta=eta)
 
     def _run_advance(self, run_pk: int) -> None:
-        runs.advance_run(self.context, self, run_pk)
+        self._advance_here([run_pk])
+
+    def _advance_here(self, run_pks: list[int]) -> None:
+        """Advance runs in this job, then route and send the messages they made, also here.
+
+        An event's runs and their sends would otherwise cross the queue twice more. Their rows
+        are committed before this runs, so a crash in between loses nothing: the sweeper
+        re-drives runs left PROCESSING and messages left ENQUEUED.
+        """
+        here = _HereScheduler(self)
+        pending = list(run_pks)
+        for _ in range(RUNS_PER_JOB):
+            if not pending:
+                break
+            runs.advance_run(self.context, here, pending.pop(0))
+            pending.extend(here.take_runs())
+        for run_pk in pending:
+            self.advance_run(run_pk)  # a long chain of invokes continues in other jobs
+        messages = here.take_messages()
+        for start in range(0, len(messages), MESSAGES_PER_JOB):
+            self._run_process_messages(messages[start : start + MESSAGES_PER_JOB])
 
     def _run_process_message(self, message_id: str) -> None:
         # Deliver in the same job: no second trip through the queue for the common case.
@@ -213,6 +235,38 @@ class JobEngine:
             max_delay=0.05 if not blocking else 1.0,
             check_worker_health=True,
         )
+
+
+class _HereScheduler:
+    """A RunScheduler that keeps immediate work for the current job and queues the rest."""
+
+    def __init__(self, engine: JobEngine) -> None:
+        self.engine = engine
+        self._runs: list[int] = []
+        self._messages: list[str] = []
+
+    def advance_run(self, run_pk: int, eta: datetime | None = None) -> None:
+        if eta is None:
+            self._runs.append(run_pk)
+        else:
+            self.engine.advance_run(run_pk, eta)
+
+    def process_messages(self, message_ids: list[str]) -> None:
+        self._messages.extend(message_ids)
+
+    def process_message(self, message_id: str, eta: datetime | None = None) -> None:
+        if eta is None:
+            self._messages.append(message_id)
+        else:
+            self.engine.process_message(message_id, eta)
+
+    def take_runs(self) -> list[int]:
+        taken, self._runs = self._runs, []
+        return taken
+
+    def take_messages(self) -> list[str]:
+        taken, self._messages = self._messages, []
+        return taken
 
 
 class EmbeddedConsumer(Consumer):  # type: ignore[misc]

@@ -134,7 +134,7 @@ def render_string(
 
 def render_with(source: str, variables: dict[str, Any], *, strict: bool = False) -> str:
     """Render a plain-text template with the given variables (automation step fields)."""
-    return _compiled(source, False, strict).render(**variables)
+    return _compiled(source, False, strict).render(variables)
 
 
 def check_syntax(source: str) -> str | None:
