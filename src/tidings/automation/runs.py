@@ -405,7 +405,8 @@ class FetchPlan:
 
 
 _CONTINUE = "continue"
-_STOP = "stop"
+# Steps that call the network between two transactions (their row is committed first).
+_IO_ACTIONS = ("fetch-data", "send-list")
 
 
 def advance_run(context: PipelineContext, scheduler: RunScheduler, run_pk: int) -> str:
@@ -433,8 +434,12 @@ def advance_run(context: PipelineContext, scheduler: RunScheduler, run_pk: int) 
 
 
 def _step_row(session: Session, run: AutomationRun, step: dict[str, Any]) -> AutomationRunStep:
-    repository = RunRepository(session)
-    row = repository.step(run.id, run.step_index)
+    # A step's row exists before its own transaction only after a failed attempt (which
+    # counts in `attempts`) or a fetch's first transaction; otherwise it would have been
+    # rolled back with the step, and there is nothing to look up.
+    row = None
+    if run.attempts or step["action"] in _IO_ACTIONS:
+        row = RunRepository(session).step(run.id, run.step_index)
     if row is None:
         now = utcnow()
         row = AutomationRunStep(
@@ -496,7 +501,7 @@ def _advance_one(
             _finish_step(run, row, RunStatus.PROCESSED, row.output, now)
         else:
             run.step_index += 1
-        return _CONTINUE
+        return _next(run)
     steps: list[dict[str, Any]] = (run.definition or {}).get("steps", [])
     if run.step_index >= len(steps):
         run.status = RunStatus.PROCESSED
@@ -512,7 +517,7 @@ def _advance_one(
             raise StepFailed(f"the `if` of step {run.step_index} does not parse: {exc}") from exc
         if not passed:
             _finish_step(run, row, RunStatus.SKIPPED, None, now)
-            return _CONTINUE
+            return _next(run)
     action = step["action"]
     if action == "fetch-data":
         session.flush()
@@ -532,10 +537,15 @@ def _advance_one(
             followups.runs.append((run.id, until))
             return RunStatus.WAITING
         _finish_step(run, row, RunStatus.PROCESSED, {"until": isoformat(until)}, now)
-        return _CONTINUE
+        return _next(run)
     output = STEP_ACTIONS[action](session, context, run, step, names, followups)
     _finish_step(run, row, RunStatus.PROCESSED, output, now)
-    return _CONTINUE
+    return _next(run)
+
+
+def _next(run: AutomationRun) -> str:
+    """Continue with the next step, or stop here when that was the last one."""
+    return _CONTINUE if run.status == RunStatus.PROCESSING else run.status
 
 
 def _wake_time(step: dict[str, Any], names: dict[str, Any], now: datetime) -> datetime:
