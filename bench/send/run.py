@@ -21,7 +21,9 @@ sink holds N of them. It reports
 - duplicates (a recipient accepted twice by the sink), missing recipients, and the final
   message statuses (a count on the `message` table);
 - CPU seconds of each process during the timed phase, and a timeline of queue depth,
-  message statuses and sink count.
+  message statuses and sink count;
+- the data dir's fsync latency just before and after the timed phase (each message's
+  outcome is one fsync'd commit under SQLite's single write lock, so this bounds sends/s).
 
     .venv/bin/python bench/send/run.py [--messages 3000] [--threads 4] [--clients 2]
         [--commit REV | --src DIR] [--tidings-env TIDINGS_X=...] [--py-spy cpu|wall]
@@ -307,6 +309,26 @@ def queued_jobs(jobs_db: Path) -> int | None:
 # -- statistics -------------------------------------------------------------------------------
 
 
+def fsync_latency_ms(directory: Path, count: int = 40) -> dict[str, float | None]:
+    """How long the data dir's filesystem takes to fsync a 16 KB append, just before and
+    after the timed phase: every message's outcome is one SQLite commit (one fsync of the
+    WAL) under the database's single write lock, so this bounds sends/s whatever the CPU,
+    and on a shared disk it varies from run to run as much as the CPU noise does."""
+    probe = directory / "fsync-probe"
+    times = []
+    descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for _ in range(count):
+            os.write(descriptor, b"\0" * 16384)
+            start = time.perf_counter()
+            os.fsync(descriptor)
+            times.append(time.perf_counter() - start)
+    finally:
+        os.close(descriptor)
+        probe.unlink(missing_ok=True)
+    return {"p50": ms(percentile(times, 0.5)), "p90": ms(percentile(times, 0.9))}
+
+
 def print_table(summary: dict[str, Any]) -> None:
     rows = [
         ("messages", f"{summary['messages']}"),
@@ -330,6 +352,13 @@ def print_table(summary: dict[str, Any]) -> None:
             "other processes' CPU meanwhile",
             f"{summary['other_processes_cpu_seconds']} s in {summary['timed_wall_seconds']} s "
             f"({os.cpu_count()} CPUs)",
+        ),
+        (
+            "fsync of the data dir p50/p90",
+            " then ".join(
+                f"{probe['p50']} / {probe['p90']} ms"
+                for probe in (summary["data_dir_fsync_ms"][when] for when in ("before", "after"))
+            ),
         ),
         (
             "CPU s (api/worker/sink)",
@@ -527,6 +556,7 @@ def main(argv: list[str] | None = None) -> int:
             f"sending {args.messages} messages ({BATCH} recipients per request, "
             f"{args.clients} client threads)"
         )
+        fsync_before = fsync_latency_ms(data_dir)
         cpu_before = {proc.name: proc.cpu_seconds() for proc in procs}
         cpu_before["runner"] = own_cpu_seconds()
         busy_before = machine_busy_seconds()
@@ -570,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
         cpu_after["runner"] = own_cpu_seconds()
         busy_after = machine_busy_seconds()
         timed_s = time.time() - t0
+        fsync_after = fsync_latency_ms(data_dir)
         poster.join(60)
         if "error" in sending:
             raise BenchError(f"sending failed: {sending['error']!r}")
@@ -645,6 +676,7 @@ def main(argv: list[str] | None = None) -> int:
         "worker_cpu_ms_per_message": round(1000 * cpu.get("worker", 0.0) / max(1, len(unique)), 2),
         "other_processes_cpu_seconds": others,
         "timed_wall_seconds": round(timed_s, 2),
+        "data_dir_fsync_ms": {"before": fsync_before, "after": fsync_after},
         "budget_sends_per_s": BUDGET_SENDS_PER_S,
         "within_budget": sends_per_s >= BUDGET_SENDS_PER_S
         and not duplicates
