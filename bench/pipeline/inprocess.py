@@ -6,23 +6,22 @@ competing for the cores. It sets up a temporary data dir in-process (FastAPI Tes
 the SMTP provider pointing at `bench/send/sink.py` in a subprocess, the benchmark's
 notification and automation, and the profiles. It posts N track events to
 `/inbound/segment`, capturing the jobs Tidings would enqueue instead of queueing them, then
-runs the job bodies the consumer would run, one stage at a time, each over every event:
+runs the job body the consumer would run, over every event:
 
-1. `event.process` (`JobEngine._process_events`, one job per ingest batch): the event's
-   record, the automation match, the run's insert;
-2. `automation.advance` (`JobEngine._run_advance`, one job per run): the send step, which
-   accepts the message;
-3. `message.process_many` (`JobEngine._run_process_messages`, one job per run's message):
-   routing, rendering, the SMTP exchange with the sink and the outcome's commit.
+`event.process` (`JobEngine._process_events`, one job per ingest batch) does the whole
+pipeline: the event's record, the automation match and the run's insert; then, in the same
+job, the run's send step (which accepts the message) and the message's routing, rendering,
+SMTP exchange with the sink and outcome. (Before 26235c2 these were three jobs,
+`event.process`, `automation.advance` and `message.process_many`, each crossing the queue.)
 
 It counts SQL statements per stage with an SQLAlchemy event. It reaches into JobEngine's
 internals, so it may need adjusting when they change.
 
     PYTHONPATH=<src dir> .venv/bin/python bench/pipeline/inprocess.py [--events 500]
-        [--profile STAGE]
+        [--profile event]
 
-Without PYTHONPATH it measures the working tree. `--profile event|advance|message` prints a
-cProfile listing of that stage (cProfile roughly doubles the times; the shares hold).
+Without PYTHONPATH it measures the working tree. `--profile event` prints a
+cProfile listing of the job (cProfile roughly doubles the times; the shares hold).
 """
 
 from __future__ import annotations
@@ -54,7 +53,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--events", type=int, default=500)
     parser.add_argument("--users", type=int, default=200)
-    parser.add_argument("--profile", choices=["event", "advance", "message"], default=None)
+    parser.add_argument("--profile", choices=["event"], default=None)
     args = parser.parse_args()
 
     from fastapi.testclient import TestClient
@@ -88,8 +87,6 @@ def main() -> int:
         queued: dict[str, list[Any]] = collections.defaultdict(list)
         jobs: Any = runtime.jobs
         jobs._process = queued["event"].append
-        jobs._advance = queued["advance"].append
-        jobs._process_messages = queued["message"].append
 
         total = args.events + WARMUP
         headers = {"Authorization": f"Bearer {key}", "User-Agent": "SegmentCourier"}
@@ -125,9 +122,7 @@ def main() -> int:
             statements[str(arguments[2]).split()[0].upper()] += 1
 
         stages: list[tuple[str, str, Callable[[Any], None]]] = [
-            ("event", "event.process", jobs._process_events),
-            ("advance", "automation.advance", jobs._run_advance),
-            ("message", "message.process_many", jobs._run_process_messages),
+            ("event", "event.process (all)", jobs._process_events),
         ]
         event_batches = list(queued["event"])
         print(f"tidings from {Path(tidings.__file__).parent}")
