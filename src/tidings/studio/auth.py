@@ -7,6 +7,7 @@ A sign-in link is single use and expires; using it creates the first admin's acc
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import secrets
 from dataclasses import dataclass
@@ -132,7 +133,7 @@ def verify_credentials(session: Session, email: str, password: str) -> AdminUser
     if admin is None:
         # Same work as a real check, so timing does not tell which emails exist.
         with contextlib.suppress(VerificationError):
-            _hasher.verify(_DUMMY_HASH, password)
+            _hasher.verify(_dummy_hash(), password)
         raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
     try:
         _hasher.verify(admin.password_hash, password)
@@ -189,4 +190,7 @@ def switch_environment(session: Session, signed_in: SignedIn, name: str) -> Envi
     return environment
 
 
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against when the email is unknown (made once, not at import)."""
+    return _hasher.hash(secrets.token_hex(16))
