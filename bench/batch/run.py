@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType, ModuleType
@@ -81,9 +82,15 @@ def event(message_id: str, n: int, timestamp: str) -> dict[str, Any]:
     }
 
 
-def batch_body(key: str, prefix: str, size: int) -> bytes:
+def batch_body(key: str, prefix: str, size: int, random_ids: bool = True) -> bytes:
+    """With `random_ids`, messageIds are `<prefix>-<uuid4>` like the SDKs' uuid4s (random
+    positions in the unique index); otherwise `<prefix>-<n>`, which sort together."""
     sent_at = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
-    items = [event(f"{prefix}-{n}", n, sent_at) for n in range(size)]
+    if random_ids:
+        ids = [f"{prefix}-{uuid.uuid4()}" for _ in range(size)]
+    else:
+        ids = [f"{prefix}-{n}" for n in range(size)]
+    items = [event(message_id, n, sent_at) for n, message_id in enumerate(ids)]
     return orjson.dumps({"batch": items, "sentAt": sent_at, "writeKey": key})
 
 
@@ -120,6 +127,7 @@ def load(
     clients: int,
     batch_size: int,
     limit: int | None = None,
+    random_ids: bool = True,
 ) -> tuple[Run, list[float]]:
     """Post batches from `clients` threads for `seconds` (or `limit` batches per client);
     every request has its answer before this returns."""
@@ -138,7 +146,7 @@ def load(
         start_gate.wait()
         try:
             while time.monotonic() < deadline[0] and (limit is None or counter < limit):
-                body = batch_body(key, f"{tag}-c{index}-{counter}", batch_size)
+                body = batch_body(key, f"{tag}-c{index}-{counter}", batch_size, random_ids)
                 counter += 1
                 began = time.perf_counter()
                 try:
@@ -249,6 +257,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=100, help="events per batch")
     parser.add_argument("--rounds", type=int, default=3, help="measured runs")
     parser.add_argument(
+        "--sequential-ids",
+        action="store_true",
+        help="messageIds <run>-<n> instead of the SDKs' random uuid4s",
+    )
+    parser.add_argument(
         "--tidings-env",
         action="append",
         default=[],
@@ -322,7 +335,14 @@ def main(argv: list[str] | None = None) -> int:
         database = data_dir / "tidings.db"
 
         smoke, _ = load(
-            port, key, tag=f"{run_id}-smoke", seconds=60, clients=1, batch_size=100, limit=1
+            port,
+            key,
+            tag=f"{run_id}-smoke",
+            seconds=60,
+            clients=1,
+            batch_size=100,
+            limit=1,
+            random_ids=False,
         )
         if smoke.ok != 1:
             raise BenchError(f"smoke batch failed: {smoke.statuses} {smoke.errors}")
@@ -340,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
                     seconds=args.warmup,
                     clients=args.clients,
                     batch_size=args.batch_size,
+                    random_ids=not args.sequential_ids,
                 )
                 warm.round, warm.phase = round_number, "warm"
                 runs.append(warm)
@@ -351,6 +372,7 @@ def main(argv: list[str] | None = None) -> int:
                 seconds=args.duration,
                 clients=args.clients,
                 batch_size=args.batch_size,
+                random_ids=not args.sequential_ids,
             )
             cpu_after = server.cpu_seconds()
             run.round, run.phase, run.idle_wait_s = round_number, "measure", round(idle, 2)
@@ -428,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
             "clients": args.clients,
             "batch_size": args.batch_size,
             "rounds": args.rounds,
+            "message_ids": "sequential" if args.sequential_ids else "uuid4",
             "uvicorn": ingest.uvicorn_settings(),
             "tidings_env": args.tidings_env,
             "tidings_source": source,

@@ -38,6 +38,11 @@ from tidings.workspace.service import Scope, resolve_keys
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 2000
+# SQLite checkpoints the WAL into the database inside the commit that takes the WAL past
+# this many pages (default 1000). A batch of a few hundred events dirties that many index
+# pages, so with the default nearly every ingest commit also ran a checkpoint (copy and
+# fsync). The writer's connections let the WAL grow to about 40 MB first; docs/benchmarks.md.
+WAL_AUTOCHECKPOINT_PAGES = 10_000
 
 
 class Outcome(StrEnum):
@@ -164,6 +169,10 @@ class IngestWriter:
         """One transaction for the whole batch. Runs on the writer thread."""
         now = utcnow()
         with self.database.write() as session:
+            if self.database.is_sqlite:
+                session.connection().exec_driver_sql(
+                    f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}"
+                )
             scopes = self._resolve(session, {item.key for item in items if item.key is not None})
             owners: list[Scope | None] = []
             rows: list[Row] = []
