@@ -774,3 +774,34 @@ def test_an_anonymous_visitors_track_runs_for_its_anonymous_profile(
     assert smtp_sink.messages[0]["To"] == "visitor@example.org"
     (run,) = runs_of(client, keys.test, template_id="guide")
     assert run["recipient"] == "visitor-1"
+
+
+def test_a_failing_step_of_an_event_run_ends_the_run_not_the_event(
+    client: TestClient, keys: Keys
+) -> None:
+    put(
+        client,
+        keys.test,
+        "/automations/broken",
+        {
+            "triggers": [{"source": "segment", "event": "track/Broken"}],
+            "steps": [
+                {"action": "update-profile", "profile": {"seen": True}},
+                {"action": "send", "template": "no-such-template"},
+            ],
+        },
+    )
+    segment(client, keys.test, track(messageId="m-broken", userId="u12", event="Broken"))
+    (run,) = wait_for(
+        lambda: runs_of(client, keys.test, template_id="broken", status="ERROR"),
+        what="the run in ERROR",
+    )
+    detail = run_in(client, keys.test, run["run_id"], "ERROR")
+    assert [step["status"] for step in detail["steps"]] == ["PROCESSED", "ERROR"]
+    assert "no-such-template" in detail["error"]
+    event = client.get("/integrations/segment/events/m-broken", headers=bearer(keys.test)).json()
+    assert event["status"] == "processed"
+    # The step before the failing one kept its effect.
+    assert client.get("/profiles/u12", headers=bearer(keys.test)).json()["profile"] == {
+        "seen": True
+    }

@@ -484,10 +484,52 @@ def _finish_step(
 def _advance_one(
     session: Session, context: PipelineContext, run_pk: int, followups: Followups
 ) -> str | FetchPlan:
-    repository = RunRepository(session)
-    run = repository.get_for_update(run_pk)
+    run = RunRepository(session).get_for_update(run_pk)
     if run is None:
         return "missing"
+    return _advance_loaded(session, context, run, followups)
+
+
+def advance_in_transaction(
+    session: Session,
+    context: PipelineContext,
+    started: Sequence[AutomationRun],
+    followups: Followups,
+) -> list[int]:
+    """Run just-started runs' leading database-only steps in the caller's transaction (the
+    event's), so the common run (a send) costs no transaction of its own.
+
+    Each run goes under a savepoint: a step that fails is rolled back alone and left for the
+    run's job, which records the failure in its own transaction. Returns the runs that still
+    need a job: a fetch is next, or a step failed here. Their followups (messages, wake-ups)
+    are added to `followups`, for the caller to dispatch after its commit.
+    """
+    pending = []
+    for run in started:
+        local = Followups()
+        try:
+            with session.begin_nested():
+                state: str | FetchPlan = _CONTINUE
+                for _ in range(STEPS_PER_JOB):
+                    state = _advance_loaded(session, context, run, local)
+                    if state != _CONTINUE:
+                        break
+        except Exception:
+            logger.info("run %s continues in its own job", run.run_id, exc_info=True)
+            pending.append(run.id)
+            continue
+        followups.runs.extend(local.runs)
+        followups.messages.extend(local.messages)
+        if state == _CONTINUE or isinstance(state, FetchPlan):
+            pending.append(run.id)
+    return pending
+
+
+def _advance_loaded(
+    session: Session, context: PipelineContext, run: AutomationRun, followups: Followups
+) -> str | FetchPlan:
+    """One step of a run already locked in this transaction."""
+    repository = RunRepository(session)
     if run.status not in RunStatus.ACTIVE:
         return run.status
     now = utcnow()

@@ -18,11 +18,17 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tidings.automation.runs import start_triggered_runs, trigger_of
+from tidings.automation.runs import (
+    Followups,
+    advance_in_transaction,
+    start_triggered_runs,
+    trigger_of,
+)
 from tidings.db import Database
 from tidings.event.repository import EventRepository
 from tidings.kit.time import utcnow
-from tidings.models import Event, EventStatus
+from tidings.message.pipeline import PipelineContext
+from tidings.models import AutomationRun, Event, EventStatus
 from tidings.profile.identity import erase_user, link, merge_traits, resolve_user
 from tidings.tenant.service import apply_group
 from tidings.workspace.service import Scope
@@ -159,15 +165,13 @@ def _apply(session: Session, event: Event) -> tuple[list[dict[str, Any]], list[s
     return [], [*effects, f"stored and listed as {event.name!r}"]
 
 
-def _start_automations(session: Session, event: Event) -> tuple[list[int], list[str]]:
-    """Start the runs the event triggers; returns their ids and a line per run (or unmapped)."""
+def _start_automations(session: Session, event: Event) -> tuple[list[AutomationRun], list[str]]:
+    """Start the runs the event triggers; returns them and a line per run (or unmapped)."""
     runs = start_triggered_runs(session, event)
     source, name = trigger_of(event)
     if not runs:
         return [], [f"unmapped: no enabled automation has the trigger {source} {name!r}"]
-    return [run.id for run in runs], [
-        f"started automation {run.automation_id!r} (run {run.run_id})" for run in runs
-    ]
+    return runs, [f"started automation {run.automation_id!r} (run {run.run_id})" for run in runs]
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,20 +179,34 @@ class ProcessOutcome:
     processed: list[int]
     retry: list[int]
     failed: list[int]
+    # Runs that still need their job, and what the committed runs made (messages, wake-ups).
     runs: list[int] = field(default_factory=list)
+    followups: Followups = field(default_factory=Followups)
 
 
 def process_events(
-    database: Database, event_ids: Iterable[int], max_attempts: int
+    database: Database,
+    event_ids: Iterable[int],
+    max_attempts: int,
+    context: PipelineContext | None = None,
 ) -> ProcessOutcome:
+    """Process events, each with its user's earlier pending ones first.
+
+    With a `context`, the runs an event starts take their first database-only steps (a send)
+    in the event's own transaction; `outcome.followups` then holds the messages to send.
+    """
     outcome = ProcessOutcome([], [], [])
     for event_id in sorted(set(event_ids)):
-        _process_with_predecessors(database, event_id, max_attempts, outcome)
+        _process_with_predecessors(database, event_id, max_attempts, outcome, context)
     return outcome
 
 
 def _process_with_predecessors(
-    database: Database, event_id: int, max_attempts: int, outcome: ProcessOutcome
+    database: Database,
+    event_id: int,
+    max_attempts: int,
+    outcome: ProcessOutcome,
+    context: PipelineContext | None,
 ) -> None:
     with database.read() as session:
         event = session.get(Event, event_id)
@@ -196,19 +214,24 @@ def _process_with_predecessors(
             return
         earlier = list(EventRepository(session).earlier_pending_of_user(event, limit=100))
     for earlier_id in [*earlier, event_id]:
-        result = process_event(database, earlier_id, max_attempts, outcome.runs)
+        result = process_event(database, earlier_id, max_attempts, outcome, context)
         lists = {"processed": outcome.processed, "retry": outcome.retry, "failed": outcome.failed}
         lists.get(result, []).append(earlier_id)
 
 
 def process_event(
-    database: Database, event_id: int, max_attempts: int, started_runs: list[int] | None = None
+    database: Database,
+    event_id: int,
+    max_attempts: int,
+    outcome: ProcessOutcome | None = None,
+    context: PipelineContext | None = None,
 ) -> str:
     """Process one event: apply its effects, then start the automations it triggers.
 
-    Returns processed, skipped, retry or failed. The ids of the runs it started are appended
-    to `started_runs`, for the caller to enqueue once this has committed.
+    Returns processed, skipped, retry or failed. Once this has committed, the runs that
+    still need a job go to `outcome.runs` and what the others made to `outcome.followups`.
     """
+    followups = Followups()
     try:
         with database.write() as session:
             event = EventRepository(session).get_for_update(event_id)
@@ -216,7 +239,12 @@ def process_event(
                 return "skipped"
             profile_diff, effects = _apply(session, event)
             diagnostics = [item.as_dict() for item in _diagnose(event)]
-            run_ids, run_effects = _start_automations(session, event)
+            runs, run_effects = _start_automations(session, event)
+            pending = (
+                advance_in_transaction(session, context, runs, followups)
+                if context is not None
+                else [run.id for run in runs]
+            )
             event.diagnostics = diagnostics
             event.profile_diff = profile_diff
             event.effects = effects + run_effects
@@ -224,8 +252,10 @@ def process_event(
             event.error = None
             event.attempts = event.attempts + 1
             event.processed_at = utcnow()
-        if started_runs is not None:
-            started_runs.extend(run_ids)
+        if outcome is not None:
+            outcome.runs.extend(pending)
+            outcome.followups.runs.extend(followups.runs)
+            outcome.followups.messages.extend(followups.messages)
         return "processed"
     except Exception as exc:
         logger.exception("processing event %s failed", event_id)

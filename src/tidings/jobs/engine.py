@@ -106,9 +106,12 @@ class JobEngine:
         self._process(event_ids)
 
     def _process_events(self, event_ids: list[int]) -> None:
-        outcome = process_events(self.database, event_ids, self.settings.event_max_attempts)
-        if outcome.runs:
-            self._advance_here(outcome.runs)
+        outcome = process_events(
+            self.database, event_ids, self.settings.event_max_attempts, self.context
+        )
+        here = _HereScheduler(self)
+        outcome.followups.dispatch(here)
+        self._advance_here([*here.take_runs(), *outcome.runs], here)
         if outcome.retry:
             delay = 2.0
             logger.warning("retrying %d event(s) in %.0fs", len(outcome.retry), delay)
@@ -141,16 +144,15 @@ class JobEngine:
             self._advance.schedule(args=(run_pk,), eta=eta)
 
     def _run_advance(self, run_pk: int) -> None:
-        self._advance_here([run_pk])
+        self._advance_here([run_pk], _HereScheduler(self))
 
-    def _advance_here(self, run_pks: list[int]) -> None:
+    def _advance_here(self, run_pks: list[int], here: _HereScheduler) -> None:
         """Advance runs in this job, then route and send the messages they made, also here.
 
         An event's runs and their sends would otherwise cross the queue twice more. Their rows
         are committed before this runs, so a crash in between loses nothing: the sweeper
         re-drives runs left PROCESSING and messages left ENQUEUED.
         """
-        here = _HereScheduler(self)
         pending = list(run_pks)
         for _ in range(RUNS_PER_JOB):
             if not pending:
