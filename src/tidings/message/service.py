@@ -90,7 +90,7 @@ def _validate(session: Session, scope: Scope, spec: MessageSpec) -> None:
             code="invalid_message",
             field="message.content",
         )
-    if spec.template and NotificationRepository(session).get(scope, spec.template) is None:
+    if spec.template and not NotificationRepository(session).exists(scope, spec.template):
         raise template_not_found(spec.template)
     if spec.content is not None:
         try:

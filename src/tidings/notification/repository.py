@@ -25,6 +25,19 @@ class NotificationRepository:
             )
         ).first()
 
+    def exists(self, scope: Scope | str, notification_id: str) -> bool:
+        """Whether the template exists, without loading its content."""
+        environment_id = scope if isinstance(scope, str) else scope.environment_id
+        return (
+            self.session.scalars(
+                select(Notification.id).where(
+                    Notification.environment_id == environment_id,
+                    Notification.notification_id == notification_id,
+                )
+            ).first()
+            is not None
+        )
+
     def page(self, scope: Scope, after_id: int | None, limit: int) -> Sequence[Notification]:
         query = select(Notification).where(Notification.environment_id == scope.environment_id)
         if after_id is not None:
