@@ -35,7 +35,7 @@ def _client(settings: Settings, server: LiveServer) -> Call:
     return call
 
 
-def _run(call: Call, run_id: str, *statuses: str, timeout: float = 15.0) -> dict[str, Any]:
+def _run(call: Call, run_id: str, *statuses: str, timeout: float = 30.0) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         body: dict[str, Any] = call("GET", f"/automations/runs/{run_id}").json()
         return body if body["status"] in statuses else None
@@ -84,7 +84,7 @@ def test_welcome_flow_an_identify_for_a_new_user_sends_one_welcome_email(
             traits={"email": "new.user@example.org", "name": "Noor", "plan": "starter"},
         )
         call("POST", "/inbound/segment", event)
-        wait_for(lambda: smtp_sink.messages, what="the welcome email")
+        wait_for(lambda: smtp_sink.messages, timeout=30, what="the welcome email")
         (email,) = smtp_sink.messages
         assert email["To"] == "new.user@example.org"
         assert email["Subject"] == "Welcome to Acme, Noor!"
@@ -102,6 +102,7 @@ def test_welcome_flow_an_identify_for_a_new_user_sends_one_welcome_email(
         call("POST", "/inbound/segment", identify(messageId="welcome-2", userId="new-user"))
         newer = wait_for(
             lambda: [r for r in call("GET", "/automations/runs").json()["runs"] if r != run],
+            timeout=30,
             what="the second run",
         )
         second = _run(call, newer[0]["run_id"], "PROCESSED")
@@ -144,7 +145,7 @@ def test_a_delay_survives_a_restart_and_resumes_on_time(
         server.start()
         call = _client(settings, server)
         _run(call, run["run_id"], "PROCESSED", timeout=30)
-        wait_for(lambda: smtp_sink.messages, what="the delayed email")
+        wait_for(lambda: smtp_sink.messages, timeout=30, what="the delayed email")
         arrived = time.time()
         assert arrived >= wake_at.timestamp()
         assert len(smtp_sink.messages) == 1
@@ -159,7 +160,7 @@ def test_a_wake_up_missed_while_down_runs_at_once_on_start(
     server = LiveServer(settings, tmp_path / "serve.log").start()
     try:
         call = _client(settings, server)
-        run = _start_delayed_run(call, smtp_sink, seconds=2)
+        run = _start_delayed_run(call, smtp_sink, seconds=4)
         server.kill()
         wake_at = parse_timestamp(run["wake_at"])
         assert wake_at is not None
@@ -168,8 +169,8 @@ def test_a_wake_up_missed_while_down_runs_at_once_on_start(
         server.start()
         call = _client(settings, server)
         # Well under the sweeper's one-minute period: the start-up sweep found it.
-        _run(call, run["run_id"], "PROCESSED", timeout=20)
-        wait_for(lambda: smtp_sink.messages, what="the overdue email")
+        _run(call, run["run_id"], "PROCESSED")
+        wait_for(lambda: smtp_sink.messages, timeout=30, what="the overdue email")
         assert len(smtp_sink.messages) == 1
     finally:
         server.stop()
@@ -220,7 +221,11 @@ def test_a_worker_killed_during_a_runs_send_still_gives_exactly_one_email(
                 "properties": {"order": 42},
             },
         )
-        wait_for(smtp_sink.handler.ehlo_started.is_set, what="the worker to start the SMTP send")
+        wait_for(
+            smtp_sink.handler.ehlo_started.is_set,
+            timeout=30,
+            what="the worker to start the SMTP send",
+        )
         worker.kill()
         worker.wait(timeout=10)
         assert smtp_sink.messages == []
