@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -52,8 +53,24 @@ def _plain_postgres_url(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database migrated once per session, copied into each test's data dir:
+    migrating every test's database from scratch would cost a large share of the run."""
+    data_dir = tmp_path_factory.mktemp("migrated") / "data"
+    runtime = build_runtime(Settings(data_dir=data_dir))
+    upgrade(runtime.database)
+    runtime.close()
+    path = data_dir / "tidings.db"
+    assert (
+        not path.with_name("tidings.db-wal").exists()
+        or not path.with_name("tidings.db-wal").stat().st_size
+    ), "the template database still has a write-ahead log"
+    return path
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Iterator[Settings]:
+def settings(tmp_path: Path, migrated_sqlite: Path) -> Iterator[Settings]:
     suffix = secrets.token_hex(4)
     values: dict[str, Any] = {
         "data_dir": tmp_path / "data",
@@ -69,6 +86,9 @@ def settings(tmp_path: Path) -> Iterator[Settings]:
             conn.execute(f'CREATE SCHEMA "{schema}"')
         separator = "&" if "?" in TEST_DATABASE_URL else "?"
         values["database_url"] = f"{TEST_DATABASE_URL}{separator}options=-csearch_path%3D{schema}"
+    else:
+        (tmp_path / "data").mkdir()
+        shutil.copyfile(migrated_sqlite, tmp_path / "data" / "tidings.db")
     yield Settings(**values)
     if schema is not None and TEST_DATABASE_URL:
         with psycopg.connect(_plain_postgres_url(TEST_DATABASE_URL), autocommit=True) as conn:
