@@ -1,8 +1,9 @@
 """Shared fixtures.
 
-The suite runs on SQLite by default. With `TIDINGS_TEST_DATABASE_URL` set to a Postgres URL
-(and optionally `TIDINGS_TEST_JOB_STORAGE` to a Redis URL), every test runs on Postgres in a
-schema of its own, which is dropped afterwards.
+The suite runs on SQLite by default, each test on a copy of a database migrated once. With
+`TIDINGS_TEST_DATABASE_URL` set to a Postgres URL (and optionally `TIDINGS_TEST_JOB_STORAGE`
+to a Redis URL), every test runs on Postgres, in a schema migrated once for the session and
+emptied before each test.
 """
 
 from __future__ import annotations
@@ -69,8 +70,42 @@ def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def _schema_url(schema: str) -> str:
+    assert TEST_DATABASE_URL
+    separator = "&" if "?" in TEST_DATABASE_URL else "?"
+    return f"{TEST_DATABASE_URL}{separator}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(scope="session")
+def postgres_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[str]]]:
+    """With TIDINGS_TEST_DATABASE_URL: a schema migrated once for the session, emptied before
+    each test (TRUNCATE is far cheaper than creating and migrating a schema per test)."""
+    assert TEST_DATABASE_URL
+    schema = f"test_{secrets.token_hex(4)}"
+    plain = _plain_postgres_url(TEST_DATABASE_URL)
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    runtime = build_runtime(
+        Settings(
+            data_dir=tmp_path_factory.mktemp("postgres") / "data",
+            database_url=_schema_url(schema),
+        )
+    )
+    upgrade(runtime.database)
+    runtime.close()
+    with psycopg.connect(plain, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %s "
+            "AND tablename <> 'alembic_version'",
+            (schema,),
+        ).fetchall()
+    yield schema, [row[0] for row in rows]
+    with psycopg.connect(plain, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
 @pytest.fixture
-def settings(tmp_path: Path, migrated_sqlite: Path) -> Iterator[Settings]:
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     suffix = secrets.token_hex(4)
     values: dict[str, Any] = {
         "data_dir": tmp_path / "data",
@@ -79,20 +114,20 @@ def settings(tmp_path: Path, migrated_sqlite: Path) -> Iterator[Settings]:
         "sweep_stale_seconds": 30.0,
         "retry_base_seconds": 0.05,
     }
-    schema = None
     if TEST_DATABASE_URL:
-        schema = f"test_{suffix}"
+        schema, tables = request.getfixturevalue("postgres_schema")
         with psycopg.connect(_plain_postgres_url(TEST_DATABASE_URL), autocommit=True) as conn:
-            conn.execute(f'CREATE SCHEMA "{schema}"')
-        separator = "&" if "?" in TEST_DATABASE_URL else "?"
-        values["database_url"] = f"{TEST_DATABASE_URL}{separator}options=-csearch_path%3D{schema}"
+            # Fail, rather than hang, if an earlier test left a connection holding a lock.
+            conn.execute("SET lock_timeout = '20s'")
+            names = ", ".join(f'"{schema}"."{table}"' for table in tables)
+            conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        values["database_url"] = _schema_url(schema)
     else:
         (tmp_path / "data").mkdir()
-        shutil.copyfile(migrated_sqlite, tmp_path / "data" / "tidings.db")
-    yield Settings(**values)
-    if schema is not None and TEST_DATABASE_URL:
-        with psycopg.connect(_plain_postgres_url(TEST_DATABASE_URL), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        shutil.copyfile(
+            request.getfixturevalue("migrated_sqlite"), tmp_path / "data" / "tidings.db"
+        )
+    return Settings(**values)
 
 
 @dataclass
