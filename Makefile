@@ -6,6 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgresql://127.0.0.1:5432/test
 REDIS_URL ?= redis://127.0.0.1:6379/15
+# pytest-xdist processes: most tests wait on servers and queues, so two share two cores well.
+PYTEST_WORKERS ?= 2
+PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) --durations=10
 
 .PHONY: run test lint browser test-sqlite test-postgres bench bench-pipeline clean
 
@@ -60,12 +63,12 @@ test-sqlite: $(VENV)/.test-installed $(NODE_TEST_DIR)/node_modules/.installed br
 	if $(BIN)/python tests/reachable.py 127.0.0.1 6379; then extra="$$extra TIDINGS_TEST_REDIS_URL=$(REDIS_URL)"; fi; \
 	if $(BIN)/python tests/reachable.py 127.0.0.1 5432; then extra="$$extra TIDINGS_TEST_POSTGRES_URL=$(PG_URL)"; fi; \
 	echo "== pytest on SQLite"; \
-	env $$extra $(BIN)/pytest -q
+	env $$extra $(PYTEST)
 
 test-postgres: $(VENV)/.test-installed $(NODE_TEST_DIR)/node_modules/.installed browser
 	@if $(BIN)/python tests/reachable.py 127.0.0.1 5432 && $(BIN)/python tests/reachable.py 127.0.0.1 6379; then \
 		echo "== pytest on PostgreSQL, jobs on Redis"; \
-		TIDINGS_TEST_DATABASE_URL=$(PG_URL) TIDINGS_TEST_JOB_STORAGE=$(REDIS_URL) $(BIN)/pytest -q; \
+		TIDINGS_TEST_DATABASE_URL=$(PG_URL) TIDINGS_TEST_JOB_STORAGE=$(REDIS_URL) $(PYTEST); \
 	elif [ -n "$$CI" ]; then \
 		echo "CI needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379"; exit 1; \
 	else \

@@ -3,7 +3,8 @@
 The suite runs on SQLite by default, each test on a copy of a database migrated once. With
 `TIDINGS_TEST_DATABASE_URL` set to a Postgres URL (and optionally `TIDINGS_TEST_JOB_STORAGE`
 to a Redis URL), every test runs on Postgres, in a schema migrated once for the session and
-emptied before each test.
+emptied before each test. Under pytest-xdist (`make test` runs two workers) each worker
+process has its own template database, schema and queue names.
 """
 
 from __future__ import annotations
