@@ -325,3 +325,30 @@ def start_py_spy(
         outputs[target.name] = out
     time.sleep(1.0)  # Let py-spy attach.
     return outputs
+
+
+def tidings_environment(
+    env: dict[str, str], data_dir: Path, source: dict[str, str], assignments: list[str]
+) -> dict[str, str]:
+    """The environment of the Tidings processes a benchmark starts: its data dir, the measured
+    tree's `src/` first on PYTHONPATH (checked by importing it; `source["module"]` records
+    what was imported), and the `--tidings-env NAME=VALUE` overrides."""
+    tidings_env = dict(env, TIDINGS_DATA_DIR=str(data_dir))
+    if source.get("path"):
+        tidings_env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [source["path"], env.get("PYTHONPATH")])
+        )
+        print(f"running Tidings from {source['tree']} ({source['commit'][:12]})")
+    source["module"] = subprocess.run(
+        [sys.executable, "-c", "import tidings; print(tidings.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=tidings_env,
+    ).stdout.strip()
+    if source.get("path") and not source["module"].startswith(source["path"]):
+        raise BenchError(f"tidings is imported from {source['module']}, not {source['path']}")
+    for assignment in assignments:
+        name, _, value = assignment.partition("=")
+        tidings_env[name] = value
+    return tidings_env

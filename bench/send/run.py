@@ -49,7 +49,6 @@ import os
 import shutil
 import signal
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -78,6 +77,7 @@ from common import (
     source_tree,
     start_py_spy,
     start_sink,
+    tidings_environment,
     wait_for,
 )
 
@@ -458,25 +458,8 @@ def main(argv: list[str] | None = None) -> int:
             stack.callback(shutil.rmtree, work_dir, ignore_errors=True)
         data_dir = work_dir / "data"
         database, jobs_db = data_dir / "tidings.db", data_dir / "jobs.db"
-        tidings_env = dict(env, TIDINGS_DATA_DIR=str(data_dir))
         source = source_tree(args.commit, args.src, work_dir)
-        if source.get("path"):
-            tidings_env["PYTHONPATH"] = os.pathsep.join(
-                filter(None, [source["path"], env.get("PYTHONPATH")])
-            )
-            print(f"running Tidings from {source['tree']} ({source['commit'][:12]})")
-        source["module"] = subprocess.run(
-            [sys.executable, "-c", "import tidings; print(tidings.__file__)"],
-            capture_output=True,
-            text=True,
-            check=True,
-            env=tidings_env,
-        ).stdout.strip()
-        if source.get("path") and not source["module"].startswith(source["path"]):
-            raise BenchError(f"tidings is imported from {source['module']}, not the archive")
-        for assignment in args.tidings_env:
-            name, _, value = assignment.partition("=")
-            tidings_env[name] = value
+        tidings_env = tidings_environment(env, data_dir, source, args.tidings_env)
 
         sink = start_sink(stack, work_dir, env)
         smtp_port = sink.port
