@@ -16,9 +16,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
@@ -352,3 +353,44 @@ def tidings_environment(
         name, _, value = assignment.partition("=")
         tidings_env[name] = value
     return tidings_env
+
+
+def tidings_executable() -> str | None:
+    """The `tidings` command of this Python's environment (or on PATH); None if absent."""
+    beside = Path(sys.executable).with_name("tidings")
+    return str(beside) if beside.exists() else shutil.which("tidings")
+
+
+def stop_on_signals(on_signal: Callable[[], None] | None = None) -> None:
+    """SIGINT, SIGTERM and SIGHUP raise KeyboardInterrupt, so `with` blocks stop the servers."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        if on_signal is not None:
+            on_signal()
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, handler)
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without TIDINGS_ settings, which would skew a run."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("TIDINGS_")}
+
+
+def write_result(result: dict[str, Any], output: Path) -> None:
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"result written to {output}")
+
+
+def run_benchmark(main: Callable[[], int], stopped: str) -> None:
+    """Exit with main()'s status: 130 when interrupted, 1 on a BenchError."""
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; {stopped} stopped", file=sys.stderr)
+        sys.exit(130)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)

@@ -24,11 +24,9 @@ import datetime as dt
 import http.client
 import importlib.metadata
 import importlib.util
-import json
 import os
 import platform
 import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -39,13 +37,23 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType, ModuleType
+from types import ModuleType
 from typing import Any
 
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import BenchError, api_key, filesystem_of, free_port
+from common import (
+    BenchError,
+    api_key,
+    clean_environment,
+    filesystem_of,
+    free_port,
+    run_benchmark,
+    stop_on_signals,
+    tidings_executable,
+    write_result,
+)
 
 HERE = Path(__file__).resolve().parent
 BENCH = HERE.parent
@@ -277,21 +285,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _raise_on_signal(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    tidings = str(Path(sys.executable).with_name("tidings"))
-    if not Path(tidings).exists():
-        tidings = shutil.which("tidings") or ""
+    tidings = tidings_executable()
     if not tidings:
         print("`tidings` is not installed in this environment: pip install -e .", file=sys.stderr)
         return 2
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _raise_on_signal)
-    env = {name: value for name, value in os.environ.items() if not name.startswith("TIDINGS_")}
+    stop_on_signals()
+    env = clean_environment()
     tidings_env = dict(env)
     for assignment in args.tidings_env:
         name, _, value = assignment.partition("=")
@@ -462,18 +463,9 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [run.public() for run in [smoke, *runs]],
     }
     output = args.output or RESULTS_DIR / f"batch-{started:%Y%m%dT%H%M%SZ}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"result written to {output}")
+    write_result(result, output)
     return 0 if verification["ok"] else 1
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("\ninterrupted; server stopped", file=sys.stderr)
-        sys.exit(130)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    run_benchmark(main, "server")

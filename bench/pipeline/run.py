@@ -82,7 +82,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
 import smtplib
 import sqlite3
 import subprocess
@@ -91,7 +90,6 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import httpx
@@ -102,6 +100,7 @@ from common import (
     BenchError,
     Proc,
     api_key,
+    clean_environment,
     filesystem_of,
     free_port,
     machine,
@@ -109,12 +108,16 @@ from common import (
     ms,
     own_cpu_seconds,
     percentile,
+    run_benchmark,
     running,
     source_tree,
     start_py_spy,
     start_sink,
+    stop_on_signals,
     tidings_environment,
+    tidings_executable,
     wait_for,
+    write_result,
 )
 
 RESULTS_DIR = REPO / "bench" / "results"
@@ -992,22 +995,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_on_signal(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    tidings = str(Path(sys.executable).with_name("tidings"))
-    if not Path(tidings).exists():
-        tidings = shutil.which("tidings") or ""
+    tidings = tidings_executable()
     if not tidings:
         print("`tidings` is not installed in this environment: pip install -e .", file=sys.stderr)
         return 2
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _raise_on_signal)
+    stop_on_signals()
 
-    env = {name: value for name, value in os.environ.items() if not name.startswith("TIDINGS_")}
+    env = clean_environment()
     started = dt.datetime.now(dt.UTC)
     machine_info = machine()
     run_tag = f"pipe{started:%H%M%S}"
@@ -1163,20 +1159,11 @@ def main(argv: list[str] | None = None) -> int:
         "steps": [asdict(step) for step in steps],
     }
     output = args.output or RESULTS_DIR / f"pipeline-{started:%Y%m%dT%H%M%SZ}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"result written to {output}")
+    write_result(result, output)
     if not integrity_ok:
         print("  verification FAILED: lost, duplicate or misaddressed emails (see above)")
     return 0 if integrity_ok else 1
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("\ninterrupted; processes stopped", file=sys.stderr)
-        sys.exit(130)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    run_benchmark(main, "processes")

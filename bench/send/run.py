@@ -47,7 +47,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import sys
 import tempfile
@@ -56,7 +55,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import httpx
@@ -66,6 +64,7 @@ from common import (
     REPO,
     BenchError,
     api_key,
+    clean_environment,
     filesystem_of,
     free_port,
     machine,
@@ -73,12 +72,16 @@ from common import (
     ms,
     own_cpu_seconds,
     percentile,
+    run_benchmark,
     running,
     source_tree,
     start_py_spy,
     start_sink,
+    stop_on_signals,
     tidings_environment,
+    tidings_executable,
     wait_for,
+    write_result,
 )
 
 RESULTS_DIR = REPO / "bench" / "results"
@@ -431,23 +434,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _raise_on_signal(signum: int, _frame: FrameType | None) -> None:
-    STOP.set()
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    tidings = str(Path(sys.executable).with_name("tidings"))
-    if not Path(tidings).exists():
-        tidings = shutil.which("tidings") or ""
+    tidings = tidings_executable()
     if not tidings:
         print("`tidings` is not installed in this environment: pip install -e .", file=sys.stderr)
         return 2
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _raise_on_signal)
+    stop_on_signals(STOP.set)
 
-    env = {name: value for name, value in os.environ.items() if not name.startswith("TIDINGS_")}
+    env = clean_environment()
     started = dt.datetime.now(dt.UTC)
     machine_info = machine()
     with contextlib.ExitStack() as stack:
@@ -708,20 +703,11 @@ def main(argv: list[str] | None = None) -> int:
         "timeline": timeline,
     }
     output = args.output or RESULTS_DIR / f"send-{started:%Y%m%dT%H%M%SZ}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(result, indent=2) + "\n")
     for name, path in profiles.items():
         print(f"  py-spy profile of {name}: {path}")
-    print(f"result written to {output}")
+    write_result(result, output)
     return 0 if ok else 1
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("\ninterrupted; processes stopped", file=sys.stderr)
-        sys.exit(130)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    run_benchmark(main, "processes")
