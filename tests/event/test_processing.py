@@ -219,6 +219,33 @@ def _store_without_job(runtime: Runtime, key: str, events: list[dict[str, Any]])
     return [result.event_id for result in results if result.event_id is not None]
 
 
+def test_a_users_events_are_listed_whether_processed_or_not(
+    client: TestClient, runtime: Runtime, keys: Keys
+) -> None:
+    # Processed and unprocessed events are indexed by user apart (models/event.py).
+    post(client, keys.test, track(messageId="done-1", userId="u"))
+    processed(client, keys.test, "done-1")
+    _store_without_job(
+        runtime,
+        keys.test,
+        [track(messageId="waiting-1", userId="u"), track(messageId="other", userId="v")],
+    )
+    headers = bearer(keys.test)
+    listing = client.get("/integrations/segment/events?userId=u", headers=headers).json()
+    assert [(row["messageId"], row["status"]) for row in listing["results"]] == [
+        ("waiting-1", "received"),
+        ("done-1", "processed"),
+    ]
+    first = client.get("/integrations/segment/events?userId=u&limit=1", headers=headers).json()
+    assert [row["messageId"] for row in first["results"]] == ["waiting-1"]
+    rest = client.get(
+        "/integrations/segment/events",
+        params={"userId": "u", "cursor": first["paging"]["cursor"]},
+        headers=headers,
+    ).json()
+    assert [row["messageId"] for row in rest["results"]] == ["done-1"]
+
+
 def test_sweeper_processes_events_whose_job_was_lost(runtime: Runtime, keys: Keys) -> None:
     ids = _store_without_job(runtime, keys.test, [identify(), track()])
     assert runtime.jobs.sweep(older_than_seconds=3600) == 0

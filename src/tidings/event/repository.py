@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from tidings.models import Event, EventStatus
 from tidings.workspace.service import Scope
+
+# Where events come from: Segment (destination, Tracking API, signed sources) and Courier's
+# inbound track.
+SOURCES = ("segment", "courier")
 
 
 class EventRepository:
@@ -76,11 +80,50 @@ class EventRepository:
             query = query.where(Event.type == event_type)
         if name:
             query = query.where(Event.name == name)
-        if user_id:
-            query = query.where(Event.user_id == user_id)
         if before_id is not None:
             query = query.where(Event.id < before_id)
+        if user_id:
+            return self._newest_of_user(query.where(Event.user_id == user_id), limit)
         return self.session.scalars(query.order_by(Event.id.desc()).limit(limit)).all()
+
+    def of_user(self, scope: Scope, user_id: str, limit: int) -> Sequence[Event]:
+        """A user's newest events, from every source."""
+        found = [
+            event
+            for source in SOURCES
+            for event in self._newest_of_user(
+                select(Event).where(
+                    Event.environment_id == scope.environment_id,
+                    Event.source == source,
+                    Event.user_id == user_id,
+                ),
+                limit,
+            )
+        ]
+        found.sort(key=lambda event: event.id, reverse=True)
+        return found[:limit]
+
+    def _newest_of_user(self, query: Select[Event], limit: int) -> list[Event]:
+        """The newest `limit` events of a query by user, newest first.
+
+        Events are indexed by user in two partial indexes, unprocessed ones in
+        `ix_event_pending_user` and the rest in `ix_event_user` (models/event.py), so each
+        status is read through its own and the two are merged.
+        """
+        found = [
+            *self.session.scalars(
+                query.where(Event.status == EventStatus.RECEIVED)
+                .order_by(Event.id.desc())
+                .limit(limit)
+            ),
+            *self.session.scalars(
+                query.where(Event.status != EventStatus.RECEIVED)
+                .order_by(Event.id.desc())
+                .limit(limit)
+            ),
+        ]
+        found.sort(key=lambda event: event.id, reverse=True)
+        return found[:limit]
 
     def names(self, scope: Scope, source: str) -> Sequence[tuple[str, int, datetime, datetime]]:
         rows = self.session.execute(

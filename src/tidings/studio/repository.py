@@ -8,6 +8,7 @@ from sqlalchemy import String, cast, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from tidings.errors import BadRequest
+from tidings.event.repository import EventRepository
 from tidings.kit.sql import execute_counting
 from tidings.models import (
     AdminSession,
@@ -89,12 +90,7 @@ class StudioRepository:
         ).all()
 
     def recent_events_of_user(self, scope: Scope, user_id: str, limit: int) -> Sequence[Event]:
-        return self.session.scalars(
-            select(Event)
-            .where(Event.environment_id == scope.environment_id, Event.user_id == user_id)
-            .order_by(Event.id.desc())
-            .limit(limit)
-        ).all()
+        return EventRepository(self.session).of_user(scope, user_id, limit)
 
     def automations_by_trigger(self, scope: Scope, source: str) -> dict[str, list[str]]:
         """Event name -> ids of the live automations whose current version it triggers."""
