@@ -18,6 +18,7 @@ from tidings.event.endpoints import router as event_router
 from tidings.inbox.endpoints import router as inbox_router
 from tidings.ingest.endpoints import router as ingest_router
 from tidings.ingest.fastpath import IngestFastPath
+from tidings.ingest.pressure import IngestPressure, no_pause
 from tidings.ingest.source_endpoints import router as source_router
 from tidings.ingest.tracking import RateLimiter
 from tidings.ingest.writer import IngestWriter
@@ -42,9 +43,17 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        writer = IngestWriter(runtime.database, runtime.cipher, runtime.jobs.enqueue_events)
+        pressure = None
+        if consumer_workers > 0 and runtime.settings.ingest_priority:
+            # Requests first: the consumer threads give way while ingest is saturated.
+            pressure = IngestPressure()
+            runtime.jobs.pace = pressure.wait_for_turn
+        writer = IngestWriter(
+            runtime.database, runtime.cipher, runtime.jobs.enqueue_events, pressure
+        )
         writer.start()
         app.state.ingest_writer = writer
+        app.state.ingest_pressure = pressure
         consumer = None
         if consumer_workers > 0:
             consumer = runtime.jobs.consumer(consumer_workers, embedded=True)
@@ -59,6 +68,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
         finally:
             await writer.stop()
             if consumer is not None:
+                runtime.jobs.pace = no_pause
                 await asyncio.to_thread(consumer.stop, True)
 
     app = FastAPI(

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     job_queue: str = "tidings"
     secret_key: SecretStr | None = None
     consumer_workers: int = 2
+    ingest_priority: bool = True
     sqlite_synchronous: Literal["full", "normal"] = "full"
     sweep_stale_seconds: float = 30.0
     event_max_attempts: int = 5

@@ -11,7 +11,7 @@ Per-user order: before an event is processed, the same user's earlier unprocesse
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -189,14 +189,18 @@ def process_events(
     event_ids: Iterable[int],
     max_attempts: int,
     context: PipelineContext | None = None,
+    pace: Callable[[], None] | None = None,
 ) -> ProcessOutcome:
     """Process events, each with its user's earlier pending ones first.
 
     With a `context`, the runs an event starts take their first database-only steps (a send)
     in the event's own transaction; `outcome.followups` then holds the messages to send.
+    `pace` is called before each event (it may wait: tidings.ingest.pressure).
     """
     outcome = ProcessOutcome([], [], [])
     for event_id in sorted(set(event_ids)):
+        if pace is not None:
+            pace()
         _process_with_predecessors(database, event_id, max_attempts, outcome, context)
     return outcome
 

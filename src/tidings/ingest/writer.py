@@ -27,6 +27,7 @@ import orjson
 from sqlalchemy.orm import Session
 
 from tidings.db import Database
+from tidings.ingest.pressure import IngestPressure
 from tidings.ingest.validation import ValidEvent
 from tidings.kit.sql import insert_ignoring_conflicts
 from tidings.kit.time import utcnow
@@ -80,8 +81,11 @@ class IngestWriter:
         database: Database,
         cipher: KeyCipher,
         on_committed: Callable[[list[int]], None],
+        pressure: IngestPressure | None = None,
     ) -> None:
         self.database = database
+        # Told when each batch starts and ends, so that the in-process consumer can give way.
+        self.pressure = pressure
         self.cipher = cipher
         self.on_committed = on_committed
         self._pending: list[tuple[list[IngestItem], asyncio.Future[list[IngestResult]]]] = []
@@ -123,6 +127,8 @@ class IngestWriter:
             if self._pending:
                 self._wakeup.set()
             items = [item for request_items, _ in batch for item in request_items]
+            if self.pressure is not None:
+                self.pressure.started()
             try:
                 results = await loop.run_in_executor(self._executor, self.write, items)
             except Exception as exc:
@@ -131,6 +137,9 @@ class IngestWriter:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            finally:
+                if self.pressure is not None:
+                    self.pressure.finished()
             start = 0
             for request_items, future in batch:
                 end = start + len(request_items)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from huey.storage import SqliteStorage
 from tidings.automation import runs
 from tidings.config import Settings
 from tidings.event.service import process_events, stale_event_ids
+from tidings.ingest.pressure import no_pause
 from tidings.message import pipeline
 from tidings.message.pipeline import PipelineContext
 
@@ -86,6 +88,9 @@ class JobEngine:
         self.context = context
         self.database = context.database
         self.settings = context.settings
+        # Called before each event, run and message a job handles; in `tidings serve` it
+        # waits while ingest is saturated (tidings.ingest.pressure).
+        self.pace: Callable[[], None] = no_pause
         self._process = huey.task(name="event.process")(self._process_events)
         self._process_message = huey.task(name="message.process")(self._run_process_message)
         self._process_messages = huey.task(name="message.process_many")(self._run_process_messages)
@@ -107,7 +112,7 @@ class JobEngine:
 
     def _process_events(self, event_ids: list[int]) -> None:
         outcome = process_events(
-            self.database, event_ids, self.settings.event_max_attempts, self.context
+            self.database, event_ids, self.settings.event_max_attempts, self.context, self.pace
         )
         here = _HereScheduler(self)
         outcome.followups.dispatch(here)
@@ -157,6 +162,7 @@ class JobEngine:
         for _ in range(RUNS_PER_JOB):
             if not pending:
                 break
+            self.pace()
             runs.advance_run(self.context, here, pending.pop(0))
             pending.extend(here.take_runs())
         for run_pk in pending:
@@ -166,11 +172,13 @@ class JobEngine:
             self._run_process_messages(messages[start : start + MESSAGES_PER_JOB])
 
     def _run_process_message(self, message_id: str) -> None:
+        self.pace()
         # Deliver in the same job: no second trip through the queue for the common case.
         for attempt in pipeline.process_message(self.context, self, message_id):
             pipeline.attempt_delivery(self.context, self, attempt)
 
     def _run_process_messages(self, message_ids: list[str]) -> None:
+        self.pace()
         try:
             attempts = pipeline.process_messages(self.context, self, message_ids)
         except Exception:
@@ -185,10 +193,13 @@ class JobEngine:
                     logger.exception("processing message %s failed", message_id)
         # Each outcome is committed as soon as its provider answers: a crash cannot leave a
         # sent message unrecorded for longer than one send.
-        for attempt in attempts:
+        for index, attempt in enumerate(attempts):
+            if index:
+                self.pace()
             pipeline.attempt_delivery(self.context, self, attempt)
 
     def _run_deliver(self, delivery_id: int) -> None:
+        self.pace()
         pipeline.deliver(self.context, self, delivery_id)
 
     def sweep(self, older_than_seconds: float | None = None) -> int:

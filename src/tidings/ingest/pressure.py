@@ -1,0 +1,96 @@
+"""Ingest first: the in-process consumer gives way while requests wait on the ingest writer.
+
+`tidings serve` answers requests and processes events in one process, and Python runs one
+thread at a time. When events arrive faster than one writer can commit them, every moment
+the consumer threads spend processing is a moment the waiting requests are not answered,
+and Segment (or an SDK) times out and sends again. So while the writer has been busy for
+more than half of the last half second, each consumer thread waits before its next event or
+message, for at most a second, then does one and looks again: a burst is acknowledged at
+full speed and processed right after it, and processing never stops entirely.
+
+At ordinary rates the writer is busy a few per cent of the time and nothing waits.
+`TIDINGS_INGEST_PRIORITY=false` turns this off; `tidings worker` processes never wait.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+WINDOW_SECONDS = 0.5
+BUSY_SHARE = 0.5
+MAX_PAUSE_SECONDS = 1.0
+POLL_SECONDS = 0.02
+
+
+def no_pause() -> None:
+    """The pace of a consumer that never gives way."""
+
+
+class IngestPressure:
+    """How busy the ingest writer has been lately, and a pause for work that can wait."""
+
+    def __init__(
+        self,
+        *,
+        window: float = WINDOW_SECONDS,
+        busy_share: float = BUSY_SHARE,
+        max_pause: float = MAX_PAUSE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.window = window
+        self.threshold = busy_share
+        self.max_pause = max_pause
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._spans: deque[tuple[float, float]] = deque()
+        self._writing_since: float | None = None
+        self.pauses = 0
+        self.paused_seconds = 0.0
+
+    def started(self) -> None:
+        """The writer took a batch."""
+        with self._lock:
+            self._writing_since = self._clock()
+
+    def finished(self) -> None:
+        """The writer's batch is committed (or failed)."""
+        with self._lock:
+            if self._writing_since is None:
+                return
+            now = self._clock()
+            self._spans.append((self._writing_since, now))
+            self._writing_since = None
+            self._forget(now)
+
+    def busy_share(self) -> float:
+        """The share of the last `window` seconds the writer spent writing."""
+        with self._lock:
+            now = self._clock()
+            self._forget(now)
+            since = now - self.window
+            busy = sum(end - max(start, since) for start, end in self._spans)
+            if self._writing_since is not None:
+                busy += now - max(self._writing_since, since)
+            return min(busy / self.window, 1.0)
+
+    def wait_for_turn(self) -> None:
+        """Wait while ingest is saturated, at most `max_pause` seconds."""
+        if self.busy_share() <= self.threshold:
+            return
+        started = self._clock()
+        deadline = started + self.max_pause
+        while self._clock() < deadline and self.busy_share() > self.threshold:
+            self._sleep(POLL_SECONDS)
+        with self._lock:
+            self.pauses += 1
+            self.paused_seconds += self._clock() - started
+
+    def _forget(self, now: float) -> None:
+        since = now - self.window
+        while self._spans and self._spans[0][1] <= since:
+            self._spans.popleft()

@@ -1,0 +1,117 @@
+"""The in-process consumer gives way while ingest is saturated (tidings.ingest.pressure)."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from tests.conftest import Keys
+from tests.ingest.test_inbound_segment import post, processed
+from tests.payloads import track
+from tidings.app import create_app
+from tidings.ingest.pressure import IngestPressure, no_pause
+from tidings.runtime import Runtime
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def pressure_on(clock: FakeClock) -> IngestPressure:
+    return IngestPressure(window=0.5, busy_share=0.5, max_pause=1.0, clock=clock, sleep=clock.sleep)
+
+
+def write(pressure: IngestPressure, clock: FakeClock, busy: float, idle: float = 0.0) -> None:
+    pressure.started()
+    clock.now += busy
+    pressure.finished()
+    clock.now += idle
+
+
+def test_busy_share_counts_the_last_window_only() -> None:
+    clock = FakeClock()
+    pressure = pressure_on(clock)
+    assert pressure.busy_share() == 0.0
+    write(pressure, clock, busy=0.1, idle=0.1)
+    write(pressure, clock, busy=0.1, idle=0.1)
+    assert abs(pressure.busy_share() - 0.4) < 1e-9
+    clock.now += 0.35  # the first batch has left the window, half of the second too
+    assert abs(pressure.busy_share() - 0.1) < 1e-9
+    clock.now += 1.0
+    assert pressure.busy_share() == 0.0
+
+
+def test_a_batch_being_written_counts_as_busy() -> None:
+    clock = FakeClock()
+    pressure = pressure_on(clock)
+    pressure.started()
+    clock.now += 0.3
+    assert abs(pressure.busy_share() - 0.6) < 1e-9
+    clock.now += 1.0
+    assert pressure.busy_share() == 1.0
+
+
+def test_an_idle_or_lightly_loaded_writer_makes_nobody_wait() -> None:
+    clock = FakeClock()
+    pressure = pressure_on(clock)
+    pressure.wait_for_turn()
+    for _ in range(10):  # 10 % busy
+        write(pressure, clock, busy=0.005, idle=0.045)
+    pressure.wait_for_turn()
+    assert clock.slept == []
+    assert pressure.pauses == 0
+
+
+def test_a_saturated_writer_makes_work_wait_until_it_calms_down() -> None:
+    clock = FakeClock()
+    pressure = pressure_on(clock)
+    for _ in range(10):  # 90 % busy
+        write(pressure, clock, busy=0.045, idle=0.005)
+    # The writer stops: the share falls under half within about a quarter of a second.
+    pressure.wait_for_turn()
+    assert 0.2 <= sum(clock.slept) <= 0.3
+    assert pressure.pauses == 1
+    assert pressure.busy_share() <= 0.5
+
+
+def test_work_waits_at_most_max_pause_however_busy_ingest_stays() -> None:
+    clock = FakeClock()
+    pressure = pressure_on(clock)
+    pressure.started()  # one endless batch: saturated throughout
+    clock.now += 1.0
+    pressure.wait_for_turn()
+    assert abs(sum(clock.slept) - 1.0) < 0.03
+    assert abs(pressure.paused_seconds - 1.0) < 0.03
+
+
+def test_serve_paces_its_consumer_by_the_writer(runtime: Runtime, keys: Keys) -> None:
+    assert runtime.jobs.pace is no_pause
+    with TestClient(create_app(runtime, consumer_workers=2)) as client:
+        pressure = client.app.state.ingest_pressure  # type: ignore[attr-defined]
+        assert isinstance(pressure, IngestPressure)
+        assert runtime.jobs.pace == pressure.wait_for_turn
+        assert client.app.state.ingest_writer.pressure is pressure  # type: ignore[attr-defined]
+        post(client, keys.test, track(messageId="paced"))
+        processed(client, keys.test, "paced")
+    assert runtime.jobs.pace is no_pause
+
+
+def test_ingest_priority_can_be_turned_off(runtime: Runtime) -> None:
+    settings = runtime.settings.model_copy(update={"ingest_priority": False})
+    object.__setattr__(runtime, "settings", settings)
+    with TestClient(create_app(runtime, consumer_workers=2)) as client:
+        assert client.app.state.ingest_pressure is None  # type: ignore[attr-defined]
+        assert runtime.jobs.pace is no_pause
+
+
+def test_an_api_only_replica_has_no_pressure(runtime: Runtime) -> None:
+    with TestClient(create_app(runtime, consumer_workers=0)) as client:
+        assert client.app.state.ingest_pressure is None  # type: ignore[attr-defined]
