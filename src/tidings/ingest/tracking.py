@@ -226,11 +226,11 @@ class Clock:
         return cls(received_at, _iso(received_at), sent_text, parse_timestamp(sent_text))
 
 
-def correct_timestamp(event: dict[str, Any], clock: Clock) -> None:
+def correct_timestamp(event: dict[str, Any], clock: Clock) -> datetime | None:
     """Segment's rule: timestamp = receivedAt - (sentAt - originalTimestamp).
 
     The device's own time becomes `originalTimestamp`; without a timestamp the event happened
-    when it was received.
+    when it was received. Returns the event's `timestamp`, parsed.
     """
     event["receivedAt"] = clock.received_text
     original_text = event.get("timestamp") or event.get("originalTimestamp")
@@ -239,7 +239,7 @@ def correct_timestamp(event: dict[str, Any], clock: Clock) -> None:
         if original_text:  # Unreadable: kept as sent, and the event dated on arrival.
             event["originalTimestamp"] = original_text
         event["timestamp"] = clock.received_text
-        return
+        return clock.received_at
     event["originalTimestamp"] = original_text
     own_sent_text = event.get("sentAt")
     if own_sent_text:
@@ -248,8 +248,11 @@ def correct_timestamp(event: dict[str, Any], clock: Clock) -> None:
         sent = clock.sent_at
         if sent is not None:
             event["sentAt"] = clock.sent_text
-    if sent is not None:
-        event["timestamp"] = _iso(clock.received_at - (sent - original))
+    if sent is None:  # Kept as sent.
+        return original if event.get("timestamp") == original_text else None
+    corrected = clock.received_at - (sent - original)
+    event["timestamp"] = _iso(corrected)
+    return corrected
 
 
 def _merged(batch_value: Any, item_value: Any) -> Any:
@@ -306,9 +309,9 @@ def batch_events(
             item["context"] = _merged(context, item.get("context"))
         if integrations is not None:
             item["integrations"] = _merged(integrations, item.get("integrations"))
-        correct_timestamp(item, clock)
+        timestamp = correct_timestamp(item, clock)
         try:
-            events.append(validate_segment_event(item))
+            events.append(validate_segment_event(item, timestamp=timestamp))
         except BadRequest as exc:
             raise _in_batch(index, exc) from exc
     return events
@@ -325,8 +328,8 @@ def single_event(body: dict[str, Any], event_type: str, received_at: datetime) -
             code="type_mismatch",
             field="type",
         )
-    correct_timestamp(body, Clock.of(received_at, None))
-    return validate_segment_event(body)
+    timestamp = correct_timestamp(body, Clock.of(received_at, None))
+    return validate_segment_event(body, timestamp=timestamp)
 
 
 async def accept_tracking(
