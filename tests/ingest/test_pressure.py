@@ -29,8 +29,10 @@ def pressure_on(clock: FakeClock) -> IngestPressure:
     return IngestPressure(window=0.5, busy_share=0.5, max_pause=1.0, clock=clock, sleep=clock.sleep)
 
 
-def write(pressure: IngestPressure, clock: FakeClock, busy: float, idle: float = 0.0) -> None:
-    pressure.started()
+def write(
+    pressure: IngestPressure, clock: FakeClock, busy: float, idle: float = 0.0, requests: int = 4
+) -> None:
+    pressure.started(requests)
     clock.now += busy
     pressure.finished()
     clock.now += idle
@@ -52,11 +54,12 @@ def test_busy_share_counts_the_last_window_only() -> None:
 def test_a_batch_being_written_counts_as_busy() -> None:
     clock = FakeClock()
     pressure = pressure_on(clock)
-    pressure.started()
+    pressure.started(3)
     clock.now += 0.3
     assert abs(pressure.busy_share() - 0.6) < 1e-9
     clock.now += 1.0
     assert pressure.busy_share() == 1.0
+    assert pressure.requests_per_batch() == 3.0
 
 
 def test_an_idle_or_lightly_loaded_writer_makes_nobody_wait() -> None:
@@ -82,10 +85,23 @@ def test_a_saturated_writer_makes_work_wait_until_it_calms_down() -> None:
     assert pressure.busy_share() <= 0.5
 
 
+def test_a_busy_writer_with_nothing_queued_makes_nobody_wait() -> None:
+    # One request per batch: each found the writer free, however long the writes took.
+    clock = FakeClock()
+    pressure = pressure_on(clock)
+    for _ in range(10):
+        write(pressure, clock, busy=0.045, idle=0.005, requests=1)
+    assert pressure.busy_share() > 0.5
+    assert pressure.requests_per_batch() == 1.0
+    pressure.wait_for_turn()
+    assert clock.slept == []
+    assert pressure.pauses == 0
+
+
 def test_work_waits_at_most_max_pause_however_busy_ingest_stays() -> None:
     clock = FakeClock()
     pressure = pressure_on(clock)
-    pressure.started()  # one endless batch: saturated throughout
+    pressure.started(16)  # one endless batch: saturated throughout
     clock.now += 1.0
     pressure.wait_for_turn()
     assert abs(sum(clock.slept) - 1.0) < 0.03

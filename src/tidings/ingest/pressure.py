@@ -4,11 +4,14 @@
 thread at a time. When events arrive faster than one writer can commit them, every moment
 the consumer threads spend processing is a moment the waiting requests are not answered,
 and Segment (or an SDK) times out and sends again. So while the writer has been busy for
-more than half of the last half second, each consumer thread waits before its next event or
-message, for at most a second, then does one and looks again: a burst is acknowledged at
-full speed and processed right after it, and processing never stops entirely.
+more than half of the last half second and requests queued up for it (its batches held two
+requests or more on average), each consumer thread waits before its next event or message,
+for at most a second, then does one and looks again: a burst is acknowledged at full speed
+and processed right after it, and processing never stops entirely.
 
-At ordinary rates the writer is busy a few per cent of the time and nothing waits.
+Both conditions matter. At a steady 100 requests a second the writer can be busy half of the
+time while it waits for the consumer's own transactions and for the interpreter, yet each
+request finds it free and is written alone: nothing is waiting, so nothing gives way.
 `TIDINGS_INGEST_PRIORITY=false` turns this off; `tidings worker` processes never wait.
 """
 
@@ -21,6 +24,8 @@ from collections.abc import Callable
 
 WINDOW_SECONDS = 0.5
 BUSY_SHARE = 0.5
+# Requests per batch, on average over the window, that show requests are queueing.
+QUEUED_REQUESTS = 2.0
 MAX_PAUSE_SECONDS = 1.0
 POLL_SECONDS = 0.02
 
@@ -47,15 +52,18 @@ class IngestPressure:
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
-        self._spans: deque[tuple[float, float]] = deque()
+        # (started, ended, requests) of each recent batch.
+        self._spans: deque[tuple[float, float, int]] = deque()
         self._writing_since: float | None = None
+        self._writing_requests = 0
         self.pauses = 0
         self.paused_seconds = 0.0
 
-    def started(self) -> None:
-        """The writer took a batch."""
+    def started(self, requests: int = 1) -> None:
+        """The writer took a batch of this many requests."""
         with self._lock:
             self._writing_since = self._clock()
+            self._writing_requests = requests
 
     def finished(self) -> None:
         """The writer's batch is committed (or failed)."""
@@ -63,7 +71,7 @@ class IngestPressure:
             if self._writing_since is None:
                 return
             now = self._clock()
-            self._spans.append((self._writing_since, now))
+            self._spans.append((self._writing_since, now, self._writing_requests))
             self._writing_since = None
             self._forget(now)
 
@@ -73,18 +81,33 @@ class IngestPressure:
             now = self._clock()
             self._forget(now)
             since = now - self.window
-            busy = sum(end - max(start, since) for start, end in self._spans)
+            busy = sum(end - max(start, since) for start, end, _ in self._spans)
             if self._writing_since is not None:
                 busy += now - max(self._writing_since, since)
             return min(busy / self.window, 1.0)
 
+    def requests_per_batch(self) -> float:
+        """Requests per batch over the last `window` seconds (0 without batches)."""
+        with self._lock:
+            self._forget(self._clock())
+            batches = len(self._spans) + (self._writing_since is not None)
+            if not batches:
+                return 0.0
+            requests = sum(requests for _, _, requests in self._spans)
+            if self._writing_since is not None:
+                requests += self._writing_requests
+            return requests / batches
+
+    def saturated(self) -> bool:
+        return self.busy_share() > self.threshold and self.requests_per_batch() >= QUEUED_REQUESTS
+
     def wait_for_turn(self) -> None:
         """Wait while ingest is saturated, at most `max_pause` seconds."""
-        if self.busy_share() <= self.threshold:
+        if not self.saturated():
             return
         started = self._clock()
         deadline = started + self.max_pause
-        while self._clock() < deadline and self.busy_share() > self.threshold:
+        while self._clock() < deadline and self.saturated():
             self._sleep(POLL_SECONDS)
         with self._lock:
             self.pauses += 1

@@ -133,7 +133,7 @@ class IngestWriter:
                 self._wakeup.set()
             items = [item for request_items, _ in batch for item in request_items]
             if self.pressure is not None:
-                self.pressure.started()
+                self.pressure.started(len(batch))
             try:
                 results = await loop.run_in_executor(self._executor, self.write, items)
             except Exception as exc:
