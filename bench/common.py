@@ -81,6 +81,18 @@ def filesystem_of(path: Path) -> str:
 # -- processes -------------------------------------------------------------------------------
 
 
+def peak_rss_mb(pid: int) -> float | None:
+    """A process's peak resident memory so far (VmHWM), in MB, Linux only."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return None
+
+
 @dataclass
 class Proc:
     name: str

@@ -49,6 +49,7 @@ from common import (
     clean_environment,
     filesystem_of,
     free_port,
+    peak_rss_mb,
     run_benchmark,
     stop_on_signals,
     tidings_executable,
@@ -74,6 +75,8 @@ ingest = _load_ingest_helpers()
 RESULTS_DIR = REPO / "bench" / "results"
 PATH = "/v1/batch"
 BUDGET = 20_000
+# The API process's memory under load (the architecture's budgets).
+RSS_BUDGET_MB = 200
 
 
 def event(message_id: str, n: int, timestamp: str) -> dict[str, Any]:
@@ -417,6 +420,7 @@ def main(argv: list[str] | None = None) -> int:
             "stored": count,
         }
         data_filesystem = filesystem_of(data_dir.resolve())
+        peak_rss = peak_rss_mb(server.process.pid)
 
     measured = [run for run in runs if run.phase == "measure"]
     summary = {
@@ -428,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
             run.server_cpu_us_per_event or 0 for run in measured
         ),
         "budget": BUDGET,
+        "server_peak_rss_mb": peak_rss,
+        "rss_budget_mb": RSS_BUDGET_MB,
     }
     summary["within_budget"] = summary["events_per_s"] >= BUDGET
     verdict = "OK" if summary["within_budget"] else "UNDER BUDGET"
@@ -436,6 +442,9 @@ def main(argv: list[str] | None = None) -> int:
         f"batch p50 {summary['p50_ms']} ms, p99 {summary['p99_ms']} ms, "
         f"server CPU {summary['server_cpu_us_per_event']} us/event"
     )
+    if peak_rss is not None:
+        within = "OK" if peak_rss <= RSS_BUDGET_MB else "OVER BUDGET"
+        print(f"tidings serve peak RSS {peak_rss:.0f} MB (budget <= {RSS_BUDGET_MB} MB: {within})")
     print(
         f"verification: {answered} events answered 200, {count} stored, each once"
         if verification["ok"]
