@@ -14,7 +14,7 @@ from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from tidings.config import Settings
@@ -92,6 +92,17 @@ class Database:
         # SQLite has one writer at a time. Threads of this process queue on a lock, which
         # wakes the next one at once, instead of sleeping in SQLite's busy handler.
         with self._write_lock, self._write() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def write_on(self, connection: Connection) -> Iterator[Session]:
+        """A unit of work like `write()`, on a connection the caller keeps (one of
+        `write_engine`'s): for a writer that wants its own connection settings."""
+        with (
+            self._write_lock or nullcontext(),
+            Session(bind=connection, expire_on_commit=False) as session,
+            session.begin(),
+        ):
             yield session
 
     @contextmanager

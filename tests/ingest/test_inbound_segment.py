@@ -257,10 +257,12 @@ def test_unknown_route_and_method_use_the_error_shape(client: TestClient) -> Non
 def test_storage_failure_is_503_and_nothing_is_acknowledged(
     client: TestClient, keys: Keys, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def unavailable() -> Any:
+    def unavailable(*_: Any) -> Any:
         raise OSError("disk I/O error")
 
+    # The writer's units of work: its own connection on SQLite, the pool's on Postgres.
     monkeypatch.setattr(runtime.database, "write", unavailable)
+    monkeypatch.setattr(runtime.database, "write_on", unavailable)
     response = post(client, keys.test, track())
     assert_error(response, 503, "storage_unavailable")
     monkeypatch.undo()

@@ -25,6 +25,7 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from tidings.db import Database
@@ -45,6 +46,11 @@ MAX_BATCH = 2000
 # pages, so with the default nearly every ingest commit also ran a checkpoint (copy and
 # fsync). The writer's connections let the WAL grow to about 40 MB first; docs/benchmarks.md.
 WAL_AUTOCHECKPOINT_PAGES = 10_000
+# The writer's own SQLite connection caches up to this many KiB of pages (SQLite's default:
+# 2,000 KiB). Each event inserts into several indexes at scattered positions; with the
+# default cache most of those pages were read again from the file for every batch. 32 MB
+# cut a raw 800-row insert from 46-49 to 38-40 us per row (docs/benchmarks.md, Batch).
+WRITER_CACHE_KIB = 32 * 1024
 
 
 class Outcome(StrEnum):
@@ -100,6 +106,8 @@ class IngestWriter:
         # Keys already checked against their ciphertext; each batch still confirms in SQL
         # that they exist and are not revoked, so revocation takes effect at once.
         self._verified: dict[str, Scope] = {}
+        # SQLite: a connection of the writer's own, with a larger page cache.
+        self._connection: Connection | None = None
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="ingest-writer")
@@ -113,6 +121,24 @@ class IngestWriter:
             if not future.done():
                 future.set_exception(RuntimeError("Tidings is shutting down"))
         self._executor.shutdown(wait=True)
+        self._close_connection()
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+
+    def _unit_of_work(self) -> contextlib.AbstractContextManager[Session]:
+        if not self.database.is_sqlite:
+            return self.database.write()
+        if self._connection is None:
+            connection = self.database.write_engine.connect()
+            connection.exec_driver_sql(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+            connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+            connection.commit()
+            self._connection = connection
+        return self.database.write_on(self._connection)
 
     async def submit(self, items: list[IngestItem]) -> list[IngestResult]:
         """Write the items durably; returns one result per item, in order."""
@@ -181,12 +207,15 @@ class IngestWriter:
 
     def write(self, items: Sequence[IngestItem]) -> list[IngestResult]:
         """One transaction for the whole batch. Runs on the writer thread."""
+        try:
+            return self._write(items)
+        except Exception:
+            self._close_connection()  # the next batch starts on a fresh connection
+            raise
+
+    def _write(self, items: Sequence[IngestItem]) -> list[IngestResult]:
         now = utcnow()
-        with self.database.write() as session:
-            if self.database.is_sqlite:
-                session.connection().exec_driver_sql(
-                    f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}"
-                )
+        with self._unit_of_work() as session:
             scopes = self._resolve(session, {item.key for item in items if item.key is not None})
             owners: list[Scope | None] = []
             rows: list[Row] = []
