@@ -7,8 +7,10 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from tidings import __version__
 from tidings.automation.endpoints import router as automation_router
@@ -33,6 +35,28 @@ from tidings.studio.app import mount as mount_studio
 from tidings.tenant.endpoints import router as tenant_router
 
 logger = logging.getLogger(__name__)
+
+
+class TidingsAPI(FastAPI):
+    """FastAPI, with the ingest hot paths served ahead of its per-request machinery.
+
+    `tidings.ingest.fastpath` answers `POST /inbound/segment` and the Tracking API in plain
+    ASGI; placed here rather than as a middleware it also skips FastAPI's per-request
+    telemetry check and the middleware stack around the router (about 6 % of the event
+    loop's time per single-event request). Every other request goes through FastAPI as
+    usual.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._fast_path = IngestFastPath(super().__call__)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self  # as Starlette sets it: the fast path finds the writer on it
+        await self._fast_path(scope, receive, send)
 
 
 def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
@@ -71,7 +95,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
                 runtime.jobs.pace = no_pause
                 await asyncio.to_thread(consumer.stop, True)
 
-    app = FastAPI(
+    app = TidingsAPI(
         title="Tidings",
         version=__version__,
         summary="Self-hosted notifications from your Segment events, with Courier's API shapes.",
@@ -80,7 +104,6 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
     app.state.runtime = runtime
     app.state.tracking_limiter = RateLimiter.from_settings(runtime.settings)
     install_error_handlers(app)
-    app.add_middleware(IngestFastPath)
     app.include_router(ingest_router)
     app.include_router(source_router)
     app.include_router(event_router)

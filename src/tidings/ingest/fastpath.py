@@ -1,9 +1,10 @@
 """A direct route for the ingest hot paths.
 
 Segment sends one request per event to `POST /inbound/segment`, and its SDKs post batches to
-the Tracking API (`POST /v1/...`): by far the busiest routes. This ASGI middleware serves
-them in plain ASGI, past the router, the framework's per-request middleware and its request
-and response objects; every other request goes through the app as usual. It runs the same
+the Tracking API (`POST /v1/...`): by far the busiest routes. This ASGI layer, which
+`tidings.app.TidingsAPI` puts ahead of FastAPI, serves them in plain ASGI, past the
+framework's per-request telemetry check, its middleware, the router and its request and
+response objects; every other request goes through the app as usual. It runs the same
 `accept_segment_event` and `accept_tracking` as the FastAPI routes, which stay as the
 routes' OpenAPI description, so both answer identically.
 """
