@@ -14,6 +14,8 @@ from tidings.workspace.service import Scope
 # Where events come from: Segment (destination, Tracking API, signed sources) and Courier's
 # inbound track.
 SOURCES = ("segment", "courier")
+# The two halves of the events by user, each with its partial index (models/event.py).
+_BY_STATUS = (Event.status == EventStatus.RECEIVED, Event.status != EventStatus.RECEIVED)
 
 
 class EventRepository:
@@ -83,44 +85,40 @@ class EventRepository:
         if before_id is not None:
             query = query.where(Event.id < before_id)
         if user_id:
-            return self._newest_of_user(query.where(Event.user_id == user_id), limit)
+            return self._newest_of_user([query.where(Event.user_id == user_id)], limit)
         return self.session.scalars(query.order_by(Event.id.desc()).limit(limit)).all()
 
     def of_user(self, scope: Scope, user_id: str, limit: int) -> Sequence[Event]:
         """A user's newest events, from every source."""
-        found = [
-            event
-            for source in SOURCES
-            for event in self._newest_of_user(
+        return self._newest_of_user(
+            [
                 select(Event).where(
                     Event.environment_id == scope.environment_id,
                     Event.source == source,
                     Event.user_id == user_id,
-                ),
-                limit,
-            )
-        ]
-        found.sort(key=lambda event: event.id, reverse=True)
-        return found[:limit]
+                )
+                for source in SOURCES
+            ],
+            limit,
+        )
 
-    def _newest_of_user(self, query: Select[Event], limit: int) -> list[Event]:
-        """The newest `limit` events of a query by user, newest first.
+    def _newest_of_user(self, queries: list[Select[Event]], limit: int) -> list[Event]:
+        """The newest `limit` events of queries by user (each with its source), newest first.
 
         Events are indexed by user in two partial indexes, unprocessed ones in
         `ix_event_pending_user` and the rest in `ix_event_user` (models/event.py), so each
-        status is read through its own and the two are merged.
+        query is read once per status, through its index, and the results are merged.
         """
         found = [
-            *self.session.scalars(
-                query.where(Event.status == EventStatus.RECEIVED)
-                .order_by(Event.id.desc())
-                .limit(limit)
-            ),
-            *self.session.scalars(
-                query.where(Event.status != EventStatus.RECEIVED)
-                .order_by(Event.id.desc())
-                .limit(limit)
-            ),
+            event
+            for query in queries
+            for status in (
+                Event.status == EventStatus.RECEIVED,
+                Event.status != EventStatus.RECEIVED,
+            )
+            for event in self.session.scalars(
+                query.where(status).order_by(Event.id.desc()).limit(limit)
+            )
         ]
         found.sort(key=lambda event: event.id, reverse=True)
         return found[:limit]
