@@ -14,7 +14,7 @@ from contextlib import contextmanager, nullcontext
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from tidings.config import Settings
@@ -95,24 +95,18 @@ class Database:
             yield session
 
     @contextmanager
-    def write_on(self, connection: Connection) -> Iterator[Session]:
-        """A unit of work like `write()`, on a connection the caller keeps (one of
-        `write_engine`'s): for a writer that wants its own connection settings."""
-        with (
-            self._write_lock or nullcontext(),
-            Session(bind=connection, expire_on_commit=False) as session,
-            session.begin(),
-        ):
-            yield session
-
-    @contextmanager
-    def write_driver(self) -> Iterator[Any]:
+    def write_driver(self, connection: Any = None) -> Iterator[Any]:
         """A write transaction on the driver's own connection: yields a DB-API cursor, for a
         hot path of a few fixed statements where a Session's bookkeeping would cost more
         than the SQL. The same lock and `BEGIN IMMEDIATE` as `write()`; committed at the
-        end, rolled back on error."""
+        end, rolled back on error.
+
+        `connection`: a connection the caller keeps (from `engine.raw_connection()`), for a
+        writer that wants its own connection settings; by default one from the pool."""
         with self._write_lock or nullcontext():
-            connection = self.engine.raw_connection()
+            own = connection is None
+            if own:
+                connection = self.engine.raw_connection()
             try:
                 cursor = connection.cursor()
                 if self._write_lock is not None:
@@ -124,7 +118,8 @@ class Database:
                 connection.rollback()
                 raise
             finally:
-                connection.close()
+                if own:
+                    connection.close()
 
     @contextmanager
     def read(self) -> Iterator[Session]:

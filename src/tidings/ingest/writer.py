@@ -1,14 +1,19 @@
 """Group commit for ingest.
 
-Requests hand their events to one writer task per process. While one batch is being
+Requests hand their events to one writer thread per process. While one batch is being
 written, new requests queue up, and the next transaction takes them all: one commit (and
 one fsync) serves many requests. A request is answered only after its batch has committed.
 
 Each batch, in one transaction:
-1. resolves the presented API keys (one query), so revocation takes effect at once;
-2. inserts the events with `ON CONFLICT DO NOTHING` on (environment, source, messageId);
-   rows that did not insert are duplicates and change nothing;
-3. commits, then hands the new event ids to the job engine.
+1. confirms that the presented API keys exist and are not revoked (one query; a key's
+   ciphertext is checked only the first time it is seen), so revocation takes effect at once;
+2. inserts the events, skipping any whose (environment, source, messageId) is stored
+   already: those are duplicates and change nothing;
+3. commits. The requests are then answered, and the new event ids handed to the job engine.
+
+On SQLite the writer works on a driver connection of its own, with plain statements: an ORM
+Session's bookkeeping cost more than the SQL (docs/benchmarks.md). Postgres goes through a
+Session with `INSERT ... ON CONFLICT DO NOTHING RETURNING`, which holds across processes.
 """
 
 from __future__ import annotations
@@ -17,15 +22,15 @@ import asyncio
 import contextlib
 import functools
 import logging
+import queue
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from tidings.db import Database
@@ -99,28 +104,34 @@ class IngestWriter:
         self.pressure = pressure
         self.cipher = cipher
         self.on_committed = on_committed
-        self._pending: list[tuple[list[IngestItem], asyncio.Future[list[IngestResult]]]] = []
-        self._wakeup = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-writer")
-        self._task: asyncio.Task[None] | None = None
+        # Requests waiting for the writer thread; None asks it to stop.
+        self._queue: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         # Keys already checked against their ciphertext; each batch still confirms in SQL
         # that they exist and are not revoked, so revocation takes effect at once.
         self._verified: dict[str, Scope] = {}
-        # SQLite: a connection of the writer's own, with a larger page cache.
-        self._connection: Connection | None = None
+        # SQLite: a driver connection of the writer's own, with a larger page cache.
+        self._connection: Any = None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="ingest-writer")
+        self._loop = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+        self._thread.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        for _, future in self._pending:
-            if not future.done():
-                future.set_exception(RuntimeError("Tidings is shutting down"))
-        self._executor.shutdown(wait=True)
+        """Finish the batch being written, then fail whatever is still waiting."""
+        if self._thread is not None:
+            self._queue.put(None)
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+        while True:
+            try:
+                entry = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if entry is not None and not entry[1].done():
+                entry[1].set_exception(RuntimeError("Tidings is shutting down"))
         self._close_connection()
 
     def _close_connection(self) -> None:
@@ -129,138 +140,142 @@ class IngestWriter:
                 self._connection.close()
             self._connection = None
 
-    def _unit_of_work(self) -> contextlib.AbstractContextManager[Session]:
-        if not self.database.is_sqlite:
-            return self.database.write()
+    def _driver_connection(self) -> Any:
         if self._connection is None:
-            connection = self.database.write_engine.connect()
-            connection.exec_driver_sql(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
-            connection.exec_driver_sql(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
-            connection.commit()
+            connection = self.database.write_engine.raw_connection()
+            cursor = connection.cursor()
+            cursor.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
+            cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+            cursor.close()
             self._connection = connection
-        return self.database.write_on(self._connection)
+        return self._connection
 
     async def submit(self, items: list[IngestItem]) -> list[IngestResult]:
         """Write the items durably; returns one result per item, in order."""
-        future: asyncio.Future[list[IngestResult]] = asyncio.get_running_loop().create_future()
-        self._pending.append((items, future))
-        self._wakeup.set()
+        if self._loop is None or self._thread is None:
+            raise RuntimeError("The ingest writer is not running (Tidings is shutting down)")
+        future: asyncio.Future[list[IngestResult]] = self._loop.create_future()
+        self._queue.put((items, future))
         return await future
 
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
+    def _run(self) -> None:
+        """The writer thread: takes whatever requests are waiting, writes them in one
+        transaction, hands the results to the event loop, then enqueues processing.
+
+        The thread takes its next batch itself, as soon as the last one is written, rather
+        than waiting for the event loop to hand it over: a loop busy with requests would
+        otherwise leave the writer idle between batches."""
+        carry: Pending | None = None
         while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            batch = self._take_batch()
-            if not batch:
-                continue
-            if self._pending:
-                self._wakeup.set()
-            items = [item for request_items, _ in batch for item in request_items]
+            entry = carry if carry is not None else self._queue.get()
+            carry = None
+            if entry is None:
+                return
+            batch = [entry]
+            count = len(entry[0])
+            stopping = False
+            while count < MAX_BATCH:
+                try:
+                    entry = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if entry is None:
+                    stopping = True
+                    break
+                if count + len(entry[0]) > MAX_BATCH:
+                    carry = entry
+                    break
+                batch.append(entry)
+                count += len(entry[0])
+            self._write_batch(batch)
+            if stopping:
+                return
+
+    def _write_batch(self, batch: list[Pending]) -> None:
+        items = [item for request_items, _ in batch for item in request_items]
+        if self.pressure is not None:
+            self.pressure.started(len(batch))
+        try:
+            results, new_ids = self._write(items)
+        except Exception as exc:
+            self._close_connection()  # the next batch starts on a fresh connection
+            logger.exception("ingest batch of %d events failed", len(items))
+            self._deliver(batch, None, exc)
+            return
+        finally:
             if self.pressure is not None:
-                self.pressure.started(len(batch))
-            try:
-                results = await loop.run_in_executor(self._executor, self.write, items)
-            except Exception as exc:
-                logger.exception("ingest batch of %d events failed", len(items))
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            finally:
-                if self.pressure is not None:
-                    self.pressure.finished()
-            start = 0
-            for request_items, future in batch:
-                end = start + len(request_items)
-                if not future.done():
-                    future.set_result(results[start:end])
-                start = end
+                self.pressure.finished()
+        # Answer the requests first; enqueueing their processing is not their business.
+        self._deliver(batch, results, None)
+        self._committed(new_ids)
 
-    def _take_batch(self) -> list[tuple[list[IngestItem], asyncio.Future[list[IngestResult]]]]:
-        batch: list[tuple[list[IngestItem], asyncio.Future[list[IngestResult]]]] = []
-        count = 0
-        while self._pending and (not batch or count + len(self._pending[0][0]) <= MAX_BATCH):
-            entry = self._pending.pop(0)
-            batch.append(entry)
-            count += len(entry[0])
-        return batch
+    def _deliver(
+        self, batch: list[Pending], results: list[IngestResult] | None, error: Exception | None
+    ) -> None:
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
+            self._loop.call_soon_threadsafe(_settle, batch, results, error)
 
-    def _resolve(self, session: Session, keys: set[str]) -> dict[str, Scope]:
-        known = {key: self._verified[key] for key in keys if key in self._verified}
-        scopes: dict[str, Scope] = {}
-        if known:
-            active = WorkspaceRepository(session).active_key_ids(s.key_id for s in known.values())
-            for key, scope in known.items():
-                if scope.key_id in active:
-                    scopes[key] = scope
-                else:
-                    self._verified.pop(key, None)
-        unknown = keys - known.keys()
+    def _committed(self, new_ids: list[int]) -> None:
+        if not new_ids:
+            return
+        try:
+            self.on_committed(new_ids)
+        except Exception:
+            # The events are committed; the sweeper re-drives them.
+            logger.exception("could not enqueue processing for %d events", len(new_ids))
+
+    def _candidates(self, keys: set[str]) -> dict[str, Scope]:
+        """The scopes of the presented keys that match their ciphertext: from the cache, or
+        looked up (only the first time a key is seen). The batch's transaction then
+        confirms that each is still there and not revoked."""
+        candidates = {key: self._verified[key] for key in keys if key in self._verified}
+        unknown = keys - candidates.keys()
         if unknown:
-            resolved = resolve_keys(session, self.cipher, unknown)
-            scopes.update(resolved)
+            with self.database.read() as session:
+                resolved = resolve_keys(session, self.cipher, unknown)
+            candidates.update(resolved)
             if len(self._verified) < 1000:
                 self._verified.update(resolved)
+        return candidates
+
+    def _confirm(self, candidates: dict[str, Scope], active: set[str]) -> dict[str, Scope]:
+        scopes: dict[str, Scope] = {}
+        for key, scope in candidates.items():
+            if scope.key_id in active:
+                scopes[key] = scope
+            else:
+                self._verified.pop(key, None)
         return scopes
 
     def write(self, items: Sequence[IngestItem]) -> list[IngestResult]:
-        """One transaction for the whole batch. Runs on the writer thread."""
+        """One transaction for the whole batch, then its processing enqueued: the writer
+        thread's work, callable directly (tests, tools)."""
         try:
-            return self._write(items)
+            results, new_ids = self._write(items)
         except Exception:
-            self._close_connection()  # the next batch starts on a fresh connection
+            self._close_connection()
             raise
+        self._committed(new_ids)
+        return results
 
-    def _write(self, items: Sequence[IngestItem]) -> list[IngestResult]:
+    def _write(self, items: Sequence[IngestItem]) -> tuple[list[IngestResult], list[int]]:
         now = utcnow()
-        with self._unit_of_work() as session:
-            scopes = self._resolve(session, {item.key for item in items if item.key is not None})
-            owners: list[Scope | None] = []
-            rows: list[Row] = []
-            seen: set[Identity] = set()
-            for item in items:
-                scope = item.scope_in(scopes)
-                owners.append(scope)
-                if scope is None:
-                    continue
-                event = item.event
-                identity = (scope.environment_id, event.source, event.message_id)
-                if identity in seen:
-                    continue
-                seen.add(identity)
-                # In the order of _COLUMNS.
-                rows.append(
-                    (
-                        scope.workspace_id,
-                        scope.environment_id,
-                        event.source,
-                        event.message_id,
-                        event.type,
-                        event.name,
-                        event.user_id,
-                        event.anonymous_id,
-                        event.payload,
-                        event.timestamp,
-                        now,
-                        EventStatus.RECEIVED,
-                        0,
-                    )
-                )
-            if not rows:
-                inserted: dict[Identity, int] = {}
-            elif self.database.is_sqlite:
-                inserted = _insert_sqlite(session, rows, now)
-            else:
-                inserted = _insert_returning(session, rows)
+        candidates = self._candidates({item.key for item in items if item.key is not None})
+        key_ids = list({scope.key_id for scope in candidates.values()})
+        if self.database.is_sqlite:
+            # The hot path: a handful of statements on the driver's connection, no Session.
+            with self.database.write_driver(self._driver_connection()) as cursor:
+                scopes = self._confirm(candidates, _active_key_ids_sqlite(cursor, key_ids))
+                owners, rows = _rows(items, scopes, now)
+                inserted = _insert_sqlite(cursor, rows, now) if rows else {}
+        else:
+            with self.database.write() as session:
+                active = WorkspaceRepository(session).active_key_ids(key_ids) if key_ids else set()
+                scopes = self._confirm(candidates, active)
+                owners, rows = _rows(items, scopes, now)
+                inserted = _insert_returning(session, rows) if rows else {}
         new_ids = sorted(inserted.values())
-        if new_ids:
-            try:
-                self.on_committed(new_ids)
-            except Exception:
-                # The events are committed; the sweeper re-drives them.
-                logger.exception("could not enqueue processing for %d events", len(new_ids))
         results = []
         for item, scope in zip(items, owners, strict=True):
             message_id = item.event.message_id
@@ -272,9 +287,75 @@ class IngestWriter:
                 results.append(IngestResult(Outcome.ACCEPTED, message_id, event_id, scope))
             else:
                 results.append(IngestResult(Outcome.DUPLICATE, message_id, None, scope))
-        return results
+        return results, new_ids
 
 
+def _rows(
+    items: Sequence[IngestItem], scopes: dict[str, Scope], now: datetime
+) -> tuple[list[Scope | None], list[Row]]:
+    """Each item's owner (None: no valid key), and the rows to insert, in the order of
+    _COLUMNS: one per distinct (environment, source, messageId)."""
+    owners: list[Scope | None] = []
+    rows: list[Row] = []
+    seen: set[Identity] = set()
+    for item in items:
+        scope = item.scope_in(scopes)
+        owners.append(scope)
+        if scope is None:
+            continue
+        event = item.event
+        identity = (scope.environment_id, event.source, event.message_id)
+        if identity in seen:
+            continue
+        seen.add(identity)
+        rows.append(
+            (
+                scope.workspace_id,
+                scope.environment_id,
+                event.source,
+                event.message_id,
+                event.type,
+                event.name,
+                event.user_id,
+                event.anonymous_id,
+                event.payload,
+                event.timestamp,
+                now,
+                EventStatus.RECEIVED,
+                0,
+            )
+        )
+    return owners, rows
+
+
+def _active_key_ids_sqlite(cursor: Any, key_ids: list[str]) -> set[str]:
+    if not key_ids:
+        return set()
+    cursor.execute(
+        f"SELECT id FROM api_key WHERE id IN ({', '.join('?' for _ in key_ids)}) "
+        "AND revoked_at IS NULL",
+        key_ids,
+    )
+    return {row[0] for row in cursor.fetchall()}
+
+
+def _settle(
+    batch: list[Pending], results: list[IngestResult] | None, error: Exception | None
+) -> None:
+    """On the event loop: resolve each request's future with its slice of the results."""
+    start = 0
+    for request_items, future in batch:
+        end = start + len(request_items)
+        if not future.done():
+            if error is not None:
+                future.set_exception(error)
+            else:
+                assert results is not None
+                future.set_result(results[start:end])
+        start = end
+
+
+Pending = tuple[list[IngestItem], "asyncio.Future[list[IngestResult]]"]
 Identity = tuple[str, str, str]
 Row = tuple[Any, ...]
 
@@ -316,14 +397,13 @@ def _sqlite_datetime(value: datetime | None) -> str | None:
     return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _insert_sqlite(session: Session, rows: list[Row], received_at: datetime) -> dict[Identity, int]:
-    """The SQLite hot path: one driver-level executemany.
+def _insert_sqlite(cursor: Any, rows: list[Row], received_at: datetime) -> dict[Identity, int]:
+    """The SQLite hot path, on the driver's cursor.
 
-    The unit of work holds SQLite's write lock (BEGIN IMMEDIATE), so checking for duplicates
+    The transaction holds SQLite's write lock (BEGIN IMMEDIATE), so checking for duplicates
     first cannot race another writer, and the new rows take consecutive ids after the
     current maximum.
     """
-    connection = session.connection()
     existing: set[Identity] = set()
     groups: dict[tuple[str, str], list[str]] = {}
     for row in rows:
@@ -332,12 +412,12 @@ def _insert_sqlite(session: Session, rows: list[Row], received_at: datetime) -> 
         # Filtered the way the unique index (environment_id, source, message_id) is built.
         for start in range(0, len(message_ids), 500):
             chunk = message_ids[start : start + 500]
-            found = connection.exec_driver_sql(
+            cursor.execute(
                 "SELECT message_id FROM event WHERE environment_id = ? AND source = ? "
                 f"AND message_id IN ({', '.join('?' for _ in chunk)})",
                 (environment_id, source, *chunk),
             )
-            existing.update((environment_id, source, row[0]) for row in found)
+            existing.update((environment_id, source, row[0]) for row in cursor.fetchall())
     fresh = [row for row in rows if (row[1], row[2], row[3]) not in existing] if existing else rows
     if not fresh:
         return {}
@@ -363,12 +443,10 @@ def _insert_sqlite(session: Session, rows: list[Row], received_at: datetime) -> 
     start = 0
     for size in _SQLITE_CHUNKS:
         while len(fresh) - start >= size:
-            connection.exec_driver_sql(
-                _sqlite_insert(size), tuple(values[start * width : (start + size) * width])
-            )
+            cursor.execute(_sqlite_insert(size), values[start * width : (start + size) * width])
             start += size
-    last_id = connection.exec_driver_sql("SELECT max(id) FROM event").scalar_one()
-    first_id = last_id - len(fresh) + 1
+    # The last statement's last row: the newest id.
+    first_id = cursor.lastrowid - len(fresh) + 1
     return {(row[1], row[2], row[3]): first_id + index for index, row in enumerate(fresh)}
 
 

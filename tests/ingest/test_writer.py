@@ -1,0 +1,155 @@
+"""The ingest writer thread: group commit, failures, revocation and shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from tests.conftest import Keys
+from tests.payloads import track
+from tidings.ingest.validation import validate_segment_event
+from tidings.ingest.writer import IngestItem, IngestResult, IngestWriter, Outcome
+from tidings.models import Event
+from tidings.runtime import Runtime
+from tidings.workspace import service as workspace_service
+
+
+def item(key: str, message_id: str) -> IngestItem:
+    return IngestItem(key, validate_segment_event(track(messageId=message_id)))
+
+
+def stored(runtime: Runtime) -> list[str]:
+    with runtime.database.read() as session:
+        return sorted(event.message_id for event in session.query(Event))
+
+
+def test_concurrent_requests_share_transactions(runtime: Runtime, keys: Keys) -> None:
+    committed: list[list[int]] = []
+    writer = IngestWriter(runtime.database, runtime.cipher, committed.append)
+
+    async def scenario() -> list[list[IngestResult]]:
+        writer.start()
+        try:
+            return await asyncio.gather(
+                *(writer.submit([item(keys.test, f"m-{n:02d}")]) for n in range(40))
+            )
+        finally:
+            await writer.stop()
+
+    answers = asyncio.run(scenario())
+    assert [answer[0].outcome for answer in answers] == [Outcome.ACCEPTED] * 40
+    assert [answer[0].message_id for answer in answers] == [f"m-{n:02d}" for n in range(40)]
+    assert stored(runtime) == [f"m-{n:02d}" for n in range(40)]
+    # Every new event was handed to the job engine once, in fewer batches than requests.
+    assert sorted(i for ids in committed for i in ids) == sorted(
+        answer[0].event_id for answer in answers if answer[0].event_id is not None
+    )
+    assert len(committed) < 40
+
+
+def test_duplicates_and_bad_keys_in_one_batch(runtime: Runtime, keys: Keys) -> None:
+    writer = IngestWriter(runtime.database, runtime.cipher, lambda ids: None)
+    writer.write([item(keys.test, "first")])
+    results = writer.write(
+        [
+            item(keys.test, "first"),
+            item(keys.test, "second"),
+            item(keys.test, "second"),
+            item("not-a-key", "third"),
+            item(keys.production, "first"),
+        ]
+    )
+    assert [result.outcome for result in results] == [
+        Outcome.DUPLICATE,
+        Outcome.ACCEPTED,
+        Outcome.DUPLICATE,
+        Outcome.UNAUTHORIZED,
+        Outcome.ACCEPTED,
+    ]
+    assert stored(runtime) == ["first", "first", "second"]
+
+
+def test_a_revoked_key_is_refused_by_the_next_batch(runtime: Runtime, keys: Keys) -> None:
+    writer = IngestWriter(runtime.database, runtime.cipher, lambda ids: None)
+    assert writer.write([item(keys.test, "before")])[0].outcome is Outcome.ACCEPTED
+    with runtime.database.write() as session:
+        workspace_service.revoke_key(session, keys.test_id)
+    assert writer.write([item(keys.test, "after")])[0].outcome is Outcome.UNAUTHORIZED
+    assert stored(runtime) == ["before"]
+
+
+def test_a_failed_batch_fails_its_requests_and_the_next_one_succeeds(
+    runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = IngestWriter(runtime.database, runtime.cipher, lambda ids: None)
+    real_write = writer._write
+    calls = 0
+
+    def flaky(items: Sequence[IngestItem]) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise OSError("disk I/O error")
+        return real_write(items)
+
+    monkeypatch.setattr(writer, "_write", flaky)
+
+    async def scenario() -> tuple[BaseException | None, list[IngestResult]]:
+        writer.start()
+        try:
+            try:
+                await writer.submit([item(keys.test, "lost")])
+                error = None
+            except OSError as exc:
+                error = exc
+            return error, await writer.submit([item(keys.test, "kept")])
+        finally:
+            await writer.stop()
+
+    error, results = asyncio.run(scenario())
+    assert isinstance(error, OSError)
+    assert results[0].outcome is Outcome.ACCEPTED
+    assert stored(runtime) == ["kept"]
+
+
+def test_stop_finishes_queued_requests_and_refuses_new_ones(
+    runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writer = IngestWriter(runtime.database, runtime.cipher, lambda ids: None)
+    real_write = writer._write
+    writing = threading.Event()
+    release = threading.Event()
+
+    def slow(items: Sequence[IngestItem]) -> Any:
+        writing.set()
+        release.wait(10)
+        return real_write(items)
+
+    monkeypatch.setattr(writer, "_write", slow)
+
+    async def scenario() -> tuple[list[IngestResult], list[IngestResult], str]:
+        writer.start()
+        first = asyncio.ensure_future(writer.submit([item(keys.test, "in-flight")]))
+        await asyncio.to_thread(writing.wait, 10)
+        second = asyncio.ensure_future(writer.submit([item(keys.test, "queued")]))
+        await asyncio.sleep(0)  # the second request is queued before stop() is called
+        stopping = asyncio.ensure_future(writer.stop())
+        await asyncio.sleep(0.05)
+        release.set()
+        await stopping
+        try:
+            await writer.submit([item(keys.test, "late")])
+            refused = ""
+        except RuntimeError as exc:
+            refused = str(exc)
+        return await first, await second, refused
+
+    first, second, refused = asyncio.run(scenario())
+    assert first[0].outcome is Outcome.ACCEPTED
+    assert second[0].outcome is Outcome.ACCEPTED
+    assert "shutting down" in refused
+    assert stored(runtime) == ["in-flight", "queued"]
