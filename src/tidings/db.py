@@ -95,18 +95,21 @@ class Database:
             yield session
 
     @contextmanager
-    def write_driver(self, connection: Any = None) -> Iterator[Any]:
+    def exclusive(self) -> Iterator[None]:
+        """This process's turn to write, without a transaction: for a writer whose unit of
+        work is a single statement on its own connection (SQLite: the same lock that
+        `write()` takes; elsewhere nothing)."""
+        with self._write_lock or nullcontext():
+            yield
+
+    @contextmanager
+    def write_driver(self) -> Iterator[Any]:
         """A write transaction on the driver's own connection: yields a DB-API cursor, for a
         hot path of a few fixed statements where a Session's bookkeeping would cost more
         than the SQL. The same lock and `BEGIN IMMEDIATE` as `write()`; committed at the
-        end, rolled back on error.
-
-        `connection`: a connection the caller keeps (from `engine.raw_connection()`), for a
-        writer that wants its own connection settings; by default one from the pool."""
+        end, rolled back on error."""
         with self._write_lock or nullcontext():
-            own = connection is None
-            if own:
-                connection = self.engine.raw_connection()
+            connection = self.engine.raw_connection()
             try:
                 cursor = connection.cursor()
                 if self._write_lock is not None:
@@ -118,8 +121,7 @@ class Database:
                 connection.rollback()
                 raise
             finally:
-                if own:
-                    connection.close()
+                connection.close()
 
     @contextmanager
     def read(self) -> Iterator[Session]:

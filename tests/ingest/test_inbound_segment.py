@@ -260,9 +260,9 @@ def test_storage_failure_is_503_and_nothing_is_acknowledged(
     def unavailable(*_: Any) -> Any:
         raise OSError("disk I/O error")
 
-    # The writer's transactions: on its own driver connection on SQLite, a Session on Postgres.
+    # The writer's units of work: its own statements on SQLite, a Session on Postgres.
     monkeypatch.setattr(runtime.database, "write", unavailable)
-    monkeypatch.setattr(runtime.database, "write_driver", unavailable)
+    monkeypatch.setattr(runtime.database, "exclusive", unavailable)
     response = post(client, keys.test, track())
     assert_error(response, 503, "storage_unavailable")
     monkeypatch.undo()

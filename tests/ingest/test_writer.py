@@ -153,3 +153,23 @@ def test_stop_finishes_queued_requests_and_refuses_new_ones(
     assert second[0].outcome is Outcome.ACCEPTED
     assert "shutting down" in refused
     assert stored(runtime) == ["in-flight", "queued"]
+
+
+@pytest.mark.parametrize("size", [1, 63, 64, 65, 300, 600])
+def test_each_new_event_gets_its_own_id(runtime: Runtime, keys: Keys, size: int) -> None:
+    """Batches of every shape (one statement, several in a transaction), with duplicates
+    of stored events mixed in: each result names the row that holds its event."""
+    writer = IngestWriter(runtime.database, runtime.cipher, lambda ids: None)
+    stored_before = [item(keys.test, f"old-{n}") for n in range(0, size, 7)]
+    writer.write(stored_before)
+    batch = [item(keys.test, f"old-{n}" if n % 7 == 0 else f"new-{n}") for n in range(size)]
+    results = writer.write(batch)
+    with runtime.database.read() as session:
+        ids = {event.message_id: event.id for event in session.query(Event)}
+    for n, result in enumerate(results):
+        if n % 7 == 0:
+            assert (result.outcome, result.event_id) == (Outcome.DUPLICATE, None)
+        else:
+            assert result.outcome is Outcome.ACCEPTED
+            assert result.event_id == ids[f"new-{n}"]
+    assert len(ids) == size

@@ -107,6 +107,9 @@ class IngestWriter:
         # Requests waiting for the writer thread; None asks it to stop.
         self._queue: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        # New event ids on their way to the job engine; None asks the thread to stop.
+        self._new_ids: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
+        self._enqueuer: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Keys already checked against their ciphertext; each batch still confirms in SQL
         # that they exist and are not revoked, so revocation takes effect at once.
@@ -118,6 +121,10 @@ class IngestWriter:
         self._loop = asyncio.get_running_loop()
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
         self._thread.start()
+        self._enqueuer = threading.Thread(
+            target=self._enqueue_committed, name="ingest-enqueuer", daemon=True
+        )
+        self._enqueuer.start()
 
     async def stop(self) -> None:
         """Finish the batch being written, then fail whatever is still waiting."""
@@ -125,6 +132,10 @@ class IngestWriter:
             self._queue.put(None)
             await asyncio.to_thread(self._thread.join)
             self._thread = None
+        if self._enqueuer is not None:
+            self._new_ids.put(None)
+            await asyncio.to_thread(self._enqueuer.join)
+            self._enqueuer = None
         while True:
             try:
                 entry = self._queue.get_nowait()
@@ -160,7 +171,7 @@ class IngestWriter:
 
     def _run(self) -> None:
         """The writer thread: takes whatever requests are waiting, writes them in one
-        transaction, hands the results to the event loop, then enqueues processing.
+        transaction, hands the results to the event loop and the new ids to the enqueuer.
 
         The thread takes its next batch itself, as soon as the last one is written, rather
         than waiting for the event loop to hand it over: a loop busy with requests would
@@ -205,9 +216,9 @@ class IngestWriter:
         finally:
             if self.pressure is not None:
                 self.pressure.finished()
-        # Answer the requests first; enqueueing their processing is not their business.
         self._deliver(batch, results, None)
-        self._committed(new_ids)
+        if new_ids:
+            self._new_ids.put(new_ids)
 
     def _deliver(
         self, batch: list[Pending], results: list[IngestResult] | None, error: Exception | None
@@ -215,6 +226,29 @@ class IngestWriter:
         assert self._loop is not None
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting
             self._loop.call_soon_threadsafe(_settle, batch, results, error)
+
+    def _enqueue_committed(self) -> None:
+        """The enqueuer thread: hands new event ids to the job engine, all that have piled
+        up in one job. Enqueueing is a write to the job storage; on the writer thread it
+        took as long as a batch of inserts (docs/benchmarks.md), and the requests need not
+        wait for it: the sweeper re-drives any event whose job was lost."""
+        while True:
+            ids = self._new_ids.get()
+            if ids is None:
+                return
+            stopping = False
+            while len(ids) < MAX_BATCH:
+                try:
+                    more = self._new_ids.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stopping = True
+                    break
+                ids.extend(more)
+            self._committed(ids)
+            if stopping:
+                return
 
     def _committed(self, new_ids: list[int]) -> None:
         if not new_ids:
@@ -264,11 +298,15 @@ class IngestWriter:
         candidates = self._candidates({item.key for item in items if item.key is not None})
         key_ids = list({scope.key_id for scope in candidates.values()})
         if self.database.is_sqlite:
-            # The hot path: a handful of statements on the driver's connection, no Session.
-            with self.database.write_driver(self._driver_connection()) as cursor:
-                scopes = self._confirm(candidates, _active_key_ids_sqlite(cursor, key_ids))
-                owners, rows = _rows(items, scopes, now)
-                inserted = _insert_sqlite(cursor, rows, now) if rows else {}
+            # The hot path: as few statements as can be, on the driver's connection.
+            with self.database.exclusive():
+                cursor = self._driver_connection().cursor()
+                try:
+                    scopes = self._confirm(candidates, _active_key_ids_sqlite(cursor, key_ids))
+                    owners, rows = _rows(items, scopes, now)
+                    inserted = _insert_sqlite(cursor, rows, now) if rows else {}
+                finally:
+                    cursor.close()
         else:
             with self.database.write() as session:
                 active = WorkspaceRepository(session).active_key_ids(key_ids) if key_ids else set()
@@ -375,16 +413,29 @@ _COLUMNS = (
     "attempts",
 )
 _SQLITE_ROW = f"({', '.join('?' for _ in _COLUMNS)}, '[]', '[]', '[]')"
-# Rows per INSERT statement, largest first: a batch is cut into these so that a few
-# statements (each compiled once and cached by the driver) insert any number of rows.
-_SQLITE_CHUNKS = (256, 64, 16, 4, 1)
+# Rows per INSERT statement: a batch of up to 64 rows is one statement of its exact size;
+# larger ones are cut into these, plus one statement for the rest. Each size is compiled
+# once and cached by the driver.
+_SQLITE_CHUNKS = (256, 64)
+
+
+def _chunks(rows: int) -> list[int]:
+    sizes = []
+    for size in _SQLITE_CHUNKS:
+        while rows >= size:
+            sizes.append(size)
+            rows -= size
+    if rows:
+        sizes.append(rows)
+    return sizes
 
 
 @functools.cache
 def _sqlite_insert(rows: int) -> str:
     return (
         f"INSERT INTO event ({', '.join(_COLUMNS)}, diagnostics, profile_diff, effects) "
-        f"VALUES {', '.join(_SQLITE_ROW for _ in range(rows))}"
+        f"VALUES {', '.join(_SQLITE_ROW for _ in range(rows))} "
+        "ON CONFLICT (environment_id, source, message_id) DO NOTHING"
     )
 
 
@@ -398,34 +449,23 @@ def _sqlite_datetime(value: datetime | None) -> str | None:
 
 
 def _insert_sqlite(cursor: Any, rows: list[Row], received_at: datetime) -> dict[Identity, int]:
-    """The SQLite hot path, on the driver's cursor.
+    """The SQLite hot path, on the writer's driver cursor (autocommit mode) while this
+    process's write lock is held: the new rows' ids by identity; duplicates are left out.
 
-    The transaction holds SQLite's write lock (BEGIN IMMEDIATE), so checking for duplicates
-    first cannot race another writer, and the new rows take consecutive ids after the
-    current maximum.
+    Every time the writer's thread takes the GIL back after a call into SQLite, it may wait
+    for the event loop's thread, so a batch makes as few calls as it can. Up to 64 rows are
+    one `INSERT ... ON CONFLICT DO NOTHING`: a statement of its own, committed on its own,
+    with no BEGIN and no COMMIT. Larger batches take a few statements in one transaction.
+    The rows a batch inserts take consecutive ids (SQLite gives a new row the largest id
+    plus one, and the write lock keeps other writers out), so the ids follow from the last
+    one and the number of rows inserted; only when some rows were duplicates does a query
+    over that id range say which.
     """
-    existing: set[Identity] = set()
-    groups: dict[tuple[str, str], list[str]] = {}
-    for row in rows:
-        groups.setdefault((row[1], row[2]), []).append(row[3])
-    for (environment_id, source), message_ids in groups.items():
-        # Filtered the way the unique index (environment_id, source, message_id) is built.
-        for start in range(0, len(message_ids), 500):
-            chunk = message_ids[start : start + 500]
-            cursor.execute(
-                "SELECT message_id FROM event WHERE environment_id = ? AND source = ? "
-                f"AND message_id IN ({', '.join('?' for _ in chunk)})",
-                (environment_id, source, *chunk),
-            )
-            existing.update((environment_id, source, row[0]) for row in cursor.fetchall())
-    fresh = [row for row in rows if (row[1], row[2], row[3]) not in existing] if existing else rows
-    if not fresh:
-        return {}
     received = _sqlite_datetime(received_at)
     dumps = orjson.dumps
     values = [
         value
-        for row in fresh
+        for row in rows
         for value in (
             *row[:8],
             dumps(row[8]).decode(),
@@ -436,18 +476,38 @@ def _insert_sqlite(cursor: Any, rows: list[Row], received_at: datetime) -> dict[
         )
     ]
     # Multi-row INSERTs rather than executemany: executemany takes the GIL back after every
-    # row, and each time waits for the event loop's thread to let go of it (up to the
-    # interpreter's switch interval), which made a busy server's batches many times slower.
-    # One statement binds its rows at once and inserts them all without the GIL.
+    # row, which made a busy server's batches many times slower.
     width = len(_COLUMNS)
-    start = 0
-    for size in _SQLITE_CHUNKS:
-        while len(fresh) - start >= size:
+    sizes = _chunks(len(rows))
+    inserted = 0
+    last_id = 0
+    if len(sizes) > 1:
+        cursor.execute("BEGIN IMMEDIATE")
+    try:
+        start = 0
+        for size in sizes:
             cursor.execute(_sqlite_insert(size), values[start * width : (start + size) * width])
+            if cursor.rowcount > 0:
+                inserted += cursor.rowcount
+                last_id = cursor.lastrowid
             start += size
-    # The last statement's last row: the newest id.
-    first_id = cursor.lastrowid - len(fresh) + 1
-    return {(row[1], row[2], row[3]): first_id + index for index, row in enumerate(fresh)}
+        if len(sizes) > 1:
+            cursor.execute("COMMIT")
+    except BaseException:
+        if len(sizes) > 1:
+            with contextlib.suppress(Exception):  # SQLite may have rolled back already
+                cursor.execute("ROLLBACK")
+        raise
+    if inserted == 0:
+        return {}
+    first_id = last_id - inserted + 1
+    if inserted == len(rows):
+        return {(row[1], row[2], row[3]): first_id + index for index, row in enumerate(rows)}
+    cursor.execute(
+        "SELECT environment_id, source, message_id, id FROM event WHERE id BETWEEN ? AND ?",
+        (first_id, last_id),
+    )
+    return {(row[0], row[1], row[2]): row[3] for row in cursor.fetchall()}
 
 
 def _insert_returning(session: Session, rows: list[Row]) -> dict[Identity, int]:
