@@ -79,7 +79,16 @@ def test_a_revoked_key_is_refused_by_the_next_batch(runtime: Runtime, keys: Keys
     with runtime.database.write() as session:
         workspace_service.revoke_key(session, keys.test_id)
     assert writer.write([item(keys.test, "after")])[0].outcome is Outcome.UNAUTHORIZED
-    assert stored(runtime) == ["before"]
+    # In a batch with another key's events, and with a duplicate of a stored event.
+    results = writer.write(
+        [item(keys.test, "after"), item(keys.production, "other"), item(keys.test, "before")]
+    )
+    assert [result.outcome for result in results] == [
+        Outcome.UNAUTHORIZED,
+        Outcome.ACCEPTED,
+        Outcome.UNAUTHORIZED,
+    ]
+    assert stored(runtime) == ["before", "other"]
 
 
 def test_a_failed_batch_fails_its_requests_and_the_next_one_succeeds(

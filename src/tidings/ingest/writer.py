@@ -5,15 +5,17 @@ written, new requests queue up, and the next transaction takes them all: one com
 one fsync) serves many requests. A request is answered only after its batch has committed.
 
 Each batch, in one transaction:
-1. confirms that the presented API keys exist and are not revoked (one query; a key's
-   ciphertext is checked only the first time it is seen), so revocation takes effect at once;
+1. checks that each presented API key still exists and is not revoked, so revocation takes
+   effect at once (a key's ciphertext is checked only the first time it is seen);
 2. inserts the events, skipping any whose (environment, source, messageId) is stored
    already: those are duplicates and change nothing;
 3. commits. The requests are then answered, and the new event ids handed to the job engine.
 
-On SQLite the writer works on a driver connection of its own, with plain statements: an ORM
-Session's bookkeeping cost more than the SQL (docs/benchmarks.md). Postgres goes through a
-Session with `INSERT ... ON CONFLICT DO NOTHING RETURNING`, which holds across processes.
+On SQLite the writer works on a driver connection of its own, and a batch of up to 64 events
+is a single statement that does all three (`_insert_sqlite`): every call into SQLite lets go
+of the GIL, and getting it back from the busy event loop thread was most of a batch's time
+(docs/benchmarks.md). Postgres goes through a Session with `INSERT ... ON CONFLICT DO
+NOTHING RETURNING`, which holds across processes.
 """
 
 from __future__ import annotations
@@ -297,21 +299,28 @@ class IngestWriter:
         now = utcnow()
         candidates = self._candidates({item.key for item in items if item.key is not None})
         key_ids = list({scope.key_id for scope in candidates.values()})
+        revoked: set[str] = set()
         if self.database.is_sqlite:
-            # The hot path: as few statements as can be, on the driver's connection.
+            # The hot path: one statement for the whole batch, on the driver's connection.
+            # It inserts only the rows whose key is still active (so revocation takes
+            # effect at once); only when some rows were left out does a query tell revoked
+            # keys from duplicates.
+            owners, rows, checks = _rows(items, candidates, now)
             with self.database.exclusive():
                 cursor = self._driver_connection().cursor()
                 try:
-                    scopes = self._confirm(candidates, _active_key_ids_sqlite(cursor, key_ids))
-                    owners, rows = _rows(items, scopes, now)
-                    inserted = _insert_sqlite(cursor, rows, now) if rows else {}
+                    inserted = _insert_sqlite(cursor, rows, checks, now) if rows else {}
+                    if len(inserted) < len(rows) and key_ids:
+                        active = self._confirm(candidates, _active_key_ids_sqlite(cursor, key_ids))
+                        revoked = candidates.keys() - active.keys()
                 finally:
                     cursor.close()
         else:
             with self.database.write() as session:
-                active = WorkspaceRepository(session).active_key_ids(key_ids) if key_ids else set()
-                scopes = self._confirm(candidates, active)
-                owners, rows = _rows(items, scopes, now)
+                active_ids = (
+                    WorkspaceRepository(session).active_key_ids(key_ids) if key_ids else set()
+                )
+                owners, rows, _ = _rows(items, self._confirm(candidates, active_ids), now)
                 inserted = _insert_returning(session, rows) if rows else {}
         new_ids = sorted(inserted.values())
         results = []
@@ -323,6 +332,8 @@ class IngestWriter:
             event_id = inserted.pop((scope.environment_id, item.event.source, message_id), None)
             if event_id is not None:
                 results.append(IngestResult(Outcome.ACCEPTED, message_id, event_id, scope))
+            elif item.scope is None and item.key in revoked:
+                results.append(IngestResult(Outcome.UNAUTHORIZED, message_id))
             else:
                 results.append(IngestResult(Outcome.DUPLICATE, message_id, None, scope))
         return results, new_ids
@@ -330,11 +341,13 @@ class IngestWriter:
 
 def _rows(
     items: Sequence[IngestItem], scopes: dict[str, Scope], now: datetime
-) -> tuple[list[Scope | None], list[Row]]:
-    """Each item's owner (None: no valid key), and the rows to insert, in the order of
-    _COLUMNS: one per distinct (environment, source, messageId)."""
+) -> tuple[list[Scope | None], list[Row], list[str | None]]:
+    """Each item's owner (None: no valid key); the rows to insert, in the order of
+    _COLUMNS, one per distinct (environment, source, messageId); and for each row the API
+    key to check (None: a signed source's event, whose signature was checked already)."""
     owners: list[Scope | None] = []
     rows: list[Row] = []
+    checks: list[str | None] = []
     seen: set[Identity] = set()
     for item in items:
         scope = item.scope_in(scopes)
@@ -363,7 +376,8 @@ def _rows(
                 0,
             )
         )
-    return owners, rows
+        checks.append(scope.key_id if item.scope is None else None)
+    return owners, rows, checks
 
 
 def _active_key_ids_sqlite(cursor: Any, key_ids: list[str]) -> set[str]:
@@ -412,7 +426,6 @@ _COLUMNS = (
     "status",
     "attempts",
 )
-_SQLITE_ROW = f"({', '.join('?' for _ in _COLUMNS)}, '[]', '[]', '[]')"
 # Rows per INSERT statement: a batch of up to 64 rows is one statement of its exact size;
 # larger ones are cut into these, plus one statement for the rest. Each size is compiled
 # once and cached by the driver.
@@ -432,9 +445,17 @@ def _chunks(rows: int) -> list[int]:
 
 @functools.cache
 def _sqlite_insert(rows: int) -> str:
+    """INSERT of `rows` rows, each its _COLUMNS and then the API key to check: a row is
+    inserted only if that key is active (or it has none), and not if its event is stored
+    already."""
+    values = f"({', '.join('?' for _ in range(len(_COLUMNS) + 1))})"
+    check = f"column{len(_COLUMNS) + 1}"
     return (
         f"INSERT INTO event ({', '.join(_COLUMNS)}, diagnostics, profile_diff, effects) "
-        f"VALUES {', '.join(_SQLITE_ROW for _ in range(rows))} "
+        f"SELECT {', '.join(f'column{n + 1}' for n in range(len(_COLUMNS)))}, '[]', '[]', '[]' "
+        f"FROM (VALUES {', '.join(values for _ in range(rows))}) "
+        f"WHERE {check} IS NULL OR EXISTS (SELECT 1 FROM api_key "
+        f"WHERE api_key.id = {check} AND api_key.revoked_at IS NULL) "
         "ON CONFLICT (environment_id, source, message_id) DO NOTHING"
     )
 
@@ -448,7 +469,9 @@ def _sqlite_datetime(value: datetime | None) -> str | None:
     return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _insert_sqlite(cursor: Any, rows: list[Row], received_at: datetime) -> dict[Identity, int]:
+def _insert_sqlite(
+    cursor: Any, rows: list[Row], checks: list[str | None], received_at: datetime
+) -> dict[Identity, int]:
     """The SQLite hot path, on the writer's driver cursor (autocommit mode) while this
     process's write lock is held: the new rows' ids by identity; duplicates are left out.
 
@@ -465,7 +488,7 @@ def _insert_sqlite(cursor: Any, rows: list[Row], received_at: datetime) -> dict[
     dumps = orjson.dumps
     values = [
         value
-        for row in rows
+        for row, key_id in zip(rows, checks, strict=True)
         for value in (
             *row[:8],
             dumps(row[8]).decode(),
@@ -473,11 +496,12 @@ def _insert_sqlite(cursor: Any, rows: list[Row], received_at: datetime) -> dict[
             received,
             row[11],
             row[12],
+            key_id,
         )
     ]
     # Multi-row INSERTs rather than executemany: executemany takes the GIL back after every
     # row, which made a busy server's batches many times slower.
-    width = len(_COLUMNS)
+    width = len(_COLUMNS) + 1
     sizes = _chunks(len(rows))
     inserted = 0
     last_id = 0
