@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy.orm import Session
@@ -46,6 +46,8 @@ from tidings.workspace.repository import WorkspaceRepository
 from tidings.workspace.service import Scope, resolve_keys
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MAX_BATCH = 2000
 # SQLite checkpoints the WAL into the database inside the commit that takes the WAL past
@@ -181,25 +183,9 @@ class IngestWriter:
         carry: Pending | None = None
         while True:
             entry = carry if carry is not None else self._queue.get()
-            carry = None
             if entry is None:
                 return
-            batch = [entry]
-            count = len(entry[0])
-            stopping = False
-            while count < MAX_BATCH:
-                try:
-                    entry = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if entry is None:
-                    stopping = True
-                    break
-                if count + len(entry[0]) > MAX_BATCH:
-                    carry = entry
-                    break
-                batch.append(entry)
-                count += len(entry[0])
+            batch, carry, stopping = _take_queued(self._queue, entry, lambda e: len(e[0]))
             self._write_batch(batch)
             if stopping:
                 return
@@ -234,21 +220,13 @@ class IngestWriter:
         up in one job. Enqueueing is a write to the job storage; on the writer thread it
         took as long as a batch of inserts (docs/benchmarks.md), and the requests need not
         wait for it: the sweeper re-drives any event whose job was lost."""
+        carry: list[int] | None = None
         while True:
-            ids = self._new_ids.get()
+            ids = carry if carry is not None else self._new_ids.get()
             if ids is None:
                 return
-            stopping = False
-            while len(ids) < MAX_BATCH:
-                try:
-                    more = self._new_ids.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stopping = True
-                    break
-                ids.extend(more)
-            self._committed(ids)
+            taken, carry, stopping = _take_queued(self._new_ids, ids, len)
+            self._committed([event_id for chunk in taken for event_id in chunk])
             if stopping:
                 return
 
@@ -389,6 +367,28 @@ def _active_key_ids_sqlite(cursor: Any, key_ids: list[str]) -> set[str]:
         key_ids,
     )
     return {row[0] for row in cursor.fetchall()}
+
+
+def _take_queued(
+    source: queue.SimpleQueue[T | None], first: T, size: Callable[[T], int]
+) -> tuple[list[T], T | None, bool]:
+    """`first` and what else is queued in `source` now, up to MAX_BATCH by `size` (`first`
+    whatever its size): the entries taken, the next one if it did not fit (to be taken
+    first next time), and whether the stop marker (None) was met."""
+    taken = [first]
+    count = size(first)
+    while count < MAX_BATCH:
+        try:
+            entry = source.get_nowait()
+        except queue.Empty:
+            break
+        if entry is None:
+            return taken, None, True
+        if count + size(entry) > MAX_BATCH:
+            return taken, entry, False
+        taken.append(entry)
+        count += size(entry)
+    return taken, None, False
 
 
 def _settle(
