@@ -260,7 +260,7 @@ def _user_with_data(client: TestClient, key: str, user_id: str) -> None:
             "messageId": f"{user_id}-t",
             "userId": user_id,
             "event": "Bought",
-            "properties": {"card": "4242"},
+            "properties": {"card": "card-4242-secret"},
         },
     )
     assert client.put("/lists/vip", json={"name": "VIP"}, headers=bearer(key)).status_code == 204
@@ -274,7 +274,7 @@ def _assert_erased(client: TestClient, key: str, user_id: str) -> None:
             f"/integrations/segment/events/{user_id}-{suffix}", headers=bearer(key)
         ).json()
         assert record["payload"]["redacted"] is True
-        assert "4242" not in str(record)
+        assert "card-4242-secret" not in str(record)
         assert f"{user_id}@example.org" not in str(record)
         assert record["userId"] is None
     subscribers = client.get("/lists/vip/subscriptions", headers=bearer(key)).json()["items"]
