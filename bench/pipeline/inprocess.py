@@ -18,7 +18,7 @@ It counts SQL statements per stage with an SQLAlchemy event. It reaches into Job
 internals, so it may need adjusting when they change.
 
     PYTHONPATH=<src dir> .venv/bin/python bench/pipeline/inprocess.py [--events 500]
-        [--profile event]
+        [--per-job N] [--profile event]
 
 Without PYTHONPATH it measures the working tree. `--profile event` prints a
 cProfile listing of the job (cProfile roughly doubles the times; the shares hold).
@@ -54,6 +54,14 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=500)
     parser.add_argument("--users", type=int, default=200)
     parser.add_argument("--profile", choices=["event"], default=None)
+    parser.add_argument(
+        "--per-job",
+        type=int,
+        default=0,
+        metavar="N",
+        help="regroup the events into jobs of N, as the enqueuer does when the consumer lags "
+        "(default: as ingest batched them)",
+    )
     args = parser.parse_args()
 
     from fastapi.testclient import TestClient
@@ -124,6 +132,11 @@ def main() -> int:
         stages: list[tuple[str, str, Callable[[Any], None]]] = [
             ("event", "event.process (all)", jobs._process_events),
         ]
+        if args.per_job:
+            ids = [event_id for batch in queued["event"] for event_id in batch]
+            queued["event"][:] = [
+                ids[start : start + args.per_job] for start in range(0, len(ids), args.per_job)
+            ]
         event_batches = list(queued["event"])
         print(f"tidings from {Path(tidings.__file__).parent}")
         print(

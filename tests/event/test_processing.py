@@ -333,3 +333,100 @@ def test_event_detail_unknown_message_id_is_404(client: TestClient, keys: Keys) 
     response = client.get("/integrations/segment/events/missing", headers=bearer(keys.test))
     assert response.status_code == 404
     assert response.json()["code"] == "event_not_found"
+
+
+def _profile_data(runtime: Runtime, event_id: int, user_id: str) -> dict[str, Any] | None:
+    from tidings.profile.repository import ProfileRepository
+    from tidings.workspace.service import Scope
+
+    with runtime.database.read() as session:
+        event = session.get(Event, event_id)
+        assert event is not None
+        scope = Scope(event.workspace_id, event.environment_id, "test", "")
+        profile = ProfileRepository(session).get(scope, user_id)
+        return None if profile is None else dict(profile.data)
+
+
+def _identify_for(user: str, n: int) -> dict[str, Any]:
+    event = identify(messageId=f"{user}-{n}", userId=user, traits={"n": n})
+    event.pop("anonymousId", None)
+    return event
+
+
+def test_a_group_shares_one_transaction_and_a_failing_event_rolls_back_alone(
+    runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _store_without_job(runtime, keys.test, [_identify_for(f"user-{n}", n) for n in range(5)])
+    real_apply = event_service._apply
+    transactions = []
+    real_write = runtime.database.write
+
+    def counting_write() -> Any:
+        transactions.append(1)
+        return real_write()
+
+    def failing_third(session: Any, event: Event) -> Any:
+        result = real_apply(session, event)  # the profile write happens, then is undone
+        if event.id == ids[2]:
+            raise RuntimeError("crash after the profile write")
+        return result
+
+    monkeypatch.setattr(event_service, "_apply", failing_third)
+    monkeypatch.setattr(runtime.database, "write", counting_write)
+    outcome = event_service.process_events(runtime.database, ids, 5)
+    assert outcome.processed == [ids[0], ids[1], ids[3], ids[4]]
+    assert outcome.retry == [ids[2]]
+    # One transaction for the group, one to record the failure.
+    assert len(transactions) == 2
+    assert _profile_data(runtime, ids[2], "user-2") is None
+    assert _profile_data(runtime, ids[3], "user-3") == {"n": 3}
+    with runtime.database.read() as session:
+        failed = session.get(Event, ids[2])
+        assert failed is not None
+        assert (failed.status, failed.attempts) == ("received", 1)
+        assert failed.error == "RuntimeError: crash after the profile write"
+
+    monkeypatch.setattr(event_service, "_apply", real_apply)
+    assert event_service.process_events(runtime.database, ids, 5).processed == [ids[2]]
+    assert _profile_data(runtime, ids[2], "user-2") == {"n": 2}
+
+
+def test_a_group_whose_commit_fails_is_processed_event_by_event(
+    runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _store_without_job(runtime, keys.test, [_identify_for("dora", n) for n in range(3)])
+    real_group = event_service._process_group
+    calls = []
+
+    def group_fails(*arguments: Any) -> Any:
+        calls.append(1)
+        return [], []  # what _process_group returns when its commit raised
+
+    monkeypatch.setattr(event_service, "_process_group", group_fails)
+    outcome = event_service.process_events(runtime.database, ids, 5)
+    assert calls == [1]
+    assert outcome.processed == ids
+    assert _profile_data(runtime, ids[0], "dora") == {"n": 2}
+    monkeypatch.setattr(event_service, "_process_group", real_group)
+
+
+def test_a_group_ends_at_its_size_and_users_keep_their_order(
+    runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(event_service, "GROUP_EVENTS", 2)
+    events = [_identify_for(user, n) for n in range(3) for user in ("ann", "bo")]
+    ids = _store_without_job(runtime, keys.test, events)
+    transactions = []
+    real_write = runtime.database.write
+
+    def counting_write() -> Any:
+        transactions.append(1)
+        return real_write()
+
+    monkeypatch.setattr(runtime.database, "write", counting_write)
+    # Only the latest event of each user is asked for: the earlier ones come first anyway.
+    outcome = event_service.process_events(runtime.database, [ids[4], ids[5]], 5)
+    assert outcome.processed == ids
+    assert len(transactions) == 3
+    assert _profile_data(runtime, ids[0], "ann") == {"n": 2}
+    assert _profile_data(runtime, ids[0], "bo") == {"n": 2}

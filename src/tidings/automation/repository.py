@@ -26,6 +26,10 @@ def _environment_id(scope: Scope | str) -> str:
     return scope if isinstance(scope, str) else scope.environment_id
 
 
+# Where automation.service.triggered_by keeps its answers for the unit of work.
+TRIGGERED_CACHE = "tidings.triggered_by"
+
+
 class AutomationRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -44,6 +48,7 @@ class AutomationRepository:
         self, scope: Scope, automation_id: str, now: datetime
     ) -> Automation:
         """The automation row, locked; inserted as deleted (not yet live) when missing."""
+        self.session.info.pop(TRIGGERED_CACHE, None)  # about to change: see triggered_by
         execute_counting(
             self.session,
             insert_ignoring_conflicts(self.session, Automation).values(
@@ -107,6 +112,7 @@ class AutomationRepository:
         return version
 
     def replace_triggers(self, automation: Automation, triggers: list[dict[str, str]]) -> None:
+        self.session.info.pop(TRIGGERED_CACHE, None)
         execute_counting(
             self.session,
             delete(AutomationTrigger).where(AutomationTrigger.automation_pk == automation.id),

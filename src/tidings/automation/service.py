@@ -16,7 +16,7 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 
 from tidings.automation.duration import DurationError, parse_duration
-from tidings.automation.repository import AutomationRepository
+from tidings.automation.repository import TRIGGERED_CACHE, AutomationRepository
 from tidings.errors import BadRequest, NotFound
 from tidings.kit.expression import ExpressionError, compile_expression
 from tidings.kit.time import parse_timestamp, utcnow
@@ -535,9 +535,15 @@ def triggered_by(
 ) -> list[tuple[Automation, AutomationVersion]]:
     """Enabled automations whose current version has trigger `{source, event}`, oldest first.
 
-    For Segment, `event` is "identify", "group" or "track/<name>" (exact match).
+    For Segment, `event` is "identify", "group" or "track/<name>" (exact match). Looked up
+    once per unit of work: a job processing many events with the same name asks once.
     """
-    return AutomationRepository(session).triggered(environment_id, source, event)
+    cache = session.info.setdefault(TRIGGERED_CACHE, {})
+    key = (environment_id, source, event)
+    found: list[tuple[Automation, AutomationVersion]] | None = cache.get(key)
+    if found is None:
+        found = cache[key] = AutomationRepository(session).triggered(environment_id, source, event)
+    return found
 
 
 def enabled_triggers(session: Session, environment_id: str, source: str) -> dict[str, list[str]]:

@@ -15,6 +15,8 @@ from tidings.workspace.service import Scope
 # inbound track.
 SOURCES = ("segment", "courier")
 # The two halves of the events by user, each with its partial index (models/event.py).
+# An event's user: environment, source and userId.
+UserKey = tuple[str, str, str | None]
 _BY_STATUS = (Event.status == EventStatus.RECEIVED, Event.status != EventStatus.RECEIVED)
 
 
@@ -30,17 +32,27 @@ class EventRepository:
             .execution_options(populate_existing=True)
         ).first()
 
-    def earlier_pending_of_user(self, event: Event, limit: int) -> Sequence[int]:
-        """Unprocessed events of the same user that arrived before this one, oldest first."""
-        if event.user_id is None:
+    def pending_users(self, event_ids: Sequence[int]) -> dict[UserKey, int]:
+        """For those of the events still `received`: each user's latest one."""
+        rows = self.session.execute(
+            select(Event.environment_id, Event.source, Event.user_id, func.max(Event.id))
+            .where(Event.id.in_(event_ids), Event.status == EventStatus.RECEIVED)
+            .group_by(Event.environment_id, Event.source, Event.user_id)
+        ).all()
+        return {(environment, source, user): latest for environment, source, user, latest in rows}
+
+    def earlier_pending_of_user(self, user: UserKey, before_id: int, limit: int) -> Sequence[int]:
+        """The user's unprocessed events that arrived before `before_id`, oldest first."""
+        environment_id, source, user_id = user
+        if user_id is None:
             return []
         return self.session.scalars(
             select(Event.id)
             .where(
-                Event.environment_id == event.environment_id,
-                Event.source == event.source,
-                Event.user_id == event.user_id,
-                Event.id < event.id,
+                Event.environment_id == environment_id,
+                Event.source == source,
+                Event.user_id == user_id,
+                Event.id < before_id,
                 Event.status == EventStatus.RECEIVED,
             )
             .order_by(Event.id)

@@ -1,9 +1,11 @@
 """What each event does, and the record of it.
 
-Processing runs after the event is committed and acknowledged, in a job. Each event is
-processed in its own transaction, which also writes its processing record (status, profile
-diff, diagnostics, effects), so a crash mid-way leaves the event `received` and the sweeper
-processes it again. A processed event is never processed twice.
+Processing runs after the event is committed and acknowledged, in a job. The events of a job
+are processed in groups, each group in one transaction and each event under a savepoint in
+it; the same transaction writes each event's processing record (status, profile diff,
+diagnostics, effects), so a crash mid-way leaves the events `received` and the sweeper
+processes them again. An event that fails is rolled back alone and its failure recorded
+after the group commits. A processed event is never processed twice.
 
 Per-user order: before an event is processed, the same user's earlier unprocessed events are.
 """
@@ -11,6 +13,7 @@ Per-user order: before an event is processed, the same user's earlier unprocesse
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -184,6 +187,14 @@ class ProcessOutcome:
     followups: Followups = field(default_factory=Followups)
 
 
+# A group of events shares one transaction, each event under a savepoint: the transaction's
+# begin, commit and session cost once per group rather than once per event. The group ends at
+# GROUP_EVENTS events or after GROUP_SECONDS, so that it holds the write lock (SQLite's, which
+# the ingest writer also needs) only briefly.
+GROUP_EVENTS = 32
+GROUP_SECONDS = 0.05
+
+
 def process_events(
     database: Database,
     event_ids: Iterable[int],
@@ -191,36 +202,91 @@ def process_events(
     context: PipelineContext | None = None,
     pace: Callable[[], None] | None = None,
 ) -> ProcessOutcome:
-    """Process events, each with its user's earlier pending ones first.
+    """Process events, each with its user's earlier pending ones first, in groups.
 
     With a `context`, the runs an event starts take their first database-only steps (a send)
     in the event's own transaction; `outcome.followups` then holds the messages to send.
-    `pace` is called before each event (it may wait: tidings.ingest.pressure).
+    `pace` is called before each group (it may wait: tidings.ingest.pressure).
     """
     outcome = ProcessOutcome([], [], [])
-    for event_id in sorted(set(event_ids)):
+    order = _with_predecessors(database, event_ids)
+    lists = {"processed": outcome.processed, "retry": outcome.retry, "failed": outcome.failed}
+    position = 0
+    while position < len(order):
         if pace is not None:
             pace()
-        _process_with_predecessors(database, event_id, max_attempts, outcome, context)
+        if position == len(order) - 1:
+            # One event: its own transaction, without a savepoint.
+            result = process_event(database, order[position], max_attempts, outcome, context)
+            lists.get(result, []).append(order[position])
+            break
+        group, failures = _process_group(database, order[position:], context, outcome)
+        if not group:
+            # The group's own commit failed, so none of it was stored: each event alone.
+            group = order[position : position + GROUP_EVENTS]
+            for event_id in group:
+                result = process_event(database, event_id, max_attempts, outcome, context)
+                lists.get(result, []).append(event_id)
+        position += len(group)
+        for event_id, exc in failures:
+            result = _record_failure(database, event_id, exc, max_attempts)
+            lists.get(result, []).append(event_id)
     return outcome
 
 
-def _process_with_predecessors(
-    database: Database,
-    event_id: int,
-    max_attempts: int,
-    outcome: ProcessOutcome,
-    context: PipelineContext | None,
-) -> None:
+def _with_predecessors(database: Database, event_ids: Iterable[int]) -> list[int]:
+    """The events still `received`, with each user's earlier pending ones, in id order: so a
+    user's events are processed in the order they arrived."""
+    wanted = sorted(set(event_ids))
+    if not wanted:
+        return []
+    found = set(wanted)
     with database.read() as session:
-        event = session.get(Event, event_id)
-        if event is None or event.status != EventStatus.RECEIVED:
-            return
-        earlier = list(EventRepository(session).earlier_pending_of_user(event, limit=100))
-    for earlier_id in [*earlier, event_id]:
-        result = process_event(database, earlier_id, max_attempts, outcome, context)
-        lists = {"processed": outcome.processed, "retry": outcome.retry, "failed": outcome.failed}
-        lists.get(result, []).append(earlier_id)
+        repository = EventRepository(session)
+        latest = repository.pending_users(wanted)
+        for user, before_id in latest.items():
+            found.update(repository.earlier_pending_of_user(user, before_id, limit=100))
+    return sorted(found)
+
+
+def _process_group(
+    database: Database,
+    event_ids: list[int],
+    context: PipelineContext | None,
+    outcome: ProcessOutcome,
+) -> tuple[list[int], list[tuple[int, Exception]]]:
+    """Process events from the front of `event_ids` in one transaction, until the group is
+    full. Returns the events it took (none if the transaction failed to commit) and those
+    that failed, rolled back to their savepoint, for the caller to record."""
+    taken: list[int] = []
+    failures: list[tuple[int, Exception]] = []
+    done: list[tuple[int, str, list[int], Followups]] = []
+    deadline = time.monotonic() + GROUP_SECONDS
+    try:
+        with database.write() as session:
+            for event_id in event_ids:
+                if len(taken) >= GROUP_EVENTS or (taken and time.monotonic() > deadline):
+                    break
+                taken.append(event_id)
+                followups = Followups()
+                try:
+                    with session.begin_nested():
+                        result, pending = _process_in(session, event_id, context, followups)
+                except Exception as exc:
+                    logger.exception("processing event %s failed", event_id)
+                    failures.append((event_id, exc))
+                    continue
+                done.append((event_id, result, pending, followups))
+    except Exception:
+        logger.exception("the transaction of %d events failed; processing each alone", len(taken))
+        return [], []
+    for event_id, result, pending, followups in done:
+        if result == "processed":
+            outcome.processed.append(event_id)
+            outcome.runs.extend(pending)
+            outcome.followups.runs.extend(followups.runs)
+            outcome.followups.messages.extend(followups.messages)
+    return taken, failures
 
 
 def process_event(
@@ -230,7 +296,8 @@ def process_event(
     outcome: ProcessOutcome | None = None,
     context: PipelineContext | None = None,
 ) -> str:
-    """Process one event: apply its effects, then start the automations it triggers.
+    """Process one event in a transaction of its own: apply its effects, then start the
+    automations it triggers.
 
     Returns processed, skipped, retry or failed. Once this has committed, the runs that
     still need a job go to `outcome.runs` and what the others made to `outcome.followups`.
@@ -238,32 +305,44 @@ def process_event(
     followups = Followups()
     try:
         with database.write() as session:
-            event = EventRepository(session).get_for_update(event_id)
-            if event is None or event.status != EventStatus.RECEIVED:
-                return "skipped"
-            profile_diff, effects = _apply(session, event)
-            diagnostics = [item.as_dict() for item in _diagnose(event)]
-            runs, run_effects = _start_automations(session, event)
-            pending = (
-                advance_in_transaction(session, context, runs, followups)
-                if context is not None
-                else [run.id for run in runs]
-            )
-            event.diagnostics = diagnostics
-            event.profile_diff = profile_diff
-            event.effects = effects + run_effects
-            event.status = EventStatus.PROCESSED
-            event.error = None
-            event.attempts = event.attempts + 1
-            event.processed_at = utcnow()
-        if outcome is not None:
+            result, pending = _process_in(session, event_id, context, followups)
+        if outcome is not None and result == "processed":
             outcome.runs.extend(pending)
             outcome.followups.runs.extend(followups.runs)
             outcome.followups.messages.extend(followups.messages)
-        return "processed"
+        return result
     except Exception as exc:
         logger.exception("processing event %s failed", event_id)
         return _record_failure(database, event_id, exc, max_attempts)
+
+
+def _process_in(
+    session: Session,
+    event_id: int,
+    context: PipelineContext | None,
+    followups: Followups,
+) -> tuple[str, list[int]]:
+    """The event's processing in the caller's transaction: "skipped" if it is gone or no
+    longer `received`; else "processed" and the runs that still need a job."""
+    event = EventRepository(session).get_for_update(event_id)
+    if event is None or event.status != EventStatus.RECEIVED:
+        return "skipped", []
+    profile_diff, effects = _apply(session, event)
+    diagnostics = [item.as_dict() for item in _diagnose(event)]
+    runs, run_effects = _start_automations(session, event)
+    pending = (
+        advance_in_transaction(session, context, runs, followups)
+        if context is not None
+        else [run.id for run in runs]
+    )
+    event.diagnostics = diagnostics
+    event.profile_diff = profile_diff
+    event.effects = effects + run_effects
+    event.status = EventStatus.PROCESSED
+    event.error = None
+    event.attempts = event.attempts + 1
+    event.processed_at = utcnow()
+    return "processed", pending
 
 
 def _record_failure(database: Database, event_id: int, exc: Exception, max_attempts: int) -> str:

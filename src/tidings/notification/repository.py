@@ -11,6 +11,9 @@ from tidings.kit.sql import execute_counting
 from tidings.models import Notification, SubscriptionTopic
 from tidings.workspace.service import Scope
 
+# The templates `exists` found in this unit of work.
+_FOUND = "tidings.templates_found"
+
 
 class NotificationRepository:
     def __init__(self, session: Session) -> None:
@@ -26,9 +29,13 @@ class NotificationRepository:
         ).first()
 
     def exists(self, scope: Scope | str, notification_id: str) -> bool:
-        """Whether the template exists, without loading its content."""
+        """Whether the template exists, without loading its content. A template found is
+        remembered for the rest of the unit of work (a job sending it to many users)."""
         environment_id = scope if isinstance(scope, str) else scope.environment_id
-        return (
+        found: set[tuple[str, str]] = self.session.info.setdefault(_FOUND, set())
+        if (environment_id, notification_id) in found:
+            return True
+        exists = (
             self.session.scalars(
                 select(Notification.id).where(
                     Notification.environment_id == environment_id,
@@ -37,6 +44,9 @@ class NotificationRepository:
             ).first()
             is not None
         )
+        if exists:
+            found.add((environment_id, notification_id))
+        return exists
 
     def page(self, scope: Scope, after_id: int | None, limit: int) -> Sequence[Notification]:
         query = select(Notification).where(Notification.environment_id == scope.environment_id)
@@ -59,6 +69,7 @@ class NotificationRepository:
         self.session.add(notification)
 
     def delete(self, scope: Scope, notification_id: str) -> bool:
+        self.session.info.get(_FOUND, set()).discard((scope.environment_id, notification_id))
         return bool(
             execute_counting(
                 self.session,
