@@ -430,3 +430,27 @@ def test_a_group_ends_at_its_size_and_users_keep_their_order(
     assert len(transactions) == 3
     assert _profile_data(runtime, ids[0], "ann") == {"n": 2}
     assert _profile_data(runtime, ids[0], "bo") == {"n": 2}
+
+
+def test_a_job_takes_waiting_events_but_leaves_failed_ones_to_their_retry(
+    runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _store_without_job(runtime, keys.test, [_identify_for(f"w-{n}", n) for n in range(4)])
+    real_apply = event_service._apply
+
+    def failing_first(session: Any, event: Event) -> Any:
+        if event.id == ids[0]:
+            raise RuntimeError("profile store unavailable")
+        return real_apply(session, event)
+
+    monkeypatch.setattr(event_service, "_apply", failing_first)
+    assert event_service.process_events(runtime.database, [ids[0]], 5).retry == [ids[0]]
+    monkeypatch.setattr(event_service, "_apply", real_apply)
+    # The job of the last event also takes the two in between, not the failed first one.
+    outcome = event_service.process_events(runtime.database, [ids[3]], 5, take_waiting=True)
+    assert outcome.processed == [ids[1], ids[2], ids[3]]
+    # Their own jobs find nothing left to do.
+    assert event_service.process_events(runtime.database, [ids[1]], 5).processed == []
+    # Without take_waiting (a server database) a job keeps to its own events.
+    more = _store_without_job(runtime, keys.test, [_identify_for(f"x-{n}", n) for n in range(2)])
+    assert event_service.process_events(runtime.database, [more[1]], 5).processed == [more[1]]

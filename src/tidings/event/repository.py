@@ -59,6 +59,15 @@ class EventRepository:
             .limit(limit)
         ).all()
 
+    def waiting(self, limit: int) -> Sequence[int]:
+        """The oldest events still `received` that have not failed yet."""
+        return self.session.scalars(
+            select(Event.id)
+            .where(Event.status == EventStatus.RECEIVED, Event.attempts == 0)
+            .order_by(Event.received_at)
+            .limit(limit)
+        ).all()
+
     def stale_pending(self, received_before: datetime, limit: int) -> Sequence[int]:
         return self.session.scalars(
             select(Event.id)

@@ -201,15 +201,23 @@ def process_events(
     max_attempts: int,
     context: PipelineContext | None = None,
     pace: Callable[[], None] | None = None,
+    take_waiting: bool = False,
 ) -> ProcessOutcome:
     """Process events, each with its user's earlier pending ones first, in groups.
 
     With a `context`, the runs an event starts take their first database-only steps (a send)
     in the event's own transaction; `outcome.followups` then holds the messages to send.
     `pace` is called before each group (it may wait: tidings.ingest.pressure).
+
+    With `take_waiting`, a job of fewer than GROUP_EVENTS events fills its group with the
+    oldest other events that wait (not failed ones, which wait for their retry): when the
+    consumer falls behind, the queue holds many small jobs, and this lets the group grow with
+    the backlog. Their own jobs then find them processed. For one writer at a time (SQLite);
+    workers sharing a server database would all take the same oldest events and queue on
+    their locks.
     """
     outcome = ProcessOutcome([], [], [])
-    order = _with_predecessors(database, event_ids)
+    order = _with_predecessors(database, event_ids, GROUP_EVENTS if take_waiting else 0)
     lists = {"processed": outcome.processed, "retry": outcome.retry, "failed": outcome.failed}
     position = 0
     while position < len(order):
@@ -234,15 +242,19 @@ def process_events(
     return outcome
 
 
-def _with_predecessors(database: Database, event_ids: Iterable[int]) -> list[int]:
+def _with_predecessors(database: Database, event_ids: Iterable[int], fill: int) -> list[int]:
     """The events still `received`, with each user's earlier pending ones, in id order: so a
-    user's events are processed in the order they arrived."""
+    user's events are processed in the order they arrived. Up to `fill` in all, other
+    waiting events join them."""
     wanted = sorted(set(event_ids))
     if not wanted:
         return []
     found = set(wanted)
     with database.read() as session:
         repository = EventRepository(session)
+        if len(wanted) < fill:
+            found.update(repository.waiting(fill - len(wanted)))
+            wanted = sorted(found)
         latest = repository.pending_users(wanted)
         for user, before_id in latest.items():
             found.update(repository.earlier_pending_of_user(user, before_id, limit=100))

@@ -112,7 +112,12 @@ class JobEngine:
 
     def _process_events(self, event_ids: list[int]) -> None:
         outcome = process_events(
-            self.database, event_ids, self.settings.event_max_attempts, self.context, self.pace
+            self.database,
+            event_ids,
+            self.settings.event_max_attempts,
+            self.context,
+            self.pace,
+            take_waiting=self.database.is_sqlite,
         )
         here = _HereScheduler(self)
         outcome.followups.dispatch(here)
