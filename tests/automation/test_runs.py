@@ -805,3 +805,35 @@ def test_a_failing_step_of_an_event_run_ends_the_run_not_the_event(
     assert client.get("/profiles/u12", headers=bearer(keys.test)).json()["profile"] == {
         "seen": True
     }
+
+
+def test_a_failing_step_in_a_group_of_events_ends_its_runs_not_the_events(
+    client: TestClient, runtime: Runtime, keys: Keys
+) -> None:
+    from tests.event.test_processing import _store_without_job
+
+    put(
+        client,
+        keys.test,
+        "/automations/broken",
+        {
+            "triggers": [{"source": "segment", "event": "track/Broken"}],
+            "steps": [
+                {"action": "update-profile", "profile": {"seen": True}},
+                {"action": "send", "template": "no-such-template"},
+            ],
+        },
+    )
+    events = [track(messageId=f"g-{n}", userId=f"g{n}", event="Broken") for n in range(3)]
+    ids = _store_without_job(runtime, keys.test, events)
+    # The consumer's job body: one group, the runs' steps in the events' transaction.
+    runtime.jobs._process_events(ids)
+    for n in range(3):
+        event = client.get(f"/integrations/segment/events/g-{n}", headers=bearer(keys.test))
+        assert event.json()["status"] == "processed"
+        (run,) = runs_of(client, keys.test, template_id="broken", recipient=f"g{n}")
+        detail = run_in(client, keys.test, run["run_id"], "ERROR")
+        assert [step["status"] for step in detail["steps"]] == ["PROCESSED", "ERROR"]
+        assert "no-such-template" in detail["error"]
+        profile = client.get(f"/profiles/g{n}", headers=bearer(keys.test)).json()["profile"]
+        assert profile == {"seen": True}

@@ -23,6 +23,7 @@ Jobs are enqueued only after the commit that makes their work visible (`Followup
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Sequence
@@ -495,6 +496,7 @@ def advance_in_transaction(
     context: PipelineContext,
     started: Sequence[AutomationRun],
     followups: Followups,
+    isolated: bool = True,
 ) -> list[int]:
     """Run just-started runs' leading database-only steps in the caller's transaction (the
     event's), so the common run (a send) costs no transaction of its own.
@@ -503,18 +505,24 @@ def advance_in_transaction(
     run's job, which records the failure in its own transaction. Returns the runs that still
     need a job: a fetch is next, or a step failed here. Their followups (messages, wake-ups)
     are added to `followups`, for the caller to dispatch after its commit.
+
+    Not `isolated`: no savepoints, and a failing step raises; for a caller whose own
+    savepoint is rolled back then (tidings.event.service processes the event again with
+    its runs only started).
     """
     pending = []
     for run in started:
         local = Followups()
         try:
-            with session.begin_nested():
+            with session.begin_nested() if isolated else contextlib.nullcontext():
                 state: str | FetchPlan = _CONTINUE
                 for _ in range(STEPS_PER_JOB):
                     state = _advance_loaded(session, context, run, local)
                     if state != _CONTINUE:
                         break
         except Exception:
+            if not isolated:
+                raise
             logger.info("run %s continues in its own job", run.run_id, exc_info=True)
             pending.append(run.id)
             continue

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, inspect, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from tidings.models import Event, EventStatus
 from tidings.workspace.service import Scope
@@ -24,6 +25,14 @@ class EventRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def get_locked(self, event_id: int) -> Event | None:
+        """`get_for_update`, or the event `lock_many` loaded in this session: for a unit of
+        work that loads events only through these two."""
+        found: Event | None = self.session.identity_map.get(identity_key(Event, event_id))
+        if found is not None and not inspect(found).expired:
+            return found
+        return self.get_for_update(event_id)
+
     def get_for_update(self, event_id: int) -> Event | None:
         return self.session.scalars(
             select(Event)
@@ -32,14 +41,26 @@ class EventRepository:
             .execution_options(populate_existing=True)
         ).first()
 
-    def pending_users(self, event_ids: Sequence[int]) -> dict[UserKey, int]:
-        """For those of the events still `received`: each user's latest one."""
-        rows = self.session.execute(
-            select(Event.environment_id, Event.source, Event.user_id, func.max(Event.id))
-            .where(Event.id.in_(event_ids), Event.status == EventStatus.RECEIVED)
-            .group_by(Event.environment_id, Event.source, Event.user_id)
+    def lock_many(self, event_ids: Sequence[int]) -> Sequence[Event]:
+        """Load and lock the events in one statement: while the caller holds the list,
+        `get_locked` finds each in the session."""
+        return self.session.scalars(
+            select(Event)
+            .where(Event.id.in_(event_ids))
+            .with_for_update()
+            .execution_options(populate_existing=True)
         ).all()
-        return {(environment, source, user): latest for environment, source, user, latest in rows}
+
+    def pending_of(self, event_ids: Sequence[int]) -> dict[int, UserKey]:
+        """Those of the events still `received`, each with its user."""
+        rows = self.session.execute(
+            select(Event.id, Event.environment_id, Event.source, Event.user_id).where(
+                Event.id.in_(event_ids), Event.status == EventStatus.RECEIVED
+            )
+        ).all()
+        return {
+            event_id: (environment, source, user) for event_id, environment, source, user in rows
+        }
 
     def earlier_pending_of_user(self, user: UserKey, before_id: int, limit: int) -> Sequence[int]:
         """The user's unprocessed events that arrived before `before_id`, oldest first."""

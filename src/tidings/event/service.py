@@ -28,7 +28,7 @@ from tidings.automation.runs import (
     trigger_of,
 )
 from tidings.db import Database
-from tidings.event.repository import EventRepository
+from tidings.event.repository import EventRepository, UserKey
 from tidings.kit.time import utcnow
 from tidings.message.pipeline import PipelineContext
 from tidings.models import AutomationRun, Event, EventStatus
@@ -249,13 +249,15 @@ def _with_predecessors(database: Database, event_ids: Iterable[int], fill: int) 
     wanted = sorted(set(event_ids))
     if not wanted:
         return []
-    found = set(wanted)
     with database.read() as session:
         repository = EventRepository(session)
         if len(wanted) < fill:
-            found.update(repository.waiting(fill - len(wanted)))
-            wanted = sorted(found)
-        latest = repository.pending_users(wanted)
+            wanted = sorted(set(wanted).union(repository.waiting(fill - len(wanted))))
+        pending = repository.pending_of(wanted)
+        found = set(pending)
+        latest: dict[UserKey, int] = {}
+        for event_id, user in pending.items():
+            latest[user] = max(event_id, latest.get(user, 0))
         for user, before_id in latest.items():
             found.update(repository.earlier_pending_of_user(user, before_id, limit=100))
     return sorted(found)
@@ -276,19 +278,20 @@ def _process_group(
     deadline = time.monotonic() + GROUP_SECONDS
     try:
         with database.write() as session:
+            # Held until the group ends, so that get_locked finds each event in the session.
+            loaded = EventRepository(session).lock_many(event_ids[:GROUP_EVENTS])
             for event_id in event_ids:
                 if len(taken) >= GROUP_EVENTS or (taken and time.monotonic() > deadline):
                     break
                 taken.append(event_id)
-                followups = Followups()
                 try:
-                    with session.begin_nested():
-                        result, pending = _process_in(session, event_id, context, followups)
+                    result, pending, followups = _process_saved(session, event_id, context)
                 except Exception as exc:
                     logger.exception("processing event %s failed", event_id)
                     failures.append((event_id, exc))
                     continue
                 done.append((event_id, result, pending, followups))
+            del loaded
     except Exception:
         logger.exception("the transaction of %d events failed; processing each alone", len(taken))
         return [], []
@@ -299,6 +302,28 @@ def _process_group(
             outcome.followups.runs.extend(followups.runs)
             outcome.followups.messages.extend(followups.messages)
     return taken, failures
+
+
+def _process_saved(
+    session: Session, event_id: int, context: PipelineContext | None
+) -> tuple[str, list[int], Followups]:
+    """The event under a savepoint of the group's transaction. Its runs' steps run under
+    the same savepoint; if anything fails, it is rolled back and the event processed again
+    with its runs only started, each left to its own job, which records a step's failure
+    (what a savepoint per run would give, at the cost of a second try only on failure)."""
+    followups = Followups()
+    try:
+        with session.begin_nested():
+            result, pending = _process_in(session, event_id, context, followups, isolated=False)
+            return result, pending, followups
+    except Exception:
+        if context is None:
+            raise
+        logger.info("event %s: processing again with its runs left to their jobs", event_id)
+    followups = Followups()
+    with session.begin_nested():
+        result, pending = _process_in(session, event_id, None, followups)
+        return result, pending, followups
 
 
 def process_event(
@@ -333,17 +358,19 @@ def _process_in(
     event_id: int,
     context: PipelineContext | None,
     followups: Followups,
+    isolated: bool = True,
 ) -> tuple[str, list[int]]:
     """The event's processing in the caller's transaction: "skipped" if it is gone or no
-    longer `received`; else "processed" and the runs that still need a job."""
-    event = EventRepository(session).get_for_update(event_id)
+    longer `received`; else "processed" and the runs that still need a job. `isolated`:
+    see `advance_in_transaction`."""
+    event = EventRepository(session).get_locked(event_id)
     if event is None or event.status != EventStatus.RECEIVED:
         return "skipped", []
     profile_diff, effects = _apply(session, event)
     diagnostics = [item.as_dict() for item in _diagnose(event)]
     runs, run_effects = _start_automations(session, event)
     pending = (
-        advance_in_transaction(session, context, runs, followups)
+        advance_in_transaction(session, context, runs, followups, isolated=isolated)
         if context is not None
         else [run.id for run in runs]
     )
