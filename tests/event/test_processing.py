@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -353,17 +355,33 @@ def _identify_for(user: str, n: int) -> dict[str, Any]:
     return event
 
 
-def test_a_group_shares_one_transaction_and_a_failing_event_rolls_back_alone(
-    runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ids = _store_without_job(runtime, keys.test, [_identify_for(f"user-{n}", n) for n in range(5)])
-    real_apply = event_service._apply
-    transactions = []
+def _counting_writes(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    transactions: list[int] = []
     real_write = runtime.database.write
 
     def counting_write() -> Any:
         transactions.append(1)
         return real_write()
+
+    monkeypatch.setattr(runtime.database, "write", counting_write)
+    return transactions
+
+
+def test_a_group_shares_one_transaction(
+    runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _store_without_job(runtime, keys.test, [_identify_for(f"user-{n}", n) for n in range(5)])
+    transactions = _counting_writes(runtime, monkeypatch)
+    assert event_service.process_events(runtime.database, ids, 5).processed == ids
+    assert len(transactions) == 1
+    assert _profile_data(runtime, ids[4], "user-4") == {"n": 4}
+
+
+def test_a_failing_event_rolls_its_group_back_and_fails_alone(
+    runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _store_without_job(runtime, keys.test, [_identify_for(f"user-{n}", n) for n in range(5)])
+    real_apply = event_service._apply
 
     def failing_third(session: Any, event: Event) -> Any:
         result = real_apply(session, event)  # the profile write happens, then is undone
@@ -372,12 +390,13 @@ def test_a_group_shares_one_transaction_and_a_failing_event_rolls_back_alone(
         return result
 
     monkeypatch.setattr(event_service, "_apply", failing_third)
-    monkeypatch.setattr(runtime.database, "write", counting_write)
+    transactions = _counting_writes(runtime, monkeypatch)
     outcome = event_service.process_events(runtime.database, ids, 5)
     assert outcome.processed == [ids[0], ids[1], ids[3], ids[4]]
     assert outcome.retry == [ids[2]]
-    # One transaction for the group, one to record the failure.
-    assert len(transactions) == 2
+    # The group up to the failing event, each of those alone and the failure's record, then
+    # a group of the rest.
+    assert len(transactions) == 1 + 3 + 1 + 1
     assert _profile_data(runtime, ids[2], "user-2") is None
     assert _profile_data(runtime, ids[3], "user-3") == {"n": 3}
     with runtime.database.read() as session:
@@ -385,6 +404,9 @@ def test_a_group_shares_one_transaction_and_a_failing_event_rolls_back_alone(
         assert failed is not None
         assert (failed.status, failed.attempts) == ("received", 1)
         assert failed.error == "RuntimeError: crash after the profile write"
+        processed = session.get(Event, ids[3])
+        assert processed is not None
+        assert (processed.status, processed.attempts) == ("processed", 1)
 
     monkeypatch.setattr(event_service, "_apply", real_apply)
     assert event_service.process_events(runtime.database, ids, 5).processed == [ids[2]]
@@ -395,19 +417,23 @@ def test_a_group_whose_commit_fails_is_processed_event_by_event(
     runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = _store_without_job(runtime, keys.test, [_identify_for("dora", n) for n in range(3)])
-    real_group = event_service._process_group
-    calls = []
+    real_write = runtime.database.write
+    commits = iter([False])
 
-    def group_fails(*arguments: Any) -> Any:
-        calls.append(1)
-        return [], []  # what _process_group returns when its commit raised
+    @contextlib.contextmanager
+    def first_commit_fails() -> Iterator[Any]:
+        with real_write() as session:
+            yield session
+            if not next(commits, True):
+                raise RuntimeError("disk I/O error")
 
-    monkeypatch.setattr(event_service, "_process_group", group_fails)
+    monkeypatch.setattr(runtime.database, "write", first_commit_fails)
     outcome = event_service.process_events(runtime.database, ids, 5)
-    assert calls == [1]
     assert outcome.processed == ids
     assert _profile_data(runtime, ids[0], "dora") == {"n": 2}
-    monkeypatch.setattr(event_service, "_process_group", real_group)
+    with runtime.database.read() as session:
+        attempts = {session.get(Event, event_id).attempts for event_id in ids}  # type: ignore[union-attr]
+    assert attempts == {1}
 
 
 def test_a_group_ends_at_its_size_and_users_keep_their_order(
@@ -416,14 +442,7 @@ def test_a_group_ends_at_its_size_and_users_keep_their_order(
     monkeypatch.setattr(event_service, "GROUP_EVENTS", 2)
     events = [_identify_for(user, n) for n in range(3) for user in ("ann", "bo")]
     ids = _store_without_job(runtime, keys.test, events)
-    transactions = []
-    real_write = runtime.database.write
-
-    def counting_write() -> Any:
-        transactions.append(1)
-        return real_write()
-
-    monkeypatch.setattr(runtime.database, "write", counting_write)
+    transactions = _counting_writes(runtime, monkeypatch)
     # Only the latest event of each user is asked for: the earlier ones come first anyway.
     outcome = event_service.process_events(runtime.database, [ids[4], ids[5]], 5)
     assert outcome.processed == ids

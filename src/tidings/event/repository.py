@@ -62,23 +62,34 @@ class EventRepository:
             event_id: (environment, source, user) for event_id, environment, source, user in rows
         }
 
-    def earlier_pending_of_user(self, user: UserKey, before_id: int, limit: int) -> Sequence[int]:
-        """The user's unprocessed events that arrived before `before_id`, oldest first."""
-        environment_id, source, user_id = user
-        if user_id is None:
+    def earlier_pending_of_users(
+        self, environment_id: str, source: str, before: dict[str, int], limit: int
+    ) -> list[int]:
+        """The users' unprocessed events that arrived before the id given for each, oldest
+        first, at most `limit` per user."""
+        if not before:
             return []
-        return self.session.scalars(
-            select(Event.id)
+        rows = self.session.execute(
+            select(Event.id, Event.user_id)
             .where(
                 Event.environment_id == environment_id,
                 Event.source == source,
-                Event.user_id == user_id,
-                Event.id < before_id,
+                Event.user_id.in_(list(before)),
+                Event.id < max(before.values()),
                 Event.status == EventStatus.RECEIVED,
             )
             .order_by(Event.id)
-            .limit(limit)
         ).all()
+        taken: dict[str, int] = {}
+        found = []
+        for event_id, user_id in rows:
+            if user_id is None:  # not asked for: the IN above
+                continue
+            count = taken.get(user_id, 0)
+            if event_id < before[user_id] and count < limit:
+                taken[user_id] = count + 1
+                found.append(event_id)
+        return found
 
     def waiting(self, limit: int) -> Sequence[int]:
         """The oldest events still `received` that have not failed yet."""

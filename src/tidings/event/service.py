@@ -1,11 +1,11 @@
 """What each event does, and the record of it.
 
 Processing runs after the event is committed and acknowledged, in a job. The events of a job
-are processed in groups, each group in one transaction and each event under a savepoint in
-it; the same transaction writes each event's processing record (status, profile diff,
-diagnostics, effects), so a crash mid-way leaves the events `received` and the sweeper
-processes them again. An event that fails is rolled back alone and its failure recorded
-after the group commits. A processed event is never processed twice.
+are processed in groups, each group in one transaction, which also writes each event's
+processing record (status, profile diff, diagnostics, effects), so a crash mid-way leaves the
+events `received` and the sweeper processes them again. If an event of a group fails, the
+group is rolled back and its events processed again one transaction each, so the failure is
+recorded on its own event. A processed event is never processed twice.
 
 Per-user order: before an event is processed, the same user's earlier unprocessed events are.
 """
@@ -28,7 +28,7 @@ from tidings.automation.runs import (
     trigger_of,
 )
 from tidings.db import Database
-from tidings.event.repository import EventRepository, UserKey
+from tidings.event.repository import EventRepository
 from tidings.kit.time import utcnow
 from tidings.message.pipeline import PipelineContext
 from tidings.models import AutomationRun, Event, EventStatus
@@ -187,10 +187,10 @@ class ProcessOutcome:
     followups: Followups = field(default_factory=Followups)
 
 
-# A group of events shares one transaction, each event under a savepoint: the transaction's
-# begin, commit and session cost once per group rather than once per event. The group ends at
-# GROUP_EVENTS events or after GROUP_SECONDS, so that it holds the write lock (SQLite's, which
-# the ingest writer also needs) only briefly.
+# A group of events shares one transaction: the transaction's begin, commit and session cost
+# once per group rather than once per event. The group ends at GROUP_EVENTS events or after
+# GROUP_SECONDS, so that it holds the write lock (SQLite's, which the ingest writer also
+# needs) only briefly.
 GROUP_EVENTS = 32
 GROUP_SECONDS = 0.05
 
@@ -223,22 +223,14 @@ def process_events(
     while position < len(order):
         if pace is not None:
             pace()
-        if position == len(order) - 1:
-            # One event: its own transaction, without a savepoint.
-            result = process_event(database, order[position], max_attempts, outcome, context)
-            lists.get(result, []).append(order[position])
-            break
-        group, failures = _process_group(database, order[position:], context, outcome)
-        if not group:
-            # The group's own commit failed, so none of it was stored: each event alone.
-            group = order[position : position + GROUP_EVENTS]
-            for event_id in group:
+        taken, committed = _process_group(database, order[position:], context, outcome)
+        if not committed:
+            # Something in the group failed, and all of it was rolled back: each event in a
+            # transaction of its own, so that the failure stays with its event.
+            for event_id in taken:
                 result = process_event(database, event_id, max_attempts, outcome, context)
                 lists.get(result, []).append(event_id)
-        position += len(group)
-        for event_id, exc in failures:
-            result = _record_failure(database, event_id, exc, max_attempts)
-            lists.get(result, []).append(event_id)
+        position += len(taken)
     return outcome
 
 
@@ -255,11 +247,15 @@ def _with_predecessors(database: Database, event_ids: Iterable[int], fill: int) 
             wanted = sorted(set(wanted).union(repository.waiting(fill - len(wanted))))
         pending = repository.pending_of(wanted)
         found = set(pending)
-        latest: dict[UserKey, int] = {}
-        for event_id, user in pending.items():
-            latest[user] = max(event_id, latest.get(user, 0))
-        for user, before_id in latest.items():
-            found.update(repository.earlier_pending_of_user(user, before_id, limit=100))
+        latest: dict[tuple[str, str], dict[str, int]] = {}
+        for event_id, (environment_id, source, user_id) in pending.items():
+            if user_id is not None:
+                users = latest.setdefault((environment_id, source), {})
+                users[user_id] = max(event_id, users.get(user_id, 0))
+        for (environment_id, source), users in latest.items():
+            found.update(
+                repository.earlier_pending_of_users(environment_id, source, users, limit=100)
+            )
     return sorted(found)
 
 
@@ -268,13 +264,13 @@ def _process_group(
     event_ids: list[int],
     context: PipelineContext | None,
     outcome: ProcessOutcome,
-) -> tuple[list[int], list[tuple[int, Exception]]]:
+) -> tuple[list[int], bool]:
     """Process events from the front of `event_ids` in one transaction, until the group is
-    full. Returns the events it took (none if the transaction failed to commit) and those
-    that failed, rolled back to their savepoint, for the caller to record."""
+    full. Returns the events it took, and whether it committed: if any of them fails, the
+    whole group is rolled back, for the caller to process each alone. (Failures are rare,
+    and a savepoint per event would cost every event a tenth of its processing.)"""
     taken: list[int] = []
-    failures: list[tuple[int, Exception]] = []
-    done: list[tuple[int, str, list[int], Followups]] = []
+    done: list[tuple[str, list[int], Followups]] = []
     deadline = time.monotonic() + GROUP_SECONDS
     try:
         with database.write() as session:
@@ -284,46 +280,20 @@ def _process_group(
                 if len(taken) >= GROUP_EVENTS or (taken and time.monotonic() > deadline):
                     break
                 taken.append(event_id)
-                try:
-                    result, pending, followups = _process_saved(session, event_id, context)
-                except Exception as exc:
-                    logger.exception("processing event %s failed", event_id)
-                    failures.append((event_id, exc))
-                    continue
-                done.append((event_id, result, pending, followups))
+                followups = Followups()
+                result, pending = _process_in(session, event_id, context, followups, isolated=False)
+                done.append((result, pending, followups))
             del loaded
     except Exception:
-        logger.exception("the transaction of %d events failed; processing each alone", len(taken))
-        return [], []
-    for event_id, result, pending, followups in done:
+        logger.info("a group of %d events failed; processing each alone", len(taken), exc_info=True)
+        return taken, False
+    for event_id, (result, pending, followups) in zip(taken, done, strict=True):
         if result == "processed":
             outcome.processed.append(event_id)
             outcome.runs.extend(pending)
             outcome.followups.runs.extend(followups.runs)
             outcome.followups.messages.extend(followups.messages)
-    return taken, failures
-
-
-def _process_saved(
-    session: Session, event_id: int, context: PipelineContext | None
-) -> tuple[str, list[int], Followups]:
-    """The event under a savepoint of the group's transaction. Its runs' steps run under
-    the same savepoint; if anything fails, it is rolled back and the event processed again
-    with its runs only started, each left to its own job, which records a step's failure
-    (what a savepoint per run would give, at the cost of a second try only on failure)."""
-    followups = Followups()
-    try:
-        with session.begin_nested():
-            result, pending = _process_in(session, event_id, context, followups, isolated=False)
-            return result, pending, followups
-    except Exception:
-        if context is None:
-            raise
-        logger.info("event %s: processing again with its runs left to their jobs", event_id)
-    followups = Followups()
-    with session.begin_nested():
-        result, pending = _process_in(session, event_id, None, followups)
-        return result, pending, followups
+    return taken, True
 
 
 def process_event(
