@@ -435,6 +435,10 @@ def advance_run(context: PipelineContext, scheduler: RunScheduler, run_pk: int) 
 
 
 def _step_row(session: Session, run: AutomationRun, step: dict[str, Any]) -> AutomationRunStep:
+    """The step's row. A new one joins the session at once only for a step that can be
+    seen unfinished (a fetch between its transactions, a delay); any other step starts and
+    ends in one transaction, so its row is added when it ends (`_finish_step_in`): one
+    INSERT rather than an INSERT and an UPDATE."""
     # A step's row exists before its own transaction only after a failed attempt (which
     # counts in `attempts`) or a fetch's first transaction; otherwise it would have been
     # rolled back with the step, and there is nothing to look up.
@@ -452,8 +456,21 @@ def _step_row(session: Session, run: AutomationRun, step: dict[str, Any]) -> Aut
             started_at=now,
             updated_at=now,
         )
-        session.add(row)
+        if step["action"] in _IO_ACTIONS or step["action"] == "delay":
+            session.add(row)
     return row
+
+
+def _finish_step_in(
+    session: Session,
+    run: AutomationRun,
+    row: AutomationRunStep,
+    status: str,
+    output: dict[str, Any] | None,
+    now: datetime,
+) -> None:
+    session.add(row)
+    _finish_step(run, row, status, output, now)
 
 
 def _finish_step(
@@ -566,7 +583,7 @@ def _advance_loaded(
         except ExpressionError as exc:
             raise StepFailed(f"the `if` of step {run.step_index} does not parse: {exc}") from exc
         if not passed:
-            _finish_step(run, row, RunStatus.SKIPPED, None, now)
+            _finish_step_in(session, run, row, RunStatus.SKIPPED, None, now)
             return _next(run)
     action = step["action"]
     if action == "fetch-data":
@@ -586,10 +603,10 @@ def _advance_loaded(
             run.updated_at = now
             followups.runs.append((run.id, until))
             return RunStatus.WAITING
-        _finish_step(run, row, RunStatus.PROCESSED, {"until": isoformat(until)}, now)
+        _finish_step_in(session, run, row, RunStatus.PROCESSED, {"until": isoformat(until)}, now)
         return _next(run)
     output = STEP_ACTIONS[action](session, context, run, step, names, followups)
-    _finish_step(run, row, RunStatus.PROCESSED, output, now)
+    _finish_step_in(session, run, row, RunStatus.PROCESSED, output, now)
     return _next(run)
 
 
@@ -634,6 +651,7 @@ def _fail(
         row = None
         if run.step_index < len(steps):
             row = _step_row(session, run, steps[run.step_index])
+            session.add(row)
             row.error = reason[:2000]
             row.updated_at = now
         run.attempts += 1
