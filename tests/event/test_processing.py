@@ -473,3 +473,34 @@ def test_a_job_takes_waiting_events_but_leaves_failed_ones_to_their_retry(
     # Without take_waiting (a server database) a job keeps to its own events.
     more = _store_without_job(runtime, keys.test, [_identify_for(f"x-{n}", n) for n in range(2)])
     assert event_service.process_events(runtime.database, [more[1]], 5).processed == [more[1]]
+
+
+def test_a_job_whose_events_were_taken_costs_no_query(
+    runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _store_without_job(runtime, keys.test, [_identify_for(f"r-{n}", n) for n in range(3)])
+    recent = event_service.RecentlyProcessed()
+    outcome = event_service.process_events(
+        runtime.database, [ids[0]], 5, take_waiting=True, recent=recent
+    )
+    assert outcome.processed == ids
+    reads = []
+    real_read = runtime.database.read
+
+    def counting_read() -> Any:
+        reads.append(1)
+        return real_read()
+
+    monkeypatch.setattr(runtime.database, "read", counting_read)
+    for event_id in ids[1:]:
+        assert event_service.process_events(runtime.database, [event_id], 5, recent=recent) == (
+            event_service.ProcessOutcome([], [], [])
+        )
+    assert reads == []
+
+
+def test_recently_processed_keeps_the_latest_ids_only() -> None:
+    recent = event_service.RecentlyProcessed(size=3)
+    recent.add([1, 2, 3])
+    recent.add([3, 4])
+    assert recent.others([1, 2, 3, 4, 5]) == [1, 5]

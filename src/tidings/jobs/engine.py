@@ -26,7 +26,7 @@ from huey.storage import SqliteStorage
 
 from tidings.automation import runs
 from tidings.config import Settings
-from tidings.event.service import process_events, stale_event_ids
+from tidings.event.service import RecentlyProcessed, process_events, stale_event_ids
 from tidings.ingest.pressure import no_pause
 from tidings.message import pipeline
 from tidings.message.pipeline import PipelineContext
@@ -91,6 +91,7 @@ class JobEngine:
         # Called before each event, run and message a job handles; in `tidings serve` it
         # waits while ingest is saturated (tidings.ingest.pressure).
         self.pace: Callable[[], None] = no_pause
+        self._recent = RecentlyProcessed()
         self._process = huey.task(name="event.process")(self._process_events)
         self._process_message = huey.task(name="message.process")(self._run_process_message)
         self._process_messages = huey.task(name="message.process_many")(self._run_process_messages)
@@ -118,6 +119,7 @@ class JobEngine:
             self.context,
             self.pace,
             take_waiting=self.database.is_sqlite,
+            recent=self._recent,
         )
         here = _HereScheduler(self)
         outcome.followups.dispatch(here)
