@@ -58,8 +58,10 @@ WAL_AUTOCHECKPOINT_PAGES = 10_000
 # The writer's own SQLite connection caches up to this many KiB of pages (SQLite's default:
 # 2,000 KiB). Each event inserts into several indexes at scattered positions; with the
 # default cache most of those pages were read again from the file for every batch. 32 MB
-# cut a raw 800-row insert from 46-49 to 38-40 us per row (docs/benchmarks.md, Batch).
-WRITER_CACHE_KIB = 32 * 1024
+# cut a raw 800-row insert from 46-49 to 38-40 us per row (docs/benchmarks.md, Batch); on
+# the live server 16 MB measured the same events/s with 19 MB less peak RSS, which the
+# 200 MB budget needs more.
+WRITER_CACHE_KIB = 16 * 1024
 
 
 class Outcome(StrEnum):
