@@ -504,3 +504,22 @@ def test_recently_processed_keeps_the_latest_ids_only() -> None:
     recent.add([1, 2, 3])
     recent.add([3, 4])
     assert recent.others([1, 2, 3, 4, 5]) == [1, 5]
+
+
+def test_a_group_that_cannot_begin_still_moves_on_event_by_event(
+    runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _store_without_job(runtime, keys.test, [_identify_for(f"b-{n}", n) for n in range(3)])
+    from tidings.event.repository import EventRepository
+
+    real_lock_many = EventRepository.lock_many
+    failures = iter([True])
+
+    def lock_fails_once(self: EventRepository, event_ids: Any) -> Any:
+        if next(failures, False):
+            raise RuntimeError("database is locked")
+        return real_lock_many(self, event_ids)
+
+    monkeypatch.setattr(EventRepository, "lock_many", lock_fails_once)
+    outcome = event_service.process_events(runtime.database, ids, 5)
+    assert outcome.processed == ids

@@ -523,9 +523,9 @@ def advance_in_transaction(
     need a job: a fetch is next, or a step failed here. Their followups (messages, wake-ups)
     are added to `followups`, for the caller to dispatch after its commit.
 
-    Not `isolated`: no savepoints, and a failing step raises; for a caller whose own
-    savepoint is rolled back then (tidings.event.service processes the event again with
-    its runs only started).
+    Not `isolated`: no savepoints, and a failing step raises; for a caller that rolls its
+    whole transaction back then (tidings.event.service processes the group's events again,
+    each alone and isolated).
     """
     pending = []
     for run in started:

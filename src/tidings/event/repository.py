@@ -15,9 +15,9 @@ from tidings.workspace.service import Scope
 # Where events come from: Segment (destination, Tracking API, signed sources) and Courier's
 # inbound track.
 SOURCES = ("segment", "courier")
-# The two halves of the events by user, each with its partial index (models/event.py).
 # An event's user: environment, source and userId.
 UserKey = tuple[str, str, str | None]
+# The two halves of the events by user, each with its partial index (models/event.py).
 _BY_STATUS = (Event.status == EventStatus.RECEIVED, Event.status != EventStatus.RECEIVED)
 
 
@@ -83,7 +83,7 @@ class EventRepository:
         taken: dict[str, int] = {}
         found = []
         for event_id, user_id in rows:
-            if user_id is None:  # not asked for: the IN above
+            if user_id is None:  # never: the IN above excludes it
                 continue
             count = taken.get(user_id, 0)
             if event_id < before[user_id] and count < limit:

@@ -321,7 +321,9 @@ def _process_group(
             del loaded
     except Exception:
         logger.info("a group of %d events failed; processing each alone", len(taken), exc_info=True)
-        return taken, False
+        # Failed before taking any (beginning, or locking the events): the first goes alone,
+        # so that the caller always moves on.
+        return taken or event_ids[:1], False
     for event_id, (result, pending, followups) in zip(taken, done, strict=True):
         if result == "processed":
             outcome.processed.append(event_id)
