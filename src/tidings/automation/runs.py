@@ -437,7 +437,7 @@ def advance_run(context: PipelineContext, scheduler: RunScheduler, run_pk: int) 
 def _step_row(session: Session, run: AutomationRun, step: dict[str, Any]) -> AutomationRunStep:
     """The step's row. A new one joins the session at once only for a step that can be
     seen unfinished (a fetch between its transactions, a delay); any other step starts and
-    ends in one transaction, so its row is added when it ends (`_finish_step_in`): one
+    ends in one transaction, so its row is added when it ends (`_finish_step`): one
     INSERT rather than an INSERT and an UPDATE."""
     # A step's row exists before its own transaction only after a failed attempt (which
     # counts in `attempts`) or a fetch's first transaction; otherwise it would have been
@@ -461,7 +461,7 @@ def _step_row(session: Session, run: AutomationRun, step: dict[str, Any]) -> Aut
     return row
 
 
-def _finish_step_in(
+def _finish_step(
     session: Session,
     run: AutomationRun,
     row: AutomationRunStep,
@@ -469,17 +469,7 @@ def _finish_step_in(
     output: dict[str, Any] | None,
     now: datetime,
 ) -> None:
-    session.add(row)
-    _finish_step(run, row, status, output, now)
-
-
-def _finish_step(
-    run: AutomationRun,
-    row: AutomationRunStep,
-    status: str,
-    output: dict[str, Any] | None,
-    now: datetime,
-) -> None:
+    session.add(row)  # a row new in this transaction joins the session now (_step_row)
     row.status = status
     row.output = output
     row.error = None
@@ -565,7 +555,7 @@ def _advance_loaded(
         run.status = RunStatus.PROCESSING
         run.wake_at = None
         if row is not None:
-            _finish_step(run, row, RunStatus.PROCESSED, row.output, now)
+            _finish_step(session, run, row, RunStatus.PROCESSED, row.output, now)
         else:
             run.step_index += 1
         return _next(run)
@@ -583,7 +573,7 @@ def _advance_loaded(
         except ExpressionError as exc:
             raise StepFailed(f"the `if` of step {run.step_index} does not parse: {exc}") from exc
         if not passed:
-            _finish_step_in(session, run, row, RunStatus.SKIPPED, None, now)
+            _finish_step(session, run, row, RunStatus.SKIPPED, None, now)
             return _next(run)
     action = step["action"]
     if action == "fetch-data":
@@ -603,10 +593,10 @@ def _advance_loaded(
             run.updated_at = now
             followups.runs.append((run.id, until))
             return RunStatus.WAITING
-        _finish_step_in(session, run, row, RunStatus.PROCESSED, {"until": isoformat(until)}, now)
+        _finish_step(session, run, row, RunStatus.PROCESSED, {"until": isoformat(until)}, now)
         return _next(run)
     output = STEP_ACTIONS[action](session, context, run, step, names, followups)
-    _finish_step_in(session, run, row, RunStatus.PROCESSED, output, now)
+    _finish_step(session, run, row, RunStatus.PROCESSED, output, now)
     return _next(run)
 
 
@@ -799,7 +789,7 @@ def _fetch(context: PipelineContext, scheduler: RunScheduler, plan: FetchPlan) -
             run.context = run_context
         else:
             output = _send_to_fetched(session, context, run, plan, results, followups)
-        _finish_step(run, row, RunStatus.PROCESSED, output, utcnow())
+        _finish_step(session, run, row, RunStatus.PROCESSED, output, utcnow())
     followups.dispatch(scheduler)
     return _CONTINUE
 
