@@ -776,21 +776,20 @@ def test_an_anonymous_visitors_track_runs_for_its_anonymous_profile(
     assert run["recipient"] == "visitor-1"
 
 
+# Its second step fails: the template does not exist.
+BROKEN: dict[str, Any] = {
+    "triggers": [{"source": "segment", "event": "track/Broken"}],
+    "steps": [
+        {"action": "update-profile", "profile": {"seen": True}},
+        {"action": "send", "template": "no-such-template"},
+    ],
+}
+
+
 def test_a_failing_step_of_an_event_run_ends_the_run_not_the_event(
     client: TestClient, keys: Keys
 ) -> None:
-    put(
-        client,
-        keys.test,
-        "/automations/broken",
-        {
-            "triggers": [{"source": "segment", "event": "track/Broken"}],
-            "steps": [
-                {"action": "update-profile", "profile": {"seen": True}},
-                {"action": "send", "template": "no-such-template"},
-            ],
-        },
-    )
+    put(client, keys.test, "/automations/broken", BROKEN)
     segment(client, keys.test, track(messageId="m-broken", userId="u12", event="Broken"))
     (run,) = wait_for(
         lambda: runs_of(client, keys.test, template_id="broken", status="ERROR"),
@@ -812,18 +811,7 @@ def test_a_failing_step_in_a_group_of_events_ends_its_runs_not_the_events(
 ) -> None:
     from tests.event.test_processing import _store_without_job
 
-    put(
-        client,
-        keys.test,
-        "/automations/broken",
-        {
-            "triggers": [{"source": "segment", "event": "track/Broken"}],
-            "steps": [
-                {"action": "update-profile", "profile": {"seen": True}},
-                {"action": "send", "template": "no-such-template"},
-            ],
-        },
-    )
+    put(client, keys.test, "/automations/broken", BROKEN)
     events = [track(messageId=f"g-{n}", userId=f"g{n}", event="Broken") for n in range(3)]
     ids = _store_without_job(runtime, keys.test, events)
     # The consumer's job body: one group, the runs' steps in the events' transaction.

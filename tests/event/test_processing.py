@@ -355,6 +355,22 @@ def _identify_for(user: str, n: int) -> dict[str, Any]:
     return event
 
 
+def _fail_apply(
+    monkeypatch: pytest.MonkeyPatch, event_id: int, reason: str, after: bool = False
+) -> None:
+    """Make applying the event's effects raise RuntimeError(reason), before or after it
+    writes them."""
+    real_apply = event_service._apply
+
+    def failing(session: Any, event: Event) -> Any:
+        result = real_apply(session, event) if after else None
+        if event.id == event_id:
+            raise RuntimeError(reason)
+        return result if after else real_apply(session, event)
+
+    monkeypatch.setattr(event_service, "_apply", failing)
+
+
 def _counting_writes(runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     transactions: list[int] = []
     real_write = runtime.database.write
@@ -382,14 +398,8 @@ def test_a_failing_event_rolls_its_group_back_and_fails_alone(
 ) -> None:
     ids = _store_without_job(runtime, keys.test, [_identify_for(f"user-{n}", n) for n in range(5)])
     real_apply = event_service._apply
-
-    def failing_third(session: Any, event: Event) -> Any:
-        result = real_apply(session, event)  # the profile write happens, then is undone
-        if event.id == ids[2]:
-            raise RuntimeError("crash after the profile write")
-        return result
-
-    monkeypatch.setattr(event_service, "_apply", failing_third)
+    # The profile write happens, then is undone.
+    _fail_apply(monkeypatch, ids[2], "crash after the profile write", after=True)
     transactions = _counting_writes(runtime, monkeypatch)
     outcome = event_service.process_events(runtime.database, ids, 5)
     assert outcome.processed == [ids[0], ids[1], ids[3], ids[4]]
@@ -456,13 +466,7 @@ def test_a_job_takes_waiting_events_but_leaves_failed_ones_to_their_retry(
 ) -> None:
     ids = _store_without_job(runtime, keys.test, [_identify_for(f"w-{n}", n) for n in range(4)])
     real_apply = event_service._apply
-
-    def failing_first(session: Any, event: Event) -> Any:
-        if event.id == ids[0]:
-            raise RuntimeError("profile store unavailable")
-        return real_apply(session, event)
-
-    monkeypatch.setattr(event_service, "_apply", failing_first)
+    _fail_apply(monkeypatch, ids[0], "profile store unavailable")
     assert event_service.process_events(runtime.database, [ids[0]], 5).retry == [ids[0]]
     monkeypatch.setattr(event_service, "_apply", real_apply)
     # The job of the last event also takes the two in between, not the failed first one.
