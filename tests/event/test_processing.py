@@ -461,6 +461,25 @@ def test_a_group_ends_at_its_size_and_users_keep_their_order(
     assert _profile_data(runtime, ids[0], "bo") == {"n": 2}
 
 
+def test_while_ingest_stays_saturated_a_group_is_one_event(
+    runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ids = _store_without_job(runtime, keys.test, [_identify_for(f"user-{n}", n) for n in range(4)])
+    answers = iter([True, False])  # saturated at the first look, calm from the second on
+    looks: list[int] = []
+
+    def pace() -> bool:
+        looks.append(1)
+        return next(answers, False)
+
+    transactions = _counting_writes(runtime, monkeypatch)
+    outcome = event_service.process_events(runtime.database, ids, 5, pace=pace)
+    assert outcome.processed == ids
+    # One event alone while ingest was saturated, then the other three in one group.
+    assert len(looks) == 2
+    assert len(transactions) == 2
+
+
 def test_a_job_takes_waiting_events_but_leaves_failed_ones_to_their_retry(
     runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -65,10 +65,10 @@ def test_a_batch_being_written_counts_as_busy() -> None:
 def test_an_idle_or_lightly_loaded_writer_makes_nobody_wait() -> None:
     clock = FakeClock()
     pressure = pressure_on(clock)
-    pressure.wait_for_turn()
+    assert pressure.wait_for_turn() is False
     for _ in range(10):  # 10 % busy
         write(pressure, clock, busy=0.005, idle=0.045)
-    pressure.wait_for_turn()
+    assert pressure.wait_for_turn() is False
     assert clock.slept == []
     assert pressure.pauses == 0
 
@@ -79,7 +79,7 @@ def test_a_saturated_writer_makes_work_wait_until_it_calms_down() -> None:
     for _ in range(10):  # 90 % busy
         write(pressure, clock, busy=0.045, idle=0.005)
     # The writer stops: the share falls under half within about a quarter of a second.
-    pressure.wait_for_turn()
+    assert pressure.wait_for_turn() is False  # calm again: the work goes on at full size
     assert 0.2 <= sum(clock.slept) <= 0.3
     assert pressure.pauses == 1
     assert pressure.busy_share() <= 0.5
@@ -103,7 +103,7 @@ def test_work_waits_at_most_max_pause_however_busy_ingest_stays() -> None:
     pressure = pressure_on(clock)
     pressure.started(16)  # one endless batch: saturated throughout
     clock.now += 1.0
-    pressure.wait_for_turn()
+    assert pressure.wait_for_turn() is True  # still saturated: do one thing, then look again
     assert abs(sum(clock.slept) - 1.0) < 0.03
     assert abs(pressure.paused_seconds - 1.0) < 0.03
 

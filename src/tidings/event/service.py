@@ -227,7 +227,7 @@ def process_events(
     event_ids: Iterable[int],
     max_attempts: int,
     context: PipelineContext | None = None,
-    pace: Callable[[], None] | None = None,
+    pace: Callable[[], bool] | None = None,
     take_waiting: bool = False,
     recent: RecentlyProcessed | None = None,
 ) -> ProcessOutcome:
@@ -235,7 +235,9 @@ def process_events(
 
     With a `context`, the runs an event starts take their first database-only steps (a send)
     in the event's own transaction; `outcome.followups` then holds the messages to send.
-    `pace` is called before each group (it may wait: tidings.ingest.pressure).
+    `pace` is called before each group (it may wait: tidings.ingest.pressure); when it
+    answers that ingest is still saturated, the group is a single event, so that the write
+    lock the ingest writer needs is held for one event only.
 
     With `take_waiting`, a job of fewer than GROUP_EVENTS events fills its group with the
     oldest other events that wait (not failed ones, which wait for their retry): when the
@@ -254,9 +256,8 @@ def process_events(
     lists = {"processed": outcome.processed, "retry": outcome.retry, "failed": outcome.failed}
     position = 0
     while position < len(order):
-        if pace is not None:
-            pace()
-        taken, committed = _process_group(database, order[position:], context, outcome)
+        size = 1 if pace is not None and pace() else GROUP_EVENTS
+        taken, committed = _process_group(database, order[position:], context, outcome, size)
         if not committed:
             # Something in the group failed, and all of it was rolled back: each event in a
             # transaction of its own, so that the failure stays with its event.
@@ -299,20 +300,22 @@ def _process_group(
     event_ids: list[int],
     context: PipelineContext | None,
     outcome: ProcessOutcome,
+    size: int = GROUP_EVENTS,
 ) -> tuple[list[int], bool]:
     """Process events from the front of `event_ids` in one transaction, until the group is
-    full. Returns the events it took, and whether it committed: if any of them fails, the
-    whole group is rolled back, for the caller to process each alone. (Failures are rare,
-    and a savepoint per event would cost every event a tenth of its processing.)"""
+    full (`size` events, or GROUP_SECONDS). Returns the events it took, and whether it
+    committed: if any of them fails, the whole group is rolled back, for the caller to
+    process each alone. (Failures are rare, and a savepoint per event would cost every event
+    a tenth of its processing.)"""
     taken: list[int] = []
     done: list[tuple[str, list[int], Followups]] = []
     deadline = time.monotonic() + GROUP_SECONDS
     try:
         with database.write() as session:
             # Held until the group ends, so that get_locked finds each event in the session.
-            loaded = EventRepository(session).lock_many(event_ids[:GROUP_EVENTS])
+            loaded = EventRepository(session).lock_many(event_ids[:size])
             for event_id in event_ids:
-                if len(taken) >= GROUP_EVENTS or (taken and time.monotonic() > deadline):
+                if len(taken) >= size or (taken and time.monotonic() > deadline):
                     break
                 taken.append(event_id)
                 followups = Followups()

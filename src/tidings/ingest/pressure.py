@@ -6,8 +6,9 @@ the consumer threads spend processing is a moment the waiting requests are not a
 and Segment (or an SDK) times out and sends again. So while the writer has been busy for
 more than half of the last half second and requests queued up for it (its batches held two
 requests or more on average), each consumer thread waits before its next event or message,
-for at most a second, then does one and looks again: a burst is acknowledged at full speed
-and processed right after it, and processing never stops entirely.
+for at most a second, then does one (a single event, not a group of them) and looks again:
+a burst is acknowledged at full speed and processed right after it, and processing never
+stops entirely.
 
 Both conditions matter. At a steady 100 requests a second the writer can be busy half of the
 time while it waits for the consumer's own transactions and for the interpreter, yet each
@@ -30,8 +31,9 @@ MAX_PAUSE_SECONDS = 1.0
 POLL_SECONDS = 0.02
 
 
-def no_pause() -> None:
+def no_pause() -> bool:
     """The pace of a consumer that never gives way."""
+    return False
 
 
 class IngestPressure:
@@ -101,17 +103,23 @@ class IngestPressure:
     def saturated(self) -> bool:
         return self.busy_share() > self.threshold and self.requests_per_batch() >= QUEUED_REQUESTS
 
-    def wait_for_turn(self) -> None:
-        """Wait while ingest is saturated, at most `max_pause` seconds."""
+    def wait_for_turn(self) -> bool:
+        """Wait while ingest is saturated, at most `max_pause` seconds. True if it still is:
+        the caller then does as little as it can (one event) before it asks again."""
         if not self.saturated():
-            return
+            return False
         started = self._clock()
         deadline = started + self.max_pause
-        while self._clock() < deadline and self.saturated():
+        still = True
+        while self._clock() < deadline:
+            still = self.saturated()
+            if not still:
+                break
             self._sleep(POLL_SECONDS)
         with self._lock:
             self.pauses += 1
             self.paused_seconds += self._clock() - started
+        return still
 
     def _forget(self, now: float) -> None:
         since = now - self.window

@@ -90,7 +90,7 @@ class JobEngine:
         self.settings = context.settings
         # Called before each event, run and message a job handles; in `tidings serve` it
         # waits while ingest is saturated (tidings.ingest.pressure).
-        self.pace: Callable[[], None] = no_pause
+        self.pace: Callable[[], bool] = no_pause
         self._recent = RecentlyProcessed()
         self._process = huey.task(name="event.process")(self._process_events)
         self._process_message = huey.task(name="message.process")(self._run_process_message)
