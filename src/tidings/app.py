@@ -67,10 +67,10 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pressure = None
+        # How busy the ingest writer is: under a burst its enqueuer hands over fewer,
+        # larger jobs and (with ingest priority) the consumer threads give way.
+        pressure = IngestPressure()
         if consumer_workers > 0 and runtime.settings.ingest_priority:
-            # Requests first: the consumer threads give way while ingest is saturated.
-            pressure = IngestPressure()
             runtime.jobs.pace = pressure.wait_for_turn
         writer = IngestWriter(
             runtime.database, runtime.cipher, runtime.jobs.enqueue_events, pressure

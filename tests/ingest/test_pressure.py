@@ -124,10 +124,14 @@ def test_ingest_priority_can_be_turned_off(runtime: Runtime) -> None:
     settings = runtime.settings.model_copy(update={"ingest_priority": False})
     object.__setattr__(runtime, "settings", settings)
     with TestClient(create_app(runtime, consumer_workers=2)) as client:
-        assert client.app.state.ingest_pressure is None  # type: ignore[attr-defined]
+        # The writer still measures itself (its enqueuer paces by it); nobody waits for it.
+        writer = client.app.state.ingest_writer  # type: ignore[attr-defined]
+        assert isinstance(writer.pressure, IngestPressure)
         assert runtime.jobs.pace is no_pause
 
 
-def test_an_api_only_replica_has_no_pressure(runtime: Runtime) -> None:
+def test_an_api_only_replica_paces_nothing_but_its_enqueuer(runtime: Runtime) -> None:
     with TestClient(create_app(runtime, consumer_workers=0)) as client:
-        assert client.app.state.ingest_pressure is None  # type: ignore[attr-defined]
+        writer = client.app.state.ingest_writer  # type: ignore[attr-defined]
+        assert isinstance(writer.pressure, IngestPressure)
+        assert runtime.jobs.pace is no_pause

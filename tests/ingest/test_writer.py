@@ -11,6 +11,8 @@ import pytest
 
 from tests.conftest import Keys
 from tests.payloads import track
+from tidings.ingest import writer as writer_module
+from tidings.ingest.pressure import IngestPressure
 from tidings.ingest.validation import validate_segment_event
 from tidings.ingest.writer import IngestItem, IngestResult, IngestWriter, Outcome
 from tidings.models import Event
@@ -49,6 +51,31 @@ def test_concurrent_requests_share_transactions(runtime: Runtime, keys: Keys) ->
         answer[0].event_id for answer in answers if answer[0].event_id is not None
     )
     assert len(committed) < 40
+
+
+class Saturated(IngestPressure):
+    def saturated(self) -> bool:
+        return True
+
+
+def test_under_a_burst_the_enqueuer_hands_many_batches_over_in_one_job(
+    runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "ENQUEUE_PAUSE_SECONDS", 0.5)
+    committed: list[list[int]] = []
+    writer = IngestWriter(runtime.database, runtime.cipher, committed.append, Saturated())
+
+    async def scenario() -> list[list[IngestResult]]:
+        writer.start()
+        try:
+            # One after another: five batches, each committed before the next is sent.
+            return [await writer.submit([item(keys.test, f"burst-{n}")]) for n in range(5)]
+        finally:
+            await writer.stop()
+
+    answers = asyncio.run(scenario())
+    assert [answer[0].outcome for answer in answers] == [Outcome.ACCEPTED] * 5
+    assert committed == [sorted(answer[0].event_id for answer in answers)]  # type: ignore[type-var]
 
 
 def test_duplicates_and_bad_keys_in_one_batch(runtime: Runtime, keys: Keys) -> None:

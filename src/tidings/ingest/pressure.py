@@ -13,7 +13,10 @@ stops entirely.
 Both conditions matter. At a steady 100 requests a second the writer can be busy half of the
 time while it waits for the consumer's own transactions and for the interpreter, yet each
 request finds it free and is written alone: nothing is waiting, so nothing gives way.
-`TIDINGS_INGEST_PRIORITY=false` turns this off; `tidings worker` processes never wait.
+The writer's enqueuer reads the same signal: while the writer is saturated it hands the new
+event ids to the job engine in one job every 50 ms rather than one per batch
+(tidings.ingest.writer). `TIDINGS_INGEST_PRIORITY=false` turns the consumer's pause off;
+`tidings worker` processes never wait.
 """
 
 from __future__ import annotations
