@@ -47,8 +47,8 @@ from tidings.message.pipeline import PipelineContext, backoff_seconds
 from tidings.message.recipients import expand
 from tidings.message.repository import IdempotencyRepository
 from tidings.message.schemas import MessageSpec
-from tidings.message.service import accept_send, request_hash
-from tidings.models import AutomationRun, AutomationRunStep, Event, Message, RunStatus
+from tidings.message.service import AcceptedMessage, accept_send, request_hash
+from tidings.models import AutomationRun, AutomationRunStep, Event, RunStatus
 from tidings.profile.repository import ProfileRepository
 from tidings.template.render import render_with
 from tidings.workspace.service import Scope
@@ -92,7 +92,7 @@ class Followups:
     runs: list[tuple[int, datetime | None]] = field(default_factory=list)
     messages: list[tuple[str, datetime | None]] = field(default_factory=list)
 
-    def add_messages(self, messages: Sequence[Message]) -> None:
+    def add_messages(self, messages: Sequence[AcceptedMessage]) -> None:
         self.messages.extend((message.message_id, message.send_at) for message in messages)
 
     def dispatch(self, scheduler: RunScheduler) -> None:
@@ -820,7 +820,7 @@ def _send_to_fetched(
 # The other steps: each runs inside the run's transaction and returns its output.
 
 
-def _send_output(request_id: str, messages: Sequence[Message]) -> dict[str, Any]:
+def _send_output(request_id: str, messages: Sequence[AcceptedMessage]) -> dict[str, Any]:
     output: dict[str, Any] = {"requestId": request_id}
     if len(messages) == 1:
         output["messageId"] = messages[0].message_id

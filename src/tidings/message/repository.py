@@ -92,13 +92,16 @@ class MessageRepository:
         ).all()
 
     def record(self, message: Message, event_type: str, **data: Any) -> None:
+        self.record_for(message.id, event_type, **data)
+
+    def record_for(self, message_pk: int, event_type: str, **data: Any) -> None:
         if self._history is not None:
             self._history.append(
-                {"message_pk": message.id, "type": event_type, "created_at": utcnow(), "data": data}
+                {"message_pk": message_pk, "type": event_type, "created_at": utcnow(), "data": data}
             )
             return
         self.session.add(
-            MessageEvent(message_pk=message.id, type=event_type, created_at=utcnow(), data=data)
+            MessageEvent(message_pk=message_pk, type=event_type, created_at=utcnow(), data=data)
         )
 
     def write_history(self) -> None:

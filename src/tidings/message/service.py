@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple, cast
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from tidings.errors import BadRequest, Conflict, NotFound
@@ -24,6 +25,15 @@ from tidings.template.elemental import ContentError, validate_content
 from tidings.workspace.service import Scope
 
 _DURATION = TypeAdapter(timedelta)
+_MESSAGE_TABLE = cast(Table, Message.__table__)
+
+
+class AcceptedMessage(NamedTuple):
+    """A message `accept_send` created: what its caller schedules and answers with."""
+
+    pk: int
+    message_id: str
+    send_at: datetime | None
 
 
 def _epoch_ms(value: datetime | None) -> int | None:
@@ -116,8 +126,9 @@ def accept_send(
     *,
     message_timeout: timedelta,
     source: dict[str, Any] | None = None,
-) -> tuple[str, list[Message]]:
-    """Create one ENQUEUED (or DELAYED) message per recipient; returns the requestId."""
+) -> tuple[str, list[AcceptedMessage]]:
+    """Create one ENQUEUED (or DELAYED) message per recipient; returns the requestId and
+    the new messages."""
     _validate(session, scope, spec)
     now = utcnow()
     send_at = None
@@ -134,44 +145,55 @@ def accept_send(
             expires_at = now + _duration(spec.expiry.expires_in, "message.expiry.expires_in")
     recipients = expand(session, scope.environment_id, spec.to)
     delayed = send_at is not None and send_at > now
-    messages = []
-    for recipient in recipients:
-        message = Message(
-            workspace_id=scope.workspace_id,
-            environment_id=scope.environment_id,
-            message_id=new_id("msg"),
-            request_id="",
-            status=MessageStatus.DELAYED if delayed else MessageStatus.ENQUEUED,
-            recipient=recipient.user_id,
-            to=recipient.to,
-            notification_id=spec.template,
-            content=spec.content,
-            data=spec.data,
-            routing=spec.routing.model_dump() if spec.routing else None,
-            channels=spec.channels,
-            providers=spec.providers,
-            metadata_=_metadata(spec),
-            tags=list(spec.metadata.tags),
-            trace_id=spec.metadata.trace_id,
-            output={},
-            source={**(source or {}), **recipient.source},
-            send_at=send_at,
-            expires_at=expires_at,
-            timeout_at=now + message_timeout,
-            enqueued_at=now,
-            updated_at=now,
-        )
-        messages.append(message)
-    request_id = messages[0].message_id if len(messages) == 1 else new_id("req")
-    repository = MessageRepository(session)
+    message_ids = [new_id("msg") for _ in recipients]
+    request_id = message_ids[0] if len(message_ids) == 1 else new_id("req")
+    rows: list[dict[str, Any]] = [
+        {
+            "workspace_id": scope.workspace_id,
+            "environment_id": scope.environment_id,
+            "message_id": message_id,
+            "request_id": request_id,
+            "status": MessageStatus.DELAYED if delayed else MessageStatus.ENQUEUED,
+            "recipient": recipient.user_id,
+            "to": recipient.to,
+            "notification_id": spec.template,
+            "content": spec.content,
+            "data": spec.data,
+            "routing": spec.routing.model_dump() if spec.routing else None,
+            "channels": spec.channels,
+            "providers": spec.providers,
+            "metadata": _metadata(spec),
+            "tags": list(spec.metadata.tags),
+            "trace_id": spec.metadata.trace_id,
+            "output": {},
+            "source": {**(source or {}), **recipient.source},
+            "send_at": send_at,
+            "expires_at": expires_at,
+            "timeout_at": now + message_timeout,
+            "enqueued_at": now,
+            "updated_at": now,
+        }
+        for recipient, message_id in zip(recipients, message_ids, strict=True)
+    ]
+    # Written at once by statements rather than added as ORM objects: the unit of work's
+    # flush of a new message cost several times its INSERT, and an automation's send step
+    # makes one per event (docs/benchmarks.md, Pipeline).
+    inserted = session.execute(
+        insert(_MESSAGE_TABLE).returning(_MESSAGE_TABLE.c.id, sort_by_parameter_order=True),
+        rows,
+    )
+    messages = [
+        AcceptedMessage(pk, message_id, send_at)
+        for pk, message_id in zip(inserted.scalars(), message_ids, strict=True)
+    ]
+    repository = MessageRepository(session, batch_history=True)
     for message in messages:
-        message.request_id = request_id
-        session.add(message)
-    session.flush()
-    for message in messages:
-        repository.record(message, "ENQUEUED", request_id=request_id)
+        repository.record_for(message.pk, "ENQUEUED", request_id=request_id)
         if delayed:
-            repository.record(message, "DELAYED", until=send_at.isoformat() if send_at else None)
+            repository.record_for(
+                message.pk, "DELAYED", until=send_at.isoformat() if send_at else None
+            )
+    repository.write_history()
     return request_id, messages
 
 
