@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import orjson
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from tidings.errors import BadRequest, Conflict, NotFound
@@ -25,7 +24,6 @@ from tidings.template.elemental import ContentError, validate_content
 from tidings.workspace.service import Scope
 
 _DURATION = TypeAdapter(timedelta)
-_MESSAGE_TABLE = cast(Table, Message.__table__)
 
 
 class AcceptedMessage(NamedTuple):
@@ -178,15 +176,11 @@ def accept_send(
     # Written at once by statements rather than added as ORM objects: the unit of work's
     # flush of a new message cost several times its INSERT, and an automation's send step
     # makes one per event (docs/benchmarks.md, Pipeline).
-    inserted = session.execute(
-        insert(_MESSAGE_TABLE).returning(_MESSAGE_TABLE.c.id, sort_by_parameter_order=True),
-        rows,
-    )
+    repository = MessageRepository(session, batch_history=True)
     messages = [
         AcceptedMessage(pk, message_id, send_at)
-        for pk, message_id in zip(inserted.scalars(), message_ids, strict=True)
+        for pk, message_id in zip(repository.insert_messages(rows), message_ids, strict=True)
     ]
-    repository = MessageRepository(session, batch_history=True)
     for message in messages:
         repository.record_for(message.pk, "ENQUEUED", request_id=request_id)
         if delayed:
