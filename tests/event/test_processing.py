@@ -13,6 +13,7 @@ from tests.conftest import Keys, bearer
 from tests.ingest.test_inbound_segment import post, processed
 from tests.payloads import identify, track
 from tidings.event import service as event_service
+from tidings.event.repository import EventRepository
 from tidings.ingest.validation import validate_segment_event
 from tidings.ingest.writer import IngestItem, IngestWriter
 from tidings.models import Event
@@ -496,6 +497,37 @@ def test_a_job_takes_waiting_events_but_leaves_failed_ones_to_their_retry(
     # Without take_waiting (a server database) a job keeps to its own events.
     more = _store_without_job(runtime, keys.test, [_identify_for(f"x-{n}", n) for n in range(2)])
     assert event_service.process_events(runtime.database, [more[1]], 5).processed == [more[1]]
+
+
+@pytest.mark.parametrize("lookahead", [64, 2], ids=["every-received-event-read", "backlog"])
+def test_a_job_orders_its_group_the_same_whether_or_not_it_sees_every_received_event(
+    runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch, lookahead: int
+) -> None:
+    # The first read sees up to RECEIVED_LOOKAHEAD of the oldest received events; with
+    # fewer than that it has all of them and orders the group without further queries.
+    monkeypatch.setattr(event_service, "RECEIVED_LOOKAHEAD", lookahead)
+    users = [("ann", 0), ("bob", 0), ("ann", 1), ("cyd", 0)]
+    a0, b0, a1, c0 = _store_without_job(
+        runtime, keys.test, [_identify_for(user, n) for user, n in users]
+    )
+    real_apply = event_service._apply
+    _fail_apply(monkeypatch, a0, "profile store unavailable")
+    assert event_service.process_events(runtime.database, [a0], 5).retry == [a0]
+    monkeypatch.setattr(event_service, "_apply", real_apply)
+    if lookahead > 4:  # every received event is in the first read: no other query is needed
+
+        def not_needed(*args: Any) -> Any:
+            raise AssertionError("the first read had every received event")
+
+        monkeypatch.setattr(EventRepository, "pending_of", not_needed)
+        monkeypatch.setattr(EventRepository, "earlier_pending_of_users", not_needed)
+    # ann's later event brings her failed earlier one first; bob's and cyd's fill the group.
+    outcome = event_service.process_events(runtime.database, [a1], 5, take_waiting=True)
+    assert outcome.processed == [a0, b0, a1, c0]
+    assert _profile_data(runtime, a1, "ann") == {"n": 1}
+    # A job of processed events finds nothing to do either way.
+    again = event_service.process_events(runtime.database, [b0], 5, take_waiting=True)
+    assert again.processed == []
 
 
 def test_a_job_whose_events_were_taken_costs_no_query(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy import Select, func, inspect, select
 from sqlalchemy.orm import Session
@@ -17,6 +18,14 @@ from tidings.workspace.service import Scope
 SOURCES = ("segment", "courier")
 # An event's user: environment, source and userId.
 UserKey = tuple[str, str, str | None]
+
+
+class ReceivedEvent(NamedTuple):
+    id: int
+    user: UserKey
+    attempts: int
+
+
 # The two halves of the events by user, each with its partial index (models/event.py).
 _BY_STATUS = (Event.status == EventStatus.RECEIVED, Event.status != EventStatus.RECEIVED)
 
@@ -99,6 +108,17 @@ class EventRepository:
             .order_by(Event.received_at)
             .limit(limit)
         ).all()
+
+    def oldest_received(self, limit: int) -> list[ReceivedEvent]:
+        """The oldest events still `received` (failed ones waiting for their retry too),
+        each with its user and attempts, oldest first."""
+        rows = self.session.execute(
+            select(Event.id, Event.environment_id, Event.source, Event.user_id, Event.attempts)
+            .where(Event.status == EventStatus.RECEIVED)
+            .order_by(Event.received_at)
+            .limit(limit)
+        ).all()
+        return [ReceivedEvent(row[0], (row[1], row[2], row[3]), row[4]) for row in rows]
 
     def stale_pending(self, received_before: datetime, limit: int) -> Sequence[int]:
         return self.session.scalars(

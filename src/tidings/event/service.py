@@ -30,7 +30,7 @@ from tidings.automation.runs import (
     trigger_of,
 )
 from tidings.db import Database
-from tidings.event.repository import EventRepository
+from tidings.event.repository import EventRepository, ReceivedEvent, UserKey
 from tidings.kit.time import utcnow
 from tidings.message.pipeline import PipelineContext
 from tidings.models import AutomationRun, Event, EventStatus
@@ -195,6 +195,11 @@ class ProcessOutcome:
 # needs) only briefly.
 GROUP_EVENTS = 32
 GROUP_SECONDS = 0.05
+# A job's first read looks at up to this many of the oldest events still `received`; when
+# that is all of them, it needs no other query to order its group.
+RECEIVED_LOOKAHEAD = 64
+# A user's earlier pending events a job takes ahead of the user's newest, at most.
+PREDECESSORS_PER_USER = 100
 
 
 class RecentlyProcessed:
@@ -273,14 +278,24 @@ def process_events(
 def _with_predecessors(database: Database, event_ids: Iterable[int], fill: int) -> list[int]:
     """The events still `received`, with each user's earlier pending ones, in id order: so a
     user's events are processed in the order they arrived. Up to `fill` in all, other
-    waiting events join them."""
+    waiting events (received and not failed yet) join them."""
     wanted = sorted(set(event_ids))
     if not wanted:
         return []
     with database.read() as session:
         repository = EventRepository(session)
-        if len(wanted) < fill:
-            wanted = sorted(set(wanted).union(repository.waiting(fill - len(wanted))))
+        if fill:
+            oldest = repository.oldest_received(RECEIVED_LOOKAHEAD)
+            if len(oldest) < RECEIVED_LOOKAHEAD:
+                # Every event still `received` is in hand: the group and the predecessors
+                # follow from it, without the two queries below (a lone event's job spent
+                # a seventh of its time on them: docs/benchmarks.md, Pipeline).
+                return _order_among(wanted, oldest, fill)
+            room = max(0, fill - len(wanted))
+            waiting = [event.id for event in oldest if event.attempts == 0][:room]
+            if len(waiting) < room:  # the oldest are mostly failed ones waiting for a retry
+                waiting = list(repository.waiting(room))
+            wanted = sorted(set(wanted).union(waiting))
         pending = repository.pending_of(wanted)
         found = set(pending)
         latest: dict[tuple[str, str], dict[str, int]] = {}
@@ -290,8 +305,30 @@ def _with_predecessors(database: Database, event_ids: Iterable[int], fill: int) 
                 users[user_id] = max(event_id, users.get(user_id, 0))
         for (environment_id, source), users in latest.items():
             found.update(
-                repository.earlier_pending_of_users(environment_id, source, users, limit=100)
+                repository.earlier_pending_of_users(
+                    environment_id, source, users, limit=PREDECESSORS_PER_USER
+                )
             )
+    return sorted(found)
+
+
+def _order_among(wanted: list[int], received: list[ReceivedEvent], fill: int) -> list[int]:
+    """`_with_predecessors` when `received` holds every event still `received`."""
+    waiting = [event.id for event in received if event.attempts == 0]
+    candidates = set(wanted).union(waiting[: max(0, fill - len(wanted))])
+    users = {event.id: event.user for event in received}
+    found = {event_id for event_id in candidates if event_id in users}
+    latest: dict[UserKey, int] = {}
+    for event_id in found:
+        if users[event_id][2] is not None:
+            latest[users[event_id]] = max(event_id, latest.get(users[event_id], 0))
+    taken: dict[UserKey, int] = {}
+    for event in sorted(received, key=lambda event: event.id):
+        if event.id < latest.get(event.user, 0) and taken.get(event.user, 0) < (
+            PREDECESSORS_PER_USER
+        ):
+            taken[event.user] = taken.get(event.user, 0) + 1
+            found.add(event.id)
     return sorted(found)
 
 
