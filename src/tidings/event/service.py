@@ -286,13 +286,13 @@ def _with_predecessors(database: Database, event_ids: Iterable[int], fill: int) 
         repository = EventRepository(session)
         if fill:
             oldest = repository.oldest_received(RECEIVED_LOOKAHEAD)
+            room = max(0, fill - len(wanted))
+            waiting = [event.id for event in oldest if event.attempts == 0][:room]
             if len(oldest) < RECEIVED_LOOKAHEAD:
                 # Every event still `received` is in hand: the group and the predecessors
                 # follow from it, without the two queries below (a lone event's job spent
                 # a seventh of its time on them: docs/benchmarks.md, Pipeline).
-                return _order_among(wanted, oldest, fill)
-            room = max(0, fill - len(wanted))
-            waiting = [event.id for event in oldest if event.attempts == 0][:room]
+                return _order_among(set(wanted).union(waiting), oldest)
             if len(waiting) < room:  # the oldest are mostly failed ones waiting for a retry
                 waiting = list(repository.waiting(room))
             wanted = sorted(set(wanted).union(waiting))
@@ -312,10 +312,9 @@ def _with_predecessors(database: Database, event_ids: Iterable[int], fill: int) 
     return sorted(found)
 
 
-def _order_among(wanted: list[int], received: list[ReceivedEvent], fill: int) -> list[int]:
-    """`_with_predecessors` when `received` holds every event still `received`."""
-    waiting = [event.id for event in received if event.attempts == 0]
-    candidates = set(wanted).union(waiting[: max(0, fill - len(wanted))])
+def _order_among(candidates: set[int], received: list[ReceivedEvent]) -> list[int]:
+    """`_with_predecessors` when `received` holds every event still `received`: those of
+    the candidates among them, with their users' earlier ones."""
     users = {event.id: event.user for event in received}
     found = {event_id for event_id in candidates if event_id in users}
     latest: dict[UserKey, int] = {}
