@@ -95,7 +95,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
         if key.revoked_at is None:
             click.echo(f"    {key.environment:<10} {key.key}   (id {key.id})")
     sys.stdout.flush()
-    app = create_app(runtime, consumer_workers=settings.consumer_workers)
+    app = create_app(runtime, consumer_workers=settings.consumer_threads(embedded=True))
     uvicorn.run(
         app,
         host=settings.host,
@@ -120,7 +120,10 @@ def _print_sign_in_link(runtime: Runtime, url: str) -> None:
 @main.command()
 @data_dir_option
 @click.option(
-    "--workers", type=int, default=None, help="Consumer threads [env TIDINGS_CONSUMER_WORKERS; 2]."
+    "--workers",
+    type=int,
+    default=None,
+    help="Consumer threads [env TIDINGS_CONSUMER_WORKERS; 2 in a worker].",
 )
 def worker(data_dir: Path | None, workers: int | None) -> None:
     """Run job consumers only (scale out with several of these)."""
@@ -128,8 +131,9 @@ def worker(data_dir: Path | None, workers: int | None) -> None:
     settings = _settings(data_dir=data_dir, consumer_workers=workers)
     runtime = _prepare(settings)
     runtime.jobs.sweep(0)
-    click.echo(f"Tidings worker: {settings.consumer_workers} consumer thread(s)")
-    runtime.jobs.consumer(settings.consumer_workers, embedded=False).run()
+    threads = settings.consumer_threads(embedded=False)
+    click.echo(f"Tidings worker: {threads} consumer thread(s)")
+    runtime.jobs.consumer(threads, embedded=False).run()
 
 
 @main.command()

@@ -8,6 +8,13 @@ from typing import Literal
 from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Consumer threads when TIDINGS_CONSUMER_WORKERS is not set. `tidings serve` shares one
+# interpreter with the API, and on SQLite every write waits for one lock: a second thread
+# there splits the events into smaller groups and costs more CPU per event than it overlaps
+# (docs/benchmarks.md, "one consumer thread"). A `tidings worker` has the process to itself.
+SERVE_CONSUMER_WORKERS = 1
+WORKER_CONSUMER_WORKERS = 2
+
 
 class Settings(BaseSettings):
     """Every setting Tidings reads. See the configuration reference in the README."""
@@ -21,7 +28,7 @@ class Settings(BaseSettings):
     job_storage: str = "sqlite"
     job_queue: str = "tidings"
     secret_key: SecretStr | None = None
-    consumer_workers: int = 2
+    consumer_workers: int | None = None
     ingest_priority: bool = True
     sqlite_synchronous: Literal["full", "normal"] = "full"
     sweep_stale_seconds: float = 30.0
@@ -41,6 +48,12 @@ class Settings(BaseSettings):
         if self.database_url:
             return normalize_database_url(self.database_url)
         return f"sqlite:///{(self.data_dir / 'tidings.db').resolve()}"
+
+    def consumer_threads(self, *, embedded: bool) -> int:
+        """Consumer threads for `tidings serve` (`embedded`) or `tidings worker`."""
+        if self.consumer_workers is not None:
+            return self.consumer_workers
+        return SERVE_CONSUMER_WORKERS if embedded else WORKER_CONSUMER_WORKERS
 
     @property
     def is_sqlite(self) -> bool:
