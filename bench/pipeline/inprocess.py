@@ -66,6 +66,7 @@ def main() -> int:
 
     from fastapi.testclient import TestClient
     from sqlalchemy import event
+    from sqlalchemy.orm import Session
 
     import tidings
     from tidings.app import create_app
@@ -129,6 +130,10 @@ def main() -> int:
         def _count(*arguments: Any) -> None:
             statements[str(arguments[2]).split()[0].upper()] += 1
 
+        @event.listens_for(Session, "after_flush")
+        def _count_flush(*arguments: Any) -> None:
+            statements["(ORM flushes)"] += 1
+
         stages: list[tuple[str, str, Callable[[Any], None]]] = [
             ("event", "event.process (all)", jobs._process_events),
         ]
@@ -169,7 +174,9 @@ def main() -> int:
             if profiler is not None:
                 profiler.disable()
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            flushes = statements.pop("(ORM flushes)", 0)
             per_event = {kind: round(n / args.events, 2) for kind, n in sorted(statements.items())}
+            per_event["ORM flushes"] = round(flushes / args.events, 2)
             results[name] = (job, len(timed), wall, cpu, per_event)
             print(
                 f"  {job:<22} {len(timed):>4} jobs  {1000 * cpu / args.events:6.2f} ms CPU, "

@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import inspect as inspect_mapped
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
 from tidings.models import (
@@ -172,6 +173,10 @@ class AutomationRepository:
         return found
 
 
+_RUN_TABLE: Any = AutomationRun.__table__
+_INSERT_RUN = insert(_RUN_TABLE).returning(_RUN_TABLE.c.id)
+
+
 class RunRepository:
     """Every SQL query on automation runs and their steps."""
 
@@ -179,8 +184,15 @@ class RunRepository:
         self.session = session
 
     def add(self, run: AutomationRun) -> AutomationRun:
+        """Insert a new run with one statement and attach it to the session as loaded.
+
+        The run's id is needed at once (its steps and messages point at it), and a flush to
+        get it would also write everything else pending in the unit of work, once per
+        started run: an event group's earlier runs, steps and events are written together
+        when it commits instead. Attributes not set take their column's default."""
+        run.id = self.session.connection().execute(_INSERT_RUN, _column_values(run)).scalar_one()
+        make_transient_to_detached(run)
         self.session.add(run)
-        self.session.flush()
         return run
 
     def get_for_update(self, run_pk: int) -> AutomationRun | None:
@@ -298,3 +310,19 @@ class RunRepository:
             select(Event.id, Event.message_id).where(Event.id.in_(event_pks))
         ).all()
         return {pk: message_id for pk, message_id in rows}
+
+
+def _column_values(row: Any) -> dict[str, Any]:
+    """Every column of a new ORM row but its key: the attribute's value, or the column's
+    scalar default (None without one), set on the row too so that none is left to load."""
+    state = inspect_mapped(row)
+    values = {}
+    for attribute in state.mapper.column_attrs:
+        if attribute.columns[0].primary_key:
+            continue
+        key = attribute.key
+        if key not in state.dict:
+            default = attribute.columns[0].default
+            setattr(row, key, default.arg if default is not None and default.is_scalar else None)
+        values[attribute.columns[0].key] = state.dict[key]
+    return values

@@ -53,8 +53,9 @@ class MessageRepository:
 
     def insert_messages(self, rows: list[dict[str, Any]]) -> list[int]:
         """Insert messages (column name to value) at once, without ORM objects; their ids,
-        in the order of `rows`."""
-        inserted = self.session.execute(
+        in the order of `rows`. On the session's connection: nothing pending in the unit of
+        work is flushed for it (a message points only at its workspace and environment)."""
+        inserted = self.session.connection().execute(
             insert(_MESSAGE_TABLE).returning(_MESSAGE_TABLE.c.id, sort_by_parameter_order=True),
             rows,
         )
