@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy import inspect as inspect_mapped
 from sqlalchemy.orm import Session, make_transient_to_detached
 
@@ -29,6 +29,26 @@ def _environment_id(scope: Scope | str) -> str:
 
 # Where automation.service.triggered_by keeps its answers for the unit of work.
 TRIGGERED_CACHE = "tidings.triggered_by"
+
+
+# Which automations an event starts: asked once per event group, built once.
+_TRIGGERED = (
+    select(Automation, AutomationVersion)
+    .join(AutomationTrigger, AutomationTrigger.automation_pk == Automation.id)
+    .join(
+        AutomationVersion,
+        (AutomationVersion.automation_pk == Automation.id)
+        & (AutomationVersion.version == Automation.current_version),
+    )
+    .where(
+        AutomationTrigger.environment_id == bindparam("environment_id"),
+        AutomationTrigger.source == bindparam("source"),
+        AutomationTrigger.event == bindparam("event"),
+        Automation.enabled.is_(True),
+        Automation.deleted_at.is_(None),
+    )
+    .order_by(Automation.id)
+)
 
 
 class AutomationRepository:
@@ -136,21 +156,7 @@ class AutomationRepository:
         self, environment_id: str, source: str, event: str
     ) -> list[tuple[Automation, AutomationVersion]]:
         rows = self.session.execute(
-            select(Automation, AutomationVersion)
-            .join(AutomationTrigger, AutomationTrigger.automation_pk == Automation.id)
-            .join(
-                AutomationVersion,
-                (AutomationVersion.automation_pk == Automation.id)
-                & (AutomationVersion.version == Automation.current_version),
-            )
-            .where(
-                AutomationTrigger.environment_id == environment_id,
-                AutomationTrigger.source == source,
-                AutomationTrigger.event == event,
-                Automation.enabled.is_(True),
-                Automation.deleted_at.is_(None),
-            )
-            .order_by(Automation.id)
+            _TRIGGERED, {"environment_id": environment_id, "source": source, "event": event}
         ).all()
         return [(automation, version) for automation, version in rows]
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import Select, func, inspect, select
+from sqlalchemy import Select, bindparam, func, inspect, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -26,6 +27,45 @@ class ReceivedEvent(NamedTuple):
     attempts: int
 
 
+# The hot statements, built once: building one per call cost more than running it.
+_GET_FOR_UPDATE = (
+    select(Event)
+    .where(Event.id == bindparam("event_id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_LOCK_MANY = (
+    select(Event)
+    .where(Event.id.in_(bindparam("event_ids", expanding=True)))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_PENDING_OF = select(Event.id, Event.environment_id, Event.source, Event.user_id).where(
+    Event.id.in_(bindparam("event_ids", expanding=True)), Event.status == EventStatus.RECEIVED
+)
+_EARLIER_PENDING_OF_USERS = (
+    select(Event.id, Event.user_id)
+    .where(
+        Event.environment_id == bindparam("environment_id"),
+        Event.source == bindparam("source"),
+        Event.user_id.in_(bindparam("user_ids", expanding=True)),
+        Event.id < bindparam("before_id"),
+        Event.status == EventStatus.RECEIVED,
+    )
+    .order_by(Event.id)
+)
+
+
+@functools.cache
+def _oldest_received(limit: int) -> Select[int, str, str, str | None, int]:
+    return (
+        select(Event.id, Event.environment_id, Event.source, Event.user_id, Event.attempts)
+        .where(Event.status == EventStatus.RECEIVED)
+        .order_by(Event.received_at)
+        .limit(limit)
+    )
+
+
 # The two halves of the events by user, each with its partial index (models/event.py).
 _BY_STATUS = (Event.status == EventStatus.RECEIVED, Event.status != EventStatus.RECEIVED)
 
@@ -43,30 +83,16 @@ class EventRepository:
         return self.get_for_update(event_id)
 
     def get_for_update(self, event_id: int) -> Event | None:
-        return self.session.scalars(
-            select(Event)
-            .where(Event.id == event_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).first()
+        return self.session.scalars(_GET_FOR_UPDATE, {"event_id": event_id}).first()
 
     def lock_many(self, event_ids: Sequence[int]) -> Sequence[Event]:
         """Load and lock the events in one statement: while the caller holds the list,
         `get_locked` finds each in the session."""
-        return self.session.scalars(
-            select(Event)
-            .where(Event.id.in_(event_ids))
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).all()
+        return self.session.scalars(_LOCK_MANY, {"event_ids": list(event_ids)}).all()
 
     def pending_of(self, event_ids: Sequence[int]) -> dict[int, UserKey]:
         """Those of the events still `received`, each with its user."""
-        rows = self.session.execute(
-            select(Event.id, Event.environment_id, Event.source, Event.user_id).where(
-                Event.id.in_(event_ids), Event.status == EventStatus.RECEIVED
-            )
-        ).all()
+        rows = self.session.execute(_PENDING_OF, {"event_ids": list(event_ids)}).all()
         return {
             event_id: (environment, source, user) for event_id, environment, source, user in rows
         }
@@ -79,15 +105,13 @@ class EventRepository:
         if not before:
             return []
         rows = self.session.execute(
-            select(Event.id, Event.user_id)
-            .where(
-                Event.environment_id == environment_id,
-                Event.source == source,
-                Event.user_id.in_(list(before)),
-                Event.id < max(before.values()),
-                Event.status == EventStatus.RECEIVED,
-            )
-            .order_by(Event.id)
+            _EARLIER_PENDING_OF_USERS,
+            {
+                "environment_id": environment_id,
+                "source": source,
+                "user_ids": list(before),
+                "before_id": max(before.values()),
+            },
         ).all()
         taken: dict[str, int] = {}
         found = []
@@ -112,12 +136,7 @@ class EventRepository:
     def oldest_received(self, limit: int) -> list[ReceivedEvent]:
         """The oldest events still `received` (failed ones waiting for their retry too),
         each with its user and attempts, oldest first."""
-        rows = self.session.execute(
-            select(Event.id, Event.environment_id, Event.source, Event.user_id, Event.attempts)
-            .where(Event.status == EventStatus.RECEIVED)
-            .order_by(Event.received_at)
-            .limit(limit)
-        ).all()
+        rows = self.session.execute(_oldest_received(limit)).all()
         return [ReceivedEvent(row[0], (row[1], row[2], row[3]), row[4]) for row in rows]
 
     def stale_pending(self, received_before: datetime, limit: int) -> Sequence[int]:

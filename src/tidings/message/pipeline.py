@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import httpx
 from cryptography.fernet import Fernet
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from tidings.config import Settings
@@ -116,6 +116,11 @@ def _finish(
     repository.record(message, status, reason=reason, detail=detail, **data)
 
 
+_PRELOAD_PROFILES = select(Profile.environment_id, Profile.user_id, Profile.data).where(
+    Profile.user_id.in_(bindparam("user_ids", expanding=True))
+)
+
+
 class _Lookups:
     """What one routing transaction reads once for all its messages."""
 
@@ -133,9 +138,7 @@ class _Lookups:
             return
         self.profiles.update(dict.fromkeys(wanted))
         rows = self.session.execute(
-            select(Profile.environment_id, Profile.user_id, Profile.data).where(
-                Profile.user_id.in_({user for _, user in wanted})
-            )
+            _PRELOAD_PROFILES, {"user_ids": sorted({user for _, user in wanted})}
         )
         for environment_id, user_id, data in rows:
             if (environment_id, user_id) in wanted:

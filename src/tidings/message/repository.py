@@ -39,6 +39,15 @@ _MARK_ROUTED = (
 )
 
 
+_LOCK_MANY = (
+    select(Message)
+    .where(Message.message_id.in_(bindparam("message_ids", expanding=True)))
+    .order_by(Message.id)
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+
+
 class MessageRepository:
     """Queries on messages, deliveries and history for one unit of work.
 
@@ -77,13 +86,7 @@ class MessageRepository:
         ).first()
 
     def lock_many(self, message_ids: list[str]) -> dict[str, Message]:
-        rows = self.session.scalars(
-            select(Message)
-            .where(Message.message_id.in_(message_ids))
-            .order_by(Message.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
+        rows = self.session.scalars(_LOCK_MANY, {"message_ids": message_ids})
         return {row.message_id: row for row in rows}
 
     def lock_by_pk(self, pk: int) -> Message | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from tidings.kit.sql import execute_counting
@@ -15,6 +15,17 @@ from tidings.workspace.service import Scope
 _FOUND = "tidings.templates_found"
 
 
+# The two lookups each routed message makes, built once.
+_GET = select(Notification).where(
+    Notification.environment_id == bindparam("environment_id"),
+    Notification.notification_id == bindparam("notification_id"),
+)
+_EXISTS = select(Notification.id).where(
+    Notification.environment_id == bindparam("environment_id"),
+    Notification.notification_id == bindparam("notification_id"),
+)
+
+
 class NotificationRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -22,10 +33,7 @@ class NotificationRepository:
     def get(self, scope: Scope | str, notification_id: str) -> Notification | None:
         environment_id = scope if isinstance(scope, str) else scope.environment_id
         return self.session.scalars(
-            select(Notification).where(
-                Notification.environment_id == environment_id,
-                Notification.notification_id == notification_id,
-            )
+            _GET, {"environment_id": environment_id, "notification_id": notification_id}
         ).first()
 
     def exists(self, scope: Scope | str, notification_id: str) -> bool:
@@ -37,10 +45,7 @@ class NotificationRepository:
             return True
         exists = (
             self.session.scalars(
-                select(Notification.id).where(
-                    Notification.environment_id == environment_id,
-                    Notification.notification_id == notification_id,
-                )
+                _EXISTS, {"environment_id": environment_id, "notification_id": notification_id}
             ).first()
             is not None
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
@@ -27,6 +27,17 @@ from tidings.workspace.service import Scope
 _USER_ROWS: tuple[Any, ...] = (ListSubscription, TenantMembership, UserPreference)
 
 
+# The statements of an event's first lookups, built once (building one per call cost more
+# than running it).
+_GET_PROFILE = select(Profile).where(
+    Profile.environment_id == bindparam("environment_id"), Profile.user_id == bindparam("user_id")
+)
+_ALIAS_TARGET = select(ProfileAlias.user_id).where(
+    ProfileAlias.environment_id == bindparam("environment_id"),
+    ProfileAlias.alias_id == bindparam("alias_id"),
+)
+
+
 class ProfileRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -40,9 +51,7 @@ class ProfileRepository:
         # leftovers; they now go out with the event's next flush.
         with self.session.no_autoflush:
             return self.session.scalars(
-                select(Profile).where(
-                    Profile.environment_id == scope.environment_id, Profile.user_id == user_id
-                )
+                _GET_PROFILE, {"environment_id": scope.environment_id, "user_id": user_id}
             ).first()
 
     def get_or_create_for_update(self, scope: Scope, user_id: str) -> tuple[Profile, bool]:
@@ -83,10 +92,7 @@ class ProfileRepository:
         """The user `alias_id` was merged into, if any."""
         with self.session.no_autoflush:  # as in get()
             return self.session.scalars(
-                select(ProfileAlias.user_id).where(
-                    ProfileAlias.environment_id == scope.environment_id,
-                    ProfileAlias.alias_id == alias_id,
-                )
+                _ALIAS_TARGET, {"environment_id": scope.environment_id, "alias_id": alias_id}
             ).first()
 
     def add_alias(self, scope: Scope, alias_id: str, user_id: str) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from cryptography.fernet import Fernet
 from pydantic import SecretStr, ValidationError
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from tidings.errors import BadRequest, NotFound
@@ -166,6 +166,18 @@ def configured(session: Session, environment_id: str, fernet: Fernet) -> list[Co
     return result
 
 
+# Asked once per routing transaction, built once.
+_STAMP = (
+    select(
+        ProviderConfiguration.name,
+        ProviderConfiguration.priority,
+        ProviderConfiguration.updated_at,
+    )
+    .where(ProviderConfiguration.environment_id == bindparam("environment_id"))
+    .order_by(ProviderConfiguration.name)
+)
+
+
 class ConfiguredProviders:
     """`configured()` with the decrypted configs kept between calls.
 
@@ -181,16 +193,7 @@ class ConfiguredProviders:
 
     def get(self, session: Session, environment_id: str) -> list[ConfiguredProvider]:
         stamp = tuple(
-            tuple(row)
-            for row in session.execute(
-                select(
-                    ProviderConfiguration.name,
-                    ProviderConfiguration.priority,
-                    ProviderConfiguration.updated_at,
-                )
-                .where(ProviderConfiguration.environment_id == environment_id)
-                .order_by(ProviderConfiguration.name)
-            )
+            tuple(row) for row in session.execute(_STAMP, {"environment_id": environment_id})
         )
         with self._lock:
             entry = self._entries.get(environment_id)
