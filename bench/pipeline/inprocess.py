@@ -18,7 +18,7 @@ It counts SQL statements per stage with an SQLAlchemy event. It reaches into Job
 internals, so it may need adjusting when they change.
 
     PYTHONPATH=<src dir> .venv/bin/python bench/pipeline/inprocess.py [--events 500]
-        [--per-job N] [--profile event]
+        [--per-job N] [--group-events N] [--profile event]
 
 Without PYTHONPATH it measures the working tree. `--profile event` prints a
 cProfile listing of the job (cProfile roughly doubles the times; the shares hold).
@@ -62,6 +62,14 @@ def main() -> int:
         help="regroup the events into jobs of N, as the enqueuer does when the consumer lags "
         "(default: as ingest batched them)",
     )
+    parser.add_argument(
+        "--group-events",
+        type=int,
+        default=0,
+        metavar="N",
+        help="process at most N events per transaction (tidings.event.service.GROUP_EVENTS; "
+        "1: each event alone, as when events arrive one by one)",
+    )
     args = parser.parse_args()
 
     from fastapi.testclient import TestClient
@@ -71,10 +79,13 @@ def main() -> int:
     import tidings
     from tidings.app import create_app
     from tidings.config import Settings
+    from tidings.event import service as event_service
     from tidings.migrate import upgrade
     from tidings.runtime import build_runtime
     from tidings.workspace import service as workspace_service
 
+    if args.group_events:
+        event_service.GROUP_EVENTS = args.group_events
     work_dir = Path(tempfile.mkdtemp(prefix="tidings-pipeline-inprocess-"))
     sink = subprocess.Popen(
         [sys.executable, str(SINK), "--out", str(work_dir / "sink.jsonl")],
