@@ -39,6 +39,13 @@ _MARK_ROUTED = (
 )
 
 
+_INSERT_MESSAGES = insert(_MESSAGE_TABLE).returning(
+    _MESSAGE_TABLE.c.id, sort_by_parameter_order=True
+)
+_INSERT_HISTORY = insert(_EVENT_TABLE)
+_INSERT_DELIVERIES = insert(_DELIVERY_TABLE).returning(
+    _DELIVERY_TABLE.c.id, _DELIVERY_TABLE.c.message_pk, _DELIVERY_TABLE.c.channel
+)
 _LOCK_MANY = (
     select(Message)
     .where(Message.message_id.in_(bindparam("message_ids", expanding=True)))
@@ -65,7 +72,7 @@ class MessageRepository:
         in the order of `rows`. On the session's connection: nothing pending in the unit of
         work is flushed for it (a message points only at its workspace and environment)."""
         inserted = self.session.connection().execute(
-            insert(_MESSAGE_TABLE).returning(_MESSAGE_TABLE.c.id, sort_by_parameter_order=True),
+            _INSERT_MESSAGES,
             rows,
         )
         return list(inserted.scalars())
@@ -120,7 +127,7 @@ class MessageRepository:
     def write_history(self) -> None:
         """Write the history rows `record` kept (with `batch_history`), in their order."""
         if self._history:
-            self.session.connection().execute(insert(_EVENT_TABLE), self._history)
+            self.session.connection().execute(_INSERT_HISTORY, self._history)
             self._history = []
 
     def mark_routed(self, message: Message, output: dict[str, Any], now: datetime) -> None:
@@ -151,10 +158,7 @@ class MessageRepository:
         """
         if not rows:
             return []
-        table = _DELIVERY_TABLE
-        result = self.session.connection().execute(
-            insert(table).returning(table.c.id, table.c.message_pk, table.c.channel), rows
-        )
+        result = self.session.connection().execute(_INSERT_DELIVERIES, rows)
         ids = {(message_pk, channel): id_ for id_, message_pk, channel in result}
         return [ids[(row["message_pk"], row["channel"])] for row in rows]
 
