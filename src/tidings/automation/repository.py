@@ -319,16 +319,21 @@ class RunRepository:
 
 
 def _column_values(row: Any) -> dict[str, Any]:
-    """Every column of a new ORM row but its key: the attribute's value, or the column's
-    scalar default (None without one), set on the row too so that none is left to load."""
+    """The values to insert for a new ORM row: every column but its key. An attribute left
+    unset takes its column's scalar default (None without one), set on the row too so that
+    nothing is left to load; a column with a default computed in Python or in SQL is left to
+    the INSERT, and its attribute is loaded when first read."""
     state = inspect_mapped(row)
     values = {}
     for attribute in state.mapper.column_attrs:
-        if attribute.columns[0].primary_key:
+        column = attribute.columns[0]
+        if column.primary_key:
             continue
         key = attribute.key
         if key not in state.dict:
-            default = attribute.columns[0].default
-            setattr(row, key, default.arg if default is not None and default.is_scalar else None)
-        values[attribute.columns[0].key] = state.dict[key]
+            default = column.default
+            if column.server_default is not None or (default is not None and not default.is_scalar):
+                continue
+            setattr(row, key, default.arg if default is not None else None)
+        values[column.key] = state.dict[key]
     return values
