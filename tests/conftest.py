@@ -166,7 +166,9 @@ def keys(runtime: Runtime) -> Keys:
 
 @pytest.fixture
 def client(runtime: Runtime) -> Iterator[TestClient]:
-    """The app in-process, with its job consumer running, as `tidings serve` runs it."""
+    """The app in-process, with its job consumer running, as `tidings serve` runs it, but
+    with two consumer threads rather than serve's one, so that the tests also meet two
+    threads processing at once (as a `tidings worker` does)."""
     with TestClient(create_app(runtime, consumer_workers=2)) as test_client:
         yield test_client
 
