@@ -7,10 +7,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select
-from sqlalchemy import inspect as inspect_mapped
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
-from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
+from tidings.kit.sql import execute_counting, insert_ignoring_conflicts, insert_loaded
 from tidings.models import (
     Automation,
     AutomationRun,
@@ -179,10 +178,6 @@ class AutomationRepository:
         return found
 
 
-_RUN_TABLE: Any = AutomationRun.__table__
-_INSERT_RUN = insert(_RUN_TABLE).returning(_RUN_TABLE.c.id)
-
-
 class RunRepository:
     """Every SQL query on automation runs and their steps."""
 
@@ -190,15 +185,11 @@ class RunRepository:
         self.session = session
 
     def add(self, run: AutomationRun) -> AutomationRun:
-        """Insert a new run with one statement and attach it to the session as loaded.
-
-        The run's id is needed at once (its steps and messages point at it), and a flush to
-        get it would also write everything else pending in the unit of work, once per
-        started run: an event group's earlier runs, steps and events are written together
-        when it commits instead. Attributes not set take their column's default."""
-        run.id = self.session.connection().execute(_INSERT_RUN, _column_values(run)).scalar_one()
-        make_transient_to_detached(run)
-        self.session.add(run)
+        """Insert a new run and keep it in the session as loaded (`insert_loaded`): its id
+        is needed at once (its steps and messages point at it), and a flush to get it would
+        also write the event group's earlier runs, steps and events, once per started run;
+        they are written together when the group commits instead."""
+        insert_loaded(self.session, run)
         return run
 
     def get_for_update(self, run_pk: int) -> AutomationRun | None:
@@ -316,24 +307,3 @@ class RunRepository:
             select(Event.id, Event.message_id).where(Event.id.in_(event_pks))
         ).all()
         return {pk: message_id for pk, message_id in rows}
-
-
-def _column_values(row: Any) -> dict[str, Any]:
-    """The values to insert for a new ORM row: every column but its key. An attribute left
-    unset takes its column's scalar default (None without one), set on the row too so that
-    nothing is left to load; a column with a default computed in Python or in SQL is left to
-    the INSERT, and its attribute is loaded when first read."""
-    state = inspect_mapped(row)
-    values = {}
-    for attribute in state.mapper.column_attrs:
-        column = attribute.columns[0]
-        if column.primary_key:
-            continue
-        key = attribute.key
-        if key not in state.dict:
-            default = column.default
-            if column.server_default is not None or (default is not None and not default.is_scalar):
-                continue
-            setattr(row, key, default.arg if default is not None else None)
-        values[column.key] = state.dict[key]
-    return values

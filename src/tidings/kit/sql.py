@@ -1,12 +1,14 @@
-"""SQL helpers that differ by dialect."""
+"""SQL helpers: those that differ by dialect, and the ORM's costly steps done by statement."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Executable
+from sqlalchemy import CursorResult, Executable, Table, insert
+from sqlalchemy import inspect as inspect_mapped
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 
 def insert_ignoring_conflicts(session: Session, target: Any) -> Any:
@@ -22,3 +24,41 @@ def execute_counting(session: Session, statement: Executable) -> int:
     # after which the driver reports rowcount -1.
     result = cast(CursorResult[Any], session.connection().execute(statement))
     return result.rowcount
+
+
+def insert_loaded(session: Session, row: Any) -> None:
+    """Insert a new ORM row (single-column key) with one `INSERT … RETURNING` on the
+    session's connection, and attach it to the session as if loaded: later changes to it
+    are UPDATEs at the next flush.
+
+    A row's key is often needed at once (other rows point at it), and a flush to get it also
+    writes everything else pending in the unit of work. An attribute left unset takes its
+    column's scalar default (None without one), set on the row too so that nothing is left
+    to load; a column with a default computed in Python or in SQL is left to the INSERT, and
+    its attribute is loaded when first read."""
+    state = inspect_mapped(row)
+    values = {}
+    for attribute in state.mapper.column_attrs:
+        column = attribute.columns[0]
+        if column.primary_key:
+            continue
+        key = attribute.key
+        if key not in state.dict:
+            default = column.default
+            if column.server_default is not None or (default is not None and not default.is_scalar):
+                continue
+            setattr(row, key, default.arg if default is not None else None)
+        values[column.key] = state.dict[key]
+    (key_column,) = state.mapper.primary_key
+    key_attribute = state.mapper.get_property_by_column(key_column).key
+    statement = _insert_returning_key(state.mapper.local_table)
+    setattr(row, key_attribute, session.connection().execute(statement, values).scalar_one())
+    make_transient_to_detached(row)
+    session.add(row)
+
+
+@functools.cache
+def _insert_returning_key(table: Table) -> Any:
+    """Built once per table: building a statement per call costs more than running it."""
+    (key,) = table.primary_key.columns
+    return insert(table).returning(key)
