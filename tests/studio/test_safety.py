@@ -67,6 +67,17 @@ def test_event_and_trait_html_never_executes(page: Page, studio: Studio) -> None
     expect(page.locator("#preview .preview-email-html")).to_contain_text("&lt;script&gt;")
     assert page.evaluate("window.__xss") is None
     assert page.locator("#preview img, #preview script").count() == 0
+    # An unsafe link is dropped and said so; a template over a render limit shows its error,
+    # the same one a send of it fails with.
+    page.locator("#email-html").fill('<a href="javascript:alert(1)">x</a>')
+    expect(page.locator("#preview")).to_contain_text(
+        "email.html: dropped the link javascript:alert(1)"
+    )
+    expect(page.locator("#preview .preview-email-html")).to_have_text('<a href="">x</a>')
+    page.locator("#email-html").fill(
+        "{% for a in (1..1000) %}{% for b in (1..1000) %}x{% endfor %}{% endfor %}"
+    )
+    expect(page.locator("#preview")).to_contain_text("email: html: loop iteration limit reached")
     assert dialogs == []
 
 

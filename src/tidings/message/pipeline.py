@@ -324,14 +324,26 @@ def _route(
     if decision.channels:
         # The user chose the channels for this topic: send on each of them that works.
         routing = {"method": "all", "channels": list(decision.channels)}
-    rendered, errors = render_all(specs, render_context, strict)
+    rendering = render_all(specs, render_context, strict)
+    rendered = rendering.channels
     output = {
         "recipient": recipient,
         "channels": rendered,
-        "errors": errors,
+        "errors": rendering.errors,
         "email_headers": headers,
     }
-    repository.record(message, "RENDERED", channels=sorted(rendered), errors=errors)
+    notes: dict[str, Any] = {}
+    if rendering.dropped_links:
+        notes["dropped_links"] = [link.as_dict() for link in rendering.dropped_links]
+    repository.record(
+        message, "RENDERED", channels=sorted(rendered), errors=rendering.errors, **notes
+    )
+    if rendering.limit_error is not None:
+        message.output = output
+        _finish(
+            repository, message, MessageStatus.UNDELIVERABLE, "RENDER_LIMIT", rendering.limit_error
+        )
+        return []
 
     providers = lookups.configured(message.environment_id)
     result = plan_routes(

@@ -13,6 +13,7 @@ from tidings.models import Notification
 from tidings.notification import service
 from tidings.notification.repository import NotificationRepository
 from tidings.notification.schemas import (
+    DroppedLinkOut,
     NotificationBody,
     NotificationList,
     NotificationResponse,
@@ -104,5 +105,9 @@ def preview_notification(
     context = RenderContext(
         data=data, profile=body.profile, recipient=body.profile.get("user_id"), urls={}
     )
-    rendered, errors = service.render_all(notification.content, context, strict=notification.strict)
-    return PreviewResponse(channels=rendered, errors=errors)
+    rendering = service.render_all(notification.content, context, strict=notification.strict)
+    return PreviewResponse(
+        channels=rendering.channels,
+        errors=rendering.errors,
+        dropped_links=[DroppedLinkOut(**link.as_dict()) for link in rendering.dropped_links],
+    )

@@ -93,6 +93,17 @@ class PreviewBody(_Strict):
     )
 
 
+class DroppedLinkOut(BaseModel):
+    channel: str
+    field: str
+    url: str
+
+
 class PreviewResponse(BaseModel):
     channels: dict[str, dict[str, Any]]
     errors: dict[str, str]
+    dropped_links: list[DroppedLinkOut] = Field(
+        default_factory=list,
+        description="URLs that rendered with a scheme other than http, https or mailto, and "
+        "were emptied.",
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -11,7 +12,15 @@ from tidings.kit.time import utcnow
 from tidings.models import Notification
 from tidings.notification.repository import NotificationRepository
 from tidings.notification.schemas import NotificationBody
-from tidings.template.render import RenderContext, RenderError, check_syntax, render_channel
+from tidings.template.links import DroppedLink, drop_unsafe_links
+from tidings.template.render import (
+    HTML_FIELDS,
+    RenderContext,
+    RenderError,
+    check_syntax,
+    render_budget,
+    render_channel,
+)
 from tidings.workspace.service import Scope
 
 CHANNEL_ORDER = ("email", "push", "sms", "chat", "inbox", "webhook")
@@ -97,15 +106,30 @@ def default_routing(content: dict[str, Any]) -> dict[str, Any]:
     return {"method": "single", "channels": [c for c in CHANNEL_ORDER if c in content]}
 
 
-def render_all(
-    specs: dict[str, dict[str, Any]], context: RenderContext, strict: bool
-) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
-    """Render every channel; a failing channel is reported, the others still render."""
-    rendered: dict[str, dict[str, Any]] = {}
-    errors: dict[str, str] = {}
-    for channel, spec in specs.items():
-        try:
-            rendered[channel] = render_channel(channel, spec, context, strict=strict)
-        except RenderError as exc:
-            errors[channel] = f"{exc.field}: {exc.reason}"
-    return rendered, errors
+@dataclass
+class Rendering:
+    """Every channel of one message rendered: the ones that failed say why in `errors`;
+    `limit_error` names the first that went over a render limit, which fails the message."""
+
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+    dropped_links: list[DroppedLink] = field(default_factory=list)
+    limit_error: str | None = None
+
+
+def render_all(specs: dict[str, dict[str, Any]], context: RenderContext, strict: bool) -> Rendering:
+    """Render every channel within one time budget; a failing channel is reported, the
+    others still render. Unsafe links are dropped from what rendered."""
+    rendering = Rendering()
+    with render_budget():
+        for channel, spec in specs.items():
+            try:
+                rendered = render_channel(channel, spec, context, strict=strict)
+            except RenderError as exc:
+                rendering.errors[channel] = f"{exc.field}: {exc.reason}"
+                if exc.limit and rendering.limit_error is None:
+                    rendering.limit_error = f"{channel}.{exc.field}: {exc.reason}"
+                continue
+            rendering.dropped_links.extend(drop_unsafe_links(channel, rendered, HTML_FIELDS))
+            rendering.channels[channel] = rendered
+    return rendering

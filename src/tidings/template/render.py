@@ -6,17 +6,28 @@ A missing variable renders empty, unless the template is strict: then the channe
 content refers to it fails with a reason, and the other channels still render.
 
 HTML email bodies are autoescaped: data and profile values are untrusted text.
+
+Every render has limits (docs/security.md, "Templates and links"): loop iterations, output
+size, local variables, and a time budget per message. A template over one of them fails with
+a `RenderError` whose `limit` is set, and the message fails with that reason.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from io import StringIO
+from typing import Any, TextIO
 
 from liquid import BoundTemplate, Environment, StrictUndefined, escape
-from liquid.exceptions import LiquidError
+from liquid import RenderContext as LiquidContext
+from liquid.exceptions import LiquidError, ResourceLimitError
+from liquid.output import LimitedStringIO
 
 CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
     "email": ("subject", "html", "text"),
@@ -28,18 +39,107 @@ CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
 }
 HTML_FIELDS = {("email", "html")}
 
-_plain = Environment(autoescape=False)
-_html = Environment(autoescape=True)
-_plain_strict = Environment(autoescape=False, undefined=StrictUndefined)
-_html_strict = Environment(autoescape=True, undefined=StrictUndefined)
+# The limits of one render. Loop iterations are counted as Liquid counts them: the product
+# of the lengths of the loops entered, nested ones included.
+LOOP_ITERATION_LIMIT = 50_000
+OUTPUT_LIMIT_BYTES = 2_000_000
+LOCAL_NAMESPACE_LIMIT = 1_000_000
+RENDER_SECONDS = 2.0
+
+_deadline: ContextVar[float | None] = ContextVar("render_deadline", default=None)
+
+
+class RenderTimeLimitError(ResourceLimitError):
+    pass
+
+
+def _check_deadline() -> None:
+    deadline = _deadline.get()
+    if deadline is not None and time.monotonic() > deadline:
+        raise RenderTimeLimitError(
+            f"render time limit reached ({RENDER_SECONDS:g} s per message)", token=None
+        )
+
+
+@contextmanager
+def render_budget(seconds: float = RENDER_SECONDS) -> Iterator[None]:
+    """Give every render inside the block one shared deadline (a message's channels share
+    one); a render outside any block gets a budget of its own."""
+    if _deadline.get() is not None:
+        yield
+        return
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+class _BudgetedBuffer(LimitedStringIO):
+    def write(self, text: str, /) -> int:
+        _check_deadline()
+        return super().write(text)
+
+
+class _BudgetedContext(LiquidContext):
+    """Liquid's render context, checking the deadline wherever a render can spend time:
+    entering a loop, assigning a variable, writing output."""
+
+    def raise_for_loop_limit(self, length: int = 1) -> None:
+        _check_deadline()
+        super().raise_for_loop_limit(length)
+
+    def assign(self, key: str, val: Any) -> None:
+        _check_deadline()
+        super().assign(key, val)
+
+    def get_buffer(self, buf: TextIO | None = None) -> StringIO:
+        carry = buf.size if isinstance(buf, LimitedStringIO) else 0
+        return _BudgetedBuffer(limit=OUTPUT_LIMIT_BYTES - carry)
+
+
+class _BudgetedTemplate(BoundTemplate):
+    context_class = _BudgetedContext
+
+    def _get_buffer(self) -> StringIO:
+        return _BudgetedBuffer(limit=OUTPUT_LIMIT_BYTES)
+
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        with render_budget():
+            return super().render(*args, **kwargs)
+
+
+class _LimitedEnvironment(Environment):
+    template_class = _BudgetedTemplate
+    loop_iteration_limit = LOOP_ITERATION_LIMIT
+    output_stream_limit = OUTPUT_LIMIT_BYTES
+    local_namespace_limit = LOCAL_NAMESPACE_LIMIT
+
+
+_plain = _LimitedEnvironment(autoescape=False)
+_html = _LimitedEnvironment(autoescape=True)
+_plain_strict = _LimitedEnvironment(autoescape=False, undefined=StrictUndefined)
+_html_strict = _LimitedEnvironment(autoescape=True, undefined=StrictUndefined)
 
 
 class RenderError(ValueError):
-    def __init__(self, channel: str, field: str, reason: str) -> None:
+    """A channel that did not render; `limit` when it went over a render limit."""
+
+    def __init__(self, channel: str, field: str, reason: str, *, limit: bool = False) -> None:
         super().__init__(f"{channel}.{field}: {reason}")
         self.channel = channel
         self.field = field
         self.reason = reason
+        self.limit = limit
+
+    @classmethod
+    def of(cls, channel: str, field: str, exc: LiquidError) -> RenderError:
+        return cls(
+            channel,
+            field,
+            str(exc).splitlines()[0],
+            limit=isinstance(exc, ResourceLimitError),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,13 +271,13 @@ def render_channel(
                 str(source), context, html=(channel, field) in HTML_FIELDS, strict=strict
             )
         except LiquidError as exc:
-            raise RenderError(channel, field, str(exc).splitlines()[0]) from exc
+            raise RenderError.of(channel, field, exc) from exc
     extra = {"push": "data", "webhook": "body"}.get(channel)
     if extra is not None and extra in spec:
         try:
             rendered[extra] = _render_value(spec[extra], context, strict)
         except LiquidError as exc:
-            raise RenderError(channel, extra, str(exc).splitlines()[0]) from exc
+            raise RenderError.of(channel, extra, exc) from exc
     if channel == "push":
         rendered.setdefault("data", {})
     return rendered

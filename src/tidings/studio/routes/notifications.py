@@ -171,8 +171,14 @@ def preview(request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeD
             stored = ProfileRepository(session).get(admin.scope, event.user_id or "")
             profile = {**(stored.data if stored else {}), "user_id": event.user_id}
     context = RenderContext(data=data, profile=profile, recipient=recipient, urls={})
-    rendered, errors = notification_service.render_all(content, context, strict=False)
-    return render(request, "_preview.html", rendered=rendered, errors=errors)
+    rendering = notification_service.render_all(content, context, strict=False)
+    return render(
+        request,
+        "_preview.html",
+        rendered=rendering.channels,
+        errors=rendering.errors,
+        dropped_links=rendering.dropped_links,
+    )
 
 
 @router.post("/notifications/{notification_id}/test-send")
