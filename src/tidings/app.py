@@ -73,7 +73,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
         if consumer_workers > 0 and runtime.settings.ingest_priority:
             runtime.jobs.pace = pressure.wait_for_turn
         writer = IngestWriter(
-            runtime.database, runtime.cipher, runtime.jobs.enqueue_events, pressure
+            runtime.database, runtime.cipher, runtime.jobs.enqueue_committed, pressure
         )
         writer.start()
         app.state.ingest_writer = writer

@@ -46,7 +46,7 @@ def test_ingest_to_processing_through_the_storage(tmp_path: Path, job_storage: s
     consumer = runtime.jobs.consumer(2, embedded=True)
     consumer.start()
     try:
-        writer = IngestWriter(runtime.database, runtime.cipher, runtime.jobs.enqueue_events)
+        writer = IngestWriter(runtime.database, runtime.cipher, runtime.jobs.enqueue_committed)
         (result,) = writer.write([IngestItem(key, validate_segment_event(identify()))])
         assert result.event_id is not None
 

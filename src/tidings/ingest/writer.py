@@ -49,6 +49,8 @@ from tidings.workspace.service import Scope, resolve_keys
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+# New events, by the id of their environment: the enqueuer queues a job per environment.
+NewEvents = dict[str, list[int]]
 
 MAX_BATCH = 2000
 # SQLite checkpoints the WAL into the database inside the commit that takes the WAL past
@@ -108,7 +110,7 @@ class IngestWriter:
         self,
         database: Database,
         cipher: KeyCipher,
-        on_committed: Callable[[list[int]], None],
+        on_committed: Callable[[NewEvents], None],
         pressure: IngestPressure | None = None,
     ) -> None:
         self.database = database
@@ -120,7 +122,7 @@ class IngestWriter:
         self._queue: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         # New event ids on their way to the job engine; None asks the thread to stop.
-        self._new_ids: queue.SimpleQueue[list[int] | None] = queue.SimpleQueue()
+        self._new_ids: queue.SimpleQueue[NewEvents | None] = queue.SimpleQueue()
         self._enqueuer: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         # Keys already checked against their ciphertext; each batch still confirms in SQL
@@ -228,7 +230,7 @@ class IngestWriter:
         up in one job. Enqueueing is a write to the job storage; on the writer thread it
         took as long as a batch of inserts (docs/benchmarks.md), and the requests need not
         wait for it: the sweeper re-drives any event whose job was lost."""
-        carry: list[int] | None = None
+        carry: NewEvents | None = None
         while True:
             ids = carry if carry is not None else self._new_ids.get()
             if ids is None:
@@ -238,19 +240,23 @@ class IngestWriter:
                 # interpreter a few times from the requests, and the in-process consumer
                 # waits for the burst to end anyway (docs/benchmarks.md, Ingest).
                 time.sleep(ENQUEUE_PAUSE_SECONDS)
-            taken, carry, stopping = _take_queued(self._new_ids, ids, len)
-            self._committed([event_id for chunk in taken for event_id in chunk])
+            taken, carry, stopping = _take_queued(self._new_ids, ids, _count)
+            merged: NewEvents = {}
+            for chunk in taken:
+                for environment_id, event_ids in chunk.items():
+                    merged.setdefault(environment_id, []).extend(event_ids)
+            self._committed(merged)
             if stopping:
                 return
 
-    def _committed(self, new_ids: list[int]) -> None:
+    def _committed(self, new_ids: NewEvents) -> None:
         if not new_ids:
             return
         try:
             self.on_committed(new_ids)
         except Exception:
             # The events are committed; the sweeper re-drives them.
-            logger.exception("could not enqueue processing for %d events", len(new_ids))
+            logger.exception("could not enqueue processing for %d events", _count(new_ids))
 
     def _candidates(self, keys: set[str]) -> dict[str, Scope]:
         """The scopes of the presented keys that match their ciphertext: from the cache, or
@@ -286,7 +292,7 @@ class IngestWriter:
         self._committed(new_ids)
         return results
 
-    def _write(self, items: Sequence[IngestItem]) -> tuple[list[IngestResult], list[int]]:
+    def _write(self, items: Sequence[IngestItem]) -> tuple[list[IngestResult], NewEvents]:
         now = utcnow()
         candidates = self._candidates({item.key for item in items if item.key is not None})
         key_ids = list({scope.key_id for scope in candidates.values()})
@@ -313,7 +319,9 @@ class IngestWriter:
                 )
                 owners, rows, _ = _rows(items, self._confirm(candidates, active_ids), now)
                 inserted = _insert_returning(session, rows) if rows else {}
-        new_ids = sorted(inserted.values())
+        new_ids: NewEvents = {}
+        for (environment_id, _, _), new_id in sorted(inserted.items(), key=lambda i: i[1]):
+            new_ids.setdefault(environment_id, []).append(new_id)
         results = []
         for item, scope in zip(items, owners, strict=True):
             message_id = item.event.message_id
@@ -380,6 +388,10 @@ def _active_key_ids_sqlite(cursor: Any, key_ids: list[str]) -> set[str]:
         key_ids,
     )
     return {row[0] for row in cursor.fetchall()}
+
+
+def _count(new_ids: NewEvents) -> int:
+    return sum(len(event_ids) for event_ids in new_ids.values())
 
 
 def _take_queued(

@@ -20,14 +20,15 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from huey import Huey, PostgresHuey, RedisHuey, SqliteHuey, crontab
+from huey import Huey, PostgresHuey, PriorityRedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
-from huey.storage import SqliteStorage
+from huey.storage import PriorityRedisStorage, SqliteStorage
 
 from tidings.automation import runs
 from tidings.config import Settings
 from tidings.event.service import RecentlyProcessed, process_events, stale_event_ids
 from tidings.ingest.pressure import no_pause
+from tidings.jobs.fairness import FairShare
 from tidings.message import pipeline
 from tidings.message.pipeline import PipelineContext
 
@@ -60,6 +61,20 @@ class QueueHuey(SqliteHuey):  # type: ignore[misc]
     storage_class = QueueStorage
 
 
+class RedisQueueStorage(PriorityRedisStorage):  # type: ignore[misc]
+    """Huey's Redis storage with priorities (a sorted set), under a key of its own: the
+    queue of an install that predates priorities is a list under Huey's usual key, and the
+    sweeper re-drives what it held."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue_key = f"huey.redis.{self.name}.by-priority"
+
+
+class RedisQueueHuey(PriorityRedisHuey):  # type: ignore[misc]
+    storage_class = RedisQueueStorage
+
+
 def build_huey(settings: Settings) -> Huey:
     storage = settings.job_storage
     name = settings.job_queue
@@ -70,7 +85,7 @@ def build_huey(settings: Settings) -> Huey:
             name=name, filename=str((settings.data_dir / "jobs.db").resolve()), **common
         )
     if storage.startswith(("redis://", "rediss://", "unix://")):
-        return RedisHuey(name=name, url=storage, blocking=True, read_timeout=0.25, **common)
+        return RedisQueueHuey(name=name, url=storage, blocking=True, read_timeout=0.25, **common)
     if storage.startswith(("postgresql://", "postgres://")):
         return PostgresHuey(name=name, dsn=storage, **common)
     raise ConfigurationError(
@@ -92,6 +107,7 @@ class JobEngine:
         # waits while ingest is saturated (tidings.ingest.pressure).
         self.pace: Callable[[], bool] = no_pause
         self._recent = RecentlyProcessed()
+        self.fair_share = FairShare()
         self._process = huey.task(name="event.process")(self._process_events)
         self._process_message = huey.task(name="message.process")(self._run_process_message)
         self._process_messages = huey.task(name="message.process_many")(self._run_process_messages)
@@ -108,8 +124,19 @@ class JobEngine:
         with self._close_lock, contextlib.suppress(AttributeError):
             self.huey.storage.close()
 
-    def enqueue_events(self, event_ids: list[int]) -> None:
-        self._process(event_ids)
+    def enqueue_events(self, event_ids: list[int], environment_id: str | None = None) -> None:
+        """Queue the processing of events; given their environment, at its fair share's
+        priority (tidings.jobs.fairness), else at the default priority."""
+        if environment_id is None:
+            self._process(event_ids)
+        else:
+            priority = self.fair_share.priority(environment_id, len(event_ids))
+            self._process(event_ids, priority=priority)
+
+    def enqueue_committed(self, by_environment: dict[str, list[int]]) -> None:
+        """The ingest writer's hand-off: new events, a job per environment."""
+        for environment_id, event_ids in by_environment.items():
+            self.enqueue_events(event_ids, environment_id)
 
     def _process_events(self, event_ids: list[int]) -> None:
         outcome = process_events(
@@ -136,11 +163,17 @@ class JobEngine:
         else:
             self._process_message.schedule(args=(message_id,), eta=eta)
 
-    def process_messages(self, message_ids: list[str]) -> None:
+    def process_messages(self, message_ids: list[str], environment_id: str | None = None) -> None:
         """Process messages now, a group per job: a send to many recipients crosses the
-        queue a few times rather than once per message."""
+        queue a few times rather than once per message. Given their environment, the jobs
+        queue at its fair share's priority."""
         for start in range(0, len(message_ids), MESSAGES_PER_JOB):
-            self._process_messages(message_ids[start : start + MESSAGES_PER_JOB])
+            chunk = message_ids[start : start + MESSAGES_PER_JOB]
+            if environment_id is None:
+                self._process_messages(chunk)
+            else:
+                priority = self.fair_share.priority(environment_id, len(chunk))
+                self._process_messages(chunk, priority=priority)
 
     def deliver(self, delivery_id: int, eta: datetime | None = None) -> None:
         if eta is None:

@@ -72,7 +72,8 @@ def send(
         scheduled = [(m.message_id, m.send_at) for m in messages]
     now = utcnow()
     runtime.jobs.process_messages(
-        [message_id for message_id, send_at in scheduled if send_at is None or send_at <= now]
+        [message_id for message_id, send_at in scheduled if send_at is None or send_at <= now],
+        caller.environment_id,
     )
     for message_id, send_at in scheduled:
         if send_at is not None and send_at > now:

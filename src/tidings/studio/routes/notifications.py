@@ -202,5 +202,5 @@ def test_send(
             message_ids = [message.message_id for message in messages]
     except AppError as exc:
         return render(request, "_test_send.html", exc.status_code, error=exc.message, ids=[])
-    runtime.jobs.process_messages(message_ids)
+    runtime.jobs.process_messages(message_ids, admin.scope.environment_id)
     return render(request, "_test_send.html", error=None, ids=message_ids)
