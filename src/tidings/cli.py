@@ -227,7 +227,7 @@ def apply_definitions(data_dir: Path | None, environment: str, path: Path) -> No
 
     runtime = _prepare(_settings(data_dir=data_dir))
     with runtime.database.write() as session:
-        lines = _run(apply_path, session, None, environment, path)
+        lines = _run(apply_path, session, None, environment, path, runtime.outbound)
     for line in lines:
         click.echo(line)
 
