@@ -18,6 +18,7 @@ environment); `OutboundGuard.connect` opens a guarded socket for other protocols
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ SETTING = "TIDINGS_OUTBOUND_ALLOW"
 SCHEMES = ("http", "https")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 
 
 class OutboundRefused(Exception):
@@ -81,7 +83,7 @@ def _allowance(entry: str) -> Allowance:
     except ValueError:
         pass
     name = _normal_host(host)
-    if not name or not all(part and len(part) < 64 for part in name.split(".")):
+    if not all(_LABEL.fullmatch(label) for label in name.split(".")):
         raise ValueError(
             f"{SETTING}: {entry!r} is not a host name, IP address or CIDR range "
             "(with an optional :port), e.g. mta.internal:25 or 10.0.0.0/8"
