@@ -5,6 +5,7 @@ as a permanent error without a retry. These tests run WITHOUT the suite's loopba
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from tests.smtp_sink import SmtpSink
 from tidings.config import Settings
 from tidings.kit.outbound import parse_allowances
 from tidings.models import Message, MessageDelivery
+from tidings.provider import config_file
 from tidings.runtime import Runtime
 
 # Internal addresses a name may resolve to at run time.
@@ -189,3 +191,20 @@ def test_an_smtp_host_whose_name_resolves_inward_fails_at_send_without_a_retry(
     message_id = _send(client, keys.test, {"email": "u@example.org"}, "email")
     assert message_in(client, keys.test, message_id, "SENT", "UNDELIVERABLE")["status"] == "SENT"
     assert [email["To"] for email in smtp_sink.messages] == ["u@example.org"]
+
+
+def test_the_config_file_is_refused_at_start_for_an_internal_smtp_host(
+    runtime: Runtime, tmp_path: Path
+) -> None:
+    path = tmp_path / "tidings.toml"
+    path.write_text(
+        '[providers.smtp]\nhost = "10.0.0.25"\nport = 25\nfrom_email = "n@example.org"\n'
+    )
+    with pytest.raises(
+        config_file.ConfigFileError,
+        match=r"providers\.smtp: config\.host: 10\.0\.0\.25 is an internal address \(private\)",
+    ):
+        config_file.apply(runtime, path)
+
+    runtime.outbound.allowances = parse_allowances("10.0.0.25:25")
+    assert sorted(config_file.apply(runtime, path)) == ["smtp@production", "smtp@test"]
