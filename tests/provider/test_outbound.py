@@ -208,3 +208,37 @@ def test_the_config_file_is_refused_at_start_for_an_internal_smtp_host(
 
     runtime.outbound.allowances = parse_allowances("10.0.0.25:25")
     assert sorted(config_file.apply(runtime, path)) == ["smtp@production", "smtp@test"]
+
+
+ALLOW_EVERYTHING = "0.0.0.0/0,::/0"
+
+
+@pytest.mark.parametrize("provider", ["sendgrid", "smtp"])
+def test_every_spelling_saved_while_allowed_is_refused_at_send_once_no_longer_allowed(
+    client: TestClient,
+    keys: Keys,
+    runtime: Runtime,
+    httpserver: HTTPServer,
+    smtp_sink: SmtpSink,
+    provider: str,
+) -> None:
+    """A target saved while the operator allowed it is checked again on every send."""
+    for host in INTERNAL_HOSTS:
+        if provider == "smtp":
+            config = {**smtp_sink.provider_config(), "host": host.strip("[]")}
+        else:
+            _, config = _url_config("sendgrid", f"http://{host}:{httpserver.port}")
+        runtime.outbound.allowances = parse_allowances(ALLOW_EVERYTHING)
+        response = client.put(
+            f"/providers/{provider}", json={"config": config}, headers=bearer(keys.test)
+        )
+        assert response.status_code in (200, 201), (host, response.text)
+        runtime.outbound.allowances = ()
+        message_id = _send(client, keys.test, {"email": "u@example.org"}, "email")
+        message = message_in(client, keys.test, message_id, "UNDELIVERABLE", "SENT")
+        assert message["status"] == "UNDELIVERABLE", host
+        assert "internal address" in message["error"], host
+        assert "TIDINGS_OUTBOUND_ALLOW" in message["error"], host
+        assert _attempts(runtime, message_id) == 1, host
+    assert httpserver.log == []
+    assert smtp_sink.messages == []
