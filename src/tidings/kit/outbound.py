@@ -300,12 +300,14 @@ class OutboundTransport(httpx.HTTPTransport):
         network_backend: httpcore.NetworkBackend | None = None,
         verify: Any = True,
     ) -> None:
-        super().__init__(verify=verify, trust_env=False)
+        # SSL_CERT_FILE and SSL_CERT_DIR still apply, as they did to the plain client.
+        ssl_context = httpx.create_ssl_context(verify=verify, trust_env=True)
+        super().__init__(verify=ssl_context)
         # httpx.HTTPTransport takes no network backend: its pool is replaced by one on the
         # guarded backend, with httpx's default limits.
         limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(verify=verify, trust_env=False),
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
