@@ -340,13 +340,19 @@ def start_py_spy(
     return outputs
 
 
+# The outbound targets a benchmark's Tidings may reach: its own fakes, on loopback.
+LOOPBACK_ALLOWED = "127.0.0.1,::1,localhost"
+
+
 def tidings_environment(
     env: dict[str, str], data_dir: Path, source: dict[str, str], assignments: list[str]
 ) -> dict[str, str]:
     """The environment of the Tidings processes a benchmark starts: its data dir, the measured
     tree's `src/` first on PYTHONPATH (checked by importing it; `source["module"]` records
-    what was imported), and the `--tidings-env NAME=VALUE` overrides."""
-    tidings_env = dict(env, TIDINGS_DATA_DIR=str(data_dir))
+    what was imported), and the `--tidings-env NAME=VALUE` overrides. The SMTP sink and
+    other fakes a benchmark starts listen on loopback, so loopback is an allowed outbound
+    target (`LOOPBACK_ALLOWED`)."""
+    tidings_env = dict(env, TIDINGS_DATA_DIR=str(data_dir), TIDINGS_OUTBOUND_ALLOW=LOOPBACK_ALLOWED)
     if source.get("path"):
         tidings_env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [source["path"], env.get("PYTHONPATH")])

@@ -35,6 +35,10 @@ from tidings.workspace import service as workspace_service
 
 TEST_DATABASE_URL = os.environ.get("TIDINGS_TEST_DATABASE_URL")
 TEST_JOB_STORAGE = os.environ.get("TIDINGS_TEST_JOB_STORAGE", "sqlite")
+# The fakes every test sends to (pytest-httpserver, the SMTP sink, fake vendors) listen on
+# loopback, which the outbound guard refuses unless allowed. Tests of the guard itself build
+# settings without this.
+LOOPBACK_ALLOWED = "127.0.0.1,::1,localhost"
 
 T = TypeVar("T")
 
@@ -114,6 +118,7 @@ def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
         "job_queue": f"tidings-test-{suffix}",
         "sweep_stale_seconds": 30.0,
         "retry_base_seconds": 0.05,
+        "outbound_allow": LOOPBACK_ALLOWED,
     }
     if TEST_DATABASE_URL:
         schema, tables = request.getfixturevalue("postgres_schema")
@@ -191,6 +196,7 @@ def server_environment(settings: Settings, **extra: str) -> dict[str, str]:
             "TIDINGS_DATA_DIR": str(settings.data_dir),
             "TIDINGS_JOB_STORAGE": settings.job_storage,
             "TIDINGS_JOB_QUEUE": settings.job_queue,
+            "TIDINGS_OUTBOUND_ALLOW": settings.outbound_allow,
         }
     )
     if settings.database_url:

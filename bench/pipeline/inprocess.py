@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import SINK
+from common import LOOPBACK_ALLOWED, SINK
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import AUTOMATION, AUTOMATION_ID, NOTIFICATION, NOTIFICATION_ID, email_of, user_id
@@ -95,7 +95,13 @@ def main() -> int:
     try:
         assert sink.stdout is not None
         port = json.loads(sink.stdout.readline())["port"]
-        runtime = build_runtime(Settings(data_dir=work_dir / "data", consumer_workers=0))
+        runtime = build_runtime(
+            Settings(
+                data_dir=work_dir / "data",
+                consumer_workers=0,
+                outbound_allow=LOOPBACK_ALLOWED,  # the SMTP sink listens on loopback
+            )
+        )
         upgrade(runtime.database)
         with runtime.database.write() as session:
             workspace_service.bootstrap(session, runtime.cipher)

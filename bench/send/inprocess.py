@@ -29,6 +29,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import LOOPBACK_ALLOWED
+
 HERE = Path(__file__).resolve().parent
 GROUP = 20
 WARMUP = 20
@@ -68,7 +71,13 @@ def main() -> int:
     try:
         assert sink.stdout is not None
         port = json.loads(sink.stdout.readline())["port"]
-        runtime = build_runtime(Settings(data_dir=work_dir / "data", consumer_workers=0))
+        runtime = build_runtime(
+            Settings(
+                data_dir=work_dir / "data",
+                consumer_workers=0,
+                outbound_allow=LOOPBACK_ALLOWED,  # the SMTP sink listens on loopback
+            )
+        )
         upgrade(runtime.database)
         with runtime.database.write() as session:
             workspace_service.bootstrap(session, runtime.cipher)

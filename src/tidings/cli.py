@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import ValidationError
 
 from tidings.config import Settings
 from tidings.errors import AppError
@@ -19,7 +20,13 @@ from tidings.workspace import service as workspace_service
 
 def _settings(**overrides: Any) -> Settings:
     values = {key: value for key, value in overrides.items() if value is not None}
-    return Settings(**values)
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"TIDINGS_{str(error['loc'][0]).upper()}: {error['msg']}" for error in exc.errors()
+        )
+        raise click.ClickException(f"invalid setting: {problems}") from exc
 
 
 def _prepare(settings: Settings) -> Runtime:
@@ -227,7 +234,7 @@ def apply_definitions(data_dir: Path | None, environment: str, path: Path) -> No
 
     runtime = _prepare(_settings(data_dir=data_dir))
     with runtime.database.write() as session:
-        lines = _run(apply_path, session, None, environment, path)
+        lines = _run(apply_path, session, None, environment, path, runtime.outbound)
     for line in lines:
         click.echo(line)
 

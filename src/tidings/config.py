@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tidings.kit.outbound import parse_allowances
 
 # Consumer threads when TIDINGS_CONSUMER_WORKERS is not set. `tidings serve` shares one
 # interpreter with the API, and on SQLite every write waits for one lock: a second thread
@@ -42,6 +44,15 @@ class Settings(BaseSettings):
     public_url: str | None = None
     tracking_rate_limit: float = 0.0
     tracking_rate_burst: float = 0.0
+    # Internal targets outbound requests may reach: host[:port], IP[:port] and CIDR entries,
+    # comma-separated (kit/outbound.py). Everything else internal is refused.
+    outbound_allow: str = ""
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _valid_allowances(cls, value: str) -> str:
+        parse_allowances(value)
+        return value
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL: `TIDINGS_DATABASE_URL`, or SQLite in the data dir."""

@@ -12,6 +12,7 @@ from tidings.db import Database, create_database_engine
 from tidings.inbox.service import InboxBroker
 from tidings.jobs.engine import JobEngine, build_huey
 from tidings.kit.crypto import fernet_for, load_or_create_secret
+from tidings.kit.outbound import OutboundClient, OutboundGuard
 from tidings.message.pipeline import PipelineContext
 from tidings.preference.service import public_base_url, unsubscribe_key
 from tidings.provider.registry import close_all as close_all_providers
@@ -26,6 +27,7 @@ class Runtime:
     cipher: KeyCipher
     config_cipher: Fernet
     http: httpx.Client
+    outbound: OutboundGuard
     unsubscribe_key: bytes
     inbox_broker: InboxBroker
     jobs: JobEngine
@@ -44,7 +46,10 @@ def build_runtime(settings: Settings) -> Runtime:
     )
     database = Database(create_database_engine(settings))
     config_cipher = fernet_for(secret, "tidings provider config")
-    http = httpx.Client(timeout=15.0, follow_redirects=False)
+    # Every provider, fetch-data and data source request goes through this one client, so
+    # none can be aimed at an internal address the operator has not allowed.
+    outbound = OutboundGuard.from_setting(settings.outbound_allow)
+    http = OutboundClient(outbound, timeout=15.0)
     broker = InboxBroker()
     context = PipelineContext(
         database,
@@ -62,6 +67,7 @@ def build_runtime(settings: Settings) -> Runtime:
         cipher=KeyCipher(fernet_for(secret, "tidings api keys")),
         config_cipher=config_cipher,
         http=http,
+        outbound=outbound,
         unsubscribe_key=context.unsubscribe_key,
         inbox_broker=broker,
         jobs=JobEngine(build_huey(settings), context),

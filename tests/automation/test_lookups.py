@@ -30,7 +30,7 @@ def test_triggered_by_is_asked_once_and_forgotten_when_an_automation_is_saved(
     with runtime.database.write() as session:
         env = scope.environment_id
         assert service.triggered_by(session, env, "segment", "identify") == []
-        service.save(session, scope, "welcome", WELCOME)
+        service.save(session, scope, "welcome", WELCOME, outbound=runtime.outbound)
         found = service.triggered_by(session, env, "segment", "identify")
         assert [automation.automation_id for automation, _ in found] == ["welcome"]
         assert service.triggered_by(session, env, "segment", "identify") is found

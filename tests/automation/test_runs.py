@@ -595,6 +595,7 @@ def test_a_crash_inside_a_send_step_leaves_nothing_and_the_redrive_sends_once(
                 "recipient": "u1",
                 "profile": {"email": "u1@example.org"},
             },
+            outbound=runtime.outbound,
         ).id
     context = runtime.jobs.context
     scheduler = RecordingScheduler()

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from tidings.automation import service
 from tidings.errors import AppError, BadRequest, NotFound
+from tidings.kit.outbound import OutboundGuard
 from tidings.notification import service as notification_service
 from tidings.notification.repository import NotificationRepository
 from tidings.notification.schemas import NotificationBody
@@ -105,7 +106,9 @@ def _apply_notification(session: Session, scope: Scope, document: Document) -> s
     return "created" if created else "updated"
 
 
-def apply_documents(session: Session, scope: Scope, documents: list[Document]) -> list[str]:
+def apply_documents(
+    session: Session, scope: Scope, documents: list[Document], outbound: OutboundGuard
+) -> list[str]:
     """Save each document through the API's validation; one line per object, e.g.
     `created automation welcome`. Raises ApplyError naming the file and field on bad input."""
     lines = []
@@ -117,7 +120,9 @@ def apply_documents(session: Session, scope: Scope, documents: list[Document]) -
             if document.kind == "notification":
                 outcome = _apply_notification(session, scope, document)
             else:
-                _, _, outcome = service.save(session, scope, document.id, document.body)
+                _, _, outcome = service.save(
+                    session, scope, document.id, document.body, outbound=outbound
+                )
         except AppError as exc:
             raise ApplyError(
                 f"{document.source}: {document.kind} {document.id}: {exc.message}"
@@ -126,7 +131,9 @@ def apply_documents(session: Session, scope: Scope, documents: list[Document]) -
     return lines
 
 
-def apply_path(session: Session, environment: str, path: Path) -> list[str]:
+def apply_path(
+    session: Session, environment: str, path: Path, outbound: OutboundGuard
+) -> list[str]:
     """Apply a YAML file or directory to an environment of the default workspace."""
     documents = read_documents(path)
-    return apply_documents(session, environment_scope(session, environment), documents)
+    return apply_documents(session, environment_scope(session, environment), documents, outbound)

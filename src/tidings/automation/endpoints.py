@@ -301,7 +301,7 @@ def invoke_ad_hoc(
         caller,
         idempotency_key,
         {"ad_hoc": payload},
-        lambda session: runs.invoke_ad_hoc(session, caller, payload),
+        lambda session: runs.invoke_ad_hoc(session, caller, payload, outbound=runtime.outbound),
     )
 
 
@@ -339,7 +339,9 @@ def put_automation(
 ) -> AutomationResponse:
     """Create (201) or replace (200) a definition. A changed definition gets a new version."""
     with runtime.database.write() as session:
-        automation, version, outcome = service.save(session, caller, automation_id, body)
+        automation, version, outcome = service.save(
+            session, caller, automation_id, body, outbound=runtime.outbound
+        )
         view = _view(automation, version)
     response.status_code = 201 if outcome == "created" else 200
     return view

@@ -42,6 +42,7 @@ from tidings.errors import AppError, Conflict, NotFound
 from tidings.kit.expression import ExpressionError, compile_expression, truthy
 from tidings.kit.ids import new_id
 from tidings.kit.jsondoc import diff
+from tidings.kit.outbound import OutboundGuard, OutboundRefused
 from tidings.kit.time import isoformat, parse_timestamp, utcnow
 from tidings.message.pipeline import PipelineContext, backoff_seconds
 from tidings.message.recipients import expand
@@ -346,7 +347,9 @@ def invoke(
     )
 
 
-def invoke_ad_hoc(session: Session, scope: Scope, body: dict[str, Any]) -> AutomationRun:
+def invoke_ad_hoc(
+    session: Session, scope: Scope, body: dict[str, Any], *, outbound: OutboundGuard
+) -> AutomationRun:
     """`POST /automations/invoke`: steps given in the request, validated like a saved one."""
     automation = body.get("automation")
     if not isinstance(automation, dict):
@@ -360,7 +363,7 @@ def invoke_ad_hoc(session: Session, scope: Scope, body: dict[str, Any]) -> Autom
             f"{unknown[0]!r} is not a field of an ad hoc automation; use steps, cancelation_token",
         )
     try:
-        definition = definitions.validate_definition("ad-hoc", automation)
+        definition = definitions.validate_definition("ad-hoc", automation, outbound=outbound)
     except definitions.DefinitionError as exc:
         raise definitions.DefinitionError(f"automation.{exc.field}", exc.reason) from exc
     return start_run(
@@ -741,6 +744,8 @@ def _request(http: httpx.Client, plan: FetchCall) -> dict[str, Any]:
             content=body if isinstance(body, str) else None,
             json=body if body is not None and not isinstance(body, str) else None,
         )
+    except OutboundRefused as exc:
+        raise StepFailed(f"fetch-data: {plan.method} {plan.url} was refused: {exc}") from exc
     except httpx.HTTPError as exc:
         raise RetryableStepError(f"fetch-data: {plan.method} {plan.url} failed: {exc}") from exc
     if response.status_code >= 500 or response.status_code == 429:

@@ -19,6 +19,7 @@ from tidings.automation.duration import DurationError, parse_duration
 from tidings.automation.repository import TRIGGERED_CACHE, AutomationRepository
 from tidings.errors import BadRequest, NotFound
 from tidings.kit.expression import ExpressionError, compile_expression
+from tidings.kit.outbound import OutboundGuard, OutboundRefused
 from tidings.kit.time import parse_timestamp, utcnow
 from tidings.models import Automation, AutomationVersion
 from tidings.template.elemental import ContentError, validate_content
@@ -190,7 +191,7 @@ def _template_or_content(sources: list[tuple[str, dict[str, Any]]], path: str, w
         _content(value, where)
 
 
-def _webhook(value: Any, path: str) -> None:
+def _webhook(value: Any, path: str, outbound: OutboundGuard) -> None:
     _object(value, path)
     for key in value:
         if key not in WEBHOOK_FIELDS:
@@ -202,8 +203,14 @@ def _webhook(value: Any, path: str) -> None:
         raise DefinitionError(f"{path}.url", "a webhook needs a url")
     _string(value["url"], f"{path}.url")
     url = value["url"]
-    if isinstance(url, str) and "{" not in url and not url.startswith(("http://", "https://")):
-        raise DefinitionError(f"{path}.url", f"{_quote(url)} is not an http(s) URL")
+    if isinstance(url, str) and "{" not in url:
+        if not url.startswith(("http://", "https://")):
+            raise DefinitionError(f"{path}.url", f"{_quote(url)} is not an http(s) URL")
+        # A URL without Liquid is checked now; one built from data when the request is made.
+        try:
+            outbound.check_url(url)
+        except OutboundRefused as exc:
+            raise DefinitionError(f"{path}.url", f"{exc}.") from exc
     method = value.setdefault("method", "GET")
     if isinstance(method, str) and method.upper() in HTTP_METHODS:
         value["method"] = method.upper()
@@ -241,7 +248,7 @@ def _delay(step: dict[str, Any], path: str) -> None:
         )
 
 
-def _step(raw: Any, path: str, refs: dict[str, str]) -> dict[str, Any]:
+def _step(raw: Any, path: str, refs: dict[str, str], outbound: OutboundGuard) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise DefinitionError(path, "a step must be an object with an `action`")
     step: dict[str, Any] = copy.deepcopy(raw)
@@ -288,14 +295,16 @@ def _step(raw: Any, path: str, refs: dict[str, str]) -> dict[str, Any]:
                 f"{path}.ref", f"{_quote(name)} is already the ref of {refs[name]}; refs are unique"
             )
         refs[name] = path
-    _check_step_fields(action, step, path)
+    _check_step_fields(action, step, path, outbound)
     for key, value in step.items():
         if key not in COMMON_STEP_FIELDS:
             _check_values(value, f"{path}.{key}")
     return step
 
 
-def _check_step_fields(action: str, step: dict[str, Any], path: str) -> None:
+def _check_step_fields(
+    action: str, step: dict[str, Any], path: str, outbound: OutboundGuard
+) -> None:
     if action == "send":
         sources = [(path, step)]
         if "message" in step:
@@ -338,7 +347,7 @@ def _check_step_fields(action: str, step: dict[str, Any], path: str) -> None:
                     )
             if "webhook" not in source:
                 raise DefinitionError(f"{where}.webhook", "a data_source needs a webhook")
-            _webhook(source["webhook"], f"{where}.webhook")
+            _webhook(source["webhook"], f"{where}.webhook", outbound)
             _choice(source, "merge_strategy", where, MERGE_MODES, "soft-merge")
     elif action == "delay":
         _delay(step, path)
@@ -364,7 +373,7 @@ def _check_step_fields(action: str, step: dict[str, Any], path: str) -> None:
             raise DefinitionError(
                 f"{path}.webhook", "a fetch-data step needs a webhook: {url, method}"
             )
-        _webhook(step["webhook"], f"{path}.webhook")
+        _webhook(step["webhook"], f"{path}.webhook", outbound)
         _choice(step, "merge_strategy", path, MERGE_MODES, "soft-merge")
         if "idempotency_key" in step:
             _string(step["idempotency_key"], f"{path}.idempotency_key")
@@ -405,8 +414,12 @@ def _trigger(raw: Any, path: str) -> dict[str, str]:
     return {"source": source, "event": event}
 
 
-def validate_definition(automation_id: str, body: Any) -> dict[str, Any]:
+def validate_definition(
+    automation_id: str, body: Any, *, outbound: OutboundGuard
+) -> dict[str, Any]:
     """Check a definition and return it normalized (defaults filled in), ready to store.
+
+    A webhook URL written out (no Liquid) must be a target `outbound` allows.
 
     Raises DefinitionError (a 400) whose `field` is the path of the first problem, such as
     `steps[2].duration` or `triggers[0].event`.
@@ -453,7 +466,7 @@ def validate_definition(automation_id: str, body: Any) -> dict[str, Any]:
             "steps", 'needs at least one step, e.g. [{"action": "send", "template": "welcome"}]'
         )
     refs: dict[str, str] = {}
-    steps = [_step(raw, f"steps[{index}]", refs) for index, raw in enumerate(raw_steps)]
+    steps = [_step(raw, f"steps[{index}]", refs, outbound) for index, raw in enumerate(raw_steps)]
     return {
         "name": name if name is not None else automation_id,
         "enabled": enabled,
@@ -473,10 +486,10 @@ def not_found(automation_id: str) -> NotFound:
 
 
 def save(
-    session: Session, scope: Scope, automation_id: str, body: Any
+    session: Session, scope: Scope, automation_id: str, body: Any, *, outbound: OutboundGuard
 ) -> tuple[Automation, AutomationVersion, SaveOutcome]:
     """Validate and save a definition; a new version only when it differs from the current one."""
-    definition = validate_definition(automation_id, body)
+    definition = validate_definition(automation_id, body, outbound=outbound)
     repository = AutomationRepository(session)
     now = utcnow()
     automation = repository.get_or_insert_for_update(scope, automation_id, now)

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, get_args, get_origin
 
 import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr
+from pydantic.fields import FieldInfo
 
 EXCERPT_LIMIT = 500
 
@@ -66,20 +67,59 @@ def _secret_http_url(value: SecretStr) -> SecretStr:
     return value
 
 
-HttpUrl = Annotated[str, AfterValidator(_http_url)]
-"""A config field holding an http(s) URL."""
+class _Outbound:
+    """Marks a config field whose URL Tidings sends requests to."""
 
-BaseUrl = Annotated[str, AfterValidator(lambda value: _http_url(value).rstrip("/"))]
+
+OUTBOUND = _Outbound()
+
+HttpUrl = Annotated[str, AfterValidator(_http_url), OUTBOUND]
+"""A config field holding an http(s) URL that Tidings sends requests to."""
+
+BaseUrl = Annotated[str, AfterValidator(lambda value: _http_url(value).rstrip("/")), OUTBOUND]
 """A vendor API base URL, kept without a trailing slash."""
 
-SecretHttpUrl = Annotated[SecretStr, AfterValidator(_secret_http_url)]
+SecretHttpUrl = Annotated[SecretStr, AfterValidator(_secret_http_url), OUTBOUND]
 """An http(s) URL that is itself a credential (a chat webhook), masked like a secret."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundTarget:
+    """A server a provider config makes Tidings connect to: an http(s) `url`, or a `host`
+    and `port` (SMTP). `field` names the config field it came from."""
+
+    field: str
+    url: str | None = None
+    host: str = ""
+    port: int = 0
+
+
+def _is_outbound(field: FieldInfo) -> bool:
+    def marked(annotation: Any) -> bool:
+        if get_origin(annotation) is Annotated and OUTBOUND in annotation.__metadata__:
+            return True
+        return any(marked(argument) for argument in get_args(annotation))
+
+    return OUTBOUND in field.metadata or marked(field.annotation)
 
 
 class ProviderConfig(BaseModel):
     """Base of every provider's config model. Secrets are `SecretStr`, masked everywhere."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    def outbound_targets(self) -> list[OutboundTarget]:
+        """Every server this config makes Tidings connect to, checked by the outbound guard
+        when the config is saved: by default the values of its `HttpUrl`, `BaseUrl` and
+        `SecretHttpUrl` fields. A provider with other targets (a host, a URL inside a
+        credential) extends this."""
+        targets = []
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if value is not None and _is_outbound(info):
+                url = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+                targets.append(OutboundTarget(name, url=url))
+        return targets
 
 
 @dataclass(frozen=True, slots=True)

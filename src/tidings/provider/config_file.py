@@ -96,7 +96,15 @@ def apply(runtime: Runtime, path: Path) -> list[str]:
             priority = values.pop("priority", None)
             for scope in _scopes(session, environments, f"{path}: providers.{name}"):
                 try:
-                    configure(session, scope, runtime.config_cipher, name, values, priority)
+                    configure(
+                        session,
+                        scope,
+                        runtime.config_cipher,
+                        name,
+                        values,
+                        priority,
+                        outbound=runtime.outbound,
+                    )
                 except AppError as exc:
                     raise ConfigFileError(f"{path}: providers.{name}: {exc.message}") from exc
                 applied.append(f"{name}@{scope.environment}")

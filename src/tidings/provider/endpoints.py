@@ -86,7 +86,13 @@ def put_provider(
     """Configure a provider for this environment. Omitted secrets keep their stored value."""
     with runtime.database.write() as session:
         provider, created = service.configure(
-            session, caller, runtime.config_cipher, name, dict(body.config), body.priority
+            session,
+            caller,
+            runtime.config_cipher,
+            name,
+            dict(body.config),
+            body.priority,
+            outbound=runtime.outbound,
         )
     response.status_code = 201 if created else 200
     return _view(provider)

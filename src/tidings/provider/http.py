@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from tidings.kit.outbound import OutboundRefused
 from tidings.provider.base import (
     EXCERPT_LIMIT,
     PermanentProviderError,
@@ -38,10 +39,13 @@ def request(
 ) -> httpx.Response:
     """Make the vendor call; return a 2xx response or raise the matching provider error.
 
-    `reason_of` extracts the vendor's own error text from a failed response.
+    `reason_of` extracts the vendor's own error text from a failed response. A target the
+    outbound guard refuses is permanent: asking again would be refused again.
     """
     try:
         response = call()
+    except OutboundRefused as exc:
+        raise PermanentProviderError(f"{vendor} was not called: {exc}") from exc
     except httpx.TimeoutException as exc:
         raise RetryableProviderError(f"{vendor} timed out: {exc}") from exc
     except httpx.TransportError as exc:

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from tidings.errors import BadRequest, NotFound
+from tidings.kit.outbound import OutboundGuard, OutboundRefused
 from tidings.kit.sql import execute_counting
 from tidings.kit.time import utcnow
 from tidings.models import ProviderConfiguration
@@ -99,6 +100,26 @@ def validate_config(cls: type[Provider], values: dict[str, Any]) -> ProviderConf
         ) from exc
 
 
+def check_outbound(config: ProviderConfig, outbound: OutboundGuard) -> None:
+    """Refuse a config whose server is an internal address the operator has not allowed.
+
+    Only what the config spells out is checked here (an IP address in any spelling, or
+    localhost); a host name is checked by the guard each time Tidings connects.
+    """
+    for target in config.outbound_targets():
+        try:
+            if target.url is not None:
+                outbound.check_url(target.url)
+            else:
+                outbound.check_literal(target.host, target.port)
+        except OutboundRefused as exc:
+            raise BadRequest(
+                f"config.{target.field}: {exc}.",
+                code="outbound_refused",
+                field=f"config.{target.field}",
+            ) from exc
+
+
 def configure(
     session: Session,
     scope: Scope,
@@ -106,6 +127,8 @@ def configure(
     name: str,
     values: dict[str, Any],
     priority: int | None,
+    *,
+    outbound: OutboundGuard,
 ) -> tuple[ConfiguredProvider, bool]:
     cls = provider_class(name)
     row = _row(session, scope.environment_id, name)
@@ -115,6 +138,7 @@ def configure(
             if values.get(secret) in (None, MASK) and secret in stored:
                 values = {**values, secret: stored[secret]}
     config = validate_config(cls, values)
+    check_outbound(config, outbound)
     ciphertext = fernet.encrypt(orjson.dumps(reveal(config.model_dump())))
     now = utcnow()
     created = row is None

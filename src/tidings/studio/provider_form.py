@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import types
 from dataclasses import dataclass
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import SecretStr
 from starlette.datastructures import FormData
@@ -32,10 +32,13 @@ class FormField:
 
 
 def _without_none(annotation: Any) -> Any:
+    """The field's type without `| None` and without `Annotated` validators and markers."""
     if get_origin(annotation) in (Union, types.UnionType):
         options = [arg for arg in get_args(annotation) if arg is not type(None)]
         if len(options) == 1:
-            return options[0]
+            annotation = options[0]
+    if get_origin(annotation) is Annotated:
+        return get_args(annotation)[0]
     return annotation
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from tidings.automation import service as automation_service
 from tidings.automation.repository import AutomationRepository
 from tidings.event.repository import EventRepository
+from tidings.kit.outbound import OutboundGuard
 from tidings.models import Automation, AutomationVersion, Event
 from tidings.studio.repository import StudioRepository
 from tidings.workspace.service import Scope
@@ -62,7 +63,11 @@ def editable(definition: dict[str, Any]) -> dict[str, Any]:
 
 
 def link_trigger(
-    session: Session, scope: Scope, automation_id: str, event_name: str
+    session: Session,
+    scope: Scope,
+    automation_id: str,
+    event_name: str,
+    outbound: OutboundGuard,
 ) -> tuple[Automation, AutomationVersion, str]:
     """Add `{segment, event_name}` to an automation's triggers, as a new saved version."""
     _, version = automation_service.get(session, scope, automation_id)
@@ -70,7 +75,7 @@ def link_trigger(
     trigger = {"source": SEGMENT, "event": event_name}
     if trigger not in body["triggers"]:
         body["triggers"] = [*body["triggers"], trigger]
-    return automation_service.save(session, scope, automation_id, body)
+    return automation_service.save(session, scope, automation_id, body, outbound=outbound)
 
 
 def suggested_id(event_name: str) -> str:

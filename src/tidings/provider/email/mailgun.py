@@ -27,6 +27,7 @@ import httpx
 from pydantic import Field, SecretStr
 
 from tidings.provider.base import (
+    BaseUrl,
     Delivery,
     Provider,
     SendResult,
@@ -55,7 +56,7 @@ class MailgunConfig(SenderConfig):
         description="Region the domain was created in: us (api.mailgun.net) or eu "
         "(api.eu.mailgun.net).",
     )
-    base_url: str | None = Field(
+    base_url: BaseUrl | None = Field(
         default=None,
         title="API base URL",
         description="Overrides the region's API host when set.",

@@ -26,6 +26,7 @@ import httpx
 from pydantic import Field, SecretStr
 
 from tidings.provider.base import (
+    BaseUrl,
     Delivery,
     PermanentProviderError,
     Provider,
@@ -49,7 +50,7 @@ class PostmarkConfig(SenderConfig):
         description="ID of the Postmark message stream to send through.",
         min_length=1,
     )
-    base_url: str = Field(
+    base_url: BaseUrl = Field(
         default="https://api.postmarkapp.com",
         title="API base URL",
         description="Postmark's API endpoint.",

@@ -23,6 +23,7 @@ import httpx
 from pydantic import Field, SecretStr
 
 from tidings.provider.base import (
+    BaseUrl,
     Delivery,
     PermanentProviderError,
     Provider,
@@ -42,7 +43,7 @@ class ResendConfig(SenderConfig):
         title="API key",
         description="A Resend API key with sending access.",
     )
-    base_url: str = Field(
+    base_url: BaseUrl = Field(
         default="https://api.resend.com",
         title="API base URL",
         description="Resend's API endpoint.",

@@ -24,6 +24,7 @@ import httpx
 from pydantic import Field, SecretStr
 
 from tidings.provider.base import (
+    BaseUrl,
     Delivery,
     Provider,
     SendResult,
@@ -40,7 +41,7 @@ class SendGridConfig(SenderConfig):
         title="API key",
         description="A SendGrid API key with the Mail Send permission.",
     )
-    base_url: str = Field(
+    base_url: BaseUrl = Field(
         default="https://api.sendgrid.com",
         title="API base URL",
         description="https://api.sendgrid.com, or https://api.eu.sendgrid.com for EU subusers.",

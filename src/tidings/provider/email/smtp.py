@@ -18,6 +18,7 @@ import hashlib
 import re
 import secrets
 import smtplib
+import socket
 import ssl
 import threading
 import time
@@ -28,8 +29,10 @@ from typing import Literal
 
 from pydantic import Field, SecretStr
 
+from tidings.kit.outbound import OutboundGuard, OutboundRefused, guard_of
 from tidings.provider.base import (
     Delivery,
+    OutboundTarget,
     PermanentProviderError,
     Provider,
     ProviderConfig,
@@ -59,6 +62,9 @@ class SmtpConfig(ProviderConfig):
         title="CA certificate",
         description="A PEM certificate to trust besides the system's (for a private CA).",
     )
+
+    def outbound_targets(self) -> list[OutboundTarget]:
+        return [OutboundTarget("host", host=self.host, port=self.port)]
 
 
 def build_email(config: SmtpConfig, delivery: Delivery) -> bytes:
@@ -169,14 +175,46 @@ def _tls_context(config: SmtpConfig) -> ssl.SSLContext:
     return context
 
 
-def _connect(config: SmtpConfig) -> smtplib.SMTP:
+class _Smtp(smtplib.SMTP):
+    """smtplib's client, opening its socket through the outbound guard when given one: to an
+    address the guard checked, while TLS (STARTTLS or implicit) still checks the certificate
+    against the configured host name."""
+
+    def __init__(
+        self, outbound: OutboundGuard | None, host: str, port: int, timeout: float
+    ) -> None:
+        self.outbound = outbound  # before connecting, which the constructor does
+        super().__init__(host, port, timeout=timeout)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        if self.outbound is None:
+            return socket.create_connection((host, port), timeout)
+        return self.outbound.connect(host, port, timeout)
+
+
+class _SmtpSsl(smtplib.SMTP_SSL, _Smtp):
+    """Implicit TLS: SMTP_SSL wraps the socket `_Smtp` opened."""
+
+    def __init__(
+        self,
+        outbound: OutboundGuard | None,
+        host: str,
+        port: int,
+        timeout: float,
+        context: ssl.SSLContext,
+    ) -> None:
+        self.outbound = outbound
+        smtplib.SMTP_SSL.__init__(self, host, port, timeout=timeout, context=context)
+
+
+def _connect(config: SmtpConfig, outbound: OutboundGuard | None) -> smtplib.SMTP:
     client: smtplib.SMTP
     if config.security == "ssl":
-        client = smtplib.SMTP_SSL(
-            config.host, config.port, timeout=config.timeout_seconds, context=_tls_context(config)
+        client = _SmtpSsl(
+            outbound, config.host, config.port, config.timeout_seconds, _tls_context(config)
         )
     else:
-        client = smtplib.SMTP(config.host, config.port, timeout=config.timeout_seconds)
+        client = _Smtp(outbound, config.host, config.port, config.timeout_seconds)
     try:
         client.ehlo_or_helo_if_needed()
         if config.security == "starttls":
@@ -198,7 +236,7 @@ def _close(client: smtplib.SMTP) -> None:
         client.close()
 
 
-def _checkout(config: SmtpConfig) -> smtplib.SMTP:
+def _checkout(config: SmtpConfig, outbound: OutboundGuard | None) -> smtplib.SMTP:
     key = (threading.get_ident(), _pool_key(config))
     with _pool_lock:
         entry = _pool.pop(key, None)
@@ -207,7 +245,7 @@ def _checkout(config: SmtpConfig) -> smtplib.SMTP:
         if time.monotonic() - last_used < _IDLE_SECONDS:
             return client
         _close(client)
-    return _connect(config)
+    return _connect(config, outbound)
 
 
 def _checkin(config: SmtpConfig, client: smtplib.SMTP) -> None:
@@ -248,8 +286,10 @@ class SmtpProvider(Provider):
         message = build_email(config, delivery)
         client = None
         try:
-            client = _checkout(config)
+            client = _checkout(config, guard_of(self.http))
             reply = _transmit(client, config.from_email, str(delivery.recipient["email"]), message)
+        except OutboundRefused as exc:
+            raise PermanentProviderError(f"SMTP server not contacted: {exc}") from exc
         except smtplib.SMTPAuthenticationError as exc:
             raise PermanentProviderError(
                 f"SMTP authentication failed ({exc.smtp_code})",

@@ -31,6 +31,7 @@ import httpx
 from pydantic import ConfigDict, Field, SecretStr
 
 from tidings.provider.base import (
+    BaseUrl,
     Delivery,
     PermanentProviderError,
     Provider,
@@ -58,7 +59,7 @@ class ExpoConfig(ProviderConfig):
             "for the project in the Expo dashboard."
         ),
     )
-    base_url: str = Field(
+    base_url: BaseUrl = Field(
         default="https://exp.host",
         title="API base URL",
         description="Base URL of the Expo push API.",

@@ -49,7 +49,9 @@ from pydantic import ConfigDict, Field, SecretStr, field_validator
 
 from tidings.provider.base import (
     EXCERPT_LIMIT,
+    BaseUrl,
     Delivery,
+    OutboundTarget,
     PermanentProviderError,
     Provider,
     ProviderConfig,
@@ -117,7 +119,7 @@ class FcmConfig(ProviderConfig):
             "project_id, client_email, private_key and token_uri."
         ),
     )
-    base_url: str = Field(
+    base_url: BaseUrl = Field(
         default="https://fcm.googleapis.com",
         title="API base URL",
         description="Base URL of the FCM HTTP v1 API.",
@@ -128,6 +130,11 @@ class FcmConfig(ProviderConfig):
     def _is_a_service_account(cls, value: SecretStr) -> SecretStr:
         parse_service_account(value.get_secret_value())
         return value
+
+    def outbound_targets(self) -> list[OutboundTarget]:
+        account = parse_service_account(self.service_account.get_secret_value())
+        token = OutboundTarget("service_account.token_uri", url=account.token_uri)
+        return [*super().outbound_targets(), token]
 
 
 # client key → (access token, expiry as time.time()). Providers are built per send, so the

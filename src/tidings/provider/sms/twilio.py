@@ -25,6 +25,7 @@ import httpx
 from pydantic import ConfigDict, Field, SecretStr, model_validator
 
 from tidings.provider.base import (
+    BaseUrl,
     Delivery,
     PermanentProviderError,
     Provider,
@@ -70,7 +71,7 @@ class TwilioConfig(ProviderConfig):
         title="Status callback URL",
         description="Twilio posts the message's delivery status changes to this URL.",
     )
-    base_url: str = Field(
+    base_url: BaseUrl = Field(
         default="https://api.twilio.com",
         title="API base URL",
         description="Base URL of the Twilio REST API.",

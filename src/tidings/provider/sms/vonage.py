@@ -31,6 +31,7 @@ import httpx
 from pydantic import ConfigDict, Field, SecretStr
 
 from tidings.provider.base import (
+    BaseUrl,
     Delivery,
     PermanentProviderError,
     Provider,
@@ -83,7 +84,7 @@ class VonageConfig(ProviderConfig):
         ),
         max_length=100,
     )
-    base_url: str = Field(
+    base_url: BaseUrl = Field(
         default="https://rest.nexmo.com",
         title="API base URL",
         description="Base URL of the Vonage SMS API.",

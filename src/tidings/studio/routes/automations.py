@@ -237,7 +237,9 @@ def save_automation(
         with runtime.database.write() as session:
             if new and automation_service.current_version(session, admin.scope, automation_id):
                 raise DefinitionError("id", f"an automation {automation_id!r} already exists")
-            automation_service.save(session, admin.scope, automation_id, body)
+            automation_service.save(
+                session, admin.scope, automation_id, body, outbound=runtime.outbound
+            )
     except DefinitionError as exc:
         field = field_of(exc.field or "steps")
         return _editor(
@@ -258,7 +260,9 @@ def set_enabled(
             _, version = automation_service.get(session, admin.scope, automation_id)
             body = service.editable(version.definition)
             body["enabled"] = form_text(form, "enabled") == "true"
-            automation_service.save(session, admin.scope, automation_id, body)
+            automation_service.save(
+                session, admin.scope, automation_id, body, outbound=runtime.outbound
+            )
     except AppError as exc:
         with runtime.database.read() as session:
             rows = service.automations(session, admin.scope)

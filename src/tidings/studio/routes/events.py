@@ -89,7 +89,7 @@ def link_automation(
     name, automation_id = form_text(form, "event").strip(), form_text(form, "automation_id").strip()
     try:
         with runtime.database.write() as session:
-            service.link_trigger(session, admin.scope, automation_id, name)
+            service.link_trigger(session, admin.scope, automation_id, name, runtime.outbound)
     except AppError as exc:
         with runtime.database.read() as session:
             names = service.event_names(session, admin.scope)

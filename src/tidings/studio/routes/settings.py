@@ -129,7 +129,13 @@ def configure_provider(
             raise BadRequest("priority: give a whole number.", field="priority") from exc
         with runtime.database.write() as session:
             provider_service.configure(
-                session, admin.scope, runtime.config_cipher, name, values, priority
+                session,
+                admin.scope,
+                runtime.config_cipher,
+                name,
+                values,
+                priority,
+                outbound=runtime.outbound,
             )
     except AppError as exc:
         return _provider_page(request, admin, runtime, name, error=exc)
