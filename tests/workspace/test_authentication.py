@@ -75,7 +75,8 @@ def test_an_ingest_key_gets_403_on_every_route_but_the_ingest_ones(
     called = 0
     for route in api_routes(app):
         if route.path in NOT_BY_API_KEY:
-            assert not uses(route, authenticate) and not uses(route, authenticate_ingest)
+            assert not uses(route, authenticate)
+            assert not uses(route, authenticate_ingest)
             continue
         # So that the key is checked before the body (test_the_key_is_checked_before_the_body).
         assert isinstance(route, KeyFirstRoute), f"{route.path}: not built with KeyFirstRoute"
@@ -177,7 +178,8 @@ def test_a_malformed_authorization_header_is_a_401(
     assert response.status_code == 401, response.text
     body = response.json()
     assert body["code"] == "invalid_authorization"
-    assert "base64" in body["message"] and "Bearer" in body["message"]
+    assert "base64" in body["message"]
+    assert "Bearer" in body["message"]
 
 
 NOT_JSON = b'{"message": oops'

@@ -11,6 +11,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 
 
 class TokenBuckets:
@@ -34,6 +35,8 @@ class TokenBuckets:
         self.burst = max(burst, 1.0)
         self.lockout = lockout
         self.max_keys = max_keys
+        # Seconds, monotonic: what `now` is when not given (tests move it forward).
+        self.clock: Callable[[], float] = time.monotonic
         # key -> (tokens, when they were counted, locked)
         self._buckets: OrderedDict[str, tuple[float, float, bool]] = OrderedDict()
         # Studio handlers run in the thread pool; the API's on the event loop.
@@ -63,7 +66,7 @@ class TokenBuckets:
         """Seconds until `key` may take a token (0: now); nothing is spent."""
         if self.rate <= 0:
             return 0
-        now = time.monotonic() if now is None else now
+        now = self.clock() if now is None else now
         with self._lock:
             if key not in self._buckets:
                 return 0
@@ -75,7 +78,7 @@ class TokenBuckets:
         """Spend a token of `key` and answer 0, or answer the seconds to wait (nothing spent)."""
         if self.rate <= 0:
             return 0
-        now = time.monotonic() if now is None else now
+        now = self.clock() if now is None else now
         with self._lock:
             tokens, locked = self._refilled(key, now)
             wait = self._seconds_to_wait(tokens, locked)
