@@ -62,8 +62,8 @@ ReadSession = Annotated[Session, Depends(read_session)]
 
 
 def client_address(scope: ASGIScope) -> str:
-    """The peer's address, as the server (or a trusted proxy, with uvicorn's
-    `--forwarded-allow-ips`) reports it."""
+    """The peer's address: uvicorn puts a trusted proxy's `X-Forwarded-For` there
+    (`FORWARDED_ALLOW_IPS`)."""
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
 
