@@ -342,14 +342,18 @@ async def accept_tracking(
 ) -> bytes:
     """Serve one Tracking API request; the 200 body, or an AppError.
 
-    The write key is checked before the events are: a request without a valid key is a 401
-    whatever its body holds (a body that is not a JSON object can only have its key in the
-    header)."""
-    raw = await read_body(request, chunks)
+    The write key is checked before the events are validated: a wrong key is a 401 whatever
+    the events hold. When the body cannot be read as a JSON object at all (too large, broken
+    gzip, not JSON), a key in the header is still checked first; without one, the key may be
+    in that unreadable body (analytics.js sends it there), so the answer says what is wrong
+    with the body rather than that the key is missing."""
     try:
+        raw = await read_body(request, chunks)
         body = _parse(raw, request.path)
     except BadRequest:
-        await check.verify(write_key({}, request.authorization))
+        header_key = key_from_authorization(request.authorization)
+        if header_key is not None:
+            await check.verify(header_key)
         raise
     key = write_key(body, request.authorization)
     await check.verify(key)
