@@ -64,7 +64,7 @@ class TokenBuckets:
 
     def wait(self, key: str, now: float | None = None) -> int:
         """Seconds until `key` may take a token (0: now); nothing is spent."""
-        if self.rate <= 0:
+        if self.rate <= 0 or key not in self._buckets:  # the common case: no lock taken
             return 0
         now = self.clock() if now is None else now
         with self._lock:
