@@ -47,8 +47,11 @@ def test_serve_prints_the_keys_only_when_it_creates_them(
     settings: Settings, tmp_path: Path
 ) -> None:
     first_log = tmp_path / "first.log"
-    server = LiveServer(settings, first_log).start()
-    server.stop()
+    server = LiveServer(settings, first_log)
+    try:
+        server.start()
+    finally:
+        server.stop()
     keys = cli_keys(settings)
     assert len(keys) == 2
     first = first_log.read_text()
@@ -57,8 +60,9 @@ def test_serve_prints_the_keys_only_when_it_creates_them(
     assert "New secret API keys" in first
 
     second_log = tmp_path / "second.log"
-    server = LiveServer(settings, second_log).start()
+    server = LiveServer(settings, second_log)
     try:
+        server.start()
         debug = httpx.post(
             f"{server.url}/debug", headers={"Authorization": f"Bearer {keys[0]['key']}"}
         )
