@@ -90,17 +90,21 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     click.echo(f"  Segment destination endpoint: {url}/inbound/segment")
     click.echo(f"  API reference: {url}/docs")
     click.echo(f"  Database: {_redact(settings.resolved_database_url())}")
-    with runtime.database.read() as session:
-        keys = workspace_service.list_keys(session, runtime.cipher)
     if created:
         click.echo("  Created the default workspace with a test and a production environment.")
     _apply_config_file(runtime)
     click.echo(f"  Studio: {url}/studio")
     _print_sign_in_link(runtime, url)
-    click.echo("  API keys (paste one into Segment's Courier destination, field 'API Key'):")
-    for key in keys:
-        if key.revoked_at is None:
+    if created:
+        # Printed once, when they are made: a log of every start would hold them all.
+        click.echo(
+            "  New secret API keys (paste one into Segment's Courier destination, field "
+            "'API Key'; shown only now, `tidings keys list` shows them again):"
+        )
+        for key in created:
             click.echo(f"    {key.environment:<10} {key.key}   (id {key.id})")
+    else:
+        click.echo("  API keys: `tidings keys list` prints them.")
     sys.stdout.flush()
     app = create_app(runtime, consumer_workers=settings.consumer_threads(embedded=True))
     uvicorn.run(
@@ -162,7 +166,9 @@ def _print_keys(rows: list[dict[str, Any]], as_json: bool) -> None:
         return
     for row in rows:
         state = "revoked" if row["revoked"] else "active"
-        click.echo(f"{row['id']}  {row['environment']:<10}  {state:<7}  {row['key']}")
+        click.echo(
+            f"{row['id']}  {row['environment']:<10}  {row['scope']:<6}  {state:<7}  {row['key']}"
+        )
 
 
 @keys.command("list")
@@ -179,12 +185,20 @@ def keys_list(data_dir: Path | None, as_json: bool) -> None:
 @keys.command("create")
 @data_dir_option
 @click.option("--env", "environment", type=click.Choice(["test", "production"]), required=True)
+@click.option(
+    "--scope",
+    type=click.Choice(list(workspace_service.KEY_SCOPES)),
+    default=workspace_service.SECRET,
+    show_default=True,
+    help="secret: the whole API (keep it on servers). ingest: only the Tracking API, "
+    "/inbound/segment and /debug (safe in analytics.js on a web page).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def keys_create(data_dir: Path | None, environment: str, as_json: bool) -> None:
+def keys_create(data_dir: Path | None, environment: str, scope: str, as_json: bool) -> None:
     """Create an API key for an environment."""
     runtime = _prepare(_settings(data_dir=data_dir))
     with runtime.database.write() as session:
-        key = _run(workspace_service.create_key, session, runtime, environment)
+        key = _run(workspace_service.create_key, session, runtime, environment, scope)
     if as_json:
         click.echo(json.dumps(key.as_dict(), indent=2))
     else:

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     def _valid_allowances(cls, value: str) -> str:
         parse_allowances(value)
         return value
+    auth_failure_limit: int = 20
+    auth_failure_window_seconds: float = 60.0
+    sign_in_failure_limit: int = 5
+    sign_in_client_failure_limit: int = 20
+    sign_in_lockout_seconds: float = 900.0
 
     def resolved_database_url(self) -> str:
         """The SQLAlchemy URL: `TIDINGS_DATABASE_URL`, or SQLite in the data dir."""

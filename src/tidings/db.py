@@ -8,9 +8,11 @@ see a WAL snapshot.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager, nullcontext, suppress
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -26,6 +28,13 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _create_private_file(path: Path) -> None:
+    """Create the SQLite file readable by its owner only (0600), like `secret_key`. SQLite
+    gives its -wal and -shm files the database file's permissions."""
+    with suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def create_database_engine(settings: Settings) -> Engine:
     url = settings.resolved_database_url()
     if url.startswith("sqlite"):
@@ -38,6 +47,8 @@ def create_database_engine(settings: Settings) -> Engine:
             pool_size=8,
             max_overflow=16,
         )
+        if engine.url.database and engine.url.database != ":memory:":
+            _create_private_file(Path(engine.url.database))
         synchronous = settings.sqlite_synchronous.upper()
 
         @event.listens_for(engine, "connect")

@@ -2,20 +2,30 @@
 
 Endpoints that write open `runtime.database.write()` themselves, so the commit happens
 before the response is sent: a 2xx always means the data is committed.
+
+Every API router is built with `route_class=KeyFirstRoute`, so a route that takes a `Caller`
+(or an `IngestCaller`) checks the API key before FastAPI reads and validates the body: an
+unauthenticated request is a 401 whatever its body.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+from starlette.types import Scope as ASGIScope
 
-from tidings.errors import Unauthorized
+from tidings.errors import Forbidden, TooManyRequests, Unauthorized
+from tidings.kit.ratelimit import TokenBuckets
 from tidings.runtime import Runtime
 from tidings.workspace.keys import key_from_authorization
-from tidings.workspace.service import Scope, resolve_keys
+from tidings.workspace.service import SECRET, Scope, resolve_keys
 
 MISSING_KEY_MESSAGE = (
     "Missing API key. Send it as `Authorization: Bearer <key>` (or Basic auth with the key as "
@@ -25,6 +35,14 @@ INVALID_KEY_MESSAGE = (
     "Unknown or revoked API key. Copy a current key from `tidings keys list` or the Studio "
     "Segment integration page."
 )
+INSUFFICIENT_SCOPE_MESSAGE = (
+    "This endpoint needs a `secret` key; this is an `ingest` key, which can only send events "
+    "(the Tracking API, /inbound/segment and /debug). Call it from your server with a secret "
+    "key: `tidings keys create --env ENV --scope secret`."
+)
+
+# Where a request's authenticated caller is kept, so the key is checked once per request.
+_CALLER = "tidings.caller"
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -43,15 +61,102 @@ def read_session(runtime: RuntimeDep) -> Iterator[Session]:
 ReadSession = Annotated[Session, Depends(read_session)]
 
 
-def authenticate(request: Request, runtime: RuntimeDep) -> Scope:
-    key = key_from_authorization(request.headers.get("authorization"))
+def client_address(scope: ASGIScope) -> str:
+    """The peer's address: uvicorn puts a trusted proxy's `X-Forwarded-For` there
+    (`FORWARDED_ALLOW_IPS`)."""
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+def refuse_locked_client(failures: TokenBuckets, client: str) -> None:
+    """429 while `client` has spent its failed API key checks (TIDINGS_AUTH_FAILURE_LIMIT)."""
+    wait = failures.wait(client)
+    if wait:
+        raise TooManyRequests(
+            "Too many requests with a wrong API key from this address: after "
+            f"{failures.burst:g} failures it is refused for a while "
+            f"(TIDINGS_AUTH_FAILURE_LIMIT). Check the key (`tidings keys list`) and retry "
+            f"after {wait} s.",
+            retry_after=wait,
+            code="too_many_failed_authentications",
+        )
+
+
+def invalid_key(failures: TokenBuckets, client: str) -> Unauthorized:
+    """The 401 for a key that is unknown or revoked, counted against the client."""
+    failures.take(client)
+    return Unauthorized(INVALID_KEY_MESSAGE, code="invalid_api_key")
+
+
+def presented_key(authorization: str | None) -> str:
+    key = key_from_authorization(authorization)
     if key is None:
         raise Unauthorized(MISSING_KEY_MESSAGE, code="missing_api_key")
+    return key
+
+
+def _caller(request: Request, runtime: Runtime) -> Scope:
+    cached = request.scope.get(_CALLER)
+    if isinstance(cached, Scope):
+        return cached
+    failures = runtime.auth_limits.api_clients
+    client = client_address(request.scope)
+    refuse_locked_client(failures, client)
+    key = presented_key(request.headers.get("authorization"))
     with runtime.database.read() as session:
         scope = resolve_keys(session, runtime.cipher, [key]).get(key)
     if scope is None:
-        raise Unauthorized(INVALID_KEY_MESSAGE, code="invalid_api_key")
+        raise invalid_key(failures, client)
+    request.scope[_CALLER] = scope
     return scope
 
 
+def authenticate(request: Request, runtime: RuntimeDep) -> Scope:
+    """The caller of an API endpoint: a `secret` key (an `ingest` key gets 403)."""
+    scope = _caller(request, runtime)
+    if scope.key_scope != SECRET:
+        raise Forbidden(INSUFFICIENT_SCOPE_MESSAGE, code="insufficient_scope")
+    return scope
+
+
+def authenticate_ingest(request: Request, runtime: RuntimeDep) -> Scope:
+    """The caller of an ingest endpoint: any key, `secret` or `ingest`."""
+    return _caller(request, runtime)
+
+
 Caller = Annotated[Scope, Depends(authenticate)]
+IngestCaller = Annotated[Scope, Depends(authenticate_ingest)]
+
+_KEY_CHECKS: tuple[Callable[..., Scope], ...] = (authenticate, authenticate_ingest)
+
+
+def _key_check(dependant: Dependant) -> Callable[..., Scope] | None:
+    for dependency in dependant.dependencies:
+        if dependency.call in _KEY_CHECKS:
+            return dependency.call
+        found = _key_check(dependency)
+        if found is not None:
+            return found
+    return None
+
+
+class KeyFirstRoute(APIRoute):
+    """A route that checks its API key before the body is read.
+
+    FastAPI reads and parses a route's body before it solves the dependencies, so an
+    unauthenticated request with a malformed body would get 400 and learn how the endpoint
+    parses. Here the route's `authenticate` (or `authenticate_ingest`) runs first; the
+    dependency then finds the caller already checked.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        check = _key_check(self.dependant)
+        if check is None:
+            return handler
+
+        async def key_first(request: Request) -> Response:
+            await run_in_threadpool(check, request, get_runtime(request))
+            return await handler(request)
+
+        return key_first

@@ -65,6 +65,20 @@ class PayloadTooLarge(AppError):
     code = "payload_too_large"
 
 
+class TooManyRequests(AppError):
+    """429: the message says which limit, and `Retry-After` when to try again."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(
+            message,
+            code=code,
+            headers={"Retry-After": str(retry_after), "X-RateLimit-Reset": str(retry_after)},
+        )
+
+
 class ServiceUnavailable(AppError):
     status_code = 503
     code = "unavailable"

@@ -13,10 +13,37 @@ from tidings.inbox.service import InboxBroker
 from tidings.jobs.engine import JobEngine, build_huey
 from tidings.kit.crypto import fernet_for, load_or_create_secret
 from tidings.kit.outbound import OutboundClient, OutboundGuard
+from tidings.kit.ratelimit import TokenBuckets
 from tidings.message.pipeline import PipelineContext
 from tidings.preference.service import public_base_url, unsubscribe_key
 from tidings.provider.registry import close_all as close_all_providers
 from tidings.workspace.keys import KeyCipher
+
+
+@dataclass(frozen=True)
+class AuthLimits:
+    """Failed authentications, counted per process (`docs/security.md`, "Rate limits").
+
+    `api_clients`: wrong API keys per client address; `accounts` and `sign_in_clients`: wrong
+    Studio passwords per account and per client address. Each locks its key once spent.
+    """
+
+    api_clients: TokenBuckets
+    accounts: TokenBuckets
+    sign_in_clients: TokenBuckets
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AuthLimits:
+        lockout = settings.sign_in_lockout_seconds
+        return cls(
+            api_clients=TokenBuckets.per_window(
+                settings.auth_failure_limit, settings.auth_failure_window_seconds, lockout=True
+            ),
+            accounts=TokenBuckets.per_window(settings.sign_in_failure_limit, lockout, lockout=True),
+            sign_in_clients=TokenBuckets.per_window(
+                settings.sign_in_client_failure_limit, lockout, lockout=True
+            ),
+        )
 
 
 @dataclass
@@ -31,6 +58,7 @@ class Runtime:
     unsubscribe_key: bytes
     inbox_broker: InboxBroker
     jobs: JobEngine
+    auth_limits: AuthLimits
 
     def close(self) -> None:
         close_all_providers()
@@ -71,4 +99,5 @@ def build_runtime(settings: Settings) -> Runtime:
         unsubscribe_key=context.unsubscribe_key,
         inbox_broker=broker,
         jobs=JobEngine(build_huey(settings), context),
+        auth_limits=AuthLimits.from_settings(settings),
     )

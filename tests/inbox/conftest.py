@@ -39,7 +39,7 @@ def secret(runtime: Runtime, settings: Settings) -> bytes:
 
 def token_for(secret: bytes, scope: Scope, user_id: str, hours: float = 1) -> str:
     expires_at = utcnow() + timedelta(hours=hours)
-    return service.inbox_token(secret, scope.environment_id, user_id, expires_at)
+    return service.inbox_token(secret, scope.environment_id, user_id, expires_at, scope.key_id)
 
 
 def user_headers(secret: bytes, scope: Scope, user_id: str) -> dict[str, str]:

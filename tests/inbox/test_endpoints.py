@@ -206,12 +206,14 @@ def test_user_endpoints_need_a_valid_inbox_token(
     assert api_key.json()["code"] == "invalid_inbox_token"
     assert api_key.json()["field"] == "Authorization"
 
-    token = inbox_token(secret, scopes.test.environment_id, "u1", utcnow())
+    token = inbox_token(secret, scopes.test.environment_id, "u1", utcnow(), scopes.test.key_id)
     expired_response = client.post("/inbox/messages/msg_1/read", headers=bearer(token))
     assert expired_response.status_code == 401
     assert expired_response.json()["code"] == "expired_inbox_token"
 
-    forged = inbox_token(b"someone else's secret", scopes.test.environment_id, "u1", utcnow())
+    forged = inbox_token(
+        b"someone else's secret", scopes.test.environment_id, "u1", utcnow(), scopes.test.key_id
+    )
     assert client.post("/inbox/messages/read-all", headers=bearer(forged)).status_code == 401
     assert stored(runtime, "msg_1").read_at is None
 

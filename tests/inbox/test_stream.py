@@ -19,6 +19,7 @@ from tidings.app import create_app
 from tidings.inbox import service
 from tidings.inbox.service import message_view
 from tidings.runtime import Runtime
+from tidings.workspace.service import create_key, resolve_keys, revoke_key
 
 # Long enough that a test waiting on it fails rather than hangs; short enough to stay fast.
 READ_TIMEOUT = 5.0
@@ -194,3 +195,19 @@ def test_the_stream_refuses_bad_tokens_with_the_error_shape(
         assert resume.status_code == 400
         assert resume.json()["code"] == "invalid_last_event_id"
         assert resume.json()["field"] == "Last-Event-ID"
+
+
+def test_an_open_stream_ends_when_the_key_that_issued_its_token_is_revoked(
+    server: Server, runtime: Runtime, secret: bytes
+) -> None:
+    with runtime.database.write() as session:
+        issuer = create_key(session, runtime.cipher, "test")
+    assert issuer.key is not None
+    with runtime.database.read() as session:
+        scope = resolve_keys(session, runtime.cipher, [issuer.key])[issuer.key]
+    with open_stream(server, token_for(secret, scope, "u1")) as reader:
+        with runtime.database.write() as session:
+            revoke_key(session, issuer.id)
+        # The next poll (within a second) sees the revoked key and ends the stream.
+        with pytest.raises(AssertionError, match="the stream ended"):
+            reader.next_block()

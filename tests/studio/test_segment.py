@@ -39,6 +39,7 @@ def test_empty_state_reads_exactly_and_lists_the_checklist(page: Page, studio: S
     # The key of each environment, with a copy button.
     key_input = page.locator("input.key").first
     expect(key_input).to_have_value(studio.key)
+    expect(page.locator("#keys-title ~ .row .key-scope").first).to_have_text("secret")
     expect(page.get_by_role("button", name="Copy").first).to_be_visible()
     screenshot(page, "segment-empty")
 

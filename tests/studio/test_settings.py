@@ -44,3 +44,28 @@ def test_environment_switcher_changes_what_every_page_shows(page: Page, studio: 
     page.get_by_label("Environment").select_option("test")
     page.get_by_role("button", name="Switch").click()
     expect(page.locator("tr", has_text="track/Segment Test Event Name")).to_be_visible()
+
+
+def test_create_an_ingest_key_and_see_its_scope(page: Page, studio: Studio) -> None:
+    sign_in(page, studio)
+    page.goto(f"{studio.url}/studio/settings")
+    keys = page.locator("section[aria-labelledby=keys-title] tbody tr")
+    expect(keys).to_have_count(2)
+    expect(keys.locator(".key-scope")).to_have_text(["secret", "secret"])
+
+    page.get_by_label("New key for").select_option("production")
+    page.get_by_label("with scope").select_option("ingest")
+    page.get_by_role("button", name="Create key").click()
+    expect(page.get_by_role("status")).to_have_text("Key created.")
+    expect(keys).to_have_count(3)
+    new_row = keys.filter(has=page.locator(".key-scope", has_text="ingest"))
+    expect(new_row).to_have_count(1)
+    expect(new_row.locator("td").first).to_have_text("production")
+    new_row.get_by_role("button", name="Reveal").click()
+    ingest_key = new_row.locator("input.key").input_value()
+    assert ingest_key.startswith("tdg_live_")
+
+    assert httpx.post(f"{studio.url}/debug", headers=bearer(ingest_key), timeout=10).is_success
+    refused = httpx.get(f"{studio.url}/profiles/u1", headers=bearer(ingest_key), timeout=10)
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "insufficient_scope"

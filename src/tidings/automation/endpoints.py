@@ -25,7 +25,7 @@ from tidings.automation.schemas import (
     VersionList,
     VersionResponse,
 )
-from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, KeyFirstRoute, ReadSession, RuntimeDep
 from tidings.errors import BadRequest
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import isoformat, parse_timestamp, utcnow
@@ -35,7 +35,7 @@ from tidings.models import Automation, AutomationRun, AutomationVersion
 from tidings.runtime import Runtime
 from tidings.workspace.service import Scope
 
-router = APIRouter(prefix="/automations", tags=["automations"])
+router = APIRouter(route_class=KeyFirstRoute, prefix="/automations", tags=["automations"])
 
 _BODY_SCHEMA = {
     "requestBody": {

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Request
 
 from tidings.callback import service
 from tidings.callback.schemas import CallbackResult
-from tidings.dependencies import RuntimeDep
+from tidings.dependencies import KeyFirstRoute, RuntimeDep
 from tidings.errors import BadRequest
 
-router = APIRouter(prefix="/callbacks", tags=["callbacks"])
+router = APIRouter(route_class=KeyFirstRoute, prefix="/callbacks", tags=["callbacks"])
 
 
 async def raw_body(request: Request) -> bytes:

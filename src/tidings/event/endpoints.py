@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from tidings.automation import service as automation_service
 from tidings.automation.repository import RunRepository
-from tidings.dependencies import Caller, ReadSession
+from tidings.dependencies import Caller, KeyFirstRoute, ReadSession
 from tidings.errors import NotFound
 from tidings.event.repository import EventRepository
 from tidings.event.schemas import (
@@ -31,7 +31,9 @@ def _runs_by_event(session: Session, event_ids: list[int]) -> dict[int, list[Aut
     return found
 
 
-router = APIRouter(prefix="/integrations/segment", tags=["segment events"])
+router = APIRouter(
+    route_class=KeyFirstRoute, prefix="/integrations/segment", tags=["segment events"]
+)
 
 SEGMENT = "segment"
 EventType = Literal["identify", "track", "group", "page", "screen", "alias"]

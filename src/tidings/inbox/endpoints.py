@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, KeyFirstRoute, ReadSession, RuntimeDep
 from tidings.errors import BadRequest
 from tidings.inbox import service
 from tidings.inbox.repository import Status
@@ -23,7 +23,7 @@ from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import isoformat
 from tidings.workspace.keys import key_from_authorization
 
-router = APIRouter(prefix="/inbox", tags=["inbox"])
+router = APIRouter(route_class=KeyFirstRoute, prefix="/inbox", tags=["inbox"])
 
 # Event ids are row ids: decimal, and small enough for a 64-bit column.
 _EVENT_ID = re.compile(r"[0-9]{1,18}")
@@ -43,19 +43,22 @@ Broker = Annotated[InboxBroker, Depends(get_broker)]
 Secret = Annotated[bytes, Depends(token_secret)]
 
 
-def authenticate_user(request: Request, secret: Secret) -> InboxUser:
+def authenticate_user(request: Request, runtime: RuntimeDep, secret: Secret) -> InboxUser:
     token = key_from_authorization(request.headers.get("authorization"))
-    return service.authenticate(secret, token, "Authorization")
+    return service.authenticate(runtime.database, secret, token, "Authorization")
 
 
 def authenticate_stream_user(
-    request: Request, secret: Secret, token: Annotated[str | None, Query()] = None
+    request: Request,
+    runtime: RuntimeDep,
+    secret: Secret,
+    token: Annotated[str | None, Query()] = None,
 ) -> InboxUser:
     """The stream also takes `?token=`: browsers' EventSource cannot set headers."""
     header_token = key_from_authorization(request.headers.get("authorization"))
     if header_token is not None:
-        return service.authenticate(secret, header_token, "Authorization")
-    return service.authenticate(secret, token, "token")
+        return service.authenticate(runtime.database, secret, header_token, "Authorization")
+    return service.authenticate(runtime.database, secret, token, "token")
 
 
 User = Annotated[InboxUser, Depends(authenticate_user)]

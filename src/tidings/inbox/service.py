@@ -36,10 +36,11 @@ from tidings.inbox.repository import InboxRepository, Status
 from tidings.inbox.schemas import InboxMessageView
 from tidings.kit.time import isoformat, utcnow
 from tidings.models import InboxMessage
-from tidings.workspace.service import Scope
+from tidings.workspace.service import Scope, active_key_ids
 
 TOKEN_PURPOSE = "tidings inbox tokens"
-_TOKEN_VERSION = "v1"
+# v2 tokens name the API key they were issued with (v1 tokens, which did not, are refused).
+_TOKEN_VERSION = "v2"
 
 # How long a quiet stream waits before it looks at the database itself.
 POLL_SECONDS = 1.0
@@ -56,11 +57,13 @@ STREAM_BATCH = 100
 
 @dataclass(frozen=True, slots=True)
 class InboxUser:
-    """What an inbox token opens: one user's inbox in one environment, until `expires_at`."""
+    """What an inbox token opens: one user's inbox in one environment, until `expires_at` or
+    until the API key it was issued with (`key_id`) is revoked."""
 
     environment_id: str
     user_id: str
     expires_at: datetime
+    key_id: str
 
 
 class InboxTokenError(Exception):
@@ -90,14 +93,17 @@ def _signature(secret: bytes, signed: str) -> bytes:
     return hmac.new(_token_key(secret), signed.encode(), hashlib.sha256).digest()
 
 
-def inbox_token(secret: bytes, environment_id: str, user_id: str, expires_at: datetime) -> str:
-    """A token that opens `user_id`'s inbox in `environment_id` until `expires_at`.
+def inbox_token(
+    secret: bytes, environment_id: str, user_id: str, expires_at: datetime, key_id: str
+) -> str:
+    """A token that opens `user_id`'s inbox in `environment_id` until `expires_at`, while the
+    API key `key_id` that issued it is not revoked.
 
     `secret` is the server secret; the signing key is derived from it for this purpose only,
     so a token is useless for anything else. The expiry is kept to the whole second.
     """
     payload = orjson.dumps(
-        {"env": environment_id, "sub": user_id, "exp": int(expires_at.timestamp())}
+        {"env": environment_id, "sub": user_id, "exp": int(expires_at.timestamp()), "key": key_id}
     )
     signed = f"{_TOKEN_VERSION}.{_b64encode(payload)}"
     return f"{signed}.{_b64encode(_signature(secret, signed))}"
@@ -130,7 +136,10 @@ def verify_inbox_token(secret: bytes, token: str, now: datetime | None = None) -
     if not isinstance(claims, dict):
         raise invalid
     environment_id, user_id, expiry = claims.get("env"), claims.get("sub"), claims.get("exp")
+    key_id = claims.get("key")
     if not isinstance(environment_id, str) or not isinstance(user_id, str):
+        raise invalid
+    if not isinstance(key_id, str):
         raise invalid
     if not isinstance(expiry, int) or isinstance(expiry, bool):
         raise invalid
@@ -144,7 +153,7 @@ def verify_inbox_token(secret: bytes, token: str, now: datetime | None = None) -
             "POST /inbox/tokens.",
             "expired_inbox_token",
         )
-    return InboxUser(environment_id, user_id, expires_at)
+    return InboxUser(environment_id, user_id, expires_at, key_id)
 
 
 def issue_token(
@@ -152,11 +161,18 @@ def issue_token(
 ) -> tuple[str, datetime]:
     """A token for `user_id` in the API key's environment, and when it expires."""
     expires_at = (utcnow() + timedelta(seconds=expires_in_seconds)).replace(microsecond=0)
-    return inbox_token(secret, scope.environment_id, user_id, expires_at), expires_at
+    token = inbox_token(secret, scope.environment_id, user_id, expires_at, scope.key_id)
+    return token, expires_at
 
 
-def authenticate(secret: bytes, token: str | None, field: str) -> InboxUser:
-    """The token's user, or a 401 naming `field` (where the token should have been)."""
+def key_is_active(session: Session, user: InboxUser) -> bool:
+    """Whether the API key that issued the user's token still exists and is not revoked."""
+    return bool(active_key_ids(session, [user.key_id]))
+
+
+def authenticate(database: Database, secret: bytes, token: str | None, field: str) -> InboxUser:
+    """The token's user, or a 401 naming `field` (where the token should have been): for a
+    missing, forged or expired token, or one issued with an API key since revoked."""
     headers = {"WWW-Authenticate": 'Bearer realm="inbox"'}
     if not token:
         raise Unauthorized(
@@ -167,9 +183,20 @@ def authenticate(secret: bytes, token: str | None, field: str) -> InboxUser:
             headers=headers,
         )
     try:
-        return verify_inbox_token(secret, token)
+        user = verify_inbox_token(secret, token)
     except InboxTokenError as exc:
         raise Unauthorized(exc.message, code=exc.code, field=field, headers=headers) from exc
+    with database.read() as session:
+        if not key_is_active(session, user):
+            raise Unauthorized(
+                "The API key this inbox token was issued with has been revoked, so the token "
+                "no longer opens the inbox. Issue a new one with POST /inbox/tokens, with a "
+                "current secret key.",
+                code="revoked_inbox_token",
+                field=field,
+                headers=headers,
+            )
+    return user
 
 
 # ---------------------------------------------------------------- live notification
@@ -342,8 +369,13 @@ def _newest_id(database: Database, user: InboxUser) -> int:
         return InboxRepository(session).newest_id(user.environment_id, user.user_id)
 
 
-def _events_after(database: Database, user: InboxUser, after_id: int) -> list[tuple[int, str]]:
+def _events_after(
+    database: Database, user: InboxUser, after_id: int
+) -> list[tuple[int, str]] | None:
+    """The next events, or None once the key that issued the user's token is revoked."""
     with database.read() as session:
+        if not key_is_active(session, user):
+            return None
         rows = InboxRepository(session).newer_than(
             user.environment_id, user.user_id, after_id, STREAM_BATCH
         )
@@ -359,8 +391,8 @@ def server_sent_event(message: InboxMessage) -> str:
 async def stream(
     database: Database, broker: InboxBroker, user: InboxUser, after_id: int | None
 ) -> AsyncIterator[str]:
-    """Server-Sent Events for the user's new messages, until the client leaves or the token
-    expires.
+    """Server-Sent Events for the user's new messages, until the client leaves, the token
+    expires, or the API key that issued it is revoked.
 
     Messages stored after `after_id` (a previous event's `id`) are sent first; without it, only
     messages stored from now on. The first chunk is sent once the stream is listening.
@@ -373,6 +405,8 @@ async def stream(
         last_sent = time.monotonic()
         while utcnow() < user.expires_at:
             events = await asyncio.to_thread(_events_after, database, user, after_id)
+            if events is None:
+                return
             for row_id, event in events:
                 yield event
                 after_id = row_id

@@ -12,9 +12,22 @@ import orjson
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from tidings.dependencies import INVALID_KEY_MESSAGE, MISSING_KEY_MESSAGE, Caller, ReadSession
+from tidings.dependencies import (
+    INVALID_KEY_MESSAGE,
+    Caller,
+    IngestCaller,
+    KeyFirstRoute,
+    ReadSession,
+    presented_key,
+)
 from tidings.errors import Conflict, PayloadTooLarge, ServiceUnavailable, Unauthorized
-from tidings.ingest.tracking import BATCH_PATHS, SINGLE_PATHS, TrackingRequest, accept_tracking
+from tidings.ingest.tracking import (
+    BATCH_PATHS,
+    SINGLE_PATHS,
+    KeyCheck,
+    TrackingRequest,
+    accept_tracking,
+)
 from tidings.ingest.validation import (
     MAX_EVENT_BYTES,
     ValidEvent,
@@ -23,10 +36,9 @@ from tidings.ingest.validation import (
     validate_segment_event,
 )
 from tidings.ingest.writer import IngestItem, IngestWriter, Outcome
-from tidings.workspace.keys import key_from_authorization
 from tidings.workspace.repository import WorkspaceRepository
 
-router = APIRouter(tags=["inbound"])
+router = APIRouter(route_class=KeyFirstRoute, tags=["inbound"])
 
 _SEGMENT_EVENT_SCHEMA: dict[str, Any] = {
     "requestBody": {
@@ -107,13 +119,6 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def presented_key(authorization: str | None) -> str:
-    key = key_from_authorization(authorization)
-    if key is None:
-        raise Unauthorized(MISSING_KEY_MESSAGE, code="missing_api_key")
-    return key
-
-
 async def _ingest(writer: IngestWriter, event: ValidEvent, key: str) -> tuple[Outcome, str]:
     try:
         (result,) = await writer.submit([IngestItem(key=key, event=event)])
@@ -129,7 +134,8 @@ async def _ingest(writer: IngestWriter, event: ValidEvent, key: str) -> tuple[Ou
 
 
 async def accept_segment_event(writer: IngestWriter, key: str, body: bytes) -> dict[str, Any]:
-    """Validate and durably store one Segment event; the 202 body, or an AppError."""
+    """Validate and durably store one Segment event (its key already checked with
+    `KeyCheck.verify`, before its body was read); the 202 body, or an AppError."""
     event = validate_segment_event(parse_json(body))
     outcome, message_id = await _ingest(writer, event, key)
     if outcome is Outcome.DUPLICATE:
@@ -146,13 +152,15 @@ async def inbound_segment(request: Request) -> Response:
     `tidings.ingest.fastpath`, which runs the same `accept_segment_event`.)
     """
     key = presented_key(request.headers.get("authorization"))
+    await KeyCheck.of(request.app.state, request.scope).verify(key)
     body = await read_limited_body(request, MAX_EVENT_BYTES)
     return _json(await accept_segment_event(request.app.state.ingest_writer, key, body), 202)
 
 
 @router.post("/inbound/courier", status_code=202, openapi_extra=_COURIER_EVENT_SCHEMA)
-async def inbound_courier(request: Request) -> Response:
-    """Courier's inbound track event. A repeated `messageId` gets 409, as on Courier."""
+async def inbound_courier(request: Request, caller: Caller) -> Response:
+    """Courier's inbound track event (a secret key). A repeated `messageId` gets 409, as on
+    Courier."""
     key = presented_key(request.headers.get("authorization"))
     body = await read_limited_body(request, MAX_EVENT_BYTES)
     event = validate_courier_event(parse_json(body))
@@ -203,7 +211,7 @@ async def tracking_api(request: Request) -> Response:
         content_length=request.headers.get("content-length"),
     )
     body = await accept_tracking(
-        request.app.state.ingest_writer,
+        KeyCheck.of(request.app.state, request.scope),
         request.app.state.tracking_limiter,
         tracking_request,
         request.stream(),
@@ -242,7 +250,7 @@ for _path in BATCH_PATHS:
 
 
 @router.post("/debug")
-def debug(caller: Caller, session: ReadSession) -> dict[str, Any]:
+def debug(caller: IngestCaller, session: ReadSession) -> dict[str, Any]:
     """Segment calls this when the API key is saved: 200 names the key's workspace."""
     workspace = WorkspaceRepository(session).workspace(caller.workspace_id)
     return {

@@ -16,15 +16,15 @@ from collections.abc import AsyncIterator
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tidings.dependencies import presented_key
 from tidings.errors import AppError, error_body
 from tidings.ingest.endpoints import (
     accept_segment_event,
     check_declared_length,
     payload_too_large,
-    presented_key,
 )
 from tidings.ingest.tracking import PATHS as TRACKING_PATHS
-from tidings.ingest.tracking import TrackingRequest, accept_tracking
+from tidings.ingest.tracking import KeyCheck, TrackingRequest, accept_tracking
 from tidings.ingest.validation import MAX_EVENT_BYTES
 
 PATH = "/inbound/segment"
@@ -61,8 +61,7 @@ class IngestFastPath:
             await send({"type": "http.response.body", "body": b""})
             return
         if path == PATH:
-            status, body = await _serve(scope, receive)
-            headers: list[tuple[bytes, bytes]] = []
+            status, body, headers = await _serve(scope, receive)
         elif path in _TRACKING:
             status, body, headers = await _serve_tracking(scope, receive, path)
             headers.append(_ANY_ORIGIN)
@@ -79,7 +78,13 @@ class IngestFastPath:
         await send({"type": "http.response.body", "body": body})
 
 
-async def _serve(scope: Scope, receive: Receive) -> tuple[int, bytes]:
+def _error(exc: AppError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """The one JSON error shape, with the error's headers (`Retry-After` on a 429)."""
+    headers = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
+    return exc.status_code, error_body(exc.code, exc.message, exc.field), headers
+
+
+async def _serve(scope: Scope, receive: Receive) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     authorization = None
     declared = None
     for name, value in scope["headers"]:
@@ -87,23 +92,24 @@ async def _serve(scope: Scope, receive: Receive) -> tuple[int, bytes]:
             authorization = value.decode("latin-1")
         elif name == b"content-length":
             declared = value.decode("latin-1")
+    state = scope["app"].state
     try:
         key = presented_key(authorization)
+        await KeyCheck.of(state, scope).verify(key)
         check_declared_length(declared, MAX_EVENT_BYTES)
         body = b""
         more = True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
-                return 400, error_body("disconnected", "The client went away.")
+                return 400, error_body("disconnected", "The client went away."), []
             body += message.get("body", b"")
             if len(body) > MAX_EVENT_BYTES:
                 raise payload_too_large(MAX_EVENT_BYTES)
             more = message.get("more_body", False)
-        writer = scope["app"].state.ingest_writer
-        return 202, orjson.dumps(await accept_segment_event(writer, key, body))
+        return 202, orjson.dumps(await accept_segment_event(state.ingest_writer, key, body)), []
     except AppError as exc:
-        return exc.status_code, error_body(exc.code, exc.message, exc.field)
+        return _error(exc)
 
 
 async def body_chunks(receive: Receive) -> AsyncIterator[bytes]:
@@ -132,11 +138,10 @@ async def _serve_tracking(
     state = scope["app"].state
     try:
         body = await accept_tracking(
-            state.ingest_writer, state.tracking_limiter, request, body_chunks(receive)
+            KeyCheck.of(state, scope), state.tracking_limiter, request, body_chunks(receive)
         )
         return 200, body, []
     except ClientDisconnected:
         return 400, error_body("disconnected", "The client went away."), []
     except AppError as exc:
-        extra = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
-        return exc.status_code, error_body(exc.code, exc.message, exc.field), extra
+        return _error(exc)

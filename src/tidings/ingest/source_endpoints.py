@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, KeyFirstRoute, ReadSession, RuntimeDep
 from tidings.errors import BadRequest, NotFound, Unauthorized
 from tidings.ingest import sources
 from tidings.ingest.signature import verify
@@ -20,7 +20,7 @@ from tidings.ingest.writer import IngestItem
 from tidings.kit.time import utcnow
 from tidings.runtime import Runtime
 
-router = APIRouter(tags=["signed sources"])
+router = APIRouter(route_class=KeyFirstRoute, tags=["signed sources"])
 
 MAX_WEBHOOK_BYTES = 4 * 1024 * 1024
 

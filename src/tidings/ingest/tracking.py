@@ -12,22 +12,26 @@ only after it is committed.
 
 from __future__ import annotations
 
-import math
-import time
 import zlib
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
+from starlette.types import Scope as ASGIScope
 
 from tidings.config import Settings
-from tidings.dependencies import INVALID_KEY_MESSAGE
-from tidings.errors import AppError, BadRequest, ServiceUnavailable, Unauthorized
+from tidings.dependencies import (
+    INVALID_KEY_MESSAGE,
+    client_address,
+    invalid_key,
+    refuse_locked_client,
+)
+from tidings.errors import BadRequest, ServiceUnavailable, TooManyRequests, Unauthorized
 from tidings.ingest.validation import MAX_EVENT_BYTES, ValidEvent, validate_segment_event
 from tidings.ingest.writer import IngestItem, IngestWriter, Outcome
+from tidings.kit.ratelimit import TokenBuckets
 from tidings.kit.time import parse_timestamp, utcnow
 from tidings.workspace.keys import key_from_authorization
 
@@ -60,9 +64,27 @@ MISSING_WRITE_KEY_MESSAGE = (
 )
 
 
-class TooManyRequests(AppError):
-    status_code = 429
-    code = "rate_limited"
+@dataclass(frozen=True, slots=True)
+class KeyCheck:
+    """What an ingest request's key is checked with: the writer's key cache, and the failed
+    checks counted per client address (TIDINGS_AUTH_FAILURE_LIMIT)."""
+
+    writer: IngestWriter
+    failures: TokenBuckets
+    client: str
+
+    @classmethod
+    def of(cls, state: Any, scope: ASGIScope) -> KeyCheck:
+        """For a request: `state` is the app's state, `scope` the request's ASGI scope."""
+        return cls(
+            state.ingest_writer, state.runtime.auth_limits.api_clients, client_address(scope)
+        )
+
+    async def verify(self, key: str) -> None:
+        """401 for an unknown or revoked key, 429 for a client that sent too many."""
+        refuse_locked_client(self.failures, self.client)
+        if await self.writer.key_scope(key) is None:
+            raise invalid_key(self.failures, self.client)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,18 +160,8 @@ async def read_body(request: TrackingRequest, chunks: AsyncIterator[bytes]) -> b
 # -- rate limit --------------------------------------------------------------------------------
 
 
-class RateLimiter:
-    """A token bucket per write key, per process: `rate` requests a second, `burst` at once.
-
-    With `rate` 0 it lets everything through. Buckets of the least recently seen keys are
-    dropped past `max_keys`, so made-up keys cannot grow it without bound.
-    """
-
-    def __init__(self, rate: float, burst: float, max_keys: int = 10_000) -> None:
-        self.rate = rate
-        self.burst = max(burst, 1.0)
-        self.max_keys = max_keys
-        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+class RateLimiter(TokenBuckets):
+    """A token bucket per write key, per process: `rate` requests a second, `burst` at once."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimiter:
@@ -158,23 +170,13 @@ class RateLimiter:
 
     def check(self, key: str, now: float | None = None) -> None:
         """Take a token for `key`, or raise 429 saying when to retry."""
-        if self.rate <= 0:
-            return
-        now = time.monotonic() if now is None else now
-        tokens, last = self._buckets.pop(key, (self.burst, now))
-        tokens = min(self.burst, tokens + (now - last) * self.rate)
-        if tokens < 1.0:
-            self._buckets[key] = (tokens, now)
-            wait = max(1, math.ceil((1.0 - tokens) / self.rate))
+        wait = self.take(key, now)
+        if wait:
             raise TooManyRequests(
                 f"Too many requests for this write key: the limit is {self.rate:g} requests "
                 f"a second (TIDINGS_TRACKING_RATE_LIMIT). Retry after {wait} s.",
-                code="rate_limited",
-                headers={"Retry-After": str(wait), "X-RateLimit-Reset": str(wait)},
+                retry_after=wait,
             )
-        self._buckets[key] = (tokens - 1.0, now)
-        while len(self._buckets) > self.max_keys:
-            self._buckets.popitem(last=False)
 
 
 # -- events ------------------------------------------------------------------------------------
@@ -333,15 +335,28 @@ def single_event(body: dict[str, Any], event_type: str, received_at: datetime) -
 
 
 async def accept_tracking(
-    writer: IngestWriter,
+    check: KeyCheck,
     limiter: RateLimiter,
     request: TrackingRequest,
     chunks: AsyncIterator[bytes],
 ) -> bytes:
-    """Serve one Tracking API request; the 200 body, or an AppError."""
-    raw = await read_body(request, chunks)
-    body = _parse(raw, request.path)
+    """Serve one Tracking API request; the 200 body, or an AppError.
+
+    The write key is checked before the events are validated: a wrong key is a 401 whatever
+    the events hold. When the body cannot be read as a JSON object at all (too large, broken
+    gzip, not JSON), a key in the header is still checked first; without one, the key may be
+    in that unreadable body (analytics.js sends it there), so the answer says what is wrong
+    with the body rather than that the key is missing."""
+    try:
+        raw = await read_body(request, chunks)
+        body = _parse(raw, request.path)
+    except BadRequest:
+        header_key = key_from_authorization(request.authorization)
+        if header_key is not None:
+            await check.verify(header_key)
+        raise
     key = write_key(body, request.authorization)
+    await check.verify(key)
     limiter.check(key)
     received_at = utcnow()
     event_type = SINGLE_PATHS.get(request.path)
@@ -351,7 +366,7 @@ async def accept_tracking(
         events = [single_event(body, event_type, received_at)]
     if not events:
         return SUCCESS
-    await submit(writer, [IngestItem(key=key, event=event) for event in events])
+    await submit(check.writer, [IngestItem(key=key, event=event) for event in events])
     return SUCCESS
 
 

@@ -183,6 +183,16 @@ class IngestWriter:
         self._queue.put((items, future))
         return await future
 
+    async def key_scope(self, key: str) -> Scope | None:
+        """The key's scope if it matches its ciphertext and was not revoked when last looked
+        up; None for an unknown or revoked key. Checked before a request's body, so that an
+        unauthenticated request is a 401 whatever it sends; a key seen before costs nothing
+        (each batch still confirms in SQL that it is not revoked)."""
+        scope = self._verified.get(key)
+        if scope is not None:
+            return scope
+        return (await asyncio.to_thread(self._candidates, {key})).get(key)
+
     def _run(self) -> None:
         """The writer thread: takes whatever requests are waiting, writes them in one
         transaction, hands the results to the event loop and the new ids to the enqueuer.

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, KeyFirstRoute, ReadSession, RuntimeDep
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import isoformat
 from tidings.list import service
@@ -25,7 +25,7 @@ from tidings.list.schemas import (
 )
 from tidings.models import RecipientList
 
-router = APIRouter(tags=["lists"])
+router = APIRouter(route_class=KeyFirstRoute, tags=["lists"])
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 

@@ -7,7 +7,7 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
-from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, KeyFirstRoute, ReadSession, RuntimeDep
 from tidings.errors import BadRequest
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import utcnow
@@ -23,7 +23,7 @@ from tidings.message.schemas import (
 )
 from tidings.models import Message
 
-router = APIRouter(tags=["messages"])
+router = APIRouter(route_class=KeyFirstRoute, tags=["messages"])
 
 
 def _json(body: dict[str, Any], status_code: int) -> Response:

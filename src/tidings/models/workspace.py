@@ -41,5 +41,7 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     key_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     key_hint: Mapped[str] = mapped_column(String(16))
+    # `secret`: the whole API. `ingest`: only the ingest endpoints (safe in a web page).
+    scope: Mapped[str] = mapped_column(String(16), server_default="secret")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, KeyFirstRoute, ReadSession, RuntimeDep
 from tidings.errors import NotFound
 from tidings.event.repository import EventRepository
 from tidings.kit.pagination import decode_cursor, encode_cursor
@@ -22,7 +22,7 @@ from tidings.notification.schemas import (
 )
 from tidings.template.render import RenderContext
 
-router = APIRouter(prefix="/notifications", tags=["notifications"])
+router = APIRouter(route_class=KeyFirstRoute, prefix="/notifications", tags=["notifications"])
 
 
 def _view(notification: Notification) -> NotificationResponse:

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
-from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, KeyFirstRoute, ReadSession, RuntimeDep
 from tidings.errors import AppError, BadRequest, NotFound, PayloadTooLarge, error_response
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import isoformat
@@ -35,7 +35,7 @@ from tidings.preference.schemas import (
     TopicResponse,
 )
 
-router = APIRouter()
+router = APIRouter(route_class=KeyFirstRoute)
 
 TopicId = Annotated[str, Path(max_length=200, description="The subscription topic id.")]
 UserId = Annotated[str, Path(max_length=300)]

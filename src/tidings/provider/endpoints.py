@@ -5,12 +5,12 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, KeyFirstRoute, ReadSession, RuntimeDep
 from tidings.errors import NotFound
 from tidings.provider import service
 from tidings.provider.registry import load_all
 
-router = APIRouter(prefix="/providers", tags=["providers"])
+router = APIRouter(route_class=KeyFirstRoute, prefix="/providers", tags=["providers"])
 
 
 class ProviderBody(BaseModel):

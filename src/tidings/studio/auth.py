@@ -8,22 +8,27 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.orm import Session
 
-from tidings.errors import BadRequest, Unauthorized
+from tidings.errors import BadRequest, TooManyRequests, Unauthorized
 from tidings.kit.crypto import sha256_hex
 from tidings.kit.ids import new_id
 from tidings.kit.time import utcnow
 from tidings.models import AdminSession, AdminSignInToken, AdminUser, Environment
 from tidings.studio.repository import StudioRepository
 from tidings.workspace.service import Scope, default_workspace
+
+if TYPE_CHECKING:
+    from tidings.runtime import AuthLimits
 
 SIGN_IN_LINK_LIFETIME = timedelta(hours=24)
 SESSION_LIFETIME = timedelta(days=14)
@@ -126,6 +131,41 @@ def use_sign_in_link(session: Session, token: str, email: str, password: str) ->
     admin, _ = set_admin_password(session, email, password)
     row.used_at = utcnow()
     return admin
+
+
+def sign_in(
+    session: Session, limits: AuthLimits, client: str, email: str, password: str
+) -> AdminUser:
+    """`verify_credentials` behind the sign-in lockout.
+
+    Wrong passwords are counted per account and per client address; once either has spent
+    its allowance (TIDINGS_SIGN_IN_FAILURE_LIMIT, TIDINGS_SIGN_IN_CLIENT_FAILURE_LIMIT) every
+    attempt is refused with 429 until the lockout has passed, the right password included:
+    the password is not even checked, so a guess during the lockout learns nothing.
+    An unknown email is locked like a real one, so a lockout does not tell which exist.
+    """
+    account = email.strip().lower()
+    wait = max(limits.accounts.wait(account), limits.sign_in_clients.wait(client))
+    if wait:
+        raise TooManyRequests(
+            "Too many wrong passwords: sign-in is locked for this account or from this "
+            f"address. Try again in {_duration(wait)}; `tidings admin create EMAIL` sets a "
+            "new password if it is lost.",
+            retry_after=wait,
+            code="sign_in_locked",
+        )
+    try:
+        return verify_credentials(session, email, password)
+    except Unauthorized:
+        limits.accounts.take(account)
+        limits.sign_in_clients.take(client)
+        raise
+
+
+def _duration(seconds: int) -> str:
+    if seconds < 120:
+        return f"{seconds} seconds"
+    return f"{math.ceil(seconds / 60)} minutes"
 
 
 def verify_credentials(session: Session, email: str, password: str) -> AdminUser:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import secrets
 from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from tidings.errors import Unauthorized
 from tidings.kit.crypto import sha256_hex
 
 _PREFIX = {"test": "tdg_test_", "production": "tdg_live_"}
@@ -49,8 +49,17 @@ class KeyCipher:
         return hmac.compare_digest(stored.encode(), presented.encode())
 
 
+MALFORMED_BASIC_MESSAGE = (
+    "The Authorization header is malformed: Basic credentials must be the base64 of "
+    "`<key>:` (ASCII). Send `Authorization: Bearer <key>`, or Basic auth with the API key as "
+    "the username and an empty password."
+)
+
+
 def key_from_authorization(header: str | None) -> str | None:
-    """The key in `Bearer <key>` or `Basic base64(<key>:)`; None when absent or malformed."""
+    """The key in `Bearer <key>` or `Basic base64(<key>:)`; None when absent or of another
+    scheme. Basic credentials that are not base64 of UTF-8 text are a 401, whatever bytes
+    they hold."""
     if not header:
         return None
     scheme, _, credentials = header.strip().partition(" ")
@@ -62,9 +71,10 @@ def key_from_authorization(header: str | None) -> str | None:
         return credentials
     if scheme == "basic":
         try:
+            # ValueError: a str with characters outside ASCII (binascii.Error is one too).
             decoded = base64.b64decode(credentials, validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
-            return None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise Unauthorized(MALFORMED_BASIC_MESSAGE, code="invalid_authorization") from exc
         username, _, _password = decoded.partition(":")
         return username or None
     return None

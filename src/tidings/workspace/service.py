@@ -18,15 +18,22 @@ from tidings.workspace.repository import WorkspaceRepository
 ENVIRONMENTS = ("test", "production")
 DEFAULT_WORKSPACE_NAME = "Default workspace"
 
+# What a key may call: a secret key the whole API; an ingest key only the ingest endpoints
+# (the Tracking API, /inbound/segment, /debug), so it can sit in a web page.
+SECRET = "secret"
+INGEST = "ingest"
+KEY_SCOPES = (SECRET, INGEST)
+
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """What an API key opens: one environment of one workspace."""
+    """What an API key opens: one environment of one workspace, with the key's scope."""
 
     workspace_id: str
     environment_id: str
     environment: str
     key_id: str
+    key_scope: str = SECRET
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +45,14 @@ class KeyView:
     hint: str
     created_at: datetime
     revoked_at: datetime | None
+    scope: str
 
     def as_dict(self) -> dict[str, object]:
         return {
             "id": self.id,
             "workspace_id": self.workspace_id,
             "environment": self.environment,
+            "scope": self.scope,
             "key": self.key,
             "hint": self.hint,
             "created_at": self.created_at.isoformat(),
@@ -83,7 +92,11 @@ def default_workspace(session: Session) -> Workspace:
 
 
 def _create_key(
-    session: Session, cipher: KeyCipher, workspace_id: str, environment: Environment
+    session: Session,
+    cipher: KeyCipher,
+    workspace_id: str,
+    environment: Environment,
+    scope: str = SECRET,
 ) -> KeyView:
     key = generate_key(environment.name)
     row = ApiKey(
@@ -93,25 +106,36 @@ def _create_key(
         key_hash=hash_key(key),
         key_ciphertext=cipher.encrypt(key),
         key_hint=hint(key),
+        scope=scope,
         created_at=utcnow(),
         revoked_at=None,
     )
     WorkspaceRepository(session).add(row)
     session.flush()
-    return KeyView(row.id, workspace_id, environment.name, key, row.key_hint, row.created_at, None)
+    return KeyView(
+        row.id, workspace_id, environment.name, key, row.key_hint, row.created_at, None, scope
+    )
 
 
-def create_key(session: Session, cipher: KeyCipher, environment_name: str) -> KeyView:
+def create_key(
+    session: Session, cipher: KeyCipher, environment_name: str, scope: str = SECRET
+) -> KeyView:
     if environment_name not in ENVIRONMENTS:
         raise BadRequest(
             f"Unknown environment {environment_name!r}: use 'test' or 'production'.",
             field="environment",
         )
+    if scope not in KEY_SCOPES:
+        raise BadRequest(
+            f"Unknown key scope {scope!r}: use 'secret' (the whole API) or 'ingest' (only the "
+            "Tracking API, /inbound/segment and /debug, safe to put in a web page).",
+            field="scope",
+        )
     workspace = default_workspace(session)
     environment = WorkspaceRepository(session).environment_by_name(workspace.id, environment_name)
     if environment is None:
         raise NotFound(f"The workspace has no {environment_name!r} environment.")
-    return _create_key(session, cipher, workspace.id, environment)
+    return _create_key(session, cipher, workspace.id, environment, scope)
 
 
 def list_keys(session: Session, cipher: KeyCipher) -> list[KeyView]:
@@ -125,6 +149,7 @@ def list_keys(session: Session, cipher: KeyCipher) -> list[KeyView]:
             key.key_hint,
             key.created_at,
             key.revoked_at,
+            key.scope,
         )
         for key, environment in WorkspaceRepository(session).keys(workspace.id)
     ]
@@ -148,5 +173,12 @@ def resolve_keys(session: Session, cipher: KeyCipher, presented: Iterable[str]) 
     for row, environment in WorkspaceRepository(session).keys_by_hash(by_hash):
         key = by_hash[row.key_hash]
         if row.revoked_at is None and cipher.matches(row.key_ciphertext, key):
-            resolved[key] = Scope(row.workspace_id, row.environment_id, environment, row.id)
+            resolved[key] = Scope(
+                row.workspace_id, row.environment_id, environment, row.id, row.scope
+            )
     return resolved
+
+
+def active_key_ids(session: Session, key_ids: Iterable[str]) -> set[str]:
+    """The ids among `key_ids` of keys that exist and are not revoked."""
+    return WorkspaceRepository(session).active_key_ids(key_ids)

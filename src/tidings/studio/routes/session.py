@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from tidings.dependencies import RuntimeDep
+from tidings.dependencies import RuntimeDep, client_address
 from tidings.errors import AppError
 from tidings.models import AdminUser
 from tidings.studio import auth, csrf
@@ -40,12 +40,17 @@ def _start(request: Request, runtime: RuntimeDep, admin_id: str) -> None:
 def sign_in(request: Request, form: CheckedForm, runtime: RuntimeDep) -> Response:
     email, password = form_text(form, "email"), form_text(form, "password")
     next_path = safe_next(form_text(form, "next"))
+    client = client_address(request.scope)
     try:
         with runtime.database.write() as session:
-            admin_id = auth.verify_credentials(session, email, password).id
+            admin_id = auth.sign_in(session, runtime.auth_limits, client, email, password).id
     except AppError as exc:
         request.state.csrf_token = csrf.token_for(request)
-        return render(request, "sign_in.html", 401, next=next_path, error=exc.message, email=email)
+        page = render(
+            request, "sign_in.html", exc.status_code, next=next_path, error=exc.message, email=email
+        )
+        page.headers.update(exc.headers or {})
+        return page
     _start(request, runtime, admin_id)
     return RedirectResponse(next_path, status_code=303)
 

@@ -41,7 +41,10 @@ def settings_page(request: Request, admin: Admin, runtime: RuntimeDep, flash: st
 def create_key(admin: Admin, form: CheckedForm, runtime: RuntimeDep) -> Response:
     with runtime.database.write() as session:
         workspace_service.create_key(
-            session, runtime.cipher, form_text(form, "environment").strip()
+            session,
+            runtime.cipher,
+            form_text(form, "environment").strip(),
+            form_text(form, "scope").strip() or workspace_service.SECRET,
         )
     return RedirectResponse(f"{PREFIX}/settings?flash=created", status_code=303)
 
