@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     def _valid_allowances(cls, value: str) -> str:
         parse_allowances(value)
         return value
+
     auth_failure_limit: int = 20
     auth_failure_window_seconds: float = 60.0
     sign_in_failure_limit: int = 5
