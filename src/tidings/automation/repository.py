@@ -272,6 +272,7 @@ class RunRepository:
                 AutomationRun.status.in_(RunStatus.ACTIVE),
                 AutomationRun.id != excluding,
             )
+            .order_by(AutomationRun.id)
             .with_for_update()
         ).all()
 

@@ -34,9 +34,12 @@ _GET_FOR_UPDATE = (
     .with_for_update()
     .execution_options(populate_existing=True)
 )
+# Rows locked in sets are locked in id order, everywhere: two transactions that lock
+# overlapping sets in different orders (a plan's scan order, not the caller's) deadlock.
 _LOCK_MANY = (
     select(Event)
     .where(Event.id.in_(bindparam("event_ids", expanding=True)))
+    .order_by(Event.id)
     .with_for_update()
     .execution_options(populate_existing=True)
 )

@@ -345,11 +345,12 @@ def _process_group(
     a tenth of its processing.)"""
     taken: list[int] = []
     done: list[tuple[str, list[int], Followups]] = []
+    group = event_ids[:size]
     deadline = time.monotonic() + GROUP_SECONDS
     try:
         with database.write() as session:
             # Held until the group ends, so that get_locked finds each event in the session.
-            loaded = EventRepository(session).lock_many(event_ids[:size])
+            loaded = EventRepository(session).lock_many(group)
             for event_id in event_ids:
                 if len(taken) >= size or (taken and time.monotonic() > deadline):
                     break
@@ -358,8 +359,14 @@ def _process_group(
                 result, pending = _process_in(session, event_id, context, followups, isolated=False)
                 done.append((result, pending, followups))
             del loaded
-    except Exception:
-        logger.info("a group of %d events failed; processing each alone", len(taken), exc_info=True)
+    except Exception as exc:
+        # Before taking any (beginning, or locking), the failure concerned the whole group.
+        logger.info(
+            "a group of %d events failed (%s); processing each alone",
+            len(taken) or len(group),
+            type(exc).__name__,
+            exc_info=True,
+        )
         # Failed before taking any (beginning, or locking the events): the first goes alone,
         # so that the caller always moves on.
         return taken or event_ids[:1], False

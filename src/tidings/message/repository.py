@@ -166,6 +166,17 @@ class MessageRepository:
             .order_by(MessageDelivery.id)
         ).all()
 
+    def lock_deliveries(self, message: Message) -> Sequence[MessageDelivery]:
+        """A message's deliveries, locked in id order. Lock them before the message: the
+        pipeline and the callbacks lock a delivery, then its message."""
+        return self.session.scalars(
+            select(MessageDelivery)
+            .where(MessageDelivery.message_pk == message.id)
+            .order_by(MessageDelivery.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).all()
+
     def lock_delivery(self, delivery_id: int) -> MessageDelivery | None:
         return self.session.scalars(
             select(MessageDelivery)
