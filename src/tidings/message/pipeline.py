@@ -9,6 +9,8 @@
    - retryable error → tried again with exponential backoff while the provider is inside its
      failover window; then the next provider takes over;
    - permanent error → the next provider takes over at once;
+   - unknown outcome (the provider got the message, its answer was lost) → the delivery is
+     `unknown`, with an UNKNOWN_OUTCOME history entry, and is neither retried nor failed over;
    - no provider left → the delivery fails; when every delivery failed, UNDELIVERABLE with the
      last provider's reason.
 3. The sweeper re-drives what a crash left: messages still ENQUEUED (or due DELAYED), due
@@ -58,6 +60,7 @@ from tidings.provider.base import (
     ProviderError,
     RetryableProviderError,
     SendResult,
+    UnknownOutcomeError,
 )
 from tidings.provider.service import ConfiguredProvider, ConfiguredProviders
 from tidings.template.elemental import content_to_specs
@@ -530,6 +533,8 @@ def call_provider(
 
 
 INBOX = "inbox"
+# The history entry (and the message's reason) of an attempt whose outcome is unknown.
+UNKNOWN_OUTCOME = "UNKNOWN_OUTCOME"
 
 
 def _store_in_inbox(context: PipelineContext, attempt: Attempt) -> SendResult:
@@ -646,6 +651,23 @@ def _apply_outcome(
             message.reason = None
             message.reason_detail = None
             message.sent_at = message.sent_at or now
+            message.updated_at = now
+        return delivery.status, None
+    if isinstance(error, UnknownOutcomeError):
+        # The provider may have sent it: no retry, no failover, so no second copy.
+        delivery.status = DeliveryStatus.UNKNOWN
+        delivery.error = error.reason
+        repository.record(
+            message,
+            UNKNOWN_OUTCOME,
+            channel=delivery.channel,
+            provider=delivery.provider,
+            reason=error.reason,
+            response=error.response_excerpt,
+        )
+        if message.status not in (MessageStatus.SENT, MessageStatus.DELIVERED):
+            message.reason = UNKNOWN_OUTCOME
+            message.reason_detail = error.reason
             message.updated_at = now
         return delivery.status, None
     retryable = isinstance(error, RetryableProviderError)

@@ -76,6 +76,9 @@ class DeliveryStatus:
     SENT = "sent"
     DELIVERED = "delivered"
     FAILED = "failed"
+    # The provider got the message and its answer was lost: never retried (it may have
+    # been sent), so never sent twice by Tidings.
+    UNKNOWN = "unknown"
 
 
 class MessageDelivery(Base):
