@@ -11,6 +11,7 @@ from tidings.config import Settings
 from tidings.db import Database, create_database_engine
 from tidings.inbox.service import InboxBroker
 from tidings.jobs.engine import JobEngine, build_huey
+from tidings.jobs.lease import Lease
 from tidings.kit.crypto import fernet_for, load_or_create_secret
 from tidings.message.pipeline import PipelineContext
 from tidings.preference.service import public_base_url, unsubscribe_key
@@ -32,6 +33,7 @@ class Runtime:
 
     def close(self) -> None:
         close_all_providers()
+        self.jobs.stop_lease()
         self.jobs.close()
         self.http.close()
         self.database.dispose()
@@ -54,6 +56,7 @@ def build_runtime(settings: Settings) -> Runtime:
         unsubscribe_key=unsubscribe_key(secret),
         base_url=public_base_url(settings),
         inbox_broker=broker,
+        lease=Lease(database, settings),
     )
     return Runtime(
         settings=settings,

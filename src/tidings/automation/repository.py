@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
-from tidings.kit.sql import execute_counting, insert_ignoring_conflicts, insert_loaded
+from tidings.kit.sql import claim_rows, execute_counting, insert_ignoring_conflicts, insert_loaded
 from tidings.models import (
     Automation,
     AutomationRun,
@@ -276,20 +276,27 @@ class RunRepository:
             .with_for_update()
         ).all()
 
-    def due(self, now: datetime, stale_before: datetime, limit: int) -> Sequence[int]:
-        """Waiting runs whose wake-up time has come, and processing runs nobody advanced lately."""
-        waking = select(AutomationRun.id).where(
-            AutomationRun.status == RunStatus.WAITING, AutomationRun.wake_at <= now
-        )
-        stalled = select(AutomationRun.id).where(
-            AutomationRun.status == RunStatus.PROCESSING,
-            AutomationRun.updated_at <= stale_before,
+    def claim_due(
+        self, now: datetime, stale_before: datetime, unclaimed_since: datetime, limit: int
+    ) -> list[int]:
+        """Claim, for a sweep to re-drive (`kit.sql.claim_rows`), waiting runs whose wake-up
+        time has come and processing runs nobody advanced since `stale_before`."""
+        waking = (AutomationRun.status == RunStatus.WAITING) & (AutomationRun.wake_at <= now)
+        stalled = (
+            (AutomationRun.status == RunStatus.PROCESSING)
+            & (AutomationRun.updated_at <= stale_before)
             # A run waiting out a retry's backoff has wake_at set to the retry time.
-            (AutomationRun.wake_at.is_(None)) | (AutomationRun.wake_at <= now),
+            & (AutomationRun.wake_at.is_(None) | (AutomationRun.wake_at <= now))
         )
-        ids = list(self.session.scalars(waking.limit(limit)).all())
-        ids += self.session.scalars(stalled.limit(max(0, limit - len(ids)))).all()
-        return ids
+        return claim_rows(
+            self.session,
+            AutomationRun.id,
+            AutomationRun.swept_at,
+            waking | stalled,
+            now=now,
+            unclaimed_since=unclaimed_since,
+            limit=limit,
+        )
 
     def version_numbers(self, version_pks: set[int]) -> dict[int, int]:
         if not version_pks:

@@ -1075,8 +1075,10 @@ def cancel_by_api(session: Session, scope: Scope, run_id: str) -> AutomationRun:
     return run
 
 
-def due_runs(context: PipelineContext, stale_seconds: float, limit: int) -> list[int]:
-    """Runs to re-drive: past their wake-up time, or PROCESSING with no progress lately."""
-    now = utcnow()
-    with context.database.read() as session:
-        return list(RunRepository(session).due(now, now - timedelta(seconds=stale_seconds), limit))
+def claim_due_runs(
+    context: PipelineContext, stale_before: datetime, unclaimed_since: datetime, limit: int
+) -> list[int]:
+    """Runs to re-drive, claimed for a sweep: past their wake-up time, or PROCESSING with no
+    progress since `stale_before`."""
+    with context.database.write() as session:
+        return RunRepository(session).claim_due(utcnow(), stale_before, unclaimed_since, limit)

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -451,8 +451,12 @@ def _record_failure(database: Database, event_id: int, exc: Exception, max_attem
     return "retry"
 
 
-def stale_event_ids(database: Database, older_than_seconds: float, limit: int) -> list[int]:
-    """Events still `received` after the given age: their job was lost, or is late."""
-    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
-    with database.read() as session:
-        return list(EventRepository(session).stale_pending(cutoff, limit))
+def claim_stale_events(
+    database: Database, received_before: datetime, unclaimed_since: datetime, limit: int
+) -> list[int]:
+    """Events still `received` from before the given time, claimed for a sweep to re-drive:
+    their job was lost, or is late. Up to `limit`, in a transaction of their own."""
+    with database.write() as session:
+        return EventRepository(session).claim_stale(
+            received_before, unclaimed_since, utcnow(), limit
+        )

@@ -35,6 +35,7 @@ from tidings.config import Settings
 from tidings.db import Database
 from tidings.inbox.service import InboxBroker
 from tidings.inbox.service import store as store_inbox_message
+from tidings.jobs.lease import Lease
 from tidings.kit.time import utcnow
 from tidings.message.repository import MessageRepository, record_sent
 from tidings.message.routing import Route, plan_routes
@@ -86,7 +87,13 @@ class PipelineContext:
     unsubscribe_key: bytes = b""
     base_url: str = ""
     inbox_broker: InboxBroker | None = None
+    # The process's worker lease: a `sending` attempt is stamped with its owner id.
+    lease: Lease | None = None
     providers: ConfiguredProviders = field(init=False)
+
+    @property
+    def owner(self) -> str | None:
+        return self.lease.owner if self.lease is not None else None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "providers", ConfiguredProviders(self.config_cipher))
@@ -226,6 +233,7 @@ def process_messages(
                     "provider_attempts": 1,
                     "provider_started_at": now,
                     "sending_since": now,
+                    "owner": context.owner,
                     "updated_at": now,
                 }
                 for message, route in routed
@@ -388,13 +396,10 @@ def _start_attempt(
         if delivery is None:
             return None
         now = utcnow()
-        stale = context.settings.sending_stale_seconds
-        if (
-            delivery.status == DeliveryStatus.SENDING
-            and delivery.sending_since
-            and delivery.sending_since > now - timedelta(seconds=stale)
+        if delivery.status == DeliveryStatus.SENDING and not repository.sending_orphaned(
+            delivery_id, now, context.settings
         ):
-            return None
+            return None  # its attempt is in the hands of a live process
         if delivery.status not in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
             return None
         if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
@@ -453,6 +458,7 @@ def _begin_attempt(
         )
     delivery.status = DeliveryStatus.SENDING
     delivery.sending_since = now
+    delivery.owner = context.owner
     delivery.attempts += 1
     delivery.provider_attempts += 1
     delivery.provider_started_at = delivery.provider_started_at or now
@@ -727,20 +733,21 @@ def _apply_outcome(
     return delivery.status, next_delivery
 
 
-def stuck_work(context: PipelineContext) -> tuple[list[str], list[int]]:
-    """Messages and deliveries a crash may have orphaned."""
-    settings = context.settings
-    now = utcnow()
-    with context.database.read() as session:
+def claim_stuck_messages(
+    context: PipelineContext, updated_before: datetime, unclaimed_since: datetime, limit: int
+) -> list[str]:
+    """Messages a lost job may have left ENQUEUED (or DELAYED and due), claimed for a sweep."""
+    with context.database.write() as session:
         repository = MessageRepository(session)
-        messages = list(
-            repository.due_messages(now - timedelta(seconds=settings.sweep_stale_seconds), 500)
+        pks = repository.claim_due_messages(updated_before, unclaimed_since, utcnow(), limit)
+        return repository.message_ids(pks)
+
+
+def claim_stuck_deliveries(
+    context: PipelineContext, due_before: datetime, unclaimed_since: datetime, limit: int
+) -> list[int]:
+    """Deliveries a dead process left `sending`, and due retries, claimed for a sweep."""
+    with context.database.write() as session:
+        return MessageRepository(session).claim_stuck_deliveries(
+            due_before, unclaimed_since, utcnow(), context.settings, limit
         )
-        deliveries = list(
-            repository.stuck_deliveries(
-                now - timedelta(seconds=settings.sending_stale_seconds),
-                now - timedelta(seconds=settings.sweep_stale_seconds),
-                500,
-            )
-        )
-    return messages, deliveries
