@@ -3,6 +3,7 @@ live one is left alone, and sweeps claim disjoint work without a cap."""
 
 from __future__ import annotations
 
+import secrets
 import threading
 from datetime import timedelta
 from typing import Any
@@ -14,11 +15,13 @@ from tests.conftest import Keys, wait_for
 from tests.event.test_processing import _identify_for, _store_without_job
 from tidings.kit.time import utcnow
 from tidings.models import (
+    AutomationRun,
     DeliveryStatus,
     Environment,
     Message,
     MessageDelivery,
     MessageStatus,
+    RunStatus,
     WorkerLease,
 )
 from tidings.runtime import Runtime
@@ -183,3 +186,42 @@ def test_a_consumer_lease_re_drives_the_work_of_a_worker_whose_lease_expires(
         runtime.jobs.stop_lease()
     with runtime.database.read() as session:
         assert session.scalars(select(WorkerLease)).all() == []
+
+
+def _run(runtime: Runtime, owner: str | None, updated_seconds_ago: float) -> int:
+    updated = utcnow() - timedelta(seconds=updated_seconds_ago)
+    with runtime.database.write() as session:
+        environment = session.scalars(select(Environment).where(Environment.name == "test")).one()
+        run = AutomationRun(
+            run_id=f"run-{secrets.token_hex(4)}",
+            workspace_id=environment.workspace_id,
+            environment_id=environment.id,
+            definition={"steps": [{"action": "fetch-data", "url": "https://example.org"}]},
+            source="test",
+            status=RunStatus.PROCESSING,
+            step_index=0,
+            step_count=1,
+            context={},
+            owner=owner,
+            created_at=updated,
+            updated_at=updated,
+        )
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def test_a_run_whose_request_is_in_flight_is_left_to_its_live_owner(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _lease(runtime, "alive", age_seconds=1)
+    stale = runtime.settings.sweep_stale_seconds + 5
+    in_flight = _run(runtime, "alive", updated_seconds_ago=stale)
+    orphaned = _run(runtime, "dead", updated_seconds_ago=0)
+    between_steps = _run(runtime, None, updated_seconds_ago=stale)
+    advanced = _recording(runtime, monkeypatch, "advance_run")
+    assert runtime.jobs.sweep() == 2
+    assert sorted(advanced) == sorted([orphaned, between_steps])
+    advanced.clear()
+    runtime.jobs.recover()
+    assert in_flight not in advanced

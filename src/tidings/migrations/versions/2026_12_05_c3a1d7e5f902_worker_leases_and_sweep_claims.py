@@ -1,4 +1,4 @@
-"""worker leases, the owner of a sending delivery, and sweep claims
+"""worker leases, the owner of a sending delivery or a run's request, and sweep claims
 
 Revision ID: c3a1d7e5f902
 Revises: 5c1f0e7a9b21
@@ -18,6 +18,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 SWEPT = ("event", "message", "message_delivery", "automation_run")
+OWNED = ("message_delivery", "automation_run")
 
 
 def upgrade() -> None:
@@ -30,8 +31,9 @@ def upgrade() -> None:
         sa.Column("heartbeat_at", tidings.models.base.UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_worker_lease")),
     )
-    with op.batch_alter_table("message_delivery") as batch_op:
-        batch_op.add_column(sa.Column("owner", sa.String(length=40), nullable=True))
+    for table in OWNED:
+        with op.batch_alter_table(table) as batch_op:
+            batch_op.add_column(sa.Column("owner", sa.String(length=40), nullable=True))
     for table in SWEPT:
         with op.batch_alter_table(table) as batch_op:
             batch_op.add_column(
@@ -43,6 +45,7 @@ def downgrade() -> None:
     for table in SWEPT:
         with op.batch_alter_table(table) as batch_op:
             batch_op.drop_column("swept_at")
-    with op.batch_alter_table("message_delivery") as batch_op:
-        batch_op.drop_column("owner")
+    for table in OWNED:
+        with op.batch_alter_table(table) as batch_op:
+            batch_op.drop_column("owner")
     op.drop_table("worker_lease")
