@@ -25,6 +25,8 @@ class SinkHandler:
     delay: float = 0.0
     lock: threading.Lock = field(default_factory=threading.Lock)
     data_started: threading.Event = field(default_factory=threading.Event)
+    # Messages transmitted in full (DATA up to its final "."), whatever the reply.
+    data_count: int = 0
     ehlo_delays: list[float] = field(default_factory=list)
     ehlo_started: threading.Event = field(default_factory=threading.Event)
 
@@ -39,6 +41,8 @@ class SinkHandler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.data_started.set()
+        with self.lock:
+            self.data_count += 1
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.reply is not None:

@@ -80,10 +80,11 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
         app.state.ingest_pressure = pressure
         consumer = None
         if consumer_workers > 0:
+            await asyncio.to_thread(runtime.jobs.start_lease)
             consumer = runtime.jobs.consumer(consumer_workers, embedded=True)
             consumer.start()
-            # Events left unprocessed by a crash are picked up now, not a minute from now.
-            await asyncio.to_thread(runtime.jobs.sweep, 0)
+            # Work left by a crash is picked up now, not a minute from now.
+            await asyncio.to_thread(runtime.jobs.recover)
         # Everything built at start lives as long as the process: keep it out of the
         # collector's full scans, which otherwise pause every request for tens of ms.
         gc.freeze()
@@ -94,6 +95,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
             if consumer is not None:
                 runtime.jobs.pace = no_pause
                 await asyncio.to_thread(consumer.stop, True)
+                await asyncio.to_thread(runtime.jobs.stop_lease)
 
     app = TidingsAPI(
         title="Tidings",

@@ -141,10 +141,14 @@ def worker(data_dir: Path | None, workers: int | None) -> None:
     _configure_logging()
     settings = _settings(data_dir=data_dir, consumer_workers=workers)
     runtime = _prepare(settings)
-    runtime.jobs.sweep(0)
-    threads = settings.consumer_threads(embedded=False)
-    click.echo(f"Tidings worker: {threads} consumer thread(s)")
-    runtime.jobs.consumer(threads, embedded=False).run()
+    runtime.jobs.start_lease()
+    try:
+        runtime.jobs.recover()
+        threads = settings.consumer_threads(embedded=False)
+        click.echo(f"Tidings worker: {threads} consumer thread(s)")
+        runtime.jobs.consumer(threads, embedded=False).run()
+    finally:
+        runtime.jobs.stop_lease()
 
 
 @main.command()

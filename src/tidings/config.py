@@ -39,7 +39,10 @@ class Settings(BaseSettings):
     failover_window_seconds: float = 300.0
     retry_base_seconds: float = 5.0
     retry_max_seconds: float = 3600.0
-    sending_stale_seconds: float = 120.0
+    # A backstop only: work of a process that is gone is re-driven when its lease expires.
+    # Longer than an SMTP provider's wait for the reply to DATA (ten minutes).
+    sending_stale_seconds: float = 900.0
+    worker_lease_seconds: float = 10.0
     idempotency_ttl_seconds: float = 24 * 3600
     public_url: str | None = None
     tracking_rate_limit: float = 0.0

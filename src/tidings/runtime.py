@@ -11,6 +11,7 @@ from tidings.config import Settings
 from tidings.db import Database, create_database_engine
 from tidings.inbox.service import InboxBroker
 from tidings.jobs.engine import JobEngine, build_huey
+from tidings.jobs.lease import Lease
 from tidings.kit.crypto import fernet_for, load_or_create_secret
 from tidings.kit.outbound import OutboundClient, OutboundGuard
 from tidings.kit.ratelimit import TokenBuckets
@@ -62,6 +63,7 @@ class Runtime:
 
     def close(self) -> None:
         close_all_providers()
+        self.jobs.stop_lease()
         self.jobs.close()
         self.http.close()
         self.database.dispose()
@@ -87,6 +89,7 @@ def build_runtime(settings: Settings) -> Runtime:
         unsubscribe_key=unsubscribe_key(secret),
         base_url=public_base_url(settings),
         inbox_broker=broker,
+        lease=Lease(database, settings),
     )
     return Runtime(
         settings=settings,

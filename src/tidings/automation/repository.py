@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
-from tidings.kit.sql import execute_counting, insert_ignoring_conflicts, insert_loaded
+from tidings.config import Settings
+from tidings.jobs.lease import owner_alive
+from tidings.kit.sql import claim_rows, execute_counting, insert_ignoring_conflicts, insert_loaded
 from tidings.models import (
     Automation,
     AutomationRun,
@@ -272,23 +274,48 @@ class RunRepository:
                 AutomationRun.status.in_(RunStatus.ACTIVE),
                 AutomationRun.id != excluding,
             )
+            .order_by(AutomationRun.id)
             .with_for_update()
         ).all()
 
-    def due(self, now: datetime, stale_before: datetime, limit: int) -> Sequence[int]:
-        """Waiting runs whose wake-up time has come, and processing runs nobody advanced lately."""
-        waking = select(AutomationRun.id).where(
-            AutomationRun.status == RunStatus.WAITING, AutomationRun.wake_at <= now
-        )
-        stalled = select(AutomationRun.id).where(
-            AutomationRun.status == RunStatus.PROCESSING,
-            AutomationRun.updated_at <= stale_before,
+    def claim_due(
+        self,
+        now: datetime,
+        stale_before: datetime,
+        unclaimed_since: datetime,
+        settings: Settings,
+        limit: int,
+    ) -> list[int]:
+        """Claim, for a sweep to re-drive (`kit.sql.claim_rows`), waiting runs whose wake-up
+        time has come and processing runs nobody is advancing: untouched since
+        `stale_before`, or, while a request is in flight, owned by a process whose lease
+        expired (jobs/lease.py; `TIDINGS_SENDING_STALE_SECONDS` as a backstop)."""
+        waking = (AutomationRun.status == RunStatus.WAITING) & (AutomationRun.wake_at <= now)
+        backstop = now - timedelta(seconds=settings.sending_stale_seconds)
+        stalled = (
+            (AutomationRun.status == RunStatus.PROCESSING)
             # A run waiting out a retry's backoff has wake_at set to the retry time.
-            (AutomationRun.wake_at.is_(None)) | (AutomationRun.wake_at <= now),
+            & (AutomationRun.wake_at.is_(None) | (AutomationRun.wake_at <= now))
+            & (
+                (AutomationRun.owner.is_(None) & (AutomationRun.updated_at <= stale_before))
+                | (
+                    AutomationRun.owner.is_not(None)
+                    & (
+                        ~owner_alive(AutomationRun.owner, now, settings)
+                        | (AutomationRun.updated_at <= backstop)
+                    )
+                )
+            )
         )
-        ids = list(self.session.scalars(waking.limit(limit)).all())
-        ids += self.session.scalars(stalled.limit(max(0, limit - len(ids)))).all()
-        return ids
+        return claim_rows(
+            self.session,
+            AutomationRun.id,
+            AutomationRun.swept_at,
+            waking | stalled,
+            now=now,
+            unclaimed_since=unclaimed_since,
+            limit=limit,
+        )
 
     def version_numbers(self, version_pks: set[int]) -> dict[int, int]:
         if not version_pks:

@@ -551,6 +551,7 @@ def _advance_loaded(
     if run.status not in RunStatus.ACTIVE:
         return run.status
     now = utcnow()
+    run.owner = None  # a request an earlier advance made is over, or was abandoned
     if run.status == RunStatus.WAITING:
         if run.wake_at is not None and run.wake_at > now:
             return run.status  # early: the job scheduled for wake_at (or the sweeper) comes back
@@ -579,11 +580,14 @@ def _advance_loaded(
             _finish_step(session, run, row, RunStatus.SKIPPED, None, now)
             return _next(run)
     action = step["action"]
-    if action == "fetch-data":
+    if action == "fetch-data" or (action == "send-list" and "data_source" in step):
+        # The request runs after this commits: the run is this process's until the result
+        # is applied, so that the sweeper leaves it alone while the process lives.
+        run.owner = context.owner
+        run.updated_at = now
         session.flush()
-        return _fetch_plan(run, step, names)
-    if action == "send-list" and "data_source" in step:
-        session.flush()
+        if action == "fetch-data":
+            return _fetch_plan(run, step, names)
         return _data_source_plan(session, run, step, names)
     if action == "delay":
         until = _wake_time(step, names, now)
@@ -1080,8 +1084,12 @@ def cancel_by_api(session: Session, scope: Scope, run_id: str) -> AutomationRun:
     return run
 
 
-def due_runs(context: PipelineContext, stale_seconds: float, limit: int) -> list[int]:
-    """Runs to re-drive: past their wake-up time, or PROCESSING with no progress lately."""
-    now = utcnow()
-    with context.database.read() as session:
-        return list(RunRepository(session).due(now, now - timedelta(seconds=stale_seconds), limit))
+def claim_due_runs(
+    context: PipelineContext, stale_before: datetime, unclaimed_since: datetime, limit: int
+) -> list[int]:
+    """Runs to re-drive, claimed for a sweep: past their wake-up time, or PROCESSING with no
+    progress since `stale_before`."""
+    with context.database.write() as session:
+        return RunRepository(session).claim_due(
+            utcnow(), stale_before, unclaimed_since, context.settings, limit
+        )

@@ -11,6 +11,7 @@ from sqlalchemy import Select, bindparam, func, inspect, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
+from tidings.kit.sql import claim_rows
 from tidings.models import Event, EventStatus
 from tidings.workspace.service import Scope
 
@@ -34,9 +35,12 @@ _GET_FOR_UPDATE = (
     .with_for_update()
     .execution_options(populate_existing=True)
 )
+# Rows locked in sets are locked in id order, everywhere: two transactions that lock
+# overlapping sets in different orders (a plan's scan order, not the caller's) deadlock.
 _LOCK_MANY = (
     select(Event)
     .where(Event.id.in_(bindparam("event_ids", expanding=True)))
+    .order_by(Event.id)
     .with_for_update()
     .execution_options(populate_existing=True)
 )
@@ -139,13 +143,20 @@ class EventRepository:
         rows = self.session.execute(_oldest_received(limit)).all()
         return [ReceivedEvent(row[0], (row[1], row[2], row[3]), row[4]) for row in rows]
 
-    def stale_pending(self, received_before: datetime, limit: int) -> Sequence[int]:
-        return self.session.scalars(
-            select(Event.id)
-            .where(Event.status == EventStatus.RECEIVED, Event.received_at <= received_before)
-            .order_by(Event.id)
-            .limit(limit)
-        ).all()
+    def claim_stale(
+        self, received_before: datetime, unclaimed_since: datetime, now: datetime, limit: int
+    ) -> list[int]:
+        """Claim events still `received` that arrived before `received_before`, for a sweep
+        to re-drive (`kit.sql.claim_rows`: concurrent sweeps take disjoint events)."""
+        return claim_rows(
+            self.session,
+            Event.id,
+            Event.swept_at,
+            (Event.status == EventStatus.RECEIVED) & (Event.received_at <= received_before),
+            now=now,
+            unclaimed_since=unclaimed_since,
+            limit=limit,
+        )
 
     def by_message_id(self, scope: Scope, source: str, message_id: str) -> Event | None:
         return self.session.scalars(

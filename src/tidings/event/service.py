@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -345,11 +345,12 @@ def _process_group(
     a tenth of its processing.)"""
     taken: list[int] = []
     done: list[tuple[str, list[int], Followups]] = []
+    group = event_ids[:size]
     deadline = time.monotonic() + GROUP_SECONDS
     try:
         with database.write() as session:
             # Held until the group ends, so that get_locked finds each event in the session.
-            loaded = EventRepository(session).lock_many(event_ids[:size])
+            loaded = EventRepository(session).lock_many(group)
             for event_id in event_ids:
                 if len(taken) >= size or (taken and time.monotonic() > deadline):
                     break
@@ -358,8 +359,14 @@ def _process_group(
                 result, pending = _process_in(session, event_id, context, followups, isolated=False)
                 done.append((result, pending, followups))
             del loaded
-    except Exception:
-        logger.info("a group of %d events failed; processing each alone", len(taken), exc_info=True)
+    except Exception as exc:
+        # Before taking any (beginning, or locking), the failure concerned the whole group.
+        logger.info(
+            "a group of %d events failed (%s); processing each alone",
+            len(taken) or len(group),
+            type(exc).__name__,
+            exc_info=True,
+        )
         # Failed before taking any (beginning, or locking the events): the first goes alone,
         # so that the caller always moves on.
         return taken or event_ids[:1], False
@@ -444,8 +451,12 @@ def _record_failure(database: Database, event_id: int, exc: Exception, max_attem
     return "retry"
 
 
-def stale_event_ids(database: Database, older_than_seconds: float, limit: int) -> list[int]:
-    """Events still `received` after the given age: their job was lost, or is late."""
-    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
-    with database.read() as session:
-        return list(EventRepository(session).stale_pending(cutoff, limit))
+def claim_stale_events(
+    database: Database, received_before: datetime, unclaimed_since: datetime, limit: int
+) -> list[int]:
+    """Events still `received` from before the given time, claimed for a sweep to re-drive:
+    their job was lost, or is late. Up to `limit`, in a transaction of their own."""
+    with database.write() as session:
+        return EventRepository(session).claim_stale(
+            received_before, unclaimed_since, utcnow(), limit
+        )

@@ -1,9 +1,10 @@
 """Huey, configured from Settings, and the jobs Tidings runs on it.
 
 The database holds the truth; a job only says "look at these rows". Huey removes a job when a
-consumer takes it, so a crash can drop one. The sweeper (every minute, and once when a
-consumer starts) re-drives whatever is due or stale, so nothing acknowledged depends on a job
-surviving.
+consumer takes it, so a crash can drop one. The sweeper re-drives whatever is due or stale,
+so nothing acknowledged depends on a job surviving: everything pending when a consumer
+starts and when another worker's lease expires (jobs/lease.py), and what is older than
+`TIDINGS_SWEEP_STALE_SECONDS` every minute.
 
 Storage (`TIDINGS_JOB_STORAGE`):
 - `sqlite` (default): `<data dir>/jobs.db`, for one machine;
@@ -17,7 +18,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from huey import Huey, PostgresHuey, PriorityRedisHuey, SqliteHuey, crontab
@@ -26,15 +27,21 @@ from huey.storage import PriorityRedisStorage, SqliteStorage
 
 from tidings.automation import runs
 from tidings.config import Settings
-from tidings.event.service import RecentlyProcessed, process_events, stale_event_ids
+from tidings.event.service import RecentlyProcessed, claim_stale_events, process_events
 from tidings.ingest.pressure import no_pause
 from tidings.jobs.fairness import FairShare
+from tidings.kit.time import utcnow
 from tidings.message import pipeline
 from tidings.message.pipeline import PipelineContext
 
 logger = logging.getLogger(__name__)
 
+# Rows a sweep claims per transaction; it takes chunk after chunk until none is left.
 SWEEP_BATCH = 500
+# A row a sweep re-drove is not re-driven by the periodic sweep again for this long: a
+# backlog still waiting in the queue is queued again at most once per period. (A consumer's
+# start and a worker's expired lease re-drive everything not claimed within a lease period.)
+CLAIM_HOLD_SECONDS = 300.0
 MESSAGES_PER_JOB = 20
 # Runs (an event's, and the ones they invoke) one job advances before queueing the rest.
 RUNS_PER_JOB = 200
@@ -243,35 +250,93 @@ class JobEngine:
         pipeline.deliver(self.context, self, delivery_id)
 
     def sweep(self, older_than_seconds: float | None = None) -> int:
-        """Re-drive work a crash may have orphaned; returns how many items.
+        """Re-drive work a lost job may have orphaned; returns how many items.
 
-        Events still `received`, messages still ENQUEUED or due, due retries, deliveries
-        stuck in `sending`, automation runs past their wake-up time or stalled.
+        Events still `received`, messages still ENQUEUED or due, due retries, automation runs
+        past their wake-up time or stalled, all older than `older_than_seconds`
+        (`TIDINGS_SWEEP_STALE_SECONDS` by default) and not re-driven by a sweep in the last
+        CLAIM_HOLD_SECONDS; and deliveries left `sending` by a process whose lease expired.
         """
         age = (
             self.settings.sweep_stale_seconds if older_than_seconds is None else older_than_seconds
         )
-        ids = stale_event_ids(self.database, age, SWEEP_BATCH)
-        for start in range(0, len(ids), 100):
-            self.enqueue_events(ids[start : start + 100])
-        messages, deliveries = pipeline.stuck_work(self.context)
-        for message_id in messages:
-            self.process_message(message_id)
-        for delivery_id in deliveries:
-            self.deliver(delivery_id)
-        run_pks = runs.due_runs(self.context, age, SWEEP_BATCH)
-        for run_pk in run_pks:
-            self.advance_run(run_pk)
-        total = len(ids) + len(messages) + len(deliveries) + len(run_pks)
+        return self._redrive(age, CLAIM_HOLD_SECONDS)
+
+    def recover(self) -> int:
+        """Re-drive everything pending at once: when a consumer starts, and when a worker's
+        lease expired (the jobs it had taken died with it). What a sweep claimed within one
+        lease period is left to that sweep's jobs: so sweeps running at once stay disjoint,
+        and a re-drive taken by the dead worker (claimed before it died, so longer ago) is
+        re-driven again."""
+        return self._redrive(0.0, self.settings.worker_lease_seconds)
+
+    def _redrive(self, age: float, hold: float) -> int:
+        """Claim and re-drive, kind by kind, in chunks of SWEEP_BATCH until none is left.
+
+        Each chunk is claimed in a transaction (`kit.sql.claim_rows`), so sweepers running at
+        once, in this process or others, re-drive disjoint work.
+        """
+        started = utcnow()
+        before = started - timedelta(seconds=age)
+        unclaimed_since = started - timedelta(seconds=hold)
+        context = self.context
+
+        def events() -> int:
+            ids = claim_stale_events(self.database, before, unclaimed_since, SWEEP_BATCH)
+            for start in range(0, len(ids), 100):
+                self.enqueue_events(ids[start : start + 100])
+            return len(ids)
+
+        def messages() -> int:
+            ids = pipeline.claim_stuck_messages(context, before, unclaimed_since, SWEEP_BATCH)
+            self.process_messages(ids)
+            return len(ids)
+
+        def deliveries() -> int:
+            ids = pipeline.claim_stuck_deliveries(context, before, unclaimed_since, SWEEP_BATCH)
+            for delivery_id in ids:
+                self.deliver(delivery_id)
+            return len(ids)
+
+        def automation_runs() -> int:
+            ids = runs.claim_due_runs(context, before, unclaimed_since, SWEEP_BATCH)
+            for run_pk in ids:
+                self.advance_run(run_pk)
+            return len(ids)
+
+        counts = {}
+        for name, claim in (
+            ("event(s)", events),
+            ("message(s)", messages),
+            ("deliveries", deliveries),
+            ("run(s)", automation_runs),
+        ):
+            counts[name] = 0
+            while True:
+                taken = claim()
+                counts[name] += taken
+                if taken < SWEEP_BATCH:
+                    break
+        total = sum(counts.values())
         if total:
             logger.info(
-                "sweeper re-drove %d event(s), %d message(s), %d deliveries, %d run(s)",
-                len(ids),
-                len(messages),
-                len(deliveries),
-                len(run_pks),
+                "sweeper re-drove %s",
+                ", ".join(f"{count} {name}" for name, count in counts.items()),
             )
         return total
+
+    def start_lease(self) -> None:
+        """Hold this process's worker lease (jobs/lease.py) while its consumer runs; when it
+        finds another worker's lease expired, re-drive that worker's work."""
+        lease = self.context.lease
+        if lease is None:
+            return
+        lease.on_expired = self.recover
+        lease.start()
+
+    def stop_lease(self) -> None:
+        if self.context.lease is not None:
+            self.context.lease.stop()
 
     def consumer(self, workers: int, *, embedded: bool) -> Consumer:
         consumer_class = EmbeddedConsumer if embedded else Consumer

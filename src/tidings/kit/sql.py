@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
+from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Executable, Table, insert
+from sqlalchemy import CursorResult, Executable, Table, insert, or_, select, update
 from sqlalchemy import inspect as inspect_mapped
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
@@ -62,3 +63,39 @@ def _insert_returning_key(table: Table) -> Any:
     """Built once per table: building a statement per call costs more than running it."""
     (key,) = table.primary_key.columns
     return insert(table).returning(key)
+
+
+def claim_rows(
+    session: Session,
+    key: Any,
+    claimed_at: Any,
+    condition: Any,
+    *,
+    now: datetime,
+    unclaimed_since: datetime,
+    limit: int,
+) -> list[int]:
+    """Claim up to `limit` rows matching `condition`, lowest key first: set `claimed_at` to
+    `now` on those not claimed since `unclaimed_since`, and return their keys.
+
+    One statement, `UPDATE … WHERE key IN (SELECT key … LIMIT n FOR UPDATE SKIP LOCKED)
+    RETURNING key`: on Postgres, rows another transaction holds are skipped and two claimers
+    never take the same row; SQLite runs one writer at a time, so the second sees the first's
+    claims.
+    """
+    table = key.class_
+    candidates = (
+        select(key)
+        .where(condition, or_(claimed_at.is_(None), claimed_at < unclaimed_since))
+        .order_by(key)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    statement = (
+        update(table)
+        .where(key.in_(candidates.scalar_subquery()))
+        .values({claimed_at.key: now})
+        .returning(key)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(session.execute(statement).scalars())

@@ -9,6 +9,8 @@
    - retryable error → tried again with exponential backoff while the provider is inside its
      failover window; then the next provider takes over;
    - permanent error → the next provider takes over at once;
+   - unknown outcome (the provider got the message, its answer was lost) → the delivery is
+     `unknown`, with an UNKNOWN_OUTCOME history entry, and is neither retried nor failed over;
    - no provider left → the delivery fails; when every delivery failed, UNDELIVERABLE with the
      last provider's reason.
 3. The sweeper re-drives what a crash left: messages still ENQUEUED (or due DELAYED), due
@@ -33,6 +35,7 @@ from tidings.config import Settings
 from tidings.db import Database
 from tidings.inbox.service import InboxBroker
 from tidings.inbox.service import store as store_inbox_message
+from tidings.jobs.lease import Lease
 from tidings.kit.time import utcnow
 from tidings.message.repository import MessageRepository, record_sent
 from tidings.message.routing import Route, plan_routes
@@ -58,6 +61,7 @@ from tidings.provider.base import (
     ProviderError,
     RetryableProviderError,
     SendResult,
+    UnknownOutcomeError,
 )
 from tidings.provider.service import ConfiguredProvider, ConfiguredProviders
 from tidings.template.elemental import content_to_specs
@@ -83,7 +87,13 @@ class PipelineContext:
     unsubscribe_key: bytes = b""
     base_url: str = ""
     inbox_broker: InboxBroker | None = None
+    # The process's worker lease: a `sending` attempt is stamped with its owner id.
+    lease: Lease | None = None
     providers: ConfiguredProviders = field(init=False)
+
+    @property
+    def owner(self) -> str | None:
+        return self.lease.owner if self.lease is not None else None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "providers", ConfiguredProviders(self.config_cipher))
@@ -223,6 +233,7 @@ def process_messages(
                     "provider_attempts": 1,
                     "provider_started_at": now,
                     "sending_since": now,
+                    "owner": context.owner,
                     "updated_at": now,
                 }
                 for message, route in routed
@@ -397,13 +408,10 @@ def _start_attempt(
         if delivery is None:
             return None
         now = utcnow()
-        stale = context.settings.sending_stale_seconds
-        if (
-            delivery.status == DeliveryStatus.SENDING
-            and delivery.sending_since
-            and delivery.sending_since > now - timedelta(seconds=stale)
+        if delivery.status == DeliveryStatus.SENDING and not repository.sending_orphaned(
+            delivery_id, now, context.settings
         ):
-            return None
+            return None  # its attempt is in the hands of a live process
         if delivery.status not in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
             return None
         if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
@@ -462,6 +470,7 @@ def _begin_attempt(
         )
     delivery.status = DeliveryStatus.SENDING
     delivery.sending_since = now
+    delivery.owner = context.owner
     delivery.attempts += 1
     delivery.provider_attempts += 1
     delivery.provider_started_at = delivery.provider_started_at or now
@@ -542,6 +551,8 @@ def call_provider(
 
 
 INBOX = "inbox"
+# The history entry (and the message's reason) of an attempt whose outcome is unknown.
+UNKNOWN_OUTCOME = "UNKNOWN_OUTCOME"
 
 
 def _store_in_inbox(context: PipelineContext, attempt: Attempt) -> SendResult:
@@ -660,6 +671,23 @@ def _apply_outcome(
             message.sent_at = message.sent_at or now
             message.updated_at = now
         return delivery.status, None
+    if isinstance(error, UnknownOutcomeError):
+        # The provider may have sent it: no retry, no failover, so no second copy.
+        delivery.status = DeliveryStatus.UNKNOWN
+        delivery.error = error.reason
+        repository.record(
+            message,
+            UNKNOWN_OUTCOME,
+            channel=delivery.channel,
+            provider=delivery.provider,
+            reason=error.reason,
+            response=error.response_excerpt,
+        )
+        if message.status not in (MessageStatus.SENT, MessageStatus.DELIVERED):
+            message.reason = UNKNOWN_OUTCOME
+            message.reason_detail = error.reason
+            message.updated_at = now
+        return delivery.status, None
     retryable = isinstance(error, RetryableProviderError)
     delivery.error = error.reason
     repository.record(
@@ -717,20 +745,21 @@ def _apply_outcome(
     return delivery.status, next_delivery
 
 
-def stuck_work(context: PipelineContext) -> tuple[list[str], list[int]]:
-    """Messages and deliveries a crash may have orphaned."""
-    settings = context.settings
-    now = utcnow()
-    with context.database.read() as session:
+def claim_stuck_messages(
+    context: PipelineContext, updated_before: datetime, unclaimed_since: datetime, limit: int
+) -> list[str]:
+    """Messages a lost job may have left ENQUEUED (or DELAYED and due), claimed for a sweep."""
+    with context.database.write() as session:
         repository = MessageRepository(session)
-        messages = list(
-            repository.due_messages(now - timedelta(seconds=settings.sweep_stale_seconds), 500)
+        pks = repository.claim_due_messages(updated_before, unclaimed_since, utcnow(), limit)
+        return repository.message_ids(pks)
+
+
+def claim_stuck_deliveries(
+    context: PipelineContext, due_before: datetime, unclaimed_since: datetime, limit: int
+) -> list[int]:
+    """Deliveries a dead process left `sending`, and due retries, claimed for a sweep."""
+    with context.database.write() as session:
+        return MessageRepository(session).claim_stuck_deliveries(
+            due_before, unclaimed_since, utcnow(), context.settings, limit
         )
-        deliveries = list(
-            repository.stuck_deliveries(
-                now - timedelta(seconds=settings.sending_stale_seconds),
-                now - timedelta(seconds=settings.sweep_stale_seconds),
-                500,
-            )
-        )
-    return messages, deliveries

@@ -3,15 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Dialect, Table, bindparam, delete, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Dialect,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.types import TypeEngine
 
-from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
+from tidings.config import Settings
+from tidings.jobs.lease import owner_alive
+from tidings.kit.sql import claim_rows, execute_counting, insert_ignoring_conflicts
 from tidings.kit.time import utcnow
 from tidings.models import (
     DeliveryStatus,
@@ -166,6 +178,17 @@ class MessageRepository:
             .order_by(MessageDelivery.id)
         ).all()
 
+    def lock_deliveries(self, message: Message) -> Sequence[MessageDelivery]:
+        """A message's deliveries, locked in id order. Lock them before the message: the
+        pipeline and the callbacks lock a delivery, then its message."""
+        return self.session.scalars(
+            select(MessageDelivery)
+            .where(MessageDelivery.message_pk == message.id)
+            .order_by(MessageDelivery.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).all()
+
     def lock_delivery(self, delivery_id: int) -> MessageDelivery | None:
         return self.session.scalars(
             select(MessageDelivery)
@@ -211,40 +234,69 @@ class MessageRepository:
             cursor = batch[-1].id
         return found[:limit]
 
-    def due_messages(self, before: datetime, limit: int) -> Sequence[str]:
-        return self.session.scalars(
-            select(Message.message_id)
-            .where(
-                Message.status.in_([MessageStatus.ENQUEUED, MessageStatus.DELAYED]),
-                (Message.send_at.is_(None)) | (Message.send_at <= utcnow()),
-                Message.updated_at <= before,
-            )
-            .order_by(Message.id)
-            .limit(limit)
-        ).all()
+    def claim_due_messages(
+        self, updated_before: datetime, unclaimed_since: datetime, now: datetime, limit: int
+    ) -> list[int]:
+        """Claim messages ENQUEUED, or DELAYED and due, untouched since `updated_before`, for
+        a sweep to re-drive (`kit.sql.claim_rows`); their primary keys."""
+        return claim_rows(
+            self.session,
+            Message.id,
+            Message.swept_at,
+            Message.status.in_([MessageStatus.ENQUEUED, MessageStatus.DELAYED])
+            & (Message.send_at.is_(None) | (Message.send_at <= now))
+            & (Message.updated_at <= updated_before),
+            now=now,
+            unclaimed_since=unclaimed_since,
+            limit=limit,
+        )
 
-    def stuck_deliveries(
-        self, sending_before: datetime, due_before: datetime, limit: int
-    ) -> Sequence[int]:
-        return self.session.scalars(
-            select(MessageDelivery.id)
-            .where(
-                (
-                    (MessageDelivery.status == DeliveryStatus.SENDING)
-                    & (MessageDelivery.sending_since <= sending_before)
-                )
-                | (
-                    (MessageDelivery.status == DeliveryStatus.PENDING)
-                    & (
-                        MessageDelivery.next_attempt_at.is_(None)
-                        | (MessageDelivery.next_attempt_at <= due_before)
-                    )
-                    & (MessageDelivery.updated_at <= due_before)
-                )
+    def message_ids(self, pks: list[int]) -> list[str]:
+        if not pks:
+            return []
+        return list(
+            self.session.scalars(
+                select(Message.message_id).where(Message.id.in_(pks)).order_by(Message.id)
             )
-            .order_by(MessageDelivery.id)
-            .limit(limit)
-        ).all()
+        )
+
+    def sending_orphaned(self, delivery_id: int, now: datetime, settings: Settings) -> bool:
+        """Whether the delivery's `sending` attempt has nobody to finish it (see
+        `_orphaned_sending`)."""
+        found = self.session.scalar(
+            select(MessageDelivery.id).where(
+                MessageDelivery.id == delivery_id, _orphaned_sending(now, settings)
+            )
+        )
+        return found is not None
+
+    def claim_stuck_deliveries(
+        self,
+        due_before: datetime,
+        unclaimed_since: datetime,
+        now: datetime,
+        settings: Settings,
+        limit: int,
+    ) -> list[int]:
+        """Claim deliveries to re-drive (`kit.sql.claim_rows`): attempts left `sending` by a
+        process that is gone, and retries due since `due_before`."""
+        return claim_rows(
+            self.session,
+            MessageDelivery.id,
+            MessageDelivery.swept_at,
+            _orphaned_sending(now, settings)
+            | (
+                (MessageDelivery.status == DeliveryStatus.PENDING)
+                & (
+                    MessageDelivery.next_attempt_at.is_(None)
+                    | (MessageDelivery.next_attempt_at <= due_before)
+                )
+                & (MessageDelivery.updated_at <= due_before)
+            ),
+            now=now,
+            unclaimed_since=unclaimed_since,
+            limit=limit,
+        )
 
     def delivery_by_provider_id(
         self, provider: str, provider_message_id: str
@@ -255,6 +307,18 @@ class MessageRepository:
                 MessageDelivery.provider_message_id == provider_message_id,
             )
         ).first()
+
+
+def _orphaned_sending(now: datetime, settings: Settings) -> ColumnElement[bool]:
+    """SQL: a `sending` delivery whose attempt nobody will finish. Its owner's lease has
+    expired or is gone (jobs/lease.py), or, as a backstop (an attempt lost inside a live
+    process, or started by one without a lease), it has been `sending` for longer than
+    `TIDINGS_SENDING_STALE_SECONDS`."""
+    stale = now - timedelta(seconds=settings.sending_stale_seconds)
+    return (MessageDelivery.status == DeliveryStatus.SENDING) & (
+        (MessageDelivery.sending_since <= stale)
+        | (MessageDelivery.owner.is_not(None) & ~owner_alive(MessageDelivery.owner, now, settings))
+    )
 
 
 class IdempotencyRepository:

@@ -203,13 +203,16 @@ def get_message(session: Session, scope: Scope, message_id: str) -> Message:
 
 
 def cancel(session: Session, scope: Scope, message_id: str) -> Message:
-    get_message(session, scope, message_id)
     repository = MessageRepository(session)
+    # The pipeline's lock order: the deliveries, then their message. A delivery created
+    # meanwhile is `sending`, which refuses the cancel below.
+    repository.lock_deliveries(get_message(session, scope, message_id))
     message = repository.lock(message_id)
     assert message is not None
     if message.status == MessageStatus.CANCELED:
         return message
-    sending = [d for d in repository.deliveries(message) if d.status != DeliveryStatus.PENDING]
+    deliveries = repository.deliveries(message)
+    sending = [d for d in deliveries if d.status != DeliveryStatus.PENDING]
     if message.status not in MessageStatus.CANCELABLE or sending:
         raise Conflict(
             f"Message {message_id!r} is {message.status} and can no longer be canceled: a "
@@ -220,7 +223,7 @@ def cancel(session: Session, scope: Scope, message_id: str) -> Message:
     message.status = MessageStatus.CANCELED
     message.updated_at = now
     message.metadata_ = {**message.metadata_, "canceled_at": now.isoformat()}
-    for delivery in repository.deliveries(message):
+    for delivery in deliveries:
         delivery.status = DeliveryStatus.FAILED
         delivery.error = "canceled"
         delivery.updated_at = now

@@ -31,6 +31,7 @@ from tidings.models.profile import Profile, ProfileAlias
 from tidings.models.provider_config import ProviderConfiguration
 from tidings.models.source import SignedSource
 from tidings.models.tenant import Tenant, TenantMembership
+from tidings.models.worker import WorkerLease
 from tidings.models.workspace import ApiKey, Environment, Workspace
 
 __all__ = [
@@ -66,5 +67,6 @@ __all__ = [
     "Tenant",
     "TenantMembership",
     "UserPreference",
+    "WorkerLease",
     "Workspace",
 ]

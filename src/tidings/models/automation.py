@@ -121,6 +121,12 @@ class AutomationRun(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The lease (models/worker.py) of the process whose request (fetch-data, a send-list's
+    # data source) is in flight for the current step; None between steps.
+    owner: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # When a sweep last claimed it for re-driving (jobs/engine.py): sweepers never take the
+    # same row at once, and one row is not re-driven again while its claim holds.
+    swept_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class AutomationRunStep(Base):

@@ -67,3 +67,6 @@ class Event(Base):
     profile_diff: Mapped[list[dict[str, Any]]] = mapped_column(JSONValue, default=list)
     effects: Mapped[list[str]] = mapped_column(JSONValue, default=list)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # When a sweep last claimed it for re-driving (jobs/engine.py): sweepers never take the
+    # same row at once, and one row is not re-driven again while its claim holds.
+    swept_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -68,6 +68,9 @@ class Message(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When a sweep last claimed it for re-driving (jobs/engine.py): sweepers never take the
+    # same row at once, and one row is not re-driven again while its claim holds.
+    swept_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class DeliveryStatus:
@@ -76,6 +79,9 @@ class DeliveryStatus:
     SENT = "sent"
     DELIVERED = "delivered"
     FAILED = "failed"
+    # The provider got the message and its answer was lost: never retried (it may have
+    # been sent), so never sent twice by Tidings.
+    UNKNOWN = "unknown"
 
 
 class MessageDelivery(Base):
@@ -104,6 +110,11 @@ class MessageDelivery(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(300), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The lease (models/worker.py) of the process carrying out a `sending` attempt.
+    owner: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    # When a sweep last claimed it for re-driving (jobs/engine.py): sweepers never take the
+    # same row at once, and one row is not re-driven again while its claim holds.
+    swept_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class MessageEvent(Base):

@@ -9,6 +9,10 @@ a `SendResult` or raises one of the two errors below. It never returns a bare bo
   the failover window the next provider of the channel takes over.
 - `PermanentProviderError`: any other refusal (bad address, bad credentials, 4xx). Retrying
   cannot help; the next provider takes over, or the message ends UNDELIVERABLE with `reason`.
+- `UnknownOutcomeError`: the whole message reached the vendor, but its answer did not come
+  back (SMTP: no reply to the end of DATA in time). It may have been sent: resending could
+  deliver it twice, so it is neither retried nor failed over; the delivery is recorded
+  `unknown` with an UNKNOWN_OUTCOME history entry.
 
 Both carry `reason`, the vendor's own words where it gave any, and `response_excerpt`, a short
 excerpt of the vendor's reply for the message history. Secrets never appear in either.
@@ -54,6 +58,10 @@ class RetryableProviderError(ProviderError):
 
 class PermanentProviderError(ProviderError):
     pass
+
+
+class UnknownOutcomeError(ProviderError):
+    """The vendor received the message and did not answer: sent or not, nobody knows."""
 
 
 def _http_url(value: str) -> str:

@@ -5,9 +5,13 @@ from_email, from_name, reply_to, timeout_seconds, verify_tls.
 
 Errors follow SMTP reply classes: 4xx replies, timeouts and refused connections are
 retryable; 5xx replies (such as 550, mailbox unavailable) and authentication failures are
-permanent. Connections are reused by the same worker thread for up to ten idle seconds. The
-`Message-ID` is derived from the delivery's idempotency key, so a resend after
-a crash carries the same id and a receiving server or client can recognise it.
+permanent. Once the whole message has gone out after DATA, the server's reply is awaited for
+`data_timeout_seconds` (ten minutes, as RFC 5321 section 4.5.3.2.6 suggests); if none comes,
+or the connection drops, the outcome is unknown (`UnknownOutcomeError`): the server may have
+accepted the message, so it is not sent again. Connections are reused by the same worker
+thread for up to ten idle seconds. The `Message-ID` is derived from the delivery's
+idempotency key, so a resend after a crash carries the same id and a receiving server or
+client can recognise it.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from tidings.provider.base import (
     ProviderConfig,
     RetryableProviderError,
     SendResult,
+    UnknownOutcomeError,
 )
 from tidings.provider.registry import register
 
@@ -54,6 +59,14 @@ class SmtpConfig(ProviderConfig):
     from_name: str | None = Field(default=None, title="From name", description="Display name.")
     reply_to: str | None = Field(default=None, title="Reply-To", description="Reply address.")
     timeout_seconds: float = Field(default=15.0, title="Timeout", description="Per operation.")
+    data_timeout_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        title="DATA reply timeout",
+        description="How long to wait for the server to accept a message it has received "
+        "(RFC 5321 suggests 10 minutes). Without an answer the outcome is unknown and the "
+        "message is not sent again.",
+    )
     verify_tls: bool = Field(
         default=True, title="Verify TLS", description="Check the server's certificate."
     )
@@ -287,9 +300,23 @@ class SmtpProvider(Provider):
         client = None
         try:
             client = _checkout(config, guard_of(self.http))
-            reply = _transmit(client, config.from_email, str(delivery.recipient["email"]), message)
+            reply = _transmit(
+                client,
+                config.from_email,
+                str(delivery.recipient["email"]),
+                message,
+                config.data_timeout_seconds,
+            )
         except OutboundRefused as exc:
             raise PermanentProviderError(f"SMTP server not contacted: {exc}") from exc
+        except _NoReplyToData as exc:
+            if client is not None:
+                client.close()
+            raise UnknownOutcomeError(
+                f"the SMTP server received the message but gave no reply to it ({exc.cause}); "
+                "it may have been accepted, so it is not sent again",
+                response_excerpt=str(exc.cause),
+            ) from exc
         except smtplib.SMTPAuthenticationError as exc:
             raise PermanentProviderError(
                 f"SMTP authentication failed ({exc.smtp_code})",
@@ -313,20 +340,51 @@ class SmtpProvider(Provider):
         )
 
 
+class _NoReplyToData(Exception):
+    """The whole message was sent after DATA, and no reply came back."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
 def _transmit(
-    client: smtplib.SMTP, sender: str, recipient: str, message: bytes
+    client: smtplib.SMTP, sender: str, recipient: str, message: bytes, data_timeout: float
 ) -> tuple[int, bytes]:
-    """MAIL, RCPT and DATA; returns the server's reply to DATA (its acceptance)."""
+    """MAIL, RCPT and DATA; returns the server's reply to DATA (its acceptance).
+
+    `smtplib.SMTP.data`, but the reply to the message's final "." is awaited for
+    `data_timeout`, and its absence raises `_NoReplyToData`: from there on the server may
+    have the message, so the failure is not one to retry.
+    """
     code, text = client.docmd("mail", f"FROM:{_quoted(sender)}")
     if code != 250:
         raise smtplib.SMTPSenderRefused(code, text, sender)
     code, text = client.docmd("rcpt", f"TO:{_quoted(recipient)}")
     if code not in (250, 251):
         raise smtplib.SMTPResponseException(code, text)
-    code, text = client.data(message)
+    code, text = client.docmd("data")
+    if code != 354:
+        raise smtplib.SMTPDataError(code, text)
+    payload = _PERIOD_AT_LINE_START.sub(b"..", message)
+    if not payload.endswith(b"\r\n"):
+        payload += b"\r\n"
+    client.send(payload + b".\r\n")
+    if client.sock is not None:
+        client.sock.settimeout(data_timeout)
+    try:
+        code, text = client.getreply()
+    except (smtplib.SMTPServerDisconnected, OSError) as exc:
+        raise _NoReplyToData(exc) from exc
+    if client.sock is not None:
+        client.sock.settimeout(client.timeout)
     if code != 250:
         raise smtplib.SMTPDataError(code, text)
     return code, text
+
+
+# smtplib's own period quoting (RFC 5321 section 4.5.2), on a message already in CRLF lines.
+_PERIOD_AT_LINE_START = re.compile(rb"(?m)^\.")
 
 
 # A bare address, which smtplib's `quoteaddr` would only wrap in angle brackets (after

@@ -1,0 +1,135 @@
+"""Worker leases: which consumer processes are alive.
+
+Each consumer process (`tidings serve` with consumer threads, `tidings worker`) holds a lease,
+a `worker_lease` row whose `heartbeat_at` a thread renews every `lease seconds / 5`. Work the
+process carries out outside a transaction, a delivery's provider call, is stamped with the
+lease id (`message_delivery.owner`). A lease not renewed for `TIDINGS_WORKER_LEASE_SECONDS`
+has expired: its process is gone (or stalled that long), and the sweeper re-drives its work at
+once rather than after a fixed age. Each heartbeat also looks for expired leases; the process
+that deletes one (only one can) re-drives everything pending, since the jobs that process had
+taken from the queue died with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, delete, exists, select, update
+from sqlalchemy.orm import InstrumentedAttribute
+
+from tidings.config import Settings
+from tidings.db import Database
+from tidings.kit.sql import execute_counting
+from tidings.kit.time import utcnow
+from tidings.models import WorkerLease
+
+logger = logging.getLogger(__name__)
+
+# Heartbeats per lease period: a lease survives four missed beats.
+BEATS_PER_LEASE = 5
+
+
+def owner_alive(
+    owner: InstrumentedAttribute[str | None], now: datetime, settings: Settings
+) -> ColumnElement[bool]:
+    """SQL: the row's owner holds a lease renewed within the lease period."""
+    fresh = now - timedelta(seconds=settings.worker_lease_seconds)
+    return exists().where(WorkerLease.id == owner, WorkerLease.heartbeat_at > fresh)
+
+
+class Lease:
+    """This process's lease. `owner` is its id while it is held, else None: work started by
+    a process without a lease (no consumer) is left to the fixed-age backstop."""
+
+    def __init__(self, database: Database, settings: Settings) -> None:
+        self.database = database
+        self.settings = settings
+        self.id = f"{os.getpid()}-{secrets.token_hex(8)}"
+        self.owner: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.on_expired: Callable[[], object] = lambda: None
+
+    @property
+    def interval(self) -> float:
+        return self.settings.worker_lease_seconds / BEATS_PER_LEASE
+
+    def start(self) -> None:
+        """Take the lease and renew it from a thread until `stop`."""
+        if self._thread is not None:
+            return
+        self._beat()
+        self.owner = self.id
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="tidings-lease", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop renewing and give the lease up (its work, if any is left, is re-driven at
+        once by the next sweep)."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._stop.set()
+        thread.join(timeout=10)
+        self.owner = None
+        try:
+            with self.database.write() as session:
+                execute_counting(session, delete(WorkerLease).where(WorkerLease.id == self.id))
+        except Exception:
+            logger.warning("could not give up worker lease %s", self.id, exc_info=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self._beat()
+                if self.claim_expired():
+                    self.on_expired()
+            except Exception:
+                logger.warning("worker lease %s: heartbeat failed", self.id, exc_info=True)
+
+    def _beat(self) -> None:
+        now = utcnow()
+        with self.database.write() as session:
+            renewed = execute_counting(
+                session,
+                update(WorkerLease).where(WorkerLease.id == self.id).values(heartbeat_at=now),
+            )
+            if not renewed:  # new, or deleted while this process was stalled
+                session.add(
+                    WorkerLease(
+                        id=self.id,
+                        hostname=socket.gethostname()[:255],
+                        pid=os.getpid(),
+                        started_at=now,
+                        heartbeat_at=now,
+                    )
+                )
+
+    def claim_expired(self) -> list[str]:
+        """Delete the expired leases, returning those this call deleted: when two processes
+        find the same expired lease, one of them gets it."""
+        cutoff = utcnow() - timedelta(seconds=self.settings.worker_lease_seconds)
+        with self.database.read() as session:
+            expired = list(
+                session.scalars(select(WorkerLease.id).where(WorkerLease.heartbeat_at <= cutoff))
+            )
+        claimed = []
+        for lease_id in expired:
+            with self.database.write() as session:
+                if execute_counting(
+                    session,
+                    delete(WorkerLease).where(
+                        WorkerLease.id == lease_id, WorkerLease.heartbeat_at <= cutoff
+                    ),
+                ):
+                    claimed.append(lease_id)
+        if claimed:
+            logger.warning("worker lease(s) expired: %s; re-driving their work", claimed)
+        return claimed
