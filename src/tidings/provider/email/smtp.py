@@ -6,7 +6,8 @@ from_email, from_name, reply_to, timeout_seconds, verify_tls.
 Errors follow SMTP reply classes: 4xx replies, timeouts and refused connections are
 retryable; 5xx replies (such as 550, mailbox unavailable) and authentication failures are
 permanent. Once the whole message has gone out after DATA, the server's reply is awaited for
-`data_timeout_seconds` (ten minutes, as RFC 5321 section 4.5.3.2.6 suggests); if none comes,
+`data_timeout_seconds` (60 s by default, up to the ten minutes RFC 5321 section 4.5.3.2.6
+suggests: a consumer thread waits meanwhile); if none comes,
 or the connection drops, the outcome is unknown (`UnknownOutcomeError`): the server may have
 accepted the message, so it is not sent again. Connections are reused by the same worker
 thread for up to ten idle seconds. The `Message-ID` is derived from the delivery's
@@ -60,12 +61,13 @@ class SmtpConfig(ProviderConfig):
     reply_to: str | None = Field(default=None, title="Reply-To", description="Reply address.")
     timeout_seconds: float = Field(default=15.0, title="Timeout", description="Per operation.")
     data_timeout_seconds: float = Field(
-        default=600.0,
+        default=60.0,
         gt=0,
+        le=600.0,
         title="DATA reply timeout",
         description="How long to wait for the server to accept a message it has received "
-        "(RFC 5321 suggests 10 minutes). Without an answer the outcome is unknown and the "
-        "message is not sent again.",
+        "(RFC 5321 suggests up to 10 minutes; a consumer thread waits meanwhile). Without "
+        "an answer the outcome is unknown and the message is not sent again.",
     )
     verify_tls: bool = Field(
         default=True, title="Verify TLS", description="Check the server's certificate."
