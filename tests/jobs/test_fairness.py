@@ -101,3 +101,24 @@ def test_a_production_send_is_routed_ahead_of_a_large_test_send(
     assert huey.pending_count() == 200 // MESSAGES_PER_JOB + 1
     first = huey.dequeue()
     assert first.args == ([urgent.json()["requestId"]],)
+
+
+def test_a_recovered_backlog_is_queued_at_its_environments_share(
+    runtime: Runtime, keys: Keys
+) -> None:
+    """Events whose jobs were lost (storage gone, process killed) are re-driven at their
+    environment's fair share too: a production event queued after the recovery goes first."""
+    lost = IngestWriter(runtime.database, runtime.cipher, lambda new_ids: None)
+    for batch in range(FLOOD_BATCHES):
+        lost.write(
+            [
+                IngestItem(keys.test, validate_segment_event(track(messageId=f"lost-{batch}-{n}")))
+                for n in range(BATCH_EVENTS)
+            ]
+        )
+    assert runtime.jobs.recover() == FLOOD_BATCHES * BATCH_EVENTS
+    writer = IngestWriter(runtime.database, runtime.cipher, runtime.jobs.enqueue_committed)
+    (urgent,) = writer.write(
+        [IngestItem(keys.production, validate_segment_event(track(messageId="urgent")))]
+    )
+    assert runtime.jobs.huey.dequeue().args == ([urgent.event_id],)

@@ -307,15 +307,17 @@ class RunRepository:
                 )
             )
         )
-        return claim_rows(
+        claimed = claim_rows(
             self.session,
             AutomationRun.id,
             AutomationRun.swept_at,
             waking | stalled,
+            environment=AutomationRun.environment_id,
             now=now,
             unclaimed_since=unclaimed_since,
             limit=limit,
         )
+        return [run_pk for run_pk, _ in claimed]
 
     def version_numbers(self, version_pks: set[int]) -> dict[int, int]:
         if not version_pks:

@@ -145,14 +145,16 @@ class EventRepository:
 
     def claim_stale(
         self, received_before: datetime, unclaimed_since: datetime, now: datetime, limit: int
-    ) -> list[int]:
+    ) -> list[tuple[int, str]]:
         """Claim events still `received` that arrived before `received_before`, for a sweep
-        to re-drive (`kit.sql.claim_rows`: concurrent sweeps take disjoint events)."""
+        to re-drive (`kit.sql.claim_rows`: concurrent sweeps take disjoint events); each
+        with its environment."""
         return claim_rows(
             self.session,
             Event.id,
             Event.swept_at,
             (Event.status == EventStatus.RECEIVED) & (Event.received_at <= received_before),
+            environment=Event.environment_id,
             now=now,
             unclaimed_since=unclaimed_since,
             limit=limit,

@@ -453,10 +453,15 @@ def _record_failure(database: Database, event_id: int, exc: Exception, max_attem
 
 def claim_stale_events(
     database: Database, received_before: datetime, unclaimed_since: datetime, limit: int
-) -> list[int]:
+) -> dict[str, list[int]]:
     """Events still `received` from before the given time, claimed for a sweep to re-drive:
-    their job was lost, or is late. Up to `limit`, in a transaction of their own."""
+    their job was lost, or is late. Up to `limit`, in a transaction of their own; by
+    environment."""
     with database.write() as session:
-        return EventRepository(session).claim_stale(
+        claimed = EventRepository(session).claim_stale(
             received_before, unclaimed_since, utcnow(), limit
         )
+    by_environment: dict[str, list[int]] = {}
+    for event_id, environment_id in claimed:
+        by_environment.setdefault(environment_id, []).append(event_id)
+    return by_environment

@@ -281,16 +281,20 @@ class JobEngine:
         unclaimed_since = started - timedelta(seconds=hold)
         context = self.context
 
+        # Re-driven events and messages are queued at their environment's fair share, so a
+        # flooded environment's recovered backlog does not go ahead of another's new work.
         def events() -> int:
-            ids = claim_stale_events(self.database, before, unclaimed_since, SWEEP_BATCH)
-            for start in range(0, len(ids), 100):
-                self.enqueue_events(ids[start : start + 100])
-            return len(ids)
+            claimed = claim_stale_events(self.database, before, unclaimed_since, SWEEP_BATCH)
+            for environment_id, ids in claimed.items():
+                for start in range(0, len(ids), 100):
+                    self.enqueue_events(ids[start : start + 100], environment_id)
+            return sum(len(ids) for ids in claimed.values())
 
         def messages() -> int:
-            ids = pipeline.claim_stuck_messages(context, before, unclaimed_since, SWEEP_BATCH)
-            self.process_messages(ids)
-            return len(ids)
+            claimed = pipeline.claim_stuck_messages(context, before, unclaimed_since, SWEEP_BATCH)
+            for environment_id, ids in claimed.items():
+                self.process_messages(ids, environment_id)
+            return sum(len(ids) for ids in claimed.values())
 
         def deliveries() -> int:
             ids = pipeline.claim_stuck_deliveries(context, before, unclaimed_since, SWEEP_BATCH)

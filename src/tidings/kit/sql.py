@@ -71,12 +71,14 @@ def claim_rows(
     claimed_at: Any,
     condition: Any,
     *,
+    environment: Any,
     now: datetime,
     unclaimed_since: datetime,
     limit: int,
-) -> list[int]:
+) -> list[tuple[int, str]]:
     """Claim up to `limit` rows matching `condition`, lowest key first: set `claimed_at` to
-    `now` on those not claimed since `unclaimed_since`, and return their keys.
+    `now` on those not claimed since `unclaimed_since`, and return their keys, each with its
+    `environment` (so that re-driven work is queued at its environment's fair share).
 
     One statement, `UPDATE … WHERE key IN (SELECT key … LIMIT n FOR UPDATE SKIP LOCKED)
     RETURNING key`: on Postgres, rows another transaction holds are skipped and two claimers
@@ -95,7 +97,7 @@ def claim_rows(
         update(table)
         .where(key.in_(candidates.scalar_subquery()))
         .values({claimed_at.key: now})
-        .returning(key)
+        .returning(key, environment)
         .execution_options(synchronize_session=False)
     )
-    return sorted(session.execute(statement).scalars())
+    return sorted((row[0], row[1]) for row in session.execute(statement))

@@ -747,12 +747,23 @@ def _apply_outcome(
 
 def claim_stuck_messages(
     context: PipelineContext, updated_before: datetime, unclaimed_since: datetime, limit: int
-) -> list[str]:
-    """Messages a lost job may have left ENQUEUED (or DELAYED and due), claimed for a sweep."""
+) -> dict[str, list[str]]:
+    """Messages a lost job may have left ENQUEUED (or DELAYED and due), claimed for a sweep;
+    their ids by environment."""
     with context.database.write() as session:
         repository = MessageRepository(session)
-        pks = repository.claim_due_messages(updated_before, unclaimed_since, utcnow(), limit)
-        return repository.message_ids(pks)
+        claimed = repository.claim_due_messages(updated_before, unclaimed_since, utcnow(), limit)
+        by_environment: dict[str, list[str]] = {}
+        for environment_id, pks in _group_by_environment(claimed).items():
+            by_environment[environment_id] = repository.message_ids(pks)
+        return by_environment
+
+
+def _group_by_environment(claimed: list[tuple[int, str]]) -> dict[str, list[int]]:
+    grouped: dict[str, list[int]] = {}
+    for pk, environment_id in claimed:
+        grouped.setdefault(environment_id, []).append(pk)
+    return grouped
 
 
 def claim_stuck_deliveries(

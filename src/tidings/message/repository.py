@@ -236,9 +236,9 @@ class MessageRepository:
 
     def claim_due_messages(
         self, updated_before: datetime, unclaimed_since: datetime, now: datetime, limit: int
-    ) -> list[int]:
+    ) -> list[tuple[int, str]]:
         """Claim messages ENQUEUED, or DELAYED and due, untouched since `updated_before`, for
-        a sweep to re-drive (`kit.sql.claim_rows`); their primary keys."""
+        a sweep to re-drive (`kit.sql.claim_rows`); their primary keys and environments."""
         return claim_rows(
             self.session,
             Message.id,
@@ -246,6 +246,7 @@ class MessageRepository:
             Message.status.in_([MessageStatus.ENQUEUED, MessageStatus.DELAYED])
             & (Message.send_at.is_(None) | (Message.send_at <= now))
             & (Message.updated_at <= updated_before),
+            environment=Message.environment_id,
             now=now,
             unclaimed_since=unclaimed_since,
             limit=limit,
@@ -280,7 +281,7 @@ class MessageRepository:
     ) -> list[int]:
         """Claim deliveries to re-drive (`kit.sql.claim_rows`): attempts left `sending` by a
         process that is gone, and retries due since `due_before`."""
-        return claim_rows(
+        claimed = claim_rows(
             self.session,
             MessageDelivery.id,
             MessageDelivery.swept_at,
@@ -293,10 +294,12 @@ class MessageRepository:
                 )
                 & (MessageDelivery.updated_at <= due_before)
             ),
+            environment=MessageDelivery.environment_id,
             now=now,
             unclaimed_since=unclaimed_since,
             limit=limit,
         )
+        return [delivery_id for delivery_id, _ in claimed]
 
     def delivery_by_provider_id(
         self, provider: str, provider_message_id: str
