@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from tidings.dependencies import INVALID_KEY_MESSAGE, MISSING_KEY_MESSAGE, Caller, ReadSession
-from tidings.errors import Conflict, PayloadTooLarge, ServiceUnavailable, Unauthorized
+from tidings.errors import AppError, Conflict, PayloadTooLarge, ServiceUnavailable, Unauthorized
 from tidings.ingest.tracking import BATCH_PATHS, SINGLE_PATHS, TrackingRequest, accept_tracking
 from tidings.ingest.validation import (
     MAX_EVENT_BYTES,
@@ -117,6 +117,8 @@ def presented_key(authorization: str | None) -> str:
 async def _ingest(writer: IngestWriter, event: ValidEvent, key: str) -> tuple[Outcome, str]:
     try:
         (result,) = await writer.submit([IngestItem(key=key, event=event)])
+    except AppError:  # an event the writer refused on its own (unstorable)
+        raise
     except Exception as exc:
         raise ServiceUnavailable(
             "The event could not be stored right now and was not accepted. Send it again "
