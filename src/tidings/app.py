@@ -10,13 +10,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from tidings import __version__
 from tidings.automation.endpoints import router as automation_router
 from tidings.callback.endpoints import router as callback_router
-from tidings.errors import AppError, BadRequest, error_response, install_error_handlers
+from tidings.errors import install_error_handlers
 from tidings.event.endpoints import router as event_router
 from tidings.inbox.endpoints import router as inbox_router
 from tidings.ingest.endpoints import router as ingest_router
@@ -25,7 +24,6 @@ from tidings.ingest.pressure import IngestPressure, no_pause
 from tidings.ingest.source_endpoints import router as source_router
 from tidings.ingest.tracking import RateLimiter
 from tidings.ingest.writer import IngestWriter
-from tidings.kit import json_input
 from tidings.list.endpoints import router as list_router
 from tidings.message.endpoints import router as message_router
 from tidings.notification.endpoints import router as notification_router
@@ -119,7 +117,6 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
     app.include_router(inbox_router)
     app.include_router(list_router)
     app.include_router(automation_router)
-    _limit_json_bodies(app)
     mount_studio(app, runtime)
 
     @app.get("/health", tags=["health"])
@@ -127,50 +124,3 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
         return {"status": "ok", "version": __version__}
 
     return app
-
-
-def _limit_json_bodies(app: FastAPI) -> None:
-    """Every body FastAPI parses as JSON is first parsed within the JSON input limits
-    (kit.json_input), so an over-deep document, a wide integer or a NUL is a 400 naming
-    it, not a failure where the value is stored. Routes that read their body raw (ingest,
-    callbacks) parse it with the same limits themselves."""
-    for route in app.router.routes:
-        if isinstance(route, APIRoute) and route.body_field is not None:
-            route.app = _json_limited(route.app)
-
-
-def _json_limited(app: ASGIApp) -> ASGIApp:
-    async def limited(scope: Scope, receive: Receive, send: Send) -> None:
-        content_type = next(
-            (value for name, value in scope["headers"] if name == b"content-type"), b""
-        )
-        if content_type and b"json" not in content_type.lower():
-            await app(scope, receive, send)
-            return
-        messages: list[Message] = []
-        more = True
-        while more:
-            message = await receive()
-            messages.append(message)
-            more = message["type"] == "http.request" and message.get("more_body", False)
-        body = b"".join(message.get("body", b"") for message in messages)
-        if body and messages[-1]["type"] == "http.request":
-            try:
-                json_input.loads(body)
-            except json_input.JSONDecodeError as exc:
-                refusal: AppError = BadRequest(
-                    f"The request body is not valid JSON ({exc}). Send a JSON object.",
-                    code="invalid_json",
-                )
-                await error_response(refusal)(scope, receive, send)
-                return
-            except AppError as exc:
-                await error_response(exc)(scope, receive, send)
-                return
-
-        async def replay() -> Message:
-            return messages.pop(0) if messages else await receive()
-
-        await app(scope, replay, send)
-
-    return limited

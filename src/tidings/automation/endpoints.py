@@ -32,10 +32,11 @@ from tidings.kit.time import isoformat, parse_timestamp, utcnow
 from tidings.message.repository import IdempotencyRepository
 from tidings.message.service import idempotent_replay, request_hash
 from tidings.models import Automation, AutomationRun, AutomationVersion
+from tidings.routing import LimitedJsonRoute
 from tidings.runtime import Runtime
 from tidings.workspace.service import Scope
 
-router = APIRouter(prefix="/automations", tags=["automations"])
+router = APIRouter(prefix="/automations", tags=["automations"], route_class=LimitedJsonRoute)
 
 _BODY_SCHEMA = {
     "requestBody": {

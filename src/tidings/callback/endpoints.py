@@ -12,8 +12,9 @@ from tidings.callback import service
 from tidings.callback.schemas import CallbackResult
 from tidings.dependencies import RuntimeDep
 from tidings.errors import BadRequest
+from tidings.routing import LimitedJsonRoute
 
-router = APIRouter(prefix="/callbacks", tags=["callbacks"])
+router = APIRouter(prefix="/callbacks", tags=["callbacks"], route_class=LimitedJsonRoute)
 
 
 async def raw_body(request: Request) -> bytes:

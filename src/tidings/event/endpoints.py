@@ -21,6 +21,7 @@ from tidings.event.schemas import (
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import isoformat
 from tidings.models import AutomationRun
+from tidings.routing import LimitedJsonRoute
 
 
 def _runs_by_event(session: Session, event_ids: list[int]) -> dict[int, list[AutomationRun]]:
@@ -31,7 +32,9 @@ def _runs_by_event(session: Session, event_ids: list[int]) -> dict[int, list[Aut
     return found
 
 
-router = APIRouter(prefix="/integrations/segment", tags=["segment events"])
+router = APIRouter(
+    prefix="/integrations/segment", tags=["segment events"], route_class=LimitedJsonRoute
+)
 
 SEGMENT = "segment"
 EventType = Literal["identify", "track", "group", "page", "screen", "alias"]

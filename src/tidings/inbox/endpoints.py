@@ -21,9 +21,10 @@ from tidings.inbox.schemas import (
 from tidings.inbox.service import InboxBroker, InboxUser
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import isoformat
+from tidings.routing import LimitedJsonRoute
 from tidings.workspace.keys import key_from_authorization
 
-router = APIRouter(prefix="/inbox", tags=["inbox"])
+router = APIRouter(prefix="/inbox", tags=["inbox"], route_class=LimitedJsonRoute)
 
 # Event ids are row ids: decimal, and small enough for a 64-bit column.
 _EVENT_ID = re.compile(r"[0-9]{1,18}")

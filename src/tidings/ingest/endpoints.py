@@ -23,10 +23,11 @@ from tidings.ingest.validation import (
     validate_segment_event,
 )
 from tidings.ingest.writer import IngestItem, IngestWriter, Outcome
+from tidings.routing import LimitedJsonRoute
 from tidings.workspace.keys import key_from_authorization
 from tidings.workspace.repository import WorkspaceRepository
 
-router = APIRouter(tags=["inbound"])
+router = APIRouter(tags=["inbound"], route_class=LimitedJsonRoute)
 
 _SEGMENT_EVENT_SCHEMA: dict[str, Any] = {
     "requestBody": {

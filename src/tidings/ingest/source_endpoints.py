@@ -18,9 +18,10 @@ from tidings.ingest.tracking import submit
 from tidings.ingest.validation import ValidEvent, parse_json, validate_segment_event
 from tidings.ingest.writer import IngestItem
 from tidings.kit.time import utcnow
+from tidings.routing import LimitedJsonRoute
 from tidings.runtime import Runtime
 
-router = APIRouter(tags=["signed sources"])
+router = APIRouter(tags=["signed sources"], route_class=LimitedJsonRoute)
 
 MAX_WEBHOOK_BYTES = 4 * 1024 * 1024
 

@@ -24,8 +24,9 @@ from tidings.list.schemas import (
     preferences_document,
 )
 from tidings.models import RecipientList
+from tidings.routing import LimitedJsonRoute
 
-router = APIRouter(tags=["lists"])
+router = APIRouter(tags=["lists"], route_class=LimitedJsonRoute)
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 

@@ -22,8 +22,9 @@ from tidings.message.schemas import (
     SendResponse,
 )
 from tidings.models import Message
+from tidings.routing import LimitedJsonRoute
 
-router = APIRouter(tags=["messages"])
+router = APIRouter(tags=["messages"], route_class=LimitedJsonRoute)
 
 
 def _json(body: dict[str, Any], status_code: int) -> Response:

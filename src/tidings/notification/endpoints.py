@@ -19,9 +19,10 @@ from tidings.notification.schemas import (
     PreviewBody,
     PreviewResponse,
 )
+from tidings.routing import LimitedJsonRoute
 from tidings.template.render import RenderContext
 
-router = APIRouter(prefix="/notifications", tags=["notifications"])
+router = APIRouter(prefix="/notifications", tags=["notifications"], route_class=LimitedJsonRoute)
 
 
 def _view(notification: Notification) -> NotificationResponse:

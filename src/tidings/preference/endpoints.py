@@ -34,8 +34,9 @@ from tidings.preference.schemas import (
     TopicPreferenceResponse,
     TopicResponse,
 )
+from tidings.routing import LimitedJsonRoute
 
-router = APIRouter()
+router = APIRouter(route_class=LimitedJsonRoute)
 
 TopicId = Annotated[str, Path(max_length=200, description="The subscription topic id.")]
 UserId = Annotated[str, Path(max_length=300)]

@@ -5,8 +5,9 @@ from fastapi import APIRouter, Response
 from tidings.dependencies import Caller, ReadSession, RuntimeDep
 from tidings.profile import service
 from tidings.profile.schemas import PatchBody, ProfileBody, ProfileResponse, StatusResponse
+from tidings.routing import LimitedJsonRoute
 
-router = APIRouter(prefix="/profiles", tags=["profiles"])
+router = APIRouter(prefix="/profiles", tags=["profiles"], route_class=LimitedJsonRoute)
 
 
 @router.get("/{user_id}", response_model=ProfileResponse)

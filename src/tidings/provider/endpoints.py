@@ -9,8 +9,9 @@ from tidings.dependencies import Caller, ReadSession, RuntimeDep
 from tidings.errors import NotFound
 from tidings.provider import service
 from tidings.provider.registry import load_all
+from tidings.routing import LimitedJsonRoute
 
-router = APIRouter(prefix="/providers", tags=["providers"])
+router = APIRouter(prefix="/providers", tags=["providers"], route_class=LimitedJsonRoute)
 
 
 class ProviderBody(BaseModel):

@@ -9,10 +9,11 @@ from tidings.dependencies import Caller, ReadSession
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import isoformat
 from tidings.models import TenantMembership
+from tidings.routing import LimitedJsonRoute
 from tidings.tenant import service
 from tidings.tenant.schemas import Membership, MembershipList, TenantResponse
 
-router = APIRouter(tags=["tenants"])
+router = APIRouter(tags=["tenants"], route_class=LimitedJsonRoute)
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 
