@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 from tidings import __version__
 from tidings.automation.endpoints import router as automation_router
 from tidings.callback.endpoints import router as callback_router
-from tidings.errors import install_error_handlers
+from tidings.errors import document_errors, install_error_handlers
 from tidings.event.endpoints import router as event_router
 from tidings.inbox.endpoints import router as inbox_router
 from tidings.ingest.endpoints import router as ingest_router
@@ -104,6 +104,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
     app.state.runtime = runtime
     app.state.tracking_limiter = RateLimiter.from_settings(runtime.settings)
     install_error_handlers(app)
+    document_errors(app)
     app.include_router(ingest_router)
     app.include_router(source_router)
     app.include_router(event_router)

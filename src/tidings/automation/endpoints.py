@@ -330,7 +330,12 @@ def invoke(
     )
 
 
-@router.put("/{automation_id}", response_model=AutomationResponse, openapi_extra=_BODY_SCHEMA)
+@router.put(
+    "/{automation_id}",
+    response_model=AutomationResponse,
+    responses={201: {"model": AutomationResponse, "description": "Created."}},
+    openapi_extra=_BODY_SCHEMA,
+)
 def put_automation(
     automation_id: str,
     caller: Caller,

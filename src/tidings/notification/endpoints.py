@@ -54,7 +54,11 @@ def list_notifications(
     )
 
 
-@router.put("/{notification_id}", response_model=NotificationResponse)
+@router.put(
+    "/{notification_id}",
+    response_model=NotificationResponse,
+    responses={201: {"model": NotificationResponse, "description": "Created."}},
+)
 def put_notification(
     notification_id: str,
     body: NotificationBody,

@@ -95,7 +95,12 @@ def list_topics(
     )
 
 
-@router.put("/preferences/topics/{topic_id}", response_model=TopicResponse, tags=["preferences"])
+@router.put(
+    "/preferences/topics/{topic_id}",
+    response_model=TopicResponse,
+    responses={201: {"model": TopicResponse, "description": "Created."}},
+    tags=["preferences"],
+)
 def put_topic(
     topic_id: TopicId, body: TopicBody, caller: Caller, runtime: RuntimeDep, response: Response
 ) -> TopicResponse:

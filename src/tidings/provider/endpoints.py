@@ -80,7 +80,11 @@ def get_provider(
     raise NotFound(f"Provider {name!r} is not configured.", code="provider_not_configured")
 
 
-@router.put("/{name}", response_model=ProviderView)
+@router.put(
+    "/{name}",
+    response_model=ProviderView,
+    responses={201: {"model": ProviderView, "description": "Created."}},
+)
 def put_provider(
     name: str, body: ProviderBody, caller: Caller, runtime: RuntimeDep, response: Response
 ) -> ProviderView:
