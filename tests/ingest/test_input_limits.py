@@ -220,3 +220,22 @@ def test_an_if_nested_hundreds_deep_is_refused_at_save_time(client: TestClient, 
         client.put("/automations/deep", json=automation, headers=bearer(keys.test)).status_code
         == 201
     )
+
+
+def test_a_nul_character_in_the_url_or_a_form_is_refused(client: TestClient, keys: Keys) -> None:
+    """PostgreSQL refuses NUL in any text: looked up, it was a 500 there."""
+    for method, url in (
+        ("GET", "/profiles/a%00b"),
+        ("GET", "/messages?recipient=a%00b"),
+        ("GET", "/integrations/segment/events/a%00b"),
+        ("POST", "/inbound/segment?x=%00"),
+    ):
+        response = client.request(method, url, headers=bearer(keys.test))
+        message = error(response, "invalid_url", None)
+        assert "%00" in message
+    response = client.post(
+        "/callbacks/twilio",
+        content=b"MessageSid=SM%00x&MessageStatus=delivered",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    error(response, "invalid_string", "MessageSid")

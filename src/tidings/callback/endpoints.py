@@ -81,6 +81,14 @@ def twilio_status(body: RawBody, request: Request, runtime: RuntimeDep) -> Callb
             code="invalid_request",
             field="body",
         ) from exc
+    for name, value in params:
+        if "\x00" in name or "\x00" in value:
+            raise BadRequest(
+                f"The form field {name!r} contains the NUL character (%00), which Tidings "
+                "cannot store. Remove it.",
+                code="invalid_string",
+                field=name,
+            )
     with runtime.database.write() as session:
         return service.handle_twilio_status(
             session,
