@@ -15,7 +15,7 @@ from starlette.types import Receive, Scope, Send
 from tidings import __version__
 from tidings.automation.endpoints import router as automation_router
 from tidings.callback.endpoints import router as callback_router
-from tidings.errors import install_error_handlers
+from tidings.errors import BadRequest, document_errors, error_response, install_error_handlers
 from tidings.event.endpoints import router as event_router
 from tidings.inbox.endpoints import router as inbox_router
 from tidings.ingest.endpoints import router as ingest_router
@@ -37,6 +37,13 @@ from tidings.tenant.endpoints import router as tenant_router
 logger = logging.getLogger(__name__)
 
 
+_NUL_IN_URL = BadRequest(
+    "The URL contains the NUL character (%00), which no id or filter in Tidings can hold. "
+    "Remove it.",
+    code="invalid_url",
+)
+
+
 class TidingsAPI(FastAPI):
     """FastAPI, with the ingest hot paths served ahead of its per-request machinery.
 
@@ -54,6 +61,10 @@ class TidingsAPI(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
+            return
+        if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
+            # No id or filter can hold it, and PostgreSQL refuses it in any text.
+            await error_response(_NUL_IN_URL)(scope, receive, send)
             return
         scope["app"] = self  # as Starlette sets it: the fast path finds the writer on it
         await self._fast_path(scope, receive, send)
@@ -106,6 +117,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
     app.state.runtime = runtime
     app.state.tracking_limiter = RateLimiter.from_settings(runtime.settings)
     install_error_handlers(app)
+    document_errors(app)
     app.include_router(ingest_router)
     app.include_router(source_router)
     app.include_router(event_router)

@@ -3,22 +3,19 @@
 Endpoints that write open `runtime.database.write()` themselves, so the commit happens
 before the response is sent: a 2xx always means the data is committed.
 
-Every API router is built with `route_class=KeyFirstRoute`, so a route that takes a `Caller`
-(or an `IngestCaller`) checks the API key before FastAPI reads and validates the body: an
-unauthenticated request is a 401 whatever its body.
+Every API router is built with `route_class=routing.ApiRoute`, so a route that takes a
+`Caller` (or an `IngestCaller`) checks the API key before FastAPI reads and validates the
+body: an unauthenticated request is a 401 whatever its body.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterator
-from typing import Annotated, Any
+from collections.abc import Callable, Iterator
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
 from starlette.types import Scope as ASGIScope
 
 from tidings.errors import Forbidden, TooManyRequests, Unauthorized
@@ -130,33 +127,12 @@ IngestCaller = Annotated[Scope, Depends(authenticate_ingest)]
 _KEY_CHECKS: tuple[Callable[..., Scope], ...] = (authenticate, authenticate_ingest)
 
 
-def _key_check(dependant: Dependant) -> Callable[..., Scope] | None:
+def key_check(dependant: Dependant) -> Callable[..., Scope] | None:
+    """The key dependency (`authenticate` or `authenticate_ingest`) a route depends on."""
     for dependency in dependant.dependencies:
         if dependency.call in _KEY_CHECKS:
             return dependency.call
-        found = _key_check(dependency)
+        found = key_check(dependency)
         if found is not None:
             return found
     return None
-
-
-class KeyFirstRoute(APIRoute):
-    """A route that checks its API key before the body is read.
-
-    FastAPI reads and parses a route's body before it solves the dependencies, so an
-    unauthenticated request with a malformed body would get 400 and learn how the endpoint
-    parses. Here the route's `authenticate` (or `authenticate_ingest`) runs first; the
-    dependency then finds the caller already checked.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-        check = _key_check(self.dependant)
-        if check is None:
-            return handler
-
-        async def key_first(request: Request) -> Response:
-            await run_in_threadpool(check, request, get_runtime(request))
-            return await handler(request)
-
-        return key_first

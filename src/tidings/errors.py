@@ -139,6 +139,54 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     )
 
 
+_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Every error: `code` is stable, `message` says what was wrong and how to "
+    "fix it, `field` names the offending input (or is null).",
+    "required": ["code", "message", "field"],
+    "properties": {
+        "code": {"type": "string"},
+        "message": {"type": "string"},
+        "field": {"type": ["string", "null"]},
+    },
+}
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
+
+
+def document_errors(app: FastAPI) -> None:
+    """Declare the real error answers in the OpenAPI document: every operation's 4xx in the
+    one shape (FastAPI's default 422 is never sent: validation errors are 400), and the
+    ingest routes' 503 when nothing could be stored."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        schemas.pop("HTTPValidationError", None)
+        schemas.pop("ValidationError", None)
+        schemas["Error"] = _ERROR_SCHEMA
+        for path, operations in schema.get("paths", {}).items():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                responses.pop("422", None)
+                responses["4XX"] = _error_response(
+                    "Refused: the error says what was wrong and how to fix it."
+                )
+                if path.startswith(("/inbound/", "/v1/")):
+                    responses["503"] = _error_response("Nothing was stored; send it again later.")
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Keys
+from tests.conftest import Keys, wait_for
 from tests.payloads import track
+from tidings.errors import BadRequest
 from tidings.ingest import writer as writer_module
 from tidings.ingest.pressure import IngestPressure
 from tidings.ingest.validation import validate_segment_event
@@ -210,3 +211,54 @@ def test_each_new_event_gets_its_own_id(runtime: Runtime, keys: Keys, size: int)
             assert result.outcome is Outcome.ACCEPTED
             assert result.event_id == ids[f"new-{n}"]
     assert len(ids) == size
+
+
+def test_one_unstorable_event_is_refused_alone_and_its_batch_is_stored(
+    runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An event the database cannot take (here nested past what orjson serialises, as the
+    parse-time limits now refuse) used to fail its whole group commit: every request in it,
+    from every environment, got 503."""
+    writer = IngestWriter(runtime.database, runtime.cipher, lambda ids: None)
+    real_write = writer._write
+    sizes: list[int] = []
+
+    def observed(items: Sequence[IngestItem]) -> Any:
+        sizes.append(len(items))
+        if len(sizes) == 1:  # hold the first batch until all 21 requests are taken or queued
+            wait_for(lambda: len(items) + writer._queue.qsize() >= 21, what="requests queued")
+        return real_write(items)
+
+    monkeypatch.setattr(writer, "_write", observed)
+    deep: dict[str, Any] = {}
+    for _ in range(300):
+        deep = {"a": deep}
+    bad = IngestItem(keys.production, validate_segment_event(track(messageId="deep")))
+    bad.event.payload["properties"] = deep
+
+    async def scenario() -> list[Any]:
+        writer.start()
+        try:
+            return await asyncio.gather(
+                writer.submit([item(keys.test, "first")]),
+                *(writer.submit([item(keys.test, f"t-{n:02d}")]) for n in range(10)),
+                writer.submit([bad]),
+                *(writer.submit([item(keys.production, f"p-{n:02d}")]) for n in range(9)),
+                return_exceptions=True,
+            )
+        finally:
+            await writer.stop()
+
+    answers = asyncio.run(scenario())
+    refused = answers[11]
+    assert isinstance(refused, BadRequest)
+    assert refused.code == "unstorable_event"
+    good = answers[:11] + answers[12:]
+    assert all(answer[0].outcome is Outcome.ACCEPTED for answer in good), good
+    # The batch holding the bad event was tried whole, then request by request.
+    failed = 21 if sizes[0] == 21 else 20
+    assert failed in sizes
+    assert sizes[sizes.index(failed) + 1 :][:failed] == [1] * failed
+    assert stored(runtime) == sorted(
+        ["first", *(f"t-{n:02d}" for n in range(10)), *(f"p-{n:02d}" for n in range(9))]
+    )

@@ -260,3 +260,24 @@ def test_verify_needs_a_signature_and_a_secret() -> None:
     assert not verify(body, None, ["k" * 16])
     assert not verify(body, hmac_hex("k" * 16, body), [])
     assert not verify(body, "zz", ["k" * 16])
+
+
+def test_a_signed_batch_over_the_json_limits_is_refused_naming_the_item(
+    client: TestClient, runtime: Runtime, source: dict[str, Any]
+) -> None:
+    wide = js_stringify([event("fine"), event("wide", properties={"n": 0})]).replace(
+        b'"n":0', b'"n":123456789012345678901234567890'
+    )
+    response = deliver(client, source, wide, hmac_hex(SHARED_SECRET, wide))
+    assert response.status_code == 400, response.text
+    assert (response.json()["code"], response.json()["field"]) == (
+        "invalid_number",
+        "[1].properties.n",
+    )
+    deep = js_stringify([event("deep", properties={})]).replace(
+        b'"properties":{}', b'"properties":' + b'{"a":' * 300 + b"1" + b"}" * 300
+    )
+    response = deliver(client, source, deep, hmac_hex(SHARED_SECRET, deep))
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "json_too_deep"
+    assert stored_events(runtime) == []

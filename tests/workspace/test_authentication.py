@@ -16,8 +16,9 @@ from fastapi.testclient import TestClient
 from tests.conftest import Keys, bearer
 from tests.payloads import identify, track
 from tests.tracking.helpers import stored_events
-from tidings.dependencies import KeyFirstRoute, authenticate, authenticate_ingest
+from tidings.dependencies import authenticate, authenticate_ingest
 from tidings.ingest.tracking import PATHS as TRACKING_PATHS
+from tidings.routing import ApiRoute
 from tidings.runtime import Runtime
 from tidings.workspace.service import INGEST, create_key
 
@@ -79,7 +80,7 @@ def test_an_ingest_key_gets_403_on_every_route_but_the_ingest_ones(
             assert not uses(route, authenticate_ingest)
             continue
         # So that the key is checked before the body (test_the_key_is_checked_before_the_body).
-        assert isinstance(route, KeyFirstRoute), f"{route.path}: not built with KeyFirstRoute"
+        assert isinstance(route, ApiRoute), f"{route.path}: not built with ApiRoute"
         if route.path in INGEST_ROUTES:
             assert not uses(route, authenticate), f"{route.path} would refuse ingest keys"
             continue

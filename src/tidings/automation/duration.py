@@ -40,6 +40,9 @@ class DurationError(ValueError):
     """The text is not a duration; the message says what is accepted."""
 
 
+TOO_LONG = "a delay can wait at most 999,999,999 days (and ends before the year 3000)"
+
+
 def parse_duration(text: str) -> timedelta:
     """Parse a human-readable or ISO-8601 duration; raise DurationError otherwise.
 
@@ -73,6 +76,9 @@ def parse_duration(text: str) -> timedelta:
                 f"{quoted} is not a duration: unknown unit {match.group(2)!r}; use seconds, "
                 f"minutes, hours, days or weeks, e.g. {EXAMPLES}"
             )
-        total += timedelta(**{unit: float(match.group(1))})
+        try:
+            total += timedelta(**{unit: float(match.group(1))})
+        except OverflowError as exc:
+            raise DurationError(f"{quoted} is too long: {TOO_LONG}") from exc
         position = match.end()
     return total

@@ -25,17 +25,18 @@ from tidings.automation.schemas import (
     VersionList,
     VersionResponse,
 )
-from tidings.dependencies import Caller, KeyFirstRoute, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, ReadSession, RuntimeDep
 from tidings.errors import BadRequest
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import isoformat, parse_timestamp, utcnow
 from tidings.message.repository import IdempotencyRepository
 from tidings.message.service import idempotent_replay, request_hash
 from tidings.models import Automation, AutomationRun, AutomationVersion
+from tidings.routing import ApiRoute
 from tidings.runtime import Runtime
 from tidings.workspace.service import Scope
 
-router = APIRouter(route_class=KeyFirstRoute, prefix="/automations", tags=["automations"])
+router = APIRouter(prefix="/automations", tags=["automations"], route_class=ApiRoute)
 
 _BODY_SCHEMA = {
     "requestBody": {
@@ -329,7 +330,12 @@ def invoke(
     )
 
 
-@router.put("/{automation_id}", response_model=AutomationResponse, openapi_extra=_BODY_SCHEMA)
+@router.put(
+    "/{automation_id}",
+    response_model=AutomationResponse,
+    responses={201: {"model": AutomationResponse, "description": "Created."}},
+    openapi_extra=_BODY_SCHEMA,
+)
 def put_automation(
     automation_id: str,
     caller: Caller,

@@ -43,7 +43,7 @@ from tidings.kit.expression import ExpressionError, compile_expression, truthy
 from tidings.kit.ids import new_id
 from tidings.kit.jsondoc import diff
 from tidings.kit.outbound import OutboundGuard, OutboundRefused
-from tidings.kit.time import isoformat, parse_timestamp, utcnow
+from tidings.kit.time import LATEST, isoformat, parse_timestamp, shifted, utcnow
 from tidings.message.pipeline import PipelineContext, backoff_seconds
 from tidings.message.recipients import expand
 from tidings.message.repository import IdempotencyRepository
@@ -615,9 +615,12 @@ def _next(run: AutomationRun) -> str:
 def _wake_time(step: dict[str, Any], names: dict[str, Any], now: datetime) -> datetime:
     if "duration" in step:
         try:
-            return now + parse_duration(step["duration"])
+            wake_at = shifted(now, parse_duration(step["duration"]))
         except DurationError as exc:
             raise StepFailed(str(exc)) from exc
+        if wake_at is None:
+            raise StepFailed(f"delay.duration {step['duration']!r} ends after the year {LATEST:%Y}")
+        return wake_at
     text = _text(step["until"], names)
     until = parse_timestamp(text)
     if until is None:

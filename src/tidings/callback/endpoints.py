@@ -10,10 +10,11 @@ from fastapi import APIRouter, Depends, Request
 
 from tidings.callback import service
 from tidings.callback.schemas import CallbackResult
-from tidings.dependencies import KeyFirstRoute, RuntimeDep
+from tidings.dependencies import RuntimeDep
 from tidings.errors import BadRequest
+from tidings.routing import ApiRoute
 
-router = APIRouter(route_class=KeyFirstRoute, prefix="/callbacks", tags=["callbacks"])
+router = APIRouter(prefix="/callbacks", tags=["callbacks"], route_class=ApiRoute)
 
 
 async def raw_body(request: Request) -> bytes:
@@ -80,6 +81,14 @@ def twilio_status(body: RawBody, request: Request, runtime: RuntimeDep) -> Callb
             code="invalid_request",
             field="body",
         ) from exc
+    for name, value in params:
+        if "\x00" in name or "\x00" in value:
+            raise BadRequest(
+                f"The form field {name!r} contains the NUL character (%00), which Tidings "
+                "cannot store. Remove it.",
+                code="invalid_string",
+                field=name,
+            )
     with runtime.database.write() as session:
         return service.handle_twilio_status(
             session,

@@ -44,6 +44,7 @@ from sqlalchemy.orm import Session
 from tidings.callback.repository import CallbackRepository
 from tidings.callback.schemas import CallbackResult
 from tidings.errors import BadRequest, Forbidden, Unauthorized
+from tidings.kit import json_input
 from tidings.kit.time import utcnow
 from tidings.message.repository import MessageRepository
 from tidings.models import DeliveryStatus, Message, MessageDelivery, MessageStatus
@@ -318,8 +319,8 @@ class _SendGridEvent:
 
 def _parse_sendgrid(body: bytes) -> list[Any]:
     try:
-        events = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        events = json_input.loads(body)
+    except json_input.JSONDecodeError as exc:
         raise BadRequest(
             "The request body is not valid JSON. SendGrid's Event Webhook posts a JSON array "
             "of events.",

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from tidings.automation import service as automation_service
 from tidings.automation.repository import RunRepository
-from tidings.dependencies import Caller, KeyFirstRoute, ReadSession
+from tidings.dependencies import Caller, ReadSession
 from tidings.errors import NotFound
 from tidings.event.repository import EventRepository
 from tidings.event.schemas import (
@@ -21,6 +21,7 @@ from tidings.event.schemas import (
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import isoformat
 from tidings.models import AutomationRun
+from tidings.routing import ApiRoute
 
 
 def _runs_by_event(session: Session, event_ids: list[int]) -> dict[int, list[AutomationRun]]:
@@ -31,9 +32,7 @@ def _runs_by_event(session: Session, event_ids: list[int]) -> dict[int, list[Aut
     return found
 
 
-router = APIRouter(
-    route_class=KeyFirstRoute, prefix="/integrations/segment", tags=["segment events"]
-)
+router = APIRouter(prefix="/integrations/segment", tags=["segment events"], route_class=ApiRoute)
 
 SEGMENT = "segment"
 EventType = Literal["identify", "track", "group", "page", "screen", "alias"]

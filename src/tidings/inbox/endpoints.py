@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from tidings.dependencies import Caller, KeyFirstRoute, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, ReadSession, RuntimeDep
 from tidings.errors import BadRequest
 from tidings.inbox import service
 from tidings.inbox.repository import Status
@@ -21,9 +21,10 @@ from tidings.inbox.schemas import (
 from tidings.inbox.service import InboxBroker, InboxUser
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import isoformat
+from tidings.routing import ApiRoute
 from tidings.workspace.keys import key_from_authorization
 
-router = APIRouter(route_class=KeyFirstRoute, prefix="/inbox", tags=["inbox"])
+router = APIRouter(prefix="/inbox", tags=["inbox"], route_class=ApiRoute)
 
 # Event ids are row ids: decimal, and small enough for a 64-bit column.
 _EVENT_ID = re.compile(r"[0-9]{1,18}")

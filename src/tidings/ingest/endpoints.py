@@ -16,11 +16,10 @@ from tidings.dependencies import (
     INVALID_KEY_MESSAGE,
     Caller,
     IngestCaller,
-    KeyFirstRoute,
     ReadSession,
     presented_key,
 )
-from tidings.errors import Conflict, PayloadTooLarge, ServiceUnavailable, Unauthorized
+from tidings.errors import AppError, Conflict, PayloadTooLarge, ServiceUnavailable, Unauthorized
 from tidings.ingest.tracking import (
     BATCH_PATHS,
     SINGLE_PATHS,
@@ -36,9 +35,10 @@ from tidings.ingest.validation import (
     validate_segment_event,
 )
 from tidings.ingest.writer import IngestItem, IngestWriter, Outcome
+from tidings.routing import ApiRoute
 from tidings.workspace.repository import WorkspaceRepository
 
-router = APIRouter(route_class=KeyFirstRoute, tags=["inbound"])
+router = APIRouter(tags=["inbound"], route_class=ApiRoute)
 
 _SEGMENT_EVENT_SCHEMA: dict[str, Any] = {
     "requestBody": {
@@ -122,6 +122,8 @@ async def read_limited_body(request: Request, limit: int) -> bytes:
 async def _ingest(writer: IngestWriter, event: ValidEvent, key: str) -> tuple[Outcome, str]:
     try:
         (result,) = await writer.submit([IngestItem(key=key, event=event)])
+    except AppError:  # an event the writer refused on its own (unstorable)
+        raise
     except Exception as exc:
         raise ServiceUnavailable(
             "The event could not be stored right now and was not accepted. Send it again "

@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tidings.dependencies import Caller, KeyFirstRoute, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, ReadSession, RuntimeDep
 from tidings.errors import BadRequest, NotFound, Unauthorized
 from tidings.ingest import sources
 from tidings.ingest.signature import verify
@@ -18,9 +18,10 @@ from tidings.ingest.tracking import submit
 from tidings.ingest.validation import ValidEvent, parse_json, validate_segment_event
 from tidings.ingest.writer import IngestItem
 from tidings.kit.time import utcnow
+from tidings.routing import ApiRoute
 from tidings.runtime import Runtime
 
-router = APIRouter(route_class=KeyFirstRoute, tags=["signed sources"])
+router = APIRouter(tags=["signed sources"], route_class=ApiRoute)
 
 MAX_WEBHOOK_BYTES = 4 * 1024 * 1024
 

@@ -28,11 +28,12 @@ from tidings.dependencies import (
     invalid_key,
     refuse_locked_client,
 )
-from tidings.errors import BadRequest, ServiceUnavailable, TooManyRequests, Unauthorized
+from tidings.errors import AppError, BadRequest, ServiceUnavailable, TooManyRequests, Unauthorized
 from tidings.ingest.validation import MAX_EVENT_BYTES, ValidEvent, validate_segment_event
 from tidings.ingest.writer import IngestItem, IngestWriter, Outcome
+from tidings.kit import json_input
 from tidings.kit.ratelimit import TokenBuckets
-from tidings.kit.time import parse_timestamp, utcnow
+from tidings.kit.time import parse_timestamp, utcnow, within_bounds
 from tidings.workspace.keys import key_from_authorization
 
 MAX_BATCH_BYTES = 500 * 1024
@@ -154,6 +155,12 @@ async def read_body(request: TrackingRequest, chunks: AsyncIterator[bytes]) -> b
             "The gzip body ends early: it is truncated. Send the whole compressed body.",
             code="invalid_gzip",
         )
+    if decompressor.unused_data:
+        raise BadRequest(
+            f"The gzip body has {len(decompressor.unused_data)} bytes after the end of the "
+            "compressed data. Send exactly one gzip stream, with nothing after it.",
+            code="invalid_gzip",
+        )
     return body
 
 
@@ -184,8 +191,8 @@ class RateLimiter(TokenBuckets):
 
 def _parse(body: bytes, path: str) -> dict[str, Any]:
     try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        parsed = json_input.loads(body)
+    except json_input.JSONDecodeError as exc:
         raise BadRequest(
             f"The request body is not valid JSON ({exc}). Send a JSON object.",
             code="invalid_json",
@@ -253,6 +260,9 @@ def correct_timestamp(event: dict[str, Any], clock: Clock) -> datetime | None:
     if sent is None:  # Kept as sent.
         return original if event.get("timestamp") == original_text else None
     corrected = clock.received_at - (sent - original)
+    if not within_bounds(corrected):  # The clocks disagree past belief: dated on arrival.
+        event["timestamp"] = clock.received_text
+        return clock.received_at
     event["timestamp"] = _iso(corrected)
     return corrected
 
@@ -373,6 +383,8 @@ async def accept_tracking(
 async def submit(writer: IngestWriter, items: Iterable[IngestItem]) -> None:
     try:
         results = await writer.submit(list(items))
+    except AppError:  # an event the writer refused on its own (unstorable)
+        raise
     except Exception as exc:
         raise ServiceUnavailable(
             "The events could not be stored right now and were not accepted. Send them again "

@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from tidings.errors import BadRequest
+from tidings.kit import json_input
 from tidings.kit.time import parse_timestamp
 
 SEGMENT_TYPES = ("identify", "track", "group", "page", "screen", "alias", "delete")
@@ -37,9 +36,10 @@ class ValidEvent:
 
 
 def parse_json(body: bytes) -> Any:
+    """The body, parsed within the JSON input limits (kit.json_input)."""
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
+        return json_input.loads(body)
+    except json_input.JSONDecodeError as exc:
         raise BadRequest(
             f"The request body is not valid JSON ({exc}). Send one Segment event as a JSON object.",
             code="invalid_json",

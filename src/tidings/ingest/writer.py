@@ -25,6 +25,7 @@ import contextlib
 import functools
 import logging
 import queue
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -34,9 +35,12 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 import orjson
+import psycopg
+import sqlalchemy.exc
 from sqlalchemy.orm import Session
 
 from tidings.db import Database
+from tidings.errors import BadRequest
 from tidings.ingest.pressure import IngestPressure
 from tidings.ingest.validation import ValidEvent
 from tidings.kit.sql import insert_ignoring_conflicts
@@ -211,19 +215,35 @@ class IngestWriter:
                 return
 
     def _write_batch(self, batch: list[Pending]) -> None:
-        items = [item for request_items, _ in batch for item in request_items]
         if self.pressure is not None:
             self.pressure.started(len(batch))
         try:
-            results, new_ids = self._write(items)
-        except Exception as exc:
-            self._close_connection()  # the next batch starts on a fresh connection
-            logger.exception("ingest batch of %d events failed", len(items))
-            self._deliver(batch, None, exc)
-            return
+            self._write_isolating(batch)
         finally:
             if self.pressure is not None:
                 self.pressure.finished()
+
+    def _write_isolating(self, batch: list[Pending]) -> None:
+        """Write the batch in one transaction. If that fails for a reason other than the
+        storage itself (a value one request brought), write each request alone, so only
+        the request at fault is refused."""
+        items = [item for request_items, _ in batch for item in request_items]
+        try:
+            results, new_ids = self._write(items)
+        except Exception as exc:
+            self._close_connection()  # the next write starts on a fresh connection
+            if len(batch) > 1 and not storage_failure(exc):
+                logger.warning(
+                    "ingest batch of %d requests failed (%s); writing them one by one",
+                    len(batch),
+                    exc,
+                )
+                for pending in batch:
+                    self._write_isolating([pending])
+                return
+            logger.exception("ingest batch of %d events failed", len(items))
+            self._deliver(batch, None, exc if storage_failure(exc) else _unstorable(exc))
+            return
         self._deliver(batch, results, None)
         if new_ids:
             self._new_ids.put(new_ids)
@@ -346,6 +366,30 @@ class IngestWriter:
             else:
                 results.append(IngestResult(Outcome.DUPLICATE, message_id, None, scope))
         return results, new_ids
+
+
+def storage_failure(error: Exception) -> bool:
+    """Whether a failed write is the storage's fault (unreachable, locked, timed out), as
+    opposed to a value in the batch that could not be stored."""
+    return isinstance(
+        error,
+        sqlalchemy.exc.OperationalError
+        | sqlalchemy.exc.InterfaceError
+        | sqlite3.OperationalError
+        | sqlite3.InterfaceError
+        | psycopg.OperationalError
+        | psycopg.InterfaceError
+        | OSError,
+    )
+
+
+def _unstorable(error: Exception) -> BadRequest:
+    return BadRequest(
+        "The event could not be stored: a value in it cannot be written to the database "
+        f"({type(error).__name__}). Check it against the input limits in docs/security.md "
+        "and send it corrected; sending it unchanged will fail again.",
+        code="unstorable_event",
+    )
 
 
 def _rows(

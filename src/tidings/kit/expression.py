@@ -50,6 +50,13 @@ _BINDING = {
 }
 
 
+# Limits, so that neither parsing nor evaluating (closures calling closures) can exhaust the
+# stack: a condition is short in practice.
+MAX_EXPRESSION_LENGTH = 2000
+MAX_TOKENS = 256
+MAX_NESTING = 32
+
+
 class ExpressionError(ValueError):
     """The expression cannot be parsed; the message says where."""
 
@@ -145,7 +152,21 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.text = text
         self.tokens = _tokenize(text)
+        if len(self.tokens) > MAX_TOKENS:
+            raise ExpressionError(
+                f"the expression has {len(self.tokens)} tokens; at most {MAX_TOKENS} are "
+                "allowed: split the condition"
+            )
         self.index = 0
+        self.depth = 0
+
+    def nested(self) -> None:
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise ExpressionError(
+                f"the expression nests deeper than {MAX_NESTING} levels (parentheses, "
+                "brackets, ! and -): simplify it"
+            )
 
     def peek(self) -> tuple[str, str] | None:
         return self.tokens[self.index] if self.index < len(self.tokens) else None
@@ -166,6 +187,13 @@ class _Parser:
         return evaluator
 
     def expression(self, min_binding: int) -> Evaluator:
+        self.nested()
+        try:
+            return self._expression(min_binding)
+        finally:
+            self.depth -= 1
+
+    def _expression(self, min_binding: int) -> Evaluator:
         left = self.unary()
         while True:
             token = self.peek()
@@ -179,13 +207,15 @@ class _Parser:
 
     def unary(self) -> Evaluator:
         token = self.peek()
-        if token == ("op", "!"):
+        if token in (("op", "!"), ("op", "-")):
             self.take()
-            operand = self.unary()
-            return lambda c: not truthy(operand(c))
-        if token == ("op", "-"):
-            self.take()
-            operand = self.unary()
+            self.nested()
+            try:
+                operand = self.unary()
+            finally:
+                self.depth -= 1
+            if token == ("op", "!"):
+                return lambda c: not truthy(operand(c))
             return lambda c: _arithmetic("-", 0, operand(c))
         return self.postfix(self.primary())
 
@@ -237,6 +267,11 @@ def compile_expression(text: str) -> Evaluator:
     """Parse once; raises ExpressionError with the position of the problem."""
     if not text.strip():
         raise ExpressionError("the expression is empty")
+    if len(text) > MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(
+            f"the expression is {len(text)} characters long; at most {MAX_EXPRESSION_LENGTH} "
+            "are allowed"
+        )
     return _Parser(text).parse()
 
 

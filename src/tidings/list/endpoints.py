@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from tidings.dependencies import Caller, KeyFirstRoute, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, ReadSession, RuntimeDep
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import isoformat
 from tidings.list import service
@@ -24,8 +24,9 @@ from tidings.list.schemas import (
     preferences_document,
 )
 from tidings.models import RecipientList
+from tidings.routing import ApiRoute
 
-router = APIRouter(route_class=KeyFirstRoute, tags=["lists"])
+router = APIRouter(tags=["lists"], route_class=ApiRoute)
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 

@@ -7,7 +7,7 @@ import orjson
 from fastapi import APIRouter, Header, Query, Request
 from starlette.responses import Response
 
-from tidings.dependencies import Caller, KeyFirstRoute, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, ReadSession, RuntimeDep
 from tidings.errors import BadRequest
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import utcnow
@@ -22,8 +22,9 @@ from tidings.message.schemas import (
     SendResponse,
 )
 from tidings.models import Message
+from tidings.routing import ApiRoute
 
-router = APIRouter(route_class=KeyFirstRoute, tags=["messages"])
+router = APIRouter(tags=["messages"], route_class=ApiRoute)
 
 
 def _json(body: dict[str, Any], status_code: int) -> Response:

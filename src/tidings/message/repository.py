@@ -83,6 +83,8 @@ class MessageRepository:
         """Insert messages (column name to value) at once, without ORM objects; their ids,
         in the order of `rows`. On the session's connection: nothing pending in the unit of
         work is flushed for it (a message points only at its workspace and environment)."""
+        if not rows:  # an audience with no members: nothing to insert
+            return []
         inserted = self.session.connection().execute(_INSERT_MESSAGES, rows)
         return list(inserted.scalars())
 

@@ -13,7 +13,14 @@ from sqlalchemy.orm import Session
 
 from tidings.errors import BadRequest, Conflict, NotFound
 from tidings.kit.ids import new_id
-from tidings.kit.time import parse_timestamp, utcnow
+from tidings.kit.time import (
+    EARLIEST,
+    LATEST,
+    from_epoch_ms,
+    parse_timestamp,
+    shifted,
+    utcnow,
+)
 from tidings.message.recipients import expand
 from tidings.message.repository import IdempotencyRepository, MessageRepository
 from tidings.message.schemas import MessageSpec, MessageView, ProviderDetail
@@ -39,24 +46,35 @@ def _epoch_ms(value: datetime | None) -> int | None:
 
 
 def _when(value: str | int, field: str) -> datetime:
-    if isinstance(value, int):
-        return datetime.fromtimestamp(value / 1000, tz=utcnow().tzinfo)
-    parsed = parse_timestamp(value)
+    parsed = from_epoch_ms(value) if isinstance(value, int) else parse_timestamp(value)
     if parsed is None:
         raise BadRequest(
-            f"{field}: {value!r} is not an ISO-8601 time such as 2030-01-01T09:00:00Z.",
+            f"{field}: {value!r} is not a time Tidings can schedule: give an ISO-8601 time "
+            f"such as 2030-01-01T09:00:00Z, or epoch milliseconds, from {EARLIEST:%Y} up to "
+            f"{LATEST:%Y}.",
             code="invalid_time",
             field=field,
         )
     return parsed
 
 
+def _after(now: datetime, duration: timedelta, field: str) -> datetime:
+    later = shifted(now, duration)
+    if later is None:
+        raise BadRequest(
+            f"{field}: {duration} from now is past {LATEST:%Y}. Give a shorter duration.",
+            code="invalid_duration",
+            field=field,
+        )
+    return later
+
+
 def _duration(value: str | int, field: str) -> timedelta:
-    if isinstance(value, int):
-        return timedelta(milliseconds=value)
     try:
+        if isinstance(value, int):
+            return timedelta(milliseconds=value)
         return _DURATION.validate_python(value)
-    except ValidationError as exc:
+    except (ValidationError, OverflowError) as exc:
         raise BadRequest(
             f"{field}: {value!r} is not a duration: give milliseconds or ISO-8601 like PT1H.",
             code="invalid_duration",
@@ -134,13 +152,21 @@ def accept_send(
         if spec.delay.until:
             send_at = _when(spec.delay.until, "message.delay.until")
         elif spec.delay.duration is not None:
-            send_at = now + timedelta(milliseconds=spec.delay.duration)
+            send_at = _after(
+                now,
+                _duration(spec.delay.duration, "message.delay.duration"),
+                "message.delay.duration",
+            )
     expires_at = None
     if spec.expiry is not None:
         if spec.expiry.expires_at is not None:
             expires_at = _when(spec.expiry.expires_at, "message.expiry.expires_at")
         elif spec.expiry.expires_in is not None:
-            expires_at = now + _duration(spec.expiry.expires_in, "message.expiry.expires_in")
+            expires_at = _after(
+                now,
+                _duration(spec.expiry.expires_in, "message.expiry.expires_in"),
+                "message.expiry.expires_in",
+            )
     recipients = expand(session, scope.environment_id, spec.to)
     delayed = send_at is not None and send_at > now
     message_ids = [new_id("msg") for _ in recipients]

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from tidings.dependencies import Caller, KeyFirstRoute, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, ReadSession, RuntimeDep
 from tidings.errors import NotFound
 from tidings.event.repository import EventRepository
 from tidings.kit.pagination import decode_cursor, encode_cursor
@@ -20,9 +20,10 @@ from tidings.notification.schemas import (
     PreviewBody,
     PreviewResponse,
 )
+from tidings.routing import ApiRoute
 from tidings.template.render import RenderContext
 
-router = APIRouter(route_class=KeyFirstRoute, prefix="/notifications", tags=["notifications"])
+router = APIRouter(prefix="/notifications", tags=["notifications"], route_class=ApiRoute)
 
 
 def _view(notification: Notification) -> NotificationResponse:
@@ -54,7 +55,11 @@ def list_notifications(
     )
 
 
-@router.put("/{notification_id}", response_model=NotificationResponse)
+@router.put(
+    "/{notification_id}",
+    response_model=NotificationResponse,
+    responses={201: {"model": NotificationResponse, "description": "Created."}},
+)
 def put_notification(
     notification_id: str,
     body: NotificationBody,

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
-from tidings.dependencies import Caller, KeyFirstRoute, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, ReadSession, RuntimeDep
 from tidings.errors import AppError, BadRequest, NotFound, PayloadTooLarge, error_response
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import isoformat
@@ -34,8 +34,9 @@ from tidings.preference.schemas import (
     TopicPreferenceResponse,
     TopicResponse,
 )
+from tidings.routing import ApiRoute
 
-router = APIRouter(route_class=KeyFirstRoute)
+router = APIRouter(route_class=ApiRoute)
 
 TopicId = Annotated[str, Path(max_length=200, description="The subscription topic id.")]
 UserId = Annotated[str, Path(max_length=300)]
@@ -94,7 +95,12 @@ def list_topics(
     )
 
 
-@router.put("/preferences/topics/{topic_id}", response_model=TopicResponse, tags=["preferences"])
+@router.put(
+    "/preferences/topics/{topic_id}",
+    response_model=TopicResponse,
+    responses={201: {"model": TopicResponse, "description": "Created."}},
+    tags=["preferences"],
+)
 def put_topic(
     topic_id: TopicId, body: TopicBody, caller: Caller, runtime: RuntimeDep, response: Response
 ) -> TopicResponse:

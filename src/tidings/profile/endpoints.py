@@ -2,11 +2,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from tidings.dependencies import Caller, KeyFirstRoute, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, ReadSession, RuntimeDep
 from tidings.profile import service
 from tidings.profile.schemas import PatchBody, ProfileBody, ProfileResponse, StatusResponse
+from tidings.routing import ApiRoute
 
-router = APIRouter(route_class=KeyFirstRoute, prefix="/profiles", tags=["profiles"])
+router = APIRouter(prefix="/profiles", tags=["profiles"], route_class=ApiRoute)
 
 
 @router.get("/{user_id}", response_model=ProfileResponse)

@@ -5,12 +5,13 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tidings.dependencies import Caller, KeyFirstRoute, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, ReadSession, RuntimeDep
 from tidings.errors import NotFound
 from tidings.provider import service
 from tidings.provider.registry import load_all
+from tidings.routing import ApiRoute
 
-router = APIRouter(route_class=KeyFirstRoute, prefix="/providers", tags=["providers"])
+router = APIRouter(prefix="/providers", tags=["providers"], route_class=ApiRoute)
 
 
 class ProviderBody(BaseModel):
@@ -79,7 +80,11 @@ def get_provider(
     raise NotFound(f"Provider {name!r} is not configured.", code="provider_not_configured")
 
 
-@router.put("/{name}", response_model=ProviderView)
+@router.put(
+    "/{name}",
+    response_model=ProviderView,
+    responses={201: {"model": ProviderView, "description": "Created."}},
+)
 def put_provider(
     name: str, body: ProviderBody, caller: Caller, runtime: RuntimeDep, response: Response
 ) -> ProviderView:

@@ -5,14 +5,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from tidings.dependencies import Caller, KeyFirstRoute, ReadSession
+from tidings.dependencies import Caller, ReadSession
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import isoformat
 from tidings.models import TenantMembership
+from tidings.routing import ApiRoute
 from tidings.tenant import service
 from tidings.tenant.schemas import Membership, MembershipList, TenantResponse
 
-router = APIRouter(route_class=KeyFirstRoute, tags=["tenants"])
+router = APIRouter(tags=["tenants"], route_class=ApiRoute)
 
 Limit = Annotated[int, Query(ge=1, le=100)]
 
