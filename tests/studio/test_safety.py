@@ -113,6 +113,18 @@ def test_posts_without_the_csrf_token_are_refused(page: Page, studio: Studio) ->
     page.reload()
     assert page.locator("section[aria-labelledby=keys-title] tbody tr").count() == rows_before
 
+    # A NUL in a field (no database column can hold one) is a 400 naming the field.
+    nul = page.request.post(
+        f"{studio.url}/studio/settings/keys",
+        form={"environment": "te\x00st", "csrf_token": token},
+        max_redirects=0,
+    )
+    assert nul.status == 400
+    assert nul.json()["code"] == "invalid_string"
+    assert nul.json()["field"] == "environment"
+    page.reload()
+    assert page.locator("section[aria-labelledby=keys-title] tbody tr").count() == rows_before
+
     # The same request with the page's token goes through.
     accepted = page.request.post(
         f"{studio.url}/studio/settings/keys",

@@ -12,6 +12,7 @@ from tidings.callback import service
 from tidings.callback.schemas import CallbackResult
 from tidings.dependencies import RuntimeDep
 from tidings.errors import BadRequest
+from tidings.kit.json_input import check_form_fields
 from tidings.routing import ApiRoute
 
 router = APIRouter(prefix="/callbacks", tags=["callbacks"], route_class=ApiRoute)
@@ -81,14 +82,7 @@ def twilio_status(body: RawBody, request: Request, runtime: RuntimeDep) -> Callb
             code="invalid_request",
             field="body",
         ) from exc
-    for name, value in params:
-        if "\x00" in name or "\x00" in value:
-            raise BadRequest(
-                f"The form field {name!r} contains the NUL character (%00), which Tidings "
-                "cannot store. Remove it.",
-                code="invalid_string",
-                field=name,
-            )
+    check_form_fields(params)
     with runtime.database.write() as session:
         return service.handle_twilio_status(
             session,

@@ -18,7 +18,7 @@ wide integer without a run of 19 digits, nor a NUL without the escape `\\u0000`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -105,6 +105,18 @@ def _deep_path(value: Any) -> tuple[str | int, ...]:
             ((*path, key), child) for key, child in children if isinstance(child, dict | list)
         )
     raise AssertionError("no container below the depth limit")
+
+
+def check_form_fields(fields: Iterable[tuple[str, Any]]) -> None:
+    """Refuse a form (Studio's, a vendor callback's) with a NUL in a field's name or text."""
+    for name, value in fields:
+        if "\x00" in name or (isinstance(value, str) and "\x00" in value):
+            raise BadRequest(
+                f"The form field {name!r} contains the NUL character (%00), which Tidings "
+                "cannot store. Remove it.",
+                code="invalid_string",
+                field=name,
+            )
 
 
 def _check_strings(value: Any) -> None:

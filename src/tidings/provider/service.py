@@ -9,7 +9,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from types import NoneType, UnionType
+from typing import Annotated, Any, Union, get_args, get_origin
 
 import orjson
 from cryptography.fernet import Fernet
@@ -66,11 +67,19 @@ def provider_class(name: str) -> type[Provider]:
 
 
 def _secret_fields(model: type[ProviderConfig]) -> set[str]:
-    return {
-        name
-        for name, field in model.model_fields.items()
-        if field.annotation is SecretStr or field.annotation == SecretStr | None
-    }
+    return {name for name, field in model.model_fields.items() if _is_secret(field.annotation)}
+
+
+def _is_secret(annotation: Any) -> bool:
+    """SecretStr, also annotated (`SecretHttpUrl`) or optional."""
+    if annotation is SecretStr:
+        return True
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _is_secret(get_args(annotation)[0])
+    if origin in (Union, UnionType):
+        return any(_is_secret(arg) for arg in get_args(annotation) if arg is not NoneType)
+    return False
 
 
 def _decrypt(fernet: Fernet, row: ProviderConfiguration) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
 from tidings.errors import Forbidden
+from tidings.kit.json_input import check_form_fields
 
 SESSION_KEY = "csrf"
 HEADER = "X-CSRF-Token"
@@ -51,6 +52,7 @@ async def checked_form(request: Request) -> FormData:
             code="csrf_failed",
             field=FIELD,
         )
+    check_form_fields(form.multi_items())
     return form
 
 
