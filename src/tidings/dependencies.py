@@ -20,7 +20,7 @@ from starlette.types import Scope as ASGIScope
 
 from tidings.errors import Forbidden, TooManyRequests, Unauthorized
 from tidings.kit.ratelimit import TokenBuckets
-from tidings.runtime import Runtime
+from tidings.runtime import AuthLimits, Runtime
 from tidings.workspace.keys import key_from_authorization
 from tidings.workspace.service import SECRET, Scope, resolve_keys
 
@@ -65,10 +65,13 @@ def client_address(scope: ASGIScope) -> str:
     return str(client[0]) if client else "unknown"
 
 
-def refuse_locked_client(failures: TokenBuckets, client: str) -> None:
-    """429 while `client` has spent its failed API key checks (TIDINGS_AUTH_FAILURE_LIMIT)."""
+def refuse_locked_client(limits: AuthLimits, client: str, key: str) -> None:
+    """429 while `client` has spent its failed API key checks (TIDINGS_AUTH_FAILURE_LIMIT),
+    unless `key` is one this process accepted lately: a guess cannot be one of those, and
+    other senders at the same address (Segment's servers) keep going."""
+    failures = limits.api_clients
     wait = failures.wait(client)
-    if wait:
+    if wait and key not in limits.accepted_keys:
         raise TooManyRequests(
             "Too many requests with a wrong API key from this address: after "
             f"{failures.burst:g} failures it is refused for a while "
@@ -96,14 +99,15 @@ def _caller(request: Request, runtime: Runtime) -> Scope:
     cached = request.scope.get(_CALLER)
     if isinstance(cached, Scope):
         return cached
-    failures = runtime.auth_limits.api_clients
+    limits = runtime.auth_limits
     client = client_address(request.scope)
-    refuse_locked_client(failures, client)
     key = presented_key(request.headers.get("authorization"))
+    refuse_locked_client(limits, client, key)
     with runtime.database.read() as session:
         scope = resolve_keys(session, runtime.cipher, [key]).get(key)
     if scope is None:
-        raise invalid_key(failures, client)
+        raise invalid_key(limits.api_clients, client)
+    limits.accepted_keys.add(key)
     request.scope[_CALLER] = scope
     return scope
 

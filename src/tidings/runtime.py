@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 from cryptography.fernet import Fernet
@@ -14,7 +14,7 @@ from tidings.jobs.engine import JobEngine, build_huey
 from tidings.jobs.lease import Lease
 from tidings.kit.crypto import fernet_for, load_or_create_secret
 from tidings.kit.outbound import OutboundClient, OutboundGuard
-from tidings.kit.ratelimit import TokenBuckets
+from tidings.kit.ratelimit import RecentValues, TokenBuckets
 from tidings.message.pipeline import PipelineContext
 from tidings.preference.service import public_base_url, unsubscribe_key
 from tidings.provider.registry import close_all as close_all_providers
@@ -27,11 +27,14 @@ class AuthLimits:
 
     `api_clients`: wrong API keys per client address; `accounts` and `sign_in_clients`: wrong
     Studio passwords per account and per client address. Each locks its key once spent.
+    `accepted_keys`: the API keys this process accepted lately, which still pass while their
+    client address is locked (senders such as Segment share addresses).
     """
 
     api_clients: TokenBuckets
     accounts: TokenBuckets
     sign_in_clients: TokenBuckets
+    accepted_keys: RecentValues = field(default_factory=RecentValues)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuthLimits:

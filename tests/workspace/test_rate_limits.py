@@ -115,3 +115,29 @@ def test_the_limit_is_per_client_address(runtime: Runtime, keys: Keys, clock: li
             assert attacker.get("/notifications", headers=bearer("guess")).status_code == 401
         assert attacker.get("/notifications", headers=bearer(keys.test)).status_code == 429
         assert other.get("/notifications", headers=bearer(keys.test)).status_code == 200
+
+
+@pytest.mark.parametrize(("method", "path", "body"), REQUESTS)
+def test_a_key_accepted_before_the_lockout_still_passes_during_it(
+    client: TestClient,
+    keys: Keys,
+    runtime: Runtime,
+    clock: list[float],
+    method: str,
+    path: str,
+    body: object,
+) -> None:
+    """Senders share addresses (Segment's servers send every workspace's events): one
+    sender's wrong key must not stop another's good one. A key this process accepted lately
+    passes a locked address; a guess cannot be one of those."""
+    accepted = client.request(method, path, json=body, headers=bearer(keys.test))
+    assert accepted.status_code not in (401, 403, 429), accepted.text
+    for _ in range(LIMIT):
+        assert client.request(method, path, json=body, headers=bearer("guess")).status_code == 401
+    assert client.request(method, path, json=body, headers=bearer("guess")).status_code == 429
+    # The production key was never accepted here: during the lockout it waits like a guess.
+    assert (
+        client.request(method, path, json=body, headers=bearer(keys.production)).status_code == 429
+    )
+    again = client.request(method, path, json=body, headers=bearer(keys.test))
+    assert again.status_code == accepted.status_code, again.text

@@ -34,6 +34,7 @@ from tidings.ingest.writer import IngestItem, IngestWriter, Outcome
 from tidings.kit import json_input
 from tidings.kit.ratelimit import TokenBuckets
 from tidings.kit.time import parse_timestamp, utcnow, within_bounds
+from tidings.runtime import AuthLimits
 from tidings.workspace.keys import key_from_authorization
 
 MAX_BATCH_BYTES = 500 * 1024
@@ -71,21 +72,20 @@ class KeyCheck:
     checks counted per client address (TIDINGS_AUTH_FAILURE_LIMIT)."""
 
     writer: IngestWriter
-    failures: TokenBuckets
+    limits: AuthLimits
     client: str
 
     @classmethod
     def of(cls, state: Any, scope: ASGIScope) -> KeyCheck:
         """For a request: `state` is the app's state, `scope` the request's ASGI scope."""
-        return cls(
-            state.ingest_writer, state.runtime.auth_limits.api_clients, client_address(scope)
-        )
+        return cls(state.ingest_writer, state.runtime.auth_limits, client_address(scope))
 
     async def verify(self, key: str) -> None:
         """401 for an unknown or revoked key, 429 for a client that sent too many."""
-        refuse_locked_client(self.failures, self.client)
+        refuse_locked_client(self.limits, self.client, key)
         if await self.writer.key_scope(key) is None:
-            raise invalid_key(self.failures, self.client)
+            raise invalid_key(self.limits.api_clients, self.client)
+        self.limits.accepted_keys.add(key)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ N API processes allows up to N times the rate.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 import time
@@ -89,3 +90,26 @@ class TokenBuckets:
             while len(self._buckets) > self.max_keys:
                 self._buckets.popitem(last=False)
             return wait
+
+
+class RecentValues:
+    """The values added lately, as SHA-256 digests, at most `max_values` (the first added
+    forgotten first, and added again when next seen): which keys were accepted lately,
+    without keeping the keys."""
+
+    def __init__(self, max_values: int = 10_000) -> None:
+        self.max_values = max_values
+        self._digests: OrderedDict[bytes, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, value: str) -> None:
+        digest = hashlib.sha256(value.encode()).digest()
+        if digest in self._digests:  # the common case: no lock taken
+            return
+        with self._lock:
+            self._digests[digest] = None
+            while len(self._digests) > self.max_values:
+                self._digests.popitem(last=False)
+
+    def __contains__(self, value: str) -> bool:
+        return hashlib.sha256(value.encode()).digest() in self._digests
