@@ -38,9 +38,14 @@ def test_worker_killed_mid_send_yields_exactly_one_email(
         headers = {"Authorization": f"Bearer {key}"}
 
         def call(method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
-            return httpx.request(
+            response = httpx.request(
                 method, f"{server.url}{path}", json=body, headers=headers, timeout=10
             )
+            assert response.status_code < 500, (
+                f"{method} {path}: {response.status_code} {response.text}\n"
+                f"{server.log_path.read_text()}"
+            )
+            return response
 
         call("PUT", "/providers/smtp", {"config": smtp_sink.provider_config()})
         call(

@@ -131,14 +131,35 @@ class JobEngine:
         with self._close_lock, contextlib.suppress(AttributeError):
             self.huey.storage.close()
 
+    def _queue(
+        self,
+        task: Any,
+        argument: Any,
+        *,
+        eta: datetime | None = None,
+        priority: int | None = None,
+    ) -> None:
+        """Queue a job about rows already committed. If the job storage fails, that is
+        logged, not raised: the rows are the truth and the sweeper re-drives them, and a
+        request whose data is committed must not answer 5xx (its sender would retry it into
+        a duplicate)."""
+        try:
+            if eta is None:
+                task(argument, priority=priority)
+            else:
+                task.schedule(args=(argument,), eta=eta, priority=priority)
+        except Exception:
+            logger.exception("could not queue a %s job; the sweeper will re-drive it", task.name)
+
     def enqueue_events(self, event_ids: list[int], environment_id: str | None = None) -> None:
         """Queue the processing of events; given their environment, at its fair share's
         priority (tidings.jobs.fairness), else at the default priority."""
-        if environment_id is None:
-            self._process(event_ids)
-        else:
-            priority = self.fair_share.priority(environment_id, len(event_ids))
-            self._process(event_ids, priority=priority)
+        priority = (
+            None
+            if environment_id is None
+            else self.fair_share.priority(environment_id, len(event_ids))
+        )
+        self._queue(self._process, event_ids, priority=priority)
 
     def enqueue_committed(self, by_environment: dict[str, list[int]]) -> None:
         """The ingest writer's hand-off: new events, a job per environment."""
@@ -161,14 +182,11 @@ class JobEngine:
         if outcome.retry:
             delay = 2.0
             logger.warning("retrying %d event(s) in %.0fs", len(outcome.retry), delay)
-            self._process.schedule(args=(outcome.retry,), delay=delay)
+            self._queue(self._process, outcome.retry, eta=utcnow() + timedelta(seconds=delay))
 
     # The message pipeline's Scheduler protocol.
     def process_message(self, message_id: str, eta: datetime | None = None) -> None:
-        if eta is None:
-            self._process_message(message_id)
-        else:
-            self._process_message.schedule(args=(message_id,), eta=eta)
+        self._queue(self._process_message, message_id, eta=eta)
 
     def process_messages(self, message_ids: list[str], environment_id: str | None = None) -> None:
         """Process messages now, a group per job: a send to many recipients crosses the
@@ -176,24 +194,19 @@ class JobEngine:
         queue at its fair share's priority."""
         for start in range(0, len(message_ids), MESSAGES_PER_JOB):
             chunk = message_ids[start : start + MESSAGES_PER_JOB]
-            if environment_id is None:
-                self._process_messages(chunk)
-            else:
-                priority = self.fair_share.priority(environment_id, len(chunk))
-                self._process_messages(chunk, priority=priority)
+            priority = (
+                None
+                if environment_id is None
+                else self.fair_share.priority(environment_id, len(chunk))
+            )
+            self._queue(self._process_messages, chunk, priority=priority)
 
     def deliver(self, delivery_id: int, eta: datetime | None = None) -> None:
-        if eta is None:
-            self._deliver(delivery_id)
-        else:
-            self._deliver.schedule(args=(delivery_id,), eta=eta)
+        self._queue(self._deliver, delivery_id, eta=eta)
 
     # The run engine's RunScheduler protocol.
     def advance_run(self, run_pk: int, eta: datetime | None = None) -> None:
-        if eta is None:
-            self._advance(run_pk)
-        else:
-            self._advance.schedule(args=(run_pk,), eta=eta)
+        self._queue(self._advance, run_pk, eta=eta)
 
     def _run_advance(self, run_pk: int) -> None:
         self._advance_here([run_pk], _HereScheduler(self))
