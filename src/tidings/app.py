@@ -22,7 +22,7 @@ from tidings.ingest.endpoints import router as ingest_router
 from tidings.ingest.fastpath import IngestFastPath
 from tidings.ingest.pressure import IngestPressure, no_pause
 from tidings.ingest.source_endpoints import router as source_router
-from tidings.ingest.tracking import RateLimiter
+from tidings.ingest.tracking import KeyCheck, RateLimiter
 from tidings.ingest.writer import IngestWriter
 from tidings.list.endpoints import router as list_router
 from tidings.message.endpoints import router as message_router
@@ -88,6 +88,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
         )
         writer.start()
         app.state.ingest_writer = writer
+        app.state.key_check = KeyCheck(writer, runtime.auth_limits)
         app.state.ingest_pressure = pressure
         consumer = None
         if consumer_workers > 0:

@@ -17,13 +17,13 @@ from tidings.dependencies import (
     Caller,
     IngestCaller,
     ReadSession,
+    client_address,
     presented_key,
 )
 from tidings.errors import AppError, Conflict, PayloadTooLarge, ServiceUnavailable, Unauthorized
 from tidings.ingest.tracking import (
     BATCH_PATHS,
     SINGLE_PATHS,
-    KeyCheck,
     TrackingRequest,
     accept_tracking,
 )
@@ -154,7 +154,7 @@ async def inbound_segment(request: Request) -> Response:
     `tidings.ingest.fastpath`, which runs the same `accept_segment_event`.)
     """
     key = presented_key(request.headers.get("authorization"))
-    await KeyCheck.of(request.app.state, request.scope).verify(key)
+    await request.app.state.key_check.verify(key, client_address(request.scope))
     body = await read_limited_body(request, MAX_EVENT_BYTES)
     return _json(await accept_segment_event(request.app.state.ingest_writer, key, body), 202)
 
@@ -208,12 +208,13 @@ async def tracking_api(request: Request) -> Response:
     """Segment's HTTP Tracking API (served by `tidings.ingest.fastpath`)."""
     tracking_request = TrackingRequest(
         path=request.url.path,
+        client=client_address(request.scope),
         authorization=request.headers.get("authorization"),
         content_encoding=request.headers.get("content-encoding"),
         content_length=request.headers.get("content-length"),
     )
     body = await accept_tracking(
-        KeyCheck.of(request.app.state, request.scope),
+        request.app.state.key_check,
         request.app.state.tracking_limiter,
         tracking_request,
         request.stream(),

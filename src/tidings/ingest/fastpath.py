@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tidings.dependencies import presented_key
+from tidings.dependencies import client_address, presented_key
 from tidings.errors import AppError, error_body
 from tidings.ingest.endpoints import (
     accept_segment_event,
@@ -24,7 +24,7 @@ from tidings.ingest.endpoints import (
     payload_too_large,
 )
 from tidings.ingest.tracking import PATHS as TRACKING_PATHS
-from tidings.ingest.tracking import KeyCheck, TrackingRequest, accept_tracking
+from tidings.ingest.tracking import TrackingRequest, accept_tracking
 from tidings.ingest.validation import MAX_EVENT_BYTES
 
 PATH = "/inbound/segment"
@@ -95,7 +95,7 @@ async def _serve(scope: Scope, receive: Receive) -> tuple[int, bytes, list[tuple
     state = scope["app"].state
     try:
         key = presented_key(authorization)
-        await KeyCheck.of(state, scope).verify(key)
+        await state.key_check.verify(key, client_address(scope))
         check_declared_length(declared, MAX_EVENT_BYTES)
         body = b""
         more = True
@@ -131,6 +131,7 @@ async def _serve_tracking(
             headers[name] = value.decode("latin-1")
     request = TrackingRequest(
         path=path,
+        client=client_address(scope),
         authorization=headers.get(b"authorization"),
         content_encoding=headers.get(b"content-encoding"),
         content_length=headers.get(b"content-length"),
@@ -138,7 +139,7 @@ async def _serve_tracking(
     state = scope["app"].state
     try:
         body = await accept_tracking(
-            KeyCheck.of(state, scope), state.tracking_limiter, request, body_chunks(receive)
+            state.key_check, state.tracking_limiter, request, body_chunks(receive)
         )
         return 200, body, []
     except ClientDisconnected:

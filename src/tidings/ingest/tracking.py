@@ -19,12 +19,10 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-from starlette.types import Scope as ASGIScope
 
 from tidings.config import Settings
 from tidings.dependencies import (
     INVALID_KEY_MESSAGE,
-    client_address,
     invalid_key,
     refuse_locked_client,
 )
@@ -66,31 +64,32 @@ MISSING_WRITE_KEY_MESSAGE = (
 )
 
 
-@dataclass(frozen=True, slots=True)
 class KeyCheck:
-    """What an ingest request's key is checked with: the writer's key cache, and the failed
-    checks counted per client address (TIDINGS_AUTH_FAILURE_LIMIT)."""
+    """What ingest requests' keys are checked with, one per app (`app.state.key_check`): the
+    writer's key cache, and the failed checks counted per client address
+    (TIDINGS_AUTH_FAILURE_LIMIT)."""
 
-    writer: IngestWriter
-    limits: AuthLimits
-    client: str
+    __slots__ = ("limits", "writer")
 
-    @classmethod
-    def of(cls, state: Any, scope: ASGIScope) -> KeyCheck:
-        """For a request: `state` is the app's state, `scope` the request's ASGI scope."""
-        return cls(state.ingest_writer, state.runtime.auth_limits, client_address(scope))
+    def __init__(self, writer: IngestWriter, limits: AuthLimits) -> None:
+        self.writer = writer
+        self.limits = limits
 
-    async def verify(self, key: str) -> None:
-        """401 for an unknown or revoked key, 429 for a client that sent too many."""
-        refuse_locked_client(self.limits, self.client, key)
+    async def verify(self, key: str, client: str) -> None:
+        """401 for an unknown or revoked key, 429 for a client that sent too many. A key the
+        writer has verified already (accepted lately) costs a dictionary lookup."""
+        if self.writer.has_verified(key):
+            return
+        refuse_locked_client(self.limits, client, key)
         if await self.writer.key_scope(key) is None:
-            raise invalid_key(self.limits.api_clients, self.client)
+            raise invalid_key(self.limits.api_clients, client)
         self.limits.accepted_keys.add(key)
 
 
 @dataclass(frozen=True, slots=True)
 class TrackingRequest:
     path: str
+    client: str
     authorization: str | None
     content_encoding: str | None
     content_length: str | None
@@ -363,10 +362,10 @@ async def accept_tracking(
     except BadRequest:
         header_key = key_from_authorization(request.authorization)
         if header_key is not None:
-            await check.verify(header_key)
+            await check.verify(header_key, request.client)
         raise
     key = write_key(body, request.authorization)
-    await check.verify(key)
+    await check.verify(key, request.client)
     limiter.check(key)
     received_at = utcnow()
     event_type = SINGLE_PATHS.get(request.path)

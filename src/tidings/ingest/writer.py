@@ -187,6 +187,11 @@ class IngestWriter:
         self._queue.put((items, future))
         return await future
 
+    def has_verified(self, key: str) -> bool:
+        """Whether the key was matched against its ciphertext already (and not revoked when
+        last looked up)."""
+        return key in self._verified
+
     async def key_scope(self, key: str) -> Scope | None:
         """The key's scope if it matches its ciphertext and was not revoked when last looked
         up; None for an unknown or revoked key. Checked before a request's body, so that an
