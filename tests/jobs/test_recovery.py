@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from tests.conftest import Keys, wait_for
 from tests.event.test_processing import _identify_for, _store_without_job
+from tidings.jobs.engine import BACKLOG_JOBS
 from tidings.kit.time import utcnow
 from tidings.models import (
     AutomationRun,
@@ -225,3 +226,20 @@ def test_a_run_whose_request_is_in_flight_is_left_to_its_live_owner(
     advanced.clear()
     runtime.jobs.recover()
     assert in_flight not in advanced
+
+
+def test_the_periodic_sweep_waits_while_the_consumers_are_behind(
+    runtime: Runtime, keys: Keys
+) -> None:
+    """A long queue means the consumers are behind: what looks stale is still queued, and
+    queueing it again doubled a flood's work. Once the queue drains, the sweep re-drives."""
+    ids = _store_without_job(runtime, keys.test, [_identify_for("user-1", 1)])
+    huey = runtime.jobs.huey
+    for _ in range(BACKLOG_JOBS + 1):
+        runtime.jobs.enqueue_events([ids[0]])
+    assert runtime.jobs.sweep(0) == 0
+    assert huey.pending_count() == BACKLOG_JOBS + 1
+
+    huey.flush()
+    assert runtime.jobs.sweep(0) == 1
+    assert huey.dequeue().args == (ids,)

@@ -42,6 +42,10 @@ SWEEP_BATCH = 500
 # backlog still waiting in the queue is queued again at most once per period. (A consumer's
 # start and a worker's expired lease re-drive everything not claimed within a lease period.)
 CLAIM_HOLD_SECONDS = 300.0
+# More jobs than this waiting in the queue: the consumers are behind, and what looks stale is
+# most likely still queued. The periodic sweep then waits for the queue to drain rather than
+# queue the backlog a second time (which, in a flood, cost more memory and drained slower).
+BACKLOG_JOBS = 200
 MESSAGES_PER_JOB = 20
 # Runs (an event's, and the ones they invoke) one job advances before queueing the rest.
 RUNS_PER_JOB = 200
@@ -269,11 +273,24 @@ class JobEngine:
         past their wake-up time or stalled, all older than `older_than_seconds`
         (`TIDINGS_SWEEP_STALE_SECONDS` by default) and not re-driven by a sweep in the last
         CLAIM_HOLD_SECONDS; and deliveries left `sending` by a process whose lease expired.
+        Nothing while more than BACKLOG_JOBS jobs wait in the queue: the consumers are behind,
+        not short of jobs, and a later sweep re-drives whatever was lost.
         """
+        waiting = self._queued_jobs()
+        if waiting > BACKLOG_JOBS:
+            logger.info("sweep skipped: %d jobs are waiting in the queue", waiting)
+            return 0
         age = (
             self.settings.sweep_stale_seconds if older_than_seconds is None else older_than_seconds
         )
         return self._redrive(age, CLAIM_HOLD_SECONDS)
+
+    def _queued_jobs(self) -> int:
+        try:
+            return int(self.huey.pending_count())
+        except Exception:  # the storage is unavailable: sweep, it costs nothing to try
+            logger.warning("could not count the queued jobs", exc_info=True)
+            return 0
 
     def recover(self) -> int:
         """Re-drive everything pending at once: when a consumer starts, and when a worker's
