@@ -31,6 +31,7 @@ from tidings.automation.runs import (
 )
 from tidings.db import Database
 from tidings.event.repository import EventRepository, ReceivedEvent, UserKey
+from tidings.kit.sql import by_environment
 from tidings.kit.time import utcnow
 from tidings.message.pipeline import PipelineContext
 from tidings.models import AutomationRun, Event, EventStatus
@@ -461,7 +462,4 @@ def claim_stale_events(
         claimed = EventRepository(session).claim_stale(
             received_before, unclaimed_since, utcnow(), limit
         )
-    by_environment: dict[str, list[int]] = {}
-    for event_id, environment_id in claimed:
-        by_environment.setdefault(environment_id, []).append(event_id)
-    return by_environment
+    return by_environment(claimed)

@@ -65,6 +65,14 @@ def _insert_returning_key(table: Table) -> Any:
     return insert(table).returning(key)
 
 
+def by_environment(claimed: list[tuple[int, str]]) -> dict[str, list[int]]:
+    """`claim_rows`' answer as the claimed keys of each environment, in key order."""
+    grouped: dict[str, list[int]] = {}
+    for key, environment_id in claimed:
+        grouped.setdefault(environment_id, []).append(key)
+    return grouped
+
+
 def claim_rows(
     session: Session,
     key: Any,

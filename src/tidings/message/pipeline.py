@@ -36,6 +36,7 @@ from tidings.db import Database
 from tidings.inbox.service import InboxBroker
 from tidings.inbox.service import store as store_inbox_message
 from tidings.jobs.lease import Lease
+from tidings.kit.sql import by_environment
 from tidings.kit.time import utcnow
 from tidings.message.repository import MessageRepository, record_sent
 from tidings.message.routing import Route, plan_routes
@@ -753,17 +754,10 @@ def claim_stuck_messages(
     with context.database.write() as session:
         repository = MessageRepository(session)
         claimed = repository.claim_due_messages(updated_before, unclaimed_since, utcnow(), limit)
-        by_environment: dict[str, list[str]] = {}
-        for environment_id, pks in _group_by_environment(claimed).items():
-            by_environment[environment_id] = repository.message_ids(pks)
-        return by_environment
-
-
-def _group_by_environment(claimed: list[tuple[int, str]]) -> dict[str, list[int]]:
-    grouped: dict[str, list[int]] = {}
-    for pk, environment_id in claimed:
-        grouped.setdefault(environment_id, []).append(pk)
-    return grouped
+        return {
+            environment_id: repository.message_ids(pks)
+            for environment_id, pks in by_environment(claimed).items()
+        }
 
 
 def claim_stuck_deliveries(
