@@ -148,7 +148,7 @@ class Keys:
 def runtime(settings: Settings) -> Iterator[Runtime]:
     runtime = build_runtime(settings)
     upgrade(runtime.database)
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         workspace_service.bootstrap(session, runtime.cipher)
     yield runtime
     if settings.job_storage != "sqlite":

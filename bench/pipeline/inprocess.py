@@ -103,7 +103,7 @@ def main() -> int:
             )
         )
         upgrade(runtime.database)
-        with runtime.database.write() as session:
+        with runtime.database.write() as (session, _):
             workspace_service.bootstrap(session, runtime.cipher)
         with runtime.database.read() as session:
             keys = workspace_service.list_keys(session, runtime.cipher)

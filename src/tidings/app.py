@@ -83,9 +83,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
         pressure = IngestPressure()
         if consumer_workers > 0 and runtime.settings.ingest_priority:
             runtime.jobs.pace = pressure.wait_for_turn
-        writer = IngestWriter(
-            runtime.database, runtime.cipher, runtime.jobs.enqueue_committed, pressure
-        )
+        writer = IngestWriter(runtime.database, runtime.cipher, pressure)
         writer.start()
         app.state.ingest_writer = writer
         app.state.key_check = KeyCheck(writer, runtime.auth_limits)

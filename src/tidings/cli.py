@@ -83,7 +83,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     _configure_logging()
     settings = _settings(host=host, port=port, data_dir=data_dir)
     runtime = _prepare(settings)
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         created = workspace_service.bootstrap(session, runtime.cipher)
     url = f"http://{settings.host}:{settings.port}"
     click.echo(f"Tidings is starting on {url}")
@@ -121,7 +121,7 @@ def _print_sign_in_link(runtime: Runtime, url: str) -> None:
     """While no admin exists, each start prints a new one-time link to create the first one."""
     from tidings.studio import auth
 
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         if auth.has_admins(session):
             return
         token = auth.create_sign_in_link_token(session)
@@ -201,7 +201,7 @@ def keys_list(data_dir: Path | None, as_json: bool) -> None:
 def keys_create(data_dir: Path | None, environment: str, scope: str, as_json: bool) -> None:
     """Create an API key for an environment."""
     runtime = _prepare(_settings(data_dir=data_dir))
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         key = _run(workspace_service.create_key, session, runtime, environment, scope)
     if as_json:
         click.echo(json.dumps(key.as_dict(), indent=2))
@@ -215,7 +215,7 @@ def keys_create(data_dir: Path | None, environment: str, scope: str, as_json: bo
 def keys_revoke(data_dir: Path | None, key_id: str) -> None:
     """Revoke an API key: requests with it get 401 from now on."""
     runtime = _prepare(_settings(data_dir=data_dir))
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         _run(workspace_service.revoke_key, session, None, key_id)
     click.echo(f"Revoked {key_id}.")
 
@@ -251,7 +251,7 @@ def apply_definitions(data_dir: Path | None, environment: str, path: Path) -> No
     from tidings.automation.apply import apply_path
 
     runtime = _prepare(_settings(data_dir=data_dir))
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         lines = _run(apply_path, session, None, environment, path, runtime.outbound)
     for line in lines:
         click.echo(line)
@@ -275,7 +275,7 @@ def admin_create(data_dir: Path | None, email: str, password: str) -> None:
     from tidings.studio import auth
 
     runtime = _prepare(_settings(data_dir=data_dir))
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         workspace_service.bootstrap(session, runtime.cipher)
         admin_user, created = _run(auth.set_admin_password, session, None, email, password)
         email = admin_user.email

@@ -4,16 +4,22 @@ One unit of work is one transaction, committed once at the edge (a request or a 
 SQLite, a unit that writes starts with `BEGIN IMMEDIATE`, so it takes the write lock before it
 reads and never fails half-way on a lock upgrade; readers use plain deferred transactions and
 see a WAL snapshot.
+
+A unit of work also carries an `Outbox`: what must happen once its rows are committed (jobs
+to queue, inbox streams to wake). `Database.write()` hands it to the process's `Dispatcher`
+after the commit, and drops it when the transaction rolls back.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from sqlalchemy import Engine, create_engine, event
@@ -80,11 +86,82 @@ def create_database_engine(settings: Settings) -> Engine:
     )
 
 
+class Scheduled(Protocol):
+    """A message as the outbox needs it (message.service.AcceptedMessage is one)."""
+
+    @property
+    def message_id(self) -> str: ...
+
+    @property
+    def send_at(self) -> datetime | None: ...
+
+
+@dataclass
+class Outbox:
+    """What a unit of work asks to happen after its commit. Each list holds plain values, so
+    nothing here touches the job engine before the rows it points at are visible.
+
+    - `events`: new events to process, by environment;
+    - `messages`: (message id, when to process it or None for now, environment or None);
+    - `runs`: (automation run pk, when to advance it or None for now);
+    - `deliveries`: (delivery id, when to attempt it or None for now);
+    - `inboxes`: (environment, user) whose open inbox streams to wake.
+    """
+
+    events: list[tuple[str, list[int]]] = field(default_factory=list)
+    messages: list[tuple[str, datetime | None, str | None]] = field(default_factory=list)
+    runs: list[tuple[int, datetime | None]] = field(default_factory=list)
+    deliveries: list[tuple[int, datetime | None]] = field(default_factory=list)
+    inboxes: list[tuple[str, str]] = field(default_factory=list)
+
+    def add_events(self, environment_id: str, event_ids: list[int]) -> None:
+        self.events.append((environment_id, event_ids))
+
+    def add_message(
+        self, message_id: str, at: datetime | None = None, environment_id: str | None = None
+    ) -> None:
+        self.messages.append((message_id, at, environment_id))
+
+    def add_messages(self, messages: Iterable[Scheduled], environment_id: str | None) -> None:
+        self.messages.extend((m.message_id, m.send_at, environment_id) for m in messages)
+
+    def add_run(self, run_pk: int, at: datetime | None = None) -> None:
+        self.runs.append((run_pk, at))
+
+    def add_delivery(self, delivery_id: int, at: datetime | None = None) -> None:
+        self.deliveries.append((delivery_id, at))
+
+    def wake_inbox(self, environment_id: str, user_id: str) -> None:
+        self.inboxes.append((environment_id, user_id))
+
+    def extend(self, other: Outbox) -> None:
+        """Take another outbox's work: a savepoint's, once the savepoint has held."""
+        self.events.extend(other.events)
+        self.messages.extend(other.messages)
+        self.runs.extend(other.runs)
+        self.deliveries.extend(other.deliveries)
+        self.inboxes.extend(other.inboxes)
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.messages or self.runs or self.deliveries or self.inboxes)
+
+
+class Dispatcher(Protocol):
+    """Carries out a committed unit of work's outbox (the job engine, in a running process)."""
+
+    def dispatch(self, outbox: Outbox) -> None: ...
+
+
 class Database:
-    """Hands out units of work: `with db.write() as session:` commits once at the end."""
+    """Hands out units of work: `with db.write() as (session, outbox):` commits once at the
+    end, then dispatches the outbox."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Set once the process's job engine exists (runtime.build_runtime). Without one (a
+        # CLI command, a test of a service) the outbox is dropped: the rows are the truth,
+        # and a consumer's start re-drives whatever they leave pending.
+        self.dispatcher: Dispatcher | None = None
         self.write_engine = engine.execution_options(**{_WRITE: True})
         self._read = sessionmaker(bind=engine, expire_on_commit=False)
         self._write = sessionmaker(bind=self.write_engine, expire_on_commit=False)
@@ -95,15 +172,20 @@ class Database:
         return self.engine.dialect.name == "sqlite"
 
     @contextmanager
-    def write(self) -> Iterator[Session]:
-        if self._write_lock is None:
-            with self._write() as session, session.begin():
-                yield session
-            return
+    def write(self) -> Iterator[tuple[Session, Outbox]]:
+        """One transaction and its outbox; the outbox is dispatched after the commit."""
+        outbox = Outbox()
         # SQLite has one writer at a time. Threads of this process queue on a lock, which
         # wakes the next one at once, instead of sleeping in SQLite's busy handler.
-        with self._write_lock, self._write() as session, session.begin():
-            yield session
+        with self._write_lock or nullcontext(), self._write() as session, session.begin():
+            yield session, outbox
+        self.dispatch(outbox)
+
+    def dispatch(self, outbox: Outbox) -> None:
+        """Carry out the outbox of work already committed (the ingest writer commits on a
+        connection of its own, and hands its new events here)."""
+        if outbox and self.dispatcher is not None:
+            self.dispatcher.dispatch(outbox)
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:

@@ -10,12 +10,12 @@ from cryptography.fernet import Fernet
 from tidings.config import Settings
 from tidings.db import Database, create_database_engine
 from tidings.inbox.service import InboxBroker
+from tidings.jobs.context import WorkerContext
 from tidings.jobs.engine import JobEngine, build_huey
 from tidings.jobs.lease import Lease
 from tidings.kit.crypto import fernet_for, load_or_create_secret
 from tidings.kit.outbound import OutboundClient, OutboundGuard
 from tidings.kit.ratelimit import RecentValues, TokenBuckets
-from tidings.message.pipeline import PipelineContext
 from tidings.preference.service import public_base_url, unsubscribe_key
 from tidings.provider.registry import close_all as close_all_providers
 from tidings.workspace.keys import KeyCipher
@@ -84,7 +84,7 @@ def build_runtime(settings: Settings) -> Runtime:
     outbound = OutboundGuard.from_setting(settings.outbound_allow)
     http = OutboundClient(outbound, timeout=15.0)
     broker = InboxBroker()
-    context = PipelineContext(
+    context = WorkerContext(
         database,
         settings,
         config_cipher,
@@ -94,6 +94,9 @@ def build_runtime(settings: Settings) -> Runtime:
         inbox_broker=broker,
         lease=Lease(database, settings),
     )
+    jobs = JobEngine(build_huey(settings), context)
+    # Every unit of work's outbox reaches the queue through the job engine.
+    database.dispatcher = jobs
     return Runtime(
         settings=settings,
         secret=secret,
@@ -104,6 +107,6 @@ def build_runtime(settings: Settings) -> Runtime:
         outbound=outbound,
         unsubscribe_key=context.unsubscribe_key,
         inbox_broker=broker,
-        jobs=JobEngine(build_huey(settings), context),
+        jobs=jobs,
         auth_limits=AuthLimits.from_settings(settings),
     )

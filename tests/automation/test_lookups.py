@@ -27,7 +27,7 @@ def test_triggered_by_is_asked_once_and_forgotten_when_an_automation_is_saved(
     runtime: Runtime, keys: Keys
 ) -> None:
     scope = _scope(runtime, keys.test)
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         env = scope.environment_id
         assert service.triggered_by(session, env, "segment", "identify") == []
         service.save(session, scope, "welcome", WELCOME, outbound=runtime.outbound)
@@ -38,7 +38,7 @@ def test_triggered_by_is_asked_once_and_forgotten_when_an_automation_is_saved(
 
 def test_a_template_found_is_remembered_until_deleted(runtime: Runtime, keys: Keys) -> None:
     scope = _scope(runtime, keys.test)
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         repository = NotificationRepository(session)
         assert not repository.exists(scope, "welcome")
         repository.add(

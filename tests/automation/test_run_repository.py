@@ -21,7 +21,7 @@ def test_a_new_run_takes_its_id_without_flushing_what_is_pending(runtime: Runtim
     def record(*arguments: Any) -> None:
         statements.append(str(arguments[2]).split()[0].upper())
 
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         workspace = default_workspace(session)
         environment = WorkspaceRepository(session).environment_by_name(workspace.id, "test")
         assert environment is not None

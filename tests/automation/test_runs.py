@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.conftest import Keys, bearer, wait_for
+from tests.outbox import recording
 from tests.payloads import identify, track
 from tests.smtp_sink import SmtpSink
 from tidings.automation import runs
@@ -558,23 +559,6 @@ def test_a_send_step_without_a_recipient_ends_the_run_in_error(
     assert run["steps"][0]["status"] == "ERROR"
 
 
-class RecordingScheduler:
-    """Collects what the engine would enqueue, so a test drives each step by hand."""
-
-    def __init__(self) -> None:
-        self.runs: list[tuple[int, Any]] = []
-        self.messages: list[str] = []
-
-    def advance_run(self, run_pk: int, eta: Any = None) -> None:
-        self.runs.append((run_pk, eta))
-
-    def process_messages(self, message_ids: list[str]) -> None:
-        self.messages.extend(message_ids)
-
-    def process_message(self, message_id: str, eta: Any = None) -> None:
-        self.messages.append(message_id)
-
-
 class Killed(BaseException):
     """Stands for SIGKILL: nothing in the engine catches it."""
 
@@ -584,7 +568,7 @@ def test_a_crash_inside_a_send_step_leaves_nothing_and_the_redrive_sends_once(
 ) -> None:
     with runtime.database.read() as session:
         scope = resolve_keys(session, runtime.cipher, [keys.test])[keys.test]
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         run_pk = runs.invoke_ad_hoc(
             session,
             scope,
@@ -598,27 +582,27 @@ def test_a_crash_inside_a_send_step_leaves_nothing_and_the_redrive_sends_once(
             outbound=runtime.outbound,
         ).id
     context = runtime.jobs.context
-    scheduler = RecordingScheduler()
 
     def crash(*args: Any, **kwargs: Any) -> None:
         raise Killed
 
     # The process dies after the step made its message, before the transaction commits.
-    with monkeypatch.context() as patch:
-        patch.setattr(runs, "_finish_step", crash)
-        with pytest.raises(Killed):
-            runs.advance_run(context, scheduler, run_pk)
-    with runtime.database.read() as session:
-        assert session.scalars(select(Message)).all() == []
-        assert session.get(AutomationRun, run_pk).status == "PROCESSING"  # type: ignore[union-attr]
-    assert scheduler.messages == []
+    with recording(runtime.database) as dispatched:
+        with monkeypatch.context() as patch:
+            patch.setattr(runs, "_finish_step", crash)
+            with pytest.raises(Killed):
+                runs.advance_run(context, run_pk)
+        with runtime.database.read() as session:
+            assert session.scalars(select(Message)).all() == []
+            assert session.get(AutomationRun, run_pk).status == "PROCESSING"  # type: ignore[union-attr]
+        assert dispatched.message_ids == []
 
-    # Re-driven (by the sweeper after a restart): one message, and a second drive adds none.
-    assert runs.advance_run(context, scheduler, run_pk) == "PROCESSED"
-    assert runs.advance_run(context, scheduler, run_pk) == "PROCESSED"
+        # Re-driven (by the sweeper after a restart): one message, and a second drive adds none.
+        assert runs.advance_run(context, run_pk) == "PROCESSED"
+        assert runs.advance_run(context, run_pk) == "PROCESSED"
     with runtime.database.read() as session:
         messages = session.scalars(select(Message)).all()
-    assert [message.message_id for message in messages] == scheduler.messages
+    assert [message.message_id for message in messages] == dispatched.message_ids
     assert len(messages) == 1
 
 

@@ -7,28 +7,16 @@ https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/event.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi.testclient import TestClient
 from pytest_httpserver import HTTPServer
 
 from tests.callback.support import configure, counts, history, message, prepare, send
 from tests.conftest import Keys
 from tidings.app import create_app
+from tidings.jobs.context import WorkerContext
 from tidings.message import pipeline
 from tidings.provider.base import SendResult
 from tidings.runtime import Runtime
-
-
-class RecordingScheduler:
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, object]] = []
-
-    def process_message(self, message_id: str, eta: datetime | None = None) -> None:
-        self.calls.append(("process_message", message_id))
-
-    def deliver(self, delivery_id: int, eta: datetime | None = None) -> None:
-        self.calls.append(("deliver", delivery_id))
 
 
 def test_a_delivered_event_before_the_sent_commit_wins_and_keeps_the_message_id(
@@ -43,12 +31,11 @@ def test_a_delivered_event_before_the_sent_commit_wins_and_keeps_the_message_id(
         )
         prepare(client, keys.test, {"email": "a@example.org"})
         message_id = send(client, keys.test)
-        context = pipeline.PipelineContext(
+        context = WorkerContext(
             runtime.database, runtime.settings, runtime.config_cipher, runtime.http
         )
-        scheduler = RecordingScheduler()
         # Routing starts the first provider attempt in its own transaction.
-        (attempt,) = pipeline.process_message(context, scheduler, message_id)
+        (attempt,) = pipeline.process_message(context, message_id)
         assert attempt is not None
         assert message(client, keys.test, message_id)["providers"][0]["status"] == "SENDING"
 
@@ -66,7 +53,6 @@ def test_a_delivered_event_before_the_sent_commit_wins_and_keeps_the_message_id(
 
         outcome = pipeline._finish_attempt(
             context,
-            scheduler,
             attempt,
             SendResult(provider_message_id="sg-race", response_excerpt="HTTP 202"),
             None,

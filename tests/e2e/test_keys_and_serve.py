@@ -79,7 +79,7 @@ def test_the_sqlite_files_are_created_for_the_owner_only(tmp_path: Path) -> None
     runtime = build_runtime(Settings(data_dir=tmp_path / "data"))
     try:
         upgrade(runtime.database)
-        with runtime.database.write() as session:
+        with runtime.database.write() as (session, _):
             workspace_service.bootstrap(session, runtime.cipher)
         database = tmp_path / "data" / "tidings.db"
         files = [database, *(database.with_name(f"tidings.db-{end}") for end in ("wal", "shm"))]

@@ -36,7 +36,7 @@ def test_overlapping_sets_locked_in_opposite_orders_do_not_deadlock(
         runtime, keys.test, [_identify_for(f"locker-{n}", n) for n in range(3)]
     )
     postgres = runtime.database.engine.dialect.name == "postgresql"
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         # New row versions go to the end of the table: physical order high, middle, low.
         for event_id in (middle, low):
             session.execute(update(Event).where(Event.id == event_id).values(name="moved"))
@@ -47,7 +47,7 @@ def test_overlapping_sets_locked_in_opposite_orders_do_not_deadlock(
     errors: list[BaseException] = []
 
     def hold_middle() -> None:
-        with runtime.database.write() as session:
+        with runtime.database.write() as (session, _):
             EventRepository(session).lock_many([middle])
             held.set()
             release.wait(30)
@@ -55,7 +55,7 @@ def test_overlapping_sets_locked_in_opposite_orders_do_not_deadlock(
     def locker(name: str, order: list[int], plan: tuple[str, ...]) -> Callable[[], None]:
         def run() -> None:
             try:
-                with runtime.database.write() as session:
+                with runtime.database.write() as (session, _):
                     if postgres:
                         for setting in plan:
                             session.execute(text(f"SET LOCAL {setting}"))

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import Keys, bearer
 from tests.ingest.test_inbound_segment import post, processed
+from tests.outbox import recording
 from tests.payloads import identify, track
 from tidings.event import service as event_service
 from tidings.event.repository import EventRepository
@@ -217,8 +218,9 @@ def test_environments_are_isolated(client: TestClient, keys: Keys) -> None:
 
 
 def _store_without_job(runtime: Runtime, key: str, events: list[dict[str, Any]]) -> list[int]:
-    writer = IngestWriter(runtime.database, runtime.cipher, on_committed=lambda ids: None)
-    results = writer.write([IngestItem(key, validate_segment_event(event)) for event in events])
+    writer = IngestWriter(runtime.database, runtime.cipher)
+    with recording(runtime.database):  # no job: the events stay `received`
+        results = writer.write([IngestItem(key, validate_segment_event(event)) for event in events])
     return [result.event_id for result in results if result.event_id is not None]
 
 

@@ -57,7 +57,7 @@ def deliver(
     data: dict[str, Any] | None = None,
 ) -> InboxMessage:
     """Store a message the way the delivery pipeline does: in its own committed unit of work."""
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         return service.store(
             session,
             scope.environment_id,

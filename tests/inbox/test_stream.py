@@ -200,13 +200,13 @@ def test_the_stream_refuses_bad_tokens_with_the_error_shape(
 def test_an_open_stream_ends_when_the_key_that_issued_its_token_is_revoked(
     server: Server, runtime: Runtime, secret: bytes
 ) -> None:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         issuer = create_key(session, runtime.cipher, "test")
     assert issuer.key is not None
     with runtime.database.read() as session:
         scope = resolve_keys(session, runtime.cipher, [issuer.key])[issuer.key]
     with open_stream(server, token_for(secret, scope, "u1")) as reader:
-        with runtime.database.write() as session:
+        with runtime.database.write() as (session, _):
             revoke_key(session, issuer.id)
         # The next poll (within a second) sees the revoked key and ends the stream.
         with pytest.raises(AssertionError, match="the stream ended"):

@@ -153,7 +153,7 @@ def test_a_token_without_the_key_it_was_issued_with_is_refused() -> None:
 def test_revoking_the_key_that_issued_a_token_ends_the_token(
     client: TestClient, runtime: Runtime, keys: Keys
 ) -> None:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         extra = create_key(session, runtime.cipher, "test")
     assert extra.key is not None
     issued = client.post("/inbox/tokens", json={"user_id": "user-1"}, headers=bearer(extra.key))
@@ -162,7 +162,7 @@ def test_revoking_the_key_that_issued_a_token_ends_the_token(
     other = client.post("/inbox/tokens", json={"user_id": "user-1"}, headers=bearer(keys.test))
     assert client.get("/inbox/messages/count", headers=bearer(token)).json() == {"count": 0}
 
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         revoke_key(session, extra.id)
 
     refused = client.get("/inbox/messages/count", headers=bearer(token))

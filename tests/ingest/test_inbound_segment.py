@@ -92,10 +92,10 @@ def test_unknown_or_malformed_key_is_401(client: TestClient, authorization: str)
 def test_revoked_key_is_401_at_once_and_stores_nothing(
     client: TestClient, keys: Keys, runtime: Runtime
 ) -> None:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         workspace_service.revoke_key(session, keys.test_id)
     assert_error(post(client, keys.test, track()), 401, "invalid_api_key")
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         fresh = workspace_service.create_key(session, runtime.cipher, "test")
     assert fresh.key is not None
     listing = client.get("/integrations/segment/events", headers=bearer(fresh.key)).json()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Keys, wait_for
+from tests.outbox import recording
 from tests.payloads import track
 from tidings.errors import BadRequest
 from tidings.ingest import writer as writer_module
@@ -31,8 +32,7 @@ def stored(runtime: Runtime) -> list[str]:
 
 
 def test_concurrent_requests_share_transactions(runtime: Runtime, keys: Keys) -> None:
-    committed: list[dict[str, list[int]]] = []
-    writer = IngestWriter(runtime.database, runtime.cipher, committed.append)
+    writer = IngestWriter(runtime.database, runtime.cipher)
 
     async def scenario() -> list[list[IngestResult]]:
         writer.start()
@@ -43,12 +43,14 @@ def test_concurrent_requests_share_transactions(runtime: Runtime, keys: Keys) ->
         finally:
             await writer.stop()
 
-    answers = asyncio.run(scenario())
+    with recording(runtime.database) as dispatched:
+        answers = asyncio.run(scenario())
+    committed = dispatched.outboxes
     assert [answer[0].outcome for answer in answers] == [Outcome.ACCEPTED] * 40
     assert [answer[0].message_id for answer in answers] == [f"m-{n:02d}" for n in range(40)]
     assert stored(runtime) == [f"m-{n:02d}" for n in range(40)]
     # Every new event was handed to the job engine once, in fewer batches than requests.
-    assert sorted(i for job in committed for ids in job.values() for i in ids) == sorted(
+    assert sorted(dispatched.event_ids) == sorted(
         answer[0].event_id for answer in answers if answer[0].event_id is not None
     )
     assert len(committed) < 40
@@ -63,8 +65,7 @@ def test_under_a_burst_the_enqueuer_hands_many_batches_over_in_one_job(
     runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(writer_module, "ENQUEUE_PAUSE_SECONDS", 0.5)
-    committed: list[dict[str, list[int]]] = []
-    writer = IngestWriter(runtime.database, runtime.cipher, committed.append, Saturated())
+    writer = IngestWriter(runtime.database, runtime.cipher, Saturated())
 
     async def scenario() -> list[list[IngestResult]]:
         writer.start()
@@ -74,14 +75,15 @@ def test_under_a_burst_the_enqueuer_hands_many_batches_over_in_one_job(
         finally:
             await writer.stop()
 
-    answers = asyncio.run(scenario())
+    with recording(runtime.database) as dispatched:
+        answers = asyncio.run(scenario())
     assert [answer[0].outcome for answer in answers] == [Outcome.ACCEPTED] * 5
-    (job,) = committed
-    assert list(job.values()) == [[answer[0].event_id for answer in answers]]
+    (job,) = dispatched.outboxes
+    assert [ids for _, ids in job.events] == [[answer[0].event_id for answer in answers]]
 
 
 def test_duplicates_and_bad_keys_in_one_batch(runtime: Runtime, keys: Keys) -> None:
-    writer = IngestWriter(runtime.database, runtime.cipher, lambda ids: None)
+    writer = IngestWriter(runtime.database, runtime.cipher)
     writer.write([item(keys.test, "first")])
     results = writer.write(
         [
@@ -103,9 +105,9 @@ def test_duplicates_and_bad_keys_in_one_batch(runtime: Runtime, keys: Keys) -> N
 
 
 def test_a_revoked_key_is_refused_by_the_next_batch(runtime: Runtime, keys: Keys) -> None:
-    writer = IngestWriter(runtime.database, runtime.cipher, lambda ids: None)
+    writer = IngestWriter(runtime.database, runtime.cipher)
     assert writer.write([item(keys.test, "before")])[0].outcome is Outcome.ACCEPTED
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         workspace_service.revoke_key(session, keys.test_id)
     assert writer.write([item(keys.test, "after")])[0].outcome is Outcome.UNAUTHORIZED
     # In a batch with another key's events, and with a duplicate of a stored event.
@@ -123,7 +125,7 @@ def test_a_revoked_key_is_refused_by_the_next_batch(runtime: Runtime, keys: Keys
 def test_a_failed_batch_fails_its_requests_and_the_next_one_succeeds(
     runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writer = IngestWriter(runtime.database, runtime.cipher, lambda ids: None)
+    writer = IngestWriter(runtime.database, runtime.cipher)
     real_write = writer._write
     calls = 0
 
@@ -157,7 +159,7 @@ def test_a_failed_batch_fails_its_requests_and_the_next_one_succeeds(
 def test_stop_finishes_queued_requests_and_refuses_new_ones(
     runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    writer = IngestWriter(runtime.database, runtime.cipher, lambda ids: None)
+    writer = IngestWriter(runtime.database, runtime.cipher)
     real_write = writer._write
     writing = threading.Event()
     release = threading.Event()
@@ -197,7 +199,7 @@ def test_stop_finishes_queued_requests_and_refuses_new_ones(
 def test_each_new_event_gets_its_own_id(runtime: Runtime, keys: Keys, size: int) -> None:
     """Batches of every shape (one statement, several in a transaction), with duplicates
     of stored events mixed in: each result names the row that holds its event."""
-    writer = IngestWriter(runtime.database, runtime.cipher, lambda ids: None)
+    writer = IngestWriter(runtime.database, runtime.cipher)
     stored_before = [item(keys.test, f"old-{n}") for n in range(0, size, 7)]
     writer.write(stored_before)
     batch = [item(keys.test, f"old-{n}" if n % 7 == 0 else f"new-{n}") for n in range(size)]
@@ -219,7 +221,7 @@ def test_one_unstorable_event_is_refused_alone_and_its_batch_is_stored(
     """An event the database cannot take (here nested past what orjson serialises, as the
     parse-time limits now refuse) used to fail its whole group commit: every request in it,
     from every environment, got 503."""
-    writer = IngestWriter(runtime.database, runtime.cipher, lambda ids: None)
+    writer = IngestWriter(runtime.database, runtime.cipher)
     real_write = writer._write
     sizes: list[int] = []
 

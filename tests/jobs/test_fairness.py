@@ -6,6 +6,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from tests.conftest import Keys, bearer
+from tests.outbox import recording
 from tests.payloads import track
 from tidings.app import create_app
 from tidings.ingest.validation import validate_segment_event
@@ -45,7 +46,7 @@ def test_a_production_event_is_processed_ahead_of_a_test_flood_queued_before_it(
 ) -> None:
     """The bound: an event waits for the jobs already running, then for at most one group
     of another environment's events (the group its own job fills up with)."""
-    writer = IngestWriter(runtime.database, runtime.cipher, runtime.jobs.enqueue_committed)
+    writer = IngestWriter(runtime.database, runtime.cipher)
     for batch in range(FLOOD_BATCHES):
         writer.write(
             [
@@ -108,16 +109,19 @@ def test_a_recovered_backlog_is_queued_at_its_environments_share(
 ) -> None:
     """Events whose jobs were lost (storage gone, process killed) are re-driven at their
     environment's fair share too: a production event queued after the recovery goes first."""
-    lost = IngestWriter(runtime.database, runtime.cipher, lambda new_ids: None)
-    for batch in range(FLOOD_BATCHES):
-        lost.write(
-            [
-                IngestItem(keys.test, validate_segment_event(track(messageId=f"lost-{batch}-{n}")))
-                for n in range(BATCH_EVENTS)
-            ]
-        )
+    lost = IngestWriter(runtime.database, runtime.cipher)
+    with recording(runtime.database):  # their jobs never reach the queue
+        for batch in range(FLOOD_BATCHES):
+            lost.write(
+                [
+                    IngestItem(
+                        keys.test, validate_segment_event(track(messageId=f"lost-{batch}-{n}"))
+                    )
+                    for n in range(BATCH_EVENTS)
+                ]
+            )
     assert runtime.jobs.recover() == FLOOD_BATCHES * BATCH_EVENTS
-    writer = IngestWriter(runtime.database, runtime.cipher, runtime.jobs.enqueue_committed)
+    writer = IngestWriter(runtime.database, runtime.cipher)
     (urgent,) = writer.write(
         [IngestItem(keys.production, validate_segment_event(track(messageId="urgent")))]
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import select
 
 from tests.conftest import Keys, wait_for
 from tests.event.test_processing import _identify_for, _store_without_job
+from tidings.db import Outbox
 from tidings.jobs.engine import BACKLOG_JOBS
 from tidings.kit.time import utcnow
 from tidings.models import (
@@ -30,7 +32,7 @@ from tidings.runtime import Runtime
 
 def _lease(runtime: Runtime, lease_id: str, age_seconds: float) -> None:
     beat = utcnow() - timedelta(seconds=age_seconds)
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         session.add(
             WorkerLease(id=lease_id, hostname="h", pid=1, started_at=beat, heartbeat_at=beat)
         )
@@ -38,7 +40,7 @@ def _lease(runtime: Runtime, lease_id: str, age_seconds: float) -> None:
 
 def _message(runtime: Runtime, name: str, status: str = MessageStatus.ENQUEUED) -> int:
     now = utcnow()
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         environment = session.scalars(select(Environment).where(Environment.name == "test")).one()
         message = Message(
             workspace_id=environment.workspace_id,
@@ -59,7 +61,7 @@ def _message(runtime: Runtime, name: str, status: str = MessageStatus.ENQUEUED) 
 def _sending(runtime: Runtime, name: str, owner: str | None) -> int:
     message_pk = _message(runtime, name, MessageStatus.ROUTED)
     now = utcnow()
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         delivery = MessageDelivery(
             message_pk=message_pk,
             environment_id=session.get(Message, message_pk).environment_id,  # type: ignore[union-attr]
@@ -78,15 +80,24 @@ def _sending(runtime: Runtime, name: str, owner: str | None) -> int:
         return delivery.id
 
 
-def _recording(runtime: Runtime, monkeypatch: pytest.MonkeyPatch, method: str) -> list[Any]:
+def _recording(runtime: Runtime, monkeypatch: pytest.MonkeyPatch, kind: str) -> list[Any]:
+    """The ids of one kind that committed units of work dispatch from now on, instead of
+    their jobs."""
     seen: list[Any] = []
     lock = threading.Lock()
+    pick: dict[str, Callable[[Outbox], list[Any]]] = {
+        "deliveries": lambda outbox: [delivery for delivery, _ in outbox.deliveries],
+        "messages": lambda outbox: [message for message, _, _ in outbox.messages],
+        "events": lambda outbox: [event for _, events in outbox.events for event in events],
+        "runs": lambda outbox: [run_pk for run_pk, _ in outbox.runs],
+    }
 
-    def record(*args: Any, **kwargs: Any) -> None:
-        with lock:
-            seen.extend(args[0] if isinstance(args[0], list) else [args[0]])
+    class Recorder:
+        def dispatch(self, outbox: Outbox) -> None:
+            with lock:
+                seen.extend(pick[kind](outbox))
 
-    monkeypatch.setattr(runtime.jobs, method, record)
+    monkeypatch.setattr(runtime.database, "dispatcher", Recorder())
     return seen
 
 
@@ -99,7 +110,7 @@ def test_sending_work_of_an_expired_or_unknown_lease_is_re_driven_at_once(
     dead = _sending(runtime, "m-dead", "dead")
     unknown = _sending(runtime, "m-unknown", "never-registered")
     no_owner = _sending(runtime, "m-no-owner", None)
-    delivered = _recording(runtime, monkeypatch, "deliver")
+    delivered = _recording(runtime, monkeypatch, "deliveries")
     # All of them began a second ago: no fixed age has passed.
     assert runtime.jobs.sweep() == 2
     assert sorted(delivered) == sorted([dead, unknown])
@@ -119,17 +130,10 @@ def test_a_re_driven_delivery_of_a_dead_owner_is_sent_and_of_a_live_one_is_not(
     alive = _sending(runtime, "m-alive", "alive")
     dead = _sending(runtime, "m-dead", "gone")
 
-    class Scheduler:
-        def process_message(self, *args: Any) -> None:
-            pass
-
-        def deliver(self, *args: Any) -> None:
-            pass
-
     # No provider is configured: an attempt that starts fails over to nothing, and is
     # recorded; one that does not start returns None.
-    assert pipeline.deliver(runtime.jobs.context, Scheduler(), alive) is None
-    assert pipeline.deliver(runtime.jobs.context, Scheduler(), dead) == DeliveryStatus.FAILED
+    assert pipeline.deliver(runtime.jobs.context, alive) is None
+    assert pipeline.deliver(runtime.jobs.context, dead) == DeliveryStatus.FAILED
     with runtime.database.read() as session:
         assert session.get(MessageDelivery, alive).status == DeliveryStatus.SENDING  # type: ignore[union-attr]
 
@@ -138,7 +142,7 @@ def test_messages_left_enqueued_are_re_driven_when_a_consumer_starts(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _message(runtime, "m-1")
-    processed = _recording(runtime, monkeypatch, "process_messages")
+    processed = _recording(runtime, monkeypatch, "messages")
     # Younger than TIDINGS_SWEEP_STALE_SECONDS: the periodic sweep leaves it to its job...
     assert runtime.jobs.sweep() == 0
     # ...and a consumer's start takes it at once.
@@ -155,7 +159,7 @@ def test_concurrent_sweeps_take_disjoint_events_and_all_of_them(
     ids = _store_without_job(
         runtime, keys.test, [_identify_for(f"user-{n}", n) for n in range(count)]
     )
-    enqueued = _recording(runtime, monkeypatch, "enqueue_events")
+    enqueued = _recording(runtime, monkeypatch, "events")
     threads = [threading.Thread(target=runtime.jobs.recover) for _ in range(2)]
     for thread in threads:
         thread.start()
@@ -171,7 +175,7 @@ def test_a_consumer_lease_re_drives_the_work_of_a_worker_whose_lease_expires(
     monkeypatch.setattr(runtime.settings, "worker_lease_seconds", 0.5)
     _lease(runtime, "soon-dead", age_seconds=0)
     delivery = _sending(runtime, "m-1", "soon-dead")
-    delivered = _recording(runtime, monkeypatch, "deliver")
+    delivered = _recording(runtime, monkeypatch, "deliveries")
     runtime.jobs.start_lease()
     try:
         with runtime.database.read() as session:
@@ -191,7 +195,7 @@ def test_a_consumer_lease_re_drives_the_work_of_a_worker_whose_lease_expires(
 
 def _run(runtime: Runtime, owner: str | None, updated_seconds_ago: float) -> int:
     updated = utcnow() - timedelta(seconds=updated_seconds_ago)
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         environment = session.scalars(select(Environment).where(Environment.name == "test")).one()
         run = AutomationRun(
             run_id=f"run-{secrets.token_hex(4)}",
@@ -220,7 +224,7 @@ def test_a_run_whose_request_is_in_flight_is_left_to_its_live_owner(
     in_flight = _run(runtime, "alive", updated_seconds_ago=stale)
     orphaned = _run(runtime, "dead", updated_seconds_ago=0)
     between_steps = _run(runtime, None, updated_seconds_ago=stale)
-    advanced = _recording(runtime, monkeypatch, "advance_run")
+    advanced = _recording(runtime, monkeypatch, "runs")
     assert runtime.jobs.sweep() == 2
     assert sorted(advanced) == sorted([orphaned, between_steps])
     advanced.clear()

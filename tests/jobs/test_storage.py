@@ -38,7 +38,7 @@ def test_ingest_to_processing_through_the_storage(tmp_path: Path, job_storage: s
     )
     runtime = build_runtime(settings)
     upgrade(runtime.database)
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         created = workspace_service.bootstrap(session, runtime.cipher)
     assert created is not None
     key = next(view.key for view in created if view.environment == "test")
@@ -46,7 +46,7 @@ def test_ingest_to_processing_through_the_storage(tmp_path: Path, job_storage: s
     consumer = runtime.jobs.consumer(2, embedded=True)
     consumer.start()
     try:
-        writer = IngestWriter(runtime.database, runtime.cipher, runtime.jobs.enqueue_committed)
+        writer = IngestWriter(runtime.database, runtime.cipher)
         (result,) = writer.write([IngestItem(key, validate_segment_event(identify()))])
         assert result.event_id is not None
 

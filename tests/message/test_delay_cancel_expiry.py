@@ -50,7 +50,7 @@ def test_a_canceled_delayed_message_is_never_sent(
     assert canceled.json()["canceledAt"] is not None
     time.sleep(1.5)
     # Even if the scheduled job and the sweeper run, nothing is sent.
-    runtime.jobs.process_message(message_id)
+    runtime.jobs.process_messages([message_id])
     runtime.jobs.sweep(0)
     time.sleep(0.5)
     assert smtp_sink.messages == []

@@ -13,7 +13,7 @@ from tidings.workspace.service import Scope
 @pytest.fixture
 def topics(runtime: Runtime, scopes: Scopes) -> Scope:
     scope = scopes.test
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         save_topic(session, scope, "digest", "Digest", "OPTED_IN")
         save_topic(session, scope, "promos", "Promotions", "OPTED_OUT")
         save_topic(session, scope, "security", "Security", "REQUIRED")
@@ -28,7 +28,7 @@ def choose(
     channels: list[str] | None = None,
     user_id: str = "u1",
 ) -> None:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         set_preference(
             session, scope, user_id, topic_id, status, channels is not None, channels or []
         )
@@ -100,7 +100,7 @@ def test_a_topic_that_does_not_exist_applies_no_preferences(
 
 def test_decide_reads_only_its_environment(runtime: Runtime, topics: Scope, scopes: Scopes) -> None:
     choose(runtime, topics, "digest", "OPTED_OUT")
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         save_topic(session, scopes.production, "promos", "Promotions", "OPTED_IN")
     assert decided(runtime, scopes.production, "u1", "digest").allowed is True
     assert decided(runtime, scopes.production, "u1", "promos").allowed is True

@@ -87,7 +87,7 @@ def studio(settings: Settings, runtime: Runtime, keys: Keys, tmp_path: Path) -> 
     server = StudioServer(settings, log_path)
     try:
         server.start()
-        with runtime.database.write() as session:
+        with runtime.database.write() as (session, _):
             set_admin_password(session, ADMIN_EMAIL, ADMIN_PASSWORD)
         yield Studio(server, keys.test, log_path)
     finally:

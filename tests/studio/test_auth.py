@@ -17,13 +17,13 @@ from tidings.studio import auth
 
 
 def test_passwords_are_argon2_hashes_and_wrong_ones_are_refused(runtime: Runtime) -> None:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         admin, created = auth.set_admin_password(session, " Admin@Example.com ", "long enough 1")
         assert created is True
         assert admin.email == "admin@example.com"
         assert admin.password_hash.startswith("$argon2id$")
         assert PasswordHasher().verify(admin.password_hash, "long enough 1")
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         assert auth.verify_credentials(session, "ADMIN@example.com", "long enough 1").id == admin.id
         for email, password in (
             ("admin@example.com", "wrong password"),
@@ -41,7 +41,7 @@ def test_passwords_are_argon2_hashes_and_wrong_ones_are_refused(runtime: Runtime
 
 
 def test_sign_in_link_is_stored_hashed_single_use_and_expires(runtime: Runtime) -> None:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         assert auth.has_admins(session) is False
         token = auth.create_sign_in_link_token(session)
         expired = auth.create_sign_in_link_token(session)
@@ -50,11 +50,11 @@ def test_sign_in_link_is_stored_hashed_single_use_and_expires(runtime: Runtime) 
         for row in rows:
             if row.token_hash == sha256_hex(expired):
                 row.expires_at = utcnow() - timedelta(seconds=1)
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         assert auth.sign_in_link_is_valid(session, token) is True
         admin = auth.use_sign_in_link(session, token, "first@example.com", "first password")
         assert admin.email == "first@example.com"
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         assert auth.has_admins(session) is True
         for spent in (token, expired, "made-up"):
             assert auth.sign_in_link_is_valid(session, spent) is False
@@ -66,7 +66,7 @@ def test_sign_in_link_is_stored_hashed_single_use_and_expires(runtime: Runtime) 
 
 
 def test_sessions_end_on_sign_out_expiry_and_password_change(runtime: Runtime) -> None:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         admin, _ = auth.set_admin_password(session, "admin@example.com", "long enough 1")
         first = auth.start_session(session, admin)
         second = auth.start_session(session, admin)
@@ -75,19 +75,19 @@ def test_sessions_end_on_sign_out_expiry_and_password_change(runtime: Runtime) -
             select(AdminSession).where(AdminSession.token_hash == sha256_hex(stale))
         ).one()
         row.expires_at = utcnow() - timedelta(seconds=1)
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         signed_in = auth.resolve_session(session, first)
         assert signed_in is not None
         assert signed_in.email == "admin@example.com"
         assert signed_in.scope.environment == "test"
         assert auth.resolve_session(session, stale) is None
         auth.switch_environment(session, signed_in, "production")
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         switched = auth.resolve_session(session, first)
         assert switched is not None
         assert switched.scope.environment == "production"
         auth.end_session(session, first)
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         assert auth.resolve_session(session, first) is None
         assert auth.resolve_session(session, second) is not None
         auth.set_admin_password(session, "admin@example.com", "a new password")

@@ -39,7 +39,7 @@ def clock(runtime: Runtime) -> list[float]:
 
 @pytest.fixture
 def studio(runtime: Runtime) -> TestClient:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         set_admin_password(session, EMAIL, PASSWORD)
         set_admin_password(session, "other@example.com", PASSWORD)
     return TestClient(create_app(runtime))

@@ -108,7 +108,7 @@ def test_unknown_or_revoked_write_key_is_401(
     response = post(client, "/v1/batch", {"batch": tracks(2, "x"), "writeKey": "tdg_nope"})
     assert_error(response, 401, "invalid_api_key")
     assert post(client, "/v1/t", tracks(1, "before")[0], **bearer(keys.test)).is_success
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         workspace_service.revoke_key(session, keys.test_id)
     response = post(client, "/v1/t", tracks(1, "y")[0], **bearer(keys.test))
     assert_error(response, 401, "invalid_api_key")

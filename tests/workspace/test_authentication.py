@@ -43,7 +43,7 @@ NOT_BY_API_KEY = {
 
 @pytest.fixture
 def ingest_key(runtime: Runtime) -> str:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         key = create_key(session, runtime.cipher, "test", INGEST).key
     assert key is not None
     return key

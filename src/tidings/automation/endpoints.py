@@ -242,7 +242,7 @@ def get_run_steps(run_id: str, caller: Caller, session: ReadSession) -> RunStepL
 @router.post("/runs/{run_id}/cancel", response_model=RunDetail, tags=["automation runs"])
 def cancel_run(run_id: str, caller: Caller, runtime: RuntimeDep) -> RunDetail:
     """Cancel a PROCESSING or WAITING run (409 otherwise)."""
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         run = runs.cancel_by_api(session, caller, run_id)
         return run_detail(session, run)
 
@@ -258,13 +258,14 @@ def _invoke(
     if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
         raise BadRequest("Idempotency-Key must be 1 to 255 characters.", field="Idempotency-Key")
     body_hash = request_hash(body)
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, outbox):
         if idempotency_key:
             replay = idempotent_replay(session, caller, idempotency_key, body_hash)
             if replay is not None:
                 return _json(replay[1], replay[0])
         run = start(session)
-        run_pk, answer = run.id, {"runId": run.run_id}
+        outbox.add_run(run.id)
+        answer = {"runId": run.run_id}
         if idempotency_key:
             IdempotencyRepository(session).claim(
                 caller.environment_id,
@@ -274,7 +275,6 @@ def _invoke(
                 answer,
                 utcnow() + timedelta(seconds=runtime.settings.idempotency_ttl_seconds),
             )
-    runtime.jobs.advance_run(run_pk)
     return _json(answer, 202)
 
 
@@ -344,7 +344,7 @@ def put_automation(
     body: Annotated[Any, Body(include_in_schema=False)],
 ) -> AutomationResponse:
     """Create (201) or replace (200) a definition. A changed definition gets a new version."""
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         automation, version, outcome = service.save(
             session, caller, automation_id, body, outbound=runtime.outbound
         )
@@ -360,7 +360,7 @@ def get_automation(automation_id: str, caller: Caller, session: ReadSession) -> 
 
 @router.delete("/{automation_id}", status_code=204)
 def delete_automation(automation_id: str, caller: Caller, runtime: RuntimeDep) -> Response:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         service.delete(session, caller, automation_id)
     return Response(status_code=204)
 

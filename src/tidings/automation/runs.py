@@ -18,7 +18,8 @@ next step to run. A job advances a run:
   also advances every run whose `wake_at` has passed, so a wake-up missed while nothing was
   running happens as soon as a consumer starts.
 
-Jobs are enqueued only after the commit that makes their work visible (`Followups`).
+Jobs are enqueued only after the commit that makes their work visible: each step adds them
+to its unit of work's outbox (`tidings.db.Outbox`).
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ import contextlib
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 from pydantic import ValidationError
@@ -38,13 +39,15 @@ from sqlalchemy.orm import Session
 from tidings.automation import service as definitions
 from tidings.automation.duration import DurationError, parse_duration
 from tidings.automation.repository import RunRepository
+from tidings.db import Outbox
 from tidings.errors import AppError, Conflict, NotFound
+from tidings.jobs.context import WorkerContext
 from tidings.kit.expression import ExpressionError, compile_expression, truthy
 from tidings.kit.ids import new_id
 from tidings.kit.jsondoc import diff
 from tidings.kit.outbound import OutboundGuard, OutboundRefused
 from tidings.kit.time import LATEST, isoformat, parse_timestamp, shifted, utcnow
-from tidings.message.pipeline import PipelineContext, backoff_seconds
+from tidings.message.pipeline import backoff_seconds
 from tidings.message.recipients import expand
 from tidings.message.repository import IdempotencyRepository
 from tidings.message.schemas import MessageSpec
@@ -68,46 +71,12 @@ _TEMPLATE_FIELDS = ("content",)
 _PATH_PART = re.compile(r"\.?([A-Za-z0-9_$-]+)|\[(\d+)\]")
 
 
-class RunScheduler(Protocol):
-    """What the engine asks of the job engine; `JobEngine` implements it."""
-
-    def advance_run(self, run_pk: int, eta: datetime | None = None) -> None: ...
-
-    def process_messages(self, message_ids: list[str]) -> None: ...
-
-    def process_message(self, message_id: str, eta: datetime | None = None) -> None: ...
-
-
 class StepFailed(Exception):
     """The step cannot succeed as written (a missing template, no recipient): the run ends ERROR."""
 
 
 class RetryableStepError(Exception):
     """The step may succeed later (a fetch-data server that is down): the run retries it."""
-
-
-@dataclass
-class Followups:
-    """Jobs to enqueue once the transaction that made their rows has committed."""
-
-    runs: list[tuple[int, datetime | None]] = field(default_factory=list)
-    messages: list[tuple[str, datetime | None]] = field(default_factory=list)
-
-    def add_messages(self, messages: Sequence[AcceptedMessage]) -> None:
-        self.messages.extend((message.message_id, message.send_at) for message in messages)
-
-    def dispatch(self, scheduler: RunScheduler) -> None:
-        now = utcnow()
-        due = [message_id for message_id, at in self.messages if at is None or at <= now]
-        if due:
-            scheduler.process_messages(due)
-        for message_id, at in self.messages:
-            if at is not None and at > now:
-                scheduler.process_message(message_id, eta=at)
-        for run_pk, at in self.runs:
-            scheduler.advance_run(run_pk, eta=at)
-        self.runs.clear()
-        self.messages.clear()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -413,27 +382,28 @@ _CONTINUE = "continue"
 _IO_ACTIONS = ("fetch-data", "send-list")
 
 
-def advance_run(context: PipelineContext, scheduler: RunScheduler, run_pk: int) -> str:
-    """Run the run's steps until it waits, ends, or has run STEPS_PER_JOB steps.
+def advance_run(context: WorkerContext, run_pk: int) -> str:
+    """Run the run's steps until it waits, ends, or has run STEPS_PER_JOB steps (then a new
+    job continues it).
 
     Returns the run's status afterwards (or "missing").
     """
-    for _ in range(STEPS_PER_JOB):
-        followups = Followups()
+    state: str | FetchPlan = _CONTINUE
+    for step in range(STEPS_PER_JOB):
         try:
-            with context.database.write() as session:
-                state = _advance_one(session, context, run_pk, followups)
+            with context.database.write() as (session, outbox):
+                state = _advance_one(session, context, run_pk, outbox)
+                if state == _CONTINUE and step == STEPS_PER_JOB - 1:
+                    outbox.add_run(run_pk)
         except StepFailed as exc:
-            return _fail(context, scheduler, run_pk, str(exc), permanent=True)
+            return _fail(context, run_pk, str(exc), permanent=True)
         except Exception as exc:
             logger.exception("advancing run %s failed", run_pk)
-            return _fail(context, scheduler, run_pk, f"{type(exc).__name__}: {exc}")
-        followups.dispatch(scheduler)
+            return _fail(context, run_pk, f"{type(exc).__name__}: {exc}")
         if isinstance(state, FetchPlan):
-            state = _fetch(context, scheduler, state)
+            state = _fetch(context, state)
         if state != _CONTINUE:
             return state
-    scheduler.advance_run(run_pk)
     return RunStatus.PROCESSING
 
 
@@ -493,19 +463,19 @@ def _finish_step(
 
 
 def _advance_one(
-    session: Session, context: PipelineContext, run_pk: int, followups: Followups
+    session: Session, context: WorkerContext, run_pk: int, outbox: Outbox
 ) -> str | FetchPlan:
     run = RunRepository(session).get_for_update(run_pk)
     if run is None:
         return "missing"
-    return _advance_loaded(session, context, run, followups)
+    return _advance_loaded(session, context, run, outbox)
 
 
 def advance_in_transaction(
     session: Session,
-    context: PipelineContext,
+    context: WorkerContext,
     started: Sequence[AutomationRun],
-    followups: Followups,
+    outbox: Outbox,
     isolated: bool = True,
 ) -> list[int]:
     """Run just-started runs' leading database-only steps in the caller's transaction (the
@@ -513,8 +483,8 @@ def advance_in_transaction(
 
     Each run goes under a savepoint: a step that fails is rolled back alone and left for the
     run's job, which records the failure in its own transaction. Returns the runs that still
-    need a job: a fetch is next, or a step failed here. Their followups (messages, wake-ups)
-    are added to `followups`, for the caller to dispatch after its commit.
+    need a job: a fetch is next, or a step failed here. What the others made (messages,
+    wake-ups) goes to `outbox`, the caller's.
 
     Not `isolated`: no savepoints, and a failing step raises; for a caller that rolls its
     whole transaction back then (tidings.event.service processes the group's events again,
@@ -522,7 +492,7 @@ def advance_in_transaction(
     """
     pending = []
     for run in started:
-        local = Followups()
+        local = Outbox()
         try:
             with session.begin_nested() if isolated else contextlib.nullcontext():
                 state: str | FetchPlan = _CONTINUE
@@ -536,15 +506,14 @@ def advance_in_transaction(
             logger.info("run %s continues in its own job", run.run_id, exc_info=True)
             pending.append(run.id)
             continue
-        followups.runs.extend(local.runs)
-        followups.messages.extend(local.messages)
+        outbox.extend(local)
         if state == _CONTINUE or isinstance(state, FetchPlan):
             pending.append(run.id)
     return pending
 
 
 def _advance_loaded(
-    session: Session, context: PipelineContext, run: AutomationRun, followups: Followups
+    session: Session, context: WorkerContext, run: AutomationRun, outbox: Outbox
 ) -> str | FetchPlan:
     """One step of a run already locked in this transaction."""
     repository = RunRepository(session)
@@ -598,11 +567,11 @@ def _advance_loaded(
             run.status = RunStatus.WAITING
             run.wake_at = until
             run.updated_at = now
-            followups.runs.append((run.id, until))
+            outbox.add_run(run.id, until)
             return RunStatus.WAITING
         _finish_step(session, run, row, RunStatus.PROCESSED, {"until": isoformat(until)}, now)
         return _next(run)
-    output = STEP_ACTIONS[action](session, context, run, step, names, followups)
+    output = STEP_ACTIONS[action](session, context, run, step, names, outbox)
     _finish_step(session, run, row, RunStatus.PROCESSED, output, now)
     return _next(run)
 
@@ -632,16 +601,14 @@ def _wake_time(step: dict[str, Any], names: dict[str, Any], now: datetime) -> da
 
 
 def _fail(
-    context: PipelineContext,
-    scheduler: RunScheduler,
+    context: WorkerContext,
     run_pk: int,
     reason: str,
     *,
     permanent: bool = False,
 ) -> str:
     """Record a step failure: ERROR when permanent or out of attempts, else retry later."""
-    retry_at = None
-    with context.database.write() as session:
+    with context.database.write() as (session, outbox):
         repository = RunRepository(session)
         run = repository.get_for_update(run_pk)
         if run is None or run.status not in RunStatus.ACTIVE:
@@ -666,10 +633,8 @@ def _fail(
         else:
             retry_at = now + timedelta(seconds=backoff_seconds(context.settings, run.attempts))
             run.wake_at = retry_at  # the sweeper leaves it alone until then
-        status = run.status
-    if retry_at is not None:
-        scheduler.advance_run(run_pk, eta=retry_at)
-    return status
+            outbox.add_run(run_pk, retry_at)
+        return run.status
 
 
 # ---------------------------------------------------------------------------------------------
@@ -778,21 +743,20 @@ def _request(http: httpx.Client, plan: FetchCall) -> dict[str, Any]:
     return body
 
 
-def _fetch(context: PipelineContext, scheduler: RunScheduler, plan: FetchPlan) -> str:
+def _fetch(context: WorkerContext, plan: FetchPlan) -> str:
     try:
         results = [(call.user_id, _request(context.http, call)) for call in plan.calls]
     except StepFailed as exc:
-        return _fail(context, scheduler, plan.run_pk, str(exc), permanent=True)
+        return _fail(context, plan.run_pk, str(exc), permanent=True)
     except RetryableStepError as exc:
-        return _fail(context, scheduler, plan.run_pk, str(exc))
-    with context.database.write() as session:
+        return _fail(context, plan.run_pk, str(exc))
+    with context.database.write() as (session, outbox):
         repository = RunRepository(session)
         run = repository.get_for_update(plan.run_pk)
         if run is None or run.status != RunStatus.PROCESSING or run.step_index != plan.position:
             return run.status if run is not None else "missing"  # canceled meanwhile
         row = repository.step(run.id, plan.position)
         assert row is not None
-        followups = Followups()
         if plan.action == "fetch-data":
             ((_, output),) = results
             run_context = dict(run.context)
@@ -800,19 +764,18 @@ def _fetch(context: PipelineContext, scheduler: RunScheduler, plan: FetchPlan) -
             run_context["data"] = merge(plan.merge_strategy, data, output)
             run.context = run_context
         else:
-            output = _send_to_fetched(session, context, run, plan, results, followups)
+            output = _send_to_fetched(session, context, run, plan, results, outbox)
         _finish_step(session, run, row, RunStatus.PROCESSED, output, utcnow())
-    followups.dispatch(scheduler)
     return _CONTINUE
 
 
 def _send_to_fetched(
     session: Session,
-    context: PipelineContext,
+    context: WorkerContext,
     run: AutomationRun,
     plan: FetchPlan,
     results: list[tuple[str | None, dict[str, Any]]],
-    followups: Followups,
+    outbox: Outbox,
 ) -> dict[str, Any]:
     """A send-list message whose every recipient has its own data (base data merged with what
     its data source answered)."""
@@ -825,7 +788,7 @@ def _send_to_fetched(
         {"user_id": user_id, "data": merge(plan.merge_strategy, base, fetched)}
         for user_id, fetched in results
     ]
-    return _accept(session, context, run, body, followups, None)
+    return _accept(session, context, run, body, outbox, None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -843,10 +806,10 @@ def _send_output(request_id: str, messages: Sequence[AcceptedMessage]) -> dict[s
 
 def _accept(
     session: Session,
-    context: PipelineContext,
+    context: WorkerContext,
     run: AutomationRun,
     body: dict[str, Any],
-    followups: Followups,
+    outbox: Outbox,
     idempotency_key: str | None,
 ) -> dict[str, Any]:
     scope = _scope(run)
@@ -876,7 +839,7 @@ def _accept(
         )
     except AppError as exc:
         raise StepFailed(exc.message) from exc
-    followups.add_messages(messages)
+    outbox.add_messages(messages, run.environment_id)
     output = _send_output(request_id, messages)
     if idempotency_key:
         IdempotencyRepository(session).claim(
@@ -911,11 +874,11 @@ def _message_body(step: dict[str, Any], names: dict[str, Any]) -> dict[str, Any]
 
 def _send(
     session: Session,
-    context: PipelineContext,
+    context: WorkerContext,
     run: AutomationRun,
     step: dict[str, Any],
     names: dict[str, Any],
-    followups: Followups,
+    outbox: Outbox,
 ) -> dict[str, Any]:
     body = _message_body(step, names)
     if "to" not in body:
@@ -933,32 +896,32 @@ def _send(
             )
         body["to"] = to
     key = _text(step["idempotency_key"], names) if "idempotency_key" in step else None
-    return _accept(session, context, run, body, followups, key)
+    return _accept(session, context, run, body, outbox, key)
 
 
 def _send_list(
     session: Session,
-    context: PipelineContext,
+    context: WorkerContext,
     run: AutomationRun,
     step: dict[str, Any],
     names: dict[str, Any],
-    followups: Followups,
+    outbox: Outbox,
 ) -> dict[str, Any]:
     body = _message_body(step, names)
     list_id = _text(step["list"], names)
     if not list_id:
         raise StepFailed("send-list: the list id became empty")
     body["to"] = {"list_id": list_id}
-    return _accept(session, context, run, body, followups, None)
+    return _accept(session, context, run, body, outbox, None)
 
 
 def _update_profile(
     session: Session,
-    context: PipelineContext,
+    context: WorkerContext,
     run: AutomationRun,
     step: dict[str, Any],
     names: dict[str, Any],
-    followups: Followups,
+    outbox: Outbox,
 ) -> dict[str, Any]:
     user_id = _text(step["recipient_id"], names) if "recipient_id" in step else run.recipient
     if not user_id:
@@ -982,11 +945,11 @@ def _update_profile(
 
 def _cancel(
     session: Session,
-    context: PipelineContext,
+    context: WorkerContext,
     run: AutomationRun,
     step: dict[str, Any],
     names: dict[str, Any],
-    followups: Followups,
+    outbox: Outbox,
 ) -> dict[str, Any]:
     token = cancelation_token(step["cancelation_token"], names)
     if not token:
@@ -1000,11 +963,11 @@ def _cancel(
 
 def _invoke(
     session: Session,
-    context: PipelineContext,
+    context: WorkerContext,
     run: AutomationRun,
     step: dict[str, Any],
     names: dict[str, Any],
-    followups: Followups,
+    outbox: Outbox,
 ) -> dict[str, Any]:
     if run.context.get("depth", 0) >= MAX_INVOKE_DEPTH:
         raise StepFailed(
@@ -1032,7 +995,7 @@ def _invoke(
         brand=_text(step["brand"], names) if "brand" in step else run.context.get("brand"),
         parent=run,
     )
-    followups.runs.append((child.id, None))
+    outbox.add_run(child.id)
     return {"runId": child.run_id, "automation": target}
 
 
@@ -1087,12 +1050,15 @@ def cancel_by_api(session: Session, scope: Scope, run_id: str) -> AutomationRun:
     return run
 
 
-def claim_due_runs(
-    context: PipelineContext, stale_before: datetime, unclaimed_since: datetime, limit: int
-) -> list[int]:
-    """Runs to re-drive, claimed for a sweep: past their wake-up time, or PROCESSING with no
-    progress since `stale_before`."""
-    with context.database.write() as session:
-        return RunRepository(session).claim_due(
+def redrive_due_runs(
+    context: WorkerContext, stale_before: datetime, unclaimed_since: datetime, limit: int
+) -> int:
+    """Claim, for a sweep, runs past their wake-up time or PROCESSING with no progress since
+    `stale_before`, and advance them again once the claim commits; returns how many."""
+    with context.database.write() as (session, outbox):
+        claimed = RunRepository(session).claim_due(
             utcnow(), stale_before, unclaimed_since, context.settings, limit
         )
+        for run_pk in claimed:
+            outbox.add_run(run_pk)
+        return len(claimed)

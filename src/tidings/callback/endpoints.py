@@ -54,7 +54,7 @@ def sendgrid_events(body: RawBody, request: Request, runtime: RuntimeDep) -> Cal
     has a verification key, the Signed Event Webhook headers must verify (401 otherwise).
     Events for unknown messages are counted and answered 200, so SendGrid does not retry them.
     """
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         return service.handle_sendgrid_events(
             session,
             runtime.config_cipher,
@@ -83,7 +83,7 @@ def twilio_status(body: RawBody, request: Request, runtime: RuntimeDep) -> Callb
             field="body",
         ) from exc
     check_form_fields(params)
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         return service.handle_twilio_status(
             session,
             runtime.config_cipher,

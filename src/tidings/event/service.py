@@ -17,23 +17,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tidings.automation.runs import (
-    Followups,
-    advance_in_transaction,
-    start_triggered_runs,
-    trigger_of,
-)
-from tidings.db import Database
+from tidings.automation.runs import advance_in_transaction, start_triggered_runs, trigger_of
+from tidings.db import Database, Outbox
 from tidings.event.repository import EventRepository, ReceivedEvent, UserKey
+from tidings.jobs.context import WorkerContext
 from tidings.kit.sql import by_environment
 from tidings.kit.time import utcnow
-from tidings.message.pipeline import PipelineContext
 from tidings.models import AutomationRun, Event, EventStatus
 from tidings.profile.identity import erase_user, link, merge_traits, resolve_user
 from tidings.tenant.service import apply_group
@@ -185,9 +180,6 @@ class ProcessOutcome:
     processed: list[int]
     retry: list[int]
     failed: list[int]
-    # Runs that still need their job, and what the committed runs made (messages, wake-ups).
-    runs: list[int] = field(default_factory=list)
-    followups: Followups = field(default_factory=Followups)
 
 
 # A group of events shares one transaction: the transaction's begin, commit and session cost
@@ -199,6 +191,8 @@ GROUP_SECONDS = 0.05
 # A job's first read looks at up to this many of the oldest events still `received`; when
 # that is all of them, it needs no other query to order its group.
 RECEIVED_LOOKAHEAD = 64
+# Events a sweep re-drives in one job.
+REDRIVE_EVENTS_PER_JOB = 100
 # A user's earlier pending events a job takes ahead of the user's newest, at most.
 PREDECESSORS_PER_USER = 100
 
@@ -232,7 +226,7 @@ def process_events(
     database: Database,
     event_ids: Iterable[int],
     max_attempts: int,
-    context: PipelineContext | None = None,
+    context: WorkerContext | None = None,
     pace: Callable[[], bool] | None = None,
     take_waiting: bool = False,
     recent: RecentlyProcessed | None = None,
@@ -240,7 +234,8 @@ def process_events(
     """Process events, each with its user's earlier pending ones first, in groups.
 
     With a `context`, the runs an event starts take their first database-only steps (a send)
-    in the event's own transaction; `outcome.followups` then holds the messages to send.
+    in the event's own transaction; its outbox then holds the messages to send and the runs
+    that still need a job.
     `pace` is called before each group (it may wait: tidings.ingest.pressure); when it
     answers that ingest is still saturated, the group is a single event, so that the write
     lock the ingest writer needs is held for one event only.
@@ -268,7 +263,7 @@ def process_events(
             # Something in the group failed, and all of it was rolled back: each event in a
             # transaction of its own, so that the failure stays with its event.
             for event_id in taken:
-                result = process_event(database, event_id, max_attempts, outcome, context)
+                result = process_event(database, event_id, max_attempts, context)
                 lists.get(result, []).append(event_id)
         position += len(taken)
     if recent is not None:
@@ -335,7 +330,7 @@ def _order_among(candidates: set[int], received: list[ReceivedEvent]) -> list[in
 def _process_group(
     database: Database,
     event_ids: list[int],
-    context: PipelineContext | None,
+    context: WorkerContext | None,
     outcome: ProcessOutcome,
     size: int = GROUP_EVENTS,
 ) -> tuple[list[int], bool]:
@@ -345,20 +340,18 @@ def _process_group(
     process each alone. (Failures are rare, and a savepoint per event would cost every event
     a tenth of its processing.)"""
     taken: list[int] = []
-    done: list[tuple[str, list[int], Followups]] = []
+    done: list[str] = []
     group = event_ids[:size]
     deadline = time.monotonic() + GROUP_SECONDS
     try:
-        with database.write() as session:
+        with database.write() as (session, outbox):
             # Held until the group ends, so that get_locked finds each event in the session.
             loaded = EventRepository(session).lock_many(group)
             for event_id in event_ids:
                 if len(taken) >= size or (taken and time.monotonic() > deadline):
                     break
                 taken.append(event_id)
-                followups = Followups()
-                result, pending = _process_in(session, event_id, context, followups, isolated=False)
-                done.append((result, pending, followups))
+                done.append(_process_in(session, event_id, context, outbox, isolated=False))
             del loaded
     except Exception as exc:
         # Before taking any (beginning, or locking), the failure concerned the whole group.
@@ -371,12 +364,9 @@ def _process_group(
         # Failed before taking any (beginning, or locking the events): the first goes alone,
         # so that the caller always moves on.
         return taken or event_ids[:1], False
-    for event_id, (result, pending, followups) in zip(taken, done, strict=True):
+    for event_id, result in zip(taken, done, strict=True):
         if result == "processed":
             outcome.processed.append(event_id)
-            outcome.runs.extend(pending)
-            outcome.followups.runs.extend(followups.runs)
-            outcome.followups.messages.extend(followups.messages)
     return taken, True
 
 
@@ -384,24 +374,17 @@ def process_event(
     database: Database,
     event_id: int,
     max_attempts: int,
-    outcome: ProcessOutcome | None = None,
-    context: PipelineContext | None = None,
+    context: WorkerContext | None = None,
 ) -> str:
     """Process one event in a transaction of its own: apply its effects, then start the
     automations it triggers.
 
-    Returns processed, skipped, retry or failed. Once this has committed, the runs that
-    still need a job go to `outcome.runs` and what the others made to `outcome.followups`.
+    Returns processed, skipped, retry or failed. The runs that still need a job, and what
+    the others made, are dispatched once this has committed (the unit of work's outbox).
     """
-    followups = Followups()
     try:
-        with database.write() as session:
-            result, pending = _process_in(session, event_id, context, followups)
-        if outcome is not None and result == "processed":
-            outcome.runs.extend(pending)
-            outcome.followups.runs.extend(followups.runs)
-            outcome.followups.messages.extend(followups.messages)
-        return result
+        with database.write() as (session, outbox):
+            return _process_in(session, event_id, context, outbox)
     except Exception as exc:
         logger.exception("processing event %s failed", event_id)
         return _record_failure(database, event_id, exc, max_attempts)
@@ -410,24 +393,26 @@ def process_event(
 def _process_in(
     session: Session,
     event_id: int,
-    context: PipelineContext | None,
-    followups: Followups,
+    context: WorkerContext | None,
+    outbox: Outbox,
     isolated: bool = True,
-) -> tuple[str, list[int]]:
+) -> str:
     """The event's processing in the caller's transaction: "skipped" if it is gone or no
-    longer `received`; else "processed" and the runs that still need a job. `isolated`:
-    see `advance_in_transaction`."""
+    longer `received`, else "processed"; the runs that still need a job go to `outbox`.
+    `isolated`: see `advance_in_transaction`."""
     event = EventRepository(session).get_locked(event_id)
     if event is None or event.status != EventStatus.RECEIVED:
-        return "skipped", []
+        return "skipped"
     profile_diff, effects = _apply(session, event)
     diagnostics = [item.as_dict() for item in _diagnose(event)]
     runs, run_effects = _start_automations(session, event)
     pending = (
-        advance_in_transaction(session, context, runs, followups, isolated=isolated)
+        advance_in_transaction(session, context, runs, outbox, isolated=isolated)
         if context is not None
         else [run.id for run in runs]
     )
+    for run_pk in pending:
+        outbox.add_run(run_pk)
     event.diagnostics = diagnostics
     event.profile_diff = profile_diff
     event.effects = effects + run_effects
@@ -435,11 +420,11 @@ def _process_in(
     event.error = None
     event.attempts = event.attempts + 1
     event.processed_at = utcnow()
-    return "processed", pending
+    return "processed"
 
 
 def _record_failure(database: Database, event_id: int, exc: Exception, max_attempts: int) -> str:
-    with database.write() as session:
+    with database.write() as (session, _):
         event = EventRepository(session).get_for_update(event_id)
         if event is None or event.status != EventStatus.RECEIVED:
             return "skipped"
@@ -452,14 +437,17 @@ def _record_failure(database: Database, event_id: int, exc: Exception, max_attem
     return "retry"
 
 
-def claim_stale_events(
+def redrive_stale_events(
     database: Database, received_before: datetime, unclaimed_since: datetime, limit: int
-) -> dict[str, list[int]]:
-    """Events still `received` from before the given time, claimed for a sweep to re-drive:
-    their job was lost, or is late. Up to `limit`, in a transaction of their own; by
-    environment."""
-    with database.write() as session:
+) -> int:
+    """Claim, for a sweep, events still `received` from before the given time (their job was
+    lost, or is late), up to `limit`, and process them again once the claim commits;
+    returns how many."""
+    with database.write() as (session, outbox):
         claimed = EventRepository(session).claim_stale(
             received_before, unclaimed_since, utcnow(), limit
         )
-    return by_environment(claimed)
+        for environment_id, event_ids in by_environment(claimed).items():
+            for start in range(0, len(event_ids), REDRIVE_EVENTS_PER_JOB):
+                outbox.add_events(environment_id, event_ids[start : start + REDRIVE_EVENTS_PER_JOB])
+        return len(claimed)

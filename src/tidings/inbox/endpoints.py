@@ -113,26 +113,26 @@ def count_unread(user: User, session: ReadSession) -> UnreadCount:
 
 @router.post("/messages/read-all", response_model=ReadAllResponse)
 def mark_all_read(user: User, runtime: RuntimeDep) -> ReadAllResponse:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         updated = service.mark_all_read(session, user)
     return ReadAllResponse(updated=updated)
 
 
 @router.post("/messages/{message_id}/read", response_model=InboxMessageView)
 def mark_read(message_id: str, user: User, runtime: RuntimeDep) -> InboxMessageView:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         return service.message_view(service.mark_read(session, user, message_id))
 
 
 @router.post("/messages/{message_id}/unread", response_model=InboxMessageView)
 def mark_unread(message_id: str, user: User, runtime: RuntimeDep) -> InboxMessageView:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         return service.message_view(service.mark_unread(session, user, message_id))
 
 
 @router.post("/messages/{message_id}/archive", response_model=InboxMessageView)
 def archive(message_id: str, user: User, runtime: RuntimeDep) -> InboxMessageView:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         return service.message_view(service.archive(session, user, message_id))
 
 

@@ -55,7 +55,7 @@ def create_source(
 ) -> Response:
     """Create a signed source. The answer holds the secret in clear, this once."""
     fernet = runtime.config_cipher
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         row, secret = sources.create(session, caller, fernet, body.name, body.secret)
         view = sources.view(fernet, row)
     return _json({**_with_url(request, view), "secret": secret.value}, 201)
@@ -81,7 +81,7 @@ def get_source(
 
 @router.delete("/sources/{source_id}", status_code=204)
 def delete_source(source_id: str, caller: Caller, runtime: RuntimeDep) -> Response:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         sources.delete(session, caller, source_id)
     return Response(status_code=204)
 
@@ -92,7 +92,7 @@ def add_secret(
 ) -> Response:
     """Add a second secret for a rotation: both are accepted until the old one is removed."""
     fernet = runtime.config_cipher
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         row, secret = sources.add_secret(session, caller, fernet, source_id, body.secret)
         view = sources.view(fernet, row)
     return _json({**_with_url(request, view), "secret": secret.value, "secret_id": secret.id}, 201)
@@ -103,7 +103,7 @@ def remove_secret(
     source_id: str, secret_id: str, request: Request, caller: Caller, runtime: RuntimeDep
 ) -> Response:
     fernet = runtime.config_cipher
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         row = sources.remove_secret(session, caller, fernet, source_id, secret_id)
         view = sources.view(fernet, row)
     return _json(_with_url(request, view))
@@ -163,7 +163,7 @@ def _check_signature(
         )
     if verify(body, signature, found.secrets):
         return found
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         sources.record_signature_failure(session, source_id, utcnow())
     if not signature:
         raise Unauthorized(

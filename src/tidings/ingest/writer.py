@@ -39,7 +39,7 @@ import psycopg
 import sqlalchemy.exc
 from sqlalchemy.orm import Session
 
-from tidings.db import Database
+from tidings.db import Database, Outbox
 from tidings.errors import BadRequest
 from tidings.ingest.pressure import IngestPressure
 from tidings.ingest.validation import ValidEvent
@@ -114,14 +114,12 @@ class IngestWriter:
         self,
         database: Database,
         cipher: KeyCipher,
-        on_committed: Callable[[NewEvents], None],
         pressure: IngestPressure | None = None,
     ) -> None:
         self.database = database
         # Told when each batch starts and ends, so that the in-process consumer can give way.
         self.pressure = pressure
         self.cipher = cipher
-        self.on_committed = on_committed
         # Requests waiting for the writer thread; None asks it to stop.
         self._queue: queue.SimpleQueue[Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -288,7 +286,7 @@ class IngestWriter:
         if not new_ids:
             return
         try:
-            self.on_committed(new_ids)
+            self.database.dispatch(Outbox(events=list(new_ids.items())))
         except Exception:
             # The events are committed; the sweeper re-drives them.
             logger.exception("could not enqueue processing for %d events", _count(new_ids))
@@ -348,7 +346,7 @@ class IngestWriter:
                 finally:
                     cursor.close()
         else:
-            with self.database.write() as session:
+            with self.database.write() as (session, _):
                 active_ids = (
                     WorkspaceRepository(session).active_key_ids(key_ids) if key_ids else set()
                 )

@@ -15,9 +15,11 @@ Storage (`TIDINGS_JOB_STORAGE`):
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,12 +29,13 @@ from huey.storage import PriorityRedisStorage, SqliteStorage
 
 from tidings.automation import runs
 from tidings.config import Settings
-from tidings.event.service import RecentlyProcessed, claim_stale_events, process_events
+from tidings.db import Outbox
+from tidings.event.service import RecentlyProcessed, process_events, redrive_stale_events
 from tidings.ingest.pressure import no_pause
+from tidings.jobs.context import WorkerContext
 from tidings.jobs.fairness import FairShare
 from tidings.kit.time import utcnow
 from tidings.message import pipeline
-from tidings.message.pipeline import PipelineContext
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +111,7 @@ def build_huey(settings: Settings) -> Huey:
 class JobEngine:
     """The Huey instance plus Tidings' tasks. Task bodies are plain functions tests call."""
 
-    def __init__(self, huey: Huey, context: PipelineContext) -> None:
+    def __init__(self, huey: Huey, context: WorkerContext) -> None:
         self.huey = huey
         self._close_lock = threading.Lock()
         self.context = context
@@ -155,42 +158,46 @@ class JobEngine:
         except Exception:
             logger.exception("could not queue a %s job; the sweeper will re-drive it", task.name)
 
+    # Dispatching a committed unit of work's outbox (tidings.db.Dispatcher): the one way work
+    # reaches the queue.
+    def dispatch(self, outbox: Outbox) -> None:
+        """Queue what a committed unit of work asked for. Inside a job that keeps its
+        immediate work (`_keeping_here`), runs and messages due now stay in that job."""
+        here = _here.get()
+        now = utcnow()
+        for environment_id, event_ids in outbox.events:
+            self.enqueue_events(event_ids, environment_id)
+        due: dict[str | None, list[str]] = {}
+        for message_id, at, environment in outbox.messages:
+            if at is not None and at > now:
+                self._queue(self._process_message, message_id, eta=at)
+            elif here is not None:
+                here.messages.append(message_id)
+            else:
+                due.setdefault(environment, []).append(message_id)
+        for environment, message_ids in due.items():
+            self.process_messages(message_ids, environment)
+        for run_pk, at in outbox.runs:
+            if at is None and here is not None:
+                here.runs.append(run_pk)
+            else:
+                self._queue(self._advance, run_pk, eta=at)
+        for delivery_id, at in outbox.deliveries:
+            self._queue(self._deliver, delivery_id, eta=at)
+        broker = self.context.inbox_broker
+        if broker is not None:
+            for environment_id, user_id in outbox.inboxes:
+                broker.publish(environment_id, user_id)
+
     def enqueue_events(self, event_ids: list[int], environment_id: str | None = None) -> None:
-        """Queue the processing of events; given their environment, at its fair share's
-        priority (tidings.jobs.fairness), else at the default priority."""
+        """Queue the processing of events in one job; given their environment, at its fair
+        share's priority (tidings.jobs.fairness), else at the default priority."""
         priority = (
             None
             if environment_id is None
             else self.fair_share.priority(environment_id, len(event_ids))
         )
         self._queue(self._process, event_ids, priority=priority)
-
-    def enqueue_committed(self, by_environment: dict[str, list[int]]) -> None:
-        """The ingest writer's hand-off: new events, a job per environment."""
-        for environment_id, event_ids in by_environment.items():
-            self.enqueue_events(event_ids, environment_id)
-
-    def _process_events(self, event_ids: list[int]) -> None:
-        outcome = process_events(
-            self.database,
-            event_ids,
-            self.settings.event_max_attempts,
-            self.context,
-            self.pace,
-            take_waiting=self.database.is_sqlite,
-            recent=self._recent,
-        )
-        here = _HereScheduler(self)
-        outcome.followups.dispatch(here)
-        self._advance_here([*here.take_runs(), *outcome.runs], here)
-        if outcome.retry:
-            delay = 2.0
-            logger.warning("retrying %d event(s) in %.0fs", len(outcome.retry), delay)
-            self._queue(self._process, outcome.retry, eta=utcnow() + timedelta(seconds=delay))
-
-    # The message pipeline's Scheduler protocol.
-    def process_message(self, message_id: str, eta: datetime | None = None) -> None:
-        self._queue(self._process_message, message_id, eta=eta)
 
     def process_messages(self, message_ids: list[str], environment_id: str | None = None) -> None:
         """Process messages now, a group per job: a send to many recipients crosses the
@@ -205,53 +212,64 @@ class JobEngine:
             )
             self._queue(self._process_messages, chunk, priority=priority)
 
-    def deliver(self, delivery_id: int, eta: datetime | None = None) -> None:
-        self._queue(self._deliver, delivery_id, eta=eta)
-
-    # The run engine's RunScheduler protocol.
-    def advance_run(self, run_pk: int, eta: datetime | None = None) -> None:
-        self._queue(self._advance, run_pk, eta=eta)
+    def _process_events(self, event_ids: list[int]) -> None:
+        with _keeping_here() as here:
+            outcome = process_events(
+                self.database,
+                event_ids,
+                self.settings.event_max_attempts,
+                self.context,
+                self.pace,
+                take_waiting=self.database.is_sqlite,
+                recent=self._recent,
+            )
+            self._advance_here(here)
+        if outcome.retry:
+            delay = 2.0
+            logger.warning("retrying %d event(s) in %.0fs", len(outcome.retry), delay)
+            self._queue(self._process, outcome.retry, eta=utcnow() + timedelta(seconds=delay))
 
     def _run_advance(self, run_pk: int) -> None:
-        self._advance_here([run_pk], _HereScheduler(self))
+        with _keeping_here() as here:
+            here.runs.append(run_pk)
+            self._advance_here(here)
 
-    def _advance_here(self, run_pks: list[int], here: _HereScheduler) -> None:
+    def _advance_here(self, here: _Here) -> None:
         """Advance runs in this job, then route and send the messages they made, also here.
 
         An event's runs and their sends would otherwise cross the queue twice more. Their rows
         are committed before this runs, so a crash in between loses nothing: the sweeper
         re-drives runs left PROCESSING and messages left ENQUEUED.
         """
-        pending = list(run_pks)
         for _ in range(RUNS_PER_JOB):
-            if not pending:
+            if not here.runs:
                 break
             self.pace()
-            runs.advance_run(self.context, here, pending.pop(0))
-            pending.extend(here.take_runs())
+            runs.advance_run(self.context, here.runs.pop(0))
+        pending, here.runs = here.runs, []
         for run_pk in pending:
-            self.advance_run(run_pk)  # a long chain of invokes continues in other jobs
-        messages = here.take_messages()
+            self._queue(self._advance, run_pk)  # a long chain of invokes continues elsewhere
+        messages, here.messages = here.messages, []
         for start in range(0, len(messages), MESSAGES_PER_JOB):
             self._run_process_messages(messages[start : start + MESSAGES_PER_JOB])
 
     def _run_process_message(self, message_id: str) -> None:
         self.pace()
         # Deliver in the same job: no second trip through the queue for the common case.
-        for attempt in pipeline.process_message(self.context, self, message_id):
-            pipeline.attempt_delivery(self.context, self, attempt)
+        for attempt in pipeline.process_message(self.context, message_id):
+            pipeline.attempt_delivery(self.context, attempt)
 
     def _run_process_messages(self, message_ids: list[str]) -> None:
         self.pace()
         try:
-            attempts = pipeline.process_messages(self.context, self, message_ids)
+            attempts = pipeline.process_messages(self.context, message_ids)
         except Exception:
             # One message's failure must not hold back the others: route them one by one.
             logger.exception("routing %d messages together failed", len(message_ids))
             attempts = []
             for message_id in message_ids:
                 try:
-                    attempts.extend(pipeline.process_message(self.context, self, message_id))
+                    attempts.extend(pipeline.process_message(self.context, message_id))
                 except Exception:
                     # The sweeper re-drives whatever this left ENQUEUED.
                     logger.exception("processing message %s failed", message_id)
@@ -260,11 +278,11 @@ class JobEngine:
         for index, attempt in enumerate(attempts):
             if index:
                 self.pace()
-            pipeline.attempt_delivery(self.context, self, attempt)
+            pipeline.attempt_delivery(self.context, attempt)
 
     def _run_deliver(self, delivery_id: int) -> None:
         self.pace()
-        pipeline.deliver(self.context, self, delivery_id)
+        pipeline.deliver(self.context, delivery_id)
 
     def sweep(self, older_than_seconds: float | None = None) -> int:
         """Re-drive work a lost job may have orphaned; returns how many items.
@@ -311,40 +329,33 @@ class JobEngine:
         unclaimed_since = started - timedelta(seconds=hold)
         context = self.context
 
-        # Re-driven events and messages are queued at their environment's fair share, so a
-        # flooded environment's recovered backlog does not go ahead of another's new work.
-        def events() -> int:
-            claimed = claim_stale_events(self.database, before, unclaimed_since, SWEEP_BATCH)
-            for environment_id, ids in claimed.items():
-                for start in range(0, len(ids), 100):
-                    self.enqueue_events(ids[start : start + 100], environment_id)
-            return sum(len(ids) for ids in claimed.values())
-
-        def messages() -> int:
-            claimed = pipeline.claim_stuck_messages(context, before, unclaimed_since, SWEEP_BATCH)
-            for environment_id, ids in claimed.items():
-                self.process_messages(ids, environment_id)
-            return sum(len(ids) for ids in claimed.values())
-
-        def deliveries() -> int:
-            ids = pipeline.claim_stuck_deliveries(context, before, unclaimed_since, SWEEP_BATCH)
-            for delivery_id in ids:
-                self.deliver(delivery_id)
-            return len(ids)
-
-        def automation_runs() -> int:
-            ids = runs.claim_due_runs(context, before, unclaimed_since, SWEEP_BATCH)
-            for run_pk in ids:
-                self.advance_run(run_pk)
-            return len(ids)
-
+        # Each claim commits with its outbox: re-driven events and messages are queued at
+        # their environment's fair share, so a flooded environment's recovered backlog does
+        # not go ahead of another's new work.
+        kinds: tuple[tuple[str, Callable[[], int]], ...] = (
+            (
+                "event(s)",
+                lambda: redrive_stale_events(self.database, before, unclaimed_since, SWEEP_BATCH),
+            ),
+            (
+                "message(s)",
+                lambda: pipeline.redrive_stuck_messages(
+                    context, before, unclaimed_since, SWEEP_BATCH
+                ),
+            ),
+            (
+                "deliveries",
+                lambda: pipeline.redrive_stuck_deliveries(
+                    context, before, unclaimed_since, SWEEP_BATCH
+                ),
+            ),
+            (
+                "run(s)",
+                lambda: runs.redrive_due_runs(context, before, unclaimed_since, SWEEP_BATCH),
+            ),
+        )
         counts = {}
-        for name, claim in (
-            ("event(s)", events),
-            ("message(s)", messages),
-            ("deliveries", deliveries),
-            ("run(s)", automation_runs),
-        ):
+        for name, claim in kinds:
             counts[name] = 0
             while True:
                 taken = claim()
@@ -389,36 +400,26 @@ class JobEngine:
         )
 
 
-class _HereScheduler:
-    """A RunScheduler that keeps immediate work for the current job and queues the rest."""
+@dataclass
+class _Here:
+    """Runs and messages due now that the current job keeps for itself."""
 
-    def __init__(self, engine: JobEngine) -> None:
-        self.engine = engine
-        self._runs: list[int] = []
-        self._messages: list[str] = []
+    runs: list[int] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
 
-    def advance_run(self, run_pk: int, eta: datetime | None = None) -> None:
-        if eta is None:
-            self._runs.append(run_pk)
-        else:
-            self.engine.advance_run(run_pk, eta)
 
-    def process_messages(self, message_ids: list[str]) -> None:
-        self._messages.extend(message_ids)
+# Set while a job keeps its immediate work (each consumer thread has its own).
+_here: contextvars.ContextVar[_Here | None] = contextvars.ContextVar("tidings_here", default=None)
 
-    def process_message(self, message_id: str, eta: datetime | None = None) -> None:
-        if eta is None:
-            self._messages.append(message_id)
-        else:
-            self.engine.process_message(message_id, eta)
 
-    def take_runs(self) -> list[int]:
-        taken, self._runs = self._runs, []
-        return taken
-
-    def take_messages(self) -> list[str]:
-        taken, self._messages = self._messages, []
-        return taken
+@contextlib.contextmanager
+def _keeping_here() -> Iterator[_Here]:
+    here = _Here()
+    token = _here.set(here)
+    try:
+        yield here
+    finally:
+        _here.reset(token)
 
 
 class EmbeddedConsumer(Consumer):  # type: ignore[misc]

@@ -80,7 +80,7 @@ class Lease:
         thread.join(timeout=10)
         self.owner = None
         try:
-            with self.database.write() as session:
+            with self.database.write() as (session, _):
                 execute_counting(session, delete(WorkerLease).where(WorkerLease.id == self.id))
         except Exception:
             logger.warning("could not give up worker lease %s", self.id, exc_info=True)
@@ -96,7 +96,7 @@ class Lease:
 
     def _beat(self) -> None:
         now = utcnow()
-        with self.database.write() as session:
+        with self.database.write() as (session, _):
             renewed = execute_counting(
                 session,
                 update(WorkerLease).where(WorkerLease.id == self.id).values(heartbeat_at=now),
@@ -122,7 +122,7 @@ class Lease:
             )
         claimed = []
         for lease_id in expired:
-            with self.database.write() as session:
+            with self.database.write() as (session, _):
                 if execute_counting(
                     session,
                     delete(WorkerLease).where(

@@ -69,7 +69,7 @@ def get_list(list_id: str, caller: Caller, session: ReadSession) -> ListView:
 def put_list(list_id: str, body: ListBody, caller: Caller, runtime: RuntimeDep) -> Response:
     """Create the list, or rename it. Answers 204 either way, as Courier does."""
     preferences = preferences_document(body.preferences)
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         service.put_list(session, caller, list_id, body.name, preferences)
     return _no_content()
 
@@ -77,7 +77,7 @@ def put_list(list_id: str, body: ListBody, caller: Caller, runtime: RuntimeDep) 
 @router.delete("/lists/{list_id}", status_code=204)
 def delete_list(list_id: str, caller: Caller, runtime: RuntimeDep) -> Response:
     """Delete the list and all its subscriptions."""
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         service.delete_list(session, caller, list_id)
     return _no_content()
 
@@ -125,7 +125,7 @@ def replace_subscriptions(
     list_id: str, body: SubscriptionsBody, caller: Caller, runtime: RuntimeDep
 ) -> Response:
     """Make `recipients` the list's only subscribers, creating the list if missing."""
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         service.replace_subscribers(session, caller, list_id, _subscribers(body))
     return _no_content()
 
@@ -135,7 +135,7 @@ def add_subscriptions(
     list_id: str, body: SubscriptionsBody, caller: Caller, runtime: RuntimeDep
 ) -> Response:
     """Subscribe `recipients` too, creating the list if missing; other subscribers stay."""
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         service.add_subscribers(session, caller, list_id, _subscribers(body))
     return _no_content()
 
@@ -150,7 +150,7 @@ def subscribe_user(
 ) -> Response:
     """Subscribe one user, creating the list if missing. The body is optional."""
     preferences = preferences_document(body.preferences) if body is not None else None
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         service.subscribe(session, caller, list_id, user_id, preferences)
     return _no_content()
 
@@ -158,7 +158,7 @@ def subscribe_user(
 @router.delete("/lists/{list_id}/subscriptions/{user_id}", status_code=204)
 def unsubscribe_user(list_id: str, user_id: str, caller: Caller, runtime: RuntimeDep) -> Response:
     """Unsubscribe one user. Idempotent: 204 also when they were not subscribed."""
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         service.unsubscribe(session, caller, list_id, user_id)
     return _no_content()
 
@@ -196,7 +196,7 @@ def subscribe_user_to_lists(
 ) -> StatusResponse:
     """Subscribe the user to each list, creating lists that do not exist."""
     lists = [(item.listId, preferences_document(item.preferences)) for item in body.lists]
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         service.subscribe_user_to_lists(session, caller, user_id, lists)
     return StatusResponse()
 
@@ -204,6 +204,6 @@ def subscribe_user_to_lists(
 @router.delete("/profiles/{user_id}/lists", response_model=StatusResponse)
 def unsubscribe_user_from_all(user_id: str, caller: Caller, runtime: RuntimeDep) -> StatusResponse:
     """Remove all the user's list subscriptions."""
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         service.unsubscribe_user_from_all(session, caller, user_id)
     return StatusResponse()

@@ -48,7 +48,7 @@ def send(
         raise BadRequest("Idempotency-Key must be 1 to 255 characters.", field="Idempotency-Key")
     body_hash = service.request_hash(body.model_dump(mode="json"))
     settings = runtime.settings
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, outbox):
         if idempotency_key:
             replay = service.idempotent_replay(session, caller, idempotency_key, body_hash)
             if replay is not None:
@@ -70,15 +70,7 @@ def send(
                 response_body,
                 utcnow() + timedelta(seconds=settings.idempotency_ttl_seconds),
             )
-        scheduled = [(m.message_id, m.send_at) for m in messages]
-    now = utcnow()
-    runtime.jobs.process_messages(
-        [message_id for message_id, send_at in scheduled if send_at is None or send_at <= now],
-        caller.environment_id,
-    )
-    for message_id, send_at in scheduled:
-        if send_at is not None and send_at > now:
-            runtime.jobs.process_message(message_id, eta=send_at)
+        outbox.add_messages(messages, caller.environment_id)
     return _json(response_body, 202)
 
 
@@ -138,6 +130,6 @@ def get_output(message_id: str, caller: Caller, session: ReadSession) -> OutputL
 @router.post("/messages/{message_id}/cancel", response_model=MessageView)
 def cancel_message(message_id: str, caller: Caller, runtime: RuntimeDep) -> MessageView:
     """Cancel a message that has not been sent yet."""
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         message = service.cancel(session, caller, message_id)
         return _view(session, message)

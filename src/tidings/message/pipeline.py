@@ -22,20 +22,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-import httpx
-from cryptography.fernet import Fernet
 from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from tidings.config import Settings
-from tidings.db import Database
-from tidings.inbox.service import InboxBroker
+from tidings.db import Outbox
 from tidings.inbox.service import store as store_inbox_message
-from tidings.jobs.lease import Lease
+from tidings.jobs.context import WorkerContext
 from tidings.kit.sql import by_environment
 from tidings.kit.time import utcnow
 from tidings.message.repository import MessageRepository, record_sent
@@ -64,40 +61,13 @@ from tidings.provider.base import (
     SendResult,
     UnknownOutcomeError,
 )
-from tidings.provider.service import ConfiguredProvider, ConfiguredProviders
+from tidings.provider.service import ConfiguredProvider
 from tidings.template.elemental import content_to_specs
 from tidings.template.render import RenderContext
 
 logger = logging.getLogger(__name__)
 
 INLINE_ROUTING = {"method": "single", "channels": ["email", "push", "sms", "chat", "inbox"]}
-
-
-class Scheduler(Protocol):
-    def process_message(self, message_id: str, eta: datetime | None = None) -> None: ...
-
-    def deliver(self, delivery_id: int, eta: datetime | None = None) -> None: ...
-
-
-@dataclass(frozen=True)
-class PipelineContext:
-    database: Database
-    settings: Settings
-    config_cipher: Fernet
-    http: httpx.Client
-    unsubscribe_key: bytes = b""
-    base_url: str = ""
-    inbox_broker: InboxBroker | None = None
-    # The process's worker lease: a `sending` attempt is stamped with its owner id.
-    lease: Lease | None = None
-    providers: ConfiguredProviders = field(init=False)
-
-    @property
-    def owner(self) -> str | None:
-        return self.lease.owner if self.lease is not None else None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "providers", ConfiguredProviders(self.config_cipher))
 
 
 def _profile(session: Session, message: Message) -> dict[str, Any] | None:
@@ -135,7 +105,7 @@ _PRELOAD_PROFILES = select(Profile.environment_id, Profile.user_id, Profile.data
 class _Lookups:
     """What one routing transaction reads once for all its messages."""
 
-    def __init__(self, context: PipelineContext, session: Session) -> None:
+    def __init__(self, context: WorkerContext, session: Session) -> None:
         self.context = context
         self.session = session
         self.profiles: dict[tuple[str, str], dict[str, Any] | None] = {}
@@ -186,20 +156,16 @@ class _Lookups:
         return self.providers_by_name[environment_id]
 
 
-def process_message(
-    context: PipelineContext, scheduler: Scheduler, message_id: str
-) -> list[Attempt]:
+def process_message(context: WorkerContext, message_id: str) -> list[Attempt]:
     """Profile, render and route one message.
 
     In the same transaction, each chosen channel's first provider attempt is started: the
     returned attempts are committed as `sending`, for `attempt_delivery` to carry out.
     """
-    return process_messages(context, scheduler, [message_id])
+    return process_messages(context, [message_id])
 
 
-def process_messages(
-    context: PipelineContext, scheduler: Scheduler, message_ids: list[str]
-) -> list[Attempt]:
+def process_messages(context: WorkerContext, message_ids: list[str]) -> list[Attempt]:
     """`process_message` for several messages in one transaction.
 
     Profiles, templates and provider lists are read once for the whole group; the new
@@ -207,7 +173,7 @@ def process_messages(
     INSERT. An error in one message rolls back the group; callers then process the
     messages one by one.
     """
-    with context.database.write() as session:
+    with context.database.write() as (session, outbox):
         repository = MessageRepository(session, batch_history=True)
         messages = repository.lock_many(message_ids)
         lookups = _Lookups(context, session)
@@ -217,7 +183,7 @@ def process_messages(
             for message_id in message_ids:
                 message = messages.get(message_id)
                 if message is not None:
-                    routed.extend(_route(context, scheduler, repository, message, lookups))
+                    routed.extend(_route(context, outbox, repository, message, lookups))
         now = utcnow()
         delivery_ids = repository.insert_deliveries(
             [
@@ -255,8 +221,8 @@ def process_messages(
 
 
 def _route(
-    context: PipelineContext,
-    scheduler: Scheduler,
+    context: WorkerContext,
+    outbox: Outbox,
     repository: MessageRepository,
     message: Message,
     lookups: _Lookups,
@@ -267,7 +233,7 @@ def _route(
         return []
     now = utcnow()
     if message.send_at is not None and message.send_at > now:
-        scheduler.process_message(message_id, eta=message.send_at)
+        outbox.add_message(message_id, message.send_at, message.environment_id)
         return []
     if message.expires_at is not None and message.expires_at <= now:
         _finish(
@@ -399,11 +365,9 @@ class Attempt:
     provider: ConfiguredProvider | None
 
 
-def _start_attempt(
-    context: PipelineContext, scheduler: Scheduler, delivery_id: int
-) -> Attempt | None:
+def _start_attempt(context: WorkerContext, delivery_id: int) -> Attempt | None:
     """Mark the delivery `sending` and commit, or return None when there is nothing to do."""
-    with context.database.write() as session:
+    with context.database.write() as (session, outbox):
         repository = MessageRepository(session)
         delivery = repository.lock_delivery(delivery_id)
         if delivery is None:
@@ -416,7 +380,7 @@ def _start_attempt(
         if delivery.status not in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
             return None
         if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
-            scheduler.deliver(delivery_id, eta=delivery.next_attempt_at)
+            outbox.add_delivery(delivery_id, delivery.next_attempt_at)
             return None
         message = repository.lock_by_pk(delivery.message_pk)
         assert message is not None
@@ -452,7 +416,7 @@ def _start_attempt(
 
 
 def _begin_attempt(
-    context: PipelineContext,
+    context: WorkerContext,
     session: Session,
     repository: MessageRepository,
     message: Message,
@@ -514,22 +478,22 @@ def _attempt(
     )
 
 
-def deliver(context: PipelineContext, scheduler: Scheduler, delivery_id: int) -> str | None:
+def deliver(context: WorkerContext, delivery_id: int) -> str | None:
     """One provider attempt for one delivery. Returns the delivery's status afterwards."""
-    attempt = _start_attempt(context, scheduler, delivery_id)
+    attempt = _start_attempt(context, delivery_id)
     if attempt is None:
         return None
-    return attempt_delivery(context, scheduler, attempt)
+    return attempt_delivery(context, attempt)
 
 
-def attempt_delivery(context: PipelineContext, scheduler: Scheduler, attempt: Attempt) -> str:
+def attempt_delivery(context: WorkerContext, attempt: Attempt) -> str:
     """Call the provider for a started attempt and record the outcome."""
     result, error = call_provider(context, attempt)
-    return _finish_attempt(context, scheduler, attempt, result, error)
+    return _finish_attempt(context, attempt, result, error)
 
 
 def call_provider(
-    context: PipelineContext, attempt: Attempt
+    context: WorkerContext, attempt: Attempt
 ) -> tuple[SendResult | None, ProviderError | None]:
     """Carry out a started attempt; the provider's result or its typed error."""
     if attempt.provider_name == INBOX:
@@ -556,9 +520,9 @@ INBOX = "inbox"
 UNKNOWN_OUTCOME = "UNKNOWN_OUTCOME"
 
 
-def _store_in_inbox(context: PipelineContext, attempt: Attempt) -> SendResult:
+def _store_in_inbox(context: WorkerContext, attempt: Attempt) -> SendResult:
     """The inbox channel needs no vendor: Tidings stores the message for the user."""
-    with context.database.write() as session:
+    with context.database.write() as (session, outbox):
         message = MessageRepository(session).lock(attempt.message_id)
         assert message is not None
         assert message.recipient is not None
@@ -571,9 +535,8 @@ def _store_in_inbox(context: PipelineContext, attempt: Attempt) -> SendResult:
             attempt.delivery.content,
             attempt.delivery.data,
         )
-        environment_id, user_id, row_id = row.environment_id, row.user_id, row.id
-    if context.inbox_broker is not None:
-        context.inbox_broker.publish(environment_id, user_id)
+        outbox.wake_inbox(row.environment_id, row.user_id)
+        row_id = row.id
     return SendResult(provider_message_id=str(row_id), response_excerpt="stored in the inbox")
 
 
@@ -584,8 +547,7 @@ def backoff_seconds(settings: Settings, attempt: int) -> float:
 
 
 def _finish_attempt(
-    context: PipelineContext,
-    scheduler: Scheduler,
+    context: WorkerContext,
     attempt: Attempt,
     result: Any,
     error: ProviderError | None,
@@ -608,15 +570,15 @@ def _finish_attempt(
             )
         if sent:
             return DeliveryStatus.SENT
-    with database.write() as session:
+    with database.write() as (session, outbox):
         status, retry = _apply_outcome(context, MessageRepository(session), attempt, result, error)
-    if retry is not None:
-        scheduler.deliver(*retry)
+        if retry is not None:
+            outbox.add_delivery(*retry)
     return status
 
 
 def _apply_outcome(
-    context: PipelineContext,
+    context: WorkerContext,
     repository: MessageRepository,
     attempt: Attempt,
     result: Any,
@@ -746,25 +708,29 @@ def _apply_outcome(
     return delivery.status, next_delivery
 
 
-def claim_stuck_messages(
-    context: PipelineContext, updated_before: datetime, unclaimed_since: datetime, limit: int
-) -> dict[str, list[str]]:
-    """Messages a lost job may have left ENQUEUED (or DELAYED and due), claimed for a sweep;
-    their ids by environment."""
-    with context.database.write() as session:
+def redrive_stuck_messages(
+    context: WorkerContext, updated_before: datetime, unclaimed_since: datetime, limit: int
+) -> int:
+    """Claim, for a sweep, messages a lost job may have left ENQUEUED (or DELAYED and due),
+    and process them again once the claim commits; returns how many."""
+    with context.database.write() as (session, outbox):
         repository = MessageRepository(session)
         claimed = repository.claim_due_messages(updated_before, unclaimed_since, utcnow(), limit)
-        return {
-            environment_id: repository.message_ids(pks)
-            for environment_id, pks in by_environment(claimed).items()
-        }
+        for environment_id, pks in by_environment(claimed).items():
+            for message_id in repository.message_ids(pks):
+                outbox.add_message(message_id, None, environment_id)
+        return len(claimed)
 
 
-def claim_stuck_deliveries(
-    context: PipelineContext, due_before: datetime, unclaimed_since: datetime, limit: int
-) -> list[int]:
-    """Deliveries a dead process left `sending`, and due retries, claimed for a sweep."""
-    with context.database.write() as session:
-        return MessageRepository(session).claim_stuck_deliveries(
+def redrive_stuck_deliveries(
+    context: WorkerContext, due_before: datetime, unclaimed_since: datetime, limit: int
+) -> int:
+    """Claim, for a sweep, deliveries a dead process left `sending` and due retries, and
+    attempt them again once the claim commits; returns how many."""
+    with context.database.write() as (session, outbox):
+        claimed = MessageRepository(session).claim_stuck_deliveries(
             due_before, unclaimed_since, utcnow(), context.settings, limit
         )
+        for delivery_id in claimed:
+            outbox.add_delivery(delivery_id)
+        return len(claimed)

@@ -68,7 +68,7 @@ def put_notification(
     response: Response,
 ) -> NotificationResponse:
     """Create or replace a template. Liquid is checked on save."""
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         notification, created = service.save(session, caller, notification_id, body)
         view = _view(notification)
     response.status_code = 201 if created else 200
@@ -84,7 +84,7 @@ def get_notification(
 
 @router.delete("/{notification_id}", status_code=204)
 def delete_notification(notification_id: str, caller: Caller, runtime: RuntimeDep) -> Response:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         if not NotificationRepository(session).delete(caller, notification_id):
             raise service.not_found(notification_id)
     return Response(status_code=204)

@@ -105,7 +105,7 @@ def put_topic(
     topic_id: TopicId, body: TopicBody, caller: Caller, runtime: RuntimeDep, response: Response
 ) -> TopicResponse:
     """Create the topic (201) or replace its name and default status (200)."""
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         topic, created = service.save_topic(
             session, caller, topic_id, body.name, body.default_status
         )
@@ -122,7 +122,7 @@ def get_topic(topic_id: TopicId, caller: Caller, session: ReadSession) -> TopicR
 @router.delete("/preferences/topics/{topic_id}", status_code=204, tags=["preferences"])
 def delete_topic(topic_id: TopicId, caller: Caller, runtime: RuntimeDep) -> Response:
     """Delete the topic and every user's choice for it; 409 while a notification uses it."""
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         service.delete_topic(session, caller, topic_id)
     return Response(status_code=204)
 
@@ -184,7 +184,7 @@ def put_preference(
 ) -> MessageResponse:
     """Set the user's status for the topic; the routing fields are replaced, not merged."""
     _no_tenant(tenant_id)
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         service.set_preference(
             session,
             caller,
@@ -207,7 +207,7 @@ def delete_preference(
 ) -> Response:
     """Forget the user's choice, so the topic's default applies again."""
     _no_tenant(tenant_id)
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         service.delete_preference(session, caller, user_id, topic_id)
     return Response(status_code=204)
 
@@ -366,7 +366,7 @@ def one_click_unsubscribe(
             field="List-Unsubscribe",
         )
         return _failure(request, missing, "Nothing was changed")
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         state = service.unsubscribe(session, *fields)
     if state is None:
         return _failure(request, _TOPIC_GONE, "Topic no longer exists")

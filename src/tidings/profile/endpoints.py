@@ -20,7 +20,7 @@ def merge_profile(
     user_id: str, body: ProfileBody, caller: Caller, runtime: RuntimeDep
 ) -> StatusResponse:
     """Merge keys into the profile, creating it when missing. Keys you omit stay as they are."""
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         service.merge_profile(session, caller, user_id, body.profile)
     return StatusResponse()
 
@@ -30,7 +30,7 @@ def replace_profile(
     user_id: str, body: ProfileBody, caller: Caller, runtime: RuntimeDep
 ) -> StatusResponse:
     """Replace the whole profile: keys missing from the body are removed."""
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         service.replace_profile(session, caller, user_id, body.profile)
     return StatusResponse()
 
@@ -41,13 +41,13 @@ def patch_profile(
 ) -> StatusResponse:
     """Apply `{"patch": [JSON Patch operations]}`. All operations apply, or none."""
     operations = [operation.model_dump() for operation in body.patch]
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         service.patch_profile(session, caller, user_id, operations)
     return StatusResponse()
 
 
 @router.delete("/{user_id}", status_code=204)
 def delete_profile(user_id: str, caller: Caller, runtime: RuntimeDep) -> Response:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         service.delete_profile(session, caller, user_id)
     return Response(status_code=204)

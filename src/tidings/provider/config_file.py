@@ -89,7 +89,7 @@ def load(path: Path) -> dict[str, dict[str, Any]]:
 def apply(runtime: Runtime, path: Path) -> list[str]:
     """Configure every provider the file names; returns `name@environment` for each."""
     applied = []
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         for name, table in load(path).items():
             values = dict(table)
             environments = values.pop("environments", None)

@@ -89,7 +89,7 @@ def put_provider(
     name: str, body: ProviderBody, caller: Caller, runtime: RuntimeDep, response: Response
 ) -> ProviderView:
     """Configure a provider for this environment. Omitted secrets keep their stored value."""
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         provider, created = service.configure(
             session,
             caller,
@@ -105,6 +105,6 @@ def put_provider(
 
 @router.delete("/{name}", status_code=204)
 def delete_provider(name: str, caller: Caller, runtime: RuntimeDep) -> Response:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         service.remove(session, caller, name)
     return Response(status_code=204)

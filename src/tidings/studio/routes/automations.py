@@ -183,7 +183,7 @@ def cancel_run(
     run_id: str, request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
 ) -> Response:
     try:
-        with runtime.database.write() as session:
+        with runtime.database.write() as (session, _):
             runs.cancel_by_api(session, admin.scope, run_id)
     except AppError as exc:
         return _run_page(request, admin, runtime, run_id, flash=exc.message)
@@ -234,7 +234,7 @@ def save_automation(
     if values["cancelation_token"].strip():
         body["cancelation_token"] = values["cancelation_token"].strip()
     try:
-        with runtime.database.write() as session:
+        with runtime.database.write() as (session, _):
             if new and automation_service.current_version(session, admin.scope, automation_id):
                 raise DefinitionError("id", f"an automation {automation_id!r} already exists")
             automation_service.save(
@@ -256,7 +256,7 @@ def set_enabled(
 ) -> Response:
     """Enable or disable: saved as a new version through the automation service."""
     try:
-        with runtime.database.write() as session:
+        with runtime.database.write() as (session, _):
             _, version = automation_service.get(session, admin.scope, automation_id)
             body = service.editable(version.definition)
             body["enabled"] = form_text(form, "enabled") == "true"

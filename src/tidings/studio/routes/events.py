@@ -88,7 +88,7 @@ def link_automation(
     """The "+" button: add this event name to an automation's triggers."""
     name, automation_id = form_text(form, "event").strip(), form_text(form, "automation_id").strip()
     try:
-        with runtime.database.write() as session:
+        with runtime.database.write() as (session, _):
             service.link_trigger(session, admin.scope, automation_id, name, runtime.outbound)
     except AppError as exc:
         with runtime.database.read() as session:

@@ -129,7 +129,7 @@ def save_notification(
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
             raise BadRequest(f"{where}: {first['msg']}", field=where) from exc
-        with runtime.database.write() as session:
+        with runtime.database.write() as (session, _):
             existing = NotificationRepository(session).get(admin.scope, notification_id)
             if new and existing is not None:
                 raise BadRequest(f"A template {notification_id!r} already exists.", field="id")
@@ -191,7 +191,7 @@ def test_send(
         if not user_id:
             raise BadRequest("Give the user id to send the test to.", field="user_id")
         spec = MessageSpec.model_validate({"to": {"user_id": user_id}, "template": notification_id})
-        with runtime.database.write() as session:
+        with runtime.database.write() as (session, outbox):
             _, messages = message_service.accept_send(
                 session,
                 admin.scope,
@@ -199,8 +199,8 @@ def test_send(
                 message_timeout=timedelta(seconds=runtime.settings.message_timeout_seconds),
                 source={"type": "studio", "admin": admin.admin_id},
             )
+            outbox.add_messages(messages, admin.scope.environment_id)
             message_ids = [message.message_id for message in messages]
     except AppError as exc:
         return render(request, "_test_send.html", exc.status_code, error=exc.message, ids=[])
-    runtime.jobs.process_messages(message_ids, admin.scope.environment_id)
     return render(request, "_test_send.html", error=None, ids=message_ids)

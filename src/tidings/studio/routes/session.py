@@ -28,7 +28,7 @@ def sign_in_page(request: Request, next: str | None = None) -> Response:
 
 
 def _start(request: Request, runtime: RuntimeDep, admin_id: str) -> None:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         admin = session.get(AdminUser, admin_id)
         assert admin is not None
         token = auth.start_session(session, admin)
@@ -42,7 +42,7 @@ def sign_in(request: Request, form: CheckedForm, runtime: RuntimeDep) -> Respons
     next_path = safe_next(form_text(form, "next"))
     client = client_address(request.scope)
     try:
-        with runtime.database.write() as session:
+        with runtime.database.write() as (session, _):
             admin_id = auth.sign_in(session, runtime.auth_limits, client, email, password).id
     except AppError as exc:
         request.state.csrf_token = csrf.token_for(request)
@@ -70,7 +70,7 @@ def sign_in_link_page(request: Request, runtime: RuntimeDep, token: str = "") ->
 def use_sign_in_link(request: Request, form: CheckedForm, runtime: RuntimeDep) -> Response:
     token = form_text(form, "token")
     try:
-        with runtime.database.write() as session:
+        with runtime.database.write() as (session, _):
             admin_id = auth.use_sign_in_link(
                 session, token, form_text(form, "email"), form_text(form, "password")
             ).id
@@ -92,7 +92,7 @@ def use_sign_in_link(request: Request, form: CheckedForm, runtime: RuntimeDep) -
 def sign_out(request: Request, form: CheckedForm, runtime: RuntimeDep) -> Response:
     token = request.session.get(SESSION_KEY)
     if isinstance(token, str) and token:
-        with runtime.database.write() as session:
+        with runtime.database.write() as (session, _):
             auth.end_session(session, token)
     request.session.clear()
     return RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
@@ -102,6 +102,6 @@ def sign_out(request: Request, form: CheckedForm, runtime: RuntimeDep) -> Respon
 def switch_environment(
     request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
 ) -> Response:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         auth.switch_environment(session, admin, form_text(form, "environment"))
     return RedirectResponse(safe_next(form_text(form, "next")), status_code=303)

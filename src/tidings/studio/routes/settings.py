@@ -39,7 +39,7 @@ def settings_page(request: Request, admin: Admin, runtime: RuntimeDep, flash: st
 
 @router.post("/settings/keys")
 def create_key(admin: Admin, form: CheckedForm, runtime: RuntimeDep) -> Response:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         workspace_service.create_key(
             session,
             runtime.cipher,
@@ -65,7 +65,7 @@ def reveal_key(
 
 @router.post("/settings/keys/{key_id}/revoke")
 def revoke_key(key_id: str, admin: Admin, form: CheckedForm, runtime: RuntimeDep) -> Response:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         workspace_service.revoke_key(session, key_id)
     return RedirectResponse(f"{PREFIX}/settings?flash=revoked", status_code=303)
 
@@ -130,7 +130,7 @@ def configure_provider(
             priority = int(priority_text) if priority_text else None
         except ValueError as exc:
             raise BadRequest("priority: give a whole number.", field="priority") from exc
-        with runtime.database.write() as session:
+        with runtime.database.write() as (session, _):
             provider_service.configure(
                 session,
                 admin.scope,
@@ -147,6 +147,6 @@ def configure_provider(
 
 @router.post("/settings/providers/{name}/remove")
 def remove_provider(name: str, admin: Admin, form: CheckedForm, runtime: RuntimeDep) -> Response:
-    with runtime.database.write() as session:
+    with runtime.database.write() as (session, _):
         provider_service.remove(session, admin.scope, name)
     return RedirectResponse(f"{PREFIX}/settings", status_code=303)
