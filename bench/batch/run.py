@@ -439,7 +439,6 @@ def main(argv: list[str] | None = None) -> int:
         database = data_dir / "tidings.db"
         smoke_runs = smoke(servers, key, run_id)
         runs = measure(servers, key, args, run_id, database)
-        quiesce(list(servers.values()), lambda: pending_events(database))
         verification = check(
             [*smoke_runs, *runs],
             {"floor": work_dir / "floor.db", "tidings": database},

@@ -43,8 +43,8 @@ emails to the wrong address, which must all be 0. For Tidings it also reports wh
 goes, from the rows it wrote (event, run, run step, message, delivery timestamps), and per
 step CPU seconds of every process and of the rest of the machine ("others": the noise).
 
-    .venv/bin/python bench/pipeline/run.py [--rates 50,100,200,400,800,1600] [--refine 3]
-        [--seconds 8] [--quick] [--commit REV | --src DIR] [--tidings-env TIDINGS_X=...]
+    .venv/bin/python bench/pipeline/run.py [--rates 100,200,400,800,1600] [--refine 3]
+        [--seconds 6] [--quick] [--commit REV | --src DIR] [--tidings-env TIDINGS_X=...]
         [--py-spy cpu|wall]
 
 Writes bench/results/pipeline-<timestamp>.json. Exits 1 if the verification fails or the
@@ -1026,13 +1026,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--rates",
-        default="50,100,200,400,800,1600",
+        default="100,200,400,800,1600",
         help="events/s to step up through, ascending, until the first not sustained",
     )
     parser.add_argument(
         "--refine", type=int, help="bisections after the first rate not sustained (3; quick 1)"
     )
-    parser.add_argument("--seconds", type=float, help="seconds of events a step (8; quick 4)")
+    parser.add_argument("--seconds", type=float, help="seconds of events a step (6; quick 3)")
     parser.add_argument("--users", type=int, default=200, help="profiles the events rotate over")
     parser.add_argument(
         "--connections", type=int, default=64, help="HTTP connections of the event sender"
@@ -1073,7 +1073,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add_common_arguments(parser)
     args = parser.parse_args(argv)
-    apply_defaults(args, {"refine": 3, "seconds": 8.0}, {"refine": 1, "seconds": 4.0})
+    apply_defaults(args, {"refine": 3, "seconds": 6.0}, {"refine": 1, "seconds": 3.0})
     try:
         args.rates = [float(rate) for rate in args.rates.split(",") if rate.strip()]
     except ValueError:
