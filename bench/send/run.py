@@ -650,9 +650,9 @@ def main(argv: list[str] | None = None) -> int:
         statuses = settle(ctx)
         time.sleep(1.0)
         ctx.record.poll()  # Anything (a duplicate) that arrived late.
-        for figures in rounds:
-            late = outcome(figures.target, figures.round, args.messages, ctx.record, 0.0)
-            figures.duplicates = late.duplicates
+        for measured in rounds:
+            late = outcome(measured.target, measured.round, args.messages, ctx.record, 0.0)
+            measured.duplicates = late.duplicates
         data_filesystem = filesystem_of(data_dir.resolve())
         if profiles:
             stack.close()  # Stops py-spy (and everything else) so the profiles get written.
