@@ -510,7 +510,11 @@ def outcome(
     first_written = min((s.written for s in sent), default=0.0)
     last_written = max((s.written for s in sent), default=0.0)
     last_accept = max((a.at for a in first_accept.values()), default=None)
-    span = (last_written - first_written) * len(sent) / max(1, len(sent) - 1)
+    # What the scheduler offered (handed to the connections), apart from the wait for a free
+    # connection, which is the server pushing back, not the sender lagging.
+    dispatched = [s.dispatched for s in sent]
+    span = (max(dispatched, default=0.0) - min(dispatched, default=0.0)) * len(sent)
+    span /= max(1, len(sent) - 1)
     return Outcome(
         rate=rate,
         events=len(seqs),
