@@ -10,7 +10,8 @@ REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_WORKERS ?= 2
 PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) --durations=10
 
-.PHONY: run test lint browser test-sqlite test-postgres bench bench-pipeline clean
+.PHONY: run test lint browser wrk test-sqlite test-postgres bench clean \
+	bench-ingest bench-batch bench-send bench-pipeline
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -77,13 +78,40 @@ test-postgres: $(VENV)/.test-installed $(NODE_TEST_DIR)/node_modules/.installed 
 
 test: lint test-sqlite test-postgres
 
-# Benchmarks (docs/benchmarks.md): ingest, then the Segment event -> automation -> SMTP pipeline.
-bench: $(VENV)/.test-installed
-	$(BIN)/python bench/ingest/run.py
-	$(BIN)/python bench/pipeline/run.py
+# Benchmarks (docs/benchmarks.md): ingest, batch, send and the pipeline, each against a floor
+# measured in the same run. `make bench` runs the four and fails if a budget is missed;
+# `make bench-<name>` runs one. QUICK=1 shortens every phase (a check, not a measurement);
+# BENCH_ARGS="--commit REV" measures src/ of another commit.
+BENCHMARKS := ingest batch send pipeline
+BENCH_RESULTS := bench/results/make
+BENCH_ARGS ?=
+QUICK ?=
+BENCH_RUN = $(BIN)/python bench/$(1)/run.py $(if $(QUICK),--quick) $(BENCH_ARGS)
 
-bench-pipeline: $(VENV)/.test-installed
-	$(BIN)/python bench/pipeline/run.py
+# wrk, the ingest benchmark's load generator, from Debian's packages when missing.
+wrk:
+	@if ! command -v wrk >/dev/null; then \
+		echo "== installing Debian's wrk for bench/ingest"; \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+		$$sudo apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq wrk >/dev/null; \
+	fi
+
+# Each benchmark runs even when an earlier one missed its budget (Ctrl-C stops them all);
+# bench/report.py then prints the four results and sets the exit status.
+bench: $(VENV)/.test-installed wrk
+	@rm -rf $(BENCH_RESULTS)
+	@for name in $(BENCHMARKS); do \
+		echo "== bench/$$name"; \
+		$(call BENCH_RUN,$$name) --output $(BENCH_RESULTS)/$$name.json; \
+		[ $$? -ne 130 ] || exit 130; \
+	done
+	$(BIN)/python bench/report.py $(BENCH_RESULTS)
+
+$(addprefix bench-,$(BENCHMARKS)): bench-%: $(VENV)/.test-installed
+	$(call BENCH_RUN,$*)
+
+bench-ingest: wrk
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

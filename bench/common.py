@@ -1,10 +1,14 @@
-"""Helpers the benchmarks share: processes, ports, the API key, the SMTP sink, statistics,
-the machine and the measured source tree."""
+"""Helpers the benchmarks share: processes, ports, the API key, the SMTP sink, the floors'
+server and email, statistics, the machine, the measured source tree, the command line and
+the budget verdict every result carries."""
 
 from __future__ import annotations
 
+import argparse
+import base64
 import contextlib
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -14,16 +18,21 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from email.utils import formataddr, formatdate
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 SINK = REPO / "bench" / "send" / "sink.py"
+RESULTS_DIR = REPO / "bench" / "results"
 
 
 class BenchError(RuntimeError):
@@ -187,6 +196,48 @@ def wait_for(what: str, check: Any, procs: list[Proc], timeout: float) -> Any:
     raise BenchError(f"{what}: not within {timeout:.0f}s\n{tails}")
 
 
+def wait_http(proc: Proc, path: str, timeout: float = 60.0) -> None:
+    """Wait until the process answers HTTP on its port (any status: it is up)."""
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{proc.port}{path}", timeout=2):
+                return True
+        except urllib.error.HTTPError:
+            return True
+        except OSError:
+            return False
+
+    wait_for(f"{proc.name} to answer HTTP", answers, [proc], timeout)
+
+
+def quiesce(
+    procs: list[Proc], backlog: Callable[[], int] | None = None, timeout: float = 180.0
+) -> float:
+    """Wait until the processes are idle (< 5% of a core for two 0.5 s windows in a row) and
+    `backlog` (e.g. Tidings' unprocessed events) has stopped changing, so that one run's
+    leftovers do not slow the next. Returns the seconds waited."""
+    start = time.monotonic()
+    window = 0.5
+    before = [proc.cpu_seconds() for proc in procs]
+    left = backlog() if backlog else 0
+    idle_windows = 0
+    while time.monotonic() - start < timeout:
+        time.sleep(window)
+        after = [proc.cpu_seconds() for proc in procs]
+        busy = any(
+            a is not None and b is not None and a - b > 0.05 * window
+            for a, b in zip(after, before, strict=True)
+        )
+        before = after
+        previous, left = left, backlog() if backlog else 0
+        idle_windows = 0 if busy or left != previous else idle_windows + 1
+        if idle_windows >= 2:
+            return time.monotonic() - start
+    print(f"  warning: still busy after {timeout:.0f}s; measuring anyway")
+    return time.monotonic() - start
+
+
 def start_sink(
     stack: contextlib.ExitStack, work_dir: Path, env: dict[str, str], script: Path = SINK
 ) -> Proc:
@@ -213,6 +264,102 @@ def start_sink(
     ready = json.loads(line[0])
     sink.port = int(ready["port"])
     return sink
+
+
+# -- the floors ---------------------------------------------------------------------------------
+
+
+def serve_asgi(app: Any, port: int) -> None:
+    """Run a floor's app under the uvicorn settings `tidings serve` uses (keep in step with
+    the uvicorn.run call in tidings.cli): one process, `loop` and `http` on "auto", access
+    log off."""
+    import uvicorn
+
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+def uvicorn_settings() -> dict[str, Any]:
+    return {
+        "processes": 1,
+        "loop": "auto -> " + ("uvloop" if importlib.util.find_spec("uvloop") else "asyncio"),
+        "http": "auto -> " + ("httptools" if importlib.util.find_spec("httptools") else "h11"),
+        "access_log": False,
+        "log_level": "warning",
+    }
+
+
+def sqlite_synchronous(tidings_env: dict[str, str]) -> str:
+    """The `PRAGMA synchronous` the measured Tidings uses (its settings, read in its
+    environment), so that a floor's commits cost what Tidings' do."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from tidings.config import Settings; print(Settings().sqlite_synchronous.upper())",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=tidings_env,
+    ).stdout.strip()
+
+
+def open_sqlite(path: Path, synchronous: str) -> sqlite3.Connection:
+    """A floor's connection: WAL, the given synchronous setting, autocommit (BEGIN/COMMIT
+    are explicit)."""
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute(f"PRAGMA synchronous={synchronous}")
+    connection.execute("PRAGMA busy_timeout=30000")
+    return connection
+
+
+def email_bytes(
+    *, sender: tuple[str, str], to: str, subject: str, text: str, html: str, message_id: str
+) -> bytes:
+    """An email in the shape Tidings' SMTP provider writes (tidings.provider.email.smtp):
+    the same headers, UTF-8 bodies in base64, text alone or text and HTML as alternatives."""
+    lines = [
+        f"From: {formataddr(sender)}",
+        f"To: {to}",
+        f"Subject: {subject}",
+        f"Message-ID: {message_id}",
+        f"Date: {formatdate(localtime=False)}",
+        "MIME-Version: 1.0",
+    ]
+    text_part = 'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: base64'
+    html_part = 'Content-Type: text/html; charset="utf-8"\r\nContent-Transfer-Encoding: base64'
+
+    def block(header_lines: list[str]) -> bytes:
+        return ("\r\n".join(header_lines) + "\r\n\r\n").encode("ascii")
+
+    def body(content: str) -> bytes:
+        return base64.encodebytes(content.encode("utf-8")).replace(b"\n", b"\r\n")
+
+    if not html:
+        return block([*lines, text_part]) + body(text)
+    boundary = f"=_{os.urandom(16).hex()}"
+    lines.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
+    delimiter = f"--{boundary}\r\n".encode("ascii")
+    return b"".join(
+        (
+            block(lines),
+            delimiter,
+            block([text_part]),
+            body(text),
+            delimiter,
+            block([html_part]),
+            body(html),
+            f"--{boundary}--\r\n".encode("ascii"),
+        )
+    )
 
 
 # -- statistics ------------------------------------------------------------------------------
@@ -244,19 +391,20 @@ def machine() -> dict[str, Any]:
                 cpu = line.split(":", 1)[1].strip()
                 break
     versions = {}
-    for package in ("tidings", "huey", "sqlalchemy", "uvicorn", "fastapi", "aiosmtpd", "uvloop"):
+    packages = ("tidings", "uvicorn", "starlette", "fastapi", "uvloop", "httptools", "huey")
+    for package in (*packages, "sqlalchemy", "orjson", "python-liquid", "aiosmtpd"):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             versions[package] = importlib.metadata.version(package)
     versions["sqlite"] = sqlite3.sqlite_version
+    if shutil.which("wrk"):
+        wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
+        versions["wrk"] = wrk.stdout.split("Copyright")[0].strip()
     commit = subprocess.run(
         ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
         capture_output=True,
         text=True,
         check=False,
     ).stdout.strip()
-    load = ""
-    with contextlib.suppress(OSError):
-        load = Path("/proc/loadavg").read_text().strip()
     return {
         "cpus": os.cpu_count(),
         "cpu_model": cpu,
@@ -264,7 +412,7 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": versions,
         "git": commit,
-        "loadavg_before": load,
+        "load_average": [round(value, 2) for value in os.getloadavg()],
     }
 
 
@@ -394,6 +542,90 @@ def stop_on_signals(on_signal: Callable[[], None] | None = None) -> None:
 def clean_environment() -> dict[str, str]:
     """This process's environment without TIDINGS_ settings, which would skew a run."""
     return {name: value for name, value in os.environ.items() if not name.startswith("TIDINGS_")}
+
+
+# -- the command line, the work dir and the verdict ---------------------------------------------
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every benchmark takes: --quick, the measured source, Tidings' settings,
+    the data dir and the result file."""
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        default=os.environ.get("BENCH_QUICK", "") not in ("", "0"),
+        help="fewer rounds and shorter phases (also BENCH_QUICK=1): a check that everything "
+        "runs, with noisier figures; options given explicitly still win",
+    )
+    parser.add_argument(
+        "--tidings-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a TIDINGS_* setting for the Tidings processes, e.g. "
+        "TIDINGS_SQLITE_SYNCHRONOUS=normal (TIDINGS_* variables of the calling shell are not "
+        "passed on; a floor takes the same synchronous setting)",
+    )
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--commit",
+        default=None,
+        metavar="REV",
+        help="measure src/ of this commit (git archive, first on PYTHONPATH), not the working tree",
+    )
+    source.add_argument(
+        "--src", type=Path, default=None, metavar="DIR", help="measure this copy of src/"
+    )
+    parser.add_argument(
+        "--data-root", type=Path, default=None, help="where the temporary data dir is created"
+    )
+    parser.add_argument("--keep-data", action="store_true", help="keep the temporary data dir")
+    parser.add_argument("--output", type=Path, default=None, help="result JSON path")
+
+
+def apply_defaults(args: argparse.Namespace, full: dict[str, Any], quick: dict[str, Any]) -> None:
+    """Options left unset (None) take their full-run default, or with --quick the quick one."""
+    for name, value in full.items():
+        if getattr(args, name) is None:
+            setattr(args, name, quick.get(name, value) if args.quick else value)
+
+
+def make_work_dir(stack: contextlib.ExitStack, args: argparse.Namespace, prefix: str) -> Path:
+    """A temporary directory for the run's data, removed at the end unless --keep-data."""
+    work_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=args.data_root))
+    if args.keep_data:
+        print(f"data dir kept at {work_dir}")
+    else:
+        stack.callback(shutil.rmtree, work_dir, ignore_errors=True)
+    return work_dir
+
+
+def verdict(
+    metric: str, floor: float | None, tidings: float | None, budget: float
+) -> dict[str, Any]:
+    """The figure every result carries (`bench/report.py` reads it): the floor's and
+    Tidings' rates measured in the same run, their ratio and the budget on it."""
+    ratio = round(tidings / floor, 3) if floor and tidings is not None else None
+    return {
+        "metric": metric,
+        "floor": floor,
+        "tidings": tidings,
+        "ratio": ratio,
+        "budget": budget,
+        "met": ratio is not None and ratio >= budget,
+    }
+
+
+def print_verdict(name: str, figures: dict[str, Any]) -> None:
+    def rate(value: float | None) -> str:
+        return "-" if value is None else f"{value:,.0f}"
+
+    ratio = "-" if figures["ratio"] is None else f"{figures['ratio']:.3f}"
+    print(
+        f"\n{name}: floor {rate(figures['floor'])} {figures['metric']}, Tidings "
+        f"{rate(figures['tidings'])} {figures['metric']}, ratio {ratio} "
+        f"(budget >= {figures['budget']}): {'MET' if figures['met'] else 'NOT MET'}"
+    )
 
 
 def write_result(result: dict[str, Any], output: Path) -> None:

@@ -3,17 +3,19 @@
 In one run it starts, on free loopback ports,
 
 - `tidings serve` with a temporary `--data-dir` (SQLite, the default settings), and
-- `echo_app.py`, a bare Starlette app that echoes the body back, under the same uvicorn
-  settings (one process, loop/http "auto", access log off),
+- the floor, `echo_app.py`: a bare Starlette app that echoes the body back, under the same
+  uvicorn settings (one process, loop/http "auto", access log off),
 
 then loads both with the same wrk script and body (`post.lua`: the product page's track
 event, a unique messageId per request), alternating between them for a few rounds, because
 the machine is shared and noisy. It reports the median req/s and p99 latency of each, the
-ratio Tidings ÷ echo (budget: >= 0.5), and checks that every event answered 202 is stored.
+ratio Tidings / echo (budget: >= 0.5), and checks that every event answered 202 is stored.
 
-    .venv/bin/python bench/ingest/run.py [--duration 10] [--connections 32] [--rounds 3]
+    .venv/bin/python bench/ingest/run.py [--duration 6] [--connections 32] [--rounds 3]
+        [--quick] [--commit REV | --src DIR] [--tidings-env TIDINGS_X=...]
 
-Needs wrk (`apt-get install -y wrk`). Writes bench/results/ingest-<timestamp>.json.
+Needs wrk (`apt-get install -y wrk`). Writes bench/results/ingest-<timestamp>.json. Exits 1
+if the verification fails or the budget is missed.
 """
 
 from __future__ import annotations
@@ -21,47 +23,50 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import importlib.metadata
-import importlib.util
-import io
 import json
 import os
-import platform
 import re
 import shutil
 import sqlite3
 import statistics
 import subprocess
 import sys
-import tarfile
-import tempfile
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import (
+    RESULTS_DIR,
     BenchError,
+    Proc,
+    add_common_arguments,
     api_key,
+    apply_defaults,
     clean_environment,
     filesystem_of,
     free_port,
+    machine,
+    make_work_dir,
+    print_verdict,
+    quiesce,
     run_benchmark,
+    running,
+    source_tree,
     stop_on_signals,
-    stop_process,
+    tidings_environment,
     tidings_executable,
+    uvicorn_settings,
+    verdict,
+    wait_http,
     write_result,
 )
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent.parent
 LUA_SCRIPT = HERE / "post.lua"
 ECHO_APP = HERE / "echo_app.py"
-RESULTS_DIR = REPO / "bench" / "results"
 PATH = "/inbound/segment"
 BUDGET = 0.5
 WRK_INSTALL_HINT = (
@@ -82,71 +87,7 @@ SAMPLE_EVENT: dict[str, Any] = {
 }
 
 
-# -- processes -------------------------------------------------------------------------------
-
-
-@dataclass
-class Server:
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{PATH}"
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def cpu_seconds(self) -> float | None:
-        """User + system CPU time of the server process (all its threads), Linux only."""
-        try:
-            fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            return None
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextlib.contextmanager
-def running(
-    name: str, argv: list[str], port: int, log: Path, env: dict[str, str]
-) -> Iterator[Server]:
-    with log.open("wb") as log_file:
-        # A session of its own: Ctrl-C reaches this script, which then stops the server.
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    server = Server(name, port, process, log)
-    try:
-        yield server
-    finally:
-        stop_process(process)
-
-
-def wait_until_up(server: Server, probe: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise BenchError(
-                f"{server.name} exited with code {server.process.returncode}:\n" + server.log_tail()
-            )
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{probe}", timeout=2):
-                return
-        except urllib.error.HTTPError:
-            return  # It answers HTTP: it is up.
-        except OSError:
-            time.sleep(0.1)
-    raise BenchError(f"{server.name} did not come up within {timeout:.0f}s:\n{server.log_tail()}")
+# -- the database ------------------------------------------------------------------------------
 
 
 def pending_events(database: Path) -> int:
@@ -159,32 +100,6 @@ def pending_events(database: Path) -> int:
         return int(row[0])
     finally:
         connection.close()
-
-
-def quiesce(servers: list[Server], database: Path, timeout: float = 180.0) -> float:
-    """Wait until the servers are idle (< 5% of a core for two 0.5 s windows in a row) and
-    Tidings' backlog of unprocessed events has stopped shrinking (it is 0 once the in-process
-    consumer has caught up; it stays put with TIDINGS_CONSUMER_WORKERS=0), so that one run's
-    leftovers do not slow the next. Returns the seconds waited."""
-    start = time.monotonic()
-    window = 0.5
-    before = [server.cpu_seconds() for server in servers]
-    backlog = pending_events(database)
-    idle_windows = 0
-    while time.monotonic() - start < timeout:
-        time.sleep(window)
-        after = [server.cpu_seconds() for server in servers]
-        busy = any(
-            a is not None and b is not None and a - b > 0.05 * window
-            for a, b in zip(after, before, strict=True)
-        )
-        before = after
-        previous, backlog = backlog, pending_events(database)
-        idle_windows = 0 if busy or backlog != previous else idle_windows + 1
-        if idle_windows >= 2:
-            return time.monotonic() - start
-    print(f"  warning: servers still busy after {timeout:.0f}s; measuring anyway")
-    return time.monotonic() - start
 
 
 # -- HTTP helpers ----------------------------------------------------------------------------
@@ -243,7 +158,7 @@ class WrkRun:
 
 def run_wrk(
     wrk: str,
-    server: Server,
+    server: Proc,
     key: str,
     *,
     target: str,
@@ -267,7 +182,7 @@ def run_wrk(
         "--latency",
         "-s",
         str(LUA_SCRIPT),
-        server.url,
+        f"http://127.0.0.1:{server.port}{PATH}",
     ]
     completed = subprocess.run(
         argv, capture_output=True, text=True, env=env, timeout=seconds + timeout_s + 60
@@ -380,84 +295,6 @@ def verify(runs: list[WrkRun], database: Path, smoke_ids: set[str]) -> dict[str,
 # -- reporting ---------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, Any]:
-    cpu = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    versions = {}
-    for package in ("tidings", "uvicorn", "starlette", "fastapi", "uvloop", "httptools"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            versions[package] = importlib.metadata.version(package)
-    versions["sqlite"] = sqlite3.sqlite_version
-    wrk_version = subprocess.run(
-        ["wrk", "-v"], capture_output=True, text=True, check=False
-    ).stdout.split("Copyright")[0]
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    return {
-        "cpus": os.cpu_count(),
-        "cpu_model": cpu,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "versions": versions,
-        "wrk": wrk_version.strip(),
-        "git": commit,
-        "load_average": [round(value, 2) for value in os.getloadavg()],
-    }
-
-
-def tidings_source(env: dict[str, str]) -> str:
-    """Which tidings package `tidings serve` imports (PYTHONPATH can point at another tree)."""
-    output = subprocess.run(
-        [sys.executable, "-c", "import tidings; print(tidings.__file__)"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-    ).stdout.strip()
-    path = Path(output).parent if output else None
-    if path is None:
-        return "unknown"
-    with contextlib.suppress(ValueError):
-        return str(path.relative_to(REPO))
-    return str(path)
-
-
-def export_commit(revision: str, destination: Path) -> tuple[str, Path]:
-    """`git archive` the commit's src/ into destination; returns (short hash, src dir)."""
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", f"{revision}^{{commit}}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", "--format=tar", commit, "src"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(destination, filter="data")
-    return commit, destination / "src"
-
-
-def uvicorn_settings() -> dict[str, Any]:
-    return {
-        "processes": 1,
-        "loop": "auto -> " + ("uvloop" if importlib.util.find_spec("uvloop") else "asyncio"),
-        "http": "auto -> " + ("httptools" if importlib.util.find_spec("httptools") else "h11"),
-        "access_log": False,
-        "log_level": "warning",
-    }
-
-
 def print_table(runs: list[WrkRun], summary: dict[str, Any]) -> None:
     print()
     print(f"{'round':>6}  {'target':<8} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
@@ -473,11 +310,7 @@ def print_table(runs: list[WrkRun], summary: dict[str, Any]) -> None:
             f"{'median':>6}  {target:<8} {median['rps']:>9.0f} {median['p50_ms']:>8.2f} "
             f"{median['p99_ms']:>8.2f}"
         )
-    verdict = "OK" if summary["ratio"] >= BUDGET else "OVER BUDGET"
-    print(
-        f"\nratio tidings/echo req/s: {summary['ratio']:.3f} "
-        f"(budget >= {BUDGET}: {verdict}; per-round ratios {summary['round_ratios']})"
-    )
+    print(f"per-round ratios tidings/echo: {summary['round_ratios']}")
 
 
 def medians(runs: list[WrkRun]) -> dict[str, float]:
@@ -495,39 +328,116 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Benchmark single-event POST /inbound/segment against a bare echo app."
     )
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per run")
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per run")
+    parser.add_argument("--duration", type=float, help="seconds measured per run (6; quick 3)")
+    parser.add_argument("--warmup", type=float, help="seconds of warm-up per run (2; quick 1)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds (each: echo and tidings)")
+    parser.add_argument("--rounds", type=int, help="rounds, each echo and tidings (3; quick 1)")
     parser.add_argument("--timeout", type=float, default=10.0, help="wrk request timeout, s")
-    parser.add_argument(
-        "--tidings-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a TIDINGS_* setting for `tidings serve`, e.g. TIDINGS_SQLITE_SYNCHRONOUS=normal "
-        "(TIDINGS_* variables of the calling shell are not passed on)",
-    )
-    parser.add_argument(
-        "--data-root", type=Path, default=None, help="where the temporary data dir is created"
-    )
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--commit",
-        default=None,
-        metavar="REV",
-        help="measure src/ of this commit (git archive), not the working tree",
-    )
-    source.add_argument(
-        "--src", type=Path, default=None, help="measure this copy of src/ (e.g. a patched one)"
-    )
-    parser.add_argument("--keep-data", action="store_true", help="keep the temporary data dir")
-    parser.add_argument("--output", type=Path, default=None, help="result JSON path")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
+    apply_defaults(
+        args,
+        {"duration": 6.0, "warmup": 2.0, "rounds": 3},
+        {"duration": 3.0, "warmup": 1.0, "rounds": 1},
+    )
     if args.connections < args.threads:
         parser.error("--connections must be at least --threads")
     return args
+
+
+def start_servers(
+    stack: contextlib.ExitStack, tidings: str, work_dir: Path, env: dict[str, str]
+) -> tuple[Proc, Proc]:
+    """`tidings serve` (in env, the measured source's) and the echo app, up and answering."""
+    tidings_port, echo_port = free_port(), free_port()
+    print(f"starting tidings serve on :{tidings_port} and the echo app on :{echo_port}")
+    server = stack.enter_context(
+        running(
+            "tidings",
+            [tidings, "serve", "--host", "127.0.0.1", "--port", str(tidings_port)],
+            work_dir / "tidings.log",
+            env,
+        )
+    )
+    server.port = tidings_port
+    echo = stack.enter_context(
+        running(
+            "echo",
+            [sys.executable, str(ECHO_APP), "--port", str(echo_port)],
+            work_dir / "echo.log",
+            clean_environment(),
+        )
+    )
+    echo.port = echo_port
+    wait_http(server, "/health")
+    wait_http(echo, PATH)
+    return server, echo
+
+
+def measure(
+    wrk: str, servers: dict[str, Proc], key: str, args: argparse.Namespace, work_dir: Path
+) -> list[WrkRun]:
+    """Rounds of (echo, tidings), in alternating order, each after the servers are idle."""
+    database = work_dir / "data" / "tidings.db"
+    runs: list[WrkRun] = []
+    print(
+        f"{args.rounds} rounds x (echo, tidings): {args.warmup:g}s warm-up + "
+        f"{args.duration:g}s, {args.connections} connections, {args.threads} wrk thread(s)"
+    )
+    for round_number in range(1, args.rounds + 1):
+        order = ["echo", "tidings"] if round_number % 2 else ["tidings", "echo"]
+        for target in order:
+            idle = quiesce(list(servers.values()), lambda: pending_events(database))
+            common: dict[str, Any] = {
+                "target": target,
+                "round_number": round_number,
+                "connections": args.connections,
+                "threads": args.threads,
+                "timeout_s": args.timeout,
+                "work_dir": work_dir,
+            }
+            if args.warmup > 0:
+                runs.append(
+                    run_wrk(wrk, servers[target], key, phase="warm", seconds=args.warmup, **common)
+                )
+            run = run_wrk(
+                wrk, servers[target], key, phase="measure", seconds=args.duration, **common
+            )
+            run.idle_wait_s = round(idle, 2)
+            runs.append(run)
+            print(
+                f"  round {round_number} {target:<8} {run.rps:>8.0f} req/s  "
+                f"p99 {run.latency_ms['p99']:>7.2f} ms  non-2xx {run.non_2xx}  "
+                f"(waited {idle:.1f}s for idle servers first)"
+            )
+    return runs
+
+
+def check(server: Proc, runs: list[WrkRun], key: str, database: Path) -> dict[str, Any]:
+    """Every answered event stored once (see verify), one read back through the API, and
+    the echo runs clean."""
+    drained = quiesce([server], lambda: pending_events(database))  # In-flight requests commit.
+    verification = verify(
+        [run for run in runs if run.target == "tidings"],
+        database,
+        {str(SAMPLE_EVENT["messageId"])},
+    )
+    spot_id = next(run.acked_ids[-1] for run in reversed(runs) if run.target == "tidings")
+    status, _ = http(
+        "GET", f"http://127.0.0.1:{server.port}/integrations/segment/events/{spot_id}", key
+    )
+    verification["api_spot_check"] = {"messageId": spot_id, "status": status}
+    verification["final_drain_s"] = round(drained, 2)
+    if status != 200:
+        verification["ok"] = False
+        verification["problems"].append(f"GET events/{spot_id} answered {status}")
+    for run in runs:
+        bad = run.non_2xx or any(run.socket_errors.values()) or run.ok != len(run.acked_ids)
+        if run.target == "echo" and bad:
+            verification["ok"] = False
+            verification["problems"].append(f"{run.tag}: bad echo responses")
+    return verification
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -542,141 +452,35 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     stop_on_signals()
 
-    env = clean_environment()
-    tidings_env = dict(env)
-    for assignment in args.tidings_env:
-        name, _, value = assignment.partition("=")
-        tidings_env[name] = value
-
     started = dt.datetime.now(dt.UTC)
-    load_at_start = [round(value, 2) for value in os.getloadavg()]
+    machine_info = machine()
     with contextlib.ExitStack() as stack:
-        work_dir = Path(tempfile.mkdtemp(prefix="tidings-bench-", dir=args.data_root))
-        if args.keep_data:
-            print(f"data dir kept at {work_dir}")
-        else:
-            stack.callback(shutil.rmtree, work_dir, ignore_errors=True)
+        work_dir = make_work_dir(stack, args, "tidings-ingest-")
         data_dir = work_dir / "data"
-        code = "working tree"
-        if args.commit:
-            code, src = export_commit(args.commit, work_dir / "tree")
-        elif args.src:
-            src = args.src.resolve()
-            code = str(src)
-        if args.commit or args.src:
-            paths = [str(src), tidings_env.get("PYTHONPATH", "")]
-            tidings_env["PYTHONPATH"] = os.pathsep.join(path for path in paths if path)
-        source = tidings_source(tidings_env)
-        print(f"measuring Tidings from {source} ({code})")
-        tidings_port, echo_port = free_port(), free_port()
-        print(f"starting tidings serve on :{tidings_port} and the echo app on :{echo_port}")
-        server = stack.enter_context(
-            running(
-                "tidings",
-                [
-                    tidings,
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(tidings_port),
-                    "--data-dir",
-                    str(data_dir),
-                ],
-                tidings_port,
-                work_dir / "tidings.log",
-                tidings_env,
-            )
-        )
-        echo = stack.enter_context(
-            running(
-                "echo",
-                [sys.executable, str(ECHO_APP), "--port", str(echo_port)],
-                echo_port,
-                work_dir / "echo.log",
-                env,
-            )
-        )
-        wait_until_up(server, "/health")
-        wait_until_up(echo, PATH)
+        source = source_tree(args.commit, args.src, work_dir)
+        tidings_env = tidings_environment(clean_environment(), data_dir, source, args.tidings_env)
+        server, echo = start_servers(stack, tidings, work_dir, tidings_env)
         key = api_key(tidings, data_dir, tidings_env)
 
-        status, body = http("POST", server.url, key, SAMPLE_EVENT)
+        status, body = http("POST", f"http://127.0.0.1:{server.port}{PATH}", key, SAMPLE_EVENT)
         if status != 202:
             raise BenchError(f"smoke POST to tidings answered {status}: {body}")
-        status, body = http("POST", echo.url, key, SAMPLE_EVENT)
+        status, body = http("POST", f"http://127.0.0.1:{echo.port}{PATH}", key, SAMPLE_EVENT)
         if status != 200 or body != SAMPLE_EVENT:
             raise BenchError(f"smoke POST to echo answered {status}: {body}")
 
-        servers = {"echo": echo, "tidings": server}
-        runs: list[WrkRun] = []
-        print(
-            f"{args.rounds} rounds x (echo, tidings): {args.warmup:g}s warm-up + "
-            f"{args.duration:g}s, {args.connections} connections, {args.threads} wrk thread(s)"
-        )
-        for round_number in range(1, args.rounds + 1):
-            order = ["echo", "tidings"] if round_number % 2 else ["tidings", "echo"]
-            for target in order:
-                idle = quiesce(list(servers.values()), data_dir / "tidings.db")
-                common: dict[str, Any] = {
-                    "target": target,
-                    "round_number": round_number,
-                    "connections": args.connections,
-                    "threads": args.threads,
-                    "timeout_s": args.timeout,
-                    "work_dir": work_dir,
-                }
-                if args.warmup > 0:
-                    runs.append(
-                        run_wrk(
-                            wrk, servers[target], key, phase="warm", seconds=args.warmup, **common
-                        )
-                    )
-                run = run_wrk(
-                    wrk, servers[target], key, phase="measure", seconds=args.duration, **common
-                )
-                run.idle_wait_s = round(idle, 2)
-                runs.append(run)
-                print(
-                    f"  round {round_number} {target:<8} {run.rps:>8.0f} req/s  "
-                    f"p99 {run.latency_ms['p99']:>7.2f} ms  non-2xx {run.non_2xx}  "
-                    f"(waited {idle:.1f}s for idle servers first)"
-                )
-
-        drained = quiesce([server], data_dir / "tidings.db")  # In-flight requests commit.
-        verification = verify(
-            [run for run in runs if run.target == "tidings"],
-            data_dir / "tidings.db",
-            {str(SAMPLE_EVENT["messageId"])},
-        )
-        spot_id = next(run.acked_ids[-1] for run in reversed(runs) if run.target == "tidings")
-        status, _ = http(
-            "GET",
-            f"http://127.0.0.1:{tidings_port}/integrations/segment/events/{spot_id}",
-            key,
-        )
-        verification["api_spot_check"] = {"messageId": spot_id, "status": status}
-        verification["final_drain_s"] = round(drained, 2)
-        if status != 200:
-            verification["ok"] = False
-            verification["problems"].append(f"GET events/{spot_id} answered {status}")
-        echo_runs = [run for run in runs if run.target == "echo"]
-        for run in echo_runs:
-            if run.non_2xx or any(run.socket_errors.values()) or run.ok != len(run.acked_ids):
-                verification["ok"] = False
-                verification["problems"].append(f"{run.tag}: bad echo responses")
+        runs = measure(wrk, {"echo": echo, "tidings": server}, key, args, work_dir)
+        verification = check(server, runs, key, data_dir / "tidings.db")
         data_filesystem = filesystem_of(data_dir.resolve())
 
     measured = [run for run in runs if run.phase == "measure"]
     by_target = {t: [run for run in measured if run.target == t] for t in ("echo", "tidings")}
     summary: dict[str, Any] = {t: medians(by_target[t]) for t in by_target}
-    summary["ratio"] = round(summary["tidings"]["rps"] / summary["echo"]["rps"], 3)
     summary["round_ratios"] = [
         round(t.rps / e.rps, 3)
         for e, t in zip(by_target["echo"], by_target["tidings"], strict=True)
     ]
-    summary["budget"] = BUDGET
-    summary["within_budget"] = summary["ratio"] >= BUDGET
+    figures = verdict("req/s", summary["echo"]["rps"], summary["tidings"]["rps"], BUDGET)
 
     print_table(measured, summary)
     print(
@@ -686,22 +490,24 @@ def main(argv: list[str] | None = None) -> int:
         if verification["ok"]
         else "verification FAILED:\n  " + "\n  ".join(verification["problems"])
     )
+    print_verdict("ingest", figures)
 
     result = {
         "benchmark": "ingest",
         "started_at": started.isoformat(timespec="seconds"),
-        "machine": {**machine(), "load_average_at_start": load_at_start},
+        "machine": machine_info,
+        "source": {k: v for k, v in source.items() if k != "path"},
+        "budget": figures,
         "settings": {
             "duration_s": args.duration,
             "warmup_s": args.warmup,
             "connections": args.connections,
             "wrk_threads": args.threads,
             "rounds": args.rounds,
+            "quick": args.quick,
             "timeout_s": args.timeout,
             "uvicorn": uvicorn_settings(),
             "tidings_env": args.tidings_env,
-            "tidings_source": source,
-            "measured_code": code,
             "data_dir_filesystem": data_filesystem,
             "body_bytes": len(json.dumps(SAMPLE_EVENT, separators=(",", ":"))),
         },
@@ -711,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     output = args.output or RESULTS_DIR / f"ingest-{started:%Y%m%dT%H%M%SZ}.json"
     write_result(result, output)
-    return 0 if verification["ok"] else 1
+    return 0 if verification["ok"] and figures["met"] else 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Pipeline benchmark: a Segment track event to SMTP accept, through an automation.
+"""Pipeline benchmark: a Segment track event to SMTP accept, against a minimal floor.
 
 In one run it starts, on free loopback ports and a temporary data dir:
 
@@ -6,70 +6,49 @@ In one run it starts, on free loopback ports and a temporary data dir:
   accept time (`time.time()` when DATA is accepted), Subject and recipients of every message
   to a JSON-lines file;
 - `tidings serve` with its defaults: SQLite database and SQLite job queue in the data dir,
-  the in-process job consumer (2 threads).
+  the in-process job consumer;
+- the floor, `floor_app.py`: a minimal Starlette app that inserts each event into SQLite
+  (WAL, Tidings' synchronous setting), and a thread of the same process that polls for new
+  rows, renders one Liquid template and sends it with smtplib over one connection to the
+  same sink.
 
-Untimed, through the API: the SMTP provider (`security: none`, pointing at the sink), a
+Untimed, through Tidings' API: the SMTP provider (`security: none`, pointing at the sink), a
 notification whose subject is `pipeline {{ data.seq }}`, an automation triggered by
 `track/Bench Event` with one `send` step of that notification to the event's user, and
-`--users` profiles (`bench-u<k>` with an email each). Then warm-up events until one reaches
-the sink.
+`--users` profiles (`bench-u<k>`, `User <k>`, `bench-u<k>@bench.test`; the floor holds the
+same users in memory). Then warm-up events until they reach the sink through both.
 
-Timed, for each rate R of `--rates` in turn (ascending):
-
-1. **floor**: R plain SMTP messages a second, for `--floor-seconds`, sent by this process
-   straight to the same sink over one connection (smtplib), subject `floor <seq>`. Its latency
-   (send call -> sink accept) is the floor: what the sink, loopback and this machine cost
-   without Tidings.
-2. **pipeline**: R x `--seconds` Segment track events (`event: "Bench Event"`,
-   `properties.seq`: a sequence number unique in the run, users in turn) to
-   `POST /inbound/segment`, **open-loop**: event i is due at start + i/R, whatever happened to
-   the earlier ones. Each goes out in a task of its own on the most recently used idle
-   keep-alive connection (at most `--connections`), through a minimal HTTP/1.1 client on
-   asyncio, so the sender costs little CPU. Then it waits (at most `--drain-timeout` s) for
-   every event's email. Each email is matched to its event by the sequence number in its
-   subject.
-
-Figures per rate:
-
-- latency: sink accept time - the time the event's request was written to the socket ("event
-  receipt"), p50/p90/p99/max over the events delivered; also from the scheduled time, which
-  adds the sender's own lag;
-- delivery: events answered 202 whose email was not in the sink by the drain timeout; after
-  the last rate it waits (at most `--settle-timeout` s) for Tidings to finish, then counts
-  **lost** (not in the sink although Tidings has finished with them: event processed, run
-  ended, message sent), **duplicates** (an event's email accepted twice) and emails to the
-  wrong address, which must all be 0 (the exit status says so), apart from the events still
-  queued in Tidings when it stopped; refused: not answered 202, or answered `duplicate`;
-- the sender: its own lag (handed to a connection - due: this process late), the wait for a
-  free connection (all `--connections` waiting for Tidings' answers: ingest pushing back) and
-  the time to the 202. **A lagging sender is reported, not hidden**: if its own p99 lag
-  exceeds `--lag-bound-ms` (50) or it offered less than 98 % of the rate, the rate is marked
-  `sender lagged`, neither sustained nor failed, and stepping stops;
-- where the time goes, from the rows Tidings wrote (event, run, run step, message, delivery
-  timestamps): request -> received, received -> event processed (group commit, first queue
-  hop, processing), processed -> run step started (second hop), step started -> message
-  routed (third hop, routing), routed -> SMTP accept (the attempt's commit and the SMTP
-  exchange);
-- CPU seconds of Tidings, the sink and this process, and of everything else on the machine
-  ("others": the noise indicator).
+Timed: each of the two finds its **highest sustained rate**, by the same stepping
+(`Stepper`), in steps that alternate between them. At a rate R, R x `--seconds` Segment
+track events (`event: "Bench Event"`, `properties.seq`: a sequence number unique in the run,
+users in turn) go to `POST /inbound/segment`, **open-loop**: event i is due at start + i/R,
+whatever happened to the earlier ones. Each goes out in a task of its own on the most
+recently used idle keep-alive connection (at most `--connections`), through a minimal
+HTTP/1.1 client on asyncio, so the sender costs little CPU. Then it waits (at most
+`--drain-timeout` s) for every event's email; the subject's number matches it to its event.
 
 **A rate is sustained** when every event was answered 202 and its email was in the sink by
-the drain timeout, exactly once, the last email arrived within `--drain-bound` s (default 2)
-of the last event sent, p99 is at most `--sustain-p99-ms` (default 1000 ms), no event waited
-more than `--lag-bound-ms` (p99) for a free connection, and the sender kept its schedule.
-Stepping stops at the first rate that is not sustained; the highest sustained rate is
-reported. **Budget: p99 <= 250 ms at 200 events/s** (`--budget-rate`, `--budget-p99-ms`),
-with the ratios to the floor; when stepping stops below the budget rate, that rate is still
-measured once, after Tidings has worked off what the failed rate left.
+the drain timeout, exactly once, the last email arrived within `--drain-bound` s of the last
+event sent, latency p99 (sink accept - request written) is at most `--p99-ms` (250), no event
+waited more than `--lag-bound-ms` (p99) for a free connection, and the sender kept its
+schedule (its own p99 lag within `--lag-bound-ms` and at least 98 % of the rate offered;
+otherwise the rate is `sender lagged`: not sustained, and a result it bounds is reported as
+inconclusive). The stepping goes up `--rates` until the first rate not sustained, then
+bisects `--refine` times between the highest sustained rate and the lowest that was not.
 
-    .venv/bin/python bench/pipeline/run.py [--rates 10,25,50,100,200,300,400,600]
-        [--seconds 10] [--commit REV | --src DIR] [--tidings-env TIDINGS_X=...]
+**Budget: Tidings' highest sustained rate >= 0.4 x the floor's.** After the last step it
+waits (at most `--settle-timeout` s) for both to finish, then counts **lost** emails (not in
+the sink although the event was answered 202 and its pipeline has finished), duplicates and
+emails to the wrong address, which must all be 0. For Tidings it also reports where the time
+goes, from the rows it wrote (event, run, run step, message, delivery timestamps), and per
+step CPU seconds of every process and of the rest of the machine ("others": the noise).
+
+    .venv/bin/python bench/pipeline/run.py [--rates 100,200,400,800,1600] [--refine 3]
+        [--seconds 6] [--quick] [--commit REV | --src DIR] [--tidings-env TIDINGS_X=...]
         [--py-spy cpu|wall]
 
-Each rate is bounded in events (R x `--seconds`) and time (sending stops at 2 x `--seconds`
-+ 5 s; the drain at `--drain-timeout`). Writes bench/results/pipeline-<timestamp>.json.
-`--commit REV` and `--src DIR` measure src/ of a commit or a patched copy, as in the send
-benchmark.
+Writes bench/results/pipeline-<timestamp>.json. Exits 1 if the verification fails or the
+budget is missed (or the floor's rate was bounded by this process, not by the floor).
 """
 
 from __future__ import annotations
@@ -81,13 +60,11 @@ import contextlib
 import datetime as dt
 import json
 import os
-import shutil
-import smtplib
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,31 +73,42 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import (
-    REPO,
+    RESULTS_DIR,
     BenchError,
     Proc,
+    add_common_arguments,
     api_key,
+    apply_defaults,
     clean_environment,
     filesystem_of,
     free_port,
     machine,
     machine_busy_seconds,
+    make_work_dir,
     ms,
     own_cpu_seconds,
     percentile,
+    print_verdict,
+    quiesce,
     run_benchmark,
     running,
     source_tree,
+    sqlite_synchronous,
     start_py_spy,
     start_sink,
     stop_on_signals,
     tidings_environment,
     tidings_executable,
+    uvicorn_settings,
+    verdict,
     wait_for,
+    wait_http,
     write_result,
 )
 
-RESULTS_DIR = REPO / "bench" / "results"
+HERE = Path(__file__).resolve().parent
+FLOOR_APP = HERE / "floor_app.py"
+BUDGET = 0.4
 EVENT_NAME = "Bench Event"
 NOTIFICATION_ID = AUTOMATION_ID = "bench-pipeline"
 NOTIFICATION = {
@@ -140,6 +128,7 @@ AUTOMATION = {
 }
 FROM_EMAIL = "bench@tidings.test"
 WARMUP_EVENTS = 20
+TARGETS = ("floor", "tidings")
 
 
 def user_id(seq: int, users: int) -> str:
@@ -156,7 +145,7 @@ def email_of(user: str) -> str:
 @dataclass
 class Accept:
     at: float
-    kind: str  # "pipeline" or "floor"
+    kind: str  # "pipeline" (Tidings) or "floor"
     seq: int
     rcpt: list[str]
 
@@ -358,40 +347,6 @@ def send_events(*args: Any) -> list[Sent]:
     return uvloop.run(coroutine)
 
 
-# -- the floor: plain SMTP from this process ---------------------------------------------------
-
-
-def floor_message(seq: int, rcpt: str) -> bytes:
-    """About the size and shape of the email Tidings sends for the benchmark's notification."""
-    return (
-        f"From: Tidings bench <{FROM_EMAIL}>\r\nTo: {rcpt}\r\nSubject: floor {seq}\r\n"
-        f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S +0000', time.gmtime())}\r\n"
-        f"Message-ID: <floor-{seq}@bench.test>\r\nMIME-Version: 1.0\r\n"
-        'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: 7bit\r\n\r\n'
-        f"Hello, this is benchmark event {seq}.\r\n"
-    ).encode()
-
-
-def send_floor(smtp_port: int, seqs: range, rate: float, users: int) -> list[Sent]:
-    """Open-loop SMTP sends on one connection, at the same rate as the pipeline step."""
-    done = []
-    with smtplib.SMTP("127.0.0.1", smtp_port, local_hostname="bench", timeout=30) as smtp:
-        start_mono = time.monotonic() + 0.05
-        start_wall = time.time() + 0.05
-        for index, seq in enumerate(seqs):
-            delay = start_mono + index / rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            rcpt = email_of(user_id(seq, users))
-            now = time.time()
-            sent = Sent(seq, start_wall + index / rate, dispatched=now, written=now)
-            smtp.sendmail(FROM_EMAIL, [rcpt], floor_message(seq, rcpt))
-            sent.answered = time.time()
-            sent.status = 250
-            done.append(sent)
-    return done
-
-
 # -- where the time goes: the rows Tidings wrote -----------------------------------------------
 
 
@@ -476,9 +431,6 @@ def breakdown(
     }
 
 
-# -- one rate ------------------------------------------------------------------------------------
-
-
 @dataclass
 class Latency:
     """Percentiles in ms. With `missing` values (events not delivered by the drain timeout)
@@ -558,7 +510,11 @@ def outcome(
     first_written = min((s.written for s in sent), default=0.0)
     last_written = max((s.written for s in sent), default=0.0)
     last_accept = max((a.at for a in first_accept.values()), default=None)
-    span = (last_written - first_written) * len(sent) / max(1, len(sent) - 1)
+    # What the scheduler offered (handed to the connections), apart from the wait for a free
+    # connection, which is the server pushing back, not the sender lagging.
+    dispatched = [s.dispatched for s in sent]
+    span = (max(dispatched, default=0.0) - min(dispatched, default=0.0)) * len(sent)
+    span /= max(1, len(sent) - 1)
     return Outcome(
         rate=rate,
         events=len(seqs),
@@ -592,13 +548,12 @@ def outcome(
 
 @dataclass
 class Step:
+    target: str
     rate: float
-    floor: Outcome
-    pipeline: Outcome
+    outcome: Outcome
     verdict: str  # "sustained", "not sustained" or "sender lagged"
     reasons: list[str]
     hops_ms: dict[str, dict[str, float | None]]
-    ratios: dict[str, float | None]
     cpu_seconds: dict[str, float]
     other_processes_cpu_seconds: float | None
     wall_seconds: float
@@ -607,49 +562,141 @@ class Step:
     pending_before: dict[str, int] = field(default_factory=dict)
 
 
-def judge(pipeline: Outcome, args: argparse.Namespace) -> tuple[str, list[str]]:
-    """Sustained, not sustained (with the reasons), or sender lagged (inconclusive)."""
+def judge(result: Outcome, args: argparse.Namespace) -> tuple[str, list[str]]:
+    """Sustained, not sustained (with the reasons), or sender lagged (this process did not
+    keep the schedule)."""
     reasons = []
-    if pipeline.sent < pipeline.events:
-        reasons.append(f"only {pipeline.sent} of {pipeline.events} events sent within the bound")
-    if pipeline.refused:
-        reasons.append(f"{pipeline.refused} events not answered 202 (or answered duplicate)")
-    if pipeline.undelivered_at_drain:
+    if result.sent < result.events:
+        reasons.append(f"only {result.sent} of {result.events} events sent within the bound")
+    if result.refused:
+        reasons.append(f"{result.refused} events not answered 202 (or answered duplicate)")
+    if result.undelivered_at_drain:
         reasons.append(
-            f"{pipeline.undelivered_at_drain} events not in the sink {args.drain_timeout:.0f} s "
+            f"{result.undelivered_at_drain} events not in the sink {args.drain_timeout:.0f} s "
             "after the last one was sent"
         )
-    if pipeline.duplicates:
-        reasons.append(f"{pipeline.duplicates} duplicate emails")
-    if pipeline.wrong_recipient:
-        reasons.append(f"{pipeline.wrong_recipient} emails to the wrong recipient")
-    late = pipeline.last_accept_after_last_send_s
+    if result.duplicates:
+        reasons.append(f"{result.duplicates} duplicate emails")
+    if result.wrong_recipient:
+        reasons.append(f"{result.wrong_recipient} emails to the wrong recipient")
+    late = result.last_accept_after_last_send_s
     if late is not None and late > args.drain_bound:
         reasons.append(
             f"the last email came {late:.2f} s after the last event (> {args.drain_bound} s)"
         )
-    p99 = pipeline.latency_ms.p99
-    if p99 is None or p99 > args.sustain_p99_ms:
-        reasons.append(f"p99 {shown(p99)} > {args.sustain_p99_ms:.0f} ms")
-    waited = pipeline.connection_wait_ms.p99
+    p99 = result.latency_ms.p99
+    if p99 is None or p99 > args.p99_ms:
+        reasons.append(f"p99 {shown(p99)} > {args.p99_ms:.0f} ms")
+    waited = result.connection_wait_ms.p99
     if waited is not None and waited > args.lag_bound_ms:
         reasons.append(
             f"ingest pushed back: events waited for a free connection (p99 {waited} ms, "
             f"{args.connections} connections)"
         )
-    lag = pipeline.sender_lag_ms.p99
-    slow = pipeline.offered_rate < 0.98 * pipeline.rate
+    lag = result.sender_lag_ms.p99
+    slow = result.offered_rate < 0.98 * result.rate
     if (lag is not None and lag > args.lag_bound_ms) or slow:
         return "sender lagged", [
             f"the sender's own p99 lag was {shown(lag)} (bound {args.lag_bound_ms:.0f} ms) and "
-            f"it offered {pipeline.offered_rate}/s: this process did not keep its schedule",
+            f"it offered {result.offered_rate}/s: this process did not keep its schedule",
             *reasons,
         ]
     return ("not sustained", reasons) if reasons else ("sustained", [])
 
 
-def ratio(a: float | None, b: float | None) -> float | None:
-    return round(a / b, 1) if a is not None and b else None
+# -- the stepping, one implementation for both ----------------------------------------------------
+
+
+class Stepper:
+    """The rates one pipeline is measured at: up `ladder` until the first rate that is not
+    sustained, then `refine` bisections between the highest rate sustained and the lowest
+    that was not."""
+
+    def __init__(self, ladder: list[float], refine: int) -> None:
+        self.ladder = list(ladder)
+        self.refine = refine
+        self.sustained: float | None = None
+        self.failed: dict[float, str] = {}  # rate -> verdict
+
+    def next_rate(self) -> float | None:
+        if not self.failed:
+            return self.ladder.pop(0) if self.ladder else None
+        low, high = self.sustained or 0.0, min(self.failed)
+        middle = float(round((low + high) / 2))
+        if self.refine <= 0 or not low < middle < high:
+            return None
+        self.refine -= 1
+        return middle
+
+    def record(self, rate: float, verdict: str) -> None:
+        if verdict == "sustained":
+            self.sustained = max(self.sustained or 0.0, rate)
+        else:
+            self.failed[rate] = verdict
+
+    def result(self) -> dict[str, Any]:
+        """The highest rate sustained and what bounds it: the lowest rate not sustained, or
+        the top of the ladder, or this process (the sender lagged): then it is a lower
+        bound only."""
+        lowest_failed = min(self.failed, default=None)
+        bound = "top of the ladder" if lowest_failed is None else self.failed[lowest_failed]
+        return {
+            "highest_sustained": self.sustained,
+            "lowest_not_sustained": lowest_failed,
+            "bounded_by": bound,
+            "exact": bound == "not sustained",
+        }
+
+
+# -- the two pipelines ---------------------------------------------------------------------------
+
+
+Hops = dict[str, dict[str, float | None]]
+
+
+@dataclass
+class Target:
+    """One of the two pipelines measured: where its events go, what its emails are called,
+    and what it has left to do."""
+
+    name: str
+    kind: str  # the first word of its emails' subjects
+    proc: Proc
+    key: str
+    run_tag: str  # the prefix of its events' messageIds
+    pending: Callable[[], dict[str, int]]
+    unfinished: Callable[[list[int]], set[int]]
+    hops: Callable[[dict[int, Sent], dict[int, float], range], Hops]
+
+
+def tidings_target(server: Proc, key: str, run_tag: str, database: Path) -> Target:
+    def hops(sent: dict[int, Sent], accepted: dict[int, float], seqs: range) -> Hops:
+        try:
+            return breakdown(sent, accepted, stage_times(database, run_tag, seqs))
+        except sqlite3.Error as exc:  # A schema this benchmark does not know.
+            return {f"(not available: {exc})": {}}
+
+    return Target(
+        "tidings",
+        "pipeline",
+        server,
+        key,
+        run_tag,
+        lambda: pending(database),
+        lambda seqs: unfinished_seqs(database, run_tag, seqs),
+        hops,
+    )
+
+
+def floor_target(floor: Proc, run_tag: str) -> Target:
+    def floor_pending() -> dict[str, int]:
+        status = httpx.get(f"http://127.0.0.1:{floor.port}/status", timeout=10).json()
+        return {"events_not_sent": int(status["stored"]) - int(status["sent"])}
+
+    def unfinished(seqs: list[int]) -> set[int]:
+        return set(seqs) if any(floor_pending().values()) else set()
+
+    return Target("floor", "floor", floor, "", run_tag, floor_pending, unfinished, lambda *_: {})
 
 
 def unfinished_seqs(database: Path, run_tag: str, seqs: list[int]) -> set[int]:
@@ -703,56 +750,46 @@ def pending(database: Path) -> dict[str, int]:
         connection.close()
 
 
-def settle(database: Path, record: SinkRecord, procs: list[Proc], timeout: float) -> bool:
-    """Wait until Tidings has nothing left to do and the sink has stopped receiving."""
+@dataclass
+class Bench:
+    args: argparse.Namespace
+    record: SinkRecord
+    procs: list[Proc]
+    targets: dict[str, Target]
+    next_seq: int = 0
+
+
+def settle(bench: Bench, timeout: float) -> bool:
+    """Wait until neither pipeline has anything left to do and the sink has stopped
+    receiving."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        for proc in procs:
+        for proc in bench.procs:
             proc.check_alive()
-        if not any(pending(database).values()):
+        if not any(any(t.pending().values()) for t in bench.targets.values()):
             time.sleep(1.0)  # A duplicate in flight would arrive now.
-            record.poll()
+            bench.record.poll()
             return True
-        record.poll()
+        bench.record.poll()
         time.sleep(0.25)
-    record.poll()
+    bench.record.poll()
     return False
 
 
-def run_rate(
-    rate: float,
-    first_seq: int,
-    args: argparse.Namespace,
-    record: SinkRecord,
-    procs: list[Proc],
-    server: Proc,
-    sink: Proc,
-    key: str,
-    run_tag: str,
-    database: Path,
-) -> tuple[Step, range, list[Sent]]:
-    floor_count = max(1, round(rate * args.floor_seconds))
-    floor_seqs = range(first_seq, first_seq + floor_count)
-    floor_sent = send_floor(sink.port, floor_seqs, rate, args.users)
-    wait_for(
-        "the floor's messages in the sink",
-        lambda: record.poll() >= 0 and len(record.of("floor", floor_seqs)) >= floor_count,
-        procs,
-        30,
-    )
-    floor = outcome(rate, floor_seqs, floor_sent, record.of("floor", floor_seqs), args.users, 250)
-
+def run_rate(bench: Bench, target: Target, rate: float) -> tuple[Step, range, list[Sent]]:
+    args, record = bench.args, bench.record
     count = max(1, round(rate * args.seconds))
-    seqs = range(floor_seqs.stop, floor_seqs.stop + count)
-    cpu_before = {proc.name: proc.cpu_seconds() for proc in procs}
+    seqs = range(bench.next_seq, bench.next_seq + count)
+    bench.next_seq = seqs.stop
+    cpu_before = {proc.name: proc.cpu_seconds() for proc in bench.procs}
     cpu_before["runner"] = own_cpu_seconds()
     busy_before = machine_busy_seconds()
     started = time.time()
     sent = send_events(
         "127.0.0.1",
-        server.port,
-        key,
-        run_tag,
+        target.proc.port,
+        target.key,
+        target.run_tag,
         seqs,
         rate,
         args.users,
@@ -761,24 +798,22 @@ def run_rate(
     )
     sending_done = time.time()
     expected = {s.seq for s in sent if s.status == 202}
-    drain_deadline = sending_done + args.drain_timeout
-    while time.time() < drain_deadline:
+    while time.time() < sending_done + args.drain_timeout:
         record.poll()
-        if {a.seq for a in record.of("pipeline", seqs)} >= expected:
+        if {a.seq for a in record.of(target.kind, seqs)} >= expected:
             break
-        for proc in procs:
+        for proc in bench.procs:
             proc.check_alive()
         time.sleep(0.05)
     drain_seconds = time.time() - sending_done
-    cpu_after = {proc.name: proc.cpu_seconds() for proc in procs}
+    cpu_after = {proc.name: proc.cpu_seconds() for proc in bench.procs}
     cpu_after["runner"] = own_cpu_seconds()
     busy_after = machine_busy_seconds()
     time.sleep(0.5)  # A late duplicate would show up now.
     record.poll()
-    accepts = record.of("pipeline", seqs)
-    pipeline = outcome(rate, seqs, sent, accepts, args.users, 202)
-    verdict, reasons = judge(pipeline, args)
-
+    accepts = record.of(target.kind, seqs)
+    result = outcome(rate, seqs, sent, accepts, args.users, 202)
+    verdict_, reasons = judge(result, args)
     cpu = {
         name: round(after - before, 2)
         for name, before in cpu_before.items()
@@ -790,25 +825,70 @@ def run_rate(
     first_accept: dict[int, float] = {}
     for accept in sorted(accepts, key=lambda accept: accept.at):
         first_accept.setdefault(accept.seq, accept.at)
-    hops = breakdown({s.seq: s for s in sent}, first_accept, stage_times(database, run_tag, seqs))
     step = Step(
+        target=target.name,
         rate=rate,
-        floor=floor,
-        pipeline=pipeline,
-        verdict=verdict,
+        outcome=result,
+        verdict=verdict_,
         reasons=reasons,
-        hops_ms=hops,
-        ratios={
-            "p50": ratio(pipeline.latency_ms.p50, floor.latency_ms.p50),
-            "p99": ratio(pipeline.latency_ms.p99, floor.latency_ms.p99),
-        },
+        hops_ms=target.hops({s.seq: s for s in sent}, first_accept, seqs),
         cpu_seconds=cpu,
         other_processes_cpu_seconds=others,
         wall_seconds=round(time.time() - started, 2),
         drain_seconds=round(drain_seconds, 2),
-        pending_after=pending(database),
+        pending_after=target.pending(),
     )
     return step, seqs, sent
+
+
+Series = list[tuple[Step, range, list[Sent]]]
+
+
+def step_both(bench: Bench) -> tuple[Series, dict[str, dict[str, Any]]]:
+    """Each pipeline's stepping, in steps that alternate between the two, each after what
+    an earlier step left is done and the processes are idle."""
+    steppers = {name: Stepper(bench.args.rates, bench.args.refine) for name in TARGETS}
+    steps = []
+    turn = 0
+    while True:
+        order = TARGETS if turn % 2 == 0 else TARGETS[::-1]
+        turn += 1
+        ran = False
+        for name in order:
+            rate = steppers[name].next_rate()
+            if rate is None:
+                continue
+            ran = True
+            target = bench.targets[name]
+            backlog = target.pending()
+            if any(any(t.pending().values()) for t in bench.targets.values()):
+                settle(bench, bench.args.settle_timeout)
+            quiesce(bench.procs, timeout=60)
+            step, seqs, sent = run_rate(bench, target, rate)
+            step.pending_before = backlog
+            steppers[name].record(rate, step.verdict)
+            steps.append((step, seqs, sent))
+            print_step(step)
+            time.sleep(1.0)
+        if not ran:
+            break
+    return steps, {name: stepper.result() for name, stepper in steppers.items()}
+
+
+def account(bench: Bench, steps: Series, users: int) -> None:
+    """After the final settle: per step, lost emails (the pipeline finished, the email is
+    not in the sink), those still unfinished, duplicates and misaddressed ones."""
+    for step, seqs, sent in steps:
+        target = bench.targets[step.target]
+        accepts = bench.record.of(target.kind, seqs)
+        final = outcome(step.rate, seqs, sent, accepts, users, 202)
+        delivered = {accept.seq for accept in accepts}
+        missing = [s.seq for s in sent if s.status == 202 and s.seq not in delivered]
+        unfinished = target.unfinished(missing)
+        step.outcome.lost = final.lost - len(unfinished)
+        step.outcome.unfinished = len(unfinished)
+        step.outcome.duplicates = final.duplicates
+        step.outcome.wrong_recipient = final.wrong_recipient
 
 
 # -- set-up ------------------------------------------------------------------------------------
@@ -824,57 +904,78 @@ def expect(response: httpx.Response, *codes: int) -> Any:
 
 
 def set_up(base_url: str, key: str, smtp_port: int, users: int) -> None:
-    """Provider, notification, automation and profiles, through the API."""
+    """Provider, notification, automation and profiles, through Tidings' API."""
+    provider = {"host": "127.0.0.1", "port": smtp_port, "security": "none"}
+    provider |= {"from_email": FROM_EMAIL, "from_name": "Tidings bench"}
     with httpx.Client(
         base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=60
     ) as api:
-        expect(
-            api.put(
-                "/providers/smtp",
-                json={
-                    "config": {
-                        "host": "127.0.0.1",
-                        "port": smtp_port,
-                        "security": "none",
-                        "from_email": FROM_EMAIL,
-                        "from_name": "Tidings bench",
-                    }
-                },
-            ),
-            200,
-            201,
-        )
+        expect(api.put("/providers/smtp", json={"config": provider}), 200, 201)
         expect(api.put(f"/notifications/{NOTIFICATION_ID}", json=NOTIFICATION), 200, 201)
         expect(api.put(f"/automations/{AUTOMATION_ID}", json=AUTOMATION), 200, 201)
         for n in range(users):
             user = user_id(n, users)
-            expect(
-                api.post(
-                    f"/profiles/{user}",
-                    json={"profile": {"email": email_of(user), "name": f"User {n}"}},
-                ),
-                200,
-                201,
-            )
+            profile = {"profile": {"email": email_of(user), "name": f"User {n}"}}
+            expect(api.post(f"/profiles/{user}", json=profile), 200, 201)
 
 
-def warm_up(
-    server: Proc, key: str, run_tag: str, record: SinkRecord, procs: list[Proc], users: int
-) -> None:
+def warm_up(bench: Bench, target: Target) -> None:
     """A few events end to end (negative sequence numbers, left out of the figures)."""
     seqs = range(-WARMUP_EVENTS, 0)
-    sent = send_events("127.0.0.1", server.port, key, run_tag, seqs, 20.0, users, 4, 30.0)
+    port, users = target.proc.port, bench.args.users
+    sent = send_events("127.0.0.1", port, target.key, target.run_tag, seqs, 20.0, users, 4, 30.0)
     bad = [s for s in sent if s.status != 202]
     if bad:
-        raise BenchError(f"warm-up events refused: {bad[:3]}")
+        raise BenchError(f"{target.name}: warm-up events refused: {bad[:3]}")
     wait_for(
-        "the warm-up emails in the sink",
-        lambda: record.poll() >= 0 and len(record.of("pipeline", seqs)) >= len(seqs),
-        procs,
+        f"the {target.name} warm-up emails in the sink",
+        lambda: bench.record.poll() >= 0 and len(bench.record.of(target.kind, seqs)) >= len(seqs),
+        bench.procs,
         60,
     )
-    if record.unparsed:
-        raise BenchError(f"unexpected subjects in the sink: {record.unparsed[:3]}")
+    if bench.record.unparsed:
+        raise BenchError(f"unexpected subjects in the sink: {bench.record.unparsed[:3]}")
+
+
+def start_processes(
+    stack: contextlib.ExitStack,
+    args: argparse.Namespace,
+    tidings: str,
+    work_dir: Path,
+    tidings_env: dict[str, str],
+) -> tuple[Proc, Proc, Proc]:
+    """The sink, `tidings serve` and the floor app, answering."""
+    env = clean_environment()
+    sink = start_sink(stack, work_dir, env)
+    synchronous = sqlite_synchronous(tidings_env)
+    port, floor_port = free_port(), free_port()
+    print(
+        f"sink on :{sink.port}; tidings serve (defaults) on :{port}; the floor on :{floor_port} "
+        f"(synchronous={synchronous})"
+    )
+    server = stack.enter_context(
+        running(
+            "serve",
+            [tidings, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            work_dir / "serve.log",
+            tidings_env,
+        )
+    )
+    server.port = port
+    floor_argv = [sys.executable, str(FLOOR_APP), "--port", str(floor_port)]
+    floor_argv += ["--database", str(work_dir / "floor.db"), "--synchronous", synchronous]
+    floor_argv += ["--smtp-port", str(sink.port), "--users", str(args.users)]
+    floor = stack.enter_context(running("floor", floor_argv, work_dir / "floor.log", env))
+    floor.port = floor_port
+
+    def healthy() -> bool:
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+        return False
+
+    wait_for("tidings serve to answer /health", healthy, [server, sink], 60)
+    wait_http(floor, "/status")
+    return sink, server, floor
 
 
 # -- reporting ---------------------------------------------------------------------------------
@@ -885,45 +986,57 @@ def shown(value: float | None) -> str:
 
 
 def print_step(step: Step) -> None:
-    p, f = step.pipeline, step.floor
+    o = step.outcome
     print(
-        f"\n  {step.rate:.0f} events/s: {step.verdict.upper()}\n"
-        f"    pipeline  p50 {shown(p.latency_ms.p50)}, p99 {shown(p.latency_ms.p99)}, max "
-        f"{shown(p.latency_ms.max)} ('-': beyond the drain timeout); {p.delivered}/{p.events} "
-        f"delivered, {p.delivered_per_s}/s; last email +{p.last_accept_after_last_send_s} s "
+        f"\n  {step.target} at {step.rate:.0f} events/s: {step.verdict.upper()}\n"
+        f"    latency p50 {shown(o.latency_ms.p50)}, p99 {shown(o.latency_ms.p99)}, max "
+        f"{shown(o.latency_ms.max)} ('-': beyond the drain timeout); {o.delivered}/{o.events} "
+        f"delivered, {o.delivered_per_s}/s; last email +{o.last_accept_after_last_send_s} s "
         "after the last event\n"
-        f"    floor     p50 {shown(f.latency_ms.p50)}, p99 {shown(f.latency_ms.p99)} "
-        f"(pipeline / floor: p50 {step.ratios['p50']}x, p99 {step.ratios['p99']}x)\n"
-        f"    sender    offered {p.offered_rate}/s, own lag p99 {shown(p.sender_lag_ms.p99)}, "
-        f"connection wait p99 {shown(p.connection_wait_ms.p99)}, 202 in p50 "
-        f"{shown(p.answer_ms.p50)} / p99 {shown(p.answer_ms.p99)}; refused {p.refused}"
+        f"    sender    offered {o.offered_rate}/s, own lag p99 {shown(o.sender_lag_ms.p99)}, "
+        f"connection wait p99 {shown(o.connection_wait_ms.p99)}, 202 in p50 "
+        f"{shown(o.answer_ms.p50)} / p99 {shown(o.answer_ms.p99)}; refused {o.refused}"
     )
     for reason in step.reasons:
         print(f"    - {reason}")
     for name, figures in step.hops_ms.items():
-        print(f"    {name:<32} p50 {shown(figures['p50']):>11}   p99 {shown(figures['p99']):>11}")
+        p50, p99 = figures.get("p50"), figures.get("p99")
+        print(f"    {name:<32} p50 {shown(p50):>11}   p99 {shown(p99):>11}")
     print(
         f"    CPU s {json.dumps(step.cpu_seconds)}; other processes "
         f"{step.other_processes_cpu_seconds} s in {step.wall_seconds} s ({os.cpu_count()} CPUs)"
     )
 
 
+def budget_figures(stepping: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The verdict on the highest sustained rates; a ratio that rests on a rate this process
+    could only bound from below decides nothing."""
+    floor, tidings = stepping["floor"], stepping["tidings"]
+    figures = verdict(
+        "events/s sustained", floor["highest_sustained"], tidings["highest_sustained"], BUDGET
+    )
+    if figures["met"] and not floor["exact"]:
+        figures["met"] = False
+        figures["inconclusive"] = f"the floor's rate is a lower bound ({floor['bounded_by']})"
+    elif not figures["met"] and not tidings["exact"] and tidings["highest_sustained"]:
+        figures["inconclusive"] = f"Tidings' rate is a lower bound ({tidings['bounded_by']})"
+    return figures
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Benchmark Segment track -> automation send step -> SMTP accept, open-loop "
-        "at fixed rates, against a live `tidings serve`."
+        "at stepped rates, against a minimal floor pipeline."
     )
     parser.add_argument(
         "--rates",
-        default="10,25,50,100,200,300,400,600",
-        help="events/s to step through, ascending; stops at the first not sustained (the "
-        "budget rate is then still measured once)",
+        default="100,200,400,800,1600",
+        help="events/s to step up through, ascending, until the first not sustained",
     )
-    parser.add_argument("--all-rates", action="store_true", help="do not stop at a failed rate")
-    parser.add_argument("--seconds", type=float, default=10.0, help="seconds of events per rate")
     parser.add_argument(
-        "--floor-seconds", type=float, default=3.0, help="seconds of plain SMTP sends per rate"
+        "--refine", type=int, help="bisections after the first rate not sustained (3; quick 1)"
     )
+    parser.add_argument("--seconds", type=float, help="seconds of events a step (6; quick 3)")
     parser.add_argument("--users", type=int, default=200, help="profiles the events rotate over")
     parser.add_argument(
         "--connections", type=int, default=64, help="HTTP connections of the event sender"
@@ -931,7 +1044,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--drain-timeout",
         type=float,
-        default=15.0,
+        default=10.0,
         help="max seconds to wait for the emails after the last event",
     )
     parser.add_argument(
@@ -940,9 +1053,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=2.0,
         help="sustained: the last email within this many seconds of the last event",
     )
-    parser.add_argument(
-        "--sustain-p99-ms", type=float, default=1000.0, help="sustained: p99 at most this"
-    )
+    parser.add_argument("--p99-ms", type=float, default=250.0, help="sustained: p99 at most this")
     parser.add_argument(
         "--lag-bound-ms",
         type=float,
@@ -954,44 +1065,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--settle-timeout",
         type=float,
         default=30.0,
-        help="after the last rate, max seconds to wait for Tidings to finish, before counting "
-        "losses and duplicates",
+        help="max seconds to wait for both pipelines to finish what a step left, and after "
+        "the last step, before counting losses and duplicates",
     )
-    parser.add_argument(
-        "--budget-rate", type=float, default=200.0, help="events/s of the budget; 0: none"
-    )
-    parser.add_argument("--budget-p99-ms", type=float, default=250.0)
-    parser.add_argument(
-        "--tidings-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a TIDINGS_* setting for tidings serve (TIDINGS_* variables of the calling shell "
-        "are not passed on)",
-    )
-    parser.add_argument("--commit", default=None, metavar="REV", help="measure src/ of REV")
-    parser.add_argument("--src", type=Path, default=None, metavar="DIR", help="measure DIR")
     parser.add_argument(
         "--py-spy",
         choices=["cpu", "wall"],
         default=None,
-        help="profile tidings serve with py-spy over the timed rates (raw format, into "
-        "bench/results/; summarise with bench/send/pyspy_summary.py)",
+        help="profile tidings serve with py-spy over the steps (raw format, for flamegraph.pl "
+        "or speedscope, into bench/results/)",
     )
-    parser.add_argument("--data-root", type=Path, default=None)
-    parser.add_argument("--keep-data", action="store_true")
-    parser.add_argument("--output", type=Path, default=None, help="result JSON path")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
-    if args.commit and args.src:
-        parser.error("give --commit or --src, not both")
+    apply_defaults(args, {"refine": 3, "seconds": 6.0}, {"refine": 1, "seconds": 3.0})
     try:
         args.rates = [float(rate) for rate in args.rates.split(",") if rate.strip()]
     except ValueError:
         parser.error("--rates: comma-separated numbers, e.g. 50,100,200")
     if not args.rates or min(args.rates) <= 0 or args.rates != sorted(args.rates):
         parser.error("--rates: positive numbers, ascending")
-    if args.users < 1 or args.connections < 1 or args.seconds <= 0 or args.floor_seconds <= 0:
-        parser.error("--users, --connections, --seconds and --floor-seconds must be positive")
+    if args.users < 1 or args.connections < 1 or args.seconds <= 0 or args.refine < 0:
+        parser.error("--users, --connections and --seconds must be positive, --refine not < 0")
     return args
 
 
@@ -1002,167 +1096,96 @@ def main(argv: list[str] | None = None) -> int:
         print("`tidings` is not installed in this environment: pip install -e .", file=sys.stderr)
         return 2
     stop_on_signals()
-
-    env = clean_environment()
     started = dt.datetime.now(dt.UTC)
     machine_info = machine()
-    run_tag = f"pipe{started:%H%M%S}"
-    steps: list[Step] = []
     with contextlib.ExitStack() as stack:
-        work_dir = Path(tempfile.mkdtemp(prefix="tidings-pipeline-", dir=args.data_root))
-        if args.keep_data:
-            print(f"data dir kept at {work_dir}")
-        else:
-            stack.callback(shutil.rmtree, work_dir, ignore_errors=True)
+        work_dir = make_work_dir(stack, args, "tidings-pipeline-")
         data_dir = work_dir / "data"
-        database = data_dir / "tidings.db"
         source = source_tree(args.commit, args.src, work_dir)
-        tidings_env = tidings_environment(env, data_dir, source, args.tidings_env)
-
-        sink = start_sink(stack, work_dir, env)
-        port = free_port()
-        print(f"sink on :{sink.port}; starting tidings serve (defaults) on :{port}")
-        server = stack.enter_context(
-            running(
-                "serve",
-                [
-                    tidings,
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--data-dir",
-                    str(data_dir),
-                ],
-                work_dir / "serve.log",
-                tidings_env,
-            )
-        )
-        server.port = port
-        procs = [server, sink]
-        base_url = f"http://127.0.0.1:{port}"
-
-        def healthy() -> bool:
-            with contextlib.suppress(httpx.HTTPError):
-                return httpx.get(f"{base_url}/health", timeout=2).status_code == 200
-            return False
-
-        wait_for("tidings serve to answer /health", healthy, procs, 60)
+        tidings_env = tidings_environment(clean_environment(), data_dir, source, args.tidings_env)
+        sink, server, floor = start_processes(stack, args, tidings, work_dir, tidings_env)
 
         def key_or_none() -> str | None:
             with contextlib.suppress(subprocess.CalledProcessError):
                 return api_key(tidings, data_dir, tidings_env)
             return None
 
-        key: str = wait_for("an API key", key_or_none, procs, 30)
-        set_up(base_url, key, sink.port, args.users)
-        record = SinkRecord(work_dir / "sink.jsonl")
-        warm_up(server, key, run_tag, record, procs, args.users)
+        key: str = wait_for("an API key", key_or_none, [server], 30)
+        set_up(f"http://127.0.0.1:{server.port}", key, sink.port, args.users)
+        targets = {
+            "floor": floor_target(floor, f"floor{started:%H%M%S}"),
+            "tidings": tidings_target(
+                server, key, f"pipe{started:%H%M%S}", data_dir / "tidings.db"
+            ),
+        }
+        bench = Bench(args, SinkRecord(work_dir / "sink.jsonl"), [server, floor, sink], targets)
+        for target in targets.values():
+            warm_up(bench, target)
         time.sleep(1.0)
         profiles: dict[str, Path] = {}
         if args.py_spy:
-            profiles = start_py_spy(stack, [server], work_dir, env, args.py_spy, RESULTS_DIR)
-        print(
-            f"set up; {args.seconds:.0f} s of events per rate on {args.connections} connections, "
-            f"{args.users} users; floor {args.floor_seconds:.0f} s per rate"
-        )
-
-        next_seq = 0
-        series: list[tuple[range, list[Sent]]] = []
-        rates = list(args.rates)
-        while rates:
-            rate = rates.pop(0)
-            backlog = pending(database)
-            if any(backlog.values()):
-                # What a failed rate left behind would be counted against this one.
-                settle(database, record, procs, args.settle_timeout)
-                backlog = pending(database)
-            step, seqs, sent = run_rate(
-                rate, next_seq, args, record, procs, server, sink, key, run_tag, database
+            profiles = start_py_spy(
+                stack, [server], work_dir, clean_environment(), args.py_spy, RESULTS_DIR
             )
-            step.pending_before = backlog
-            next_seq = seqs.stop
-            steps.append(step)
-            series.append((seqs, sent))
-            print_step(step)
-            if step.verdict != "sustained" and not args.all_rates:
-                measured = {step.rate for step in steps}
-                rates = [args.budget_rate] if 0 < args.budget_rate not in measured else []
-                if rates:
-                    print("\n  stepping stops; the budget rate is measured once more:")
-            time.sleep(1.0)
-        settled = settle(database, record, procs, args.settle_timeout)
-        for step, (seqs, sent) in zip(steps, series, strict=True):
-            final = outcome(step.rate, seqs, sent, record.of("pipeline", seqs), args.users, 202)
-            delivered = {accept.seq for accept in record.of("pipeline", seqs)}
-            missing = [s.seq for s in sent if s.status == 202 and s.seq not in delivered]
-            unfinished = unfinished_seqs(database, run_tag, missing)
-            step.pipeline.lost = final.lost - len(unfinished)
-            step.pipeline.unfinished = len(unfinished)
-            step.pipeline.duplicates = final.duplicates
-            step.pipeline.wrong_recipient = final.wrong_recipient
         print(
-            f"\n  after the last rate: Tidings {'settled' if settled else 'NOT settled'} "
-            f"(waited at most {args.settle_timeout:.0f} s); "
-            f"lost {sum(s.pipeline.lost for s in steps)}, "
-            f"duplicates {sum(s.pipeline.duplicates for s in steps)}, "
-            f"still queued {sum(s.pipeline.unfinished for s in steps)}"
+            f"set up; {args.seconds:g} s of events a step on {args.connections} connections, "
+            f"{args.users} users; rates {args.rates}, then {args.refine} bisections"
         )
+        steps, stepping = step_both(bench)
+        settled = settle(bench, args.settle_timeout)
+        account(bench, steps, args.users)
         data_filesystem = filesystem_of(data_dir.resolve())
         if profiles:
             stack.close()  # Stops py-spy (and everything else) so the profiles get written.
-            for name, path in profiles.items():
-                print(f"  py-spy profile of {name}: {path}")
 
-    sustained = [step.rate for step in steps if step.verdict == "sustained"]
-    budget_step = next((step for step in steps if step.rate == args.budget_rate), None)
-    budget: dict[str, Any] = {"rate": args.budget_rate, "p99_ms": args.budget_p99_ms}
-    if budget_step is None:
-        budget["verdict"] = "not measured"
-    else:
-        p99 = budget_step.pipeline.latency_ms.p99
-        budget["measured_p99_ms"] = p99
-        budget["verdict"] = (
-            "met"
-            if budget_step.verdict == "sustained" and p99 is not None and p99 <= args.budget_p99_ms
-            else "not met"
-        )
-    highest = max(sustained, default=None)
-    print(f"\n  highest rate sustained: {highest if highest is not None else 'none'} events/s")
-    if args.budget_rate > 0:
-        print(
-            f"  budget p99 <= {args.budget_p99_ms:.0f} ms at {args.budget_rate:.0f} events/s: "
-            f"{budget['verdict'].upper()}"
-            + (f" (p99 {shown(budget['measured_p99_ms'])})" if "measured_p99_ms" in budget else "")
-        )
+    figures = budget_figures(stepping)
     integrity_ok = all(
-        not (s.pipeline.lost or s.pipeline.duplicates or s.pipeline.wrong_recipient) for s in steps
+        not (s.outcome.lost or s.outcome.duplicates or s.outcome.wrong_recipient)
+        for s, _, _ in steps
     )
+    print(
+        f"\n  after the last step: {'settled' if settled else 'NOT settled'} (waited at most "
+        f"{args.settle_timeout:.0f} s); lost {sum(s.outcome.lost for s, _, _ in steps)}, "
+        f"duplicates {sum(s.outcome.duplicates for s, _, _ in steps)}, "
+        f"still unfinished {sum(s.outcome.unfinished for s, _, _ in steps)}"
+    )
+    for name in TARGETS:
+        result = stepping[name]
+        print(
+            f"  {name}: highest sustained {result['highest_sustained']} events/s; next rate "
+            f"{result['lowest_not_sustained']} ({result['bounded_by']})"
+        )
+    print_verdict("pipeline", figures)
+    if "inconclusive" in figures:
+        print(f"  inconclusive: {figures['inconclusive']}")
+    if not integrity_ok:
+        print("  verification FAILED: lost, duplicate or misaddressed emails (see above)")
+    for name, path in profiles.items():
+        print(f"  py-spy profile of {name}: {path}")
+    settings = {
+        key: (str(value) if isinstance(value, Path) else value) for key, value in vars(args).items()
+    }
     result = {
         "benchmark": "pipeline",
         "started_at": started.isoformat(timespec="seconds"),
         "machine": machine_info,
-        "settings": {
-            key: (str(value) if isinstance(value, Path) else value)
-            for key, value in vars(args).items()
-        }
+        "source": {k: v for k, v in source.items() if k != "path"},
+        "budget": figures,
+        "settings": settings
         | {
-            "source": {k: v for k, v in source.items() if k != "path"},
-            "server": "tidings serve, defaults (SQLite, in-process consumer)",
+            "tidings": "tidings serve, defaults (SQLite, in-process consumer)",
+            "uvicorn": uvicorn_settings(),
             "data_dir_filesystem": data_filesystem,
             "notification": NOTIFICATION,
             "automation": AUTOMATION,
         },
-        "highest_sustained_rate": highest,
-        "budget": budget,
-        "steps": [asdict(step) for step in steps],
+        "stepping": stepping,
+        "verification": {"ok": integrity_ok, "settled": settled},
+        "steps": [asdict(step) for step, _, _ in steps],
     }
     output = args.output or RESULTS_DIR / f"pipeline-{started:%Y%m%dT%H%M%SZ}.json"
     write_result(result, output)
-    if not integrity_ok:
-        print("  verification FAILED: lost, duplicate or misaddressed emails (see above)")
-    return 0 if integrity_ok else 1
+    return 0 if integrity_ok and figures["met"] else 1
 
 
 if __name__ == "__main__":

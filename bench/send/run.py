@@ -1,41 +1,40 @@
-"""Send benchmark: `POST /send` to SMTP accept, through one `tidings worker` process.
+"""Send benchmark: `POST /send` to SMTP accept, against one thread sending with smtplib.
 
 In one run it starts, on free loopback ports and a temporary data dir (SQLite database and
 SQLite job queue, the embedded defaults):
 
 - `sink.py`, an aiosmtpd SMTP sink in a process of its own, which appends the accept time
   (`time.time()`), Subject and recipients of every message it accepts to a JSON-lines file;
-- `tidings serve` with `TIDINGS_CONSUMER_WORKERS=0` (API only);
-- one `tidings worker` with `TIDINGS_CONSUMER_WORKERS=<--threads>` (default 4).
+- `tidings serve` with its defaults (the API and the in-process consumer), or with
+  `--worker` the API alone (`TIDINGS_CONSUMER_WORKERS=0`) and one `tidings worker`.
 
-Before timing starts it configures the SMTP provider, a template whose subject is
-`bench {{ data.t }} {{ profile.n }}`, and N profiles (`bench-<n>`, `bench-<n>@bench.test`),
-and sends one warm-up message end to end. Then, timed, it posts the N messages as fast as the
-API takes them, 100 recipients per request (`to` = 100 `{"user_id": ...}`), with `data.t` =
-`time.time()` when the request is built, and waits (at most `--timeout` seconds) until the
-sink holds N of them. It reports
+Before timing starts it configures the SMTP provider, a template (subject
+`bench {{ data.round }} {{ profile.n }} {{ data.t }}`, a one-line text and HTML body) and N
+profiles (`bench-<n>`, `bench-<n>@bench.test`), and sends one warm-up message end to end.
+Then, in rounds alternating between the two (floor first in odd rounds):
 
-- sustained sends/s: messages accepted by the sink ÷ (last SMTP accept - first request);
-- "enqueue to SMTP accept" latency, p50/p99 of (sink accept time - `data.t`);
-- the API's own rate (recipients accepted ÷ time to post them all);
-- duplicates (a recipient accepted twice by the sink), missing recipients, and the final
-  message statuses (a count on the `message` table);
-- CPU seconds of each process during the timed phase, and a timeline of queue depth,
-  message statuses and sink count;
-- the data dir's fsync latency just before and after the timed phase (each message's
-  outcome is one fsync'd commit under SQLite's single write lock, so this bounds sends/s).
+- **Tidings**: the N messages posted as fast as the API takes them, 100 recipients per
+  request, with `data.t` = `time.time()` when the request is built; it waits (at most
+  `--timeout` s) until the sink holds all N.
+- **the floor**: one thread of this process sends the same N messages (same sender,
+  recipients, subject, text and HTML, in the shape Tidings' SMTP provider writes) with
+  smtplib over one connection to the same sink.
 
-    .venv/bin/python bench/send/run.py [--messages 3000] [--threads 4] [--clients 2]
-        [--commit REV | --src DIR] [--tidings-env TIDINGS_X=...] [--py-spy cpu|wall]
+Each round's rate is messages accepted by the sink / (last SMTP accept - first request, or
+first send for the floor). It reports the median rate of each, their ratio (budget: Tidings /
+floor >= 0.5), Tidings' enqueue-to-accept latency, duplicates, missing recipients, the final
+message statuses, CPU seconds of each process, and the data dir's fsync latency before and
+after the rounds (each message's outcome is one fsync'd commit under SQLite's single write
+lock, so that bounds Tidings' rate).
 
-Budget: >= 500 sends/s with one worker process. Writes bench/results/send-<timestamp>.json.
+    .venv/bin/python bench/send/run.py [--messages 3000] [--rounds 3] [--worker]
+        [--threads N] [--quick] [--commit REV | --src DIR] [--tidings-env TIDINGS_X=...]
+        [--py-spy cpu|wall]
 
-By default it measures the working tree (the editable install). `--commit REV` measures
-`src/` of a commit instead (extracted with `git archive`, first on PYTHONPATH), so a result
-can name exactly what it measured while src/ is being edited; `--src DIR` runs a patched copy
-of src/ for an experiment. `--py-spy cpu|wall` also records py-spy profiles (raw format) of
-the worker and the API during the timed phase into bench/results/ (`pip install py-spy`
-first; it is not a project dependency); `pyspy_summary.py` condenses one.
+`--py-spy cpu|wall` also records py-spy profiles (raw format, for flamegraph.pl or
+speedscope) of the Tidings processes during the rounds into bench/results/ (`pip install
+py-spy` first; it is not a project dependency). Writes bench/results/send-<timestamp>.json.
+Exits 1 if the verification fails or the budget is missed.
 """
 
 from __future__ import annotations
@@ -46,14 +45,14 @@ import contextlib
 import datetime as dt
 import json
 import os
-import shutil
+import smtplib
 import sqlite3
+import statistics
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,17 +60,24 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import (
-    REPO,
+    RESULTS_DIR,
     BenchError,
+    Proc,
+    add_common_arguments,
     api_key,
+    apply_defaults,
     clean_environment,
+    email_bytes,
     filesystem_of,
     free_port,
     machine,
     machine_busy_seconds,
+    make_work_dir,
     ms,
     own_cpu_seconds,
     percentile,
+    print_verdict,
+    quiesce,
     run_benchmark,
     running,
     source_tree,
@@ -80,27 +86,26 @@ from common import (
     stop_on_signals,
     tidings_environment,
     tidings_executable,
+    verdict,
     wait_for,
     write_result,
 )
 
-RESULTS_DIR = REPO / "bench" / "results"
-BUDGET_SENDS_PER_S = 500.0
+BUDGET = 0.5
 BATCH = 100
+FROM = ("Tidings bench", "bench@tidings.test")
 TEMPLATE_ID = "bench-send"
+SUBJECT = "bench {{ data.round }} {{ profile.n }} {{ data.t }}"
+TEXT = "Hello {{ profile.n }}, this is benchmark message {{ data.t }}."
+HTML = "<p>Hello {{ profile.n }}, this is benchmark message {{ data.t }}.</p>"
 TEMPLATE = {
     "name": "Send benchmark",
-    "content": {
-        "email": {
-            "subject": "bench {{ data.t }} {{ profile.n }}",
-            "text": "Hello {{ profile.n }}, this is benchmark message {{ data.t }}.",
-            "html": "<p>Hello {{ profile.n }}, this is benchmark message {{ data.t }}.</p>",
-        }
-    },
+    "content": {"email": {"subject": SUBJECT, "text": TEXT, "html": HTML}},
 }
 WARMUP_USER = "bench-warmup"
 PENDING_STATUSES = ("ENQUEUED", "DELAYED", "ROUTED")
-
+TARGETS = ("floor", "tidings")
+KINDS = {"floor": "floor", "tidings": "bench"}  # the subject's first word
 
 # Set on Ctrl-C / SIGTERM: the client threads stop after their current request.
 STOP = threading.Event()
@@ -112,13 +117,15 @@ STOP = threading.Event()
 @dataclass
 class Accepted:
     at: float
-    t: float | None
+    kind: str
+    round: int
     n: str
+    t: float | None
     rcpt: list[str]
 
 
 class SinkRecord:
-    """Reads the sink's JSON lines as they are appended."""
+    """Reads the sink's JSON lines as they are appended; subjects are `<kind> <round> <n> <t>`."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -140,22 +147,25 @@ class SinkRecord:
                 continue
             record = json.loads(raw)
             parts = str(record["subject"]).split()
-            if len(parts) != 3 or parts[0] != "bench":
+            if len(parts) != 4 or parts[0] not in KINDS.values() or not parts[1].isdigit():
                 self.unparsed.append(record["subject"])
                 continue
             try:
-                t: float | None = float(parts[1])
+                t: float | None = float(parts[3])
             except ValueError:
                 t = None
-            new.append(Accepted(float(record["t"]), t, parts[2], list(record["rcpt"])))
+            new.append(
+                Accepted(float(record["t"]), parts[0], int(parts[1]), parts[2], t, record["rcpt"])
+            )
         self.messages.extend(new)
         return new
 
-    def bench_messages(self) -> list[Accepted]:
-        return [m for m in self.messages if m.n != "warmup"]
+    def of(self, target: str, round_number: int) -> list[Accepted]:
+        kind = KINDS[target]
+        return [m for m in self.messages if m.kind == kind and m.round == round_number]
 
 
-# -- API ---------------------------------------------------------------------------------------
+# -- Tidings: the API ----------------------------------------------------------------------------
 
 
 def client(base_url: str, key: str) -> httpx.Client:
@@ -180,49 +190,28 @@ def user_id(n: int) -> str:
     return f"bench-{n}"
 
 
+def email_of(n: int) -> str:
+    return f"{user_id(n)}@bench.test"
+
+
 def set_up(base_url: str, key: str, smtp_port: int, messages: int, clients: int) -> float:
     """Provider, template and profiles, through the API. Returns the seconds it took."""
     started = time.monotonic()
+    provider = {"host": "127.0.0.1", "port": smtp_port, "security": "none"}
+    provider |= {"from_email": FROM[1], "from_name": FROM[0]}
     with client(base_url, key) as api:
-        expect(
-            api.put(
-                "/providers/smtp",
-                json={
-                    "config": {
-                        "host": "127.0.0.1",
-                        "port": smtp_port,
-                        "security": "none",
-                        "from_email": "bench@tidings.test",
-                        "from_name": "Tidings bench",
-                    }
-                },
-            ),
-            200,
-            201,
-        )
+        expect(api.put("/providers/smtp", json={"config": provider}), 200, 201)
         expect(api.put(f"/notifications/{TEMPLATE_ID}", json=TEMPLATE), 200, 201)
-        expect(
-            api.post(
-                f"/profiles/{WARMUP_USER}",
-                json={"profile": {"email": "warmup@bench.test", "n": "warmup"}},
-            ),
-            200,
-            201,
-        )
+        warmup = {"profile": {"email": "warmup@bench.test", "n": "warmup"}}
+        expect(api.post(f"/profiles/{WARMUP_USER}", json=warmup), 200, 201)
 
     def create(chunk: list[int]) -> None:
         with client(base_url, key) as api:
             for n in chunk:
                 if STOP.is_set():
                     return
-                expect(
-                    api.post(
-                        f"/profiles/{user_id(n)}",
-                        json={"profile": {"email": f"{user_id(n)}@bench.test", "n": n}},
-                    ),
-                    200,
-                    201,
-                )
+                profile = {"profile": {"email": email_of(n), "n": n}}
+                expect(api.post(f"/profiles/{user_id(n)}", json=profile), 200, 201)
 
     chunks = [list(range(i, messages, clients)) for i in range(clients)]
     with ThreadPoolExecutor(clients) as pool:
@@ -237,10 +226,11 @@ class Request:
     t: float
     answered: float
     status: int
-    request_id: str | None
 
 
-def send_all(base_url: str, key: str, messages: int, clients: int) -> list[Request]:
+def send_all(
+    base_url: str, key: str, messages: int, clients: int, round_number: int
+) -> list[Request]:
     """Post the N messages, `BATCH` recipients per request, from `clients` threads."""
     batches = iter(range(0, messages, BATCH))
     lock = threading.Lock()
@@ -259,16 +249,12 @@ def send_all(base_url: str, key: str, messages: int, clients: int) -> list[Reque
                     "message": {
                         "to": [{"user_id": user_id(n)} for n in range(first, first + count)],
                         "template": TEMPLATE_ID,
-                        "data": {"t": t},
+                        "data": {"t": t, "round": round_number},
                     }
                 }
                 response = api.post("/send", json=body)
-                answered = time.time()
-                request_id = response.json().get("requestId") if response.is_success else None
                 with lock:
-                    done.append(
-                        Request(first, count, t, answered, response.status_code, request_id)
-                    )
+                    done.append(Request(first, count, t, time.time(), response.status_code))
                 if response.status_code != 202:
                     raise BenchError(f"POST /send answered {response.status_code}: {response.text}")
 
@@ -278,15 +264,35 @@ def send_all(base_url: str, key: str, messages: int, clients: int) -> list[Reque
     return sorted(done, key=lambda request: request.first)
 
 
+# -- the floor: one thread, smtplib, one connection --------------------------------------------
+
+
+def send_floor(smtp_port: int, messages: int, round_number: int) -> float:
+    """The same N messages, built and sent one after the other on one connection. Returns
+    the wall time the first one was built."""
+    with smtplib.SMTP("127.0.0.1", smtp_port, local_hostname="bench", timeout=30) as smtp:
+        first = time.time()
+        for n in range(messages):
+            if STOP.is_set():
+                break
+            t = repr(time.time())
+            message = email_bytes(
+                sender=FROM,
+                to=email_of(n),
+                subject=f"floor {round_number} {n} {t}",
+                text=f"Hello {n}, this is benchmark message {t}.",
+                html=f"<p>Hello {n}, this is benchmark message {t}.</p>",
+                message_id=f"<floor.{round_number}.{n}@tidings.test>",
+            )
+            smtp.sendmail(FROM[1], [email_of(n)], message)
+    return first
+
+
 # -- the database --------------------------------------------------------------------------------
 
 
-def read_only(path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-
-
 def status_counts(database: Path) -> dict[str, int]:
-    connection = read_only(database)
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
     try:
         rows = connection.execute(
             "SELECT status, count(*) FROM message WHERE recipient != ? GROUP BY status",
@@ -297,26 +303,11 @@ def status_counts(database: Path) -> dict[str, int]:
         connection.close()
 
 
-def queued_jobs(jobs_db: Path) -> int | None:
-    if not jobs_db.exists():
-        return None
-    connection = read_only(jobs_db)
-    try:
-        return int(connection.execute("SELECT count(*) FROM task").fetchone()[0])
-    except sqlite3.Error:
-        return None
-    finally:
-        connection.close()
-
-
-# -- statistics -------------------------------------------------------------------------------
-
-
 def fsync_latency_ms(directory: Path, count: int = 40) -> dict[str, float | None]:
-    """How long the data dir's filesystem takes to fsync a 16 KB append, just before and
-    after the timed phase: every message's outcome is one SQLite commit (one fsync of the
-    WAL) under the database's single write lock, so this bounds sends/s whatever the CPU,
-    and on a shared disk it varies from run to run as much as the CPU noise does."""
+    """How long the data dir's filesystem takes to fsync a 16 KB append: every message's
+    outcome is one SQLite commit (one fsync of the WAL) under the database's single write
+    lock, so this bounds Tidings' rate whatever the CPU, and on a shared disk it varies from
+    run to run as much as the CPU noise does."""
     probe = directory / "fsync-probe"
     times = []
     descriptor = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -332,106 +323,291 @@ def fsync_latency_ms(directory: Path, count: int = 40) -> dict[str, float | None
     return {"p50": ms(percentile(times, 0.5)), "p90": ms(percentile(times, 0.9))}
 
 
-def print_table(summary: dict[str, Any]) -> None:
-    rows = [
-        ("messages", f"{summary['messages']}"),
-        ("worker threads", f"{summary['threads']}"),
-        ("accepted by the sink", f"{summary['accepted']}"),
-        ("duplicates / missing", f"{summary['duplicates']} / {summary['missing']}"),
-        ("API: recipients/s taken", f"{summary['api_recipients_per_s']:.0f}"),
-        ("API: time to take all", f"{summary['api_seconds']:.2f} s"),
-        (
-            "API: request p50 / max",
-            f"{summary['api_request_ms']['p50']} / {summary['api_request_ms']['max']} ms",
-        ),
-        ("sustained sends/s", f"{summary['sends_per_s']:.0f}"),
-        ("first request -> last accept", f"{summary['elapsed_s']:.2f} s"),
-        ("enqueue->SMTP accept p50", f"{summary['latency_ms']['p50']} ms"),
-        ("enqueue->SMTP accept p99", f"{summary['latency_ms']['p99']} ms"),
-        ("enqueue->SMTP accept max", f"{summary['latency_ms']['max']} ms"),
-        ("final statuses", json.dumps(summary["statuses"])),
-        ("worker CPU per message", f"{summary['worker_cpu_ms_per_message']} ms"),
-        (
-            "other processes' CPU meanwhile",
-            f"{summary['other_processes_cpu_seconds']} s in {summary['timed_wall_seconds']} s "
-            f"({os.cpu_count()} CPUs)",
-        ),
-        (
-            "fsync of the data dir p50/p90",
-            " then ".join(
-                f"{probe['p50']} / {probe['p90']} ms"
-                for probe in (summary["data_dir_fsync_ms"][when] for when in ("before", "after"))
-            ),
-        ),
-        (
-            "CPU s (api/worker/sink)",
-            " / ".join(
-                f"{summary['cpu_seconds'].get(name, 0):.1f}" for name in ("api", "worker", "sink")
-            ),
-        ),
-    ]
-    width = max(len(name) for name, _ in rows)
-    print()
-    for name, value in rows:
-        print(f"  {name:<{width}}  {value}")
-    verdict = "OK" if summary["within_budget"] else "UNDER BUDGET"
-    print(f"\n  budget >= {BUDGET_SENDS_PER_S:.0f} sends/s with one worker process: {verdict}")
+# -- one round ------------------------------------------------------------------------------------
 
 
-# -- main ----------------------------------------------------------------------------------------
+@dataclass
+class Round:
+    target: str
+    round: int
+    messages: int
+    accepted: int = 0
+    duplicates: int = 0
+    missing: int = 0
+    wrong_recipient: int = 0
+    sends_per_s: float = 0.0
+    elapsed_s: float = 0.0
+    latency_ms: dict[str, float | None] = field(default_factory=dict)
+    api_seconds: float | None = None
+    cpu_seconds: dict[str, float] = field(default_factory=dict)
+    other_processes_cpu_seconds: float | None = None
+    idle_wait_s: float = 0.0
+
+
+@dataclass
+class Context:
+    args: argparse.Namespace
+    base_url: str
+    key: str
+    sink: Proc
+    procs: list[Proc]
+    record: SinkRecord
+    database: Path
+
+
+def wait_for_sink(ctx: Context, target: str, round_number: int, started: float) -> None:
+    deadline = started + ctx.args.timeout
+    while time.time() < deadline:
+        ctx.record.poll()
+        if len({m.n for m in ctx.record.of(target, round_number)}) >= ctx.args.messages:
+            return
+        for proc in ctx.procs:
+            proc.check_alive()
+        time.sleep(0.05)
+    print(f"  warning: the sink did not get every {target} message within {ctx.args.timeout:.0f}s")
+
+
+def run_round(ctx: Context, target: str, round_number: int) -> Round:
+    args = ctx.args
+    cpu_before = {proc.name: proc.cpu_seconds() for proc in ctx.procs}
+    cpu_before["runner"] = own_cpu_seconds()
+    busy_before = machine_busy_seconds()
+    requests: list[Request] = []
+    if target == "floor":
+        first = send_floor(ctx.sink.port, args.messages, round_number)
+        wait_for_sink(ctx, target, round_number, first)
+    else:
+        sending: dict[str, Any] = {}
+
+        def post_everything() -> None:
+            try:
+                sending["requests"] = send_all(
+                    ctx.base_url, ctx.key, args.messages, args.clients, round_number
+                )
+            except BaseException as exc:  # reported by the main thread
+                sending["error"] = exc
+
+        first = time.time()
+        poster = threading.Thread(target=post_everything, daemon=True)
+        poster.start()
+        wait_for_sink(ctx, target, round_number, first)
+        poster.join(60)
+        if "error" in sending:
+            raise BenchError(f"sending failed: {sending['error']!r}")
+        requests = sending.get("requests", [])
+        first = min((request.t for request in requests), default=first)
+    cpu_after = {proc.name: proc.cpu_seconds() for proc in ctx.procs}
+    cpu_after["runner"] = own_cpu_seconds()
+    busy_after = machine_busy_seconds()
+    cpu = {
+        name: round(after - before, 2)
+        for name, before in cpu_before.items()
+        if before is not None and (after := cpu_after.get(name)) is not None
+    }
+    figures = outcome(target, round_number, args.messages, ctx.record, first)
+    figures.cpu_seconds = cpu
+    if busy_before is not None and busy_after is not None:
+        # What the rest of the machine (other users' work, py-spy) used meanwhile.
+        figures.other_processes_cpu_seconds = round(busy_after - busy_before - sum(cpu.values()), 1)
+    if requests:
+        figures.api_seconds = round(max(r.answered for r in requests) - first, 3)
+    return figures
+
+
+def outcome(
+    target: str, round_number: int, messages: int, record: SinkRecord, first: float
+) -> Round:
+    accepted = record.of(target, round_number)
+    per_recipient = collections.Counter(m.n for m in accepted)
+    first_time: dict[str, Accepted] = {}
+    for m in sorted(accepted, key=lambda m: m.at):
+        first_time.setdefault(m.n, m)
+    unique = list(first_time.values())
+    last_accept = max((m.at for m in unique), default=first)
+    elapsed = last_accept - first
+    latencies = [m.at - m.t for m in unique if m.t is not None]
+    return Round(
+        target=target,
+        round=round_number,
+        messages=messages,
+        accepted=len(unique),
+        duplicates=sum(count - 1 for count in per_recipient.values() if count > 1),
+        missing=len({str(n) for n in range(messages)} - set(per_recipient)),
+        wrong_recipient=sum(
+            1 for m in unique if not m.n.isdigit() or m.rcpt != [email_of(int(m.n))]
+        ),
+        sends_per_s=round(len(unique) / elapsed, 1) if elapsed > 0 else 0.0,
+        elapsed_s=round(elapsed, 3),
+        latency_ms={
+            "p50": ms(percentile(latencies, 0.5)),
+            "p99": ms(percentile(latencies, 0.99)),
+            "max": ms(max(latencies, default=None)),
+        },
+    )
+
+
+def settle(ctx: Context, timeout: float = 30.0) -> dict[str, int]:
+    """Wait until Tidings has no message left to send; returns the final statuses."""
+    deadline = time.time() + timeout
+    statuses = status_counts(ctx.database)
+    while time.time() < deadline and any(s in statuses for s in PENDING_STATUSES):
+        time.sleep(0.25)
+        statuses = status_counts(ctx.database)
+    return statuses
+
+
+def measure(ctx: Context) -> list[Round]:
+    rounds = []
+    args = ctx.args
+    print(
+        f"{args.rounds} rounds x (floor, tidings): {args.messages} messages each; Tidings "
+        f"takes {BATCH} recipients per request from {args.clients} client threads"
+    )
+    for round_number in range(1, args.rounds + 1):
+        order = TARGETS if round_number % 2 else TARGETS[::-1]
+        for target in order:
+            settle(ctx)
+            idle = quiesce(ctx.procs)
+            figures = run_round(ctx, target, round_number)
+            figures.idle_wait_s = round(idle, 2)
+            rounds.append(figures)
+            print(
+                f"  round {round_number} {target:<8} {figures.sends_per_s:>7.0f} sends/s  "
+                f"({figures.accepted}/{figures.messages} in {figures.elapsed_s:.2f} s; "
+                f"duplicates {figures.duplicates}, missing {figures.missing}; p99 from request "
+                f"{figures.latency_ms['p99']} ms; waited {idle:.1f}s for idle processes first)"
+            )
+    return rounds
+
+
+# -- set-up ------------------------------------------------------------------------------------
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        description="Benchmark POST /send -> SMTP accept with one `tidings worker` process."
+        description="Benchmark POST /send -> SMTP accept against one thread sending with smtplib."
     )
-    parser.add_argument("--messages", type=int, default=3000, help="messages (recipients)")
-    parser.add_argument("--threads", type=int, default=4, help="consumer threads of the worker")
+    parser.add_argument("--messages", type=int, help="messages a round (3000; quick 1000)")
+    parser.add_argument("--rounds", type=int, help="rounds, each floor and tidings (3; quick 1)")
+    parser.add_argument(
+        "--worker",
+        action="store_true",
+        help="tidings serve with the API alone and one `tidings worker` sending, instead of "
+        "a default tidings serve",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="consumer threads of the sending process (TIDINGS_CONSUMER_WORKERS; default: "
+        "Tidings' own)",
+    )
     parser.add_argument("--clients", type=int, default=2, help="concurrent API client threads")
     parser.add_argument(
-        "--timeout", type=float, default=180.0, help="max seconds to wait for the sink"
-    )
-    parser.add_argument(
-        "--tidings-env",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="a TIDINGS_* setting for serve and worker, e.g. TIDINGS_SQLITE_SYNCHRONOUS=normal "
-        "(TIDINGS_* variables of the calling shell are not passed on)",
-    )
-    parser.add_argument(
-        "--commit",
-        default=None,
-        metavar="REV",
-        help="run Tidings' src/ as of this git revision (git archive into the temporary dir, "
-        "first on PYTHONPATH) instead of the working tree, e.g. HEAD",
-    )
-    parser.add_argument(
-        "--src",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="run Tidings from this src/ directory (first on PYTHONPATH), e.g. a patched copy "
-        "for an experiment",
+        "--timeout", type=float, default=180.0, help="max seconds to wait for the sink a round"
     )
     parser.add_argument(
         "--py-spy",
         choices=["cpu", "wall"],
         default=None,
-        help="profile worker and API with py-spy during the timed phase: `cpu` samples running "
-        "threads only, `wall` also waiting ones (py-spy --idle)",
+        help="profile the Tidings processes with py-spy during the rounds: `cpu` samples "
+        "running threads only, `wall` also waiting ones (py-spy --idle)",
     )
-    parser.add_argument(
-        "--data-root", type=Path, default=None, help="where the temporary data dir is created"
-    )
-    parser.add_argument("--keep-data", action="store_true", help="keep the temporary data dir")
-    parser.add_argument("--output", type=Path, default=None, help="result JSON path")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
-    if args.commit and args.src:
-        parser.error("give --commit or --src, not both")
-    if args.messages < 1 or args.threads < 1 or args.clients < 1:
-        parser.error("--messages, --threads and --clients must be at least 1")
+    apply_defaults(args, {"messages": 3000, "rounds": 3}, {"messages": 1000, "rounds": 1})
+    if args.messages < 1 or args.clients < 1 or args.rounds < 1:
+        parser.error("--messages, --rounds and --clients must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        parser.error("--threads must be at least 1")
     return args
+
+
+def start_tidings(
+    stack: contextlib.ExitStack,
+    args: argparse.Namespace,
+    tidings: str,
+    work_dir: Path,
+    tidings_env: dict[str, str],
+) -> tuple[list[Proc], int]:
+    """`tidings serve` (and with --worker, one `tidings worker`), answering; returns the
+    processes and the API's port."""
+    sending_env = dict(tidings_env)
+    if args.threads is not None:
+        sending_env["TIDINGS_CONSUMER_WORKERS"] = str(args.threads)
+    serve_env = dict(tidings_env, TIDINGS_CONSUMER_WORKERS="0") if args.worker else sending_env
+    port = free_port()
+    print(f"starting tidings serve{' (API only)' if args.worker else ''} on :{port}")
+    api = stack.enter_context(
+        running(
+            "api",
+            [tidings, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            work_dir / "serve.log",
+            serve_env,
+        )
+    )
+    api.port = port
+
+    def healthy() -> bool:
+        with contextlib.suppress(httpx.HTTPError):
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+        return False
+
+    wait_for("tidings serve to answer /health", healthy, [api], 60)
+    if not args.worker:
+        return [api], port
+    print("starting one tidings worker")
+    worker = stack.enter_context(
+        running("worker", [tidings, "worker"], work_dir / "worker.log", sending_env)
+    )
+    wait_for(
+        "the worker to start",
+        lambda: "Tidings worker:" in worker.log.read_text(errors="replace"),
+        [api, worker],
+        60,
+    )
+    return [api, worker], port
+
+
+def warm_up(ctx: Context) -> None:
+    """One message end to end through Tidings."""
+    with client(ctx.base_url, ctx.key) as api:
+        message = {"to": {"user_id": WARMUP_USER}, "template": TEMPLATE_ID}
+        message["data"] = {"t": time.time(), "round": 0}
+        expect(api.post("/send", json={"message": message}), 202)
+    wait_for("the warm-up message in the sink", lambda: ctx.record.poll() or None, ctx.procs, 60)
+    if ctx.record.unparsed or ctx.record.messages[0].t is None:
+        raise BenchError(f"unexpected subject in the sink: {ctx.record.unparsed}")
+    time.sleep(1.0)  # The warm-up delivery's last commit.
+
+
+def summarize(
+    rounds: list[Round], statuses: dict[str, int], args: argparse.Namespace
+) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for target in TARGETS:
+        mine = [r for r in rounds if r.target == target]
+        summary[target] = {
+            "sends_per_s": round(statistics.median(r.sends_per_s for r in mine), 1),
+            "round_sends_per_s": [r.sends_per_s for r in mine],
+        }
+    floors = [r for r in rounds if r.target == "floor"]
+    tidings = [r for r in rounds if r.target == "tidings"]
+    summary["round_ratios"] = [
+        round(t.sends_per_s / f.sends_per_s, 3) if f.sends_per_s else None
+        for f, t in zip(floors, tidings, strict=True)
+    ]
+    summary["statuses"] = statuses
+    problems = [
+        f"{r.target} round {r.round}: {r.duplicates} duplicates, {r.missing} missing, "
+        f"{r.wrong_recipient} to the wrong recipient"
+        for r in rounds
+        if r.duplicates or r.missing or r.wrong_recipient
+    ]
+    if statuses.get("SENT", 0) != args.messages * args.rounds:
+        problems.append(f"final message statuses {statuses}, not all SENT")
+    summary["verification"] = {"ok": not problems, "problems": problems}
+    return summary
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -446,267 +622,88 @@ def main(argv: list[str] | None = None) -> int:
     started = dt.datetime.now(dt.UTC)
     machine_info = machine()
     with contextlib.ExitStack() as stack:
-        work_dir = Path(tempfile.mkdtemp(prefix="tidings-send-", dir=args.data_root))
-        if args.keep_data:
-            print(f"data dir kept at {work_dir}")
-        else:
-            stack.callback(shutil.rmtree, work_dir, ignore_errors=True)
+        work_dir = make_work_dir(stack, args, "tidings-send-")
         data_dir = work_dir / "data"
-        database, jobs_db = data_dir / "tidings.db", data_dir / "jobs.db"
         source = source_tree(args.commit, args.src, work_dir)
         tidings_env = tidings_environment(env, data_dir, source, args.tidings_env)
-
         sink = start_sink(stack, work_dir, env)
-        smtp_port = sink.port
-        port = free_port()
-        print(f"sink on :{smtp_port}; starting tidings serve (API only) on :{port}")
-        api = stack.enter_context(
-            running(
-                "api",
-                [
-                    tidings,
-                    "serve",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--data-dir",
-                    str(data_dir),
-                ],
-                work_dir / "serve.log",
-                dict(tidings_env, TIDINGS_CONSUMER_WORKERS="0"),
-            )
+        print(f"sink on :{sink.port}")
+        procs, port = start_tidings(stack, args, tidings, work_dir, tidings_env)
+        ctx = Context(
+            args,
+            f"http://127.0.0.1:{port}",
+            api_key(tidings, data_dir, tidings_env),
+            sink,
+            [*procs, sink],
+            SinkRecord(work_dir / "sink.jsonl"),
+            data_dir / "tidings.db",
         )
-        base_url = f"http://127.0.0.1:{port}"
-
-        def healthy() -> bool:
-            with contextlib.suppress(httpx.HTTPError):
-                return httpx.get(f"{base_url}/health", timeout=2).status_code == 200
-            return False
-
-        wait_for("tidings serve to answer /health", healthy, [api, sink], 60)
-        key = api_key(tidings, data_dir, tidings_env)
-        print(f"starting one tidings worker with {args.threads} consumer thread(s)")
-        worker = stack.enter_context(
-            running(
-                "worker",
-                [tidings, "worker", "--data-dir", str(data_dir)],
-                work_dir / "worker.log",
-                dict(tidings_env, TIDINGS_CONSUMER_WORKERS=str(args.threads)),
-            )
-        )
-        procs = [api, worker, sink]
-        wait_for(
-            "the worker to start",
-            lambda: "Tidings worker:" in worker.log.read_text(errors="replace"),
-            procs,
-            60,
-        )
-
-        setup_s = set_up(base_url, key, smtp_port, args.messages, args.clients)
+        setup_s = set_up(ctx.base_url, ctx.key, sink.port, args.messages, args.clients)
         print(f"provider, template and {args.messages} profiles set up in {setup_s:.1f}s")
-        record = SinkRecord(work_dir / "sink.jsonl")
-        with client(base_url, key) as warm:
-            expect(
-                warm.post(
-                    "/send",
-                    json={
-                        "message": {
-                            "to": {"user_id": WARMUP_USER},
-                            "template": TEMPLATE_ID,
-                            "data": {"t": time.time()},
-                        }
-                    },
-                ),
-                202,
-            )
-        wait_for("the warm-up message in the sink", lambda: record.poll() or None, procs, 60)
-        if record.unparsed or record.messages[0].t is None:
-            raise BenchError(f"unexpected subject in the sink: {record.unparsed}")
-        time.sleep(1.0)  # The warm-up delivery's last commit.
-
+        warm_up(ctx)
         profiles: dict[str, Path] = {}
         if args.py_spy:
-            profiles = start_py_spy(stack, [worker, api], work_dir, env, args.py_spy, RESULTS_DIR)
-
-        # -- timed --------------------------------------------------------------------------
-        print(
-            f"sending {args.messages} messages ({BATCH} recipients per request, "
-            f"{args.clients} client threads)"
-        )
+            profiles = start_py_spy(stack, procs, work_dir, env, args.py_spy, RESULTS_DIR)
         fsync_before = fsync_latency_ms(data_dir)
-        cpu_before = {proc.name: proc.cpu_seconds() for proc in procs}
-        cpu_before["runner"] = own_cpu_seconds()
-        busy_before = machine_busy_seconds()
-        timeline: list[dict[str, Any]] = []
-        t0 = time.time()
-        sending: dict[str, Any] = {}
-
-        def post_everything() -> None:
-            try:
-                sending["requests"] = send_all(base_url, key, args.messages, args.clients)
-            except BaseException as exc:  # reported by the main thread
-                sending["error"] = exc
-
-        poster = threading.Thread(target=post_everything, daemon=True)
-        poster.start()
-        deadline = t0 + args.timeout
-        next_sample = t0
-        while time.time() < deadline:
-            record.poll()
-            if "error" in sending:
-                raise BenchError(f"sending failed: {sending['error']!r}")
-            now = time.time()
-            if now >= next_sample:
-                timeline.append(
-                    {
-                        "s": round(now - t0, 2),
-                        "sink": len(record.bench_messages()),
-                        "queued_jobs": queued_jobs(jobs_db),
-                        "statuses": status_counts(database),
-                    }
-                )
-                next_sample = now + 0.5
-            if len({m.n for m in record.bench_messages()}) >= args.messages:
-                break
-            for proc in procs:
-                proc.check_alive()
-            time.sleep(0.05)
-        else:
-            print(f"  warning: the sink did not get every message within {args.timeout:.0f}s")
-        cpu_after = {proc.name: proc.cpu_seconds() for proc in procs}
-        cpu_after["runner"] = own_cpu_seconds()
-        busy_after = machine_busy_seconds()
-        timed_s = time.time() - t0
+        rounds = measure(ctx)
         fsync_after = fsync_latency_ms(data_dir)
-        poster.join(60)
-        if "error" in sending:
-            raise BenchError(f"sending failed: {sending['error']!r}")
-        requests: list[Request] = sending.get("requests", [])
-
-        # -- settle and verify --------------------------------------------------------------
-        settle_deadline = time.time() + 30
-        statuses = status_counts(database)
-        while time.time() < settle_deadline and any(s in statuses for s in PENDING_STATUSES):
-            time.sleep(0.25)
-            statuses = status_counts(database)
+        statuses = settle(ctx)
         time.sleep(1.0)
-        record.poll()  # Anything (a duplicate) that arrived late.
-        statuses = status_counts(database)
+        ctx.record.poll()  # Anything (a duplicate) that arrived late.
+        for measured in rounds:
+            late = outcome(measured.target, measured.round, args.messages, ctx.record, 0.0)
+            measured.duplicates = late.duplicates
         data_filesystem = filesystem_of(data_dir.resolve())
         if profiles:
             stack.close()  # Stops py-spy (and everything else) so the profiles get written.
 
-    bench = record.bench_messages()
-    per_recipient = collections.Counter(m.n for m in bench)
-    expected = {str(n) for n in range(args.messages)}
-    duplicates = sum(count - 1 for count in per_recipient.values() if count > 1)
-    missing = len(expected - set(per_recipient))
-    stray = sorted(set(per_recipient) - expected)
-    wrong_rcpt = sum(1 for m in bench if m.rcpt != [f"{user_id(int(m.n))}@bench.test"])
-    first_request = min(request.t for request in requests) if requests else t0
-    last_answer = max(request.answered for request in requests) if requests else t0
-    first_time = {}
-    for m in sorted(bench, key=lambda m: m.at):
-        first_time.setdefault(m.n, m)
-    unique = list(first_time.values())
-    last_accept = max((m.at for m in unique), default=first_request)
-    elapsed = last_accept - first_request
-    latencies = [m.at - m.t for m in unique if m.t is not None]
-    api_latencies = [request.answered - request.t for request in requests]
-    api_seconds = last_answer - first_request
-    cpu = {
-        name: round(cpu_after[name] - cpu_before[name], 2)
-        for name in cpu_before
-        if cpu_before[name] is not None and cpu_after.get(name) is not None
-    }
-    others = None
-    if busy_before is not None and busy_after is not None:
-        # What the rest of the machine (other users' work, py-spy) used meanwhile.
-        others = round(busy_after - busy_before - sum(cpu.values()), 1)
-    sends_per_s = len(unique) / elapsed if elapsed > 0 else 0.0
-    summary: dict[str, Any] = {
-        "messages": args.messages,
-        "threads": args.threads,
-        "accepted": len(unique),
-        "duplicates": duplicates,
-        "missing": missing,
-        "stray": stray,
-        "wrong_recipient": wrong_rcpt,
-        "sends_per_s": round(sends_per_s, 1),
-        "elapsed_s": round(elapsed, 3),
-        "latency_ms": {
-            "p50": ms(percentile(latencies, 0.5)),
-            "p90": ms(percentile(latencies, 0.9)),
-            "p99": ms(percentile(latencies, 0.99)),
-            "max": ms(max(latencies, default=None)),
-        },
-        "api_recipients_per_s": round(
-            sum(r.count for r in requests) / api_seconds if api_seconds > 0 else 0.0, 1
-        ),
-        "api_seconds": round(api_seconds, 3),
-        "api_request_ms": {
-            "p50": ms(percentile(api_latencies, 0.5)),
-            "max": ms(max(api_latencies, default=None)),
-        },
-        "statuses": statuses,
-        "cpu_seconds": cpu,
-        "worker_cpu_ms_per_message": round(1000 * cpu.get("worker", 0.0) / max(1, len(unique)), 2),
-        "other_processes_cpu_seconds": others,
-        "timed_wall_seconds": round(timed_s, 2),
-        "data_dir_fsync_ms": {"before": fsync_before, "after": fsync_after},
-        "budget_sends_per_s": BUDGET_SENDS_PER_S,
-        "within_budget": sends_per_s >= BUDGET_SENDS_PER_S
-        and not duplicates
-        and not missing
-        and statuses.get("SENT", 0) == args.messages,
-    }
-    print_table(summary)
-    ok = not duplicates and not missing and not stray and not wrong_rcpt
-    if not ok:
-        print(
-            f"  verification FAILED: {duplicates} duplicates, {missing} missing, "
-            f"{len(stray)} stray, {wrong_rcpt} wrong recipients"
-        )
-
+    summary = summarize(rounds, statuses, args)
+    summary["data_dir_fsync_ms"] = {"before": fsync_before, "after": fsync_after}
+    figures = verdict(
+        "sends/s", summary["floor"]["sends_per_s"], summary["tidings"]["sends_per_s"], BUDGET
+    )
+    verification = summary.pop("verification")
+    print(f"\nper-round ratios tidings/floor: {summary['round_ratios']}")
+    print(f"final statuses {json.dumps(statuses)}; fsync p50/p90 {fsync_before} then {fsync_after}")
+    print(
+        "verification: every message accepted once, to its recipient; all SENT"
+        if verification["ok"]
+        else "verification FAILED:\n  " + "\n  ".join(verification["problems"])
+    )
+    print_verdict("send", figures)
+    for name, path in profiles.items():
+        print(f"  py-spy profile of {name}: {path}")
     result = {
         "benchmark": "send",
         "started_at": started.isoformat(timespec="seconds"),
         "machine": machine_info,
+        "source": {k: v for k, v in source.items() if k != "path"},
+        "budget": figures,
         "settings": {
             "messages": args.messages,
-            "worker_processes": 1,
-            "worker_threads": args.threads,
-            "api_consumer_workers": 0,
+            "rounds": args.rounds,
+            "quick": args.quick,
+            "tidings": "tidings serve (API) + one tidings worker"
+            if args.worker
+            else "tidings serve, defaults (API and in-process consumer)",
+            "consumer_threads": args.threads or "Tidings' default",
             "recipients_per_request": BATCH,
             "api_clients": args.clients,
             "timeout_s": args.timeout,
             "tidings_env": args.tidings_env,
-            "source": {k: v for k, v in source.items() if k != "path"},
             "job_storage": "sqlite",
             "data_dir_filesystem": data_filesystem,
             "template": TEMPLATE,
             "py_spy": {"mode": args.py_spy, **{n: p.name for n, p in profiles.items()}},
         },
-        "summary": summary,
         "setup_s": round(setup_s, 2),
-        "requests": [
-            {
-                "first": r.first,
-                "count": r.count,
-                "s": round(r.t - first_request, 3),
-                "ms": ms(r.answered - r.t),
-                "status": r.status,
-            }
-            for r in requests
-        ],
-        "timeline": timeline,
+        "summary": summary,
+        "verification": verification,
+        "rounds": [asdict(r) for r in rounds],
     }
     output = args.output or RESULTS_DIR / f"send-{started:%Y%m%dT%H%M%SZ}.json"
-    for name, path in profiles.items():
-        print(f"  py-spy profile of {name}: {path}")
     write_result(result, output)
-    return 0 if ok else 1
+    return 0 if verification["ok"] and figures["met"] else 1
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The send benchmark's SMTP sink: an aiosmtpd server in a process of its own.
+"""The SMTP sink of the send and pipeline benchmarks: an aiosmtpd server in a process of its own.
 
 It listens on a loopback port (`--port 0`: one the OS picks), prints one JSON line
 `{"ready": true, "port": N}` on stdout once it accepts connections, and for each message it

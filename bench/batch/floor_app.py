@@ -1,0 +1,71 @@
+"""The floor of `bench/batch`: a minimal Starlette app for `POST /v1/batch`.
+
+Per request it parses the body with orjson and writes the batch's events to SQLite (WAL,
+the synchronous setting given, Tidings' by default) in one multi-row INSERT and one commit,
+then answers 200 `{"success": true}`, as Tidings does once the batch is committed. Each row
+holds the event's messageId (unique, as Tidings' idempotency needs), type, userId and the
+event as JSON. No key check, no validation, no queue: what is left is the ASGI server, the
+JSON parse and the durable write, under the uvicorn settings of `tidings serve`.
+
+    python bench/batch/floor_app.py --port 8002 --database floor.db [--synchronous FULL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import open_sqlite, serve_asgi
+
+SUCCESS = orjson.dumps({"success": True})
+COLUMNS = 4
+
+
+def build_app(database: Path, synchronous: str) -> Starlette:
+    connection = open_sqlite(database, synchronous)
+    connection.execute(
+        "CREATE TABLE IF NOT EXISTS event (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL"
+        " UNIQUE, type TEXT, user_id TEXT, body BLOB NOT NULL)"
+    )
+    statements: dict[int, str] = {}
+
+    def insert(count: int) -> str:
+        if count not in statements:
+            values = ",".join(["(?,?,?,?)"] * count)
+            statements[count] = (
+                f"INSERT INTO event (message_id, type, user_id, body) VALUES {values}"
+            )
+        return statements[count]
+
+    async def batch(request: Request) -> Response:
+        events = orjson.loads(await request.body())["batch"]
+        parameters: list[object] = []
+        for event in events:
+            parameters += (event["messageId"], event["type"], event["userId"], orjson.dumps(event))
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute(insert(len(events)), parameters)
+        connection.execute("COMMIT")
+        return Response(SUCCESS, media_type="application/json")
+
+    return Starlette(routes=[Route("/v1/batch", batch, methods=["POST"])])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8002)
+    parser.add_argument("--database", type=Path, required=True)
+    parser.add_argument("--synchronous", default="FULL", choices=["FULL", "NORMAL"])
+    args = parser.parse_args()
+    serve_asgi(build_app(args.database, args.synchronous), args.port)
+
+
+if __name__ == "__main__":
+    main()
