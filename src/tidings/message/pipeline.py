@@ -97,7 +97,7 @@ class PipelineContext:
         return self.lease.owner if self.lease is not None else None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "providers", ConfiguredProviders(self.config_cipher))
+        object.__setattr__(self, "providers", ConfiguredProviders(self.config_cipher, self.http))
 
 
 def _profile(session: Session, message: Message) -> dict[str, Any] | None:
@@ -540,7 +540,7 @@ def call_provider(
             raise PermanentProviderError(
                 f"provider {attempt.provider_name!r} is no longer configured"
             )
-        instance = provider.provider_class(provider.config, context.http)
+        instance = context.providers.instance(provider)
         return instance.send(attempt.delivery), None
     except ProviderError as exc:
         return None, exc

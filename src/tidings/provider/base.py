@@ -1,8 +1,11 @@
 """The provider protocol.
 
-A provider delivers one rendered message on one channel through one vendor. It is built fresh
-for every send from its immutable config and an injected `httpx.Client`, and it either returns
-a `SendResult` or raises one of the two errors below. It never returns a bare bool.
+A provider delivers one rendered message on one channel through one vendor. It is built once
+per environment and configuration from its immutable config and an injected `httpx.Client`
+(`provider.service.ConfiguredProviders.instance`), and kept until that configuration changes
+or the process stops, when `close()` releases what it holds between sends (SMTP connections,
+an access token). Sends on one instance run in several threads at once. A send either returns
+a `SendResult` or raises one of the errors below. It never returns a bare bool.
 
 - `RetryableProviderError`: timeouts, connection errors, HTTP 429 and 5xx. The message is tried
   again with exponential backoff (honouring `retry_after` when the vendor gives one), and after
@@ -186,9 +189,10 @@ class Provider(ABC):
     def send(self, delivery: Delivery) -> SendResult:
         """Deliver, or raise RetryableProviderError / PermanentProviderError."""
 
-    @classmethod
-    def close_pooled(cls) -> None:
-        """Release connections the provider keeps between sends (called at shutdown)."""
+    def close(self) -> None:
+        """Release what the instance keeps between sends; called when its configuration
+        changes and at shutdown. A send may still be running on it, or start on it later:
+        that send must still work, and leave no connection open."""
         return None
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from types import NoneType, UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
+import httpx
 import orjson
 from cryptography.fernet import Fernet
 from pydantic import SecretStr, ValidationError
@@ -32,6 +33,7 @@ MASK = "**********"
 
 @dataclass(frozen=True, slots=True)
 class ConfiguredProvider:
+    environment_id: str
     name: str
     channel: str
     priority: int
@@ -166,7 +168,10 @@ def configure(
     row.config_ciphertext = ciphertext
     row.updated_at = now
     session.flush()
-    return ConfiguredProvider(name, cls.channel, row.priority, cls, config), created
+    configured = ConfiguredProvider(
+        scope.environment_id, name, cls.channel, row.priority, cls, config
+    )
+    return configured, created
 
 
 def remove(session: Session, scope: Scope, name: str) -> None:
@@ -195,7 +200,9 @@ def configured(session: Session, environment_id: str, fernet: Fernet) -> list[Co
         if cls is None:
             continue
         config = cls.config_model.model_validate(_decrypt(fernet, row))
-        result.append(ConfiguredProvider(row.name, cls.channel, row.priority, cls, config))
+        result.append(
+            ConfiguredProvider(environment_id, row.name, cls.channel, row.priority, cls, config)
+        )
     return result
 
 
@@ -212,17 +219,26 @@ _STAMP = (
 
 
 class ConfiguredProviders:
-    """`configured()` with the decrypted configs kept between calls.
+    """`configured()` with the decrypted configs kept between calls, and each configured
+    provider built once.
 
-    Each call still reads every row's name, priority and update time (one small query), so
+    Each `get()` still reads every row's name, priority and update time (one small query), so
     a provider changed through the API or by another process is picked up at once; only
     decryption and validation are skipped when nothing changed.
+
+    `instance()` builds a provider once per environment, name and configuration, on the one
+    `http` client, and keeps it with what it holds between sends (SMTP connections, an access
+    token). An instance is closed when `get()` finds its configuration changed or removed,
+    when an instance of a newer configuration replaces it, and by `close()` at shutdown.
     """
 
-    def __init__(self, fernet: Fernet) -> None:
+    def __init__(self, fernet: Fernet, http: httpx.Client) -> None:
         self.fernet = fernet
+        self.http = http
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[tuple[Any, ...], list[ConfiguredProvider]]] = {}
+        self._instances: dict[tuple[str, str], Provider] = {}
+        self._closed = False
 
     def get(self, session: Session, environment_id: str) -> list[ConfiguredProvider]:
         stamp = tuple(
@@ -233,6 +249,39 @@ class ConfiguredProviders:
         if entry is not None and entry[0] == stamp:
             return entry[1]
         providers = configured(session, environment_id, self.fernet)
+        current = {provider.name: provider.config for provider in providers}
         with self._lock:
             self._entries[environment_id] = (stamp, providers)
+            retired = [
+                self._instances.pop(key)
+                for key, instance in list(self._instances.items())
+                if key[0] == environment_id and current.get(key[1]) != instance.config
+            ]
+        for instance in retired:
+            instance.close()
         return providers
+
+    def instance(self, provider: ConfiguredProvider) -> Provider:
+        """The provider built from this configuration, built on first use."""
+        key = (provider.environment_id, provider.name)
+        with self._lock:
+            previous = self._instances.get(key)
+            if previous is not None and previous.config == provider.config:
+                return previous
+            built = provider.provider_class(provider.config, self.http)
+            if not self._closed:
+                self._instances[key] = built
+        if previous is not None:
+            previous.close()
+        if self._closed:
+            built.close()  # after shutdown: it sends, and keeps nothing
+        return built
+
+    def close(self) -> None:
+        """Close every instance (at shutdown)."""
+        with self._lock:
+            self._closed = True
+            instances = list(self._instances.values())
+            self._instances.clear()
+        for instance in instances:
+            instance.close()
