@@ -89,8 +89,8 @@ def test_one_instance_per_configuration_keeps_its_connection_until_the_config_ch
         _send_and_deliver(client, keys.test, runtime)
         assert (len(handler.messages), handler.greetings, handler.quits) == (2, 1, 0)
 
-        # Routing sees the new configuration: the old instance closes its connection, and
-        # an instance of the new one opens its own.
+        # Routing sees the new configuration, and before the send the old instance closes
+        # its connection; an instance of the new one opens its own.
         configure(client, keys.test, "smtp", _smtp(port, "Second"))
         _send_and_deliver(client, keys.test, runtime)
         assert (len(handler.messages), handler.greetings, handler.quits) == (3, 2, 1)

@@ -11,7 +11,9 @@ from fastapi import APIRouter, Depends, Request
 from tidings.callback import service
 from tidings.callback.schemas import CallbackResult
 from tidings.dependencies import RuntimeDep
-from tidings.provider.base import StatusCallback
+from tidings.provider.base import Provider, StatusCallback
+from tidings.provider.email.sendgrid import SendGridProvider
+from tidings.provider.sms.twilio import TwilioProvider
 from tidings.routing import ApiRoute
 
 router = APIRouter(prefix="/callbacks", tags=["callbacks"], route_class=ApiRoute)
@@ -43,7 +45,9 @@ def url_as_seen(request: Request) -> str:
     return str(url)
 
 
-def _handle(runtime: RuntimeDep, provider: str, body: bytes, request: Request) -> CallbackResult:
+def _handle(
+    runtime: RuntimeDep, provider: type[Provider], body: bytes, request: Request
+) -> CallbackResult:
     callback = StatusCallback(
         body=body, url=url_as_seen(request), headers=request.headers, query=request.query_params
     )
@@ -61,7 +65,7 @@ def sendgrid_events(body: RawBody, request: Request, runtime: RuntimeDep) -> Cal
     has a verification key, the Signed Event Webhook headers must verify (401 otherwise).
     Events for unknown messages are counted and answered 200, so SendGrid does not retry them.
     """
-    return _handle(runtime, "sendgrid", body, request)
+    return _handle(runtime, SendGridProvider, body, request)
 
 
 @router.post("/twilio", response_model=CallbackResult)
@@ -74,4 +78,4 @@ def twilio_status(body: RawBody, request: Request, runtime: RuntimeDep) -> Callb
     match the auth token of the message's environment (403 otherwise). Unknown `MessageSid`s
     are counted and answered 200.
     """
-    return _handle(runtime, "twilio", body, request)
+    return _handle(runtime, TwilioProvider, body, request)

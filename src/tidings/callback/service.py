@@ -40,7 +40,7 @@ from tidings.provider.base import (
     StatusCallback,
     StatusReport,
 )
-from tidings.provider.service import ConfiguredProvider, configured, provider_class
+from tidings.provider.service import ConfiguredProvider, configured
 
 BOUNCED = "BOUNCED"
 PROVIDER_STATUS = "PROVIDER_STATUS"
@@ -225,10 +225,10 @@ class _Found:
 
 
 def handle_status_callback(
-    session: Session, fernet: Fernet, provider_name: str, callback: StatusCallback
+    session: Session, fernet: Fernet, provider: type[Provider], callback: StatusCallback
 ) -> CallbackResult:
-    """Apply one vendor callback: every report in it, or none (when a signature fails)."""
-    provider = provider_class(provider_name)
+    """Apply one callback of `provider`'s vendor: every report in it, or none (when a
+    signature fails)."""
     reports = provider.parse_status_callback(callback)
     found: list[_Found] = []
     counts: Counter[str] = Counter()

@@ -228,8 +228,10 @@ class ConfiguredProviders:
 
     `instance()` builds a provider once per environment, name and configuration, on the one
     `http` client, and keeps it with what it holds between sends (SMTP connections, an access
-    token). An instance is closed when `get()` finds its configuration changed or removed,
-    when an instance of a newer configuration replaces it, and by `close()` at shutdown.
+    token). An instance is closed when `get()` finds its configuration changed or removed
+    (by the next `instance()` call: closing may wait on the network, and `get()` runs inside
+    the routing transaction), when an instance of another configuration replaces it, and by
+    `close()` at shutdown.
     """
 
     def __init__(self, fernet: Fernet, http: httpx.Client) -> None:
@@ -238,6 +240,7 @@ class ConfiguredProviders:
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[tuple[Any, ...], list[ConfiguredProvider]]] = {}
         self._instances: dict[tuple[str, str], Provider] = {}
+        self._retired: list[Provider] = []
         self._closed = False
 
     def get(self, session: Session, environment_id: str) -> list[ConfiguredProvider]:
@@ -252,36 +255,37 @@ class ConfiguredProviders:
         current = {provider.name: provider.config for provider in providers}
         with self._lock:
             self._entries[environment_id] = (stamp, providers)
-            retired = [
+            self._retired.extend(
                 self._instances.pop(key)
                 for key, instance in list(self._instances.items())
                 if key[0] == environment_id and current.get(key[1]) != instance.config
-            ]
-        for instance in retired:
-            instance.close()
+            )
         return providers
 
     def instance(self, provider: ConfiguredProvider) -> Provider:
         """The provider built from this configuration, built on first use."""
         key = (provider.environment_id, provider.name)
         with self._lock:
-            previous = self._instances.get(key)
-            if previous is not None and previous.config == provider.config:
-                return previous
-            built = provider.provider_class(provider.config, self.http)
-            if not self._closed:
-                self._instances[key] = built
-        if previous is not None:
-            previous.close()
-        if self._closed:
-            built.close()  # after shutdown: it sends, and keeps nothing
+            unwanted, self._retired = self._retired, []
+            built = self._instances.get(key)
+            if built is None or built.config != provider.config:
+                if built is not None:
+                    unwanted.append(built)
+                built = provider.provider_class(provider.config, self.http)
+                if self._closed:
+                    unwanted.append(built)  # after shutdown: it sends, and keeps nothing
+                else:
+                    self._instances[key] = built
+        for instance in unwanted:
+            instance.close()
         return built
 
     def close(self) -> None:
         """Close every instance (at shutdown)."""
         with self._lock:
             self._closed = True
-            instances = list(self._instances.values())
+            unwanted = [*self._retired, *self._instances.values()]
+            self._retired.clear()
             self._instances.clear()
-        for instance in instances:
+        for instance in unwanted:
             instance.close()
