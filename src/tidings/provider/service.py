@@ -168,10 +168,10 @@ def configure(
     row.config_ciphertext = ciphertext
     row.updated_at = now
     session.flush()
-    configured = ConfiguredProvider(
+    provider = ConfiguredProvider(
         scope.environment_id, name, cls.channel, row.priority, cls, config
     )
-    return configured, created
+    return provider, created
 
 
 def remove(session: Session, scope: Scope, name: str) -> None:
@@ -273,7 +273,7 @@ class ConfiguredProviders:
                     unwanted.append(built)
                 built = provider.provider_class(provider.config, self.http)
                 if self._closed:
-                    unwanted.append(built)  # after shutdown: it sends, and keeps nothing
+                    unwanted.append(built)  # after shutdown: it sends, then holds no connection
                 else:
                     self._instances[key] = built
         for instance in unwanted:
