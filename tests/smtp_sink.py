@@ -14,8 +14,6 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from tidings.provider.email.smtp import close_connections
-
 
 @dataclass
 class SinkHandler:
@@ -89,6 +87,4 @@ def smtp_sink() -> Iterator[SmtpSink]:
     sink = SmtpSink()
     sink.controller.start()
     yield sink
-    # Pooled client connections to this server go first, so the server closes cleanly.
-    close_connections()
     sink.controller.stop()

@@ -17,7 +17,6 @@ from tidings.kit.crypto import fernet_for, load_or_create_secret
 from tidings.kit.outbound import OutboundClient, OutboundGuard
 from tidings.kit.ratelimit import RecentValues, TokenBuckets
 from tidings.preference.service import public_base_url, unsubscribe_key
-from tidings.provider.registry import close_all as close_all_providers
 from tidings.workspace.keys import KeyCipher
 
 
@@ -65,7 +64,7 @@ class Runtime:
     auth_limits: AuthLimits
 
     def close(self) -> None:
-        close_all_providers()
+        self.jobs.context.providers.close()
         self.jobs.stop_lease()
         self.jobs.close()
         self.http.close()

@@ -1,18 +1,19 @@
 """Vendor delivery callbacks. No API key: the vendor's signature is the credential, and the
-environment is the one of the delivery the callback names."""
+environment is the one of the delivery the callback names. Each route hands the request to
+its vendor's provider (`callback.service.handle_status_callback`)."""
 
 from __future__ import annotations
 
 from typing import Annotated
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request
 
 from tidings.callback import service
 from tidings.callback.schemas import CallbackResult
 from tidings.dependencies import RuntimeDep
-from tidings.errors import BadRequest
-from tidings.kit.json_input import check_form_fields
+from tidings.provider.base import Provider, StatusCallback
+from tidings.provider.email.sendgrid import SendGridProvider
+from tidings.provider.sms.twilio import TwilioProvider
 from tidings.routing import ApiRoute
 
 router = APIRouter(prefix="/callbacks", tags=["callbacks"], route_class=ApiRoute)
@@ -44,6 +45,16 @@ def url_as_seen(request: Request) -> str:
     return str(url)
 
 
+def _handle(
+    runtime: RuntimeDep, provider: type[Provider], body: bytes, request: Request
+) -> CallbackResult:
+    callback = StatusCallback(
+        body=body, url=url_as_seen(request), headers=request.headers, query=request.query_params
+    )
+    with runtime.database.write() as (session, _):
+        return service.handle_status_callback(session, runtime.config_cipher, provider, callback)
+
+
 @router.post("/sendgrid", response_model=CallbackResult)
 def sendgrid_events(body: RawBody, request: Request, runtime: RuntimeDep) -> CallbackResult:
     """SendGrid's Event Webhook: a JSON array of events.
@@ -54,14 +65,7 @@ def sendgrid_events(body: RawBody, request: Request, runtime: RuntimeDep) -> Cal
     has a verification key, the Signed Event Webhook headers must verify (401 otherwise).
     Events for unknown messages are counted and answered 200, so SendGrid does not retry them.
     """
-    with runtime.database.write() as (session, _):
-        return service.handle_sendgrid_events(
-            session,
-            runtime.config_cipher,
-            body,
-            request.headers.get(service.SENDGRID_SIGNATURE_HEADER),
-            request.headers.get(service.SENDGRID_TIMESTAMP_HEADER),
-        )
+    return _handle(runtime, SendGridProvider, body, request)
 
 
 @router.post("/twilio", response_model=CallbackResult)
@@ -74,21 +78,4 @@ def twilio_status(body: RawBody, request: Request, runtime: RuntimeDep) -> Callb
     match the auth token of the message's environment (403 otherwise). Unknown `MessageSid`s
     are counted and answered 200.
     """
-    try:
-        params = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
-    except UnicodeDecodeError as exc:
-        raise BadRequest(
-            "The body is not UTF-8 form data. Twilio posts application/x-www-form-urlencoded.",
-            code="invalid_request",
-            field="body",
-        ) from exc
-    check_form_fields(params)
-    with runtime.database.write() as (session, _):
-        return service.handle_twilio_status(
-            session,
-            runtime.config_cipher,
-            [url_as_seen(request)],
-            params,
-            request.headers.get(service.TWILIO_SIGNATURE_HEADER),
-            tidings_message_id=request.query_params.get("tidings_message_id"),
-        )
+    return _handle(runtime, TwilioProvider, body, request)

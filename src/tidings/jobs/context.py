@@ -33,4 +33,4 @@ class WorkerContext:
         return self.lease.owner if self.lease is not None else None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "providers", ConfiguredProviders(self.config_cipher))
+        object.__setattr__(self, "providers", ConfiguredProviders(self.config_cipher, self.http))

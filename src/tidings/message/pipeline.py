@@ -504,7 +504,7 @@ def call_provider(
             raise PermanentProviderError(
                 f"provider {attempt.provider_name!r} is no longer configured"
             )
-        instance = provider.provider_class(provider.config, context.http)
+        instance = context.providers.instance(provider)
         return instance.send(attempt.delivery), None
     except ProviderError as exc:
         return None, exc

@@ -1,8 +1,11 @@
 """The provider protocol.
 
-A provider delivers one rendered message on one channel through one vendor. It is built fresh
-for every send from its immutable config and an injected `httpx.Client`, and it either returns
-a `SendResult` or raises one of the two errors below. It never returns a bare bool.
+A provider delivers one rendered message on one channel through one vendor. It is built once
+per environment and configuration from its immutable config and an injected `httpx.Client`
+(`provider.service.ConfiguredProviders.instance`), and kept until that configuration changes
+or the process stops, when `close()` releases what it holds between sends (SMTP connections,
+an access token). Sends on one instance run in several threads at once. A send either returns
+a `SendResult` or raises one of the errors below. It never returns a bare bool.
 
 - `RetryableProviderError`: timeouts, connection errors, HTTP 429 and 5xx. The message is tried
   again with exponential backoff (honouring `retry_after` when the vendor gives one), and after
@@ -21,7 +24,9 @@ excerpt of the vendor's reply for the message history. Secrets never appear in e
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Annotated, Any, ClassVar, get_args, get_origin
 
 import httpx
@@ -165,8 +170,62 @@ class SendResult:
     response_excerpt: str = ""
 
 
+class ReportOutcome(StrEnum):
+    """What a vendor's status report means for a delivery."""
+
+    DELIVERED = "delivered"
+    """The vendor delivered it: the delivery and its message become DELIVERED."""
+    UNDELIVERABLE = "undeliverable"
+    """The vendor gave up (bounce, drop, failure): the delivery fails."""
+    INTERMEDIATE = "intermediate"
+    """A step on the way (queued, deferred, …): recorded once in the history."""
+    IGNORED = "ignored"
+    """Not about delivery (opens, clicks, …), or not an event at all: counted, nothing else."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusCallback:
+    """A vendor's delivery-status callback as Tidings received it.
+
+    `url` is the URL the vendor requested, as seen through forwarding proxies; `headers` has
+    lower-case names; `query` is the URL's query.
+    """
+
+    body: bytes
+    url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    query: Mapping[str, str] = field(default_factory=dict)
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class StatusReport:
+    """One status event of a callback, in Tidings' terms.
+
+    The delivery is found by `tidings_message_id` (the Tidings message id, when the vendor
+    echoes it back) on this provider's channel, or else by `provider_message_id` (the id
+    recorded when sending), which also fills a delivery that has none yet. `status` is the
+    vendor's own name for it, recorded with an INTERMEDIATE report; `detail` is the history
+    entry's (and a failure's) text; `raw` is the event, quoted in the history.
+    """
+
+    outcome: ReportOutcome
+    provider_message_id: str | None = None
+    tidings_message_id: str | None = None
+    status: str = ""
+    detail: str = ""
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
 class Provider(ABC):
-    """Base class of every provider. Subclasses set the class attributes and `send`."""
+    """Base class of every provider. Subclasses set the class attributes and `send`.
+
+    A provider whose vendor reports delivery statuses to Tidings also implements
+    `parse_status_callback` and `verify_status_callback`; `callback.service` applies what
+    they return.
+    """
 
     name: ClassVar[str]
     channel: ClassVar[str]
@@ -186,10 +245,28 @@ class Provider(ABC):
     def send(self, delivery: Delivery) -> SendResult:
         """Deliver, or raise RetryableProviderError / PermanentProviderError."""
 
-    @classmethod
-    def close_pooled(cls) -> None:
-        """Release connections the provider keeps between sends (called at shutdown)."""
+    def close(self) -> None:
+        """Release what the instance keeps between sends; called when its configuration
+        changes and at shutdown. A send may still be running on it, or start on it later:
+        that send must still work, and leave no connection open."""
         return None
+
+    @classmethod
+    def parse_status_callback(cls, callback: StatusCallback) -> list[StatusReport]:
+        """The callback's events, in the order the vendor sent them, one report each
+        (IGNORED for those Tidings does not track). Raises `tidings.errors.BadRequest` when
+        the request is not what the vendor sends. Called before the signature is checked:
+        the signing key is found through the delivery the callback names."""
+        raise NotImplementedError(f"{cls.name} takes no status callbacks")
+
+    @classmethod
+    def verify_status_callback(
+        cls, config: ProviderConfig | None, callback: StatusCallback
+    ) -> None:
+        """Check the vendor's signature on the callback with the provider's config in the
+        environment of a delivery it names (None when that environment has none). Raises
+        `tidings.errors.Unauthorized` or `Forbidden` when it does not verify."""
+        raise NotImplementedError(f"{cls.name} takes no status callbacks")
 
 
 def channel_address(channel: str, recipient: dict[str, Any]) -> Any:

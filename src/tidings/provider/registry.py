@@ -33,9 +33,3 @@ def load_all() -> dict[str, type[Provider]]:
         for module in pkgutil.iter_modules(package.__path__):
             importlib.import_module(f"{package.__name__}.{module.name}")
     return PROVIDERS
-
-
-def close_all() -> None:
-    """Release every provider's pooled connections."""
-    for cls in PROVIDERS.values():
-        cls.close_pooled()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from types import NoneType, UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
+import httpx
 import orjson
 from cryptography.fernet import Fernet
 from pydantic import SecretStr, ValidationError
@@ -32,6 +33,7 @@ MASK = "**********"
 
 @dataclass(frozen=True, slots=True)
 class ConfiguredProvider:
+    environment_id: str
     name: str
     channel: str
     priority: int
@@ -166,7 +168,10 @@ def configure(
     row.config_ciphertext = ciphertext
     row.updated_at = now
     session.flush()
-    return ConfiguredProvider(name, cls.channel, row.priority, cls, config), created
+    provider = ConfiguredProvider(
+        scope.environment_id, name, cls.channel, row.priority, cls, config
+    )
+    return provider, created
 
 
 def remove(session: Session, scope: Scope, name: str) -> None:
@@ -195,7 +200,9 @@ def configured(session: Session, environment_id: str, fernet: Fernet) -> list[Co
         if cls is None:
             continue
         config = cls.config_model.model_validate(_decrypt(fernet, row))
-        result.append(ConfiguredProvider(row.name, cls.channel, row.priority, cls, config))
+        result.append(
+            ConfiguredProvider(environment_id, row.name, cls.channel, row.priority, cls, config)
+        )
     return result
 
 
@@ -212,17 +219,29 @@ _STAMP = (
 
 
 class ConfiguredProviders:
-    """`configured()` with the decrypted configs kept between calls.
+    """`configured()` with the decrypted configs kept between calls, and each configured
+    provider built once.
 
-    Each call still reads every row's name, priority and update time (one small query), so
+    Each `get()` still reads every row's name, priority and update time (one small query), so
     a provider changed through the API or by another process is picked up at once; only
     decryption and validation are skipped when nothing changed.
+
+    `instance()` builds a provider once per environment, name and configuration, on the one
+    `http` client, and keeps it with what it holds between sends (SMTP connections, an access
+    token). An instance is closed when `get()` finds its configuration changed or removed
+    (by the next `instance()` call: closing may wait on the network, and `get()` runs inside
+    the routing transaction), when an instance of another configuration replaces it, and by
+    `close()` at shutdown.
     """
 
-    def __init__(self, fernet: Fernet) -> None:
+    def __init__(self, fernet: Fernet, http: httpx.Client) -> None:
         self.fernet = fernet
+        self.http = http
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[tuple[Any, ...], list[ConfiguredProvider]]] = {}
+        self._instances: dict[tuple[str, str], Provider] = {}
+        self._retired: list[Provider] = []
+        self._closed = False
 
     def get(self, session: Session, environment_id: str) -> list[ConfiguredProvider]:
         stamp = tuple(
@@ -233,6 +252,40 @@ class ConfiguredProviders:
         if entry is not None and entry[0] == stamp:
             return entry[1]
         providers = configured(session, environment_id, self.fernet)
+        current = {provider.name: provider.config for provider in providers}
         with self._lock:
             self._entries[environment_id] = (stamp, providers)
+            self._retired.extend(
+                self._instances.pop(key)
+                for key, instance in list(self._instances.items())
+                if key[0] == environment_id and current.get(key[1]) != instance.config
+            )
         return providers
+
+    def instance(self, provider: ConfiguredProvider) -> Provider:
+        """The provider built from this configuration, built on first use."""
+        key = (provider.environment_id, provider.name)
+        with self._lock:
+            unwanted, self._retired = self._retired, []
+            built = self._instances.get(key)
+            if built is None or built.config != provider.config:
+                if built is not None:
+                    unwanted.append(built)
+                built = provider.provider_class(provider.config, self.http)
+                if self._closed:
+                    unwanted.append(built)  # after shutdown: it sends, then holds no connection
+                else:
+                    self._instances[key] = built
+        for instance in unwanted:
+            instance.close()
+        return built
+
+    def close(self) -> None:
+        """Close every instance (at shutdown)."""
+        with self._lock:
+            self._closed = True
+            unwanted = [*self._retired, *self._instances.values()]
+            self._retired.clear()
+            self._instances.clear()
+        for instance in unwanted:
+            instance.close()

@@ -12,18 +12,25 @@ Shapes checked against:
 
 from __future__ import annotations
 
+import base64
 import socket
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from pytest_httpserver import HTTPServer
 
+from tidings.errors import Unauthorized
 from tidings.provider.base import (
     Delivery,
     PermanentProviderError,
+    ReportOutcome,
     RetryableProviderError,
+    StatusCallback,
 )
 from tidings.provider.email.sendgrid import SendGridConfig, SendGridProvider
 from tidings.provider.registry import PROVIDERS
@@ -234,3 +241,74 @@ def test_api_key_is_masked_in_config() -> None:
 def test_registered_under_its_name() -> None:
     assert PROVIDERS["sendgrid"] is SendGridProvider
     assert SendGridProvider.channel == "email"
+
+
+def test_event_webhook_events_become_neutral_status_reports() -> None:
+    """Shapes per https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/event."""
+    sg_message_id = "14c5d75ce93.dfd.64b469.filterdrecv-p3mdw1-756b745b58-kmzbl-18-5F5FC76C-9.0"
+    events = [
+        {"event": "delivered", "sg_message_id": sg_message_id, "response": "250 OK"},
+        {"event": "bounce", "type": "blocked", "reason": "550 blocked", "status": "5.7.1"},
+        {
+            "event": "deferred",
+            "response": "400 try later",
+            "attempt": "2",
+            "tidings_message_id": "m1",
+        },
+        {"event": "open", "sg_message_id": sg_message_id},
+        "not an event",
+    ]
+    callback = StatusCallback(body=orjson.dumps(events), url="https://t.example/callbacks/sendgrid")
+    reports = SendGridProvider.parse_status_callback(callback)
+    assert [
+        (r.outcome, r.provider_message_id, r.tidings_message_id, r.detail) for r in reports
+    ] == [
+        (ReportOutcome.DELIVERED, "14c5d75ce93", None, "SendGrid delivered: 250 OK"),
+        (ReportOutcome.UNDELIVERABLE, None, None, "SendGrid bounce (blocked): 550 blocked (5.7.1)"),
+        (ReportOutcome.INTERMEDIATE, None, "m1", "SendGrid deferred: 400 try later (attempt 2)"),
+        (ReportOutcome.IGNORED, None, None, ""),
+        (ReportOutcome.IGNORED, None, None, ""),
+    ]
+    assert reports[2].status == "deferred"
+    assert reports[0].raw == events[0]
+
+
+def test_signed_event_webhook_verification() -> None:
+    """The Signed Event Webhook: ECDSA P-256 with SHA-256 over the timestamp and the body."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    config = SendGridConfig(
+        api_key="SG.k", from_email="n@example.org", event_webhook_public_key=b64(public)
+    )
+    body = b'[{"event":"delivered"}]'
+    signature = b64(key.sign(b"1700000000" + body, ec.ECDSA(hashes.SHA256())))
+
+    def callback(**headers: str) -> StatusCallback:
+        return StatusCallback(
+            body=body, url="https://t.example/callbacks/sendgrid", headers=headers
+        )
+
+    signed = {SIGNATURE: signature, TIMESTAMP: "1700000000"}
+    SendGridProvider.verify_status_callback(config, callback(**signed))
+    with pytest.raises(Unauthorized) as missing:
+        SendGridProvider.verify_status_callback(config, callback())
+    assert missing.value.code == "missing_signature"
+    with pytest.raises(Unauthorized) as replayed:
+        SendGridProvider.verify_status_callback(
+            config, callback(**{**signed, TIMESTAMP: "1700000001"})
+        )
+    assert replayed.value.code == "invalid_signature"
+    # Without a verification key (or a SendGrid config), events are accepted unsigned.
+    unsigned = config.model_copy(update={"event_webhook_public_key": None})
+    SendGridProvider.verify_status_callback(unsigned, callback())
+    SendGridProvider.verify_status_callback(None, callback())
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+SIGNATURE = "x-twilio-email-event-webhook-signature"
+TIMESTAMP = "x-twilio-email-event-webhook-timestamp"

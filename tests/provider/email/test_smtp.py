@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import ssl
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from cryptography.x509.oid import NameOID
 
 from tests.smtp_sink import SinkHandler, _free_port
 from tidings.provider.base import Delivery, PermanentProviderError, RetryableProviderError
-from tidings.provider.email.smtp import SmtpConfig, SmtpProvider, close_connections
+from tidings.provider.email.smtp import SmtpConfig, SmtpProvider
 
 
 @pytest.fixture(scope="module")
@@ -107,12 +106,6 @@ def handler() -> SinkHandler:
     return SinkHandler()
 
 
-@pytest.fixture(autouse=True)
-def _close_pool() -> Iterator[None]:
-    yield
-    close_connections()
-
-
 def _delivery(**content: Any) -> Delivery:
     return Delivery(
         message_id="msg_1",
@@ -141,7 +134,7 @@ def test_plain_smtp_delivers_a_multipart_message(handler: SinkHandler) -> None:
         provider.send(_delivery(subject="Second"))
     finally:
         http.close()
-        close_connections()
+        provider.close()
         controller.stop()
     first, second = handler.messages
     assert handler.envelopes[0] == ("n@example.org", ["ada@example.org"])
@@ -180,7 +173,7 @@ def test_starttls_with_auth(handler: SinkHandler, certificate: tuple[Path, Path,
         provider.send(_delivery())
     finally:
         http.close()
-        close_connections()
+        provider.close()
         controller.stop()
     assert authenticator.attempts == [("mailer", "correct horse")]
     assert len(handler.messages) == 1
@@ -214,7 +207,7 @@ def test_implicit_tls_with_auth(handler: SinkHandler, certificate: tuple[Path, P
         provider.send(_delivery())
     finally:
         http.close()
-        close_connections()
+        provider.close()
         controller.stop()
     assert len(handler.messages) == 1
 
@@ -245,7 +238,7 @@ def test_wrong_password_is_permanent_and_secret_free(
             provider.send(_delivery())
     finally:
         http.close()
-        close_connections()
+        provider.close()
         controller.stop()
     assert "535" in caught.value.reason
     assert "wrong-secret-value" not in str(caught.value) + caught.value.response_excerpt
@@ -271,7 +264,7 @@ def test_untrusted_certificate_is_refused(
             provider.send(_delivery())
     finally:
         http.close()
-        close_connections()
+        provider.close()
         controller.stop()
 
 
@@ -295,7 +288,7 @@ def test_server_replies_map_to_permanent_and_retryable(
             provider.send(_delivery())
     finally:
         http.close()
-        close_connections()
+        provider.close()
         controller.stop()
     assert reply.split()[0] in str(caught.value)
 
@@ -340,7 +333,7 @@ def test_non_ascii_subject_names_and_bodies_arrive_intact(handler: SinkHandler) 
         )
     finally:
         http.close()
-        close_connections()
+        provider.close()
         controller.stop()
     (email,) = handler.messages
     assert email["Subject"] == "Café ✓ commande n°7"
@@ -365,7 +358,7 @@ def test_line_breaks_in_a_subject_add_no_header_and_long_headers_fold(
         provider.send(_delivery(subject=long_subject, text="Line one\nLine two"))
     finally:
         http.close()
-        close_connections()
+        provider.close()
         controller.stop()
     injected, long = handler.messages
     assert injected["Subject"] == "Order 7 Bcc: eve@example.org"

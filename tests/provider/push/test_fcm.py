@@ -35,7 +35,6 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tidings.provider.base import Delivery, PermanentProviderError, RetryableProviderError
-from tidings.provider.push import fcm
 from tidings.provider.push.fcm import FcmConfig, FcmProvider
 from tidings.provider.registry import PROVIDERS
 
@@ -61,13 +60,6 @@ def private_key_pem(private_key: rsa.RSAPrivateKey) -> str:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-
-
-@pytest.fixture(autouse=True)
-def fresh_token_cache() -> Iterator[None]:
-    fcm.clear_token_cache()
-    yield
-    fcm.clear_token_cache()
 
 
 @pytest.fixture
@@ -256,12 +248,33 @@ def test_access_token_is_reused_across_sends(
     token_endpoint(httpserver, private_key, grants)
     send_endpoint(httpserver, sent)
 
-    # A provider is built per send; the token outlives it.
-    make_provider(httpserver, private_key_pem, client).send(make_delivery())
-    make_provider(httpserver, private_key_pem, client).send(make_delivery())
+    # The instance, built once per configuration, keeps the token between sends.
+    provider = make_provider(httpserver, private_key_pem, client)
+    provider.send(make_delivery())
+    provider.send(make_delivery())
 
     assert len(grants) == 1
     assert [request["authorization"] for request in sent] == [f"Bearer {ACCESS_TOKEN}"] * 2
+
+
+def test_a_closed_instance_keeps_no_token(
+    httpserver: HTTPServer,
+    client: httpx.Client,
+    private_key: rsa.RSAPrivateKey,
+    private_key_pem: str,
+) -> None:
+    grants: list[dict[str, Any]] = []
+    sent: list[dict[str, Any]] = []
+    token_endpoint(httpserver, private_key, grants)
+    send_endpoint(httpserver, sent)
+
+    provider = make_provider(httpserver, private_key_pem, client)
+    provider.send(make_delivery())
+    provider.close()
+    provider.send(make_delivery())
+
+    assert len(grants) == 2
+    assert len(sent) == 2
 
 
 def test_rejected_cached_token_is_replaced_once(
@@ -280,8 +293,9 @@ def test_rejected_cached_token_is_replaced_once(
     )
     send_endpoint(httpserver, sent, [(200, {"name": MESSAGE_NAME}, {}), (401, unauthenticated, {})])
 
-    make_provider(httpserver, private_key_pem, client).send(make_delivery())
-    result = make_provider(httpserver, private_key_pem, client).send(make_delivery())
+    provider = make_provider(httpserver, private_key_pem, client)
+    provider.send(make_delivery())
+    result = provider.send(make_delivery())
 
     assert result.provider_message_id == MESSAGE_NAME
     assert len(grants) == 2

@@ -19,17 +19,27 @@ Shapes checked against:
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import socket
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import httpx
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tidings.provider.base import Delivery, PermanentProviderError, RetryableProviderError
+from tidings.errors import BadRequest, Forbidden
+from tidings.provider.base import (
+    Delivery,
+    PermanentProviderError,
+    ReportOutcome,
+    RetryableProviderError,
+    StatusCallback,
+)
 from tidings.provider.registry import PROVIDERS
 from tidings.provider.sms.twilio import TwilioConfig, TwilioProvider
 
@@ -293,3 +303,68 @@ def test_auth_token_is_masked() -> None:
     assert AUTH_TOKEN not in config.model_dump_json()
     assert AUTH_TOKEN not in repr(config)
     assert config.auth_token.get_secret_value() == AUTH_TOKEN
+
+
+def _signed(params: dict[str, str], url: str, token: str = AUTH_TOKEN) -> str:
+    """twilio-python's RequestValidator.compute_signature: HMAC-SHA1 of the URL followed by
+    each parameter's name and value, sorted by name."""
+    data = url + "".join(name + params[name] for name in sorted(params))
+    return base64.b64encode(hmac.new(token.encode(), data.encode(), hashlib.sha1).digest()).decode()
+
+
+def _status_callback(params: dict[str, str], url: str, **headers: str) -> StatusCallback:
+    query = dict(parse_qsl(urlsplit(url).query))
+    return StatusCallback(body=urlencode(params).encode(), url=url, headers=headers, query=query)
+
+
+def test_a_status_callback_becomes_one_neutral_report() -> None:
+    """Shape per https://www.twilio.com/docs/messaging/guides/track-outbound-message-status."""
+    params = {
+        "MessageSid": MESSAGE_SID,
+        "MessageStatus": "undelivered",
+        "ErrorCode": "30003",
+        "Body": "Your code is 4821",
+    }
+    url = "https://t.example/callbacks/twilio?tidings_message_id=m1"
+    (report,) = TwilioProvider.parse_status_callback(_status_callback(params, url))
+    assert (report.outcome, report.provider_message_id, report.tidings_message_id) == (
+        ReportOutcome.UNDELIVERABLE,
+        MESSAGE_SID,
+        "m1",
+    )
+    assert (report.status, report.detail) == ("undelivered", "Twilio undelivered: error 30003")
+    assert "Body" not in report.raw
+
+    queued = {"MessageSid": MESSAGE_SID, "MessageStatus": "queued"}
+    (report,) = TwilioProvider.parse_status_callback(_status_callback(queued, url))
+    assert (report.outcome, report.status) == (ReportOutcome.INTERMEDIATE, "queued")
+
+    with pytest.raises(BadRequest, match="MessageSid is missing"):
+        TwilioProvider.parse_status_callback(_status_callback({"MessageStatus": "sent"}, url))
+    not_utf8 = StatusCallback(body=b"MessageSid=\xff", url=url)
+    with pytest.raises(BadRequest, match="not UTF-8"):
+        TwilioProvider.parse_status_callback(not_utf8)
+
+
+def test_the_signature_is_checked_for_the_requested_or_the_configured_url() -> None:
+    params = {"MessageSid": MESSAGE_SID, "MessageStatus": "delivered"}
+    configured = "https://notify.example.com:443/callbacks/twilio"
+    config = TwilioConfig(
+        account_sid=ACCOUNT_SID,
+        auth_token=AUTH_TOKEN,
+        sender="+15557122661",
+        status_callback_url=configured,
+    )
+    seen = "http://10.0.0.5:8000/callbacks/twilio?tidings_message_id=m1"
+    # Signed for the requested URL, and for the configured one without its default port.
+    for signed_url in (seen, "https://notify.example.com/callbacks/twilio?tidings_message_id=m1"):
+        callback = _status_callback(
+            params, seen, **{"x-twilio-signature": _signed(params, signed_url)}
+        )
+        TwilioProvider.verify_status_callback(config, callback)
+
+    wrong = _status_callback(params, seen, **{"x-twilio-signature": _signed(params, seen, "other")})
+    for config_or_none in (config, None):
+        with pytest.raises(Forbidden) as refused:
+            TwilioProvider.verify_status_callback(config_or_none, wrong)
+        assert refused.value.code == "invalid_signature"

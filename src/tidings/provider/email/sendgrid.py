@@ -12,28 +12,60 @@ echoes custom args on every event, so delivery callbacks can find the message.
 
 SendGrid documents no idempotency mechanism for Mail Send, so `idempotency_key` is not sent.
 
+Status callbacks come from the Event Webhook
+(https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/event), a JSON array of
+events:
+- `delivered` → delivered; `bounce` (including `type: blocked`) and `dropped` →
+  undeliverable; `deferred` → intermediate (SendGrid is still trying);
+- `processed`, `open`, `click`, `spamreport`, `unsubscribe`, `group_*` and anything else are
+  ignored: Tidings already recorded SENT, and it does not track engagement yet;
+- an event names its message by `tidings_message_id` (the custom arg) and by the
+  `sg_message_id` prefix before the first "." (the `X-Message-Id` recorded when sending).
+With `event_webhook_public_key` set, the Signed Event Webhook's ECDSA signature (SHA-256 over
+the timestamp header followed by the body) must verify with it; without one, events are
+accepted unsigned.
+
 Config: `api_key` (secret), `from_email`, `from_name`, `reply_to`, `base_url` (use
-`https://api.eu.sendgrid.com` for EU regional subusers).
+`https://api.eu.sendgrid.com` for EU regional subusers), `event_webhook_public_key`.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 import httpx
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field, SecretStr
 
+from tidings.errors import BadRequest, Unauthorized
+from tidings.kit import json_input
 from tidings.provider.base import (
     BaseUrl,
     Delivery,
     Provider,
+    ProviderConfig,
+    ReportOutcome,
     SendResult,
+    StatusCallback,
+    StatusReport,
 )
 from tidings.provider.email.sender import SenderConfig, email_parts
 from tidings.provider.http import json_field, request
 from tidings.provider.registry import register
 
 TIMEOUT_SECONDS = 10.0
+SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+EVENT_OUTCOMES = {
+    "delivered": ReportOutcome.DELIVERED,
+    "bounce": ReportOutcome.UNDELIVERABLE,
+    "dropped": ReportOutcome.UNDELIVERABLE,
+    "deferred": ReportOutcome.INTERMEDIATE,
+}
 
 
 class SendGridConfig(SenderConfig):
@@ -119,3 +151,140 @@ class SendGridProvider(Provider):
             provider_message_id=message_id,
             response_excerpt=f"HTTP {response.status_code}; X-Message-Id: {message_id}",
         )
+
+    @classmethod
+    def parse_status_callback(cls, callback: StatusCallback) -> list[StatusReport]:
+        """One report per Event Webhook event."""
+        return [_report(event) for event in _events(callback.body)]
+
+    @classmethod
+    def verify_status_callback(
+        cls, config: ProviderConfig | None, callback: StatusCallback
+    ) -> None:
+        """The Signed Event Webhook headers must verify when the config has a verification
+        key (401 otherwise)."""
+        key = verification_key(config)
+        if key is None:
+            return
+        signature = callback.header(SIGNATURE_HEADER)
+        timestamp = callback.header(TIMESTAMP_HEADER)
+        if not signature or not timestamp:
+            raise Unauthorized(
+                f"Missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER}: the SendGrid provider has a "
+                "verification key, so events must come from SendGrid's Signed Event Webhook. "
+                "Turn on signing in SendGrid's Event Webhook settings.",
+                code="missing_signature",
+                field=SIGNATURE_HEADER,
+            )
+        if not verify_signature(key, callback.body, signature, timestamp):
+            raise Unauthorized(
+                f"The {SIGNATURE_HEADER} header does not verify with the SendGrid provider's "
+                "verification key. Copy the current key from SendGrid's Event Webhook settings "
+                "into the provider config.",
+                code="invalid_signature",
+                field=SIGNATURE_HEADER,
+            )
+
+
+# Event Webhook
+
+
+def _events(body: bytes) -> list[Any]:
+    try:
+        events = json_input.loads(body)
+    except json_input.JSONDecodeError as exc:
+        raise BadRequest(
+            "The request body is not valid JSON. SendGrid's Event Webhook posts a JSON array "
+            "of events.",
+            code="invalid_json",
+        ) from exc
+    if not isinstance(events, list):
+        raise BadRequest(
+            "The body must be a JSON array of events, as SendGrid's Event Webhook posts it.",
+            code="invalid_request",
+            field="body",
+        )
+    return events
+
+
+def _report(event: Any) -> StatusReport:
+    kind = event.get("event") if isinstance(event, dict) else None
+    if not isinstance(kind, str) or kind not in EVENT_OUTCOMES:
+        return StatusReport(ReportOutcome.IGNORED)
+    message_id = event.get("tidings_message_id")
+    return StatusReport(
+        EVENT_OUTCOMES[kind],
+        provider_message_id=_sg_message_id(event),
+        tidings_message_id=message_id if isinstance(message_id, str) and message_id else None,
+        status=kind,
+        detail=_detail(kind, event),
+        raw=event,
+    )
+
+
+def _sg_message_id(event: dict[str, Any]) -> str | None:
+    """The `X-Message-Id` SendGrid answered when sending: `sg_message_id` before its first "."."""
+    value = event.get("sg_message_id")
+    if not isinstance(value, str) or not value:
+        return None
+    return value.split(".", 1)[0] or None
+
+
+def _text(event: dict[str, Any], key: str) -> str:
+    value = event.get(key)
+    return "" if value is None else str(value)
+
+
+def _detail(kind: str, event: dict[str, Any]) -> str:
+    if kind == "delivered":
+        response = _text(event, "response")
+        return f"SendGrid delivered: {response}" if response else "SendGrid delivered"
+    if kind == "deferred":
+        detail = f"SendGrid deferred: {_text(event, 'response') or 'no response given'}"
+        attempt = _text(event, "attempt")
+        return f"{detail} (attempt {attempt})" if attempt else detail
+    label = kind
+    if kind == "bounce" and _text(event, "type") and _text(event, "type") != "bounce":
+        label = f"bounce ({_text(event, 'type')})"
+    reason = _text(event, "reason") or _text(event, "response") or "no reason given"
+    status = _text(event, "status")
+    return f"SendGrid {label}: {reason}" + (f" ({status})" if status else "")
+
+
+# Signed Event Webhook
+
+
+def verification_key(config: ProviderConfig | None) -> str | None:
+    """The Signed Event Webhook verification key of a SendGrid config, when it has one."""
+    if not isinstance(config, SendGridConfig):
+        return None
+    value = config.event_webhook_public_key
+    return value if value and value.strip() else None
+
+
+def _ec_public_key(text: str) -> ec.EllipticCurvePublicKey | None:
+    """SendGrid's verification key: base64 DER (as SendGrid shows it) or a PEM block."""
+    try:
+        if "BEGIN PUBLIC KEY" in text:
+            key = serialization.load_pem_public_key(text.strip().encode())
+        else:
+            key = serialization.load_der_public_key(
+                base64.b64decode("".join(text.split()), validate=True)
+            )
+    except (ValueError, UnsupportedAlgorithm):
+        return None
+    return key if isinstance(key, ec.EllipticCurvePublicKey) else None
+
+
+def verify_signature(public_key: str, body: bytes, signature: str, timestamp: str) -> bool:
+    """Whether `signature` (base64 DER ECDSA) signs `timestamp` + `body` with SHA-256 under
+    SendGrid's Signed Event Webhook verification key."""
+    key = _ec_public_key(public_key)
+    if key is None:
+        return False
+    try:
+        decoded = base64.b64decode(signature.strip(), validate=True)
+        key.verify(decoded, timestamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+    except (InvalidSignature, binascii.Error, ValueError):
+        return False
+    return True

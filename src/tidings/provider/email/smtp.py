@@ -9,8 +9,9 @@ permanent. Once the whole message has gone out after DATA, the server's reply is
 `data_timeout_seconds` (60 s by default, up to the ten minutes RFC 5321 section 4.5.3.2.6
 suggests: a consumer thread waits meanwhile); if none comes,
 or the connection drops, the outcome is unknown (`UnknownOutcomeError`): the server may have
-accepted the message, so it is not sent again. Connections are reused by the same worker
-thread for up to ten idle seconds. The `Message-ID` is derived from the delivery's
+accepted the message, so it is not sent again. Each provider instance (one per configuration)
+keeps its open connections, each reused by the same worker thread for up to ten idle seconds,
+and closes them when it is closed. The `Message-ID` is derived from the delivery's
 idempotency key, so a resend after a crash carries the same id and a receiving server or
 client can recognise it.
 """
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import base64
 import functools
-import hashlib
 import re
 import secrets
 import smtplib
@@ -32,6 +32,7 @@ from email.utils import formataddr, formatdate
 from smtplib import CRLF
 from typing import Literal
 
+import httpx
 from pydantic import Field, SecretStr
 
 from tidings.kit.outbound import OutboundGuard, OutboundRefused, guard_of
@@ -163,25 +164,6 @@ def _address(name: str, address: str) -> str:
     return _header("From", formataddr((name, address), charset="utf-8"))[len("From: ") :]
 
 
-# Open connections, reused by the same thread for the same server and credentials. A
-# connection idle for longer than this is closed rather than reused: servers drop idle
-# clients, and a send on a dropped connection would fail.
-_IDLE_SECONDS = 10.0
-_pool: dict[tuple[int, str], tuple[smtplib.SMTP, float]] = {}
-_pool_lock = threading.Lock()
-
-
-def _pool_key(config: SmtpConfig) -> str:
-    password = config.password.get_secret_value() if config.password else ""
-    return _digest(config.host, config.port, config.security, config.username or "", password)
-
-
-@functools.lru_cache(maxsize=64)
-def _digest(host: str, port: int, security: str, username: str, password: str) -> str:
-    material = f"{host}|{port}|{security}|{username}|{password}"
-    return hashlib.sha256(material.encode()).hexdigest()
-
-
 def _tls_context(config: SmtpConfig) -> ssl.SSLContext:
     context = ssl.create_default_context(cadata=config.ca_certificate or None)
     if not config.verify_tls:
@@ -251,34 +233,53 @@ def _close(client: smtplib.SMTP) -> None:
         client.close()
 
 
-def _checkout(config: SmtpConfig, outbound: OutboundGuard | None) -> smtplib.SMTP:
-    key = (threading.get_ident(), _pool_key(config))
-    with _pool_lock:
-        entry = _pool.pop(key, None)
-    if entry is not None:
-        client, last_used = entry
-        if time.monotonic() - last_used < _IDLE_SECONDS:
-            return client
-        _close(client)
-    return _connect(config, outbound)
+# A connection idle for longer than this is closed rather than reused: servers drop idle
+# clients, and a send on a dropped connection would fail.
+_IDLE_SECONDS = 10.0
 
 
-def _checkin(config: SmtpConfig, client: smtplib.SMTP) -> None:
-    key = (threading.get_ident(), _pool_key(config))
-    with _pool_lock:
-        previous = _pool.pop(key, None)
-        _pool[key] = (client, time.monotonic())
-    if previous is not None:
-        _close(previous[0])
+class _Connections:
+    """A provider instance's open connections, each reused by the thread that opened it.
 
+    Once closed, it keeps nothing: a connection handed back is closed.
+    """
 
-def close_connections() -> None:
-    """Close every pooled connection (at shutdown, and in tests)."""
-    with _pool_lock:
-        entries = list(_pool.values())
-        _pool.clear()
-    for client, _ in entries:
-        _close(client)
+    def __init__(self) -> None:
+        self._idle: dict[int, tuple[smtplib.SMTP, float]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def checkout(self, config: SmtpConfig, outbound: OutboundGuard | None) -> smtplib.SMTP:
+        """This thread's open connection, or a new one."""
+        with self._lock:
+            entry = self._idle.pop(threading.get_ident(), None)
+        if entry is not None:
+            client, last_used = entry
+            if time.monotonic() - last_used < _IDLE_SECONDS:
+                return client
+            _close(client)
+        return _connect(config, outbound)
+
+    def checkin(self, client: smtplib.SMTP) -> None:
+        """Keep the connection for this thread's next send."""
+        thread = threading.get_ident()
+        with self._lock:
+            if self._closed:
+                unwanted: smtplib.SMTP | None = client
+            else:
+                previous = self._idle.pop(thread, None)
+                unwanted = previous[0] if previous is not None else None
+                self._idle[thread] = (client, time.monotonic())
+        if unwanted is not None:
+            _close(unwanted)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            entries = list(self._idle.values())
+            self._idle.clear()
+        for client, _ in entries:
+            _close(client)
 
 
 @register
@@ -289,9 +290,12 @@ class SmtpProvider(Provider):
     docs_url = "https://www.rfc-editor.org/rfc/rfc5321"
     config_model = SmtpConfig
 
-    @classmethod
-    def close_pooled(cls) -> None:
-        close_connections()
+    def __init__(self, config: ProviderConfig, http: httpx.Client) -> None:
+        super().__init__(config, http)
+        self._connections = _Connections()
+
+    def close(self) -> None:
+        self._connections.close()
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
@@ -301,7 +305,7 @@ class SmtpProvider(Provider):
         message = build_email(config, delivery)
         client = None
         try:
-            client = _checkout(config, guard_of(self.http))
+            client = self._connections.checkout(config, guard_of(self.http))
             reply = _transmit(
                 client,
                 config.from_email,
@@ -327,7 +331,7 @@ class SmtpProvider(Provider):
             ) from exc
         except smtplib.SMTPResponseException as exc:
             if client is not None:
-                _reset(client, config)
+                self._reset(client)
             raise _reply_error("SMTP error", exc.smtp_code, exc.smtp_error) from exc
         except smtplib.SMTPNotSupportedError as exc:
             raise PermanentProviderError(f"the SMTP server does not support this: {exc}") from exc
@@ -335,11 +339,20 @@ class SmtpProvider(Provider):
             if client is not None:
                 client.close()
             raise RetryableProviderError(f"SMTP server unreachable or closed: {exc}") from exc
-        _checkin(config, client)
+        self._connections.checkin(client)
         return SendResult(
             provider_message_id=message_id(config, delivery),
             response_excerpt=f"accepted; {reply[0]} {_text(reply[1])}",
         )
+
+    def _reset(self, client: smtplib.SMTP) -> None:
+        """After a refused message, keep the connection if the server still talks to us."""
+        try:
+            client.rset()
+        except (smtplib.SMTPException, OSError):
+            client.close()
+            return
+        self._connections.checkin(client)
 
 
 class _NoReplyToData(Exception):
@@ -401,16 +414,6 @@ def _quoted(address: str) -> str:
     return smtplib.quoteaddr(address)
 
 
-def _reset(client: smtplib.SMTP, config: SmtpConfig) -> None:
-    """After a refused message, keep the connection if the server still talks to us."""
-    try:
-        client.rset()
-    except (smtplib.SMTPException, OSError):
-        client.close()
-        return
-    _checkin(config, client)
-
-
 def _text(value: bytes | str) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else value
 
@@ -422,4 +425,4 @@ def _reply_error(what: str, code: int, text: bytes | str) -> Exception:
     return PermanentProviderError(reason, response_excerpt=reason, status_code=code)
 
 
-__all__ = ["SmtpConfig", "SmtpProvider", "build_email", "close_connections", "message_id"]
+__all__ = ["SmtpConfig", "SmtpProvider", "build_email", "message_id"]

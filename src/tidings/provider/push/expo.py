@@ -132,56 +132,57 @@ class ExpoProvider(Provider):
             _reason,
         )
 
-        request_errors = _request_errors(response)
-        if request_errors:
-            reason = "Expo refused the request: " + "; ".join(map(_describe, request_errors))
-            error_type = (
-                RetryableProviderError
-                if any(e.get("code") in RETRYABLE_REQUEST_ERRORS for e in request_errors)
-                else PermanentProviderError
-            )
-            raise error_type(
-                reason, response_excerpt=excerpt(response), status_code=response.status_code
-            )
-
-        try:
-            tickets = json_field(response, "data")
-        except ValueError:
-            tickets = None
-        if isinstance(tickets, dict):  # a single message may get a single ticket object
-            tickets = [tickets]
-        if not isinstance(tickets, list) or not tickets:
-            raise PermanentProviderError(
-                "Expo answered without push tickets",
-                response_excerpt=excerpt(response),
-                status_code=response.status_code,
-            )
-
         receipt_ids: list[str] = []
         errors: list[ProviderError] = []
-        for entry in tickets:
+        for entry in _tickets(response):
             ticket = entry if isinstance(entry, dict) else {}
             if ticket.get("status") == "ok" and ticket.get("id"):
                 receipt_ids.append(str(ticket["id"]))
-                continue
-            details = ticket.get("details")
-            code = details.get("error") if isinstance(details, dict) else None
-            message = ticket.get("message") or "no message"
-            reason = f"Expo refused the push: {message}" + (f" ({code})" if code else "")
-            error_type = (
-                RetryableProviderError
-                if code in RETRYABLE_TICKET_ERRORS
-                else PermanentProviderError
-            )
-            errors.append(
-                error_type(
-                    reason, response_excerpt=excerpt(response), status_code=response.status_code
-                )
-            )
-
+            else:
+                errors.append(_ticket_error(ticket, response))
         if not receipt_ids:
             retryable = [error for error in errors if isinstance(error, RetryableProviderError)]
             raise (retryable or errors)[0]
         return SendResult(
             provider_message_id=",".join(receipt_ids), response_excerpt=excerpt(response)
         )
+
+
+def _tickets(response: httpx.Response) -> list[Any]:
+    """The push tickets of an accepted request, one per message."""
+    request_errors = _request_errors(response)
+    if request_errors:
+        reason = "Expo refused the request: " + "; ".join(map(_describe, request_errors))
+        error_type = (
+            RetryableProviderError
+            if any(e.get("code") in RETRYABLE_REQUEST_ERRORS for e in request_errors)
+            else PermanentProviderError
+        )
+        raise error_type(
+            reason, response_excerpt=excerpt(response), status_code=response.status_code
+        )
+
+    try:
+        tickets = json_field(response, "data")
+    except ValueError:
+        tickets = None
+    if isinstance(tickets, dict):  # a single message may get a single ticket object
+        tickets = [tickets]
+    if not isinstance(tickets, list) or not tickets:
+        raise PermanentProviderError(
+            "Expo answered without push tickets",
+            response_excerpt=excerpt(response),
+            status_code=response.status_code,
+        )
+    return tickets
+
+
+def _ticket_error(ticket: dict[str, Any], response: httpx.Response) -> ProviderError:
+    details = ticket.get("details")
+    code = details.get("error") if isinstance(details, dict) else None
+    message = ticket.get("message") or "no message"
+    reason = f"Expo refused the push: {message}" + (f" ({code})" if code else "")
+    error_type = (
+        RetryableProviderError if code in RETRYABLE_TICKET_ERRORS else PermanentProviderError
+    )
+    return error_type(reason, response_excerpt=excerpt(response), status_code=response.status_code)

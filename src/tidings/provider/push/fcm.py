@@ -9,8 +9,9 @@ private key, claims `iss` = `client_email`, `scope` =
 `https://www.googleapis.com/auth/firebase.messaging`, `aud` = `token_uri`, `iat` and `exp`
 (one hour later, the maximum), and exchanges it at `token_uri` with the form
 `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer&assertion=<jwt>` for an OAuth2 access
-token (`{access_token, expires_in, token_type}`). Tokens are cached in-process per service account
-until a minute before they expire, and dropped when FCM answers 401 UNAUTHENTICATED.
+token (`{access_token, expires_in, token_type}`). The provider instance (one per configuration)
+keeps its token until a minute before it expires, and drops it when FCM answers 401
+UNAUTHENTICATED or the instance is closed.
 
 The send is `POST {base_url}/v1/projects/{project_id}/messages:send` with `Authorization: Bearer`
 and `{"message": {"token", "notification": {"title", "body"}, "data": {string: string}}}`; FCM
@@ -33,7 +34,6 @@ FCM documents no idempotency key for messages:send, so `delivery.idempotency_key
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import threading
 import time
@@ -79,11 +79,6 @@ class ServiceAccount:
     private_key: str
     private_key_id: str | None
     token_uri: str
-
-    @property
-    def cache_key(self) -> str:
-        material = "\n".join((self.client_email, self.token_uri, self.private_key))
-        return hashlib.sha256(material.encode()).hexdigest()
 
 
 def parse_service_account(text: str) -> ServiceAccount:
@@ -135,17 +130,6 @@ class FcmConfig(ProviderConfig):
         account = parse_service_account(self.service_account.get_secret_value())
         token = OutboundTarget("service_account.token_uri", url=account.token_uri)
         return [*super().outbound_targets(), token]
-
-
-# client key → (access token, expiry as time.time()). Providers are built per send, so the
-# cache lives at module level; it holds only short-lived access tokens, never private keys.
-_token_cache: dict[str, tuple[str, float]] = {}
-_token_cache_lock = threading.Lock()
-
-
-def clear_token_cache() -> None:
-    with _token_cache_lock:
-        _token_cache.clear()
 
 
 def _b64url(data: bytes) -> str:
@@ -228,6 +212,16 @@ class FcmProvider(Provider):
     docs_url = "https://firebase.google.com/docs/reference/fcm/rest/v1/projects.messages/send"
     config_model = FcmConfig
 
+    def __init__(self, config: ProviderConfig, http: httpx.Client) -> None:
+        super().__init__(config, http)
+        # The access token and its expiry (as time.time()); never the private key.
+        self._token: tuple[str, float] | None = None
+        self._token_lock = threading.Lock()
+
+    def close(self) -> None:
+        with self._token_lock:
+            self._token = None
+
     def can_deliver(self, recipient: dict[str, Any]) -> bool:
         return bool(firebase_tokens(recipient))
 
@@ -291,8 +285,8 @@ class FcmProvider(Provider):
             # A cached token can be revoked before its expiry; mint a new one and retry once.
             if not (cached and error.status_code == 401 and "UNAUTHENTICATED" in error.reason):
                 raise
-        with _token_cache_lock:
-            _token_cache.pop(account.cache_key, None)
+        with self._token_lock:
+            self._token = None
         access_token, _ = self._access_token(account)
         return self._post_message(url, access_token, message)
 
@@ -308,8 +302,8 @@ class FcmProvider(Provider):
 
     def _access_token(self, account: ServiceAccount) -> tuple[str, bool]:
         """An OAuth2 access token for the account, and whether it came from the cache."""
-        with _token_cache_lock:
-            cached = _token_cache.get(account.cache_key)
+        with self._token_lock:
+            cached = self._token
         if cached and cached[1] - EXPIRY_MARGIN_SECONDS > time.time():
             return cached[0], True
 
@@ -331,6 +325,6 @@ class FcmProvider(Provider):
                 "Google OAuth answered without an access_token", status_code=response.status_code
             )
         lifetime = float(expires_in) if isinstance(expires_in, int | float) else 3600.0
-        with _token_cache_lock:
-            _token_cache[account.cache_key] = (access_token, time.time() + lifetime)
+        with self._token_lock:
+            self._token = (access_token, time.time() + lifetime)
         return access_token, False

@@ -122,15 +122,7 @@ class VonageProvider(Provider):
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
         assert isinstance(config, VonageConfig)
-        phone_number = str(delivery.recipient.get("phone_number") or "").strip()
-        if not phone_number:
-            raise PermanentProviderError("Vonage: the recipient has no phone_number")
-        to = international_digits(phone_number)
-        if to is None:
-            raise PermanentProviderError(
-                "Vonage: the recipient's phone_number is not an international number "
-                "(E.164, 7 to 15 digits with the country code)"
-            )
+        to = _recipient_number(delivery)
         text = delivery.content.get("text")
         if not text:
             raise PermanentProviderError("Vonage: the message has no text to send")
@@ -156,33 +148,49 @@ class VonageProvider(Provider):
             ),
             _reason,
         )
-        try:
-            messages = json_field(response, "messages")
-        except ValueError:
-            messages = None
-        if not isinstance(messages, list) or not messages:
-            raise PermanentProviderError(
-                "Vonage answered without a messages list",
-                response_excerpt=excerpt(response),
-                status_code=response.status_code,
-            )
-        for part in messages:
-            status = str(part.get("status", "")) if isinstance(part, dict) else ""
-            if status == "0":
-                continue
-            error_text = part.get("error-text") if isinstance(part, dict) else None
-            reason = (
-                f"Vonage refused the message: {error_text or 'no error text'} (status {status})"
-            )
-            if status in RETRYABLE_STATUSES:
-                raise RetryableProviderError(
-                    reason, response_excerpt=excerpt(response), status_code=response.status_code
-                )
-            raise PermanentProviderError(
-                reason, response_excerpt=excerpt(response), status_code=response.status_code
-            )
-        message_id = messages[0].get("message-id")
+        message_id = _accepted_parts(response)[0].get("message-id")
         return SendResult(
             provider_message_id=str(message_id) if message_id else None,
             response_excerpt=excerpt(response),
         )
+
+
+def _recipient_number(delivery: Delivery) -> str:
+    phone_number = str(delivery.recipient.get("phone_number") or "").strip()
+    if not phone_number:
+        raise PermanentProviderError("Vonage: the recipient has no phone_number")
+    to = international_digits(phone_number)
+    if to is None:
+        raise PermanentProviderError(
+            "Vonage: the recipient's phone_number is not an international number "
+            "(E.164, 7 to 15 digits with the country code)"
+        )
+    return to
+
+
+def _accepted_parts(response: httpx.Response) -> list[Any]:
+    """The reply's `messages`, one per SMS part, when Vonage accepted every part."""
+    try:
+        messages = json_field(response, "messages")
+    except ValueError:
+        messages = None
+    if not isinstance(messages, list) or not messages:
+        raise PermanentProviderError(
+            "Vonage answered without a messages list",
+            response_excerpt=excerpt(response),
+            status_code=response.status_code,
+        )
+    for part in messages:
+        status = str(part.get("status", "")) if isinstance(part, dict) else ""
+        if status == "0":
+            continue
+        error_text = part.get("error-text") if isinstance(part, dict) else None
+        reason = f"Vonage refused the message: {error_text or 'no error text'} (status {status})"
+        if status in RETRYABLE_STATUSES:
+            raise RetryableProviderError(
+                reason, response_excerpt=excerpt(response), status_code=response.status_code
+            )
+        raise PermanentProviderError(
+            reason, response_excerpt=excerpt(response), status_code=response.status_code
+        )
+    return messages
