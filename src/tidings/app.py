@@ -81,8 +81,6 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
         # How busy the ingest writer is: under a burst its enqueuer hands over fewer,
         # larger jobs and (with ingest priority) the consumer threads give way.
         pressure = IngestPressure()
-        if consumer_workers > 0 and runtime.settings.ingest_priority:
-            runtime.jobs.pace = pressure.wait_for_turn
         writer = IngestWriter(runtime.database, runtime.cipher, pressure)
         writer.start()
         app.state.ingest_writer = writer
@@ -91,7 +89,8 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
         consumer = None
         if consumer_workers > 0:
             await asyncio.to_thread(runtime.jobs.start_lease)
-            consumer = runtime.jobs.consumer(consumer_workers, embedded=True)
+            pace = pressure.wait_for_turn if runtime.settings.ingest_priority else no_pause
+            consumer = runtime.jobs.consumer(consumer_workers, embedded=True, pace=pace)
             consumer.start()
             # Work left by a crash is picked up now, not a minute from now.
             await asyncio.to_thread(runtime.jobs.recover)
@@ -103,7 +102,6 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
         finally:
             await writer.stop()
             if consumer is not None:
-                runtime.jobs.pace = no_pause
                 await asyncio.to_thread(consumer.stop, True)
                 await asyncio.to_thread(runtime.jobs.stop_lease)
 

@@ -117,8 +117,7 @@ class JobEngine:
         self.context = context
         self.database = context.database
         self.settings = context.settings
-        # Called before each event, run and message a job handles; in `tidings serve` it
-        # waits while ingest is saturated (tidings.ingest.pressure).
+        # Called before each event, run and message a job handles (`consumer`).
         self.pace: Callable[[], bool] = no_pause
         self._recent = RecentlyProcessed()
         self.fair_share = FairShare()
@@ -383,7 +382,14 @@ class JobEngine:
         if self.context.lease is not None:
             self.context.lease.stop()
 
-    def consumer(self, workers: int, *, embedded: bool) -> Consumer:
+    def consumer(
+        self, workers: int, *, embedded: bool, pace: Callable[[], bool] = no_pause
+    ) -> Consumer:
+        """A Huey consumer of this engine's jobs. `pace` is called before each event, run and
+        message a job handles; it may wait (`tidings serve` passes the ingest writer's
+        `IngestPressure.wait_for_turn` so that the consumer gives way to a burst) and answers
+        whether ingest is still saturated."""
+        self.pace = pace
         consumer_class = EmbeddedConsumer if embedded else Consumer
         blocking = bool(getattr(self.huey.storage, "blocking", False))
         return consumer_class(
