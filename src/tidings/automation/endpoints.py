@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -25,12 +25,12 @@ from tidings.automation.schemas import (
     VersionList,
     VersionResponse,
 )
+from tidings.db import Outbox
 from tidings.dependencies import Caller, ReadSession, RuntimeDep
 from tidings.errors import BadRequest
 from tidings.kit.pagination import decode_cursor, encode_cursor
-from tidings.kit.time import isoformat, parse_timestamp, utcnow
-from tidings.message.repository import IdempotencyRepository
-from tidings.message.service import idempotent_replay, request_hash
+from tidings.kit.time import isoformat, parse_timestamp
+from tidings.message.idempotency import Answer, IdempotentRequest, answer_once
 from tidings.models import Automation, AutomationRun, AutomationVersion
 from tidings.routing import ApiRoute
 from tidings.runtime import Runtime
@@ -255,27 +255,17 @@ def _invoke(
     start: Callable[[Session], AutomationRun],
 ) -> Response:
     """Start a run and answer 202 `{runId}`; an Idempotency-Key replays the first answer."""
-    if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
-        raise BadRequest("Idempotency-Key must be 1 to 255 characters.", field="Idempotency-Key")
-    body_hash = request_hash(body)
-    with runtime.database.write() as (session, outbox):
-        if idempotency_key:
-            replay = idempotent_replay(session, caller, idempotency_key, body_hash)
-            if replay is not None:
-                return _json(replay[1], replay[0])
+    idempotent = IdempotentRequest.of(
+        caller.environment_id, idempotency_key, body, runtime.settings.idempotency_ttl_seconds
+    )
+
+    def start_run(session: Session, outbox: Outbox) -> Answer:
         run = start(session)
         outbox.add_run(run.id)
-        answer = {"runId": run.run_id}
-        if idempotency_key:
-            IdempotencyRepository(session).claim(
-                caller.environment_id,
-                idempotency_key,
-                body_hash,
-                202,
-                answer,
-                utcnow() + timedelta(seconds=runtime.settings.idempotency_ttl_seconds),
-            )
-    return _json(answer, 202)
+        return 202, {"runId": run.run_id}
+
+    status_code, answer = answer_once(runtime.database, idempotent, start_run)
+    return _json(answer, status_code)
 
 
 def _json(body: dict[str, Any], status_code: int) -> Response:

@@ -34,6 +34,23 @@ class ListRepository:
             )
         ).first()
 
+    def exists(self, environment_id: str, list_id: str) -> bool:
+        return (
+            self.session.scalars(
+                select(RecipientList.id).where(
+                    RecipientList.environment_id == environment_id,
+                    RecipientList.list_id == list_id,
+                )
+            ).first()
+            is not None
+        )
+
+    def list_ids(self, environment_id: str) -> Sequence[str]:
+        """The id of every list in the environment."""
+        return self.session.scalars(
+            select(RecipientList.list_id).where(RecipientList.environment_id == environment_id)
+        ).all()
+
     def get_or_create_for_update(self, scope: Scope, list_id: str, name: str) -> RecipientList:
         """The list row, locked for this transaction; created with `name` when missing."""
         now = utcnow()
@@ -135,6 +152,22 @@ class ListRepository:
             )
         ).all()
         return {user_id: (row_id, preferences) for user_id, row_id, preferences in rows}
+
+    def member_ids(self, environment_id: str, list_ids: Sequence[str]) -> list[str]:
+        """The users subscribed to any of the lists, in subscription order (a user on two of
+        them is there twice)."""
+        if not list_ids:
+            return []
+        return list(
+            self.session.scalars(
+                select(ListSubscription.user_id)
+                .where(
+                    ListSubscription.environment_id == environment_id,
+                    ListSubscription.list_id.in_(list_ids),
+                )
+                .order_by(ListSubscription.id)
+            )
+        )
 
     def add_subscriptions(
         self, scope: Scope, pairs: Sequence[tuple[str, str]], created_at: datetime

@@ -5,14 +5,15 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
+from sqlalchemy.orm import Session
 from starlette.responses import Response
 
+from tidings.db import Outbox
 from tidings.dependencies import Caller, ReadSession, RuntimeDep
-from tidings.errors import BadRequest
 from tidings.kit.pagination import decode_cursor, encode_cursor
-from tidings.kit.time import utcnow
 from tidings.message import service
-from tidings.message.repository import IdempotencyRepository, MessageRepository
+from tidings.message.idempotency import Answer, IdempotentRequest, answer_once
+from tidings.message.repository import MessageRepository
 from tidings.message.schemas import (
     HistoryList,
     MessagePage,
@@ -44,15 +45,15 @@ def send(
     With `Idempotency-Key`, a repeat of the same body replays the first response (status and
     body) for 24 hours; the same key with a different body is refused with 409.
     """
-    if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
-        raise BadRequest("Idempotency-Key must be 1 to 255 characters.", field="Idempotency-Key")
-    body_hash = service.request_hash(body.model_dump(mode="json"))
     settings = runtime.settings
-    with runtime.database.write() as (session, outbox):
-        if idempotency_key:
-            replay = service.idempotent_replay(session, caller, idempotency_key, body_hash)
-            if replay is not None:
-                return _json(replay[1], replay[0])
+    idempotent = IdempotentRequest.of(
+        caller.environment_id,
+        idempotency_key,
+        body.model_dump(mode="json"),
+        settings.idempotency_ttl_seconds,
+    )
+
+    def accept(session: Session, outbox: Outbox) -> Answer:
         request_id, messages = service.accept_send(
             session,
             caller,
@@ -60,18 +61,11 @@ def send(
             message_timeout=timedelta(seconds=settings.message_timeout_seconds),
             source={"type": "api"},
         )
-        response_body = {"requestId": request_id}
-        if idempotency_key:
-            IdempotencyRepository(session).claim(
-                caller.environment_id,
-                idempotency_key,
-                body_hash,
-                202,
-                response_body,
-                utcnow() + timedelta(seconds=settings.idempotency_ttl_seconds),
-            )
         outbox.add_messages(messages, caller.environment_id)
-    return _json(response_body, 202)
+        return 202, {"requestId": request_id}
+
+    status_code, answer = answer_once(runtime.database, idempotent, accept)
+    return _json(answer, status_code)
 
 
 def _view(session: Any, message: Message) -> MessageView:

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from tidings.config import Settings
@@ -35,7 +34,7 @@ from tidings.inbox.service import store as store_inbox_message
 from tidings.jobs.context import WorkerContext
 from tidings.kit.sql import by_environment
 from tidings.kit.time import utcnow
-from tidings.message.repository import MessageRepository, record_sent
+from tidings.message.repository import MessageRepository, SentReply
 from tidings.message.routing import Route, plan_routes
 from tidings.models import (
     DeliveryStatus,
@@ -43,16 +42,17 @@ from tidings.models import (
     MessageDelivery,
     MessageStatus,
     Notification,
-    Profile,
 )
 from tidings.notification.repository import NotificationRepository
 from tidings.notification.service import default_routing, render_all
 from tidings.preference.service import (
+    Decision,
     decide,
     unsubscribe_headers,
     unsubscribe_token,
     unsubscribe_url,
 )
+from tidings.profile.repository import ProfileRepository
 from tidings.provider.base import (
     Delivery,
     PermanentProviderError,
@@ -70,18 +70,6 @@ logger = logging.getLogger(__name__)
 INLINE_ROUTING = {"method": "single", "channels": ["email", "push", "sms", "chat", "inbox"]}
 
 
-def _profile(session: Session, message: Message) -> dict[str, Any] | None:
-    if message.recipient is None:
-        return None
-    profile = session.scalars(
-        select(Profile).where(
-            Profile.environment_id == message.environment_id,
-            Profile.user_id == message.recipient,
-        )
-    ).first()
-    return dict(profile.data) if profile is not None else None
-
-
 def _finish(
     repository: MessageRepository,
     message: Message,
@@ -97,11 +85,6 @@ def _finish(
     repository.record(message, status, reason=reason, detail=detail, **data)
 
 
-_PRELOAD_PROFILES = select(Profile.environment_id, Profile.user_id, Profile.data).where(
-    Profile.user_id.in_(bindparam("user_ids", expanding=True))
-)
-
-
 class _Lookups:
     """What one routing transaction reads once for all its messages."""
 
@@ -115,22 +98,14 @@ class _Lookups:
 
     def preload_profiles(self, messages: Iterable[Message]) -> None:
         wanted = {(m.environment_id, m.recipient) for m in messages if m.recipient is not None}
-        if not wanted:
-            return
-        self.profiles.update(dict.fromkeys(wanted))
-        rows = self.session.execute(
-            _PRELOAD_PROFILES, {"user_ids": sorted({user for _, user in wanted})}
-        )
-        for environment_id, user_id, data in rows:
-            if (environment_id, user_id) in wanted:
-                self.profiles[(environment_id, user_id)] = dict(data)
+        self.profiles.update(ProfileRepository(self.session).data_of_users(wanted))
 
     def profile(self, message: Message) -> dict[str, Any] | None:
         if message.recipient is None:
             return None
         key = (message.environment_id, message.recipient)
         if key not in self.profiles:
-            self.profiles[key] = _profile(self.session, message)
+            self.profiles.update(ProfileRepository(self.session).data_of_users({key}))
         return self.profiles[key]
 
     def notification(self, environment_id: str, notification_id: str) -> Notification | None:
@@ -186,25 +161,7 @@ def process_messages(context: WorkerContext, message_ids: list[str]) -> list[Att
                     routed.extend(_route(context, outbox, repository, message, lookups))
         now = utcnow()
         delivery_ids = repository.insert_deliveries(
-            [
-                {
-                    "message_pk": message.id,
-                    "environment_id": message.environment_id,
-                    "channel": route.channel,
-                    "providers": route.providers,
-                    "provider_index": 0,
-                    "provider": route.providers[0],
-                    # The first attempt starts in this transaction: `sending` from the start.
-                    "status": DeliveryStatus.SENDING,
-                    "attempts": 1,
-                    "provider_attempts": 1,
-                    "provider_started_at": now,
-                    "sending_since": now,
-                    "owner": context.owner,
-                    "updated_at": now,
-                }
-                for message, route in routed
-            ]
+            [_first_attempt_row(context, message, route, now) for message, route in routed]
         )
         repository.write_routed()
         repository.write_history()
@@ -220,6 +177,28 @@ def process_messages(context: WorkerContext, message_ids: list[str]) -> list[Att
         ]
 
 
+def _first_attempt_row(
+    context: WorkerContext, message: Message, route: Route, now: datetime
+) -> dict[str, Any]:
+    """A new delivery whose first attempt starts in this transaction: `sending` from the
+    start, on the route's first provider."""
+    return {
+        "message_pk": message.id,
+        "environment_id": message.environment_id,
+        "channel": route.channel,
+        "providers": route.providers,
+        "provider_index": 0,
+        "provider": route.providers[0],
+        "status": DeliveryStatus.SENDING,
+        "attempts": 1,
+        "provider_attempts": 1,
+        "provider_started_at": now,
+        "sending_since": now,
+        "owner": context.owner,
+        "updated_at": now,
+    }
+
+
 def _route(
     context: WorkerContext,
     outbox: Outbox,
@@ -228,23 +207,9 @@ def _route(
     lookups: _Lookups,
 ) -> list[tuple[Message, Route]]:
     """Route one locked message; returns the routes to create deliveries for."""
-    message_id = message.message_id
-    if message.status not in (MessageStatus.ENQUEUED, MessageStatus.DELAYED):
-        return []
     now = utcnow()
-    if message.send_at is not None and message.send_at > now:
-        outbox.add_message(message_id, message.send_at, message.environment_id)
+    if not _due(outbox, repository, message, now):
         return []
-    if message.expires_at is not None and message.expires_at <= now:
-        _finish(
-            repository,
-            message,
-            MessageStatus.UNDELIVERABLE,
-            "EXPIRED",
-            "the message expired before it was routed",
-        )
-        return []
-
     profile = lookups.profile(message)
     repository.record(message, "PROFILE_LOADED", found=profile is not None)
     inline_to = {
@@ -280,32 +245,99 @@ def _route(
             topic_id=topic_id,
         )
         return []
-    urls: dict[str, str] = {}
-    headers: dict[str, str] = {}
-    if topic_id and message.recipient and context.unsubscribe_key:
-        token = unsubscribe_token(
-            context.unsubscribe_key, message.environment_id, message.recipient, topic_id
+    content = _Content.of(message, notification, data, recipient, decision)
+    output = _render(context, repository, message, content, topic_id)
+    if output is None:
+        return []
+    return _plan(context, repository, message, content, output, lookups, now)
+
+
+def _due(outbox: Outbox, repository: MessageRepository, message: Message, now: datetime) -> bool:
+    """Whether the message is to be routed now: still waiting, due and not expired. A
+    message not due yet is scheduled again for its time; an expired one ends here."""
+    if message.status not in (MessageStatus.ENQUEUED, MessageStatus.DELAYED):
+        return False
+    if message.send_at is not None and message.send_at > now:
+        outbox.add_message(message.message_id, message.send_at, message.environment_id)
+        return False
+    if message.expires_at is not None and message.expires_at <= now:
+        _finish(
+            repository,
+            message,
+            MessageStatus.UNDELIVERABLE,
+            "EXPIRED",
+            "the message expired before it was routed",
         )
-        urls["unsubscribe"] = unsubscribe_url(context.base_url, token)
-        headers = unsubscribe_headers(urls["unsubscribe"])
-    render_context = RenderContext(
-        data=data, profile=recipient, recipient=message.recipient, urls=urls
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class _Content:
+    """What a message renders and how it is routed: its template's or its inline content."""
+
+    specs: dict[str, dict[str, Any]]
+    strict: bool
+    routing: dict[str, Any]
+    data: dict[str, Any]
+    recipient: dict[str, Any]
+
+    @classmethod
+    def of(
+        cls,
+        message: Message,
+        notification: Notification | None,
+        data: dict[str, Any],
+        recipient: dict[str, Any],
+        decision: Decision,
+    ) -> _Content:
+        if notification is not None:
+            specs = notification.content
+            strict = notification.strict
+            routing = (
+                message.routing or notification.routing or default_routing(notification.content)
+            )
+        else:
+            specs = content_to_specs(message.content or {}, {"data": data, "profile": recipient})
+            strict = False
+            routing = message.routing or INLINE_ROUTING
+        if decision.channels:
+            # The user chose the channels for this topic: send on each of them that works.
+            routing = {"method": "all", "channels": list(decision.channels)}
+        return cls(specs, strict, routing, data, recipient)
+
+
+def _unsubscribe_links(
+    context: WorkerContext, message: Message, topic_id: str | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The unsubscribe URL for the templates and the email headers that carry it, when the
+    message has a topic and a user."""
+    if not (topic_id and message.recipient and context.unsubscribe_key):
+        return {}, {}
+    token = unsubscribe_token(
+        context.unsubscribe_key, message.environment_id, message.recipient, topic_id
     )
-    if notification is not None:
-        specs = notification.content
-        strict = notification.strict
-        routing = message.routing or notification.routing or default_routing(notification.content)
-    else:
-        specs = content_to_specs(message.content or {}, {"data": data, "profile": recipient})
-        strict = False
-        routing = message.routing or INLINE_ROUTING
-    if decision.channels:
-        # The user chose the channels for this topic: send on each of them that works.
-        routing = {"method": "all", "channels": list(decision.channels)}
-    rendering = render_all(specs, render_context, strict)
+    url = unsubscribe_url(context.base_url, token)
+    return {"unsubscribe": url}, unsubscribe_headers(url)
+
+
+def _render(
+    context: WorkerContext,
+    repository: MessageRepository,
+    message: Message,
+    content: _Content,
+    topic_id: str | None,
+) -> dict[str, Any] | None:
+    """Render every channel and record it; the message's output, or None when a channel
+    went over a render limit (the message is then UNDELIVERABLE)."""
+    urls, headers = _unsubscribe_links(context, message, topic_id)
+    render_context = RenderContext(
+        data=content.data, profile=content.recipient, recipient=message.recipient, urls=urls
+    )
+    rendering = render_all(content.specs, render_context, content.strict)
     rendered = rendering.channels
     output = {
-        "recipient": recipient,
+        "recipient": content.recipient,
         "channels": rendered,
         "errors": rendering.errors,
         "email_headers": headers,
@@ -321,17 +353,28 @@ def _route(
         _finish(
             repository, message, MessageStatus.UNDELIVERABLE, "RENDER_LIMIT", rendering.limit_error
         )
-        return []
+        return None
+    return output
 
-    providers = lookups.configured(message.environment_id)
+
+def _plan(
+    context: WorkerContext,
+    repository: MessageRepository,
+    message: Message,
+    content: _Content,
+    output: dict[str, Any],
+    lookups: _Lookups,
+    now: datetime,
+) -> list[tuple[Message, Route]]:
+    """Choose the channels and providers: the message is ROUTED, or UNROUTABLE with why."""
     result = plan_routes(
-        routing,
-        content_channels=set(rendered),
-        recipient=recipient,
-        providers=providers,
+        content.routing,
+        content_channels=set(output["channels"]),
+        recipient=content.recipient,
+        providers=lookups.configured(message.environment_id),
         channel_options=message.channels,
         provider_options=message.providers,
-        variables={"data": data, "profile": recipient},
+        variables={"data": content.data, "profile": content.recipient},
         http=context.http,
     )
     if not result.routes:
@@ -549,163 +592,157 @@ def backoff_seconds(settings: Settings, attempt: int) -> float:
 def _finish_attempt(
     context: WorkerContext,
     attempt: Attempt,
-    result: Any,
+    result: SendResult | None,
     error: ProviderError | None,
 ) -> str:
     """Record one provider outcome in a transaction of its own, as soon as it is known:
     a crash can leave at most this one send unrecorded. Then schedule a retry if any."""
-    database = context.database
     if error is None:
-        # The common success: three statements on the driver's cursor.
-        with database.write_driver() as cursor:
-            sent = record_sent(
-                cursor,
-                database.engine.dialect,
-                attempt.delivery_id,
-                attempt.message_pk,
-                provider=attempt.provider_name,
-                channel=attempt.channel,
-                provider_message_id=result.provider_message_id,
-                response=result.response_excerpt,
-            )
-        if sent:
-            return DeliveryStatus.SENT
-    with database.write() as (session, outbox):
-        status, retry = _apply_outcome(context, MessageRepository(session), attempt, result, error)
+        assert result is not None
+        reply = SentReply(
+            provider=attempt.provider_name,
+            channel=attempt.channel,
+            provider_message_id=result.provider_message_id,
+            response=result.response_excerpt,
+        )
+        return MessageRepository.record_sent(
+            context.database, attempt.delivery_id, attempt.message_pk, reply
+        )
+    with context.database.write() as (session, outbox):
+        status, retry = _apply_error(context.settings, MessageRepository(session), attempt, error)
         if retry is not None:
             outbox.add_delivery(*retry)
     return status
 
 
-def _apply_outcome(
-    context: WorkerContext,
-    repository: MessageRepository,
-    attempt: Attempt,
-    result: Any,
-    error: ProviderError | None,
+def _apply_error(
+    settings: Settings, repository: MessageRepository, attempt: Attempt, error: ProviderError
 ) -> tuple[str, tuple[int, datetime | None] | None]:
-    """One attempt's outcome, under row locks: its delivery's status, and a retry to
-    schedule if any."""
-    settings = context.settings
-    next_delivery: tuple[int, datetime | None] | None = None
+    """A failed attempt, under row locks: its delivery's status, and a retry to schedule if
+    any. A delivery no longer `sending` (a callback or a cancel got there first) keeps its
+    status."""
     delivery = repository.lock_delivery(attempt.delivery_id)
     assert delivery is not None
     message = repository.lock_by_pk(delivery.message_pk)
     assert message is not None
-    now = utcnow()
     if delivery.status != DeliveryStatus.SENDING:
-        if error is None and delivery.status in (
-            DeliveryStatus.DELIVERED,
-            DeliveryStatus.FAILED,
-        ):
-            # A delivery callback got in before this commit: keep its status, and still
-            # record what the provider answered.
-            delivery.provider_message_id = (
-                delivery.provider_message_id or result.provider_message_id
-            )
-            repository.record(
-                message,
-                "SENT",
-                channel=delivery.channel,
-                provider=delivery.provider,
-                provider_message_id=result.provider_message_id,
-                response=result.response_excerpt,
-            )
-            message.sent_at = message.sent_at or now
         return delivery.status, None
+    now = utcnow()
     delivery.sending_since = None
     delivery.updated_at = now
-    if error is None:
-        delivery.status = DeliveryStatus.SENT
-        delivery.provider_message_id = result.provider_message_id
-        delivery.error = None
-        repository.record(
-            message,
-            "SENT",
-            channel=delivery.channel,
-            provider=delivery.provider,
-            provider_message_id=result.provider_message_id,
-            response=result.response_excerpt,
-        )
-        if message.status not in (MessageStatus.SENT, MessageStatus.DELIVERED):
-            message.status = MessageStatus.SENT
-            message.reason = None
-            message.reason_detail = None
-            message.sent_at = message.sent_at or now
-            message.updated_at = now
-        return delivery.status, None
-    if isinstance(error, UnknownOutcomeError):
-        # The provider may have sent it: no retry, no failover, so no second copy.
-        delivery.status = DeliveryStatus.UNKNOWN
-        delivery.error = error.reason
-        repository.record(
-            message,
-            UNKNOWN_OUTCOME,
-            channel=delivery.channel,
-            provider=delivery.provider,
-            reason=error.reason,
-            response=error.response_excerpt,
-        )
-        if message.status not in (MessageStatus.SENT, MessageStatus.DELIVERED):
-            message.reason = UNKNOWN_OUTCOME
-            message.reason_detail = error.reason
-            message.updated_at = now
-        return delivery.status, None
-    retryable = isinstance(error, RetryableProviderError)
     delivery.error = error.reason
+    if isinstance(error, UnknownOutcomeError):
+        _record_unknown_outcome(repository, message, delivery, error, now)
+        return delivery.status, None
     repository.record(
         message,
         "PROVIDER_ERROR",
         channel=delivery.channel,
         provider=delivery.provider,
-        retryable=retryable,
+        retryable=isinstance(error, RetryableProviderError),
         reason=error.reason,
         response=error.response_excerpt,
     )
+    retry_at = _retry_at(settings, message, delivery, error, now)
+    if retry_at is not None:
+        delivery.status = DeliveryStatus.PENDING
+        delivery.next_attempt_at = retry_at
+        return delivery.status, (delivery.id, retry_at)
+    if delivery.provider_index + 1 < len(delivery.providers):
+        _fail_over(repository, message, delivery)
+        return delivery.status, (delivery.id, None)
+    delivery.status = DeliveryStatus.FAILED
+    _fail_message_if_all_failed(repository, message, delivery, error)
+    return delivery.status, None
+
+
+def _record_unknown_outcome(
+    repository: MessageRepository,
+    message: Message,
+    delivery: MessageDelivery,
+    error: UnknownOutcomeError,
+    now: datetime,
+) -> None:
+    """The provider may have sent it: no retry, no failover, so no second copy."""
+    delivery.status = DeliveryStatus.UNKNOWN
+    repository.record(
+        message,
+        UNKNOWN_OUTCOME,
+        channel=delivery.channel,
+        provider=delivery.provider,
+        reason=error.reason,
+        response=error.response_excerpt,
+    )
+    if message.status not in (MessageStatus.SENT, MessageStatus.DELIVERED):
+        message.reason = UNKNOWN_OUTCOME
+        message.reason_detail = error.reason
+        message.updated_at = now
+
+
+def _retry_at(
+    settings: Settings,
+    message: Message,
+    delivery: MessageDelivery,
+    error: ProviderError,
+    now: datetime,
+) -> datetime | None:
+    """When to try the same provider again: after its backoff (or its Retry-After), if the
+    error is retryable and that is still inside the provider's failover window and the
+    message's timeout; otherwise None."""
+    if not isinstance(error, RetryableProviderError):
+        return None
     window_end = (delivery.provider_started_at or now) + timedelta(
         seconds=settings.failover_window_seconds
     )
     wait = backoff_seconds(settings, delivery.provider_attempts)
-    if retryable and isinstance(error, RetryableProviderError) and error.retry_after is not None:
+    if error.retry_after is not None:
         wait = max(wait, error.retry_after)
     next_at = now + timedelta(seconds=wait)
-    if retryable and next_at <= window_end and next_at <= message.timeout_at:
-        delivery.status = DeliveryStatus.PENDING
-        delivery.next_attempt_at = next_at
-        next_delivery = (delivery.id, next_at)
-    elif delivery.provider_index + 1 < len(delivery.providers):
-        previous = delivery.provider
-        delivery.provider_index += 1
-        delivery.provider = delivery.providers[delivery.provider_index]
-        delivery.provider_attempts = 0
-        delivery.provider_started_at = None
-        delivery.next_attempt_at = None
-        delivery.status = DeliveryStatus.PENDING
-        repository.record(
+    if next_at <= window_end and next_at <= message.timeout_at:
+        return next_at
+    return None
+
+
+def _fail_over(repository: MessageRepository, message: Message, delivery: MessageDelivery) -> None:
+    """Hand the delivery to the next provider of its chain, to be attempted at once."""
+    previous = delivery.provider
+    delivery.provider_index += 1
+    delivery.provider = delivery.providers[delivery.provider_index]
+    delivery.provider_attempts = 0
+    delivery.provider_started_at = None
+    delivery.next_attempt_at = None
+    delivery.status = DeliveryStatus.PENDING
+    repository.record(
+        message,
+        "FAILOVER",
+        channel=delivery.channel,
+        provider=delivery.provider,
+        previous=previous,
+    )
+
+
+def _fail_message_if_all_failed(
+    repository: MessageRepository,
+    message: Message,
+    delivery: MessageDelivery,
+    error: ProviderError,
+) -> None:
+    """A message not sent on any channel is UNDELIVERABLE once its last delivery failed,
+    with that provider's reason."""
+    others = [d for d in repository.deliveries(message) if d.id != delivery.id]
+    if message.status not in (MessageStatus.SENT, MessageStatus.DELIVERED) and all(
+        d.status == DeliveryStatus.FAILED for d in others
+    ):
+        _finish(
+            repository,
             message,
-            "FAILOVER",
+            MessageStatus.UNDELIVERABLE,
+            "PROVIDER_ERROR",
+            error.reason,
             channel=delivery.channel,
             provider=delivery.provider,
-            previous=previous,
+            response=error.response_excerpt,
         )
-        next_delivery = (delivery.id, None)
-    else:
-        delivery.status = DeliveryStatus.FAILED
-        others = [d for d in repository.deliveries(message) if d.id != delivery.id]
-        if message.status not in (MessageStatus.SENT, MessageStatus.DELIVERED) and all(
-            d.status == DeliveryStatus.FAILED for d in others
-        ):
-            _finish(
-                repository,
-                message,
-                MessageStatus.UNDELIVERABLE,
-                "PROVIDER_ERROR",
-                error.reason,
-                channel=delivery.channel,
-                provider=delivery.provider,
-                response=error.response_excerpt,
-            )
-    return delivery.status, next_delivery
 
 
 def redrive_stuck_messages(

@@ -18,11 +18,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from tidings.errors import BadRequest
-from tidings.models import ListSubscription, RecipientList, TenantMembership
+from tidings.list.repository import ListRepository
+from tidings.tenant.repository import TenantRepository
 
 ADDRESS_FIELDS = (
     "email",
@@ -63,20 +63,6 @@ def pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(f"^{expression}$")
 
 
-def _list_members(session: Session, environment_id: str, list_ids: list[str]) -> list[str]:
-    if not list_ids:
-        return []
-    rows = session.scalars(
-        select(ListSubscription.user_id)
-        .where(
-            ListSubscription.environment_id == environment_id,
-            ListSubscription.list_id.in_(list_ids),
-        )
-        .order_by(ListSubscription.id)
-    ).all()
-    return list(rows)
-
-
 def expand(
     session: Session, environment_id: str, to: dict[str, Any] | list[dict[str, Any]]
 ) -> list[Recipient]:
@@ -85,69 +71,67 @@ def expand(
         raise BadRequest("`message.to` is empty: name at least one recipient.", field="message.to")
     recipients: list[Recipient] = []
     seen_users: set[str] = set()
-
-    def add_user(user_id: str, inline: dict[str, Any], source: dict[str, Any]) -> None:
-        if user_id in seen_users:
-            return
-        seen_users.add(user_id)
-        recipients.append(Recipient(user_id, {**inline, "user_id": user_id}, source))
-
     for index, entry in enumerate(entries):
         path = f"message.to[{index}]" if isinstance(to, list) else "message.to"
-        if not isinstance(entry, dict):
-            raise BadRequest(f"{path} must be an object.", field=path)
-        inline = {
-            key: value for key, value in entry.items() if key not in ("list_id", "list_pattern")
-        }
-        if entry.get("user_id") is not None:
-            add_user(str(entry["user_id"]), inline, {"type": "user"})
-        elif entry.get("list_id") is not None:
-            list_id = str(entry["list_id"])
-            exists = session.scalars(
-                select(RecipientList.id).where(
-                    RecipientList.environment_id == environment_id,
-                    RecipientList.list_id == list_id,
-                )
-            ).first()
-            if exists is None:
-                raise BadRequest(
-                    f"{path}.list_id: no list {list_id!r}. Create it with PUT /lists/{{id}}.",
-                    code="unknown_list",
-                    field=f"{path}.list_id",
-                )
-            extra = {k: v for k, v in inline.items() if k == "data"}
-            for user_id in _list_members(session, environment_id, [list_id]):
-                add_user(user_id, extra, {"type": "list", "list_id": list_id})
-        elif entry.get("list_pattern") is not None:
-            pattern = str(entry["list_pattern"])
-            regex = pattern_regex(pattern)
-            all_lists = session.scalars(
-                select(RecipientList.list_id).where(RecipientList.environment_id == environment_id)
-            ).all()
-            matching = [list_id for list_id in all_lists if regex.match(list_id)]
-            extra = {k: v for k, v in inline.items() if k == "data"}
-            for user_id in _list_members(session, environment_id, matching):
-                add_user(user_id, extra, {"type": "list_pattern", "list_pattern": pattern})
-        elif entry.get("tenant_id") is not None:
-            tenant_id = str(entry["tenant_id"])
-            members = session.scalars(
-                select(TenantMembership.user_id)
-                .where(
-                    TenantMembership.environment_id == environment_id,
-                    TenantMembership.tenant_id == tenant_id,
-                )
-                .order_by(TenantMembership.id)
-            ).all()
-            extra = {k: v for k, v in inline.items() if k == "data"}
-            for user_id in members:
-                add_user(user_id, extra, {"type": "tenant", "tenant_id": tenant_id})
-        elif any(entry.get(field) for field in ADDRESS_FIELDS):
-            recipients.append(Recipient(None, inline, {"type": "address"}))
-        else:
-            raise BadRequest(
-                f"{path} names no recipient: give `user_id`, an address such as `email` or "
-                "`phone_number`, `list_id`, `list_pattern` or `tenant_id`.",
-                code="invalid_recipient",
-                field=path,
-            )
+        for recipient in _entry_recipients(session, environment_id, entry, path):
+            if recipient.user_id is None:
+                recipients.append(recipient)
+            elif recipient.user_id not in seen_users:
+                seen_users.add(recipient.user_id)
+                recipients.append(recipient)
     return recipients
+
+
+def _entry_recipients(
+    session: Session, environment_id: str, entry: dict[str, Any], path: str
+) -> list[Recipient]:
+    """The recipients one entry of `to` names, users reached twice included."""
+    if not isinstance(entry, dict):
+        raise BadRequest(f"{path} must be an object.", field=path)
+    inline = {key: value for key, value in entry.items() if key not in ("list_id", "list_pattern")}
+    if entry.get("user_id") is not None:
+        user_id = str(entry["user_id"])
+        return [Recipient(user_id, {**inline, "user_id": user_id}, {"type": "user"})]
+    source: dict[str, Any]
+    if entry.get("list_id") is not None:
+        list_id = str(entry["list_id"])
+        users = _list_members(session, environment_id, list_id, f"{path}.list_id")
+        source = {"type": "list", "list_id": list_id}
+    elif entry.get("list_pattern") is not None:
+        pattern = str(entry["list_pattern"])
+        users = _pattern_members(session, environment_id, pattern)
+        source = {"type": "list_pattern", "list_pattern": pattern}
+    elif entry.get("tenant_id") is not None:
+        tenant_id = str(entry["tenant_id"])
+        users = TenantRepository(session).member_ids(environment_id, tenant_id)
+        source = {"type": "tenant", "tenant_id": tenant_id}
+    elif any(entry.get(field) for field in ADDRESS_FIELDS):
+        return [Recipient(None, inline, {"type": "address"})]
+    else:
+        raise BadRequest(
+            f"{path} names no recipient: give `user_id`, an address such as `email` or "
+            "`phone_number`, `list_id`, `list_pattern` or `tenant_id`.",
+            code="invalid_recipient",
+            field=path,
+        )
+    # A group's members get only the entry's `data`, not its addresses.
+    extra = {key: value for key, value in inline.items() if key == "data"}
+    return [Recipient(user_id, {**extra, "user_id": user_id}, source) for user_id in users]
+
+
+def _list_members(session: Session, environment_id: str, list_id: str, field: str) -> list[str]:
+    lists = ListRepository(session)
+    if not lists.exists(environment_id, list_id):
+        raise BadRequest(
+            f"{field}: no list {list_id!r}. Create it with PUT /lists/{{id}}.",
+            code="unknown_list",
+            field=field,
+        )
+    return lists.member_ids(environment_id, [list_id])
+
+
+def _pattern_members(session: Session, environment_id: str, pattern: str) -> list[str]:
+    regex = pattern_regex(pattern)
+    lists = ListRepository(session)
+    matching = [list_id for list_id in lists.list_ids(environment_id) if regex.match(list_id)]
+    return lists.member_ids(environment_id, matching)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -22,6 +23,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.types import TypeEngine
 
 from tidings.config import Settings
+from tidings.db import Database
 from tidings.jobs.lease import owner_alive
 from tidings.kit.sql import claim_rows, execute_counting, insert_ignoring_conflicts
 from tidings.kit.time import utcnow
@@ -34,6 +36,25 @@ from tidings.models import (
     MessageStatus,
 )
 from tidings.models.base import JSONValue, UTCDateTime
+
+
+@dataclass(frozen=True, slots=True)
+class SentReply:
+    """A provider's answer to an attempt that succeeded, as its SENT history row keeps it."""
+
+    provider: str
+    channel: str
+    provider_message_id: str | None
+    response: str
+
+    def history(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "provider": self.provider,
+            "provider_message_id": self.provider_message_id,
+            "response": self.response,
+        }
+
 
 _EVENT_TABLE = cast(Table, MessageEvent.__table__)
 _DELIVERY_TABLE = cast(Table, MessageDelivery.__table__)
@@ -172,6 +193,48 @@ class MessageRepository:
         result = self.session.connection().execute(_INSERT_DELIVERIES, rows)
         ids = {(message_pk, channel): id_ for id_, message_pk, channel in result}
         return [ids[(row["message_pk"], row["channel"])] for row in rows]
+
+    @classmethod
+    def record_sent(
+        cls, database: Database, delivery_id: int, message_pk: int, reply: SentReply
+    ) -> str:
+        """The SENT transition of one attempt, in a transaction of its own; returns the
+        delivery's status afterwards.
+
+        A delivery still `sending` becomes `sent`, with its SENT history row, and its message
+        SENT unless it already is SENT or DELIVERED. That is the common success, so it runs
+        as three fixed statements on the driver's cursor (`Database.write_driver`), without
+        reading the rows first. When the delivery is no longer `sending` (a delivery callback
+        or a cancel got there first), those statements write nothing, and the reply is
+        recorded under row locks instead (`_record_sent_locked`).
+        """
+        with database.write_driver() as cursor:
+            if _mark_sent(cursor, database.engine.dialect, delivery_id, message_pk, reply):
+                return DeliveryStatus.SENT
+        with database.write() as (session, _):
+            return cls(session)._record_sent_locked(delivery_id, reply)
+
+    def _record_sent_locked(self, delivery_id: int, reply: SentReply) -> str:
+        delivery = self.lock_delivery(delivery_id)
+        assert delivery is not None
+        message = self.lock_by_pk(delivery.message_pk)
+        assert message is not None
+        if delivery.status == DeliveryStatus.SENDING:
+            # Another attempt of this delivery started meanwhile: the same transition.
+            cursor = self.session.connection().connection.cursor()
+            try:
+                _mark_sent(cursor, self.session.get_bind().dialect, delivery.id, message.id, reply)
+            finally:
+                cursor.close()
+            return DeliveryStatus.SENT
+        if delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
+            # A delivery callback got in first: its status stands, and the provider's reply
+            # is still recorded.
+            delivery.provider_message_id = delivery.provider_message_id or reply.provider_message_id
+            late = replace(reply, channel=delivery.channel, provider=delivery.provider)
+            self.record(message, "SENT", **late.history())
+            message.sent_at = message.sent_at or utcnow()
+        return delivery.status
 
     def deliveries(self, message: Message) -> Sequence[MessageDelivery]:
         return self.session.scalars(
@@ -417,9 +480,9 @@ class DriverStatement:
         }
 
 
-# A successful send, recorded without loading the delivery or the message: the delivery
-# becomes sent only if it is still `sending` (a callback or a cancel may have got there
-# first), and only then are the history row and the message's status written.
+# The SENT transition, without loading the delivery or the message: the delivery becomes
+# sent only if it is still `sending` (a callback or a cancel may have got there first), and
+# only then are the history row and the message's status written.
 _MARK_DELIVERY_SENT = DriverStatement(
     f"UPDATE message_delivery SET status = '{DeliveryStatus.SENT}',"
     " provider_message_id = :provider_message_id, error = NULL, sending_since = NULL,"
@@ -441,31 +504,20 @@ _MARK_MESSAGE_SENT = DriverStatement(
 )
 
 
-def record_sent(
-    cursor: Any,
-    dialect: Dialect,
-    delivery_id: int,
-    message_pk: int,
-    *,
-    provider: str,
-    channel: str,
-    provider_message_id: str | None,
-    response: str,
+def _mark_sent(
+    cursor: Any, dialect: Dialect, delivery_id: int, message_pk: int, reply: SentReply
 ) -> bool:
-    """The common success, in three statements on a driver cursor (`Database.write_driver`).
-    False when the delivery was no longer `sending`; then nothing was written, and the
-    caller takes the full path."""
+    """The SENT transition in three statements on a DB-API cursor. False when the delivery
+    was no longer `sending`: then nothing was written."""
     now = utcnow()
     if not _MARK_DELIVERY_SENT.execute(
-        cursor, dialect, provider_message_id=provider_message_id, now=now, delivery_id=delivery_id
+        cursor,
+        dialect,
+        provider_message_id=reply.provider_message_id,
+        now=now,
+        delivery_id=delivery_id,
     ):
         return False
-    data = {
-        "channel": channel,
-        "provider": provider,
-        "provider_message_id": provider_message_id,
-        "response": response,
-    }
-    _RECORD_SENT.execute(cursor, dialect, message_pk=message_pk, now=now, data=data)
+    _RECORD_SENT.execute(cursor, dialect, message_pk=message_pk, now=now, data=reply.history())
     _MARK_MESSAGE_SENT.execute(cursor, dialect, message_pk=message_pk, now=now)
     return True

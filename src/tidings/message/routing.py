@@ -58,73 +58,16 @@ def plan_routes(
     variables: dict[str, Any],
     http: httpx.Client,
 ) -> RoutingResult:
-    by_name = {provider.name: provider for provider in providers}
-    state = {"address_without_provider": False}
-    notes: list[str] = []
-
-    def usable_providers(channel: str, pinned: str | None) -> list[str]:
-        wanted = channel_options.get(channel, {}).get("providers")
-        names = (
-            [pinned]
-            if pinned
-            else list(wanted)
-            if isinstance(wanted, list) and wanted
-            else [p.name for p in providers if p.channel == channel]
-        )
-        usable = []
-        for name in names:
-            provider = by_name.get(name)
-            if provider is None or provider.channel != channel:
-                notes.append(f"{channel}: provider {name!r} is not configured")
-                continue
-            condition = provider_options.get(name, {}).get("if")
-            if condition is not None and not _condition_holds(condition, variables):
-                notes.append(f"{channel}: provider {name!r} skipped by its `if`")
-                continue
-            instance = provider.provider_class(provider.config, http)
-            if not instance.can_deliver(recipient):
-                notes.append(f"{channel}: provider {name!r} has no address for the recipient")
-                continue
-            usable.append(name)
-        return usable
-
-    def resolve_channel(entry: str) -> list[Route]:
-        pinned = None
-        channel = entry
-        if entry not in CHANNELS:
-            provider = by_name.get(entry)
-            if provider is None:
-                notes.append(f"{entry!r} is neither a channel nor a configured provider")
-                return []
-            channel, pinned = provider.channel, entry
-        if channel not in content_channels:
-            notes.append(f"{channel}: no content")
-            return []
-        condition = channel_options.get(channel, {}).get("if")
-        if condition is not None and not _condition_holds(condition, variables):
-            notes.append(f"{channel}: skipped by its `if`")
-            return []
-        names = usable_providers(channel, pinned)
-        if not names:
-            if channel_address(channel, recipient):
-                state["address_without_provider"] = True
-                notes.append(f"{channel}: no provider configured")
-            else:
-                notes.append(f"{channel}: the recipient has no address")
-            return []
-        return [Route(channel, names)]
-
-    def resolve(node: dict[str, Any]) -> list[Route]:
-        method = node.get("method", "single")
-        chosen: list[Route] = []
-        for entry in node.get("channels", []):
-            routes = resolve(entry) if isinstance(entry, dict) else resolve_channel(str(entry))
-            if routes and method == "single":
-                return routes
-            chosen.extend(routes)
-        return chosen
-
-    routes = resolve(routing)
+    planner = _Planner(
+        content_channels=content_channels,
+        recipient=recipient,
+        providers=providers,
+        channel_options=channel_options,
+        provider_options=provider_options,
+        variables=variables,
+        http=http,
+    )
+    routes = planner.resolve(routing)
     seen: set[str] = set()
     unique = []
     for route in routes:
@@ -132,6 +75,93 @@ def plan_routes(
             seen.add(route.channel)
             unique.append(route)
     if unique:
-        return RoutingResult(unique, None, notes)
-    reason = "NO_PROVIDERS" if state["address_without_provider"] else "NO_CHANNELS"
-    return RoutingResult([], reason, notes)
+        return RoutingResult(unique, None, planner.notes)
+    reason = "NO_PROVIDERS" if planner.address_without_provider else "NO_CHANNELS"
+    return RoutingResult([], reason, planner.notes)
+
+
+@dataclass
+class _Planner:
+    """One message's routing walk; `notes` says why each entry was not chosen."""
+
+    content_channels: set[str]
+    recipient: dict[str, Any]
+    providers: list[ConfiguredProvider]
+    channel_options: dict[str, dict[str, Any]]
+    provider_options: dict[str, dict[str, Any]]
+    variables: dict[str, Any]
+    http: httpx.Client
+    notes: list[str] = field(default_factory=list)
+    # Some channel had the recipient's address but no usable provider (NO_PROVIDERS).
+    address_without_provider: bool = False
+    by_name: dict[str, ConfiguredProvider] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_name = {provider.name: provider for provider in self.providers}
+
+    def resolve(self, node: dict[str, Any]) -> list[Route]:
+        method = node.get("method", "single")
+        chosen: list[Route] = []
+        for entry in node.get("channels", []):
+            routes = (
+                self.resolve(entry) if isinstance(entry, dict) else self.resolve_channel(str(entry))
+            )
+            if routes and method == "single":
+                return routes
+            chosen.extend(routes)
+        return chosen
+
+    def resolve_channel(self, entry: str) -> list[Route]:
+        """A channel name, or a provider name that pins that provider on its channel."""
+        pinned = None
+        channel = entry
+        if entry not in CHANNELS:
+            provider = self.by_name.get(entry)
+            if provider is None:
+                self.notes.append(f"{entry!r} is neither a channel nor a configured provider")
+                return []
+            channel, pinned = provider.channel, entry
+        if channel not in self.content_channels:
+            self.notes.append(f"{channel}: no content")
+            return []
+        condition = self.channel_options.get(channel, {}).get("if")
+        if condition is not None and not _condition_holds(condition, self.variables):
+            self.notes.append(f"{channel}: skipped by its `if`")
+            return []
+        names = self.usable_providers(channel, pinned)
+        if not names:
+            if channel_address(channel, self.recipient):
+                self.address_without_provider = True
+                self.notes.append(f"{channel}: no provider configured")
+            else:
+                self.notes.append(f"{channel}: the recipient has no address")
+            return []
+        return [Route(channel, names)]
+
+    def usable_providers(self, channel: str, pinned: str | None) -> list[str]:
+        """The channel's providers, in order, that can deliver to the recipient: the pinned
+        one, or the channel's `providers` option, or every configured one."""
+        wanted = self.channel_options.get(channel, {}).get("providers")
+        names = (
+            [pinned]
+            if pinned
+            else list(wanted)
+            if isinstance(wanted, list) and wanted
+            else [p.name for p in self.providers if p.channel == channel]
+        )
+        usable = []
+        for name in names:
+            provider = self.by_name.get(name)
+            if provider is None or provider.channel != channel:
+                self.notes.append(f"{channel}: provider {name!r} is not configured")
+                continue
+            condition = self.provider_options.get(name, {}).get("if")
+            if condition is not None and not _condition_holds(condition, self.variables):
+                self.notes.append(f"{channel}: provider {name!r} skipped by its `if`")
+                continue
+            instance = provider.provider_class(provider.config, self.http)
+            if not instance.can_deliver(self.recipient):
+                self.notes.append(f"{channel}: provider {name!r} has no address for the recipient")
+                continue
+            usable.append(name)
+        return usable

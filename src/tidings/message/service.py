@@ -1,13 +1,11 @@
-"""Send API rules: accepting a send, idempotent replays, cancelation, and the log views."""
+"""Send API rules: accepting a send, cancelation, and the log views."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-import orjson
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
@@ -21,8 +19,12 @@ from tidings.kit.time import (
     shifted,
     utcnow,
 )
-from tidings.message.recipients import expand
-from tidings.message.repository import IdempotencyRepository, MessageRepository
+
+# The send step of automation/runs.py still imports request_hash from here; it goes once
+# that step calls message.idempotency.IdempotentRequest.
+from tidings.message.idempotency import request_hash as request_hash
+from tidings.message.recipients import Recipient, expand
+from tidings.message.repository import MessageRepository
 from tidings.message.schemas import MessageSpec, MessageView, ProviderDetail
 from tidings.models import DeliveryStatus, Message, MessageDelivery, MessageStatus
 from tidings.notification.repository import NotificationRepository
@@ -82,26 +84,6 @@ def _duration(value: str | int, field: str) -> timedelta:
         ) from exc
 
 
-def request_hash(body: dict[str, Any]) -> str:
-    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
-
-
-def idempotent_replay(
-    session: Session, scope: Scope, key: str, body_hash: str
-) -> tuple[int, dict[str, Any]] | None:
-    record = IdempotencyRepository(session).get(scope.environment_id, key)
-    if record is None:
-        return None
-    if record.request_hash != body_hash:
-        raise Conflict(
-            f"Idempotency-Key {key!r} was already used with a different request body. Use a new "
-            "key for a new request, or resend the original body to get its original response.",
-            code="idempotency_key_reused",
-            field="Idempotency-Key",
-        )
-    return record.status_code, record.body
-
-
 def _validate(session: Session, scope: Scope, spec: MessageSpec) -> None:
     if spec.template and spec.content:
         raise BadRequest(
@@ -147,6 +129,46 @@ def accept_send(
     the new messages."""
     _validate(session, scope, spec)
     now = utcnow()
+    send_at, expires_at = _send_window(spec, now)
+    recipients = expand(session, scope.environment_id, spec.to)
+    delayed = send_at is not None and send_at > now
+    message_ids = [new_id("msg") for _ in recipients]
+    request_id = message_ids[0] if len(message_ids) == 1 else new_id("req")
+    shared: dict[str, Any] = {
+        "workspace_id": scope.workspace_id,
+        "environment_id": scope.environment_id,
+        "request_id": request_id,
+        "status": MessageStatus.DELAYED if delayed else MessageStatus.ENQUEUED,
+        "send_at": send_at,
+        "expires_at": expires_at,
+        "timeout_at": now + message_timeout,
+        "enqueued_at": now,
+        "updated_at": now,
+    }
+    rows = [
+        _message_row(spec, shared, message_id, recipient, source)
+        for recipient, message_id in zip(recipients, message_ids, strict=True)
+    ]
+    # Written at once by statements rather than added as ORM objects: the unit of work's
+    # flush of a new message cost several times its INSERT, and an automation's send step
+    # makes one per event (docs/benchmarks.md, Pipeline).
+    repository = MessageRepository(session, batch_history=True)
+    messages = [
+        AcceptedMessage(pk, message_id, send_at)
+        for pk, message_id in zip(repository.insert_messages(rows), message_ids, strict=True)
+    ]
+    for message in messages:
+        repository.record_for(message.pk, "ENQUEUED", request_id=request_id)
+        if delayed:
+            repository.record_for(
+                message.pk, "DELAYED", until=send_at.isoformat() if send_at else None
+            )
+    repository.write_history()
+    return request_id, messages
+
+
+def _send_window(spec: MessageSpec, now: datetime) -> tuple[datetime | None, datetime | None]:
+    """When to send the message (its delay) and when it expires (its expiry), if ever."""
     send_at = None
     if spec.delay is not None:
         if spec.delay.until:
@@ -167,54 +189,34 @@ def accept_send(
                 _duration(spec.expiry.expires_in, "message.expiry.expires_in"),
                 "message.expiry.expires_in",
             )
-    recipients = expand(session, scope.environment_id, spec.to)
-    delayed = send_at is not None and send_at > now
-    message_ids = [new_id("msg") for _ in recipients]
-    request_id = message_ids[0] if len(message_ids) == 1 else new_id("req")
-    rows: list[dict[str, Any]] = [
-        {
-            "workspace_id": scope.workspace_id,
-            "environment_id": scope.environment_id,
-            "message_id": message_id,
-            "request_id": request_id,
-            "status": MessageStatus.DELAYED if delayed else MessageStatus.ENQUEUED,
-            "recipient": recipient.user_id,
-            "to": recipient.to,
-            "notification_id": spec.template,
-            "content": spec.content,
-            "data": spec.data,
-            "routing": spec.routing.model_dump() if spec.routing else None,
-            "channels": spec.channels,
-            "providers": spec.providers,
-            "metadata": _metadata(spec),
-            "tags": list(spec.metadata.tags),
-            "trace_id": spec.metadata.trace_id,
-            "output": {},
-            "source": {**(source or {}), **recipient.source},
-            "send_at": send_at,
-            "expires_at": expires_at,
-            "timeout_at": now + message_timeout,
-            "enqueued_at": now,
-            "updated_at": now,
-        }
-        for recipient, message_id in zip(recipients, message_ids, strict=True)
-    ]
-    # Written at once by statements rather than added as ORM objects: the unit of work's
-    # flush of a new message cost several times its INSERT, and an automation's send step
-    # makes one per event (docs/benchmarks.md, Pipeline).
-    repository = MessageRepository(session, batch_history=True)
-    messages = [
-        AcceptedMessage(pk, message_id, send_at)
-        for pk, message_id in zip(repository.insert_messages(rows), message_ids, strict=True)
-    ]
-    for message in messages:
-        repository.record_for(message.pk, "ENQUEUED", request_id=request_id)
-        if delayed:
-            repository.record_for(
-                message.pk, "DELAYED", until=send_at.isoformat() if send_at else None
-            )
-    repository.write_history()
-    return request_id, messages
+    return send_at, expires_at
+
+
+def _message_row(
+    spec: MessageSpec,
+    shared: dict[str, Any],
+    message_id: str,
+    recipient: Recipient,
+    source: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """One recipient's message row: what every message of the send shares, and its own."""
+    return {
+        **shared,
+        "message_id": message_id,
+        "recipient": recipient.user_id,
+        "to": recipient.to,
+        "notification_id": spec.template,
+        "content": spec.content,
+        "data": spec.data,
+        "routing": spec.routing.model_dump() if spec.routing else None,
+        "channels": spec.channels,
+        "providers": spec.providers,
+        "metadata": _metadata(spec),
+        "tags": list(spec.metadata.tags),
+        "trace_id": spec.metadata.trace_id,
+        "output": {},
+        "source": {**(source or {}), **recipient.source},
+    }
 
 
 def get_message(session: Session, scope: Scope, message_id: str) -> Message:

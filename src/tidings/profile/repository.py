@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import String, bindparam, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
@@ -38,6 +40,12 @@ _ALIAS_TARGET = select(ProfileAlias.user_id).where(
 )
 
 
+# The profile data of a routing group's recipients, read at once.
+_PROFILE_DATA = select(Profile.environment_id, Profile.user_id, Profile.data).where(
+    Profile.user_id.in_(bindparam("user_ids", expanding=True))
+)
+
+
 class ProfileRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -53,6 +61,40 @@ class ProfileRepository:
             return self.session.scalars(
                 _GET_PROFILE, {"environment_id": scope.environment_id, "user_id": user_id}
             ).first()
+
+    def data_of_users(
+        self, users: Collection[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, Any] | None]:
+        """The profile data of each (environment, user id), None for a user without a
+        profile, in one query."""
+        found: dict[tuple[str, str], dict[str, Any] | None] = dict.fromkeys(users)
+        if not found:
+            return found
+        rows = self.session.execute(
+            _PROFILE_DATA, {"user_ids": sorted({user_id for _, user_id in found})}
+        )
+        for environment_id, user_id, data in rows:
+            if (environment_id, user_id) in found:
+                found[(environment_id, user_id)] = dict(data)
+        return found
+
+    def search(self, scope: Scope, query: str, limit: int) -> Sequence[Profile]:
+        """Profiles whose user id starts with the query, or whose JSON holds it (e.g. an
+        email), most recently updated first."""
+        statement = select(Profile).where(Profile.environment_id == scope.environment_id)
+        if query:
+            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            statement = statement.where(
+                or_(
+                    Profile.user_id.like(f"{escaped}%", escape="\\"),
+                    func.lower(cast(Profile.data, String)).like(
+                        f"%{escaped.lower()}%", escape="\\"
+                    ),
+                )
+            )
+        return self.session.scalars(
+            statement.order_by(Profile.updated_at.desc()).limit(limit)
+        ).all()
 
     def get_or_create_for_update(self, scope: Scope, user_id: str) -> tuple[Profile, bool]:
         """The profile row, locked for this transaction; created empty when missing."""
@@ -161,16 +203,30 @@ class ProfileRepository:
         """Remove a user and every id merged into it, and strip their personal data from
         stored events, messages and automation runs (the rows stay, for counts)."""
         environment = scope.environment_id
-        aliases = list(
-            self.session.scalars(
-                select(ProfileAlias.alias_id).where(
-                    ProfileAlias.environment_id == environment, ProfileAlias.user_id == user_id
-                )
-            ).all()
-        )
+        aliases = self.session.scalars(
+            select(ProfileAlias.alias_id).where(
+                ProfileAlias.environment_id == environment, ProfileAlias.user_id == user_id
+            )
+        ).all()
         ids = [user_id, *aliases]
         now = utcnow()
         removed = {
+            **self._delete_identity(environment, user_id, ids),
+            **self._delete_user_rows(environment, ids),
+            "event(s) redacted": self._redact_events(environment, ids),
+        }
+        removed["message(s) redacted"] = execute_counting(
+            self.session,
+            update(Message)
+            .where(Message.environment_id == environment, Message.recipient.in_(ids))
+            .values(recipient=None, to={}, data={}, output={}, updated_at=now),
+        )
+        removed["automation run(s) redacted"] = self._cancel_and_redact_runs(environment, ids, now)
+        return removed
+
+    def _delete_identity(self, environment: str, user_id: str, ids: list[str]) -> dict[str, int]:
+        """The profiles of the user and its merged ids, and its aliases either way."""
+        return {
             "profile(s)": execute_counting(
                 self.session,
                 delete(Profile).where(
@@ -185,6 +241,11 @@ class ProfileRepository:
                 ),
             ),
         }
+
+    def _delete_user_rows(self, environment: str, ids: list[str]) -> dict[str, int]:
+        """The rows that belong to these user ids: subscriptions, memberships, preferences
+        and the inbox."""
+        removed: dict[str, int] = {}
         for table, label in zip(
             (*_USER_ROWS, InboxMessage),
             ("list subscription(s)", "tenant membership(s)", "preference(s)", "inbox message(s)"),
@@ -194,14 +255,18 @@ class ProfileRepository:
                 self.session,
                 delete(table).where(table.environment_id == environment, table.user_id.in_(ids)),
             )
-        redacted_events = 0
+        return removed
+
+    def _redact_events(self, environment: str, ids: list[str]) -> int:
+        """Each event of these ids keeps only its type and messageId."""
+        redacted = 0
         for event_id, event_type, message_id in self.session.execute(
             select(Event.id, Event.type, Event.message_id).where(
                 Event.environment_id == environment,
                 or_(Event.user_id.in_(ids), Event.anonymous_id.in_(ids)),
             )
         ).all():
-            redacted_events += execute_counting(
+            redacted += execute_counting(
                 self.session,
                 update(Event)
                 .where(Event.id == event_id)
@@ -212,13 +277,10 @@ class ProfileRepository:
                     anonymous_id=None,
                 ),
             )
-        removed["event(s) redacted"] = redacted_events
-        removed["message(s) redacted"] = execute_counting(
-            self.session,
-            update(Message)
-            .where(Message.environment_id == environment, Message.recipient.in_(ids))
-            .values(recipient=None, to={}, data={}, output={}, updated_at=now),
-        )
+        return redacted
+
+    def _cancel_and_redact_runs(self, environment: str, ids: list[str], now: datetime) -> int:
+        """Cancel the users' active runs, then empty every one of their runs' context."""
         execute_counting(
             self.session,
             update(AutomationRun)
@@ -235,7 +297,7 @@ class ProfileRepository:
                 updated_at=now,
             ),
         )
-        removed["automation run(s) redacted"] = execute_counting(
+        return execute_counting(
             self.session,
             update(AutomationRun)
             .where(AutomationRun.environment_id == environment, AutomationRun.recipient.in_(ids))
@@ -244,4 +306,3 @@ class ProfileRepository:
                 context={"data": {}, "profile": {}, "event": {}, "recipient": None, "refs": {}},
             ),
         )
-        return removed

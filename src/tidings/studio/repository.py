@@ -1,14 +1,11 @@
-"""The SQL that only Studio needs: admins, sessions, and searches the API does not offer."""
+"""The SQL that only Studio needs: admins, sessions, and joins the API does not offer."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from sqlalchemy import String, cast, delete, func, or_, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from tidings.errors import BadRequest
-from tidings.event.repository import EventRepository
 from tidings.kit.sql import execute_counting
 from tidings.models import (
     AdminSession,
@@ -17,8 +14,6 @@ from tidings.models import (
     Automation,
     AutomationTrigger,
     Environment,
-    Event,
-    Profile,
 )
 from tidings.workspace.service import Scope
 
@@ -71,26 +66,6 @@ class StudioRepository:
                 f"Unknown environment {name!r}: use test or production.", field="environment"
             )
         return environment
-
-    def search_profiles(self, scope: Scope, query: str, limit: int) -> Sequence[Profile]:
-        """Profiles whose user id starts with the query, or whose JSON holds it (e.g. an email)."""
-        statement = select(Profile).where(Profile.environment_id == scope.environment_id)
-        if query:
-            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            statement = statement.where(
-                or_(
-                    Profile.user_id.like(f"{escaped}%", escape="\\"),
-                    func.lower(cast(Profile.data, String)).like(
-                        f"%{escaped.lower()}%", escape="\\"
-                    ),
-                )
-            )
-        return self.session.scalars(
-            statement.order_by(Profile.updated_at.desc()).limit(limit)
-        ).all()
-
-    def recent_events_of_user(self, scope: Scope, user_id: str, limit: int) -> Sequence[Event]:
-        return EventRepository(self.session).of_user(scope, user_id, limit)
 
     def automations_by_trigger(self, scope: Scope, source: str) -> dict[str, list[str]]:
         """Event name -> ids of the live automations whose current version it triggers."""

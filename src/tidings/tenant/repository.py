@@ -71,6 +71,19 @@ class TenantRepository:
             query = query.where(TenantMembership.id > after_id)
         return self.session.scalars(query.order_by(TenantMembership.id).limit(limit)).all()
 
+    def member_ids(self, environment_id: str, tenant_id: str) -> list[str]:
+        """Every member's user id, in the order they joined."""
+        return list(
+            self.session.scalars(
+                select(TenantMembership.user_id)
+                .where(
+                    TenantMembership.environment_id == environment_id,
+                    TenantMembership.tenant_id == tenant_id,
+                )
+                .order_by(TenantMembership.id)
+            )
+        )
+
     def memberships_of(
         self, scope: Scope, user_id: str, after_id: int | None, limit: int
     ) -> Sequence[TenantMembership]:

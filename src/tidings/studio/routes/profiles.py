@@ -6,12 +6,12 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from tidings.dependencies import RuntimeDep
+from tidings.event.repository import EventRepository
 from tidings.list.repository import ListRepository
 from tidings.message.repository import MessageRepository
 from tidings.preference.service import list_preferences
 from tidings.profile.repository import ProfileRepository
 from tidings.studio.dependencies import Admin
-from tidings.studio.repository import StudioRepository
 from tidings.studio.templating import render
 from tidings.tenant.repository import TenantRepository
 
@@ -21,7 +21,7 @@ router = APIRouter()
 @router.get("/profiles")
 def search_profiles(request: Request, admin: Admin, runtime: RuntimeDep, q: str = "") -> Response:
     with runtime.database.read() as session:
-        profiles = StudioRepository(session).search_profiles(admin.scope, q.strip(), 100)
+        profiles = ProfileRepository(session).search(admin.scope, q.strip(), 100)
     template = "_profiles.html" if request.headers.get("hx-request") else "profiles.html"
     return render(request, template, section="profiles", profiles=profiles, q=q)
 
@@ -33,7 +33,7 @@ def profile_detail(user_id: str, request: Request, admin: Admin, runtime: Runtim
         profile = ProfileRepository(session).get(scope, user_id)
         tenants = TenantRepository(session).memberships_of(scope, user_id, None, 100)
         lists = ListRepository(session).user_subscriptions(scope, user_id, None, 100)
-        events = StudioRepository(session).recent_events_of_user(scope, user_id, 50)
+        events = EventRepository(session).of_user(scope, user_id, 50)
         messages = MessageRepository(session).page(
             scope.environment_id, before_id=None, limit=50, recipient=user_id
         )
