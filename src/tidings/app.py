@@ -15,8 +15,9 @@ from starlette.types import Receive, Scope, Send
 from tidings import __version__
 from tidings.automation.endpoints import router as automation_router
 from tidings.callback.endpoints import router as callback_router
-from tidings.errors import BadRequest, document_errors, error_response, install_error_handlers
+from tidings.errors import BadRequest
 from tidings.event.endpoints import router as event_router
+from tidings.http_errors import document_errors, error_response, install_error_handlers
 from tidings.inbox.endpoints import router as inbox_router
 from tidings.ingest.endpoints import router as ingest_router
 from tidings.ingest.fastpath import IngestFastPath
