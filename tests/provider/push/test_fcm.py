@@ -64,10 +64,8 @@ def private_key_pem(private_key: rsa.RSAPrivateKey) -> str:
 
 
 @pytest.fixture(autouse=True)
-def fresh_token_cache() -> Iterator[None]:
-    fcm.clear_token_cache()
-    yield
-    fcm.clear_token_cache()
+def fresh_token_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fcm, "_token_cache", {})
 
 
 @pytest.fixture

@@ -143,11 +143,6 @@ _token_cache: dict[str, tuple[str, float]] = {}
 _token_cache_lock = threading.Lock()
 
 
-def clear_token_cache() -> None:
-    with _token_cache_lock:
-        _token_cache.clear()
-
-
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
