@@ -1,24 +1,39 @@
-"""The `tidings` command."""
+"""The `tidings` command.
+
+Only click is imported here; each command imports what it needs, so that `tidings --help` and
+the short commands (`keys`, `admin create`, `migrate`) answer without loading the web app,
+the job engine or Alembic. tests/test_cli.py keeps it so.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
-from pydantic import ValidationError
 
-from tidings.config import Settings
-from tidings.errors import AppError
-from tidings.migrate import upgrade
-from tidings.runtime import Runtime, build_runtime
-from tidings.workspace import service as workspace_service
+from tidings.workspace.scopes import ENVIRONMENTS, KEY_SCOPES, SECRET
+
+if TYPE_CHECKING:
+    from tidings.config import Settings
+    from tidings.db import Database
+    from tidings.runtime import Runtime
+    from tidings.workspace.keys import KeyCipher
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 def _settings(**overrides: Any) -> Settings:
+    from pydantic import ValidationError
+
+    from tidings.config import Settings
+
     values = {key: value for key, value in overrides.items() if value is not None}
     try:
         return Settings(**values)
@@ -30,9 +45,36 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _prepare(settings: Settings) -> Runtime:
+    """The whole runtime, on a migrated database: for the commands that run the app or jobs."""
+    from tidings.migrate import upgrade
+    from tidings.runtime import build_runtime
+
     runtime = build_runtime(settings)
     upgrade(runtime.database)
     return runtime
+
+
+@dataclass(frozen=True)
+class _Store:
+    """What the short commands need of a runtime: the migrated database and the key cipher."""
+
+    database: Database
+    cipher: KeyCipher
+
+
+def _open_store(settings: Settings) -> _Store:
+    from tidings.db import Database, create_database_engine
+    from tidings.kit.crypto import load_or_create_secret
+    from tidings.migrate import upgrade
+    from tidings.workspace.keys import KeyCipher
+
+    secret = load_or_create_secret(
+        settings.data_dir,
+        settings.secret_key.get_secret_value() if settings.secret_key else None,
+    )
+    database = Database(create_database_engine(settings))
+    upgrade(database)
+    return _Store(database, KeyCipher.from_secret(secret))
 
 
 def _apply_config_file(runtime: Runtime) -> None:
@@ -79,6 +121,7 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     import uvicorn
 
     from tidings.app import create_app
+    from tidings.workspace import service as workspace_service
 
     _configure_logging()
     settings = _settings(host=host, port=port, data_dir=data_dir)
@@ -155,7 +198,7 @@ def worker(data_dir: Path | None, workers: int | None) -> None:
 @data_dir_option
 def migrate(data_dir: Path | None) -> None:
     """Apply database migrations and exit."""
-    _prepare(_settings(data_dir=data_dir))
+    _open_store(_settings(data_dir=data_dir))
     click.echo("Database is up to date.")
 
 
@@ -180,19 +223,21 @@ def _print_keys(rows: list[dict[str, Any]], as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def keys_list(data_dir: Path | None, as_json: bool) -> None:
     """List the API keys of the default workspace."""
-    runtime = _prepare(_settings(data_dir=data_dir))
-    with runtime.database.read() as session:
-        rows = [key.as_dict() for key in _run(workspace_service.list_keys, session, runtime)]
+    from tidings.workspace import service as workspace_service
+
+    store = _open_store(_settings(data_dir=data_dir))
+    with store.database.read() as session:
+        rows = [key.as_dict() for key in _run(workspace_service.list_keys, session, store.cipher)]
     _print_keys(rows, as_json)
 
 
 @keys.command("create")
 @data_dir_option
-@click.option("--env", "environment", type=click.Choice(["test", "production"]), required=True)
+@click.option("--env", "environment", type=click.Choice(ENVIRONMENTS), required=True)
 @click.option(
     "--scope",
-    type=click.Choice(list(workspace_service.KEY_SCOPES)),
-    default=workspace_service.SECRET,
+    type=click.Choice(KEY_SCOPES),
+    default=SECRET,
     show_default=True,
     help="secret: the whole API (keep it on servers). ingest: only the Tracking API, "
     "/inbound/segment and /debug (safe in analytics.js on a web page).",
@@ -200,9 +245,11 @@ def keys_list(data_dir: Path | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def keys_create(data_dir: Path | None, environment: str, scope: str, as_json: bool) -> None:
     """Create an API key for an environment."""
-    runtime = _prepare(_settings(data_dir=data_dir))
-    with runtime.database.write() as (session, _):
-        key = _run(workspace_service.create_key, session, runtime, environment, scope)
+    from tidings.workspace import service as workspace_service
+
+    store = _open_store(_settings(data_dir=data_dir))
+    with store.database.write() as (session, _):
+        key = _run(workspace_service.create_key, session, store.cipher, environment, scope)
     if as_json:
         click.echo(json.dumps(key.as_dict(), indent=2))
     else:
@@ -214,17 +261,20 @@ def keys_create(data_dir: Path | None, environment: str, scope: str, as_json: bo
 @click.argument("key_id")
 def keys_revoke(data_dir: Path | None, key_id: str) -> None:
     """Revoke an API key: requests with it get 401 from now on."""
-    runtime = _prepare(_settings(data_dir=data_dir))
-    with runtime.database.write() as (session, _):
-        _run(workspace_service.revoke_key, session, None, key_id)
+    from tidings.workspace import service as workspace_service
+
+    store = _open_store(_settings(data_dir=data_dir))
+    with store.database.write() as (session, _):
+        _run(workspace_service.revoke_key, session, key_id)
     click.echo(f"Revoked {key_id}.")
 
 
-def _run(function: Any, session: Any, runtime: Runtime | None, *args: Any) -> Any:
+def _run(function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Call `function`; an AppError becomes the command's error message."""
+    from tidings.errors import AppError
+
     try:
-        if runtime is None:
-            return function(session, *args)
-        return function(session, runtime.cipher, *args)
+        return function(*args, **kwargs)
     except AppError as exc:
         raise click.ClickException(exc.message) from exc
 
@@ -241,7 +291,7 @@ def _redact(url: str) -> str:
 @click.option(
     "--env",
     "environment",
-    type=click.Choice(["test", "production"]),
+    type=click.Choice(ENVIRONMENTS),
     default="test",
     show_default=True,
 )
@@ -252,7 +302,7 @@ def apply_definitions(data_dir: Path | None, environment: str, path: Path) -> No
 
     runtime = _prepare(_settings(data_dir=data_dir))
     with runtime.database.write() as (session, _):
-        lines = _run(apply_path, session, None, environment, path, runtime.outbound)
+        lines = _run(apply_path, session, environment, path, runtime.outbound)
     for line in lines:
         click.echo(line)
 
@@ -273,10 +323,11 @@ def admin() -> None:
 def admin_create(data_dir: Path | None, email: str, password: str) -> None:
     """Create a Studio admin, or set a new password for an existing one."""
     from tidings.studio import auth
+    from tidings.workspace import service as workspace_service
 
-    runtime = _prepare(_settings(data_dir=data_dir))
-    with runtime.database.write() as (session, _):
-        workspace_service.bootstrap(session, runtime.cipher)
-        admin_user, created = _run(auth.set_admin_password, session, None, email, password)
+    store = _open_store(_settings(data_dir=data_dir))
+    with store.database.write() as (session, _):
+        workspace_service.bootstrap(session, store.cipher)
+        admin_user, created = _run(auth.set_admin_password, session, email, password)
         email = admin_user.email
     click.echo(f"{'Created admin' if created else 'New password set for'} {email}.")

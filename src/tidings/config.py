@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tidings.kit.outbound import parse_allowances
+from tidings.kit.allowances import parse_allowances
 
 # Consumer threads when TIDINGS_CONSUMER_WORKERS is not set. `tidings serve` shares one
 # interpreter with the API, and on SQLite every write waits for one lock: a second thread

@@ -22,7 +22,8 @@ from tidings.errors import Forbidden, TooManyRequests, Unauthorized
 from tidings.kit.ratelimit import TokenBuckets
 from tidings.runtime import AuthLimits, Runtime
 from tidings.workspace.keys import key_from_authorization
-from tidings.workspace.service import SECRET, Scope, resolve_keys
+from tidings.workspace.scopes import SECRET
+from tidings.workspace.service import Scope, resolve_keys
 
 MISSING_KEY_MESSAGE = (
     "Missing API key. Send it as `Authorization: Bearer <key>` (or Basic auth with the key as "

@@ -2,17 +2,14 @@
 
 `code` is stable and machine-readable; `message` says what was wrong and how to fix it;
 `field` names the offending input, or is null.
+
+The errors are the domain's and need no web framework (the CLI raises and catches them too);
+`tidings.http_errors` turns them into responses.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
 
 
 class AppError(Exception):
@@ -86,108 +83,3 @@ class ServiceUnavailable(AppError):
 
 def error_body(code: str, message: str, field: str | None = None) -> bytes:
     return orjson.dumps({"code": code, "message": message, "field": field})
-
-
-def error_response(error: AppError) -> Response:
-    return Response(
-        error_body(error.code, error.message, error.field),
-        status_code=error.status_code,
-        media_type="application/json",
-        headers=error.headers,
-    )
-
-
-def _location(loc: tuple[Any, ...]) -> str:
-    parts = [str(part) for part in loc if part not in ("body", "query", "path", "header")]
-    return ".".join(parts) or "body"
-
-
-async def _app_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, AppError)
-    return error_response(exc)
-
-
-async def _validation_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid request"}
-    field = _location(tuple(first.get("loc", ())))
-    if first.get("type") == "json_invalid":
-        return error_response(
-            BadRequest(
-                "The request body is not valid JSON. Send a JSON object.",
-                code="invalid_json",
-            )
-        )
-    message = f"{field}: {first.get('msg', 'invalid value')}. Fix this field and send again."
-    return error_response(BadRequest(message, field=field, code="invalid_request"))
-
-
-async def _http_error(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed"}
-    code = codes.get(exc.status_code, "http_error")
-    message = str(exc.detail)
-    if exc.status_code == 404:
-        message = "No such endpoint. See /docs for the API reference."
-    elif exc.status_code == 405:
-        message = "This endpoint does not take that HTTP method. See /docs for the API reference."
-    return Response(
-        error_body(code, message),
-        status_code=exc.status_code,
-        media_type="application/json",
-        headers=getattr(exc, "headers", None),
-    )
-
-
-_ERROR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "Every error: `code` is stable, `message` says what was wrong and how to "
-    "fix it, `field` names the offending input (or is null).",
-    "required": ["code", "message", "field"],
-    "properties": {
-        "code": {"type": "string"},
-        "message": {"type": "string"},
-        "field": {"type": ["string", "null"]},
-    },
-}
-
-
-def _error_response(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-    }
-
-
-def document_errors(app: FastAPI) -> None:
-    """Declare the real error answers in the OpenAPI document: every operation's 4xx in the
-    one shape (FastAPI's default 422 is never sent: validation errors are 400), and the
-    ingest routes' 503 when nothing could be stored."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is not None:
-            return app.openapi_schema
-        schema = build()
-        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-        schemas.pop("HTTPValidationError", None)
-        schemas.pop("ValidationError", None)
-        schemas["Error"] = _ERROR_SCHEMA
-        for path, operations in schema.get("paths", {}).items():
-            for operation in operations.values():
-                responses = operation.setdefault("responses", {})
-                responses.pop("422", None)
-                responses["4XX"] = _error_response(
-                    "Refused: the error says what was wrong and how to fix it."
-                )
-                if path.startswith(("/inbound/", "/v1/")):
-                    responses["503"] = _error_response("Nothing was stored; send it again later.")
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(AppError, _app_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)

@@ -100,7 +100,7 @@ def build_runtime(settings: Settings) -> Runtime:
         settings=settings,
         secret=secret,
         database=database,
-        cipher=KeyCipher(fernet_for(secret, "tidings api keys")),
+        cipher=KeyCipher.from_secret(secret),
         config_cipher=config_cipher,
         http=http,
         outbound=outbound,

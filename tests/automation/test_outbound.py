@@ -15,7 +15,7 @@ from tests.automation.test_runs import invoke, run_in
 from tests.conftest import Keys, bearer
 from tests.kit.test_outbound import INTERNAL_HOSTS
 from tidings.config import Settings
-from tidings.kit.outbound import parse_allowances
+from tidings.kit.allowances import parse_allowances
 from tidings.models import AutomationRun
 from tidings.runtime import Runtime
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tidings.kit.expression import ExpressionError, compile_expression, evaluate, truthy
+from tidings.kit.expression import ExpressionError, compile_expression, truthy
 
 CONTEXT = {
     "data": {"plan": "pro", "total": 120, "tags": ["vip", "eu"], "zero": 0, "empty": ""},
@@ -35,7 +35,7 @@ CONTEXT = {
     ],
 )
 def test_evaluates_like_javascript_conditions(text: str, expected: object) -> None:
-    assert evaluate(text, CONTEXT) == expected
+    assert compile_expression(text)(CONTEXT) == expected
 
 
 @pytest.mark.parametrize(
@@ -49,7 +49,7 @@ def test_bad_expressions_raise_with_a_reason(text: str) -> None:
 
 def test_no_python_escape_hatches() -> None:
     for text in ("__import__", "data.__class__", "profile.__dict__"):
-        assert evaluate(text, CONTEXT) is None
+        assert compile_expression(text)(CONTEXT) is None
 
 
 def test_truthiness_follows_javascript() -> None:

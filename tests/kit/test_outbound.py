@@ -20,12 +20,8 @@ from pydantic import ValidationError
 from pytest_httpserver import HTTPServer
 
 from tidings.config import Settings
-from tidings.kit.outbound import (
-    OutboundClient,
-    OutboundGuard,
-    OutboundRefused,
-    parse_allowances,
-)
+from tidings.kit.allowances import parse_allowances
+from tidings.kit.outbound import OutboundClient, OutboundGuard, OutboundRefused
 
 # Every spelling of an internal address the issue names, and more of the same kind.
 INTERNAL_HOSTS = [

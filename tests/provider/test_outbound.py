@@ -18,7 +18,7 @@ from tests.kit.test_outbound import INTERNAL_HOSTS
 from tests.message.test_send_email import message_in
 from tests.smtp_sink import SmtpSink
 from tidings.config import Settings
-from tidings.kit.outbound import parse_allowances
+from tidings.kit.allowances import parse_allowances
 from tidings.models import Message, MessageDelivery
 from tidings.provider import config_file
 from tidings.runtime import Runtime

@@ -20,7 +20,8 @@ from tidings.dependencies import authenticate, authenticate_ingest
 from tidings.ingest.tracking import PATHS as TRACKING_PATHS
 from tidings.routing import ApiRoute
 from tidings.runtime import Runtime
-from tidings.workspace.service import INGEST, create_key
+from tidings.workspace.scopes import INGEST
+from tidings.workspace.service import create_key
 
 INGEST_ROUTES = {"/inbound/segment", "/debug", *TRACKING_PATHS}
 # Routes whose credential is not an API key, and why.

@@ -65,7 +65,6 @@ STEPS_PER_JOB = 50
 MAX_INVOKE_DEPTH = 10
 # A send-list data source makes one request per subscriber, before the send.
 MAX_DATA_SOURCE_RECIPIENTS = 1000
-MERGE_STRATEGIES = ("replace", "soft-merge", "overwrite", "none")
 # Fields whose strings are message templates: the message renderer fills them in, per channel.
 _TEMPLATE_FIELDS = ("content",)
 _PATH_PART = re.compile(r"\.?([A-Za-z0-9_$-]+)|\[(\d+)\]")

@@ -30,7 +30,6 @@ SaveOutcome = Literal["created", "updated", "unchanged"]
 
 MERGE_MODES = ("replace", "soft-merge", "overwrite", "none")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-SEGMENT_EVENTS = ("identify", "group", "track/<event name>")
 REF_ROOTS = ("data", "profile", "refs", "event", "recipient")
 RESERVED_REFS = ("data", "profile", "brand", "template", "recipient", "event")
 DEFINITION_FIELDS = ("name", "enabled", "triggers", "cancelation_token", "steps")

@@ -286,8 +286,8 @@ def _with_predecessors(database: Database, event_ids: Iterable[int], fill: int) 
             waiting = [event.id for event in oldest if event.attempts == 0][:room]
             if len(oldest) < RECEIVED_LOOKAHEAD:
                 # Every event still `received` is in hand: the group and the predecessors
-                # follow from it, without the two queries below (a lone event's job spent
-                # a seventh of its time on them: docs/benchmarks.md, Pipeline).
+                # follow from it, without the two queries below (a large share of a lone
+                # event's job: docs/benchmarks.md, Pipeline).
                 return _order_among(set(wanted).union(waiting), oldest)
             if len(waiting) < room:  # the oldest are mostly failed ones waiting for a retry
                 waiting = list(repository.waiting(room))
@@ -338,7 +338,7 @@ def _process_group(
     full (`size` events, or GROUP_SECONDS). Returns the events it took, and whether it
     committed: if any of them fails, the whole group is rolled back, for the caller to
     process each alone. (Failures are rare, and a savepoint per event would cost every event
-    a tenth of its processing.)"""
+    a noticeable part of its processing.)"""
     taken: list[int] = []
     done: list[str] = []
     group = event_ids[:size]

@@ -10,8 +10,8 @@ for at most a second, then does one (a single event, not a group of them) and lo
 a burst is acknowledged at full speed and processed right after it, and processing never
 stops entirely.
 
-Both conditions matter. At a steady 100 requests a second the writer can be busy half of the
-time while it waits for the consumer's own transactions and for the interpreter, yet each
+Both conditions matter. At a steady, moderate rate the writer can be busy half of the time
+while it waits for the consumer's own transactions and for the interpreter, yet each
 request finds it free and is written alone: nothing is waiting, so nothing gives way.
 The writer's enqueuer reads the same signal: while the writer is saturated it hands the new
 event ids to the job engine in one job every 50 ms rather than one per batch

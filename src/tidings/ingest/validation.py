@@ -19,7 +19,7 @@ MAX_MESSAGE_ID_LENGTH = 100
 MAX_EVENT_BYTES = 32 * 1024
 
 
-# Not frozen: a frozen dataclass sets each field through object.__setattr__, five times
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, which is much
 # slower, and one of these is built per ingested event. Treat it as immutable.
 @dataclass(slots=True)
 class ValidEvent:

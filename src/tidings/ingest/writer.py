@@ -64,10 +64,9 @@ MAX_BATCH = 2000
 WAL_AUTOCHECKPOINT_PAGES = 10_000
 # The writer's own SQLite connection caches up to this many KiB of pages (SQLite's default:
 # 2,000 KiB). Each event inserts into several indexes at scattered positions; with the
-# default cache most of those pages were read again from the file for every batch. 32 MB
-# cut a raw 800-row insert from 46-49 to 38-40 us per row (docs/benchmarks.md, Batch); on
-# the live server 16 MB measured the same events/s with 19 MB less peak RSS, which the
-# 200 MB budget needs more.
+# default cache most of those pages were read again from the file for every batch. A larger
+# cache made each inserted row cheaper (docs/benchmarks.md, Batch); on the live server 16 MB
+# ingested as fast as 32 MB with a smaller peak RSS, which the memory budget needs more.
 WRITER_CACHE_KIB = 16 * 1024
 
 
@@ -82,7 +81,7 @@ class Outcome(StrEnum):
     UNAUTHORIZED = "unauthorized"
 
 
-# Not frozen: a frozen dataclass sets each field through object.__setattr__, five times
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, which is much
 # slower, and one of these is built per ingested event. Treat it as immutable.
 @dataclass(slots=True)
 class IngestItem:
@@ -99,7 +98,7 @@ class IngestItem:
         return scopes.get(self.key) if self.key is not None else None
 
 
-# Not frozen: a frozen dataclass sets each field through object.__setattr__, five times
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, which is much
 # slower, and one of these is built per ingested event. Treat it as immutable.
 @dataclass(slots=True)
 class IngestResult:

@@ -273,7 +273,3 @@ def compile_expression(text: str) -> Evaluator:
             "are allowed"
         )
     return _Parser(text).parse()
-
-
-def evaluate(text: str, context: Mapping[str, Any]) -> Any:
-    return compile_expression(text)(context)

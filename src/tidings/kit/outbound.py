@@ -18,26 +18,21 @@ environment); `OutboundGuard.connect` opens a guarded socket for other protocols
 from __future__ import annotations
 
 import ipaddress
-import re
 import socket
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpcore
 import httpx
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+from tidings.kit.allowances import SETTING, Allowance, IPAddress, normal_host, parse_allowances
 
 Resolver = Callable[[str, int], Sequence[str]]
 """Resolves a host name and port to the IP addresses to connect to, in order."""
 
-SETTING = "TIDINGS_OUTBOUND_ALLOW"
 SCHEMES = ("http", "https")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 
 
 class OutboundRefused(Exception):
@@ -45,60 +40,6 @@ class OutboundRefused(Exception):
 
     Retrying cannot help: callers treat it as permanent.
     """
-
-
-@dataclass(frozen=True, slots=True)
-class Allowance:
-    """One entry of TIDINGS_OUTBOUND_ALLOW: a host name or a network, and maybe a port."""
-
-    host: str | None = None
-    network: IPNetwork | None = None
-    port: int | None = None
-
-    def allows(self, host: str, address: IPAddress | None, port: int) -> bool:
-        if self.port is not None and self.port != port:
-            return False
-        if self.host is not None:
-            return self.host == host
-        return address is not None and self.network is not None and address in self.network
-
-
-def parse_allowances(setting: str) -> tuple[Allowance, ...]:
-    """The entries of TIDINGS_OUTBOUND_ALLOW; ValueError names an entry that is not valid."""
-    return tuple(_allowance(entry.strip()) for entry in setting.split(",") if entry.strip())
-
-
-def _allowance(entry: str) -> Allowance:
-    host, port = entry, None
-    if entry.startswith("["):
-        inside, bracket, rest = entry[1:].partition("]")
-        if not bracket or (rest and not rest.startswith(":")):
-            raise ValueError(f"{SETTING}: {entry!r} is not [IPv6 address] or [IPv6 address]:port")
-        host, port = inside, _port(entry, rest[1:]) if rest else None
-    elif entry.count(":") == 1:
-        host, _, text = entry.partition(":")
-        port = _port(entry, text)
-    try:
-        return Allowance(network=ipaddress.ip_network(host, strict=False), port=port)
-    except ValueError:
-        pass
-    name = _normal_host(host)
-    if not all(_LABEL.fullmatch(label) for label in name.split(".")):
-        raise ValueError(
-            f"{SETTING}: {entry!r} is not a host name, IP address or CIDR range "
-            "(with an optional :port), e.g. mta.internal:25 or 10.0.0.0/8"
-        )
-    return Allowance(host=name, port=port)
-
-
-def _port(entry: str, text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ValueError(f"{SETTING}: the port of {entry!r} is not a number from 1 to 65535")
-    return int(text)
-
-
-def _normal_host(host: str) -> str:
-    return host.strip().strip("[]").rstrip(".").lower()
 
 
 def internal_kind(address: IPAddress) -> str | None:
@@ -133,7 +74,7 @@ def literal_addresses(host: str) -> list[IPAddress] | None:
     `2130706433`, `0x7f000001` and `017700000001` are all 127.0.0.1), and `localhost` and
     `*.localhost` are loopback (RFC 6761).
     """
-    host = _normal_host(host)
+    host = normal_host(host)
     if host == "localhost" or host.endswith(".localhost"):
         return [ipaddress.IPv4Address("127.0.0.1"), ipaddress.IPv6Address("::1")]
     try:
@@ -192,7 +133,7 @@ class OutboundGuard:
         """The checked addresses to connect to; OutboundRefused if any is refused."""
         addresses = literal_addresses(host)
         if addresses is None:
-            addresses = _unique(self.resolver(_normal_host(host), port))
+            addresses = _unique(self.resolver(normal_host(host), port))
         self._check(host, port, addresses)
         return addresses
 
@@ -207,7 +148,7 @@ class OutboundGuard:
         raise error or OSError(f"{host} has no address")
 
     def _check(self, host: str, port: int, addresses: Sequence[IPAddress]) -> None:
-        name = _normal_host(host)
+        name = normal_host(host)
         if any(allowance.allows(name, None, port) for allowance in self.allowances):
             return
         if not addresses:
@@ -230,7 +171,7 @@ class OutboundGuard:
 
 def _same_address(host: str, address: IPAddress) -> bool:
     try:
-        return ipaddress.ip_address(_normal_host(host)) == address
+        return ipaddress.ip_address(normal_host(host)) == address
     except ValueError:
         return False
 

@@ -18,7 +18,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from tidings.dependencies import Caller, ReadSession, RuntimeDep
-from tidings.errors import AppError, BadRequest, NotFound, PayloadTooLarge, error_response
+from tidings.errors import AppError, BadRequest, NotFound, PayloadTooLarge
+from tidings.http_errors import error_response
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import isoformat
 from tidings.models import SubscriptionTopic

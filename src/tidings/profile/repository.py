@@ -55,7 +55,7 @@ class ProfileRepository:
         # inserted and deleted by statements, which run at once, so nothing pending in the
         # session can change these answers. In a group of events (tidings.event.service)
         # these are an event's first queries, and an autoflush here cost each event a
-        # flush of its own (a third of a flush's cost is fixed) for the previous event's
+        # flush of its own (much of a flush's cost is fixed) for the previous event's
         # leftovers; they now go out with the event's next flush.
         with self.session.no_autoflush:
             return self.session.scalars(

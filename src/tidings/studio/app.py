@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tidings.errors import install_error_handlers
+from tidings.http_errors import install_error_handlers
 from tidings.runtime import Runtime
 from tidings.studio.dependencies import PREFIX, SignInRequired, sign_in_url
 from tidings.studio.routes import (

@@ -34,10 +34,6 @@ class EventTrace:
     runs: list[StartedRun] = field(default_factory=list)
     messages: list[SentMessage] = field(default_factory=list)
 
-    @property
-    def unmapped(self) -> bool:
-        return not self.mapped_automations and not self.runs
-
 
 def _message_ids(output: dict[str, Any] | None) -> list[str]:
     if not output:

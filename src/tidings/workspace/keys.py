@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from cryptography.fernet import Fernet, InvalidToken
 
 from tidings.errors import Unauthorized
-from tidings.kit.crypto import sha256_hex
+from tidings.kit.crypto import fernet_for, sha256_hex
 
 _PREFIX = {"test": "tdg_test_", "production": "tdg_live_"}
 
@@ -32,6 +32,11 @@ class KeyCipher:
     """Encrypts keys at rest with the server secret, so an admin can be shown them again."""
 
     fernet: Fernet
+
+    @classmethod
+    def from_secret(cls, secret: bytes) -> KeyCipher:
+        """The cipher of every process that shares the server secret."""
+        return cls(fernet_for(secret, "tidings api keys"))
 
     def encrypt(self, key: str) -> bytes:
         return self.fernet.encrypt(key.encode())

@@ -14,15 +14,9 @@ from tidings.kit.time import utcnow
 from tidings.models import ApiKey, Environment, Workspace
 from tidings.workspace.keys import KeyCipher, generate_key, hash_key, hint
 from tidings.workspace.repository import WorkspaceRepository
+from tidings.workspace.scopes import ENVIRONMENTS, KEY_SCOPES, SECRET
 
-ENVIRONMENTS = ("test", "production")
 DEFAULT_WORKSPACE_NAME = "Default workspace"
-
-# What a key may call: a secret key the whole API; an ingest key only the ingest endpoints
-# (the Tracking API, /inbound/segment, /debug), so it can sit in a web page.
-SECRET = "secret"
-INGEST = "ingest"
-KEY_SCOPES = (SECRET, INGEST)
 
 
 @dataclass(frozen=True, slots=True)

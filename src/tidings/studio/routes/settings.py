@@ -14,6 +14,7 @@ from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
 from tidings.studio.templating import render
 from tidings.workspace import service as workspace_service
+from tidings.workspace.scopes import SECRET
 
 router = APIRouter()
 
@@ -44,7 +45,7 @@ def create_key(admin: Admin, form: CheckedForm, runtime: RuntimeDep) -> Response
             session,
             runtime.cipher,
             form_text(form, "environment").strip(),
-            form_text(form, "scope").strip() or workspace_service.SECRET,
+            form_text(form, "scope").strip() or SECRET,
         )
     return RedirectResponse(f"{PREFIX}/settings?flash=created", status_code=303)
 
