@@ -32,7 +32,7 @@ def test_each_action_of_the_union_has_its_module_with_a_model_and_run() -> None:
         assert step_type.__module__ == module.__name__
         assert issubclass(step_type, Step)
         assert step_type.action_name() == action
-        assert "run" in vars(step_type), f"{step_type.__name__} runs as its own module says"
+        assert "run" in vars(step_type), f"{step_type.__name__} has a run of its own"
         assert not inspect.isabstract(step_type)
         assert steps.load({"action": action, **_required(action)}).__class__ is step_type
 

@@ -137,8 +137,8 @@ def _ref_name(value: Any) -> str:
     return value
 
 
-# Each type exists twice: required, and optional (None when left out; a given null is
-# refused all the same, as the check sees it).
+# An Optional… field is None when left out; a null given for it meets its check (and is
+# refused there), as the validator stands outside the `| None`.
 Value = Any
 """Any JSON (its references and Liquid are checked with the step's other values)."""
 Text = Annotated[str | Ref, PlainValidator(_text)]
