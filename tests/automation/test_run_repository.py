@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlalchemy import event, select
 
-from tidings.automation.runs import start_run
+from tidings.automation.lifecycle import start_run
 from tidings.models import AutomationRun, RunStatus
 from tidings.runtime import Runtime
 from tidings.workspace.repository import WorkspaceRepository

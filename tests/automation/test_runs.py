@@ -17,7 +17,7 @@ from tests.outbox import recording
 from tests.payloads import identify, track
 from tests.smtp_sink import SmtpSink
 from tidings.automation import runs
-from tidings.automation.runs import merge
+from tidings.automation.steps.values import merge
 from tidings.models import AutomationRun, Message
 from tidings.runtime import Runtime
 from tidings.workspace.service import resolve_keys

@@ -103,6 +103,13 @@ class AutomationRepository:
             query = query.where(Automation.id > after_id)
         return self.session.scalars(query.order_by(Automation.id).limit(limit)).all()
 
+    def current_version(self, scope: Scope | str, automation_id: str) -> AutomationVersion | None:
+        """The current version of the live automation, enabled or not."""
+        automation = self.get(scope, automation_id)
+        if automation is None:
+            return None
+        return self.version(automation, automation.current_version)
+
     def version(self, automation: Automation, number: int) -> AutomationVersion | None:
         return self.session.scalars(
             select(AutomationVersion).where(

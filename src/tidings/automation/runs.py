@@ -4,6 +4,8 @@ A run is a row (`AutomationRun`) with the steps it started with, a context (`dat
 `event`, `recipient`, `brand`, `template`, and step outputs under `refs`) and `step_index`, the
 next step to run. A job advances a run:
 
+- Each step type is a module of `tidings.automation.steps`: a pydantic model of the step and
+  its `run`, which the engine calls in the run's transaction (`_advance_loaded`).
 - Steps that only touch the database (send, send-list, update-profile, cancel, invoke, and
   the start of a delay) run in one transaction together with their step record and the move
   to the next step. A crash before the commit leaves the step to run again; a crash after it
@@ -26,229 +28,45 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from tidings.automation import service as definitions
-from tidings.automation.duration import DurationError, parse_duration
+from tidings.automation import steps
+from tidings.automation.lifecycle import cancel_run, start_run
 from tidings.automation.repository import RunRepository
+from tidings.automation.steps.base import (
+    Fetch,
+    Outcome,
+    RetryableStepError,
+    Step,
+    StepFailed,
+    StepRun,
+    Wait,
+)
+from tidings.automation.steps.values import namespace
 from tidings.db import Outbox
-from tidings.errors import AppError, Conflict, NotFound
+from tidings.errors import Conflict, NotFound
 from tidings.jobs.context import WorkerContext
-from tidings.kit.expression import ExpressionError, compile_expression, truthy
-from tidings.kit.ids import new_id
-from tidings.kit.jsondoc import diff
-from tidings.kit.outbound import OutboundGuard, OutboundRefused
-from tidings.kit.time import LATEST, isoformat, parse_timestamp, shifted, utcnow
+from tidings.kit.expression import ExpressionError
+from tidings.kit.outbound import OutboundGuard
+from tidings.kit.time import isoformat, utcnow
 from tidings.message.pipeline import backoff_seconds
-from tidings.message.recipients import expand
-from tidings.message.repository import IdempotencyRepository
-from tidings.message.schemas import MessageSpec
-from tidings.message.service import AcceptedMessage, accept_send, request_hash
 from tidings.models import AutomationRun, AutomationRunStep, Event, RunStatus
-from tidings.profile.repository import ProfileRepository
-from tidings.template.render import render_with
 from tidings.workspace.service import Scope
 
 logger = logging.getLogger(__name__)
 
 # Steps a job runs before handing the run to a new job, so one long run can't hog a worker.
 STEPS_PER_JOB = 50
-# invoke → invoke → … deeper than this is a loop in the definitions.
-MAX_INVOKE_DEPTH = 10
-# A send-list data source makes one request per subscriber, before the send.
-MAX_DATA_SOURCE_RECIPIENTS = 1000
-# Fields whose strings are message templates: the message renderer fills them in, per channel.
-_TEMPLATE_FIELDS = ("content",)
-_PATH_PART = re.compile(r"\.?([A-Za-z0-9_$-]+)|\[(\d+)\]")
-
-
-class StepFailed(Exception):
-    """The step cannot succeed as written (a missing template, no recipient): the run ends ERROR."""
-
-
-class RetryableStepError(Exception):
-    """The step may succeed later (a fetch-data server that is down): the run retries it."""
-
-
-# ---------------------------------------------------------------------------------------------
-# Values: $ref, Liquid and conditions
-
-
-def namespace(context: dict[str, Any]) -> dict[str, Any]:
-    """What `if`, `$ref` and Liquid see: data, profile, event, recipient, brand, template, refs.
-
-    `refs` holds the step outputs by their `ref`, and also data, profile and recipient, so
-    Courier's `refs.data.x` works as well as `data.x`.
-    """
-    base = {
-        "data": context.get("data") or {},
-        "profile": context.get("profile") or {},
-        "event": context.get("event") or {},
-        "recipient": context.get("recipient"),
-        "brand": context.get("brand"),
-        "template": context.get("template"),
-    }
-    refs = dict(context.get("refs") or {})
-    refs.update(
-        data=base["data"],
-        profile=base["profile"],
-        recipient=base["recipient"],
-        brand=base["brand"],
-        template=base["template"],
-    )
-    return {**base, "refs": refs}
-
-
-def lookup(names: dict[str, Any], path: str) -> Any:
-    """The value at a dotted path such as `data.items[0].sku`; None when any part is missing."""
-    value: Any = names
-    for match in _PATH_PART.finditer(path):
-        key, index = match.group(1), match.group(2)
-        if index is not None:
-            value = (
-                value[int(index)] if isinstance(value, list) and int(index) < len(value) else None
-            )
-        elif isinstance(value, dict):
-            value = value.get(key)
-        elif isinstance(value, list) and key == "length":
-            value = len(value)
-        else:
-            value = None
-        if value is None:
-            return None
-    return value
-
-
-def _is_ref(value: Any) -> bool:
-    return isinstance(value, dict) and set(value) == {"$ref"} and isinstance(value["$ref"], str)
-
-
-def resolve(value: Any, names: dict[str, Any]) -> Any:
-    """Replace each `{"$ref": path}` by its value and render each Liquid string."""
-    if _is_ref(value):
-        return lookup(names, value["$ref"])
-    if isinstance(value, str):
-        if "{{" in value or "{%" in value:
-            return render_with(value, names)
-        return value
-    if isinstance(value, dict):
-        return {
-            key: item if key in _TEMPLATE_FIELDS else resolve(item, names)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [resolve(item, names) for item in value]
-    return value
-
-
-def _text(value: Any, names: dict[str, Any]) -> str | None:
-    resolved = resolve(value, names)
-    if resolved is None:
-        return None
-    text = str(resolved).strip()
-    return text or None
-
-
-def cancelation_token(expression: str | None, names: dict[str, Any]) -> str | None:
-    """The run's token: a Liquid expression, or a bare path as Courier writes it (refs.data.x)."""
-    if not expression:
-        return None
-    if "{{" not in expression and "{%" not in expression:
-        value = lookup(names, expression.strip())
-        return None if value is None else str(value)[:500] or None
-    return (_text(expression, names) or "")[:500] or None
-
-
-def merge(strategy: str, current: dict[str, Any], incoming: dict[str, Any]) -> dict[str, Any]:
-    """Courier's merge strategies for fetch-data, send-list data sources and update-profile."""
-    if strategy == "replace":
-        return dict(incoming)
-    if strategy == "soft-merge":
-        return {**incoming, **current}
-    if strategy == "overwrite":
-        return {**current, **incoming}
-    return dict(current) if current else dict(incoming)
 
 
 # ---------------------------------------------------------------------------------------------
 # Starting runs
-
-
-def _scope(run: AutomationRun | Event) -> Scope:
-    return Scope(run.workspace_id, run.environment_id, "", "")
-
-
-def start_run(
-    session: Session,
-    *,
-    workspace_id: str,
-    environment_id: str,
-    definition: dict[str, Any],
-    source: str,
-    automation_id: str | None = None,
-    version_pk: int | None = None,
-    recipient: str | None = None,
-    data: dict[str, Any] | None = None,
-    profile: dict[str, Any] | None = None,
-    event: dict[str, Any] | None = None,
-    event_pk: int | None = None,
-    brand: str | None = None,
-    template: str | None = None,
-    parent: AutomationRun | None = None,
-) -> AutomationRun:
-    """Insert a PROCESSING run; the caller enqueues `advance_run` after committing."""
-    stored: dict[str, Any] = {}
-    if recipient:
-        row = ProfileRepository(session).get(Scope(workspace_id, environment_id, "", ""), recipient)
-        stored = dict(row.data) if row is not None else {}
-    context: dict[str, Any] = {
-        "data": dict(data or {}),
-        "profile": {**stored, **(profile or {})},
-        "event": event or {},
-        "recipient": recipient,
-        "brand": brand,
-        "template": template or automation_id,
-        "refs": {},
-        # Given at invoke: also laid over the stored profile in the `to` of this run's sends.
-        "profile_overrides": dict(profile or {}),
-        "depth": (parent.context.get("depth", 0) + 1) if parent is not None else 0,
-    }
-    now = utcnow()
-    steps = definition["steps"]
-    run = AutomationRun(
-        run_id=new_id("run"),
-        workspace_id=workspace_id,
-        environment_id=environment_id,
-        automation_id=automation_id,
-        version_pk=version_pk,
-        definition={
-            "steps": steps,
-            "cancelation_token": definition.get("cancelation_token"),
-        },
-        source=source[:400],
-        event_pk=event_pk,
-        parent_run_id=parent.run_id if parent is not None else None,
-        recipient=recipient,
-        cancelation_token=cancelation_token(
-            definition.get("cancelation_token"), namespace(context)
-        ),
-        status=RunStatus.PROCESSING,
-        step_index=0,
-        step_count=len(steps),
-        context=context,
-        attempts=0,
-        created_at=now,
-        updated_at=now,
-    )
-    return RunRepository(session).add(run)
 
 
 def trigger_of(event: Event) -> tuple[str, str]:
@@ -353,32 +171,16 @@ def invoke_ad_hoc(
 
 
 @dataclass(frozen=True)
-class FetchCall:
-    """One HTTP request of a fetch-data step, or of a send-list data source (per recipient)."""
-
-    method: str
-    url: str
-    headers: dict[str, str]
-    params: dict[str, str]
-    body: Any
-    user_id: str | None = None
-
-
-@dataclass(frozen=True)
 class FetchPlan:
-    """Requests prepared in one transaction, made outside any, and applied in another."""
+    """A step's requests, prepared in one transaction, made outside any, and applied in
+    another if the run is still at `position`."""
 
     run_pk: int
     position: int
-    action: str
-    calls: list[FetchCall]
-    merge_strategy: str
-    message: dict[str, Any] | None = None
+    fetch: Fetch
 
 
 _CONTINUE = "continue"
-# Steps that call the network between two transactions (their row is committed first).
-_IO_ACTIONS = ("fetch-data", "send-list")
 
 
 def advance_run(context: WorkerContext, run_pk: int) -> str:
@@ -406,7 +208,7 @@ def advance_run(context: WorkerContext, run_pk: int) -> str:
     return RunStatus.PROCESSING
 
 
-def _step_row(session: Session, run: AutomationRun, step: dict[str, Any]) -> AutomationRunStep:
+def _step_row(session: Session, run: AutomationRun, step: Step) -> AutomationRunStep:
     """The step's row. A new one joins the session at once only for a step that can be
     seen unfinished (a fetch between its transactions, a delay); any other step starts and
     ends in one transaction, so its row is added when it ends (`_finish_step`): one
@@ -415,20 +217,20 @@ def _step_row(session: Session, run: AutomationRun, step: dict[str, Any]) -> Aut
     # counts in `attempts`) or a fetch's first transaction; otherwise it would have been
     # rolled back with the step, and there is nothing to look up.
     row = None
-    if run.attempts or step["action"] in _IO_ACTIONS:
+    if run.attempts or step.calls_network:
         row = RunRepository(session).step(run.id, run.step_index)
     if row is None:
         now = utcnow()
         row = AutomationRunStep(
             run_pk=run.id,
             position=run.step_index,
-            action=step["action"],
-            ref=step.get("ref"),
+            action=step.action,
+            ref=step.ref,
             status=RunStatus.PROCESSING,
             started_at=now,
             updated_at=now,
         )
-        if step["action"] in _IO_ACTIONS or step["action"] == "delay":
+        if step.calls_network or step.waits:
             session.add(row)
     return row
 
@@ -515,88 +317,70 @@ def _advance_loaded(
     session: Session, context: WorkerContext, run: AutomationRun, outbox: Outbox
 ) -> str | FetchPlan:
     """One step of a run already locked in this transaction."""
-    repository = RunRepository(session)
     if run.status not in RunStatus.ACTIVE:
         return run.status
     now = utcnow()
     run.owner = None  # a request an earlier advance made is over, or was abandoned
     if run.status == RunStatus.WAITING:
-        if run.wake_at is not None and run.wake_at > now:
-            return run.status  # early: the job scheduled for wake_at (or the sweeper) comes back
-        row = repository.step(run.id, run.step_index)
-        run.status = RunStatus.PROCESSING
-        run.wake_at = None
-        if row is not None:
-            _finish_step(session, run, row, RunStatus.PROCESSED, row.output, now)
-        else:
-            run.step_index += 1
-        return _next(run)
-    steps: list[dict[str, Any]] = (run.definition or {}).get("steps", [])
-    if run.step_index >= len(steps):
+        return _wake(session, run, now)
+    stored: list[dict[str, Any]] = (run.definition or {}).get("steps", [])
+    if run.step_index >= len(stored):
         run.status = RunStatus.PROCESSED
         run.finished_at = run.updated_at = now
         return run.status
-    step = steps[run.step_index]
+    step = steps.load(stored[run.step_index])
     row = _step_row(session, run, step)
-    names = namespace(run.context)
-    if "if" in step:
-        try:
-            passed = truthy(compile_expression(step["if"])(names))
-        except ExpressionError as exc:
-            raise StepFailed(f"the `if` of step {run.step_index} does not parse: {exc}") from exc
-        if not passed:
-            _finish_step(session, run, row, RunStatus.SKIPPED, None, now)
-            return _next(run)
-    action = step["action"]
-    if action == "fetch-data" or (action == "send-list" and "data_source" in step):
-        # The request runs after this commits: the run is this process's until the result
-        # is applied, so that the sweeper leaves it alone while the process lives.
-        run.owner = context.owner
-        run.updated_at = now
-        session.flush()
-        if action == "fetch-data":
-            return _fetch_plan(run, step, names)
-        return _data_source_plan(session, run, step, names)
-    if action == "delay":
-        until = _wake_time(step, names, now)
-        if until > now:
-            row.status = RunStatus.WAITING
-            row.output = {"until": isoformat(until)}
-            row.updated_at = now
-            run.status = RunStatus.WAITING
-            run.wake_at = until
-            run.updated_at = now
-            outbox.add_run(run.id, until)
-            return RunStatus.WAITING
-        _finish_step(session, run, row, RunStatus.PROCESSED, {"until": isoformat(until)}, now)
+    at = StepRun(session, context, run, namespace(run.context), outbox, now)
+    try:
+        applies = step.applies(at.names)
+    except ExpressionError as exc:
+        raise StepFailed(f"the `if` of step {run.step_index} does not parse: {exc}") from exc
+    if not applies:
+        _finish_step(session, run, row, RunStatus.SKIPPED, None, now)
         return _next(run)
-    output = STEP_ACTIONS[action](session, context, run, step, names, outbox)
-    _finish_step(session, run, row, RunStatus.PROCESSED, output, now)
+    return _carry_out(at, row, step.run(at))
+
+
+def _wake(session: Session, run: AutomationRun, now: datetime) -> str:
+    """A waiting run: still waiting when it is early, else its delay step is done."""
+    if run.wake_at is not None and run.wake_at > now:
+        return run.status  # early: the job scheduled for wake_at (or the sweeper) comes back
+    row = RunRepository(session).step(run.id, run.step_index)
+    run.status = RunStatus.PROCESSING
+    run.wake_at = None
+    if row is not None:
+        _finish_step(session, run, row, RunStatus.PROCESSED, row.output, now)
+    else:
+        run.step_index += 1
+    return _next(run)
+
+
+def _carry_out(at: StepRun, row: AutomationRunStep, outcome: Outcome) -> str | FetchPlan:
+    """What a step's `run` returned: requests to make, a wait, or the step's output."""
+    run, now = at.run, at.now
+    if isinstance(outcome, Fetch):
+        # The requests run after this commits: the run is this process's until the result
+        # is applied, so that the sweeper leaves it alone while the process lives.
+        run.owner = at.context.owner
+        run.updated_at = now
+        at.session.flush()
+        return FetchPlan(run.id, run.step_index, outcome)
+    if isinstance(outcome, Wait):
+        row.status = RunStatus.WAITING
+        row.output = {"until": isoformat(outcome.until)}
+        row.updated_at = now
+        run.status = RunStatus.WAITING
+        run.wake_at = outcome.until
+        run.updated_at = now
+        at.outbox.add_run(run.id, outcome.until)
+        return RunStatus.WAITING
+    _finish_step(at.session, run, row, RunStatus.PROCESSED, outcome, now)
     return _next(run)
 
 
 def _next(run: AutomationRun) -> str:
     """Continue with the next step, or stop here when that was the last one."""
     return _CONTINUE if run.status == RunStatus.PROCESSING else run.status
-
-
-def _wake_time(step: dict[str, Any], names: dict[str, Any], now: datetime) -> datetime:
-    if "duration" in step:
-        try:
-            wake_at = shifted(now, parse_duration(step["duration"]))
-        except DurationError as exc:
-            raise StepFailed(str(exc)) from exc
-        if wake_at is None:
-            raise StepFailed(f"delay.duration {step['duration']!r} ends after the year {LATEST:%Y}")
-        return wake_at
-    text = _text(step["until"], names)
-    until = parse_timestamp(text)
-    if until is None:
-        raise StepFailed(
-            f"delay.until became {text!r}, which is not an ISO-8601 time such as "
-            "2030-01-31T09:00:00Z"
-        )
-    return until
 
 
 def _fail(
@@ -613,10 +397,12 @@ def _fail(
         if run is None or run.status not in RunStatus.ACTIVE:
             return run.status if run is not None else "missing"
         now = utcnow()
-        steps = (run.definition or {}).get("steps", [])
+        stored = (run.definition or {}).get("steps", [])
         row = None
-        if run.step_index < len(steps):
-            row = _step_row(session, run, steps[run.step_index])
+        if run.step_index < len(stored):
+            with contextlib.suppress(StepFailed):  # a stored step that does not load has none
+                row = _step_row(session, run, steps.load(stored[run.step_index]))
+        if row is not None:
             session.add(row)
             row.error = reason[:2000]
             row.updated_at = now
@@ -637,114 +423,12 @@ def _fail(
 
 
 # ---------------------------------------------------------------------------------------------
-# fetch-data
-
-
-def _call(
-    webhook: Any, names: dict[str, Any], idempotency_key: Any, user_id: str | None = None
-) -> FetchCall:
-    webhook = resolve(webhook, names)
-    headers = {str(key): str(value) for key, value in (webhook.get("headers") or {}).items()}
-    if idempotency_key:
-        key = _text(idempotency_key, names)
-        if key:
-            headers.setdefault("Idempotency-Key", key)
-    url = str(webhook.get("url") or "")
-    if not url.startswith(("http://", "https://")):
-        raise StepFailed(f"the webhook url became {url!r}, which is not an http(s) URL")
-    return FetchCall(
-        method=webhook.get("method", "GET"),
-        url=url,
-        headers=headers,
-        params={str(key): str(value) for key, value in (webhook.get("params") or {}).items()},
-        body=webhook.get("body"),
-        user_id=user_id,
-    )
-
-
-def _fetch_plan(run: AutomationRun, step: dict[str, Any], names: dict[str, Any]) -> FetchPlan:
-    return FetchPlan(
-        run_pk=run.id,
-        position=run.step_index,
-        action="fetch-data",
-        calls=[_call(step["webhook"], names, step.get("idempotency_key"))],
-        merge_strategy=step.get("merge_strategy", "soft-merge"),
-    )
-
-
-def _data_source_plan(
-    session: Session, run: AutomationRun, step: dict[str, Any], names: dict[str, Any]
-) -> FetchPlan:
-    """send-list with a data_source: one request per list member, each seeing its `recipient`."""
-    message = _message_body(step, names)
-    list_id = _text(step["list"], names) or ""
-    try:
-        members = expand(session, run.environment_id, {"list_id": list_id})
-    except AppError as exc:
-        raise StepFailed(exc.message) from exc
-    if len(members) > MAX_DATA_SOURCE_RECIPIENTS:
-        raise StepFailed(
-            f"send-list: list {list_id!r} has {len(members)} subscribers; a data_source fetches "
-            f"per subscriber and is limited to {MAX_DATA_SOURCE_RECIPIENTS}"
-        )
-    source = step["data_source"]
-    calls = [
-        _call(source["webhook"], {**names, "recipient": member.user_id}, None, member.user_id)
-        for member in members
-    ]
-    return FetchPlan(
-        run_pk=run.id,
-        position=run.step_index,
-        action="send-list",
-        calls=calls,
-        merge_strategy=source.get("merge_strategy", "soft-merge"),
-        message=message,
-    )
-
-
-def _request(http: httpx.Client, plan: FetchCall) -> dict[str, Any]:
-    """The response object; RetryableStepError or StepFailed otherwise."""
-    try:
-        body = plan.body if plan.method != "GET" else None
-        response = http.request(
-            plan.method,
-            plan.url,
-            headers=plan.headers,
-            params=plan.params or None,
-            # A string body (as Courier's SDK types it) is sent as is; anything else as JSON.
-            content=body if isinstance(body, str) else None,
-            json=body if body is not None and not isinstance(body, str) else None,
-        )
-    except OutboundRefused as exc:
-        raise StepFailed(f"fetch-data: {plan.method} {plan.url} was refused: {exc}") from exc
-    except httpx.HTTPError as exc:
-        raise RetryableStepError(f"fetch-data: {plan.method} {plan.url} failed: {exc}") from exc
-    if response.status_code >= 500 or response.status_code == 429:
-        raise RetryableStepError(
-            f"fetch-data: {plan.method} {plan.url} answered {response.status_code}"
-        )
-    if response.status_code >= 400:
-        raise StepFailed(
-            f"fetch-data: {plan.method} {plan.url} answered {response.status_code}: "
-            f"{response.text[:300]}"
-        )
-    if not response.content:
-        return {}
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise StepFailed(
-            f"fetch-data: {plan.url} answered {response.headers.get('content-type')!r}, not "
-            "a JSON object to merge into data"
-        ) from exc
-    if not isinstance(body, dict):
-        raise StepFailed(f"fetch-data: {plan.url} answered JSON that is not an object")
-    return body
+# Requests of network steps, between their two transactions
 
 
 def _fetch(context: WorkerContext, plan: FetchPlan) -> str:
     try:
-        results = [(call.user_id, _request(context.http, call)) for call in plan.calls]
+        fetched = plan.fetch.answers(context.http)
     except StepFailed as exc:
         return _fail(context, plan.run_pk, str(exc), permanent=True)
     except RetryableStepError as exc:
@@ -756,271 +440,15 @@ def _fetch(context: WorkerContext, plan: FetchPlan) -> str:
             return run.status if run is not None else "missing"  # canceled meanwhile
         row = repository.step(run.id, plan.position)
         assert row is not None
-        if plan.action == "fetch-data":
-            ((_, output),) = results
-            run_context = dict(run.context)
-            data = run_context.get("data") or {}
-            run_context["data"] = merge(plan.merge_strategy, data, output)
-            run.context = run_context
-        else:
-            output = _send_to_fetched(session, context, run, plan, results, outbox)
-        _finish_step(session, run, row, RunStatus.PROCESSED, output, utcnow())
+        now = utcnow()
+        at = StepRun(session, context, run, namespace(run.context), outbox, now)
+        output = plan.fetch.apply(at, fetched)
+        _finish_step(session, run, row, RunStatus.PROCESSED, output, now)
     return _CONTINUE
-
-
-def _send_to_fetched(
-    session: Session,
-    context: WorkerContext,
-    run: AutomationRun,
-    plan: FetchPlan,
-    results: list[tuple[str | None, dict[str, Any]]],
-    outbox: Outbox,
-) -> dict[str, Any]:
-    """A send-list message whose every recipient has its own data (base data merged with what
-    its data source answered)."""
-    if not results:
-        return {"recipients": 0}
-    body = dict(plan.message or {})
-    base = body.pop("data", None) or {}
-    body["data"] = {}
-    body["to"] = [
-        {"user_id": user_id, "data": merge(plan.merge_strategy, base, fetched)}
-        for user_id, fetched in results
-    ]
-    return _accept(session, context, run, body, outbox, None)
-
-
-# ---------------------------------------------------------------------------------------------
-# The other steps: each runs inside the run's transaction and returns its output.
-
-
-def _send_output(request_id: str, messages: Sequence[AcceptedMessage]) -> dict[str, Any]:
-    output: dict[str, Any] = {"requestId": request_id}
-    if len(messages) == 1:
-        output["messageId"] = messages[0].message_id
-    else:
-        output["messageIds"] = [message.message_id for message in messages]
-    return output
-
-
-def _accept(
-    session: Session,
-    context: WorkerContext,
-    run: AutomationRun,
-    body: dict[str, Any],
-    outbox: Outbox,
-    idempotency_key: str | None,
-) -> dict[str, Any]:
-    scope = _scope(run)
-    if idempotency_key:
-        body_hash = request_hash(body)
-        record = IdempotencyRepository(session).get(run.environment_id, idempotency_key)
-        if record is not None and record.expires_at > utcnow():
-            return {**record.body, "replayed": True}
-    try:
-        spec = MessageSpec.model_validate(body)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"])
-        raise StepFailed(f"the message is not valid at {where}: {error['msg']}") from exc
-    try:
-        request_id, messages = accept_send(
-            session,
-            scope,
-            spec,
-            message_timeout=timedelta(seconds=context.settings.message_timeout_seconds),
-            source={
-                "type": "automation",
-                "automation_id": run.automation_id,
-                "run_id": run.run_id,
-                "step": run.step_index,
-            },
-        )
-    except AppError as exc:
-        raise StepFailed(exc.message) from exc
-    outbox.add_messages(messages, run.environment_id)
-    output = _send_output(request_id, messages)
-    if idempotency_key:
-        IdempotencyRepository(session).claim(
-            run.environment_id,
-            idempotency_key,
-            body_hash,
-            202,
-            output,
-            utcnow() + timedelta(seconds=context.settings.idempotency_ttl_seconds),
-        )
-    return output
-
-
-def _message_body(step: dict[str, Any], names: dict[str, Any]) -> dict[str, Any]:
-    """The Send API message a send or send-list step makes, before its `to`."""
-    message = resolve(step.get("message") or {}, names)
-    body: dict[str, Any] = dict(message) if isinstance(message, dict) else {}
-    for key in ("template", "content"):
-        if key in step:
-            body[key] = resolve(step[key], names) if key == "template" else step[key]
-    step_data = resolve(step["data"], names) if "data" in step else {}
-    if not isinstance(step_data, dict):
-        raise StepFailed("the step's data must be an object")
-    body["data"] = {**names["data"], **step_data, **(body.get("data") or {})}
-    if step.get("brand"):
-        body.setdefault("brand_id", _text(step["brand"], names))
-    override = resolve(step.get("override"), names)
-    if isinstance(override, dict):
-        body.update(override)
-    return body
-
-
-def _send(
-    session: Session,
-    context: WorkerContext,
-    run: AutomationRun,
-    step: dict[str, Any],
-    names: dict[str, Any],
-    outbox: Outbox,
-) -> dict[str, Any]:
-    body = _message_body(step, names)
-    if "to" not in body:
-        recipient = _text(step["recipient"], names) if "recipient" in step else run.recipient
-        to: dict[str, Any] = {"user_id": recipient} if recipient else {}
-        if recipient == run.recipient:
-            to.update(run.context.get("profile_overrides") or {})
-        profile = resolve(step.get("profile"), names)
-        if isinstance(profile, dict):
-            to.update({key: value for key, value in profile.items() if value is not None})
-        if not to:
-            raise StepFailed(
-                "this send step has no recipient: the run has no user (the event had no "
-                'userId); give the step a "recipient" or a "message.to"'
-            )
-        body["to"] = to
-    key = _text(step["idempotency_key"], names) if "idempotency_key" in step else None
-    return _accept(session, context, run, body, outbox, key)
-
-
-def _send_list(
-    session: Session,
-    context: WorkerContext,
-    run: AutomationRun,
-    step: dict[str, Any],
-    names: dict[str, Any],
-    outbox: Outbox,
-) -> dict[str, Any]:
-    body = _message_body(step, names)
-    list_id = _text(step["list"], names)
-    if not list_id:
-        raise StepFailed("send-list: the list id became empty")
-    body["to"] = {"list_id": list_id}
-    return _accept(session, context, run, body, outbox, None)
-
-
-def _update_profile(
-    session: Session,
-    context: WorkerContext,
-    run: AutomationRun,
-    step: dict[str, Any],
-    names: dict[str, Any],
-    outbox: Outbox,
-) -> dict[str, Any]:
-    user_id = _text(step["recipient_id"], names) if "recipient_id" in step else run.recipient
-    if not user_id:
-        raise StepFailed(
-            'update-profile has no user: give "recipient_id", or start the run with a recipient'
-        )
-    patch = resolve(step["profile"], names)
-    if not isinstance(patch, dict):
-        raise StepFailed("update-profile: the profile must be an object")
-    repository = ProfileRepository(session)
-    profile, _ = repository.get_or_create_for_update(_scope(run), user_id)
-    before = dict(profile.data)
-    after = merge(step.get("merge", "soft-merge"), before, patch)
-    repository.save(profile, after)
-    if user_id == run.recipient:
-        run_context = dict(run.context)
-        run_context["profile"] = after
-        run.context = run_context
-    return {"recipient_id": user_id, "merge": step.get("merge"), "diff": diff(before, after)}
-
-
-def _cancel(
-    session: Session,
-    context: WorkerContext,
-    run: AutomationRun,
-    step: dict[str, Any],
-    names: dict[str, Any],
-    outbox: Outbox,
-) -> dict[str, Any]:
-    token = cancelation_token(step["cancelation_token"], names)
-    if not token:
-        return {"cancelation_token": None, "canceled": []}
-    canceled = []
-    for other in RunRepository(session).active_with_token(run.environment_id, token, run.id):
-        cancel_run(session, other, f"canceled by run {run.run_id}")
-        canceled.append(other.run_id)
-    return {"cancelation_token": token, "canceled": canceled}
-
-
-def _invoke(
-    session: Session,
-    context: WorkerContext,
-    run: AutomationRun,
-    step: dict[str, Any],
-    names: dict[str, Any],
-    outbox: Outbox,
-) -> dict[str, Any]:
-    if run.context.get("depth", 0) >= MAX_INVOKE_DEPTH:
-        raise StepFailed(
-            f"invoke: runs invoking runs went {MAX_INVOKE_DEPTH} deep; the automations "
-            "probably invoke each other in a loop"
-        )
-    target = _text(step["template"], names) or ""
-    version = definitions.current_version(session, run.environment_id, target)
-    if version is None:
-        raise StepFailed(f"invoke: there is no automation {target!r}")
-    data = resolve(step["data"], names) if "data" in step else names["data"]
-    profile = resolve(step.get("profile"), names)
-    child = start_run(
-        session,
-        workspace_id=run.workspace_id,
-        environment_id=run.environment_id,
-        definition=version.definition,
-        source=f"invoke/{run.run_id}",
-        automation_id=target,
-        version_pk=version.id,
-        recipient=_text(step["recipient"], names) if "recipient" in step else run.recipient,
-        data=data if isinstance(data, dict) else {},
-        profile=profile if isinstance(profile, dict) else None,
-        event=run.context.get("event"),
-        brand=_text(step["brand"], names) if "brand" in step else run.context.get("brand"),
-        parent=run,
-    )
-    outbox.add_run(child.id)
-    return {"runId": child.run_id, "automation": target}
-
-
-STEP_ACTIONS = {
-    "send": _send,
-    "send-list": _send_list,
-    "update-profile": _update_profile,
-    "cancel": _cancel,
-    "invoke": _invoke,
-}
 
 
 # ---------------------------------------------------------------------------------------------
 # Canceling, reading, sweeping
-
-
-def cancel_run(session: Session, run: AutomationRun, reason: str) -> None:
-    now = utcnow()
-    row = RunRepository(session).step(run.id, run.step_index)
-    if row is not None and row.finished_at is None:
-        row.status = RunStatus.CANCELED
-        row.finished_at = row.updated_at = now
-    run.status = RunStatus.CANCELED
-    run.wake_at = None
-    run.error = reason
-    run.finished_at = run.updated_at = now
 
 
 def get_run(session: Session, scope: Scope, run_id: str) -> AutomationRun:

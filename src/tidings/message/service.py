@@ -19,10 +19,6 @@ from tidings.kit.time import (
     shifted,
     utcnow,
 )
-
-# The send step of automation/runs.py still imports request_hash from here; it goes once
-# that step calls message.idempotency.IdempotentRequest.
-from tidings.message.idempotency import request_hash as request_hash
 from tidings.message.recipients import Recipient, expand
 from tidings.message.repository import MessageRepository
 from tidings.message.schemas import MessageSpec, MessageView, ProviderDetail

@@ -1,0 +1,93 @@
+"""A run's row: starting a run and canceling one.
+
+The engine (`automation.runs`) and the steps that start or cancel other runs (invoke,
+cancel) both change runs through these two.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from tidings.automation.repository import RunRepository
+from tidings.automation.steps.values import cancelation_token, namespace
+from tidings.kit.ids import new_id
+from tidings.kit.time import utcnow
+from tidings.models import AutomationRun, RunStatus
+from tidings.profile.repository import ProfileRepository
+from tidings.workspace.service import Scope
+
+
+def start_run(
+    session: Session,
+    *,
+    workspace_id: str,
+    environment_id: str,
+    definition: dict[str, Any],
+    source: str,
+    automation_id: str | None = None,
+    version_pk: int | None = None,
+    recipient: str | None = None,
+    data: dict[str, Any] | None = None,
+    profile: dict[str, Any] | None = None,
+    event: dict[str, Any] | None = None,
+    event_pk: int | None = None,
+    brand: str | None = None,
+    template: str | None = None,
+    parent: AutomationRun | None = None,
+) -> AutomationRun:
+    """Insert a PROCESSING run; the caller enqueues `advance_run` after committing."""
+    stored = _stored_profile(session, Scope(workspace_id, environment_id, "", ""), recipient)
+    context: dict[str, Any] = {
+        "data": dict(data or {}),
+        "profile": {**stored, **(profile or {})},
+        "event": event or {},
+        "recipient": recipient,
+        "brand": brand,
+        "template": template or automation_id,
+        "refs": {},
+        # Given at invoke: also laid over the stored profile in the `to` of this run's sends.
+        "profile_overrides": dict(profile or {}),
+        "depth": (parent.context.get("depth", 0) + 1) if parent is not None else 0,
+    }
+    now = utcnow()
+    steps, token = definition["steps"], definition.get("cancelation_token")
+    run = AutomationRun(
+        run_id=new_id("run"),
+        workspace_id=workspace_id,
+        environment_id=environment_id,
+        automation_id=automation_id,
+        version_pk=version_pk,
+        definition={"steps": steps, "cancelation_token": token},
+        source=source[:400],
+        event_pk=event_pk,
+        parent_run_id=parent.run_id if parent is not None else None,
+        recipient=recipient,
+        cancelation_token=cancelation_token(token, namespace(context)),
+        status=RunStatus.PROCESSING,
+        step_index=0,
+        step_count=len(steps),
+        context=context,
+        attempts=0,
+        created_at=now,
+        updated_at=now,
+    )
+    return RunRepository(session).add(run)
+
+
+def _stored_profile(session: Session, scope: Scope, recipient: str | None) -> dict[str, Any]:
+    row = ProfileRepository(session).get(scope, recipient) if recipient else None
+    return dict(row.data) if row is not None else {}
+
+
+def cancel_run(session: Session, run: AutomationRun, reason: str) -> None:
+    now = utcnow()
+    row = RunRepository(session).step(run.id, run.step_index)
+    if row is not None and row.finished_at is None:
+        row.status = RunStatus.CANCELED
+        row.finished_at = row.updated_at = now
+    run.status = RunStatus.CANCELED
+    run.wake_at = None
+    run.error = reason
+    run.finished_at = run.updated_at = now
