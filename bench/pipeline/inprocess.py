@@ -67,7 +67,7 @@ def main() -> int:
         type=int,
         default=0,
         metavar="N",
-        help="process at most N events per transaction (tidings.event.service.GROUP_EVENTS; "
+        help="process at most N events per transaction (tidings.event.batching.GROUP_EVENTS; "
         "1: each event alone, as when events arrive one by one)",
     )
     args = parser.parse_args()
@@ -79,13 +79,13 @@ def main() -> int:
     import tidings
     from tidings.app import create_app
     from tidings.config import Settings
-    from tidings.event import service as event_service
+    from tidings.event import batching
     from tidings.migrate import upgrade
     from tidings.runtime import build_runtime
     from tidings.workspace import service as workspace_service
 
     if args.group_events:
-        event_service.GROUP_EVENTS = args.group_events
+        batching.GROUP_EVENTS = args.group_events
     work_dir = Path(tempfile.mkdtemp(prefix="tidings-pipeline-inprocess-"))
     sink = subprocess.Popen(
         [sys.executable, str(SINK), "--out", str(work_dir / "sink.jsonl")],

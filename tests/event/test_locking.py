@@ -13,7 +13,7 @@ from sqlalchemy import text, update
 
 from tests.conftest import Keys, wait_for
 from tests.event.test_processing import _identify_for, _store_without_job
-from tidings.event import service as event_service
+from tidings.event import batching
 from tidings.event.repository import EventRepository
 from tidings.models import Event
 from tidings.runtime import Runtime
@@ -122,8 +122,8 @@ def test_a_group_that_fails_while_locking_logs_its_real_size(
         return real_lock_many(self, event_ids)
 
     monkeypatch.setattr(EventRepository, "lock_many", failing_once)
-    with caplog.at_level(logging.INFO, logger="tidings.event.service"):
-        outcome = event_service.process_events(runtime.database, ids, 5)
+    with caplog.at_level(logging.INFO, logger="tidings.event.batching"):
+        outcome = batching.process_events(runtime.database, ids, 5)
     assert outcome.processed == ids
     messages = [record.getMessage() for record in caplog.records]
     assert "a group of 3 events failed (DeadlockDetected); processing each alone" in messages
