@@ -333,6 +333,9 @@ _BY_ID_RANGE = (
 _SQLITE_CHUNKS = (256, 64)
 
 Converter = Callable[[Any], Any]
+# For the NewEvent fields whose type has a bind processor, (position, processor); for each
+# _FILLED column, its processor or None.
+Converters = tuple[list[tuple[int, Converter]], list[Converter | None]]
 
 
 def _column_defaults() -> dict[str, Any]:
@@ -404,14 +407,12 @@ def _sqlite_insert(rows: int) -> str:
     )
 
 
-_CONVERTERS: weakref.WeakKeyDictionary[Dialect, tuple[list[tuple[int, Converter]], list[Any]]]
-_CONVERTERS = weakref.WeakKeyDictionary()
+_CONVERTERS: weakref.WeakKeyDictionary[Dialect, Converters] = weakref.WeakKeyDictionary()
 
 
-def _converters(dialect: Dialect) -> tuple[list[tuple[int, Converter]], list[Any]]:
+def _converters(dialect: Dialect) -> Converters:
     """What turns values into what the driver stores, as the ORM does: each column type's
-    own bind processor (UTCDateTime's format, the engine's JSON serializer). For the
-    NewEvent fields that have one, by position; for each _FILLED column, one or None."""
+    own bind processor (UTCDateTime's format, the engine's JSON serializer)."""
     found = _CONVERTERS.get(dialect)
     if found is None:
 
@@ -422,7 +423,7 @@ def _converters(dialect: Dialect) -> tuple[list[tuple[int, Converter]], list[Any
         given = [
             (index, converter)
             for index, name in enumerate(_GIVEN)
-            if (converter := processor(name))
+            if (converter := processor(name)) is not None
         ]
         found = _CONVERTERS[dialect] = (given, [processor(name) for name in _FILLED])
     return found
