@@ -22,14 +22,14 @@ from tidings.dependencies import (
     presented_key,
 )
 from tidings.errors import Conflict
-from tidings.ingest.segment import SegmentRequest, accept_segment, read_within, store_event
+from tidings.ingest.segment import SegmentRequest, accept_segment, read_event, store_event
 from tidings.ingest.tracking import (
     BATCH_PATHS,
     SINGLE_PATHS,
     TrackingRequest,
     accept_tracking,
 )
-from tidings.ingest.validation import MAX_EVENT_BYTES, parse_json, validate_courier_event
+from tidings.ingest.validation import parse_json, validate_courier_event
 from tidings.ingest.writer import Outcome
 from tidings.routing import ApiRoute
 from tidings.workspace.repository import WorkspaceRepository
@@ -113,19 +113,17 @@ async def inbound_courier(request: Request, caller: Caller) -> Response:
     """Courier's inbound track event (a secret key). A repeated `messageId` gets 409, as on
     Courier."""
     key = presented_key(request.headers.get("authorization"))
-    body = await read_within(
-        request.stream(), request.headers.get("content-length"), MAX_EVENT_BYTES
-    )
+    body = await read_event(request.stream(), request.headers.get("content-length"))
     event = validate_courier_event(parse_json(body))
-    outcome, message_id = await store_event(request.app.state.ingest_writer, key, event)
-    if outcome is Outcome.DUPLICATE:
+    result = await store_event(request.app.state.ingest_writer, key, event)
+    if result.outcome is Outcome.DUPLICATE:
         raise Conflict(
-            f"An event with messageId {message_id!r} was already received; it was not "
+            f"An event with messageId {result.message_id!r} was already received; it was not "
             "processed again. Use a new messageId for a new event.",
             code="duplicate_message_id",
             field="messageId",
         )
-    return _json({"messageId": message_id}, 202)
+    return _json({"messageId": result.message_id}, 202)
 
 
 _TRACKING_EVENT: dict[str, Any] = {

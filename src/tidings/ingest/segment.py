@@ -13,16 +13,16 @@ from dataclasses import dataclass
 
 import orjson
 
-from tidings.dependencies import INVALID_KEY_MESSAGE, presented_key
-from tidings.errors import AppError, PayloadTooLarge, ServiceUnavailable, Unauthorized
-from tidings.ingest.tracking import KeyCheck
+from tidings.dependencies import presented_key
+from tidings.errors import PayloadTooLarge
+from tidings.ingest.tracking import KeyCheck, read_within, submit
 from tidings.ingest.validation import (
     MAX_EVENT_BYTES,
     ValidEvent,
     parse_json,
     validate_segment_event,
 )
-from tidings.ingest.writer import IngestItem, IngestWriter, Outcome
+from tidings.ingest.writer import IngestItem, IngestResult, IngestWriter, Outcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,47 +41,31 @@ async def accept_segment(
     holds. A repeated `messageId` answers `"duplicate": true` and has no second effect."""
     key = presented_key(request.authorization)
     await check.verify(key, request.client)
-    body = await read_within(chunks, request.content_length, MAX_EVENT_BYTES)
-    event = validate_segment_event(parse_json(body))
-    outcome, message_id = await store_event(check.writer, key, event)
-    if outcome is Outcome.DUPLICATE:
-        return orjson.dumps({"messageId": message_id, "duplicate": True})
-    return orjson.dumps({"messageId": message_id})
+    body = await read_event(chunks, request.content_length)
+    result = await store_event(check.writer, key, validate_segment_event(parse_json(body)))
+    if result.outcome is Outcome.DUPLICATE:
+        return orjson.dumps({"messageId": result.message_id, "duplicate": True})
+    return orjson.dumps({"messageId": result.message_id})
 
 
-def payload_too_large(limit: int) -> PayloadTooLarge:
+def payload_too_large() -> PayloadTooLarge:
     return PayloadTooLarge(
-        f"The body is over {limit // 1024} KB, Segment's limit for one event. Send smaller "
-        "events: move large values out of traits and properties.",
+        f"The body is over {MAX_EVENT_BYTES // 1024} KB, Segment's limit for one event. Send "
+        "smaller events: move large values out of traits and properties.",
     )
 
 
-async def read_within(chunks: AsyncIterator[bytes], declared: str | None, limit: int) -> bytes:
-    """The body, or 413 as soon as its declared length or what arrived is over `limit`."""
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise payload_too_large(limit)
-    parts = []
-    size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > limit:
-            raise payload_too_large(limit)
-        parts.append(chunk)
-    return b"".join(parts)
+async def read_event(chunks: AsyncIterator[bytes], declared: str | None) -> bytes:
+    """One event's body: 413 past Segment's limit for one event."""
+    return await read_within(chunks, declared, MAX_EVENT_BYTES, payload_too_large)
 
 
-async def store_event(writer: IngestWriter, key: str, event: ValidEvent) -> tuple[Outcome, str]:
-    """Store one event durably; its outcome (accepted or duplicate) and its messageId."""
-    try:
-        (result,) = await writer.submit([IngestItem(key=key, event=event)])
-    except AppError:  # an event the writer refused on its own (unstorable)
-        raise
-    except Exception as exc:
-        raise ServiceUnavailable(
-            "The event could not be stored right now and was not accepted. Send it again "
-            "later; Segment retries this automatically.",
-            code="storage_unavailable",
-        ) from exc
-    if result.outcome is Outcome.UNAUTHORIZED:
-        raise Unauthorized(INVALID_KEY_MESSAGE, code="invalid_api_key")
-    return result.outcome, result.message_id
+async def store_event(writer: IngestWriter, key: str, event: ValidEvent) -> IngestResult:
+    """Store one event durably; accepted or a duplicate."""
+    (result,) = await submit(
+        writer,
+        [IngestItem(key=key, event=event)],
+        "The event could not be stored right now and was not accepted. Send it again later; "
+        "Segment retries this automatically.",
+    )
+    return result
