@@ -463,6 +463,8 @@ def test_a_group_ends_at_its_size_and_users_keep_their_order(
     runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(batching, "GROUP_EVENTS", 2)
+    # Only the size ends a group here, not GROUP_SECONDS, however busy the machine.
+    monkeypatch.setattr(batching, "GROUP_SECONDS", 3600.0)
     events = [_identify_for(user, n) for n in range(3) for user in ("ann", "bo")]
     ids = _store_without_job(runtime, keys.test, events)
     transactions = _counting_writes(runtime, monkeypatch)
