@@ -6,6 +6,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy import text, update
 
 from tests.conftest import Keys, wait_for
 from tests.event.test_processing import _identify_for, _store_without_job
-from tidings.event import service as event_service
+from tidings.event import batching
 from tidings.event.repository import EventRepository
 from tidings.models import Event
 from tidings.runtime import Runtime
@@ -29,6 +30,52 @@ SEQUENTIAL_SCAN = (
 INDEX_SCAN = ("enable_seqscan = off", "enable_bitmapscan = off")
 
 
+@dataclass
+class Lockers:
+    """Threads locking sets of events, each in a unit of work of its own (on Postgres with
+    its own query plan), and what each locked."""
+
+    runtime: Runtime
+    postgres: bool
+    pids: list[int] = field(default_factory=list)
+    results: dict[str, list[int]] = field(default_factory=dict)
+    errors: list[BaseException] = field(default_factory=list)
+
+    def locker(self, name: str, order: list[int], plan: tuple[str, ...]) -> Callable[[], None]:
+        def run() -> None:
+            try:
+                with self.runtime.database.write() as (session, _):
+                    if self.postgres:
+                        for setting in plan:
+                            session.execute(text(f"SET LOCAL {setting}"))
+                        pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+                        self.pids.append(pid)
+                    locked = EventRepository(session).lock_many(order)
+                    self.results[name] = [event.id for event in locked]
+            except BaseException as exc:
+                self.errors.append(exc)
+
+        return run
+
+    def waiting(self, count: int) -> Callable[[], bool]:
+        """Whether `count` lockers wait for a lock (on SQLite, all wait for the one)."""
+
+        def check() -> bool:
+            if not self.postgres:
+                return True
+            with self.runtime.database.read() as session:
+                blocked: int = session.execute(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"
+                        " AND cardinality(pg_blocking_pids(pid)) > 0"
+                    ),
+                    {"pids": list(self.pids)},
+                ).scalar_one()
+            return blocked >= count
+
+        return check
+
+
 def test_overlapping_sets_locked_in_opposite_orders_do_not_deadlock(
     runtime: Runtime, keys: Keys
 ) -> None:
@@ -41,10 +88,8 @@ def test_overlapping_sets_locked_in_opposite_orders_do_not_deadlock(
         for event_id in (middle, low):
             session.execute(update(Event).where(Event.id == event_id).values(name="moved"))
 
-    locker_pids: list[int] = []
+    lockers = Lockers(runtime, postgres)
     held, release = threading.Event(), threading.Event()
-    results: dict[str, list[int]] = {}
-    errors: list[BaseException] = []
 
     def hold_middle() -> None:
         with runtime.database.write() as (session, _):
@@ -52,48 +97,20 @@ def test_overlapping_sets_locked_in_opposite_orders_do_not_deadlock(
             held.set()
             release.wait(30)
 
-    def locker(name: str, order: list[int], plan: tuple[str, ...]) -> Callable[[], None]:
-        def run() -> None:
-            try:
-                with runtime.database.write() as (session, _):
-                    if postgres:
-                        for setting in plan:
-                            session.execute(text(f"SET LOCAL {setting}"))
-                        pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
-                        locker_pids.append(pid)
-                    locked = EventRepository(session).lock_many(order)
-                    results[name] = [event.id for event in locked]
-            except BaseException as exc:
-                errors.append(exc)
-
-        return run
-
-    def waiting(count: int) -> Callable[[], bool]:
-        def check() -> bool:
-            if not postgres:
-                return True
-            with runtime.database.read() as session:
-                blocked: int = session.execute(
-                    text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(:pids)"
-                        " AND cardinality(pg_blocking_pids(pid)) > 0"
-                    ),
-                    {"pids": list(locker_pids)},
-                ).scalar_one()
-            return blocked >= count
-
-        return check
-
     threads = [threading.Thread(target=hold_middle)]
     threads[0].start()
     try:
         assert held.wait(10)
-        threads.append(threading.Thread(target=locker("a", [high, middle, low], SEQUENTIAL_SCAN)))
+        threads.append(
+            threading.Thread(target=lockers.locker("a", [high, middle, low], SEQUENTIAL_SCAN))
+        )
         threads[-1].start()
-        wait_for(waiting(1), timeout=10, what="the first locker to wait")
-        threads.append(threading.Thread(target=locker("b", [low, middle, high], INDEX_SCAN)))
+        wait_for(lockers.waiting(1), timeout=10, what="the first locker to wait")
+        threads.append(
+            threading.Thread(target=lockers.locker("b", [low, middle, high], INDEX_SCAN))
+        )
         threads[-1].start()
-        wait_for(waiting(2), timeout=10, what="both lockers to wait")
+        wait_for(lockers.waiting(2), timeout=10, what="both lockers to wait")
         if not postgres:
             time.sleep(0.2)  # SQLite: both wait for the one write lock
     finally:
@@ -101,9 +118,9 @@ def test_overlapping_sets_locked_in_opposite_orders_do_not_deadlock(
         for thread in threads:
             thread.join(30)
     assert not any(thread.is_alive() for thread in threads)
-    assert errors == []
+    assert lockers.errors == []
     # Both got every row, each in id order.
-    assert results == {"a": [low, middle, high], "b": [low, middle, high]}
+    assert lockers.results == {"a": [low, middle, high], "b": [low, middle, high]}
 
 
 def test_a_group_that_fails_while_locking_logs_its_real_size(
@@ -122,8 +139,8 @@ def test_a_group_that_fails_while_locking_logs_its_real_size(
         return real_lock_many(self, event_ids)
 
     monkeypatch.setattr(EventRepository, "lock_many", failing_once)
-    with caplog.at_level(logging.INFO, logger="tidings.event.service"):
-        outcome = event_service.process_events(runtime.database, ids, 5)
+    with caplog.at_level(logging.INFO, logger="tidings.event.batching"):
+        outcome = batching.process_events(runtime.database, ids, 5)
     assert outcome.processed == ids
     messages = [record.getMessage() for record in caplog.records]
     assert "a group of 3 events failed (DeadlockDetected); processing each alone" in messages

@@ -13,8 +13,10 @@ from tests.conftest import Keys, bearer
 from tests.ingest.test_inbound_segment import post, processed
 from tests.outbox import recording
 from tests.payloads import identify, track
+from tidings.event import batching
 from tidings.event import service as event_service
 from tidings.event.repository import EventRepository
+from tidings.event.service import ProcessResult
 from tidings.ingest.validation import validate_segment_event
 from tidings.ingest.writer import IngestItem, IngestWriter
 from tidings.models import Event
@@ -275,7 +277,12 @@ def test_a_failing_event_is_retried_then_marked_failed_with_the_reason(
 
     monkeypatch.setattr(event_service, "_apply", broken)
     outcomes = [event_service.process_event(runtime.database, event_id, 3) for _ in range(4)]
-    assert outcomes == ["retry", "retry", "failed", "skipped"]
+    assert outcomes == [
+        ProcessResult.RETRY,
+        ProcessResult.RETRY,
+        ProcessResult.FAILED,
+        ProcessResult.SKIPPED,
+    ]
     assert len(calls) == 3
     with runtime.database.read() as session:
         event = session.get(Event, event_id)
@@ -299,8 +306,8 @@ def test_a_transient_failure_rolls_back_and_the_retry_applies_once(
         return result
 
     monkeypatch.setattr(event_service, "_apply", flaky)
-    assert event_service.process_event(runtime.database, event_id, 5) == "retry"
-    assert event_service.process_event(runtime.database, event_id, 5) == "processed"
+    assert event_service.process_event(runtime.database, event_id, 5) is ProcessResult.RETRY
+    assert event_service.process_event(runtime.database, event_id, 5) is ProcessResult.PROCESSED
     with runtime.database.read() as session:
         event = session.get(Event, event_id)
         assert event is not None
@@ -320,7 +327,7 @@ def test_a_users_earlier_events_are_processed_first(runtime: Runtime, keys: Keys
             identify(messageId="second", traits={"plan": "pro"}),
         ],
     )
-    outcome = event_service.process_events(runtime.database, [second], 5)
+    outcome = batching.process_events(runtime.database, [second], 5)
     assert outcome.processed == [first, second]
     with runtime.database.read() as session:
         from tidings.profile.repository import ProfileRepository
@@ -392,9 +399,9 @@ def test_a_group_shares_one_transaction(
     ids = _store_without_job(runtime, keys.test, [_identify_for(f"user-{n}", n) for n in range(5)])
     # A group also ends after GROUP_SECONDS of work: on a busy machine five events may take
     # longer than that, which is not what this test is about.
-    monkeypatch.setattr(event_service, "GROUP_SECONDS", 3600.0)
+    monkeypatch.setattr(batching, "GROUP_SECONDS", 3600.0)
     transactions = _counting_writes(runtime, monkeypatch)
-    assert event_service.process_events(runtime.database, ids, 5).processed == ids
+    assert batching.process_events(runtime.database, ids, 5).processed == ids
     assert len(transactions) == 1
     assert _profile_data(runtime, ids[4], "user-4") == {"n": 4}
 
@@ -407,7 +414,7 @@ def test_a_failing_event_rolls_its_group_back_and_fails_alone(
     # The profile write happens, then is undone.
     _fail_apply(monkeypatch, ids[2], "crash after the profile write", after=True)
     transactions = _counting_writes(runtime, monkeypatch)
-    outcome = event_service.process_events(runtime.database, ids, 5)
+    outcome = batching.process_events(runtime.database, ids, 5)
     assert outcome.processed == [ids[0], ids[1], ids[3], ids[4]]
     assert outcome.retry == [ids[2]]
     # The group up to the failing event, each of those alone and the failure's record, then
@@ -425,7 +432,7 @@ def test_a_failing_event_rolls_its_group_back_and_fails_alone(
         assert (processed.status, processed.attempts) == ("processed", 1)
 
     monkeypatch.setattr(event_service, "_apply", real_apply)
-    assert event_service.process_events(runtime.database, ids, 5).processed == [ids[2]]
+    assert batching.process_events(runtime.database, ids, 5).processed == [ids[2]]
     assert _profile_data(runtime, ids[2], "user-2") == {"n": 2}
 
 
@@ -444,7 +451,7 @@ def test_a_group_whose_commit_fails_is_processed_event_by_event(
                 raise RuntimeError("disk I/O error")
 
     monkeypatch.setattr(runtime.database, "write", first_commit_fails)
-    outcome = event_service.process_events(runtime.database, ids, 5)
+    outcome = batching.process_events(runtime.database, ids, 5)
     assert outcome.processed == ids
     assert _profile_data(runtime, ids[0], "dora") == {"n": 2}
     with runtime.database.read() as session:
@@ -455,12 +462,14 @@ def test_a_group_whose_commit_fails_is_processed_event_by_event(
 def test_a_group_ends_at_its_size_and_users_keep_their_order(
     runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(event_service, "GROUP_EVENTS", 2)
+    monkeypatch.setattr(batching, "GROUP_EVENTS", 2)
+    # Only the size ends a group here, not GROUP_SECONDS, however busy the machine.
+    monkeypatch.setattr(batching, "GROUP_SECONDS", 3600.0)
     events = [_identify_for(user, n) for n in range(3) for user in ("ann", "bo")]
     ids = _store_without_job(runtime, keys.test, events)
     transactions = _counting_writes(runtime, monkeypatch)
     # Only the latest event of each user is asked for: the earlier ones come first anyway.
-    outcome = event_service.process_events(runtime.database, [ids[4], ids[5]], 5)
+    outcome = batching.process_events(runtime.database, [ids[4], ids[5]], 5)
     assert outcome.processed == ids
     assert len(transactions) == 3
     assert _profile_data(runtime, ids[0], "ann") == {"n": 2}
@@ -479,7 +488,7 @@ def test_while_ingest_stays_saturated_a_group_is_one_event(
         return next(answers, False)
 
     transactions = _counting_writes(runtime, monkeypatch)
-    outcome = event_service.process_events(runtime.database, ids, 5, pace=pace)
+    outcome = batching.process_events(runtime.database, ids, 5, pace=pace)
     assert outcome.processed == ids
     # One event alone while ingest was saturated, then the other three in one group.
     assert len(looks) == 2
@@ -492,16 +501,16 @@ def test_a_job_takes_waiting_events_but_leaves_failed_ones_to_their_retry(
     ids = _store_without_job(runtime, keys.test, [_identify_for(f"w-{n}", n) for n in range(4)])
     real_apply = event_service._apply
     _fail_apply(monkeypatch, ids[0], "profile store unavailable")
-    assert event_service.process_events(runtime.database, [ids[0]], 5).retry == [ids[0]]
+    assert batching.process_events(runtime.database, [ids[0]], 5).retry == [ids[0]]
     monkeypatch.setattr(event_service, "_apply", real_apply)
     # The job of the last event also takes the two in between, not the failed first one.
-    outcome = event_service.process_events(runtime.database, [ids[3]], 5, take_waiting=True)
+    outcome = batching.process_events(runtime.database, [ids[3]], 5, take_waiting=True)
     assert outcome.processed == [ids[1], ids[2], ids[3]]
     # Their own jobs find nothing left to do.
-    assert event_service.process_events(runtime.database, [ids[1]], 5).processed == []
+    assert batching.process_events(runtime.database, [ids[1]], 5).processed == []
     # Without take_waiting (a server database) a job keeps to its own events.
     more = _store_without_job(runtime, keys.test, [_identify_for(f"x-{n}", n) for n in range(2)])
-    assert event_service.process_events(runtime.database, [more[1]], 5).processed == [more[1]]
+    assert batching.process_events(runtime.database, [more[1]], 5).processed == [more[1]]
 
 
 @pytest.mark.parametrize("lookahead", [64, 2], ids=["every-received-event-read", "backlog"])
@@ -510,14 +519,14 @@ def test_a_job_orders_its_group_the_same_whether_or_not_it_sees_every_received_e
 ) -> None:
     # The first read sees up to RECEIVED_LOOKAHEAD of the oldest received events; with
     # fewer than that it has all of them and orders the group without further queries.
-    monkeypatch.setattr(event_service, "RECEIVED_LOOKAHEAD", lookahead)
+    monkeypatch.setattr(batching, "RECEIVED_LOOKAHEAD", lookahead)
     users = [("ann", 0), ("bob", 0), ("ann", 1), ("cyd", 0)]
     a0, b0, a1, c0 = _store_without_job(
         runtime, keys.test, [_identify_for(user, n) for user, n in users]
     )
     real_apply = event_service._apply
     _fail_apply(monkeypatch, a0, "profile store unavailable")
-    assert event_service.process_events(runtime.database, [a0], 5).retry == [a0]
+    assert batching.process_events(runtime.database, [a0], 5).retry == [a0]
     monkeypatch.setattr(event_service, "_apply", real_apply)
     if lookahead > 4:  # every received event is in the first read: no other query is needed
 
@@ -527,11 +536,11 @@ def test_a_job_orders_its_group_the_same_whether_or_not_it_sees_every_received_e
         monkeypatch.setattr(EventRepository, "pending_of", not_needed)
         monkeypatch.setattr(EventRepository, "earlier_pending_of_users", not_needed)
     # ann's later event brings her failed earlier one first; bob's and cyd's fill the group.
-    outcome = event_service.process_events(runtime.database, [a1], 5, take_waiting=True)
+    outcome = batching.process_events(runtime.database, [a1], 5, take_waiting=True)
     assert outcome.processed == [a0, b0, a1, c0]
     assert _profile_data(runtime, a1, "ann") == {"n": 1}
     # A job of processed events finds nothing to do either way.
-    again = event_service.process_events(runtime.database, [b0], 5, take_waiting=True)
+    again = batching.process_events(runtime.database, [b0], 5, take_waiting=True)
     assert again.processed == []
 
 
@@ -539,8 +548,8 @@ def test_a_job_whose_events_were_taken_costs_no_query(
     runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = _store_without_job(runtime, keys.test, [_identify_for(f"r-{n}", n) for n in range(3)])
-    recent = event_service.RecentlyProcessed()
-    outcome = event_service.process_events(
+    recent = batching.RecentlyProcessed()
+    outcome = batching.process_events(
         runtime.database, [ids[0]], 5, take_waiting=True, recent=recent
     )
     assert outcome.processed == ids
@@ -553,14 +562,14 @@ def test_a_job_whose_events_were_taken_costs_no_query(
 
     monkeypatch.setattr(runtime.database, "read", counting_read)
     for event_id in ids[1:]:
-        assert event_service.process_events(runtime.database, [event_id], 5, recent=recent) == (
-            event_service.ProcessOutcome([], [], [])
+        assert batching.process_events(runtime.database, [event_id], 5, recent=recent) == (
+            batching.ProcessOutcome([], [], [])
         )
     assert reads == []
 
 
 def test_recently_processed_keeps_the_latest_ids_only() -> None:
-    recent = event_service.RecentlyProcessed(size=3)
+    recent = batching.RecentlyProcessed(size=3)
     recent.add([1, 2, 3])
     recent.add([3, 4])
     assert recent.others([1, 2, 3, 4, 5]) == [1, 5]
@@ -581,5 +590,5 @@ def test_a_group_that_cannot_begin_still_moves_on_event_by_event(
         return real_lock_many(self, event_ids)
 
     monkeypatch.setattr(EventRepository, "lock_many", lock_fails_once)
-    outcome = event_service.process_events(runtime.database, ids, 5)
+    outcome = batching.process_events(runtime.database, ids, 5)
     assert outcome.processed == ids

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import Keys, bearer, wait_for
 from tests.payloads import SEGMENT_HEADERS, identify, track
+from tidings.ingest import fastpath
 from tidings.runtime import Runtime
 from tidings.workspace import service as workspace_service
 
@@ -267,3 +268,32 @@ def test_storage_failure_is_503_and_nothing_is_acknowledged(
     assert_error(response, 503, "storage_unavailable")
     monkeypatch.undo()
     assert post(client, keys.test, track()).json() == {"messageId": "segment-test-message-a8rmf"}
+
+
+def test_the_fast_path_and_the_documented_route_answer_alike(
+    client: TestClient, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both run `ingest.segment.accept_segment`: the same status, headers and bytes."""
+
+    def answers(via: str) -> list[tuple[int, str, bytes]]:
+        requests: list[tuple[str | None, Any]] = [
+            (keys.test, track(messageId=f"{via}-1")),
+            (keys.test, track(messageId=f"{via}-1")),  # a duplicate
+            (None, track()),
+            ("not-a-key", track()),
+            (keys.test, b"{not json"),
+            (keys.test, {"userId": "u1"}),
+            (keys.test, [track()]),
+            (keys.test, track(properties={"big": "x" * (32 * 1024)})),
+        ]
+        found = []
+        for key, body in requests:
+            response = post(client, key, body)
+            content = response.content.replace(via.encode(), b"via")
+            found.append((response.status_code, response.headers["content-type"], content))
+        return found
+
+    fast = answers("fast")
+    monkeypatch.setattr(fastpath, "PATH", "/not-served-here")  # FastAPI's route serves it
+    assert answers("route") == fast
+    assert [status for status, _, _ in fast] == [202, 202, 401, 401, 400, 400, 400, 413]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
+import sqlalchemy.event
+from sqlalchemy import text
 
 from tests.conftest import Keys, wait_for
 from tests.outbox import recording
@@ -120,6 +124,77 @@ def test_a_revoked_key_is_refused_by_the_next_batch(runtime: Runtime, keys: Keys
         Outcome.UNAUTHORIZED,
     ]
     assert stored(runtime) == ["before", "other"]
+
+
+@contextlib.contextmanager
+def statements(runtime: Runtime, writer: IngestWriter) -> Iterator[list[str]]:
+    """The first word of each SQL statement the writer runs: on SQLite those on its own
+    connection's driver cursor, which SQLAlchemy does not see; elsewhere the engine's."""
+    log: list[str] = []
+    if runtime.database.is_sqlite:
+        driver = writer._own_connection().connection.driver_connection
+        assert isinstance(driver, sqlite3.Connection)
+        driver.set_trace_callback(lambda sql: log.append(sql.split()[0]))
+        try:
+            yield log
+        finally:
+            driver.set_trace_callback(None)
+        return
+
+    def record(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        log.append(statement.split()[0])
+
+    sqlalchemy.event.listen(runtime.database.engine, "before_cursor_execute", record)
+    try:
+        yield log
+    finally:
+        sqlalchemy.event.remove(runtime.database.engine, "before_cursor_execute", record)
+
+
+def test_a_batch_is_as_few_statements_as_can_be(runtime: Runtime, keys: Keys) -> None:
+    """On SQLite up to 64 events are one INSERT that checks their key and commits by itself;
+    a larger batch is a few INSERTs in one transaction. Elsewhere the keys are checked, then
+    the events inserted by one statement."""
+    writer = IngestWriter(runtime.database, runtime.cipher)
+    writer.write([item(keys.test, "warm-up")])  # the key verified, the connection open
+    with statements(runtime, writer) as small:
+        writer.write([item(keys.test, f"small-{n}") for n in range(64)])
+    with statements(runtime, writer) as large:
+        writer.write([item(keys.test, f"large-{n}") for n in range(300)])
+    if runtime.database.is_sqlite:
+        assert small == ["INSERT"]
+        assert large == ["BEGIN", "INSERT", "INSERT", "COMMIT"]
+    else:
+        assert small == large == ["SELECT", "INSERT"]
+    assert len(stored(runtime)) == 365
+
+
+def test_the_writer_stores_values_as_the_orm_does(runtime: Runtime, keys: Keys) -> None:
+    """The same event, once inserted by the writer and once by the ORM, is stored alike
+    (on SQLite: the same text for its times and its JSON)."""
+    (result,) = IngestWriter(runtime.database, runtime.cipher).write([item(keys.test, "by-writer")])
+    with runtime.database.write() as (session, _):
+        written = session.get(Event, result.event_id)
+        assert written is not None
+        again = Event(
+            **{
+                column.key: getattr(written, column.key)
+                for column in Event.__table__.columns
+                if column.key not in ("id", "message_id")
+            },
+            message_id="by-orm",
+        )
+        session.add(again)
+    columns = ", ".join(column.name for column in Event.__table__.columns if column.name != "id")
+    query = text(f"SELECT {columns} FROM event WHERE message_id = :message_id")
+    with runtime.database.read() as session:
+        by_writer = session.execute(query, {"message_id": "by-writer"}).one()._asdict()
+        by_orm = session.execute(query, {"message_id": "by-orm"}).one()._asdict()
+    assert by_writer.pop("message_id") == "by-writer"
+    assert by_orm.pop("message_id") == "by-orm"
+    assert by_writer == by_orm
+    assert by_writer["status"] == "received"
+    assert by_writer["attempts"] == 0
 
 
 def test_a_failed_batch_fails_its_requests_and_the_next_one_succeeds(

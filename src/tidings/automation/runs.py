@@ -288,7 +288,7 @@ def advance_in_transaction(
     wake-ups) goes to `outbox`, the caller's.
 
     Not `isolated`: no savepoints, and a failing step raises; for a caller that rolls its
-    whole transaction back then (tidings.event.service processes the group's events again,
+    whole transaction back then (tidings.event.batching processes the group's events again,
     each alone and isolated).
     """
     pending = []

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Sequence
+import operator
+import weakref
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Select, bindparam, func, inspect, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Dialect,
+    Select,
+    Table,
+    UniqueConstraint,
+    bindparam,
+    func,
+    inspect,
+    literal_column,
+    or_,
+    select,
+)
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from tidings.kit.sql import claim_rows
+from tidings.kit.sql import claim_rows, insert_ignoring_conflicts
 from tidings.models import Event, EventStatus
+from tidings.workspace.repository import active_key_ids_on, key_is_active
 from tidings.workspace.service import Scope
 
 # Where events come from: Segment (destination, Tracking API, signed sources) and Courier's
@@ -26,6 +44,37 @@ class ReceivedEvent(NamedTuple):
     id: int
     user: UserKey
     attempts: int
+
+
+class NewEvent(NamedTuple):
+    """An event for `EventRepository.insert_new`: its values, by column name, and the API key
+    that must still be active when it is stored (None: a signed source's event, whose
+    signature was verified instead). The columns it leaves out take their defaults."""
+
+    workspace_id: str
+    environment_id: str
+    source: str
+    message_id: str
+    type: str
+    name: str
+    user_id: str | None
+    anonymous_id: str | None
+    payload: dict[str, Any]
+    timestamp: datetime | None
+    key_id: str | None
+
+
+# An event's identity: the columns of the event table's unique constraint (environment,
+# source, messageId). A second event with the same identity is a duplicate.
+Identity = tuple[str, str, str]
+
+
+class InsertedEvents(NamedTuple):
+    """What `EventRepository.insert_new` stored: the new events' ids by identity, and the ids
+    of the rows' API keys found revoked or gone (their events were not stored)."""
+
+    ids: dict[Identity, int]
+    inactive_keys: set[str]
 
 
 # The hot statements, built once: building one per call cost more than running it.
@@ -241,3 +290,248 @@ class EventRepository:
             .order_by(func.max(Event.id).desc())
         ).all()
         return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+    @staticmethod
+    def insert_new(
+        connection: Connection, rows: Sequence[NewEvent], *, received_at: datetime
+    ) -> InsertedEvents:
+        """Store those of the events that are new and whose key is still active, as
+        `received` at `received_at`; leave out the others (a duplicate's identity is stored
+        already). Each identity appears once in `rows`.
+
+        It takes a connection rather than the repository's session. On SQLite that is the
+        ingest writer's own, in autocommit mode, used while this process's write lock is
+        held: the insert is one statement for up to 64 rows, committed by itself, on the
+        driver's cursor, with each row's key checked in it (`_insert_sqlite`). Elsewhere it
+        joins the connection's transaction: the keys are checked, then the rows inserted
+        with `INSERT … ON CONFLICT DO NOTHING RETURNING`, which holds across processes.
+        """
+        if connection.dialect.name == "sqlite":
+            return _insert_sqlite(connection, rows, received_at)
+        return _insert_returning(connection, rows, received_at)
+
+
+# -- new events (the ingest writer's insert) ---------------------------------------------------
+
+_TABLE = cast(Table, Event.__table__)
+# The columns a NewEvent gives, in its order (its last field is the key to check).
+_GIVEN: tuple[str, ...] = NewEvent._fields[:-1]
+_WIDTH = len(NewEvent._fields)
+_IDENTITY: tuple[str, ...] = next(
+    tuple(column.name for column in constraint.columns)
+    for constraint in _TABLE.constraints
+    if isinstance(constraint, UniqueConstraint)
+)
+_identity_of = operator.itemgetter(*(_GIVEN.index(name) for name in _IDENTITY))
+(_KEY,) = (column.name for column in _TABLE.primary_key.columns)
+_BY_ID_RANGE = (
+    f"SELECT {', '.join(_IDENTITY)}, {_KEY} FROM {_TABLE.name} WHERE {_KEY} BETWEEN ? AND ?"
+)
+# Rows per INSERT statement on SQLite: a batch of up to 64 rows is one statement of its exact
+# size; larger ones are cut into these, plus one statement for the rest. Each size is
+# compiled once and cached by the driver.
+_SQLITE_CHUNKS = (256, 64)
+
+Converter = Callable[[Any], Any]
+# For the NewEvent fields whose type has a bind processor, (position, processor); for each
+# _FILLED column, its processor or None.
+Converters = tuple[list[tuple[int, Converter]], list[Converter | None]]
+
+
+def _column_defaults() -> dict[str, Any]:
+    """The default of each column a NewEvent does not give (None: NULL), `received_at`
+    aside: it has none, and the insert is given it."""
+    defaults: dict[str, Any] = {}
+    for column in _TABLE.columns:
+        if column.primary_key or column.server_default is not None:
+            continue
+        if column.name in _GIVEN or column.name == "received_at":
+            continue
+        if column.default is None and not column.nullable:
+            raise RuntimeError(
+                f"A new event has no value for event.{column.name}: add it to NewEvent, or "
+                "give the column a default."
+            )
+        defaults[column.name] = column.default
+    return defaults
+
+
+_DEFAULTS = _column_defaults()
+# The columns the insert fills in besides a NewEvent's, with one value for every row.
+_FILLED: tuple[str, ...] = (*_DEFAULTS, "received_at")
+
+
+def _filled(received_at: datetime) -> list[Any]:
+    """The values of the _FILLED columns: each default (a callable one computed once per
+    insert), then `received_at`."""
+    values: list[Any] = []
+    for default in _DEFAULTS.values():
+        generator = cast(Any, default)
+        if generator is None:
+            values.append(None)
+        elif generator.is_callable:
+            values.append(generator.arg(None))
+        else:
+            values.append(generator.arg)
+    values.append(received_at)
+    return values
+
+
+def _chunks(rows: int) -> list[int]:
+    sizes = []
+    for size in _SQLITE_CHUNKS:
+        while rows >= size:
+            sizes.append(size)
+            rows -= size
+    if rows:
+        sizes.append(rows)
+    return sizes
+
+
+@functools.cache
+def _sqlite_insert(rows: int) -> str:
+    """The insert of `rows` NewEvents on SQLite, each a row of VALUES (its fields, the key
+    last), with the _FILLED columns bound once: a row is stored only if its key is active
+    (or it has none), and not if its identity is stored already."""
+    check: ColumnElement[Any] = literal_column(f"column{_WIDTH}")
+    condition = or_(check.is_(None), key_is_active(check)).compile(dialect=sqlite.dialect())
+    condition_sql = " ".join(str(condition).split())
+    row = f"({', '.join('?' for _ in range(_WIDTH))})"
+    return (
+        f"INSERT INTO {_TABLE.name} ({', '.join((*_GIVEN, *_FILLED))}) "
+        f"SELECT {', '.join(f'column{n + 1}' for n in range(len(_GIVEN)))}, "
+        f"{', '.join('?' for _ in _FILLED)} "
+        f"FROM (VALUES {', '.join(row for _ in range(rows))}) "
+        f"WHERE {condition_sql} "
+        f"ON CONFLICT ({', '.join(_IDENTITY)}) DO NOTHING"
+    )
+
+
+_CONVERTERS: weakref.WeakKeyDictionary[Dialect, Converters] = weakref.WeakKeyDictionary()
+
+
+def _converters(dialect: Dialect) -> Converters:
+    """What turns values into what the driver stores, as the ORM does: each column type's
+    own bind processor (UTCDateTime's format, the engine's JSON serializer)."""
+    found = _CONVERTERS.get(dialect)
+    if found is None:
+
+        def processor(name: str) -> Converter | None:
+            column_type = _TABLE.c[name].type
+            return column_type.dialect_impl(dialect).bind_processor(dialect)
+
+        given = [
+            (index, converter)
+            for index, name in enumerate(_GIVEN)
+            if (converter := processor(name)) is not None
+        ]
+        found = _CONVERTERS[dialect] = (given, [processor(name) for name in _FILLED])
+    return found
+
+
+def _sqlite_values(
+    dialect: Dialect, rows: Sequence[NewEvent], received_at: datetime
+) -> tuple[list[Any], list[Any]]:
+    """The values of the _FILLED columns, and those of the rows, one after another, as the
+    driver stores them."""
+    given, filled = _converters(dialect)
+    values: list[Any] = []
+    for row in rows:
+        values.extend(row)
+    for index, convert in given:
+        values[index::_WIDTH] = [convert(value) for value in values[index::_WIDTH]]
+    return [
+        value if convert is None else convert(value)
+        for value, convert in zip(_filled(received_at), filled, strict=True)
+    ], values
+
+
+def _insert_sqlite(
+    connection: Connection, rows: Sequence[NewEvent], received_at: datetime
+) -> InsertedEvents:
+    """The SQLite insert, on the driver's cursor of a connection in autocommit mode while
+    this process's write lock is held.
+
+    Every time the writer's thread takes the GIL back after a call into SQLite, it may wait
+    for the event loop's thread, so a batch makes as few calls as it can: up to 64 rows are
+    one `INSERT ... ON CONFLICT DO NOTHING` committed on its own, with no BEGIN and no
+    COMMIT; larger batches take a few statements in one transaction. Only when rows were
+    left out does a query tell which, and another which of the keys are no longer active.
+    """
+    filled, values = _sqlite_values(connection.dialect, rows, received_at)
+    cursor = connection.connection.cursor()
+    try:
+        inserted, last_id = _execute_chunks(cursor, filled, values, len(rows))
+        ids = _new_ids(cursor, rows, inserted, last_id)
+    finally:
+        cursor.close()
+    keys = {row.key_id for row in rows if row.key_id is not None}
+    if len(ids) == len(rows) or not keys:
+        return InsertedEvents(ids, set())
+    return InsertedEvents(ids, keys - active_key_ids_on(connection, keys))
+
+
+def _execute_chunks(
+    cursor: Any, filled: list[Any], values: list[Any], rows: int
+) -> tuple[int, int]:
+    """Run the inserts of `rows` rows; how many were inserted, and the id of the last."""
+    # Multi-row INSERTs rather than executemany: executemany takes the GIL back after every
+    # row, which made a busy server's batches many times slower.
+    sizes = _chunks(rows)
+    inserted = last_id = 0
+    if len(sizes) > 1:
+        cursor.execute("BEGIN IMMEDIATE")
+    try:
+        start = 0
+        for size in sizes:
+            cursor.execute(
+                _sqlite_insert(size), filled + values[start * _WIDTH : (start + size) * _WIDTH]
+            )
+            if cursor.rowcount > 0:
+                inserted += cursor.rowcount
+                last_id = cursor.lastrowid
+            start += size
+        if len(sizes) > 1:
+            cursor.execute("COMMIT")
+    except BaseException:
+        if len(sizes) > 1:
+            with contextlib.suppress(Exception):  # SQLite may have rolled back already
+                cursor.execute("ROLLBACK")
+        raise
+    return inserted, last_id
+
+
+def _new_ids(
+    cursor: Any, rows: Sequence[NewEvent], inserted: int, last_id: int
+) -> dict[Identity, int]:
+    """The inserted rows' ids by identity. They are consecutive (SQLite gives a new row the
+    largest id plus one, and the write lock keeps other writers out), so they follow from
+    the last one and the number inserted; only when some rows were left out does a query
+    over that id range say which."""
+    if inserted == 0:
+        return {}
+    first_id = last_id - inserted + 1
+    if inserted == len(rows):
+        return {_identity_of(row): first_id + index for index, row in enumerate(rows)}
+    cursor.execute(_BY_ID_RANGE, (first_id, last_id))
+    return {(row[0], row[1], row[2]): row[3] for row in cursor.fetchall()}
+
+
+def _insert_returning(
+    connection: Connection, rows: Sequence[NewEvent], received_at: datetime
+) -> InsertedEvents:
+    """Postgres: the keys checked, then `INSERT … ON CONFLICT DO NOTHING RETURNING` in the
+    connection's transaction."""
+    keys = {row.key_id for row in rows if row.key_id is not None}
+    active = active_key_ids_on(connection, keys) if keys else set()
+    kept = [row for row in rows if row.key_id is None or row.key_id in active]
+    if not kept:
+        return InsertedEvents({}, keys - active)
+    filled = dict(zip(_FILLED, _filled(received_at), strict=True))
+    statement = (
+        insert_ignoring_conflicts(connection, _TABLE)
+        .values([{**filled, **dict(zip(_GIVEN, row[:-1], strict=True))} for row in kept])
+        .returning(*(_TABLE.c[name] for name in _IDENTITY), _TABLE.c[_KEY])
+    )
+    ids = {(row[0], row[1], row[2]): row[3] for row in connection.execute(statement)}
+    return InsertedEvents(ids, keys - active)

@@ -1,7 +1,9 @@
-"""`POST /inbound/segment`, `POST /inbound/courier` and `POST /debug`.
+"""`POST /inbound/segment`, `POST /inbound/courier`, the Tracking API and `POST /debug`.
 
 These take raw requests rather than Pydantic bodies: the body is JSON whatever its
-Content-Type (Segment's senders differ), and the destination path is the hot path.
+Content-Type (Segment's senders differ). `/inbound/segment` and the Tracking API are served
+by `tidings.ingest.fastpath`; their routes here describe them in the OpenAPI document and
+call the same framework-free cores (`segment.accept_segment`, `tracking.accept_tracking`).
 """
 
 from __future__ import annotations
@@ -13,28 +15,22 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from tidings.dependencies import (
-    INVALID_KEY_MESSAGE,
     Caller,
     IngestCaller,
     ReadSession,
     client_address,
     presented_key,
 )
-from tidings.errors import AppError, Conflict, PayloadTooLarge, ServiceUnavailable, Unauthorized
+from tidings.errors import Conflict
+from tidings.ingest.segment import SegmentRequest, accept_segment, read_event, store_event
 from tidings.ingest.tracking import (
     BATCH_PATHS,
     SINGLE_PATHS,
     TrackingRequest,
     accept_tracking,
 )
-from tidings.ingest.validation import (
-    MAX_EVENT_BYTES,
-    ValidEvent,
-    parse_json,
-    validate_courier_event,
-    validate_segment_event,
-)
-from tidings.ingest.writer import IngestItem, IngestWriter, Outcome
+from tidings.ingest.validation import parse_json, validate_courier_event
+from tidings.ingest.writer import Outcome
 from tidings.routing import ApiRoute
 from tidings.workspace.repository import WorkspaceRepository
 
@@ -95,68 +91,21 @@ def _json(body: dict[str, Any], status_code: int) -> Response:
     return Response(orjson.dumps(body), status_code=status_code, media_type="application/json")
 
 
-def payload_too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"The body is over {limit // 1024} KB, Segment's limit for one event. Send smaller "
-        "events: move large values out of traits and properties.",
-    )
-
-
-def check_declared_length(declared: str | None, limit: int) -> None:
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise payload_too_large(limit)
-
-
-async def read_limited_body(request: Request, limit: int) -> bytes:
-    check_declared_length(request.headers.get("content-length"), limit)
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise payload_too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-async def _ingest(writer: IngestWriter, event: ValidEvent, key: str) -> tuple[Outcome, str]:
-    try:
-        (result,) = await writer.submit([IngestItem(key=key, event=event)])
-    except AppError:  # an event the writer refused on its own (unstorable)
-        raise
-    except Exception as exc:
-        raise ServiceUnavailable(
-            "The event could not be stored right now and was not accepted. Send it again "
-            "later; Segment retries this automatically.",
-            code="storage_unavailable",
-        ) from exc
-    if result.outcome is Outcome.UNAUTHORIZED:
-        raise Unauthorized(INVALID_KEY_MESSAGE, code="invalid_api_key")
-    return result.outcome, result.message_id
-
-
-async def accept_segment_event(writer: IngestWriter, key: str, body: bytes) -> dict[str, Any]:
-    """Validate and durably store one Segment event (its key already checked with
-    `KeyCheck.verify`, before its body was read); the 202 body, or an AppError."""
-    event = validate_segment_event(parse_json(body))
-    outcome, message_id = await _ingest(writer, event, key)
-    if outcome is Outcome.DUPLICATE:
-        return {"messageId": message_id, "duplicate": True}
-    return {"messageId": message_id}
-
-
 @router.post("/inbound/segment", status_code=202, openapi_extra=_SEGMENT_EVENT_SCHEMA)
 async def inbound_segment(request: Request) -> Response:
     """Take one Segment event, as Segment's Courier destination sends it.
 
     Answers 202 once the event is committed. A repeated `messageId` answers 202 with
     `"duplicate": true` and has no second effect. (Requests are served by
-    `tidings.ingest.fastpath`, which runs the same `accept_segment_event`.)
+    `tidings.ingest.fastpath`; both run `tidings.ingest.segment.accept_segment`.)
     """
-    key = presented_key(request.headers.get("authorization"))
-    await request.app.state.key_check.verify(key, client_address(request.scope))
-    body = await read_limited_body(request, MAX_EVENT_BYTES)
-    return _json(await accept_segment_event(request.app.state.ingest_writer, key, body), 202)
+    segment_request = SegmentRequest(
+        client=client_address(request.scope),
+        authorization=request.headers.get("authorization"),
+        content_length=request.headers.get("content-length"),
+    )
+    body = await accept_segment(request.app.state.key_check, segment_request, request.stream())
+    return Response(body, status_code=202, media_type="application/json")
 
 
 @router.post("/inbound/courier", status_code=202, openapi_extra=_COURIER_EVENT_SCHEMA)
@@ -164,17 +113,17 @@ async def inbound_courier(request: Request, caller: Caller) -> Response:
     """Courier's inbound track event (a secret key). A repeated `messageId` gets 409, as on
     Courier."""
     key = presented_key(request.headers.get("authorization"))
-    body = await read_limited_body(request, MAX_EVENT_BYTES)
+    body = await read_event(request.stream(), request.headers.get("content-length"))
     event = validate_courier_event(parse_json(body))
-    outcome, message_id = await _ingest(request.app.state.ingest_writer, event, key)
-    if outcome is Outcome.DUPLICATE:
+    result = await store_event(request.app.state.ingest_writer, key, event)
+    if result.outcome is Outcome.DUPLICATE:
         raise Conflict(
-            f"An event with messageId {message_id!r} was already received; it was not "
+            f"An event with messageId {result.message_id!r} was already received; it was not "
             "processed again. Use a new messageId for a new event.",
             code="duplicate_message_id",
             field="messageId",
         )
-    return _json({"messageId": message_id}, 202)
+    return _json({"messageId": result.message_id}, 202)
 
 
 _TRACKING_EVENT: dict[str, Any] = {

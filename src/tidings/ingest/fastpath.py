@@ -5,27 +5,22 @@ the Tracking API (`POST /v1/...`): by far the busiest routes. This ASGI layer, w
 `tidings.app.TidingsAPI` puts ahead of FastAPI, serves them in plain ASGI, past the
 framework's per-request telemetry check, its middleware, the router and its request and
 response objects; every other request goes through the app as usual. It runs the same
-`accept_segment_event` and `accept_tracking` as the FastAPI routes, which stay as the
-routes' OpenAPI description, so both answer identically.
+framework-free cores as the FastAPI routes (`segment.accept_segment`,
+`tracking.accept_tracking`), which stay as the routes' OpenAPI description, so both answer
+identically.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tidings.dependencies import client_address, presented_key
+from tidings.dependencies import client_address
 from tidings.errors import AppError, error_body
-from tidings.ingest.endpoints import (
-    accept_segment_event,
-    check_declared_length,
-    payload_too_large,
-)
+from tidings.ingest.segment import SegmentRequest, accept_segment
 from tidings.ingest.tracking import PATHS as TRACKING_PATHS
 from tidings.ingest.tracking import TrackingRequest, accept_tracking
-from tidings.ingest.validation import MAX_EVENT_BYTES
 
 PATH = "/inbound/segment"
 _TRACKING = frozenset(TRACKING_PATHS)
@@ -60,14 +55,12 @@ class IngestFastPath:
             await send({"type": "http.response.start", "status": 204, "headers": _PREFLIGHT})
             await send({"type": "http.response.body", "body": b""})
             return
-        if path == PATH:
-            status, body, headers = await _serve(scope, receive)
-        elif path in _TRACKING:
-            status, body, headers = await _serve_tracking(scope, receive, path)
-            headers.append(_ANY_ORIGIN)
-        else:
+        if path != PATH and path not in _TRACKING:
             await self.app(scope, receive, send)
             return
+        status, body, headers = await _serve(scope, receive, path)
+        if path != PATH:
+            headers.append(_ANY_ORIGIN)
         await send(
             {
                 "type": "http.response.start",
@@ -84,34 +77,6 @@ def _error(exc: AppError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
     return exc.status_code, error_body(exc.code, exc.message, exc.field), headers
 
 
-async def _serve(scope: Scope, receive: Receive) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    authorization = None
-    declared = None
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            authorization = value.decode("latin-1")
-        elif name == b"content-length":
-            declared = value.decode("latin-1")
-    state = scope["app"].state
-    try:
-        key = presented_key(authorization)
-        await state.key_check.verify(key, client_address(scope))
-        check_declared_length(declared, MAX_EVENT_BYTES)
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return 400, error_body("disconnected", "The client went away."), []
-            body += message.get("body", b"")
-            if len(body) > MAX_EVENT_BYTES:
-                raise payload_too_large(MAX_EVENT_BYTES)
-            more = message.get("more_body", False)
-        return 202, orjson.dumps(await accept_segment_event(state.ingest_writer, key, body)), []
-    except AppError as exc:
-        return _error(exc)
-
-
 async def body_chunks(receive: Receive) -> AsyncIterator[bytes]:
     more = True
     while more:
@@ -122,24 +87,34 @@ async def body_chunks(receive: Receive) -> AsyncIterator[bytes]:
         more = message.get("more_body", False)
 
 
-async def _serve_tracking(
+async def _serve(
     scope: Scope, receive: Receive, path: str
 ) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """Run the path's core on the request: its status and body, or its error's."""
     headers = {}
     for name, value in scope["headers"]:
         if name in (b"authorization", b"content-encoding", b"content-length"):
             headers[name] = value.decode("latin-1")
-    request = TrackingRequest(
-        path=path,
-        client=client_address(scope),
-        authorization=headers.get(b"authorization"),
-        content_encoding=headers.get(b"content-encoding"),
-        content_length=headers.get(b"content-length"),
-    )
+    client = client_address(scope)
     state = scope["app"].state
     try:
+        if path == PATH:
+            segment_request = SegmentRequest(
+                client=client,
+                authorization=headers.get(b"authorization"),
+                content_length=headers.get(b"content-length"),
+            )
+            body = await accept_segment(state.key_check, segment_request, body_chunks(receive))
+            return 202, body, []
+        tracking_request = TrackingRequest(
+            path=path,
+            client=client,
+            authorization=headers.get(b"authorization"),
+            content_encoding=headers.get(b"content-encoding"),
+            content_length=headers.get(b"content-length"),
+        )
         body = await accept_tracking(
-            state.key_check, state.tracking_limiter, request, body_chunks(receive)
+            state.key_check, state.tracking_limiter, tracking_request, body_chunks(receive)
         )
         return 200, body, []
     except ClientDisconnected:

@@ -14,7 +14,7 @@ from tidings.dependencies import Caller, ReadSession, RuntimeDep
 from tidings.errors import BadRequest, NotFound, Unauthorized
 from tidings.ingest import sources
 from tidings.ingest.signature import verify
-from tidings.ingest.tracking import submit
+from tidings.ingest.tracking import read_within, submit
 from tidings.ingest.validation import ValidEvent, parse_json, validate_segment_event
 from tidings.ingest.writer import IngestItem
 from tidings.kit.time import utcnow
@@ -112,23 +112,12 @@ def remove_secret(
 # -- the receiver ------------------------------------------------------------------------------
 
 
-async def _read(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    too_large = BadRequest(
+def _too_large() -> BadRequest:
+    return BadRequest(
         f"The body is over {MAX_WEBHOOK_BYTES // (1024 * 1024)} MB. Lower the batch size of "
         "Segment's Webhooks destination.",
         code="batch_too_large",
     )
-    if declared is not None and declared.isdigit() and int(declared) > MAX_WEBHOOK_BYTES:
-        raise too_large
-    parts = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_WEBHOOK_BYTES:
-            raise too_large
-        parts.append(chunk)
-    return b"".join(parts)
 
 
 def _events(body: bytes) -> list[ValidEvent]:
@@ -187,7 +176,9 @@ async def segment_webhook(source_id: str, request: Request) -> Response:
     Segment event. 401 for a missing or wrong signature (counted on the source).
     """
     runtime: Runtime = request.app.state.runtime
-    body = await _read(request)
+    body = await read_within(
+        request.stream(), request.headers.get("content-length"), MAX_WEBHOOK_BYTES, _too_large
+    )
     signature = request.headers.get("x-signature")
     found = await asyncio.to_thread(_check_signature, runtime, source_id, body, signature)
     events = _events(body)

@@ -16,13 +16,13 @@ from typing import Any
 
 import orjson
 from cryptography.fernet import Fernet
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tidings.errors import BadRequest, Conflict, NotFound
+from tidings.ingest.repository import SignedSourceRepository
 from tidings.kit.ids import new_id
 from tidings.kit.time import isoformat, utcnow
-from tidings.models import Environment, SignedSource
+from tidings.models import SignedSource
 from tidings.workspace.service import Scope
 
 MAX_SECRETS = 2
@@ -88,11 +88,7 @@ def view(fernet: Fernet, row: SignedSource) -> dict[str, Any]:
 
 
 def _row(session: Session, scope: Scope, source_id: str) -> SignedSource:
-    row = session.scalars(
-        select(SignedSource).where(
-            SignedSource.id == source_id, SignedSource.environment_id == scope.environment_id
-        )
-    ).first()
+    row = SignedSourceRepository(session).get(scope, source_id)
     if row is None:
         raise NotFound(
             f"No signed source {source_id!r} in this environment. GET /sources lists them.",
@@ -112,11 +108,8 @@ def create(
             field="name",
         )
     stored = _new_secret(secret)
-    taken = session.scalars(
-        select(SignedSource.id).where(
-            SignedSource.environment_id == scope.environment_id, SignedSource.name == name
-        )
-    ).first()
+    repository = SignedSourceRepository(session)
+    taken = repository.id_named(scope, name)
     if taken is not None:
         raise Conflict(
             f"A signed source named {name!r} already exists in this environment ({taken}).",
@@ -134,17 +127,12 @@ def create(
         updated_at=now,
     )
     _store(fernet, row, [stored])
-    session.add(row)
-    session.flush()
+    repository.add(row)
     return row, stored
 
 
 def listing(session: Session, scope: Scope) -> Sequence[SignedSource]:
-    return session.scalars(
-        select(SignedSource)
-        .where(SignedSource.environment_id == scope.environment_id)
-        .order_by(SignedSource.created_at, SignedSource.id)
-    ).all()
+    return SignedSourceRepository(session).listing(scope)
 
 
 def get(session: Session, scope: Scope, source_id: str) -> SignedSource:
@@ -152,7 +140,7 @@ def get(session: Session, scope: Scope, source_id: str) -> SignedSource:
 
 
 def delete(session: Session, scope: Scope, source_id: str) -> None:
-    session.delete(_row(session, scope, source_id))
+    SignedSourceRepository(session).delete(_row(session, scope, source_id))
 
 
 def add_secret(
@@ -190,11 +178,7 @@ def remove_secret(
 
 def verifier(session: Session, fernet: Fernet, source_id: str) -> Verifier | None:
     """The source's scope and secrets, or None when there is no such source."""
-    found = session.execute(
-        select(SignedSource, Environment.name)
-        .join(Environment, Environment.id == SignedSource.environment_id)
-        .where(SignedSource.id == source_id)
-    ).first()
+    found = SignedSourceRepository(session).with_environment_name(source_id)
     if found is None:
         return None
     row, environment = found
@@ -203,11 +187,4 @@ def verifier(session: Session, fernet: Fernet, source_id: str) -> Verifier | Non
 
 
 def record_signature_failure(session: Session, source_id: str, at: datetime) -> None:
-    session.execute(
-        update(SignedSource)
-        .where(SignedSource.id == source_id)
-        .values(
-            signature_failures=SignedSource.signature_failures + 1,
-            last_signature_failure_at=at,
-        )
-    )
+    SignedSourceRepository(session).record_signature_failure(source_id, at)

@@ -12,8 +12,9 @@ only after it is committed.
 
 from __future__ import annotations
 
+import functools
 import zlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,7 +29,7 @@ from tidings.dependencies import (
 )
 from tidings.errors import AppError, BadRequest, ServiceUnavailable, TooManyRequests, Unauthorized
 from tidings.ingest.validation import MAX_EVENT_BYTES, ValidEvent, validate_segment_event
-from tidings.ingest.writer import IngestItem, IngestWriter, Outcome
+from tidings.ingest.writer import IngestItem, IngestResult, IngestWriter, Outcome
 from tidings.kit import json_input
 from tidings.kit.ratelimit import TokenBuckets
 from tidings.kit.time import parse_timestamp, utcnow, within_bounds
@@ -116,20 +117,32 @@ def over_limit(path: str) -> BadRequest:
     )
 
 
-async def read_body(request: TrackingRequest, chunks: AsyncIterator[bytes]) -> bytes:
-    """The request body, decompressed, within the path's size limit."""
-    limit = body_limit(request.path)
-    declared = request.content_length
+async def read_within(
+    chunks: AsyncIterator[bytes],
+    declared: str | None,
+    limit: int,
+    too_large: Callable[[], AppError],
+) -> bytes:
+    """A body of at most `limit` bytes: `too_large()` is raised as soon as its declared
+    length (Content-Length) or what arrived is over. Every ingest route reads with it."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise over_limit(request.path)
+        raise too_large()
     parts = []
     size = 0
     async for chunk in chunks:
         size += len(chunk)
         if size > limit:
-            raise over_limit(request.path)
+            raise too_large()
         parts.append(chunk)
-    raw = b"".join(parts)
+    return b"".join(parts)
+
+
+async def read_body(request: TrackingRequest, chunks: AsyncIterator[bytes]) -> bytes:
+    """The request body, decompressed, within the path's size limit."""
+    limit = body_limit(request.path)
+    raw = await read_within(
+        chunks, request.content_length, limit, functools.partial(over_limit, request.path)
+    )
     encoding = (request.content_encoding or "").strip().lower()
     if encoding in ("", "identity"):
         return raw
@@ -379,16 +392,26 @@ async def accept_tracking(
     return SUCCESS
 
 
-async def submit(writer: IngestWriter, items: Iterable[IngestItem]) -> None:
+STORAGE_UNAVAILABLE_MESSAGE = (
+    "The events could not be stored right now and were not accepted. Send them again "
+    "later; Segment's libraries retry this automatically."
+)
+
+
+async def submit(
+    writer: IngestWriter,
+    items: Iterable[IngestItem],
+    unavailable: str = STORAGE_UNAVAILABLE_MESSAGE,
+) -> list[IngestResult]:
+    """Hand the items to the writer, for every ingest route: their results once committed;
+    503 with the `unavailable` message when the storage failed, 401 when a key turned out
+    revoked."""
     try:
         results = await writer.submit(list(items))
     except AppError:  # an event the writer refused on its own (unstorable)
         raise
     except Exception as exc:
-        raise ServiceUnavailable(
-            "The events could not be stored right now and were not accepted. Send them again "
-            "later; Segment's libraries retry this automatically.",
-            code="storage_unavailable",
-        ) from exc
+        raise ServiceUnavailable(unavailable, code="storage_unavailable") from exc
     if any(result.outcome is Outcome.UNAUTHORIZED for result in results):
         raise Unauthorized(INVALID_KEY_MESSAGE, code="invalid_api_key")
+    return results

@@ -99,6 +99,30 @@ def validate_segment_event(
             '"identify" or "track".',
             code="invalid_event",
         )
+    event_type = _segment_type(body)
+    user_id = _identifier(body, "userId")
+    anonymous_id = _identifier(body, "anonymousId")
+    if user_id is None and anonymous_id is None:
+        raise BadRequest(
+            "The event has neither `userId` nor `anonymousId`. Segment requires one of them: "
+            "set `userId` to your user's id.",
+            code="missing_user_id",
+            field="userId",
+        )
+    message_id = _message_id(body)
+    return ValidEvent(
+        source=source,
+        type=event_type,
+        name=_checked_by_type(body, event_type, user_id),
+        message_id=message_id,
+        user_id=user_id,
+        anonymous_id=anonymous_id,
+        timestamp=timestamp or parse_timestamp(body.get("timestamp")),
+        payload=body,
+    )
+
+
+def _segment_type(body: dict[str, Any]) -> str:
     event_type = body.get("type")
     if event_type is None or event_type == "":
         raise BadRequest(
@@ -114,16 +138,11 @@ def validate_segment_event(
             code="unknown_type",
             field="type",
         )
-    user_id = _identifier(body, "userId")
-    anonymous_id = _identifier(body, "anonymousId")
-    if user_id is None and anonymous_id is None:
-        raise BadRequest(
-            "The event has neither `userId` nor `anonymousId`. Segment requires one of them: "
-            "set `userId` to your user's id.",
-            code="missing_user_id",
-            field="userId",
-        )
-    message_id = _message_id(body)
+    return event_type
+
+
+def _checked_by_type(body: dict[str, Any], event_type: str, user_id: str | None) -> str:
+    """What the event's type requires, checked; the name it is listed under."""
     name = event_type
     if event_type == "track":
         event_name = body.get("event")
@@ -151,16 +170,7 @@ def validate_segment_event(
             code="missing_group_id",
             field="groupId",
         )
-    return ValidEvent(
-        source=source,
-        type=event_type,
-        name=name,
-        message_id=message_id,
-        user_id=user_id,
-        anonymous_id=anonymous_id,
-        timestamp=timestamp or parse_timestamp(body.get("timestamp")),
-        payload=body,
-    )
+    return name
 
 
 def validate_courier_event(body: Any) -> ValidEvent:

@@ -11,18 +11,18 @@ Each batch, in one transaction:
    already: those are duplicates and change nothing;
 3. commits. The requests are then answered, and the new event ids handed to the job engine.
 
-On SQLite the writer works on a driver connection of its own, and a batch of up to 64 events
-is a single statement that does all three (`_insert_sqlite`): every call into SQLite lets go
-of the GIL, and getting it back from the busy event loop thread was most of a batch's time
-(docs/benchmarks.md). Postgres goes through a Session with `INSERT ... ON CONFLICT DO
-NOTHING RETURNING`, which holds across processes.
+The SQL is `EventRepository.insert_new`'s. On SQLite the writer gives it a connection of its
+own, in autocommit mode, where a batch of up to 64 events is a single statement that does
+all three: every call into SQLite lets go of the GIL, and getting it back from the busy
+event loop thread was most of a batch's time (docs/benchmarks.md). On Postgres it runs in a
+unit of work, with `INSERT ... ON CONFLICT DO NOTHING RETURNING`, which holds across
+processes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import queue
 import sqlite3
@@ -30,24 +30,21 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import orjson
 import psycopg
 import sqlalchemy.exc
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection
 
 from tidings.db import Database, Outbox
 from tidings.errors import BadRequest
+from tidings.event.repository import EventRepository, Identity, InsertedEvents, NewEvent
 from tidings.ingest.pressure import IngestPressure
 from tidings.ingest.validation import ValidEvent
-from tidings.kit.sql import insert_ignoring_conflicts
 from tidings.kit.time import utcnow
-from tidings.models import Event, EventStatus
 from tidings.workspace.keys import KeyCipher
-from tidings.workspace.repository import WorkspaceRepository
 from tidings.workspace.service import Scope, resolve_keys
 
 logger = logging.getLogger(__name__)
@@ -129,8 +126,8 @@ class IngestWriter:
         # Keys already checked against their ciphertext; each batch still confirms in SQL
         # that they exist and are not revoked, so revocation takes effect at once.
         self._verified: dict[str, Scope] = {}
-        # SQLite: a driver connection of the writer's own, with a larger page cache.
-        self._connection: Any = None
+        # SQLite: a connection of the writer's own, in autocommit, with a larger page cache.
+        self._connection: Connection | None = None
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -166,10 +163,13 @@ class IngestWriter:
                 self._connection.close()
             self._connection = None
 
-    def _driver_connection(self) -> Any:
+    def _own_connection(self) -> Connection:
+        """The writer's SQLite connection. No transaction is begun on it through SQLAlchemy:
+        the driver is in autocommit mode (db.py), and `EventRepository.insert_new` runs its
+        statements on the driver's cursor, a lone INSERT committing by itself."""
         if self._connection is None:
-            connection = self.database.write_engine.raw_connection()
-            cursor = connection.cursor()
+            connection = self.database.write_engine.connect()
+            cursor = connection.connection.cursor()
             cursor.execute(f"PRAGMA cache_size=-{WRITER_CACHE_KIB}")
             cursor.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
             cursor.close()
@@ -304,14 +304,12 @@ class IngestWriter:
                 self._verified.update(resolved)
         return candidates
 
-    def _confirm(self, candidates: dict[str, Scope], active: set[str]) -> dict[str, Scope]:
-        scopes: dict[str, Scope] = {}
-        for key, scope in candidates.items():
-            if scope.key_id in active:
-                scopes[key] = scope
-            else:
-                self._verified.pop(key, None)
-        return scopes
+    def _revoked(self, candidates: dict[str, Scope], inactive: set[str]) -> set[str]:
+        """The presented keys found revoked or gone, forgotten as verified."""
+        revoked = {key for key, scope in candidates.items() if scope.key_id in inactive}
+        for key in revoked:
+            self._verified.pop(key, None)
+        return revoked
 
     def write(self, items: Sequence[IngestItem]) -> list[IngestResult]:
         """One transaction for the whole batch, then its processing enqueued: the writer
@@ -327,32 +325,12 @@ class IngestWriter:
     def _write(self, items: Sequence[IngestItem]) -> tuple[list[IngestResult], NewEvents]:
         now = utcnow()
         candidates = self._candidates({item.key for item in items if item.key is not None})
-        key_ids = list({scope.key_id for scope in candidates.values()})
-        revoked: set[str] = set()
-        if self.database.is_sqlite:
-            # The hot path: one statement for the whole batch, on the driver's connection.
-            # It inserts only the rows whose key is still active (so revocation takes
-            # effect at once); only when some rows were left out does a query tell revoked
-            # keys from duplicates.
-            owners, rows, checks = _rows(items, candidates, now)
-            with self.database.exclusive():
-                cursor = self._driver_connection().cursor()
-                try:
-                    inserted = _insert_sqlite(cursor, rows, checks, now) if rows else {}
-                    if len(inserted) < len(rows) and key_ids:
-                        active = self._confirm(candidates, _active_key_ids_sqlite(cursor, key_ids))
-                        revoked = candidates.keys() - active.keys()
-                finally:
-                    cursor.close()
-        else:
-            with self.database.write() as (session, _):
-                active_ids = (
-                    WorkspaceRepository(session).active_key_ids(key_ids) if key_ids else set()
-                )
-                owners, rows, _ = _rows(items, self._confirm(candidates, active_ids), now)
-                inserted = _insert_returning(session, rows) if rows else {}
+        owners, rows = _rows(items, candidates)
+        inserted = self._insert(rows, now) if rows else InsertedEvents({}, set())
+        revoked = self._revoked(candidates, inserted.inactive_keys)
+        ids = inserted.ids
         new_ids: NewEvents = {}
-        for (environment_id, _, _), new_id in sorted(inserted.items(), key=lambda i: i[1]):
+        for (environment_id, _, _), new_id in sorted(ids.items(), key=lambda i: i[1]):
             new_ids.setdefault(environment_id, []).append(new_id)
         results = []
         for item, scope in zip(items, owners, strict=True):
@@ -360,7 +338,7 @@ class IngestWriter:
             if scope is None:
                 results.append(IngestResult(Outcome.UNAUTHORIZED, message_id))
                 continue
-            event_id = inserted.pop((scope.environment_id, item.event.source, message_id), None)
+            event_id = ids.pop((scope.environment_id, item.event.source, message_id), None)
             if event_id is not None:
                 results.append(IngestResult(Outcome.ACCEPTED, message_id, event_id, scope))
             elif item.scope is None and item.key in revoked:
@@ -368,6 +346,16 @@ class IngestWriter:
             else:
                 results.append(IngestResult(Outcome.DUPLICATE, message_id, None, scope))
         return results, new_ids
+
+    def _insert(self, rows: list[NewEvent], now: datetime) -> InsertedEvents:
+        """One transaction for the rows (each inserted only while its key is active)."""
+        if self.database.is_sqlite:
+            # The hot path: on the writer's own connection, while this process holds the
+            # write lock; only when rows were left out is anything queried.
+            with self.database.exclusive():
+                return EventRepository.insert_new(self._own_connection(), rows, received_at=now)
+        with self.database.write() as (session, _):
+            return EventRepository.insert_new(session.connection(), rows, received_at=now)
 
 
 def storage_failure(error: Exception) -> bool:
@@ -395,14 +383,13 @@ def _unstorable(error: Exception) -> BadRequest:
 
 
 def _rows(
-    items: Sequence[IngestItem], scopes: dict[str, Scope], now: datetime
-) -> tuple[list[Scope | None], list[Row], list[str | None]]:
-    """Each item's owner (None: no valid key); the rows to insert, in the order of
-    _COLUMNS, one per distinct (environment, source, messageId); and for each row the API
-    key to check (None: a signed source's event, whose signature was checked already)."""
+    items: Sequence[IngestItem], scopes: dict[str, Scope]
+) -> tuple[list[Scope | None], list[NewEvent]]:
+    """Each item's owner (None: no valid key), and the rows to insert, one per distinct
+    (environment, source, messageId), each naming the API key to check (None: a signed
+    source's event, whose signature was checked already)."""
     owners: list[Scope | None] = []
-    rows: list[Row] = []
-    checks: list[str | None] = []
+    rows: list[NewEvent] = []
     seen: set[Identity] = set()
     for item in items:
         scope = item.scope_in(scopes)
@@ -415,35 +402,21 @@ def _rows(
             continue
         seen.add(identity)
         rows.append(
-            (
-                scope.workspace_id,
-                scope.environment_id,
-                event.source,
-                event.message_id,
-                event.type,
-                event.name,
-                event.user_id,
-                event.anonymous_id,
-                event.payload,
-                event.timestamp,
-                now,
-                EventStatus.RECEIVED,
-                0,
+            NewEvent(
+                workspace_id=scope.workspace_id,
+                environment_id=scope.environment_id,
+                source=event.source,
+                message_id=event.message_id,
+                type=event.type,
+                name=event.name,
+                user_id=event.user_id,
+                anonymous_id=event.anonymous_id,
+                payload=event.payload,
+                timestamp=event.timestamp,
+                key_id=scope.key_id if item.scope is None else None,
             )
         )
-        checks.append(scope.key_id if item.scope is None else None)
-    return owners, rows, checks
-
-
-def _active_key_ids_sqlite(cursor: Any, key_ids: list[str]) -> set[str]:
-    if not key_ids:
-        return set()
-    cursor.execute(
-        f"SELECT id FROM api_key WHERE id IN ({', '.join('?' for _ in key_ids)}) "
-        "AND revoked_at IS NULL",
-        key_ids,
-    )
-    return {row[0] for row in cursor.fetchall()}
+    return owners, rows
 
 
 def _count(new_ids: NewEvents) -> int:
@@ -489,151 +462,3 @@ def _settle(
 
 
 Pending = tuple[list[IngestItem], "asyncio.Future[list[IngestResult]]"]
-Identity = tuple[str, str, str]
-Row = tuple[Any, ...]
-
-_COLUMNS = (
-    "workspace_id",
-    "environment_id",
-    "source",
-    "message_id",
-    "type",
-    "name",
-    "user_id",
-    "anonymous_id",
-    "payload",
-    "timestamp",
-    "received_at",
-    "status",
-    "attempts",
-)
-# Rows per INSERT statement: a batch of up to 64 rows is one statement of its exact size;
-# larger ones are cut into these, plus one statement for the rest. Each size is compiled
-# once and cached by the driver.
-_SQLITE_CHUNKS = (256, 64)
-
-
-def _chunks(rows: int) -> list[int]:
-    sizes = []
-    for size in _SQLITE_CHUNKS:
-        while rows >= size:
-            sizes.append(size)
-            rows -= size
-    if rows:
-        sizes.append(rows)
-    return sizes
-
-
-@functools.cache
-def _sqlite_insert(rows: int) -> str:
-    """INSERT of `rows` rows, each its _COLUMNS and then the API key to check: a row is
-    inserted only if that key is active (or it has none), and not if its event is stored
-    already."""
-    values = f"({', '.join('?' for _ in range(len(_COLUMNS) + 1))})"
-    check = f"column{len(_COLUMNS) + 1}"
-    return (
-        f"INSERT INTO event ({', '.join(_COLUMNS)}, diagnostics, profile_diff, effects) "
-        f"SELECT {', '.join(f'column{n + 1}' for n in range(len(_COLUMNS)))}, '[]', '[]', '[]' "
-        f"FROM (VALUES {', '.join(values for _ in range(rows))}) "
-        f"WHERE {check} IS NULL OR EXISTS (SELECT 1 FROM api_key "
-        f"WHERE api_key.id = {check} AND api_key.revoked_at IS NULL) "
-        "ON CONFLICT (environment_id, source, message_id) DO NOTHING"
-    )
-
-
-def _sqlite_datetime(value: datetime | None) -> str | None:
-    """The text SQLAlchemy's SQLite DATETIME stores, for naive UTC."""
-    if value is None:
-        return None
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-def _insert_sqlite(
-    cursor: Any, rows: list[Row], checks: list[str | None], received_at: datetime
-) -> dict[Identity, int]:
-    """The SQLite hot path, on the writer's driver cursor (autocommit mode) while this
-    process's write lock is held: the new rows' ids by identity; duplicates are left out.
-
-    Every time the writer's thread takes the GIL back after a call into SQLite, it may wait
-    for the event loop's thread, so a batch makes as few calls as it can. Up to 64 rows are
-    one `INSERT ... ON CONFLICT DO NOTHING`: a statement of its own, committed on its own,
-    with no BEGIN and no COMMIT. Larger batches take a few statements in one transaction.
-    The rows a batch inserts take consecutive ids (SQLite gives a new row the largest id
-    plus one, and the write lock keeps other writers out), so the ids follow from the last
-    one and the number of rows inserted; only when some rows were duplicates does a query
-    over that id range say which.
-    """
-    received = _sqlite_datetime(received_at)
-    dumps = orjson.dumps
-    values = [
-        value
-        for row, key_id in zip(rows, checks, strict=True)
-        for value in (
-            *row[:8],
-            dumps(row[8]).decode(),
-            _sqlite_datetime(row[9]),
-            received,
-            row[11],
-            row[12],
-            key_id,
-        )
-    ]
-    # Multi-row INSERTs rather than executemany: executemany takes the GIL back after every
-    # row, which made a busy server's batches many times slower.
-    width = len(_COLUMNS) + 1
-    sizes = _chunks(len(rows))
-    inserted = 0
-    last_id = 0
-    if len(sizes) > 1:
-        cursor.execute("BEGIN IMMEDIATE")
-    try:
-        start = 0
-        for size in sizes:
-            cursor.execute(_sqlite_insert(size), values[start * width : (start + size) * width])
-            if cursor.rowcount > 0:
-                inserted += cursor.rowcount
-                last_id = cursor.lastrowid
-            start += size
-        if len(sizes) > 1:
-            cursor.execute("COMMIT")
-    except BaseException:
-        if len(sizes) > 1:
-            with contextlib.suppress(Exception):  # SQLite may have rolled back already
-                cursor.execute("ROLLBACK")
-        raise
-    if inserted == 0:
-        return {}
-    first_id = last_id - inserted + 1
-    if inserted == len(rows):
-        return {(row[1], row[2], row[3]): first_id + index for index, row in enumerate(rows)}
-    cursor.execute(
-        "SELECT environment_id, source, message_id, id FROM event WHERE id BETWEEN ? AND ?",
-        (first_id, last_id),
-    )
-    return {(row[0], row[1], row[2]): row[3] for row in cursor.fetchall()}
-
-
-def _insert_returning(session: Session, rows: list[Row]) -> dict[Identity, int]:
-    """Postgres: INSERT … ON CONFLICT DO NOTHING RETURNING, which holds across processes."""
-    table = Event.__table__
-    statement = (
-        insert_ignoring_conflicts(session, table)
-        .values(
-            [
-                {
-                    **dict(zip(_COLUMNS, row, strict=True)),
-                    "diagnostics": [],
-                    "profile_diff": [],
-                    "effects": [],
-                }
-                for row in rows
-            ]
-        )
-        .returning(table.c.id, table.c.environment_id, table.c.source, table.c.message_id)
-    )
-    return {
-        (row.environment_id, row.source, row.message_id): row.id
-        for row in session.connection().execute(statement)
-    }

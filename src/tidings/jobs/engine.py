@@ -30,7 +30,7 @@ from huey.storage import PriorityRedisStorage, SqliteStorage
 from tidings.automation import runs
 from tidings.config import Settings
 from tidings.db import Outbox
-from tidings.event.service import RecentlyProcessed, process_events, redrive_stale_events
+from tidings.event.batching import RecentlyProcessed, process_events, redrive_stale_events
 from tidings.ingest.pressure import no_pause
 from tidings.jobs.context import WorkerContext
 from tidings.jobs.fairness import FairShare

@@ -6,15 +6,25 @@ import functools
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Executable, Table, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    CursorResult,
+    Executable,
+    Table,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy import inspect as inspect_mapped
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 
-def insert_ignoring_conflicts(session: Session, target: Any) -> Any:
-    """An `INSERT … ON CONFLICT DO NOTHING` for the session's dialect."""
-    if session.get_bind().dialect.name == "postgresql":
+def insert_ignoring_conflicts(bind: Session | Connection, target: Any) -> Any:
+    """An `INSERT … ON CONFLICT DO NOTHING` for the dialect of the session or connection."""
+    dialect = bind.dialect if isinstance(bind, Connection) else bind.get_bind().dialect
+    if dialect.name == "postgresql":
         return postgresql.insert(target).on_conflict_do_nothing()
     return sqlite.insert(target).on_conflict_do_nothing()
 

@@ -53,7 +53,7 @@ class ProfileRepository:
     def get(self, scope: Scope, user_id: str) -> Profile | None:
         # No autoflush, here and in alias_target: profile and alias rows are only ever
         # inserted and deleted by statements, which run at once, so nothing pending in the
-        # session can change these answers. In a group of events (tidings.event.service)
+        # session can change these answers. In a group of events (tidings.event.batching)
         # these are an event's first queries, and an autoflush here cost each event a
         # flush of its own (much of a flush's cost is fixed) for the previous event's
         # leftovers; they now go out with the event's next flush.

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Connection, Select, exists, select
 from sqlalchemy.orm import Session
 
 from tidings.models import ApiKey, Environment, Workspace
@@ -58,11 +59,35 @@ class WorkspaceRepository:
         return [(row[0], row[1]) for row in rows]
 
     def active_key_ids(self, key_ids: Iterable[str]) -> set[str]:
-        return set(
-            self.session.scalars(
-                select(ApiKey.id).where(ApiKey.id.in_(list(key_ids)), ApiKey.revoked_at.is_(None))
-            ).all()
-        )
+        return set(self.session.scalars(_active_key_ids(key_ids)).all())
 
     def add(self, row: Workspace | Environment | ApiKey) -> None:
         self.session.add(row)
+
+
+def _active_key_ids(key_ids: Iterable[str]) -> Select[str]:
+    return select(ApiKey.id).where(ApiKey.id.in_(list(key_ids)), ApiKey.revoked_at.is_(None))
+
+
+def key_is_active(key_id: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Whether `key_id` names an API key that exists and is not revoked: a condition for a
+    statement on another table (the ingest insert stores an event only while its key is)."""
+    return exists().where(ApiKey.id == key_id, ApiKey.revoked_at.is_(None))
+
+
+def active_key_ids_on(connection: Connection, key_ids: Collection[str]) -> set[str]:
+    """`WorkspaceRepository.active_key_ids` on a connection outside any Session. On SQLite
+    that is the ingest writer's own, in autocommit: queried on its driver cursor, so that no
+    transaction begins."""
+    if connection.dialect.name != "sqlite":
+        return set(connection.execute(_active_key_ids(key_ids)).scalars())
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(
+            f"SELECT id FROM api_key WHERE id IN ({', '.join('?' for _ in key_ids)}) "
+            "AND revoked_at IS NULL",
+            list(key_ids),
+        )
+        return {row[0] for row in cursor.fetchall()}
+    finally:
+        cursor.close()
