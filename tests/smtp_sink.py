@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from tests.processes import WAIT_SECONDS, scaled
 from tidings.provider.email.smtp import close_connections
 
 
@@ -66,7 +67,10 @@ class SmtpSink:
     def __init__(self) -> None:
         self.handler = SinkHandler()
         self.port = _free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        # aiosmtpd gives its thread 5 s to start by default: not enough on a busy machine.
+        self.controller = Controller(
+            self.handler, hostname="127.0.0.1", port=self.port, ready_timeout=scaled(WAIT_SECONDS)
+        )
 
     @property
     def messages(self) -> list[EmailMessage]:
