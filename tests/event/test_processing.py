@@ -22,6 +22,14 @@ from tidings.models import Event
 from tidings.runtime import Runtime
 
 
+@pytest.fixture(autouse=True)
+def _groups_end_by_size_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group also ends after GROUP_SECONDS of work. That bound is not what these tests are
+    about (they count the transactions), and no machine, however busy, reaches an infinite
+    one."""
+    monkeypatch.setattr(event_service, "GROUP_SECONDS", math.inf)
+
+
 def profile_of(client: TestClient, key: str, user_id: str) -> dict[str, Any]:
     response = client.get(f"/profiles/{user_id}", headers=bearer(key))
     assert response.status_code == 200, response.text
@@ -406,9 +414,6 @@ def test_a_group_shares_one_transaction(
     runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = _store_without_job(runtime, keys.test, [_identify_for(f"user-{n}", n) for n in range(5)])
-    # A group also ends after GROUP_SECONDS of work. That bound is not what this test is
-    # about, and no machine, however busy, reaches an infinite one.
-    monkeypatch.setattr(event_service, "GROUP_SECONDS", math.inf)
     transactions = _counting_writes(runtime, monkeypatch)
     with _counting_commits(runtime) as commits:
         assert event_service.process_events(runtime.database, ids, 5).processed == ids
