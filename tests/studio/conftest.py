@@ -68,13 +68,16 @@ def studio(serve: Serve, runtime: Runtime, keys: Keys) -> Studio:
     return Studio(server, keys.test, server.log_path)
 
 
-@pytest.fixture(scope="session")
+# Package-scoped, not session-scoped: while Playwright's sync API runs, its event loop is
+# the main thread's running loop, and a test elsewhere that calls asyncio.run() in the same
+# pytest worker (tests/ingest/test_writer.py) would fail. It ends with the Studio tests.
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
     yield launched
