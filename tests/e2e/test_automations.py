@@ -3,6 +3,7 @@ worker killed during a run's send."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -187,7 +188,7 @@ def test_a_worker_killed_during_a_runs_send_still_gives_exactly_one_email(
     serve: Serve, worker: Worker, settings: Settings, smtp_sink: SmtpSink
 ) -> None:
     # The first SMTP conversation hangs, so the worker is killed inside the run's send.
-    smtp_sink.handler.ehlo_delays.append(60.0)
+    smtp_sink.handler.ehlo_holds.append(threading.Event())
     server = serve(TIDINGS_CONSUMER_WORKERS="0")
     first = worker("worker-1.log", TIDINGS_SENDING_STALE_SECONDS="1")
     call = _client(settings, server)

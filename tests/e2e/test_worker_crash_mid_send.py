@@ -3,6 +3,7 @@ seconds (its lease expires) rather than after TIDINGS_SENDING_STALE_SECONDS."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import httpx
@@ -22,7 +23,7 @@ def test_worker_killed_mid_send_yields_exactly_one_email(
     serve: Serve, worker: Worker, settings: Settings, smtp_sink: SmtpSink
 ) -> None:
     # The first SMTP conversation hangs after EHLO, so the worker is killed inside the send.
-    smtp_sink.handler.ehlo_delays.append(60.0)
+    smtp_sink.handler.ehlo_holds.append(threading.Event())
     server = serve(TIDINGS_CONSUMER_WORKERS="0")
     first = worker("worker-1.log", **LEASE)
     key = next(k["key"] for k in cli_keys(settings) if k["environment"] == "test")
