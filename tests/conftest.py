@@ -9,6 +9,7 @@ process has its own template database, schema and queue names.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -282,35 +283,28 @@ Worker = Callable[..., Popen[bytes]]
 def serve(settings: Settings, tmp_path: Path) -> Iterator[Serve]:
     """Starts `tidings serve` on the test's settings: `serve("first.log", TIDINGS_X="1")`.
     Every server it started is stopped when the test ends, however it ends."""
-    started: list[LiveServer] = []
+    with contextlib.ExitStack() as stops:  # each stop runs, even if another one fails
 
-    def start(log_name: str = "serve.log", **env: str) -> LiveServer:
-        server = LiveServer(settings, tmp_path / log_name, **env)
-        started.append(server)
-        return server.start()
+        def start(log_name: str = "serve.log", **env: str) -> LiveServer:
+            server = LiveServer(settings, tmp_path / log_name, **env)
+            stops.callback(server.stop)
+            return server.start()
 
-    try:
         yield start
-    finally:
-        for server in started:
-            server.stop()
 
 
 @pytest.fixture
 def worker(settings: Settings, tmp_path: Path) -> Iterator[Worker]:
     """Starts `tidings worker` on the test's settings: `worker("worker-1.log", TIDINGS_X="1")`.
     Every worker it started is stopped when the test ends, however it ends."""
-    started: list[Popen[bytes]] = []
+    with contextlib.ExitStack() as stops:
 
-    def start(log_name: str = "worker.log", **env: str) -> Popen[bytes]:
-        started.append(start_tidings(settings, tmp_path / log_name, "worker", **env))
-        return started[-1]
+        def start(log_name: str = "worker.log", **env: str) -> Popen[bytes]:
+            process = start_tidings(settings, tmp_path / log_name, "worker", **env)
+            stops.callback(processes.stop, process)
+            return process
 
-    try:
         yield start
-    finally:
-        for process in started:
-            processes.stop(process)
 
 
 @pytest.fixture
