@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests import processes
-from tests.conftest import LiveServer, wait_for
+from tests.conftest import LiveServer
+from tests.processes import wait_for
 from tidings.config import Settings
 
 REPO = Path(__file__).resolve().parent.parent
