@@ -9,23 +9,26 @@ process has its own template database, schema and queue names.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from subprocess import Popen
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from tests import processes
+from tests.processes import wait_for
 from tests.smtp_sink import smtp_sink  # noqa: F401 - a fixture for every test module
 from tidings.app import create_app
 from tidings.config import Settings
@@ -40,19 +43,12 @@ TEST_JOB_STORAGE = os.environ.get("TIDINGS_TEST_JOB_STORAGE", "sqlite")
 # settings without this.
 LOOPBACK_ALLOWED = "127.0.0.1,::1,localhost"
 
-T = TypeVar("T")
 
-
-def wait_for(predicate: Callable[[], T | None], timeout: float = 15.0, what: str = "") -> T:
-    """Poll until `predicate` returns something truthy; fail the test after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(0.05)
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The session's safety net: whatever a test started and did not reap (an interrupted
+    teardown, say) is killed here (tests/processes.py)."""
+    processes.reap_all()
 
 
 def _plain_postgres_url(url: str) -> str:
@@ -205,19 +201,27 @@ def server_environment(settings: Settings, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+def run_cli(
+    settings: Settings, *args: str, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return processes.run(
+        [sys.executable, "-m", "tidings", *args], env=server_environment(settings), input=input
+    )
+
+
+def start_tidings(settings: Settings, log_path: Path, *args: str, **env: str) -> Popen[bytes]:
+    """`tidings <args>` (`worker`, say) in a process group of its own, its output appended to
+    `log_path`; the caller reaps it (processes.stop or .kill) in a finalizer."""
+    return processes.start(
         [sys.executable, "-m", "tidings", *args],
-        env=server_environment(settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        env=server_environment(settings, **env),
+        log_path=log_path,
     )
 
 
 class LiveServer:
-    """`tidings serve` in a subprocess on a free port."""
+    """`tidings serve` in a subprocess on a free port. `start` again after `kill` or `stop`
+    restarts it on the same port, appending to the same log."""
 
     def __init__(self, settings: Settings, log_path: Path, **env: str) -> None:
         self.settings = settings
@@ -225,49 +229,87 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.env = env
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: Popen[bytes] | None = None
 
     def start(self) -> LiveServer:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "tidings", "serve", "--port", str(self.port)],
-                env=server_environment(self.settings, **self.env),
-                stdout=log,
-                stderr=subprocess.STDOUT,
+        """Start it and wait until /health answers: up to processes.START_SECONDS (scaled),
+        failing at once, with the log, if the process exits first. If the wait fails or is
+        interrupted, the process is stopped before the exception goes on."""
+        self.process = start_tidings(
+            self.settings, self.log_path, "serve", "--port", str(self.port), **self.env
+        )
+        try:
+            wait_for(
+                self._healthy,
+                timeout=processes.START_SECONDS,
+                what=f"tidings serve on {self.url}",
+                details=self.log,
             )
-        wait_for(self._healthy, timeout=30, what=f"tidings serve on {self.url}")
+        except BaseException:
+            self.stop()
+            raise
         return self
+
+    def log(self) -> str:
+        return f"--- {self.log_path.name} ---\n{self.log_path.read_text(errors='replace')}"
 
     def _healthy(self) -> bool:
         assert self.process is not None
         if self.process.poll() is not None:
-            pytest.fail(f"tidings serve exited early:\n{self.log_path.read_text()}")
+            pytest.fail(
+                f"tidings serve exited early with status {self.process.returncode}\n{self.log()}"
+            )
         try:
-            return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
+            return httpx.get(f"{self.url}/health", timeout=5).status_code == 200
         except httpx.HTTPError:
             return False
 
     def kill(self) -> None:
         """SIGKILL: no shutdown hooks, no flushing."""
         assert self.process is not None
-        self.process.kill()
-        self.process.wait(timeout=10)
+        processes.kill(self.process)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
+        """SIGTERM (a graceful shutdown), SIGKILL if it lingers. Safe to call again."""
+        if self.process is not None:
+            processes.stop(self.process)
+
+
+Serve = Callable[..., LiveServer]
+Worker = Callable[..., Popen[bytes]]
 
 
 @pytest.fixture
-def live_server(settings: Settings, tmp_path: Path) -> Iterator[LiveServer]:
-    server = LiveServer(settings, tmp_path / "serve.log").start()
-    yield server
-    server.stop()
+def serve(settings: Settings, tmp_path: Path) -> Iterator[Serve]:
+    """Starts `tidings serve` on the test's settings: `serve("first.log", TIDINGS_X="1")`.
+    Every server it started is stopped when the test ends, however it ends."""
+    with contextlib.ExitStack() as stops:  # each stop runs, even if another one fails
+
+        def start(log_name: str = "serve.log", **env: str) -> LiveServer:
+            server = LiveServer(settings, tmp_path / log_name, **env)
+            stops.callback(server.stop)
+            return server.start()
+
+        yield start
+
+
+@pytest.fixture
+def worker(settings: Settings, tmp_path: Path) -> Iterator[Worker]:
+    """Starts `tidings worker` on the test's settings: `worker("worker-1.log", TIDINGS_X="1")`.
+    Every worker it started is stopped when the test ends, however it ends."""
+    with contextlib.ExitStack() as stops:
+
+        def start(log_name: str = "worker.log", **env: str) -> Popen[bytes]:
+            process = start_tidings(settings, tmp_path / log_name, "worker", **env)
+            stops.callback(processes.stop, process)
+            return process
+
+        yield start
+
+
+@pytest.fixture
+def live_server(serve: Serve) -> LiveServer:
+    return serve()
 
 
 def cli_keys(settings: Settings) -> list[dict[str, Any]]:

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from tests.processes import START_SECONDS, WAIT_SECONDS, scaled
+
 
 @dataclass
 class SinkHandler:
@@ -25,16 +27,26 @@ class SinkHandler:
     data_started: threading.Event = field(default_factory=threading.Event)
     # Messages transmitted in full (DATA up to its final "."), whatever the reply.
     data_count: int = 0
-    ehlo_delays: list[float] = field(default_factory=list)
     ehlo_started: threading.Event = field(default_factory=threading.Event)
+    # A conversation that hangs for as long as the test needs, on a machine of any speed:
+    # each EHLO takes the first of `ehlo_holds`, if any, and answers once it is set; the
+    # answer to DATA waits for `data_hold`, if there is one. The sink sets them all when it
+    # stops.
+    ehlo_holds: list[threading.Event] = field(default_factory=list)
+    data_hold: threading.Event | None = None
+    taken_holds: list[threading.Event] = field(default_factory=list)
+
+    async def _wait_for(self, hold: threading.Event) -> None:
+        self.taken_holds.append(hold)
+        await asyncio.to_thread(hold.wait, scaled(START_SECONDS))
 
     async def handle_EHLO(
         self, server: Any, session: Any, envelope: Any, hostname: str, responses: list[str]
     ) -> list[str]:
         session.host_name = hostname
         self.ehlo_started.set()
-        if self.ehlo_delays:
-            await asyncio.sleep(self.ehlo_delays.pop(0))
+        if self.ehlo_holds:
+            await self._wait_for(self.ehlo_holds.pop(0))
         return responses
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -43,6 +55,8 @@ class SinkHandler:
             self.data_count += 1
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.data_hold is not None:
+            await self._wait_for(self.data_hold)
         if self.reply is not None:
             return self.reply
         parsed = message_from_bytes(envelope.content, policy=policy.default)
@@ -64,7 +78,10 @@ class SmtpSink:
     def __init__(self) -> None:
         self.handler = SinkHandler()
         self.port = _free_port()
-        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        # aiosmtpd gives its thread 5 s to start by default: not enough on a busy machine.
+        self.controller = Controller(
+            self.handler, hostname="127.0.0.1", port=self.port, ready_timeout=scaled(WAIT_SECONDS)
+        )
 
     @property
     def messages(self) -> list[EmailMessage]:
@@ -87,4 +104,6 @@ def smtp_sink() -> Iterator[SmtpSink]:
     sink = SmtpSink()
     sink.controller.start()
     yield sink
+    for hold in [*sink.handler.taken_holds, *sink.handler.ehlo_holds]:
+        hold.set()
     sink.controller.stop()

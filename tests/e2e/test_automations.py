@@ -3,20 +3,24 @@ worker killed during a run's send."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
+import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import select
 
-from tests.conftest import LiveServer, cli_keys, server_environment, wait_for
+from tests import processes
+from tests.conftest import LiveServer, Serve, Worker, cli_keys, wait_for
 from tests.payloads import SEGMENT_HEADERS, identify
+from tests.processes import HTTP_TIMEOUT
 from tests.smtp_sink import SmtpSink
 from tidings.config import Settings
 from tidings.kit.time import parse_timestamp
+from tidings.models import AutomationRun
+from tidings.models.automation import RunStatus
+from tidings.runtime import Runtime
 
 Call = Callable[..., httpx.Response]
 
@@ -27,7 +31,7 @@ def _client(settings: Settings, server: LiveServer) -> Call:
 
     def call(method: str, path: str, body: Any = None) -> httpx.Response:
         response = httpx.request(
-            method, f"{server.url}{path}", json=body, headers=headers, timeout=10
+            method, f"{server.url}{path}", json=body, headers=headers, timeout=HTTP_TIMEOUT
         )
         assert response.status_code < 300, response.text
         return response
@@ -35,84 +39,83 @@ def _client(settings: Settings, server: LiveServer) -> Call:
     return call
 
 
-def _run(call: Call, run_id: str, *statuses: str, timeout: float = 30.0) -> dict[str, Any]:
+def _run(call: Call, run_id: str, *statuses: str) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         body: dict[str, Any] = call("GET", f"/automations/runs/{run_id}").json()
         return body if body["status"] in statuses else None
 
-    return wait_for(check, timeout=timeout, what=f"run {run_id} in {statuses}")
+    return wait_for(check, what=f"run {run_id} in {statuses}")
 
 
 def test_welcome_flow_an_identify_for_a_new_user_sends_one_welcome_email(
-    settings: Settings, tmp_path: Path, smtp_sink: SmtpSink
+    serve: Serve, settings: Settings, smtp_sink: SmtpSink
 ) -> None:
-    server = LiveServer(settings, tmp_path / "serve.log").start()
-    try:
-        call = _client(settings, server)
-        call("PUT", "/providers/smtp", {"config": smtp_sink.provider_config()})
-        call(
-            "PUT",
-            "/notifications/welcome",
-            {
-                "content": {
-                    "email": {
-                        "subject": "Welcome to Acme, {{ profile.name }}!",
-                        "text": "Hi {{ profile.name }}, your plan is {{ data.plan }}.",
-                    }
+    server = serve()
+    call = _client(settings, server)
+    call("PUT", "/providers/smtp", {"config": smtp_sink.provider_config()})
+    call(
+        "PUT",
+        "/notifications/welcome",
+        {
+            "content": {
+                "email": {
+                    "subject": "Welcome to Acme, {{ profile.name }}!",
+                    "text": "Hi {{ profile.name }}, your plan is {{ data.plan }}.",
                 }
-            },
-        )
-        call(
-            "PUT",
-            "/automations/welcome",
-            {
-                "name": "Welcome new users",
-                "triggers": [{"source": "segment", "event": "identify"}],
-                "steps": [
-                    {"action": "send", "if": "!profile.welcomed", "template": "welcome"},
-                    {
-                        "action": "update-profile",
-                        "profile": {"welcomed": True},
-                        "merge": "overwrite",
-                    },
-                ],
-            },
-        )
-        event = identify(
-            messageId="welcome-1",
-            userId="new-user",
-            traits={"email": "new.user@example.org", "name": "Noor", "plan": "starter"},
-        )
-        call("POST", "/inbound/segment", event)
-        wait_for(lambda: smtp_sink.messages, timeout=30, what="the welcome email")
-        (email,) = smtp_sink.messages
-        assert email["To"] == "new.user@example.org"
-        assert email["Subject"] == "Welcome to Acme, Noor!"
-        body = email.get_body(("plain",))
-        assert body is not None
-        assert "Hi Noor, your plan is starter." in body.get_content()
+            }
+        },
+    )
+    call(
+        "PUT",
+        "/automations/welcome",
+        {
+            "name": "Welcome new users",
+            "triggers": [{"source": "segment", "event": "identify"}],
+            "steps": [
+                {"action": "send", "if": "!profile.welcomed", "template": "welcome"},
+                {
+                    "action": "update-profile",
+                    "profile": {"welcomed": True},
+                    "merge": "overwrite",
+                },
+            ],
+        },
+    )
+    event = identify(
+        messageId="welcome-1",
+        userId="new-user",
+        traits={"email": "new.user@example.org", "name": "Noor", "plan": "starter"},
+    )
+    call("POST", "/inbound/segment", event)
+    wait_for(lambda: smtp_sink.messages, what="the welcome email")
+    (email,) = smtp_sink.messages
+    assert email["To"] == "new.user@example.org"
+    assert email["Subject"] == "Welcome to Acme, Noor!"
+    body = email.get_body(("plain",))
+    assert body is not None
+    assert "Hi Noor, your plan is starter." in body.get_content()
 
-        (run,) = call("GET", "/automations/runs", None).json()["runs"]
-        run = _run(call, run["run_id"], "PROCESSED")
-        run = call("GET", "/automations/runs").json()["runs"][0]
-        record = call("GET", "/integrations/segment/events/welcome-1").json()
-        assert [started["template_id"] for started in record["automation_runs"]] == ["welcome"]
+    (run,) = call("GET", "/automations/runs", None).json()["runs"]
+    run = _run(call, run["run_id"], "PROCESSED")
+    run = call("GET", "/automations/runs").json()["runs"][0]
+    record = call("GET", "/integrations/segment/events/welcome-1").json()
+    assert [started["template_id"] for started in record["automation_runs"]] == ["welcome"]
 
-        # The same user identifies again: not new any more, so no second welcome.
-        call("POST", "/inbound/segment", identify(messageId="welcome-2", userId="new-user"))
-        newer = wait_for(
-            lambda: [r for r in call("GET", "/automations/runs").json()["runs"] if r != run],
-            timeout=30,
-            what="the second run",
-        )
-        second = _run(call, newer[0]["run_id"], "PROCESSED")
-        assert [step["status"] for step in second["steps"]] == ["SKIPPED", "PROCESSED"]
-        assert len(smtp_sink.messages) == 1
-    finally:
-        server.stop()
+    # The same user identifies again: not new any more, so no second welcome.
+    call("POST", "/inbound/segment", identify(messageId="welcome-2", userId="new-user"))
+    newer = wait_for(
+        lambda: [r for r in call("GET", "/automations/runs").json()["runs"] if r != run],
+        what="the second run",
+    )
+    second = _run(call, newer[0]["run_id"], "PROCESSED")
+    assert [step["status"] for step in second["steps"]] == ["SKIPPED", "PROCESSED"]
+    assert len(smtp_sink.messages) == 1
 
 
-def _start_delayed_run(call: Call, smtp_sink: SmtpSink, seconds: int) -> dict[str, Any]:
+def _start_delayed_run(call: Call, smtp_sink: SmtpSink, seconds: float) -> dict[str, Any]:
+    """A run waiting out a delay. The test sees it WAITING only if it polls within the delay:
+    the delay scales with the machine (TIDINGS_TEST_TIMEOUT_SCALE)."""
+    seconds = round(processes.scaled(seconds))
     call("PUT", "/providers/smtp", {"config": smtp_sink.provider_config()})
     call(
         "PUT",
@@ -133,118 +136,103 @@ def _start_delayed_run(call: Call, smtp_sink: SmtpSink, seconds: int) -> dict[st
 
 
 def test_a_delay_survives_a_restart_and_resumes_on_time(
-    settings: Settings, tmp_path: Path, smtp_sink: SmtpSink
+    serve: Serve, settings: Settings, smtp_sink: SmtpSink
 ) -> None:
-    server = LiveServer(settings, tmp_path / "serve.log").start()
-    try:
-        call = _client(settings, server)
-        run = _start_delayed_run(call, smtp_sink, seconds=5)
-        wake_at = parse_timestamp(run["wake_at"])
-        assert wake_at is not None
-        server.kill()
-        server.start()
-        call = _client(settings, server)
-        _run(call, run["run_id"], "PROCESSED", timeout=30)
-        wait_for(lambda: smtp_sink.messages, timeout=30, what="the delayed email")
-        arrived = time.time()
-        assert arrived >= wake_at.timestamp()
-        assert len(smtp_sink.messages) == 1
-        assert smtp_sink.messages[0]["Subject"] == "Later, Ida"
-    finally:
-        server.stop()
+    server = serve()
+    call = _client(settings, server)
+    run = _start_delayed_run(call, smtp_sink, seconds=5)
+    wake_at = parse_timestamp(run["wake_at"])
+    assert wake_at is not None
+    server.kill()
+    server.start()
+    call = _client(settings, server)
+    _run(call, run["run_id"], "PROCESSED")
+    wait_for(lambda: smtp_sink.messages, what="the delayed email")
+    arrived = time.time()
+    assert arrived >= wake_at.timestamp()
+    assert len(smtp_sink.messages) == 1
+    assert smtp_sink.messages[0]["Subject"] == "Later, Ida"
+
+
+def _taken_up(runtime: Runtime, run_id: str) -> bool:
+    """Whether something re-drove the run: a sweep claimed it, or its job moved it on."""
+    with runtime.database.read() as session:
+        run = session.scalars(select(AutomationRun).where(AutomationRun.run_id == run_id)).one()
+        return run.swept_at is not None or run.status != RunStatus.WAITING
 
 
 def test_a_wake_up_missed_while_down_runs_at_once_on_start(
-    settings: Settings, tmp_path: Path, smtp_sink: SmtpSink
+    serve: Serve, settings: Settings, runtime: Runtime, smtp_sink: SmtpSink
 ) -> None:
-    server = LiveServer(settings, tmp_path / "serve.log").start()
-    try:
-        call = _client(settings, server)
-        run = _start_delayed_run(call, smtp_sink, seconds=4)
-        server.kill()
-        wake_at = parse_timestamp(run["wake_at"])
-        assert wake_at is not None
-        time.sleep(max(0.0, wake_at.timestamp() - time.time()) + 1.0)
-        assert smtp_sink.messages == []
-        server.start()
-        call = _client(settings, server)
-        # Well under the sweeper's one-minute period: the start-up sweep found it.
-        _run(call, run["run_id"], "PROCESSED")
-        wait_for(lambda: smtp_sink.messages, timeout=30, what="the overdue email")
-        assert len(smtp_sink.messages) == 1
-    finally:
-        server.stop()
-
-
-def _worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as handle:
-        return subprocess.Popen(
-            [sys.executable, "-m", "tidings", "worker"],
-            env=server_environment(settings, TIDINGS_SENDING_STALE_SECONDS="1"),
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-        )
+    server = serve()
+    call = _client(settings, server)
+    run = _start_delayed_run(call, smtp_sink, seconds=4)
+    server.kill()
+    wake_at = parse_timestamp(run["wake_at"])
+    assert wake_at is not None
+    while time.time() <= wake_at.timestamp():
+        time.sleep(0.1)
+    assert smtp_sink.messages == []
+    assert not _taken_up(runtime, run["run_id"])
+    server.start()
+    # Before it answers, the server's start re-drives what is due (or the run's own job,
+    # overdue, has moved it on): not the periodic sweep, a minute later.
+    assert _taken_up(runtime, run["run_id"])
+    call = _client(settings, server)
+    _run(call, run["run_id"], "PROCESSED")
+    wait_for(lambda: smtp_sink.messages, what="the overdue email")
+    assert len(smtp_sink.messages) == 1
 
 
 def test_a_worker_killed_during_a_runs_send_still_gives_exactly_one_email(
-    settings: Settings, tmp_path: Path, smtp_sink: SmtpSink
+    serve: Serve, worker: Worker, settings: Settings, smtp_sink: SmtpSink
 ) -> None:
     # The first SMTP conversation hangs, so the worker is killed inside the run's send.
-    smtp_sink.handler.ehlo_delays.append(60.0)
-    server = LiveServer(settings, tmp_path / "serve.log", TIDINGS_CONSUMER_WORKERS="0").start()
-    worker = _worker(settings, tmp_path / "worker-1.log")
-    try:
-        call = _client(settings, server)
-        call("PUT", "/providers/smtp", {"config": smtp_sink.provider_config()})
-        call(
-            "PUT",
-            "/automations/receipt",
-            {
-                "triggers": [{"source": "segment", "event": "track/Order Completed"}],
-                "steps": [
-                    {
-                        "action": "send",
-                        "content": {"title": "Receipt {{ data.order }}", "body": "."},
-                    }
-                ],
-            },
-        )
-        call("POST", "/profiles/u1", {"profile": {"email": "u1@example.org"}})
-        call(
-            "POST",
-            "/inbound/segment",
-            {
-                "type": "track",
-                "event": "Order Completed",
-                "userId": "u1",
-                "messageId": "order-1",
-                "properties": {"order": 42},
-            },
-        )
-        wait_for(
-            smtp_sink.handler.ehlo_started.is_set,
-            timeout=30,
-            what="the worker to start the SMTP send",
-        )
-        worker.kill()
-        worker.wait(timeout=10)
-        assert smtp_sink.messages == []
-        time.sleep(1.2)
-        worker = _worker(settings, tmp_path / "worker-2.log")
-        (run,) = call("GET", "/automations/runs").json()["runs"]
-        detail = _run(call, run["run_id"], "PROCESSED")
-        message_id = detail["steps"][0]["output"]["messageId"]
+    smtp_sink.handler.ehlo_holds.append(threading.Event())
+    server = serve(TIDINGS_CONSUMER_WORKERS="0")
+    first = worker("worker-1.log", TIDINGS_SENDING_STALE_SECONDS="1")
+    call = _client(settings, server)
+    call("PUT", "/providers/smtp", {"config": smtp_sink.provider_config()})
+    call(
+        "PUT",
+        "/automations/receipt",
+        {
+            "triggers": [{"source": "segment", "event": "track/Order Completed"}],
+            "steps": [
+                {
+                    "action": "send",
+                    "content": {"title": "Receipt {{ data.order }}", "body": "."},
+                }
+            ],
+        },
+    )
+    call("POST", "/profiles/u1", {"profile": {"email": "u1@example.org"}})
+    call(
+        "POST",
+        "/inbound/segment",
+        {
+            "type": "track",
+            "event": "Order Completed",
+            "userId": "u1",
+            "messageId": "order-1",
+            "properties": {"order": 42},
+        },
+    )
+    wait_for(smtp_sink.handler.ehlo_started.is_set, what="the worker to start the SMTP send")
+    processes.kill(first)
+    assert smtp_sink.messages == []
+    time.sleep(1.2)  # past TIDINGS_SENDING_STALE_SECONDS since the killed worker's last write
+    worker("worker-2.log", TIDINGS_SENDING_STALE_SECONDS="1")
+    (run,) = call("GET", "/automations/runs").json()["runs"]
+    detail = _run(call, run["run_id"], "PROCESSED")
+    message_id = detail["steps"][0]["output"]["messageId"]
 
-        def sent() -> dict[str, Any] | None:
-            body: dict[str, Any] = call("GET", f"/messages/{message_id}").json()
-            return body if body["status"] == "SENT" else None
+    def sent() -> dict[str, Any] | None:
+        body: dict[str, Any] = call("GET", f"/messages/{message_id}").json()
+        return body if body["status"] == "SENT" else None
 
-        wait_for(sent, timeout=30, what="the re-driven send")
-        assert len(smtp_sink.messages) == 1
-        assert smtp_sink.messages[0]["Subject"] == "Receipt 42"
-        messages = call("GET", "/messages").json()["results"]
-        assert [m["id"] for m in messages] == [message_id]
-    finally:
-        worker.kill()
-        worker.wait(timeout=10)
-        server.stop()
+    wait_for(sent, what="the re-driven send")
+    assert len(smtp_sink.messages) == 1
+    assert smtp_sink.messages[0]["Subject"] == "Receipt 42"
+    messages = call("GET", "/messages").json()["results"]
+    assert [m["id"] for m in messages] == [message_id]

@@ -9,6 +9,7 @@ import pytest
 from courier import Courier, NotFoundError
 
 from tests.conftest import LiveServer, cli_keys, wait_for
+from tests.processes import HTTP_TIMEOUT
 from tests.smtp_sink import SmtpSink
 from tidings.config import Settings
 
@@ -27,6 +28,7 @@ def test_sdk_sends_a_message_and_reads_its_status(
         f"{live_server.url}/providers/smtp",
         json={"config": smtp_sink.provider_config()},
         headers=headers,
+        timeout=HTTP_TIMEOUT,
     ).raise_for_status()
     courier.profiles.create("u1", profile={"email": "ada@example.org", "name": "Ada"})
     assert courier.profiles.retrieve("u1").profile == {"email": "ada@example.org", "name": "Ada"}
@@ -77,6 +79,7 @@ def test_sdk_invokes_automations_and_reads_their_runs(
         f"{live_server.url}/providers/smtp",
         json={"config": smtp_sink.provider_config()},
         headers=headers,
+        timeout=HTTP_TIMEOUT,
     ).raise_for_status()
     httpx.put(
         f"{live_server.url}/automations/thanks",
@@ -86,6 +89,7 @@ def test_sdk_invokes_automations_and_reads_their_runs(
             ]
         },
         headers=headers,
+        timeout=HTTP_TIMEOUT,
     ).raise_for_status()
 
     first = courier.automations.invoke.invoke_by_template(
@@ -118,7 +122,9 @@ def test_sdk_invokes_automations_and_reads_their_runs(
     assert step.action == "send"
     assert step.status == "PROCESSED"
     assert step.message_id is not None
-    message = httpx.get(f"{live_server.url}/messages/{step.message_id}", headers=headers).json()
+    message = httpx.get(
+        f"{live_server.url}/messages/{step.message_id}", headers=headers, timeout=HTTP_TIMEOUT
+    ).json()
     assert message["recipient"] == "u2"
 
     ad_hoc = courier.automations.invoke.invoke_ad_hoc(

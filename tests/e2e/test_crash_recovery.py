@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import httpx
 
-from tests.conftest import LiveServer, cli_keys, wait_for
+from tests.conftest import Serve, cli_keys, wait_for
 from tests.payloads import SEGMENT_HEADERS, identify
+from tests.processes import HTTP_TIMEOUT
 from tidings.config import Settings
 from tidings.jobs.engine import build_huey
 
@@ -18,57 +18,58 @@ def _key(settings: Settings) -> str:
     return key
 
 
-def _kill_after_202(settings: Settings, tmp_path: Path) -> str:
+def _kill_after_202(serve: Serve, settings: Settings) -> str:
     # No consumer: the event is acknowledged and cannot have been processed before the kill.
-    server = LiveServer(settings, tmp_path / "first.log", TIDINGS_CONSUMER_WORKERS="0").start()
+    server = serve("first.log", TIDINGS_CONSUMER_WORKERS="0")
     key = _key(settings)
     response = httpx.post(
         f"{server.url}/inbound/segment",
         content=json.dumps(identify()),
         headers={**SEGMENT_HEADERS, "Authorization": f"Bearer {key}"},
+        timeout=HTTP_TIMEOUT,
     )
     assert response.status_code == 202
     server.kill()
     return key
 
 
-def _restart_and_wait(settings: Settings, tmp_path: Path, key: str) -> None:
-    server = LiveServer(settings, tmp_path / "second.log").start()
-    try:
+def _restart_and_wait(serve: Serve, key: str) -> None:
+    server = serve("second.log")
 
-        def profile() -> dict[str, object] | None:
-            response = httpx.get(
-                f"{server.url}/profiles/rod-test", headers={"Authorization": f"Bearer {key}"}
-            )
-            return response.json()["profile"] if response.status_code == 200 else None
-
-        assert wait_for(profile, what="profile after restart") == {
-            "trait1": 2,
-            "email": "test@example.org",
-        }
-        record = httpx.get(
-            f"{server.url}/integrations/segment/events/segment-test-message-iskh4123",
+    def profile() -> dict[str, object] | None:
+        response = httpx.get(
+            f"{server.url}/profiles/rod-test",
             headers={"Authorization": f"Bearer {key}"},
-        ).json()
-        assert record["status"] == "processed"
-        assert record["attempts"] == 1
-    finally:
-        server.stop()
+            timeout=HTTP_TIMEOUT,
+        )
+        return response.json()["profile"] if response.status_code == 200 else None
+
+    assert wait_for(profile, what="profile after restart", details=server.log) == {
+        "trait1": 2,
+        "email": "test@example.org",
+    }
+    record = httpx.get(
+        f"{server.url}/integrations/segment/events/segment-test-message-iskh4123",
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=HTTP_TIMEOUT,
+    ).json()
+    assert record["status"] == "processed"
+    assert record["attempts"] == 1
 
 
 def test_sigkill_after_202_then_restart_processes_the_event(
-    settings: Settings, tmp_path: Path
+    serve: Serve, settings: Settings
 ) -> None:
-    key = _kill_after_202(settings, tmp_path)
-    _restart_and_wait(settings, tmp_path, key)
+    key = _kill_after_202(serve, settings)
+    _restart_and_wait(serve, key)
 
 
 def test_event_whose_job_was_lost_is_recovered_by_the_sweeper(
-    settings: Settings, tmp_path: Path
+    serve: Serve, settings: Settings
 ) -> None:
-    key = _kill_after_202(settings, tmp_path)
+    key = _kill_after_202(serve, settings)
     # Lose every queued job, as a crash inside Huey's dequeue would.
     huey = build_huey(settings)
     huey.flush()
     assert huey.pending_count() == 0
-    _restart_and_wait(settings, tmp_path, key)
+    _restart_and_wait(serve, key)

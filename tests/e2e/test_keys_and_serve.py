@@ -8,7 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import LiveServer, cli_keys, run_cli
+from tests.conftest import Serve, cli_keys, run_cli
+from tests.processes import HTTP_TIMEOUT
 from tidings.config import Settings
 from tidings.migrate import upgrade
 from tidings.runtime import Runtime, build_runtime
@@ -44,32 +45,25 @@ def test_keys_create_takes_a_scope_and_list_shows_it(settings: Settings, runtime
 
 
 def test_serve_prints_the_keys_only_when_it_creates_them(
-    settings: Settings, tmp_path: Path
+    serve: Serve, settings: Settings, tmp_path: Path
 ) -> None:
-    first_log = tmp_path / "first.log"
-    server = LiveServer(settings, first_log)
-    try:
-        server.start()
-    finally:
-        server.stop()
+    serve("first.log").stop()
     keys = cli_keys(settings)
     assert len(keys) == 2
-    first = first_log.read_text()
+    first = (tmp_path / "first.log").read_text()
     for key in keys:
         assert key["key"] in first
     assert "New secret API keys" in first
 
-    second_log = tmp_path / "second.log"
-    server = LiveServer(settings, second_log)
-    try:
-        server.start()
-        debug = httpx.post(
-            f"{server.url}/debug", headers={"Authorization": f"Bearer {keys[0]['key']}"}
-        )
-        assert debug.status_code == 200
-    finally:
-        server.stop()
-    second = second_log.read_text()
+    server = serve("second.log")
+    debug = httpx.post(
+        f"{server.url}/debug",
+        headers={"Authorization": f"Bearer {keys[0]['key']}"},
+        timeout=HTTP_TIMEOUT,
+    )
+    assert debug.status_code == 200
+    server.stop()
+    second = (tmp_path / "second.log").read_text()
     for key in keys:
         assert key["key"] not in second
     assert "API keys: `tidings keys list` prints them." in second

@@ -11,6 +11,7 @@ import httpx
 
 from tests.conftest import LiveServer, cli_keys, run_cli, wait_for
 from tests.payloads import SEGMENT_HEADERS, identify, track
+from tests.processes import HTTP_TIMEOUT
 from tidings.config import Settings
 
 
@@ -28,12 +29,14 @@ def _send(server: LiveServer, key: str, event: dict[str, Any]) -> httpx.Response
         f"{server.url}/inbound/segment",
         content=json.dumps(event),
         headers={**SEGMENT_HEADERS, "Authorization": f"Bearer {key}"},
-        timeout=10,
+        timeout=HTTP_TIMEOUT,
     )
 
 
 def _get(server: LiveServer, key: str, path: str) -> httpx.Response:
-    return httpx.get(f"{server.url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    return httpx.get(
+        f"{server.url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=HTTP_TIMEOUT
+    )
 
 
 def _processed(server: LiveServer, key: str, message_id: str) -> dict[str, Any]:
@@ -49,7 +52,9 @@ def _processed(server: LiveServer, key: str, message_id: str) -> dict[str, Any]:
 def test_product_page_walkthrough(live_server: LiveServer, settings: Settings) -> None:
     key = _test_key(settings)
     # Segment checks the key when it is saved.
-    debug = httpx.post(f"{live_server.url}/debug", headers={"Authorization": f"Bearer {key}"})
+    debug = httpx.post(
+        f"{live_server.url}/debug", headers={"Authorization": f"Bearer {key}"}, timeout=HTTP_TIMEOUT
+    )
     assert debug.status_code == 200
     assert debug.json()["environment"] == "test"
 
@@ -80,7 +85,7 @@ def test_product_page_walkthrough(live_server: LiveServer, settings: Settings) -
 
 
 def test_openapi_and_docs_are_served(live_server: LiveServer) -> None:
-    spec = httpx.get(f"{live_server.url}/openapi.json").json()
+    spec = httpx.get(f"{live_server.url}/openapi.json", timeout=HTTP_TIMEOUT).json()
     for path in (
         "/inbound/segment",
         "/inbound/courier",
@@ -90,7 +95,7 @@ def test_openapi_and_docs_are_served(live_server: LiveServer) -> None:
         "/integrations/segment/events",
     ):
         assert path in spec["paths"]
-    assert httpx.get(f"{live_server.url}/docs").status_code == 200
+    assert httpx.get(f"{live_server.url}/docs", timeout=HTTP_TIMEOUT).status_code == 200
 
 
 def test_cli_creates_and_revokes_keys(live_server: LiveServer, settings: Settings) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy import text, update
 
 from tests.conftest import Keys, wait_for
 from tests.event.test_processing import _identify_for, _store_without_job
+from tests.processes import WAIT_SECONDS, scaled
 from tidings.event import batching
 from tidings.event.repository import EventRepository
 from tidings.models import Event
@@ -95,28 +96,28 @@ def test_overlapping_sets_locked_in_opposite_orders_do_not_deadlock(
         with runtime.database.write() as (session, _):
             EventRepository(session).lock_many([middle])
             held.set()
-            release.wait(30)
+            release.wait(scaled(WAIT_SECONDS))
 
     threads = [threading.Thread(target=hold_middle)]
     threads[0].start()
     try:
-        assert held.wait(10)
+        assert held.wait(scaled(WAIT_SECONDS))
         threads.append(
             threading.Thread(target=lockers.locker("a", [high, middle, low], SEQUENTIAL_SCAN))
         )
         threads[-1].start()
-        wait_for(lockers.waiting(1), timeout=10, what="the first locker to wait")
+        wait_for(lockers.waiting(1), what="the first locker to wait")
         threads.append(
             threading.Thread(target=lockers.locker("b", [low, middle, high], INDEX_SCAN))
         )
         threads[-1].start()
-        wait_for(lockers.waiting(2), timeout=10, what="both lockers to wait")
+        wait_for(lockers.waiting(2), what="both lockers to wait")
         if not postgres:
             time.sleep(0.2)  # SQLite: both wait for the one write lock
     finally:
         release.set()
         for thread in threads:
-            thread.join(30)
+            thread.join(scaled(WAIT_SECONDS))
     assert not any(thread.is_alive() for thread in threads)
     assert lockers.errors == []
     # Both got every row, each in id order.

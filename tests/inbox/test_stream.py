@@ -15,14 +15,15 @@ from fastapi import FastAPI
 
 from tests.conftest import free_port, wait_for
 from tests.inbox.conftest import Scopes, deliver, token_for
+from tests.processes import WAIT_SECONDS, scaled
 from tidings.app import create_app
 from tidings.inbox import service
 from tidings.inbox.service import message_view
 from tidings.runtime import Runtime
 from tidings.workspace.service import create_key, resolve_keys, revoke_key
 
-# Long enough that a test waiting on it fails rather than hangs; short enough to stay fast.
-READ_TIMEOUT = 5.0
+# Long enough for a busy machine; a test waiting on it fails rather than hangs.
+READ_TIMEOUT = scaled(WAIT_SECONDS)
 
 
 @dataclass
@@ -47,10 +48,10 @@ def server(runtime: Runtime) -> Iterator[Server]:
     uvicorn_server = uvicorn.Server(config)
     thread = threading.Thread(target=uvicorn_server.run, daemon=True)
     thread.start()
-    wait_for(lambda: uvicorn_server.started, timeout=15, what="uvicorn to start")
+    wait_for(lambda: uvicorn_server.started, what="uvicorn to start")
     yield Server(url=f"http://127.0.0.1:{port}", app=app)
     uvicorn_server.should_exit = True
-    thread.join(timeout=15)
+    thread.join(scaled(WAIT_SECONDS))
     assert not thread.is_alive()
 
 
@@ -120,7 +121,7 @@ def test_a_published_message_arrives_at_once(
     server: Server, runtime: Runtime, scopes: Scopes, secret: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # No polling within the test's patience: only the broker can deliver the event in time.
-    monkeypatch.setattr(service, "POLL_SECONDS", 60.0)
+    monkeypatch.setattr(service, "POLL_SECONDS", 10 * READ_TIMEOUT)
     deliver(runtime, scopes.test, "u1", "msg_before", title="Already there")
     with open_stream(server, token_for(secret, scopes.test, "u1")) as reader:
         # Another user's message wakes nobody here.

@@ -7,6 +7,7 @@ import contextlib
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy import text
 from tests.conftest import Keys, wait_for
 from tests.outbox import recording
 from tests.payloads import track
+from tests.processes import WAIT_SECONDS, scaled
 from tidings.errors import BadRequest
 from tidings.ingest import writer as writer_module
 from tidings.ingest.pressure import IngestPressure
@@ -68,8 +70,15 @@ class Saturated(IngestPressure):
 def test_under_a_burst_the_enqueuer_hands_many_batches_over_in_one_job(
     runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(writer_module, "ENQUEUE_PAUSE_SECONDS", 0.5)
     writer = IngestWriter(runtime.database, runtime.cipher, Saturated())
+
+    def pause(seconds: float) -> None:
+        """The enqueuer's pause (ENQUEUE_PAUSE_SECONDS, the module's only sleep): it lasts
+        until the other four batches have handed over their ids, however long the machine
+        takes to commit them."""
+        wait_for(lambda: writer._new_ids.qsize() >= 4, what="the other batches' ids")
+
+    monkeypatch.setattr(writer_module, "time", SimpleNamespace(sleep=pause))
 
     async def scenario() -> list[list[IngestResult]]:
         writer.start()
@@ -241,7 +250,7 @@ def test_stop_finishes_queued_requests_and_refuses_new_ones(
 
     def slow(items: Sequence[IngestItem]) -> Any:
         writing.set()
-        release.wait(10)
+        release.wait(scaled(WAIT_SECONDS))
         return real_write(items)
 
     monkeypatch.setattr(writer, "_write", slow)

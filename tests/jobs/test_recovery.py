@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from tests.conftest import Keys, wait_for
 from tests.event.test_processing import _identify_for, _store_without_job
+from tests.processes import WAIT_SECONDS, scaled
 from tidings.db import Outbox
 from tidings.jobs.engine import BACKLOG_JOBS
 from tidings.kit.time import utcnow
@@ -164,7 +165,7 @@ def test_concurrent_sweeps_take_disjoint_events_and_all_of_them(
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(60)
+        thread.join(scaled(WAIT_SECONDS))
     assert len(enqueued) == count
     assert sorted(enqueued) == sorted(ids)
 
@@ -183,7 +184,7 @@ def test_a_consumer_lease_re_drives_the_work_of_a_worker_whose_lease_expires(
             assert lease is not None
         # Nobody renews "soon-dead": this process's heartbeat finds it expired, deletes it and
         # re-drives its send.
-        wait_for(lambda: delivery in delivered, timeout=10, what="the re-driven send")
+        wait_for(lambda: delivery in delivered, what="the re-driven send")
         with runtime.database.read() as session:
             assert session.get(WorkerLease, "soon-dead") is None
             assert session.get(WorkerLease, runtime.jobs.context.owner) is not None

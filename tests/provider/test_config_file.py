@@ -7,7 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import LiveServer, cli_keys
+from tests.conftest import Serve, cli_keys
+from tests.processes import HTTP_TIMEOUT
 from tidings.config import Settings
 from tidings.provider import config_file
 from tidings.runtime import Runtime
@@ -25,32 +26,29 @@ from_email = "notifications@example.org"
 """
 
 
-def test_serve_applies_the_config_file(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_serve_applies_the_config_file(serve: Serve, settings: Settings, tmp_path: Path) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     (settings.data_dir / "tidings.toml").write_text(CONFIG)
-    server = LiveServer(
-        settings, tmp_path / "serve.log", TIDINGS_TEST_SMTP_PASSWORD="s3cret-from-env"
-    ).start()
-    try:
-        keys = {k["environment"]: k["key"] for k in cli_keys(settings)}
-        production = httpx.get(
-            f"{server.url}/providers/smtp",
-            headers={"Authorization": f"Bearer {keys['production']}"},
-        )
-        assert production.status_code == 200, production.text
-        body = production.json()
-        assert body["priority"] == 3
-        assert body["config"]["host"] == "smtp.example.org"
-        assert body["config"]["password"] == "**********"
-        assert "s3cret-from-env" not in production.text
-        test_env = httpx.get(
-            f"{server.url}/providers/smtp", headers={"Authorization": f"Bearer {keys['test']}"}
-        )
-        assert test_env.status_code == 404
-    finally:
-        server.stop()
+    server = serve(TIDINGS_TEST_SMTP_PASSWORD="s3cret-from-env")
+    keys = {k["environment"]: k["key"] for k in cli_keys(settings)}
+    production = httpx.get(
+        f"{server.url}/providers/smtp",
+        headers={"Authorization": f"Bearer {keys['production']}"},
+        timeout=HTTP_TIMEOUT,
+    )
+    assert production.status_code == 200, production.text
+    body = production.json()
+    assert body["priority"] == 3
+    assert body["config"]["host"] == "smtp.example.org"
+    assert body["config"]["password"] == "**********"
+    assert "s3cret-from-env" not in production.text
+    test_env = httpx.get(
+        f"{server.url}/providers/smtp",
+        headers={"Authorization": f"Bearer {keys['test']}"},
+        timeout=HTTP_TIMEOUT,
+    )
+    assert test_env.status_code == 404
+    server.stop()
     assert "Providers from" in (tmp_path / "serve.log").read_text()
 
 

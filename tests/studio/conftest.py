@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
-from tests.conftest import Keys, LiveServer, bearer, server_environment, wait_for
+from tests.conftest import Keys, LiveServer, Serve, bearer, run_cli
+from tests.processes import HTTP_TIMEOUT, WAIT_SECONDS, scaled
 from tidings.config import Settings
 from tidings.runtime import Runtime
 from tidings.studio.auth import set_admin_password
@@ -22,8 +22,10 @@ CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 ADMIN_EMAIL = "admin@example.com"
 ADMIN_PASSWORD = "a long studio password"
-# The machine running the suite may be busy: wait longer than Playwright's 5 s by default.
-expect.set_options(timeout=20_000)
+# The machine running the suite may be busy: Playwright waits as long as wait_for does
+# (tests/processes.py), not its 5 s. A passing assertion returns as soon as it holds.
+TIMEOUT_MS = scaled(WAIT_SECONDS) * 1000
+expect.set_options(timeout=TIMEOUT_MS)
 
 SEGMENT_HEADERS = {"User-Agent": "SegmentCourier", "Content-Type": "application/json"}
 
@@ -44,63 +46,38 @@ class Studio:
             f"{self.url}/inbound/segment",
             json=body,
             headers={**SEGMENT_HEADERS, **bearer(self.key)},
-            timeout=10,
+            timeout=HTTP_TIMEOUT,
         )
 
     def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.request(
-            method, f"{self.url}{path}", headers=bearer(self.key), timeout=10, **kwargs
+            method, f"{self.url}{path}", headers=bearer(self.key), timeout=HTTP_TIMEOUT, **kwargs
         )
 
 
-class StudioServer(LiveServer):
-    """`tidings serve`, given more time to start on a loaded machine than the default."""
-
-    def start(self) -> StudioServer:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "tidings", "serve", "--port", str(self.port)],
-                env=server_environment(self.settings, **self.env),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        wait_for(self._healthy, timeout=90, what=f"tidings serve on {self.url}")
-        return self
-
-
 def create_admin(settings: Settings, email: str, password: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tidings", "admin", "create", email],
-        input=f"{password}\n{password}\n",
-        env=server_environment(settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_cli(settings, "admin", "create", email, input=f"{password}\n{password}\n")
 
 
 @pytest.fixture
-def studio(settings: Settings, runtime: Runtime, keys: Keys, tmp_path: Path) -> Iterator[Studio]:
+def studio(serve: Serve, runtime: Runtime, keys: Keys) -> Studio:
     """`tidings serve` on a fresh data dir; one admin is created once it has started."""
-    log_path = tmp_path / "serve.log"
-    server = StudioServer(settings, log_path)
-    try:
-        server.start()
-        with runtime.database.write() as (session, _):
-            set_admin_password(session, ADMIN_EMAIL, ADMIN_PASSWORD)
-        yield Studio(server, keys.test, log_path)
-    finally:
-        server.stop()
+    server = serve()
+    with runtime.database.write() as (session, _):
+        set_admin_password(session, ADMIN_EMAIL, ADMIN_PASSWORD)
+    return Studio(server, keys.test, server.log_path)
 
 
-@pytest.fixture(scope="session")
+# Package-scoped, not session-scoped: while Playwright's sync API runs, its event loop is
+# the main thread's running loop, and a test elsewhere that calls asyncio.run() in the same
+# pytest worker (tests/ingest/test_writer.py) would fail. It ends with the Studio tests.
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
     yield launched
@@ -110,7 +87,7 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(30_000)
+    context.set_default_timeout(TIMEOUT_MS)
     opened = context.new_page()
     yield opened
     context.close()

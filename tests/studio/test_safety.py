@@ -39,7 +39,7 @@ def test_event_and_trait_html_never_executes(page: Page, studio: Studio) -> None
     wait_for(lambda: _processed(studio, "hostile-identify"), what="identify processed")
 
     # The live list swaps the hostile rows in through htmx.
-    expect(page.locator("#events tbody tr")).to_have_count(2, timeout=15_000)
+    expect(page.locator("#events tbody tr")).to_have_count(2)
     expect(page.locator("#events")).to_contain_text(f"track/Clicked {IMAGE}")
 
     pages = [

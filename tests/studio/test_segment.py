@@ -53,14 +53,14 @@ def test_events_appear_without_a_reload(page: Page, studio: Studio) -> None:
     assert studio.send_segment(TRACK).status_code == 202
 
     rows = page.locator("#events tbody tr")
-    expect(rows).to_have_count(2, timeout=15_000)
+    expect(rows).to_have_count(2)
     # Newest first: the track, then the identify; with type, name, user and status.
     expect(rows.nth(0).locator("td").nth(0)).to_have_text("track")
     expect(rows.nth(0).locator("td").nth(1)).to_have_text("track/Segment Test Event Name")
     expect(rows.nth(0).locator("td").nth(2)).to_have_text("test-user-cqw3gr")
     expect(rows.nth(1).locator("td").nth(1)).to_have_text("identify")
     expect(rows.nth(1).locator("td").nth(2)).to_have_text("rod-test")
-    expect(rows.nth(1).locator(".status")).to_have_text("processed", timeout=15_000)
+    expect(rows.nth(1).locator(".status")).to_have_text("processed")
     assert page.evaluate("window.__sameDocument") is True
     screenshot(page, "segment-events")
 
@@ -72,7 +72,7 @@ def test_event_detail_shows_diagnostic_profile_diff_and_raw_json(
     sign_in(page, studio)
     page.get_by_role("link", name="identify").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("identify")
-    expect(page.locator("h1 .status")).to_have_text("processed", timeout=15_000)
+    expect(page.locator("h1 .status")).to_have_text("processed")
     page.reload()
 
     diagnostic = page.locator("[data-code='top_level_email']")

@@ -6,6 +6,7 @@ import httpx
 from playwright.sync_api import Page, expect
 
 from tests.conftest import bearer
+from tests.processes import HTTP_TIMEOUT
 from tests.studio.conftest import Studio, sign_in
 from tests.studio.test_segment import TRACK
 
@@ -20,18 +21,20 @@ def test_reveal_then_revoke_an_api_key(page: Page, studio: Studio) -> None:
     test_row.get_by_role("button", name="Reveal").click()
     expect(test_row.locator("input.key")).to_have_value(studio.key)
 
-    assert httpx.post(f"{studio.url}/debug", headers=bearer(studio.key), timeout=10).is_success
+    assert httpx.post(
+        f"{studio.url}/debug", headers=bearer(studio.key), timeout=HTTP_TIMEOUT
+    ).is_success
     test_row.get_by_role("button", name="Revoke").click()
     expect(page.get_by_role("status")).to_have_text("Key revoked.")
     expect(keys.filter(has_text="test").first.locator(".status")).to_have_text("revoked")
-    refused = httpx.post(f"{studio.url}/debug", headers=bearer(studio.key), timeout=10)
+    refused = httpx.post(f"{studio.url}/debug", headers=bearer(studio.key), timeout=HTTP_TIMEOUT)
     assert refused.status_code == 401
 
 
 def test_environment_switcher_changes_what_every_page_shows(page: Page, studio: Studio) -> None:
     assert studio.send_segment(TRACK).status_code == 202
     sign_in(page, studio)
-    expect(page.locator("#events tbody tr")).to_have_count(1, timeout=15_000)
+    expect(page.locator("#events tbody tr")).to_have_count(1)
 
     page.get_by_label("Environment").select_option("production")
     page.get_by_role("button", name="Switch").click()
@@ -65,7 +68,11 @@ def test_create_an_ingest_key_and_see_its_scope(page: Page, studio: Studio) -> N
     ingest_key = new_row.locator("input.key").input_value()
     assert ingest_key.startswith("tdg_live_")
 
-    assert httpx.post(f"{studio.url}/debug", headers=bearer(ingest_key), timeout=10).is_success
-    refused = httpx.get(f"{studio.url}/profiles/u1", headers=bearer(ingest_key), timeout=10)
+    assert httpx.post(
+        f"{studio.url}/debug", headers=bearer(ingest_key), timeout=HTTP_TIMEOUT
+    ).is_success
+    refused = httpx.get(
+        f"{studio.url}/profiles/u1", headers=bearer(ingest_key), timeout=HTTP_TIMEOUT
+    )
     assert refused.status_code == 403
     assert refused.json()["code"] == "insufficient_scope"

@@ -7,20 +7,21 @@ import re
 import httpx
 from playwright.sync_api import Page, expect
 
+from tests.processes import HTTP_TIMEOUT
 from tests.studio.conftest import ADMIN_EMAIL, Studio, create_admin, screenshot, sign_in
 from tidings.config import Settings
 
 
 def test_pages_refuse_without_sign_in(studio: Studio) -> None:
     for path in ("/studio/integrations/segment", "/studio/messages", "/studio/settings"):
-        response = httpx.get(f"{studio.url}{path}", follow_redirects=False, timeout=10)
+        response = httpx.get(f"{studio.url}{path}", follow_redirects=False, timeout=HTTP_TIMEOUT)
         assert response.status_code == 303
         assert response.headers["location"].startswith("/studio/sign-in?next=")
     fragment = httpx.get(
         f"{studio.url}/studio/integrations/segment/events",
         headers={"HX-Request": "true"},
         follow_redirects=False,
-        timeout=10,
+        timeout=HTTP_TIMEOUT,
     )
     assert fragment.status_code == 401
     assert "No Segment events" not in fragment.text

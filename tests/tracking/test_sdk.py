@@ -10,9 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,9 @@ import pytest
 from segment.analytics import Client
 from segment.analytics import request as segment_request
 
-from tests.conftest import Keys, LiveServer, bearer, wait_for
+from tests import processes
+from tests.conftest import Keys, LiveServer, Serve, bearer, wait_for
+from tests.processes import HTTP_TIMEOUT
 from tests.tracking.helpers import stored_events
 from tidings.runtime import Runtime
 
@@ -31,11 +31,9 @@ TYPES = {"identify", "track", "group", "page", "screen", "alias"}
 
 
 @pytest.fixture
-def server(runtime: Runtime, tmp_path: Path) -> Iterator[LiveServer]:
+def server(runtime: Runtime, serve: Serve) -> LiveServer:
     """`tidings serve` on the test's database (already migrated, with its keys)."""
-    live = LiveServer(runtime.settings, tmp_path / "serve.log").start()
-    yield live
-    live.stop()
+    return serve()
 
 
 def assert_landed_once(runtime: Runtime, prefix: str, expected: set[str]) -> list[dict[str, Any]]:
@@ -47,7 +45,9 @@ def assert_landed_once(runtime: Runtime, prefix: str, expected: set[str]) -> lis
 
 
 def profile_of(server: LiveServer, key: str, user_id: str) -> dict[str, Any] | None:
-    response = httpx.get(f"{server.url}/profiles/{user_id}", headers=bearer(key), timeout=5)
+    response = httpx.get(
+        f"{server.url}/profiles/{user_id}", headers=bearer(key), timeout=HTTP_TIMEOUT
+    )
     return response.json()["profile"] if response.status_code == 200 else None
 
 
@@ -107,7 +107,7 @@ def test_analytics_node_sends_every_type_and_a_500_event_flush(
     server: LiveServer, keys: Keys, runtime: Runtime
 ) -> None:
     node = node_modules_or_fail()
-    completed = subprocess.run(
+    completed = processes.run(
         [node, "send.mjs"],
         cwd=NODE_DIR,
         env={
@@ -117,10 +117,6 @@ def test_analytics_node_sends_every_type_and_a_500_event_flush(
             "RUN": "n1",
             "COUNT": str(BULK),
         },
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert json.loads(completed.stdout.strip().splitlines()[-1]) == {"errors": []}

@@ -29,6 +29,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tests.conftest import wait_for
+from tests.processes import WAIT_SECONDS, scaled
 from tidings.provider.base import (
     Delivery,
     PermanentProviderError,
@@ -197,7 +198,7 @@ def test_timeout_is_retryable(httpserver: HTTPServer, http: httpx.Client) -> Non
     release = threading.Event()
 
     def stall(request: Request) -> Response:
-        release.wait(2)
+        release.wait(scaled(WAIT_SECONDS))  # until the provider has timed out
         return Response("ok")
 
     httpserver.expect_request(HOOK_PATH).respond_with_handler(stall)
@@ -209,7 +210,7 @@ def test_timeout_is_retryable(httpserver: HTTPServer, http: httpx.Client) -> Non
         release.set()
     # The stalled request is logged when its handler returns: wait for that here, or it
     # lands in the next test's log.
-    wait_for(lambda: len(httpserver.log) == 1, timeout=5, what="the stalled request to finish")
+    wait_for(lambda: len(httpserver.log) == 1, what="the stalled request to finish")
 
     assert "timed out" in caught.value.reason
 
