@@ -112,7 +112,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
         summary="Self-hosted notifications from your Segment events, with Courier's API shapes.",
         lifespan=lifespan,
     )
-    app.state.runtime = runtime
+    runtime.provide(app.state)
     app.state.tracking_limiter = RateLimiter.from_settings(runtime.settings)
     install_error_handlers(app)
     document_errors(app)

@@ -83,7 +83,9 @@ def _apply_config_file(runtime: Runtime) -> None:
     try:
         path = config_file.config_path(runtime.settings)
         if path is not None:
-            applied = config_file.apply(runtime, path)
+            applied = config_file.apply(
+                runtime.database, runtime.config_cipher, runtime.outbound, path
+            )
             click.echo(f"  Providers from {path}: {', '.join(applied) or 'none'}")
     except config_file.ConfigFileError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -1,6 +1,7 @@
-"""FastAPI dependencies shared by every domain: the runtime, read sessions, and the caller.
+"""FastAPI dependencies shared by every domain: the process's long-lived objects, each on
+its own, read sessions, and the caller.
 
-Endpoints that write open `runtime.database.write()` themselves, so the commit happens
+Endpoints that write open `database.write()` themselves, so the commit happens
 before the response is sent: a 2xx always means the data is committed.
 
 Every API router is built with `route_class=routing.ApiRoute`, so a route that takes a
@@ -13,15 +14,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
+from cryptography.fernet import Fernet
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
 from sqlalchemy.orm import Session
 from starlette.types import Scope as ASGIScope
 
+from tidings.config import Settings
+from tidings.db import Database
 from tidings.errors import Forbidden, TooManyRequests, Unauthorized
+from tidings.kit.outbound import OutboundGuard
 from tidings.kit.ratelimit import TokenBuckets
-from tidings.runtime import AuthLimits, Runtime
-from tidings.workspace.keys import key_from_authorization
+from tidings.workspace.keys import KeyCipher, key_from_authorization
+from tidings.workspace.limits import AuthLimits
 from tidings.workspace.scopes import SECRET
 from tidings.workspace.service import Scope, resolve_keys
 
@@ -43,16 +48,64 @@ INSUFFICIENT_SCOPE_MESSAGE = (
 _CALLER = "tidings.caller"
 
 
-def get_runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+# create_app puts each long-lived object the endpoints use on `app.state`, by this name; an
+# endpoint asks for the ones it needs.
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
 
 
-def read_session(runtime: RuntimeDep) -> Iterator[Session]:
-    with runtime.database.read() as session:
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_key_cipher(request: Request) -> KeyCipher:
+    cipher: KeyCipher = request.app.state.key_cipher
+    return cipher
+
+
+def get_config_cipher(request: Request) -> Fernet:
+    """The key that provider configurations and signed-source secrets are encrypted under."""
+    cipher: Fernet = request.app.state.config_cipher
+    return cipher
+
+
+def get_outbound(request: Request) -> OutboundGuard:
+    outbound: OutboundGuard = request.app.state.outbound
+    return outbound
+
+
+def get_auth_limits(request: Request) -> AuthLimits:
+    limits: AuthLimits = request.app.state.auth_limits
+    return limits
+
+
+def get_secret(request: Request) -> bytes:
+    """The server secret (inbox tokens are signed under it)."""
+    secret: bytes = request.app.state.secret
+    return secret
+
+
+def get_unsubscribe_key(request: Request) -> bytes:
+    key: bytes = request.app.state.unsubscribe_key
+    return key
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+KeyCipherDep = Annotated[KeyCipher, Depends(get_key_cipher)]
+ConfigCipherDep = Annotated[Fernet, Depends(get_config_cipher)]
+OutboundDep = Annotated[OutboundGuard, Depends(get_outbound)]
+AuthLimitsDep = Annotated[AuthLimits, Depends(get_auth_limits)]
+SecretDep = Annotated[bytes, Depends(get_secret)]
+UnsubscribeKeyDep = Annotated[bytes, Depends(get_unsubscribe_key)]
+
+
+def read_session(database: DatabaseDep) -> Iterator[Session]:
+    with database.read() as session:
         yield session
 
 
@@ -96,16 +149,16 @@ def presented_key(authorization: str | None) -> str:
     return key
 
 
-def _caller(request: Request, runtime: Runtime) -> Scope:
+def _caller(request: Request) -> Scope:
     cached = request.scope.get(_CALLER)
     if isinstance(cached, Scope):
         return cached
-    limits = runtime.auth_limits
+    limits = get_auth_limits(request)
     client = client_address(request.scope)
     key = presented_key(request.headers.get("authorization"))
     refuse_locked_client(limits, client, key)
-    with runtime.database.read() as session:
-        scope = resolve_keys(session, runtime.cipher, [key]).get(key)
+    with get_database(request).read() as session:
+        scope = resolve_keys(session, get_key_cipher(request), [key]).get(key)
     if scope is None:
         raise invalid_key(limits.api_clients, client)
     limits.accepted_keys.add(key)
@@ -113,17 +166,17 @@ def _caller(request: Request, runtime: Runtime) -> Scope:
     return scope
 
 
-def authenticate(request: Request, runtime: RuntimeDep) -> Scope:
+def authenticate(request: Request) -> Scope:
     """The caller of an API endpoint: a `secret` key (an `ingest` key gets 403)."""
-    scope = _caller(request, runtime)
+    scope = _caller(request)
     if scope.key_scope != SECRET:
         raise Forbidden(INSUFFICIENT_SCOPE_MESSAGE, code="insufficient_scope")
     return scope
 
 
-def authenticate_ingest(request: Request, runtime: RuntimeDep) -> Scope:
+def authenticate_ingest(request: Request) -> Scope:
     """The caller of an ingest endpoint: any key, `secret` or `ingest`."""
-    return _caller(request, runtime)
+    return _caller(request)
 
 
 Caller = Annotated[Scope, Depends(authenticate)]

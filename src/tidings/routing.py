@@ -10,7 +10,7 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from tidings.dependencies import get_runtime, key_check
+from tidings.dependencies import key_check
 from tidings.kit import json_input
 
 
@@ -34,7 +34,7 @@ class ApiRoute(APIRoute):
 
         async def route(request: Request) -> Response:
             if check is not None:
-                await run_in_threadpool(check, request, get_runtime(request))
+                await run_in_threadpool(check, request)
             if parses_json:
                 content_type = request.headers.get("content-type", "")
                 if not content_type or "json" in content_type.lower():

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from cryptography.fernet import Fernet
@@ -10,43 +11,14 @@ from cryptography.fernet import Fernet
 from tidings.config import Settings
 from tidings.db import Database, create_database_engine
 from tidings.inbox.service import InboxBroker
-from tidings.jobs.context import WorkerContext
 from tidings.jobs.engine import JobEngine, build_huey
-from tidings.jobs.lease import Lease
 from tidings.kit.crypto import fernet_for, load_or_create_secret
 from tidings.kit.outbound import OutboundClient, OutboundGuard
-from tidings.kit.ratelimit import RecentValues, TokenBuckets
 from tidings.preference.service import public_base_url, unsubscribe_key
+from tidings.worker.context import WorkerContext
+from tidings.worker.lease import Lease
 from tidings.workspace.keys import KeyCipher
-
-
-@dataclass(frozen=True)
-class AuthLimits:
-    """Failed authentications, counted per process (`docs/security.md`, "Rate limits").
-
-    `api_clients`: wrong API keys per client address; `accounts` and `sign_in_clients`: wrong
-    Studio passwords per account and per client address. Each locks its key once spent.
-    `accepted_keys`: the API keys this process accepted lately, which still pass while their
-    client address is locked (senders such as Segment share addresses).
-    """
-
-    api_clients: TokenBuckets
-    accounts: TokenBuckets
-    sign_in_clients: TokenBuckets
-    accepted_keys: RecentValues = field(default_factory=RecentValues)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> AuthLimits:
-        lockout = settings.sign_in_lockout_seconds
-        return cls(
-            api_clients=TokenBuckets.per_window(
-                settings.auth_failure_limit, settings.auth_failure_window_seconds, lockout=True
-            ),
-            accounts=TokenBuckets.per_window(settings.sign_in_failure_limit, lockout, lockout=True),
-            sign_in_clients=TokenBuckets.per_window(
-                settings.sign_in_client_failure_limit, lockout, lockout=True
-            ),
-        )
+from tidings.workspace.limits import AuthLimits
 
 
 @dataclass
@@ -62,6 +34,19 @@ class Runtime:
     inbox_broker: InboxBroker
     jobs: JobEngine
     auth_limits: AuthLimits
+
+    def provide(self, state: Any) -> None:
+        """Put what endpoints depend on, each on its own, on an app's `state`
+        (tidings.dependencies reads them by these names)."""
+        state.database = self.database
+        state.settings = self.settings
+        state.key_cipher = self.cipher
+        state.config_cipher = self.config_cipher
+        state.outbound = self.outbound
+        state.auth_limits = self.auth_limits
+        state.secret = self.secret
+        state.unsubscribe_key = self.unsubscribe_key
+        state.inbox_broker = self.inbox_broker
 
     def close(self) -> None:
         self.jobs.context.providers.close()

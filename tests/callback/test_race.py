@@ -13,10 +13,10 @@ from pytest_httpserver import HTTPServer
 from tests.callback.support import configure, counts, history, message, prepare, send
 from tests.conftest import Keys
 from tidings.app import create_app
-from tidings.jobs.context import WorkerContext
 from tidings.message import pipeline
 from tidings.provider.base import SendResult
 from tidings.runtime import Runtime
+from tidings.worker.context import WorkerContext
 
 
 def test_a_delivered_event_before_the_sent_commit_wins_and_keeps_the_message_id(

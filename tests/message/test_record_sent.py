@@ -18,11 +18,11 @@ from tests.callback.support import configure, history, message, prepare, send
 from tests.conftest import Keys
 from tidings.app import create_app
 from tidings.db import Database, Outbox
-from tidings.jobs.context import WorkerContext
 from tidings.message import pipeline
 from tidings.message.repository import MessageRepository, SentReply
 from tidings.models import DeliveryStatus
 from tidings.runtime import Runtime
+from tidings.worker.context import WorkerContext
 
 
 class _CountingCursor:

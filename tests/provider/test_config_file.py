@@ -59,13 +59,13 @@ def test_config_file_errors_name_the_place(
     monkeypatch.delenv("TIDINGS_TEST_SMTP_PASSWORD", raising=False)
     path.write_text(CONFIG)
     with pytest.raises(config_file.ConfigFileError, match="TIDINGS_TEST_SMTP_PASSWORD is not set"):
-        config_file.apply(runtime, path)
+        config_file.apply(runtime.database, runtime.config_cipher, runtime.outbound, path)
     path.write_text('[providers.smtp]\nhost = "x"\n')
     with pytest.raises(config_file.ConfigFileError, match=r"providers\.smtp: config\.from_email"):
-        config_file.apply(runtime, path)
+        config_file.apply(runtime.database, runtime.config_cipher, runtime.outbound, path)
     path.write_text("[providers.carrier-pigeon]\nspeed = 1\n")
     with pytest.raises(config_file.ConfigFileError, match="No provider named 'carrier-pigeon'"):
-        config_file.apply(runtime, path)
+        config_file.apply(runtime.database, runtime.config_cipher, runtime.outbound, path)
     path.write_text("[providers.smtp\n")
     with pytest.raises(config_file.ConfigFileError, match=r"tidings\.toml"):
-        config_file.apply(runtime, path)
+        config_file.apply(runtime.database, runtime.config_cipher, runtime.outbound, path)

@@ -204,10 +204,12 @@ def test_the_config_file_is_refused_at_start_for_an_internal_smtp_host(
         config_file.ConfigFileError,
         match=r"providers\.smtp: config\.host: 10\.0\.0\.25 is an internal address \(private\)",
     ):
-        config_file.apply(runtime, path)
+        config_file.apply(runtime.database, runtime.config_cipher, runtime.outbound, path)
 
     runtime.outbound.allowances = parse_allowances("10.0.0.25:25")
-    assert sorted(config_file.apply(runtime, path)) == ["smtp@production", "smtp@test"]
+    assert sorted(
+        config_file.apply(runtime.database, runtime.config_cipher, runtime.outbound, path)
+    ) == ["smtp@production", "smtp@test"]
 
 
 ALLOW_EVERYTHING = "0.0.0.0/0,::/0"

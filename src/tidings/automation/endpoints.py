@@ -25,15 +25,14 @@ from tidings.automation.schemas import (
     VersionList,
     VersionResponse,
 )
-from tidings.db import Outbox
-from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.db import Database, Outbox
+from tidings.dependencies import Caller, DatabaseDep, OutboundDep, ReadSession, SettingsDep
 from tidings.errors import BadRequest
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import isoformat, parse_timestamp
 from tidings.message.idempotency import Answer, IdempotentRequest, answer_once
 from tidings.models import Automation, AutomationRun, AutomationVersion
 from tidings.routing import ApiRoute
-from tidings.runtime import Runtime
 from tidings.workspace.service import Scope
 
 router = APIRouter(prefix="/automations", tags=["automations"], route_class=ApiRoute)
@@ -240,31 +239,30 @@ def get_run_steps(run_id: str, caller: Caller, session: ReadSession) -> RunStepL
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunDetail, tags=["automation runs"])
-def cancel_run(run_id: str, caller: Caller, runtime: RuntimeDep) -> RunDetail:
+def cancel_run(run_id: str, caller: Caller, database: DatabaseDep) -> RunDetail:
     """Cancel a PROCESSING or WAITING run (409 otherwise)."""
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         run = runs.cancel_by_api(session, caller, run_id)
         return run_detail(session, run)
 
 
 def _invoke(
-    runtime: Runtime,
+    database: Database,
+    ttl_seconds: float,
     caller: Scope,
     idempotency_key: str | None,
     body: dict[str, Any],
     start: Callable[[Session], AutomationRun],
 ) -> Response:
     """Start a run and answer 202 `{runId}`; an Idempotency-Key replays the first answer."""
-    idempotent = IdempotentRequest.of(
-        caller.environment_id, idempotency_key, body, runtime.settings.idempotency_ttl_seconds
-    )
+    idempotent = IdempotentRequest.of(caller.environment_id, idempotency_key, body, ttl_seconds)
 
     def start_run(session: Session, outbox: Outbox) -> Answer:
         run = start(session)
         outbox.add_run(run.id)
         return 202, {"runId": run.run_id}
 
-    status_code, answer = answer_once(runtime.database, idempotent, start_run)
+    status_code, answer = answer_once(database, idempotent, start_run)
     return _json(answer, status_code)
 
 
@@ -282,17 +280,20 @@ IdempotencyKey = Annotated[
 def invoke_ad_hoc(
     body: AdHocInvokeBody,
     caller: Caller,
-    runtime: RuntimeDep,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    outbound: OutboundDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Run steps given inline (Courier's ad hoc invoke). Answers once the run is committed."""
     payload = body.model_dump(exclude_none=True)
     return _invoke(
-        runtime,
+        database,
+        settings.idempotency_ttl_seconds,
         caller,
         idempotency_key,
         {"ad_hoc": payload},
-        lambda session: runs.invoke_ad_hoc(session, caller, payload, outbound=runtime.outbound),
+        lambda session: runs.invoke_ad_hoc(session, caller, payload, outbound=outbound),
     )
 
 
@@ -305,14 +306,16 @@ def invoke_ad_hoc(
 def invoke(
     automation_id: str,
     caller: Caller,
-    runtime: RuntimeDep,
+    database: DatabaseDep,
+    settings: SettingsDep,
     body: InvokeBody | None = None,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """Start a run of the automation's current version, enabled or not."""
     payload = body.model_dump(exclude_none=True) if body is not None else {}
     return _invoke(
-        runtime,
+        database,
+        settings.idempotency_ttl_seconds,
         caller,
         idempotency_key,
         {"automation": automation_id, **payload},
@@ -329,14 +332,15 @@ def invoke(
 def put_automation(
     automation_id: str,
     caller: Caller,
-    runtime: RuntimeDep,
+    database: DatabaseDep,
+    outbound: OutboundDep,
     response: Response,
     body: Annotated[Any, Body(include_in_schema=False)],
 ) -> AutomationResponse:
     """Create (201) or replace (200) a definition. A changed definition gets a new version."""
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         automation, version, outcome = service.save(
-            session, caller, automation_id, body, outbound=runtime.outbound
+            session, caller, automation_id, body, outbound=outbound
         )
         view = _view(automation, version)
     response.status_code = 201 if outcome == "created" else 200
@@ -349,8 +353,8 @@ def get_automation(automation_id: str, caller: Caller, session: ReadSession) -> 
 
 
 @router.delete("/{automation_id}", status_code=204)
-def delete_automation(automation_id: str, caller: Caller, runtime: RuntimeDep) -> Response:
-    with runtime.database.write() as (session, _):
+def delete_automation(automation_id: str, caller: Caller, database: DatabaseDep) -> Response:
+    with database.write() as (session, _):
         service.delete(session, caller, automation_id)
     return Response(status_code=204)
 

@@ -10,7 +10,6 @@ from sqlalchemy import bindparam, delete, insert, select
 from sqlalchemy.orm import Session
 
 from tidings.config import Settings
-from tidings.jobs.lease import owner_alive
 from tidings.kit.sql import claim_rows, execute_counting, insert_ignoring_conflicts, insert_loaded
 from tidings.models import (
     Automation,
@@ -21,6 +20,7 @@ from tidings.models import (
     Event,
     RunStatus,
 )
+from tidings.worker.lease import owner_alive
 from tidings.workspace.service import Scope
 
 
@@ -296,7 +296,7 @@ class RunRepository:
         """Claim, for a sweep to re-drive (`kit.sql.claim_rows`), waiting runs whose wake-up
         time has come and processing runs nobody is advancing: untouched since
         `stale_before`, or, while a request is in flight, owned by a process whose lease
-        expired (jobs/lease.py; `TIDINGS_SENDING_STALE_SECONDS` as a backstop)."""
+        expired (worker/lease.py; `TIDINGS_SENDING_STALE_SECONDS` as a backstop)."""
         waking = (AutomationRun.status == RunStatus.WAITING) & (AutomationRun.wake_at <= now)
         backstop = now - timedelta(seconds=settings.sending_stale_seconds)
         stalled = (

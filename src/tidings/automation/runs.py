@@ -51,12 +51,12 @@ from tidings.automation.steps.base import (
 from tidings.automation.steps.values import namespace
 from tidings.db import Outbox
 from tidings.errors import Conflict, NotFound
-from tidings.jobs.context import WorkerContext
 from tidings.kit.expression import ExpressionError
 from tidings.kit.outbound import OutboundGuard
 from tidings.kit.time import isoformat, utcnow
 from tidings.message.pipeline import backoff_seconds
 from tidings.models import AutomationRun, AutomationRunStep, Event, RunStatus
+from tidings.worker.context import WorkerContext
 from tidings.workspace.service import Scope
 
 logger = logging.getLogger(__name__)

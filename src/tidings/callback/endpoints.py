@@ -6,11 +6,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
+from cryptography.fernet import Fernet
 from fastapi import APIRouter, Depends, Request
 
 from tidings.callback import service
 from tidings.callback.schemas import CallbackResult
-from tidings.dependencies import RuntimeDep
+from tidings.db import Database
+from tidings.dependencies import ConfigCipherDep, DatabaseDep
 from tidings.provider.base import Provider, StatusCallback
 from tidings.provider.email.sendgrid import SendGridProvider
 from tidings.provider.sms.twilio import TwilioProvider
@@ -46,17 +48,23 @@ def url_as_seen(request: Request) -> str:
 
 
 def _handle(
-    runtime: RuntimeDep, provider: type[Provider], body: bytes, request: Request
+    config_cipher: Fernet,
+    database: Database,
+    provider: type[Provider],
+    body: bytes,
+    request: Request,
 ) -> CallbackResult:
     callback = StatusCallback(
         body=body, url=url_as_seen(request), headers=request.headers, query=request.query_params
     )
-    with runtime.database.write() as (session, _):
-        return service.handle_status_callback(session, runtime.config_cipher, provider, callback)
+    with database.write() as (session, _):
+        return service.handle_status_callback(session, config_cipher, provider, callback)
 
 
 @router.post("/sendgrid", response_model=CallbackResult)
-def sendgrid_events(body: RawBody, request: Request, runtime: RuntimeDep) -> CallbackResult:
+def sendgrid_events(
+    body: RawBody, request: Request, config_cipher: ConfigCipherDep, database: DatabaseDep
+) -> CallbackResult:
     """SendGrid's Event Webhook: a JSON array of events.
 
     `delivered` marks the message DELIVERED; `bounce` and `dropped` mark the delivery failed
@@ -65,11 +73,13 @@ def sendgrid_events(body: RawBody, request: Request, runtime: RuntimeDep) -> Cal
     has a verification key, the Signed Event Webhook headers must verify (401 otherwise).
     Events for unknown messages are counted and answered 200, so SendGrid does not retry them.
     """
-    return _handle(runtime, SendGridProvider, body, request)
+    return _handle(config_cipher, database, SendGridProvider, body, request)
 
 
 @router.post("/twilio", response_model=CallbackResult)
-def twilio_status(body: RawBody, request: Request, runtime: RuntimeDep) -> CallbackResult:
+def twilio_status(
+    body: RawBody, request: Request, config_cipher: ConfigCipherDep, database: DatabaseDep
+) -> CallbackResult:
     """Twilio's message status callback (form-encoded `MessageSid`, `MessageStatus`, …).
 
     `delivered` (and `read`) marks the message DELIVERED; `undelivered` and `failed` mark the
@@ -78,4 +88,4 @@ def twilio_status(body: RawBody, request: Request, runtime: RuntimeDep) -> Callb
     match the auth token of the message's environment (403 otherwise). Unknown `MessageSid`s
     are counted and answered 200.
     """
-    return _handle(runtime, TwilioProvider, body, request)
+    return _handle(config_cipher, database, TwilioProvider, body, request)

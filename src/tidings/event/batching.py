@@ -21,9 +21,9 @@ from datetime import datetime
 from tidings.db import Database
 from tidings.event.repository import EventRepository, ReceivedEvent, UserKey
 from tidings.event.service import ProcessResult, process_event, process_in
-from tidings.jobs.context import WorkerContext
 from tidings.kit.sql import by_environment
 from tidings.kit.time import utcnow
+from tidings.worker.context import WorkerContext
 
 logger = logging.getLogger(__name__)
 

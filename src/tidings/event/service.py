@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 from tidings.automation.runs import advance_in_transaction, start_triggered_runs, trigger_of
 from tidings.db import Database, Outbox
 from tidings.event.repository import EventRepository
-from tidings.jobs.context import WorkerContext
 from tidings.kit.time import utcnow
 from tidings.models import AutomationRun, Event, EventStatus
 from tidings.profile.identity import erase_user, link, merge_traits, resolve_user
 from tidings.tenant.service import apply_group
+from tidings.worker.context import WorkerContext
 from tidings.workspace.service import Scope
 
 logger = logging.getLogger(__name__)

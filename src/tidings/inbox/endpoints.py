@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, DatabaseDep, ReadSession, SecretDep
 from tidings.errors import BadRequest
 from tidings.inbox import service
 from tidings.inbox.repository import Status
@@ -30,36 +30,33 @@ router = APIRouter(prefix="/inbox", tags=["inbox"], route_class=ApiRoute)
 _EVENT_ID = re.compile(r"[0-9]{1,18}")
 
 
-def get_broker(runtime: RuntimeDep) -> InboxBroker:
+def get_broker(request: Request) -> InboxBroker:
     """The process's broker: deliveries in this process publish to it after commit."""
-    return runtime.inbox_broker
-
-
-def token_secret(runtime: RuntimeDep) -> bytes:
-    """The server secret that inbox tokens are signed under."""
-    return runtime.secret
+    broker: InboxBroker = request.app.state.inbox_broker
+    return broker
 
 
 Broker = Annotated[InboxBroker, Depends(get_broker)]
-Secret = Annotated[bytes, Depends(token_secret)]
+# The server secret that inbox tokens are signed under.
+Secret = SecretDep
 
 
-def authenticate_user(request: Request, runtime: RuntimeDep, secret: Secret) -> InboxUser:
+def authenticate_user(request: Request, database: DatabaseDep, secret: Secret) -> InboxUser:
     token = key_from_authorization(request.headers.get("authorization"))
-    return service.authenticate(runtime.database, secret, token, "Authorization")
+    return service.authenticate(database, secret, token, "Authorization")
 
 
 def authenticate_stream_user(
     request: Request,
-    runtime: RuntimeDep,
+    database: DatabaseDep,
     secret: Secret,
     token: Annotated[str | None, Query()] = None,
 ) -> InboxUser:
     """The stream also takes `?token=`: browsers' EventSource cannot set headers."""
     header_token = key_from_authorization(request.headers.get("authorization"))
     if header_token is not None:
-        return service.authenticate(runtime.database, secret, header_token, "Authorization")
-    return service.authenticate(runtime.database, secret, token, "token")
+        return service.authenticate(database, secret, header_token, "Authorization")
+    return service.authenticate(database, secret, token, "token")
 
 
 User = Annotated[InboxUser, Depends(authenticate_user)]
@@ -112,27 +109,27 @@ def count_unread(user: User, session: ReadSession) -> UnreadCount:
 
 
 @router.post("/messages/read-all", response_model=ReadAllResponse)
-def mark_all_read(user: User, runtime: RuntimeDep) -> ReadAllResponse:
-    with runtime.database.write() as (session, _):
+def mark_all_read(user: User, database: DatabaseDep) -> ReadAllResponse:
+    with database.write() as (session, _):
         updated = service.mark_all_read(session, user)
     return ReadAllResponse(updated=updated)
 
 
 @router.post("/messages/{message_id}/read", response_model=InboxMessageView)
-def mark_read(message_id: str, user: User, runtime: RuntimeDep) -> InboxMessageView:
-    with runtime.database.write() as (session, _):
+def mark_read(message_id: str, user: User, database: DatabaseDep) -> InboxMessageView:
+    with database.write() as (session, _):
         return service.message_view(service.mark_read(session, user, message_id))
 
 
 @router.post("/messages/{message_id}/unread", response_model=InboxMessageView)
-def mark_unread(message_id: str, user: User, runtime: RuntimeDep) -> InboxMessageView:
-    with runtime.database.write() as (session, _):
+def mark_unread(message_id: str, user: User, database: DatabaseDep) -> InboxMessageView:
+    with database.write() as (session, _):
         return service.message_view(service.mark_unread(session, user, message_id))
 
 
 @router.post("/messages/{message_id}/archive", response_model=InboxMessageView)
-def archive(message_id: str, user: User, runtime: RuntimeDep) -> InboxMessageView:
-    with runtime.database.write() as (session, _):
+def archive(message_id: str, user: User, database: DatabaseDep) -> InboxMessageView:
+    with database.write() as (session, _):
         return service.message_view(service.archive(session, user, message_id))
 
 
@@ -156,7 +153,7 @@ def _last_event_id(value: str | None) -> int | None:
 )
 async def stream(
     user: StreamUser,
-    runtime: RuntimeDep,
+    database: DatabaseDep,
     broker: Broker,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
@@ -167,7 +164,7 @@ async def stream(
     """
     after_id = _last_event_id(last_event_id)
     return StreamingResponse(
-        service.stream(runtime.database, broker, user, after_id),
+        service.stream(database, broker, user, after_id),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -7,10 +7,12 @@ import asyncio
 from typing import Any
 
 import orjson
+from cryptography.fernet import Fernet
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.db import Database
+from tidings.dependencies import Caller, ConfigCipherDep, DatabaseDep, ReadSession
 from tidings.errors import BadRequest, NotFound, Unauthorized
 from tidings.ingest import sources
 from tidings.ingest.signature import verify
@@ -19,7 +21,6 @@ from tidings.ingest.validation import ValidEvent, parse_json, validate_segment_e
 from tidings.ingest.writer import IngestItem
 from tidings.kit.time import utcnow
 from tidings.routing import ApiRoute
-from tidings.runtime import Runtime
 
 router = APIRouter(tags=["signed sources"], route_class=ApiRoute)
 
@@ -51,11 +52,15 @@ def _json(body: dict[str, Any], status_code: int = 200) -> Response:
 
 @router.post("/sources", status_code=201)
 def create_source(
-    body: SourceBody, request: Request, caller: Caller, runtime: RuntimeDep
+    body: SourceBody,
+    request: Request,
+    caller: Caller,
+    config_cipher: ConfigCipherDep,
+    database: DatabaseDep,
 ) -> Response:
     """Create a signed source. The answer holds the secret in clear, this once."""
-    fernet = runtime.config_cipher
-    with runtime.database.write() as (session, _):
+    fernet = config_cipher
+    with database.write() as (session, _):
         row, secret = sources.create(session, caller, fernet, body.name, body.secret)
         view = sources.view(fernet, row)
     return _json({**_with_url(request, view), "secret": secret.value}, 201)
@@ -63,36 +68,45 @@ def create_source(
 
 @router.get("/sources")
 def list_sources(
-    request: Request, caller: Caller, session: ReadSession, runtime: RuntimeDep
+    request: Request, caller: Caller, session: ReadSession, config_cipher: ConfigCipherDep
 ) -> Response:
     rows = sources.listing(session, caller)
-    views = [_with_url(request, sources.view(runtime.config_cipher, row)) for row in rows]
+    views = [_with_url(request, sources.view(config_cipher, row)) for row in rows]
     return _json({"results": views})
 
 
 @router.get("/sources/{source_id}")
 def get_source(
-    source_id: str, request: Request, caller: Caller, session: ReadSession, runtime: RuntimeDep
+    source_id: str,
+    request: Request,
+    caller: Caller,
+    session: ReadSession,
+    config_cipher: ConfigCipherDep,
 ) -> Response:
     """The source, its secrets' ids and hints, and its count of refused signatures."""
     row = sources.get(session, caller, source_id)
-    return _json(_with_url(request, sources.view(runtime.config_cipher, row)))
+    return _json(_with_url(request, sources.view(config_cipher, row)))
 
 
 @router.delete("/sources/{source_id}", status_code=204)
-def delete_source(source_id: str, caller: Caller, runtime: RuntimeDep) -> Response:
-    with runtime.database.write() as (session, _):
+def delete_source(source_id: str, caller: Caller, database: DatabaseDep) -> Response:
+    with database.write() as (session, _):
         sources.delete(session, caller, source_id)
     return Response(status_code=204)
 
 
 @router.post("/sources/{source_id}/secrets", status_code=201)
 def add_secret(
-    source_id: str, body: SecretBody, request: Request, caller: Caller, runtime: RuntimeDep
+    source_id: str,
+    body: SecretBody,
+    request: Request,
+    caller: Caller,
+    config_cipher: ConfigCipherDep,
+    database: DatabaseDep,
 ) -> Response:
     """Add a second secret for a rotation: both are accepted until the old one is removed."""
-    fernet = runtime.config_cipher
-    with runtime.database.write() as (session, _):
+    fernet = config_cipher
+    with database.write() as (session, _):
         row, secret = sources.add_secret(session, caller, fernet, source_id, body.secret)
         view = sources.view(fernet, row)
     return _json({**_with_url(request, view), "secret": secret.value, "secret_id": secret.id}, 201)
@@ -100,10 +114,15 @@ def add_secret(
 
 @router.delete("/sources/{source_id}/secrets/{secret_id}")
 def remove_secret(
-    source_id: str, secret_id: str, request: Request, caller: Caller, runtime: RuntimeDep
+    source_id: str,
+    secret_id: str,
+    request: Request,
+    caller: Caller,
+    config_cipher: ConfigCipherDep,
+    database: DatabaseDep,
 ) -> Response:
-    fernet = runtime.config_cipher
-    with runtime.database.write() as (session, _):
+    fernet = config_cipher
+    with database.write() as (session, _):
         row = sources.remove_secret(session, caller, fernet, source_id, secret_id)
         view = sources.view(fernet, row)
     return _json(_with_url(request, view))
@@ -140,11 +159,11 @@ def _events(body: bytes) -> list[ValidEvent]:
 
 
 def _check_signature(
-    runtime: Runtime, source_id: str, body: bytes, signature: str | None
+    database: Database, config_cipher: Fernet, source_id: str, body: bytes, signature: str | None
 ) -> sources.Verifier:
     """The source's verifier once the signature matches; counts and raises otherwise."""
-    with runtime.database.read() as session:
-        found = sources.verifier(session, runtime.config_cipher, source_id)
+    with database.read() as session:
+        found = sources.verifier(session, config_cipher, source_id)
     if found is None:
         raise NotFound(
             f"No signed source {source_id!r}. Copy the webhook URL from GET /sources.",
@@ -152,7 +171,7 @@ def _check_signature(
         )
     if verify(body, signature, found.secrets):
         return found
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         sources.record_signature_failure(session, source_id, utcnow())
     if not signature:
         raise Unauthorized(
@@ -169,18 +188,21 @@ def _check_signature(
 
 
 @router.post("/inbound/segment/webhook/{source_id}")
-async def segment_webhook(source_id: str, request: Request) -> Response:
+async def segment_webhook(
+    source_id: str, request: Request, database: DatabaseDep, config_cipher: ConfigCipherDep
+) -> Response:
     """Segment's generic Webhooks destination, verified by `X-Signature`.
 
     200 `{"success": true}` once the events are committed; they are processed like every
     Segment event. 401 for a missing or wrong signature (counted on the source).
     """
-    runtime: Runtime = request.app.state.runtime
     body = await read_within(
         request.stream(), request.headers.get("content-length"), MAX_WEBHOOK_BYTES, _too_large
     )
     signature = request.headers.get("x-signature")
-    found = await asyncio.to_thread(_check_signature, runtime, source_id, body, signature)
+    found = await asyncio.to_thread(
+        _check_signature, database, config_cipher, source_id, body, signature
+    )
     events = _events(body)
     writer = request.app.state.ingest_writer
     await submit(writer, [IngestItem(key=None, event=event, scope=found.scope) for event in events])

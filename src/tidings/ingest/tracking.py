@@ -33,8 +33,8 @@ from tidings.ingest.writer import IngestItem, IngestResult, IngestWriter, Outcom
 from tidings.kit import json_input
 from tidings.kit.ratelimit import TokenBuckets
 from tidings.kit.time import parse_timestamp, utcnow, within_bounds
-from tidings.runtime import AuthLimits
 from tidings.workspace.keys import key_from_authorization
+from tidings.workspace.limits import AuthLimits
 
 MAX_BATCH_BYTES = 500 * 1024
 MAX_BATCH_EVENTS = 2500

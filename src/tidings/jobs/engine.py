@@ -3,7 +3,7 @@
 The database holds the truth; a job only says "look at these rows". Huey removes a job when a
 consumer takes it, so a crash can drop one. The sweeper re-drives whatever is due or stale,
 so nothing acknowledged depends on a job surviving: everything pending when a consumer
-starts and when another worker's lease expires (jobs/lease.py), and what is older than
+starts and when another worker's lease expires (worker/lease.py), and what is older than
 `TIDINGS_SWEEP_STALE_SECONDS` every minute.
 
 Storage (`TIDINGS_JOB_STORAGE`):
@@ -32,10 +32,10 @@ from tidings.config import Settings
 from tidings.db import Outbox
 from tidings.event.batching import RecentlyProcessed, process_events, redrive_stale_events
 from tidings.ingest.pressure import no_pause
-from tidings.jobs.context import WorkerContext
 from tidings.jobs.fairness import FairShare
 from tidings.kit.time import utcnow
 from tidings.message import pipeline
+from tidings.worker.context import WorkerContext
 
 logger = logging.getLogger(__name__)
 
@@ -370,7 +370,7 @@ class JobEngine:
         return total
 
     def start_lease(self) -> None:
-        """Hold this process's worker lease (jobs/lease.py) while its consumer runs; when it
+        """Hold this process's worker lease (worker/lease.py) while its consumer runs; when it
         finds another worker's lease expired, re-drive that worker's work."""
         lease = self.context.lease
         if lease is None:

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, DatabaseDep, ReadSession
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import isoformat
 from tidings.list import service
@@ -66,18 +66,18 @@ def get_list(list_id: str, caller: Caller, session: ReadSession) -> ListView:
 
 
 @router.put("/lists/{list_id}", status_code=204)
-def put_list(list_id: str, body: ListBody, caller: Caller, runtime: RuntimeDep) -> Response:
+def put_list(list_id: str, body: ListBody, caller: Caller, database: DatabaseDep) -> Response:
     """Create the list, or rename it. Answers 204 either way, as Courier does."""
     preferences = preferences_document(body.preferences)
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         service.put_list(session, caller, list_id, body.name, preferences)
     return _no_content()
 
 
 @router.delete("/lists/{list_id}", status_code=204)
-def delete_list(list_id: str, caller: Caller, runtime: RuntimeDep) -> Response:
+def delete_list(list_id: str, caller: Caller, database: DatabaseDep) -> Response:
     """Delete the list and all its subscriptions."""
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         service.delete_list(session, caller, list_id)
     return _no_content()
 
@@ -122,20 +122,20 @@ def _subscribers(body: SubscriptionsBody) -> list[service.SubscriberSpec]:
 
 @router.put("/lists/{list_id}/subscriptions", status_code=204)
 def replace_subscriptions(
-    list_id: str, body: SubscriptionsBody, caller: Caller, runtime: RuntimeDep
+    list_id: str, body: SubscriptionsBody, caller: Caller, database: DatabaseDep
 ) -> Response:
     """Make `recipients` the list's only subscribers, creating the list if missing."""
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         service.replace_subscribers(session, caller, list_id, _subscribers(body))
     return _no_content()
 
 
 @router.post("/lists/{list_id}/subscriptions", status_code=204)
 def add_subscriptions(
-    list_id: str, body: SubscriptionsBody, caller: Caller, runtime: RuntimeDep
+    list_id: str, body: SubscriptionsBody, caller: Caller, database: DatabaseDep
 ) -> Response:
     """Subscribe `recipients` too, creating the list if missing; other subscribers stay."""
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         service.add_subscribers(session, caller, list_id, _subscribers(body))
     return _no_content()
 
@@ -145,20 +145,20 @@ def subscribe_user(
     list_id: str,
     user_id: str,
     caller: Caller,
-    runtime: RuntimeDep,
+    database: DatabaseDep,
     body: SubscribeUserBody | None = None,
 ) -> Response:
     """Subscribe one user, creating the list if missing. The body is optional."""
     preferences = preferences_document(body.preferences) if body is not None else None
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         service.subscribe(session, caller, list_id, user_id, preferences)
     return _no_content()
 
 
 @router.delete("/lists/{list_id}/subscriptions/{user_id}", status_code=204)
-def unsubscribe_user(list_id: str, user_id: str, caller: Caller, runtime: RuntimeDep) -> Response:
+def unsubscribe_user(list_id: str, user_id: str, caller: Caller, database: DatabaseDep) -> Response:
     """Unsubscribe one user. Idempotent: 204 also when they were not subscribed."""
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         service.unsubscribe(session, caller, list_id, user_id)
     return _no_content()
 
@@ -192,18 +192,20 @@ def get_user_lists(
 
 @router.post("/profiles/{user_id}/lists", response_model=StatusResponse)
 def subscribe_user_to_lists(
-    user_id: str, body: ProfileListsBody, caller: Caller, runtime: RuntimeDep
+    user_id: str, body: ProfileListsBody, caller: Caller, database: DatabaseDep
 ) -> StatusResponse:
     """Subscribe the user to each list, creating lists that do not exist."""
     lists = [(item.listId, preferences_document(item.preferences)) for item in body.lists]
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         service.subscribe_user_to_lists(session, caller, user_id, lists)
     return StatusResponse()
 
 
 @router.delete("/profiles/{user_id}/lists", response_model=StatusResponse)
-def unsubscribe_user_from_all(user_id: str, caller: Caller, runtime: RuntimeDep) -> StatusResponse:
+def unsubscribe_user_from_all(
+    user_id: str, caller: Caller, database: DatabaseDep
+) -> StatusResponse:
     """Remove all the user's list subscriptions."""
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         service.unsubscribe_user_from_all(session, caller, user_id)
     return StatusResponse()

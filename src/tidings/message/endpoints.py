@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from tidings.db import Outbox
-from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, DatabaseDep, ReadSession, SettingsDep
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.message import service
 from tidings.message.idempotency import Answer, IdempotentRequest, answer_once
@@ -37,7 +37,8 @@ def send(
     body: SendBody,
     request: Request,
     caller: Caller,
-    runtime: RuntimeDep,
+    database: DatabaseDep,
+    settings: SettingsDep,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> Response:
     """Send a message: one per recipient. Answers 202 `{requestId}` once committed.
@@ -45,7 +46,6 @@ def send(
     With `Idempotency-Key`, a repeat of the same body replays the first response (status and
     body) for 24 hours; the same key with a different body is refused with 409.
     """
-    settings = runtime.settings
     idempotent = IdempotentRequest.of(
         caller.environment_id,
         idempotency_key,
@@ -64,7 +64,7 @@ def send(
         outbox.add_messages(messages, caller.environment_id)
         return 202, {"requestId": request_id}
 
-    status_code, answer = answer_once(runtime.database, idempotent, accept)
+    status_code, answer = answer_once(database, idempotent, accept)
     return _json(answer, status_code)
 
 
@@ -122,8 +122,8 @@ def get_output(message_id: str, caller: Caller, session: ReadSession) -> OutputL
 
 
 @router.post("/messages/{message_id}/cancel", response_model=MessageView)
-def cancel_message(message_id: str, caller: Caller, runtime: RuntimeDep) -> MessageView:
+def cancel_message(message_id: str, caller: Caller, database: DatabaseDep) -> MessageView:
     """Cancel a message that has not been sent yet."""
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         message = service.cancel(session, caller, message_id)
         return _view(session, message)

@@ -31,7 +31,6 @@ from sqlalchemy.orm import Session
 from tidings.config import Settings
 from tidings.db import Outbox
 from tidings.inbox.service import store as store_inbox_message
-from tidings.jobs.context import WorkerContext
 from tidings.kit.sql import by_environment
 from tidings.kit.time import utcnow
 from tidings.message.repository import MessageRepository, SentReply
@@ -64,6 +63,7 @@ from tidings.provider.base import (
 from tidings.provider.service import ConfiguredProvider
 from tidings.template.elemental import content_to_specs
 from tidings.template.render import RenderContext
+from tidings.worker.context import WorkerContext
 
 logger = logging.getLogger(__name__)
 

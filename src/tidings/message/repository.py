@@ -24,7 +24,6 @@ from sqlalchemy.types import TypeEngine
 
 from tidings.config import Settings
 from tidings.db import Database
-from tidings.jobs.lease import owner_alive
 from tidings.kit.sql import claim_rows, execute_counting, insert_ignoring_conflicts
 from tidings.kit.time import utcnow
 from tidings.models import (
@@ -36,6 +35,7 @@ from tidings.models import (
     MessageStatus,
 )
 from tidings.models.base import JSONValue, UTCDateTime
+from tidings.worker.lease import owner_alive
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,7 +379,7 @@ class MessageRepository:
 
 def _orphaned_sending(now: datetime, settings: Settings) -> ColumnElement[bool]:
     """SQL: a `sending` delivery whose attempt nobody will finish. Its owner's lease has
-    expired or is gone (jobs/lease.py), or, as a backstop (an attempt lost inside a live
+    expired or is gone (worker/lease.py), or, as a backstop (an attempt lost inside a live
     process, or started by one without a lease), it has been `sending` for longer than
     `TIDINGS_SENDING_STALE_SECONDS`."""
     stale = now - timedelta(seconds=settings.sending_stale_seconds)

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, DatabaseDep, ReadSession
 from tidings.errors import NotFound
 from tidings.event.repository import EventRepository
 from tidings.kit.pagination import decode_cursor, encode_cursor
@@ -64,11 +64,11 @@ def put_notification(
     notification_id: str,
     body: NotificationBody,
     caller: Caller,
-    runtime: RuntimeDep,
+    database: DatabaseDep,
     response: Response,
 ) -> NotificationResponse:
     """Create or replace a template. Liquid is checked on save."""
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         notification, created = service.save(session, caller, notification_id, body)
         view = _view(notification)
     response.status_code = 201 if created else 200
@@ -83,8 +83,8 @@ def get_notification(
 
 
 @router.delete("/{notification_id}", status_code=204)
-def delete_notification(notification_id: str, caller: Caller, runtime: RuntimeDep) -> Response:
-    with runtime.database.write() as (session, _):
+def delete_notification(notification_id: str, caller: Caller, database: DatabaseDep) -> Response:
+    with database.write() as (session, _):
         if not NotificationRepository(session).delete(caller, notification_id):
             raise service.not_found(notification_id)
     return Response(status_code=204)

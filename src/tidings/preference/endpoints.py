@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
-from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, DatabaseDep, ReadSession, UnsubscribeKeyDep
 from tidings.errors import AppError, BadRequest, NotFound, PayloadTooLarge
 from tidings.http_errors import error_response
 from tidings.kit.pagination import decode_cursor, encode_cursor
@@ -103,10 +103,10 @@ def list_topics(
     tags=["preferences"],
 )
 def put_topic(
-    topic_id: TopicId, body: TopicBody, caller: Caller, runtime: RuntimeDep, response: Response
+    topic_id: TopicId, body: TopicBody, caller: Caller, database: DatabaseDep, response: Response
 ) -> TopicResponse:
     """Create the topic (201) or replace its name and default status (200)."""
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         topic, created = service.save_topic(
             session, caller, topic_id, body.name, body.default_status
         )
@@ -121,9 +121,9 @@ def get_topic(topic_id: TopicId, caller: Caller, session: ReadSession) -> TopicR
 
 
 @router.delete("/preferences/topics/{topic_id}", status_code=204, tags=["preferences"])
-def delete_topic(topic_id: TopicId, caller: Caller, runtime: RuntimeDep) -> Response:
+def delete_topic(topic_id: TopicId, caller: Caller, database: DatabaseDep) -> Response:
     """Delete the topic and every user's choice for it; 409 while a notification uses it."""
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         service.delete_topic(session, caller, topic_id)
     return Response(status_code=204)
 
@@ -180,12 +180,12 @@ def put_preference(
     topic_id: TopicId,
     body: PreferenceBody,
     caller: Caller,
-    runtime: RuntimeDep,
+    database: DatabaseDep,
     tenant_id: TenantId = None,
 ) -> MessageResponse:
     """Set the user's status for the topic; the routing fields are replaced, not merged."""
     _no_tenant(tenant_id)
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         service.set_preference(
             session,
             caller,
@@ -203,12 +203,12 @@ def delete_preference(
     user_id: UserId,
     topic_id: TopicId,
     caller: Caller,
-    runtime: RuntimeDep,
+    database: DatabaseDep,
     tenant_id: TenantId = None,
 ) -> Response:
     """Forget the user's choice, so the topic's default applies again."""
     _no_tenant(tenant_id)
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         service.delete_preference(session, caller, user_id, topic_id)
     return Response(status_code=204)
 
@@ -216,11 +216,7 @@ def delete_preference(
 # One-click unsubscribe (no API key: the token is the credential)
 
 
-def signing_key(runtime: RuntimeDep) -> bytes:
-    return runtime.unsubscribe_key
-
-
-SigningKey = Annotated[bytes, Depends(signing_key)]
+SigningKey = UnsubscribeKeyDep
 
 _PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -351,7 +347,7 @@ def one_click_unsubscribe(
     token: str,
     request: Request,
     key: SigningKey,
-    runtime: RuntimeDep,
+    database: DatabaseDep,
     one_click: Annotated[bool, Depends(one_click_body)],
 ) -> Response:
     """RFC 8058 one-click unsubscribe: a form POST of `List-Unsubscribe=One-Click` opts the
@@ -367,7 +363,7 @@ def one_click_unsubscribe(
             field="List-Unsubscribe",
         )
         return _failure(request, missing, "Nothing was changed")
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         state = service.unsubscribe(session, *fields)
     if state is None:
         return _failure(request, _TOPIC_GONE, "Topic no longer exists")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, DatabaseDep, ReadSession
 from tidings.profile import service
 from tidings.profile.schemas import PatchBody, ProfileBody, ProfileResponse, StatusResponse
 from tidings.routing import ApiRoute
@@ -17,37 +17,37 @@ def get_profile(user_id: str, caller: Caller, session: ReadSession) -> ProfileRe
 
 @router.post("/{user_id}", response_model=StatusResponse)
 def merge_profile(
-    user_id: str, body: ProfileBody, caller: Caller, runtime: RuntimeDep
+    user_id: str, body: ProfileBody, caller: Caller, database: DatabaseDep
 ) -> StatusResponse:
     """Merge keys into the profile, creating it when missing. Keys you omit stay as they are."""
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         service.merge_profile(session, caller, user_id, body.profile)
     return StatusResponse()
 
 
 @router.put("/{user_id}", response_model=StatusResponse)
 def replace_profile(
-    user_id: str, body: ProfileBody, caller: Caller, runtime: RuntimeDep
+    user_id: str, body: ProfileBody, caller: Caller, database: DatabaseDep
 ) -> StatusResponse:
     """Replace the whole profile: keys missing from the body are removed."""
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         service.replace_profile(session, caller, user_id, body.profile)
     return StatusResponse()
 
 
 @router.patch("/{user_id}", response_model=StatusResponse)
 def patch_profile(
-    user_id: str, body: PatchBody, caller: Caller, runtime: RuntimeDep
+    user_id: str, body: PatchBody, caller: Caller, database: DatabaseDep
 ) -> StatusResponse:
     """Apply `{"patch": [JSON Patch operations]}`. All operations apply, or none."""
     operations = [operation.model_dump() for operation in body.patch]
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         service.patch_profile(session, caller, user_id, operations)
     return StatusResponse()
 
 
 @router.delete("/{user_id}", status_code=204)
-def delete_profile(user_id: str, caller: Caller, runtime: RuntimeDep) -> Response:
-    with runtime.database.write() as (session, _):
+def delete_profile(user_id: str, caller: Caller, database: DatabaseDep) -> Response:
+    with database.write() as (session, _):
         service.delete_profile(session, caller, user_id)
     return Response(status_code=204)

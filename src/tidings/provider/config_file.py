@@ -27,12 +27,14 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
 from sqlalchemy.orm import Session
 
 from tidings.config import Settings
+from tidings.db import Database
 from tidings.errors import AppError
+from tidings.kit.outbound import OutboundGuard
 from tidings.provider.service import configure
-from tidings.runtime import Runtime
 from tidings.workspace.repository import WorkspaceRepository
 from tidings.workspace.service import Scope, default_workspace
 
@@ -86,10 +88,12 @@ def load(path: Path) -> dict[str, dict[str, Any]]:
     }
 
 
-def apply(runtime: Runtime, path: Path) -> list[str]:
+def apply(
+    database: Database, config_cipher: Fernet, outbound: OutboundGuard, path: Path
+) -> list[str]:
     """Configure every provider the file names; returns `name@environment` for each."""
     applied = []
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         for name, table in load(path).items():
             values = dict(table)
             environments = values.pop("environments", None)
@@ -99,11 +103,11 @@ def apply(runtime: Runtime, path: Path) -> list[str]:
                     configure(
                         session,
                         scope,
-                        runtime.config_cipher,
+                        config_cipher,
                         name,
                         values,
                         priority,
-                        outbound=runtime.outbound,
+                        outbound=outbound,
                     )
                 except AppError as exc:
                     raise ConfigFileError(f"{path}: providers.{name}: {exc.message}") from exc

@@ -5,7 +5,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tidings.dependencies import Caller, ReadSession, RuntimeDep
+from tidings.dependencies import Caller, ConfigCipherDep, DatabaseDep, OutboundDep, ReadSession
 from tidings.errors import NotFound
 from tidings.provider import service
 from tidings.provider.registry import load_all
@@ -62,18 +62,20 @@ def catalog() -> list[CatalogEntry]:
 
 
 @router.get("", response_model=list[ProviderView])
-def list_providers(caller: Caller, session: ReadSession, runtime: RuntimeDep) -> list[ProviderView]:
+def list_providers(
+    caller: Caller, session: ReadSession, config_cipher: ConfigCipherDep
+) -> list[ProviderView]:
     return [
         _view(provider)
-        for provider in service.configured(session, caller.environment_id, runtime.config_cipher)
+        for provider in service.configured(session, caller.environment_id, config_cipher)
     ]
 
 
 @router.get("/{name}", response_model=ProviderView)
 def get_provider(
-    name: str, caller: Caller, session: ReadSession, runtime: RuntimeDep
+    name: str, caller: Caller, session: ReadSession, config_cipher: ConfigCipherDep
 ) -> ProviderView:
-    for provider in service.configured(session, caller.environment_id, runtime.config_cipher):
+    for provider in service.configured(session, caller.environment_id, config_cipher):
         if provider.name == name:
             return _view(provider)
     service.provider_class(name)
@@ -86,25 +88,31 @@ def get_provider(
     responses={201: {"model": ProviderView, "description": "Created."}},
 )
 def put_provider(
-    name: str, body: ProviderBody, caller: Caller, runtime: RuntimeDep, response: Response
+    name: str,
+    body: ProviderBody,
+    caller: Caller,
+    config_cipher: ConfigCipherDep,
+    database: DatabaseDep,
+    outbound: OutboundDep,
+    response: Response,
 ) -> ProviderView:
     """Configure a provider for this environment. Omitted secrets keep their stored value."""
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         provider, created = service.configure(
             session,
             caller,
-            runtime.config_cipher,
+            config_cipher,
             name,
             dict(body.config),
             body.priority,
-            outbound=runtime.outbound,
+            outbound=outbound,
         )
     response.status_code = 201 if created else 200
     return _view(provider)
 
 
 @router.delete("/{name}", status_code=204)
-def delete_provider(name: str, caller: Caller, runtime: RuntimeDep) -> Response:
-    with runtime.database.write() as (session, _):
+def delete_provider(name: str, caller: Caller, database: DatabaseDep) -> Response:
+    with database.write() as (session, _):
         service.remove(session, caller, name)
     return Response(status_code=204)

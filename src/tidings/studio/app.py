@@ -66,7 +66,7 @@ def _session_secret(secret: bytes) -> str:
 
 def create_studio(runtime: Runtime) -> FastAPI:
     studio = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-    studio.state.runtime = runtime
+    runtime.provide(studio.state)
     install_error_handlers(studio)
 
     async def _sign_in_required(request: Request, exc: Exception) -> Response:

@@ -28,7 +28,7 @@ from tidings.studio.repository import StudioRepository
 from tidings.workspace.service import Scope, default_workspace
 
 if TYPE_CHECKING:
-    from tidings.runtime import AuthLimits
+    from tidings.workspace.limits import AuthLimits
 
 SIGN_IN_LINK_LIFETIME = timedelta(hours=24)
 SESSION_LIFETIME = timedelta(days=14)

@@ -7,7 +7,7 @@ from urllib.parse import quote
 
 from fastapi import Depends, Request
 
-from tidings.dependencies import RuntimeDep
+from tidings.dependencies import DatabaseDep
 from tidings.studio import auth, csrf
 
 SESSION_KEY = "session"
@@ -35,11 +35,11 @@ def safe_next(value: object) -> str:
     return f"{PREFIX}/integrations/segment"
 
 
-def signed_in(request: Request, runtime: RuntimeDep) -> auth.SignedIn:
+def signed_in(request: Request, database: DatabaseDep) -> auth.SignedIn:
     token = request.session.get(SESSION_KEY)
     found = None
     if isinstance(token, str) and token:
-        with runtime.database.read() as session:
+        with database.read() as session:
             found = auth.resolve_session(session, token)
     if found is None:
         request.session.pop(SESSION_KEY, None)

@@ -52,8 +52,8 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from tidings.db import Outbox
-    from tidings.jobs.context import WorkerContext
     from tidings.models import AutomationRun
+    from tidings.worker.context import WorkerContext
 
 
 class StepFailed(Exception):

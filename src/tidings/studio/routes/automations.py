@@ -13,7 +13,8 @@ from tidings.automation import runs
 from tidings.automation import service as automation_service
 from tidings.automation.repository import RunRepository
 from tidings.automation.service import DefinitionError
-from tidings.dependencies import RuntimeDep
+from tidings.db import Database
+from tidings.dependencies import DatabaseDep, OutboundDep
 from tidings.errors import AppError
 from tidings.models import Event
 from tidings.models.automation import RunStatus
@@ -77,8 +78,8 @@ def _values(automation_id: str, definition: dict[str, Any]) -> dict[str, str]:
 
 
 @router.get("/automations")
-def list_automations(request: Request, admin: Admin, runtime: RuntimeDep) -> Response:
-    with runtime.database.read() as session:
+def list_automations(request: Request, admin: Admin, database: DatabaseDep) -> Response:
+    with database.read() as session:
         rows = service.automations(session, admin.scope)
     return render(request, "automations.html", section="automations", rows=rows)
 
@@ -108,14 +109,14 @@ def _editor(
 
 @router.get("/automations/new")
 def new_automation(
-    request: Request, admin: Admin, runtime: RuntimeDep, trigger: str = ""
+    request: Request, admin: Admin, database: DatabaseDep, trigger: str = ""
 ) -> Response:
     definition: dict[str, Any] = (
         service.prefilled_definition(trigger)
         if trigger
         else {"name": "", "enabled": False, "triggers": [], "steps": []}
     )
-    with runtime.database.read() as session:
+    with database.read() as session:
         automation_id = (
             service.free_automation_id(session, admin.scope, service.suggested_id(trigger))
             if trigger
@@ -128,11 +129,11 @@ def new_automation(
 def list_runs(
     request: Request,
     admin: Admin,
-    runtime: RuntimeDep,
+    database: DatabaseDep,
     automation_id: str = "",
     status: str = "",
 ) -> Response:
-    with runtime.database.read() as session:
+    with database.read() as session:
         rows = RunRepository(session).page(
             admin.scope.environment_id,
             None,
@@ -152,9 +153,9 @@ def list_runs(
 
 
 def _run_page(
-    request: Request, admin: Admin, runtime: RuntimeDep, run_id: str, flash: str | None = None
+    request: Request, admin: Admin, database: Database, run_id: str, flash: str | None = None
 ) -> Response:
-    with runtime.database.read() as session:
+    with database.read() as session:
         run = runs.get_run(session, admin.scope, run_id)
         steps = list(RunRepository(session).steps(run.id))
         messages = messages_of_steps(session, admin.scope, steps)
@@ -173,28 +174,28 @@ def _run_page(
 
 
 @router.get("/automations/runs/{run_id}")
-def run_detail(run_id: str, request: Request, admin: Admin, runtime: RuntimeDep) -> Response:
+def run_detail(run_id: str, request: Request, admin: Admin, database: DatabaseDep) -> Response:
     """A run and its step timeline."""
-    return _run_page(request, admin, runtime, run_id)
+    return _run_page(request, admin, database, run_id)
 
 
 @router.post("/automations/runs/{run_id}/cancel")
 def cancel_run(
-    run_id: str, request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
+    run_id: str, request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
 ) -> Response:
     try:
-        with runtime.database.write() as (session, _):
+        with database.write() as (session, _):
             runs.cancel_by_api(session, admin.scope, run_id)
     except AppError as exc:
-        return _run_page(request, admin, runtime, run_id, flash=exc.message)
+        return _run_page(request, admin, database, run_id, flash=exc.message)
     return RedirectResponse(f"{PREFIX}/automations/runs/{quote(run_id, safe='')}", status_code=303)
 
 
 @router.get("/automations/{automation_id}")
 def edit_automation(
-    automation_id: str, request: Request, admin: Admin, runtime: RuntimeDep, saved: str = ""
+    automation_id: str, request: Request, admin: Admin, database: DatabaseDep, saved: str = ""
 ) -> Response:
-    with runtime.database.read() as session:
+    with database.read() as session:
         automation, version = automation_service.get(session, admin.scope, automation_id)
     return _editor(
         request,
@@ -207,7 +208,7 @@ def edit_automation(
 
 @router.post("/automations")
 def save_automation(
-    request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
+    request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep, outbound: OutboundDep
 ) -> Response:
     values = {name: form_text(form, name) for name in FORM_FIELDS}
     new = form_text(form, "new") == "1"
@@ -234,12 +235,10 @@ def save_automation(
     if values["cancelation_token"].strip():
         body["cancelation_token"] = values["cancelation_token"].strip()
     try:
-        with runtime.database.write() as (session, _):
+        with database.write() as (session, _):
             if new and automation_service.current_version(session, admin.scope, automation_id):
                 raise DefinitionError("id", f"an automation {automation_id!r} already exists")
-            automation_service.save(
-                session, admin.scope, automation_id, body, outbound=runtime.outbound
-            )
+            automation_service.save(session, admin.scope, automation_id, body, outbound=outbound)
     except DefinitionError as exc:
         field = field_of(exc.field or "steps")
         return _editor(
@@ -252,19 +251,22 @@ def save_automation(
 
 @router.post("/automations/{automation_id}/enabled")
 def set_enabled(
-    automation_id: str, request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
+    automation_id: str,
+    request: Request,
+    admin: Admin,
+    form: CheckedForm,
+    database: DatabaseDep,
+    outbound: OutboundDep,
 ) -> Response:
     """Enable or disable: saved as a new version through the automation service."""
     try:
-        with runtime.database.write() as (session, _):
+        with database.write() as (session, _):
             _, version = automation_service.get(session, admin.scope, automation_id)
             body = service.editable(version.definition)
             body["enabled"] = form_text(form, "enabled") == "true"
-            automation_service.save(
-                session, admin.scope, automation_id, body, outbound=runtime.outbound
-            )
+            automation_service.save(session, admin.scope, automation_id, body, outbound=outbound)
     except AppError as exc:
-        with runtime.database.read() as session:
+        with database.read() as session:
             rows = service.automations(session, admin.scope)
         return render(
             request,

@@ -7,7 +7,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from tidings.dependencies import RuntimeDep
+from tidings.dependencies import DatabaseDep, KeyCipherDep, OutboundDep
 from tidings.errors import AppError, NotFound
 from tidings.event.repository import EventRepository
 from tidings.studio import service, trace
@@ -22,11 +22,11 @@ LIVE_LIMIT = 50
 
 
 @router.get("/integrations/segment")
-def segment_page(request: Request, admin: Admin, runtime: RuntimeDep) -> Response:
-    with runtime.database.read() as session:
-        keys = [
-            key for key in list_keys(session, runtime.cipher) if key.revoked_at is None and key.key
-        ]
+def segment_page(
+    request: Request, admin: Admin, database: DatabaseDep, key_cipher: KeyCipherDep
+) -> Response:
+    with database.read() as session:
+        keys = [key for key in list_keys(session, key_cipher) if key.revoked_at is None and key.key]
         events = EventRepository(session).page(
             admin.scope, service.SEGMENT, before_id=None, limit=LIVE_LIMIT
         )
@@ -42,9 +42,9 @@ def segment_page(request: Request, admin: Admin, runtime: RuntimeDep) -> Respons
 
 
 @router.get("/integrations/segment/events")
-def segment_events(request: Request, admin: Admin, runtime: RuntimeDep) -> Response:
+def segment_events(request: Request, admin: Admin, database: DatabaseDep) -> Response:
     """The live list: htmx polls this fragment every two seconds."""
-    with runtime.database.read() as session:
+    with database.read() as session:
         events = EventRepository(session).page(
             admin.scope, service.SEGMENT, before_id=None, limit=LIVE_LIMIT
         )
@@ -52,8 +52,10 @@ def segment_events(request: Request, admin: Admin, runtime: RuntimeDep) -> Respo
 
 
 @router.get("/events/{message_id:path}")
-def event_detail(message_id: str, request: Request, admin: Admin, runtime: RuntimeDep) -> Response:
-    with runtime.database.read() as session:
+def event_detail(
+    message_id: str, request: Request, admin: Admin, database: DatabaseDep
+) -> Response:
+    with database.read() as session:
         event = service.event_of(session, admin.scope, message_id)
         if event is None:
             raise NotFound(
@@ -65,8 +67,8 @@ def event_detail(message_id: str, request: Request, admin: Admin, runtime: Runti
 
 
 @router.get("/event-names")
-def event_names(request: Request, admin: Admin, runtime: RuntimeDep) -> Response:
-    with runtime.database.read() as session:
+def event_names(request: Request, admin: Admin, database: DatabaseDep) -> Response:
+    with database.read() as session:
         names = service.event_names(session, admin.scope)
         automations = [
             automation.automation_id for automation, _ in service.automations(session, admin.scope)
@@ -83,15 +85,15 @@ def event_names(request: Request, admin: Admin, runtime: RuntimeDep) -> Response
 
 @router.post("/event-names/link")
 def link_automation(
-    request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
+    request: Request, admin: Admin, form: CheckedForm, outbound: OutboundDep, database: DatabaseDep
 ) -> Response:
     """The "+" button: add this event name to an automation's triggers."""
     name, automation_id = form_text(form, "event").strip(), form_text(form, "automation_id").strip()
     try:
-        with runtime.database.write() as (session, _):
-            service.link_trigger(session, admin.scope, automation_id, name, runtime.outbound)
+        with database.write() as (session, _):
+            service.link_trigger(session, admin.scope, automation_id, name, outbound)
     except AppError as exc:
-        with runtime.database.read() as session:
+        with database.read() as session:
             names = service.event_names(session, admin.scope)
             automations = [a.automation_id for a, _ in service.automations(session, admin.scope)]
         return render(

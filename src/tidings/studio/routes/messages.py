@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from tidings.dependencies import RuntimeDep
+from tidings.dependencies import DatabaseDep
 from tidings.message import service as message_service
 from tidings.message.repository import MessageRepository
 from tidings.models import MessageStatus
@@ -28,13 +28,13 @@ STATUSES = sorted(
 def list_messages(
     request: Request,
     admin: Admin,
-    runtime: RuntimeDep,
+    database: DatabaseDep,
     status: str = "",
     recipient: str = "",
     notification: str = "",
     tag: str = "",
 ) -> Response:
-    with runtime.database.read() as session:
+    with database.read() as session:
         rows = MessageRepository(session).page(
             admin.scope.environment_id,
             before_id=None,
@@ -54,9 +54,9 @@ def list_messages(
 
 @router.get("/messages/{message_id}")
 def message_detail(
-    message_id: str, request: Request, admin: Admin, runtime: RuntimeDep
+    message_id: str, request: Request, admin: Admin, database: DatabaseDep
 ) -> Response:
-    with runtime.database.read() as session:
+    with database.read() as session:
         message = message_service.get_message(session, admin.scope, message_id)
         sent = sent_message(session, message)
     return render(

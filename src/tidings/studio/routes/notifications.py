@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
-from tidings.dependencies import RuntimeDep
+from tidings.db import Database
+from tidings.dependencies import DatabaseDep, SettingsDep
 from tidings.errors import AppError, BadRequest
 from tidings.event.repository import EventRepository
 from tidings.message import service as message_service
@@ -54,7 +55,7 @@ def _recent_events(session: Any, admin: Admin) -> list[Any]:
 def _editor(
     request: Request,
     admin: Admin,
-    runtime: RuntimeDep,
+    database: Database,
     notification_id: str,
     name: str,
     content: dict[str, Any],
@@ -63,7 +64,7 @@ def _editor(
     error: AppError | None = None,
     flash: str | None = None,
 ) -> Response:
-    with runtime.database.read() as session:
+    with database.read() as session:
         events = _recent_events(session, admin)
     return render(
         request,
@@ -82,27 +83,27 @@ def _editor(
 
 
 @router.get("/notifications")
-def list_notifications(request: Request, admin: Admin, runtime: RuntimeDep) -> Response:
-    with runtime.database.read() as session:
+def list_notifications(request: Request, admin: Admin, database: DatabaseDep) -> Response:
+    with database.read() as session:
         rows = NotificationRepository(session).page(admin.scope, None, 200)
     return render(request, "notifications.html", section="notifications", rows=rows)
 
 
 @router.get("/notifications/new")
-def new_notification(request: Request, admin: Admin, runtime: RuntimeDep) -> Response:
-    return _editor(request, admin, runtime, "", "", {}, new=True)
+def new_notification(request: Request, admin: Admin, database: DatabaseDep) -> Response:
+    return _editor(request, admin, database, "", "", {}, new=True)
 
 
 @router.get("/notifications/{notification_id}")
 def edit_notification(
-    notification_id: str, request: Request, admin: Admin, runtime: RuntimeDep, flash: str = ""
+    notification_id: str, request: Request, admin: Admin, database: DatabaseDep, flash: str = ""
 ) -> Response:
-    with runtime.database.read() as session:
+    with database.read() as session:
         notification = notification_service.get(session, admin.scope, notification_id)
     return _editor(
         request,
         admin,
-        runtime,
+        database,
         notification.notification_id,
         notification.name,
         notification.content,
@@ -113,7 +114,7 @@ def edit_notification(
 
 @router.post("/notifications")
 def save_notification(
-    request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
+    request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
 ) -> Response:
     notification_id = form_text(form, "id").strip()
     content = content_from_form(form)
@@ -129,7 +130,7 @@ def save_notification(
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"])
             raise BadRequest(f"{where}: {first['msg']}", field=where) from exc
-        with runtime.database.write() as (session, _):
+        with database.write() as (session, _):
             existing = NotificationRepository(session).get(admin.scope, notification_id)
             if new and existing is not None:
                 raise BadRequest(f"A template {notification_id!r} already exists.", field="id")
@@ -138,7 +139,7 @@ def save_notification(
         return _editor(
             request,
             admin,
-            runtime,
+            database,
             notification_id,
             form_text(form, "name"),
             content,
@@ -151,14 +152,14 @@ def save_notification(
 
 
 @router.post("/notifications/preview")
-def preview(request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep) -> Response:
+def preview(request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep) -> Response:
     """The live preview: the form's unsaved content, rendered with a received event's data."""
     content = content_from_form(form)
     data: dict[str, Any] = {}
     profile: dict[str, Any] = {}
     recipient = None
     event_id = form_text(form, "event")
-    with runtime.database.read() as session:
+    with database.read() as session:
         event = (
             EventRepository(session).by_message_id(admin.scope, "segment", event_id)
             if event_id
@@ -183,7 +184,12 @@ def preview(request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeD
 
 @router.post("/notifications/{notification_id}/test-send")
 def test_send(
-    notification_id: str, request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
+    notification_id: str,
+    request: Request,
+    admin: Admin,
+    form: CheckedForm,
+    database: DatabaseDep,
+    settings: SettingsDep,
 ) -> Response:
     """Send the saved template to one user, as POST /send would."""
     user_id = form_text(form, "user_id").strip()
@@ -191,12 +197,12 @@ def test_send(
         if not user_id:
             raise BadRequest("Give the user id to send the test to.", field="user_id")
         spec = MessageSpec.model_validate({"to": {"user_id": user_id}, "template": notification_id})
-        with runtime.database.write() as (session, outbox):
+        with database.write() as (session, outbox):
             _, messages = message_service.accept_send(
                 session,
                 admin.scope,
                 spec,
-                message_timeout=timedelta(seconds=runtime.settings.message_timeout_seconds),
+                message_timeout=timedelta(seconds=settings.message_timeout_seconds),
                 source={"type": "studio", "admin": admin.admin_id},
             )
             outbox.add_messages(messages, admin.scope.environment_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from tidings.dependencies import RuntimeDep
+from tidings.dependencies import DatabaseDep
 from tidings.event.repository import EventRepository
 from tidings.list.repository import ListRepository
 from tidings.message.repository import MessageRepository
@@ -19,17 +19,17 @@ router = APIRouter()
 
 
 @router.get("/profiles")
-def search_profiles(request: Request, admin: Admin, runtime: RuntimeDep, q: str = "") -> Response:
-    with runtime.database.read() as session:
+def search_profiles(request: Request, admin: Admin, database: DatabaseDep, q: str = "") -> Response:
+    with database.read() as session:
         profiles = ProfileRepository(session).search(admin.scope, q.strip(), 100)
     template = "_profiles.html" if request.headers.get("hx-request") else "profiles.html"
     return render(request, template, section="profiles", profiles=profiles, q=q)
 
 
 @router.get("/profiles/{user_id:path}")
-def profile_detail(user_id: str, request: Request, admin: Admin, runtime: RuntimeDep) -> Response:
+def profile_detail(user_id: str, request: Request, admin: Admin, database: DatabaseDep) -> Response:
     scope = admin.scope
-    with runtime.database.read() as session:
+    with database.read() as session:
         profile = ProfileRepository(session).get(scope, user_id)
         tenants = TenantRepository(session).memberships_of(scope, user_id, None, 100)
         lists = ListRepository(session).user_subscriptions(scope, user_id, None, 100)

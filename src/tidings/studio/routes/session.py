@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from tidings.dependencies import RuntimeDep, client_address
+from tidings.db import Database
+from tidings.dependencies import AuthLimitsDep, DatabaseDep, client_address
 from tidings.errors import AppError
 from tidings.models import AdminUser
 from tidings.studio import auth, csrf
@@ -27,8 +28,8 @@ def sign_in_page(request: Request, next: str | None = None) -> Response:
     return render(request, "sign_in.html", next=safe_next(next), error=None, email="")
 
 
-def _start(request: Request, runtime: RuntimeDep, admin_id: str) -> None:
-    with runtime.database.write() as (session, _):
+def _start(request: Request, database: Database, admin_id: str) -> None:
+    with database.write() as (session, _):
         admin = session.get(AdminUser, admin_id)
         assert admin is not None
         token = auth.start_session(session, admin)
@@ -37,13 +38,15 @@ def _start(request: Request, runtime: RuntimeDep, admin_id: str) -> None:
 
 
 @router.post("/sign-in")
-def sign_in(request: Request, form: CheckedForm, runtime: RuntimeDep) -> Response:
+def sign_in(
+    request: Request, form: CheckedForm, database: DatabaseDep, auth_limits: AuthLimitsDep
+) -> Response:
     email, password = form_text(form, "email"), form_text(form, "password")
     next_path = safe_next(form_text(form, "next"))
     client = client_address(request.scope)
     try:
-        with runtime.database.write() as (session, _):
-            admin_id = auth.sign_in(session, runtime.auth_limits, client, email, password).id
+        with database.write() as (session, _):
+            admin_id = auth.sign_in(session, auth_limits, client, email, password).id
     except AppError as exc:
         request.state.csrf_token = csrf.token_for(request)
         page = render(
@@ -51,14 +54,14 @@ def sign_in(request: Request, form: CheckedForm, runtime: RuntimeDep) -> Respons
         )
         page.headers.update(exc.headers or {})
         return page
-    _start(request, runtime, admin_id)
+    _start(request, database, admin_id)
     return RedirectResponse(next_path, status_code=303)
 
 
 @router.get("/sign-in/link")
-def sign_in_link_page(request: Request, runtime: RuntimeDep, token: str = "") -> Response:
+def sign_in_link_page(request: Request, database: DatabaseDep, token: str = "") -> Response:
     # GET only shows the form: a link previewer fetching the URL does not spend it.
-    with runtime.database.read() as session:
+    with database.read() as session:
         valid = bool(token) and auth.sign_in_link_is_valid(session, token)
     request.state.csrf_token = csrf.token_for(request)
     return render(
@@ -67,10 +70,10 @@ def sign_in_link_page(request: Request, runtime: RuntimeDep, token: str = "") ->
 
 
 @router.post("/sign-in/link")
-def use_sign_in_link(request: Request, form: CheckedForm, runtime: RuntimeDep) -> Response:
+def use_sign_in_link(request: Request, form: CheckedForm, database: DatabaseDep) -> Response:
     token = form_text(form, "token")
     try:
-        with runtime.database.write() as (session, _):
+        with database.write() as (session, _):
             admin_id = auth.use_sign_in_link(
                 session, token, form_text(form, "email"), form_text(form, "password")
             ).id
@@ -84,15 +87,15 @@ def use_sign_in_link(request: Request, form: CheckedForm, runtime: RuntimeDep) -
             valid=exc.code != "sign_in_link_invalid",
             error=exc.message,
         )
-    _start(request, runtime, admin_id)
+    _start(request, database, admin_id)
     return RedirectResponse(f"{PREFIX}/integrations/segment", status_code=303)
 
 
 @router.post("/sign-out")
-def sign_out(request: Request, form: CheckedForm, runtime: RuntimeDep) -> Response:
+def sign_out(request: Request, form: CheckedForm, database: DatabaseDep) -> Response:
     token = request.session.get(SESSION_KEY)
     if isinstance(token, str) and token:
-        with runtime.database.write() as (session, _):
+        with database.write() as (session, _):
             auth.end_session(session, token)
     request.session.clear()
     return RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
@@ -100,8 +103,8 @@ def sign_out(request: Request, form: CheckedForm, runtime: RuntimeDep) -> Respon
 
 @router.post("/environment")
 def switch_environment(
-    request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
+    request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
 ) -> Response:
-    with runtime.database.write() as (session, _):
+    with database.write() as (session, _):
         auth.switch_environment(session, admin, form_text(form, "environment"))
     return RedirectResponse(safe_next(form_text(form, "next")), status_code=303)

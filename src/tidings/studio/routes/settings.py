@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from cryptography.fernet import Fernet
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from tidings.dependencies import RuntimeDep
+from tidings.db import Database
+from tidings.dependencies import ConfigCipherDep, DatabaseDep, KeyCipherDep, OutboundDep
 from tidings.errors import AppError, BadRequest, NotFound
 from tidings.provider import service as provider_service
 from tidings.provider.registry import load_all
@@ -20,12 +22,17 @@ router = APIRouter()
 
 
 @router.get("/settings")
-def settings_page(request: Request, admin: Admin, runtime: RuntimeDep, flash: str = "") -> Response:
-    with runtime.database.read() as session:
-        keys = workspace_service.list_keys(session, runtime.cipher)
-        configured = provider_service.configured(
-            session, admin.scope.environment_id, runtime.config_cipher
-        )
+def settings_page(
+    request: Request,
+    admin: Admin,
+    key_cipher: KeyCipherDep,
+    config_cipher: ConfigCipherDep,
+    database: DatabaseDep,
+    flash: str = "",
+) -> Response:
+    with database.read() as session:
+        keys = workspace_service.list_keys(session, key_cipher)
+        configured = provider_service.configured(session, admin.scope.environment_id, config_cipher)
     catalog = sorted(load_all().values(), key=lambda cls: (cls.channel, cls.name))
     return render(
         request,
@@ -39,11 +46,13 @@ def settings_page(request: Request, admin: Admin, runtime: RuntimeDep, flash: st
 
 
 @router.post("/settings/keys")
-def create_key(admin: Admin, form: CheckedForm, runtime: RuntimeDep) -> Response:
-    with runtime.database.write() as (session, _):
+def create_key(
+    admin: Admin, form: CheckedForm, key_cipher: KeyCipherDep, database: DatabaseDep
+) -> Response:
+    with database.write() as (session, _):
         workspace_service.create_key(
             session,
-            runtime.cipher,
+            key_cipher,
             form_text(form, "environment").strip(),
             form_text(form, "scope").strip() or SECRET,
         )
@@ -52,12 +61,17 @@ def create_key(admin: Admin, form: CheckedForm, runtime: RuntimeDep) -> Response
 
 @router.post("/settings/keys/{key_id}/reveal")
 def reveal_key(
-    key_id: str, request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
+    key_id: str,
+    request: Request,
+    admin: Admin,
+    form: CheckedForm,
+    database: DatabaseDep,
+    key_cipher: KeyCipherDep,
 ) -> Response:
     """The full key, for a signed-in admin only (htmx swaps it into the row)."""
-    with runtime.database.read() as session:
+    with database.read() as session:
         found = [
-            key for key in workspace_service.list_keys(session, runtime.cipher) if key.id == key_id
+            key for key in workspace_service.list_keys(session, key_cipher) if key.id == key_id
         ]
     if not found:
         raise NotFound(f"No API key {key_id!r}.", code="key_not_found")
@@ -65,8 +79,8 @@ def reveal_key(
 
 
 @router.post("/settings/keys/{key_id}/revoke")
-def revoke_key(key_id: str, admin: Admin, form: CheckedForm, runtime: RuntimeDep) -> Response:
-    with runtime.database.write() as (session, _):
+def revoke_key(key_id: str, admin: Admin, form: CheckedForm, database: DatabaseDep) -> Response:
+    with database.write() as (session, _):
         workspace_service.revoke_key(session, key_id)
     return RedirectResponse(f"{PREFIX}/settings?flash=revoked", status_code=303)
 
@@ -74,19 +88,20 @@ def revoke_key(key_id: str, admin: Admin, form: CheckedForm, runtime: RuntimeDep
 def _provider_page(
     request: Request,
     admin: Admin,
-    runtime: RuntimeDep,
+    database: Database,
+    config_cipher: Fernet,
     name: str,
     *,
     error: AppError | None = None,
     flash: str | None = None,
 ) -> Response:
     cls = provider_service.provider_class(name)
-    with runtime.database.read() as session:
+    with database.read() as session:
         current = next(
             (
                 provider
                 for provider in provider_service.configured(
-                    session, admin.scope.environment_id, runtime.config_cipher
+                    session, admin.scope.environment_id, config_cipher
                 )
                 if provider.name == name
             ),
@@ -108,12 +123,18 @@ def _provider_page(
 
 @router.get("/settings/providers/{name}")
 def provider_page(
-    name: str, request: Request, admin: Admin, runtime: RuntimeDep, saved: str = ""
+    name: str,
+    request: Request,
+    admin: Admin,
+    database: DatabaseDep,
+    config_cipher: ConfigCipherDep,
+    saved: str = "",
 ) -> Response:
     return _provider_page(
         request,
         admin,
-        runtime,
+        database,
+        config_cipher,
         name,
         flash="Saved. Secrets are kept and never shown." if saved else None,
     )
@@ -121,7 +142,13 @@ def provider_page(
 
 @router.post("/settings/providers/{name}")
 def configure_provider(
-    name: str, request: Request, admin: Admin, form: CheckedForm, runtime: RuntimeDep
+    name: str,
+    request: Request,
+    admin: Admin,
+    form: CheckedForm,
+    database: DatabaseDep,
+    config_cipher: ConfigCipherDep,
+    outbound: OutboundDep,
 ) -> Response:
     cls = provider_service.provider_class(name)
     try:
@@ -131,23 +158,23 @@ def configure_provider(
             priority = int(priority_text) if priority_text else None
         except ValueError as exc:
             raise BadRequest("priority: give a whole number.", field="priority") from exc
-        with runtime.database.write() as (session, _):
+        with database.write() as (session, _):
             provider_service.configure(
                 session,
                 admin.scope,
-                runtime.config_cipher,
+                config_cipher,
                 name,
                 values,
                 priority,
-                outbound=runtime.outbound,
+                outbound=outbound,
             )
     except AppError as exc:
-        return _provider_page(request, admin, runtime, name, error=exc)
+        return _provider_page(request, admin, database, config_cipher, name, error=exc)
     return RedirectResponse(f"{PREFIX}/settings/providers/{name}?saved=1", status_code=303)
 
 
 @router.post("/settings/providers/{name}/remove")
-def remove_provider(name: str, admin: Admin, form: CheckedForm, runtime: RuntimeDep) -> Response:
-    with runtime.database.write() as (session, _):
+def remove_provider(name: str, admin: Admin, form: CheckedForm, database: DatabaseDep) -> Response:
+    with database.write() as (session, _):
         provider_service.remove(session, admin.scope, name)
     return RedirectResponse(f"{PREFIX}/settings", status_code=303)

@@ -11,8 +11,8 @@ from cryptography.fernet import Fernet
 from tidings.config import Settings
 from tidings.db import Database
 from tidings.inbox.service import InboxBroker
-from tidings.jobs.lease import Lease
 from tidings.provider.service import ConfiguredProviders
+from tidings.worker.lease import Lease
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,1 @@
+"""What a worker process holds while it carries out jobs: its context and its lease."""
