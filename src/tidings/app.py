@@ -17,6 +17,7 @@ from tidings.automation.endpoints import router as automation_router
 from tidings.callback.endpoints import router as callback_router
 from tidings.errors import BadRequest
 from tidings.event.endpoints import router as event_router
+from tidings.event.service import segment_event_data
 from tidings.http_errors import document_errors, error_response, install_error_handlers
 from tidings.inbox.endpoints import router as inbox_router
 from tidings.ingest.endpoints import router as ingest_router
@@ -113,6 +114,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
         lifespan=lifespan,
     )
     runtime.provide(app.state)
+    app.state.event_data = segment_event_data
     app.state.tracking_limiter = RateLimiter.from_settings(runtime.settings)
     install_error_handlers(app)
     document_errors(app)

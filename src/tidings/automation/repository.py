@@ -20,7 +20,7 @@ from tidings.models import (
     Event,
     RunStatus,
 )
-from tidings.worker.lease import owner_alive
+from tidings.worker.repository import owner_alive
 from tidings.workspace.service import Scope
 
 

@@ -246,3 +246,13 @@ def _record_failure(
             event.processed_at = utcnow()
             return ProcessResult.FAILED
     return ProcessResult.RETRY
+
+
+def segment_event_data(session: Session, scope: Scope, message_id: str) -> dict[str, Any] | None:
+    """What a received Segment event gives a template preview: its properties (a track) or
+    traits (an identify); None when the environment has no such event."""
+    event = EventRepository(session).by_message_id(scope, "segment", message_id)
+    if event is None:
+        return None
+    source = event.payload.get("properties") or event.payload.get("traits") or {}
+    return source if isinstance(source, dict) else {}

@@ -3,8 +3,8 @@
 - A list id is one to four dot-separated parts, such as `acme.eng.oncall`; every id is its own
   list (subscribing to `acme.eng` does not subscribe to `acme`).
 - Patterns (`*` for one whole part, `**` only as the last part) are for reading and sending,
-  never for naming a list. Matching is `tidings.message.recipients.pattern_regex`, the same
-  rule a send with `to.list_pattern` uses.
+  never for naming a list. Matching is `pattern_regex`, the same rule a send with
+  `to.list_pattern` uses (tidings.message.recipients).
 - Subscribing creates a missing list, named after its id.
 - Preferences given with a subscription replace the stored ones; leaving them out keeps them,
   except on `PUT /lists/{id}/subscriptions`, which makes the list exactly what was sent.
@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session
 from tidings.errors import BadRequest, NotFound
 from tidings.kit.time import utcnow
 from tidings.list.repository import ListRepository
-from tidings.message.recipients import pattern_regex
 from tidings.models import ListSubscription, RecipientList
 from tidings.workspace.service import Scope
 
@@ -39,6 +38,26 @@ class SubscriberSpec:
 
     user_id: str
     preferences: dict[str, Any] | None = None
+
+
+def pattern_regex(pattern: str) -> re.Pattern[str]:
+    parts = pattern.split(".")
+    if any(part == "**" for part in parts[:-1]):
+        raise BadRequest(
+            f"list_pattern {pattern!r}: `**` may only be the last part, e.g. `acme.**`.",
+            code="invalid_list_pattern",
+            field="to.list_pattern",
+        )
+    expression = ""
+    for index, part in enumerate(parts):
+        separator = r"\." if index else ""
+        if part == "**":
+            expression += r"(?:\..+)?" if index else ".+"
+        elif part == "*":
+            expression += separator + r"[^.]+"
+        else:
+            expression += separator + re.escape(part)
+    return re.compile(f"^{expression}$")
 
 
 def check_list_id(list_id: str, field: str = "list_id") -> None:

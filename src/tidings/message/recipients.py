@@ -14,7 +14,6 @@ A user reached through several entries gets one message.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from tidings.errors import BadRequest
 from tidings.list.repository import ListRepository
+from tidings.list.service import pattern_regex
 from tidings.tenant.repository import TenantRepository
 
 ADDRESS_FIELDS = (
@@ -41,26 +41,6 @@ class Recipient:
     user_id: str | None
     to: dict[str, Any]
     source: dict[str, Any]
-
-
-def pattern_regex(pattern: str) -> re.Pattern[str]:
-    parts = pattern.split(".")
-    if any(part == "**" for part in parts[:-1]):
-        raise BadRequest(
-            f"list_pattern {pattern!r}: `**` may only be the last part, e.g. `acme.**`.",
-            code="invalid_list_pattern",
-            field="to.list_pattern",
-        )
-    expression = ""
-    for index, part in enumerate(parts):
-        separator = r"\." if index else ""
-        if part == "**":
-            expression += r"(?:\..+)?" if index else ".+"
-        elif part == "*":
-            expression += separator + r"[^.]+"
-        else:
-            expression += separator + re.escape(part)
-    return re.compile(f"^{expression}$")
 
 
 def expand(

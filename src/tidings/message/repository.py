@@ -35,7 +35,7 @@ from tidings.models import (
     MessageStatus,
 )
 from tidings.models.base import JSONValue, UTCDateTime
-from tidings.worker.lease import owner_alive
+from tidings.worker.repository import owner_alive
 
 
 @dataclass(frozen=True, slots=True)

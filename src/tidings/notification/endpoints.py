@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy.orm import Session
 
 from tidings.dependencies import Caller, DatabaseDep, ReadSession
 from tidings.errors import NotFound
-from tidings.event.repository import EventRepository
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.kit.time import isoformat
 from tidings.models import Notification
@@ -22,6 +23,7 @@ from tidings.notification.schemas import (
 )
 from tidings.routing import ApiRoute
 from tidings.template.render import RenderContext
+from tidings.workspace.service import Scope
 
 router = APIRouter(prefix="/notifications", tags=["notifications"], route_class=ApiRoute)
 
@@ -90,23 +92,36 @@ def delete_notification(notification_id: str, caller: Caller, database: Database
     return Response(status_code=204)
 
 
+# The data a received Segment event gives a preview (event.service.segment_event_data, put on
+# app.state by create_app: the event package builds on this one, so it is handed in).
+EventData = Callable[[Session, Scope, str], dict[str, Any] | None]
+
+
+def get_event_data(request: Request) -> EventData:
+    event_data: EventData = request.app.state.event_data
+    return event_data
+
+
 @router.post("/{notification_id}/preview", response_model=PreviewResponse)
 def preview_notification(
-    notification_id: str, body: PreviewBody, caller: Caller, session: ReadSession
+    notification_id: str,
+    body: PreviewBody,
+    caller: Caller,
+    session: ReadSession,
+    event_data: Annotated[EventData, Depends(get_event_data)],
 ) -> PreviewResponse:
     """Render with sample data and profile, or with a received event's data. Sends nothing."""
     notification = service.get(session, caller, notification_id)
     data: dict[str, Any] = dict(body.data)
     if body.event_message_id:
-        event = EventRepository(session).by_message_id(caller, "segment", body.event_message_id)
-        if event is None:
+        source = event_data(session, caller, body.event_message_id)
+        if source is None:
             raise NotFound(
                 f"No Segment event {body.event_message_id!r} to preview with.",
                 code="event_not_found",
                 field="event_message_id",
             )
-        source = event.payload.get("properties") or event.payload.get("traits") or {}
-        data = {**source, **data} if isinstance(source, dict) else data
+        data = {**source, **data}
     context = RenderContext(
         data=data, profile=body.profile, recipient=body.profile.get("user_id"), urls={}
     )

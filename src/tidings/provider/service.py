@@ -7,7 +7,6 @@ mask back) keeps the stored value, so a form can be saved without retyping secre
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from types import NoneType, UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
@@ -16,16 +15,15 @@ import httpx
 import orjson
 from cryptography.fernet import Fernet
 from pydantic import SecretStr, ValidationError
-from sqlalchemy import bindparam, delete, select
 from sqlalchemy.orm import Session
 
 from tidings.errors import BadRequest, NotFound
 from tidings.kit.outbound import OutboundGuard, OutboundRefused
-from tidings.kit.sql import execute_counting
 from tidings.kit.time import utcnow
 from tidings.models import ProviderConfiguration
 from tidings.provider.base import Provider, ProviderConfig
 from tidings.provider.registry import load_all
+from tidings.provider.repository import ProviderConfigRepository
 from tidings.workspace.service import Scope
 
 MASK = "**********"
@@ -89,15 +87,6 @@ def _decrypt(fernet: Fernet, row: ProviderConfiguration) -> dict[str, Any]:
     return stored
 
 
-def _row(session: Session, environment_id: str, name: str) -> ProviderConfiguration | None:
-    return session.scalars(
-        select(ProviderConfiguration).where(
-            ProviderConfiguration.environment_id == environment_id,
-            ProviderConfiguration.name == name,
-        )
-    ).first()
-
-
 def validate_config(cls: type[Provider], values: dict[str, Any]) -> ProviderConfig:
     try:
         return cls.config_model.model_validate(values)
@@ -142,7 +131,8 @@ def configure(
     outbound: OutboundGuard,
 ) -> tuple[ConfiguredProvider, bool]:
     cls = provider_class(name)
-    row = _row(session, scope.environment_id, name)
+    repository = ProviderConfigRepository(session)
+    row = repository.get(scope.environment_id, name)
     if row is not None:
         stored = _decrypt(fernet, row)
         for secret in _secret_fields(cls.config_model):
@@ -162,7 +152,7 @@ def configure(
             priority=priority or 0,
             created_at=now,
         )
-        session.add(row)
+        repository.add(row)
     elif priority is not None:
         row.priority = priority
     row.config_ciphertext = ciphertext
@@ -175,27 +165,15 @@ def configure(
 
 
 def remove(session: Session, scope: Scope, name: str) -> None:
-    removed = execute_counting(
-        session,
-        delete(ProviderConfiguration).where(
-            ProviderConfiguration.environment_id == scope.environment_id,
-            ProviderConfiguration.name == name,
-        ),
-    )
-    if not removed:
+    if not ProviderConfigRepository(session).delete(scope.environment_id, name):
         raise NotFound(f"Provider {name!r} is not configured.", code="provider_not_configured")
 
 
 def configured(session: Session, environment_id: str, fernet: Fernet) -> list[ConfiguredProvider]:
     """Every configured provider of an environment, by priority then name."""
     providers = load_all()
-    rows: Sequence[ProviderConfiguration] = session.scalars(
-        select(ProviderConfiguration)
-        .where(ProviderConfiguration.environment_id == environment_id)
-        .order_by(ProviderConfiguration.priority, ProviderConfiguration.name)
-    ).all()
     result = []
-    for row in rows:
+    for row in ProviderConfigRepository(session).of_environment(environment_id):
         cls = providers.get(row.name)
         if cls is None:
             continue
@@ -204,18 +182,6 @@ def configured(session: Session, environment_id: str, fernet: Fernet) -> list[Co
             ConfiguredProvider(environment_id, row.name, cls.channel, row.priority, cls, config)
         )
     return result
-
-
-# Asked once per routing transaction, built once.
-_STAMP = (
-    select(
-        ProviderConfiguration.name,
-        ProviderConfiguration.priority,
-        ProviderConfiguration.updated_at,
-    )
-    .where(ProviderConfiguration.environment_id == bindparam("environment_id"))
-    .order_by(ProviderConfiguration.name)
-)
 
 
 class ConfiguredProviders:
@@ -244,9 +210,7 @@ class ConfiguredProviders:
         self._closed = False
 
     def get(self, session: Session, environment_id: str) -> list[ConfiguredProvider]:
-        stamp = tuple(
-            tuple(row) for row in session.execute(_STAMP, {"environment_id": environment_id})
-        )
+        stamp = ProviderConfigRepository(session).stamp(environment_id)
         with self._lock:
             entry = self._entries.get(environment_id)
         if entry is not None and entry[0] == stamp:

@@ -15,32 +15,19 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import socket
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
-
-from sqlalchemy import ColumnElement, delete, exists, select, update
-from sqlalchemy.orm import InstrumentedAttribute
+from datetime import timedelta
 
 from tidings.config import Settings
 from tidings.db import Database
-from tidings.kit.sql import execute_counting
 from tidings.kit.time import utcnow
-from tidings.models import WorkerLease
+from tidings.worker.repository import LeaseRepository
 
 logger = logging.getLogger(__name__)
 
 # Heartbeats per lease period: a lease survives four missed beats.
 BEATS_PER_LEASE = 5
-
-
-def owner_alive(
-    owner: InstrumentedAttribute[str | None], now: datetime, settings: Settings
-) -> ColumnElement[bool]:
-    """SQL: the row's owner holds a lease renewed within the lease period."""
-    fresh = now - timedelta(seconds=settings.worker_lease_seconds)
-    return exists().where(WorkerLease.id == owner, WorkerLease.heartbeat_at > fresh)
 
 
 class Lease:
@@ -81,7 +68,7 @@ class Lease:
         self.owner = None
         try:
             with self.database.write() as (session, _):
-                execute_counting(session, delete(WorkerLease).where(WorkerLease.id == self.id))
+                LeaseRepository(session).give_up(self.id)
         except Exception:
             logger.warning("could not give up worker lease %s", self.id, exc_info=True)
 
@@ -95,40 +82,19 @@ class Lease:
                 logger.warning("worker lease %s: heartbeat failed", self.id, exc_info=True)
 
     def _beat(self) -> None:
-        now = utcnow()
         with self.database.write() as (session, _):
-            renewed = execute_counting(
-                session,
-                update(WorkerLease).where(WorkerLease.id == self.id).values(heartbeat_at=now),
-            )
-            if not renewed:  # new, or deleted while this process was stalled
-                session.add(
-                    WorkerLease(
-                        id=self.id,
-                        hostname=socket.gethostname()[:255],
-                        pid=os.getpid(),
-                        started_at=now,
-                        heartbeat_at=now,
-                    )
-                )
+            LeaseRepository(session).renew(self.id, utcnow())
 
     def claim_expired(self) -> list[str]:
         """Delete the expired leases, returning those this call deleted: when two processes
         find the same expired lease, one of them gets it."""
         cutoff = utcnow() - timedelta(seconds=self.settings.worker_lease_seconds)
         with self.database.read() as session:
-            expired = list(
-                session.scalars(select(WorkerLease.id).where(WorkerLease.heartbeat_at <= cutoff))
-            )
+            expired = LeaseRepository(session).expired(cutoff)
         claimed = []
         for lease_id in expired:
             with self.database.write() as (session, _):
-                if execute_counting(
-                    session,
-                    delete(WorkerLease).where(
-                        WorkerLease.id == lease_id, WorkerLease.heartbeat_at <= cutoff
-                    ),
-                ):
+                if LeaseRepository(session).claim_expired(lease_id, cutoff):
                     claimed.append(lease_id)
         if claimed:
             logger.warning("worker lease(s) expired: %s; re-driving their work", claimed)

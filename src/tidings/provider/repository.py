@@ -1,0 +1,63 @@
+"""Every query on provider_configuration."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import bindparam, delete, select
+from sqlalchemy.orm import Session
+
+from tidings.kit.sql import execute_counting
+from tidings.models import ProviderConfiguration
+
+# Asked once per routing transaction, built once.
+_STAMP = (
+    select(
+        ProviderConfiguration.name,
+        ProviderConfiguration.priority,
+        ProviderConfiguration.updated_at,
+    )
+    .where(ProviderConfiguration.environment_id == bindparam("environment_id"))
+    .order_by(ProviderConfiguration.name)
+)
+
+
+class ProviderConfigRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def get(self, environment_id: str, name: str) -> ProviderConfiguration | None:
+        return self.session.scalars(
+            select(ProviderConfiguration).where(
+                ProviderConfiguration.environment_id == environment_id,
+                ProviderConfiguration.name == name,
+            )
+        ).first()
+
+    def add(self, row: ProviderConfiguration) -> None:
+        self.session.add(row)
+
+    def delete(self, environment_id: str, name: str) -> bool:
+        """Whether there was one to delete."""
+        removed = execute_counting(
+            self.session,
+            delete(ProviderConfiguration).where(
+                ProviderConfiguration.environment_id == environment_id,
+                ProviderConfiguration.name == name,
+            ),
+        )
+        return bool(removed)
+
+    def of_environment(self, environment_id: str) -> Sequence[ProviderConfiguration]:
+        """Every configuration of an environment, by priority then name."""
+        return self.session.scalars(
+            select(ProviderConfiguration)
+            .where(ProviderConfiguration.environment_id == environment_id)
+            .order_by(ProviderConfiguration.priority, ProviderConfiguration.name)
+        ).all()
+
+    def stamp(self, environment_id: str) -> tuple[tuple[str, int, datetime], ...]:
+        """Name, priority and update time of each configuration: what changed, cheaply."""
+        rows = self.session.execute(_STAMP, {"environment_id": environment_id})
+        return tuple((name, priority, updated_at) for name, priority, updated_at in rows)
