@@ -13,7 +13,7 @@ from tidings.kit.allowances import parse_allowances
 # Consumer threads when TIDINGS_CONSUMER_WORKERS is not set. `tidings serve` shares one
 # interpreter with the API, and on SQLite every write waits for one lock: a second thread
 # there splits the events into smaller groups and costs more CPU per event than it overlaps
-# (docs/benchmarks.md, "one consumer thread"). A `tidings worker` has the process to itself.
+# (measured with bench/pipeline). A `tidings worker` has the process to itself.
 SERVE_CONSUMER_WORKERS = 1
 WORKER_CONSUMER_WORKERS = 2
 
@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     job_queue: str = "tidings"
     secret_key: SecretStr | None = None
     consumer_workers: int | None = None
+    # Where `tidings serve` runs its job consumer: a thread of its own interpreter, or a
+    # `tidings worker` child it supervises (tidings/supervisor.py).
+    serve_consumer: Literal["thread", "process"] = "thread"
     ingest_priority: bool = True
     sqlite_synchronous: Literal["full", "normal"] = "full"
     sweep_stale_seconds: float = 30.0

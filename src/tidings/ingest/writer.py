@@ -14,7 +14,7 @@ Each batch, in one transaction:
 The SQL is `EventRepository.insert_new`'s. On SQLite the writer gives it a connection of its
 own, in autocommit mode, where a batch of up to 64 events is a single statement that does
 all three: every call into SQLite lets go of the GIL, and getting it back from the busy
-event loop thread was most of a batch's time (docs/benchmarks.md). On Postgres it runs in a
+event loop thread was most of a batch's time (measured with bench/ingest). On Postgres it runs in a
 unit of work, with `INSERT ... ON CONFLICT DO NOTHING RETURNING`, which holds across
 processes.
 """
@@ -57,12 +57,12 @@ MAX_BATCH = 2000
 # SQLite checkpoints the WAL into the database inside the commit that takes the WAL past
 # this many pages (default 1000). A batch of a few hundred events dirties that many index
 # pages, so with the default nearly every ingest commit also ran a checkpoint (copy and
-# fsync). The writer's connections let the WAL grow to about 40 MB first; docs/benchmarks.md.
+# fsync). The writer's connections let the WAL grow to about 40 MB first.
 WAL_AUTOCHECKPOINT_PAGES = 10_000
 # The writer's own SQLite connection caches up to this many KiB of pages (SQLite's default:
 # 2,000 KiB). Each event inserts into several indexes at scattered positions; with the
 # default cache most of those pages were read again from the file for every batch. A larger
-# cache made each inserted row cheaper (docs/benchmarks.md, Batch); on the live server 16 MB
+# cache made each inserted row cheaper (measured with bench/batch); on the live server 16 MB
 # ingested as fast as 32 MB with a smaller peak RSS, which the memory budget needs more.
 WRITER_CACHE_KIB = 16 * 1024
 
@@ -260,7 +260,7 @@ class IngestWriter:
     def _enqueue_committed(self) -> None:
         """The enqueuer thread: hands new event ids to the job engine, all that have piled
         up in one job. Enqueueing is a write to the job storage; on the writer thread it
-        took as long as a batch of inserts (docs/benchmarks.md), and the requests need not
+        took as long as a batch of inserts (measured with bench/ingest), and the requests need not
         wait for it: the sweeper re-drives any event whose job was lost."""
         carry: NewEvents | None = None
         while True:
@@ -270,7 +270,7 @@ class IngestWriter:
             if self.pressure is not None and self.pressure.saturated():
                 # A burst: hand the ids over in fewer, larger jobs. Each enqueue takes the
                 # interpreter a few times from the requests, and the in-process consumer
-                # waits for the burst to end anyway (docs/benchmarks.md, Ingest).
+                # waits for the burst to end anyway.
                 time.sleep(ENQUEUE_PAUSE_SECONDS)
             taken, carry, stopping = _take_queued(self._new_ids, ids, _count)
             merged: NewEvents = {}

@@ -400,7 +400,7 @@ class JobEngine:
             initial_delay=0.02,
             backoff=1.5,
             # A polled (SQLite) queue: an idle thread sleeps at most 50 ms, which is what an
-            # event's first queue hop waits at low rates (docs/benchmarks.md, Pipeline).
+            # event's first queue hop waits at low rates.
             max_delay=0.05 if not blocking else 1.0,
             check_worker_health=True,
         )

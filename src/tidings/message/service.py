@@ -147,7 +147,7 @@ def accept_send(
     ]
     # Written at once by statements rather than added as ORM objects: the unit of work's
     # flush of a new message cost several times its INSERT, and an automation's send step
-    # makes one per event (docs/benchmarks.md, Pipeline).
+    # makes one per event.
     repository = MessageRepository(session, batch_history=True)
     messages = [
         AcceptedMessage(pk, message_id, send_at)
