@@ -12,6 +12,7 @@ after the commit, and drops it when the transaction rolls back.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -26,6 +27,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from tidings.config import Settings
+
+logger = logging.getLogger(__name__)
 
 _WRITE = "tidings_write"
 
@@ -184,8 +187,14 @@ class Database:
     def dispatch(self, outbox: Outbox) -> None:
         """Carry out the outbox of work already committed (the ingest writer commits on a
         connection of its own, and hands its new events here)."""
-        if outbox and self.dispatcher is not None:
+        if not outbox or self.dispatcher is None:
+            return
+        try:
             self.dispatcher.dispatch(outbox)
+        except Exception:
+            # The rows are committed and are the truth: the sweeper re-drives them. A request
+            # whose data is committed must not answer 5xx (its sender would retry it).
+            logger.exception("could not dispatch a committed unit of work's outbox")
 
     @contextmanager
     def exclusive(self) -> Iterator[None]:
