@@ -151,26 +151,15 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
     else:
         click.echo("  API keys: `tidings keys list` prints them.")
     sys.stdout.flush()
-    threads = settings.consumer_threads(embedded=settings.serve_consumer == "thread")
-    child = None
-    if settings.serve_consumer == "process" and threads > 0:
-        from tidings.supervisor import ConsumerProcess
-
-        child = ConsumerProcess(settings.data_dir, threads)
-        child.start()
-    app = create_app(runtime, consumer_workers=0 if child is not None else threads)
-    try:
-        uvicorn.run(
-            app,
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=10,
-        )
-    finally:
-        if child is not None:
-            child.stop()
+    app = create_app(runtime, consumer_workers=settings.consumer_threads(embedded=True))
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
 
 
 def _print_sign_in_link(runtime: Runtime, url: str) -> None:
@@ -192,13 +181,8 @@ def _print_sign_in_link(runtime: Runtime, url: str) -> None:
     default=None,
     help="Consumer threads [env TIDINGS_CONSUMER_WORKERS; 2 in a worker].",
 )
-@click.option("--parent", type=int, default=None, hidden=True, help="Exit when this pid is gone.")
-def worker(data_dir: Path | None, workers: int | None, parent: int | None) -> None:
+def worker(data_dir: Path | None, workers: int | None) -> None:
     """Run job consumers only (scale out with several of these)."""
-    if parent is not None:
-        from tidings.supervisor import exit_with_parent
-
-        exit_with_parent(parent)
     _configure_logging()
     settings = _settings(data_dir=data_dir, consumer_workers=workers)
     runtime = _prepare(settings)

@@ -31,9 +31,6 @@ class Settings(BaseSettings):
     job_queue: str = "tidings"
     secret_key: SecretStr | None = None
     consumer_workers: int | None = None
-    # Where `tidings serve` runs its job consumer: a thread of its own interpreter, or a
-    # `tidings worker` child it supervises (tidings/supervisor.py).
-    serve_consumer: Literal["thread", "process"] = "thread"
     ingest_priority: bool = True
     sqlite_synchronous: Literal["full", "normal"] = "full"
     sweep_stale_seconds: float = 30.0
