@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -72,11 +72,27 @@ class TidingsAPI(FastAPI):
         await self._fast_path(scope, receive, send)
 
 
-def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
-    """Build the app. With `consumer_workers > 0` it also runs a Huey consumer in-process.
+_ROUTERS = (
+    ingest_router,
+    source_router,
+    event_router,
+    profile_router,
+    tenant_router,
+    notification_router,
+    message_router,
+    provider_router,
+    callback_router,
+    preference_router,
+    inbox_router,
+    list_router,
+    automation_router,
+)
 
-    The schema must already be migrated (`tidings.migrate.upgrade`).
-    """
+
+def _lifespan(
+    runtime: Runtime, consumer_workers: int
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Start the ingest writer and, with `consumer_workers > 0`, an in-process consumer."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -107,30 +123,27 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
                 await asyncio.to_thread(consumer.stop, True)
                 await asyncio.to_thread(runtime.jobs.stop_lease)
 
+    return lifespan
+
+
+def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
+    """Build the app. With `consumer_workers > 0` it also runs a Huey consumer in-process.
+
+    The schema must already be migrated (`tidings.migrate.upgrade`).
+    """
     app = TidingsAPI(
         title="Tidings",
         version=__version__,
         summary="Self-hosted notifications from your Segment events, with Courier's API shapes.",
-        lifespan=lifespan,
+        lifespan=_lifespan(runtime, consumer_workers),
     )
     runtime.provide(app.state)
     app.state.event_data = segment_event_data
     app.state.tracking_limiter = RateLimiter.from_settings(runtime.settings)
     install_error_handlers(app)
     document_errors(app)
-    app.include_router(ingest_router)
-    app.include_router(source_router)
-    app.include_router(event_router)
-    app.include_router(profile_router)
-    app.include_router(tenant_router)
-    app.include_router(notification_router)
-    app.include_router(message_router)
-    app.include_router(provider_router)
-    app.include_router(callback_router)
-    app.include_router(preference_router)
-    app.include_router(inbox_router)
-    app.include_router(list_router)
-    app.include_router(automation_router)
+    for router in _ROUTERS:
+        app.include_router(router)
     mount_studio(app, runtime)
 
     @app.get("/health", tags=["health"])
