@@ -7,10 +7,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select
-from sqlalchemy.orm import Session
 
 from tidings.config import Settings
-from tidings.kit.sql import claim_rows, execute_counting, insert_ignoring_conflicts, insert_loaded
+from tidings.kit.sql import (
+    Repository,
+    claim_rows,
+    execute_counting,
+    insert_ignoring_conflicts,
+    insert_loaded,
+)
 from tidings.models import (
     Automation,
     AutomationRun,
@@ -52,10 +57,7 @@ _TRIGGERED = (
 )
 
 
-class AutomationRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class AutomationRepository(Repository):
     def get(self, scope: Scope | str, automation_id: str) -> Automation | None:
         """The live (not deleted) automation."""
         return self.session.scalars(
@@ -187,11 +189,8 @@ class AutomationRepository:
         return found
 
 
-class RunRepository:
+class RunRepository(Repository):
     """Every SQL query on automation runs and their steps."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
 
     def add(self, run: AutomationRun) -> AutomationRun:
         """Insert a new run and keep it in the session as loaded (`insert_loaded`): its id

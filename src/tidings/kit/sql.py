@@ -119,3 +119,11 @@ def claim_rows(
         .execution_options(synchronize_session=False)
     )
     return sorted((row[0], row[1]) for row in session.execute(statement))
+
+
+class Repository:
+    """The base of each domain's repository: its queries run on the caller's session, and the
+    caller owns the transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session

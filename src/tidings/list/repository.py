@@ -7,9 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
 
-from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
+from tidings.kit.sql import Repository, execute_counting, insert_ignoring_conflicts
 from tidings.kit.time import utcnow
 from tidings.models import ListSubscription, RecipientList
 from tidings.workspace.service import Scope
@@ -22,10 +21,7 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield values[start : start + CHUNK]
 
 
-class ListRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class ListRepository(Repository):
     def get(self, scope: Scope, list_id: str) -> RecipientList | None:
         return self.session.scalars(
             select(RecipientList).where(

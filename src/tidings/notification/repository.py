@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import bindparam, delete, select
-from sqlalchemy.orm import Session
 
-from tidings.kit.sql import execute_counting
+from tidings.kit.sql import Repository, execute_counting
 from tidings.models import Notification, SubscriptionTopic
 from tidings.workspace.service import Scope
 
@@ -26,10 +25,7 @@ _EXISTS = select(Notification.id).where(
 )
 
 
-class NotificationRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class NotificationRepository(Repository):
     def get(self, scope: Scope | str, notification_id: str) -> Notification | None:
         environment_id = scope if isinstance(scope, str) else scope.environment_id
         return self.session.scalars(

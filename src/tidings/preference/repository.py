@@ -5,17 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
-from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
+from tidings.kit.sql import Repository, execute_counting, insert_ignoring_conflicts
 from tidings.kit.time import utcnow
 from tidings.models import Notification, SubscriptionTopic, UserPreference
 
 
-class PreferenceRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class PreferenceRepository(Repository):
     def topic(self, environment_id: str, topic_id: str) -> SubscriptionTopic | None:
         return self.session.scalars(
             select(SubscriptionTopic).where(

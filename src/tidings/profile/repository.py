@@ -7,9 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, bindparam, cast, delete, func, or_, select, update
-from sqlalchemy.orm import Session
 
-from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
+from tidings.kit.sql import Repository, execute_counting, insert_ignoring_conflicts
 from tidings.kit.time import utcnow
 from tidings.models import (
     AutomationRun,
@@ -46,10 +45,7 @@ _PROFILE_DATA = select(Profile.environment_id, Profile.user_id, Profile.data).wh
 )
 
 
-class ProfileRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class ProfileRepository(Repository):
     def get(self, scope: Scope, user_id: str) -> Profile | None:
         # No autoflush, here and in alias_target: profile and alias rows are only ever
         # inserted and deleted by statements, which run at once, so nothing pending in the

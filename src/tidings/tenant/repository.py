@@ -5,18 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
+from tidings.kit.sql import Repository, execute_counting, insert_ignoring_conflicts
 from tidings.kit.time import utcnow
 from tidings.models import Tenant, TenantMembership
 from tidings.workspace.service import Scope
 
 
-class TenantRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class TenantRepository(Repository):
     def get(self, scope: Scope, tenant_id: str) -> Tenant | None:
         return self.session.scalars(
             select(Tenant).where(
