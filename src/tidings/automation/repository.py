@@ -13,8 +13,8 @@ from tidings.kit.sql import (
     Repository,
     claim_rows,
     execute_counting,
-    insert_ignoring_conflicts,
     insert_loaded,
+    insert_missing_and_lock,
 )
 from tidings.models import (
     Automation,
@@ -73,29 +73,19 @@ class AutomationRepository(Repository):
     ) -> Automation:
         """The automation row, locked; inserted as deleted (not yet live) when missing."""
         self.session.info.pop(TRIGGERED_CACHE, None)  # about to change: see triggered_by
-        execute_counting(
+        automation, _ = insert_missing_and_lock(
             self.session,
-            insert_ignoring_conflicts(self.session, Automation).values(
-                workspace_id=scope.workspace_id,
-                environment_id=scope.environment_id,
-                automation_id=automation_id,
-                name=automation_id,
-                enabled=False,
-                current_version=0,
-                created_at=now,
-                updated_at=now,
-                deleted_at=now,
-            ),
+            Automation,
+            {"environment_id": scope.environment_id, "automation_id": automation_id},
+            workspace_id=scope.workspace_id,
+            name=automation_id,
+            enabled=False,
+            current_version=0,
+            created_at=now,
+            updated_at=now,
+            deleted_at=now,
         )
-        return self.session.scalars(
-            select(Automation)
-            .where(
-                Automation.environment_id == scope.environment_id,
-                Automation.automation_id == automation_id,
-            )
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one()
+        return automation
 
     def page(self, scope: Scope, after_id: int | None, limit: int) -> Sequence[Automation]:
         query = select(Automation).where(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     Connection,
@@ -19,6 +19,8 @@ from sqlalchemy import (
 from sqlalchemy import inspect as inspect_mapped
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
+
+Row = TypeVar("Row")
 
 
 def insert_ignoring_conflicts(bind: Session | Connection, target: Any) -> Any:
@@ -127,3 +129,18 @@ class Repository:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+
+
+def insert_missing_and_lock(
+    session: Session, model: type[Row], key: dict[str, Any], **values: Any
+) -> tuple[Row, bool]:
+    """The `model` row whose columns equal `key`, locked for this transaction and read
+    afresh; inserted first, with `values` for its other columns, when missing. True when
+    this call inserted it."""
+    inserted = execute_counting(
+        session, insert_ignoring_conflicts(session, model).values(**key, **values)
+    )
+    row = session.scalars(
+        select(model).filter_by(**key).with_for_update().execution_options(populate_existing=True)
+    ).one()
+    return row, bool(inserted)

@@ -8,7 +8,12 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
-from tidings.kit.sql import Repository, execute_counting, insert_ignoring_conflicts
+from tidings.kit.sql import (
+    Repository,
+    execute_counting,
+    insert_ignoring_conflicts,
+    insert_missing_and_lock,
+)
 from tidings.kit.time import utcnow
 from tidings.models import ListSubscription, RecipientList
 from tidings.workspace.service import Scope
@@ -50,25 +55,16 @@ class ListRepository(Repository):
     def get_or_create_for_update(self, scope: Scope, list_id: str, name: str) -> RecipientList:
         """The list row, locked for this transaction; created with `name` when missing."""
         now = utcnow()
-        self.session.execute(
-            insert_ignoring_conflicts(self.session, RecipientList).values(
-                workspace_id=scope.workspace_id,
-                environment_id=scope.environment_id,
-                list_id=list_id,
-                name=name,
-                created_at=now,
-                updated_at=now,
-            )
+        recipient_list, _ = insert_missing_and_lock(
+            self.session,
+            RecipientList,
+            {"environment_id": scope.environment_id, "list_id": list_id},
+            workspace_id=scope.workspace_id,
+            name=name,
+            created_at=now,
+            updated_at=now,
         )
-        return self.session.scalars(
-            select(RecipientList)
-            .where(
-                RecipientList.environment_id == scope.environment_id,
-                RecipientList.list_id == list_id,
-            )
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one()
+        return recipient_list
 
     def ensure_lists(self, scope: Scope, list_ids: Sequence[str]) -> None:
         """Create the lists that do not exist yet, each named after its id."""

@@ -8,7 +8,12 @@ from typing import Any
 
 from sqlalchemy import String, bindparam, cast, delete, func, or_, select, update
 
-from tidings.kit.sql import Repository, execute_counting, insert_ignoring_conflicts
+from tidings.kit.sql import (
+    Repository,
+    execute_counting,
+    insert_ignoring_conflicts,
+    insert_missing_and_lock,
+)
 from tidings.kit.time import utcnow
 from tidings.models import (
     AutomationRun,
@@ -95,24 +100,15 @@ class ProfileRepository(Repository):
     def get_or_create_for_update(self, scope: Scope, user_id: str) -> tuple[Profile, bool]:
         """The profile row, locked for this transaction; created empty when missing."""
         now = utcnow()
-        created = execute_counting(
+        return insert_missing_and_lock(
             self.session,
-            insert_ignoring_conflicts(self.session, Profile).values(
-                workspace_id=scope.workspace_id,
-                environment_id=scope.environment_id,
-                user_id=user_id,
-                data={},
-                created_at=now,
-                updated_at=now,
-            ),
+            Profile,
+            {"environment_id": scope.environment_id, "user_id": user_id},
+            workspace_id=scope.workspace_id,
+            data={},
+            created_at=now,
+            updated_at=now,
         )
-        profile = self.session.scalars(
-            select(Profile)
-            .where(Profile.environment_id == scope.environment_id, Profile.user_id == user_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one()
-        return profile, bool(created)
 
     def save(self, profile: Profile, data: dict[str, Any]) -> None:
         profile.data = data

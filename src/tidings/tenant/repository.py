@@ -6,7 +6,12 @@ from collections.abc import Sequence
 
 from sqlalchemy import select
 
-from tidings.kit.sql import Repository, execute_counting, insert_ignoring_conflicts
+from tidings.kit.sql import (
+    Repository,
+    execute_counting,
+    insert_ignoring_conflicts,
+    insert_missing_and_lock,
+)
 from tidings.kit.time import utcnow
 from tidings.models import Tenant, TenantMembership
 from tidings.workspace.service import Scope
@@ -22,25 +27,16 @@ class TenantRepository(Repository):
 
     def get_or_create_for_update(self, scope: Scope, tenant_id: str) -> tuple[Tenant, bool]:
         now = utcnow()
-        created = execute_counting(
+        return insert_missing_and_lock(
             self.session,
-            insert_ignoring_conflicts(self.session, Tenant).values(
-                workspace_id=scope.workspace_id,
-                environment_id=scope.environment_id,
-                tenant_id=tenant_id,
-                name=None,
-                properties={},
-                created_at=now,
-                updated_at=now,
-            ),
+            Tenant,
+            {"environment_id": scope.environment_id, "tenant_id": tenant_id},
+            workspace_id=scope.workspace_id,
+            name=None,
+            properties={},
+            created_at=now,
+            updated_at=now,
         )
-        tenant = self.session.scalars(
-            select(Tenant)
-            .where(Tenant.environment_id == scope.environment_id, Tenant.tenant_id == tenant_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one()
-        return tenant, bool(created)
 
     def add_member(self, scope: Scope, tenant_id: str, user_id: str) -> bool:
         """Make the user a member; False when they already were."""
