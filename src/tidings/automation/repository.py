@@ -15,6 +15,7 @@ from tidings.kit.sql import (
     execute_counting,
     insert_loaded,
     insert_missing_and_lock,
+    keyset_page,
 )
 from tidings.models import (
     Automation,
@@ -91,9 +92,7 @@ class AutomationRepository(Repository):
         query = select(Automation).where(
             Automation.environment_id == scope.environment_id, Automation.deleted_at.is_(None)
         )
-        if after_id is not None:
-            query = query.where(Automation.id > after_id)
-        return self.session.scalars(query.order_by(Automation.id).limit(limit)).all()
+        return self.session.scalars(keyset_page(query, Automation.id, after_id, limit)).all()
 
     def current_version(self, scope: Scope | str, automation_id: str) -> AutomationVersion | None:
         """The current version of the live automation, enabled or not."""

@@ -10,6 +10,7 @@ from sqlalchemy import (
     Connection,
     CursorResult,
     Executable,
+    Select,
     Table,
     insert,
     or_,
@@ -18,9 +19,10 @@ from sqlalchemy import (
 )
 from sqlalchemy import inspect as inspect_mapped
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import QueryableAttribute, Session, make_transient_to_detached
 
 Row = TypeVar("Row")
+Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
 
 
 def insert_ignoring_conflicts(bind: Session | Connection, target: Any) -> Any:
@@ -144,3 +146,13 @@ def insert_missing_and_lock(
         select(model).filter_by(**key).with_for_update().execution_options(populate_existing=True)
     ).one()
     return row, bool(inserted)
+
+
+def keyset_page(
+    query: Query, key: QueryableAttribute[int], after_id: int | None, limit: int
+) -> Query:
+    """`query` cut to one page: at most `limit` rows in `key` order, after `after_id` (the
+    key of the previous page's last row) when given."""
+    if after_id is not None:
+        query = query.where(key > after_id)
+    return query.order_by(key).limit(limit)

@@ -13,6 +13,7 @@ from tidings.kit.sql import (
     execute_counting,
     insert_ignoring_conflicts,
     insert_missing_and_lock,
+    keyset_page,
 )
 from tidings.kit.time import utcnow
 from tidings.models import ListSubscription, RecipientList
@@ -93,9 +94,7 @@ class ListRepository(Repository):
         query = select(RecipientList).where(RecipientList.environment_id == scope.environment_id)
         if prefix:
             query = query.where(RecipientList.list_id.startswith(prefix, autoescape=True))
-        if after_id is not None:
-            query = query.where(RecipientList.id > after_id)
-        return self.session.scalars(query.order_by(RecipientList.id).limit(limit)).all()
+        return self.session.scalars(keyset_page(query, RecipientList.id, after_id, limit)).all()
 
     def delete(self, scope: Scope, list_id: str) -> bool:
         execute_counting(
@@ -127,9 +126,7 @@ class ListRepository(Repository):
             ListSubscription.environment_id == scope.environment_id,
             ListSubscription.list_id == list_id,
         )
-        if after_id is not None:
-            query = query.where(ListSubscription.id > after_id)
-        return self.session.scalars(query.order_by(ListSubscription.id).limit(limit)).all()
+        return self.session.scalars(keyset_page(query, ListSubscription.id, after_id, limit)).all()
 
     def subscribers(
         self, scope: Scope, list_id: str
@@ -235,9 +232,7 @@ class ListRepository(Repository):
                 ListSubscription.user_id == user_id,
             )
         )
-        if after_id is not None:
-            query = query.where(ListSubscription.id > after_id)
-        rows = self.session.execute(query.order_by(ListSubscription.id).limit(limit)).all()
+        rows = self.session.execute(keyset_page(query, ListSubscription.id, after_id, limit)).all()
         return [(subscription, recipient_list) for subscription, recipient_list in rows]
 
     def delete_user_subscriptions(self, scope: Scope, user_id: str) -> int:

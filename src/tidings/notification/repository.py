@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import bindparam, delete, select
 
-from tidings.kit.sql import Repository, execute_counting
+from tidings.kit.sql import Repository, execute_counting, keyset_page
 from tidings.models import Notification, SubscriptionTopic
 from tidings.workspace.service import Scope
 
@@ -51,9 +51,7 @@ class NotificationRepository(Repository):
 
     def page(self, scope: Scope, after_id: int | None, limit: int) -> Sequence[Notification]:
         query = select(Notification).where(Notification.environment_id == scope.environment_id)
-        if after_id is not None:
-            query = query.where(Notification.id > after_id)
-        return self.session.scalars(query.order_by(Notification.id).limit(limit)).all()
+        return self.session.scalars(keyset_page(query, Notification.id, after_id, limit)).all()
 
     def topic_exists(self, scope: Scope, topic_id: str) -> bool:
         return (

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import delete, select
 
-from tidings.kit.sql import Repository, execute_counting, insert_ignoring_conflicts
+from tidings.kit.sql import Repository, execute_counting, insert_ignoring_conflicts, keyset_page
 from tidings.kit.time import utcnow
 from tidings.models import Notification, SubscriptionTopic, UserPreference
 
@@ -55,9 +55,7 @@ class PreferenceRepository(Repository):
         self, environment_id: str, after_id: int | None, limit: int
     ) -> Sequence[SubscriptionTopic]:
         query = select(SubscriptionTopic).where(SubscriptionTopic.environment_id == environment_id)
-        if after_id is not None:
-            query = query.where(SubscriptionTopic.id > after_id)
-        return self.session.scalars(query.order_by(SubscriptionTopic.id).limit(limit)).all()
+        return self.session.scalars(keyset_page(query, SubscriptionTopic.id, after_id, limit)).all()
 
     def notifications_using(self, environment_id: str, topic_id: str, limit: int) -> list[str]:
         return list(

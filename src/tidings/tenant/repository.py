@@ -11,6 +11,7 @@ from tidings.kit.sql import (
     execute_counting,
     insert_ignoring_conflicts,
     insert_missing_and_lock,
+    keyset_page,
 )
 from tidings.kit.time import utcnow
 from tidings.models import Tenant, TenantMembership
@@ -59,9 +60,7 @@ class TenantRepository(Repository):
             TenantMembership.environment_id == scope.environment_id,
             TenantMembership.tenant_id == tenant_id,
         )
-        if after_id is not None:
-            query = query.where(TenantMembership.id > after_id)
-        return self.session.scalars(query.order_by(TenantMembership.id).limit(limit)).all()
+        return self.session.scalars(keyset_page(query, TenantMembership.id, after_id, limit)).all()
 
     def member_ids(self, environment_id: str, tenant_id: str) -> list[str]:
         """Every member's user id, in the order they joined."""
@@ -83,6 +82,4 @@ class TenantRepository(Repository):
             TenantMembership.environment_id == scope.environment_id,
             TenantMembership.user_id == user_id,
         )
-        if after_id is not None:
-            query = query.where(TenantMembership.id > after_id)
-        return self.session.scalars(query.order_by(TenantMembership.id).limit(limit)).all()
+        return self.session.scalars(keyset_page(query, TenantMembership.id, after_id, limit)).all()
