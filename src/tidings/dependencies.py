@@ -12,7 +12,7 @@ body: an unauthenticated request is a 401 whatever its body.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from cryptography.fernet import Fernet
 from fastapi import Depends, Request
@@ -47,51 +47,34 @@ INSUFFICIENT_SCOPE_MESSAGE = (
 # Where a request's authenticated caller is kept, so the key is checked once per request.
 _CALLER = "tidings.caller"
 
+T = TypeVar("T")
+
 
 # create_app puts each long-lived object the endpoints use on `app.state`, by this name; an
 # endpoint asks for the ones it needs.
 
 
-def get_database(request: Request) -> Database:
-    database: Database = request.app.state.database
-    return database
+def app_state(name: str, kind: type[T]) -> Callable[[Request], T]:
+    """The dependency that gives the object `create_app` put on `app.state` as `name`
+    (`kind` is its type, for the checker)."""
+
+    def get(request: Request) -> T:
+        value: T = getattr(request.app.state, name)
+        return value
+
+    return get
 
 
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
-
-
-def get_key_cipher(request: Request) -> KeyCipher:
-    cipher: KeyCipher = request.app.state.key_cipher
-    return cipher
-
-
-def get_config_cipher(request: Request) -> Fernet:
-    """The key that provider configurations and signed-source secrets are encrypted under."""
-    cipher: Fernet = request.app.state.config_cipher
-    return cipher
-
-
-def get_outbound(request: Request) -> OutboundGuard:
-    outbound: OutboundGuard = request.app.state.outbound
-    return outbound
-
-
-def get_auth_limits(request: Request) -> AuthLimits:
-    limits: AuthLimits = request.app.state.auth_limits
-    return limits
-
-
-def get_secret(request: Request) -> bytes:
-    """The server secret (inbox tokens are signed under it)."""
-    secret: bytes = request.app.state.secret
-    return secret
-
-
-def get_unsubscribe_key(request: Request) -> bytes:
-    key: bytes = request.app.state.unsubscribe_key
-    return key
+get_database = app_state("database", Database)
+get_settings = app_state("settings", Settings)
+get_key_cipher = app_state("key_cipher", KeyCipher)
+# The key that provider configurations and signed-source secrets are encrypted under.
+get_config_cipher = app_state("config_cipher", Fernet)
+get_outbound = app_state("outbound", OutboundGuard)
+get_auth_limits = app_state("auth_limits", AuthLimits)
+# The server secret (inbox tokens are signed under it).
+get_secret = app_state("secret", bytes)
+get_unsubscribe_key = app_state("unsubscribe_key", bytes)
 
 
 DatabaseDep = Annotated[Database, Depends(get_database)]

@@ -52,6 +52,14 @@ class NotFound(AppError):
     code = "not_found"
 
 
+def not_in_environment(what: str, create_with: str, *, code: str, field: str) -> NotFound:
+    """The 404 for `what` (a kind and its id) missing from the caller's environment, saying
+    how to create it."""
+    return NotFound(
+        f"No {what} in this environment. Create it with {create_with}.", code=code, field=field
+    )
+
+
 class Conflict(AppError):
     status_code = 409
     code = "conflict"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from operator import attrgetter
 from typing import Annotated, Any
 
 import orjson
@@ -28,7 +29,7 @@ from tidings.automation.schemas import (
 from tidings.db import Database, Outbox
 from tidings.dependencies import Caller, DatabaseDep, OutboundDep, ReadSession, SettingsDep
 from tidings.errors import BadRequest
-from tidings.kit.pagination import decode_cursor, encode_cursor
+from tidings.kit.pagination import decode_cursor, encode_cursor, page
 from tidings.kit.time import isoformat, parse_timestamp
 from tidings.message.idempotency import Answer, IdempotentRequest, answer_once
 from tidings.models import Automation, AutomationRun, AutomationVersion
@@ -82,18 +83,13 @@ def list_automations(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> AutomationList:
     repository = AutomationRepository(session)
-    rows = repository.page(caller, decode_cursor(cursor), limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
+    found = page(repository.page(caller, decode_cursor(cursor), limit + 1), limit)
     results = []
-    for row in rows:
+    for row in found.rows:
         version = repository.version(row, row.current_version)
         assert version is not None
         results.append(_view(row, version))
-    return AutomationList(
-        paging={"cursor": encode_cursor(rows[-1].id) if more else None, "more": more},
-        results=results,
-    )
+    return AutomationList(paging=found.paging(), results=results)
 
 
 def run_views(session: Session, rows: Sequence[AutomationRun]) -> list[RunView]:
@@ -369,11 +365,10 @@ def list_versions(
 ) -> VersionList:
     automation, _ = service.get(session, caller, automation_id)
     rows = AutomationRepository(session).version_page(automation, decode_cursor(cursor), limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
+    found = page(rows, limit, key=attrgetter("version"))
     return VersionList(
-        paging={"cursor": encode_cursor(rows[-1].version) if more else None, "more": more},
-        results=[_version_view(automation_id, row) for row in rows],
+        paging=found.paging(),
+        results=[_version_view(automation_id, row) for row in found.rows],
     )
 
 

@@ -7,10 +7,16 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select
-from sqlalchemy.orm import Session
 
 from tidings.config import Settings
-from tidings.kit.sql import claim_rows, execute_counting, insert_ignoring_conflicts, insert_loaded
+from tidings.kit.sql import (
+    Repository,
+    claim_rows,
+    execute_counting,
+    insert_loaded,
+    insert_missing_and_lock,
+    keyset_page,
+)
 from tidings.models import (
     Automation,
     AutomationRun,
@@ -52,10 +58,7 @@ _TRIGGERED = (
 )
 
 
-class AutomationRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class AutomationRepository(Repository):
     def get(self, scope: Scope | str, automation_id: str) -> Automation | None:
         """The live (not deleted) automation."""
         return self.session.scalars(
@@ -71,37 +74,25 @@ class AutomationRepository:
     ) -> Automation:
         """The automation row, locked; inserted as deleted (not yet live) when missing."""
         self.session.info.pop(TRIGGERED_CACHE, None)  # about to change: see triggered_by
-        execute_counting(
+        automation, _ = insert_missing_and_lock(
             self.session,
-            insert_ignoring_conflicts(self.session, Automation).values(
-                workspace_id=scope.workspace_id,
-                environment_id=scope.environment_id,
-                automation_id=automation_id,
-                name=automation_id,
-                enabled=False,
-                current_version=0,
-                created_at=now,
-                updated_at=now,
-                deleted_at=now,
-            ),
+            Automation,
+            {"environment_id": scope.environment_id, "automation_id": automation_id},
+            workspace_id=scope.workspace_id,
+            name=automation_id,
+            enabled=False,
+            current_version=0,
+            created_at=now,
+            updated_at=now,
+            deleted_at=now,
         )
-        return self.session.scalars(
-            select(Automation)
-            .where(
-                Automation.environment_id == scope.environment_id,
-                Automation.automation_id == automation_id,
-            )
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one()
+        return automation
 
     def page(self, scope: Scope, after_id: int | None, limit: int) -> Sequence[Automation]:
         query = select(Automation).where(
             Automation.environment_id == scope.environment_id, Automation.deleted_at.is_(None)
         )
-        if after_id is not None:
-            query = query.where(Automation.id > after_id)
-        return self.session.scalars(query.order_by(Automation.id).limit(limit)).all()
+        return self.session.scalars(keyset_page(query, Automation.id, after_id, limit)).all()
 
     def current_version(self, scope: Scope | str, automation_id: str) -> AutomationVersion | None:
         """The current version of the live automation, enabled or not."""
@@ -187,11 +178,8 @@ class AutomationRepository:
         return found
 
 
-class RunRepository:
+class RunRepository(Repository):
     """Every SQL query on automation runs and their steps."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
 
     def add(self, run: AutomationRun) -> AutomationRun:
         """Insert a new run and keep it in the session as loaded (`insert_loaded`): its id

@@ -16,7 +16,7 @@ from tidings.automation import steps
 from tidings.automation.repository import TRIGGERED_CACHE, AutomationRepository
 from tidings.automation.steps.values import quote as _quote
 from tidings.automation.steps.values import value_problem
-from tidings.errors import BadRequest, NotFound
+from tidings.errors import BadRequest, NotFound, not_in_environment
 from tidings.kit.outbound import OutboundGuard
 from tidings.kit.time import utcnow
 from tidings.models import Automation, AutomationVersion
@@ -151,9 +151,9 @@ def validate_definition(
 
 
 def not_found(automation_id: str) -> NotFound:
-    return NotFound(
-        f"No automation {automation_id!r} in this environment. Create it with "
-        "PUT /automations/{id} or `tidings apply`.",
+    return not_in_environment(
+        f"automation {automation_id!r}",
+        "PUT /automations/{id} or `tidings apply`",
         code="automation_not_found",
         field="id",
     )

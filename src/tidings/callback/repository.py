@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
+from tidings.kit.sql import Repository
 from tidings.models import Message, MessageDelivery
 
 
-class CallbackRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class CallbackRepository(Repository):
     def delivery_of_message(
         self, message_id: str, channel: str, provider: str
     ) -> MessageDelivery | None:

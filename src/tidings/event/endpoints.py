@@ -18,7 +18,7 @@ from tidings.event.schemas import (
     EventSummary,
     Paging,
 )
-from tidings.kit.pagination import decode_cursor, encode_cursor
+from tidings.kit.pagination import decode_cursor, page
 from tidings.kit.time import isoformat
 from tidings.models import AutomationRun
 from tidings.routing import ApiRoute
@@ -58,12 +58,11 @@ def list_events(
         name=event,
         user_id=userId,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    runs = _runs_by_event(session, [row.id for row in rows])
+    found = page(rows, limit)
+    runs = _runs_by_event(session, [row.id for row in found.rows])
     return EventPage(
-        paging=Paging(cursor=encode_cursor(rows[-1].id) if more else None, more=more),
-        results=[EventSummary.of(row, runs.get(row.id, [])) for row in rows],
+        paging=Paging(cursor=found.cursor, more=found.more),
+        results=[EventSummary.of(row, runs.get(row.id, [])) for row in found.rows],
     )
 
 

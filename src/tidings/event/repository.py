@@ -25,10 +25,9 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects import sqlite
-from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
-from tidings.kit.sql import claim_rows, insert_ignoring_conflicts
+from tidings.kit.sql import Repository, claim_rows, insert_ignoring_conflicts
 from tidings.models import Event, EventStatus
 from tidings.workspace.repository import active_key_ids_on, key_is_active
 from tidings.workspace.service import Scope
@@ -123,10 +122,7 @@ def _oldest_received(limit: int) -> Select[int, str, str, str | None, int]:
 _BY_STATUS = (Event.status == EventStatus.RECEIVED, Event.status != EventStatus.RECEIVED)
 
 
-class EventRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class EventRepository(Repository):
     def get_locked(self, event_id: int) -> Event | None:
         """`get_for_update`, or the event `lock_many` loaded in this session: for a unit of
         work that loads events only through these two."""

@@ -19,7 +19,7 @@ from tidings.inbox.schemas import (
     UnreadCount,
 )
 from tidings.inbox.service import InboxBroker, InboxUser
-from tidings.kit.pagination import decode_cursor, encode_cursor
+from tidings.kit.pagination import decode_cursor, page
 from tidings.kit.time import isoformat
 from tidings.routing import ApiRoute
 from tidings.workspace.keys import key_from_authorization
@@ -94,11 +94,9 @@ def list_messages(
 ) -> InboxMessagePage:
     """The user's messages, newest first. Archived messages only with `status=archived`."""
     rows = service.list_messages(session, user, status, _before_id(cursor), limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
+    found = page(rows, limit)
     return InboxMessagePage(
-        paging={"cursor": encode_cursor(rows[-1].id) if more else None, "more": more},
-        results=[service.message_view(row) for row in rows],
+        paging=found.paging(), results=[service.message_view(row) for row in found.rows]
     )
 
 

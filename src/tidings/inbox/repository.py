@@ -7,18 +7,14 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
 
-from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
+from tidings.kit.sql import Repository, execute_counting, insert_ignoring_conflicts
 from tidings.models import InboxMessage
 
 Status = Literal["unread", "read", "archived"]
 
 
-class InboxRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class InboxRepository(Repository):
     def insert_once(self, values: dict[str, Any]) -> InboxMessage:
         """Insert the row unless (environment_id, message_id) exists; return the stored row."""
         self.session.execute(insert_ignoring_conflicts(self.session, InboxMessage).values(values))

@@ -36,55 +36,47 @@ from tidings.workspace.repository import WorkspaceRepository
 
 router = APIRouter(tags=["inbound"], route_class=ApiRoute)
 
-_SEGMENT_EVENT_SCHEMA: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "description": "One Segment event, exactly as Segment sends it.",
-                    "required": ["type"],
-                    "properties": {
-                        "type": {
-                            "type": "string",
-                            "enum": ["identify", "track", "group", "page", "screen", "alias"],
-                        },
-                        "messageId": {"type": "string", "maxLength": 100},
-                        "userId": {"type": "string"},
-                        "anonymousId": {"type": "string"},
-                        "event": {"type": "string"},
-                        "groupId": {"type": "string"},
-                        "traits": {"type": "object"},
-                        "properties": {"type": "object"},
-                        "timestamp": {"type": "string", "format": "date-time"},
-                    },
-                }
-            }
-        },
-    }
-}
 
-_COURIER_EVENT_SCHEMA: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "required": ["event", "messageId", "type", "properties"],
-                    "properties": {
-                        "event": {"type": "string"},
-                        "messageId": {"type": "string"},
-                        "type": {"type": "string", "enum": ["track"]},
-                        "properties": {"type": "object"},
-                        "userId": {"type": "string"},
-                    },
-                }
-            }
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI `requestBody` of a route that reads its JSON body itself."""
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+_SEGMENT_EVENT_SCHEMA = _json_body(
+    {
+        "type": "object",
+        "description": "One Segment event, exactly as Segment sends it.",
+        "required": ["type"],
+        "properties": {
+            "type": {
+                "type": "string",
+                "enum": ["identify", "track", "group", "page", "screen", "alias"],
+            },
+            "messageId": {"type": "string", "maxLength": 100},
+            "userId": {"type": "string"},
+            "anonymousId": {"type": "string"},
+            "event": {"type": "string"},
+            "groupId": {"type": "string"},
+            "traits": {"type": "object"},
+            "properties": {"type": "object"},
+            "timestamp": {"type": "string", "format": "date-time"},
         },
     }
-}
+)
+
+_COURIER_EVENT_SCHEMA = _json_body(
+    {
+        "type": "object",
+        "required": ["event", "messageId", "type", "properties"],
+        "properties": {
+            "event": {"type": "string"},
+            "messageId": {"type": "string"},
+            "type": {"type": "string", "enum": ["track"]},
+            "properties": {"type": "object"},
+            "userId": {"type": "string"},
+        },
+    }
+)
 
 
 def _json(body: dict[str, Any], status_code: int) -> Response:
@@ -173,7 +165,7 @@ async def tracking_api(request: Request) -> Response:
 
 def _tracking_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return {
-        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+        **_json_body(schema),
         "responses": {"200": {"description": '`{"success": true}` once committed.'}},
     }
 

@@ -6,16 +6,13 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
+from tidings.kit.sql import Repository
 from tidings.models import Environment, SignedSource
 from tidings.workspace.service import Scope
 
 
-class SignedSourceRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class SignedSourceRepository(Repository):
     def get(self, scope: Scope, source_id: str) -> SignedSource | None:
         return self.session.scalars(
             select(SignedSource).where(

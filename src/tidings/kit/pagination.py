@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import Any, Generic, TypeVar
 
 from tidings.errors import BadRequest
+
+Row = TypeVar("Row")
 
 
 def encode_cursor(last_id: int) -> str:
@@ -29,3 +35,28 @@ def decode_cursor(cursor: str | None) -> int | None:
             code="invalid_cursor",
             field="cursor",
         ) from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[Row]):
+    """One page of rows, and the cursor of the next page when more follow."""
+
+    rows: list[Row]
+    cursor: str | None
+
+    @property
+    def more(self) -> bool:
+        return self.cursor is not None
+
+    def paging(self) -> dict[str, Any]:
+        return {"cursor": self.cursor, "more": self.more}
+
+
+def page(
+    rows: Sequence[Row], limit: int, key: Callable[[Row], int] = attrgetter("id")
+) -> Page[Row]:
+    """The first `limit` of `rows`, read with `limit + 1` so that one more row tells whether
+    another page follows; its cursor is the `key` of the page's last row."""
+    more = len(rows) > limit
+    kept = list(rows[:limit])
+    return Page(kept, encode_cursor(key(kept[-1])) if more else None)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     Connection,
     CursorResult,
     Executable,
+    Select,
     Table,
     insert,
     or_,
@@ -18,7 +19,10 @@ from sqlalchemy import (
 )
 from sqlalchemy import inspect as inspect_mapped
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import QueryableAttribute, Session, make_transient_to_detached
+
+Row = TypeVar("Row")
+Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
 
 
 def insert_ignoring_conflicts(bind: Session | Connection, target: Any) -> Any:
@@ -119,3 +123,36 @@ def claim_rows(
         .execution_options(synchronize_session=False)
     )
     return sorted((row[0], row[1]) for row in session.execute(statement))
+
+
+class Repository:
+    """The base of each domain's repository: its queries run on the caller's session, and the
+    caller owns the transaction."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+
+def insert_missing_and_lock(
+    session: Session, model: type[Row], key: dict[str, Any], **values: Any
+) -> tuple[Row, bool]:
+    """The `model` row whose columns equal `key`, locked for this transaction and read
+    afresh; inserted first, with `values` for its other columns, when missing. True when
+    this call inserted it."""
+    inserted = execute_counting(
+        session, insert_ignoring_conflicts(session, model).values(**key, **values)
+    )
+    row = session.scalars(
+        select(model).filter_by(**key).with_for_update().execution_options(populate_existing=True)
+    ).one()
+    return row, bool(inserted)
+
+
+def keyset_page(
+    query: Query, key: QueryableAttribute[int], after_id: int | None, limit: int
+) -> Query:
+    """`query` cut to one page: at most `limit` rows in `key` order, after `after_id` (the
+    key of the previous page's last row) when given."""
+    if after_id is not None:
+        query = query.where(key > after_id)
+    return query.order_by(key).limit(limit)

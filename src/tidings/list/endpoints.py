@@ -5,7 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from tidings.dependencies import Caller, DatabaseDep, ReadSession
-from tidings.kit.pagination import decode_cursor, encode_cursor
+from tidings.kit.pagination import decode_cursor, encode_cursor, page
 from tidings.kit.time import isoformat
 from tidings.list import service
 from tidings.list.schemas import (
@@ -98,8 +98,7 @@ def list_subscriptions(
     limit: Limit = 20,
 ) -> SubscriptionPage:
     rows = service.list_subscriptions(session, caller, list_id, decode_cursor(cursor), limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
+    found = page(rows, limit)
     return SubscriptionPage(
         items=[
             SubscriptionView(
@@ -107,9 +106,9 @@ def list_subscriptions(
                 created=isoformat(row.created_at) or "",
                 preferences=row.preferences,
             )
-            for row in rows
+            for row in found.rows
         ],
-        paging=Paging(cursor=encode_cursor(rows[-1].id) if more else None, more=more),
+        paging=Paging(cursor=found.cursor, more=found.more),
     )
 
 
@@ -173,8 +172,7 @@ def get_user_lists(
 ) -> UserListPage:
     """The lists the user is subscribed to, with the subscription's preferences."""
     rows = service.user_lists(session, caller, user_id, decode_cursor(cursor), limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
+    found = page(rows, limit, key=lambda row: row[0].id)
     return UserListPage(
         results=[
             UserListView(
@@ -184,9 +182,9 @@ def get_user_lists(
                 updated=isoformat(recipient_list.updated_at) or "",
                 preferences=subscription.preferences,
             )
-            for subscription, recipient_list in rows
+            for subscription, recipient_list in found.rows
         ],
-        paging=Paging(cursor=encode_cursor(rows[-1][0].id) if more else None, more=more),
+        paging=Paging(cursor=found.cursor, more=found.more),
     )
 
 

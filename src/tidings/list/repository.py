@@ -7,9 +7,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.orm import Session
 
-from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
+from tidings.kit.sql import (
+    Repository,
+    execute_counting,
+    insert_ignoring_conflicts,
+    insert_missing_and_lock,
+    keyset_page,
+)
 from tidings.kit.time import utcnow
 from tidings.models import ListSubscription, RecipientList
 from tidings.workspace.service import Scope
@@ -22,10 +27,7 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield values[start : start + CHUNK]
 
 
-class ListRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class ListRepository(Repository):
     def get(self, scope: Scope, list_id: str) -> RecipientList | None:
         return self.session.scalars(
             select(RecipientList).where(
@@ -54,25 +56,16 @@ class ListRepository:
     def get_or_create_for_update(self, scope: Scope, list_id: str, name: str) -> RecipientList:
         """The list row, locked for this transaction; created with `name` when missing."""
         now = utcnow()
-        self.session.execute(
-            insert_ignoring_conflicts(self.session, RecipientList).values(
-                workspace_id=scope.workspace_id,
-                environment_id=scope.environment_id,
-                list_id=list_id,
-                name=name,
-                created_at=now,
-                updated_at=now,
-            )
+        recipient_list, _ = insert_missing_and_lock(
+            self.session,
+            RecipientList,
+            {"environment_id": scope.environment_id, "list_id": list_id},
+            workspace_id=scope.workspace_id,
+            name=name,
+            created_at=now,
+            updated_at=now,
         )
-        return self.session.scalars(
-            select(RecipientList)
-            .where(
-                RecipientList.environment_id == scope.environment_id,
-                RecipientList.list_id == list_id,
-            )
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one()
+        return recipient_list
 
     def ensure_lists(self, scope: Scope, list_ids: Sequence[str]) -> None:
         """Create the lists that do not exist yet, each named after its id."""
@@ -101,9 +94,7 @@ class ListRepository:
         query = select(RecipientList).where(RecipientList.environment_id == scope.environment_id)
         if prefix:
             query = query.where(RecipientList.list_id.startswith(prefix, autoescape=True))
-        if after_id is not None:
-            query = query.where(RecipientList.id > after_id)
-        return self.session.scalars(query.order_by(RecipientList.id).limit(limit)).all()
+        return self.session.scalars(keyset_page(query, RecipientList.id, after_id, limit)).all()
 
     def delete(self, scope: Scope, list_id: str) -> bool:
         execute_counting(
@@ -135,9 +126,7 @@ class ListRepository:
             ListSubscription.environment_id == scope.environment_id,
             ListSubscription.list_id == list_id,
         )
-        if after_id is not None:
-            query = query.where(ListSubscription.id > after_id)
-        return self.session.scalars(query.order_by(ListSubscription.id).limit(limit)).all()
+        return self.session.scalars(keyset_page(query, ListSubscription.id, after_id, limit)).all()
 
     def subscribers(
         self, scope: Scope, list_id: str
@@ -243,9 +232,7 @@ class ListRepository:
                 ListSubscription.user_id == user_id,
             )
         )
-        if after_id is not None:
-            query = query.where(ListSubscription.id > after_id)
-        rows = self.session.execute(query.order_by(ListSubscription.id).limit(limit)).all()
+        rows = self.session.execute(keyset_page(query, ListSubscription.id, after_id, limit)).all()
         return [(subscription, recipient_list) for subscription, recipient_list in rows]
 
     def delete_user_subscriptions(self, scope: Scope, user_id: str) -> int:

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tidings.errors import BadRequest, NotFound
+from tidings.errors import BadRequest, NotFound, not_in_environment
 from tidings.kit.time import utcnow
 from tidings.list.repository import ListRepository
 from tidings.models import ListSubscription, RecipientList
@@ -126,9 +126,9 @@ def compile_pattern(pattern: str, field: str = "pattern") -> re.Pattern[str]:
 
 
 def _not_found(list_id: str) -> NotFound:
-    return NotFound(
-        f"No list {list_id!r} in this environment. Create it with PUT /lists/{{list_id}} "
-        "or by subscribing a user to it.",
+    return not_in_environment(
+        f"list {list_id!r}",
+        "PUT /lists/{list_id} or by subscribing a user to it",
         code="list_not_found",
         field="list_id",
     )

@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from tidings.db import Outbox
 from tidings.dependencies import Caller, DatabaseDep, ReadSession, SettingsDep
-from tidings.kit.pagination import decode_cursor, encode_cursor
+from tidings.kit.pagination import decode_cursor, page
 from tidings.message import service
 from tidings.message.idempotency import Answer, IdempotentRequest, answer_once
 from tidings.message.repository import MessageRepository
@@ -95,12 +95,8 @@ def list_messages(
         tag=tag,
         trace_id=trace_id,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return MessagePage(
-        paging={"cursor": encode_cursor(rows[-1].id) if more else None, "more": more},
-        results=[_view(session, row) for row in rows],
-    )
+    found = page(rows, limit)
+    return MessagePage(paging=found.paging(), results=[_view(session, row) for row in found.rows])
 
 
 @router.get("/messages/{message_id}", response_model=MessageView)

@@ -24,7 +24,7 @@ from sqlalchemy.types import TypeEngine
 
 from tidings.config import Settings
 from tidings.db import Database
-from tidings.kit.sql import claim_rows, execute_counting, insert_ignoring_conflicts
+from tidings.kit.sql import Repository, claim_rows, execute_counting, insert_ignoring_conflicts
 from tidings.kit.time import utcnow
 from tidings.models import (
     DeliveryStatus,
@@ -389,10 +389,7 @@ def _orphaned_sending(now: datetime, settings: Settings) -> ColumnElement[bool]:
     )
 
 
-class IdempotencyRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class IdempotencyRepository(Repository):
     def get(self, environment_id: str, key: str) -> IdempotencyRecord | None:
         return self.session.scalars(
             select(IdempotencyRecord).where(

@@ -3,52 +3,43 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Boolean, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.models.base import Base, BigIntegerKey, JSONValue, UTCDateTime
+from tidings.models.base import Base, EnvironmentRow, JSONValue, UTCDateTime
 
 
-class RecipientList(Base):
+class RecipientList(EnvironmentRow, Base):
     """A list (Courier's Lists API): named, dot-separated ids such as `acme.eng.oncall`."""
 
     __tablename__ = "recipient_list"
     __table_args__ = (UniqueConstraint("environment_id", "list_id"),)
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
-    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     list_id: Mapped[str] = mapped_column(String(300))
     name: Mapped[str] = mapped_column(String(300))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class ListSubscription(Base):
+class ListSubscription(EnvironmentRow, Base):
     __tablename__ = "list_subscription"
     __table_args__ = (
         UniqueConstraint("environment_id", "list_id", "user_id"),
         Index("ix_list_subscription_user", "environment_id", "user_id"),
     )
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
-    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     list_id: Mapped[str] = mapped_column(String(300))
     user_id: Mapped[str] = mapped_column(String(300))
     preferences: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class SubscriptionTopic(Base):
+class SubscriptionTopic(EnvironmentRow, Base):
     """A subscription topic; its default status applies to users with no preference."""
 
     __tablename__ = "subscription_topic"
     __table_args__ = (UniqueConstraint("environment_id", "topic_id"),)
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
-    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     topic_id: Mapped[str] = mapped_column(String(200))
     name: Mapped[str] = mapped_column(String(300))
     default_status: Mapped[str] = mapped_column(String(20))
@@ -56,13 +47,10 @@ class SubscriptionTopic(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class UserPreference(Base):
+class UserPreference(EnvironmentRow, Base):
     __tablename__ = "user_preference"
     __table_args__ = (UniqueConstraint("environment_id", "user_id", "topic_id"),)
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
-    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     user_id: Mapped[str] = mapped_column(String(300))
     topic_id: Mapped[str] = mapped_column(String(200))
     status: Mapped[str] = mapped_column(String(20))

@@ -6,10 +6,10 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.models.base import Base, BigIntegerKey, JSONValue, UTCDateTime
+from tidings.models.base import Base, BigIntegerKey, EnvironmentRow, JSONValue, UTCDateTime
 
 
-class Automation(Base):
+class Automation(EnvironmentRow, Base):
     """An automation template: its id, and which saved version is current.
 
     A deleted automation keeps its row (`deleted_at` set) and its versions, so runs that
@@ -19,9 +19,6 @@ class Automation(Base):
     __tablename__ = "automation"
     __table_args__ = (UniqueConstraint("environment_id", "automation_id"),)
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
-    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     automation_id: Mapped[str] = mapped_column(String(200))
     name: Mapped[str] = mapped_column(String(300))
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)

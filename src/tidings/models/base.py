@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, TypeDecorator
+from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, MetaData, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -52,3 +52,23 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# Columns with a lower sort order come first in their table; the default is 0.
+FIRST = -1
+
+
+class EnvironmentRow:
+    """The columns that begin each table of an environment's data: the row's own key, and
+    the workspace and environment it belongs to (deleting either deletes the row).
+    `sort_order` keeps them first in the table, where the migrations created them."""
+
+    id: Mapped[int] = mapped_column(
+        BigIntegerKey, primary_key=True, autoincrement=True, sort_order=FIRST
+    )
+    workspace_id: Mapped[str] = mapped_column(
+        ForeignKey("workspace.id", ondelete="CASCADE"), sort_order=FIRST
+    )
+    environment_id: Mapped[str] = mapped_column(
+        ForeignKey("environment.id", ondelete="CASCADE"), sort_order=FIRST
+    )

@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.models.base import Base, BigIntegerKey, JSONValue, UTCDateTime
+from tidings.models.base import Base, EnvironmentRow, JSONValue, UTCDateTime
 
 
 class EventStatus:
@@ -15,7 +15,7 @@ class EventStatus:
     FAILED = "failed"
 
 
-class Event(Base):
+class Event(EnvironmentRow, Base):
     """The durable inbox: one row per accepted event, plus its processing record."""
 
     __tablename__ = "event"
@@ -48,9 +48,6 @@ class Event(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
-    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     source: Mapped[str] = mapped_column(String(20))
     message_id: Mapped[str] = mapped_column(String(100))
     type: Mapped[str] = mapped_column(String(20))

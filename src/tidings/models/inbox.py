@@ -3,15 +3,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.models.base import Base, BigIntegerKey, JSONValue, UTCDateTime
+from tidings.models.base import Base, EnvironmentRow, JSONValue, UTCDateTime
 
 _UNREAD = text("read_at IS NULL AND archived_at IS NULL")
 
 
-class InboxMessage(Base):
+class InboxMessage(EnvironmentRow, Base):
     """One message in a user's in-app inbox, stored once per Tidings message."""
 
     __tablename__ = "inbox_message"
@@ -30,9 +30,6 @@ class InboxMessage(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
-    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     user_id: Mapped[str] = mapped_column(String(300))
     message_id: Mapped[str] = mapped_column(String(60))
     title: Mapped[str] = mapped_column(Text)

@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.models.base import Base, BigIntegerKey, JSONValue, UTCDateTime
+from tidings.models.base import Base, BigIntegerKey, EnvironmentRow, JSONValue, UTCDateTime
 
 
 class MessageStatus:
@@ -25,7 +25,7 @@ class MessageStatus:
     CANCELABLE = frozenset({ENQUEUED, DELAYED, ROUTED})
 
 
-class Message(Base):
+class Message(EnvironmentRow, Base):
     """One message to one recipient, and its state machine."""
 
     __tablename__ = "message"
@@ -39,9 +39,6 @@ class Message(Base):
         Index("ix_message_request", "environment_id", "request_id"),
     )
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
-    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     message_id: Mapped[str] = mapped_column(String(60))
     request_id: Mapped[str] = mapped_column(String(60))
     status: Mapped[str] = mapped_column(String(20))

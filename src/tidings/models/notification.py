@@ -3,21 +3,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Boolean, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.models.base import Base, BigIntegerKey, JSONValue, UTCDateTime
+from tidings.models.base import Base, EnvironmentRow, JSONValue, UTCDateTime
 
 
-class Notification(Base):
+class Notification(EnvironmentRow, Base):
     """A notification template: content per channel, default routing, strictness."""
 
     __tablename__ = "notification"
     __table_args__ = (UniqueConstraint("environment_id", "notification_id"),)
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
-    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     notification_id: Mapped[str] = mapped_column(String(200))
     name: Mapped[str] = mapped_column(String(300))
     content: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)

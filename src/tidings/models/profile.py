@@ -6,10 +6,10 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.models.base import Base, BigIntegerKey, JSONValue, UTCDateTime
+from tidings.models.base import Base, BigIntegerKey, EnvironmentRow, JSONValue, UTCDateTime
 
 
-class Profile(Base):
+class Profile(EnvironmentRow, Base):
     """A recipient profile, keyed by the Segment `userId` (Courier's `user_id`), or by an
     `anonymousId` (`anonymous`) until that visitor is identified and merged into a user.
 
@@ -21,9 +21,6 @@ class Profile(Base):
     __tablename__ = "profile"
     __table_args__ = (UniqueConstraint("environment_id", "user_id"),)
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
-    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
-    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     user_id: Mapped[str] = mapped_column(String(300))
     data: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 
 from tidings.dependencies import Caller, DatabaseDep, ReadSession
 from tidings.errors import NotFound
-from tidings.kit.pagination import decode_cursor, encode_cursor
+from tidings.kit.pagination import decode_cursor, page
 from tidings.kit.time import isoformat
 from tidings.models import Notification
 from tidings.notification import service
@@ -48,13 +48,10 @@ def list_notifications(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> NotificationList:
-    rows = NotificationRepository(session).page(caller, decode_cursor(cursor), limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return NotificationList(
-        paging={"cursor": encode_cursor(rows[-1].id) if more else None, "more": more},
-        results=[_view(row) for row in rows],
+    found = page(
+        NotificationRepository(session).page(caller, decode_cursor(cursor), limit + 1), limit
     )
+    return NotificationList(paging=found.paging(), results=[_view(row) for row in found.rows])
 
 
 @router.put(

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import bindparam, delete, select
-from sqlalchemy.orm import Session
 
-from tidings.kit.sql import execute_counting
+from tidings.kit.sql import Repository, execute_counting, keyset_page
 from tidings.models import Notification, SubscriptionTopic
 from tidings.workspace.service import Scope
 
@@ -26,10 +25,7 @@ _EXISTS = select(Notification.id).where(
 )
 
 
-class NotificationRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class NotificationRepository(Repository):
     def get(self, scope: Scope | str, notification_id: str) -> Notification | None:
         environment_id = scope if isinstance(scope, str) else scope.environment_id
         return self.session.scalars(
@@ -55,9 +51,7 @@ class NotificationRepository:
 
     def page(self, scope: Scope, after_id: int | None, limit: int) -> Sequence[Notification]:
         query = select(Notification).where(Notification.environment_id == scope.environment_id)
-        if after_id is not None:
-            query = query.where(Notification.id > after_id)
-        return self.session.scalars(query.order_by(Notification.id).limit(limit)).all()
+        return self.session.scalars(keyset_page(query, Notification.id, after_id, limit)).all()
 
     def topic_exists(self, scope: Scope, topic_id: str) -> bool:
         return (

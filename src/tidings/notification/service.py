@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tidings.errors import BadRequest, NotFound
+from tidings.errors import BadRequest, NotFound, not_in_environment
 from tidings.kit.time import utcnow
 from tidings.models import Notification
 from tidings.notification.repository import NotificationRepository
@@ -44,9 +44,9 @@ def _check_liquid(value: Any, path: str) -> None:
 
 
 def not_found(notification_id: str) -> NotFound:
-    return NotFound(
-        f"No notification template {notification_id!r} in this environment. Create it with "
-        "PUT /notifications/{id}.",
+    return not_in_environment(
+        f"notification template {notification_id!r}",
+        "PUT /notifications/{id}",
         code="notification_not_found",
         field="template",
     )

@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse
 from tidings.dependencies import Caller, DatabaseDep, ReadSession, UnsubscribeKeyDep
 from tidings.errors import AppError, BadRequest, NotFound, PayloadTooLarge
 from tidings.http_errors import error_response
-from tidings.kit.pagination import decode_cursor, encode_cursor
+from tidings.kit.pagination import decode_cursor, encode_cursor, page
 from tidings.kit.time import isoformat
 from tidings.models import SubscriptionTopic
 from tidings.preference import service
@@ -87,12 +87,10 @@ def _preference(view: service.TopicPreferenceView) -> TopicPreference:
 def list_topics(
     caller: Caller, session: ReadSession, cursor: str | None = None, limit: Limit = 100
 ) -> TopicList:
-    rows = service.list_topics(session, caller, decode_cursor(cursor), limit + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
+    found = page(service.list_topics(session, caller, decode_cursor(cursor), limit + 1), limit)
     return TopicList(
-        items=[_topic(row) for row in rows],
-        paging=Paging(cursor=encode_cursor(rows[-1].id) if more else None, more=more),
+        items=[_topic(row) for row in found.rows],
+        paging=Paging(cursor=found.cursor, more=found.more),
     )
 
 

@@ -5,17 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import delete, select
-from sqlalchemy.orm import Session
 
-from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
+from tidings.kit.sql import Repository, execute_counting, insert_ignoring_conflicts, keyset_page
 from tidings.kit.time import utcnow
 from tidings.models import Notification, SubscriptionTopic, UserPreference
 
 
-class PreferenceRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class PreferenceRepository(Repository):
     def topic(self, environment_id: str, topic_id: str) -> SubscriptionTopic | None:
         return self.session.scalars(
             select(SubscriptionTopic).where(
@@ -59,9 +55,7 @@ class PreferenceRepository:
         self, environment_id: str, after_id: int | None, limit: int
     ) -> Sequence[SubscriptionTopic]:
         query = select(SubscriptionTopic).where(SubscriptionTopic.environment_id == environment_id)
-        if after_id is not None:
-            query = query.where(SubscriptionTopic.id > after_id)
-        return self.session.scalars(query.order_by(SubscriptionTopic.id).limit(limit)).all()
+        return self.session.scalars(keyset_page(query, SubscriptionTopic.id, after_id, limit)).all()
 
     def notifications_using(self, environment_id: str, topic_id: str, limit: int) -> list[str]:
         return list(

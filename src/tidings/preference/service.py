@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.orm import Session
 
 from tidings.config import Settings
-from tidings.errors import BadRequest, Conflict, NotFound
+from tidings.errors import BadRequest, Conflict, NotFound, not_in_environment
 from tidings.kit.time import utcnow
 from tidings.models import SubscriptionTopic, UserPreference
 from tidings.preference.repository import PreferenceRepository
@@ -49,9 +49,9 @@ _MAX_TOKEN_LENGTH = 4096
 
 
 def _topic_not_found(topic_id: str) -> NotFound:
-    return NotFound(
-        f"No subscription topic {topic_id!r} in this environment. Create it with "
-        "PUT /preferences/topics/{topic_id}, or list them with GET /preferences/topics.",
+    return not_in_environment(
+        f"subscription topic {topic_id!r}",
+        "PUT /preferences/topics/{topic_id}, or list them with GET /preferences/topics",
         code="topic_not_found",
         field="topic_id",
     )

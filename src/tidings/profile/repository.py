@@ -7,9 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, bindparam, cast, delete, func, or_, select, update
-from sqlalchemy.orm import Session
 
-from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
+from tidings.kit.sql import (
+    Repository,
+    execute_counting,
+    insert_ignoring_conflicts,
+    insert_missing_and_lock,
+)
 from tidings.kit.time import utcnow
 from tidings.models import (
     AutomationRun,
@@ -46,10 +50,7 @@ _PROFILE_DATA = select(Profile.environment_id, Profile.user_id, Profile.data).wh
 )
 
 
-class ProfileRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class ProfileRepository(Repository):
     def get(self, scope: Scope, user_id: str) -> Profile | None:
         # No autoflush, here and in alias_target: profile and alias rows are only ever
         # inserted and deleted by statements, which run at once, so nothing pending in the
@@ -99,24 +100,15 @@ class ProfileRepository:
     def get_or_create_for_update(self, scope: Scope, user_id: str) -> tuple[Profile, bool]:
         """The profile row, locked for this transaction; created empty when missing."""
         now = utcnow()
-        created = execute_counting(
+        return insert_missing_and_lock(
             self.session,
-            insert_ignoring_conflicts(self.session, Profile).values(
-                workspace_id=scope.workspace_id,
-                environment_id=scope.environment_id,
-                user_id=user_id,
-                data={},
-                created_at=now,
-                updated_at=now,
-            ),
+            Profile,
+            {"environment_id": scope.environment_id, "user_id": user_id},
+            workspace_id=scope.workspace_id,
+            data={},
+            created_at=now,
+            updated_at=now,
         )
-        profile = self.session.scalars(
-            select(Profile)
-            .where(Profile.environment_id == scope.environment_id, Profile.user_id == user_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one()
-        return profile, bool(created)
 
     def save(self, profile: Profile, data: dict[str, Any]) -> None:
         profile.data = data

@@ -12,7 +12,7 @@ from typing import Any
 import jsonpatch
 from sqlalchemy.orm import Session
 
-from tidings.errors import BadRequest, NotFound
+from tidings.errors import BadRequest, NotFound, not_in_environment
 from tidings.kit.jsondoc import diff, merge_patch
 from tidings.kit.time import utcnow
 from tidings.models import Profile
@@ -21,9 +21,9 @@ from tidings.workspace.service import Scope
 
 
 def _not_found(user_id: str) -> NotFound:
-    return NotFound(
-        f"No profile for user_id {user_id!r} in this environment. Create it with "
-        "POST /profiles/{user_id}, or send a Segment identify for that userId.",
+    return not_in_environment(
+        f"profile for user_id {user_id!r}",
+        "POST /profiles/{user_id}, or send a Segment identify for that userId",
         code="profile_not_found",
         field="user_id",
     )

@@ -164,6 +164,14 @@ class Delivery:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+def rendered_text(delivery: Delivery, vendor: str) -> str:
+    """The chat message's rendered `text`; one that is missing or blank is a permanent error."""
+    text = delivery.content.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise PermanentProviderError(f"{vendor}: the rendered message has no text")
+    return text
+
+
 @dataclass(frozen=True, slots=True)
 class SendResult:
     provider_message_id: str | None

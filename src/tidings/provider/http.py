@@ -13,12 +13,42 @@ from tidings.kit.outbound import OutboundRefused
 from tidings.provider.base import (
     EXCERPT_LIMIT,
     PermanentProviderError,
+    ProviderError,
     RetryableProviderError,
+    SendResult,
 )
 
 
 def excerpt(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {response.text[:EXCERPT_LIMIT]}"
+
+
+def accepted(response: httpx.Response, message_id: Any = None) -> SendResult:
+    """The result of a send the vendor accepted, with the message id it gave, if any."""
+    return SendResult(
+        provider_message_id=str(message_id) if message_id else None,
+        response_excerpt=excerpt(response),
+    )
+
+
+def refused(reason: str, response: httpx.Response, *, retryable: bool) -> ProviderError:
+    """The error for a reply that refuses the message, quoting it."""
+    error_type = RetryableProviderError if retryable else PermanentProviderError
+    return error_type(reason, response_excerpt=excerpt(response), status_code=response.status_code)
+
+
+def as_retryable(error: ProviderError) -> RetryableProviderError:
+    """The same failure, to be tried again (a refusal that a vendor means as "later")."""
+    return RetryableProviderError(
+        error.reason, response_excerpt=error.response_excerpt, status_code=error.status_code
+    )
+
+
+def web_address(value: Any) -> str | None:
+    """`value` when it is an http(s) URL a recipient gave, else None."""
+    if isinstance(value, str) and value.startswith(("https://", "http://")):
+        return value
+    return None
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -67,9 +97,7 @@ def request(
             status_code=response.status_code,
             retry_after=retry_after_seconds(response),
         )
-    raise PermanentProviderError(
-        message, response_excerpt=excerpt(response), status_code=response.status_code
-    )
+    raise refused(message, response, retryable=False)
 
 
 def json_field(response: httpx.Response, *path: str | int) -> Any:
@@ -83,3 +111,11 @@ def json_field(response: httpx.Response, *path: str | int) -> Any:
         else:
             return None
     return value
+
+
+def reply_field(response: httpx.Response, *path: str | int) -> Any:
+    """A nested field of an accepted reply, or None (also when the reply is not JSON)."""
+    try:
+        return json_field(response, *path)
+    except ValueError:
+        return None

@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import bindparam, delete, select
-from sqlalchemy.orm import Session
 
-from tidings.kit.sql import execute_counting
+from tidings.kit.sql import Repository, execute_counting
 from tidings.models import ProviderConfiguration
 
 # Asked once per routing transaction, built once.
@@ -23,10 +22,7 @@ _STAMP = (
 )
 
 
-class ProviderConfigRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class ProviderConfigRepository(Repository):
     def get(self, environment_id: str, name: str) -> ProviderConfiguration | None:
         return self.session.scalars(
             select(ProviderConfiguration).where(

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
 
 from tidings.errors import BadRequest
-from tidings.kit.sql import execute_counting
+from tidings.kit.sql import Repository, execute_counting
 from tidings.models import (
     AdminSession,
     AdminSignInToken,
@@ -18,10 +17,7 @@ from tidings.models import (
 from tidings.workspace.service import Scope
 
 
-class StudioRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class StudioRepository(Repository):
     def admin_by_email(self, email: str) -> AdminUser | None:
         return self.session.scalars(select(AdminUser).where(AdminUser.email == email)).first()
 

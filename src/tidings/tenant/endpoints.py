@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from tidings.dependencies import Caller, ReadSession
-from tidings.kit.pagination import decode_cursor, encode_cursor
+from tidings.kit.pagination import decode_cursor, page
 from tidings.kit.time import isoformat
 from tidings.models import TenantMembership
 from tidings.routing import ApiRoute
@@ -19,12 +19,11 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 
 
 def _page(rows: Sequence[TenantMembership], limit: int) -> MembershipList:
-    has_more = len(rows) > limit
-    rows = rows[:limit]
+    found = page(rows, limit)
     return MembershipList(
-        items=[Membership(user_id=row.user_id, tenant_id=row.tenant_id) for row in rows],
-        has_more=has_more,
-        cursor=encode_cursor(rows[-1].id) if has_more and rows else None,
+        items=[Membership(user_id=row.user_id, tenant_id=row.tenant_id) for row in found.rows],
+        has_more=found.more,
+        cursor=found.cursor,
     )
 
 

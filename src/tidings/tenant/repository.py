@@ -5,18 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from tidings.kit.sql import execute_counting, insert_ignoring_conflicts
+from tidings.kit.sql import (
+    Repository,
+    execute_counting,
+    insert_ignoring_conflicts,
+    insert_missing_and_lock,
+    keyset_page,
+)
 from tidings.kit.time import utcnow
 from tidings.models import Tenant, TenantMembership
 from tidings.workspace.service import Scope
 
 
-class TenantRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class TenantRepository(Repository):
     def get(self, scope: Scope, tenant_id: str) -> Tenant | None:
         return self.session.scalars(
             select(Tenant).where(
@@ -26,25 +28,16 @@ class TenantRepository:
 
     def get_or_create_for_update(self, scope: Scope, tenant_id: str) -> tuple[Tenant, bool]:
         now = utcnow()
-        created = execute_counting(
+        return insert_missing_and_lock(
             self.session,
-            insert_ignoring_conflicts(self.session, Tenant).values(
-                workspace_id=scope.workspace_id,
-                environment_id=scope.environment_id,
-                tenant_id=tenant_id,
-                name=None,
-                properties={},
-                created_at=now,
-                updated_at=now,
-            ),
+            Tenant,
+            {"environment_id": scope.environment_id, "tenant_id": tenant_id},
+            workspace_id=scope.workspace_id,
+            name=None,
+            properties={},
+            created_at=now,
+            updated_at=now,
         )
-        tenant = self.session.scalars(
-            select(Tenant)
-            .where(Tenant.environment_id == scope.environment_id, Tenant.tenant_id == tenant_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one()
-        return tenant, bool(created)
 
     def add_member(self, scope: Scope, tenant_id: str, user_id: str) -> bool:
         """Make the user a member; False when they already were."""
@@ -67,9 +60,7 @@ class TenantRepository:
             TenantMembership.environment_id == scope.environment_id,
             TenantMembership.tenant_id == tenant_id,
         )
-        if after_id is not None:
-            query = query.where(TenantMembership.id > after_id)
-        return self.session.scalars(query.order_by(TenantMembership.id).limit(limit)).all()
+        return self.session.scalars(keyset_page(query, TenantMembership.id, after_id, limit)).all()
 
     def member_ids(self, environment_id: str, tenant_id: str) -> list[str]:
         """Every member's user id, in the order they joined."""
@@ -91,6 +82,4 @@ class TenantRepository:
             TenantMembership.environment_id == scope.environment_id,
             TenantMembership.user_id == user_id,
         )
-        if after_id is not None:
-            query = query.where(TenantMembership.id > after_id)
-        return self.session.scalars(query.order_by(TenantMembership.id).limit(limit)).all()
+        return self.session.scalars(keyset_page(query, TenantMembership.id, after_id, limit)).all()

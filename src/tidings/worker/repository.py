@@ -7,10 +7,10 @@ import socket
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, delete, exists, select, update
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.orm import InstrumentedAttribute
 
 from tidings.config import Settings
-from tidings.kit.sql import execute_counting
+from tidings.kit.sql import Repository, execute_counting
 from tidings.models import WorkerLease
 
 
@@ -23,10 +23,7 @@ def owner_alive(
     return exists().where(WorkerLease.id == owner, WorkerLease.heartbeat_at > fresh)
 
 
-class LeaseRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class LeaseRepository(Repository):
     def renew(self, lease_id: str, now: datetime) -> None:
         """Renew the lease, or take it again if it is new or was deleted meanwhile."""
         renewed = execute_counting(

@@ -6,15 +6,12 @@ from collections.abc import Collection, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, exists, select
-from sqlalchemy.orm import Session
 
+from tidings.kit.sql import Repository
 from tidings.models import ApiKey, Environment, Workspace
 
 
-class WorkspaceRepository:
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
+class WorkspaceRepository(Repository):
     def first_workspace(self) -> Workspace | None:
         return self.session.scalars(select(Workspace).order_by(Workspace.created_at)).first()
 

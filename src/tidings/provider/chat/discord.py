@@ -48,8 +48,16 @@ from tidings.provider.base import (
     RetryableProviderError,
     SecretHttpUrl,
     SendResult,
+    rendered_text,
 )
-from tidings.provider.http import excerpt, json_field, request
+from tidings.provider.http import (
+    accepted,
+    json_field,
+    refused,
+    reply_field,
+    request,
+    web_address,
+)
 from tidings.provider.registry import register
 
 VENDOR = "Discord"
@@ -181,8 +189,8 @@ class DiscordProvider(Provider):
             return None
         if not isinstance(discord, dict):
             return None
-        webhook_url = discord.get("webhook_url")
-        if isinstance(webhook_url, str) and webhook_url.startswith(("https://", "http://")):
+        webhook_url = web_address(discord.get("webhook_url"))
+        if webhook_url:
             return _Webhook(webhook_url)
         if config.bot_token is None:
             return None
@@ -203,9 +211,7 @@ class DiscordProvider(Provider):
                 "channel_id or user_id with the configured bot token), and no default webhook "
                 "is configured"
             )
-        text = delivery.content.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise PermanentProviderError("Discord: the rendered message has no text")
+        text = rendered_text(delivery, VENDOR)
         if isinstance(target, _Webhook):
             return self._send_webhook(target, text)
         return self._send_as_bot(target, text, delivery.idempotency_key)
@@ -242,11 +248,7 @@ class DiscordProvider(Provider):
             )
             channel_id = _id_field(json_field(dm, "id"))
             if channel_id is None:
-                raise PermanentProviderError(
-                    "Discord create DM returned no channel id",
-                    response_excerpt=excerpt(dm),
-                    status_code=dm.status_code,
-                )
+                raise refused("Discord create DM returned no channel id", dm, retryable=False)
         response = self._call(
             "create message",
             lambda: self.http.post(
@@ -275,20 +277,12 @@ class DiscordProvider(Provider):
             return request(f"{VENDOR} {what}", recorded, _reason)
         except RetryableProviderError as exc:
             if exc.status_code == 429 and exc.retry_after is None and last:
-                try:
-                    body_retry = json_field(last[-1], "retry_after")
-                except ValueError:
-                    body_retry = None
+                body_retry = reply_field(last[-1], "retry_after")
                 if isinstance(body_retry, int | float) and not isinstance(body_retry, bool):
                     exc.retry_after = max(0.0, float(body_retry))
             raise
 
     @staticmethod
     def _result(response: httpx.Response) -> SendResult:
-        message_id = None
-        if response.status_code != 204 and response.content:
-            try:
-                message_id = _id_field(json_field(response, "id"))
-            except ValueError:
-                message_id = None
-        return SendResult(provider_message_id=message_id, response_excerpt=excerpt(response))
+        has_body = response.status_code != 204 and response.content
+        return accepted(response, _id_field(reply_field(response, "id")) if has_body else None)

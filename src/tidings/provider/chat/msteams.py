@@ -48,8 +48,9 @@ from tidings.provider.base import (
     RetryableProviderError,
     SecretHttpUrl,
     SendResult,
+    rendered_text,
 )
-from tidings.provider.http import excerpt, json_field, request
+from tidings.provider.http import accepted, excerpt, json_field, request, web_address
 from tidings.provider.registry import register
 
 VENDOR = "Microsoft Teams"
@@ -130,10 +131,7 @@ class MSTeamsProvider(Provider):
             return default.get_secret_value() if default is not None else None
         if not isinstance(ms_teams, dict):
             return None
-        url = ms_teams.get("webhook_url")
-        if isinstance(url, str) and url.startswith(("https://", "http://")):
-            return url
-        return None
+        return web_address(ms_teams.get("webhook_url"))
 
     def send(self, delivery: Delivery) -> SendResult:
         url = self._webhook_url(delivery.recipient)
@@ -142,9 +140,7 @@ class MSTeamsProvider(Provider):
                 "Microsoft Teams: the recipient has no ms_teams.webhook_url and no default "
                 "webhook is configured"
             )
-        text = delivery.content.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise PermanentProviderError("Microsoft Teams: the rendered message has no text")
+        text = rendered_text(delivery, VENDOR)
         response = request(
             VENDOR,
             lambda: self.http.post(
@@ -155,7 +151,7 @@ class MSTeamsProvider(Provider):
         body = response.text.strip()
         if DELIVERY_FAILED in body:
             self._raise_embedded_failure(response, body)
-        return SendResult(provider_message_id=None, response_excerpt=excerpt(response))
+        return accepted(response)
 
     @staticmethod
     def _raise_embedded_failure(response: httpx.Response, body: str) -> None:

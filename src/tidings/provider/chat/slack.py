@@ -46,11 +46,11 @@ from tidings.provider.base import (
     PermanentProviderError,
     Provider,
     ProviderConfig,
-    RetryableProviderError,
     SecretHttpUrl,
     SendResult,
+    rendered_text,
 )
-from tidings.provider.http import excerpt, json_field, request
+from tidings.provider.http import accepted, json_field, refused, request, web_address
 from tidings.provider.registry import register
 
 VENDOR = "Slack"
@@ -167,8 +167,8 @@ class SlackProvider(Provider):
             return None
         webhook = slack.get("incoming_webhook")
         if isinstance(webhook, dict):
-            url = _text_field(webhook.get("url"))
-            return _Webhook(url) if url and url.startswith(("https://", "http://")) else None
+            url = web_address(webhook.get("url"))
+            return _Webhook(url) if url else None
         token = _text_field(slack.get("access_token")) or bot_token
         # The token goes into a header: anything but visible ASCII cannot be a Slack token.
         if not token or not token.isascii() or not token.isprintable():
@@ -188,9 +188,7 @@ class SlackProvider(Provider):
                 "a channel, user_id or email with an access_token or the configured bot token), "
                 "and no default webhook or default channel is configured"
             )
-        text = delivery.content.get("text")
-        if not isinstance(text, str) or not text.strip():
-            raise PermanentProviderError("Slack: the rendered message has no text")
+        text = rendered_text(delivery, VENDOR)
         if isinstance(target, _Webhook):
             return self._send_webhook(target, text)
         return self._send_web_api(target, text)
@@ -204,7 +202,7 @@ class SlackProvider(Provider):
             _reason,
         )
         # Incoming webhooks answer 200 "ok" and return no message id.
-        return SendResult(provider_message_id=None, response_excerpt=excerpt(response))
+        return accepted(response)
 
     def _send_web_api(self, target: _WebApi, text: str) -> SendResult:
         channel = target.channel or target.user_id
@@ -223,10 +221,7 @@ class SlackProvider(Provider):
                 timeout=self.settings.timeout_seconds,
             ),
         )
-        ts = json_field(reply, "ts")
-        return SendResult(
-            provider_message_id=str(ts) if ts else None, response_excerpt=excerpt(reply)
-        )
+        return accepted(reply, json_field(reply, "ts"))
 
     def _user_id_by_email(self, token: str, email: str) -> str:
         reply = self._call(
@@ -240,11 +235,7 @@ class SlackProvider(Provider):
         )
         user_id = json_field(reply, "user", "id")
         if not user_id:
-            raise PermanentProviderError(
-                "Slack users.lookupByEmail returned no user id",
-                response_excerpt=excerpt(reply),
-                status_code=reply.status_code,
-            )
+            raise refused("Slack users.lookupByEmail returned no user id", reply, retryable=False)
         return str(user_id)
 
     def _call(self, method: str, call: Callable[[], httpx.Response]) -> httpx.Response:
@@ -253,19 +244,14 @@ class SlackProvider(Provider):
         try:
             ok = json_field(response, "ok")
         except ValueError as exc:
-            raise RetryableProviderError(
+            raise refused(
                 f"Slack {method} answered {response.status_code} without a JSON body",
-                response_excerpt=excerpt(response),
-                status_code=response.status_code,
+                response,
+                retryable=True,
             ) from exc
         if ok is True:
             return response
         error = str(json_field(response, "error") or "unknown_error")
-        message = f"Slack {method} failed: {error}"
-        if error in RETRYABLE_ERRORS:
-            raise RetryableProviderError(
-                message, response_excerpt=excerpt(response), status_code=response.status_code
-            )
-        raise PermanentProviderError(
-            message, response_excerpt=excerpt(response), status_code=response.status_code
+        raise refused(
+            f"Slack {method} failed: {error}", response, retryable=error in RETRYABLE_ERRORS
         )

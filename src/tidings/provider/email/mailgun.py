@@ -33,7 +33,7 @@ from tidings.provider.base import (
     SendResult,
 )
 from tidings.provider.email.sender import SenderConfig, email_parts
-from tidings.provider.http import excerpt, json_field, request
+from tidings.provider.http import accepted, json_field, reply_field, request
 from tidings.provider.registry import register
 
 TIMEOUT_SECONDS = 10.0
@@ -116,11 +116,4 @@ class MailgunProvider(Provider):
             ),
             error_reason,
         )
-        try:
-            message_id = json_field(response, "id")
-        except ValueError:
-            message_id = None
-        return SendResult(
-            provider_message_id=str(message_id) if message_id else None,
-            response_excerpt=excerpt(response),
-        )
+        return accepted(response, reply_field(response, "id"))

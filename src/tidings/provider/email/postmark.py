@@ -28,12 +28,11 @@ from pydantic import Field, SecretStr
 from tidings.provider.base import (
     BaseUrl,
     Delivery,
-    PermanentProviderError,
     Provider,
     SendResult,
 )
 from tidings.provider.email.sender import SenderConfig, email_parts
-from tidings.provider.http import excerpt, json_field, request
+from tidings.provider.http import accepted, json_field, refused, reply_field, request
 from tidings.provider.registry import register
 
 TIMEOUT_SECONDS = 10.0
@@ -111,18 +110,10 @@ class PostmarkProvider(Provider):
             ),
             error_reason,
         )
-        try:
-            error_code = json_field(response, "ErrorCode")
-            message_id = json_field(response, "MessageID")
-        except ValueError:
-            error_code = message_id = None
-        if error_code not in (None, 0):
-            raise PermanentProviderError(
+        if reply_field(response, "ErrorCode") not in (None, 0):
+            raise refused(
                 f"Postmark answered {response.status_code}: {error_reason(response)}",
-                response_excerpt=excerpt(response),
-                status_code=response.status_code,
+                response,
+                retryable=False,
             )
-        return SendResult(
-            provider_message_id=str(message_id) if message_id else None,
-            response_excerpt=excerpt(response),
-        )
+        return accepted(response, reply_field(response, "MessageID"))

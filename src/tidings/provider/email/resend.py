@@ -27,11 +27,10 @@ from tidings.provider.base import (
     Delivery,
     PermanentProviderError,
     Provider,
-    RetryableProviderError,
     SendResult,
 )
 from tidings.provider.email.sender import SenderConfig, email_parts
-from tidings.provider.http import excerpt, json_field, request
+from tidings.provider.http import accepted, as_retryable, json_field, reply_field, request
 from tidings.provider.registry import register
 
 TIMEOUT_SECONDS = 10.0
@@ -104,17 +103,6 @@ class ResendProvider(Provider):
             )
         except PermanentProviderError as error:
             if error.status_code == 409 and CONCURRENT_IDEMPOTENT_REQUESTS in error.reason:
-                raise RetryableProviderError(
-                    error.reason,
-                    response_excerpt=error.response_excerpt,
-                    status_code=error.status_code,
-                ) from error
+                raise as_retryable(error) from error
             raise
-        try:
-            message_id = json_field(response, "id")
-        except ValueError:
-            message_id = None
-        return SendResult(
-            provider_message_id=str(message_id) if message_id else None,
-            response_excerpt=excerpt(response),
-        )
+        return accepted(response, reply_field(response, "id"))

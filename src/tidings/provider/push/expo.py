@@ -40,7 +40,7 @@ from tidings.provider.base import (
     RetryableProviderError,
     SendResult,
 )
-from tidings.provider.http import excerpt, json_field, request
+from tidings.provider.http import excerpt, json_field, refused, reply_field, request
 from tidings.provider.registry import register
 
 TIMEOUT_SECONDS = 10.0
@@ -153,27 +153,14 @@ def _tickets(response: httpx.Response) -> list[Any]:
     request_errors = _request_errors(response)
     if request_errors:
         reason = "Expo refused the request: " + "; ".join(map(_describe, request_errors))
-        error_type = (
-            RetryableProviderError
-            if any(e.get("code") in RETRYABLE_REQUEST_ERRORS for e in request_errors)
-            else PermanentProviderError
-        )
-        raise error_type(
-            reason, response_excerpt=excerpt(response), status_code=response.status_code
-        )
+        retryable = any(e.get("code") in RETRYABLE_REQUEST_ERRORS for e in request_errors)
+        raise refused(reason, response, retryable=retryable)
 
-    try:
-        tickets = json_field(response, "data")
-    except ValueError:
-        tickets = None
+    tickets = reply_field(response, "data")
     if isinstance(tickets, dict):  # a single message may get a single ticket object
         tickets = [tickets]
     if not isinstance(tickets, list) or not tickets:
-        raise PermanentProviderError(
-            "Expo answered without push tickets",
-            response_excerpt=excerpt(response),
-            status_code=response.status_code,
-        )
+        raise refused("Expo answered without push tickets", response, retryable=False)
     return tickets
 
 
@@ -182,7 +169,4 @@ def _ticket_error(ticket: dict[str, Any], response: httpx.Response) -> ProviderE
     code = details.get("error") if isinstance(details, dict) else None
     message = ticket.get("message") or "no message"
     reason = f"Expo refused the push: {message}" + (f" ({code})" if code else "")
-    error_type = (
-        RetryableProviderError if code in RETRYABLE_TICKET_ERRORS else PermanentProviderError
-    )
-    return error_type(reason, response_excerpt=excerpt(response), status_code=response.status_code)
+    return refused(reason, response, retryable=code in RETRYABLE_TICKET_ERRORS)

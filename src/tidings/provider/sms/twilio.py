@@ -51,7 +51,7 @@ from tidings.provider.base import (
     StatusCallback,
     StatusReport,
 )
-from tidings.provider.http import excerpt, json_field, request
+from tidings.provider.http import accepted, json_field, reply_field, request
 from tidings.provider.registry import register
 
 TIMEOUT_SECONDS = 10.0
@@ -158,13 +158,7 @@ class TwilioProvider(Provider):
             lambda: self.http.post(url, data=form, auth=auth, timeout=TIMEOUT_SECONDS),
             _reason,
         )
-        try:
-            sid = json_field(response, "sid")
-        except ValueError:
-            sid = None
-        return SendResult(
-            provider_message_id=str(sid) if sid else None, response_excerpt=excerpt(response)
-        )
+        return accepted(response, reply_field(response, "sid"))
 
     @classmethod
     def parse_status_callback(cls, callback: StatusCallback) -> list[StatusReport]:

@@ -36,10 +36,9 @@ from tidings.provider.base import (
     PermanentProviderError,
     Provider,
     ProviderConfig,
-    RetryableProviderError,
     SendResult,
 )
-from tidings.provider.http import excerpt, json_field, request
+from tidings.provider.http import accepted, json_field, refused, reply_field, request
 from tidings.provider.registry import register
 
 TIMEOUT_SECONDS = 10.0
@@ -148,11 +147,7 @@ class VonageProvider(Provider):
             ),
             _reason,
         )
-        message_id = _accepted_parts(response)[0].get("message-id")
-        return SendResult(
-            provider_message_id=str(message_id) if message_id else None,
-            response_excerpt=excerpt(response),
-        )
+        return accepted(response, _accepted_parts(response)[0].get("message-id"))
 
 
 def _recipient_number(delivery: Delivery) -> str:
@@ -170,27 +165,14 @@ def _recipient_number(delivery: Delivery) -> str:
 
 def _accepted_parts(response: httpx.Response) -> list[Any]:
     """The reply's `messages`, one per SMS part, when Vonage accepted every part."""
-    try:
-        messages = json_field(response, "messages")
-    except ValueError:
-        messages = None
+    messages = reply_field(response, "messages")
     if not isinstance(messages, list) or not messages:
-        raise PermanentProviderError(
-            "Vonage answered without a messages list",
-            response_excerpt=excerpt(response),
-            status_code=response.status_code,
-        )
+        raise refused("Vonage answered without a messages list", response, retryable=False)
     for part in messages:
         status = str(part.get("status", "")) if isinstance(part, dict) else ""
         if status == "0":
             continue
         error_text = part.get("error-text") if isinstance(part, dict) else None
         reason = f"Vonage refused the message: {error_text or 'no error text'} (status {status})"
-        if status in RETRYABLE_STATUSES:
-            raise RetryableProviderError(
-                reason, response_excerpt=excerpt(response), status_code=response.status_code
-            )
-        raise PermanentProviderError(
-            reason, response_excerpt=excerpt(response), status_code=response.status_code
-        )
+        raise refused(reason, response, retryable=status in RETRYABLE_STATUSES)
     return messages

@@ -43,10 +43,9 @@ from tidings.provider.base import (
     PermanentProviderError,
     Provider,
     ProviderConfig,
-    RetryableProviderError,
     SendResult,
 )
-from tidings.provider.http import excerpt, request
+from tidings.provider.http import accepted, as_retryable, request
 from tidings.provider.registry import register
 
 VENDOR = "Webhook"
@@ -261,8 +260,6 @@ class WebhookProvider(Provider):
         except PermanentProviderError as exc:
             # 408 Request Timeout is the receiver timing out: retry it like a timeout.
             if exc.status_code == 408:
-                raise RetryableProviderError(
-                    exc.reason, response_excerpt=exc.response_excerpt, status_code=408
-                ) from exc
+                raise as_retryable(exc) from exc
             raise
-        return SendResult(provider_message_id=None, response_excerpt=excerpt(response))
+        return accepted(response)
