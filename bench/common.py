@@ -183,6 +183,34 @@ def running(
             process.stdout.close()
 
 
+def pending_events(database: Path) -> int:
+    """Events Tidings has stored but not processed yet (its in-process consumer's backlog)."""
+    if not database.exists():
+        return 0
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+    try:
+        row = connection.execute("SELECT count(*) FROM event WHERE status = 'received'").fetchone()
+        return int(row[0])
+    finally:
+        connection.close()
+
+
+def start_serve(
+    stack: contextlib.ExitStack,
+    tidings: str,
+    name: str,
+    log: Path,
+    env: dict[str, str],
+    port: int | None = None,
+) -> Proc:
+    """`tidings serve` on loopback (a free port unless given), stopped with `stack`."""
+    port = free_port() if port is None else port
+    argv = [tidings, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    server = stack.enter_context(running(name, argv, log, env))
+    server.port = port
+    return server
+
+
 def wait_for(what: str, check: Any, procs: list[Proc], timeout: float) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -57,12 +57,14 @@ from common import (
     machine,
     make_work_dir,
     peak_rss_mb,
+    pending_events,
     print_verdict,
     quiesce,
     run_benchmark,
     running,
     source_tree,
     sqlite_synchronous,
+    start_serve,
     stop_on_signals,
     tidings_environment,
     tidings_executable,
@@ -229,18 +231,6 @@ def stored(database: Path, prefix: str) -> tuple[int, int]:
         connection.close()
 
 
-def pending_events(database: Path) -> int:
-    """Events Tidings has stored but not processed yet (its in-process consumer's backlog)."""
-    if not database.exists():
-        return 0
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
-    try:
-        row = connection.execute("SELECT count(*) FROM event WHERE status = 'received'").fetchone()
-        return int(row[0])
-    finally:
-        connection.close()
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark POST /v1/batch events/s.")
     parser.add_argument("--duration", type=float, help="seconds measured per run (6; quick 3)")
@@ -273,15 +263,9 @@ def start_servers(
         f"starting tidings serve on :{tidings_port} and the floor on :{floor_port} "
         f"(synchronous={synchronous})"
     )
-    server = stack.enter_context(
-        running(
-            "tidings",
-            [tidings, "serve", "--host", "127.0.0.1", "--port", str(tidings_port)],
-            work_dir / "tidings.log",
-            tidings_env,
-        )
+    server = start_serve(
+        stack, tidings, "tidings", work_dir / "tidings.log", tidings_env, tidings_port
     )
-    server.port = tidings_port
     floor_argv = [sys.executable, str(FLOOR_APP), "--port", str(floor_port)]
     floor_argv += ["--database", str(work_dir / "floor.db"), "--synchronous", synchronous]
     floor = stack.enter_context(

@@ -50,11 +50,13 @@ from common import (
     free_port,
     machine,
     make_work_dir,
+    pending_events,
     print_verdict,
     quiesce,
     run_benchmark,
     running,
     source_tree,
+    start_serve,
     stop_on_signals,
     tidings_environment,
     tidings_executable,
@@ -88,18 +90,6 @@ SAMPLE_EVENT: dict[str, Any] = {
 
 
 # -- the database ------------------------------------------------------------------------------
-
-
-def pending_events(database: Path) -> int:
-    """Events Tidings has stored but not processed yet (its in-process consumer's backlog)."""
-    if not database.exists():
-        return 0
-    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
-    try:
-        row = connection.execute("SELECT count(*) FROM event WHERE status = 'received'").fetchone()
-        return int(row[0])
-    finally:
-        connection.close()
 
 
 # -- HTTP helpers ----------------------------------------------------------------------------
@@ -352,15 +342,7 @@ def start_servers(
     """`tidings serve` (in env, the measured source's) and the echo app, up and answering."""
     tidings_port, echo_port = free_port(), free_port()
     print(f"starting tidings serve on :{tidings_port} and the echo app on :{echo_port}")
-    server = stack.enter_context(
-        running(
-            "tidings",
-            [tidings, "serve", "--host", "127.0.0.1", "--port", str(tidings_port)],
-            work_dir / "tidings.log",
-            env,
-        )
-    )
-    server.port = tidings_port
+    server = start_serve(stack, tidings, "tidings", work_dir / "tidings.log", env, tidings_port)
     echo = stack.enter_context(
         running(
             "echo",

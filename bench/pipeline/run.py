@@ -95,6 +95,7 @@ from common import (
     source_tree,
     sqlite_synchronous,
     start_py_spy,
+    start_serve,
     start_sink,
     stop_on_signals,
     tidings_environment,
@@ -953,15 +954,7 @@ def start_processes(
         f"sink on :{sink.port}; tidings serve (defaults) on :{port}; the floor on :{floor_port} "
         f"(synchronous={synchronous})"
     )
-    server = stack.enter_context(
-        running(
-            "serve",
-            [tidings, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            work_dir / "serve.log",
-            tidings_env,
-        )
-    )
-    server.port = port
+    server = start_serve(stack, tidings, "serve", work_dir / "serve.log", tidings_env, port)
     floor_argv = [sys.executable, str(FLOOR_APP), "--port", str(floor_port)]
     floor_argv += ["--database", str(work_dir / "floor.db"), "--synchronous", synchronous]
     floor_argv += ["--smtp-port", str(sink.port), "--users", str(args.users)]

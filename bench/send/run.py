@@ -82,6 +82,7 @@ from common import (
     running,
     source_tree,
     start_py_spy,
+    start_serve,
     start_sink,
     stop_on_signals,
     tidings_environment,
@@ -538,15 +539,7 @@ def start_tidings(
     serve_env = dict(tidings_env, TIDINGS_CONSUMER_WORKERS="0") if args.worker else sending_env
     port = free_port()
     print(f"starting tidings serve{' (API only)' if args.worker else ''} on :{port}")
-    api = stack.enter_context(
-        running(
-            "api",
-            [tidings, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            work_dir / "serve.log",
-            serve_env,
-        )
-    )
-    api.port = port
+    api = start_serve(stack, tidings, "api", work_dir / "serve.log", serve_env, port)
 
     def healthy() -> bool:
         with contextlib.suppress(httpx.HTTPError):
