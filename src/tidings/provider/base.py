@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr
@@ -227,8 +227,15 @@ class StatusReport:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-class Provider(ABC):
+ConfigT = TypeVar("ConfigT", bound=ProviderConfig)
+
+
+class Provider(ABC, Generic[ConfigT]):
     """Base class of every provider. Subclasses set the class attributes and `send`.
+
+    A subclass names its config model once, as the type argument (`Provider[SlackConfig]`):
+    that becomes `config_model`, which validates stored configs, and the type of
+    `self.config`.
 
     A provider whose vendor reports delivery statuses to Tidings also implements
     `parse_status_callback` and `verify_status_callback`; `callback.service` applies what
@@ -241,7 +248,16 @@ class Provider(ABC):
     docs_url: ClassVar[str] = ""
     config_model: ClassVar[type[ProviderConfig]]
 
-    def __init__(self, config: ProviderConfig, http: httpx.Client) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            for argument in get_args(base):
+                if isinstance(argument, type) and issubclass(argument, ProviderConfig):
+                    cls.config_model = argument
+
+    def __init__(self, config: ConfigT, http: httpx.Client) -> None:
+        if not isinstance(config, self.config_model):
+            raise TypeError(f"{self.name} takes a {self.config_model.__name__}")
         self.config = config
         self.http = http
 

@@ -163,25 +163,19 @@ def nonce_for(idempotency_key: str) -> str:
 
 
 @register
-class DiscordProvider(Provider):
+class DiscordProvider(Provider[DiscordConfig]):
     name: ClassVar[str] = "discord"
     channel: ClassVar[str] = "chat"
     display_name: ClassVar[str] = "Discord"
     docs_url: ClassVar[str] = (
         "https://discord.com/developers/docs/resources/webhook#execute-webhook"
     )
-    config_model: ClassVar[type[ProviderConfig]] = DiscordConfig
-
-    @property
-    def settings(self) -> DiscordConfig:
-        assert isinstance(self.config, DiscordConfig)
-        return self.config
 
     def can_deliver(self, recipient: dict[str, Any]) -> bool:
         return self._target(recipient) is not None
 
     def _target(self, recipient: dict[str, Any]) -> _Target | None:
-        config = self.settings
+        config = self.config
         discord = recipient.get("discord")
         if not discord:
             if config.webhook_url is not None:
@@ -225,14 +219,14 @@ class DiscordProvider(Provider):
                 httpx.URL(target.url).copy_merge_params({"wait": "true"}),
                 headers={"User-Agent": _user_agent()},
                 json={"content": text},
-                timeout=self.settings.timeout_seconds,
+                timeout=self.config.timeout_seconds,
             ),
         )
         return self._result(response)
 
     def _send_as_bot(self, target: _Bot, text: str, idempotency_key: str) -> SendResult:
         headers = {"Authorization": f"Bot {target.token}", "User-Agent": _user_agent()}
-        api = f"{self.settings.base_url}/api/{API_VERSION}"
+        api = f"{self.config.base_url}/api/{API_VERSION}"
         channel_id = target.channel_id
         if channel_id is None:
             assert target.user_id is not None
@@ -243,7 +237,7 @@ class DiscordProvider(Provider):
                     f"{api}/users/@me/channels",
                     headers=headers,
                     json={"recipient_id": user_id},
-                    timeout=self.settings.timeout_seconds,
+                    timeout=self.config.timeout_seconds,
                 ),
             )
             channel_id = _id_field(json_field(dm, "id"))
@@ -259,7 +253,7 @@ class DiscordProvider(Provider):
                     "nonce": nonce_for(idempotency_key),
                     "enforce_nonce": True,
                 },
-                timeout=self.settings.timeout_seconds,
+                timeout=self.config.timeout_seconds,
             ),
         )
         return self._result(response)

@@ -106,7 +106,7 @@ def _reason(response: httpx.Response) -> str | None:
 
 
 @register
-class MSTeamsProvider(Provider):
+class MSTeamsProvider(Provider[MSTeamsConfig]):
     name: ClassVar[str] = "msteams"
     channel: ClassVar[str] = "chat"
     display_name: ClassVar[str] = "Microsoft Teams"
@@ -114,12 +114,6 @@ class MSTeamsProvider(Provider):
         "https://learn.microsoft.com/microsoftteams/platform/webhooks-and-connectors/how-to/"
         "connectors-using"
     )
-    config_model: ClassVar[type[ProviderConfig]] = MSTeamsConfig
-
-    @property
-    def settings(self) -> MSTeamsConfig:
-        assert isinstance(self.config, MSTeamsConfig)
-        return self.config
 
     def can_deliver(self, recipient: dict[str, Any]) -> bool:
         return self._webhook_url(recipient) is not None
@@ -127,7 +121,7 @@ class MSTeamsProvider(Provider):
     def _webhook_url(self, recipient: dict[str, Any]) -> str | None:
         ms_teams = recipient.get("ms_teams")
         if not ms_teams:
-            default = self.settings.webhook_url
+            default = self.config.webhook_url
             return default.get_secret_value() if default is not None else None
         if not isinstance(ms_teams, dict):
             return None
@@ -144,7 +138,7 @@ class MSTeamsProvider(Provider):
         response = request(
             VENDOR,
             lambda: self.http.post(
-                url, json=adaptive_card_message(text), timeout=self.settings.timeout_seconds
+                url, json=adaptive_card_message(text), timeout=self.config.timeout_seconds
             ),
             _reason,
         )

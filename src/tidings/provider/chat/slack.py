@@ -138,23 +138,17 @@ def _reason(response: httpx.Response) -> str | None:
 
 
 @register
-class SlackProvider(Provider):
+class SlackProvider(Provider[SlackConfig]):
     name: ClassVar[str] = "slack"
     channel: ClassVar[str] = "chat"
     display_name: ClassVar[str] = "Slack"
     docs_url: ClassVar[str] = "https://docs.slack.dev/reference/methods/chat.postMessage"
-    config_model: ClassVar[type[ProviderConfig]] = SlackConfig
-
-    @property
-    def settings(self) -> SlackConfig:
-        assert isinstance(self.config, SlackConfig)
-        return self.config
 
     def can_deliver(self, recipient: dict[str, Any]) -> bool:
         return self._target(recipient) is not None
 
     def _target(self, recipient: dict[str, Any]) -> _Target | None:
-        config = self.settings
+        config = self.config
         bot_token = config.bot_token.get_secret_value() if config.bot_token else None
         slack = recipient.get("slack")
         if not slack:
@@ -197,7 +191,7 @@ class SlackProvider(Provider):
         response = request(
             VENDOR,
             lambda: self.http.post(
-                target.url, json={"text": text}, timeout=self.settings.timeout_seconds
+                target.url, json={"text": text}, timeout=self.config.timeout_seconds
             ),
             _reason,
         )
@@ -212,13 +206,13 @@ class SlackProvider(Provider):
         reply = self._call(
             "chat.postMessage",
             lambda: self.http.post(
-                f"{self.settings.base_url}/api/chat.postMessage",
+                f"{self.config.base_url}/api/chat.postMessage",
                 headers={
                     "Authorization": f"Bearer {target.token}",
                     "Content-Type": "application/json; charset=utf-8",
                 },
                 json={"channel": channel, "text": text},
-                timeout=self.settings.timeout_seconds,
+                timeout=self.config.timeout_seconds,
             ),
         )
         return accepted(reply, json_field(reply, "ts"))
@@ -227,10 +221,10 @@ class SlackProvider(Provider):
         reply = self._call(
             "users.lookupByEmail",
             lambda: self.http.get(
-                f"{self.settings.base_url}/api/users.lookupByEmail",
+                f"{self.config.base_url}/api/users.lookupByEmail",
                 headers={"Authorization": f"Bearer {token}"},
                 params={"email": email},
-                timeout=self.settings.timeout_seconds,
+                timeout=self.config.timeout_seconds,
             ),
         )
         user_id = json_field(reply, "user", "id")

@@ -74,18 +74,16 @@ def error_reason(response: httpx.Response) -> str | None:
 
 
 @register
-class MailgunProvider(Provider):
+class MailgunProvider(Provider[MailgunConfig]):
     name = "mailgun"
     channel = "email"
     display_name = "Mailgun"
     docs_url = (
         "https://documentation.mailgun.com/docs/mailgun/api-reference/openapi-final/tag/Messages/"
     )
-    config_model = MailgunConfig
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
-        assert isinstance(config, MailgunConfig)
         parts = email_parts(delivery)
         address, html, text = parts.to, parts.html, parts.text
 

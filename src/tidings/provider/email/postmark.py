@@ -66,16 +66,14 @@ def error_reason(response: httpx.Response) -> str | None:
 
 
 @register
-class PostmarkProvider(Provider):
+class PostmarkProvider(Provider[PostmarkConfig]):
     name = "postmark"
     channel = "email"
     display_name = "Postmark"
     docs_url = "https://postmarkapp.com/developer/api/email-api"
-    config_model = PostmarkConfig
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
-        assert isinstance(config, PostmarkConfig)
         parts = email_parts(delivery)
         address, html, text = parts.to, parts.html, parts.text
 

@@ -59,16 +59,14 @@ def error_reason(response: httpx.Response) -> str | None:
 
 
 @register
-class ResendProvider(Provider):
+class ResendProvider(Provider[ResendConfig]):
     name = "resend"
     channel = "email"
     display_name = "Resend"
     docs_url = "https://resend.com/docs/api-reference/emails/send-email"
-    config_model = ResendConfig
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
-        assert isinstance(config, ResendConfig)
         parts = email_parts(delivery)
         address, html, text = parts.to, parts.html, parts.text
 

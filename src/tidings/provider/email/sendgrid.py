@@ -103,16 +103,14 @@ def error_reason(response: httpx.Response) -> str | None:
 
 
 @register
-class SendGridProvider(Provider):
+class SendGridProvider(Provider[SendGridConfig]):
     name = "sendgrid"
     channel = "email"
     display_name = "SendGrid"
     docs_url = "https://www.twilio.com/docs/sendgrid/api-reference/mail-send/mail-send"
-    config_model = SendGridConfig
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
-        assert isinstance(config, SendGridConfig)
         parts = email_parts(delivery)
         address, html, text = parts.to, parts.html, parts.text
 

@@ -95,19 +95,17 @@ def _reason(response: httpx.Response) -> str | None:
 
 
 @register
-class ExpoProvider(Provider):
+class ExpoProvider(Provider[ExpoConfig]):
     name = "expo"
     channel = "push"
     display_name = "Expo push notifications"
     docs_url = "https://docs.expo.dev/push-notifications/sending-notifications/"
-    config_model = ExpoConfig
 
     def can_deliver(self, recipient: dict[str, Any]) -> bool:
         return bool(expo_tokens(recipient))
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
-        assert isinstance(config, ExpoConfig)
         tokens = expo_tokens(delivery.recipient)
         if not tokens:
             raise PermanentProviderError("Expo: the recipient has no expo.token or expo.tokens")

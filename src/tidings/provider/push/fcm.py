@@ -205,14 +205,13 @@ def firebase_tokens(recipient: dict[str, Any]) -> list[str]:
 
 
 @register
-class FcmProvider(Provider):
+class FcmProvider(Provider[FcmConfig]):
     name = "firebase-fcm"
     channel = "push"
     display_name = "Firebase Cloud Messaging"
     docs_url = "https://firebase.google.com/docs/reference/fcm/rest/v1/projects.messages/send"
-    config_model = FcmConfig
 
-    def __init__(self, config: ProviderConfig, http: httpx.Client) -> None:
+    def __init__(self, config: FcmConfig, http: httpx.Client) -> None:
         super().__init__(config, http)
         # The access token and its expiry (as time.time()); never the private key.
         self._token: tuple[str, float] | None = None
@@ -227,7 +226,6 @@ class FcmProvider(Provider):
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
-        assert isinstance(config, FcmConfig)
         tokens = firebase_tokens(delivery.recipient)
         if not tokens:
             raise PermanentProviderError("FCM: the recipient has no firebaseToken")

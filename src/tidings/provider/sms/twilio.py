@@ -119,16 +119,14 @@ def _reason(response: httpx.Response) -> str | None:
 
 
 @register
-class TwilioProvider(Provider):
+class TwilioProvider(Provider[TwilioConfig]):
     name = "twilio"
     channel = "sms"
     display_name = "Twilio SMS"
     docs_url = "https://www.twilio.com/docs/messaging/api/message-resource"
-    config_model = TwilioConfig
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
-        assert isinstance(config, TwilioConfig)
         to = str(delivery.recipient.get("phone_number") or "").strip()
         if not to:
             raise PermanentProviderError("Twilio: the recipient has no phone_number")

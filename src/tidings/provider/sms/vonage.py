@@ -111,16 +111,14 @@ def _reason(response: httpx.Response) -> str | None:
 
 
 @register
-class VonageProvider(Provider):
+class VonageProvider(Provider[VonageConfig]):
     name = "vonage"
     channel = "sms"
     display_name = "Vonage SMS"
     docs_url = "https://developer.vonage.com/en/messaging/sms/overview"
-    config_model = VonageConfig
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
-        assert isinstance(config, VonageConfig)
         to = _recipient_number(delivery)
         text = delivery.content.get("text")
         if not text:

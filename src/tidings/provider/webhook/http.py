@@ -203,17 +203,11 @@ def _endpoint(address: Any) -> _Endpoint | None:
 
 
 @register
-class WebhookProvider(Provider):
+class WebhookProvider(Provider[WebhookConfig]):
     name: ClassVar[str] = "webhook"
     channel: ClassVar[str] = "webhook"
     display_name: ClassVar[str] = "Webhook"
     docs_url: ClassVar[str] = ""
-    config_model: ClassVar[type[ProviderConfig]] = WebhookConfig
-
-    @property
-    def settings(self) -> WebhookConfig:
-        assert isinstance(self.config, WebhookConfig)
-        return self.config
 
     def can_deliver(self, recipient: dict[str, Any]) -> bool:
         return self._target(recipient) is not None
@@ -221,7 +215,7 @@ class WebhookProvider(Provider):
     def _target(self, recipient: dict[str, Any]) -> _Endpoint | None:
         address = recipient.get("webhook")
         if not address:
-            return _Endpoint(self.settings.url) if self.settings.url else None
+            return _Endpoint(self.config.url) if self.config.url else None
         return _endpoint(address)
 
     def send(self, delivery: Delivery) -> SendResult:
@@ -237,7 +231,7 @@ class WebhookProvider(Provider):
         payload = json.dumps(
             delivery.content["body"], ensure_ascii=False, separators=(",", ":")
         ).encode()
-        secret = self.settings.signing_secret.get_secret_value()
+        secret = self.config.signing_secret.get_secret_value()
         headers = httpx.Headers(endpoint.headers)
         headers.setdefault("User-Agent", USER_AGENT)
         headers["Content-Type"] = "application/json"
@@ -253,7 +247,7 @@ class WebhookProvider(Provider):
                     content=payload,
                     headers=headers,
                     auth=endpoint.auth,
-                    timeout=self.settings.timeout_seconds,
+                    timeout=self.config.timeout_seconds,
                     follow_redirects=False,
                 ),
             )
