@@ -261,9 +261,15 @@ class Provider(ABC, Generic[ConfigT]):
         self.config = config
         self.http = http
 
+    def address(self, recipient: dict[str, Any]) -> Any:
+        """Where this provider would send for the recipient (an address, push tokens, a chat
+        target), or something falsy when it has none. A provider that reads the recipient
+        its own way overrides this and sends to what it returns."""
+        return channel_address(self.channel, recipient)
+
     def can_deliver(self, recipient: dict[str, Any]) -> bool:
         """Whether the recipient has the address this provider needs."""
-        return bool(channel_address(self.channel, recipient))
+        return bool(self.address(recipient))
 
     @abstractmethod
     def send(self, delivery: Delivery) -> SendResult:

@@ -171,10 +171,7 @@ class DiscordProvider(Provider[DiscordConfig]):
         "https://discord.com/developers/docs/resources/webhook#execute-webhook"
     )
 
-    def can_deliver(self, recipient: dict[str, Any]) -> bool:
-        return self._target(recipient) is not None
-
-    def _target(self, recipient: dict[str, Any]) -> _Target | None:
+    def address(self, recipient: dict[str, Any]) -> _Target | None:
         config = self.config
         discord = recipient.get("discord")
         if not discord:
@@ -198,7 +195,7 @@ class DiscordProvider(Provider[DiscordConfig]):
         return None
 
     def send(self, delivery: Delivery) -> SendResult:
-        target = self._target(delivery.recipient)
+        target = self.address(delivery.recipient)
         if target is None:
             raise PermanentProviderError(
                 "Discord: the recipient has no usable discord address (a webhook_url, or a "

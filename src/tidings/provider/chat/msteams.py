@@ -115,10 +115,7 @@ class MSTeamsProvider(Provider[MSTeamsConfig]):
         "connectors-using"
     )
 
-    def can_deliver(self, recipient: dict[str, Any]) -> bool:
-        return self._webhook_url(recipient) is not None
-
-    def _webhook_url(self, recipient: dict[str, Any]) -> str | None:
+    def address(self, recipient: dict[str, Any]) -> str | None:
         ms_teams = recipient.get("ms_teams")
         if not ms_teams:
             default = self.config.webhook_url
@@ -128,7 +125,7 @@ class MSTeamsProvider(Provider[MSTeamsConfig]):
         return web_address(ms_teams.get("webhook_url"))
 
     def send(self, delivery: Delivery) -> SendResult:
-        url = self._webhook_url(delivery.recipient)
+        url = self.address(delivery.recipient)
         if url is None:
             raise PermanentProviderError(
                 "Microsoft Teams: the recipient has no ms_teams.webhook_url and no default "

@@ -144,10 +144,7 @@ class SlackProvider(Provider[SlackConfig]):
     display_name: ClassVar[str] = "Slack"
     docs_url: ClassVar[str] = "https://docs.slack.dev/reference/methods/chat.postMessage"
 
-    def can_deliver(self, recipient: dict[str, Any]) -> bool:
-        return self._target(recipient) is not None
-
-    def _target(self, recipient: dict[str, Any]) -> _Target | None:
+    def address(self, recipient: dict[str, Any]) -> _Target | None:
         config = self.config
         bot_token = config.bot_token.get_secret_value() if config.bot_token else None
         slack = recipient.get("slack")
@@ -175,7 +172,7 @@ class SlackProvider(Provider[SlackConfig]):
         return _WebApi(token=token, channel=channel, user_id=user_id, email=email)
 
     def send(self, delivery: Delivery) -> SendResult:
-        target = self._target(delivery.recipient)
+        target = self.address(delivery.recipient)
         if target is None:
             raise PermanentProviderError(
                 "Slack: the recipient has no usable slack address (an incoming_webhook url, or "

@@ -101,12 +101,12 @@ class ExpoProvider(Provider[ExpoConfig]):
     display_name = "Expo push notifications"
     docs_url = "https://docs.expo.dev/push-notifications/sending-notifications/"
 
-    def can_deliver(self, recipient: dict[str, Any]) -> bool:
-        return bool(expo_tokens(recipient))
+    def address(self, recipient: dict[str, Any]) -> list[str]:
+        return expo_tokens(recipient)
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
-        tokens = expo_tokens(delivery.recipient)
+        tokens = self.address(delivery.recipient)
         if not tokens:
             raise PermanentProviderError("Expo: the recipient has no expo.token or expo.tokens")
 

@@ -221,12 +221,12 @@ class FcmProvider(Provider[FcmConfig]):
         with self._token_lock:
             self._token = None
 
-    def can_deliver(self, recipient: dict[str, Any]) -> bool:
-        return bool(firebase_tokens(recipient))
+    def address(self, recipient: dict[str, Any]) -> list[str]:
+        return firebase_tokens(recipient)
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
-        tokens = firebase_tokens(delivery.recipient)
+        tokens = self.address(delivery.recipient)
         if not tokens:
             raise PermanentProviderError("FCM: the recipient has no firebaseToken")
         account = parse_service_account(config.service_account.get_secret_value())

@@ -209,17 +209,14 @@ class WebhookProvider(Provider[WebhookConfig]):
     display_name: ClassVar[str] = "Webhook"
     docs_url: ClassVar[str] = ""
 
-    def can_deliver(self, recipient: dict[str, Any]) -> bool:
-        return self._target(recipient) is not None
-
-    def _target(self, recipient: dict[str, Any]) -> _Endpoint | None:
+    def address(self, recipient: dict[str, Any]) -> _Endpoint | None:
         address = recipient.get("webhook")
         if not address:
             return _Endpoint(self.config.url) if self.config.url else None
         return _endpoint(address)
 
     def send(self, delivery: Delivery) -> SendResult:
-        endpoint = self._target(delivery.recipient)
+        endpoint = self.address(delivery.recipient)
         if endpoint is None:
             raise PermanentProviderError(
                 "Webhook: the recipient has no usable webhook address (an http(s) URL, or "
