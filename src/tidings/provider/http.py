@@ -18,6 +18,9 @@ from tidings.provider.base import (
     SendResult,
 )
 
+TIMEOUT_SECONDS = 10.0
+"""How long one call to a vendor may take before it counts as a retryable failure."""
+
 
 def excerpt(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {response.text[:EXCERPT_LIMIT]}"

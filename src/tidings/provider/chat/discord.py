@@ -51,6 +51,7 @@ from tidings.provider.base import (
     rendered_text,
 )
 from tidings.provider.http import (
+    TIMEOUT_SECONDS,
     accepted,
     json_field,
     refused,
@@ -95,7 +96,7 @@ class DiscordConfig(ProviderConfig):
         description="Channel webhook used for recipients without a discord address.",
     )
     timeout_seconds: float = Field(
-        default=10.0,
+        default=TIMEOUT_SECONDS,
         gt=0,
         le=60,
         title="Timeout (seconds)",

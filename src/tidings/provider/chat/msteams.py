@@ -50,7 +50,14 @@ from tidings.provider.base import (
     SendResult,
     rendered_text,
 )
-from tidings.provider.http import accepted, excerpt, json_field, request, web_address
+from tidings.provider.http import (
+    TIMEOUT_SECONDS,
+    accepted,
+    excerpt,
+    json_field,
+    request,
+    web_address,
+)
 from tidings.provider.registry import register
 
 VENDOR = "Microsoft Teams"
@@ -69,7 +76,7 @@ class MSTeamsConfig(ProviderConfig):
         ),
     )
     timeout_seconds: float = Field(
-        default=10.0,
+        default=TIMEOUT_SECONDS,
         gt=0,
         le=60,
         title="Timeout (seconds)",

@@ -50,7 +50,14 @@ from tidings.provider.base import (
     SendResult,
     rendered_text,
 )
-from tidings.provider.http import accepted, json_field, refused, request, web_address
+from tidings.provider.http import (
+    TIMEOUT_SECONDS,
+    accepted,
+    json_field,
+    refused,
+    request,
+    web_address,
+)
 from tidings.provider.registry import register
 
 VENDOR = "Slack"
@@ -101,7 +108,7 @@ class SlackConfig(ProviderConfig):
         ),
     )
     timeout_seconds: float = Field(
-        default=10.0,
+        default=TIMEOUT_SECONDS,
         gt=0,
         le=60,
         title="Timeout (seconds)",

@@ -16,7 +16,6 @@ Config: `api_key` (secret), `from_email`, `from_name`, `reply_to`, `base_url`.
 
 from __future__ import annotations
 
-from email.utils import formataddr
 from typing import Any
 
 import httpx
@@ -30,10 +29,16 @@ from tidings.provider.base import (
     SendResult,
 )
 from tidings.provider.email.sender import SenderConfig, email_parts
-from tidings.provider.http import accepted, as_retryable, json_field, reply_field, request
+from tidings.provider.http import (
+    TIMEOUT_SECONDS,
+    accepted,
+    as_retryable,
+    json_field,
+    reply_field,
+    request,
+)
 from tidings.provider.registry import register
 
-TIMEOUT_SECONDS = 10.0
 CONCURRENT_IDEMPOTENT_REQUESTS = "concurrent_idempotent_requests"
 
 
@@ -71,7 +76,7 @@ class ResendProvider(Provider[ResendConfig]):
         address, html, text = parts.to, parts.html, parts.text
 
         body: dict[str, Any] = {
-            "from": formataddr((config.from_name or "", config.from_email)),
+            "from": config.sender,
             "to": [address],
             "subject": parts.subject,
         }

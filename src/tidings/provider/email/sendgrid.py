@@ -54,10 +54,9 @@ from tidings.provider.base import (
     StatusReport,
 )
 from tidings.provider.email.sender import SenderConfig, email_parts
-from tidings.provider.http import json_field, request
+from tidings.provider.http import TIMEOUT_SECONDS, json_field, request
 from tidings.provider.registry import register
 
-TIMEOUT_SECONDS = 10.0
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 EVENT_OUTCOMES = {

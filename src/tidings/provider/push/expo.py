@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from pydantic import ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 
 from tidings.provider.base import (
     BaseUrl,
@@ -37,20 +37,26 @@ from tidings.provider.base import (
     Provider,
     ProviderConfig,
     ProviderError,
-    RetryableProviderError,
     SendResult,
+    push_notification,
+    push_tokens,
+    retryable_first,
 )
-from tidings.provider.http import excerpt, json_field, refused, reply_field, request
+from tidings.provider.http import (
+    TIMEOUT_SECONDS,
+    excerpt,
+    json_field,
+    refused,
+    reply_field,
+    request,
+)
 from tidings.provider.registry import register
 
-TIMEOUT_SECONDS = 10.0
 RETRYABLE_TICKET_ERRORS = {"MessageRateExceeded"}
 RETRYABLE_REQUEST_ERRORS = {"TOO_MANY_REQUESTS"}
 
 
 class ExpoConfig(ProviderConfig):
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
-
     access_token: SecretStr | None = Field(
         default=None,
         title="Access token",
@@ -73,7 +79,7 @@ def expo_tokens(recipient: dict[str, Any]) -> list[str]:
     tokens = expo.get("tokens")
     values = list(tokens) if isinstance(tokens, list) else []
     values.append(expo.get("token"))
-    return list(dict.fromkeys(str(token) for token in values if isinstance(token, str) and token))
+    return push_tokens(values)
 
 
 def _request_errors(response: httpx.Response) -> list[dict[str, Any]]:
@@ -110,11 +116,7 @@ class ExpoProvider(Provider[ExpoConfig]):
         if not tokens:
             raise PermanentProviderError("Expo: the recipient has no expo.token or expo.tokens")
 
-        content: dict[str, Any] = {
-            key: str(delivery.content[key])
-            for key in ("title", "body")
-            if delivery.content.get(key) is not None
-        }
+        content: dict[str, Any] = dict(push_notification(delivery))
         data = delivery.content.get("data")
         if isinstance(data, dict) and data:
             content["data"] = data
@@ -139,8 +141,7 @@ class ExpoProvider(Provider[ExpoConfig]):
             else:
                 errors.append(_ticket_error(ticket, response))
         if not receipt_ids:
-            retryable = [error for error in errors if isinstance(error, RetryableProviderError)]
-            raise (retryable or errors)[0]
+            raise retryable_first(errors)
         return SendResult(
             provider_message_id=",".join(receipt_ids), response_excerpt=excerpt(response)
         )

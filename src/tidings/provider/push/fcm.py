@@ -45,7 +45,7 @@ import httpx
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from pydantic import ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from tidings.provider.base import (
     EXCERPT_LIMIT,
@@ -56,13 +56,14 @@ from tidings.provider.base import (
     Provider,
     ProviderConfig,
     ProviderError,
-    RetryableProviderError,
     SendResult,
+    push_notification,
+    push_tokens,
+    retryable_first,
 )
-from tidings.provider.http import excerpt, json_field, request
+from tidings.provider.http import TIMEOUT_SECONDS, excerpt, json_field, request
 from tidings.provider.registry import register
 
-TIMEOUT_SECONDS = 10.0
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -104,8 +105,6 @@ def parse_service_account(text: str) -> ServiceAccount:
 
 
 class FcmConfig(ProviderConfig):
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
-
     service_account: SecretStr = Field(
         title="Service account key (JSON)",
         description=(
@@ -200,8 +199,7 @@ def _string_map(data: Any) -> dict[str, str]:
 
 def firebase_tokens(recipient: dict[str, Any]) -> list[str]:
     value = recipient.get("firebaseToken")
-    values = value if isinstance(value, list) else [value]
-    return list(dict.fromkeys(str(token) for token in values if isinstance(token, str) and token))
+    return push_tokens(value if isinstance(value, list) else [value])
 
 
 @register
@@ -232,11 +230,7 @@ class FcmProvider(Provider[FcmConfig]):
         account = parse_service_account(config.service_account.get_secret_value())
 
         message: dict[str, Any] = {}
-        notification = {
-            key: str(delivery.content[key])
-            for key in ("title", "body")
-            if delivery.content.get(key) is not None
-        }
+        notification = push_notification(delivery)
         if notification:
             message["notification"] = notification
         data = _string_map(delivery.content.get("data"))
@@ -261,8 +255,7 @@ class FcmProvider(Provider[FcmConfig]):
             excerpts.append(excerpt(response))
 
         if not excerpts:
-            retryable = [error for error in errors if isinstance(error, RetryableProviderError)]
-            raise (retryable or errors)[0]
+            raise retryable_first(errors)
         failures = "; ".join(error.reason for error in errors)
         summary = " | ".join(excerpts) + (f" | failed: {failures}" if failures else "")
         return SendResult(

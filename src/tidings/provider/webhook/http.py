@@ -45,7 +45,7 @@ from tidings.provider.base import (
     ProviderConfig,
     SendResult,
 )
-from tidings.provider.http import accepted, as_retryable, request
+from tidings.provider.http import TIMEOUT_SECONDS, accepted, as_retryable, request, web_address
 from tidings.provider.registry import register
 
 VENDOR = "Webhook"
@@ -141,7 +141,7 @@ class WebhookConfig(ProviderConfig):
         ),
     )
     timeout_seconds: float = Field(
-        default=10.0,
+        default=TIMEOUT_SECONDS,
         gt=0,
         le=60,
         title="Timeout (seconds)",
@@ -162,11 +162,11 @@ class _Endpoint:
 
 def _endpoint(address: Any) -> _Endpoint | None:
     if isinstance(address, str):
-        return _Endpoint(address) if address.startswith(("https://", "http://")) else None
+        return _Endpoint(address) if web_address(address) else None
     if not isinstance(address, dict):
         return None
-    url = address.get("url")
-    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+    url = web_address(address.get("url"))
+    if url is None:
         return None
     method = str(address.get("method") or "POST").upper()
     if method not in ("POST", "PUT"):
