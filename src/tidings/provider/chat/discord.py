@@ -34,7 +34,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from pydantic import Field, SecretStr
@@ -165,12 +165,10 @@ def nonce_for(idempotency_key: str) -> str:
 
 @register
 class DiscordProvider(Provider[DiscordConfig]):
-    name: ClassVar[str] = "discord"
-    channel: ClassVar[str] = "chat"
-    display_name: ClassVar[str] = "Discord"
-    docs_url: ClassVar[str] = (
-        "https://discord.com/developers/docs/resources/webhook#execute-webhook"
-    )
+    name = "discord"
+    channel = "chat"
+    display_name = "Discord"
+    docs_url = "https://discord.com/developers/docs/resources/webhook#execute-webhook"
 
     def address(self, recipient: dict[str, Any]) -> _Target | None:
         config = self.config

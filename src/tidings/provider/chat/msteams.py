@@ -35,7 +35,7 @@ Config fields: `webhook_url`, `timeout_seconds`.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from pydantic import Field
@@ -114,10 +114,10 @@ def _reason(response: httpx.Response) -> str | None:
 
 @register
 class MSTeamsProvider(Provider[MSTeamsConfig]):
-    name: ClassVar[str] = "msteams"
-    channel: ClassVar[str] = "chat"
-    display_name: ClassVar[str] = "Microsoft Teams"
-    docs_url: ClassVar[str] = (
+    name = "msteams"
+    channel = "chat"
+    display_name = "Microsoft Teams"
+    docs_url = (
         "https://learn.microsoft.com/microsoftteams/platform/webhooks-and-connectors/how-to/"
         "connectors-using"
     )

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from pydantic import Field, SecretStr
@@ -146,10 +146,10 @@ def _reason(response: httpx.Response) -> str | None:
 
 @register
 class SlackProvider(Provider[SlackConfig]):
-    name: ClassVar[str] = "slack"
-    channel: ClassVar[str] = "chat"
-    display_name: ClassVar[str] = "Slack"
-    docs_url: ClassVar[str] = "https://docs.slack.dev/reference/methods/chat.postMessage"
+    name = "slack"
+    channel = "chat"
+    display_name = "Slack"
+    docs_url = "https://docs.slack.dev/reference/methods/chat.postMessage"
 
     def address(self, recipient: dict[str, Any]) -> _Target | None:
         config = self.config

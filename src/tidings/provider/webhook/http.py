@@ -32,7 +32,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from pydantic import Field, SecretStr
@@ -204,10 +204,10 @@ def _endpoint(address: Any) -> _Endpoint | None:
 
 @register
 class WebhookProvider(Provider[WebhookConfig]):
-    name: ClassVar[str] = "webhook"
-    channel: ClassVar[str] = "webhook"
-    display_name: ClassVar[str] = "Webhook"
-    docs_url: ClassVar[str] = ""
+    name = "webhook"
+    channel = "webhook"
+    display_name = "Webhook"
+    docs_url = ""
 
     def address(self, recipient: dict[str, Any]) -> _Endpoint | None:
         address = recipient.get("webhook")
