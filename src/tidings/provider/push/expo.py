@@ -44,8 +44,7 @@ from tidings.provider.base import (
 )
 from tidings.provider.http import (
     TIMEOUT_SECONDS,
-    excerpt,
-    json_field,
+    accepted,
     refused,
     reply_field,
     request,
@@ -83,10 +82,7 @@ def expo_tokens(recipient: dict[str, Any]) -> list[str]:
 
 
 def _request_errors(response: httpx.Response) -> list[dict[str, Any]]:
-    try:
-        errors = json_field(response, "errors")
-    except ValueError:
-        return []
+    errors = reply_field(response, "errors")
     if not isinstance(errors, list):
         return []
     return [error for error in errors if isinstance(error, dict)]
@@ -142,9 +138,7 @@ class ExpoProvider(Provider[ExpoConfig]):
                 errors.append(_ticket_error(ticket, response))
         if not receipt_ids:
             raise retryable_first(errors)
-        return SendResult(
-            provider_message_id=",".join(receipt_ids), response_excerpt=excerpt(response)
-        )
+        return accepted(response, ",".join(receipt_ids))
 
 
 def _tickets(response: httpx.Response) -> list[Any]:

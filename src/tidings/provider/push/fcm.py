@@ -61,7 +61,7 @@ from tidings.provider.base import (
     push_tokens,
     retryable_first,
 )
-from tidings.provider.http import TIMEOUT_SECONDS, excerpt, json_field, request
+from tidings.provider.http import TIMEOUT_SECONDS, excerpt, json_field, reply_field, request
 from tidings.provider.registry import register
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -246,10 +246,7 @@ class FcmProvider(Provider[FcmConfig]):
             except ProviderError as error:
                 errors.append(error)
                 continue
-            try:
-                name = json_field(response, "name")
-            except ValueError:
-                name = None
+            name = reply_field(response, "name")
             if name:
                 names.append(str(name))
             excerpts.append(excerpt(response))
@@ -305,11 +302,8 @@ class FcmProvider(Provider[FcmConfig]):
             lambda: self.http.post(account.token_uri, data=form, timeout=TIMEOUT_SECONDS),
             _oauth_reason,
         )
-        try:
-            access_token = json_field(response, "access_token")
-            expires_in = json_field(response, "expires_in")
-        except ValueError:
-            access_token = expires_in = None
+        access_token = reply_field(response, "access_token")
+        expires_in = reply_field(response, "expires_in")
         if not isinstance(access_token, str) or not access_token:
             # The reply may hold other credentials, so it is not quoted.
             raise PermanentProviderError(
