@@ -24,15 +24,14 @@ from pydantic import Field, SecretStr
 from tidings.provider.base import (
     BaseUrl,
     Delivery,
-    PermanentProviderError,
     Provider,
+    ProviderError,
     SendResult,
 )
 from tidings.provider.email.sender import SenderConfig, email_parts
 from tidings.provider.http import (
     TIMEOUT_SECONDS,
     accepted,
-    as_retryable,
     json_field,
     reply_field,
     request,
@@ -63,6 +62,11 @@ def error_reason(response: httpx.Response) -> str | None:
     return f"{name}: {message}" if name else str(message)
 
 
+def _still_in_progress(error: ProviderError) -> bool:
+    """A 409 concurrent_idempotent_requests: the first request with this key is still running."""
+    return error.status_code == 409 and CONCURRENT_IDEMPOTENT_REQUESTS in error.reason
+
+
 @register
 class ResendProvider(Provider[ResendConfig]):
     name = "resend"
@@ -90,22 +94,18 @@ class ResendProvider(Provider[ResendConfig]):
         if delivery.headers:
             body["headers"] = dict(delivery.headers)
 
-        try:
-            response = request(
-                "Resend",
-                lambda: self.http.post(
-                    f"{config.base_url.rstrip('/')}/emails",
-                    json=body,
-                    headers={
-                        "Authorization": f"Bearer {config.api_key.get_secret_value()}",
-                        "Idempotency-Key": delivery.idempotency_key,
-                    },
-                    timeout=TIMEOUT_SECONDS,
-                ),
-                error_reason,
-            )
-        except PermanentProviderError as error:
-            if error.status_code == 409 and CONCURRENT_IDEMPOTENT_REQUESTS in error.reason:
-                raise as_retryable(error) from error
-            raise
+        response = request(
+            "Resend",
+            lambda: self.http.post(
+                f"{config.base_url.rstrip('/')}/emails",
+                json=body,
+                headers={
+                    "Authorization": f"Bearer {config.api_key.get_secret_value()}",
+                    "Idempotency-Key": delivery.idempotency_key,
+                },
+                timeout=TIMEOUT_SECONDS,
+            ),
+            error_reason,
+            retry_if=_still_in_progress,
+        )
         return accepted(response, reply_field(response, "id"))

@@ -45,7 +45,7 @@ from tidings.provider.base import (
     ProviderConfig,
     SendResult,
 )
-from tidings.provider.http import TIMEOUT_SECONDS, accepted, as_retryable, request, web_address
+from tidings.provider.http import TIMEOUT_SECONDS, accepted, request, web_address
 from tidings.provider.registry import register
 
 VENDOR = "Webhook"
@@ -235,22 +235,18 @@ class WebhookProvider(Provider[WebhookConfig]):
         headers[SIGNATURE_HEADER] = signature_header(secret, payload)
         headers[MESSAGE_ID_HEADER] = delivery.message_id
         headers[IDEMPOTENCY_HEADER] = delivery.idempotency_key
-        try:
-            response = request(
-                VENDOR,
-                lambda: self.http.request(
-                    endpoint.method,
-                    endpoint.url,
-                    content=payload,
-                    headers=headers,
-                    auth=endpoint.auth,
-                    timeout=self.config.timeout_seconds,
-                    follow_redirects=False,
-                ),
-            )
-        except PermanentProviderError as exc:
+        response = request(
+            VENDOR,
+            lambda: self.http.request(
+                endpoint.method,
+                endpoint.url,
+                content=payload,
+                headers=headers,
+                auth=endpoint.auth,
+                timeout=self.config.timeout_seconds,
+                follow_redirects=False,
+            ),
             # 408 Request Timeout is the receiver timing out: retry it like a timeout.
-            if exc.status_code == 408:
-                raise as_retryable(exc) from exc
-            raise
+            retry_if=lambda refusal: refusal.status_code == 408,
+        )
         return accepted(response)
