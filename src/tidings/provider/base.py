@@ -179,7 +179,7 @@ def rendered_text(delivery: Delivery, vendor: str) -> str:
     return text
 
 
-def phone_number(delivery: Delivery, vendor: str) -> str:
+def sms_number(delivery: Delivery, vendor: str) -> str:
     """The SMS recipient's `phone_number`; a missing one is a permanent error."""
     number = str(delivery.recipient.get("phone_number") or "").strip()
     if not number:

@@ -74,10 +74,10 @@ def request(
 ) -> httpx.Response:
     """Make the vendor call; return a 2xx response or raise the matching provider error.
 
-    `reason_of` extracts the vendor's own error text from a failed response. A refusal
-    (another 4xx than 429) is permanent unless `retry_if` holds for it: the vendor means it
-    as "later". A target the outbound guard refuses is permanent: asking again would be
-    refused again.
+    `reason_of` extracts the vendor's own error text from a failed response. Any answer but
+    a 2xx, 429 or 5xx is a permanent refusal, unless `retry_if` holds for it: the vendor
+    means it as "later". A target the outbound guard refuses is permanent: asking again
+    would be refused again.
     """
     try:
         response = call()

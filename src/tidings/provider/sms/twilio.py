@@ -49,7 +49,7 @@ from tidings.provider.base import (
     SendResult,
     StatusCallback,
     StatusReport,
-    phone_number,
+    sms_number,
     sms_text,
 )
 from tidings.provider.http import TIMEOUT_SECONDS, accepted, json_field, reply_field, request
@@ -125,7 +125,7 @@ class TwilioProvider(Provider[TwilioConfig]):
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
-        to = phone_number(delivery, "Twilio")
+        to = sms_number(delivery, "Twilio")
         form: dict[str, Any] = {"To": to, "Body": sms_text(delivery, "Twilio")}
         if config.sender:
             form["From"] = config.sender

@@ -37,7 +37,7 @@ from tidings.provider.base import (
     Provider,
     ProviderConfig,
     SendResult,
-    phone_number,
+    sms_number,
     sms_text,
 )
 from tidings.provider.http import (
@@ -151,7 +151,7 @@ class VonageProvider(Provider[VonageConfig]):
 
 
 def _recipient_number(delivery: Delivery) -> str:
-    to = international_digits(phone_number(delivery, "Vonage"))
+    to = international_digits(sms_number(delivery, "Vonage"))
     if to is None:
         raise PermanentProviderError(
             "Vonage: the recipient's phone_number is not an international number "
