@@ -4,7 +4,7 @@ its vendor's provider (`callback.service.handle_status_callback`)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from cryptography.fernet import Fernet
 from fastapi import APIRouter, Depends, Request
@@ -50,7 +50,7 @@ def url_as_seen(request: Request) -> str:
 def _handle(
     config_cipher: Fernet,
     database: Database,
-    provider: type[Provider],
+    provider: type[Provider[Any]],
     body: bytes,
     request: Request,
 ) -> CallbackResult:

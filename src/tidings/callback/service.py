@@ -225,7 +225,7 @@ class _Found:
 
 
 def handle_status_callback(
-    session: Session, fernet: Fernet, provider: type[Provider], callback: StatusCallback
+    session: Session, fernet: Fernet, provider: type[Provider[Any]], callback: StatusCallback
 ) -> CallbackResult:
     """Apply one callback of `provider`'s vendor: every report in it, or none (when a
     signature fails)."""
@@ -258,7 +258,7 @@ def handle_status_callback(
 
 
 def _delivery(
-    session: Session, provider: type[Provider], report: StatusReport
+    session: Session, provider: type[Provider[Any]], report: StatusReport
 ) -> MessageDelivery | None:
     """The delivery a report is about: by the Tidings message id on the provider's channel,
     or else by the provider's message id."""

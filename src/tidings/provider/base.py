@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 import httpx
 from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr
@@ -67,6 +67,13 @@ class PermanentProviderError(ProviderError):
 
 class UnknownOutcomeError(ProviderError):
     """The vendor received the message and did not answer: sent or not, nobody knows."""
+
+
+def retryable_first(errors: list[ProviderError]) -> ProviderError:
+    """The error for a send whose every part failed: the first retryable one, so that the
+    message is tried again, else the first."""
+    retryable = [error for error in errors if isinstance(error, RetryableProviderError)]
+    return (retryable or errors)[0]
 
 
 def _http_url(value: str) -> str:
@@ -172,6 +179,36 @@ def rendered_text(delivery: Delivery, vendor: str) -> str:
     return text
 
 
+def sms_number(delivery: Delivery, vendor: str) -> str:
+    """The SMS recipient's `phone_number`; a missing one is a permanent error."""
+    number = str(delivery.recipient.get("phone_number") or "").strip()
+    if not number:
+        raise PermanentProviderError(f"{vendor}: the recipient has no phone_number")
+    return number
+
+
+def sms_text(delivery: Delivery, vendor: str) -> str:
+    """The SMS's rendered `text`; a missing or empty one is a permanent error."""
+    text = delivery.content.get("text")
+    if not text:
+        raise PermanentProviderError(f"{vendor}: the message has no text to send")
+    return str(text)
+
+
+def push_tokens(values: list[Any]) -> list[str]:
+    """The non-empty string push tokens among `values`, each once, in order."""
+    return list(dict.fromkeys(str(token) for token in values if isinstance(token, str) and token))
+
+
+def push_notification(delivery: Delivery) -> dict[str, str]:
+    """The push's rendered `title` and `body`, those that are set, as text."""
+    return {
+        key: str(delivery.content[key])
+        for key in ("title", "body")
+        if delivery.content.get(key) is not None
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class SendResult:
     provider_message_id: str | None
@@ -227,8 +264,15 @@ class StatusReport:
     raw: dict[str, Any] = field(default_factory=dict)
 
 
-class Provider(ABC):
+ConfigT = TypeVar("ConfigT", bound=ProviderConfig)
+
+
+class Provider(ABC, Generic[ConfigT]):
     """Base class of every provider. Subclasses set the class attributes and `send`.
+
+    A subclass names its config model once, as the type argument (`Provider[SlackConfig]`):
+    that becomes `config_model`, which validates stored configs, and the type of
+    `self.config`.
 
     A provider whose vendor reports delivery statuses to Tidings also implements
     `parse_status_callback` and `verify_status_callback`; `callback.service` applies what
@@ -241,13 +285,28 @@ class Provider(ABC):
     docs_url: ClassVar[str] = ""
     config_model: ClassVar[type[ProviderConfig]]
 
-    def __init__(self, config: ProviderConfig, http: httpx.Client) -> None:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            for argument in get_args(base):
+                if isinstance(argument, type) and issubclass(argument, ProviderConfig):
+                    cls.config_model = argument
+
+    def __init__(self, config: ConfigT, http: httpx.Client) -> None:
+        if not isinstance(config, self.config_model):
+            raise TypeError(f"{self.name} takes a {self.config_model.__name__}")
         self.config = config
         self.http = http
 
+    def address(self, recipient: dict[str, Any]) -> Any:
+        """Where this provider would send for the recipient (an address, push tokens, a chat
+        target), or something falsy when it has none. A provider that reads the recipient
+        its own way overrides this and sends to what it returns."""
+        return channel_address(self.channel, recipient)
+
     def can_deliver(self, recipient: dict[str, Any]) -> bool:
         """Whether the recipient has the address this provider needs."""
-        return bool(channel_address(self.channel, recipient))
+        return bool(self.address(recipient))
 
     @abstractmethod
     def send(self, delivery: Delivery) -> SendResult:

@@ -18,6 +18,9 @@ from tidings.provider.base import (
     SendResult,
 )
 
+TIMEOUT_SECONDS = 10.0
+"""How long one call to a vendor may take before it counts as a retryable failure."""
+
 
 def excerpt(response: httpx.Response) -> str:
     return f"HTTP {response.status_code}: {response.text[:EXCERPT_LIMIT]}"
@@ -66,11 +69,15 @@ def request(
     vendor: str,
     call: Callable[[], httpx.Response],
     reason_of: Callable[[httpx.Response], str | None] | None = None,
+    *,
+    retry_if: Callable[[ProviderError], bool] | None = None,
 ) -> httpx.Response:
     """Make the vendor call; return a 2xx response or raise the matching provider error.
 
-    `reason_of` extracts the vendor's own error text from a failed response. A target the
-    outbound guard refuses is permanent: asking again would be refused again.
+    `reason_of` extracts the vendor's own error text from a failed response. Any answer but
+    a 2xx, 429 or 5xx is a permanent refusal, unless `retry_if` holds for it: the vendor
+    means it as "later". A target the outbound guard refuses is permanent: asking again
+    would be refused again.
     """
     try:
         response = call()
@@ -97,7 +104,10 @@ def request(
             status_code=response.status_code,
             retry_after=retry_after_seconds(response),
         )
-    raise refused(message, response, retryable=False)
+    refusal = refused(message, response, retryable=False)
+    if retry_if is not None and retry_if(refusal):
+        raise as_retryable(refusal)
+    raise refusal
 
 
 def json_field(response: httpx.Response, *path: str | int) -> Any:

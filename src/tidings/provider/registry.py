@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from typing import Any
 
 from tidings.provider.base import CHANNELS, Provider
 
-PROVIDERS: dict[str, type[Provider]] = {}
+PROVIDERS: dict[str, type[Provider[Any]]] = {}
 
 
-def register(cls: type[Provider]) -> type[Provider]:
+def register(cls: type[Provider[Any]]) -> type[Provider[Any]]:
     """Class decorator: make a provider available under `cls.name`."""
     existing = PROVIDERS.get(cls.name)
     if existing is not None and existing is not cls:
@@ -23,7 +24,7 @@ def register(cls: type[Provider]) -> type[Provider]:
     return cls
 
 
-def load_all() -> dict[str, type[Provider]]:
+def load_all() -> dict[str, type[Provider[Any]]]:
     """Import every provider module, so that each registers itself."""
     for channel in CHANNELS:
         try:

@@ -35,7 +35,7 @@ class ConfiguredProvider:
     name: str
     channel: str
     priority: int
-    provider_class: type[Provider]
+    provider_class: type[Provider[Any]]
     config: ProviderConfig
 
 
@@ -55,7 +55,7 @@ def masked(config: ProviderConfig) -> dict[str, Any]:
     return dumped
 
 
-def provider_class(name: str) -> type[Provider]:
+def provider_class(name: str) -> type[Provider[Any]]:
     providers = load_all()
     if name not in providers:
         raise NotFound(
@@ -87,7 +87,7 @@ def _decrypt(fernet: Fernet, row: ProviderConfiguration) -> dict[str, Any]:
     return stored
 
 
-def validate_config(cls: type[Provider], values: dict[str, Any]) -> ProviderConfig:
+def validate_config(cls: type[Provider[Any]], values: dict[str, Any]) -> ProviderConfig:
     try:
         return cls.config_model.model_validate(values)
     except ValidationError as exc:
@@ -205,8 +205,8 @@ class ConfiguredProviders:
         self.http = http
         self._lock = threading.Lock()
         self._entries: dict[str, tuple[tuple[Any, ...], list[ConfiguredProvider]]] = {}
-        self._instances: dict[tuple[str, str], Provider] = {}
-        self._retired: list[Provider] = []
+        self._instances: dict[tuple[str, str], Provider[Any]] = {}
+        self._retired: list[Provider[Any]] = []
         self._closed = False
 
     def get(self, session: Session, environment_id: str) -> list[ConfiguredProvider]:
@@ -226,7 +226,7 @@ class ConfiguredProviders:
             )
         return providers
 
-    def instance(self, provider: ConfiguredProvider) -> Provider:
+    def instance(self, provider: ConfiguredProvider) -> Provider[Any]:
         """The provider built from this configuration, built on first use."""
         key = (provider.environment_id, provider.name)
         with self._lock:

@@ -34,7 +34,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from pydantic import Field, SecretStr
@@ -51,6 +51,7 @@ from tidings.provider.base import (
     rendered_text,
 )
 from tidings.provider.http import (
+    TIMEOUT_SECONDS,
     accepted,
     json_field,
     refused,
@@ -95,7 +96,7 @@ class DiscordConfig(ProviderConfig):
         description="Channel webhook used for recipients without a discord address.",
     )
     timeout_seconds: float = Field(
-        default=10.0,
+        default=TIMEOUT_SECONDS,
         gt=0,
         le=60,
         title="Timeout (seconds)",
@@ -163,25 +164,14 @@ def nonce_for(idempotency_key: str) -> str:
 
 
 @register
-class DiscordProvider(Provider):
-    name: ClassVar[str] = "discord"
-    channel: ClassVar[str] = "chat"
-    display_name: ClassVar[str] = "Discord"
-    docs_url: ClassVar[str] = (
-        "https://discord.com/developers/docs/resources/webhook#execute-webhook"
-    )
-    config_model: ClassVar[type[ProviderConfig]] = DiscordConfig
+class DiscordProvider(Provider[DiscordConfig]):
+    name = "discord"
+    channel = "chat"
+    display_name = "Discord"
+    docs_url = "https://discord.com/developers/docs/resources/webhook#execute-webhook"
 
-    @property
-    def settings(self) -> DiscordConfig:
-        assert isinstance(self.config, DiscordConfig)
-        return self.config
-
-    def can_deliver(self, recipient: dict[str, Any]) -> bool:
-        return self._target(recipient) is not None
-
-    def _target(self, recipient: dict[str, Any]) -> _Target | None:
-        config = self.settings
+    def address(self, recipient: dict[str, Any]) -> _Target | None:
+        config = self.config
         discord = recipient.get("discord")
         if not discord:
             if config.webhook_url is not None:
@@ -204,7 +194,7 @@ class DiscordProvider(Provider):
         return None
 
     def send(self, delivery: Delivery) -> SendResult:
-        target = self._target(delivery.recipient)
+        target = self.address(delivery.recipient)
         if target is None:
             raise PermanentProviderError(
                 "Discord: the recipient has no usable discord address (a webhook_url, or a "
@@ -225,14 +215,14 @@ class DiscordProvider(Provider):
                 httpx.URL(target.url).copy_merge_params({"wait": "true"}),
                 headers={"User-Agent": _user_agent()},
                 json={"content": text},
-                timeout=self.settings.timeout_seconds,
+                timeout=self.config.timeout_seconds,
             ),
         )
         return self._result(response)
 
     def _send_as_bot(self, target: _Bot, text: str, idempotency_key: str) -> SendResult:
         headers = {"Authorization": f"Bot {target.token}", "User-Agent": _user_agent()}
-        api = f"{self.settings.base_url}/api/{API_VERSION}"
+        api = f"{self.config.base_url}/api/{API_VERSION}"
         channel_id = target.channel_id
         if channel_id is None:
             assert target.user_id is not None
@@ -243,7 +233,7 @@ class DiscordProvider(Provider):
                     f"{api}/users/@me/channels",
                     headers=headers,
                     json={"recipient_id": user_id},
-                    timeout=self.settings.timeout_seconds,
+                    timeout=self.config.timeout_seconds,
                 ),
             )
             channel_id = _id_field(json_field(dm, "id"))
@@ -259,7 +249,7 @@ class DiscordProvider(Provider):
                     "nonce": nonce_for(idempotency_key),
                     "enforce_nonce": True,
                 },
-                timeout=self.settings.timeout_seconds,
+                timeout=self.config.timeout_seconds,
             ),
         )
         return self._result(response)

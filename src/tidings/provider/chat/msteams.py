@@ -35,7 +35,7 @@ Config fields: `webhook_url`, `timeout_seconds`.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from pydantic import Field
@@ -50,7 +50,14 @@ from tidings.provider.base import (
     SendResult,
     rendered_text,
 )
-from tidings.provider.http import accepted, excerpt, json_field, request, web_address
+from tidings.provider.http import (
+    TIMEOUT_SECONDS,
+    accepted,
+    excerpt,
+    json_field,
+    request,
+    web_address,
+)
 from tidings.provider.registry import register
 
 VENDOR = "Microsoft Teams"
@@ -69,7 +76,7 @@ class MSTeamsConfig(ProviderConfig):
         ),
     )
     timeout_seconds: float = Field(
-        default=10.0,
+        default=TIMEOUT_SECONDS,
         gt=0,
         le=60,
         title="Timeout (seconds)",
@@ -106,35 +113,26 @@ def _reason(response: httpx.Response) -> str | None:
 
 
 @register
-class MSTeamsProvider(Provider):
-    name: ClassVar[str] = "msteams"
-    channel: ClassVar[str] = "chat"
-    display_name: ClassVar[str] = "Microsoft Teams"
-    docs_url: ClassVar[str] = (
+class MSTeamsProvider(Provider[MSTeamsConfig]):
+    name = "msteams"
+    channel = "chat"
+    display_name = "Microsoft Teams"
+    docs_url = (
         "https://learn.microsoft.com/microsoftteams/platform/webhooks-and-connectors/how-to/"
         "connectors-using"
     )
-    config_model: ClassVar[type[ProviderConfig]] = MSTeamsConfig
 
-    @property
-    def settings(self) -> MSTeamsConfig:
-        assert isinstance(self.config, MSTeamsConfig)
-        return self.config
-
-    def can_deliver(self, recipient: dict[str, Any]) -> bool:
-        return self._webhook_url(recipient) is not None
-
-    def _webhook_url(self, recipient: dict[str, Any]) -> str | None:
+    def address(self, recipient: dict[str, Any]) -> str | None:
         ms_teams = recipient.get("ms_teams")
         if not ms_teams:
-            default = self.settings.webhook_url
+            default = self.config.webhook_url
             return default.get_secret_value() if default is not None else None
         if not isinstance(ms_teams, dict):
             return None
         return web_address(ms_teams.get("webhook_url"))
 
     def send(self, delivery: Delivery) -> SendResult:
-        url = self._webhook_url(delivery.recipient)
+        url = self.address(delivery.recipient)
         if url is None:
             raise PermanentProviderError(
                 "Microsoft Teams: the recipient has no ms_teams.webhook_url and no default "
@@ -144,7 +142,7 @@ class MSTeamsProvider(Provider):
         response = request(
             VENDOR,
             lambda: self.http.post(
-                url, json=adaptive_card_message(text), timeout=self.settings.timeout_seconds
+                url, json=adaptive_card_message(text), timeout=self.config.timeout_seconds
             ),
             _reason,
         )

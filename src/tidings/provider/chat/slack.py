@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from pydantic import Field, SecretStr
@@ -50,7 +50,14 @@ from tidings.provider.base import (
     SendResult,
     rendered_text,
 )
-from tidings.provider.http import accepted, json_field, refused, request, web_address
+from tidings.provider.http import (
+    TIMEOUT_SECONDS,
+    accepted,
+    json_field,
+    refused,
+    request,
+    web_address,
+)
 from tidings.provider.registry import register
 
 VENDOR = "Slack"
@@ -101,7 +108,7 @@ class SlackConfig(ProviderConfig):
         ),
     )
     timeout_seconds: float = Field(
-        default=10.0,
+        default=TIMEOUT_SECONDS,
         gt=0,
         le=60,
         title="Timeout (seconds)",
@@ -138,23 +145,14 @@ def _reason(response: httpx.Response) -> str | None:
 
 
 @register
-class SlackProvider(Provider):
-    name: ClassVar[str] = "slack"
-    channel: ClassVar[str] = "chat"
-    display_name: ClassVar[str] = "Slack"
-    docs_url: ClassVar[str] = "https://docs.slack.dev/reference/methods/chat.postMessage"
-    config_model: ClassVar[type[ProviderConfig]] = SlackConfig
+class SlackProvider(Provider[SlackConfig]):
+    name = "slack"
+    channel = "chat"
+    display_name = "Slack"
+    docs_url = "https://docs.slack.dev/reference/methods/chat.postMessage"
 
-    @property
-    def settings(self) -> SlackConfig:
-        assert isinstance(self.config, SlackConfig)
-        return self.config
-
-    def can_deliver(self, recipient: dict[str, Any]) -> bool:
-        return self._target(recipient) is not None
-
-    def _target(self, recipient: dict[str, Any]) -> _Target | None:
-        config = self.settings
+    def address(self, recipient: dict[str, Any]) -> _Target | None:
+        config = self.config
         bot_token = config.bot_token.get_secret_value() if config.bot_token else None
         slack = recipient.get("slack")
         if not slack:
@@ -181,7 +179,7 @@ class SlackProvider(Provider):
         return _WebApi(token=token, channel=channel, user_id=user_id, email=email)
 
     def send(self, delivery: Delivery) -> SendResult:
-        target = self._target(delivery.recipient)
+        target = self.address(delivery.recipient)
         if target is None:
             raise PermanentProviderError(
                 "Slack: the recipient has no usable slack address (an incoming_webhook url, or "
@@ -197,7 +195,7 @@ class SlackProvider(Provider):
         response = request(
             VENDOR,
             lambda: self.http.post(
-                target.url, json={"text": text}, timeout=self.settings.timeout_seconds
+                target.url, json={"text": text}, timeout=self.config.timeout_seconds
             ),
             _reason,
         )
@@ -212,13 +210,13 @@ class SlackProvider(Provider):
         reply = self._call(
             "chat.postMessage",
             lambda: self.http.post(
-                f"{self.settings.base_url}/api/chat.postMessage",
+                f"{self.config.base_url}/api/chat.postMessage",
                 headers={
                     "Authorization": f"Bearer {target.token}",
                     "Content-Type": "application/json; charset=utf-8",
                 },
                 json={"channel": channel, "text": text},
-                timeout=self.settings.timeout_seconds,
+                timeout=self.config.timeout_seconds,
             ),
         )
         return accepted(reply, json_field(reply, "ts"))
@@ -227,10 +225,10 @@ class SlackProvider(Provider):
         reply = self._call(
             "users.lookupByEmail",
             lambda: self.http.get(
-                f"{self.settings.base_url}/api/users.lookupByEmail",
+                f"{self.config.base_url}/api/users.lookupByEmail",
                 headers={"Authorization": f"Bearer {token}"},
                 params={"email": email},
-                timeout=self.settings.timeout_seconds,
+                timeout=self.config.timeout_seconds,
             ),
         )
         user_id = json_field(reply, "user", "id")

@@ -20,7 +20,6 @@ API host), `base_url` (overrides the region's host), `from_email`, `from_name`, 
 
 from __future__ import annotations
 
-from email.utils import formataddr
 from typing import Literal
 
 import httpx
@@ -33,10 +32,9 @@ from tidings.provider.base import (
     SendResult,
 )
 from tidings.provider.email.sender import SenderConfig, email_parts
-from tidings.provider.http import accepted, json_field, reply_field, request
+from tidings.provider.http import TIMEOUT_SECONDS, accepted, json_field, reply_field, request
 from tidings.provider.registry import register
 
-TIMEOUT_SECONDS = 10.0
 REGION_BASE_URLS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
 
 
@@ -74,23 +72,21 @@ def error_reason(response: httpx.Response) -> str | None:
 
 
 @register
-class MailgunProvider(Provider):
+class MailgunProvider(Provider[MailgunConfig]):
     name = "mailgun"
     channel = "email"
     display_name = "Mailgun"
     docs_url = (
         "https://documentation.mailgun.com/docs/mailgun/api-reference/openapi-final/tag/Messages/"
     )
-    config_model = MailgunConfig
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
-        assert isinstance(config, MailgunConfig)
         parts = email_parts(delivery)
         address, html, text = parts.to, parts.html, parts.text
 
         fields: dict[str, str] = {
-            "from": formataddr((config.from_name or "", config.from_email)),
+            "from": config.sender,
             "to": address,
             "subject": parts.subject,
         }

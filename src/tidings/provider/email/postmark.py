@@ -19,7 +19,6 @@ Config: `server_token` (secret), `from_email`, `from_name`, `reply_to`, `message
 
 from __future__ import annotations
 
-from email.utils import formataddr
 from typing import Any
 
 import httpx
@@ -32,10 +31,15 @@ from tidings.provider.base import (
     SendResult,
 )
 from tidings.provider.email.sender import SenderConfig, email_parts
-from tidings.provider.http import accepted, json_field, refused, reply_field, request
+from tidings.provider.http import (
+    TIMEOUT_SECONDS,
+    accepted,
+    json_field,
+    refused,
+    reply_field,
+    request,
+)
 from tidings.provider.registry import register
-
-TIMEOUT_SECONDS = 10.0
 
 
 class PostmarkConfig(SenderConfig):
@@ -66,21 +70,19 @@ def error_reason(response: httpx.Response) -> str | None:
 
 
 @register
-class PostmarkProvider(Provider):
+class PostmarkProvider(Provider[PostmarkConfig]):
     name = "postmark"
     channel = "email"
     display_name = "Postmark"
     docs_url = "https://postmarkapp.com/developer/api/email-api"
-    config_model = PostmarkConfig
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
-        assert isinstance(config, PostmarkConfig)
         parts = email_parts(delivery)
         address, html, text = parts.to, parts.html, parts.text
 
         body: dict[str, Any] = {
-            "From": formataddr((config.from_name or "", config.from_email)),
+            "From": config.sender,
             "To": address,
             "Subject": parts.subject,
             "MessageStream": config.message_stream,

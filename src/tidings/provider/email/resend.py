@@ -16,7 +16,6 @@ Config: `api_key` (secret), `from_email`, `from_name`, `reply_to`, `base_url`.
 
 from __future__ import annotations
 
-from email.utils import formataddr
 from typing import Any
 
 import httpx
@@ -25,15 +24,20 @@ from pydantic import Field, SecretStr
 from tidings.provider.base import (
     BaseUrl,
     Delivery,
-    PermanentProviderError,
     Provider,
+    ProviderError,
     SendResult,
 )
 from tidings.provider.email.sender import SenderConfig, email_parts
-from tidings.provider.http import accepted, as_retryable, json_field, reply_field, request
+from tidings.provider.http import (
+    TIMEOUT_SECONDS,
+    accepted,
+    json_field,
+    reply_field,
+    request,
+)
 from tidings.provider.registry import register
 
-TIMEOUT_SECONDS = 10.0
 CONCURRENT_IDEMPOTENT_REQUESTS = "concurrent_idempotent_requests"
 
 
@@ -58,22 +62,25 @@ def error_reason(response: httpx.Response) -> str | None:
     return f"{name}: {message}" if name else str(message)
 
 
+def _still_in_progress(error: ProviderError) -> bool:
+    """A 409 concurrent_idempotent_requests: the first request with this key is still running."""
+    return error.status_code == 409 and CONCURRENT_IDEMPOTENT_REQUESTS in error.reason
+
+
 @register
-class ResendProvider(Provider):
+class ResendProvider(Provider[ResendConfig]):
     name = "resend"
     channel = "email"
     display_name = "Resend"
     docs_url = "https://resend.com/docs/api-reference/emails/send-email"
-    config_model = ResendConfig
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
-        assert isinstance(config, ResendConfig)
         parts = email_parts(delivery)
         address, html, text = parts.to, parts.html, parts.text
 
         body: dict[str, Any] = {
-            "from": formataddr((config.from_name or "", config.from_email)),
+            "from": config.sender,
             "to": [address],
             "subject": parts.subject,
         }
@@ -87,22 +94,18 @@ class ResendProvider(Provider):
         if delivery.headers:
             body["headers"] = dict(delivery.headers)
 
-        try:
-            response = request(
-                "Resend",
-                lambda: self.http.post(
-                    f"{config.base_url.rstrip('/')}/emails",
-                    json=body,
-                    headers={
-                        "Authorization": f"Bearer {config.api_key.get_secret_value()}",
-                        "Idempotency-Key": delivery.idempotency_key,
-                    },
-                    timeout=TIMEOUT_SECONDS,
-                ),
-                error_reason,
-            )
-        except PermanentProviderError as error:
-            if error.status_code == 409 and CONCURRENT_IDEMPOTENT_REQUESTS in error.reason:
-                raise as_retryable(error) from error
-            raise
+        response = request(
+            "Resend",
+            lambda: self.http.post(
+                f"{config.base_url.rstrip('/')}/emails",
+                json=body,
+                headers={
+                    "Authorization": f"Bearer {config.api_key.get_secret_value()}",
+                    "Idempotency-Key": delivery.idempotency_key,
+                },
+                timeout=TIMEOUT_SECONDS,
+            ),
+            error_reason,
+            retry_if=_still_in_progress,
+        )
         return accepted(response, reply_field(response, "id"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from email.utils import formataddr
 
 from pydantic import Field
 
@@ -28,6 +29,11 @@ class SenderConfig(ProviderConfig):
         description="Where replies go, if not to the sender.",
         pattern=EMAIL_PATTERN,
     )
+
+    @property
+    def sender(self) -> str:
+        """The From address, with the display name when there is one."""
+        return formataddr((self.from_name or "", self.from_email))
 
 
 @dataclass(frozen=True, slots=True)

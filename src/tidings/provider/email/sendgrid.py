@@ -54,10 +54,9 @@ from tidings.provider.base import (
     StatusReport,
 )
 from tidings.provider.email.sender import SenderConfig, email_parts
-from tidings.provider.http import json_field, request
+from tidings.provider.http import TIMEOUT_SECONDS, json_field, request
 from tidings.provider.registry import register
 
-TIMEOUT_SECONDS = 10.0
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 EVENT_OUTCOMES = {
@@ -103,16 +102,14 @@ def error_reason(response: httpx.Response) -> str | None:
 
 
 @register
-class SendGridProvider(Provider):
+class SendGridProvider(Provider[SendGridConfig]):
     name = "sendgrid"
     channel = "email"
     display_name = "SendGrid"
     docs_url = "https://www.twilio.com/docs/sendgrid/api-reference/mail-send/mail-send"
-    config_model = SendGridConfig
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
-        assert isinstance(config, SendGridConfig)
         parts = email_parts(delivery)
         address, html, text = parts.to, parts.html, parts.text
 

@@ -283,14 +283,13 @@ class _Connections:
 
 
 @register
-class SmtpProvider(Provider):
+class SmtpProvider(Provider[SmtpConfig]):
     name = "smtp"
     channel = "email"
     display_name = "SMTP"
     docs_url = "https://www.rfc-editor.org/rfc/rfc5321"
-    config_model = SmtpConfig
 
-    def __init__(self, config: ProviderConfig, http: httpx.Client) -> None:
+    def __init__(self, config: SmtpConfig, http: httpx.Client) -> None:
         super().__init__(config, http)
         self._connections = _Connections()
 
@@ -299,7 +298,6 @@ class SmtpProvider(Provider):
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
-        assert isinstance(config, SmtpConfig)
         if not delivery.recipient.get("email"):
             raise PermanentProviderError("the recipient has no email address")
         message = build_email(config, delivery)

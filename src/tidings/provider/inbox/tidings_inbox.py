@@ -23,12 +23,11 @@ class InboxConfig(ProviderConfig):
 
 
 @register
-class InboxProvider(Provider):
+class InboxProvider(Provider[InboxConfig]):
     name = "inbox"
     channel = "inbox"
     display_name = "Tidings Inbox"
     docs_url = ""
-    config_model = InboxConfig
 
     def send(self, delivery: Delivery) -> SendResult:
         raise PermanentProviderError(

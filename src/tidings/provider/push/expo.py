@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from pydantic import ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 
 from tidings.provider.base import (
     BaseUrl,
@@ -37,20 +37,25 @@ from tidings.provider.base import (
     Provider,
     ProviderConfig,
     ProviderError,
-    RetryableProviderError,
     SendResult,
+    push_notification,
+    push_tokens,
+    retryable_first,
 )
-from tidings.provider.http import excerpt, json_field, refused, reply_field, request
+from tidings.provider.http import (
+    TIMEOUT_SECONDS,
+    accepted,
+    refused,
+    reply_field,
+    request,
+)
 from tidings.provider.registry import register
 
-TIMEOUT_SECONDS = 10.0
 RETRYABLE_TICKET_ERRORS = {"MessageRateExceeded"}
 RETRYABLE_REQUEST_ERRORS = {"TOO_MANY_REQUESTS"}
 
 
 class ExpoConfig(ProviderConfig):
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
-
     access_token: SecretStr | None = Field(
         default=None,
         title="Access token",
@@ -73,14 +78,11 @@ def expo_tokens(recipient: dict[str, Any]) -> list[str]:
     tokens = expo.get("tokens")
     values = list(tokens) if isinstance(tokens, list) else []
     values.append(expo.get("token"))
-    return list(dict.fromkeys(str(token) for token in values if isinstance(token, str) and token))
+    return push_tokens(values)
 
 
 def _request_errors(response: httpx.Response) -> list[dict[str, Any]]:
-    try:
-        errors = json_field(response, "errors")
-    except ValueError:
-        return []
+    errors = reply_field(response, "errors")
     if not isinstance(errors, list):
         return []
     return [error for error in errors if isinstance(error, dict)]
@@ -95,28 +97,22 @@ def _reason(response: httpx.Response) -> str | None:
 
 
 @register
-class ExpoProvider(Provider):
+class ExpoProvider(Provider[ExpoConfig]):
     name = "expo"
     channel = "push"
     display_name = "Expo push notifications"
     docs_url = "https://docs.expo.dev/push-notifications/sending-notifications/"
-    config_model = ExpoConfig
 
-    def can_deliver(self, recipient: dict[str, Any]) -> bool:
-        return bool(expo_tokens(recipient))
+    def address(self, recipient: dict[str, Any]) -> list[str]:
+        return expo_tokens(recipient)
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
-        assert isinstance(config, ExpoConfig)
-        tokens = expo_tokens(delivery.recipient)
+        tokens = self.address(delivery.recipient)
         if not tokens:
             raise PermanentProviderError("Expo: the recipient has no expo.token or expo.tokens")
 
-        content: dict[str, Any] = {
-            key: str(delivery.content[key])
-            for key in ("title", "body")
-            if delivery.content.get(key) is not None
-        }
+        content: dict[str, Any] = dict(push_notification(delivery))
         data = delivery.content.get("data")
         if isinstance(data, dict) and data:
             content["data"] = data
@@ -141,11 +137,8 @@ class ExpoProvider(Provider):
             else:
                 errors.append(_ticket_error(ticket, response))
         if not receipt_ids:
-            retryable = [error for error in errors if isinstance(error, RetryableProviderError)]
-            raise (retryable or errors)[0]
-        return SendResult(
-            provider_message_id=",".join(receipt_ids), response_excerpt=excerpt(response)
-        )
+            raise retryable_first(errors)
+        return accepted(response, ",".join(receipt_ids))
 
 
 def _tickets(response: httpx.Response) -> list[Any]:

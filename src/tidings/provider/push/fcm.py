@@ -45,7 +45,7 @@ import httpx
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from pydantic import ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from tidings.provider.base import (
     EXCERPT_LIMIT,
@@ -56,13 +56,14 @@ from tidings.provider.base import (
     Provider,
     ProviderConfig,
     ProviderError,
-    RetryableProviderError,
     SendResult,
+    push_notification,
+    push_tokens,
+    retryable_first,
 )
-from tidings.provider.http import excerpt, json_field, request
+from tidings.provider.http import TIMEOUT_SECONDS, excerpt, json_field, reply_field, request
 from tidings.provider.registry import register
 
-TIMEOUT_SECONDS = 10.0
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
@@ -104,8 +105,6 @@ def parse_service_account(text: str) -> ServiceAccount:
 
 
 class FcmConfig(ProviderConfig):
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
-
     service_account: SecretStr = Field(
         title="Service account key (JSON)",
         description=(
@@ -200,19 +199,17 @@ def _string_map(data: Any) -> dict[str, str]:
 
 def firebase_tokens(recipient: dict[str, Any]) -> list[str]:
     value = recipient.get("firebaseToken")
-    values = value if isinstance(value, list) else [value]
-    return list(dict.fromkeys(str(token) for token in values if isinstance(token, str) and token))
+    return push_tokens(value if isinstance(value, list) else [value])
 
 
 @register
-class FcmProvider(Provider):
+class FcmProvider(Provider[FcmConfig]):
     name = "firebase-fcm"
     channel = "push"
     display_name = "Firebase Cloud Messaging"
     docs_url = "https://firebase.google.com/docs/reference/fcm/rest/v1/projects.messages/send"
-    config_model = FcmConfig
 
-    def __init__(self, config: ProviderConfig, http: httpx.Client) -> None:
+    def __init__(self, config: FcmConfig, http: httpx.Client) -> None:
         super().__init__(config, http)
         # The access token and its expiry (as time.time()); never the private key.
         self._token: tuple[str, float] | None = None
@@ -222,23 +219,18 @@ class FcmProvider(Provider):
         with self._token_lock:
             self._token = None
 
-    def can_deliver(self, recipient: dict[str, Any]) -> bool:
-        return bool(firebase_tokens(recipient))
+    def address(self, recipient: dict[str, Any]) -> list[str]:
+        return firebase_tokens(recipient)
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
-        assert isinstance(config, FcmConfig)
-        tokens = firebase_tokens(delivery.recipient)
+        tokens = self.address(delivery.recipient)
         if not tokens:
             raise PermanentProviderError("FCM: the recipient has no firebaseToken")
         account = parse_service_account(config.service_account.get_secret_value())
 
         message: dict[str, Any] = {}
-        notification = {
-            key: str(delivery.content[key])
-            for key in ("title", "body")
-            if delivery.content.get(key) is not None
-        }
+        notification = push_notification(delivery)
         if notification:
             message["notification"] = notification
         data = _string_map(delivery.content.get("data"))
@@ -254,17 +246,13 @@ class FcmProvider(Provider):
             except ProviderError as error:
                 errors.append(error)
                 continue
-            try:
-                name = json_field(response, "name")
-            except ValueError:
-                name = None
+            name = reply_field(response, "name")
             if name:
                 names.append(str(name))
             excerpts.append(excerpt(response))
 
         if not excerpts:
-            retryable = [error for error in errors if isinstance(error, RetryableProviderError)]
-            raise (retryable or errors)[0]
+            raise retryable_first(errors)
         failures = "; ".join(error.reason for error in errors)
         summary = " | ".join(excerpts) + (f" | failed: {failures}" if failures else "")
         return SendResult(
@@ -314,11 +302,8 @@ class FcmProvider(Provider):
             lambda: self.http.post(account.token_uri, data=form, timeout=TIMEOUT_SECONDS),
             _oauth_reason,
         )
-        try:
-            access_token = json_field(response, "access_token")
-            expires_in = json_field(response, "expires_in")
-        except ValueError:
-            access_token = expires_in = None
+        access_token = reply_field(response, "access_token")
+        expires_in = reply_field(response, "expires_in")
         if not isinstance(access_token, str) or not access_token:
             # The reply may hold other credentials, so it is not quoted.
             raise PermanentProviderError(

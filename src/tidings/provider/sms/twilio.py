@@ -36,25 +36,25 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import httpx
-from pydantic import ConfigDict, Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from tidings.errors import BadRequest, Forbidden
 from tidings.kit.json_input import check_form_fields
 from tidings.provider.base import (
     BaseUrl,
     Delivery,
-    PermanentProviderError,
     Provider,
     ProviderConfig,
     ReportOutcome,
     SendResult,
     StatusCallback,
     StatusReport,
+    sms_number,
+    sms_text,
 )
-from tidings.provider.http import accepted, json_field, reply_field, request
+from tidings.provider.http import TIMEOUT_SECONDS, accepted, json_field, reply_field, request
 from tidings.provider.registry import register
 
-TIMEOUT_SECONDS = 10.0
 SIGNATURE_HEADER = "X-Twilio-Signature"
 STATUS_OUTCOMES = {
     "delivered": ReportOutcome.DELIVERED,
@@ -65,8 +65,6 @@ STATUS_OUTCOMES = {
 
 
 class TwilioConfig(ProviderConfig):
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
-
     account_sid: str = Field(
         title="Account SID",
         description="The Twilio Account SID (starts with AC); the Basic-auth user name.",
@@ -119,24 +117,16 @@ def _reason(response: httpx.Response) -> str | None:
 
 
 @register
-class TwilioProvider(Provider):
+class TwilioProvider(Provider[TwilioConfig]):
     name = "twilio"
     channel = "sms"
     display_name = "Twilio SMS"
     docs_url = "https://www.twilio.com/docs/messaging/api/message-resource"
-    config_model = TwilioConfig
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
-        assert isinstance(config, TwilioConfig)
-        to = str(delivery.recipient.get("phone_number") or "").strip()
-        if not to:
-            raise PermanentProviderError("Twilio: the recipient has no phone_number")
-        text = delivery.content.get("text")
-        if not text:
-            raise PermanentProviderError("Twilio: the message has no text to send")
-
-        form: dict[str, Any] = {"To": to, "Body": str(text)}
+        to = sms_number(delivery, "Twilio")
+        form: dict[str, Any] = {"To": to, "Body": sms_text(delivery, "Twilio")}
         if config.sender:
             form["From"] = config.sender
         if config.messaging_service_sid:

@@ -28,7 +28,7 @@ import re
 from typing import Any
 
 import httpx
-from pydantic import ConfigDict, Field, SecretStr
+from pydantic import Field, SecretStr
 
 from tidings.provider.base import (
     BaseUrl,
@@ -37,11 +37,18 @@ from tidings.provider.base import (
     Provider,
     ProviderConfig,
     SendResult,
+    sms_number,
+    sms_text,
 )
-from tidings.provider.http import accepted, json_field, refused, reply_field, request
+from tidings.provider.http import (
+    TIMEOUT_SECONDS,
+    accepted,
+    json_field,
+    refused,
+    reply_field,
+    request,
+)
 from tidings.provider.registry import register
-
-TIMEOUT_SECONDS = 10.0
 
 # Statuses the error table tells you to retry after a pause.
 RETRYABLE_STATUSES = {"1", "5", "10"}
@@ -55,8 +62,6 @@ GSM_CHARACTERS = frozenset(
 
 
 class VonageConfig(ProviderConfig):
-    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
-
     api_key: str = Field(
         title="API key",
         description="The Vonage API key, from the Vonage API Dashboard.",
@@ -111,21 +116,16 @@ def _reason(response: httpx.Response) -> str | None:
 
 
 @register
-class VonageProvider(Provider):
+class VonageProvider(Provider[VonageConfig]):
     name = "vonage"
     channel = "sms"
     display_name = "Vonage SMS"
     docs_url = "https://developer.vonage.com/en/messaging/sms/overview"
-    config_model = VonageConfig
 
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
-        assert isinstance(config, VonageConfig)
         to = _recipient_number(delivery)
-        text = delivery.content.get("text")
-        if not text:
-            raise PermanentProviderError("Vonage: the message has no text to send")
-        text = str(text)
+        text = sms_text(delivery, "Vonage")
 
         form: dict[str, Any] = {
             "api_key": config.api_key,
@@ -151,10 +151,7 @@ class VonageProvider(Provider):
 
 
 def _recipient_number(delivery: Delivery) -> str:
-    phone_number = str(delivery.recipient.get("phone_number") or "").strip()
-    if not phone_number:
-        raise PermanentProviderError("Vonage: the recipient has no phone_number")
-    to = international_digits(phone_number)
+    to = international_digits(sms_number(delivery, "Vonage"))
     if to is None:
         raise PermanentProviderError(
             "Vonage: the recipient's phone_number is not an international number "

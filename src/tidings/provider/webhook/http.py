@@ -32,7 +32,7 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from pydantic import Field, SecretStr
@@ -45,7 +45,7 @@ from tidings.provider.base import (
     ProviderConfig,
     SendResult,
 )
-from tidings.provider.http import accepted, as_retryable, request
+from tidings.provider.http import TIMEOUT_SECONDS, accepted, request, web_address
 from tidings.provider.registry import register
 
 VENDOR = "Webhook"
@@ -141,7 +141,7 @@ class WebhookConfig(ProviderConfig):
         ),
     )
     timeout_seconds: float = Field(
-        default=10.0,
+        default=TIMEOUT_SECONDS,
         gt=0,
         le=60,
         title="Timeout (seconds)",
@@ -162,11 +162,11 @@ class _Endpoint:
 
 def _endpoint(address: Any) -> _Endpoint | None:
     if isinstance(address, str):
-        return _Endpoint(address) if address.startswith(("https://", "http://")) else None
+        return _Endpoint(address) if web_address(address) else None
     if not isinstance(address, dict):
         return None
-    url = address.get("url")
-    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+    url = web_address(address.get("url"))
+    if url is None:
         return None
     method = str(address.get("method") or "POST").upper()
     if method not in ("POST", "PUT"):
@@ -203,29 +203,20 @@ def _endpoint(address: Any) -> _Endpoint | None:
 
 
 @register
-class WebhookProvider(Provider):
-    name: ClassVar[str] = "webhook"
-    channel: ClassVar[str] = "webhook"
-    display_name: ClassVar[str] = "Webhook"
-    docs_url: ClassVar[str] = ""
-    config_model: ClassVar[type[ProviderConfig]] = WebhookConfig
+class WebhookProvider(Provider[WebhookConfig]):
+    name = "webhook"
+    channel = "webhook"
+    display_name = "Webhook"
+    docs_url = ""
 
-    @property
-    def settings(self) -> WebhookConfig:
-        assert isinstance(self.config, WebhookConfig)
-        return self.config
-
-    def can_deliver(self, recipient: dict[str, Any]) -> bool:
-        return self._target(recipient) is not None
-
-    def _target(self, recipient: dict[str, Any]) -> _Endpoint | None:
+    def address(self, recipient: dict[str, Any]) -> _Endpoint | None:
         address = recipient.get("webhook")
         if not address:
-            return _Endpoint(self.settings.url) if self.settings.url else None
+            return _Endpoint(self.config.url) if self.config.url else None
         return _endpoint(address)
 
     def send(self, delivery: Delivery) -> SendResult:
-        endpoint = self._target(delivery.recipient)
+        endpoint = self.address(delivery.recipient)
         if endpoint is None:
             raise PermanentProviderError(
                 "Webhook: the recipient has no usable webhook address (an http(s) URL, or "
@@ -237,29 +228,25 @@ class WebhookProvider(Provider):
         payload = json.dumps(
             delivery.content["body"], ensure_ascii=False, separators=(",", ":")
         ).encode()
-        secret = self.settings.signing_secret.get_secret_value()
+        secret = self.config.signing_secret.get_secret_value()
         headers = httpx.Headers(endpoint.headers)
         headers.setdefault("User-Agent", USER_AGENT)
         headers["Content-Type"] = "application/json"
         headers[SIGNATURE_HEADER] = signature_header(secret, payload)
         headers[MESSAGE_ID_HEADER] = delivery.message_id
         headers[IDEMPOTENCY_HEADER] = delivery.idempotency_key
-        try:
-            response = request(
-                VENDOR,
-                lambda: self.http.request(
-                    endpoint.method,
-                    endpoint.url,
-                    content=payload,
-                    headers=headers,
-                    auth=endpoint.auth,
-                    timeout=self.settings.timeout_seconds,
-                    follow_redirects=False,
-                ),
-            )
-        except PermanentProviderError as exc:
+        response = request(
+            VENDOR,
+            lambda: self.http.request(
+                endpoint.method,
+                endpoint.url,
+                content=payload,
+                headers=headers,
+                auth=endpoint.auth,
+                timeout=self.config.timeout_seconds,
+                follow_redirects=False,
+            ),
             # 408 Request Timeout is the receiver timing out: retry it like a timeout.
-            if exc.status_code == 408:
-                raise as_retryable(exc) from exc
-            raise
+            retry_if=lambda refusal: refusal.status_code == 408,
+        )
         return accepted(response)
