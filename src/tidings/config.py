@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tidings.kit.allowances import parse_allowances
@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     job_queue: str = "tidings"
     secret_key: SecretStr | None = None
     consumer_workers: int | None = None
+    # Provider calls at once per process, on the delivery pool (jobs/deliveries.py).
+    delivery_threads: int = Field(default=4, ge=1, le=64)
     ingest_priority: bool = True
     sqlite_synchronous: Literal["full", "normal"] = "full"
     sweep_stale_seconds: float = 30.0

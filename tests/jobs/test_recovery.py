@@ -133,8 +133,11 @@ def test_a_re_driven_delivery_of_a_dead_owner_is_sent_and_of_a_live_one_is_not(
 
     # No provider is configured: an attempt that starts fails over to nothing, and is
     # recorded; one that does not start returns None.
-    assert pipeline.deliver(runtime.jobs.context, alive) is None
-    assert pipeline.deliver(runtime.jobs.context, dead) == DeliveryStatus.FAILED
+    context = runtime.jobs.context
+    assert pipeline.start_attempt(context, alive) is None
+    attempt = pipeline.start_attempt(context, dead)
+    assert attempt is not None
+    assert pipeline.attempt_delivery(context, attempt) == DeliveryStatus.FAILED
     with runtime.database.read() as session:
         assert session.get(MessageDelivery, alive).status == DeliveryStatus.SENDING  # type: ignore[union-attr]
 

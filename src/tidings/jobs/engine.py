@@ -32,6 +32,7 @@ from tidings.config import Settings
 from tidings.db import Outbox
 from tidings.event.batching import RecentlyProcessed, process_events, redrive_stale_events
 from tidings.ingest.pressure import no_pause
+from tidings.jobs.deliveries import DeliveryPool
 from tidings.jobs.fairness import FairShare
 from tidings.kit.time import utcnow
 from tidings.message import pipeline
@@ -121,6 +122,8 @@ class JobEngine:
         self.pace: Callable[[], bool] = no_pause
         self._recent = RecentlyProcessed()
         self.fair_share = FairShare()
+        # Provider calls, off the consumer threads while a consumer runs (jobs/deliveries.py).
+        self.deliveries = DeliveryPool(context, self.settings.delivery_threads)
         self._process = huey.task(name="event.process")(self._process_events)
         self._process_message = huey.task(name="message.process")(self._run_process_message)
         self._process_messages = huey.task(name="message.process_many")(self._run_process_messages)
@@ -254,9 +257,9 @@ class JobEngine:
 
     def _run_process_message(self, message_id: str) -> None:
         self.pace()
-        # Deliver in the same job: no second trip through the queue for the common case.
+        # Deliver from the same job: no second trip through the queue for the common case.
         for attempt in pipeline.process_message(self.context, message_id):
-            pipeline.attempt_delivery(self.context, attempt)
+            self.deliveries.submit(attempt)
 
     def _run_process_messages(self, message_ids: list[str]) -> None:
         self.pace()
@@ -272,16 +275,16 @@ class JobEngine:
                 except Exception:
                     # The sweeper re-drives whatever this left ENQUEUED.
                     logger.exception("processing message %s failed", message_id)
-        # Each outcome is committed as soon as its provider answers: a crash cannot leave a
-        # sent message unrecorded for longer than one send.
-        for index, attempt in enumerate(attempts):
-            if index:
-                self.pace()
-            pipeline.attempt_delivery(self.context, attempt)
+        # Each outcome is committed as soon as its provider answers (on the delivery pool's
+        # threads, which pace themselves).
+        for attempt in attempts:
+            self.deliveries.submit(attempt)
 
     def _run_deliver(self, delivery_id: int) -> None:
         self.pace()
-        pipeline.deliver(self.context, delivery_id)
+        attempt = pipeline.start_attempt(self.context, delivery_id)
+        if attempt is not None:
+            self.deliveries.submit(attempt)
 
     def sweep(self, older_than_seconds: float | None = None) -> int:
         """Re-drive work a lost job may have orphaned; returns how many items.
@@ -389,10 +392,11 @@ class JobEngine:
         message a job handles; it may wait (`tidings serve` passes the ingest writer's
         `IngestPressure.wait_for_turn` so that the consumer gives way to a burst) and answers
         whether ingest is still saturated."""
-        self.pace = pace
-        consumer_class = EmbeddedConsumer if embedded else Consumer
+        self.pace = self.deliveries.pace = pace
+        consumer_class = EmbeddedConsumer if embedded else TidingsConsumer
         blocking = bool(getattr(self.huey.storage, "blocking", False))
         return consumer_class(
+            self.deliveries,
             self.huey,
             workers=workers,
             worker_type="thread",
@@ -428,7 +432,25 @@ def _keeping_here() -> Iterator[_Here]:
         _here.reset(token)
 
 
-class EmbeddedConsumer(Consumer):  # type: ignore[misc]
+class TidingsConsumer(Consumer):  # type: ignore[misc]
+    """Huey's consumer, with the delivery pool running while it does."""
+
+    def __init__(self, deliveries: DeliveryPool, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deliveries = deliveries
+
+    def start(self) -> None:
+        self.deliveries.start()
+        super().start()
+
+    def stop(self, graceful: bool = False) -> None:
+        """Stop the consumer threads, then the pool: on a graceful stop it carries out the
+        attempts handed to it first."""
+        super().stop(graceful)
+        self.deliveries.stop(finish=graceful)
+
+
+class EmbeddedConsumer(TidingsConsumer):
     """A consumer inside `tidings serve`: the web server owns the process's signals."""
 
     def _set_signal_handlers(self) -> None:

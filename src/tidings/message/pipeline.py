@@ -408,7 +408,7 @@ class Attempt:
     provider: ConfiguredProvider | None
 
 
-def _start_attempt(context: WorkerContext, delivery_id: int) -> Attempt | None:
+def start_attempt(context: WorkerContext, delivery_id: int) -> Attempt | None:
     """Mark the delivery `sending` and commit, or return None when there is nothing to do."""
     with context.database.write() as (session, outbox):
         repository = MessageRepository(session)
@@ -519,14 +519,6 @@ def _attempt(
             metadata={"tags": message.tags, "trace_id": message.trace_id},
         ),
     )
-
-
-def deliver(context: WorkerContext, delivery_id: int) -> str | None:
-    """One provider attempt for one delivery. Returns the delivery's status afterwards."""
-    attempt = _start_attempt(context, delivery_id)
-    if attempt is None:
-        return None
-    return attempt_delivery(context, attempt)
 
 
 def attempt_delivery(context: WorkerContext, attempt: Attempt) -> str:
