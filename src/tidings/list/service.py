@@ -186,9 +186,8 @@ def restore_list(session: Session, scope: Scope, list_id: str) -> None:
 
 def find_lists(
     session: Session, scope: Scope, pattern: str | None, after_id: int | None, limit: int
-) -> tuple[list[RecipientList], bool]:
-    """Up to `limit` lists matching `pattern` (all when None) after the cursor, and whether
-    there are more."""
+) -> list[RecipientList]:
+    """Up to `limit` lists matching `pattern` (all when None) after the cursor."""
     regex = compile_pattern(pattern) if pattern else None
     prefix = ""
     if pattern:
@@ -206,10 +205,10 @@ def find_lists(
         for row in batch:
             if regex is None or regex.match(row.list_id):
                 matches.append(row)
-                if len(matches) > limit:
-                    return matches[:limit], True
+                if len(matches) == limit:
+                    return matches
         if len(batch) < PATTERN_SCAN:
-            return matches, False
+            return matches
         cursor = batch[-1].id
 
 
