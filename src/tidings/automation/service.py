@@ -150,13 +150,12 @@ def validate_definition(
     }
 
 
-def not_found(automation_id: str) -> NotFound:
-    return not_in_environment(
-        f"automation {automation_id!r}",
-        "PUT /automations/{id} or `tidings apply`",
-        code="automation_not_found",
-        field="id",
-    )
+not_found = not_in_environment(
+    "automation",
+    "PUT /automations/{id} or `tidings apply`",
+    code="automation_not_found",
+    field="id",
+)
 
 
 def save(

@@ -125,13 +125,12 @@ def compile_pattern(pattern: str, field: str = "pattern") -> re.Pattern[str]:
     )
 
 
-def _not_found(list_id: str) -> NotFound:
-    return not_in_environment(
-        f"list {list_id!r}",
-        "PUT /lists/{list_id} or by subscribing a user to it",
-        code="list_not_found",
-        field="list_id",
-    )
+_not_found = not_in_environment(
+    "list",
+    "PUT /lists/{list_id} or by subscribing a user to it",
+    code="list_not_found",
+    field="list_id",
+)
 
 
 def get_list(session: Session, scope: Scope, list_id: str) -> RecipientList:

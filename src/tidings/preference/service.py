@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.orm import Session
 
 from tidings.config import Settings
-from tidings.errors import BadRequest, Conflict, NotFound, not_in_environment
+from tidings.errors import BadRequest, Conflict, not_in_environment
 from tidings.kit.pagination import Page, page
 from tidings.kit.time import utcnow
 from tidings.models import SubscriptionTopic, UserPreference
@@ -50,13 +50,12 @@ _KEY_INFO = b"tidings unsubscribe token v1"
 _MAX_TOKEN_LENGTH = 4096
 
 
-def _topic_not_found(topic_id: str) -> NotFound:
-    return not_in_environment(
-        f"subscription topic {topic_id!r}",
-        "PUT /preferences/topics/{topic_id}, or list them with GET /preferences/topics",
-        code="topic_not_found",
-        field="topic_id",
-    )
+_topic_not_found = not_in_environment(
+    "subscription topic",
+    "PUT /preferences/topics/{topic_id}, or list them with GET /preferences/topics",
+    code="topic_not_found",
+    field="topic_id",
+)
 
 
 # Topics

@@ -12,21 +12,19 @@ from typing import Any
 import jsonpatch
 from sqlalchemy.orm import Session
 
-from tidings.errors import BadRequest, NotFound, not_in_environment
+from tidings.errors import BadRequest, not_in_environment
 from tidings.kit.jsondoc import diff, merge_patch
 from tidings.kit.time import utcnow
 from tidings.models import Profile
 from tidings.profile.repository import ProfileRepository
 from tidings.workspace.service import Scope
 
-
-def _not_found(user_id: str) -> NotFound:
-    return not_in_environment(
-        f"profile for user_id {user_id!r}",
-        "POST /profiles/{user_id}, or send a Segment identify for that userId",
-        code="profile_not_found",
-        field="user_id",
-    )
+_not_found = not_in_environment(
+    "profile for user_id",
+    "POST /profiles/{user_id}, or send a Segment identify for that userId",
+    code="profile_not_found",
+    field="user_id",
+)
 
 
 def _touch(profile: Profile, before: dict[str, Any], after: dict[str, Any]) -> None:
