@@ -96,24 +96,24 @@ class ListRepository(Repository):
             query = query.where(RecipientList.list_id.startswith(prefix, autoescape=True))
         return self.session.scalars(keyset_page(query, RecipientList.id, after_id, limit)).all()
 
-    def delete(self, scope: Scope, list_id: str) -> bool:
-        execute_counting(
+    def _delete(self, model: type[Any], *conditions: Any) -> int:
+        """Delete the `model` rows matching `conditions` by statement; rows the session has
+        loaded are left as they are."""
+        return execute_counting(
             self.session,
-            delete(ListSubscription)
-            .where(
-                ListSubscription.environment_id == scope.environment_id,
-                ListSubscription.list_id == list_id,
-            )
-            .execution_options(synchronize_session=False),
+            delete(model).where(*conditions).execution_options(synchronize_session=False),
         )
-        removed = execute_counting(
-            self.session,
-            delete(RecipientList)
-            .where(
-                RecipientList.environment_id == scope.environment_id,
-                RecipientList.list_id == list_id,
-            )
-            .execution_options(synchronize_session=False),
+
+    def delete(self, scope: Scope, list_id: str) -> bool:
+        self._delete(
+            ListSubscription,
+            ListSubscription.environment_id == scope.environment_id,
+            ListSubscription.list_id == list_id,
+        )
+        removed = self._delete(
+            RecipientList,
+            RecipientList.environment_id == scope.environment_id,
+            RecipientList.list_id == list_id,
         )
         return bool(removed)
 
@@ -196,23 +196,14 @@ class ListRepository(Repository):
 
     def delete_subscriptions_by_id(self, row_ids: Sequence[int]) -> None:
         for chunk in _chunks(row_ids):
-            execute_counting(
-                self.session,
-                delete(ListSubscription)
-                .where(ListSubscription.id.in_(chunk))
-                .execution_options(synchronize_session=False),
-            )
+            self._delete(ListSubscription, ListSubscription.id.in_(chunk))
 
     def delete_subscription(self, scope: Scope, list_id: str, user_id: str) -> bool:
-        removed = execute_counting(
-            self.session,
-            delete(ListSubscription)
-            .where(
-                ListSubscription.environment_id == scope.environment_id,
-                ListSubscription.list_id == list_id,
-                ListSubscription.user_id == user_id,
-            )
-            .execution_options(synchronize_session=False),
+        removed = self._delete(
+            ListSubscription,
+            ListSubscription.environment_id == scope.environment_id,
+            ListSubscription.list_id == list_id,
+            ListSubscription.user_id == user_id,
         )
         return bool(removed)
 
@@ -236,12 +227,8 @@ class ListRepository(Repository):
         return [(subscription, recipient_list) for subscription, recipient_list in rows]
 
     def delete_user_subscriptions(self, scope: Scope, user_id: str) -> int:
-        return execute_counting(
-            self.session,
-            delete(ListSubscription)
-            .where(
-                ListSubscription.environment_id == scope.environment_id,
-                ListSubscription.user_id == user_id,
-            )
-            .execution_options(synchronize_session=False),
+        return self._delete(
+            ListSubscription,
+            ListSubscription.environment_id == scope.environment_id,
+            ListSubscription.user_id == user_id,
         )
