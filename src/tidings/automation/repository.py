@@ -159,19 +159,24 @@ class AutomationRepository(Repository):
         ).all()
         return [(automation, version) for automation, version in rows]
 
-    def enabled_triggers(self, environment_id: str, source: str) -> dict[str, list[str]]:
-        """For each trigger event name, the ids of the enabled automations it starts."""
-        rows = self.session.execute(
+    def automations_by_trigger(
+        self, environment_id: str, source: str, *, enabled_only: bool
+    ) -> dict[str, list[str]]:
+        """For each trigger event name of `source`, the ids of the live automations whose
+        current version it starts (the enabled ones only with `enabled_only`), in id order."""
+        query = (
             select(AutomationTrigger.event, Automation.automation_id)
             .join(Automation, AutomationTrigger.automation_pk == Automation.id)
             .where(
                 AutomationTrigger.environment_id == environment_id,
                 AutomationTrigger.source == source,
-                Automation.enabled.is_(True),
                 Automation.deleted_at.is_(None),
             )
             .order_by(Automation.automation_id)
-        ).all()
+        )
+        if enabled_only:
+            query = query.where(Automation.enabled.is_(True))
+        rows = self.session.execute(query).all()
         found: dict[str, list[str]] = {}
         for event, automation_id in rows:
             found.setdefault(event, []).append(automation_id)

@@ -17,7 +17,6 @@ from tidings.automation.repository import AutomationRepository
 from tidings.event.repository import EventRepository
 from tidings.kit.outbound import OutboundGuard
 from tidings.models import Automation, AutomationVersion, Event
-from tidings.studio.repository import StudioRepository
 from tidings.workspace.service import Scope
 
 SEGMENT = "segment"
@@ -33,7 +32,9 @@ class EventName:
 
 
 def event_names(session: Session, scope: Scope) -> list[EventName]:
-    linked = StudioRepository(session).automations_by_trigger(scope, SEGMENT)
+    linked = AutomationRepository(session).automations_by_trigger(
+        scope.environment_id, SEGMENT, enabled_only=False
+    )
     return [
         EventName(name, count, first, last, linked.get(name, []))
         for name, count, first, last in EventRepository(session).names(scope, SEGMENT)
