@@ -7,6 +7,7 @@ Automations are changed only through `tidings.automation.service.save`, notifica
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,6 +110,11 @@ def free_automation_id(session: Session, scope: Scope, wanted: str) -> str:
         candidate = f"{wanted}-{number}"
         number += 1
     return candidate
+
+
+def recent_events(session: Session, scope: Scope, limit: int) -> Sequence[Event]:
+    """The latest Segment events, newest first."""
+    return EventRepository(session).page(scope, SEGMENT, before_id=None, limit=limit)
 
 
 def event_of(session: Session, scope: Scope, message_id: str) -> Event | None:

@@ -21,6 +21,7 @@ from tidings.notification import service as notification_service
 from tidings.notification.repository import NotificationRepository
 from tidings.notification.schemas import NotificationBody
 from tidings.profile.repository import ProfileRepository
+from tidings.studio import service
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
 from tidings.studio.templating import render
@@ -48,10 +49,6 @@ def content_from_form(form: FormData) -> dict[str, dict[str, str]]:
     return content
 
 
-def _recent_events(session: Any, admin: Admin) -> list[Any]:
-    return list(EventRepository(session).page(admin.scope, "segment", before_id=None, limit=20))
-
-
 def _editor(
     request: Request,
     admin: Admin,
@@ -65,7 +62,7 @@ def _editor(
     flash: str | None = None,
 ) -> Response:
     with database.read() as session:
-        events = _recent_events(session, admin)
+        events = service.recent_events(session, admin.scope, 20)
     return render(
         request,
         "notification_edit.html",
