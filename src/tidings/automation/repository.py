@@ -14,7 +14,7 @@ from tidings.kit.sql import (
     claim_rows,
     execute_counting,
     insert_loaded,
-    insert_missing_and_lock,
+    insert_missing_in_environment,
     keyset_page,
 )
 from tidings.models import (
@@ -74,16 +74,15 @@ class AutomationRepository(Repository):
     ) -> Automation:
         """The automation row, locked; inserted as deleted (not yet live) when missing."""
         self.session.info.pop(TRIGGERED_CACHE, None)  # about to change: see triggered_by
-        automation, _ = insert_missing_and_lock(
+        automation, _ = insert_missing_in_environment(
             self.session,
+            scope,
             Automation,
-            {"environment_id": scope.environment_id, "automation_id": automation_id},
-            workspace_id=scope.workspace_id,
+            ("automation_id", automation_id),
+            now,
             name=automation_id,
             enabled=False,
             current_version=0,
-            created_at=now,
-            updated_at=now,
             deleted_at=now,
         )
         return automation

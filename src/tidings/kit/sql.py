@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import (
     Connection,
@@ -146,6 +146,39 @@ def insert_missing_and_lock(
         select(model).filter_by(**key).with_for_update().execution_options(populate_existing=True)
     ).one()
     return row, bool(inserted)
+
+
+class InEnvironment(Protocol):
+    """Whose rows they are: a workspace and one of its environments (a workspace Scope)."""
+
+    @property
+    def workspace_id(self) -> str: ...
+
+    @property
+    def environment_id(self) -> str: ...
+
+
+def insert_missing_in_environment(
+    session: Session,
+    scope: InEnvironment,
+    model: type[Row],
+    key: tuple[str, str],
+    now: datetime,
+    **values: Any,
+) -> tuple[Row, bool]:
+    """`insert_missing_and_lock` for a row of `scope`'s environment named by one id column
+    (`key`: its name and value). A new row belongs to the scope's workspace, is created and
+    updated `now`, and takes `values` for its other columns."""
+    name, value = key
+    return insert_missing_and_lock(
+        session,
+        model,
+        {"environment_id": scope.environment_id, name: value},
+        workspace_id=scope.workspace_id,
+        created_at=now,
+        updated_at=now,
+        **values,
+    )
 
 
 def keyset_page(

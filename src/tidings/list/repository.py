@@ -12,7 +12,7 @@ from tidings.kit.sql import (
     Repository,
     execute_counting,
     insert_ignoring_conflicts,
-    insert_missing_and_lock,
+    insert_missing_in_environment,
     keyset_page,
 )
 from tidings.kit.time import utcnow
@@ -55,15 +55,8 @@ class ListRepository(Repository):
 
     def get_or_create_for_update(self, scope: Scope, list_id: str, name: str) -> RecipientList:
         """The list row, locked for this transaction; created with `name` when missing."""
-        now = utcnow()
-        recipient_list, _ = insert_missing_and_lock(
-            self.session,
-            RecipientList,
-            {"environment_id": scope.environment_id, "list_id": list_id},
-            workspace_id=scope.workspace_id,
-            name=name,
-            created_at=now,
-            updated_at=now,
+        recipient_list, _ = insert_missing_in_environment(
+            self.session, scope, RecipientList, ("list_id", list_id), utcnow(), name=name
         )
         return recipient_list
 

@@ -10,7 +10,7 @@ from tidings.kit.sql import (
     Repository,
     execute_counting,
     insert_ignoring_conflicts,
-    insert_missing_and_lock,
+    insert_missing_in_environment,
     keyset_page,
 )
 from tidings.kit.time import utcnow
@@ -27,16 +27,9 @@ class TenantRepository(Repository):
         ).first()
 
     def get_or_create_for_update(self, scope: Scope, tenant_id: str) -> tuple[Tenant, bool]:
-        now = utcnow()
-        return insert_missing_and_lock(
-            self.session,
-            Tenant,
-            {"environment_id": scope.environment_id, "tenant_id": tenant_id},
-            workspace_id=scope.workspace_id,
-            name=None,
-            properties={},
-            created_at=now,
-            updated_at=now,
+        """The tenant row, locked for this transaction; created unnamed when missing."""
+        return insert_missing_in_environment(
+            self.session, scope, Tenant, ("tenant_id", tenant_id), utcnow(), properties={}
         )
 
     def add_member(self, scope: Scope, tenant_id: str, user_id: str) -> bool:
