@@ -15,7 +15,6 @@ from tidings.kit.sql import (
     execute_counting,
     insert_loaded,
     insert_missing_in_environment,
-    keyset_page,
 )
 from tidings.models import (
     Automation,
@@ -88,10 +87,9 @@ class AutomationRepository(Repository):
         return automation
 
     def page(self, scope: Scope, after_id: int | None, limit: int) -> Sequence[Automation]:
-        query = select(Automation).where(
-            Automation.environment_id == scope.environment_id, Automation.deleted_at.is_(None)
+        return self.environment_page(
+            Automation, scope.environment_id, after_id, limit, Automation.deleted_at.is_(None)
         )
-        return self.session.scalars(keyset_page(query, Automation.id, after_id, limit)).all()
 
     def current_version(self, scope: Scope | str, automation_id: str) -> AutomationVersion | None:
         """The current version of the live automation, enabled or not."""

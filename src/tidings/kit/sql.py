@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, cast
 
@@ -131,6 +132,19 @@ class Repository:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+
+    def environment_page(
+        self,
+        model: type[Row],
+        environment_id: str,
+        after_id: int | None,
+        limit: int,
+        *conditions: Any,
+    ) -> Sequence[Row]:
+        """One `keyset_page` of the environment's `model` rows that match `conditions`."""
+        table: Any = model
+        query = select(model).where(table.environment_id == environment_id, *conditions)
+        return self.session.scalars(keyset_page(query, table.id, after_id, limit)).all()
 
 
 def insert_missing_and_lock(

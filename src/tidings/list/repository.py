@@ -84,10 +84,10 @@ class ListRepository(Repository):
         self, scope: Scope, prefix: str, after_id: int | None, limit: int
     ) -> Sequence[RecipientList]:
         """Lists whose id starts with `prefix`, in creation order, after `after_id`."""
-        query = select(RecipientList).where(RecipientList.environment_id == scope.environment_id)
-        if prefix:
-            query = query.where(RecipientList.list_id.startswith(prefix, autoescape=True))
-        return self.session.scalars(keyset_page(query, RecipientList.id, after_id, limit)).all()
+        conditions = [RecipientList.list_id.startswith(prefix, autoescape=True)] if prefix else []
+        return self.environment_page(
+            RecipientList, scope.environment_id, after_id, limit, *conditions
+        )
 
     def _delete(self, model: type[Any], *conditions: Any) -> int:
         """Delete the `model` rows matching `conditions` by statement; rows the session has
@@ -115,11 +115,13 @@ class ListRepository(Repository):
     def subscriptions(
         self, scope: Scope, list_id: str, after_id: int | None, limit: int
     ) -> Sequence[ListSubscription]:
-        query = select(ListSubscription).where(
-            ListSubscription.environment_id == scope.environment_id,
+        return self.environment_page(
+            ListSubscription,
+            scope.environment_id,
+            after_id,
+            limit,
             ListSubscription.list_id == list_id,
         )
-        return self.session.scalars(keyset_page(query, ListSubscription.id, after_id, limit)).all()
 
     def subscribers(
         self, scope: Scope, list_id: str

@@ -11,7 +11,6 @@ from tidings.kit.sql import (
     execute_counting,
     insert_ignoring_conflicts,
     insert_missing_in_environment,
-    keyset_page,
 )
 from tidings.kit.time import utcnow
 from tidings.models import Tenant, TenantMembership
@@ -49,11 +48,13 @@ class TenantRepository(Repository):
     def members(
         self, scope: Scope, tenant_id: str, after_id: int | None, limit: int
     ) -> Sequence[TenantMembership]:
-        query = select(TenantMembership).where(
-            TenantMembership.environment_id == scope.environment_id,
+        return self.environment_page(
+            TenantMembership,
+            scope.environment_id,
+            after_id,
+            limit,
             TenantMembership.tenant_id == tenant_id,
         )
-        return self.session.scalars(keyset_page(query, TenantMembership.id, after_id, limit)).all()
 
     def member_ids(self, environment_id: str, tenant_id: str) -> list[str]:
         """Every member's user id, in the order they joined."""
@@ -71,8 +72,10 @@ class TenantRepository(Repository):
     def memberships_of(
         self, scope: Scope, user_id: str, after_id: int | None, limit: int
     ) -> Sequence[TenantMembership]:
-        query = select(TenantMembership).where(
-            TenantMembership.environment_id == scope.environment_id,
+        return self.environment_page(
+            TenantMembership,
+            scope.environment_id,
+            after_id,
+            limit,
             TenantMembership.user_id == user_id,
         )
-        return self.session.scalars(keyset_page(query, TenantMembership.id, after_id, limit)).all()
