@@ -25,17 +25,18 @@ from tidings.studio import service
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
 from tidings.studio.templating import render
+from tidings.template.render import CHANNEL_FIELDS as RENDERED_FIELDS
 from tidings.template.render import RenderContext
 
 router = APIRouter()
 
-# The fields of each channel the editor offers, as in notification.schemas.
+# The fields of each channel the editor offers: those the renderer renders, in its order but
+# for email's text before its HTML. A webhook's content is a JSON body, not text fields.
+_EDITOR_ORDER = {"email": ("subject", "text", "html")}
 CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
-    "email": ("subject", "text", "html"),
-    "sms": ("text",),
-    "push": ("title", "body"),
-    "chat": ("text",),
-    "inbox": ("title", "body", "action_url"),
+    channel: _EDITOR_ORDER.get(channel, fields)
+    for channel, fields in RENDERED_FIELDS.items()
+    if fields
 }
 
 
