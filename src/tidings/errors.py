@@ -9,6 +9,8 @@ The errors are the domain's and need no web framework (the CLI raises and catche
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import orjson
 
 
@@ -52,12 +54,20 @@ class NotFound(AppError):
     code = "not_found"
 
 
-def not_in_environment(what: str, create_with: str, *, code: str, field: str) -> NotFound:
-    """The 404 for `what` (a kind and its id) missing from the caller's environment, saying
-    how to create it."""
-    return NotFound(
-        f"No {what} in this environment. Create it with {create_with}.", code=code, field=field
-    )
+def not_in_environment(
+    kind: str, create_with: str, *, code: str, field: str
+) -> Callable[[str], NotFound]:
+    """The 404 for a `kind` of thing missing from the caller's environment, as a function of
+    the missing id: it names the id and says how to create it."""
+
+    def missing(identifier: str) -> NotFound:
+        return NotFound(
+            f"No {kind} {identifier!r} in this environment. Create it with {create_with}.",
+            code=code,
+            field=field,
+        )
+
+    return missing
 
 
 class Conflict(AppError):

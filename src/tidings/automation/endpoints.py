@@ -6,7 +6,7 @@ from operator import attrgetter
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Response
 from sqlalchemy.orm import Session
 
 from tidings.automation import runs, service
@@ -29,7 +29,7 @@ from tidings.automation.schemas import (
 from tidings.db import Database, Outbox
 from tidings.dependencies import Caller, DatabaseDep, OutboundDep, ReadSession, SettingsDep
 from tidings.errors import BadRequest
-from tidings.kit.pagination import decode_cursor, encode_cursor, page
+from tidings.kit.pagination import PageQuery, decode_cursor, page, page_query
 from tidings.kit.time import isoformat, parse_timestamp
 from tidings.message.idempotency import Answer, IdempotentRequest, answer_once
 from tidings.models import Automation, AutomationRun, AutomationVersion
@@ -37,6 +37,8 @@ from tidings.routing import ApiRoute
 from tidings.workspace.service import Scope
 
 router = APIRouter(prefix="/automations", tags=["automations"], route_class=ApiRoute)
+
+PageParams = Annotated[PageQuery, Depends(page_query(50))]
 
 _BODY_SCHEMA = {
     "requestBody": {
@@ -76,14 +78,9 @@ def _version_view(automation_id: str, version: AutomationVersion) -> VersionResp
 
 
 @router.get("", response_model=AutomationList)
-def list_automations(
-    caller: Caller,
-    session: ReadSession,
-    cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
-) -> AutomationList:
+def list_automations(caller: Caller, session: ReadSession, paging: PageParams) -> AutomationList:
     repository = AutomationRepository(session)
-    found = page(repository.page(caller, decode_cursor(cursor), limit + 1), limit)
+    found = paging.page(repository.page(caller, paging.after_id, paging.rows_to_read))
     results = []
     for row in found.rows:
         version = repository.version(row, row.current_version)
@@ -214,12 +211,8 @@ def list_runs(
         created_from=_date(start_date, "start_date", end=False),
         created_to=_date(end_date, "end_date", end=True),
     )
-    more = len(rows) > size
-    rows = rows[:size]
-    return RunList(
-        runs=run_views(session, rows),
-        next_cursor=encode_cursor(rows[-1].id) if more else None,
-    )
+    found = page(rows, size)
+    return RunList(runs=run_views(session, found.rows), next_cursor=found.cursor)
 
 
 @router.get("/runs/{run_id}", response_model=RunDetail, tags=["automation runs"])
@@ -357,15 +350,13 @@ def delete_automation(automation_id: str, caller: Caller, database: DatabaseDep)
 
 @router.get("/{automation_id}/versions", response_model=VersionList)
 def list_versions(
-    automation_id: str,
-    caller: Caller,
-    session: ReadSession,
-    cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    automation_id: str, caller: Caller, session: ReadSession, paging: PageParams
 ) -> VersionList:
     automation, _ = service.get(session, caller, automation_id)
-    rows = AutomationRepository(session).version_page(automation, decode_cursor(cursor), limit + 1)
-    found = page(rows, limit, key=attrgetter("version"))
+    rows = AutomationRepository(session).version_page(
+        automation, paging.after_id, paging.rows_to_read
+    )
+    found = paging.page(rows, key=attrgetter("version"))
     return VersionList(
         paging=found.paging(),
         results=[_version_view(automation_id, row) for row in found.rows],

@@ -14,8 +14,7 @@ from tidings.kit.sql import (
     claim_rows,
     execute_counting,
     insert_loaded,
-    insert_missing_and_lock,
-    keyset_page,
+    insert_missing_in_environment,
 )
 from tidings.models import (
     Automation,
@@ -74,25 +73,23 @@ class AutomationRepository(Repository):
     ) -> Automation:
         """The automation row, locked; inserted as deleted (not yet live) when missing."""
         self.session.info.pop(TRIGGERED_CACHE, None)  # about to change: see triggered_by
-        automation, _ = insert_missing_and_lock(
+        automation, _ = insert_missing_in_environment(
             self.session,
+            scope,
             Automation,
-            {"environment_id": scope.environment_id, "automation_id": automation_id},
-            workspace_id=scope.workspace_id,
+            ("automation_id", automation_id),
+            now,
             name=automation_id,
             enabled=False,
             current_version=0,
-            created_at=now,
-            updated_at=now,
             deleted_at=now,
         )
         return automation
 
     def page(self, scope: Scope, after_id: int | None, limit: int) -> Sequence[Automation]:
-        query = select(Automation).where(
-            Automation.environment_id == scope.environment_id, Automation.deleted_at.is_(None)
+        return self.environment_page(
+            Automation, scope.environment_id, after_id, limit, Automation.deleted_at.is_(None)
         )
-        return self.session.scalars(keyset_page(query, Automation.id, after_id, limit)).all()
 
     def current_version(self, scope: Scope | str, automation_id: str) -> AutomationVersion | None:
         """The current version of the live automation, enabled or not."""
@@ -159,19 +156,24 @@ class AutomationRepository(Repository):
         ).all()
         return [(automation, version) for automation, version in rows]
 
-    def enabled_triggers(self, environment_id: str, source: str) -> dict[str, list[str]]:
-        """For each trigger event name, the ids of the enabled automations it starts."""
-        rows = self.session.execute(
+    def automations_by_trigger(
+        self, environment_id: str, source: str, *, enabled_only: bool
+    ) -> dict[str, list[str]]:
+        """For each trigger event name of `source`, the ids of the live automations whose
+        current version it starts (the enabled ones only with `enabled_only`), in id order."""
+        query = (
             select(AutomationTrigger.event, Automation.automation_id)
             .join(Automation, AutomationTrigger.automation_pk == Automation.id)
             .where(
                 AutomationTrigger.environment_id == environment_id,
                 AutomationTrigger.source == source,
-                Automation.enabled.is_(True),
                 Automation.deleted_at.is_(None),
             )
             .order_by(Automation.automation_id)
-        ).all()
+        )
+        if enabled_only:
+            query = query.where(Automation.enabled.is_(True))
+        rows = self.session.execute(query).all()
         found: dict[str, list[str]] = {}
         for event, automation_id in rows:
             found.setdefault(event, []).append(automation_id)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from tidings.kit.schemas import StrictModel
 
 
 class Trigger(BaseModel):
@@ -67,10 +69,9 @@ class VersionList(BaseModel):
     results: list[VersionResponse]
 
 
-class InvokeBody(BaseModel):
+class InvokeBody(StrictModel):
     """`POST /automations/{id}/invoke`: the run's context."""
 
-    model_config = ConfigDict(extra="forbid")
     recipient: str | None = Field(default=None, description="The user id the run is for.")
     data: dict[str, Any] = Field(default_factory=dict, description="The run's `data`.")
     profile: dict[str, Any] | None = Field(

@@ -150,13 +150,12 @@ def validate_definition(
     }
 
 
-def not_found(automation_id: str) -> NotFound:
-    return not_in_environment(
-        f"automation {automation_id!r}",
-        "PUT /automations/{id} or `tidings apply`",
-        code="automation_not_found",
-        field="id",
-    )
+not_found = not_in_environment(
+    "automation",
+    "PUT /automations/{id} or `tidings apply`",
+    code="automation_not_found",
+    field="id",
+)
 
 
 def save(
@@ -231,7 +230,9 @@ def triggered_by(
 
 def enabled_triggers(session: Session, environment_id: str, source: str) -> dict[str, list[str]]:
     """Trigger event name → ids of the enabled automations it starts (for event-name views)."""
-    return AutomationRepository(session).enabled_triggers(environment_id, source)
+    return AutomationRepository(session).automations_by_trigger(
+        environment_id, source, enabled_only=True
+    )
 
 
 def get_version(

@@ -2,14 +2,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from tidings.kit.schemas import StrictModel
 
 DEFAULT_TOKEN_SECONDS = 24 * 60 * 60
 MAX_TOKEN_SECONDS = 30 * 24 * 60 * 60
 
 
-class TokenBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TokenBody(StrictModel):
     user_id: str = Field(
         min_length=1, max_length=300, description="The user whose inbox the token opens."
     )

@@ -1,4 +1,4 @@
-"""Opaque keyset cursors."""
+"""Opaque keyset cursors, and the `cursor` and `limit` query parameters of list endpoints."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
 
 from tidings.errors import BadRequest
 
@@ -60,3 +62,38 @@ def page(
     more = len(rows) > limit
     kept = list(rows[:limit])
     return Page(kept, encode_cursor(key(kept[-1])) if more else None)
+
+
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    """A list endpoint's `cursor` and `limit` query parameters."""
+
+    cursor: str | None
+    limit: int
+
+    @property
+    def after_id(self) -> int | None:
+        """The key the page starts after; a cursor this API did not return is a 400."""
+        return decode_cursor(self.cursor)
+
+    @property
+    def rows_to_read(self) -> int:
+        """One row more than the page holds: whether it is there tells whether more follow."""
+        return self.limit + 1
+
+    def page(self, rows: Sequence[Row], key: Callable[[Row], int] = attrgetter("id")) -> Page[Row]:
+        """The page of `rows`, read with `rows_to_read`."""
+        return page(rows, self.limit, key)
+
+
+def page_query(default_limit: int) -> Callable[..., PageQuery]:
+    """The dependency that reads `cursor` and `limit` (1 to 100, `default_limit` when left
+    out). The cursor is decoded when the endpoint asks for `after_id`, after FastAPI has
+    checked every parameter."""
+
+    def read(
+        cursor: str | None = None, limit: Annotated[int, Query(ge=1, le=100)] = default_limit
+    ) -> PageQuery:
+        return PageQuery(cursor, limit)
+
+    return read

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import (
     Connection,
@@ -132,6 +133,19 @@ class Repository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def environment_page(
+        self,
+        model: type[Row],
+        environment_id: str,
+        after_id: int | None,
+        limit: int,
+        *conditions: Any,
+    ) -> Sequence[Row]:
+        """One `keyset_page` of the environment's `model` rows that match `conditions`."""
+        table: Any = model
+        query = select(model).where(table.environment_id == environment_id, *conditions)
+        return self.session.scalars(keyset_page(query, table.id, after_id, limit)).all()
+
 
 def insert_missing_and_lock(
     session: Session, model: type[Row], key: dict[str, Any], **values: Any
@@ -146,6 +160,39 @@ def insert_missing_and_lock(
         select(model).filter_by(**key).with_for_update().execution_options(populate_existing=True)
     ).one()
     return row, bool(inserted)
+
+
+class InEnvironment(Protocol):
+    """Whose rows they are: a workspace and one of its environments (a workspace Scope)."""
+
+    @property
+    def workspace_id(self) -> str: ...
+
+    @property
+    def environment_id(self) -> str: ...
+
+
+def insert_missing_in_environment(
+    session: Session,
+    scope: InEnvironment,
+    model: type[Row],
+    key: tuple[str, str],
+    now: datetime,
+    **values: Any,
+) -> tuple[Row, bool]:
+    """`insert_missing_and_lock` for a row of `scope`'s environment named by one id column
+    (`key`: its name and value). A new row belongs to the scope's workspace, is created and
+    updated `now`, and takes `values` for its other columns."""
+    name, value = key
+    return insert_missing_and_lock(
+        session,
+        model,
+        {"environment_id": scope.environment_id, name: value},
+        workspace_id=scope.workspace_id,
+        created_at=now,
+        updated_at=now,
+        **values,
+    )
 
 
 def keyset_page(

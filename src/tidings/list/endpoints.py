@@ -2,17 +2,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Response
 
 from tidings.dependencies import Caller, DatabaseDep, ReadSession
-from tidings.kit.pagination import decode_cursor, encode_cursor, page
+from tidings.kit.pagination import PageQuery, page_query
 from tidings.kit.time import isoformat
 from tidings.list import service
 from tidings.list.schemas import (
     ListBody,
     ListPage,
     ListView,
-    Paging,
     ProfileListsBody,
     StatusResponse,
     SubscribeUserBody,
@@ -28,7 +27,7 @@ from tidings.routing import ApiRoute
 
 router = APIRouter(tags=["lists"], route_class=ApiRoute)
 
-Limit = Annotated[int, Query(ge=1, le=100)]
+PageParams = Annotated[PageQuery, Depends(page_query(20))]
 
 
 def _no_content() -> Response:
@@ -46,18 +45,13 @@ def _view(recipient_list: RecipientList) -> ListView:
 
 @router.get("/lists", response_model=ListPage)
 def find_lists(
-    caller: Caller,
-    session: ReadSession,
-    pattern: str | None = None,
-    cursor: str | None = None,
-    limit: Limit = 20,
+    caller: Caller, session: ReadSession, paging: PageParams, pattern: str | None = None
 ) -> ListPage:
     """Lists in creation order, optionally matching `pattern` (`acme.*`, `acme.**`)."""
-    rows, more = service.find_lists(session, caller, pattern, decode_cursor(cursor), limit)
-    return ListPage(
-        items=[_view(row) for row in rows],
-        paging=Paging(cursor=encode_cursor(rows[-1].id) if more else None, more=more),
+    found = paging.page(
+        service.find_lists(session, caller, pattern, paging.after_id, paging.rows_to_read)
     )
+    return ListPage(items=[_view(row) for row in found.rows], paging=found.paging())
 
 
 @router.get("/lists/{list_id}", response_model=ListView)
@@ -91,14 +85,11 @@ def restore_list(list_id: str, caller: Caller, session: ReadSession) -> Response
 
 @router.get("/lists/{list_id}/subscriptions", response_model=SubscriptionPage)
 def list_subscriptions(
-    list_id: str,
-    caller: Caller,
-    session: ReadSession,
-    cursor: str | None = None,
-    limit: Limit = 20,
+    list_id: str, caller: Caller, session: ReadSession, paging: PageParams
 ) -> SubscriptionPage:
-    rows = service.list_subscriptions(session, caller, list_id, decode_cursor(cursor), limit + 1)
-    found = page(rows, limit)
+    found = paging.page(
+        service.list_subscriptions(session, caller, list_id, paging.after_id, paging.rows_to_read)
+    )
     return SubscriptionPage(
         items=[
             SubscriptionView(
@@ -108,7 +99,7 @@ def list_subscriptions(
             )
             for row in found.rows
         ],
-        paging=Paging(cursor=found.cursor, more=found.more),
+        paging=found.paging(),
     )
 
 
@@ -164,15 +155,11 @@ def unsubscribe_user(list_id: str, user_id: str, caller: Caller, database: Datab
 
 @router.get("/profiles/{user_id}/lists", response_model=UserListPage)
 def get_user_lists(
-    user_id: str,
-    caller: Caller,
-    session: ReadSession,
-    cursor: str | None = None,
-    limit: Limit = 20,
+    user_id: str, caller: Caller, session: ReadSession, paging: PageParams
 ) -> UserListPage:
     """The lists the user is subscribed to, with the subscription's preferences."""
-    rows = service.user_lists(session, caller, user_id, decode_cursor(cursor), limit + 1)
-    found = page(rows, limit, key=lambda row: row[0].id)
+    rows = service.user_lists(session, caller, user_id, paging.after_id, paging.rows_to_read)
+    found = paging.page(rows, key=lambda row: row[0].id)
     return UserListPage(
         results=[
             UserListView(
@@ -184,7 +171,7 @@ def get_user_lists(
             )
             for subscription, recipient_list in found.rows
         ],
-        paging=Paging(cursor=found.cursor, more=found.more),
+        paging=found.paging(),
     )
 
 

@@ -12,7 +12,7 @@ from tidings.kit.sql import (
     Repository,
     execute_counting,
     insert_ignoring_conflicts,
-    insert_missing_and_lock,
+    insert_missing_in_environment,
     keyset_page,
 )
 from tidings.kit.time import utcnow
@@ -55,15 +55,8 @@ class ListRepository(Repository):
 
     def get_or_create_for_update(self, scope: Scope, list_id: str, name: str) -> RecipientList:
         """The list row, locked for this transaction; created with `name` when missing."""
-        now = utcnow()
-        recipient_list, _ = insert_missing_and_lock(
-            self.session,
-            RecipientList,
-            {"environment_id": scope.environment_id, "list_id": list_id},
-            workspace_id=scope.workspace_id,
-            name=name,
-            created_at=now,
-            updated_at=now,
+        recipient_list, _ = insert_missing_in_environment(
+            self.session, scope, RecipientList, ("list_id", list_id), utcnow(), name=name
         )
         return recipient_list
 
@@ -91,29 +84,29 @@ class ListRepository(Repository):
         self, scope: Scope, prefix: str, after_id: int | None, limit: int
     ) -> Sequence[RecipientList]:
         """Lists whose id starts with `prefix`, in creation order, after `after_id`."""
-        query = select(RecipientList).where(RecipientList.environment_id == scope.environment_id)
-        if prefix:
-            query = query.where(RecipientList.list_id.startswith(prefix, autoescape=True))
-        return self.session.scalars(keyset_page(query, RecipientList.id, after_id, limit)).all()
+        conditions = [RecipientList.list_id.startswith(prefix, autoescape=True)] if prefix else []
+        return self.environment_page(
+            RecipientList, scope.environment_id, after_id, limit, *conditions
+        )
+
+    def _delete(self, model: type[Any], *conditions: Any) -> int:
+        """Delete the `model` rows matching `conditions` by statement; rows the session has
+        loaded are left as they are."""
+        return execute_counting(
+            self.session,
+            delete(model).where(*conditions).execution_options(synchronize_session=False),
+        )
 
     def delete(self, scope: Scope, list_id: str) -> bool:
-        execute_counting(
-            self.session,
-            delete(ListSubscription)
-            .where(
-                ListSubscription.environment_id == scope.environment_id,
-                ListSubscription.list_id == list_id,
-            )
-            .execution_options(synchronize_session=False),
+        self._delete(
+            ListSubscription,
+            ListSubscription.environment_id == scope.environment_id,
+            ListSubscription.list_id == list_id,
         )
-        removed = execute_counting(
-            self.session,
-            delete(RecipientList)
-            .where(
-                RecipientList.environment_id == scope.environment_id,
-                RecipientList.list_id == list_id,
-            )
-            .execution_options(synchronize_session=False),
+        removed = self._delete(
+            RecipientList,
+            RecipientList.environment_id == scope.environment_id,
+            RecipientList.list_id == list_id,
         )
         return bool(removed)
 
@@ -122,11 +115,13 @@ class ListRepository(Repository):
     def subscriptions(
         self, scope: Scope, list_id: str, after_id: int | None, limit: int
     ) -> Sequence[ListSubscription]:
-        query = select(ListSubscription).where(
-            ListSubscription.environment_id == scope.environment_id,
+        return self.environment_page(
+            ListSubscription,
+            scope.environment_id,
+            after_id,
+            limit,
             ListSubscription.list_id == list_id,
         )
-        return self.session.scalars(keyset_page(query, ListSubscription.id, after_id, limit)).all()
 
     def subscribers(
         self, scope: Scope, list_id: str
@@ -196,23 +191,14 @@ class ListRepository(Repository):
 
     def delete_subscriptions_by_id(self, row_ids: Sequence[int]) -> None:
         for chunk in _chunks(row_ids):
-            execute_counting(
-                self.session,
-                delete(ListSubscription)
-                .where(ListSubscription.id.in_(chunk))
-                .execution_options(synchronize_session=False),
-            )
+            self._delete(ListSubscription, ListSubscription.id.in_(chunk))
 
     def delete_subscription(self, scope: Scope, list_id: str, user_id: str) -> bool:
-        removed = execute_counting(
-            self.session,
-            delete(ListSubscription)
-            .where(
-                ListSubscription.environment_id == scope.environment_id,
-                ListSubscription.list_id == list_id,
-                ListSubscription.user_id == user_id,
-            )
-            .execution_options(synchronize_session=False),
+        removed = self._delete(
+            ListSubscription,
+            ListSubscription.environment_id == scope.environment_id,
+            ListSubscription.list_id == list_id,
+            ListSubscription.user_id == user_id,
         )
         return bool(removed)
 
@@ -236,12 +222,8 @@ class ListRepository(Repository):
         return [(subscription, recipient_list) for subscription, recipient_list in rows]
 
     def delete_user_subscriptions(self, scope: Scope, user_id: str) -> int:
-        return execute_counting(
-            self.session,
-            delete(ListSubscription)
-            .where(
-                ListSubscription.environment_id == scope.environment_id,
-                ListSubscription.user_id == user_id,
-            )
-            .execution_options(synchronize_session=False),
+        return self._delete(
+            ListSubscription,
+            ListSubscription.environment_id == scope.environment_id,
+            ListSubscription.user_id == user_id,
         )

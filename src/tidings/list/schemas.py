@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tidings.kit.schemas import StrictModel
+
 
 class PreferenceDetail(BaseModel):
     """One category's or notification's preference, e.g. `{"status": "OPTED_OUT"}`."""
@@ -16,10 +18,9 @@ class PreferenceDetail(BaseModel):
     rules: list[dict[str, Any]] | None = None
 
 
-class RecipientPreferences(BaseModel):
+class RecipientPreferences(StrictModel):
     """Courier's per-subscription preferences, keyed by category or notification id."""
 
-    model_config = ConfigDict(extra="forbid")
     categories: dict[str, PreferenceDetail] | None = None
     notifications: dict[str, PreferenceDetail] | None = None
 
@@ -31,10 +32,9 @@ def preferences_document(preferences: RecipientPreferences | None) -> dict[str, 
     return preferences.model_dump(mode="json", exclude_unset=True)
 
 
-class ListBody(BaseModel):
+class ListBody(StrictModel):
     """Body of `PUT /lists/{list_id}`."""
 
-    model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=300)
     preferences: RecipientPreferences | None = Field(
         default=None,
@@ -42,36 +42,31 @@ class ListBody(BaseModel):
     )
 
 
-class SubscriptionRecipient(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class SubscriptionRecipient(StrictModel):
     recipientId: str = Field(min_length=1, max_length=300)
     preferences: RecipientPreferences | None = None
 
 
-class SubscriptionsBody(BaseModel):
+class SubscriptionsBody(StrictModel):
     """Body of `PUT` (replace all) and `POST` (add) on `/lists/{list_id}/subscriptions`."""
 
-    model_config = ConfigDict(extra="forbid")
     recipients: list[SubscriptionRecipient]
 
 
-class SubscribeUserBody(BaseModel):
+class SubscribeUserBody(StrictModel):
     """Optional body of `PUT /lists/{list_id}/subscriptions/{user_id}`."""
 
-    model_config = ConfigDict(extra="forbid")
     preferences: RecipientPreferences | None = None
 
 
-class ProfileListItem(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ProfileListItem(StrictModel):
     listId: str = Field(min_length=1, max_length=300)
     preferences: RecipientPreferences | None = None
 
 
-class ProfileListsBody(BaseModel):
+class ProfileListsBody(StrictModel):
     """Body of `POST /profiles/{user_id}/lists`."""
 
-    model_config = ConfigDict(extra="forbid")
     lists: list[ProfileListItem]
 
 

@@ -125,13 +125,12 @@ def compile_pattern(pattern: str, field: str = "pattern") -> re.Pattern[str]:
     )
 
 
-def _not_found(list_id: str) -> NotFound:
-    return not_in_environment(
-        f"list {list_id!r}",
-        "PUT /lists/{list_id} or by subscribing a user to it",
-        code="list_not_found",
-        field="list_id",
-    )
+_not_found = not_in_environment(
+    "list",
+    "PUT /lists/{list_id} or by subscribing a user to it",
+    code="list_not_found",
+    field="list_id",
+)
 
 
 def get_list(session: Session, scope: Scope, list_id: str) -> RecipientList:
@@ -186,9 +185,8 @@ def restore_list(session: Session, scope: Scope, list_id: str) -> None:
 
 def find_lists(
     session: Session, scope: Scope, pattern: str | None, after_id: int | None, limit: int
-) -> tuple[list[RecipientList], bool]:
-    """Up to `limit` lists matching `pattern` (all when None) after the cursor, and whether
-    there are more."""
+) -> list[RecipientList]:
+    """Up to `limit` lists matching `pattern` (all when None) after the cursor."""
     regex = compile_pattern(pattern) if pattern else None
     prefix = ""
     if pattern:
@@ -206,10 +204,10 @@ def find_lists(
         for row in batch:
             if regex is None or regex.match(row.list_id):
                 matches.append(row)
-                if len(matches) > limit:
-                    return matches[:limit], True
+                if len(matches) == limit:
+                    return matches
         if len(batch) < PATTERN_SCAN:
-            return matches, False
+            return matches
         cursor = batch[-1].id
 
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.orm import Session
 
 from tidings.dependencies import Caller, DatabaseDep, ReadSession
 from tidings.errors import NotFound
-from tidings.kit.pagination import decode_cursor, page
+from tidings.kit.pagination import PageQuery, page_query
 from tidings.kit.time import isoformat
 from tidings.models import Notification
 from tidings.notification import service
@@ -45,11 +45,10 @@ def _view(notification: Notification) -> NotificationResponse:
 def list_notifications(
     caller: Caller,
     session: ReadSession,
-    cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    paging: Annotated[PageQuery, Depends(page_query(50))],
 ) -> NotificationList:
-    found = page(
-        NotificationRepository(session).page(caller, decode_cursor(cursor), limit + 1), limit
+    found = paging.page(
+        NotificationRepository(session).page(caller, paging.after_id, paging.rows_to_read)
     )
     return NotificationList(paging=found.paging(), results=[_view(row) for row in found.rows])
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import bindparam, delete, select
 
-from tidings.kit.sql import Repository, execute_counting, keyset_page
+from tidings.kit.sql import Repository, execute_counting
 from tidings.models import Notification, SubscriptionTopic
 from tidings.workspace.service import Scope
 
@@ -50,8 +50,7 @@ class NotificationRepository(Repository):
         return exists
 
     def page(self, scope: Scope, after_id: int | None, limit: int) -> Sequence[Notification]:
-        query = select(Notification).where(Notification.environment_id == scope.environment_id)
-        return self.session.scalars(keyset_page(query, Notification.id, after_id, limit)).all()
+        return self.environment_page(Notification, scope.environment_id, after_id, limit)
 
     def topic_exists(self, scope: Scope, topic_id: str) -> bool:
         return (

@@ -2,46 +2,44 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from tidings.kit.schemas import StrictModel
 
 Channel = Literal["email", "sms", "push", "chat", "webhook", "inbox"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class EmailContent(_Strict):
+class EmailContent(StrictModel):
     subject: str = ""
     html: str = ""
     text: str = ""
 
 
-class SmsContent(_Strict):
+class SmsContent(StrictModel):
     text: str
 
 
-class PushContent(_Strict):
+class PushContent(StrictModel):
     title: str = ""
     body: str = ""
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class ChatContent(_Strict):
+class ChatContent(StrictModel):
     text: str
 
 
-class WebhookContent(_Strict):
+class WebhookContent(StrictModel):
     body: Any
 
 
-class InboxContent(_Strict):
+class InboxContent(StrictModel):
     title: str = ""
     body: str = ""
     action_url: str = ""
 
 
-class NotificationContent(_Strict):
+class NotificationContent(StrictModel):
     email: EmailContent | None = None
     sms: SmsContent | None = None
     push: PushContent | None = None
@@ -50,14 +48,14 @@ class NotificationContent(_Strict):
     inbox: InboxContent | None = None
 
 
-class Routing(_Strict):
+class Routing(StrictModel):
     method: Literal["single", "all"] = "single"
     channels: list[str | Routing] = Field(
         description="Channel names, provider names, or nested routing objects, in order."
     )
 
 
-class NotificationBody(_Strict):
+class NotificationBody(StrictModel):
     name: str | None = None
     content: NotificationContent
     routing: Routing | None = None
@@ -84,7 +82,7 @@ class NotificationList(BaseModel):
     results: list[NotificationResponse]
 
 
-class PreviewBody(_Strict):
+class PreviewBody(StrictModel):
     data: dict[str, Any] = Field(default_factory=dict)
     profile: dict[str, Any] = Field(default_factory=dict)
     event_message_id: str | None = Field(

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tidings.errors import BadRequest, NotFound, not_in_environment
+from tidings.errors import BadRequest, not_in_environment
 from tidings.kit.time import utcnow
 from tidings.models import Notification
 from tidings.notification.repository import NotificationRepository
@@ -43,13 +43,12 @@ def _check_liquid(value: Any, path: str) -> None:
             _check_liquid(item, f"{path}[{index}]")
 
 
-def not_found(notification_id: str) -> NotFound:
-    return not_in_environment(
-        f"notification template {notification_id!r}",
-        "PUT /notifications/{id}",
-        code="notification_not_found",
-        field="template",
-    )
+not_found = not_in_environment(
+    "notification template",
+    "PUT /notifications/{id}",
+    code="notification_not_found",
+    field="template",
+)
 
 
 def save(

@@ -20,18 +20,16 @@ from fastapi.responses import HTMLResponse
 from tidings.dependencies import Caller, DatabaseDep, ReadSession, UnsubscribeKeyDep
 from tidings.errors import AppError, BadRequest, NotFound, PayloadTooLarge
 from tidings.http_errors import error_response
-from tidings.kit.pagination import decode_cursor, encode_cursor, page
+from tidings.kit.pagination import PageQuery, decode_cursor, page_query
 from tidings.kit.time import isoformat
 from tidings.models import SubscriptionTopic
 from tidings.preference import service
 from tidings.preference.schemas import (
     MessageResponse,
-    Paging,
     PreferenceBody,
     PreferenceList,
     TopicBody,
     TopicList,
-    TopicPreference,
     TopicPreferenceResponse,
     TopicResponse,
 )
@@ -42,6 +40,7 @@ router = APIRouter(route_class=ApiRoute)
 TopicId = Annotated[str, Path(max_length=200, description="The subscription topic id.")]
 UserId = Annotated[str, Path(max_length=300)]
 Limit = Annotated[int, Query(ge=1, le=100)]
+PageParams = Annotated[PageQuery, Depends(page_query(100))]
 TenantId = Annotated[
     str | None, Query(description="Not supported: preferences are per user, not per tenant.")
 ]
@@ -69,29 +68,13 @@ def _topic(topic: SubscriptionTopic) -> TopicResponse:
     )
 
 
-def _preference(view: service.TopicPreferenceView) -> TopicPreference:
-    return TopicPreference(
-        topic_id=view.topic_id,
-        topic_name=view.topic_name,
-        status=view.status,
-        default_status=view.default_status,
-        has_custom_routing=view.has_custom_routing,
-        custom_routing=view.custom_routing,
-    )
-
-
 # Topics
 
 
 @router.get("/preferences/topics", response_model=TopicList, tags=["preferences"])
-def list_topics(
-    caller: Caller, session: ReadSession, cursor: str | None = None, limit: Limit = 100
-) -> TopicList:
-    found = page(service.list_topics(session, caller, decode_cursor(cursor), limit + 1), limit)
-    return TopicList(
-        items=[_topic(row) for row in found.rows],
-        paging=Paging(cursor=found.cursor, more=found.more),
-    )
+def list_topics(caller: Caller, session: ReadSession, paging: PageParams) -> TopicList:
+    found = paging.page(service.list_topics(session, caller, paging.after_id, paging.rows_to_read))
+    return TopicList(items=[_topic(row) for row in found.rows], paging=found.paging())
 
 
 @router.put(
@@ -140,16 +123,8 @@ def list_preferences(
 ) -> PreferenceList:
     """Every topic, with the user's status or, where they made no choice, the default."""
     _no_tenant(tenant_id)
-    views, following = service.list_preferences(
-        session, caller, user_id, decode_cursor(cursor), limit
-    )
-    return PreferenceList(
-        items=[_preference(view) for view in views],
-        paging=Paging(
-            cursor=encode_cursor(following) if following is not None else None,
-            more=following is not None,
-        ),
-    )
+    found = service.list_preferences(session, caller, user_id, decode_cursor(cursor), limit)
+    return PreferenceList(items=found.rows, paging=found.paging())
 
 
 @router.get(
@@ -165,9 +140,7 @@ def get_preference(
     tenant_id: TenantId = None,
 ) -> TopicPreferenceResponse:
     _no_tenant(tenant_id)
-    return TopicPreferenceResponse(
-        topic=_preference(service.get_preference(session, caller, user_id, topic_id))
-    )
+    return TopicPreferenceResponse(topic=service.get_preference(session, caller, user_id, topic_id))
 
 
 @router.put(

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import delete, select
 
-from tidings.kit.sql import Repository, execute_counting, insert_ignoring_conflicts, keyset_page
+from tidings.kit.sql import Repository, execute_counting, insert_ignoring_conflicts
 from tidings.kit.time import utcnow
 from tidings.models import Notification, SubscriptionTopic, UserPreference
 
@@ -54,8 +54,7 @@ class PreferenceRepository(Repository):
     def topics(
         self, environment_id: str, after_id: int | None, limit: int
     ) -> Sequence[SubscriptionTopic]:
-        query = select(SubscriptionTopic).where(SubscriptionTopic.environment_id == environment_id)
-        return self.session.scalars(keyset_page(query, SubscriptionTopic.id, after_id, limit)).all()
+        return self.environment_page(SubscriptionTopic, environment_id, after_id, limit)
 
     def notifications_using(self, environment_id: str, topic_id: str, limit: int) -> list[str]:
         return list(

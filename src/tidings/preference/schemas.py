@@ -2,17 +2,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
+
+from tidings.kit.schemas import StrictModel
 
 DefaultStatus = Literal["OPTED_IN", "OPTED_OUT", "REQUIRED"]
 PreferenceStatus = Literal["OPTED_IN", "OPTED_OUT", "REQUIRED"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class TopicBody(_Strict):
+class TopicBody(StrictModel):
     """Body of `PUT /preferences/topics/{topic_id}`: creates the topic or replaces it."""
 
     name: str = Field(min_length=1, max_length=300, description="Shown to recipients.")
@@ -41,7 +39,7 @@ class TopicList(BaseModel):
     paging: Paging
 
 
-class TopicPreferenceBody(_Strict):
+class TopicPreferenceBody(StrictModel):
     status: PreferenceStatus = Field(description="OPTED_IN or OPTED_OUT.")
     has_custom_routing: bool = Field(
         default=False, description="Route this topic to `custom_routing` instead of the default."
@@ -53,7 +51,7 @@ class TopicPreferenceBody(_Strict):
     )
 
 
-class PreferenceBody(_Strict):
+class PreferenceBody(StrictModel):
     """Body of `PUT /users/{user_id}/preferences/{topic_id}`, as in Courier."""
 
     topic: TopicPreferenceBody

@@ -28,10 +28,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.orm import Session
 
 from tidings.config import Settings
-from tidings.errors import BadRequest, Conflict, NotFound, not_in_environment
+from tidings.errors import BadRequest, Conflict, not_in_environment
+from tidings.kit.pagination import Page, page
 from tidings.kit.time import utcnow
 from tidings.models import SubscriptionTopic, UserPreference
 from tidings.preference.repository import PreferenceRepository
+from tidings.preference.schemas import TopicPreference
 from tidings.provider.base import CHANNELS
 from tidings.workspace.service import Scope
 
@@ -48,13 +50,12 @@ _KEY_INFO = b"tidings unsubscribe token v1"
 _MAX_TOKEN_LENGTH = 4096
 
 
-def _topic_not_found(topic_id: str) -> NotFound:
-    return not_in_environment(
-        f"subscription topic {topic_id!r}",
-        "PUT /preferences/topics/{topic_id}, or list them with GET /preferences/topics",
-        code="topic_not_found",
-        field="topic_id",
-    )
+_topic_not_found = not_in_environment(
+    "subscription topic",
+    "PUT /preferences/topics/{topic_id}, or list them with GET /preferences/topics",
+    code="topic_not_found",
+    field="topic_id",
+)
 
 
 # Topics
@@ -112,21 +113,9 @@ def delete_topic(session: Session, scope: Scope, topic_id: str) -> None:
 # User preferences
 
 
-@dataclass(frozen=True, slots=True)
-class TopicPreferenceView:
-    """One topic as one user sees it."""
-
-    topic_id: str
-    topic_name: str
-    status: str
-    default_status: str
-    has_custom_routing: bool
-    custom_routing: list[str]
-
-
-def _view(topic: SubscriptionTopic, preference: UserPreference | None) -> TopicPreferenceView:
+def _view(topic: SubscriptionTopic, preference: UserPreference | None) -> TopicPreference:
     if preference is None:
-        return TopicPreferenceView(
+        return TopicPreference(
             topic_id=topic.topic_id,
             topic_name=topic.name,
             status=topic.default_status,
@@ -134,7 +123,7 @@ def _view(topic: SubscriptionTopic, preference: UserPreference | None) -> TopicP
             has_custom_routing=False,
             custom_routing=[],
         )
-    return TopicPreferenceView(
+    return TopicPreference(
         topic_id=topic.topic_id,
         topic_name=topic.name,
         status=preference.status,
@@ -146,24 +135,18 @@ def _view(topic: SubscriptionTopic, preference: UserPreference | None) -> TopicP
 
 def list_preferences(
     session: Session, scope: Scope, user_id: str, after_id: int | None, limit: int
-) -> tuple[list[TopicPreferenceView], int | None]:
-    """Every topic with the user's status (the default where they made no choice).
-
-    Returns one page, and the position to continue from when there are more topics.
-    """
+) -> Page[TopicPreference]:
+    """One page of every topic with the user's status (the default where they made no
+    choice)."""
     repository = PreferenceRepository(session)
-    topics = repository.topics(scope.environment_id, after_id, limit + 1)
-    following = topics[limit - 1].id if len(topics) > limit else None
-    topics = topics[:limit]
+    topics = page(repository.topics(scope.environment_id, after_id, limit + 1), limit)
     chosen = repository.preferences_for(
-        scope.environment_id, user_id, [topic.topic_id for topic in topics]
+        scope.environment_id, user_id, [topic.topic_id for topic in topics.rows]
     )
-    return [_view(topic, chosen.get(topic.topic_id)) for topic in topics], following
+    return Page([_view(topic, chosen.get(topic.topic_id)) for topic in topics.rows], topics.cursor)
 
 
-def get_preference(
-    session: Session, scope: Scope, user_id: str, topic_id: str
-) -> TopicPreferenceView:
+def get_preference(session: Session, scope: Scope, user_id: str, topic_id: str) -> TopicPreference:
     topic = get_topic(session, scope, topic_id)
     preference = PreferenceRepository(session).preference(scope.environment_id, user_id, topic_id)
     return _view(topic, preference)
@@ -193,7 +176,7 @@ def set_preference(
     status: str,
     has_custom_routing: bool,
     custom_routing: Sequence[str],
-) -> TopicPreferenceView:
+) -> TopicPreference:
     """Replace the user's choice for the topic, routing fields included (as Courier does)."""
     if status not in (OPTED_IN, OPTED_OUT):
         raise BadRequest(

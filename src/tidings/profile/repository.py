@@ -12,7 +12,7 @@ from tidings.kit.sql import (
     Repository,
     execute_counting,
     insert_ignoring_conflicts,
-    insert_missing_and_lock,
+    insert_missing_in_environment,
 )
 from tidings.kit.time import utcnow
 from tidings.models import (
@@ -99,15 +99,8 @@ class ProfileRepository(Repository):
 
     def get_or_create_for_update(self, scope: Scope, user_id: str) -> tuple[Profile, bool]:
         """The profile row, locked for this transaction; created empty when missing."""
-        now = utcnow()
-        return insert_missing_and_lock(
-            self.session,
-            Profile,
-            {"environment_id": scope.environment_id, "user_id": user_id},
-            workspace_id=scope.workspace_id,
-            data={},
-            created_at=now,
-            updated_at=now,
+        return insert_missing_in_environment(
+            self.session, scope, Profile, ("user_id", user_id), utcnow(), data={}
         )
 
     def save(self, profile: Profile, data: dict[str, Any]) -> None:

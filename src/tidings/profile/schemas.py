@@ -4,11 +4,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tidings.kit.schemas import StrictModel
 
-class ProfileBody(BaseModel):
+
+class ProfileBody(StrictModel):
     """Body of POST (merge) and PUT (replace): Courier's `{"profile": {...}}`."""
 
-    model_config = ConfigDict(extra="forbid")
     profile: dict[str, Any] = Field(description="Profile fields, e.g. email and phone_number.")
 
 
@@ -18,8 +19,7 @@ class PatchOperation(BaseModel):
     path: str
 
 
-class PatchBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PatchBody(StrictModel):
     patch: list[PatchOperation] = Field(description="RFC 6902 JSON Patch operations.")
 
 

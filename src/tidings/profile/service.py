@@ -7,26 +7,25 @@ traits merge the same way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jsonpatch
 from sqlalchemy.orm import Session
 
-from tidings.errors import BadRequest, NotFound, not_in_environment
+from tidings.errors import BadRequest, not_in_environment
 from tidings.kit.jsondoc import diff, merge_patch
 from tidings.kit.time import utcnow
 from tidings.models import Profile
 from tidings.profile.repository import ProfileRepository
 from tidings.workspace.service import Scope
 
-
-def _not_found(user_id: str) -> NotFound:
-    return not_in_environment(
-        f"profile for user_id {user_id!r}",
-        "POST /profiles/{user_id}, or send a Segment identify for that userId",
-        code="profile_not_found",
-        field="user_id",
-    )
+_not_found = not_in_environment(
+    "profile for user_id",
+    "POST /profiles/{user_id}, or send a Segment identify for that userId",
+    code="profile_not_found",
+    field="user_id",
+)
 
 
 def _touch(profile: Profile, before: dict[str, Any], after: dict[str, Any]) -> None:
@@ -46,37 +45,44 @@ def get_profile(session: Session, scope: Scope, user_id: str) -> dict[str, Any]:
     return profile.data
 
 
-def merge_profile(
-    session: Session, scope: Scope, user_id: str, patch: dict[str, Any]
+def _rewrite(
+    session: Session,
+    scope: Scope,
+    user_id: str,
+    rewrite: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    """Merge `patch` into the profile (creating it), returning the diff."""
+    """Store `rewrite` of the profile's traits (the profile is created empty when missing),
+    stamp the traits it changed, and return the diff."""
     repository = ProfileRepository(session)
     profile, _ = repository.get_or_create_for_update(scope, user_id)
     before = profile.data
-    after = merge_patch(before, patch)
+    after = rewrite(before)
     repository.save(profile, after)
     _touch(profile, before, after)
     return diff(before, after)
 
 
+def merge_profile(
+    session: Session, scope: Scope, user_id: str, patch: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Merge `patch` into the profile (creating it), returning the diff."""
+    return _rewrite(session, scope, user_id, lambda before: merge_patch(before, patch))
+
+
 def replace_profile(
     session: Session, scope: Scope, user_id: str, document: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    repository = ProfileRepository(session)
-    profile, _ = repository.get_or_create_for_update(scope, user_id)
-    before = profile.data
-    repository.save(profile, dict(document))
-    _touch(profile, before, document)
-    return diff(before, document)
+    return _rewrite(session, scope, user_id, lambda _: dict(document))
 
 
 def patch_profile(
     session: Session, scope: Scope, user_id: str, operations: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
     """Apply RFC 6902 operations; the profile is created when missing, as on Courier."""
-    repository = ProfileRepository(session)
-    profile, _ = repository.get_or_create_for_update(scope, user_id)
-    before = profile.data
+    return _rewrite(session, scope, user_id, lambda before: _apply_patch(before, operations))
+
+
+def _apply_patch(before: dict[str, Any], operations: list[dict[str, Any]]) -> dict[str, Any]:
     try:
         after = jsonpatch.JsonPatch(operations).apply(before)
     except jsonpatch.JsonPatchTestFailed as exc:
@@ -99,9 +105,7 @@ def patch_profile(
             code="invalid_patch",
             field="patch",
         )
-    repository.save(profile, after)
-    _touch(profile, before, after)
-    return diff(before, after)
+    return after
 
 
 def delete_profile(session: Session, scope: Scope, user_id: str) -> dict[str, int]:

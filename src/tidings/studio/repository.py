@@ -10,11 +10,8 @@ from tidings.models import (
     AdminSession,
     AdminSignInToken,
     AdminUser,
-    Automation,
-    AutomationTrigger,
     Environment,
 )
-from tidings.workspace.service import Scope
 
 
 class StudioRepository(Repository):
@@ -62,20 +59,3 @@ class StudioRepository(Repository):
                 f"Unknown environment {name!r}: use test or production.", field="environment"
             )
         return environment
-
-    def automations_by_trigger(self, scope: Scope, source: str) -> dict[str, list[str]]:
-        """Event name -> ids of the live automations whose current version it triggers."""
-        rows = self.session.execute(
-            select(AutomationTrigger.event, Automation.automation_id)
-            .join(Automation, Automation.id == AutomationTrigger.automation_pk)
-            .where(
-                AutomationTrigger.environment_id == scope.environment_id,
-                AutomationTrigger.source == source,
-                Automation.deleted_at.is_(None),
-            )
-            .order_by(Automation.automation_id)
-        ).all()
-        linked: dict[str, list[str]] = {}
-        for event, automation_id in rows:
-            linked.setdefault(event, []).append(automation_id)
-        return linked

@@ -7,6 +7,7 @@ Automations are changed only through `tidings.automation.service.save`, notifica
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,6 @@ from tidings.automation.repository import AutomationRepository
 from tidings.event.repository import EventRepository
 from tidings.kit.outbound import OutboundGuard
 from tidings.models import Automation, AutomationVersion, Event
-from tidings.studio.repository import StudioRepository
 from tidings.workspace.service import Scope
 
 SEGMENT = "segment"
@@ -33,7 +33,9 @@ class EventName:
 
 
 def event_names(session: Session, scope: Scope) -> list[EventName]:
-    linked = StudioRepository(session).automations_by_trigger(scope, SEGMENT)
+    linked = AutomationRepository(session).automations_by_trigger(
+        scope.environment_id, SEGMENT, enabled_only=False
+    )
     return [
         EventName(name, count, first, last, linked.get(name, []))
         for name, count, first, last in EventRepository(session).names(scope, SEGMENT)
@@ -108,6 +110,11 @@ def free_automation_id(session: Session, scope: Scope, wanted: str) -> str:
         candidate = f"{wanted}-{number}"
         number += 1
     return candidate
+
+
+def recent_events(session: Session, scope: Scope, limit: int) -> Sequence[Event]:
+    """The latest Segment events, newest first."""
+    return EventRepository(session).page(scope, SEGMENT, before_id=None, limit=limit)
 
 
 def event_of(session: Session, scope: Scope, message_id: str) -> Event | None:

@@ -7,11 +7,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tidings.automation.repository import RunRepository
+from tidings.automation.repository import AutomationRepository, RunRepository
 from tidings.message import service as message_service
 from tidings.message.repository import MessageRepository
 from tidings.models import AutomationRun, AutomationRunStep, Event, Message, MessageDelivery
-from tidings.studio.repository import StudioRepository
 from tidings.workspace.service import Scope
 
 
@@ -65,8 +64,10 @@ def messages_of_steps(
 
 
 def of_event(session: Session, scope: Scope, event: Event) -> EventTrace:
-    repository = StudioRepository(session)
-    linked = repository.automations_by_trigger(scope, event.source).get(event.name, [])
+    repository = AutomationRepository(session)
+    linked = repository.automations_by_trigger(
+        scope.environment_id, event.source, enabled_only=False
+    ).get(event.name, [])
     found = EventTrace(mapped_automations=linked)
     runs = RunRepository(session)
     for run in runs.of_events([event.id]):

@@ -3,10 +3,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends
 
 from tidings.dependencies import Caller, ReadSession
-from tidings.kit.pagination import decode_cursor, page
+from tidings.kit.pagination import PageQuery, page_query
 from tidings.kit.time import isoformat
 from tidings.models import TenantMembership
 from tidings.routing import ApiRoute
@@ -15,11 +15,11 @@ from tidings.tenant.schemas import Membership, MembershipList, TenantResponse
 
 router = APIRouter(tags=["tenants"], route_class=ApiRoute)
 
-Limit = Annotated[int, Query(ge=1, le=100)]
+PageParams = Annotated[PageQuery, Depends(page_query(20))]
 
 
-def _page(rows: Sequence[TenantMembership], limit: int) -> MembershipList:
-    found = page(rows, limit)
+def _page(rows: Sequence[TenantMembership], paging: PageQuery) -> MembershipList:
+    found = paging.page(rows)
     return MembershipList(
         items=[Membership(user_id=row.user_id, tenant_id=row.tenant_id) for row in found.rows],
         has_more=found.more,
@@ -41,23 +41,15 @@ def get_tenant(tenant_id: str, caller: Caller, session: ReadSession) -> TenantRe
 
 @router.get("/tenants/{tenant_id}/users", response_model=MembershipList)
 def list_tenant_users(
-    tenant_id: str,
-    caller: Caller,
-    session: ReadSession,
-    cursor: str | None = None,
-    limit: Limit = 20,
+    tenant_id: str, caller: Caller, session: ReadSession, paging: PageParams
 ) -> MembershipList:
-    rows = service.list_members(session, caller, tenant_id, decode_cursor(cursor), limit + 1)
-    return _page(rows, limit)
+    rows = service.list_members(session, caller, tenant_id, paging.after_id, paging.rows_to_read)
+    return _page(rows, paging)
 
 
 @router.get("/users/{user_id}/tenants", response_model=MembershipList)
 def list_user_tenants(
-    user_id: str,
-    caller: Caller,
-    session: ReadSession,
-    cursor: str | None = None,
-    limit: Limit = 20,
+    user_id: str, caller: Caller, session: ReadSession, paging: PageParams
 ) -> MembershipList:
-    rows = service.list_memberships(session, caller, user_id, decode_cursor(cursor), limit + 1)
-    return _page(rows, limit)
+    rows = service.list_memberships(session, caller, user_id, paging.after_id, paging.rows_to_read)
+    return _page(rows, paging)

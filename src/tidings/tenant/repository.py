@@ -10,8 +10,7 @@ from tidings.kit.sql import (
     Repository,
     execute_counting,
     insert_ignoring_conflicts,
-    insert_missing_and_lock,
-    keyset_page,
+    insert_missing_in_environment,
 )
 from tidings.kit.time import utcnow
 from tidings.models import Tenant, TenantMembership
@@ -27,16 +26,9 @@ class TenantRepository(Repository):
         ).first()
 
     def get_or_create_for_update(self, scope: Scope, tenant_id: str) -> tuple[Tenant, bool]:
-        now = utcnow()
-        return insert_missing_and_lock(
-            self.session,
-            Tenant,
-            {"environment_id": scope.environment_id, "tenant_id": tenant_id},
-            workspace_id=scope.workspace_id,
-            name=None,
-            properties={},
-            created_at=now,
-            updated_at=now,
+        """The tenant row, locked for this transaction; created unnamed when missing."""
+        return insert_missing_in_environment(
+            self.session, scope, Tenant, ("tenant_id", tenant_id), utcnow(), properties={}
         )
 
     def add_member(self, scope: Scope, tenant_id: str, user_id: str) -> bool:
@@ -56,11 +48,13 @@ class TenantRepository(Repository):
     def members(
         self, scope: Scope, tenant_id: str, after_id: int | None, limit: int
     ) -> Sequence[TenantMembership]:
-        query = select(TenantMembership).where(
-            TenantMembership.environment_id == scope.environment_id,
+        return self.environment_page(
+            TenantMembership,
+            scope.environment_id,
+            after_id,
+            limit,
             TenantMembership.tenant_id == tenant_id,
         )
-        return self.session.scalars(keyset_page(query, TenantMembership.id, after_id, limit)).all()
 
     def member_ids(self, environment_id: str, tenant_id: str) -> list[str]:
         """Every member's user id, in the order they joined."""
@@ -78,8 +72,10 @@ class TenantRepository(Repository):
     def memberships_of(
         self, scope: Scope, user_id: str, after_id: int | None, limit: int
     ) -> Sequence[TenantMembership]:
-        query = select(TenantMembership).where(
-            TenantMembership.environment_id == scope.environment_id,
+        return self.environment_page(
+            TenantMembership,
+            scope.environment_id,
+            after_id,
+            limit,
             TenantMembership.user_id == user_id,
         )
-        return self.session.scalars(keyset_page(query, TenantMembership.id, after_id, limit)).all()

@@ -77,11 +77,23 @@ def _values(automation_id: str, definition: dict[str, Any]) -> dict[str, str]:
     }
 
 
-@router.get("/automations")
-def list_automations(request: Request, admin: Admin, database: DatabaseDep) -> Response:
+def _automations_page(
+    request: Request,
+    admin: Admin,
+    database: Database,
+    status_code: int = 200,
+    flash: str | None = None,
+) -> Response:
     with database.read() as session:
         rows = service.automations(session, admin.scope)
-    return render(request, "automations.html", section="automations", rows=rows)
+    return render(
+        request, "automations.html", status_code, section="automations", rows=rows, flash=flash
+    )
+
+
+@router.get("/automations")
+def list_automations(request: Request, admin: Admin, database: DatabaseDep) -> Response:
+    return _automations_page(request, admin, database)
 
 
 def _editor(
@@ -266,14 +278,7 @@ def set_enabled(
             body["enabled"] = form_text(form, "enabled") == "true"
             automation_service.save(session, admin.scope, automation_id, body, outbound=outbound)
     except AppError as exc:
-        with database.read() as session:
-            rows = service.automations(session, admin.scope)
-        return render(
-            request,
-            "automations.html",
-            exc.status_code,
-            section="automations",
-            rows=rows,
-            flash=f"{automation_id}: {exc.message}",
+        return _automations_page(
+            request, admin, database, exc.status_code, f"{automation_id}: {exc.message}"
         )
     return RedirectResponse(f"{PREFIX}/automations", status_code=303)

@@ -7,9 +7,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
+from tidings.db import Database
 from tidings.dependencies import DatabaseDep, KeyCipherDep, OutboundDep
 from tidings.errors import AppError, NotFound
-from tidings.event.repository import EventRepository
 from tidings.studio import service, trace
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
@@ -27,9 +27,7 @@ def segment_page(
 ) -> Response:
     with database.read() as session:
         keys = [key for key in list_keys(session, key_cipher) if key.revoked_at is None and key.key]
-        events = EventRepository(session).page(
-            admin.scope, service.SEGMENT, before_id=None, limit=LIVE_LIMIT
-        )
+        events = service.recent_events(session, admin.scope, LIVE_LIMIT)
     endpoint = f"{request.url.scheme}://{request.url.netloc}/inbound/segment"
     return render(
         request,
@@ -45,9 +43,7 @@ def segment_page(
 def segment_events(request: Request, admin: Admin, database: DatabaseDep) -> Response:
     """The live list: htmx polls this fragment every two seconds."""
     with database.read() as session:
-        events = EventRepository(session).page(
-            admin.scope, service.SEGMENT, before_id=None, limit=LIVE_LIMIT
-        )
+        events = service.recent_events(session, admin.scope, LIVE_LIMIT)
     return render(request, "_events.html", events=events)
 
 
@@ -66,8 +62,13 @@ def event_detail(
     return render(request, "event.html", section="segment", event=event, trace=found)
 
 
-@router.get("/event-names")
-def event_names(request: Request, admin: Admin, database: DatabaseDep) -> Response:
+def _event_names_page(
+    request: Request,
+    admin: Admin,
+    database: Database,
+    status_code: int = 200,
+    error: str | None = None,
+) -> Response:
     with database.read() as session:
         names = service.event_names(session, admin.scope)
         automations = [
@@ -76,11 +77,17 @@ def event_names(request: Request, admin: Admin, database: DatabaseDep) -> Respon
     return render(
         request,
         "event_names.html",
+        status_code,
         section="names",
         names=names,
         automations=automations,
-        error=None,
+        error=error,
     )
+
+
+@router.get("/event-names")
+def event_names(request: Request, admin: Admin, database: DatabaseDep) -> Response:
+    return _event_names_page(request, admin, database)
 
 
 @router.post("/event-names/link")
@@ -93,17 +100,8 @@ def link_automation(
         with database.write() as (session, _):
             service.link_trigger(session, admin.scope, automation_id, name, outbound)
     except AppError as exc:
-        with database.read() as session:
-            names = service.event_names(session, admin.scope)
-            automations = [a.automation_id for a, _ in service.automations(session, admin.scope)]
-        return render(
-            request,
-            "event_names.html",
-            exc.status_code,
-            section="names",
-            names=names,
-            automations=automations,
-            error=f"{automation_id}: {exc.message}",
+        return _event_names_page(
+            request, admin, database, exc.status_code, f"{automation_id}: {exc.message}"
         )
     return RedirectResponse(f"{PREFIX}/event-names", status_code=303)
 

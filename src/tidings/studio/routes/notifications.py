@@ -21,20 +21,22 @@ from tidings.notification import service as notification_service
 from tidings.notification.repository import NotificationRepository
 from tidings.notification.schemas import NotificationBody
 from tidings.profile.repository import ProfileRepository
+from tidings.studio import service
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
 from tidings.studio.templating import render
+from tidings.template.render import CHANNEL_FIELDS as RENDERED_FIELDS
 from tidings.template.render import RenderContext
 
 router = APIRouter()
 
-# The fields of each channel the editor offers, as in notification.schemas.
+# The fields of each channel the editor offers: those the renderer renders, in its order but
+# for email's text before its HTML. A webhook's content is a JSON body, not text fields.
+_EDITOR_ORDER = {"email": ("subject", "text", "html")}
 CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
-    "email": ("subject", "text", "html"),
-    "sms": ("text",),
-    "push": ("title", "body"),
-    "chat": ("text",),
-    "inbox": ("title", "body", "action_url"),
+    channel: _EDITOR_ORDER.get(channel, fields)
+    for channel, fields in RENDERED_FIELDS.items()
+    if fields
 }
 
 
@@ -46,10 +48,6 @@ def content_from_form(form: FormData) -> dict[str, dict[str, str]]:
         if any(value.strip() for value in values.values()):
             content[channel] = {field: value for field, value in values.items() if value}
     return content
-
-
-def _recent_events(session: Any, admin: Admin) -> list[Any]:
-    return list(EventRepository(session).page(admin.scope, "segment", before_id=None, limit=20))
 
 
 def _editor(
@@ -65,7 +63,7 @@ def _editor(
     flash: str | None = None,
 ) -> Response:
     with database.read() as session:
-        events = _recent_events(session, admin)
+        events = service.recent_events(session, admin.scope, 20)
     return render(
         request,
         "notification_edit.html",

@@ -37,7 +37,7 @@ def profile_detail(user_id: str, request: Request, admin: Admin, database: Datab
         messages = MessageRepository(session).page(
             scope.environment_id, before_id=None, limit=50, recipient=user_id
         )
-        preferences, _ = list_preferences(session, scope, user_id, None, 100)
+        preferences = list_preferences(session, scope, user_id, None, 100).rows
     return render(
         request,
         "profile.html",
