@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 from sqlalchemy import Engine, create_engine, event
@@ -31,6 +31,8 @@ from tidings.config import Settings
 logger = logging.getLogger(__name__)
 
 _WRITE = "tidings_write"
+
+T = TypeVar("T")
 
 
 def _json_dumps(value: Any) -> str:
@@ -169,6 +171,9 @@ class Database:
         self._read = sessionmaker(bind=engine, expire_on_commit=False)
         self._write = sessionmaker(bind=self.write_engine, expire_on_commit=False)
         self._write_lock = threading.RLock() if engine.dialect.name == "sqlite" else None
+        self._grouped = (
+            _GroupCommit(self._driver_transaction) if self._write_lock is not None else None
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -204,12 +209,24 @@ class Database:
         with self._write_lock or nullcontext():
             yield
 
+    def write_driver(self, work: Callable[[Any], T]) -> T:
+        """`work(cursor)` in a write transaction on the driver's own connection, with a DB-API
+        cursor: for a hot path of a few fixed statements where a Session's bookkeeping would
+        cost more than the SQL. Returns once the transaction holding it has committed.
+
+        On SQLite, the works that this process's threads hand over while another
+        transaction of theirs is being written share the next one (group commit): one
+        commit, and one fsync, for all of them. If that transaction fails, each of its
+        works is written again alone, so only the one at fault fails."""
+        if self._grouped is not None:
+            return self._grouped.run(work)
+        with self._driver_transaction() as cursor:
+            return work(cursor)
+
     @contextmanager
-    def write_driver(self) -> Iterator[Any]:
-        """A write transaction on the driver's own connection: yields a DB-API cursor, for a
-        hot path of a few fixed statements where a Session's bookkeeping would cost more
-        than the SQL. The same lock and `BEGIN IMMEDIATE` as `write()`; committed at the
-        end, rolled back on error."""
+    def _driver_transaction(self) -> Iterator[Any]:
+        """The same lock and `BEGIN IMMEDIATE` as `write()`; committed at the end, rolled
+        back on error."""
         with self._write_lock or nullcontext():
             connection = self.engine.raw_connection()
             try:
@@ -232,3 +249,59 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@dataclass
+class _Work(Generic[T]):
+    run: Callable[[Any], T]
+    done: bool = False
+    result: T | None = None
+    error: BaseException | None = None
+
+
+class _GroupCommit:
+    """Group commit for `Database.write_driver`, as the ingest writer does it for events:
+    the first thread to arrive while no transaction is being written writes one for every
+    work waiting, its own included; the threads that arrive meanwhile wait for it, and the
+    first of them whose work is left writes the next."""
+
+    def __init__(self, transaction: Callable[[], Any]) -> None:
+        self._transaction = transaction
+        self._changed = threading.Condition()
+        self._waiting: list[_Work[Any]] = []
+        self._writing = False
+
+    def run(self, work: Callable[[Any], T]) -> T:
+        mine: _Work[T] = _Work(work)
+        with self._changed:
+            self._waiting.append(mine)
+            while self._writing and not mine.done:
+                self._changed.wait()
+            lead = not mine.done
+            if lead:
+                self._writing = True
+                batch, self._waiting = self._waiting, []
+        if lead:
+            try:
+                self._write(batch)
+            finally:
+                with self._changed:
+                    self._writing = False
+                    self._changed.notify_all()
+        if mine.error is not None:
+            raise mine.error
+        return mine.result  # type: ignore[return-value]
+
+    def _write(self, batch: list[_Work[Any]]) -> None:
+        try:
+            with self._transaction() as cursor:
+                results = [work.run(cursor) for work in batch]
+        except BaseException as exc:
+            if len(batch) == 1:
+                batch[0].error, batch[0].done = exc, True
+                return
+            for work in batch:
+                self._write([work])
+            return
+        for work, result in zip(batch, results, strict=True):
+            work.result, work.done = result, True

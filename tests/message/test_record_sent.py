@@ -6,8 +6,8 @@ a chosen moment after the attempt was committed as `sending`.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
@@ -73,10 +73,8 @@ def test_a_send_is_recorded_by_three_statements_without_a_unit_of_work(
         units_of_work: list[Outbox] = []
         driver, write = Database.write_driver, Database.write
 
-        @contextmanager
-        def counting_driver(self: Database) -> Iterator[Any]:
-            with driver(self) as cursor:
-                yield _CountingCursor(cursor, statements)
+        def counting_driver(self: Database, work: Callable[[Any], Any]) -> Any:
+            return driver(self, lambda cursor: work(_CountingCursor(cursor, statements)))
 
         def counting_write(self: Database) -> AbstractContextManager[Any]:
             units_of_work.append(Outbox())
@@ -115,14 +113,13 @@ def test_a_delivery_sending_again_by_the_locked_path_is_recorded_sent(
             delivery.status = DeliveryStatus.PENDING  # a retry was scheduled meanwhile
         driver, write = Database.write_driver, Database.write
 
-        @contextmanager
-        def then_another_attempt(self: Database) -> Iterator[Any]:
-            with driver(self) as cursor:
-                yield cursor
+        def then_another_attempt(self: Database, work: Callable[[Any], Any]) -> Any:
+            result = driver(self, work)
             with write(self) as (session, _):
                 delivery = MessageRepository(session).lock_delivery(attempt.delivery_id)
                 assert delivery is not None
                 delivery.status = DeliveryStatus.SENDING
+            return result
 
         monkeypatch.setattr(Database, "write_driver", then_another_attempt)
         status = MessageRepository.record_sent(

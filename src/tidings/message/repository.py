@@ -198,8 +198,9 @@ class MessageRepository:
     def record_sent(
         cls, database: Database, delivery_id: int, message_pk: int, reply: SentReply
     ) -> str:
-        """The SENT transition of one attempt, in a transaction of its own; returns the
-        delivery's status afterwards.
+        """The SENT transition of one attempt, committed before this returns (on SQLite in
+        one transaction with the outcomes other threads record at the same moment:
+        `Database.write_driver`'s group commit); returns the delivery's status afterwards.
 
         A delivery still `sending` becomes `sent`, with its SENT history row, and its message
         SENT unless it already is SENT or DELIVERED. That is the common success, so it runs
@@ -208,9 +209,11 @@ class MessageRepository:
         or a cancel got there first), those statements write nothing, and the reply is
         recorded under row locks instead (`_record_sent_locked`).
         """
-        with database.write_driver() as cursor:
-            if _mark_sent(cursor, database.engine.dialect, delivery_id, message_pk, reply):
-                return DeliveryStatus.SENT
+        dialect = database.engine.dialect
+        if database.write_driver(
+            lambda cursor: _mark_sent(cursor, dialect, delivery_id, message_pk, reply)
+        ):
+            return DeliveryStatus.SENT
         with database.write() as (session, _):
             return cls(session)._record_sent_locked(delivery_id, reply)
 
