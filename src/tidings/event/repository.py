@@ -262,10 +262,7 @@ class EventRepository(Repository):
         found = [
             event
             for query in queries
-            for status in (
-                Event.status == EventStatus.RECEIVED,
-                Event.status != EventStatus.RECEIVED,
-            )
+            for status in _BY_STATUS
             for event in self.session.scalars(
                 query.where(status).order_by(Event.id.desc()).limit(limit)
             )

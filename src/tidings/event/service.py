@@ -12,7 +12,6 @@ How a job's events are grouped into transactions is `tidings.event.batching`'s.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -42,21 +41,16 @@ class ProcessResult(StrEnum):
     FAILED = "failed"  # failed its last attempt: `failed`, with the reason
 
 
-@dataclass(frozen=True, slots=True)
-class Diagnostic:
-    code: str
-    level: str
-    message: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"code": self.code, "level": self.level, "message": self.message}
+def _diagnostic(code: str, level: str, message: str) -> dict[str, str]:
+    """A finding about an event, as its record keeps it."""
+    return {"code": code, "level": level, "message": message}
 
 
 def _scope_of(event: Event) -> Scope:
     return Scope(event.workspace_id, event.environment_id, "", "")
 
 
-def _diagnose(event: Event) -> list[Diagnostic]:
+def _diagnose(event: Event) -> list[dict[str, str]]:
     payload = event.payload
     found = []
     if event.type == "identify" and "email" in payload:
@@ -67,7 +61,7 @@ def _diagnose(event: Event) -> list[Diagnostic]:
             else "the profile got no email from this event"
         )
         found.append(
-            Diagnostic(
+            _diagnostic(
                 TOP_LEVEL_EMAIL,
                 "warning",
                 "`email` is at the top level of this identify, where it is not read "
@@ -77,7 +71,7 @@ def _diagnose(event: Event) -> list[Diagnostic]:
         )
     if event.type in ("identify", "group") and event.user_id is None:
         found.append(
-            Diagnostic(
+            _diagnostic(
                 "anonymous_only",
                 "info",
                 f"This {event.type} has only an anonymousId; "
@@ -213,7 +207,7 @@ def process_in(
     if event is None or event.status != EventStatus.RECEIVED:
         return ProcessResult.SKIPPED
     profile_diff, effects = _apply(session, event)
-    diagnostics = [item.as_dict() for item in _diagnose(event)]
+    diagnostics = _diagnose(event)
     runs, run_effects = _start_automations(session, event)
     pending = (
         advance_in_transaction(session, context, runs, outbox, isolated=isolated)

@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import orjson
 from cryptography.fernet import Fernet
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.db import Database
@@ -20,7 +21,9 @@ from tidings.ingest.tracking import read_within, submit
 from tidings.ingest.validation import ValidEvent, parse_json, validate_segment_event
 from tidings.ingest.writer import IngestItem
 from tidings.kit.time import utcnow
+from tidings.models import SignedSource
 from tidings.routing import ApiRoute
+from tidings.workspace.service import Scope
 
 router = APIRouter(tags=["signed sources"], route_class=ApiRoute)
 
@@ -42,8 +45,30 @@ class SecretBody(BaseModel):
     secret: str | None = Field(default=None, description="As for `POST /sources`.")
 
 
-def _with_url(request: Request, view: dict[str, Any]) -> dict[str, Any]:
-    return {**view, "url": str(request.base_url).rstrip("/") + view["path"]}
+@dataclass(frozen=True, slots=True)
+class SourceDesk:
+    """What the endpoints that manage signed sources share: the caller, the key the sources'
+    secrets are encrypted under, the database, and the request (a source's webhook `url` is
+    on its base URL)."""
+
+    request: Request
+    caller: Scope
+    fernet: Fernet
+    database: Database
+
+    def view(self, row: SignedSource) -> dict[str, Any]:
+        """The source as the API shows it: `sources.view`, with the webhook's full URL."""
+        view = sources.view(self.fernet, row)
+        return {**view, "url": str(self.request.base_url).rstrip("/") + view["path"]}
+
+
+def source_desk(
+    request: Request, caller: Caller, config_cipher: ConfigCipherDep, database: DatabaseDep
+) -> SourceDesk:
+    return SourceDesk(request, caller, config_cipher, database)
+
+
+Desk = Annotated[SourceDesk, Depends(source_desk)]
 
 
 def _json(body: dict[str, Any], status_code: int = 200) -> Response:
@@ -51,41 +76,24 @@ def _json(body: dict[str, Any], status_code: int = 200) -> Response:
 
 
 @router.post("/sources", status_code=201)
-def create_source(
-    body: SourceBody,
-    request: Request,
-    caller: Caller,
-    config_cipher: ConfigCipherDep,
-    database: DatabaseDep,
-) -> Response:
+def create_source(body: SourceBody, desk: Desk) -> Response:
     """Create a signed source. The answer holds the secret in clear, this once."""
-    fernet = config_cipher
-    with database.write() as (session, _):
-        row, secret = sources.create(session, caller, fernet, body.name, body.secret)
-        view = sources.view(fernet, row)
-    return _json({**_with_url(request, view), "secret": secret.value}, 201)
+    with desk.database.write() as (session, _):
+        row, secret = sources.create(session, desk.caller, desk.fernet, body.name, body.secret)
+        view = desk.view(row)
+    return _json({**view, "secret": secret["value"]}, 201)
 
 
 @router.get("/sources")
-def list_sources(
-    request: Request, caller: Caller, session: ReadSession, config_cipher: ConfigCipherDep
-) -> Response:
-    rows = sources.listing(session, caller)
-    views = [_with_url(request, sources.view(config_cipher, row)) for row in rows]
-    return _json({"results": views})
+def list_sources(desk: Desk, session: ReadSession) -> Response:
+    rows = sources.listing(session, desk.caller)
+    return _json({"results": [desk.view(row) for row in rows]})
 
 
 @router.get("/sources/{source_id}")
-def get_source(
-    source_id: str,
-    request: Request,
-    caller: Caller,
-    session: ReadSession,
-    config_cipher: ConfigCipherDep,
-) -> Response:
+def get_source(source_id: str, desk: Desk, session: ReadSession) -> Response:
     """The source, its secrets' ids and hints, and its count of refused signatures."""
-    row = sources.get(session, caller, source_id)
-    return _json(_with_url(request, sources.view(config_cipher, row)))
+    return _json(desk.view(sources.get(session, desk.caller, source_id)))
 
 
 @router.delete("/sources/{source_id}", status_code=204)
@@ -96,36 +104,20 @@ def delete_source(source_id: str, caller: Caller, database: DatabaseDep) -> Resp
 
 
 @router.post("/sources/{source_id}/secrets", status_code=201)
-def add_secret(
-    source_id: str,
-    body: SecretBody,
-    request: Request,
-    caller: Caller,
-    config_cipher: ConfigCipherDep,
-    database: DatabaseDep,
-) -> Response:
+def add_secret(source_id: str, body: SecretBody, desk: Desk) -> Response:
     """Add a second secret for a rotation: both are accepted until the old one is removed."""
-    fernet = config_cipher
-    with database.write() as (session, _):
-        row, secret = sources.add_secret(session, caller, fernet, source_id, body.secret)
-        view = sources.view(fernet, row)
-    return _json({**_with_url(request, view), "secret": secret.value, "secret_id": secret.id}, 201)
+    with desk.database.write() as (session, _):
+        row, secret = sources.add_secret(session, desk.caller, desk.fernet, source_id, body.secret)
+        view = desk.view(row)
+    return _json({**view, "secret": secret["value"], "secret_id": secret["id"]}, 201)
 
 
 @router.delete("/sources/{source_id}/secrets/{secret_id}")
-def remove_secret(
-    source_id: str,
-    secret_id: str,
-    request: Request,
-    caller: Caller,
-    config_cipher: ConfigCipherDep,
-    database: DatabaseDep,
-) -> Response:
-    fernet = config_cipher
-    with database.write() as (session, _):
-        row = sources.remove_secret(session, caller, fernet, source_id, secret_id)
-        view = sources.view(fernet, row)
-    return _json(_with_url(request, view))
+def remove_secret(source_id: str, secret_id: str, desk: Desk) -> Response:
+    with desk.database.write() as (session, _):
+        row = sources.remove_secret(session, desk.caller, desk.fernet, source_id, secret_id)
+        view = desk.view(row)
+    return _json(view)
 
 
 # -- the receiver ------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import secrets as secrets_module
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
 from cryptography.fernet import Fernet
@@ -31,14 +31,12 @@ MAX_SECRET_LENGTH = 200
 WEBHOOK_PATH = "/inbound/segment/webhook/{source_id}"
 
 
-@dataclass(frozen=True, slots=True)
-class StoredSecret:
+class StoredSecret(TypedDict):
+    """A shared secret, as the source's encrypted list keeps it."""
+
     id: str
     value: str
     created_at: str
-
-    def public(self) -> dict[str, str]:
-        return {"id": self.id, "hint": "…" + self.value[-4:], "created_at": self.created_at}
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,14 +48,12 @@ class Verifier:
 
 
 def _secrets(fernet: Fernet, row: SignedSource) -> list[StoredSecret]:
-    stored: list[dict[str, str]] = orjson.loads(fernet.decrypt(row.secrets_ciphertext))
-    return [StoredSecret(item["id"], item["value"], item["created_at"]) for item in stored]
+    stored: list[StoredSecret] = orjson.loads(fernet.decrypt(row.secrets_ciphertext))
+    return stored
 
 
 def _store(fernet: Fernet, row: SignedSource, stored: Sequence[StoredSecret]) -> None:
-    row.secrets_ciphertext = fernet.encrypt(
-        orjson.dumps([{"id": s.id, "value": s.value, "created_at": s.created_at} for s in stored])
-    )
+    row.secrets_ciphertext = fernet.encrypt(orjson.dumps(list(stored)))
     row.updated_at = utcnow()
 
 
@@ -71,7 +67,16 @@ def _new_secret(value: str | None) -> StoredSecret:
             code="invalid_secret",
             field="secret",
         )
-    return StoredSecret(new_id("sec"), value, isoformat(utcnow()) or "")
+    return StoredSecret(id=new_id("sec"), value=value, created_at=isoformat(utcnow()) or "")
+
+
+def _shown(secret: StoredSecret) -> dict[str, str]:
+    """A secret as reads show it: write-only, so its id and last four characters."""
+    return {
+        "id": secret["id"],
+        "hint": "…" + secret["value"][-4:],
+        "created_at": secret["created_at"],
+    }
 
 
 def view(fernet: Fernet, row: SignedSource) -> dict[str, Any]:
@@ -79,7 +84,7 @@ def view(fernet: Fernet, row: SignedSource) -> dict[str, Any]:
         "id": row.id,
         "name": row.name,
         "path": WEBHOOK_PATH.format(source_id=row.id),
-        "secrets": [secret.public() for secret in _secrets(fernet, row)],
+        "secrets": [_shown(secret) for secret in _secrets(fernet, row)],
         "signature_failures": row.signature_failures,
         "last_signature_failure_at": isoformat(row.last_signature_failure_at),
         "created_at": isoformat(row.created_at),
@@ -164,7 +169,7 @@ def remove_secret(
 ) -> SignedSource:
     row = _row(session, scope, source_id)
     stored = _secrets(fernet, row)
-    remaining = [secret for secret in stored if secret.id != secret_id]
+    remaining = [secret for secret in stored if secret["id"] != secret_id]
     if len(remaining) == len(stored):
         raise NotFound(f"The source has no secret {secret_id!r}.", code="unknown_secret")
     if not remaining:
@@ -183,7 +188,7 @@ def verifier(session: Session, fernet: Fernet, source_id: str) -> Verifier | Non
         return None
     row, environment = found
     scope = Scope(row.workspace_id, row.environment_id, environment, row.id)
-    return Verifier(scope, [secret.value for secret in _secrets(fernet, row)])
+    return Verifier(scope, [secret["value"] for secret in _secrets(fernet, row)])
 
 
 def record_signature_failure(session: Session, source_id: str, at: datetime) -> None:

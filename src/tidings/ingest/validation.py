@@ -145,13 +145,9 @@ def _checked_by_type(body: dict[str, Any], event_type: str, user_id: str | None)
     """What the event's type requires, checked; the name it is listed under."""
     name = event_type
     if event_type == "track":
-        event_name = body.get("event")
-        if not isinstance(event_name, str) or not event_name.strip():
-            raise BadRequest(
-                'A track needs `event`, the name of the action, e.g. "Order Shipped".',
-                code="missing_event",
-                field="event",
-            )
+        event_name = _event_name(
+            body, 'A track needs `event`, the name of the action, e.g. "Order Shipped".'
+        )
         name = f"track/{event_name}"
         _object_field(body, "properties")
     elif event_type in ("identify", "group"):
@@ -173,6 +169,14 @@ def _checked_by_type(body: dict[str, Any], event_type: str, user_id: str | None)
     return name
 
 
+def _event_name(body: dict[str, Any], problem: str) -> str:
+    """A track's name (`event`): a string that is not blank, else a 400 saying `problem`."""
+    name = body.get("event")
+    if not isinstance(name, str) or not name.strip():
+        raise BadRequest(problem, code="missing_event", field="event")
+    return name
+
+
 def validate_courier_event(body: Any) -> ValidEvent:
     """Courier's inbound track: `{event, messageId, type: "track", properties, userId?}`."""
     if not isinstance(body, dict):
@@ -187,13 +191,9 @@ def validate_courier_event(body: Any) -> ValidEvent:
             code="unknown_type" if body.get("type") else "missing_type",
             field="type",
         )
-    event_name = body.get("event")
-    if not isinstance(event_name, str) or not event_name.strip():
-        raise BadRequest(
-            '`event` is required: the name of the event, e.g. "Order Shipped".',
-            code="missing_event",
-            field="event",
-        )
+    event_name = _event_name(
+        body, '`event` is required: the name of the event, e.g. "Order Shipped".'
+    )
     if _identifier(body, "messageId") is None:
         raise BadRequest(
             "`messageId` is required: a unique id used to de-duplicate this event.",

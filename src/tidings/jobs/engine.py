@@ -194,12 +194,7 @@ class JobEngine:
     def enqueue_events(self, event_ids: list[int], environment_id: str | None = None) -> None:
         """Queue the processing of events in one job; given their environment, at its fair
         share's priority (tidings.jobs.fairness), else at the default priority."""
-        priority = (
-            None
-            if environment_id is None
-            else self.fair_share.priority(environment_id, len(event_ids))
-        )
-        self._queue(self._process, event_ids, priority=priority)
+        self._queue(self._process, event_ids, priority=self._priority(environment_id, event_ids))
 
     def process_messages(self, message_ids: list[str], environment_id: str | None = None) -> None:
         """Process messages now, a group per job: a send to many recipients crosses the
@@ -207,12 +202,14 @@ class JobEngine:
         queue at its fair share's priority."""
         for start in range(0, len(message_ids), MESSAGES_PER_JOB):
             chunk = message_ids[start : start + MESSAGES_PER_JOB]
-            priority = (
-                None
-                if environment_id is None
-                else self.fair_share.priority(environment_id, len(chunk))
-            )
+            priority = self._priority(environment_id, chunk)
             self._queue(self._process_messages, chunk, priority=priority)
+
+    def _priority(self, environment_id: str | None, items: list[Any]) -> int | None:
+        """A job of `items`' priority: its environment's fair share, else the default."""
+        if environment_id is None:
+            return None
+        return self.fair_share.priority(environment_id, len(items))
 
     def _process_events(self, event_ids: list[int]) -> None:
         with _keeping_here() as here:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
     Dialect,
+    Select,
     Table,
     bindparam,
     delete,
@@ -56,6 +57,15 @@ class SentReply:
         }
 
 
+Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
+
+
+def _locked(query: Query) -> Query:
+    """`query` locking its rows until the transaction ends, and reading them afresh over what
+    the session holds (another transaction may have changed them since they were loaded)."""
+    return query.with_for_update().execution_options(populate_existing=True)
+
+
 _EVENT_TABLE = cast(Table, MessageEvent.__table__)
 _DELIVERY_TABLE = cast(Table, MessageDelivery.__table__)
 
@@ -79,12 +89,10 @@ _INSERT_HISTORY = insert(_EVENT_TABLE)
 _INSERT_DELIVERIES = insert(_DELIVERY_TABLE).returning(
     _DELIVERY_TABLE.c.id, _DELIVERY_TABLE.c.message_pk, _DELIVERY_TABLE.c.channel
 )
-_LOCK_MANY = (
+_LOCK_MANY = _locked(
     select(Message)
     .where(Message.message_id.in_(bindparam("message_ids", expanding=True)))
     .order_by(Message.id)
-    .with_for_update()
-    .execution_options(populate_existing=True)
 )
 
 
@@ -118,10 +126,7 @@ class MessageRepository:
 
     def lock(self, message_id: str) -> Message | None:
         return self.session.scalars(
-            select(Message)
-            .where(Message.message_id == message_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
+            _locked(select(Message).where(Message.message_id == message_id))
         ).first()
 
     def lock_many(self, message_ids: list[str]) -> dict[str, Message]:
@@ -129,12 +134,7 @@ class MessageRepository:
         return {row.message_id: row for row in rows}
 
     def lock_by_pk(self, pk: int) -> Message | None:
-        return self.session.scalars(
-            select(Message)
-            .where(Message.id == pk)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).first()
+        return self.session.scalars(_locked(select(Message).where(Message.id == pk))).first()
 
     def history(self, message: Message) -> Sequence[MessageEvent]:
         return self.session.scalars(
@@ -240,29 +240,16 @@ class MessageRepository:
         return delivery.status
 
     def deliveries(self, message: Message) -> Sequence[MessageDelivery]:
-        return self.session.scalars(
-            select(MessageDelivery)
-            .where(MessageDelivery.message_pk == message.id)
-            .order_by(MessageDelivery.id)
-        ).all()
+        return self.session.scalars(_deliveries_of(message)).all()
 
     def lock_deliveries(self, message: Message) -> Sequence[MessageDelivery]:
         """A message's deliveries, locked in id order. Lock them before the message: the
         pipeline and the callbacks lock a delivery, then its message."""
-        return self.session.scalars(
-            select(MessageDelivery)
-            .where(MessageDelivery.message_pk == message.id)
-            .order_by(MessageDelivery.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).all()
+        return self.session.scalars(_locked(_deliveries_of(message))).all()
 
     def lock_delivery(self, delivery_id: int) -> MessageDelivery | None:
         return self.session.scalars(
-            select(MessageDelivery)
-            .where(MessageDelivery.id == delivery_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
+            _locked(select(MessageDelivery).where(MessageDelivery.id == delivery_id))
         ).first()
 
     def page(
@@ -378,6 +365,15 @@ class MessageRepository:
                 MessageDelivery.provider_message_id == provider_message_id,
             )
         ).first()
+
+
+def _deliveries_of(message: Message) -> Select[MessageDelivery]:
+    """A message's deliveries, in id order."""
+    return (
+        select(MessageDelivery)
+        .where(MessageDelivery.message_pk == message.id)
+        .order_by(MessageDelivery.id)
+    )
 
 
 def _orphaned_sending(now: datetime, settings: Settings) -> ColumnElement[bool]:

@@ -165,27 +165,37 @@ def accept_send(
 
 def _send_window(spec: MessageSpec, now: datetime) -> tuple[datetime | None, datetime | None]:
     """When to send the message (its delay) and when it expires (its expiry), if ever."""
-    send_at = None
-    if spec.delay is not None:
-        if spec.delay.until:
-            send_at = _when(spec.delay.until, "message.delay.until")
-        elif spec.delay.duration is not None:
-            send_at = _after(
-                now,
-                _duration(spec.delay.duration, "message.delay.duration"),
-                "message.delay.duration",
-            )
-    expires_at = None
-    if spec.expiry is not None:
-        if spec.expiry.expires_at is not None:
-            expires_at = _when(spec.expiry.expires_at, "message.expiry.expires_at")
-        elif spec.expiry.expires_in is not None:
-            expires_at = _after(
-                now,
-                _duration(spec.expiry.expires_in, "message.expiry.expires_in"),
-                "message.expiry.expires_in",
-            )
+    delay, expiry = spec.delay, spec.expiry
+    send_at = expires_at = None
+    if delay is not None:
+        send_at = _time(
+            now,
+            delay.until or None,
+            "message.delay.until",
+            delay.duration,
+            "message.delay.duration",
+        )
+    if expiry is not None:
+        expires_at = _time(
+            now,
+            expiry.expires_at,
+            "message.expiry.expires_at",
+            expiry.expires_in,
+            "message.expiry.expires_in",
+        )
     return send_at, expires_at
+
+
+def _time(
+    now: datetime, at: str | int | None, at_field: str, after: str | int | None, after_field: str
+) -> datetime | None:
+    """A time given either as one (`at`) or as a duration from `now` (`after`); None when
+    neither is given."""
+    if at is not None:
+        return _when(at, at_field)
+    if after is not None:
+        return _after(now, _duration(after, after_field), after_field)
+    return None
 
 
 def _message_row(
