@@ -61,58 +61,23 @@ def _counting_transactions(database: Database) -> Iterator[list[int]]:
         yield opened
 
 
-def test_works_arriving_during_a_write_share_the_next_transaction(runtime: Runtime) -> None:
-    database = runtime.database
+def _while_one_is_written(database: Database, works: dict[str, Any]) -> dict[str, Any]:
+    """Run a first work that holds its transaction open until `works` have all been handed
+    over (on SQLite: queued behind it), each from a thread of its own; what each returned or
+    raised, by name, "first" included."""
     inside, release = threading.Event(), threading.Event()
-    results: dict[str, str] = {}
+    outcomes: dict[str, Any] = {}
 
     def first(cursor: Any) -> str:
         inside.set()
         return str(_insert("first", release)(cursor))
-
-    def run(name: str, work: Any) -> threading.Thread:
-        thread = threading.Thread(
-            target=lambda: results.update({name: database.write_driver(work)})
-        )
-        thread.start()
-        return thread
-
-    with _counting_transactions(database) as opened:
-        threads = [run("first", first)]
-        wait_for(inside.is_set, what="the first transaction to begin")
-        threads += [run(name, _insert(name)) for name in ("second", "third")]
-        if database._grouped is not None:
-            grouped = database._grouped
-            wait_for(lambda: len(grouped._waiting) == 2, what="both works to queue")
-        release.set()
-        for thread in threads:
-            thread.join()
-
-    assert results == {"first": "first", "second": "second", "third": "third"}
-    assert _stored(runtime) == {"first", "second", "third"}
-    # SQLite: the first, then one for the two that queued meanwhile. Elsewhere: one each.
-    assert len(opened) == (2 if database.is_sqlite else 3)
-
-
-def test_a_failing_work_fails_alone(runtime: Runtime) -> None:
-    database = runtime.database
-    inside, release = threading.Event(), threading.Event()
-    errors: dict[str, BaseException] = {}
-
-    def first(cursor: Any) -> str:
-        inside.set()
-        return str(_insert("first", release)(cursor))
-
-    def failing(cursor: Any) -> str:
-        _insert("doomed")(cursor)
-        raise ValueError("a value that cannot be stored")
 
     def run(name: str, work: Any) -> threading.Thread:
         def target() -> None:
             try:
-                database.write_driver(work)
+                outcomes[name] = database.write_driver(work)
             except BaseException as exc:
-                errors[name] = exc
+                outcomes[name] = exc
 
         thread = threading.Thread(target=target)
         thread.start()
@@ -120,14 +85,39 @@ def test_a_failing_work_fails_alone(runtime: Runtime) -> None:
 
     threads = [run("first", first)]
     wait_for(inside.is_set, what="the first transaction to begin")
-    threads += [run("failing", failing), run("second", _insert("second"))]
-    if database._grouped is not None:
-        grouped = database._grouped
-        wait_for(lambda: len(grouped._waiting) == 2, what="both works to queue")
+    threads += [run(name, work) for name, work in works.items()]
+    grouped = database._grouped
+    if grouped is not None:
+        wait_for(lambda: len(grouped._waiting) == len(works), what="the works to queue")
     release.set()
     for thread in threads:
         thread.join()
+    return outcomes
 
-    assert list(errors) == ["failing"]
-    assert isinstance(errors["failing"], ValueError)
+
+def test_works_arriving_during_a_write_share_the_next_transaction(runtime: Runtime) -> None:
+    database = runtime.database
+    with _counting_transactions(database) as opened:
+        outcomes = _while_one_is_written(
+            database, {name: _insert(name) for name in ("second", "third")}
+        )
+
+    assert outcomes == {"first": "first", "second": "second", "third": "third"}
+    assert _stored(runtime) == {"first", "second", "third"}
+    # SQLite: the first, then one for the two that queued meanwhile. Elsewhere: one each.
+    assert len(opened) == (2 if database.is_sqlite else 3)
+
+
+def test_a_failing_work_fails_alone(runtime: Runtime) -> None:
+    def failing(cursor: Any) -> str:
+        _insert("doomed")(cursor)
+        raise ValueError("a value that cannot be stored")
+
+    outcomes = _while_one_is_written(
+        runtime.database, {"failing": failing, "second": _insert("second")}
+    )
+
+    assert outcomes["first"] == "first"
+    assert outcomes["second"] == "second"
+    assert isinstance(outcomes["failing"], ValueError)
     assert _stored(runtime) == {"first", "second"}
