@@ -25,6 +25,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -187,17 +188,33 @@ def test_registered_for_push() -> None:
     assert FcmProvider.channel == "push"
 
 
-def test_send_signs_a_jwt_gets_a_token_and_posts_the_v1_message(
+@dataclass
+class Served:
+    """An FCM provider against the loopback token and send endpoints, and what each saw."""
+
+    provider: FcmProvider
+    grants: list[dict[str, Any]]
+    sent: list[dict[str, Any]]
+
+
+@pytest.fixture
+def served(
     httpserver: HTTPServer,
     client: httpx.Client,
     private_key: rsa.RSAPrivateKey,
     private_key_pem: str,
-) -> None:
+) -> Served:
     grants: list[dict[str, Any]] = []
     sent: list[dict[str, Any]] = []
     token_endpoint(httpserver, private_key, grants)
     send_endpoint(httpserver, sent)
-    provider = make_provider(httpserver, private_key_pem, client)
+    return Served(make_provider(httpserver, private_key_pem, client), grants, sent)
+
+
+def test_send_signs_a_jwt_gets_a_token_and_posts_the_v1_message(
+    served: Served, httpserver: HTTPServer
+) -> None:
+    provider, grants, sent = served.provider, served.grants, served.sent
 
     before = int(time.time())
     result = provider.send(make_delivery())
@@ -237,44 +254,22 @@ def test_send_signs_a_jwt_gets_a_token_and_posts_the_v1_message(
     assert ACCESS_TOKEN not in result.response_excerpt
 
 
-def test_access_token_is_reused_across_sends(
-    httpserver: HTTPServer,
-    client: httpx.Client,
-    private_key: rsa.RSAPrivateKey,
-    private_key_pem: str,
-) -> None:
-    grants: list[dict[str, Any]] = []
-    sent: list[dict[str, Any]] = []
-    token_endpoint(httpserver, private_key, grants)
-    send_endpoint(httpserver, sent)
-
+def test_access_token_is_reused_across_sends(served: Served) -> None:
     # The instance, built once per configuration, keeps the token between sends.
-    provider = make_provider(httpserver, private_key_pem, client)
-    provider.send(make_delivery())
-    provider.send(make_delivery())
+    served.provider.send(make_delivery())
+    served.provider.send(make_delivery())
 
-    assert len(grants) == 1
-    assert [request["authorization"] for request in sent] == [f"Bearer {ACCESS_TOKEN}"] * 2
+    assert len(served.grants) == 1
+    assert [request["authorization"] for request in served.sent] == [f"Bearer {ACCESS_TOKEN}"] * 2
 
 
-def test_a_closed_instance_keeps_no_token(
-    httpserver: HTTPServer,
-    client: httpx.Client,
-    private_key: rsa.RSAPrivateKey,
-    private_key_pem: str,
-) -> None:
-    grants: list[dict[str, Any]] = []
-    sent: list[dict[str, Any]] = []
-    token_endpoint(httpserver, private_key, grants)
-    send_endpoint(httpserver, sent)
+def test_a_closed_instance_keeps_no_token(served: Served) -> None:
+    served.provider.send(make_delivery())
+    served.provider.close()
+    served.provider.send(make_delivery())
 
-    provider = make_provider(httpserver, private_key_pem, client)
-    provider.send(make_delivery())
-    provider.close()
-    provider.send(make_delivery())
-
-    assert len(grants) == 2
-    assert len(sent) == 2
+    assert len(served.grants) == 2
+    assert len(served.sent) == 2
 
 
 def test_rejected_cached_token_is_replaced_once(
