@@ -549,10 +549,13 @@ def tidings_environment(
     return tidings_env
 
 
-def tidings_executable() -> str | None:
-    """The `tidings` command of this Python's environment (or on PATH); None if absent."""
+def tidings_executable() -> str:
+    """The `tidings` command of this Python's environment (or on PATH)."""
     beside = Path(sys.executable).with_name("tidings")
-    return str(beside) if beside.exists() else shutil.which("tidings")
+    found = str(beside) if beside.exists() else shutil.which("tidings")
+    if not found:
+        raise BenchError("`tidings` is not installed in this environment: pip install -e .")
+    return found
 
 
 def stop_on_signals(on_signal: Callable[[], None] | None = None) -> None:

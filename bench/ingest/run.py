@@ -429,9 +429,6 @@ def main(argv: list[str] | None = None) -> int:
         print(WRK_INSTALL_HINT, file=sys.stderr)
         return 2
     tidings = tidings_executable()
-    if not tidings:
-        print("`tidings` is not installed in this environment: pip install -e .", file=sys.stderr)
-        return 2
     stop_on_signals()
 
     started = dt.datetime.now(dt.UTC)

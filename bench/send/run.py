@@ -606,9 +606,6 @@ def summarize(
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     tidings = tidings_executable()
-    if not tidings:
-        print("`tidings` is not installed in this environment: pip install -e .", file=sys.stderr)
-        return 2
     stop_on_signals(STOP.set)
 
     env = clean_environment()
