@@ -78,7 +78,7 @@ class DeliveryPool:
             self.pace()
             pipeline.attempt_delivery(self._context, attempt)
         except Exception:
-            # Left `sending`: re-driven by the sweep once this process's claim on it lapses.
+            # Left `sending`: the sweep re-drives it after TIDINGS_SENDING_STALE_SECONDS.
             logger.exception("delivery %d of %s failed", attempt.delivery_id, attempt.message_id)
         finally:
             self._slots.release()
