@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from tidings.kit.sql import (
     Repository,
@@ -48,13 +48,7 @@ class TenantRepository(Repository):
     def members(
         self, scope: Scope, tenant_id: str, after_id: int | None, limit: int
     ) -> Sequence[TenantMembership]:
-        return self.environment_page(
-            TenantMembership,
-            scope.environment_id,
-            after_id,
-            limit,
-            TenantMembership.tenant_id == tenant_id,
-        )
+        return self._memberships(scope, TenantMembership.tenant_id == tenant_id, after_id, limit)
 
     def member_ids(self, environment_id: str, tenant_id: str) -> list[str]:
         """Every member's user id, in the order they joined."""
@@ -72,10 +66,11 @@ class TenantRepository(Repository):
     def memberships_of(
         self, scope: Scope, user_id: str, after_id: int | None, limit: int
     ) -> Sequence[TenantMembership]:
+        return self._memberships(scope, TenantMembership.user_id == user_id, after_id, limit)
+
+    def _memberships(
+        self, scope: Scope, condition: ColumnElement[bool], after_id: int | None, limit: int
+    ) -> Sequence[TenantMembership]:
         return self.environment_page(
-            TenantMembership,
-            scope.environment_id,
-            after_id,
-            limit,
-            TenantMembership.user_id == user_id,
+            TenantMembership, scope.environment_id, after_id, limit, condition
         )
