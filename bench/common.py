@@ -480,8 +480,10 @@ def start_py_spy(
     mode: str,
     results_dir: Path,
 ) -> dict[str, Path]:
-    """py-spy (raw format, all threads; `wall` also samples idle ones) on each target until
-    the stack closes; returns the profile paths."""
+    """py-spy (raw format) on each target until the stack closes; returns the profile paths.
+
+    `cpu`: every thread py-spy sees running; `wall`: idle ones too; `gil`: only the thread
+    holding the GIL, which is where the interpreter's one core of Python actually goes."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(py_spy).exists():
         raise BenchError("--py-spy: py-spy is not installed (`.venv/bin/pip install py-spy`)")
@@ -502,7 +504,7 @@ def start_py_spy(
                     "--format",
                     "raw",
                     "--threads",
-                    *(["--idle"] if mode == "wall" else []),
+                    *({"wall": ["--idle"], "gil": ["--gil"]}.get(mode, [])),
                     "--output",
                     str(out),
                 ],

@@ -45,7 +45,7 @@ step CPU seconds of every process and of the rest of the machine ("others": the 
 
     .venv/bin/python bench/pipeline/run.py [--rates 100,200,400,800,1600] [--refine 3]
         [--seconds 6] [--quick] [--commit REV | --src DIR] [--tidings-env TIDINGS_X=...]
-        [--py-spy cpu|wall]
+        [--py-spy cpu|wall|gil]
 
 Writes bench/results/pipeline-<timestamp>.json. Exits 1 if the verification fails or the
 budget is missed (or the floor's rate was bounded by this process, not by the floor).
@@ -1063,7 +1063,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--py-spy",
-        choices=["cpu", "wall"],
+        choices=["cpu", "wall", "gil"],
         default=None,
         help="profile tidings serve with py-spy over the steps (raw format, for flamegraph.pl "
         "or speedscope, into bench/results/)",

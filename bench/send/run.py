@@ -29,9 +29,9 @@ lock, so that bounds Tidings' rate).
 
     .venv/bin/python bench/send/run.py [--messages 3000] [--rounds 3] [--worker]
         [--threads N] [--quick] [--commit REV | --src DIR] [--tidings-env TIDINGS_X=...]
-        [--py-spy cpu|wall]
+        [--py-spy cpu|wall|gil]
 
-`--py-spy cpu|wall` also records py-spy profiles (raw format, for flamegraph.pl or
+`--py-spy cpu|wall|gil` also records py-spy profiles (raw format, for flamegraph.pl or
 speedscope) of the Tidings processes during the rounds into bench/results/ (`pip install
 py-spy` first; it is not a project dependency). Writes bench/results/send-<timestamp>.json.
 Exits 1 if the verification fails or the budget is missed.
@@ -509,7 +509,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--py-spy",
-        choices=["cpu", "wall"],
+        choices=["cpu", "wall", "gil"],
         default=None,
         help="profile the Tidings processes with py-spy during the rounds: `cpu` samples "
         "running threads only, `wall` also waiting ones (py-spy --idle)",
