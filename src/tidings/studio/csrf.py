@@ -60,6 +60,7 @@ CheckedForm = Annotated[FormData, Depends(checked_form)]
 
 
 def form_text(form: FormData, name: str) -> str:
-    """A text field of the form; "" when absent or a file."""
+    """A text field of the form; "" when absent or a file. Line breaks are "\n": browsers
+    submit a textarea's as "\r\n", and an unchanged Save must store what it showed."""
     value = form.get(name)
-    return value if isinstance(value, str) else ""
+    return value.replace("\r\n", "\n") if isinstance(value, str) else ""

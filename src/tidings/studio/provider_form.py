@@ -1,7 +1,8 @@
 """HTML form fields generated from a provider's pydantic config model.
 
 Secrets (`SecretStr` fields) are write-only: their inputs are never filled in, and an empty
-secret input keeps the stored value (the provider service keeps a secret left out).
+secret input keeps the stored value (the provider service keeps a secret left out). A text
+field marked `json_schema_extra={"multiline": True}` (a PEM certificate, say) is a textarea.
 """
 
 from __future__ import annotations
@@ -12,11 +13,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import SecretStr
+from pydantic.fields import FieldInfo
 from starlette.datastructures import FormData
 
 from tidings.errors import BadRequest
 from tidings.provider.base import ProviderConfig
 from tidings.provider.service import MASK
+from tidings.studio.csrf import form_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +27,7 @@ class FormField:
     name: str
     label: str
     help: str
-    kind: str  # text, number, checkbox, select, secret, json
+    kind: str  # text, textarea, number, checkbox, select, secret, json
     required: bool
     choices: tuple[str, ...]
     value: str
@@ -42,8 +45,8 @@ def _without_none(annotation: Any) -> Any:
     return annotation
 
 
-def _kind(annotation: Any) -> tuple[str, tuple[str, ...]]:
-    annotation = _without_none(annotation)
+def _kind(info: FieldInfo) -> tuple[str, tuple[str, ...]]:
+    annotation = _without_none(info.annotation)
     if annotation is SecretStr:
         return "secret", ()
     if annotation is bool:
@@ -53,7 +56,9 @@ def _kind(annotation: Any) -> tuple[str, tuple[str, ...]]:
     if get_origin(annotation) is Literal:
         return "select", tuple(str(arg) for arg in get_args(annotation))
     if annotation is str:
-        return "text", ()
+        extra = info.json_schema_extra
+        multiline = isinstance(extra, dict) and extra.get("multiline") is True
+        return ("textarea" if multiline else "text"), ()
     return "json", ()
 
 
@@ -61,7 +66,7 @@ def fields(model: type[ProviderConfig], current: dict[str, Any] | None) -> list[
     """One field per config field; `current` is the stored config with secrets masked."""
     result = []
     for name, info in model.model_fields.items():
-        kind, choices = _kind(info.annotation)
+        kind, choices = _kind(info)
         default = None if info.is_required() else info.get_default(call_default_factory=True)
         value = current.get(name, default) if current is not None else default
         stored_secret = kind == "secret" and current is not None and current.get(name) == MASK
@@ -92,9 +97,9 @@ def values(model: type[ProviderConfig], form: FormData) -> dict[str, Any]:
     """The submitted config: empty optional fields and empty secrets are left out."""
     config: dict[str, Any] = {}
     for name, info in model.model_fields.items():
-        kind, _ = _kind(info.annotation)
-        raw = form.get(f"config.{name}")
-        text = raw.strip() if isinstance(raw, str) else ""
+        kind, _ = _kind(info)
+        raw = form_text(form, f"config.{name}")
+        text = raw if kind == "textarea" and raw.strip() else raw.strip()
         if kind == "checkbox":
             config[name] = text == "on"
         elif not text or (kind == "secret" and text == MASK):

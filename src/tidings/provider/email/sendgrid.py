@@ -79,6 +79,7 @@ class SendGridConfig(SenderConfig):
     )
     event_webhook_public_key: str | None = Field(
         default=None,
+        json_schema_extra={"multiline": True},
         title="Event Webhook verification key",
         description=(
             "The Signed Event Webhook public key from SendGrid's Event Webhook settings. When "

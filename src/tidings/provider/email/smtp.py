@@ -75,6 +75,7 @@ class SmtpConfig(ProviderConfig):
     )
     ca_certificate: str | None = Field(
         default=None,
+        json_schema_extra={"multiline": True},
         title="CA certificate",
         description="A PEM certificate to trust besides the system's (for a private CA).",
     )

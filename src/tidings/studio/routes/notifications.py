@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +18,7 @@ from tidings.errors import AppError, BadRequest
 from tidings.event.repository import EventRepository
 from tidings.message import service as message_service
 from tidings.message.schemas import MessageSpec
+from tidings.models import Notification
 from tidings.notification import service as notification_service
 from tidings.notification.repository import NotificationRepository
 from tidings.notification.schemas import NotificationBody
@@ -31,32 +33,92 @@ from tidings.template.render import RenderContext
 router = APIRouter()
 
 # The fields of each channel the editor offers: those the renderer renders, in its order but
-# for email's text before its HTML. A webhook's content is a JSON body, not text fields.
+# for email's text before its HTML.
 _EDITOR_ORDER = {"email": ("subject", "text", "html")}
 CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
     channel: _EDITOR_ORDER.get(channel, fields)
     for channel, fields in RENDERED_FIELDS.items()
     if fields
 }
+# The channel fields that hold JSON rather than text: push data, and a webhook's whole body.
+JSON_FIELDS: dict[str, str] = {"push": "data", "webhook": "body"}
+EDITOR_CHANNELS = tuple(dict.fromkeys([*CHANNEL_FIELDS, *JSON_FIELDS]))
 
 
-def content_from_form(form: FormData) -> dict[str, dict[str, str]]:
-    """Channels with at least one non-empty field, e.g. {"email": {"subject": …, "text": …}}."""
-    content: dict[str, dict[str, str]] = {}
-    for channel, fields in CHANNEL_FIELDS.items():
-        values = {field: form_text(form, f"{channel}.{field}") for field in fields}
-        if any(value.strip() for value in values.values()):
-            content[channel] = {field: value for field, value in values.items() if value}
+def _json_text(value: Any) -> str:
+    return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def form_values(notification: Notification) -> dict[str, str]:
+    """Every field of a stored template as the editor's form shows it, by input name:
+    what an unchanged Save submits, and `body_from_form` reads back to the same template."""
+    values = {"id": notification.notification_id, "name": notification.name}
+    for channel, spec in notification.content.items():
+        for field in CHANNEL_FIELDS.get(channel, ()):
+            values[f"{channel}.{field}"] = str(spec.get(field) or "")
+        extra = JSON_FIELDS.get(channel)
+        if extra is not None and extra in spec and spec[extra] != {}:
+            values[f"{channel}.{extra}"] = _json_text(spec[extra])
+    values["routing"] = _json_text(notification.routing) if notification.routing else ""
+    values["topic_id"] = notification.topic_id or ""
+    values["strict"] = "on" if notification.strict else ""
+    return values
+
+
+def _parsed_json(form: FormData, name: str) -> Any:
+    text = form_text(form, name)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadRequest(
+            f"{name}: not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno}).",
+            field=name,
+        ) from exc
+
+
+def content_from_form(form: FormData) -> dict[str, dict[str, Any]]:
+    """Channels with at least one non-empty field, e.g. {"email": {"subject": …, "text": …}};
+    push data and a webhook body parsed from JSON (BadRequest naming the field if invalid)."""
+    content: dict[str, dict[str, Any]] = {}
+    for channel in EDITOR_CHANNELS:
+        values: dict[str, Any] = {
+            field: value
+            for field in CHANNEL_FIELDS.get(channel, ())
+            if (value := form_text(form, f"{channel}.{field}"))
+        }
+        extra = JSON_FIELDS.get(channel)
+        if extra is not None and form_text(form, f"{channel}.{extra}").strip():
+            values[extra] = _parsed_json(form, f"{channel}.{extra}")
+        if any(not isinstance(value, str) or value.strip() for value in values.values()):
+            content[channel] = values
     return content
+
+
+def body_from_form(form: FormData) -> NotificationBody:
+    """The template the form describes, validated as PUT /notifications/{id} validates it."""
+    routing = _parsed_json(form, "routing") if form_text(form, "routing").strip() else None
+    try:
+        return NotificationBody.model_validate(
+            {
+                "name": form_text(form, "name").strip() or None,
+                "content": content_from_form(form),
+                "routing": routing,
+                "strict": form_text(form, "strict") == "on",
+                "topic_id": form_text(form, "topic_id").strip() or None,
+            }
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        field = where.removeprefix("content.") if where.startswith("content.") else where
+        raise BadRequest(f"{where}: {first['msg']}", field=field.split(".")[0]) from exc
 
 
 def _editor(
     request: Request,
     admin: Admin,
     database: Database,
-    notification_id: str,
-    name: str,
-    content: dict[str, Any],
+    values: dict[str, str],
     *,
     new: bool,
     error: AppError | None = None,
@@ -69,10 +131,10 @@ def _editor(
         "notification_edit.html",
         error.status_code if error else 200,
         section="notifications",
-        notification_id=notification_id,
-        name=name,
-        content=content,
+        values={"id": "", "name": "", **values},
+        editor_channels=EDITOR_CHANNELS,
         channels=CHANNEL_FIELDS,
+        json_fields=JSON_FIELDS,
         new=new,
         error=error,
         events=events,
@@ -89,7 +151,7 @@ def list_notifications(request: Request, admin: Admin, database: DatabaseDep) ->
 
 @router.get("/notifications/new")
 def new_notification(request: Request, admin: Admin, database: DatabaseDep) -> Response:
-    return _editor(request, admin, database, "", "", {}, new=True)
+    return _editor(request, admin, database, {}, new=True)
 
 
 @router.get("/notifications/{notification_id}")
@@ -102,9 +164,7 @@ def edit_notification(
         request,
         admin,
         database,
-        notification.notification_id,
-        notification.name,
-        notification.content,
+        form_values(notification),
         new=False,
         flash={"saved": "Saved.", "sent": "Test message sent: see Messages."}.get(flash),
     )
@@ -115,35 +175,20 @@ def save_notification(
     request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
 ) -> Response:
     notification_id = form_text(form, "id").strip()
-    content = content_from_form(form)
     new = form_text(form, "new") == "1"
     try:
         if not notification_id:
             raise BadRequest("Give the template an id, e.g. welcome.", field="id")
-        try:
-            body = NotificationBody.model_validate(
-                {"name": form_text(form, "name").strip() or None, "content": content}
-            )
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(part) for part in first["loc"])
-            raise BadRequest(f"{where}: {first['msg']}", field=where) from exc
+        body = body_from_form(form)
         with database.write() as (session, _):
             existing = NotificationRepository(session).get(admin.scope, notification_id)
             if new and existing is not None:
                 raise BadRequest(f"A template {notification_id!r} already exists.", field="id")
             notification_service.save(session, admin.scope, notification_id, body)
     except AppError as exc:
-        return _editor(
-            request,
-            admin,
-            database,
-            notification_id,
-            form_text(form, "name"),
-            content,
-            new=new,
-            error=exc,
-        )
+        # The form as submitted, so that nothing typed is lost.
+        values = {name: value for name, value in form.multi_items() if isinstance(value, str)}
+        return _editor(request, admin, database, values, new=new, error=exc)
     return RedirectResponse(
         f"{PREFIX}/notifications/{quote(notification_id, safe='')}?flash=saved", status_code=303
     )
@@ -152,7 +197,12 @@ def save_notification(
 @router.post("/notifications/preview")
 def preview(request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep) -> Response:
     """The live preview: the form's unsaved content, rendered with a received event's data."""
-    content = content_from_form(form)
+    try:
+        content = content_from_form(form)
+    except BadRequest as exc:
+        return render(
+            request, "_preview.html", rendered={}, errors={}, dropped_links=[], invalid=exc.message
+        )
     data: dict[str, Any] = {}
     profile: dict[str, Any] = {}
     recipient = None
@@ -177,6 +227,7 @@ def preview(request: Request, admin: Admin, form: CheckedForm, database: Databas
         rendered=rendering.channels,
         errors=rendering.errors,
         dropped_links=rendering.dropped_links,
+        invalid=None,
     )
 
 

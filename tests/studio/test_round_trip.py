@@ -1,0 +1,205 @@
+"""Every Studio form round-trips every field of its object: an unchanged Save changes nothing.
+
+Each object is made through the API with every field it has set (the ones a form shows
+least: nested routing, JSON push data and webhook bodies, multi-line text, a PEM
+certificate), opened in Studio, saved without a change, and read back through the API.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from playwright.sync_api import Page, expect
+
+from tests.studio.conftest import Studio, sign_in
+
+TEMPLATE: dict[str, Any] = {
+    "name": "Order shipped",
+    "content": {
+        "email": {
+            "subject": "Your order {{ data.order_id }} shipped",
+            "text": "Hello {{ profile.name }},\n\nit is on its way.\n",
+            "html": "<p>Hello {{ profile.name }},</p>\n<p>it is on its way.</p>",
+        },
+        "sms": {"text": "Order {{ data.order_id }} shipped."},
+        "push": {
+            "title": "Shipped",
+            "body": "Order {{ data.order_id }}",
+            "data": {"order_id": "{{ data.order_id }}", "deep_link": "app://orders", "n": 2},
+        },
+        "chat": {"text": "Order shipped"},
+        "webhook": {"body": {"event": "shipped", "order": "{{ data.order_id }}", "items": [1, 2]}},
+        "inbox": {"title": "Shipped", "body": "On its way", "action_url": "https://example.org/o"},
+    },
+    "routing": {
+        "method": "all",
+        "channels": ["inbox", {"method": "single", "channels": ["email", "sms", "push"]}],
+    },
+    "strict": True,
+    "topic_id": "orders",
+}
+
+AUTOMATION: dict[str, Any] = {
+    "name": "Shipping follow-up",
+    "enabled": False,
+    "triggers": [
+        {"source": "segment", "event": "track/Order Shipped"},
+        {"source": "inbound", "event": "shipment-created"},
+    ],
+    "cancelation_token": "{{ data.order_id }}",
+    "steps": [
+        {"action": "delay", "duration": "2 hours"},
+        {
+            "action": "send",
+            "template": "shipped",
+            "recipient": {"$ref": "event.userId"},
+            "data": {"order": {"$ref": "data.order_id"}},
+            "if": "data.total > 10",
+            "ref": "first_send",
+        },
+        {
+            "action": "update-profile",
+            "profile": {"last_shipped": {"$ref": "data.order_id"}},
+            "merge": "overwrite",
+        },
+    ],
+}
+
+PEM = (
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBszCCAVmgAwIBAgIUJ2Zk0tidingsX0RvY3VtZW50ZWRDQTAKBggqhkjOPQQD\n"
+    "AjAXMRUwEwYDVQQDDAxUaWRpbmdzIENBIDEwHhcNMjYwMTAxMDAwMDAwWhcNMzYw\n"
+    "-----END CERTIFICATE-----\n"
+)
+SMTP: dict[str, Any] = {
+    "host": "127.0.0.1",
+    "port": 2525,
+    "security": "none",
+    "username": "mailer",
+    "password": "smtp-secret",
+    "from_email": "notifications@tidings.test",
+    "from_name": "Tidings",
+    "reply_to": "support@tidings.test",
+    "timeout_seconds": 7.5,
+    "data_timeout_seconds": 90.0,
+    "verify_tls": False,
+    "ca_certificate": PEM,
+}
+
+
+def _without_times(document: dict[str, Any]) -> dict[str, Any]:
+    return {
+        key: value
+        for key, value in document.items()
+        if key not in ("created_at", "updated_at", "version")
+    }
+
+
+def _save_unchanged(page: Page, url: str) -> None:
+    page.goto(url)
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_role("status")).to_contain_text("Saved")
+
+
+def test_an_unchanged_template_save_keeps_every_field(page: Page, studio: Studio) -> None:
+    topic = {"name": "Orders", "default_status": "OPTED_IN"}
+    assert studio.api("PUT", "/preferences/topics/orders", json=topic).status_code in (200, 201)
+    assert studio.api("PUT", "/notifications/shipped", json=TEMPLATE).status_code == 201
+    before = studio.api("GET", "/notifications/shipped").json()
+    sign_in(page, studio)
+
+    page.goto(f"{studio.url}/studio/notifications/shipped")
+    expect(page.locator("#strict")).to_be_checked()
+    expect(page.locator("#topic_id")).to_have_value("orders")
+    expect(page.locator("#push-data")).to_contain_text('"deep_link": "app://orders"')
+    expect(page.locator("#webhook-body")).to_contain_text('"event": "shipped"')
+    _save_unchanged(page, f"{studio.url}/studio/notifications/shipped")
+
+    after = studio.api("GET", "/notifications/shipped").json()
+    assert _without_times(after) == _without_times(before)
+    assert after["content"] == TEMPLATE["content"]
+    assert after["routing"]["channels"][1]["channels"] == ["email", "sms", "push"]
+
+
+def test_template_fields_edited_in_studio(page: Page, studio: Studio) -> None:
+    template = {"content": {"email": {"subject": "Hi", "text": "Hello"}}}
+    assert studio.api("PUT", "/notifications/hello", json=template).status_code == 201
+    sign_in(page, studio)
+    page.goto(f"{studio.url}/studio/notifications/hello")
+
+    page.locator("#push-title").fill("Hi")
+    page.locator("#push-data").fill('{"screen": "home"')
+    expect(page.locator("#preview")).to_contain_text("push.data: not valid JSON")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator("#form-error")).to_contain_text("push.data: not valid JSON")
+    expect(page.locator("#push-data")).to_have_attribute("aria-invalid", "true")
+    # What was typed is still there, to be fixed.
+    expect(page.locator("#push-title")).to_have_value("Hi")
+
+    page.locator("#push-data").fill('{"screen": "home"}')
+    page.locator("#routing").fill('{"method": "all", "channels": ["email", "push"]}')
+    page.locator("#strict").check()
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_role("status")).to_contain_text("Saved")
+    saved = studio.api("GET", "/notifications/hello").json()
+    assert saved["content"]["push"] == {"title": "Hi", "body": "", "data": {"screen": "home"}}
+    assert saved["routing"] == {"method": "all", "channels": ["email", "push"]}
+    assert saved["strict"] is True
+
+    # Emptying the routing and the push fields removes them.
+    page.locator("#routing").fill("")
+    page.locator("#push-title").fill("")
+    page.locator("#push-data").fill("")
+    page.locator("#strict").uncheck()
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_role("status")).to_contain_text("Saved")
+    saved = studio.api("GET", "/notifications/hello").json()
+    assert saved["routing"] is None
+    assert "push" not in saved["content"]
+    assert saved["strict"] is False
+
+
+def test_an_unchanged_automation_save_keeps_every_field(page: Page, studio: Studio) -> None:
+    template = {"content": {"email": {"subject": "Shipped", "text": "On its way"}}}
+    assert studio.api("PUT", "/notifications/shipped", json=template).status_code == 201
+    response = studio.api("PUT", "/automations/follow-up", json=AUTOMATION)
+    assert response.status_code == 201, response.text
+    before = studio.api("GET", "/automations/follow-up").json()
+    sign_in(page, studio)
+
+    _save_unchanged(page, f"{studio.url}/studio/automations/follow-up")
+
+    after = studio.api("GET", "/automations/follow-up").json()
+    # Nothing changed, so no new version either.
+    assert after["version"] == before["version"]
+    assert _without_times(after) == _without_times(before)
+    assert after["steps"] == AUTOMATION["steps"]
+
+
+def test_an_unchanged_provider_save_keeps_every_field(page: Page, studio: Studio) -> None:
+    response = studio.api("PUT", "/providers/smtp", json={"config": SMTP, "priority": 3})
+    assert response.status_code in (200, 201), response.text
+    before = studio.api("GET", "/providers/smtp").json()
+    sign_in(page, studio)
+
+    page.goto(f"{studio.url}/studio/settings/providers/smtp")
+    # A PEM certificate keeps its lines.
+    expect(page.locator("textarea#config-ca_certificate")).to_have_value(PEM)
+    _save_unchanged(page, f"{studio.url}/studio/settings/providers/smtp")
+
+    after = studio.api("GET", "/providers/smtp").json()
+    assert _without_times(after) == _without_times(before)
+    assert after["config"]["ca_certificate"] == PEM
+    assert after["config"]["password"] == "**********"  # kept, not shown
+
+    # Removing it asks first, naming what happens to the channel's messages.
+    questions: list[str] = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+    page.get_by_role("button", name="Remove this provider").click()
+    assert "email messages go to the channel's next provider" in questions[0]
+    assert studio.api("GET", "/providers/smtp").status_code == 200
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Remove this provider").click()
+    expect(page).to_have_url(re.compile(r"/studio/settings"))
+    assert studio.api("GET", "/providers/smtp").status_code == 404
