@@ -6,7 +6,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session
 
 from tests.conftest import wait_for
-from tests.studio.conftest import Studio, screenshot, sign_in
+from tests.studio.conftest import ADMIN_EMAIL, Studio, screenshot, sign_in
 from tidings.automation.repository import RunRepository
 from tidings.models import AutomationRun
 from tidings.runtime import Runtime
@@ -79,8 +79,16 @@ def test_event_shows_its_run_whose_timeline_can_be_canceled(
     expect(timeline.nth(1).locator(".status")).to_have_text("WAITING")
     screenshot(page, "run")
 
+    questions: list[str] = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
     page.get_by_role("button", name="Cancel this run").click()
     expect(page.locator("h1 .status")).to_have_text("CANCELED")
+    assert questions == [
+        f"Cancel run {run_id}? Its remaining steps will not run; what it already sent stays "
+        "sent. This cannot be undone."
+    ]
+    # Recorded as a cancel made in Studio, by whom.
+    expect(page.locator("p.error")).to_have_text(f"canceled in Studio by {ADMIN_EMAIL}")
     expect(page.get_by_role("button", name="Cancel this run")).to_have_count(0)
     run = _latest_run(runtime)
     assert run is not None

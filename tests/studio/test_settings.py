@@ -24,6 +24,16 @@ def test_reveal_then_revoke_an_api_key(page: Page, studio: Studio) -> None:
     assert httpx.post(
         f"{studio.url}/debug", headers=bearer(studio.key), timeout=HTTP_TIMEOUT
     ).is_success
+    # Revoke asks first, naming what will happen; dismissed, nothing happens.
+    questions: list[str] = []
+    page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+    test_row.get_by_role("button", name="Revoke").click()
+    expect(test_row.locator(".status")).to_have_text("active")
+    assert "will get 401 for the test environment" in questions[0]
+    assert httpx.post(
+        f"{studio.url}/debug", headers=bearer(studio.key), timeout=HTTP_TIMEOUT
+    ).is_success
+    page.once("dialog", lambda dialog: dialog.accept())
     test_row.get_by_role("button", name="Revoke").click()
     expect(page.get_by_role("status")).to_have_text("Key revoked.")
     expect(keys.filter(has_text="test").first.locator(".status")).to_have_text("revoked")

@@ -463,7 +463,10 @@ def get_run(session: Session, scope: Scope, run_id: str) -> AutomationRun:
     return run
 
 
-def cancel_by_api(session: Session, scope: Scope, run_id: str) -> AutomationRun:
+def cancel_by_api(
+    session: Session, scope: Scope, run_id: str, reason: str = "canceled through the API"
+) -> AutomationRun:
+    """Cancel an active run on request; `reason` is recorded with it (who asked, and where)."""
     found = get_run(session, scope, run_id)
     run = RunRepository(session).get_for_update(found.id)
     assert run is not None
@@ -473,7 +476,7 @@ def cancel_by_api(session: Session, scope: Scope, run_id: str) -> AutomationRun:
             code="run_not_active",
             field="run_id",
         )
-    cancel_run(session, run, "canceled through the API")
+    cancel_run(session, run, reason)
     return run
 
 

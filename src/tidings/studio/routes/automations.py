@@ -197,7 +197,7 @@ def cancel_run(
 ) -> Response:
     try:
         with database.write() as (session, _):
-            runs.cancel_by_api(session, admin.scope, run_id)
+            runs.cancel_by_api(session, admin.scope, run_id, f"canceled in Studio by {admin.email}")
     except AppError as exc:
         return _run_page(request, admin, database, run_id, flash=exc.message)
     return RedirectResponse(f"{PREFIX}/automations/runs/{quote(run_id, safe='')}", status_code=303)

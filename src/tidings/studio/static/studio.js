@@ -1,4 +1,4 @@
-// Tidings Studio: copy buttons. Everything else is htmx and plain forms.
+// Tidings Studio: copy buttons and confirmations. Everything else is htmx and plain forms.
 document.addEventListener("click", async (event) => {
   const button = event.target.closest("[data-copy-from]");
   if (!button) return;
@@ -14,4 +14,10 @@ document.addEventListener("click", async (event) => {
   const label = button.textContent;
   button.textContent = "Copied";
   setTimeout(() => { button.textContent = label; }, 1500);
+});
+
+// A form with data-confirm is submitted only once its question is answered OK.
+document.addEventListener("submit", (event) => {
+  const form = event.target.closest("form[data-confirm]");
+  if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
 });
