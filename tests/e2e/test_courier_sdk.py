@@ -140,3 +140,155 @@ def test_sdk_invokes_automations_and_reads_their_runs(
         what="the ad hoc run",
     )
     assert courier.profiles.retrieve("u2").profile == {"vip": True}
+
+
+@pytest.fixture
+def strict_courier(live_server: LiveServer, settings: Settings) -> Courier:
+    """The SDK with its strict response validation on: every answer is validated against
+    the SDK's model (required fields present, of the right types), not just read."""
+    key = next(k["key"] for k in cli_keys(settings) if k["environment"] == "test")
+    return Courier(
+        api_key=key, base_url=live_server.url, max_retries=0, _strict_response_validation=True
+    )
+
+
+GROUP = {
+    "type": "group",
+    "messageId": "group-1",
+    "userId": "u1",
+    "groupId": "acme",
+    "traits": {"name": "Acme"},
+    "timestamp": "2026-08-18T20:06:36Z",
+}
+
+
+def test_every_wrapped_endpoint_tidings_serves_fits_the_sdk_models_strictly(
+    strict_courier: Courier, live_server: LiveServer, smtp_sink: SmtpSink
+) -> None:
+    """Each SDK method whose path Tidings serves, with the SDK validating every answer.
+    Not here: `notifications.*` and `providers.*`, whose Tidings shapes (content per
+    channel; a provider's config by name) are Tidings' own, not Courier's."""
+    courier = strict_courier
+    headers = {"Authorization": f"Bearer {courier.api_key}"}
+
+    def call(method: str, path: str, body: Any) -> None:
+        httpx.request(
+            method, f"{live_server.url}{path}", json=body, headers=headers, timeout=HTTP_TIMEOUT
+        ).raise_for_status()
+
+    call("PUT", "/providers/smtp", {"config": smtp_sink.provider_config()})
+    call("PUT", "/notifications/welcome", {"content": {"email": {"subject": "Hi", "text": "."}}})
+    call("PUT", "/preferences/topics/news", {"name": "News", "default_status": "OPTED_IN"})
+    call(
+        "PUT",
+        "/automations/thanks",
+        {
+            "triggers": [{"source": "segment", "event": "track/Order Shipped"}],
+            "steps": [{"action": "send", "template": "welcome"}],
+        },
+    )
+    call("POST", "/inbound/segment", GROUP)
+
+    courier.profiles.create("u1", profile={"email": "a@example.org"})
+    courier.profiles.replace("u1", profile={"email": "a@example.org"})
+    courier.profiles.update("u1", patch=[{"op": "add", "path": "/name", "value": "Ada"}])
+    assert courier.profiles.retrieve("u1").profile == {"email": "a@example.org", "name": "Ada"}
+    assert courier.profiles.lists.subscribe("u1", lists=[{"listId": "team.a"}]).status
+    assert [item.id for item in courier.profiles.lists.retrieve("u1").results] == ["team.a"]
+    courier.lists.update("team.b", name="Team B")
+    assert courier.lists.retrieve("team.b").name == "Team B"
+    assert [item.id for item in courier.lists.list().items] == ["team.a", "team.b"]
+    courier.lists.subscriptions.subscribe_user("u1", list_id="team.b")
+    (member,) = courier.lists.subscriptions.list("team.b").items
+    assert member.recipient_id == "u1"
+
+    by_template = courier.send.message(message={"to": {"user_id": "u1"}, "template": "welcome"})
+    by_content = courier.send.message(
+        message={"to": {"email": "b@example.org"}, "content": {"title": "T", "body": "B"}}
+    )
+    tagged = courier.send.message(
+        message={"to": {"user_id": "u1"}, "template": "welcome", "metadata": {"event": "signup"}}
+    )
+    delayed = courier.send.message(
+        message={"to": {"user_id": "u1"}, "template": "welcome", "delay": {"duration": 3_600_000}}
+    )
+    invoked = courier.automations.invoke.invoke_by_template("thanks", recipient="u1")
+    courier.automations.invoke.invoke_ad_hoc(
+        automation={"steps": [{"action": "send", "template": "welcome"}]}, recipient="u1"
+    )
+    call(
+        "POST",
+        "/inbound/segment",
+        {
+            **GROUP,
+            "type": "track",
+            "messageId": "track-1",
+            "event": "Order Shipped",
+            "properties": {},
+        },
+    )
+    wait_for(lambda: len(smtp_sink.messages) == 6, what="six emails")
+
+    (listed,) = courier.automations.list().templates or []
+    assert (listed.id, listed.name, listed.version) == ("thanks", "thanks", "published")
+    assert listed.created_at is not None
+    assert courier.automations.list(version="draft").templates == []
+    assert invoked.run_id in [run.run_id for run in courier.automations.runs.list().runs]
+    (step,) = courier.automations.runs.list_steps(invoked.run_id).steps
+    assert step.message_id is not None
+
+    message = courier.messages.retrieve(by_template.request_id)
+    assert (message.event, message.notification, message.recipient) == ("welcome", "welcome", "u1")
+    message = courier.messages.retrieve(by_content.request_id)
+    assert (message.event, message.notification, message.recipient) == (
+        "api/send",
+        "",
+        "b@example.org",
+    )
+    assert courier.messages.retrieve(tagged.request_id).event == "signup"
+    assert courier.messages.retrieve(step.message_id).event == "invoke/thanks"
+    events = {item.event for item in courier.messages.list().results}
+    assert events >= {"segment/track/Order Shipped", "invoke/ad-hoc"}
+    assert courier.messages.history(by_template.request_id).results
+    (email,) = courier.messages.content(by_template.request_id).results
+    assert (email.channel, email.content.subject, email.content.title) == ("email", "Hi", "Hi")
+    assert courier.messages.cancel(delayed.request_id).status == "CANCELED"
+
+    courier.users.preferences.update_or_create_topic(
+        "news", user_id="u1", topic={"status": "OPTED_OUT"}
+    )
+    assert courier.users.preferences.retrieve("u1").items[0].status == "OPTED_OUT"
+    assert courier.users.preferences.retrieve_topic("news", user_id="u1").topic.status == (
+        "OPTED_OUT"
+    )
+    courier.users.preferences.delete_topic("news", user_id="u1")
+
+    wait_for(lambda: _found(lambda: courier.tenants.retrieve("acme")), what="the tenant")
+    assert courier.tenants.retrieve("acme").name == "Acme"
+    users = courier.tenants.list_users("acme")
+    assert ([item.user_id for item in users.items or []], users.url) == (
+        ["u1"],
+        "/tenants/acme/users",
+    )
+    assert [item.tenant_id for item in courier.users.tenants.list("u1").items or []] == ["acme"]
+
+    assert (
+        courier.inbound.track_event(
+            event="Signed Up", message_id="in-1", properties={}, type="track", user_id="u1"
+        ).message_id
+        == "in-1"
+    )
+    courier.profiles.lists.delete("u1")
+    courier.lists.subscriptions.unsubscribe_user("u1", list_id="team.a")
+    courier.lists.delete("team.b")
+    courier.profiles.delete("u1")
+    with pytest.raises(NotFoundError):
+        courier.profiles.retrieve("u1")
+
+
+def _found(request: Any) -> bool:
+    try:
+        request()
+    except NotFoundError:
+        return False
+    return True

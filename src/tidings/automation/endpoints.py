@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from operator import attrgetter
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Body, Depends, Header, Query, Response
@@ -16,6 +16,7 @@ from tidings.automation.schemas import (
     AutomationBody,
     AutomationList,
     AutomationResponse,
+    AutomationTemplate,
     InvokeBody,
     InvokeResponse,
     RunDetail,
@@ -78,15 +79,44 @@ def _version_view(automation_id: str, version: AutomationVersion) -> VersionResp
 
 
 @router.get("", response_model=AutomationList)
-def list_automations(caller: Caller, session: ReadSession, paging: PageParams) -> AutomationList:
+def list_automations(
+    caller: Caller,
+    session: ReadSession,
+    paging: PageParams,
+    version: Annotated[
+        Literal["published", "draft"],
+        Query(description="Courier's filter. Tidings has no drafts: `draft` lists none."),
+    ] = "published",
+) -> AutomationList:
+    """Saved automations, oldest first, in Courier's shape (`templates`, `cursor`) and
+    Tidings' (`results` with steps and triggers, `paging`)."""
     repository = AutomationRepository(session)
-    found = paging.page(repository.page(caller, paging.after_id, paging.rows_to_read))
+    drafts: list[Automation] = []
+    found = paging.page(
+        repository.page(caller, paging.after_id, paging.rows_to_read)
+        if version == "published"
+        else drafts
+    )
     results = []
     for row in found.rows:
-        version = repository.version(row, row.current_version)
-        assert version is not None
-        results.append(_view(row, version))
-    return AutomationList(paging=found.paging(), results=results)
+        current = repository.version(row, row.current_version)
+        assert current is not None
+        results.append(_view(row, current))
+    return AutomationList(
+        templates=[
+            AutomationTemplate(
+                id=view.id,
+                name=view.name,
+                version="published",
+                created_at=view.created_at,
+                updated_at=view.updated_at,
+            )
+            for view in results
+        ],
+        cursor=found.cursor,
+        paging=found.paging(),
+        results=results,
+    )
 
 
 def run_views(session: Session, rows: Sequence[AutomationRun]) -> list[RunView]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from tidings.kit.schemas import StrictModel
 
@@ -48,7 +48,28 @@ class AutomationResponse(BaseModel):
     updated_at: str
 
 
+class AutomationTemplate(BaseModel):
+    """Courier's AutomationTemplate: one saved automation as Courier's SDKs list it."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    id: str
+    name: str
+    version: Literal["published", "draft"] = Field(
+        description="Always `published`: a saved definition is live at once (no drafts)."
+    )
+    created_at: str = Field(alias="createdAt", description="ISO 8601.")
+    updated_at: str = Field(alias="updatedAt", description="ISO 8601.")
+
+
 class AutomationList(BaseModel):
+    """Courier's list shape (`templates`, `cursor`) beside Tidings' (`results`, `paging`):
+    the same page, with the same cursor."""
+
+    templates: list[AutomationTemplate]
+    cursor: str | None = Field(
+        description="Pass back as `cursor` for the next page; null on the last page."
+    )
     paging: dict[str, Any]
     results: list[AutomationResponse]
 

@@ -111,10 +111,38 @@ def get_history(message_id: str, caller: Caller, session: ReadSession) -> Histor
     return HistoryList(results=service.history_view(message, session))
 
 
+def _courier_content(content: dict[str, Any]) -> dict[str, Any]:
+    """A channel's rendered content with Courier's six fields always present (its SDKs
+    require them), beside the channel's own fields. A body that is not text (a webhook's
+    JSON) is given as its JSON text."""
+
+    def text(key: str) -> str:
+        value = content.get(key)
+        return value if isinstance(value, str) else ""
+
+    body = content.get("body")
+    body_text = (
+        body if isinstance(body, str) else orjson.dumps(body).decode() if body is not None else ""
+    )
+    return {
+        **content,
+        "title": text("title") or text("subject"),
+        "subject": text("subject") or text("title"),
+        "body": body_text or text("text"),
+        "text": text("text") or body_text,
+        "html": text("html"),
+        "blocks": [],
+    }
+
+
 @router.get("/messages/{message_id}/output", response_model=OutputList)
 def get_output(message_id: str, caller: Caller, session: ReadSession) -> OutputList:
-    """The rendered content, per channel."""
-    return OutputList(results=service.output_view(service.get_message(session, caller, message_id)))
+    """The rendered content, per channel: Courier's `title`, `subject`, `body`, `text`,
+    `html` and `blocks`, beside the channel's own fields."""
+    outputs = service.output_view(service.get_message(session, caller, message_id))
+    return OutputList(
+        results=[{**output, "content": _courier_content(output["content"])} for output in outputs]
+    )
 
 
 @router.post("/messages/{message_id}/cancel", response_model=MessageView)

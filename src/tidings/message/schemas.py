@@ -67,10 +67,16 @@ class MessageView(BaseModel):
     status: str
     reason: str | None
     error: str | None
-    recipient: str | None
+    recipient: str = Field(
+        description="The user id; for a send to an address alone, that email or phone number."
+    )
     to: dict[str, Any]
-    notification: str | None
-    event: str | None
+    notification: str = Field(description="The template the send named; empty for content.")
+    event: str = Field(
+        description="What started the message: the send's `metadata.event`, else the run's "
+        "source for an automation's send (e.g. `segment/track/Order Shipped`), else the "
+        "template, else `api/send`."
+    )
     tags: list[str]
     trace_id: str | None
     enqueued: int

@@ -265,6 +265,40 @@ def cancel(session: Session, scope: Scope, message_id: str) -> Message:
     return message
 
 
+def event_of(message: Message) -> str:
+    """Courier's `event`: the id of what started the message, never null (Courier's SDKs
+    require it). In order:
+    - the send's `metadata.event`, Courier's own "event that generated this request";
+    - for a message an automation sent, what started its run: the run's `source`, such as
+      `segment/track/Order Shipped`, `inbound/Signed Up` or `invoke/thanks`;
+    - the template the send named: in Courier, `template` is a notification id or the
+      event mapped to it;
+    - otherwise how the send arrived: `api/send`, or `studio/send` for a test send."""
+    event = message.metadata_.get("event")
+    if isinstance(event, str) and event:
+        return event
+    source = message.source
+    trigger = source.get("trigger")
+    if isinstance(trigger, str) and trigger:
+        return trigger
+    if "run_id" in source:
+        return f"invoke/{source.get('automation_id') or 'ad-hoc'}"
+    if message.notification_id:
+        return message.notification_id
+    return "studio/send" if source.get("type") == "studio" else "api/send"
+
+
+def recipient_of(message: Message) -> str:
+    """Courier's `recipient`, never null: the user id, else the address the send gave."""
+    if message.recipient:
+        return message.recipient
+    for key in ("email", "phone_number", "list_id", "audience_id", "tenant_id"):
+        value = message.to.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
 def view(message: Message, deliveries: Sequence[MessageDelivery]) -> MessageView:
     canceled = message.metadata_.get("canceled_at")
     return MessageView(
@@ -273,10 +307,10 @@ def view(message: Message, deliveries: Sequence[MessageDelivery]) -> MessageView
         status=message.status,
         reason=message.reason,
         error=message.reason_detail,
-        recipient=message.recipient,
+        recipient=recipient_of(message),
         to=message.to,
-        notification=message.notification_id,
-        event=message.metadata_.get("event"),
+        notification=message.notification_id or "",
+        event=event_of(message),
         tags=message.tags,
         trace_id=message.trace_id,
         enqueued=_epoch_ms(message.enqueued_at) or 0,

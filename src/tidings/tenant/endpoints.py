@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from tidings.dependencies import Caller, ReadSession
 from tidings.kit.pagination import PageQuery, page_query
@@ -18,9 +19,14 @@ router = APIRouter(tags=["tenants"], route_class=ApiRoute)
 PageParams = Annotated[PageQuery, Depends(page_query(20))]
 
 
-def _page(rows: Sequence[TenantMembership], paging: PageQuery) -> MembershipList:
+def _page(rows: Sequence[TenantMembership], paging: PageQuery, request: Request) -> MembershipList:
     found = paging.page(rows)
+    path = request.url.path
     return MembershipList(
+        url=path,
+        next_url=f"{path}?{urlencode({'cursor': found.cursor, 'limit': paging.limit})}"
+        if found.cursor
+        else None,
         items=[Membership(user_id=row.user_id, tenant_id=row.tenant_id) for row in found.rows],
         has_more=found.more,
         cursor=found.cursor,
@@ -41,15 +47,15 @@ def get_tenant(tenant_id: str, caller: Caller, session: ReadSession) -> TenantRe
 
 @router.get("/tenants/{tenant_id}/users", response_model=MembershipList)
 def list_tenant_users(
-    tenant_id: str, caller: Caller, session: ReadSession, paging: PageParams
+    tenant_id: str, caller: Caller, session: ReadSession, paging: PageParams, request: Request
 ) -> MembershipList:
     rows = service.list_members(session, caller, tenant_id, paging.after_id, paging.rows_to_read)
-    return _page(rows, paging)
+    return _page(rows, paging, request)
 
 
 @router.get("/users/{user_id}/tenants", response_model=MembershipList)
 def list_user_tenants(
-    user_id: str, caller: Caller, session: ReadSession, paging: PageParams
+    user_id: str, caller: Caller, session: ReadSession, paging: PageParams, request: Request
 ) -> MembershipList:
     rows = service.list_memberships(session, caller, user_id, paging.after_id, paging.rows_to_read)
-    return _page(rows, paging)
+    return _page(rows, paging, request)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class TenantResponse(BaseModel):
@@ -23,6 +23,8 @@ class MembershipList(BaseModel):
     """Courier's list shape."""
 
     type: Literal["list"] = "list"
+    url: str = Field(description="The path that produced this page.")
+    next_url: str | None = Field(description="The path of the next page; null on the last.")
     items: list[Membership]
     has_more: bool
     cursor: str | None

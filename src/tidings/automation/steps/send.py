@@ -147,6 +147,7 @@ def accept(at: StepRun, body: dict[str, Any], idempotency_key: str | None) -> di
                 "automation_id": run.automation_id,
                 "run_id": run.run_id,
                 "step": run.step_index,
+                "trigger": run.source,
             },
         )
     except AppError as exc:
