@@ -18,7 +18,7 @@ from tidings.callback.endpoints import router as callback_router
 from tidings.errors import BadRequest
 from tidings.event.endpoints import router as event_router
 from tidings.event.service import segment_event_data
-from tidings.http_errors import document_errors, error_response, install_error_handlers
+from tidings.http_errors import answer_error, document_errors, install_error_handlers
 from tidings.inbox.endpoints import router as inbox_router
 from tidings.ingest.endpoints import router as ingest_router
 from tidings.ingest.fastpath import IngestFastPath
@@ -66,7 +66,7 @@ class TidingsAPI(FastAPI):
             return
         if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
             # No id or filter can hold it, and PostgreSQL refuses it in any text.
-            await error_response(_NUL_IN_URL)(scope, receive, send)
+            await answer_error(scope, _NUL_IN_URL)(scope, receive, send)
             return
         scope["app"] = self  # as Starlette sets it: the fast path finds the writer on it
         await self._fast_path(scope, receive, send)

@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tidings.dependencies import client_address
-from tidings.errors import AppError, error_body
+from tidings.errors import AppError, BadRequest, error_body
+from tidings.http_errors import log_error_answer
 from tidings.ingest.segment import SegmentRequest, accept_segment
 from tidings.ingest.tracking import PATHS as TRACKING_PATHS
 from tidings.ingest.tracking import TrackingRequest, accept_tracking
@@ -71,8 +72,12 @@ class IngestFastPath:
         await send({"type": "http.response.body", "body": body})
 
 
-def _error(exc: AppError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    """The one JSON error shape, with the error's headers (`Retry-After` on a 429)."""
+_DISCONNECTED = BadRequest("The client went away.", code="disconnected")
+
+
+def _error(scope: Scope, exc: AppError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """The one JSON error shape, with the error's headers (`Retry-After` on a 429), logged."""
+    log_error_answer(scope, exc.status_code, exc.code, exc.key_id)
     headers = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
     return exc.status_code, error_body(exc.code, exc.message, exc.field), headers
 
@@ -118,6 +123,6 @@ async def _serve(
         )
         return 200, body, []
     except ClientDisconnected:
-        return 400, error_body("disconnected", "The client went away."), []
+        return _error(scope, _DISCONNECTED)
     except AppError as exc:
-        return _error(exc)
+        return _error(scope, exc)
