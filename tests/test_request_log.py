@@ -135,6 +135,8 @@ def test_the_api_routes_refusals_name_the_accepted_key(
     assert nul.status_code == 400
     crafted = client.get("/no-such-page%0Afake refused line")
     assert crafted.status_code == 404
+    unsubscribe = client.get("/unsubscribe/not-a-real-link-token")
+    assert unsubscribe.status_code == 404
     assert client.get("/health").status_code == 200
 
     lines = lines_of(caplog_warnings)
@@ -145,12 +147,14 @@ def test_the_api_routes_refusals_name_the_accepted_key(
         "refused 405 DELETE /health code=method_not_allowed key_id=- ",
         "refused 400 GET '/profiles/a\\x00b' code=invalid_url key_id=- ",
         "refused 404 GET '/no-such-page\\nfake refused line' code=not_found key_id=- ",
+        f"refused 404 GET /unsubscribe/<token> code={unsubscribe.json()['code']} key_id=- ",
     ]
     assert len(lines) == len(expected), lines
     for line, start in zip(lines, expected, strict=True):
         assert line.startswith(start), (line, start)
         assert "\n" not in line
-    assert all("secret-in-query" not in line and keys.test not in line for line in lines)
+    for secret in ("secret-in-query", "not-a-real-link-token", keys.test):
+        assert all(secret not in line for line in lines)
     assert all(record.levelno == logging.WARNING for record in caplog_warnings.records)
 
 

@@ -22,12 +22,16 @@ def log_error_answer(scope: Scope, status: int, code: str, key_id: str | None) -
     """One line for each error the API answers, at WARNING for a 4xx and ERROR for a 5xx:
     the status, method, path (never the query string), the error's code, the public id of
     the key when the request's key was accepted, and the client's address. Never the key,
-    the Authorization header or the body. Every error answer is built through here: the
-    exception handlers below, `tidings.ingest.fastpath` and `tidings.app.TidingsAPI`."""
+    the Authorization header, a `token` in the path or the body. Every error answer is built
+    through here: the exception handlers below, `tidings.ingest.fastpath`,
+    `tidings.app.TidingsAPI` and the unsubscribe page."""
     level = logging.WARNING if status < 500 else logging.ERROR
     if not logger.isEnabledFor(level):
         return
     path = scope.get("path", "")
+    token = scope.get("path_params", {}).get("token")
+    if isinstance(token, str) and token:  # an unsubscribe link's, say: a capability
+        path = path.replace(token, "<token>")
     if not path.isprintable():  # decoded from %0A and the like: one line stays one line
         path = ascii(path)
     logger.log(
@@ -123,10 +127,45 @@ def _error_response(description: str) -> dict[str, Any]:
     }
 
 
+_LOCAL_DEFS = "#/$defs/"
+
+
+def _hoist_definitions(node: Any, schemas: dict[str, Any], names: dict[str, str]) -> None:
+    """Move each inline `$defs` (a body schema from `model_json_schema()`) into
+    `components/schemas` and point its `#/$defs/Name` references there: in an OpenAPI
+    document they would point at the document's root, where nothing is, and ReDoc then
+    refuses the whole document. A name already taken by another schema gets a suffix."""
+    if isinstance(node, list):
+        for item in node:
+            _hoist_definitions(item, schemas, names)
+        return
+    if not isinstance(node, dict):
+        return
+    definitions = node.pop("$defs", None)
+    if isinstance(definitions, dict):
+        names = dict(names)
+        for name, definition in definitions.items():
+            free, number = name, 1
+            while schemas.get(free, definition) != definition:
+                number += 1
+                free = f"{name}{number}"
+            names[name] = free
+        for name, definition in definitions.items():
+            schemas[names[name]] = definition
+            _hoist_definitions(definition, schemas, names)
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith(_LOCAL_DEFS):
+        name = ref.removeprefix(_LOCAL_DEFS)
+        node["$ref"] = f"#/components/schemas/{names.get(name, name)}"
+    for value in list(node.values()):
+        _hoist_definitions(value, schemas, names)
+
+
 def document_errors(app: FastAPI) -> None:
     """Declare the real error answers in the OpenAPI document: every operation's 4xx in the
     one shape (FastAPI's default 422 is never sent: validation errors are 400), and the
-    ingest routes' 503 when nothing could be stored."""
+    ingest routes' 503 when nothing could be stored. Inline `$defs` move to the components
+    (`_hoist_definitions`), so that every reference in the document resolves."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -146,6 +185,7 @@ def document_errors(app: FastAPI) -> None:
                 )
                 if path.startswith(("/inbound/", "/v1/")):
                     responses["503"] = _error_response("Nothing was stored; send it again later.")
+        _hoist_definitions(schema.get("paths", {}), schemas, {})
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
