@@ -18,6 +18,7 @@ from tidings.callback.endpoints import router as callback_router
 from tidings.errors import BadRequest
 from tidings.event.endpoints import router as event_router
 from tidings.event.service import segment_event_data
+from tidings.home import install as install_home
 from tidings.http_errors import answer_error, document_errors, install_error_handlers
 from tidings.inbox.endpoints import router as inbox_router
 from tidings.ingest.endpoints import router as ingest_router
@@ -136,6 +137,9 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
         version=__version__,
         summary="Self-hosted notifications from your Segment events, with Courier's API shapes.",
         lifespan=_lifespan(runtime, consumer_workers),
+        # tidings.home serves them, with their scripts from the package rather than a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     runtime.provide(app.state)
     app.state.event_data = segment_event_data
@@ -145,6 +149,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
     for router in _ROUTERS:
         app.include_router(router)
     mount_studio(app, runtime)
+    install_home(app)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:
