@@ -16,9 +16,12 @@ from fastapi.testclient import TestClient
 from tests import processes
 from tests.conftest import Keys, Serve, bearer, free_port, start_tidings
 from tests.processes import HTTP_TIMEOUT, wait_for
+from tidings.app import create_app
 from tidings.config import Settings
 from tidings.ingest.validation import MAX_EVENT_BYTES
+from tidings.runtime import Runtime
 
+LOGGER = "tidings.http_errors"
 WRONG_KEY = "tdg_test_0000000000000000000000000000wrong"
 EVENT = {"type": "track", "userId": "u1", "event": "Order Shipped", "messageId": "m-1"}
 
@@ -175,6 +178,42 @@ def test_a_5xx_answer_is_logged_at_error(
     assert record.getMessage().startswith(
         f"failed 503 POST /inbound/segment code=storage_unavailable key_id={keys.test_id} "
     )
+
+
+def test_a_bug_is_answered_in_the_one_shape_and_logged_once(
+    runtime: Runtime, keys: Keys, caplog_warnings: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(runtime)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("a bug")
+
+    studio = next(route.app for route in app.routes if getattr(route, "path", "") == "/studio")
+    studio.add_api_route("/boom", boom)  # Studio is an app of its own, mounted
+
+    with TestClient(app, raise_server_exceptions=False) as client:
+
+        class BrokenKeyCheck:
+            async def verify(self, key: str, client_address: str) -> None:
+                raise RuntimeError("a bug in the key check")
+
+        client.app.state.key_check = BrokenKeyCheck()
+        route = client.get("/boom", headers=bearer(keys.test))
+        fast = client.post("/v1/track", json=EVENT, headers=bearer(keys.test))
+        in_studio = client.get("/studio/boom")
+    assert in_studio.status_code == 500
+    for answer in (route, fast):
+        assert answer.status_code == 500
+        assert answer.json()["code"] == "internal_error"
+    assert fast.headers["access-control-allow-origin"] == "*"
+    lines = lines_of(caplog_warnings)
+    assert [line.split(" code=")[0] for line in lines] == [
+        "failed 500 GET /boom",
+        "failed 500 POST /v1/track",
+        "failed 500 GET /studio/boom",
+    ]
+    assert all(r.levelno == logging.ERROR for r in caplog_warnings.records if r.name == LOGGER)
 
 
 def _wait_until_serving(url: str, process: object, log_path: Path) -> None:

@@ -19,7 +19,12 @@ from tidings.errors import BadRequest
 from tidings.event.endpoints import router as event_router
 from tidings.event.service import segment_event_data
 from tidings.home import install as install_home
-from tidings.http_errors import answer_error, document_errors, install_error_handlers
+from tidings.http_errors import (
+    answer_error,
+    document_errors,
+    install_error_handlers,
+    internal_error,
+)
 from tidings.inbox.endpoints import router as inbox_router
 from tidings.ingest.endpoints import router as ingest_router
 from tidings.ingest.fastpath import IngestFastPath
@@ -145,6 +150,7 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
     app.state.event_data = segment_event_data
     app.state.tracking_limiter = RateLimiter.from_settings(runtime.settings)
     install_error_handlers(app)
+    app.add_exception_handler(Exception, internal_error)
     document_errors(app)
     for router in _ROUTERS:
         app.include_router(router)

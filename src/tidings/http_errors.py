@@ -57,6 +57,22 @@ def error_response(error: AppError) -> Response:
     )
 
 
+INTERNAL_ERROR = "internal_error"
+INTERNAL_ERROR_BODY = error_body(
+    INTERNAL_ERROR,
+    "Tidings failed to answer this request; the error is in the tidings serve log. Send it "
+    "again later.",
+)
+
+
+async def internal_error(request: Request, _exc: Exception) -> Response:
+    """The app's answer to an unexpected exception (a bug), logged: Starlette then raises it
+    on, for the server to log its traceback. Installed on the main app only, whose handler
+    also sees what a mounted app (Studio) raises: each is logged once."""
+    log_error_answer(request.scope, 500, INTERNAL_ERROR, accepted_key_id(request.scope))
+    return Response(INTERNAL_ERROR_BODY, status_code=500, media_type="application/json")
+
+
 def answer_error(scope: Scope, error: AppError) -> Response:
     """The error's response, logged."""
     log_error_answer(scope, error.status_code, error.code, error.key_id or accepted_key_id(scope))

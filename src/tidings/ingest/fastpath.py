@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tidings.dependencies import client_address
 from tidings.errors import AppError, BadRequest, error_body
-from tidings.http_errors import log_error_answer
+from tidings.http_errors import INTERNAL_ERROR, INTERNAL_ERROR_BODY, log_error_answer
 from tidings.ingest.segment import SegmentRequest, accept_segment
 from tidings.ingest.tracking import PATHS as TRACKING_PATHS
 from tidings.ingest.tracking import TrackingRequest, accept_tracking
@@ -59,17 +59,30 @@ class IngestFastPath:
         if path != PATH and path not in _TRACKING:
             await self.app(scope, receive, send)
             return
-        status, body, headers = await _serve(scope, receive, path)
-        if path != PATH:
-            headers.append(_ANY_ORIGIN)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [_JSON, (b"content-length", str(len(body)).encode()), *headers],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        try:
+            status, body, headers = await _serve(scope, receive, path)
+        except Exception:
+            # A bug: answered in the one shape and logged, then raised for the server to log
+            # its traceback, as FastAPI's routes do (http_errors.internal_error).
+            log_error_answer(scope, 500, INTERNAL_ERROR, None)
+            await _respond(send, path, 500, INTERNAL_ERROR_BODY, [])
+            raise
+        await _respond(send, path, status, body, headers)
+
+
+async def _respond(
+    send: Send, path: str, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    if path != PATH:
+        headers.append(_ANY_ORIGIN)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [_JSON, (b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
 
 
 _DISCONNECTED = BadRequest("The client went away.", code="disconnected")
