@@ -9,6 +9,15 @@ from playwright.sync_api import Page, Route, expect
 
 from tests.conftest import LiveServer
 
+# What ReDoc's sidebar shows (an image from its maker's CDN) unless the page forbids it.
+REDOCLY_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+LOAD_IMAGE = """url => new Promise(done => {
+    const image = new Image();
+    image.onload = () => done("loaded");
+    image.onerror = () => done("not loaded");
+    image.src = url;
+})"""
+
 
 def offline(page: Page, server: LiveServer) -> list[str]:
     """Let the page reach only the server; what it tried to load elsewhere is returned."""
@@ -39,6 +48,10 @@ def test_redoc_renders_with_no_other_host(page: Page, live_server: LiveServer) -
     elsewhere = offline(page, live_server)
     page.goto(f"{live_server.url}/redoc")
     expect(page.get_by_role("heading", name="Tidings", exact=False).first).to_be_visible()
+    expect(page.get_by_text("/inbound/segment").first).to_be_attached()
+    # The page's policy stops the logo's request before it leaves the browser: the route
+    # above never sees it, now or when the sidebar asked for it.
+    assert page.evaluate(LOAD_IMAGE, REDOCLY_LOGO) == "not loaded"
     assert elsewhere == []
 
 
