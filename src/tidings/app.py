@@ -18,7 +18,13 @@ from tidings.callback.endpoints import router as callback_router
 from tidings.errors import BadRequest
 from tidings.event.endpoints import router as event_router
 from tidings.event.service import segment_event_data
-from tidings.http_errors import document_errors, error_response, install_error_handlers
+from tidings.home import install as install_home
+from tidings.http_errors import (
+    answer_error,
+    document_errors,
+    install_error_handlers,
+    internal_error,
+)
 from tidings.inbox.endpoints import router as inbox_router
 from tidings.ingest.endpoints import router as ingest_router
 from tidings.ingest.fastpath import IngestFastPath
@@ -66,7 +72,7 @@ class TidingsAPI(FastAPI):
             return
         if "\x00" in scope["path"] or b"%00" in scope["query_string"]:
             # No id or filter can hold it, and PostgreSQL refuses it in any text.
-            await error_response(_NUL_IN_URL)(scope, receive, send)
+            await answer_error(scope, _NUL_IN_URL)(scope, receive, send)
             return
         scope["app"] = self  # as Starlette sets it: the fast path finds the writer on it
         await self._fast_path(scope, receive, send)
@@ -136,15 +142,20 @@ def create_app(runtime: Runtime, *, consumer_workers: int = 0) -> FastAPI:
         version=__version__,
         summary="Self-hosted notifications from your Segment events, with Courier's API shapes.",
         lifespan=_lifespan(runtime, consumer_workers),
+        # tidings.home serves them, with their scripts from the package rather than a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     runtime.provide(app.state)
     app.state.event_data = segment_event_data
     app.state.tracking_limiter = RateLimiter.from_settings(runtime.settings)
     install_error_handlers(app)
+    app.add_exception_handler(Exception, internal_error)
     document_errors(app)
     for router in _ROUTERS:
         app.include_router(router)
     mount_studio(app, runtime)
+    install_home(app)
 
     @app.get("/health", tags=["health"])
     def health() -> dict[str, str]:

@@ -117,16 +117,24 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Interface to listen on [env TIDINGS_HOST; 127.0.0.1].")
 @click.option("--port", type=int, default=None, help="Port [env TIDINGS_PORT; 8000].")
+@click.option(
+    "--access-log/--no-access-log",
+    default=None,
+    help="Log every request, not only the refused ones [env TIDINGS_ACCESS_LOG; off].",
+)
 @data_dir_option
-def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
+def serve(
+    host: str | None, port: int | None, access_log: bool | None, data_dir: Path | None
+) -> None:
     """Run the API with an in-process job consumer."""
     import uvicorn
+    from uvicorn.config import STARTUP_FAILURE
 
     from tidings.app import create_app
     from tidings.workspace import service as workspace_service
 
     _configure_logging()
-    settings = _settings(host=host, port=port, data_dir=data_dir)
+    settings = _settings(host=host, port=port, access_log=access_log, data_dir=data_dir)
     runtime = _prepare(settings)
     with runtime.database.write() as (session, _):
         created = workspace_service.bootstrap(session, runtime.cipher)
@@ -152,14 +160,21 @@ def serve(host: str | None, port: int | None, data_dir: Path | None) -> None:
         click.echo("  API keys: `tidings keys list` prints them.")
     sys.stdout.flush()
     app = create_app(runtime, consumer_workers=settings.consumer_threads(embedded=True))
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_level="warning",
-        access_log=False,
+        access_log=settings.access_log,
         timeout_graceful_shutdown=10,
     )
+    if settings.access_log:
+        # Its lines are at INFO; the server's own stay at WARNING.
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:  # the port is taken, say: uvicorn has logged why
+        sys.exit(STARTUP_FAILURE)
 
 
 def _print_sign_in_link(runtime: Runtime, url: str) -> None:

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8000
+    # One line per request from the server (uvicorn), the query string included. Refused
+    # requests are logged either way (http_errors.log_error_answer).
+    access_log: bool = False
     job_storage: str = "sqlite"
     job_queue: str = "tidings"
     secret_key: SecretStr | None = None

@@ -149,6 +149,12 @@ def _caller(request: Request) -> Scope:
     return scope
 
 
+def accepted_key_id(scope: ASGIScope) -> str | None:
+    """The public id of the key this request was accepted with, once its check passed."""
+    caller = scope.get(_CALLER)
+    return caller.key_id if isinstance(caller, Scope) else None
+
+
 def authenticate(request: Request) -> Scope:
     """The caller of an API endpoint: a `secret` key (an `ingest` key gets 403)."""
     scope = _caller(request)

@@ -17,6 +17,9 @@ import orjson
 class AppError(Exception):
     status_code = 400
     code = "bad_request"
+    # The public id of the API key the refused request was made with, once the key was
+    # accepted: the refusal's log line names it (never the key itself).
+    key_id: str | None = None
 
     def __init__(
         self,

@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tidings.dependencies import client_address
-from tidings.errors import AppError, error_body
+from tidings.errors import AppError, BadRequest, error_body
+from tidings.http_errors import INTERNAL_ERROR, INTERNAL_ERROR_BODY, log_error_answer
 from tidings.ingest.segment import SegmentRequest, accept_segment
 from tidings.ingest.tracking import PATHS as TRACKING_PATHS
 from tidings.ingest.tracking import TrackingRequest, accept_tracking
@@ -58,21 +59,38 @@ class IngestFastPath:
         if path != PATH and path not in _TRACKING:
             await self.app(scope, receive, send)
             return
-        status, body, headers = await _serve(scope, receive, path)
-        if path != PATH:
-            headers.append(_ANY_ORIGIN)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [_JSON, (b"content-length", str(len(body)).encode()), *headers],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        try:
+            status, body, headers = await _serve(scope, receive, path)
+        except Exception:
+            # A bug: answered in the one shape and logged, then raised for the server to log
+            # its traceback, as FastAPI's routes do (http_errors.internal_error).
+            log_error_answer(scope, 500, INTERNAL_ERROR, None)
+            await _respond(send, path, 500, INTERNAL_ERROR_BODY, [])
+            raise
+        await _respond(send, path, status, body, headers)
 
 
-def _error(exc: AppError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
-    """The one JSON error shape, with the error's headers (`Retry-After` on a 429)."""
+async def _respond(
+    send: Send, path: str, status: int, body: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    if path != PATH:
+        headers.append(_ANY_ORIGIN)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [_JSON, (b"content-length", str(len(body)).encode()), *headers],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+_DISCONNECTED = BadRequest("The client went away.", code="disconnected")
+
+
+def _error(scope: Scope, exc: AppError) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """The one JSON error shape, with the error's headers (`Retry-After` on a 429), logged."""
+    log_error_answer(scope, exc.status_code, exc.code, exc.key_id)
     headers = [(k.lower().encode(), v.encode()) for k, v in (exc.headers or {}).items()]
     return exc.status_code, error_body(exc.code, exc.message, exc.field), headers
 
@@ -118,6 +136,6 @@ async def _serve(
         )
         return 200, body, []
     except ClientDisconnected:
-        return 400, error_body("disconnected", "The client went away."), []
+        return _error(scope, _DISCONNECTED)
     except AppError as exc:
-        return _error(exc)
+        return _error(scope, exc)

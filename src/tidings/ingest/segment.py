@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import orjson
 
 from tidings.dependencies import presented_key
-from tidings.errors import PayloadTooLarge
+from tidings.errors import AppError, PayloadTooLarge
 from tidings.ingest.tracking import KeyCheck, read_within, submit
 from tidings.ingest.validation import (
     MAX_EVENT_BYTES,
@@ -41,8 +41,12 @@ async def accept_segment(
     holds. A repeated `messageId` answers `"duplicate": true` and has no second effect."""
     key = presented_key(request.authorization)
     await check.verify(key, request.client)
-    body = await read_event(chunks, request.content_length)
-    result = await store_event(check.writer, key, validate_segment_event(parse_json(body)))
+    try:
+        body = await read_event(chunks, request.content_length)
+        result = await store_event(check.writer, key, validate_segment_event(parse_json(body)))
+    except AppError as exc:
+        await check.note_key(exc, key)
+        raise
     if result.outcome is Outcome.DUPLICATE:
         return orjson.dumps({"messageId": result.message_id, "duplicate": True})
     return orjson.dumps({"messageId": result.message_id})

@@ -86,6 +86,13 @@ class KeyCheck:
             raise invalid_key(self.limits.api_clients, client)
         self.limits.accepted_keys.add(key)
 
+    async def note_key(self, error: AppError, key: str) -> None:
+        """Put the public id of `key`, which `verify` accepted, on the error that refuses its
+        request: the log line of the refusal names it. Called on the error path only."""
+        scope = await self.writer.key_scope(key)
+        if scope is not None:
+            error.key_id = scope.key_id
+
 
 @dataclass(frozen=True, slots=True)
 class TrackingRequest:
@@ -372,23 +379,27 @@ async def accept_tracking(
     try:
         raw = await read_body(request, chunks)
         body = _parse(raw, request.path)
-    except BadRequest:
+    except BadRequest as exc:
         header_key = key_from_authorization(request.authorization)
         if header_key is not None:
             await check.verify(header_key, request.client)
+            await check.note_key(exc, header_key)
         raise
     key = write_key(body, request.authorization)
     await check.verify(key, request.client)
-    limiter.check(key)
-    received_at = utcnow()
-    event_type = SINGLE_PATHS.get(request.path)
-    if event_type is None:
-        events = batch_events(body, received_at, len(raw))
-    else:
-        events = [single_event(body, event_type, received_at)]
-    if not events:
-        return SUCCESS
-    await submit(check.writer, [IngestItem(key=key, event=event) for event in events])
+    try:
+        limiter.check(key)
+        received_at = utcnow()
+        event_type = SINGLE_PATHS.get(request.path)
+        if event_type is None:
+            events = batch_events(body, received_at, len(raw))
+        else:
+            events = [single_event(body, event_type, received_at)]
+        if events:
+            await submit(check.writer, [IngestItem(key=key, event=event) for event in events])
+    except AppError as exc:
+        await check.note_key(exc, key)
+        raise
     return SUCCESS
 
 

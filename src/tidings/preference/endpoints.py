@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse
 
 from tidings.dependencies import Caller, DatabaseDep, ReadSession, UnsubscribeKeyDep
 from tidings.errors import AppError, BadRequest, NotFound, PayloadTooLarge
-from tidings.http_errors import error_response
+from tidings.http_errors import error_response, log_error_answer
 from tidings.kit.pagination import PageQuery, decode_cursor, page_query
 from tidings.kit.time import isoformat
 from tidings.models import SubscriptionTopic
@@ -230,6 +230,7 @@ def _wants_html(request: Request) -> bool:
 
 def _failure(request: Request, error: AppError, title: str) -> Response:
     """Browsers get a page; mail clients and scripts get the usual JSON error."""
+    log_error_answer(request.scope, error.status_code, error.code, None)
     if _wants_html(request):
         return _page(title, [error.message], status_code=error.status_code)
     return error_response(error)
