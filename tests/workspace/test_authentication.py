@@ -27,6 +27,10 @@ INGEST_ROUTES = {"/inbound/segment", "/debug", *TRACKING_PATHS}
 # Routes whose credential is not an API key, and why.
 NOT_BY_API_KEY = {
     "/health": "public",
+    "/": "public: links to Studio and the API reference",
+    "/favicon.ico": "public",
+    "/docs": "public: the API reference, as /openapi.json",
+    "/redoc": "public: the API reference, as /openapi.json",
     "/providers/catalog": "public: the provider types and their config schemas, no data",
     "/inbound/segment/webhook/{source_id}": "the source's signature",
     "/callbacks/sendgrid": "the vendor's signature",
