@@ -89,7 +89,9 @@ def test_smtp_configured_in_studio_then_the_message_appears_under_messages(
 
     page.locator("#user_id").fill("rod-test")
     page.get_by_role("button", name=re.compile("Send test")).click()
-    expect(page.locator("#test-result")).to_contain_text("Sent: msg_")
+    # The outcome follows the message until it is sent.
+    expect(page.locator("#test-result [role=status]")).to_contain_text("SENT")
+    expect(page.locator("#test-result")).to_contain_text("Test message msg_")
     wait_for(lambda: len(smtp_sink.messages) == 1, what="the test email at the SMTP sink")
     assert smtp_sink.messages[0]["Subject"] == "Hello Rod"
     assert smtp_sink.messages[0]["To"] == "rod@example.org"

@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
@@ -18,7 +19,7 @@ from tidings.errors import AppError, BadRequest
 from tidings.event.repository import EventRepository
 from tidings.message import service as message_service
 from tidings.message.schemas import MessageSpec
-from tidings.models import Notification
+from tidings.models import MessageStatus, Notification
 from tidings.notification import service as notification_service
 from tidings.notification.repository import NotificationRepository
 from tidings.notification.schemas import NotificationBody
@@ -29,6 +30,7 @@ from tidings.studio.dependencies import PREFIX, Admin
 from tidings.studio.templating import render
 from tidings.template.render import CHANNEL_FIELDS as RENDERED_FIELDS
 from tidings.template.render import RenderContext
+from tidings.workspace.service import Scope
 
 router = APIRouter()
 
@@ -194,6 +196,16 @@ def save_notification(
     )
 
 
+def _event_data(session: Session, scope: Scope, event_id: str) -> tuple[dict[str, Any], str | None]:
+    """A received Segment event's data (a track's properties, else traits) and user id;
+    empty when there is no such event."""
+    event = EventRepository(session).by_message_id(scope, "segment", event_id) if event_id else None
+    if event is None:
+        return {}, None
+    source = event.payload.get("properties") or event.payload.get("traits") or {}
+    return (source if isinstance(source, dict) else {}), event.user_id
+
+
 @router.post("/notifications/preview")
 def preview(request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep) -> Response:
     """The live preview: the form's unsaved content, rendered with a received event's data."""
@@ -203,22 +215,12 @@ def preview(request: Request, admin: Admin, form: CheckedForm, database: Databas
         return render(
             request, "_preview.html", rendered={}, errors={}, dropped_links=[], invalid=exc.message
         )
-    data: dict[str, Any] = {}
     profile: dict[str, Any] = {}
-    recipient = None
-    event_id = form_text(form, "event")
     with database.read() as session:
-        event = (
-            EventRepository(session).by_message_id(admin.scope, "segment", event_id)
-            if event_id
-            else None
-        )
-        if event is not None:
-            source = event.payload.get("properties") or event.payload.get("traits") or {}
-            data = source if isinstance(source, dict) else {}
-            recipient = event.user_id
-            stored = ProfileRepository(session).get(admin.scope, event.user_id or "")
-            profile = {**(stored.data if stored else {}), "user_id": event.user_id}
+        data, recipient = _event_data(session, admin.scope, form_text(form, "event"))
+        if recipient is not None:
+            stored = ProfileRepository(session).get(admin.scope, recipient)
+            profile = {**(stored.data if stored else {}), "user_id": recipient}
     context = RenderContext(data=data, profile=profile, recipient=recipient, urls={})
     rendering = notification_service.render_all(content, context, strict=False)
     return render(
@@ -231,6 +233,16 @@ def preview(request: Request, admin: Admin, form: CheckedForm, database: Databas
     )
 
 
+def _test_data(form: FormData, event_data: dict[str, Any]) -> dict[str, Any]:
+    """The typed JSON data, else the data of the event picked for the preview."""
+    if not form_text(form, "data").strip():
+        return event_data
+    data = _parsed_json(form, "data")
+    if not isinstance(data, dict):
+        raise BadRequest('data: give a JSON object, e.g. {"order_id": "123"}.', field="data")
+    return data
+
+
 @router.post("/notifications/{notification_id}/test-send")
 def test_send(
     notification_id: str,
@@ -240,13 +252,24 @@ def test_send(
     database: DatabaseDep,
     settings: SettingsDep,
 ) -> Response:
-    """Send the saved template to one user, as POST /send would."""
-    user_id = form_text(form, "user_id").strip()
+    """Send the saved template to one user, as POST /send would, with typed data or the data
+    of the event picked for the preview (and its user, when none is typed)."""
     try:
-        if not user_id:
-            raise BadRequest("Give the user id to send the test to.", field="user_id")
-        spec = MessageSpec.model_validate({"to": {"user_id": user_id}, "template": notification_id})
         with database.write() as (session, outbox):
+            event_data, event_user = _event_data(session, admin.scope, form_text(form, "event"))
+            user_id = form_text(form, "user_id").strip() or event_user
+            if not user_id:
+                raise BadRequest(
+                    "Give the user id to send the test to, or pick an event for the preview.",
+                    field="user_id",
+                )
+            spec = MessageSpec.model_validate(
+                {
+                    "to": {"user_id": user_id},
+                    "template": notification_id,
+                    "data": _test_data(form, event_data),
+                }
+            )
             _, messages = message_service.accept_send(
                 session,
                 admin.scope,
@@ -259,3 +282,15 @@ def test_send(
     except AppError as exc:
         return render(request, "_test_send.html", exc.status_code, error=exc.message, ids=[])
     return render(request, "_test_send.html", error=None, ids=message_ids)
+
+
+@router.get("/notifications/test-sends/{message_id}")
+def test_send_outcome(
+    message_id: str, request: Request, admin: Admin, database: DatabaseDep
+) -> Response:
+    """A test message's status as it progresses: the fragment polls itself until the message
+    is sent or has ended."""
+    with database.read() as session:
+        message = message_service.get_message(session, admin.scope, message_id)
+    settled = message.status == MessageStatus.SENT or message.status in MessageStatus.FINAL
+    return render(request, "_test_send_outcome.html", message=message, settled=settled)
