@@ -66,7 +66,7 @@ def test_event_shows_its_run_whose_timeline_can_be_canceled(
     started = page.locator("section", has_text="Automations started")
     expect(started.get_by_role("link", name="shipped")).to_be_visible()
     expect(started.locator(".status")).to_have_text("WAITING")
-    sent = page.locator("section", has_text="Messages sent")
+    sent = page.locator("section[aria-labelledby=messages-title]")
     expect(sent.locator(".card")).to_have_count(1)
     screenshot(page, "event-trace")
 

@@ -12,6 +12,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from tidings.kit.time import isoformat
+from tidings.models.automation import RunStatus
+from tidings.models.message import MessageStatus
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -49,6 +51,14 @@ environment.filters["when"] = _when
 environment.filters["compact_json"] = _compact_json
 environment.filters["epoch_ms"] = _epoch_ms
 environment.filters["iso"] = isoformat
+# Message statuses that mean the message will not reach its recipient: an event or a run that
+# made one is not shown as a plain success.
+environment.globals["NOT_SENT"] = (
+    MessageStatus.UNDELIVERABLE,
+    MessageStatus.UNROUTABLE,
+    MessageStatus.UNMAPPED,
+)
+environment.globals["RUN_FAILED"] = RunStatus.ERROR
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
