@@ -18,7 +18,7 @@ from tests.payloads import identify, track
 from tests.smtp_sink import SmtpSink
 from tidings.automation import runs
 from tidings.automation.steps.values import merge
-from tidings.models import AutomationRun, Message
+from tidings.models import AutomationRun, AutomationRunStep, Message
 from tidings.runtime import Runtime
 from tidings.workspace.service import resolve_keys
 
@@ -262,7 +262,7 @@ def test_a_short_delay_then_the_reminder_is_sent(
     assert smtp_sink.messages[0]["Subject"] == "Hi Cy"
 
 
-def test_a_false_if_skips_its_step(client: TestClient, keys: Keys) -> None:
+def test_a_false_if_skips_its_step(client: TestClient, keys: Keys, runtime: Runtime) -> None:
     run_id = invoke(
         client,
         keys.test,
@@ -290,6 +290,18 @@ def test_a_false_if_skips_its_step(client: TestClient, keys: Keys) -> None:
     assert [step["status"] for step in run["steps"]] == ["SKIPPED", "PROCESSED"]
     profile = client.get("/profiles/u4", headers=bearer(keys.test)).json()["profile"]
     assert profile == {"small_spender": True}
+    # No step ends before it started, whether it ran or was skipped.
+    with runtime.database.read() as session:
+        rows = session.scalars(
+            select(AutomationRunStep)
+            .join(AutomationRun, AutomationRun.id == AutomationRunStep.run_pk)
+            .where(AutomationRun.run_id == run_id)
+        ).all()
+    assert len(rows) == 2
+    for row in rows:
+        assert row.started_at <= row.updated_at
+        assert row.finished_at is not None
+        assert row.started_at <= row.finished_at
 
 
 @pytest.mark.parametrize(

@@ -208,7 +208,7 @@ def advance_run(context: WorkerContext, run_pk: int) -> str:
     return RunStatus.PROCESSING
 
 
-def _step_row(session: Session, run: AutomationRun, step: Step) -> AutomationRunStep:
+def _step_row(session: Session, run: AutomationRun, step: Step, now: datetime) -> AutomationRunStep:
     """The step's row. A new one joins the session at once only for a step that can be
     seen unfinished (a fetch between its transactions, a delay); any other step starts and
     ends in one transaction, so its row is added when it ends (`_finish_step`): one
@@ -220,7 +220,8 @@ def _step_row(session: Session, run: AutomationRun, step: Step) -> AutomationRun
     if run.attempts or step.calls_network:
         row = RunRepository(session).step(run.id, run.step_index)
     if row is None:
-        now = utcnow()
+        # The caller's `now`, which the step's finish also uses: a step never ends before
+        # it started.
         row = AutomationRunStep(
             run_pk=run.id,
             position=run.step_index,
@@ -329,7 +330,7 @@ def _advance_loaded(
         run.finished_at = run.updated_at = now
         return run.status
     step = steps.load(stored[run.step_index])
-    row = _step_row(session, run, step)
+    row = _step_row(session, run, step, now)
     at = StepRun(session, context, run, namespace(run.context), outbox, now)
     try:
         applies = step.applies(at.names)
@@ -401,7 +402,7 @@ def _fail(
         row = None
         if run.step_index < len(stored):
             with contextlib.suppress(StepFailed):  # a stored step that does not load has none
-                row = _step_row(session, run, steps.load(stored[run.step_index]))
+                row = _step_row(session, run, steps.load(stored[run.step_index]), now)
         if row is not None:
             session.add(row)
             row.error = reason[:2000]
