@@ -36,10 +36,11 @@ def test_empty_state_reads_exactly_and_lists_the_checklist(page: Page, studio: S
         "Double-check that your API Key was copied accurately into Segment."
     )
     expect(items.nth(1)).to_contain_text("If it is at the top level of an identify call")
-    # The key of each environment, with a copy button.
-    key_input = page.locator("input.key").first
-    expect(key_input).to_have_value(studio.key)
+    # The key of each environment, hidden until revealed (as under Settings), then copyable.
+    assert studio.key not in page.content()
     expect(page.locator("#keys-title ~ .row .key-scope").first).to_have_text("secret")
+    page.get_by_role("button", name="Reveal").first.click()
+    expect(page.locator("input.key").first).to_have_value(studio.key)
     expect(page.get_by_role("button", name="Copy").first).to_be_visible()
     screenshot(page, "segment-empty")
 
