@@ -31,6 +31,11 @@ def test_plus_links_an_existing_automation_to_an_event_name(page: Page, studio: 
     row = page.locator("tr", has_text="track/Segment Test Event Name")
     expect(row.locator("td").nth(1)).to_have_text("1")
     expect(row.get_by_text("unmapped")).to_be_visible()
+    # Nothing is chosen for the user: "+" without a choice links nothing.
+    expect(row.get_by_label("Automation to link")).to_have_value("")
+    row.get_by_role("button", name="Link the automation to track/Segment Test Event Name").click()
+    assert row.get_by_label("Automation to link").evaluate("select => select.validity.valueMissing")
+    assert studio.api("GET", "/automations/welcome").json()["version"] == 1
     row.get_by_label("Automation to link").select_option("welcome")
     row.get_by_role("button", name="Link the automation to track/Segment Test Event Name").click()
 
