@@ -34,6 +34,9 @@ def test_sign_in_with_password_and_sign_out(page: Page, studio: Studio) -> None:
     page.get_by_label("Password").fill("not the password")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("Wrong email or password")
+    # The command in the message is shown as code, not between literal backticks.
+    expect(page.get_by_role("alert").locator("code")).to_have_text("tidings admin create EMAIL")
+    expect(page.get_by_role("alert")).not_to_contain_text("`")
     screenshot(page, "sign-in")
 
     page.get_by_label("Password").fill("a long studio password")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
@@ -25,6 +26,18 @@ def _pretty_json(value: Any) -> str:
 def _compact_json(value: Any) -> str:
     """JSON as text; autoescape then escapes it like any other string."""
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _code_spans(value: Any) -> Markup:
+    """Text with its `backticked` parts shown as code, as Markdown shows inline code; the
+    text itself is escaped (it may come from an event), and nothing else is interpreted."""
+    parts = str(value).split("`")
+    if len(parts) % 2 == 0:  # an odd backtick: no code spans, as Markdown would leave it
+        return escape(value)
+    return Markup("").join(
+        Markup("<code>{}</code>").format(part) if index % 2 else escape(part)
+        for index, part in enumerate(parts)
+    )
 
 
 def _epoch_ms(value: int | None) -> str:
@@ -50,6 +63,7 @@ environment.filters["pretty_json"] = _pretty_json
 environment.filters["when"] = _when
 environment.filters["compact_json"] = _compact_json
 environment.filters["epoch_ms"] = _epoch_ms
+environment.filters["code_spans"] = _code_spans
 environment.filters["iso"] = isoformat
 # Message statuses that mean the message will not reach its recipient: an event or a run that
 # made one is not shown as a plain success.
