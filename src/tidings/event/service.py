@@ -242,11 +242,20 @@ def _record_failure(
     return ProcessResult.RETRY
 
 
-def segment_event_data(session: Session, scope: Scope, message_id: str) -> dict[str, Any] | None:
-    """What a received Segment event gives a template preview: its properties (a track) or
-    traits (an identify); None when the environment has no such event."""
+def segment_event_sample(
+    session: Session, scope: Scope, message_id: str
+) -> tuple[dict[str, Any], str | None] | None:
+    """What a received Segment event gives a template preview or a test send: its
+    properties (a track) or traits (an identify) as data, and its user id; None when the
+    environment has no such event."""
     event = EventRepository(session).by_message_id(scope, "segment", message_id)
     if event is None:
         return None
     source = event.payload.get("properties") or event.payload.get("traits") or {}
-    return source if isinstance(source, dict) else {}
+    return (source if isinstance(source, dict) else {}), event.user_id
+
+
+def segment_event_data(session: Session, scope: Scope, message_id: str) -> dict[str, Any] | None:
+    """The data of `segment_event_sample`, for `POST /notifications/{id}/preview`."""
+    sample = segment_event_sample(session, scope, message_id)
+    return None if sample is None else sample[0]

@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from tidings.db import Database
 from tidings.dependencies import DatabaseDep, SettingsDep
 from tidings.errors import AppError, BadRequest
-from tidings.event.repository import EventRepository
+from tidings.event.service import segment_event_sample
 from tidings.message import service as message_service
 from tidings.message.schemas import MessageSpec
 from tidings.models import MessageStatus, Notification
@@ -197,13 +197,9 @@ def save_notification(
 
 
 def _event_data(session: Session, scope: Scope, event_id: str) -> tuple[dict[str, Any], str | None]:
-    """A received Segment event's data (a track's properties, else traits) and user id;
-    empty when there is no such event."""
-    event = EventRepository(session).by_message_id(scope, "segment", event_id) if event_id else None
-    if event is None:
-        return {}, None
-    source = event.payload.get("properties") or event.payload.get("traits") or {}
-    return (source if isinstance(source, dict) else {}), event.user_id
+    """The picked event's data and user id; none when no event is picked or found."""
+    sample = segment_event_sample(session, scope, event_id) if event_id else None
+    return sample if sample is not None else ({}, None)
 
 
 @router.post("/notifications/preview")
