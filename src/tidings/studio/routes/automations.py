@@ -9,7 +9,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from tidings.automation import runs
+from tidings.automation import references, runs
 from tidings.automation import service as automation_service
 from tidings.automation.repository import RunRepository
 from tidings.automation.service import DefinitionError
@@ -105,6 +105,7 @@ def _editor(
     status_code: int = 200,
     flash: str | None = None,
     version: int | None = None,
+    invoked_by: list[str] | None = None,
 ) -> Response:
     return render(
         request,
@@ -116,6 +117,7 @@ def _editor(
         errors=errors or {},
         flash=flash,
         version=version,
+        invoked_by=invoked_by or [],
     )
 
 
@@ -209,13 +211,25 @@ def edit_automation(
 ) -> Response:
     with database.read() as session:
         automation, version = automation_service.get(session, admin.scope, automation_id)
+        invoked_by = references.automations_invoking(session, admin.scope, automation_id)
     return _editor(
         request,
         _values(automation.automation_id, version.definition),
         new=False,
         flash=f"Saved as version {version.version}." if saved else None,
         version=version.version,
+        invoked_by=invoked_by,
     )
+
+
+@router.post("/automations/{automation_id}/delete")
+def delete_automation(
+    automation_id: str, admin: Admin, form: CheckedForm, database: DatabaseDep
+) -> Response:
+    """As DELETE /automations/{id}: its triggers stop; runs already started finish."""
+    with database.write() as (session, _):
+        automation_service.delete(session, admin.scope, automation_id)
+    return RedirectResponse(f"{PREFIX}/automations", status_code=303)
 
 
 @router.post("/automations")

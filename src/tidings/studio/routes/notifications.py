@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
+from tidings.automation import references
 from tidings.db import Database
 from tidings.dependencies import DatabaseDep, SettingsDep
 from tidings.errors import AppError, BadRequest
@@ -128,6 +129,7 @@ def _editor(
 ) -> Response:
     with database.read() as session:
         events = service.recent_events(session, admin.scope, 20)
+        sent_by = [] if new else references.automations_sending(session, admin.scope, values["id"])
     return render(
         request,
         "notification_edit.html",
@@ -141,6 +143,7 @@ def _editor(
         error=error,
         events=events,
         flash=flash,
+        sent_by=sent_by,
     )
 
 
@@ -200,6 +203,17 @@ def _event_data(session: Session, scope: Scope, event_id: str) -> tuple[dict[str
     """The picked event's data and user id; none when no event is picked or found."""
     sample = segment_event_sample(session, scope, event_id) if event_id else None
     return sample if sample is not None else ({}, None)
+
+
+@router.post("/notifications/{notification_id}/delete")
+def delete_notification(
+    notification_id: str, admin: Admin, form: CheckedForm, database: DatabaseDep
+) -> Response:
+    """As DELETE /notifications/{id}; messages already made keep their history."""
+    with database.write() as (session, _):
+        if not NotificationRepository(session).delete(admin.scope, notification_id):
+            raise notification_service.not_found(notification_id)
+    return RedirectResponse(f"{PREFIX}/notifications", status_code=303)
 
 
 @router.post("/notifications/preview")
