@@ -42,7 +42,9 @@ SECURITY_HEADERS = [
 
 
 class SecurityHeaders:
-    """Adds the headers above to every Studio response but static files."""
+    """Adds the headers above to every Studio response but static files, except those a
+    response sets itself (the rendered email's frame allows its inline styles, and framing
+    by Studio)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -54,7 +56,10 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+                headers = list(message.get("headers", []))
+                own = {name.lower() for name, _ in headers}
+                headers += [header for header in SECURITY_HEADERS if header[0] not in own]
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from tidings.automation import references
 from tidings.db import Database
@@ -205,6 +205,31 @@ def _event_data(session: Session, scope: Scope, event_id: str) -> tuple[dict[str
     return sample if sample is not None else ({}, None)
 
 
+# The rendered email in Studio's frame: sandboxed (no script, no form, an origin of its own)
+# whether framed or opened alone, with its inline styles and images, framed only by Studio.
+EMAIL_FRAME_HEADERS = {
+    "Content-Security-Policy": (
+        "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data: https: http:; "
+        "font-src data: https:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'"
+    ),
+    "X-Frame-Options": "SAMEORIGIN",
+}
+NO_HTML = "<p style='font-family: sans-serif; color: #5b6475'>This template has no HTML part.</p>"
+
+
+@router.post("/notifications/email-frame")
+def email_frame(admin: Admin, form: CheckedForm, database: DatabaseDep) -> Response:
+    """The form's unsaved email HTML, rendered as the preview renders it, for the preview's
+    frame (the preview itself shows it as source)."""
+    try:
+        content = content_from_form(form)
+    except BadRequest:
+        content = {}
+    rendering = _rendering(admin, database, content, form_text(form, "event"))
+    html = rendering.channels.get("email", {}).get("html") or NO_HTML
+    return HTMLResponse(html, headers=EMAIL_FRAME_HEADERS)
+
+
 @router.post("/notifications/{notification_id}/delete")
 def delete_notification(
     notification_id: str, admin: Admin, form: CheckedForm, database: DatabaseDep
@@ -216,6 +241,20 @@ def delete_notification(
     return RedirectResponse(f"{PREFIX}/notifications", status_code=303)
 
 
+def _rendering(
+    admin: Admin, database: Database, content: dict[str, Any], event_id: str
+) -> notification_service.Rendering:
+    """Content rendered as a preview: with the picked event's data, user and stored profile."""
+    profile: dict[str, Any] = {}
+    with database.read() as session:
+        data, recipient = _event_data(session, admin.scope, event_id)
+        if recipient is not None:
+            stored = ProfileRepository(session).get(admin.scope, recipient)
+            profile = {**(stored.data if stored else {}), "user_id": recipient}
+    context = RenderContext(data=data, profile=profile, recipient=recipient, urls={})
+    return notification_service.render_all(content, context, strict=False)
+
+
 @router.post("/notifications/preview")
 def preview(request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep) -> Response:
     """The live preview: the form's unsaved content, rendered with a received event's data."""
@@ -225,14 +264,7 @@ def preview(request: Request, admin: Admin, form: CheckedForm, database: Databas
         return render(
             request, "_preview.html", rendered={}, errors={}, dropped_links=[], invalid=exc.message
         )
-    profile: dict[str, Any] = {}
-    with database.read() as session:
-        data, recipient = _event_data(session, admin.scope, form_text(form, "event"))
-        if recipient is not None:
-            stored = ProfileRepository(session).get(admin.scope, recipient)
-            profile = {**(stored.data if stored else {}), "user_id": recipient}
-    context = RenderContext(data=data, profile=profile, recipient=recipient, urls={})
-    rendering = notification_service.render_all(content, context, strict=False)
+    rendering = _rendering(admin, database, content, form_text(form, "event"))
     return render(
         request,
         "_preview.html",

@@ -1,4 +1,5 @@
-// Tidings Studio: copy buttons and confirmations. Everything else is htmx and plain forms.
+// Tidings Studio: copy buttons, confirmations and the email frame. Everything else is htmx
+// and plain forms.
 document.addEventListener("click", async (event) => {
   const button = event.target.closest("[data-copy-from]");
   if (!button) return;
@@ -20,4 +21,11 @@ document.addEventListener("click", async (event) => {
 document.addEventListener("submit", (event) => {
   const form = event.target.closest("form[data-confirm]");
   if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
+});
+
+// After each template preview, render the unsaved email into its sandboxed frame too.
+document.addEventListener("htmx:after:swap", (event) => {
+  if (event.target.id !== "preview-trigger") return;
+  const submit = document.getElementById("email-frame-submit");
+  submit?.form.requestSubmit(submit);
 });
