@@ -38,8 +38,20 @@ def put(client: TestClient, key: str, automation_id: str, body: Any) -> Any:
     return client.put(f"/automations/{automation_id}", json=body, headers=bearer(key))
 
 
+def templates(client: TestClient, key: str, *notification_ids: str) -> None:
+    """Notification templates the automations of a test name (they must exist to be named)."""
+    for notification_id in notification_ids:
+        response = client.put(
+            f"/notifications/{notification_id}",
+            json={"content": {"email": {"subject": "Hi", "text": "Hello"}}},
+            headers=bearer(key),
+        )
+        assert response.status_code in (200, 201), response.text
+
+
 def test_create_get_replace_and_versions(client: TestClient, keys: Keys) -> None:
     headers = bearer(keys.test)
+    templates(client, keys.test, "cart-reminder")
     created = put(client, keys.test, "abandoned-cart", ABANDONED_CART)
     assert created.status_code == 201
     body = created.json()
@@ -111,6 +123,7 @@ def test_delete_hides_but_keeps_versions_for_runs(
     client: TestClient, keys: Keys, runtime: Runtime
 ) -> None:
     headers = bearer(keys.test)
+    templates(client, keys.test, "cart-reminder")
     put(client, keys.test, "cart", ABANDONED_CART)
     scope = _scope(runtime, keys)
     with runtime.database.read() as session:
@@ -147,6 +160,7 @@ def _scope(runtime: Runtime, keys: Keys) -> Any:
 def test_triggered_by_finds_enabled_current_versions(
     client: TestClient, keys: Keys, runtime: Runtime
 ) -> None:
+    templates(client, keys.test, "cart-reminder", "x")
     put(client, keys.test, "cart", ABANDONED_CART)
     put(
         client,
@@ -188,6 +202,8 @@ def test_triggered_by_finds_enabled_current_versions(
 
 
 def test_environments_are_isolated(client: TestClient, keys: Keys) -> None:
+    templates(client, keys.test, "cart-reminder")
+    templates(client, keys.production, "cart-reminder")
     put(client, keys.test, "cart", ABANDONED_CART)
     production = bearer(keys.production)
     assert client.get("/automations/cart", headers=production).status_code == 404
@@ -373,6 +389,7 @@ def test_duplicate_refs_are_refused(client: TestClient, keys: Keys) -> None:
 
 
 def test_valid_values_are_accepted(client: TestClient, keys: Keys) -> None:
+    put(client, keys.test, "other", {"steps": [{"action": "delay", "duration": "1 minute"}]})
     body = {
         "triggers": [{"source": "inbound", "event": "anything at all"}],
         "steps": [

@@ -135,7 +135,7 @@ def test_an_event_with_no_automation_is_marked_unmapped(client: TestClient, keys
         {
             "enabled": False,
             "triggers": [{"source": "segment", "event": "track/Nobody Listens"}],
-            "steps": [{"action": "send", "template": "x"}],
+            "steps": [{"action": "send", "content": {"title": "Hi", "body": "Hello"}}],
         },
     )
     segment(client, keys.test, track(messageId="m-unmapped", event="Nobody Listens"))
@@ -761,7 +761,7 @@ def test_an_anonymous_visitors_track_runs_for_its_anonymous_profile(
     assert run["recipient"] == "visitor-1"
 
 
-# Its second step fails: the template does not exist.
+# Its second step fails: its template is deleted after the automation was saved.
 BROKEN: dict[str, Any] = {
     "triggers": [{"source": "segment", "event": "track/Broken"}],
     "steps": [
@@ -771,10 +771,18 @@ BROKEN: dict[str, Any] = {
 }
 
 
+def put_broken(client: TestClient, key: str) -> None:
+    """BROKEN, saved while its template existed; the template is gone since."""
+    put(client, key, "/notifications/no-such-template", {"content": {"sms": {"text": "Hi"}}})
+    put(client, key, "/automations/broken", BROKEN)
+    deleted = client.delete("/notifications/no-such-template", headers=bearer(key))
+    assert deleted.status_code == 204
+
+
 def test_a_failing_step_of_an_event_run_ends_the_run_not_the_event(
     client: TestClient, keys: Keys
 ) -> None:
-    put(client, keys.test, "/automations/broken", BROKEN)
+    put_broken(client, keys.test)
     segment(client, keys.test, track(messageId="m-broken", userId="u12", event="Broken"))
     (run,) = wait_for(
         lambda: runs_of(client, keys.test, template_id="broken", status="ERROR"),
@@ -796,7 +804,7 @@ def test_a_failing_step_in_a_group_of_events_ends_its_runs_not_the_events(
 ) -> None:
     from tests.event.test_processing import _store_without_job
 
-    put(client, keys.test, "/automations/broken", BROKEN)
+    put_broken(client, keys.test)
     events = [track(messageId=f"g-{n}", userId=f"g{n}", event="Broken") for n in range(3)]
     ids = _store_without_job(runtime, keys.test, events)
     # The consumer's job body: one group, the runs' steps in the events' transaction.
