@@ -543,6 +543,14 @@ def test_invalid_ad_hoc_steps_are_rejected_with_their_path(client: TestClient, k
     )
     assert reserved.status_code == 400
     assert reserved.json()["field"] == "id"
+    missing = client.post(
+        "/automations/invoke",
+        json={"automation": {"steps": [{"action": "send", "template": "t"}]}},
+        headers=bearer(keys.test),
+    )
+    assert missing.status_code == 400
+    assert missing.json()["field"] == "automation.steps[0].template"
+    assert 'there is no notification template "t"' in missing.json()["message"]
 
 
 def test_a_send_step_without_a_recipient_ends_the_run_in_error(

@@ -170,13 +170,13 @@ def test_a_template_over_a_limit_fails_its_message_and_the_preview_says_the_same
     assert message["reason"] == "RENDER_LIMIT"
     history = _history(client, keys.test, message["id"])
     assert history[-1]["type"] == "UNDELIVERABLE"
-    assert history[-1]["detail"] == "email.text: loop iteration limit reached (line 1, column 3)"
+    assert history[-1]["detail"] == "email.text: loop iteration limit reached (line 1, column 4)"
     assert smtp_sink.messages == []
 
     preview = client.post("/notifications/loops/preview", json={}, headers=headers)
     assert preview.status_code == 200
     assert preview.json()["errors"] == {
-        "email": "text: loop iteration limit reached (line 1, column 3)"
+        "email": "text: loop iteration limit reached (line 1, column 4)"
     }
 
 

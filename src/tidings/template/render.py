@@ -156,13 +156,13 @@ class RenderError(ValueError):
 
 
 def describe(exc: LiquidError) -> str:
-    """A Liquid error in one line, with where it is in its template when Liquid knows:
-    `'y' is undefined (line 2, column 5)`."""
+    """A Liquid error in one line, with where it is in its template when Liquid knows
+    (columns counted from 1): `'y' is undefined (line 2, column 6)`."""
     message = str(exc.message if exc.message is not None else exc).splitlines()[0]
     where = exc.context()
     if where is None:
         return message
-    return f"{message} (line {where[0]}, column {where[1]})"
+    return f"{message} (line {where[0]}, column {where[1] + 1})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,7 +279,7 @@ def check_syntax(source: str) -> str | None:
     index, name = min(unknown)
     line, column = Span("", index).line_col(source)
     return (
-        f"the Liquid template uses an unknown filter {name!r} (line {line}, column {column}); "
+        f"the Liquid template uses an unknown filter {name!r} (line {line}, column {column + 1}); "
         "Tidings has Liquid's standard filters, such as default, upcase and date"
     )
 
