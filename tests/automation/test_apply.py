@@ -108,3 +108,47 @@ def test_an_invalid_file_applies_nothing(
     result = run_cli(settings, "apply", str(folder))
     assert result.returncode != 0
     assert "kind must be automation or notification" in result.stderr
+
+
+def test_automations_may_name_templates_and_automations_of_the_same_files(
+    client: TestClient, keys: Keys, settings: Settings, tmp_path: Path
+) -> None:
+    """The templates are saved first, whatever the order of the files; an automation may
+    invoke one that comes later."""
+    parent = (
+        "kind: automation\nid: a-parent\nsteps:\n"
+        "  - action: invoke\n    template: z-child\n"
+        "  - action: send\n    template: welcome-email\n"
+    )
+    child = "kind: automation\nid: z-child\nsteps:\n  - action: send\n    template: welcome-email\n"
+    path = tmp_path / "all.yaml"
+    path.write_text("\n---\n".join([parent, WELCOME, child, NOTIFICATION]))
+    result = run_cli(settings, "apply", str(path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "created notification welcome-email",
+        "created automation a-parent",
+        "created automation welcome",
+        "created automation z-child",
+    ]
+    steps = client.get("/automations/a-parent", headers=bearer(keys.test)).json()["steps"]
+    assert steps[0]["template"] == "z-child"
+
+
+def test_a_missing_template_applies_nothing_and_names_the_step(
+    client: TestClient, keys: Keys, settings: Settings, tmp_path: Path
+) -> None:
+    path = tmp_path / "welcome.yaml"
+    path.write_text(WELCOME)
+    result = run_cli(settings, "apply", str(path))
+    assert result.returncode != 0
+    assert (
+        f"{path} (document 1): automation welcome: steps[1].template: there is no notification "
+        'template "welcome-email" in this environment'
+    ) in result.stderr
+    assert client.get("/automations/welcome", headers=bearer(keys.test)).status_code == 404
+
+    path.write_text(WELCOME.replace("template: welcome-email", "template: '{{ x | shout }}'"))
+    result = run_cli(settings, "apply", str(path))
+    assert result.returncode != 0
+    assert "steps[1].template: the Liquid template uses an unknown filter 'shout'" in result.stderr

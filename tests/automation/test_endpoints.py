@@ -38,8 +38,20 @@ def put(client: TestClient, key: str, automation_id: str, body: Any) -> Any:
     return client.put(f"/automations/{automation_id}", json=body, headers=bearer(key))
 
 
+def templates(client: TestClient, key: str, *notification_ids: str) -> None:
+    """Notification templates the automations of a test name (they must exist to be named)."""
+    for notification_id in notification_ids:
+        response = client.put(
+            f"/notifications/{notification_id}",
+            json={"content": {"email": {"subject": "Hi", "text": "Hello"}}},
+            headers=bearer(key),
+        )
+        assert response.status_code in (200, 201), response.text
+
+
 def test_create_get_replace_and_versions(client: TestClient, keys: Keys) -> None:
     headers = bearer(keys.test)
+    templates(client, keys.test, "cart-reminder")
     created = put(client, keys.test, "abandoned-cart", ABANDONED_CART)
     assert created.status_code == 201
     body = created.json()
@@ -111,6 +123,7 @@ def test_delete_hides_but_keeps_versions_for_runs(
     client: TestClient, keys: Keys, runtime: Runtime
 ) -> None:
     headers = bearer(keys.test)
+    templates(client, keys.test, "cart-reminder")
     put(client, keys.test, "cart", ABANDONED_CART)
     scope = _scope(runtime, keys)
     with runtime.database.read() as session:
@@ -147,6 +160,7 @@ def _scope(runtime: Runtime, keys: Keys) -> Any:
 def test_triggered_by_finds_enabled_current_versions(
     client: TestClient, keys: Keys, runtime: Runtime
 ) -> None:
+    templates(client, keys.test, "cart-reminder", "x")
     put(client, keys.test, "cart", ABANDONED_CART)
     put(
         client,
@@ -188,6 +202,8 @@ def test_triggered_by_finds_enabled_current_versions(
 
 
 def test_environments_are_isolated(client: TestClient, keys: Keys) -> None:
+    templates(client, keys.test, "cart-reminder")
+    templates(client, keys.production, "cart-reminder")
     put(client, keys.test, "cart", ABANDONED_CART)
     production = bearer(keys.production)
     assert client.get("/automations/cart", headers=production).status_code == 404
@@ -373,6 +389,7 @@ def test_duplicate_refs_are_refused(client: TestClient, keys: Keys) -> None:
 
 
 def test_valid_values_are_accepted(client: TestClient, keys: Keys) -> None:
+    put(client, keys.test, "other", {"steps": [{"action": "delay", "duration": "1 minute"}]})
     body = {
         "triggers": [{"source": "inbound", "event": "anything at all"}],
         "steps": [
@@ -519,3 +536,106 @@ def test_invalid_json_is_a_400(client: TestClient, keys: Keys) -> None:
     )
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_json"
+
+
+def test_a_missing_template_is_refused_with_the_step_field(client: TestClient, keys: Keys) -> None:
+    refused = put(client, keys.test, "welcome", _with_step({"action": "send", "template": "hi"}, 1))
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "code": "invalid_automation",
+        "message": 'steps[1].template: there is no notification template "hi" in this '
+        "environment; create it first (PUT /notifications/hi, or in the same `tidings apply` "
+        "files)",
+        "field": "steps[1].template",
+    }
+    assert client.get("/automations/welcome", headers=bearer(keys.test)).status_code == 404
+    in_message = put(
+        client, keys.test, "welcome", _with_step({"action": "send", "message": {"template": "hi"}})
+    )
+    assert in_message.status_code == 400
+    assert in_message.json()["field"] == "steps[2].message.template"
+    to_list = put(
+        client,
+        keys.test,
+        "welcome",
+        _with_step({"action": "send-list", "list": "beta", "template": "hi"}, 0),
+    )
+    assert to_list.status_code == 400
+    assert to_list.json()["field"] == "steps[0].template"
+
+    # Once the template exists, the same definition saves.
+    templates(client, keys.test, "hi")
+    saved = put(client, keys.test, "welcome", _with_step({"action": "send", "template": "hi"}, 1))
+    assert saved.status_code == 201, saved.text
+
+
+def test_an_invoke_of_a_missing_automation_is_refused(client: TestClient, keys: Keys) -> None:
+    refused = put(client, keys.test, "parent", _with_step({"action": "invoke", "template": "kid"}))
+    assert refused.status_code == 400
+    assert refused.json()["field"] == "steps[2].template"
+    assert 'there is no automation "kid" to invoke' in refused.json()["message"]
+    # An automation may invoke itself (runs invoking runs stop at a depth).
+    itself = put(
+        client, keys.test, "parent", _with_step({"action": "invoke", "template": "parent"})
+    )
+    assert itself.status_code == 201, itself.text
+    put(client, keys.test, "kid", {"steps": [{"action": "delay", "duration": "1 minute"}]})
+    assert (
+        put(client, keys.test, "parent", _with_step({"action": "invoke", "template": "kid"}))
+    ).status_code == 200
+
+
+def test_references_resolved_per_run_and_lists_are_not_checked(
+    client: TestClient, keys: Keys
+) -> None:
+    body = {
+        "steps": [
+            {"action": "send", "template": {"$ref": "data.template"}},
+            {"action": "send", "template": "{{ data.template }}"},
+            {"action": "send-list", "list": "nobody-subscribed-yet", "content": {"title": "t"}},
+            {"action": "invoke", "template": "{{ data.next }}"},
+        ]
+    }
+    response = put(client, keys.test, "dynamic", body)
+    assert response.status_code == 201, response.text
+
+
+def test_a_reference_the_current_version_has_is_not_checked_again(
+    client: TestClient, keys: Keys
+) -> None:
+    headers = bearer(keys.test)
+    templates(client, keys.test, "hi")
+    body = {"steps": [{"action": "send", "template": "hi"}]}
+    assert put(client, keys.test, "welcome", body).status_code == 201
+    assert client.delete("/notifications/hi", headers=headers).status_code == 204
+    # Disabling it still works: the reference is the one it was saved with.
+    disabled = put(client, keys.test, "welcome", {**body, "enabled": False})
+    assert disabled.status_code == 200, disabled.text
+    assert disabled.json()["enabled"] is False
+    # A new reference is checked.
+    moved = put(client, keys.test, "welcome", {"steps": [{"action": "send", "template": "bye"}]})
+    assert moved.status_code == 400
+    assert moved.json()["field"] == "steps[0].template"
+
+
+def test_an_unknown_filter_in_a_step_is_refused_with_its_path_and_line(
+    client: TestClient, keys: Keys
+) -> None:
+    in_data = put(
+        client,
+        keys.test,
+        "bad",
+        _with_step({"action": "update-profile", "profile": {"name": "{{ data.name | shout }}"}}, 1),
+    )
+    assert in_data.status_code == 400
+    assert in_data.json()["field"] == "steps[1].profile.name"
+    assert "unknown filter 'shout' (line 1, column 16)" in in_data.json()["message"]
+    token = put(
+        client,
+        keys.test,
+        "bad",
+        {"cancelation_token": "{{ data.id | nosuchfilter }}", "steps": [{"action": "cancel"}]},
+    )
+    assert token.status_code == 400
+    assert token.json()["field"] == "cancelation_token"
+    assert "unknown filter 'nosuchfilter'" in token.json()["message"]

@@ -14,7 +14,7 @@ from tidings.workspace.service import Scope, resolve_keys
 WELCOME = {
     "name": "Welcome",
     "triggers": [{"source": "segment", "event": "identify"}],
-    "steps": [{"action": "send", "template": "welcome"}],
+    "steps": [{"action": "send", "content": {"title": "Hi", "body": "Welcome"}}],
 }
 
 

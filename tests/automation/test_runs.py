@@ -135,7 +135,7 @@ def test_an_event_with_no_automation_is_marked_unmapped(client: TestClient, keys
         {
             "enabled": False,
             "triggers": [{"source": "segment", "event": "track/Nobody Listens"}],
-            "steps": [{"action": "send", "template": "x"}],
+            "steps": [{"action": "send", "content": {"title": "Hi", "body": "Hello"}}],
         },
     )
     segment(client, keys.test, track(messageId="m-unmapped", event="Nobody Listens"))
@@ -555,6 +555,14 @@ def test_invalid_ad_hoc_steps_are_rejected_with_their_path(client: TestClient, k
     )
     assert reserved.status_code == 400
     assert reserved.json()["field"] == "id"
+    missing = client.post(
+        "/automations/invoke",
+        json={"automation": {"steps": [{"action": "send", "template": "t"}]}},
+        headers=bearer(keys.test),
+    )
+    assert missing.status_code == 400
+    assert missing.json()["field"] == "automation.steps[0].template"
+    assert 'there is no notification template "t"' in missing.json()["message"]
 
 
 def test_a_send_step_without_a_recipient_ends_the_run_in_error(
@@ -773,7 +781,7 @@ def test_an_anonymous_visitors_track_runs_for_its_anonymous_profile(
     assert run["recipient"] == "visitor-1"
 
 
-# Its second step fails: the template does not exist.
+# Its second step fails: its template is deleted after the automation was saved.
 BROKEN: dict[str, Any] = {
     "triggers": [{"source": "segment", "event": "track/Broken"}],
     "steps": [
@@ -783,10 +791,18 @@ BROKEN: dict[str, Any] = {
 }
 
 
+def put_broken(client: TestClient, key: str) -> None:
+    """BROKEN, saved while its template existed; the template is gone since."""
+    put(client, key, "/notifications/no-such-template", {"content": {"sms": {"text": "Hi"}}})
+    put(client, key, "/automations/broken", BROKEN)
+    deleted = client.delete("/notifications/no-such-template", headers=bearer(key))
+    assert deleted.status_code == 204
+
+
 def test_a_failing_step_of_an_event_run_ends_the_run_not_the_event(
     client: TestClient, keys: Keys
 ) -> None:
-    put(client, keys.test, "/automations/broken", BROKEN)
+    put_broken(client, keys.test)
     segment(client, keys.test, track(messageId="m-broken", userId="u12", event="Broken"))
     (run,) = wait_for(
         lambda: runs_of(client, keys.test, template_id="broken", status="ERROR"),
@@ -808,7 +824,7 @@ def test_a_failing_step_in_a_group_of_events_ends_its_runs_not_the_events(
 ) -> None:
     from tests.event.test_processing import _store_without_job
 
-    put(client, keys.test, "/automations/broken", BROKEN)
+    put_broken(client, keys.test)
     events = [track(messageId=f"g-{n}", userId=f"g{n}", event="Broken") for n in range(3)]
     ids = _store_without_job(runtime, keys.test, events)
     # The consumer's job body: one group, the runs' steps in the events' transaction.

@@ -149,3 +149,44 @@ def test_missing_variables_render_empty_by_default(client: TestClient, keys: Key
     )
     preview = client.post("/notifications/lenient/preview", json={}, headers=headers).json()
     assert preview["channels"] == {"sms": {"text": "[]"}}
+
+
+def test_an_unknown_filter_is_refused_on_save_with_its_field_and_line(
+    client: TestClient, keys: Keys
+) -> None:
+    headers = bearer(keys.test)
+    refused = client.put(
+        "/notifications/x",
+        json={
+            "content": {
+                "email": {"subject": "Hi", "html": "<p>Hello</p>\n<p>{{ x | nosuchfilter }}</p>"},
+                "push": {"title": "t", "body": "b", "data": {"ids": ["{{ y | nope: 1 }}"]}},
+            }
+        },
+        headers=headers,
+    )
+    assert refused.status_code == 400
+    assert refused.json() == {
+        "code": "invalid_template",
+        "message": "content.email.html: the Liquid template uses an unknown filter "
+        "'nosuchfilter' (line 2, column 11); Tidings has Liquid's standard filters, such as "
+        "default, upcase and date",
+        "field": "content.email.html",
+    }
+    assert client.get("/notifications/x", headers=headers).status_code == 404
+    pushed = client.put(
+        "/notifications/x",
+        json={
+            "content": {"push": {"title": "t", "body": "b", "data": {"ids": ["{{ y | nope }}"]}}}
+        },
+        headers=headers,
+    )
+    assert pushed.status_code == 400
+    assert pushed.json()["field"] == "content.push.data.ids[0]"
+    assert "unknown filter 'nope' (line 1, column 8)" in pushed.json()["message"]
+    known = client.put(
+        "/notifications/x",
+        json={"content": {"sms": {"text": "{{ data.name | default: 'you' | upcase }}"}}},
+        headers=headers,
+    )
+    assert known.status_code == 201, known.text

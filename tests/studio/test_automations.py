@@ -17,13 +17,20 @@ WELCOME = {
 }
 
 
+def _welcome(studio: Studio) -> None:
+    """WELCOME, saved after the template it names (a missing one is refused)."""
+    template = {"content": {"email": {"subject": "Welcome", "text": "Hello"}}}
+    assert studio.api("PUT", "/notifications/welcome", json=template).status_code == 201
+    assert studio.api("PUT", "/automations/welcome", json=WELCOME).status_code == 201
+
+
 def _processed(studio: Studio, message_id: str) -> bool:
     response = studio.api("GET", f"/integrations/segment/events/{message_id}")
     return response.status_code == 200 and response.json()["status"] == "processed"
 
 
 def test_plus_links_an_existing_automation_to_an_event_name(page: Page, studio: Studio) -> None:
-    assert studio.api("PUT", "/automations/welcome", json=WELCOME).status_code == 201
+    _welcome(studio)
     assert studio.send_segment(TRACK).status_code == 202
     sign_in(page, studio)
     page.get_by_role("link", name="Event names").click()
@@ -89,7 +96,7 @@ def test_create_automation_from_an_event_name(page: Page, studio: Studio) -> Non
 
 
 def test_enable_and_disable_from_the_list(page: Page, studio: Studio) -> None:
-    assert studio.api("PUT", "/automations/welcome", json=WELCOME).status_code == 201
+    _welcome(studio)
     sign_in(page, studio)
     page.goto(f"{studio.url}/studio/automations")
     row = page.locator("tr", has_text="welcome")

@@ -37,7 +37,8 @@ def test_a_template_over_a_limit_fails_with_the_limit_named(source: str, reason:
     with pytest.raises(RenderError) as raised:
         render_channel("email", {"text": source}, CONTEXT)
     assert raised.value.limit
-    assert raised.value.reason == reason
+    assert raised.value.reason.startswith(f"{reason} (line 1, column ")
+    assert raised.value.line == 1
 
 
 def test_a_render_past_its_time_budget_fails() -> None:
@@ -169,12 +170,14 @@ def test_a_template_over_a_limit_fails_its_message_and_the_preview_says_the_same
     assert message["reason"] == "RENDER_LIMIT"
     history = _history(client, keys.test, message["id"])
     assert history[-1]["type"] == "UNDELIVERABLE"
-    assert history[-1]["detail"] == "email.text: loop iteration limit reached"
+    assert history[-1]["detail"] == "email.text: loop iteration limit reached (line 1, column 4)"
     assert smtp_sink.messages == []
 
     preview = client.post("/notifications/loops/preview", json={}, headers=headers)
     assert preview.status_code == 200
-    assert preview.json()["errors"] == {"email": "text: loop iteration limit reached"}
+    assert preview.json()["errors"] == {
+        "email": "text: loop iteration limit reached (line 1, column 4)"
+    }
 
 
 def test_unsafe_links_from_data_are_dropped_from_a_sent_email_and_inbox_and_the_history_says_so(

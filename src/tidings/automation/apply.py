@@ -2,8 +2,9 @@
 
 Each YAML document is `{kind: automation | notification, id, ...body}`, the body being what
 PUT /automations/{id} or PUT /notifications/{id} takes. Everything is saved in one
-transaction, notifications first; any error saves nothing. Applying the same files again
-changes nothing and reports `unchanged`.
+transaction, notifications first, so an automation's send steps may name templates of the
+same files (and its invoke steps automations of the same files); any error saves nothing.
+Applying the same files again changes nothing and reports `unchanged`.
 """
 
 from __future__ import annotations
@@ -115,13 +116,20 @@ def apply_documents(
     ordered = [d for d in documents if d.kind == "notification"] + [
         d for d in documents if d.kind == "automation"
     ]
+    # An automation may invoke one defined later in the files.
+    automations = {d.id for d in documents if d.kind == "automation"}
     for document in ordered:
         try:
             if document.kind == "notification":
                 outcome = _apply_notification(session, scope, document)
             else:
                 _, _, outcome = service.save(
-                    session, scope, document.id, document.body, outbound=outbound
+                    session,
+                    scope,
+                    document.id,
+                    document.body,
+                    outbound=outbound,
+                    coming=automations,
                 )
         except AppError as exc:
             raise ApplyError(

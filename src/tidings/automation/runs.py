@@ -150,6 +150,7 @@ def invoke_ad_hoc(
         )
     try:
         definition = definitions.validate_definition("ad-hoc", automation, outbound=outbound)
+        definitions.check_references(session, scope, "", definition)
     except definitions.DefinitionError as exc:
         raise definitions.DefinitionError(f"automation.{exc.field}", exc.reason) from exc
     return start_run(

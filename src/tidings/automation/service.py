@@ -8,6 +8,7 @@ change adds version N+1. The run engine starts a run from `current_version` (or 
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterator
 from typing import Any, Literal
 
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from tidings.errors import BadRequest, NotFound, not_in_environment
 from tidings.kit.outbound import OutboundGuard
 from tidings.kit.time import utcnow
 from tidings.models import Automation, AutomationVersion
+from tidings.notification.repository import NotificationRepository
 from tidings.workspace.service import Scope
 
 SaveOutcome = Literal["created", "updated", "unchanged"]
@@ -150,6 +152,74 @@ def validate_definition(
     }
 
 
+def _literal(value: Any) -> str | None:
+    """A reference written out, or None when it is a `$ref` or Liquid (resolved per run)."""
+    if not isinstance(value, str) or "{{" in value or "{%" in value:
+        return None
+    return value
+
+
+def _references(definition: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """The (path, kind, id) of every template and automation the steps name written out:
+    a send's `template` or `message.template` and a send-list's `template` (notification
+    templates), an invoke's `template` (an automation)."""
+    for index, step in enumerate(definition["steps"]):
+        path = f"steps[{index}]"
+        action = step["action"]
+        holders = [("", step)]
+        if action == "send" and isinstance(step.get("message"), dict):
+            holders.append((".message", step["message"]))
+        for where, holder in holders:
+            target = _literal(holder.get("template"))
+            if target is None:
+                continue
+            kind = "automation" if action == "invoke" else "notification"
+            yield f"{path}{where}.template", kind, target
+
+
+def check_references(
+    session: Session,
+    scope: Scope,
+    automation_id: str,
+    definition: dict[str, Any],
+    *,
+    coming: Collection[str] = (),
+    current: dict[str, Any] | None = None,
+) -> None:
+    """Every notification template and automation a definition names must exist in the
+    environment; `coming` are automations being saved with this one (`tidings apply`), and
+    an automation may invoke itself. A `$ref` or Liquid reference is resolved when the step
+    runs and is not checked; a send-list's list is not checked either (subscribing creates
+    a list). A reference the `current` definition already has at the same place is not
+    checked again: an automation whose template was deleted since can still be disabled.
+    Raises DefinitionError naming the step's field, e.g. `steps[1].template`."""
+    notifications = NotificationRepository(session)
+    automations = AutomationRepository(session)
+    known = set(_references(current)) if current is not None else set()
+    for path, kind, target in _references(definition):
+        if (path, kind, target) in known:
+            continue
+        if kind == "notification":
+            if not notifications.exists(scope, target):
+                raise DefinitionError(
+                    path,
+                    f"there is no notification template {_quote(target)} in this environment; "
+                    f"create it first (PUT /notifications/{target}, or in the same "
+                    "`tidings apply` files)",
+                )
+        elif (
+            target != automation_id
+            and target not in coming
+            and automations.get(scope, target) is None
+        ):
+            raise DefinitionError(
+                path,
+                f"there is no automation {_quote(target)} to invoke in this environment; "
+                f"create it first (PUT /automations/{target}, or in the same "
+                "`tidings apply` files)",
+            )
+
+
 not_found = not_in_environment(
     "automation",
     "PUT /automations/{id} or `tidings apply`",
@@ -159,15 +229,32 @@ not_found = not_in_environment(
 
 
 def save(
-    session: Session, scope: Scope, automation_id: str, body: Any, *, outbound: OutboundGuard
+    session: Session,
+    scope: Scope,
+    automation_id: str,
+    body: Any,
+    *,
+    outbound: OutboundGuard,
+    coming: Collection[str] = (),
 ) -> tuple[Automation, AutomationVersion, SaveOutcome]:
-    """Validate and save a definition; a new version only when it differs from the current one."""
+    """Validate and save a definition; a new version only when it differs from the current one.
+
+    The templates and automations it names must exist (`check_references`); `coming` are
+    the ids of automations saved with it, which it may invoke."""
     definition = validate_definition(automation_id, body, outbound=outbound)
     repository = AutomationRepository(session)
     now = utcnow()
     automation = repository.get_or_insert_for_update(scope, automation_id, now)
     created = automation.deleted_at is not None
     latest = repository.version(automation, automation.current_version)
+    check_references(
+        session,
+        scope,
+        automation_id,
+        definition,
+        coming=coming,
+        current=latest.definition if latest is not None and not created else None,
+    )
     if latest is not None and latest.definition == definition:
         if not created:
             return automation, latest, "unchanged"

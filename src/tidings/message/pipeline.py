@@ -1,8 +1,9 @@
 """The message state machine, run by jobs.
 
 1. `process_message`: ENQUEUED/DELAYED → loads the profile (PROFILE_LOADED), renders every
-   channel (RENDERED), routes (ROUTED, or UNROUTABLE / UNMAPPED), and creates one delivery per
-   chosen channel. One transaction.
+   channel (RENDERED), routes (ROUTED, or UNROUTABLE / UNMAPPED; UNDELIVERABLE with reason
+   RENDER_FAILED when nothing routed and a channel the routing wanted did not render), and
+   creates one delivery per chosen channel. One transaction.
 2. `deliver`: one delivery, one provider attempt. The attempt is marked `sending` and
    committed before the provider is called, and its outcome is committed after, so:
    - success → SENT, with an excerpt of the provider's reply;
@@ -53,6 +54,7 @@ from tidings.preference.service import (
 )
 from tidings.profile.repository import ProfileRepository
 from tidings.provider.base import (
+    CHANNELS,
     Delivery,
     PermanentProviderError,
     ProviderError,
@@ -66,6 +68,11 @@ from tidings.template.render import RenderContext
 from tidings.worker.context import WorkerContext
 
 logger = logging.getLogger(__name__)
+
+# A channel the routing wanted failed to render (a Liquid error at send time): the message is
+# UNDELIVERABLE with this reason. Courier's reasons have none for it; UNROUTABLE would send
+# the reader looking for a missing address or provider.
+RENDER_FAILED = "RENDER_FAILED"
 
 INLINE_ROUTING = {"method": "single", "channels": ["email", "push", "sms", "chat", "inbox"]}
 
@@ -340,11 +347,14 @@ def _render(
         "recipient": content.recipient,
         "channels": rendered,
         "errors": rendering.errors,
+        "failures": rendering.failures,
         "email_headers": headers,
     }
     notes: dict[str, Any] = {}
     if rendering.dropped_links:
         notes["dropped_links"] = [link.as_dict() for link in rendering.dropped_links]
+    if rendering.failures:
+        notes["failures"] = rendering.failures
     repository.record(
         message, "RENDERED", channels=sorted(rendered), errors=rendering.errors, **notes
     )
@@ -355,6 +365,29 @@ def _render(
         )
         return None
     return output
+
+
+def _routing_channels(
+    routing: dict[str, Any], providers_by_name: dict[str, ConfiguredProvider]
+) -> set[str]:
+    """The channels a routing names, its nested routings' and its pinned providers' too."""
+    channels: set[str] = set()
+    for entry in routing.get("channels", []):
+        if isinstance(entry, dict):
+            channels |= _routing_channels(entry, providers_by_name)
+        elif entry in CHANNELS:
+            channels.add(str(entry))
+        elif entry in providers_by_name:
+            channels.add(providers_by_name[entry].channel)
+    return channels
+
+
+def _failed_renders(
+    routing: dict[str, Any], output: dict[str, Any], lookups: _Lookups, environment_id: str
+) -> list[dict[str, Any]]:
+    """The render failures of the channels the routing could have chosen."""
+    wanted = _routing_channels(routing, lookups.configured_by_name(environment_id))
+    return [failure for failure in output["failures"] if failure["channel"] in wanted]
 
 
 def _plan(
@@ -379,6 +412,20 @@ def _plan(
     )
     if not result.routes:
         message.output = output
+        failed = _failed_renders(content.routing, output, lookups, message.environment_id)
+        if failed:
+            # A channel the routing wanted did not render: that is why nothing was sent,
+            # not a missing address or provider.
+            _finish(
+                repository,
+                message,
+                MessageStatus.UNDELIVERABLE,
+                RENDER_FAILED,
+                "; ".join(f"{f['channel']}.{f['field']}: {f['error']}" for f in failed),
+                failures=failed,
+                notes=result.notes,
+            )
+            return []
         _finish(
             repository,
             message,

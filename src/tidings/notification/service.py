@@ -28,10 +28,10 @@ CHANNEL_ORDER = ("email", "push", "sms", "chat", "inbox", "webhook")
 
 def _check_liquid(value: Any, path: str) -> None:
     if isinstance(value, str):
-        error = check_syntax(value)
-        if error is not None:
+        reason = check_syntax(value)
+        if reason is not None:
             raise BadRequest(
-                f"{path}: the Liquid template does not parse: {error.splitlines()[0]}",
+                f"{path}: {reason}",
                 code="invalid_template",
                 field=path,
             )
@@ -107,11 +107,13 @@ def default_routing(content: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class Rendering:
-    """Every channel of one message rendered: the ones that failed say why in `errors`;
+    """Every channel of one message rendered: the ones that failed say why in `errors`
+    (channel → "field: reason") and in `failures` (channel, field, error, line);
     `limit_error` names the first that went over a render limit, which fails the message."""
 
     channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    failures: list[dict[str, Any]] = field(default_factory=list)
     dropped_links: list[DroppedLink] = field(default_factory=list)
     limit_error: str | None = None
 
@@ -126,6 +128,9 @@ def render_all(specs: dict[str, dict[str, Any]], context: RenderContext, strict:
                 rendered = render_channel(channel, spec, context, strict=strict)
             except RenderError as exc:
                 rendering.errors[channel] = f"{exc.field}: {exc.reason}"
+                rendering.failures.append(
+                    {"channel": channel, "field": exc.field, "error": exc.reason, "line": exc.line}
+                )
                 if exc.limit and rendering.limit_error is None:
                     rendering.limit_error = f"{channel}.{exc.field}: {exc.reason}"
                 continue

@@ -28,6 +28,7 @@ from liquid import BoundTemplate, Environment, StrictUndefined, escape
 from liquid import RenderContext as LiquidContext
 from liquid.exceptions import LiquidError, ResourceLimitError
 from liquid.output import LimitedStringIO
+from liquid.span import Span
 
 CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
     "email": ("subject", "html", "text"),
@@ -123,23 +124,45 @@ _html_strict = _LimitedEnvironment(autoescape=True, undefined=StrictUndefined)
 
 
 class RenderError(ValueError):
-    """A channel that did not render; `limit` when it went over a render limit."""
+    """A channel that did not render: the field, Liquid's reason (with its line and column
+    when Liquid knows them, `line` too); `limit` when it went over a render limit."""
 
-    def __init__(self, channel: str, field: str, reason: str, *, limit: bool = False) -> None:
+    def __init__(
+        self,
+        channel: str,
+        field: str,
+        reason: str,
+        *,
+        limit: bool = False,
+        line: int | None = None,
+    ) -> None:
         super().__init__(f"{channel}.{field}: {reason}")
         self.channel = channel
         self.field = field
         self.reason = reason
         self.limit = limit
+        self.line = line
 
     @classmethod
     def of(cls, channel: str, field: str, exc: LiquidError) -> RenderError:
+        where = exc.context()
         return cls(
             channel,
             field,
-            str(exc).splitlines()[0],
+            describe(exc),
             limit=isinstance(exc, ResourceLimitError),
+            line=None if where is None else where[0],
         )
+
+
+def describe(exc: LiquidError) -> str:
+    """A Liquid error in one line, with where it is in its template when Liquid knows
+    (columns counted from 1): `'y' is undefined (line 2, column 6)`."""
+    message = str(exc.message if exc.message is not None else exc).splitlines()[0]
+    where = exc.context()
+    if where is None:
+        return message
+    return f"{message} (line {where[0]}, column {where[1] + 1})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,12 +261,27 @@ def render_with(source: str, variables: dict[str, Any], *, strict: bool = False)
 
 
 def check_syntax(source: str) -> str | None:
-    """The Liquid syntax error in `source`, or None."""
+    """What is wrong with `source` as a Liquid template, or None: a syntax error, or a filter
+    Liquid does not have (found by Liquid's static analysis; rendering would fail on it).
+    The reason names the line and column when Liquid knows them."""
     try:
-        _plain.from_string(source)
+        template = _plain.from_string(source)
     except LiquidError as exc:
-        return str(exc)
-    return None
+        return f"the Liquid template does not parse: {describe(exc)}"
+    unknown = [
+        (span.index, name)
+        for name, spans in template.analyze(include_partials=False).filters.items()
+        if name not in _plain.filters
+        for span in spans
+    ]
+    if not unknown:
+        return None
+    index, name = min(unknown)
+    line, column = Span("", index).line_col(source)
+    return (
+        f"the Liquid template uses an unknown filter {name!r} (line {line}, column {column + 1}); "
+        "Tidings has Liquid's standard filters, such as default, upcase and date"
+    )
 
 
 def _render_value(value: Any, context: RenderContext, strict: bool) -> Any:

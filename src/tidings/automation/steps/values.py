@@ -55,10 +55,8 @@ def value_problem(value: Any) -> tuple[str, str] | None:
         reason = ref_problem(value)
         return None if reason is None else ("", reason)
     if isinstance(value, str):
-        error = check_syntax(value)
-        if error is None:
-            return None
-        return "", f"the Liquid template does not parse: {error.splitlines()[0]}"
+        reason = check_syntax(value)
+        return None if reason is None else ("", reason)
     if isinstance(value, dict):
         items = [(f".{key}", item) for key, item in value.items()]
     elif isinstance(value, list):

@@ -65,4 +65,5 @@ def message_detail(
         section="messages",
         sent=sent,
         outputs=message_service.output_view(message),
+        render_failures=message.output.get("failures") or [],
     )
