@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from operator import attrgetter
 from typing import Any
 from urllib.parse import quote
 
@@ -15,7 +16,6 @@ from starlette.responses import RedirectResponse, Response
 from tidings.db import Database
 from tidings.dependencies import DatabaseDep, SettingsDep
 from tidings.errors import AppError, BadRequest
-from tidings.event.repository import EventRepository
 from tidings.message import service as message_service
 from tidings.message.schemas import MessageSpec
 from tidings.models import Notification
@@ -26,11 +26,16 @@ from tidings.profile.repository import ProfileRepository
 from tidings.studio import service
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.listing import ListQuery, empty
 from tidings.studio.templating import render
 from tidings.template.render import CHANNEL_FIELDS as RENDERED_FIELDS
 from tidings.template.render import RenderContext
 
 router = APIRouter()
+
+PAGE_SIZE = 100
+# The picker of the preview's event lists the newest; a search field finds any other.
+PICKER_SIZE = 20
 
 # The fields of each channel the editor offers: those the renderer renders, in its order but
 # for email's text before its HTML.
@@ -125,7 +130,7 @@ def _editor(
     flash: str | None = None,
 ) -> Response:
     with database.read() as session:
-        events = service.recent_events(session, admin.scope, 20)
+        events = service.recent_events(session, admin.scope, PICKER_SIZE)
     return render(
         request,
         "notification_edit.html",
@@ -144,9 +149,21 @@ def _editor(
 
 @router.get("/notifications")
 def list_notifications(request: Request, admin: Admin, database: DatabaseDep) -> Response:
+    query = ListQuery(request, f"{PREFIX}/notifications", PAGE_SIZE)
     with database.read() as session:
-        rows = NotificationRepository(session).page(admin.scope, None, 200)
-    return render(request, "notifications.html", section="notifications", rows=rows)
+        repository = NotificationRepository(session)
+        listing = query.in_order(
+            lambda after_id, limit: repository.page(admin.scope, after_id, limit),
+            key=attrgetter("id"),
+        )
+    return render(
+        request,
+        "notifications.html",
+        400 if query.errors else 200,
+        section="notifications",
+        listing=empty() if query.errors else listing,
+        errors=query.errors,
+    )
 
 
 @router.get("/notifications/new")
@@ -206,13 +223,10 @@ def preview(request: Request, admin: Admin, form: CheckedForm, database: Databas
     data: dict[str, Any] = {}
     profile: dict[str, Any] = {}
     recipient = None
-    event_id = form_text(form, "event")
+    # A messageId or user id typed in the picker's search field wins over its list.
+    wanted = form_text(form, "event_search").strip() or form_text(form, "event")
     with database.read() as session:
-        event = (
-            EventRepository(session).by_message_id(admin.scope, "segment", event_id)
-            if event_id
-            else None
-        )
+        event = service.preview_event(session, admin.scope, wanted) if wanted else None
         if event is not None:
             source = event.payload.get("properties") or event.payload.get("traits") or {}
             data = source if isinstance(source, dict) else {}
