@@ -220,11 +220,15 @@ class RunRepository(Repository):
         recipient: str | None = None,
         created_from: datetime | None = None,
         created_to: datetime | None = None,
+        after_id: int | None = None,
     ) -> Sequence[AutomationRun]:
-        """Newest first."""
+        """Newest first. With `after_id`, the `limit` runs just newer than it instead, oldest
+        first (the page before, in a list read newest first)."""
         query = select(AutomationRun).where(AutomationRun.environment_id == environment_id)
         if before_id is not None:
             query = query.where(AutomationRun.id < before_id)
+        if after_id is not None:
+            query = query.where(AutomationRun.id > after_id)
         if automation_ids:
             query = query.where(AutomationRun.automation_id.in_(automation_ids))
         if statuses:
@@ -235,7 +239,8 @@ class RunRepository(Repository):
             query = query.where(AutomationRun.created_at >= created_from)
         if created_to is not None:
             query = query.where(AutomationRun.created_at <= created_to)
-        return self.session.scalars(query.order_by(AutomationRun.id.desc()).limit(limit)).all()
+        order = AutomationRun.id.asc() if after_id is not None else AutomationRun.id.desc()
+        return self.session.scalars(query.order_by(order).limit(limit)).all()
 
     def of_events(self, event_pks: Sequence[int]) -> Sequence[AutomationRun]:
         if not event_pks:

@@ -224,7 +224,13 @@ class EventRepository(Repository):
         event_type: str | None = None,
         name: str | None = None,
         user_id: str | None = None,
+        after_id: int | None = None,
+        received_from: datetime | None = None,
+        received_to: datetime | None = None,
     ) -> Sequence[Event]:
+        """Newest first, before `before_id` when given. With `after_id`, the `limit` events
+        just newer than it instead, oldest first (the page before, in a list read newest
+        first). `received_from` and `received_to` bound the time received, both included."""
         query = select(Event).where(
             Event.environment_id == scope.environment_id, Event.source == source
         )
@@ -234,9 +240,19 @@ class EventRepository(Repository):
             query = query.where(Event.name == name)
         if before_id is not None:
             query = query.where(Event.id < before_id)
+        if after_id is not None:
+            query = query.where(Event.id > after_id)
+        if received_from is not None:
+            query = query.where(Event.received_at >= received_from)
+        if received_to is not None:
+            query = query.where(Event.received_at <= received_to)
+        oldest_first = after_id is not None
         if user_id:
-            return self._newest_of_user([query.where(Event.user_id == user_id)], limit)
-        return self.session.scalars(query.order_by(Event.id.desc()).limit(limit)).all()
+            return self._newest_of_user(
+                [query.where(Event.user_id == user_id)], limit, oldest_first=oldest_first
+            )
+        order = Event.id.asc() if oldest_first else Event.id.desc()
+        return self.session.scalars(query.order_by(order).limit(limit)).all()
 
     def of_user(self, scope: Scope, user_id: str, limit: int) -> Sequence[Event]:
         """A user's newest events, from every source."""
@@ -252,8 +268,11 @@ class EventRepository(Repository):
             limit,
         )
 
-    def _newest_of_user(self, queries: list[Select[Event]], limit: int) -> list[Event]:
-        """The newest `limit` events of queries by user (each with its source), newest first.
+    def _newest_of_user(
+        self, queries: list[Select[Event]], limit: int, *, oldest_first: bool = False
+    ) -> list[Event]:
+        """The newest `limit` events of queries by user (each with its source), newest first;
+        with `oldest_first`, the oldest `limit`, oldest first.
 
         Events are indexed by user in two partial indexes, unprocessed ones in
         `ix_event_pending_user` and the rest in `ix_event_user` (models/event.py), so each
@@ -264,10 +283,12 @@ class EventRepository(Repository):
             for query in queries
             for status in _BY_STATUS
             for event in self.session.scalars(
-                query.where(status).order_by(Event.id.desc()).limit(limit)
+                query.where(status)
+                .order_by(Event.id.asc() if oldest_first else Event.id.desc())
+                .limit(limit)
             )
         ]
-        found.sort(key=lambda event: event.id, reverse=True)
+        found.sort(key=lambda event: event.id, reverse=not oldest_first)
         return found[:limit]
 
     def names(self, scope: Scope, source: str) -> Sequence[tuple[str, int, datetime, datetime]]:

@@ -242,20 +242,14 @@ def _record_failure(
     return ProcessResult.RETRY
 
 
-def segment_event_sample(
-    session: Session, scope: Scope, message_id: str
-) -> tuple[dict[str, Any], str | None] | None:
-    """What a received Segment event gives a template preview or a test send: its
-    properties (a track) or traits (an identify) as data, and its user id; None when the
-    environment has no such event."""
-    event = EventRepository(session).by_message_id(scope, "segment", message_id)
-    if event is None:
-        return None
+def preview_data(event: Event) -> dict[str, Any]:
+    """What a received event gives a template preview or a test send: its properties (a
+    track) or traits (an identify)."""
     source = event.payload.get("properties") or event.payload.get("traits") or {}
-    return (source if isinstance(source, dict) else {}), event.user_id
+    return source if isinstance(source, dict) else {}
 
 
 def segment_event_data(session: Session, scope: Scope, message_id: str) -> dict[str, Any] | None:
-    """The data of `segment_event_sample`, for `POST /notifications/{id}/preview`."""
-    sample = segment_event_sample(session, scope, message_id)
-    return None if sample is None else sample[0]
+    """`preview_data` of a received Segment event; None when the environment has none."""
+    event = EventRepository(session).by_message_id(scope, "segment", message_id)
+    return None if event is None else preview_data(event)

@@ -263,7 +263,13 @@ class MessageRepository:
         notification: str | None = None,
         tag: str | None = None,
         trace_id: str | None = None,
+        after_id: int | None = None,
+        enqueued_from: datetime | None = None,
+        enqueued_to: datetime | None = None,
     ) -> Sequence[Message]:
+        """Newest first, before `before_id` when given. With `after_id`, the `limit` messages
+        just newer than it instead, oldest first (the page before, in a list read newest
+        first). `enqueued_from` and `enqueued_to` bound the time enqueued, both included."""
         query = select(Message).where(Message.environment_id == environment_id)
         if status:
             query = query.where(Message.status == status)
@@ -273,16 +279,26 @@ class MessageRepository:
             query = query.where(Message.notification_id == notification)
         if trace_id:
             query = query.where(Message.trace_id == trace_id)
-        if before_id is not None:
-            query = query.where(Message.id < before_id)
+        if enqueued_from is not None:
+            query = query.where(Message.enqueued_at >= enqueued_from)
+        if enqueued_to is not None:
+            query = query.where(Message.enqueued_at <= enqueued_to)
+        oldest_first = after_id is not None
+        order = Message.id.asc() if oldest_first else Message.id.desc()
+
+        def after(cursor: int | None) -> Select[Message]:
+            if cursor is None:
+                return query
+            return query.where(Message.id > cursor if oldest_first else Message.id < cursor)
+
+        start = after_id if oldest_first else before_id
         if not tag:
-            return self.session.scalars(query.order_by(Message.id.desc()).limit(limit)).all()
+            return self.session.scalars(after(start).order_by(order).limit(limit)).all()
         # Tags live in a JSON list: filter them here, reading ahead page by page.
         found: list[Message] = []
-        cursor = before_id
+        cursor = start
         while len(found) < limit:
-            batch_query = query if cursor is None else query.where(Message.id < cursor)
-            batch = self.session.scalars(batch_query.order_by(Message.id.desc()).limit(500)).all()
+            batch = self.session.scalars(after(cursor).order_by(order).limit(500)).all()
             if not batch:
                 break
             found.extend(message for message in batch if tag in (message.tags or []))

@@ -82,7 +82,22 @@ class ProfileRepository(Repository):
     def search(self, scope: Scope, query: str, limit: int) -> Sequence[Profile]:
         """Profiles whose user id starts with the query, or whose JSON holds it (e.g. an
         email), most recently updated first."""
+        return self.search_page(scope, query, None, limit)
+
+    def search_page(
+        self, scope: Scope, query: str, before: tuple[datetime, int] | None, limit: int
+    ) -> Sequence[Profile]:
+        """`search`, after the (updated_at, id) of the previous page's last profile when
+        given: the order is by both, so that profiles updated at the same time page too."""
         statement = select(Profile).where(Profile.environment_id == scope.environment_id)
+        if before is not None:
+            updated_at, profile_id = before
+            statement = statement.where(
+                or_(
+                    Profile.updated_at < updated_at,
+                    (Profile.updated_at == updated_at) & (Profile.id < profile_id),
+                )
+            )
         if query:
             escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             statement = statement.where(
@@ -94,7 +109,7 @@ class ProfileRepository(Repository):
                 )
             )
         return self.session.scalars(
-            statement.order_by(Profile.updated_at.desc()).limit(limit)
+            statement.order_by(Profile.updated_at.desc(), Profile.id.desc()).limit(limit)
         ).all()
 
     def get_or_create_for_update(self, scope: Scope, user_id: str) -> tuple[Profile, bool]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -55,6 +56,18 @@ def automations(session: Session, scope: Scope) -> list[tuple[Automation, Automa
         if len(page) < 100:
             return rows
         after = page[-1].id
+
+
+def with_versions(
+    session: Session, automations: Sequence[Automation]
+) -> list[tuple[Automation, AutomationVersion]]:
+    """Each automation with its current version."""
+    repository = AutomationRepository(session)
+    return [
+        (automation, version)
+        for automation in automations
+        if (version := repository.version(automation, automation.current_version)) is not None
+    ]
 
 
 def editable(definition: dict[str, Any]) -> dict[str, Any]:
@@ -119,3 +132,50 @@ def recent_events(session: Session, scope: Scope, limit: int) -> Sequence[Event]
 
 def event_of(session: Session, scope: Scope, message_id: str) -> Event | None:
     return EventRepository(session).by_message_id(scope, SEGMENT, message_id)
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """The Segment events list's filters; None matches any."""
+
+    event_type: str | None = None
+    name: str | None = None
+    user_id: str | None = None
+    received_from: datetime | None = None
+    received_to: datetime | None = None
+
+
+def events_page(
+    session: Session,
+    scope: Scope,
+    where: EventFilter,
+    *,
+    before_id: int | None,
+    after_id: int | None,
+    limit: int,
+) -> Sequence[Event]:
+    """Segment events that match `where`: newest first before `before_id`, or with
+    `after_id` the ones just newer than it, oldest first."""
+    return EventRepository(session).page(
+        scope,
+        SEGMENT,
+        before_id=before_id,
+        after_id=after_id,
+        limit=limit,
+        event_type=where.event_type,
+        name=where.name,
+        user_id=where.user_id,
+        received_from=where.received_from,
+        received_to=where.received_to,
+    )
+
+
+def preview_event(session: Session, scope: Scope, wanted: str) -> Event | None:
+    """The event a template preview uses: the Segment event with this messageId, or else
+    this user's newest."""
+    repository = EventRepository(session)
+    found = repository.by_message_id(scope, SEGMENT, wanted)
+    if found is not None:
+        return found
+    newest = repository.page(scope, SEGMENT, before_id=None, limit=1, user_id=wanted)
+    return newest[0] if newest else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from operator import attrgetter
 from typing import Any
 from urllib.parse import quote
 
@@ -11,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 
 from tidings.automation import references, runs
 from tidings.automation import service as automation_service
-from tidings.automation.repository import RunRepository
+from tidings.automation.repository import AutomationRepository, RunRepository
 from tidings.automation.service import DefinitionError
 from tidings.db import Database
 from tidings.dependencies import DatabaseDep, OutboundDep
@@ -21,6 +22,7 @@ from tidings.models.automation import RunStatus
 from tidings.studio import service
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.listing import ListQuery, empty
 from tidings.studio.templating import render
 from tidings.studio.trace import messages_of_steps
 
@@ -33,6 +35,8 @@ RUN_STATUSES = (
     RunStatus.CANCELED,
     RunStatus.ERROR,
 )
+RUNS_PAGE_SIZE = 100
+AUTOMATIONS_PAGE_SIZE = 100
 FORM_FIELDS = ("id", "name", "enabled", "triggers", "cancelation_token", "steps")
 
 
@@ -84,10 +88,25 @@ def _automations_page(
     status_code: int = 200,
     flash: str | None = None,
 ) -> Response:
+    query = ListQuery(request, f"{PREFIX}/automations", AUTOMATIONS_PAGE_SIZE)
     with database.read() as session:
-        rows = service.automations(session, admin.scope)
+        repository = AutomationRepository(session)
+        listing = query.in_order(
+            lambda after_id, limit: repository.page(admin.scope, after_id, limit),
+            key=attrgetter("id"),
+        )
+        rows = service.with_versions(session, listing.rows)
+    if query.errors:
+        status_code, rows, listing = 400, [], empty()
     return render(
-        request, "automations.html", status_code, section="automations", rows=rows, flash=flash
+        request,
+        "automations.html",
+        status_code,
+        section="automations",
+        rows=rows,
+        listing=listing,
+        errors=query.errors,
+        flash=flash,
     )
 
 
@@ -140,28 +159,38 @@ def new_automation(
 
 
 @router.get("/automations/runs")
-def list_runs(
-    request: Request,
-    admin: Admin,
-    database: DatabaseDep,
-    automation_id: str = "",
-    status: str = "",
-) -> Response:
+def list_runs(request: Request, admin: Admin, database: DatabaseDep) -> Response:
+    """Runs, newest first, filtered by the query string's automation (`automation_id`),
+    status, recipient and time started (`from`, `to`)."""
+    query = ListQuery(request, f"{PREFIX}/automations/runs", RUNS_PAGE_SIZE)
+    automation_id = query.text("automation_id")
+    status = query.choice("status", RUN_STATUSES, "Status")
+    recipient = query.text("recipient")
+    created_from, created_to = query.time("from", "From"), query.time("to", "To")
     with database.read() as session:
-        rows = RunRepository(session).page(
-            admin.scope.environment_id,
-            None,
-            100,
-            automation_ids=[automation_id.strip()] if automation_id.strip() else None,
-            statuses=[status.upper()] if status else None,
+        repository = RunRepository(session)
+        listing = query.newest_first(
+            lambda before_id, after_id, limit: repository.page(
+                admin.scope.environment_id,
+                before_id,
+                limit,
+                after_id=after_id,
+                automation_ids=[automation_id] if automation_id else None,
+                statuses=[status] if status else None,
+                recipient=recipient,
+                created_from=created_from,
+                created_to=created_to,
+            ),
+            key=attrgetter("id"),
         )
-    filters = {"automation_id": automation_id, "status": status}
     return render(
         request,
         "runs.html",
+        400 if query.errors else 200,
         section="automations",
-        runs=rows,
-        filters=filters,
+        listing=empty() if query.errors else listing,
+        filters=query.values,
+        errors=query.errors,
         statuses=RUN_STATUSES,
     )
 

@@ -2,23 +2,58 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
 from tidings.db import Database
 from tidings.dependencies import DatabaseDep, KeyCipherDep, OutboundDep
 from tidings.errors import AppError, NotFound
+from tidings.ingest.validation import SEGMENT_TYPES
 from tidings.studio import service, trace
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.listing import ListQuery, empty
 from tidings.studio.templating import render
 from tidings.workspace.service import list_keys
 
 router = APIRouter()
 
-LIVE_LIMIT = 50
+PAGE_SIZE = 50
+SEGMENT_PAGE = f"{PREFIX}/integrations/segment"
+
+
+def _events(request: Request, admin: Admin, session: Session) -> dict[str, Any]:
+    """The events list of the query string's page and filters, for segment.html and
+    _events.html: `listing`, `filters`, `errors` and `live` (the refresh URL of a first page,
+    None on another page)."""
+    query = ListQuery(request, SEGMENT_PAGE, PAGE_SIZE)
+    where = service.EventFilter(
+        event_type=query.choice("type", SEGMENT_TYPES, "Type"),
+        name=query.text("name"),
+        user_id=query.text("user"),
+        received_from=query.time("from", "From"),
+        received_to=query.time("to", "To"),
+    )
+    listing = query.newest_first(
+        lambda before_id, after_id, limit: service.events_page(
+            session, admin.scope, where, before_id=before_id, after_id=after_id, limit=limit
+        ),
+        key=attrgetter("id"),
+    )
+    valid = not query.errors
+    return {
+        "listing": listing if valid else empty(),
+        "filters": query.values,
+        "filtered": query.filtered,
+        "errors": query.errors,
+        "types": SEGMENT_TYPES,
+        "live": query.url_at(f"{SEGMENT_PAGE}/events") if valid and listing.first else None,
+    }
 
 
 @router.get("/integrations/segment")
@@ -27,24 +62,25 @@ def segment_page(
 ) -> Response:
     with database.read() as session:
         keys = [key for key in list_keys(session, key_cipher) if key.revoked_at is None and key.key]
-        events = service.recent_events(session, admin.scope, LIVE_LIMIT)
+        events = _events(request, admin, session)
     endpoint = f"{request.url.scheme}://{request.url.netloc}/inbound/segment"
     return render(
         request,
         "segment.html",
+        400 if events["errors"] else 200,
         section="segment",
         keys=keys,
-        events=events,
         endpoint=endpoint,
+        **events,
     )
 
 
 @router.get("/integrations/segment/events")
 def segment_events(request: Request, admin: Admin, database: DatabaseDep) -> Response:
-    """The live list: htmx polls this fragment every two seconds."""
+    """The live list: htmx polls this fragment every two seconds, with the page's filters."""
     with database.read() as session:
-        events = service.recent_events(session, admin.scope, LIVE_LIMIT)
-    return render(request, "_events.html", events=events)
+        events = _events(request, admin, session)
+    return render(request, "_events.html", 400 if events["errors"] else 200, **events)
 
 
 @router.get("/events/{message_id:path}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
@@ -9,7 +11,8 @@ from tidings.dependencies import DatabaseDep
 from tidings.message import service as message_service
 from tidings.message.repository import MessageRepository
 from tidings.models import MessageStatus
-from tidings.studio.dependencies import Admin
+from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.listing import ListQuery, empty
 from tidings.studio.templating import render
 from tidings.studio.trace import sent_message
 
@@ -24,31 +27,52 @@ STATUSES = sorted(
 )
 
 
+PAGE_SIZE = 100
+
+
 @router.get("/messages")
-def list_messages(
-    request: Request,
-    admin: Admin,
-    database: DatabaseDep,
-    status: str = "",
-    recipient: str = "",
-    notification: str = "",
-    tag: str = "",
-) -> Response:
+def list_messages(request: Request, admin: Admin, database: DatabaseDep) -> Response:
+    """The log, newest first, filtered by the query string's status, recipient, template
+    (`notification`), tag and time enqueued (`from`, `to`)."""
+    query = ListQuery(request, f"{PREFIX}/messages", PAGE_SIZE)
+    status = query.choice("status", STATUSES, "Status")
+    recipient, notification, tag = (
+        query.text("recipient"),
+        query.text("notification"),
+        query.text("tag"),
+    )
+    enqueued_from, enqueued_to = query.time("from", "From"), query.time("to", "To")
     with database.read() as session:
-        rows = MessageRepository(session).page(
-            admin.scope.environment_id,
-            before_id=None,
-            limit=100,
-            status=status.upper() or None,
-            recipient=recipient.strip() or None,
-            notification=notification.strip() or None,
-            tag=tag.strip() or None,
+        repository = MessageRepository(session)
+        listing = query.newest_first(
+            lambda before_id, after_id, limit: repository.page(
+                admin.scope.environment_id,
+                before_id=before_id,
+                after_id=after_id,
+                limit=limit,
+                status=status,
+                recipient=recipient,
+                notification=notification,
+                tag=tag,
+                enqueued_from=enqueued_from,
+                enqueued_to=enqueued_to,
+            ),
+            key=attrgetter("id"),
         )
-        messages = [sent_message(session, row) for row in rows]
-    filters = {"status": status, "recipient": recipient, "notification": notification, "tag": tag}
+        if query.errors:
+            listing = empty()
+        messages = [sent_message(session, row) for row in listing.rows]
     template = "_messages.html" if request.headers.get("hx-request") else "messages.html"
     return render(
-        request, template, section="messages", messages=messages, filters=filters, statuses=STATUSES
+        request,
+        template,
+        400 if query.errors else 200,
+        section="messages",
+        messages=messages,
+        listing=listing,
+        filters=query.values,
+        errors=query.errors,
+        statuses=STATUSES,
     )
 
 

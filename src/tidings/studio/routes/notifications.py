@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from operator import attrgetter
 from typing import Any
 from urllib.parse import quote
 
@@ -17,7 +18,7 @@ from tidings.automation import references
 from tidings.db import Database
 from tidings.dependencies import DatabaseDep, SettingsDep
 from tidings.errors import AppError, BadRequest
-from tidings.event.service import segment_event_sample
+from tidings.event.service import preview_data
 from tidings.message import service as message_service
 from tidings.message.schemas import MessageSpec
 from tidings.models import MessageStatus, Notification
@@ -28,12 +29,17 @@ from tidings.profile.repository import ProfileRepository
 from tidings.studio import service
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.listing import ListQuery, empty
 from tidings.studio.templating import render
 from tidings.template.render import CHANNEL_FIELDS as RENDERED_FIELDS
 from tidings.template.render import RenderContext
 from tidings.workspace.service import Scope
 
 router = APIRouter()
+
+PAGE_SIZE = 100
+# The picker of the preview's event lists the newest; a search field finds any other.
+PICKER_SIZE = 20
 
 # The fields of each channel the editor offers: those the renderer renders, in its order but
 # for email's text before its HTML.
@@ -128,7 +134,7 @@ def _editor(
     flash: str | None = None,
 ) -> Response:
     with database.read() as session:
-        events = service.recent_events(session, admin.scope, 20)
+        events = service.recent_events(session, admin.scope, PICKER_SIZE)
         sent_by = [] if new else references.automations_sending(session, admin.scope, values["id"])
     return render(
         request,
@@ -149,9 +155,21 @@ def _editor(
 
 @router.get("/notifications")
 def list_notifications(request: Request, admin: Admin, database: DatabaseDep) -> Response:
+    query = ListQuery(request, f"{PREFIX}/notifications", PAGE_SIZE)
     with database.read() as session:
-        rows = NotificationRepository(session).page(admin.scope, None, 200)
-    return render(request, "notifications.html", section="notifications", rows=rows)
+        repository = NotificationRepository(session)
+        listing = query.in_order(
+            lambda after_id, limit: repository.page(admin.scope, after_id, limit),
+            key=attrgetter("id"),
+        )
+    return render(
+        request,
+        "notifications.html",
+        400 if query.errors else 200,
+        section="notifications",
+        listing=empty() if query.errors else listing,
+        errors=query.errors,
+    )
 
 
 @router.get("/notifications/new")
@@ -199,10 +217,16 @@ def save_notification(
     )
 
 
-def _event_data(session: Session, scope: Scope, event_id: str) -> tuple[dict[str, Any], str | None]:
+def _picked(form: FormData) -> str:
+    """The event picked for the preview: a messageId or user id typed in the picker's search
+    field wins over its list."""
+    return form_text(form, "event_search").strip() or form_text(form, "event")
+
+
+def _event_data(session: Session, scope: Scope, wanted: str) -> tuple[dict[str, Any], str | None]:
     """The picked event's data and user id; none when no event is picked or found."""
-    sample = segment_event_sample(session, scope, event_id) if event_id else None
-    return sample if sample is not None else ({}, None)
+    event = service.preview_event(session, scope, wanted) if wanted else None
+    return (preview_data(event), event.user_id) if event is not None else ({}, None)
 
 
 # The rendered email in Studio's frame: sandboxed (no script, no form, an origin of its own)
@@ -225,7 +249,7 @@ def email_frame(admin: Admin, form: CheckedForm, database: DatabaseDep) -> Respo
         content = content_from_form(form)
     except BadRequest:
         content = {}
-    rendering = _rendering(admin, database, content, form_text(form, "event"))
+    rendering = _rendering(admin, database, content, _picked(form))
     html = rendering.channels.get("email", {}).get("html") or NO_HTML
     return HTMLResponse(html, headers=EMAIL_FRAME_HEADERS)
 
@@ -264,7 +288,7 @@ def preview(request: Request, admin: Admin, form: CheckedForm, database: Databas
         return render(
             request, "_preview.html", rendered={}, errors={}, dropped_links=[], invalid=exc.message
         )
-    rendering = _rendering(admin, database, content, form_text(form, "event"))
+    rendering = _rendering(admin, database, content, _picked(form))
     return render(
         request,
         "_preview.html",
@@ -298,7 +322,7 @@ def test_send(
     of the event picked for the preview (and its user, when none is typed)."""
     try:
         with database.write() as (session, outbox):
-            event_data, event_user = _event_data(session, admin.scope, form_text(form, "event"))
+            event_data, event_user = _event_data(session, admin.scope, _picked(form))
             user_id = form_text(form, "user_id").strip() or event_user
             if not user_id:
                 raise BadRequest(

@@ -11,19 +11,38 @@ from tidings.list.repository import ListRepository
 from tidings.message.repository import MessageRepository
 from tidings.preference.service import list_preferences
 from tidings.profile.repository import ProfileRepository
-from tidings.studio.dependencies import Admin
+from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.listing import ListQuery, empty
 from tidings.studio.templating import render
 from tidings.tenant.repository import TenantRepository
 
 router = APIRouter()
 
 
+PAGE_SIZE = 100
+
+
 @router.get("/profiles")
-def search_profiles(request: Request, admin: Admin, database: DatabaseDep, q: str = "") -> Response:
+def search_profiles(request: Request, admin: Admin, database: DatabaseDep) -> Response:
+    """Profiles matching `q`, most recently updated first, a page at a time."""
+    query = ListQuery(request, f"{PREFIX}/profiles", PAGE_SIZE)
+    q = query.text("q") or ""
     with database.read() as session:
-        profiles = ProfileRepository(session).search(admin.scope, q.strip(), 100)
+        repository = ProfileRepository(session)
+        listing = query.by_time(
+            lambda before, limit: repository.search_page(admin.scope, q, before, limit),
+            key=lambda profile: (profile.updated_at, profile.id),
+        )
     template = "_profiles.html" if request.headers.get("hx-request") else "profiles.html"
-    return render(request, template, section="profiles", profiles=profiles, q=q)
+    return render(
+        request,
+        template,
+        400 if query.errors else 200,
+        section="profiles",
+        listing=empty() if query.errors else listing,
+        errors=query.errors,
+        q=q,
+    )
 
 
 @router.get("/profiles/{user_id:path}")
