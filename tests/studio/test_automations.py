@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from playwright.sync_api import Page, expect
 
@@ -48,6 +49,11 @@ def test_plus_links_an_existing_automation_to_an_event_name(page: Page, studio: 
 
     row = page.locator("tr", has_text="track/Segment Test Event Name")
     expect(row.get_by_role("link", name="welcome")).to_be_visible()
+    # The name leads to its events.
+    row.get_by_role("link", name="track/Segment Test Event Name").click()
+    expect(page).to_have_url(re.compile(r"/studio/integrations/segment\?name=track"))
+    expect(page.locator("#events tbody tr")).to_have_count(1)
+    page.go_back()
     saved = studio.api("GET", "/automations/welcome").json()
     assert saved["version"] == 2
     assert saved["triggers"] == [
@@ -92,7 +98,8 @@ def test_create_automation_from_an_event_name(page: Page, studio: Studio) -> Non
 
     page.get_by_role("link", name="Event names").click()
     row = page.locator("tr", has_text="identify")
-    expect(row.get_by_role("link", name="identify")).to_be_visible()
+    # The new automation (its id is the event's name) is among the name's automations.
+    expect(row.locator("td").nth(3).get_by_role("link", name="identify")).to_be_visible()
 
 
 def test_enable_and_disable_from_the_list(page: Page, studio: Studio) -> None:
