@@ -77,8 +77,9 @@ def test_event_detail_shows_diagnostic_profile_diff_and_raw_json(
     page.reload()
 
     diagnostic = page.locator("[data-code='top_level_email']")
-    expect(diagnostic).to_contain_text("`email` is at the top level of this identify")
-    expect(diagnostic).to_contain_text("Move it into `traits`")
+    expect(diagnostic).to_contain_text("email is at the top level of this identify")
+    expect(diagnostic.locator("code").first).to_have_text("email")  # `email`, shown as code
+    expect(diagnostic).to_contain_text("Move it into traits")
 
     diff_rows = page.locator("table.diff tbody tr")
     expect(diff_rows).to_have_count(2)
