@@ -19,11 +19,14 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
 from starlette.requests import Request
+from starlette.responses import Response
 
 from tidings.errors import BadRequest
 from tidings.kit.pagination import decode_cursor, encode_cursor
+from tidings.studio.templating import render
 
 Row = TypeVar("Row")
+Position = TypeVar("Position")
 
 MAX_LIMIT = 200
 # The query parameters that say where a page starts, as opposed to which rows a list shows.
@@ -151,16 +154,7 @@ class ListQuery:
     ) -> Listing[Row]:
         """The page of a list read in id order: `read(after_id, rows)`. Its "newer" link is
         the first page, its "older" the next one."""
-        after_id = self.cursor("after")
-        rows = read(after_id, self.limit + 1)
-        kept = list(rows[: self.limit])
-        more = len(rows) > self.limit
-        return Listing(
-            kept,
-            newer=None if after_id is None else self.url(),
-            older=self.url(after=encode_cursor(key(kept[-1]))) if more else None,
-            first=after_id is None,
-        )
+        return self._onward(self.cursor("after"), read, key, "after", encode_cursor)
 
     def by_time(
         self,
@@ -169,15 +163,26 @@ class ListQuery:
     ) -> Listing[Row]:
         """The page of a list read newest first by (time, id), e.g. profiles by their last
         update: `read(before, rows)`. Its "newer" link is the first page."""
-        before = self._time_cursor()
-        rows = read(before, self.limit + 1)
+        return self._onward(self._time_cursor(), read, key, "before", _encode_time_cursor)
+
+    def _onward(
+        self,
+        start: Position | None,
+        read: Callable[[Position | None, int], Sequence[Row]],
+        key: Callable[[Row], Position],
+        parameter: str,
+        encode: Callable[[Position], str],
+    ) -> Listing[Row]:
+        """A list paged one way only, from `start` (None: the first page); the next page
+        starts after its last row, given as `parameter`."""
+        rows = read(start, self.limit + 1)
         kept = list(rows[: self.limit])
         more = len(rows) > self.limit
         return Listing(
             kept,
-            newer=None if before is None else self.url(),
-            older=self.url(before=_encode_time_cursor(key(kept[-1]))) if more else None,
-            first=before is None,
+            newer=None if start is None else self.url(),
+            older=self.url(**{parameter: encode(key(kept[-1]))}) if more else None,
+            first=start is None,
         )
 
     def _time_cursor(self) -> tuple[datetime, int] | None:
@@ -193,6 +198,21 @@ class ListQuery:
                 "before: this link's page cursor is damaged; start again from the first page."
             )
             return None
+
+    def render(
+        self, request: Request, template: str, listing: Listing[Any], **context: Any
+    ) -> Response:
+        """The list page: 400 with no rows and the errors at their fields, else the page;
+        with the filters as typed, for the form and the links."""
+        return render(
+            request,
+            template,
+            400 if self.errors else 200,
+            listing=empty() if self.errors else listing,
+            filters=self.values,
+            errors=self.errors,
+            **context,
+        )
 
 
 def _encode_time_cursor(position: tuple[datetime, int]) -> str:

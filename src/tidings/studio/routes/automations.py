@@ -183,16 +183,7 @@ def list_runs(request: Request, admin: Admin, database: DatabaseDep) -> Response
             ),
             key=attrgetter("id"),
         )
-    return render(
-        request,
-        "runs.html",
-        400 if query.errors else 200,
-        section="automations",
-        listing=empty() if query.errors else listing,
-        filters=query.values,
-        errors=query.errors,
-        statuses=RUN_STATUSES,
-    )
+    return query.render(request, "runs.html", listing, section="automations", statuses=RUN_STATUSES)
 
 
 def _run_page(

@@ -63,16 +63,8 @@ def list_messages(request: Request, admin: Admin, database: DatabaseDep) -> Resp
             listing = empty()
         messages = [sent_message(session, row) for row in listing.rows]
     template = "_messages.html" if request.headers.get("hx-request") else "messages.html"
-    return render(
-        request,
-        template,
-        400 if query.errors else 200,
-        section="messages",
-        messages=messages,
-        listing=listing,
-        filters=query.values,
-        errors=query.errors,
-        statuses=STATUSES,
+    return query.render(
+        request, template, listing, section="messages", messages=messages, statuses=STATUSES
     )
 
 

@@ -29,7 +29,7 @@ from tidings.profile.repository import ProfileRepository
 from tidings.studio import service
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
-from tidings.studio.listing import ListQuery, empty
+from tidings.studio.listing import ListQuery
 from tidings.studio.templating import render
 from tidings.template.render import CHANNEL_FIELDS as RENDERED_FIELDS
 from tidings.template.render import RenderContext
@@ -162,14 +162,7 @@ def list_notifications(request: Request, admin: Admin, database: DatabaseDep) ->
             lambda after_id, limit: repository.page(admin.scope, after_id, limit),
             key=attrgetter("id"),
         )
-    return render(
-        request,
-        "notifications.html",
-        400 if query.errors else 200,
-        section="notifications",
-        listing=empty() if query.errors else listing,
-        errors=query.errors,
-    )
+    return query.render(request, "notifications.html", listing, section="notifications")
 
 
 @router.get("/notifications/new")

@@ -12,7 +12,7 @@ from tidings.message.repository import MessageRepository
 from tidings.preference.service import list_preferences
 from tidings.profile.repository import ProfileRepository
 from tidings.studio.dependencies import PREFIX, Admin
-from tidings.studio.listing import ListQuery, empty
+from tidings.studio.listing import ListQuery
 from tidings.studio.templating import render
 from tidings.tenant.repository import TenantRepository
 
@@ -34,15 +34,7 @@ def search_profiles(request: Request, admin: Admin, database: DatabaseDep) -> Re
             key=lambda profile: (profile.updated_at, profile.id),
         )
     template = "_profiles.html" if request.headers.get("hx-request") else "profiles.html"
-    return render(
-        request,
-        template,
-        400 if query.errors else 200,
-        section="profiles",
-        listing=empty() if query.errors else listing,
-        errors=query.errors,
-        q=q,
-    )
+    return query.render(request, template, listing, section="profiles", q=q)
 
 
 @router.get("/profiles/{user_id:path}")
