@@ -97,33 +97,43 @@ def favicon() -> FileResponse:
 
 @router.get("/docs")
 def swagger_ui(request: Request) -> HTMLResponse:
-    root = request.scope.get("root_path", "")
-    app: FastAPI = request.app
-    page = get_swagger_ui_html(
-        openapi_url=f"{root}{app.openapi_url}",
-        title=f"{app.title} API reference",
-        swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
-        swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
-        swagger_favicon_url=f"{root}/favicon.ico",
-        oauth2_redirect_url=None,
-        # Swagger UI would otherwise show a badge image fetched from its online validator.
-        swagger_ui_parameters={"validatorUrl": None},
+    root, openapi_url, title = _reference_of(request)
+    return _reference_page(
+        get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=title,
+            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}/favicon.ico",
+            oauth2_redirect_url=None,
+            # Swagger UI would otherwise show a badge image fetched from its online validator.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
     )
-    page.headers.update(_REFERENCE_HEADERS)
-    return page
 
 
 @router.get("/redoc")
 def redoc(request: Request) -> HTMLResponse:
+    root, openapi_url, title = _reference_of(request)
+    return _reference_page(
+        get_redoc_html(
+            openapi_url=openapi_url,
+            title=title,
+            redoc_js_url=f"{root}{DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}/favicon.ico",
+            with_google_fonts=False,
+        )
+    )
+
+
+def _reference_of(request: Request) -> tuple[str, str, str]:
+    """The root path, the OpenAPI document's URL and the title of an API reference page."""
     root = request.scope.get("root_path", "")
     app: FastAPI = request.app
-    page = get_redoc_html(
-        openapi_url=f"{root}{app.openapi_url}",
-        title=f"{app.title} API reference",
-        redoc_js_url=f"{root}{DOCS_ASSETS_URL}/redoc.standalone.js",
-        redoc_favicon_url=f"{root}/favicon.ico",
-        with_google_fonts=False,
-    )
+    return root, f"{root}{app.openapi_url}", f"{app.title} API reference"
+
+
+def _reference_page(page: HTMLResponse) -> HTMLResponse:
     page.headers.update(_REFERENCE_HEADERS)
     return page
 
