@@ -239,7 +239,8 @@ def email_frame(admin: Admin, form: CheckedForm, database: DatabaseDep) -> Respo
     """The form's unsaved email HTML, rendered as the preview renders it, for the preview's
     frame (the preview itself shows it as source)."""
     try:
-        content = content_from_form(form)
+        # Only the email: the preview beside it renders the other channels.
+        content = {key: value for key, value in content_from_form(form).items() if key == "email"}
     except BadRequest:
         content = {}
     rendering = _rendering(admin, database, content, _picked(form))
