@@ -23,9 +23,35 @@ document.addEventListener("submit", (event) => {
   if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
 });
 
-// After each template preview, render the unsaved email into its sandboxed frame too.
-document.addEventListener("htmx:after:swap", (event) => {
-  if (event.target.id !== "preview-trigger") return;
+// After each template preview, render the unsaved email into its sandboxed frame too. One
+// render at a time: a preview that swaps while the frame loads asks for one more render once it
+// has loaded, so the frame always ends on the form as it is now.
+const emailFrame = { loading: false, stale: false, timer: 0 };
+
+function renderEmailFrame() {
   const submit = document.getElementById("email-frame-submit");
-  submit?.form.requestSubmit(submit);
+  if (!submit) return;
+  if (emailFrame.loading) {
+    emailFrame.stale = true;
+    return;
+  }
+  emailFrame.loading = true;
+  emailFrame.stale = false;
+  // A load that never reports (a dropped connection) must not stop later renders.
+  emailFrame.timer = setTimeout(emailFrameLoaded, 10000);
+  submit.form.requestSubmit(submit);
+}
+
+function emailFrameLoaded() {
+  clearTimeout(emailFrame.timer);
+  emailFrame.loading = false;
+  if (emailFrame.stale) renderEmailFrame();
+}
+
+document.addEventListener("htmx:after:swap", (event) => {
+  if (event.target.id === "preview-trigger") renderEmailFrame();
 });
+// load does not bubble: listen in the capture phase.
+document.addEventListener("load", (event) => {
+  if (event.target.id === "email-frame") emailFrameLoaded();
+}, true);
