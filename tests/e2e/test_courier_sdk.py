@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 import pytest
-from courier import Courier, NotFoundError
+from courier import BadRequestError, ConflictError, Courier, NotFoundError
 
 from tests.conftest import LiveServer, cli_keys, wait_for
 from tests.processes import HTTP_TIMEOUT
@@ -166,8 +166,8 @@ def test_every_wrapped_endpoint_tidings_serves_fits_the_sdk_models_strictly(
     strict_courier: Courier, live_server: LiveServer, smtp_sink: SmtpSink
 ) -> None:
     """Each SDK method whose path Tidings serves, with the SDK validating every answer.
-    Not here: `notifications.*` and `providers.*`, whose Tidings shapes (content per
-    channel; a provider's config by name) are Tidings' own, not Courier's."""
+    `providers.*` is in the test below. Not here: `notifications.*`, whose content is
+    Liquid per channel, not Courier's Elemental content (docs/sending.md)."""
     courier = strict_courier
     headers = {"Authorization": f"Bearer {courier.api_key}"}
 
@@ -284,6 +284,41 @@ def test_every_wrapped_endpoint_tidings_serves_fits_the_sdk_models_strictly(
     courier.profiles.delete("u1")
     with pytest.raises(NotFoundError):
         courier.profiles.retrieve("u1")
+
+
+def test_the_sdk_configures_providers_in_courier_shapes(
+    strict_courier: Courier, smtp_sink: SmtpSink
+) -> None:
+    """`providers.*` and `providers.catalog`, with the SDK validating every answer: a
+    configuration's id is its provider's key."""
+    courier = strict_courier
+    (smtp,) = courier.providers.catalog.list(keys="smtp").results
+    assert (smtp.provider, smtp.channel, smtp.settings["host"].required) == ("smtp", "email", True)
+    assert {entry.channel for entry in courier.providers.catalog.list(channel="sms").results} == {
+        "sms"
+    }
+    created = courier.providers.create(provider="smtp", settings=smtp_sink.provider_config())
+    assert (created.id, created.provider, created.settings["port"]) == (
+        "smtp",
+        "smtp",
+        smtp_sink.port,
+    )
+    with pytest.raises(ConflictError):
+        courier.providers.create(provider="smtp", settings=smtp_sink.provider_config())
+    assert courier.providers.retrieve("smtp").created == created.created
+    updated = courier.providers.update(
+        "smtp", provider="smtp", settings=smtp_sink.provider_config(from_name="Updated")
+    )
+    assert updated.settings["from_name"] == "Updated"
+    patched = courier.providers.patch("smtp", settings={"from_name": "Patched"})
+    assert (patched.settings["from_name"], patched.settings["port"]) == ("Patched", smtp_sink.port)
+    with pytest.raises(BadRequestError):
+        courier.providers.patch("smtp", title="Mine")
+    assert [item.id for item in courier.providers.list().results] == ["smtp"]
+    courier.providers.delete("smtp")
+    assert courier.providers.list().results == []
+    with pytest.raises(NotFoundError):
+        courier.providers.retrieve("smtp")
 
 
 def _found(request: Any) -> bool:

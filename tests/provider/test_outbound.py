@@ -63,7 +63,7 @@ def test_a_provider_url_aimed_inward_is_refused_when_saved(
         assert error["field"] == config_field, host
         assert "internal address" in error["message"], host
         assert "TIDINGS_OUTBOUND_ALLOW" in error["message"], host
-    assert client.get("/providers", headers=bearer(keys.test)).json() == []
+    assert client.get("/providers", headers=bearer(keys.test)).json()["results"] == []
 
 
 def test_an_smtp_host_aimed_inward_is_refused_when_saved(client: TestClient, keys: Keys) -> None:

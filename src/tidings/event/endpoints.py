@@ -16,9 +16,8 @@ from tidings.event.schemas import (
     EventNameList,
     EventPage,
     EventSummary,
-    Paging,
 )
-from tidings.kit.pagination import decode_cursor, page
+from tidings.kit.pagination import Paging, decode_cursor, page
 from tidings.kit.time import isoformat
 from tidings.models import AutomationRun
 from tidings.routing import ApiRoute

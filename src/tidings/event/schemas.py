@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tidings.kit.pagination import Paging
 from tidings.kit.time import isoformat
 from tidings.models import AutomationRun, Event, EventStatus
 
@@ -82,11 +83,6 @@ class EventDetail(EventSummary):
             attempts=event.attempts,
             processed_at=isoformat(event.processed_at),
         )
-
-
-class Paging(BaseModel):
-    cursor: str | None
-    more: bool
 
 
 class EventPage(BaseModel):

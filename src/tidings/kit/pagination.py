@@ -10,10 +10,18 @@ from operator import attrgetter
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
+from pydantic import BaseModel
 
 from tidings.errors import BadRequest
 
 Row = TypeVar("Row")
+
+
+class Paging(BaseModel):
+    """Courier's paging: pass `cursor` back to get the next page while `more` is true."""
+
+    cursor: str | None
+    more: bool
 
 
 def encode_cursor(last_id: int) -> str:

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tidings.kit.pagination import Paging
 from tidings.kit.schemas import StrictModel
 
 
@@ -68,11 +69,6 @@ class ProfileListsBody(StrictModel):
     """Body of `POST /profiles/{user_id}/lists`."""
 
     lists: list[ProfileListItem]
-
-
-class Paging(BaseModel):
-    cursor: str | None
-    more: bool
 
 
 class ListView(BaseModel):

@@ -4,6 +4,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from tidings.kit.pagination import Paging
 from tidings.kit.schemas import StrictModel
 
 DefaultStatus = Literal["OPTED_IN", "OPTED_OUT", "REQUIRED"]
@@ -25,13 +26,6 @@ class TopicResponse(BaseModel):
     default_status: str
     created_at: str
     updated_at: str
-
-
-class Paging(BaseModel):
-    """Courier's paging: pass `cursor` back to get the next page while `more` is true."""
-
-    cursor: str | None
-    more: bool
 
 
 class TopicList(BaseModel):

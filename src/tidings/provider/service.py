@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from types import NoneType, UnionType
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -17,7 +18,7 @@ from cryptography.fernet import Fernet
 from pydantic import SecretStr, ValidationError
 from sqlalchemy.orm import Session
 
-from tidings.errors import BadRequest, NotFound
+from tidings.errors import BadRequest, Conflict, NotFound
 from tidings.kit.outbound import OutboundGuard, OutboundRefused
 from tidings.kit.time import utcnow
 from tidings.models import ProviderConfiguration
@@ -37,6 +38,8 @@ class ConfiguredProvider:
     priority: int
     provider_class: type[Provider[Any]]
     config: ProviderConfig
+    created_at: datetime
+    updated_at: datetime
 
 
 def reveal(value: Any) -> Any:
@@ -129,10 +132,20 @@ def configure(
     priority: int | None,
     *,
     outbound: OutboundGuard,
+    replace: bool = True,
 ) -> tuple[ConfiguredProvider, bool]:
+    """Configure a provider: create it, or (with `replace`) change it; returns it and
+    whether it was created."""
     cls = provider_class(name)
     repository = ProviderConfigRepository(session)
     row = repository.get(scope.environment_id, name)
+    if row is not None and not replace:
+        raise Conflict(
+            f"Provider {name!r} is already configured in this environment: change it with "
+            f"PUT or PATCH /providers/{name}.",
+            code="provider_configured",
+            field="provider",
+        )
     if row is not None:
         stored = _decrypt(fernet, row)
         for secret in _secret_fields(cls.config_model):
@@ -159,7 +172,7 @@ def configure(
     row.updated_at = now
     session.flush()
     provider = ConfiguredProvider(
-        scope.environment_id, name, cls.channel, row.priority, cls, config
+        scope.environment_id, name, cls.channel, row.priority, cls, config, row.created_at, now
     )
     return provider, created
 
@@ -179,7 +192,16 @@ def configured(session: Session, environment_id: str, fernet: Fernet) -> list[Co
             continue
         config = cls.config_model.model_validate(_decrypt(fernet, row))
         result.append(
-            ConfiguredProvider(environment_id, row.name, cls.channel, row.priority, cls, config)
+            ConfiguredProvider(
+                environment_id,
+                row.name,
+                cls.channel,
+                row.priority,
+                cls,
+                config,
+                row.created_at,
+                row.updated_at,
+            )
         )
     return result
 
