@@ -228,6 +228,18 @@ def test_every_wrapped_endpoint_tidings_serves_fits_the_sdk_models_strictly(
         },
     )
     wait_for(lambda: len(smtp_sink.messages) == 6, what="six emails")
+    call(
+        "PUT",
+        "/notifications/broken",
+        {"content": {"email": {"subject": "{{ 1 | divided_by: 0 }}"}}},
+    )
+    broken = courier.send.message(message={"to": {"user_id": "u1"}, "template": "broken"})
+
+    def failed() -> Any:
+        message = courier.messages.retrieve(broken.request_id)
+        return message if message.status == "UNDELIVERABLE" else None
+
+    assert wait_for(failed, what="the broken template's message undeliverable").reason == "FAILED"
 
     (listed,) = courier.automations.list().templates or []
     assert (listed.id, listed.name, listed.version) == ("thanks", "thanks", "published")

@@ -117,7 +117,7 @@ def test_an_expired_message_is_not_sent(
         headers=bearer(keys.test),
     )
     message = message_in(client, keys.test, response.json()["requestId"], "UNDELIVERABLE")
-    assert message["reason"] == "EXPIRED"
+    assert (message["reason"], message["tidings_reason"]) == ("FAILED", "EXPIRED")
     assert smtp_sink.messages == []
 
 

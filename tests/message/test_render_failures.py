@@ -64,7 +64,7 @@ def test_a_filter_error_at_send_time_ends_the_message_render_failed_with_the_lin
     request_id = _send(client, keys.test, {"total": 10, "parts": 0, "number": "7"})
     message = message_in(client, keys.test, request_id, "UNDELIVERABLE", "UNROUTABLE", "SENT")
     assert message["status"] == "UNDELIVERABLE"
-    assert message["reason"] == "RENDER_FAILED"
+    assert (message["reason"], message["tidings_reason"]) == ("FAILED", "RENDER_FAILED")
     assert message["error"] == "email.text: divided_by: can't divide by 0 (line 2, column 25)"
     history = _history(client, keys.test, message["id"])
     rendered = next(entry for entry in history if entry["type"] == "RENDERED")
@@ -92,7 +92,7 @@ def test_a_strict_variable_missing_at_send_time_names_the_variable_and_line(
     _setup(client, keys.test, smtp_sink, template)
     request_id = _send(client, keys.test, {})
     message = message_in(client, keys.test, request_id, "UNDELIVERABLE", "UNROUTABLE", "SENT")
-    assert (message["status"], message["reason"]) == ("UNDELIVERABLE", "RENDER_FAILED")
+    assert (message["status"], message["tidings_reason"]) == ("UNDELIVERABLE", "RENDER_FAILED")
     assert message["error"].startswith("email.subject: ")
     assert "number" in message["error"]
     assert message["error"].endswith("(line 1, column 12)")
@@ -136,3 +136,29 @@ def test_a_channel_that_did_not_render_leaves_the_others_to_the_routing(
         client, keys.test, response.json()["requestId"], "UNDELIVERABLE", "UNROUTABLE", "SENT"
     )
     assert (unroutable["status"], unroutable["reason"]) == ("UNROUTABLE", "NO_CHANNELS")
+
+
+def test_inline_content_whose_liquid_cannot_render_is_refused_at_send(
+    client: TestClient, keys: Keys
+) -> None:
+    for content, field, said in (
+        (
+            {"title": "Hi {{ name | nosuchfilter }}", "body": "."},
+            "message.content.title",
+            "nosuchfilter",
+        ),
+        (
+            {"title": "Hi", "body": "{% if x %}never closed"},
+            "message.content.body",
+            "does not parse",
+        ),
+    ):
+        response = client.post(
+            "/send",
+            json={"message": {"to": {"email": "a@example.org"}, "content": content}},
+            headers=bearer(keys.test),
+        )
+        assert response.status_code == 400, response.text
+        error = response.json()
+        assert (error["code"], error["field"]) == ("invalid_content", field)
+        assert said in error["message"]

@@ -73,7 +73,11 @@ def test_no_reply_to_data_is_an_unknown_outcome_that_is_not_sent_again(
     # Neither a retry nor the sweeper sends it again.
     assert runtime.jobs.sweep(0) == 0
     message = client.get(f"/messages/{message_id}", headers=bearer(keys.test)).json()
-    assert (message["status"], message["reason"]) == ("ROUTED", "UNKNOWN_OUTCOME")
+    assert (message["status"], message["reason"], message["tidings_reason"]) == (
+        "ROUTED",
+        None,
+        "UNKNOWN_OUTCOME",
+    )
     with runtime.database.read() as session:
         (delivery,) = session.query(MessageDelivery).all()
         assert delivery.status == DeliveryStatus.UNKNOWN

@@ -49,7 +49,7 @@ def test_the_message_page_shows_the_render_error_with_its_line(
     )
     assert sent.status_code == 202, sent.text
     message = wait_for(lambda: _message(studio, sent.json()["requestId"]), what="the message")
-    assert (message["status"], message["reason"]) == ("UNDELIVERABLE", "RENDER_FAILED")
+    assert (message["status"], message["tidings_reason"]) == ("UNDELIVERABLE", "RENDER_FAILED")
 
     sign_in(page, studio)
     page.goto(f"{studio.url}/studio/messages/{message['id']}")

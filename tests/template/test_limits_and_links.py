@@ -167,7 +167,7 @@ def test_a_template_over_a_limit_fails_its_message_and_the_preview_says_the_same
         "/send", json={"message": {"to": {"user_id": "u1"}, "template": "loops"}}, headers=headers
     )
     message = message_in(client, keys.test, sent.json()["requestId"], "UNDELIVERABLE")
-    assert message["reason"] == "RENDER_LIMIT"
+    assert (message["reason"], message["tidings_reason"]) == ("FAILED", "RENDER_LIMIT")
     history = _history(client, keys.test, message["id"])
     assert history[-1]["type"] == "UNDELIVERABLE"
     assert history[-1]["detail"] == "email.text: loop iteration limit reached (line 1, column 4)"

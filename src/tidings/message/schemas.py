@@ -65,7 +65,15 @@ class MessageView(BaseModel):
     id: str
     requestId: str
     status: str
-    reason: str | None
+    reason: str | None = Field(
+        description="Courier's reason for the status: BOUNCED, FAILED, FILTERED, NO_CHANNELS, "
+        "NO_PROVIDERS, OPT_IN_REQUIRED, PROVIDER_ERROR, UNPUBLISHED or UNSUBSCRIBED."
+    )
+    tidings_reason: str | None = Field(
+        description="Tidings' own reason, finer than Courier's where Courier has none of its "
+        "own: RENDER_FAILED, RENDER_LIMIT and EXPIRED (`reason` FAILED), UNKNOWN_OUTCOME "
+        "(`reason` null); otherwise the same as `reason`."
+    )
     error: str | None
     recipient: str = Field(
         description="The user id; for a send to an address alone, that email or phone number."

@@ -26,6 +26,7 @@ from tidings.models import DeliveryStatus, Message, MessageDelivery, MessageStat
 from tidings.notification.repository import NotificationRepository
 from tidings.notification.service import not_found as template_not_found
 from tidings.template.elemental import ContentError, validate_content
+from tidings.template.render import check_syntax
 from tidings.workspace.service import Scope
 
 _DURATION = TypeAdapter(timedelta)
@@ -99,10 +100,26 @@ def _validate(session: Session, scope: Scope, spec: MessageSpec) -> None:
     if spec.content is not None:
         try:
             validate_content(spec.content, "message.content")
+            _check_liquid(spec.content, "message.content")
         except ContentError as exc:
             raise BadRequest(
                 f"{exc.path}: {exc.reason}.", code="invalid_content", field=exc.path
             ) from exc
+
+
+def _check_liquid(value: Any, path: str) -> None:
+    """Raise ContentError at the first string of inline content that is not Liquid that
+    renders: a syntax error or an unknown filter, found now rather than when it is sent."""
+    if isinstance(value, str):
+        problem = check_syntax(value)
+        if problem is not None:
+            raise ContentError(path, problem)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_liquid(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_liquid(item, f"{path}[{index}]")
 
 
 def _metadata(spec: MessageSpec) -> dict[str, Any]:
@@ -299,13 +316,39 @@ def recipient_of(message: Message) -> str:
     return ""
 
 
+# Courier's reasons (trycourier validates `reason` against them); Tidings' finer ones read as
+# Courier's FAILED, except an outcome not known, which is no failure.
+COURIER_REASONS = frozenset(
+    {
+        "BOUNCED",
+        "FAILED",
+        "FILTERED",
+        "NO_CHANNELS",
+        "NO_PROVIDERS",
+        "OPT_IN_REQUIRED",
+        "PROVIDER_ERROR",
+        "UNPUBLISHED",
+        "UNSUBSCRIBED",
+    }
+)
+NOT_A_FAILURE = frozenset({"UNKNOWN_OUTCOME"})
+
+
+def courier_reason(reason: str | None) -> str | None:
+    """A message's reason as Courier names it."""
+    if reason is None or reason in COURIER_REASONS:
+        return reason
+    return None if reason in NOT_A_FAILURE else "FAILED"
+
+
 def view(message: Message, deliveries: Sequence[MessageDelivery]) -> MessageView:
     canceled = message.metadata_.get("canceled_at")
     return MessageView(
         id=message.message_id,
         requestId=message.request_id,
         status=message.status,
-        reason=message.reason,
+        reason=courier_reason(message.reason),
+        tidings_reason=message.reason,
         error=message.reason_detail,
         recipient=recipient_of(message),
         to=message.to,
