@@ -268,6 +268,31 @@ class EventRepository(Repository):
             limit,
         )
 
+    def user_page(
+        self,
+        scope: Scope,
+        user_id: str,
+        *,
+        before_id: int | None,
+        after_id: int | None,
+        limit: int,
+    ) -> Sequence[Event]:
+        """A user's events from every source: newest first before `before_id` (the newest
+        when None), or with `after_id` the `limit` events just newer than it, oldest first."""
+        queries = []
+        for source in SOURCES:
+            query = select(Event).where(
+                Event.environment_id == scope.environment_id,
+                Event.source == source,
+                Event.user_id == user_id,
+            )
+            if before_id is not None:
+                query = query.where(Event.id < before_id)
+            if after_id is not None:
+                query = query.where(Event.id > after_id)
+            queries.append(query)
+        return self._newest_of_user(queries, limit, oldest_first=after_id is not None)
+
     def _newest_of_user(
         self, queries: list[Select[Event]], limit: int, *, oldest_first: bool = False
     ) -> list[Event]:
@@ -304,6 +329,38 @@ class EventRepository(Repository):
             .order_by(func.max(Event.id).desc())
         ).all()
         return [(row[0], row[1], row[2], row[3]) for row in rows]
+
+    def names_page(
+        self,
+        scope: Scope,
+        source: str,
+        *,
+        before_id: int | None,
+        after_id: int | None,
+        limit: int,
+    ) -> Sequence[tuple[str, int, datetime, datetime, int]]:
+        """`names`, a page at a time: each name with its count, first and last time
+        received, and its newest event's id, which orders and pages the list (newest first
+        before `before_id`; with `after_id`, the names just newer than it, oldest first)."""
+        newest = func.max(Event.id)
+        query = (
+            select(
+                Event.name,
+                func.count(Event.id),
+                func.min(Event.received_at),
+                func.max(Event.received_at),
+                newest,
+            )
+            .where(Event.environment_id == scope.environment_id, Event.source == source)
+            .group_by(Event.name)
+        )
+        if before_id is not None:
+            query = query.having(newest < before_id)
+        if after_id is not None:
+            query = query.having(newest > after_id)
+        order = newest.asc() if after_id is not None else newest.desc()
+        rows = self.session.execute(query.order_by(order).limit(limit)).all()
+        return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]
 
     @staticmethod
     def insert_new(

@@ -16,11 +16,14 @@ from tidings.studio.dependencies import PREFIX, SignInRequired, sign_in_url
 from tidings.studio.routes import (
     automations,
     events,
+    lists,
     messages,
     notifications,
     profiles,
     session,
     settings,
+    tenants,
+    topics,
 )
 from tidings.studio.templating import TEMPLATES
 
@@ -83,6 +86,8 @@ def create_studio(runtime: Runtime) -> FastAPI:
 
     studio.add_exception_handler(SignInRequired, _sign_in_required)
     for module in (session, events, automations, notifications, messages, profiles, settings):
+        studio.include_router(module.router)
+    for module in (tenants, lists, topics):
         studio.include_router(module.router)
     studio.mount("/static", StaticFiles(directory=STATIC), name="static")
     studio.add_middleware(SecurityHeaders)

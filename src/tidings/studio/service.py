@@ -31,6 +31,8 @@ class EventName:
     first_seen: Any
     last_seen: Any
     automations: list[str]
+    # The id of the name's newest event: Event names pages by it (`event_names_page`).
+    newest_id: int = 0
 
 
 def event_names(session: Session, scope: Scope) -> list[EventName]:
@@ -40,6 +42,28 @@ def event_names(session: Session, scope: Scope) -> list[EventName]:
     return [
         EventName(name, count, first, last, linked.get(name, []))
         for name, count, first, last in EventRepository(session).names(scope, SEGMENT)
+    ]
+
+
+def event_names_page(
+    session: Session,
+    scope: Scope,
+    *,
+    before_id: int | None,
+    after_id: int | None,
+    limit: int,
+) -> list[EventName]:
+    """A page of `event_names`, ordered by each name's newest event
+    (`EventRepository.names_page`)."""
+    rows = EventRepository(session).names_page(
+        scope, SEGMENT, before_id=before_id, after_id=after_id, limit=limit
+    )
+    linked = AutomationRepository(session).automations_by_trigger(
+        scope.environment_id, SEGMENT, enabled_only=False
+    )
+    return [
+        EventName(name, count, first, last, linked.get(name, []), newest)
+        for name, count, first, last, newest in rows
     ]
 
 

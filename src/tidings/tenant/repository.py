@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, or_, select
 
 from tidings.kit.sql import (
     Repository,
@@ -24,6 +24,22 @@ class TenantRepository(Repository):
                 Tenant.environment_id == scope.environment_id, Tenant.tenant_id == tenant_id
             )
         ).first()
+
+    def page(
+        self, scope: Scope, text: str | None, after_id: int | None, limit: int
+    ) -> Sequence[Tenant]:
+        """Tenants in creation order after `after_id`; with `text`, those whose id starts
+        with it or whose name contains it (ignoring case)."""
+        conditions = []
+        if text:
+            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            conditions.append(
+                or_(
+                    Tenant.tenant_id.like(f"{escaped}%", escape="\\"),
+                    func.lower(Tenant.name).like(f"%{escaped.lower()}%", escape="\\"),
+                )
+            )
+        return self.environment_page(Tenant, scope.environment_id, after_id, limit, *conditions)
 
     def get_or_create_for_update(self, scope: Scope, tenant_id: str) -> tuple[Tenant, bool]:
         """The tenant row, locked for this transaction; created unnamed when missing."""

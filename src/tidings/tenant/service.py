@@ -52,6 +52,14 @@ def get_tenant(session: Session, scope: Scope, tenant_id: str) -> Tenant:
     return tenant
 
 
+def list_tenants(
+    session: Session, scope: Scope, text: str | None, after_id: int | None, limit: int
+) -> Sequence[Tenant]:
+    """Tenants in creation order; with `text`, those whose id starts with it or whose name
+    contains it."""
+    return TenantRepository(session).page(scope, text, after_id, limit)
+
+
 def list_members(
     session: Session, scope: Scope, tenant_id: str, after_id: int | None, limit: int
 ) -> Sequence[TenantMembership]:

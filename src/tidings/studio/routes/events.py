@@ -24,6 +24,7 @@ from tidings.workspace.service import list_keys
 router = APIRouter()
 
 PAGE_SIZE = 50
+NAMES_PAGE_SIZE = 100
 SEGMENT_PAGE = f"{PREFIX}/integrations/segment"
 
 
@@ -105,17 +106,30 @@ def _event_names_page(
     status_code: int = 200,
     error: str | None = None,
 ) -> Response:
+    """Event names, those with the newest events first, a page at a time."""
+    query = ListQuery(request, f"{PREFIX}/event-names", NAMES_PAGE_SIZE)
     with database.read() as session:
-        names = service.event_names(session, admin.scope)
+        listing = query.newest_first(
+            lambda before_id, after_id, limit: service.event_names_page(
+                session, admin.scope, before_id=before_id, after_id=after_id, limit=limit
+            ),
+            key=attrgetter("newest_id"),
+        )
         automations = [
             automation.automation_id for automation, _ in service.automations(session, admin.scope)
         ]
+    if query.errors:
+        return query.render(
+            request, "event_names.html", listing, section="names", automations=[], error=error
+        )
     return render(
         request,
         "event_names.html",
         status_code,
         section="names",
-        names=names,
+        listing=listing,
+        filters=query.values,
+        errors=query.errors,
         automations=automations,
         error=error,
     )

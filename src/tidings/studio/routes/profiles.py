@@ -1,29 +1,62 @@
-"""Profiles: search by user id or email; detail with traits, tenants, lists, events, messages."""
+"""Profiles: search by user id or email; a profile's traits, edited as the API edits them
+(Merge as POST /profiles/{id}, Replace as PUT), deleted as DELETE does; and its events,
+messages, lists, tenants and preferences, one list at a time, each paged."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from starlette.responses import Response
+import json
+from collections.abc import Callable, Sequence
+from operator import attrgetter
+from typing import Any
+from urllib.parse import quote
 
+from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
+from starlette.responses import RedirectResponse, Response
+
+from tidings.db import Database
 from tidings.dependencies import DatabaseDep
+from tidings.errors import AppError, BadRequest
 from tidings.event.repository import EventRepository
-from tidings.list.repository import ListRepository
+from tidings.list import service as list_service
 from tidings.message.repository import MessageRepository
-from tidings.preference.service import list_preferences
+from tidings.preference import service as preference_service
+from tidings.profile import service as profile_service
 from tidings.profile.repository import ProfileRepository
+from tidings.profile.schemas import ProfileBody
+from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
-from tidings.studio.listing import ListQuery
+from tidings.studio.listing import Listing, ListQuery, empty
 from tidings.studio.templating import render
-from tidings.tenant.repository import TenantRepository
+from tidings.studio.validation import json_field, validated
+from tidings.tenant import service as tenant_service
+from tidings.workspace.service import Scope
 
 router = APIRouter()
 
 
 PAGE_SIZE = 100
+# The rows of each list on a profile's page.
+PROFILE_PAGE_SIZE = 20
+# The lists a profile's page shows, one at a time (`?show=`); the first is the default.
+TABS = ("events", "messages", "lists", "tenants", "preferences")
+# How an edit is stored: as POST /profiles/{id} (merge) or PUT (replace).
+MODES = {"merge": profile_service.merge_profile, "replace": profile_service.replace_profile}
+FLASHES = {
+    "merge": "Merged into the profile: keys left out are kept, and a null removes a key.",
+    "replace": "Replaced the profile: it is now exactly what was saved.",
+    "deleted": "Profile deleted, as a Segment delete does.",
+}
+
+
+def profile_path(user_id: str) -> str:
+    return f"{PREFIX}/profiles/{quote(user_id, safe='')}"
 
 
 @router.get("/profiles")
-def search_profiles(request: Request, admin: Admin, database: DatabaseDep) -> Response:
+def search_profiles(
+    request: Request, admin: Admin, database: DatabaseDep, flash: str = ""
+) -> Response:
     """Profiles matching `q`, most recently updated first, a page at a time."""
     query = ListQuery(request, f"{PREFIX}/profiles", PAGE_SIZE)
     q = query.text("q") or ""
@@ -34,30 +67,140 @@ def search_profiles(request: Request, admin: Admin, database: DatabaseDep) -> Re
             key=lambda profile: (profile.updated_at, profile.id),
         )
     template = "_profiles.html" if request.headers.get("hx-request") else "profiles.html"
-    return query.render(request, template, listing, section="profiles", q=q)
+    return query.render(
+        request, template, listing, section="profiles", q=q, flash=FLASHES.get(flash)
+    )
 
 
-@router.get("/profiles/{user_id:path}")
-def profile_detail(user_id: str, request: Request, admin: Admin, database: DatabaseDep) -> Response:
-    scope = admin.scope
-    with database.read() as session:
-        profile = ProfileRepository(session).get(scope, user_id)
-        tenants = TenantRepository(session).memberships_of(scope, user_id, None, 100)
-        lists = ListRepository(session).user_subscriptions(scope, user_id, None, 100)
-        events = EventRepository(session).of_user(scope, user_id, 50)
-        messages = MessageRepository(session).page(
-            scope.environment_id, before_id=None, limit=50, recipient=user_id
+def _tab_listing(
+    query: ListQuery, session: Session, scope: Scope, user_id: str, tab: str
+) -> Listing[Any]:
+    """The page of the profile's list `tab` that the query string asks for."""
+    if tab == "events":
+        events = EventRepository(session)
+        return query.newest_first(
+            lambda before_id, after_id, limit: events.user_page(
+                scope, user_id, before_id=before_id, after_id=after_id, limit=limit
+            ),
+            key=attrgetter("id"),
         )
-        preferences = list_preferences(session, scope, user_id, None, 100).rows
+    if tab == "messages":
+        messages = MessageRepository(session)
+        return query.newest_first(
+            lambda before_id, after_id, limit: messages.page(
+                scope.environment_id,
+                before_id=before_id,
+                after_id=after_id,
+                limit=limit,
+                recipient=user_id,
+            ),
+            key=attrgetter("id"),
+        )
+    read: Callable[[int | None, int], Sequence[Any]]
+    if tab == "lists":
+        read = lambda after_id, limit: list_service.user_lists(  # noqa: E731
+            session, scope, user_id, after_id, limit
+        )
+        return query.in_order(read, key=lambda row: row[0].id)
+    if tab == "tenants":
+        read = lambda after_id, limit: tenant_service.list_memberships(  # noqa: E731
+            session, scope, user_id, after_id, limit
+        )
+        return query.in_order(read, key=attrgetter("id"))
+
+    def preferences(after_id: int | None, limit: int) -> list[tuple[Any, Any]]:
+        # Each topic (for its id, the page's cursor) with the user's preference for it, as
+        # GET /users/{user_id}/preferences answers it: both read topics in id order.
+        topics = preference_service.list_topics(session, scope, after_id, limit)
+        chosen = preference_service.list_preferences(session, scope, user_id, after_id, limit)
+        return list(zip(topics, chosen.rows, strict=True))
+
+    return query.in_order(preferences, key=lambda row: row[0].id)
+
+
+def _profile_page(
+    request: Request,
+    admin: Admin,
+    database: Database,
+    user_id: str,
+    *,
+    edit: dict[str, str] | None = None,
+    error: AppError | None = None,
+    flash: str | None = None,
+) -> Response:
+    query = ListQuery(request, profile_path(user_id), PROFILE_PAGE_SIZE)
+    tab = query.choice("show", TABS, "List") or TABS[0]
+    with database.read() as session:
+        profile = ProfileRepository(session).get(admin.scope, user_id)
+        listing = _tab_listing(query, session, admin.scope, user_id, tab)
+    if edit is None:
+        document = profile.data if profile is not None else {}
+        edit = {"profile": json.dumps(document, indent=2, ensure_ascii=False), "mode": "merge"}
+    status = error.status_code if error else 400 if query.errors else 200
     return render(
         request,
         "profile.html",
+        status,
         section="profiles",
         user_id=user_id,
         profile=profile,
-        tenants=tenants,
-        lists=lists,
-        events=events,
-        messages=messages,
-        preferences=preferences,
+        tab=tab,
+        tabs=TABS,
+        listing=empty() if query.errors else listing,
+        filters=query.values,
+        errors=query.errors,
+        edit=edit,
+        error=error,
+        flash=flash,
     )
+
+
+@router.post("/profiles/{user_id:path}/save")
+def save_profile(
+    user_id: str, request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
+) -> Response:
+    """Store the edited profile: Merge as POST /profiles/{user_id}, Replace as PUT."""
+    edit = {"profile": form_text(form, "profile"), "mode": form_text(form, "mode")}
+    try:
+        store = MODES.get(edit["mode"])
+        if store is None:
+            raise BadRequest(
+                f"mode: {edit['mode']!r} is not merge or replace. Choose Merge to keep the keys "
+                "left out, or Replace to remove them.",
+                field="mode",
+            )
+        document = profile_document(edit["profile"])
+        with database.write() as (session, _):
+            store(session, admin.scope, user_id, document)
+    except AppError as exc:
+        # The form as typed, so that nothing is lost.
+        return _profile_page(request, admin, database, user_id, edit=edit, error=exc)
+    return RedirectResponse(f"{profile_path(user_id)}?flash={edit['mode']}", status_code=303)
+
+
+def profile_document(text: str) -> dict[str, Any]:
+    """The profile typed in the editor, checked as the API checks a request's `profile`:
+    JSON within Tidings' input limits, and an object (ProfileBody)."""
+    body = validated(
+        ProfileBody,
+        {"profile": json_field(text, "profile")},
+        'Write the profile as a JSON object, such as `{"email": "ada@example.com"}`.',
+    )
+    return body.profile
+
+
+@router.post("/profiles/{user_id:path}/delete")
+def delete_profile(
+    user_id: str, admin: Admin, form: CheckedForm, database: DatabaseDep
+) -> Response:
+    """As DELETE /profiles/{user_id}: the user is erased as a Segment delete erases them."""
+    with database.write() as (session, _):
+        profile_service.delete_profile(session, admin.scope, user_id)
+    return RedirectResponse(f"{PREFIX}/profiles?flash=deleted", status_code=303)
+
+
+@router.get("/profiles/{user_id:path}")
+def profile_detail(
+    user_id: str, request: Request, admin: Admin, database: DatabaseDep, flash: str = ""
+) -> Response:
+    return _profile_page(request, admin, database, user_id, flash=FLASHES.get(flash))
