@@ -180,3 +180,14 @@ def test_templates_saved_before_versions_start_their_history_at_one(tmp_path: Pa
             assert version.created_at.isoformat().startswith("2026-02-01")
     finally:
         runtime.close()
+
+
+def test_a_deleted_template_takes_its_versions_with_it(client: TestClient, keys: Keys) -> None:
+    headers = bearer(keys.test)
+    put(client, keys.test, "welcome", FIRST)
+    put(client, keys.test, "welcome", SECOND)
+    assert client.delete("/notifications/welcome", headers=headers).status_code == 204
+    assert client.get("/notifications/welcome/versions", headers=headers).status_code == 404
+    put(client, keys.test, "welcome", SECOND)
+    history = client.get("/notifications/welcome/versions", headers=headers).json()["results"]
+    assert [(v["version"], v["content"]) for v in history] == [(1, SECOND["content"])]
