@@ -115,6 +115,14 @@ def test_automation_restore_is_checked_as_a_save_and_saves_a_new_version(
     versions = studio.api("GET", "/automations/onboarding/versions").json()["results"]
     assert (versions[-1]["restored_from"], versions[-1]["saved_by"]) == (1, ADMIN_EMAIL)
 
+    # Version 3 is version 1 again: restoring 1 once more saves nothing.
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Restore version 1").click()
+    expect(page.get_by_role("status")).to_have_text(
+        "Nothing to save: the automation already has the content of version 1 (version 3)."
+    )
+    assert studio.api("GET", "/automations/onboarding").json()["version"] == 3
+
     # A version number that is not one is reported at its field.
     page.goto(f"{studio.url}/studio/automations/onboarding/versions?a=99")
     expect(page.locator("#a-error")).to_contain_text("give a number from 1 to 3")
