@@ -6,7 +6,6 @@ from __future__ import annotations
 from tests.conftest import Keys
 from tidings.automation import service
 from tidings.kit.time import utcnow
-from tidings.models import Notification
 from tidings.notification.repository import NotificationRepository
 from tidings.runtime import Runtime
 from tidings.workspace.service import Scope, resolve_keys
@@ -41,18 +40,14 @@ def test_a_template_found_is_remembered_until_deleted(runtime: Runtime, keys: Ke
     with runtime.database.write() as (session, _):
         repository = NotificationRepository(session)
         assert not repository.exists(scope, "welcome")
-        repository.add(
-            Notification(
-                workspace_id=scope.workspace_id,
-                environment_id=scope.environment_id,
-                notification_id="welcome",
-                name="Welcome",
-                content={"title": "Hi"},
-                created_at=utcnow(),
-                updated_at=utcnow(),
-            )
-        )
-        session.flush()
+        template = {
+            "name": "Welcome",
+            "content": {"title": "Hi"},
+            "routing": None,
+            "strict": False,
+            "topic_id": None,
+        }
+        repository.save(scope, "welcome", template, utcnow(), saved_by=None)
         assert repository.exists(scope, "welcome")
         assert repository.delete(scope, "welcome")
         assert not repository.exists(scope, "welcome")

@@ -21,7 +21,6 @@ from tidings.automation import service
 from tidings.errors import AppError, BadRequest, NotFound
 from tidings.kit.outbound import OutboundGuard
 from tidings.notification import service as notification_service
-from tidings.notification.repository import NotificationRepository
 from tidings.notification.schemas import NotificationBody
 from tidings.workspace.repository import WorkspaceRepository
 from tidings.workspace.service import Scope, default_workspace
@@ -94,17 +93,8 @@ def _apply_notification(session: Session, scope: Scope, document: Document) -> s
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
         raise ApplyError(f"{where}: {first['msg']}", field=where) from exc
-    existing = NotificationRepository(session).get(scope, document.id)
-    if existing is not None and (
-        existing.name == (body.name or document.id)
-        and existing.content == body.content.model_dump(exclude_none=True)
-        and existing.routing == (body.routing.model_dump() if body.routing else None)
-        and existing.strict == body.strict
-        and existing.topic_id == body.topic_id
-    ):
-        return "unchanged"
-    _, created = notification_service.save(session, scope, document.id, body)
-    return "created" if created else "updated"
+    _, _, outcome = notification_service.save(session, scope, document.id, body)
+    return outcome
 
 
 def apply_documents(

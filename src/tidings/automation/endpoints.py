@@ -74,6 +74,8 @@ def _version_view(automation_id: str, version: AutomationVersion) -> VersionResp
         triggers=definition["triggers"],
         cancelation_token=definition["cancelation_token"],
         steps=definition["steps"],
+        saved_by=version.saved_by,
+        restored_from=version.restored_from,
         created_at=isoformat(version.created_at) or "",
     )
 
@@ -400,3 +402,15 @@ def get_version(
     return _version_view(
         automation_id, service.get_version(session, caller, automation_id, version)
     )
+
+
+@router.post("/{automation_id}/versions/{version}/restore", response_model=VersionResponse)
+def restore_version(
+    automation_id: str, version: int, caller: Caller, database: DatabaseDep, outbound: OutboundDep
+) -> VersionResponse:
+    """Save that version's definition as a new version (history is kept), checked as
+    `PUT /automations/{id}` checks it. Answers the version that is current now: the new one,
+    or the current one when it already has that definition."""
+    with database.write() as (session, _):
+        _, saved, _ = service.restore(session, caller, automation_id, version, outbound=outbound)
+        return _version_view(automation_id, saved)

@@ -114,14 +114,34 @@ class AutomationRepository(Repository):
             query = query.where(AutomationVersion.version > after_version)
         return self.session.scalars(query.order_by(AutomationVersion.version).limit(limit)).all()
 
+    def versions_before(
+        self, automation: Automation, before_version: int | None, limit: int
+    ) -> Sequence[AutomationVersion]:
+        """Versions newest first, before `before_version` when given."""
+        query = select(AutomationVersion).where(AutomationVersion.automation_pk == automation.id)
+        if before_version is not None:
+            query = query.where(AutomationVersion.version < before_version)
+        return self.session.scalars(
+            query.order_by(AutomationVersion.version.desc()).limit(limit)
+        ).all()
+
     def add_version(
-        self, automation: Automation, number: int, definition: dict[str, Any], now: datetime
+        self,
+        automation: Automation,
+        number: int,
+        definition: dict[str, Any],
+        now: datetime,
+        *,
+        saved_by: str | None = None,
+        restored_from: int | None = None,
     ) -> AutomationVersion:
         version = AutomationVersion(
             automation_pk=automation.id,
             environment_id=automation.environment_id,
             version=number,
             definition=definition,
+            saved_by=saved_by,
+            restored_from=restored_from,
             created_at=now,
         )
         self.session.add(version)

@@ -82,6 +82,13 @@ class VersionResponse(BaseModel):
     triggers: list[dict[str, Any]]
     cancelation_token: str | None
     steps: list[dict[str, Any]]
+    saved_by: str | None = Field(
+        description="The Studio admin's email, the API key id, or `cli` (`tidings apply`); "
+        "null when not known (a version saved before this was recorded)."
+    )
+    restored_from: int | None = Field(
+        description="The version this one restored, when it was saved by a restore."
+    )
     created_at: str
 
 

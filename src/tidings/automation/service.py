@@ -236,11 +236,13 @@ def save(
     *,
     outbound: OutboundGuard,
     coming: Collection[str] = (),
+    restored_from: int | None = None,
 ) -> tuple[Automation, AutomationVersion, SaveOutcome]:
     """Validate and save a definition; a new version only when it differs from the current one.
 
     The templates and automations it names must exist (`check_references`); `coming` are
-    the ids of automations saved with it, which it may invoke."""
+    the ids of automations saved with it, which it may invoke. A new version records who
+    saved it and, from `restore`, the version it copies."""
     definition = validate_definition(automation_id, body, outbound=outbound)
     repository = AutomationRepository(session)
     now = utcnow()
@@ -261,7 +263,12 @@ def save(
         version = latest
     else:
         version = repository.add_version(
-            automation, automation.current_version + 1, definition, now
+            automation,
+            automation.current_version + 1,
+            definition,
+            now,
+            saved_by=NotificationRepository(session).saved_by(scope),
+            restored_from=restored_from,
         )
     if created:
         automation.created_at = now
@@ -335,6 +342,17 @@ def get_version(
             field="version",
         )
     return version
+
+
+def restore(
+    session: Session, scope: Scope, automation_id: str, number: int, *, outbound: OutboundGuard
+) -> tuple[Automation, AutomationVersion, SaveOutcome]:
+    """Save version `number`'s definition as a new version, through `save` and its checks (a
+    template it sends that was deleted since is refused); history is never rewritten.
+    `unchanged` when the current version already has that definition."""
+    version = get_version(session, scope, automation_id, number)
+    body = {key: version.definition[key] for key in DEFINITION_FIELDS if key in version.definition}
+    return save(session, scope, automation_id, body, outbound=outbound, restored_from=number)
 
 
 def delete(session: Session, scope: Scope, automation_id: str) -> None:

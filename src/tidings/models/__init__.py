@@ -26,7 +26,7 @@ from tidings.models.message import (
     MessageEvent,
     MessageStatus,
 )
-from tidings.models.notification import Notification
+from tidings.models.notification import Notification, NotificationVersion
 from tidings.models.profile import Profile, ProfileAlias
 from tidings.models.provider_config import ProviderConfiguration
 from tidings.models.source import SignedSource
@@ -57,6 +57,7 @@ __all__ = [
     "MessageEvent",
     "MessageStatus",
     "Notification",
+    "NotificationVersion",
     "Profile",
     "ProfileAlias",
     "ProviderConfiguration",

@@ -39,6 +39,10 @@ class AutomationVersion(Base):
     environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     version: Mapped[int] = mapped_column(Integer)
     definition: Mapped[dict[str, Any]] = mapped_column(JSONValue)
+    # Who saved it (a Studio admin's email, an API key id, `cli`) and the version a restore
+    # copied, when known.
+    saved_by: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    restored_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

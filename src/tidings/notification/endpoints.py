@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -10,7 +11,7 @@ from tidings.dependencies import Caller, DatabaseDep, ReadSession
 from tidings.errors import NotFound
 from tidings.kit.pagination import PageQuery, page_query
 from tidings.kit.time import isoformat
-from tidings.models import Notification
+from tidings.models import Notification, NotificationVersion
 from tidings.notification import service
 from tidings.notification.repository import NotificationRepository
 from tidings.notification.schemas import (
@@ -18,6 +19,8 @@ from tidings.notification.schemas import (
     NotificationBody,
     NotificationList,
     NotificationResponse,
+    NotificationVersionList,
+    NotificationVersionResponse,
     PreviewBody,
     PreviewResponse,
 )
@@ -38,6 +41,23 @@ def _view(notification: Notification) -> NotificationResponse:
         topic_id=notification.topic_id,
         created_at=isoformat(notification.created_at) or "",
         updated_at=isoformat(notification.updated_at) or "",
+    )
+
+
+def _version_view(
+    notification_id: str, version: NotificationVersion
+) -> NotificationVersionResponse:
+    return NotificationVersionResponse(
+        id=notification_id,
+        version=version.version,
+        name=version.name,
+        content=version.content,
+        routing=version.routing,
+        strict=version.strict,
+        topic_id=version.topic_id,
+        saved_by=version.saved_by,
+        restored_from=version.restored_from,
+        created_at=isoformat(version.created_at) or "",
     )
 
 
@@ -65,11 +85,12 @@ def put_notification(
     database: DatabaseDep,
     response: Response,
 ) -> NotificationResponse:
-    """Create or replace a template. Liquid is checked on save."""
+    """Create or replace a template. Liquid is checked on save. A change is recorded as a new
+    version (`GET /notifications/{id}/versions`)."""
     with database.write() as (session, _):
-        notification, created = service.save(session, caller, notification_id, body)
+        notification, _, outcome = service.save(session, caller, notification_id, body)
         view = _view(notification)
-    response.status_code = 201 if created else 200
+    response.status_code = 201 if outcome == "created" else 200
     return view
 
 
@@ -86,6 +107,48 @@ def delete_notification(notification_id: str, caller: Caller, database: Database
         if not NotificationRepository(session).delete(caller, notification_id):
             raise service.not_found(notification_id)
     return Response(status_code=204)
+
+
+@router.get("/{notification_id}/versions", response_model=NotificationVersionList)
+def list_versions(
+    notification_id: str,
+    caller: Caller,
+    session: ReadSession,
+    paging: Annotated[PageQuery, Depends(page_query(50))],
+) -> NotificationVersionList:
+    """Every saved version of the template, oldest first; the last is the template now."""
+    notification = service.get(session, caller, notification_id)
+    rows = NotificationRepository(session).version_page(
+        notification, paging.after_id, paging.rows_to_read
+    )
+    found = paging.page(rows, key=attrgetter("version"))
+    return NotificationVersionList(
+        paging=found.paging(),
+        results=[_version_view(notification_id, row) for row in found.rows],
+    )
+
+
+@router.get("/{notification_id}/versions/{version}", response_model=NotificationVersionResponse)
+def get_version(
+    notification_id: str, version: int, caller: Caller, session: ReadSession
+) -> NotificationVersionResponse:
+    return _version_view(
+        notification_id, service.get_version(session, caller, notification_id, version)
+    )
+
+
+@router.post(
+    "/{notification_id}/versions/{version}/restore", response_model=NotificationVersionResponse
+)
+def restore_version(
+    notification_id: str, version: int, caller: Caller, database: DatabaseDep
+) -> NotificationVersionResponse:
+    """Save that version's template as a new version (history is kept), checked as
+    `PUT /notifications/{id}` checks it. Answers the version the template is now: the new
+    one, or the current one when it already equals the version restored."""
+    with database.write() as (session, _):
+        _, saved, _ = service.restore(session, caller, notification_id, version)
+        return _version_view(notification_id, saved)
 
 
 # The data a received Segment event gives a preview (event.service.segment_event_data, put on

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, func, select
 
-from tidings.kit.sql import Repository, execute_counting
-from tidings.models import Notification, SubscriptionTopic
+from tidings.kit.sql import Repository, execute_counting, insert_missing_in_environment
+from tidings.models import AdminUser, Notification, NotificationVersion, SubscriptionTopic
 from tidings.workspace.service import Scope
+
+# What a template version holds: the whole template but its id.
+TEMPLATE_FIELDS = ("name", "content", "routing", "strict", "topic_id")
+# How Studio's scopes name their admin (tidings.studio.auth): "studio:<admin id>".
+_STUDIO_KEY = "studio:"
 
 # The templates `exists` found in this unit of work.
 _FOUND = "tidings.templates_found"
@@ -63,8 +70,97 @@ class NotificationRepository(Repository):
             is not None
         )
 
-    def add(self, notification: Notification) -> None:
-        self.session.add(notification)
+    def save(
+        self,
+        scope: Scope,
+        notification_id: str,
+        fields: dict[str, Any],
+        now: datetime,
+        *,
+        saved_by: str | None,
+        restored_from: int | None = None,
+    ) -> tuple[Notification, NotificationVersion, bool]:
+        """The one write of a template: its row (inserted when missing, locked) takes `fields`
+        (`TEMPLATE_FIELDS`) and version N+1 records them. True when the template is new."""
+        notification, created = insert_missing_in_environment(
+            self.session,
+            scope,
+            Notification,
+            ("notification_id", notification_id),
+            now,
+            name=notification_id,
+            content={},
+            routing=None,
+            strict=False,
+            topic_id=None,
+        )
+        for name in TEMPLATE_FIELDS:
+            setattr(notification, name, fields[name])
+        notification.updated_at = now
+        version = NotificationVersion(
+            notification_pk=notification.id,
+            environment_id=notification.environment_id,
+            version=self.latest_version_number(notification) + 1,
+            saved_by=saved_by,
+            restored_from=restored_from,
+            created_at=now,
+            **{name: fields[name] for name in TEMPLATE_FIELDS},
+        )
+        self.session.add(version)
+        self.session.flush()
+        return notification, version, created
+
+    def latest_version_number(self, notification: Notification) -> int:
+        """The number of the template's newest version, the one it is now (0: none yet)."""
+        number = self.session.scalar(
+            select(func.max(NotificationVersion.version)).where(
+                NotificationVersion.notification_pk == notification.id
+            )
+        )
+        return int(number or 0)
+
+    def version(self, notification: Notification, number: int) -> NotificationVersion | None:
+        return self.session.scalars(
+            select(NotificationVersion).where(
+                NotificationVersion.notification_pk == notification.id,
+                NotificationVersion.version == number,
+            )
+        ).first()
+
+    def version_page(
+        self, notification: Notification, after_version: int | None, limit: int
+    ) -> Sequence[NotificationVersion]:
+        """Versions oldest first, after `after_version` when given."""
+        query = select(NotificationVersion).where(
+            NotificationVersion.notification_pk == notification.id
+        )
+        if after_version is not None:
+            query = query.where(NotificationVersion.version > after_version)
+        return self.session.scalars(query.order_by(NotificationVersion.version).limit(limit)).all()
+
+    def versions_before(
+        self, notification: Notification, before_version: int | None, limit: int
+    ) -> Sequence[NotificationVersion]:
+        """Versions newest first, before `before_version` when given."""
+        query = select(NotificationVersion).where(
+            NotificationVersion.notification_pk == notification.id
+        )
+        if before_version is not None:
+            query = query.where(NotificationVersion.version < before_version)
+        return self.session.scalars(
+            query.order_by(NotificationVersion.version.desc()).limit(limit)
+        ).all()
+
+    def saved_by(self, scope: Scope) -> str | None:
+        """Who a save is recorded as: a Studio admin's email, else the API key id (`cli` for
+        `tidings apply`); None when the scope names no one."""
+        if scope.key_id.startswith(_STUDIO_KEY):
+            email = self.session.scalar(
+                select(AdminUser.email).where(AdminUser.id == scope.key_id[len(_STUDIO_KEY) :])
+            )
+            if email is not None:
+                return email
+        return scope.key_id or None
 
     def delete(self, scope: Scope, notification_id: str) -> bool:
         self.session.info.get(_FOUND, set()).discard((scope.environment_id, notification_id))

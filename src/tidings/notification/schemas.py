@@ -82,6 +82,31 @@ class NotificationList(BaseModel):
     results: list[NotificationResponse]
 
 
+class NotificationVersionResponse(BaseModel):
+    """One saved version of a template: the whole template as it was saved, never changed."""
+
+    id: str
+    version: int
+    name: str
+    content: dict[str, Any]
+    routing: dict[str, Any] | None
+    strict: bool
+    topic_id: str | None
+    saved_by: str | None = Field(
+        description="The Studio admin's email, the API key id, or `cli` (`tidings apply`); "
+        "null when not known (a template saved before versions were kept)."
+    )
+    restored_from: int | None = Field(
+        description="The version this one restored, when it was saved by a restore."
+    )
+    created_at: str
+
+
+class NotificationVersionList(BaseModel):
+    paging: dict[str, Any]
+    results: list[NotificationVersionResponse]
+
+
 class PreviewBody(StrictModel):
     data: dict[str, Any] = Field(default_factory=dict)
     profile: dict[str, Any] = Field(default_factory=dict)

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
-from tidings.errors import BadRequest, not_in_environment
+from tidings.errors import BadRequest, NotFound, not_in_environment
 from tidings.kit.time import utcnow
-from tidings.models import Notification
-from tidings.notification.repository import NotificationRepository
+from tidings.models import Notification, NotificationVersion
+from tidings.notification.repository import TEMPLATE_FIELDS, NotificationRepository
 from tidings.notification.schemas import NotificationBody
 from tidings.template.links import DroppedLink, drop_unsafe_links
 from tidings.template.render import (
@@ -51,9 +51,25 @@ not_found = not_in_environment(
 )
 
 
+SaveOutcome = Literal["created", "updated", "unchanged"]
+
+
+def fields_of(row: Notification | NotificationVersion) -> dict[str, Any]:
+    """The template a row holds, as a version records it (`TEMPLATE_FIELDS`)."""
+    return {name: getattr(row, name) for name in TEMPLATE_FIELDS}
+
+
 def save(
-    session: Session, scope: Scope, notification_id: str, body: NotificationBody
-) -> tuple[Notification, bool]:
+    session: Session,
+    scope: Scope,
+    notification_id: str,
+    body: NotificationBody,
+    *,
+    restored_from: int | None = None,
+) -> tuple[Notification, NotificationVersion, SaveOutcome]:
+    """Validate and save a template: every path that writes one (the API, Studio, `tidings
+    apply`, a restore) comes here. A template that differs from its newest version is
+    recorded as version N+1, with who saved it; an equal one is `unchanged`."""
     content = body.content.model_dump(exclude_none=True)
     if not content:
         raise BadRequest(
@@ -71,26 +87,64 @@ def save(
             code="unknown_topic",
             field="topic_id",
         )
-    routing = body.routing.model_dump() if body.routing else None
-    now = utcnow()
-    notification = repository.get(scope, notification_id)
-    created = notification is None
-    if notification is None:
-        notification = Notification(
-            workspace_id=scope.workspace_id,
-            environment_id=scope.environment_id,
-            notification_id=notification_id,
-            created_at=now,
+    fields = {
+        "name": body.name or notification_id,
+        "content": content,
+        "routing": body.routing.model_dump() if body.routing else None,
+        "strict": body.strict,
+        "topic_id": body.topic_id,
+    }
+    existing = repository.get(scope, notification_id)
+    if existing is not None:
+        latest = repository.version(existing, repository.latest_version_number(existing))
+        if latest is not None and fields_of(latest) == fields == fields_of(existing):
+            return existing, latest, "unchanged"
+    notification, version, created = repository.save(
+        scope,
+        notification_id,
+        fields,
+        utcnow(),
+        saved_by=repository.saved_by(scope),
+        restored_from=restored_from,
+    )
+    return notification, version, "created" if created else "updated"
+
+
+def get_version(
+    session: Session, scope: Scope, notification_id: str, number: int
+) -> NotificationVersion:
+    """One saved version of a template; NotFound naming the versions it has otherwise."""
+    notification = get(session, scope, notification_id)
+    repository = NotificationRepository(session)
+    version = repository.version(notification, number)
+    if version is None:
+        raise NotFound(
+            f"Template {notification_id!r} has no version {number}; its versions are 1 to "
+            f"{repository.latest_version_number(notification)}. "
+            f"GET /notifications/{notification_id}/versions lists them.",
+            code="notification_version_not_found",
+            field="version",
         )
-        repository.add(notification)
-    notification.name = body.name or notification_id
-    notification.content = content
-    notification.routing = routing
-    notification.strict = body.strict
-    notification.topic_id = body.topic_id
-    notification.updated_at = now
-    session.flush()
-    return notification, created
+    return version
+
+
+def restore(
+    session: Session, scope: Scope, notification_id: str, number: int
+) -> tuple[Notification, NotificationVersion, SaveOutcome]:
+    """Save version `number`'s template as a new version, through `save` and its checks (a
+    topic deleted since is refused); history is never rewritten. `unchanged` when the
+    template already equals that version."""
+    version = get_version(session, scope, notification_id, number)
+    body = NotificationBody.model_validate(
+        {
+            "name": version.name,
+            "content": version.content,
+            "routing": version.routing,
+            "strict": version.strict,
+            "topic_id": version.topic_id,
+        }
+    )
+    return save(session, scope, notification_id, body, restored_from=number)
 
 
 def get(session: Session, scope: Scope, notification_id: str) -> Notification:

@@ -24,6 +24,7 @@ from tidings.studio.routes import (
     settings,
     tenants,
     topics,
+    versions,
 )
 from tidings.studio.templating import TEMPLATES
 
@@ -89,6 +90,7 @@ def create_studio(runtime: Runtime) -> FastAPI:
         studio.include_router(module.router)
     for module in (tenants, lists, topics):
         studio.include_router(module.router)
+    studio.include_router(versions.router)
     studio.mount("/static", StaticFiles(directory=STATIC), name="static")
     studio.add_middleware(SecurityHeaders)
     studio.add_middleware(

@@ -1,0 +1,316 @@
+"""History of an automation or a template: its saved versions, a diff of any two, restore.
+
+A diff compares the canonical JSON of two versions (keys sorted, two-space indent), line by
+line, as `diff -u` would. Restoring a version saves its content as a new version through the
+same service call as an ordinary save: the history above it is never rewritten.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from operator import attrgetter
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
+from starlette.responses import RedirectResponse, Response
+
+from tidings.automation import service as automation_service
+from tidings.automation.repository import AutomationRepository
+from tidings.db import Database
+from tidings.dependencies import DatabaseDep, OutboundDep
+from tidings.errors import AppError
+from tidings.models import AutomationVersion, NotificationVersion
+from tidings.notification import service as notification_service
+from tidings.notification.repository import NotificationRepository
+from tidings.studio.csrf import CheckedForm
+from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.listing import Listing, ListQuery
+from tidings.studio.templating import render
+from tidings.workspace.service import Scope
+
+router = APIRouter()
+
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    """One saved version as the history shows it; `document` is what a diff compares."""
+
+    number: int
+    saved_at: datetime
+    saved_by: str | None
+    restored_from: int | None
+    document: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DiffLine:
+    kind: str  # file, hunk, added, removed or context
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """The versions of one automation or template, read in one session."""
+
+    label: str  # "automation" or "template"
+    section: str  # its Studio area, also the first segment of its URLs
+    object_id: str
+    name: str
+    current: int
+    read_page: Callable[[int | None, int | None, int], Sequence[Version]]
+    read_one: Callable[[int], Version | None]
+
+    @property
+    def url(self) -> str:
+        return f"{PREFIX}/{self.section}/{quote(self.object_id, safe='')}/versions"
+
+    @property
+    def edit_url(self) -> str:
+        return f"{PREFIX}/{self.section}/{quote(self.object_id, safe='')}"
+
+
+def _template_version(row: NotificationVersion) -> Version:
+    return Version(
+        row.version,
+        row.created_at,
+        row.saved_by,
+        row.restored_from,
+        notification_service.fields_of(row),
+    )
+
+
+def _automation_version(row: AutomationVersion) -> Version:
+    fields = automation_service.DEFINITION_FIELDS
+    document = {key: row.definition[key] for key in fields if key in row.definition}
+    return Version(row.version, row.created_at, row.saved_by, row.restored_from, document)
+
+
+def _template_history(session: Session, scope: Scope, notification_id: str) -> History:
+    notification = notification_service.get(session, scope, notification_id)
+    repository = NotificationRepository(session)
+
+    def read_page(before: int | None, after: int | None, limit: int) -> list[Version]:
+        rows = (
+            repository.version_page(notification, after, limit)
+            if after is not None
+            else repository.versions_before(notification, before, limit)
+        )
+        return [_template_version(row) for row in rows]
+
+    def read_one(number: int) -> Version | None:
+        row = repository.version(notification, number)
+        return _template_version(row) if row is not None else None
+
+    return History(
+        "template",
+        "notifications",
+        notification_id,
+        notification.name,
+        repository.latest_version_number(notification),
+        read_page,
+        read_one,
+    )
+
+
+def _automation_history(session: Session, scope: Scope, automation_id: str) -> History:
+    automation, _ = automation_service.get(session, scope, automation_id)
+    repository = AutomationRepository(session)
+
+    def read_page(before: int | None, after: int | None, limit: int) -> list[Version]:
+        rows = (
+            repository.version_page(automation, after, limit)
+            if after is not None
+            else repository.versions_before(automation, before, limit)
+        )
+        return [_automation_version(row) for row in rows]
+
+    def read_one(number: int) -> Version | None:
+        row = repository.version(automation, number)
+        return _automation_version(row) if row is not None else None
+
+    return History(
+        "automation",
+        "automations",
+        automation_id,
+        automation.name,
+        automation.current_version,
+        read_page,
+        read_one,
+    )
+
+
+READERS: dict[str, Callable[[Session, Scope, str], History]] = {
+    "notifications": _template_history,
+    "automations": _automation_history,
+}
+
+
+def canonical_lines(document: dict[str, Any]) -> list[str]:
+    """A version's content as canonical pretty JSON, one string a line."""
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False).splitlines()
+
+
+def diff_lines(old: Version | None, new: Version) -> list[DiffLine]:
+    """The unified diff from `old` (None: from nothing, for a first version) to `new`; empty
+    when their content is the same."""
+    lines = difflib.unified_diff(
+        canonical_lines(old.document) if old is not None else [],
+        canonical_lines(new.document),
+        fromfile=f"version {old.number}" if old is not None else "nothing",
+        tofile=f"version {new.number}",
+        lineterm="",
+    )
+    found = []
+    for line in lines:
+        if line.startswith(("+++", "---")):
+            kind = "file"
+        elif line.startswith("@@"):
+            kind = "hunk"
+        elif line.startswith("+"):
+            kind = "added"
+        elif line.startswith("-"):
+            kind = "removed"
+        else:
+            kind = "context"
+        found.append(DiffLine(kind, line))
+    return found
+
+
+def _number(query: ListQuery, name: str, label: str, history: History) -> int | None:
+    """A version number typed in the compare form: None when empty or not one."""
+    value = query.text(name)
+    if value is None:
+        return None
+    if not value.isdigit() or not 1 <= int(value) <= history.current:
+        query.errors[name] = (
+            f"{label}: {value!r} is not a version of this {history.label}; "
+            f"give a number from 1 to {history.current}."
+        )
+        return None
+    return int(value)
+
+
+def _flash(request: Request, history: History) -> str | None:
+    """What the last restore did, from the URL it redirected to."""
+    restored, saved = request.query_params.get("restored", ""), request.query_params.get("saved")
+    if not restored.isdigit() or not (saved or "").isdigit():
+        return None
+    if request.query_params.get("unchanged"):
+        return (
+            f"Nothing to save: the {history.label} already has the content of "
+            f"version {restored} (version {saved})."
+        )
+    return f"Saved version {saved} with the content of version {restored}."
+
+
+def _history_page(
+    request: Request,
+    admin: Admin,
+    database: Database,
+    section: str,
+    object_id: str,
+    *,
+    error: AppError | None = None,
+) -> Response:
+    with database.read() as session:
+        history = READERS[section](session, admin.scope, object_id)
+        query = ListQuery(request, history.url, PAGE_SIZE)
+        newer = _number(query, "b", "To version", history)
+        older = _number(query, "a", "From version", history)
+        if newer is None:
+            newer = history.current
+        if older is None and "a" not in query.errors:
+            older = newer - 1 if newer > 1 else None
+        old = history.read_one(older) if older is not None else None
+        new = history.read_one(newer)
+        assert new is not None
+        listing: Listing[Version] = query.newest_first(history.read_page, key=attrgetter("number"))
+    status_code = error.status_code if error else (400 if query.errors else 200)
+    return render(
+        request,
+        "versions.html",
+        status_code,
+        section=history.section,
+        history=history,
+        listing=listing,
+        errors=query.errors,
+        error=error,
+        older=older,
+        newer=newer,
+        diff=diff_lines(old, new),
+        flash=_flash(request, history),
+    )
+
+
+@router.get("/notifications/{notification_id}/versions")
+def template_history(
+    notification_id: str, request: Request, admin: Admin, database: DatabaseDep
+) -> Response:
+    return _history_page(request, admin, database, "notifications", notification_id)
+
+
+@router.get("/automations/{automation_id}/versions")
+def automation_history(
+    automation_id: str, request: Request, admin: Admin, database: DatabaseDep
+) -> Response:
+    return _history_page(request, admin, database, "automations", automation_id)
+
+
+def _restored(history_url: str, number: int, saved: int, outcome: str) -> Response:
+    unchanged = "&unchanged=1" if outcome == "unchanged" else ""
+    return RedirectResponse(
+        f"{history_url}?restored={number}&saved={saved}{unchanged}", status_code=303
+    )
+
+
+@router.post("/notifications/{notification_id}/versions/{number}/restore")
+def restore_template(
+    notification_id: str,
+    number: int,
+    request: Request,
+    admin: Admin,
+    form: CheckedForm,
+    database: DatabaseDep,
+) -> Response:
+    """As POST /notifications/{id}/versions/{version}/restore."""
+    try:
+        with database.write() as (session, _):
+            _, saved, outcome = notification_service.restore(
+                session, admin.scope, notification_id, number
+            )
+            saved_number = saved.version
+    except AppError as exc:
+        return _history_page(request, admin, database, "notifications", notification_id, error=exc)
+    url = f"{PREFIX}/notifications/{quote(notification_id, safe='')}/versions"
+    return _restored(url, number, saved_number, outcome)
+
+
+@router.post("/automations/{automation_id}/versions/{number}/restore")
+def restore_automation(
+    automation_id: str,
+    number: int,
+    request: Request,
+    admin: Admin,
+    form: CheckedForm,
+    database: DatabaseDep,
+    outbound: OutboundDep,
+) -> Response:
+    """As POST /automations/{id}/versions/{version}/restore."""
+    try:
+        with database.write() as (session, _):
+            _, saved, outcome = automation_service.restore(
+                session, admin.scope, automation_id, number, outbound=outbound
+            )
+            saved_number = saved.version
+    except AppError as exc:
+        return _history_page(request, admin, database, "automations", automation_id, error=exc)
+    url = f"{PREFIX}/automations/{quote(automation_id, safe='')}/versions"
+    return _restored(url, number, saved_number, outcome)
