@@ -143,6 +143,18 @@ class MessageRepository:
             .order_by(MessageEvent.id)
         ).all()
 
+    def resent_as(self, message_pks: set[int], event_type: str) -> dict[int, str]:
+        """The `message_id` of each message's `event_type` history entry (the resend that a
+        RESENT entry names), by message primary key."""
+        if not message_pks:
+            return {}
+        rows = self.session.execute(
+            select(MessageEvent.message_pk, MessageEvent.data).where(
+                MessageEvent.message_pk.in_(message_pks), MessageEvent.type == event_type
+            )
+        )
+        return {pk: str(data.get("message_id")) for pk, data in rows}
+
     def record(self, message: Message, event_type: str, **data: Any) -> None:
         self.record_for(message.id, event_type, **data)
 
