@@ -124,6 +124,16 @@ class MessageRepository:
             )
         ).first()
 
+    def by_message_ids(self, environment_id: str, message_ids: list[str]) -> dict[str, Message]:
+        if not message_ids:
+            return {}
+        rows = self.session.scalars(
+            select(Message).where(
+                Message.environment_id == environment_id, Message.message_id.in_(message_ids)
+            )
+        )
+        return {row.message_id: row for row in rows}
+
     def lock(self, message_id: str) -> Message | None:
         return self.session.scalars(
             _locked(select(Message).where(Message.message_id == message_id))
