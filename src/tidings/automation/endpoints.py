@@ -21,6 +21,7 @@ from tidings.automation.schemas import (
     InvokeResponse,
     RunDetail,
     RunList,
+    RunRetry,
     RunStepList,
     RunStepView,
     RunView,
@@ -173,12 +174,13 @@ def step_views(session: Session, run: AutomationRun) -> list[RunStepView]:
 
 
 def run_detail(session: Session, run: AutomationRun) -> RunDetail:
-    hidden = ("depth", "profile_overrides")
+    hidden = ("depth", "profile_overrides", "retries")
     context = {key: value for key, value in run.context.items() if key not in hidden}
     return RunDetail(
         **run_views(session, [run])[0].model_dump(),
         context=context,
         steps=step_views(session, run),
+        retries=[RunRetry(**retry) for retry in run.context.get("retries", [])],
     )
 
 
@@ -264,6 +266,19 @@ def cancel_run(run_id: str, caller: Caller, database: DatabaseDep) -> RunDetail:
     """Cancel a PROCESSING or WAITING run (409 otherwise)."""
     with database.write() as (session, _):
         run = runs.cancel_by_api(session, caller, run_id)
+        return run_detail(session, run)
+
+
+@router.post(
+    "/runs/{run_id}/retry", status_code=202, response_model=RunDetail, tags=["automation runs"]
+)
+def retry_run(run_id: str, caller: Caller, database: DatabaseDep) -> RunDetail:
+    """Run a failed (ERROR) run again from the step that failed (409 otherwise). Answers 202
+    with the run PROCESSING once the retry is committed; the step runs in a job, and the
+    retry is listed in the run's `retries`."""
+    with database.write() as (session, outbox):
+        run = runs.retry_by_api(session, caller, run_id, f"API key {caller.key_id}")
+        outbox.add_run(run.id)
         return run_detail(session, run)
 
 

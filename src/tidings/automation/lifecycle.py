@@ -1,7 +1,8 @@
-"""A run's row: starting a run and canceling one.
+"""A run's row: starting a run, canceling one, and retrying a failed one.
 
 The engine (`automation.runs`) and the steps that start or cancel other runs (invoke,
-cancel) both change runs through these two.
+cancel) both change runs through these; a retry (API or Studio) puts a failed run back in
+the engine's hands, which then runs its failed step as it runs any step.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 from tidings.automation.repository import RunRepository
 from tidings.automation.steps.values import cancelation_token, namespace
 from tidings.kit.ids import new_id
-from tidings.kit.time import utcnow
+from tidings.kit.time import isoformat, utcnow
 from tidings.models import AutomationRun, RunStatus
 from tidings.profile.repository import ProfileRepository
 from tidings.workspace.service import Scope
@@ -91,3 +92,35 @@ def cancel_run(session: Session, run: AutomationRun, reason: str) -> None:
     run.wake_at = None
     run.error = reason
     run.finished_at = run.updated_at = now
+
+
+def retry_run(session: Session, run: AutomationRun, by: str) -> None:
+    """Put a failed (ERROR) run back on the step that failed, PROCESSING with fresh attempts;
+    the caller enqueues `advance_run` after committing.
+
+    The failed step's record is taken off (the engine writes a new one when it runs the
+    step again) and kept in `context["retries"]`, with who retried and when: the run's
+    history shows each failure that a retry set aside.
+    """
+    now = utcnow()
+    row = RunRepository(session).step(run.id, run.step_index)
+    retry: dict[str, Any] = {
+        "at": isoformat(now),
+        "by": by[:300],
+        "position": run.step_index,
+        "action": row.action if row is not None else None,
+        "error": run.error,
+        "failed_at": isoformat(run.finished_at),
+    }
+    if row is not None:
+        session.delete(row)
+    context = dict(run.context)
+    context["retries"] = [*context.get("retries", []), retry]
+    run.context = context
+    run.status = RunStatus.PROCESSING
+    run.attempts = 0
+    run.error = None
+    run.wake_at = None
+    run.owner = None
+    run.finished_at = None
+    run.updated_at = now

@@ -1,4 +1,4 @@
-"""The run engine: starting runs, advancing them step by step, canceling them.
+"""The run engine: starting runs, advancing them step by step, canceling and retrying them.
 
 A run is a row (`AutomationRun`) with the steps it started with, a context (`data`, `profile`,
 `event`, `recipient`, `brand`, `template`, and step outputs under `refs`) and `step_index`, the
@@ -20,6 +20,9 @@ next step to run. A job advances a run:
   also advances every run whose `wake_at` has passed, so a wake-up missed while nothing was
   running happens as soon as a consumer starts.
 
+A run in ERROR can be retried (`retry_by_api`, for the API and Studio): it is PROCESSING again
+at the step that failed, and the same `advance_run` runs that step, as if it had never run.
+
 Jobs are enqueued only after the commit that makes their work visible: each step adds them
 to its unit of work's outbox (`tidings.db.Outbox`).
 """
@@ -37,7 +40,7 @@ from sqlalchemy.orm import Session
 
 from tidings.automation import service as definitions
 from tidings.automation import steps
-from tidings.automation.lifecycle import cancel_run, start_run
+from tidings.automation.lifecycle import cancel_run, retry_run, start_run
 from tidings.automation.repository import RunRepository
 from tidings.automation.steps.base import (
     Fetch,
@@ -479,6 +482,28 @@ def cancel_by_api(
             field="run_id",
         )
     cancel_run(session, run, reason)
+    return run
+
+
+def retry_by_api(session: Session, scope: Scope, run_id: str, by: str) -> AutomationRun:
+    """Run a failed (ERROR) run's failed step again, then the steps after it; `by` (who
+    asked, and where) is recorded with the retry. The caller enqueues the run after commit."""
+    found = get_run(session, scope, run_id)
+    run = RunRepository(session).get_for_update(found.id)
+    assert run is not None
+    if run.status != RunStatus.ERROR:
+        raise Conflict(
+            f"Run {run_id!r} is {run.status}; only a run that failed (ERROR) can be retried "
+            "from its failed step. "
+            + (
+                "It is still under way: wait for it to end, or cancel it."
+                if run.status in RunStatus.ACTIVE
+                else "Start a new run instead (POST /automations/{id}/invoke)."
+            ),
+            code="run_not_failed",
+            field="run_id",
+        )
+    retry_run(session, run, by)
     return run
 
 

@@ -160,11 +160,26 @@ class RunView(BaseModel):
     finished_at: str | None
 
 
+class RunRetry(BaseModel):
+    """A retry of the run after it failed: the failure it set aside, who asked and when."""
+
+    at: str = Field(description="When the run was retried.")
+    by: str = Field(description="Who retried it, e.g. `API key key_…` or `Studio: an admin`.")
+    position: int = Field(description="The step that had failed and was run again (0-based).")
+    action: str | None = Field(description="That step's action.")
+    error: str | None = Field(description="Why it had failed.")
+    failed_at: str | None = Field(description="When the run had failed.")
+
+
 class RunDetail(RunView):
     context: dict[str, Any] = Field(
         description="data, profile, event, recipient, brand, template and refs (step outputs)."
     )
     steps: list[RunStepView]
+    retries: list[RunRetry] = Field(
+        description="Each retry of the run after it failed, oldest first "
+        "(POST /automations/runs/{run_id}/retry)."
+    )
 
 
 class RunList(BaseModel):

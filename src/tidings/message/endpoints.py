@@ -19,6 +19,7 @@ from tidings.message.schemas import (
     MessagePage,
     MessageView,
     OutputList,
+    ResendResponse,
     SendBody,
     SendResponse,
 )
@@ -151,3 +152,42 @@ def cancel_message(message_id: str, caller: Caller, database: DatabaseDep) -> Me
     with database.write() as (session, _):
         message = service.cancel(session, caller, message_id)
         return _view(session, message)
+
+
+@router.post("/messages/{message_id}/resend", status_code=202, response_model=ResendResponse)
+def resend_message(
+    message_id: str,
+    caller: Caller,
+    database: DatabaseDep,
+    settings: SettingsDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> Response:
+    """Send a message that was not sent (UNDELIVERABLE, UNROUTABLE, UNMAPPED) again, as a new
+    message rendered with its template's current content; 409 for any other, or for one
+    already resent. Answers 202 `{requestId, messageId, resendOf}` once committed; both
+    messages' histories link them. With `Idempotency-Key`, a repeat replays the first answer.
+    """
+    idempotent = IdempotentRequest.of(
+        caller.environment_id,
+        idempotency_key,
+        {"resend": message_id},
+        settings.idempotency_ttl_seconds,
+    )
+
+    def accept(session: Session, outbox: Outbox) -> Answer:
+        resent = service.resend(
+            session,
+            caller,
+            message_id,
+            by=f"API key {caller.key_id}",
+            message_timeout=timedelta(seconds=settings.message_timeout_seconds),
+        )
+        outbox.add_messages([resent], caller.environment_id)
+        return 202, {
+            "requestId": resent.message_id,
+            "messageId": resent.message_id,
+            "resendOf": message_id,
+        }
+
+    status_code, answer = answer_once(database, idempotent, accept)
+    return _json(answer, status_code)

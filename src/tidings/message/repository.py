@@ -124,6 +124,16 @@ class MessageRepository:
             )
         ).first()
 
+    def by_message_ids(self, environment_id: str, message_ids: list[str]) -> dict[str, Message]:
+        if not message_ids:
+            return {}
+        rows = self.session.scalars(
+            select(Message).where(
+                Message.environment_id == environment_id, Message.message_id.in_(message_ids)
+            )
+        )
+        return {row.message_id: row for row in rows}
+
     def lock(self, message_id: str) -> Message | None:
         return self.session.scalars(
             _locked(select(Message).where(Message.message_id == message_id))
@@ -142,6 +152,18 @@ class MessageRepository:
             .where(MessageEvent.message_pk == message.id)
             .order_by(MessageEvent.id)
         ).all()
+
+    def resent_as(self, message_pks: set[int], event_type: str) -> dict[int, str]:
+        """The `message_id` of each message's `event_type` history entry (the resend that a
+        RESENT entry names), by message primary key."""
+        if not message_pks:
+            return {}
+        rows = self.session.execute(
+            select(MessageEvent.message_pk, MessageEvent.data).where(
+                MessageEvent.message_pk.in_(message_pks), MessageEvent.type == event_type
+            )
+        )
+        return {pk: str(data.get("message_id")) for pk, data in rows}
 
     def record(self, message: Message, event_type: str, **data: Any) -> None:
         self.record_for(message.id, event_type, **data)

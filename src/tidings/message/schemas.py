@@ -53,6 +53,12 @@ class SendResponse(BaseModel):
     requestId: str
 
 
+class ResendResponse(BaseModel):
+    requestId: str = Field(description="The new message's request (its id, as for one /send).")
+    messageId: str = Field(description="The new message.")
+    resendOf: str = Field(description="The message resent.")
+
+
 class ProviderDetail(BaseModel):
     channel: dict[str, Any]
     provider: str

@@ -1,4 +1,4 @@
-"""Send API rules: accepting a send, cancelation, and the log views."""
+"""Send API rules: accepting a send, cancelation, resending, and the log views."""
 
 from __future__ import annotations
 
@@ -280,6 +280,112 @@ def cancel(session: Session, scope: Scope, message_id: str) -> Message:
         delivery.updated_at = now
     repository.record(message, "CANCELED")
     return message
+
+
+# A message that ended without being sent on any channel: only these can be resent.
+# CANCELED and FILTERED were stopped on purpose (a cancel, the user's preferences), and the
+# others were sent or are still under way.
+RESENDABLE = frozenset(
+    {MessageStatus.UNDELIVERABLE, MessageStatus.UNROUTABLE, MessageStatus.UNMAPPED}
+)
+
+# The history entries that link a resent message and its resend, both ways.
+RESENT = "RESENT"
+
+
+def resend(
+    session: Session, scope: Scope, message_id: str, *, by: str, message_timeout: timedelta
+) -> AcceptedMessage:
+    """A new ENQUEUED message with the failed message's recipient, data, routing, channels,
+    providers, metadata and tags; rendered when it is routed, so with its template's
+    content as it is now (a fixed template takes effect). It is sent at once and does not
+    expire. The original's history gets RESENT (`message_id` of the new one), the new
+    one's ENQUEUED has `resend_of`; `by` says who asked, and where.
+
+    A message that was sent, is under way, or was stopped on purpose is refused (409), as is
+    one already resent: resend that one instead, so a repeated click sends nothing twice.
+    """
+    repository = MessageRepository(session)
+    # The pipeline's lock order: the deliveries, then their message.
+    deliveries = repository.lock_deliveries(get_message(session, scope, message_id))
+    original = repository.lock(message_id)
+    assert original is not None
+    if original.status not in RESENDABLE or any(
+        delivery.status != DeliveryStatus.FAILED for delivery in deliveries
+    ):
+        raise Conflict(
+            f"Message {message_id!r} is {original.status}: only a message that was not sent "
+            f"({', '.join(sorted(RESENDABLE))}) can be resent. "
+            + (
+                "It was sent; send a new message with POST /send instead."
+                if original.status in (MessageStatus.SENT, MessageStatus.DELIVERED)
+                else "Wait until it ends."
+                if original.status not in MessageStatus.FINAL
+                else "It was stopped on purpose; send a new message with POST /send instead."
+            ),
+            code="message_not_resendable",
+            field="message_id",
+        )
+    resent_as = resent_as_of(session, [original]).get(original.id)
+    if resent_as is not None:
+        raise Conflict(
+            f"Message {message_id!r} was already resent as {resent_as!r}. Open that message, "
+            "and resend it if it failed too.",
+            code="message_already_resent",
+            field="message_id",
+        )
+    if original.notification_id and not NotificationRepository(session).exists(
+        scope, original.notification_id
+    ):
+        raise Conflict(
+            f"Message {message_id!r} was made from template {original.notification_id!r}, "
+            "which does not exist (any more). Create it (PUT /notifications/"
+            f"{original.notification_id}, or in Studio), then resend.",
+            code="template_missing",
+            field="message_id",
+        )
+    now = utcnow()
+    new_message_id = new_id("msg")
+    metadata = {key: value for key, value in original.metadata_.items() if key != "canceled_at"}
+    (pk,) = repository.insert_messages(
+        [
+            {
+                "workspace_id": original.workspace_id,
+                "environment_id": original.environment_id,
+                "message_id": new_message_id,
+                "request_id": new_message_id,
+                "status": MessageStatus.ENQUEUED,
+                "recipient": original.recipient,
+                "to": original.to,
+                "notification_id": original.notification_id,
+                "content": original.content,
+                "data": original.data,
+                "routing": original.routing,
+                "channels": original.channels,
+                "providers": original.providers,
+                "metadata": metadata,
+                "tags": original.tags,
+                "trace_id": original.trace_id,
+                "output": {},
+                "source": original.source,
+                "send_at": None,
+                "expires_at": None,
+                "timeout_at": now + message_timeout,
+                "enqueued_at": now,
+                "updated_at": now,
+            }
+        ]
+    )
+    repository.record_for(
+        pk, "ENQUEUED", request_id=new_message_id, resend_of=message_id, by=by[:300]
+    )
+    repository.record(original, RESENT, message_id=new_message_id, by=by[:300])
+    return AcceptedMessage(pk, new_message_id, None)
+
+
+def resent_as_of(session: Session, messages: Sequence[Message]) -> dict[int, str]:
+    """The message each of `messages` was resent as, by primary key, for those resent."""
+    return MessageRepository(session).resent_as({message.id for message in messages}, RESENT)
 
 
 def event_of(message: Message) -> str:

@@ -225,6 +225,20 @@ def cancel_run(
     return RedirectResponse(f"{PREFIX}/automations/runs/{quote(run_id, safe='')}", status_code=303)
 
 
+@router.post("/automations/runs/{run_id}/retry")
+def retry_run(
+    run_id: str, request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
+) -> Response:
+    """As POST /automations/runs/{run_id}/retry: the failed step runs again, in a job."""
+    try:
+        with database.write() as (session, outbox):
+            run = runs.retry_by_api(session, admin.scope, run_id, f"Studio: {admin.email}")
+            outbox.add_run(run.id)
+    except AppError as exc:
+        return _run_page(request, admin, database, run_id, flash=exc.message)
+    return RedirectResponse(f"{PREFIX}/automations/runs/{quote(run_id, safe='')}", status_code=303)
+
+
 @router.get("/automations/{automation_id}")
 def edit_automation(
     automation_id: str, request: Request, admin: Admin, database: DatabaseDep, saved: str = ""
