@@ -21,6 +21,7 @@ from tidings.studio.routes import (
     profiles,
     session,
     settings,
+    sources,
 )
 from tidings.studio.templating import TEMPLATES
 
@@ -84,6 +85,7 @@ def create_studio(runtime: Runtime) -> FastAPI:
     studio.add_exception_handler(SignInRequired, _sign_in_required)
     for module in (session, events, automations, notifications, messages, profiles, settings):
         studio.include_router(module.router)
+    studio.include_router(sources.router)
     studio.mount("/static", StaticFiles(directory=STATIC), name="static")
     studio.add_middleware(SecurityHeaders)
     studio.add_middleware(
