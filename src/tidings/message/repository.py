@@ -14,6 +14,7 @@ from sqlalchemy import (
     Select,
     Table,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -399,8 +400,11 @@ class MessageRepository:
         their send and send-list steps (by run), and the messages of the `requestId` each such
         step's output keeps (ix_message_request), the same messages as the `messageIds` the
         event page follows. A page of events and their counts is then one query."""
+        # The status is counted, not filtered on: filtered, SQLite would find the messages by
+        # status (all of the environment's not sent) rather than by request.
+        not_sent = case((Message.status.in_(NOT_SENT), Message.id))
         return (
-            select(func.count(Message.id))
+            select(func.count(not_sent))
             .select_from(AutomationRunStep)
             .join(AutomationRun, AutomationRun.id == AutomationRunStep.run_pk)
             .join(
@@ -411,7 +415,6 @@ class MessageRepository:
             .where(
                 AutomationRun.event_pk == event_pk,
                 AutomationRunStep.action.in_(SENDING_STEPS),
-                Message.status.in_(NOT_SENT),
             )
             .scalar_subquery()
         )
@@ -459,12 +462,11 @@ class MessageRepository:
                 MessageEvent.type,
                 func.count(func.distinct(MessageEvent.message_pk)),
             )
-            .join(Message, Message.id == MessageEvent.message_pk)
             .where(
                 MessageEvent.id >= first_id,
                 MessageEvent.created_at >= since,
                 MessageEvent.type.in_([SENT_HISTORY, *ERROR_HISTORY]),
-                Message.environment_id == environment_id,
+                _environment_of_history() == environment_id,
             )
             .group_by(provider, MessageEvent.type)
         ).all()
@@ -493,15 +495,22 @@ class MessageRepository:
         first before `before_id`; with `after_id`, the `limit` just newer, oldest first.
         Read newest first by history id, so a page stops once it has its rows."""
         oldest_first = after_id is not None
-        query = (
-            select(MessageEvent.id, MessageEvent.created_at, MessageEvent.type, MessageEvent.data)
-            .add_columns(Message.message_id)
-            .join(Message, Message.id == MessageEvent.message_pk)
-            .where(
-                MessageEvent.type.in_(ERROR_HISTORY),
-                MessageEvent.data["provider"].as_string() == provider,
-                Message.environment_id == environment_id,
-            )
+        message_id = (
+            select(Message.message_id)
+            .where(Message.id == MessageEvent.message_pk)
+            .scalar_subquery()
+            .label("message_id")
+        )
+        query = select(
+            MessageEvent.id,
+            MessageEvent.created_at,
+            MessageEvent.type,
+            MessageEvent.data,
+            message_id,
+        ).where(
+            MessageEvent.type.in_(ERROR_HISTORY),
+            MessageEvent.data["provider"].as_string() == provider,
+            _environment_of_history() == environment_id,
         )
         if before_id is not None:
             query = query.where(MessageEvent.id < before_id)
@@ -673,6 +682,17 @@ def _mark_sent(
     _RECORD_SENT.execute(cursor, dialect, message_pk=message_pk, now=now, data=reply.history())
     _MARK_MESSAGE_SENT.execute(cursor, dialect, message_pk=message_pk, now=now)
     return True
+
+
+def _environment_of_history() -> ScalarSelect[str]:
+    """SQL: the environment of a history row's message, looked up by its primary key. As a
+    join, SQLite would read every message of the environment and their history, then sort;
+    looked up, the history is read in id order and a page stops once it is full."""
+    return (
+        select(Message.environment_id)
+        .where(Message.id == MessageEvent.message_pk)
+        .scalar_subquery()
+    )
 
 
 # History rows: a provider sent a message; a provider's attempt failed.
