@@ -7,10 +7,14 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import Page, expect
+from sqlalchemy import update
 
-from tests.conftest import Keys, bearer
+from tests.conftest import Keys, bearer, wait_for
+from tests.studio.conftest import Studio, screenshot, sign_in
 from tidings.app import create_app
 from tidings.message.repository import MessageRepository
+from tidings.models import Message
 from tidings.runtime import Runtime
 from tidings.studio.auth import set_admin_password
 
@@ -87,3 +91,46 @@ def test_a_failing_studio_page_answers_the_error_page_and_the_api_keeps_json(
     # Studio logs the traceback with its line, since nothing raises it further.
     assert records[0].exc_info is not None
     assert "secret-detail-42" in str(records[0].exc_info[1])
+
+
+def test_a_page_that_fails_in_the_live_server_shows_the_error_page(
+    page: Page, studio: Studio, runtime: Runtime
+) -> None:
+    """A message whose stored output was damaged (a JSON string where an object belongs):
+    its Studio page fails for real, in `tidings serve`."""
+    body = {"message": {"to": {"email": "a@example.org"}, "content": {"title": "T", "body": "B"}}}
+    assert studio.api("POST", "/send", json=body).status_code == 202
+
+    def ended() -> list[str]:
+        found = studio.api("GET", "/messages").json()["results"]
+        return [message["id"] for message in found if message["status"] == "UNROUTABLE"]
+
+    wait_for(lambda: ended() != [], what="the message UNROUTABLE")
+    message_id = ended()[0]
+    with runtime.database.write() as (session, _):
+        session.execute(
+            update(Message).where(Message.message_id == message_id).values(output="damaged")
+        )
+    sign_in(page, studio)
+
+    answer = page.goto(f"{studio.url}/studio/messages/{message_id}")
+    assert answer is not None
+    assert answer.status == 500
+    expect(page.get_by_role("heading", level=1)).to_have_text("Something went wrong")
+    expect(page.get_by_role("navigation", name="Studio")).to_be_visible()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("error_id=err_")
+    error_id = re.search(r"err_[0-9a-f]{16}", alert.inner_text())
+    assert error_id
+    assert "Traceback" not in page.content()
+    assert "AttributeError" not in page.content()
+    screenshot(page, "studio-error")
+
+    def logged() -> bool:
+        return f"error_id={error_id.group(0)}" in studio.log_path.read_text()
+
+    wait_for(logged, what="the failure's log line")
+    log = studio.log_path.read_text()
+    line = next(line for line in log.splitlines() if error_id.group(0) in line)
+    assert f"failed 500 GET /studio/messages/{message_id} code=internal_error" in line
+    assert "Traceback" in log.split(line, 1)[1]
