@@ -4,6 +4,7 @@ log line of every error answer and the OpenAPI document's error answers."""
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,13 +19,28 @@ from tidings.errors import AppError, BadRequest, error_body
 logger = logging.getLogger(__name__)
 
 
-def log_error_answer(scope: Scope, status: int, code: str, key_id: str | None) -> None:
+def new_error_id() -> str:
+    """A random id for one unexpected failure: the answer shows it, the log line holds it,
+    so a report of the answer finds the traceback."""
+    return "err_" + secrets.token_hex(8)
+
+
+def log_error_answer(
+    scope: Scope,
+    status: int,
+    code: str,
+    key_id: str | None,
+    *,
+    error_id: str | None = None,
+    exc_info: BaseException | None = None,
+) -> None:
     """One line for each error the API answers, at WARNING for a 4xx and ERROR for a 5xx:
     the status, method, path (never the query string), the error's code, the public id of
     the key when the request's key was accepted, and the client's address. Never the key,
     the Authorization header, a `token` in the path or the body. Every error answer is built
     through here: the exception handlers below, `tidings.ingest.fastpath`,
-    `tidings.app.TidingsAPI` and the unsubscribe page."""
+    `tidings.app.TidingsAPI`, the unsubscribe page and Studio's error page. An unexpected
+    failure's line ends with its `error_id`; with `exc_info`, the traceback follows it."""
     level = logging.WARNING if status < 500 else logging.ERROR
     if not logger.isEnabledFor(level):
         return
@@ -36,7 +52,7 @@ def log_error_answer(scope: Scope, status: int, code: str, key_id: str | None) -
         path = ascii(path)
     logger.log(
         level,
-        "%s %d %s %s code=%s key_id=%s client=%s",
+        "%s %d %s %s code=%s key_id=%s client=%s%s",
         "refused" if status < 500 else "failed",
         status,
         scope.get("method", "-"),
@@ -44,6 +60,8 @@ def log_error_answer(scope: Scope, status: int, code: str, key_id: str | None) -
         code,
         key_id or "-",
         client_address(scope),
+        f" error_id={error_id}" if error_id else "",
+        exc_info=exc_info,
     )
 
 
@@ -66,11 +84,20 @@ INTERNAL_ERROR_BODY = error_body(
 
 
 async def internal_error(request: Request, _exc: Exception) -> Response:
-    """The app's answer to an unexpected exception (a bug), logged: Starlette then raises it
-    on, for the server to log its traceback. Installed on the main app only, whose handler
-    also sees what a mounted app (Studio) raises: each is logged once."""
-    log_error_answer(request.scope, 500, INTERNAL_ERROR, accepted_key_id(request.scope))
-    return Response(INTERNAL_ERROR_BODY, status_code=500, media_type="application/json")
+    """The app's answer to an unexpected exception (a bug), logged with an error id that the
+    answer's message names: Starlette then raises it on, for the server to log its
+    traceback. Installed on the main app only; Studio answers its own pages' failures with
+    an HTML page (`tidings.studio.app.ErrorPage`), so each failure is logged once."""
+    error_id = new_error_id()
+    log_error_answer(
+        request.scope, 500, INTERNAL_ERROR, accepted_key_id(request.scope), error_id=error_id
+    )
+    body = error_body(
+        INTERNAL_ERROR,
+        f"Tidings failed to answer this request; the error is in the tidings serve log under "
+        f"error_id={error_id}. Send it again later.",
+    )
+    return Response(body, status_code=500, media_type="application/json")
 
 
 def answer_error(scope: Scope, error: AppError) -> Response:

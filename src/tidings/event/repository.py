@@ -231,7 +231,41 @@ class EventRepository(Repository):
         """Newest first, before `before_id` when given. With `after_id`, the `limit` events
         just newer than it instead, oldest first (the page before, in a list read newest
         first). `received_from` and `received_to` bound the time received, both included."""
-        query = select(Event).where(
+        return [
+            event
+            for event, _ in self.page_with(
+                literal_column("0"),
+                scope,
+                source,
+                before_id=before_id,
+                limit=limit,
+                event_type=event_type,
+                name=name,
+                user_id=user_id,
+                after_id=after_id,
+                received_from=received_from,
+                received_to=received_to,
+            )
+        ]
+
+    def page_with(
+        self,
+        column: ColumnElement[Any],
+        scope: Scope,
+        source: str,
+        *,
+        before_id: int | None,
+        limit: int,
+        event_type: str | None = None,
+        name: str | None = None,
+        user_id: str | None = None,
+        after_id: int | None = None,
+        received_from: datetime | None = None,
+        received_to: datetime | None = None,
+    ) -> list[tuple[Event, Any]]:
+        """`page`, each event with the value of `column` for it (a scalar subquery on
+        `Event.id`, say), read in the same query."""
+        query = select(Event, column).where(
             Event.environment_id == scope.environment_id, Event.source == source
         )
         if event_type:
@@ -248,11 +282,23 @@ class EventRepository(Repository):
             query = query.where(Event.received_at <= received_to)
         oldest_first = after_id is not None
         if user_id:
-            return self._newest_of_user(
-                [query.where(Event.user_id == user_id)], limit, oldest_first=oldest_first
-            )
+            query = query.where(Event.user_id == user_id)
+            # Through both partial user indexes, as `_newest_of_user` reads them.
+            found = [
+                (row[0], row[1])
+                for status in _BY_STATUS
+                for row in self.session.execute(
+                    query.where(status)
+                    .order_by(Event.id.asc() if oldest_first else Event.id.desc())
+                    .limit(limit)
+                )
+            ]
+            found.sort(key=lambda pair: pair[0].id, reverse=not oldest_first)
+            return found[:limit]
         order = Event.id.asc() if oldest_first else Event.id.desc()
-        return self.session.scalars(query.order_by(order).limit(limit)).all()
+        return [
+            (row[0], row[1]) for row in self.session.execute(query.order_by(order).limit(limit))
+        ]
 
     def of_user(self, scope: Scope, user_id: str, limit: int) -> Sequence[Event]:
         """A user's newest events, from every source."""

@@ -10,16 +10,19 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import (
     ColumnElement,
     Dialect,
+    ScalarSelect,
     Select,
     Table,
     bindparam,
+    case,
     delete,
+    func,
     insert,
     select,
     text,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.types import TypeEngine
 
@@ -28,6 +31,8 @@ from tidings.db import Database
 from tidings.kit.sql import Repository, claim_rows, execute_counting, insert_ignoring_conflicts
 from tidings.kit.time import utcnow
 from tidings.models import (
+    AutomationRun,
+    AutomationRunStep,
     DeliveryStatus,
     IdempotencyRecord,
     Message,
@@ -404,6 +409,150 @@ class MessageRepository:
             )
         ).first()
 
+    # -- provider health and events' outcomes (Studio) -------------------------------------
+
+    @staticmethod
+    def not_sent_of_event(
+        event_pk: ColumnElement[int] | InstrumentedAttribute[int],
+    ) -> ScalarSelect[int]:
+        """SQL, for a query on events: how many of the messages that the event's automation
+        runs sent will not reach their recipient (UNDELIVERABLE, UNROUTABLE, UNMAPPED).
+
+        A correlated scalar subquery on `event_pk`: the event's runs (ix_automation_run_event),
+        their send and send-list steps (by run), and the messages of the `requestId` each such
+        step's output keeps (ix_message_request), the same messages as the `messageIds` the
+        event page follows. A page of events and their counts is then one query."""
+        # The status is counted, not filtered on: filtered, SQLite would find the messages by
+        # status (all of the environment's not sent) rather than by request.
+        not_sent = case((Message.status.in_(NOT_SENT), Message.id))
+        return (
+            select(func.count(not_sent))
+            .select_from(AutomationRunStep)
+            .join(AutomationRun, AutomationRun.id == AutomationRunStep.run_pk)
+            .join(
+                Message,
+                (Message.environment_id == AutomationRun.environment_id)
+                & (Message.request_id == AutomationRunStep.output["requestId"].as_string()),
+            )
+            .where(
+                AutomationRun.event_pk == event_pk,
+                AutomationRunStep.action.in_(SENDING_STEPS),
+            )
+            .scalar_subquery()
+        )
+
+    def first_history_id_since(self, since: datetime) -> int | None:
+        """The id of the oldest history row written at or after `since`, None if none is.
+
+        History ids grow with time (to within a transaction's length) and `created_at` has no
+        index: a binary search over the ids finds the boundary in a few dozen primary-key
+        reads, so a count over the last hours reads those hours' rows only."""
+        first_after = (
+            select(MessageEvent.id, MessageEvent.created_at)
+            .where(MessageEvent.id >= bindparam("from_id"))
+            .order_by(MessageEvent.id)
+            .limit(1)
+        )
+        low = self.session.scalar(select(func.min(MessageEvent.id)))
+        high = self.session.scalar(select(func.max(MessageEvent.id)))
+        if low is None or high is None:
+            return None
+        found: int | None = None
+        while low <= high:
+            middle = (low + high) // 2
+            row = self.session.execute(first_after, {"from_id": middle}).first()
+            if row is None or row.id > high:
+                high = middle - 1
+            elif row.created_at >= since:
+                found, high = row.id, middle - 1
+            else:
+                low = row.id + 1
+        return found
+
+    def provider_counts(self, environment_id: str, since: datetime) -> dict[str, ProviderCounts]:
+        """Per provider, in the environment, since `since`: the messages it sent (their SENT
+        history rows) and the messages it failed at least once (PROVIDER_ERROR or
+        UNKNOWN_OUTCOME rows, each message counted once). One query over the history rows
+        written since then."""
+        first_id = self.first_history_id_since(since)
+        if first_id is None:
+            return {}
+        provider = MessageEvent.data["provider"].as_string()
+        rows = self.session.execute(
+            select(
+                provider,
+                MessageEvent.type,
+                func.count(func.distinct(MessageEvent.message_pk)),
+            )
+            .where(
+                MessageEvent.id >= first_id,
+                MessageEvent.created_at >= since,
+                MessageEvent.type.in_([SENT_HISTORY, *ERROR_HISTORY]),
+                _environment_of_history() == environment_id,
+            )
+            .group_by(provider, MessageEvent.type)
+        ).all()
+        counts: dict[str, ProviderCounts] = {}
+        for name, event_type, count in rows:
+            if name is None:
+                continue
+            current = counts.get(name, ProviderCounts(0, 0))
+            if event_type == SENT_HISTORY:
+                current = replace(current, sent=current.sent + count)
+            else:
+                current = replace(current, failed=current.failed + count)
+            counts[name] = current
+        return counts
+
+    def provider_errors(
+        self,
+        environment_id: str,
+        provider: str,
+        *,
+        before_id: int | None,
+        after_id: int | None,
+        limit: int,
+    ) -> list[ProviderErrorRow]:
+        """The provider's failed attempts in the environment (their history rows), newest
+        first before `before_id`; with `after_id`, the `limit` just newer, oldest first.
+        Read newest first by history id, so a page stops once it has its rows."""
+        oldest_first = after_id is not None
+        message_id = (
+            select(Message.message_id)
+            .where(Message.id == MessageEvent.message_pk)
+            .scalar_subquery()
+            .label("message_id")
+        )
+        query = select(
+            MessageEvent.id,
+            MessageEvent.created_at,
+            MessageEvent.type,
+            MessageEvent.data,
+            message_id,
+        ).where(
+            MessageEvent.type.in_(ERROR_HISTORY),
+            MessageEvent.data["provider"].as_string() == provider,
+            _environment_of_history() == environment_id,
+        )
+        if before_id is not None:
+            query = query.where(MessageEvent.id < before_id)
+        if after_id is not None:
+            query = query.where(MessageEvent.id > after_id)
+        order = MessageEvent.id.asc() if oldest_first else MessageEvent.id.desc()
+        return [
+            ProviderErrorRow(
+                id=row.id,
+                at=row.created_at,
+                message_id=row.message_id,
+                type=row.type,
+                channel=str(row.data.get("channel") or ""),
+                reason=str(row.data.get("reason") or ""),
+                response=str(row.data.get("response") or ""),
+                retryable=bool(row.data.get("retryable")),
+            )
+            for row in self.session.execute(query.order_by(order).limit(limit))
+        ]
+
 
 def _deliveries_of(message: Message) -> Select[MessageDelivery]:
     """A message's deliveries, in id order."""
@@ -555,3 +704,45 @@ def _mark_sent(
     _RECORD_SENT.execute(cursor, dialect, message_pk=message_pk, now=now, data=reply.history())
     _MARK_MESSAGE_SENT.execute(cursor, dialect, message_pk=message_pk, now=now)
     return True
+
+
+def _environment_of_history() -> ScalarSelect[str]:
+    """SQL: the environment of a history row's message, looked up by its primary key. As a
+    join, SQLite would read every message of the environment and their history, then sort;
+    looked up, the history is read in id order and a page stops once it is full."""
+    return (
+        select(Message.environment_id)
+        .where(Message.id == MessageEvent.message_pk)
+        .scalar_subquery()
+    )
+
+
+# History rows: a provider sent a message; a provider's attempt failed.
+SENT_HISTORY = "SENT"
+ERROR_HISTORY = ("PROVIDER_ERROR", "UNKNOWN_OUTCOME")
+# Message statuses that mean the message will not reach its recipient.
+NOT_SENT = (MessageStatus.UNDELIVERABLE, MessageStatus.UNROUTABLE, MessageStatus.UNMAPPED)
+# The automation steps that send messages; their output keeps the send's `requestId`.
+SENDING_STEPS = ("send", "send-list")
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderCounts:
+    """Messages a provider sent, and messages it failed at least once, over a time window."""
+
+    sent: int
+    failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderErrorRow:
+    """A provider's failed attempt, from the message's history."""
+
+    id: int
+    at: datetime
+    message_id: str
+    type: str
+    channel: str
+    reason: str
+    response: str
+    retryable: bool

@@ -10,7 +10,12 @@ from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tidings.http_errors import install_error_handlers
+from tidings.http_errors import (
+    INTERNAL_ERROR,
+    install_error_handlers,
+    log_error_answer,
+    new_error_id,
+)
 from tidings.runtime import Runtime
 from tidings.studio.dependencies import PREFIX, SignInRequired, sign_in_url
 from tidings.studio.routes import (
@@ -22,11 +27,12 @@ from tidings.studio.routes import (
     profiles,
     session,
     settings,
+    sources,
     tenants,
     topics,
     versions,
 )
-from tidings.studio.templating import TEMPLATES
+from tidings.studio.templating import TEMPLATES, render
 
 STATIC = TEMPLATES.parent / "static"
 SESSION_COOKIE = "tidings_studio"
@@ -69,6 +75,42 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class ErrorPage:
+    """An unexpected exception in a Studio page answers Studio's error page (500, in its
+    layout, with an error id) rather than the API's JSON: the log line of the failure holds
+    the same id, followed by the traceback, which the page never shows. An htmx request gets
+    the message alone, for its target. The API keeps its JSON answer (`http_errors`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception as exc:
+            if started:  # too late for a page of its own: the server logs it
+                raise
+            error_id = new_error_id()
+            log_error_answer(scope, 500, INTERNAL_ERROR, None, error_id=error_id, exc_info=exc)
+            request = Request(scope)
+            fragment = bool(request.headers.get("hx-request"))
+            page = render(
+                request, "_error.html" if fragment else "error.html", 500, error_id=error_id
+            )
+            await page(scope, receive, send)
+
+
 def _session_secret(secret: bytes) -> str:
     return hashlib.sha256(b"tidings studio session\0" + secret).hexdigest()
 
@@ -86,12 +128,23 @@ def create_studio(runtime: Runtime) -> FastAPI:
         return RedirectResponse(url, status_code=303)
 
     studio.add_exception_handler(SignInRequired, _sign_in_required)
-    for module in (session, events, automations, notifications, messages, profiles, settings):
+    for module in (
+        session,
+        events,
+        sources,
+        automations,
+        versions,
+        notifications,
+        messages,
+        profiles,
+        tenants,
+        lists,
+        topics,
+        settings,
+    ):
         studio.include_router(module.router)
-    for module in (tenants, lists, topics):
-        studio.include_router(module.router)
-    studio.include_router(versions.router)
     studio.mount("/static", StaticFiles(directory=STATIC), name="static")
+    studio.add_middleware(ErrorPage)
     studio.add_middleware(SecurityHeaders)
     studio.add_middleware(
         SessionMiddleware,

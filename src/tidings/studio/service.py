@@ -18,6 +18,7 @@ from tidings.automation import service as automation_service
 from tidings.automation.repository import AutomationRepository
 from tidings.event.repository import EventRepository
 from tidings.kit.outbound import OutboundGuard
+from tidings.message.repository import MessageRepository
 from tidings.models import Automation, AutomationVersion, Event
 from tidings.workspace.service import Scope
 
@@ -169,6 +170,19 @@ class EventFilter:
     received_to: datetime | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ListedEvent:
+    """A row of the Segment events list: the event, and how many of the messages its runs
+    sent will not reach their recipient (the event page's "N messages not sent")."""
+
+    event: Event
+    not_sent: int
+
+    @property
+    def id(self) -> int:
+        return self.event.id
+
+
 def events_page(
     session: Session,
     scope: Scope,
@@ -177,10 +191,12 @@ def events_page(
     before_id: int | None,
     after_id: int | None,
     limit: int,
-) -> Sequence[Event]:
+) -> list[ListedEvent]:
     """Segment events that match `where`: newest first before `before_id`, or with
-    `after_id` the ones just newer than it, oldest first."""
-    return EventRepository(session).page(
+    `after_id` the ones just newer than it, oldest first; each with its count of messages
+    not sent, read in the same query."""
+    rows = EventRepository(session).page_with(
+        MessageRepository.not_sent_of_event(Event.id),
         scope,
         SEGMENT,
         before_id=before_id,
@@ -192,6 +208,7 @@ def events_page(
         received_from=where.received_from,
         received_to=where.received_to,
     )
+    return [ListedEvent(event, int(not_sent or 0)) for event, not_sent in rows]
 
 
 def preview_event(session: Session, scope: Scope, wanted: str) -> Event | None:

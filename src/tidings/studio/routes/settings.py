@@ -1,6 +1,10 @@
-"""Settings: API keys (create, reveal, revoke) and providers (forms from config models)."""
+"""Settings: API keys (create, reveal, revoke) and providers (forms from config models, and
+their health: messages sent and failed over the last 24 hours, and their last errors)."""
 
 from __future__ import annotations
+
+from datetime import timedelta
+from operator import attrgetter
 
 from cryptography.fernet import Fernet
 from fastapi import APIRouter, Request
@@ -9,16 +13,24 @@ from starlette.responses import RedirectResponse, Response
 from tidings.db import Database
 from tidings.dependencies import ConfigCipherDep, DatabaseDep, KeyCipherDep, OutboundDep
 from tidings.errors import AppError, BadRequest, NotFound
+from tidings.kit.time import utcnow
+from tidings.message.repository import MessageRepository, ProviderCounts
 from tidings.provider import service as provider_service
 from tidings.provider.registry import load_all
 from tidings.studio import provider_form
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.listing import ListQuery, empty
 from tidings.studio.templating import render
 from tidings.workspace import service as workspace_service
 from tidings.workspace.scopes import SECRET
 
 router = APIRouter()
+
+# Provider health: the window of its counts, and the errors a page of it lists.
+HEALTH_WINDOW = timedelta(hours=24)
+ERRORS_PAGE_SIZE = 10
+NO_COUNTS = ProviderCounts(sent=0, failed=0)
 
 
 @router.get("/settings")
@@ -33,6 +45,9 @@ def settings_page(
     with database.read() as session:
         keys = workspace_service.list_keys(session, key_cipher)
         configured = provider_service.configured(session, admin.scope.environment_id, config_cipher)
+        health = MessageRepository(session).provider_counts(
+            admin.scope.environment_id, utcnow() - HEALTH_WINDOW
+        )
     catalog = sorted(load_all().values(), key=lambda cls: (cls.channel, cls.name))
     return render(
         request,
@@ -40,6 +55,8 @@ def settings_page(
         section="settings",
         keys=keys,
         configured={provider.name: provider for provider in configured},
+        health=health,
+        no_counts=NO_COUNTS,
         catalog=catalog,
         flash={"created": "Key created.", "revoked": "Key revoked."}.get(flash),
     )
@@ -96,7 +113,22 @@ def _provider_page(
     flash: str | None = None,
 ) -> Response:
     cls = provider_service.provider_class(name)
+    query = ListQuery(request, f"{PREFIX}/settings/providers/{name}", ERRORS_PAGE_SIZE)
     with database.read() as session:
+        messages = MessageRepository(session)
+        counts = messages.provider_counts(admin.scope.environment_id, utcnow() - HEALTH_WINDOW).get(
+            name, NO_COUNTS
+        )
+        errors = query.newest_first(
+            lambda before_id, after_id, limit: messages.provider_errors(
+                admin.scope.environment_id,
+                name,
+                before_id=before_id,
+                after_id=after_id,
+                limit=limit,
+            ),
+            key=attrgetter("id"),
+        )
         current = next(
             (
                 provider
@@ -111,11 +143,14 @@ def _provider_page(
     return render(
         request,
         "provider.html",
-        error.status_code if error else 200,
+        error.status_code if error else 400 if query.errors else 200,
         section="settings",
         provider=cls,
         configured=current,
         fields=provider_form.fields(cls.config_model, masked),
+        counts=counts,
+        provider_errors=errors if not query.errors else empty(),
+        paging_errors=query.errors,
         error=error,
         flash=flash,
     )
