@@ -48,14 +48,14 @@ def test_build_an_automation_through_the_forms(page: Page, studio: Studio) -> No
     template.select_option("welcome")
     page.locator("#steps-0-recipient").fill('{"$ref": "event.userId"}')
     page.locator("#steps-0-data").fill('{"plan": "pro"}')
-    # The seldom used fields are under "More fields".
-    expect(page.locator("#steps-0-ref")).to_be_hidden()
-    page.locator("#step-0").get_by_text("More fields").click()
-    page.locator("#steps-0-ref").fill("welcome_send")
     _add_step(page, "delay")
     # What was typed in the first card is kept when another is added.
     expect(page.locator("#steps-0-template")).to_have_value("welcome")
     page.locator("#steps-1-duration").fill("1 day")
+    # The seldom used fields are under "More fields".
+    expect(page.locator("#steps-1-ref")).to_be_hidden()
+    page.locator("#step-1").get_by_text("More fields").click()
+    page.locator("#steps-1-ref").fill("welcome_wait")
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_role("status")).to_have_text("Saved as version 1.")
 
@@ -70,17 +70,18 @@ def test_build_an_automation_through_the_forms(page: Page, studio: Studio) -> No
             "template": "welcome",
             "recipient": {"$ref": "event.userId"},
             "data": {"plan": "pro"},
-            "ref": "welcome_send",
         },
-        {"action": "delay", "duration": "1 day"},
+        {"action": "delay", "duration": "1 day", "ref": "welcome_wait"},
     ]
     # The saved automation opens in the form view, each field in its widget.
     expect(page.locator("#steps-0-template")).to_have_value("welcome")
     expect(page.locator("#steps-0-recipient")).to_have_value('{"$ref": "event.userId"}')
     expect(page.locator("#steps-1-duration")).to_have_value("1 day")
-    expect(page.locator("#steps-0-ref")).to_be_visible()
+    # "More fields" is open where one of them is set.
+    expect(page.locator("#steps-1-ref")).to_be_visible()
+    expect(page.locator("#steps-0-ref")).to_be_hidden()
     page.set_viewport_size({"width": 1280, "height": 1000})
-    page.locator("#steps-title").evaluate("title => title.scrollIntoView()")
+    page.locator("#steps-title").evaluate("title => { title.scrollIntoView(); scrollBy(0, -24); }")
     screenshot(page, "automation-steps")
 
 
