@@ -141,3 +141,14 @@ def test_add_remove_and_move() -> None:
     cards = step_form.apply(cards, "remove:0", {})
     assert [card.action for card in cards] == ["cancel"]
     assert step_form.apply(cards, "add", {"add_action": "teleport"}) == cards
+
+
+def test_the_focus_after_an_operation() -> None:
+    cards = step_form.cards_of([{"action": "delay", "duration": "1 hour"}])
+    added = step_form.apply(cards, "add", {"add_action": "fetch-data"})
+    assert step_form.focus_after(added, "add") == "steps-1-webhook-url"
+    assert step_form.focus_after(added, "up:1") == "step-0"
+    assert step_form.focus_after(added, "down:0") == "step-1"
+    assert step_form.focus_after(cards, "remove:1") == "step-0"
+    assert step_form.focus_after([], "remove:0") == "add_action"
+    assert step_form.focus_after(cards, "view:json") == "view-json"

@@ -44,6 +44,8 @@ def test_build_an_automation_through_the_forms(page: Page, studio: Studio) -> No
     # htmx swapped the editor: the page is still the new automation's.
     expect(page).to_have_url(re.compile(r"/studio/automations/new$"))
     template = page.locator("#steps-0-template")
+    # The new card's first field has the focus.
+    expect(template).to_be_focused()
     expect(template.locator("option")).to_have_text(["none", "reminder", "welcome"])
     template.select_option("welcome")
     page.locator("#steps-0-recipient").fill('{"$ref": "event.userId"}')
@@ -56,7 +58,8 @@ def test_build_an_automation_through_the_forms(page: Page, studio: Studio) -> No
     expect(page.locator("#steps-1-ref")).to_be_hidden()
     page.locator("#step-1").get_by_text("More fields").click()
     page.locator("#steps-1-ref").fill("welcome_wait")
-    page.get_by_role("button", name="Save", exact=True).click()
+    # Enter in a field saves (it does not press a step's Remove).
+    page.locator("#steps-1-ref").press("Enter")
     expect(page.get_by_role("status")).to_have_text("Saved as version 1.")
 
     saved = studio.api("GET", "/automations/onboarding").json()
@@ -151,6 +154,7 @@ def test_add_remove_and_reorder_steps(page: Page, studio: Studio) -> None:
 
     page.get_by_role("button", name="Move step 2 up").click()
     expect(page.locator(".step-card h3")).to_have_text(["1. send", "2. delay", "3. cancel"])
+    expect(page.locator("#step-0")).to_be_focused()
     page.get_by_role("button", name="Move step 2 down").click()
     expect(page.locator(".step-card h3")).to_have_text(["1. send", "2. cancel", "3. delay"])
     page.get_by_role("button", name="Remove step 2").click()

@@ -345,6 +345,24 @@ def field_id(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")
 
 
+def focus_after(cards: list[StepCard], operation: str) -> str:
+    """The id of the element to focus once an operation's editor is shown: the new card's
+    first input, the card moved, the card now where one was removed, the view switched to."""
+    verb, _, at = operation.partition(":")
+    if verb == "view":
+        return f"view-{at}"
+    if not cards:
+        return "add_action"
+    last = len(cards) - 1
+    if verb == "add":
+        card = cards[last]
+        fields = [widget for widget in _flat(widgets(card.action)) if widget.kind != NESTED]
+        return field_id(f"steps[{last}].{fields[0].path}") if fields else f"step-{last}"
+    index = int(at) if at.isdigit() else last
+    moved = {"up": index - 1, "down": index + 1}.get(verb, index)
+    return f"step-{max(0, min(moved, last))}"
+
+
 def apply(cards: list[StepCard], operation: str, form: Mapping[str, str]) -> list[StepCard]:
     """The cards after an editing operation: `add` (the type in `add_action`),
     `remove:N`, `up:N`, `down:N`."""

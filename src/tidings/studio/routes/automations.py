@@ -134,9 +134,10 @@ def _editor(
     flash: str | None = None,
     version: int | None = None,
     invoked_by: list[str] | None = None,
+    focus: str = "",
 ) -> Response:
     """The editor page. In the form view the steps are `cards`; in the JSON view they are
-    `values["steps"]`."""
+    `values["steps"]`. `focus` is the id of the element studio.js focuses after a swap."""
     with database.read() as session:
         pickers = StudioRepository(session).picker_ids(admin.scope.environment_id)
     return render(
@@ -157,6 +158,7 @@ def _editor(
         flash=flash,
         version=version,
         invoked_by=invoked_by or [],
+        focus=focus,
     )
 
 
@@ -395,6 +397,8 @@ def edit_steps(
                 errors["steps"] = "steps: must be a JSON list of steps to show them as forms"
     elif view == "form":
         cards = step_form.apply(cards, operation, {"add_action": form_text(form, "add_action")})
+    # A switch that failed (JSON that does not parse) leaves the view as it was.
+    done = f"view:{view}" if operation.startswith("view:") else operation
     version, invoked_by = None, []
     if not new:
         with database.read() as session:
@@ -415,6 +419,7 @@ def edit_steps(
         errors=errors,
         version=version,
         invoked_by=invoked_by,
+        focus=step_form.focus_after(cards, done),
     )
 
 
