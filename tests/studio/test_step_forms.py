@@ -8,7 +8,7 @@ import json
 import re
 from typing import Any
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from tests.studio.conftest import Studio, screenshot, sign_in
 
@@ -235,3 +235,29 @@ def test_errors_are_shown_at_the_field_they_name(page: Page, studio: Studio) -> 
     expect(page.locator("#steps-0-template-error")).to_contain_text(
         "there is no notification template"
     )
+
+
+def test_the_step_buttons_work_without_javascript(browser: Browser, studio: Studio) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    try:
+        sign_in(page, studio)
+        page.goto(f"{studio.url}/studio/automations/new")
+        page.locator("#id").fill("plain")
+        page.get_by_label("Add a step").select_option("delay")
+        page.get_by_role("button", name="Add step").click()
+        # The whole page came back from the editor's address, with what was typed.
+        expect(page).to_have_url(re.compile(r"/studio/automations/editor$"))
+        expect(page.locator("#id")).to_have_value("plain")
+        page.locator("#steps-0-duration").fill("5 minutes")
+        page.get_by_role("button", name="JSON", exact=True).click()
+        assert json.loads(page.locator("#steps").input_value()) == [
+            {"action": "delay", "duration": "5 minutes"}
+        ]
+        page.get_by_role("button", name="Save", exact=True).click()
+        expect(page.get_by_role("status")).to_have_text("Saved as version 1.")
+    finally:
+        context.close()
+    assert studio.api("GET", "/automations/plain").json()["steps"] == [
+        {"action": "delay", "duration": "5 minutes"}
+    ]
