@@ -74,13 +74,16 @@ def test_create_automation_from_an_event_name(page: Page, studio: Studio) -> Non
     expect(page.get_by_role("heading", name="New automation")).to_be_visible()
     expect(page.locator("#id")).to_have_value("identify")
     expect(page.locator("#triggers")).to_have_value("identify")
+    # The send step opens as a form; the JSON view shows the same steps.
+    expect(page.locator("#steps-0-recipient")).to_have_value('{"$ref": "event.userId"}')
+    page.get_by_role("button", name="JSON", exact=True).click()
     steps = json.loads(page.locator("#steps").input_value())
     assert steps[0]["action"] == "send"
     assert steps[0]["recipient"] == {"$ref": "event.userId"}
 
     # A validation error is shown at its field, and nothing is saved.
     page.locator("#steps").fill('[{"action": "delay", "duration": "soon"}]')
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     error = page.locator("#steps-error")
     expect(error).to_contain_text("steps[0].duration")
     expect(page.locator("#steps")).to_have_attribute("aria-invalid", "true")
@@ -89,7 +92,7 @@ def test_create_automation_from_an_event_name(page: Page, studio: Studio) -> Non
 
     page.locator("#steps").fill(json.dumps(steps))
     page.get_by_label("Enabled").check()
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_role("status")).to_have_text("Saved as version 1.")
     created = studio.api("GET", "/automations/identify").json()
     assert created["enabled"] is True

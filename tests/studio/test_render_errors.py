@@ -67,7 +67,8 @@ def test_the_editor_refuses_a_missing_template_at_the_steps_field(
     page: Page, studio: Studio
 ) -> None:
     sign_in(page, studio)
-    page.goto(f"{studio.url}/studio/automations/new")
+    # The JSON view of the steps, opened directly.
+    page.goto(f"{studio.url}/studio/automations/new?view=json")
     page.locator("#id").fill("welcome")
     steps = [{"action": "delay", "duration": "1 minute"}, {"action": "send", "template": "hi"}]
     page.locator("#steps").fill(json.dumps(steps))

@@ -13,6 +13,7 @@ from typing import Any
 from playwright.sync_api import Page, expect
 
 from tests.studio.conftest import Studio, sign_in
+from tidings.automation.steps import ACTIONS
 
 TEMPLATE: dict[str, Any] = {
     "name": "Order shipped",
@@ -63,6 +64,66 @@ AUTOMATION: dict[str, Any] = {
             "profile": {"last_shipped": {"$ref": "data.order_id"}},
             "merge": "overwrite",
         },
+    ],
+}
+
+# An automation with every step type and every field the step forms show least: $refs where
+# a picker or a text input stands, JSON values, a nested webhook, a multi-line text, a null.
+EVERY_STEP: dict[str, Any] = {
+    "name": "Every step",
+    "enabled": False,
+    "triggers": [{"source": "inbound", "event": "every-step"}],
+    "cancelation_token": "{{ data.order_id }}",
+    "steps": [
+        {
+            "action": "send",
+            "template": "shipped",
+            "recipient": {"$ref": "event.userId"},
+            "data": {"order": {"$ref": "data.order_id"}, "n": 2},
+            "profile": {"email": "{{ data.email }}"},
+            "brand": "acme",
+            "override": {"channels": ["email"]},
+            "idempotency_key": "{{ data.order_id }}-send",
+            "idempotency_expiry": 3600,
+            "if": "data.total > 10",
+            "ref": "first_send",
+        },
+        {"action": "send", "message": {"to": {"email": "a@example.org"}, "template": "shipped"}},
+        {"action": "send", "content": {"title": "Hi", "body": "Line one\nline two"}},
+        {
+            "action": "send-list",
+            "list": "customers",
+            "template": {"$ref": "data.template"},
+            "data": {"x": 1},
+            "data_source": {
+                "webhook": {"url": "http://127.0.0.1:9/data", "method": "GET"},
+                "merge_strategy": "overwrite",
+            },
+        },
+        {"action": "delay", "duration": "2 hours"},
+        {"action": "delay", "until": "{{ data.send_at }}", "if": "data.later"},
+        {"action": "cancel", "cancelation_token": "{{ data.order_id }}"},
+        {
+            "action": "update-profile",
+            "recipient_id": "{{ data.user_id\n}}",
+            "profile": {"last_shipped": {"$ref": "data.order_id"}},
+            "merge": "overwrite",
+        },
+        {
+            "action": "fetch-data",
+            "webhook": {
+                "url": "https://example.org/orders/{{ data.order_id }}",
+                "method": "POST",
+                "headers": {"Authorization": "Bearer {{ data.token }}"},
+                "body": {"id": {"$ref": "data.order_id"}},
+                "params": {"a": "b"},
+            },
+            "merge_strategy": "replace",
+            "idempotency_key": "fetch-{{ data.order_id }}",
+            "idempotency_expiry": None,
+            "ref": "order",
+        },
+        {"action": "invoke", "template": "every-step", "data": {"a": 1}, "recipient": "user-1"},
     ],
 }
 
@@ -175,6 +236,38 @@ def test_an_unchanged_automation_save_keeps_every_field(page: Page, studio: Stud
     assert after["version"] == before["version"]
     assert _without_times(after) == _without_times(before)
     assert after["steps"] == AUTOMATION["steps"]
+
+
+def test_an_unchanged_save_of_every_step_type_in_the_step_forms(page: Page, studio: Studio) -> None:
+    template = {"content": {"email": {"subject": "Shipped", "text": "On its way"}}}
+    assert studio.api("PUT", "/notifications/shipped", json=template).status_code == 201
+    response = studio.api("PUT", "/automations/every-step", json=EVERY_STEP)
+    assert response.status_code == 201, response.text
+    before = studio.api("GET", "/automations/every-step").json()
+    assert {step["action"] for step in before["steps"]} == set(ACTIONS)
+    sign_in(page, studio)
+
+    # The form view: each field in its widget, or as JSON where the widget cannot show it.
+    page.goto(f"{studio.url}/studio/automations/every-step")
+    expect(page.locator(".step-card")).to_have_count(len(EVERY_STEP["steps"]))
+    expect(page.locator("#steps-0-template")).to_have_value("shipped")
+    expect(page.locator("#steps-3-template")).to_have_value('{"$ref": "data.template"}')
+    expect(page.locator("#steps-7-recipient_id")).to_have_value('"{{ data.user_id\\n}}"')
+    expect(page.locator("#steps-8-webhook-method")).to_have_value("POST")
+    _save_unchanged(page, f"{studio.url}/studio/automations/every-step")
+    after = studio.api("GET", "/automations/every-step").json()
+    assert after["version"] == before["version"]
+    assert _without_times(after) == _without_times(before)
+
+    # To JSON and back to the form, then saved: still nothing changed.
+    page.get_by_role("button", name="JSON", exact=True).click()
+    page.get_by_role("button", name="Form", exact=True).click()
+    expect(page.locator("#steps-8-webhook-method")).to_have_value("POST")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_role("status")).to_contain_text("Saved")
+    after = studio.api("GET", "/automations/every-step").json()
+    assert after["version"] == before["version"]
+    assert after["steps"] == EVERY_STEP["steps"]
 
 
 def test_an_unchanged_provider_save_keeps_every_field(page: Page, studio: Studio) -> None:

@@ -10,8 +10,14 @@ from tidings.models import (
     AdminSession,
     AdminSignInToken,
     AdminUser,
+    Automation,
     Environment,
+    Notification,
+    RecipientList,
 )
+
+# The step editor's pickers list at most this many ids of each kind.
+PICKER_LIMIT = 500
 
 
 class StudioRepository(Repository):
@@ -59,3 +65,21 @@ class StudioRepository(Repository):
                 f"Unknown environment {name!r}: use test or production.", field="environment"
             )
         return environment
+
+    def picker_ids(self, environment_id: str) -> dict[str, list[str]]:
+        """The ids the automation step editor offers: templates, lists, live automations."""
+        queries = {
+            "templates": select(Notification.notification_id)
+            .where(Notification.environment_id == environment_id)
+            .order_by(Notification.notification_id),
+            "lists": select(RecipientList.list_id)
+            .where(RecipientList.environment_id == environment_id)
+            .order_by(RecipientList.list_id),
+            "automations": select(Automation.automation_id)
+            .where(Automation.environment_id == environment_id, Automation.deleted_at.is_(None))
+            .order_by(Automation.automation_id),
+        }
+        return {
+            name: list(self.session.scalars(query.limit(PICKER_LIMIT)).all())
+            for name, query in queries.items()
+        }

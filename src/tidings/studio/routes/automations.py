@@ -1,4 +1,5 @@
-"""Automations: list, editor with errors at the field, enable and disable."""
+"""Automations: list, editor (steps as forms or JSON) with errors at the field, enable and
+disable."""
 
 from __future__ import annotations
 
@@ -14,15 +15,17 @@ from tidings.automation import references, runs
 from tidings.automation import service as automation_service
 from tidings.automation.repository import AutomationRepository, RunRepository
 from tidings.automation.service import DefinitionError
+from tidings.automation.steps import ACTIONS
 from tidings.db import Database
 from tidings.dependencies import DatabaseDep, OutboundDep
 from tidings.errors import AppError
 from tidings.models import Event
 from tidings.models.automation import RunStatus
-from tidings.studio import service
+from tidings.studio import service, step_form
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
 from tidings.studio.listing import ListQuery, empty
+from tidings.studio.repository import StudioRepository
 from tidings.studio.templating import render
 from tidings.studio.trace import messages_of_steps
 
@@ -38,6 +41,8 @@ RUN_STATUSES = (
 RUNS_PAGE_SIZE = 100
 AUTOMATIONS_PAGE_SIZE = 100
 FORM_FIELDS = ("id", "name", "enabled", "triggers", "cancelation_token", "steps")
+# The editor shows the steps as forms (one card a step) or as JSON; both edit the same list.
+VIEWS = ("form", "json")
 
 
 def triggers_text(triggers: list[dict[str, str]]) -> str:
@@ -117,15 +122,24 @@ def list_automations(request: Request, admin: Admin, database: DatabaseDep) -> R
 
 def _editor(
     request: Request,
+    admin: Admin,
+    database: Database,
     values: dict[str, str],
     *,
     new: bool,
+    view: str = "form",
+    cards: list[step_form.StepCard] | None = None,
     errors: dict[str, str] | None = None,
     status_code: int = 200,
     flash: str | None = None,
     version: int | None = None,
     invoked_by: list[str] | None = None,
+    focus: str = "",
 ) -> Response:
+    """The editor page. In the form view the steps are `cards`; in the JSON view they are
+    `values["steps"]`. `focus` is the id of the element studio.js focuses after a swap."""
+    with database.read() as session:
+        pickers = StudioRepository(session).picker_ids(admin.scope.environment_id)
     return render(
         request,
         "automation_edit.html",
@@ -133,16 +147,34 @@ def _editor(
         section="automations",
         values=values,
         new=new,
+        view=view,
+        cards=cards if cards is not None else [],
+        pickers=pickers,
+        actions=ACTIONS,
+        widgets=step_form.widgets,
+        more_open=step_form.more_open,
+        field_id=step_form.field_id,
         errors=errors or {},
         flash=flash,
         version=version,
         invoked_by=invoked_by or [],
+        focus=focus,
+    )
+
+
+def _view(value: str) -> str:
+    return value if value in VIEWS else "form"
+
+
+def _cards(form: CheckedForm) -> list[step_form.StepCard]:
+    return step_form.cards_from_form(
+        (name, form_text(form, name)) for name, _ in form.multi_items()
     )
 
 
 @router.get("/automations/new")
 def new_automation(
-    request: Request, admin: Admin, database: DatabaseDep, trigger: str = ""
+    request: Request, admin: Admin, database: DatabaseDep, trigger: str = "", view: str = "form"
 ) -> Response:
     definition: dict[str, Any] = (
         service.prefilled_definition(trigger)
@@ -155,7 +187,15 @@ def new_automation(
             if trigger
             else ""
         )
-    return _editor(request, _values(automation_id, definition), new=True)
+    return _editor(
+        request,
+        admin,
+        database,
+        _values(automation_id, definition),
+        new=True,
+        view=_view(view),
+        cards=step_form.cards_of(definition["steps"]),
+    )
 
 
 @router.get("/automations/runs")
@@ -241,15 +281,24 @@ def retry_run(
 
 @router.get("/automations/{automation_id}")
 def edit_automation(
-    automation_id: str, request: Request, admin: Admin, database: DatabaseDep, saved: str = ""
+    automation_id: str,
+    request: Request,
+    admin: Admin,
+    database: DatabaseDep,
+    saved: str = "",
+    view: str = "form",
 ) -> Response:
     with database.read() as session:
         automation, version = automation_service.get(session, admin.scope, automation_id)
         invoked_by = references.automations_invoking(session, admin.scope, automation_id)
     return _editor(
         request,
+        admin,
+        database,
         _values(automation.automation_id, version.definition),
         new=False,
+        view=_view(view),
+        cards=step_form.cards_of(version.definition["steps"]),
         flash=f"Saved as version {version.version}." if saved else None,
         version=version.version,
         invoked_by=invoked_by,
@@ -270,21 +319,41 @@ def delete_automation(
 def save_automation(
     request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep, outbound: OutboundDep
 ) -> Response:
+    """Save from either view: the step cards of the form view, or the JSON view's list."""
     values = {name: form_text(form, name) for name in FORM_FIELDS}
     new = form_text(form, "new") == "1"
+    view = _view(form_text(form, "view"))
+    cards = _cards(form) if view == "form" else []
     automation_id = values["id"].strip()
-    try:
-        steps = json.loads(values["steps"] or "[]")
-    except json.JSONDecodeError as exc:
+
+    def again(errors: dict[str, str], status_code: int) -> Response:
         return _editor(
             request,
+            admin,
+            database,
             values,
             new=new,
-            errors={
-                "steps": f"steps: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
-            },
-            status_code=400,
+            view=view,
+            cards=cards,
+            errors=errors,
+            status_code=status_code,
         )
+
+    if view == "form":
+        steps, invalid_json = step_form.steps_of(cards)
+        if invalid_json:
+            return again(invalid_json, 400)
+    else:
+        try:
+            steps = json.loads(values["steps"] or "[]")
+        except json.JSONDecodeError as exc:
+            return again(
+                {
+                    "steps": f"steps: not valid JSON (line {exc.lineno}, column {exc.colno}): "
+                    f"{exc.msg}"
+                },
+                400,
+            )
     body: dict[str, Any] = {
         "enabled": values["enabled"] == "on",
         "triggers": parse_triggers(values["triggers"]),
@@ -300,12 +369,71 @@ def save_automation(
                 raise DefinitionError("id", f"an automation {automation_id!r} already exists")
             automation_service.save(session, admin.scope, automation_id, body, outbound=outbound)
     except DefinitionError as exc:
-        field = field_of(exc.field or "steps")
-        return _editor(
-            request, values, new=new, errors={field: exc.message}, status_code=exc.status_code
-        )
+        path = exc.field or "steps"
+        is_step = path == "steps" or path.startswith("steps[")
+        field = step_form.error_name(path, cards) if view == "form" and is_step else field_of(path)
+        return again({field: exc.message}, exc.status_code)
     return RedirectResponse(
         f"{PREFIX}/automations/{quote(automation_id, safe='')}?saved=1", status_code=303
+    )
+
+
+@router.post("/automations/editor")
+def edit_steps(
+    request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
+) -> Response:
+    """The editor again, unsaved, after an operation (`op`) on its steps: switch the view
+    (`view:json` turns the cards into JSON, `view:form` the JSON into cards), or, in the form
+    view, `add` a step of the type `add_action`, `remove:N`, `up:N`, `down:N`. Without
+    JavaScript the buttons post here and get the whole page; htmx swaps the editor alone."""
+    values = {name: form_text(form, name) for name in FORM_FIELDS}
+    new = form_text(form, "new") == "1"
+    view = _view(form_text(form, "view"))
+    operation = form_text(form, "op")
+    cards = _cards(form) if view == "form" else []
+    errors: dict[str, str] = {}
+    if operation == "view:json" and view == "form":
+        steps, errors = step_form.steps_of(cards)
+        if not errors:
+            values["steps"], view = step_form.pretty(steps), "json"
+    elif operation == "view:form" and view == "json":
+        try:
+            steps = json.loads(values["steps"] or "[]")
+        except json.JSONDecodeError as exc:
+            errors["steps"] = (
+                f"steps: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}; "
+                "fix it to show the steps as forms"
+            )
+        else:
+            if isinstance(steps, list):
+                cards, view = step_form.cards_of(steps), "form"
+            else:
+                errors["steps"] = "steps: must be a JSON list of steps to show them as forms"
+    elif view == "form":
+        cards = step_form.apply(cards, operation, {"add_action": form_text(form, "add_action")})
+    # A switch that failed (JSON that does not parse) leaves the view as it was.
+    done = f"view:{view}" if operation.startswith("view:") else operation
+    version, invoked_by = None, []
+    if not new:
+        with database.read() as session:
+            current = automation_service.current_version(session, admin.scope, values["id"].strip())
+            if current is not None:
+                version = current.version
+                invoked_by = references.automations_invoking(
+                    session, admin.scope, values["id"].strip()
+                )
+    return _editor(
+        request,
+        admin,
+        database,
+        values,
+        new=new,
+        view=view,
+        cards=cards,
+        errors=errors,
+        version=version,
+        invoked_by=invoked_by,
+        focus=step_form.focus_after(cards, done),
     )
 
 

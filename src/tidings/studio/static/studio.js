@@ -55,3 +55,13 @@ document.addEventListener("htmx:after:swap", (event) => {
 document.addEventListener("load", (event) => {
   if (event.target.id === "email-frame") emailFrameLoaded();
 }, true);
+
+// The automation editor answers each step operation (add, move, remove, Form/JSON) with the
+// editor again, naming in data-focus what to focus: the new card's first field, the card
+// moved, the view switched to. Without it, focus would fall back to the page.
+document.addEventListener("htmx:after:swap", () => {
+  const editor = document.querySelector("#editor[data-focus]");
+  if (!editor) return;
+  document.getElementById(editor.dataset.focus)?.focus();
+  delete editor.dataset.focus;
+});
