@@ -26,7 +26,7 @@ FIXED = {
 def _failed(client: TestClient, key: str, number: str) -> dict[str, Any]:
     request_id = _send(client, key, {"total": 10, "parts": 0, "number": number})
     message = message_in(client, key, request_id, "UNDELIVERABLE", "UNROUTABLE", "SENT")
-    assert message["reason"] == "RENDER_FAILED"
+    assert message["tidings_reason"] == "RENDER_FAILED"
     return message
 
 

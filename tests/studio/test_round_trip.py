@@ -153,7 +153,7 @@ def _without_times(document: dict[str, Any]) -> dict[str, Any]:
     return {
         key: value
         for key, value in document.items()
-        if key not in ("created_at", "updated_at", "version")
+        if key not in ("created_at", "updated_at", "created", "updated", "version")
     }
 
 
