@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select
+from sqlalchemy import ColumnElement, Select, bindparam, delete, insert, select
+from sqlalchemy.orm import InstrumentedAttribute
 
 from tidings.config import Settings
 from tidings.kit.sql import (
@@ -200,8 +201,30 @@ class AutomationRepository(Repository):
         return found
 
 
+# The automation steps that send messages; their output keeps the send's `requestId`.
+SENDING_STEPS = ("send", "send-list")
+
+
 class RunRepository(Repository):
     """Every SQL query on automation runs and their steps."""
+
+    @staticmethod
+    def sent_request_ids(
+        event_pk: ColumnElement[int] | InstrumentedAttribute[int],
+    ) -> Select[tuple[str | None]]:
+        """SQL, for a query on events: the `requestId`s of the sends the event's runs made,
+        correlated on `event_pk` (the event's runs by ix_automation_run_event, their send
+        and send-list steps by run): the messages the event page follows."""
+        return (
+            select(AutomationRunStep.output["requestId"].as_string())
+            .join(AutomationRun, AutomationRun.id == AutomationRunStep.run_pk)
+            .where(
+                AutomationRun.event_pk == event_pk,
+                AutomationRunStep.action.in_(SENDING_STEPS),
+            )
+            # The event is the enclosing query's, however deep this is nested.
+            .correlate_except(AutomationRun, AutomationRunStep)
+        )
 
     def add(self, run: AutomationRun) -> AutomationRun:
         """Insert a new run and keep it in the session as loaded (`insert_loaded`): its id

@@ -31,8 +31,6 @@ from tidings.db import Database
 from tidings.kit.sql import Repository, claim_rows, execute_counting, insert_ignoring_conflicts
 from tidings.kit.time import utcnow
 from tidings.models import (
-    AutomationRun,
-    AutomationRunStep,
     DeliveryStatus,
     IdempotencyRecord,
     Message,
@@ -412,32 +410,22 @@ class MessageRepository:
     # -- provider health and events' outcomes (Studio) -------------------------------------
 
     @staticmethod
-    def not_sent_of_event(
-        event_pk: ColumnElement[int] | InstrumentedAttribute[int],
+    def not_sent_among(
+        request_ids: Select[tuple[str | None]],
+        environment_id: ColumnElement[str] | InstrumentedAttribute[str],
     ) -> ScalarSelect[int]:
-        """SQL, for a query on events: how many of the messages that the event's automation
-        runs sent will not reach their recipient (UNDELIVERABLE, UNROUTABLE, UNMAPPED).
-
-        A correlated scalar subquery on `event_pk`: the event's runs (ix_automation_run_event),
-        their send and send-list steps (by run), and the messages of the `requestId` each such
-        step's output keeps (ix_message_request), the same messages as the `messageIds` the
-        event page follows. A page of events and their counts is then one query."""
+        """SQL, for a query on another table: how many of the messages of these sends (their
+        `requestId`s, from a correlated subquery such as `RunRepository.sent_request_ids`)
+        will not reach their recipient (UNDELIVERABLE, UNROUTABLE, UNMAPPED). The messages
+        are found by request (ix_message_request), so a page of rows and their counts is
+        one query."""
         # The status is counted, not filtered on: filtered, SQLite would find the messages by
         # status (all of the environment's not sent) rather than by request.
         not_sent = case((Message.status.in_(NOT_SENT), Message.id))
         return (
             select(func.count(not_sent))
-            .select_from(AutomationRunStep)
-            .join(AutomationRun, AutomationRun.id == AutomationRunStep.run_pk)
-            .join(
-                Message,
-                (Message.environment_id == AutomationRun.environment_id)
-                & (Message.request_id == AutomationRunStep.output["requestId"].as_string()),
-            )
-            .where(
-                AutomationRun.event_pk == event_pk,
-                AutomationRunStep.action.in_(SENDING_STEPS),
-            )
+            .where(Message.environment_id == environment_id, Message.request_id.in_(request_ids))
+            .correlate_except(Message)
             .scalar_subquery()
         )
 
@@ -722,8 +710,6 @@ SENT_HISTORY = "SENT"
 ERROR_HISTORY = ("PROVIDER_ERROR", "UNKNOWN_OUTCOME")
 # Message statuses that mean the message will not reach its recipient.
 NOT_SENT = (MessageStatus.UNDELIVERABLE, MessageStatus.UNROUTABLE, MessageStatus.UNMAPPED)
-# The automation steps that send messages; their output keeps the send's `requestId`.
-SENDING_STEPS = ("send", "send-list")
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tidings.automation import service as automation_service
-from tidings.automation.repository import AutomationRepository
+from tidings.automation.repository import AutomationRepository, RunRepository
 from tidings.event.repository import EventRepository
 from tidings.kit.outbound import OutboundGuard
 from tidings.message.repository import MessageRepository
@@ -196,7 +196,9 @@ def events_page(
     `after_id` the ones just newer than it, oldest first; each with its count of messages
     not sent, read in the same query."""
     rows = EventRepository(session).page_with(
-        MessageRepository.not_sent_of_event(Event.id),
+        MessageRepository.not_sent_among(
+            RunRepository.sent_request_ids(Event.id), Event.environment_id
+        ),
         scope,
         SEGMENT,
         before_id=before_id,
