@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tidings.errors import BadRequest
+from tidings.errors import AppError, BadRequest
 from tidings.kit.pagination import decode_cursor, encode_cursor
 from tidings.studio.templating import render
 
@@ -200,14 +200,23 @@ class ListQuery:
             return None
 
     def render(
-        self, request: Request, template: str, listing: Listing[Any], **context: Any
+        self,
+        request: Request,
+        template: str,
+        listing: Listing[Any],
+        *,
+        refused: AppError | None = None,
+        **context: Any,
     ) -> Response:
         """The list page: 400 with no rows and the errors at their fields, else the page;
-        with the filters as typed, for the form and the links."""
+        with the filters as typed, for the form and the links. With a form on the page
+        `refused` (a create, say), the page answers that error's status, and shows it as
+        `error`."""
+        context.setdefault("error", refused)
         return render(
             request,
             template,
-            400 if self.errors else 200,
+            refused.status_code if refused is not None else 400 if self.errors else 200,
             listing=empty() if self.errors else listing,
             filters=self.values,
             errors=self.errors,

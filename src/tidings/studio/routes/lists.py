@@ -64,18 +64,15 @@ def _lists_page(
                 ),
                 key=attrgetter("id"),
             )
-    response = query.render(
+    return query.render(
         request,
         "lists.html",
         listing,
         section="lists",
         new=new or {"list_id": "", "name": ""},
-        error=error,
+        refused=error,
         flash=flash,
     )
-    if error is not None:
-        response.status_code = error.status_code
-    return response
 
 
 @router.get("/lists")
@@ -125,19 +122,16 @@ def _list_page(
             ),
             key=attrgetter("id"),
         )
-    response = query.render(
+    return query.render(
         request,
         "list.html",
         listing,
         section="lists",
         recipient_list=recipient_list,
         values={"name": recipient_list.name, "user_id": "", "preferences": "", **(values or {})},
-        error=error,
+        refused=error,
         flash=flash,
     )
-    if error is not None:
-        response.status_code = error.status_code
-    return response
 
 
 @router.post("/lists/{list_id:path}/rename")

@@ -81,19 +81,16 @@ def _topics_page(
             lambda after_id, limit: service.list_topics(session, admin.scope, after_id, limit),
             key=attrgetter("id"),
         )
-    response = query.render(
+    return query.render(
         request,
         "topics.html",
         listing,
         section="topics",
         statuses=STATUSES,
         new=new or {"topic_id": "", "name": "", "default_status": "OPTED_IN"},
-        error=error,
+        refused=error,
         flash=flash,
     )
-    if error is not None:
-        response.status_code = error.status_code
-    return response
 
 
 @router.get("/topics")
