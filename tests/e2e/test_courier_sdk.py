@@ -166,8 +166,8 @@ def test_every_wrapped_endpoint_tidings_serves_fits_the_sdk_models_strictly(
     strict_courier: Courier, live_server: LiveServer, smtp_sink: SmtpSink
 ) -> None:
     """Each SDK method whose path Tidings serves, with the SDK validating every answer.
-    `providers.*` is in the test below. Not here: `notifications.*`, whose content is
-    Liquid per channel, not Courier's Elemental content (docs/sending.md)."""
+    `providers.*` is in the test below. Of `notifications.*`, the lists only: a template's
+    content is Liquid per channel, not Courier's Elemental content (docs/sending.md)."""
     courier = strict_courier
     headers = {"Authorization": f"Bearer {courier.api_key}"}
 
@@ -188,6 +188,18 @@ def test_every_wrapped_endpoint_tidings_serves_fits_the_sdk_models_strictly(
         },
     )
     call("POST", "/inbound/segment", GROUP)
+
+    call(
+        "PUT", "/notifications/welcome", {"content": {"email": {"subject": "Hi", "text": "Hello."}}}
+    )
+    (template,) = courier.notifications.list().results
+    assert (template.id, template.state, template.creator) == (  # type: ignore[union-attr]
+        "welcome",
+        "PUBLISHED",
+        template.updater,  # type: ignore[union-attr]
+    )
+    versions = courier.notifications.list_versions("welcome").versions
+    assert [version.version for version in versions] == ["v1", "published:v2"]
 
     courier.profiles.create("u1", profile={"email": "a@example.org"})
     courier.profiles.replace("u1", profile={"email": "a@example.org"})

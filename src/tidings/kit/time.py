@@ -38,6 +38,11 @@ def parse_timestamp(value: object) -> datetime | None:
     return parsed if within_bounds(parsed) else None
 
 
+def epoch_ms(value: datetime) -> int:
+    """A time in epoch milliseconds, as Courier's API gives times."""
+    return int(value.timestamp() * 1000)
+
+
 def from_epoch_ms(value: int) -> datetime | None:
     """Epoch milliseconds as a time; None outside EARLIEST..LATEST."""
     try:

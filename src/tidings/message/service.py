@@ -14,6 +14,7 @@ from tidings.kit.ids import new_id
 from tidings.kit.time import (
     EARLIEST,
     LATEST,
+    epoch_ms,
     from_epoch_ms,
     parse_timestamp,
     shifted,
@@ -41,7 +42,7 @@ class AcceptedMessage(NamedTuple):
 
 
 def _epoch_ms(value: datetime | None) -> int | None:
-    return int(value.timestamp() * 1000) if value else None
+    return epoch_ms(value) if value else None
 
 
 def _when(value: str | int, field: str) -> datetime:

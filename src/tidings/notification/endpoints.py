@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Annotated, Any
 
@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from tidings.dependencies import Caller, DatabaseDep, ReadSession
 from tidings.errors import NotFound
 from tidings.kit.pagination import PageQuery, page_query
-from tidings.kit.time import isoformat
+from tidings.kit.time import epoch_ms, isoformat
 from tidings.models import Notification, NotificationVersion
 from tidings.notification import service
 from tidings.notification.repository import NotificationRepository
@@ -23,6 +23,7 @@ from tidings.notification.schemas import (
     NotificationVersionResponse,
     PreviewBody,
     PreviewResponse,
+    VersionNode,
 )
 from tidings.routing import ApiRoute
 from tidings.template.render import RenderContext
@@ -31,7 +32,8 @@ from tidings.workspace.service import Scope
 router = APIRouter(prefix="/notifications", tags=["notifications"], route_class=ApiRoute)
 
 
-def _view(notification: Notification) -> NotificationResponse:
+def _view(notification: Notification, savers: tuple[str, str]) -> NotificationResponse:
+    creator, updater = savers
     return NotificationResponse(
         id=notification.notification_id,
         name=notification.name,
@@ -41,7 +43,16 @@ def _view(notification: Notification) -> NotificationResponse:
         topic_id=notification.topic_id,
         created_at=isoformat(notification.created_at) or "",
         updated_at=isoformat(notification.updated_at) or "",
+        created=epoch_ms(notification.created_at),
+        updated=epoch_ms(notification.updated_at),
+        creator=creator,
+        updater=updater,
     )
+
+
+def _views(session: Session, notifications: Sequence[Notification]) -> list[NotificationResponse]:
+    savers = NotificationRepository(session).savers(notifications)
+    return [_view(row, savers.get(row.id, ("", ""))) for row in notifications]
 
 
 def _version_view(
@@ -70,7 +81,7 @@ def list_notifications(
     found = paging.page(
         NotificationRepository(session).page(caller, paging.after_id, paging.rows_to_read)
     )
-    return NotificationList(paging=found.paging(), results=[_view(row) for row in found.rows])
+    return NotificationList(paging=found.paging(), results=_views(session, found.rows))
 
 
 @router.put(
@@ -89,7 +100,7 @@ def put_notification(
     version (`GET /notifications/{id}/versions`)."""
     with database.write() as (session, _):
         notification, _, outcome = service.save(session, caller, notification_id, body)
-        view = _view(notification)
+        (view,) = _views(session, [notification])
     response.status_code = 201 if outcome == "created" else 200
     return view
 
@@ -98,7 +109,8 @@ def put_notification(
 def get_notification(
     notification_id: str, caller: Caller, session: ReadSession
 ) -> NotificationResponse:
-    return _view(service.get(session, caller, notification_id))
+    (view,) = _views(session, [service.get(session, caller, notification_id)])
+    return view
 
 
 @router.delete("/{notification_id}", status_code=204)
@@ -122,9 +134,18 @@ def list_versions(
         notification, paging.after_id, paging.rows_to_read
     )
     found = paging.page(rows, key=attrgetter("version"))
+    current = NotificationRepository(session).latest_version_number(notification)
     return NotificationVersionList(
         paging=found.paging(),
         results=[_version_view(notification_id, row) for row in found.rows],
+        versions=[
+            VersionNode(
+                version=f"{'published:' if row.version == current else ''}v{row.version}",
+                created=epoch_ms(row.created_at),
+                creator=row.saved_by or "",
+            )
+            for row in found.rows
+        ],
     )
 
 

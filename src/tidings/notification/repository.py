@@ -151,6 +151,46 @@ class NotificationRepository(Repository):
             query.order_by(NotificationVersion.version.desc()).limit(limit)
         ).all()
 
+    def savers(self, notifications: Sequence[Notification]) -> dict[int, tuple[str, str]]:
+        """Who saved each template first and last (Courier's `creator` and `updater`), by
+        the template's key, in one query; "" where no one was recorded."""
+        keys = [notification.id for notification in notifications]
+        if not keys:
+            return {}
+        bounds = (
+            select(
+                NotificationVersion.notification_pk,
+                func.min(NotificationVersion.version).label("first"),
+                func.max(NotificationVersion.version).label("last"),
+            )
+            .where(NotificationVersion.notification_pk.in_(keys))
+            .group_by(NotificationVersion.notification_pk)
+            .subquery()
+        )
+        rows = self.session.execute(
+            select(
+                NotificationVersion.notification_pk,
+                NotificationVersion.version == bounds.c.first,
+                NotificationVersion.saved_by,
+            ).join(
+                bounds,
+                (NotificationVersion.notification_pk == bounds.c.notification_pk)
+                & (
+                    (NotificationVersion.version == bounds.c.first)
+                    | (NotificationVersion.version == bounds.c.last)
+                ),
+            )
+        ).all()
+        found: dict[int, tuple[str, str]] = {}
+        for key, is_first, saved_by in rows:
+            creator, updater = found.get(key, ("", ""))
+            if is_first:
+                creator = saved_by or ""
+            if not is_first or not updater:
+                updater = saved_by or ""
+            found[key] = (creator, updater)
+        return found
+
     def saved_by(self, scope: Scope) -> str | None:
         """Who a save is recorded as: a Studio admin's email, else the API key id (`cli` for
         `tidings apply`); None when the scope names no one."""

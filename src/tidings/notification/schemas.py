@@ -75,6 +75,15 @@ class NotificationResponse(BaseModel):
     topic_id: str | None
     created_at: str
     updated_at: str
+    # Courier's template summary, which its SDKs read in GET /notifications.
+    created: int = Field(description="When it was created, in epoch milliseconds.")
+    updated: int = Field(description="When it was last saved, in epoch milliseconds.")
+    creator: str = Field(description="Who saved its first version (see `saved_by`); may be empty.")
+    updater: str = Field(description="Who saved its current version; may be empty.")
+    state: Literal["PUBLISHED"] = Field(
+        default="PUBLISHED", description="Always PUBLISHED: a saved template is live."
+    )
+    tags: list[str] = Field(default_factory=list, description="Always empty: Tidings has none.")
 
 
 class NotificationList(BaseModel):
@@ -102,9 +111,20 @@ class NotificationVersionResponse(BaseModel):
     created_at: str
 
 
+class VersionNode(BaseModel):
+    """A version as Courier lists it."""
+
+    version: str = Field(description='"published:vN" for the current version, else "vN".')
+    created: int = Field(description="When it was saved, in epoch milliseconds.")
+    creator: str = Field(description="Who saved it (`saved_by`); may be empty.")
+
+
 class NotificationVersionList(BaseModel):
     paging: dict[str, Any]
     results: list[NotificationVersionResponse]
+    versions: list[VersionNode] = Field(
+        description="The same versions in Courier's shape, which its SDKs read."
+    )
 
 
 class PreviewBody(StrictModel):

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from cryptography.fernet import Fernet
@@ -11,6 +10,7 @@ from sqlalchemy.orm import Session
 from tidings.dependencies import Caller, ConfigCipherDep, DatabaseDep, OutboundDep, ReadSession
 from tidings.errors import BadRequest, NotFound
 from tidings.kit.pagination import Paging
+from tidings.kit.time import epoch_ms
 from tidings.provider import service
 from tidings.provider.base import Provider
 from tidings.provider.registry import load_all
@@ -122,10 +122,6 @@ class Catalog(BaseModel):
 ONE_PAGE = Paging(cursor=None, more=False)
 
 
-def _milliseconds(at: datetime) -> int:
-    return int(at.timestamp() * 1000)
-
-
 def _view(provider: service.ConfiguredProvider) -> ProviderView:
     config = service.masked(provider.config)
     return ProviderView(
@@ -137,8 +133,8 @@ def _view(provider: service.ConfiguredProvider) -> ProviderView:
         provider=provider.name,
         settings=config,
         title=provider.provider_class.display_name,
-        created=_milliseconds(provider.created_at),
-        updated=_milliseconds(provider.updated_at),
+        created=epoch_ms(provider.created_at),
+        updated=epoch_ms(provider.updated_at),
     )
 
 
