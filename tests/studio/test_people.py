@@ -70,6 +70,27 @@ def test_edit_a_profile_by_merge_and_replace_as_the_api_does(page: Page, studio:
     expect(page.locator("#traits")).to_contain_text('"tags"')
     expect(page.locator("#traits")).not_to_contain_text("plan")
 
+    operations = (
+        '[{"op": "add", "path": "/tags/-", "value": "b"}, {"op": "remove", "path": "/email"}]'
+    )
+    _save(page, operations, "Patch")
+    expect(page.locator(".flash")).to_contain_text("Patched the profile")
+    twin = studio.api("PATCH", "/profiles/api-twin", json={"patch": json.loads(operations)})
+    assert twin.is_success
+    assert _profile(studio, "user-ada") == {"tags": ["a", "b"]}
+    assert _profile(studio, "user-ada") == _profile(studio, "api-twin")
+    # All operations apply, or none, as the API's PATCH: a failed test keeps the profile.
+    _save(
+        page,
+        '[{"op": "add", "path": "/x", "value": 1}, {"op": "test", "path": "/tags/0", "value": "z"}]',
+        "Patch",
+    )
+    expect(error).to_be_visible()
+    expect(page.get_by_role("radio", name=re.compile("Patch"))).to_be_checked()
+    assert _profile(studio, "user-ada") == {"tags": ["a", "b"]}
+    _save(page, '{"op": "remove"}', "Patch")
+    expect(error).to_contain_text("JSON Patch")
+
 
 def test_delete_a_profile_asks_first_and_erases_as_the_api_does(page: Page, studio: Studio) -> None:
     assert studio.api("POST", "/profiles/rod-test", json={"profile": START}).is_success

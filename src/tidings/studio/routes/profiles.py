@@ -23,7 +23,7 @@ from tidings.message.repository import MessageRepository
 from tidings.preference import service as preference_service
 from tidings.profile import service as profile_service
 from tidings.profile.repository import ProfileRepository
-from tidings.profile.schemas import ProfileBody
+from tidings.profile.schemas import PatchBody, ProfileBody
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
 from tidings.studio.listing import Listing, ListQuery, empty
@@ -40,11 +40,10 @@ PAGE_SIZE = 100
 PROFILE_PAGE_SIZE = 20
 # The lists a profile's page shows, one at a time (`?show=`); the first is the default.
 TABS = ("events", "messages", "lists", "tenants", "preferences")
-# How an edit is stored: as POST /profiles/{id} (merge) or PUT (replace).
-MODES = {"merge": profile_service.merge_profile, "replace": profile_service.replace_profile}
 FLASHES = {
     "merge": "Merged into the profile: keys left out are kept, and a null removes a key.",
     "replace": "Replaced the profile: it is now exactly what was saved.",
+    "patch": "Patched the profile: every operation applied.",
     "deleted": "Profile deleted, as a Segment delete does.",
 }
 
@@ -159,19 +158,30 @@ def _profile_page(
 def save_profile(
     user_id: str, request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
 ) -> Response:
-    """Store the edited profile: Merge as POST /profiles/{user_id}, Replace as PUT."""
+    """Store the edited profile: Merge as POST /profiles/{user_id}, Replace as PUT, Patch
+    (the text is a JSON Patch) as PATCH."""
     edit = {"profile": form_text(form, "profile"), "mode": form_text(form, "mode")}
     try:
-        store = MODES.get(edit["mode"])
-        if store is None:
-            raise BadRequest(
-                f"mode: {edit['mode']!r} is not merge or replace. Choose Merge to keep the keys "
-                "left out, or Replace to remove them.",
-                field="mode",
-            )
-        document = profile_document(edit["profile"])
         with database.write() as (session, _):
-            store(session, admin.scope, user_id, document)
+            if edit["mode"] == "merge":
+                profile_service.merge_profile(
+                    session, admin.scope, user_id, profile_document(edit["profile"])
+                )
+            elif edit["mode"] == "replace":
+                profile_service.replace_profile(
+                    session, admin.scope, user_id, profile_document(edit["profile"])
+                )
+            elif edit["mode"] == "patch":
+                profile_service.patch_profile(
+                    session, admin.scope, user_id, patch_operations(edit["profile"])
+                )
+            else:
+                raise BadRequest(
+                    f"mode: {edit['mode']!r} is not merge, replace or patch. Choose Merge to "
+                    "keep the keys left out, Replace to remove them, or Patch to apply JSON "
+                    "Patch operations.",
+                    field="mode",
+                )
     except AppError as exc:
         # The form as typed, so that nothing is lost.
         return _profile_page(request, admin, database, user_id, edit=edit, error=exc)
@@ -187,6 +197,17 @@ def profile_document(text: str) -> dict[str, Any]:
         'Write the profile as a JSON object, such as `{"email": "ada@example.com"}`.',
     )
     return body.profile
+
+
+def patch_operations(text: str) -> list[dict[str, Any]]:
+    """The JSON Patch typed in the editor, checked as the API checks PATCH's `patch`."""
+    body = validated(
+        PatchBody,
+        {"patch": json_field(text, "profile")},
+        'Write a JSON Patch: a list of operations such as [{"op": "replace", "path": '
+        '"/name", "value": "Ada"}].',
+    )
+    return [operation.model_dump() for operation in body.patch]
 
 
 @router.post("/profiles/{user_id:path}/delete")
