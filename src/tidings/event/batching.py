@@ -23,6 +23,7 @@ from tidings.event.repository import EventRepository, ReceivedEvent, UserKey
 from tidings.event.service import ProcessResult, process_event, process_in
 from tidings.kit.sql import by_environment
 from tidings.kit.time import utcnow
+from tidings.profile.repository import ProfileRepository
 from tidings.worker.context import WorkerContext
 
 logger = logging.getLogger(__name__)
@@ -206,6 +207,15 @@ def _process_group(
         with database.write() as (session, outbox):
             # Held until the group ends, so that get_locked finds each event in the session.
             loaded = EventRepository(session).lock_many(group)
+            # The group's users, their profiles and alias targets, read once for all.
+            ProfileRepository(session).read_ahead(
+                {
+                    (event.environment_id, identifier)
+                    for event in loaded
+                    for identifier in (event.user_id, event.anonymous_id)
+                    if identifier is not None
+                }
+            )
             for event_id in event_ids:
                 if len(taken) >= size or (taken and time.monotonic() > deadline):
                     break
