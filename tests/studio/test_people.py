@@ -82,7 +82,8 @@ def test_edit_a_profile_by_merge_and_replace_as_the_api_does(page: Page, studio:
     # All operations apply, or none, as the API's PATCH: a failed test keeps the profile.
     _save(
         page,
-        '[{"op": "add", "path": "/x", "value": 1}, {"op": "test", "path": "/tags/0", "value": "z"}]',
+        '[{"op": "add", "path": "/x", "value": 1},'
+        ' {"op": "test", "path": "/tags/0", "value": "z"}]',
         "Patch",
     )
     expect(error).to_be_visible()

@@ -16,6 +16,7 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    event,
     func,
     insert,
     select,
@@ -85,8 +86,10 @@ _MARK_ROUTED = (
 )
 
 
+# Matched to their rows by message_id: asking the INSERT to keep the rows' order makes
+# SQLAlchemy insert them one by one on SQLite.
 _INSERT_MESSAGES = insert(_MESSAGE_TABLE).returning(
-    _MESSAGE_TABLE.c.id, sort_by_parameter_order=True
+    _MESSAGE_TABLE.c.message_id, _MESSAGE_TABLE.c.id
 )
 _INSERT_HISTORY = insert(_EVENT_TABLE)
 _INSERT_DELIVERIES = insert(_DELIVERY_TABLE).returning(
@@ -97,6 +100,55 @@ _LOCK_MANY = _locked(
     .where(Message.message_id.in_(bindparam("message_ids", expanding=True)))
     .order_by(Message.id)
 )
+
+
+@dataclass(frozen=True, slots=True)
+class NewHistory:
+    """A history entry of a message `add_messages` adds, named by its `message_id`."""
+
+    message_id: str
+    type: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingMessages:
+    rows: list[dict[str, Any]]
+    history: list[NewHistory]
+
+
+# The messages added in a unit of work, not written yet (`add_messages`).
+_PENDING = "tidings.messages_pending"
+
+
+def _write_pending(session: Session) -> None:
+    """Write the messages `add_messages` kept (before the commit)."""
+    pending: _PendingMessages | None = session.info.pop(_PENDING, None)
+    if pending is not None:
+        _write(session, pending)
+
+
+def _write(session: Session, messages: _PendingMessages) -> None:
+    """Messages, then their history, in one multi-row INSERT each."""
+    if not messages.rows:  # an audience with no members
+        return
+    connection = session.connection()
+    ids: dict[str, int] = {
+        message_id: pk for message_id, pk in connection.execute(_INSERT_MESSAGES, messages.rows)
+    }
+    now = utcnow()
+    connection.execute(
+        _INSERT_HISTORY,
+        [
+            {
+                "message_pk": ids[entry.message_id],
+                "type": entry.type,
+                "created_at": now,
+                "data": entry.data,
+            }
+            for entry in messages.history
+        ],
+    )
 
 
 class MessageRepository:
@@ -111,14 +163,26 @@ class MessageRepository:
         self._history: list[dict[str, Any]] | None = [] if batch_history else None
         self._routed: list[dict[str, Any]] = []
 
-    def insert_messages(self, rows: list[dict[str, Any]]) -> list[int]:
-        """Insert messages (column name to value) at once, without ORM objects; their ids,
-        in the order of `rows`. On the session's connection: nothing pending in the unit of
-        work is flushed for it (a message points only at its workspace and environment)."""
-        if not rows:  # an audience with no members: nothing to insert
-            return []
-        inserted = self.session.connection().execute(_INSERT_MESSAGES, rows)
-        return list(inserted.scalars())
+    def add_messages(self, rows: list[dict[str, Any]], history: list[NewHistory]) -> None:
+        """New messages (column name to value) and their first history entries, written
+        just before the unit of work commits, with every other message it added: one
+        multi-row INSERT for the messages and one for their history, without ORM objects.
+
+        A group of events that each start a send then writes its messages together. Nothing
+        in a unit of work reads back a message it has just added (its caller keeps the
+        `message_id`), and a message points only at its workspace and environment.
+
+        Under a savepoint they are written at once, so that rolling it back takes them back
+        too."""
+        if self.session.in_nested_transaction():
+            _write(self.session, _PendingMessages(rows, history))
+            return
+        pending: _PendingMessages | None = self.session.info.get(_PENDING)
+        if pending is None:
+            pending = self.session.info[_PENDING] = _PendingMessages([], [])
+            event.listen(self.session, "before_commit", _write_pending, once=True)
+        pending.rows.extend(rows)
+        pending.history.extend(history)
 
     def get(self, environment_id: str, message_id: str) -> Message | None:
         return self.session.scalars(

@@ -21,7 +21,7 @@ from tidings.kit.time import (
     utcnow,
 )
 from tidings.message.recipients import Recipient, expand
-from tidings.message.repository import MessageRepository
+from tidings.message.repository import MessageRepository, NewHistory
 from tidings.message.schemas import MessageSpec, MessageView, ProviderDetail
 from tidings.models import DeliveryStatus, Message, MessageDelivery, MessageStatus
 from tidings.notification.repository import NotificationRepository
@@ -36,7 +36,6 @@ _DURATION = TypeAdapter(timedelta)
 class AcceptedMessage(NamedTuple):
     """A message `accept_send` created: what its caller schedules and answers with."""
 
-    pk: int
     message_id: str
     send_at: datetime | None
 
@@ -163,22 +162,13 @@ def accept_send(
         _message_row(spec, shared, message_id, recipient, source)
         for recipient, message_id in zip(recipients, message_ids, strict=True)
     ]
-    # Written at once by statements rather than added as ORM objects: the unit of work's
-    # flush of a new message cost several times its INSERT, and an automation's send step
-    # makes one per event.
-    repository = MessageRepository(session, batch_history=True)
-    messages = [
-        AcceptedMessage(pk, message_id, send_at)
-        for pk, message_id in zip(repository.insert_messages(rows), message_ids, strict=True)
-    ]
-    for message in messages:
-        repository.record_for(message.pk, "ENQUEUED", request_id=request_id)
-        if delayed:
-            repository.record_for(
-                message.pk, "DELAYED", until=send_at.isoformat() if send_at else None
-            )
-    repository.write_history()
-    return request_id, messages
+    enqueued = {"request_id": request_id}
+    history = [NewHistory(message_id, "ENQUEUED", enqueued) for message_id in message_ids]
+    if delayed:
+        until = {"until": send_at.isoformat() if send_at else None}
+        history += [NewHistory(message_id, "DELAYED", until) for message_id in message_ids]
+    MessageRepository(session).add_messages(rows, history)
+    return request_id, [AcceptedMessage(message_id, send_at) for message_id in message_ids]
 
 
 def _send_window(spec: MessageSpec, now: datetime) -> tuple[datetime | None, datetime | None]:
@@ -348,7 +338,7 @@ def resend(
     now = utcnow()
     new_message_id = new_id("msg")
     metadata = {key: value for key, value in original.metadata_.items() if key != "canceled_at"}
-    (pk,) = repository.insert_messages(
+    repository.add_messages(
         [
             {
                 "workspace_id": original.workspace_id,
@@ -375,13 +365,17 @@ def resend(
                 "enqueued_at": now,
                 "updated_at": now,
             }
-        ]
-    )
-    repository.record_for(
-        pk, "ENQUEUED", request_id=new_message_id, resend_of=message_id, by=by[:300]
+        ],
+        [
+            NewHistory(
+                new_message_id,
+                "ENQUEUED",
+                {"request_id": new_message_id, "resend_of": message_id, "by": by[:300]},
+            )
+        ],
     )
     repository.record(original, RESENT, message_id=new_message_id, by=by[:300])
-    return AcceptedMessage(pk, new_message_id, None)
+    return AcceptedMessage(new_message_id, None)
 
 
 def resent_as_of(session: Session, messages: Sequence[Message]) -> dict[int, str]:
