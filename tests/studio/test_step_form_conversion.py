@@ -58,6 +58,15 @@ EVERY_STEP: list[dict[str, Any]] = [
         "ref": "order",
     },
     {"action": "invoke", "template": "welcome", "data": {"a": 1}, "recipient": "user-1"},
+    {"action": "throttle", "max_allowed": 1, "period": "1 day"},
+    {
+        "action": "throttle",
+        "max_allowed": 3,
+        "period": "PT1H",
+        "scope": "dynamic",
+        "throttle_key": "{{ data.alert_id }}",
+        "ref": "gate",
+    },
     # Steps the form cannot show field by field: kept whole, as JSON.
     {"action": "delay", "wait": "5 minutes"},
     {"action": "teleport"},

@@ -220,7 +220,10 @@ def list_runs(
     template_id: Annotated[str | None, Query(description="Comma-separated automation ids.")] = None,
     status: Annotated[
         str | None,
-        Query(description="Comma-separated: PROCESSING, WAITING, PROCESSED, CANCELED, ERROR."),
+        Query(
+            description="Comma-separated: PROCESSING, WAITING, PROCESSED, CANCELED, ERROR, "
+            "THROTTLED."
+        ),
     ] = None,
     recipient: Annotated[str | None, Query(description="Runs for this user id.")] = None,
     start_date: Annotated[

@@ -49,6 +49,7 @@ from tidings.automation.steps.base import (
     Step,
     StepFailed,
     StepRun,
+    Stop,
     Wait,
 )
 from tidings.automation.steps.values import namespace
@@ -361,7 +362,8 @@ def _wake(session: Session, run: AutomationRun, now: datetime) -> str:
 
 
 def _carry_out(at: StepRun, row: AutomationRunStep, outcome: Outcome) -> str | FetchPlan:
-    """What a step's `run` returned: requests to make, a wait, or the step's output."""
+    """What a step's `run` returned: requests to make, a wait, an early end, or the step's
+    output."""
     run, now = at.run, at.now
     if isinstance(outcome, Fetch):
         # The requests run after this commits: the run is this process's until the result
@@ -379,6 +381,12 @@ def _carry_out(at: StepRun, row: AutomationRunStep, outcome: Outcome) -> str | F
         run.updated_at = now
         at.outbox.add_run(run.id, outcome.until)
         return RunStatus.WAITING
+    if isinstance(outcome, Stop):
+        _finish_step(at.session, run, row, outcome.status, outcome.output, now)
+        run.status = outcome.status
+        run.error = outcome.reason[:2000]
+        run.finished_at = now
+        return run.status
     _finish_step(at.session, run, row, RunStatus.PROCESSED, outcome, now)
     return _next(run)
 

@@ -14,6 +14,7 @@ from tidings.models.automation import (
     AutomationTrigger,
     AutomationVersion,
     RunStatus,
+    ThrottleWindow,
 )
 from tidings.models.base import Base
 from tidings.models.event import Event, EventStatus
@@ -67,6 +68,7 @@ __all__ = [
     "SubscriptionTopic",
     "Tenant",
     "TenantMembership",
+    "ThrottleWindow",
     "UserPreference",
     "WorkerLease",
     "Workspace",

@@ -71,6 +71,8 @@ class RunStatus:
     CANCELED = "CANCELED"
     ERROR = "ERROR"
     SKIPPED = "SKIPPED"
+    # A throttle step let no more runs through in its window: the run ends at that step.
+    THROTTLED = "THROTTLED"
 
     ACTIVE = (PROCESSING, WAITING)
 
@@ -147,3 +149,22 @@ class AutomationRunStep(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ThrottleWindow(Base):
+    """A throttle step's count (steps/throttle.py): how many runs reached it for one key
+    since its window opened. The window opens with the first run after the last one ended
+    (Knock's throttle window) and lasts the step's period; the count is raised with one
+    `INSERT … ON CONFLICT DO UPDATE … RETURNING` in the run's transaction, so it is rolled
+    back with the run's step and concurrent runs on Postgres wait for each other's count."""
+
+    __tablename__ = "throttle_window"
+    __table_args__ = (UniqueConstraint("environment_id", "key"),)
+
+    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
+    # `<automation>/user/<recipient>`, `<automation>/global` or `key/<throttle_key>`.
+    key: Mapped[str] = mapped_column(String(1000))
+    count: Mapped[int] = mapped_column(Integer)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())

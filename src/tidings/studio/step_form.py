@@ -30,6 +30,7 @@ from pydantic.fields import FieldInfo
 
 from tidings.automation.steps import ACTIONS, STEP_TYPES
 from tidings.automation.steps.base import COMMON_FIELDS, Fields, Step
+from tidings.automation.steps.throttle import SCOPES as THROTTLE_SCOPES
 from tidings.automation.steps.values import MERGE_MODES
 from tidings.automation.steps.webhook import HTTP_METHODS
 
@@ -38,6 +39,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "merge": MERGE_MODES,
     "merge_strategy": MERGE_MODES,
     "method": HTTP_METHODS,
+    "scope": THROTTLE_SCOPES,
 }
 # Fields whose value names something of the environment: a select of those ids.
 PICKERS: dict[tuple[str, str], str] = {
@@ -62,6 +64,11 @@ HINTS: dict[str, str] = {
     "content": "Inline content instead of a template: {title, body} or Elemental.",
     "message": "Send API message fields, laid under the step's own (JSON).",
     "data_source": "{webhook, merge_strategy}: each subscriber's data, fetched first (JSON).",
+    "max_allowed": "How many runs may pass per period (a number, e.g. 1); the rest end THROTTLED.",
+    "period": 'e.g. "1 day", "12 hours", "PT1H": the window opens with the first run to pass.',
+    "scope": "Whose runs count: user (the default), global, or dynamic (by the throttle key).",
+    "throttle_key": 'Liquid or a $ref, e.g. "{{ data.alert_id }}": runs with the same key count '
+    "together, across automations.",
 }
 # Optional fields a step seldom needs: a card shows them under "More fields", open when one
 # of them holds something.

@@ -25,11 +25,12 @@ from tidings.automation.steps.fields import Saving
 from tidings.automation.steps.invoke import Invoke
 from tidings.automation.steps.send import Send
 from tidings.automation.steps.send_list import SendList
+from tidings.automation.steps.throttle import Throttle
 from tidings.automation.steps.update_profile import UpdateProfile
 from tidings.automation.steps.values import quote, value_problem
 
 AnyStep = Annotated[
-    Send | SendList | Delay | Cancel | UpdateProfile | FetchData | Invoke,
+    Send | SendList | Delay | Cancel | UpdateProfile | FetchData | Invoke | Throttle,
     Field(discriminator="action"),
 ]
 STEP_TYPES: tuple[type[Step], ...] = get_args(get_args(AnyStep)[0])

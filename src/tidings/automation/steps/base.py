@@ -11,6 +11,8 @@ locks the run, checks the step's `if`, and calls `run` in the run's transaction 
 - `Fetch(calls, apply)`: the engine commits, makes the HTTP calls outside any transaction,
   and calls `apply` with the answers in a second transaction, if the run is still on this
   step. Steps that may do this say so with `calls_network`.
+- `Stop(status, reason, output)`: the run ends at this step with a status of its own
+  (THROTTLED): the output is recorded on the step, the reason on the run.
 
 `StepFailed` ends the run ERROR at once; any other exception (`RetryableStepError` for an
 expected one) rolls the step back and retries it later.
@@ -215,7 +217,18 @@ class Fetch:
         return [(call.user_id, request(http, call)) for call in self.calls]
 
 
-Outcome = dict[str, Any] | Wait | Fetch
+@dataclass(frozen=True)
+class Stop:
+    """The run ends at this step, `status` (e.g. THROTTLED) for the step and the run: the
+    step's `output` is recorded like a finished step's, `reason` on the run (its `error`,
+    where a CANCELED run keeps its reason too)."""
+
+    status: str
+    reason: str
+    output: dict[str, Any]
+
+
+Outcome = dict[str, Any] | Wait | Fetch | Stop
 
 
 def request(http: httpx.Client, call: FetchCall) -> dict[str, Any]:

@@ -37,6 +37,7 @@ RUN_STATUSES = (
     RunStatus.PROCESSED,
     RunStatus.CANCELED,
     RunStatus.ERROR,
+    RunStatus.THROTTLED,
 )
 RUNS_PAGE_SIZE = 100
 AUTOMATIONS_PAGE_SIZE = 100
