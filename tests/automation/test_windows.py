@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.automation.test_steps import validate
-from tests.conftest import Keys
+from tests.conftest import Keys, bearer, run_cli
 from tests.outbox import recording
 from tidings.automation import runs
 from tidings.automation.service import DefinitionError
+from tidings.config import Settings
 from tidings.models import AutomationRun, AutomationRunStep, Message
 from tidings.runtime import Runtime
 from tidings.workspace.service import resolve_keys
@@ -213,3 +216,42 @@ def test_a_delay_with_a_window_waits_past_its_duration_until_the_opening(
         assert rows[0].output == {"until": "2026-12-14T08:00:00Z"}
         clock.now = datetime(2026, 12, 14, 8, tzinfo=UTC)
         assert runs.advance_run(runtime.jobs.context, run_pk) == "PROCESSED"
+
+
+WINDOWED = """\
+kind: automation
+id: office-hours
+triggers:
+  - source: segment
+    event: track/Cart Abandoned
+steps:
+  - action: delay
+    duration: 1 hour
+    window: Mo-Fr 09:00-18:00
+  - action: send
+    content: {title: Your cart, body: Still there}
+    window:
+      days: [mon, tue, wed, thu, fri]
+      hours: {start: "09:00", end: "18:00"}
+      fallback_timezone: Europe/Paris
+"""
+
+
+def test_apply_files_carry_windows_and_refuse_bad_ones_at_their_path(
+    client: TestClient, keys: Keys, settings: Settings, tmp_path: Path
+) -> None:
+    file = tmp_path / "office.yaml"
+    file.write_text(WINDOWED)
+    result = run_cli(settings, "apply", str(file))
+    assert result.returncode == 0, result.stderr
+    steps = client.get("/automations/office-hours", headers=bearer(keys.test)).json()["steps"]
+    assert steps[0]["window"] == "Mo-Fr 09:00-18:00"
+    assert steps[1]["window"]["hours"] == {"start": "09:00", "end": "18:00"}
+    assert steps[1]["window"]["fallback_timezone"] == "Europe/Paris"
+
+    file.write_text(WINDOWED.replace('end: "18:00"', 'end: "6pm"'))
+    result = run_cli(settings, "apply", str(file))
+    assert result.returncode != 0
+    assert "automation office-hours: steps[1].window.hours.end: '6pm' is not a time" in (
+        result.stderr
+    )

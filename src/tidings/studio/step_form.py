@@ -62,6 +62,7 @@ HINTS: dict[str, str] = {
     "content": "Inline content instead of a template: {title, body} or Elemental.",
     "message": "Send API message fields, laid under the step's own (JSON).",
     "data_source": "{webhook, merge_strategy}: each subscriber's data, fetched first (JSON).",
+    "window": 'When it may end: "Mo-Fr 09:00-18:00", or {"days": [...], "hours": {...}} (JSON).',
 }
 # Optional fields a step seldom needs: a card shows them under "More fields", open when one
 # of them holds something.
