@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +10,17 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from tests.automation.test_runs import put, runs_of, segment, setup_email
 from tests.automation.test_steps import validate
-from tests.conftest import Keys, bearer, run_cli
+from tests.conftest import Keys, bearer, run_cli, wait_for
 from tests.outbox import recording
+from tests.payloads import identify, track
+from tests.smtp_sink import SmtpSink
 from tidings.automation import runs
 from tidings.automation.service import DefinitionError
 from tidings.config import Settings
+from tidings.kit.time import parse_timestamp, utcnow
+from tidings.kit.windows import zone_named
 from tidings.models import AutomationRun, AutomationRunStep, Message
 from tidings.runtime import Runtime
 from tidings.workspace.service import resolve_keys
@@ -255,3 +260,47 @@ def test_apply_files_carry_windows_and_refuse_bad_ones_at_their_path(
     assert "automation office-hours: steps[1].window.hours.end: '6pm' is not a time" in (
         result.stderr
     )
+
+
+def test_segment_events_send_inside_the_window_and_wait_outside_it(
+    client: TestClient, keys: Keys, smtp_sink: SmtpSink
+) -> None:
+    """Through Segment: the identify's `timezone` trait decides; the window is set around the
+    real time (opening an hour ago, or in two hours, on the recipient's wall clock)."""
+    setup_email(client, keys.test, smtp_sink)
+    tokyo = zone_named("Asia/Tokyo")
+    assert tokyo is not None
+    local = utcnow().astimezone(tokyo)
+    open_now = f"{local - timedelta(hours=1):%H}:00-{local + timedelta(hours=2):%H}:00"
+    later = local + timedelta(hours=2)
+    closed_now = f"{later:%H}:00-{later + timedelta(hours=1):%H}:00"
+    for name, hours in (("open", open_now), ("closed", closed_now)):
+        put(
+            client,
+            keys.test,
+            f"/automations/{name}",
+            {
+                "triggers": [{"source": "segment", "event": f"track/Ping {name}"}],
+                "steps": [
+                    {
+                        "action": "send",
+                        "content": {"title": f"Window {name}", "body": "b"},
+                        "window": hours,
+                    }
+                ],
+            },
+        )
+    traits = {"email": "tk@example.org", "timezone": "Asia/Tokyo"}
+    segment(client, keys.test, identify(userId="tk", traits=traits))
+    segment(client, keys.test, track(userId="tk", event="Ping closed", messageId="p1"))
+    segment(client, keys.test, track(userId="tk", event="Ping open", messageId="p2"))
+    wait_for(lambda: smtp_sink.messages, what="the email of the open window")
+    (waiting,) = wait_for(
+        lambda: runs_of(client, keys.test, template_id="closed", status="WAITING"),
+        what="the closed window's run waiting",
+    )
+    wake_at = parse_timestamp(waiting["wake_at"])
+    assert wake_at is not None
+    assert wake_at.astimezone(tokyo).hour == later.hour
+    assert wake_at.astimezone(tokyo).minute == 0
+    assert [message["Subject"] for message in smtp_sink.messages] == ["Window open"]
