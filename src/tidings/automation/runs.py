@@ -222,7 +222,8 @@ def _step_row(session: Session, run: AutomationRun, step: Step, now: datetime) -
     # counts in `attempts`) or a fetch's first transaction; otherwise it would have been
     # rolled back with the step, and there is nothing to look up.
     row = None
-    if run.attempts or step.calls_network:
+    # A run still WAITING here failed its step's run again after a wait (`runs_after_wait`).
+    if run.attempts or step.calls_network or run.status == RunStatus.WAITING:
         row = RunRepository(session).step(run.id, run.step_index)
     if row is None:
         # The caller's `now`, which the step's finish also uses: a step never ends before
@@ -328,7 +329,7 @@ def _advance_loaded(
     now = utcnow()
     run.owner = None  # a request an earlier advance made is over, or was abandoned
     if run.status == RunStatus.WAITING:
-        return _wake(session, run, now)
+        return _wake(session, context, run, outbox, now)
     stored: list[dict[str, Any]] = (run.definition or {}).get("steps", [])
     if run.step_index >= len(stored):
         run.status = RunStatus.PROCESSED
@@ -347,13 +348,21 @@ def _advance_loaded(
     return _carry_out(at, row, step.run(at))
 
 
-def _wake(session: Session, run: AutomationRun, now: datetime) -> str:
-    """A waiting run: still waiting when it is early, else its delay step is done."""
+def _wake(
+    session: Session, context: WorkerContext, run: AutomationRun, outbox: Outbox, now: datetime
+) -> str | FetchPlan:
+    """A waiting run: still waiting when it is early, else its delay step is done (or, for
+    a step that `runs_after_wait`, runs again in this transaction)."""
     if run.wake_at is not None and run.wake_at > now:
         return run.status  # early: the job scheduled for wake_at (or the sweeper) comes back
     row = RunRepository(session).step(run.id, run.step_index)
     run.status = RunStatus.PROCESSING
     run.wake_at = None
+    stored: list[dict[str, Any]] = (run.definition or {}).get("steps", [])
+    step = steps.load(stored[run.step_index]) if run.step_index < len(stored) else None
+    if row is not None and step is not None and step.runs_after_wait:
+        at = StepRun(session, context, run, namespace(run.context), outbox, now)
+        return _carry_out(at, row, step.run(at))
     if row is not None:
         _finish_step(session, run, row, RunStatus.PROCESSED, row.output, now)
     else:
@@ -373,6 +382,7 @@ def _carry_out(at: StepRun, row: AutomationRunStep, outcome: Outcome) -> str | F
         at.session.flush()
         return FetchPlan(run.id, run.step_index, outcome)
     if isinstance(outcome, Wait):
+        at.session.add(row)  # a step that waits only sometimes (a send with a window) adds it now
         row.status = RunStatus.WAITING
         row.output = {"until": isoformat(outcome.until)}
         row.updated_at = now

@@ -10,7 +10,21 @@ from tidings.notification.schemas import Routing
 class Delay(BaseModel):
     model_config = ConfigDict(extra="forbid")
     duration: int | None = Field(default=None, ge=0, description="Milliseconds to wait.")
-    until: str | None = Field(default=None, description="ISO-8601 time to send at.")
+    until: str | None = Field(
+        default=None,
+        description="ISO-8601 time to send at, or a delivery window in opening-hours form "
+        '("Mo-Fr 09:00-18:00"): the message waits for its next opening.',
+    )
+    timezone: str | None = Field(
+        default=None,
+        description="IANA zone the window is read in; else the recipient's profile "
+        "zoneinfo or timezone, else UTC.",
+    )
+    window: dict[str, Any] | str | None = Field(
+        default=None,
+        description='A send window, as on a send step: {"days", "hours": {"start", "end"}, '
+        '"timezone", "fallback_timezone"}; after the duration or until, if given.',
+    )
 
 
 class Expiry(BaseModel):

@@ -20,12 +20,22 @@ from tidings.kit.time import (
     shifted,
     utcnow,
 )
+from tidings.kit.windows import (
+    Window,
+    WindowError,
+    next_opening,
+    parse_opening_hours,
+    parse_window,
+    window_zone,
+    zone_named,
+)
 from tidings.message.recipients import Recipient, expand
 from tidings.message.repository import MessageRepository, NewHistory
 from tidings.message.schemas import MessageSpec, MessageView, ProviderDetail
 from tidings.models import DeliveryStatus, Message, MessageDelivery, MessageStatus
 from tidings.notification.repository import NotificationRepository
 from tidings.notification.service import not_found as template_not_found
+from tidings.profile.repository import ProfileRepository
 from tidings.template.elemental import ContentError, validate_content
 from tidings.template.render import check_syntax
 from tidings.workspace.service import Scope
@@ -143,32 +153,44 @@ def accept_send(
     _validate(session, scope, spec)
     now = utcnow()
     send_at, expires_at = _send_window(spec, now)
+    window = _delay_window(spec)
     recipients = expand(session, scope.environment_id, spec.to)
-    delayed = send_at is not None and send_at > now
+    send_ats = [
+        _window_opening(session, scope, window, send_at or now, recipient)
+        if window is not None
+        else send_at
+        for recipient in recipients
+    ]
     message_ids = [new_id("msg") for _ in recipients]
     request_id = message_ids[0] if len(message_ids) == 1 else new_id("req")
     shared: dict[str, Any] = {
         "workspace_id": scope.workspace_id,
         "environment_id": scope.environment_id,
         "request_id": request_id,
-        "status": MessageStatus.DELAYED if delayed else MessageStatus.ENQUEUED,
-        "send_at": send_at,
         "expires_at": expires_at,
         "timeout_at": now + message_timeout,
         "enqueued_at": now,
         "updated_at": now,
     }
     rows = [
-        _message_row(spec, shared, message_id, recipient, source)
-        for recipient, message_id in zip(recipients, message_ids, strict=True)
+        {
+            **_message_row(spec, shared, message_id, recipient, source),
+            # Each recipient's own: a delivery window opens in the recipient's zone.
+            "status": MessageStatus.DELAYED if _later(at, now) else MessageStatus.ENQUEUED,
+            "send_at": at,
+        }
+        for recipient, message_id, at in zip(recipients, message_ids, send_ats, strict=True)
     ]
     enqueued = {"request_id": request_id}
     history = [NewHistory(message_id, "ENQUEUED", enqueued) for message_id in message_ids]
-    if delayed:
-        until = {"until": send_at.isoformat() if send_at else None}
-        history += [NewHistory(message_id, "DELAYED", until) for message_id in message_ids]
+    history += [
+        NewHistory(message_id, "DELAYED", {"until": at.isoformat()})
+        for message_id, at in zip(message_ids, send_ats, strict=True)
+        if at is not None and _later(at, now)
+    ]
     MessageRepository(session).add_messages(rows, history)
-    return request_id, [AcceptedMessage(message_id, send_at) for message_id in message_ids]
+    accepted = zip(message_ids, send_ats, strict=True)
+    return request_id, [AcceptedMessage(message_id, at) for message_id, at in accepted]
 
 
 def _send_window(spec: MessageSpec, now: datetime) -> tuple[datetime | None, datetime | None]:
@@ -178,7 +200,7 @@ def _send_window(spec: MessageSpec, now: datetime) -> tuple[datetime | None, dat
     if delay is not None:
         send_at = _time(
             now,
-            delay.until or None,
+            None if _is_window(delay.until) else delay.until or None,
             "message.delay.until",
             delay.duration,
             "message.delay.duration",
@@ -192,6 +214,76 @@ def _send_window(spec: MessageSpec, now: datetime) -> tuple[datetime | None, dat
             "message.expiry.expires_in",
         )
     return send_at, expires_at
+
+
+def _later(at: datetime | None, now: datetime) -> bool:
+    return at is not None and at > now
+
+
+def _is_window(until: str | None) -> bool:
+    """Whether a `delay.until` is a delivery window ("Mo-Fr 09:00-18:00") rather than a time:
+    whatever is no time is read as a window, and refused as one."""
+    return bool(until) and parse_timestamp(until or "") is None
+
+
+def _delay_window(spec: MessageSpec) -> Window | None:
+    """The delivery window of `message.delay` (its `until` in opening-hours form, or its
+    `window`), with `delay.timezone` as its zone when the window names none."""
+    delay = spec.delay
+    if delay is None:
+        return None
+    if delay.timezone is not None and zone_named(delay.timezone) is None:
+        raise BadRequest(
+            f"message.delay.timezone: {delay.timezone!r} is not an IANA time zone; give one "
+            'such as "Europe/Paris", or leave it out for the recipient\'s.',
+            code="invalid_window",
+            field="message.delay.timezone",
+        )
+    if delay.window is not None and _is_window(delay.until):
+        raise BadRequest(
+            "message.delay.window: give the window either as `until` (opening hours) or as "
+            "`window`, not both.",
+            code="invalid_window",
+            field="message.delay.window",
+        )
+    try:
+        if delay.window is not None:
+            field = "message.delay.window"
+            window = parse_window(delay.window)
+        elif _is_window(delay.until):
+            field = "message.delay.until"
+            window = parse_opening_hours(delay.until or "")
+        else:
+            return None
+    except WindowError as exc:
+        more = (
+            " (`until` is an ISO-8601 time such as 2030-01-01T09:00:00Z, or a delivery window)"
+            if field.endswith("until")
+            else ""
+        )
+        raise BadRequest(
+            f"{field}{exc.at}: {exc.reason}{more}.",
+            # An `until` that is neither a time nor a window keeps the code it always had.
+            code="invalid_time" if more else "invalid_window",
+            field=f"{field}{exc.at}",
+        ) from exc
+    if window.timezone is None and delay.timezone is not None:
+        window = Window(window.spans, delay.timezone, window.fallback_timezone)
+    return window
+
+
+def _window_opening(
+    session: Session, scope: Scope, window: Window, after: datetime, recipient: Recipient
+) -> datetime:
+    """When the recipient's window opens at or after `after`, in the recipient's zone: its
+    stored profile's, with what the send's `to` gives laid over it."""
+    profile: dict[str, Any] = {}
+    if recipient.user_id is not None and window.timezone is None:
+        stored = ProfileRepository(session).get(scope, recipient.user_id)
+        profile = dict(stored.data) if stored is not None else {}
+    profile.update(recipient.to)
+    zone, _ = window_zone(window, profile)
+    return next_opening(after, window, zone)
 
 
 def _time(

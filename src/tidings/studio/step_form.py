@@ -69,6 +69,7 @@ HINTS: dict[str, str] = {
     "scope": "Whose runs count: user (the default), global, or dynamic (by the throttle key).",
     "throttle_key": 'Liquid or a $ref, e.g. "{{ data.alert_id }}": runs with the same key count '
     "together, across automations.",
+    "window": 'When it may end: "Mo-Fr 09:00-18:00", or {"days": [...], "hours": {...}} (JSON).',
 }
 # Optional fields a step seldom needs: a card shows them under "More fields", open when one
 # of them holds something.

@@ -7,7 +7,8 @@ locks the run, checks the step's `if`, and calls `run` in the run's transaction 
 
 - an output (a dict): the step is done; the output is recorded, and kept under `refs` when
   the step has a `ref`;
-- `Wait(until)`: the run waits until then (the step is done when it wakes);
+- `Wait(until)`: the run waits until then (the step is done when it wakes, or runs again
+  when it `runs_after_wait`);
 - `Fetch(calls, apply)`: the engine commits, makes the HTTP calls outside any transaction,
   and calls `apply` with the answers in a second transaction, if the run is still on this
   step. Steps that may do this say so with `calls_network`.
@@ -143,6 +144,9 @@ class Step(Fields):
     """The step may return a `Fetch`: its row is committed before the requests are made."""
     waits: ClassVar[bool] = False
     """The step may return a `Wait`: its row is seen unfinished while the run waits."""
+    runs_after_wait: ClassVar[bool] = False
+    """When the run wakes from this step's `Wait`, `run` is called again rather than the step
+    being done (a send outside its window sends at the opening, or waits for the next)."""
 
     @classmethod
     def action_name(cls) -> str:

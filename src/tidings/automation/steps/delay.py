@@ -1,4 +1,5 @@
-"""`delay`: wait for a duration ("5 minutes") or until a time (ISO-8601, Liquid or a $ref)."""
+"""`delay`: wait for a duration ("5 minutes") or until a time (ISO-8601, Liquid or a $ref),
+and then, with a `window`, on until the window is open."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from tidings.automation.duration import DurationError, parse_duration
 from tidings.automation.steps.base import Outcome, Step, StepFailed, StepRun, Wait
 from tidings.automation.steps.fields import OptionalText, invalid, saving
 from tidings.automation.steps.values import quote, text
+from tidings.automation.steps.window import OptionalWindow, opening
 from tidings.kit.time import LATEST, isoformat, parse_timestamp, shifted
 
 
@@ -38,6 +40,7 @@ class Delay(Step):
     action: Literal["delay"]
     duration: Annotated[str | None, PlainValidator(_duration)] = None
     until: Annotated[OptionalText, AfterValidator(_until)] = None
+    window: OptionalWindow = None
 
     waits: ClassVar[bool] = True
 
@@ -53,6 +56,8 @@ class Delay(Step):
 
     def run(self, at: StepRun) -> Outcome:
         until = self._wake_time(at)
+        if self.window is not None:
+            until = opening(at, self.window, max(until, at.now))
         if until > at.now:
             return Wait(until)
         return {"until": isoformat(until)}

@@ -1,14 +1,15 @@
-"""`send`: one message through the Send API, to the run's recipient by default."""
+"""`send`: one message through the Send API, to the run's recipient by default; with a
+`window`, the step waits for the window's next opening when it is closed, and sends then."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Annotated, Any, Literal, Protocol
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 from pydantic import ValidationError, ValidationInfo, model_validator
 
-from tidings.automation.steps.base import Fields, Outcome, Step, StepFailed, StepRun
+from tidings.automation.steps.base import Fields, Outcome, Step, StepFailed, StepRun, Wait
 from tidings.automation.steps.fields import (
     NOT_NULL,
     OptionalContent,
@@ -19,6 +20,7 @@ from tidings.automation.steps.fields import (
     saving,
 )
 from tidings.automation.steps.values import resolve, text
+from tidings.automation.steps.window import OptionalWindow, opening
 from tidings.errors import AppError
 from tidings.message.idempotency import IdempotentRequest
 from tidings.message.schemas import MessageSpec
@@ -171,6 +173,9 @@ class Send(Step):
     override: OptionalObject = None
     idempotency_key: OptionalText = None
     idempotency_expiry: Value = None
+    window: OptionalWindow = None
+
+    runs_after_wait: ClassVar[bool] = True
 
     @model_validator(mode="before")
     @classmethod
@@ -182,6 +187,10 @@ class Send(Step):
         return data
 
     def run(self, at: StepRun) -> Outcome:
+        if self.window is not None:
+            open_at = opening(at, self.window, at.now)
+            if open_at > at.now:
+                return Wait(open_at)
         body = message_body(self, at.names, self.message.stored() if self.message else None)
         if "to" not in body:
             body["to"] = self._to(at)
