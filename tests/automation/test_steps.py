@@ -16,7 +16,16 @@ from tidings.automation.service import DefinitionError, validate_definition
 from tidings.automation.steps.base import Step
 from tidings.kit.outbound import OutboundGuard
 
-ACTIONS = ("send", "send-list", "delay", "cancel", "update-profile", "fetch-data", "invoke")
+ACTIONS = (
+    "send",
+    "send-list",
+    "delay",
+    "cancel",
+    "update-profile",
+    "fetch-data",
+    "invoke",
+    "wait-for-event",
+)
 
 
 def validate(*step_list: Any, **definition: Any) -> dict[str, Any]:
@@ -46,6 +55,7 @@ def _required(action: str) -> dict[str, Any]:
         "update-profile": {"profile": {}},
         "fetch-data": {"webhook": {"url": "https://shop.example/"}},
         "invoke": {"template": "other"},
+        "wait-for-event": {"event": "track/Order Completed", "timeout": "1 hour"},
     }[action]
 
 

@@ -31,6 +31,7 @@ from pydantic.fields import FieldInfo
 from tidings.automation.steps import ACTIONS, STEP_TYPES
 from tidings.automation.steps.base import COMMON_FIELDS, Fields, Step
 from tidings.automation.steps.values import MERGE_MODES
+from tidings.automation.steps.wait_for_event import ACTIONS_AFTER
 from tidings.automation.steps.webhook import HTTP_METHODS
 
 # Fields whose value is one of a fixed set, by key.
@@ -38,6 +39,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "merge": MERGE_MODES,
     "merge_strategy": MERGE_MODES,
     "method": HTTP_METHODS,
+    "on_match": ACTIONS_AFTER,
+    "on_timeout": ACTIONS_AFTER,
 }
 # Fields whose value names something of the environment: a select of those ids.
 PICKERS: dict[tuple[str, str], str] = {
@@ -62,6 +65,11 @@ HINTS: dict[str, str] = {
     "content": "Inline content instead of a template: {title, body} or Elemental.",
     "message": "Send API message fields, laid under the step's own (JSON).",
     "data_source": "{webhook, merge_strategy}: each subscriber's data, fetched first (JSON).",
+    "event": 'The Segment event to wait for, e.g. "track/Order Completed".',
+    "match": 'Properties the event must have (JSON), e.g. {"cart_id": "{{ data.cart_id }}"}.',
+    "timeout": 'How long to wait, e.g. "1 hour" (at most 30 days).',
+    "on_match": "What the run does when the event comes: continue, or stop here.",
+    "on_timeout": "What the run does when the timeout comes first: continue, or stop here.",
 }
 # Optional fields a step seldom needs: a card shows them under "More fields", open when one
 # of them holds something.

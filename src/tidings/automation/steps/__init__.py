@@ -27,9 +27,10 @@ from tidings.automation.steps.send import Send
 from tidings.automation.steps.send_list import SendList
 from tidings.automation.steps.update_profile import UpdateProfile
 from tidings.automation.steps.values import quote, value_problem
+from tidings.automation.steps.wait_for_event import WaitForEventStep
 
 AnyStep = Annotated[
-    Send | SendList | Delay | Cancel | UpdateProfile | FetchData | Invoke,
+    Send | SendList | Delay | Cancel | UpdateProfile | FetchData | Invoke | WaitForEventStep,
     Field(discriminator="action"),
 ]
 STEP_TYPES: tuple[type[Step], ...] = get_args(get_args(AnyStep)[0])

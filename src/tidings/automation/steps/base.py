@@ -8,6 +8,8 @@ locks the run, checks the step's `if`, and calls `run` in the run's transaction 
 - an output (a dict): the step is done; the output is recorded, and kept under `refs` when
   the step has a `ref`;
 - `Wait(until)`: the run waits until then (the step is done when it wakes);
+- `WaitForEvent(...)`: the run waits for a matching event, or until its timeout
+  (steps/wait_for_event.py; the engine resolves the step either way);
 - `Fetch(calls, apply)`: the engine commits, makes the HTTP calls outside any transaction,
   and calls `apply` with the answers in a second transaction, if the run is still on this
   step. Steps that may do this say so with `calls_network`.
@@ -187,6 +189,18 @@ class Wait:
 
 
 @dataclass(frozen=True)
+class WaitForEvent:
+    """The run waits for an event named `event` (from `source`) of `recipient` whose
+    properties at the paths of `match` equal its values (as text), or until `until`."""
+
+    until: datetime
+    recipient: str
+    source: str
+    event: str
+    match: dict[str, str]
+
+
+@dataclass(frozen=True)
 class FetchCall:
     """One HTTP request of a fetch-data step, or of a send-list data source (per recipient)."""
 
@@ -215,7 +229,7 @@ class Fetch:
         return [(call.user_id, request(http, call)) for call in self.calls]
 
 
-Outcome = dict[str, Any] | Wait | Fetch
+Outcome = dict[str, Any] | Wait | Fetch | WaitForEvent
 
 
 def request(http: httpx.Client, call: FetchCall) -> dict[str, Any]:
