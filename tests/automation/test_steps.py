@@ -25,6 +25,7 @@ ACTIONS = (
     "fetch-data",
     "invoke",
     "throttle",
+    "wait-for-event",
 )
 
 
@@ -56,6 +57,7 @@ def _required(action: str) -> dict[str, Any]:
         "fetch-data": {"webhook": {"url": "https://shop.example/"}},
         "invoke": {"template": "other"},
         "throttle": {"max_allowed": 1, "period": "1 day"},
+        "wait-for-event": {"event": "track/Order Completed", "timeout": "1 hour"},
     }[action]
 
 

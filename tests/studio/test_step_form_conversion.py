@@ -67,6 +67,15 @@ EVERY_STEP: list[dict[str, Any]] = [
         "throttle_key": "{{ data.alert_id }}",
         "ref": "gate",
     },
+    {
+        "action": "wait-for-event",
+        "event": "track/Order Completed",
+        "match": {"cart_id": "{{ data.cart_id }}", "total": 3},
+        "timeout": "1 hour",
+        "on_match": "stop",
+        "on_timeout": "continue",
+        "ref": "order",
+    },
     # Steps the form cannot show field by field: kept whole, as JSON.
     {"action": "delay", "wait": "5 minutes"},
     {"action": "teleport"},

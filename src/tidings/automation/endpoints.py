@@ -221,8 +221,8 @@ def list_runs(
     status: Annotated[
         str | None,
         Query(
-            description="Comma-separated: PROCESSING, WAITING, PROCESSED, CANCELED, ERROR, "
-            "THROTTLED."
+            description="Comma-separated: PROCESSING, WAITING, WAITING_FOR_EVENT, PROCESSED, "
+            "CANCELED, ERROR, THROTTLED."
         ),
     ] = None,
     recipient: Annotated[str | None, Query(description="Runs for this user id.")] = None,
@@ -266,7 +266,7 @@ def get_run_steps(run_id: str, caller: Caller, session: ReadSession) -> RunStepL
 
 @router.post("/runs/{run_id}/cancel", response_model=RunDetail, tags=["automation runs"])
 def cancel_run(run_id: str, caller: Caller, database: DatabaseDep) -> RunDetail:
-    """Cancel a PROCESSING or WAITING run (409 otherwise)."""
+    """Cancel a PROCESSING, WAITING or WAITING_FOR_EVENT run (409 otherwise)."""
     with database.write() as (session, _):
         run = runs.cancel_by_api(session, caller, run_id)
         return run_detail(session, run)

@@ -88,6 +88,8 @@ def cancel_run(session: Session, run: AutomationRun, reason: str) -> None:
     if row is not None and row.finished_at is None:
         row.status = RunStatus.CANCELED
         row.finished_at = row.updated_at = now
+    if run.status == RunStatus.WAITING_FOR_EVENT:
+        RunRepository(session).delete_wait(run.id)
     run.status = RunStatus.CANCELED
     run.wake_at = None
     run.error = reason

@@ -21,6 +21,7 @@ from tidings.models import (
     Automation,
     AutomationRun,
     AutomationRunStep,
+    AutomationRunWait,
     AutomationTrigger,
     AutomationVersion,
     Event,
@@ -206,7 +207,7 @@ SENDING_STEPS = ("send", "send-list")
 
 
 class RunRepository(Repository):
-    """Every SQL query on automation runs and their steps."""
+    """Every SQL query on automation runs, their steps and their waits for events."""
 
     @staticmethod
     def sent_request_ids(
@@ -335,7 +336,9 @@ class RunRepository(Repository):
         time has come and processing runs nobody is advancing: untouched since
         `stale_before`, or, while a request is in flight, owned by a process whose lease
         expired (worker/lease.py; `TIDINGS_SENDING_STALE_SECONDS` as a backstop)."""
-        waking = (AutomationRun.status == RunStatus.WAITING) & (AutomationRun.wake_at <= now)
+        waking = AutomationRun.status.in_((RunStatus.WAITING, RunStatus.WAITING_FOR_EVENT)) & (
+            AutomationRun.wake_at <= now
+        )
         backstop = now - timedelta(seconds=settings.sending_stale_seconds)
         stalled = (
             (AutomationRun.status == RunStatus.PROCESSING)
@@ -381,3 +384,37 @@ class RunRepository(Repository):
             select(Event.id, Event.message_id).where(Event.id.in_(event_pks))
         ).all()
         return {pk: message_id for pk, message_id in rows}
+
+    def add_wait(self, wait: AutomationRunWait) -> None:
+        self.session.add(wait)
+
+    def waits_for(
+        self, environment_id: str, recipient: str, source: str, event: str
+    ) -> Sequence[tuple[int, int, str, str]]:
+        """The waits an event of `recipient` named `event` may resolve, by
+        ix_automation_run_wait_lookup: (run_pk, position, match_fields, match_key) each."""
+        rows = self.session.execute(
+            select(
+                AutomationRunWait.run_pk,
+                AutomationRunWait.position,
+                AutomationRunWait.match_fields,
+                AutomationRunWait.match_key,
+            )
+            .where(
+                AutomationRunWait.environment_id == environment_id,
+                AutomationRunWait.recipient == recipient,
+                AutomationRunWait.source == source,
+                AutomationRunWait.event == event,
+            )
+            .order_by(AutomationRunWait.id)
+        ).all()
+        return [(run_pk, position, fields, key) for run_pk, position, fields, key in rows]
+
+    def delete_wait(self, run_pk: int, position: int | None = None) -> None:
+        """The run's wait (the one of the step at `position` only, when given), if it has one:
+        an event or a timeout may have taken it first."""
+        statement = delete(AutomationRunWait).where(AutomationRunWait.run_pk == run_pk)
+        if position is not None:
+            statement = statement.where(AutomationRunWait.position == position)
+        # Through the session, which flushes first: the wait may be new in this transaction.
+        self.session.execute(statement)

@@ -19,6 +19,11 @@ next step to run. A job advances a run:
 - A delay sets the run WAITING with `wake_at` and schedules a job for that time. The sweeper
   also advances every run whose `wake_at` has passed, so a wake-up missed while nothing was
   running happens as soon as a consumer starts.
+- A wait-for-event step sets the run WAITING_FOR_EVENT with `wake_at` at its timeout, and
+  stores its wait (`AutomationRunWait`) in the same transaction. A matching event resolves
+  it while it is processed (`resume_waiting_runs`); the timeout resolves it as a delay
+  wakes. Both lock the run and take the wait off in the transaction that resolves the step,
+  so exactly one of them does.
 
 A run in ERROR can be retried (`retry_by_api`, for the API and Studio): it is PROCESSING again
 at the step that failed, and the same `advance_run` runs that step, as if it had never run.
@@ -51,15 +56,17 @@ from tidings.automation.steps.base import (
     StepRun,
     Stop,
     Wait,
+    WaitForEvent,
 )
 from tidings.automation.steps.values import namespace
+from tidings.automation.steps.wait_for_event import event_key, match_fields, match_key
 from tidings.db import Outbox
 from tidings.errors import Conflict, NotFound
 from tidings.kit.expression import ExpressionError
 from tidings.kit.outbound import OutboundGuard
 from tidings.kit.time import isoformat, utcnow
 from tidings.message.pipeline import backoff_seconds
-from tidings.models import AutomationRun, AutomationRunStep, Event, RunStatus
+from tidings.models import AutomationRun, AutomationRunStep, AutomationRunWait, Event, RunStatus
 from tidings.worker.context import WorkerContext
 from tidings.workspace.service import Scope
 
@@ -111,6 +118,44 @@ def start_triggered_runs(session: Session, event: Event) -> list[AutomationRun]:
             )
         )
     return runs
+
+
+def resume_waiting_runs(session: Session, event: Event) -> list[AutomationRun]:
+    """Resolve the wait-for-event steps this event matches (before it starts any run, so a
+    run never matches the event that started it), and return their runs: PROCESSING ones
+    continue with their next step, as just-started runs do.
+
+    The waits are looked up by index (environment, recipient, source, name), and each is
+    compared by its match hash, so an event reads only its own recipient's waits."""
+    recipient = event.user_id or event.anonymous_id
+    if not recipient:
+        return []
+    source, name = trigger_of(event)
+    repository = RunRepository(session)
+    waits = repository.waits_for(event.environment_id, recipient, source, name)
+    if not waits:
+        return []
+    properties = event_data(event)
+    keys: dict[str, str | None] = {}
+    resumed = []
+    for run_pk, position, fields, key in waits:
+        if fields not in keys:
+            keys[fields] = event_key(properties, fields)
+        if keys[fields] != key:
+            continue
+        run = repository.get_for_update(run_pk)
+        repository.delete_wait(run_pk, position)
+        if run is None or run.status != RunStatus.WAITING_FOR_EVENT or run.step_index != position:
+            continue  # resolved meanwhile (its timeout, a cancel): the wait was left over
+        output = {
+            "matched": True,
+            "timed_out": False,
+            "event": properties,
+            "message_id": event.message_id,
+        }
+        _resolve_wait(session, run, output, "on_match", utcnow())
+        resumed.append(run)
+    return resumed
 
 
 def invoke(
@@ -330,6 +375,8 @@ def _advance_loaded(
     run.owner = None  # a request an earlier advance made is over, or was abandoned
     if run.status == RunStatus.WAITING:
         return _wake(session, context, run, outbox, now)
+    if run.status == RunStatus.WAITING_FOR_EVENT:
+        return _time_out(session, run, now)
     stored: list[dict[str, Any]] = (run.definition or {}).get("steps", [])
     if run.step_index >= len(stored):
         run.status = RunStatus.PROCESSED
@@ -370,6 +417,35 @@ def _wake(
     return _next(run)
 
 
+def _time_out(session: Session, run: AutomationRun, now: datetime) -> str:
+    """A run waiting for an event: still waiting before its timeout, else the step ends
+    unmatched. A matching event resolved it first if the run is no longer waiting."""
+    if run.wake_at is not None and run.wake_at > now:
+        return run.status
+    RunRepository(session).delete_wait(run.id)
+    _resolve_wait(session, run, {"matched": False, "timed_out": True}, "on_timeout", now)
+    return _next(run)
+
+
+def _resolve_wait(
+    session: Session, run: AutomationRun, output: dict[str, Any], after: str, now: datetime
+) -> None:
+    """End the run's wait-for-event step with `output`, then continue the run, or end it
+    when the step's `after` (on_match, on_timeout) says stop. The run is locked, its wait
+    taken off."""
+    row = RunRepository(session).step(run.id, run.step_index)
+    run.status = RunStatus.PROCESSING
+    run.wake_at = None
+    stored = (run.definition or {}).get("steps", [])[run.step_index]
+    if row is not None:
+        _finish_step(session, run, row, RunStatus.PROCESSED, output, now)
+    else:
+        run.step_index += 1
+    if stored.get(after) == "stop" and run.status == RunStatus.PROCESSING:
+        run.status = RunStatus.PROCESSED
+        run.finished_at = now
+
+
 def _carry_out(at: StepRun, row: AutomationRunStep, outcome: Outcome) -> str | FetchPlan:
     """What a step's `run` returned: requests to make, a wait, an early end, or the step's
     output."""
@@ -397,8 +473,41 @@ def _carry_out(at: StepRun, row: AutomationRunStep, outcome: Outcome) -> str | F
         run.error = outcome.reason[:2000]
         run.finished_at = now
         return run.status
+    if isinstance(outcome, WaitForEvent):
+        return _wait_for_event(at, row, outcome)
     _finish_step(at.session, run, row, RunStatus.PROCESSED, outcome, now)
     return _next(run)
+
+
+def _wait_for_event(at: StepRun, row: AutomationRunStep, outcome: WaitForEvent) -> str:
+    """Pause the run for an event: its wait, found by the events that may match it, and a
+    wake-up at the timeout."""
+    run, now = at.run, at.now
+    row.status = RunStatus.WAITING_FOR_EVENT
+    row.output = {
+        "until": isoformat(outcome.until),
+        "event": outcome.event,
+        "match": outcome.match,
+    }
+    row.updated_at = now
+    run.status = RunStatus.WAITING_FOR_EVENT
+    run.wake_at = outcome.until
+    run.updated_at = now
+    RunRepository(at.session).add_wait(
+        AutomationRunWait(
+            run_pk=run.id,
+            environment_id=run.environment_id,
+            recipient=outcome.recipient[:300],
+            source=outcome.source,
+            event=outcome.event,
+            position=run.step_index,
+            match_fields=match_fields(list(outcome.match)),
+            match_key=match_key(outcome.match),
+            created_at=now,
+        )
+    )
+    at.outbox.add_run(run.id, outcome.until)
+    return RunStatus.WAITING_FOR_EVENT
 
 
 def _next(run: AutomationRun) -> str:
@@ -495,7 +604,8 @@ def cancel_by_api(
     assert run is not None
     if run.status not in RunStatus.ACTIVE:
         raise Conflict(
-            f"Run {run_id!r} is {run.status}; only PROCESSING or WAITING runs can be canceled.",
+            f"Run {run_id!r} is {run.status}; only PROCESSING, WAITING or WAITING_FOR_EVENT runs "
+            "can be canceled.",
             code="run_not_active",
             field="run_id",
         )

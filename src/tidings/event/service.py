@@ -17,11 +17,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tidings.automation.runs import advance_in_transaction, start_triggered_runs, trigger_of
+from tidings.automation.runs import (
+    advance_in_transaction,
+    resume_waiting_runs,
+    start_triggered_runs,
+    trigger_of,
+)
 from tidings.db import Database, Outbox
 from tidings.event.repository import EventRepository
 from tidings.kit.time import utcnow
-from tidings.models import AutomationRun, Event, EventStatus
+from tidings.models import AutomationRun, Event, EventStatus, RunStatus
 from tidings.profile.identity import erase_user, link, merge_traits, resolve_user
 from tidings.tenant.service import apply_group
 from tidings.worker.context import WorkerContext
@@ -208,7 +213,14 @@ def process_in(
         return ProcessResult.SKIPPED
     profile_diff, effects = _apply(session, event)
     diagnostics = _diagnose(event)
+    # The waits it ends first: a run it starts never matches the event that started it.
+    resumed = resume_waiting_runs(session, event)
     runs, run_effects = _start_automations(session, event)
+    run_effects = [
+        f"ended the wait-for-event step of run {run.run_id} ({run.automation_id or 'ad hoc'})"
+        for run in resumed
+    ] + run_effects
+    runs = [run for run in resumed if run.status == RunStatus.PROCESSING] + runs
     pending = (
         advance_in_transaction(session, context, runs, outbox, isolated=isolated)
         if context is not None

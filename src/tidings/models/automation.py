@@ -63,10 +63,12 @@ class AutomationTrigger(Base):
 
 
 class RunStatus:
-    """Courier's run statuses; steps also use SKIPPED."""
+    """Courier's run statuses; steps also use SKIPPED. WAITING_FOR_EVENT is a run (and its
+    step) paused at a wait-for-event step: its `wake_at` is the step's timeout."""
 
     PROCESSING = "PROCESSING"
     WAITING = "WAITING"
+    WAITING_FOR_EVENT = "WAITING_FOR_EVENT"
     PROCESSED = "PROCESSED"
     CANCELED = "CANCELED"
     ERROR = "ERROR"
@@ -74,7 +76,7 @@ class RunStatus:
     # A throttle step let no more runs through in its window: the run ends at that step.
     THROTTLED = "THROTTLED"
 
-    ACTIVE = (PROCESSING, WAITING)
+    ACTIVE = (PROCESSING, WAITING, WAITING_FOR_EVENT)
 
 
 class AutomationRun(Base):
@@ -168,3 +170,42 @@ class ThrottleWindow(Base):
     count: Mapped[int] = mapped_column(Integer)
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AutomationRunWait(Base):
+    """A run paused at a wait-for-event step, found by the events that may resume it.
+
+    One row per waiting run, there exactly while the run is WAITING_FOR_EVENT: the step
+    inserts it with the run's move to that status, and whatever resolves the step (a
+    matching event, the timeout, a cancel) deletes it in the same transaction, the run row
+    locked. An event looks its waits up by (environment, recipient, source, event name)
+    through `ix_automation_run_wait_lookup`, then compares `match_key`, a hash of the step's
+    rendered match values at `match_fields` (steps/wait_for_event.py), with the same hash of
+    the event's properties: it reads only its own recipient's waits for that event name.
+    """
+
+    __tablename__ = "automation_run_wait"
+    __table_args__ = (
+        UniqueConstraint("run_pk"),
+        Index(
+            "ix_automation_run_wait_lookup",
+            "environment_id",
+            "recipient",
+            "source",
+            "event",
+            "match_key",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
+    run_pk: Mapped[int] = mapped_column(ForeignKey("automation_run.id", ondelete="CASCADE"))
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
+    recipient: Mapped[str] = mapped_column(String(300))
+    source: Mapped[str] = mapped_column(String(20))
+    event: Mapped[str] = mapped_column(String(300))
+    # The step's position in the run: a wait whose run has moved on is stale.
+    position: Mapped[int] = mapped_column(Integer)
+    # The matched property paths, sorted, one a line ("" when any event of the name matches).
+    match_fields: Mapped[str] = mapped_column(Text)
+    match_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -17,6 +17,7 @@ from tidings.kit.sql import (
 from tidings.kit.time import utcnow
 from tidings.models import (
     AutomationRun,
+    AutomationRunWait,
     Event,
     InboxMessage,
     ListSubscription,
@@ -337,6 +338,13 @@ class ProfileRepository(Repository):
 
     def _cancel_and_redact_runs(self, environment: str, ids: list[str], now: datetime) -> int:
         """Cancel the users' active runs, then empty every one of their runs' context."""
+        execute_counting(
+            self.session,
+            delete(AutomationRunWait).where(
+                AutomationRunWait.environment_id == environment,
+                AutomationRunWait.recipient.in_(ids),
+            ),
+        )
         execute_counting(
             self.session,
             update(AutomationRun)

@@ -32,6 +32,7 @@ from tidings.automation.steps import ACTIONS, STEP_TYPES
 from tidings.automation.steps.base import COMMON_FIELDS, Fields, Step
 from tidings.automation.steps.throttle import SCOPES as THROTTLE_SCOPES
 from tidings.automation.steps.values import MERGE_MODES
+from tidings.automation.steps.wait_for_event import ACTIONS_AFTER
 from tidings.automation.steps.webhook import HTTP_METHODS
 
 # Fields whose value is one of a fixed set, by key.
@@ -40,6 +41,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "merge_strategy": MERGE_MODES,
     "method": HTTP_METHODS,
     "scope": THROTTLE_SCOPES,
+    "on_match": ACTIONS_AFTER,
+    "on_timeout": ACTIONS_AFTER,
 }
 # Fields whose value names something of the environment: a select of those ids.
 PICKERS: dict[tuple[str, str], str] = {
@@ -70,6 +73,11 @@ HINTS: dict[str, str] = {
     "throttle_key": 'Liquid or a $ref, e.g. "{{ data.alert_id }}": runs with the same key count '
     "together, across automations.",
     "window": 'When it may end: "Mo-Fr 09:00-18:00", or {"days": [...], "hours": {...}} (JSON).',
+    "event": 'The Segment event to wait for, e.g. "track/Order Completed".',
+    "match": 'Properties the event must have (JSON), e.g. {"cart_id": "{{ data.cart_id }}"}.',
+    "timeout": 'How long to wait, e.g. "1 hour" (at most 30 days).',
+    "on_match": "What the run does when the event comes: continue, or stop here.",
+    "on_timeout": "What the run does when the timeout comes first: continue, or stop here.",
 }
 # Optional fields a step seldom needs: a card shows them under "More fields", open when one
 # of them holds something.

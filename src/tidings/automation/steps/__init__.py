@@ -28,9 +28,18 @@ from tidings.automation.steps.send_list import SendList
 from tidings.automation.steps.throttle import Throttle
 from tidings.automation.steps.update_profile import UpdateProfile
 from tidings.automation.steps.values import quote, value_problem
+from tidings.automation.steps.wait_for_event import WaitForEventStep
 
 AnyStep = Annotated[
-    Send | SendList | Delay | Cancel | UpdateProfile | FetchData | Invoke | Throttle,
+    Send
+    | SendList
+    | Delay
+    | Cancel
+    | UpdateProfile
+    | FetchData
+    | Invoke
+    | Throttle
+    | WaitForEventStep,
     Field(discriminator="action"),
 ]
 STEP_TYPES: tuple[type[Step], ...] = get_args(get_args(AnyStep)[0])

@@ -9,6 +9,8 @@ locks the run, checks the step's `if`, and calls `run` in the run's transaction 
   the step has a `ref`;
 - `Wait(until)`: the run waits until then (the step is done when it wakes, or runs again
   when it `runs_after_wait`);
+- `WaitForEvent(...)`: the run waits for a matching event, or until its timeout
+  (steps/wait_for_event.py; the engine resolves the step either way);
 - `Fetch(calls, apply)`: the engine commits, makes the HTTP calls outside any transaction,
   and calls `apply` with the answers in a second transaction, if the run is still on this
   step. Steps that may do this say so with `calls_network`.
@@ -193,6 +195,18 @@ class Wait:
 
 
 @dataclass(frozen=True)
+class WaitForEvent:
+    """The run waits for an event named `event` (from `source`) of `recipient` whose
+    properties at the paths of `match` equal its values (as text), or until `until`."""
+
+    until: datetime
+    recipient: str
+    source: str
+    event: str
+    match: dict[str, str]
+
+
+@dataclass(frozen=True)
 class FetchCall:
     """One HTTP request of a fetch-data step, or of a send-list data source (per recipient)."""
 
@@ -232,7 +246,7 @@ class Stop:
     output: dict[str, Any]
 
 
-Outcome = dict[str, Any] | Wait | Fetch | Stop
+Outcome = dict[str, Any] | Wait | Fetch | Stop | WaitForEvent
 
 
 def request(http: httpx.Client, call: FetchCall) -> dict[str, Any]:

@@ -34,6 +34,7 @@ router = APIRouter()
 RUN_STATUSES = (
     RunStatus.PROCESSING,
     RunStatus.WAITING,
+    RunStatus.WAITING_FOR_EVENT,
     RunStatus.PROCESSED,
     RunStatus.CANCELED,
     RunStatus.ERROR,
