@@ -124,6 +124,28 @@ EVERY_STEP: dict[str, Any] = {
             "ref": "order",
         },
         {"action": "invoke", "template": "every-step", "data": {"a": 1}, "recipient": "user-1"},
+        {
+            "action": "send",
+            "template": "shipped",
+            "window": {"days": ["mon", "tue"], "hours": {"start": "09:00", "end": "17:00"}},
+        },
+        {"action": "delay", "duration": "1 hour", "window": "Mo-Fr 08:00-16:30"},
+        {
+            "action": "throttle",
+            "max_allowed": 3,
+            "period": "PT1H",
+            "scope": "dynamic",
+            "throttle_key": "{{ data.alert_id }}",
+        },
+        {
+            "action": "wait-for-event",
+            "event": "track/Order Completed",
+            "match": {"cart_id": "{{ data.cart_id }}"},
+            "timeout": "1 hour",
+            "on_match": "continue",
+            "on_timeout": "stop",
+            "ref": "completed",
+        },
     ],
 }
 
