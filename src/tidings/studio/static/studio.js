@@ -23,14 +23,17 @@ document.addEventListener("submit", (event) => {
   if (form && !window.confirm(form.dataset.confirm)) event.preventDefault();
 });
 
-// After each template preview, render the unsaved email into its sandboxed frame too. One
+// After each template preview, render the unsaved email into its sandboxed frame too, through
+// a form of its own (#email-frame-form) holding a copy of the template form's fields. One
 // render at a time: a preview that swaps while the frame loads asks for one more render once it
-// has loaded, so the frame always ends on the form as it is now.
-const emailFrame = { loading: false, stale: false, timer: 0 };
+// has loaded, so the frame always ends on the form as it is now. Once the template form is
+// submitted (Save), the page is leaving: no more renders.
+const emailFrame = { loading: false, stale: false, leaving: false, timer: 0 };
 
 function renderEmailFrame() {
-  const submit = document.getElementById("email-frame-submit");
-  if (!submit) return;
+  const target = document.getElementById("email-frame-form");
+  const source = document.getElementById("template-form");
+  if (!target || !source || emailFrame.leaving) return;
   if (emailFrame.loading) {
     emailFrame.stale = true;
     return;
@@ -39,7 +42,15 @@ function renderEmailFrame() {
   emailFrame.stale = false;
   // A load that never reports (a dropped connection) must not stop later renders.
   emailFrame.timer = setTimeout(emailFrameLoaded, 10000);
-  submit.form.requestSubmit(submit);
+  const fields = Array.from(new FormData(source), ([name, value]) => {
+    const input = document.createElement("input");
+    input.type = "hidden";
+    input.name = name;
+    input.value = value;
+    return input;
+  });
+  target.replaceChildren(...fields);
+  target.submit();
 }
 
 function emailFrameLoaded() {
@@ -48,6 +59,9 @@ function emailFrameLoaded() {
   if (emailFrame.stale) renderEmailFrame();
 }
 
+document.addEventListener("submit", (event) => {
+  if (event.target.id === "template-form" && !event.defaultPrevented) emailFrame.leaving = true;
+});
 document.addEventListener("htmx:after:swap", (event) => {
   if (event.target.id === "preview-trigger") renderEmailFrame();
 });
