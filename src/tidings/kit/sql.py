@@ -153,13 +153,21 @@ def insert_missing_and_lock(
     """The `model` row whose columns equal `key`, locked for this transaction and read
     afresh; inserted first, with `values` for its other columns, when missing. True when
     this call inserted it."""
-    inserted = execute_counting(
-        session, insert_ignoring_conflicts(session, model).values(**key, **values)
+    # A row comes back only when one was inserted (the rowcount of an ORM-enabled INSERT is
+    # -1 on Postgres, so it cannot tell).
+    (primary_key,) = inspect_mapped(model).primary_key
+    inserted = (
+        session.connection()
+        .execute(
+            insert_ignoring_conflicts(session, model).values(**key, **values).returning(primary_key)
+        )
+        .first()
+        is not None
     )
     row = session.scalars(
         select(model).filter_by(**key).with_for_update().execution_options(populate_existing=True)
     ).one()
-    return row, bool(inserted)
+    return row, inserted
 
 
 class InEnvironment(Protocol):
