@@ -37,7 +37,7 @@ from tidings.notification.repository import NotificationRepository
 from tidings.notification.service import not_found as template_not_found
 from tidings.profile.repository import ProfileRepository
 from tidings.template.elemental import ContentError, validate_content
-from tidings.template.render import check_syntax
+from tidings.template.render import syntax_problem
 from tidings.workspace.service import Scope
 
 _DURATION = TypeAdapter(timedelta)
@@ -110,26 +110,13 @@ def _validate(session: Session, scope: Scope, spec: MessageSpec) -> None:
     if spec.content is not None:
         try:
             validate_content(spec.content, "message.content")
-            _check_liquid(spec.content, "message.content")
+            problem = syntax_problem(spec.content, "message.content")
+            if problem is not None:
+                raise ContentError(*problem)
         except ContentError as exc:
             raise BadRequest(
                 f"{exc.path}: {exc.reason}.", code="invalid_content", field=exc.path
             ) from exc
-
-
-def _check_liquid(value: Any, path: str) -> None:
-    """Raise ContentError at the first string of inline content that is not Liquid that
-    renders: a syntax error or an unknown filter, found now rather than when it is sent."""
-    if isinstance(value, str):
-        problem = check_syntax(value)
-        if problem is not None:
-            raise ContentError(path, problem)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_liquid(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_liquid(item, f"{path}[{index}]")
 
 
 def _metadata(spec: MessageSpec) -> dict[str, Any]:

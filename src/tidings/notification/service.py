@@ -17,30 +17,13 @@ from tidings.template.render import (
     HTML_FIELDS,
     RenderContext,
     RenderError,
-    check_syntax,
     render_budget,
     render_channel,
+    syntax_problem,
 )
 from tidings.workspace.service import Scope
 
 CHANNEL_ORDER = ("email", "push", "sms", "chat", "inbox", "webhook")
-
-
-def _check_liquid(value: Any, path: str) -> None:
-    if isinstance(value, str):
-        reason = check_syntax(value)
-        if reason is not None:
-            raise BadRequest(
-                f"{path}: {reason}",
-                code="invalid_template",
-                field=path,
-            )
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_liquid(item, f"{path}.{key}")
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_liquid(item, f"{path}[{index}]")
 
 
 not_found = not_in_environment(
@@ -78,7 +61,9 @@ def save(
             code="invalid_template",
             field="content",
         )
-    _check_liquid(content, "content")
+    problem = syntax_problem(content, "content")
+    if problem is not None:
+        raise BadRequest(f"{problem[0]}: {problem[1]}", code="invalid_template", field=problem[0])
     repository = NotificationRepository(session)
     if body.topic_id is not None and not repository.topic_exists(scope, body.topic_id):
         raise BadRequest(

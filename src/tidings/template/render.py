@@ -284,6 +284,25 @@ def check_syntax(source: str) -> str | None:
     )
 
 
+def syntax_problem(value: Any, path: str) -> tuple[str, str] | None:
+    """The first string inside a JSON value (content, a channel's spec) that is not Liquid
+    that renders, as (its path below `path`, what `check_syntax` says), or None."""
+    if isinstance(value, str):
+        reason = check_syntax(value)
+        return None if reason is None else (path, reason)
+    if isinstance(value, dict):
+        children = [(f"{path}.{key}", item) for key, item in value.items()]
+    elif isinstance(value, list):
+        children = [(f"{path}[{index}]", item) for index, item in enumerate(value)]
+    else:
+        return None
+    for at, item in children:
+        problem = syntax_problem(item, at)
+        if problem is not None:
+            return problem
+    return None
+
+
 def _render_value(value: Any, context: RenderContext, strict: bool) -> Any:
     """Render every string inside a JSON value (webhook bodies, push data)."""
     if isinstance(value, str):
