@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from pydantic import Field
 
 from tidings.kit.outbound import OutboundRefused
 from tidings.provider.base import (
@@ -19,6 +20,22 @@ from tidings.provider.base import (
 )
 
 TIMEOUT_SECONDS = 10.0
+
+
+def timeout_field(answerer: str) -> Any:
+    """The `timeout_seconds` config field of a provider that calls one HTTP endpoint."""
+    return Field(
+        default=TIMEOUT_SECONDS,
+        gt=0,
+        le=60,
+        title="Timeout (seconds)",
+        description=(
+            f"How long {answerer} may take to answer before the attempt counts as a retryable "
+            "failure."
+        ),
+    )
+
+
 """How long one call to a vendor may take before it counts as a retryable failure."""
 
 

@@ -51,12 +51,12 @@ from tidings.provider.base import (
     rendered_text,
 )
 from tidings.provider.http import (
-    TIMEOUT_SECONDS,
     accepted,
     json_field,
     refused,
     reply_field,
     request,
+    timeout_field,
     web_address,
 )
 from tidings.provider.registry import register
@@ -95,15 +95,7 @@ class DiscordConfig(ProviderConfig):
         title="Default webhook URL",
         description="Channel webhook used for recipients without a discord address.",
     )
-    timeout_seconds: float = Field(
-        default=TIMEOUT_SECONDS,
-        gt=0,
-        le=60,
-        title="Timeout (seconds)",
-        description=(
-            "How long one call to Discord may take before it counts as a retryable failure."
-        ),
-    )
+    timeout_seconds: float = timeout_field("Discord")
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,11 +51,11 @@ from tidings.provider.base import (
     rendered_text,
 )
 from tidings.provider.http import (
-    TIMEOUT_SECONDS,
     accepted,
     excerpt,
     json_field,
     request,
+    timeout_field,
     web_address,
 )
 from tidings.provider.registry import register
@@ -75,13 +75,7 @@ class MSTeamsConfig(ProviderConfig):
             "ms_teams.webhook_url. It carries its own credentials, so it is kept secret."
         ),
     )
-    timeout_seconds: float = Field(
-        default=TIMEOUT_SECONDS,
-        gt=0,
-        le=60,
-        title="Timeout (seconds)",
-        description="How long one call to Teams may take before it counts as a retryable failure.",
-    )
+    timeout_seconds: float = timeout_field("Teams")
 
 
 def adaptive_card_message(text: str) -> dict[str, Any]:

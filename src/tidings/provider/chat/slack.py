@@ -51,11 +51,11 @@ from tidings.provider.base import (
     rendered_text,
 )
 from tidings.provider.http import (
-    TIMEOUT_SECONDS,
     accepted,
     json_field,
     refused,
     request,
+    timeout_field,
     web_address,
 )
 from tidings.provider.registry import register
@@ -107,13 +107,7 @@ class SlackConfig(ProviderConfig):
             "the bot token with the default channel."
         ),
     )
-    timeout_seconds: float = Field(
-        default=TIMEOUT_SECONDS,
-        gt=0,
-        le=60,
-        title="Timeout (seconds)",
-        description="How long one call to Slack may take before it counts as a retryable failure.",
-    )
+    timeout_seconds: float = timeout_field("Slack")
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ from tidings.provider.base import (
     ProviderConfig,
     SendResult,
 )
-from tidings.provider.http import TIMEOUT_SECONDS, accepted, request, web_address
+from tidings.provider.http import accepted, request, timeout_field, web_address
 from tidings.provider.registry import register
 
 VENDOR = "Webhook"
@@ -140,16 +140,7 @@ class WebhookConfig(ProviderConfig):
             "characters."
         ),
     )
-    timeout_seconds: float = Field(
-        default=TIMEOUT_SECONDS,
-        gt=0,
-        le=60,
-        title="Timeout (seconds)",
-        description=(
-            "How long the receiver may take to answer before the attempt counts as a "
-            "retryable failure."
-        ),
-    )
+    timeout_seconds: float = timeout_field("the receiver")
 
 
 @dataclass(frozen=True, slots=True)
