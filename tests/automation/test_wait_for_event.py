@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import inspect, select, text
 
 from tests.conftest import Keys, bearer, run_cli, wait_for
 from tests.outbox import recording
 from tests.payloads import track
 from tests.smtp_sink import SmtpSink
+from tidings.app import create_app
 from tidings.automation import runs
 from tidings.automation.steps.wait_for_event import as_text, event_key, match_key
 from tidings.config import Settings
@@ -526,4 +528,44 @@ def test_a_crash_while_the_timeout_resolves_the_wait_leaves_it_to_resolve_once(
     wait_for(lambda: run_of(client, keys.test, run_id)["status"] == "PROCESSED", what="done")
     (step,) = run_of(client, keys.test, run_id)["steps"]
     assert step["output"] == {"matched": False, "timed_out": True}
+    assert waits(runtime) == []
+
+
+def test_one_group_reads_its_users_waits_once_and_sees_a_wait_it_made(
+    runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group of events looks its users' waits up in one query, and an event later in the
+    group still resolves a wait that an earlier one started."""
+    from tests.event.test_processing import _store_without_job
+    from tidings.event import batching
+
+    monkeypatch.setattr(batching, "GROUP_SECONDS", float("inf"))
+    with TestClient(create_app(runtime)) as client:
+        put(client, keys.test, "cart", CART_REMINDER)
+    started = track(
+        userId="u1", event="Checkout Started", messageId="s", properties={"cart_id": "A"}
+    )
+    others = [
+        track(userId=f"v{n}", event="Order Completed", messageId=f"v{n}", properties={})
+        for n in range(3)
+    ]
+    order = track(userId="u1", event="Order Completed", messageId="o", properties={"cart_id": "A"})
+    ids = _store_without_job(runtime, keys.test, [started, *others, order])
+    lookups: list[str] = []
+
+    def count(connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM automation_run_wait" in statement:
+            lookups.append(statement)
+
+    sqlalchemy_event.listen(runtime.database.write_engine, "before_cursor_execute", count)
+    try:
+        outcome = batching.process_events(runtime.database, ids, 5, runtime.jobs.context)
+    finally:
+        sqlalchemy_event.remove(runtime.database.write_engine, "before_cursor_execute", count)
+    assert outcome.processed == ids
+    # The read ahead, then only u1's order after its run began to wait (not the others').
+    assert len([s for s in lookups if s.lstrip().startswith("SELECT")]) == 2
+    with runtime.database.read() as session:
+        (run,) = session.scalars(select(AutomationRun)).all()
+        assert run.status == "PROCESSED"
     assert waits(runtime) == []

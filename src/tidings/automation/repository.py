@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,6 +37,9 @@ def _environment_id(scope: Scope | str) -> str:
 
 # Where automation.service.triggered_by keeps its answers for the unit of work.
 TRIGGERED_CACHE = "tidings.triggered_by"
+# What `read_waits_ahead` read in this unit of work: the (environment, recipient)s asked
+# about, and those of them with a wait.
+_WAITS_READ_AHEAD = "tidings.waits_read_ahead"
 
 
 # Which automations an event starts: asked once per event group, built once.
@@ -385,7 +388,32 @@ class RunRepository(Repository):
         ).all()
         return {pk: message_id for pk, message_id in rows}
 
+    def read_waits_ahead(self, keys: Collection[tuple[str, str]]) -> None:
+        """Read which of these (environment, recipient)s have any wait, in one query per
+        environment, so that `waits_for` answers the others without a query for the rest of
+        the unit of work: a group of events reads its users' waits once. `add_wait` keeps
+        it true."""
+        recipients: dict[str, set[str]] = {}
+        for environment_id, recipient in keys:
+            recipients.setdefault(environment_id, set()).add(recipient)
+        waiting: set[tuple[str, str]] = set()
+        with self.session.no_autoflush:
+            for environment_id, group in recipients.items():
+                rows = self.session.execute(
+                    select(AutomationRunWait.environment_id, AutomationRunWait.recipient)
+                    .where(
+                        AutomationRunWait.environment_id == environment_id,
+                        AutomationRunWait.recipient.in_(sorted(group)),
+                    )
+                    .distinct()
+                )
+                waiting.update((environment, recipient) for environment, recipient in rows)
+        self.session.info[_WAITS_READ_AHEAD] = (set(keys), waiting)
+
     def add_wait(self, wait: AutomationRunWait) -> None:
+        read = self.session.info.get(_WAITS_READ_AHEAD)
+        if read is not None:
+            read[1].add((wait.environment_id, wait.recipient))
         self.session.add(wait)
 
     def waits_for(
@@ -393,6 +421,12 @@ class RunRepository(Repository):
     ) -> Sequence[tuple[int, int, str, str]]:
         """The waits an event of `recipient` named `event` may resolve, by
         ix_automation_run_wait_lookup: (run_pk, position, match_fields, match_key) each."""
+        read = self.session.info.get(_WAITS_READ_AHEAD)
+        if read is not None:
+            asked, waiting = read
+            key = (environment_id, recipient)
+            if key in asked and key not in waiting:
+                return []
         rows = self.session.execute(
             select(
                 AutomationRunWait.run_pk,

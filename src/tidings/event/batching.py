@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from tidings.automation.repository import RunRepository
 from tidings.db import Database
 from tidings.event.repository import EventRepository, ReceivedEvent, UserKey
 from tidings.event.service import ProcessResult, process_event, process_in
@@ -207,15 +208,15 @@ def _process_group(
         with database.write() as (session, outbox):
             # Held until the group ends, so that get_locked finds each event in the session.
             loaded = EventRepository(session).lock_many(group)
-            # The group's users, their profiles and alias targets, read once for all.
-            ProfileRepository(session).read_ahead(
-                {
-                    (event.environment_id, identifier)
-                    for event in loaded
-                    for identifier in (event.user_id, event.anonymous_id)
-                    if identifier is not None
-                }
-            )
+            # The group's users: their profiles, alias targets and waits, read once for all.
+            users = {
+                (event.environment_id, identifier)
+                for event in loaded
+                for identifier in (event.user_id, event.anonymous_id)
+                if identifier is not None
+            }
+            ProfileRepository(session).read_ahead(users)
+            RunRepository(session).read_waits_ahead(users)
             for event_id in event_ids:
                 if len(taken) >= size or (taken and time.monotonic() > deadline):
                     break
