@@ -146,6 +146,21 @@ EVERY_STEP: dict[str, Any] = {
             "on_timeout": "stop",
             "ref": "completed",
         },
+        {
+            "action": "branch",
+            "branches": [
+                {
+                    "if": 'profile.plan == "pro"',
+                    "steps": [
+                        {"action": "send", "template": "shipped", "data": {"n": 1}},
+                        {"action": "branch", "branches": [{"if": "data.total > 10", "steps": []}]},
+                    ],
+                },
+                {"if": "true", "steps": []},
+            ],
+            "else": [{"action": "delay", "duration": "1 hour"}],
+            "ref": "plan",
+        },
     ],
 }
 
@@ -271,7 +286,8 @@ def test_an_unchanged_save_of_every_step_type_in_the_step_forms(page: Page, stud
 
     # The form view: each field in its widget, or as JSON where the widget cannot show it.
     page.goto(f"{studio.url}/studio/automations/every-step")
-    expect(page.locator(".step-card")).to_have_count(len(EVERY_STEP["steps"]))
+    top = page.locator("#automation-form > ol.step-cards > .step-card")
+    expect(top).to_have_count(len(EVERY_STEP["steps"]))
     expect(page.locator("#steps-0-template")).to_have_value("shipped")
     expect(page.locator("#steps-3-template")).to_have_value('{"$ref": "data.template"}')
     expect(page.locator("#steps-7-recipient_id")).to_have_value('"{{ data.user_id\\n}}"')

@@ -76,6 +76,27 @@ EVERY_STEP: list[dict[str, Any]] = [
         "on_timeout": "continue",
         "ref": "order",
     },
+    {
+        "action": "branch",
+        "branches": [
+            {
+                "if": 'profile.plan == "pro"',
+                "steps": [
+                    {"action": "send", "template": "pro", "ref": "pro_send"},
+                    {
+                        "action": "branch",
+                        "branches": [{"if": "data.total > 10", "steps": []}],
+                        "else": [{"action": "delay", "wait": "5 minutes"}],
+                    },
+                ],
+            },
+            {"if": "true", "steps": []},
+        ],
+        "else": [{"action": "update-profile", "profile": {"plan": "free"}}],
+        "if": "data.go",
+        "ref": "plan",
+    },
+    {"action": "branch", "branches": [{"if": "x", "steps": [], "then": 1}]},
     # Steps the form cannot show field by field: kept whole, as JSON.
     {"action": "delay", "wait": "5 minutes"},
     {"action": "teleport"},
@@ -83,15 +104,22 @@ EVERY_STEP: list[dict[str, Any]] = [
 ]
 
 
-def _posted(cards: list[step_form.StepCard]) -> list[tuple[str, str]]:
+def _posted(cards: list[step_form.StepCard], at: str = "steps") -> list[tuple[str, str]]:
     """What the browser posts for the cards, as _step_form.html names the inputs."""
     pairs = []
     for index, card in enumerate(cards):
-        pairs.append((f"steps[{index}].action", card.action))
+        step = f"{at}[{index}]"
+        pairs.append((f"{step}.action", card.action))
         if card.raw is not None:
-            pairs.append((f"steps[{index}]:json", card.raw))
-        pairs += [(f"steps[{index}].{path}", value) for path, value in card.values.items()]
-        pairs += [(f"steps[{index}].{path}:kind", kind) for path, kind in card.kinds.items()]
+            pairs.append((f"{step}:json", card.raw))
+        pairs += [(f"{step}.{path}", value) for path, value in card.values.items()]
+        pairs += [(f"{step}.{path}:kind", kind) for path, kind in card.kinds.items()]
+        for number, arm in enumerate(card.arms):
+            pairs.append((f"{step}.branches[{number}].if", arm.condition))
+            pairs += _posted(arm.cards, f"{step}.branches[{number}].steps")
+        if card.otherwise is not None:
+            pairs.append((f"{step}.else:on", "1"))
+            pairs += _posted(card.otherwise, f"{step}.else")
     return pairs
 
 

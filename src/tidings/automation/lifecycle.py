@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tidings.automation.repository import RunRepository
+from tidings.automation.steps.branch import program
 from tidings.automation.steps.values import cancelation_token, namespace
 from tidings.kit.ids import new_id
 from tidings.kit.time import isoformat, utcnow
@@ -68,7 +69,7 @@ def start_run(
         cancelation_token=cancelation_token(token, namespace(context)),
         status=RunStatus.PROCESSING,
         step_index=0,
-        step_count=len(steps),
+        step_count=len(program(steps)),  # nested steps included
         context=context,
         attempts=0,
         created_at=now,

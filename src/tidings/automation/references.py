@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tidings.automation.repository import AutomationRepository
+from tidings.automation.steps.branch import each_step
 from tidings.workspace.service import Scope
 
 PAGE = 100
@@ -34,9 +35,9 @@ def _current_definitions(session: Session, scope: Scope) -> Iterator[tuple[str, 
 
 
 def _steps(definition: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    for step in definition.get("steps") or []:
-        if isinstance(step, dict):
-            yield step
+    """Every step, those nested in branches too."""
+    for _, step in each_step(definition.get("steps") or []):
+        yield step
 
 
 def _template_of(step: dict[str, Any]) -> object:

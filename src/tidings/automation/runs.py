@@ -25,6 +25,10 @@ next step to run. A job advances a run:
   wakes. Both lock the run and take the wait off in the transaction that resolves the step,
   so exactly one of them does.
 
+A branch step's arms are steps of the same flat program (`steps.branch.program`): `step_index`
+is a position in it, and a finished step moves the run to the position its instruction
+names (the chosen arm's first step, or the step after the branch).
+
 A run in ERROR can be retried (`retry_by_api`, for the API and Studio): it is PROCESSING again
 at the step that failed, and the same `advance_run` runs that step, as if it had never run.
 
@@ -58,6 +62,7 @@ from tidings.automation.steps.base import (
     Wait,
     WaitForEvent,
 )
+from tidings.automation.steps.branch import Instruction, program
 from tidings.automation.steps.values import namespace
 from tidings.automation.steps.wait_for_event import event_key, match_fields, match_key
 from tidings.db import Outbox
@@ -305,7 +310,7 @@ def _finish_step(
         context = dict(run.context)
         context["refs"] = {**context.get("refs", {}), row.ref: output}
         run.context = context
-    run.step_index += 1
+    run.step_index = _instruction(run).after(output if status == RunStatus.PROCESSED else None)
     run.attempts = 0
     run.error = None
     run.wake_at = None
@@ -377,12 +382,12 @@ def _advance_loaded(
         return _wake(session, context, run, outbox, now)
     if run.status == RunStatus.WAITING_FOR_EVENT:
         return _time_out(session, run, now)
-    stored: list[dict[str, Any]] = (run.definition or {}).get("steps", [])
-    if run.step_index >= len(stored):
+    instructions = _program(run)
+    if run.step_index >= len(instructions):
         run.status = RunStatus.PROCESSED
         run.finished_at = run.updated_at = now
         return run.status
-    step = steps.load(stored[run.step_index])
+    step = steps.load(instructions[run.step_index].step)
     row = _step_row(session, run, step, now)
     at = StepRun(session, context, run, namespace(run.context), outbox, now)
     try:
@@ -405,15 +410,15 @@ def _wake(
     row = RunRepository(session).step(run.id, run.step_index)
     run.status = RunStatus.PROCESSING
     run.wake_at = None
-    stored: list[dict[str, Any]] = (run.definition or {}).get("steps", [])
-    step = steps.load(stored[run.step_index]) if run.step_index < len(stored) else None
+    known = run.step_index < len(_program(run))
+    step = steps.load(_instruction(run).step) if known else None
     if row is not None and step is not None and step.runs_after_wait:
         at = StepRun(session, context, run, namespace(run.context), outbox, now)
         return _carry_out(at, row, step.run(at))
     if row is not None:
         _finish_step(session, run, row, RunStatus.PROCESSED, row.output, now)
     else:
-        run.step_index += 1
+        run.step_index = _instruction(run).next if known else run.step_index + 1
     return _next(run)
 
 
@@ -436,11 +441,12 @@ def _resolve_wait(
     row = RunRepository(session).step(run.id, run.step_index)
     run.status = RunStatus.PROCESSING
     run.wake_at = None
-    stored = (run.definition or {}).get("steps", [])[run.step_index]
+    instruction = _instruction(run)
+    stored = instruction.step
     if row is not None:
         _finish_step(session, run, row, RunStatus.PROCESSED, output, now)
     else:
-        run.step_index += 1
+        run.step_index = instruction.next
     if stored.get(after) == "stop" and run.status == RunStatus.PROCESSING:
         run.status = RunStatus.PROCESSED
         run.finished_at = now
@@ -510,6 +516,16 @@ def _wait_for_event(at: StepRun, row: AutomationRunStep, outcome: WaitForEvent) 
     return RunStatus.WAITING_FOR_EVENT
 
 
+def _program(run: AutomationRun) -> tuple[Instruction, ...]:
+    """The run's steps as one flat program (`steps.branch.program`): `step_index` is a
+    position in it."""
+    return program((run.definition or {}).get("steps", []))
+
+
+def _instruction(run: AutomationRun) -> Instruction:
+    return _program(run)[run.step_index]
+
+
 def _next(run: AutomationRun) -> str:
     """Continue with the next step, or stop here when that was the last one."""
     return _CONTINUE if run.status == RunStatus.PROCESSING else run.status
@@ -529,11 +545,10 @@ def _fail(
         if run is None or run.status not in RunStatus.ACTIVE:
             return run.status if run is not None else "missing"
         now = utcnow()
-        stored = (run.definition or {}).get("steps", [])
         row = None
-        if run.step_index < len(stored):
+        if run.step_index < len(_program(run)):
             with contextlib.suppress(StepFailed):  # a stored step that does not load has none
-                row = _step_row(session, run, steps.load(stored[run.step_index]), now)
+                row = _step_row(session, run, steps.load(_instruction(run).step), now)
         if row is not None:
             session.add(row)
             row.error = reason[:2000]

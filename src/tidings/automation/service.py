@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from tidings.automation import steps
 from tidings.automation.repository import TRIGGERED_CACHE, AutomationRepository
+from tidings.automation.steps.branch import MAX_STEPS, count_steps, each_step
 from tidings.automation.steps.values import quote as _quote
 from tidings.automation.steps.values import value_problem
 from tidings.errors import BadRequest, NotFound, not_in_environment
@@ -42,8 +43,8 @@ class DefinitionError(BadRequest):
 
 
 def _steps(raw_steps: list[Any], outbound: OutboundGuard) -> list[dict[str, Any]]:
-    """Each step validated by its model (`tidings.automation.steps`), as stored; refs unique."""
-    refs: dict[str, str] = {}
+    """Each step validated by its model (`tidings.automation.steps`), as stored; refs unique,
+    those of steps nested in branches too."""
     stored = []
     for index, raw in enumerate(raw_steps):
         path = f"steps[{index}]"
@@ -51,14 +52,24 @@ def _steps(raw_steps: list[Any], outbound: OutboundGuard) -> list[dict[str, Any]
             step = steps.check(raw, steps.Saving(outbound, path))
         except steps.InvalidStep as exc:
             raise DefinitionError(path + exc.at, exc.reason) from exc
-        if step.ref is not None:
-            if step.ref in refs:
+        stored.append(step.stored())
+    count = count_steps(stored)
+    if count > MAX_STEPS:
+        raise DefinitionError(
+            "steps",
+            f"an automation holds at most {MAX_STEPS} steps, nested ones included; this one "
+            f"has {count}. Move some into an automation of their own and invoke it",
+        )
+    refs: dict[str, str] = {}
+    for path, step_json in each_step(stored):
+        ref = step_json.get("ref")
+        if ref is not None:
+            if ref in refs:
                 raise DefinitionError(
                     f"{path}.ref",
-                    f"{_quote(step.ref)} is already the ref of {refs[step.ref]}; refs are unique",
+                    f"{_quote(ref)} is already the ref of {refs[ref]}; refs are unique",
                 )
-            refs[step.ref] = path
-        stored.append(step.stored())
+            refs[ref] = path
     return stored
 
 
@@ -163,8 +174,7 @@ def _references(definition: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
     """The (path, kind, id) of every template and automation the steps name written out:
     a send's `template` or `message.template` and a send-list's `template` (notification
     templates), an invoke's `template` (an automation)."""
-    for index, step in enumerate(definition["steps"]):
-        path = f"steps[{index}]"
+    for path, step in each_step(definition["steps"]):
         action = step["action"]
         holders = [("", step)]
         if action == "send" and isinstance(step.get("message"), dict):

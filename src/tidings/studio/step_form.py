@@ -12,12 +12,18 @@ break, a `$ref` where a picker stands) is shown as JSON instead, and the card ca
 one JSON textarea, `steps[2]:json`. So converting a step to the form and back gives the same
 JSON, and an unchanged Save changes nothing.
 
+A branch's card holds its arms: each arm's `if` (`steps[1].branches[0].if`) and its steps as
+cards of their own, named by their path (`steps[1].branches[0].steps[2].template`,
+`steps[1].else[0].template`), to any depth; `steps[1].else:on` says the branch has an `else`.
+The names are the API's error paths, so an error shows at its input at any depth.
+
 Nothing here validates a step: the automation service does that when it is saved, and its
 error path (`steps[2].webhook.url`) is shown at the input of that name (`error_name`).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import types
@@ -117,12 +123,28 @@ class Widget:
 @dataclass
 class StepCard:
     """A step as the form holds it: the text of each input by path, the inputs shown with
-    another widget than their field's own (`kinds`), or the whole step as JSON (`raw`)."""
+    another widget than their field's own (`kinds`), or the whole step as JSON (`raw`). A
+    branch's card also holds its `arms` and its `else` (`otherwise`, None without one)."""
 
     action: str
     values: dict[str, str] = field(default_factory=dict)
     kinds: dict[str, str] = field(default_factory=dict)
     raw: str | None = None
+    arms: list[ArmCard] = field(default_factory=list)
+    otherwise: list[StepCard] | None = None
+
+
+@dataclass
+class ArmCard:
+    """One arm of a branch's card: its `if` as typed, and its steps' cards."""
+
+    condition: str = ""
+    cards: list[StepCard] = field(default_factory=list)
+
+
+BRANCH = "branch"
+ARM_KEYS = ("branches", "else")
+"""A branch's fields that its card holds as arms, not as widgets."""
 
 
 def _types_of(annotation: Any) -> tuple[Any, ...]:
@@ -160,6 +182,8 @@ def widgets(action: str) -> tuple[Widget, ...]:
     """The widgets of a step type: its own fields in their order, then `if` and `ref`."""
     step_type = _step_type(action)
     keys = [key for key in step_type.by_key if key not in COMMON_FIELDS]
+    if action == BRANCH:
+        keys = [key for key in keys if key not in ARM_KEYS]
     keys += [key for key in COMMON_FIELDS if key != "action"]
     made = (_widget(action, key, step_type.by_key[key]) for key in keys)
     return tuple(
@@ -248,12 +272,35 @@ def card_of(step: Any) -> StepCard:
     action = step["action"]
     if not step.keys() <= _step_type(action).by_key.keys():
         return StepCard(action, raw=pretty(step))
+    if action == BRANCH and not _arms_shown(step):
+        return StepCard(action, raw=pretty(step))
     card = StepCard(action)
     for widget in widgets(action):
         key = widget.path
         if key in step:
             _encode(widget, step[key], card)
+    if action == BRANCH:
+        card.arms = [ArmCard(arm["if"], cards_of(arm["steps"])) for arm in step["branches"]]
+        card.otherwise = cards_of(step["else"]) if "else" in step else None
     return card
+
+
+def _arms_shown(step: dict[str, Any]) -> bool:
+    """Whether a branch's arms can be shown as forms exactly: a list of `{if, steps}` with a
+    one-line `if` and a list of steps, and `else` a list when it is given."""
+    arms = step.get("branches")
+    return (
+        isinstance(arms, list)
+        and all(
+            isinstance(arm, dict)
+            and arm.keys() == {"if", "steps"}
+            and isinstance(arm["if"], str)
+            and _as_text(arm["if"]) == arm["if"]
+            and isinstance(arm["steps"], list)
+            for arm in arms
+        )
+        and isinstance(step.get("else", []), list)
+    )
 
 
 def cards_of(steps: list[Any]) -> list[StepCard]:
@@ -262,28 +309,76 @@ def cards_of(steps: list[Any]) -> list[StepCard]:
 
 # From the posted form to cards, and from cards to a list of steps.
 
-_NAME = re.compile(r"^steps\[(\d+)\](?:\.([A-Za-z0-9_$.-]+))?(:kind|:json)?$")
+_STEP = re.compile(r"^steps\[(\d+)\]")
+_INNER = re.compile(r"^(?:\.branches\[(\d+)\]\.steps\[(\d+)\]|\.else\[(\d+)\])")
+_ARM_IF = re.compile(r"^\.branches\[(\d+)\]\.if$")
+_FIELD = re.compile(r"^(?:\.([A-Za-z0-9_$.-]+))?(:kind|:json|:on)?$")
+
+
+@dataclass
+class _Draft:
+    """A card while the form is read: its nested cards by index, sorted when done."""
+
+    card: StepCard = field(default_factory=lambda: StepCard(""))
+    arms: dict[int, tuple[list[str], dict[int, _Draft]]] = field(default_factory=dict)
+    otherwise: dict[int, _Draft] | None = None
+
+    def arm(self, index: int) -> tuple[list[str], dict[int, _Draft]]:
+        return self.arms.setdefault(index, ([""], {}))
+
+    def done(self) -> StepCard:
+        card = self.card
+        card.arms = [
+            ArmCard(condition[0], _sorted(drafts))
+            for condition, drafts in (self.arms[index] for index in sorted(self.arms))
+        ]
+        card.otherwise = None if self.otherwise is None else _sorted(self.otherwise)
+        return card
+
+
+def _sorted(drafts: dict[int, _Draft]) -> list[StepCard]:
+    return [drafts[index].done() for index in sorted(drafts)]
 
 
 def cards_from_form(form: Iterable[tuple[str, Any]]) -> list[StepCard]:
-    """The cards of a posted form, in the order of their index."""
-    found: dict[int, StepCard] = {}
+    """The cards of a posted form, in the order of their index, nested ones too."""
+    found: dict[int, _Draft] = {}
     for name, value in form:
-        match = _NAME.match(name)
+        match = _STEP.match(name)
         if match is None or not isinstance(value, str):
             continue
-        index, path, suffix = int(match.group(1)), match.group(2), match.group(3)
-        card = found.setdefault(index, StepCard(""))
+        draft = found.setdefault(int(match.group(1)), _Draft())
+        rest = name[match.end() :]
+        while (inner := _INNER.match(rest)) is not None:
+            if inner.group(3) is not None:
+                if draft.otherwise is None:
+                    draft.otherwise = {}
+                draft = draft.otherwise.setdefault(int(inner.group(3)), _Draft())
+            else:
+                draft = draft.arm(int(inner.group(1)))[1].setdefault(int(inner.group(2)), _Draft())
+            rest = rest[inner.end() :]
+        arm_if = _ARM_IF.match(rest)
+        if arm_if is not None:
+            draft.arm(int(arm_if.group(1)))[0][0] = value
+            continue
+        matched = _FIELD.match(rest)
+        if matched is None:
+            continue
+        path, suffix = matched.group(1), matched.group(2)
+        card = draft.card
         if path is None:
             if suffix == ":json":
                 card.raw = value
         elif path == "action" and suffix is None:
             card.action = value
+        elif path == "else" and suffix == ":on":
+            if draft.otherwise is None:
+                draft.otherwise = {}
         elif suffix == ":kind":
             card.kinds[path] = value
         elif suffix is None:
             card.values[path] = value
-    return [found[index] for index in sorted(found)]
+    return _sorted(found)
 
 
 def _decode(widget: Widget, card: StepCard, step: str, errors: dict[str, str]) -> tuple[bool, Any]:
@@ -314,10 +409,14 @@ def _decode(widget: Widget, card: StepCard, step: str, errors: dict[str, str]) -
 
 def steps_of(cards: list[StepCard]) -> tuple[list[Any], dict[str, str]]:
     """The steps the cards stand for, and the inputs that are not valid JSON, by name."""
-    steps: list[Any] = []
     errors: dict[str, str] = {}
+    return _steps_of(cards, "steps", errors), errors
+
+
+def _steps_of(cards: list[StepCard], at: str, errors: dict[str, str]) -> list[Any]:
+    steps: list[Any] = []
     for index, card in enumerate(cards):
-        name = f"steps[{index}]"
+        name = f"{at}[{index}]"
         if card.raw is not None or card.action not in ACTIONS:
             try:
                 steps.append(json.loads(card.raw or "null"))
@@ -327,12 +426,22 @@ def steps_of(cards: list[StepCard]) -> tuple[list[Any], dict[str, str]]:
                 )
             continue
         step: dict[str, Any] = {"action": card.action}
+        if card.action == BRANCH:
+            step["branches"] = [
+                {
+                    **({"if": arm.condition} if arm.condition.strip() else {}),
+                    "steps": _steps_of(arm.cards, f"{name}.branches[{number}].steps", errors),
+                }
+                for number, arm in enumerate(card.arms)
+            ]
+            if card.otherwise is not None:
+                step["else"] = _steps_of(card.otherwise, f"{name}.else", errors)
         for widget in widgets(card.action):
             given, value = _decode(widget, card, name, errors)
             if given:
                 step[widget.path] = value
         steps.append(step)
-    return steps, errors
+    return steps
 
 
 def _cut(path: str) -> str:
@@ -340,17 +449,59 @@ def _cut(path: str) -> str:
     return re.sub(r"(\.[^.\[]*|\[\d+\])$", "", path)
 
 
+def _find(cards: list[StepCard], path: str) -> tuple[str, StepCard] | None:
+    """The deepest card a path is under (`steps[1].branches[0].steps[2].template` is under
+    `steps[1].branches[0].steps[2]`), with that card's own path."""
+    match = _STEP.match(path)
+    if match is None or int(match.group(1)) >= len(cards):
+        return None
+    card, at, rest = cards[int(match.group(1))], match.group(0), path[match.end() :]
+    while card.raw is None and (inner := _INNER.match(rest)) is not None:
+        if inner.group(3) is not None:
+            items, index = card.otherwise or [], int(inner.group(3))
+        else:
+            arm = int(inner.group(1))
+            if arm >= len(card.arms):
+                break
+            items, index = card.arms[arm].cards, int(inner.group(2))
+        if index >= len(items):
+            break
+        card, at, rest = items[index], at + inner.group(0), rest[inner.end() :]
+    return at, card
+
+
+def _card(cards: list[StepCard], path: str) -> StepCard | None:
+    found = _find(cards, path)
+    return found[1] if found is not None and found[0] == path else None
+
+
+def _list(cards: list[StepCard], path: str) -> list[StepCard] | None:
+    """The cards of a list of steps: `steps`, `steps[1].branches[0].steps`, `steps[1].else`."""
+    if path == "steps":
+        return cards
+    arm = re.match(r"^(.*)\.branches\[(\d+)\]\.steps$", path)
+    of = arm or re.match(r"^(.*)\.else$", path)
+    branch = _card(cards, of.group(1)) if of is not None else None
+    if branch is None or branch.raw is not None:
+        return None
+    if arm is not None:
+        number = int(arm.group(2))
+        return branch.arms[number].cards if number < len(branch.arms) else None
+    return branch.otherwise
+
+
 def error_name(path: str, cards: list[StepCard]) -> str:
     """The input a definition error's path (`steps[1].data.order`) is shown at: the
-    deepest one the path is under, else the step's card, else the steps as a whole."""
-    match = re.match(r"^steps\[(\d+)\]", path)
-    if match is None or int(match.group(1)) >= len(cards):
+    deepest one the path is under (in a branch's arms too), else the step's card, else the
+    steps as a whole."""
+    found = _find(cards, path)
+    if found is None:
         return "steps"
-    card = cards[int(match.group(1))]
-    step = match.group(0)
+    step, card = found
     names = {step}
     if card.raw is None and card.action in ACTIONS:
         names |= {f"{step}.{widget.path}" for widget in _flat(widgets(card.action))}
+        names |= {f"{step}.branches[{number}].if" for number in range(len(card.arms))}
     while path not in names and path != step:
         path = _cut(path)
     return path
@@ -361,41 +512,106 @@ def field_id(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")
 
 
+def card_id(path: str) -> str:
+    """The element id of a step's card: `step-2` at the top, `card-steps-1-else-0` nested."""
+    top = re.fullmatch(r"steps\[(\d+)\]", path)
+    return f"step-{top.group(1)}" if top is not None else f"card-{field_id(path)}"
+
+
+def step_label(path: str) -> str:
+    """A step's place for people: `steps[1]` -> `2`, `steps[1].branches[0].steps[2]` ->
+    `2, branch 1, step 3`, `steps[1].else[0]` -> `2, else, step 1`."""
+    label = re.sub(r"^steps\[(\d+)\]", lambda m: str(int(m.group(1)) + 1), path)
+    label = re.sub(
+        r"\.branches\[(\d+)\]\.steps\[(\d+)\]",
+        lambda m: f", branch {int(m.group(1)) + 1}, step {int(m.group(2)) + 1}",
+        label,
+    )
+    return re.sub(r"\.else\[(\d+)\]", lambda m: f", else, step {int(m.group(1)) + 1}", label)
+
+
+def _first_input(card: StepCard, path: str) -> str:
+    if card.action == BRANCH and card.raw is None and card.arms:
+        return field_id(f"{path}.branches[0].if")
+    fields = [widget for widget in _flat(widgets(card.action)) if widget.kind != NESTED]
+    return field_id(f"{path}.{fields[0].path}") if fields else card_id(path)
+
+
+def _item(at: str) -> tuple[str, int] | None:
+    """The list and index an operation names: `3` (a top-level step) or a path
+    (`steps[1].branches[0].steps[2]`)."""
+    if at.isdigit():
+        return "steps", int(at)
+    match = re.match(r"^(.*)\[(\d+)\]$", at)
+    return (match.group(1), int(match.group(2))) if match is not None else None
+
+
 def focus_after(cards: list[StepCard], operation: str) -> str:
     """The id of the element to focus once an operation's editor is shown: the new card's
-    first input, the card moved, the card now where one was removed, the view switched to."""
+    first input, the card moved, the card now where one was removed, the view switched to;
+    in a branch, the new arm's `if`, or the branch's card."""
     verb, _, at = operation.partition(":")
     if verb == "view":
         return f"view-{at}"
-    if not cards:
-        return "add_action"
-    last = len(cards) - 1
+    if verb in ("add-arm", "remove-arm", "add-else", "remove-else"):
+        branch_path = re.sub(r"\.branches\[\d+\]$", "", at)
+        branch = _card(cards, branch_path)
+        if verb == "add-arm" and branch is not None and branch.arms:
+            return field_id(f"{branch_path}.branches[{len(branch.arms) - 1}].if")
+        if verb == "add-else":
+            return field_id(f"{branch_path}.else")
+        return card_id(branch_path)
+    where = _item(at) if verb != "add" else (at or "steps", -1)
+    items = _list(cards, where[0]) if where is not None else None
+    if not items:
+        return "add_action" if where is None or where[0] == "steps" else card_id(where[0])
+    last = len(items) - 1
     if verb == "add":
-        card = cards[last]
-        fields = [widget for widget in _flat(widgets(card.action)) if widget.kind != NESTED]
-        return field_id(f"steps[{last}].{fields[0].path}") if fields else f"step-{last}"
-    index = int(at) if at.isdigit() else last
+        return _first_input(items[last], f"{where[0]}[{last}]") if where else "add_action"
+    index = where[1] if where is not None else last
     moved = {"up": index - 1, "down": index + 1}.get(verb, index)
-    return f"step-{max(0, min(moved, last))}"
+    return card_id(f"{where[0] if where else 'steps'}[{max(0, min(moved, last))}]")
 
 
 def apply(cards: list[StepCard], operation: str, form: Mapping[str, str]) -> list[StepCard]:
-    """The cards after an editing operation: `add` (the type in `add_action`),
-    `remove:N`, `up:N`, `down:N`."""
+    """The cards after an editing operation: `add` (the type in `add_action`), `remove:N`,
+    `up:N`, `down:N`; in a branch, `add:<list>` (the type in `add_action@<list>`, a list
+    being `steps[1].branches[0].steps` or `steps[1].else`), `remove:`, `up:`, `down:` a
+    step's path, `add-arm:<branch>`, `remove-arm:<branch>.branches[N]`, `add-else:<branch>`,
+    `remove-else:<branch>`."""
     verb, _, at = operation.partition(":")
-    cards = list(cards)
+    cards = copy.deepcopy(cards)
     if verb == "add":
-        action = form.get("add_action", "")
-        if action in ACTIONS:
-            cards.append(StepCard(action))
+        items = _list(cards, at or "steps")
+        action = form.get(f"add_action@{at}" if at else "add_action", "")
+        if items is not None and action in ACTIONS:
+            items.append(StepCard(action, arms=[ArmCard()] if action == BRANCH else []))
         return cards
-    if not at.isdigit() or int(at) >= len(cards):
+    if verb in ("add-arm", "add-else", "remove-else"):
+        branch = _card(cards, at)
+        if branch is not None and branch.action == BRANCH and branch.raw is None:
+            if verb == "add-arm":
+                branch.arms.append(ArmCard())
+            elif verb == "add-else":
+                branch.otherwise = branch.otherwise or []
+            else:
+                branch.otherwise = None
         return cards
-    index = int(at)
+    if verb == "remove-arm":
+        arm = re.match(r"^(.*)\.branches\[(\d+)\]$", at)
+        branch = _card(cards, arm.group(1)) if arm is not None else None
+        if arm is not None and branch is not None and int(arm.group(2)) < len(branch.arms):
+            del branch.arms[int(arm.group(2))]
+        return cards
+    where = _item(at)
+    items = _list(cards, where[0]) if where is not None else None
+    if where is None or items is None or where[1] >= len(items):
+        return cards
+    index = where[1]
     if verb == "remove":
-        del cards[index]
+        del items[index]
     elif verb == "up" and index > 0:
-        cards[index - 1], cards[index] = cards[index], cards[index - 1]
-    elif verb == "down" and index + 1 < len(cards):
-        cards[index + 1], cards[index] = cards[index], cards[index + 1]
+        items[index - 1], items[index] = items[index], items[index - 1]
+    elif verb == "down" and index + 1 < len(items):
+        items[index + 1], items[index] = items[index], items[index + 1]
     return cards

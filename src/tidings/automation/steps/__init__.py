@@ -18,6 +18,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from tidings.automation.steps.base import COMMON_FIELDS, InvalidStep, Step, StepFailed
+from tidings.automation.steps.branch import Branch
 from tidings.automation.steps.cancel import Cancel
 from tidings.automation.steps.delay import Delay
 from tidings.automation.steps.fetch_data import FetchData
@@ -39,7 +40,8 @@ AnyStep = Annotated[
     | FetchData
     | Invoke
     | Throttle
-    | WaitForEventStep,
+    | WaitForEventStep
+    | Branch,
     Field(discriminator="action"),
 ]
 STEP_TYPES: tuple[type[Step], ...] = get_args(get_args(AnyStep)[0])
@@ -56,9 +58,11 @@ def check(raw: Any, saving: Saving) -> Step:
         step = _STEP.validate_python(raw, context=saving)
     except ValidationError as exc:
         raise _invalid(exc.errors()[0]) from exc
-    # Last, the references and Liquid inside the values of its fields.
+    # Last, the references and Liquid inside the values of its fields (a branch's nested
+    # steps were checked as steps).
     for key, value in step.stored().items():
-        problem = None if key in COMMON_FIELDS else value_problem(value)
+        nested = isinstance(step, Branch)
+        problem = None if key in COMMON_FIELDS or nested else value_problem(value)
         if problem is not None:
             raise InvalidStep(f".{key}{problem[0]}", problem[1])
     return step

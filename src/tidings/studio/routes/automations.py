@@ -16,6 +16,7 @@ from tidings.automation import service as automation_service
 from tidings.automation.repository import AutomationRepository, RunRepository
 from tidings.automation.service import DefinitionError
 from tidings.automation.steps import ACTIONS
+from tidings.automation.steps.branch import program
 from tidings.db import Database
 from tidings.dependencies import DatabaseDep, OutboundDep
 from tidings.errors import AppError
@@ -137,9 +138,11 @@ def _editor(
     version: int | None = None,
     invoked_by: list[str] | None = None,
     focus: str = "",
+    outline: list[Any] | None = None,
 ) -> Response:
     """The editor page. In the form view the steps are `cards`; in the JSON view they are
-    `values["steps"]`. `focus` is the id of the element studio.js focuses after a swap."""
+    `values["steps"]`. `focus` is the id of the element studio.js focuses after a swap;
+    `outline`, the saved steps, shown as a tree (branches and their arms nested)."""
     with database.read() as session:
         pickers = StudioRepository(session).picker_ids(admin.scope.environment_id)
     return render(
@@ -156,11 +159,14 @@ def _editor(
         widgets=step_form.widgets,
         more_open=step_form.more_open,
         field_id=step_form.field_id,
+        card_id=step_form.card_id,
+        step_label=step_form.step_label,
         errors=errors or {},
         flash=flash,
         version=version,
         invoked_by=invoked_by or [],
         focus=focus,
+        outline=outline or [],
     )
 
 
@@ -236,12 +242,18 @@ def _run_page(
         steps = list(RunRepository(session).steps(run.id))
         messages = messages_of_steps(session, admin.scope, steps)
         event = session.get(Event, run.event_pk) if run.event_pk is not None else None
+    # Each step's place in the run's definition (`2, branch 1, step 1`), by position.
+    places = {
+        position: step_form.step_label(instruction.path)
+        for position, instruction in enumerate(program((run.definition or {}).get("steps", [])))
+    }
     return render(
         request,
         "run.html",
         section="automations",
         run=run,
         steps=steps,
+        places=places,
         messages=messages,
         event=event,
         active=run.status in RunStatus.ACTIVE,
@@ -304,6 +316,7 @@ def edit_automation(
         flash=f"Saved as version {version.version}." if saved else None,
         version=version.version,
         invoked_by=invoked_by,
+        outline=version.definition["steps"],
     )
 
 
@@ -412,7 +425,12 @@ def edit_steps(
             else:
                 errors["steps"] = "steps: must be a JSON list of steps to show them as forms"
     elif view == "form":
-        cards = step_form.apply(cards, operation, {"add_action": form_text(form, "add_action")})
+        adding = {
+            name: form_text(form, name)
+            for name, _ in form.multi_items()
+            if name.startswith("add_action")  # `add_action`, or `add_action@<list>` in a branch
+        }
+        cards = step_form.apply(cards, operation, adding)
     # A switch that failed (JSON that does not parse) leaves the view as it was.
     done = f"view:{view}" if operation.startswith("view:") else operation
     version, invoked_by = None, []
