@@ -26,6 +26,7 @@ ACTIONS = (
     "invoke",
     "throttle",
     "wait-for-event",
+    "batch",
 )
 
 
@@ -58,6 +59,7 @@ def _required(action: str) -> dict[str, Any]:
         "invoke": {"template": "other"},
         "throttle": {"max_allowed": 1, "period": "1 day"},
         "wait-for-event": {"event": "track/Order Completed", "timeout": "1 hour"},
+        "batch": {"window": "10 minutes"},
     }[action]
 
 

@@ -146,6 +146,13 @@ EVERY_STEP: dict[str, Any] = {
             "on_timeout": "stop",
             "ref": "completed",
         },
+        {
+            "action": "batch",
+            "window": {"type": "sliding", "duration": "5 minutes", "max": "1 hour"},
+            "batch_key": "{{ data.page_id }}",
+            "max_items": 50,
+            "render": "last 10",
+        },
     ],
 }
 

@@ -76,6 +76,15 @@ EVERY_STEP: list[dict[str, Any]] = [
         "on_timeout": "continue",
         "ref": "order",
     },
+    {"action": "batch", "window": "10 seconds"},
+    {
+        "action": "batch",
+        "window": {"type": "sliding", "duration": "5 minutes", "max": "1 hour"},
+        "batch_key": "{{ data.page_id }}",
+        "max_items": 50,
+        "render": "last 10",
+        "ref": "digest",
+    },
     # Steps the form cannot show field by field: kept whole, as JSON.
     {"action": "delay", "wait": "5 minutes"},
     {"action": "teleport"},

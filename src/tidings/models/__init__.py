@@ -9,6 +9,8 @@ from tidings.models.audience import (
 )
 from tidings.models.automation import (
     Automation,
+    AutomationBatch,
+    AutomationBatchItem,
     AutomationRun,
     AutomationRunStep,
     AutomationRunWait,
@@ -42,6 +44,8 @@ __all__ = [
     "AdminUser",
     "ApiKey",
     "Automation",
+    "AutomationBatch",
+    "AutomationBatchItem",
     "AutomationRun",
     "AutomationRunStep",
     "AutomationRunWait",

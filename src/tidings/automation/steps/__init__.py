@@ -18,6 +18,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from tidings.automation.steps.base import COMMON_FIELDS, InvalidStep, Step, StepFailed
+from tidings.automation.steps.batch import Batch
 from tidings.automation.steps.cancel import Cancel
 from tidings.automation.steps.delay import Delay
 from tidings.automation.steps.fetch_data import FetchData
@@ -39,7 +40,8 @@ AnyStep = Annotated[
     | FetchData
     | Invoke
     | Throttle
-    | WaitForEventStep,
+    | WaitForEventStep
+    | Batch,
     Field(discriminator="action"),
 ]
 STEP_TYPES: tuple[type[Step], ...] = get_args(get_args(AnyStep)[0])

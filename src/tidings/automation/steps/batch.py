@@ -1,0 +1,367 @@
+"""`batch`: the runs that reach the step for one recipient (and `batch_key`) within a window
+become one: the first continues with all their data, the others end BATCHED.
+
+`{"action": "batch", "window": "10 minutes", "batch_key": "{{ data.page_id }}", "max_items":
+50, "render": "last 10"}`. Knock's batch function, with Courier's digest output in the run's
+data (`data.batch`); docs/automations.md has the mapping:
+
+- The first run to reach the step for a key opens a batch and waits (WAITING) until it
+  closes; each run that reaches it while it is open adds its data and ends BATCHED, its
+  step's output naming the opener (`batched_into`).
+- `window`: a duration (a fixed window from the opening), or `{"type": "sliding",
+  "duration", "max"}`, which each joining run moves to now + duration, never past the
+  opening + max.
+- `max_items`: the run that fills the batch closes it to joins and wakes the opener at once.
+- When the opener wakes at the close, the step's output is `{"items", "total_count"}`
+  (`items`: every run's data in order, or the first or last N with `render`), kept in the
+  run's data as `batch`: a later send's template loops over `data.batch.items`.
+
+The key is (environment, automation, step position, recipient, rendered batch_key). A join
+and the close each lock the batch row, so an item is in one close only. The close runs in the
+transaction that records the step's output and deletes the batch and its items: a worker
+killed before its commit leaves the batch as it was, to close again (`_close`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import PlainValidator, ValidationInfo
+from sqlalchemy import delete, select
+from sqlalchemy.exc import NoResultFound
+
+from tidings.automation.duration import EXAMPLES, DurationError, parse_duration
+from tidings.automation.steps.base import (
+    Outcome,
+    RetryableStepError,
+    Step,
+    StepFailed,
+    StepRun,
+    Stop,
+    Wait,
+)
+from tidings.automation.steps.fields import Needed, OptionalText, invalid, saving
+from tidings.automation.steps.values import quote, text
+from tidings.kit.sql import Repository, insert_missing_and_lock
+from tidings.kit.time import LATEST, isoformat, shifted
+from tidings.models import AutomationBatch, AutomationBatchItem, AutomationRun, RunStatus
+
+# Courier's limit on an add-to-batch step's wait periods.
+MAX_WINDOW = timedelta(days=60)
+MAX_ITEMS = 100_000
+MAX_RENDER = 1000
+MAX_KEY_LENGTH = 1000
+WINDOW_TYPES = ("fixed", "sliding")
+OPEN, CLOSING = "open", "closing"
+_RENDER = re.compile(r"(first|last) ([0-9]+)")
+_WINDOW_KEYS = ("type", "duration", "max")
+# How many times a run tries again when the batch it waited for closed meanwhile.
+ATTEMPTS = 5
+
+
+def _length(value: Any, at: str) -> timedelta:
+    if not isinstance(value, str):
+        raise invalid(f"must be a duration such as {EXAMPLES}, not {quote(value)}", at)
+    try:
+        length = parse_duration(value)
+    except DurationError as exc:
+        raise invalid(str(exc), at) from exc
+    if not timedelta() < length <= MAX_WINDOW:
+        raise invalid(f"{quote(value)} is not between 1 second and 60 days", at)
+    return length
+
+
+def _window(value: Any, info: ValidationInfo) -> Any:
+    if isinstance(value, str):
+        if saving(info) is not None:
+            _length(value, "")
+        return value
+    if not isinstance(value, dict):
+        raise invalid(
+            f'must be a duration such as "10 minutes" (a fixed window), or {{"type": '
+            f'"sliding", "duration": "10 minutes", "max": "1 hour"}}, not {quote(value)}'
+        )
+    for key in value:
+        if key not in _WINDOW_KEYS:
+            raise invalid(
+                f"{quote(key)} is not a field of a batch window; use type, duration, max",
+                f".{key}",
+            )
+    kind = value.get("type", "fixed")
+    if kind not in WINDOW_TYPES:
+        raise invalid(f"{quote(kind)} is not one of fixed, sliding", ".type")
+    if "duration" not in value:
+        raise invalid('a batch window needs a duration, e.g. "10 minutes"', ".duration")
+    if kind == "fixed" and "max" in value:
+        raise invalid(
+            'a fixed window ends a duration after it opens: "max" is for a sliding window; '
+            'remove it, or set type to "sliding"',
+            ".max",
+        )
+    if kind == "sliding" and "max" not in value:
+        raise invalid(
+            'a sliding window needs a max, e.g. "1 hour": how long after the opening it '
+            "closes however many runs join",
+            ".max",
+        )
+    if saving(info) is not None:
+        duration = _length(value["duration"], ".duration")
+        if kind == "sliding" and _length(value["max"], ".max") < duration:
+            raise invalid(
+                f"{quote(value['max'])} is shorter than the duration {quote(value['duration'])}",
+                ".max",
+            )
+    return value
+
+
+def _max_items(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ITEMS:
+        raise invalid(f"must be a whole number from 1 to {MAX_ITEMS:,}, not {quote(value)}")
+    return value
+
+
+def _render(value: Any) -> str:
+    found = _RENDER.fullmatch(value) if isinstance(value, str) else None
+    if found is None or not 1 <= int(found.group(2)) <= MAX_RENDER:
+        raise invalid(
+            f'must be "first N" or "last N" with N from 1 to {MAX_RENDER}, e.g. "last 10", '
+            f"not {quote(value)}"
+        )
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Window:
+    """A batch's window as the step defines it: how long after the opening (or, sliding,
+    after the latest run) it closes, and the latest it closes."""
+
+    duration: timedelta
+    sliding: bool
+    most: timedelta
+
+
+class Batch(Step):
+    action: Literal["batch"]
+    window: Annotated[
+        str | dict[str, Any],
+        PlainValidator(_window),
+        Needed('a batch step needs a window, e.g. "10 minutes"'),
+    ]
+    batch_key: OptionalText = None
+    max_items: Annotated[int | None, PlainValidator(_max_items)] = None
+    render: Annotated[str | None, PlainValidator(_render)] = None
+
+    waits: ClassVar[bool] = True
+    runs_after_wait: ClassVar[bool] = True
+    wakes_early: ClassVar[bool] = True
+
+    def run(self, at: StepRun) -> Outcome:
+        batches = BatchRepository(at.session)
+        mine = batches.opened_by(at.run.id, at.run.step_index)
+        if mine is not None:
+            return self._wake(at, mine)
+        recipient = at.run.recipient
+        if not recipient:
+            raise StepFailed(
+                "a batch step collects the runs of each recipient, and this run has none (the "
+                "event had no userId): start it from a Segment event or invoke it with a "
+                "recipient"
+            )
+        key = self._key(at)
+        window = self._window_lengths()
+        for _ in range(ATTEMPTS):
+            batch, opened = batches.open_or_lock(at, recipient, key, window)
+            if opened:
+                batches.add_item(batch, at.run, at.now)
+                return self._wake(at, batch)
+            if self._joinable(at, batch):
+                return self._join(at, batches, batch, window)
+        raise RetryableStepError(f"batch: the batches of key {key!r} kept closing; trying again")
+
+    def _joinable(self, at: StepRun, batch: AutomationBatch) -> bool:
+        """Whether the open batch, locked, still takes runs: its opener waits on it and its
+        window has not passed. One that doesn't is set closing (or dropped, when its opener
+        no longer waits on it), and the caller opens a new one."""
+        opener = at.session.get(AutomationRun, batch.opener_run_pk)
+        if (
+            opener is None
+            or opener.step_index != batch.position
+            or opener.status
+            not in (
+                *RunStatus.ACTIVE,
+                RunStatus.ERROR,
+            )
+        ):
+            # Its opener was canceled (or moved on): the batch is no one's to close.
+            BatchRepository(at.session).drop(batch)
+            return False
+        if batch.closes_at <= at.now:
+            batch.status = CLOSING
+            at.session.flush()
+            at.outbox.add_run(batch.opener_run_pk)
+            return False
+        return True
+
+    def _join(
+        self, at: StepRun, batches: BatchRepository, batch: AutomationBatch, window: Window
+    ) -> Outcome:
+        batches.add_item(batch, at.run, at.now)
+        if window.sliding:
+            batch.closes_at = min(max(batch.closes_at, at.now + window.duration), batch.closes_by)
+        full = self.max_items is not None and batch.count >= self.max_items
+        if full:
+            batch.status = CLOSING
+            at.outbox.add_run(batch.opener_run_pk)  # the opener closes it now
+        opener_id = at.session.scalars(
+            select(AutomationRun.run_id).where(AutomationRun.id == batch.opener_run_pk)
+        ).one()
+        output = {
+            "batched_into": opener_id,
+            "batch_key": batch.batch_key,
+            "position_in_batch": batch.count,
+            "batch_opened_at": isoformat(batch.opened_at),
+        }
+        return Stop(
+            RunStatus.BATCHED,
+            f"batched into run {opener_id}, which opened the batch at "
+            f"{isoformat(batch.opened_at)} (item {batch.count})",
+            output,
+        )
+
+    def _wake(self, at: StepRun, batch: AutomationBatch) -> Outcome:
+        """The opener, on reaching the step or waking: wait on while the batch is open, else
+        close it."""
+        full = self.max_items is not None and batch.count >= self.max_items
+        if batch.status == OPEN and batch.closes_at > at.now and not full:
+            return Wait(batch.closes_at)
+        return self._close(at, batch)
+
+    def _close(self, at: StepRun, batch: AutomationBatch) -> Outcome:
+        items = BatchRepository(at.session).take_items(batch)
+        shown = items
+        if self.render is not None:
+            which, count = self.render.split(" ")
+            shown = items[: int(count)] if which == "first" else items[-int(count) :]
+        digest = {"items": shown, "total_count": len(items)}
+        context = dict(at.run.context)
+        context["data"] = {**(context.get("data") or {}), "batch": digest}
+        at.run.context = context
+        return {
+            **digest,
+            "batch_key": batch.batch_key,
+            "opened_at": isoformat(batch.opened_at),
+            "closed_at": isoformat(at.now),
+        }
+
+    def _key(self, at: StepRun) -> str:
+        if self.batch_key is None:
+            return ""
+        value = text(self.batch_key, at.names)
+        if value is None:
+            raise StepFailed(
+                f"batch.batch_key {quote(self.batch_key)} came out empty for this run: check "
+                "that the value it names is in the run's data"
+            )
+        if len(value) > MAX_KEY_LENGTH:
+            raise StepFailed(
+                f"batch.batch_key came out {len(value)} characters long; keep it under "
+                f"{MAX_KEY_LENGTH}"
+            )
+        return value
+
+    def _window_lengths(self) -> Window:
+        spec = self.window if isinstance(self.window, dict) else {"duration": self.window}
+        try:
+            duration = parse_duration(spec["duration"])
+            most = parse_duration(spec["max"]) if "max" in spec else duration
+        except DurationError as exc:
+            raise StepFailed(f"batch.window: {exc}") from exc
+        return Window(duration, spec.get("type") == "sliding", most)
+
+
+class BatchRepository(Repository):
+    """The SQL of batch steps: their batches (`AutomationBatch`) and items."""
+
+    def opened_by(self, run_pk: int, position: int) -> AutomationBatch | None:
+        """The batch the run opened at this step, locked: the run waits on it."""
+        return self.session.scalars(
+            select(AutomationBatch)
+            .where(AutomationBatch.opener_run_pk == run_pk, AutomationBatch.position == position)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
+
+    def open_or_lock(
+        self, at: StepRun, recipient: str, batch_key: str, window: Window
+    ) -> tuple[AutomationBatch, bool]:
+        """The key's open batch, locked; opened by this run when there is none (True).
+
+        `insert_missing_and_lock` on the partial unique index of open batches: of two runs
+        that open one at once, one inserts it and the other locks it. A batch that closes
+        (or is dropped) while this waits for its lock is no longer open when the lock comes:
+        then the insert is tried again."""
+        run = at.run
+        automation = run.automation_id or "ad-hoc"
+        position = run.step_index
+        identity = "\n".join((automation, str(position), recipient, batch_key))
+        closes_at = shifted(at.now, window.duration)
+        closes_by = shifted(at.now, window.most)
+        if closes_at is None or closes_by is None:
+            raise StepFailed(f"batch.window ends after the year {LATEST:%Y}")
+        for _ in range(ATTEMPTS):
+            try:
+                return insert_missing_and_lock(
+                    self.session,
+                    AutomationBatch,
+                    {
+                        "environment_id": run.environment_id,
+                        "key_hash": hashlib.sha256(identity.encode()).hexdigest(),
+                        "status": OPEN,
+                    },
+                    automation_id=automation,
+                    position=position,
+                    recipient=recipient,
+                    batch_key=batch_key,
+                    opener_run_pk=run.id,
+                    count=0,
+                    opened_at=at.now,
+                    closes_at=closes_at,
+                    closes_by=closes_by,
+                )
+            except NoResultFound:
+                continue
+        raise RetryableStepError(f"batch: the batches of key {batch_key!r} kept closing")
+
+    def add_item(self, batch: AutomationBatch, run: AutomationRun, now: datetime) -> None:
+        """Add the run's data to the batch, locked, as its next item."""
+        batch.count += 1
+        data = dict((run.context or {}).get("data") or {})
+        self.session.add(
+            AutomationBatchItem(
+                batch_pk=batch.id, run_pk=run.id, ordinal=batch.count, data=data, added_at=now
+            )
+        )
+
+    def take_items(self, batch: AutomationBatch) -> list[dict[str, Any]]:
+        """The batch's items in order; the batch and its items are deleted (the caller's
+        transaction commits the close, or rolls it all back)."""
+        items = list(
+            self.session.scalars(
+                select(AutomationBatchItem.data)
+                .where(AutomationBatchItem.batch_pk == batch.id)
+                .order_by(AutomationBatchItem.ordinal)
+            )
+        )
+        self.drop(batch)
+        return items
+
+    def drop(self, batch: AutomationBatch) -> None:
+        self.session.execute(
+            delete(AutomationBatchItem).where(AutomationBatchItem.batch_pk == batch.id)
+        )
+        self.session.delete(batch)
+        self.session.flush()
