@@ -114,6 +114,62 @@ def test_batch_steps_are_stored_as_given() -> None:
         assert validate(step)["steps"] == [step]
 
 
+COURIER_FIELD_PATHS = [
+    ({}, "steps[0].wait_period", "needs a wait_period"),
+    ({"wait_period": "PT5X"}, "steps[0].wait_period", "is not a duration"),
+    (
+        {"wait_period": "PT1H", "max_wait_period": "PT5M"},
+        "steps[0].max_wait_period",
+        "shorter than the wait_period",
+    ),
+    (
+        {"wait_period": "PT5M", "retain": {"type": "highest", "sort_key": "x"}},
+        "steps[0].retain.type",
+        "is not supported",
+    ),
+    ({"wait_period": "PT5M", "retain": {"count": 0}}, "steps[0].retain.count", "from 1 to"),
+    ({"wait_period": "PT5M", "category_key": "x"}, "steps[0].category_key", "not supported"),
+    ({"wait_period": "PT5M", "batch_id": "x"}, "steps[0].batch_id", "not supported"),
+]
+
+
+@pytest.mark.parametrize(("fields", "field", "message"), COURIER_FIELD_PATHS)
+def test_courier_add_to_batch_errors_name_the_exact_field_path(
+    fields: dict[str, Any], field: str, message: str
+) -> None:
+    with pytest.raises(DefinitionError) as caught:
+        validate({"action": "add-to-batch", **fields})
+    assert caught.value.field == field
+    assert message in caught.value.message
+
+
+def test_courier_add_to_batch_runs_as_a_sliding_batch_with_courier_data(
+    runtime: Runtime, keys: Keys, clock: Clock
+) -> None:
+    step = {
+        "wait_period": "PT5M",
+        "max_wait_period": "PT1H",
+        "retain": {"type": "last", "count": 2},
+    }
+    assert validate({"action": "add-to-batch", **step})["steps"][0] == {
+        "action": "add-to-batch",
+        **step,
+    }
+    batch = Runs(runtime, keys)
+    batch.steps[0] = {"action": "add-to-batch", "ref": "digest", **step}
+    opener, _ = batch.reach(n=1)
+    for n in (2, 3):
+        clock.move(minutes=4)  # inside the wait_period of the latest run: the batch goes on
+        assert batch.reach(n=n)[1] == "BATCHED"
+    clock.now = START + timedelta(minutes=13)
+    assert batch.advance(opener) == "PROCESSED"
+    assert batch.run(opener).context["data"]["batch"] == {
+        "items": [{"n": 2}, {"n": 3}],
+        "total_count": 3,
+        "count": 3,
+    }
+
+
 # The engine, on ad hoc runs advanced by hand.
 
 

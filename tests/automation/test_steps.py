@@ -27,6 +27,7 @@ ACTIONS = (
     "throttle",
     "wait-for-event",
     "batch",
+    "add-to-batch",
 )
 
 
@@ -60,6 +61,7 @@ def _required(action: str) -> dict[str, Any]:
         "throttle": {"max_allowed": 1, "period": "1 day"},
         "wait-for-event": {"event": "track/Order Completed", "timeout": "1 hour"},
         "batch": {"window": "10 minutes"},
+        "add-to-batch": {"wait_period": "PT5M"},
     }[action]
 
 

@@ -85,6 +85,13 @@ EVERY_STEP: list[dict[str, Any]] = [
         "render": "last 10",
         "ref": "digest",
     },
+    {
+        "action": "add-to-batch",
+        "wait_period": "PT5M",
+        "max_wait_period": "PT1H",
+        "max_items": 100,
+        "retain": {"type": "last", "count": 10},
+    },
     # Steps the form cannot show field by field: kept whole, as JSON.
     {"action": "delay", "wait": "5 minutes"},
     {"action": "teleport"},

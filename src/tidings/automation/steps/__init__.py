@@ -17,6 +17,7 @@ from typing import Annotated, Any, get_args
 from pydantic import Field, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from tidings.automation.steps.add_to_batch import AddToBatch
 from tidings.automation.steps.base import COMMON_FIELDS, InvalidStep, Step, StepFailed
 from tidings.automation.steps.batch import Batch
 from tidings.automation.steps.cancel import Cancel
@@ -41,7 +42,8 @@ AnyStep = Annotated[
     | Invoke
     | Throttle
     | WaitForEventStep
-    | Batch,
+    | Batch
+    | AddToBatch,
     Field(discriminator="action"),
 ]
 STEP_TYPES: tuple[type[Step], ...] = get_args(get_args(AnyStep)[0])

@@ -63,7 +63,8 @@ _WINDOW_KEYS = ("type", "duration", "max")
 ATTEMPTS = 5
 
 
-def _length(value: Any, at: str) -> timedelta:
+def window_length(value: Any, at: str) -> timedelta:
+    """A window's duration, checked (1 second to 60 days); `at` is where, for the error."""
     if not isinstance(value, str):
         raise invalid(f"must be a duration such as {EXAMPLES}, not {quote(value)}", at)
     try:
@@ -78,7 +79,7 @@ def _length(value: Any, at: str) -> timedelta:
 def _window(value: Any, info: ValidationInfo) -> Any:
     if isinstance(value, str):
         if saving(info) is not None:
-            _length(value, "")
+            window_length(value, "")
         return value
     if not isinstance(value, dict):
         raise invalid(
@@ -109,8 +110,8 @@ def _window(value: Any, info: ValidationInfo) -> Any:
             ".max",
         )
     if saving(info) is not None:
-        duration = _length(value["duration"], ".duration")
-        if kind == "sliding" and _length(value["max"], ".max") < duration:
+        duration = window_length(value["duration"], ".duration")
+        if kind == "sliding" and window_length(value["max"], ".max") < duration:
             raise invalid(
                 f"{quote(value['max'])} is shorter than the duration {quote(value['duration'])}",
                 ".max",
@@ -118,7 +119,7 @@ def _window(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
-def _max_items(value: Any) -> int:
+def max_items_of(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_ITEMS:
         raise invalid(f"must be a whole number from 1 to {MAX_ITEMS:,}, not {quote(value)}")
     return value
@@ -152,7 +153,7 @@ class Batch(Step):
         Needed('a batch step needs a window, e.g. "10 minutes"'),
     ]
     batch_key: OptionalText = None
-    max_items: Annotated[int | None, PlainValidator(_max_items)] = None
+    max_items: Annotated[int | None, PlainValidator(max_items_of)] = None
     render: Annotated[str | None, PlainValidator(_render)] = None
 
     waits: ClassVar[bool] = True
