@@ -490,6 +490,34 @@ def test_the_runs_api_and_studio_filter_batched_runs(client: TestClient, keys: K
     assert "sliding" in window.hint
 
 
+def test_erasing_the_user_deletes_its_open_batches(
+    client: TestClient, keys: Keys, runtime: Runtime
+) -> None:
+    put(
+        client,
+        keys.test,
+        "/automations/comments",
+        {"steps": [{"action": "batch", "window": "1 hour"}]},
+    )
+    put(client, keys.test, "/profiles/u1", {"profile": {"email": "u1@example.org"}})
+    first = invoke(
+        client,
+        keys.test,
+        "/automations/comments/invoke",
+        {"recipient": "u1", "data": {"text": "secret"}},
+    )
+    run_in(client, keys.test, first, "WAITING")
+    second = invoke(client, keys.test, "/automations/comments/invoke", {"recipient": "u1"})
+    run_in(client, keys.test, second, "BATCHED")
+    with runtime.database.read() as session:
+        assert session.scalars(select(func.count()).select_from(AutomationBatchItem)).one() == 2
+    assert client.delete("/profiles/u1", headers=bearer(keys.test)).status_code == 204
+    run_in(client, keys.test, first, "CANCELED")
+    with runtime.database.read() as session:
+        assert session.scalars(select(func.count()).select_from(AutomationBatch)).one() == 0
+        assert session.scalars(select(func.count()).select_from(AutomationBatchItem)).one() == 0
+
+
 APPLIED = """\
 kind: automation
 id: comment-digest

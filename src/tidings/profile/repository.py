@@ -16,6 +16,8 @@ from tidings.kit.sql import (
 )
 from tidings.kit.time import utcnow
 from tidings.models import (
+    AutomationBatch,
+    AutomationBatchItem,
     AutomationRun,
     AutomationRunWait,
     Event,
@@ -338,6 +340,20 @@ class ProfileRepository(Repository):
 
     def _cancel_and_redact_runs(self, environment: str, ids: list[str], now: datetime) -> int:
         """Cancel the users' active runs, then empty every one of their runs' context."""
+        # Their open batches (steps/batch.py), with the data of the runs in them.
+        batches = select(AutomationBatch.id).where(
+            AutomationBatch.environment_id == environment, AutomationBatch.recipient.in_(ids)
+        )
+        execute_counting(
+            self.session,
+            delete(AutomationBatchItem).where(AutomationBatchItem.batch_pk.in_(batches)),
+        )
+        execute_counting(
+            self.session,
+            delete(AutomationBatch).where(
+                AutomationBatch.environment_id == environment, AutomationBatch.recipient.in_(ids)
+            ),
+        )
         execute_counting(
             self.session,
             delete(AutomationRunWait).where(
