@@ -153,6 +153,12 @@ EVERY_STEP: dict[str, Any] = {
             "max_items": 50,
             "render": "last 10",
         },
+        {
+            "action": "add-to-batch",
+            "wait_period": "PT5M",
+            "max_wait_period": "PT1H",
+            "retain": {"type": "last", "count": 10},
+        },
     ],
 }
 
