@@ -179,47 +179,43 @@ class Batch(Step):
             if opened:
                 batches.add_item(batch, at.run, at.now)
                 return self._wake(at, batch)
-            if self._joinable(at, batch):
-                return self._join(at, batches, batch, window)
+            opener_id = self._opener_if_joinable(at, batches, batch)
+            if opener_id is not None:
+                return self._join(at, batches, batch, window, opener_id)
         raise RetryableStepError(f"batch: the batches of key {key!r} kept closing; trying again")
 
-    def _joinable(self, at: StepRun, batch: AutomationBatch) -> bool:
-        """Whether the open batch, locked, still takes runs: its opener waits on it and its
-        window has not passed. One that doesn't is set closing (or dropped, when its opener
-        no longer waits on it), and the caller opens a new one."""
-        opener = at.session.get(AutomationRun, batch.opener_run_pk)
-        if (
-            opener is None
-            or opener.step_index != batch.position
-            or opener.status
-            not in (
-                *RunStatus.ACTIVE,
-                RunStatus.ERROR,
-            )
-        ):
-            # Its opener was canceled (or moved on): the batch is no one's to close.
-            BatchRepository(at.session).drop(batch)
-            return False
+    def _opener_if_joinable(
+        self, at: StepRun, batches: BatchRepository, batch: AutomationBatch
+    ) -> str | None:
+        """The run id of the open batch's opener (the batch locked) when the batch still
+        takes runs: its opener waits on it and its window has not passed. One that doesn't
+        is set closing (or dropped, when its opener no longer waits on it), and the caller
+        opens a new one."""
+        opener = batches.opener(batch)
+        if opener is None:
+            batches.drop(batch)  # its opener was canceled, or erased: no one is to close it
+            return None
         if batch.closes_at <= at.now:
             batch.status = CLOSING
             at.session.flush()
             at.outbox.add_run(batch.opener_run_pk)
-            return False
-        return True
+            return None
+        return opener
 
     def _join(
-        self, at: StepRun, batches: BatchRepository, batch: AutomationBatch, window: Window
+        self,
+        at: StepRun,
+        batches: BatchRepository,
+        batch: AutomationBatch,
+        window: Window,
+        opener_id: str,
     ) -> Outcome:
         batches.add_item(batch, at.run, at.now)
         if window.sliding:
             batch.closes_at = min(max(batch.closes_at, at.now + window.duration), batch.closes_by)
-        full = self.max_items is not None and batch.count >= self.max_items
-        if full:
+        if self.max_items is not None and batch.count >= self.max_items:
             batch.status = CLOSING
             at.outbox.add_run(batch.opener_run_pk)  # the opener closes it now
-        opener_id = at.session.scalars(
-            select(AutomationRun.run_id).where(AutomationRun.id == batch.opener_run_pk)
-        ).one()
         output = {
             "batched_into": opener_id,
             "batch_key": batch.batch_key,
@@ -336,6 +332,20 @@ class BatchRepository(Repository):
             except NoResultFound:
                 continue
         raise RetryableStepError(f"batch: the batches of key {batch_key!r} kept closing")
+
+    def opener(self, batch: AutomationBatch) -> str | None:
+        """The run id of the batch's opener while it waits on the batch (or failed there,
+        and may be retried); None once it was canceled or erased."""
+        found = self.session.execute(
+            select(AutomationRun.run_id, AutomationRun.status, AutomationRun.step_index).where(
+                AutomationRun.id == batch.opener_run_pk
+            )
+        ).first()
+        if found is None:
+            return None
+        run_id, status, step_index = found
+        waiting = status in RunStatus.ACTIVE or status == RunStatus.ERROR
+        return run_id if waiting and step_index == batch.position else None
 
     def add_item(self, batch: AutomationBatch, run: AutomationRun, now: datetime) -> None:
         """Add the run's data to the batch, locked, as its next item."""
