@@ -426,6 +426,46 @@ def test_concurrent_runs_of_one_key_make_one_batch_with_every_item_once(
     assert sorted(item["n"] for item in digest["items"]) == list(range(8))
 
 
+def test_runs_racing_the_close_of_a_full_batch_go_to_the_next_batch_once(
+    runtime: Runtime, keys: Keys, clock: Clock
+) -> None:
+    batch = Runs(runtime, keys, window="1 hour", max_items=3)
+    opener, _ = batch.reach(n=0)
+    batch.reach(n=1)
+    batch.reach(n=2)  # full: closing, its opener to close it
+    racing = [batch.start(n=n) for n in range(3, 9)]
+    statuses: dict[int, str] = {}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(racing) + 1)
+
+    def one(run_pk: int) -> None:
+        try:
+            barrier.wait()
+            statuses[run_pk] = batch.advance(run_pk)
+        except BaseException as exc:  # reported below, on the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(run_pk,)) for run_pk in [opener, *racing]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert statuses[opener] == "PROCESSED"
+    digest = batch.run(opener).context["data"]["batch"]
+    assert [item["n"] for item in digest["items"]] == [0, 1, 2]
+    # The racing runs made the next batches (max 3 each), every run in one of them once.
+    waiting = [run_pk for run_pk in racing if statuses[run_pk] == "WAITING"]
+    assert sorted(statuses[run_pk] for run_pk in racing) == ["BATCHED"] * 4 + ["WAITING"] * 2
+    clock.move(hours=1)
+    closed = []
+    for run_pk in waiting:
+        assert batch.advance(run_pk) == "PROCESSED"
+        closed += [item["n"] for item in batch.run(run_pk).context["data"]["batch"]["items"]]
+    assert sorted(closed) == list(range(3, 9))
+    assert batch.open_batches() == []
+
+
 def test_a_crash_during_the_close_loses_no_item_and_the_redrive_counts_each_once(
     runtime: Runtime, keys: Keys, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
