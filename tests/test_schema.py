@@ -40,4 +40,9 @@ def test_the_partial_indexes_are_the_migrated_ones(runtime: Runtime) -> None:
             if where is not None:
                 partial.add(index.name)
                 assert _predicate(str(stored)) == _predicate(str(where)), index.name
-    assert partial == {"ix_event_user", "ix_event_pending_user", "ix_inbox_message_unread"}
+    assert partial == {
+        "ix_event_user",
+        "ix_event_pending_user",
+        "ix_inbox_message_unread",
+        "uq_automation_batch_open",
+    }

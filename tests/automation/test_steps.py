@@ -27,6 +27,8 @@ ACTIONS = (
     "throttle",
     "wait-for-event",
     "branch",
+    "batch",
+    "add-to-batch",
 )
 
 
@@ -60,6 +62,8 @@ def _required(action: str) -> dict[str, Any]:
         "throttle": {"max_allowed": 1, "period": "1 day"},
         "wait-for-event": {"event": "track/Order Completed", "timeout": "1 hour"},
         "branch": {"branches": [{"if": "true", "steps": []}]},
+        "batch": {"window": "10 minutes"},
+        "add-to-batch": {"wait_period": "PT5M"},
     }[action]
 
 

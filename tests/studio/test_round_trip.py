@@ -161,6 +161,19 @@ EVERY_STEP: dict[str, Any] = {
             "else": [{"action": "delay", "duration": "1 hour"}],
             "ref": "plan",
         },
+        {
+            "action": "batch",
+            "window": {"type": "sliding", "duration": "5 minutes", "max": "1 hour"},
+            "batch_key": "{{ data.page_id }}",
+            "max_items": 50,
+            "render": "last 10",
+        },
+        {
+            "action": "add-to-batch",
+            "wait_period": "PT5M",
+            "max_wait_period": "PT1H",
+            "retain": {"type": "last", "count": 10},
+        },
     ],
 }
 

@@ -97,6 +97,22 @@ EVERY_STEP: list[dict[str, Any]] = [
         "ref": "plan",
     },
     {"action": "branch", "branches": [{"if": "x", "steps": [], "then": 1}]},
+    {"action": "batch", "window": "10 seconds"},
+    {
+        "action": "batch",
+        "window": {"type": "sliding", "duration": "5 minutes", "max": "1 hour"},
+        "batch_key": "{{ data.page_id }}",
+        "max_items": 50,
+        "render": "last 10",
+        "ref": "digest",
+    },
+    {
+        "action": "add-to-batch",
+        "wait_period": "PT5M",
+        "max_wait_period": "PT1H",
+        "max_items": 100,
+        "retain": {"type": "last", "count": 10},
+    },
     # Steps the form cannot show field by field: kept whole, as JSON.
     {"action": "delay", "wait": "5 minutes"},
     {"action": "teleport"},

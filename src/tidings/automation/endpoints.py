@@ -222,7 +222,7 @@ def list_runs(
         str | None,
         Query(
             description="Comma-separated: PROCESSING, WAITING, WAITING_FOR_EVENT, PROCESSED, "
-            "CANCELED, ERROR, THROTTLED."
+            "CANCELED, ERROR, THROTTLED, BATCHED."
         ),
     ] = None,
     recipient: Annotated[str | None, Query(description="Runs for this user id.")] = None,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, bindparam, delete, insert, select
+from sqlalchemy import ColumnElement, Select, Table, bindparam, case, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import InstrumentedAttribute
 
 from tidings.config import Settings
@@ -15,17 +18,22 @@ from tidings.kit.sql import (
     claim_rows,
     execute_counting,
     insert_loaded,
+    insert_missing_and_lock,
     insert_missing_in_environment,
 )
 from tidings.models import (
     Automation,
+    AutomationBatch,
+    AutomationBatchItem,
     AutomationRun,
     AutomationRunStep,
     AutomationRunWait,
     AutomationTrigger,
     AutomationVersion,
+    BatchStatus,
     Event,
     RunStatus,
+    ThrottleWindow,
 )
 from tidings.worker.repository import owner_alive
 from tidings.workspace.service import Scope
@@ -452,3 +460,182 @@ class RunRepository(Repository):
             statement = statement.where(AutomationRunWait.position == position)
         # Through the session, which flushes first: the wait may be new in this transaction.
         self.session.execute(statement)
+
+    def redact_recipients(self, environment: str, ids: list[str], now: datetime) -> int:
+        """Erasing users: cancel their active runs, drop their open batches and waits, then
+        empty every one of their runs' context."""
+        # Their open batches (steps/batch.py), with the data of the runs in them.
+        batches = select(AutomationBatch.id).where(
+            AutomationBatch.environment_id == environment, AutomationBatch.recipient.in_(ids)
+        )
+        execute_counting(
+            self.session,
+            delete(AutomationBatchItem).where(AutomationBatchItem.batch_pk.in_(batches)),
+        )
+        execute_counting(
+            self.session,
+            delete(AutomationBatch).where(
+                AutomationBatch.environment_id == environment, AutomationBatch.recipient.in_(ids)
+            ),
+        )
+        execute_counting(
+            self.session,
+            delete(AutomationRunWait).where(
+                AutomationRunWait.environment_id == environment,
+                AutomationRunWait.recipient.in_(ids),
+            ),
+        )
+        execute_counting(
+            self.session,
+            update(AutomationRun)
+            .where(
+                AutomationRun.environment_id == environment,
+                AutomationRun.recipient.in_(ids),
+                AutomationRun.status.in_(RunStatus.ACTIVE),
+            )
+            .values(
+                status=RunStatus.CANCELED,
+                error="canceled: the user's data was erased",
+                wake_at=None,
+                finished_at=now,
+                updated_at=now,
+            ),
+        )
+        return execute_counting(
+            self.session,
+            update(AutomationRun)
+            .where(AutomationRun.environment_id == environment, AutomationRun.recipient.in_(ids))
+            .values(
+                recipient=None,
+                context={"data": {}, "profile": {}, "event": {}, "recipient": None, "refs": {}},
+            ),
+        )
+
+
+class BatchRepository(Repository):
+    """The SQL of batch steps: their batches (`AutomationBatch`) and items."""
+
+    def opened_by(self, run_pk: int, position: int) -> AutomationBatch | None:
+        """The batch the run opened at this step, locked: the run waits on it."""
+        return self.session.scalars(
+            select(AutomationBatch)
+            .where(AutomationBatch.opener_run_pk == run_pk, AutomationBatch.position == position)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
+
+    def open_or_lock(
+        self,
+        run: AutomationRun,
+        recipient: str,
+        batch_key: str,
+        opened_at: datetime,
+        closes_at: datetime,
+        closes_by: datetime,
+    ) -> tuple[AutomationBatch, bool] | None:
+        """The open batch of the run's step for this recipient and key, locked; opened by
+        this run when there is none (True).
+
+        `insert_missing_and_lock` on the partial unique index of open batches: of two runs
+        that open one at once, one inserts it and the other locks it. None when the batch
+        closed (or was dropped) while this waited for its lock: it is no longer open, and
+        the caller tries again."""
+        automation = run.automation_id or "ad-hoc"
+        identity = "\n".join((automation, str(run.step_index), recipient, batch_key))
+        try:
+            return insert_missing_and_lock(
+                self.session,
+                AutomationBatch,
+                {
+                    "environment_id": run.environment_id,
+                    "key_hash": hashlib.sha256(identity.encode()).hexdigest(),
+                    "status": BatchStatus.OPEN,
+                },
+                automation_id=automation,
+                position=run.step_index,
+                recipient=recipient,
+                batch_key=batch_key,
+                opener_run_pk=run.id,
+                count=0,
+                opened_at=opened_at,
+                closes_at=closes_at,
+                closes_by=closes_by,
+            )
+        except NoResultFound:
+            return None
+
+    def opener(self, batch: AutomationBatch) -> str | None:
+        """The run id of the batch's opener while it waits on the batch (or failed there,
+        and may be retried); None once it was canceled or erased."""
+        found = self.session.execute(
+            select(AutomationRun.run_id, AutomationRun.status, AutomationRun.step_index).where(
+                AutomationRun.id == batch.opener_run_pk
+            )
+        ).first()
+        if found is None:
+            return None
+        run_id, status, step_index = found
+        waiting = status in RunStatus.ACTIVE or status == RunStatus.ERROR
+        return run_id if waiting and step_index == batch.position else None
+
+    def add_item(self, batch: AutomationBatch, run: AutomationRun, now: datetime) -> None:
+        """Add the run's data to the batch, locked, as its next item."""
+        batch.count += 1
+        data = dict((run.context or {}).get("data") or {})
+        self.session.add(
+            AutomationBatchItem(
+                batch_pk=batch.id, run_pk=run.id, ordinal=batch.count, data=data, added_at=now
+            )
+        )
+
+    def take_items(self, batch: AutomationBatch) -> list[dict[str, Any]]:
+        """The batch's items in order; the batch and its items are deleted (the caller's
+        transaction commits the close, or rolls it all back)."""
+        items = list(
+            self.session.scalars(
+                select(AutomationBatchItem.data)
+                .where(AutomationBatchItem.batch_pk == batch.id)
+                .order_by(AutomationBatchItem.ordinal)
+            )
+        )
+        self.drop(batch)
+        return items
+
+    def drop(self, batch: AutomationBatch) -> None:
+        self.session.execute(
+            delete(AutomationBatchItem).where(AutomationBatchItem.batch_pk == batch.id)
+        )
+        self.session.delete(batch)
+        self.session.flush()
+
+
+class ThrottleRepository(Repository):
+    """The SQL of throttle steps: the count of each key in its current window."""
+
+    def count(
+        self, environment_id: str, key: str, now: datetime, ends_at: datetime
+    ) -> tuple[int, datetime, datetime]:
+        """Count one more in `key`'s window, opening a new one (count 1, until `ends_at`)
+        when none is open at `now`; the count, and when the window opened and ends. One
+        `INSERT … ON CONFLICT DO UPDATE … RETURNING`: on Postgres the row stays locked until
+        the caller's transaction ends, so concurrent counts of one key never read the same
+        value; on SQLite there is one writer at a time."""
+        table = cast(Table, ThrottleWindow.__table__)
+        dialect = self.session.get_bind().dialect.name
+        insert_into = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        new = insert_into(table).values(
+            environment_id=environment_id, key=key, count=1, opened_at=now, ends_at=ends_at
+        )
+        # SET reads the row as it was: a window over by the time of the new count starts
+        # afresh.
+        over = table.c.ends_at <= new.excluded.opened_at
+        statement = new.on_conflict_do_update(
+            index_elements=[table.c.environment_id, table.c.key],
+            set_={
+                "count": case((over, 1), else_=table.c.count + 1),
+                "opened_at": case((over, new.excluded.opened_at), else_=table.c.opened_at),
+                "ends_at": case((over, new.excluded.ends_at), else_=table.c.ends_at),
+            },
+        ).returning(table.c.count, table.c.opened_at, table.c.ends_at)
+        count, opened_at, window_ends_at = self.session.execute(statement).one()
+        return count, opened_at, window_ends_at

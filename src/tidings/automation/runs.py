@@ -405,13 +405,14 @@ def _wake(
 ) -> str | FetchPlan:
     """A waiting run: still waiting when it is early, else its delay step is done (or, for
     a step that `runs_after_wait`, runs again in this transaction)."""
-    if run.wake_at is not None and run.wake_at > now:
+    known = run.step_index < len(_program(run))
+    step = steps.load(_instruction(run).step) if known else None
+    early = run.wake_at is not None and run.wake_at > now
+    if early and not (step is not None and step.wakes_early):
         return run.status  # early: the job scheduled for wake_at (or the sweeper) comes back
     row = RunRepository(session).step(run.id, run.step_index)
     run.status = RunStatus.PROCESSING
     run.wake_at = None
-    known = run.step_index < len(_program(run))
-    step = steps.load(_instruction(run).step) if known else None
     if row is not None and step is not None and step.runs_after_wait:
         at = StepRun(session, context, run, namespace(run.context), outbox, now)
         return _carry_out(at, row, step.run(at))

@@ -23,11 +23,12 @@ from sqlalchemy import (
     literal_column,
     or_,
     select,
+    update,
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm.util import identity_key
 
-from tidings.kit.sql import Repository, claim_rows, insert_ignoring_conflicts
+from tidings.kit.sql import Repository, claim_rows, execute_counting, insert_ignoring_conflicts
 from tidings.models import Event, EventStatus
 from tidings.workspace.repository import active_key_ids_on, key_is_active
 from tidings.workspace.service import Scope
@@ -426,6 +427,28 @@ class EventRepository(Repository):
         if connection.dialect.name == "sqlite":
             return _insert_sqlite(connection, rows, received_at)
         return _insert_returning(connection, rows, received_at)
+
+    def redact_users(self, environment: str, ids: list[str]) -> int:
+        """Erasing users: each event of these ids keeps only its type and messageId."""
+        redacted = 0
+        for event_id, event_type, message_id in self.session.execute(
+            select(Event.id, Event.type, Event.message_id).where(
+                Event.environment_id == environment,
+                or_(Event.user_id.in_(ids), Event.anonymous_id.in_(ids)),
+            )
+        ).all():
+            redacted += execute_counting(
+                self.session,
+                update(Event)
+                .where(Event.id == event_id)
+                .values(
+                    payload={"type": event_type, "messageId": message_id, "redacted": True},
+                    profile_diff=[],
+                    user_id=None,
+                    anonymous_id=None,
+                ),
+            )
+        return redacted
 
 
 # -- new events (the ingest writer's insert) ---------------------------------------------------

@@ -605,6 +605,15 @@ class MessageRepository:
             for row in self.session.execute(query.order_by(order).limit(limit))
         ]
 
+    def redact_recipients(self, environment: str, ids: list[str], now: datetime) -> int:
+        """Erasing users: their messages keep no recipient, address, data or output."""
+        return execute_counting(
+            self.session,
+            update(Message)
+            .where(Message.environment_id == environment, Message.recipient.in_(ids))
+            .values(recipient=None, to={}, data={}, output={}, updated_at=now),
+        )
+
 
 def _deliveries_of(message: Message) -> Select[MessageDelivery]:
     """A message's deliveries, in id order."""

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.models.base import Base, BigIntegerKey, EnvironmentRow, JSONValue, UTCDateTime
@@ -75,6 +75,8 @@ class RunStatus:
     SKIPPED = "SKIPPED"
     # A throttle step let no more runs through in its window: the run ends at that step.
     THROTTLED = "THROTTLED"
+    # A batch step added the run's data to a batch another run opened: the run ends there.
+    BATCHED = "BATCHED"
 
     ACTIVE = (PROCESSING, WAITING, WAITING_FOR_EVENT)
 
@@ -209,3 +211,66 @@ class AutomationRunWait(Base):
     match_fields: Mapped[str] = mapped_column(Text)
     match_key: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class BatchStatus:
+    """An `AutomationBatch`'s status: `open` takes runs; `closing` takes none, for its opener
+    to close it (its window passed, or `max_items` was reached)."""
+
+    OPEN = "open"
+    CLOSING = "closing"
+
+
+class AutomationBatch(Base):
+    """A batch step's open batch (steps/batch.py): the runs of one key that reached the step
+    while it was open, collected for the run that opened it.
+
+    The key is (environment, automation, step position, recipient, rendered batch_key),
+    hashed into `key_hash`; at most one batch of a key is `open` (a partial unique index),
+    so two runs can't both open one. A batch stops taking runs when it is `closing` (its
+    window passed or `max_items` was reached, and its opener is to close it). Its opener
+    closes it in the transaction that records the step's output: the batch and its items
+    are deleted there, so an item is in the output of exactly one close."""
+
+    __tablename__ = "automation_batch"
+    __table_args__ = (
+        Index(
+            "uq_automation_batch_open",
+            "environment_id",
+            "key_hash",
+            unique=True,
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
+        UniqueConstraint("opener_run_pk", "position"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    automation_id: Mapped[str] = mapped_column(String(200))
+    position: Mapped[int] = mapped_column(Integer)
+    recipient: Mapped[str] = mapped_column(String(300))
+    batch_key: Mapped[str] = mapped_column(String(1000))
+    # `open`, or `closing`: no more runs join, its opener closes it when it wakes.
+    status: Mapped[str] = mapped_column(String(20))
+    opener_run_pk: Mapped[int] = mapped_column(ForeignKey("automation_run.id", ondelete="CASCADE"))
+    count: Mapped[int] = mapped_column(Integer)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When it closes; a sliding window moves it with each run that joins, up to closes_by.
+    closes_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closes_by: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AutomationBatchItem(Base):
+    """One run's data in a batch, `ordinal` its place (1 for the opener's)."""
+
+    __tablename__ = "automation_batch_item"
+    __table_args__ = (UniqueConstraint("batch_pk", "ordinal"),)
+
+    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
+    batch_pk: Mapped[int] = mapped_column(ForeignKey("automation_batch.id", ondelete="CASCADE"))
+    run_pk: Mapped[int] = mapped_column(ForeignKey("automation_run.id", ondelete="CASCADE"))
+    ordinal: Mapped[int] = mapped_column(Integer)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONValue)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime())

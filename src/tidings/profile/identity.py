@@ -29,8 +29,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tidings.automation.repository import RunRepository
+from tidings.event.repository import EventRepository
 from tidings.kit.jsondoc import diff, merge_patch
-from tidings.kit.time import parse_timestamp
+from tidings.kit.time import parse_timestamp, utcnow
+from tidings.message.repository import MessageRepository
 from tidings.profile.repository import ProfileRepository
 from tidings.workspace.service import Scope
 
@@ -137,5 +140,16 @@ def link(session: Session, scope: Scope, alias_id: str, user_id: str) -> list[st
 
 
 def erase_user(session: Session, scope: Scope, user_id: str) -> dict[str, int]:
-    """Remove the user's profile and personal data; returns what was removed, by kind."""
-    return ProfileRepository(session).erase(scope, user_id)
+    """Remove the user (and every id merged into it) and the rows that are theirs, and strip
+    their personal data from stored events, messages and automation runs (those rows stay,
+    for counts); returns what was removed, by kind."""
+    environment, now = scope.environment_id, utcnow()
+    ids, removed = ProfileRepository(session).erase(scope, user_id)
+    removed["event(s) redacted"] = EventRepository(session).redact_users(environment, ids)
+    removed["message(s) redacted"] = MessageRepository(session).redact_recipients(
+        environment, ids, now
+    )
+    removed["automation run(s) redacted"] = RunRepository(session).redact_recipients(
+        environment, ids, now
+    )
+    return removed

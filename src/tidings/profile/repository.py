@@ -16,15 +16,11 @@ from tidings.kit.sql import (
 )
 from tidings.kit.time import utcnow
 from tidings.models import (
-    AutomationRun,
-    AutomationRunWait,
     Event,
     InboxMessage,
     ListSubscription,
-    Message,
     Profile,
     ProfileAlias,
-    RunStatus,
     TenantMembership,
     UserPreference,
 )
@@ -255,9 +251,10 @@ class ProfileRepository(Repository):
         }
         return moved
 
-    def erase(self, scope: Scope, user_id: str) -> dict[str, int]:
-        """Remove a user and every id merged into it, and strip their personal data from
-        stored events, messages and automation runs (the rows stay, for counts)."""
+    def erase(self, scope: Scope, user_id: str) -> tuple[list[str], dict[str, int]]:
+        """Remove a user, every id merged into it, and the rows that belong to them; the
+        ids (the user's first), and what was removed, by kind. Their events, messages and
+        runs are their repositories' to redact (`identity.erase_user`)."""
         self._forget()
         environment = scope.environment_id
         aliases = self.session.scalars(
@@ -266,20 +263,10 @@ class ProfileRepository(Repository):
             )
         ).all()
         ids = [user_id, *aliases]
-        now = utcnow()
-        removed = {
+        return ids, {
             **self._delete_identity(environment, user_id, ids),
             **self._delete_user_rows(environment, ids),
-            "event(s) redacted": self._redact_events(environment, ids),
         }
-        removed["message(s) redacted"] = execute_counting(
-            self.session,
-            update(Message)
-            .where(Message.environment_id == environment, Message.recipient.in_(ids))
-            .values(recipient=None, to={}, data={}, output={}, updated_at=now),
-        )
-        removed["automation run(s) redacted"] = self._cancel_and_redact_runs(environment, ids, now)
-        return removed
 
     def _delete_identity(self, environment: str, user_id: str, ids: list[str]) -> dict[str, int]:
         """The profiles of the user and its merged ids, and its aliases either way."""
@@ -313,60 +300,3 @@ class ProfileRepository(Repository):
                 delete(table).where(table.environment_id == environment, table.user_id.in_(ids)),
             )
         return removed
-
-    def _redact_events(self, environment: str, ids: list[str]) -> int:
-        """Each event of these ids keeps only its type and messageId."""
-        redacted = 0
-        for event_id, event_type, message_id in self.session.execute(
-            select(Event.id, Event.type, Event.message_id).where(
-                Event.environment_id == environment,
-                or_(Event.user_id.in_(ids), Event.anonymous_id.in_(ids)),
-            )
-        ).all():
-            redacted += execute_counting(
-                self.session,
-                update(Event)
-                .where(Event.id == event_id)
-                .values(
-                    payload={"type": event_type, "messageId": message_id, "redacted": True},
-                    profile_diff=[],
-                    user_id=None,
-                    anonymous_id=None,
-                ),
-            )
-        return redacted
-
-    def _cancel_and_redact_runs(self, environment: str, ids: list[str], now: datetime) -> int:
-        """Cancel the users' active runs, then empty every one of their runs' context."""
-        execute_counting(
-            self.session,
-            delete(AutomationRunWait).where(
-                AutomationRunWait.environment_id == environment,
-                AutomationRunWait.recipient.in_(ids),
-            ),
-        )
-        execute_counting(
-            self.session,
-            update(AutomationRun)
-            .where(
-                AutomationRun.environment_id == environment,
-                AutomationRun.recipient.in_(ids),
-                AutomationRun.status.in_(RunStatus.ACTIVE),
-            )
-            .values(
-                status=RunStatus.CANCELED,
-                error="canceled: the user's data was erased",
-                wake_at=None,
-                finished_at=now,
-                updated_at=now,
-            ),
-        )
-        return execute_counting(
-            self.session,
-            update(AutomationRun)
-            .where(AutomationRun.environment_id == environment, AutomationRun.recipient.in_(ids))
-            .values(
-                recipient=None,
-                context={"data": {}, "profile": {}, "event": {}, "recipient": None, "refs": {}},
-            ),
-        )

@@ -17,6 +17,7 @@ from tidings.errors import BadRequest, not_in_environment
 from tidings.kit.jsondoc import diff, merge_patch
 from tidings.kit.time import utcnow
 from tidings.models import Profile
+from tidings.profile.identity import erase_user
 from tidings.profile.repository import ProfileRepository
 from tidings.workspace.service import Scope
 
@@ -113,4 +114,4 @@ def delete_profile(session: Session, scope: Scope, user_id: str) -> dict[str, in
     repository = ProfileRepository(session)
     if repository.get(scope, user_id) is None:
         raise _not_found(user_id)
-    return repository.erase(scope, user_id)
+    return erase_user(session, scope, user_id)

@@ -84,6 +84,15 @@ HINTS: dict[str, str] = {
     "timeout": 'How long to wait, e.g. "1 hour" (at most 30 days).',
     "on_match": "What the run does when the event comes: continue, or stop here.",
     "on_timeout": "What the run does when the timeout comes first: continue, or stop here.",
+    "batch_key": 'Liquid or a $ref, e.g. "{{ data.page_id }}": a recipient\'s runs with the '
+    "same key are batched together.",
+    "max_items": "Close the batch as soon as it holds this many runs (a number).",
+    "render": 'Which items the output lists: "first 10" or "last 10"; all when empty.',
+}
+# A hint for a field of one step type, where the key means something else in others.
+ACTION_HINTS: dict[tuple[str, str], str] = {
+    ("batch", "window"): 'How long it collects runs: "10 minutes" (fixed), or {"type": '
+    '"sliding", "duration": "5 minutes", "max": "1 hour"} (JSON).',
 }
 # Optional fields a step seldom needs: a card shows them under "More fields", open when one
 # of them holds something.
@@ -156,7 +165,7 @@ def _types_of(annotation: Any) -> tuple[Any, ...]:
 def _widget(action: str, key: str, info: FieldInfo, prefix: str = "") -> Widget:
     path = f"{prefix}{key}"
     label = LABELS.get(key, key.replace("_", " ").capitalize())
-    hint = HINTS.get(key, "")
+    hint = ACTION_HINTS.get((action, key)) or HINTS.get(key, "")
     required = info.is_required()
     kinds = _types_of(info.annotation)
     model = next((t for t in kinds if isinstance(t, type) and issubclass(t, Fields)), None)

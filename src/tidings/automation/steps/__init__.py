@@ -17,7 +17,9 @@ from typing import Annotated, Any, get_args
 from pydantic import Field, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
+from tidings.automation.steps.add_to_batch import AddToBatch
 from tidings.automation.steps.base import COMMON_FIELDS, InvalidStep, Step, StepFailed
+from tidings.automation.steps.batch import Batch
 from tidings.automation.steps.branch import Branch
 from tidings.automation.steps.cancel import Cancel
 from tidings.automation.steps.delay import Delay
@@ -41,7 +43,9 @@ AnyStep = Annotated[
     | Invoke
     | Throttle
     | WaitForEventStep
-    | Branch,
+    | Branch
+    | Batch
+    | AddToBatch,
     Field(discriminator="action"),
 ]
 STEP_TYPES: tuple[type[Step], ...] = get_args(get_args(AnyStep)[0])

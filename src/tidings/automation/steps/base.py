@@ -149,6 +149,9 @@ class Step(Fields):
     runs_after_wait: ClassVar[bool] = False
     """When the run wakes from this step's `Wait`, `run` is called again rather than the step
     being done (a send outside its window sends at the opening, or waits for the next)."""
+    wakes_early: ClassVar[bool] = False
+    """A job for the run before its wake-up time (one another run enqueued) calls `run` again
+    rather than finding the run early: a batch that `max_items` filled closes at once."""
 
     @classmethod
     def action_name(cls) -> str:

@@ -21,19 +21,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal
 
 from pydantic import PlainValidator, ValidationInfo, model_validator
-from sqlalchemy import Table, case
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from tidings.automation.duration import EXAMPLES, DurationError, parse_duration
+from tidings.automation.repository import ThrottleRepository
 from tidings.automation.steps.base import Outcome, Step, StepFailed, StepRun, Stop
 from tidings.automation.steps.fields import Needed, OptionalText, choice, invalid, saving
 from tidings.automation.steps.values import is_ref, lookup, quote, text
 from tidings.kit.time import LATEST, isoformat, shifted
-from tidings.models import RunStatus, ThrottleWindow
+from tidings.models import RunStatus
 
 SCOPES = ("user", "global", "dynamic")
 MAX_ALLOWED = 1_000_000_000
@@ -183,27 +182,12 @@ def count_run(
     session: Session, environment_id: str, key: str, now: datetime, period: timedelta
 ) -> Window:
     """Count a run in `key`'s window, opening a new window (count 1) when none is open at
-    `now`. One `INSERT … ON CONFLICT DO UPDATE … RETURNING`: on Postgres the row stays locked
-    until the caller's transaction ends, so concurrent counts of one key never read the same
-    value; on SQLite there is one writer at a time."""
+    `now` (`ThrottleRepository.count`: concurrent counts of one key never read the same
+    value)."""
     ends_at = shifted(now, period)
     if ends_at is None:
         raise StepFailed(f"throttle.period ends after the year {LATEST:%Y}")
-    table = cast(Table, ThrottleWindow.__table__)
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    new = insert(table).values(
-        environment_id=environment_id, key=key, count=1, opened_at=now, ends_at=ends_at
+    count, opened_at, window_ends_at = ThrottleRepository(session).count(
+        environment_id, key, now, ends_at
     )
-    # SET reads the row as it was: a window over by the time of the new count starts afresh.
-    over = table.c.ends_at <= new.excluded.opened_at
-    statement = new.on_conflict_do_update(
-        index_elements=[table.c.environment_id, table.c.key],
-        set_={
-            "count": case((over, 1), else_=table.c.count + 1),
-            "opened_at": case((over, new.excluded.opened_at), else_=table.c.opened_at),
-            "ends_at": case((over, new.excluded.ends_at), else_=table.c.ends_at),
-        },
-    ).returning(table.c.count, table.c.opened_at, table.c.ends_at)
-    count, opened_at, window_ends_at = session.execute(statement).one()
     return Window(count, opened_at, window_ends_at)

@@ -40,6 +40,7 @@ RUN_STATUSES = (
     RunStatus.CANCELED,
     RunStatus.ERROR,
     RunStatus.THROTTLED,
+    RunStatus.BATCHED,
 )
 RUNS_PAGE_SIZE = 100
 AUTOMATIONS_PAGE_SIZE = 100
