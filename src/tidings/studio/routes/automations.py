@@ -21,7 +21,7 @@ from tidings.dependencies import DatabaseDep, OutboundDep
 from tidings.errors import AppError
 from tidings.models import Event
 from tidings.models.automation import RunStatus
-from tidings.studio import service, step_form
+from tidings.studio import schedule_form, service, step_form
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
 from tidings.studio.listing import ListQuery, empty
@@ -47,12 +47,14 @@ FORM_FIELDS = ("id", "name", "enabled", "triggers", "cancelation_token", "steps"
 VIEWS = ("form", "json")
 
 
-def triggers_text(triggers: list[dict[str, str]]) -> str:
+def triggers_text(triggers: list[dict[str, Any]]) -> str:
+    """The event triggers, one a line (schedule triggers have rows of their own)."""
     return "\n".join(
         trigger["event"]
         if trigger["source"] == "segment"
         else f"{trigger['source']}: {trigger['event']}"
         for trigger in triggers
+        if "event" in trigger
     )
 
 
@@ -137,6 +139,7 @@ def _editor(
     version: int | None = None,
     invoked_by: list[str] | None = None,
     focus: str = "",
+    schedules: list[schedule_form.ScheduleRow] | None = None,
 ) -> Response:
     """The editor page. In the form view the steps are `cards`; in the JSON view they are
     `values["steps"]`. `focus` is the id of the element studio.js focuses after a swap."""
@@ -161,11 +164,19 @@ def _editor(
         version=version,
         invoked_by=invoked_by or [],
         focus=focus,
+        # The schedule triggers, and an empty row to add one.
+        schedules=[*(schedules or []), schedule_form.ScheduleRow()],
     )
 
 
 def _view(value: str) -> str:
     return value if value in VIEWS else "form"
+
+
+def _schedule_rows(form: CheckedForm) -> list[schedule_form.ScheduleRow]:
+    return schedule_form.rows_from_form(
+        (name, form_text(form, name)) for name, _ in form.multi_items()
+    )
 
 
 def _cards(form: CheckedForm) -> list[step_form.StepCard]:
@@ -197,6 +208,7 @@ def new_automation(
         new=True,
         view=_view(view),
         cards=step_form.cards_of(definition["steps"]),
+        schedules=schedule_form.rows_of(definition["triggers"]),
     )
 
 
@@ -304,6 +316,7 @@ def edit_automation(
         flash=f"Saved as version {version.version}." if saved else None,
         version=version.version,
         invoked_by=invoked_by,
+        schedules=schedule_form.rows_of(version.definition["triggers"]),
     )
 
 
@@ -327,6 +340,7 @@ def save_automation(
     view = _view(form_text(form, "view"))
     cards = _cards(form) if view == "form" else []
     automation_id = values["id"].strip()
+    schedule_rows = _schedule_rows(form)
 
     def again(errors: dict[str, str], status_code: int) -> Response:
         return _editor(
@@ -339,6 +353,7 @@ def save_automation(
             cards=cards,
             errors=errors,
             status_code=status_code,
+            schedules=schedule_rows,
         )
 
     if view == "form":
@@ -356,9 +371,13 @@ def save_automation(
                 },
                 400,
             )
+    event_triggers = parse_triggers(values["triggers"])
+    schedule_triggers, invalid_data = schedule_form.triggers_of(schedule_rows, len(event_triggers))
+    if invalid_data:
+        return again(invalid_data, 400)
     body: dict[str, Any] = {
         "enabled": values["enabled"] == "on",
-        "triggers": parse_triggers(values["triggers"]),
+        "triggers": [*event_triggers, *schedule_triggers],
         "steps": steps,
     }
     if values["name"].strip():
@@ -374,6 +393,7 @@ def save_automation(
         path = exc.field or "steps"
         is_step = path == "steps" or path.startswith("steps[")
         field = step_form.error_name(path, cards) if view == "form" and is_step else field_of(path)
+        field = schedule_form.error_name(path, schedule_rows) or field
         return again({field: exc.message}, exc.status_code)
     return RedirectResponse(
         f"{PREFIX}/automations/{quote(automation_id, safe='')}?saved=1", status_code=303
@@ -436,6 +456,7 @@ def edit_steps(
         version=version,
         invoked_by=invoked_by,
         focus=step_form.focus_after(cards, done),
+        schedules=_schedule_rows(form),
     )
 
 
