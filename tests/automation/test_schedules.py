@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from tests.automation.test_runs import Killed
 from tests.automation.test_steps import validate
@@ -22,6 +22,7 @@ from tidings.automation import schedules
 from tidings.automation import service as automation_service
 from tidings.automation.service import DefinitionError
 from tidings.config import Settings
+from tidings.kit.time import utcnow
 from tidings.kit.windows import zone_named
 from tidings.list import service as list_service
 from tidings.models import AutomationRun, AutomationSchedule
@@ -473,3 +474,18 @@ def test_tidings_apply_saves_a_schedule_trigger(
     assert '"0 9 * * MOON" is not a cron expression' in broken.stderr
     with runtime.database.read() as session:
         assert session.scalar(select(func.count()).select_from(AutomationSchedule)) == 1
+
+
+def test_the_sweeper_fires_a_tick_missed_while_nothing_ran(runtime: Runtime, scope: Scope) -> None:
+    """A consumer's start (`recover`) and each periodic sweep fire what is due now."""
+    save(runtime, scope)
+    missed = utcnow() - timedelta(days=7)
+    with runtime.database.write() as (session, _):
+        session.execute(update(AutomationSchedule).values(next_fire_at=missed))
+    runtime.jobs.recover()
+    (run,) = started(runtime)
+    assert run.source == "schedule/0 9 * * MON"
+    after = rows(runtime)[0][1]
+    assert after > utcnow()
+    runtime.jobs.sweep()
+    assert len(started(runtime)) == 1
