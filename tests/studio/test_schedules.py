@@ -3,9 +3,15 @@ next tick, errors at their field, edit and remove it, next to the event triggers
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import Page, expect
+from sqlalchemy import select
 
 from tests.studio.conftest import Studio, sign_in
+from tidings.automation import schedules
+from tidings.models import AutomationSchedule
+from tidings.runtime import Runtime
 
 STEPS = [{"action": "update-profile", "profile": {"ticked": True}, "merge": "overwrite"}]
 
@@ -80,7 +86,9 @@ def test_add_edit_and_remove_a_schedule_in_the_editor(page: Page, studio: Studio
     }
 
     # The schedules stay through a switch of the steps' view.
-    page.get_by_role("button", name="Form", exact=True).click()
+    # (The saved page shows the steps as forms: to JSON, which the swap alone shows.)
+    page.get_by_role("button", name="JSON", exact=True).click()
+    expect(page.locator("#steps")).to_be_visible()
     expect(page.locator("#schedule-1-target")).to_have_value("recipient")
     expect(page.locator("#schedule-0-data")).to_have_value('{"edition": "weekly"}')
 
@@ -103,3 +111,21 @@ def test_add_edit_and_remove_a_schedule_in_the_editor(page: Page, studio: Studio
     disabled = studio.api("GET", "/automations/weekly-digest").json()
     assert disabled["enabled"] is False
     assert disabled["triggers"] == triggers
+
+
+def test_a_scheduled_run_shows_its_schedule_in_the_runs(
+    page: Page, studio: Studio, runtime: Runtime
+) -> None:
+    trigger = {"source": "schedule", "cron": "0 9 * * MON", "recipient": "u1"}
+    body = {"triggers": [trigger], "steps": STEPS}
+    assert studio.api("PUT", "/automations/weekly", json=body).status_code == 201
+    with runtime.database.read() as session:
+        tick = session.scalars(select(AutomationSchedule.next_fire_at)).one()
+    assert schedules.fire_due(runtime.database, tick) == 1
+    sign_in(page, studio)
+    page.goto(f"{studio.url}/studio/automations/runs")
+    row = page.locator("tbody tr", has_text="weekly")
+    expect(row.get_by_text("schedule/0 9 * * MON")).to_be_visible()
+    row.get_by_role("link").first.click()
+    expect(page).to_have_url(re.compile(r"/studio/automations/runs/run_"))
+    expect(page.locator("code", has_text="schedule/0 9 * * MON")).to_be_visible()
