@@ -60,6 +60,7 @@ FIELD_PATHS = [
     (schedule(list_id="a", recipient="u1"), "triggers[0].recipient", "exactly one of"),
     (schedule(recipient=""), "triggers[0].recipient", "must be a non-empty string"),
     (schedule(list_id="a b"), "triggers[0].list_id", "contains a space"),
+    (schedule(recipient="u" * 301), "triggers[0].recipient", "must be 1 to 300 characters"),
     (
         schedule(audience_id="vips"),
         "triggers[0].audience_id",

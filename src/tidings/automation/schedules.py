@@ -47,7 +47,7 @@ from tidings.errors import AppError
 from tidings.kit.sql import execute_counting
 from tidings.kit.time import isoformat, utcnow
 from tidings.kit.windows import zone_named
-from tidings.list.service import check_list_id
+from tidings.list.service import check_list_id, check_user_id
 from tidings.models import Automation, AutomationSchedule, AutomationVersion, ListSubscription
 
 logger = logging.getLogger(__name__)
@@ -141,11 +141,10 @@ def check_trigger(raw: dict[str, Any]) -> dict[str, Any]:
     value = raw[target]
     if not isinstance(value, str) or not value.strip():
         raise ScheduleError(f".{target}", f"must be a non-empty string, not {quote(value)}")
-    if target == "list_id":
-        try:
-            check_list_id(value)
-        except AppError as exc:
-            raise ScheduleError(".list_id", exc.message) from exc
+    try:
+        (check_list_id if target == "list_id" else check_user_id)(value, target)
+    except AppError as exc:
+        raise ScheduleError(f".{target}", exc.message) from exc
     trigger[target] = value
     data = raw.get("data", {})
     if not isinstance(data, dict):
@@ -214,14 +213,6 @@ def sync(session: Session, automation: Automation, triggers: list[dict[str, Any]
             )
         )
     session.flush()
-
-
-def next_fires(session: Session, automation: Automation) -> dict[str, datetime]:
-    """For Studio: each schedule trigger's next tick (by `describe`)."""
-    rows = session.scalars(
-        select(AutomationSchedule).where(AutomationSchedule.automation_pk == automation.id)
-    ).all()
-    return {describe(row.trigger): row.next_fire_at for row in rows}
 
 
 # ---------------------------------------------------------------------------------------------
