@@ -1,7 +1,8 @@
 """A schedule trigger against a live `tidings serve` with real emails: a Monday 09:00 (Paris)
 digest to a list, fired for a chosen Monday on the schedules' clock (and not for the Sunday
-before), and a worker killed while the tick's runs send, then restarted: the tick is fired
-once, and each subscriber gets one email."""
+before), and workers killed mid-tick (on Postgres inside the fire transaction too, then
+while the tick's runs send), then restarted: the tick is fired once, and each subscriber
+gets one email."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from tests import processes
 from tests.conftest import Serve, Worker, wait_for
@@ -118,6 +119,34 @@ def test_a_monday_schedule_emails_the_list_at_its_tick_and_not_on_sunday(
     assert len(smtp_sink.messages) == len(SUBSCRIBERS)
 
 
+def _killed_inside_the_fire_transaction(
+    worker: Worker, runtime: Runtime, call: Call, missed: datetime
+) -> None:
+    """Postgres: a worker killed inside its fire transaction, after it claimed the tick and
+    while it starts the runs (their inserts wait for a lock this test holds on the
+    automation's version row): nothing of the tick is committed, and it is still due."""
+    with runtime.database.engine.connect() as holder:
+        holder.execute(text("SELECT id FROM automation_version FOR UPDATE"))
+        holder_pid = holder.execute(text("SELECT pg_backend_pid()")).scalar_one()
+
+        def blocked() -> bool:
+            with runtime.database.engine.connect() as watcher:
+                waiting = watcher.execute(
+                    text(
+                        "SELECT query FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))"
+                    ),
+                    {"pid": holder_pid},
+                ).scalars()
+                return any("INSERT INTO automation_run" in query for query in waiting)
+
+        stuck = worker("worker-0.log")
+        wait_for(blocked, what="the worker to wait inside its fire transaction")
+        processes.kill(stuck)
+        holder.rollback()
+    assert _runs(call) == []
+    assert _next_tick(runtime) == missed
+
+
 def test_a_worker_killed_while_a_missed_tick_sends_then_restarted_fires_it_once(
     serve: Serve, worker: Worker, settings: Settings, runtime: Runtime, smtp_sink: SmtpSink
 ) -> None:
@@ -131,6 +160,9 @@ def test_a_worker_killed_while_a_missed_tick_sends_then_restarted_fires_it_once(
     missed = _next_tick(runtime) - timedelta(days=7)
     with runtime.database.write() as (session, _):
         session.execute(update(AutomationSchedule).values(next_fire_at=missed))
+
+    if not runtime.database.is_sqlite:
+        _killed_inside_the_fire_transaction(worker, runtime, call, missed)
 
     # The worker fires the missed tick when its consumer starts, then sends.
     first = worker("worker-1.log", TIDINGS_SENDING_STALE_SECONDS="1")
