@@ -467,7 +467,7 @@ def test_valid_values_are_accepted(client: TestClient, keys: Keys) -> None:
         (
             {"source": "rudderstack", "event": "identify"},
             "triggers[0].source",
-            "not segment or inbound",
+            "not segment, inbound or schedule",
         ),
         (
             {"source": "segment", "event": "identify", "when": "now"},

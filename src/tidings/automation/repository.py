@@ -161,8 +161,11 @@ class AutomationRepository(Repository):
         self.session.flush()
         return version
 
-    def replace_triggers(self, automation: Automation, triggers: list[dict[str, str]]) -> None:
+    def replace_triggers(self, automation: Automation, triggers: list[dict[str, Any]]) -> None:
+        """The event triggers' rows (schedule triggers have rows of their own, kept by
+        automation/schedules.py)."""
         self.session.info.pop(TRIGGERED_CACHE, None)
+        triggers = [trigger for trigger in triggers if "event" in trigger]
         execute_counting(
             self.session,
             delete(AutomationTrigger).where(AutomationTrigger.automation_pk == automation.id),

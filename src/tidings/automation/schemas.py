@@ -21,12 +21,23 @@ class Trigger(BaseModel):
     )
 
 
+class ScheduleTrigger(BaseModel):
+    """Starts the automation at each tick of `cron` in `timezone` (docs/automations.md)."""
+
+    source: Literal["schedule"]
+    cron: str = Field(description='Five fields, e.g. "0 9 * * MON" (every Monday at 09:00).')
+    timezone: str = Field(default="UTC", description='An IANA zone, e.g. "Europe/Paris".')
+    list_id: str | None = Field(default=None, description="One run per subscriber of the list.")
+    recipient: str | None = Field(default=None, description="Or one run for this user.")
+    data: dict[str, Any] = Field(default_factory=dict, description="The data of each run.")
+
+
 class AutomationBody(BaseModel):
     """An automation definition, as PUT /automations/{id} and `tidings apply` take it."""
 
     name: str | None = Field(default=None, description="Defaults to the id.")
     enabled: bool = True
-    triggers: list[Trigger] = Field(default_factory=list)
+    triggers: list[Trigger | ScheduleTrigger] = Field(default_factory=list)
     cancelation_token: str | None = Field(
         default=None, description="A Liquid expression, e.g. `{{ data.cart_id }}`."
     )

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
-from tidings.automation import steps
+from tidings.automation import schedules, steps
 from tidings.automation.repository import TRIGGERED_CACHE, AutomationRepository
 from tidings.automation.steps.branch import MAX_STEPS, count_steps, each_step
 from tidings.automation.steps.values import quote as _quote
@@ -73,9 +73,14 @@ def _steps(raw_steps: list[Any], outbound: OutboundGuard) -> list[dict[str, Any]
     return stored
 
 
-def _trigger(raw: Any, path: str) -> dict[str, str]:
+def _trigger(raw: Any, path: str) -> dict[str, Any]:
     if not isinstance(raw, dict):
         raise DefinitionError(path, 'a trigger is an object: {"source": "segment", "event": …}')
+    if raw.get("source") == schedules.SOURCE:
+        try:
+            return schedules.check_trigger(raw)
+        except schedules.ScheduleError as exc:
+            raise DefinitionError(path + exc.at, exc.reason) from exc
     for key in raw:
         if key not in ("source", "event"):
             raise DefinitionError(
@@ -83,7 +88,9 @@ def _trigger(raw: Any, path: str) -> dict[str, str]:
             )
     source, event = raw.get("source"), raw.get("event")
     if source not in ("segment", "inbound"):
-        raise DefinitionError(f"{path}.source", f"{_quote(source)} is not segment or inbound")
+        raise DefinitionError(
+            f"{path}.source", f"{_quote(source)} is not segment, inbound or schedule"
+        )
     if not isinstance(event, str) or not event.strip():
         raise DefinitionError(f"{path}.event", "needs a non-empty event name")
     is_track = event.startswith("track/") and bool(event[len("track/") :].strip())
@@ -96,10 +103,10 @@ def _trigger(raw: Any, path: str) -> dict[str, str]:
     return {"source": source, "event": event}
 
 
-def _triggers(raw_triggers: Any) -> list[dict[str, str]]:
+def _triggers(raw_triggers: Any) -> list[dict[str, Any]]:
     if not isinstance(raw_triggers, list):
         raise DefinitionError("triggers", "must be a list of {source, event}")
-    triggers: list[dict[str, str]] = []
+    triggers: list[dict[str, Any]] = []
     for index, raw in enumerate(raw_triggers):
         trigger = _trigger(raw, f"triggers[{index}]")
         if trigger in triggers:
@@ -288,6 +295,7 @@ def save(
     automation.deleted_at = None
     automation.updated_at = now
     repository.replace_triggers(automation, definition["triggers"])
+    schedules.sync(session, automation, definition["triggers"])
     session.flush()
     return automation, version, "created" if created else "updated"
 
@@ -375,3 +383,4 @@ def delete(session: Session, scope: Scope, automation_id: str) -> None:
     automation.deleted_at = now
     automation.updated_at = now
     repository.replace_triggers(automation, [])
+    schedules.sync(session, automation, [])

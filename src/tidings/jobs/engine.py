@@ -27,7 +27,7 @@ from huey import Huey, PostgresHuey, PriorityRedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 from huey.storage import PriorityRedisStorage, SqliteStorage
 
-from tidings.automation import runs
+from tidings.automation import runs, schedules
 from tidings.config import Settings
 from tidings.db import Outbox
 from tidings.event.batching import RecentlyProcessed, process_events, redrive_stale_events
@@ -292,7 +292,11 @@ class JobEngine:
         CLAIM_HOLD_SECONDS; and deliveries left `sending` by a process whose lease expired.
         Nothing while more than BACKLOG_JOBS jobs wait in the queue: the consumers are behind,
         not short of jobs, and a later sweep re-drives whatever was lost.
+
+        First, whatever the queue holds, it fires the automation schedules' due ticks
+        (automation/schedules.py): a tick is on time even while the consumers are behind.
         """
+        self.fire_schedules()
         waiting = self._queued_jobs()
         if waiting > BACKLOG_JOBS:
             logger.info("sweep skipped: %d jobs are waiting in the queue", waiting)
@@ -314,8 +318,18 @@ class JobEngine:
         lease expired (the jobs it had taken died with it). What a sweep claimed within one
         lease period is left to that sweep's jobs: so sweeps running at once stay disjoint,
         and a re-drive taken by the dead worker (claimed before it died, so longer ago) is
-        re-driven again."""
+        re-driven again. Schedule ticks missed while nothing ran fire here too."""
+        self.fire_schedules()
         return self._redrive(0.0, self.settings.worker_lease_seconds)
+
+    def fire_schedules(self) -> int:
+        """Fire the automation schedules' due ticks; returns how many runs they started.
+        A failure is logged: the ticks stay due for the next sweep."""
+        try:
+            return schedules.fire_due(self.database)
+        except Exception:
+            logger.exception("firing the automation schedules failed")
+            return 0
 
     def _redrive(self, age: float, hold: float) -> int:
         """Claim and re-drive, kind by kind, in chunks of SWEEP_BATCH until none is left.

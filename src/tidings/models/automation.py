@@ -274,3 +274,30 @@ class AutomationBatchItem(Base):
     ordinal: Mapped[int] = mapped_column(Integer)
     data: Mapped[dict[str, Any]] = mapped_column(JSONValue)
     added_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AutomationSchedule(Base):
+    """A schedule trigger of an enabled automation's current version, and its next tick
+    (automation/schedules.py).
+
+    The rows follow the automation's saves (create, update, enable, disable, restore) and
+    delete: only an enabled live automation has them. A tick is claimed by a
+    compare-and-set of `next_fire_at` in the transaction that starts its first runs, so two
+    processes never fire one tick and a crash before the commit leaves it due. A list
+    target starts its runs in chunks: `firing_tick` is the tick being fired and
+    `firing_after` the last subscription it has started a run for, each chunk moving it on
+    by compare-and-set with its runs."""
+
+    __tablename__ = "automation_schedule"
+    __table_args__ = (Index("ix_automation_schedule_due", "next_fire_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
+    automation_pk: Mapped[int] = mapped_column(ForeignKey("automation.id", ondelete="CASCADE"))
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
+    # The trigger as the definition stores it: source, cron, timezone, target, data.
+    trigger: Mapped[dict[str, Any]] = mapped_column(JSONValue)
+    next_fire_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_tick: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    firing_tick: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    firing_after: Mapped[int | None] = mapped_column(BigIntegerKey, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -22,7 +22,7 @@ from tidings.dependencies import DatabaseDep, OutboundDep
 from tidings.errors import AppError
 from tidings.models import Event
 from tidings.models.automation import RunStatus
-from tidings.studio import service, step_form
+from tidings.studio import schedule_form, service, step_form
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
 from tidings.studio.listing import ListQuery, empty
@@ -49,12 +49,14 @@ FORM_FIELDS = ("id", "name", "enabled", "triggers", "cancelation_token", "steps"
 VIEWS = ("form", "json")
 
 
-def triggers_text(triggers: list[dict[str, str]]) -> str:
+def triggers_text(triggers: list[dict[str, Any]]) -> str:
+    """The event triggers, one a line (schedule triggers have rows of their own)."""
     return "\n".join(
         trigger["event"]
         if trigger["source"] == "segment"
         else f"{trigger['source']}: {trigger['event']}"
         for trigger in triggers
+        if "event" in trigger
     )
 
 
@@ -140,6 +142,7 @@ def _editor(
     invoked_by: list[str] | None = None,
     focus: str = "",
     outline: list[Any] | None = None,
+    schedules: list[schedule_form.ScheduleRow] | None = None,
 ) -> Response:
     """The editor page. In the form view the steps are `cards`; in the JSON view they are
     `values["steps"]`. `focus` is the id of the element studio.js focuses after a swap;
@@ -168,11 +171,19 @@ def _editor(
         invoked_by=invoked_by or [],
         focus=focus,
         outline=outline or [],
+        # The schedule triggers, and an empty row to add one.
+        schedules=[*(schedules or []), schedule_form.ScheduleRow()],
     )
 
 
 def _view(value: str) -> str:
     return value if value in VIEWS else "form"
+
+
+def _schedule_rows(form: CheckedForm) -> list[schedule_form.ScheduleRow]:
+    return schedule_form.rows_from_form(
+        (name, form_text(form, name)) for name, _ in form.multi_items()
+    )
 
 
 def _cards(form: CheckedForm) -> list[step_form.StepCard]:
@@ -204,6 +215,7 @@ def new_automation(
         new=True,
         view=_view(view),
         cards=step_form.cards_of(definition["steps"]),
+        schedules=schedule_form.rows_of(definition["triggers"]),
     )
 
 
@@ -318,6 +330,7 @@ def edit_automation(
         version=version.version,
         invoked_by=invoked_by,
         outline=version.definition["steps"],
+        schedules=schedule_form.rows_of(version.definition["triggers"]),
     )
 
 
@@ -341,6 +354,7 @@ def save_automation(
     view = _view(form_text(form, "view"))
     cards = _cards(form) if view == "form" else []
     automation_id = values["id"].strip()
+    schedule_rows = _schedule_rows(form)
 
     def again(errors: dict[str, str], status_code: int) -> Response:
         return _editor(
@@ -353,6 +367,7 @@ def save_automation(
             cards=cards,
             errors=errors,
             status_code=status_code,
+            schedules=schedule_rows,
         )
 
     if view == "form":
@@ -370,9 +385,13 @@ def save_automation(
                 },
                 400,
             )
+    event_triggers = parse_triggers(values["triggers"])
+    schedule_triggers, invalid_data = schedule_form.triggers_of(schedule_rows, len(event_triggers))
+    if invalid_data:
+        return again(invalid_data, 400)
     body: dict[str, Any] = {
         "enabled": values["enabled"] == "on",
-        "triggers": parse_triggers(values["triggers"]),
+        "triggers": [*event_triggers, *schedule_triggers],
         "steps": steps,
     }
     if values["name"].strip():
@@ -388,6 +407,7 @@ def save_automation(
         path = exc.field or "steps"
         is_step = path == "steps" or path.startswith("steps[")
         field = step_form.error_name(path, cards) if view == "form" and is_step else field_of(path)
+        field = schedule_form.error_name(path, schedule_rows) or field
         return again({field: exc.message}, exc.status_code)
     return RedirectResponse(
         f"{PREFIX}/automations/{quote(automation_id, safe='')}?saved=1", status_code=303
@@ -455,6 +475,7 @@ def edit_steps(
         version=version,
         invoked_by=invoked_by,
         focus=step_form.focus_after(cards, done),
+        schedules=_schedule_rows(form),
     )
 
 
