@@ -20,6 +20,7 @@ from tests.automation.test_steps import validate
 from tests.conftest import Keys, bearer, run_cli
 from tidings.automation import schedules
 from tidings.automation import service as automation_service
+from tidings.automation.repository import ScheduleRepository
 from tidings.automation.service import DefinitionError
 from tidings.config import Settings
 from tidings.kit.time import utcnow
@@ -399,11 +400,11 @@ def test_the_claim_is_a_compare_and_set_of_the_due_tick(
 
     def claim_too() -> None:
         with runtime.database.write() as (session, _):
-            second.append(schedules._claim(session, pk, expected, next_fire_at=later))
+            second.append(ScheduleRepository(session).claim(pk, expected, next_fire_at=later))
         done.set()
 
     with runtime.database.write() as (session, _):
-        assert schedules._claim(session, pk, expected, next_fire_at=later)
+        assert ScheduleRepository(session).claim(pk, expected, next_fire_at=later)
         thread = threading.Thread(target=claim_too)
         thread.start()
         assert not done.is_set()  # it cannot finish before this transaction commits

@@ -28,6 +28,7 @@ from tidings.models import (
     AutomationRun,
     AutomationRunStep,
     AutomationRunWait,
+    AutomationSchedule,
     AutomationTrigger,
     AutomationVersion,
     BatchStatus,
@@ -183,6 +184,25 @@ class AutomationRepository(Repository):
                     for trigger in triggers
                 ],
             )
+
+    def live_current_version(
+        self, automation_pk: int
+    ) -> tuple[Automation, AutomationVersion] | None:
+        """The automation with its current version, when it is enabled and not deleted."""
+        found = self.session.execute(
+            select(Automation, AutomationVersion)
+            .join(
+                AutomationVersion,
+                (AutomationVersion.automation_pk == Automation.id)
+                & (AutomationVersion.version == Automation.current_version),
+            )
+            .where(
+                Automation.id == automation_pk,
+                Automation.enabled.is_(True),
+                Automation.deleted_at.is_(None),
+            )
+        ).first()
+        return None if found is None else (found[0], found[1])
 
     def triggered(
         self, environment_id: str, source: str, event: str
@@ -642,3 +662,41 @@ class ThrottleRepository(Repository):
         ).returning(table.c.count, table.c.opened_at, table.c.ends_at)
         count, opened_at, window_ends_at = self.session.execute(statement).one()
         return count, opened_at, window_ends_at
+
+
+class ScheduleRepository(Repository):
+    """The SQL of schedule triggers' ticks (automation/schedules.py)."""
+
+    def of_automation(self, automation_pk: int) -> Sequence[AutomationSchedule]:
+        return self.session.scalars(
+            select(AutomationSchedule).where(AutomationSchedule.automation_pk == automation_pk)
+        ).all()
+
+    def get(self, schedule_pk: int) -> AutomationSchedule | None:
+        return self.session.scalars(
+            select(AutomationSchedule)
+            .where(AutomationSchedule.id == schedule_pk)
+            .execution_options(populate_existing=True)
+        ).first()
+
+    def due(self, now: datetime, tried: Collection[int], limit: int) -> list[int]:
+        """The schedules whose tick is due at `now` or is being fired, not in `tried`,
+        soonest first."""
+        query = select(AutomationSchedule.id).where(
+            (AutomationSchedule.next_fire_at <= now) | AutomationSchedule.firing_tick.is_not(None)
+        )
+        if tried:
+            query = query.where(AutomationSchedule.id.not_in(tried))
+        query = query.order_by(AutomationSchedule.next_fire_at, AutomationSchedule.id)
+        return list(self.session.scalars(query.limit(limit)))
+
+    def claim(self, schedule_pk: int, expected: dict[str, Any], **values: Any) -> bool:
+        """Compare-and-set the row: True when it still had the `expected` values (and now
+        holds `values`, locked until the commit); False when another process moved it
+        first."""
+        conditions = [AutomationSchedule.id == schedule_pk]
+        for name, value in expected.items():
+            column = getattr(AutomationSchedule, name)
+            conditions.append(column.is_(None) if value is None else column == value)
+        statement = update(AutomationSchedule).where(*conditions).values(**values)
+        return execute_counting(self.session, statement) == 1

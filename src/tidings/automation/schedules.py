@@ -35,20 +35,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cronsim import CronSim, CronSimError
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 # The steps first: they import the lifecycle of runs, which imports them.
 from tidings.automation import steps  # noqa: F401
 from tidings.automation.lifecycle import start_run
+from tidings.automation.repository import AutomationRepository, ScheduleRepository
 from tidings.automation.steps.values import quote
 from tidings.db import Database, Outbox
 from tidings.errors import AppError
-from tidings.kit.sql import execute_counting
 from tidings.kit.time import isoformat, utcnow
 from tidings.kit.windows import zone_named
+from tidings.list.repository import ListRepository
 from tidings.list.service import check_list_id, check_user_id
-from tidings.models import Automation, AutomationSchedule, AutomationVersion, ListSubscription
+from tidings.models import Automation, AutomationSchedule
+from tidings.workspace.service import Scope
 
 logger = logging.getLogger(__name__)
 
@@ -193,11 +194,9 @@ def sync(session: Session, automation: Automation, triggers: list[dict[str, Any]
         if automation.enabled and automation.deleted_at is None
         else []
     )
-    rows = session.scalars(
-        select(AutomationSchedule).where(AutomationSchedule.automation_pk == automation.id)
-    ).all()
+    repository = ScheduleRepository(session)
     now = utcnow()
-    for row in rows:
+    for row in repository.of_automation(automation.id):
         if row.trigger in wanted:
             wanted.remove(row.trigger)
         else:
@@ -235,19 +234,7 @@ def fire_due(database: Database, now: datetime | None = None, *, limit: int = DU
     tried: set[int] = set()
     while True:
         with database.read() as session:
-            query = select(AutomationSchedule.id).where(
-                (AutomationSchedule.next_fire_at <= now)
-                | AutomationSchedule.firing_tick.is_not(None)
-            )
-            if tried:
-                query = query.where(AutomationSchedule.id.not_in(tried))
-            due = list(
-                session.scalars(
-                    query.order_by(AutomationSchedule.next_fire_at, AutomationSchedule.id).limit(
-                        limit
-                    )
-                )
-            )
+            due = ScheduleRepository(session).due(now, tried, limit)
         for schedule_pk in due:
             # Tried once per call: a failing one (or one another process is firing) does not
             # hold up the others, and is taken up by the next sweep.
@@ -266,25 +253,11 @@ def fire_due(database: Database, now: datetime | None = None, *, limit: int = DU
             return started
 
 
-def _claim(session: Session, schedule_pk: int, expected: dict[str, Any], **values: Any) -> bool:
-    """Compare-and-set the row: True when it still had the `expected` values (and now holds
-    `values`, locked until the commit); False when another process moved it first."""
-    conditions = [AutomationSchedule.id == schedule_pk]
-    for name, value in expected.items():
-        column = getattr(AutomationSchedule, name)
-        conditions.append(column.is_(None) if value is None else column == value)
-    statement = update(AutomationSchedule).where(*conditions).values(**values)
-    return execute_counting(session, statement) == 1
-
-
 def _fire_chunk(session: Session, outbox: Outbox, schedule_pk: int, now: datetime) -> _Step:
     """One transaction of firing: claim a due tick (or the next chunk of a tick being fired)
     and start its runs."""
-    row = session.scalars(
-        select(AutomationSchedule)
-        .where(AutomationSchedule.id == schedule_pk)
-        .execution_options(populate_existing=True)
-    ).first()
+    schedules = ScheduleRepository(session)
+    row = schedules.get(schedule_pk)
     if row is None:
         return _Step()
     trigger = row.trigger
@@ -293,8 +266,7 @@ def _fire_chunk(session: Session, outbox: Outbox, schedule_pk: int, now: datetim
             return _Step()
         tick = max(row.next_fire_at, latest_tick(trigger, now))
         after = 0
-        claimed = _claim(
-            session,
+        claimed = schedules.claim(
             schedule_pk,
             {"next_fire_at": row.next_fire_at, "firing_tick": None},
             next_fire_at=next_tick(trigger, now),
@@ -304,31 +276,18 @@ def _fire_chunk(session: Session, outbox: Outbox, schedule_pk: int, now: datetim
         )
     else:
         tick, after = row.firing_tick, row.firing_after or 0
-        claimed = _claim(
-            session, schedule_pk, {"firing_tick": tick, "firing_after": after}, firing_after=after
+        claimed = schedules.claim(
+            schedule_pk, {"firing_tick": tick, "firing_after": after}, firing_after=after
         )
     if not claimed:
         return _Step()
-    found = session.execute(
-        select(Automation, AutomationVersion)
-        .join(
-            AutomationVersion,
-            (AutomationVersion.automation_pk == Automation.id)
-            & (AutomationVersion.version == Automation.current_version),
-        )
-        .where(
-            Automation.id == row.automation_pk,
-            Automation.enabled.is_(True),
-            Automation.deleted_at.is_(None),
-        )
-    ).first()
+    found = AutomationRepository(session).live_current_version(row.automation_pk)
     recipients: list[str] = []
     last: int | None = None
     if found is not None:
-        recipients, last = _recipients(session, row.environment_id, trigger, after)
+        recipients, last = _recipients(session, found[0], trigger, after)
     more = last is not None and len(recipients) == CHUNK
-    _claim(
-        session,
+    schedules.claim(
         schedule_pk,
         {},
         firing_tick=tick if more else None,
@@ -361,20 +320,12 @@ def _fire_chunk(session: Session, outbox: Outbox, schedule_pk: int, now: datetim
 
 
 def _recipients(
-    session: Session, environment_id: str, trigger: dict[str, Any], after: int
+    session: Session, automation: Automation, trigger: dict[str, Any], after: int
 ) -> tuple[list[str], int | None]:
     """The recipients of the tick's next chunk and the last subscription's id in it (None
     for a single recipient)."""
     if trigger.get("list_id") is None:
         return [str(trigger["recipient"])], None
-    rows = session.execute(
-        select(ListSubscription.id, ListSubscription.user_id)
-        .where(
-            ListSubscription.environment_id == environment_id,
-            ListSubscription.list_id == trigger["list_id"],
-            ListSubscription.id > after,
-        )
-        .order_by(ListSubscription.id)
-        .limit(CHUNK)
-    ).all()
-    return [user_id for _, user_id in rows], (rows[-1][0] if rows else None)
+    scope = Scope(automation.workspace_id, automation.environment_id, "", "")
+    rows = ListRepository(session).subscriptions(scope, trigger["list_id"], after, CHUNK)
+    return [row.user_id for row in rows], (rows[-1].id if rows else None)
