@@ -1,8 +1,7 @@
 """Delivery-status callbacks: what a vendor's report does to a delivery and its message.
 
 The vendor's own format is its provider's business (`Provider.parse_status_callback` and
-`verify_status_callback`, in `provider/email/sendgrid.py` and `provider/sms/twilio.py`). Here,
-for every vendor:
+`verify_status_callback`, in each vendor's module under `provider/`). Here, for every vendor:
 1. the provider turns the request into `StatusReport`s (400 when it is not what the vendor
    sends); reports Tidings does not track are counted as ignored;
 2. each report's delivery is found on the provider's channel, by the Tidings message id the
@@ -12,9 +11,11 @@ for every vendor:
 3. the provider checks the vendor's signature with its config in the environment of every
    delivery found (the environment is the delivery's; no API key): one failure refuses the
    whole request, before anything is written;
-4. each report is applied once: final outcomes by `apply_delivery_status`, intermediate
-   statuses by `record_provider_status`. A report already applied changes and records
-   nothing (a duplicate).
+4. each report is applied once (`apply_report`): it moves the delivery and its message up
+   `models.message.FEEDBACK_LADDER` (DELIVERED < OPENED < CLICKED < BOUNCED < COMPLAINED),
+   never down, and goes into the history with the vendor's words. A report already applied
+   changes and records nothing (a duplicate); one that arrives after a stronger one (a
+   DELIVERED after BOUNCED) is recorded once, `late`, and moves nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from tidings.callback.repository import CallbackRepository
 from tidings.callback.schemas import CallbackResult
 from tidings.kit.time import utcnow
 from tidings.message.repository import MessageRepository
-from tidings.models import DeliveryStatus, Message, MessageDelivery, MessageStatus
+from tidings.models import DeliveryStatus, Message, MessageDelivery, MessageEvent, MessageStatus
+from tidings.models.message import feedback_rank, moves_up
 from tidings.provider.base import (
     EXCERPT_LIMIT,
     Provider,
@@ -44,6 +46,19 @@ from tidings.provider.service import ConfiguredProvider, configured
 
 BOUNCED = "BOUNCED"
 PROVIDER_STATUS = "PROVIDER_STATUS"
+
+# The history entry, and the status of the delivery and of the message, each final report
+# leads to.
+_REPORTED = {
+    ReportOutcome.DELIVERED: MessageStatus.DELIVERED,
+    ReportOutcome.OPENED: MessageStatus.OPENED,
+    ReportOutcome.CLICKED: MessageStatus.CLICKED,
+    ReportOutcome.BOUNCED: MessageStatus.BOUNCED,
+    ReportOutcome.COMPLAINED: MessageStatus.COMPLAINED,
+    ReportOutcome.UNDELIVERABLE: MessageStatus.UNDELIVERABLE,
+}
+# Engagement: each open and click is its own event (told apart by the vendor's event id).
+_ENGAGEMENT = frozenset({ReportOutcome.OPENED, ReportOutcome.CLICKED})
 
 
 def _excerpt(raw: dict[str, Any]) -> str:
@@ -60,132 +75,123 @@ def _lock(session: Session, delivery: MessageDelivery) -> tuple[MessageDelivery,
     return locked, message
 
 
-def _bounce_after_delivery_recorded(
-    repository: MessageRepository, message: Message, delivery: MessageDelivery
-) -> bool:
-    return any(
-        event.type == MessageStatus.UNDELIVERABLE
-        and event.data.get("after_delivered")
-        and event.data.get("channel") == delivery.channel
-        and event.data.get("provider") == delivery.provider
-        for event in repository.history(message)
-    )
+def _same_event(event: MessageEvent, delivery: MessageDelivery, report: StatusReport) -> bool:
+    """Whether a history entry records this report already: the same kind of report on the
+    same delivery, and for an open or click the same vendor event (or the same words, when
+    the vendor gives no event id); for a bounce, the same kind of bounce."""
+    data = event.data
+    if (
+        event.type != _REPORTED[report.outcome]
+        or data.get("channel") != delivery.channel
+        or data.get("provider") != delivery.provider
+    ):
+        return False
+    if report.outcome in _ENGAGEMENT:
+        if report.event_id:
+            return bool(data.get("event_id") == report.event_id)
+        return bool(data.get("detail") == report.detail)
+    if report.outcome is ReportOutcome.BOUNCED:
+        return bool(data.get("bounce") == report.bounce)
+    return True
 
 
-def apply_delivery_status(
-    session: Session,
-    delivery: MessageDelivery,
-    outcome: Literal[ReportOutcome.DELIVERED, ReportOutcome.UNDELIVERABLE],
-    detail: str,
-    raw: dict[str, Any],
-    *,
-    provider_message_id: str | None = None,
-) -> bool:
-    """Apply a provider's final report on one delivery. True when anything was written.
+Applied = Literal["applied", "recorded", "duplicates"]
 
-    Idempotent: a report the delivery already reflects changes nothing and records nothing.
-    Locks the delivery, then its message, as the pipeline does.
 
-    - `delivered`: the delivery becomes `delivered` and the history gets DELIVERED (channel,
-      provider, detail, an excerpt of the callback). The message becomes DELIVERED with
-      `delivered_at`, whatever it was before (a delivery confirmation outranks an earlier
-      failure) unless it was CANCELED.
-    - `undeliverable`: the delivery becomes `failed` with `detail` as its error, and the history
-      gets UNDELIVERABLE with reason BOUNCED. When every delivery of the message has failed and
-      none was delivered, the message becomes UNDELIVERABLE with reason BOUNCED and `detail`.
-      After `delivered`, a bounce is recorded once (`after_delivered: true`) and moves nothing.
-    - A delivery still `sending` (the report beat the pipeline's SENT commit) is updated all
-      the same; `provider_message_id` fills the delivery's when it has none yet.
+def apply_report(session: Session, delivery: MessageDelivery, report: StatusReport) -> Applied:
+    """Apply a vendor's report (any outcome but INTERMEDIATE and IGNORED) on one delivery:
+    "applied" when it moved the delivery, "recorded" when it was only written to the history,
+    "duplicates" when the history had it already.
+
+    Locks the delivery, then its message, as the pipeline does. Idempotent: a report the
+    history already has (`_same_event`) changes and records nothing. Otherwise it is recorded
+    (type DELIVERED, OPENED, CLICKED, BOUNCED, COMPLAINED or UNDELIVERABLE, with channel,
+    provider, the vendor's `detail`, its `facts`, `bounce` and `event_id`, and an excerpt of
+    the callback), and:
+    - it moves the delivery when `moves_up` (UNDELIVERABLE: when the delivery is below the
+      ladder: it becomes `failed`); a report that moves nothing is marked `late`;
+    - it moves the message when `moves_up` too, except that BOUNCED and UNDELIVERABLE move
+      it only once no other delivery of the message got through (all failed or bounced):
+      BOUNCED with reason BOUNCED and the vendor's words, UNDELIVERABLE with reason BOUNCED
+      unless the message is already final. DELIVERED and engagement set `delivered_at`.
+    - a delivery still `sending` (the report beat the pipeline's SENT commit) is updated all
+      the same; the report's provider message id fills the delivery's when it has none yet.
+
+    Hard bounces and complaints are the reports that say "do not send here again": they
+    reach the history as BOUNCED (`bounce: hard`) and COMPLAINED.
     """
     repository = MessageRepository(session)
     delivery, message = _lock(session, delivery)
-    delivered = outcome is ReportOutcome.DELIVERED
-    if delivery.status == (DeliveryStatus.DELIVERED if delivered else DeliveryStatus.FAILED):
-        return False
-    if not delivered and delivery.status == DeliveryStatus.DELIVERED:
-        return _record_bounce_after_delivery(repository, message, delivery, detail, raw)
-    if provider_message_id and not delivery.provider_message_id:
-        delivery.provider_message_id = provider_message_id
-    now = utcnow()
-    delivery.sending_since = None
-    delivery.next_attempt_at = None
-    delivery.updated_at = now
+    if any(_same_event(event, delivery, report) for event in repository.history(message)):
+        return "duplicates"
+    reported = _REPORTED[report.outcome]
+    if report.outcome is ReportOutcome.UNDELIVERABLE:
+        moves = feedback_rank(delivery.status) < 0
+    else:
+        moves = moves_up(delivery.status, reported)
+    if report.provider_message_id and not delivery.provider_message_id:
+        delivery.provider_message_id = report.provider_message_id
     entry: dict[str, Any] = {
         "channel": delivery.channel,
         "provider": delivery.provider,
         "provider_message_id": delivery.provider_message_id,
-        "detail": detail,
-        "callback": _excerpt(raw),
+        "detail": report.detail,
+        **report.facts,
     }
-    if delivered:
-        _mark_delivered(repository, message, delivery, entry, now)
-    else:
-        _mark_failed(repository, message, delivery, entry, now)
-    return True
+    if report.bounce is not None:
+        entry["bounce"] = str(report.bounce)
+    if report.event_id:
+        entry["event_id"] = report.event_id
+    entry["callback"] = _excerpt(report.raw)
+    if report.outcome in (ReportOutcome.BOUNCED, ReportOutcome.UNDELIVERABLE):
+        entry = {"reason": BOUNCED, **entry}
+    if not moves:
+        late = report.outcome not in _ENGAGEMENT
+        repository.record(message, reported, **entry, **({"late": True} if late else {}))
+        return "recorded"
+    now = utcnow()
+    undeliverable = reported == MessageStatus.UNDELIVERABLE
+    delivery.status = DeliveryStatus.FAILED if undeliverable else reported.lower()
+    delivery.sending_since = None
+    delivery.next_attempt_at = None
+    delivery.updated_at = now
+    failed = reported in (MessageStatus.BOUNCED, MessageStatus.UNDELIVERABLE)
+    delivery.error = report.detail if failed else None
+    repository.record(message, reported, **entry)
+    _move_message(repository, message, delivery, reported, report.detail, now)
+    return "applied"
 
 
-def _record_bounce_after_delivery(
+def _move_message(
     repository: MessageRepository,
     message: Message,
     delivery: MessageDelivery,
+    reported: str,
     detail: str,
-    raw: dict[str, Any],
-) -> bool:
-    """A failure reported after delivery: recorded once, and nothing moves."""
-    if _bounce_after_delivery_recorded(repository, message, delivery):
-        return False
-    repository.record(
-        message,
-        MessageStatus.UNDELIVERABLE,
-        reason=BOUNCED,
-        channel=delivery.channel,
-        provider=delivery.provider,
-        provider_message_id=delivery.provider_message_id,
-        detail=detail,
-        callback=_excerpt(raw),
-        after_delivered=True,
-    )
-    return True
-
-
-def _mark_delivered(
-    repository: MessageRepository,
-    message: Message,
-    delivery: MessageDelivery,
-    entry: dict[str, Any],
     now: datetime,
 ) -> None:
-    delivery.status = DeliveryStatus.DELIVERED
-    delivery.error = None
-    repository.record(message, MessageStatus.DELIVERED, **entry)
-    if message.status not in (MessageStatus.DELIVERED, MessageStatus.CANCELED):
-        message.status = MessageStatus.DELIVERED
-        message.reason = None
-        message.reason_detail = None
-        message.sent_at = message.sent_at or now
-        message.delivered_at = now
-        message.updated_at = now
-
-
-def _mark_failed(
-    repository: MessageRepository,
-    message: Message,
-    delivery: MessageDelivery,
-    entry: dict[str, Any],
-    now: datetime,
-) -> None:
-    detail = entry["detail"]
-    delivery.status = DeliveryStatus.FAILED
-    delivery.error = detail
-    repository.record(message, MessageStatus.UNDELIVERABLE, reason=BOUNCED, **entry)
-    others = [d for d in repository.deliveries(message) if d.id != delivery.id]
-    if message.status not in MessageStatus.FINAL and all(
-        d.status == DeliveryStatus.FAILED for d in others
-    ):
-        message.status = MessageStatus.UNDELIVERABLE
+    if reported in (MessageStatus.BOUNCED, MessageStatus.UNDELIVERABLE):
+        others = [d for d in repository.deliveries(message) if d.id != delivery.id]
+        if any(d.status not in DeliveryStatus.NOT_DELIVERED for d in others):
+            return  # another channel got through
+        if reported == MessageStatus.UNDELIVERABLE and message.status in MessageStatus.FINAL:
+            return
+        if reported == MessageStatus.BOUNCED and not moves_up(message.status, reported):
+            return
+        message.status = reported
         message.reason = BOUNCED
         message.reason_detail = detail
         message.updated_at = now
+        return
+    if not moves_up(message.status, reported):
+        return
+    message.status = reported
+    message.reason = None
+    message.reason_detail = None
+    message.sent_at = message.sent_at or now
+    if reported != MessageStatus.COMPLAINED:
+        message.delivered_at = message.delivered_at or now
+    message.updated_at = now
 
 
 def record_provider_status(
@@ -284,7 +290,7 @@ def _configured(
     )
 
 
-def _apply(session: Session, item: _Found) -> Literal["applied", "recorded", "duplicates"]:
+def _apply(session: Session, item: _Found) -> Applied:
     report = item.report
     if report.outcome is ReportOutcome.INTERMEDIATE:
         written = record_provider_status(
@@ -292,12 +298,4 @@ def _apply(session: Session, item: _Found) -> Literal["applied", "recorded", "du
         )
         return "recorded" if written else "duplicates"
     assert report.outcome is not ReportOutcome.IGNORED
-    written = apply_delivery_status(
-        session,
-        item.delivery,
-        report.outcome,
-        report.detail,
-        report.raw,
-        provider_message_id=report.provider_message_id,
-    )
-    return "applied" if written else "duplicates"
+    return apply_report(session, item.delivery, report)
