@@ -352,3 +352,105 @@ def vonage_receipt(status: str, err_code: str = "0", **extra: str) -> dict[str, 
         "message-timestamp": "2020-01-01 12:00:00",
         **extra,
     }
+
+
+# Amazon SES notifications,
+# https://docs.aws.amazon.com/ses/latest/dg/notification-examples.html, and events,
+# https://docs.aws.amazon.com/ses/latest/dg/event-publishing-retrieving-sns-examples.html
+# (`Message` of the SNS notification). mail.messageId is the one the fake answered when
+# sending.
+SES_MESSAGE_ID = "0000014644fe5ef6-9a483358-9170-4cb4-a269-f5dcdf415321-000000"
+SES_MAIL: dict[str, Any] = {
+    "timestamp": "2016-01-27T14:59:38.237Z",
+    "source": "john@example.com",
+    "sourceArn": "arn:aws:ses:us-east-1:888888888888:identity/example.com",
+    "sourceIp": "127.0.3.0",
+    "sendingAccountId": "123456789012",
+    "callerIdentity": "IAM_user_or_role_name",
+    "messageId": SES_MESSAGE_ID,
+    "destination": ["jane@example.com", "mary@example.com", "richard@example.com"],
+    "headersTruncated": False,
+    "headers": [
+        {"name": "From", "value": '"John Doe" <john@example.com>'},
+        {"name": "To", "value": '"Jane Doe" <jane@example.com>'},
+        {"name": "Subject", "value": "Hello"},
+    ],
+    "commonHeaders": {
+        "from": ["John Doe <john@example.com>"],
+        "date": "Wed, 27 Jan 2016 14:05:45 +0000",
+        "to": ["Jane Doe <jane@example.com>"],
+        "messageId": "custom-message-ID",
+        "subject": "Hello",
+    },
+}
+
+SES_BOUNCE: dict[str, Any] = {
+    "notificationType": "Bounce",
+    "bounce": {
+        "bounceType": "Permanent",
+        "reportingMTA": "dns; email.example.com",
+        "bouncedRecipients": [
+            {
+                "emailAddress": "jane@example.com",
+                "status": "5.1.1",
+                "action": "failed",
+                "diagnosticCode": "smtp; 550 5.1.1 <jane@example.com>... User",
+            }
+        ],
+        "bounceSubType": "General",
+        "timestamp": "2016-01-27T14:59:38.237Z",
+        "feedbackId": "00000138111222aa-33322211-cccc-cccc-cccc-ddddaaaa068a-000000",
+        "remoteMtaIp": "127.0.2.0",
+    },
+    "mail": SES_MAIL,
+}
+
+SES_COMPLAINT: dict[str, Any] = {
+    "notificationType": "Complaint",
+    "complaint": {
+        "userAgent": "AnyCompany Feedback Loop (V0.01)",
+        "complainedRecipients": [{"emailAddress": "richard@example.com"}],
+        "complaintFeedbackType": "abuse",
+        "arrivalDate": "2016-01-27T14:59:38.237Z",
+        "timestamp": "2016-01-27T14:59:38.237Z",
+        "feedbackId": "000001378603177f-18c07c78-fa81-4a58-9dd1-fedc3cb8f49a-000000",
+    },
+    "mail": SES_MAIL,
+}
+
+SES_DELIVERY: dict[str, Any] = {
+    "notificationType": "Delivery",
+    "mail": SES_MAIL,
+    "delivery": {
+        "timestamp": "2014-05-28T22:41:01.184Z",
+        "processingTimeMillis": 546,
+        "recipients": ["success@simulator.amazonses.com"],
+        "smtpResponse": "250 ok:  Message 64111812 accepted",
+        "reportingMTA": "a8-70.smtp-out.amazonses.com",
+        "remoteMtaIp": "127.0.2.0",
+    },
+}
+
+SES_OPEN: dict[str, Any] = {
+    "eventType": "Open",
+    "mail": SES_MAIL,
+    "open": {
+        "ipAddress": "192.0.2.1",
+        "timestamp": "2017-08-09T22:00:19.652Z",
+        "userAgent": "Mozilla/5.0 (iPhone; CPU iPhone OS 10_3_3 like Mac OS X) "
+        "AppleWebKit/603.3.8 (KHTML, like Gecko) Mobile/14G60",
+    },
+}
+
+SES_CLICK: dict[str, Any] = {
+    "eventType": "Click",
+    "click": {
+        "ipAddress": "192.0.2.1",
+        "link": "http://docs.aws.amazon.com/ses/latest/DeveloperGuide/send-email-smtp.html",
+        "linkTags": {"samplekey0": ["samplevalue0"], "samplekey1": ["samplevalue1"]},
+        "timestamp": "2017-08-09T23:51:25.570Z",
+        "userAgent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, "
+        "like Gecko) Chrome/60.0.3112.90 Safari/537.36",
+    },
+    "mail": SES_MAIL,
+}

@@ -115,7 +115,15 @@ def without_ts(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def counts(**values: int) -> dict[str, int]:
-    base = {"received": 0, "applied": 0, "duplicates": 0, "recorded": 0, "ignored": 0, "unknown": 0}
+    base = {
+        "received": 0,
+        "applied": 0,
+        "duplicates": 0,
+        "recorded": 0,
+        "ignored": 0,
+        "unknown": 0,
+        "subscribed": 0,
+    }
     return {**base, **values}
 
 

@@ -14,13 +14,14 @@ from fastapi import APIRouter, Depends, Request
 from tidings.callback import service
 from tidings.callback.schemas import CallbackResult
 from tidings.db import Database
-from tidings.dependencies import ConfigCipherDep, DatabaseDep
+from tidings.dependencies import ConfigCipherDep, DatabaseDep, HttpDep
 from tidings.kit.time import utcnow
 from tidings.provider.base import Provider, StatusCallback
 from tidings.provider.email.mailgun import MailgunProvider
 from tidings.provider.email.postmark import PostmarkProvider
 from tidings.provider.email.resend import ResendProvider
 from tidings.provider.email.sendgrid import SendGridProvider
+from tidings.provider.email.ses import SesProvider
 from tidings.provider.sms.twilio import TwilioProvider
 from tidings.provider.sms.vonage import VonageProvider
 from tidings.routing import ApiRoute
@@ -150,3 +151,22 @@ def vonage_receipts(
     `accepted`, `buffered` are recorded. With the config's `signature_secret`, the
     receipt's `sig` must verify (401 otherwise)."""
     return _handle(config_cipher, database, VonageProvider, body, request)
+
+
+@router.post("/ses", response_model=CallbackResult)
+def ses_notifications(
+    body: RawBody,
+    request: Request,
+    config_cipher: ConfigCipherDep,
+    database: DatabaseDep,
+    http: HttpDep,
+) -> CallbackResult:
+    """Amazon SES notifications and events, through an Amazon SNS HTTPS subscription.
+
+    `Delivery` → DELIVERED, `Open` → OPENED, `Click` → CLICKED, `Complaint` → COMPLAINED,
+    `Bounce` → BOUNCED (`Permanent`: hard; otherwise soft), `Reject` → the delivery failed,
+    `DeliveryDelay` is recorded. Every SNS message must be signed by SNS (its certificate is
+    fetched from an sns.<region>.amazonaws.com host) and come from the SES config's
+    `sns_topic_arn` (403 otherwise); a `SubscriptionConfirmation` for that topic is confirmed
+    (`subscribed: 1`)."""
+    return _handle(config_cipher, database, SesProvider, body, request, http)

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from tidings.callback.repository import CallbackRepository
 from tidings.callback.schemas import CallbackResult
+from tidings.errors import AppError, Forbidden, Unauthorized
 from tidings.kit.time import utcnow
 from tidings.message.repository import MessageRepository
 from tidings.models import DeliveryStatus, Message, MessageDelivery, MessageEvent, MessageStatus
@@ -42,7 +43,7 @@ from tidings.provider.base import (
     StatusCallback,
     StatusReport,
 )
-from tidings.provider.service import ConfiguredProvider, configured
+from tidings.provider.service import ConfiguredProvider, configs_everywhere, configured
 
 BOUNCED = "BOUNCED"
 PROVIDER_STATUS = "PROVIDER_STATUS"
@@ -235,6 +236,9 @@ def handle_status_callback(
 ) -> CallbackResult:
     """Apply one callback of `provider`'s vendor: every report in it, or none (when a
     signature fails)."""
+    topic = provider.subscription_request(callback)
+    if topic is not None:
+        return _confirm_subscription(session, fernet, provider, callback, topic)
     reports = provider.parse_status_callback(callback)
     found: list[_Found] = []
     counts: Counter[str] = Counter()
@@ -261,6 +265,33 @@ def handle_status_callback(
         ignored=counts["ignored"],
         unknown=counts["unknown"],
     )
+
+
+def _confirm_subscription(
+    session: Session,
+    fernet: Fernet,
+    provider: type[Provider[Any]],
+    callback: StatusCallback,
+    topic: str,
+) -> CallbackResult:
+    """A subscription request, confirmed with the vendor once one environment's config of
+    the provider expects it and it verifies (the error of the last one that refused it
+    otherwise)."""
+    refusal: AppError = Unauthorized(
+        f"No {provider.display_name} provider in any environment expects {topic!r}. Set it "
+        "in the provider config of the environment that sends through it.",
+        code="callback_not_configured",
+    )
+    for config in configs_everywhere(session, provider.name, fernet):
+        try:
+            provider.confirm_subscription(config, callback)
+        except (Unauthorized, Forbidden) as exc:
+            refusal = exc
+            continue
+        return CallbackResult(
+            received=1, applied=0, duplicates=0, recorded=0, ignored=0, unknown=0, subscribed=1
+        )
+    raise refusal
 
 
 def _delivery(

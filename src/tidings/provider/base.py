@@ -365,6 +365,21 @@ class Provider(ABC, Generic[ConfigT]):
         `tidings.errors.Unauthorized` or `Forbidden` when it does not verify."""
         raise NotImplementedError(f"{cls.name} takes no status callbacks")
 
+    @classmethod
+    def subscription_request(cls, callback: StatusCallback) -> str | None:
+        """For a vendor that asks before it sends status callbacks (Amazon SNS's subscription
+        confirmation): what the callback asks to subscribe to (a topic), else None. Such a
+        callback names no message; `confirm_subscription` is tried with the provider's config
+        in each environment."""
+        return None
+
+    @classmethod
+    def confirm_subscription(cls, config: ProviderConfig, callback: StatusCallback) -> None:
+        """Check a subscription request against `config` and confirm it with the vendor.
+        Raises `tidings.errors.Unauthorized` or `Forbidden` when the config does not expect
+        it or it does not verify."""
+        raise NotImplementedError(f"{cls.name} takes no subscription requests")
+
 
 def channel_address(channel: str, recipient: dict[str, Any]) -> Any:
     """The recipient's address for a channel, or None. Routing skips channels without one."""
