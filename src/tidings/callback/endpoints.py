@@ -142,15 +142,24 @@ def resend_events(
     return _handle(config_cipher, database, ResendProvider, body, request)
 
 
-@router.api_route("/vonage", methods=["GET", "POST"], response_model=CallbackResult)
+@router.post("/vonage", response_model=CallbackResult)
 def vonage_receipts(
     body: RawBody, request: Request, config_cipher: ConfigCipherDep, database: DatabaseDep
 ) -> CallbackResult:
-    """Vonage SMS delivery receipts (JSON, form or query parameters): `delivered` →
-    DELIVERED; `failed`, `rejected`, `expired` → the delivery failed with the `err-code`;
-    `accepted`, `buffered` are recorded. With the config's `signature_secret`, the
-    receipt's `sig` must verify (401 otherwise)."""
+    """Vonage SMS delivery receipts, posted as JSON or a form: `delivered` → DELIVERED;
+    `failed`, `rejected`, `expired` → the delivery failed with the `err-code`; `accepted`,
+    `buffered` are recorded. With the config's `signature_secret`, the receipt's `sig` must
+    verify (401 otherwise)."""
     return _handle(config_cipher, database, VonageProvider, body, request)
+
+
+@router.get("/vonage", response_model=CallbackResult)
+def vonage_receipts_by_get(
+    request: Request, config_cipher: ConfigCipherDep, database: DatabaseDep
+) -> CallbackResult:
+    """Vonage SMS delivery receipts as query parameters, for an account whose webhook
+    method is GET; the same as the POST."""
+    return _handle(config_cipher, database, VonageProvider, b"", request)
 
 
 @router.post("/ses", response_model=CallbackResult)
