@@ -9,6 +9,7 @@ import hashlib
 import hmac
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 from pytest_httpserver import HTTPServer
 
@@ -51,7 +52,7 @@ def signed(event: dict[str, Any], key: str = SIGNING_KEY, token: str | None = No
     }
 
 
-def post(client: TestClient, body: Any) -> Any:
+def post(client: httpx.Client, body: Any) -> Any:
     return client.post("/callbacks/mailgun", json=body)
 
 

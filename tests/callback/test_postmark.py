@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 from pytest_httpserver import HTTPServer
 
@@ -46,7 +47,9 @@ def auth(user: str = "hooks", password: str = "s3cret-password") -> dict[str, st
     return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
-def post(client: TestClient, record: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+def post(
+    client: httpx.Client, record: dict[str, Any], headers: dict[str, str] | None = None
+) -> Any:
     return client.post(
         "/callbacks/postmark", json=record, headers=auth() if headers is None else headers
     )

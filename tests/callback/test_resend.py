@@ -12,6 +12,7 @@ import hmac
 import time
 from typing import Any
 
+import httpx
 import orjson
 from fastapi.testclient import TestClient
 from pytest_httpserver import HTTPServer
@@ -38,7 +39,7 @@ def send_with_resend(client: TestClient, key: str, httpserver: HTTPServer) -> st
 
 
 def post(
-    client: TestClient,
+    client: httpx.Client,
     event: dict[str, Any],
     svix_id: str,
     *,

@@ -14,6 +14,7 @@ import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from cryptography import x509
@@ -120,7 +121,7 @@ def notification(httpserver: HTTPServer, event: dict[str, Any], message_id: str,
     )
 
 
-def post(client: TestClient, body: dict[str, Any]) -> Any:
+def post(client: httpx.Client, body: dict[str, Any]) -> Any:
     # SNS posts JSON as text/plain, with its message type in a header.
     return client.post(
         "/callbacks/ses",
