@@ -1,7 +1,8 @@
 """Vendor delivery callbacks. No API key: the vendor's signature (or the basic-auth
 credentials it sends) is the credential, and the environment is the one of the delivery the
 callback names. Each route hands the request to its vendor's provider
-(`callback.service.handle_status_callback`); docs/deliverability.md has each vendor's set-up."""
+(`callback.service`): checked in a read transaction, applied in a write transaction;
+docs/deliverability.md has each vendor's set-up."""
 
 from __future__ import annotations
 
@@ -71,8 +72,12 @@ def _handle(
         http=http,
         now=utcnow(),
     )
+    with database.read() as session:
+        checked = service.check_status_callback(session, config_cipher, provider, callback)
+    if checked.done is not None:
+        return checked.done
     with database.write() as (session, _):
-        return service.handle_status_callback(session, config_cipher, provider, callback)
+        return service.apply_status_callback(session, checked)
 
 
 @router.post("/sendgrid", response_model=CallbackResult)

@@ -10,8 +10,10 @@ The vendor's own format is its provider's business (`Provider.parse_status_callb
    them forever;
 3. the provider checks the vendor's signature with its config in the environment of every
    delivery found (the environment is the delivery's; no API key): one failure refuses the
-   whole request, before anything is written;
-4. each report is applied once (`apply_report`): it moves the delivery and its message up
+   whole request, before anything is written. Steps 1 to 3 run in a read transaction
+   (`check_status_callback`), as checking may go over the network (an SNS certificate);
+4. in a write transaction (`apply_status_callback`), each report is applied once
+   (`apply_report`): it moves the delivery and its message up
    `models.message.FEEDBACK_LADDER` (DELIVERED < OPENED < CLICKED < BOUNCED < COMPLAINED),
    never down, and goes into the history with the vendor's words. A report already applied
    changes and records nothing (a duplicate); one that arrives after a stronger one (a
@@ -66,10 +68,10 @@ def _excerpt(raw: dict[str, Any]) -> str:
     return orjson.dumps(raw, default=str).decode()[:EXCERPT_LIMIT]
 
 
-def _lock(session: Session, delivery: MessageDelivery) -> tuple[MessageDelivery, Message]:
+def _lock(session: Session, delivery_id: int) -> tuple[MessageDelivery, Message]:
     # The pipeline's order: the delivery, then its message.
     repository = MessageRepository(session)
-    locked = repository.lock_delivery(delivery.id)
+    locked = repository.lock_delivery(delivery_id)
     assert locked is not None
     message = repository.lock_by_pk(locked.message_pk)
     assert message is not None
@@ -99,7 +101,7 @@ def _same_event(event: MessageEvent, delivery: MessageDelivery, report: StatusRe
 Applied = Literal["applied", "recorded", "duplicates"]
 
 
-def apply_report(session: Session, delivery: MessageDelivery, report: StatusReport) -> Applied:
+def apply_report(session: Session, delivery_id: int, report: StatusReport) -> Applied:
     """Apply a vendor's report (any outcome but INTERMEDIATE and IGNORED) on one delivery:
     "applied" when it moved the delivery, "recorded" when it was only written to the history,
     "duplicates" when the history had it already.
@@ -122,7 +124,7 @@ def apply_report(session: Session, delivery: MessageDelivery, report: StatusRepo
     reach the history as BOUNCED (`bounce: hard`) and COMPLAINED.
     """
     repository = MessageRepository(session)
-    delivery, message = _lock(session, delivery)
+    delivery, message = _lock(session, delivery_id)
     if any(_same_event(event, delivery, report) for event in repository.history(message)):
         return "duplicates"
     reported = _REPORTED[report.outcome]
@@ -196,14 +198,14 @@ def _move_message(
 
 
 def record_provider_status(
-    session: Session, delivery: MessageDelivery, status: str, detail: str, raw: dict[str, Any]
+    session: Session, delivery_id: int, status: str, detail: str, raw: dict[str, Any]
 ) -> bool:
     """Record an intermediate vendor status (PROVIDER_STATUS) once; the state stays as it is.
 
     Returns False when the same status with the same detail is already in the history.
     """
     repository = MessageRepository(session)
-    delivery, message = _lock(session, delivery)
+    delivery, message = _lock(session, delivery_id)
     for event in repository.history(message):
         if (
             event.type == PROVIDER_STATUS
@@ -226,44 +228,67 @@ def record_provider_status(
 
 
 @dataclass(frozen=True, slots=True)
-class _Found:
-    report: StatusReport
-    delivery: MessageDelivery
+class CheckedCallback:
+    """A callback parsed, its deliveries found and its signature checked: what
+    `apply_status_callback` writes. `done` is the whole answer when there is nothing to
+    write (a subscription confirmed)."""
+
+    received: int = 0
+    found: tuple[tuple[StatusReport, int], ...] = ()
+    ignored: int = 0
+    unknown: int = 0
+    done: CallbackResult | None = None
 
 
-def handle_status_callback(
+def check_status_callback(
     session: Session, fernet: Fernet, provider: type[Provider[Any]], callback: StatusCallback
-) -> CallbackResult:
-    """Apply one callback of `provider`'s vendor: every report in it, or none (when a
-    signature fails)."""
+) -> CheckedCallback:
+    """Steps 1 to 3, in a read transaction (no write lock held): checking a signature may
+    fetch a certificate, and a subscription is confirmed with the vendor, over the network.
+    Raises when the request is malformed or does not verify."""
     topic = provider.subscription_request(callback)
     if topic is not None:
-        return _confirm_subscription(session, fernet, provider, callback, topic)
+        return CheckedCallback(
+            done=_confirm_subscription(session, fernet, provider, callback, topic)
+        )
     reports = provider.parse_status_callback(callback)
-    found: list[_Found] = []
-    counts: Counter[str] = Counter()
+    found: list[tuple[StatusReport, MessageDelivery]] = []
+    ignored = unknown = 0
     for report in reports:
         if report.outcome is ReportOutcome.IGNORED:
-            counts["ignored"] += 1
+            ignored += 1
             continue
         delivery = _delivery(session, provider, report)
         if delivery is None:
-            counts["unknown"] += 1
+            unknown += 1
             continue
-        found.append(_Found(report, delivery))
-    for environment_id in sorted({item.delivery.environment_id for item in found}):
+        found.append((report, delivery))
+    for environment_id in sorted({delivery.environment_id for _, delivery in found}):
         configured_provider = _configured(session, fernet, environment_id, provider.name)
         config = configured_provider.config if configured_provider is not None else None
         provider.verify_status_callback(config, callback)
-    for item in found:
-        counts[_apply(session, item)] += 1
-    return CallbackResult(
+    return CheckedCallback(
         received=len(reports),
+        found=tuple((report, delivery.id) for report, delivery in found),
+        ignored=ignored,
+        unknown=unknown,
+    )
+
+
+def apply_status_callback(session: Session, checked: CheckedCallback) -> CallbackResult:
+    """Step 4, in a write transaction: apply each report of a checked callback once."""
+    if checked.done is not None:
+        return checked.done
+    counts: Counter[str] = Counter()
+    for report, delivery_id in checked.found:
+        counts[_apply(session, report, delivery_id)] += 1
+    return CallbackResult(
+        received=checked.received,
         applied=counts["applied"],
         duplicates=counts["duplicates"],
         recorded=counts["recorded"],
-        ignored=counts["ignored"],
-        unknown=counts["unknown"],
+        ignored=checked.ignored,
+        unknown=checked.unknown,
     )
 
 
@@ -321,12 +346,11 @@ def _configured(
     )
 
 
-def _apply(session: Session, item: _Found) -> Applied:
-    report = item.report
+def _apply(session: Session, report: StatusReport, delivery_id: int) -> Applied:
     if report.outcome is ReportOutcome.INTERMEDIATE:
         written = record_provider_status(
-            session, item.delivery, report.status, report.detail, report.raw
+            session, delivery_id, report.status, report.detail, report.raw
         )
         return "recorded" if written else "duplicates"
     assert report.outcome is not ReportOutcome.IGNORED
-    return apply_report(session, item.delivery, report)
+    return apply_report(session, delivery_id, report)
