@@ -9,6 +9,7 @@ through the server's outbound client."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -42,24 +43,28 @@ from tidings.config import Settings
 
 
 @pytest.fixture
-def api(live_server: LiveServer, settings: Settings) -> httpx.Client:
+def api(live_server: LiveServer, settings: Settings) -> Iterator[httpx.Client]:
     key = next(k["key"] for k in cli_keys(settings) if k["environment"] == "test")
-    return httpx.Client(
+    with httpx.Client(
         base_url=live_server.url,
         headers={"Authorization": f"Bearer {key}"},
         timeout=HTTP_TIMEOUT,
-    )
+    ) as client:
+        yield client
 
 
 @pytest.fixture
-def courier(api: httpx.Client, live_server: LiveServer) -> Courier:
-    key = api.headers["Authorization"].removeprefix("Bearer ")
-    return Courier(api_key=key, base_url=live_server.url, max_retries=0)
-
-
-def vendor_client(live_server: LiveServer) -> httpx.Client:
+def vendor(live_server: LiveServer) -> Iterator[httpx.Client]:
     """A client without the API key: callbacks carry the vendor's credentials only."""
-    return httpx.Client(base_url=live_server.url, timeout=HTTP_TIMEOUT)
+    with httpx.Client(base_url=live_server.url, timeout=HTTP_TIMEOUT) as client:
+        yield client
+
+
+@pytest.fixture
+def courier(api: httpx.Client, live_server: LiveServer) -> Iterator[Courier]:
+    key = api.headers["Authorization"].removeprefix("Bearer ")
+    with Courier(api_key=key, base_url=live_server.url, max_retries=0) as client:
+        yield client
 
 
 def send_through(
@@ -103,12 +108,11 @@ def tidings_status(api: httpx.Client, message_id: str) -> str:
 
 
 def test_each_vendors_documented_webhooks_move_messages_on_a_live_server(
-    api: httpx.Client, courier: Courier, live_server: LiveServer, httpserver: HTTPServer
+    api: httpx.Client, vendor: httpx.Client, courier: Courier, httpserver: HTTPServer
 ) -> None:
     assert api.put("/notifications/shipped", json=TEMPLATE).status_code in (200, 201)
     profile = {"email": "john@example.com", "phone_number": "+447700900000"}
     assert api.post("/profiles/u1", json={"profile": profile}).status_code == 200
-    vendor = vendor_client(live_server)
 
     # Postmark: delivered, opened, clicked, then a spam complaint.
     postmark = send_through(
