@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Annotated, TypeVar
 
+import httpx
 from cryptography.fernet import Fernet
 from fastapi import Depends, Request
 from fastapi.dependencies.models import Dependant
@@ -71,6 +72,8 @@ get_key_cipher = app_state("key_cipher", KeyCipher)
 # The key that provider configurations and signed-source secrets are encrypted under.
 get_config_cipher = app_state("config_cipher", Fernet)
 get_outbound = app_state("outbound", OutboundGuard)
+# The outbound client on that guard, for requests whose target comes from input.
+get_http = app_state("http", httpx.Client)
 get_auth_limits = app_state("auth_limits", AuthLimits)
 # The server secret (inbox tokens are signed under it).
 get_secret = app_state("secret", bytes)
@@ -82,6 +85,7 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 KeyCipherDep = Annotated[KeyCipher, Depends(get_key_cipher)]
 ConfigCipherDep = Annotated[Fernet, Depends(get_config_cipher)]
 OutboundDep = Annotated[OutboundGuard, Depends(get_outbound)]
+HttpDep = Annotated[httpx.Client, Depends(get_http)]
 AuthLimitsDep = Annotated[AuthLimits, Depends(get_auth_limits)]
 SecretDep = Annotated[bytes, Depends(get_secret)]
 UnsubscribeKeyDep = Annotated[bytes, Depends(get_unsubscribe_key)]

@@ -43,6 +43,7 @@ class Runtime:
         state.key_cipher = self.cipher
         state.config_cipher = self.config_cipher
         state.outbound = self.outbound
+        state.http = self.http
         state.auth_limits = self.auth_limits
         state.secret = self.secret
         state.unsubscribe_key = self.unsubscribe_key

@@ -115,5 +115,38 @@ def without_ts(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def counts(**values: int) -> dict[str, int]:
-    base = {"received": 0, "applied": 0, "duplicates": 0, "recorded": 0, "ignored": 0, "unknown": 0}
+    base = {
+        "received": 0,
+        "applied": 0,
+        "duplicates": 0,
+        "recorded": 0,
+        "ignored": 0,
+        "unknown": 0,
+        "subscribed": 0,
+    }
     return {**base, **values}
+
+
+def send_with(
+    client: TestClient,
+    key: str,
+    httpserver: HTTPServer,
+    name: str,
+    config: dict[str, Any],
+    path: str,
+    reply: dict[str, Any],
+    provider_message_id: str,
+) -> str:
+    """Configure `name` against the fake (which answers `reply` at `path`), send to a profile
+    with an email address and a phone number, and wait for SENT with the vendor's id."""
+    configure(client, key, name, {**config, "base_url": httpserver.url_for("")})
+    httpserver.expect_request(path, method="POST").respond_with_json(reply)
+    prepare(client, key, {"email": "john@example.com", "phone_number": "+447700900000"})
+    message_id = send(client, key)
+    message = message_in(client, key, message_id, "SENT")
+    assert message["providers"][0]["reference"]["provider_message_id"] == provider_message_id
+    return message_id
+
+
+def last_entry(client: TestClient, key: str, message_id: str) -> dict[str, Any]:
+    return without_ts(history(client, key, message_id)[-1])

@@ -1,5 +1,5 @@
-"""`POST /callbacks/sendgrid`: SendGrid's Event Webhook moves messages to DELIVERED or
-UNDELIVERABLE.
+"""`POST /callbacks/sendgrid`: SendGrid's Event Webhook moves messages to DELIVERED, OPENED,
+CLICKED, BOUNCED, COMPLAINED or UNDELIVERABLE.
 
 Event shapes follow SendGrid's Event Webhook reference
 (https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/event): a JSON array of
@@ -101,6 +101,7 @@ def test_a_signed_delivered_event_marks_the_message_delivered(
         "provider": "sendgrid",
         "provider_message_id": "sg-abc123",
         "detail": "SendGrid delivered: 250 OK",
+        "event_id": "ev-delivered",
         "callback": orjson.dumps(delivered).decode(),
     }
 
@@ -115,53 +116,108 @@ def test_events_without_custom_args_are_found_by_the_sg_message_id_prefix(
 
 
 @pytest.mark.parametrize(
-    ("fields", "detail"),
+    ("fields", "bounce", "detail"),
     [
         (
             {
-                "event": "bounce",
                 "type": "bounce",
                 "status": "5.1.1",
                 "reason": "550 5.1.1 The email account that you tried to reach does not exist",
             },
+            "hard",
             "SendGrid bounce: 550 5.1.1 The email account that you tried to reach does not "
             "exist (5.1.1)",
         ),
         (
-            {"event": "bounce", "type": "blocked", "status": "5.7.1", "reason": "550 blocked"},
+            {"type": "blocked", "status": "5.7.1", "reason": "550 blocked"},
+            "soft",
             "SendGrid bounce (blocked): 550 blocked (5.7.1)",
         ),
-        ({"event": "dropped", "reason": "Bounced Address"}, "SendGrid dropped: Bounced Address"),
     ],
 )
-def test_a_bounce_or_drop_makes_the_message_undeliverable_with_reason_bounced(
+def test_a_bounce_makes_the_message_bounced_hard_or_soft(
     client: TestClient,
     keys: Keys,
     httpserver: HTTPServer,
     verification_key: str,
     fields: dict[str, str],
+    bounce: str,
     detail: str,
 ) -> None:
     message_id = send_with_sendgrid(
         client, keys.test, httpserver, verification_key=verification_key
     )
-    response = post(client, [event(fields["event"], message_id, **fields)])
+    response = post(client, [event("bounce", message_id, **fields)])
     assert response.json() == counts(received=1, applied=1)
 
     view = message(client, keys.test, message_id)
-    assert view["status"] == "UNDELIVERABLE"
-    assert view["reason"] == "BOUNCED"
-    assert view["error"] == detail
+    # Courier's SDKs read a bounce as UNDELIVERABLE, reason BOUNCED.
+    assert (view["status"], view["tidings_status"]) == ("UNDELIVERABLE", "BOUNCED")
+    assert (view["reason"], view["error"]) == ("BOUNCED", detail)
     assert view["delivered"] is None
-    assert view["providers"][0]["status"] == "FAILED"
+    assert view["providers"][0]["status"] == "BOUNCED"
     assert view["providers"][0]["error"] == detail
     last = history(client, keys.test, message_id)[-1]
-    assert (last["type"], last["reason"], last["provider"], last["detail"]) == (
-        "UNDELIVERABLE",
+    assert (last["type"], last["bounce"], last["provider"], last["detail"]) == (
         "BOUNCED",
+        bounce,
         "sendgrid",
         detail,
     )
+    assert last["diagnostic"] == fields["reason"]
+
+
+def test_a_drop_makes_the_message_undeliverable_with_reason_bounced(
+    client: TestClient, keys: Keys, httpserver: HTTPServer, verification_key: str
+) -> None:
+    message_id = send_with_sendgrid(
+        client, keys.test, httpserver, verification_key=verification_key
+    )
+    response = post(client, [event("dropped", message_id, reason="Bounced Address")])
+    assert response.json() == counts(received=1, applied=1)
+
+    view = message(client, keys.test, message_id)
+    detail = "SendGrid dropped: Bounced Address"
+    assert (view["status"], view["tidings_status"]) == ("UNDELIVERABLE", "UNDELIVERABLE")
+    assert (view["reason"], view["error"]) == ("BOUNCED", detail)
+    assert view["providers"][0]["status"] == "FAILED"
+    last = history(client, keys.test, message_id)[-1]
+    assert (last["type"], last["reason"], last["detail"]) == ("UNDELIVERABLE", "BOUNCED", detail)
+
+
+def test_opens_clicks_and_a_spam_report_move_the_message_up_and_each_is_recorded(
+    client: TestClient, keys: Keys, httpserver: HTTPServer, verification_key: str
+) -> None:
+    message_id = send_with_sendgrid(
+        client, keys.test, httpserver, verification_key=verification_key
+    )
+    opened = event("open", message_id, useragent="Mozilla/5.0", sg_event_id="ev-open-1")
+    again = event("open", message_id, useragent="Mozilla/5.0", sg_event_id="ev-open-2")
+    click = event("click", message_id, url="https://example.org/order", sg_event_id="ev-click")
+    assert post(client, [opened, opened, click, again]).json() == counts(
+        received=4, applied=2, duplicates=1, recorded=1
+    )
+    view = message(client, keys.test, message_id)
+    assert (view["status"], view["tidings_status"]) == ("CLICKED", "CLICKED")
+    assert view["delivered"] is not None
+    entries = [e for e in history(client, keys.test, message_id) if e["type"] != "ENQUEUED"]
+    engagement = [(e["type"], e.get("user_agent"), e.get("url")) for e in entries[-3:]]
+    assert engagement == [
+        ("OPENED", "Mozilla/5.0", None),
+        ("CLICKED", None, "https://example.org/order"),
+        ("OPENED", "Mozilla/5.0", None),
+    ]
+    # A delivered event that comes after the opens moves nothing back.
+    late = post(client, [event("delivered", message_id, response="250 OK")]).json()
+    assert late == counts(received=1, recorded=1)
+    assert message(client, keys.test, message_id)["status"] == "CLICKED"
+
+    assert post(client, [event("spamreport", message_id)]).json() == counts(received=1, applied=1)
+    view = message(client, keys.test, message_id)
+    # Courier's SDKs read a complaint as DELIVERED.
+    assert (view["status"], view["tidings_status"]) == ("DELIVERED", "COMPLAINED")
+    last = history(client, keys.test, message_id)[-1]
+    assert (last["type"], last["feedback_type"]) == ("COMPLAINED", "abuse")
 
 
 def test_a_repeated_event_changes_and_records_nothing(
@@ -228,7 +284,7 @@ def test_unknown_messages_and_untracked_events_are_answered_200_and_counted(
     unknown = event("delivered", "msg_unknown", sg_message_id="nope.filter0001.0")
     events = [
         unknown,
-        event("open", message_id, useragent="Mozilla/5.0"),
+        event("unsubscribe", message_id),
         event("processed", message_id),
         "not an event",
     ]
@@ -239,33 +295,59 @@ def test_unknown_messages_and_untracked_events_are_answered_200_and_counted(
     assert history(client, keys.test, message_id) == entries
 
 
-def test_a_late_bounce_after_delivered_is_recorded_once_and_does_not_move_the_message(
+def test_a_bounce_after_delivered_wins_and_a_late_delivered_changes_nothing(
     client: TestClient, keys: Keys, httpserver: HTTPServer, verification_key: str
 ) -> None:
     message_id = send_with_sendgrid(
         client, keys.test, httpserver, verification_key=verification_key
     )
-    assert post(client, [event("delivered", message_id, response="250 OK")]).json()["applied"] == 1
+    delivered = event("delivered", message_id, response="250 OK")
+    assert post(client, [delivered]).json()["applied"] == 1
     bounce = event("bounce", message_id, type="bounce", reason="550 mailbox full", status="5.2.2")
 
+    # The receiving server accepted the mail, then bounced it: the bounce stands.
     assert post(client, [bounce]).json() == counts(received=1, applied=1)
     view = message(client, keys.test, message_id)
-    assert (view["status"], view["reason"], view["error"]) == ("DELIVERED", None, None)
-    assert view["providers"][0]["status"] == "DELIVERED"
+    assert (view["tidings_status"], view["reason"]) == ("BOUNCED", "BOUNCED")
+    assert view["error"] == "SendGrid bounce: 550 mailbox full (5.2.2)"
+    assert view["providers"][0]["status"] == "BOUNCED"
     entries = history(client, keys.test, message_id)
     assert without_ts(entries[-1]) == {
-        "type": "UNDELIVERABLE",
+        "type": "BOUNCED",
         "reason": "BOUNCED",
         "channel": "email",
         "provider": "sendgrid",
         "provider_message_id": "sg-abc123",
         "detail": "SendGrid bounce: 550 mailbox full (5.2.2)",
+        "diagnostic": "550 mailbox full",
+        "bounce": "hard",
+        "event_id": "ev-bounce",
         "callback": orjson.dumps(bounce).decode(),
-        "after_delivered": True,
     }
-
     assert post(client, [bounce]).json() == counts(received=1, duplicates=1)
     assert history(client, keys.test, message_id) == entries
+
+    # The same delivered event again, and one with another id: nothing moves back.
+    assert post(client, [delivered]).json() == counts(received=1, duplicates=1)
+    other = {**delivered, "sg_event_id": "ev-delivered-2"}
+    assert post(client, [other]).json() == counts(received=1, duplicates=1)
+    assert message(client, keys.test, message_id)["tidings_status"] == "BOUNCED"
+
+
+def test_a_delivered_after_a_bounce_is_recorded_once_as_late_and_changes_nothing(
+    client: TestClient, keys: Keys, httpserver: HTTPServer
+) -> None:
+    message_id = send_with_sendgrid(client, keys.test, httpserver)
+    bounce = event("bounce", message_id, type="bounce", reason="550 no such user", status="5.1.1")
+    delivered = event("delivered", message_id, response="250 OK")
+    assert post(client, [bounce], key=None).json() == counts(received=1, applied=1)
+    assert post(client, [delivered], key=None).json() == counts(received=1, recorded=1)
+    assert post(client, [delivered], key=None).json() == counts(received=1, duplicates=1)
+    view = message(client, keys.test, message_id)
+    assert (view["tidings_status"], view["delivered"]) == ("BOUNCED", None)
+    assert view["providers"][0]["status"] == "BOUNCED"
+    last = history(client, keys.test, message_id)[-1]
+    assert (last["type"], last["late"]) == ("DELIVERED", True)
 
 
 def test_deferred_is_recorded_once_and_the_message_stays_sent(

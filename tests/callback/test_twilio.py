@@ -204,13 +204,13 @@ def test_a_late_failure_after_delivered_is_recorded_once_and_does_not_move_the_m
     failed = status(value="undelivered", ErrorCode="30005")
     headers = {"X-Twilio-Signature": sign(failed)}
 
-    assert client.post("/callbacks/twilio", data=failed, headers=headers).json()["applied"] == 1
+    assert client.post("/callbacks/twilio", data=failed, headers=headers).json()["recorded"] == 1
     view = message(client, keys.test, message_id)
     assert (view["status"], view["reason"]) == ("DELIVERED", None)
     assert view["providers"][0]["status"] == "DELIVERED"
     entries = history(client, keys.test, message_id)
     last = entries[-1]
-    assert (last["type"], last["detail"], last["after_delivered"]) == (
+    assert (last["type"], last["detail"], last["late"]) == (
         "UNDELIVERABLE",
         "Twilio undelivered: error 30005",
         True,

@@ -1,21 +1,30 @@
-"""Vendor delivery callbacks. No API key: the vendor's signature is the credential, and the
-environment is the one of the delivery the callback names. Each route hands the request to
-its vendor's provider (`callback.service.handle_status_callback`)."""
+"""Vendor delivery callbacks. No API key: the vendor's signature (or the basic-auth
+credentials it sends) is the credential, and the environment is the one of the delivery the
+callback names. Each route hands the request to its vendor's provider
+(`callback.service`): checked in a read transaction, applied in a write transaction;
+docs/deliverability.md has each vendor's set-up."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
+import httpx
 from cryptography.fernet import Fernet
 from fastapi import APIRouter, Depends, Request
 
 from tidings.callback import service
 from tidings.callback.schemas import CallbackResult
 from tidings.db import Database
-from tidings.dependencies import ConfigCipherDep, DatabaseDep
+from tidings.dependencies import ConfigCipherDep, DatabaseDep, HttpDep
+from tidings.kit.time import utcnow
 from tidings.provider.base import Provider, StatusCallback
+from tidings.provider.email.mailgun import MailgunProvider
+from tidings.provider.email.postmark import PostmarkProvider
+from tidings.provider.email.resend import ResendProvider
 from tidings.provider.email.sendgrid import SendGridProvider
+from tidings.provider.email.ses import SesProvider
 from tidings.provider.sms.twilio import TwilioProvider
+from tidings.provider.sms.vonage import VonageProvider
 from tidings.routing import ApiRoute
 
 router = APIRouter(prefix="/callbacks", tags=["callbacks"], route_class=ApiRoute)
@@ -53,12 +62,22 @@ def _handle(
     provider: type[Provider[Any]],
     body: bytes,
     request: Request,
+    http: httpx.Client | None = None,
 ) -> CallbackResult:
     callback = StatusCallback(
-        body=body, url=url_as_seen(request), headers=request.headers, query=request.query_params
+        body=body,
+        url=url_as_seen(request),
+        headers=request.headers,
+        query=request.query_params,
+        http=http,
+        now=utcnow(),
     )
+    with database.read() as session:
+        checked = service.check_status_callback(session, config_cipher, provider, callback)
+    if checked.done is not None:
+        return checked.done
     with database.write() as (session, _):
-        return service.handle_status_callback(session, config_cipher, provider, callback)
+        return service.apply_status_callback(session, checked)
 
 
 @router.post("/sendgrid", response_model=CallbackResult)
@@ -67,9 +86,10 @@ def sendgrid_events(
 ) -> CallbackResult:
     """SendGrid's Event Webhook: a JSON array of events.
 
-    `delivered` marks the message DELIVERED; `bounce` and `dropped` mark the delivery failed
-    (the message UNDELIVERABLE, reason BOUNCED, once every delivery failed); `deferred` is
-    recorded in the history; other events are ignored. When the environment's SendGrid config
+    `delivered` → DELIVERED, `open` → OPENED, `click` → CLICKED, `bounce` → BOUNCED (hard;
+    `blocked`: soft), `spamreport` → COMPLAINED, `dropped` → the delivery failed (the message
+    UNDELIVERABLE, reason BOUNCED, once every delivery failed); `deferred` is recorded in
+    the history; other events are ignored. When the environment's SendGrid config
     has a verification key, the Signed Event Webhook headers must verify (401 otherwise).
     Events for unknown messages are counted and answered 200, so SendGrid does not retry them.
     """
@@ -89,3 +109,78 @@ def twilio_status(
     are counted and answered 200.
     """
     return _handle(config_cipher, database, TwilioProvider, body, request)
+
+
+@router.post("/postmark", response_model=CallbackResult)
+def postmark_events(
+    body: RawBody, request: Request, config_cipher: ConfigCipherDep, database: DatabaseDep
+) -> CallbackResult:
+    """Postmark's webhooks (one JSON record per request, by `RecordType`): `Delivery` →
+    DELIVERED, `Bounce` → BOUNCED (hard or soft by its `Type`), `SpamComplaint` →
+    COMPLAINED, `Open` → OPENED, `Click` → CLICKED. The webhook URL's basic-auth user name
+    and password must match the Postmark config's `webhook_username` and `webhook_password`
+    (401 otherwise)."""
+    return _handle(config_cipher, database, PostmarkProvider, body, request)
+
+
+@router.post("/mailgun", response_model=CallbackResult)
+def mailgun_events(
+    body: RawBody, request: Request, config_cipher: ConfigCipherDep, database: DatabaseDep
+) -> CallbackResult:
+    """Mailgun's webhooks (`{"signature": {...}, "event-data": {...}}`): `delivered` →
+    DELIVERED, `failed` → BOUNCED (`severity` permanent: hard) or recorded (temporary: Mailgun
+    tries again), `complained` → COMPLAINED, `opened` → OPENED, `clicked` → CLICKED. The
+    signature (HMAC-SHA256 of timestamp and token) must verify with the config's
+    `webhook_signing_key` (401 otherwise)."""
+    return _handle(config_cipher, database, MailgunProvider, body, request)
+
+
+@router.post("/resend", response_model=CallbackResult)
+def resend_events(
+    body: RawBody, request: Request, config_cipher: ConfigCipherDep, database: DatabaseDep
+) -> CallbackResult:
+    """Resend's webhooks: `email.delivered` → DELIVERED, `email.bounced` → BOUNCED,
+    `email.complained` → COMPLAINED, `email.opened` → OPENED, `email.clicked` → CLICKED,
+    `email.delivery_delayed` is recorded; others are ignored. The `svix-signature` must
+    verify with the config's `webhook_secret` (`whsec_…`) within five minutes of
+    `svix-timestamp` (401 otherwise)."""
+    return _handle(config_cipher, database, ResendProvider, body, request)
+
+
+@router.post("/vonage", response_model=CallbackResult)
+def vonage_receipts(
+    body: RawBody, request: Request, config_cipher: ConfigCipherDep, database: DatabaseDep
+) -> CallbackResult:
+    """Vonage SMS delivery receipts, posted as JSON or a form: `delivered` → DELIVERED;
+    `failed`, `rejected`, `expired` → the delivery failed with the `err-code`; `accepted`,
+    `buffered` are recorded. With the config's `signature_secret`, the receipt's `sig` must
+    verify (401 otherwise)."""
+    return _handle(config_cipher, database, VonageProvider, body, request)
+
+
+@router.get("/vonage", response_model=CallbackResult)
+def vonage_receipts_by_get(
+    request: Request, config_cipher: ConfigCipherDep, database: DatabaseDep
+) -> CallbackResult:
+    """Vonage SMS delivery receipts as query parameters, for an account whose webhook
+    method is GET; the same as the POST."""
+    return _handle(config_cipher, database, VonageProvider, b"", request)
+
+
+@router.post("/ses", response_model=CallbackResult)
+def ses_notifications(
+    body: RawBody,
+    request: Request,
+    config_cipher: ConfigCipherDep,
+    database: DatabaseDep,
+    http: HttpDep,
+) -> CallbackResult:
+    """Amazon SES notifications and events, through an Amazon SNS HTTPS subscription.
+
+    `Delivery` → DELIVERED, `Open` → OPENED, `Click` → CLICKED, `Complaint` → COMPLAINED,
+    `Bounce` → BOUNCED (`Permanent`: hard; otherwise soft), `Reject` → the delivery failed,
+    `DeliveryDelay` is recorded. Every SNS message must be signed by SNS (its certificate is
+    fetched from an sns.<region>.amazonaws.com host) and come from the SES config's
+    `sns_topic_arn` (403 otherwise); a `SubscriptionConfirmation` for that topic is confirmed
+    (`subscribed: 1`)."""
+    return _handle(config_cipher, database, SesProvider, body, request, http)

@@ -1,8 +1,7 @@
 """Delivery-status callbacks: what a vendor's report does to a delivery and its message.
 
 The vendor's own format is its provider's business (`Provider.parse_status_callback` and
-`verify_status_callback`, in `provider/email/sendgrid.py` and `provider/sms/twilio.py`). Here,
-for every vendor:
+`verify_status_callback`, in each vendor's module under `provider/`). Here, for every vendor:
 1. the provider turns the request into `StatusReport`s (400 when it is not what the vendor
    sends); reports Tidings does not track are counted as ignored;
 2. each report's delivery is found on the provider's channel, by the Tidings message id the
@@ -11,10 +10,14 @@ for every vendor:
    them forever;
 3. the provider checks the vendor's signature with its config in the environment of every
    delivery found (the environment is the delivery's; no API key): one failure refuses the
-   whole request, before anything is written;
-4. each report is applied once: final outcomes by `apply_delivery_status`, intermediate
-   statuses by `record_provider_status`. A report already applied changes and records
-   nothing (a duplicate).
+   whole request, before anything is written. Steps 1 to 3 run in a read transaction
+   (`check_status_callback`), as checking may go over the network (an SNS certificate);
+4. in a write transaction (`apply_status_callback`), each report is applied once
+   (`apply_report`): it moves the delivery and its message up
+   `models.message.FEEDBACK_LADDER` (DELIVERED < OPENED < CLICKED < BOUNCED < COMPLAINED),
+   never down, and goes into the history with the vendor's words. A report already applied
+   changes and records nothing (a duplicate); one that arrives after a stronger one (a
+   DELIVERED after BOUNCED) is recorded once, `late`, and moves nothing.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ from sqlalchemy.orm import Session
 
 from tidings.callback.repository import CallbackRepository
 from tidings.callback.schemas import CallbackResult
+from tidings.errors import AppError, Forbidden, Unauthorized
 from tidings.kit.time import utcnow
 from tidings.message.repository import MessageRepository
-from tidings.models import DeliveryStatus, Message, MessageDelivery, MessageStatus
+from tidings.models import DeliveryStatus, Message, MessageDelivery, MessageEvent, MessageStatus
+from tidings.models.message import feedback_rank, moves_up
 from tidings.provider.base import (
     EXCERPT_LIMIT,
     Provider,
@@ -40,163 +45,167 @@ from tidings.provider.base import (
     StatusCallback,
     StatusReport,
 )
-from tidings.provider.service import ConfiguredProvider, configured
+from tidings.provider.service import ConfiguredProvider, configs_everywhere, configured
 
 BOUNCED = "BOUNCED"
 PROVIDER_STATUS = "PROVIDER_STATUS"
+
+# The history entry, and the status of the delivery and of the message, each final report
+# leads to.
+_REPORTED = {
+    ReportOutcome.DELIVERED: MessageStatus.DELIVERED,
+    ReportOutcome.OPENED: MessageStatus.OPENED,
+    ReportOutcome.CLICKED: MessageStatus.CLICKED,
+    ReportOutcome.BOUNCED: MessageStatus.BOUNCED,
+    ReportOutcome.COMPLAINED: MessageStatus.COMPLAINED,
+    ReportOutcome.UNDELIVERABLE: MessageStatus.UNDELIVERABLE,
+}
+# Engagement: each open and click is its own event (told apart by the vendor's event id).
+_ENGAGEMENT = frozenset({ReportOutcome.OPENED, ReportOutcome.CLICKED})
 
 
 def _excerpt(raw: dict[str, Any]) -> str:
     return orjson.dumps(raw, default=str).decode()[:EXCERPT_LIMIT]
 
 
-def _lock(session: Session, delivery: MessageDelivery) -> tuple[MessageDelivery, Message]:
+def _lock(session: Session, delivery_id: int) -> tuple[MessageDelivery, Message]:
     # The pipeline's order: the delivery, then its message.
     repository = MessageRepository(session)
-    locked = repository.lock_delivery(delivery.id)
+    locked = repository.lock_delivery(delivery_id)
     assert locked is not None
     message = repository.lock_by_pk(locked.message_pk)
     assert message is not None
     return locked, message
 
 
-def _bounce_after_delivery_recorded(
-    repository: MessageRepository, message: Message, delivery: MessageDelivery
-) -> bool:
-    return any(
-        event.type == MessageStatus.UNDELIVERABLE
-        and event.data.get("after_delivered")
-        and event.data.get("channel") == delivery.channel
-        and event.data.get("provider") == delivery.provider
-        for event in repository.history(message)
-    )
+def _same_event(event: MessageEvent, delivery: MessageDelivery, report: StatusReport) -> bool:
+    """Whether a history entry records this report already: the same kind of report on the
+    same delivery, and for an open or click the same vendor event (or the same words, when
+    the vendor gives no event id); for a bounce, the same kind of bounce."""
+    data = event.data
+    if (
+        event.type != _REPORTED[report.outcome]
+        or data.get("channel") != delivery.channel
+        or data.get("provider") != delivery.provider
+    ):
+        return False
+    if report.outcome in _ENGAGEMENT:
+        if report.event_id:
+            return bool(data.get("event_id") == report.event_id)
+        return bool(data.get("detail") == report.detail)
+    if report.outcome is ReportOutcome.BOUNCED:
+        return bool(data.get("bounce") == report.bounce)
+    return True
 
 
-def apply_delivery_status(
-    session: Session,
-    delivery: MessageDelivery,
-    outcome: Literal[ReportOutcome.DELIVERED, ReportOutcome.UNDELIVERABLE],
-    detail: str,
-    raw: dict[str, Any],
-    *,
-    provider_message_id: str | None = None,
-) -> bool:
-    """Apply a provider's final report on one delivery. True when anything was written.
+Applied = Literal["applied", "recorded", "duplicates"]
 
-    Idempotent: a report the delivery already reflects changes nothing and records nothing.
-    Locks the delivery, then its message, as the pipeline does.
 
-    - `delivered`: the delivery becomes `delivered` and the history gets DELIVERED (channel,
-      provider, detail, an excerpt of the callback). The message becomes DELIVERED with
-      `delivered_at`, whatever it was before (a delivery confirmation outranks an earlier
-      failure) unless it was CANCELED.
-    - `undeliverable`: the delivery becomes `failed` with `detail` as its error, and the history
-      gets UNDELIVERABLE with reason BOUNCED. When every delivery of the message has failed and
-      none was delivered, the message becomes UNDELIVERABLE with reason BOUNCED and `detail`.
-      After `delivered`, a bounce is recorded once (`after_delivered: true`) and moves nothing.
-    - A delivery still `sending` (the report beat the pipeline's SENT commit) is updated all
-      the same; `provider_message_id` fills the delivery's when it has none yet.
+def apply_report(session: Session, delivery_id: int, report: StatusReport) -> Applied:
+    """Apply a vendor's report (any outcome but INTERMEDIATE and IGNORED) on one delivery:
+    "applied" when it moved the delivery, "recorded" when it was only written to the history,
+    "duplicates" when the history had it already.
+
+    Locks the delivery, then its message, as the pipeline does. Idempotent: a report the
+    history already has (`_same_event`) changes and records nothing. Otherwise it is recorded
+    (type DELIVERED, OPENED, CLICKED, BOUNCED, COMPLAINED or UNDELIVERABLE, with channel,
+    provider, the vendor's `detail`, its `facts`, `bounce` and `event_id`, and an excerpt of
+    the callback), and:
+    - it moves the delivery when `moves_up` (UNDELIVERABLE: when the delivery is below the
+      ladder: it becomes `failed`); a report that moves nothing is marked `late`;
+    - it moves the message when `moves_up` too, except that BOUNCED and UNDELIVERABLE move
+      it only once no other delivery of the message got through (all failed or bounced):
+      BOUNCED with reason BOUNCED and the vendor's words, UNDELIVERABLE with reason BOUNCED
+      unless the message is already final. DELIVERED and engagement set `delivered_at`.
+    - a delivery still `sending` (the report beat the pipeline's SENT commit) is updated all
+      the same; the report's provider message id fills the delivery's when it has none yet.
+
+    Hard bounces and complaints are the reports that say "do not send here again": they
+    reach the history as BOUNCED (`bounce: hard`) and COMPLAINED.
     """
     repository = MessageRepository(session)
-    delivery, message = _lock(session, delivery)
-    delivered = outcome is ReportOutcome.DELIVERED
-    if delivery.status == (DeliveryStatus.DELIVERED if delivered else DeliveryStatus.FAILED):
-        return False
-    if not delivered and delivery.status == DeliveryStatus.DELIVERED:
-        return _record_bounce_after_delivery(repository, message, delivery, detail, raw)
-    if provider_message_id and not delivery.provider_message_id:
-        delivery.provider_message_id = provider_message_id
-    now = utcnow()
-    delivery.sending_since = None
-    delivery.next_attempt_at = None
-    delivery.updated_at = now
+    delivery, message = _lock(session, delivery_id)
+    if any(_same_event(event, delivery, report) for event in repository.history(message)):
+        return "duplicates"
+    reported = _REPORTED[report.outcome]
+    if report.outcome is ReportOutcome.UNDELIVERABLE:
+        moves = feedback_rank(delivery.status) < 0
+    else:
+        moves = moves_up(delivery.status, reported)
+    if report.provider_message_id and not delivery.provider_message_id:
+        delivery.provider_message_id = report.provider_message_id
     entry: dict[str, Any] = {
         "channel": delivery.channel,
         "provider": delivery.provider,
         "provider_message_id": delivery.provider_message_id,
-        "detail": detail,
-        "callback": _excerpt(raw),
+        "detail": report.detail,
+        **report.facts,
     }
-    if delivered:
-        _mark_delivered(repository, message, delivery, entry, now)
-    else:
-        _mark_failed(repository, message, delivery, entry, now)
-    return True
+    if report.bounce is not None:
+        entry["bounce"] = str(report.bounce)
+    if report.event_id:
+        entry["event_id"] = report.event_id
+    entry["callback"] = _excerpt(report.raw)
+    if report.outcome in (ReportOutcome.BOUNCED, ReportOutcome.UNDELIVERABLE):
+        entry = {"reason": BOUNCED, **entry}
+    if not moves:
+        late = report.outcome not in _ENGAGEMENT
+        repository.record(message, reported, **entry, **({"late": True} if late else {}))
+        return "recorded"
+    now = utcnow()
+    undeliverable = reported == MessageStatus.UNDELIVERABLE
+    delivery.status = DeliveryStatus.FAILED if undeliverable else reported.lower()
+    delivery.sending_since = None
+    delivery.next_attempt_at = None
+    delivery.updated_at = now
+    failed = reported in (MessageStatus.BOUNCED, MessageStatus.UNDELIVERABLE)
+    delivery.error = report.detail if failed else None
+    repository.record(message, reported, **entry)
+    _move_message(repository, message, delivery, reported, report.detail, now)
+    return "applied"
 
 
-def _record_bounce_after_delivery(
+def _move_message(
     repository: MessageRepository,
     message: Message,
     delivery: MessageDelivery,
+    reported: str,
     detail: str,
-    raw: dict[str, Any],
-) -> bool:
-    """A failure reported after delivery: recorded once, and nothing moves."""
-    if _bounce_after_delivery_recorded(repository, message, delivery):
-        return False
-    repository.record(
-        message,
-        MessageStatus.UNDELIVERABLE,
-        reason=BOUNCED,
-        channel=delivery.channel,
-        provider=delivery.provider,
-        provider_message_id=delivery.provider_message_id,
-        detail=detail,
-        callback=_excerpt(raw),
-        after_delivered=True,
-    )
-    return True
-
-
-def _mark_delivered(
-    repository: MessageRepository,
-    message: Message,
-    delivery: MessageDelivery,
-    entry: dict[str, Any],
     now: datetime,
 ) -> None:
-    delivery.status = DeliveryStatus.DELIVERED
-    delivery.error = None
-    repository.record(message, MessageStatus.DELIVERED, **entry)
-    if message.status not in (MessageStatus.DELIVERED, MessageStatus.CANCELED):
-        message.status = MessageStatus.DELIVERED
-        message.reason = None
-        message.reason_detail = None
-        message.sent_at = message.sent_at or now
-        message.delivered_at = now
-        message.updated_at = now
-
-
-def _mark_failed(
-    repository: MessageRepository,
-    message: Message,
-    delivery: MessageDelivery,
-    entry: dict[str, Any],
-    now: datetime,
-) -> None:
-    detail = entry["detail"]
-    delivery.status = DeliveryStatus.FAILED
-    delivery.error = detail
-    repository.record(message, MessageStatus.UNDELIVERABLE, reason=BOUNCED, **entry)
-    others = [d for d in repository.deliveries(message) if d.id != delivery.id]
-    if message.status not in MessageStatus.FINAL and all(
-        d.status == DeliveryStatus.FAILED for d in others
-    ):
-        message.status = MessageStatus.UNDELIVERABLE
+    if reported in (MessageStatus.BOUNCED, MessageStatus.UNDELIVERABLE):
+        others = [d for d in repository.deliveries(message) if d.id != delivery.id]
+        if any(d.status not in DeliveryStatus.NOT_DELIVERED for d in others):
+            return  # another channel got through
+        if reported == MessageStatus.UNDELIVERABLE and message.status in MessageStatus.FINAL:
+            return
+        if reported == MessageStatus.BOUNCED and not moves_up(message.status, reported):
+            return
+        message.status = reported
         message.reason = BOUNCED
         message.reason_detail = detail
         message.updated_at = now
+        return
+    if not moves_up(message.status, reported):
+        return
+    message.status = reported
+    message.reason = None
+    message.reason_detail = None
+    message.sent_at = message.sent_at or now
+    if reported != MessageStatus.COMPLAINED:
+        message.delivered_at = message.delivered_at or now
+    message.updated_at = now
 
 
 def record_provider_status(
-    session: Session, delivery: MessageDelivery, status: str, detail: str, raw: dict[str, Any]
+    session: Session, delivery_id: int, status: str, detail: str, raw: dict[str, Any]
 ) -> bool:
     """Record an intermediate vendor status (PROVIDER_STATUS) once; the state stays as it is.
 
     Returns False when the same status with the same detail is already in the history.
     """
     repository = MessageRepository(session)
-    delivery, message = _lock(session, delivery)
+    delivery, message = _lock(session, delivery_id)
     for event in repository.history(message):
         if (
             event.type == PROVIDER_STATUS
@@ -219,42 +228,95 @@ def record_provider_status(
 
 
 @dataclass(frozen=True, slots=True)
-class _Found:
-    report: StatusReport
-    delivery: MessageDelivery
+class CheckedCallback:
+    """A callback parsed, its deliveries found and its signature checked: what
+    `apply_status_callback` writes. `done` is the whole answer when there is nothing to
+    write (a subscription confirmed)."""
+
+    received: int = 0
+    found: tuple[tuple[StatusReport, int], ...] = ()
+    ignored: int = 0
+    unknown: int = 0
+    done: CallbackResult | None = None
 
 
-def handle_status_callback(
+def check_status_callback(
     session: Session, fernet: Fernet, provider: type[Provider[Any]], callback: StatusCallback
-) -> CallbackResult:
-    """Apply one callback of `provider`'s vendor: every report in it, or none (when a
-    signature fails)."""
+) -> CheckedCallback:
+    """Steps 1 to 3, in a read transaction (no write lock held): checking a signature may
+    fetch a certificate, and a subscription is confirmed with the vendor, over the network.
+    Raises when the request is malformed or does not verify."""
+    topic = provider.subscription_request(callback)
+    if topic is not None:
+        return CheckedCallback(
+            done=_confirm_subscription(session, fernet, provider, callback, topic)
+        )
     reports = provider.parse_status_callback(callback)
-    found: list[_Found] = []
-    counts: Counter[str] = Counter()
+    found: list[tuple[StatusReport, MessageDelivery]] = []
+    ignored = unknown = 0
     for report in reports:
         if report.outcome is ReportOutcome.IGNORED:
-            counts["ignored"] += 1
+            ignored += 1
             continue
         delivery = _delivery(session, provider, report)
         if delivery is None:
-            counts["unknown"] += 1
+            unknown += 1
             continue
-        found.append(_Found(report, delivery))
-    for environment_id in sorted({item.delivery.environment_id for item in found}):
+        found.append((report, delivery))
+    for environment_id in sorted({delivery.environment_id for _, delivery in found}):
         configured_provider = _configured(session, fernet, environment_id, provider.name)
         config = configured_provider.config if configured_provider is not None else None
         provider.verify_status_callback(config, callback)
-    for item in found:
-        counts[_apply(session, item)] += 1
-    return CallbackResult(
+    return CheckedCallback(
         received=len(reports),
+        found=tuple((report, delivery.id) for report, delivery in found),
+        ignored=ignored,
+        unknown=unknown,
+    )
+
+
+def apply_status_callback(session: Session, checked: CheckedCallback) -> CallbackResult:
+    """Step 4, in a write transaction: apply each report of a checked callback once."""
+    if checked.done is not None:
+        return checked.done
+    counts: Counter[str] = Counter()
+    for report, delivery_id in checked.found:
+        counts[_apply(session, report, delivery_id)] += 1
+    return CallbackResult(
+        received=checked.received,
         applied=counts["applied"],
         duplicates=counts["duplicates"],
         recorded=counts["recorded"],
-        ignored=counts["ignored"],
-        unknown=counts["unknown"],
+        ignored=checked.ignored,
+        unknown=checked.unknown,
     )
+
+
+def _confirm_subscription(
+    session: Session,
+    fernet: Fernet,
+    provider: type[Provider[Any]],
+    callback: StatusCallback,
+    topic: str,
+) -> CallbackResult:
+    """A subscription request, confirmed with the vendor once one environment's config of
+    the provider expects it and it verifies (the error of the last one that refused it
+    otherwise)."""
+    refusal: AppError = Unauthorized(
+        f"No {provider.display_name} provider in any environment expects {topic!r}. Set it "
+        "in the provider config of the environment that sends through it.",
+        code="callback_not_configured",
+    )
+    for config in configs_everywhere(session, provider.name, fernet):
+        try:
+            provider.confirm_subscription(config, callback)
+        except (Unauthorized, Forbidden) as exc:
+            refusal = exc
+            continue
+        return CallbackResult(
+            received=1, applied=0, duplicates=0, recorded=0, ignored=0, unknown=0, subscribed=1
+        )
+    raise refusal
 
 
 def _delivery(
@@ -284,20 +346,11 @@ def _configured(
     )
 
 
-def _apply(session: Session, item: _Found) -> Literal["applied", "recorded", "duplicates"]:
-    report = item.report
+def _apply(session: Session, report: StatusReport, delivery_id: int) -> Applied:
     if report.outcome is ReportOutcome.INTERMEDIATE:
         written = record_provider_status(
-            session, item.delivery, report.status, report.detail, report.raw
+            session, delivery_id, report.status, report.detail, report.raw
         )
         return "recorded" if written else "duplicates"
     assert report.outcome is not ReportOutcome.IGNORED
-    written = apply_delivery_status(
-        session,
-        item.delivery,
-        report.outcome,
-        report.detail,
-        report.raw,
-        provider_message_id=report.provider_message_id,
-    )
-    return "applied" if written else "duplicates"
+    return apply_report(session, delivery_id, report)

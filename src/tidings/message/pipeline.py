@@ -712,7 +712,7 @@ def _record_unknown_outcome(
         reason=error.reason,
         response=error.response_excerpt,
     )
-    if message.status not in (MessageStatus.SENT, MessageStatus.DELIVERED):
+    if message.status not in MessageStatus.ACCEPTED:
         message.reason = UNKNOWN_OUTCOME
         message.reason_detail = error.reason
         message.updated_at = now
@@ -769,8 +769,8 @@ def _fail_message_if_all_failed(
     """A message not sent on any channel is UNDELIVERABLE once its last delivery failed,
     with that provider's reason."""
     others = [d for d in repository.deliveries(message) if d.id != delivery.id]
-    if message.status not in (MessageStatus.SENT, MessageStatus.DELIVERED) and all(
-        d.status == DeliveryStatus.FAILED for d in others
+    if message.status not in MessageStatus.ACCEPTED and all(
+        d.status in DeliveryStatus.NOT_DELIVERED for d in others
     ):
         _finish(
             repository,

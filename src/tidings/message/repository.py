@@ -319,7 +319,7 @@ class MessageRepository:
             finally:
                 cursor.close()
             return DeliveryStatus.SENT
-        if delivery.status in (DeliveryStatus.DELIVERED, DeliveryStatus.FAILED):
+        if delivery.status in DeliveryStatus.SETTLED:
             # A delivery callback got in first: its status stands, and the provider's reply
             # is still recorded.
             delivery.provider_message_id = delivery.provider_message_id or reply.provider_message_id
@@ -742,8 +742,9 @@ _RECORD_SENT = DriverStatement(
 _MARK_MESSAGE_SENT = DriverStatement(
     f"UPDATE message SET status = '{MessageStatus.SENT}', reason = NULL,"
     " reason_detail = NULL, sent_at = COALESCE(sent_at, :now), updated_at = :now"
-    f" WHERE id = :message_pk AND status NOT IN ('{MessageStatus.SENT}',"
-    f" '{MessageStatus.DELIVERED}')",
+    " WHERE id = :message_pk AND status NOT IN ("
+    + ", ".join(f"'{status}'" for status in sorted(MessageStatus.ACCEPTED))
+    + ")",
     now=UTCDateTime(),
 )
 
@@ -782,7 +783,12 @@ def _environment_of_history() -> ScalarSelect[str]:
 SENT_HISTORY = "SENT"
 ERROR_HISTORY = ("PROVIDER_ERROR", "UNKNOWN_OUTCOME")
 # Message statuses that mean the message will not reach its recipient.
-NOT_SENT = (MessageStatus.UNDELIVERABLE, MessageStatus.UNROUTABLE, MessageStatus.UNMAPPED)
+NOT_SENT = (
+    MessageStatus.UNDELIVERABLE,
+    MessageStatus.BOUNCED,
+    MessageStatus.UNROUTABLE,
+    MessageStatus.UNMAPPED,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,7 +84,15 @@ class ProviderDetail(BaseModel):
 class MessageView(BaseModel):
     id: str
     requestId: str
-    status: str
+    status: str = Field(
+        description="Courier's status: ENQUEUED, DELAYED, ROUTED, SENT, DELIVERED, OPENED, "
+        "CLICKED, UNDELIVERABLE, UNROUTABLE, UNMAPPED, CANCELED or FILTERED."
+    )
+    tidings_status: str = Field(
+        description="Tidings' own status, finer than Courier's where Courier has none of its "
+        "own: BOUNCED (`status` UNDELIVERABLE, `reason` BOUNCED) and COMPLAINED (`status` "
+        "DELIVERED); otherwise the same as `status`."
+    )
     reason: str | None = Field(
         description="Courier's reason for the status: BOUNCED, FAILED, FILTERED, NO_CHANNELS, "
         "NO_PROVIDERS, OPT_IN_REQUIRED, PROVIDER_ERROR, UNPUBLISHED or UNSUBSCRIBED."

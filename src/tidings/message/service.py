@@ -388,7 +388,7 @@ def resend(
             f"({', '.join(sorted(RESENDABLE))}) can be resent. "
             + (
                 "It was sent; send a new message with POST /send instead."
-                if original.status in (MessageStatus.SENT, MessageStatus.DELIVERED)
+                if original.status in MessageStatus.ACCEPTED
                 else "Wait until it ends."
                 if original.status not in MessageStatus.FINAL
                 else "It was stopped on purpose; send a new message with POST /send instead."
@@ -514,6 +514,19 @@ COURIER_REASONS = frozenset(
 NOT_A_FAILURE = frozenset({"UNKNOWN_OUTCOME"})
 
 
+# Tidings' own statuses, as Courier's SDKs read them: a bounce is Courier's UNDELIVERABLE
+# (reason BOUNCED); a complaint came from a recipient who got the message.
+COURIER_STATUSES = {
+    MessageStatus.BOUNCED: MessageStatus.UNDELIVERABLE,
+    MessageStatus.COMPLAINED: MessageStatus.DELIVERED,
+}
+
+
+def courier_status(status: str) -> str:
+    """A message's status as Courier names it."""
+    return COURIER_STATUSES.get(status, status)
+
+
 def courier_reason(reason: str | None) -> str | None:
     """A message's reason as Courier names it."""
     if reason is None or reason in COURIER_REASONS:
@@ -526,7 +539,8 @@ def view(message: Message, deliveries: Sequence[MessageDelivery]) -> MessageView
     return MessageView(
         id=message.message_id,
         requestId=message.request_id,
-        status=message.status,
+        status=courier_status(message.status),
+        tidings_status=message.status,
         reason=courier_reason(message.reason),
         tidings_reason=message.reason,
         error=message.reason_detail,

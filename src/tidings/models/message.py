@@ -20,9 +20,61 @@ class MessageStatus:
     UNMAPPED = "UNMAPPED"
     CANCELED = "CANCELED"
     FILTERED = "FILTERED"
+    # What the vendor reported after sending (callback/service.py): Courier's OPENED and
+    # CLICKED, and Tidings' own BOUNCED and COMPLAINED (read by Courier's SDKs as
+    # UNDELIVERABLE and DELIVERED: `courier_status`).
+    OPENED = "OPENED"
+    CLICKED = "CLICKED"
+    BOUNCED = "BOUNCED"
+    COMPLAINED = "COMPLAINED"
 
-    FINAL = frozenset({DELIVERED, UNDELIVERABLE, UNROUTABLE, UNMAPPED, CANCELED, FILTERED})
+    FINAL = frozenset(
+        {
+            DELIVERED,
+            OPENED,
+            CLICKED,
+            BOUNCED,
+            COMPLAINED,
+            UNDELIVERABLE,
+            UNROUTABLE,
+            UNMAPPED,
+            CANCELED,
+            FILTERED,
+        }
+    )
     CANCELABLE = frozenset({ENQUEUED, DELAYED, ROUTED})
+    # A provider accepted the message: a later SENT (of another channel, or recorded late)
+    # never moves these back, and a failure of another channel does not fail the message.
+    ACCEPTED = frozenset({SENT, DELIVERED, OPENED, CLICKED, BOUNCED, COMPLAINED})
+
+
+# What vendors report after a send, weakest first. A report moves a message, or a delivery,
+# only up this ladder (`moves_up`): a late DELIVERED never undoes BOUNCED, an open after a
+# click leaves CLICKED, a complaint outranks everything. Statuses off the ladder (SENT, a
+# failure Tidings recorded itself, …) are below it. A vendor's failure report that is not a
+# bounce (UNDELIVERABLE) is applied only to a delivery below the ladder.
+FEEDBACK_LADDER = (
+    MessageStatus.DELIVERED,
+    MessageStatus.OPENED,
+    MessageStatus.CLICKED,
+    MessageStatus.BOUNCED,
+    MessageStatus.COMPLAINED,
+)
+
+
+def feedback_rank(status: str) -> int:
+    """A message or delivery status's place on `FEEDBACK_LADDER` (either case); -1 when it is
+    not on it."""
+    upper = status.upper()
+    return FEEDBACK_LADDER.index(upper) if upper in FEEDBACK_LADDER else -1
+
+
+def moves_up(current: str, reported: str) -> bool:
+    """Whether a vendor's `reported` status moves a message or delivery now at `current`.
+    The one precedence rule of delivery feedback; a CANCELED message never moves."""
+    if current == MessageStatus.CANCELED:
+        return False
+    return feedback_rank(reported) > feedback_rank(current)
 
 
 class Message(EnvironmentRow, Base):
@@ -79,6 +131,16 @@ class DeliveryStatus:
     # The provider got the message and its answer was lost: never retried (it may have
     # been sent), so never sent twice by Tidings.
     UNKNOWN = "unknown"
+    # What the vendor reported later (`FEEDBACK_LADDER`).
+    OPENED = "opened"
+    CLICKED = "clicked"
+    BOUNCED = "bounced"
+    COMPLAINED = "complained"
+
+    # Did not reach the recipient: Tidings or the vendor gave up, or it bounced.
+    NOT_DELIVERED = frozenset({FAILED, BOUNCED})
+    # A vendor's report (or Tidings' failure) settled it: a SENT recorded late keeps it.
+    SETTLED = frozenset({DELIVERED, FAILED, OPENED, CLICKED, BOUNCED, COMPLAINED})
 
 
 class MessageDelivery(Base):

@@ -26,6 +26,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
@@ -216,16 +217,33 @@ class SendResult:
 
 
 class ReportOutcome(StrEnum):
-    """What a vendor's status report means for a delivery."""
+    """What a vendor's status report means for a delivery (`callback.service` applies it;
+    `models.message.FEEDBACK_LADDER` orders them)."""
 
     DELIVERED = "delivered"
     """The vendor delivered it: the delivery and its message become DELIVERED."""
+    OPENED = "opened"
+    """The recipient opened it (an engagement event: recorded each time, counted)."""
+    CLICKED = "clicked"
+    """The recipient clicked a link in it (recorded each time, with the URL)."""
+    BOUNCED = "bounced"
+    """The recipient's server refused it, at once or after accepting it: `bounce` says hard
+    (permanent: the address will not take mail) or soft (transient)."""
+    COMPLAINED = "complained"
+    """The recipient reported it as spam."""
     UNDELIVERABLE = "undeliverable"
-    """The vendor gave up (bounce, drop, failure): the delivery fails."""
+    """The vendor gave up without a bounce (dropped, rejected, expired, failed)."""
     INTERMEDIATE = "intermediate"
     """A step on the way (queued, deferred, …): recorded once in the history."""
     IGNORED = "ignored"
-    """Not about delivery (opens, clicks, …), or not an event at all: counted, nothing else."""
+    """Not about this message's delivery, or not an event at all: counted, nothing else."""
+
+
+class Bounce(StrEnum):
+    HARD = "hard"
+    """Permanent: the address does not exist or refuses mail for good."""
+    SOFT = "soft"
+    """Transient: a full mailbox, a message too large, a server that refused it for now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,13 +251,17 @@ class StatusCallback:
     """A vendor's delivery-status callback as Tidings received it.
 
     `url` is the URL the vendor requested, as seen through forwarding proxies; `headers` has
-    lower-case names; `query` is the URL's query.
+    lower-case names; `query` is the URL's query. `http` is the outbound client, for the
+    vendors whose signatures are checked against a certificate fetched from them (Amazon
+    SNS); `now` is the current time, for signatures with a timestamp.
     """
 
     body: bytes
     url: str
     headers: Mapping[str, str] = field(default_factory=dict)
     query: Mapping[str, str] = field(default_factory=dict)
+    http: httpx.Client | None = None
+    now: datetime | None = None
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -253,7 +275,12 @@ class StatusReport:
     echoes it back) on this provider's channel, or else by `provider_message_id` (the id
     recorded when sending), which also fills a delivery that has none yet. `status` is the
     vendor's own name for it, recorded with an INTERMEDIATE report; `detail` is the history
-    entry's (and a failure's) text; `raw` is the event, quoted in the history.
+    entry's (and a failure's) text, in the vendor's words; `raw` is the event, quoted in the
+    history. `bounce` says hard or soft for a BOUNCED report. `event_id` is the vendor's id
+    of this event, when it gives one: a repeat of an engagement event with the same id is a
+    duplicate, another id is another open or click. `facts` are the event's particulars, kept
+    on its history entry: `url` for a click, `user_agent` for an open, `feedback_type` for a
+    complaint, `diagnostic` for a bounce.
     """
 
     outcome: ReportOutcome
@@ -262,6 +289,9 @@ class StatusReport:
     status: str = ""
     detail: str = ""
     raw: dict[str, Any] = field(default_factory=dict)
+    bounce: Bounce | None = None
+    event_id: str | None = None
+    facts: dict[str, str] = field(default_factory=dict)
 
 
 ConfigT = TypeVar("ConfigT", bound=ProviderConfig)
@@ -334,6 +364,21 @@ class Provider(ABC, Generic[ConfigT]):
         environment of a delivery it names (None when that environment has none). Raises
         `tidings.errors.Unauthorized` or `Forbidden` when it does not verify."""
         raise NotImplementedError(f"{cls.name} takes no status callbacks")
+
+    @classmethod
+    def subscription_request(cls, callback: StatusCallback) -> str | None:
+        """For a vendor that asks before it sends status callbacks (Amazon SNS's subscription
+        confirmation): what the callback asks to subscribe to (a topic), else None. Such a
+        callback names no message; `confirm_subscription` is tried with the provider's config
+        in each environment."""
+        return None
+
+    @classmethod
+    def confirm_subscription(cls, config: ProviderConfig, callback: StatusCallback) -> None:
+        """Check a subscription request against `config` and confirm it with the vendor.
+        Raises `tidings.errors.Unauthorized` or `Forbidden` when the config does not expect
+        it or it does not verify."""
+        raise NotImplementedError(f"{cls.name} takes no subscription requests")
 
 
 def channel_address(channel: str, recipient: dict[str, Any]) -> Any:

@@ -53,6 +53,14 @@ class ProviderConfigRepository(Repository):
             .order_by(ProviderConfiguration.priority, ProviderConfiguration.name)
         ).all()
 
+    def named(self, name: str) -> Sequence[ProviderConfiguration]:
+        """The configurations of one provider in every environment."""
+        return self.session.scalars(
+            select(ProviderConfiguration)
+            .where(ProviderConfiguration.name == name)
+            .order_by(ProviderConfiguration.environment_id)
+        ).all()
+
     def stamp(self, environment_id: str) -> tuple[tuple[str, int, datetime], ...]:
         """Name, priority and update time of each configuration: what changed, cheaply."""
         rows = self.session.execute(_STAMP, {"environment_id": environment_id})

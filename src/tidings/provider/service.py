@@ -206,6 +206,18 @@ def configured(session: Session, environment_id: str, fernet: Fernet) -> list[Co
     return result
 
 
+def configs_everywhere(session: Session, name: str, fernet: Fernet) -> list[ProviderConfig]:
+    """The configs of provider `name` in every environment (for a vendor's callback that
+    names no message, such as an Amazon SNS subscription confirmation)."""
+    cls = load_all().get(name)
+    if cls is None:
+        return []
+    return [
+        cls.config_model.model_validate(_decrypt(fernet, row))
+        for row in ProviderConfigRepository(session).named(name)
+    ]
+
+
 class ConfiguredProviders:
     """`configured()` with the decrypted configs kept between calls, and each configured
     provider built once.

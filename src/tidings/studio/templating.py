@@ -69,6 +69,7 @@ environment.filters["iso"] = isoformat
 # made one is not shown as a plain success.
 environment.globals["NOT_SENT"] = (
     MessageStatus.UNDELIVERABLE,
+    MessageStatus.BOUNCED,
     MessageStatus.UNROUTABLE,
     MessageStatus.UNMAPPED,
 )

@@ -255,7 +255,8 @@ def test_event_webhook_events_become_neutral_status_reports() -> None:
             "attempt": "2",
             "tidings_message_id": "m1",
         },
-        {"event": "open", "sg_message_id": sg_message_id},
+        {"event": "open", "sg_message_id": sg_message_id, "useragent": "Mozilla/5.0"},
+        {"event": "processed", "sg_message_id": sg_message_id},
         "not an event",
     ]
     callback = StatusCallback(body=orjson.dumps(events), url="https://t.example/callbacks/sendgrid")
@@ -264,11 +265,14 @@ def test_event_webhook_events_become_neutral_status_reports() -> None:
         (r.outcome, r.provider_message_id, r.tidings_message_id, r.detail) for r in reports
     ] == [
         (ReportOutcome.DELIVERED, "14c5d75ce93", None, "SendGrid delivered: 250 OK"),
-        (ReportOutcome.UNDELIVERABLE, None, None, "SendGrid bounce (blocked): 550 blocked (5.7.1)"),
+        (ReportOutcome.BOUNCED, None, None, "SendGrid bounce (blocked): 550 blocked (5.7.1)"),
         (ReportOutcome.INTERMEDIATE, None, "m1", "SendGrid deferred: 400 try later (attempt 2)"),
+        (ReportOutcome.OPENED, "14c5d75ce93", None, "SendGrid open: Mozilla/5.0"),
         (ReportOutcome.IGNORED, None, None, ""),
         (ReportOutcome.IGNORED, None, None, ""),
     ]
+    assert reports[1].bounce == "soft"
+    assert reports[3].facts == {"user_agent": "Mozilla/5.0"}
     assert reports[2].status == "deferred"
     assert reports[0].raw == events[0]
 

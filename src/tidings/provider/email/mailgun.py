@@ -14,26 +14,57 @@ get a plain-text `401 Forbidden` instead.
 
 Mailgun documents no idempotency mechanism for sending, so `idempotency_key` is not sent.
 
+Status callbacks come from Mailgun's webhooks
+(https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/webhook-payloads), a
+JSON object of `signature` and `event-data`:
+- `delivered` → delivered; `opened` → opened (with `client-info.user-agent`); `clicked` →
+  clicked (with `url`); `complained` → complained;
+- `failed` with `severity: permanent`: `reason: bounce` → a hard bounce; a suppression
+  (`suppress-bounce`, `suppress-complaint`, `suppress-unsubscribe`: Mailgun did not try) →
+  undeliverable; any other reason (`old`: Mailgun gave up retrying, `generic`, `esp-block`)
+  → a soft bounce; `delivery-status.message` (or `description`) is the detail;
+  `severity: temporary` → intermediate (Mailgun tries again);
+- `accepted`, `unsubscribed` and anything else are ignored;
+- an event names its message by `user-variables.tidings_message_id` and by
+  `message.headers.message-id` (the `id` Mailgun answered when sending, without its `<>`).
+The signature (https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/securing-webhooks)
+is the hex HMAC-SHA256 of `timestamp` followed by `token`, keyed with the domain's HTTP
+webhook signing key (`webhook_signing_key`).
+
 Config: `api_key` (secret), `domain`, `region` (`us` or `eu`: the domain's region picks the
-API host), `base_url` (overrides the region's host), `from_email`, `from_name`, `reply_to`.
+API host), `base_url` (overrides the region's host), `from_email`, `from_name`, `reply_to`,
+`webhook_signing_key` (secret).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import hashlib
+import hmac
+from typing import Any, Literal
 
 import httpx
 from pydantic import Field, SecretStr
 
+from tidings.errors import BadRequest, Unauthorized
 from tidings.provider.base import (
     BaseUrl,
+    Bounce,
     Delivery,
     Provider,
+    ProviderConfig,
+    ReportOutcome,
     SendResult,
+    StatusCallback,
+    StatusReport,
 )
+from tidings.provider.callback import compare, json_object, missing_credential, text
 from tidings.provider.email.sender import SenderConfig, email_parts
 from tidings.provider.http import TIMEOUT_SECONDS, accepted, json_field, reply_field, request
 from tidings.provider.registry import register
+
+SHAPE = 'Mailgun posts {"signature": {...}, "event-data": {...}}'
+# Failures for which Mailgun did not try the address: not bounces from the recipient's side.
+NOT_TRIED = frozenset({"suppress-bounce", "suppress-complaint", "suppress-unsubscribe"})
 
 REGION_BASE_URLS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
 
@@ -58,6 +89,14 @@ class MailgunConfig(SenderConfig):
         default=None,
         title="API base URL",
         description="Overrides the region's API host when set.",
+    )
+    webhook_signing_key: SecretStr | None = Field(
+        default=None,
+        title="HTTP webhook signing key",
+        description=(
+            "From Mailgun's Webhooks page; POST /callbacks/mailgun accepts only events signed "
+            "with it."
+        ),
     )
 
     @property
@@ -113,3 +152,124 @@ class MailgunProvider(Provider[MailgunConfig]):
             error_reason,
         )
         return accepted(response, reply_field(response, "id"))
+
+    @classmethod
+    def parse_status_callback(cls, callback: StatusCallback) -> list[StatusReport]:
+        """The one event a webhook posts."""
+        event = json_object(callback, SHAPE).get("event-data")
+        if not isinstance(event, dict):
+            raise BadRequest(
+                f"event-data is missing. {SHAPE}.", code="invalid_request", field="event-data"
+            )
+        return [_report(event)]
+
+    @classmethod
+    def verify_status_callback(
+        cls, config: ProviderConfig | None, callback: StatusCallback
+    ) -> None:
+        """`signature` must verify with the config's webhook signing key (401 otherwise)."""
+        key = config.webhook_signing_key if isinstance(config, MailgunConfig) else None
+        if key is None:
+            raise missing_credential(
+                "Mailgun",
+                "webhook_signing_key",
+                "Copy the HTTP webhook signing key from Mailgun's Webhooks page into the "
+                "provider config.",
+            )
+        signature = json_object(callback, SHAPE).get("signature")
+        fields = signature if isinstance(signature, dict) else {}
+        if not verify_signature(
+            key.get_secret_value(),
+            text(fields.get("timestamp")),
+            text(fields.get("token")),
+            text(fields.get("signature")),
+        ):
+            raise Unauthorized(
+                "The event's signature is missing or does not verify with the Mailgun "
+                "provider's webhook_signing_key. Copy the current HTTP webhook signing key "
+                "from Mailgun's Webhooks page into the provider config.",
+                code="invalid_signature",
+                field="signature",
+            )
+
+
+def verify_signature(signing_key: str, timestamp: str, token: str, signature: str) -> bool:
+    """Whether `signature` is the hex HMAC-SHA256 of timestamp + token under the key."""
+    if not timestamp or not token or not signature:
+        return False
+    expected = hmac.new(
+        signing_key.encode(), (timestamp + token).encode(), hashlib.sha256
+    ).hexdigest()
+    return compare(expected, signature.strip().lower())
+
+
+def _report(event: dict[str, Any]) -> StatusReport:
+    kind = text(event.get("event"))
+    variables = event.get("user-variables")
+    tidings_id = variables.get("tidings_message_id") if isinstance(variables, dict) else None
+    message = event.get("message")
+    headers = message.get("headers") if isinstance(message, dict) else None
+    message_id = text(headers.get("message-id")) if isinstance(headers, dict) else ""
+    found: dict[str, Any] = {
+        # Mailgun answers the send with the id in angle brackets, as it was recorded.
+        "provider_message_id": f"<{message_id.strip('<>')}>" if message_id else None,
+        "tidings_message_id": tidings_id if isinstance(tidings_id, str) and tidings_id else None,
+        "status": kind,
+        "event_id": text(event.get("id")) or None,
+        "raw": event,
+    }
+    status = event.get("delivery-status")
+    delivery_status = status if isinstance(status, dict) else {}
+    words = text(delivery_status.get("message")) or text(delivery_status.get("description"))
+    if kind == "delivered":
+        return StatusReport(
+            ReportOutcome.DELIVERED,
+            detail=f"Mailgun delivered: {words}" if words else "Mailgun delivered",
+            **found,
+        )
+    if kind == "opened":
+        info = event.get("client-info")
+        agent = text(info.get("user-agent")) if isinstance(info, dict) else ""
+        return StatusReport(
+            ReportOutcome.OPENED,
+            detail=f"Mailgun opened: {agent}" if agent else "Mailgun opened",
+            facts={"user_agent": agent},
+            **found,
+        )
+    if kind == "clicked":
+        url = text(event.get("url"))
+        return StatusReport(
+            ReportOutcome.CLICKED, detail=f"Mailgun clicked: {url}", facts={"url": url}, **found
+        )
+    if kind == "complained":
+        return StatusReport(
+            ReportOutcome.COMPLAINED,
+            detail="Mailgun complained: the recipient reported the message as spam",
+            facts={"feedback_type": "abuse"},
+            **found,
+        )
+    if kind == "failed":
+        return _failure(event, delivery_status, words, found)
+    return StatusReport(ReportOutcome.IGNORED)
+
+
+def _failure(
+    event: dict[str, Any], delivery_status: dict[str, Any], words: str, found: dict[str, Any]
+) -> StatusReport:
+    severity = text(event.get("severity"))
+    reason = text(event.get("reason"))
+    code = text(delivery_status.get("code"))
+    detail = f"Mailgun failed ({severity or 'permanent'}, {reason or 'no reason'}"
+    detail += f", {code}): " if code else "): "
+    detail += words or "no message given"
+    if severity == "temporary":
+        return StatusReport(ReportOutcome.INTERMEDIATE, detail=detail, **found)
+    if reason in NOT_TRIED:
+        return StatusReport(ReportOutcome.UNDELIVERABLE, detail=detail, **found)
+    return StatusReport(
+        ReportOutcome.BOUNCED,
+        detail=detail,
+        bounce=Bounce.HARD if reason in ("bounce", "") else Bounce.SOFT,
+        facts={"diagnostic": words},
+        **found,
+    )

@@ -15,10 +15,13 @@ SendGrid documents no idempotency mechanism for Mail Send, so `idempotency_key` 
 Status callbacks come from the Event Webhook
 (https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/event), a JSON array of
 events:
-- `delivered` → delivered; `bounce` (including `type: blocked`) and `dropped` →
-  undeliverable; `deferred` → intermediate (SendGrid is still trying);
-- `processed`, `open`, `click`, `spamreport`, `unsubscribe`, `group_*` and anything else are
-  ignored: Tidings already recorded SENT, and it does not track engagement yet;
+- `delivered` → delivered; `open` → opened (with `useragent`); `click` → clicked (with
+  `url`); `spamreport` → complained; `bounce` → bounced, hard for `type: bounce`, soft for
+  `type: blocked`; `dropped` → undeliverable (SendGrid did not send it); `deferred` →
+  intermediate (SendGrid is still trying);
+- `processed`, `unsubscribe`, `group_*` and anything else are ignored: Tidings already
+  recorded SENT;
+- `sg_event_id` tells a repeated event from another open or click;
 - an event names its message by `tidings_message_id` (the custom arg) and by the
   `sg_message_id` prefix before the first "." (the `X-Message-Id` recorded when sending).
 With `event_webhook_public_key` set, the Signed Event Webhook's ECDSA signature (SHA-256 over
@@ -45,6 +48,7 @@ from tidings.errors import BadRequest, Unauthorized
 from tidings.kit import json_input
 from tidings.provider.base import (
     BaseUrl,
+    Bounce,
     Delivery,
     Provider,
     ProviderConfig,
@@ -61,7 +65,10 @@ SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 EVENT_OUTCOMES = {
     "delivered": ReportOutcome.DELIVERED,
-    "bounce": ReportOutcome.UNDELIVERABLE,
+    "open": ReportOutcome.OPENED,
+    "click": ReportOutcome.CLICKED,
+    "spamreport": ReportOutcome.COMPLAINED,
+    "bounce": ReportOutcome.BOUNCED,
     "dropped": ReportOutcome.UNDELIVERABLE,
     "deferred": ReportOutcome.INTERMEDIATE,
 }
@@ -210,13 +217,26 @@ def _report(event: Any) -> StatusReport:
     if not isinstance(kind, str) or kind not in EVENT_OUTCOMES:
         return StatusReport(ReportOutcome.IGNORED)
     message_id = event.get("tidings_message_id")
+    outcome = EVENT_OUTCOMES[kind]
+    facts = {
+        ReportOutcome.OPENED: {"user_agent": _text(event, "useragent")},
+        ReportOutcome.CLICKED: {"url": _text(event, "url")},
+        ReportOutcome.COMPLAINED: {"feedback_type": "abuse"},
+        ReportOutcome.BOUNCED: {"diagnostic": _text(event, "reason")},
+    }.get(outcome, {})
+    bounce = None
+    if outcome is ReportOutcome.BOUNCED:
+        bounce = Bounce.SOFT if _text(event, "type") == "blocked" else Bounce.HARD
     return StatusReport(
-        EVENT_OUTCOMES[kind],
+        outcome,
         provider_message_id=_sg_message_id(event),
         tidings_message_id=message_id if isinstance(message_id, str) and message_id else None,
         status=kind,
         detail=_detail(kind, event),
         raw=event,
+        bounce=bounce,
+        event_id=_text(event, "sg_event_id") or None,
+        facts=facts,
     )
 
 
@@ -237,6 +257,13 @@ def _detail(kind: str, event: dict[str, Any]) -> str:
     if kind == "delivered":
         response = _text(event, "response")
         return f"SendGrid delivered: {response}" if response else "SendGrid delivered"
+    if kind == "open":
+        agent = _text(event, "useragent")
+        return f"SendGrid open: {agent}" if agent else "SendGrid open"
+    if kind == "click":
+        return f"SendGrid click: {_text(event, 'url')}"
+    if kind == "spamreport":
+        return "SendGrid spamreport: the recipient reported the message as spam"
     if kind == "deferred":
         detail = f"SendGrid deferred: {_text(event, 'response') or 'no response given'}"
         attempt = _text(event, "attempt")

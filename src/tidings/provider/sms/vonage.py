@@ -20,26 +20,51 @@ Config: `api_key`, `api_secret` (secret), `sender` (`from`: a number or alphanum
 optional `callback_url` for delivery receipts, and `base_url`.
 
 The SMS API documents no idempotency key, so a retry after a timeout may send a second SMS.
+
+Delivery receipts (https://developer.vonage.com/en/messaging/sms/guides/delivery-receipts)
+come to the `callback` URL (or the account's webhook) as query parameters (GET), a form, or
+JSON (POST-JSON), with `messageId`, `status`, `err-code`, `client-ref`, `msisdn`, `scts`,
+`message-timestamp`:
+- `delivered` → delivered; `failed`, `rejected` and `expired` → undeliverable, with the
+  `err-code` (https://developer.vonage.com/en/messaging/sms/guides/delivery-receipts#dlr-error-codes);
+  `accepted`, `buffered`, `unknown` → intermediate;
+- a receipt names its message by `client-ref` (the Tidings message id) and `messageId` (each
+  part of a long SMS has its own; the first is the one recorded).
+Signed receipts (https://developer.vonage.com/en/getting-started/concepts/signing-messages):
+with `signature_secret` set, `sig` must verify: the parameters but `sig`, sorted by name,
+each as `&name=value` (`&` and `=` in values replaced by `_`), hashed with the account's
+signature method: `md5hash` (MD5 of that text followed by the secret, Vonage's default) or
+an HMAC (`md5`, `sha1`, `sha256`, `sha512`) keyed with the secret. Without it, receipts are
+accepted unsigned (Vonage signs them only once support turns signing on).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import parse_qsl
 
 import httpx
 from pydantic import Field, SecretStr
 
+from tidings.errors import BadRequest, Unauthorized
+from tidings.kit.json_input import check_form_fields
 from tidings.provider.base import (
     BaseUrl,
     Delivery,
     PermanentProviderError,
     Provider,
     ProviderConfig,
+    ReportOutcome,
     SendResult,
+    StatusCallback,
+    StatusReport,
     sms_number,
     sms_text,
 )
+from tidings.provider.callback import compare, json_body, text
 from tidings.provider.http import (
     TIMEOUT_SECONDS,
     accepted,
@@ -49,6 +74,15 @@ from tidings.provider.http import (
     request,
 )
 from tidings.provider.registry import register
+
+STATUS_OUTCOMES = {
+    "delivered": ReportOutcome.DELIVERED,
+    "failed": ReportOutcome.UNDELIVERABLE,
+    "rejected": ReportOutcome.UNDELIVERABLE,
+    "expired": ReportOutcome.UNDELIVERABLE,
+}
+SHAPE = "Vonage sends a delivery receipt as query parameters, a form, or a JSON object"
+SignatureMethod = Literal["md5hash", "md5", "sha1", "sha256", "sha512"]
 
 # Statuses the error table tells you to retry after a pause.
 RETRYABLE_STATUSES = {"1", "5", "10"}
@@ -92,6 +126,20 @@ class VonageConfig(ProviderConfig):
         default="https://rest.nexmo.com",
         title="API base URL",
         description="Base URL of the Vonage SMS API.",
+    )
+    signature_secret: SecretStr | None = Field(
+        default=None,
+        title="Signature secret",
+        description=(
+            "The account's signature secret (API settings in the Vonage Dashboard): when "
+            "set, delivery receipts must carry a valid `sig`."
+        ),
+    )
+    signature_method: SignatureMethod = Field(
+        default="md5hash",
+        title="Signature method",
+        description="The signature method chosen in the Dashboard: md5hash, md5, sha1, "
+        "sha256 or sha512 (the last four are HMACs).",
     )
 
 
@@ -148,6 +196,86 @@ class VonageProvider(Provider[VonageConfig]):
             _reason,
         )
         return accepted(response, _accepted_parts(response)[0].get("message-id"))
+
+    @classmethod
+    def parse_status_callback(cls, callback: StatusCallback) -> list[StatusReport]:
+        """The one receipt a request carries."""
+        values = _receipt(callback)
+        message_id = values.get("messageId") or values.get("message-id")
+        if not message_id:
+            raise BadRequest(
+                f"messageId is missing. {SHAPE}, with messageId and status.",
+                code="invalid_request",
+                field="messageId",
+            )
+        status = values.get("status", "")
+        code = values.get("err-code", "")
+        detail = f"Vonage {status or 'status'}"
+        if code and code != "0":
+            detail += f": err-code {code}"
+        return [
+            StatusReport(
+                STATUS_OUTCOMES.get(status, ReportOutcome.INTERMEDIATE),
+                provider_message_id=message_id,
+                tidings_message_id=values.get("client-ref") or None,
+                status=status or "unknown",
+                detail=detail,
+                raw=values,
+            )
+        ]
+
+    @classmethod
+    def verify_status_callback(
+        cls, config: ProviderConfig | None, callback: StatusCallback
+    ) -> None:
+        """With a signature secret configured, `sig` must verify (401 otherwise)."""
+        if not isinstance(config, VonageConfig) or config.signature_secret is None:
+            return
+        values = _receipt(callback)
+        given = values.pop("sig", "")
+        secret = config.signature_secret.get_secret_value()
+        if not given or not compare(
+            signature(secret, config.signature_method, values), given.lower()
+        ):
+            raise Unauthorized(
+                "The receipt's sig is missing or does not verify with the Vonage provider's "
+                "signature_secret and signature_method. Copy them from the Vonage "
+                "Dashboard's API settings.",
+                code="invalid_signature",
+                field="sig",
+            )
+
+
+def signature(secret: str, method: SignatureMethod, params: dict[str, str]) -> str:
+    """A Vonage SMS API signature (lower-case hex) of `params`, which must not hold `sig`."""
+    signed = "".join(
+        f"&{name}={params[name].replace('&', '_').replace('=', '_')}" for name in sorted(params)
+    ).encode()
+    if method == "md5hash":
+        return hashlib.md5(signed + secret.encode(), usedforsecurity=False).hexdigest()
+    return hmac.new(secret.encode(), signed, method).hexdigest()
+
+
+def _receipt(callback: StatusCallback) -> dict[str, str]:
+    """The receipt's fields, from a JSON body, a form body, or the query (GET)."""
+    stripped = callback.body.strip()
+    if stripped.startswith(b"{"):
+        body = json_body(callback, SHAPE)
+        if not isinstance(body, dict):
+            raise BadRequest(f"{SHAPE}.", code="invalid_request", field="body")
+        return {name: text(value) for name, value in body.items()}
+    if stripped:
+        try:
+            pairs = parse_qsl(stripped.decode("utf-8"), keep_blank_values=True)
+        except UnicodeDecodeError as exc:
+            raise BadRequest(
+                f"The body is not UTF-8 form data. {SHAPE}.",
+                code="invalid_request",
+                field="body",
+            ) from exc
+        check_form_fields(pairs)
+        return dict(pairs)
+    return dict(callback.query)
 
 
 def _recipient_number(delivery: Delivery) -> str:
