@@ -39,14 +39,11 @@ stand in for SNS, e.g. in tests: certificates and subscribe URLs must then be un
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import orjson
+from httpx_auth import AWS4Auth
 from pydantic import Field, SecretStr
 
 from tidings.errors import BadRequest, Forbidden
@@ -128,63 +125,6 @@ class SesConfig(SenderConfig):
         return (self.base_url or f"https://email.{self.region}.amazonaws.com").rstrip("/")
 
 
-# AWS Signature Version 4
-
-
-def _hmac(key: bytes, data: str) -> bytes:
-    return hmac.new(key, data.encode(), hashlib.sha256).digest()
-
-
-def sigv4_headers(
-    method: str,
-    url: str,
-    headers: dict[str, str],
-    body: bytes,
-    *,
-    access_key_id: str,
-    secret_access_key: str,
-    region: str,
-    service: str,
-    now: datetime,
-) -> dict[str, str]:
-    """`headers` with `x-amz-date` and the SigV4 `Authorization` header added."""
-    parsed = httpx.URL(url)
-    amz_date = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    day = amz_date[:8]
-    signed = {name.lower(): " ".join(value.split()) for name, value in headers.items()}
-    signed["host"] = parsed.netloc.decode()
-    signed["x-amz-date"] = amz_date
-    names = sorted(signed)
-    query = sorted(
-        (quote(name, safe="-_.~"), quote(value, safe="-_.~"))
-        for name, value in parsed.params.multi_items()
-    )
-    canonical = "\n".join(
-        [
-            method,
-            quote(parsed.path or "/", safe="/-_.~"),
-            "&".join(f"{name}={value}" for name, value in query),
-            "".join(f"{name}:{signed[name]}\n" for name in names),
-            ";".join(names),
-            hashlib.sha256(body).hexdigest(),
-        ]
-    )
-    scope = f"{day}/{region}/{service}/aws4_request"
-    to_sign = "\n".join(
-        ["AWS4-HMAC-SHA256", amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()]
-    )
-    key = _hmac(
-        _hmac(_hmac(_hmac(f"AWS4{secret_access_key}".encode(), day), region), service),
-        "aws4_request",
-    )
-    signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-    authorization = (
-        f"AWS4-HMAC-SHA256 Credential={access_key_id}/{scope}, "
-        f"SignedHeaders={';'.join(names)}, Signature={signature}"
-    )
-    return {**headers, "X-Amz-Date": amz_date, "Authorization": authorization}
-
-
 def error_reason(response: httpx.Response) -> str | None:
     """SES's error type and `message`."""
     kind = response.headers.get("x-amzn-errortype", "").split(":", 1)[0]
@@ -233,19 +173,21 @@ class SesProvider(Provider[SesConfig]):
         body = orjson.dumps(payload)
         url = f"{config.api_base_url}{SEND_PATH}"
 
+        auth = AWS4Auth(
+            config.access_key_id,
+            config.secret_access_key.get_secret_value(),
+            config.region,
+            SERVICE,
+        )
+
         def call() -> httpx.Response:
-            headers = sigv4_headers(
-                "POST",
+            return self.http.post(
                 url,
-                {"Content-Type": "application/json"},
-                body,
-                access_key_id=config.access_key_id,
-                secret_access_key=config.secret_access_key.get_secret_value(),
-                region=config.region,
-                service=SERVICE,
-                now=datetime.now(UTC),
+                content=body,
+                headers={"Content-Type": "application/json"},
+                auth=auth,
+                timeout=TIMEOUT_SECONDS,
             )
-            return self.http.post(url, content=body, headers=headers, timeout=TIMEOUT_SECONDS)
 
         response = request("Amazon SES", call, error_reason, retry_if=_throttled)
         return accepted(response, reply_field(response, "MessageId"))
