@@ -254,6 +254,7 @@ def test_an_unchanged_save_of_nested_branches_changes_nothing(page: Page, studio
     assert after["steps"] == PLAN["steps"]
 
     page.get_by_role("button", name="JSON", exact=True).click()
+    expect(page.locator("#steps")).to_be_visible()
     page.get_by_role("button", name="Form", exact=True).click()
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_role("status")).to_contain_text("Saved")

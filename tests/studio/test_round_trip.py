@@ -312,6 +312,7 @@ def test_an_unchanged_save_of_every_step_type_in_the_step_forms(page: Page, stud
 
     # To JSON and back to the form, then saved: still nothing changed.
     page.get_by_role("button", name="JSON", exact=True).click()
+    expect(page.locator("#steps")).to_be_visible()
     page.get_by_role("button", name="Form", exact=True).click()
     expect(page.locator("#steps-8-webhook-method")).to_have_value("POST")
     page.get_by_role("button", name="Save", exact=True).click()
