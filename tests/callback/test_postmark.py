@@ -77,13 +77,18 @@ def test_documented_webhooks_walk_the_message_up_the_ladder(
     assert post(client, POSTMARK_CLICK).json() == counts(received=1, applied=1)
     clicked = last_entry(client, keys.test, message_id)
     assert (clicked["type"], clicked["url"]) == ("CLICKED", "https://example.com")
-    assert message(client, keys.test, message_id)["status"] == "CLICKED"
+    view = message(client, keys.test, message_id)
+    assert view["status"] == "CLICKED"
+    # Courier's timestamps of the first open and click.
+    assert view["delivered"] <= view["opened"] <= view["clicked"]
 
     # Postmark retries a webhook it got no answer to: the repeats change nothing.
     entries = history(client, keys.test, message_id)
     for record in (POSTMARK_DELIVERY, POSTMARK_OPEN, POSTMARK_CLICK):
         assert post(client, record).json() == counts(received=1, duplicates=1)
     assert history(client, keys.test, message_id) == entries
+    again = message(client, keys.test, message_id)
+    assert (again["opened"], again["clicked"]) == (view["opened"], view["clicked"])
 
     assert post(client, POSTMARK_SPAM_COMPLAINT).json() == counts(received=1, applied=1)
     view = message(client, keys.test, message_id)

@@ -148,11 +148,16 @@ def apply_report(session: Session, delivery_id: int, report: StatusReport) -> Ap
     entry["callback"] = _excerpt(report.raw)
     if report.outcome in (ReportOutcome.BOUNCED, ReportOutcome.UNDELIVERABLE):
         entry = {"reason": BOUNCED, **entry}
+    now = utcnow()
+    # Courier's `opened` and `clicked`: the first of each, whether or not it moved the message.
+    if report.outcome is ReportOutcome.OPENED:
+        message.opened_at = message.opened_at or now
+    elif report.outcome is ReportOutcome.CLICKED:
+        message.clicked_at = message.clicked_at or now
     if not moves:
         late = report.outcome not in _ENGAGEMENT
         repository.record(message, reported, **entry, **({"late": True} if late else {}))
         return "recorded"
-    now = utcnow()
     undeliverable = reported == MessageStatus.UNDELIVERABLE
     delivery.status = DeliveryStatus.FAILED if undeliverable else reported.lower()
     delivery.sending_since = None

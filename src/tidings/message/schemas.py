@@ -118,6 +118,8 @@ class MessageView(BaseModel):
     enqueued: int
     sent: int | None
     delivered: int | None
+    opened: int | None = Field(description="When the provider first reported an open.")
+    clicked: int | None = Field(description="When the provider first reported a click.")
     canceledAt: int | None
     send_at: str | None
     providers: list[ProviderDetail]

@@ -553,6 +553,8 @@ def view(message: Message, deliveries: Sequence[MessageDelivery]) -> MessageView
         enqueued=_epoch_ms(message.enqueued_at) or 0,
         sent=_epoch_ms(message.sent_at),
         delivered=_epoch_ms(message.delivered_at),
+        opened=_epoch_ms(message.opened_at),
+        clicked=_epoch_ms(message.clicked_at),
         canceledAt=_epoch_ms(parse_timestamp(canceled)) if canceled else None,
         send_at=message.send_at.isoformat() if message.send_at else None,
         providers=[

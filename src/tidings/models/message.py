@@ -116,6 +116,9 @@ class Message(EnvironmentRow, Base):
     routed_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The first open and the first click a provider reported (callback/service.py).
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    clicked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # When a sweep last claimed it for re-driving (jobs/engine.py): sweepers never take the
     # same row at once, and one row is not re-driven again while its claim holds.
