@@ -45,4 +45,6 @@ def test_the_partial_indexes_are_the_migrated_ones(runtime: Runtime) -> None:
         "ix_event_pending_user",
         "ix_inbox_message_unread",
         "uq_automation_batch_open",
+        "ix_audience_member_current",
+        "ix_audience_member_page",
     }

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from tidings import __version__
+from tidings.audience.endpoints import router as audience_router
 from tidings.automation.endpoints import router as automation_router
 from tidings.callback.endpoints import router as callback_router
 from tidings.errors import BadRequest
@@ -92,6 +93,7 @@ _ROUTERS = (
     inbox_router,
     list_router,
     automation_router,
+    audience_router,
 )
 
 

@@ -110,7 +110,8 @@ class Outbox:
     - `messages`: (message id, when to process it or None for now, environment or None);
     - `runs`: (automation run pk, when to advance it or None for now);
     - `deliveries`: (delivery id, when to attempt it or None for now);
-    - `inboxes`: (environment, user) whose open inbox streams to wake.
+    - `inboxes`: (environment, user) whose open inbox streams to wake;
+    - `scans`: audiences whose condition changed, to evaluate every profile against.
     """
 
     events: list[tuple[str, list[int]]] = field(default_factory=list)
@@ -118,6 +119,7 @@ class Outbox:
     runs: list[tuple[int, datetime | None]] = field(default_factory=list)
     deliveries: list[tuple[int, datetime | None]] = field(default_factory=list)
     inboxes: list[tuple[str, str]] = field(default_factory=list)
+    scans: list[int] = field(default_factory=list)
 
     def add_events(self, environment_id: str, event_ids: list[int]) -> None:
         self.events.append((environment_id, event_ids))
@@ -139,6 +141,9 @@ class Outbox:
     def wake_inbox(self, environment_id: str, user_id: str) -> None:
         self.inboxes.append((environment_id, user_id))
 
+    def add_scan(self, audience_pk: int) -> None:
+        self.scans.append(audience_pk)
+
     def extend(self, other: Outbox) -> None:
         """Take another outbox's work: a savepoint's, once the savepoint has held."""
         self.events.extend(other.events)
@@ -146,9 +151,17 @@ class Outbox:
         self.runs.extend(other.runs)
         self.deliveries.extend(other.deliveries)
         self.inboxes.extend(other.inboxes)
+        self.scans.extend(other.scans)
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.messages or self.runs or self.deliveries or self.inboxes)
+        return bool(
+            self.events
+            or self.messages
+            or self.runs
+            or self.deliveries
+            or self.inboxes
+            or self.scans
+        )
 
 
 class Dispatcher(Protocol):
@@ -167,6 +180,9 @@ class Database:
         # CLI command, a test of a service) the outbox is dropped: the rows are the truth,
         # and a consumer's start re-drives whatever they leave pending.
         self.dispatcher: Dispatcher | None = None
+        # Run at the end of each `write()`, before its commit, in its transaction: work the
+        # unit of work noted on its session (runtime.build_runtime sets them).
+        self.before_commit: list[Callable[[Session, Outbox], None]] = []
         self.write_engine = engine.execution_options(**{_WRITE: True})
         self._read = sessionmaker(bind=engine, expire_on_commit=False)
         self._write = sessionmaker(bind=self.write_engine, expire_on_commit=False)
@@ -187,6 +203,8 @@ class Database:
         # wakes the next one at once, instead of sleeping in SQLite's busy handler.
         with self._write_lock or nullcontext(), self._write() as session, session.begin():
             yield session, outbox
+            for hook in self.before_commit:
+                hook(session, outbox)
         self.dispatch(outbox)
 
     def dispatch(self, outbox: Outbox) -> None:

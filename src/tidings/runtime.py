@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 from cryptography.fernet import Fernet
 
+from tidings.audience import membership
 from tidings.config import Settings
 from tidings.db import Database, create_database_engine
 from tidings.inbox.service import InboxBroker
@@ -82,6 +83,8 @@ def build_runtime(settings: Settings) -> Runtime:
     jobs = JobEngine(build_huey(settings), context)
     # Every unit of work's outbox reaches the queue through the job engine.
     database.dispatcher = jobs
+    # Users whose profile or lists a unit of work changed move in or out of audiences in it.
+    database.before_commit.append(membership.refresh_touched)
     return Runtime(
         settings=settings,
         secret=secret,

@@ -18,6 +18,8 @@ from sqlalchemy import func, select, update
 from tests.automation.test_runs import Killed
 from tests.automation.test_steps import validate
 from tests.conftest import Keys, bearer, run_cli
+from tidings.audience import membership
+from tidings.audience import service as audience_service
 from tidings.automation import schedules
 from tidings.automation import service as automation_service
 from tidings.automation.repository import ScheduleRepository
@@ -62,11 +64,8 @@ FIELD_PATHS = [
     (schedule(recipient=""), "triggers[0].recipient", "must be a non-empty string"),
     (schedule(list_id="a b"), "triggers[0].list_id", "contains a space"),
     (schedule(recipient="u" * 301), "triggers[0].recipient", "must be 1 to 300 characters"),
-    (
-        schedule(audience_id="vips"),
-        "triggers[0].audience_id",
-        "audiences are not available yet in Tidings; target a list (list_id) or one recipient",
-    ),
+    (schedule(audience_id="vips", recipient="u1"), "triggers[0].recipient", "exactly one of"),
+    (schedule(audience_id="no such"), "triggers[0].audience_id", "is not an audience id"),
     (schedule(recipient="u1", data=[1]), "triggers[0].data", "must be an object"),
     (schedule(recipient="u1", event="x"), "triggers[0].event", '"event" is not a field of a '),
 ]
@@ -278,6 +277,35 @@ def test_a_list_target_starts_one_run_per_subscriber_in_chunks(
     with runtime.database.read() as session:
         row = session.scalars(select(AutomationSchedule)).one()
         assert (row.firing_tick, row.firing_after) == (None, None)
+    assert schedules.fire_due(runtime.database, MONDAY) == 0
+
+
+def test_an_audience_target_starts_one_run_per_current_member_in_chunks(
+    runtime: Runtime, scope: Scope, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(schedules, "CHUNK", 2)
+    subscribe(runtime, scope, 5)
+    with runtime.database.write() as (session, outbox):
+        audience = audience_service.put_audience(
+            session,
+            outbox,
+            scope,
+            "digest-readers",
+            audience_service.AudienceInput("Digest", None, {"list": "digest"}, None, None),
+        )
+        audience_pk = audience.id
+    assert membership.scan(runtime.database, audience_pk)
+    with runtime.database.write() as (session, _):
+        list_service.unsubscribe(session, scope, "digest", "user-3")
+    save(runtime, scope, triggers=[schedule(audience_id="digest-readers")])
+    assert rows(runtime)[0][0] == "0 9 * * MON Europe/Paris → audience digest-readers"
+    assert schedules.fire_due(runtime.database, MONDAY) == 4
+    assert sorted(run.recipient or "" for run in started(runtime)) == [
+        "user-0",
+        "user-1",
+        "user-2",
+        "user-4",
+    ]
     assert schedules.fire_due(runtime.database, MONDAY) == 0
 
 

@@ -351,3 +351,31 @@ def _found(request: Any) -> bool:
     except NotFoundError:
         return False
     return True
+
+
+def test_audiences_are_saved_read_listed_and_deleted_with_courier_filters(
+    courier: Courier, live_server: LiveServer
+) -> None:
+    saved = courier.audiences.update(
+        "pros",
+        name="Pros",
+        description="Paying users",
+        filter={"operator": "AND", "filters": [{"operator": "EQ", "path": "plan", "value": "pro"}]},
+    )
+    assert saved.audience.id == "pros"
+    assert saved.audience.filter is not None
+    wait_for(
+        lambda: (
+            courier.audiences.retrieve("pros").to_dict().get("scan", {}).get("state") == "ready"
+        ),
+        what="the audience's first scan",
+    )
+    courier.profiles.create("gu", profile={"plan": "pro"})
+    courier.profiles.create("ha", profile={"plan": "free"})
+    assert courier.audiences.retrieve("pros").name == "Pros"
+    (member,) = courier.audiences.list_members("pros").items
+    assert (member.member_id, member.audience_version) == ("gu", 1)
+    assert [item.id for item in courier.audiences.list().items] == ["pros"]
+    courier.audiences.delete("pros")
+    with pytest.raises(NotFoundError):
+        courier.audiences.retrieve("pros")

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import InstrumentedAttribute
 
+from tidings.automation.triggers import index_key
 from tidings.config import Settings
 from tidings.kit.sql import (
     Repository,
@@ -163,25 +164,25 @@ class AutomationRepository(Repository):
         return version
 
     def replace_triggers(self, automation: Automation, triggers: list[dict[str, Any]]) -> None:
-        """The event triggers' rows (schedule triggers have rows of their own, kept by
-        automation/schedules.py)."""
+        """The trigger index's rows (`triggers.index_key`; schedule triggers have rows of
+        their own, kept by automation/schedules.py)."""
         self.session.info.pop(TRIGGERED_CACHE, None)
-        triggers = [trigger for trigger in triggers if "event" in trigger]
+        keys = [key for key in map(index_key, triggers) if key is not None]
         execute_counting(
             self.session,
             delete(AutomationTrigger).where(AutomationTrigger.automation_pk == automation.id),
         )
-        if triggers:
+        if keys:
             self.session.execute(
                 insert(AutomationTrigger),
                 [
                     {
                         "automation_pk": automation.id,
                         "environment_id": automation.environment_id,
-                        "source": trigger["source"],
-                        "event": trigger["event"],
+                        "source": source,
+                        "event": event,
                     }
-                    for trigger in triggers
+                    for source, event in keys
                 ],
             )
 

@@ -65,6 +65,7 @@ from tidings.automation.steps.base import (
 from tidings.automation.steps.branch import Instruction, program
 from tidings.automation.steps.values import namespace
 from tidings.automation.steps.wait_for_event import event_key, match_fields, match_key
+from tidings.automation.triggers import audience_trigger_key
 from tidings.db import Outbox
 from tidings.errors import Conflict, NotFound
 from tidings.kit.expression import ExpressionError
@@ -123,6 +124,38 @@ def start_triggered_runs(session: Session, event: Event) -> list[AutomationRun]:
             )
         )
     return runs
+
+
+def start_audience_runs(
+    session: Session,
+    *,
+    workspace_id: str,
+    environment_id: str,
+    audience_id: str,
+    user_id: str,
+    on: str,
+    at: datetime,
+) -> list[AutomationRun]:
+    """Start every enabled automation triggered by the user entering (`on` "enter") or
+    leaving ("exit") the audience; called once per entry or exit (audience/membership.py)."""
+    event = {"source": "audience", "audience": audience_id, "on": on, "at": isoformat(at)}
+    return [
+        start_run(
+            session,
+            workspace_id=workspace_id,
+            environment_id=environment_id,
+            definition=version.definition,
+            source=f"audience/{audience_id}/{on}",
+            automation_id=automation.automation_id,
+            version_pk=version.id,
+            recipient=user_id,
+            data={"audience": audience_id, "on": on},
+            event=event,
+        )
+        for automation, version in definitions.triggered_by(
+            session, environment_id, "audience", audience_trigger_key(audience_id, on)
+        )
+    ]
 
 
 def resume_waiting_runs(session: Session, event: Event) -> list[AutomationRun]:

@@ -2,7 +2,8 @@
 
 A trigger `{"source": "schedule", "cron": "0 9 * * MON", "timezone": "Europe/Paris",
 "list_id": "weekly-digest", "data": {...}}` starts the automation's current version at each
-tick: one run per subscriber of `list_id`, or one run for `recipient`.
+tick: one run per subscriber of `list_id`, per member of `audience_id` at the tick, or one
+run for `recipient`.
 
 - `check_trigger` validates a trigger when the definition is saved (ScheduleError names the
   field below the trigger).
@@ -17,7 +18,9 @@ Exactly once: a tick is claimed by a compare-and-set of `next_fire_at` (`UPDATE 
 both fire it and a crash before the commit leaves it due. A list's runs are started
 CHUNK subscribers a transaction: `firing_tick` and `firing_after` (the last subscription
 started) move on by compare-and-set with each chunk's runs, so a crash between chunks
-resumes after the last committed one.
+resumes after the last committed one. An audience's members are taken the same way, in
+the order they entered (a member who enters during the tick's firing is reached if the
+firing has not passed it; one who leaves before its chunk is not).
 
 Missed ticks (the server was down): the latest tick at or before `now` fires once, and the
 next tick is the first after `now`. Daylight saving time follows cron (cronsim): a tick in
@@ -37,6 +40,9 @@ from typing import Any
 from cronsim import CronSim, CronSimError
 from sqlalchemy.orm import Session
 
+from tidings.audience.repository import AudienceRepository
+from tidings.audience.service import check_audience_id
+
 # The steps first: they import the lifecycle of runs, which imports them.
 from tidings.automation import steps  # noqa: F401
 from tidings.automation.lifecycle import start_run
@@ -55,7 +61,7 @@ logger = logging.getLogger(__name__)
 
 SOURCE = "schedule"
 TRIGGER_FIELDS = ("source", "cron", "timezone", "list_id", "recipient", "audience_id", "data")
-TARGETS = ("list_id", "recipient")
+TARGETS = ("list_id", "audience_id", "recipient")
 # Runs a list target starts per transaction.
 CHUNK = 500
 # Due schedules a sweep looks at per query.
@@ -125,25 +131,22 @@ def check_trigger(raw: dict[str, Any]) -> dict[str, Any]:
         "cron": _cron(raw.get("cron")),
         "timezone": _timezone(raw.get("timezone")),
     }
-    if "audience_id" in raw:
-        raise ScheduleError(
-            ".audience_id",
-            "audiences are not available yet in Tidings; target a list (list_id) or one "
-            "recipient (recipient)",
-        )
     given = [key for key in TARGETS if raw.get(key) is not None]
     if len(given) != 1:
         raise ScheduleError(
             "" if not given else f".{given[1]}",
-            "a schedule starts the automation for a list or for one recipient: give exactly "
-            'one of list_id ("weekly-digest") or recipient ("user-1")',
+            "a schedule starts the automation for a list, an audience or one recipient: give "
+            'exactly one of list_id ("weekly-digest"), audience_id ("pricing-hot") or '
+            'recipient ("user-1")',
         )
     (target,) = given
     value = raw[target]
     if not isinstance(value, str) or not value.strip():
         raise ScheduleError(f".{target}", f"must be a non-empty string, not {quote(value)}")
     try:
-        (check_list_id if target == "list_id" else check_user_id)(value, target)
+        {"list_id": check_list_id, "audience_id": check_audience_id}.get(target, check_user_id)(
+            value, target
+        )
     except AppError as exc:
         raise ScheduleError(f".{target}", exc.message) from exc
     trigger[target] = value
@@ -175,6 +178,8 @@ def describe(trigger: dict[str, Any]) -> str:
     target = (
         f"list {trigger['list_id']}"
         if trigger.get("list_id") is not None
+        else f"audience {trigger['audience_id']}"
+        if trigger.get("audience_id") is not None
         else f"recipient {trigger.get('recipient')}"
     )
     return f"{trigger['cron']} {trigger['timezone']} → {target}"
@@ -322,8 +327,15 @@ def _fire_chunk(session: Session, outbox: Outbox, schedule_pk: int, now: datetim
 def _recipients(
     session: Session, automation: Automation, trigger: dict[str, Any], after: int
 ) -> tuple[list[str], int | None]:
-    """The recipients of the tick's next chunk and the last subscription's id in it (None
-    for a single recipient)."""
+    """The recipients of the tick's next chunk and the last subscription's (or audience
+    stay's) id in it (None for a single recipient)."""
+    if trigger.get("audience_id") is not None:
+        audiences = AudienceRepository(session)
+        audience = audiences.get(automation.environment_id, trigger["audience_id"])
+        if audience is None:
+            return [], None
+        members = audiences.member_ids_after(audience.id, after, CHUNK)
+        return [user_id for _, user_id in members], (members[-1][0] if members else None)
     if trigger.get("list_id") is None:
         return [str(trigger["recipient"])], None
     scope = Scope(automation.workspace_id, automation.environment_id, "", "")

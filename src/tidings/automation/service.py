@@ -18,6 +18,7 @@ from tidings.automation.repository import TRIGGERED_CACHE, AutomationRepository
 from tidings.automation.steps.branch import MAX_STEPS, count_steps, each_step
 from tidings.automation.steps.values import quote as _quote
 from tidings.automation.steps.values import value_problem
+from tidings.automation.triggers import AUDIENCE, AUDIENCE_MOMENTS
 from tidings.errors import BadRequest, NotFound, not_in_environment
 from tidings.kit.outbound import OutboundGuard
 from tidings.kit.time import utcnow
@@ -81,6 +82,8 @@ def _trigger(raw: Any, path: str) -> dict[str, Any]:
             return schedules.check_trigger(raw)
         except schedules.ScheduleError as exc:
             raise DefinitionError(path + exc.at, exc.reason) from exc
+    if raw.get("source") == AUDIENCE:
+        return _audience_trigger(raw, path)
     for key in raw:
         if key not in ("source", "event"):
             raise DefinitionError(
@@ -89,7 +92,7 @@ def _trigger(raw: Any, path: str) -> dict[str, Any]:
     source, event = raw.get("source"), raw.get("event")
     if source not in ("segment", "inbound"):
         raise DefinitionError(
-            f"{path}.source", f"{_quote(source)} is not segment, inbound or schedule"
+            f"{path}.source", f"{_quote(source)} is not segment, inbound, schedule or audience"
         )
     if not isinstance(event, str) or not event.strip():
         raise DefinitionError(f"{path}.event", "needs a non-empty event name")
@@ -101,6 +104,31 @@ def _trigger(raw: Any, path: str) -> dict[str, Any]:
             'track/<event name>, e.g. "track/Order Shipped"',
         )
     return {"source": source, "event": event}
+
+
+def _audience_trigger(raw: dict[str, Any], path: str) -> dict[str, Any]:
+    """`{"source": "audience", "audience": "pricing-hot", "on": "enter" | "exit"}`."""
+    for key in raw:
+        if key not in ("source", "audience", "on"):
+            raise DefinitionError(
+                f"{path}.{key}",
+                f"{_quote(key)} is not a field of an audience trigger; use source, audience, on",
+            )
+    audience = raw.get("audience")
+    if not isinstance(audience, str) or not audience.strip() or len(audience) > 300:
+        raise DefinitionError(
+            f"{path}.audience",
+            f'needs the id of an audience (PUT /audiences/{{id}}), such as "pricing-hot", not '
+            f"{_quote(audience)}",
+        )
+    on = raw.get("on", "enter")
+    if on not in AUDIENCE_MOMENTS:
+        raise DefinitionError(
+            f"{path}.on",
+            f"{_quote(on)} is not enter or exit: the run starts when the user enters the "
+            "audience, or when the user leaves it",
+        )
+    return {"source": AUDIENCE, "audience": audience, "on": on}
 
 
 def _triggers(raw_triggers: Any) -> list[dict[str, Any]]:

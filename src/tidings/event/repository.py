@@ -6,7 +6,7 @@ import contextlib
 import functools
 import operator
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
@@ -362,6 +362,87 @@ class EventRepository(Repository):
         ]
         found.sort(key=lambda event: event.id, reverse=not oldest_first)
         return found[:limit]
+
+    def occurrences(
+        self,
+        environment_id: str,
+        user_ids: Collection[str],
+        names: Collection[str],
+        *,
+        properties: bool,
+    ) -> list[tuple[str, str, datetime, dict[str, Any]]]:
+        """The processed events of these users with these names, from every source:
+        (user id, name, when it happened, its properties, or {} without `properties`).
+        When it happened is the event's own timestamp, else when it was received."""
+        columns: list[Any] = [Event.user_id, Event.name, Event.timestamp, Event.received_at]
+        if properties:
+            columns.append(Event.payload)
+        found = []
+        for source in SOURCES:
+            rows = self.session.execute(
+                select(*columns).where(
+                    Event.environment_id == environment_id,
+                    Event.source == source,
+                    Event.user_id.in_(sorted(user_ids)),
+                    Event.status != EventStatus.RECEIVED,
+                    Event.name.in_(sorted(names)),
+                )
+            )
+            for row in rows:
+                payload = row[4] if properties else None
+                data = payload.get("properties") if isinstance(payload, dict) else None
+                found.append(
+                    (row[0], row[1], row[2] or row[3], data if isinstance(data, dict) else {})
+                )
+        return found
+
+    def user_ids_after(
+        self, environment_id: str, names: Collection[str], after: str, limit: int
+    ) -> list[str]:
+        """The next `limit` distinct user ids after `after` (in id order) with a processed
+        event of one of these names, from every source."""
+        found: set[str] = set()
+        for source in SOURCES:
+            found.update(
+                self.session.scalars(
+                    select(Event.user_id)
+                    .where(
+                        Event.environment_id == environment_id,
+                        Event.source == source,
+                        Event.user_id > after,
+                        Event.status != EventStatus.RECEIVED,
+                        Event.name.in_(sorted(names)),
+                    )
+                    .group_by(Event.user_id)
+                    .order_by(Event.user_id)
+                    .limit(limit)
+                )
+            )
+        return sorted(found)[:limit]
+
+    def last_seen(self, environment_id: str, user_ids: Collection[str]) -> dict[str, datetime]:
+        """When each of the users' latest processed event was received (users with none are
+        left out)."""
+        found: dict[str, datetime] = {}
+        for source in SOURCES:
+            rows = self.session.execute(
+                select(Event.user_id, func.max(Event.received_at))
+                .where(
+                    Event.environment_id == environment_id,
+                    Event.source == source,
+                    Event.user_id.in_(sorted(user_ids)),
+                    Event.status != EventStatus.RECEIVED,
+                )
+                .group_by(Event.user_id)
+            )
+            for user_id, at in rows:
+                if (
+                    user_id is not None
+                    and at is not None
+                    and (user_id not in found or at > found[user_id])
+                ):
+                    found[user_id] = at
+        return found
 
     def names(self, scope: Scope, source: str) -> Sequence[tuple[str, int, datetime, datetime]]:
         rows = self.session.execute(

@@ -17,6 +17,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tidings.audience.conditions import Needs
+from tidings.audience.membership import EVERYTHING, refresh
 from tidings.automation.runs import (
     advance_in_transaction,
     resume_waiting_runs,
@@ -177,6 +179,35 @@ def _start_automations(session: Session, event: Event) -> tuple[list[AutomationR
     return runs, [f"started automation {run.automation_id!r} (run {run.run_id})" for run in runs]
 
 
+def _refresh_audiences(session: Session, event: Event) -> tuple[list[AutomationRun], list[str]]:
+    """Move the event's user into or out of the audiences that read what it changed; the
+    runs that entering or leaving starts, and a line per change and run."""
+    user = event.user_id
+    if user is None or event.type == "delete":
+        return [], []
+    touched = (
+        EVERYTHING
+        if event.type == "alias" or (event.type == "identify" and event.anonymous_id)
+        else Needs(
+            traits=event.type == "identify",
+            first_seen=event.type == "identify",
+            events=frozenset({event.name}) if event.type == "track" else frozenset(),
+            tenants=event.type == "group",
+            last_seen=True,
+        )
+    )
+    refreshed = refresh(session, None, event.environment_id, [user], touched)
+    effects = [
+        f"{'entered' if change.entered else 'left'} audience {change.audience_id!r}"
+        for change in refreshed.changes
+    ] + [
+        f"started automation {run.automation_id!r} (run {run.run_id}) on "
+        f"{run.source.removeprefix('audience/')}"
+        for run in refreshed.runs
+    ]
+    return refreshed.runs, effects
+
+
 def process_event(
     database: Database,
     event_id: int,
@@ -221,6 +252,11 @@ def process_in(
         for run in resumed
     ] + run_effects
     runs = [run for run in resumed if run.status == RunStatus.PROCESSING] + runs
+    # Processed before the audiences read the user's events, this one among them.
+    event.status = EventStatus.PROCESSED
+    audience_runs, audience_effects = _refresh_audiences(session, event)
+    runs += audience_runs
+    run_effects += audience_effects
     pending = (
         advance_in_transaction(session, context, runs, outbox, isolated=isolated)
         if context is not None

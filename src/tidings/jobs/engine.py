@@ -27,6 +27,7 @@ from huey import Huey, PostgresHuey, PriorityRedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 from huey.storage import PriorityRedisStorage, SqliteStorage
 
+from tidings.audience import membership
 from tidings.automation import runs, schedules
 from tidings.config import Settings
 from tidings.db import Outbox
@@ -129,6 +130,7 @@ class JobEngine:
         self._process_messages = huey.task(name="message.process_many")(self._run_process_messages)
         self._deliver = huey.task(name="message.deliver")(self._run_deliver)
         self._advance = huey.task(name="automation.advance")(self._run_advance)
+        self._scan = huey.task(name="audience.scan")(self._run_scan)
         self._sweep = huey.periodic_task(crontab(minute="*"), name="sweep")(self.sweep)
         # Each consumer thread opens its own storage connections (Postgres: one for LISTEN);
         # close them when the thread stops rather than leaving them to the garbage collector.
@@ -186,6 +188,8 @@ class JobEngine:
                 self._queue(self._advance, run_pk, eta=at)
         for delivery_id, at in outbox.deliveries:
             self._queue(self._deliver, delivery_id, eta=at)
+        for audience_pk in outbox.scans:
+            self._queue(self._scan, audience_pk)
         broker = self.context.inbox_broker
         if broker is not None:
             for environment_id, user_id in outbox.inboxes:
@@ -283,6 +287,9 @@ class JobEngine:
         if attempt is not None:
             self.deliveries.submit(attempt)
 
+    def _run_scan(self, audience_pk: int) -> None:
+        membership.scan(self.database, audience_pk)
+
     def sweep(self, older_than_seconds: float | None = None) -> int:
         """Re-drive work a lost job may have orphaned; returns how many items.
 
@@ -294,9 +301,11 @@ class JobEngine:
         not short of jobs, and a later sweep re-drives whatever was lost.
 
         First, whatever the queue holds, it fires the automation schedules' due ticks
-        (automation/schedules.py): a tick is on time even while the consumers are behind.
+        (automation/schedules.py) and the audiences' due re-checks (audience/membership.py):
+        both are on time even while the consumers are behind.
         """
         self.fire_schedules()
+        self.keep_audiences()
         waiting = self._queued_jobs()
         if waiting > BACKLOG_JOBS:
             logger.info("sweep skipped: %d jobs are waiting in the queue", waiting)
@@ -318,8 +327,12 @@ class JobEngine:
         lease expired (the jobs it had taken died with it). What a sweep claimed within one
         lease period is left to that sweep's jobs: so sweeps running at once stay disjoint,
         and a re-drive taken by the dead worker (claimed before it died, so longer ago) is
-        re-driven again. Schedule ticks missed while nothing ran fire here too."""
+        re-driven again. Schedule ticks missed while nothing ran fire here too, and the
+        audience scans a crash interrupted start again."""
         self.fire_schedules()
+        self.keep_audiences()
+        for audience_pk in membership.unfinished_scans(self.database):
+            self._queue(self._scan, audience_pk)
         return self._redrive(0.0, self.settings.worker_lease_seconds)
 
     def fire_schedules(self) -> int:
@@ -329,6 +342,15 @@ class JobEngine:
             return schedules.fire_due(self.database)
         except Exception:
             logger.exception("firing the automation schedules failed")
+            return 0
+
+    def keep_audiences(self) -> int:
+        """Re-check the audience members whose time has come (a window passing an event);
+        returns how many. A failure is logged: the re-checks stay due for the next sweep."""
+        try:
+            return membership.check_due(self.database)
+        except Exception:
+            logger.exception("re-checking audience members failed")
             return 0
 
     def _redrive(self, age: float, hold: float) -> int:

@@ -19,6 +19,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tidings.audience.conditions import Needs
+from tidings.audience.touched import touch
 from tidings.errors import BadRequest, NotFound, not_in_environment
 from tidings.kit.time import utcnow
 from tidings.list.repository import ListRepository
@@ -29,6 +31,8 @@ MAX_ID_LENGTH = 300
 MAX_LIST_ID_PARTS = 4
 # Lists scanned per query while filtering by pattern.
 PATTERN_SCAN = 500
+# What a subscription's change can change in an audience (audience/touched.py).
+LISTS_CHANGED = Needs(lists=True)
 _FORBIDDEN_IN_ID = re.compile(r"[\s*#]")
 
 
@@ -254,6 +258,7 @@ def add_subscribers(
     for user_id, preferences in wanted.items():
         if preferences is not None:
             repository.set_preferences(scope, list_id, user_id, preferences)
+    touch(session, scope.environment_id, wanted, LISTS_CHANGED)
 
 
 def replace_subscribers(
@@ -271,6 +276,7 @@ def replace_subscribers(
     repository.delete_subscriptions_by_id(
         [row_id for user_id, (row_id, _) in existing.items() if user_id not in wanted]
     )
+    touch(session, scope.environment_id, set(existing) ^ set(wanted), LISTS_CHANGED)
     repository.add_subscriptions(
         scope, [(list_id, user_id) for user_id in wanted if user_id not in existing], utcnow()
     )
@@ -284,6 +290,7 @@ def unsubscribe(session: Session, scope: Scope, list_id: str, user_id: str) -> b
     """Remove the user from the list. Idempotent: False when they were not subscribed."""
     check_list_id(list_id)
     check_user_id(user_id)
+    touch(session, scope.environment_id, [user_id], LISTS_CHANGED)
     return ListRepository(session).delete_subscription(scope, list_id, user_id)
 
 
@@ -316,9 +323,11 @@ def subscribe_user_to_lists(
     for list_id, preferences in wanted.items():
         if preferences is not None:
             repository.set_preferences(scope, list_id, user_id, preferences)
+    touch(session, scope.environment_id, [user_id], LISTS_CHANGED)
 
 
 def unsubscribe_user_from_all(session: Session, scope: Scope, user_id: str) -> int:
     """Remove every list subscription of the user; returns how many there were."""
     check_user_id(user_id)
+    touch(session, scope.environment_id, [user_id], LISTS_CHANGED)
     return ListRepository(session).delete_user_subscriptions(scope, user_id)

@@ -7,7 +7,8 @@
 - a list: `list_id`;
 - a list pattern: `list_pattern`, where `*` matches one dot-separated part and `**` (only at
   the end) any number of parts;
-- a tenant: `tenant_id` without `user_id`: every member.
+- a tenant: `tenant_id` without `user_id`: every member;
+- an audience: `audience_id`: its current members.
 
 A user reached through several entries gets one message.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tidings.audience.service import member_ids as audience_members
 from tidings.errors import BadRequest
 from tidings.list.repository import ListRepository
 from tidings.list.service import pattern_regex
@@ -68,7 +70,11 @@ def _entry_recipients(
     """The recipients one entry of `to` names, users reached twice included."""
     if not isinstance(entry, dict):
         raise BadRequest(f"{path} must be an object.", field=path)
-    inline = {key: value for key, value in entry.items() if key not in ("list_id", "list_pattern")}
+    inline = {
+        key: value
+        for key, value in entry.items()
+        if key not in ("list_id", "list_pattern", "audience_id")
+    }
     if entry.get("user_id") is not None:
         user_id = str(entry["user_id"])
         return [Recipient(user_id, {**inline, "user_id": user_id}, {"type": "user"})]
@@ -81,6 +87,10 @@ def _entry_recipients(
         pattern = str(entry["list_pattern"])
         users = _pattern_members(session, environment_id, pattern)
         source = {"type": "list_pattern", "list_pattern": pattern}
+    elif entry.get("audience_id") is not None:
+        audience_id = str(entry["audience_id"])
+        users = audience_members(session, environment_id, audience_id, f"{path}.audience_id")
+        source = {"type": "audience", "audience_id": audience_id}
     elif entry.get("tenant_id") is not None:
         tenant_id = str(entry["tenant_id"])
         users = TenantRepository(session).member_ids(environment_id, tenant_id)
@@ -90,7 +100,7 @@ def _entry_recipients(
     else:
         raise BadRequest(
             f"{path} names no recipient: give `user_id`, an address such as `email` or "
-            "`phone_number`, `list_id`, `list_pattern` or `tenant_id`.",
+            "`phone_number`, `list_id`, `list_pattern`, `audience_id` or `tenant_id`.",
             code="invalid_recipient",
             field=path,
         )

@@ -2,6 +2,9 @@
 
 from tidings.models.admin import AdminSession, AdminSignInToken, AdminUser
 from tidings.models.audience import (
+    Audience,
+    AudienceCheck,
+    AudienceMember,
     ListSubscription,
     RecipientList,
     SubscriptionTopic,
@@ -45,6 +48,9 @@ __all__ = [
     "AdminSignInToken",
     "AdminUser",
     "ApiKey",
+    "Audience",
+    "AudienceCheck",
+    "AudienceMember",
     "Automation",
     "AutomationBatch",
     "AutomationBatchItem",

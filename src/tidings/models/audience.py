@@ -3,10 +3,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Index, String, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.models.base import Base, EnvironmentRow, JSONValue, UTCDateTime
+from tidings.models.base import Base, BigIntegerKey, EnvironmentRow, JSONValue, UTCDateTime
 
 
 class RecipientList(EnvironmentRow, Base):
@@ -57,3 +65,82 @@ class UserPreference(EnvironmentRow, Base):
     has_custom_routing: Mapped[bool] = mapped_column(Boolean, default=False)
     custom_routing: Mapped[list[str]] = mapped_column(JSONValue, default=list)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Audience(EnvironmentRow, Base):
+    """A saved condition over profiles and their event history (audience/conditions.py).
+
+    `version` counts the changes of the condition; a change starts a rescan of every profile
+    (`scan_version` is the version the last finished or running scan is for, `scan_after` the
+    last user id it reached, `scanned`/`scan_total` its progress)."""
+
+    __tablename__ = "audience"
+    __table_args__ = (UniqueConstraint("environment_id", "audience_id"),)
+
+    audience_id: Mapped[str] = mapped_column(String(300))
+    name: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    definition: Mapped[dict[str, Any]] = mapped_column(JSONValue)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    scan_version: Mapped[int] = mapped_column(Integer, default=0)
+    scan_after: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    scanned: Mapped[int] = mapped_column(Integer, default=0)
+    scan_total: Mapped[int] = mapped_column(Integer, default=0)
+    scan_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    scan_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AudienceMember(Base):
+    """One stay of a user in an audience: from `entered_at` until `left_at` (null while the
+    user is a member). A user who leaves and comes back has a row per stay."""
+
+    __tablename__ = "audience_member"
+    __table_args__ = (
+        # At most one open stay per user and audience; also the members, in entry order.
+        Index(
+            "ix_audience_member_current",
+            "audience_pk",
+            "user_id",
+            unique=True,
+            sqlite_where=text("left_at IS NULL"),
+            postgresql_where=text("left_at IS NULL"),
+        ),
+        Index(
+            "ix_audience_member_page",
+            "audience_pk",
+            "id",
+            sqlite_where=text("left_at IS NULL"),
+            postgresql_where=text("left_at IS NULL"),
+        ),
+        Index("ix_audience_member_user", "environment_id", "user_id"),
+        Index("ix_audience_member_changes", "audience_pk", "changed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
+    audience_pk: Mapped[int] = mapped_column(ForeignKey("audience.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(300))
+    version: Mapped[int] = mapped_column(Integer)
+    entered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    left_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    # The last entry or exit: the changes feed reads them in this order.
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AudienceCheck(Base):
+    """When a user's membership can change by time alone (a "7 days" window passing an
+    event): the sweeper evaluates the user again at `check_at`."""
+
+    __tablename__ = "audience_check"
+    __table_args__ = (
+        UniqueConstraint("audience_pk", "user_id"),
+        Index("ix_audience_check_due", "check_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
+    environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
+    audience_pk: Mapped[int] = mapped_column(ForeignKey("audience.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(300))
+    check_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from tidings.audience.repository import AudienceRepository
 from tidings.automation.repository import RunRepository
 from tidings.event.repository import EventRepository
 from tidings.kit.jsondoc import diff, merge_patch
@@ -129,6 +130,8 @@ def link(session: Session, scope: Scope, alias_id: str, user_id: str) -> list[st
             f"{len(source.data) - len(taken)} kept from {user_id!r}"
         )
     moved = repository.move_identity(scope, alias_id, user_id)
+    # The merged user's audiences are evaluated afresh; the alias is in none of its own.
+    AudienceRepository(session).forget_users(scope.environment_id, [alias_id])
     if any(moved.values()):
         effects.append(
             f"moved from {alias_id!r} to {user_id!r}: "
@@ -152,4 +155,5 @@ def erase_user(session: Session, scope: Scope, user_id: str) -> dict[str, int]:
     removed["automation run(s) redacted"] = RunRepository(session).redact_recipients(
         environment, ids, now
     )
+    removed["audience stay(s)"] = AudienceRepository(session).forget_users(environment, ids)
     return removed

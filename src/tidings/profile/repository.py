@@ -121,6 +121,45 @@ class ProfileRepository(Repository):
                 found[(environment_id, user_id)] = dict(data)
         return found
 
+    def audience_facts(
+        self, environment_id: str, user_ids: Collection[str]
+    ) -> dict[str, tuple[dict[str, Any], datetime]]:
+        """Each user's traits and when its profile was created (first seen), for the users
+        that have a profile."""
+        rows = self.session.execute(
+            select(Profile.user_id, Profile.data, Profile.created_at).where(
+                Profile.environment_id == environment_id,
+                Profile.user_id.in_(sorted(user_ids)),
+            )
+        )
+        return {user_id: (dict(data or {}), created_at) for user_id, data, created_at in rows}
+
+    def user_ids_after(self, environment_id: str, after: str, limit: int) -> list[str]:
+        """The next `limit` user ids (not anonymous visitors) with a profile, after `after`
+        in id order."""
+        return list(
+            self.session.scalars(
+                select(Profile.user_id)
+                .where(
+                    Profile.environment_id == environment_id,
+                    Profile.user_id > after,
+                    Profile.anonymous.is_(False),
+                )
+                .order_by(Profile.user_id)
+                .limit(limit)
+            )
+        )
+
+    def count_users(self, environment_id: str) -> int:
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(Profile)
+                .where(Profile.environment_id == environment_id, Profile.anonymous.is_(False))
+            )
+            or 0
+        )
+
     def search(self, scope: Scope, query: str, limit: int) -> Sequence[Profile]:
         """Profiles whose user id starts with the query, or whose JSON holds it (e.g. an
         email), most recently updated first."""

@@ -13,6 +13,8 @@ from typing import Any
 import jsonpatch
 from sqlalchemy.orm import Session
 
+from tidings.audience.conditions import Needs
+from tidings.audience.touched import touch
 from tidings.errors import BadRequest, not_in_environment
 from tidings.kit.jsondoc import diff, merge_patch
 from tidings.kit.time import utcnow
@@ -20,6 +22,8 @@ from tidings.models import Profile
 from tidings.profile.identity import erase_user
 from tidings.profile.repository import ProfileRepository
 from tidings.workspace.service import Scope
+
+TRAITS_CHANGED = Needs(traits=True, first_seen=True)
 
 _not_found = not_in_environment(
     "profile for user_id",
@@ -60,7 +64,10 @@ def _rewrite(
     after = rewrite(before)
     repository.save(profile, after)
     _touch(profile, before, after)
-    return diff(before, after)
+    changes = diff(before, after)
+    if changes:
+        touch(session, scope.environment_id, [user_id], TRAITS_CHANGED)
+    return changes
 
 
 def merge_profile(

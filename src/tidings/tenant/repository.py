@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import ColumnElement, func, or_, select
 
@@ -78,6 +78,37 @@ class TenantRepository(Repository):
                 .order_by(TenantMembership.id)
             )
         )
+
+    def member_ids_after(self, environment_id: str, after: str, limit: int) -> list[str]:
+        """The next `limit` distinct member user ids of any tenant after `after`, in id
+        order."""
+        return list(
+            self.session.scalars(
+                select(TenantMembership.user_id)
+                .where(
+                    TenantMembership.environment_id == environment_id,
+                    TenantMembership.user_id > after,
+                )
+                .group_by(TenantMembership.user_id)
+                .order_by(TenantMembership.user_id)
+                .limit(limit)
+            )
+        )
+
+    def tenant_ids_of_users(
+        self, environment_id: str, user_ids: Collection[str]
+    ) -> dict[str, set[str]]:
+        """The tenants each of the users belongs to (users in none are left out)."""
+        found: dict[str, set[str]] = {}
+        rows = self.session.execute(
+            select(TenantMembership.user_id, TenantMembership.tenant_id).where(
+                TenantMembership.environment_id == environment_id,
+                TenantMembership.user_id.in_(sorted(user_ids)),
+            )
+        )
+        for user_id, tenant_id in rows:
+            found.setdefault(user_id, set()).add(tenant_id)
+        return found
 
     def memberships_of(
         self, scope: Scope, user_id: str, after_id: int | None, limit: int

@@ -1,0 +1,1 @@
+"""Audiences: saved conditions over profiles and event history, and their members."""
