@@ -467,7 +467,7 @@ def test_valid_values_are_accepted(client: TestClient, keys: Keys) -> None:
         (
             {"source": "rudderstack", "event": "identify"},
             "triggers[0].source",
-            "not segment, inbound or schedule",
+            "not segment, inbound, schedule or audience",
         ),
         (
             {"source": "segment", "event": "identify", "when": "now"},
@@ -475,6 +475,17 @@ def test_valid_values_are_accepted(client: TestClient, keys: Keys) -> None:
             "not a trigger field",
         ),
         ("identify", "triggers[0]", "a trigger is an object"),
+        ({"source": "audience"}, "triggers[0].audience", "needs the id of an audience"),
+        (
+            {"source": "audience", "audience": "vips", "on": "stay"},
+            "triggers[0].on",
+            '"stay" is not enter or exit',
+        ),
+        (
+            {"source": "audience", "audience": "vips", "event": "x"},
+            "triggers[0].event",
+            "is not a field of an audience trigger",
+        ),
     ],
 )
 def test_invalid_triggers(
