@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 from tidings import __version__
 from tidings.automation.endpoints import router as automation_router
 from tidings.callback.endpoints import router as callback_router
+from tidings.engagement.endpoints import router as engagement_router
 from tidings.errors import BadRequest
 from tidings.event.endpoints import router as event_router
 from tidings.event.service import segment_event_data
@@ -92,6 +93,7 @@ _ROUTERS = (
     inbox_router,
     list_router,
     automation_router,
+    engagement_router,
 )
 
 
