@@ -278,3 +278,53 @@ def test_a_message_keeps_a_bounded_number_of_opens_and_clicks(
     assert clicked.status_code == 302
     assert len(history(client, keys.test, message_id, "OPENED", "CLICKED")) == 3
     assert view(client, keys.test, message_id)["clicked"] is None
+
+
+def test_the_unsubscribe_link_is_left_alone_and_inline_sends_follow_the_default(
+    client: TestClient, keys: Keys, smtp_sink: SmtpSink
+) -> None:
+    headers = bearer(keys.test)
+    topic = {"name": "News", "default_status": "OPTED_IN"}
+    assert client.put("/preferences/topics/news", json=topic, headers=headers).is_success
+    news = {
+        "content": {
+            "email": {
+                "subject": "News",
+                "html": '<a href="https://example.com/news">Read</a>'
+                '<a href="{{ urls.unsubscribe }}">Unsubscribe</a>',
+            }
+        },
+        "topic_id": "news",
+        "tracking": {"opens": True, "clicks": True},
+    }
+    setup(client, keys.test, smtp_sink, news)
+    _, email = send_and_receive(client, keys.test, smtp_sink)
+    _, links = tracked_urls(email)
+    assert len(links) == 1
+    part = email.get_body(("html",))
+    assert part is not None
+    unsubscribe = email["List-Unsubscribe"].strip("<>")
+    assert f'href="{unsubscribe}"' in part.get_content()
+
+    # An inline send (no template) follows the environment's default.
+    assert client.put(
+        "/settings/tracking", json={"opens": False, "clicks": True}, headers=headers
+    ).is_success
+    inline = {
+        "to": {"user_id": "u1"},
+        "content": {
+            "title": "Hi",
+            "elements": [{"type": "action", "content": "Open", "href": "https://example.com/app"}],
+        },
+        "routing": {"method": "single", "channels": ["email"]},
+    }
+    count = len(smtp_sink.messages)
+    response = client.post("/send", json={"message": inline}, headers=headers)
+    assert response.status_code == 202, response.text
+    message_in(client, keys.test, response.json()["requestId"], "SENT")
+    wait_for(lambda: len(smtp_sink.messages) > count, what="the inline email in the sink")
+    part = smtp_sink.messages[-1].get_body(("html",))
+    assert part is not None
+    assert "/t/c/" in part.get_content()
+    assert "/t/o/" not in part.get_content()
+    assert "example.com/app" not in part.get_content()

@@ -76,12 +76,24 @@ def resolve(template: dict[str, Any] | None, session: Session, environment_id: s
 
 
 def instrument_email(
-    rendered: dict[str, Any], tracking: Tracking, *, key: bytes, base_url: str, message_id: str
+    session: Session,
+    rendered: dict[str, Any],
+    template_tracking: dict[str, Any] | None,
+    *,
+    environment_id: str,
+    key: bytes,
+    base_url: str,
+    message_id: str,
 ) -> Instrumented | None:
-    """Track the rendered email's HTML in place (`rendered["html"]`); None when there is
-    nothing to do (tracking off, no HTML, no signing key)."""
+    """Track the rendered email's HTML in place (`rendered["html"]`) as the template's
+    tracking and the environment's default say; None when there is nothing to do (no HTML,
+    no signing key, tracking off). The environment is read only for an HTML email whose
+    template leaves a setting to it."""
     source = rendered.get("html")
-    if not (tracking.any and key and isinstance(source, str) and source.strip()):
+    if not (key and isinstance(source, str) and source.strip()):
+        return None
+    tracking = resolve(template_tracking, session, environment_id)
+    if not tracking.any:
         return None
     done = instrument(
         source,

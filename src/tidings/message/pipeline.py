@@ -32,7 +32,6 @@ from sqlalchemy.orm import Session
 from tidings.config import Settings
 from tidings.db import Outbox
 from tidings.engagement.service import instrument_email
-from tidings.engagement.service import resolve as resolve_tracking
 from tidings.inbox.service import store as store_inbox_message
 from tidings.kit.sql import by_environment
 from tidings.kit.time import utcnow
@@ -350,10 +349,12 @@ def _render(
     rendering = render_all(content.specs, render_context, content.strict)
     rendered = rendering.channels
     notes: dict[str, Any] = {}
-    if "email" in rendered and context.engagement_key:
+    if "email" in rendered:
         tracked = instrument_email(
+            repository.session,
             rendered["email"],
-            resolve_tracking(content.tracking, repository.session, message.environment_id),
+            content.tracking,
+            environment_id=message.environment_id,
             key=context.engagement_key,
             base_url=context.base_url,
             message_id=message.message_id,
