@@ -6,7 +6,7 @@ The rule, first match wins:
 1. `apple_privacy`: Apple Mail Privacy Protection. Apple's proxy fetches the images of every
    message as it arrives, read or not. Its requests come from Apple's network, 17.0.0.0/8
    (the address block Apple documents for its services), with the user agent `Mozilla/5.0`
-   and nothing more, which no browser or mail client sends.
+   and nothing more, which no browser or mail client sends: either one marks the hit.
 2. `no_user_agent`: no User-Agent at all; every mail client and browser sends one.
 3. `automated_client`: a user agent that names a bot, crawler, link scanner, mail security
    gateway or HTTP library (`AUTOMATED_AGENTS`).

@@ -22,7 +22,7 @@ class Notification(EnvironmentRow, Base):
     strict: Mapped[bool] = mapped_column(Boolean, default=False)
     topic_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # Open and click tracking of its email, `{"opens": bool, "clicks": bool}`; a key left
-    # out (or null) takes the environment's default (engagement/settings.py).
+    # out (or null) takes the environment's default (engagement/service.py).
     tracking: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

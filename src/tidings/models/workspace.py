@@ -28,7 +28,7 @@ class Environment(Base):
     name: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # The open and click tracking of templates that do not set their own,
-    # `{"opens": bool, "clicks": bool}`; null: both off (engagement/settings.py).
+    # `{"opens": bool, "clicks": bool}`; null: both off (engagement/service.py).
     tracking: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, nullable=True)
 
 
