@@ -16,6 +16,7 @@ from tidings import __version__
 from tidings.audience.endpoints import router as audience_router
 from tidings.automation.endpoints import router as automation_router
 from tidings.callback.endpoints import router as callback_router
+from tidings.engagement.endpoints import router as engagement_router
 from tidings.errors import BadRequest
 from tidings.event.endpoints import router as event_router
 from tidings.event.service import segment_event_data
@@ -94,6 +95,7 @@ _ROUTERS = (
     list_router,
     automation_router,
     audience_router,
+    engagement_router,
 )
 
 

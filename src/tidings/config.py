@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     worker_lease_seconds: float = 10.0
     idempotency_ttl_seconds: float = 24 * 3600
     public_url: str | None = None
+    # An open or click this soon after the send is a scanner's (engagement/machine.py).
+    machine_engagement_seconds: float = Field(default=2.0, ge=0)
     tracking_rate_limit: float = 0.0
     tracking_rate_burst: float = 0.0
     # Internal targets outbound requests may reach: host[:port], IP[:port] and CIDR entries,

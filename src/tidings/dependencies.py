@@ -78,6 +78,7 @@ get_auth_limits = app_state("auth_limits", AuthLimits)
 # The server secret (inbox tokens are signed under it).
 get_secret = app_state("secret", bytes)
 get_unsubscribe_key = app_state("unsubscribe_key", bytes)
+get_engagement_key = app_state("engagement_key", bytes)
 
 
 DatabaseDep = Annotated[Database, Depends(get_database)]
@@ -89,6 +90,7 @@ HttpDep = Annotated[httpx.Client, Depends(get_http)]
 AuthLimitsDep = Annotated[AuthLimits, Depends(get_auth_limits)]
 SecretDep = Annotated[bytes, Depends(get_secret)]
 UnsubscribeKeyDep = Annotated[bytes, Depends(get_unsubscribe_key)]
+EngagementKeyDep = Annotated[bytes, Depends(get_engagement_key)]
 
 
 def read_session(database: DatabaseDep) -> Iterator[Session]:

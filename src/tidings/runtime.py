@@ -11,6 +11,7 @@ from cryptography.fernet import Fernet
 from tidings.audience import membership
 from tidings.config import Settings
 from tidings.db import Database, create_database_engine
+from tidings.engagement.links import engagement_key
 from tidings.inbox.service import InboxBroker
 from tidings.jobs.engine import JobEngine, build_huey
 from tidings.kit.crypto import fernet_for, load_or_create_secret
@@ -32,6 +33,7 @@ class Runtime:
     http: httpx.Client
     outbound: OutboundGuard
     unsubscribe_key: bytes
+    engagement_key: bytes
     inbox_broker: InboxBroker
     jobs: JobEngine
     auth_limits: AuthLimits
@@ -48,6 +50,7 @@ class Runtime:
         state.auth_limits = self.auth_limits
         state.secret = self.secret
         state.unsubscribe_key = self.unsubscribe_key
+        state.engagement_key = self.engagement_key
         state.inbox_broker = self.inbox_broker
 
     def close(self) -> None:
@@ -76,6 +79,7 @@ def build_runtime(settings: Settings) -> Runtime:
         config_cipher,
         http,
         unsubscribe_key=unsubscribe_key(secret),
+        engagement_key=engagement_key(secret),
         base_url=public_base_url(settings),
         inbox_broker=broker,
         lease=Lease(database, settings),
@@ -94,6 +98,7 @@ def build_runtime(settings: Settings) -> Runtime:
         http=http,
         outbound=outbound,
         unsubscribe_key=context.unsubscribe_key,
+        engagement_key=context.engagement_key,
         inbox_broker=broker,
         jobs=jobs,
         auth_limits=AuthLimits.from_settings(settings),

@@ -39,6 +39,7 @@ TEMPLATE: dict[str, Any] = {
     },
     "strict": True,
     "topic_id": "orders",
+    "tracking": {"opens": True, "clicks": False},
 }
 
 AUTOMATION: dict[str, Any] = {
@@ -225,6 +226,8 @@ def test_an_unchanged_template_save_keeps_every_field(page: Page, studio: Studio
     expect(page.locator("#topic_id")).to_have_value("orders")
     expect(page.locator("#push-data")).to_contain_text('"deep_link": "app://orders"')
     expect(page.locator("#webhook-body")).to_contain_text('"event": "shipped"')
+    expect(page.locator("#tracking-opens")).to_have_value("on")
+    expect(page.locator("#tracking-clicks")).to_have_value("off")
     _save_unchanged(page, f"{studio.url}/studio/notifications/shipped")
 
     after = studio.api("GET", "/notifications/shipped").json()

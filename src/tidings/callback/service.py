@@ -117,6 +117,8 @@ def apply_report(session: Session, delivery_id: int, report: StatusReport) -> Ap
       it only once no other delivery of the message got through (all failed or bounced):
       BOUNCED with reason BOUNCED and the vendor's words, UNDELIVERABLE with reason BOUNCED
       unless the message is already final. DELIVERED and engagement set `delivered_at`.
+    - a machine's open or click (`report.machine`: Tidings' own tracking) is recorded with
+      `machine: true` and moves nothing, `opened_at` and `clicked_at` included;
     - a delivery still `sending` (the report beat the pipeline's SENT commit) is updated all
       the same; the report's provider message id fills the delivery's when it has none yet.
 
@@ -145,12 +147,19 @@ def apply_report(session: Session, delivery_id: int, report: StatusReport) -> Ap
         entry["bounce"] = str(report.bounce)
     if report.event_id:
         entry["event_id"] = report.event_id
-    entry["callback"] = _excerpt(report.raw)
+    if report.machine is not None:
+        entry["machine"] = report.machine
+    if report.raw:
+        entry["callback"] = _excerpt(report.raw)
     if report.outcome in (ReportOutcome.BOUNCED, ReportOutcome.UNDELIVERABLE):
         entry = {"reason": BOUNCED, **entry}
     now = utcnow()
+    if report.machine:
+        # A machine's open or click (a privacy proxy, a link scanner) says nothing of the
+        # recipient: in the history, and nowhere else.
+        moves = False
     # Courier's `opened` and `clicked`: the first of each, whether or not it moved the message.
-    if report.outcome is ReportOutcome.OPENED:
+    elif report.outcome is ReportOutcome.OPENED:
         message.opened_at = message.opened_at or now
     elif report.outcome is ReportOutcome.CLICKED:
         message.clicked_at = message.clicked_at or now

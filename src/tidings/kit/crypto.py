@@ -1,13 +1,18 @@
-"""Secrets at rest: a server secret, and Fernet encryption derived from it."""
+"""Secrets at rest: a server secret, Fernet encryption and HMAC keys derived from it, and
+the signed tokens of public links."""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+import hmac
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
+import orjson
 from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -40,6 +45,69 @@ def fernet_for(secret: bytes, purpose: str) -> Fernet:
         secret
     )
     return Fernet(base64.urlsafe_b64encode(key))
+
+
+def derive_key(secret: bytes, purpose: bytes) -> bytes:
+    """A 32-byte key derived (HKDF-SHA256) from the server secret, one per purpose: a token
+    signed for one purpose never verifies for another."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret)
+
+
+# Longer tokens are refused before any work is done on them.
+MAX_SIGNED_TOKEN_LENGTH = 4096
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(key: bytes, signed: str) -> bytes:
+    return hmac.new(key, signed.encode(), hashlib.sha256).digest()
+
+
+def sign_fields(key: bytes, version: str, fields: Sequence[str]) -> str:
+    """A URL-safe token `<version>.<payload>.<mac>` carrying `fields`: the payload is the
+    base64url JSON array of them, the MAC HMAC-SHA256 over `<version>.<payload>` with `key`
+    (from `derive_key`). The version names the key and the format, so that a later version
+    can come with a new key while tokens of the old one keep working for as long as it is
+    still accepted."""
+    signed = f"{version}.{_b64encode(orjson.dumps(list(fields)))}"
+    return f"{signed}.{_b64encode(_mac(key, signed))}"
+
+
+def verify_fields(key: bytes, version: str, token: str, count: int) -> tuple[str, ...] | None:
+    """The `count` non-empty fields of a token `sign_fields` made with this key and version,
+    or None when it is anything else (changed, cut short, another version or key).
+
+    The MAC is checked in constant time before the payload is read. Never raises.
+    """
+    if len(token) > MAX_SIGNED_TOKEN_LENGTH:
+        return None
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != version:
+        return None
+    _, payload, mac = parts
+    try:
+        given = _b64decode(mac)
+    except (binascii.Error, ValueError):
+        return None
+    if not hmac.compare_digest(given, _mac(key, f"{version}.{payload}")):
+        return None
+    try:
+        fields = orjson.loads(_b64decode(payload))
+    except (binascii.Error, ValueError):
+        return None
+    if (
+        not isinstance(fields, list)
+        or len(fields) != count
+        or not all(isinstance(field, str) and field for field in fields)
+    ):
+        return None
+    return tuple(fields)
 
 
 def sha256_hex(value: str) -> str:

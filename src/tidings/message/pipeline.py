@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from tidings.config import Settings
 from tidings.db import Outbox
+from tidings.engagement.service import instrument_email
 from tidings.inbox.service import store as store_inbox_message
 from tidings.kit.sql import by_environment
 from tidings.kit.time import utcnow
@@ -288,6 +289,8 @@ class _Content:
     routing: dict[str, Any]
     data: dict[str, Any]
     recipient: dict[str, Any]
+    # The template's open and click tracking (None: the environment's default).
+    tracking: dict[str, Any] | None = None
 
     @classmethod
     def of(
@@ -298,9 +301,11 @@ class _Content:
         recipient: dict[str, Any],
         decision: Decision,
     ) -> _Content:
+        tracking = None
         if notification is not None:
             specs = notification.content
             strict = notification.strict
+            tracking = notification.tracking
             routing = (
                 message.routing or notification.routing or default_routing(notification.content)
             )
@@ -311,7 +316,7 @@ class _Content:
         if decision.channels:
             # The user chose the channels for this topic: send on each of them that works.
             routing = {"method": "all", "channels": list(decision.channels)}
-        return cls(specs, strict, routing, data, recipient)
+        return cls(specs, strict, routing, data, recipient, tracking)
 
 
 def _unsubscribe_links(
@@ -343,6 +348,19 @@ def _render(
     )
     rendering = render_all(content.specs, render_context, content.strict)
     rendered = rendering.channels
+    notes: dict[str, Any] = {}
+    if "email" in rendered:
+        tracked = instrument_email(
+            repository.session,
+            rendered["email"],
+            content.tracking,
+            environment_id=message.environment_id,
+            key=context.engagement_key,
+            base_url=context.base_url,
+            message_id=message.message_id,
+        )
+        if tracked is not None:
+            notes["tracking"] = {"opens": tracked.pixel, "links": tracked.links}
     output = {
         "recipient": content.recipient,
         "channels": rendered,
@@ -350,7 +368,6 @@ def _render(
         "failures": rendering.failures,
         "email_headers": headers,
     }
-    notes: dict[str, Any] = {}
     if rendering.dropped_links:
         notes["dropped_links"] = [link.as_dict() for link in rendering.dropped_links]
     if rendering.failures:

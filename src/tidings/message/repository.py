@@ -471,6 +471,30 @@ class MessageRepository:
             )
         ).first()
 
+    def channel_delivery(
+        self, message_id: str, channel: str
+    ) -> tuple[Message, MessageDelivery] | None:
+        """A message and its delivery on `channel` (open and click tracking), unlocked."""
+        row = self.session.execute(
+            select(Message, MessageDelivery)
+            .join(MessageDelivery, MessageDelivery.message_pk == Message.id)
+            .where(Message.message_id == message_id, MessageDelivery.channel == channel)
+            .order_by(MessageDelivery.id)
+            .limit(1)
+        ).first()
+        return (row[0], row[1]) if row is not None else None
+
+    def count_history(self, message: Message, types: Sequence[str]) -> int:
+        """How many history entries of these types the message has."""
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(MessageEvent)
+                .where(MessageEvent.message_pk == message.id, MessageEvent.type.in_(types))
+            )
+            or 0
+        )
+
     # -- provider health and events' outcomes (Studio) -------------------------------------
 
     @staticmethod

@@ -21,6 +21,9 @@ class Notification(EnvironmentRow, Base):
     routing: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, nullable=True)
     strict: Mapped[bool] = mapped_column(Boolean, default=False)
     topic_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # Open and click tracking of its email, `{"opens": bool, "clicks": bool}`; a key left
+    # out (or null) takes the environment's default (engagement/service.py).
+    tracking: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -44,6 +47,7 @@ class NotificationVersion(Base):
     routing: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, nullable=True)
     strict: Mapped[bool] = mapped_column(Boolean)
     topic_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    tracking: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, nullable=True)
     saved_by: Mapped[str | None] = mapped_column(String(320), nullable=True)
     restored_from: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

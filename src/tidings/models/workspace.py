@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.models.base import Base, UTCDateTime
+from tidings.models.base import Base, JSONValue, UTCDateTime
 
 
 class Workspace(Base):
@@ -26,6 +27,9 @@ class Environment(Base):
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The open and click tracking of templates that do not set their own,
+    # `{"opens": bool, "clicks": bool}`; null: both off (engagement/service.py).
+    tracking: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, nullable=True)
 
 
 class ApiKey(Base):

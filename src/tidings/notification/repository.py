@@ -13,7 +13,7 @@ from tidings.models import AdminUser, Notification, NotificationVersion, Subscri
 from tidings.workspace.service import Scope
 
 # What a template version holds: the whole template but its id.
-TEMPLATE_FIELDS = ("name", "content", "routing", "strict", "topic_id")
+TEMPLATE_FIELDS = ("name", "content", "routing", "strict", "topic_id", "tracking")
 # How Studio's scopes name their admin (tidings.studio.auth): "studio:<admin id>".
 _STUDIO_KEY = "studio:"
 
@@ -93,6 +93,7 @@ class NotificationRepository(Repository):
             routing=None,
             strict=False,
             topic_id=None,
+            tracking=None,
         )
         for name in TEMPLATE_FIELDS:
             setattr(notification, name, fields[name])

@@ -4,6 +4,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from tidings.engagement.schemas import TemplateTracking
 from tidings.kit.schemas import StrictModel
 
 Channel = Literal["email", "sms", "push", "chat", "webhook", "inbox"]
@@ -64,6 +65,16 @@ class NotificationBody(StrictModel):
         description="Fail a channel whose content uses a variable the send does not provide.",
     )
     topic_id: str | None = Field(default=None, description="The subscription topic, if any.")
+    tracking: TemplateTracking | None = Field(
+        default=None,
+        description="Open and click tracking of its HTML email; null, or a setting left out: "
+        "the environment's default (GET /settings/tracking), off unless turned on.",
+    )
+
+
+TRACKING_FIELD = Field(
+    default=None, description="Open and click tracking; null: the environment's default."
+)
 
 
 class NotificationResponse(BaseModel):
@@ -73,6 +84,7 @@ class NotificationResponse(BaseModel):
     routing: dict[str, Any] | None
     strict: bool
     topic_id: str | None
+    tracking: dict[str, bool] | None = TRACKING_FIELD
     created_at: str
     updated_at: str
     # Courier's template summary, which its SDKs read in GET /notifications.
@@ -101,6 +113,7 @@ class NotificationVersionResponse(BaseModel):
     routing: dict[str, Any] | None
     strict: bool
     topic_id: str | None
+    tracking: dict[str, bool] | None = TRACKING_FIELD
     saved_by: str | None = Field(
         description="The Studio admin's email, the API key id, or `cli` (`tidings apply`); "
         "null when not known (a template saved before versions were kept)."

@@ -78,6 +78,9 @@ def save(
         "routing": body.routing.model_dump() if body.routing else None,
         "strict": body.strict,
         "topic_id": body.topic_id,
+        "tracking": (body.tracking.model_dump(exclude_none=True) or None)
+        if body.tracking
+        else None,
     }
     existing = repository.get(scope, notification_id)
     if existing is not None:
@@ -127,6 +130,7 @@ def restore(
             "routing": version.routing,
             "strict": version.strict,
             "topic_id": version.topic_id,
+            "tracking": version.tracking,
         }
     )
     return save(session, scope, notification_id, body, restored_from=number)

@@ -7,28 +7,22 @@ delivered on (`has_custom_routing` + `custom_routing`), which REQUIRED topics ho
 
 Unsubscribe links carry a signed token `v1.<payload>.<mac>`: the payload is the base64url
 JSON array `[environment_id, user_id, topic_id]`, the MAC is HMAC-SHA256 over `v1.<payload>`
-with a key derived from the server secret (`unsubscribe_key`). The version prefix names the
-key and format, so a later version can come with a new key while old links keep working for
-as long as their version is still accepted. Links do not expire: an unsubscribe link in an
-old email must keep working.
+with a key derived from the server secret (`unsubscribe_key`): `kit.crypto.sign_fields`, the
+one format of Tidings' signed links. The version prefix names the key and format, so a later
+version can come with a new key while old links keep working for as long as their version is
+still accepted. Links do not expire: an unsubscribe link in an old email must keep working.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import orjson
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.orm import Session
 
 from tidings.config import Settings
 from tidings.errors import BadRequest, Conflict, not_in_environment
+from tidings.kit.crypto import derive_key, sign_fields, verify_fields
 from tidings.kit.pagination import Page, page
 from tidings.kit.time import utcnow
 from tidings.models import SubscriptionTopic, UserPreference
@@ -47,7 +41,6 @@ CHANNEL_ALIASES = {"direct_message": "chat"}
 
 TOKEN_VERSION = "v1"
 _KEY_INFO = b"tidings unsubscribe token v1"
-_MAX_TOKEN_LENGTH = 4096
 
 
 _topic_not_found = not_in_environment(
@@ -301,21 +294,7 @@ def unsubscribe_key(server_secret: bytes) -> bytes:
     The runtime derives it once from `load_or_create_secret(...)` and passes it to
     `unsubscribe_token` and `verify_unsubscribe_token`.
     """
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_KEY_INFO).derive(
-        server_secret
-    )
-
-
-def _b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _b64decode(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def _mac(secret: bytes, signed: str) -> bytes:
-    return hmac.new(secret, signed.encode(), hashlib.sha256).digest()
+    return derive_key(server_secret, _KEY_INFO)
 
 
 def unsubscribe_token(secret: bytes, environment_id: str, user_id: str, topic_id: str) -> str:
@@ -323,9 +302,7 @@ def unsubscribe_token(secret: bytes, environment_id: str, user_id: str, topic_id
 
     `secret` is the key from `unsubscribe_key`. The token never expires.
     """
-    payload = _b64encode(orjson.dumps([environment_id, user_id, topic_id]))
-    signed = f"{TOKEN_VERSION}.{payload}"
-    return f"{signed}.{_b64encode(_mac(secret, signed))}"
+    return sign_fields(secret, TOKEN_VERSION, (environment_id, user_id, topic_id))
 
 
 def verify_unsubscribe_token(secret: bytes, token: str) -> tuple[str, str, str] | None:
@@ -333,27 +310,8 @@ def verify_unsubscribe_token(secret: bytes, token: str) -> tuple[str, str, str] 
 
     The MAC is checked in constant time before the payload is read. Never raises.
     """
-    if len(token) > _MAX_TOKEN_LENGTH:
-        return None
-    parts = token.split(".")
-    if len(parts) != 3 or parts[0] != TOKEN_VERSION:
-        return None
-    version, payload, mac = parts
-    try:
-        given = _b64decode(mac)
-    except (binascii.Error, ValueError):
-        return None
-    if not hmac.compare_digest(given, _mac(secret, f"{version}.{payload}")):
-        return None
-    try:
-        fields = orjson.loads(_b64decode(payload))
-    except (binascii.Error, ValueError):
-        return None
-    if (
-        not isinstance(fields, list)
-        or len(fields) != 3
-        or not all(isinstance(field, str) and field for field in fields)
-    ):
+    fields = verify_fields(secret, TOKEN_VERSION, token, 3)
+    if fields is None:
         return None
     return fields[0], fields[1], fields[2]
 

@@ -280,7 +280,9 @@ class StatusReport:
     of this event, when it gives one: a repeat of an engagement event with the same id is a
     duplicate, another id is another open or click. `facts` are the event's particulars, kept
     on its history entry: `url` for a click, `user_agent` for an open, `feedback_type` for a
-    complaint, `diagnostic` for a bounce.
+    complaint, `diagnostic` for a bounce. `machine` says whether an open or click was a
+    machine's rather than a person's, when that is known (Tidings' own tracking,
+    engagement/machine.py): a machine's is recorded with `machine: true` and moves nothing.
     """
 
     outcome: ReportOutcome
@@ -292,6 +294,7 @@ class StatusReport:
     bounce: Bounce | None = None
     event_id: str | None = None
     facts: dict[str, str] = field(default_factory=dict)
+    machine: bool | None = None
 
 
 ConfigT = TypeVar("ConfigT", bound=ProviderConfig)

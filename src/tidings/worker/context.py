@@ -22,6 +22,8 @@ class WorkerContext:
     config_cipher: Fernet
     http: httpx.Client
     unsubscribe_key: bytes = b""
+    # Signs tracked links and open pixels (engagement/links.py); empty: no tracking.
+    engagement_key: bytes = b""
     base_url: str = ""
     inbox_broker: InboxBroker | None = None
     # The process's worker lease: a `sending` attempt is stamped with its owner id.

@@ -17,6 +17,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from tidings.automation import references
 from tidings.db import Database
 from tidings.dependencies import DatabaseDep, SettingsDep
+from tidings.engagement import service as engagement_service
 from tidings.errors import AppError, BadRequest
 from tidings.event.service import preview_data
 from tidings.message import service as message_service
@@ -71,7 +72,23 @@ def form_values(notification: Notification) -> dict[str, str]:
     values["routing"] = _json_text(notification.routing) if notification.routing else ""
     values["topic_id"] = notification.topic_id or ""
     values["strict"] = "on" if notification.strict else ""
+    for setting in TRACKING_SETTINGS:
+        chosen = (notification.tracking or {}).get(setting)
+        values[f"tracking.{setting}"] = "" if chosen is None else ("on" if chosen else "off")
     return values
+
+
+# Open and click tracking: each "on", "off" or "" (the environment's default).
+TRACKING_SETTINGS = ("opens", "clicks")
+
+
+def tracking_from_form(form: FormData) -> dict[str, bool] | None:
+    chosen = {
+        setting: form_text(form, f"tracking.{setting}") == "on"
+        for setting in TRACKING_SETTINGS
+        if form_text(form, f"tracking.{setting}") in ("on", "off")
+    }
+    return chosen or None
 
 
 def _parsed_json(form: FormData, name: str) -> Any:
@@ -114,6 +131,7 @@ def body_from_form(form: FormData) -> NotificationBody:
                 "routing": routing,
                 "strict": form_text(form, "strict") == "on",
                 "topic_id": form_text(form, "topic_id").strip() or None,
+                "tracking": tracking_from_form(form),
             }
         )
     except ValidationError as exc:
@@ -136,6 +154,9 @@ def _editor(
     with database.read() as session:
         events = service.recent_events(session, admin.scope, PICKER_SIZE)
         sent_by = [] if new else references.automations_sending(session, admin.scope, values["id"])
+        tracking_default = engagement_service.environment_tracking(
+            session, admin.scope.environment_id
+        )
     return render(
         request,
         "notification_edit.html",
@@ -150,6 +171,7 @@ def _editor(
         events=events,
         flash=flash,
         sent_by=sent_by,
+        tracking_default=tracking_default.model_dump(),
     )
 
 

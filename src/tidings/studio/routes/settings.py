@@ -1,5 +1,6 @@
-"""Settings: API keys (create, reveal, revoke) and providers (forms from config models, and
-their health: messages sent and failed over the last 24 hours, and their last errors)."""
+"""Settings: API keys (create, reveal, revoke), providers (forms from config models, and
+their health: messages sent and failed over the last 24 hours, and their last errors), and
+the environment's default open and click tracking."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from starlette.responses import RedirectResponse, Response
 
 from tidings.db import Database
 from tidings.dependencies import ConfigCipherDep, DatabaseDep, KeyCipherDep, OutboundDep
+from tidings.engagement import service as engagement_service
+from tidings.engagement.schemas import EnvironmentTracking
 from tidings.errors import AppError, BadRequest, NotFound
 from tidings.kit.time import utcnow
 from tidings.message.repository import MessageRepository, ProviderCounts
@@ -48,6 +51,7 @@ def settings_page(
         health = MessageRepository(session).provider_counts(
             admin.scope.environment_id, utcnow() - HEALTH_WINDOW
         )
+        tracking = engagement_service.environment_tracking(session, admin.scope.environment_id)
     catalog = sorted(load_all().values(), key=lambda cls: (cls.channel, cls.name))
     return render(
         request,
@@ -58,8 +62,24 @@ def settings_page(
         health=health,
         no_counts=NO_COUNTS,
         catalog=catalog,
-        flash={"created": "Key created.", "revoked": "Key revoked."}.get(flash),
+        tracking=tracking,
+        flash={
+            "created": "Key created.",
+            "revoked": "Key revoked.",
+            "tracking": "Tracking defaults saved.",
+        }.get(flash),
     )
+
+
+@router.post("/settings/tracking")
+def save_tracking(admin: Admin, form: CheckedForm, database: DatabaseDep) -> Response:
+    """As PUT /settings/tracking, for the environment shown."""
+    chosen = EnvironmentTracking(
+        opens=form_text(form, "opens") == "on", clicks=form_text(form, "clicks") == "on"
+    )
+    with database.write() as (session, _):
+        engagement_service.set_environment_tracking(session, admin.scope.environment_id, chosen)
+    return RedirectResponse(f"{PREFIX}/settings?flash=tracking", status_code=303)
 
 
 @router.post("/settings/keys")
