@@ -314,12 +314,13 @@ def _redact(url: str) -> str:
 )
 @click.argument("path", type=click.Path(path_type=Path, exists=True))
 def apply_definitions(data_dir: Path | None, environment: str, path: Path) -> None:
-    """Apply automations and notification templates from a YAML file or directory."""
+    """Apply automations, notification templates and audiences from a YAML file or
+    directory."""
     from tidings.automation.apply import apply_path
 
     runtime = _prepare(_settings(data_dir=data_dir))
-    with runtime.database.write() as (session, _):
-        lines = _run(apply_path, session, environment, path, runtime.outbound)
+    with runtime.database.write() as (session, outbox):
+        lines = _run(apply_path, session, outbox, environment, path, runtime.outbound)
     for line in lines:
         click.echo(line)
 

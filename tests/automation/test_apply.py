@@ -7,7 +7,9 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from tests.conftest import Keys, bearer, run_cli
+from tests.processes import wait_for
 from tidings.config import Settings
+from tidings.runtime import Runtime
 
 WELCOME = """\
 kind: automation
@@ -107,7 +109,7 @@ def test_an_invalid_file_applies_nothing(
     (folder / "b.yaml").write_text("kind: flow\nid: x\n")
     result = run_cli(settings, "apply", str(folder))
     assert result.returncode != 0
-    assert "kind must be automation or notification" in result.stderr
+    assert "kind must be automation, notification or audience" in result.stderr
 
 
 def test_automations_may_name_templates_and_automations_of_the_same_files(
@@ -152,3 +154,53 @@ def test_a_missing_template_applies_nothing_and_names_the_step(
     result = run_cli(settings, "apply", str(path))
     assert result.returncode != 0
     assert "steps[1].template: the Liquid template uses an unknown filter 'shout'" in result.stderr
+
+
+AUDIENCE_FILE = """\
+kind: audience
+id: pricing-hot
+name: Viewed pricing twice
+condition:
+  all:
+    - {trait: plan, equals: free}
+    - {event: Viewed Pricing, at_least: 2, within: 7 days}
+---
+kind: automation
+id: nudge
+triggers: [{source: audience, audience: pricing-hot, "on": enter}]
+steps: [{action: update-profile, profile: {nudged: true}}]
+"""
+
+
+def test_apply_saves_an_audience_and_its_scan_runs_from_the_sweep(
+    client: TestClient, keys: Keys, settings: Settings, runtime: Runtime, tmp_path: Path
+) -> None:
+    file = tmp_path / "audiences.yaml"
+    file.write_text(AUDIENCE_FILE)
+    headers = bearer(keys.test)
+    client.post("/profiles/u1", json={"profile": {"plan": "free"}}, headers=headers)
+    first = run_cli(settings, "apply", str(file))
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == ["created audience pricing-hot", "created automation nudge"]
+    second = run_cli(settings, "apply", str(file))
+    assert second.stdout.splitlines() == [
+        "unchanged audience pricing-hot",
+        "unchanged automation nudge",
+    ]
+    audience = client.get("/audiences/pricing-hot", headers=headers).json()
+    assert audience["condition"]["all"][1]["within"] == "7 days"
+    # The CLI has no job engine: a sweep of the server's queues the scan.
+    runtime.jobs.sweep()
+    wait_for(
+        lambda: (
+            client.get("/audiences/pricing-hot", headers=headers).json()["scan"]["state"] == "ready"
+        ),
+        what="the scan",
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: audience\nid: bad\ncondition: {trait: plan}\n")
+    refused = run_cli(settings, "apply", str(bad))
+    assert refused.returncode != 0
+    assert "audience bad: condition: a trait condition takes exactly one operator" in (
+        refused.stderr
+    )

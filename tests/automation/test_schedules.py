@@ -286,7 +286,7 @@ def test_an_audience_target_starts_one_run_per_current_member_in_chunks(
     monkeypatch.setattr(schedules, "CHUNK", 2)
     subscribe(runtime, scope, 5)
     with runtime.database.write() as (session, outbox):
-        audience = audience_service.put_audience(
+        audience, _ = audience_service.put_audience(
             session,
             outbox,
             scope,

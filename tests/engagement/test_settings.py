@@ -63,10 +63,10 @@ def test_tidings_apply_sets_a_templates_tracking(runtime: Runtime, tmp_path: Pat
         "kind: notification\nid: news\ncontent:\n  email: {subject: Hi, html: <p>Hi</p>}\n"
         "tracking: {opens: true, clicks: false}\n"
     )
-    with runtime.database.write() as (session, _):
+    with runtime.database.write() as (session, outbox):
         scope = apply.environment_scope(session, "test")
         documents = apply.read_documents(file)
-        assert apply.apply_documents(session, scope, documents, OutboundGuard()) == [
+        assert apply.apply_documents(session, outbox, scope, documents, OutboundGuard()) == [
             "created notification news"
         ]
         assert service.get(session, scope, "news").tracking == {"opens": True, "clicks": False}

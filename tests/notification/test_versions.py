@@ -130,14 +130,14 @@ def test_restore_goes_through_the_checks_of_a_save(client: TestClient, keys: Key
 def test_tidings_apply_records_versions_as_cli(runtime: Runtime, tmp_path: Path) -> None:
     file = tmp_path / "welcome.yaml"
     file.write_text("kind: notification\nid: welcome\ncontent:\n  sms: {text: Hi}\n")
-    with runtime.database.write() as (session, _):
+    with runtime.database.write() as (session, outbox):
         scope = apply.environment_scope(session, "test")
         documents = apply.read_documents(file)
         guard = OutboundGuard()
-        assert apply.apply_documents(session, scope, documents, guard) == [
+        assert apply.apply_documents(session, outbox, scope, documents, guard) == [
             "created notification welcome"
         ]
-        assert apply.apply_documents(session, scope, documents, guard) == [
+        assert apply.apply_documents(session, outbox, scope, documents, guard) == [
             "unchanged notification welcome"
         ]
         version = service.get_version(session, scope, "welcome", 1)

@@ -78,7 +78,7 @@ def put_audience(
         body.name, body.description, body.condition, body.filter, body.operator
     )
     with database.write() as (session, outbox):
-        audience = service.put_audience(session, outbox, caller, audience_id, given)
+        audience, _ = service.put_audience(session, outbox, caller, audience_id, given)
         return AudienceSaved(audience=view(session, audience))
 
 

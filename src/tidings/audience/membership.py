@@ -13,7 +13,7 @@
 - An edit of the condition starts a scan of every user (`scan(database, audience_pk)`): the
   users with a profile and those the condition can reach without one, in user id order, in
   chunks of SCAN_CHUNK, each a transaction that moves the audience's scan cursor on; a crash
-  resumes after the last committed chunk (a consumer's start restarts unfinished scans).
+  resumes after the last committed chunk (the sweeper queues the scans not finished).
 """
 
 from __future__ import annotations

@@ -81,17 +81,19 @@ def definition_of(given: AudienceInput) -> dict[str, Any]:
 
 def put_audience(
     session: Session, outbox: Outbox, scope: Scope, audience_id: str, given: AudienceInput
-) -> Audience:
-    """Create or replace the audience. A new or changed condition starts a scan."""
+) -> tuple[Audience, str]:
+    """Create or replace the audience; returns it and `created`, `updated` or `unchanged`.
+    A new or changed condition starts a scan."""
     check_audience_id(audience_id)
     definition = definition_of(given)
     now = utcnow()
     repository = AudienceRepository(session)
+    name = given.name or audience_id
     audience, created = repository.get_or_create_for_update(
         scope,
         audience_id,
         now,
-        name=given.name or audience_id,
+        name=name,
         description=given.description,
         definition=definition,
         version=1,
@@ -100,17 +102,25 @@ def put_audience(
         scan_total=0,
     )
     changed = created or audience.definition.get("condition") != definition["condition"]
+    outcome = "created" if created else "updated"
     if not created:
-        audience.name = given.name or audience.name
+        if (audience.name, audience.description, audience.definition) == (
+            name,
+            given.description,
+            definition,
+        ):
+            outcome = "unchanged"
+        audience.name = name
         audience.description = given.description
         if changed:
             audience.version = audience.version + 1
         audience.definition = definition
-        audience.updated_at = now
+        if outcome != "unchanged":
+            audience.updated_at = now
     session.flush()
     if changed:
         outbox.add_scan(audience.id)
-    return audience
+    return audience, outcome
 
 
 def get_audience(session: Session, scope: Scope, audience_id: str) -> Audience:

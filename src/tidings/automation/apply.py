@@ -1,9 +1,10 @@
-"""`tidings apply PATH`: automations and notification templates from YAML files.
+"""`tidings apply PATH`: automations, notification templates and audiences from YAML files.
 
-Each YAML document is `{kind: automation | notification, id, ...body}`, the body being what
-PUT /automations/{id} or PUT /notifications/{id} takes. Everything is saved in one
-transaction, notifications first, so an automation's send steps may name templates of the
-same files (and its invoke steps automations of the same files); any error saves nothing.
+Each YAML document is `{kind: automation | notification | audience, id, ...body}`, the body
+being what PUT /automations/{id}, PUT /notifications/{id} or PUT /audiences/{id} takes.
+Everything is saved in one transaction, notifications and audiences first, so an
+automation's send steps may name templates of the same files (and its invoke steps
+automations of the same files); any error saves nothing.
 Applying the same files again changes nothing and reports `unchanged`.
 """
 
@@ -17,7 +18,10 @@ import yaml
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from tidings.audience import service as audience_service
+from tidings.audience.schemas import AudienceBody
 from tidings.automation import service
+from tidings.db import Outbox
 from tidings.errors import AppError, BadRequest, NotFound
 from tidings.kit.outbound import OutboundGuard
 from tidings.notification import service as notification_service
@@ -25,7 +29,7 @@ from tidings.notification.schemas import NotificationBody
 from tidings.workspace.repository import WorkspaceRepository
 from tidings.workspace.service import Scope, default_workspace
 
-KINDS = ("automation", "notification")
+KINDS = ("automation", "notification", "audience")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +70,9 @@ def read_documents(path: Path) -> list[Document]:
             body = dict(raw)
             kind, object_id = body.pop("kind", None), body.pop("id", None)
             if kind not in KINDS:
-                raise ApplyError(f"{source}: kind must be automation or notification, not {kind!r}")
+                raise ApplyError(
+                    f"{source}: kind must be automation, notification or audience, not {kind!r}"
+                )
             if not isinstance(object_id, str) or not object_id:
                 raise ApplyError(f"{source}: needs an id (a string)")
             if (kind, object_id) in seen:
@@ -97,21 +103,39 @@ def _apply_notification(session: Session, scope: Scope, document: Document) -> s
     return outcome
 
 
+def _apply_audience(session: Session, outbox: Outbox, scope: Scope, document: Document) -> str:
+    try:
+        body = AudienceBody.model_validate(document.body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise ApplyError(f"{where}: {first['msg']}", field=where) from exc
+    given = audience_service.AudienceInput(
+        body.name, body.description, body.condition, body.filter, body.operator
+    )
+    _, outcome = audience_service.put_audience(session, outbox, scope, document.id, given)
+    return outcome
+
+
 def apply_documents(
-    session: Session, scope: Scope, documents: list[Document], outbound: OutboundGuard
+    session: Session,
+    outbox: Outbox,
+    scope: Scope,
+    documents: list[Document],
+    outbound: OutboundGuard,
 ) -> list[str]:
     """Save each document through the API's validation; one line per object, e.g.
     `created automation welcome`. Raises ApplyError naming the file and field on bad input."""
     lines = []
-    ordered = [d for d in documents if d.kind == "notification"] + [
-        d for d in documents if d.kind == "automation"
-    ]
+    ordered = sorted(documents, key=lambda document: document.kind == "automation")
     # An automation may invoke one defined later in the files.
     automations = {d.id for d in documents if d.kind == "automation"}
     for document in ordered:
         try:
             if document.kind == "notification":
                 outcome = _apply_notification(session, scope, document)
+            elif document.kind == "audience":
+                outcome = _apply_audience(session, outbox, scope, document)
             else:
                 _, _, outcome = service.save(
                     session,
@@ -130,8 +154,10 @@ def apply_documents(
 
 
 def apply_path(
-    session: Session, environment: str, path: Path, outbound: OutboundGuard
+    session: Session, outbox: Outbox, environment: str, path: Path, outbound: OutboundGuard
 ) -> list[str]:
     """Apply a YAML file or directory to an environment of the default workspace."""
     documents = read_documents(path)
-    return apply_documents(session, environment_scope(session, environment), documents, outbound)
+    return apply_documents(
+        session, outbox, environment_scope(session, environment), documents, outbound
+    )

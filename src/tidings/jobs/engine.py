@@ -328,11 +328,9 @@ class JobEngine:
         lease period is left to that sweep's jobs: so sweeps running at once stay disjoint,
         and a re-drive taken by the dead worker (claimed before it died, so longer ago) is
         re-driven again. Schedule ticks missed while nothing ran fire here too, and the
-        audience scans a crash interrupted start again."""
+        audiences' due re-checks and unfinished scans are taken up."""
         self.fire_schedules()
         self.keep_audiences()
-        for audience_pk in membership.unfinished_scans(self.database):
-            self._queue(self._scan, audience_pk)
         return self._redrive(0.0, self.settings.worker_lease_seconds)
 
     def fire_schedules(self) -> int:
@@ -345,12 +343,17 @@ class JobEngine:
             return 0
 
     def keep_audiences(self) -> int:
-        """Re-check the audience members whose time has come (a window passing an event);
-        returns how many. A failure is logged: the re-checks stay due for the next sweep."""
+        """Re-check the audience members whose time has come (a window passing an event),
+        and queue the scans not finished (a crash, or an edit saved by `tidings apply`
+        with no job engine); returns how many re-checks ran. A failure is logged: the
+        re-checks stay due, and the scans unfinished, for the next sweep. A scan queued
+        twice is harmless: each chunk locks the audience and moves its cursor on."""
         try:
+            for audience_pk in membership.unfinished_scans(self.database):
+                self._queue(self._scan, audience_pk)
             return membership.check_due(self.database)
         except Exception:
-            logger.exception("re-checking audience members failed")
+            logger.exception("keeping the audiences failed")
             return 0
 
     def _redrive(self, age: float, hold: float) -> int:
