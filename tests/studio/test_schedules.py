@@ -112,6 +112,23 @@ def test_add_edit_and_remove_a_schedule_in_the_editor(page: Page, studio: Studio
     assert disabled["enabled"] is False
     assert disabled["triggers"] == triggers
 
+    # A schedule for every member of an audience.
+    page.goto(f"{studio.url}/studio/automations/weekly-digest")
+    page.locator("#schedule-1-cron").fill("0 8 1 * *")
+    page.locator("#schedule-1-target").select_option("audience_id")
+    page.locator("#schedule-1-target_id").fill("pricing-hot")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.get_by_text("Saved as version")).to_be_visible()
+    expect(page.locator("#schedule-1-target")).to_have_value("audience_id")
+    triggers = studio.api("GET", "/automations/weekly-digest").json()["triggers"]
+    assert triggers[2] == {
+        "source": "schedule",
+        "cron": "0 8 1 * *",
+        "timezone": "UTC",
+        "audience_id": "pricing-hot",
+        "data": {},
+    }
+
 
 def test_a_scheduled_run_shows_its_schedule_in_the_runs(
     page: Page, studio: Studio, runtime: Runtime

@@ -1,7 +1,7 @@
 """The automation editor's schedule triggers as form rows (cron, zone, target, data), and back.
 
-A row's fields are named `schedule-<n>-cron`, `-timezone`, `-target` (`list_id` or
-`recipient`), `-target_id` and `-data` (a JSON object). The editor always shows one empty row
+A row's fields are named `schedule-<n>-cron`, `-timezone`, `-target` (`list_id`,
+`audience_id` or `recipient`), `-target_id` and `-data` (a JSON object). The editor always shows one empty row
 more, to add a schedule; a row left empty is no trigger, so emptying a row removes it. A
 definition error at `triggers[i]…` of a schedule is shown at the row's field.
 """
@@ -66,7 +66,9 @@ def rows_of(triggers: list[dict[str, Any]]) -> list[ScheduleRow]:
     for trigger in triggers:
         if trigger.get("source") != schedules.SOURCE:
             continue
-        target = "recipient" if trigger.get("recipient") is not None else "list_id"
+        target = next(
+            (key for key in schedules.TARGETS if trigger.get(key) is not None), "list_id"
+        )
         data = trigger.get("data") or {}
         rows.append(
             ScheduleRow(
