@@ -243,3 +243,28 @@ def test_a_bad_definition_is_a_400_at_its_field(
         "/audiences/bad id", json={"condition": {"list": "x"}}, headers=bearer(keys.test)
     )
     assert response.status_code == 400
+
+
+def test_a_preview_counts_a_draft_without_writing(
+    client: TestClient, keys: Keys, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tidings.audience.conditions import parse
+    from tidings.models import AudienceMember
+    from tidings.workspace.service import resolve_keys
+
+    for number in range(5):
+        client.post(
+            f"/profiles/p-{number}", json={"profile": {"seats": number}}, headers=bearer(keys.test)
+        )
+    with runtime.database.read() as session:
+        environment_id = resolve_keys(session, runtime.cipher, [keys.test])[
+            keys.test
+        ].environment_id
+        draft = parse({"trait": "seats", "gte": 3})
+        found = membership.preview(session, environment_id, draft)
+        assert (found.matches, found.evaluated, found.complete) == (2, 5, True)
+        assert found.sample == ["p-3", "p-4"]
+        monkeypatch.setattr(membership, "SCAN_CHUNK", 2)
+        partial = membership.preview(session, environment_id, draft, limit=2)
+        assert (partial.evaluated, partial.complete) == (2, False)
+        assert session.scalars(select(AudienceMember)).all() == []

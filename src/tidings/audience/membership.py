@@ -346,3 +346,50 @@ def _scan_chunk(session: Session, outbox: Outbox, audience_pk: int) -> bool | No
 def unfinished_scans(database: Database) -> list[int]:
     with database.read() as session:
         return list(AudienceRepository(session).unfinished_scans())
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """How many of the first `evaluated` users a draft condition matches; `complete` when
+    they are every user it could reach; `sample`: the first matching user ids."""
+
+    matches: int
+    evaluated: int
+    complete: bool
+    sample: list[str]
+
+
+# Users a preview evaluates at most: a live count while editing stays quick.
+PREVIEW_USERS = 20_000
+PREVIEW_SAMPLE = 10
+
+
+def preview(
+    session: Session,
+    environment_id: str,
+    condition: Node,
+    *,
+    limit: int = PREVIEW_USERS,
+    now: datetime | None = None,
+) -> Preview:
+    """Evaluate a draft condition as a scan would, without writing anything (Studio's live
+    count while editing)."""
+    now = now or utcnow()
+    draft = Compiled(0, "", "", 0, condition, needs(condition))
+    after, evaluated, matches = "", 0, 0
+    sample: list[str] = []
+    while evaluated < limit:
+        users = _scan_users(session, draft, environment_id, after)
+        if not users:
+            return Preview(matches, evaluated, True, sample)
+        facts = load_facts(session, environment_id, users, draft.needs)
+        for user_id in users:
+            if evaluate(condition, facts[user_id], now)[0]:
+                matches += 1
+                if len(sample) < PREVIEW_SAMPLE:
+                    sample.append(user_id)
+        evaluated += len(users)
+        after = users[-1]
+        if len(users) < SCAN_CHUNK:
+            return Preview(matches, evaluated, True, sample)
+    return Preview(matches, evaluated, False, sample)

@@ -1,9 +1,10 @@
 """The automation editor's schedule triggers as form rows (cron, zone, target, data), and back.
 
 A row's fields are named `schedule-<n>-cron`, `-timezone`, `-target` (`list_id`,
-`audience_id` or `recipient`), `-target_id` and `-data` (a JSON object). The editor always shows one empty row
-more, to add a schedule; a row left empty is no trigger, so emptying a row removes it. A
-definition error at `triggers[i]…` of a schedule is shown at the row's field.
+`audience_id` or `recipient`), `-target_id` and `-data` (a JSON object). The editor always
+shows one empty row more, to add a schedule; a row left empty is no trigger, so emptying a
+row removes it. A definition error at `triggers[i]…` of a schedule is shown at the row's
+field.
 """
 
 from __future__ import annotations
@@ -66,9 +67,7 @@ def rows_of(triggers: list[dict[str, Any]]) -> list[ScheduleRow]:
     for trigger in triggers:
         if trigger.get("source") != schedules.SOURCE:
             continue
-        target = next(
-            (key for key in schedules.TARGETS if trigger.get(key) is not None), "list_id"
-        )
+        target = next((key for key in schedules.TARGETS if trigger.get(key) is not None), "list_id")
         data = trigger.get("data") or {}
         rows.append(
             ScheduleRow(
