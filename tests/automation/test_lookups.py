@@ -46,6 +46,7 @@ def test_a_template_found_is_remembered_until_deleted(runtime: Runtime, keys: Ke
             "routing": None,
             "strict": False,
             "topic_id": None,
+            "tracking": None,
         }
         repository.save(scope, "welcome", template, utcnow(), saved_by=None)
         assert repository.exists(scope, "welcome")

@@ -34,6 +34,8 @@ NOT_BY_API_KEY = {
     "/providers/catalog": "public: the provider types and their config schemas, no data",
     "/inbound/segment/webhook/{source_id}": "the source's signature",
     "/callbacks/sendgrid": "the vendor's signature",
+    "/t/o/{token}": "the tracking token's signature (a mail client's open pixel)",
+    "/t/c/{token}": "the tracking token's signature (a recipient's click)",
     "/callbacks/twilio": "the vendor's signature",
     "/callbacks/postmark": "the vendor's basic-auth credentials",
     "/callbacks/mailgun": "the vendor's signature",
