@@ -6,14 +6,13 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from tidings.kit.sql import (
     InEnvironment,
     Repository,
     execute_counting,
     insert_ignoring_conflicts,
-    insert_missing_and_lock,
     keyset_page,
 )
 from tidings.models import SoftBounceStreak, Suppression
@@ -149,19 +148,22 @@ class SuppressionRepository(Repository):
     def count_soft_bounce(
         self, scope: InEnvironment, channel: str, address: str, now: datetime
     ) -> int:
-        """One more soft bounce of the address; how many in a row now."""
-        streak, _ = insert_missing_and_lock(
-            self.session,
-            SoftBounceStreak,
-            {"environment_id": scope.environment_id, "channel": channel, "address": address},
-            workspace_id=scope.workspace_id,
-            count=0,
-            created_at=now,
-            updated_at=now,
+        """One more soft bounce of the address; how many in a row now. The row is created
+        when missing and counted by one UPDATE, which holds its lock to the commit."""
+        key = {"environment_id": scope.environment_id, "channel": channel, "address": address}
+        connection = self.session.connection()
+        connection.execute(
+            insert_ignoring_conflicts(self.session, SoftBounceStreak).values(
+                workspace_id=scope.workspace_id, count=0, created_at=now, updated_at=now, **key
+            )
         )
-        streak.count += 1
-        streak.updated_at = now
-        return streak.count
+        counted = connection.execute(
+            update(SoftBounceStreak)
+            .where(*(getattr(SoftBounceStreak, name) == value for name, value in key.items()))
+            .values(count=SoftBounceStreak.count + 1, updated_at=now)
+            .returning(SoftBounceStreak.count)
+        )
+        return int(counted.scalar_one())
 
     def end_soft_bounces(self, environment_id: str, channel: str, address: str) -> None:
         """The address took a message: its soft bounces are no longer in a row."""
