@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from tests.conftest import Keys, bearer, wait_for
 from tests.message.test_send_email import setup_email
 from tests.smtp_sink import SmtpSink
+from tidings.message import pipeline
+from tidings.runtime import Runtime
 
 PROMO = {
     "content": {"email": {"subject": "Spring sale", "text": "Everything must go"}},
@@ -144,3 +148,68 @@ def test_a_suppressed_channel_is_skipped_and_routing_moves_on(
     view = settled(client, keys.test, other, "SENT")
     assert [p["channel"]["name"] for p in view["providers"]] == ["email"]
     assert [m["To"] for m in smtp_sink.messages] == ["carol@example.org"]
+
+
+def test_a_group_of_messages_reads_the_list_once(
+    client: TestClient,
+    keys: Keys,
+    smtp_sink: SmtpSink,
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The check is one indexed query per group of messages routed together, however many
+    recipients it holds."""
+    headers = bearer(keys.test)
+    setup_email(client, keys.test, smtp_sink)
+    for index in range(20):
+        profile = {"email": f"user{index}@example.org", "name": f"User {index}"}
+        client.post(f"/profiles/u{index}", json={"profile": profile}, headers=headers)
+    suppressed = [{"channel": "email", "address": f"USER{i}@example.org"} for i in range(0, 20, 4)]
+    assert (
+        client.post("/suppressions", json={"suppressions": suppressed}, headers=headers).json()[
+            "added"
+        ]
+        == 5
+    )
+
+    groups: list[int] = []
+    real = pipeline.process_messages
+
+    def counted(context: Any, message_ids: list[str]) -> Any:
+        groups.append(len(message_ids))
+        return real(context, message_ids)
+
+    monkeypatch.setattr(pipeline, "process_messages", counted)
+    lookups: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM suppression" in statement:
+            lookups.append(statement)
+
+    event.listen(runtime.database.engine, "before_cursor_execute", seen)
+    try:
+        response = client.post(
+            "/send",
+            json={
+                "message": {"to": [{"user_id": f"u{i}"} for i in range(20)], "template": "welcome"}
+            },
+            headers=headers,
+        )
+        assert response.status_code == 202
+        wait_for(lambda: len(smtp_sink.messages) == 15, what="15 emails")
+
+        def all_kept() -> list[dict[str, Any]] | None:
+            found: list[dict[str, Any]] = client.get(
+                "/messages?status=SUPPRESSED", headers=headers
+            ).json()["results"]
+            return found if len(found) == 5 else None
+
+        kept = wait_for(all_kept, what="the 5 suppressed messages")
+    finally:
+        event.remove(runtime.database.engine, "before_cursor_execute", seen)
+    assert sorted(message["recipient"] for message in kept) == sorted(
+        f"u{i}" for i in range(0, 20, 4)
+    )
+    assert sum(groups) == 20
+    # At most one query per group of messages routed together.
+    assert 1 <= len(lookups) <= len(groups)

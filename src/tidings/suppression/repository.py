@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 
 from tidings.kit.sql import (
     InEnvironment,
@@ -127,18 +127,31 @@ class SuppressionRepository(Repository):
         environment_id: str,
         *,
         channel: str | None,
-        address_prefix: str | None,
+        address_prefixes: Sequence[str],
         topic_id: str | None,
         after_id: int | None,
         limit: int,
     ) -> Sequence[Suppression]:
         """Entries in the order they were added, after `after_id`, filtered by channel,
-        the start of the address and the topic ("" for every-topic entries)."""
+        the start of the address (any of `address_prefixes`) and the topic ("" for
+        every-topic entries)."""
         query = select(Suppression).where(Suppression.environment_id == environment_id)
         if channel is not None:
             query = query.where(Suppression.channel == channel)
-        if address_prefix:
-            query = query.where(Suppression.address.startswith(address_prefix, autoescape=True))
+        if address_prefixes:
+            # LIKE for the index where the database can use it; the exact comparison
+            # because SQLite's LIKE ignores case and Postgres' does not.
+            query = query.where(
+                or_(
+                    *(
+                        and_(
+                            Suppression.address.startswith(prefix, autoescape=True),
+                            func.substr(Suppression.address, 1, len(prefix)) == prefix,
+                        )
+                        for prefix in address_prefixes
+                    )
+                )
+            )
         if topic_id is not None:
             query = query.where(Suppression.topic_id == topic_id)
         return self.session.scalars(keyset_page(query, Suppression.id, after_id, limit)).all()

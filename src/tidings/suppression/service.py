@@ -218,21 +218,22 @@ def page(
     limit: int,
 ) -> Sequence[Suppression]:
     """One page of the list, oldest entry first. The address prefix is normalized as the
-    channel's addresses are (an email prefix lower-cased)."""
+    channel's addresses are (an email prefix lower-cased); without a channel, an address
+    starting with the prefix as typed or as any channel normalizes it matches."""
     if channel is not None and channel not in CHANNELS:
         raise BadRequest(
             f"{channel!r} is not a channel. Use one of {', '.join(CHANNELS)}.",
             code="invalid_channel",
             field="channel",
         )
-    prefix = None
-    if address_prefix:
-        emailish = channel == "email" or (channel is None and "@" in address_prefix)
-        prefix = normalize("email" if emailish else channel or "", address_prefix)
+    prefixes: list[str] = []
+    if address_prefix and address_prefix.strip():
+        kinds = [channel] if channel is not None else ["", "email", "sms"]
+        prefixes = sorted({normalize(kind, address_prefix) for kind in kinds} - {""})
     return SuppressionRepository(session).page(
         scope.environment_id,
         channel=channel,
-        address_prefix=prefix,
+        address_prefixes=prefixes,
         topic_id=topic_id,
         after_id=after_id,
         limit=limit,
@@ -450,7 +451,7 @@ def export_csv(database: Database, scope: Scope) -> Iterator[str]:
             rows = repository.page(
                 scope.environment_id,
                 channel=None,
-                address_prefix=None,
+                address_prefixes=[],
                 topic_id=None,
                 after_id=after_id,
                 limit=EXPORT_PAGE,
