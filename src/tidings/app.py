@@ -42,6 +42,7 @@ from tidings.profile.endpoints import router as profile_router
 from tidings.provider.endpoints import router as provider_router
 from tidings.runtime import Runtime
 from tidings.studio.app import mount as mount_studio
+from tidings.suppression.endpoints import router as suppression_router
 from tidings.tenant.endpoints import router as tenant_router
 
 logger = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ _ROUTERS = (
     automation_router,
     audience_router,
     engagement_router,
+    suppression_router,
 )
 
 

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     sending_stale_seconds: float = 900.0
     worker_lease_seconds: float = 10.0
     idempotency_ttl_seconds: float = 24 * 3600
+    # Soft bounces in a row (no delivery between them) after which an address is suppressed
+    # (reason SOFT_BOUNCES); 0 never suppresses for soft bounces (docs/deliverability.md).
+    soft_bounce_limit: int = Field(default=3, ge=0, le=1000)
     public_url: str | None = None
     # An open or click this soon after the send is a scanner's (engagement/machine.py).
     machine_engagement_seconds: float = Field(default=2.0, ge=0)

@@ -84,6 +84,9 @@ def send_through(
     )
     assert saved.status_code in (200, 201), saved.text
     httpserver.expect_request(path, method="POST").respond_with_json(reply)
+    # The previous vendor's bounce or complaint put the address on the suppression list.
+    for channel, address in (("email", "john@example.com"), ("sms", "+447700900000")):
+        api.delete(f"/suppressions/{channel}/{address}")
     sent = api.post(
         "/send",
         json={
@@ -129,6 +132,8 @@ def test_each_vendors_documented_webhooks_move_messages_on_a_live_server(
     assert courier.messages.retrieve(postmark).status == "CLICKED"
     assert test_postmark.post(vendor, POSTMARK_SPAM_COMPLAINT).json()["applied"] == 1
     assert tidings_status(api, postmark) == "COMPLAINED"
+    suppressed = api.get("/suppressions").json()["items"]
+    assert [(e["address"], e["reason"]) for e in suppressed] == [("john@example.com", "COMPLAINT")]
     assert courier.messages.retrieve(postmark).status == "DELIVERED"
     forged = test_postmark.post(vendor, POSTMARK_DELIVERY, test_postmark.auth(password="no"))
     assert forged.status_code == 401

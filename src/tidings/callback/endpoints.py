@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from tidings.callback import service
 from tidings.callback.schemas import CallbackResult
 from tidings.db import Database
-from tidings.dependencies import ConfigCipherDep, DatabaseDep, HttpDep
+from tidings.dependencies import ConfigCipherDep, DatabaseDep, HttpDep, get_settings
 from tidings.kit.time import utcnow
 from tidings.provider.base import Provider, StatusCallback
 from tidings.provider.email.mailgun import MailgunProvider
@@ -76,8 +76,9 @@ def _handle(
         checked = service.check_status_callback(session, config_cipher, provider, callback)
     if checked.done is not None:
         return checked.done
+    limit = get_settings(request).soft_bounce_limit
     with database.write() as (session, _):
-        return service.apply_status_callback(session, checked)
+        return service.apply_status_callback(session, checked, soft_bounce_limit=limit)
 
 
 @router.post("/sendgrid", response_model=CallbackResult)

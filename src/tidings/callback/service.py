@@ -17,7 +17,10 @@ The vendor's own format is its provider's business (`Provider.parse_status_callb
    `models.message.FEEDBACK_LADDER` (DELIVERED < OPENED < CLICKED < BOUNCED < COMPLAINED),
    never down, and goes into the history with the vendor's words. A report already applied
    changes and records nothing (a duplicate); one that arrives after a stronger one (a
-   DELIVERED after BOUNCED) is recorded once, `late`, and moves nothing.
+   DELIVERED after BOUNCED) is recorded once, `late`, and moves nothing. Each report also
+   feeds the suppression list (`suppression.service.apply_feedback`): a hard bounce or a
+   complaint suppresses the address the delivery went to, soft bounces in a row do at
+   `TIDINGS_SOFT_BOUNCE_LIMIT`, and a delivery ends the row.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from tidings.callback.repository import CallbackRepository
 from tidings.callback.schemas import CallbackResult
+from tidings.config import Settings
 from tidings.errors import AppError, Forbidden, Unauthorized
 from tidings.kit.time import utcnow
 from tidings.message.repository import MessageRepository
@@ -46,6 +50,7 @@ from tidings.provider.base import (
     StatusReport,
 )
 from tidings.provider.service import ConfiguredProvider, configs_everywhere, configured
+from tidings.suppression.service import apply_feedback
 
 BOUNCED = "BOUNCED"
 PROVIDER_STATUS = "PROVIDER_STATUS"
@@ -62,6 +67,11 @@ _REPORTED = {
 }
 # Engagement: each open and click is its own event (told apart by the vendor's event id).
 _ENGAGEMENT = frozenset({ReportOutcome.OPENED, ReportOutcome.CLICKED})
+# The reports the suppression list hears of.
+_SUPPRESSION_FEEDBACK = frozenset(
+    {ReportOutcome.DELIVERED, ReportOutcome.BOUNCED, ReportOutcome.COMPLAINED}
+)
+DEFAULT_SOFT_BOUNCE_LIMIT: int = Settings.model_fields["soft_bounce_limit"].default
 
 
 def _excerpt(raw: dict[str, Any]) -> str:
@@ -101,7 +111,13 @@ def _same_event(event: MessageEvent, delivery: MessageDelivery, report: StatusRe
 Applied = Literal["applied", "recorded", "duplicates"]
 
 
-def apply_report(session: Session, delivery_id: int, report: StatusReport) -> Applied:
+def apply_report(
+    session: Session,
+    delivery_id: int,
+    report: StatusReport,
+    *,
+    soft_bounce_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
+) -> Applied:
     """Apply a vendor's report (any outcome but INTERMEDIATE and IGNORED) on one delivery:
     "applied" when it moved the delivery, "recorded" when it was only written to the history,
     "duplicates" when the history had it already.
@@ -123,12 +139,26 @@ def apply_report(session: Session, delivery_id: int, report: StatusReport) -> Ap
       the same; the report's provider message id fills the delivery's when it has none yet.
 
     Hard bounces and complaints are the reports that say "do not send here again": they
-    reach the history as BOUNCED (`bounce: hard`) and COMPLAINED.
+    reach the history as BOUNCED (`bounce: hard`) and COMPLAINED, and put the address the
+    delivery went to on the suppression list, late or not; soft bounces count towards
+    `soft_bounce_limit` in a row, which a delivery ends (`suppression.service`).
     """
     repository = MessageRepository(session)
     delivery, message = _lock(session, delivery_id)
     if any(_same_event(event, delivery, report) for event in repository.history(message)):
         return "duplicates"
+    if report.outcome in _SUPPRESSION_FEEDBACK:
+        apply_feedback(
+            session,
+            message,
+            delivery.channel,
+            message.output.get("recipient") or {},
+            outcome=str(report.outcome),
+            bounce=str(report.bounce) if report.bounce is not None else None,
+            provider=delivery.provider,
+            detail=report.detail,
+            soft_bounce_limit=soft_bounce_limit,
+        )
     reported = _REPORTED[report.outcome]
     if report.outcome is ReportOutcome.UNDELIVERABLE:
         moves = feedback_rank(delivery.status) < 0
@@ -289,13 +319,18 @@ def check_status_callback(
     )
 
 
-def apply_status_callback(session: Session, checked: CheckedCallback) -> CallbackResult:
+def apply_status_callback(
+    session: Session,
+    checked: CheckedCallback,
+    *,
+    soft_bounce_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
+) -> CallbackResult:
     """Step 4, in a write transaction: apply each report of a checked callback once."""
     if checked.done is not None:
         return checked.done
     counts: Counter[str] = Counter()
     for report, delivery_id in checked.found:
-        counts[_apply(session, report, delivery_id)] += 1
+        counts[_apply(session, report, delivery_id, soft_bounce_limit)] += 1
     return CallbackResult(
         received=checked.received,
         applied=counts["applied"],
@@ -360,11 +395,13 @@ def _configured(
     )
 
 
-def _apply(session: Session, report: StatusReport, delivery_id: int) -> Applied:
+def _apply(
+    session: Session, report: StatusReport, delivery_id: int, soft_bounce_limit: int
+) -> Applied:
     if report.outcome is ReportOutcome.INTERMEDIATE:
         written = record_provider_status(
             session, delivery_id, report.status, report.detail, report.raw
         )
         return "recorded" if written else "duplicates"
     assert report.outcome is not ReportOutcome.IGNORED
-    return apply_report(session, delivery_id, report)
+    return apply_report(session, delivery_id, report, soft_bounce_limit=soft_bounce_limit)

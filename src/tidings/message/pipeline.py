@@ -2,8 +2,10 @@
 
 1. `process_message`: ENQUEUED/DELAYED → loads the profile (PROFILE_LOADED), renders every
    channel (RENDERED), routes (ROUTED, or UNROUTABLE / UNMAPPED; UNDELIVERABLE with reason
-   RENDER_FAILED when nothing routed and a channel the routing wanted did not render), and
-   creates one delivery per chosen channel. One transaction.
+   RENDER_FAILED when nothing routed and a channel the routing wanted did not render;
+   SUPPRESSED when nothing routed because addresses are on the suppression list: routing
+   skips a suppressed channel), and creates one delivery per chosen channel. One
+   transaction.
 2. `deliver`: one delivery, one provider attempt. The attempt is marked `sending` and
    committed before the provider is called, and its outcome is committed after, so:
    - success → SENT, with an excerpt of the provider's reply;
@@ -64,6 +66,7 @@ from tidings.provider.base import (
     UnknownOutcomeError,
 )
 from tidings.provider.service import ConfiguredProvider
+from tidings.suppression.service import Hit, Suppressed, addresses_of
 from tidings.template.elemental import content_to_specs
 from tidings.template.render import RenderContext
 from tidings.worker.context import WorkerContext
@@ -103,10 +106,21 @@ class _Lookups:
         self.notifications: dict[tuple[str, str], Notification | None] = {}
         self.providers: dict[str, list[ConfiguredProvider]] = {}
         self.providers_by_name: dict[str, dict[str, ConfiguredProvider]] = {}
+        self.suppressed = Suppressed(session)
 
     def preload_profiles(self, messages: Iterable[Message]) -> None:
         wanted = {(m.environment_id, m.recipient) for m in messages if m.recipient is not None}
         self.profiles.update(ProfileRepository(self.session).data_of_users(wanted))
+
+    def preload_suppressions(self, messages: Iterable[Message]) -> None:
+        """The suppression entries of every address of the messages: one query per
+        environment of the group."""
+        by_environment: dict[str, set[tuple[str, str]]] = {}
+        for message in messages:
+            addresses = addresses_of(_recipient(message, self.profile(message)))
+            by_environment.setdefault(message.environment_id, set()).update(addresses.items())
+        for environment_id, pairs in by_environment.items():
+            self.suppressed.preload(environment_id, pairs)
 
     def profile(self, message: Message) -> dict[str, Any] | None:
         if message.recipient is None:
@@ -161,6 +175,7 @@ def process_messages(context: WorkerContext, message_ids: list[str]) -> list[Att
         messages = repository.lock_many(message_ids)
         lookups = _Lookups(context, session)
         lookups.preload_profiles(messages.values())
+        lookups.preload_suppressions(messages.values())
         routed: list[tuple[Message, Route]] = []
         with session.no_autoflush:
             for message_id in message_ids:
@@ -220,12 +235,7 @@ def _route(
         return []
     profile = lookups.profile(message)
     repository.record(message, "PROFILE_LOADED", found=profile is not None)
-    inline_to = {
-        key: value
-        for key, value in message.to.items()
-        if key not in ("data", "context", "preferences")
-    }
-    recipient = {**(profile or {}), **inline_to}
+    recipient = _recipient(message, profile)
     data = {**message.data, **(message.to.get("data") or {})}
     notification = None
     if message.notification_id:
@@ -257,7 +267,18 @@ def _route(
     output = _render(context, repository, message, content, topic_id)
     if output is None:
         return []
-    return _plan(context, repository, message, content, output, lookups, now)
+    suppressed = lookups.suppressed.hits(message.environment_id, recipient, topic_id)
+    return _plan(context, repository, message, content, output, lookups, now, suppressed)
+
+
+def _recipient(message: Message, profile: dict[str, Any] | None) -> dict[str, Any]:
+    """Who the message goes to: the profile, with the send's `to` over it."""
+    inline_to = {
+        key: value
+        for key, value in message.to.items()
+        if key not in ("data", "context", "preferences")
+    }
+    return {**(profile or {}), **inline_to}
 
 
 def _due(outbox: Outbox, repository: MessageRepository, message: Message, now: datetime) -> bool:
@@ -415,8 +436,10 @@ def _plan(
     output: dict[str, Any],
     lookups: _Lookups,
     now: datetime,
+    suppressed: dict[str, Hit],
 ) -> list[tuple[Message, Route]]:
-    """Choose the channels and providers: the message is ROUTED, or UNROUTABLE with why."""
+    """Choose the channels and providers: the message is ROUTED, or UNROUTABLE with why
+    (SUPPRESSED when the suppression list is why)."""
     result = plan_routes(
         content.routing,
         content_channels=set(output["channels"]),
@@ -426,7 +449,9 @@ def _plan(
         provider_options=message.providers,
         variables={"data": content.data, "profile": content.recipient},
         http=context.http,
+        suppressed={channel: hit.describe() for channel, hit in suppressed.items()},
     )
+    skipped = [suppressed[channel] for channel in result.suppressed]
     if not result.routes:
         message.output = output
         failed = _failed_renders(content.routing, output, lookups, message.environment_id)
@@ -443,6 +468,19 @@ def _plan(
                 notes=result.notes,
             )
             return []
+        if skipped:
+            # Some channel would have been sent on but for the list: the entry of the first
+            # is the reason; each one's is in the history.
+            _finish(
+                repository,
+                message,
+                MessageStatus.SUPPRESSED,
+                skipped[0].reason,
+                "; ".join(hit.describe() for hit in skipped),
+                suppressed=[hit.as_dict() for hit in skipped],
+                notes=result.notes,
+            )
+            return []
         _finish(
             repository,
             message,
@@ -452,11 +490,13 @@ def _plan(
         )
         return []
     repository.mark_routed(message, output, now)
+    extra = {"suppressed": [hit.as_dict() for hit in skipped]} if skipped else {}
     repository.record(
         message,
         "ROUTED",
         routes=[{"channel": r.channel, "providers": r.providers} for r in result.routes],
         notes=result.notes,
+        **extra,
     )
     return [(message, route) for route in result.routes]
 

@@ -11,12 +11,18 @@ A channel can be chosen only if:
   address the provider needs (a provider may also have a default address of its own, such as
   a team chat webhook).
 
+A channel that could be chosen but whose address is on the suppression list (`suppressed`,
+from `suppression.service.Suppressed`) is skipped like one that cannot: with `single`, the
+next entry is tried. When nothing is chosen and a suppressed channel was among those that
+could have been, `RoutingResult.suppressed` names them (the message ends SUPPRESSED).
+
 When nothing can be chosen, the reason is NO_PROVIDERS if some channel had an address but no
 usable provider, and NO_CHANNELS otherwise.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +44,8 @@ class RoutingResult:
     routes: list[Route]
     reason: str | None = None
     notes: list[str] = field(default_factory=list)
+    # The channels skipped because their address is suppressed, in routing order.
+    suppressed: list[str] = field(default_factory=list)
 
 
 def _condition_holds(condition: Any, variables: dict[str, Any]) -> bool:
@@ -57,7 +65,10 @@ def plan_routes(
     provider_options: dict[str, dict[str, Any]],
     variables: dict[str, Any],
     http: httpx.Client,
+    suppressed: Mapping[str, str] | None = None,
 ) -> RoutingResult:
+    """`suppressed`: the channels whose address is on the suppression list, each with a
+    sentence saying so (for the notes)."""
     planner = _Planner(
         content_channels=content_channels,
         recipient=recipient,
@@ -66,6 +77,7 @@ def plan_routes(
         provider_options=provider_options,
         variables=variables,
         http=http,
+        suppressed=suppressed or {},
     )
     routes = planner.resolve(routing)
     seen: set[str] = set()
@@ -75,9 +87,9 @@ def plan_routes(
             seen.add(route.channel)
             unique.append(route)
     if unique:
-        return RoutingResult(unique, None, planner.notes)
+        return RoutingResult(unique, None, planner.notes, planner.skipped)
     reason = "NO_PROVIDERS" if planner.address_without_provider else "NO_CHANNELS"
-    return RoutingResult([], reason, planner.notes)
+    return RoutingResult([], reason, planner.notes, planner.skipped)
 
 
 @dataclass
@@ -91,7 +103,10 @@ class _Planner:
     provider_options: dict[str, dict[str, Any]]
     variables: dict[str, Any]
     http: httpx.Client
+    suppressed: Mapping[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    # Channels skipped for their suppressed address.
+    skipped: list[str] = field(default_factory=list)
     # Some channel had the recipient's address but no usable provider (NO_PROVIDERS).
     address_without_provider: bool = False
     by_name: dict[str, ConfiguredProvider] = field(init=False)
@@ -135,6 +150,11 @@ class _Planner:
                 self.notes.append(f"{channel}: no provider configured")
             else:
                 self.notes.append(f"{channel}: the recipient has no address")
+            return []
+        if channel in self.suppressed:
+            self.notes.append(f"{channel}: {self.suppressed[channel]}")
+            if channel not in self.skipped:
+                self.skipped.append(channel)
             return []
         return [Route(channel, names)]
 

@@ -90,8 +90,9 @@ class MessageView(BaseModel):
     )
     tidings_status: str = Field(
         description="Tidings' own status, finer than Courier's where Courier has none of its "
-        "own: BOUNCED (`status` UNDELIVERABLE, `reason` BOUNCED) and COMPLAINED (`status` "
-        "DELIVERED); otherwise the same as `status`."
+        "own: BOUNCED (`status` UNDELIVERABLE, `reason` BOUNCED), COMPLAINED (`status` "
+        "DELIVERED) and SUPPRESSED (`status` FILTERED: the suppression list kept it back); "
+        "otherwise the same as `status`."
     )
     reason: str | None = Field(
         description="Courier's reason for the status: BOUNCED, FAILED, FILTERED, NO_CHANNELS, "
@@ -100,7 +101,8 @@ class MessageView(BaseModel):
     tidings_reason: str | None = Field(
         description="Tidings' own reason, finer than Courier's where Courier has none of its "
         "own: RENDER_FAILED, RENDER_LIMIT and EXPIRED (`reason` FAILED), UNKNOWN_OUTCOME "
-        "(`reason` null); otherwise the same as `reason`."
+        "(`reason` null), and a SUPPRESSED message's HARD_BOUNCE, COMPLAINT, SOFT_BOUNCES "
+        "and MANUAL (`reason` FILTERED); otherwise the same as `reason`."
     )
     error: str | None
     recipient: str = Field(

@@ -32,7 +32,13 @@ from tidings.kit.windows import (
 from tidings.message.recipients import Recipient, expand
 from tidings.message.repository import MessageRepository, NewHistory
 from tidings.message.schemas import MessageSpec, MessageView, ProviderDetail
-from tidings.models import DeliveryStatus, Message, MessageDelivery, MessageStatus
+from tidings.models import (
+    DeliveryStatus,
+    Message,
+    MessageDelivery,
+    MessageStatus,
+    SuppressionReason,
+)
 from tidings.notification.repository import NotificationRepository
 from tidings.notification.service import not_found as template_not_found
 from tidings.profile.repository import ProfileRepository
@@ -512,6 +518,9 @@ COURIER_REASONS = frozenset(
     }
 )
 NOT_A_FAILURE = frozenset({"UNKNOWN_OUTCOME"})
+# A suppressed message was kept back on purpose, as Courier's FILTERED ones are; the reasons
+# of the suppression list that Courier has no name for read as FILTERED.
+SUPPRESSION_REASONS = frozenset(set(SuppressionReason.ALL) - COURIER_REASONS)
 
 
 # Tidings' own statuses, as Courier's SDKs read them: a bounce is Courier's UNDELIVERABLE
@@ -519,6 +528,7 @@ NOT_A_FAILURE = frozenset({"UNKNOWN_OUTCOME"})
 COURIER_STATUSES = {
     MessageStatus.BOUNCED: MessageStatus.UNDELIVERABLE,
     MessageStatus.COMPLAINED: MessageStatus.DELIVERED,
+    MessageStatus.SUPPRESSED: MessageStatus.FILTERED,
 }
 
 
@@ -531,6 +541,8 @@ def courier_reason(reason: str | None) -> str | None:
     """A message's reason as Courier names it."""
     if reason is None or reason in COURIER_REASONS:
         return reason
+    if reason in SUPPRESSION_REASONS:
+        return "FILTERED"
     return None if reason in NOT_A_FAILURE else "FAILED"
 
 

@@ -39,6 +39,7 @@ from tidings.models.notification import Notification, NotificationVersion
 from tidings.models.profile import Profile, ProfileAlias
 from tidings.models.provider_config import ProviderConfiguration
 from tidings.models.source import SignedSource
+from tidings.models.suppression import SoftBounceStreak, Suppression, SuppressionReason
 from tidings.models.tenant import Tenant, TenantMembership
 from tidings.models.worker import WorkerLease
 from tidings.models.workspace import ApiKey, Environment, Workspace
@@ -81,7 +82,10 @@ __all__ = [
     "RecipientList",
     "RunStatus",
     "SignedSource",
+    "SoftBounceStreak",
     "SubscriptionTopic",
+    "Suppression",
+    "SuppressionReason",
     "Tenant",
     "TenantMembership",
     "ThrottleWindow",

@@ -20,6 +20,9 @@ class MessageStatus:
     UNMAPPED = "UNMAPPED"
     CANCELED = "CANCELED"
     FILTERED = "FILTERED"
+    # Not sent: the recipient's address on every channel that could take it is on the
+    # suppression list (suppression/service.py); the reason is the entry's.
+    SUPPRESSED = "SUPPRESSED"
     # What the vendor reported after sending (callback/service.py): Courier's OPENED and
     # CLICKED, and Tidings' own BOUNCED and COMPLAINED (read by Courier's SDKs as
     # UNDELIVERABLE and DELIVERED: `courier_status`).
@@ -40,6 +43,7 @@ class MessageStatus:
             UNMAPPED,
             CANCELED,
             FILTERED,
+            SUPPRESSED,
         }
     )
     CANCELABLE = frozenset({ENQUEUED, DELAYED, ROUTED})

@@ -29,6 +29,7 @@ from tidings.models import SubscriptionTopic, UserPreference
 from tidings.preference.repository import PreferenceRepository
 from tidings.preference.schemas import TopicPreference
 from tidings.provider.base import CHANNELS
+from tidings.suppression.service import lift_unsubscribe, record_unsubscribe
 from tidings.workspace.service import Scope
 
 OPTED_IN = "OPTED_IN"
@@ -204,6 +205,9 @@ def set_preference(
         has_custom_routing,
         channels,
     )
+    if status == OPTED_IN:
+        # Opted in again: a one-click unsubscribe's suppression entry goes with the opt-out.
+        lift_unsubscribe(session, scope.environment_id, user_id, topic_id)
     return _view(topic, preference)
 
 
@@ -211,6 +215,7 @@ def delete_preference(session: Session, scope: Scope, user_id: str, topic_id: st
     """Forget the user's choice: the topic's default applies again."""
     get_topic(session, scope, topic_id)
     PreferenceRepository(session).delete_preference(scope.environment_id, user_id, topic_id)
+    lift_unsubscribe(session, scope.environment_id, user_id, topic_id)
 
 
 # The send-time decision
@@ -371,7 +376,10 @@ def unsubscribe(
 ) -> UnsubscribeState | None:
     """Opt the user out of the topic, keeping their routing choice; REQUIRED topics unchanged.
 
-    None when the topic no longer exists. Repeating it changes nothing.
+    The user's email address (their profile's) also goes on the suppression list for the
+    topic (reason UNSUBSCRIBED, `suppression.service.record_unsubscribe`), so that a send to
+    that address without the user id (or under another) is kept back too; opting in again
+    lifts it. None when the topic no longer exists. Repeating it changes nothing.
     """
     repository = PreferenceRepository(session)
     topic = repository.topic(environment_id, topic_id)
@@ -388,4 +396,6 @@ def unsubscribe(
             preference.has_custom_routing if preference is not None else False,
             list(preference.custom_routing or []) if preference is not None else [],
         )
+    if topic.default_status != REQUIRED:
+        record_unsubscribe(session, topic, user_id, topic_id)
     return _state(topic, preference)

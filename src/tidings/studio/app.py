@@ -28,6 +28,7 @@ from tidings.studio.routes import (
     session,
     settings,
     sources,
+    suppressions,
     tenants,
     topics,
     versions,
@@ -140,6 +141,7 @@ def create_studio(runtime: Runtime) -> FastAPI:
         tenants,
         lists,
         topics,
+        suppressions,
         settings,
     ):
         studio.include_router(module.router)

@@ -1,0 +1,1 @@
+"""The suppression list: addresses Tidings does not send to."""
