@@ -41,6 +41,7 @@ from tidings.provider.endpoints import router as provider_router
 from tidings.runtime import Runtime
 from tidings.studio.app import mount as mount_studio
 from tidings.tenant.endpoints import router as tenant_router
+from tidings.webhook_out.endpoints import router as webhook_router
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ _ROUTERS = (
     inbox_router,
     list_router,
     automation_router,
+    webhook_router,
 )
 
 

@@ -110,7 +110,8 @@ class Outbox:
     - `messages`: (message id, when to process it or None for now, environment or None);
     - `runs`: (automation run pk, when to advance it or None for now);
     - `deliveries`: (delivery id, when to attempt it or None for now);
-    - `inboxes`: (environment, user) whose open inbox streams to wake.
+    - `inboxes`: (environment, user) whose open inbox streams to wake;
+    - `webhooks`: (outbound webhook delivery id, when to attempt it or None for now).
     """
 
     events: list[tuple[str, list[int]]] = field(default_factory=list)
@@ -118,6 +119,7 @@ class Outbox:
     runs: list[tuple[int, datetime | None]] = field(default_factory=list)
     deliveries: list[tuple[int, datetime | None]] = field(default_factory=list)
     inboxes: list[tuple[str, str]] = field(default_factory=list)
+    webhooks: list[tuple[int, datetime | None]] = field(default_factory=list)
 
     def add_events(self, environment_id: str, event_ids: list[int]) -> None:
         self.events.append((environment_id, event_ids))
@@ -139,6 +141,9 @@ class Outbox:
     def wake_inbox(self, environment_id: str, user_id: str) -> None:
         self.inboxes.append((environment_id, user_id))
 
+    def add_webhook(self, delivery_id: int, at: datetime | None = None) -> None:
+        self.webhooks.append((delivery_id, at))
+
     def extend(self, other: Outbox) -> None:
         """Take another outbox's work: a savepoint's, once the savepoint has held."""
         self.events.extend(other.events)
@@ -146,9 +151,17 @@ class Outbox:
         self.runs.extend(other.runs)
         self.deliveries.extend(other.deliveries)
         self.inboxes.extend(other.inboxes)
+        self.webhooks.extend(other.webhooks)
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.messages or self.runs or self.deliveries or self.inboxes)
+        return bool(
+            self.events
+            or self.messages
+            or self.runs
+            or self.deliveries
+            or self.inboxes
+            or self.webhooks
+        )
 
 
 class Dispatcher(Protocol):

@@ -37,6 +37,12 @@ from tidings.models.profile import Profile, ProfileAlias
 from tidings.models.provider_config import ProviderConfiguration
 from tidings.models.source import SignedSource
 from tidings.models.tenant import Tenant, TenantMembership
+from tidings.models.webhook_out import (
+    WebhookDelivery,
+    WebhookDeliveryStatus,
+    WebhookEndpoint,
+    WebhookSubscription,
+)
 from tidings.models.worker import WorkerLease
 from tidings.models.workspace import ApiKey, Environment, Workspace
 
@@ -80,6 +86,10 @@ __all__ = [
     "TenantMembership",
     "ThrottleWindow",
     "UserPreference",
+    "WebhookDelivery",
+    "WebhookDeliveryStatus",
+    "WebhookEndpoint",
+    "WebhookSubscription",
     "WorkerLease",
     "Workspace",
 ]
