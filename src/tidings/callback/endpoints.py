@@ -76,8 +76,8 @@ def _handle(
         checked = service.check_status_callback(session, config_cipher, provider, callback)
     if checked.done is not None:
         return checked.done
-    with database.write() as (session, _):
-        return service.apply_status_callback(session, checked)
+    with database.write() as (session, outbox):
+        return service.apply_status_callback(session, outbox, checked)
 
 
 @router.post("/sendgrid", response_model=CallbackResult)

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from tidings.callback.repository import CallbackRepository
 from tidings.callback.schemas import CallbackResult
+from tidings.db import Outbox
 from tidings.errors import AppError, Forbidden, Unauthorized
 from tidings.kit.time import utcnow
 from tidings.message.repository import MessageRepository
@@ -46,6 +47,8 @@ from tidings.provider.base import (
     StatusReport,
 )
 from tidings.provider.service import ConfiguredProvider, configs_everywhere, configured
+from tidings.webhook_out import service as webhooks
+from tidings.webhook_out.events import REPORTED, Emission, message_data
 
 BOUNCED = "BOUNCED"
 PROVIDER_STATUS = "PROVIDER_STATUS"
@@ -101,7 +104,9 @@ def _same_event(event: MessageEvent, delivery: MessageDelivery, report: StatusRe
 Applied = Literal["applied", "recorded", "duplicates"]
 
 
-def apply_report(session: Session, delivery_id: int, report: StatusReport) -> Applied:
+def apply_report(
+    session: Session, outbox: Outbox, delivery_id: int, report: StatusReport
+) -> Applied:
     """Apply a vendor's report (any outcome but INTERMEDIATE and IGNORED) on one delivery:
     "applied" when it moved the delivery, "recorded" when it was only written to the history,
     "duplicates" when the history had it already.
@@ -122,6 +127,10 @@ def apply_report(session: Session, delivery_id: int, report: StatusReport) -> Ap
 
     Hard bounces and complaints are the reports that say "do not send here again": they
     reach the history as BOUNCED (`bounce: hard`) and COMPLAINED.
+
+    A report applied, or an open or click recorded, is also an outbound webhook event
+    (`message.delivered`, `message.opened`, …; webhook_out.events.REPORTED), its deliveries
+    inserted here and dispatched through `outbox` after the commit.
     """
     repository = MessageRepository(session)
     delivery, message = _lock(session, delivery_id)
@@ -157,6 +166,8 @@ def apply_report(session: Session, delivery_id: int, report: StatusReport) -> Ap
     if not moves:
         late = report.outcome not in _ENGAGEMENT
         repository.record(message, reported, **entry, **({"late": True} if late else {}))
+        if not late:
+            _emit(session, outbox, message, delivery, reported, report)
         return "recorded"
     undeliverable = reported == MessageStatus.UNDELIVERABLE
     delivery.status = DeliveryStatus.FAILED if undeliverable else reported.lower()
@@ -167,7 +178,33 @@ def apply_report(session: Session, delivery_id: int, report: StatusReport) -> Ap
     delivery.error = report.detail if failed else None
     repository.record(message, reported, **entry)
     _move_message(repository, message, delivery, reported, report.detail, now)
+    _emit(session, outbox, message, delivery, reported, report)
     return "applied"
+
+
+def _emit(
+    session: Session,
+    outbox: Outbox,
+    message: Message,
+    delivery: MessageDelivery,
+    reported: str,
+    report: StatusReport,
+) -> None:
+    """The report's outbound webhook event, when its status is one (not UNDELIVERABLE)."""
+    event_type = REPORTED.get(reported)
+    if event_type is None:
+        return
+    data = message_data(
+        message.message_id,
+        reported,
+        message.recipient,
+        delivery.channel,
+        delivery.provider,
+        delivery.provider_message_id,
+        detail=report.detail or None,
+        bounce=str(report.bounce) if report.bounce is not None else None,
+    )
+    webhooks.emit(session, outbox, Emission(delivery.environment_id, event_type, data))
 
 
 def _move_message(
@@ -280,13 +317,16 @@ def check_status_callback(
     )
 
 
-def apply_status_callback(session: Session, checked: CheckedCallback) -> CallbackResult:
-    """Step 4, in a write transaction: apply each report of a checked callback once."""
+def apply_status_callback(
+    session: Session, outbox: Outbox, checked: CheckedCallback
+) -> CallbackResult:
+    """Step 4, in a write transaction: apply each report of a checked callback once (the
+    outbound webhooks it makes go to `outbox`)."""
     if checked.done is not None:
         return checked.done
     counts: Counter[str] = Counter()
     for report, delivery_id in checked.found:
-        counts[_apply(session, report, delivery_id)] += 1
+        counts[_apply(session, outbox, report, delivery_id)] += 1
     return CallbackResult(
         received=checked.received,
         applied=counts["applied"],
@@ -351,11 +391,11 @@ def _configured(
     )
 
 
-def _apply(session: Session, report: StatusReport, delivery_id: int) -> Applied:
+def _apply(session: Session, outbox: Outbox, report: StatusReport, delivery_id: int) -> Applied:
     if report.outcome is ReportOutcome.INTERMEDIATE:
         written = record_provider_status(
             session, delivery_id, report.status, report.detail, report.raw
         )
         return "recorded" if written else "duplicates"
     assert report.outcome is not ReportOutcome.IGNORED
-    return apply_report(session, delivery_id, report)
+    return apply_report(session, outbox, delivery_id, report)
