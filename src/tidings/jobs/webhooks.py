@@ -3,9 +3,10 @@
 A `webhook.deliver` job only hands its delivery to this pool and returns: the request, up to
 `TIDINGS_WEBHOOK_TIMEOUT_SECONDS` for a slow or dead endpoint, is never made on a consumer
 thread (which routes messages) nor on the delivery pool (which calls providers). At most
-`threads` requests run at once and as many again wait; `submit` never blocks: when the pool is
-full it says so, and the job is queued again a little later (the delivery stays `pending`,
-and the sweeper re-drives it if that job is lost).
+`threads` requests run at once and WAITING_PER_THREAD times as many wait (delivery ids:
+small); `submit` never blocks: when the pool is full it says so, and the job is queued again
+a little later (the delivery stays `pending`, and the sweeper re-drives it if that job is
+lost).
 
 While the pool is not running (no consumer in this process: tests, tools), an attempt is
 made by the thread that hands it over.
@@ -22,6 +23,8 @@ from tidings.worker.context import WorkerContext
 
 logger = logging.getLogger(__name__)
 
+WAITING_PER_THREAD = 25
+
 
 class WebhookPool:
     def __init__(self, context: WorkerContext, threads: int) -> None:
@@ -29,7 +32,7 @@ class WebhookPool:
         self.threads = max(1, threads)
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(2 * self.threads)
+        self._slots = threading.BoundedSemaphore((1 + WAITING_PER_THREAD) * self.threads)
 
     def start(self) -> None:
         with self._lock:
