@@ -31,6 +31,7 @@ from tidings.studio.routes import (
     tenants,
     topics,
     versions,
+    webhooks,
 )
 from tidings.studio.templating import TEMPLATES, render
 
@@ -132,6 +133,7 @@ def create_studio(runtime: Runtime) -> FastAPI:
         session,
         events,
         sources,
+        webhooks,
         automations,
         versions,
         notifications,
