@@ -37,7 +37,8 @@ _EMIT = DriverStatement(
     " SELECT e.workspace_id, e.environment_id, e.id, :event_id, :event_type, :body,"
     f" '{WebhookDeliveryStatus.PENDING}', 0, :now, :now"
     " FROM webhook_subscription s JOIN webhook_endpoint e ON e.id = s.endpoint_id"
-    " WHERE s.environment_id = :environment_id AND s.event_type = :event_type AND e.enabled"
+    " WHERE s.environment_id = :environment_id AND s.event_type = :subscribed_type"
+    " AND e.enabled"
     " RETURNING id",
     now=UTCDateTime(),
 )
@@ -54,6 +55,9 @@ def emit_on_cursor(cursor: Any, dialect: Dialect, emission: Emission, now: datet
         body=body,
         now=now,
         environment_id=emission.environment_id,
+        # The same value as `event_type`, under a name of its own: Postgres deduces one
+        # type per parameter, and the two places want text and varchar.
+        subscribed_type=emission.event_type,
     )
     return sorted(row[0] for row in rows)
 
