@@ -308,6 +308,8 @@ class JobEngine:
         past their wake-up time or stalled, all older than `older_than_seconds`
         (`TIDINGS_SWEEP_STALE_SECONDS` by default) and not re-driven by a sweep in the last
         CLAIM_HOLD_SECONDS; and deliveries left `sending` by a process whose lease expired.
+        Outbound webhook deliveries likewise: `pending` and due, or `sending` with nobody to
+        finish them (webhook_out/delivery.py).
         Nothing while more than BACKLOG_JOBS jobs wait in the queue: the consumers are behind,
         not short of jobs, and a later sweep re-drives whatever was lost.
 
