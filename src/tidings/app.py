@@ -44,6 +44,7 @@ from tidings.runtime import Runtime
 from tidings.studio.app import mount as mount_studio
 from tidings.suppression.endpoints import router as suppression_router
 from tidings.tenant.endpoints import router as tenant_router
+from tidings.webhook_out.endpoints import router as webhook_router
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,7 @@ _ROUTERS = (
     audience_router,
     engagement_router,
     suppression_router,
+    webhook_router,
 )
 
 

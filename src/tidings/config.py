@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     consumer_workers: int | None = None
     # Provider calls at once per process, on the delivery pool (jobs/deliveries.py).
     delivery_threads: int = Field(default=4, ge=1, le=64)
+    # Outbound webhook requests at once per process, on their own threads (jobs/webhooks.py),
+    # and how long each may take to connect, to send, and for each read.
+    webhook_threads: int = Field(default=4, ge=1, le=64)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     ingest_priority: bool = True
     sqlite_synchronous: Literal["full", "normal"] = "full"
     sweep_stale_seconds: float = 30.0

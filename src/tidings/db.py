@@ -112,6 +112,7 @@ class Outbox:
     - `deliveries`: (delivery id, when to attempt it or None for now);
     - `inboxes`: (environment, user) whose open inbox streams to wake;
     - `scans`: audiences whose condition changed, to evaluate every profile against.
+    - `webhooks`: (outbound webhook delivery id, when to attempt it or None for now).
     """
 
     events: list[tuple[str, list[int]]] = field(default_factory=list)
@@ -120,6 +121,7 @@ class Outbox:
     deliveries: list[tuple[int, datetime | None]] = field(default_factory=list)
     inboxes: list[tuple[str, str]] = field(default_factory=list)
     scans: list[int] = field(default_factory=list)
+    webhooks: list[tuple[int, datetime | None]] = field(default_factory=list)
 
     def add_events(self, environment_id: str, event_ids: list[int]) -> None:
         self.events.append((environment_id, event_ids))
@@ -144,6 +146,9 @@ class Outbox:
     def add_scan(self, audience_pk: int) -> None:
         self.scans.append(audience_pk)
 
+    def add_webhook(self, delivery_id: int, at: datetime | None = None) -> None:
+        self.webhooks.append((delivery_id, at))
+
     def extend(self, other: Outbox) -> None:
         """Take another outbox's work: a savepoint's, once the savepoint has held."""
         self.events.extend(other.events)
@@ -152,6 +157,7 @@ class Outbox:
         self.deliveries.extend(other.deliveries)
         self.inboxes.extend(other.inboxes)
         self.scans.extend(other.scans)
+        self.webhooks.extend(other.webhooks)
 
     def __bool__(self) -> bool:
         return bool(
@@ -161,6 +167,7 @@ class Outbox:
             or self.deliveries
             or self.inboxes
             or self.scans
+            or self.webhooks
         )
 
 

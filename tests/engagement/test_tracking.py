@@ -257,8 +257,8 @@ def test_a_scanner_that_follows_links_as_the_email_arrives_is_flagged(
     message_id, _ = send_and_receive(client, keys.test, smtp_sink)
     url = "https://shop.example.com/orders/A7?from=mail&step=1"
     hit = service.Hit(message_id=message_id, user_agent=CHROME, client_ip="203.0.113.5", url=url)
-    with runtime.database.write() as (session, _):
-        assert service.record_hit(session, hit, machine_seconds=3600) == "recorded"
+    with runtime.database.write() as (session, outbox):
+        assert service.record_hit(session, outbox, hit, machine_seconds=3600) == "recorded"
     (entry,) = history(client, keys.test, message_id, "CLICKED")
     assert (entry["machine"], entry["machine_reason"]) == (True, "too_soon")
     assert view(client, keys.test, message_id)["clicked"] is None

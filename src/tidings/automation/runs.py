@@ -73,6 +73,8 @@ from tidings.kit.outbound import OutboundGuard
 from tidings.kit.time import isoformat, utcnow
 from tidings.message.pipeline import backoff_seconds
 from tidings.models import AutomationRun, AutomationRunStep, AutomationRunWait, Event, RunStatus
+from tidings.webhook_out import service as webhooks
+from tidings.webhook_out.events import RUN_FAILED, Emission
 from tidings.worker.context import WorkerContext
 from tidings.workspace.service import Scope
 
@@ -596,11 +598,28 @@ def _fail(
             if row is not None:
                 row.status = RunStatus.ERROR
                 row.finished_at = now
+            webhooks.emit(session, outbox, _failed_event(run))
         else:
             retry_at = now + timedelta(seconds=backoff_seconds(context.settings, run.attempts))
             run.wake_at = retry_at  # the sweeper leaves it alone until then
             outbox.add_run(run_pk, retry_at)
         return run.status
+
+
+def _failed_event(run: AutomationRun) -> Emission:
+    """The `run.failed` outbound webhook event of a run that has just failed."""
+    return Emission(
+        run.environment_id,
+        RUN_FAILED,
+        {
+            "run_id": run.run_id,
+            "automation_id": run.automation_id,
+            "status": RunStatus.ERROR,
+            "error": run.error,
+            "step_index": run.step_index,
+            "failed_at": isoformat(run.finished_at),
+        },
+    )
 
 
 # ---------------------------------------------------------------------------------------------

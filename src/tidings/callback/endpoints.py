@@ -77,8 +77,8 @@ def _handle(
     if checked.done is not None:
         return checked.done
     limit = get_settings(request).soft_bounce_limit
-    with database.write() as (session, _):
-        return service.apply_status_callback(session, checked, soft_bounce_limit=limit)
+    with database.write() as (session, outbox):
+        return service.apply_status_callback(session, outbox, checked, soft_bounce_limit=limit)
 
 
 @router.post("/sendgrid", response_model=CallbackResult)

@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 from tidings.callback.repository import CallbackRepository
 from tidings.callback.schemas import CallbackResult
 from tidings.config import Settings
+from tidings.db import Outbox
 from tidings.errors import AppError, Forbidden, Unauthorized
 from tidings.kit.time import utcnow
 from tidings.message.repository import MessageRepository
@@ -51,6 +52,8 @@ from tidings.provider.base import (
 )
 from tidings.provider.service import ConfiguredProvider, configs_everywhere, configured
 from tidings.suppression.service import apply_feedback
+from tidings.webhook_out import service as webhooks
+from tidings.webhook_out.events import REPORTED, Emission, message_data
 
 BOUNCED = "BOUNCED"
 PROVIDER_STATUS = "PROVIDER_STATUS"
@@ -113,6 +116,7 @@ Applied = Literal["applied", "recorded", "duplicates"]
 
 def apply_report(
     session: Session,
+    outbox: Outbox,
     delivery_id: int,
     report: StatusReport,
     *,
@@ -142,6 +146,10 @@ def apply_report(
     reach the history as BOUNCED (`bounce: hard`) and COMPLAINED, and put the address the
     delivery went to on the suppression list, late or not; soft bounces count towards
     `soft_bounce_limit` in a row, which a delivery ends (`suppression.service`).
+
+    A report applied, or an open or click recorded, is also an outbound webhook event
+    (`message.delivered`, `message.opened`, …; webhook_out.events.REPORTED), its deliveries
+    inserted here and dispatched through `outbox` after the commit.
     """
     repository = MessageRepository(session)
     delivery, message = _lock(session, delivery_id)
@@ -196,6 +204,8 @@ def apply_report(
     if not moves:
         late = report.outcome not in _ENGAGEMENT
         repository.record(message, reported, **entry, **({"late": True} if late else {}))
+        if not late:
+            _emit(session, outbox, message, delivery, reported, report)
         return "recorded"
     undeliverable = reported == MessageStatus.UNDELIVERABLE
     delivery.status = DeliveryStatus.FAILED if undeliverable else reported.lower()
@@ -206,7 +216,33 @@ def apply_report(
     delivery.error = report.detail if failed else None
     repository.record(message, reported, **entry)
     _move_message(repository, message, delivery, reported, report.detail, now)
+    _emit(session, outbox, message, delivery, reported, report)
     return "applied"
+
+
+def _emit(
+    session: Session,
+    outbox: Outbox,
+    message: Message,
+    delivery: MessageDelivery,
+    reported: str,
+    report: StatusReport,
+) -> None:
+    """The report's outbound webhook event, when its status is one (not UNDELIVERABLE)."""
+    event_type = REPORTED.get(reported)
+    if event_type is None:
+        return
+    data = message_data(
+        message.message_id,
+        reported,
+        message.recipient,
+        delivery.channel,
+        delivery.provider,
+        delivery.provider_message_id,
+        detail=report.detail or None,
+        bounce=str(report.bounce) if report.bounce is not None else None,
+    )
+    webhooks.emit(session, outbox, Emission(delivery.environment_id, event_type, data))
 
 
 def _move_message(
@@ -321,16 +357,18 @@ def check_status_callback(
 
 def apply_status_callback(
     session: Session,
+    outbox: Outbox,
     checked: CheckedCallback,
     *,
     soft_bounce_limit: int = DEFAULT_SOFT_BOUNCE_LIMIT,
 ) -> CallbackResult:
-    """Step 4, in a write transaction: apply each report of a checked callback once."""
+    """Step 4, in a write transaction: apply each report of a checked callback once (the
+    outbound webhooks it makes go to `outbox`)."""
     if checked.done is not None:
         return checked.done
     counts: Counter[str] = Counter()
     for report, delivery_id in checked.found:
-        counts[_apply(session, report, delivery_id, soft_bounce_limit)] += 1
+        counts[_apply(session, outbox, report, delivery_id, soft_bounce_limit)] += 1
     return CallbackResult(
         received=checked.received,
         applied=counts["applied"],
@@ -396,7 +434,11 @@ def _configured(
 
 
 def _apply(
-    session: Session, report: StatusReport, delivery_id: int, soft_bounce_limit: int
+    session: Session,
+    outbox: Outbox,
+    report: StatusReport,
+    delivery_id: int,
+    soft_bounce_limit: int,
 ) -> Applied:
     if report.outcome is ReportOutcome.INTERMEDIATE:
         written = record_provider_status(
@@ -404,4 +446,4 @@ def _apply(
         )
         return "recorded" if written else "duplicates"
     assert report.outcome is not ReportOutcome.IGNORED
-    return apply_report(session, delivery_id, report, soft_bounce_limit=soft_bounce_limit)
+    return apply_report(session, outbox, delivery_id, report, soft_bounce_limit=soft_bounce_limit)

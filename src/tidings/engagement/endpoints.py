@@ -66,8 +66,8 @@ def _record(
         url=url,
     )
     try:
-        with database.write() as (session, _):
-            service.record_hit(session, hit, seconds)
+        with database.write() as (session, outbox):
+            service.record_hit(session, outbox, hit, seconds)
     except Exception:
         # The recipient still gets the pixel or the link.
         logger.exception("could not record a tracked %s", "click" if url else "open")

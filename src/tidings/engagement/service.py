@@ -21,6 +21,7 @@ from typing import Any, Literal
 from sqlalchemy.orm import Session
 
 from tidings.callback.service import apply_report
+from tidings.db import Outbox
 from tidings.engagement.links import Instrumented, instrument
 from tidings.engagement.machine import machine_reason
 from tidings.engagement.schemas import EnvironmentTracking
@@ -120,10 +121,10 @@ class Hit:
 Recorded = Literal["applied", "recorded", "duplicates", "unknown", "full"]
 
 
-def record_hit(session: Session, hit: Hit, machine_seconds: float) -> Recorded:
+def record_hit(session: Session, outbox: Outbox, hit: Hit, machine_seconds: float) -> Recorded:
     """Apply an open or click to the message's email delivery: "unknown" when there is no
     such message (erased, say), "full" past `MAX_TRACKED_EVENTS`; otherwise what
-    `apply_report` did."""
+    `apply_report` did (its outbound webhook events go to `outbox`)."""
     repository = MessageRepository(session)
     found = repository.channel_delivery(hit.message_id, EMAIL)
     if found is None:
@@ -146,4 +147,4 @@ def record_hit(session: Session, hit: Hit, machine_seconds: float) -> Recorded:
         facts=facts,
         machine=reason is not None,
     )
-    return apply_report(session, delivery.id, report)
+    return apply_report(session, outbox, delivery.id, report)

@@ -27,10 +27,12 @@ from tidings.automation.runs import (
 )
 from tidings.db import Database, Outbox
 from tidings.event.repository import EventRepository
-from tidings.kit.time import utcnow
+from tidings.kit.time import isoformat, utcnow
 from tidings.models import AutomationRun, Event, EventStatus, RunStatus
 from tidings.profile.identity import erase_user, link, merge_traits, resolve_user
 from tidings.tenant.service import apply_group
+from tidings.webhook_out import service as webhooks
+from tidings.webhook_out.events import EVENT_UNMAPPED, Emission
 from tidings.worker.context import WorkerContext
 from tidings.workspace.service import Scope
 
@@ -208,6 +210,25 @@ def _refresh_audiences(session: Session, event: Event) -> tuple[list[AutomationR
     return refreshed.runs, effects
 
 
+def _unmapped_event(event: Event) -> Emission:
+    """The `event.unmapped` outbound webhook event: no enabled automation has its trigger."""
+    source, name = trigger_of(event)
+    return Emission(
+        event.environment_id,
+        EVENT_UNMAPPED,
+        {
+            "message_id": event.message_id,
+            "source": event.source,
+            "type": event.type,
+            "event": event.name,
+            "trigger": f"{source}/{name}",
+            "user_id": event.user_id,
+            "anonymous_id": event.anonymous_id,
+            "received_at": isoformat(event.received_at),
+        },
+    )
+
+
 def process_event(
     database: Database,
     event_id: int,
@@ -247,6 +268,8 @@ def process_in(
     # The waits it ends first: a run it starts never matches the event that started it.
     resumed = resume_waiting_runs(session, event)
     runs, run_effects = _start_automations(session, event)
+    if not runs:
+        webhooks.emit(session, outbox, _unmapped_event(event))
     run_effects = [
         f"ended the wait-for-event step of run {run.run_id} ({run.automation_id or 'ad hoc'})"
         for run in resumed

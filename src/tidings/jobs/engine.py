@@ -35,8 +35,10 @@ from tidings.event.batching import RecentlyProcessed, process_events, redrive_st
 from tidings.ingest.pressure import no_pause
 from tidings.jobs.deliveries import DeliveryPool
 from tidings.jobs.fairness import FairShare
+from tidings.jobs.webhooks import WebhookPool
 from tidings.kit.time import utcnow
 from tidings.message import pipeline
+from tidings.webhook_out import delivery as webhook_delivery
 from tidings.worker.context import WorkerContext
 
 logger = logging.getLogger(__name__)
@@ -54,6 +56,12 @@ BACKLOG_JOBS = 200
 MESSAGES_PER_JOB = 20
 # Runs (an event's, and the ones they invoke) one job advances before queueing the rest.
 RUNS_PER_JOB = 200
+# Outbound webhook jobs only hand a delivery to the webhook pool. They queue behind the
+# fresh work of every environment (whose priority is minus its recent load, near 0 unless
+# it floods) but ahead of a flooding environment's deep backlog.
+WEBHOOK_PRIORITY = -100
+# A webhook job that finds the webhook pool full is queued again this much later.
+WEBHOOK_POOL_FULL_SECONDS = 2.0
 
 
 class ConfigurationError(ValueError):
@@ -125,12 +133,15 @@ class JobEngine:
         self.fair_share = FairShare()
         # Provider calls, off the consumer threads while a consumer runs (jobs/deliveries.py).
         self.deliveries = DeliveryPool(context, self.settings.delivery_threads)
+        # Outbound webhook requests, on threads of their own (jobs/webhooks.py).
+        self.webhooks = WebhookPool(context, self.settings.webhook_threads)
         self._process = huey.task(name="event.process")(self._process_events)
         self._process_message = huey.task(name="message.process")(self._run_process_message)
         self._process_messages = huey.task(name="message.process_many")(self._run_process_messages)
         self._deliver = huey.task(name="message.deliver")(self._run_deliver)
         self._advance = huey.task(name="automation.advance")(self._run_advance)
         self._scan = huey.task(name="audience.scan")(self._run_scan)
+        self._webhook = huey.task(name="webhook.deliver")(self._run_webhook)
         self._sweep = huey.periodic_task(crontab(minute="*"), name="sweep")(self.sweep)
         # Each consumer thread opens its own storage connections (Postgres: one for LISTEN);
         # close them when the thread stops rather than leaving them to the garbage collector.
@@ -190,6 +201,8 @@ class JobEngine:
             self._queue(self._deliver, delivery_id, eta=at)
         for audience_pk in outbox.scans:
             self._queue(self._scan, audience_pk)
+        for webhook_id, at in outbox.webhooks:
+            self._queue(self._webhook, webhook_id, eta=at, priority=WEBHOOK_PRIORITY)
         broker = self.context.inbox_broker
         if broker is not None:
             for environment_id, user_id in outbox.inboxes:
@@ -290,6 +303,11 @@ class JobEngine:
     def _run_scan(self, audience_pk: int) -> None:
         membership.scan(self.database, audience_pk)
 
+    def _run_webhook(self, delivery_id: int) -> None:
+        if not self.webhooks.submit(delivery_id):
+            later = utcnow() + timedelta(seconds=WEBHOOK_POOL_FULL_SECONDS)
+            self._queue(self._webhook, delivery_id, eta=later, priority=WEBHOOK_PRIORITY)
+
     def sweep(self, older_than_seconds: float | None = None) -> int:
         """Re-drive work a lost job may have orphaned; returns how many items.
 
@@ -297,6 +315,8 @@ class JobEngine:
         past their wake-up time or stalled, all older than `older_than_seconds`
         (`TIDINGS_SWEEP_STALE_SECONDS` by default) and not re-driven by a sweep in the last
         CLAIM_HOLD_SECONDS; and deliveries left `sending` by a process whose lease expired.
+        Outbound webhook deliveries likewise: `pending` and due, or `sending` with nobody to
+        finish them (webhook_out/delivery.py).
         Nothing while more than BACKLOG_JOBS jobs wait in the queue: the consumers are behind,
         not short of jobs, and a later sweep re-drives whatever was lost.
 
@@ -391,6 +411,10 @@ class JobEngine:
                 "run(s)",
                 lambda: runs.redrive_due_runs(context, before, unclaimed_since, SWEEP_BATCH),
             ),
+            (
+                "webhook deliveries",
+                lambda: webhook_delivery.redrive(context, before, unclaimed_since, SWEEP_BATCH),
+            ),
         )
         counts = {}
         for name, claim in kinds:
@@ -433,6 +457,7 @@ class JobEngine:
         blocking = bool(getattr(self.huey.storage, "blocking", False))
         return consumer_class(
             self.deliveries,
+            self.webhooks,
             self.huey,
             workers=workers,
             worker_type="thread",
@@ -469,14 +494,18 @@ def _keeping_here() -> Iterator[_Here]:
 
 
 class TidingsConsumer(Consumer):  # type: ignore[misc]
-    """Huey's consumer, with the delivery pool running while it does."""
+    """Huey's consumer, with the delivery and webhook pools running while it does."""
 
-    def __init__(self, deliveries: DeliveryPool, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, deliveries: DeliveryPool, webhooks: WebhookPool, *args: Any, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.deliveries = deliveries
+        self.webhooks = webhooks
 
     def start(self) -> None:
         self.deliveries.start()
+        self.webhooks.start()
         super().start()
 
     def stop(self, graceful: bool = False) -> None:
@@ -484,6 +513,7 @@ class TidingsConsumer(Consumer):  # type: ignore[misc]
         attempts handed to it first."""
         super().stop(graceful)
         self.deliveries.stop(finish=graceful)
+        self.webhooks.stop()
 
 
 class EmbeddedConsumer(TidingsConsumer):

@@ -69,6 +69,7 @@ from tidings.provider.service import ConfiguredProvider
 from tidings.suppression.service import Hit, Suppressed, addresses_of
 from tidings.template.elemental import content_to_specs
 from tidings.template.render import RenderContext
+from tidings.webhook_out.events import MESSAGE_SENT, Emission, message_data
 from tidings.worker.context import WorkerContext
 
 logger = logging.getLogger(__name__)
@@ -510,6 +511,8 @@ class Attempt:
     channel: str
     delivery: Delivery
     provider: ConfiguredProvider | None
+    environment_id: str
+    recipient: str | None
 
 
 def start_attempt(context: WorkerContext, delivery_id: int) -> Attempt | None:
@@ -612,6 +615,8 @@ def _attempt(
         provider_name=provider_name,
         channel=channel,
         provider=configured.get(provider_name),
+        environment_id=message.environment_id,
+        recipient=message.recipient,
         delivery=Delivery(
             message_id=message.message_id,
             idempotency_key=f"{message.message_id}:{channel}:{provider_name}",
@@ -701,8 +706,20 @@ def _finish_attempt(
             provider_message_id=result.provider_message_id,
             response=result.response_excerpt,
         )
+        sent = Emission(
+            attempt.environment_id,
+            MESSAGE_SENT,
+            message_data(
+                attempt.message_id,
+                MessageStatus.SENT,
+                attempt.recipient,
+                attempt.channel,
+                attempt.provider_name,
+                result.provider_message_id,
+            ),
+        )
         return MessageRepository.record_sent(
-            context.database, attempt.delivery_id, attempt.message_pk, reply
+            context.database, attempt.delivery_id, attempt.message_pk, reply, sent
         )
     with context.database.write() as (session, outbox):
         status, retry = _apply_error(context.settings, MessageRepository(session), attempt, error)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
@@ -20,16 +20,20 @@ from sqlalchemy import (
     func,
     insert,
     select,
-    text,
     update,
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlalchemy.types import TypeEngine
 
 from tidings.config import Settings
-from tidings.db import Database
-from tidings.kit.sql import Repository, claim_rows, execute_counting, insert_ignoring_conflicts
+from tidings.db import Database, Outbox
+from tidings.kit.sql import (
+    DriverStatement,
+    Repository,
+    claim_rows,
+    execute_counting,
+    insert_ignoring_conflicts,
+)
 from tidings.kit.time import utcnow
 from tidings.models import (
     DeliveryStatus,
@@ -40,6 +44,8 @@ from tidings.models import (
     MessageStatus,
 )
 from tidings.models.base import JSONValue, UTCDateTime
+from tidings.webhook_out.events import Emission
+from tidings.webhook_out.repository import emit_on_cursor
 from tidings.worker.repository import owner_alive
 
 
@@ -285,7 +291,12 @@ class MessageRepository:
 
     @classmethod
     def record_sent(
-        cls, database: Database, delivery_id: int, message_pk: int, reply: SentReply
+        cls,
+        database: Database,
+        delivery_id: int,
+        message_pk: int,
+        reply: SentReply,
+        sent: Emission | None = None,
     ) -> str:
         """The SENT transition of one attempt, committed before this returns (on SQLite in
         one transaction with the outcomes other threads record at the same moment:
@@ -297,16 +308,25 @@ class MessageRepository:
         reading the rows first. When the delivery is no longer `sending` (a delivery callback
         or a cancel got there first), those statements write nothing, and the reply is
         recorded under row locks instead (`_record_sent_locked`).
+
+        `sent`, the `message.sent` outbound webhook event, is inserted with the transition
+        (one more statement: webhook_out.repository.emit_on_cursor), and its deliveries are
+        dispatched after the commit.
         """
         dialect = database.engine.dialect
-        if database.write_driver(
-            lambda cursor: _mark_sent(cursor, dialect, delivery_id, message_pk, reply)
-        ):
+        hooks = database.write_driver(
+            lambda cursor: _mark_sent(cursor, dialect, delivery_id, message_pk, reply, sent)
+        )
+        if hooks is not None:
+            if hooks:
+                database.dispatch(Outbox(webhooks=[(hook, None) for hook in hooks]))
             return DeliveryStatus.SENT
-        with database.write() as (session, _):
-            return cls(session)._record_sent_locked(delivery_id, reply)
+        with database.write() as (session, outbox):
+            return cls(session)._record_sent_locked(delivery_id, reply, sent, outbox)
 
-    def _record_sent_locked(self, delivery_id: int, reply: SentReply) -> str:
+    def _record_sent_locked(
+        self, delivery_id: int, reply: SentReply, sent: Emission | None, outbox: Outbox
+    ) -> str:
         delivery = self.lock_delivery(delivery_id)
         assert delivery is not None
         message = self.lock_by_pk(delivery.message_pk)
@@ -315,9 +335,13 @@ class MessageRepository:
             # Another attempt of this delivery started meanwhile: the same transition.
             cursor = self.session.connection().connection.cursor()
             try:
-                _mark_sent(cursor, self.session.get_bind().dialect, delivery.id, message.id, reply)
+                hooks = _mark_sent(
+                    cursor, self.session.get_bind().dialect, delivery.id, message.id, reply, sent
+                )
             finally:
                 cursor.close()
+            for hook in hooks or ():
+                outbox.add_webhook(hook)
             return DeliveryStatus.SENT
         if delivery.status in DeliveryStatus.SETTLED:
             # A delivery callback got in first: its status stands, and the provider's reply
@@ -704,50 +728,6 @@ class IdempotencyRepository(Repository):
         )
 
 
-class DriverStatement:
-    """Fixed SQL, compiled once per dialect and run on the driver's own cursor.
-
-    For the hot path of recording a send, where SQLAlchemy's per-execution work (building
-    the statement, its cache key, the execution context, result handling) cost several
-    times more than SQLite spends on the SQL. Values still go through the column types'
-    bind processors, so they are stored exactly as the ORM stores them.
-    """
-
-    def __init__(self, sql: str, **types: TypeEngine[Any]) -> None:
-        self.clause = text(sql).bindparams(*(bindparam(name, type_=t) for name, t in types.items()))
-        self._compiled: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {}
-
-    def execute(self, cursor: Any, dialect: Dialect, **values: Any) -> int:
-        """Run with `values`; returns the driver's row count."""
-        compiled = self._compiled.get(dialect.name)
-        if compiled is None:
-            compiled = self._compiled[dialect.name] = self._compile(dialect)
-        sql, parameters = compiled
-        cursor.execute(sql, parameters(values))
-        count: int = cursor.rowcount
-        return count
-
-    def _compile(self, dialect: Dialect) -> tuple[str, Callable[[dict[str, Any]], Any]]:
-        compiled = self.clause.compile(dialect=dialect)
-        processors = {
-            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
-            for name, bind in compiled.binds.items()
-        }
-
-        def convert(name: str, value: Any) -> Any:
-            processor = processors.get(name)
-            return value if processor is None or value is None else processor(value)
-
-        if compiled.positional:
-            order = tuple(compiled.positiontup or ())
-            return compiled.string, lambda values: tuple(
-                convert(name, values[name]) for name in order
-            )
-        return compiled.string, lambda values: {
-            name: convert(name, value) for name, value in values.items()
-        }
-
-
 # The SENT transition, without loading the delivery or the message: the delivery becomes
 # sent only if it is still `sending` (a callback or a cancel may have got there first), and
 # only then are the history row and the message's status written.
@@ -774,10 +754,16 @@ _MARK_MESSAGE_SENT = DriverStatement(
 
 
 def _mark_sent(
-    cursor: Any, dialect: Dialect, delivery_id: int, message_pk: int, reply: SentReply
-) -> bool:
-    """The SENT transition in three statements on a DB-API cursor. False when the delivery
-    was no longer `sending`: then nothing was written."""
+    cursor: Any,
+    dialect: Dialect,
+    delivery_id: int,
+    message_pk: int,
+    reply: SentReply,
+    sent: Emission | None,
+) -> list[int] | None:
+    """The SENT transition in three statements on a DB-API cursor, and a fourth for the
+    `message.sent` webhook deliveries; their ids. None when the delivery was no longer
+    `sending`: then nothing was written."""
     now = utcnow()
     if not _MARK_DELIVERY_SENT.execute(
         cursor,
@@ -786,10 +772,10 @@ def _mark_sent(
         now=now,
         delivery_id=delivery_id,
     ):
-        return False
+        return None
     _RECORD_SENT.execute(cursor, dialect, message_pk=message_pk, now=now, data=reply.history())
     _MARK_MESSAGE_SENT.execute(cursor, dialect, message_pk=message_pk, now=now)
-    return True
+    return emit_on_cursor(cursor, dialect, sent, now) if sent is not None else []
 
 
 def _environment_of_history() -> ScalarSelect[str]:

@@ -41,6 +41,12 @@ from tidings.models.provider_config import ProviderConfiguration
 from tidings.models.source import SignedSource
 from tidings.models.suppression import SoftBounceStreak, Suppression, SuppressionReason
 from tidings.models.tenant import Tenant, TenantMembership
+from tidings.models.webhook_out import (
+    WebhookDelivery,
+    WebhookDeliveryStatus,
+    WebhookEndpoint,
+    WebhookSubscription,
+)
 from tidings.models.worker import WorkerLease
 from tidings.models.workspace import ApiKey, Environment, Workspace
 
@@ -90,6 +96,10 @@ __all__ = [
     "TenantMembership",
     "ThrottleWindow",
     "UserPreference",
+    "WebhookDelivery",
+    "WebhookDeliveryStatus",
+    "WebhookEndpoint",
+    "WebhookSubscription",
     "WorkerLease",
     "Workspace",
 ]

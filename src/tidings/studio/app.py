@@ -32,6 +32,7 @@ from tidings.studio.routes import (
     tenants,
     topics,
     versions,
+    webhooks,
 )
 from tidings.studio.templating import TEMPLATES, render
 
@@ -133,6 +134,7 @@ def create_studio(runtime: Runtime) -> FastAPI:
         session,
         events,
         sources,
+        webhooks,
         automations,
         versions,
         notifications,
