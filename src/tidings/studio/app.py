@@ -19,6 +19,7 @@ from tidings.http_errors import (
 from tidings.runtime import Runtime
 from tidings.studio.dependencies import PREFIX, SignInRequired, sign_in_url
 from tidings.studio.routes import (
+    audiences,
     automations,
     events,
     lists,
@@ -142,6 +143,7 @@ def create_studio(runtime: Runtime) -> FastAPI:
         profiles,
         tenants,
         lists,
+        audiences,
         topics,
         suppressions,
         settings,
