@@ -29,6 +29,7 @@ from huey.storage import PriorityRedisStorage, SqliteStorage
 
 from tidings.audience import membership
 from tidings.automation import runs, schedules
+from tidings.broadcast import service as broadcasts
 from tidings.config import Settings
 from tidings.db import Outbox
 from tidings.event.batching import RecentlyProcessed, process_events, redrive_stale_events
@@ -54,6 +55,10 @@ BACKLOG_JOBS = 200
 MESSAGES_PER_JOB = 20
 # Runs (an event's, and the ones they invoke) one job advances before queueing the rest.
 RUNS_PER_JOB = 200
+# The priority of broadcasts' jobs (their releases and their messages): below any fair
+# share's (minus an environment's recent load), so every transactional job (an event's, a
+# /send's, an automation's) queued while a broadcast runs is taken before its next job.
+BULK_PRIORITY = -1_000_000_000
 
 
 class ConfigurationError(ValueError):
@@ -131,6 +136,7 @@ class JobEngine:
         self._deliver = huey.task(name="message.deliver")(self._run_deliver)
         self._advance = huey.task(name="automation.advance")(self._run_advance)
         self._scan = huey.task(name="audience.scan")(self._run_scan)
+        self._broadcast = huey.task(name="broadcast.advance")(self._run_broadcast)
         self._sweep = huey.periodic_task(crontab(minute="*"), name="sweep")(self.sweep)
         # Each consumer thread opens its own storage connections (Postgres: one for LISTEN);
         # close them when the thread stops rather than leaving them to the garbage collector.
@@ -190,10 +196,31 @@ class JobEngine:
             self._queue(self._deliver, delivery_id, eta=at)
         for audience_pk in outbox.scans:
             self._queue(self._scan, audience_pk)
+        self._dispatch_bulk(outbox, now)
         broker = self.context.inbox_broker
         if broker is not None:
             for environment_id, user_id in outbox.inboxes:
                 broker.publish(environment_id, user_id)
+
+    def _dispatch_bulk(self, outbox: Outbox, now: datetime) -> None:
+        """A broadcast's releases and messages, at BULK_PRIORITY, always through the queue
+        (never kept by the current job): whatever transactional work is queued goes first."""
+        due: list[str] = []
+        for message_id, at, _ in outbox.bulk_messages:
+            if at is not None and at > now:
+                self._queue(self._process_message, message_id, eta=at, priority=BULK_PRIORITY)
+            else:
+                due.append(message_id)
+        for start in range(0, len(due), MESSAGES_PER_JOB):
+            chunk = due[start : start + MESSAGES_PER_JOB]
+            self._queue(self._process_messages, chunk, priority=BULK_PRIORITY)
+        for broadcast_pk, cursor, at in outbox.broadcasts:
+            self._queue(
+                self._broadcast,
+                (broadcast_pk, cursor),
+                eta=at if at is not None and at > now else None,
+                priority=BULK_PRIORITY,
+            )
 
     def enqueue_events(self, event_ids: list[int], environment_id: str | None = None) -> None:
         """Queue the processing of events in one job; given their environment, at its fair
@@ -289,6 +316,16 @@ class JobEngine:
 
     def _run_scan(self, audience_pk: int) -> None:
         membership.scan(self.database, audience_pk)
+
+    def _run_broadcast(self, position: tuple[int, int]) -> None:
+        broadcast_pk, cursor = position
+        broadcasts.advance(
+            self.database,
+            broadcast_pk,
+            cursor,
+            rate=self.settings.broadcast_rate,
+            message_timeout=timedelta(seconds=self.settings.message_timeout_seconds),
+        )
 
     def sweep(self, older_than_seconds: float | None = None) -> int:
         """Re-drive work a lost job may have orphaned; returns how many items.
@@ -390,6 +427,10 @@ class JobEngine:
             (
                 "run(s)",
                 lambda: runs.redrive_due_runs(context, before, unclaimed_since, SWEEP_BATCH),
+            ),
+            (
+                "broadcast(s)",
+                lambda: broadcasts.redrive(self.database, before, unclaimed_since, SWEEP_BATCH),
             ),
         )
         counts = {}
