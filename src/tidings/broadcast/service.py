@@ -111,8 +111,7 @@ def _target(session: Session, scope: Scope, body: BroadcastBody) -> dict[str, st
         )
     if key == "tenant_id" and TenantRepository(session).get(scope, value) is None:
         raise BadRequest(
-            f"to.tenant_id: no tenant {value!r}. A tenant is made by a Segment group call "
-            "or PUT /tenants/{id}.",
+            f"to.tenant_id: no tenant {value!r}. A Segment group call makes a tenant.",
             code="unknown_tenant",
             field="to.tenant_id",
         )
