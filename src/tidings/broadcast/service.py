@@ -247,9 +247,11 @@ def release_chunk(
         repository.claim(broadcast_pk, {"cursor": cursor}, next_chunk_at=horizon, updated_at=now)
         return Released(0, horizon)
     size = chunk or chunk_size(rate)
-    members = _members(session, broadcast, cursor, size)
+    # One more than the chunk: whether it is there tells whether this chunk is the last.
+    members = _members(session, broadcast, cursor, size + 1)
+    done = len(members) <= size
+    members = members[:size]
     last = members[-1][0] if members else cursor
-    done = len(members) < size
     paced_until = now + timedelta(seconds=len(members) / rate)
     values: dict[str, Any] = {
         "cursor": last,
