@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 from tidings import __version__
 from tidings.audience.endpoints import router as audience_router
 from tidings.automation.endpoints import router as automation_router
+from tidings.broadcast.endpoints import router as broadcast_router
 from tidings.callback.endpoints import router as callback_router
 from tidings.engagement.endpoints import router as engagement_router
 from tidings.errors import BadRequest
@@ -100,6 +101,7 @@ _ROUTERS = (
     engagement_router,
     suppression_router,
     webhook_router,
+    broadcast_router,
 )
 
 

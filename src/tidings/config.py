@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     public_url: str | None = None
     # An open or click this soon after the send is a scanner's (engagement/machine.py).
     machine_engagement_seconds: float = Field(default=2.0, ge=0)
+    # Messages per second each environment's broadcasts release (broadcast/service.py).
+    broadcast_rate: float = Field(default=100.0, gt=0, le=100_000)
     tracking_rate_limit: float = 0.0
     tracking_rate_burst: float = 0.0
     # Internal targets outbound requests may reach: host[:port], IP[:port] and CIDR entries,

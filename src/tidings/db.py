@@ -111,8 +111,10 @@ class Outbox:
     - `runs`: (automation run pk, when to advance it or None for now);
     - `deliveries`: (delivery id, when to attempt it or None for now);
     - `inboxes`: (environment, user) whose open inbox streams to wake;
-    - `scans`: audiences whose condition changed, to evaluate every profile against.
-    - `webhooks`: (outbound webhook delivery id, when to attempt it or None for now).
+    - `scans`: audiences whose condition changed, to evaluate every profile against;
+    - `webhooks`: (outbound webhook delivery id, when to attempt it or None for now);
+    - `bulk_messages`: as `messages`, for a broadcast's: queued below every other job;
+    - `broadcasts`: (broadcast pk, its cursor, when to release its next chunk or None).
     """
 
     events: list[tuple[str, list[int]]] = field(default_factory=list)
@@ -122,6 +124,8 @@ class Outbox:
     inboxes: list[tuple[str, str]] = field(default_factory=list)
     scans: list[int] = field(default_factory=list)
     webhooks: list[tuple[int, datetime | None]] = field(default_factory=list)
+    bulk_messages: list[tuple[str, datetime | None, str | None]] = field(default_factory=list)
+    broadcasts: list[tuple[int, int, datetime | None]] = field(default_factory=list)
 
     def add_events(self, environment_id: str, event_ids: list[int]) -> None:
         self.events.append((environment_id, event_ids))
@@ -149,6 +153,12 @@ class Outbox:
     def add_webhook(self, delivery_id: int, at: datetime | None = None) -> None:
         self.webhooks.append((delivery_id, at))
 
+    def add_bulk_messages(self, messages: Iterable[Scheduled], environment_id: str | None) -> None:
+        self.bulk_messages.extend((m.message_id, m.send_at, environment_id) for m in messages)
+
+    def add_broadcast(self, broadcast_pk: int, cursor: int, at: datetime | None = None) -> None:
+        self.broadcasts.append((broadcast_pk, cursor, at))
+
     def extend(self, other: Outbox) -> None:
         """Take another outbox's work: a savepoint's, once the savepoint has held."""
         self.events.extend(other.events)
@@ -158,6 +168,8 @@ class Outbox:
         self.inboxes.extend(other.inboxes)
         self.scans.extend(other.scans)
         self.webhooks.extend(other.webhooks)
+        self.bulk_messages.extend(other.bulk_messages)
+        self.broadcasts.extend(other.broadcasts)
 
     def __bool__(self) -> bool:
         return bool(
@@ -168,6 +180,8 @@ class Outbox:
             or self.inboxes
             or self.scans
             or self.webhooks
+            or self.bulk_messages
+            or self.broadcasts
         )
 
 

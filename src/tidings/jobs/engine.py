@@ -29,6 +29,7 @@ from huey.storage import PriorityRedisStorage, SqliteStorage
 
 from tidings.audience import membership
 from tidings.automation import runs, schedules
+from tidings.broadcast import service as broadcasts
 from tidings.config import Settings
 from tidings.db import Outbox
 from tidings.event.batching import RecentlyProcessed, process_events, redrive_stale_events
@@ -62,6 +63,10 @@ RUNS_PER_JOB = 200
 WEBHOOK_PRIORITY = -100
 # A webhook job that finds the webhook pool full is queued again this much later.
 WEBHOOK_POOL_FULL_SECONDS = 2.0
+# The priority of broadcasts' jobs (their releases and their messages): below any fair
+# share's (minus an environment's recent load), so every transactional job (an event's, a
+# /send's, an automation's) queued while a broadcast runs is taken before its next job.
+BULK_PRIORITY = -1_000_000_000
 
 
 class ConfigurationError(ValueError):
@@ -142,6 +147,7 @@ class JobEngine:
         self._advance = huey.task(name="automation.advance")(self._run_advance)
         self._scan = huey.task(name="audience.scan")(self._run_scan)
         self._webhook = huey.task(name="webhook.deliver")(self._run_webhook)
+        self._broadcast = huey.task(name="broadcast.advance")(self._run_broadcast)
         self._sweep = huey.periodic_task(crontab(minute="*"), name="sweep")(self.sweep)
         # Each consumer thread opens its own storage connections (Postgres: one for LISTEN);
         # close them when the thread stops rather than leaving them to the garbage collector.
@@ -203,10 +209,31 @@ class JobEngine:
             self._queue(self._scan, audience_pk)
         for webhook_id, at in outbox.webhooks:
             self._queue(self._webhook, webhook_id, eta=at, priority=WEBHOOK_PRIORITY)
+        self._dispatch_bulk(outbox, now)
         broker = self.context.inbox_broker
         if broker is not None:
             for environment_id, user_id in outbox.inboxes:
                 broker.publish(environment_id, user_id)
+
+    def _dispatch_bulk(self, outbox: Outbox, now: datetime) -> None:
+        """A broadcast's releases and messages, at BULK_PRIORITY, always through the queue
+        (never kept by the current job): whatever transactional work is queued goes first."""
+        due: list[str] = []
+        for message_id, at, _ in outbox.bulk_messages:
+            if at is not None and at > now:
+                self._queue(self._process_message, message_id, eta=at, priority=BULK_PRIORITY)
+            else:
+                due.append(message_id)
+        for start in range(0, len(due), MESSAGES_PER_JOB):
+            chunk = due[start : start + MESSAGES_PER_JOB]
+            self._queue(self._process_messages, chunk, priority=BULK_PRIORITY)
+        for broadcast_pk, cursor, at in outbox.broadcasts:
+            self._queue(
+                self._broadcast,
+                (broadcast_pk, cursor),
+                eta=at if at is not None and at > now else None,
+                priority=BULK_PRIORITY,
+            )
 
     def enqueue_events(self, event_ids: list[int], environment_id: str | None = None) -> None:
         """Queue the processing of events in one job; given their environment, at its fair
@@ -307,6 +334,16 @@ class JobEngine:
         if not self.webhooks.submit(delivery_id):
             later = utcnow() + timedelta(seconds=WEBHOOK_POOL_FULL_SECONDS)
             self._queue(self._webhook, delivery_id, eta=later, priority=WEBHOOK_PRIORITY)
+
+    def _run_broadcast(self, position: tuple[int, int]) -> None:
+        broadcast_pk, cursor = position
+        broadcasts.advance(
+            self.database,
+            broadcast_pk,
+            cursor,
+            rate=self.settings.broadcast_rate,
+            message_timeout=timedelta(seconds=self.settings.message_timeout_seconds),
+        )
 
     def sweep(self, older_than_seconds: float | None = None) -> int:
         """Re-drive work a lost job may have orphaned; returns how many items.
@@ -414,6 +451,10 @@ class JobEngine:
             (
                 "webhook deliveries",
                 lambda: webhook_delivery.redrive(context, before, unclaimed_since, SWEEP_BATCH),
+            ),
+            (
+                "broadcast(s)",
+                lambda: broadcasts.redrive(self.database, before, unclaimed_since, SWEEP_BATCH),
             ),
         )
         counts = {}

@@ -662,6 +662,44 @@ class MessageRepository:
             .values(recipient=None, to={}, data={}, output={}, updated_at=now),
         )
 
+    # -- the messages of one request (a broadcast's) ---------------------------------------
+
+    def existing_ids(self, message_ids: list[str]) -> set[str]:
+        """Which of these message ids are taken already."""
+        if not message_ids:
+            return set()
+        return set(
+            self.session.scalars(
+                select(Message.message_id).where(Message.message_id.in_(message_ids))
+            )
+        )
+
+    def request_status_counts(self, environment_id: str, request_id: str) -> dict[str, int]:
+        """How many of the request's messages are in each status."""
+        rows = self.session.execute(
+            select(Message.status, func.count())
+            .where(Message.environment_id == environment_id, Message.request_id == request_id)
+            .group_by(Message.status)
+        )
+        return {status: int(count) for status, count in rows}
+
+    def request_messages_in(
+        self, environment_id: str, request_id: str, statuses: Sequence[str], limit: int
+    ) -> list[str]:
+        """Up to `limit` of the request's message ids whose status is one of `statuses`."""
+        return list(
+            self.session.scalars(
+                select(Message.message_id)
+                .where(
+                    Message.environment_id == environment_id,
+                    Message.request_id == request_id,
+                    Message.status.in_(statuses),
+                )
+                .order_by(Message.id)
+                .limit(limit)
+            )
+        )
+
 
 def _deliveries_of(message: Message) -> Select[MessageDelivery]:
     """A message's deliveries, in id order."""

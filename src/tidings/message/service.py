@@ -144,18 +144,38 @@ def accept_send(
     """Create one ENQUEUED (or DELAYED) message per recipient; returns the requestId and
     the new messages."""
     _validate(session, scope, spec)
+    recipients = expand(session, scope.environment_id, spec.to)
+    return accept_recipients(
+        session, scope, spec, recipients, message_timeout=message_timeout, source=source
+    )
+
+
+def accept_recipients(
+    session: Session,
+    scope: Scope,
+    spec: MessageSpec,
+    recipients: list[Recipient],
+    *,
+    message_timeout: timedelta,
+    source: dict[str, Any] | None = None,
+    message_ids: list[str] | None = None,
+    request_id: str | None = None,
+) -> tuple[str, list[AcceptedMessage]]:
+    """`accept_send` for recipients already expanded from `spec.to` and a `spec` already
+    validated: a broadcast's chunk passes its own members, message ids and request id."""
     now = utcnow()
     send_at, expires_at = _send_window(spec, now)
     window = _delay_window(spec)
-    recipients = expand(session, scope.environment_id, spec.to)
     send_ats = [
         _window_opening(session, scope, window, send_at or now, recipient)
         if window is not None
         else send_at
         for recipient in recipients
     ]
-    message_ids = [new_id("msg") for _ in recipients]
-    request_id = message_ids[0] if len(message_ids) == 1 else new_id("req")
+    if message_ids is None:
+        message_ids = [new_id("msg") for _ in recipients]
+    if request_id is None:
+        request_id = message_ids[0] if len(message_ids) == 1 else new_id("req")
     shared: dict[str, Any] = {
         "workspace_id": scope.workspace_id,
         "environment_id": scope.environment_id,

@@ -25,6 +25,7 @@ from tidings.models.automation import (
     ThrottleWindow,
 )
 from tidings.models.base import Base
+from tidings.models.broadcast import Broadcast, BroadcastStatus
 from tidings.models.event import Event, EventStatus
 from tidings.models.inbox import InboxMessage
 from tidings.models.message import (
@@ -69,6 +70,8 @@ __all__ = [
     "AutomationVersion",
     "Base",
     "BatchStatus",
+    "Broadcast",
+    "BroadcastStatus",
     "DeliveryStatus",
     "Environment",
     "Event",

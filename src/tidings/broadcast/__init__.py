@@ -1,0 +1,1 @@
+"""Broadcasts: a template sent to every member of a list, an audience or a tenant."""

@@ -1,0 +1,82 @@
+"""Every SQL query on broadcasts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from tidings.kit.sql import Repository, claim_rows, execute_counting
+from tidings.models import Broadcast, BroadcastStatus
+
+
+class BroadcastRepository(Repository):
+    def get(self, environment_id: str, broadcast_id: str) -> Broadcast | None:
+        return self.session.scalars(
+            select(Broadcast).where(
+                Broadcast.environment_id == environment_id,
+                Broadcast.broadcast_id == broadcast_id,
+            )
+        ).first()
+
+    def lock(self, broadcast_pk: int) -> Broadcast | None:
+        """The row, locked until the transaction ends and read afresh."""
+        return self.session.scalars(
+            select(Broadcast)
+            .where(Broadcast.id == broadcast_pk)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
+
+    def add(self, broadcast: Broadcast) -> None:
+        self.session.add(broadcast)
+        self.session.flush()
+
+    def page(self, environment_id: str, after_id: int | None, limit: int) -> Sequence[Broadcast]:
+        return self.environment_page(Broadcast, environment_id, after_id, limit)
+
+    def claim(self, broadcast_pk: int, expected: dict[str, Any], **values: Any) -> bool:
+        """Compare-and-set the row: True when it still had the `expected` values (and now
+        holds `values`); False when another transaction moved it first."""
+        conditions = [Broadcast.id == broadcast_pk]
+        for name, value in expected.items():
+            column = getattr(Broadcast, name)
+            conditions.append(column.is_(None) if value is None else column == value)
+        statement = update(Broadcast).where(*conditions).values(**values)
+        return execute_counting(self.session, statement) == 1
+
+    def paced_until(self, environment_id: str) -> datetime | None:
+        """How far the environment's broadcasts have used its send rate."""
+        return self.session.scalar(
+            select(func.max(Broadcast.paced_until)).where(
+                Broadcast.environment_id == environment_id
+            )
+        )
+
+    def claim_due(
+        self, before: datetime, now: datetime, unclaimed_since: datetime, limit: int
+    ) -> list[tuple[int, int]]:
+        """Claim, for a sweep to re-drive, broadcasts still releasing whose next chunk was
+        due before `before`: (pk, cursor) of each."""
+        claimed = claim_rows(
+            self.session,
+            Broadcast.id,
+            Broadcast.swept_at,
+            Broadcast.status.in_(tuple(BroadcastStatus.ACTIVE))
+            & (Broadcast.next_chunk_at <= before),
+            environment=Broadcast.environment_id,
+            now=now,
+            unclaimed_since=unclaimed_since,
+            limit=limit,
+        )
+        if not claimed:
+            return []
+        pks = [pk for pk, _ in claimed]
+        rows = self.session.execute(
+            select(Broadcast.id, Broadcast.cursor)
+            .where(Broadcast.id.in_(pks))
+            .order_by(Broadcast.id)
+        )
+        return [(pk, cursor) for pk, cursor in rows]
