@@ -64,6 +64,10 @@ def test_segment_events_move_a_user_into_an_audience_that_emails_and_out_on_upgr
     assert smtp_sink.messages == []
     call("POST", "/inbound/segment", _event("track", "view-2", event="Viewed Pricing"))
     wait_for(lambda: members() == ["u1"], what="u1's entry")
+    # The event's record says what it did.
+    effects = call("GET", "/integrations/segment/events/view-2").json()["effects"]
+    assert "entered audience 'pricing-hot'" in effects
+    assert any(line.startswith("started automation 'upgrade-nudge'") for line in effects)
     (mail,) = wait_for(lambda: smtp_sink.messages, what="the nudge email")
     assert mail["To"] == "u1@example.org"
     assert mail["Subject"] == "Still thinking it over, Ada?"

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -36,7 +36,7 @@ from tidings.audience.conditions import (
     parse,
 )
 from tidings.audience.repository import AudienceRepository
-from tidings.audience.touched import take
+from tidings.audience.touched import Touch, take
 from tidings.automation.runs import start_audience_runs
 from tidings.db import Database, Outbox
 from tidings.event.repository import EventRepository
@@ -127,9 +127,14 @@ def reads(audience: Needs, touched: Needs) -> bool:
 
 
 def load_facts(
-    session: Session, environment_id: str, user_ids: Collection[str], wanted: Needs
+    session: Session,
+    environment_id: str,
+    user_ids: Collection[str],
+    wanted: Needs,
+    seen: Mapping[str, datetime] | None = None,
 ) -> dict[str, Facts]:
-    """What the conditions need to know of each user, a query per kind of fact."""
+    """What the conditions need to know of each user, a query per kind of fact (`seen`:
+    when some users were last seen, known already)."""
     facts = {user_id: Facts() for user_id in user_ids}
     if wanted.traits or wanted.first_seen:
         for user_id, (traits, created_at) in (
@@ -158,8 +163,14 @@ def load_facts(
         ):
             facts[user_id].tenants = frozenset(tenant_ids)
     if wanted.last_seen:
-        for user_id, at in EventRepository(session).last_seen(environment_id, user_ids).items():
-            facts[user_id].last_seen = at
+        known = seen or {}
+        unknown = [user_id for user_id in user_ids if user_id not in known]
+        if unknown:
+            for user_id, at in EventRepository(session).last_seen(environment_id, unknown).items():
+                facts[user_id].last_seen = at
+        for user_id, at in known.items():
+            if user_id in facts:
+                facts[user_id].last_seen = at
     return facts
 
 
@@ -169,6 +180,19 @@ class Refreshed:
 
     changes: list[Change]
     runs: list[AutomationRun]
+
+    def effects(self) -> dict[str, list[str]]:
+        """A line per entry, exit and started run, by user (for an event's record)."""
+        lines: dict[str, list[str]] = {}
+        for change in self.changes:
+            verb = "entered" if change.entered else "left"
+            lines.setdefault(change.user_id, []).append(f"{verb} audience {change.audience_id!r}")
+        for run in self.runs:
+            lines.setdefault(run.recipient or "", []).append(
+                f"started automation {run.automation_id!r} (run {run.run_id}) on "
+                f"{run.source.removeprefix('audience/')}"
+            )
+        return lines
 
 
 def refresh(
@@ -180,10 +204,12 @@ def refresh(
     *,
     only: Collection[int] | None = None,
     now: datetime | None = None,
+    seen: Mapping[str, datetime] | None = None,
 ) -> Refreshed:
     """Evaluate the audiences that read what `touched` says changed (`only`: these audience
     rows) for these users, and record entries, exits and re-checks. The runs entries and exits
-    start go to `outbox` (None: the caller advances them, from `Refreshed.runs`)."""
+    start go to `outbox` (None: the caller advances them, from `Refreshed.runs`). `seen`:
+    when users were last seen, where the caller knows it (events just processed)."""
     users = sorted({user_id for user_id in user_ids if user_id})
     if not users:
         return Refreshed([], [])
@@ -198,7 +224,7 @@ def refresh(
     wanted = Needs()
     for audience in audiences:
         wanted = wanted | audience.needs
-    facts = load_facts(session, environment_id, users, wanted)
+    facts = load_facts(session, environment_id, users, wanted, seen)
     repository = AudienceRepository(session)
     current = repository.current([audience.pk for audience in audiences], users)
     entering: list[dict[str, object]] = []
@@ -245,13 +271,23 @@ def refresh(
 
 
 def refresh_touched(session: Session, outbox: Outbox) -> None:
-    """Refresh the users this unit of work noted (`touched.touch`), before it commits."""
+    """Refresh the users this unit of work noted (`touched.touch`), before it commits: per
+    environment, all of them at once. The last event that touched a user gets a line per
+    entry, exit and run it led to."""
     taken = take(session)
-    by_change: dict[tuple[str, Needs], list[str]] = {}
-    for (environment_id, user_id), changed in taken.items():
-        by_change.setdefault((environment_id, changed), []).append(user_id)
-    for (environment_id, changed), users in by_change.items():
-        refresh(session, outbox, environment_id, users, changed)
+    by_environment: dict[str, dict[str, Touch]] = {}
+    for (environment_id, user_id), found in taken.items():
+        by_environment.setdefault(environment_id, {})[user_id] = found
+    for environment_id, touches in by_environment.items():
+        changed = Needs()
+        for found in touches.values():
+            changed = changed | found.changed
+        seen = {user: found.seen for user, found in touches.items() if found.seen is not None}
+        refreshed = refresh(session, outbox, environment_id, touches, changed, seen=seen)
+        for user_id, lines in refreshed.effects().items():
+            events = touches[user_id].events
+            if events:
+                events[-1].effects = [*events[-1].effects, *lines]
 
 
 def check_due(database: Database, now: datetime | None = None) -> int:

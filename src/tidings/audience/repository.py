@@ -8,7 +8,13 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 
-from tidings.kit.sql import Repository, execute_counting, insert_missing_in_environment, keyset_page
+from tidings.kit.sql import (
+    Repository,
+    execute_counting,
+    insert_missing_in_environment,
+    insert_replacing,
+    keyset_page,
+)
 from tidings.models import Audience, AudienceCheck, AudienceMember
 from tidings.workspace.service import Scope
 
@@ -180,11 +186,10 @@ class AudienceRepository(Repository):
         environment_id: str,
         checks: dict[tuple[int, str], datetime | None],
     ) -> None:
-        """The next re-check of each (audience, user): replaced, or removed when None."""
-        if not checks:
-            return
-        for audience_pk in {audience_pk for audience_pk, _ in checks}:
-            users = sorted(user for pk, user in checks if pk == audience_pk)
+        """The next re-check of each (audience, user): set, or removed when None."""
+        gone = [key for key, at in checks.items() if at is None]
+        for audience_pk in {audience_pk for audience_pk, _ in gone}:
+            users = sorted(user for pk, user in gone if pk == audience_pk)
             for start in range(0, len(users), CHUNK):
                 self.session.execute(
                     delete(AudienceCheck).where(
@@ -203,7 +208,12 @@ class AudienceRepository(Repository):
             if at is not None
         ]
         if rows:
-            self.session.execute(insert(AudienceCheck), rows)
+            self.session.execute(
+                insert_replacing(
+                    self.session, AudienceCheck, ("audience_pk", "user_id"), ("check_at",)
+                ),
+                rows,
+            )
 
     def due_checks(self, now: datetime, limit: int) -> Sequence[tuple[int, str, int, str]]:
         """(check id, environment, audience, user) of re-checks due at `now`, oldest first."""

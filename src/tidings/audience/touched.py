@@ -1,30 +1,58 @@
-"""Users whose audiences may have changed in this unit of work, noted by the writes that
-change them (a profile saved through the API, a list subscription) and refreshed once,
-just before the commit (`membership.refresh_touched`, a hook of `Database.write`).
-
-An event's processing refreshes its user itself, to say what it did in the event's record.
+"""Users whose audiences may have changed in this unit of work, noted by what changes them
+(an event's processing, a profile saved through the API, a list subscription) and refreshed
+once, together, just before the commit (`membership.refresh_touched`, a hook of
+`Database.write`): a group of events costs one evaluation of each of its users, with one
+query per kind of fact for all of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from tidings.audience.conditions import Needs
+from tidings.models import Event
 
 _TOUCHED = "tidings.audience_touched"
 
 
-def touch(session: Session, environment_id: str, user_ids: Iterable[str], changed: Needs) -> None:
-    """Note that what `changed` says changed for these users."""
-    touched: dict[tuple[str, str], Needs] = session.info.setdefault(_TOUCHED, {})
+@dataclass
+class Touch:
+    """What changed for one user in this unit of work: the facts, when the user was last
+    seen if an event says so, and the events that changed it (the last one's record says
+    what the refresh did)."""
+
+    changed: Needs
+    seen: datetime | None = None
+    events: list[Event] = field(default_factory=list)
+
+
+def touch(
+    session: Session,
+    environment_id: str,
+    user_ids: Iterable[str],
+    changed: Needs,
+    *,
+    event: Event | None = None,
+) -> None:
+    """Note that what `changed` says changed for these users (by `event`, when one did)."""
+    touched: dict[tuple[str, str], Touch] = session.info.setdefault(_TOUCHED, {})
     for user_id in user_ids:
         key = (environment_id, user_id)
-        touched[key] = touched[key] | changed if key in touched else changed
+        found = touched.get(key)
+        if found is None:
+            found = touched[key] = Touch(changed)
+        else:
+            found.changed = found.changed | changed
+        if event is not None:
+            found.events.append(event)
+            found.seen = max(found.seen or event.received_at, event.received_at)
 
 
-def take(session: Session) -> dict[tuple[str, str], Needs]:
-    """The users noted so far, and what changed for each; forgotten once taken."""
-    taken: dict[tuple[str, str], Needs] = session.info.pop(_TOUCHED, {})
+def take(session: Session) -> dict[tuple[str, str], Touch]:
+    """The users noted so far; forgotten once taken."""
+    taken: dict[tuple[str, str], Touch] = session.info.pop(_TOUCHED, {})
     return taken

@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from tidings.audience.conditions import Needs
-from tidings.audience.membership import EVERYTHING, refresh
+from tidings.audience.membership import EVERYTHING
+from tidings.audience.touched import touch
 from tidings.automation.runs import (
     advance_in_transaction,
     resume_waiting_runs,
@@ -181,13 +182,14 @@ def _start_automations(session: Session, event: Event) -> tuple[list[AutomationR
     return runs, [f"started automation {run.automation_id!r} (run {run.run_id})" for run in runs]
 
 
-def _refresh_audiences(session: Session, event: Event) -> tuple[list[AutomationRun], list[str]]:
-    """Move the event's user into or out of the audiences that read what it changed; the
-    runs that entering or leaving starts, and a line per change and run."""
+def _note_for_audiences(session: Session, event: Event) -> None:
+    """Note the event's user for the audiences that read what it changed: they are
+    evaluated, with the other users of this transaction, just before it commits
+    (audience/touched.py), and what came of it is added to the event's effects."""
     user = event.user_id
     if user is None or event.type == "delete":
-        return [], []
-    touched = (
+        return
+    changed = (
         EVERYTHING
         if event.type == "alias" or (event.type == "identify" and event.anonymous_id)
         else Needs(
@@ -198,16 +200,7 @@ def _refresh_audiences(session: Session, event: Event) -> tuple[list[AutomationR
             last_seen=True,
         )
     )
-    refreshed = refresh(session, None, event.environment_id, [user], touched)
-    effects = [
-        f"{'entered' if change.entered else 'left'} audience {change.audience_id!r}"
-        for change in refreshed.changes
-    ] + [
-        f"started automation {run.automation_id!r} (run {run.run_id}) on "
-        f"{run.source.removeprefix('audience/')}"
-        for run in refreshed.runs
-    ]
-    return refreshed.runs, effects
+    touch(session, event.environment_id, [user], changed, event=event)
 
 
 def _unmapped_event(event: Event) -> Emission:
@@ -275,11 +268,7 @@ def process_in(
         for run in resumed
     ] + run_effects
     runs = [run for run in resumed if run.status == RunStatus.PROCESSING] + runs
-    # Processed before the audiences read the user's events, this one among them.
-    event.status = EventStatus.PROCESSED
-    audience_runs, audience_effects = _refresh_audiences(session, event)
-    runs += audience_runs
-    run_effects += audience_effects
+    _note_for_audiences(session, event)
     pending = (
         advance_in_transaction(session, context, runs, outbox, isolated=isolated)
         if context is not None

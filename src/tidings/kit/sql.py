@@ -38,6 +38,19 @@ def insert_ignoring_conflicts(bind: Session | Connection, target: Any) -> Any:
     return sqlite.insert(target).on_conflict_do_nothing()
 
 
+def insert_replacing(
+    bind: Session | Connection, target: Any, conflict: Sequence[str], columns: Sequence[str]
+) -> Any:
+    """An `INSERT … ON CONFLICT (conflict) DO UPDATE SET column = excluded.column` for the
+    dialect of the session or connection."""
+    dialect = bind.dialect if isinstance(bind, Connection) else bind.get_bind().dialect
+    statement = (postgresql if dialect.name == "postgresql" else sqlite).insert(target)
+    return statement.on_conflict_do_update(
+        index_elements=list(conflict),
+        set_={column: statement.excluded[column] for column in columns},
+    )
+
+
 def execute_counting(session: Session, statement: Executable) -> int:
     """Execute an INSERT, UPDATE or DELETE and return how many rows it touched."""
     # Through the connection, not the ORM: an ORM-enabled INSERT adds RETURNING on Postgres,
