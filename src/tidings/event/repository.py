@@ -97,15 +97,15 @@ _PENDING_OF = select(Event.id, Event.environment_id, Event.source, Event.user_id
     Event.id.in_(bindparam("event_ids", expanding=True)), Event.status == EventStatus.RECEIVED
 )
 _EARLIER_PENDING_OF_USERS = (
-    select(Event.id, Event.user_id)
-    .where(
+    select(Event.id, Event.user_id).where(
         Event.environment_id == bindparam("environment_id"),
         Event.source == bindparam("source"),
         Event.user_id.in_(bindparam("user_ids", expanding=True)),
         Event.id < bindparam("before_id"),
         Event.status == EventStatus.RECEIVED,
     )
-    .order_by(Event.id)
+    # No ORDER BY: with one, SQLite walks ix_event_listing through the whole history rather
+    # than the users' pending events in ix_event_pending_user; the rows are sorted in Python.
 )
 
 
@@ -154,7 +154,7 @@ class EventRepository(Repository):
         first, at most `limit` per user."""
         if not before:
             return []
-        rows = self.session.execute(
+        found_rows = self.session.execute(
             _EARLIER_PENDING_OF_USERS,
             {
                 "environment_id": environment_id,
@@ -163,6 +163,7 @@ class EventRepository(Repository):
                 "before_id": max(before.values()),
             },
         ).all()
+        rows = sorted((row[0], row[1]) for row in found_rows)
         taken: dict[str, int] = {}
         found = []
         for event_id, user_id in rows:
