@@ -229,3 +229,36 @@ def test_errors_are_shown_at_their_fields_and_nothing_is_made(
     expect(page.get_by_label("List id")).to_have_value("readers")
 
     assert studio.api("GET", "/broadcasts").json()["items"] == []
+
+
+def test_hostile_data_shows_as_text_and_an_action_without_the_csrf_token_is_refused(
+    page: Page, studio: Studio, smtp_sink: SmtpSink
+) -> None:
+    _readers(studio, smtp_sink)
+    hostile = "<img src=x onerror=\"window.__xss = 'img'\"><script>window.__xss = 1</script>"
+    body = {
+        "broadcast_id": "hostile",
+        "template": "news",
+        "to": {"list_id": "readers"},
+        "data": {"html": hostile},
+        "send_at": "2030-01-07T08:00:00Z",
+    }
+    assert studio.api("POST", "/broadcasts", json=body).status_code == 202
+    sign_in(page, studio)
+    page.goto(f"{studio.url}/studio/broadcasts/hostile")
+    expect(page.locator("#broadcast-data")).to_contain_text("<script>window.__xss = 1</script>")
+    assert page.evaluate("window.__xss") is None
+
+    # The tenant typed is shown back in the error, as text.
+    page.goto(f"{studio.url}/studio/broadcasts/_new")
+    page.get_by_label("Template").select_option("news")
+    page.get_by_label("Tenant", exact=True).check()
+    page.get_by_label("Tenant id").fill(hostile)
+    page.get_by_role("button", name="Create broadcast").click()
+    expect(page.locator("#tenant_id-error")).to_contain_text("<script>window.__xss = 1</script>")
+    assert page.evaluate("window.__xss") is None
+
+    refused = page.request.post(f"{studio.url}/studio/broadcasts/hostile/cancel", form={})
+    assert refused.status == 403
+    assert refused.json()["code"] == "csrf_failed"
+    assert _broadcast(studio, "hostile")["status"] == "scheduled"
