@@ -1,6 +1,6 @@
 """Broadcasts in Studio: one made from the form goes live to completed with its counts and
 the SMTP sink's emails; pause, resume and cancel of a scheduled and of a slow broadcast;
-errors shown at their fields."""
+errors shown at their fields; escaping, CSRF, and an action refused on the page."""
 
 from __future__ import annotations
 
@@ -231,7 +231,7 @@ def test_errors_are_shown_at_their_fields_and_nothing_is_made(
     assert studio.api("GET", "/broadcasts").json()["items"] == []
 
 
-def test_hostile_data_shows_as_text_and_an_action_without_the_csrf_token_is_refused(
+def test_hostile_data_shows_as_text_and_refused_actions_change_nothing(
     page: Page, studio: Studio, smtp_sink: SmtpSink
 ) -> None:
     _readers(studio, smtp_sink)
@@ -262,3 +262,16 @@ def test_hostile_data_shows_as_text_and_an_action_without_the_csrf_token_is_refu
     assert refused.status == 403
     assert refused.json()["code"] == "csrf_failed"
     assert _broadcast(studio, "hostile")["status"] == "scheduled"
+
+    # A page left open on a broadcast canceled meanwhile: Pause answers why not, on the page.
+    page.goto(f"{studio.url}/studio/broadcasts/hostile")
+    token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    assert token
+    _ok(studio.api("POST", "/broadcasts/hostile/cancel"))
+    late = page.request.post(
+        f"{studio.url}/studio/broadcasts/hostile/pause", form={"csrf_token": token}
+    )
+    assert late.status == 409
+    said = 'id="form-error">Broadcast &#39;hostile&#39; is canceled and cannot be paused.'
+    assert said in late.text()
+    assert _broadcast(studio, "hostile")["status"] == "canceled"
