@@ -21,6 +21,7 @@ from tidings.studio.dependencies import PREFIX, SignInRequired, sign_in_url
 from tidings.studio.routes import (
     audiences,
     automations,
+    broadcasts,
     events,
     lists,
     messages,
@@ -144,6 +145,7 @@ def create_studio(runtime: Runtime) -> FastAPI:
         tenants,
         lists,
         audiences,
+        broadcasts,
         topics,
         suppressions,
         settings,
