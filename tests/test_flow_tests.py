@@ -1,6 +1,6 @@
 """`tidings test PATH`: the shipped example flows pass (so `make test` runs them), a flow that
 does not do what its file expects exits 1 with a diff and a JUnit failure, and delays of
-days happen on the virtual clock."""
+days, cancelations, stubbed fetch-data and schedule ticks happen on the virtual clock."""
 
 from __future__ import annotations
 
@@ -86,6 +86,31 @@ expect:
     - {automation: order-completed, user: u2, status: PROCESSED}
 """
 
+SCHEDULED = """
+name: a daily digest at 09:00 in Paris
+definitions:
+  - kind: notification
+    id: digest
+    content:
+      email: {subject: "Digest", text: "Your digest"}
+  - kind: automation
+    id: daily-digest
+    triggers:
+      - {source: schedule, cron: "0 9 * * *", timezone: Europe/Paris, recipient: u1}
+    steps:
+      - {action: send, template: digest}
+events:
+  - {at: +0s, type: identify, userId: u1, traits: {email: u1@example.com}}
+until: +2d
+expect:
+  messages:
+    - {at: +23h, to: u1, template: digest}
+    - {at: +1d23h, to: u1, template: digest}
+  runs:
+    - {automation: daily-digest, user: u1, status: PROCESSED}
+    - {automation: daily-digest, user: u1, status: PROCESSED}
+"""
+
 
 def test_the_example_flows_pass(settings: Settings, tmp_path: Path) -> None:
     junit = tmp_path / "flows.xml"
@@ -108,13 +133,17 @@ def test_a_mismatch_exits_1_with_a_diff_and_a_junit_failure(
     flows.mkdir()
     (flows / "wrong.test.yaml").write_text(WELCOME_WRONG)
     (flows / "delayed.test.yaml").write_text(DELAYED)
+    # The clock starts on a Monday at 09:00 UTC, 10:00 in Paris: the ticks are the next
+    # mornings at 08:00 UTC.
+    (flows / "scheduled.test.yaml").write_text(SCHEDULED)
     junit = tmp_path / "junit.xml"
     result = run_cli(settings, "test", str(flows), "--junit-xml", str(junit))
     assert result.returncode == 1, result.stdout + result.stderr
     out = result.stdout
     assert "FAIL welcome expected wrongly" in out
     assert "PASS a checkout reminder two days later" in out
-    assert "1 passed, 1 failed" in out
+    assert "PASS a daily digest at 09:00 in Paris" in out
+    assert "2 passed, 1 failed" in out
     # The diff: the subject that was sent against the one expected, and the message
     # expected at +1h that never came.
     assert '-    subject: "Hello!"' in out
@@ -122,7 +151,7 @@ def test_a_mismatch_exits_1_with_a_diff_and_a_junit_failure(
     assert "-  - at: +1h" in out
     suite = ElementTree.parse(junit).getroot().find("testsuite")
     assert suite is not None
-    assert (suite.get("tests"), suite.get("failures")) == ("2", "1")
+    assert (suite.get("tests"), suite.get("failures")) == ("3", "1")
     (failure,) = list(suite.iter("failure"))
     assert failure.text is not None
     assert '+    subject: "Welcome!"' in failure.text
