@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tests.conftest import run_cli
 from tidings.config import Settings
+from tidings.flowtest.compare import MESSAGE_SHOWN, compare, diff
 from tidings.kit.time import frozen_at, utcnow
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "flows"
@@ -111,6 +112,16 @@ expect:
     - {automation: daily-digest, user: u1, status: PROCESSED}
 """
 
+# No definitions of its own: `--definitions` gives them.
+CART_ELSEWHERE = """
+name: definitions from --definitions
+events:
+  - {at: +0s, type: identify, userId: u3, traits: {email: u3@example.com}}
+  - {at: +0s, type: track, userId: u3, event: Checkout Started, properties: {cart_id: c-3}}
+expect:
+  messages: [{at: +1h, to: u3, template: cart-reminder}]
+"""
+
 
 def test_the_example_flows_pass(settings: Settings, tmp_path: Path) -> None:
     junit = tmp_path / "flows.xml"
@@ -136,14 +147,19 @@ def test_a_mismatch_exits_1_with_a_diff_and_a_junit_failure(
     # The clock starts on a Monday at 09:00 UTC, 10:00 in Paris: the ticks are the next
     # mornings at 08:00 UTC.
     (flows / "scheduled.test.yaml").write_text(SCHEDULED)
+    (flows / "elsewhere.test.yaml").write_text(CART_ELSEWHERE)
     junit = tmp_path / "junit.xml"
-    result = run_cli(settings, "test", str(flows), "--junit-xml", str(junit))
+    definitions = EXAMPLES / "definitions" / "abandoned-cart.yaml"
+    result = run_cli(
+        settings, "test", str(flows), "--junit-xml", str(junit), "--definitions", str(definitions)
+    )
     assert result.returncode == 1, result.stdout + result.stderr
     out = result.stdout
     assert "FAIL welcome expected wrongly" in out
     assert "PASS a checkout reminder two days later" in out
     assert "PASS a daily digest at 09:00 in Paris" in out
-    assert "2 passed, 1 failed" in out
+    assert "PASS definitions from --definitions" in out
+    assert "3 passed, 1 failed" in out
     # The diff: the subject that was sent against the one expected, and the message
     # expected at +1h that never came.
     assert '-    subject: "Hello!"' in out
@@ -151,7 +167,7 @@ def test_a_mismatch_exits_1_with_a_diff_and_a_junit_failure(
     assert "-  - at: +1h" in out
     suite = ElementTree.parse(junit).getroot().find("testsuite")
     assert suite is not None
-    assert (suite.get("tests"), suite.get("failures")) == ("3", "1")
+    assert (suite.get("tests"), suite.get("failures")) == ("4", "1")
     (failure,) = list(suite.iter("failure"))
     assert failure.text is not None
     assert '+    subject: "Welcome!"' in failure.text
@@ -172,3 +188,26 @@ def test_a_frozen_clock_is_what_utcnow_reads_until_released() -> None:
         clock.advance(timedelta(days=2))
         assert utcnow() == start + timedelta(days=2)
     assert utcnow() > start + timedelta(days=300)
+
+
+def test_matching_ignores_order_but_not_count() -> None:
+    sent = [
+        {"at": timedelta(0), "to": "u1", "channel": "email", "body": "Hello u1"},
+        {"at": timedelta(0), "to": "u2", "channel": "sms", "body": "Hello u2"},
+    ]
+    swapped = [
+        {"at": timedelta(0), "to": "u2", "channel": "sms"},
+        {"at": timedelta(0), "to": "u1", "body_contains": "u1"},
+    ]
+    assert compare("messages", swapped, sent, MESSAGE_SHOWN).ok
+    # One message too many: the one nobody expected is shown with all its fields.
+    section = compare("messages", swapped[:1], sent, MESSAGE_SHOWN)
+    assert not section.ok
+    assert "+  - at: +0s" in diff([section])
+    assert '+    body: "Hello u1"' in diff([section])
+    # A part of the body that is not there shows the body that was sent.
+    wrong = [{"to": "u1", "body_contains": "Goodbye"}, swapped[0]]
+    section = compare("messages", wrong, sent, MESSAGE_SHOWN)
+    assert not section.ok
+    assert "-    body_contains: Goodbye" in diff([section])
+    assert '+    body: "Hello u1"' in diff([section])
