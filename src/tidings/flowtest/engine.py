@@ -18,6 +18,7 @@ fetch-data requests get the test's canned answers (`http`), or a 404.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import json
@@ -36,8 +37,9 @@ from tidings.automation.apply import apply_documents, environment_scope
 from tidings.automation.repository import RunRepository
 from tidings.broadcast import service as broadcasts
 from tidings.db import Outbox
+from tidings.errors import AppError
 from tidings.event.batching import process_events
-from tidings.flowtest.spec import FlowTest, HttpStub
+from tidings.flowtest.spec import FlowTest, HttpStub, format_offset
 from tidings.ingest.validation import validate_segment_event
 from tidings.ingest.writer import IngestItem, IngestWriter
 from tidings.ingest.writer import Outcome as IngestOutcome
@@ -246,7 +248,13 @@ class Agenda:
             following = self.next_time(with_schedules=limit is not None)
             if following is None or following > horizon:
                 break
-            self.clock.set(max(following, self.clock.now()))
+            if following <= self.clock.now():
+                # Due, and run_due left it: it failed (its error is in the log).
+                raise FlowError(
+                    f"work due at {format_offset(following - self.start)} failed to run; "
+                    "see the log above"
+                )
+            self.clock.set(following)
         if limit is not None and limit > self.clock.now():
             self.clock.set(limit)
 
@@ -338,6 +346,7 @@ class FlowRunner:
         self._counter = itertools.count(1)
 
     def close(self) -> None:
+        asyncio.run(self.writer.stop())  # closes its SQLite connection (it runs no thread here)
         self.http.close()
 
     def setup(self) -> None:
@@ -360,10 +369,14 @@ class FlowRunner:
     def run(self) -> FlowOutcome:
         self.setup()
         start = self.clock.now()
-        for event in self.test.events:
+        for index, event in enumerate(self.test.events):
             at = start + event.at
             self.agenda.run_until(at)
-            self._ingest(event.body)
+            try:
+                self._ingest(event.body)
+            except AppError as exc:
+                where = f"events[{index}] (at {format_offset(event.at)})"
+                raise FlowError(f"{where}: {exc.message}") from exc
             self.agenda.run_due()
         self.agenda.run_until(start + self.test.until if self.test.until is not None else None)
         self.agenda.outcome.runs = self._runs()

@@ -127,7 +127,9 @@ def load_tests(path: Path, default_definitions: Path | None = None) -> list[Flow
             raise SpecError(f"{file}: not valid YAML: {exc}") from exc
         for index, raw in enumerate(loaded):
             where = str(file) if len(loaded) == 1 else f"{file} (document {index + 1})"
-            default_name = file.name.removesuffix(".yaml").removesuffix(".yml")
+            default_name = file.name
+            for suffix in (*TEST_SUFFIXES, ".yaml", ".yml"):
+                default_name = default_name.removesuffix(suffix)
             if len(loaded) > 1:
                 default_name = f"{default_name} #{index + 1}"
             tests.append(_parse(raw, file, where, default_name, default_definitions))
