@@ -325,6 +325,43 @@ def apply_definitions(data_dir: Path | None, environment: str, path: Path) -> No
         click.echo(line)
 
 
+@main.command("test")
+@click.option(
+    "--definitions",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="Definitions (as `tidings apply` reads them) for the tests that give none.",
+)
+@click.option(
+    "--junit-xml",
+    "junit_xml",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write the results to this file as JUnit XML.",
+)
+@click.option("--show", is_flag=True, help="Print every test's messages and runs.")
+@click.argument("path", type=click.Path(path_type=Path, exists=True))
+def run_flow_tests(
+    path: Path, definitions: Path | None, junit_xml: Path | None, show: bool
+) -> None:
+    """Run the flow tests of a *.test.yaml file or directory on a virtual clock; exit 1 on a
+    mismatch, with a diff (docs/testing.md)."""
+    from tidings.flowtest import runner
+    from tidings.flowtest.spec import SpecError, load_tests
+
+    try:
+        tests = load_tests(path, definitions)
+    except SpecError as exc:
+        raise click.ClickException(str(exc)) from exc
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    results = runner.run_tests(tests)
+    click.echo(runner.text_report(results, show=show))
+    if junit_xml is not None:
+        junit_xml.write_bytes(runner.junit_xml(results))
+    if not tests or not all(result.passed for result in results):
+        sys.exit(1)
+
+
 @main.group()
 def admin() -> None:
     """Studio admins."""

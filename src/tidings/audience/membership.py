@@ -290,6 +290,12 @@ def refresh_touched(session: Session, outbox: Outbox) -> None:
                 events[-1].effects = [*events[-1].effects, *lines]
 
 
+def next_check(database: Database) -> datetime | None:
+    """When the next re-check of a member is due, if any is waiting."""
+    with database.read() as session:
+        return AudienceRepository(session).next_check_at()
+
+
 def check_due(database: Database, now: datetime | None = None) -> int:
     """Re-evaluate the users whose membership can have changed by time alone; returns how
     many re-checks ran. Each chunk is claimed by deleting its re-checks in the transaction

@@ -215,6 +215,12 @@ class AudienceRepository(Repository):
                 rows,
             )
 
+    def next_check_at(self) -> datetime | None:
+        """The soonest re-check of any member (flow tests move their clock to it)."""
+        return self.session.scalars(
+            select(AudienceCheck.check_at).order_by(AudienceCheck.check_at).limit(1)
+        ).first()
+
     def due_checks(self, now: datetime, limit: int) -> Sequence[tuple[int, str, int, str]]:
         """(check id, environment, audience, user) of re-checks due at `now`, oldest first."""
         rows = self.session.execute(

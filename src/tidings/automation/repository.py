@@ -680,6 +680,15 @@ class ScheduleRepository(Repository):
             .execution_options(populate_existing=True)
         ).first()
 
+    def next_fire_at(self) -> datetime | None:
+        """The soonest tick of any schedule (flow tests move their clock to it)."""
+        return self.session.scalars(
+            select(AutomationSchedule.next_fire_at)
+            .where(AutomationSchedule.next_fire_at.is_not(None))
+            .order_by(AutomationSchedule.next_fire_at)
+            .limit(1)
+        ).first()
+
     def due(self, now: datetime, tried: Collection[int], limit: int) -> list[int]:
         """The schedules whose tick is due at `now` or is being fired, not in `tried`,
         soonest first."""

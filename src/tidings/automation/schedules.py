@@ -229,6 +229,12 @@ class _Step:
     done: bool = True
 
 
+def next_due(database: Database) -> datetime | None:
+    """When the next schedule tick is due, if any schedule is set."""
+    with database.read() as session:
+        return ScheduleRepository(session).next_fire_at()
+
+
 def fire_due(database: Database, now: datetime | None = None, *, limit: int = DUE_BATCH) -> int:
     """Fire every schedule tick due at `now` (default: the current time), and carry on the
     ticks a crash left half fired; returns how many runs were started.

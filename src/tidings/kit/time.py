@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 # Timestamps from input are read only within these bounds (docs/security.md, Input limits):
@@ -15,8 +17,53 @@ def within_bounds(value: datetime) -> bool:
     return EARLIEST <= value < LATEST
 
 
+# The clock every `utcnow()` reads: None is the machine's clock. Flow tests (`tidings test`,
+# tidings.flowtest) put a virtual clock here, so that the engine's delays, wake-ups, windows
+# and expiries all follow it; production pays one global lookup per call.
+_clock: Callable[[], datetime] | None = None
+
+
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    clock = _clock
+    return datetime.now(UTC) if clock is None else clock()
+
+
+class VirtualClock:
+    """A clock that stands still until it is moved: `set` and `advance` it, never backwards."""
+
+    def __init__(self, start: datetime) -> None:
+        self.current = start.astimezone(UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def set(self, value: datetime) -> None:
+        if value < self.current:
+            raise ValueError(f"the clock cannot go back from {self.current} to {value}")
+        self.current = value.astimezone(UTC)
+
+    def advance(self, delta: timedelta) -> None:
+        self.set(self.current + delta)
+
+
+@contextmanager
+def use_clock(clock: Callable[[], datetime]) -> Iterator[None]:
+    """Make `utcnow()` read `clock` for the duration, in every module and thread."""
+    global _clock
+    previous, _clock = _clock, clock
+    try:
+        yield
+    finally:
+        _clock = previous
+
+
+@contextmanager
+def frozen_at(value: datetime) -> Iterator[VirtualClock]:
+    """`utcnow()` answers `value` (then wherever the returned clock is moved) for the
+    duration."""
+    clock = VirtualClock(value)
+    with use_clock(clock.now):
+        yield clock
 
 
 def parse_timestamp(value: object) -> datetime | None:
