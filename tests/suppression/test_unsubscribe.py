@@ -114,3 +114,22 @@ def test_forgetting_the_choice_lifts_it_and_required_topics_add_nothing(
     settled(client, keys.test, send(client, keys.test, {"user_id": "u1"}, "news"), "SENT")
     one_click(client, smtp_sink)
     assert entries(client, keys.test) == []
+
+
+def test_erasing_the_user_keeps_the_address_suppressed_and_names_no_one(
+    client: TestClient, keys: Keys, smtp_sink: SmtpSink
+) -> None:
+    set_up(client, keys.test, smtp_sink, "OPTED_IN")
+    settled(client, keys.test, send(client, keys.test, {"user_id": "u1"}, "news"), "SENT")
+    one_click(client, smtp_sink)
+    response = client.delete("/profiles/u1", headers=bearer(keys.test))
+    assert response.status_code in (200, 202, 204), response.text
+    (entry,) = entries(client, keys.test)
+    assert (entry["address"], entry["topic_id"], entry["user_id"]) == (
+        "ada@example.org",
+        "news",
+        None,
+    )
+    assert "u1" not in (entry["detail"] or "")
+    kept = send(client, keys.test, {"email": "ada@example.org"}, "news")
+    settled(client, keys.test, kept, "SUPPRESSED")

@@ -36,6 +36,7 @@ from tidings.kit.jsondoc import diff, merge_patch
 from tidings.kit.time import parse_timestamp, utcnow
 from tidings.message.repository import MessageRepository
 from tidings.profile.repository import ProfileRepository
+from tidings.suppression.repository import SuppressionRepository
 from tidings.workspace.service import Scope
 
 
@@ -156,4 +157,8 @@ def erase_user(session: Session, scope: Scope, user_id: str) -> dict[str, int]:
         environment, ids, now
     )
     removed["audience stay(s)"] = AudienceRepository(session).forget_users(environment, ids)
+    # Their addresses stay suppressed: erasure must not let mail reach them again.
+    removed["suppression(s) unlinked"] = SuppressionRepository(session).forget_users(
+        environment, ids
+    )
     return removed

@@ -106,6 +106,20 @@ class SuppressionRepository(Repository):
             .execution_options(synchronize_session=False),
         )
 
+    def forget_users(self, environment_id: str, user_ids: Sequence[str]) -> int:
+        """Unlink erased users from their entries: the addresses stay suppressed, with no
+        user id and a detail that names no one."""
+        return execute_counting(
+            self.session,
+            update(Suppression)
+            .where(
+                Suppression.environment_id == environment_id,
+                Suppression.user_id.in_(sorted(user_ids)),
+            )
+            .values(user_id=None, detail="unsubscribed (the user was erased since)")
+            .execution_options(synchronize_session=False),
+        )
+
     # -- reads --------------------------------------------------------------------------------
 
     def find(
