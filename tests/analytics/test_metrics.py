@@ -212,6 +212,8 @@ def test_filters_by_template_automation_and_channel_and_buckets(
         ({"from": "2026-01-05", "to": "2026-01-01"}, "to"),
         ({"from": "2026-01-01", "to": "2026-03-01", "interval": "hour"}, "from"),
         ({"from": "2020-01-01", "to": "2026-01-01"}, "from"),
+        ({"to": "0001-01-01"}, "to"),
+        ({"from": "9999-12-31T12:00", "to": "9999-12-31T13:00"}, "to"),
         ({"channel": "fax"}, "channel"),
         ({"template": "t" * 201}, "template"),
     ],

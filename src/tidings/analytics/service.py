@@ -104,6 +104,16 @@ def period(query: MetricsQuery, now: datetime | None = None) -> tuple[datetime, 
     """[start, end) of the report in whole buckets (UTC): `from` rounded down, `to` up;
     without `to`, up to the end of the current bucket; without `from`, DEFAULT_BUCKETS
     before the end."""
+    try:
+        return _period(query, now)
+    except OverflowError:
+        raise BadRequest(
+            "The period runs past the dates Tidings can count: give years from 1 to 9999.",
+            field="to" if query.end else "from",
+        ) from None
+
+
+def _period(query: MetricsQuery, now: datetime | None) -> tuple[datetime, datetime]:
     step = _STEP[query.interval]
     end = _ceil(_moment(query.end, "to"), query.interval) if query.end else None
     if end is None:
