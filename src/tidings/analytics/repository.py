@@ -12,15 +12,28 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 
 from tidings.kit.sql import DriverStatement, Repository
-from tidings.models import Message, MessageMetric
+from tidings.models import Message, MessageMetric, MetricSpan
 from tidings.models.base import UTCDateTime
 
-_KEY = ("environment_id", "bucket_start", "template", "automation", "channel", "metric")
+_KEY = (
+    "environment_id",
+    "span",
+    "bucket_start",
+    "template",
+    "automation",
+    "channel",
+    "metric",
+)
 
 
-def bucket_of(at: datetime) -> datetime:
-    """The start of the hour `at` falls in: the rollup's bucket."""
+def hour_of(at: datetime) -> datetime:
+    """The start of the hour `at` falls in: its hourly bucket."""
     return at.replace(minute=0, second=0, microsecond=0)
+
+
+def day_of(at: datetime) -> datetime:
+    """The start of the UTC day `at` falls in: its daily bucket."""
+    return hour_of(at).replace(hour=0)
 
 
 def dimensions(message: Message) -> tuple[str, str]:
@@ -32,17 +45,21 @@ def dimensions(message: Message) -> tuple[str, str]:
 
 # One transition of a delivery, counted by its id in the send path's own fixed statements
 # (MessageRepository.record_sent): the template and automation are read from the message (by
-# primary key), the channel from the delivery, and the hour's row is inserted or incremented,
-# a search of message_metric's primary key. `->>` reads a JSON member on SQLite (3.38+) and
-# on Postgres (jsonb).
+# primary key), the channel from the delivery, and the hour's and the day's rows are inserted
+# or incremented: one statement, two searches of message_metric's primary key. `->>` reads a
+# JSON member on SQLite (3.38+) and on Postgres (jsonb).
 _COUNT_DELIVERY = DriverStatement(
-    "INSERT INTO message_metric (environment_id, bucket_start, template, automation, channel,"
-    " metric, count)"
-    " SELECT m.environment_id, :bucket, COALESCE(m.notification_id, ''),"
+    "INSERT INTO message_metric (environment_id, span, bucket_start, template, automation,"
+    " channel, metric, count)"
+    " SELECT m.environment_id, b.span, b.bucket_start, COALESCE(m.notification_id, ''),"
     " COALESCE(m.source ->> 'automation_id', ''), d.channel, :metric, 1"
-    " FROM message_delivery d JOIN message m ON m.id = d.message_pk WHERE d.id = :delivery_id"
+    " FROM message_delivery d JOIN message m ON m.id = d.message_pk"
+    f" CROSS JOIN (SELECT '{MetricSpan.HOUR}' AS span, :hour AS bucket_start"
+    f" UNION ALL SELECT '{MetricSpan.DAY}', :day) b"
+    " WHERE d.id = :delivery_id"
     f" ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET count = message_metric.count + 1",
-    bucket=UTCDateTime(),
+    hour=UTCDateTime(),
+    day=UTCDateTime(),
 )
 
 
@@ -51,7 +68,7 @@ def count_delivery_on_cursor(
 ) -> None:
     """Count one `metric` of the delivery at `at`, with the caller's transaction."""
     _COUNT_DELIVERY.execute(
-        cursor, dialect, bucket=bucket_of(at), metric=metric, delivery_id=delivery_id
+        cursor, dialect, hour=hour_of(at), day=day_of(at), metric=metric, delivery_id=delivery_id
     )
 
 
@@ -65,17 +82,21 @@ class MetricRepository(Repository):
         channel: str,
         metric: str,
     ) -> None:
-        """Add one to the hour's row of these keys (an upsert: one statement)."""
+        """Add one to the hour's and the day's rows of these keys (one upsert)."""
         dialect = self.session.get_bind().dialect
-        values = {
-            "environment_id": environment_id,
-            "bucket_start": bucket_of(at),
-            "template": template,
-            "automation": automation,
-            "channel": channel,
-            "metric": metric,
-            "count": 1,
-        }
+        values = [
+            {
+                "environment_id": environment_id,
+                "span": span,
+                "bucket_start": bucket,
+                "template": template,
+                "automation": automation,
+                "channel": channel,
+                "metric": metric,
+                "count": 1,
+            }
+            for span, bucket in ((MetricSpan.HOUR, hour_of(at)), (MetricSpan.DAY, day_of(at)))
+        ]
         insert: Any = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
         statement = insert(MessageMetric).values(values)
         statement = statement.on_conflict_do_update(
@@ -84,9 +105,10 @@ class MetricRepository(Repository):
         )
         self.session.execute(statement)
 
-    def hourly(
+    def buckets(
         self,
         environment_id: str,
+        span: str,
         start: datetime,
         end: datetime,
         *,
@@ -94,13 +116,14 @@ class MetricRepository(Repository):
         automation: str | None,
         channel: str | None,
     ) -> Sequence[tuple[datetime, str, int]]:
-        """The sums of each metric per hour in [start, end), with the filters given (None:
-        all): one range read of the primary key (the template's or automation's index when
-        filtered by one) and a group per hour and metric."""
+        """The sums of each metric per bucket of `span` (hour or day) in [start, end), with
+        the filters given (None: all): one range read of the primary key (or of the
+        template's or automation's index) and a group per bucket and metric."""
         query = select(
             MessageMetric.bucket_start, MessageMetric.metric, func.sum(MessageMetric.count)
         ).where(
             MessageMetric.environment_id == environment_id,
+            MessageMetric.span == span,
             MessageMetric.bucket_start >= start,
             MessageMetric.bucket_start < end,
         )
@@ -118,15 +141,16 @@ class MetricRepository(Repository):
     def keys_seen(
         self, environment_id: str, start: datetime, end: datetime, limit: int
     ) -> tuple[list[str], list[str]]:
-        """The templates and automations with counts in [start, end) (up to `limit` each),
-        for filter choices."""
+        """The templates and automations with counts in the days of [start, end) (up to
+        `limit` each), for filter choices."""
         found: list[list[str]] = []
         for column in (MessageMetric.template, MessageMetric.automation):
             rows = self.session.scalars(
                 select(column)
                 .where(
                     MessageMetric.environment_id == environment_id,
-                    MessageMetric.bucket_start >= start,
+                    MessageMetric.span == MetricSpan.DAY,
+                    MessageMetric.bucket_start >= day_of(start),
                     MessageMetric.bucket_start < end,
                     column != "",
                 )

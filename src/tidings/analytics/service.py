@@ -141,10 +141,12 @@ def report(
     session: Session, environment_id: str, query: MetricsQuery, now: datetime | None = None
 ) -> MetricsReport:
     """The period's metrics: a bucket per interval (every one, zeros included), the totals,
-    and the funnel sent → delivered → opened → clicked. One read of the rollup."""
+    and the funnel sent → delivered → opened → clicked. One read of the rollup's rows of the
+    interval's span (an hour's or a day's: MetricSpan, the interval's names)."""
     start, end = period(query, now)
-    rows = MetricRepository(session).hourly(
+    rows = MetricRepository(session).buckets(
         environment_id,
+        query.interval,
         start,
         end,
         template=query.template,

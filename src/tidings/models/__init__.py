@@ -1,7 +1,7 @@
 """Every ORM table, in one package so related tables never import each other in circles."""
 
 from tidings.models.admin import AdminSession, AdminSignInToken, AdminUser
-from tidings.models.analytics import MessageMetric, Metric
+from tidings.models.analytics import MessageMetric, Metric, MetricSpan
 from tidings.models.audience import (
     Audience,
     AudienceCheck,
@@ -86,6 +86,7 @@ __all__ = [
     "MessageMetric",
     "MessageStatus",
     "Metric",
+    "MetricSpan",
     "Notification",
     "NotificationVersion",
     "Profile",

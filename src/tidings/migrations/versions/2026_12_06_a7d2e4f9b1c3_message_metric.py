@@ -1,4 +1,4 @@
-"""message_metric: hourly rollup of sends, feedback, engagement and unsubscribes
+"""message_metric: hourly and daily rollup of sends, feedback, engagement and unsubscribes
 
 Revision ID: a7d2e4f9b1c3
 Revises: f3b8d1c6a2e9
@@ -20,6 +20,7 @@ def upgrade() -> None:
     op.create_table(
         "message_metric",
         sa.Column("environment_id", sa.String(length=40), nullable=False),
+        sa.Column("span", sa.String(length=4), nullable=False),
         sa.Column("bucket_start", sa.DateTime(timezone=True), nullable=False),
         sa.Column("template", sa.String(length=200), nullable=False),
         sa.Column("automation", sa.String(length=200), nullable=False),
@@ -34,6 +35,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint(
             "environment_id",
+            "span",
             "bucket_start",
             "template",
             "automation",
@@ -41,17 +43,18 @@ def upgrade() -> None:
             "metric",
             name=op.f("pk_message_metric"),
         ),
+        sqlite_with_rowid=False,
     )
     op.create_index(
         "ix_message_metric_template",
         "message_metric",
-        ["environment_id", "template", "bucket_start"],
+        ["environment_id", "span", "template", "bucket_start"],
         unique=False,
     )
     op.create_index(
         "ix_message_metric_automation",
         "message_metric",
-        ["environment_id", "automation", "bucket_start"],
+        ["environment_id", "span", "automation", "bucket_start"],
         unique=False,
     )
 
