@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from tidings import __version__
+from tidings.analytics.endpoints import router as analytics_router
 from tidings.audience.endpoints import router as audience_router
 from tidings.automation.endpoints import router as automation_router
 from tidings.broadcast.endpoints import router as broadcast_router
@@ -102,6 +103,7 @@ _ROUTERS = (
     suppression_router,
     webhook_router,
     broadcast_router,
+    analytics_router,
 )
 
 

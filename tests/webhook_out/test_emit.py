@@ -59,8 +59,8 @@ def test_without_endpoints_the_sent_transition_costs_one_more_statement_writing_
         statements, dispatched = _record_sent_counting(
             runtime, client, keys, httpserver, monkeypatch
         )
-    # The three of the transition (tests/message/test_record_sent.py) and the lookup.
-    assert len(statements) == 4
+    # The four of the transition (tests/message/test_record_sent.py) and the lookup.
+    assert len(statements) == 5
     assert statements[-1].startswith("INSERT INTO webhook_delivery")
     assert dispatched == []
     with runtime.database.read() as session:
@@ -91,7 +91,7 @@ def test_with_an_endpoint_the_sent_transition_inserts_its_delivery_and_dispatche
         statements, dispatched = _record_sent_counting(
             runtime, client, keys, httpserver, monkeypatch
         )
-    assert len(statements) == 4
+    assert len(statements) == 5
     assert len(dispatched) == 1
     with runtime.database.read() as session:
         row = session.get(WebhookDelivery, dispatched[0])

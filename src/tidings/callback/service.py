@@ -34,6 +34,7 @@ import orjson
 from cryptography.fernet import Fernet
 from sqlalchemy.orm import Session
 
+from tidings.analytics.repository import MetricRepository, dimensions
 from tidings.callback.repository import CallbackRepository
 from tidings.callback.schemas import CallbackResult
 from tidings.config import Settings
@@ -41,7 +42,14 @@ from tidings.db import Outbox
 from tidings.errors import AppError, Forbidden, Unauthorized
 from tidings.kit.time import utcnow
 from tidings.message.repository import MessageRepository
-from tidings.models import DeliveryStatus, Message, MessageDelivery, MessageEvent, MessageStatus
+from tidings.models import (
+    DeliveryStatus,
+    Message,
+    MessageDelivery,
+    MessageEvent,
+    MessageStatus,
+    Metric,
+)
 from tidings.models.message import feedback_rank, moves_up
 from tidings.provider.base import (
     EXCERPT_LIMIT,
@@ -192,15 +200,24 @@ def apply_report(
     if report.outcome in (ReportOutcome.BOUNCED, ReportOutcome.UNDELIVERABLE):
         entry = {"reason": BOUNCED, **entry}
     now = utcnow()
+    counted: list[str] = []
     if report.machine:
         # A machine's open or click (a privacy proxy, a link scanner) says nothing of the
         # recipient: in the history, and nowhere else.
         moves = False
     # Courier's `opened` and `clicked`: the first of each, whether or not it moved the message.
+    # The first is also the one the metrics count (unique opens and clicks).
     elif report.outcome is ReportOutcome.OPENED:
+        if message.opened_at is None:
+            counted.append(Metric.OPENED)
         message.opened_at = message.opened_at or now
     elif report.outcome is ReportOutcome.CLICKED:
+        if message.clicked_at is None:
+            counted.append(Metric.CLICKED)
         message.clicked_at = message.clicked_at or now
+    if moves:
+        counted.extend(_metrics_of_move(delivery.status, reported))
+    _count(session, message, delivery, counted, now)
     if not moves:
         late = report.outcome not in _ENGAGEMENT
         repository.record(message, reported, **entry, **({"late": True} if late else {}))
@@ -218,6 +235,34 @@ def apply_report(
     _move_message(repository, message, delivery, reported, report.detail, now)
     _emit(session, outbox, message, delivery, reported, report)
     return "applied"
+
+
+def _metrics_of_move(current: str, reported: str) -> list[str]:
+    """What a delivery's move from `current` to `reported` counts in the metrics: delivered
+    once per delivery, when it first reaches the ladder at DELIVERED or by a person's open or
+    click (which prove delivery); bounced and complained when it moves to either."""
+    if reported in (MessageStatus.BOUNCED, MessageStatus.COMPLAINED):
+        return [reported.lower()]
+    if feedback_rank(reported) >= 0 and feedback_rank(current) < 0:
+        return [Metric.DELIVERED]
+    return []
+
+
+def _count(
+    session: Session,
+    message: Message,
+    delivery: MessageDelivery,
+    metrics: list[str],
+    now: datetime,
+) -> None:
+    if not metrics:
+        return
+    template, automation = dimensions(message)
+    repository = MetricRepository(session)
+    for metric in metrics:
+        repository.count(
+            message.environment_id, now, template, automation, delivery.channel, metric
+        )
 
 
 def _emit(

@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.orm.attributes import set_committed_value
 
+from tidings.analytics.repository import MetricRepository, count_delivery_on_cursor, dimensions
 from tidings.config import Settings
 from tidings.db import Database, Outbox
 from tidings.kit.sql import (
@@ -42,6 +43,8 @@ from tidings.models import (
     MessageDelivery,
     MessageEvent,
     MessageStatus,
+    Metric,
+    Notification,
 )
 from tidings.models.base import JSONValue, UTCDateTime
 from tidings.webhook_out.events import Emission
@@ -197,6 +200,27 @@ class MessageRepository:
             )
         ).first()
 
+    def latest_sent_of_topic(
+        self, environment_id: str, user_id: str, topic_id: str
+    ) -> Message | None:
+        """The user's newest sent message of a template of the subscription topic: what a
+        one-click unsubscribe from the topic is counted against (analytics.service). Read
+        newest first along ix_message_recipient, the topic's templates by their key."""
+        templates = select(Notification.notification_id).where(
+            Notification.environment_id == environment_id, Notification.topic_id == topic_id
+        )
+        return self.session.scalars(
+            select(Message)
+            .where(
+                Message.environment_id == environment_id,
+                Message.recipient == user_id,
+                Message.sent_at.is_not(None),
+                Message.notification_id.in_(templates),
+            )
+            .order_by(Message.id.desc())
+            .limit(1)
+        ).first()
+
     def by_message_ids(self, environment_id: str, message_ids: list[str]) -> dict[str, Message]:
         if not message_ids:
             return {}
@@ -311,7 +335,8 @@ class MessageRepository:
 
         `sent`, the `message.sent` outbound webhook event, is inserted with the transition
         (one more statement: webhook_out.repository.emit_on_cursor), and its deliveries are
-        dispatched after the commit.
+        dispatched after the commit; before it, one more statement counts the send in the
+        metrics rollup (analytics.repository.count_delivery_on_cursor).
         """
         dialect = database.engine.dialect
         hooks = database.write_driver(
@@ -349,7 +374,12 @@ class MessageRepository:
             delivery.provider_message_id = delivery.provider_message_id or reply.provider_message_id
             late = replace(reply, channel=delivery.channel, provider=delivery.provider)
             self.record(message, "SENT", **late.history())
-            message.sent_at = message.sent_at or utcnow()
+            now = utcnow()
+            message.sent_at = message.sent_at or now
+            template, automation = dimensions(message)
+            MetricRepository(self.session).count(
+                message.environment_id, now, template, automation, delivery.channel, Metric.SENT
+            )
         return delivery.status
 
     def deliveries(self, message: Message) -> Sequence[MessageDelivery]:
@@ -799,8 +829,9 @@ def _mark_sent(
     reply: SentReply,
     sent: Emission | None,
 ) -> list[int] | None:
-    """The SENT transition in three statements on a DB-API cursor, and a fourth for the
-    `message.sent` webhook deliveries; their ids. None when the delivery was no longer
+    """The SENT transition in three statements on a DB-API cursor, a fourth counting it in
+    the metrics rollup (analytics.repository), and a fifth for the `message.sent` webhook
+    deliveries; their ids. None when the delivery was no longer
     `sending`: then nothing was written."""
     now = utcnow()
     if not _MARK_DELIVERY_SENT.execute(
@@ -813,6 +844,7 @@ def _mark_sent(
         return None
     _RECORD_SENT.execute(cursor, dialect, message_pk=message_pk, now=now, data=reply.history())
     _MARK_MESSAGE_SENT.execute(cursor, dialect, message_pk=message_pk, now=now)
+    count_delivery_on_cursor(cursor, dialect, delivery_id, Metric.SENT, now)
     return emit_on_cursor(cursor, dialect, sent, now) if sent is not None else []
 
 

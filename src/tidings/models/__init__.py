@@ -1,6 +1,7 @@
 """Every ORM table, in one package so related tables never import each other in circles."""
 
 from tidings.models.admin import AdminSession, AdminSignInToken, AdminUser
+from tidings.models.analytics import MessageMetric, Metric, MetricSpan
 from tidings.models.audience import (
     Audience,
     AudienceCheck,
@@ -82,7 +83,10 @@ __all__ = [
     "Message",
     "MessageDelivery",
     "MessageEvent",
+    "MessageMetric",
     "MessageStatus",
+    "Metric",
+    "MetricSpan",
     "Notification",
     "NotificationVersion",
     "Profile",

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from tidings.analytics.service import count_unsubscribe
 from tidings.config import Settings
 from tidings.errors import BadRequest, Conflict, not_in_environment
 from tidings.kit.crypto import derive_key, sign_fields, verify_fields
@@ -379,7 +380,8 @@ def unsubscribe(
     The user's email address (their profile's) also goes on the suppression list for the
     topic (reason UNSUBSCRIBED, `suppression.service.record_unsubscribe`), so that a send to
     that address without the user id (or under another) is kept back too; opting in again
-    lifts it. None when the topic no longer exists. Repeating it changes nothing.
+    lifts it. None when the topic no longer exists. Repeating it changes nothing. An
+    unsubscribe that opts the user out is counted in the metrics (analytics.service).
     """
     repository = PreferenceRepository(session)
     topic = repository.topic(environment_id, topic_id)
@@ -387,6 +389,7 @@ def unsubscribe(
         return None
     preference = repository.preference(environment_id, user_id, topic_id)
     if topic.default_status != REQUIRED and (preference is None or preference.status != OPTED_OUT):
+        count_unsubscribe(session, environment_id, user_id, topic_id)
         preference = repository.save_preference(
             topic.workspace_id,
             environment_id,

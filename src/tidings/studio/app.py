@@ -19,6 +19,7 @@ from tidings.http_errors import (
 from tidings.runtime import Runtime
 from tidings.studio.dependencies import PREFIX, SignInRequired, sign_in_url
 from tidings.studio.routes import (
+    analytics,
     audiences,
     automations,
     broadcasts,
@@ -141,6 +142,7 @@ def create_studio(runtime: Runtime) -> FastAPI:
         versions,
         notifications,
         messages,
+        analytics,
         profiles,
         tenants,
         lists,
