@@ -38,6 +38,7 @@ from tidings.ingest.writer import IngestWriter
 from tidings.list.endpoints import router as list_router
 from tidings.message.endpoints import router as message_router
 from tidings.notification.endpoints import router as notification_router
+from tidings.observability.endpoints import router as metrics_router
 from tidings.preference.endpoints import router as preference_router
 from tidings.profile.endpoints import router as profile_router
 from tidings.provider.endpoints import router as provider_router
@@ -102,6 +103,7 @@ _ROUTERS = (
     suppression_router,
     webhook_router,
     broadcast_router,
+    metrics_router,
 )
 
 
