@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pytest_httpserver import HTTPServer
 
-from tests.automation.test_runs import put
+from tests.automation.test_runs import put, setup_email
 from tests.callback.support import SENDGRID_PATH, TEMPLATE, configure
 from tests.callback.test_sendgrid import PUBLIC_KEY, event, post
 from tests.conftest import Keys, bearer
@@ -20,6 +20,7 @@ from tests.message.test_send_email import message_in
 from tests.observability.conftest import of_trace, tree
 from tests.payloads import SEGMENT_HEADERS, identify, track
 from tests.processes import wait_for
+from tests.smtp_sink import SmtpSink
 from tidings.observability import tracing
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -200,3 +201,34 @@ def test_a_tracking_api_batch_shares_the_requests_trace(
         "b2",
     ]
     assert len(_named(of_trace(spans, trace_id), "ingest")) == 1
+
+
+def test_a_send_requests_traceparent_is_its_messages_trace(
+    client: TestClient, keys: Keys, smtp_sink: SmtpSink, spans: InMemorySpanExporter
+) -> None:
+    setup_email(client, keys.test, smtp_sink)
+    put(client, keys.test, "/profiles/u1", {"profile": {"email": "ada@example.org"}})
+    response = client.post(
+        "/send",
+        json={"message": {"to": {"user_id": "u1"}, "template": "shipped"}},
+        headers={**bearer(keys.test), "traceparent": TRACEPARENT},
+    )
+    assert response.status_code == 202, response.text
+    trace_id = int(TRACE_ID, 16)
+    wait_for(
+        lambda: _named(of_trace(spans, trace_id), "provider attempt"), what="the provider span"
+    )
+    traced = of_trace(spans, trace_id)
+    (request,) = [
+        span
+        for span in _named(traced, "request")
+        if (span.attributes or {}).get("tidings.path") == "/send"
+    ]
+    assert request.attributes is not None
+    assert request.attributes["tidings.status"] == 202
+    assert request.parent is not None
+    assert request.parent.span_id == int(PARENT_ID, 16)
+    (message,) = _named(traced, "message")
+    assert message.parent is not None
+    assert request.context is not None
+    assert message.parent.span_id == request.context.span_id

@@ -22,6 +22,8 @@ import os
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 if TYPE_CHECKING:
     from opentelemetry.context import Context
     from opentelemetry.sdk.trace import TracerProvider
@@ -142,6 +144,30 @@ def _started(
         },
     ) as current:
         yield current
+
+
+async def traced_request(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """An HTTP request in a `request` span: the child of its `traceparent` header, with its
+    method, path and status."""
+    traceparent = None
+    for name, value in scope["headers"]:
+        if name == b"traceparent":
+            traceparent = value.decode("latin-1")
+    status: list[int] = []
+
+    async def sent(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+        await send(message)
+
+    with span(
+        "request",
+        parent=traceparent,
+        kind="server",
+        attributes={"method": scope["method"], "path": scope["path"]},
+    ) as current:
+        await app(scope, receive, sent)
+        set_attributes(current, status=status[0] if status else None)
 
 
 def _kind(kind: str) -> SpanKind:
