@@ -232,3 +232,15 @@ def test_a_send_requests_traceparent_is_its_messages_trace(
     assert message.parent is not None
     assert request.context is not None
     assert message.parent.span_id == request.context.span_id
+
+
+def test_tracing_is_on_only_when_an_exporter_is_named() -> None:
+    assert tracing.wanted({}) is None
+    assert tracing.wanted({"OTEL_TRACES_EXPORTER": "none"}) is None
+    assert tracing.wanted({"OTEL_TRACES_EXPORTER": "jaeger"}) is None
+    assert tracing.wanted({"OTEL_TRACES_EXPORTER": "otlp"}) == "otlp"
+    assert tracing.wanted({"OTEL_TRACES_EXPORTER": " Console "}) == "console"
+    disabled = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SDK_DISABLED": "true"}
+    assert tracing.wanted(disabled) is None
+    assert tracing.setup_from_environment({}) is False
+    assert not tracing.enabled
