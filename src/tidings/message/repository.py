@@ -423,10 +423,13 @@ class MessageRepository:
         """How many messages are ENQUEUED, and when the oldest was: per environment through
         `ix_message_status` (environment, status, id), then the oldest rows' own times (the
         metrics scrape)."""
+        environments = list(self.session.scalars(select(Environment.id)))
+        if not environments:
+            return 0, None
         rows = self.session.execute(
             select(func.count(), func.min(Message.id))
             .where(
-                Message.environment_id.in_(select(Environment.id)),
+                Message.environment_id.in_(environments),
                 Message.status == MessageStatus.ENQUEUED,
             )
             .group_by(Message.environment_id)
