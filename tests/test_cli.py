@@ -19,6 +19,8 @@ from tidings.runtime import Runtime
 from tidings.studio import auth
 
 HEAVY = {"fastapi", "starlette", "uvicorn", "huey", "alembic", "liquid", "httpx", "httpcore"}
+# Tracing and metrics: OpenTelemetry is imported only when tracing is on (docs/observability.md).
+HEAVY |= {"opentelemetry", "prometheus_client"}
 DATABASE = {"sqlalchemy", "pydantic", "pydantic_settings", "cryptography", "argon2"}
 
 _RUN = """

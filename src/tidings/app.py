@@ -39,6 +39,8 @@ from tidings.ingest.writer import IngestWriter
 from tidings.list.endpoints import router as list_router
 from tidings.message.endpoints import router as message_router
 from tidings.notification.endpoints import router as notification_router
+from tidings.observability import tracing
+from tidings.observability.endpoints import router as metrics_router
 from tidings.preference.endpoints import router as preference_router
 from tidings.profile.endpoints import router as profile_router
 from tidings.provider.endpoints import router as provider_router
@@ -70,7 +72,7 @@ class TidingsAPI(FastAPI):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._fast_path = IngestFastPath(super().__call__)
+        self._fast_path = IngestFastPath(self._framework)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,6 +84,14 @@ class TidingsAPI(FastAPI):
             return
         scope["app"] = self  # as Starlette sets it: the fast path finds the writer on it
         await self._fast_path(scope, receive, send)
+
+    async def _framework(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """What the fast path leaves to FastAPI: with tracing on, each request is a `request`
+        span, the child of its `traceparent` (a /send's messages, an invoke's run, join it)."""
+        if tracing.enabled and scope["type"] == "http":
+            await tracing.traced_request(super().__call__, scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 _ROUTERS = (
@@ -104,6 +114,7 @@ _ROUTERS = (
     webhook_router,
     broadcast_router,
     analytics_router,
+    metrics_router,
 )
 
 

@@ -91,13 +91,33 @@ def _apply_config_file(runtime: Runtime) -> None:
         raise click.ClickException(str(exc)) from exc
 
 
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _configure_logging(settings: Settings) -> None:
+    """The log's format, and the observability the environment asks for: traces
+    (`OTEL_TRACES_EXPORTER`; OpenTelemetry is imported only then) and the metrics port."""
+    from tidings.observability import tracing
+
+    if settings.log_format == "json":
+        from tidings.observability.logging import JsonFormatter
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        logging.basicConfig(level=logging.INFO, handlers=[handler])
+    else:
+        logging.basicConfig(
+            level=logging.INFO,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+            stream=sys.stderr,
+        )
     logging.getLogger("huey").setLevel(logging.WARNING)
+    tracing.setup_from_environment()
+
+
+def _serve_metrics(runtime: Runtime) -> None:
+    from tidings.observability.server import serve_metrics
+
+    settings = runtime.settings
+    if serve_metrics(settings, runtime.database) is not None:
+        click.echo(f"  Metrics: http://{settings.metrics_host}:{settings.metrics_port}/metrics")
 
 
 data_dir_option = click.option(
@@ -133,8 +153,8 @@ def serve(
     from tidings.app import create_app
     from tidings.workspace import service as workspace_service
 
-    _configure_logging()
     settings = _settings(host=host, port=port, access_log=access_log, data_dir=data_dir)
+    _configure_logging(settings)
     runtime = _prepare(settings)
     with runtime.database.write() as (session, _):
         created = workspace_service.bootstrap(session, runtime.cipher)
@@ -148,6 +168,7 @@ def serve(
     _apply_config_file(runtime)
     click.echo(f"  Studio: {url}/studio")
     _print_sign_in_link(runtime, url)
+    _serve_metrics(runtime)
     if created:
         # Printed once, when they are made: a log of every start would hold them all.
         click.echo(
@@ -198,9 +219,10 @@ def _print_sign_in_link(runtime: Runtime, url: str) -> None:
 )
 def worker(data_dir: Path | None, workers: int | None) -> None:
     """Run job consumers only (scale out with several of these)."""
-    _configure_logging()
     settings = _settings(data_dir=data_dir, consumer_workers=workers)
+    _configure_logging(settings)
     runtime = _prepare(settings)
+    _serve_metrics(runtime)
     runtime.jobs.start_lease()
     try:
         runtime.jobs.recover()

@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     # One line per request from the server (uvicorn), the query string included. Refused
     # requests are logged either way (http_errors.log_error_answer).
     access_log: bool = False
+    # `json`: one JSON object per log line, with the trace and span ids (docs/observability.md).
+    log_format: Literal["text", "json"] = "text"
+    # A port of its own for the Prometheus scrape, without a key (observability/server.py);
+    # `GET /metrics` on the API takes a secret key either way.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
     job_storage: str = "sqlite"
     job_queue: str = "tidings"
     secret_key: SecretStr | None = None

@@ -17,6 +17,7 @@ from tidings.automation.steps.values import cancelation_token, namespace
 from tidings.kit.ids import new_id
 from tidings.kit.time import isoformat, utcnow
 from tidings.models import AutomationRun, RunStatus
+from tidings.observability import tracing
 from tidings.profile.repository import ProfileRepository
 from tidings.workspace.service import Scope
 
@@ -53,6 +54,8 @@ def start_run(
         "profile_overrides": dict(profile or {}),
         "depth": (parent.context.get("depth", 0) + 1) if parent is not None else 0,
     }
+    if tracing.enabled:
+        tracing.stamp(context)  # its steps, in later jobs too, continue this trace
     now = utcnow()
     steps, token = definition["steps"], definition.get("cancelation_token")
     run = AutomationRun(

@@ -73,6 +73,7 @@ from tidings.kit.outbound import OutboundGuard
 from tidings.kit.time import isoformat, utcnow
 from tidings.message.pipeline import backoff_seconds
 from tidings.models import AutomationRun, AutomationRunStep, AutomationRunWait, Event, RunStatus
+from tidings.observability import tracing
 from tidings.webhook_out import service as webhooks
 from tidings.webhook_out.events import RUN_FAILED, Emission
 from tidings.worker.context import WorkerContext
@@ -423,6 +424,31 @@ def _advance_loaded(
         run.finished_at = run.updated_at = now
         return run.status
     step = steps.load(instructions[run.step_index].step)
+    if tracing.enabled:
+        with tracing.span(
+            "run step",
+            parent=tracing.stored(run.context),
+            attributes={
+                "run_id": run.run_id,
+                "automation_id": run.automation_id,
+                "step_index": run.step_index,
+                "action": step.action,
+            },
+        ) as current:
+            state = _run_step(session, context, run, outbox, now, step)
+            tracing.set_attributes(current, outcome=str(state))
+            return state
+    return _run_step(session, context, run, outbox, now, step)
+
+
+def _run_step(
+    session: Session,
+    context: WorkerContext,
+    run: AutomationRun,
+    outbox: Outbox,
+    now: datetime,
+    step: Step,
+) -> str | FetchPlan:
     row = _step_row(session, run, step, now)
     at = StepRun(session, context, run, namespace(run.context), outbox, now)
     try:

@@ -51,6 +51,7 @@ from tidings.models import (
     Metric,
 )
 from tidings.models.message import feedback_rank, moves_up
+from tidings.observability import metrics, tracing
 from tidings.provider.base import (
     EXCERPT_LIMIT,
     Provider,
@@ -159,8 +160,34 @@ def apply_report(
     (`message.delivered`, `message.opened`, …; webhook_out.events.REPORTED), its deliveries
     inserted here and dispatched through `outbox` after the commit.
     """
-    repository = MessageRepository(session)
     delivery, message = _lock(session, delivery_id)
+    if tracing.enabled:
+        with tracing.span(
+            "delivery event",
+            parent=tracing.stored(message.source),
+            attributes={
+                "message_id": message.message_id,
+                "provider": delivery.provider,
+                "channel": delivery.channel,
+                "report": str(report.outcome),
+                "machine": report.machine,
+            },
+        ) as current:
+            applied = _apply_locked(session, outbox, delivery, message, report, soft_bounce_limit)
+            tracing.set_attributes(current, applied=applied, status=message.status)
+            return applied
+    return _apply_locked(session, outbox, delivery, message, report, soft_bounce_limit)
+
+
+def _apply_locked(
+    session: Session,
+    outbox: Outbox,
+    delivery: MessageDelivery,
+    message: Message,
+    report: StatusReport,
+    soft_bounce_limit: int,
+) -> Applied:
+    repository = MessageRepository(session)
     if any(_same_event(event, delivery, report) for event in repository.history(message)):
         return "duplicates"
     if report.outcome in _SUPPRESSION_FEEDBACK:
@@ -234,6 +261,7 @@ def apply_report(
     repository.record(message, reported, **entry)
     _move_message(repository, message, delivery, reported, report.detail, now)
     _emit(session, outbox, message, delivery, reported, report)
+    metrics.message_outcome(reported, delivery.provider)
     return "applied"
 
 

@@ -24,6 +24,7 @@ from tidings.event.repository import EventRepository, ReceivedEvent, UserKey
 from tidings.event.service import ProcessResult, process_event, process_in
 from tidings.kit.sql import by_environment
 from tidings.kit.time import utcnow
+from tidings.observability import metrics
 from tidings.profile.repository import ProfileRepository
 from tidings.worker.context import WorkerContext
 
@@ -129,6 +130,7 @@ def process_events(
         position += len(taken)
     if recent is not None:
         recent.add(outcome.processed)
+    metrics.events_processed(len(outcome.processed), len(outcome.retry), len(outcome.failed))
     return outcome
 
 

@@ -190,6 +190,16 @@ class EventRepository(Repository):
         rows = self.session.execute(_oldest_received(limit)).all()
         return [ReceivedEvent(row[0], (row[1], row[2], row[3]), row[4]) for row in rows]
 
+    def backlog(self) -> tuple[int, datetime | None]:
+        """How many events are still `received`, and when the oldest arrived: read from
+        `ix_event_status` alone (the metrics scrape)."""
+        row = self.session.execute(
+            select(func.count(), func.min(Event.received_at)).where(
+                Event.status == EventStatus.RECEIVED
+            )
+        ).one()
+        return int(row[0]), row[1]
+
     def claim_stale(
         self, received_before: datetime, unclaimed_since: datetime, now: datetime, limit: int
     ) -> list[tuple[int, str]]:

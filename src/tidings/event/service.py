@@ -30,6 +30,7 @@ from tidings.db import Database, Outbox
 from tidings.event.repository import EventRepository
 from tidings.kit.time import isoformat, utcnow
 from tidings.models import AutomationRun, Event, EventStatus, RunStatus
+from tidings.observability import tracing
 from tidings.profile.identity import erase_user, link, merge_traits, resolve_user
 from tidings.tenant.service import apply_group
 from tidings.webhook_out import service as webhooks
@@ -256,7 +257,33 @@ def process_in(
     event = EventRepository(session).get_locked(event_id)
     if event is None or event.status != EventStatus.RECEIVED:
         return ProcessResult.SKIPPED
-    profile_diff, effects = _apply(session, event)
+    if tracing.enabled:
+        with tracing.span(
+            "processing",
+            parent=tracing.stored_in_event(event.payload),
+            attributes={
+                "event_id": event.id,
+                "event_type": event.type,
+                "event_name": event.name,
+                "message_id": event.message_id,
+                "environment_id": event.environment_id,
+            },
+        ) as current:
+            result = _process_loaded(session, event, context, outbox, isolated)
+            tracing.set_attributes(current, effects=len(event.effects))
+            return result
+    return _process_loaded(session, event, context, outbox, isolated)
+
+
+def _process_loaded(
+    session: Session,
+    event: Event,
+    context: WorkerContext | None,
+    outbox: Outbox,
+    isolated: bool,
+) -> ProcessResult:
+    with tracing.span("identity", attributes={"event_type": event.type}):
+        profile_diff, effects = _apply(session, event)
     diagnostics = _diagnose(event)
     # The waits it ends first: a run it starts never matches the event that started it.
     resumed = resume_waiting_runs(session, event)

@@ -95,6 +95,7 @@ async def inbound_segment(request: Request) -> Response:
         client=client_address(request.scope),
         authorization=request.headers.get("authorization"),
         content_length=request.headers.get("content-length"),
+        traceparent=request.headers.get("traceparent"),
     )
     body = await accept_segment(request.app.state.key_check, segment_request, request.stream())
     return Response(body, status_code=202, media_type="application/json")
@@ -153,6 +154,7 @@ async def tracking_api(request: Request) -> Response:
         authorization=request.headers.get("authorization"),
         content_encoding=request.headers.get("content-encoding"),
         content_length=request.headers.get("content-length"),
+        traceparent=request.headers.get("traceparent"),
     )
     body = await accept_tracking(
         request.app.state.key_check,

@@ -26,6 +26,8 @@ from tidings.ingest.tracking import TrackingRequest, accept_tracking
 PATH = "/inbound/segment"
 _TRACKING = frozenset(TRACKING_PATHS)
 _JSON = (b"content-type", b"application/json")
+# The request headers the cores read (`traceparent`: a trace's parent, when tracing is on).
+_HEADERS = (b"authorization", b"content-encoding", b"content-length", b"traceparent")
 _ANY_ORIGIN = (b"access-control-allow-origin", b"*")
 _PREFLIGHT = [
     _ANY_ORIGIN,
@@ -111,7 +113,7 @@ async def _serve(
     """Run the path's core on the request: its status and body, or its error's."""
     headers = {}
     for name, value in scope["headers"]:
-        if name in (b"authorization", b"content-encoding", b"content-length"):
+        if name in _HEADERS:
             headers[name] = value.decode("latin-1")
     client = client_address(scope)
     state = scope["app"].state
@@ -121,6 +123,7 @@ async def _serve(
                 client=client,
                 authorization=headers.get(b"authorization"),
                 content_length=headers.get(b"content-length"),
+                traceparent=headers.get(b"traceparent"),
             )
             body = await accept_segment(state.key_check, segment_request, body_chunks(receive))
             return 202, body, []
@@ -130,6 +133,7 @@ async def _serve(
             authorization=headers.get(b"authorization"),
             content_encoding=headers.get(b"content-encoding"),
             content_length=headers.get(b"content-length"),
+            traceparent=headers.get(b"traceparent"),
         )
         body = await accept_tracking(
             state.key_check, state.tracking_limiter, tracking_request, body_chunks(receive)

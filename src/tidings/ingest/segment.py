@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -23,6 +24,10 @@ from tidings.ingest.validation import (
     validate_segment_event,
 )
 from tidings.ingest.writer import IngestItem, IngestResult, IngestWriter, Outcome
+from tidings.observability import tracing
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,8 @@ class SegmentRequest:
     client: str
     authorization: str | None
     content_length: str | None
+    # The W3C `traceparent` header: the ingest span's parent when tracing is on.
+    traceparent: str | None = None
 
 
 async def accept_segment(
@@ -38,12 +45,37 @@ async def accept_segment(
     """Serve one `/inbound/segment` request; the 202 body, or an AppError.
 
     The key is checked before the body is read: a wrong key is a 401 whatever the body
-    holds. A repeated `messageId` answers `"duplicate": true` and has no second effect."""
+    holds. A repeated `messageId` answers `"duplicate": true` and has no second effect.
+    With tracing on, the request is the trace's `ingest` span (observability.tracing)."""
+    if tracing.enabled:
+        with tracing.span(
+            "ingest",
+            parent=request.traceparent,
+            kind="server",
+            attributes={"route": "/inbound/segment"},
+        ) as current:
+            return await _accept(check, request, chunks, current)
+    return await _accept(check, request, chunks, None)
+
+
+async def _accept(
+    check: KeyCheck,
+    request: SegmentRequest,
+    chunks: AsyncIterator[bytes],
+    current: Span | None,
+) -> bytes:
     key = presented_key(request.authorization)
     await check.verify(key, request.client)
     try:
         body = await read_event(chunks, request.content_length)
-        result = await store_event(check.writer, key, validate_segment_event(parse_json(body)))
+        event = validate_segment_event(parse_json(body))
+        if current is not None:
+            tracing.stamp_event(event.payload)
+            tracing.set_attributes(
+                current, event_type=event.type, event_name=event.name, message_id=event.message_id
+            )
+        result = await store_event(check.writer, key, event)
+        tracing.set_attributes(current, outcome=str(result.outcome))
     except AppError as exc:
         await check.note_key(exc, key)
         raise

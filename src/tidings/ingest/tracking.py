@@ -33,6 +33,7 @@ from tidings.ingest.writer import IngestItem, IngestResult, IngestWriter, Outcom
 from tidings.kit import json_input
 from tidings.kit.ratelimit import TokenBuckets
 from tidings.kit.time import parse_timestamp, utcnow, within_bounds
+from tidings.observability import tracing
 from tidings.workspace.keys import key_from_authorization
 from tidings.workspace.limits import AuthLimits
 
@@ -101,6 +102,8 @@ class TrackingRequest:
     authorization: str | None
     content_encoding: str | None
     content_length: str | None
+    # The W3C `traceparent` header: the ingest span's parent when tracing is on.
+    traceparent: str | None = None
 
 
 # -- limits ------------------------------------------------------------------------------------
@@ -375,7 +378,23 @@ async def accept_tracking(
     the events hold. When the body cannot be read as a JSON object at all (too large, broken
     gzip, not JSON), a key in the header is still checked first; without one, the key may be
     in that unreadable body (analytics.js sends it there), so the answer says what is wrong
-    with the body rather than that the key is missing."""
+    with the body rather than that the key is missing.
+
+    With tracing on, the request is one `ingest` span, and its events share its trace."""
+    if tracing.enabled:
+        with tracing.span(
+            "ingest", parent=request.traceparent, kind="server", attributes={"route": request.path}
+        ):
+            return await _accept_tracking(check, limiter, request, chunks)
+    return await _accept_tracking(check, limiter, request, chunks)
+
+
+async def _accept_tracking(
+    check: KeyCheck,
+    limiter: RateLimiter,
+    request: TrackingRequest,
+    chunks: AsyncIterator[bytes],
+) -> bytes:
     try:
         raw = await read_body(request, chunks)
         body = _parse(raw, request.path)
@@ -395,6 +414,9 @@ async def accept_tracking(
             events = batch_events(body, received_at, len(raw))
         else:
             events = [single_event(body, event_type, received_at)]
+        if tracing.enabled:
+            for event in events:
+                tracing.stamp_event(event.payload)
         if events:
             await submit(check.writer, [IngestItem(key=key, event=event) for event in events])
     except AppError as exc:

@@ -44,6 +44,7 @@ from tidings.event.repository import EventRepository, Identity, InsertedEvents, 
 from tidings.ingest.pressure import IngestPressure
 from tidings.ingest.validation import ValidEvent
 from tidings.kit.time import utcnow
+from tidings.observability import metrics
 from tidings.workspace.keys import KeyCipher
 from tidings.workspace.service import Scope, resolve_keys
 
@@ -333,6 +334,7 @@ class IngestWriter:
         for (environment_id, _, _), new_id in sorted(ids.items(), key=lambda i: i[1]):
             new_ids.setdefault(environment_id, []).append(new_id)
         results = []
+        duplicates = 0
         for item, scope in zip(items, owners, strict=True):
             message_id = item.event.message_id
             if scope is None:
@@ -344,7 +346,9 @@ class IngestWriter:
             elif item.scope is None and item.key in revoked:
                 results.append(IngestResult(Outcome.UNAUTHORIZED, message_id))
             else:
+                duplicates += 1
                 results.append(IngestResult(Outcome.DUPLICATE, message_id, None, scope))
+        metrics.events_received(_count(new_ids), duplicates)
         return results, new_ids
 
     def _insert(self, rows: list[NewEvent], now: datetime) -> InsertedEvents:

@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,6 +49,7 @@ from tidings.models import (
 )
 from tidings.notification.repository import NotificationRepository
 from tidings.notification.service import default_routing, render_all
+from tidings.observability import metrics, tracing
 from tidings.preference.service import (
     Decision,
     decide,
@@ -95,6 +97,7 @@ def _finish(
     message.reason_detail = detail
     message.updated_at = utcnow()
     repository.record(message, status, reason=reason, detail=detail, **data)
+    metrics.message_outcome(status, None)
 
 
 class _Lookups:
@@ -178,10 +181,19 @@ def process_messages(context: WorkerContext, message_ids: list[str]) -> list[Att
         lookups.preload_profiles(messages.values())
         lookups.preload_suppressions(messages.values())
         routed: list[tuple[Message, Route]] = []
+        # Each message's span, for its provider attempts to be its children.
+        traces: dict[int, str | None] = {}
         with session.no_autoflush:
             for message_id in message_ids:
                 message = messages.get(message_id)
-                if message is not None:
+                if message is None:
+                    pass
+                elif tracing.enabled:
+                    routes, traces[message.id] = _route_traced(
+                        context, outbox, repository, message, lookups
+                    )
+                    routed.extend(routes)
+                else:
                     routed.extend(_route(context, outbox, repository, message, lookups))
         now = utcnow()
         delivery_ids = repository.insert_deliveries(
@@ -196,9 +208,33 @@ def process_messages(context: WorkerContext, message_ids: list[str]) -> list[Att
                 route.channel,
                 route.providers[0],
                 lookups.configured_by_name(message.environment_id),
+                traces.get(message.id),
             )
             for (message, route), delivery_id in zip(routed, delivery_ids, strict=True)
         ]
+
+
+def _route_traced(
+    context: WorkerContext,
+    outbox: Outbox,
+    repository: MessageRepository,
+    message: Message,
+    lookups: _Lookups,
+) -> tuple[list[tuple[Message, Route]], str | None]:
+    """`_route` in the message's span, a child of the span that made the message; its routes
+    and the span's traceparent."""
+    with tracing.span(
+        "message",
+        parent=tracing.stored(message.source),
+        attributes={
+            "message_id": message.message_id,
+            "notification_id": message.notification_id,
+            "environment_id": message.environment_id,
+        },
+    ) as current:
+        routes = _route(context, outbox, repository, message, lookups)
+        tracing.set_attributes(current, status=message.status, routes=len(routes))
+        return routes, tracing.current_traceparent()
 
 
 def _first_attempt_row(
@@ -265,11 +301,22 @@ def _route(
         )
         return []
     content = _Content.of(message, notification, data, recipient, decision)
-    output = _render(context, repository, message, content, topic_id)
+    with tracing.span("render") as current:
+        output = _render(context, repository, message, content, topic_id)
+        if current is not None and output is not None:
+            tracing.set_attributes(
+                current,
+                channels=",".join(sorted(output["channels"])),
+                failures=len(output["failures"]),
+            )
     if output is None:
         return []
-    suppressed = lookups.suppressed.hits(message.environment_id, recipient, topic_id)
-    return _plan(context, repository, message, content, output, lookups, now, suppressed)
+    with tracing.span("routing") as current:
+        suppressed = lookups.suppressed.hits(message.environment_id, recipient, topic_id)
+        routes = _plan(context, repository, message, content, output, lookups, now, suppressed)
+        if current is not None:
+            tracing.set_attributes(current, routes=len(routes), status=message.status)
+        return routes
 
 
 def _recipient(message: Message, profile: dict[str, Any] | None) -> dict[str, Any]:
@@ -369,6 +416,8 @@ def _render(
         data=content.data, profile=content.recipient, recipient=message.recipient, urls=urls
     )
     rendering = render_all(content.specs, render_context, content.strict)
+    if rendering.failures:
+        metrics.render_failures(rendering.failures)
     rendered = rendering.channels
     notes: dict[str, Any] = {}
     if "email" in rendered:
@@ -513,6 +562,8 @@ class Attempt:
     provider: ConfiguredProvider | None
     environment_id: str
     recipient: str | None
+    # The traceparent of the span the attempt continues (the message's), when tracing is on.
+    trace: str | None = None
 
 
 def start_attempt(context: WorkerContext, delivery_id: int) -> Attempt | None:
@@ -596,6 +647,7 @@ def _begin_attempt(
         delivery.channel,
         delivery.provider,
         {provider.name: provider for provider in providers},
+        tracing.stored(message.source) if tracing.enabled else None,
     )
 
 
@@ -605,10 +657,12 @@ def _attempt(
     channel: str,
     provider_name: str,
     configured: dict[str, ConfiguredProvider],
+    trace: str | None = None,
 ) -> Attempt:
     """What the provider call needs, read from the message while its transaction is open."""
     output = message.output
     return Attempt(
+        trace=trace,
         delivery_id=delivery_id,
         message_pk=message.id,
         message_id=message.message_id,
@@ -631,9 +685,41 @@ def _attempt(
 
 
 def attempt_delivery(context: WorkerContext, attempt: Attempt) -> str:
-    """Call the provider for a started attempt and record the outcome."""
+    """Call the provider for a started attempt and record the outcome; the delivery's
+    status. With tracing on, a `provider attempt` span in the message's trace."""
+    if tracing.enabled:
+        with tracing.span(
+            "provider attempt",
+            parent=attempt.trace,
+            kind="client",
+            attributes={
+                "provider": attempt.provider_name,
+                "channel": attempt.channel,
+                "message_id": attempt.message_id,
+                "delivery_id": attempt.delivery_id,
+            },
+        ) as current:
+            status = _attempt_delivery(context, attempt)
+            tracing.set_attributes(current, outcome=status)
+            return status
+    return _attempt_delivery(context, attempt)
+
+
+def _attempt_delivery(context: WorkerContext, attempt: Attempt) -> str:
+    started = time.perf_counter()
     result, error = call_provider(context, attempt)
+    metrics.provider_call(attempt.provider_name, attempt.channel, time.perf_counter() - started)
+    metrics.message_outcome(_outcome(error), attempt.provider_name)
     return _finish_attempt(context, attempt, result, error)
+
+
+def _outcome(error: ProviderError | None) -> str:
+    """A provider call's outcome, as the messages metric counts it."""
+    if error is None:
+        return MessageStatus.SENT
+    if isinstance(error, UnknownOutcomeError):
+        return UNKNOWN_OUTCOME
+    return "PROVIDER_ERROR"
 
 
 def call_provider(

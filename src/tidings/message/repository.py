@@ -38,6 +38,7 @@ from tidings.kit.sql import (
 from tidings.kit.time import utcnow
 from tidings.models import (
     DeliveryStatus,
+    Environment,
     IdempotencyRecord,
     Message,
     MessageDelivery,
@@ -447,6 +448,29 @@ class MessageRepository:
             found.extend(message for message in batch if tag in (message.tags or []))
             cursor = batch[-1].id
         return found[:limit]
+
+    def backlog(self) -> tuple[int, datetime | None]:
+        """How many messages are ENQUEUED, and when the oldest was: per environment through
+        `ix_message_status` (environment, status, id), then the oldest rows' own times (the
+        metrics scrape)."""
+        environments = list(self.session.scalars(select(Environment.id)))
+        if not environments:
+            return 0, None
+        rows = self.session.execute(
+            select(func.count(), func.min(Message.id))
+            .where(
+                Message.environment_id.in_(environments),
+                Message.status == MessageStatus.ENQUEUED,
+            )
+            .group_by(Message.environment_id)
+        ).all()
+        oldest = [row[1] for row in rows if row[1] is not None]
+        first = (
+            self.session.scalar(select(func.min(Message.enqueued_at)).where(Message.id.in_(oldest)))
+            if oldest
+            else None
+        )
+        return sum(int(row[0]) for row in rows), first
 
     def claim_due_messages(
         self, updated_before: datetime, unclaimed_since: datetime, now: datetime, limit: int

@@ -41,6 +41,7 @@ from tidings.models import (
 )
 from tidings.notification.repository import NotificationRepository
 from tidings.notification.service import not_found as template_not_found
+from tidings.observability import tracing
 from tidings.profile.repository import ProfileRepository
 from tidings.template.elemental import ContentError, validate_content
 from tidings.template.render import syntax_problem
@@ -319,7 +320,7 @@ def _message_row(
     source: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """One recipient's message row: what every message of the send shares, and its own."""
-    return {
+    row = {
         **shared,
         "message_id": message_id,
         "recipient": recipient.user_id,
@@ -336,6 +337,9 @@ def _message_row(
         "output": {},
         "source": {**(source or {}), **recipient.source},
     }
+    if tracing.enabled:
+        tracing.stamp(row["source"])  # routing and delivery continue the sender's trace
+    return row
 
 
 def get_message(session: Session, scope: Scope, message_id: str) -> Message:

@@ -1,0 +1,1 @@
+"""Traces, metrics and structured logs for the user's own tools (docs/observability.md)."""
