@@ -384,6 +384,73 @@ def run_flow_tests(
         sys.exit(1)
 
 
+@main.command("replay")
+@data_dir_option
+@click.option("--environment", default="test", show_default=True)
+@click.option("--from", "start", required=True, help="ISO-8601 time: events received from it.")
+@click.option("--to", "end", required=True, help="ISO-8601 time: events received before it.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=1000, show_default=True)
+@click.option("--version", type=click.IntRange(1), default=None, help="Default: the current.")
+@click.option(
+    "--definition",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="A draft definition (YAML or JSON, as PUT /automations/{id} takes it).",
+)
+@click.option("--samples", type=click.IntRange(0, 50), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@click.argument("automation_id")
+def replay_automation(
+    data_dir: Path | None,
+    environment: str,
+    start: str,
+    end: str,
+    limit: int,
+    version: int | None,
+    definition: Path | None,
+    samples: int,
+    as_json: bool,
+    automation_id: str,
+) -> None:
+    """Replay an automation's stored events through a version or a draft definition in a
+    sandbox and print what would change (docs/automations.md, "Replay")."""
+    import json
+
+    import yaml
+
+    from tidings.automation.apply import environment_scope
+    from tidings.automation.replay import ReplayRequest, replay, summary
+    from tidings.kit.time import parse_timestamp
+
+    times = {}
+    for name, value in (("--from", start), ("--to", end)):
+        parsed = parse_timestamp(value)
+        if parsed is None:
+            raise click.BadParameter(f"{value!r} is not an ISO-8601 time", param_hint=name)
+        times[name] = parsed
+    draft = None
+    if definition is not None:
+        draft = yaml.safe_load(definition.read_text(encoding="utf-8"))
+        if not isinstance(draft, dict):
+            raise click.ClickException(f"{definition}: the definition must be a mapping")
+        draft.pop("kind", None)
+        draft.pop("id", None)
+    runtime = _prepare(_settings(data_dir=data_dir))
+    with runtime.database.read() as session:
+        scope = _run(environment_scope, session, environment)
+    request = ReplayRequest(
+        automation_id=automation_id,
+        start=times["--from"],
+        end=times["--to"],
+        limit=limit,
+        version=version,
+        definition=draft,
+        samples=samples,
+    )
+    result = _run(replay, runtime.database, scope, request).as_dict()
+    click.echo(json.dumps(result, indent=2) if as_json else summary(result))
+
+
 @main.group()
 def admin() -> None:
     """Studio admins."""

@@ -330,6 +330,22 @@ class RunRepository(Repository):
             .order_by(AutomationRun.id)
         ).all()
 
+    def step_outputs(
+        self, run_pks: Collection[int], action: str
+    ) -> Sequence[tuple[int, dict[str, Any] | None]]:
+        """(run pk, output) of the runs' steps of one action, in the runs' step order."""
+        if not run_pks:
+            return []
+        rows = self.session.execute(
+            select(AutomationRunStep.run_pk, AutomationRunStep.output)
+            .where(
+                AutomationRunStep.run_pk.in_(sorted(run_pks)),
+                AutomationRunStep.action == action,
+            )
+            .order_by(AutomationRunStep.run_pk, AutomationRunStep.position)
+        ).all()
+        return [(run_pk, output) for run_pk, output in rows]
+
     def steps(self, run_pk: int) -> Sequence[AutomationRunStep]:
         return self.session.scalars(
             select(AutomationRunStep)

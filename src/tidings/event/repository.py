@@ -312,6 +312,22 @@ class EventRepository(Repository):
             (row[0], row[1]) for row in self.session.execute(query.order_by(order).limit(limit))
         ]
 
+    def received_between(
+        self, environment_id: str, source: str, start: datetime, end: datetime, limit: int
+    ) -> Sequence[Event]:
+        """The environment's events of a source received in [start, end), oldest first."""
+        return self.session.scalars(
+            select(Event)
+            .where(
+                Event.environment_id == environment_id,
+                Event.source == source,
+                Event.received_at >= start,
+                Event.received_at < end,
+            )
+            .order_by(Event.received_at, Event.id)
+            .limit(limit)
+        ).all()
+
     def of_user(self, scope: Scope, user_id: str, limit: int) -> Sequence[Event]:
         """A user's newest events, from every source."""
         return self._newest_of_user(

@@ -52,6 +52,7 @@ from tidings.provider.service import ConfiguredProvider, ConfiguredProviders
 from tidings.runtime import Runtime
 from tidings.worker.context import WorkerContext
 from tidings.workspace import service as workspace_service
+from tidings.workspace.service import Scope
 
 logger = logging.getLogger(__name__)
 
@@ -318,11 +319,18 @@ class Agenda:
 class FlowRunner:
     """Runs one flow test on a fresh, migrated database (the runtime given)."""
 
-    def __init__(self, runtime: Runtime, test: FlowTest, clock: VirtualClock) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        test: FlowTest,
+        clock: VirtualClock,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.runtime = runtime
         self.test = test
         self.clock = clock
-        http = httpx.Client(transport=stub_transport(test.http))
+        # fetch-data's and webhooks' requests: the test's stubs, unless a transport is given.
+        http = httpx.Client(transport=transport or stub_transport(test.http))
         self.http = http
         base = runtime.jobs.context
         context = WorkerContext(
@@ -368,6 +376,10 @@ class FlowRunner:
 
     def run(self) -> FlowOutcome:
         self.setup()
+        return self.play()
+
+    def play(self) -> FlowOutcome:
+        """Feed the events at their times, then run the clock on (after `setup`)."""
         start = self.clock.now()
         for index, event in enumerate(self.test.events):
             at = start + event.at
@@ -381,6 +393,11 @@ class FlowRunner:
         self.agenda.run_until(start + self.test.until if self.test.until is not None else None)
         self.agenda.outcome.runs = self._runs()
         return self.agenda.outcome
+
+    def scope(self) -> Scope:
+        """The environment the test's definitions and events are in."""
+        with self.runtime.database.read() as session:
+            return environment_scope(session, "test")
 
     def _ingest(self, body: dict[str, Any]) -> None:
         payload = dict(body)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -21,10 +22,13 @@ def within_bounds(value: datetime) -> bool:
 # tidings.flowtest) put a virtual clock here, so that the engine's delays, wake-ups, windows
 # and expiries all follow it; production pays one global lookup per call.
 _clock: Callable[[], datetime] | None = None
+# A clock for one thread only (`use_thread_clock`): a replay's sandbox runs the engine on a
+# virtual clock in a worker thread while the process's other threads keep the real time.
+_thread = threading.local()
 
 
 def utcnow() -> datetime:
-    clock = _clock
+    clock = getattr(_thread, "clock", None) or _clock
     return datetime.now(UTC) if clock is None else clock()
 
 
@@ -55,6 +59,17 @@ def use_clock(clock: Callable[[], datetime]) -> Iterator[None]:
         yield
     finally:
         _clock = previous
+
+
+@contextmanager
+def use_thread_clock(clock: Callable[[], datetime]) -> Iterator[None]:
+    """Make `utcnow()` read `clock` for the duration, in this thread only."""
+    previous = getattr(_thread, "clock", None)
+    _thread.clock = clock
+    try:
+        yield
+    finally:
+        _thread.clock = previous
 
 
 @contextmanager

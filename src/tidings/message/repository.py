@@ -232,6 +232,20 @@ class MessageRepository:
         )
         return {row.message_id: row for row in rows}
 
+    def channels_of(self, message_pks: list[int]) -> dict[int, list[str]]:
+        """The channels each message has a delivery on (none before it is routed)."""
+        found: dict[int, list[str]] = {pk: [] for pk in message_pks}
+        if not message_pks:
+            return found
+        rows = self.session.execute(
+            select(MessageDelivery.message_pk, MessageDelivery.channel)
+            .where(MessageDelivery.message_pk.in_(message_pks))
+            .order_by(MessageDelivery.id)
+        )
+        for message_pk, channel in rows:
+            found[message_pk].append(channel)
+        return found
+
     def lock(self, message_id: str) -> Message | None:
         return self.session.scalars(
             _locked(select(Message).where(Message.message_id == message_id))
