@@ -4,6 +4,7 @@ run from the step that failed."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -89,10 +90,11 @@ def test_failed_order_shipped_messages_are_found_fixed_and_resent(
     page.get_by_label("To (UTC)").fill((today + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S"))
     page.get_by_role("button", name="Filter").click()
     rows = page.locator("#messages tbody tr")
+    # The filter's URL is pushed once its last request is answered: wait for it, not just
+    # for the rows (the status alone already shows these two).
+    expect(page).to_have_url(re.compile(r"status=UNDELIVERABLE.*notification=order-shipped"))
     expect(rows).to_have_count(2)
     filtered_url = page.url
-    assert "status=UNDELIVERABLE" in filtered_url
-    assert "notification=order-shipped" in filtered_url
 
     # 2. See why each failed: the reason, in the list and on the message's page.
     for index in range(2):
