@@ -231,7 +231,10 @@ def test_a_failed_run_is_retried_from_its_failed_step(page: Page, studio: Studio
 
     questions: list[str] = []
     page.once("dialog", lambda dialog: (questions.append(dialog.message), dialog.accept()))
-    page.get_by_role("button", name="Retry from the failed step").click()
+    # The retry's form posts and comes back to this page: a reload before that has landed
+    # would cut the navigation short.
+    with page.expect_navigation():
+        page.get_by_role("button", name="Retry from the failed step").click()
     assert questions == [
         f"Retry run {run_id} from step 2 (send)? That step runs again, then the steps after "
         "it; the steps before it are not repeated."
