@@ -15,11 +15,14 @@ from sqlalchemy import select
 
 from tests.conftest import Keys, bearer
 from tidings.app import create_app
+from tidings.audience import membership
 from tidings.broadcast import service
 from tidings.jobs.engine import BULK_PRIORITY
 from tidings.kit.time import utcnow
-from tidings.models import Broadcast, Message
+from tidings.models import Audience, Broadcast, Message
 from tidings.runtime import Runtime
+from tidings.tenant.service import apply_group
+from tidings.workspace.service import resolve_keys
 
 NEWS = {
     "name": "News",
@@ -161,6 +164,34 @@ def test_a_broadcast_releases_its_list_in_chunks_one_message_per_member(
     assert other.json()["field"] == "broadcast_id"
     listed = api.get("/broadcasts").json()
     assert [item["id"] for item in listed["items"]] == ["weekly"]
+
+
+def test_a_tenant_and_an_audience_are_released_one_message_per_member(
+    runtime: Runtime, api: TestClient, keys: Keys
+) -> None:
+    with runtime.database.read() as session:
+        scope = resolve_keys(session, runtime.cipher, [keys.test])[keys.test]
+    with runtime.database.write() as (session, _):
+        for user in ("user-1", "user-3", "user-5"):
+            apply_group(session, scope, "acme", {"name": "Acme"}, user)
+    response = api.put("/audiences/acme-people", json={"condition": {"tenant": "acme"}})
+    assert response.status_code == 200, response.text
+    with runtime.database.read() as session:
+        audience = session.scalars(select(Audience)).one()
+    assert membership.scan(runtime.database, audience.id)
+    for broadcast_id, to in (
+        ("to-tenant", {"tenant_id": "acme"}),
+        ("to-audience", {"audience_id": "acme-people"}),
+    ):
+        response = api.post(
+            "/broadcasts", json={"broadcast_id": broadcast_id, "template": "news", "to": to}
+        )
+        assert response.status_code == 202, response.text
+        while _release(runtime, broadcast_id, 2).next_at is not None:
+            pass
+        messages = _messages(runtime, broadcast_id)
+        assert sorted(m.recipient or "" for m in messages) == ["user-1", "user-3", "user-5"]
+        assert api.get(f"/broadcasts/{broadcast_id}").json()["status"] == "completed"
 
 
 class Crash(BaseException):
