@@ -194,6 +194,26 @@ def test_a_tenant_and_an_audience_are_released_one_message_per_member(
         assert api.get(f"/broadcasts/{broadcast_id}").json()["status"] == "completed"
 
 
+def test_a_broadcast_with_a_send_window_holds_each_message_until_its_opening(
+    runtime: Runtime, api: TestClient
+) -> None:
+    hour = (utcnow().hour + 2) % 24
+    window = {
+        "hours": {"start": f"{hour:02d}:00", "end": f"{(hour + 1) % 24:02d}:00"},
+        "timezone": "UTC",
+    }
+    _create(api, broadcast_id="windowed", window=window)
+    while _release(runtime, "windowed", 3).next_at is not None:
+        pass
+    messages = _messages(runtime, "windowed")
+    assert len(messages) == len(USERS)
+    for message in messages:
+        assert message.status == "DELAYED"
+        assert message.send_at is not None
+        assert message.send_at > utcnow()
+        assert message.send_at.hour == hour
+
+
 class Crash(BaseException):
     """Stands for the process dying: nothing in the engine catches it."""
 
