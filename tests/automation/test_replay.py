@@ -112,12 +112,13 @@ def test_a_draft_with_a_changed_subject_and_a_skipped_fetch_reports_changes(
             {"action": "send", "template": "shipped", "data": {"order_id": "Z-9"}},
         ],
     }
-    result = _replay(client, keys, {"definition": draft, "samples": 1})
+    result = _replay(client, keys, {"definition": draft, "samples": 2})
     assert result["definition"] == "draft"
     diff = result["diff"]
     assert diff["counts"] == {"added": 0, "removed": 0, "changed": 2, "unchanged": 0}
-    (sample,) = diff["samples"]["changed"]
-    assert sample["event"] == "m1"
+    samples = {sample["event"]: sample for sample in diff["samples"]["changed"]}
+    assert set(samples) == {"m1", "m2"}
+    sample = samples["m1"]
     assert sample["subject"] == "Order Z-9 shipped, Ada"
     assert sample["subject_before"] == "Order A-1 shipped, Ada"
     assert _counts(runtime) == before

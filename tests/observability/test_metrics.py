@@ -86,10 +86,14 @@ def test_metrics_count_what_an_identify_and_a_track_did(
         def grew(name: str, **labels: str) -> float:
             return value(after, name, **labels) - value(before, name, **labels)
 
+        # The counters grow as each outcome is recorded; the backlog gauges read the rows,
+        # which the delivery threads' group commit may write a moment later.
         finished = (
             grew("tidings_messages_total", **sent)
             and grew("tidings_messages_total", status="UNDELIVERABLE", provider="")
             and grew("tidings_events_processed_total", status="processed") >= 2
+            and value(after, "tidings_events_backlog") == 0
+            and value(after, "tidings_messages_backlog") == 0
         )
         return after if finished else None
 
