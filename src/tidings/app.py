@@ -44,6 +44,7 @@ from tidings.observability.endpoints import router as metrics_router
 from tidings.preference.endpoints import router as preference_router
 from tidings.profile.endpoints import router as profile_router
 from tidings.provider.endpoints import router as provider_router
+from tidings.replay.endpoints import router as replay_router
 from tidings.runtime import Runtime
 from tidings.studio.app import mount as mount_studio
 from tidings.suppression.endpoints import router as suppression_router
@@ -108,6 +109,7 @@ _ROUTERS = (
     inbox_router,
     list_router,
     automation_router,
+    replay_router,
     audience_router,
     engagement_router,
     suppression_router,

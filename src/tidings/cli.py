@@ -389,7 +389,7 @@ def run_flow_tests(
 @click.option("--environment", default="test", show_default=True)
 @click.option("--from", "start", required=True, help="ISO-8601 time: events received from it.")
 @click.option("--to", "end", required=True, help="ISO-8601 time: events received before it.")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=1000, show_default=True)
+@click.option("--limit", type=click.IntRange(1, 100_000), default=1000, show_default=True)
 @click.option("--version", type=click.IntRange(1), default=None, help="Default: the current.")
 @click.option(
     "--definition",
@@ -398,7 +398,7 @@ def run_flow_tests(
     help="A draft definition (YAML or JSON, as PUT /automations/{id} takes it).",
 )
 @click.option("--samples", type=click.IntRange(0, 50), default=10, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print the whole result as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the replay as JSON.")
 @click.argument("automation_id")
 def replay_automation(
     data_dir: Path | None,
@@ -413,14 +413,16 @@ def replay_automation(
     automation_id: str,
 ) -> None:
     """Replay an automation's stored events through a version or a draft definition in a
-    sandbox and print what would change (docs/automations.md, "Replay")."""
+    sandbox, in this process, and print what would change (docs/automations.md, "Replay").
+    The replay is stored as the API's are: its events' results can be read at
+    /automations/{id}/replays/{replay_id}/events."""
     import json
 
     import yaml
 
     from tidings.automation.apply import environment_scope
-    from tidings.automation.replay import ReplayRequest, replay, summary
     from tidings.kit.time import parse_timestamp
+    from tidings.replay import runner, service
 
     times = {}
     for name, value in (("--from", start), ("--to", end)):
@@ -435,10 +437,9 @@ def replay_automation(
             raise click.ClickException(f"{definition}: the definition must be a mapping")
         draft.pop("kind", None)
         draft.pop("id", None)
-    runtime = _prepare(_settings(data_dir=data_dir))
-    with runtime.database.read() as session:
-        scope = _run(environment_scope, session, environment)
-    request = ReplayRequest(
+    settings = _settings(data_dir=data_dir)
+    runtime = _prepare(settings)
+    request = service.ReplayRequest(
         automation_id=automation_id,
         start=times["--from"],
         end=times["--to"],
@@ -447,8 +448,30 @@ def replay_automation(
         definition=draft,
         samples=samples,
     )
-    result = _run(replay, runtime.database, scope, request).as_dict()
-    click.echo(json.dumps(result, indent=2) if as_json else summary(result))
+    with runtime.database.write() as (session, _):
+        scope = _run(environment_scope, session, environment)
+        # No outbox: this process runs the replay, not a worker's replay process.
+        replay_pk = _run(service.start, session, None, scope, request, runtime.outbound).id
+
+    def progress(done: int) -> None:
+        click.echo(f"\rreplayed {done} events", nl=False, err=True)
+
+    try:
+        runner.run(
+            runtime.database, replay_pk, timeout=settings.replay_timeout_seconds, progress=progress
+        )
+    except KeyboardInterrupt:
+        with runtime.database.write() as (session, _):
+            service.cancel(
+                session, scope, automation_id, service.by_pk(session, replay_pk).replay_id
+            )
+        raise
+    click.echo("", err=True)
+    with runtime.database.read() as session:
+        replay = service.view(service.by_pk(session, replay_pk))
+    click.echo(json.dumps(replay, indent=2) if as_json else service.summary(replay))
+    if replay["status"] != "done":
+        sys.exit(1)
 
 
 @main.group()

@@ -67,6 +67,11 @@ class Settings(BaseSettings):
     machine_engagement_seconds: float = Field(default=2.0, ge=0)
     # Messages per second each environment's broadcasts release (broadcast/service.py).
     broadcast_rate: float = Field(default=100.0, gt=0, le=100_000)
+    # Replays (docs/automations.md, "Replay"): child processes per worker, and each one's
+    # time and address-space limits.
+    replay_processes: int = Field(default=1, ge=1, le=16)
+    replay_timeout_seconds: float = Field(default=3600.0, gt=0, le=7 * 86400)
+    replay_memory_mb: int = Field(default=2048, ge=256, le=1_048_576)
     tracking_rate_limit: float = 0.0
     tracking_rate_burst: float = 0.0
     # Internal targets outbound requests may reach: host[:port], IP[:port] and CIDR entries,

@@ -114,7 +114,8 @@ class Outbox:
     - `scans`: audiences whose condition changed, to evaluate every profile against;
     - `webhooks`: (outbound webhook delivery id, when to attempt it or None for now);
     - `bulk_messages`: as `messages`, for a broadcast's: queued below every other job;
-    - `broadcasts`: (broadcast pk, its cursor, when to release its next chunk or None).
+    - `broadcasts`: (broadcast pk, its cursor, when to release its next chunk or None);
+    - `replays`: automation replays to hand to a replay process.
     """
 
     events: list[tuple[str, list[int]]] = field(default_factory=list)
@@ -126,6 +127,7 @@ class Outbox:
     webhooks: list[tuple[int, datetime | None]] = field(default_factory=list)
     bulk_messages: list[tuple[str, datetime | None, str | None]] = field(default_factory=list)
     broadcasts: list[tuple[int, int, datetime | None]] = field(default_factory=list)
+    replays: list[int] = field(default_factory=list)
 
     def add_events(self, environment_id: str, event_ids: list[int]) -> None:
         self.events.append((environment_id, event_ids))
@@ -159,6 +161,9 @@ class Outbox:
     def add_broadcast(self, broadcast_pk: int, cursor: int, at: datetime | None = None) -> None:
         self.broadcasts.append((broadcast_pk, cursor, at))
 
+    def add_replay(self, replay_pk: int) -> None:
+        self.replays.append(replay_pk)
+
     def extend(self, other: Outbox) -> None:
         """Take another outbox's work: a savepoint's, once the savepoint has held."""
         self.events.extend(other.events)
@@ -170,6 +175,7 @@ class Outbox:
         self.webhooks.extend(other.webhooks)
         self.bulk_messages.extend(other.bulk_messages)
         self.broadcasts.extend(other.broadcasts)
+        self.replays.extend(other.replays)
 
     def __bool__(self) -> bool:
         return bool(
@@ -182,6 +188,7 @@ class Outbox:
             or self.webhooks
             or self.bulk_messages
             or self.broadcasts
+            or self.replays
         )
 
 

@@ -54,6 +54,7 @@ class Runtime:
         state.inbox_broker = self.inbox_broker
 
     def close(self) -> None:
+        self.jobs.replays.close()
         self.jobs.context.providers.close()
         self.jobs.stop_lease()
         self.jobs.close()

@@ -68,12 +68,32 @@ def _window() -> dict[str, str]:
 
 
 def _replay(client: TestClient, keys: Keys, body: dict[str, Any]) -> dict[str, Any]:
-    response = client.post(
+    """Start a replay, wait until it is done, and read it with all its events."""
+    started = client.post(
         "/automations/order-shipped/replay", json={**_window(), **body}, headers=bearer(keys.test)
     )
-    assert response.status_code == 200, response.text
-    result: dict[str, Any] = response.json()
-    return result
+    assert started.status_code == 202, started.text
+    location = started.headers["Location"]
+    assert location == f"/automations/order-shipped/replays/{started.json()['replay_id']}"
+
+    def finished() -> dict[str, Any] | None:
+        replay: dict[str, Any] = client.get(location, headers=bearer(keys.test)).json()
+        return replay if replay["status"] not in ("queued", "running") else None
+
+    replay = wait_for(finished, what="the replay to finish", timeout=120)
+    assert replay["status"] == "done", replay
+    replay["events"] = []
+    cursor = None
+    while True:
+        page = client.get(
+            f"{location}/events",
+            params={"limit": 2, **({"cursor": cursor} if cursor else {})},
+            headers=bearer(keys.test),
+        ).json()
+        replay["events"] += page["results"]
+        cursor = page["paging"]["cursor"]
+        if not page["paging"]["more"]:
+            return replay
 
 
 def test_replaying_the_live_version_changes_nothing_and_writes_nothing(
@@ -150,7 +170,8 @@ def test_a_draft_sending_another_template_to_fewer_users_adds_and_removes(
     # Only the first event: the limit bounds the replay.
     limited = _replay(client, keys, {"definition": draft, "limit": 3})
     assert limited["truncated"] is True
-    assert limited["event_count"] == 3
+    assert limited["progress"] == {"events_done": 3, "events_total": 3}
+    assert len(limited["events"]) == 3
 
 
 def test_the_cli_prints_the_summary_and_samples(

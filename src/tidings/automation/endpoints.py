@@ -7,7 +7,6 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Body, Depends, Header, Query, Response
-from pydantic import Field
 from sqlalchemy.orm import Session
 
 from tidings.automation import runs, service
@@ -33,7 +32,6 @@ from tidings.db import Database, Outbox
 from tidings.dependencies import Caller, DatabaseDep, OutboundDep, ReadSession, SettingsDep
 from tidings.errors import BadRequest
 from tidings.kit.pagination import PageQuery, decode_cursor, page, page_query
-from tidings.kit.schemas import StrictModel
 from tidings.kit.time import isoformat, parse_timestamp
 from tidings.message.idempotency import Answer, IdempotentRequest, answer_once
 from tidings.models import Automation, AutomationRun, AutomationVersion
@@ -434,33 +432,3 @@ def restore_version(
     with database.write() as (session, _):
         _, saved, _ = service.restore(session, caller, automation_id, version, outbound=outbound)
         return _version_view(automation_id, saved)
-
-
-class ReplayBody(StrictModel):
-    from_: datetime = Field(alias="from")
-    to: datetime
-    limit: int = Field(default=1000, ge=1, le=10_000)
-    version: int | None = Field(default=None, ge=1)
-    definition: dict[str, Any] | None = None
-    samples: int = Field(default=10, ge=0, le=50)
-
-
-@router.post("/{automation_id}/replay")
-def replay_automation(
-    automation_id: str, body: ReplayBody, caller: Caller, database: DatabaseDep
-) -> dict[str, Any]:
-    """Run the stored Segment events received in [from, to) through a version or a draft
-    definition in a sandbox (nothing is sent or written), and diff the messages it would
-    send against what the automation did (docs/automations.md, "Replay")."""
-    from tidings.automation.replay import ReplayRequest, replay
-
-    request = ReplayRequest(
-        automation_id=automation_id,
-        start=body.from_,
-        end=body.to,
-        limit=body.limit,
-        version=body.version,
-        definition=body.definition,
-        samples=body.samples,
-    )
-    return replay(database, caller, request).as_dict()

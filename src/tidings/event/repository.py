@@ -312,20 +312,65 @@ class EventRepository(Repository):
             (row[0], row[1]) for row in self.session.execute(query.order_by(order).limit(limit))
         ]
 
-    def received_between(
-        self, environment_id: str, source: str, start: datetime, end: datetime, limit: int
+    def _received_in(
+        self, environment_id: str, source: str, start: datetime, end: datetime
+    ) -> list[ColumnElement[bool]]:
+        return [
+            Event.environment_id == environment_id,
+            Event.source == source,
+            Event.received_at >= start,
+            Event.received_at < end,
+        ]
+
+    def received_page(
+        self,
+        environment_id: str,
+        source: str,
+        start: datetime,
+        end: datetime,
+        after_id: int,
+        limit: int,
     ) -> Sequence[Event]:
-        """The environment's events of a source received in [start, end), oldest first."""
+        """The environment's events of a source received in [start, end), in the order they
+        were stored (their ids), from after `after_id`."""
         return self.session.scalars(
             select(Event)
-            .where(
+            .where(*self._received_in(environment_id, source, start, end), Event.id > after_id)
+            .order_by(Event.id)
+            .limit(limit)
+        ).all()
+
+    def count_received(
+        self, environment_id: str, source: str, start: datetime, end: datetime, cap: int
+    ) -> int:
+        """How many events `received_page` pages through, counted up to `cap`."""
+        capped = (
+            select(Event.id)
+            .where(*self._received_in(environment_id, source, start, end))
+            .limit(cap)
+            .subquery()
+        )
+        return self.session.scalar(select(func.count()).select_from(capped)) or 0
+
+    def by_ids(self, event_ids: Sequence[int]) -> Sequence[Event]:
+        """The events, in id order (read, not locked)."""
+        if not event_ids:
+            return []
+        return self.session.scalars(
+            select(Event).where(Event.id.in_(event_ids)).order_by(Event.id)
+        ).all()
+
+    def by_message_ids(
+        self, environment_id: str, source: str, message_ids: Collection[str]
+    ) -> Sequence[Event]:
+        if not message_ids:
+            return []
+        return self.session.scalars(
+            select(Event).where(
                 Event.environment_id == environment_id,
                 Event.source == source,
-                Event.received_at >= start,
-                Event.received_at < end,
+                Event.message_id.in_(sorted(message_ids)),
             )
-            .order_by(Event.received_at, Event.id)
-            .limit(limit)
         ).all()
 
     def of_user(self, scope: Scope, user_id: str, limit: int) -> Sequence[Event]:

@@ -23,6 +23,7 @@ import heapq
 import itertools
 import json
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -39,7 +40,7 @@ from tidings.broadcast import service as broadcasts
 from tidings.db import Outbox
 from tidings.errors import AppError
 from tidings.event.batching import process_events
-from tidings.flowtest.spec import FlowTest, HttpStub, format_offset
+from tidings.flowtest.spec import FlowTest, HttpStub, TimedEvent, format_offset
 from tidings.ingest.validation import validate_segment_event
 from tidings.ingest.writer import IngestItem, IngestWriter
 from tidings.ingest.writer import Outcome as IngestOutcome
@@ -172,6 +173,21 @@ class FlowOutcome:
     jobs: int = 0
 
 
+@dataclass(frozen=True)
+class AgendaOptions:
+    """How a flow's agenda runs. A flow test takes the defaults; a replay (replay/sandbox.py)
+    runs only what its events cause, without recording sends, under a larger job budget and
+    a check of its own (its deadline, a cancel)."""
+
+    max_jobs: int = MAX_JOBS
+    # Fire schedules' ticks and audiences' re-checks: work no event causes.
+    background: bool = True
+    # Keep each message sent in `FlowOutcome.messages`.
+    record: bool = True
+    # Called before each job; it raises to stop the flow.
+    check: Callable[[], None] | None = None
+
+
 @dataclass(order=True)
 class _Job:
     at: datetime
@@ -184,11 +200,14 @@ class Agenda:
     """The job queue of a flow test: the database's dispatcher, keeping each job at its
     time, and the loop that runs them on the virtual clock."""
 
-    def __init__(self, runtime: Runtime, context: WorkerContext, clock: VirtualClock) -> None:
+    def __init__(
+        self, runtime: Runtime, context: WorkerContext, clock: VirtualClock, options: AgendaOptions
+    ) -> None:
         self.runtime = runtime
         self.database = runtime.database
         self.context = context
         self.clock = clock
+        self.options = options
         self.start = clock.now()
         self._jobs: list[_Job] = []
         self._sequence = itertools.count()
@@ -217,10 +236,11 @@ class Agenda:
 
     def run_due(self) -> None:
         """Run everything due at the clock's time, including what that makes due."""
+        background = self.options.background
         while True:
             now = self.clock.now()
-            fired = schedules.fire_due(self.database, now)
-            checked = membership.check_due(self.database, now)
+            fired = background and schedules.fire_due(self.database, now) > 0
+            checked = background and membership.check_due(self.database, now) > 0
             ran = False
             while self._jobs and self._jobs[0].at <= now:
                 self._run(heapq.heappop(self._jobs))
@@ -230,6 +250,8 @@ class Agenda:
 
     def next_time(self, *, with_schedules: bool) -> datetime | None:
         times = [self._jobs[0].at] if self._jobs else []
+        if not self.options.background:
+            return min(times) if times else None
         check = membership.next_check(self.database)
         if check is not None:
             times.append(check)
@@ -261,8 +283,11 @@ class Agenda:
 
     def _run(self, job: _Job) -> None:
         self.outcome.jobs += 1
-        if self.outcome.jobs > MAX_JOBS:
-            raise FlowError(f"stopped after {MAX_JOBS} jobs: does a run invoke itself forever?")
+        limit = self.options.max_jobs
+        if self.outcome.jobs > limit:
+            raise FlowError(f"stopped after {limit} jobs: does a run invoke itself forever?")
+        if self.options.check is not None:
+            self.options.check()
         context = self.context
         if job.kind == "events":
             result = process_events(
@@ -293,7 +318,7 @@ class Agenda:
 
     def _deliver(self, attempt: pipeline.Attempt) -> None:
         status = pipeline.attempt_delivery(self.context, attempt)
-        if status != DeliveryStatus.SENT:
+        if status != DeliveryStatus.SENT or not self.options.record:
             return
         with self.database.read() as session:
             message = MessageRepository(session).get(attempt.environment_id, attempt.message_id)
@@ -325,6 +350,7 @@ class FlowRunner:
         test: FlowTest,
         clock: VirtualClock,
         transport: httpx.BaseTransport | None = None,
+        options: AgendaOptions | None = None,
     ) -> None:
         self.runtime = runtime
         self.test = test
@@ -347,7 +373,7 @@ class FlowRunner:
             context, "providers", CaptureProviders(runtime.config_cipher, http, clock.now())
         )
         self.context = context
-        self.agenda = Agenda(runtime, context, clock)
+        self.agenda = Agenda(runtime, context, clock, options or AgendaOptions())
         runtime.database.dispatcher = self.agenda
         self.writer = IngestWriter(runtime.database, runtime.cipher)
         self.key = ""
@@ -381,18 +407,29 @@ class FlowRunner:
     def play(self) -> FlowOutcome:
         """Feed the events at their times, then run the clock on (after `setup`)."""
         start = self.clock.now()
-        for index, event in enumerate(self.test.events):
+        self.feed(self.test.events)
+        self.agenda.run_until(start + self.test.until if self.test.until is not None else None)
+        self.agenda.outcome.runs = self._runs()
+        return self.agenda.outcome
+
+    def feed(self, events: Iterable[TimedEvent], first: int = 0) -> None:
+        """Ingest each event at its time (an offset from the flow's start; never before the
+        clock's time), running what falls due in between; `first` numbers them in errors."""
+        start = self.agenda.start
+        for index, event in enumerate(events, first):
             at = start + event.at
-            self.agenda.run_until(at)
+            if at > self.clock.now():
+                self.agenda.run_until(at)
             try:
                 self._ingest(event.body)
             except AppError as exc:
                 where = f"events[{index}] (at {format_offset(event.at)})"
                 raise FlowError(f"{where}: {exc.message}") from exc
             self.agenda.run_due()
-        self.agenda.run_until(start + self.test.until if self.test.until is not None else None)
-        self.agenda.outcome.runs = self._runs()
-        return self.agenda.outcome
+
+    def finish(self) -> None:
+        """Run the clock on after the last event until nothing is due (IDLE_HORIZON)."""
+        self.agenda.run_until(None)
 
     def scope(self) -> Scope:
         """The environment the test's definitions and events are in."""

@@ -39,6 +39,8 @@ from tidings.jobs.fairness import FairShare
 from tidings.jobs.webhooks import WebhookPool
 from tidings.kit.time import utcnow
 from tidings.message import pipeline
+from tidings.replay import service as replays
+from tidings.replay.process import ReplayProcesses
 from tidings.webhook_out import delivery as webhook_delivery
 from tidings.worker.context import WorkerContext
 
@@ -140,6 +142,9 @@ class JobEngine:
         self.deliveries = DeliveryPool(context, self.settings.delivery_threads)
         # Outbound webhook requests, on threads of their own (jobs/webhooks.py).
         self.webhooks = WebhookPool(context, self.settings.webhook_threads)
+        # Automation replays, each in a child process (replay/process.py); a child that ends
+        # frees its place for a queued replay.
+        self.replays = ReplayProcesses(self.database, self.settings, on_free=self.keep_replays)
         self._process = huey.task(name="event.process")(self._process_events)
         self._process_message = huey.task(name="message.process")(self._run_process_message)
         self._process_messages = huey.task(name="message.process_many")(self._run_process_messages)
@@ -148,6 +153,7 @@ class JobEngine:
         self._scan = huey.task(name="audience.scan")(self._run_scan)
         self._webhook = huey.task(name="webhook.deliver")(self._run_webhook)
         self._broadcast = huey.task(name="broadcast.advance")(self._run_broadcast)
+        self._replay = huey.task(name="automation.replay")(self._run_replay)
         self._sweep = huey.periodic_task(crontab(minute="*"), name="sweep")(self.sweep)
         # Each consumer thread opens its own storage connections (Postgres: one for LISTEN);
         # close them when the thread stops rather than leaving them to the garbage collector.
@@ -209,6 +215,8 @@ class JobEngine:
             self._queue(self._scan, audience_pk)
         for webhook_id, at in outbox.webhooks:
             self._queue(self._webhook, webhook_id, eta=at, priority=WEBHOOK_PRIORITY)
+        for replay_pk in outbox.replays:
+            self._queue(self._replay, replay_pk)
         self._dispatch_bulk(outbox, now)
         broker = self.context.inbox_broker
         if broker is not None:
@@ -345,6 +353,23 @@ class JobEngine:
             message_timeout=timedelta(seconds=self.settings.message_timeout_seconds),
         )
 
+    def _run_replay(self, replay_pk: int) -> None:
+        # With no process free, the job ends here: a child that ends, or the sweep, queues
+        # the replay again (`keep_replays`).
+        self.replays.start(replay_pk)
+
+    def keep_replays(self) -> int:
+        """Queue the replays nobody runs (queued and waiting, or left by a process that
+        died), fail those that stopped too often, and delete the expired; returns how many
+        were queued. A failure is logged: the next sweep tries again."""
+        try:
+            queued = replays.keep(self.database)
+            replays.expire(self.database, utcnow())
+        except Exception:
+            logger.exception("keeping the replays failed")
+            return 0
+        return queued
+
     def sweep(self, older_than_seconds: float | None = None) -> int:
         """Re-drive work a lost job may have orphaned; returns how many items.
 
@@ -363,6 +388,7 @@ class JobEngine:
         """
         self.fire_schedules()
         self.keep_audiences()
+        self.keep_replays()
         waiting = self._queued_jobs()
         if waiting > BACKLOG_JOBS:
             logger.info("sweep skipped: %d jobs are waiting in the queue", waiting)
@@ -388,6 +414,7 @@ class JobEngine:
         audiences' due re-checks and unfinished scans are taken up."""
         self.fire_schedules()
         self.keep_audiences()
+        self.keep_replays()
         return self._redrive(0.0, self.settings.worker_lease_seconds)
 
     def fire_schedules(self) -> int:

@@ -40,6 +40,7 @@ from tidings.models.message import (
 from tidings.models.notification import Notification, NotificationVersion
 from tidings.models.profile import Profile, ProfileAlias
 from tidings.models.provider_config import ProviderConfiguration
+from tidings.models.replay import AutomationReplay, AutomationReplayEvent, ReplayStatus
 from tidings.models.source import SignedSource
 from tidings.models.suppression import SoftBounceStreak, Suppression, SuppressionReason
 from tidings.models.tenant import Tenant, TenantMembership
@@ -63,6 +64,8 @@ __all__ = [
     "Automation",
     "AutomationBatch",
     "AutomationBatchItem",
+    "AutomationReplay",
+    "AutomationReplayEvent",
     "AutomationRun",
     "AutomationRunStep",
     "AutomationRunWait",
@@ -93,6 +96,7 @@ __all__ = [
     "ProfileAlias",
     "ProviderConfiguration",
     "RecipientList",
+    "ReplayStatus",
     "RunStatus",
     "SignedSource",
     "SoftBounceStreak",

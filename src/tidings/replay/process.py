@@ -1,0 +1,159 @@
+"""Replay processes: each replay runs in a child process of the worker that took its job, so
+that it never holds the worker's interpreter (its GIL) or its consumer threads.
+
+- The child runs at the lowest CPU priority (nice 19): on a busy machine, live processing
+  goes first.
+- Its address space is capped (`TIDINGS_REPLAY_MEMORY_MB`) and its time too
+  (`TIDINGS_REPLAY_TIMEOUT_SECONDS`, checked between chunks and jobs; the parent kills a
+  child that outlives it by a minute).
+- At most `TIDINGS_REPLAY_PROCESSES` run per worker; a job that finds none free comes back
+  later.
+- A thread waits for each child: a child that ended without finishing its replay (killed,
+  out of memory) leaves it failed. A worker that stops kills its children; their replays'
+  leases expire and a sweep hands them to a process again (at most MAX_ATTEMPTS times).
+
+Run as `python -m tidings.replay.process REPLAY_PK`, with the parent's TIDINGS_* settings in
+its environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from tidings.config import Settings
+from tidings.db import Database, create_database_engine
+from tidings.replay import service
+
+logger = logging.getLogger(__name__)
+
+NICE = 19
+# A child is killed this long after its own time limit has passed.
+KILL_GRACE_SECONDS = 60.0
+
+
+class ReplayProcesses:
+    """The replay children of one worker process."""
+
+    def __init__(
+        self, database: Database, settings: Settings, on_free: Callable[[], object]
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self.on_free = on_free
+        self._lock = threading.Lock()
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._closed = False
+
+    def running(self) -> int:
+        with self._lock:
+            return sum(child.poll() is None for child in self._children.values())
+
+    def start(self, replay_pk: int) -> bool:
+        """Start a child for the replay (True), or say that none is free (False). A replay
+        this worker runs already is left to its child."""
+        with self._lock:
+            if self._closed:
+                return False
+            child = self._children.get(replay_pk)
+            if child is not None and child.poll() is None:
+                return True
+            busy = sum(other.poll() is None for other in self._children.values())
+            if busy >= self.settings.replay_processes:
+                return False
+            child = subprocess.Popen(
+                [sys.executable, "-m", "tidings.replay.process", str(replay_pk)],
+                env=child_environment(self.settings),
+                stdin=subprocess.DEVNULL,
+            )
+            self._children[replay_pk] = child
+        threading.Thread(
+            target=self._wait, args=(replay_pk, child), name=f"replay-{replay_pk}", daemon=True
+        ).start()
+        return True
+
+    def _wait(self, replay_pk: int, child: subprocess.Popen[bytes]) -> None:
+        limit = self.settings.replay_timeout_seconds + KILL_GRACE_SECONDS
+        try:
+            code = child.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            code = child.wait()
+        with self._lock:
+            if self._children.get(replay_pk) is child:
+                del self._children[replay_pk]
+            closed = self._closed
+        if closed:
+            return
+        if code != 0:
+            logger.warning("replay process for replay %d ended with %d", replay_pk, code)
+            try:
+                service.fail(self.database, replay_pk, ended(code))
+            except Exception:  # the sweep hands it out again once its lease expires
+                logger.exception("could not mark replay %d failed", replay_pk)
+        self.on_free()
+
+    def close(self) -> None:
+        """Stop every child (their replays are taken up again later, see the module)."""
+        with self._lock:
+            self._closed = True
+            children = list(self._children.values())
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        deadline = time.monotonic() + 10.0
+        for child in children:
+            try:
+                child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+
+def ended(code: int) -> str:
+    if code == -9:
+        return (
+            "the replay process was killed (out of memory, or past its time limit); "
+            "replay a shorter window or fewer events"
+        )
+    return f"the replay process ended with status {code} before it finished"
+
+
+def child_environment(settings: Settings) -> dict[str, str]:
+    """The child's environment: the parent's, with the settings it needs spelled out (the
+    parent may have been given them as options)."""
+    env = dict(os.environ)
+    env["TIDINGS_DATA_DIR"] = str(settings.data_dir)
+    env["TIDINGS_DATABASE_URL"] = settings.resolved_database_url()
+    env["TIDINGS_SQLITE_SYNCHRONOUS"] = settings.sqlite_synchronous
+    env["TIDINGS_REPLAY_TIMEOUT_SECONDS"] = str(settings.replay_timeout_seconds)
+    env["TIDINGS_REPLAY_MEMORY_MB"] = str(settings.replay_memory_mb)
+    return env
+
+
+def main(argv: list[str]) -> int:
+    (replay_pk,) = (int(value) for value in argv)
+    settings = Settings()
+    os.nice(NICE)
+    limit = settings.replay_memory_mb * 1024 * 1024
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    logging.basicConfig(level=logging.WARNING)
+    # Imported here: the runner's sandbox builds a runtime, whose job engine imports this.
+    from tidings.replay import runner
+
+    database = Database(create_database_engine(settings))
+    try:
+        runner.run(database, replay_pk, timeout=settings.replay_timeout_seconds)
+    finally:
+        database.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
