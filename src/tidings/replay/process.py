@@ -55,6 +55,12 @@ class ReplayProcesses:
         with self._lock:
             return sum(child.poll() is None for child in self._children.values())
 
+    def pid(self, replay_pk: int) -> int | None:
+        """The process id of the replay's running child, if any."""
+        with self._lock:
+            child = self._children.get(replay_pk)
+            return child.pid if child is not None and child.poll() is None else None
+
     def start(self, replay_pk: int) -> bool:
         """Start a child for the replay (True), or say that none is free (False). A replay
         this worker runs already is left to its child."""

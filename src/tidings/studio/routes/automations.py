@@ -4,6 +4,8 @@ disable."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
+from datetime import timedelta
 from operator import attrgetter
 from typing import Any
 from urllib.parse import quote
@@ -20,8 +22,11 @@ from tidings.automation.steps.branch import program
 from tidings.db import Database
 from tidings.dependencies import DatabaseDep, OutboundDep
 from tidings.errors import AppError
+from tidings.kit.time import utcnow
 from tidings.models import Event
 from tidings.models.automation import RunStatus
+from tidings.replay import service as replay_service
+from tidings.replay.repository import ReplayRepository
 from tidings.studio import schedule_form, service, step_form
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin
@@ -143,6 +148,7 @@ def _editor(
     focus: str = "",
     outline: list[Any] | None = None,
     schedules: list[schedule_form.ScheduleRow] | None = None,
+    replay: dict[str, Any] | None = None,
 ) -> Response:
     """The editor page. In the form view the steps are `cards`; in the JSON view they are
     `values["steps"]`. `focus` is the id of the element studio.js focuses after a swap;
@@ -173,6 +179,8 @@ def _editor(
         outline=outline or [],
         # The schedule triggers, and an empty row to add one.
         schedules=[*(schedules or []), schedule_form.ScheduleRow()],
+        replay=replay,
+        replay_windows=REPLAY_WINDOWS,
     )
 
 
@@ -344,73 +352,206 @@ def delete_automation(
     return RedirectResponse(f"{PREFIX}/automations", status_code=303)
 
 
-@router.post("/automations")
-def save_automation(
-    request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep, outbound: OutboundDep
-) -> Response:
-    """Save from either view: the step cards of the form view, or the JSON view's list."""
-    values = {name: form_text(form, name) for name in FORM_FIELDS}
-    new = form_text(form, "new") == "1"
-    view = _view(form_text(form, "view"))
-    cards = _cards(form) if view == "form" else []
-    automation_id = values["id"].strip()
-    schedule_rows = _schedule_rows(form)
+@dataclass
+class _Draft:
+    """The editor's form as posted: its fields, and the definition they make (`body`) or
+    the errors that keep them from making one."""
 
-    def again(errors: dict[str, str], status_code: int) -> Response:
-        return _editor(
-            request,
-            admin,
-            database,
-            values,
-            new=new,
-            view=view,
-            cards=cards,
-            errors=errors,
-            status_code=status_code,
-            schedules=schedule_rows,
+    values: dict[str, str]
+    new: bool
+    view: str
+    cards: list[step_form.StepCard]
+    schedules: list[schedule_form.ScheduleRow]
+    body: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def automation_id(self) -> str:
+        return self.values["id"].strip()
+
+    def error_of(self, exc: AppError) -> dict[str, str]:
+        """A definition's error, on the field of the form that holds its path."""
+        path = (exc.field or "steps").removeprefix("definition.")
+        is_step = path == "steps" or path.startswith("steps[")
+        name = (
+            step_form.error_name(path, self.cards)
+            if self.view == "form" and is_step
+            else field_of(path)
         )
+        name = schedule_form.error_name(path, self.schedules) or name
+        return {name: exc.message}
 
+
+def _read_draft(form: CheckedForm) -> _Draft:
+    view = _view(form_text(form, "view"))
+    draft = _Draft(
+        values={name: form_text(form, name) for name in FORM_FIELDS},
+        new=form_text(form, "new") == "1",
+        view=view,
+        cards=_cards(form) if view == "form" else [],
+        schedules=_schedule_rows(form),
+    )
+    values = draft.values
     if view == "form":
-        steps, invalid_json = step_form.steps_of(cards)
-        if invalid_json:
-            return again(invalid_json, 400)
+        steps, draft.errors = step_form.steps_of(draft.cards)
+        if draft.errors:
+            return draft
     else:
         try:
             steps = json.loads(values["steps"] or "[]")
         except json.JSONDecodeError as exc:
-            return again(
-                {
-                    "steps": f"steps: not valid JSON (line {exc.lineno}, column {exc.colno}): "
-                    f"{exc.msg}"
-                },
-                400,
-            )
+            draft.errors = {
+                "steps": f"steps: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+            }
+            return draft
     event_triggers = parse_triggers(values["triggers"])
-    schedule_triggers, invalid_data = schedule_form.triggers_of(schedule_rows, len(event_triggers))
-    if invalid_data:
-        return again(invalid_data, 400)
-    body: dict[str, Any] = {
+    schedule_triggers, draft.errors = schedule_form.triggers_of(
+        draft.schedules, len(event_triggers)
+    )
+    draft.body = {
         "enabled": values["enabled"] == "on",
         "triggers": [*event_triggers, *schedule_triggers],
         "steps": steps,
     }
     if values["name"].strip():
-        body["name"] = values["name"].strip()
+        draft.body["name"] = values["name"].strip()
     if values["cancelation_token"].strip():
-        body["cancelation_token"] = values["cancelation_token"].strip()
+        draft.body["cancelation_token"] = values["cancelation_token"].strip()
+    return draft
+
+
+def _again(
+    request: Request,
+    admin: Admin,
+    database: Database,
+    draft: _Draft,
+    errors: dict[str, str],
+    status_code: int,
+    replay: dict[str, Any] | None = None,
+) -> Response:
+    """The editor again, with what was posted."""
+    return _editor(
+        request,
+        admin,
+        database,
+        draft.values,
+        new=draft.new,
+        view=draft.view,
+        cards=draft.cards,
+        errors=errors,
+        status_code=status_code,
+        schedules=draft.schedules,
+        replay=replay,
+    )
+
+
+@router.post("/automations")
+def save_automation(
+    request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep, outbound: OutboundDep
+) -> Response:
+    """Save from either view: the step cards of the form view, or the JSON view's list."""
+    draft = _read_draft(form)
+    if draft.errors:
+        return _again(request, admin, database, draft, draft.errors, 400)
+    automation_id = draft.automation_id
     try:
         with database.write() as (session, _):
-            if new and automation_service.current_version(session, admin.scope, automation_id):
+            exists = automation_service.current_version(session, admin.scope, automation_id)
+            if draft.new and exists:
                 raise DefinitionError("id", f"an automation {automation_id!r} already exists")
-            automation_service.save(session, admin.scope, automation_id, body, outbound=outbound)
+            automation_service.save(
+                session, admin.scope, automation_id, draft.body, outbound=outbound
+            )
     except DefinitionError as exc:
-        path = exc.field or "steps"
-        is_step = path == "steps" or path.startswith("steps[")
-        field = step_form.error_name(path, cards) if view == "form" and is_step else field_of(path)
-        field = schedule_form.error_name(path, schedule_rows) or field
-        return again({field: exc.message}, exc.status_code)
+        return _again(request, admin, database, draft, draft.error_of(exc), exc.status_code)
     return RedirectResponse(
         f"{PREFIX}/automations/{quote(automation_id, safe='')}?saved=1", status_code=303
+    )
+
+
+# "What would change": the draft in the editor replayed over a recent window (replay/).
+REPLAY_WINDOWS = {"1": "the last day", "7": "the last 7 days", "30": "the last 30 days"}
+REPLAY_LIMIT = 10_000
+
+
+def _replay_panel(
+    request: Request, automation_id: str, replay: dict[str, Any], status_code: int = 200
+) -> Response:
+    return render(
+        request,
+        "_replay.html",
+        status_code,
+        automation_id=automation_id,
+        replay=replay,
+    )
+
+
+@router.post("/automations/{automation_id}/replay")
+def replay_draft(
+    automation_id: str,
+    request: Request,
+    admin: Admin,
+    form: CheckedForm,
+    database: DatabaseDep,
+    outbound: OutboundDep,
+) -> Response:
+    """Replay the editor's draft over the chosen window of stored events, without saving it:
+    the panel that follows the replay until it is done."""
+    draft = _read_draft(form)
+    fragment = bool(request.headers.get("hx-request"))
+    days = form_text(form, "replay_window")
+    days = days if days in REPLAY_WINDOWS else "7"
+    if draft.errors:
+        errors = draft.errors
+    else:
+        now = utcnow()
+        request_ = replay_service.ReplayRequest(
+            automation_id=automation_id,
+            start=now - timedelta(days=int(days)),
+            end=now,
+            limit=REPLAY_LIMIT,
+            definition=draft.body,
+        )
+        try:
+            with database.write() as (session, outbox):
+                replay = replay_service.start(session, outbox, admin.scope, request_, outbound)
+                view = replay_service.view(replay)
+        except AppError as exc:
+            errors = draft.error_of(exc) if exc.field else {"replay": exc.message}
+        else:
+            if fragment:
+                return _replay_panel(request, automation_id, view, 202)
+            return _again(request, admin, database, draft, {}, 202, replay=view)
+    if fragment:
+        message = "; ".join(errors.values())
+        return _replay_panel(request, automation_id, {"status": "refused", "error": message}, 400)
+    return _again(request, admin, database, draft, errors, 400)
+
+
+@router.get("/automations/{automation_id}/replays/{replay_id}")
+def replay_status(
+    automation_id: str, replay_id: str, request: Request, admin: Admin, database: DatabaseDep
+) -> Response:
+    """A replay's panel (what htmx polls while it runs), or, as a page, the panel and the
+    events that would change."""
+    with database.read() as session:
+        replay = replay_service.get(session, admin.scope, automation_id, replay_id)
+        view = replay_service.view(replay)
+        changed = [
+            replay_service.event_view(row)
+            for row in ReplayRepository(session).events_page(
+                replay.id, ("added", "removed", "changed"), None, 50
+            )
+        ]
+    if request.headers.get("hx-request"):
+        return _replay_panel(request, automation_id, view)
+    return render(
+        request,
+        "replay.html",
+        section="automations",
+        automation_id=automation_id,
+        replay=view,
+        changed=changed,
     )
 
 
