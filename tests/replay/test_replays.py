@@ -192,15 +192,21 @@ def _limits(pid: int) -> tuple[str, int] | None:
     return (line, nice) if nice == 19 else None
 
 
+def _child(runtime: Runtime) -> tuple[AutomationReplay, int]:
+    """A replay, and the process id of the child the worker started for it."""
+    replay = _start(runtime, _scope(runtime))
+    assert runtime.jobs.replays.start(replay.id)
+    pid = runtime.jobs.replays.pid(replay.id)
+    assert pid is not None
+    return replay, pid
+
+
 def test_a_replay_process_is_niced_and_capped_and_a_killed_one_fails_its_replay(
     client: TestClient, keys: Keys, smtp_sink: SmtpSink, runtime: Runtime
 ) -> None:
     _setup(client, keys, smtp_sink)
     processes = runtime.jobs.replays
-    replay = _start(runtime, _scope(runtime))
-    assert processes.start(replay.id)
-    pid = processes.pid(replay.id)
-    assert pid is not None
+    replay, pid = _child(runtime)
     line, _ = wait_for(lambda: _limits(pid), what="the child's limits")
     cap = str(runtime.settings.replay_memory_mb * 1024 * 1024)
     assert line.split()[3:5] == [cap, cap]
@@ -228,10 +234,7 @@ def test_closing_the_runtime_stops_the_replay_processes(
 ) -> None:
     _setup(client, keys, smtp_sink)
     processes = runtime.jobs.replays
-    replay = _start(runtime, _scope(runtime))
-    assert processes.start(replay.id)
-    pid = processes.pid(replay.id)
-    assert pid is not None
+    replay, pid = _child(runtime)
     processes.close()
     assert processes.running() == 0
     with pytest.raises(ProcessLookupError):
