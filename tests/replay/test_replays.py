@@ -158,11 +158,17 @@ def test_a_replay_left_by_a_dead_process_is_taken_up_again_then_given_up(
                 .values(status=ReplayStatus.RUNNING, lease_until=expired, attempts=attempts)
             )
 
+    # Its process stored the events' results, then died before it finished.
+    assert runner.run(runtime.database, replay.id, timeout=600) == ReplayStatus.DONE
     left_running(1)
     assert service.keep(runtime.database) == 1
-    # Its process died holding it: it is claimed again and runs to the end.
+    # It is claimed again and runs to the end, its results stored afresh.
     assert runner.run(runtime.database, replay.id, timeout=600) == ReplayStatus.DONE
     assert _status(runtime, replay.id).attempts == 2
+    events = client.get(
+        f"/automations/order-shipped/replays/{replay.replay_id}/events", headers=bearer(keys.test)
+    ).json()["results"]
+    assert [event["event"] for event in events] == ["i1", "m1"]
 
     left_running(service.MAX_ATTEMPTS)
     assert service.keep(runtime.database) == 0
@@ -241,3 +247,30 @@ def test_closing_the_runtime_stops_the_replay_processes(
         os.kill(pid, 0)
     # A closed worker starts no more.
     assert not processes.start(replay.id)
+
+
+def test_finished_replays_are_deleted_after_a_week(
+    client: TestClient, keys: Keys, smtp_sink: SmtpSink, runtime: Runtime
+) -> None:
+    _setup(client, keys, smtp_sink)
+    scope = _scope(runtime)
+    old, unfinished, recent = (_start(runtime, scope) for _ in range(3))
+    for replay in (old, recent):
+        assert runner.run(runtime.database, replay.id, timeout=600) == ReplayStatus.DONE
+    week_ago = utcnow() - service.KEEP - timedelta(minutes=1)
+    with runtime.database.write() as (session, _):
+        session.execute(
+            update(AutomationReplay)
+            .where(AutomationReplay.id.in_([old.id, unfinished.id]))
+            .values(created_at=week_ago)
+        )
+    assert service.expire(runtime.database, utcnow()) == 1
+    listed = client.get("/automations/order-shipped/replays", headers=bearer(keys.test)).json()
+    assert {replay["replay_id"] for replay in listed["results"]} == {
+        unfinished.replay_id,
+        recent.replay_id,
+    }
+    gone = client.get(
+        f"/automations/order-shipped/replays/{old.replay_id}/events", headers=bearer(keys.test)
+    )
+    assert gone.status_code == 404

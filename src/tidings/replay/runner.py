@@ -29,6 +29,7 @@ from tidings.event.repository import EventRepository
 from tidings.flowtest.engine import FlowError
 from tidings.kit.time import utcnow
 from tidings.models import Event, ReplayStatus
+from tidings.replay import service
 from tidings.replay.repository import ReplayRepository
 from tidings.replay.sandbox import Effect, Effects, Sandbox, effects_of, profiles_of, templates_of
 from tidings.workspace.service import Scope
@@ -213,6 +214,8 @@ def _claim(database: Database, replay_pk: int) -> _Job | None:
             limit=replay.event_limit,
             samples=replay.sample_count,
         )
+    # An earlier attempt (its process died) may have stored some events' results.
+    service.clear_results(database, replay_pk)
     with database.read() as session:
         total = EventRepository(session).count_received(
             job.scope.environment_id, "segment", job.start, job.end, job.limit + 1

@@ -38,6 +38,8 @@ MAX_UNFINISHED = 3
 MAX_ATTEMPTS = 3
 # A replay queued this long is queued again (no replay process was free, or its job was lost).
 QUEUED_WAIT_SECONDS = 30.0
+# Result rows deleted per transaction.
+CLEAR_CHUNK = 5_000
 # Finished replays are deleted this long after they were asked for.
 KEEP = timedelta(days=7)
 
@@ -198,12 +200,18 @@ def expire(database: Database, now: datetime, *, limit: int = 10) -> int:
     with database.read() as session:
         doomed = ReplayRepository(session).finished_before(now - KEEP, limit)
     for replay_pk in doomed:
-        while True:
-            with database.write() as (session, _):
-                if ReplayRepository(session).clear_events(replay_pk, 5_000) < 5_000:
-                    ReplayRepository(session).delete(replay_pk)
-                    break
+        clear_results(database, replay_pk)
+        with database.write() as (session, _):
+            ReplayRepository(session).delete(replay_pk)
     return len(doomed)
+
+
+def clear_results(database: Database, replay_pk: int) -> None:
+    """Delete a replay's event rows, CLEAR_CHUNK per transaction."""
+    while True:
+        with database.write() as (session, _):
+            if ReplayRepository(session).clear_events(replay_pk, CLEAR_CHUNK) < CLEAR_CHUNK:
+                return
 
 
 # -- Views -----------------------------------------------------------------------------------
