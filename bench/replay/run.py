@@ -2,13 +2,14 @@
 
 It starts what bench/pipeline starts (the SMTP sink, `tidings serve` with its defaults, the
 floor app, which stays idle), sets up the same automation, and stores `--events` track events
-of it through `/v1/batch`, processed live (their emails reach the sink). Then, at a fixed
-`--rate` of live events (open-loop, as bench/pipeline sends them):
+of it through `/v1/batch` while the automation is disabled (they are processed, and nothing is
+sent), then enables it again. Then, at a fixed `--rate` of live events (open-loop, as
+bench/pipeline sends them):
 
 1. **alone**: `--seconds` of live events; their latency (sink accept - request written);
 2. **beside a replay**: `POST /automations/bench-pipeline/replay` of those stored events
-   (a draft with a changed subject, so every message is "changed"), then the same live load
-   while the replay runs in its child process.
+   (a draft with a changed subject; the automation sent nothing for them, so every message
+   is "added"), then the same live load while the replay runs in its child process.
 
 It reports both latencies, their ratio, the replay's rate (events/s), and the replay child's
 peak resident memory (sampled every 0.2 s). The step beside the replay counts only if the
@@ -80,6 +81,13 @@ def seed(base_url: str, key: str, run_tag: str, events: int, users: int) -> None
             answer.raise_for_status()
 
 
+def enable(base_url: str, key: str, *, enabled: bool) -> None:
+    automation = {**pipeline.AUTOMATION, "enabled": enabled}
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {key}"}) as api:
+        answer = api.put(f"/automations/{pipeline.AUTOMATION_ID}", json=automation)
+        answer.raise_for_status()
+
+
 def replay_children() -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -118,7 +126,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--drain-bound", type=float, default=5.0)
     parser.add_argument("--p99-ms", type=float, default=250.0)
     parser.add_argument("--lag-bound-ms", type=float, default=50.0)
-    parser.add_argument("--settle-timeout", type=float, default=600.0)
+    parser.add_argument("--settle-timeout", type=float, default=1800.0)
     parser.add_argument("--replay-timeout", type=float, default=3600.0)
     add_common_arguments(parser)
     args = parser.parse_args(argv)
@@ -160,12 +168,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         pipeline.warm_up(bench, target)
         window_from = dt.datetime.now(dt.UTC)
-        print(f"storing {args.events} events through /v1/batch, processed live")
+        print(f"storing {args.events} events through /v1/batch, the automation disabled")
+        enable(base_url, key, enabled=False)
         seed(base_url, key, run_tag, args.events, args.users)
         if not pipeline.settle(bench, args.settle_timeout):
             print("the stored events were not all processed")
             return 1
         window_to = dt.datetime.now(dt.UTC)
+        enable(base_url, key, enabled=True)
 
         alone, _, _ = pipeline.run_rate(bench, target, args.rate)
         pipeline.print_step(alone)
