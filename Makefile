@@ -66,10 +66,13 @@ test-sqlite: $(VENV)/.test-installed $(NODE_TEST_DIR)/node_modules/.installed br
 	echo "== pytest on SQLite"; \
 	env $$extra $(PYTEST)
 
+# The tests that never meet the database or job storage have run on SQLite already: this run
+# leaves them out (--backend-dependent-only, tests/conftest.py).
 test-postgres: $(VENV)/.test-installed $(NODE_TEST_DIR)/node_modules/.installed browser
 	@if $(BIN)/python tests/reachable.py 127.0.0.1 5432 && $(BIN)/python tests/reachable.py 127.0.0.1 6379; then \
 		echo "== pytest on PostgreSQL, jobs on Redis"; \
-		TIDINGS_TEST_DATABASE_URL=$(PG_URL) TIDINGS_TEST_JOB_STORAGE=$(REDIS_URL) $(PYTEST); \
+		TIDINGS_TEST_DATABASE_URL=$(PG_URL) TIDINGS_TEST_JOB_STORAGE=$(REDIS_URL) \
+			$(PYTEST) --backend-dependent-only; \
 	elif [ -n "$$CI" ]; then \
 		echo "CI needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379"; exit 1; \
 	else \

@@ -5,6 +5,12 @@ The suite runs on SQLite by default, each test on a copy of a database migrated 
 to a Redis URL), every test runs on Postgres, in a schema migrated once for the session and
 emptied before each test. Under pytest-xdist (`make test` runs two workers) each worker
 process has its own template database, schema and queue names.
+
+Only the `settings` fixture hands a test the configured database and job storage: a test
+whose fixtures do not include it (a pure unit test, a provider against a local fake) runs
+the same on every backend. `--backend-dependent-only`, which `make test` gives the Postgres
+run, deselects those, and the tests marked `backend_independent` (they take `settings` for
+a data directory only): the SQLite run has already run them, and they would only repeat.
 """
 
 from __future__ import annotations
@@ -42,6 +48,44 @@ TEST_JOB_STORAGE = os.environ.get("TIDINGS_TEST_JOB_STORAGE", "sqlite")
 # loopback, which the outbound guard refuses unless allowed. Tests of the guard itself build
 # settings without this.
 LOOPBACK_ALLOWED = "127.0.0.1,::1,localhost"
+
+
+BACKEND_INDEPENDENT = "backend_independent"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend-dependent-only",
+        action="store_true",
+        help="Run only the tests that meet the configured database or job storage: those "
+        f"that use the `settings` fixture and are not marked {BACKEND_INDEPENDENT}.",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{BACKEND_INDEPENDENT}: the test uses the `settings` fixture, but not its database or "
+        "job storage (--backend-dependent-only leaves it out)",
+    )
+
+
+def depends_on_backend(item: pytest.Item) -> bool:
+    """Whether the configured database or job storage can change what `item` does: only
+    through the `settings` fixture (its `fixturenames` is the whole fixture closure)."""
+    fixtures: list[str] = getattr(item, "fixturenames", [])
+    return "settings" in fixtures and item.get_closest_marker(BACKEND_INDEPENDENT) is None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--backend-dependent-only"):
+        return
+    if not TEST_DATABASE_URL:
+        raise pytest.UsageError("--backend-dependent-only needs TIDINGS_TEST_DATABASE_URL")
+    deselected = [item for item in items if not depends_on_backend(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if depends_on_backend(item)]
 
 
 @pytest.hookimpl(trylast=True)
