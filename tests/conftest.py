@@ -5,6 +5,12 @@ The suite runs on SQLite by default, each test on a copy of a database migrated 
 to a Redis URL), every test runs on Postgres, in a schema migrated once for the session and
 emptied before each test. Under pytest-xdist (`make test` runs two workers) each worker
 process has its own template database, schema and queue names.
+
+Only the `settings` fixture hands a test the configured database and job storage: a test
+whose fixtures do not include it (a pure unit test, a provider against a local fake) runs
+the same on every backend. `--backend-dependent-only`, which `make test` gives the Postgres
+run, deselects those, and the tests marked `backend_independent` (they take `settings` for
+a data directory only): the SQLite run has already run them, and they would only repeat.
 """
 
 from __future__ import annotations
@@ -42,6 +48,44 @@ TEST_JOB_STORAGE = os.environ.get("TIDINGS_TEST_JOB_STORAGE", "sqlite")
 # loopback, which the outbound guard refuses unless allowed. Tests of the guard itself build
 # settings without this.
 LOOPBACK_ALLOWED = "127.0.0.1,::1,localhost"
+
+
+BACKEND_INDEPENDENT = "backend_independent"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--backend-dependent-only",
+        action="store_true",
+        help="Run only the tests that meet the configured database or job storage: those "
+        f"that use the `settings` fixture and are not marked {BACKEND_INDEPENDENT}.",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{BACKEND_INDEPENDENT}: the test uses the `settings` fixture, but not its database or "
+        "job storage (--backend-dependent-only leaves it out)",
+    )
+
+
+def depends_on_backend(item: pytest.Item) -> bool:
+    """Whether the configured database or job storage can change what `item` does: only
+    through the `settings` fixture (its `fixturenames` is the whole fixture closure)."""
+    fixtures: list[str] = getattr(item, "fixturenames", [])
+    return "settings" in fixtures and item.get_closest_marker(BACKEND_INDEPENDENT) is None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.getoption("--backend-dependent-only"):
+        return
+    if not TEST_DATABASE_URL:
+        raise pytest.UsageError("--backend-dependent-only needs TIDINGS_TEST_DATABASE_URL")
+    deselected = [item for item in items if not depends_on_backend(item)]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if depends_on_backend(item)]
 
 
 @pytest.hookimpl(trylast=True)
@@ -105,6 +149,30 @@ def postgres_schema(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
         conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
+def _empty_schema(conn: psycopg.Connection[Any], schema: str, tables: list[str]) -> None:
+    """The schema as the migrations left it: TRUNCATE ... RESTART IDENTITY of every table
+    written since the last one. TRUNCATE gives each table it empties new files, a cost that
+    dominated a short test when all of them were emptied each time; a table never written
+    since it was last emptied has no pages and is left as it is. A sequence advanced without
+    a row written (an INSERT that failed, say) is reset as RESTART IDENTITY would reset it."""
+    written = [
+        row[0]
+        for row in conn.execute(
+            "SELECT relname FROM pg_class WHERE relnamespace = %s::regnamespace "
+            "AND relname = ANY(%s) AND pg_relation_size(oid) > 0",
+            (schema, tables),
+        )
+    ]
+    if written:
+        names = ", ".join(f'"{schema}"."{table}"' for table in written)
+        conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    conn.execute(
+        "SELECT setval(format('%%I.%%I', schemaname, sequencename), start_value, false) "
+        "FROM pg_sequences WHERE schemaname = %s AND last_value IS NOT NULL",
+        (schema,),
+    )
+
+
 @pytest.fixture
 def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
     suffix = secrets.token_hex(4)
@@ -121,8 +189,7 @@ def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
         with psycopg.connect(_plain_postgres_url(TEST_DATABASE_URL), autocommit=True) as conn:
             # Fail, rather than hang, if an earlier test left a connection holding a lock.
             conn.execute("SET lock_timeout = '20s'")
-            names = ", ".join(f'"{schema}"."{table}"' for table in tables)
-            conn.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+            _empty_schema(conn, schema, tables)
         values["database_url"] = _schema_url(schema)
     else:
         (tmp_path / "data").mkdir()

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from alembic.script import ScriptDirectory
 
 from tests.conftest import Keys, server_environment
@@ -49,6 +50,7 @@ def _run(settings: Settings, *args: str) -> tuple[str, set[str]]:
     return "\n".join(output), set(report["loaded"])
 
 
+@pytest.mark.backend_independent  # --help opens no database
 def test_help_loads_neither_the_app_nor_the_database(settings: Settings) -> None:
     output, loaded = _run(settings, "--help")
     assert "keys" in output

@@ -8,10 +8,16 @@ import xml.etree.ElementTree as ElementTree
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_cli
 from tidings.config import Settings
 from tidings.flowtest.compare import MESSAGE_SHOWN, compare, diff
 from tidings.kit.time import frozen_at, utcnow
+
+# `tidings test` runs each flow on a SQLite database of its own, whatever the settings say:
+# the tests take `settings` only for the CLI's environment.
+pytestmark = pytest.mark.backend_independent
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "flows"
 

@@ -93,6 +93,7 @@ def test_the_guardian_kills_what_a_killed_test_process_left(tmp_path: Path) -> N
     processes.stop(test_process)
 
 
+@pytest.mark.backend_independent  # the server exits on its settings, before any database
 def test_a_server_that_exits_at_start_fails_at_once_with_its_log(
     settings: Settings, tmp_path: Path
 ) -> None:

@@ -80,6 +80,7 @@ def test_the_key_is_derived_per_purpose() -> None:
     assert key != b"server secret"
 
 
+@pytest.mark.backend_independent  # settings' public URL only
 def test_urls_and_rfc_8058_headers(settings: Settings) -> None:
     assert public_base_url(settings) == "http://127.0.0.1:8000"
     configured = settings.model_copy(update={"public_url": "https://notify.example.org/"})
