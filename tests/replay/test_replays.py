@@ -20,7 +20,7 @@ from tests.smtp_sink import SmtpSink
 from tidings.errors import Conflict
 from tidings.kit.outbound import OutboundGuard
 from tidings.kit.time import isoformat, utcnow
-from tidings.models import AutomationReplay, ReplayStatus
+from tidings.models import AutomationReplay, Event, EventStatus, ReplayStatus
 from tidings.replay import runner, service
 from tidings.runtime import Runtime
 from tidings.workspace.service import Scope
@@ -274,3 +274,34 @@ def test_finished_replays_are_deleted_after_a_week(
         f"/automations/order-shipped/replays/{old.replay_id}/events", headers=bearer(keys.test)
     )
     assert gone.status_code == 404
+
+
+def test_a_replay_gives_way_while_live_events_wait(
+    client: TestClient,
+    keys: Keys,
+    smtp_sink: SmtpSink,
+    runtime: Runtime,
+) -> None:
+    _setup(client, keys, smtp_sink)
+
+    def live_event_waiting(waiting: bool) -> None:
+        status = EventStatus.RECEIVED if waiting else EventStatus.PROCESSED
+        with runtime.database.write() as (session, _):
+            session.execute(
+                update(Event)
+                .where(Event.message_id == "m1")
+                .values(status=status, received_at=utcnow() - timedelta(seconds=1))
+            )
+
+    # An event received a second ago still waits; it is processed after three pauses.
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 3:
+            live_event_waiting(False)
+
+    live_event_waiting(True)
+    replay = _start(runtime, _scope(runtime))
+    assert runner.run(runtime.database, replay.id, timeout=600, pause=pause) == ReplayStatus.DONE
+    assert pauses == [runner.LIVE_PAUSE_SECONDS] * 3

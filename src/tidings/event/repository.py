@@ -200,6 +200,20 @@ class EventRepository(Repository):
         ).one()
         return int(row[0]), row[1]
 
+    def any_waiting(self, received_from: datetime, received_to: datetime) -> bool:
+        """Whether an event received in [received_from, received_to] is still `received`
+        (read from `ix_event_status` alone)."""
+        found = self.session.execute(
+            select(Event.id)
+            .where(
+                Event.status == EventStatus.RECEIVED,
+                Event.received_at >= received_from,
+                Event.received_at <= received_to,
+            )
+            .limit(1)
+        ).first()
+        return found is not None
+
     def claim_stale(
         self, received_before: datetime, unclaimed_since: datetime, now: datetime, limit: int
     ) -> list[tuple[int, str]]:

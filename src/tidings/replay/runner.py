@@ -7,6 +7,10 @@
 3. read both sides' messages a chunk of events at a time, and store each event's result
    (automation_replay_event) with the running counts and samples of the diff.
 
+Live first: every quarter of a second of its work, a replay looks at the live events, and
+while one has waited 0.1 s to be processed it pauses (LIVE_* below): on a machine that live
+traffic keeps busy, the replay waits, and its time limit runs on.
+
 Memory stays bounded by the chunk, whatever the window: the sandbox lives on disk. The
 diff key is (event messageId, recipient, channel, template); an entry on both sides whose
 subject differs is "changed".
@@ -20,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +44,13 @@ logger = logging.getLogger(__name__)
 CHUNK = 500
 # Messages kept per event and side in its stored result (the counts count them all).
 MESSAGES_KEPT = 100
+# Live first: every LIVE_LOOK_SECONDS of its work, a replay looks at the live events; while
+# one received in the last LIVE_RECENT_SECONDS has waited LIVE_LAG_SECONDS to be processed,
+# it pauses, LIVE_PAUSE_SECONDS at a time.
+LIVE_LOOK_SECONDS = 0.25
+LIVE_RECENT_SECONDS = 30.0
+LIVE_LAG_SECONDS = 0.1
+LIVE_PAUSE_SECONDS = 0.1
 # A running replay's lease, renewed by its heartbeat every HEARTBEAT_SECONDS.
 LEASE_SECONDS = 60.0
 HEARTBEAT_SECONDS = 5.0
@@ -64,14 +75,19 @@ class _Heartbeat:
         replay_pk: int,
         timeout: float,
         progress: Callable[[int], None] | None = None,
+        pause: Callable[[float], None] = time.sleep,
     ) -> None:
         self.database = database
         self.progress = progress
+        self.pause = pause
         self.replay_pk = replay_pk
         self.timeout = timeout
         self.deadline = time.monotonic() + timeout
         self.done = 0
         self.canceled = False
+        # Seconds paused for live events, and when to look at them next.
+        self.paused = 0.0
+        self._next_look = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="replay-heartbeat", daemon=True)
 
@@ -98,14 +114,36 @@ class _Heartbeat:
             self.canceled = True
 
     def check(self) -> None:
+        """Raise Stopped if the replay must stop; first, give way to live events."""
         if self.progress is not None:
             self.progress(self.done)
+        self._stop_if_due()
+        if time.monotonic() < self._next_look:
+            return
+        while self._live_events_wait():
+            self.paused += LIVE_PAUSE_SECONDS
+            self.pause(LIVE_PAUSE_SECONDS)
+            self._stop_if_due()
+        self._next_look = time.monotonic() + LIVE_LOOK_SECONDS
+
+    def _stop_if_due(self) -> None:
         if self.canceled:
             raise Stopped("canceled")
         if time.monotonic() > self.deadline:
             raise Stopped(
                 f"the replay took longer than its limit of {self.timeout:.0f} s "
                 "(TIDINGS_REPLAY_TIMEOUT_SECONDS); replay a shorter window or fewer events"
+            )
+
+    def _live_events_wait(self) -> bool:
+        """Whether a live event received in the last LIVE_RECENT_SECONDS has waited
+        LIVE_LAG_SECONDS or more to be processed. (Older ones waiting are retries or stuck
+        work, not live traffic: they must not stop a replay.) Real time, not the sandbox's."""
+        now = datetime.now(UTC)
+        with self.database.read() as session:
+            return EventRepository(session).any_waiting(
+                now - timedelta(seconds=LIVE_RECENT_SECONDS),
+                now - timedelta(seconds=LIVE_LAG_SECONDS),
             )
 
 
@@ -272,6 +310,7 @@ def run(
     *,
     timeout: float,
     progress: Callable[[int], None] | None = None,
+    pause: Callable[[float], None] = time.sleep,
 ) -> str | None:
     """Carry out a replay (claimed here, unless it is finished or another process holds
     it: then None); returns its final status. Never raises for the replay's own failures:
@@ -280,7 +319,7 @@ def run(
     if job is None:
         return None
     status, values = ReplayStatus.DONE, {}
-    with _Heartbeat(database, replay_pk, timeout, progress) as beat:
+    with _Heartbeat(database, replay_pk, timeout, progress, pause) as beat:
         try:
             with database.read() as session:
                 templates = templates_of(session, job.scope)
