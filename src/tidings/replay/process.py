@@ -12,7 +12,7 @@ that it never holds the worker's interpreter (its GIL) or its consumer threads.
   out of memory) leaves it failed. A worker that stops kills its children; their replays'
   leases expire and a sweep hands them to a process again (at most MAX_ATTEMPTS times).
 
-Run as `python -m tidings.replay.process REPLAY_PK`, with the parent's TIDINGS_* settings in
+The child is `python -m tidings.replay.child REPLAY_PK`, with the parent's TIDINGS_* settings in
 its environment.
 """
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import subprocess
 import sys
 import threading
@@ -28,12 +27,11 @@ import time
 from collections.abc import Callable
 
 from tidings.config import Settings
-from tidings.db import Database, create_database_engine
+from tidings.db import Database
 from tidings.replay import service
 
 logger = logging.getLogger(__name__)
 
-NICE = 19
 # A child is killed this long after its own time limit has passed.
 KILL_GRACE_SECONDS = 60.0
 
@@ -74,7 +72,7 @@ class ReplayProcesses:
             if busy >= self.settings.replay_processes:
                 return False
             child = subprocess.Popen(
-                [sys.executable, "-m", "tidings.replay.process", str(replay_pk)],
+                [sys.executable, "-m", "tidings.replay.child", str(replay_pk)],
                 env=child_environment(self.settings),
                 stdin=subprocess.DEVNULL,
             )
@@ -141,25 +139,3 @@ def child_environment(settings: Settings) -> dict[str, str]:
     env["TIDINGS_REPLAY_TIMEOUT_SECONDS"] = str(settings.replay_timeout_seconds)
     env["TIDINGS_REPLAY_MEMORY_MB"] = str(settings.replay_memory_mb)
     return env
-
-
-def main(argv: list[str]) -> int:
-    (replay_pk,) = (int(value) for value in argv)
-    settings = Settings()
-    os.nice(NICE)
-    limit = settings.replay_memory_mb * 1024 * 1024
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    logging.basicConfig(level=logging.WARNING)
-    # Imported here: the runner's sandbox builds a runtime, whose job engine imports this.
-    from tidings.replay import runner
-
-    database = Database(create_database_engine(settings))
-    try:
-        runner.run(database, replay_pk, timeout=settings.replay_timeout_seconds)
-    finally:
-        database.dispose()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
