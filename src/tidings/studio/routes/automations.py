@@ -534,16 +534,22 @@ def replay_status(
 ) -> Response:
     """A replay's panel (what htmx polls while it runs), or, as a page, the panel and the
     events that would change."""
+    fragment = bool(request.headers.get("hx-request"))
     with database.read() as session:
         replay = replay_service.get(session, admin.scope, automation_id, replay_id)
         view = replay_service.view(replay)
-        changed = [
-            replay_service.event_view(row)
-            for row in ReplayRepository(session).events_page(
-                replay.id, ("added", "removed", "changed"), None, 50
-            )
-        ]
-    if request.headers.get("hx-request"):
+        # The panel alone (polled every second) needs no events.
+        changed = (
+            []
+            if fragment
+            else [
+                replay_service.event_view(row)
+                for row in ReplayRepository(session).events_page(
+                    replay.id, ("added", "removed", "changed"), None, 50
+                )
+            ]
+        )
+    if fragment:
         return _replay_panel(request, automation_id, view)
     return render(
         request,
