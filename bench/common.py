@@ -76,6 +76,20 @@ def api_key(tidings: str, data_dir: Path, env: dict[str, str]) -> str:
     return str(keys[0]["key"])
 
 
+def wait_for_api_key(
+    tidings: str, data_dir: Path, env: dict[str, str], procs: list[Proc], timeout: float = 30
+) -> str:
+    """`api_key` once `tidings serve` (among `procs`) has made the workspace."""
+
+    def key_or_none() -> str | None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            return api_key(tidings, data_dir, env)
+        return None
+
+    key: str = wait_for("an API key", key_or_none, procs, timeout)
+    return key
+
+
 def filesystem_of(path: Path) -> str:
     best, kind = "", "unknown"
     with contextlib.suppress(OSError):

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -62,7 +61,6 @@ from common import (
     BenchError,
     Proc,
     add_common_arguments,
-    api_key,
     apply_defaults,
     clean_environment,
     machine,
@@ -77,6 +75,7 @@ from common import (
     tidings_environment,
     tidings_executable,
     wait_for,
+    wait_for_api_key,
     write_result,
 )
 
@@ -301,13 +300,8 @@ def main(argv: list[str] | None = None) -> int:
                 return httpx.get(url, timeout=2).status_code == 200
             return False
 
-        def key_or_none() -> str | None:
-            with contextlib.suppress(subprocess.CalledProcessError):
-                return api_key(tidings, data_dir, tidings_env)
-            return None
-
         wait_for("tidings serve to answer /health", healthy, [server, sink], 60)
-        key: str = wait_for("an API key", key_or_none, [server], 30)
+        key = wait_for_api_key(tidings, data_dir, tidings_env, [server])
         base_url = f"http://127.0.0.1:{server.port}"
         set_up(base_url, key, sink.port, args.users)
         record = SinkRecord(work_dir / "sink.jsonl")

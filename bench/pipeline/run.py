@@ -61,7 +61,6 @@ import datetime as dt
 import json
 import os
 import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -77,7 +76,6 @@ from common import (
     BenchError,
     Proc,
     add_common_arguments,
-    api_key,
     apply_defaults,
     clean_environment,
     filesystem_of,
@@ -103,6 +101,7 @@ from common import (
     uvicorn_settings,
     verdict,
     wait_for,
+    wait_for_api_key,
     wait_http,
     write_result,
 )
@@ -1095,12 +1094,7 @@ def main(argv: list[str] | None = None) -> int:
         tidings_env = tidings_environment(clean_environment(), data_dir, source, args.tidings_env)
         sink, server, floor = start_processes(stack, args, tidings, work_dir, tidings_env)
 
-        def key_or_none() -> str | None:
-            with contextlib.suppress(subprocess.CalledProcessError):
-                return api_key(tidings, data_dir, tidings_env)
-            return None
-
-        key: str = wait_for("an API key", key_or_none, [server], 30)
+        key = wait_for_api_key(tidings, data_dir, tidings_env, [server])
         set_up(f"http://127.0.0.1:{server.port}", key, sink.port, args.users)
         targets = {
             "floor": floor_target(floor, f"floor{started:%H%M%S}"),

@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import datetime as dt
 import importlib.util
-import subprocess
 import sys
 import threading
 import time
@@ -38,7 +37,6 @@ sys.path.insert(0, str(BENCH))
 from common import (  # noqa: E402
     RESULTS_DIR,
     add_common_arguments,
-    api_key,
     apply_defaults,
     clean_environment,
     machine,
@@ -48,6 +46,7 @@ from common import (  # noqa: E402
     tidings_environment,
     tidings_executable,
     wait_for,
+    wait_for_api_key,
     write_result,
 )
 
@@ -150,12 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         tidings_env = tidings_environment(clean_environment(), data_dir, source, args.tidings_env)
         sink, server, floor = pipeline.start_processes(stack, args, tidings, work_dir, tidings_env)
 
-        def key_or_none() -> str | None:
-            with contextlib.suppress(subprocess.CalledProcessError):
-                return api_key(tidings, data_dir, tidings_env)
-            return None
-
-        key: str = wait_for("an API key", key_or_none, [server], 30)
+        key = wait_for_api_key(tidings, data_dir, tidings_env, [server])
         base_url = f"http://127.0.0.1:{server.port}"
         pipeline.set_up(base_url, key, sink.port, args.users)
         run_tag = f"replay{started:%H%M%S}"
