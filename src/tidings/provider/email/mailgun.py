@@ -59,7 +59,14 @@ from tidings.provider.base import (
 )
 from tidings.provider.callback import compare, json_object, missing_credential, text
 from tidings.provider.email.sender import SenderConfig, email_parts
-from tidings.provider.http import TIMEOUT_SECONDS, accepted, json_field, reply_field, request
+from tidings.provider.http import (
+    accepted,
+    base_url_field,
+    json_field,
+    post,
+    present,
+    reply_field,
+)
 from tidings.provider.registry import register
 
 SHAPE = 'Mailgun posts {"signature": {...}, "event-data": {...}}'
@@ -85,11 +92,7 @@ class MailgunConfig(SenderConfig):
         description="Region the domain was created in: us (api.mailgun.net) or eu "
         "(api.eu.mailgun.net).",
     )
-    base_url: BaseUrl | None = Field(
-        default=None,
-        title="API base URL",
-        description="Overrides the region's API host when set.",
-    )
+    base_url: BaseUrl | None = base_url_field(None, "Overrides the region's API host when set.")
     webhook_signing_key: SecretStr | None = Field(
         default=None,
         title="HTTP webhook signing key",
@@ -122,34 +125,22 @@ class MailgunProvider(Provider[MailgunConfig]):
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
         parts = email_parts(delivery)
-        address, html, text = parts.to, parts.html, parts.text
-
-        fields: dict[str, str] = {
+        fields = {
             "from": config.sender,
-            "to": address,
+            "to": parts.to,
             "subject": parts.subject,
+            **present({"html": parts.html, "text": parts.text, "h:Reply-To": config.reply_to}),
+            **{f"h:{header}": value for header, value in delivery.headers.items()},
+            "v:tidings_message_id": delivery.message_id,
         }
-        if html:
-            fields["html"] = html
-        if text:
-            fields["text"] = text
-        if config.reply_to:
-            fields["h:Reply-To"] = config.reply_to
-        for header, value in delivery.headers.items():
-            fields[f"h:{header}"] = value
-        fields["v:tidings_message_id"] = delivery.message_id
-        # `(None, value)` makes httpx send a plain multipart form field, as Mailgun documents.
-        form = [(key, (None, value)) for key, value in fields.items()]
-
-        response = request(
+        response = post(
+            self.http,
             "Mailgun",
-            lambda: self.http.post(
-                f"{config.api_base_url}/v3/{config.domain}/messages",
-                files=form,
-                auth=("api", config.api_key.get_secret_value()),
-                timeout=TIMEOUT_SECONDS,
-            ),
+            f"{config.api_base_url}/v3/{config.domain}/messages",
             error_reason,
+            # `(None, value)` makes httpx send a plain multipart form field, as Mailgun documents.
+            files=[(key, (None, value)) for key, value in fields.items()],
+            auth=("api", config.api_key.get_secret_value()),
         )
         return accepted(response, reply_field(response, "id"))
 

@@ -58,7 +58,7 @@ from tidings.provider.base import (
     StatusReport,
 )
 from tidings.provider.email.sender import SenderConfig, email_parts
-from tidings.provider.http import TIMEOUT_SECONDS, json_field, request
+from tidings.provider.http import base_url_field, json_field, post, present
 from tidings.provider.registry import register
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
@@ -79,10 +79,9 @@ class SendGridConfig(SenderConfig):
         title="API key",
         description="A SendGrid API key with the Mail Send permission.",
     )
-    base_url: BaseUrl = Field(
-        default="https://api.sendgrid.com",
-        title="API base URL",
-        description="https://api.sendgrid.com, or https://api.eu.sendgrid.com for EU subusers.",
+    base_url: BaseUrl = base_url_field(
+        "https://api.sendgrid.com",
+        "https://api.sendgrid.com, or https://api.eu.sendgrid.com for EU subusers.",
     )
     event_webhook_public_key: str | None = Field(
         default=None,
@@ -119,37 +118,31 @@ class SendGridProvider(Provider[SendGridConfig]):
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
         parts = email_parts(delivery)
-        address, html, text = parts.to, parts.html, parts.text
-
-        sender: dict[str, str] = {"email": config.from_email}
-        if config.from_name:
-            sender["name"] = config.from_name
         content = []
-        if text:
-            content.append({"type": "text/plain", "value": text})
-        if html:
-            content.append({"type": "text/html", "value": html})
-        body: dict[str, Any] = {
-            "personalizations": [{"to": [{"email": address}]}],
-            "from": sender,
+        if parts.text:
+            content.append({"type": "text/plain", "value": parts.text})
+        if parts.html:
+            content.append({"type": "text/html", "value": parts.html})
+        body = {
+            "personalizations": [{"to": [{"email": parts.to}]}],
+            "from": {"email": config.from_email, **present({"name": config.from_name})},
             "subject": parts.subject,
             "content": content,
             "custom_args": {"tidings_message_id": delivery.message_id},
-        }
-        if config.reply_to:
-            body["reply_to"] = {"email": config.reply_to}
-        if delivery.headers:
-            body["headers"] = dict(delivery.headers)
-
-        response = request(
-            "SendGrid",
-            lambda: self.http.post(
-                f"{config.base_url.rstrip('/')}/v3/mail/send",
-                json=body,
-                headers={"Authorization": f"Bearer {config.api_key.get_secret_value()}"},
-                timeout=TIMEOUT_SECONDS,
+            **present(
+                {
+                    "reply_to": {"email": config.reply_to} if config.reply_to else None,
+                    "headers": dict(delivery.headers),
+                }
             ),
+        }
+        response = post(
+            self.http,
+            "SendGrid",
+            f"{config.base_url.rstrip('/')}/v3/mail/send",
             error_reason,
+            json=body,
+            headers={"Authorization": f"Bearer {config.api_key.get_secret_value()}"},
         )
         message_id = response.headers.get("x-message-id") or None
         return SendResult(
