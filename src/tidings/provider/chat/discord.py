@@ -48,6 +48,7 @@ from tidings.provider.base import (
     RetryableProviderError,
     SecretHttpUrl,
     SendResult,
+    nonempty_str,
     rendered_text,
 )
 from tidings.provider.http import (
@@ -117,7 +118,7 @@ def _id_field(value: Any) -> str | None:
     # Discord ids are snowflakes; profiles may hold them as numbers.
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    return value if isinstance(value, str) and value else None
+    return nonempty_str(value)
 
 
 def _first_field_error(errors: Any, path: str = "") -> str | None:

@@ -48,6 +48,7 @@ from tidings.provider.base import (
     ProviderConfig,
     SecretHttpUrl,
     SendResult,
+    nonempty_str,
     rendered_text,
 )
 from tidings.provider.http import (
@@ -126,10 +127,6 @@ class _WebApi:
 _Target = _Webhook | _WebApi
 
 
-def _text_field(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def _reason(response: httpx.Response) -> str | None:
     """Slack's error code: the plain-text body of a webhook, or `error` of a Web API reply."""
     if response.headers.get("content-type", "").startswith("application/json"):
@@ -161,13 +158,13 @@ class SlackProvider(Provider[SlackConfig]):
         if isinstance(webhook, dict):
             url = web_address(webhook.get("url"))
             return _Webhook(url) if url else None
-        token = _text_field(slack.get("access_token")) or bot_token
+        token = nonempty_str(slack.get("access_token")) or bot_token
         # The token goes into a header: anything but visible ASCII cannot be a Slack token.
         if not token or not token.isascii() or not token.isprintable():
             return None
-        channel = _text_field(slack.get("channel"))
-        user_id = _text_field(slack.get("user_id"))
-        email = _text_field(slack.get("email"))
+        channel = nonempty_str(slack.get("channel"))
+        user_id = nonempty_str(slack.get("user_id"))
+        email = nonempty_str(slack.get("email"))
         if not (channel or user_id or email):
             return None
         return _WebApi(token=token, channel=channel, user_id=user_id, email=email)

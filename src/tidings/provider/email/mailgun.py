@@ -56,8 +56,9 @@ from tidings.provider.base import (
     SendResult,
     StatusCallback,
     StatusReport,
+    nonempty_str,
 )
-from tidings.provider.callback import compare, json_object, missing_credential, text
+from tidings.provider.callback import compare, json_object, labelled, missing_credential, text
 from tidings.provider.email.sender import SenderConfig, email_parts
 from tidings.provider.http import (
     accepted,
@@ -204,7 +205,7 @@ def _report(event: dict[str, Any]) -> StatusReport:
     found: dict[str, Any] = {
         # Mailgun answers the send with the id in angle brackets, as it was recorded.
         "provider_message_id": f"<{message_id.strip('<>')}>" if message_id else None,
-        "tidings_message_id": tidings_id if isinstance(tidings_id, str) and tidings_id else None,
+        "tidings_message_id": nonempty_str(tidings_id),
         "status": kind,
         "event_id": text(event.get("id")) or None,
         "raw": event,
@@ -215,7 +216,7 @@ def _report(event: dict[str, Any]) -> StatusReport:
     if kind == "delivered":
         return StatusReport(
             ReportOutcome.DELIVERED,
-            detail=f"Mailgun delivered: {words}" if words else "Mailgun delivered",
+            detail=labelled("Mailgun delivered", words),
             **found,
         )
     if kind == "opened":
@@ -223,7 +224,7 @@ def _report(event: dict[str, Any]) -> StatusReport:
         agent = text(info.get("user-agent")) if isinstance(info, dict) else ""
         return StatusReport(
             ReportOutcome.OPENED,
-            detail=f"Mailgun opened: {agent}" if agent else "Mailgun opened",
+            detail=labelled("Mailgun opened", agent),
             facts={"user_agent": agent},
             **found,
         )

@@ -51,8 +51,9 @@ from tidings.provider.base import (
     SendResult,
     StatusCallback,
     StatusReport,
+    nonempty_str,
 )
-from tidings.provider.callback import check_basic_auth, json_object, text
+from tidings.provider.callback import check_basic_auth, json_object, labelled, text
 from tidings.provider.email.sender import SenderConfig, email_parts, header_list
 from tidings.provider.http import (
     accepted,
@@ -187,7 +188,7 @@ def _report(record: dict[str, Any]) -> StatusReport:
     tidings_id = metadata.get("tidings_message_id") if isinstance(metadata, dict) else None
     found: dict[str, Any] = {
         "provider_message_id": text(record.get("MessageID")) or None,
-        "tidings_message_id": tidings_id if isinstance(tidings_id, str) and tidings_id else None,
+        "tidings_message_id": nonempty_str(tidings_id),
         "status": kind,
         "raw": {key: value for key, value in record.items() if key != "Content"},
     }
@@ -195,14 +196,14 @@ def _report(record: dict[str, Any]) -> StatusReport:
         detail = text(record.get("Details"))
         return StatusReport(
             ReportOutcome.DELIVERED,
-            detail=f"Postmark delivered: {detail}" if detail else "Postmark delivered",
+            detail=labelled("Postmark delivered", detail),
             **found,
         )
     if kind == "Open":
         agent = text(record.get("UserAgent"))
         return StatusReport(
             ReportOutcome.OPENED,
-            detail=f"Postmark open: {agent}" if agent else "Postmark open",
+            detail=labelled("Postmark open", agent),
             event_id=f"open:{text(record.get('ReceivedAt'))}",
             facts={"user_agent": agent},
             **found,

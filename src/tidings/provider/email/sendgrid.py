@@ -56,7 +56,9 @@ from tidings.provider.base import (
     SendResult,
     StatusCallback,
     StatusReport,
+    nonempty_str,
 )
+from tidings.provider.callback import labelled
 from tidings.provider.email.sender import SenderConfig, email_parts
 from tidings.provider.http import base_url_field, json_field, post, present
 from tidings.provider.registry import register
@@ -209,7 +211,6 @@ def _report(event: Any) -> StatusReport:
     kind = event.get("event") if isinstance(event, dict) else None
     if not isinstance(kind, str) or kind not in EVENT_OUTCOMES:
         return StatusReport(ReportOutcome.IGNORED)
-    message_id = event.get("tidings_message_id")
     outcome = EVENT_OUTCOMES[kind]
     facts = {
         ReportOutcome.OPENED: {"user_agent": _text(event, "useragent")},
@@ -223,7 +224,7 @@ def _report(event: Any) -> StatusReport:
     return StatusReport(
         outcome,
         provider_message_id=_sg_message_id(event),
-        tidings_message_id=message_id if isinstance(message_id, str) and message_id else None,
+        tidings_message_id=nonempty_str(event.get("tidings_message_id")),
         status=kind,
         detail=_detail(kind, event),
         raw=event,
@@ -249,10 +250,10 @@ def _text(event: dict[str, Any], key: str) -> str:
 def _detail(kind: str, event: dict[str, Any]) -> str:
     if kind == "delivered":
         response = _text(event, "response")
-        return f"SendGrid delivered: {response}" if response else "SendGrid delivered"
+        return labelled("SendGrid delivered", response)
     if kind == "open":
         agent = _text(event, "useragent")
-        return f"SendGrid open: {agent}" if agent else "SendGrid open"
+        return labelled("SendGrid open", agent)
     if kind == "click":
         return f"SendGrid click: {_text(event, 'url')}"
     if kind == "spamreport":

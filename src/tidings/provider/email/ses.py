@@ -62,7 +62,7 @@ from tidings.provider.base import (
     StatusCallback,
     StatusReport,
 )
-from tidings.provider.callback import json_body, missing_credential, text
+from tidings.provider.callback import json_body, labelled, missing_credential, text
 from tidings.provider.email.sender import SenderConfig, email_parts, header_list
 from tidings.provider.http import accepted, base_url_field, post, present, reply_field
 from tidings.provider.registry import register
@@ -286,11 +286,7 @@ def _words(kind: str, details: dict[str, Any]) -> tuple[str, dict[str, str], Bou
     """The history's detail, facts and bounce kind of one SES event."""
     if kind == "Delivery":
         response = text(details.get("smtpResponse"))
-        return (
-            (f"Amazon SES delivered: {response}" if response else "Amazon SES delivered"),
-            {},
-            None,
-        )
+        return labelled("Amazon SES delivered", response), {}, None
     if kind == "Open":
         agent = text(details.get("userAgent"))
         return f"Amazon SES open: {agent}", {"user_agent": agent}, None
