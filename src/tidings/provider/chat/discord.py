@@ -53,6 +53,7 @@ from tidings.provider.base import (
 )
 from tidings.provider.http import (
     accepted,
+    base_url_field,
     json_field,
     refused,
     reply_field,
@@ -78,10 +79,9 @@ def _user_agent() -> str:
 
 
 class DiscordConfig(ProviderConfig):
-    base_url: BaseUrl = Field(
-        default="https://discord.com",
-        title="API base URL",
-        description="Where the Discord HTTP API lives; bot calls go to <base_url>/api/v10/...",
+    base_url: BaseUrl = base_url_field(
+        "https://discord.com",
+        "Where the Discord HTTP API lives; bot calls go to <base_url>/api/v10/...",
     )
     bot_token: SecretStr | None = Field(
         default=None,

@@ -53,9 +53,13 @@ from tidings.provider.base import (
 )
 from tidings.provider.http import (
     accepted,
+    base_url_field,
+    is_json,
     json_field,
+    post,
     refused,
     request,
+    text_reason,
     timeout_field,
     web_address,
 )
@@ -79,10 +83,10 @@ RETRYABLE_ERRORS = frozenset(
 
 
 class SlackConfig(ProviderConfig):
-    base_url: BaseUrl = Field(
-        default="https://slack.com",
+    base_url: BaseUrl = base_url_field(
+        "https://slack.com",
+        "Where the Slack Web API lives; methods are called at <base_url>/api/<method>.",
         title="Web API base URL",
-        description="Where the Slack Web API lives; methods are called at <base_url>/api/<method>.",
     )
     bot_token: SecretStr | None = Field(
         default=None,
@@ -129,10 +133,10 @@ _Target = _Webhook | _WebApi
 
 def _reason(response: httpx.Response) -> str | None:
     """Slack's error code: the plain-text body of a webhook, or `error` of a Web API reply."""
-    if response.headers.get("content-type", "").startswith("application/json"):
+    if is_json(response):
         error = json_field(response, "error")
         return str(error) if error else None
-    return response.text.strip()[:200] or None
+    return text_reason(response)
 
 
 @register
@@ -183,12 +187,13 @@ class SlackProvider(Provider[SlackConfig]):
         return self._send_web_api(target, text)
 
     def _send_webhook(self, target: _Webhook, text: str) -> SendResult:
-        response = request(
+        response = post(
+            self.http,
             VENDOR,
-            lambda: self.http.post(
-                target.url, json={"text": text}, timeout=self.config.timeout_seconds
-            ),
+            target.url,
             _reason,
+            json={"text": text},
+            timeout=self.config.timeout_seconds,
         )
         # Incoming webhooks answer 200 "ok" and return no message id.
         return accepted(response)
