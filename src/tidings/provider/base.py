@@ -172,6 +172,11 @@ class Delivery:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
+def nonempty_str(value: Any) -> str | None:
+    """`value` when it is a non-empty string (a profile's or a payload's), else None."""
+    return value if isinstance(value, str) and value else None
+
+
 def rendered_text(delivery: Delivery, vendor: str) -> str:
     """The chat message's rendered `text`; one that is missing or blank is a permanent error."""
     text = delivery.content.get("text")

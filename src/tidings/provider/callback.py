@@ -7,11 +7,13 @@ import base64
 import binascii
 import hmac
 from typing import Any
+from urllib.parse import parse_qsl
 
 from pydantic import SecretStr
 
 from tidings.errors import BadRequest, Unauthorized
 from tidings.kit import json_input
+from tidings.kit.json_input import check_form_fields
 from tidings.provider.base import StatusCallback
 
 
@@ -34,6 +36,24 @@ def json_object(callback: StatusCallback, shape: str) -> dict[str, Any]:
             f"The body must be a JSON object. {shape}.", code="invalid_request", field="body"
         )
     return body
+
+
+def form_fields(body: bytes, shape: str) -> list[tuple[str, str]]:
+    """A form-encoded callback body's fields, in order; 400 `invalid_request` when it is not
+    UTF-8. `shape` says what the vendor posts."""
+    try:
+        fields = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    except UnicodeDecodeError as exc:
+        raise BadRequest(
+            f"The body is not UTF-8 form data. {shape}.", code="invalid_request", field="body"
+        ) from exc
+    check_form_fields(fields)
+    return fields
+
+
+def labelled(label: str, words: str) -> str:
+    """A report's detail: `label`, followed by the vendor's own words when it gave any."""
+    return f"{label}: {words}" if words else label
 
 
 def text(value: Any) -> str:

@@ -7,8 +7,10 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
+from tidings.db import Database
 from tidings.dependencies import Caller, ConfigCipherDep, DatabaseDep, OutboundDep, ReadSession
 from tidings.errors import BadRequest, NotFound
+from tidings.kit.outbound import OutboundGuard
 from tidings.kit.pagination import Paging
 from tidings.kit.time import epoch_ms
 from tidings.provider import service
@@ -230,18 +232,9 @@ def create_provider(
             "(GET /providers/catalog lists them).",
             field="provider",
         )
-    name = body.provider
-    with database.write() as (session, _):
-        provider, _created = service.configure(
-            session,
-            caller,
-            config_cipher,
-            name,
-            body.values(name),
-            body.priority,
-            outbound=outbound,
-            replace=False,
-        )
+    provider, _created = _save(
+        database, caller, config_cipher, outbound, body.provider, body, replace=False
+    )
     return _view(provider)
 
 
@@ -260,16 +253,7 @@ def put_provider(
     response: Response,
 ) -> ProviderView:
     """Configure a provider for this environment. Omitted secrets keep their stored value."""
-    with database.write() as (session, _):
-        provider, created = service.configure(
-            session,
-            caller,
-            config_cipher,
-            name,
-            body.values(name),
-            body.priority,
-            outbound=outbound,
-        )
+    provider, created = _save(database, caller, config_cipher, outbound, name, body)
     response.status_code = 201 if created else 200
     return _view(provider)
 
@@ -285,13 +269,40 @@ def patch_provider(
 ) -> ProviderView:
     """Change some fields of a configured provider (Courier's patch): the fields given
     replace the stored ones, the others are kept."""
-    with database.write() as (session, _):
-        stored = _configured(session, caller, config_cipher, name)
-        values = {**service.reveal(stored.config.model_dump()), **body.values(name, required=False)}
-        provider, _created = service.configure(
-            session, caller, config_cipher, name, values, body.priority, outbound=outbound
-        )
+    provider, _created = _save(database, caller, config_cipher, outbound, name, body, patch=True)
     return _view(provider)
+
+
+def _save(
+    database: Database,
+    caller: Scope,
+    config_cipher: Fernet,
+    outbound: OutboundGuard,
+    name: str,
+    body: ProviderBody,
+    *,
+    replace: bool = True,
+    patch: bool = False,
+) -> tuple[service.ConfiguredProvider, bool]:
+    """Configure the provider `name` from the body, in one write; returns it and whether it
+    was created. With `replace` False, one already configured is a conflict; with `patch`,
+    it must be configured, and the body's fields are laid over its stored ones."""
+    with database.write() as (session, _):
+        if patch:
+            stored = _configured(session, caller, config_cipher, name).config.model_dump()
+            values = {**service.reveal(stored), **body.values(name, required=False)}
+        else:
+            values = body.values(name)
+        return service.configure(
+            session,
+            caller,
+            config_cipher,
+            name,
+            values,
+            body.priority,
+            outbound=outbound,
+            replace=replace,
+        )
 
 
 @router.delete("/{name}", status_code=204)

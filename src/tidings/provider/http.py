@@ -1,4 +1,6 @@
-"""Turning HTTP outcomes into provider errors, the same way for every HTTP vendor."""
+"""What every HTTP vendor shares: its config's endpoint fields, sending one request through
+the guarded client, and turning the outcome into a result or a provider error, the same way
+for every vendor."""
 
 from __future__ import annotations
 
@@ -20,6 +22,12 @@ from tidings.provider.base import (
 )
 
 TIMEOUT_SECONDS = 10.0
+"""How long one call to a vendor may take before it counts as a retryable failure."""
+
+
+def base_url_field(default: str | None, description: str, *, title: str = "API base URL") -> Any:
+    """The `base_url` config field (a `BaseUrl`) of a provider that calls a vendor's API."""
+    return Field(default=default, title=title, description=description)
 
 
 def timeout_field(answerer: str) -> Any:
@@ -36,7 +44,10 @@ def timeout_field(answerer: str) -> Any:
     )
 
 
-"""How long one call to a vendor may take before it counts as a retryable failure."""
+def present(fields: dict[str, Any]) -> dict[str, Any]:
+    """The fields that are set (neither None nor empty), in their order: a payload's optional
+    fields, which a vendor wants left out rather than sent empty."""
+    return {name: value for name, value in fields.items() if value}
 
 
 def excerpt(response: httpx.Response) -> str:
@@ -125,6 +136,33 @@ def request(
     if retry_if is not None and retry_if(refusal):
         raise as_retryable(refusal)
     raise refusal
+
+
+def post(
+    http: httpx.Client,
+    vendor: str,
+    url: str | httpx.URL,
+    reason_of: Callable[[httpx.Response], str | None] | None = None,
+    *,
+    retry_if: Callable[[ProviderError], bool] | None = None,
+    timeout: float = TIMEOUT_SECONDS,
+    **sent: Any,
+) -> httpx.Response:
+    """`request` for one POST of `sent` (`json=`, `data=`, `headers=`, `auth=`, …) to `url`."""
+    return request(
+        vendor, lambda: http.post(url, timeout=timeout, **sent), reason_of, retry_if=retry_if
+    )
+
+
+def is_json(response: httpx.Response) -> bool:
+    """Whether the reply says its body is JSON."""
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.startswith("application/json")
+
+
+def text_reason(response: httpx.Response) -> str | None:
+    """A plain-text reply's own words, as the reason of a refusal."""
+    return response.text.strip()[:200] or None
 
 
 def json_field(response: httpx.Response, *path: str | int) -> Any:

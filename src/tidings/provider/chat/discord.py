@@ -48,10 +48,12 @@ from tidings.provider.base import (
     RetryableProviderError,
     SecretHttpUrl,
     SendResult,
+    nonempty_str,
     rendered_text,
 )
 from tidings.provider.http import (
     accepted,
+    base_url_field,
     json_field,
     refused,
     reply_field,
@@ -77,10 +79,9 @@ def _user_agent() -> str:
 
 
 class DiscordConfig(ProviderConfig):
-    base_url: BaseUrl = Field(
-        default="https://discord.com",
-        title="API base URL",
-        description="Where the Discord HTTP API lives; bot calls go to <base_url>/api/v10/...",
+    base_url: BaseUrl = base_url_field(
+        "https://discord.com",
+        "Where the Discord HTTP API lives; bot calls go to <base_url>/api/v10/...",
     )
     bot_token: SecretStr | None = Field(
         default=None,
@@ -117,7 +118,7 @@ def _id_field(value: Any) -> str | None:
     # Discord ids are snowflakes; profiles may hold them as numbers.
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
-    return value if isinstance(value, str) and value else None
+    return nonempty_str(value)
 
 
 def _first_field_error(errors: Any, path: str = "") -> str | None:

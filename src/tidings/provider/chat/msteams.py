@@ -53,8 +53,10 @@ from tidings.provider.base import (
 from tidings.provider.http import (
     accepted,
     excerpt,
+    is_json,
     json_field,
-    request,
+    post,
+    text_reason,
     timeout_field,
     web_address,
 )
@@ -98,12 +100,12 @@ def adaptive_card_message(text: str) -> dict[str, Any]:
 
 
 def _reason(response: httpx.Response) -> str | None:
-    if response.headers.get("content-type", "").startswith("application/json"):
+    if is_json(response):
         message = json_field(response, "error", "message") or json_field(response, "message")
         code = json_field(response, "error", "code")
         if message:
             return f"{code}: {message}" if code else str(message)
-    return response.text.strip()[:200] or None
+    return text_reason(response)
 
 
 @register
@@ -133,12 +135,13 @@ class MSTeamsProvider(Provider[MSTeamsConfig]):
                 "webhook is configured"
             )
         text = rendered_text(delivery, VENDOR)
-        response = request(
+        response = post(
+            self.http,
             VENDOR,
-            lambda: self.http.post(
-                url, json=adaptive_card_message(text), timeout=self.config.timeout_seconds
-            ),
+            url,
             _reason,
+            json=adaptive_card_message(text),
+            timeout=self.config.timeout_seconds,
         )
         body = response.text.strip()
         if DELIVERY_FAILED in body:

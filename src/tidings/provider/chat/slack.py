@@ -48,13 +48,18 @@ from tidings.provider.base import (
     ProviderConfig,
     SecretHttpUrl,
     SendResult,
+    nonempty_str,
     rendered_text,
 )
 from tidings.provider.http import (
     accepted,
+    base_url_field,
+    is_json,
     json_field,
+    post,
     refused,
     request,
+    text_reason,
     timeout_field,
     web_address,
 )
@@ -78,10 +83,10 @@ RETRYABLE_ERRORS = frozenset(
 
 
 class SlackConfig(ProviderConfig):
-    base_url: BaseUrl = Field(
-        default="https://slack.com",
+    base_url: BaseUrl = base_url_field(
+        "https://slack.com",
+        "Where the Slack Web API lives; methods are called at <base_url>/api/<method>.",
         title="Web API base URL",
-        description="Where the Slack Web API lives; methods are called at <base_url>/api/<method>.",
     )
     bot_token: SecretStr | None = Field(
         default=None,
@@ -126,16 +131,12 @@ class _WebApi:
 _Target = _Webhook | _WebApi
 
 
-def _text_field(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 def _reason(response: httpx.Response) -> str | None:
     """Slack's error code: the plain-text body of a webhook, or `error` of a Web API reply."""
-    if response.headers.get("content-type", "").startswith("application/json"):
+    if is_json(response):
         error = json_field(response, "error")
         return str(error) if error else None
-    return response.text.strip()[:200] or None
+    return text_reason(response)
 
 
 @register
@@ -161,13 +162,13 @@ class SlackProvider(Provider[SlackConfig]):
         if isinstance(webhook, dict):
             url = web_address(webhook.get("url"))
             return _Webhook(url) if url else None
-        token = _text_field(slack.get("access_token")) or bot_token
+        token = nonempty_str(slack.get("access_token")) or bot_token
         # The token goes into a header: anything but visible ASCII cannot be a Slack token.
         if not token or not token.isascii() or not token.isprintable():
             return None
-        channel = _text_field(slack.get("channel"))
-        user_id = _text_field(slack.get("user_id"))
-        email = _text_field(slack.get("email"))
+        channel = nonempty_str(slack.get("channel"))
+        user_id = nonempty_str(slack.get("user_id"))
+        email = nonempty_str(slack.get("email"))
         if not (channel or user_id or email):
             return None
         return _WebApi(token=token, channel=channel, user_id=user_id, email=email)
@@ -186,12 +187,13 @@ class SlackProvider(Provider[SlackConfig]):
         return self._send_web_api(target, text)
 
     def _send_webhook(self, target: _Webhook, text: str) -> SendResult:
-        response = request(
+        response = post(
+            self.http,
             VENDOR,
-            lambda: self.http.post(
-                target.url, json={"text": text}, timeout=self.config.timeout_seconds
-            ),
+            target.url,
             _reason,
+            json={"text": text},
+            timeout=self.config.timeout_seconds,
         )
         # Incoming webhooks answer 200 "ok" and return no message id.
         return accepted(response)

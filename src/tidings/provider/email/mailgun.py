@@ -56,10 +56,18 @@ from tidings.provider.base import (
     SendResult,
     StatusCallback,
     StatusReport,
+    nonempty_str,
 )
-from tidings.provider.callback import compare, json_object, missing_credential, text
+from tidings.provider.callback import compare, json_object, labelled, missing_credential, text
 from tidings.provider.email.sender import SenderConfig, email_parts
-from tidings.provider.http import TIMEOUT_SECONDS, accepted, json_field, reply_field, request
+from tidings.provider.http import (
+    accepted,
+    base_url_field,
+    json_field,
+    post,
+    present,
+    reply_field,
+)
 from tidings.provider.registry import register
 
 SHAPE = 'Mailgun posts {"signature": {...}, "event-data": {...}}'
@@ -85,11 +93,7 @@ class MailgunConfig(SenderConfig):
         description="Region the domain was created in: us (api.mailgun.net) or eu "
         "(api.eu.mailgun.net).",
     )
-    base_url: BaseUrl | None = Field(
-        default=None,
-        title="API base URL",
-        description="Overrides the region's API host when set.",
-    )
+    base_url: BaseUrl | None = base_url_field(None, "Overrides the region's API host when set.")
     webhook_signing_key: SecretStr | None = Field(
         default=None,
         title="HTTP webhook signing key",
@@ -122,34 +126,22 @@ class MailgunProvider(Provider[MailgunConfig]):
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
         parts = email_parts(delivery)
-        address, html, text = parts.to, parts.html, parts.text
-
-        fields: dict[str, str] = {
+        fields = {
             "from": config.sender,
-            "to": address,
+            "to": parts.to,
             "subject": parts.subject,
+            **present({"html": parts.html, "text": parts.text, "h:Reply-To": config.reply_to}),
+            **{f"h:{header}": value for header, value in delivery.headers.items()},
+            "v:tidings_message_id": delivery.message_id,
         }
-        if html:
-            fields["html"] = html
-        if text:
-            fields["text"] = text
-        if config.reply_to:
-            fields["h:Reply-To"] = config.reply_to
-        for header, value in delivery.headers.items():
-            fields[f"h:{header}"] = value
-        fields["v:tidings_message_id"] = delivery.message_id
-        # `(None, value)` makes httpx send a plain multipart form field, as Mailgun documents.
-        form = [(key, (None, value)) for key, value in fields.items()]
-
-        response = request(
+        response = post(
+            self.http,
             "Mailgun",
-            lambda: self.http.post(
-                f"{config.api_base_url}/v3/{config.domain}/messages",
-                files=form,
-                auth=("api", config.api_key.get_secret_value()),
-                timeout=TIMEOUT_SECONDS,
-            ),
+            f"{config.api_base_url}/v3/{config.domain}/messages",
             error_reason,
+            # `(None, value)` makes httpx send a plain multipart form field, as Mailgun documents.
+            files=[(key, (None, value)) for key, value in fields.items()],
+            auth=("api", config.api_key.get_secret_value()),
         )
         return accepted(response, reply_field(response, "id"))
 
@@ -213,7 +205,7 @@ def _report(event: dict[str, Any]) -> StatusReport:
     found: dict[str, Any] = {
         # Mailgun answers the send with the id in angle brackets, as it was recorded.
         "provider_message_id": f"<{message_id.strip('<>')}>" if message_id else None,
-        "tidings_message_id": tidings_id if isinstance(tidings_id, str) and tidings_id else None,
+        "tidings_message_id": nonempty_str(tidings_id),
         "status": kind,
         "event_id": text(event.get("id")) or None,
         "raw": event,
@@ -224,7 +216,7 @@ def _report(event: dict[str, Any]) -> StatusReport:
     if kind == "delivered":
         return StatusReport(
             ReportOutcome.DELIVERED,
-            detail=f"Mailgun delivered: {words}" if words else "Mailgun delivered",
+            detail=labelled("Mailgun delivered", words),
             **found,
         )
     if kind == "opened":
@@ -232,7 +224,7 @@ def _report(event: dict[str, Any]) -> StatusReport:
         agent = text(info.get("user-agent")) if isinstance(info, dict) else ""
         return StatusReport(
             ReportOutcome.OPENED,
-            detail=f"Mailgun opened: {agent}" if agent else "Mailgun opened",
+            detail=labelled("Mailgun opened", agent),
             facts={"user_agent": agent},
             **found,
         )

@@ -51,16 +51,18 @@ from tidings.provider.base import (
     SendResult,
     StatusCallback,
     StatusReport,
+    nonempty_str,
 )
-from tidings.provider.callback import check_basic_auth, json_object, text
-from tidings.provider.email.sender import SenderConfig, email_parts
+from tidings.provider.callback import check_basic_auth, json_object, labelled, text
+from tidings.provider.email.sender import SenderConfig, email_parts, header_list
 from tidings.provider.http import (
-    TIMEOUT_SECONDS,
     accepted,
+    base_url_field,
     json_field,
+    post,
+    present,
     refused,
     reply_field,
-    request,
 )
 from tidings.provider.registry import register
 
@@ -76,11 +78,7 @@ class PostmarkConfig(SenderConfig):
         description="ID of the Postmark message stream to send through.",
         min_length=1,
     )
-    base_url: BaseUrl = Field(
-        default="https://api.postmarkapp.com",
-        title="API base URL",
-        description="Postmark's API endpoint.",
-    )
+    base_url: BaseUrl = base_url_field("https://api.postmarkapp.com", "Postmark's API endpoint.")
     webhook_username: str | None = Field(
         default=None,
         title="Webhook user name",
@@ -131,38 +129,31 @@ class PostmarkProvider(Provider[PostmarkConfig]):
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
         parts = email_parts(delivery)
-        address, html, text = parts.to, parts.html, parts.text
-
-        body: dict[str, Any] = {
+        body = {
             "From": config.sender,
-            "To": address,
+            "To": parts.to,
             "Subject": parts.subject,
             "MessageStream": config.message_stream,
             "Metadata": {"tidings_message_id": delivery.message_id},
-        }
-        if html:
-            body["HtmlBody"] = html
-        if text:
-            body["TextBody"] = text
-        if config.reply_to:
-            body["ReplyTo"] = config.reply_to
-        if delivery.headers:
-            body["Headers"] = [
-                {"Name": name, "Value": value} for name, value in delivery.headers.items()
-            ]
-
-        response = request(
-            "Postmark",
-            lambda: self.http.post(
-                f"{config.base_url.rstrip('/')}/email",
-                json=body,
-                headers={
-                    "Accept": "application/json",
-                    "X-Postmark-Server-Token": config.server_token.get_secret_value(),
-                },
-                timeout=TIMEOUT_SECONDS,
+            **present(
+                {
+                    "HtmlBody": parts.html,
+                    "TextBody": parts.text,
+                    "ReplyTo": config.reply_to,
+                    "Headers": header_list(delivery.headers),
+                }
             ),
+        }
+        response = post(
+            self.http,
+            "Postmark",
+            f"{config.base_url.rstrip('/')}/email",
             error_reason,
+            json=body,
+            headers={
+                "Accept": "application/json",
+                "X-Postmark-Server-Token": config.server_token.get_secret_value(),
+            },
         )
         if reply_field(response, "ErrorCode") not in (None, 0):
             raise refused(
@@ -197,7 +188,7 @@ def _report(record: dict[str, Any]) -> StatusReport:
     tidings_id = metadata.get("tidings_message_id") if isinstance(metadata, dict) else None
     found: dict[str, Any] = {
         "provider_message_id": text(record.get("MessageID")) or None,
-        "tidings_message_id": tidings_id if isinstance(tidings_id, str) and tidings_id else None,
+        "tidings_message_id": nonempty_str(tidings_id),
         "status": kind,
         "raw": {key: value for key, value in record.items() if key != "Content"},
     }
@@ -205,14 +196,14 @@ def _report(record: dict[str, Any]) -> StatusReport:
         detail = text(record.get("Details"))
         return StatusReport(
             ReportOutcome.DELIVERED,
-            detail=f"Postmark delivered: {detail}" if detail else "Postmark delivered",
+            detail=labelled("Postmark delivered", detail),
             **found,
         )
     if kind == "Open":
         agent = text(record.get("UserAgent"))
         return StatusReport(
             ReportOutcome.OPENED,
-            detail=f"Postmark open: {agent}" if agent else "Postmark open",
+            detail=labelled("Postmark open", agent),
             event_id=f"open:{text(record.get('ReceivedAt'))}",
             facts={"user_agent": agent},
             **found,

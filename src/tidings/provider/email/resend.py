@@ -58,11 +58,12 @@ from tidings.provider.base import (
 from tidings.provider.callback import compare, json_object, missing_credential, text
 from tidings.provider.email.sender import SenderConfig, email_parts
 from tidings.provider.http import (
-    TIMEOUT_SECONDS,
     accepted,
+    base_url_field,
     json_field,
+    post,
+    present,
     reply_field,
-    request,
 )
 from tidings.provider.registry import register
 
@@ -84,11 +85,7 @@ class ResendConfig(SenderConfig):
         title="API key",
         description="A Resend API key with sending access.",
     )
-    base_url: BaseUrl = Field(
-        default="https://api.resend.com",
-        title="API base URL",
-        description="Resend's API endpoint.",
-    )
+    base_url: BaseUrl = base_url_field("https://api.resend.com", "Resend's API endpoint.")
     webhook_secret: SecretStr | None = Field(
         default=None,
         title="Webhook signing secret",
@@ -123,36 +120,31 @@ class ResendProvider(Provider[ResendConfig]):
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
         parts = email_parts(delivery)
-        address, html, text = parts.to, parts.html, parts.text
-
-        body: dict[str, Any] = {
+        body = {
             "from": config.sender,
-            "to": [address],
+            "to": [parts.to],
             "subject": parts.subject,
-        }
-        # An absent `text` lets Resend derive the plain-text part from the HTML.
-        if html:
-            body["html"] = html
-        if text:
-            body["text"] = text
-        if config.reply_to:
-            body["reply_to"] = config.reply_to
-        if delivery.headers:
-            body["headers"] = dict(delivery.headers)
-
-        response = request(
-            "Resend",
-            lambda: self.http.post(
-                f"{config.base_url.rstrip('/')}/emails",
-                json=body,
-                headers={
-                    "Authorization": f"Bearer {config.api_key.get_secret_value()}",
-                    "Idempotency-Key": delivery.idempotency_key,
-                },
-                timeout=TIMEOUT_SECONDS,
+            # An absent `text` lets Resend derive the plain-text part from the HTML.
+            **present(
+                {
+                    "html": parts.html,
+                    "text": parts.text,
+                    "reply_to": config.reply_to,
+                    "headers": dict(delivery.headers),
+                }
             ),
+        }
+        response = post(
+            self.http,
+            "Resend",
+            f"{config.base_url.rstrip('/')}/emails",
             error_reason,
             retry_if=_still_in_progress,
+            json=body,
+            headers={
+                "Authorization": f"Bearer {config.api_key.get_secret_value()}",
+                "Idempotency-Key": delivery.idempotency_key,
+            },
         )
         return accepted(response, reply_field(response, "id"))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import formataddr
 
@@ -54,3 +55,9 @@ def email_parts(delivery: Delivery) -> EmailParts:
     if not html and not text:
         raise PermanentProviderError("the email has neither an HTML nor a text body")
     return EmailParts(address, str(delivery.content.get("subject") or ""), html, text)
+
+
+def header_list(headers: Mapping[str, str]) -> list[dict[str, str]]:
+    """The message's extra headers as a list of `{"Name", "Value"}` objects, the shape
+    Postmark and Amazon SES take them in."""
+    return [{"Name": name, "Value": value} for name, value in headers.items()]

@@ -56,9 +56,11 @@ from tidings.provider.base import (
     SendResult,
     StatusCallback,
     StatusReport,
+    nonempty_str,
 )
+from tidings.provider.callback import labelled
 from tidings.provider.email.sender import SenderConfig, email_parts
-from tidings.provider.http import TIMEOUT_SECONDS, json_field, request
+from tidings.provider.http import base_url_field, json_field, post, present
 from tidings.provider.registry import register
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
@@ -79,10 +81,9 @@ class SendGridConfig(SenderConfig):
         title="API key",
         description="A SendGrid API key with the Mail Send permission.",
     )
-    base_url: BaseUrl = Field(
-        default="https://api.sendgrid.com",
-        title="API base URL",
-        description="https://api.sendgrid.com, or https://api.eu.sendgrid.com for EU subusers.",
+    base_url: BaseUrl = base_url_field(
+        "https://api.sendgrid.com",
+        "https://api.sendgrid.com, or https://api.eu.sendgrid.com for EU subusers.",
     )
     event_webhook_public_key: str | None = Field(
         default=None,
@@ -119,37 +120,31 @@ class SendGridProvider(Provider[SendGridConfig]):
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
         parts = email_parts(delivery)
-        address, html, text = parts.to, parts.html, parts.text
-
-        sender: dict[str, str] = {"email": config.from_email}
-        if config.from_name:
-            sender["name"] = config.from_name
         content = []
-        if text:
-            content.append({"type": "text/plain", "value": text})
-        if html:
-            content.append({"type": "text/html", "value": html})
-        body: dict[str, Any] = {
-            "personalizations": [{"to": [{"email": address}]}],
-            "from": sender,
+        if parts.text:
+            content.append({"type": "text/plain", "value": parts.text})
+        if parts.html:
+            content.append({"type": "text/html", "value": parts.html})
+        body = {
+            "personalizations": [{"to": [{"email": parts.to}]}],
+            "from": {"email": config.from_email, **present({"name": config.from_name})},
             "subject": parts.subject,
             "content": content,
             "custom_args": {"tidings_message_id": delivery.message_id},
-        }
-        if config.reply_to:
-            body["reply_to"] = {"email": config.reply_to}
-        if delivery.headers:
-            body["headers"] = dict(delivery.headers)
-
-        response = request(
-            "SendGrid",
-            lambda: self.http.post(
-                f"{config.base_url.rstrip('/')}/v3/mail/send",
-                json=body,
-                headers={"Authorization": f"Bearer {config.api_key.get_secret_value()}"},
-                timeout=TIMEOUT_SECONDS,
+            **present(
+                {
+                    "reply_to": {"email": config.reply_to} if config.reply_to else None,
+                    "headers": dict(delivery.headers),
+                }
             ),
+        }
+        response = post(
+            self.http,
+            "SendGrid",
+            f"{config.base_url.rstrip('/')}/v3/mail/send",
             error_reason,
+            json=body,
+            headers={"Authorization": f"Bearer {config.api_key.get_secret_value()}"},
         )
         message_id = response.headers.get("x-message-id") or None
         return SendResult(
@@ -216,7 +211,6 @@ def _report(event: Any) -> StatusReport:
     kind = event.get("event") if isinstance(event, dict) else None
     if not isinstance(kind, str) or kind not in EVENT_OUTCOMES:
         return StatusReport(ReportOutcome.IGNORED)
-    message_id = event.get("tidings_message_id")
     outcome = EVENT_OUTCOMES[kind]
     facts = {
         ReportOutcome.OPENED: {"user_agent": _text(event, "useragent")},
@@ -230,7 +224,7 @@ def _report(event: Any) -> StatusReport:
     return StatusReport(
         outcome,
         provider_message_id=_sg_message_id(event),
-        tidings_message_id=message_id if isinstance(message_id, str) and message_id else None,
+        tidings_message_id=nonempty_str(event.get("tidings_message_id")),
         status=kind,
         detail=_detail(kind, event),
         raw=event,
@@ -256,10 +250,10 @@ def _text(event: dict[str, Any], key: str) -> str:
 def _detail(kind: str, event: dict[str, Any]) -> str:
     if kind == "delivered":
         response = _text(event, "response")
-        return f"SendGrid delivered: {response}" if response else "SendGrid delivered"
+        return labelled("SendGrid delivered", response)
     if kind == "open":
         agent = _text(event, "useragent")
-        return f"SendGrid open: {agent}" if agent else "SendGrid open"
+        return labelled("SendGrid open", agent)
     if kind == "click":
         return f"SendGrid click: {_text(event, 'url')}"
     if kind == "spamreport":

@@ -62,9 +62,9 @@ from tidings.provider.base import (
     StatusCallback,
     StatusReport,
 )
-from tidings.provider.callback import json_body, missing_credential, text
-from tidings.provider.email.sender import SenderConfig, email_parts
-from tidings.provider.http import TIMEOUT_SECONDS, accepted, reply_field, request
+from tidings.provider.callback import json_body, labelled, missing_credential, text
+from tidings.provider.email.sender import SenderConfig, email_parts, header_list
+from tidings.provider.http import accepted, base_url_field, post, present, reply_field
 from tidings.provider.registry import register
 
 SERVICE = "ses"
@@ -102,10 +102,8 @@ class SesConfig(SenderConfig):
         description="Send with this configuration set (its SNS event destination reports "
         "opens and clicks).",
     )
-    base_url: BaseUrl | None = Field(
-        default=None,
-        title="API base URL",
-        description="Overrides https://email.<region>.amazonaws.com when set.",
+    base_url: BaseUrl | None = base_url_field(
+        None, "Overrides https://email.<region>.amazonaws.com when set."
     )
     sns_topic_arn: str | None = Field(
         default=None,
@@ -147,49 +145,43 @@ class SesProvider(Provider[SesConfig]):
     def send(self, delivery: Delivery) -> SendResult:
         config = self.config
         parts = email_parts(delivery)
-        body_parts: dict[str, Any] = {}
-        if parts.text:
-            body_parts["Text"] = {"Data": parts.text, "Charset": "UTF-8"}
-        if parts.html:
-            body_parts["Html"] = {"Data": parts.html, "Charset": "UTF-8"}
-        simple: dict[str, Any] = {
-            "Subject": {"Data": parts.subject, "Charset": "UTF-8"},
-            "Body": body_parts,
+        body = {
+            "Text": {"Data": parts.text, "Charset": "UTF-8"} if parts.text else None,
+            "Html": {"Data": parts.html, "Charset": "UTF-8"} if parts.html else None,
         }
-        if delivery.headers:
-            simple["Headers"] = [
-                {"Name": name, "Value": value} for name, value in delivery.headers.items()
-            ]
-        payload: dict[str, Any] = {
+        simple = {
+            "Subject": {"Data": parts.subject, "Charset": "UTF-8"},
+            "Body": present(body),
+            **present({"Headers": header_list(delivery.headers)}),
+        }
+        payload = {
             "FromEmailAddress": config.sender,
             "Destination": {"ToAddresses": [parts.to]},
             "Content": {"Simple": simple},
             "EmailTags": [{"Name": "tidings_message_id", "Value": delivery.message_id}],
+            **present(
+                {
+                    "ReplyToAddresses": [config.reply_to] if config.reply_to else None,
+                    "ConfigurationSetName": config.configuration_set,
+                }
+            ),
         }
-        if config.reply_to:
-            payload["ReplyToAddresses"] = [config.reply_to]
-        if config.configuration_set:
-            payload["ConfigurationSetName"] = config.configuration_set
-        body = orjson.dumps(payload)
-        url = f"{config.api_base_url}{SEND_PATH}"
-
         auth = AWS4Auth(
             config.access_key_id,
             config.secret_access_key.get_secret_value(),
             config.region,
             SERVICE,
         )
-
-        def call() -> httpx.Response:
-            return self.http.post(
-                url,
-                content=body,
-                headers={"Content-Type": "application/json"},
-                auth=auth,
-                timeout=TIMEOUT_SECONDS,
-            )
-
-        response = request("Amazon SES", call, error_reason, retry_if=_throttled)
+        response = post(
+            self.http,
+            "Amazon SES",
+            f"{config.api_base_url}{SEND_PATH}",
+            error_reason,
+            retry_if=_throttled,
+            content=orjson.dumps(payload),
+            headers={"Content-Type": "application/json"},
+            auth=auth,
+        )
         return accepted(response, reply_field(response, "MessageId"))
 
     @classmethod
@@ -294,11 +286,7 @@ def _words(kind: str, details: dict[str, Any]) -> tuple[str, dict[str, str], Bou
     """The history's detail, facts and bounce kind of one SES event."""
     if kind == "Delivery":
         response = text(details.get("smtpResponse"))
-        return (
-            (f"Amazon SES delivered: {response}" if response else "Amazon SES delivered"),
-            {},
-            None,
-        )
+        return labelled("Amazon SES delivered", response), {}, None
     if kind == "Open":
         agent = text(details.get("userAgent"))
         return f"Amazon SES open: {agent}", {"user_agent": agent}, None

@@ -42,13 +42,7 @@ from tidings.provider.base import (
     push_tokens,
     retryable_first,
 )
-from tidings.provider.http import (
-    TIMEOUT_SECONDS,
-    accepted,
-    refused,
-    reply_field,
-    request,
-)
+from tidings.provider.http import accepted, base_url_field, post, refused, reply_field
 from tidings.provider.registry import register
 
 RETRYABLE_TICKET_ERRORS = {"MessageRateExceeded"}
@@ -64,11 +58,7 @@ class ExpoConfig(ProviderConfig):
             "for the project in the Expo dashboard."
         ),
     )
-    base_url: BaseUrl = Field(
-        default="https://exp.host",
-        title="API base URL",
-        description="Base URL of the Expo push API.",
-    )
+    base_url: BaseUrl = base_url_field("https://exp.host", "Base URL of the Expo push API.")
 
 
 def expo_tokens(recipient: dict[str, Any]) -> list[str]:
@@ -122,11 +112,7 @@ class ExpoProvider(Provider[ExpoConfig]):
         if config.access_token is not None:
             headers["Authorization"] = f"Bearer {config.access_token.get_secret_value()}"
         url = f"{config.base_url.rstrip('/')}/--/api/v2/push/send"
-        response = request(
-            "Expo",
-            lambda: self.http.post(url, json=messages, headers=headers, timeout=TIMEOUT_SECONDS),
-            _reason,
-        )
+        response = post(self.http, "Expo", url, _reason, json=messages, headers=headers)
 
         receipt_ids: list[str] = []
         errors: list[ProviderError] = []

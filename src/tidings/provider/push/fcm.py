@@ -57,11 +57,12 @@ from tidings.provider.base import (
     ProviderConfig,
     ProviderError,
     SendResult,
+    nonempty_str,
     push_notification,
     push_tokens,
     retryable_first,
 )
-from tidings.provider.http import TIMEOUT_SECONDS, excerpt, json_field, reply_field, request
+from tidings.provider.http import base_url_field, excerpt, json_field, post, reply_field
 from tidings.provider.registry import register
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -94,12 +95,11 @@ def parse_service_account(text: str) -> ServiceAccount:
     if missing or not all(info[key] for key in REQUIRED_ACCOUNT_FIELDS):
         names = ", ".join(missing or REQUIRED_ACCOUNT_FIELDS)
         raise ValueError(f"the service account JSON needs non-empty {names}")
-    key_id = info.get("private_key_id")
     return ServiceAccount(
         project_id=info["project_id"],
         client_email=info["client_email"],
         private_key=info["private_key"],
-        private_key_id=key_id if isinstance(key_id, str) and key_id else None,
+        private_key_id=nonempty_str(info.get("private_key_id")),
         token_uri=str(info.get("token_uri") or GOOGLE_TOKEN_URI),
     )
 
@@ -113,10 +113,8 @@ class FcmConfig(ProviderConfig):
             "project_id, client_email, private_key and token_uri."
         ),
     )
-    base_url: BaseUrl = Field(
-        default="https://fcm.googleapis.com",
-        title="API base URL",
-        description="Base URL of the FCM HTTP v1 API.",
+    base_url: BaseUrl = base_url_field(
+        "https://fcm.googleapis.com", "Base URL of the FCM HTTP v1 API."
     )
 
     @field_validator("service_account")
@@ -280,13 +278,7 @@ class FcmProvider(Provider[FcmConfig]):
 
     def _post_message(self, url: str, access_token: str, message: dict[str, Any]) -> httpx.Response:
         headers = {"Authorization": f"Bearer {access_token}"}
-        return request(
-            "FCM",
-            lambda: self.http.post(
-                url, json={"message": message}, headers=headers, timeout=TIMEOUT_SECONDS
-            ),
-            _fcm_reason,
-        )
+        return post(self.http, "FCM", url, _fcm_reason, json={"message": message}, headers=headers)
 
     def _access_token(self, account: ServiceAccount) -> tuple[str, bool]:
         """An OAuth2 access token for the account, and whether it came from the cache."""
@@ -297,11 +289,7 @@ class FcmProvider(Provider[FcmConfig]):
 
         assertion = sign_assertion(account, int(time.time()))
         form = {"grant_type": JWT_BEARER_GRANT, "assertion": assertion}
-        response = request(
-            "Google OAuth",
-            lambda: self.http.post(account.token_uri, data=form, timeout=TIMEOUT_SECONDS),
-            _oauth_reason,
-        )
+        response = post(self.http, "Google OAuth", account.token_uri, _oauth_reason, data=form)
         access_token = reply_field(response, "access_token")
         expires_in = reply_field(response, "expires_in")
         if not isinstance(access_token, str) or not access_token:

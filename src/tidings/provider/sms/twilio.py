@@ -33,13 +33,12 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import httpx
 from pydantic import Field, SecretStr, model_validator
 
 from tidings.errors import BadRequest, Forbidden
-from tidings.kit.json_input import check_form_fields
 from tidings.provider.base import (
     BaseUrl,
     Delivery,
@@ -52,7 +51,8 @@ from tidings.provider.base import (
     sms_number,
     sms_text,
 )
-from tidings.provider.http import TIMEOUT_SECONDS, accepted, json_field, reply_field, request
+from tidings.provider.callback import form_fields
+from tidings.provider.http import accepted, base_url_field, json_field, post, reply_field
 from tidings.provider.registry import register
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
@@ -95,11 +95,7 @@ class TwilioConfig(ProviderConfig):
         title="Status callback URL",
         description="Twilio posts the message's delivery status changes to this URL.",
     )
-    base_url: BaseUrl = Field(
-        default="https://api.twilio.com",
-        title="API base URL",
-        description="Base URL of the Twilio REST API.",
-    )
+    base_url: BaseUrl = base_url_field("https://api.twilio.com", "Base URL of the Twilio REST API.")
 
     @model_validator(mode="after")
     def _needs_a_sender(self) -> TwilioConfig:
@@ -143,11 +139,7 @@ class TwilioProvider(Provider[TwilioConfig]):
             f"{quote(config.account_sid, safe='')}/Messages.json"
         )
         auth = (config.account_sid, config.auth_token.get_secret_value())
-        response = request(
-            "Twilio",
-            lambda: self.http.post(url, data=form, auth=auth, timeout=TIMEOUT_SECONDS),
-            _reason,
-        )
+        response = post(self.http, "Twilio", url, _reason, data=form, auth=auth)
         return accepted(response, reply_field(response, "sid"))
 
     @classmethod
@@ -216,16 +208,7 @@ def _with_message_id(url: str, message_id: str | None) -> str:
 
 
 def _form(body: bytes) -> list[tuple[str, str]]:
-    try:
-        params = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
-    except UnicodeDecodeError as exc:
-        raise BadRequest(
-            "The body is not UTF-8 form data. Twilio posts application/x-www-form-urlencoded.",
-            code="invalid_request",
-            field="body",
-        ) from exc
-    check_form_fields(params)
-    return params
+    return form_fields(body, "Twilio posts application/x-www-form-urlencoded")
 
 
 def _detail(status: str, values: dict[str, str]) -> str:

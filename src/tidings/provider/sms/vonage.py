@@ -44,13 +44,11 @@ import hashlib
 import hmac
 import re
 from typing import Any, Literal
-from urllib.parse import parse_qsl
 
 import httpx
 from pydantic import Field, SecretStr
 
 from tidings.errors import BadRequest, Unauthorized
-from tidings.kit.json_input import check_form_fields
 from tidings.provider.base import (
     BaseUrl,
     Delivery,
@@ -64,14 +62,14 @@ from tidings.provider.base import (
     sms_number,
     sms_text,
 )
-from tidings.provider.callback import compare, json_body, text
+from tidings.provider.callback import compare, form_fields, json_body, text
 from tidings.provider.http import (
-    TIMEOUT_SECONDS,
     accepted,
+    base_url_field,
     json_field,
+    post,
     refused,
     reply_field,
-    request,
 )
 from tidings.provider.registry import register
 
@@ -122,11 +120,7 @@ class VonageConfig(ProviderConfig):
         ),
         max_length=100,
     )
-    base_url: BaseUrl = Field(
-        default="https://rest.nexmo.com",
-        title="API base URL",
-        description="Base URL of the Vonage SMS API.",
-    )
+    base_url: BaseUrl = base_url_field("https://rest.nexmo.com", "Base URL of the Vonage SMS API.")
     signature_secret: SecretStr | None = Field(
         default=None,
         title="Signature secret",
@@ -188,12 +182,8 @@ class VonageProvider(Provider[VonageConfig]):
             form["callback"] = config.callback_url
 
         url = f"{config.base_url.rstrip('/')}/sms/json"
-        response = request(
-            "Vonage",
-            lambda: self.http.post(
-                url, data=form, headers={"Accept": "application/json"}, timeout=TIMEOUT_SECONDS
-            ),
-            _reason,
+        response = post(
+            self.http, "Vonage", url, _reason, data=form, headers={"Accept": "application/json"}
         )
         return accepted(response, _accepted_parts(response)[0].get("message-id"))
 
@@ -265,16 +255,7 @@ def _receipt(callback: StatusCallback) -> dict[str, str]:
             raise BadRequest(f"{SHAPE}.", code="invalid_request", field="body")
         return {name: text(value) for name, value in body.items()}
     if stripped:
-        try:
-            pairs = parse_qsl(stripped.decode("utf-8"), keep_blank_values=True)
-        except UnicodeDecodeError as exc:
-            raise BadRequest(
-                f"The body is not UTF-8 form data. {SHAPE}.",
-                code="invalid_request",
-                field="body",
-            ) from exc
-        check_form_fields(pairs)
-        return dict(pairs)
+        return dict(form_fields(stripped, SHAPE))
     return dict(callback.query)
 
 
