@@ -25,7 +25,6 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from subprocess import Popen
 from typing import Any
 
 import httpx
@@ -276,7 +275,7 @@ def run_cli(
     )
 
 
-def start_tidings(settings: Settings, log_path: Path, *args: str, **env: str) -> Popen[bytes]:
+def start_tidings(settings: Settings, log_path: Path, *args: str, **env: str) -> processes.Child:
     """`tidings <args>` (`worker`, say) in a process group of its own, its output appended to
     `log_path`; the caller reaps it (processes.stop or .kill) in a finalizer."""
     return processes.start(
@@ -296,7 +295,7 @@ class LiveServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.env = env
-        self.process: Popen[bytes] | None = None
+        self.process: processes.Child | None = None
 
     def start(self) -> LiveServer:
         """Start it and wait until /health answers: up to processes.START_SECONDS (scaled),
@@ -343,7 +342,7 @@ class LiveServer:
 
 
 Serve = Callable[..., LiveServer]
-Worker = Callable[..., Popen[bytes]]
+Worker = Callable[..., processes.Child]
 
 
 @pytest.fixture
@@ -366,7 +365,7 @@ def worker(settings: Settings, tmp_path: Path) -> Iterator[Worker]:
     Every worker it started is stopped when the test ends, however it ends."""
     with contextlib.ExitStack() as stops:
 
-        def start(log_name: str = "worker.log", **env: str) -> Popen[bytes]:
+        def start(log_name: str = "worker.log", **env: str) -> processes.Child:
             process = start_tidings(settings, tmp_path / log_name, "worker", **env)
             stops.callback(processes.stop, process)
             return process

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests import processes
-from tests.conftest import LiveServer
+from tests.conftest import Keys, LiveServer, Serve, run_cli
 from tests.processes import wait_for
 from tidings.config import Settings
+from tidings.runtime import Runtime
 
 REPO = Path(__file__).resolve().parent.parent
 # A child that starts a grandchild, prints the grandchild's pid, and sleeps.
@@ -104,3 +105,35 @@ def test_a_server_that_exits_at_start_fails_at_once_with_its_log(
     assert server.process is not None
     assert server.process.returncode is not None
     assert server.process.pid not in processes._live
+
+
+def _session_and_group(pid: int) -> tuple[int, int]:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[3]), int(fields[2])
+
+
+def test_a_started_server_leads_its_own_session_and_stops_cleanly(serve: Serve) -> None:
+    """Forked from the preloaded fork server or not (tests/preloaded.py), `tidings serve` is
+    the leader of a session and group of its own, and SIGTERM ends it as it ends uvicorn."""
+    server = serve()
+    assert server.process is not None
+    pid = server.process.pid
+    assert _session_and_group(pid) == (pid, pid)
+    server.stop()
+    # uvicorn shuts down, then ends itself with the signal it was sent.
+    assert server.process.returncode == -signal.SIGTERM
+
+
+def test_each_tidings_command_runs_with_its_own_environment(
+    settings: Settings, runtime: Runtime, keys: Keys, tmp_path: Path
+) -> None:
+    """Commands forked from one fork server do not share settings: each reads the
+    environment it was given."""
+    listed = run_cli(settings, "keys", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert keys.test in listed.stdout.split()
+    elsewhere = settings.model_copy(update={"data_dir": tmp_path / "elsewhere"})
+    empty = run_cli(elsewhere, "keys", "list")
+    assert empty.returncode != 0
+    assert "No workspace yet" in empty.stderr
+    assert keys.test not in empty.stdout
