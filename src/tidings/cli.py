@@ -422,7 +422,8 @@ def replay_automation(
 
     from tidings.automation.apply import environment_scope
     from tidings.kit.time import parse_timestamp
-    from tidings.replay import runner, service
+    from tidings.replay import service
+    from tidings.replay_run import runner
 
     times = {}
     for name, value in (("--from", start), ("--to", end)):

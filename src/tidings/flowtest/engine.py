@@ -175,7 +175,7 @@ class FlowOutcome:
 
 @dataclass(frozen=True)
 class AgendaOptions:
-    """How a flow's agenda runs. A flow test takes the defaults; a replay (replay/sandbox.py)
+    """How a flow's agenda runs. A flow test takes the defaults; a replay (replay_run/sandbox.py)
     runs only what its events cause, without recording sends, under a larger job budget and
     a check of its own (its deadline, a cancel)."""
 

@@ -12,7 +12,7 @@ that it never holds the worker's interpreter (its GIL) or its consumer threads.
   out of memory) leaves it failed. A worker that stops kills its children; their replays'
   leases expire and a sweep hands them to a process again (at most MAX_ATTEMPTS times).
 
-The child is `python -m tidings.replay.child REPLAY_PK`, with the parent's TIDINGS_* settings in
+The child is `python -m tidings.replay_run.child REPLAY_PK`, with the parent's TIDINGS_* settings in
 its environment.
 """
 
@@ -72,7 +72,7 @@ class ReplayProcesses:
             if busy >= self.settings.replay_processes:
                 return False
             child = subprocess.Popen(
-                [sys.executable, "-m", "tidings.replay.child", str(replay_pk)],
+                [sys.executable, "-m", "tidings.replay_run.child", str(replay_pk)],
                 env=child_environment(self.settings),
                 stdin=subprocess.DEVNULL,
             )
