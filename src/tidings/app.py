@@ -40,12 +40,12 @@ from tidings.list.endpoints import router as list_router
 from tidings.message.endpoints import router as message_router
 from tidings.notification.endpoints import router as notification_router
 from tidings.observability import tracing
-from tidings.observability.endpoints import router as metrics_router
 from tidings.preference.endpoints import router as preference_router
 from tidings.profile.endpoints import router as profile_router
 from tidings.provider.endpoints import router as provider_router
 from tidings.replay.endpoints import router as replay_router
 from tidings.runtime import Runtime
+from tidings.scrape.endpoints import router as metrics_router
 from tidings.studio.app import mount as mount_studio
 from tidings.suppression.endpoints import router as suppression_router
 from tidings.tenant.endpoints import router as tenant_router

@@ -113,7 +113,7 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def _serve_metrics(runtime: Runtime) -> None:
-    from tidings.observability.server import serve_metrics
+    from tidings.scrape.server import serve_metrics
 
     settings = runtime.settings
     if serve_metrics(settings, runtime.database) is not None:

@@ -1,4 +1,5 @@
-"""The scrape: this process's counters (metrics.py) and the backlog read from the database."""
+"""The scrape: this process's counters (observability/metrics.py) and the backlog read from
+the database."""
 
 from __future__ import annotations
 
