@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tidings.automation.duration import DurationError, parse_duration
+from tidings.kit.duration import DurationError, parse_duration
 from tidings.kit.time import parse_timestamp
 
 # Bounds of a definition: a condition is stored and evaluated for every changed user.
