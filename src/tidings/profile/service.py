@@ -13,14 +13,13 @@ from typing import Any
 import jsonpatch
 from sqlalchemy.orm import Session
 
-from tidings.audience.conditions import Needs
-from tidings.audience.touched import touch
 from tidings.errors import BadRequest, not_in_environment
 from tidings.kit.jsondoc import diff, merge_patch
 from tidings.kit.time import utcnow
 from tidings.models import Profile
 from tidings.profile.identity import erase_user
 from tidings.profile.repository import ProfileRepository
+from tidings.touched import Needs, touch
 from tidings.workspace.service import Scope
 
 TRAITS_CHANGED = Needs(traits=True, first_seen=True)
