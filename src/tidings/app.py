@@ -49,6 +49,7 @@ from tidings.scrape.endpoints import router as metrics_router
 from tidings.studio.app import mount as mount_studio
 from tidings.suppression.endpoints import router as suppression_router
 from tidings.tenant.endpoints import router as tenant_router
+from tidings.unsubscribe.endpoints import router as unsubscribe_router
 from tidings.webhook_out.endpoints import router as webhook_router
 
 logger = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ _ROUTERS = (
     provider_router,
     callback_router,
     preference_router,
+    unsubscribe_router,
     inbox_router,
     list_router,
     automation_router,
