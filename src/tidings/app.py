@@ -17,6 +17,7 @@ from tidings.analytics.endpoints import router as analytics_router
 from tidings.audience.endpoints import router as audience_router
 from tidings.automation.endpoints import router as automation_router
 from tidings.broadcast.endpoints import router as broadcast_router
+from tidings.callback.endpoints import hits_router
 from tidings.callback.endpoints import router as callback_router
 from tidings.engagement.endpoints import router as engagement_router
 from tidings.errors import BadRequest
@@ -113,6 +114,7 @@ _ROUTERS = (
     automation_router,
     replay_router,
     audience_router,
+    hits_router,
     engagement_router,
     suppression_router,
     webhook_router,
