@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from cryptography.fernet import Fernet
 
-from tidings.audience import membership
+from tidings.automation import membership
 from tidings.config import Settings
 from tidings.db import Database, create_database_engine
 from tidings.engagement.links import engagement_key

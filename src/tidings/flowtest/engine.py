@@ -32,8 +32,7 @@ import httpx
 from cryptography.fernet import Fernet
 from sqlalchemy.orm import Session
 
-from tidings.audience import membership
-from tidings.automation import runs, schedules
+from tidings.automation import membership, runs, schedules
 from tidings.automation.apply import apply_documents, environment_scope
 from tidings.automation.repository import RunRepository
 from tidings.broadcast import service as broadcasts

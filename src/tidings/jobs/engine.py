@@ -27,8 +27,7 @@ from huey import Huey, PostgresHuey, PriorityRedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 from huey.storage import PriorityRedisStorage, SqliteStorage
 
-from tidings.audience import membership
-from tidings.automation import runs, schedules
+from tidings.automation import membership, runs, schedules
 from tidings.broadcast import service as broadcasts
 from tidings.config import Settings
 from tidings.db import Outbox
@@ -383,7 +382,7 @@ class JobEngine:
         not short of jobs, and a later sweep re-drives whatever was lost.
 
         First, whatever the queue holds, it fires the automation schedules' due ticks
-        (automation/schedules.py) and the audiences' due re-checks (audience/membership.py):
+        (automation/schedules.py) and the audiences' due re-checks (automation/membership.py):
         both are on time even while the consumers are behind.
         """
         self.fire_schedules()

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session
 
-from tidings.audience import membership
+from tidings.automation import membership
 from tidings.automation.apply import Document
 from tidings.automation.repository import RunRepository
 from tidings.event.repository import EventRepository
