@@ -30,6 +30,7 @@ from tidings.http_errors import (
     install_error_handlers,
     internal_error,
 )
+from tidings.identity.endpoints import router as identity_router
 from tidings.inbox.endpoints import router as inbox_router
 from tidings.ingest.endpoints import router as ingest_router
 from tidings.ingest.fastpath import IngestFastPath
@@ -102,6 +103,7 @@ _ROUTERS = (
     source_router,
     event_router,
     profile_router,
+    identity_router,
     tenant_router,
     notification_router,
     message_router,

@@ -25,10 +25,10 @@ from tidings.automation.runs import (
 )
 from tidings.db import Database, Outbox
 from tidings.event.repository import EventRepository
+from tidings.identity.service import erase_user, link, merge_traits, resolve_user
 from tidings.kit.time import isoformat, utcnow
 from tidings.models import AutomationRun, Event, EventStatus, RunStatus
 from tidings.observability import tracing
-from tidings.profile.identity import erase_user, link, merge_traits, resolve_user
 from tidings.tenant.service import apply_group
 from tidings.touched import EVERYTHING, Needs, touch
 from tidings.webhook_out import service as webhooks
