@@ -37,7 +37,7 @@ from tidings.audience.conditions import (
 from tidings.audience.repository import AudienceRepository
 from tidings.automation.runs import start_audience_runs
 from tidings.db import Database, Outbox
-from tidings.event.repository import EventRepository
+from tidings.eventstore.repository import EventRepository
 from tidings.kit.time import utcnow
 from tidings.list.repository import ListRepository
 from tidings.models import Audience, AutomationRun

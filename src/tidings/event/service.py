@@ -24,7 +24,7 @@ from tidings.automation.runs import (
     trigger_of,
 )
 from tidings.db import Database, Outbox
-from tidings.event.repository import EventRepository
+from tidings.eventstore.repository import EventRepository
 from tidings.identity.service import erase_user, link, merge_traits, resolve_user
 from tidings.kit.time import isoformat, utcnow
 from tidings.models import AutomationRun, Event, EventStatus, RunStatus

@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session
 
 from tidings.audience.repository import AudienceRepository
 from tidings.automation.repository import RunRepository
-from tidings.event.repository import EventRepository
+from tidings.eventstore.repository import EventRepository
 from tidings.kit.jsondoc import diff, merge_patch
 from tidings.kit.time import parse_timestamp, utcnow
 from tidings.message.repository import MessageRepository

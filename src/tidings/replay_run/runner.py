@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from tidings.db import Database
-from tidings.event.repository import EventRepository
+from tidings.eventstore.repository import EventRepository
 from tidings.flowtest.engine import FlowError
 from tidings.kit.time import utcnow
 from tidings.models import Event, ReplayStatus

@@ -11,7 +11,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from tidings.db import Database
-from tidings.event.repository import EventRepository
+from tidings.eventstore.repository import EventRepository
 from tidings.kit.time import utcnow
 from tidings.message.repository import MessageRepository
 from tidings.observability.metrics import REGISTRY

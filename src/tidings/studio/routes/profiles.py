@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from tidings.db import Database
 from tidings.dependencies import DatabaseDep
 from tidings.errors import AppError, BadRequest
-from tidings.event.repository import EventRepository
+from tidings.eventstore.repository import EventRepository
 from tidings.identity import service as identity_service
 from tidings.list import service as list_service
 from tidings.message.repository import MessageRepository
