@@ -26,10 +26,6 @@ router = APIRouter(route_class=ApiRoute)
 
 MAX_UNSUBSCRIBE_BODY = 16 * 1024
 
-
-# One-click unsubscribe (no API key: the token is the credential)
-
-
 SigningKey = UnsubscribeKeyDep
 
 _PAGE_HEADERS = {
