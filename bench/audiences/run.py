@@ -36,8 +36,8 @@ from typing import Any
 
 from sqlalchemy import insert, select
 
-from tidings.audience import membership
 from tidings.audience import service as audience_service
+from tidings.automation import membership
 from tidings.config import Settings
 from tidings.event.batching import process_events
 from tidings.kit.time import utcnow

@@ -92,7 +92,7 @@ def replay_children() -> list[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
-                if b"tidings.replay.child" in (entry / "cmdline").read_bytes():
+                if b"tidings.replay_run.child" in (entry / "cmdline").read_bytes():
                     found.append(int(entry.name))
     return found
 

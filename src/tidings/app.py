@@ -17,6 +17,7 @@ from tidings.analytics.endpoints import router as analytics_router
 from tidings.audience.endpoints import router as audience_router
 from tidings.automation.endpoints import router as automation_router
 from tidings.broadcast.endpoints import router as broadcast_router
+from tidings.callback.endpoints import hits_router
 from tidings.callback.endpoints import router as callback_router
 from tidings.engagement.endpoints import router as engagement_router
 from tidings.errors import BadRequest
@@ -29,6 +30,7 @@ from tidings.http_errors import (
     install_error_handlers,
     internal_error,
 )
+from tidings.identity.endpoints import router as identity_router
 from tidings.inbox.endpoints import router as inbox_router
 from tidings.ingest.endpoints import router as ingest_router
 from tidings.ingest.fastpath import IngestFastPath
@@ -40,15 +42,16 @@ from tidings.list.endpoints import router as list_router
 from tidings.message.endpoints import router as message_router
 from tidings.notification.endpoints import router as notification_router
 from tidings.observability import tracing
-from tidings.observability.endpoints import router as metrics_router
 from tidings.preference.endpoints import router as preference_router
 from tidings.profile.endpoints import router as profile_router
 from tidings.provider.endpoints import router as provider_router
 from tidings.replay.endpoints import router as replay_router
 from tidings.runtime import Runtime
+from tidings.scrape.endpoints import router as metrics_router
 from tidings.studio.app import mount as mount_studio
 from tidings.suppression.endpoints import router as suppression_router
 from tidings.tenant.endpoints import router as tenant_router
+from tidings.unsubscribe.endpoints import router as unsubscribe_router
 from tidings.webhook_out.endpoints import router as webhook_router
 
 logger = logging.getLogger(__name__)
@@ -100,17 +103,20 @@ _ROUTERS = (
     source_router,
     event_router,
     profile_router,
+    identity_router,
     tenant_router,
     notification_router,
     message_router,
     provider_router,
     callback_router,
     preference_router,
+    unsubscribe_router,
     inbox_router,
     list_router,
     automation_router,
     replay_router,
     audience_router,
+    hits_router,
     engagement_router,
     suppression_router,
     webhook_router,

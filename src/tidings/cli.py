@@ -113,7 +113,7 @@ def _configure_logging(settings: Settings) -> None:
 
 
 def _serve_metrics(runtime: Runtime) -> None:
-    from tidings.observability.server import serve_metrics
+    from tidings.scrape.server import serve_metrics
 
     settings = runtime.settings
     if serve_metrics(settings, runtime.database) is not None:
@@ -422,7 +422,8 @@ def replay_automation(
 
     from tidings.automation.apply import environment_scope
     from tidings.kit.time import parse_timestamp
-    from tidings.replay import runner, service
+    from tidings.replay import service
+    from tidings.replay_run import runner
 
     times = {}
     for name, value in (("--from", start), ("--to", end)):

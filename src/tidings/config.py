@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     access_log: bool = False
     # `json`: one JSON object per log line, with the trace and span ids (docs/observability.md).
     log_format: Literal["text", "json"] = "text"
-    # A port of its own for the Prometheus scrape, without a key (observability/server.py);
+    # A port of its own for the Prometheus scrape, without a key (scrape/server.py);
     # `GET /metrics` on the API takes a secret key either way.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from cryptography.fernet import Fernet
 
-from tidings.audience import membership
+from tidings.automation import membership
 from tidings.config import Settings
 from tidings.db import Database, create_database_engine
 from tidings.engagement.links import engagement_key
@@ -17,6 +17,7 @@ from tidings.jobs.engine import JobEngine, build_huey
 from tidings.kit.crypto import fernet_for, load_or_create_secret
 from tidings.kit.outbound import OutboundClient, OutboundGuard
 from tidings.preference.service import public_base_url, unsubscribe_key
+from tidings.replay.process import ReplayProcesses
 from tidings.worker.context import WorkerContext
 from tidings.worker.lease import Lease
 from tidings.workspace.keys import KeyCipher
@@ -85,7 +86,8 @@ def build_runtime(settings: Settings) -> Runtime:
         inbox_broker=broker,
         lease=Lease(database, settings),
     )
-    jobs = JobEngine(build_huey(settings), context)
+    # The job engine starts replays in the processes given, and keeps their queue.
+    jobs = JobEngine(build_huey(settings), context, ReplayProcesses(database, settings))
     # Every unit of work's outbox reaches the queue through the job engine.
     database.dispatcher = jobs
     # Users whose profile or lists a unit of work changed move in or out of audiences in it.

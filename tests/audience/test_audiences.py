@@ -14,7 +14,7 @@ from sqlalchemy import select
 from tests.automation.test_runs import runs_of, segment
 from tests.conftest import Keys, bearer
 from tests.processes import wait_for
-from tidings.audience import membership
+from tidings.automation import membership
 from tidings.kit.time import utcnow
 from tidings.models import AudienceCheck
 from tidings.runtime import Runtime

@@ -18,9 +18,8 @@ from sqlalchemy import func, select, update
 from tests.automation.test_runs import Killed
 from tests.automation.test_steps import validate
 from tests.conftest import Keys, bearer, run_cli
-from tidings.audience import membership
 from tidings.audience import service as audience_service
-from tidings.automation import schedules
+from tidings.automation import membership, schedules
 from tidings.automation import service as automation_service
 from tidings.automation.repository import ScheduleRepository
 from tidings.automation.service import DefinitionError

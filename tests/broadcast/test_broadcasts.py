@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from tests.conftest import Keys, bearer
 from tidings.app import create_app
-from tidings.audience import membership
+from tidings.automation import membership
 from tidings.broadcast import service
 from tidings.jobs.engine import BULK_PRIORITY
 from tidings.kit.time import utcnow

@@ -14,8 +14,8 @@ from tests.conftest import Keys, bearer, wait_for
 from tests.engagement.support import CHROME, TRACKED_TEMPLATE, tracked_urls
 from tests.message.test_send_email import message_in
 from tests.smtp_sink import SmtpSink
+from tidings.callback import hits
 from tidings.config import Settings
-from tidings.engagement import service
 from tidings.engagement.links import engagement_key, open_token
 from tidings.runtime import Runtime
 
@@ -256,9 +256,9 @@ def test_a_scanner_that_follows_links_as_the_email_arrives_is_flagged(
     setup(client, keys.test, smtp_sink, TRACKED_TEMPLATE)
     message_id, _ = send_and_receive(client, keys.test, smtp_sink)
     url = "https://shop.example.com/orders/A7?from=mail&step=1"
-    hit = service.Hit(message_id=message_id, user_agent=CHROME, client_ip="203.0.113.5", url=url)
+    hit = hits.Hit(message_id=message_id, user_agent=CHROME, client_ip="203.0.113.5", url=url)
     with runtime.database.write() as (session, outbox):
-        assert service.record_hit(session, outbox, hit, machine_seconds=3600) == "recorded"
+        assert hits.record_hit(session, outbox, hit, machine_seconds=3600) == "recorded"
     (entry,) = history(client, keys.test, message_id, "CLICKED")
     assert (entry["machine"], entry["machine_reason"]) == (True, "too_soon")
     assert view(client, keys.test, message_id)["clicked"] is None
@@ -267,7 +267,7 @@ def test_a_scanner_that_follows_links_as_the_email_arrives_is_flagged(
 def test_a_message_keeps_a_bounded_number_of_opens_and_clicks(
     client: TestClient, keys: Keys, smtp_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "MAX_TRACKED_EVENTS", 3)
+    monkeypatch.setattr(hits, "MAX_TRACKED_EVENTS", 3)
     setup(client, keys.test, smtp_sink, TRACKED_TEMPLATE)
     message_id, email = send_and_receive(client, keys.test, smtp_sink)
     pixel, links = tracked_urls(email)

@@ -16,7 +16,7 @@ from tests.conftest import Keys, wait_for
 from tests.event.test_processing import _identify_for, _store_without_job
 from tests.processes import WAIT_SECONDS, scaled
 from tidings.event import batching
-from tidings.event.repository import EventRepository
+from tidings.eventstore.repository import EventRepository
 from tidings.models import Event
 from tidings.runtime import Runtime
 

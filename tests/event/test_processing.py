@@ -17,8 +17,8 @@ from tests.outbox import recording
 from tests.payloads import identify, track
 from tidings.event import batching
 from tidings.event import service as event_service
-from tidings.event.repository import EventRepository
 from tidings.event.service import ProcessResult
+from tidings.eventstore.repository import EventRepository
 from tidings.ingest.validation import validate_segment_event
 from tidings.ingest.writer import IngestItem, IngestWriter
 from tidings.models import Event
@@ -602,7 +602,7 @@ def test_a_group_that_cannot_begin_still_moves_on_event_by_event(
     runtime: Runtime, keys: Keys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = _store_without_job(runtime, keys.test, [_identify_for(f"b-{n}", n) for n in range(3)])
-    from tidings.event.repository import EventRepository
+    from tidings.eventstore.repository import EventRepository
 
     real_lock_many = EventRepository.lock_many
     failures = iter([True])

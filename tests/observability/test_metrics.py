@@ -18,8 +18,8 @@ from tests.processes import wait_for
 from tests.smtp_sink import SmtpSink
 from tidings.app import create_app
 from tidings.config import Settings
-from tidings.observability.server import serve_metrics
 from tidings.runtime import Runtime
+from tidings.scrape.server import serve_metrics
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -21,7 +21,8 @@ from tidings.errors import Conflict
 from tidings.kit.outbound import OutboundGuard
 from tidings.kit.time import isoformat, utcnow
 from tidings.models import AutomationReplay, Event, EventStatus, ReplayStatus
-from tidings.replay import runner, service
+from tidings.replay import service
+from tidings.replay_run import runner
 from tidings.runtime import Runtime
 from tidings.workspace.service import Scope
 

@@ -1,6 +1,6 @@
 """Message metrics: what the rollup counts (the transitions call `MetricRepository.count`
-or `count_delivery_on_cursor` themselves), a one-click unsubscribe's count, and the report
-of a period: a time series, totals and the funnel."""
+or `count_delivery_on_cursor` themselves, a one-click unsubscribe unsubscribe.service), and
+the report of a period: a time series, totals and the funnel."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ from typing import Literal
 
 from sqlalchemy.orm import Session
 
-from tidings.analytics.repository import MetricRepository, dimensions
+from tidings.analytics.repository import MetricRepository
 from tidings.errors import BadRequest
 from tidings.kit.time import utcnow
-from tidings.message.repository import MessageRepository
 from tidings.models import Metric
 
 Interval = Literal["hour", "day"]
@@ -23,20 +22,6 @@ MAX_BUCKETS: dict[str, int] = {"hour": 24 * 31, "day": 400}
 # The period when none is given: the last day by hour, the last 30 days by day.
 DEFAULT_BUCKETS: dict[str, int] = {"hour": 24, "day": 30}
 FUNNEL = (Metric.SENT, Metric.DELIVERED, Metric.OPENED, Metric.CLICKED)
-# One-click unsubscribe links go out in email (List-Unsubscribe), and the address it
-# suppresses is the email address: its count is the email channel's.
-UNSUBSCRIBE_CHANNEL = "email"
-
-
-def count_unsubscribe(session: Session, environment_id: str, user_id: str, topic_id: str) -> None:
-    """Count a one-click unsubscribe (one that opted the user out) against the user's newest
-    sent message of a template of the topic: its template and automation; with no such
-    message, against none."""
-    message = MessageRepository(session).latest_sent_of_topic(environment_id, user_id, topic_id)
-    template, automation = dimensions(message) if message is not None else ("", "")
-    MetricRepository(session).count(
-        environment_id, utcnow(), template, automation, UNSUBSCRIBE_CHANNEL, Metric.UNSUBSCRIBED
-    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tidings.automation.duration import DurationError, parse_duration
+from tidings.kit.duration import DurationError, parse_duration
 from tidings.kit.time import parse_timestamp
+from tidings.touched import Needs
 
 # Bounds of a definition: a condition is stored and evaluated for every changed user.
 MAX_NODES = 100
@@ -443,34 +444,6 @@ def _event(raw: Mapping[str, Any], at: str) -> Node:
 
 # ---------------------------------------------------------------------------------------------
 # What a condition needs to know
-
-
-@dataclass(frozen=True, slots=True)
-class Needs:
-    """The facts a set of conditions reads, so that a change that touches none of them costs
-    no evaluation, and a loader reads only these."""
-
-    traits: bool = False
-    events: frozenset[str] = frozenset()
-    event_properties: bool = False
-    lists: bool = False
-    tenants: bool = False
-    first_seen: bool = False
-    last_seen: bool = False
-    # As a change: any event may have changed (a merge, a re-check, a scan).
-    any_event: bool = False
-
-    def __or__(self, other: Needs) -> Needs:
-        return Needs(
-            self.traits or other.traits,
-            self.events | other.events,
-            self.event_properties or other.event_properties,
-            self.lists or other.lists,
-            self.tenants or other.tenants,
-            self.first_seen or other.first_seen,
-            self.last_seen or other.last_seen,
-            self.any_event or other.any_event,
-        )
 
 
 def needs(node: Node) -> Needs:

@@ -2,7 +2,7 @@
 
 An audience is saved with Tidings' `condition` (audience/conditions.py) or with Courier's
 `filter`, which is read as the condition it means. Saving a new condition bumps the
-audience's version and starts a scan of every profile (audience/membership.py); the members
+audience's version and starts a scan of every profile (automation/membership.py); the members
 stay as they were until the scan reaches them.
 """
 

@@ -140,7 +140,7 @@ def start_audience_runs(
     at: datetime,
 ) -> list[AutomationRun]:
     """Start every enabled automation triggered by the user entering (`on` "enter") or
-    leaving ("exit") the audience; called once per entry or exit (audience/membership.py)."""
+    leaving ("exit") the audience; called once per entry or exit (automation/membership.py)."""
     event = {"source": "audience", "audience": audience_id, "on": on, "at": isoformat(at)}
     return [
         start_run(

@@ -2,20 +2,39 @@
 credentials it sends) is the credential, and the environment is the one of the delivery the
 callback names. Each route hands the request to its vendor's provider
 (`callback.service`): checked in a read transaction, applied in a write transaction;
-docs/deliverability.md has each vendor's set-up."""
+docs/deliverability.md has each vendor's set-up.
+
+`hits_router`: the open pixel and tracked links that mail clients fetch, `/t/o/{token}` and
+`/t/c/{token}`. They take no API key either: the signed token is the credential, and a token
+that does not verify is a 404. Each answer is cheap and bounded: the token is checked without
+the database, the hit is one small write transaction (hits.py), and a failure to record it
+is logged, never answered: the recipient still gets the pixel or the link."""
 
 from __future__ import annotations
 
+import base64
+import logging
 from typing import Annotated, Any
 
 import httpx
 from cryptography.fernet import Fernet
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.responses import RedirectResponse
 
-from tidings.callback import service
+from tidings.callback import hits, service
 from tidings.callback.schemas import CallbackResult
 from tidings.db import Database
-from tidings.dependencies import ConfigCipherDep, DatabaseDep, HttpDep, get_settings
+from tidings.dependencies import (
+    ConfigCipherDep,
+    DatabaseDep,
+    EngagementKeyDep,
+    HttpDep,
+    SettingsDep,
+    client_address,
+    get_settings,
+)
+from tidings.engagement.links import verify_click, verify_open
+from tidings.errors import NotFound
 from tidings.kit.time import utcnow
 from tidings.provider.base import Provider, StatusCallback
 from tidings.provider.email.mailgun import MailgunProvider
@@ -185,3 +204,92 @@ def ses_notifications(
     `sns_topic_arn` (403 otherwise); a `SubscriptionConfirmation` for that topic is confirmed
     (`subscribed: 1`)."""
     return _handle(config_cipher, database, SesProvider, body, request, http)
+
+
+# Opens and clicks
+
+logger = logging.getLogger(__name__)
+
+hits_router = APIRouter(route_class=ApiRoute)
+
+# Any token that does not verify is a 404, one too long included (`verify_fields` refuses
+# one over MAX_SIGNED_TOKEN_LENGTH before looking at it).
+Token = Annotated[str, Path(description="The signed token of the pixel or link.")]
+
+# A transparent 1x1 GIF.
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
+_NO_CACHE = {
+    # Each open is a request: no cache, proxy or browser, may answer it instead.
+    "Cache-Control": "no-store, no-cache, must-revalidate, max-age=0",
+    "Pragma": "no-cache",
+    "Expires": "0",
+    # The token is in the URL: keep it out of Referer headers and search indexes.
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+}
+_INVALID_TRACKING_LINK = NotFound(
+    "This link is not one Tidings made, or it was changed or cut short.",
+    code="invalid_tracking_link",
+    field="token",
+)
+
+
+def _record(
+    request: Request, database: DatabaseDep, seconds: float, message_id: str, url: str | None
+) -> None:
+    hit = hits.Hit(
+        message_id=message_id,
+        user_agent=request.headers.get("user-agent", ""),
+        client_ip=client_address(request.scope),
+        url=url,
+    )
+    try:
+        with database.write() as (session, outbox):
+            hits.record_hit(session, outbox, hit, seconds)
+    except Exception:
+        # The recipient still gets the pixel or the link.
+        logger.exception("could not record a tracked %s", "click" if url else "open")
+
+
+@hits_router.get(
+    "/t/o/{token}",
+    tags=["tracking"],
+    response_class=Response,
+    responses={200: {"content": {"image/gif": {}}, "description": "A 1x1 transparent GIF."}},
+)
+def open_pixel(
+    token: Token,
+    request: Request,
+    key: EngagementKeyDep,
+    database: DatabaseDep,
+    settings: SettingsDep,
+) -> Response:
+    """The open pixel of a tracked email: records an open, answers a 1x1 GIF."""
+    message_id = verify_open(key, token)
+    if message_id is None:
+        raise _INVALID_TRACKING_LINK
+    _record(request, database, settings.machine_engagement_seconds, message_id, None)
+    return Response(PIXEL, media_type="image/gif", headers=_NO_CACHE)
+
+
+@hits_router.get(
+    "/t/c/{token}",
+    tags=["tracking"],
+    response_class=RedirectResponse,
+    status_code=302,
+    responses={302: {"description": "To the link's URL."}},
+)
+def tracked_link(
+    token: Token,
+    request: Request,
+    key: EngagementKeyDep,
+    database: DatabaseDep,
+    settings: SettingsDep,
+) -> Response:
+    """A tracked link: records a click, redirects to the URL Tidings signed into it."""
+    verified = verify_click(key, token)
+    if verified is None:
+        raise _INVALID_TRACKING_LINK
+    message_id, url = verified
+    _record(request, database, settings.machine_engagement_seconds, message_id, url)
+    return RedirectResponse(url, status_code=302, headers=_NO_CACHE)

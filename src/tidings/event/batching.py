@@ -20,8 +20,8 @@ from datetime import datetime
 
 from tidings.automation.repository import RunRepository
 from tidings.db import Database
-from tidings.event.repository import EventRepository, ReceivedEvent, UserKey
 from tidings.event.service import ProcessResult, process_event, process_in
+from tidings.eventstore.repository import EventRepository, ReceivedEvent, UserKey
 from tidings.kit.sql import by_environment
 from tidings.kit.time import utcnow
 from tidings.observability import metrics

@@ -9,7 +9,6 @@ from tidings.automation import service as automation_service
 from tidings.automation.repository import RunRepository
 from tidings.dependencies import Caller, ReadSession
 from tidings.errors import NotFound
-from tidings.event.repository import EventRepository
 from tidings.event.schemas import (
     EventDetail,
     EventName,
@@ -17,6 +16,7 @@ from tidings.event.schemas import (
     EventPage,
     EventSummary,
 )
+from tidings.eventstore.repository import EventRepository
 from tidings.kit.pagination import Paging, decode_cursor, page
 from tidings.kit.time import isoformat
 from tidings.models import AutomationRun

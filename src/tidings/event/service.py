@@ -17,9 +17,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tidings.audience.conditions import Needs
-from tidings.audience.membership import EVERYTHING
-from tidings.audience.touched import touch
 from tidings.automation.runs import (
     advance_in_transaction,
     resume_waiting_runs,
@@ -27,12 +24,13 @@ from tidings.automation.runs import (
     trigger_of,
 )
 from tidings.db import Database, Outbox
-from tidings.event.repository import EventRepository
+from tidings.eventstore.repository import EventRepository
+from tidings.identity.service import erase_user, link, merge_traits, resolve_user
 from tidings.kit.time import isoformat, utcnow
 from tidings.models import AutomationRun, Event, EventStatus, RunStatus
 from tidings.observability import tracing
-from tidings.profile.identity import erase_user, link, merge_traits, resolve_user
 from tidings.tenant.service import apply_group
+from tidings.touched import EVERYTHING, Needs, touch
 from tidings.webhook_out import service as webhooks
 from tidings.webhook_out.events import EVENT_UNMAPPED, Emission
 from tidings.worker.context import WorkerContext
@@ -186,7 +184,7 @@ def _start_automations(session: Session, event: Event) -> tuple[list[AutomationR
 def _note_for_audiences(session: Session, event: Event) -> None:
     """Note the event's user for the audiences that read what it changed: they are
     evaluated, with the other users of this transaction, just before it commits
-    (audience/touched.py), and what came of it is added to the event's effects."""
+    (tidings/touched.py), and what came of it is added to the event's effects."""
     user = event.user_id
     if user is None or event.type == "delete":
         return

@@ -32,8 +32,7 @@ import httpx
 from cryptography.fernet import Fernet
 from sqlalchemy.orm import Session
 
-from tidings.audience import membership
-from tidings.automation import runs, schedules
+from tidings.automation import membership, runs, schedules
 from tidings.automation.apply import apply_documents, environment_scope
 from tidings.automation.repository import RunRepository
 from tidings.broadcast import service as broadcasts
@@ -175,7 +174,7 @@ class FlowOutcome:
 
 @dataclass(frozen=True)
 class AgendaOptions:
-    """How a flow's agenda runs. A flow test takes the defaults; a replay (replay/sandbox.py)
+    """How a flow's agenda runs. A flow test takes the defaults; a replay (replay_run/sandbox.py)
     runs only what its events cause, without recording sends, under a larger job budget and
     a check of its own (its deadline, a cancel)."""
 

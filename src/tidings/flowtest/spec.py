@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from tidings.automation.apply import KINDS, ApplyError, Document, read_documents
-from tidings.automation.duration import DurationError, parse_duration
+from tidings.kit.duration import DurationError, parse_duration
 from tidings.kit.time import parse_timestamp
 
 # A Monday morning, so that send windows read the same in every run of a test.

@@ -40,7 +40,7 @@ from sqlalchemy import Connection
 
 from tidings.db import Database, Outbox
 from tidings.errors import BadRequest
-from tidings.event.repository import EventRepository, Identity, InsertedEvents, NewEvent
+from tidings.eventstore.repository import EventRepository, Identity, InsertedEvents, NewEvent
 from tidings.ingest.pressure import IngestPressure
 from tidings.ingest.validation import ValidEvent
 from tidings.kit.time import utcnow

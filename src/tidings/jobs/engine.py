@@ -21,14 +21,13 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from huey import Huey, PostgresHuey, PriorityRedisHuey, SqliteHuey, crontab
 from huey.consumer import Consumer
 from huey.storage import PriorityRedisStorage, SqliteStorage
 
-from tidings.audience import membership
-from tidings.automation import runs, schedules
+from tidings.automation import membership, runs, schedules
 from tidings.broadcast import service as broadcasts
 from tidings.config import Settings
 from tidings.db import Outbox
@@ -39,8 +38,6 @@ from tidings.jobs.fairness import FairShare
 from tidings.jobs.webhooks import WebhookPool
 from tidings.kit.time import utcnow
 from tidings.message import pipeline
-from tidings.replay import service as replays
-from tidings.replay.process import ReplayProcesses
 from tidings.webhook_out import delivery as webhook_delivery
 from tidings.worker.context import WorkerContext
 
@@ -125,10 +122,28 @@ def build_huey(settings: Settings) -> Huey:
     )
 
 
+class Replays(Protocol):
+    """The automation replays' child processes of this worker (replay/process.py, which the
+    runtime builds and hands to the engine)."""
+
+    def start(self, replay_pk: int) -> bool:
+        """Start a child for the replay, or say that none is free (False)."""
+        ...
+
+    def keep(self) -> int:
+        """Queue again the replays nobody runs, and delete the expired ones; returns how
+        many were queued."""
+        ...
+
+    def close(self) -> None:
+        """Stop every child."""
+        ...
+
+
 class JobEngine:
     """The Huey instance plus Tidings' tasks. Task bodies are plain functions tests call."""
 
-    def __init__(self, huey: Huey, context: WorkerContext) -> None:
+    def __init__(self, huey: Huey, context: WorkerContext, replays: Replays) -> None:
         self.huey = huey
         self._close_lock = threading.Lock()
         self.context = context
@@ -144,7 +159,7 @@ class JobEngine:
         self.webhooks = WebhookPool(context, self.settings.webhook_threads)
         # Automation replays, each in a child process (replay/process.py); a child that ends
         # frees its place for a queued replay.
-        self.replays = ReplayProcesses(self.database, self.settings, on_free=self.keep_replays)
+        self.replays = replays
         self._process = huey.task(name="event.process")(self._process_events)
         self._process_message = huey.task(name="message.process")(self._run_process_message)
         self._process_messages = huey.task(name="message.process_many")(self._run_process_messages)
@@ -355,20 +370,8 @@ class JobEngine:
 
     def _run_replay(self, replay_pk: int) -> None:
         # With no process free, the job ends here: a child that ends, or the sweep, queues
-        # the replay again (`keep_replays`).
+        # the replay again (`Replays.keep`).
         self.replays.start(replay_pk)
-
-    def keep_replays(self) -> int:
-        """Queue the replays nobody runs (queued and waiting, or left by a process that
-        died), fail those that stopped too often, and delete the expired; returns how many
-        were queued. A failure is logged: the next sweep tries again."""
-        try:
-            queued = replays.keep(self.database)
-            replays.expire(self.database, utcnow())
-        except Exception:
-            logger.exception("keeping the replays failed")
-            return 0
-        return queued
 
     def sweep(self, older_than_seconds: float | None = None) -> int:
         """Re-drive work a lost job may have orphaned; returns how many items.
@@ -383,12 +386,12 @@ class JobEngine:
         not short of jobs, and a later sweep re-drives whatever was lost.
 
         First, whatever the queue holds, it fires the automation schedules' due ticks
-        (automation/schedules.py) and the audiences' due re-checks (audience/membership.py):
+        (automation/schedules.py) and the audiences' due re-checks (automation/membership.py):
         both are on time even while the consumers are behind.
         """
         self.fire_schedules()
         self.keep_audiences()
-        self.keep_replays()
+        self.replays.keep()
         waiting = self._queued_jobs()
         if waiting > BACKLOG_JOBS:
             logger.info("sweep skipped: %d jobs are waiting in the queue", waiting)
@@ -414,7 +417,7 @@ class JobEngine:
         audiences' due re-checks and unfinished scans are taken up."""
         self.fire_schedules()
         self.keep_audiences()
-        self.keep_replays()
+        self.replays.keep()
         return self._redrive(0.0, self.settings.worker_lease_seconds)
 
     def fire_schedules(self) -> int:

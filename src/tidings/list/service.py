@@ -19,19 +19,18 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tidings.audience.conditions import Needs
-from tidings.audience.touched import touch
 from tidings.errors import BadRequest, NotFound, not_in_environment
 from tidings.kit.time import utcnow
 from tidings.list.repository import ListRepository
 from tidings.models import ListSubscription, RecipientList
+from tidings.touched import Needs, touch
 from tidings.workspace.service import Scope
 
 MAX_ID_LENGTH = 300
 MAX_LIST_ID_PARTS = 4
 # Lists scanned per query while filtering by pattern.
 PATTERN_SCAN = 500
-# What a subscription's change can change in an audience (audience/touched.py).
+# What a subscription's change can change in an audience (tidings/touched.py).
 LISTS_CHANGED = Needs(lists=True)
 _FORBIDDEN_IN_ID = re.compile(r"[\s*#]")
 

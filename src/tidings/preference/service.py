@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from tidings.analytics.service import count_unsubscribe
 from tidings.config import Settings
 from tidings.errors import BadRequest, Conflict, not_in_environment
 from tidings.kit.crypto import derive_key, sign_fields, verify_fields
@@ -30,7 +29,7 @@ from tidings.models import SubscriptionTopic, UserPreference
 from tidings.preference.repository import PreferenceRepository
 from tidings.preference.schemas import TopicPreference
 from tidings.provider.base import CHANNELS
-from tidings.suppression.service import lift_unsubscribe, record_unsubscribe
+from tidings.suppression.service import lift_unsubscribe
 from tidings.workspace.service import Scope
 
 OPTED_IN = "OPTED_IN"
@@ -341,64 +340,3 @@ def unsubscribe_headers(url: str) -> dict[str, str]:
         "List-Unsubscribe": f"<{url}>",
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
     }
-
-
-@dataclass(frozen=True, slots=True)
-class UnsubscribeState:
-    """What an unsubscribe page shows about the link's topic."""
-
-    topic_name: str
-    required: bool
-    opted_out: bool
-
-
-def _state(topic: SubscriptionTopic, preference: UserPreference | None) -> UnsubscribeState:
-    status = preference.status if preference is not None else topic.default_status
-    return UnsubscribeState(
-        topic_name=topic.name,
-        required=topic.default_status == REQUIRED,
-        opted_out=status == OPTED_OUT and topic.default_status != REQUIRED,
-    )
-
-
-def unsubscribe_state(
-    session: Session, environment_id: str, user_id: str, topic_id: str
-) -> UnsubscribeState | None:
-    """The topic's name and the user's status, for the confirmation page; None if no topic."""
-    repository = PreferenceRepository(session)
-    topic = repository.topic(environment_id, topic_id)
-    if topic is None:
-        return None
-    return _state(topic, repository.preference(environment_id, user_id, topic_id))
-
-
-def unsubscribe(
-    session: Session, environment_id: str, user_id: str, topic_id: str
-) -> UnsubscribeState | None:
-    """Opt the user out of the topic, keeping their routing choice; REQUIRED topics unchanged.
-
-    The user's email address (their profile's) also goes on the suppression list for the
-    topic (reason UNSUBSCRIBED, `suppression.service.record_unsubscribe`), so that a send to
-    that address without the user id (or under another) is kept back too; opting in again
-    lifts it. None when the topic no longer exists. Repeating it changes nothing. An
-    unsubscribe that opts the user out is counted in the metrics (analytics.service).
-    """
-    repository = PreferenceRepository(session)
-    topic = repository.topic(environment_id, topic_id)
-    if topic is None:
-        return None
-    preference = repository.preference(environment_id, user_id, topic_id)
-    if topic.default_status != REQUIRED and (preference is None or preference.status != OPTED_OUT):
-        count_unsubscribe(session, environment_id, user_id, topic_id)
-        preference = repository.save_preference(
-            topic.workspace_id,
-            environment_id,
-            user_id,
-            topic_id,
-            OPTED_OUT,
-            preference.has_custom_routing if preference is not None else False,
-            list(preference.custom_routing or []) if preference is not None else [],
-        )
-    if topic.default_status != REQUIRED:
-        record_unsubscribe(session, topic, user_id, topic_id)
-    return _state(topic, preference)

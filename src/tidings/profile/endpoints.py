@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 
 from tidings.dependencies import Caller, DatabaseDep, ReadSession
 from tidings.profile import service
@@ -44,10 +44,3 @@ def patch_profile(
     with database.write() as (session, _):
         service.patch_profile(session, caller, user_id, operations)
     return StatusResponse()
-
-
-@router.delete("/{user_id}", status_code=204)
-def delete_profile(user_id: str, caller: Caller, database: DatabaseDep) -> Response:
-    with database.write() as (session, _):
-        service.delete_profile(session, caller, user_id)
-    return Response(status_code=204)

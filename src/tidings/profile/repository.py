@@ -293,7 +293,7 @@ class ProfileRepository(Repository):
     def erase(self, scope: Scope, user_id: str) -> tuple[list[str], dict[str, int]]:
         """Remove a user, every id merged into it, and the rows that belong to them; the
         ids (the user's first), and what was removed, by kind. Their events, messages and
-        runs are their repositories' to redact (`identity.erase_user`)."""
+        runs are their repositories' to redact (`identity.service.erase_user`)."""
         self._forget()
         environment = scope.environment_id
         aliases = self.session.scalars(

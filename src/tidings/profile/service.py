@@ -13,19 +13,17 @@ from typing import Any
 import jsonpatch
 from sqlalchemy.orm import Session
 
-from tidings.audience.conditions import Needs
-from tidings.audience.touched import touch
 from tidings.errors import BadRequest, not_in_environment
 from tidings.kit.jsondoc import diff, merge_patch
 from tidings.kit.time import utcnow
 from tidings.models import Profile
-from tidings.profile.identity import erase_user
 from tidings.profile.repository import ProfileRepository
+from tidings.touched import Needs, touch
 from tidings.workspace.service import Scope
 
 TRAITS_CHANGED = Needs(traits=True, first_seen=True)
 
-_not_found = not_in_environment(
+profile_not_found = not_in_environment(
     "profile for user_id",
     "POST /profiles/{user_id}, or send a Segment identify for that userId",
     code="profile_not_found",
@@ -34,7 +32,7 @@ _not_found = not_in_environment(
 
 
 def _touch(profile: Profile, before: dict[str, Any], after: dict[str, Any]) -> None:
-    """Record an API write's time on each top-level trait it changed (see identity.py)."""
+    """Record an API write's time on each top-level trait it changed (see identity/service.py)."""
     stamp = utcnow().isoformat()
     times = dict(profile.trait_times or {})
     for key in set(before) | set(after):
@@ -46,7 +44,7 @@ def _touch(profile: Profile, before: dict[str, Any], after: dict[str, Any]) -> N
 def get_profile(session: Session, scope: Scope, user_id: str) -> dict[str, Any]:
     profile = ProfileRepository(session).get(scope, user_id)
     if profile is None:
-        raise _not_found(user_id)
+        raise profile_not_found(user_id)
     return profile.data
 
 
@@ -114,11 +112,3 @@ def _apply_patch(before: dict[str, Any], operations: list[dict[str, Any]]) -> di
             field="patch",
         )
     return after
-
-
-def delete_profile(session: Session, scope: Scope, user_id: str) -> dict[str, int]:
-    """Erase the user as a Segment `delete` does (identity.erase_user); 404 without a profile."""
-    repository = ProfileRepository(session)
-    if repository.get(scope, user_id) is None:
-        raise _not_found(user_id)
-    return erase_user(session, scope, user_id)

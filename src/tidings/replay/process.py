@@ -12,7 +12,7 @@ that it never holds the worker's interpreter (its GIL) or its consumer threads.
   out of memory) leaves it failed. A worker that stops kills its children; their replays'
   leases expire and a sweep hands them to a process again (at most MAX_ATTEMPTS times).
 
-The child is `python -m tidings.replay.child REPLAY_PK`, with the parent's TIDINGS_* settings in
+The child is `python -m tidings.replay_run.child REPLAY_PK`, with the parent's TIDINGS_* settings in
 its environment.
 """
 
@@ -24,10 +24,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 
 from tidings.config import Settings
 from tidings.db import Database
+from tidings.kit.time import utcnow
 from tidings.replay import service
 
 logger = logging.getLogger(__name__)
@@ -39,12 +39,9 @@ KILL_GRACE_SECONDS = 60.0
 class ReplayProcesses:
     """The replay children of one worker process."""
 
-    def __init__(
-        self, database: Database, settings: Settings, on_free: Callable[[], object]
-    ) -> None:
+    def __init__(self, database: Database, settings: Settings) -> None:
         self.database = database
         self.settings = settings
-        self.on_free = on_free
         self._lock = threading.Lock()
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._closed = False
@@ -72,7 +69,7 @@ class ReplayProcesses:
             if busy >= self.settings.replay_processes:
                 return False
             child = subprocess.Popen(
-                [sys.executable, "-m", "tidings.replay.child", str(replay_pk)],
+                [sys.executable, "-m", "tidings.replay_run.child", str(replay_pk)],
                 env=child_environment(self.settings),
                 stdin=subprocess.DEVNULL,
             )
@@ -101,7 +98,21 @@ class ReplayProcesses:
                 service.fail(self.database, replay_pk, ended(code))
             except Exception:  # the sweep hands it out again once its lease expires
                 logger.exception("could not mark replay %d failed", replay_pk)
-        self.on_free()
+        # Its place is free: a queued replay can have it.
+        self.keep()
+
+    def keep(self) -> int:
+        """Queue the replays nobody runs (queued and waiting, or left by a process that
+        died), fail those that stopped too often, and delete the expired; returns how many
+        were queued. A failure is logged: the next sweep tries again. Every sweep calls it,
+        and so does a child's end."""
+        try:
+            queued = service.keep(self.database)
+            service.expire(self.database, utcnow())
+        except Exception:
+            logger.exception("keeping the replays failed")
+            return 0
+        return queued
 
     def close(self) -> None:
         """Stop every child (their replays are taken up again later, see the module)."""

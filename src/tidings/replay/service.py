@@ -3,7 +3,7 @@ have done with the Segment events of a window, against what the automation did.
 
 `start` stores a replay `queued` (the API's POST, Studio's "What would change"), and its
 job hands it to a replay process (replay/process.py); `tidings replay` stores one and runs
-it in its own process. replay/runner.py carries a replay out, wherever it runs. `keep`
+it in its own process. replay_run/runner.py carries a replay out, wherever it runs. `keep`
 queues again the replays nobody runs; `expire` deletes old ones.
 """
 

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from tidings.automation import service as automation_service
 from tidings.automation.repository import AutomationRepository, RunRepository
-from tidings.event.repository import EventRepository
+from tidings.eventstore.repository import EventRepository
 from tidings.kit.outbound import OutboundGuard
 from tidings.message.repository import MessageRepository
 from tidings.models import Automation, AutomationVersion, Event

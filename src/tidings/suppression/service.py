@@ -7,7 +7,7 @@ Entries come from:
   bounce (HARD_BOUNCE) and a complaint (COMPLAINT) at once; soft bounces (SOFT_BOUNCES) once
   `Settings.soft_bounce_limit` arrived in a row, a delivery to the address ending the row;
 - a one-click unsubscribe from a topic that is not REQUIRED (`record_unsubscribe`, called by
-  `preference.service.unsubscribe`): UNSUBSCRIBED for the user's email address, scoped to
+  `unsubscribe.service.unsubscribe`): UNSUBSCRIBED for the user's email address, scoped to
   that topic. The user's preference says OPTED_OUT too; when the user opts in again, or
   their choice is deleted, the entry goes (`lift_unsubscribe`), so the two never disagree;
 - the API, Studio and CSV imports (MANUAL, or the reason the caller gives).

@@ -17,7 +17,6 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import PlainValidator, ValidationInfo, model_validator
 
-from tidings.automation.duration import parse_duration
 from tidings.automation.steps.base import Outcome, Step, StepRun
 from tidings.automation.steps.batch import (
     MAX_RENDER,
@@ -28,6 +27,7 @@ from tidings.automation.steps.batch import (
 )
 from tidings.automation.steps.fields import Needed, invalid, saving
 from tidings.automation.steps.values import quote
+from tidings.kit.duration import parse_duration
 
 UNSUPPORTED = {
     "category_key": "category_key (one batch per category) is not supported; batch by a "

@@ -31,7 +31,6 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import PlainValidator, ValidationInfo
 
-from tidings.automation.duration import EXAMPLES, DurationError, parse_duration
 from tidings.automation.repository import BatchRepository
 from tidings.automation.steps.base import (
     Outcome,
@@ -44,6 +43,7 @@ from tidings.automation.steps.base import (
 )
 from tidings.automation.steps.fields import Needed, OptionalText, invalid, saving
 from tidings.automation.steps.values import quote, text
+from tidings.kit.duration import EXAMPLES, DurationError, parse_duration
 from tidings.kit.time import LATEST, isoformat, shifted
 from tidings.models import AutomationBatch, BatchStatus, RunStatus
 

@@ -8,11 +8,11 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, PlainValidator, ValidationInfo, model_validator
 
-from tidings.automation.duration import DurationError, parse_duration
 from tidings.automation.steps.base import Outcome, Step, StepFailed, StepRun, Wait
 from tidings.automation.steps.fields import OptionalText, invalid, saving
 from tidings.automation.steps.values import quote, text
 from tidings.automation.steps.window import OptionalWindow, opening
+from tidings.kit.duration import DurationError, parse_duration
 from tidings.kit.time import LATEST, isoformat, parse_timestamp, shifted
 
 

@@ -26,11 +26,11 @@ from typing import Annotated, Any, Literal
 from pydantic import PlainValidator, ValidationInfo, model_validator
 from sqlalchemy.orm import Session
 
-from tidings.automation.duration import EXAMPLES, DurationError, parse_duration
 from tidings.automation.repository import ThrottleRepository
 from tidings.automation.steps.base import Outcome, Step, StepFailed, StepRun, Stop
 from tidings.automation.steps.fields import Needed, OptionalText, choice, invalid, saving
 from tidings.automation.steps.values import is_ref, lookup, quote, text
+from tidings.kit.duration import EXAMPLES, DurationError, parse_duration
 from tidings.kit.time import LATEST, isoformat, shifted
 from tidings.models import RunStatus
 

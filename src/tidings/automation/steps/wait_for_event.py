@@ -28,10 +28,10 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, PlainValidator, ValidationInfo
 
-from tidings.automation.duration import DurationError, parse_duration
 from tidings.automation.steps.base import Outcome, Step, StepFailed, StepRun, WaitForEvent
 from tidings.automation.steps.fields import Needed, choice, invalid, saving
 from tidings.automation.steps.values import is_ref, lookup, quote, resolve
+from tidings.kit.duration import DurationError, parse_duration
 from tidings.kit.time import LATEST, shifted
 
 # Knock's limit on a wait for event step.

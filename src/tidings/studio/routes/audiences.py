@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse, Response
 
-from tidings.audience import membership, service
+from tidings.audience import service
 from tidings.audience.conditions import Node, parse
 from tidings.audience.schemas import AudienceBody
+from tidings.automation import membership
 from tidings.db import Database
 from tidings.dependencies import DatabaseDep
 from tidings.errors import AppError, BadRequest, NotFound

@@ -17,7 +17,8 @@ from starlette.responses import RedirectResponse, Response
 from tidings.db import Database
 from tidings.dependencies import DatabaseDep
 from tidings.errors import AppError, BadRequest
-from tidings.event.repository import EventRepository
+from tidings.eventstore.repository import EventRepository
+from tidings.identity import service as identity_service
 from tidings.list import service as list_service
 from tidings.message.repository import MessageRepository
 from tidings.preference import service as preference_service
@@ -216,7 +217,7 @@ def delete_profile(
 ) -> Response:
     """As DELETE /profiles/{user_id}: the user is erased as a Segment delete erases them."""
     with database.write() as (session, _):
-        profile_service.delete_profile(session, admin.scope, user_id)
+        identity_service.delete_profile(session, admin.scope, user_id)
     return RedirectResponse(f"{PREFIX}/profiles?flash=deleted", status_code=303)
 
 

@@ -1,6 +1,6 @@
-"""A replay's child process (replay/process.py starts it): `python -m tidings.replay.child
+"""A replay's child process (replay/process.py starts it): `python -m tidings.replay_run.child
 REPLAY_PK`, its settings from the TIDINGS_* environment. It lowers its CPU priority and caps
-its address space, then carries the replay out (replay/runner.py)."""
+its address space, then carries the replay out (replay_run/runner.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 
 from tidings.config import Settings
 from tidings.db import Database, create_database_engine
-from tidings.replay import runner
+from tidings.replay_run import runner
 
 NICE = 19
 

@@ -27,10 +27,10 @@ from typing import Any
 import httpx
 from sqlalchemy.orm import Session
 
-from tidings.audience import membership
+from tidings.automation import membership
 from tidings.automation.apply import Document
 from tidings.automation.repository import RunRepository
-from tidings.event.repository import EventRepository
+from tidings.eventstore.repository import EventRepository
 from tidings.flowtest.engine import AgendaOptions, FlowRunner
 from tidings.flowtest.runner import Workspace
 from tidings.flowtest.spec import FlowTest, TimedEvent

@@ -1,4 +1,5 @@
-"""Identity: anonymous visitors, merging them into users, stale traits, and erasure.
+"""Identity: anonymous visitors, merging them into users, stale traits, and erasure. Above
+the domains whose rows a merge moves and an erasure removes or redacts.
 
 Rules (docs/segment-destination.md, "Identity"):
 
@@ -31,11 +32,12 @@ from sqlalchemy.orm import Session
 
 from tidings.audience.repository import AudienceRepository
 from tidings.automation.repository import RunRepository
-from tidings.event.repository import EventRepository
+from tidings.eventstore.repository import EventRepository
 from tidings.kit.jsondoc import diff, merge_patch
 from tidings.kit.time import parse_timestamp, utcnow
 from tidings.message.repository import MessageRepository
 from tidings.profile.repository import ProfileRepository
+from tidings.profile.service import profile_not_found
 from tidings.suppression.repository import SuppressionRepository
 from tidings.workspace.service import Scope
 
@@ -162,3 +164,11 @@ def erase_user(session: Session, scope: Scope, user_id: str) -> dict[str, int]:
         environment, ids
     )
     return removed
+
+
+def delete_profile(session: Session, scope: Scope, user_id: str) -> dict[str, int]:
+    """Erase the user as a Segment `delete` does (`erase_user`); 404 without a profile."""
+    repository = ProfileRepository(session)
+    if repository.get(scope, user_id) is None:
+        raise profile_not_found(user_id)
+    return erase_user(session, scope, user_id)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from tidings.dependencies import Caller, DatabaseDep
-from tidings.observability.scrape import CONTENT_TYPE, exposition
 from tidings.routing import ApiRoute
+from tidings.scrape.service import CONTENT_TYPE, exposition
 
 router = APIRouter(tags=["metrics"], route_class=ApiRoute)
 

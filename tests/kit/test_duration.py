@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from tidings.automation.duration import DurationError, parse_duration
+from tidings.kit.duration import DurationError, parse_duration
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,7 @@
 1. claim the replay (queued, or running under an expired lease: a crash) and hold its lease
    from a heartbeat thread, which stores the progress and notices a cancel;
 2. feed the window's events, CHUNK at a time and in the order they were stored, into a
-   sandbox (replay/sandbox.py), then run its clock on through every delay;
+   sandbox (replay_run/sandbox.py), then run its clock on through every delay;
 3. read both sides' messages a chunk of events at a time, and store each event's result
    (automation_replay_event) with the running counts and samples of the diff.
 
@@ -29,13 +29,20 @@ from pathlib import Path
 from typing import Any
 
 from tidings.db import Database
-from tidings.event.repository import EventRepository
+from tidings.eventstore.repository import EventRepository
 from tidings.flowtest.engine import FlowError
 from tidings.kit.time import utcnow
 from tidings.models import Event, ReplayStatus
 from tidings.replay import service
 from tidings.replay.repository import ReplayRepository
-from tidings.replay.sandbox import Effect, Effects, Sandbox, effects_of, profiles_of, templates_of
+from tidings.replay_run.sandbox import (
+    Effect,
+    Effects,
+    Sandbox,
+    effects_of,
+    profiles_of,
+    templates_of,
+)
 from tidings.workspace.service import Scope
 
 logger = logging.getLogger(__name__)

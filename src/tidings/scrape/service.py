@@ -1,4 +1,5 @@
-"""The scrape: this process's counters (metrics.py) and the backlog read from the database."""
+"""The scrape: this process's counters (observability/metrics.py) and the backlog read from
+the database."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from tidings.db import Database
-from tidings.event.repository import EventRepository
+from tidings.eventstore.repository import EventRepository
 from tidings.kit.time import utcnow
 from tidings.message.repository import MessageRepository
 from tidings.observability.metrics import REGISTRY

@@ -13,10 +13,49 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from tidings.audience.conditions import Needs
 from tidings.models import Event
 
 _TOUCHED = "tidings.audience_touched"
+
+
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """The facts a set of conditions reads, so that a change that touches none of them costs
+    no evaluation, and a loader reads only these."""
+
+    traits: bool = False
+    events: frozenset[str] = frozenset()
+    event_properties: bool = False
+    lists: bool = False
+    tenants: bool = False
+    first_seen: bool = False
+    last_seen: bool = False
+    # As a change: any event may have changed (a merge, a re-check, a scan).
+    any_event: bool = False
+
+    def __or__(self, other: Needs) -> Needs:
+        return Needs(
+            self.traits or other.traits,
+            self.events | other.events,
+            self.event_properties or other.event_properties,
+            self.lists or other.lists,
+            self.tenants or other.tenants,
+            self.first_seen or other.first_seen,
+            self.last_seen or other.last_seen,
+            self.any_event or other.any_event,
+        )
+
+
+# Every fact may have changed: a merge of two users, a re-check, a scan.
+EVERYTHING = Needs(
+    traits=True,
+    lists=True,
+    tenants=True,
+    first_seen=True,
+    last_seen=True,
+    event_properties=True,
+    any_event=True,
+)
 
 
 @dataclass

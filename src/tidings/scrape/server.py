@@ -13,7 +13,7 @@ from prometheus_client import start_http_server
 
 from tidings.config import Settings
 from tidings.db import Database
-from tidings.observability.scrape import registry_for
+from tidings.scrape.service import registry_for
 
 
 def serve_metrics(

@@ -1,4 +1,5 @@
-"""Durations as automation `delay` steps write them: "5 minutes", "1 hour 30 minutes", "PT5M"."""
+"""Durations as automation steps and audience conditions write them: "5 minutes",
+"1 hour 30 minutes", "PT5M"."""
 
 from __future__ import annotations
 

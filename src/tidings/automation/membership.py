@@ -28,7 +28,6 @@ from sqlalchemy.orm import Session
 
 from tidings.audience.conditions import (
     Facts,
-    Needs,
     Node,
     Occurrence,
     evaluate,
@@ -36,15 +35,15 @@ from tidings.audience.conditions import (
     parse,
 )
 from tidings.audience.repository import AudienceRepository
-from tidings.audience.touched import Touch, take
 from tidings.automation.runs import start_audience_runs
 from tidings.db import Database, Outbox
-from tidings.event.repository import EventRepository
+from tidings.eventstore.repository import EventRepository
 from tidings.kit.time import utcnow
 from tidings.list.repository import ListRepository
 from tidings.models import Audience, AutomationRun
 from tidings.profile.repository import ProfileRepository
 from tidings.tenant.repository import TenantRepository
+from tidings.touched import EVERYTHING, Needs, Touch, take
 
 logger = logging.getLogger(__name__)
 
@@ -52,17 +51,6 @@ logger = logging.getLogger(__name__)
 SCAN_CHUNK = 500
 # Re-checks the sweeper takes per transaction.
 CHECK_CHUNK = 500
-
-# Every fact may have changed: a merge of two users, a re-check, a scan.
-EVERYTHING = Needs(
-    traits=True,
-    lists=True,
-    tenants=True,
-    first_seen=True,
-    last_seen=True,
-    event_properties=True,
-    any_event=True,
-)
 
 
 @dataclass(frozen=True, slots=True)

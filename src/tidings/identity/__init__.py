@@ -1,0 +1,1 @@
+"""A user's identity across the domains: merging ids into a user, and erasure."""
