@@ -8,6 +8,7 @@ HTML as it was sent. What an open or click does is callback/hits.py's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,36 +44,38 @@ def set_environment_tracking(
     return settings
 
 
-def resolve(template: dict[str, Any] | None, session: Session, environment_id: str) -> Tracking:
+def resolve(
+    template: dict[str, Any] | None, environment_default: Callable[[], EnvironmentTracking]
+) -> Tracking:
     """What a send of `template`'s tracking tracks: each setting the template leaves out is
-    the environment's; the environment is read only when one is left out."""
+    the environment's (`environment_default`, called only when one is left out)."""
     template = template or {}
     opens, clicks = template.get("opens"), template.get("clicks")
     if opens is None or clicks is None:
-        default = environment_tracking(session, environment_id)
+        default = environment_default()
         opens = default.opens if opens is None else opens
         clicks = default.clicks if clicks is None else clicks
     return Tracking(opens=bool(opens), clicks=bool(clicks))
 
 
 def instrument_email(
-    session: Session,
     rendered: dict[str, Any],
     template_tracking: dict[str, Any] | None,
     *,
-    environment_id: str,
+    environment_default: Callable[[], EnvironmentTracking],
     key: bytes,
     base_url: str,
     message_id: str,
 ) -> Instrumented | None:
     """Track the rendered email's HTML in place (`rendered["html"]`) as the template's
-    tracking and the environment's default say; None when there is nothing to do (no HTML,
-    no signing key, tracking off). The environment is read only for an HTML email whose
-    template leaves a setting to it."""
+    tracking and the environment's default (`environment_tracking`, which the caller reads
+    once for all the messages of its transaction) say; None when there is nothing to do (no
+    HTML, no signing key, tracking off). The default is asked for only for an HTML email
+    whose template leaves a setting to it."""
     source = rendered.get("html")
     if not (key and isinstance(source, str) and source.strip()):
         return None
-    tracking = resolve(template_tracking, session, environment_id)
+    tracking = resolve(template_tracking, environment_default)
     if not tracking.any:
         return None
     done = instrument(

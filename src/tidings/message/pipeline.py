@@ -34,7 +34,8 @@ from sqlalchemy.orm import Session
 
 from tidings.config import Settings
 from tidings.db import Outbox
-from tidings.engagement.service import instrument_email
+from tidings.engagement.schemas import EnvironmentTracking
+from tidings.engagement.service import environment_tracking, instrument_email
 from tidings.inbox.service import store as store_inbox_message
 from tidings.kit.sql import by_environment
 from tidings.kit.time import utcnow
@@ -110,6 +111,7 @@ class _Lookups:
         self.notifications: dict[tuple[str, str], Notification | None] = {}
         self.providers: dict[str, list[ConfiguredProvider]] = {}
         self.providers_by_name: dict[str, dict[str, ConfiguredProvider]] = {}
+        self.trackings: dict[str, EnvironmentTracking] = {}
         self.suppressed = Suppressed(session)
 
     def preload_profiles(self, messages: Iterable[Message]) -> None:
@@ -141,6 +143,12 @@ class _Lookups:
                 environment_id, notification_id
             )
         return self.notifications[key]
+
+    def tracking(self, environment_id: str) -> EnvironmentTracking:
+        """The environment's default open and click tracking."""
+        if environment_id not in self.trackings:
+            self.trackings[environment_id] = environment_tracking(self.session, environment_id)
+        return self.trackings[environment_id]
 
     def configured(self, environment_id: str) -> list[ConfiguredProvider]:
         if environment_id not in self.providers:
@@ -302,7 +310,7 @@ def _route(
         return []
     content = _Content.of(message, notification, data, recipient, decision)
     with tracing.span("render") as current:
-        output = _render(context, repository, message, content, topic_id)
+        output = _render(context, repository, message, content, topic_id, lookups)
         if current is not None and output is not None:
             tracing.set_attributes(
                 current,
@@ -408,6 +416,7 @@ def _render(
     message: Message,
     content: _Content,
     topic_id: str | None,
+    lookups: _Lookups,
 ) -> dict[str, Any] | None:
     """Render every channel and record it; the message's output, or None when a channel
     went over a render limit (the message is then UNDELIVERABLE)."""
@@ -422,10 +431,9 @@ def _render(
     notes: dict[str, Any] = {}
     if "email" in rendered:
         tracked = instrument_email(
-            repository.session,
             rendered["email"],
             content.tracking,
-            environment_id=message.environment_id,
+            environment_default=lambda: lookups.tracking(message.environment_id),
             key=context.engagement_key,
             base_url=context.base_url,
             message_id=message.message_id,
