@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests import processes
-from tests.conftest import Keys, LiveServer, Serve, run_cli
+from tests.conftest import Keys, LiveServer, Serve, server_environment
 from tests.processes import wait_for
 from tidings.config import Settings
 from tidings.runtime import Runtime
@@ -125,15 +125,19 @@ def test_a_started_server_leads_its_own_session_and_stops_cleanly(serve: Serve) 
 
 
 def test_each_tidings_command_runs_with_its_own_environment(
-    settings: Settings, runtime: Runtime, keys: Keys, tmp_path: Path
+    settings: Settings, runtime: Runtime, keys: Keys
 ) -> None:
     """Commands forked from one fork server do not share settings: each reads the
-    environment it was given."""
-    listed = run_cli(settings, "keys", "list")
+    environment it was given, and leaves none behind for the next."""
+    command = [sys.executable, "-m", "tidings", "keys", "list"]
+    listed = processes.run(command, env=server_environment(settings))
     assert listed.returncode == 0, listed.stderr
     assert keys.test in listed.stdout.split()
-    elsewhere = settings.model_copy(update={"data_dir": tmp_path / "elsewhere"})
-    empty = run_cli(elsewhere, "keys", "list")
-    assert empty.returncode != 0
-    assert "No workspace yet" in empty.stderr
-    assert keys.test not in empty.stdout
+    refused = processes.run(
+        command, env=server_environment(settings, TIDINGS_REPLAY_PROCESSES="many")
+    )
+    assert refused.returncode != 0
+    assert "TIDINGS_REPLAY_PROCESSES" in refused.stderr
+    again = processes.run(command, env=server_environment(settings))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == listed.stdout
