@@ -236,6 +236,38 @@ def test_a_replay_process_is_niced_and_capped_and_a_killed_one_fails_its_replay(
     assert done.result["counts"]["unchanged"] == 1
 
 
+def test_a_replay_that_found_no_free_process_starts_once_one_ends(
+    client: TestClient,
+    keys: Keys,
+    smtp_sink: SmtpSink,
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One process a worker: a replay started while another runs stays queued, and takes
+    the process as soon as the other's ends, without waiting for a sweep."""
+    _setup(client, keys, smtp_sink)
+    # Out of the sweep's reach: only the end of the first process can queue the second.
+    monkeypatch.setattr(service, "QUEUED_WAIT_SECONDS", 24 * 3600.0)
+    processes = runtime.jobs.replays
+    first, pid = _child(runtime)
+    os.kill(pid, signal.SIGSTOP)  # it holds the one process until the test lets it go
+    try:
+        second = _start(runtime, _scope(runtime))
+        assert not processes.start(second.id)
+        assert _status(runtime, second.id).status == ReplayStatus.QUEUED
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    for replay in (first, second):
+        done = wait_for(
+            lambda r=replay: (
+                (found := _status(runtime, r.id)).status == ReplayStatus.DONE and found
+            ),
+            what=f"replay {replay.id} done",
+            timeout=120,
+        )
+        assert done.result is not None
+
+
 def test_closing_the_runtime_stops_the_replay_processes(
     client: TestClient, keys: Keys, smtp_sink: SmtpSink, runtime: Runtime
 ) -> None:

@@ -98,16 +98,19 @@ class ReplayProcesses:
                 service.fail(self.database, replay_pk, ended(code))
             except Exception:  # the sweep hands it out again once its lease expires
                 logger.exception("could not mark replay %d failed", replay_pk)
-        # Its place is free: a queued replay can have it.
-        self.keep()
+        # Its place is free: a queued replay can have it now.
+        self.keep(freed=True)
 
-    def keep(self) -> int:
+    def keep(self, *, freed: bool = False) -> int:
         """Queue the replays nobody runs (queued and waiting, or left by a process that
         died), fail those that stopped too often, and delete the expired; returns how many
         were queued. A failure is logged: the next sweep tries again. Every sweep calls it,
-        and so does a child's end."""
+        and so does a child's end (`freed`), which queues every queued replay again at
+        once rather than those queued for QUEUED_WAIT_SECONDS."""
         try:
-            queued = service.keep(self.database)
+            queued = service.keep(
+                self.database, queued_for=0.0 if freed else service.QUEUED_WAIT_SECONDS
+            )
             service.expire(self.database, utcnow())
         except Exception:
             logger.exception("keeping the replays failed")

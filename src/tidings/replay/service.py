@@ -168,15 +168,16 @@ def cancel(session: Session, scope: Scope, automation_id: str, replay_id: str) -
     return False
 
 
-def keep(database: Database) -> int:
-    """Queue again the replays nobody runs: queued for over QUEUED_WAIT_SECONDS (no process
-    was free, or the job was lost), or running under an expired lease (their process died);
-    one that has been taken MAX_ATTEMPTS times fails instead. Returns how many were queued."""
+def keep(database: Database, *, queued_for: float = QUEUED_WAIT_SECONDS) -> int:
+    """Queue again the replays nobody runs: queued for over `queued_for` seconds (no process
+    was free, or the job was lost; 0 once a process has just been freed), or running under
+    an expired lease (their process died); one that has been taken MAX_ATTEMPTS times fails
+    instead. Returns how many were queued."""
     now = utcnow()
     queued = 0
     with database.write() as (session, outbox):
         repository = ReplayRepository(session)
-        for replay_pk in repository.stale(now, now - timedelta(seconds=QUEUED_WAIT_SECONDS), 100):
+        for replay_pk in repository.stale(now, now - timedelta(seconds=queued_for), 100):
             replay = repository.by_pk(replay_pk)
             if replay is None:
                 continue
