@@ -6,8 +6,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 PG_URL ?= postgresql://127.0.0.1:5432/test
 REDIS_URL ?= redis://127.0.0.1:6379/15
-# pytest-xdist processes: most tests wait on servers and queues, so two share two cores well.
-PYTEST_WORKERS ?= 2
+# pytest-xdist processes: most tests wait on servers, queues and the browser, so four keep two
+# cores busy (two left a quarter to two thirds of them idle).
+PYTEST_WORKERS ?= 4
 PYTEST := $(BIN)/pytest -q -n $(PYTEST_WORKERS) --durations=10
 # The tests start `tidings serve`, `tidings worker` and the CLI a few hundred times. Where
 # PYTHONDONTWRITEBYTECODE is set (as in CI), each of them would compile every module of src/

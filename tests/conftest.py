@@ -3,7 +3,7 @@
 The suite runs on SQLite by default, each test on a copy of a database migrated once. With
 `TIDINGS_TEST_DATABASE_URL` set to a Postgres URL (and optionally `TIDINGS_TEST_JOB_STORAGE`
 to a Redis URL), every test runs on Postgres, in a schema migrated once for the session and
-emptied before each test. Under pytest-xdist (`make test` runs two workers) each worker
+emptied before each test. Under pytest-xdist (`make test` runs four workers) each worker
 process has its own template database, schema and queue names.
 
 Only the `settings` fixture hands a test the configured database and job storage: a test
