@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
@@ -50,7 +50,7 @@ from tidings.models import (
 from tidings.models.base import JSONValue, UTCDateTime
 from tidings.webhook_out.events import Emission
 from tidings.webhook_out.repository import emit_on_cursor
-from tidings.worker.repository import owner_alive
+from tidings.worker.repository import claim_redrivable, orphaned_attempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -533,25 +533,18 @@ class MessageRepository:
     ) -> list[int]:
         """Claim deliveries to re-drive (`kit.sql.claim_rows`): attempts left `sending` by a
         process that is gone, and retries due since `due_before`."""
-        claimed = claim_rows(
+        return claim_redrivable(
             self.session,
-            MessageDelivery.id,
-            MessageDelivery.swept_at,
-            _orphaned_sending(now, settings)
-            | (
-                (MessageDelivery.status == DeliveryStatus.PENDING)
-                & (
-                    MessageDelivery.next_attempt_at.is_(None)
-                    | (MessageDelivery.next_attempt_at <= due_before)
-                )
-                & (MessageDelivery.updated_at <= due_before)
-            ),
-            environment=MessageDelivery.environment_id,
-            now=now,
+            MessageDelivery,
+            sending=DeliveryStatus.SENDING,
+            pending=DeliveryStatus.PENDING,
+            stale_seconds=settings.sending_stale_seconds,
+            due_before=due_before,
             unclaimed_since=unclaimed_since,
+            now=now,
+            settings=settings,
             limit=limit,
         )
-        return [delivery_id for delivery_id, _ in claimed]
 
     def delivery_by_provider_id(
         self, provider: str, provider_message_id: str
@@ -779,14 +772,10 @@ def _deliveries_of(message: Message) -> Select[MessageDelivery]:
 
 
 def _orphaned_sending(now: datetime, settings: Settings) -> ColumnElement[bool]:
-    """SQL: a `sending` delivery whose attempt nobody will finish. Its owner's lease has
-    expired or is gone (worker/lease.py), or, as a backstop (an attempt lost inside a live
-    process, or started by one without a lease), it has been `sending` for longer than
-    `TIDINGS_SENDING_STALE_SECONDS`."""
-    stale = now - timedelta(seconds=settings.sending_stale_seconds)
-    return (MessageDelivery.status == DeliveryStatus.SENDING) & (
-        (MessageDelivery.sending_since <= stale)
-        | (MessageDelivery.owner.is_not(None) & ~owner_alive(MessageDelivery.owner, now, settings))
+    """SQL: a `sending` delivery whose attempt nobody will finish (worker.repository's
+    `orphaned_attempt`, after `TIDINGS_SENDING_STALE_SECONDS` as a backstop)."""
+    return orphaned_attempt(
+        MessageDelivery, DeliveryStatus.SENDING, now, settings.sending_stale_seconds, settings
     )
 
 

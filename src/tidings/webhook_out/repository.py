@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.engine import Dialect
 
 from tidings.config import Settings
-from tidings.kit.sql import DriverStatement, Repository, claim_rows
+from tidings.kit.sql import DriverStatement, Repository
 from tidings.models import (
     WebhookDelivery,
     WebhookDeliveryStatus,
@@ -19,7 +19,7 @@ from tidings.models import (
 )
 from tidings.models.base import UTCDateTime
 from tidings.webhook_out.events import Emission
-from tidings.worker.repository import owner_alive
+from tidings.worker.repository import claim_redrivable, orphaned_attempt
 
 # An attempt `sending` for longer than this has nobody to finish it (its process died, or
 # lost it): the sweeper re-drives it. An attempt takes at most a few timeouts (connect,
@@ -63,12 +63,10 @@ def emit_on_cursor(cursor: Any, dialect: Dialect, emission: Emission, now: datet
 
 
 def _orphaned(now: datetime, settings: Settings) -> ColumnElement[bool]:
-    """SQL: a `sending` delivery whose attempt nobody will finish (its owner's lease expired,
-    or it has been sending for longer than SENDING_STALE_SECONDS)."""
-    stale = now - timedelta(seconds=SENDING_STALE_SECONDS)
-    return (WebhookDelivery.status == WebhookDeliveryStatus.SENDING) & (
-        (WebhookDelivery.sending_since <= stale)
-        | (WebhookDelivery.owner.is_not(None) & ~owner_alive(WebhookDelivery.owner, now, settings))
+    """SQL: a `sending` delivery whose attempt nobody will finish (worker.repository's
+    `orphaned_attempt`, after SENDING_STALE_SECONDS as a backstop)."""
+    return orphaned_attempt(
+        WebhookDelivery, WebhookDeliveryStatus.SENDING, now, SENDING_STALE_SECONDS, settings
     )
 
 
@@ -200,22 +198,15 @@ class WebhookRepository(Repository):
     ) -> list[int]:
         """Claim deliveries to re-drive (`kit.sql.claim_rows`): attempts left `sending` by a
         process that is gone, and pending ones due since `due_before` whose job was lost."""
-        claimed = claim_rows(
+        return claim_redrivable(
             self.session,
-            WebhookDelivery.id,
-            WebhookDelivery.swept_at,
-            _orphaned(now, settings)
-            | (
-                (WebhookDelivery.status == WebhookDeliveryStatus.PENDING)
-                & (
-                    WebhookDelivery.next_attempt_at.is_(None)
-                    | (WebhookDelivery.next_attempt_at <= due_before)
-                )
-                & (WebhookDelivery.updated_at <= due_before)
-            ),
-            environment=WebhookDelivery.environment_id,
-            now=now,
+            WebhookDelivery,
+            sending=WebhookDeliveryStatus.SENDING,
+            pending=WebhookDeliveryStatus.PENDING,
+            stale_seconds=SENDING_STALE_SECONDS,
+            due_before=due_before,
             unclaimed_since=unclaimed_since,
+            now=now,
+            settings=settings,
             limit=limit,
         )
-        return [delivery_id for delivery_id, _ in claimed]

@@ -1,16 +1,18 @@
-"""Every query on worker_lease."""
+"""Every query on worker_lease, and the SQL by which other tables' work stamped with an
+owner is found abandoned."""
 
 from __future__ import annotations
 
 import os
 import socket
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, delete, exists, select, update
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from tidings.config import Settings
-from tidings.kit.sql import Repository, execute_counting
+from tidings.kit.sql import Repository, claim_rows, execute_counting
 from tidings.models import WorkerLease
 
 
@@ -21,6 +23,56 @@ def owner_alive(
     repositories' queries on work stamped with its owner)."""
     fresh = now - timedelta(seconds=settings.worker_lease_seconds)
     return exists().where(WorkerLease.id == owner, WorkerLease.heartbeat_at > fresh)
+
+
+def orphaned_attempt(
+    table: Any, sending: str, now: datetime, stale_seconds: float, settings: Settings
+) -> ColumnElement[bool]:
+    """SQL: a delivery of `table` (message_delivery, webhook_delivery: their `status`,
+    `sending_since` and `owner`) in its `sending` status whose attempt nobody will finish.
+    Its owner's lease has expired or is gone, or, as a backstop (an attempt lost inside a
+    live process, or started by one without a lease), it has been sending for longer than
+    `stale_seconds`."""
+    stale = now - timedelta(seconds=stale_seconds)
+    orphaned: ColumnElement[bool] = (table.status == sending) & (
+        (table.sending_since <= stale)
+        | (table.owner.is_not(None) & ~owner_alive(table.owner, now, settings))
+    )
+    return orphaned
+
+
+def claim_redrivable(
+    session: Session,
+    table: Any,
+    *,
+    sending: str,
+    pending: str,
+    stale_seconds: float,
+    due_before: datetime,
+    unclaimed_since: datetime,
+    now: datetime,
+    settings: Settings,
+    limit: int,
+) -> list[int]:
+    """Claim deliveries of `table` for a sweep to re-drive (`kit.sql.claim_rows`): attempts
+    left `sending` by nobody (`orphaned_attempt`), and `pending` ones due since
+    `due_before` whose job was lost. Their ids."""
+    claimed = claim_rows(
+        session,
+        table.id,
+        table.swept_at,
+        orphaned_attempt(table, sending, now, stale_seconds, settings)
+        | (
+            (table.status == pending)
+            & (table.next_attempt_at.is_(None) | (table.next_attempt_at <= due_before))
+            & (table.updated_at <= due_before)
+        ),
+        environment=table.environment_id,
+        now=now,
+        unclaimed_since=unclaimed_since,
+        limit=limit,
+    )
+    return [delivery_id for delivery_id, _ in claimed]
 
 
 class LeaseRepository(Repository):
