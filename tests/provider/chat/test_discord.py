@@ -290,6 +290,24 @@ def test_bot_opens_a_dm_for_user_id(httpserver: HTTPServer, http: httpx.Client) 
     assert result.provider_message_id == "1200000000000000002"
 
 
+def test_a_dm_reply_without_a_channel_id_is_a_refusal(
+    httpserver: HTTPServer, http: httpx.Client
+) -> None:
+    """A 2xx "Create DM" reply that is not JSON, or names no channel, refuses the send with
+    the vendor's words; no message is posted."""
+    provider = make(http, base_url=base_url(httpserver), bot_token=BOT_TOKEN)
+    replies = (("<html>OK</html>", "text/html"), ('{"type": 1}', "application/json"))
+    for body, content_type in replies:
+        httpserver.expect_oneshot_request("/api/v10/users/@me/channels").respond_with_data(
+            body, content_type=content_type
+        )
+        with pytest.raises(PermanentProviderError) as caught:
+            provider.send(delivery({"discord": {"user_id": "190320984123768832"}}))
+        assert "returned no channel id" in caught.value.reason
+        assert body in caught.value.response_excerpt
+    assert [request.path for request, _ in httpserver.log] == ["/api/v10/users/@me/channels"] * 2
+
+
 def test_long_idempotency_keys_become_stable_25_character_nonces(
     httpserver: HTTPServer, http: httpx.Client
 ) -> None:

@@ -229,7 +229,7 @@ class DiscordProvider(Provider[DiscordConfig]):
                     timeout=self.config.timeout_seconds,
                 ),
             )
-            channel_id = _id_field(json_field(dm, "id"))
+            channel_id = _id_field(reply_field(dm, "id"))
             if channel_id is None:
                 raise refused("Discord create DM returned no channel id", dm, retryable=False)
         response = self._call(
