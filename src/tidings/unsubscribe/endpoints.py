@@ -133,24 +133,7 @@ def unsubscribe_page(
     fields = verify_unsubscribe_token(key, token)
     if fields is None:
         return _failure(request, _INVALID_LINK, "Invalid unsubscribe link")
-    state = service.unsubscribe_state(session, *fields)
-    if state is None:
-        return _failure(request, _TOPIC_GONE, "Topic no longer exists")
-    if state.required:
-        return _page(
-            f"You can't unsubscribe from {state.topic_name}",
-            [f"{state.topic_name} messages are required, so they are always sent."],
-        )
-    if state.opted_out:
-        return _page(
-            f"You are unsubscribed from {state.topic_name}",
-            [f"You will no longer receive {state.topic_name} messages."],
-        )
-    return _page(
-        f"Unsubscribe from {state.topic_name}?",
-        [f"You will no longer receive {state.topic_name} messages."],
-        form=_CONFIRM_FORM,
-    )
+    return _state_page(request, service.unsubscribe_state(session, *fields))
 
 
 @router.post("/unsubscribe/{token}", tags=["unsubscribe"], response_class=HTMLResponse)
@@ -176,6 +159,12 @@ def one_click_unsubscribe(
         return _failure(request, missing, "Nothing was changed")
     with database.write() as (session, _):
         state = service.unsubscribe(session, *fields)
+    return _state_page(request, state)
+
+
+def _state_page(request: Request, state: service.UnsubscribeState | None) -> Response:
+    """The page for the user's state in the link's topic: the topic gone, a REQUIRED topic,
+    unsubscribed (as the one-click POST always leaves them), or the confirmation form."""
     if state is None:
         return _failure(request, _TOPIC_GONE, "Topic no longer exists")
     if state.required:
@@ -183,7 +172,13 @@ def one_click_unsubscribe(
             f"You can't unsubscribe from {state.topic_name}",
             [f"{state.topic_name} messages are required, so they are always sent."],
         )
+    if state.opted_out:
+        return _page(
+            f"You are unsubscribed from {state.topic_name}",
+            [f"You will no longer receive {state.topic_name} messages."],
+        )
     return _page(
-        f"You are unsubscribed from {state.topic_name}",
+        f"Unsubscribe from {state.topic_name}?",
         [f"You will no longer receive {state.topic_name} messages."],
+        form=_CONFIRM_FORM,
     )
