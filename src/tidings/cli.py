@@ -20,6 +20,8 @@ import click
 from tidings.workspace.scopes import ENVIRONMENTS, KEY_SCOPES, SECRET
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from tidings.config import Settings
     from tidings.db import Database
     from tidings.runtime import Runtime
@@ -418,26 +420,12 @@ def replay_automation(
     /automations/{id}/replays/{replay_id}/events."""
     import json
 
-    import yaml
-
     from tidings.automation.apply import environment_scope
-    from tidings.kit.time import parse_timestamp
     from tidings.replay import service
     from tidings.replay_run import runner
 
-    times = {}
-    for name, value in (("--from", start), ("--to", end)):
-        parsed = parse_timestamp(value)
-        if parsed is None:
-            raise click.BadParameter(f"{value!r} is not an ISO-8601 time", param_hint=name)
-        times[name] = parsed
-    draft = None
-    if definition is not None:
-        draft = yaml.safe_load(definition.read_text(encoding="utf-8"))
-        if not isinstance(draft, dict):
-            raise click.ClickException(f"{definition}: the definition must be a mapping")
-        draft.pop("kind", None)
-        draft.pop("id", None)
+    times = {name: _timestamp(value, name) for name, value in (("--from", start), ("--to", end))}
+    draft = _draft(definition) if definition is not None else None
     settings = _settings(data_dir=data_dir)
     runtime = _prepare(settings)
     request = service.ReplayRequest(
@@ -473,6 +461,27 @@ def replay_automation(
     click.echo(json.dumps(replay, indent=2) if as_json else service.summary(replay))
     if replay["status"] != "done":
         sys.exit(1)
+
+
+def _timestamp(value: str, option: str) -> datetime:
+    from tidings.kit.time import parse_timestamp
+
+    parsed = parse_timestamp(value)
+    if parsed is None:
+        raise click.BadParameter(f"{value!r} is not an ISO-8601 time", param_hint=option)
+    return parsed
+
+
+def _draft(definition: Path) -> dict[str, Any]:
+    """A draft definition from a YAML or JSON file, as PUT /automations/{id} takes it."""
+    import yaml
+
+    draft = yaml.safe_load(definition.read_text(encoding="utf-8"))
+    if not isinstance(draft, dict):
+        raise click.ClickException(f"{definition}: the definition must be a mapping")
+    draft.pop("kind", None)
+    draft.pop("id", None)
+    return draft
 
 
 @main.group()

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.orm import Session
@@ -183,6 +183,49 @@ class Refreshed:
         return lines
 
 
+@dataclass
+class _Verdicts:
+    """What the conditions say of each (audience, user): the rows to enter and the stays to
+    end, each pair's next re-check, and the entries and exits."""
+
+    entering: list[dict[str, object]] = field(default_factory=list)
+    leaving: list[int] = field(default_factory=list)
+    checks: dict[tuple[int, str], datetime | None] = field(default_factory=dict)
+    changes: list[tuple[Compiled, Change]] = field(default_factory=list)
+
+
+def _judge(
+    audiences: list[Compiled],
+    users: list[str],
+    facts: Mapping[str, Facts],
+    current: Mapping[tuple[int, str], int],
+    environment_id: str,
+    now: datetime,
+) -> _Verdicts:
+    """Evaluate each audience's condition for each user against their current stays."""
+    verdicts = _Verdicts()
+    for audience in audiences:
+        for user_id in users:
+            matches, check_at = evaluate(audience.condition, facts[user_id], now)
+            stay = current.get((audience.pk, user_id))
+            if matches and stay is None:
+                verdicts.entering.append(
+                    {
+                        "environment_id": environment_id,
+                        "audience_pk": audience.pk,
+                        "user_id": user_id,
+                        "version": audience.version,
+                        "entered_at": now,
+                    }
+                )
+                verdicts.changes.append((audience, Change(audience.audience_id, user_id, True)))
+            elif not matches and stay is not None:
+                verdicts.leaving.append(stay)
+                verdicts.changes.append((audience, Change(audience.audience_id, user_id, False)))
+            verdicts.checks[(audience.pk, user_id)] = check_at
+    return verdicts
+
+
 def refresh(
     session: Session,
     outbox: Outbox | None,
@@ -214,35 +257,19 @@ def refresh(
         wanted = wanted | audience.needs
     facts = load_facts(session, environment_id, users, wanted, seen)
     repository = AudienceRepository(session)
-    current = repository.current([audience.pk for audience in audiences], users)
-    entering: list[dict[str, object]] = []
-    leaving: list[int] = []
-    checks: dict[tuple[int, str], datetime | None] = {}
-    changes: list[tuple[Compiled, Change]] = []
-    for audience in audiences:
-        for user_id in users:
-            matches, check_at = evaluate(audience.condition, facts[user_id], now)
-            stay = current.get((audience.pk, user_id))
-            if matches and stay is None:
-                entering.append(
-                    {
-                        "environment_id": environment_id,
-                        "audience_pk": audience.pk,
-                        "user_id": user_id,
-                        "version": audience.version,
-                        "entered_at": now,
-                    }
-                )
-                changes.append((audience, Change(audience.audience_id, user_id, True)))
-            elif not matches and stay is not None:
-                leaving.append(stay)
-                changes.append((audience, Change(audience.audience_id, user_id, False)))
-            checks[(audience.pk, user_id)] = check_at
-    repository.enter(entering)
-    repository.leave(leaving, now)
-    repository.set_checks(environment_id, checks)
+    verdicts = _judge(
+        audiences,
+        users,
+        facts,
+        repository.current([audience.pk for audience in audiences], users),
+        environment_id,
+        now,
+    )
+    repository.enter(verdicts.entering)
+    repository.leave(verdicts.leaving, now)
+    repository.set_checks(environment_id, verdicts.checks)
     runs: list[AutomationRun] = []
-    for audience, change in changes:
+    for audience, change in verdicts.changes:
         runs += start_audience_runs(
             session,
             workspace_id=audience.workspace_id,
@@ -255,7 +282,7 @@ def refresh(
     if outbox is not None:
         for run in runs:
             outbox.add_run(run.id)
-    return Refreshed([change for _, change in changes], runs)
+    return Refreshed([change for _, change in verdicts.changes], runs)
 
 
 def refresh_touched(session: Session, outbox: Outbox) -> None:

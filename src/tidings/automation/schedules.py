@@ -264,6 +264,33 @@ def fire_due(database: Database, now: datetime | None = None, *, limit: int = DU
             return started
 
 
+def _claim(
+    schedules: ScheduleRepository, row: AutomationSchedule, now: datetime
+) -> tuple[datetime, int] | None:
+    """Claim a due tick, or the next chunk of the tick being fired: the tick and the last
+    recipient row already fired for it (None: nothing is due, or another process claimed
+    it first)."""
+    if row.firing_tick is None:
+        if row.next_fire_at > now:
+            return None
+        tick = max(row.next_fire_at, latest_tick(row.trigger, now))
+        after = 0
+        claimed = schedules.claim(
+            row.id,
+            {"next_fire_at": row.next_fire_at, "firing_tick": None},
+            next_fire_at=next_tick(row.trigger, now),
+            last_tick=tick,
+            firing_tick=tick,
+            firing_after=after,
+        )
+    else:
+        tick, after = row.firing_tick, row.firing_after or 0
+        claimed = schedules.claim(
+            row.id, {"firing_tick": tick, "firing_after": after}, firing_after=after
+        )
+    return (tick, after) if claimed else None
+
+
 def _fire_chunk(session: Session, outbox: Outbox, schedule_pk: int, now: datetime) -> _Step:
     """One transaction of firing: claim a due tick (or the next chunk of a tick being fired)
     and start its runs."""
@@ -272,26 +299,10 @@ def _fire_chunk(session: Session, outbox: Outbox, schedule_pk: int, now: datetim
     if row is None:
         return _Step()
     trigger = row.trigger
-    if row.firing_tick is None:
-        if row.next_fire_at > now:
-            return _Step()
-        tick = max(row.next_fire_at, latest_tick(trigger, now))
-        after = 0
-        claimed = schedules.claim(
-            schedule_pk,
-            {"next_fire_at": row.next_fire_at, "firing_tick": None},
-            next_fire_at=next_tick(trigger, now),
-            last_tick=tick,
-            firing_tick=tick,
-            firing_after=after,
-        )
-    else:
-        tick, after = row.firing_tick, row.firing_after or 0
-        claimed = schedules.claim(
-            schedule_pk, {"firing_tick": tick, "firing_after": after}, firing_after=after
-        )
-    if not claimed:
+    claimed = _claim(schedules, row, now)
+    if claimed is None:
         return _Step()
+    tick, after = claimed
     found = AutomationRepository(session).live_current_version(row.automation_pk)
     recipients: list[str] = []
     last: int | None = None

@@ -209,39 +209,15 @@ def _apply_locked(
         moves = moves_up(delivery.status, reported)
     if report.provider_message_id and not delivery.provider_message_id:
         delivery.provider_message_id = report.provider_message_id
-    entry: dict[str, Any] = {
-        "channel": delivery.channel,
-        "provider": delivery.provider,
-        "provider_message_id": delivery.provider_message_id,
-        "detail": report.detail,
-        **report.facts,
-    }
-    if report.bounce is not None:
-        entry["bounce"] = str(report.bounce)
-    if report.event_id:
-        entry["event_id"] = report.event_id
-    if report.machine is not None:
-        entry["machine"] = report.machine
-    if report.raw:
-        entry["callback"] = _excerpt(report.raw)
-    if report.outcome in (ReportOutcome.BOUNCED, ReportOutcome.UNDELIVERABLE):
-        entry = {"reason": BOUNCED, **entry}
+    entry = _history_entry(delivery, report)
     now = utcnow()
     counted: list[str] = []
     if report.machine:
         # A machine's open or click (a privacy proxy, a link scanner) says nothing of the
         # recipient: in the history, and nowhere else.
         moves = False
-    # Courier's `opened` and `clicked`: the first of each, whether or not it moved the message.
-    # The first is also the one the metrics count (unique opens and clicks).
-    elif report.outcome is ReportOutcome.OPENED:
-        if message.opened_at is None:
-            counted.append(Metric.OPENED)
-        message.opened_at = message.opened_at or now
-    elif report.outcome is ReportOutcome.CLICKED:
-        if message.clicked_at is None:
-            counted.append(Metric.CLICKED)
-        message.clicked_at = message.clicked_at or now
+    else:
+        counted += _first_engagement(message, report, now)
     if moves:
         counted.extend(_metrics_of_move(delivery.status, reported))
     _count(session, message, delivery, counted, now)
@@ -263,6 +239,42 @@ def _apply_locked(
     _emit(session, outbox, message, delivery, reported, report)
     metrics.message_outcome(reported, delivery.provider)
     return "applied"
+
+
+def _history_entry(delivery: MessageDelivery, report: StatusReport) -> dict[str, Any]:
+    """What the message's history records of a report."""
+    entry: dict[str, Any] = {
+        "channel": delivery.channel,
+        "provider": delivery.provider,
+        "provider_message_id": delivery.provider_message_id,
+        "detail": report.detail,
+        **report.facts,
+    }
+    if report.bounce is not None:
+        entry["bounce"] = str(report.bounce)
+    if report.event_id:
+        entry["event_id"] = report.event_id
+    if report.machine is not None:
+        entry["machine"] = report.machine
+    if report.raw:
+        entry["callback"] = _excerpt(report.raw)
+    if report.outcome in (ReportOutcome.BOUNCED, ReportOutcome.UNDELIVERABLE):
+        entry = {"reason": BOUNCED, **entry}
+    return entry
+
+
+def _first_engagement(message: Message, report: StatusReport, now: datetime) -> list[str]:
+    """Courier's `opened` and `clicked`: the first of each is kept, whether or not it moved
+    the message, and is the one the metrics count (unique opens and clicks)."""
+    if report.outcome is ReportOutcome.OPENED:
+        counted = [] if message.opened_at is not None else [Metric.OPENED]
+        message.opened_at = message.opened_at or now
+        return counted
+    if report.outcome is ReportOutcome.CLICKED:
+        counted = [] if message.clicked_at is not None else [Metric.CLICKED]
+        message.clicked_at = message.clicked_at or now
+        return counted
+    return []
 
 
 def _metrics_of_move(current: str, reported: str) -> list[str]:

@@ -40,7 +40,7 @@ from tidings.inbox.service import store as store_inbox_message
 from tidings.kit.sql import by_environment
 from tidings.kit.time import utcnow
 from tidings.message.repository import MessageRepository, SentReply
-from tidings.message.routing import Route, plan_routes
+from tidings.message.routing import Route, RoutingResult, plan_routes
 from tidings.models import (
     DeliveryStatus,
     Message,
@@ -511,41 +511,7 @@ def _plan(
     )
     skipped = [suppressed[channel] for channel in result.suppressed]
     if not result.routes:
-        message.output = output
-        failed = _failed_renders(content.routing, output, lookups, message.environment_id)
-        if failed:
-            # A channel the routing wanted did not render: that is why nothing was sent,
-            # not a missing address or provider.
-            _finish(
-                repository,
-                message,
-                MessageStatus.UNDELIVERABLE,
-                RENDER_FAILED,
-                "; ".join(f"{f['channel']}.{f['field']}: {f['error']}" for f in failed),
-                failures=failed,
-                notes=result.notes,
-            )
-            return []
-        if skipped:
-            # Some channel would have been sent on but for the list: the entry of the first
-            # is the reason; each one's is in the history.
-            _finish(
-                repository,
-                message,
-                MessageStatus.SUPPRESSED,
-                skipped[0].reason,
-                "; ".join(hit.describe() for hit in skipped),
-                suppressed=[hit.as_dict() for hit in skipped],
-                notes=result.notes,
-            )
-            return []
-        _finish(
-            repository,
-            message,
-            MessageStatus.UNROUTABLE,
-            result.reason,
-            "; ".join(result.notes) or None,
-        )
+        _unroutable(repository, message, content, output, lookups, result, skipped)
         return []
     repository.mark_routed(message, output, now)
     extra = {"suppressed": [hit.as_dict() for hit in skipped]} if skipped else {}
@@ -557,6 +523,51 @@ def _plan(
         **extra,
     )
     return [(message, route) for route in result.routes]
+
+
+def _unroutable(
+    repository: MessageRepository,
+    message: Message,
+    content: _Content,
+    output: dict[str, Any],
+    lookups: _Lookups,
+    result: RoutingResult,
+    skipped: list[Hit],
+) -> None:
+    """Finish a message no route was found for, with the first reason that explains it: a
+    channel the routing wanted did not render, the suppression list, or the planner's."""
+    message.output = output
+    failed = _failed_renders(content.routing, output, lookups, message.environment_id)
+    if failed:
+        _finish(
+            repository,
+            message,
+            MessageStatus.UNDELIVERABLE,
+            RENDER_FAILED,
+            "; ".join(f"{f['channel']}.{f['field']}: {f['error']}" for f in failed),
+            failures=failed,
+            notes=result.notes,
+        )
+    elif skipped:
+        # Some channel would have been sent on but for the list: the entry of the first is
+        # the reason; each one's is in the history.
+        _finish(
+            repository,
+            message,
+            MessageStatus.SUPPRESSED,
+            skipped[0].reason,
+            "; ".join(hit.describe() for hit in skipped),
+            suppressed=[hit.as_dict() for hit in skipped],
+            notes=result.notes,
+        )
+    else:
+        _finish(
+            repository,
+            message,
+            MessageStatus.UNROUTABLE,
+            result.reason,
+            "; ".join(result.notes) or None,
+        )
 
 
 @dataclass(frozen=True)

@@ -410,6 +410,29 @@ def resend(
     deliveries = repository.lock_deliveries(get_message(session, scope, message_id))
     original = repository.lock(message_id)
     assert original is not None
+    _check_resendable(session, scope, original, deliveries)
+    now = utcnow()
+    new_message_id = new_id("msg")
+    repository.add_messages(
+        [_resent_row(original, new_message_id, now + message_timeout, now)],
+        [
+            NewHistory(
+                new_message_id,
+                "ENQUEUED",
+                {"request_id": new_message_id, "resend_of": message_id, "by": by[:300]},
+            )
+        ],
+    )
+    repository.record(original, RESENT, message_id=new_message_id, by=by[:300])
+    return AcceptedMessage(new_message_id, None)
+
+
+def _check_resendable(
+    session: Session, scope: Scope, original: Message, deliveries: Sequence[MessageDelivery]
+) -> None:
+    """Refuse (409) to resend a message that was sent, is under way, was stopped on purpose
+    or was resent already, or whose template is gone."""
+    message_id = original.message_id
     if original.status not in RESENDABLE or any(
         delivery.status != DeliveryStatus.FAILED for delivery in deliveries
     ):
@@ -444,47 +467,38 @@ def resend(
             code="template_missing",
             field="message_id",
         )
-    now = utcnow()
-    new_message_id = new_id("msg")
+
+
+def _resent_row(
+    original: Message, message_id: str, timeout_at: datetime, now: datetime
+) -> dict[str, Any]:
+    """The new message's row: the original's recipient, content and options, sent at once."""
     metadata = {key: value for key, value in original.metadata_.items() if key != "canceled_at"}
-    repository.add_messages(
-        [
-            {
-                "workspace_id": original.workspace_id,
-                "environment_id": original.environment_id,
-                "message_id": new_message_id,
-                "request_id": new_message_id,
-                "status": MessageStatus.ENQUEUED,
-                "recipient": original.recipient,
-                "to": original.to,
-                "notification_id": original.notification_id,
-                "content": original.content,
-                "data": original.data,
-                "routing": original.routing,
-                "channels": original.channels,
-                "providers": original.providers,
-                "metadata": metadata,
-                "tags": original.tags,
-                "trace_id": original.trace_id,
-                "output": {},
-                "source": original.source,
-                "send_at": None,
-                "expires_at": None,
-                "timeout_at": now + message_timeout,
-                "enqueued_at": now,
-                "updated_at": now,
-            }
-        ],
-        [
-            NewHistory(
-                new_message_id,
-                "ENQUEUED",
-                {"request_id": new_message_id, "resend_of": message_id, "by": by[:300]},
-            )
-        ],
-    )
-    repository.record(original, RESENT, message_id=new_message_id, by=by[:300])
-    return AcceptedMessage(new_message_id, None)
+    return {
+        "workspace_id": original.workspace_id,
+        "environment_id": original.environment_id,
+        "message_id": message_id,
+        "request_id": message_id,
+        "status": MessageStatus.ENQUEUED,
+        "recipient": original.recipient,
+        "to": original.to,
+        "notification_id": original.notification_id,
+        "content": original.content,
+        "data": original.data,
+        "routing": original.routing,
+        "channels": original.channels,
+        "providers": original.providers,
+        "metadata": metadata,
+        "tags": original.tags,
+        "trace_id": original.trace_id,
+        "output": {},
+        "source": original.source,
+        "send_at": None,
+        "expires_at": None,
+        "timeout_at": timeout_at,
+        "enqueued_at": now,
+        "updated_at": now,
+    }
 
 
 def resent_as_of(session: Session, messages: Sequence[Message]) -> dict[int, str]:

@@ -479,39 +479,8 @@ def parse_csv(data: bytes) -> list[NewEntry]:
     (`reason`, `topic_id` and `detail` are read when present; other columns, such as an
     export's `source` and `created_at`, are ignored), then an entry a row. A file with a bad
     row imports nothing: the 400 names each bad row by its line number."""
-    if len(data) > MAX_IMPORT_BYTES:
-        raise too_large()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise BadRequest(
-            f"The CSV is not UTF-8 text (byte {exc.start} is not). Save it as UTF-8 and "
-            "import it again.",
-            code="invalid_csv",
-            field="file",
-        ) from exc
-    if "\x00" in text:
-        raise BadRequest(
-            "The CSV contains the NUL character, which Tidings cannot store. Remove it.",
-            code="invalid_csv",
-            field="file",
-        )
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        header = next(reader, None)
-    except csv.Error as exc:
-        raise BadRequest(f"line 1: {exc}", code="invalid_csv", field="line 1") from exc
-    columns = [name.strip().lower() for name in header or []]
-    missing = [name for name in ("channel", "address") if name not in columns]
-    if missing:
-        raise BadRequest(
-            "The CSV's first line must name its columns, with at least channel and address "
-            f"(an export's header: {','.join(CSV_COLUMNS)}); {' and '.join(missing)} "
-            f"{'is' if len(missing) == 1 else 'are'} missing.",
-            code="invalid_csv",
-            field="line 1",
-        )
-    position = {name: columns.index(name) for name in CSV_COLUMNS if name in columns}
+    reader = csv.reader(io.StringIO(_csv_text(data), newline=""))
+    position = _csv_columns(reader)
     entries: list[NewEntry] = []
     errors: list[tuple[int, str]] = []
     try:
@@ -548,16 +517,62 @@ def parse_csv(data: bytes) -> list[NewEntry]:
     except csv.Error as exc:
         errors.append((reader.line_num, str(exc)))
     if errors:
-        shown = "; ".join(f"line {line}: {message}" for line, message in errors[:SHOWN_ERRORS])
-        more = f"; and {len(errors) - SHOWN_ERRORS} more" if len(errors) > SHOWN_ERRORS else ""
-        rows = "row is" if len(errors) == 1 else "rows are"
-        raise BadRequest(
-            f"{len(errors)} {rows} invalid, so nothing was imported. Fix them and import the "
-            f"file again: {shown}{more}.",
-            code="invalid_csv_rows",
-            field=f"line {errors[0][0]}",
-        )
+        raise _invalid_rows(errors)
     return entries
+
+
+def _csv_text(data: bytes) -> str:
+    """The file as text: at most MAX_IMPORT_BYTES of UTF-8 (a BOM is dropped), without NUL."""
+    if len(data) > MAX_IMPORT_BYTES:
+        raise too_large()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadRequest(
+            f"The CSV is not UTF-8 text (byte {exc.start} is not). Save it as UTF-8 and "
+            "import it again.",
+            code="invalid_csv",
+            field="file",
+        ) from exc
+    if "\x00" in text:
+        raise BadRequest(
+            "The CSV contains the NUL character, which Tidings cannot store. Remove it.",
+            code="invalid_csv",
+            field="file",
+        )
+    return text
+
+
+def _csv_columns(reader: Iterator[list[str]]) -> dict[str, int]:
+    """The header row: where each column Tidings reads stands."""
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise BadRequest(f"line 1: {exc}", code="invalid_csv", field="line 1") from exc
+    columns = [name.strip().lower() for name in header or []]
+    missing = [name for name in ("channel", "address") if name not in columns]
+    if missing:
+        raise BadRequest(
+            "The CSV's first line must name its columns, with at least channel and address "
+            f"(an export's header: {','.join(CSV_COLUMNS)}); {' and '.join(missing)} "
+            f"{'is' if len(missing) == 1 else 'are'} missing.",
+            code="invalid_csv",
+            field="line 1",
+        )
+    return {name: columns.index(name) for name in CSV_COLUMNS if name in columns}
+
+
+def _invalid_rows(errors: list[tuple[int, str]]) -> BadRequest:
+    """The 400 for a file with bad rows: how many, and the first few by line number."""
+    shown = "; ".join(f"line {line}: {message}" for line, message in errors[:SHOWN_ERRORS])
+    more = f"; and {len(errors) - SHOWN_ERRORS} more" if len(errors) > SHOWN_ERRORS else ""
+    rows = "row is" if len(errors) == 1 else "rows are"
+    return BadRequest(
+        f"{len(errors)} {rows} invalid, so nothing was imported. Fix them and import the "
+        f"file again: {shown}{more}.",
+        code="invalid_csv_rows",
+        field=f"line {errors[0][0]}",
+    )
 
 
 @dataclass(frozen=True, slots=True)
