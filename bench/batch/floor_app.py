@@ -13,8 +13,11 @@ JSON parse and the durable write, under the uvicorn settings of `tidings serve`.
 from __future__ import annotations
 
 import argparse
+import functools
+import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -26,33 +29,39 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import open_sqlite, serve_asgi
 
 SUCCESS = orjson.dumps({"success": True})
-COLUMNS = 4
+
+
+# The floor's table: a row per event with its messageId (unique, as Tidings' idempotency
+# needs), type, userId and the event as JSON.
+TABLE = (
+    "CREATE TABLE IF NOT EXISTS event (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL"
+    " UNIQUE, type TEXT, user_id TEXT, body BLOB NOT NULL)"
+)
+
+
+@functools.cache
+def insert(count: int) -> str:
+    """The one multi-row INSERT of `count` events."""
+    values = ",".join(["(?,?,?,?)"] * count)
+    return f"INSERT INTO event (message_id, type, user_id, body) VALUES {values}"
+
+
+def store(connection: sqlite3.Connection, events: list[dict[str, Any]]) -> None:
+    """Write the events in one INSERT and one commit."""
+    parameters: list[object] = []
+    for event in events:
+        parameters += (event["messageId"], event["type"], event["userId"], orjson.dumps(event))
+    connection.execute("BEGIN IMMEDIATE")
+    connection.execute(insert(len(events)), parameters)
+    connection.execute("COMMIT")
 
 
 def build_app(database: Path, synchronous: str) -> Starlette:
     connection = open_sqlite(database, synchronous)
-    connection.execute(
-        "CREATE TABLE IF NOT EXISTS event (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL"
-        " UNIQUE, type TEXT, user_id TEXT, body BLOB NOT NULL)"
-    )
-    statements: dict[int, str] = {}
-
-    def insert(count: int) -> str:
-        if count not in statements:
-            values = ",".join(["(?,?,?,?)"] * count)
-            statements[count] = (
-                f"INSERT INTO event (message_id, type, user_id, body) VALUES {values}"
-            )
-        return statements[count]
+    connection.execute(TABLE)
 
     async def batch(request: Request) -> Response:
-        events = orjson.loads(await request.body())["batch"]
-        parameters: list[object] = []
-        for event in events:
-            parameters += (event["messageId"], event["type"], event["userId"], orjson.dumps(event))
-        connection.execute("BEGIN IMMEDIATE")
-        connection.execute(insert(len(events)), parameters)
-        connection.execute("COMMIT")
+        store(connection, orjson.loads(await request.body())["batch"])
         return Response(SUCCESS, media_type="application/json")
 
     return Starlette(routes=[Route("/v1/batch", batch, methods=["POST"])])
