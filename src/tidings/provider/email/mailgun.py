@@ -50,7 +50,6 @@ from tidings.provider.base import (
     BaseUrl,
     Bounce,
     Delivery,
-    Provider,
     ProviderConfig,
     ReportOutcome,
     SendResult,
@@ -59,7 +58,7 @@ from tidings.provider.base import (
     nonempty_str,
 )
 from tidings.provider.callback import compare, json_object, labelled, missing_credential, text
-from tidings.provider.email.sender import SenderConfig, email_parts
+from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig
 from tidings.provider.http import (
     accepted,
     base_url_field,
@@ -115,17 +114,15 @@ def error_reason(response: httpx.Response) -> str | None:
 
 
 @register
-class MailgunProvider(Provider[MailgunConfig]):
+class MailgunProvider(EmailProvider[MailgunConfig]):
     name = "mailgun"
-    channel = "email"
     display_name = "Mailgun"
     docs_url = (
         "https://documentation.mailgun.com/docs/mailgun/api-reference/openapi-final/tag/Messages/"
     )
 
-    def send(self, delivery: Delivery) -> SendResult:
+    def send_email(self, delivery: Delivery, parts: EmailParts) -> SendResult:
         config = self.config
-        parts = email_parts(delivery)
         fields = {
             "from": config.sender,
             "to": parts.to,

@@ -47,7 +47,6 @@ from tidings.provider.base import (
     BaseUrl,
     Bounce,
     Delivery,
-    Provider,
     ProviderConfig,
     ProviderError,
     ReportOutcome,
@@ -56,7 +55,7 @@ from tidings.provider.base import (
     StatusReport,
 )
 from tidings.provider.callback import compare, json_object, missing_credential, text
-from tidings.provider.email.sender import SenderConfig, email_parts
+from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig
 from tidings.provider.http import (
     accepted,
     base_url_field,
@@ -111,15 +110,13 @@ def _still_in_progress(error: ProviderError) -> bool:
 
 
 @register
-class ResendProvider(Provider[ResendConfig]):
+class ResendProvider(EmailProvider[ResendConfig]):
     name = "resend"
-    channel = "email"
     display_name = "Resend"
     docs_url = "https://resend.com/docs/api-reference/emails/send-email"
 
-    def send(self, delivery: Delivery) -> SendResult:
+    def send_email(self, delivery: Delivery, parts: EmailParts) -> SendResult:
         config = self.config
-        parts = email_parts(delivery)
         body = {
             "from": config.sender,
             "to": [parts.to],
