@@ -48,7 +48,7 @@ from tidings.provider.base import (
     SecretHttpUrl,
     SendResult,
 )
-from tidings.provider.chat.target import ChatProvider
+from tidings.provider.chat.base import ChatProvider
 from tidings.provider.http import (
     accepted,
     excerpt,

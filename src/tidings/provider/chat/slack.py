@@ -48,7 +48,7 @@ from tidings.provider.base import (
     SendResult,
     nonempty_str,
 )
-from tidings.provider.chat.target import ChatProvider, IncomingWebhook
+from tidings.provider.chat.base import ChatProvider, IncomingWebhook
 from tidings.provider.http import (
     accepted,
     base_url_field,

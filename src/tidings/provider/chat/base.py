@@ -6,16 +6,17 @@ from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, TypeVar
 
-from tidings.provider.base import (
-    ConfigT,
-    Delivery,
-    PermanentProviderError,
-    Provider,
-    SendResult,
-    rendered_text,
-)
+from tidings.provider.base import ConfigT, Delivery, PermanentProviderError, Provider, SendResult
 
 TargetT = TypeVar("TargetT")
+
+
+def rendered_text(delivery: Delivery, vendor: str) -> str:
+    """The chat message's rendered `text`; one that is missing or blank is a permanent error."""
+    text = delivery.content.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise PermanentProviderError(f"{vendor}: the rendered message has no text")
+    return text
 
 
 @dataclass(frozen=True, slots=True)
