@@ -57,7 +57,7 @@ from tidings.provider.base import (
     StatusReport,
     nonempty_str,
 )
-from tidings.provider.callback import compare, json_object, labelled, missing_credential, text
+from tidings.provider.callback import compare, configured_secret, json_object, labelled, text
 from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig
 from tidings.provider.http import (
     accepted,
@@ -157,18 +157,17 @@ class MailgunProvider(EmailProvider[MailgunConfig]):
         cls, config: ProviderConfig | None, callback: StatusCallback
     ) -> None:
         """`signature` must verify with the config's webhook signing key (401 otherwise)."""
-        key = config.webhook_signing_key if isinstance(config, MailgunConfig) else None
-        if key is None:
-            raise missing_credential(
-                "Mailgun",
-                "webhook_signing_key",
-                "Copy the HTTP webhook signing key from Mailgun's Webhooks page into the "
-                "provider config.",
-            )
+        key = configured_secret(
+            config,
+            "webhook_signing_key",
+            "Mailgun",
+            "Copy the HTTP webhook signing key from Mailgun's Webhooks page into the provider "
+            "config.",
+        )
         signature = json_object(callback, SHAPE).get("signature")
         fields = signature if isinstance(signature, dict) else {}
         if not verify_signature(
-            key.get_secret_value(),
+            key,
             text(fields.get("timestamp")),
             text(fields.get("token")),
             text(fields.get("signature")),

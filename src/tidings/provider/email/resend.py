@@ -54,7 +54,7 @@ from tidings.provider.base import (
     StatusCallback,
     StatusReport,
 )
-from tidings.provider.callback import compare, json_object, missing_credential, text
+from tidings.provider.callback import compare, configured_secret, json_object, text
 from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig
 from tidings.provider.http import (
     accepted,
@@ -155,16 +155,15 @@ class ResendProvider(EmailProvider[ResendConfig]):
         cls, config: ProviderConfig | None, callback: StatusCallback
     ) -> None:
         """The Svix headers must verify with the config's webhook secret (401 otherwise)."""
-        secret = config.webhook_secret if isinstance(config, ResendConfig) else None
-        if secret is None:
-            raise missing_credential(
-                "Resend",
-                "webhook_secret",
-                "Copy the webhook's signing secret (whsec_…) from Resend into the provider config.",
-            )
+        secret = configured_secret(
+            config,
+            "webhook_secret",
+            "Resend",
+            "Copy the webhook's signing secret (whsec_…) from Resend into the provider config.",
+        )
         now = callback.now or datetime.now(UTC)
         if not verify_signature(
-            secret.get_secret_value(),
+            secret,
             callback.header("svix-id") or "",
             callback.header("svix-timestamp") or "",
             callback.body,
