@@ -268,7 +268,10 @@ ConfigT = TypeVar("ConfigT", bound=ProviderConfig)
 
 
 class Provider(ABC, Generic[ConfigT]):
-    """Base class of every provider. Subclasses set the class attributes and `send`.
+    """Base class of every provider. Subclasses set the class attributes and `send`; most
+    extend their channel's base instead (`EmailProvider`, `SmsProvider`, `PushProvider`,
+    `ChatProvider`), whose `send` refuses a delivery that lacks what the channel needs and
+    hands the rest to the vendor's own method.
 
     A subclass names its config model once, as the type argument (`Provider[SlackConfig]`):
     that becomes `config_model`, which validates stored configs, and the type of
