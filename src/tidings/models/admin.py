@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.models.base import Base, BigIntegerKey, UTCDateTime
+from tidings.models.base import Base, KeyedRow, UTCDateTime
 
 
 class AdminUser(Base):
@@ -27,12 +27,11 @@ class AdminUser(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class AdminSignInToken(Base):
+class AdminSignInToken(KeyedRow, Base):
     """A one-time sign-in link: single use, expiring, kept as a hash."""
 
     __tablename__ = "admin_sign_in_token"
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -40,12 +39,11 @@ class AdminSignInToken(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
-class AdminSession(Base):
+class AdminSession(KeyedRow, Base):
     """A signed-in Studio session and the environment it is looking at."""
 
     __tablename__ = "admin_session"
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     admin_user_id: Mapped[str] = mapped_column(
         ForeignKey("admin_user.id", ondelete="CASCADE"), index=True

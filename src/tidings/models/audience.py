@@ -10,11 +10,17 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.models.base import Base, BigIntegerKey, EnvironmentRow, JSONValue, UTCDateTime
+from tidings.models.base import (
+    Base,
+    EnvironmentRow,
+    JSONValue,
+    KeyedRow,
+    UTCDateTime,
+    partial_index,
+)
 
 
 class RecipientList(EnvironmentRow, Base):
@@ -92,33 +98,25 @@ class Audience(EnvironmentRow, Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class AudienceMember(Base):
+# A stay not yet ended: the user is a member.
+_OPEN = "left_at IS NULL"
+
+
+class AudienceMember(KeyedRow, Base):
     """One stay of a user in an audience: from `entered_at` until `left_at` (null while the
     user is a member). A user who leaves and comes back has a row per stay."""
 
     __tablename__ = "audience_member"
     __table_args__ = (
         # At most one open stay per user and audience; also the members, in entry order.
-        Index(
-            "ix_audience_member_current",
-            "audience_pk",
-            "user_id",
-            unique=True,
-            sqlite_where=text("left_at IS NULL"),
-            postgresql_where=text("left_at IS NULL"),
+        partial_index(
+            "ix_audience_member_current", "audience_pk", "user_id", where=_OPEN, unique=True
         ),
-        Index(
-            "ix_audience_member_page",
-            "audience_pk",
-            "id",
-            sqlite_where=text("left_at IS NULL"),
-            postgresql_where=text("left_at IS NULL"),
-        ),
+        partial_index("ix_audience_member_page", "audience_pk", "id", where=_OPEN),
         Index("ix_audience_member_user", "environment_id", "user_id"),
         Index("ix_audience_member_changes", "audience_pk", "changed_at"),
     )
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
     environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     audience_pk: Mapped[int] = mapped_column(ForeignKey("audience.id", ondelete="CASCADE"))
     user_id: Mapped[str] = mapped_column(String(300))
@@ -129,7 +127,7 @@ class AudienceMember(Base):
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class AudienceCheck(Base):
+class AudienceCheck(KeyedRow, Base):
     """When a user's membership can change by time alone (a "7 days" window passing an
     event): the sweeper evaluates the user again at `check_at`."""
 
@@ -139,7 +137,6 @@ class AudienceCheck(Base):
         Index("ix_audience_check_due", "check_at"),
     )
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
     environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     audience_pk: Mapped[int] = mapped_column(ForeignKey("audience.id", ondelete="CASCADE"))
     user_id: Mapped[str] = mapped_column(String(300))

@@ -3,10 +3,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.models.base import Base, BigIntegerKey, EnvironmentRow, JSONValue, UTCDateTime
+from tidings.models.base import (
+    Base,
+    BigIntegerKey,
+    EnvironmentRow,
+    JSONValue,
+    KeyedRow,
+    UTCDateTime,
+    partial_index,
+)
 
 
 class Automation(EnvironmentRow, Base):
@@ -28,13 +36,12 @@ class Automation(EnvironmentRow, Base):
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
-class AutomationVersion(Base):
+class AutomationVersion(KeyedRow, Base):
     """One saved definition, never changed after insert: a run points at the one it began with."""
 
     __tablename__ = "automation_version"
     __table_args__ = (UniqueConstraint("automation_pk", "version"),)
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
     automation_pk: Mapped[int] = mapped_column(ForeignKey("automation.id", ondelete="CASCADE"))
     environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     version: Mapped[int] = mapped_column(Integer)
@@ -46,7 +53,7 @@ class AutomationVersion(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class AutomationTrigger(Base):
+class AutomationTrigger(KeyedRow, Base):
     """The current version's triggers, one row each, so an event finds its automations by index."""
 
     __tablename__ = "automation_trigger"
@@ -55,7 +62,6 @@ class AutomationTrigger(Base):
         Index("ix_automation_trigger_event", "environment_id", "source", "event"),
     )
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
     automation_pk: Mapped[int] = mapped_column(ForeignKey("automation.id", ondelete="CASCADE"))
     environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     source: Mapped[str] = mapped_column(String(40))
@@ -81,7 +87,7 @@ class RunStatus:
     ACTIVE = (PROCESSING, WAITING, WAITING_FOR_EVENT)
 
 
-class AutomationRun(Base):
+class AutomationRun(KeyedRow, Base):
     """One run of an automation: where it is, what it knows, and why it stopped.
 
     `step_index` is the next step to run. Each step's effect and the move past it commit in one
@@ -102,7 +108,6 @@ class AutomationRun(Base):
         Index("ix_automation_run_due", "status", "wake_at"),
     )
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(String(40))
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
     environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
@@ -136,13 +141,12 @@ class AutomationRun(Base):
     swept_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
-class AutomationRunStep(Base):
+class AutomationRunStep(KeyedRow, Base):
     """One step of a run, written when the step starts and again when it ends."""
 
     __tablename__ = "automation_run_step"
     __table_args__ = (UniqueConstraint("run_pk", "position"),)
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
     run_pk: Mapped[int] = mapped_column(ForeignKey("automation_run.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer)
     action: Mapped[str] = mapped_column(String(40))
@@ -155,7 +159,7 @@ class AutomationRunStep(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
-class ThrottleWindow(Base):
+class ThrottleWindow(KeyedRow, Base):
     """A throttle step's count (steps/throttle.py): how many runs reached it for one key
     since its window opened. The window opens with the first run after the last one ended
     (Knock's throttle window) and lasts the step's period; the count is raised with one
@@ -165,7 +169,6 @@ class ThrottleWindow(Base):
     __tablename__ = "throttle_window"
     __table_args__ = (UniqueConstraint("environment_id", "key"),)
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
     environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     # `<automation>/user/<recipient>`, `<automation>/global` or `key/<throttle_key>`.
     key: Mapped[str] = mapped_column(String(1000))
@@ -174,7 +177,7 @@ class ThrottleWindow(Base):
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class AutomationRunWait(Base):
+class AutomationRunWait(KeyedRow, Base):
     """A run paused at a wait-for-event step, found by the events that may resume it.
 
     One row per waiting run, there exactly while the run is WAITING_FOR_EVENT: the step
@@ -199,7 +202,6 @@ class AutomationRunWait(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
     run_pk: Mapped[int] = mapped_column(ForeignKey("automation_run.id", ondelete="CASCADE"))
     environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     recipient: Mapped[str] = mapped_column(String(300))
@@ -221,7 +223,7 @@ class BatchStatus:
     CLOSING = "closing"
 
 
-class AutomationBatch(Base):
+class AutomationBatch(KeyedRow, Base):
     """A batch step's open batch (steps/batch.py): the runs of one key that reached the step
     while it was open, collected for the run that opened it.
 
@@ -234,18 +236,16 @@ class AutomationBatch(Base):
 
     __tablename__ = "automation_batch"
     __table_args__ = (
-        Index(
+        partial_index(
             "uq_automation_batch_open",
             "environment_id",
             "key_hash",
+            where="status = 'open'",
             unique=True,
-            postgresql_where=text("status = 'open'"),
-            sqlite_where=text("status = 'open'"),
         ),
         UniqueConstraint("opener_run_pk", "position"),
     )
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
     environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     key_hash: Mapped[str] = mapped_column(String(64))
     automation_id: Mapped[str] = mapped_column(String(200))
@@ -262,13 +262,12 @@ class AutomationBatch(Base):
     closes_by: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class AutomationBatchItem(Base):
+class AutomationBatchItem(KeyedRow, Base):
     """One run's data in a batch, `ordinal` its place (1 for the opener's)."""
 
     __tablename__ = "automation_batch_item"
     __table_args__ = (UniqueConstraint("batch_pk", "ordinal"),)
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
     batch_pk: Mapped[int] = mapped_column(ForeignKey("automation_batch.id", ondelete="CASCADE"))
     run_pk: Mapped[int] = mapped_column(ForeignKey("automation_run.id", ondelete="CASCADE"))
     ordinal: Mapped[int] = mapped_column(Integer)
@@ -276,7 +275,7 @@ class AutomationBatchItem(Base):
     added_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class AutomationSchedule(Base):
+class AutomationSchedule(KeyedRow, Base):
     """A schedule trigger of an enabled automation's current version, and its next tick
     (automation/schedules.py).
 
@@ -291,7 +290,6 @@ class AutomationSchedule(Base):
     __tablename__ = "automation_schedule"
     __table_args__ = (Index("ix_automation_schedule_due", "next_fire_at"),)
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
     automation_pk: Mapped[int] = mapped_column(ForeignKey("automation.id", ondelete="CASCADE"))
     environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     # The trigger as the definition stores it: source, cron, timezone, target, data.

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, ForeignKey, Integer, MetaData, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    TypeDecorator,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -58,17 +68,31 @@ class Base(DeclarativeBase):
 FIRST = -1
 
 
-class EnvironmentRow:
+class KeyedRow:
+    """The column that begins a table whose rows have a number of their own: `id`, a 64-bit
+    autoincrementing key. `sort_order` keeps it first in the table, before the other
+    columns kept first (`EnvironmentRow`'s), where the migrations created it."""
+
+    id: Mapped[int] = mapped_column(
+        BigIntegerKey, primary_key=True, autoincrement=True, sort_order=FIRST - 1
+    )
+
+
+class EnvironmentRow(KeyedRow):
     """The columns that begin each table of an environment's data: the row's own key, and
     the workspace and environment it belongs to (deleting either deletes the row).
     `sort_order` keeps them first in the table, where the migrations created them."""
 
-    id: Mapped[int] = mapped_column(
-        BigIntegerKey, primary_key=True, autoincrement=True, sort_order=FIRST
-    )
     workspace_id: Mapped[str] = mapped_column(
         ForeignKey("workspace.id", ondelete="CASCADE"), sort_order=FIRST
     )
     environment_id: Mapped[str] = mapped_column(
         ForeignKey("environment.id", ondelete="CASCADE"), sort_order=FIRST
+    )
+
+
+def partial_index(name: str, *columns: str, where: str, unique: bool = False) -> Index:
+    """An index of only the rows that meet `where`, on Postgres and SQLite alike."""
+    return Index(
+        name, *columns, unique=unique, postgresql_where=text(where), sqlite_where=text(where)
     )

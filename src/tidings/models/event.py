@@ -3,10 +3,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.models.base import Base, EnvironmentRow, JSONValue, UTCDateTime
+from tidings.models.base import Base, EnvironmentRow, JSONValue, UTCDateTime, partial_index
 
 
 class EventStatus:
@@ -26,25 +26,23 @@ class Event(EnvironmentRow, Base):
         # A user's processed events, and below their unprocessed ones: together, all of them.
         # Ingest inserts every event as received, so it touches only the small pending index,
         # not a random page of a large one (EventRepository.of_user reads both).
-        Index(
+        partial_index(
             "ix_event_user",
             "environment_id",
             "source",
             "user_id",
             "id",
-            sqlite_where=text(f"status <> '{EventStatus.RECEIVED}'"),
-            postgresql_where=text(f"status <> '{EventStatus.RECEIVED}'"),
+            where=f"status <> '{EventStatus.RECEIVED}'",
         ),
         Index("ix_event_status", "status", "received_at"),
         # A user's unprocessed events, without walking the user's whole history.
-        Index(
+        partial_index(
             "ix_event_pending_user",
             "environment_id",
             "source",
             "user_id",
             "id",
-            sqlite_where=text("status = 'received'"),
-            postgresql_where=text("status = 'received'"),
+            where="status = 'received'",
         ),
     )
 

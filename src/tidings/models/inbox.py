@@ -3,12 +3,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, Text, UniqueConstraint, text
+from sqlalchemy import Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.models.base import Base, EnvironmentRow, JSONValue, UTCDateTime
+from tidings.models.base import Base, EnvironmentRow, JSONValue, UTCDateTime, partial_index
 
-_UNREAD = text("read_at IS NULL AND archived_at IS NULL")
+_UNREAD = "read_at IS NULL AND archived_at IS NULL"
 
 
 class InboxMessage(EnvironmentRow, Base):
@@ -21,13 +21,7 @@ class InboxMessage(EnvironmentRow, Base):
         # A user's messages, newest first (keyset on id, scanned backwards).
         Index("ix_inbox_message_user", "environment_id", "user_id", "id"),
         # The unread count touches only unread rows, however many read ones pile up.
-        Index(
-            "ix_inbox_message_unread",
-            "environment_id",
-            "user_id",
-            postgresql_where=_UNREAD,
-            sqlite_where=_UNREAD,
-        ),
+        partial_index("ix_inbox_message_unread", "environment_id", "user_id", where=_UNREAD),
     )
 
     user_id: Mapped[str] = mapped_column(String(300))

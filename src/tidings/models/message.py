@@ -6,7 +6,13 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.models.base import Base, BigIntegerKey, EnvironmentRow, JSONValue, UTCDateTime
+from tidings.models.base import (
+    Base,
+    EnvironmentRow,
+    JSONValue,
+    KeyedRow,
+    UTCDateTime,
+)
 
 
 class MessageStatus:
@@ -150,7 +156,7 @@ class DeliveryStatus:
     SETTLED = frozenset({DELIVERED, FAILED, OPENED, CLICKED, BOUNCED, COMPLAINED})
 
 
-class MessageDelivery(Base):
+class MessageDelivery(KeyedRow, Base):
     """One channel of a routed message: its provider chain and where it stands."""
 
     __tablename__ = "message_delivery"
@@ -160,7 +166,6 @@ class MessageDelivery(Base):
         Index("ix_message_delivery_provider_id", "provider", "provider_message_id"),
     )
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
     message_pk: Mapped[int] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"))
     environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     channel: Mapped[str] = mapped_column(String(20))
@@ -183,26 +188,24 @@ class MessageDelivery(Base):
     swept_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
-class MessageEvent(Base):
+class MessageEvent(KeyedRow, Base):
     """The history of a message: one row per stage."""
 
     __tablename__ = "message_event"
     __table_args__ = (Index("ix_message_event_message", "message_pk", "id"),)
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
     message_pk: Mapped[int] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"))
     type: Mapped[str] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     data: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
 
 
-class IdempotencyRecord(Base):
+class IdempotencyRecord(KeyedRow, Base):
     """The first response to a POST carrying an `Idempotency-Key`, replayed for repeats."""
 
     __tablename__ = "idempotency_record"
     __table_args__ = (UniqueConstraint("environment_id", "key"),)
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
     environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(300))
     request_hash: Mapped[str] = mapped_column(String(64))

@@ -6,7 +6,13 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.models.base import Base, BigIntegerKey, EnvironmentRow, JSONValue, UTCDateTime
+from tidings.models.base import (
+    Base,
+    EnvironmentRow,
+    JSONValue,
+    KeyedRow,
+    UTCDateTime,
+)
 
 
 class Notification(EnvironmentRow, Base):
@@ -28,7 +34,7 @@ class Notification(EnvironmentRow, Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class NotificationVersion(Base):
+class NotificationVersion(KeyedRow, Base):
     """One saved template, never changed after insert: its history, and what a restore copies.
 
     Every save that changes the template adds version N+1; the highest is the template as it
@@ -38,7 +44,6 @@ class NotificationVersion(Base):
     __tablename__ = "notification_version"
     __table_args__ = (UniqueConstraint("notification_pk", "version"),)
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
     notification_pk: Mapped[int] = mapped_column(ForeignKey("notification.id", ondelete="CASCADE"))
     environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     version: Mapped[int] = mapped_column(Integer)

@@ -6,7 +6,13 @@ from typing import Any
 from sqlalchemy import Boolean, ForeignKey, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.models.base import Base, BigIntegerKey, EnvironmentRow, JSONValue, UTCDateTime
+from tidings.models.base import (
+    Base,
+    EnvironmentRow,
+    JSONValue,
+    KeyedRow,
+    UTCDateTime,
+)
 
 
 class Profile(EnvironmentRow, Base):
@@ -29,7 +35,7 @@ class Profile(EnvironmentRow, Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class ProfileAlias(Base):
+class ProfileAlias(KeyedRow, Base):
     """An id merged into a user: an anonymousId after identify, or an alias's previousId.
 
     Later events carrying `alias_id` (as their anonymousId, or userId for a previousId) are
@@ -39,7 +45,6 @@ class ProfileAlias(Base):
     __tablename__ = "profile_alias"
     __table_args__ = (UniqueConstraint("environment_id", "alias_id"),)
 
-    id: Mapped[int] = mapped_column(BigIntegerKey, primary_key=True, autoincrement=True)
     environment_id: Mapped[str] = mapped_column(ForeignKey("environment.id", ondelete="CASCADE"))
     alias_id: Mapped[str] = mapped_column(String(300))
     user_id: Mapped[str] = mapped_column(String(300), index=True)

@@ -177,44 +177,6 @@ def nonempty_str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def rendered_text(delivery: Delivery, vendor: str) -> str:
-    """The chat message's rendered `text`; one that is missing or blank is a permanent error."""
-    text = delivery.content.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise PermanentProviderError(f"{vendor}: the rendered message has no text")
-    return text
-
-
-def sms_number(delivery: Delivery, vendor: str) -> str:
-    """The SMS recipient's `phone_number`; a missing one is a permanent error."""
-    number = str(delivery.recipient.get("phone_number") or "").strip()
-    if not number:
-        raise PermanentProviderError(f"{vendor}: the recipient has no phone_number")
-    return number
-
-
-def sms_text(delivery: Delivery, vendor: str) -> str:
-    """The SMS's rendered `text`; a missing or empty one is a permanent error."""
-    text = delivery.content.get("text")
-    if not text:
-        raise PermanentProviderError(f"{vendor}: the message has no text to send")
-    return str(text)
-
-
-def push_tokens(values: list[Any]) -> list[str]:
-    """The non-empty string push tokens among `values`, each once, in order."""
-    return list(dict.fromkeys(str(token) for token in values if isinstance(token, str) and token))
-
-
-def push_notification(delivery: Delivery) -> dict[str, str]:
-    """The push's rendered `title` and `body`, those that are set, as text."""
-    return {
-        key: str(delivery.content[key])
-        for key in ("title", "body")
-        if delivery.content.get(key) is not None
-    }
-
-
 @dataclass(frozen=True, slots=True)
 class SendResult:
     provider_message_id: str | None
@@ -306,7 +268,10 @@ ConfigT = TypeVar("ConfigT", bound=ProviderConfig)
 
 
 class Provider(ABC, Generic[ConfigT]):
-    """Base class of every provider. Subclasses set the class attributes and `send`.
+    """Base class of every provider. Subclasses set the class attributes and `send`; most
+    extend their channel's base instead (`EmailProvider`, `SmsProvider`, `PushProvider`,
+    `ChatProvider`), whose `send` refuses a delivery that lacks what the channel needs and
+    hands the rest to the vendor's own method.
 
     A subclass names its config model once, as the type argument (`Provider[SlackConfig]`):
     that becomes `config_model`, which validates stored configs, and the type of

@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from tidings.errors import BadRequest, Unauthorized
 from tidings.kit import json_input
 from tidings.kit.json_input import check_form_fields
-from tidings.provider.base import StatusCallback
+from tidings.provider.base import ProviderConfig, StatusCallback
 
 
 def json_body(callback: StatusCallback, shape: str) -> Any:
@@ -75,6 +75,16 @@ def missing_credential(vendor: str, field: str, where: str) -> Unauthorized:
         code="callback_not_configured",
         field=field,
     )
+
+
+def configured_secret(config: ProviderConfig | None, field: str, vendor: str, where: str) -> str:
+    """The secret a callback's signature is checked with: the `field` of the vendor's provider
+    config in the message's environment (`config`, None when there is none). 401
+    `callback_not_configured` when it is not set; `where` says where to find it."""
+    secret = getattr(config, field, None)
+    if not isinstance(secret, SecretStr):
+        raise missing_credential(vendor, field, where)
+    return secret.get_secret_value()
 
 
 def check_basic_auth(

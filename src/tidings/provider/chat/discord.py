@@ -42,15 +42,13 @@ from pydantic import Field, SecretStr
 from tidings.provider.base import (
     BaseUrl,
     Delivery,
-    PermanentProviderError,
-    Provider,
     ProviderConfig,
     RetryableProviderError,
     SecretHttpUrl,
     SendResult,
     nonempty_str,
-    rendered_text,
 )
+from tidings.provider.chat.base import ChatProvider, IncomingWebhook
 from tidings.provider.http import (
     accepted,
     base_url_field,
@@ -100,18 +98,13 @@ class DiscordConfig(ProviderConfig):
 
 
 @dataclass(frozen=True, slots=True)
-class _Webhook:
-    url: str
-
-
-@dataclass(frozen=True, slots=True)
 class _Bot:
     token: str
     channel_id: str | None = None
     user_id: str | None = None
 
 
-_Target = _Webhook | _Bot
+_Target = IncomingWebhook | _Bot
 
 
 def _id_field(value: Any) -> str | None:
@@ -157,49 +150,42 @@ def nonce_for(idempotency_key: str) -> str:
 
 
 @register
-class DiscordProvider(Provider[DiscordConfig]):
+class DiscordProvider(ChatProvider[DiscordConfig, _Target]):
     name = "discord"
-    channel = "chat"
     display_name = "Discord"
     docs_url = "https://discord.com/developers/docs/resources/webhook#execute-webhook"
+    vendor = VENDOR
+    address_key = "discord"
+    no_address = (
+        "Discord: the recipient has no usable discord address (a webhook_url, or a channel_id "
+        "or user_id with the configured bot token), and no default webhook is configured"
+    )
 
-    def address(self, recipient: dict[str, Any]) -> _Target | None:
-        config = self.config
-        discord = recipient.get("discord")
-        if not discord:
-            if config.webhook_url is not None:
-                return _Webhook(config.webhook_url.get_secret_value())
-            return None
-        if not isinstance(discord, dict):
-            return None
-        webhook_url = web_address(discord.get("webhook_url"))
+    def default_target(self) -> _Target | None:
+        webhook_url = self.config.webhook_url
+        return IncomingWebhook(webhook_url.get_secret_value()) if webhook_url is not None else None
+
+    def own_target(self, address: dict[str, Any]) -> _Target | None:
+        webhook_url = web_address(address.get("webhook_url"))
         if webhook_url:
-            return _Webhook(webhook_url)
-        if config.bot_token is None:
+            return IncomingWebhook(webhook_url)
+        if self.config.bot_token is None:
             return None
-        token = config.bot_token.get_secret_value()
-        channel_id = _id_field(discord.get("channel_id"))
+        token = self.config.bot_token.get_secret_value()
+        channel_id = _id_field(address.get("channel_id"))
         if channel_id:
             return _Bot(token=token, channel_id=channel_id)
-        user_id = _id_field(discord.get("user_id"))
+        user_id = _id_field(address.get("user_id"))
         if user_id:
             return _Bot(token=token, user_id=user_id)
         return None
 
-    def send(self, delivery: Delivery) -> SendResult:
-        target = self.address(delivery.recipient)
-        if target is None:
-            raise PermanentProviderError(
-                "Discord: the recipient has no usable discord address (a webhook_url, or a "
-                "channel_id or user_id with the configured bot token), and no default webhook "
-                "is configured"
-            )
-        text = rendered_text(delivery, VENDOR)
-        if isinstance(target, _Webhook):
+    def send_text(self, target: _Target, text: str, delivery: Delivery) -> SendResult:
+        if isinstance(target, IncomingWebhook):
             return self._send_webhook(target, text)
         return self._send_as_bot(target, text, delivery.idempotency_key)
 
-    def _send_webhook(self, target: _Webhook, text: str) -> SendResult:
+    def _send_webhook(self, target: IncomingWebhook, text: str) -> SendResult:
         # Execute Webhook has no nonce, so webhook sends cannot be de-duplicated by Discord.
         response = self._call(
             "webhook",

@@ -43,13 +43,12 @@ from pydantic import Field
 from tidings.provider.base import (
     Delivery,
     PermanentProviderError,
-    Provider,
     ProviderConfig,
     RetryableProviderError,
     SecretHttpUrl,
     SendResult,
-    rendered_text,
 )
+from tidings.provider.chat.base import ChatProvider
 from tidings.provider.http import (
     accepted,
     excerpt,
@@ -109,36 +108,32 @@ def _reason(response: httpx.Response) -> str | None:
 
 
 @register
-class MSTeamsProvider(Provider[MSTeamsConfig]):
+class MSTeamsProvider(ChatProvider[MSTeamsConfig, str]):
     name = "msteams"
-    channel = "chat"
     display_name = "Microsoft Teams"
     docs_url = (
         "https://learn.microsoft.com/microsoftteams/platform/webhooks-and-connectors/how-to/"
         "connectors-using"
     )
+    vendor = VENDOR
+    address_key = "ms_teams"
+    no_address = (
+        "Microsoft Teams: the recipient has no ms_teams.webhook_url and no default webhook is "
+        "configured"
+    )
 
-    def address(self, recipient: dict[str, Any]) -> str | None:
-        ms_teams = recipient.get("ms_teams")
-        if not ms_teams:
-            default = self.config.webhook_url
-            return default.get_secret_value() if default is not None else None
-        if not isinstance(ms_teams, dict):
-            return None
-        return web_address(ms_teams.get("webhook_url"))
+    def default_target(self) -> str | None:
+        default = self.config.webhook_url
+        return default.get_secret_value() if default is not None else None
 
-    def send(self, delivery: Delivery) -> SendResult:
-        url = self.address(delivery.recipient)
-        if url is None:
-            raise PermanentProviderError(
-                "Microsoft Teams: the recipient has no ms_teams.webhook_url and no default "
-                "webhook is configured"
-            )
-        text = rendered_text(delivery, VENDOR)
+    def own_target(self, address: dict[str, Any]) -> str | None:
+        return web_address(address.get("webhook_url"))
+
+    def send_text(self, target: str, text: str, delivery: Delivery) -> SendResult:
         response = post(
             self.http,
             VENDOR,
-            url,
+            target,
             _reason,
             json=adaptive_card_message(text),
             timeout=self.config.timeout_seconds,

@@ -43,14 +43,12 @@ from pydantic import Field, SecretStr
 from tidings.provider.base import (
     BaseUrl,
     Delivery,
-    PermanentProviderError,
-    Provider,
     ProviderConfig,
     SecretHttpUrl,
     SendResult,
     nonempty_str,
-    rendered_text,
 )
+from tidings.provider.chat.base import ChatProvider, IncomingWebhook
 from tidings.provider.http import (
     accepted,
     base_url_field,
@@ -116,11 +114,6 @@ class SlackConfig(ProviderConfig):
 
 
 @dataclass(frozen=True, slots=True)
-class _Webhook:
-    url: str
-
-
-@dataclass(frozen=True, slots=True)
 class _WebApi:
     token: str
     channel: str | None = None
@@ -128,7 +121,7 @@ class _WebApi:
     email: str | None = None
 
 
-_Target = _Webhook | _WebApi
+_Target = IncomingWebhook | _WebApi
 
 
 def _reason(response: httpx.Response) -> str | None:
@@ -140,53 +133,53 @@ def _reason(response: httpx.Response) -> str | None:
 
 
 @register
-class SlackProvider(Provider[SlackConfig]):
+class SlackProvider(ChatProvider[SlackConfig, _Target]):
     name = "slack"
-    channel = "chat"
     display_name = "Slack"
     docs_url = "https://docs.slack.dev/reference/methods/chat.postMessage"
+    vendor = VENDOR
+    address_key = "slack"
+    no_address = (
+        "Slack: the recipient has no usable slack address (an incoming_webhook url, or a "
+        "channel, user_id or email with an access_token or the configured bot token), and no "
+        "default webhook or default channel is configured"
+    )
 
-    def address(self, recipient: dict[str, Any]) -> _Target | None:
+    def _bot_token(self) -> str | None:
+        bot_token = self.config.bot_token
+        return bot_token.get_secret_value() if bot_token else None
+
+    def default_target(self) -> _Target | None:
         config = self.config
-        bot_token = config.bot_token.get_secret_value() if config.bot_token else None
-        slack = recipient.get("slack")
-        if not slack:
-            if config.incoming_webhook_url is not None:
-                return _Webhook(config.incoming_webhook_url.get_secret_value())
-            if bot_token and config.default_channel:
-                return _WebApi(token=bot_token, channel=config.default_channel)
-            return None
-        if not isinstance(slack, dict):
-            return None
-        webhook = slack.get("incoming_webhook")
+        if config.incoming_webhook_url is not None:
+            return IncomingWebhook(config.incoming_webhook_url.get_secret_value())
+        bot_token = self._bot_token()
+        if bot_token and config.default_channel:
+            return _WebApi(token=bot_token, channel=config.default_channel)
+        return None
+
+    def own_target(self, address: dict[str, Any]) -> _Target | None:
+        webhook = address.get("incoming_webhook")
         if isinstance(webhook, dict):
             url = web_address(webhook.get("url"))
-            return _Webhook(url) if url else None
-        token = nonempty_str(slack.get("access_token")) or bot_token
+            return IncomingWebhook(url) if url else None
+        token = nonempty_str(address.get("access_token")) or self._bot_token()
         # The token goes into a header: anything but visible ASCII cannot be a Slack token.
         if not token or not token.isascii() or not token.isprintable():
             return None
-        channel = nonempty_str(slack.get("channel"))
-        user_id = nonempty_str(slack.get("user_id"))
-        email = nonempty_str(slack.get("email"))
+        channel = nonempty_str(address.get("channel"))
+        user_id = nonempty_str(address.get("user_id"))
+        email = nonempty_str(address.get("email"))
         if not (channel or user_id or email):
             return None
         return _WebApi(token=token, channel=channel, user_id=user_id, email=email)
 
-    def send(self, delivery: Delivery) -> SendResult:
-        target = self.address(delivery.recipient)
-        if target is None:
-            raise PermanentProviderError(
-                "Slack: the recipient has no usable slack address (an incoming_webhook url, or "
-                "a channel, user_id or email with an access_token or the configured bot token), "
-                "and no default webhook or default channel is configured"
-            )
-        text = rendered_text(delivery, VENDOR)
-        if isinstance(target, _Webhook):
+    def send_text(self, target: _Target, text: str, delivery: Delivery) -> SendResult:
+        if isinstance(target, IncomingWebhook):
             return self._send_webhook(target, text)
         return self._send_web_api(target, text)
 
-    def _send_webhook(self, target: _Webhook, text: str) -> SendResult:
+    def _send_webhook(self, target: IncomingWebhook, text: str) -> SendResult:
         response = post(
             self.http,
             VENDOR,

@@ -50,7 +50,6 @@ from tidings.provider.base import (
     BaseUrl,
     Bounce,
     Delivery,
-    Provider,
     ProviderConfig,
     ReportOutcome,
     SendResult,
@@ -58,8 +57,8 @@ from tidings.provider.base import (
     StatusReport,
     nonempty_str,
 )
-from tidings.provider.callback import compare, json_object, labelled, missing_credential, text
-from tidings.provider.email.sender import SenderConfig, email_parts
+from tidings.provider.callback import compare, configured_secret, json_object, labelled, text
+from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig
 from tidings.provider.http import (
     accepted,
     base_url_field,
@@ -115,17 +114,15 @@ def error_reason(response: httpx.Response) -> str | None:
 
 
 @register
-class MailgunProvider(Provider[MailgunConfig]):
+class MailgunProvider(EmailProvider[MailgunConfig]):
     name = "mailgun"
-    channel = "email"
     display_name = "Mailgun"
     docs_url = (
         "https://documentation.mailgun.com/docs/mailgun/api-reference/openapi-final/tag/Messages/"
     )
 
-    def send(self, delivery: Delivery) -> SendResult:
+    def send_email(self, delivery: Delivery, parts: EmailParts) -> SendResult:
         config = self.config
-        parts = email_parts(delivery)
         fields = {
             "from": config.sender,
             "to": parts.to,
@@ -160,18 +157,17 @@ class MailgunProvider(Provider[MailgunConfig]):
         cls, config: ProviderConfig | None, callback: StatusCallback
     ) -> None:
         """`signature` must verify with the config's webhook signing key (401 otherwise)."""
-        key = config.webhook_signing_key if isinstance(config, MailgunConfig) else None
-        if key is None:
-            raise missing_credential(
-                "Mailgun",
-                "webhook_signing_key",
-                "Copy the HTTP webhook signing key from Mailgun's Webhooks page into the "
-                "provider config.",
-            )
+        key = configured_secret(
+            config,
+            "webhook_signing_key",
+            "Mailgun",
+            "Copy the HTTP webhook signing key from Mailgun's Webhooks page into the provider "
+            "config.",
+        )
         signature = json_object(callback, SHAPE).get("signature")
         fields = signature if isinstance(signature, dict) else {}
         if not verify_signature(
-            key.get_secret_value(),
+            key,
             text(fields.get("timestamp")),
             text(fields.get("token")),
             text(fields.get("signature")),

@@ -45,7 +45,6 @@ from tidings.provider.base import (
     BaseUrl,
     Bounce,
     Delivery,
-    Provider,
     ProviderConfig,
     ReportOutcome,
     SendResult,
@@ -54,7 +53,7 @@ from tidings.provider.base import (
     nonempty_str,
 )
 from tidings.provider.callback import check_basic_auth, json_object, labelled, text
-from tidings.provider.email.sender import SenderConfig, email_parts, header_list
+from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig, header_list
 from tidings.provider.http import (
     accepted,
     base_url_field,
@@ -120,15 +119,13 @@ def error_reason(response: httpx.Response) -> str | None:
 
 
 @register
-class PostmarkProvider(Provider[PostmarkConfig]):
+class PostmarkProvider(EmailProvider[PostmarkConfig]):
     name = "postmark"
-    channel = "email"
     display_name = "Postmark"
     docs_url = "https://postmarkapp.com/developer/api/email-api"
 
-    def send(self, delivery: Delivery) -> SendResult:
+    def send_email(self, delivery: Delivery, parts: EmailParts) -> SendResult:
         config = self.config
-        parts = email_parts(delivery)
         body = {
             "From": config.sender,
             "To": parts.to,

@@ -47,7 +47,6 @@ from tidings.provider.base import (
     BaseUrl,
     Bounce,
     Delivery,
-    Provider,
     ProviderConfig,
     ProviderError,
     ReportOutcome,
@@ -55,8 +54,8 @@ from tidings.provider.base import (
     StatusCallback,
     StatusReport,
 )
-from tidings.provider.callback import compare, json_object, missing_credential, text
-from tidings.provider.email.sender import SenderConfig, email_parts
+from tidings.provider.callback import compare, configured_secret, json_object, text
+from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig
 from tidings.provider.http import (
     accepted,
     base_url_field,
@@ -111,15 +110,13 @@ def _still_in_progress(error: ProviderError) -> bool:
 
 
 @register
-class ResendProvider(Provider[ResendConfig]):
+class ResendProvider(EmailProvider[ResendConfig]):
     name = "resend"
-    channel = "email"
     display_name = "Resend"
     docs_url = "https://resend.com/docs/api-reference/emails/send-email"
 
-    def send(self, delivery: Delivery) -> SendResult:
+    def send_email(self, delivery: Delivery, parts: EmailParts) -> SendResult:
         config = self.config
-        parts = email_parts(delivery)
         body = {
             "from": config.sender,
             "to": [parts.to],
@@ -158,16 +155,15 @@ class ResendProvider(Provider[ResendConfig]):
         cls, config: ProviderConfig | None, callback: StatusCallback
     ) -> None:
         """The Svix headers must verify with the config's webhook secret (401 otherwise)."""
-        secret = config.webhook_secret if isinstance(config, ResendConfig) else None
-        if secret is None:
-            raise missing_credential(
-                "Resend",
-                "webhook_secret",
-                "Copy the webhook's signing secret (whsec_…) from Resend into the provider config.",
-            )
+        secret = configured_secret(
+            config,
+            "webhook_secret",
+            "Resend",
+            "Copy the webhook's signing secret (whsec_…) from Resend into the provider config.",
+        )
         now = callback.now or datetime.now(UTC)
         if not verify_signature(
-            secret.get_secret_value(),
+            secret,
             callback.header("svix-id") or "",
             callback.header("svix-timestamp") or "",
             callback.body,

@@ -1,14 +1,23 @@
-"""What every email provider shares: the sender fields of its config and the message parts."""
+"""What every email provider shares: the sender fields of its config and the message parts,
+checked the same way before any vendor is called."""
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import formataddr
+from typing import TypeVar
 
 from pydantic import Field
 
-from tidings.provider.base import Delivery, PermanentProviderError, ProviderConfig
+from tidings.provider.base import (
+    Delivery,
+    PermanentProviderError,
+    Provider,
+    ProviderConfig,
+    SendResult,
+)
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
 
@@ -61,3 +70,21 @@ def header_list(headers: Mapping[str, str]) -> list[dict[str, str]]:
     """The message's extra headers as a list of `{"Name", "Value"}` objects, the shape
     Postmark and Amazon SES take them in."""
     return [{"Name": name, "Value": value} for name, value in headers.items()]
+
+
+SenderConfigT = TypeVar("SenderConfigT", bound=SenderConfig)
+
+
+class EmailProvider(Provider[SenderConfigT]):
+    """Base of the providers that send email through a vendor's API
+    (`EmailProvider[PostmarkConfig]`): a send without an address or a body is refused before
+    the vendor is called; `send_email` sends one whose parts are there."""
+
+    channel = "email"
+
+    def send(self, delivery: Delivery) -> SendResult:
+        return self.send_email(delivery, email_parts(delivery))
+
+    @abstractmethod
+    def send_email(self, delivery: Delivery, parts: EmailParts) -> SendResult:
+        """Send the checked `parts`, or raise RetryableProviderError / PermanentProviderError."""

@@ -50,7 +50,6 @@ from tidings.provider.base import (
     BaseUrl,
     Bounce,
     Delivery,
-    Provider,
     ProviderConfig,
     ReportOutcome,
     SendResult,
@@ -59,7 +58,7 @@ from tidings.provider.base import (
     nonempty_str,
 )
 from tidings.provider.callback import labelled
-from tidings.provider.email.sender import SenderConfig, email_parts
+from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig
 from tidings.provider.http import base_url_field, json_field, post, present
 from tidings.provider.registry import register
 
@@ -111,15 +110,13 @@ def error_reason(response: httpx.Response) -> str | None:
 
 
 @register
-class SendGridProvider(Provider[SendGridConfig]):
+class SendGridProvider(EmailProvider[SendGridConfig]):
     name = "sendgrid"
-    channel = "email"
     display_name = "SendGrid"
     docs_url = "https://www.twilio.com/docs/sendgrid/api-reference/mail-send/mail-send"
 
-    def send(self, delivery: Delivery) -> SendResult:
+    def send_email(self, delivery: Delivery, parts: EmailParts) -> SendResult:
         config = self.config
-        parts = email_parts(delivery)
         content = []
         if parts.text:
             content.append({"type": "text/plain", "value": parts.text})

@@ -54,7 +54,6 @@ from tidings.provider.base import (
     Bounce,
     Delivery,
     HttpUrl,
-    Provider,
     ProviderConfig,
     ProviderError,
     ReportOutcome,
@@ -63,7 +62,7 @@ from tidings.provider.base import (
     StatusReport,
 )
 from tidings.provider.callback import json_body, labelled, missing_credential, text
-from tidings.provider.email.sender import SenderConfig, email_parts, header_list
+from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig, header_list
 from tidings.provider.http import accepted, base_url_field, post, present, reply_field
 from tidings.provider.registry import register
 
@@ -136,15 +135,13 @@ def _throttled(error: ProviderError) -> bool:
 
 
 @register
-class SesProvider(Provider[SesConfig]):
+class SesProvider(EmailProvider[SesConfig]):
     name = "ses"
-    channel = "email"
     display_name = "Amazon SES"
     docs_url = "https://docs.aws.amazon.com/ses/latest/APIReference-V2/API_SendEmail.html"
 
-    def send(self, delivery: Delivery) -> SendResult:
+    def send_email(self, delivery: Delivery, parts: EmailParts) -> SendResult:
         config = self.config
-        parts = email_parts(delivery)
         body = {
             "Text": {"Data": parts.text, "Charset": "UTF-8"} if parts.text else None,
             "Html": {"Data": parts.html, "Charset": "UTF-8"} if parts.html else None,

@@ -33,16 +33,13 @@ from pydantic import Field, SecretStr
 from tidings.provider.base import (
     BaseUrl,
     Delivery,
-    PermanentProviderError,
-    Provider,
     ProviderConfig,
     ProviderError,
     SendResult,
-    push_notification,
-    push_tokens,
     retryable_first,
 )
 from tidings.provider.http import accepted, base_url_field, post, refused, reply_field
+from tidings.provider.push.base import PushProvider, push_notification, push_tokens
 from tidings.provider.registry import register
 
 RETRYABLE_TICKET_ERRORS = {"MessageRateExceeded"}
@@ -87,21 +84,17 @@ def _reason(response: httpx.Response) -> str | None:
 
 
 @register
-class ExpoProvider(Provider[ExpoConfig]):
+class ExpoProvider(PushProvider[ExpoConfig]):
     name = "expo"
-    channel = "push"
     display_name = "Expo push notifications"
     docs_url = "https://docs.expo.dev/push-notifications/sending-notifications/"
+    no_tokens = "Expo: the recipient has no expo.token or expo.tokens"
 
     def address(self, recipient: dict[str, Any]) -> list[str]:
         return expo_tokens(recipient)
 
-    def send(self, delivery: Delivery) -> SendResult:
+    def send_push(self, delivery: Delivery, tokens: list[str]) -> SendResult:
         config = self.config
-        tokens = self.address(delivery.recipient)
-        if not tokens:
-            raise PermanentProviderError("Expo: the recipient has no expo.token or expo.tokens")
-
         content: dict[str, Any] = dict(push_notification(delivery))
         data = delivery.content.get("data")
         if isinstance(data, dict) and data:

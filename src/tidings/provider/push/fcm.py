@@ -53,16 +53,14 @@ from tidings.provider.base import (
     Delivery,
     OutboundTarget,
     PermanentProviderError,
-    Provider,
     ProviderConfig,
     ProviderError,
     SendResult,
     nonempty_str,
-    push_notification,
-    push_tokens,
     retryable_first,
 )
 from tidings.provider.http import base_url_field, excerpt, json_field, post, reply_field
+from tidings.provider.push.base import PushProvider, push_notification, push_tokens
 from tidings.provider.registry import register
 
 SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
@@ -201,11 +199,11 @@ def firebase_tokens(recipient: dict[str, Any]) -> list[str]:
 
 
 @register
-class FcmProvider(Provider[FcmConfig]):
+class FcmProvider(PushProvider[FcmConfig]):
     name = "firebase-fcm"
-    channel = "push"
     display_name = "Firebase Cloud Messaging"
     docs_url = "https://firebase.google.com/docs/reference/fcm/rest/v1/projects.messages/send"
+    no_tokens = "FCM: the recipient has no firebaseToken"
 
     def __init__(self, config: FcmConfig, http: httpx.Client) -> None:
         super().__init__(config, http)
@@ -220,11 +218,8 @@ class FcmProvider(Provider[FcmConfig]):
     def address(self, recipient: dict[str, Any]) -> list[str]:
         return firebase_tokens(recipient)
 
-    def send(self, delivery: Delivery) -> SendResult:
+    def send_push(self, delivery: Delivery, tokens: list[str]) -> SendResult:
         config = self.config
-        tokens = self.address(delivery.recipient)
-        if not tokens:
-            raise PermanentProviderError("FCM: the recipient has no firebaseToken")
         account = parse_service_account(config.service_account.get_secret_value())
 
         message: dict[str, Any] = {}

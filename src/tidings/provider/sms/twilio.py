@@ -42,18 +42,16 @@ from tidings.errors import BadRequest, Forbidden
 from tidings.provider.base import (
     BaseUrl,
     Delivery,
-    Provider,
     ProviderConfig,
     ReportOutcome,
     SendResult,
     StatusCallback,
     StatusReport,
-    sms_number,
-    sms_text,
 )
 from tidings.provider.callback import form_fields
 from tidings.provider.http import accepted, base_url_field, json_field, post, reply_field
 from tidings.provider.registry import register
+from tidings.provider.sms.base import SmsProvider
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 STATUS_OUTCOMES = {
@@ -113,16 +111,15 @@ def _reason(response: httpx.Response) -> str | None:
 
 
 @register
-class TwilioProvider(Provider[TwilioConfig]):
+class TwilioProvider(SmsProvider[TwilioConfig]):
     name = "twilio"
-    channel = "sms"
     display_name = "Twilio SMS"
     docs_url = "https://www.twilio.com/docs/messaging/api/message-resource"
+    vendor = "Twilio"
 
-    def send(self, delivery: Delivery) -> SendResult:
+    def send_sms(self, delivery: Delivery, to: str, text: str) -> SendResult:
         config = self.config
-        to = sms_number(delivery, "Twilio")
-        form: dict[str, Any] = {"To": to, "Body": sms_text(delivery, "Twilio")}
+        form: dict[str, Any] = {"To": to, "Body": text}
         if config.sender:
             form["From"] = config.sender
         if config.messaging_service_sid:

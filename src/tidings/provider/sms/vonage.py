@@ -53,14 +53,11 @@ from tidings.provider.base import (
     BaseUrl,
     Delivery,
     PermanentProviderError,
-    Provider,
     ProviderConfig,
     ReportOutcome,
     SendResult,
     StatusCallback,
     StatusReport,
-    sms_number,
-    sms_text,
 )
 from tidings.provider.callback import compare, form_fields, json_body, text
 from tidings.provider.http import (
@@ -72,6 +69,7 @@ from tidings.provider.http import (
     reply_field,
 )
 from tidings.provider.registry import register
+from tidings.provider.sms.base import SmsProvider, sms_number
 
 STATUS_OUTCOMES = {
     "delivered": ReportOutcome.DELIVERED,
@@ -158,17 +156,24 @@ def _reason(response: httpx.Response) -> str | None:
 
 
 @register
-class VonageProvider(Provider[VonageConfig]):
+class VonageProvider(SmsProvider[VonageConfig]):
     name = "vonage"
-    channel = "sms"
     display_name = "Vonage SMS"
     docs_url = "https://developer.vonage.com/en/messaging/sms/overview"
+    vendor = "Vonage"
 
-    def send(self, delivery: Delivery) -> SendResult:
+    def recipient_number(self, delivery: Delivery) -> str:
+        """The recipient's `phone_number` as E.164 digits without the +."""
+        to = international_digits(sms_number(delivery, self.vendor))
+        if to is None:
+            raise PermanentProviderError(
+                "Vonage: the recipient's phone_number is not an international number "
+                "(E.164, 7 to 15 digits with the country code)"
+            )
+        return to
+
+    def send_sms(self, delivery: Delivery, to: str, text: str) -> SendResult:
         config = self.config
-        to = _recipient_number(delivery)
-        text = sms_text(delivery, "Vonage")
-
         form: dict[str, Any] = {
             "api_key": config.api_key,
             "api_secret": config.api_secret.get_secret_value(),
@@ -257,16 +262,6 @@ def _receipt(callback: StatusCallback) -> dict[str, str]:
     if stripped:
         return dict(form_fields(stripped, SHAPE))
     return dict(callback.query)
-
-
-def _recipient_number(delivery: Delivery) -> str:
-    to = international_digits(sms_number(delivery, "Vonage"))
-    if to is None:
-        raise PermanentProviderError(
-            "Vonage: the recipient's phone_number is not an international number "
-            "(E.164, 7 to 15 digits with the country code)"
-        )
-    return to
 
 
 def _accepted_parts(response: httpx.Response) -> list[Any]:
