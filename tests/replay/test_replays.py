@@ -189,7 +189,8 @@ def test_a_replay_past_its_time_limit_fails_saying_so(
 
 
 def _limits(pid: int) -> tuple[str, int] | None:
-    """The child's address-space limit line and nice value, once it has set them."""
+    """The child's address-space limit line and nice value, once it has set them (it caps
+    its address space before it lowers its priority)."""
     try:
         limits = Path(f"/proc/{pid}/limits").read_text()
         nice = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])

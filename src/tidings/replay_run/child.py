@@ -1,6 +1,7 @@
 """A replay's child process (replay/process.py starts it): `python -m tidings.replay_run.child
-REPLAY_PK`, its settings from the TIDINGS_* environment. It lowers its CPU priority and caps
-its address space, then carries the replay out (replay_run/runner.py)."""
+REPLAY_PK`, its settings from the TIDINGS_* environment. It caps its address space, then
+lowers its CPU priority (so a niced child is a capped one), then carries the replay out
+(replay_run/runner.py)."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ NICE = 19
 def main(argv: list[str]) -> int:
     (replay_pk,) = (int(value) for value in argv)
     settings = Settings()
-    os.nice(NICE)
     limit = settings.replay_memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    os.nice(NICE)
     logging.basicConfig(level=logging.WARNING)
     database = Database(create_database_engine(settings))
     try:
