@@ -27,19 +27,10 @@ _OF_ENVIRONMENT = "tidings.audiences"
 
 class AudienceRepository(Repository):
     def get(self, environment_id: str, audience_id: str) -> Audience | None:
-        return self.session.scalars(
-            select(Audience).where(
-                Audience.environment_id == environment_id, Audience.audience_id == audience_id
-            )
-        ).first()
+        return self.find_row(Audience, environment_id=environment_id, audience_id=audience_id)
 
     def get_for_update(self, audience_pk: int) -> Audience | None:
-        return self.session.scalars(
-            select(Audience)
-            .where(Audience.id == audience_pk)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).first()
+        return self.lock_row(Audience, id=audience_pk)
 
     def get_or_create_for_update(
         self, scope: Scope, audience_id: str, now: datetime, **values: Any

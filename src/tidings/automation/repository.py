@@ -114,12 +114,7 @@ class AutomationRepository(Repository):
         return self.version(automation, automation.current_version)
 
     def version(self, automation: Automation, number: int) -> AutomationVersion | None:
-        return self.session.scalars(
-            select(AutomationVersion).where(
-                AutomationVersion.automation_pk == automation.id,
-                AutomationVersion.version == number,
-            )
-        ).first()
+        return self.find_row(AutomationVersion, automation_pk=automation.id, version=number)
 
     def version_page(
         self, automation: Automation, after_version: int | None, limit: int
@@ -271,19 +266,10 @@ class RunRepository(Repository):
         return run
 
     def get_for_update(self, run_pk: int) -> AutomationRun | None:
-        return self.session.scalars(
-            select(AutomationRun)
-            .where(AutomationRun.id == run_pk)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).first()
+        return self.lock_row(AutomationRun, id=run_pk)
 
     def by_run_id(self, environment_id: str, run_id: str) -> AutomationRun | None:
-        return self.session.scalars(
-            select(AutomationRun).where(
-                AutomationRun.environment_id == environment_id, AutomationRun.run_id == run_id
-            )
-        ).first()
+        return self.find_row(AutomationRun, environment_id=environment_id, run_id=run_id)
 
     def version(self, version_pk: int) -> AutomationVersion | None:
         return self.session.get(AutomationVersion, version_pk)
@@ -354,11 +340,7 @@ class RunRepository(Repository):
         ).all()
 
     def step(self, run_pk: int, position: int) -> AutomationRunStep | None:
-        return self.session.scalars(
-            select(AutomationRunStep).where(
-                AutomationRunStep.run_pk == run_pk, AutomationRunStep.position == position
-            )
-        ).first()
+        return self.find_row(AutomationRunStep, run_pk=run_pk, position=position)
 
     def active_with_token(
         self, environment_id: str, token: str, excluding: int
@@ -557,12 +539,7 @@ class BatchRepository(Repository):
 
     def opened_by(self, run_pk: int, position: int) -> AutomationBatch | None:
         """The batch the run opened at this step, locked: the run waits on it."""
-        return self.session.scalars(
-            select(AutomationBatch)
-            .where(AutomationBatch.opener_run_pk == run_pk, AutomationBatch.position == position)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).first()
+        return self.lock_row(AutomationBatch, opener_run_pk=run_pk, position=position)
 
     def open_or_lock(
         self,

@@ -232,13 +232,9 @@ class EventRepository(Repository):
         )
 
     def by_message_id(self, scope: Scope, source: str, message_id: str) -> Event | None:
-        return self.session.scalars(
-            select(Event).where(
-                Event.environment_id == scope.environment_id,
-                Event.source == source,
-                Event.message_id == message_id,
-            )
-        ).first()
+        return self.find_row(
+            Event, environment_id=scope.environment_id, source=source, message_id=message_id
+        )
 
     def page(
         self,

@@ -150,6 +150,19 @@ class Repository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def find_row(self, model: type[Row], **columns: Any) -> Row | None:
+        """The `model` row whose columns equal `columns`, or None."""
+        return self.session.scalars(select(model).filter_by(**columns)).first()
+
+    def lock_row(self, model: type[Row], **columns: Any) -> Row | None:
+        """`find_row`, the row locked until the transaction ends and read afresh."""
+        return self.session.scalars(
+            select(model)
+            .filter_by(**columns)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
+
     def environment_page(
         self,
         model: type[Row],

@@ -29,12 +29,7 @@ def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 class ListRepository(Repository):
     def get(self, scope: Scope, list_id: str) -> RecipientList | None:
-        return self.session.scalars(
-            select(RecipientList).where(
-                RecipientList.environment_id == scope.environment_id,
-                RecipientList.list_id == list_id,
-            )
-        ).first()
+        return self.find_row(RecipientList, environment_id=scope.environment_id, list_id=list_id)
 
     def exists(self, environment_id: str, list_id: str) -> bool:
         return (

@@ -161,7 +161,7 @@ def _write(session: Session, messages: _PendingMessages) -> None:
     )
 
 
-class MessageRepository:
+class MessageRepository(Repository):
     """Queries on messages, deliveries and history for one unit of work.
 
     With `batch_history`, history rows are kept and written together by `write_history()`
@@ -169,7 +169,7 @@ class MessageRepository:
     """
 
     def __init__(self, session: Session, *, batch_history: bool = False) -> None:
-        self.session = session
+        super().__init__(session)
         self._history: list[dict[str, Any]] | None = [] if batch_history else None
         self._routed: list[dict[str, Any]] = []
 
@@ -195,11 +195,7 @@ class MessageRepository:
         pending.history.extend(history)
 
     def get(self, environment_id: str, message_id: str) -> Message | None:
-        return self.session.scalars(
-            select(Message).where(
-                Message.environment_id == environment_id, Message.message_id == message_id
-            )
-        ).first()
+        return self.find_row(Message, environment_id=environment_id, message_id=message_id)
 
     def latest_sent_of_topic(
         self, environment_id: str, user_id: str, topic_id: str
@@ -549,12 +545,9 @@ class MessageRepository:
     def delivery_by_provider_id(
         self, provider: str, provider_message_id: str
     ) -> MessageDelivery | None:
-        return self.session.scalars(
-            select(MessageDelivery).where(
-                MessageDelivery.provider == provider,
-                MessageDelivery.provider_message_id == provider_message_id,
-            )
-        ).first()
+        return self.find_row(
+            MessageDelivery, provider=provider, provider_message_id=provider_message_id
+        )
 
     def channel_delivery(
         self, message_id: str, channel: str

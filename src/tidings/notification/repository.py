@@ -121,12 +121,7 @@ class NotificationRepository(Repository):
         return int(number or 0)
 
     def version(self, notification: Notification, number: int) -> NotificationVersion | None:
-        return self.session.scalars(
-            select(NotificationVersion).where(
-                NotificationVersion.notification_pk == notification.id,
-                NotificationVersion.version == number,
-            )
-        ).first()
+        return self.find_row(NotificationVersion, notification_pk=notification.id, version=number)
 
     def version_page(
         self, notification: Notification, after_version: int | None, limit: int

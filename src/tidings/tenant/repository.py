@@ -19,11 +19,7 @@ from tidings.workspace.service import Scope
 
 class TenantRepository(Repository):
     def get(self, scope: Scope, tenant_id: str) -> Tenant | None:
-        return self.session.scalars(
-            select(Tenant).where(
-                Tenant.environment_id == scope.environment_id, Tenant.tenant_id == tenant_id
-            )
-        ).first()
+        return self.find_row(Tenant, environment_id=scope.environment_id, tenant_id=tenant_id)
 
     def page(
         self, scope: Scope, text: str | None, after_id: int | None, limit: int

@@ -141,20 +141,10 @@ class WebhookRepository(Repository):
         self.session.flush()
 
     def delivery(self, environment_id: str, delivery_id: int) -> WebhookDelivery | None:
-        return self.session.scalars(
-            select(WebhookDelivery).where(
-                WebhookDelivery.environment_id == environment_id,
-                WebhookDelivery.id == delivery_id,
-            )
-        ).first()
+        return self.find_row(WebhookDelivery, environment_id=environment_id, id=delivery_id)
 
     def lock_delivery(self, delivery_id: int) -> WebhookDelivery | None:
-        return self.session.scalars(
-            select(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).first()
+        return self.lock_row(WebhookDelivery, id=delivery_id)
 
     def is_orphaned(self, delivery_id: int, now: datetime, settings: Settings) -> bool:
         found = self.session.scalar(
