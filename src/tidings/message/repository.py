@@ -50,7 +50,7 @@ from tidings.models import (
 from tidings.models.base import JSONValue, UTCDateTime
 from tidings.webhook_out.events import Emission
 from tidings.webhook_out.repository import emit_on_cursor
-from tidings.worker.repository import claim_redrivable, orphaned_attempt
+from tidings.worker.repository import AttemptTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -510,14 +510,8 @@ class MessageRepository(Repository):
         )
 
     def sending_orphaned(self, delivery_id: int, now: datetime, settings: Settings) -> bool:
-        """Whether the delivery's `sending` attempt has nobody to finish it (see
-        `_orphaned_sending`)."""
-        found = self.session.scalar(
-            select(MessageDelivery.id).where(
-                MessageDelivery.id == delivery_id, _orphaned_sending(now, settings)
-            )
-        )
-        return found is not None
+        """Whether the delivery's `sending` attempt has nobody to finish it."""
+        return _ATTEMPTS.is_orphaned(self.session, delivery_id, now, settings)
 
     def claim_stuck_deliveries(
         self,
@@ -529,12 +523,8 @@ class MessageRepository(Repository):
     ) -> list[int]:
         """Claim deliveries to re-drive (`kit.sql.claim_rows`): attempts left `sending` by a
         process that is gone, and retries due since `due_before`."""
-        return claim_redrivable(
+        return _ATTEMPTS.claim_redrivable(
             self.session,
-            MessageDelivery,
-            sending=DeliveryStatus.SENDING,
-            pending=DeliveryStatus.PENDING,
-            stale_seconds=settings.sending_stale_seconds,
             due_before=due_before,
             unclaimed_since=unclaimed_since,
             now=now,
@@ -764,12 +754,14 @@ def _deliveries_of(message: Message) -> Select[MessageDelivery]:
     )
 
 
-def _orphaned_sending(now: datetime, settings: Settings) -> ColumnElement[bool]:
-    """SQL: a `sending` delivery whose attempt nobody will finish (worker.repository's
-    `orphaned_attempt`, after `TIDINGS_SENDING_STALE_SECONDS` as a backstop)."""
-    return orphaned_attempt(
-        MessageDelivery, DeliveryStatus.SENDING, now, settings.sending_stale_seconds, settings
-    )
+# A delivery `sending` for longer than TIDINGS_SENDING_STALE_SECONDS counts as lost, even
+# when its owner is alive.
+_ATTEMPTS = AttemptTable(
+    MessageDelivery,
+    DeliveryStatus.SENDING,
+    DeliveryStatus.PENDING,
+    stale_seconds=lambda settings: settings.sending_stale_seconds,
+)
 
 
 class IdempotencyRepository(Repository):

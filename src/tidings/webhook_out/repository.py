@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Dialect
 
 from tidings.config import Settings
@@ -19,7 +19,7 @@ from tidings.models import (
 )
 from tidings.models.base import UTCDateTime
 from tidings.webhook_out.events import Emission
-from tidings.worker.repository import claim_redrivable, orphaned_attempt
+from tidings.worker.repository import AttemptTable
 
 # An attempt `sending` for longer than this has nobody to finish it (its process died, or
 # lost it): the sweeper re-drives it. An attempt takes at most a few timeouts (connect,
@@ -62,12 +62,12 @@ def emit_on_cursor(cursor: Any, dialect: Dialect, emission: Emission, now: datet
     return sorted(row[0] for row in rows)
 
 
-def _orphaned(now: datetime, settings: Settings) -> ColumnElement[bool]:
-    """SQL: a `sending` delivery whose attempt nobody will finish (worker.repository's
-    `orphaned_attempt`, after SENDING_STALE_SECONDS as a backstop)."""
-    return orphaned_attempt(
-        WebhookDelivery, WebhookDeliveryStatus.SENDING, now, SENDING_STALE_SECONDS, settings
-    )
+_ATTEMPTS = AttemptTable(
+    WebhookDelivery,
+    WebhookDeliveryStatus.SENDING,
+    WebhookDeliveryStatus.PENDING,
+    stale_seconds=lambda _: SENDING_STALE_SECONDS,
+)
 
 
 class WebhookRepository(Repository):
@@ -147,12 +147,7 @@ class WebhookRepository(Repository):
         return self.lock_row(WebhookDelivery, id=delivery_id)
 
     def is_orphaned(self, delivery_id: int, now: datetime, settings: Settings) -> bool:
-        found = self.session.scalar(
-            select(WebhookDelivery.id).where(
-                WebhookDelivery.id == delivery_id, _orphaned(now, settings)
-            )
-        )
-        return found is not None
+        return _ATTEMPTS.is_orphaned(self.session, delivery_id, now, settings)
 
     def deliveries_page(
         self,
@@ -188,12 +183,8 @@ class WebhookRepository(Repository):
     ) -> list[int]:
         """Claim deliveries to re-drive (`kit.sql.claim_rows`): attempts left `sending` by a
         process that is gone, and pending ones due since `due_before` whose job was lost."""
-        return claim_redrivable(
+        return _ATTEMPTS.claim_redrivable(
             self.session,
-            WebhookDelivery,
-            sending=WebhookDeliveryStatus.SENDING,
-            pending=WebhookDeliveryStatus.PENDING,
-            stale_seconds=SENDING_STALE_SECONDS,
             due_before=due_before,
             unclaimed_since=unclaimed_since,
             now=now,
