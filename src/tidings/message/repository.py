@@ -511,26 +511,7 @@ class MessageRepository(Repository):
 
     def sending_orphaned(self, delivery_id: int, now: datetime, settings: Settings) -> bool:
         """Whether the delivery's `sending` attempt has nobody to finish it."""
-        return _ATTEMPTS.is_orphaned(self.session, delivery_id, now, settings)
-
-    def claim_stuck_deliveries(
-        self,
-        due_before: datetime,
-        unclaimed_since: datetime,
-        now: datetime,
-        settings: Settings,
-        limit: int,
-    ) -> list[int]:
-        """Claim deliveries to re-drive (`kit.sql.claim_rows`): attempts left `sending` by a
-        process that is gone, and retries due since `due_before`."""
-        return _ATTEMPTS.claim_redrivable(
-            self.session,
-            due_before=due_before,
-            unclaimed_since=unclaimed_since,
-            now=now,
-            settings=settings,
-            limit=limit,
-        )
+        return DELIVERY_ATTEMPTS.is_orphaned(self.session, delivery_id, now, settings)
 
     def delivery_by_provider_id(
         self, provider: str, provider_message_id: str
@@ -756,7 +737,7 @@ def _deliveries_of(message: Message) -> Select[MessageDelivery]:
 
 # A delivery `sending` for longer than TIDINGS_SENDING_STALE_SECONDS counts as lost, even
 # when its owner is alive.
-_ATTEMPTS = AttemptTable(
+DELIVERY_ATTEMPTS = AttemptTable(
     MessageDelivery,
     DeliveryStatus.SENDING,
     DeliveryStatus.PENDING,

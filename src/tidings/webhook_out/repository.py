@@ -62,7 +62,9 @@ def emit_on_cursor(cursor: Any, dialect: Dialect, emission: Emission, now: datet
     return sorted(row[0] for row in rows)
 
 
-_ATTEMPTS = AttemptTable(
+# An outbound webhook delivery `sending` for longer than SENDING_STALE_SECONDS counts as
+# lost, even when its owner is alive.
+WEBHOOK_ATTEMPTS = AttemptTable(
     WebhookDelivery,
     WebhookDeliveryStatus.SENDING,
     WebhookDeliveryStatus.PENDING,
@@ -147,7 +149,7 @@ class WebhookRepository(Repository):
         return self.lock_row(WebhookDelivery, id=delivery_id)
 
     def is_orphaned(self, delivery_id: int, now: datetime, settings: Settings) -> bool:
-        return _ATTEMPTS.is_orphaned(self.session, delivery_id, now, settings)
+        return WEBHOOK_ATTEMPTS.is_orphaned(self.session, delivery_id, now, settings)
 
     def deliveries_page(
         self,
@@ -172,22 +174,3 @@ class WebhookRepository(Repository):
         if before_id is not None:
             query = query.where(WebhookDelivery.id < before_id)
         return self.session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit)).all()
-
-    def claim_stuck(
-        self,
-        due_before: datetime,
-        unclaimed_since: datetime,
-        now: datetime,
-        settings: Settings,
-        limit: int,
-    ) -> list[int]:
-        """Claim deliveries to re-drive (`kit.sql.claim_rows`): attempts left `sending` by a
-        process that is gone, and pending ones due since `due_before` whose job was lost."""
-        return _ATTEMPTS.claim_redrivable(
-            self.session,
-            due_before=due_before,
-            unclaimed_since=unclaimed_since,
-            now=now,
-            settings=settings,
-            limit=limit,
-        )
