@@ -10,7 +10,7 @@ The errors are the domain's and need no web framework (the CLI raises and catche
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -65,6 +65,17 @@ class Forbidden(AppError, status_code=403, code="forbidden"):
 
 class NotFound(AppError, status_code=404, code="not_found"):
     """What the request names does not exist here."""
+
+
+Row = TypeVar("Row")
+
+
+def found(row: Row | None, missing: NotFound) -> Row:
+    """`row`, looked up by what the request names; `missing` (a 404 that says how to find
+    or create it) when the lookup found nothing."""
+    if row is None:
+        raise missing
+    return row
 
 
 def not_in_environment(
