@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, cast
 
@@ -95,6 +95,16 @@ def _insert_returning_key(table: Table) -> Any:
     """Built once per table: building a statement per call costs more than running it."""
     (key,) = table.primary_key.columns
     return insert(table).returning(key)
+
+
+# Rows of one multi-row INSERT, and values of one IN (…) list.
+CHUNK = 500
+
+
+def chunks(values: Sequence[Row], size: int = CHUNK) -> Iterator[Sequence[Row]]:
+    """`values` in consecutive slices of at most `size`, for statements of bounded size."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def by_environment(claimed: list[tuple[int, str]]) -> dict[str, list[int]]:

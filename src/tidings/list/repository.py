@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +10,7 @@ from sqlalchemy import delete, select, update
 
 from tidings.kit.sql import (
     Repository,
+    chunks,
     execute_counting,
     insert_ignoring_conflicts,
     insert_missing_in_environment,
@@ -18,13 +19,6 @@ from tidings.kit.sql import (
 from tidings.kit.time import utcnow
 from tidings.models import ListSubscription, RecipientList
 from tidings.workspace.service import Scope
-
-CHUNK = 500
-
-
-def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), CHUNK):
-        yield values[start : start + CHUNK]
 
 
 class ListRepository(Repository):
@@ -58,7 +52,7 @@ class ListRepository(Repository):
     def ensure_lists(self, scope: Scope, list_ids: Sequence[str]) -> None:
         """Create the lists that do not exist yet, each named after its id."""
         now = utcnow()
-        for chunk in _chunks(sorted(set(list_ids))):
+        for chunk in chunks(sorted(set(list_ids))):
             self.session.execute(
                 insert_ignoring_conflicts(self.session, RecipientList).values(
                     [
@@ -182,7 +176,7 @@ class ListRepository(Repository):
         self, scope: Scope, pairs: Sequence[tuple[str, str]], created_at: datetime
     ) -> None:
         """Subscribe each (list_id, user_id); pairs already subscribed stay as they are."""
-        for chunk in _chunks(pairs):
+        for chunk in chunks(pairs):
             self.session.execute(
                 insert_ignoring_conflicts(self.session, ListSubscription).values(
                     [
@@ -215,7 +209,7 @@ class ListRepository(Repository):
         )
 
     def delete_subscriptions_by_id(self, row_ids: Sequence[int]) -> None:
-        for chunk in _chunks(row_ids):
+        for chunk in chunks(row_ids):
             self._delete(ListSubscription, ListSubscription.id.in_(chunk))
 
     def delete_subscription(self, scope: Scope, list_id: str, user_id: str) -> bool:
