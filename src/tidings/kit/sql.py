@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, cast
 
@@ -185,6 +185,38 @@ class Repository:
         table: Any = model
         query = select(model).where(table.environment_id == environment_id, *conditions)
         return self.session.scalars(keyset_page(query, table.id, after_id, limit)).all()
+
+    def distinct_user_ids_after(
+        self, model: Any, environment_id: str, after: str, limit: int
+    ) -> list[str]:
+        """The next `limit` distinct `user_id`s of the environment's `model` rows (a
+        membership table) after `after`, in id order."""
+        return list(
+            self.session.scalars(
+                select(model.user_id)
+                .where(model.environment_id == environment_id, model.user_id > after)
+                .group_by(model.user_id)
+                .order_by(model.user_id)
+                .limit(limit)
+            )
+        )
+
+    def values_by_user(
+        self, column: Any, environment_id: str, user_ids: Collection[str]
+    ) -> dict[str, set[Any]]:
+        """The values of `column` in the environment's rows of each of `user_ids` (a
+        membership table's: the lists or tenants each user is in); users with none are
+        left out."""
+        model = column.class_
+        found: dict[str, set[Any]] = {}
+        rows = self.session.execute(
+            select(model.user_id, column).where(
+                model.environment_id == environment_id, model.user_id.in_(sorted(user_ids))
+            )
+        )
+        for user_id, value in rows:
+            found.setdefault(user_id, set()).add(value)
+        return found
 
 
 def insert_missing_and_lock(

@@ -144,33 +144,13 @@ class ListRepository(Repository):
 
     def subscriber_ids_after(self, environment_id: str, after: str, limit: int) -> list[str]:
         """The next `limit` distinct subscribed user ids after `after`, in id order."""
-        return list(
-            self.session.scalars(
-                select(ListSubscription.user_id)
-                .where(
-                    ListSubscription.environment_id == environment_id,
-                    ListSubscription.user_id > after,
-                )
-                .group_by(ListSubscription.user_id)
-                .order_by(ListSubscription.user_id)
-                .limit(limit)
-            )
-        )
+        return self.distinct_user_ids_after(ListSubscription, environment_id, after, limit)
 
     def list_ids_of_users(
         self, environment_id: str, user_ids: Collection[str]
     ) -> dict[str, set[str]]:
         """The lists each of the users is subscribed to (users on none are left out)."""
-        found: dict[str, set[str]] = {}
-        rows = self.session.execute(
-            select(ListSubscription.user_id, ListSubscription.list_id).where(
-                ListSubscription.environment_id == environment_id,
-                ListSubscription.user_id.in_(sorted(user_ids)),
-            )
-        )
-        for user_id, list_id in rows:
-            found.setdefault(user_id, set()).add(list_id)
-        return found
+        return self.values_by_user(ListSubscription.list_id, environment_id, user_ids)
 
     def add_subscriptions(
         self, scope: Scope, pairs: Sequence[tuple[str, str]], created_at: datetime
