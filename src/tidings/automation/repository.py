@@ -16,6 +16,7 @@ from tidings.automation.triggers import index_key
 from tidings.config import Settings
 from tidings.kit.sql import (
     Repository,
+    VersionTable,
     claim_rows,
     execute_counting,
     insert_loaded,
@@ -72,6 +73,9 @@ _TRIGGERED = (
 )
 
 
+_VERSIONS = VersionTable(AutomationVersion, AutomationVersion.automation_pk)
+
+
 class AutomationRepository(Repository):
     def get(self, scope: Scope | str, automation_id: str) -> Automation | None:
         """The live (not deleted) automation."""
@@ -119,21 +123,12 @@ class AutomationRepository(Repository):
     def version_page(
         self, automation: Automation, after_version: int | None, limit: int
     ) -> Sequence[AutomationVersion]:
-        query = select(AutomationVersion).where(AutomationVersion.automation_pk == automation.id)
-        if after_version is not None:
-            query = query.where(AutomationVersion.version > after_version)
-        return self.session.scalars(query.order_by(AutomationVersion.version).limit(limit)).all()
+        return _VERSIONS.after(self.session, automation.id, after_version, limit)
 
     def versions_before(
         self, automation: Automation, before_version: int | None, limit: int
     ) -> Sequence[AutomationVersion]:
-        """Versions newest first, before `before_version` when given."""
-        query = select(AutomationVersion).where(AutomationVersion.automation_pk == automation.id)
-        if before_version is not None:
-            query = query.where(AutomationVersion.version < before_version)
-        return self.session.scalars(
-            query.order_by(AutomationVersion.version.desc()).limit(limit)
-        ).all()
+        return _VERSIONS.before(self.session, automation.id, before_version, limit)
 
     def add_version(
         self,

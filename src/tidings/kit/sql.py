@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from sqlalchemy import (
     Connection,
@@ -217,6 +218,39 @@ class Repository:
         for user_id, value in rows:
             found.setdefault(user_id, set()).add(value)
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class VersionTable(Generic[Row]):
+    """A table of saved versions (automation_version, notification_version): rows of
+    `model` numbered by their `version` within the row that `owner` (a column) names."""
+
+    model: type[Row]
+    owner: Any
+
+    def after(
+        self, session: Session, owner_pk: int, after_version: int | None, limit: int
+    ) -> Sequence[Row]:
+        """The owner's versions oldest first, after `after_version` when given."""
+        version = self.owner.class_.version
+        bound = None if after_version is None else version > after_version
+        return self._read(session, owner_pk, bound, version, limit)
+
+    def before(
+        self, session: Session, owner_pk: int, before_version: int | None, limit: int
+    ) -> Sequence[Row]:
+        """The owner's versions newest first, before `before_version` when given."""
+        version = self.owner.class_.version
+        bound = None if before_version is None else version < before_version
+        return self._read(session, owner_pk, bound, version.desc(), limit)
+
+    def _read(
+        self, session: Session, owner_pk: int, bound: Any, order: Any, limit: int
+    ) -> Sequence[Row]:
+        query = select(self.model).where(self.owner == owner_pk)
+        if bound is not None:
+            query = query.where(bound)
+        return session.scalars(query.order_by(order).limit(limit)).all()
 
 
 def insert_missing_and_lock(
