@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 from sqlalchemy.orm import Session
 
 from tidings.audience import service
@@ -18,14 +18,12 @@ from tidings.audience.schemas import (
     StayView,
 )
 from tidings.dependencies import Caller, DatabaseDep, ReadSession
-from tidings.kit.pagination import PageQuery, page_query
+from tidings.kit.pagination import PageOf20
 from tidings.kit.time import isoformat
 from tidings.models import Audience
 from tidings.routing import ApiRoute
 
 router = APIRouter(tags=["audiences"], route_class=ApiRoute)
-
-PageParams = Annotated[PageQuery, Depends(page_query(20))]
 
 
 def view(session: Session, audience: Audience) -> AudienceView:
@@ -54,7 +52,7 @@ def view(session: Session, audience: Audience) -> AudienceView:
 
 
 @router.get("/audiences", response_model=AudiencePage)
-def list_audiences(caller: Caller, session: ReadSession, paging: PageParams) -> AudiencePage:
+def list_audiences(caller: Caller, session: ReadSession, paging: PageOf20) -> AudiencePage:
     """The environment's audiences, in creation order."""
     found = paging.page(
         service.audiences_page(session, caller, paging.after_id, paging.rows_to_read)
@@ -92,7 +90,7 @@ def delete_audience(audience_id: str, caller: Caller, database: DatabaseDep) -> 
 
 @router.get("/audiences/{audience_id}/members", response_model=MemberPage)
 def list_members(
-    audience_id: str, caller: Caller, session: ReadSession, paging: PageParams
+    audience_id: str, caller: Caller, session: ReadSession, paging: PageOf20
 ) -> MemberPage:
     """The current members, in the order they entered."""
     audience = service.get_audience(session, caller, audience_id)
@@ -119,7 +117,7 @@ def list_stays(
     audience_id: str,
     caller: Caller,
     session: ReadSession,
-    paging: PageParams,
+    paging: PageOf20,
     user_id: Annotated[str | None, Query(max_length=300)] = None,
 ) -> StayPage:
     """Every entry and exit, in entry order: one item per stay, `left_at` null while the

@@ -10,6 +10,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from tidings.kit.sql import (
     Repository,
+    chunks,
     execute_counting,
     insert_missing_in_environment,
     insert_replacing,
@@ -18,8 +19,6 @@ from tidings.kit.sql import (
 from tidings.models import Audience, AudienceCheck, AudienceMember
 from tidings.workspace.service import Scope
 
-# Users per query when reading members of many users.
-CHUNK = 500
 # The environments' audiences read in this unit of work (`of_environment`); every write of
 # an audience forgets them.
 _OF_ENVIRONMENT = "tidings.audiences"
@@ -27,19 +26,10 @@ _OF_ENVIRONMENT = "tidings.audiences"
 
 class AudienceRepository(Repository):
     def get(self, environment_id: str, audience_id: str) -> Audience | None:
-        return self.session.scalars(
-            select(Audience).where(
-                Audience.environment_id == environment_id, Audience.audience_id == audience_id
-            )
-        ).first()
+        return self.find_row(Audience, environment_id=environment_id, audience_id=audience_id)
 
     def get_for_update(self, audience_pk: int) -> Audience | None:
-        return self.session.scalars(
-            select(Audience)
-            .where(Audience.id == audience_pk)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).first()
+        return self.lock_row(Audience, id=audience_pk)
 
     def get_or_create_for_update(
         self, scope: Scope, audience_id: str, now: datetime, **values: Any
@@ -138,11 +128,11 @@ class AudienceRepository(Repository):
         """(audience, user) → the open stay's row id, for these users and audiences."""
         found: dict[tuple[int, str], int] = {}
         users = sorted(user_ids)
-        for start in range(0, len(users), CHUNK):
+        for chunk in chunks(users):
             rows = self.session.execute(
                 select(AudienceMember.audience_pk, AudienceMember.user_id, AudienceMember.id).where(
                     AudienceMember.audience_pk.in_(sorted(audience_pks)),
-                    AudienceMember.user_id.in_(users[start : start + CHUNK]),
+                    AudienceMember.user_id.in_(chunk),
                     AudienceMember.left_at.is_(None),
                 )
             )
@@ -190,11 +180,11 @@ class AudienceRepository(Repository):
         gone = [key for key, at in checks.items() if at is None]
         for audience_pk in {audience_pk for audience_pk, _ in gone}:
             users = sorted(user for pk, user in gone if pk == audience_pk)
-            for start in range(0, len(users), CHUNK):
+            for chunk in chunks(users):
                 self.session.execute(
                     delete(AudienceCheck).where(
                         AudienceCheck.audience_pk == audience_pk,
-                        AudienceCheck.user_id.in_(users[start : start + CHUNK]),
+                        AudienceCheck.user_id.in_(chunk),
                     )
                 )
         rows = [

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from tidings.audience.conditions import ConditionError, from_courier, parse
 from tidings.audience.repository import AudienceRepository
 from tidings.db import Outbox
-from tidings.errors import BadRequest, NotFound
+from tidings.errors import BadRequest, NotFound, found
 from tidings.kit.time import utcnow
 from tidings.models import Audience, AudienceMember
 from tidings.workspace.service import Scope
@@ -124,15 +124,15 @@ def put_audience(
 
 
 def get_audience(session: Session, scope: Scope, audience_id: str) -> Audience:
-    audience = AudienceRepository(session).get(scope.environment_id, audience_id)
-    if audience is None:
-        raise NotFound(
+    return found(
+        AudienceRepository(session).get(scope.environment_id, audience_id),
+        NotFound(
             f"No audience {audience_id[:80]!r} in this environment. Create it with "
             "PUT /audiences/{id}.",
             code="unknown_audience",
             field="audience_id",
-        )
-    return audience
+        ),
+    )
 
 
 def delete_audience(session: Session, scope: Scope, audience_id: str) -> None:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm import Session
 
 from tidings.audience import service as audience_service
@@ -30,6 +30,8 @@ from tidings.workspace.repository import WorkspaceRepository
 from tidings.workspace.service import Scope, default_workspace
 
 KINDS = ("automation", "notification", "audience")
+
+Body = TypeVar("Body", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,24 +94,24 @@ def environment_scope(session: Session, environment: str) -> Scope:
     return Scope(workspace.id, row.id, row.name, key_id="cli")
 
 
-def _apply_notification(session: Session, scope: Scope, document: Document) -> str:
+def _body(model: type[Body], document: Document) -> Body:
+    """The document's body as the API's `model`; the first error names its field."""
     try:
-        body = NotificationBody.model_validate(document.body)
+        return model.model_validate(document.body)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"
         raise ApplyError(f"{where}: {first['msg']}", field=where) from exc
+
+
+def _apply_notification(session: Session, scope: Scope, document: Document) -> str:
+    body = _body(NotificationBody, document)
     _, _, outcome = notification_service.save(session, scope, document.id, body)
     return outcome
 
 
 def _apply_audience(session: Session, outbox: Outbox, scope: Scope, document: Document) -> str:
-    try:
-        body = AudienceBody.model_validate(document.body)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        raise ApplyError(f"{where}: {first['msg']}", field=where) from exc
+    body = _body(AudienceBody, document)
     given = audience_service.AudienceInput(
         body.name, body.description, body.condition, body.filter, body.operator
     )

@@ -6,7 +6,7 @@ from operator import attrgetter
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Body, Depends, Header, Query, Response
+from fastapi import APIRouter, Body, Header, Query, Response
 from sqlalchemy.orm import Session
 
 from tidings.automation import runs, service
@@ -31,7 +31,7 @@ from tidings.automation.schemas import (
 from tidings.db import Database, Outbox
 from tidings.dependencies import Caller, DatabaseDep, OutboundDep, ReadSession, SettingsDep
 from tidings.errors import BadRequest
-from tidings.kit.pagination import PageQuery, decode_cursor, page, page_query
+from tidings.kit.pagination import PageOf50, decode_cursor, page
 from tidings.kit.time import isoformat, parse_timestamp
 from tidings.message.idempotency import Answer, IdempotentRequest, answer_once
 from tidings.models import Automation, AutomationRun, AutomationVersion
@@ -40,7 +40,6 @@ from tidings.workspace.service import Scope
 
 router = APIRouter(prefix="/automations", tags=["automations"], route_class=ApiRoute)
 
-PageParams = Annotated[PageQuery, Depends(page_query(50))]
 
 _BODY_SCHEMA = {
     "requestBody": {
@@ -85,7 +84,7 @@ def _version_view(automation_id: str, version: AutomationVersion) -> VersionResp
 def list_automations(
     caller: Caller,
     session: ReadSession,
-    paging: PageParams,
+    paging: PageOf50,
     version: Annotated[
         Literal["published", "draft"],
         Query(description="Courier's filter. Tidings has no drafts: `draft` lists none."),
@@ -400,7 +399,7 @@ def delete_automation(automation_id: str, caller: Caller, database: DatabaseDep)
 
 @router.get("/{automation_id}/versions", response_model=VersionList)
 def list_versions(
-    automation_id: str, caller: Caller, session: ReadSession, paging: PageParams
+    automation_id: str, caller: Caller, session: ReadSession, paging: PageOf50
 ) -> VersionList:
     automation, _ = service.get(session, caller, automation_id)
     rows = AutomationRepository(session).version_page(

@@ -16,6 +16,7 @@ from tidings.automation.triggers import index_key
 from tidings.config import Settings
 from tidings.kit.sql import (
     Repository,
+    VersionTable,
     claim_rows,
     execute_counting,
     insert_loaded,
@@ -72,6 +73,9 @@ _TRIGGERED = (
 )
 
 
+_VERSIONS = VersionTable(AutomationVersion, AutomationVersion.automation_pk)
+
+
 class AutomationRepository(Repository):
     def get(self, scope: Scope | str, automation_id: str) -> Automation | None:
         """The live (not deleted) automation."""
@@ -114,31 +118,17 @@ class AutomationRepository(Repository):
         return self.version(automation, automation.current_version)
 
     def version(self, automation: Automation, number: int) -> AutomationVersion | None:
-        return self.session.scalars(
-            select(AutomationVersion).where(
-                AutomationVersion.automation_pk == automation.id,
-                AutomationVersion.version == number,
-            )
-        ).first()
+        return self.find_row(AutomationVersion, automation_pk=automation.id, version=number)
 
     def version_page(
         self, automation: Automation, after_version: int | None, limit: int
     ) -> Sequence[AutomationVersion]:
-        query = select(AutomationVersion).where(AutomationVersion.automation_pk == automation.id)
-        if after_version is not None:
-            query = query.where(AutomationVersion.version > after_version)
-        return self.session.scalars(query.order_by(AutomationVersion.version).limit(limit)).all()
+        return _VERSIONS.after(self.session, automation.id, after_version, limit)
 
     def versions_before(
         self, automation: Automation, before_version: int | None, limit: int
     ) -> Sequence[AutomationVersion]:
-        """Versions newest first, before `before_version` when given."""
-        query = select(AutomationVersion).where(AutomationVersion.automation_pk == automation.id)
-        if before_version is not None:
-            query = query.where(AutomationVersion.version < before_version)
-        return self.session.scalars(
-            query.order_by(AutomationVersion.version.desc()).limit(limit)
-        ).all()
+        return _VERSIONS.before(self.session, automation.id, before_version, limit)
 
     def add_version(
         self,
@@ -271,19 +261,10 @@ class RunRepository(Repository):
         return run
 
     def get_for_update(self, run_pk: int) -> AutomationRun | None:
-        return self.session.scalars(
-            select(AutomationRun)
-            .where(AutomationRun.id == run_pk)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).first()
+        return self.lock_row(AutomationRun, id=run_pk)
 
     def by_run_id(self, environment_id: str, run_id: str) -> AutomationRun | None:
-        return self.session.scalars(
-            select(AutomationRun).where(
-                AutomationRun.environment_id == environment_id, AutomationRun.run_id == run_id
-            )
-        ).first()
+        return self.find_row(AutomationRun, environment_id=environment_id, run_id=run_id)
 
     def version(self, version_pk: int) -> AutomationVersion | None:
         return self.session.get(AutomationVersion, version_pk)
@@ -354,11 +335,7 @@ class RunRepository(Repository):
         ).all()
 
     def step(self, run_pk: int, position: int) -> AutomationRunStep | None:
-        return self.session.scalars(
-            select(AutomationRunStep).where(
-                AutomationRunStep.run_pk == run_pk, AutomationRunStep.position == position
-            )
-        ).first()
+        return self.find_row(AutomationRunStep, run_pk=run_pk, position=position)
 
     def active_with_token(
         self, environment_id: str, token: str, excluding: int
@@ -557,12 +534,7 @@ class BatchRepository(Repository):
 
     def opened_by(self, run_pk: int, position: int) -> AutomationBatch | None:
         """The batch the run opened at this step, locked: the run waits on it."""
-        return self.session.scalars(
-            select(AutomationBatch)
-            .where(AutomationBatch.opener_run_pk == run_pk, AutomationBatch.position == position)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).first()
+        return self.lock_row(AutomationBatch, opener_run_pk=run_pk, position=position)
 
     def open_or_lock(
         self,

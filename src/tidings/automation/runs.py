@@ -67,7 +67,7 @@ from tidings.automation.steps.values import namespace
 from tidings.automation.steps.wait_for_event import event_key, match_fields, match_key
 from tidings.automation.triggers import audience_trigger_key
 from tidings.db import Outbox
-from tidings.errors import Conflict, NotFound
+from tidings.errors import Conflict, NotFound, found
 from tidings.kit.expression import ExpressionError
 from tidings.kit.outbound import OutboundGuard
 from tidings.kit.time import isoformat, utcnow
@@ -678,15 +678,15 @@ def _fetch(context: WorkerContext, plan: FetchPlan) -> str:
 
 
 def get_run(session: Session, scope: Scope, run_id: str) -> AutomationRun:
-    run = RunRepository(session).by_run_id(scope.environment_id, run_id)
-    if run is None:
-        raise NotFound(
+    return found(
+        RunRepository(session).by_run_id(scope.environment_id, run_id),
+        NotFound(
             f"No automation run {run_id!r} in this environment. GET /automations/runs lists "
             "the runs.",
             code="run_not_found",
             field="run_id",
-        )
-    return run
+        ),
+    )
 
 
 def cancel_by_api(

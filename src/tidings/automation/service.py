@@ -19,7 +19,7 @@ from tidings.automation.steps.branch import MAX_STEPS, count_steps, each_step
 from tidings.automation.steps.values import quote as _quote
 from tidings.automation.steps.values import value_problem
 from tidings.automation.triggers import AUDIENCE, AUDIENCE_MOMENTS
-from tidings.errors import BadRequest, NotFound, not_in_environment
+from tidings.errors import BadRequest, NotFound, found, not_in_environment
 from tidings.kit.outbound import OutboundGuard
 from tidings.kit.time import utcnow
 from tidings.models import Automation, AutomationVersion
@@ -379,15 +379,15 @@ def get_version(
     session: Session, scope: Scope, automation_id: str, number: int
 ) -> AutomationVersion:
     automation, _ = get(session, scope, automation_id)
-    version = AutomationRepository(session).version(automation, number)
-    if version is None:
-        raise NotFound(
+    return found(
+        AutomationRepository(session).version(automation, number),
+        NotFound(
             f"Automation {automation_id!r} has no version {number}; its versions are 1 to "
             f"{automation.current_version}.",
             code="automation_version_not_found",
             field="version",
-        )
-    return version
+        ),
+    )
 
 
 def restore(

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from tidings.broadcast import service
 from tidings.broadcast.schemas import BroadcastBody, BroadcastCounts, BroadcastPage, BroadcastView
 from tidings.dependencies import Caller, DatabaseDep, ReadSession
-from tidings.kit.pagination import PageQuery, page_query
+from tidings.kit.pagination import PageOf20
 from tidings.kit.time import isoformat
 from tidings.models import Broadcast
 from tidings.routing import ApiRoute
 
 router = APIRouter(tags=["broadcasts"], route_class=ApiRoute)
-
-PageParams = Annotated[PageQuery, Depends(page_query(20))]
 
 
 def view(session: Session, broadcast: Broadcast) -> BroadcastView:
@@ -56,7 +52,7 @@ def create_broadcast(body: BroadcastBody, caller: Caller, database: DatabaseDep)
 
 
 @router.get("/broadcasts", response_model=BroadcastPage)
-def list_broadcasts(caller: Caller, session: ReadSession, paging: PageParams) -> BroadcastPage:
+def list_broadcasts(caller: Caller, session: ReadSession, paging: PageOf20) -> BroadcastPage:
     """The environment's broadcasts, in creation order."""
     found = paging.page(service.page(session, caller, paging.after_id, paging.rows_to_read))
     return BroadcastPage(items=[view(session, row) for row in found.rows], paging=found.paging())

@@ -14,21 +14,11 @@ from tidings.models import Broadcast, BroadcastStatus
 
 class BroadcastRepository(Repository):
     def get(self, environment_id: str, broadcast_id: str) -> Broadcast | None:
-        return self.session.scalars(
-            select(Broadcast).where(
-                Broadcast.environment_id == environment_id,
-                Broadcast.broadcast_id == broadcast_id,
-            )
-        ).first()
+        return self.find_row(Broadcast, environment_id=environment_id, broadcast_id=broadcast_id)
 
     def lock(self, broadcast_pk: int) -> Broadcast | None:
         """The row, locked until the transaction ends and read afresh."""
-        return self.session.scalars(
-            select(Broadcast)
-            .where(Broadcast.id == broadcast_pk)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).first()
+        return self.lock_row(Broadcast, id=broadcast_pk)
 
     def add(self, broadcast: Broadcast) -> None:
         self.session.add(broadcast)

@@ -31,7 +31,7 @@ from tidings.audience.repository import AudienceRepository
 from tidings.broadcast.repository import BroadcastRepository
 from tidings.broadcast.schemas import BroadcastBody
 from tidings.db import Database, Outbox
-from tidings.errors import BadRequest, Conflict, NotFound
+from tidings.errors import BadRequest, Conflict, NotFound, found
 from tidings.kit.ids import new_id
 from tidings.kit.time import EARLIEST, LATEST, from_epoch_ms, parse_timestamp, utcnow
 from tidings.kit.windows import WindowError, parse_window
@@ -351,14 +351,14 @@ def redrive(database: Database, before: datetime, unclaimed_since: datetime, lim
 
 
 def get(session: Session, scope: Scope, broadcast_id: str) -> Broadcast:
-    broadcast = BroadcastRepository(session).get(scope.environment_id, broadcast_id)
-    if broadcast is None:
-        raise NotFound(
+    return found(
+        BroadcastRepository(session).get(scope.environment_id, broadcast_id),
+        NotFound(
             f"No broadcast {broadcast_id!r} in this environment. GET /broadcasts lists them.",
             code="broadcast_not_found",
             field="broadcast_id",
-        )
-    return broadcast
+        ),
+    )
 
 
 def page(session: Session, scope: Scope, after_id: int | None, limit: int) -> list[Broadcast]:

@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from tidings.automation import service as automation_service
 from tidings.automation.repository import RunRepository
 from tidings.dependencies import Caller, ReadSession
-from tidings.errors import NotFound
+from tidings.errors import NotFound, found
 from tidings.event.schemas import (
     EventDetail,
     EventName,
@@ -68,14 +68,15 @@ def list_events(
 @router.get("/events/{message_id}", response_model=EventDetail)
 def get_event(message_id: str, caller: Caller, session: ReadSession) -> EventDetail:
     """One event: its raw payload, processing status, diagnostics and profile diff."""
-    row = EventRepository(session).by_message_id(caller, SEGMENT, message_id)
-    if row is None:
-        raise NotFound(
+    row = found(
+        EventRepository(session).by_message_id(caller, SEGMENT, message_id),
+        NotFound(
             f"No Segment event with messageId {message_id!r} in this environment. "
             "GET /integrations/segment/events lists the ones received.",
             code="event_not_found",
             field="messageId",
-        )
+        ),
+    )
     return EventDetail.of(row, _runs_by_event(session, [row.id]).get(row.id, []))
 
 

@@ -8,7 +8,7 @@ import operator
 import weakref
 from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple, Required, TypedDict, Unpack, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -123,6 +123,19 @@ def _oldest_received(limit: int) -> Select[int, str, str, str | None, int]:
 _BY_STATUS = (Event.status == EventStatus.RECEIVED, Event.status != EventStatus.RECEIVED)
 
 
+class EventFilters(TypedDict, total=False):
+    """The events of a page (`EventRepository.page`)."""
+
+    before_id: Required[int | None]
+    limit: Required[int]
+    event_type: str | None
+    name: str | None
+    user_id: str | None
+    after_id: int | None
+    received_from: datetime | None
+    received_to: datetime | None
+
+
 class EventRepository(Repository):
     def get_locked(self, event_id: int) -> Event | None:
         """`get_for_update`, or the event `lock_many` loaded in this session: for a unit of
@@ -232,47 +245,15 @@ class EventRepository(Repository):
         )
 
     def by_message_id(self, scope: Scope, source: str, message_id: str) -> Event | None:
-        return self.session.scalars(
-            select(Event).where(
-                Event.environment_id == scope.environment_id,
-                Event.source == source,
-                Event.message_id == message_id,
-            )
-        ).first()
+        return self.find_row(
+            Event, environment_id=scope.environment_id, source=source, message_id=message_id
+        )
 
-    def page(
-        self,
-        scope: Scope,
-        source: str,
-        *,
-        before_id: int | None,
-        limit: int,
-        event_type: str | None = None,
-        name: str | None = None,
-        user_id: str | None = None,
-        after_id: int | None = None,
-        received_from: datetime | None = None,
-        received_to: datetime | None = None,
-    ) -> Sequence[Event]:
+    def page(self, scope: Scope, source: str, **filters: Unpack[EventFilters]) -> Sequence[Event]:
         """Newest first, before `before_id` when given. With `after_id`, the `limit` events
         just newer than it instead, oldest first (the page before, in a list read newest
         first). `received_from` and `received_to` bound the time received, both included."""
-        return [
-            event
-            for event, _ in self.page_with(
-                literal_column("0"),
-                scope,
-                source,
-                before_id=before_id,
-                limit=limit,
-                event_type=event_type,
-                name=name,
-                user_id=user_id,
-                after_id=after_id,
-                received_from=received_from,
-                received_to=received_to,
-            )
-        ]
+        return [event for event, _ in self.page_with(literal_column("0"), scope, source, **filters)]
 
     def page_with(
         self,

@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy.orm import Session
 
 from tidings.db import Database
-from tidings.errors import NotFound, Unauthorized
+from tidings.errors import NotFound, Unauthorized, found
 from tidings.inbox.repository import InboxRepository, Status
 from tidings.inbox.schemas import InboxMessageView
 from tidings.kit.time import isoformat, utcnow
@@ -325,15 +325,15 @@ def count_unread(session: Session, user: InboxUser) -> int:
 
 
 def _get(session: Session, user: InboxUser, message_id: str) -> InboxMessage:
-    message = InboxRepository(session).get(user.environment_id, user.user_id, message_id)
-    if message is None:
-        raise NotFound(
+    return found(
+        InboxRepository(session).get(user.environment_id, user.user_id, message_id),
+        NotFound(
             f"No inbox message {message_id!r} for this user. Use a `messageId` from "
             "GET /inbox/messages.",
             code="inbox_message_not_found",
             field="message_id",
-        )
-    return message
+        ),
+    )
 
 
 def mark_read(session: Session, user: InboxUser, message_id: str) -> InboxMessage:

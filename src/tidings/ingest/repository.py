@@ -14,11 +14,7 @@ from tidings.workspace.service import Scope
 
 class SignedSourceRepository(Repository):
     def get(self, scope: Scope, source_id: str) -> SignedSource | None:
-        return self.session.scalars(
-            select(SignedSource).where(
-                SignedSource.id == source_id, SignedSource.environment_id == scope.environment_id
-            )
-        ).first()
+        return self.find_row(SignedSource, id=source_id, environment_id=scope.environment_id)
 
     def id_named(self, scope: Scope, name: str) -> str | None:
         return self.session.scalars(

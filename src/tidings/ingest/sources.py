@@ -18,7 +18,7 @@ import orjson
 from cryptography.fernet import Fernet
 from sqlalchemy.orm import Session
 
-from tidings.errors import BadRequest, Conflict, NotFound
+from tidings.errors import BadRequest, Conflict, NotFound, found
 from tidings.ingest.repository import SignedSourceRepository
 from tidings.kit.ids import new_id
 from tidings.kit.time import isoformat, utcnow
@@ -93,13 +93,13 @@ def view(fernet: Fernet, row: SignedSource) -> dict[str, Any]:
 
 
 def _row(session: Session, scope: Scope, source_id: str) -> SignedSource:
-    row = SignedSourceRepository(session).get(scope, source_id)
-    if row is None:
-        raise NotFound(
+    return found(
+        SignedSourceRepository(session).get(scope, source_id),
+        NotFound(
             f"No signed source {source_id!r} in this environment. GET /sources lists them.",
             code="unknown_source",
-        )
-    return row
+        ),
+    )
 
 
 def create(

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Query
+from fastapi import Depends, Query
 from pydantic import BaseModel
 
 from tidings.errors import BadRequest
@@ -105,3 +105,9 @@ def page_query(default_limit: int) -> Callable[..., PageQuery]:
         return PageQuery(cursor, limit)
 
     return read
+
+
+# A list endpoint's paging parameters, by the page size it defaults to.
+PageOf20 = Annotated[PageQuery, Depends(page_query(20))]
+PageOf50 = Annotated[PageQuery, Depends(page_query(50))]
+PageOf100 = Annotated[PageQuery, Depends(page_query(100))]

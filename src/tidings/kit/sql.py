@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from sqlalchemy import (
     Connection,
@@ -97,6 +98,16 @@ def _insert_returning_key(table: Table) -> Any:
     return insert(table).returning(key)
 
 
+# Rows of one multi-row INSERT, and values of one IN (…) list.
+CHUNK = 500
+
+
+def chunks(values: Sequence[Row], size: int = CHUNK) -> Iterator[Sequence[Row]]:
+    """`values` in consecutive slices of at most `size`, for statements of bounded size."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
 def by_environment(claimed: list[tuple[int, str]]) -> dict[str, list[int]]:
     """`claim_rows`' answer as the claimed keys of each environment, in key order."""
     grouped: dict[str, list[int]] = {}
@@ -150,6 +161,19 @@ class Repository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def find_row(self, model: type[Row], **columns: Any) -> Row | None:
+        """The `model` row whose columns equal `columns`, or None."""
+        return self.session.scalars(select(model).filter_by(**columns)).first()
+
+    def lock_row(self, model: type[Row], **columns: Any) -> Row | None:
+        """`find_row`, the row locked until the transaction ends and read afresh."""
+        return self.session.scalars(
+            select(model)
+            .filter_by(**columns)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).first()
+
     def environment_page(
         self,
         model: type[Row],
@@ -162,6 +186,71 @@ class Repository:
         table: Any = model
         query = select(model).where(table.environment_id == environment_id, *conditions)
         return self.session.scalars(keyset_page(query, table.id, after_id, limit)).all()
+
+    def distinct_user_ids_after(
+        self, model: Any, environment_id: str, after: str, limit: int
+    ) -> list[str]:
+        """The next `limit` distinct `user_id`s of the environment's `model` rows (a
+        membership table) after `after`, in id order."""
+        return list(
+            self.session.scalars(
+                select(model.user_id)
+                .where(model.environment_id == environment_id, model.user_id > after)
+                .group_by(model.user_id)
+                .order_by(model.user_id)
+                .limit(limit)
+            )
+        )
+
+    def values_by_user(
+        self, column: Any, environment_id: str, user_ids: Collection[str]
+    ) -> dict[str, set[Any]]:
+        """The values of `column` in the environment's rows of each of `user_ids` (a
+        membership table's: the lists or tenants each user is in); users with none are
+        left out."""
+        model = column.class_
+        found: dict[str, set[Any]] = {}
+        rows = self.session.execute(
+            select(model.user_id, column).where(
+                model.environment_id == environment_id, model.user_id.in_(sorted(user_ids))
+            )
+        )
+        for user_id, value in rows:
+            found.setdefault(user_id, set()).add(value)
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class VersionTable(Generic[Row]):
+    """A table of saved versions (automation_version, notification_version): rows of
+    `model` numbered by their `version` within the row that `owner` (a column) names."""
+
+    model: type[Row]
+    owner: Any
+
+    def after(
+        self, session: Session, owner_pk: int, after_version: int | None, limit: int
+    ) -> Sequence[Row]:
+        """The owner's versions oldest first, after `after_version` when given."""
+        version = self.owner.class_.version
+        bound = None if after_version is None else version > after_version
+        return self._read(session, owner_pk, bound, version, limit)
+
+    def before(
+        self, session: Session, owner_pk: int, before_version: int | None, limit: int
+    ) -> Sequence[Row]:
+        """The owner's versions newest first, before `before_version` when given."""
+        version = self.owner.class_.version
+        bound = None if before_version is None else version < before_version
+        return self._read(session, owner_pk, bound, version.desc(), limit)
+
+    def _read(
+        self, session: Session, owner_pk: int, bound: Any, order: Any, limit: int
+    ) -> Sequence[Row]:
+        query = select(self.model).where(self.owner == owner_pk)
+        if bound is not None:
+            query = query.where(bound)
+        return session.scalars(query.order_by(order).limit(limit)).all()
 
 
 def insert_missing_and_lock(

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 
 from tidings.dependencies import Caller, DatabaseDep, ReadSession
-from tidings.kit.pagination import PageQuery, page_query
+from tidings.kit.pagination import PageOf20
 from tidings.kit.time import isoformat
 from tidings.list import service
 from tidings.list.schemas import (
@@ -27,8 +25,6 @@ from tidings.routing import ApiRoute
 
 router = APIRouter(tags=["lists"], route_class=ApiRoute)
 
-PageParams = Annotated[PageQuery, Depends(page_query(20))]
-
 
 def _no_content() -> Response:
     return Response(status_code=204)
@@ -45,7 +41,7 @@ def _view(recipient_list: RecipientList) -> ListView:
 
 @router.get("/lists", response_model=ListPage)
 def find_lists(
-    caller: Caller, session: ReadSession, paging: PageParams, pattern: str | None = None
+    caller: Caller, session: ReadSession, paging: PageOf20, pattern: str | None = None
 ) -> ListPage:
     """Lists in creation order, optionally matching `pattern` (`acme.*`, `acme.**`)."""
     found = paging.page(
@@ -85,7 +81,7 @@ def restore_list(list_id: str, caller: Caller, session: ReadSession) -> Response
 
 @router.get("/lists/{list_id}/subscriptions", response_model=SubscriptionPage)
 def list_subscriptions(
-    list_id: str, caller: Caller, session: ReadSession, paging: PageParams
+    list_id: str, caller: Caller, session: ReadSession, paging: PageOf20
 ) -> SubscriptionPage:
     found = paging.page(
         service.list_subscriptions(session, caller, list_id, paging.after_id, paging.rows_to_read)
@@ -155,7 +151,7 @@ def unsubscribe_user(list_id: str, user_id: str, caller: Caller, database: Datab
 
 @router.get("/profiles/{user_id}/lists", response_model=UserListPage)
 def get_user_lists(
-    user_id: str, caller: Caller, session: ReadSession, paging: PageParams
+    user_id: str, caller: Caller, session: ReadSession, paging: PageOf20
 ) -> UserListPage:
     """The lists the user is subscribed to, with the subscription's preferences."""
     rows = service.user_lists(session, caller, user_id, paging.after_id, paging.rows_to_read)

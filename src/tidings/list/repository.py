@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,6 +10,7 @@ from sqlalchemy import delete, select, update
 
 from tidings.kit.sql import (
     Repository,
+    chunks,
     execute_counting,
     insert_ignoring_conflicts,
     insert_missing_in_environment,
@@ -19,22 +20,10 @@ from tidings.kit.time import utcnow
 from tidings.models import ListSubscription, RecipientList
 from tidings.workspace.service import Scope
 
-CHUNK = 500
-
-
-def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), CHUNK):
-        yield values[start : start + CHUNK]
-
 
 class ListRepository(Repository):
     def get(self, scope: Scope, list_id: str) -> RecipientList | None:
-        return self.session.scalars(
-            select(RecipientList).where(
-                RecipientList.environment_id == scope.environment_id,
-                RecipientList.list_id == list_id,
-            )
-        ).first()
+        return self.find_row(RecipientList, environment_id=scope.environment_id, list_id=list_id)
 
     def exists(self, environment_id: str, list_id: str) -> bool:
         return (
@@ -63,7 +52,7 @@ class ListRepository(Repository):
     def ensure_lists(self, scope: Scope, list_ids: Sequence[str]) -> None:
         """Create the lists that do not exist yet, each named after its id."""
         now = utcnow()
-        for chunk in _chunks(sorted(set(list_ids))):
+        for chunk in chunks(sorted(set(list_ids))):
             self.session.execute(
                 insert_ignoring_conflicts(self.session, RecipientList).values(
                     [
@@ -155,39 +144,19 @@ class ListRepository(Repository):
 
     def subscriber_ids_after(self, environment_id: str, after: str, limit: int) -> list[str]:
         """The next `limit` distinct subscribed user ids after `after`, in id order."""
-        return list(
-            self.session.scalars(
-                select(ListSubscription.user_id)
-                .where(
-                    ListSubscription.environment_id == environment_id,
-                    ListSubscription.user_id > after,
-                )
-                .group_by(ListSubscription.user_id)
-                .order_by(ListSubscription.user_id)
-                .limit(limit)
-            )
-        )
+        return self.distinct_user_ids_after(ListSubscription, environment_id, after, limit)
 
     def list_ids_of_users(
         self, environment_id: str, user_ids: Collection[str]
     ) -> dict[str, set[str]]:
         """The lists each of the users is subscribed to (users on none are left out)."""
-        found: dict[str, set[str]] = {}
-        rows = self.session.execute(
-            select(ListSubscription.user_id, ListSubscription.list_id).where(
-                ListSubscription.environment_id == environment_id,
-                ListSubscription.user_id.in_(sorted(user_ids)),
-            )
-        )
-        for user_id, list_id in rows:
-            found.setdefault(user_id, set()).add(list_id)
-        return found
+        return self.values_by_user(ListSubscription.list_id, environment_id, user_ids)
 
     def add_subscriptions(
         self, scope: Scope, pairs: Sequence[tuple[str, str]], created_at: datetime
     ) -> None:
         """Subscribe each (list_id, user_id); pairs already subscribed stay as they are."""
-        for chunk in _chunks(pairs):
+        for chunk in chunks(pairs):
             self.session.execute(
                 insert_ignoring_conflicts(self.session, ListSubscription).values(
                     [
@@ -220,7 +189,7 @@ class ListRepository(Repository):
         )
 
     def delete_subscriptions_by_id(self, row_ids: Sequence[int]) -> None:
-        for chunk in _chunks(row_ids):
+        for chunk in chunks(row_ids):
             self._delete(ListSubscription, ListSubscription.id.in_(chunk))
 
     def delete_subscription(self, scope: Scope, list_id: str, user_id: str) -> bool:

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tidings.errors import BadRequest, NotFound, not_in_environment
+from tidings.errors import BadRequest, NotFound, found, not_in_environment
 from tidings.kit.time import utcnow
 from tidings.list.repository import ListRepository
 from tidings.models import ListSubscription, RecipientList
@@ -138,10 +138,10 @@ _not_found = not_in_environment(
 
 def get_list(session: Session, scope: Scope, list_id: str) -> RecipientList:
     check_list_id(list_id)
-    recipient_list = ListRepository(session).get(scope, list_id)
-    if recipient_list is None:
-        raise _not_found(list_id)
-    return recipient_list
+    return found(
+        ListRepository(session).get(scope, list_id),
+        _not_found(list_id),
+    )
 
 
 def put_list(

@@ -39,7 +39,7 @@ from tidings.engagement.service import environment_tracking, instrument_email
 from tidings.inbox.service import store as store_inbox_message
 from tidings.kit.sql import by_environment
 from tidings.kit.time import utcnow
-from tidings.message.repository import MessageRepository, SentReply
+from tidings.message.repository import DELIVERY_ATTEMPTS, MessageRepository, SentReply
 from tidings.message.routing import Route, RoutingResult, plan_routes
 from tidings.models import (
     DeliveryStatus,
@@ -74,6 +74,7 @@ from tidings.template.elemental import content_to_specs
 from tidings.template.render import RenderContext
 from tidings.webhook_out.events import MESSAGE_SENT, Emission, message_data
 from tidings.worker.context import WorkerContext
+from tidings.worker.redrive import redrive_attempts
 
 logger = logging.getLogger(__name__)
 
@@ -982,10 +983,6 @@ def redrive_stuck_deliveries(
 ) -> int:
     """Claim, for a sweep, deliveries a dead process left `sending` and due retries, and
     attempt them again once the claim commits; returns how many."""
-    with context.database.write() as (session, outbox):
-        claimed = MessageRepository(session).claim_stuck_deliveries(
-            due_before, unclaimed_since, utcnow(), context.settings, limit
-        )
-        for delivery_id in claimed:
-            outbox.add_delivery(delivery_id)
-        return len(claimed)
+    return redrive_attempts(
+        context, DELIVERY_ATTEMPTS, Outbox.add_delivery, due_before, unclaimed_since, limit
+    )

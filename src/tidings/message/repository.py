@@ -50,7 +50,7 @@ from tidings.models import (
 from tidings.models.base import JSONValue, UTCDateTime
 from tidings.webhook_out.events import Emission
 from tidings.webhook_out.repository import emit_on_cursor
-from tidings.worker.repository import claim_redrivable, orphaned_attempt
+from tidings.worker.repository import AttemptTable
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +161,7 @@ def _write(session: Session, messages: _PendingMessages) -> None:
     )
 
 
-class MessageRepository:
+class MessageRepository(Repository):
     """Queries on messages, deliveries and history for one unit of work.
 
     With `batch_history`, history rows are kept and written together by `write_history()`
@@ -169,7 +169,7 @@ class MessageRepository:
     """
 
     def __init__(self, session: Session, *, batch_history: bool = False) -> None:
-        self.session = session
+        super().__init__(session)
         self._history: list[dict[str, Any]] | None = [] if batch_history else None
         self._routed: list[dict[str, Any]] = []
 
@@ -195,11 +195,7 @@ class MessageRepository:
         pending.history.extend(history)
 
     def get(self, environment_id: str, message_id: str) -> Message | None:
-        return self.session.scalars(
-            select(Message).where(
-                Message.environment_id == environment_id, Message.message_id == message_id
-            )
-        ).first()
+        return self.find_row(Message, environment_id=environment_id, message_id=message_id)
 
     def latest_sent_of_topic(
         self, environment_id: str, user_id: str, topic_id: str
@@ -514,47 +510,15 @@ class MessageRepository:
         )
 
     def sending_orphaned(self, delivery_id: int, now: datetime, settings: Settings) -> bool:
-        """Whether the delivery's `sending` attempt has nobody to finish it (see
-        `_orphaned_sending`)."""
-        found = self.session.scalar(
-            select(MessageDelivery.id).where(
-                MessageDelivery.id == delivery_id, _orphaned_sending(now, settings)
-            )
-        )
-        return found is not None
-
-    def claim_stuck_deliveries(
-        self,
-        due_before: datetime,
-        unclaimed_since: datetime,
-        now: datetime,
-        settings: Settings,
-        limit: int,
-    ) -> list[int]:
-        """Claim deliveries to re-drive (`kit.sql.claim_rows`): attempts left `sending` by a
-        process that is gone, and retries due since `due_before`."""
-        return claim_redrivable(
-            self.session,
-            MessageDelivery,
-            sending=DeliveryStatus.SENDING,
-            pending=DeliveryStatus.PENDING,
-            stale_seconds=settings.sending_stale_seconds,
-            due_before=due_before,
-            unclaimed_since=unclaimed_since,
-            now=now,
-            settings=settings,
-            limit=limit,
-        )
+        """Whether the delivery's `sending` attempt has nobody to finish it."""
+        return DELIVERY_ATTEMPTS.is_orphaned(self.session, delivery_id, now, settings)
 
     def delivery_by_provider_id(
         self, provider: str, provider_message_id: str
     ) -> MessageDelivery | None:
-        return self.session.scalars(
-            select(MessageDelivery).where(
-                MessageDelivery.provider == provider,
-                MessageDelivery.provider_message_id == provider_message_id,
-            )
-        ).first()
+        return self.find_row(
+            MessageDelivery, provider=provider, provider_message_id=provider_message_id
+        )
 
     def channel_delivery(
         self, message_id: str, channel: str
@@ -771,12 +735,14 @@ def _deliveries_of(message: Message) -> Select[MessageDelivery]:
     )
 
 
-def _orphaned_sending(now: datetime, settings: Settings) -> ColumnElement[bool]:
-    """SQL: a `sending` delivery whose attempt nobody will finish (worker.repository's
-    `orphaned_attempt`, after `TIDINGS_SENDING_STALE_SECONDS` as a backstop)."""
-    return orphaned_attempt(
-        MessageDelivery, DeliveryStatus.SENDING, now, settings.sending_stale_seconds, settings
-    )
+# A delivery `sending` for longer than TIDINGS_SENDING_STALE_SECONDS counts as lost, even
+# when its owner is alive.
+DELIVERY_ATTEMPTS = AttemptTable(
+    MessageDelivery,
+    DeliveryStatus.SENDING,
+    DeliveryStatus.PENDING,
+    stale_seconds=lambda settings: settings.sending_stale_seconds,
+)
 
 
 class IdempotencyRepository(Repository):

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from tidings.errors import BadRequest, Conflict, NotFound
+from tidings.errors import BadRequest, Conflict, NotFound, found
 from tidings.kit.ids import new_id
 from tidings.kit.time import (
     EARLIEST,
@@ -343,14 +343,14 @@ def _message_row(
 
 
 def get_message(session: Session, scope: Scope, message_id: str) -> Message:
-    message = MessageRepository(session).get(scope.environment_id, message_id)
-    if message is None:
-        raise NotFound(
+    return found(
+        MessageRepository(session).get(scope.environment_id, message_id),
+        NotFound(
             f"No message {message_id!r} in this environment. GET /messages lists them.",
             code="message_not_found",
             field="message_id",
-        )
-    return message
+        ),
+    )
 
 
 def cancel(session: Session, scope: Scope, message_id: str) -> Message:

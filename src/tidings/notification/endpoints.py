@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from tidings.dependencies import Caller, DatabaseDep, ReadSession
 from tidings.errors import NotFound
-from tidings.kit.pagination import PageQuery, page_query
+from tidings.kit.pagination import PageOf50
 from tidings.kit.time import epoch_ms, isoformat
 from tidings.models import Notification, NotificationVersion
 from tidings.notification import service
@@ -78,7 +78,7 @@ def _version_view(
 def list_notifications(
     caller: Caller,
     session: ReadSession,
-    paging: Annotated[PageQuery, Depends(page_query(50))],
+    paging: PageOf50,
 ) -> NotificationList:
     found = paging.page(
         NotificationRepository(session).page(caller, paging.after_id, paging.rows_to_read)
@@ -128,7 +128,7 @@ def list_versions(
     notification_id: str,
     caller: Caller,
     session: ReadSession,
-    paging: Annotated[PageQuery, Depends(page_query(50))],
+    paging: PageOf50,
 ) -> NotificationVersionList:
     """Every saved version of the template, oldest first; the last is the template now."""
     notification = service.get(session, caller, notification_id)

@@ -8,7 +8,12 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select
 
-from tidings.kit.sql import Repository, execute_counting, insert_missing_in_environment
+from tidings.kit.sql import (
+    Repository,
+    VersionTable,
+    execute_counting,
+    insert_missing_in_environment,
+)
 from tidings.models import AdminUser, Notification, NotificationVersion, SubscriptionTopic
 from tidings.workspace.service import Scope
 
@@ -30,6 +35,9 @@ _EXISTS = select(Notification.id).where(
     Notification.environment_id == bindparam("environment_id"),
     Notification.notification_id == bindparam("notification_id"),
 )
+
+
+_VERSIONS = VersionTable(NotificationVersion, NotificationVersion.notification_pk)
 
 
 class NotificationRepository(Repository):
@@ -121,36 +129,17 @@ class NotificationRepository(Repository):
         return int(number or 0)
 
     def version(self, notification: Notification, number: int) -> NotificationVersion | None:
-        return self.session.scalars(
-            select(NotificationVersion).where(
-                NotificationVersion.notification_pk == notification.id,
-                NotificationVersion.version == number,
-            )
-        ).first()
+        return self.find_row(NotificationVersion, notification_pk=notification.id, version=number)
 
     def version_page(
         self, notification: Notification, after_version: int | None, limit: int
     ) -> Sequence[NotificationVersion]:
-        """Versions oldest first, after `after_version` when given."""
-        query = select(NotificationVersion).where(
-            NotificationVersion.notification_pk == notification.id
-        )
-        if after_version is not None:
-            query = query.where(NotificationVersion.version > after_version)
-        return self.session.scalars(query.order_by(NotificationVersion.version).limit(limit)).all()
+        return _VERSIONS.after(self.session, notification.id, after_version, limit)
 
     def versions_before(
         self, notification: Notification, before_version: int | None, limit: int
     ) -> Sequence[NotificationVersion]:
-        """Versions newest first, before `before_version` when given."""
-        query = select(NotificationVersion).where(
-            NotificationVersion.notification_pk == notification.id
-        )
-        if before_version is not None:
-            query = query.where(NotificationVersion.version < before_version)
-        return self.session.scalars(
-            query.order_by(NotificationVersion.version.desc()).limit(limit)
-        ).all()
+        return _VERSIONS.before(self.session, notification.id, before_version, limit)
 
     def savers(self, notifications: Sequence[Notification]) -> dict[int, tuple[str, str]]:
         """Who saved each template first and last (Courier's `creator` and `updater`), by

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from sqlalchemy.orm import Session
 
-from tidings.errors import BadRequest, NotFound, not_in_environment
+from tidings.errors import BadRequest, NotFound, found, not_in_environment
 from tidings.kit.time import utcnow
 from tidings.models import Notification, NotificationVersion
 from tidings.notification.repository import TEMPLATE_FIELDS, NotificationRepository
@@ -106,6 +106,7 @@ def get_version(
     repository = NotificationRepository(session)
     version = repository.version(notification, number)
     if version is None:
+        # Not through `found`: the message reads the latest version number.
         raise NotFound(
             f"Template {notification_id!r} has no version {number}; its versions are 1 to "
             f"{repository.latest_version_number(notification)}. "
@@ -137,10 +138,10 @@ def restore(
 
 
 def get(session: Session, scope: Scope, notification_id: str) -> Notification:
-    notification = NotificationRepository(session).get(scope, notification_id)
-    if notification is None:
-        raise not_found(notification_id)
-    return notification
+    return found(
+        NotificationRepository(session).get(scope, notification_id),
+        not_found(notification_id),
+    )
 
 
 def default_routing(content: dict[str, Any]) -> dict[str, Any]:

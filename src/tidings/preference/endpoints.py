@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from tidings.dependencies import Caller, DatabaseDep, ReadSession
 from tidings.errors import BadRequest
-from tidings.kit.pagination import PageQuery, decode_cursor, page_query
+from tidings.kit.pagination import PageOf100, decode_cursor
 from tidings.kit.time import isoformat
 from tidings.models import SubscriptionTopic
 from tidings.preference import service
@@ -32,7 +32,6 @@ router = APIRouter(route_class=ApiRoute)
 TopicId = Annotated[str, Path(max_length=200, description="The subscription topic id.")]
 UserId = Annotated[str, Path(max_length=300)]
 Limit = Annotated[int, Query(ge=1, le=100)]
-PageParams = Annotated[PageQuery, Depends(page_query(100))]
 TenantId = Annotated[
     str | None, Query(description="Not supported: preferences are per user, not per tenant.")
 ]
@@ -62,7 +61,7 @@ def _topic(topic: SubscriptionTopic) -> TopicResponse:
 
 
 @router.get("/preferences/topics", response_model=TopicList, tags=["preferences"])
-def list_topics(caller: Caller, session: ReadSession, paging: PageParams) -> TopicList:
+def list_topics(caller: Caller, session: ReadSession, paging: PageOf100) -> TopicList:
     found = paging.page(service.list_topics(session, caller, paging.after_id, paging.rows_to_read))
     return TopicList(items=[_topic(row) for row in found.rows], paging=found.paging())
 

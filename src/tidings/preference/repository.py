@@ -6,50 +6,30 @@ from collections.abc import Sequence
 
 from sqlalchemy import delete, select
 
-from tidings.kit.sql import Repository, execute_counting, insert_ignoring_conflicts
+from tidings.kit.sql import Repository, execute_counting, insert_missing_and_lock
 from tidings.kit.time import utcnow
 from tidings.models import Notification, SubscriptionTopic, UserPreference
 
 
 class PreferenceRepository(Repository):
     def topic(self, environment_id: str, topic_id: str) -> SubscriptionTopic | None:
-        return self.session.scalars(
-            select(SubscriptionTopic).where(
-                SubscriptionTopic.environment_id == environment_id,
-                SubscriptionTopic.topic_id == topic_id,
-            )
-        ).first()
+        return self.find_row(SubscriptionTopic, environment_id=environment_id, topic_id=topic_id)
 
     def topic_for_update(
         self, workspace_id: str, environment_id: str, topic_id: str, name: str, default_status: str
     ) -> tuple[SubscriptionTopic, bool]:
         """The topic row, locked for this transaction; inserted with these values when missing."""
         now = utcnow()
-        # RETURNING, not the row count: Postgres reports -1 for an INSERT that SQLAlchemy
-        # gives a RETURNING clause of its own.
-        inserted = self.session.execute(
-            insert_ignoring_conflicts(self.session, SubscriptionTopic)
-            .values(
-                workspace_id=workspace_id,
-                environment_id=environment_id,
-                topic_id=topic_id,
-                name=name,
-                default_status=default_status,
-                created_at=now,
-                updated_at=now,
-            )
-            .returning(SubscriptionTopic.id)
-        ).first()
-        topic = self.session.scalars(
-            select(SubscriptionTopic)
-            .where(
-                SubscriptionTopic.environment_id == environment_id,
-                SubscriptionTopic.topic_id == topic_id,
-            )
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one()
-        return topic, inserted is not None
+        return insert_missing_and_lock(
+            self.session,
+            SubscriptionTopic,
+            {"environment_id": environment_id, "topic_id": topic_id},
+            workspace_id=workspace_id,
+            name=name,
+            default_status=default_status,
+            created_at=now,
+            updated_at=now,
+        )
 
     def topics(
         self, environment_id: str, after_id: int | None, limit: int
@@ -88,13 +68,9 @@ class PreferenceRepository(Repository):
         return bool(removed)
 
     def preference(self, environment_id: str, user_id: str, topic_id: str) -> UserPreference | None:
-        return self.session.scalars(
-            select(UserPreference).where(
-                UserPreference.environment_id == environment_id,
-                UserPreference.user_id == user_id,
-                UserPreference.topic_id == topic_id,
-            )
-        ).first()
+        return self.find_row(
+            UserPreference, environment_id=environment_id, user_id=user_id, topic_id=topic_id
+        )
 
     def preferences_for(
         self, environment_id: str, user_id: str, topic_ids: Sequence[str]
@@ -122,29 +98,16 @@ class PreferenceRepository(Repository):
     ) -> UserPreference:
         """Insert or replace the user's preference for the topic."""
         now = utcnow()
-        execute_counting(
+        preference, _ = insert_missing_and_lock(
             self.session,
-            insert_ignoring_conflicts(self.session, UserPreference).values(
-                workspace_id=workspace_id,
-                environment_id=environment_id,
-                user_id=user_id,
-                topic_id=topic_id,
-                status=status,
-                has_custom_routing=has_custom_routing,
-                custom_routing=custom_routing,
-                updated_at=now,
-            ),
+            UserPreference,
+            {"environment_id": environment_id, "user_id": user_id, "topic_id": topic_id},
+            workspace_id=workspace_id,
+            status=status,
+            has_custom_routing=has_custom_routing,
+            custom_routing=custom_routing,
+            updated_at=now,
         )
-        preference = self.session.scalars(
-            select(UserPreference)
-            .where(
-                UserPreference.environment_id == environment_id,
-                UserPreference.user_id == user_id,
-                UserPreference.topic_id == topic_id,
-            )
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).one()
         preference.status = status
         preference.has_custom_routing = has_custom_routing
         preference.custom_routing = custom_routing

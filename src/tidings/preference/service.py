@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from tidings.config import Settings
-from tidings.errors import BadRequest, Conflict, not_in_environment
+from tidings.errors import BadRequest, Conflict, found, not_in_environment
 from tidings.kit.crypto import derive_key, sign_fields, verify_fields
 from tidings.kit.pagination import Page, page
 from tidings.kit.time import utcnow
@@ -56,10 +56,10 @@ _topic_not_found = not_in_environment(
 
 
 def get_topic(session: Session, scope: Scope, topic_id: str) -> SubscriptionTopic:
-    topic = PreferenceRepository(session).topic(scope.environment_id, topic_id)
-    if topic is None:
-        raise _topic_not_found(topic_id)
-    return topic
+    return found(
+        PreferenceRepository(session).topic(scope.environment_id, topic_id),
+        _topic_not_found(topic_id),
+    )
 
 
 def save_topic(

@@ -13,7 +13,7 @@ from typing import Any
 import jsonpatch
 from sqlalchemy.orm import Session
 
-from tidings.errors import BadRequest, not_in_environment
+from tidings.errors import BadRequest, found, not_in_environment
 from tidings.kit.jsondoc import diff, merge_patch
 from tidings.kit.time import utcnow
 from tidings.models import Profile
@@ -42,10 +42,7 @@ def _touch(profile: Profile, before: dict[str, Any], after: dict[str, Any]) -> N
 
 
 def get_profile(session: Session, scope: Scope, user_id: str) -> dict[str, Any]:
-    profile = ProfileRepository(session).get(scope, user_id)
-    if profile is None:
-        raise profile_not_found(user_id)
-    return profile.data
+    return found(ProfileRepository(session).get(scope, user_id), profile_not_found(user_id)).data
 
 
 def _rewrite(

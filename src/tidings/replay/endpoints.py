@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Query, Response
 
 from tidings.dependencies import Caller, DatabaseDep, OutboundDep, ReadSession
-from tidings.kit.pagination import PageQuery, page_query
+from tidings.kit.pagination import PageOf50
 from tidings.models import AutomationReplay
 from tidings.replay import service
 from tidings.replay.repository import ReplayRepository
@@ -17,7 +17,6 @@ from tidings.routing import ApiRoute
 
 router = APIRouter(prefix="/automations", tags=["automations"], route_class=ApiRoute)
 
-PageParams = Annotated[PageQuery, Depends(page_query(50))]
 Change = Literal["added", "removed", "changed", "same", "none"]
 
 
@@ -56,7 +55,7 @@ def start_replay(
 
 @router.get("/{automation_id}/replays", response_model=ReplayList)
 def list_replays(
-    automation_id: str, caller: Caller, session: ReadSession, paging: PageParams
+    automation_id: str, caller: Caller, session: ReadSession, paging: PageOf50
 ) -> ReplayList:
     """The automation's replays, newest first (each is kept seven days)."""
     rows = ReplayRepository(session).newest_of(
@@ -80,7 +79,7 @@ def replay_events(
     replay_id: str,
     caller: Caller,
     session: ReadSession,
-    paging: PageParams,
+    paging: PageOf50,
     change: Annotated[
         list[Change] | None, Query(description="Only events with these kinds of change.")
     ] = None,

@@ -19,12 +19,7 @@ class ReplayRepository(Repository):
         return replay
 
     def get(self, environment_id: str, replay_id: str) -> AutomationReplay | None:
-        return self.session.scalars(
-            select(AutomationReplay).where(
-                AutomationReplay.environment_id == environment_id,
-                AutomationReplay.replay_id == replay_id,
-            )
-        ).first()
+        return self.find_row(AutomationReplay, environment_id=environment_id, replay_id=replay_id)
 
     def by_pk(self, replay_pk: int) -> AutomationReplay | None:
         return self.session.get(AutomationReplay, replay_pk)

@@ -17,7 +17,7 @@ routed to, with its rendered subject.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +34,7 @@ from tidings.eventstore.repository import EventRepository
 from tidings.flowtest.engine import AgendaOptions, FlowRunner
 from tidings.flowtest.runner import Workspace
 from tidings.flowtest.spec import FlowTest, TimedEvent
+from tidings.kit.sql import chunks
 from tidings.kit.time import VirtualClock, use_thread_clock
 from tidings.message.repository import MessageRepository
 from tidings.models import Event
@@ -44,8 +45,6 @@ from tidings.workspace.service import Scope
 
 # Templates copied into the sandbox at most (an environment's whole set, normally).
 MAX_TEMPLATES = 10_000
-# Rows per IN (...) list when reading runs, messages and profiles.
-CHUNK = 500
 # Jobs the sandbox may run per event replayed, before it stops as a runaway.
 JOBS_PER_EVENT = 200
 
@@ -82,11 +81,6 @@ class Effects:
     messages: dict[str, list[Effect]] = field(default_factory=dict)
 
 
-def chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    for index in range(0, len(values), CHUNK):
-        yield values[index : index + CHUNK]
-
-
 def effects_of(
     session: Session, environment_id: str, events: Sequence[Event], automation_id: str
 ) -> Effects:
@@ -113,10 +107,10 @@ def effects_of(
             for message_id in ids if isinstance(ids, list) else []:
                 message_event[str(message_id)] = run_event[run_pk]
     messages = MessageRepository(session)
-    for chunk in chunks(sorted(message_event)):
-        rows = messages.by_message_ids(environment_id, list(chunk))
+    for message_ids in chunks(sorted(message_event)):
+        rows = messages.by_message_ids(environment_id, list(message_ids))
         channels = messages.channels_of([row.id for row in rows.values()])
-        for message_id in chunk:
+        for message_id in message_ids:
             row = rows.get(message_id)
             if row is None:
                 continue

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from tidings.dependencies import Caller, DatabaseDep, ReadSession
-from tidings.kit.pagination import PageQuery, page_query
+from tidings.kit.pagination import PageOf50
 from tidings.kit.time import isoformat
 from tidings.models import Suppression
 from tidings.routing import ApiRoute
@@ -26,8 +26,6 @@ from tidings.suppression.schemas import (
 )
 
 router = APIRouter(tags=["suppressions"], route_class=ApiRoute)
-
-PageParams = Annotated[PageQuery, Depends(page_query(50))]
 
 
 def view(entry: Suppression) -> SuppressionView:
@@ -47,7 +45,7 @@ def view(entry: Suppression) -> SuppressionView:
 def list_suppressions(
     caller: Caller,
     session: ReadSession,
-    paging: PageParams,
+    paging: PageOf50,
     channel: Annotated[Channel | None, Query()] = None,
     address: Annotated[
         str | None, Query(max_length=500, description="Entries whose address starts so.")

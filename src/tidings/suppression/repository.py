@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -11,19 +11,12 @@ from sqlalchemy import and_, delete, func, or_, select, update
 from tidings.kit.sql import (
     InEnvironment,
     Repository,
+    chunks,
     execute_counting,
     insert_ignoring_conflicts,
     keyset_page,
 )
 from tidings.models import SoftBounceStreak, Suppression
-
-# Rows of one multi-row INSERT, and addresses of one IN (…).
-CHUNK = 500
-
-
-def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(values), CHUNK):
-        yield values[start : start + CHUNK]
 
 
 class SuppressionRepository(Repository):
@@ -40,7 +33,7 @@ class SuppressionRepository(Repository):
         values = sorted({address for _, address in addresses})
         wanted = set(addresses)
         found: list[Suppression] = []
-        for chunk in _chunks(values):
+        for chunk in chunks(values):
             rows = self.session.scalars(
                 select(Suppression).where(
                     Suppression.environment_id == environment_id,
@@ -57,7 +50,7 @@ class SuppressionRepository(Repository):
         """Insert the entries not there yet (by channel, address and topic); an entry that
         exists keeps its reason and source. Returns how many were new."""
         added = 0
-        for chunk in _chunks(rows):
+        for chunk in chunks(rows):
             statement = (
                 insert_ignoring_conflicts(self.session, Suppression)
                 .values(

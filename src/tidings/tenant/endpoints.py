@@ -1,13 +1,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
 from tidings.dependencies import Caller, ReadSession
-from tidings.kit.pagination import PageQuery, page_query
+from tidings.kit.pagination import PageOf20, PageQuery
 from tidings.kit.time import isoformat
 from tidings.models import TenantMembership
 from tidings.routing import ApiRoute
@@ -15,8 +14,6 @@ from tidings.tenant import service
 from tidings.tenant.schemas import Membership, MembershipList, TenantResponse
 
 router = APIRouter(tags=["tenants"], route_class=ApiRoute)
-
-PageParams = Annotated[PageQuery, Depends(page_query(20))]
 
 
 def _page(rows: Sequence[TenantMembership], paging: PageQuery, request: Request) -> MembershipList:
@@ -47,7 +44,7 @@ def get_tenant(tenant_id: str, caller: Caller, session: ReadSession) -> TenantRe
 
 @router.get("/tenants/{tenant_id}/users", response_model=MembershipList)
 def list_tenant_users(
-    tenant_id: str, caller: Caller, session: ReadSession, paging: PageParams, request: Request
+    tenant_id: str, caller: Caller, session: ReadSession, paging: PageOf20, request: Request
 ) -> MembershipList:
     rows = service.list_members(session, caller, tenant_id, paging.after_id, paging.rows_to_read)
     return _page(rows, paging, request)
@@ -55,7 +52,7 @@ def list_tenant_users(
 
 @router.get("/users/{user_id}/tenants", response_model=MembershipList)
 def list_user_tenants(
-    user_id: str, caller: Caller, session: ReadSession, paging: PageParams, request: Request
+    user_id: str, caller: Caller, session: ReadSession, paging: PageOf20, request: Request
 ) -> MembershipList:
     rows = service.list_memberships(session, caller, user_id, paging.after_id, paging.rows_to_read)
     return _page(rows, paging, request)

@@ -19,11 +19,7 @@ from tidings.workspace.service import Scope
 
 class TenantRepository(Repository):
     def get(self, scope: Scope, tenant_id: str) -> Tenant | None:
-        return self.session.scalars(
-            select(Tenant).where(
-                Tenant.environment_id == scope.environment_id, Tenant.tenant_id == tenant_id
-            )
-        ).first()
+        return self.find_row(Tenant, environment_id=scope.environment_id, tenant_id=tenant_id)
 
     def page(
         self, scope: Scope, text: str | None, after_id: int | None, limit: int
@@ -82,33 +78,13 @@ class TenantRepository(Repository):
     def member_ids_after(self, environment_id: str, after: str, limit: int) -> list[str]:
         """The next `limit` distinct member user ids of any tenant after `after`, in id
         order."""
-        return list(
-            self.session.scalars(
-                select(TenantMembership.user_id)
-                .where(
-                    TenantMembership.environment_id == environment_id,
-                    TenantMembership.user_id > after,
-                )
-                .group_by(TenantMembership.user_id)
-                .order_by(TenantMembership.user_id)
-                .limit(limit)
-            )
-        )
+        return self.distinct_user_ids_after(TenantMembership, environment_id, after, limit)
 
     def tenant_ids_of_users(
         self, environment_id: str, user_ids: Collection[str]
     ) -> dict[str, set[str]]:
         """The tenants each of the users belongs to (users in none are left out)."""
-        found: dict[str, set[str]] = {}
-        rows = self.session.execute(
-            select(TenantMembership.user_id, TenantMembership.tenant_id).where(
-                TenantMembership.environment_id == environment_id,
-                TenantMembership.user_id.in_(sorted(user_ids)),
-            )
-        )
-        for user_id, tenant_id in rows:
-            found.setdefault(user_id, set()).add(tenant_id)
-        return found
+        return self.values_by_user(TenantMembership.tenant_id, environment_id, user_ids)
 
     def memberships_of(
         self, scope: Scope, user_id: str, after_id: int | None, limit: int

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tidings.errors import NotFound
+from tidings.errors import NotFound, found
 from tidings.kit.jsondoc import merge_patch
 from tidings.kit.time import utcnow
 from tidings.models import Tenant, TenantMembership
@@ -41,15 +41,15 @@ def apply_group(
 
 
 def get_tenant(session: Session, scope: Scope, tenant_id: str) -> Tenant:
-    tenant = TenantRepository(session).get(scope, tenant_id)
-    if tenant is None:
-        raise NotFound(
+    return found(
+        TenantRepository(session).get(scope, tenant_id),
+        NotFound(
             f"No tenant {tenant_id!r} in this environment. Tenants are created by Segment "
             "group calls whose groupId is the tenant id.",
             code="tenant_not_found",
             field="tenant_id",
-        )
-    return tenant
+        ),
+    )
 
 
 def list_tenants(

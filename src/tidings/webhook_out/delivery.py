@@ -23,13 +23,15 @@ from datetime import datetime, timedelta
 
 import httpx
 
+from tidings.db import Outbox
 from tidings.kit.outbound import OutboundRefused
 from tidings.kit.time import utcnow
 from tidings.models import WebhookDeliveryStatus
 from tidings.webhook_out import signing
-from tidings.webhook_out.repository import WebhookRepository
+from tidings.webhook_out.repository import WEBHOOK_ATTEMPTS, WebhookRepository
 from tidings.webhook_out.service import signing_secrets
 from tidings.worker.context import WorkerContext
+from tidings.worker.redrive import redrive_attempts
 
 # Wait after the 1st, 2nd, … failed attempt; after the last, the delivery is `failed`:
 # eight attempts over about 31 hours.
@@ -189,10 +191,6 @@ def redrive(
 ) -> int:
     """Claim, for a sweep, deliveries a lost job or a dead process left behind, and attempt
     them again once the claim commits; returns how many."""
-    with context.database.write() as (session, outbox):
-        claimed = WebhookRepository(session).claim_stuck(
-            due_before, unclaimed_since, utcnow(), context.settings, limit
-        )
-        for delivery_id in claimed:
-            outbox.add_webhook(delivery_id)
-        return len(claimed)
+    return redrive_attempts(
+        context, WEBHOOK_ATTEMPTS, Outbox.add_webhook, due_before, unclaimed_since, limit
+    )

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from tidings.dependencies import Caller, ConfigCipherDep, DatabaseDep, OutboundDep, ReadSession
-from tidings.kit.pagination import PageQuery, Paging, page_query
+from tidings.kit.pagination import PageOf50, Paging
 from tidings.routing import ApiRoute
 from tidings.webhook_out import service
 from tidings.webhook_out.schemas import (
@@ -25,7 +25,6 @@ from tidings.webhook_out.schemas import (
 
 router = APIRouter(prefix="/webhooks", tags=["outbound webhooks"], route_class=ApiRoute)
 
-PageParams = Annotated[PageQuery, Depends(page_query(50))]
 MAX_ID_LENGTH = 40
 EndpointId = Annotated[str, Path(max_length=MAX_ID_LENGTH)]
 DeliveryId = Annotated[int, Path(ge=1, lt=2**63)]
@@ -122,7 +121,7 @@ def rotate_secret(
 def list_deliveries(
     caller: Caller,
     session: ReadSession,
-    paging: PageParams,
+    paging: PageOf50,
     endpoint_id: Annotated[str | None, Query(max_length=MAX_ID_LENGTH)] = None,
     status: DeliveryStatus | None = None,
     event_type: EventType | None = None,

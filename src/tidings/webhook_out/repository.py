@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.engine import Dialect
 
 from tidings.config import Settings
@@ -19,7 +19,7 @@ from tidings.models import (
 )
 from tidings.models.base import UTCDateTime
 from tidings.webhook_out.events import Emission
-from tidings.worker.repository import claim_redrivable, orphaned_attempt
+from tidings.worker.repository import AttemptTable
 
 # An attempt `sending` for longer than this has nobody to finish it (its process died, or
 # lost it): the sweeper re-drives it. An attempt takes at most a few timeouts (connect,
@@ -62,12 +62,14 @@ def emit_on_cursor(cursor: Any, dialect: Dialect, emission: Emission, now: datet
     return sorted(row[0] for row in rows)
 
 
-def _orphaned(now: datetime, settings: Settings) -> ColumnElement[bool]:
-    """SQL: a `sending` delivery whose attempt nobody will finish (worker.repository's
-    `orphaned_attempt`, after SENDING_STALE_SECONDS as a backstop)."""
-    return orphaned_attempt(
-        WebhookDelivery, WebhookDeliveryStatus.SENDING, now, SENDING_STALE_SECONDS, settings
-    )
+# An outbound webhook delivery `sending` for longer than SENDING_STALE_SECONDS counts as
+# lost, even when its owner is alive.
+WEBHOOK_ATTEMPTS = AttemptTable(
+    WebhookDelivery,
+    WebhookDeliveryStatus.SENDING,
+    WebhookDeliveryStatus.PENDING,
+    stale_seconds=lambda _: SENDING_STALE_SECONDS,
+)
 
 
 class WebhookRepository(Repository):
@@ -141,28 +143,13 @@ class WebhookRepository(Repository):
         self.session.flush()
 
     def delivery(self, environment_id: str, delivery_id: int) -> WebhookDelivery | None:
-        return self.session.scalars(
-            select(WebhookDelivery).where(
-                WebhookDelivery.environment_id == environment_id,
-                WebhookDelivery.id == delivery_id,
-            )
-        ).first()
+        return self.find_row(WebhookDelivery, environment_id=environment_id, id=delivery_id)
 
     def lock_delivery(self, delivery_id: int) -> WebhookDelivery | None:
-        return self.session.scalars(
-            select(WebhookDelivery)
-            .where(WebhookDelivery.id == delivery_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        ).first()
+        return self.lock_row(WebhookDelivery, id=delivery_id)
 
     def is_orphaned(self, delivery_id: int, now: datetime, settings: Settings) -> bool:
-        found = self.session.scalar(
-            select(WebhookDelivery.id).where(
-                WebhookDelivery.id == delivery_id, _orphaned(now, settings)
-            )
-        )
-        return found is not None
+        return WEBHOOK_ATTEMPTS.is_orphaned(self.session, delivery_id, now, settings)
 
     def deliveries_page(
         self,
@@ -187,26 +174,3 @@ class WebhookRepository(Repository):
         if before_id is not None:
             query = query.where(WebhookDelivery.id < before_id)
         return self.session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit)).all()
-
-    def claim_stuck(
-        self,
-        due_before: datetime,
-        unclaimed_since: datetime,
-        now: datetime,
-        settings: Settings,
-        limit: int,
-    ) -> list[int]:
-        """Claim deliveries to re-drive (`kit.sql.claim_rows`): attempts left `sending` by a
-        process that is gone, and pending ones due since `due_before` whose job was lost."""
-        return claim_redrivable(
-            self.session,
-            WebhookDelivery,
-            sending=WebhookDeliveryStatus.SENDING,
-            pending=WebhookDeliveryStatus.PENDING,
-            stale_seconds=SENDING_STALE_SECONDS,
-            due_before=due_before,
-            unclaimed_since=unclaimed_since,
-            now=now,
-            settings=settings,
-            limit=limit,
-        )

@@ -22,7 +22,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy.orm import Session
 
 from tidings.db import Outbox
-from tidings.errors import BadRequest, Conflict, NotFound
+from tidings.errors import BadRequest, Conflict, NotFound, found
 from tidings.kit.ids import new_id
 from tidings.kit.outbound import OutboundGuard, OutboundRefused, url_target
 from tidings.kit.pagination import Page, encode_cursor
@@ -175,14 +175,14 @@ def listing(session: Session, scope: Scope) -> Sequence[WebhookEndpoint]:
 
 
 def get(session: Session, scope: Scope, endpoint_id: str, *, lock: bool = False) -> WebhookEndpoint:
-    row = WebhookRepository(session).endpoint(scope.environment_id, endpoint_id, lock=lock)
-    if row is None:
-        raise NotFound(
+    return found(
+        WebhookRepository(session).endpoint(scope.environment_id, endpoint_id, lock=lock),
+        NotFound(
             f"No webhook endpoint {endpoint_id!r} in this environment. GET /webhooks/endpoints "
             "lists them.",
             code="unknown_webhook_endpoint",
-        )
-    return row
+        ),
+    )
 
 
 def update(
@@ -316,14 +316,14 @@ def deliveries(
 
 
 def get_delivery(session: Session, scope: Scope, delivery_id: int) -> WebhookDelivery:
-    row = WebhookRepository(session).delivery(scope.environment_id, delivery_id)
-    if row is None:
-        raise NotFound(
+    return found(
+        WebhookRepository(session).delivery(scope.environment_id, delivery_id),
+        NotFound(
             f"No webhook delivery {delivery_id} in this environment. GET /webhooks/deliveries "
             "lists them.",
             code="unknown_webhook_delivery",
-        )
-    return row
+        ),
+    )
 
 
 def replay(session: Session, outbox: Outbox, scope: Scope, delivery_id: int) -> WebhookDelivery:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,54 +27,70 @@ def owner_alive(
     return exists().where(WorkerLease.id == owner, WorkerLease.heartbeat_at > fresh)
 
 
-def orphaned_attempt(
-    table: Any, sending: str, now: datetime, stale_seconds: float, settings: Settings
-) -> ColumnElement[bool]:
-    """SQL: a delivery of `table` (message_delivery, webhook_delivery: their `status`,
-    `sending_since` and `owner`) in its `sending` status whose attempt nobody will finish.
-    Its owner's lease has expired or is gone, or, as a backstop (an attempt lost inside a
-    live process, or started by one without a lease), it has been sending for longer than
-    `stale_seconds`."""
-    stale = now - timedelta(seconds=stale_seconds)
-    orphaned: ColumnElement[bool] = (table.status == sending) & (
-        (table.sending_since <= stale)
-        | (table.owner.is_not(None) & ~owner_alive(table.owner, now, settings))
-    )
-    return orphaned
+@dataclass(frozen=True, slots=True)
+class AttemptTable:
+    """A table of delivery attempts stamped with an owner (message_delivery,
+    webhook_delivery: their `id`, `environment_id`, `status`, `sending_since`, `owner`,
+    `next_attempt_at`, `updated_at` and `swept_at`), with its `sending` and `pending`
+    statuses and how long an attempt may be sending before it counts as lost."""
 
+    table: Any
+    sending: str
+    pending: str
+    stale_seconds: Callable[[Settings], float]
 
-def claim_redrivable(
-    session: Session,
-    table: Any,
-    *,
-    sending: str,
-    pending: str,
-    stale_seconds: float,
-    due_before: datetime,
-    unclaimed_since: datetime,
-    now: datetime,
-    settings: Settings,
-    limit: int,
-) -> list[int]:
-    """Claim deliveries of `table` for a sweep to re-drive (`kit.sql.claim_rows`): attempts
-    left `sending` by nobody (`orphaned_attempt`), and `pending` ones due since
-    `due_before` whose job was lost. Their ids."""
-    claimed = claim_rows(
-        session,
-        table.id,
-        table.swept_at,
-        orphaned_attempt(table, sending, now, stale_seconds, settings)
-        | (
-            (table.status == pending)
-            & (table.next_attempt_at.is_(None) | (table.next_attempt_at <= due_before))
-            & (table.updated_at <= due_before)
-        ),
-        environment=table.environment_id,
-        now=now,
-        unclaimed_since=unclaimed_since,
-        limit=limit,
-    )
-    return [delivery_id for delivery_id, _ in claimed]
+    def orphaned(self, now: datetime, settings: Settings) -> ColumnElement[bool]:
+        """SQL: a delivery in its `sending` status whose attempt nobody will finish. Its
+        owner's lease has expired or is gone, or, as a backstop (an attempt lost inside a
+        live process, or started by one without a lease), it has been sending for longer
+        than `stale_seconds`."""
+        table = self.table
+        stale = now - timedelta(seconds=self.stale_seconds(settings))
+        orphaned: ColumnElement[bool] = (table.status == self.sending) & (
+            (table.sending_since <= stale)
+            | (table.owner.is_not(None) & ~owner_alive(table.owner, now, settings))
+        )
+        return orphaned
+
+    def is_orphaned(
+        self, session: Session, delivery_id: int, now: datetime, settings: Settings
+    ) -> bool:
+        """Whether the delivery's `sending` attempt has nobody to finish it (`orphaned`)."""
+        found = session.scalar(
+            select(self.table.id).where(self.table.id == delivery_id, self.orphaned(now, settings))
+        )
+        return found is not None
+
+    def claim_redrivable(
+        self,
+        session: Session,
+        *,
+        due_before: datetime,
+        unclaimed_since: datetime,
+        now: datetime,
+        settings: Settings,
+        limit: int,
+    ) -> list[int]:
+        """Claim deliveries for a sweep to re-drive (`kit.sql.claim_rows`): attempts left
+        `sending` by nobody (`orphaned`), and `pending` ones due since `due_before` whose
+        job was lost. Their ids."""
+        table = self.table
+        claimed = claim_rows(
+            session,
+            table.id,
+            table.swept_at,
+            self.orphaned(now, settings)
+            | (
+                (table.status == self.pending)
+                & (table.next_attempt_at.is_(None) | (table.next_attempt_at <= due_before))
+                & (table.updated_at <= due_before)
+            ),
+            environment=table.environment_id,
+            now=now,
+            unclaimed_since=unclaimed_since,
+            limit=limit,
+        )
+        return [delivery_id for delivery_id, _ in claimed]
 
 
 class LeaseRepository(Repository):

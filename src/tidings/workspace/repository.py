@@ -23,11 +23,7 @@ class WorkspaceRepository(Repository):
         ).all()
 
     def environment_by_name(self, workspace_id: str, name: str) -> Environment | None:
-        return self.session.scalars(
-            select(Environment).where(
-                Environment.workspace_id == workspace_id, Environment.name == name
-            )
-        ).first()
+        return self.find_row(Environment, workspace_id=workspace_id, name=name)
 
     def environment(self, environment_id: str) -> Environment | None:
         return self.session.get(Environment, environment_id)

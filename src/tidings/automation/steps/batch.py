@@ -41,7 +41,7 @@ from tidings.automation.steps.base import (
     Stop,
     Wait,
 )
-from tidings.automation.steps.fields import Needed, OptionalText, invalid, saving
+from tidings.automation.steps.fields import Needed, OptionalText, checked_duration, invalid, saving
 from tidings.automation.steps.values import quote, text
 from tidings.kit.duration import EXAMPLES, DurationError, parse_duration
 from tidings.kit.time import LATEST, isoformat, shifted
@@ -61,12 +61,7 @@ ATTEMPTS = 5
 
 def window_length(value: Any, at: str) -> timedelta:
     """A window's duration, checked (1 second to 60 days); `at` is where, for the error."""
-    if not isinstance(value, str):
-        raise invalid(f"must be a duration such as {EXAMPLES}, not {quote(value)}", at)
-    try:
-        length = parse_duration(value)
-    except DurationError as exc:
-        raise invalid(str(exc), at) from exc
+    length = checked_duration(value, EXAMPLES, at)
     if not timedelta() < length <= MAX_WINDOW:
         raise invalid(f"{quote(value)} is not between 1 second and 60 days", at)
     return length

@@ -19,12 +19,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any
 
 from pydantic import BeforeValidator, GetCoreSchemaHandler, PlainValidator, ValidationInfo
 from pydantic_core import PydanticCustomError, core_schema
 
 from tidings.automation.steps.values import MERGE_MODES, is_ref, quote
+from tidings.kit.duration import DurationError, parse_duration
 from tidings.kit.expression import ExpressionError, compile_expression
 from tidings.kit.outbound import OutboundGuard
 from tidings.template.elemental import ContentError, validate_content
@@ -72,6 +74,29 @@ def invalid(reason: str, at: str = "") -> PydanticCustomError:
 
 def saving(info: ValidationInfo) -> Saving | None:
     return info.context if isinstance(info.context, Saving) else None
+
+
+def checked_duration(value: Any, examples: str, at: str = "") -> timedelta:
+    """`value`, a duration string such as `examples`, parsed; `at` is where, for the error."""
+    try:
+        return parse_duration(_duration_text(value, examples, at))
+    except DurationError as exc:
+        raise invalid(str(exc), at) from exc
+
+
+def saved_duration(value: Any, info: ValidationInfo, examples: str) -> timedelta | None:
+    """A duration field's length when the step is saved (`checked_duration`); when it is only
+    loaded, None once the value is a string."""
+    if saving(info) is None:
+        _duration_text(value, examples, "")
+        return None
+    return checked_duration(value, examples)
+
+
+def _duration_text(value: Any, examples: str, at: str) -> str:
+    if not isinstance(value, str):
+        raise invalid(f"must be a duration such as {examples}, not {quote(value)}", at)
+    return value
 
 
 def _text(value: Any) -> Any:

@@ -28,7 +28,14 @@ from sqlalchemy.orm import Session
 
 from tidings.automation.repository import ThrottleRepository
 from tidings.automation.steps.base import Outcome, Step, StepFailed, StepRun, Stop
-from tidings.automation.steps.fields import Needed, OptionalText, choice, invalid, saving
+from tidings.automation.steps.fields import (
+    Needed,
+    OptionalText,
+    choice,
+    invalid,
+    saved_duration,
+    saving,
+)
 from tidings.automation.steps.values import is_ref, lookup, quote, text
 from tidings.kit.duration import EXAMPLES, DurationError, parse_duration
 from tidings.kit.time import LATEST, isoformat, shifted
@@ -48,15 +55,9 @@ def _max_allowed(value: Any) -> int:
 
 
 def _period(value: Any, info: ValidationInfo) -> Any:
-    if not isinstance(value, str):
-        raise invalid(f"must be a duration such as {EXAMPLES}, not {quote(value)}")
-    if saving(info) is not None:
-        try:
-            length = parse_duration(value)
-        except DurationError as exc:
-            raise invalid(str(exc)) from exc
-        if length <= timedelta():
-            raise invalid(f"{quote(value)} is no time at all: a period must be longer than 0")
+    length = saved_duration(value, info, EXAMPLES)
+    if length is not None and length <= timedelta():
+        raise invalid(f"{quote(value)} is no time at all: a period must be longer than 0")
     return value
 
 

@@ -29,7 +29,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, PlainValidator, ValidationInfo
 
 from tidings.automation.steps.base import Outcome, Step, StepFailed, StepRun, WaitForEvent
-from tidings.automation.steps.fields import Needed, choice, invalid, saving
+from tidings.automation.steps.fields import Needed, choice, invalid, saved_duration
 from tidings.automation.steps.values import is_ref, lookup, quote, resolve
 from tidings.kit.duration import DurationError, parse_duration
 from tidings.kit.time import LATEST, shifted
@@ -78,15 +78,9 @@ def _match(value: Any) -> Any:
 
 
 def _timeout(value: Any, info: ValidationInfo) -> Any:
-    if not isinstance(value, str):
-        raise invalid(f'must be a duration such as "1 hour", not {quote(value)}')
-    if saving(info) is not None:
-        try:
-            length = parse_duration(value)
-        except DurationError as exc:
-            raise invalid(str(exc)) from exc
-        if not timedelta(0) < length <= MAX_TIMEOUT:
-            raise invalid(f"{quote(value)} is not between 1 second and 30 days")
+    length = saved_duration(value, info, '"1 hour"')
+    if length is not None and not timedelta(0) < length <= MAX_TIMEOUT:
+        raise invalid(f"{quote(value)} is not between 1 second and 30 days")
     return value
 
 
