@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, Request
 
+from tidings.db import Database
 from tidings.dependencies import DatabaseDep
 from tidings.studio import auth, csrf
+from tidings.workspace.service import Scope
 
 SESSION_KEY = "session"
 PREFIX = "/studio"
@@ -50,3 +53,24 @@ def signed_in(request: Request, database: DatabaseDep) -> auth.SignedIn:
 
 
 Admin = Annotated[auth.SignedIn, Depends(signed_in)]
+
+
+@dataclass(frozen=True, slots=True)
+class AdminPage:
+    """What a Studio page is made from: the request, the signed-in admin and the database."""
+
+    request: Request
+    admin: auth.SignedIn
+    database: Database
+
+    @property
+    def scope(self) -> Scope:
+        """The environment the admin has chosen in the top bar, as an API key's scope."""
+        return self.admin.scope
+
+
+def admin_page(request: Request, admin: Admin, database: DatabaseDep) -> AdminPage:
+    return AdminPage(request, admin, database)
+
+
+Page = Annotated[AdminPage, Depends(admin_page)]

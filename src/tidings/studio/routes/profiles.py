@@ -10,12 +10,10 @@ from operator import attrgetter
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
-from tidings.db import Database
-from tidings.dependencies import DatabaseDep
 from tidings.errors import AppError, BadRequest
 from tidings.eventstore.repository import EventRepository
 from tidings.identity import service as identity_service
@@ -26,7 +24,7 @@ from tidings.profile import service as profile_service
 from tidings.profile.repository import ProfileRepository
 from tidings.profile.schemas import PatchBody, ProfileBody
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.dependencies import PREFIX, Page
 from tidings.studio.listing import Listing, ListQuery, empty
 from tidings.studio.templating import render
 from tidings.studio.validation import json_field, validated
@@ -54,21 +52,19 @@ def profile_path(user_id: str) -> str:
 
 
 @router.get("/profiles")
-def search_profiles(
-    request: Request, admin: Admin, database: DatabaseDep, flash: str = ""
-) -> Response:
+def search_profiles(page: Page, flash: str = "") -> Response:
     """Profiles matching `q`, most recently updated first, a page at a time."""
-    query = ListQuery(request, f"{PREFIX}/profiles", PAGE_SIZE)
+    query = ListQuery(page.request, f"{PREFIX}/profiles", PAGE_SIZE)
     q = query.text("q") or ""
-    with database.read() as session:
+    with page.database.read() as session:
         repository = ProfileRepository(session)
         listing = query.by_time(
-            lambda before, limit: repository.search_page(admin.scope, q, before, limit),
+            lambda before, limit: repository.search_page(page.scope, q, before, limit),
             key=lambda profile: (profile.updated_at, profile.id),
         )
-    template = "_profiles.html" if request.headers.get("hx-request") else "profiles.html"
+    template = "_profiles.html" if page.request.headers.get("hx-request") else "profiles.html"
     return query.render(
-        request, template, listing, section="profiles", q=q, flash=FLASHES.get(flash)
+        page.request, template, listing, section="profiles", q=q, flash=FLASHES.get(flash)
     )
 
 
@@ -119,26 +115,24 @@ def _tab_listing(
 
 
 def _profile_page(
-    request: Request,
-    admin: Admin,
-    database: Database,
+    page: Page,
     user_id: str,
     *,
     edit: dict[str, str] | None = None,
     error: AppError | None = None,
     flash: str | None = None,
 ) -> Response:
-    query = ListQuery(request, profile_path(user_id), PROFILE_PAGE_SIZE)
+    query = ListQuery(page.request, profile_path(user_id), PROFILE_PAGE_SIZE)
     tab = query.choice("show", TABS, "List") or TABS[0]
-    with database.read() as session:
-        profile = ProfileRepository(session).get(admin.scope, user_id)
-        listing = _tab_listing(query, session, admin.scope, user_id, tab)
+    with page.database.read() as session:
+        profile = ProfileRepository(session).get(page.scope, user_id)
+        listing = _tab_listing(query, session, page.scope, user_id, tab)
     if edit is None:
         document = profile.data if profile is not None else {}
         edit = {"profile": json.dumps(document, indent=2, ensure_ascii=False), "mode": "merge"}
     status = error.status_code if error else 400 if query.errors else 200
     return render(
-        request,
+        page.request,
         "profile.html",
         status,
         section="profiles",
@@ -156,25 +150,23 @@ def _profile_page(
 
 
 @router.post("/profiles/{user_id:path}/save")
-def save_profile(
-    user_id: str, request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def save_profile(user_id: str, page: Page, form: CheckedForm) -> Response:
     """Store the edited profile: Merge as POST /profiles/{user_id}, Replace as PUT, Patch
     (the text is a JSON Patch) as PATCH."""
     edit = {"profile": form_text(form, "profile"), "mode": form_text(form, "mode")}
     try:
-        with database.write() as (session, _):
+        with page.database.write() as (session, _):
             if edit["mode"] == "merge":
                 profile_service.merge_profile(
-                    session, admin.scope, user_id, profile_document(edit["profile"])
+                    session, page.scope, user_id, profile_document(edit["profile"])
                 )
             elif edit["mode"] == "replace":
                 profile_service.replace_profile(
-                    session, admin.scope, user_id, profile_document(edit["profile"])
+                    session, page.scope, user_id, profile_document(edit["profile"])
                 )
             elif edit["mode"] == "patch":
                 profile_service.patch_profile(
-                    session, admin.scope, user_id, patch_operations(edit["profile"])
+                    session, page.scope, user_id, patch_operations(edit["profile"])
                 )
             else:
                 raise BadRequest(
@@ -185,7 +177,7 @@ def save_profile(
                 )
     except AppError as exc:
         # The form as typed, so that nothing is lost.
-        return _profile_page(request, admin, database, user_id, edit=edit, error=exc)
+        return _profile_page(page, user_id, edit=edit, error=exc)
     return RedirectResponse(f"{profile_path(user_id)}?flash={edit['mode']}", status_code=303)
 
 
@@ -212,17 +204,13 @@ def patch_operations(text: str) -> list[dict[str, Any]]:
 
 
 @router.post("/profiles/{user_id:path}/delete")
-def delete_profile(
-    user_id: str, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def delete_profile(user_id: str, page: Page, form: CheckedForm) -> Response:
     """As DELETE /profiles/{user_id}: the user is erased as a Segment delete erases them."""
-    with database.write() as (session, _):
-        identity_service.delete_profile(session, admin.scope, user_id)
+    with page.database.write() as (session, _):
+        identity_service.delete_profile(session, page.scope, user_id)
     return RedirectResponse(f"{PREFIX}/profiles?flash=deleted", status_code=303)
 
 
 @router.get("/profiles/{user_id:path}")
-def profile_detail(
-    user_id: str, request: Request, admin: Admin, database: DatabaseDep, flash: str = ""
-) -> Response:
-    return _profile_page(request, admin, database, user_id, flash=FLASHES.get(flash))
+def profile_detail(user_id: str, page: Page, flash: str = "") -> Response:
+    return _profile_page(page, user_id, flash=FLASHES.get(flash))

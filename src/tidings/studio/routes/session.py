@@ -11,7 +11,7 @@ from tidings.errors import AppError
 from tidings.models import AdminUser
 from tidings.studio import auth, csrf
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, SESSION_KEY, Admin, safe_next
+from tidings.studio.dependencies import PREFIX, SESSION_KEY, Page, safe_next
 from tidings.studio.templating import render
 
 router = APIRouter()
@@ -102,9 +102,7 @@ def sign_out(request: Request, form: CheckedForm, database: DatabaseDep) -> Resp
 
 
 @router.post("/environment")
-def switch_environment(
-    request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
-    with database.write() as (session, _):
-        auth.switch_environment(session, admin, form_text(form, "environment"))
+def switch_environment(page: Page, form: CheckedForm) -> Response:
+    with page.database.write() as (session, _):
+        auth.switch_environment(session, page.admin, form_text(form, "environment"))
     return RedirectResponse(safe_next(form_text(form, "next")), status_code=303)

@@ -22,14 +22,13 @@ from starlette.responses import RedirectResponse, Response
 
 from tidings.automation import service as automation_service
 from tidings.automation.repository import AutomationRepository
-from tidings.db import Database
-from tidings.dependencies import DatabaseDep, OutboundDep
+from tidings.dependencies import OutboundDep
 from tidings.errors import AppError
 from tidings.models import AutomationVersion, NotificationVersion
 from tidings.notification import service as notification_service
 from tidings.notification.repository import NotificationRepository
 from tidings.studio.csrf import CheckedForm
-from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.dependencies import PREFIX, Page
 from tidings.studio.listing import Listing, ListQuery
 from tidings.studio.templating import render
 from tidings.workspace.service import Scope
@@ -212,17 +211,11 @@ def _flash(request: Request, history: History) -> str | None:
 
 
 def _history_page(
-    request: Request,
-    admin: Admin,
-    database: Database,
-    section: str,
-    object_id: str,
-    *,
-    error: AppError | None = None,
+    page: Page, section: str, object_id: str, *, error: AppError | None = None
 ) -> Response:
-    with database.read() as session:
-        history = READERS[section](session, admin.scope, object_id)
-        query = ListQuery(request, history.url, PAGE_SIZE)
+    with page.database.read() as session:
+        history = READERS[section](session, page.scope, object_id)
+        query = ListQuery(page.request, history.url, PAGE_SIZE)
         newer = _number(query, "b", "To version", history)
         older = _number(query, "a", "From version", history)
         if newer is None:
@@ -235,7 +228,7 @@ def _history_page(
         listing: Listing[Version] = query.newest_first(history.read_page, key=attrgetter("number"))
     status_code = error.status_code if error else (400 if query.errors else 200)
     return render(
-        request,
+        page.request,
         "versions.html",
         status_code,
         section=history.section,
@@ -246,22 +239,18 @@ def _history_page(
         older=older,
         newer=newer,
         diff=diff_lines(old, new),
-        flash=_flash(request, history),
+        flash=_flash(page.request, history),
     )
 
 
 @router.get("/notifications/{notification_id}/versions")
-def template_history(
-    notification_id: str, request: Request, admin: Admin, database: DatabaseDep
-) -> Response:
-    return _history_page(request, admin, database, "notifications", notification_id)
+def template_history(notification_id: str, page: Page) -> Response:
+    return _history_page(page, "notifications", notification_id)
 
 
 @router.get("/automations/{automation_id}/versions")
-def automation_history(
-    automation_id: str, request: Request, admin: Admin, database: DatabaseDep
-) -> Response:
-    return _history_page(request, admin, database, "automations", automation_id)
+def automation_history(automation_id: str, page: Page) -> Response:
+    return _history_page(page, "automations", automation_id)
 
 
 def _restored(history_url: str, number: int, saved: int, outcome: str) -> Response:
@@ -272,45 +261,32 @@ def _restored(history_url: str, number: int, saved: int, outcome: str) -> Respon
 
 
 @router.post("/notifications/{notification_id}/versions/{number}/restore")
-def restore_template(
-    notification_id: str,
-    number: int,
-    request: Request,
-    admin: Admin,
-    form: CheckedForm,
-    database: DatabaseDep,
-) -> Response:
+def restore_template(notification_id: str, number: int, page: Page, form: CheckedForm) -> Response:
     """As POST /notifications/{id}/versions/{version}/restore."""
     try:
-        with database.write() as (session, _):
+        with page.database.write() as (session, _):
             _, saved, outcome = notification_service.restore(
-                session, admin.scope, notification_id, number
+                session, page.scope, notification_id, number
             )
             saved_number = saved.version
     except AppError as exc:
-        return _history_page(request, admin, database, "notifications", notification_id, error=exc)
+        return _history_page(page, "notifications", notification_id, error=exc)
     url = f"{PREFIX}/notifications/{quote(notification_id, safe='')}/versions"
     return _restored(url, number, saved_number, outcome)
 
 
 @router.post("/automations/{automation_id}/versions/{number}/restore")
 def restore_automation(
-    automation_id: str,
-    number: int,
-    request: Request,
-    admin: Admin,
-    form: CheckedForm,
-    database: DatabaseDep,
-    outbound: OutboundDep,
+    automation_id: str, number: int, page: Page, form: CheckedForm, outbound: OutboundDep
 ) -> Response:
     """As POST /automations/{id}/versions/{version}/restore."""
     try:
-        with database.write() as (session, _):
+        with page.database.write() as (session, _):
             _, saved, outcome = automation_service.restore(
-                session, admin.scope, automation_id, number, outbound=outbound
+                session, page.scope, automation_id, number, outbound=outbound
             )
             saved_number = saved.version
     except AppError as exc:
-        return _history_page(request, admin, database, "automations", automation_id, error=exc)
+        return _history_page(page, "automations", automation_id, error=exc)
     url = f"{PREFIX}/automations/{quote(automation_id, safe='')}/versions"
     return _restored(url, number, saved_number, outcome)
