@@ -15,6 +15,7 @@ import binascii
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
@@ -31,6 +32,8 @@ Position = TypeVar("Position")
 MAX_LIMIT = 200
 # The query parameters that say where a page starts, as opposed to which rows a list shows.
 POSITION = ("before", "after")
+# A row's position in its list, unless the list says otherwise: its id.
+BY_ID: Callable[[Any], int] = attrgetter("id")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,11 +127,12 @@ class ListQuery:
     def newest_first(
         self,
         read: Callable[[int | None, int | None, int], Sequence[Row]],
-        key: Callable[[Row], int],
+        key: Callable[[Row], int] = BY_ID,
     ) -> Listing[Row]:
         """The page of a list read newest first. `read(before_id, after_id, rows)` gives the
-        rows before `before_id` newest first, or with `after_id` those after it oldest first.
-        "← Newer" past the newest rows shows the first page."""
+        rows before `before_id` newest first, or with `after_id` those after it oldest first;
+        `key(row)` is the cursor's value (`BY_ID`: the row's id). "← Newer" past the newest
+        rows shows the first page."""
         before_id, after_id = self.cursor("before"), self.cursor("after")
         if after_id is not None:
             rows = read(None, after_id, self.limit + 1)
@@ -150,7 +154,7 @@ class ListQuery:
         return Listing(kept, newer=newer, older=older, first=before_id is None)
 
     def in_order(
-        self, read: Callable[[int | None, int], Sequence[Row]], key: Callable[[Row], int]
+        self, read: Callable[[int | None, int], Sequence[Row]], key: Callable[[Row], int] = BY_ID
     ) -> Listing[Row]:
         """The page of a list read in id order: `read(after_id, rows)`. Its "newer" link is
         the first page, its "older" the next one."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -91,8 +90,7 @@ def list_audiences(page: Page, flash: str = "") -> Response:
     summaries: list[Summary] = []
     with page.database.read() as session:
         listing = query.in_order(
-            lambda after_id, limit: service.audiences_page(session, page.scope, after_id, limit),
-            key=attrgetter("id"),
+            lambda after_id, limit: service.audiences_page(session, page.scope, after_id, limit)
         )
         summaries = [summary(session, audience) for audience in listing.rows]
     return query.render(
@@ -282,15 +280,11 @@ def _audience_context(
         now = summary(session, audience)
         if tab == "members":
             listing = query.in_order(
-                lambda after_id, limit: service.members_page(session, audience, after_id, limit),
-                key=attrgetter("id"),
+                lambda after_id, limit: service.members_page(session, audience, after_id, limit)
             )
         else:
             listing = query.in_order(
-                lambda after_id, limit: service.stays_page(
-                    session, audience, after_id, limit, None
-                ),
-                key=attrgetter("id"),
+                lambda after_id, limit: service.stays_page(session, audience, after_id, limit, None)
             )
     live = None
     if not now.ready:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import timedelta
-from operator import attrgetter
 from typing import Any
 from urllib.parse import quote
 
@@ -101,8 +100,7 @@ def _automations_page(page: Page, status_code: int = 200, flash: str | None = No
     with page.database.read() as session:
         repository = AutomationRepository(session)
         listing = query.in_order(
-            lambda after_id, limit: repository.page(page.scope, after_id, limit),
-            key=attrgetter("id"),
+            lambda after_id, limit: repository.page(page.scope, after_id, limit)
         )
         rows = service.with_versions(session, listing.rows)
     if query.errors:
@@ -236,8 +234,7 @@ def list_runs(page: Page) -> Response:
                 recipient=recipient,
                 created_from=created_from,
                 created_to=created_to,
-            ),
-            key=attrgetter("id"),
+            )
         )
     return query.render(
         page.request, "runs.html", listing, section="automations", statuses=RUN_STATUSES

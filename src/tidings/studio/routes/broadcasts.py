@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import Any
 from urllib.parse import quote
 
@@ -116,8 +115,7 @@ def list_broadcasts(page: Page) -> Response:
     query = ListQuery(page.request, f"{PREFIX}/broadcasts", PAGE_SIZE)
     with page.database.read() as session:
         listing = query.in_order(
-            lambda after_id, limit: service.page(session, page.scope, after_id, limit),
-            key=attrgetter("id"),
+            lambda after_id, limit: service.page(session, page.scope, after_id, limit)
         )
         summaries = [summary(session, broadcast) for broadcast in listing.rows]
     return query.render(

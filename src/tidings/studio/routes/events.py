@@ -42,8 +42,7 @@ def _events(page: Page, session: Session) -> dict[str, Any]:
     listing = query.newest_first(
         lambda before_id, after_id, limit: service.events_page(
             session, page.scope, where, before_id=before_id, after_id=after_id, limit=limit
-        ),
-        key=attrgetter("id"),
+        )
     )
     valid = not query.errors
     return {

@@ -4,7 +4,6 @@ the Lists API calls."""
 
 from __future__ import annotations
 
-from operator import attrgetter
 from urllib.parse import quote
 
 from fastapi import APIRouter
@@ -57,8 +56,7 @@ def _lists_page(
             listing = query.in_order(
                 lambda after_id, limit: service.find_lists(
                     session, page.scope, pattern, after_id, limit
-                ),
-                key=attrgetter("id"),
+                )
             )
     return query.render(
         page.request,
@@ -111,8 +109,7 @@ def _list_page(
         listing = query.in_order(
             lambda after_id, limit: service.list_subscriptions(
                 session, page.scope, list_id, after_id, limit
-            ),
-            key=attrgetter("id"),
+            )
         )
     return query.render(
         page.request,

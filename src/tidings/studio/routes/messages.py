@@ -4,7 +4,6 @@ messages that were not sent (one, or those of a filtered list)."""
 from __future__ import annotations
 
 from datetime import timedelta
-from operator import attrgetter
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter
@@ -64,8 +63,7 @@ def list_messages(page: Page) -> Response:
                 tag=tag,
                 enqueued_from=enqueued_from,
                 enqueued_to=enqueued_to,
-            ),
-            key=attrgetter("id"),
+            )
         )
         if query.errors:
             listing = empty()

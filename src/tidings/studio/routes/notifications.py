@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from operator import attrgetter
 from typing import Any
 from urllib.parse import quote
 
@@ -178,8 +177,7 @@ def list_notifications(page: Page) -> Response:
     with page.database.read() as session:
         repository = NotificationRepository(session)
         listing = query.in_order(
-            lambda after_id, limit: repository.page(page.scope, after_id, limit),
-            key=attrgetter("id"),
+            lambda after_id, limit: repository.page(page.scope, after_id, limit)
         )
     return query.render(page.request, "notifications.html", listing, section="notifications")
 

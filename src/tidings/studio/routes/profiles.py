@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from operator import attrgetter
 from typing import Any
 from urllib.parse import quote
 
@@ -77,8 +76,7 @@ def _tab_listing(
         return query.newest_first(
             lambda before_id, after_id, limit: events.user_page(
                 scope, user_id, before_id=before_id, after_id=after_id, limit=limit
-            ),
-            key=attrgetter("id"),
+            )
         )
     if tab == "messages":
         messages = MessageRepository(session)
@@ -89,8 +87,7 @@ def _tab_listing(
                 after_id=after_id,
                 limit=limit,
                 recipient=user_id,
-            ),
-            key=attrgetter("id"),
+            )
         )
     read: Callable[[int | None, int], Sequence[Any]]
     if tab == "lists":
@@ -102,7 +99,7 @@ def _tab_listing(
         read = lambda after_id, limit: tenant_service.list_memberships(  # noqa: E731
             session, scope, user_id, after_id, limit
         )
-        return query.in_order(read, key=attrgetter("id"))
+        return query.in_order(read)
 
     def preferences(after_id: int | None, limit: int) -> list[tuple[Any, Any]]:
         # Each topic (for its id, the page's cursor) with the user's preference for it, as

@@ -5,7 +5,6 @@ the environment's default open and click tracking."""
 from __future__ import annotations
 
 from datetime import timedelta
-from operator import attrgetter
 
 from cryptography.fernet import Fernet
 from fastapi import APIRouter
@@ -129,8 +128,7 @@ def _provider_page(
                 before_id=before_id,
                 after_id=after_id,
                 limit=limit,
-            ),
-            key=attrgetter("id"),
+            )
         )
         current = next(
             (

@@ -4,8 +4,6 @@ that /suppressions calls."""
 
 from __future__ import annotations
 
-from operator import attrgetter
-
 from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import UploadFile
 from starlette.responses import RedirectResponse, Response, StreamingResponse
@@ -51,8 +49,7 @@ def _page(
                     topic_id=topic_id,
                     after_id=after_id,
                     limit=limit,
-                ),
-                key=attrgetter("id"),
+                )
             )
     response = query.render(
         page.request,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from operator import attrgetter
 from urllib.parse import quote
 
 from fastapi import APIRouter
@@ -26,10 +25,7 @@ def list_tenants(page: Page) -> Response:
     text = query.text("q")
     with page.database.read() as session:
         listing = query.in_order(
-            lambda after_id, limit: service.list_tenants(
-                session, page.scope, text, after_id, limit
-            ),
-            key=attrgetter("id"),
+            lambda after_id, limit: service.list_tenants(session, page.scope, text, after_id, limit)
         )
     return query.render(page.request, "tenants.html", listing, section="tenants")
 
@@ -45,7 +41,6 @@ def tenant_detail(tenant_id: str, page: Page) -> Response:
         listing = query.in_order(
             lambda after_id, limit: service.list_members(
                 session, page.scope, tenant_id, after_id, limit
-            ),
-            key=attrgetter("id"),
+            )
         )
     return query.render(page.request, "tenant.html", listing, section="tenants", tenant=tenant)

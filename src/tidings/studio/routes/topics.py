@@ -3,7 +3,6 @@ the preference service that /preferences/topics calls."""
 
 from __future__ import annotations
 
-from operator import attrgetter
 from typing import get_args
 from urllib.parse import quote
 
@@ -74,8 +73,7 @@ def _topics_page(
     query = ListQuery(page.request, f"{PREFIX}/topics", PAGE_SIZE)
     with page.database.read() as session:
         listing = query.in_order(
-            lambda after_id, limit: service.list_topics(session, page.scope, after_id, limit),
-            key=attrgetter("id"),
+            lambda after_id, limit: service.list_topics(session, page.scope, after_id, limit)
         )
     return query.render(
         page.request,
