@@ -23,7 +23,7 @@ from tidings.models import Audience, AudienceMember
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Admin, Page
 from tidings.studio.listing import Listing, ListQuery
-from tidings.studio.templating import render
+from tidings.studio.templating import render, render_form
 from tidings.studio.validation import json_field, validated
 from tidings.workspace.service import Scope
 
@@ -166,15 +166,14 @@ def _editor(
     courier_filter: Any = None,
     error: AppError | None = None,
 ) -> Response:
-    return render(
+    return render_form(
         request,
         "audience_edit.html",
-        error.status_code if error else 200,
+        error,
         section="audiences",
         values=values,
         new=new,
         courier_filter=courier_filter,
-        error=error,
         max_condition_chars=MAX_CONDITION_CHARS,
     )
 

@@ -24,7 +24,7 @@ from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Page
 from tidings.studio.listing import ListQuery
 from tidings.studio.repository import PICKER_LIMIT, StudioRepository
-from tidings.studio.templating import render
+from tidings.studio.templating import render, render_form
 from tidings.studio.validation import json_field, validated
 from tidings.workspace.service import Scope
 
@@ -208,16 +208,15 @@ def _pickers(session: Session, scope: Scope) -> dict[str, list[str]]:
 def _form(page: Page, values: dict[str, Any], error: AppError | None = None) -> Response:
     with page.database.read() as session:
         pickers = _pickers(session, page.scope)
-    return render(
+    return render_form(
         page.request,
         "broadcast_new.html",
-        error.status_code if error else 200,
+        error,
         section="broadcasts",
         values=values,
         pickers=pickers,
         targets=TARGETS,
         days=DAY_NAMES,
-        error=error,
         error_at=error_field(error) if error else None,
         max_data_chars=MAX_DATA_CHARS,
     )
@@ -271,13 +270,12 @@ def broadcast_live(broadcast_id: str, page: Page) -> Response:
 def _page(
     page: Page, broadcast_id: str, flash: str | None = None, error: AppError | None = None
 ) -> Response:
-    return render(
+    return render_form(
         page.request,
         "broadcast.html",
-        error.status_code if error else 200,
+        error,
         section="broadcasts",
         flash=flash,
-        error=error,
         **_context(page, broadcast_id),
     )
 

@@ -29,7 +29,7 @@ from tidings.studio import service
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Page
 from tidings.studio.listing import ListQuery
-from tidings.studio.templating import render
+from tidings.studio.templating import render, render_form
 from tidings.template.render import CHANNEL_FIELDS as RENDERED_FIELDS
 from tidings.template.render import RenderContext
 from tidings.workspace.service import Scope
@@ -153,17 +153,16 @@ def _editor(
         tracking_default = engagement_service.environment_tracking(
             session, page.scope.environment_id
         )
-    return render(
+    return render_form(
         page.request,
         "notification_edit.html",
-        error.status_code if error else 200,
+        error,
         section="notifications",
         values={"id": "", "name": "", **values},
         editor_channels=EDITOR_CHANNELS,
         channels=CHANNEL_FIELDS,
         json_fields=JSON_FIELDS,
         new=new,
-        error=error,
         events=events,
         flash=flash,
         sent_by=sent_by,

@@ -24,8 +24,7 @@ from tidings.profile.repository import ProfileRepository
 from tidings.profile.schemas import PatchBody, ProfileBody
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Page
-from tidings.studio.listing import Listing, ListQuery, empty
-from tidings.studio.templating import render
+from tidings.studio.listing import Listing, ListQuery
 from tidings.studio.validation import json_field, validated
 from tidings.tenant import service as tenant_service
 from tidings.workspace.service import Scope
@@ -127,21 +126,17 @@ def _profile_page(
     if edit is None:
         document = profile.data if profile is not None else {}
         edit = {"profile": json.dumps(document, indent=2, ensure_ascii=False), "mode": "merge"}
-    status = error.status_code if error else 400 if query.errors else 200
-    return render(
+    return query.render(
         page.request,
         "profile.html",
-        status,
+        listing,
+        refused=error,
         section="profiles",
         user_id=user_id,
         profile=profile,
         tab=tab,
         tabs=TABS,
-        listing=empty() if query.errors else listing,
-        filters=query.values,
-        errors=query.errors,
         edit=edit,
-        error=error,
         flash=flash,
     )
 

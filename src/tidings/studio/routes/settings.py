@@ -22,7 +22,7 @@ from tidings.studio import provider_form
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Page
 from tidings.studio.listing import ListQuery, empty
-from tidings.studio.templating import render
+from tidings.studio.templating import render, render_form
 from tidings.workspace import service as workspace_service
 from tidings.workspace.scopes import SECRET
 
@@ -141,10 +141,11 @@ def _provider_page(
             None,
         )
     masked = provider_service.masked(current.config) if current else None
-    return render(
+    return render_form(
         page.request,
         "provider.html",
-        error.status_code if error else 400 if query.errors else 200,
+        error,
+        400 if query.errors else 200,
         section="settings",
         provider=cls,
         configured=current,
@@ -152,7 +153,6 @@ def _provider_page(
         counts=counts,
         provider_errors=errors if not query.errors else empty(),
         paging_errors=query.errors,
-        error=error,
         flash=flash,
     )
 

@@ -19,7 +19,7 @@ from tidings.ingest import sources
 from tidings.ingest.sources import StoredSecret
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Page
-from tidings.studio.templating import render
+from tidings.studio.templating import render_form
 
 router = APIRouter()
 
@@ -44,13 +44,12 @@ def _list_page(
 ) -> Response:
     with page.database.read() as session:
         rows = [sources.view(fernet, row) for row in sources.listing(session, page.scope)]
-    return render(
+    return render_form(
         page.request,
         "sources.html",
-        error.status_code if error else 200,
+        error,
         section="sources",
         sources=rows,
-        error=error,
         name=name,
         flash=flash,
     )
@@ -68,16 +67,16 @@ def _source_page(
 ) -> Response:
     with page.database.read() as session:
         source: dict[str, Any] = sources.view(fernet, sources.get(session, page.scope, source_id))
-    return render(
+    return render_form(
         page.request,
         "source.html",
-        error.status_code if error else status_code,
+        error,
+        status_code,
         section="sources",
         source=source,
         url=_webhook_url(page.request, source["path"]),
         new_secret=new_secret,
         max_secrets=sources.MAX_SECRETS,
-        error=error,
         flash=flash,
     )
 

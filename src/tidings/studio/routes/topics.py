@@ -18,7 +18,7 @@ from tidings.preference.schemas import DefaultStatus, TopicBody
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Page
 from tidings.studio.listing import ListQuery
-from tidings.studio.templating import render
+from tidings.studio.templating import render_form
 from tidings.studio.validation import validated
 
 router = APIRouter()
@@ -130,17 +130,16 @@ def _topic_page(
         used_by = PreferenceRepository(session).notifications_using(
             page.scope.environment_id, topic_id, limit=SHOWN_TEMPLATES + 1
         )
-    return render(
+    return render_form(
         page.request,
         "topic.html",
-        error.status_code if error else 200,
+        error,
         section="topics",
         topic=topic,
         values=values or {"name": topic.name, "default_status": topic.default_status},
         statuses=STATUSES,
         used_by=used_by[:SHOWN_TEMPLATES],
         more_users=len(used_by) > SHOWN_TEMPLATES,
-        error=error,
         flash=flash,
     )
 

@@ -30,7 +30,7 @@ from tidings.notification.repository import NotificationRepository
 from tidings.studio.csrf import CheckedForm
 from tidings.studio.dependencies import PREFIX, Page
 from tidings.studio.listing import Listing, ListQuery
-from tidings.studio.templating import render
+from tidings.studio.templating import render_form
 from tidings.workspace.service import Scope
 
 router = APIRouter()
@@ -249,16 +249,15 @@ def _history_page(
         new = history.read_one(newer)
         assert new is not None
         listing: Listing[Version] = query.newest_first(history.read_page, key=attrgetter("number"))
-    status_code = error.status_code if error else (400 if query.errors else 200)
-    return render(
+    return render_form(
         page.request,
         "versions.html",
-        status_code,
+        error,
+        400 if query.errors else 200,
         section=history.section,
         history=history,
         listing=listing,
         errors=query.errors,
-        error=error,
         older=older,
         newer=newer,
         diff=diff_lines(old, new),

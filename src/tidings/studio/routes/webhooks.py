@@ -19,7 +19,7 @@ from tidings.dependencies import ConfigCipherDep, OutboundDep
 from tidings.errors import AppError
 from tidings.studio.csrf import CheckedForm, form_text
 from tidings.studio.dependencies import PREFIX, Page
-from tidings.studio.templating import render
+from tidings.studio.templating import render_form
 from tidings.webhook_out import service
 from tidings.webhook_out.events import EVENT_TYPES
 
@@ -55,16 +55,15 @@ def _list_page(
 ) -> Response:
     with page.database.read() as session:
         endpoints = [service.view(fernet, row) for row in service.listing(session, page.scope)]
-    return render(
+    return render_form(
         page.request,
         "webhooks.html",
-        error.status_code if error else 200,
+        error,
         section="webhooks",
         endpoints=endpoints,
         by_id={endpoint["id"]: endpoint for endpoint in endpoints},
         deliveries=_log(page, None),
         event_types=EVENT_TYPES,
-        error=error,
         values=values or {"event_types": []},
         flash=flash,
     )
@@ -82,16 +81,16 @@ def _endpoint_page(
 ) -> Response:
     with page.database.read() as session:
         endpoint = service.view(fernet, service.get(session, page.scope, endpoint_id))
-    return render(
+    return render_form(
         page.request,
         "webhook.html",
-        error.status_code if error else status_code,
+        error,
+        status_code,
         section="webhooks",
         endpoint=endpoint,
         deliveries=_log(page, endpoint_id),
         event_types=EVENT_TYPES,
         new_secret=new_secret,
-        error=error,
         flash=flash,
     )
 
