@@ -39,12 +39,15 @@ BY_ID: Callable[[Any], int] = attrgetter("id")
 @dataclass(frozen=True, slots=True)
 class Listing(Generic[Row]):
     """One page of a list, with the URLs of the pages either side (None: there is none).
-    `first` is true on the first page, the one a live list refreshes."""
+    `first` is true on the first page, the one a live list refreshes. `one_way` is true for a
+    list paged one way only (`in_order`, `by_time`): its links go to the first page and the
+    next, rather than to newer and older rows."""
 
     rows: list[Row]
     newer: str | None
     older: str | None
     first: bool
+    one_way: bool = False
 
 
 class ListQuery:
@@ -187,6 +190,7 @@ class ListQuery:
             newer=None if start is None else self.url(),
             older=self.url(**{parameter: encode(key(kept[-1]))}) if more else None,
             first=start is None,
+            one_way=True,
         )
 
     def _time_cursor(self) -> tuple[datetime, int] | None:
