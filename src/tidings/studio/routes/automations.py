@@ -4,12 +4,14 @@ disable."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
+from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
 from tidings.automation import references, runs
@@ -18,6 +20,7 @@ from tidings.automation.repository import AutomationRepository, RunRepository
 from tidings.automation.service import DefinitionError
 from tidings.automation.steps import ACTIONS
 from tidings.automation.steps.branch import program
+from tidings.db import Outbox
 from tidings.dependencies import OutboundDep
 from tidings.errors import AppError
 from tidings.kit.time import utcnow
@@ -272,28 +275,33 @@ def run_detail(run_id: str, page: Page) -> Response:
     return _run_page(page, run_id)
 
 
-@router.post("/automations/runs/{run_id}/cancel")
-def cancel_run(run_id: str, page: Page, form: CheckedForm) -> Response:
+def _change_run(page: Page, run_id: str, change: Callable[[Session, Outbox], object]) -> Response:
+    """`change` the run in one unit of work: back to its page, or its page with the refusal."""
     try:
-        with page.database.write() as (session, _):
-            runs.cancel_by_api(
-                session, page.scope, run_id, f"canceled in Studio by {page.admin.email}"
-            )
+        with page.database.write() as (session, outbox):
+            change(session, outbox)
     except AppError as exc:
         return _run_page(page, run_id, flash=exc.message)
     return RedirectResponse(f"{PREFIX}/automations/runs/{quote(run_id, safe='')}", status_code=303)
+
+
+@router.post("/automations/runs/{run_id}/cancel")
+def cancel_run(run_id: str, page: Page, form: CheckedForm) -> Response:
+    reason = f"canceled in Studio by {page.admin.email}"
+    return _change_run(
+        page, run_id, lambda session, _: runs.cancel_by_api(session, page.scope, run_id, reason)
+    )
 
 
 @router.post("/automations/runs/{run_id}/retry")
 def retry_run(run_id: str, page: Page, form: CheckedForm) -> Response:
     """As POST /automations/runs/{run_id}/retry: the failed step runs again, in a job."""
-    try:
-        with page.database.write() as (session, outbox):
-            run = runs.retry_by_api(session, page.scope, run_id, f"Studio: {page.admin.email}")
-            outbox.add_run(run.id)
-    except AppError as exc:
-        return _run_page(page, run_id, flash=exc.message)
-    return RedirectResponse(f"{PREFIX}/automations/runs/{quote(run_id, safe='')}", status_code=303)
+
+    def retry(session: Session, outbox: Outbox) -> None:
+        run = runs.retry_by_api(session, page.scope, run_id, f"Studio: {page.admin.email}")
+        outbox.add_run(run.id)
+
+    return _change_run(page, run_id, retry)
 
 
 @router.get("/automations/{automation_id}")

@@ -5,6 +5,7 @@ through the broadcast service the Broadcasts API calls (one set of rules)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +18,7 @@ from starlette.responses import RedirectResponse, Response
 from tidings.audience import service as audience_service
 from tidings.broadcast import service
 from tidings.broadcast.schemas import BroadcastBody
+from tidings.db import Outbox
 from tidings.errors import AppError, BadRequest
 from tidings.kit.windows import DAY_NAMES
 from tidings.models import Broadcast, BroadcastStatus
@@ -285,40 +287,55 @@ def broadcast_page(broadcast_id: str, page: Page, flash: str = "") -> Response:
     return _page(page, broadcast_id, FLASHES.get(flash))
 
 
-def _done(broadcast_id: str, flash: str) -> Response:
+def _change(
+    page: Page,
+    broadcast_id: str,
+    change: Callable[[Session, Outbox], object],
+    flash: str,
+    then: Callable[[], object] | None = None,
+) -> Response:
+    """`change` the broadcast through its service in one unit of work: its page with the
+    service's refusal, or, once committed (and `then` done), back to it with `flash`."""
+    try:
+        with page.database.write() as (session, outbox):
+            change(session, outbox)
+    except AppError as exc:
+        return _page(page, broadcast_id, error=exc)
+    if then is not None:
+        then()
     return RedirectResponse(f"{broadcast_path(broadcast_id)}?flash={flash}", status_code=303)
 
 
 @router.post("/broadcasts/{broadcast_id}/pause")
 def pause_broadcast(broadcast_id: str, page: Page, form: CheckedForm) -> Response:
     """As POST /broadcasts/{id}/pause."""
-    try:
-        with page.database.write() as (session, _):
-            service.pause(session, page.scope, broadcast_id)
-    except AppError as exc:
-        return _page(page, broadcast_id, error=exc)
-    return _done(broadcast_id, "paused")
+    return _change(
+        page,
+        broadcast_id,
+        lambda session, _: service.pause(session, page.scope, broadcast_id),
+        "paused",
+    )
 
 
 @router.post("/broadcasts/{broadcast_id}/resume")
 def resume_broadcast(broadcast_id: str, page: Page, form: CheckedForm) -> Response:
     """As POST /broadcasts/{id}/resume."""
-    try:
-        with page.database.write() as (session, outbox):
-            service.resume(session, outbox, page.scope, broadcast_id)
-    except AppError as exc:
-        return _page(page, broadcast_id, error=exc)
-    return _done(broadcast_id, "resumed")
+    return _change(
+        page,
+        broadcast_id,
+        lambda session, outbox: service.resume(session, outbox, page.scope, broadcast_id),
+        "resumed",
+    )
 
 
 @router.post("/broadcasts/{broadcast_id}/cancel")
 def cancel_broadcast(broadcast_id: str, page: Page, form: CheckedForm) -> Response:
     """As POST /broadcasts/{id}/cancel: stopped for good, then its messages not sent yet
     canceled."""
-    try:
-        with page.database.write() as (session, _):
-            service.cancel(session, page.scope, broadcast_id)
-    except AppError as exc:
-        return _page(page, broadcast_id, error=exc)
-    service.cancel_unsent(page.database, page.scope, broadcast_id)
-    return _done(broadcast_id, "canceled")
+    return _change(
+        page,
+        broadcast_id,
+        lambda session, _: service.cancel(session, page.scope, broadcast_id),
+        "canceled",
+        then=lambda: service.cancel_unsent(page.database, page.scope, broadcast_id),
+    )
