@@ -25,6 +25,12 @@ class SignInRequired(Exception):
         self.next_path = next_path
 
 
+def page_path(area: str, object_id: str) -> str:
+    """The path of an object's page in a Studio area (`lists`, `topics`, …): the object's id
+    is one path segment, whatever it holds (`/` included)."""
+    return f"{PREFIX}/{area}/{quote(object_id, safe='')}"
+
+
 def sign_in_url(next_path: str | None = None) -> str:
     if not next_path:
         return f"{PREFIX}/sign-in"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
@@ -21,7 +21,7 @@ from tidings.automation import membership
 from tidings.errors import AppError, BadRequest, NotFound
 from tidings.models import Audience, AudienceMember
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Admin, Page
+from tidings.studio.dependencies import PREFIX, Admin, Page, page_path
 from tidings.studio.listing import Listing, ListQuery
 from tidings.studio.templating import render, render_form
 from tidings.studio.validation import json_field, validated
@@ -55,7 +55,7 @@ FLASHES = {
 
 
 def audience_path(audience_id: str) -> str:
-    return f"{PREFIX}/audiences/{quote(audience_id, safe='')}"
+    return page_path("audiences", audience_id)
 
 
 def _pretty(value: Any) -> str:

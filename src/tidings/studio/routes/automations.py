@@ -8,7 +8,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
@@ -30,7 +29,7 @@ from tidings.replay import service as replay_service
 from tidings.replay.repository import ReplayRepository
 from tidings.studio import schedule_form, service, step_form
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Page
+from tidings.studio.dependencies import PREFIX, Page, page_path
 from tidings.studio.listing import ListQuery, empty
 from tidings.studio.repository import StudioRepository
 from tidings.studio.templating import render
@@ -282,7 +281,7 @@ def _change_run(page: Page, run_id: str, change: Callable[[Session, Outbox], obj
             change(session, outbox)
     except AppError as exc:
         return _run_page(page, run_id, flash=exc.message)
-    return RedirectResponse(f"{PREFIX}/automations/runs/{quote(run_id, safe='')}", status_code=303)
+    return RedirectResponse(page_path("automations/runs", run_id), status_code=303)
 
 
 @router.post("/automations/runs/{run_id}/cancel")
@@ -439,9 +438,7 @@ def save_automation(page: Page, form: CheckedForm, outbound: OutboundDep) -> Res
             )
     except DefinitionError as exc:
         return _again(page, draft, draft.error_of(exc), exc.status_code)
-    return RedirectResponse(
-        f"{PREFIX}/automations/{quote(automation_id, safe='')}?saved=1", status_code=303
-    )
+    return RedirectResponse(f"{page_path('automations', automation_id)}?saved=1", status_code=303)
 
 
 # "What would change": the draft in the editor replayed over a recent window (replay/).

@@ -8,7 +8,6 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
@@ -23,7 +22,7 @@ from tidings.errors import AppError, BadRequest
 from tidings.kit.windows import DAY_NAMES
 from tidings.models import Broadcast, BroadcastStatus
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Page
+from tidings.studio.dependencies import PREFIX, Page, page_path
 from tidings.studio.listing import ListQuery
 from tidings.studio.repository import PICKER_LIMIT, StudioRepository
 from tidings.studio.templating import render, render_form
@@ -72,7 +71,7 @@ _PATH = re.compile(r"^[A-Za-z_][\w.\[\]]*$")
 
 
 def broadcast_path(broadcast_id: str) -> str:
-    return f"{PREFIX}/broadcasts/{quote(broadcast_id, safe='')}"
+    return page_path("broadcasts", broadcast_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +97,7 @@ class Summary:
     def target_link(self) -> str | None:
         ((key, value),) = self.broadcast.target.items()
         area = {"audience_id": "audiences", "list_id": "lists", "tenant_id": "tenants"}.get(key)
-        return f"{PREFIX}/{area}/{quote(str(value), safe='')}" if area else None
+        return page_path(area, str(value)) if area else None
 
     @property
     def progress(self) -> str:

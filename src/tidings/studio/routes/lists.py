@@ -4,8 +4,6 @@ the Lists API calls."""
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from fastapi import APIRouter
 from starlette.responses import RedirectResponse, Response
 
@@ -14,7 +12,7 @@ from tidings.list import service
 from tidings.list.repository import ListRepository
 from tidings.list.schemas import ListBody, SubscribeUserBody, preferences_document
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Page
+from tidings.studio.dependencies import PREFIX, Page, page_path
 from tidings.studio.listing import ListQuery, empty
 from tidings.studio.validation import json_field, validated
 
@@ -32,7 +30,7 @@ FLASHES = {
 
 
 def list_path(list_id: str) -> str:
-    return f"{PREFIX}/lists/{quote(list_id, safe='')}"
+    return page_path("lists", list_id)
 
 
 def _lists_page(

@@ -4,7 +4,7 @@ messages that were not sent (one, or those of a filtered list)."""
 from __future__ import annotations
 
 from datetime import timedelta
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
@@ -16,7 +16,7 @@ from tidings.message import service as message_service
 from tidings.message.repository import MessageRepository
 from tidings.models import Message, MessageStatus
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Page
+from tidings.studio.dependencies import PREFIX, Page, page_path
 from tidings.studio.listing import ListQuery, empty
 from tidings.studio.templating import render
 from tidings.studio.trace import sent_message
@@ -179,4 +179,4 @@ def resend_message(
     resent, refused = _resend(page, settings, [message_id])
     if not resent:
         return _message_page(page, message_id, refused[0])
-    return RedirectResponse(f"{PREFIX}/messages/{quote(resent[0], safe='')}", status_code=303)
+    return RedirectResponse(page_path("messages", resent[0]), status_code=303)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter
 from pydantic import ValidationError
@@ -27,7 +26,7 @@ from tidings.notification.schemas import NotificationBody
 from tidings.profile.repository import ProfileRepository
 from tidings.studio import service
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Page
+from tidings.studio.dependencies import PREFIX, Page, page_path
 from tidings.studio.listing import ListQuery
 from tidings.studio.templating import render, render_form
 from tidings.template.render import CHANNEL_FIELDS as RENDERED_FIELDS
@@ -216,7 +215,7 @@ def save_notification(page: Page, form: CheckedForm) -> Response:
         values = {name: value for name, value in form.multi_items() if isinstance(value, str)}
         return _editor(page, values, new=new, error=exc)
     return RedirectResponse(
-        f"{PREFIX}/notifications/{quote(notification_id, safe='')}?flash=saved", status_code=303
+        f"{page_path('notifications', notification_id)}?flash=saved", status_code=303
     )
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
@@ -23,7 +22,7 @@ from tidings.profile import service as profile_service
 from tidings.profile.repository import ProfileRepository
 from tidings.profile.schemas import PatchBody, ProfileBody
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Page
+from tidings.studio.dependencies import PREFIX, Page, page_path
 from tidings.studio.listing import Listing, ListQuery
 from tidings.studio.validation import json_field, validated
 from tidings.tenant import service as tenant_service
@@ -46,7 +45,7 @@ FLASHES = {
 
 
 def profile_path(user_id: str) -> str:
-    return f"{PREFIX}/profiles/{quote(user_id, safe='')}"
+    return page_path("profiles", user_id)
 
 
 @router.get("/profiles")

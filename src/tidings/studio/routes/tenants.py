@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from tidings.studio.dependencies import PREFIX, Page
+from tidings.studio.dependencies import PREFIX, Page, page_path
 from tidings.studio.listing import ListQuery
 from tidings.tenant import service
 
@@ -33,9 +31,7 @@ def list_tenants(page: Page) -> Response:
 @router.get("/tenants/{tenant_id:path}")
 def tenant_detail(tenant_id: str, page: Page) -> Response:
     """As GET /tenants/{tenant_id} and its /users, a page of members at a time."""
-    query = ListQuery(
-        page.request, f"{PREFIX}/tenants/{quote(tenant_id, safe='')}", MEMBERS_PAGE_SIZE
-    )
+    query = ListQuery(page.request, page_path("tenants", tenant_id), MEMBERS_PAGE_SIZE)
     with page.database.read() as session:
         tenant = service.get_tenant(session, page.scope, tenant_id)
         listing = query.in_order(

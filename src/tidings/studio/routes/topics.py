@@ -4,7 +4,6 @@ the preference service that /preferences/topics calls."""
 from __future__ import annotations
 
 from typing import get_args
-from urllib.parse import quote
 
 from fastapi import APIRouter
 from pydantic import TypeAdapter, ValidationError
@@ -16,7 +15,7 @@ from tidings.preference.endpoints import TopicId
 from tidings.preference.repository import PreferenceRepository
 from tidings.preference.schemas import DefaultStatus, TopicBody
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Page
+from tidings.studio.dependencies import PREFIX, Page, page_path
 from tidings.studio.listing import ListQuery
 from tidings.studio.templating import render_form
 from tidings.studio.validation import validated
@@ -32,7 +31,7 @@ _TOPIC_ID = TypeAdapter(TopicId)
 
 
 def topic_path(topic_id: str) -> str:
-    return f"{PREFIX}/topics/{quote(topic_id, safe='')}"
+    return page_path("topics", topic_id)
 
 
 def check_topic_id(topic_id: str) -> None:

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
 from typing import Any, Protocol, TypeVar
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
@@ -28,7 +27,7 @@ from tidings.models import AutomationVersion, NotificationVersion
 from tidings.notification import service as notification_service
 from tidings.notification.repository import NotificationRepository
 from tidings.studio.csrf import CheckedForm
-from tidings.studio.dependencies import PREFIX, Page
+from tidings.studio.dependencies import Page, page_path
 from tidings.studio.listing import Listing, ListQuery
 from tidings.studio.templating import render_form
 from tidings.workspace.service import Scope
@@ -75,11 +74,11 @@ class History:
 
     @property
     def edit_url(self) -> str:
-        return f"{PREFIX}/{self.section}/{quote(self.object_id, safe='')}"
+        return page_path(self.section, self.object_id)
 
 
 def history_url(section: str, object_id: str) -> str:
-    return f"{PREFIX}/{section}/{quote(object_id, safe='')}/versions"
+    return f"{page_path(section, object_id)}/versions"
 
 
 def _template_version(row: NotificationVersion) -> Version:
