@@ -44,6 +44,12 @@ def safe_next(value: object) -> str:
     return f"{PREFIX}/integrations/segment"
 
 
+def wants_fragment(request: Request) -> bool:
+    """Whether htmx made the request (its `HX-Request` header), for a part of a page to swap
+    in rather than the whole page."""
+    return bool(request.headers.get("hx-request"))
+
+
 def signed_in(request: Request, database: DatabaseDep) -> auth.SignedIn:
     token = request.session.get(SESSION_KEY)
     found = None
@@ -73,6 +79,15 @@ class AdminPage:
     def scope(self) -> Scope:
         """The environment the admin has chosen in the top bar, as an API key's scope."""
         return self.admin.scope
+
+    @property
+    def fragment(self) -> bool:
+        return wants_fragment(self.request)
+
+    def absolute_url(self, path: str) -> str:
+        """`path` on this server, at the address the browser reached it by: a URL to give to
+        another system."""
+        return f"{self.request.url.scheme}://{self.request.url.netloc}{path}"
 
 
 def admin_page(request: Request, admin: Admin, database: DatabaseDep) -> AdminPage:

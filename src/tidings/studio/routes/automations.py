@@ -465,7 +465,7 @@ def replay_draft(
     """Replay the editor's draft over the chosen window of stored events, without saving it:
     the panel that follows the replay until it is done."""
     draft = _read_draft(form)
-    fragment = bool(page.request.headers.get("hx-request"))
+    fragment = page.fragment
     days = form_text(form, "replay_window")
     days = days if days in REPLAY_WINDOWS else "7"
     if draft.errors:
@@ -501,7 +501,7 @@ def replay_draft(
 def replay_status(automation_id: str, replay_id: str, page: Page) -> Response:
     """A replay's panel (what htmx polls while it runs), or, as a page, the panel and the
     events that would change."""
-    fragment = bool(page.request.headers.get("hx-request"))
+    fragment = page.fragment
     with page.database.read() as session:
         replay = replay_service.get(session, page.scope, automation_id, replay_id)
         view = replay_service.view(replay)

@@ -60,7 +60,7 @@ def segment_page(page: Page, key_cipher: KeyCipherDep) -> Response:
     with page.database.read() as session:
         keys = [key for key in list_keys(session, key_cipher) if key.revoked_at is None and key.key]
         events = _events(page, session)
-    endpoint = f"{page.request.url.scheme}://{page.request.url.netloc}/inbound/segment"
+    endpoint = page.absolute_url("/inbound/segment")
     return render(
         page.request,
         "segment.html",

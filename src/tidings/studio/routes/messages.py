@@ -80,7 +80,7 @@ def list_messages(page: Page) -> Response:
         flash = f"Resent {resent} message(s): each links to its new message below."
         if refused.isdigit() and int(refused):
             flash += f" {refused} could not be resent: already resent, or no longer failed."
-    template = "_messages.html" if page.request.headers.get("hx-request") else "messages.html"
+    template = "_messages.html" if page.fragment else "messages.html"
     return query.render(
         page.request,
         template,

@@ -59,7 +59,7 @@ def search_profiles(page: Page, flash: str = "") -> Response:
             lambda before, limit: repository.search_page(page.scope, q, before, limit),
             key=lambda profile: (profile.updated_at, profile.id),
         )
-    template = "_profiles.html" if page.request.headers.get("hx-request") else "profiles.html"
+    template = "_profiles.html" if page.fragment else "profiles.html"
     return query.render(
         page.request, template, listing, section="profiles", q=q, flash=FLASHES.get(flash)
     )

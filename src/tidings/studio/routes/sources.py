@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from cryptography.fernet import Fernet
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import RedirectResponse, Response
 
 from tidings.dependencies import ConfigCipherDep
@@ -28,10 +28,6 @@ FLASHES = {
     "deleted": "Source deleted: its webhook URL now answers 404.",
     "secret-deleted": "Secret deleted: requests signed with it now get 401.",
 }
-
-
-def _webhook_url(request: Request, path: str) -> str:
-    return f"{request.url.scheme}://{request.url.netloc}{path}"
 
 
 def _list_page(
@@ -74,7 +70,7 @@ def _source_page(
         status_code,
         section="sources",
         source=source,
-        url=_webhook_url(page.request, source["path"]),
+        url=page.absolute_url(source["path"]),
         new_secret=new_secret,
         max_secrets=sources.MAX_SECRETS,
         flash=flash,
