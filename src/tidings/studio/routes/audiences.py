@@ -178,13 +178,12 @@ def _editor(
     )
 
 
-def _stored_filter(session: Session, scope: Scope, audience_id: str) -> Any:
-    """The Courier filter an audience was saved with, if any (None for a new audience)."""
+def _stored(session: Session, scope: Scope, audience_id: str) -> Audience | None:
+    """The audience saved with this id, if any."""
     try:
-        audience = service.get_audience(session, scope, audience_id)
+        return service.get_audience(session, scope, audience_id)
     except NotFound:
         return None
-    return audience.definition.get("filter")
 
 
 @router.get("/audiences/_new")
@@ -224,7 +223,7 @@ def save_audience(page: Page, form: CheckedForm) -> Response:
         service.check_audience_id(audience_id)
         given = _input(values)
         with page.database.write() as (session, outbox):
-            if new and _stored_exists(session, page.scope, audience_id):
+            if new and _stored(session, page.scope, audience_id) is not None:
                 raise BadRequest(
                     f"An audience {audience_id!r} exists already: open it to edit it.",
                     code="audience_exists",
@@ -235,18 +234,12 @@ def save_audience(page: Page, form: CheckedForm) -> Response:
         courier_filter = None
         if not new:
             with page.database.read() as session:
-                courier_filter = _stored_filter(session, page.scope, audience_id)
+                # The Courier filter it was saved with, shown beside the condition.
+                stored = _stored(session, page.scope, audience_id)
+                courier_filter = stored.definition.get("filter") if stored is not None else None
         return _editor(page.request, values, new=new, courier_filter=courier_filter, error=exc)
     flash = {"created": "created", "unchanged": "unchanged"}.get(outcome, "saved")
     return RedirectResponse(f"{audience_path(audience_id)}?flash={flash}", status_code=303)
-
-
-def _stored_exists(session: Session, scope: Scope, audience_id: str) -> bool:
-    try:
-        service.get_audience(session, scope, audience_id)
-    except NotFound:
-        return False
-    return True
 
 
 @router.post("/audiences/preview")
