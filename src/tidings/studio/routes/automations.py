@@ -362,27 +362,38 @@ class _Draft:
         return {name: exc.message}
 
 
-def _read_draft(form: CheckedForm) -> _Draft:
+def _posted(form: CheckedForm) -> _Draft:
+    """The editor's form as posted, its definition not read yet."""
     view = _view(form_text(form, "view"))
-    draft = _Draft(
+    return _Draft(
         values={name: form_text(form, name) for name in FORM_FIELDS},
         new=form_text(form, "new") == "1",
         view=view,
         cards=_cards(form) if view == "form" else [],
         schedules=_schedule_rows(form),
     )
+
+
+def _json_steps(text: str) -> tuple[Any, str | None]:
+    """The steps typed in the JSON view, or why they are not JSON."""
+    try:
+        return json.loads(text or "[]"), None
+    except json.JSONDecodeError as exc:
+        return None, f"steps: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+
+
+def _read_draft(form: CheckedForm) -> _Draft:
+    """The posted form and the definition it makes, or its errors."""
+    draft = _posted(form)
     values = draft.values
-    if view == "form":
+    if draft.view == "form":
         steps, draft.errors = step_form.steps_of(draft.cards)
         if draft.errors:
             return draft
     else:
-        try:
-            steps = json.loads(values["steps"] or "[]")
-        except json.JSONDecodeError as exc:
-            draft.errors = {
-                "steps": f"steps: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
-            }
+        steps, problem = _json_steps(values["steps"])
+        if problem is not None:
+            draft.errors = {"steps": problem}
             return draft
     event_triggers = parse_triggers(values["triggers"])
     schedule_triggers, draft.errors = schedule_form.triggers_of(
@@ -534,29 +545,22 @@ def edit_steps(page: Page, form: CheckedForm) -> Response:
     (`view:json` turns the cards into JSON, `view:form` the JSON into cards), or, in the form
     view, `add` a step of the type `add_action`, `remove:N`, `up:N`, `down:N`. Without
     JavaScript the buttons post here and get the whole page; htmx swaps the editor alone."""
-    values = {name: form_text(form, name) for name in FORM_FIELDS}
-    new = form_text(form, "new") == "1"
-    view = _view(form_text(form, "view"))
+    draft = _posted(form)
+    values, new, view, cards = draft.values, draft.new, draft.view, draft.cards
     operation = form_text(form, "op")
-    cards = _cards(form) if view == "form" else []
     errors: dict[str, str] = {}
     if operation == "view:json" and view == "form":
         steps, errors = step_form.steps_of(cards)
         if not errors:
             values["steps"], view = step_form.pretty(steps), "json"
     elif operation == "view:form" and view == "json":
-        try:
-            steps = json.loads(values["steps"] or "[]")
-        except json.JSONDecodeError as exc:
-            errors["steps"] = (
-                f"steps: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}; "
-                "fix it to show the steps as forms"
-            )
+        steps, problem = _json_steps(values["steps"])
+        if problem is not None:
+            errors["steps"] = f"{problem}; fix it to show the steps as forms"
+        elif isinstance(steps, list):
+            cards, view = step_form.cards_of(steps), "form"
         else:
-            if isinstance(steps, list):
-                cards, view = step_form.cards_of(steps), "form"
-            else:
-                errors["steps"] = "steps: must be a JSON list of steps to show them as forms"
+            errors["steps"] = "steps: must be a JSON list of steps to show them as forms"
     elif view == "form":
         adding = {
             name: form_text(form, name)
@@ -568,13 +572,12 @@ def edit_steps(page: Page, form: CheckedForm) -> Response:
     done = f"view:{view}" if operation.startswith("view:") else operation
     version, invoked_by = None, []
     if not new:
+        automation_id = draft.automation_id
         with page.database.read() as session:
-            current = automation_service.current_version(session, page.scope, values["id"].strip())
+            current = automation_service.current_version(session, page.scope, automation_id)
             if current is not None:
                 version = current.version
-                invoked_by = references.automations_invoking(
-                    session, page.scope, values["id"].strip()
-                )
+                invoked_by = references.automations_invoking(session, page.scope, automation_id)
     return _editor(
         page,
         values,
@@ -585,7 +588,7 @@ def edit_steps(page: Page, form: CheckedForm) -> Response:
         version=version,
         invoked_by=invoked_by,
         focus=step_form.focus_after(cards, done),
-        schedules=_schedule_rows(form),
+        schedules=draft.schedules,
     )
 
 
