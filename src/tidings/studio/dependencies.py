@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import Depends, Request
+from starlette.responses import RedirectResponse
 
 from tidings.db import Database
 from tidings.dependencies import DatabaseDep
@@ -29,6 +31,12 @@ def page_path(area: str, object_id: str) -> str:
     """The path of an object's page in a Studio area (`lists`, `topics`, …): the object's id
     is one path segment, whatever it holds (`/` included)."""
     return f"{PREFIX}/{area}/{quote(object_id, safe='')}"
+
+
+def see_other(path: str, flash: str | None = None) -> RedirectResponse:
+    """On to the page at `path` with 303 See Other (after a form, the browser GETs it); with
+    `flash`, the page says what the form did by its message for it (`Page.flash`)."""
+    return RedirectResponse(f"{path}?flash={flash}" if flash else path, status_code=303)
 
 
 def sign_in_url(next_path: str | None = None) -> str:
@@ -79,6 +87,11 @@ class AdminPage:
     def scope(self) -> Scope:
         """The environment the admin has chosen in the top bar, as an API key's scope."""
         return self.admin.scope
+
+    def flash(self, messages: Mapping[str, str]) -> str | None:
+        """What the form that led here did (`see_other`), as `messages` says it; None
+        without a `flash` in the query string, or with one that `messages` does not know."""
+        return messages.get(self.request.query_params.get("flash", ""))
 
     @property
     def fragment(self) -> bool:

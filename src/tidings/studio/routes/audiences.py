@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from tidings.audience import service
 from tidings.audience.conditions import Node, parse
@@ -21,7 +21,7 @@ from tidings.automation import membership
 from tidings.errors import AppError, BadRequest, NotFound
 from tidings.models import Audience, AudienceMember
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Admin, Page, page_path
+from tidings.studio.dependencies import PREFIX, Admin, Page, page_path, see_other
 from tidings.studio.listing import Listing, ListQuery
 from tidings.studio.templating import render, render_form
 from tidings.studio.validation import json_field, validated
@@ -84,7 +84,7 @@ def summary(session: Session, audience: Audience) -> Summary:
 
 
 @router.get("/audiences")
-def list_audiences(page: Page, flash: str = "") -> Response:
+def list_audiences(page: Page) -> Response:
     """The environment's audiences, oldest first, as GET /audiences."""
     query = ListQuery(page.request, f"{PREFIX}/audiences", PAGE_SIZE)
     summaries: list[Summary] = []
@@ -99,7 +99,7 @@ def list_audiences(page: Page, flash: str = "") -> Response:
         listing,
         section="audiences",
         summaries=summaries,
-        flash=FLASHES.get(flash),
+        flash=page.flash(FLASHES),
     )
 
 
@@ -239,7 +239,7 @@ def save_audience(page: Page, form: CheckedForm) -> Response:
                 courier_filter = stored.definition.get("filter") if stored is not None else None
         return _editor(page.request, values, new=new, courier_filter=courier_filter, error=exc)
     flash = {"created": "created", "unchanged": "unchanged"}.get(outcome, "saved")
-    return RedirectResponse(f"{audience_path(audience_id)}?flash={flash}", status_code=303)
+    return see_other(audience_path(audience_id), flash)
 
 
 @router.post("/audiences/preview")
@@ -308,14 +308,14 @@ def audience_live(audience_id: str, page: Page) -> Response:
 
 
 @router.get("/audiences/{audience_id}")
-def audience_page(audience_id: str, page: Page, flash: str = "") -> Response:
+def audience_page(audience_id: str, page: Page) -> Response:
     query, listing, context = _audience_context(page, audience_id)
     return query.render(
         page.request,
         "audience.html",
         listing,
         section="audiences",
-        flash=FLASHES.get(flash),
+        flash=page.flash(FLASHES),
         **context,
     )
 
@@ -325,4 +325,4 @@ def delete_audience(audience_id: str, page: Page, form: CheckedForm) -> Response
     """As DELETE /audiences/{id}: the audience, its members and their history."""
     with page.database.write() as (session, _):
         service.delete_audience(session, page.scope, audience_id)
-    return RedirectResponse(f"{PREFIX}/audiences?flash=deleted", status_code=303)
+    return see_other(f"{PREFIX}/audiences", "deleted")

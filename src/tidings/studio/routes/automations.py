@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from tidings.automation import references, runs
 from tidings.automation import service as automation_service
@@ -29,7 +29,7 @@ from tidings.replay import service as replay_service
 from tidings.replay.repository import ReplayRepository
 from tidings.studio import schedule_form, service, step_form
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Page, page_path
+from tidings.studio.dependencies import PREFIX, Page, page_path, see_other
 from tidings.studio.listing import ListQuery, empty
 from tidings.studio.repository import StudioRepository
 from tidings.studio.templating import render
@@ -281,7 +281,7 @@ def _change_run(page: Page, run_id: str, change: Callable[[Session, Outbox], obj
             change(session, outbox)
     except AppError as exc:
         return _run_page(page, run_id, flash=exc.message)
-    return RedirectResponse(page_path("automations/runs", run_id), status_code=303)
+    return see_other(page_path("automations/runs", run_id))
 
 
 @router.post("/automations/runs/{run_id}/cancel")
@@ -329,7 +329,7 @@ def delete_automation(automation_id: str, page: Page, form: CheckedForm) -> Resp
     """As DELETE /automations/{id}: its triggers stop; runs already started finish."""
     with page.database.write() as (session, _):
         automation_service.delete(session, page.scope, automation_id)
-    return RedirectResponse(f"{PREFIX}/automations", status_code=303)
+    return see_other(f"{PREFIX}/automations")
 
 
 @dataclass
@@ -449,7 +449,7 @@ def save_automation(page: Page, form: CheckedForm, outbound: OutboundDep) -> Res
             )
     except DefinitionError as exc:
         return _again(page, draft, draft.error_of(exc), exc.status_code)
-    return RedirectResponse(f"{page_path('automations', automation_id)}?saved=1", status_code=303)
+    return see_other(f"{page_path('automations', automation_id)}?saved=1")
 
 
 # "What would change": the draft in the editor replayed over a recent window (replay/).
@@ -605,4 +605,4 @@ def set_enabled(
             automation_service.save(session, page.scope, automation_id, body, outbound=outbound)
     except AppError as exc:
         return _automations_page(page, exc.status_code, f"{automation_id}: {exc.message}")
-    return RedirectResponse(f"{PREFIX}/automations", status_code=303)
+    return see_other(f"{PREFIX}/automations")

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from tidings.audience import service as audience_service
 from tidings.broadcast import service
@@ -22,7 +22,7 @@ from tidings.errors import AppError, BadRequest
 from tidings.kit.windows import DAY_NAMES
 from tidings.models import Broadcast, BroadcastStatus
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Page, page_path
+from tidings.studio.dependencies import PREFIX, Page, page_path, see_other
 from tidings.studio.listing import ListQuery
 from tidings.studio.repository import PICKER_LIMIT, StudioRepository
 from tidings.studio.templating import render, render_form
@@ -241,8 +241,7 @@ def create_broadcast(page: Page, form: CheckedForm) -> Response:
             broadcast_id = broadcast.broadcast_id
     except AppError as exc:
         return _form(page, values, exc)
-    flash = "?flash=created" if created else ""
-    return RedirectResponse(f"{broadcast_path(broadcast_id)}{flash}", status_code=303)
+    return see_other(broadcast_path(broadcast_id), "created" if created else None)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,8 +281,8 @@ def _page(
 
 
 @router.get("/broadcasts/{broadcast_id}")
-def broadcast_page(broadcast_id: str, page: Page, flash: str = "") -> Response:
-    return _page(page, broadcast_id, FLASHES.get(flash))
+def broadcast_page(broadcast_id: str, page: Page) -> Response:
+    return _page(page, broadcast_id, page.flash(FLASHES))
 
 
 def _change(
@@ -302,7 +301,7 @@ def _change(
         return _page(page, broadcast_id, error=exc)
     if then is not None:
         then()
-    return RedirectResponse(f"{broadcast_path(broadcast_id)}?flash={flash}", status_code=303)
+    return see_other(broadcast_path(broadcast_id), flash)
 
 
 @router.post("/broadcasts/{broadcast_id}/pause")

@@ -8,14 +8,14 @@ from urllib.parse import quote
 
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from tidings.dependencies import KeyCipherDep, OutboundDep
 from tidings.errors import AppError, NotFound
 from tidings.ingest.validation import SEGMENT_TYPES
 from tidings.studio import service, trace
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Admin, Page
+from tidings.studio.dependencies import PREFIX, Admin, Page, see_other
 from tidings.studio.listing import ListQuery, empty
 from tidings.studio.templating import render
 from tidings.workspace.service import list_keys
@@ -137,13 +137,12 @@ def link_automation(page: Page, form: CheckedForm, outbound: OutboundDep) -> Res
             service.link_trigger(session, page.scope, automation_id, name, outbound)
     except AppError as exc:
         return _event_names_page(page, exc.status_code, f"{automation_id}: {exc.message}")
-    return RedirectResponse(f"{PREFIX}/event-names", status_code=303)
+    return see_other(f"{PREFIX}/event-names")
 
 
 @router.post("/event-names/create-automation")
 def create_automation(admin: Admin, form: CheckedForm) -> Response:
     """ "Create automation": open a new automation prefilled with the trigger and a send."""
-    return RedirectResponse(
-        f"{PREFIX}/automations/new?trigger={quote(form_text(form, 'event').strip(), safe='')}",
-        status_code=303,
+    return see_other(
+        f"{PREFIX}/automations/new?trigger={quote(form_text(form, 'event').strip(), safe='')}"
     )

@@ -5,14 +5,14 @@ the Lists API calls."""
 from __future__ import annotations
 
 from fastapi import APIRouter
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from tidings.errors import AppError, BadRequest
 from tidings.list import service
 from tidings.list.repository import ListRepository
 from tidings.list.schemas import ListBody, SubscribeUserBody, preferences_document
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Page, page_path
+from tidings.studio.dependencies import PREFIX, Page, page_path, see_other
 from tidings.studio.listing import ListQuery, empty
 from tidings.studio.validation import json_field, validated
 
@@ -68,8 +68,8 @@ def _lists_page(
 
 
 @router.get("/lists")
-def list_lists(page: Page, flash: str = "") -> Response:
-    return _lists_page(page, flash=FLASHES.get(flash))
+def list_lists(page: Page) -> Response:
+    return _lists_page(page, flash=page.flash(FLASHES))
 
 
 @router.post("/lists")
@@ -90,7 +90,7 @@ def create_list(page: Page, form: CheckedForm) -> Response:
             service.put_list(session, page.scope, new["list_id"], body.name)
     except AppError as exc:
         return _lists_page(page, new=new, error=exc)
-    return RedirectResponse(f"{list_path(new['list_id'])}?flash=created", status_code=303)
+    return see_other(list_path(new["list_id"]), "created")
 
 
 def _list_page(
@@ -132,7 +132,7 @@ def rename_list(list_id: str, page: Page, form: CheckedForm) -> Response:
             service.put_list(session, page.scope, list_id, body.name)
     except AppError as exc:
         return _list_page(page, list_id, values=values, error=exc)
-    return RedirectResponse(f"{list_path(list_id)}?flash=renamed", status_code=303)
+    return see_other(list_path(list_id), "renamed")
 
 
 @router.post("/lists/{list_id:path}/subscribe")
@@ -157,7 +157,7 @@ def subscribe_user(list_id: str, page: Page, form: CheckedForm) -> Response:
             service.subscribe(session, page.scope, list_id, values["user_id"], preferences)
     except AppError as exc:
         return _list_page(page, list_id, values=values, error=exc)
-    return RedirectResponse(f"{list_path(list_id)}?flash=subscribed", status_code=303)
+    return see_other(list_path(list_id), "subscribed")
 
 
 @router.post("/lists/{list_id:path}/unsubscribe")
@@ -165,7 +165,7 @@ def unsubscribe_user(list_id: str, page: Page, form: CheckedForm) -> Response:
     """As DELETE /lists/{list_id}/subscriptions/{user_id}."""
     with page.database.write() as (session, _):
         service.unsubscribe(session, page.scope, list_id, form_text(form, "user_id"))
-    return RedirectResponse(f"{list_path(list_id)}?flash=unsubscribed", status_code=303)
+    return see_other(list_path(list_id), "unsubscribed")
 
 
 @router.post("/lists/{list_id:path}/delete")
@@ -173,9 +173,9 @@ def delete_list(list_id: str, page: Page, form: CheckedForm) -> Response:
     """As DELETE /lists/{list_id}: the list and every subscription to it, for good."""
     with page.database.write() as (session, _):
         service.delete_list(session, page.scope, list_id)
-    return RedirectResponse(f"{PREFIX}/lists?flash=deleted", status_code=303)
+    return see_other(f"{PREFIX}/lists", "deleted")
 
 
 @router.get("/lists/{list_id:path}")
-def list_detail(list_id: str, page: Page, flash: str = "") -> Response:
-    return _list_page(page, list_id, flash=FLASHES.get(flash))
+def list_detail(list_id: str, page: Page) -> Response:
+    return _list_page(page, list_id, flash=page.flash(FLASHES))

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from tidings.dependencies import SettingsDep
 from tidings.errors import AppError
@@ -16,7 +16,7 @@ from tidings.message import service as message_service
 from tidings.message.repository import MessageRepository
 from tidings.models import Message, MessageStatus
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Page, page_path
+from tidings.studio.dependencies import PREFIX, Page, page_path, see_other
 from tidings.studio.listing import ListQuery, empty
 from tidings.studio.templating import render
 from tidings.studio.trace import sent_message
@@ -168,7 +168,7 @@ def resend_messages(page: Page, form: CheckedForm, settings: SettingsDep) -> Res
         else f"{PREFIX}/messages?"
     )
     outcome = urlencode({"resent": len(resent), "refused": len(refused)})
-    return RedirectResponse(f"{back}{outcome}", status_code=303)
+    return see_other(f"{back}{outcome}")
 
 
 @router.post("/messages/{message_id}/resend")
@@ -179,4 +179,4 @@ def resend_message(
     resent, refused = _resend(page, settings, [message_id])
     if not resent:
         return _message_page(page, message_id, refused[0])
-    return RedirectResponse(page_path("messages", resent[0]), status_code=303)
+    return see_other(page_path("messages", resent[0]))

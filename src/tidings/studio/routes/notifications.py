@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, Response
 
 from tidings.automation import references
 from tidings.dependencies import SettingsDep
@@ -26,7 +26,7 @@ from tidings.notification.schemas import NotificationBody
 from tidings.profile.repository import ProfileRepository
 from tidings.studio import service
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Page, page_path
+from tidings.studio.dependencies import PREFIX, Page, page_path, see_other
 from tidings.studio.listing import ListQuery
 from tidings.studio.templating import render, render_form
 from tidings.template.render import CHANNEL_FIELDS as RENDERED_FIELDS
@@ -38,6 +38,7 @@ router = APIRouter()
 PAGE_SIZE = 100
 # The picker of the preview's event lists the newest; a search field finds any other.
 PICKER_SIZE = 20
+FLASHES = {"saved": "Saved.", "sent": "Test message sent: see Messages."}
 
 # The fields of each channel the editor offers: those the renderer renders, in its order but
 # for email's text before its HTML.
@@ -186,14 +187,14 @@ def new_notification(page: Page) -> Response:
 
 
 @router.get("/notifications/{notification_id}")
-def edit_notification(notification_id: str, page: Page, flash: str = "") -> Response:
+def edit_notification(notification_id: str, page: Page) -> Response:
     with page.database.read() as session:
         notification = notification_service.get(session, page.scope, notification_id)
     return _editor(
         page,
         form_values(notification),
         new=False,
-        flash={"saved": "Saved.", "sent": "Test message sent: see Messages."}.get(flash),
+        flash=page.flash(FLASHES),
     )
 
 
@@ -214,9 +215,7 @@ def save_notification(page: Page, form: CheckedForm) -> Response:
         # The form as submitted, so that nothing typed is lost.
         values = {name: value for name, value in form.multi_items() if isinstance(value, str)}
         return _editor(page, values, new=new, error=exc)
-    return RedirectResponse(
-        f"{page_path('notifications', notification_id)}?flash=saved", status_code=303
-    )
+    return see_other(page_path("notifications", notification_id), "saved")
 
 
 def _picked(form: FormData) -> str:
@@ -263,7 +262,7 @@ def delete_notification(notification_id: str, page: Page, form: CheckedForm) -> 
     with page.database.write() as (session, _):
         if not NotificationRepository(session).delete(page.scope, notification_id):
             raise notification_service.not_found(notification_id)
-    return RedirectResponse(f"{PREFIX}/notifications", status_code=303)
+    return see_other(f"{PREFIX}/notifications")
 
 
 def _rendering(

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from sqlalchemy.orm import Session
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from tidings.errors import AppError, BadRequest
 from tidings.eventstore.repository import EventRepository
@@ -22,7 +22,7 @@ from tidings.profile import service as profile_service
 from tidings.profile.repository import ProfileRepository
 from tidings.profile.schemas import PatchBody, ProfileBody
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Page, page_path
+from tidings.studio.dependencies import PREFIX, Page, page_path, see_other
 from tidings.studio.listing import Listing, ListQuery
 from tidings.studio.validation import json_field, validated
 from tidings.tenant import service as tenant_service
@@ -49,7 +49,7 @@ def profile_path(user_id: str) -> str:
 
 
 @router.get("/profiles")
-def search_profiles(page: Page, flash: str = "") -> Response:
+def search_profiles(page: Page) -> Response:
     """Profiles matching `q`, most recently updated first, a page at a time."""
     query = ListQuery(page.request, f"{PREFIX}/profiles", PAGE_SIZE)
     q = query.text("q") or ""
@@ -61,7 +61,7 @@ def search_profiles(page: Page, flash: str = "") -> Response:
         )
     template = "_profiles.html" if page.fragment else "profiles.html"
     return query.render(
-        page.request, template, listing, section="profiles", q=q, flash=FLASHES.get(flash)
+        page.request, template, listing, section="profiles", q=q, flash=page.flash(FLASHES)
     )
 
 
@@ -169,7 +169,7 @@ def save_profile(user_id: str, page: Page, form: CheckedForm) -> Response:
     except AppError as exc:
         # The form as typed, so that nothing is lost.
         return _profile_page(page, user_id, edit=edit, error=exc)
-    return RedirectResponse(f"{profile_path(user_id)}?flash={edit['mode']}", status_code=303)
+    return see_other(profile_path(user_id), edit["mode"])
 
 
 def profile_document(text: str) -> dict[str, Any]:
@@ -199,9 +199,9 @@ def delete_profile(user_id: str, page: Page, form: CheckedForm) -> Response:
     """As DELETE /profiles/{user_id}: the user is erased as a Segment delete erases them."""
     with page.database.write() as (session, _):
         identity_service.delete_profile(session, page.scope, user_id)
-    return RedirectResponse(f"{PREFIX}/profiles?flash=deleted", status_code=303)
+    return see_other(f"{PREFIX}/profiles", "deleted")
 
 
 @router.get("/profiles/{user_id:path}")
-def profile_detail(user_id: str, page: Page, flash: str = "") -> Response:
-    return _profile_page(page, user_id, flash=FLASHES.get(flash))
+def profile_detail(user_id: str, page: Page) -> Response:
+    return _profile_page(page, user_id, flash=page.flash(FLASHES))

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from cryptography.fernet import Fernet
 from fastapi import APIRouter
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from tidings.dependencies import ConfigCipherDep, KeyCipherDep, OutboundDep
 from tidings.engagement import service as engagement_service
@@ -20,7 +20,7 @@ from tidings.provider import service as provider_service
 from tidings.provider.registry import load_all
 from tidings.studio import provider_form
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Page
+from tidings.studio.dependencies import PREFIX, Page, see_other
 from tidings.studio.listing import ListQuery, empty
 from tidings.studio.templating import render, render_form
 from tidings.workspace import service as workspace_service
@@ -32,12 +32,15 @@ router = APIRouter()
 HEALTH_WINDOW = timedelta(hours=24)
 ERRORS_PAGE_SIZE = 10
 NO_COUNTS = ProviderCounts(sent=0, failed=0)
+FLASHES = {
+    "created": "Key created.",
+    "revoked": "Key revoked.",
+    "tracking": "Tracking defaults saved.",
+}
 
 
 @router.get("/settings")
-def settings_page(
-    page: Page, key_cipher: KeyCipherDep, config_cipher: ConfigCipherDep, flash: str = ""
-) -> Response:
+def settings_page(page: Page, key_cipher: KeyCipherDep, config_cipher: ConfigCipherDep) -> Response:
     with page.database.read() as session:
         keys = workspace_service.list_keys(session, key_cipher)
         configured = provider_service.configured(session, page.scope.environment_id, config_cipher)
@@ -56,11 +59,7 @@ def settings_page(
         no_counts=NO_COUNTS,
         catalog=catalog,
         tracking=tracking,
-        flash={
-            "created": "Key created.",
-            "revoked": "Key revoked.",
-            "tracking": "Tracking defaults saved.",
-        }.get(flash),
+        flash=page.flash(FLASHES),
     )
 
 
@@ -72,7 +71,7 @@ def save_tracking(page: Page, form: CheckedForm) -> Response:
     )
     with page.database.write() as (session, _):
         engagement_service.set_environment_tracking(session, page.scope.environment_id, chosen)
-    return RedirectResponse(f"{PREFIX}/settings?flash=tracking", status_code=303)
+    return see_other(f"{PREFIX}/settings", "tracking")
 
 
 @router.post("/settings/keys")
@@ -84,7 +83,7 @@ def create_key(page: Page, form: CheckedForm, key_cipher: KeyCipherDep) -> Respo
             form_text(form, "environment").strip(),
             form_text(form, "scope").strip() or SECRET,
         )
-    return RedirectResponse(f"{PREFIX}/settings?flash=created", status_code=303)
+    return see_other(f"{PREFIX}/settings", "created")
 
 
 @router.post("/settings/keys/{key_id}/reveal")
@@ -103,7 +102,7 @@ def reveal_key(key_id: str, page: Page, form: CheckedForm, key_cipher: KeyCipher
 def revoke_key(key_id: str, page: Page, form: CheckedForm) -> Response:
     with page.database.write() as (session, _):
         workspace_service.revoke_key(session, key_id)
-    return RedirectResponse(f"{PREFIX}/settings?flash=revoked", status_code=303)
+    return see_other(f"{PREFIX}/settings", "revoked")
 
 
 def _provider_page(
@@ -193,11 +192,11 @@ def configure_provider(
             )
     except AppError as exc:
         return _provider_page(page, config_cipher, name, error=exc)
-    return RedirectResponse(f"{PREFIX}/settings/providers/{name}?saved=1", status_code=303)
+    return see_other(f"{PREFIX}/settings/providers/{name}?saved=1")
 
 
 @router.post("/settings/providers/{name}/remove")
 def remove_provider(name: str, page: Page, form: CheckedForm) -> Response:
     with page.database.write() as (session, _):
         provider_service.remove(session, page.scope, name)
-    return RedirectResponse(f"{PREFIX}/settings", status_code=303)
+    return see_other(f"{PREFIX}/settings")

@@ -11,14 +11,14 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 from fastapi import APIRouter
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from tidings.dependencies import ConfigCipherDep
 from tidings.errors import AppError
 from tidings.ingest import sources
 from tidings.ingest.sources import StoredSecret
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Page
+from tidings.studio.dependencies import PREFIX, Page, see_other
 from tidings.studio.templating import render_form
 
 router = APIRouter()
@@ -78,8 +78,8 @@ def _source_page(
 
 
 @router.get("/sources")
-def sources_page(page: Page, config_cipher: ConfigCipherDep, flash: str = "") -> Response:
-    return _list_page(page, config_cipher, flash=FLASHES.get(flash))
+def sources_page(page: Page, config_cipher: ConfigCipherDep) -> Response:
+    return _list_page(page, config_cipher, flash=page.flash(FLASHES))
 
 
 @router.post("/sources")
@@ -96,10 +96,8 @@ def create_source(page: Page, form: CheckedForm, config_cipher: ConfigCipherDep)
 
 
 @router.get("/sources/{source_id}")
-def source_page(
-    source_id: str, page: Page, config_cipher: ConfigCipherDep, flash: str = ""
-) -> Response:
-    return _source_page(page, config_cipher, source_id, flash=FLASHES.get(flash))
+def source_page(source_id: str, page: Page, config_cipher: ConfigCipherDep) -> Response:
+    return _source_page(page, config_cipher, source_id, flash=page.flash(FLASHES))
 
 
 @router.post("/sources/{source_id}/secrets")
@@ -125,11 +123,11 @@ def delete_secret(
             sources.remove_secret(session, page.scope, config_cipher, source_id, secret_id)
     except AppError as exc:
         return _source_page(page, config_cipher, source_id, error=exc)
-    return RedirectResponse(f"{SOURCES_PAGE}/{source_id}?flash=secret-deleted", status_code=303)
+    return see_other(f"{SOURCES_PAGE}/{source_id}", "secret-deleted")
 
 
 @router.post("/sources/{source_id}/delete")
 def delete_source(source_id: str, page: Page, form: CheckedForm) -> Response:
     with page.database.write() as (session, _):
         sources.delete(session, page.scope, source_id)
-    return RedirectResponse(f"{SOURCES_PAGE}?flash=deleted", status_code=303)
+    return see_other(SOURCES_PAGE, "deleted")

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import UploadFile
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from tidings.errors import AppError, BadRequest, PayloadTooLarge
 from tidings.provider.base import CHANNELS
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Page
+from tidings.studio.dependencies import PREFIX, Page, see_other
 from tidings.studio.listing import ListQuery, empty
 from tidings.suppression import service
 
@@ -69,8 +69,8 @@ def _page(
 
 
 @router.get("/suppressions")
-def list_suppressions(page: Page, flash: str = "") -> Response:
-    return _page(page, flash=FLASHES.get(flash))
+def list_suppressions(page: Page) -> Response:
+    return _page(page, flash=page.flash(FLASHES))
 
 
 @router.post("/suppressions")
@@ -90,7 +90,7 @@ def add_suppression(page: Page, form: CheckedForm) -> Response:
             service.add(session, page.scope, [entry], service.SOURCE_STUDIO)
     except AppError as exc:
         return _page(page, new=new, error=exc)
-    return RedirectResponse(f"{PATH}?flash=added", status_code=303)
+    return see_other(PATH, "added")
 
 
 @router.post("/suppressions/remove")
@@ -107,7 +107,7 @@ def remove_suppression(page: Page, form: CheckedForm) -> Response:
             )
     except AppError as exc:
         return _page(page, error=exc)
-    return RedirectResponse(f"{PATH}?flash=removed", status_code=303)
+    return see_other(PATH, "removed")
 
 
 @router.get("/suppressions.csv")

@@ -7,7 +7,7 @@ from typing import get_args
 
 from fastapi import APIRouter
 from pydantic import TypeAdapter, ValidationError
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from tidings.errors import AppError, BadRequest
 from tidings.preference import service
@@ -15,7 +15,7 @@ from tidings.preference.endpoints import TopicId
 from tidings.preference.repository import PreferenceRepository
 from tidings.preference.schemas import DefaultStatus, TopicBody
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Page, page_path
+from tidings.studio.dependencies import PREFIX, Page, page_path, see_other
 from tidings.studio.listing import ListQuery
 from tidings.studio.templating import render_form
 from tidings.studio.validation import validated
@@ -87,8 +87,8 @@ def _topics_page(
 
 
 @router.get("/topics")
-def list_topics(page: Page, flash: str = "") -> Response:
-    return _topics_page(page, flash=FLASHES.get(flash))
+def list_topics(page: Page) -> Response:
+    return _topics_page(page, flash=page.flash(FLASHES))
 
 
 @router.post("/topics")
@@ -113,7 +113,7 @@ def create_topic(page: Page, form: CheckedForm) -> Response:
             service.save_topic(session, page.scope, new["topic_id"], body.name, body.default_status)
     except AppError as exc:
         return _topics_page(page, new=new, error=exc)
-    return RedirectResponse(f"{topic_path(new['topic_id'])}?flash=created", status_code=303)
+    return see_other(topic_path(new["topic_id"]), "created")
 
 
 def _topic_page(
@@ -157,7 +157,7 @@ def save_topic(topic_id: str, page: Page, form: CheckedForm) -> Response:
             service.save_topic(session, page.scope, topic_id, body.name, body.default_status)
     except AppError as exc:
         return _topic_page(page, topic_id, values=values, error=exc)
-    return RedirectResponse(f"{topic_path(topic_id)}?flash=saved", status_code=303)
+    return see_other(topic_path(topic_id), "saved")
 
 
 @router.post("/topics/{topic_id:path}/delete")
@@ -168,9 +168,9 @@ def delete_topic(topic_id: str, page: Page, form: CheckedForm) -> Response:
             service.delete_topic(session, page.scope, topic_id)
     except AppError as exc:
         return _topic_page(page, topic_id, error=exc)
-    return RedirectResponse(f"{PREFIX}/topics?flash=deleted", status_code=303)
+    return see_other(f"{PREFIX}/topics", "deleted")
 
 
 @router.get("/topics/{topic_id:path}")
-def topic_detail(topic_id: str, page: Page, flash: str = "") -> Response:
-    return _topic_page(page, topic_id, flash=FLASHES.get(flash))
+def topic_detail(topic_id: str, page: Page) -> Response:
+    return _topic_page(page, topic_id, flash=page.flash(FLASHES))

@@ -17,7 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from tidings.automation import service as automation_service
 from tidings.automation.repository import AutomationRepository
@@ -27,7 +27,7 @@ from tidings.models import AutomationVersion, NotificationVersion
 from tidings.notification import service as notification_service
 from tidings.notification.repository import NotificationRepository
 from tidings.studio.csrf import CheckedForm
-from tidings.studio.dependencies import Page, page_path
+from tidings.studio.dependencies import Page, page_path, see_other
 from tidings.studio.listing import Listing, ListQuery
 from tidings.studio.templating import render_form
 from tidings.workspace.service import Scope
@@ -290,9 +290,8 @@ def _restore(
     except AppError as exc:
         return _history_page(page, section, object_id, error=exc)
     unchanged = "&unchanged=1" if outcome == "unchanged" else ""
-    return RedirectResponse(
-        f"{history_url(section, object_id)}?restored={number}&saved={saved_number}{unchanged}",
-        status_code=303,
+    return see_other(
+        f"{history_url(section, object_id)}?restored={number}&saved={saved_number}{unchanged}"
     )
 
 

@@ -13,12 +13,12 @@ from typing import Any
 from cryptography.fernet import Fernet
 from fastapi import APIRouter, Path
 from starlette.datastructures import FormData
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from tidings.dependencies import ConfigCipherDep, OutboundDep
 from tidings.errors import AppError
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Page
+from tidings.studio.dependencies import PREFIX, Page, see_other
 from tidings.studio.templating import render_form
 from tidings.webhook_out import service
 from tidings.webhook_out.events import EVENT_TYPES
@@ -99,8 +99,8 @@ EndpointId = Path(max_length=40)
 
 
 @router.get("/webhooks")
-def webhooks_page(page: Page, config_cipher: ConfigCipherDep, flash: str = "") -> Response:
-    return _list_page(page, config_cipher, flash=FLASHES.get(flash))
+def webhooks_page(page: Page, config_cipher: ConfigCipherDep) -> Response:
+    return _list_page(page, config_cipher, flash=page.flash(FLASHES))
 
 
 @router.post("/webhooks")
@@ -130,9 +130,9 @@ def create_endpoint(
 
 @router.get("/webhooks/{endpoint_id}")
 def endpoint_page(
-    page: Page, config_cipher: ConfigCipherDep, endpoint_id: str = EndpointId, flash: str = ""
+    page: Page, config_cipher: ConfigCipherDep, endpoint_id: str = EndpointId
 ) -> Response:
-    return _endpoint_page(page, config_cipher, endpoint_id, flash=FLASHES.get(flash))
+    return _endpoint_page(page, config_cipher, endpoint_id, flash=page.flash(FLASHES))
 
 
 @router.post("/webhooks/{endpoint_id}")
@@ -158,7 +158,7 @@ def save_endpoint(
             )
     except AppError as exc:
         return _endpoint_page(page, config_cipher, endpoint_id, error=exc)
-    return RedirectResponse(f"{WEBHOOKS_PAGE}/{endpoint_id}?flash=saved", status_code=303)
+    return see_other(f"{WEBHOOKS_PAGE}/{endpoint_id}", "saved")
 
 
 @router.post("/webhooks/{endpoint_id}/rotate")
@@ -175,7 +175,7 @@ def rotate_secret(
 def delete_endpoint(page: Page, form: CheckedForm, endpoint_id: str = EndpointId) -> Response:
     with page.database.write() as (session, _):
         service.delete(session, page.scope, endpoint_id)
-    return RedirectResponse(f"{WEBHOOKS_PAGE}?flash=deleted", status_code=303)
+    return see_other(WEBHOOKS_PAGE, "deleted")
 
 
 @router.post("/webhook-deliveries/{delivery_id}/replay")
@@ -194,5 +194,5 @@ def replay_delivery(
     except AppError as exc:
         return _list_page(page, config_cipher, error=exc)
     if back == "list":
-        return RedirectResponse(f"{WEBHOOKS_PAGE}?flash=replayed", status_code=303)
-    return RedirectResponse(f"{WEBHOOKS_PAGE}/{endpoint_id}?flash=replayed", status_code=303)
+        return see_other(WEBHOOKS_PAGE, "replayed")
+    return see_other(f"{WEBHOOKS_PAGE}/{endpoint_id}", "replayed")
