@@ -55,6 +55,7 @@ class ListQuery:
     errors found in them by field, and where the page starts."""
 
     def __init__(self, request: Request, path: str, default_limit: int) -> None:
+        self.request = request
         self.path = path
         self.params = request.query_params
         self.values: dict[str, str] = {}
@@ -209,7 +210,6 @@ class ListQuery:
 
     def render(
         self,
-        request: Request,
         template: str,
         listing: Listing[Any],
         *,
@@ -222,7 +222,7 @@ class ListQuery:
         `error`."""
         context.setdefault("error", refused)
         return render(
-            request,
+            self.request,
             template,
             refused.status_code if refused is not None else 400 if self.errors else 200,
             listing=empty() if self.errors else listing,

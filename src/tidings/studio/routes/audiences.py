@@ -94,7 +94,6 @@ def list_audiences(page: Page) -> Response:
         )
         summaries = [summary(session, audience) for audience in listing.rows]
     return query.render(
-        page.request,
         "audiences.html",
         listing,
         section="audiences",
@@ -304,14 +303,13 @@ def audience_live(audience_id: str, page: Page) -> Response:
     """The scan, the member count and the list, refreshed by htmx every 2 s while the scan
     runs; once it is ready the fragment comes back without its refresh."""
     query, listing, context = _audience_context(page, audience_id)
-    return query.render(page.request, "audience_live.html", listing, **context)
+    return query.render("audience_live.html", listing, **context)
 
 
 @router.get("/audiences/{audience_id}")
 def audience_page(audience_id: str, page: Page) -> Response:
     query, listing, context = _audience_context(page, audience_id)
     return query.render(
-        page.request,
         "audience.html",
         listing,
         section="audiences",

@@ -238,9 +238,7 @@ def list_runs(page: Page) -> Response:
                 created_to=created_to,
             )
         )
-    return query.render(
-        page.request, "runs.html", listing, section="automations", statuses=RUN_STATUSES
-    )
+    return query.render("runs.html", listing, section="automations", statuses=RUN_STATUSES)
 
 
 def _run_page(page: Page, run_id: str, flash: str | None = None) -> Response:

@@ -119,9 +119,7 @@ def list_broadcasts(page: Page) -> Response:
             lambda after_id, limit: service.page(session, page.scope, after_id, limit)
         )
         summaries = [summary(session, broadcast) for broadcast in listing.rows]
-    return query.render(
-        page.request, "broadcasts.html", listing, section="broadcasts", summaries=summaries
-    )
+    return query.render("broadcasts.html", listing, section="broadcasts", summaries=summaries)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -108,7 +108,7 @@ def _event_names_page(page: Page, status_code: int = 200, error: str | None = No
         ]
     if query.errors:
         return query.render(
-            page.request, "event_names.html", listing, section="names", automations=[], error=error
+            "event_names.html", listing, section="names", automations=[], error=error
         )
     return render(
         page.request,

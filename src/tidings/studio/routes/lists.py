@@ -57,7 +57,6 @@ def _lists_page(
                 )
             )
     return query.render(
-        page.request,
         "lists.html",
         listing,
         section="lists",
@@ -110,7 +109,6 @@ def _list_page(
             )
         )
     return query.render(
-        page.request,
         "list.html",
         listing,
         section="lists",

@@ -82,7 +82,6 @@ def list_messages(page: Page) -> Response:
             flash += f" {refused} could not be resent: already resent, or no longer failed."
     template = "_messages.html" if page.fragment else "messages.html"
     return query.render(
-        page.request,
         template,
         listing,
         section="messages",

@@ -178,7 +178,7 @@ def list_notifications(page: Page) -> Response:
         listing = query.in_order(
             lambda after_id, limit: repository.page(page.scope, after_id, limit)
         )
-    return query.render(page.request, "notifications.html", listing, section="notifications")
+    return query.render("notifications.html", listing, section="notifications")
 
 
 @router.get("/notifications/new")

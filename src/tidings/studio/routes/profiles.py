@@ -60,9 +60,7 @@ def search_profiles(page: Page) -> Response:
             key=lambda profile: (profile.updated_at, profile.id),
         )
     template = "_profiles.html" if page.fragment else "profiles.html"
-    return query.render(
-        page.request, template, listing, section="profiles", q=q, flash=page.flash(FLASHES)
-    )
+    return query.render(template, listing, section="profiles", q=q, flash=page.flash(FLASHES))
 
 
 def _tab_listing(
@@ -126,7 +124,6 @@ def _profile_page(
         document = profile.data if profile is not None else {}
         edit = {"profile": json.dumps(document, indent=2, ensure_ascii=False), "mode": "merge"}
     return query.render(
-        page.request,
         "profile.html",
         listing,
         refused=error,

@@ -52,7 +52,6 @@ def _page(
                 )
             )
     response = query.render(
-        page.request,
         "suppressions.html",
         listing,
         section="suppressions",

@@ -25,7 +25,7 @@ def list_tenants(page: Page) -> Response:
         listing = query.in_order(
             lambda after_id, limit: service.list_tenants(session, page.scope, text, after_id, limit)
         )
-    return query.render(page.request, "tenants.html", listing, section="tenants")
+    return query.render("tenants.html", listing, section="tenants")
 
 
 @router.get("/tenants/{tenant_id:path}")
@@ -39,4 +39,4 @@ def tenant_detail(tenant_id: str, page: Page) -> Response:
                 session, page.scope, tenant_id, after_id, limit
             )
         )
-    return query.render(page.request, "tenant.html", listing, section="tenants", tenant=tenant)
+    return query.render("tenant.html", listing, section="tenants", tenant=tenant)

@@ -75,7 +75,6 @@ def _topics_page(
             lambda after_id, limit: service.list_topics(session, page.scope, after_id, limit)
         )
     return query.render(
-        page.request,
         "topics.html",
         listing,
         section="topics",
