@@ -17,7 +17,7 @@ from tidings.http_errors import (
     new_error_id,
 )
 from tidings.runtime import Runtime
-from tidings.studio.dependencies import PREFIX, SignInRequired, sign_in_url
+from tidings.studio.dependencies import PREFIX, SignInRequired, sign_in_url, wants_fragment
 from tidings.studio.routes import (
     analytics,
     audiences,
@@ -109,10 +109,8 @@ class ErrorPage:
             error_id = new_error_id()
             log_error_answer(scope, 500, INTERNAL_ERROR, None, error_id=error_id, exc_info=exc)
             request = Request(scope)
-            fragment = bool(request.headers.get("hx-request"))
-            page = render(
-                request, "_error.html" if fragment else "error.html", 500, error_id=error_id
-            )
+            template = "_error.html" if wants_fragment(request) else "error.html"
+            page = render(request, template, 500, error_id=error_id)
             await page(scope, receive, send)
 
 
@@ -128,7 +126,7 @@ def create_studio(runtime: Runtime) -> FastAPI:
     async def _sign_in_required(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SignInRequired)
         url = sign_in_url(exc.next_path)
-        if request.headers.get("hx-request"):
+        if wants_fragment(request):
             return Response(status_code=401, headers={"HX-Redirect": url})
         return RedirectResponse(url, status_code=303)
 

@@ -15,6 +15,7 @@ import binascii
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode
 
@@ -31,17 +32,22 @@ Position = TypeVar("Position")
 MAX_LIMIT = 200
 # The query parameters that say where a page starts, as opposed to which rows a list shows.
 POSITION = ("before", "after")
+# A row's position in its list, unless the list says otherwise: its id.
+BY_ID: Callable[[Any], int] = attrgetter("id")
 
 
 @dataclass(frozen=True, slots=True)
 class Listing(Generic[Row]):
     """One page of a list, with the URLs of the pages either side (None: there is none).
-    `first` is true on the first page, the one a live list refreshes."""
+    `first` is true on the first page, the one a live list refreshes. `one_way` is true for a
+    list paged one way only (`in_order`, `by_time`): its links go to the first page and the
+    next, rather than to newer and older rows."""
 
     rows: list[Row]
     newer: str | None
     older: str | None
     first: bool
+    one_way: bool = False
 
 
 class ListQuery:
@@ -49,6 +55,7 @@ class ListQuery:
     errors found in them by field, and where the page starts."""
 
     def __init__(self, request: Request, path: str, default_limit: int) -> None:
+        self.request = request
         self.path = path
         self.params = request.query_params
         self.values: dict[str, str] = {}
@@ -124,11 +131,12 @@ class ListQuery:
     def newest_first(
         self,
         read: Callable[[int | None, int | None, int], Sequence[Row]],
-        key: Callable[[Row], int],
+        key: Callable[[Row], int] = BY_ID,
     ) -> Listing[Row]:
         """The page of a list read newest first. `read(before_id, after_id, rows)` gives the
-        rows before `before_id` newest first, or with `after_id` those after it oldest first.
-        "← Newer" past the newest rows shows the first page."""
+        rows before `before_id` newest first, or with `after_id` those after it oldest first;
+        `key(row)` is the cursor's value (`BY_ID`: the row's id). "← Newer" past the newest
+        rows shows the first page."""
         before_id, after_id = self.cursor("before"), self.cursor("after")
         if after_id is not None:
             rows = read(None, after_id, self.limit + 1)
@@ -150,7 +158,7 @@ class ListQuery:
         return Listing(kept, newer=newer, older=older, first=before_id is None)
 
     def in_order(
-        self, read: Callable[[int | None, int], Sequence[Row]], key: Callable[[Row], int]
+        self, read: Callable[[int | None, int], Sequence[Row]], key: Callable[[Row], int] = BY_ID
     ) -> Listing[Row]:
         """The page of a list read in id order: `read(after_id, rows)`. Its "newer" link is
         the first page, its "older" the next one."""
@@ -183,6 +191,7 @@ class ListQuery:
             newer=None if start is None else self.url(),
             older=self.url(**{parameter: encode(key(kept[-1]))}) if more else None,
             first=start is None,
+            one_way=True,
         )
 
     def _time_cursor(self) -> tuple[datetime, int] | None:
@@ -201,7 +210,6 @@ class ListQuery:
 
     def render(
         self,
-        request: Request,
         template: str,
         listing: Listing[Any],
         *,
@@ -214,7 +222,7 @@ class ListQuery:
         `error`."""
         context.setdefault("error", refused)
         return render(
-            request,
+            self.request,
             template,
             refused.status_code if refused is not None else 400 if self.errors else 200,
             listing=empty() if self.errors else listing,

@@ -36,16 +36,6 @@ class EventName:
     newest_id: int = 0
 
 
-def event_names(session: Session, scope: Scope) -> list[EventName]:
-    linked = AutomationRepository(session).automations_by_trigger(
-        scope.environment_id, SEGMENT, enabled_only=False
-    )
-    return [
-        EventName(name, count, first, last, linked.get(name, []))
-        for name, count, first, last in EventRepository(session).names(scope, SEGMENT)
-    ]
-
-
 def event_names_page(
     session: Session,
     scope: Scope,
@@ -54,8 +44,8 @@ def event_names_page(
     after_id: int | None,
     limit: int,
 ) -> list[EventName]:
-    """A page of `event_names`, ordered by each name's newest event
-    (`EventRepository.names_page`)."""
+    """A page of the Segment event names with the automations they trigger, ordered by each
+    name's newest event (`EventRepository.names_page`)."""
     rows = EventRepository(session).names_page(
         scope, SEGMENT, before_id=before_id, after_id=after_id, limit=limit
     )
@@ -69,15 +59,13 @@ def event_names_page(
 
 
 def automations(session: Session, scope: Scope) -> list[tuple[Automation, AutomationVersion]]:
+    """Every automation of the environment with its current version, read 100 at a time."""
     repository = AutomationRepository(session)
     rows: list[tuple[Automation, AutomationVersion]] = []
     after: int | None = None
     while True:
         page = repository.page(scope, after, 100)
-        for automation in page:
-            version = repository.version(automation, automation.current_version)
-            if version is not None:
-                rows.append((automation, version))
+        rows.extend(with_versions(session, page))
         if len(page) < 100:
             return rows
         after = page[-1].id

@@ -12,6 +12,7 @@ from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from tidings.errors import AppError
 from tidings.kit.time import isoformat
 from tidings.models.automation import RunStatus
 from tidings.models.message import MessageStatus
@@ -88,3 +89,17 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     }
     html = environment.get_template(template).render(values)
     return HTMLResponse(html, status_code=status_code)
+
+
+def render_form(
+    request: Request,
+    template: str,
+    error: AppError | None,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """A page with a form, as it is or shown again with the `error` that refused what was
+    posted: then it answers with that error's status, and the template shows it as `error`."""
+    return render(
+        request, template, error.status_code if error else status_code, error=error, **context
+    )

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from starlette.responses import Response
 
 from tidings.analytics import service
-from tidings.dependencies import DatabaseDep
 from tidings.kit.time import utcnow
 from tidings.models import Metric
 from tidings.provider.base import CHANNELS
 from tidings.studio import charts
-from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.dependencies import PREFIX, Page
 from tidings.studio.listing import ListQuery
 from tidings.studio.templating import render
 
@@ -34,8 +33,8 @@ SERIES = (Metric.SENT, Metric.DELIVERED, Metric.OPENED, Metric.CLICKED, Metric.B
 
 
 @router.get("/analytics")
-def analytics(request: Request, admin: Admin, database: DatabaseDep) -> Response:
-    query = ListQuery(request, PATH, 1)
+def analytics(page: Page) -> Response:
+    query = ListQuery(page.request, PATH, 1)
     period_key = query.choice("period", PERIODS, "Period") or "30d"
     channel = query.choice("channel", CHANNELS, "Channel")
     template = query.text("template")
@@ -52,8 +51,8 @@ def analytics(request: Request, admin: Admin, database: DatabaseDep) -> Response
         end=end.isoformat(),
         interval=interval,
     )
-    environment_id = admin.scope.environment_id
-    with database.read() as session:
+    environment_id = page.scope.environment_id
+    with page.database.read() as session:
         found = service.report(session, environment_id, metrics_query, now)
         templates, automations = service.choices(session, environment_id, found.start, found.end)
     label_format = "%H:%M" if interval == "hour" else "%b %d"
@@ -64,7 +63,7 @@ def analytics(request: Request, admin: Admin, database: DatabaseDep) -> Response
     )
     funnel = charts.funnel([(stage.stage, stage.count) for stage in found.funnel])
     return render(
-        request,
+        page.request,
         "analytics.html",
         status_code=400 if query.errors else 200,
         section="analytics",

@@ -6,27 +6,24 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from tidings.audience import service
 from tidings.audience.conditions import Node, parse
 from tidings.audience.schemas import AudienceBody
 from tidings.automation import membership
-from tidings.db import Database
-from tidings.dependencies import DatabaseDep
 from tidings.errors import AppError, BadRequest, NotFound
 from tidings.models import Audience, AudienceMember
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.dependencies import PREFIX, Admin, Page, page_path, see_other
 from tidings.studio.listing import Listing, ListQuery
-from tidings.studio.templating import render
+from tidings.studio.templating import render, render_form
 from tidings.studio.validation import json_field, validated
 from tidings.workspace.service import Scope
 
@@ -58,7 +55,7 @@ FLASHES = {
 
 
 def audience_path(audience_id: str) -> str:
-    return f"{PREFIX}/audiences/{quote(audience_id, safe='')}"
+    return page_path("audiences", audience_id)
 
 
 def _pretty(value: Any) -> str:
@@ -87,25 +84,21 @@ def summary(session: Session, audience: Audience) -> Summary:
 
 
 @router.get("/audiences")
-def list_audiences(
-    request: Request, admin: Admin, database: DatabaseDep, flash: str = ""
-) -> Response:
+def list_audiences(page: Page) -> Response:
     """The environment's audiences, oldest first, as GET /audiences."""
-    query = ListQuery(request, f"{PREFIX}/audiences", PAGE_SIZE)
+    query = ListQuery(page.request, f"{PREFIX}/audiences", PAGE_SIZE)
     summaries: list[Summary] = []
-    with database.read() as session:
+    with page.database.read() as session:
         listing = query.in_order(
-            lambda after_id, limit: service.audiences_page(session, admin.scope, after_id, limit),
-            key=attrgetter("id"),
+            lambda after_id, limit: service.audiences_page(session, page.scope, after_id, limit)
         )
         summaries = [summary(session, audience) for audience in listing.rows]
     return query.render(
-        request,
         "audiences.html",
         listing,
         section="audiences",
         summaries=summaries,
-        flash=FLASHES.get(flash),
+        flash=page.flash(FLASHES),
     )
 
 
@@ -172,26 +165,24 @@ def _editor(
     courier_filter: Any = None,
     error: AppError | None = None,
 ) -> Response:
-    return render(
+    return render_form(
         request,
         "audience_edit.html",
-        error.status_code if error else 200,
+        error,
         section="audiences",
         values=values,
         new=new,
         courier_filter=courier_filter,
-        error=error,
         max_condition_chars=MAX_CONDITION_CHARS,
     )
 
 
-def _stored_filter(session: Session, scope: Scope, audience_id: str) -> Any:
-    """The Courier filter an audience was saved with, if any (None for a new audience)."""
+def _stored(session: Session, scope: Scope, audience_id: str) -> Audience | None:
+    """The audience saved with this id, if any."""
     try:
-        audience = service.get_audience(session, scope, audience_id)
+        return service.get_audience(session, scope, audience_id)
     except NotFound:
         return None
-    return audience.definition.get("filter")
 
 
 @router.get("/audiences/_new")
@@ -206,24 +197,22 @@ def new_audience(request: Request, admin: Admin) -> Response:
 
 
 @router.get("/audiences/{audience_id}/edit")
-def edit_audience(
-    audience_id: str, request: Request, admin: Admin, database: DatabaseDep
-) -> Response:
-    with database.read() as session:
-        audience = service.get_audience(session, admin.scope, audience_id)
+def edit_audience(audience_id: str, page: Page) -> Response:
+    with page.database.read() as session:
+        audience = service.get_audience(session, page.scope, audience_id)
     values = {
         "audience_id": audience.audience_id,
         "name": audience.name,
         "description": audience.description or "",
         "condition": _pretty(audience.definition["condition"]),
     }
-    return _editor(request, values, new=False, courier_filter=audience.definition.get("filter"))
+    return _editor(
+        page.request, values, new=False, courier_filter=audience.definition.get("filter")
+    )
 
 
 @router.post("/audiences")
-def save_audience(
-    request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def save_audience(page: Page, form: CheckedForm) -> Response:
     """As PUT /audiences/{id} with a `condition` (an audience saved with Courier's `filter`
     is saved with the condition it means). A new audience's id must be free."""
     values = _form_values(form)
@@ -232,43 +221,37 @@ def save_audience(
     try:
         service.check_audience_id(audience_id)
         given = _input(values)
-        with database.write() as (session, outbox):
-            if new and _stored_exists(session, admin.scope, audience_id):
+        with page.database.write() as (session, outbox):
+            if new and _stored(session, page.scope, audience_id) is not None:
                 raise BadRequest(
                     f"An audience {audience_id!r} exists already: open it to edit it.",
                     code="audience_exists",
                     field="audience_id",
                 )
-            _, outcome = service.put_audience(session, outbox, admin.scope, audience_id, given)
+            _, outcome = service.put_audience(session, outbox, page.scope, audience_id, given)
     except AppError as exc:
         courier_filter = None
         if not new:
-            with database.read() as session:
-                courier_filter = _stored_filter(session, admin.scope, audience_id)
-        return _editor(request, values, new=new, courier_filter=courier_filter, error=exc)
+            with page.database.read() as session:
+                # The Courier filter it was saved with, shown beside the condition.
+                stored = _stored(session, page.scope, audience_id)
+                courier_filter = stored.definition.get("filter") if stored is not None else None
+        return _editor(page.request, values, new=new, courier_filter=courier_filter, error=exc)
     flash = {"created": "created", "unchanged": "unchanged"}.get(outcome, "saved")
-    return RedirectResponse(f"{audience_path(audience_id)}?flash={flash}", status_code=303)
-
-
-def _stored_exists(session: Session, scope: Scope, audience_id: str) -> bool:
-    try:
-        service.get_audience(session, scope, audience_id)
-    except NotFound:
-        return False
-    return True
+    return see_other(audience_path(audience_id), flash)
 
 
 @router.post("/audiences/preview")
-def preview(request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep) -> Response:
+def preview(page: Page, form: CheckedForm) -> Response:
     """The live count: the typed condition evaluated against the environment's users, as a
     scan would, without saving anything; or why it cannot be saved."""
     try:
         node: Node = parse(_draft(form_text(form, "condition")))
     except AppError as exc:
-        return render(request, "audience_preview.html", error=exc, found=None)
-    with database.read() as session:
-        found = membership.preview(session, admin.scope.environment_id, node)
-    return render(request, "audience_preview.html", error=None, found=found)
+        return render(page.request, "audience_preview.html", error=exc, found=None)
+    with page.database.read() as session:
+        found = membership.preview(session, page.scope.environment_id, node)
+    return render(page.request, "audience_preview.html", error=None, found=found)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,33 +259,29 @@ def preview(request: Request, admin: Admin, form: CheckedForm, database: Databas
 
 
 def _audience_context(
-    request: Request, admin: Admin, database: Database, audience_id: str
+    page: Page, audience_id: str
 ) -> tuple[ListQuery, Listing[AudienceMember], dict[str, Any]]:
     """What the page and its live part show: the audience, its scan and members now, and
     the page of members or stays the query string asks for."""
     path = audience_path(audience_id)
-    query = ListQuery(request, path, MEMBERS_PAGE_SIZE)
+    query = ListQuery(page.request, path, MEMBERS_PAGE_SIZE)
     tab = query.choice("show", TABS, "List") or TABS[0]
-    with database.read() as session:
-        audience = service.get_audience(session, admin.scope, audience_id)
+    with page.database.read() as session:
+        audience = service.get_audience(session, page.scope, audience_id)
         now = summary(session, audience)
         if tab == "members":
             listing = query.in_order(
-                lambda after_id, limit: service.members_page(session, audience, after_id, limit),
-                key=attrgetter("id"),
+                lambda after_id, limit: service.members_page(session, audience, after_id, limit)
             )
         else:
             listing = query.in_order(
-                lambda after_id, limit: service.stays_page(
-                    session, audience, after_id, limit, None
-                ),
-                key=attrgetter("id"),
+                lambda after_id, limit: service.stays_page(session, audience, after_id, limit, None)
             )
     live = None
     if not now.ready:
         # The same page of the same list; a flash is said once.
         kept = urlencode(
-            [item for item in request.query_params.multi_items() if item[0] != "flash"]
+            [item for item in page.request.query_params.multi_items() if item[0] != "flash"]
         )
         live = f"{path}/live" + (f"?{kept}" if kept else "")
     return (
@@ -320,35 +299,28 @@ def _audience_context(
 
 
 @router.get("/audiences/{audience_id}/live")
-def audience_live(
-    audience_id: str, request: Request, admin: Admin, database: DatabaseDep
-) -> Response:
+def audience_live(audience_id: str, page: Page) -> Response:
     """The scan, the member count and the list, refreshed by htmx every 2 s while the scan
     runs; once it is ready the fragment comes back without its refresh."""
-    query, listing, context = _audience_context(request, admin, database, audience_id)
-    return query.render(request, "audience_live.html", listing, **context)
+    query, listing, context = _audience_context(page, audience_id)
+    return query.render("audience_live.html", listing, **context)
 
 
 @router.get("/audiences/{audience_id}")
-def audience_page(
-    audience_id: str, request: Request, admin: Admin, database: DatabaseDep, flash: str = ""
-) -> Response:
-    query, listing, context = _audience_context(request, admin, database, audience_id)
+def audience_page(audience_id: str, page: Page) -> Response:
+    query, listing, context = _audience_context(page, audience_id)
     return query.render(
-        request,
         "audience.html",
         listing,
         section="audiences",
-        flash=FLASHES.get(flash),
+        flash=page.flash(FLASHES),
         **context,
     )
 
 
 @router.post("/audiences/{audience_id}/delete")
-def delete_audience(
-    audience_id: str, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def delete_audience(audience_id: str, page: Page, form: CheckedForm) -> Response:
     """As DELETE /audiences/{id}: the audience, its members and their history."""
-    with database.write() as (session, _):
-        service.delete_audience(session, admin.scope, audience_id)
-    return RedirectResponse(f"{PREFIX}/audiences?flash=deleted", status_code=303)
+    with page.database.write() as (session, _):
+        service.delete_audience(session, page.scope, audience_id)
+    return see_other(f"{PREFIX}/audiences", "deleted")

@@ -4,14 +4,14 @@ disable."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from operator import attrgetter
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from starlette.responses import RedirectResponse, Response
+from sqlalchemy.orm import Session
+from starlette.responses import Response
 
 from tidings.automation import references, runs
 from tidings.automation import service as automation_service
@@ -19,8 +19,8 @@ from tidings.automation.repository import AutomationRepository, RunRepository
 from tidings.automation.service import DefinitionError
 from tidings.automation.steps import ACTIONS
 from tidings.automation.steps.branch import program
-from tidings.db import Database
-from tidings.dependencies import DatabaseDep, OutboundDep
+from tidings.db import Outbox
+from tidings.dependencies import OutboundDep
 from tidings.errors import AppError
 from tidings.kit.time import utcnow
 from tidings.models import Event
@@ -29,7 +29,7 @@ from tidings.replay import service as replay_service
 from tidings.replay.repository import ReplayRepository
 from tidings.studio import schedule_form, service, step_form
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.dependencies import PREFIX, Page, page_path, see_other
 from tidings.studio.listing import ListQuery, empty
 from tidings.studio.repository import StudioRepository
 from tidings.studio.templating import render
@@ -97,25 +97,18 @@ def _values(automation_id: str, definition: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _automations_page(
-    request: Request,
-    admin: Admin,
-    database: Database,
-    status_code: int = 200,
-    flash: str | None = None,
-) -> Response:
-    query = ListQuery(request, f"{PREFIX}/automations", AUTOMATIONS_PAGE_SIZE)
-    with database.read() as session:
+def _automations_page(page: Page, status_code: int = 200, flash: str | None = None) -> Response:
+    query = ListQuery(page.request, f"{PREFIX}/automations", AUTOMATIONS_PAGE_SIZE)
+    with page.database.read() as session:
         repository = AutomationRepository(session)
         listing = query.in_order(
-            lambda after_id, limit: repository.page(admin.scope, after_id, limit),
-            key=attrgetter("id"),
+            lambda after_id, limit: repository.page(page.scope, after_id, limit)
         )
         rows = service.with_versions(session, listing.rows)
     if query.errors:
         status_code, rows, listing = 400, [], empty()
     return render(
-        request,
+        page.request,
         "automations.html",
         status_code,
         section="automations",
@@ -127,14 +120,12 @@ def _automations_page(
 
 
 @router.get("/automations")
-def list_automations(request: Request, admin: Admin, database: DatabaseDep) -> Response:
-    return _automations_page(request, admin, database)
+def list_automations(page: Page) -> Response:
+    return _automations_page(page)
 
 
 def _editor(
-    request: Request,
-    admin: Admin,
-    database: Database,
+    page: Page,
     values: dict[str, str],
     *,
     new: bool,
@@ -153,10 +144,10 @@ def _editor(
     """The editor page. In the form view the steps are `cards`; in the JSON view they are
     `values["steps"]`. `focus` is the id of the element studio.js focuses after a swap;
     `outline`, the saved steps, shown as a tree (branches and their arms nested)."""
-    with database.read() as session:
-        pickers = StudioRepository(session).picker_ids(admin.scope.environment_id)
+    with page.database.read() as session:
+        pickers = StudioRepository(session).picker_ids(page.scope.environment_id)
     return render(
-        request,
+        page.request,
         "automation_edit.html",
         status_code,
         section="automations",
@@ -201,24 +192,20 @@ def _cards(form: CheckedForm) -> list[step_form.StepCard]:
 
 
 @router.get("/automations/new")
-def new_automation(
-    request: Request, admin: Admin, database: DatabaseDep, trigger: str = "", view: str = "form"
-) -> Response:
+def new_automation(page: Page, trigger: str = "", view: str = "form") -> Response:
     definition: dict[str, Any] = (
         service.prefilled_definition(trigger)
         if trigger
         else {"name": "", "enabled": False, "triggers": [], "steps": []}
     )
-    with database.read() as session:
+    with page.database.read() as session:
         automation_id = (
-            service.free_automation_id(session, admin.scope, service.suggested_id(trigger))
+            service.free_automation_id(session, page.scope, service.suggested_id(trigger))
             if trigger
             else ""
         )
     return _editor(
-        request,
-        admin,
-        database,
+        page,
         _values(automation_id, definition),
         new=True,
         view=_view(view),
@@ -228,19 +215,19 @@ def new_automation(
 
 
 @router.get("/automations/runs")
-def list_runs(request: Request, admin: Admin, database: DatabaseDep) -> Response:
+def list_runs(page: Page) -> Response:
     """Runs, newest first, filtered by the query string's automation (`automation_id`),
     status, recipient and time started (`from`, `to`)."""
-    query = ListQuery(request, f"{PREFIX}/automations/runs", RUNS_PAGE_SIZE)
+    query = ListQuery(page.request, f"{PREFIX}/automations/runs", RUNS_PAGE_SIZE)
     automation_id = query.text("automation_id")
     status = query.choice("status", RUN_STATUSES, "Status")
     recipient = query.text("recipient")
     created_from, created_to = query.time("from", "From"), query.time("to", "To")
-    with database.read() as session:
+    with page.database.read() as session:
         repository = RunRepository(session)
         listing = query.newest_first(
             lambda before_id, after_id, limit: repository.page(
-                admin.scope.environment_id,
+                page.scope.environment_id,
                 before_id,
                 limit,
                 after_id=after_id,
@@ -249,19 +236,16 @@ def list_runs(request: Request, admin: Admin, database: DatabaseDep) -> Response
                 recipient=recipient,
                 created_from=created_from,
                 created_to=created_to,
-            ),
-            key=attrgetter("id"),
+            )
         )
-    return query.render(request, "runs.html", listing, section="automations", statuses=RUN_STATUSES)
+    return query.render("runs.html", listing, section="automations", statuses=RUN_STATUSES)
 
 
-def _run_page(
-    request: Request, admin: Admin, database: Database, run_id: str, flash: str | None = None
-) -> Response:
-    with database.read() as session:
-        run = runs.get_run(session, admin.scope, run_id)
+def _run_page(page: Page, run_id: str, flash: str | None = None) -> Response:
+    with page.database.read() as session:
+        run = runs.get_run(session, page.scope, run_id)
         steps = list(RunRepository(session).steps(run.id))
-        messages = messages_of_steps(session, admin.scope, steps)
+        messages = messages_of_steps(session, page.scope, steps)
         event = session.get(Event, run.event_pk) if run.event_pk is not None else None
     # Each step's place in the run's definition (`2, branch 1, step 1`), by position.
     places = {
@@ -269,7 +253,7 @@ def _run_page(
         for position, instruction in enumerate(program((run.definition or {}).get("steps", [])))
     }
     return render(
-        request,
+        page.request,
         "run.html",
         section="automations",
         run=run,
@@ -283,53 +267,49 @@ def _run_page(
 
 
 @router.get("/automations/runs/{run_id}")
-def run_detail(run_id: str, request: Request, admin: Admin, database: DatabaseDep) -> Response:
+def run_detail(run_id: str, page: Page) -> Response:
     """A run and its step timeline."""
-    return _run_page(request, admin, database, run_id)
+    return _run_page(page, run_id)
+
+
+def _change_run(page: Page, run_id: str, change: Callable[[Session, Outbox], object]) -> Response:
+    """`change` the run in one unit of work: back to its page, or its page with the refusal."""
+    try:
+        with page.database.write() as (session, outbox):
+            change(session, outbox)
+    except AppError as exc:
+        return _run_page(page, run_id, flash=exc.message)
+    return see_other(page_path("automations/runs", run_id))
 
 
 @router.post("/automations/runs/{run_id}/cancel")
-def cancel_run(
-    run_id: str, request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
-    try:
-        with database.write() as (session, _):
-            runs.cancel_by_api(session, admin.scope, run_id, f"canceled in Studio by {admin.email}")
-    except AppError as exc:
-        return _run_page(request, admin, database, run_id, flash=exc.message)
-    return RedirectResponse(f"{PREFIX}/automations/runs/{quote(run_id, safe='')}", status_code=303)
+def cancel_run(run_id: str, page: Page, form: CheckedForm) -> Response:
+    reason = f"canceled in Studio by {page.admin.email}"
+    return _change_run(
+        page, run_id, lambda session, _: runs.cancel_by_api(session, page.scope, run_id, reason)
+    )
 
 
 @router.post("/automations/runs/{run_id}/retry")
-def retry_run(
-    run_id: str, request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def retry_run(run_id: str, page: Page, form: CheckedForm) -> Response:
     """As POST /automations/runs/{run_id}/retry: the failed step runs again, in a job."""
-    try:
-        with database.write() as (session, outbox):
-            run = runs.retry_by_api(session, admin.scope, run_id, f"Studio: {admin.email}")
-            outbox.add_run(run.id)
-    except AppError as exc:
-        return _run_page(request, admin, database, run_id, flash=exc.message)
-    return RedirectResponse(f"{PREFIX}/automations/runs/{quote(run_id, safe='')}", status_code=303)
+
+    def retry(session: Session, outbox: Outbox) -> None:
+        run = runs.retry_by_api(session, page.scope, run_id, f"Studio: {page.admin.email}")
+        outbox.add_run(run.id)
+
+    return _change_run(page, run_id, retry)
 
 
 @router.get("/automations/{automation_id}")
 def edit_automation(
-    automation_id: str,
-    request: Request,
-    admin: Admin,
-    database: DatabaseDep,
-    saved: str = "",
-    view: str = "form",
+    automation_id: str, page: Page, saved: str = "", view: str = "form"
 ) -> Response:
-    with database.read() as session:
-        automation, version = automation_service.get(session, admin.scope, automation_id)
-        invoked_by = references.automations_invoking(session, admin.scope, automation_id)
+    with page.database.read() as session:
+        automation, version = automation_service.get(session, page.scope, automation_id)
+        invoked_by = references.automations_invoking(session, page.scope, automation_id)
     return _editor(
-        request,
-        admin,
-        database,
+        page,
         _values(automation.automation_id, version.definition),
         new=False,
         view=_view(view),
@@ -343,13 +323,11 @@ def edit_automation(
 
 
 @router.post("/automations/{automation_id}/delete")
-def delete_automation(
-    automation_id: str, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def delete_automation(automation_id: str, page: Page, form: CheckedForm) -> Response:
     """As DELETE /automations/{id}: its triggers stop; runs already started finish."""
-    with database.write() as (session, _):
-        automation_service.delete(session, admin.scope, automation_id)
-    return RedirectResponse(f"{PREFIX}/automations", status_code=303)
+    with page.database.write() as (session, _):
+        automation_service.delete(session, page.scope, automation_id)
+    return see_other(f"{PREFIX}/automations")
 
 
 @dataclass
@@ -382,27 +360,38 @@ class _Draft:
         return {name: exc.message}
 
 
-def _read_draft(form: CheckedForm) -> _Draft:
+def _posted(form: CheckedForm) -> _Draft:
+    """The editor's form as posted, its definition not read yet."""
     view = _view(form_text(form, "view"))
-    draft = _Draft(
+    return _Draft(
         values={name: form_text(form, name) for name in FORM_FIELDS},
         new=form_text(form, "new") == "1",
         view=view,
         cards=_cards(form) if view == "form" else [],
         schedules=_schedule_rows(form),
     )
+
+
+def _json_steps(text: str) -> tuple[Any, str | None]:
+    """The steps typed in the JSON view, or why they are not JSON."""
+    try:
+        return json.loads(text or "[]"), None
+    except json.JSONDecodeError as exc:
+        return None, f"steps: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
+
+
+def _read_draft(form: CheckedForm) -> _Draft:
+    """The posted form and the definition it makes, or its errors."""
+    draft = _posted(form)
     values = draft.values
-    if view == "form":
+    if draft.view == "form":
         steps, draft.errors = step_form.steps_of(draft.cards)
         if draft.errors:
             return draft
     else:
-        try:
-            steps = json.loads(values["steps"] or "[]")
-        except json.JSONDecodeError as exc:
-            draft.errors = {
-                "steps": f"steps: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
-            }
+        steps, problem = _json_steps(values["steps"])
+        if problem is not None:
+            draft.errors = {"steps": problem}
             return draft
     event_triggers = parse_triggers(values["triggers"])
     schedule_triggers, draft.errors = schedule_form.triggers_of(
@@ -421,9 +410,7 @@ def _read_draft(form: CheckedForm) -> _Draft:
 
 
 def _again(
-    request: Request,
-    admin: Admin,
-    database: Database,
+    page: Page,
     draft: _Draft,
     errors: dict[str, str],
     status_code: int,
@@ -431,9 +418,7 @@ def _again(
 ) -> Response:
     """The editor again, with what was posted."""
     return _editor(
-        request,
-        admin,
-        database,
+        page,
         draft.values,
         new=draft.new,
         view=draft.view,
@@ -446,27 +431,23 @@ def _again(
 
 
 @router.post("/automations")
-def save_automation(
-    request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep, outbound: OutboundDep
-) -> Response:
+def save_automation(page: Page, form: CheckedForm, outbound: OutboundDep) -> Response:
     """Save from either view: the step cards of the form view, or the JSON view's list."""
     draft = _read_draft(form)
     if draft.errors:
-        return _again(request, admin, database, draft, draft.errors, 400)
+        return _again(page, draft, draft.errors, 400)
     automation_id = draft.automation_id
     try:
-        with database.write() as (session, _):
-            exists = automation_service.current_version(session, admin.scope, automation_id)
+        with page.database.write() as (session, _):
+            exists = automation_service.current_version(session, page.scope, automation_id)
             if draft.new and exists:
                 raise DefinitionError("id", f"an automation {automation_id!r} already exists")
             automation_service.save(
-                session, admin.scope, automation_id, draft.body, outbound=outbound
+                session, page.scope, automation_id, draft.body, outbound=outbound
             )
     except DefinitionError as exc:
-        return _again(request, admin, database, draft, draft.error_of(exc), exc.status_code)
-    return RedirectResponse(
-        f"{PREFIX}/automations/{quote(automation_id, safe='')}?saved=1", status_code=303
-    )
+        return _again(page, draft, draft.error_of(exc), exc.status_code)
+    return see_other(f"{page_path('automations', automation_id)}?saved=1")
 
 
 # "What would change": the draft in the editor replayed over a recent window (replay/).
@@ -488,17 +469,12 @@ def _replay_panel(
 
 @router.post("/automations/{automation_id}/replay")
 def replay_draft(
-    automation_id: str,
-    request: Request,
-    admin: Admin,
-    form: CheckedForm,
-    database: DatabaseDep,
-    outbound: OutboundDep,
+    automation_id: str, page: Page, form: CheckedForm, outbound: OutboundDep
 ) -> Response:
     """Replay the editor's draft over the chosen window of stored events, without saving it:
     the panel that follows the replay until it is done."""
     draft = _read_draft(form)
-    fragment = bool(request.headers.get("hx-request"))
+    fragment = page.fragment
     days = form_text(form, "replay_window")
     days = days if days in REPLAY_WINDOWS else "7"
     if draft.errors:
@@ -513,30 +489,30 @@ def replay_draft(
             definition=draft.body,
         )
         try:
-            with database.write() as (session, outbox):
-                replay = replay_service.start(session, outbox, admin.scope, request_, outbound)
+            with page.database.write() as (session, outbox):
+                replay = replay_service.start(session, outbox, page.scope, request_, outbound)
                 view = replay_service.view(replay)
         except AppError as exc:
             errors = draft.error_of(exc) if exc.field else {"replay": exc.message}
         else:
             if fragment:
-                return _replay_panel(request, automation_id, view, 202)
-            return _again(request, admin, database, draft, {}, 202, replay=view)
+                return _replay_panel(page.request, automation_id, view, 202)
+            return _again(page, draft, {}, 202, replay=view)
     if fragment:
         message = "; ".join(errors.values())
-        return _replay_panel(request, automation_id, {"status": "refused", "error": message}, 400)
-    return _again(request, admin, database, draft, errors, 400)
+        return _replay_panel(
+            page.request, automation_id, {"status": "refused", "error": message}, 400
+        )
+    return _again(page, draft, errors, 400)
 
 
 @router.get("/automations/{automation_id}/replays/{replay_id}")
-def replay_status(
-    automation_id: str, replay_id: str, request: Request, admin: Admin, database: DatabaseDep
-) -> Response:
+def replay_status(automation_id: str, replay_id: str, page: Page) -> Response:
     """A replay's panel (what htmx polls while it runs), or, as a page, the panel and the
     events that would change."""
-    fragment = bool(request.headers.get("hx-request"))
-    with database.read() as session:
-        replay = replay_service.get(session, admin.scope, automation_id, replay_id)
+    fragment = page.fragment
+    with page.database.read() as session:
+        replay = replay_service.get(session, page.scope, automation_id, replay_id)
         view = replay_service.view(replay)
         # The panel alone (polled every second) needs no events.
         changed = (
@@ -550,9 +526,9 @@ def replay_status(
             ]
         )
     if fragment:
-        return _replay_panel(request, automation_id, view)
+        return _replay_panel(page.request, automation_id, view)
     return render(
-        request,
+        page.request,
         "replay.html",
         section="automations",
         automation_id=automation_id,
@@ -562,36 +538,27 @@ def replay_status(
 
 
 @router.post("/automations/editor")
-def edit_steps(
-    request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def edit_steps(page: Page, form: CheckedForm) -> Response:
     """The editor again, unsaved, after an operation (`op`) on its steps: switch the view
     (`view:json` turns the cards into JSON, `view:form` the JSON into cards), or, in the form
     view, `add` a step of the type `add_action`, `remove:N`, `up:N`, `down:N`. Without
     JavaScript the buttons post here and get the whole page; htmx swaps the editor alone."""
-    values = {name: form_text(form, name) for name in FORM_FIELDS}
-    new = form_text(form, "new") == "1"
-    view = _view(form_text(form, "view"))
+    draft = _posted(form)
+    values, new, view, cards = draft.values, draft.new, draft.view, draft.cards
     operation = form_text(form, "op")
-    cards = _cards(form) if view == "form" else []
     errors: dict[str, str] = {}
     if operation == "view:json" and view == "form":
         steps, errors = step_form.steps_of(cards)
         if not errors:
             values["steps"], view = step_form.pretty(steps), "json"
     elif operation == "view:form" and view == "json":
-        try:
-            steps = json.loads(values["steps"] or "[]")
-        except json.JSONDecodeError as exc:
-            errors["steps"] = (
-                f"steps: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}; "
-                "fix it to show the steps as forms"
-            )
+        steps, problem = _json_steps(values["steps"])
+        if problem is not None:
+            errors["steps"] = f"{problem}; fix it to show the steps as forms"
+        elif isinstance(steps, list):
+            cards, view = step_form.cards_of(steps), "form"
         else:
-            if isinstance(steps, list):
-                cards, view = step_form.cards_of(steps), "form"
-            else:
-                errors["steps"] = "steps: must be a JSON list of steps to show them as forms"
+            errors["steps"] = "steps: must be a JSON list of steps to show them as forms"
     elif view == "form":
         adding = {
             name: form_text(form, name)
@@ -603,17 +570,14 @@ def edit_steps(
     done = f"view:{view}" if operation.startswith("view:") else operation
     version, invoked_by = None, []
     if not new:
-        with database.read() as session:
-            current = automation_service.current_version(session, admin.scope, values["id"].strip())
+        automation_id = draft.automation_id
+        with page.database.read() as session:
+            current = automation_service.current_version(session, page.scope, automation_id)
             if current is not None:
                 version = current.version
-                invoked_by = references.automations_invoking(
-                    session, admin.scope, values["id"].strip()
-                )
+                invoked_by = references.automations_invoking(session, page.scope, automation_id)
     return _editor(
-        request,
-        admin,
-        database,
+        page,
         values,
         new=new,
         view=view,
@@ -622,28 +586,21 @@ def edit_steps(
         version=version,
         invoked_by=invoked_by,
         focus=step_form.focus_after(cards, done),
-        schedules=_schedule_rows(form),
+        schedules=draft.schedules,
     )
 
 
 @router.post("/automations/{automation_id}/enabled")
 def set_enabled(
-    automation_id: str,
-    request: Request,
-    admin: Admin,
-    form: CheckedForm,
-    database: DatabaseDep,
-    outbound: OutboundDep,
+    automation_id: str, page: Page, form: CheckedForm, outbound: OutboundDep
 ) -> Response:
     """Enable or disable: saved as a new version through the automation service."""
     try:
-        with database.write() as (session, _):
-            _, version = automation_service.get(session, admin.scope, automation_id)
+        with page.database.write() as (session, _):
+            _, version = automation_service.get(session, page.scope, automation_id)
             body = service.editable(version.definition)
             body["enabled"] = form_text(form, "enabled") == "true"
-            automation_service.save(session, admin.scope, automation_id, body, outbound=outbound)
+            automation_service.save(session, page.scope, automation_id, body, outbound=outbound)
     except AppError as exc:
-        return _automations_page(
-            request, admin, database, exc.status_code, f"{automation_id}: {exc.message}"
-        )
-    return RedirectResponse(f"{PREFIX}/automations", status_code=303)
+        return _automations_page(page, exc.status_code, f"{automation_id}: {exc.message}")
+    return see_other(f"{PREFIX}/automations")

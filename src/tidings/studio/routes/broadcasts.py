@@ -5,29 +5,27 @@ through the broadcast service the Broadcasts API calls (one set of rules)."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import Any
-from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from tidings.audience import service as audience_service
 from tidings.broadcast import service
 from tidings.broadcast.schemas import BroadcastBody
-from tidings.db import Database
-from tidings.dependencies import DatabaseDep
+from tidings.db import Outbox
 from tidings.errors import AppError, BadRequest
 from tidings.kit.windows import DAY_NAMES
 from tidings.models import Broadcast, BroadcastStatus
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.dependencies import PREFIX, Page, page_path, see_other
 from tidings.studio.listing import ListQuery
 from tidings.studio.repository import PICKER_LIMIT, StudioRepository
-from tidings.studio.templating import render
+from tidings.studio.templating import render, render_form
 from tidings.studio.validation import json_field, validated
 from tidings.workspace.service import Scope
 
@@ -73,7 +71,7 @@ _PATH = re.compile(r"^[A-Za-z_][\w.\[\]]*$")
 
 
 def broadcast_path(broadcast_id: str) -> str:
-    return f"{PREFIX}/broadcasts/{quote(broadcast_id, safe='')}"
+    return page_path("broadcasts", broadcast_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +97,7 @@ class Summary:
     def target_link(self) -> str | None:
         ((key, value),) = self.broadcast.target.items()
         area = {"audience_id": "audiences", "list_id": "lists", "tenant_id": "tenants"}.get(key)
-        return f"{PREFIX}/{area}/{quote(str(value), safe='')}" if area else None
+        return page_path(area, str(value)) if area else None
 
     @property
     def progress(self) -> str:
@@ -113,18 +111,15 @@ def summary(session: Session, broadcast: Broadcast) -> Summary:
 
 
 @router.get("/broadcasts")
-def list_broadcasts(request: Request, admin: Admin, database: DatabaseDep) -> Response:
+def list_broadcasts(page: Page) -> Response:
     """The environment's broadcasts, oldest first, as GET /broadcasts."""
-    query = ListQuery(request, f"{PREFIX}/broadcasts", PAGE_SIZE)
-    with database.read() as session:
+    query = ListQuery(page.request, f"{PREFIX}/broadcasts", PAGE_SIZE)
+    with page.database.read() as session:
         listing = query.in_order(
-            lambda after_id, limit: service.page(session, admin.scope, after_id, limit),
-            key=attrgetter("id"),
+            lambda after_id, limit: service.page(session, page.scope, after_id, limit)
         )
         summaries = [summary(session, broadcast) for broadcast in listing.rows]
-    return query.render(
-        request, "broadcasts.html", listing, section="broadcasts", summaries=summaries
-    )
+    return query.render("broadcasts.html", listing, section="broadcasts", summaries=summaries)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -209,61 +204,51 @@ def _pickers(session: Session, scope: Scope) -> dict[str, list[str]]:
     }
 
 
-def _form(
-    request: Request,
-    database: Database,
-    scope: Scope,
-    values: dict[str, Any],
-    error: AppError | None = None,
-) -> Response:
-    with database.read() as session:
-        pickers = _pickers(session, scope)
-    return render(
-        request,
+def _form(page: Page, values: dict[str, Any], error: AppError | None = None) -> Response:
+    with page.database.read() as session:
+        pickers = _pickers(session, page.scope)
+    return render_form(
+        page.request,
         "broadcast_new.html",
-        error.status_code if error else 200,
+        error,
         section="broadcasts",
         values=values,
         pickers=pickers,
         targets=TARGETS,
         days=DAY_NAMES,
-        error=error,
         error_at=error_field(error) if error else None,
         max_data_chars=MAX_DATA_CHARS,
     )
 
 
 @router.get("/broadcasts/_new")
-def new_broadcast(request: Request, admin: Admin, database: DatabaseDep) -> Response:
+def new_broadcast(page: Page) -> Response:
     values: dict[str, Any] = dict.fromkeys(FIELDS, "")
     values.update(target="list_id", data="{}", window_days=[])
-    return _form(request, database, admin.scope, values)
+    return _form(page, values)
 
 
 @router.post("/broadcasts")
-def create_broadcast(
-    request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def create_broadcast(page: Page, form: CheckedForm) -> Response:
     """As POST /broadcasts: the errors are shown at their fields, with the form as typed."""
     values = _form_values(form)
     try:
         body = _body(values)
-        with database.write() as (session, outbox):
-            broadcast, created = service.create(session, outbox, admin.scope, body)
+        with page.database.write() as (session, outbox):
+            broadcast, created = service.create(session, outbox, page.scope, body)
             broadcast_id = broadcast.broadcast_id
     except AppError as exc:
-        return _form(request, database, admin.scope, values, exc)
-    flash = "?flash=created" if created else ""
-    return RedirectResponse(f"{broadcast_path(broadcast_id)}{flash}", status_code=303)
+        return _form(page, values, exc)
+    return see_other(broadcast_path(broadcast_id), "created" if created else None)
 
 
 # ---------------------------------------------------------------------------------------------
 # A broadcast's page
 
 
-def _context(admin: Admin, database: Database, broadcast_id: str) -> dict[str, Any]:
-    with database.read() as session:
-        now = summary(session, service.get(session, admin.scope, broadcast_id))
+def _context(page: Page, broadcast_id: str) -> dict[str, Any]:
+    with page.database.read() as session:
+        now = summary(session, service.get(session, page.scope, broadcast_id))
     here = broadcast_path(broadcast_id)
     return {
         "broadcast": now.broadcast,
@@ -274,80 +259,79 @@ def _context(admin: Admin, database: Database, broadcast_id: str) -> dict[str, A
 
 
 @router.get("/broadcasts/{broadcast_id}/live")
-def broadcast_live(
-    broadcast_id: str, request: Request, admin: Admin, database: DatabaseDep
-) -> Response:
+def broadcast_live(broadcast_id: str, page: Page) -> Response:
     """The status, counts and actions, refreshed by htmx every 2 s while the broadcast
     releases recipients or its messages are not settled; then once more without it."""
-    return render(request, "broadcast_live.html", **_context(admin, database, broadcast_id))
+    return render(page.request, "broadcast_live.html", **_context(page, broadcast_id))
 
 
 def _page(
-    request: Request,
-    admin: Admin,
-    database: Database,
-    broadcast_id: str,
-    flash: str | None = None,
-    error: AppError | None = None,
+    page: Page, broadcast_id: str, flash: str | None = None, error: AppError | None = None
 ) -> Response:
-    return render(
-        request,
+    return render_form(
+        page.request,
         "broadcast.html",
-        error.status_code if error else 200,
+        error,
         section="broadcasts",
         flash=flash,
-        error=error,
-        **_context(admin, database, broadcast_id),
+        **_context(page, broadcast_id),
     )
 
 
 @router.get("/broadcasts/{broadcast_id}")
-def broadcast_page(
-    broadcast_id: str, request: Request, admin: Admin, database: DatabaseDep, flash: str = ""
+def broadcast_page(broadcast_id: str, page: Page) -> Response:
+    return _page(page, broadcast_id, page.flash(FLASHES))
+
+
+def _change(
+    page: Page,
+    broadcast_id: str,
+    change: Callable[[Session, Outbox], object],
+    flash: str,
+    then: Callable[[], object] | None = None,
 ) -> Response:
-    return _page(request, admin, database, broadcast_id, FLASHES.get(flash))
-
-
-def _done(broadcast_id: str, flash: str) -> Response:
-    return RedirectResponse(f"{broadcast_path(broadcast_id)}?flash={flash}", status_code=303)
+    """`change` the broadcast through its service in one unit of work: its page with the
+    service's refusal, or, once committed (and `then` done), back to it with `flash`."""
+    try:
+        with page.database.write() as (session, outbox):
+            change(session, outbox)
+    except AppError as exc:
+        return _page(page, broadcast_id, error=exc)
+    if then is not None:
+        then()
+    return see_other(broadcast_path(broadcast_id), flash)
 
 
 @router.post("/broadcasts/{broadcast_id}/pause")
-def pause_broadcast(
-    broadcast_id: str, request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def pause_broadcast(broadcast_id: str, page: Page, form: CheckedForm) -> Response:
     """As POST /broadcasts/{id}/pause."""
-    try:
-        with database.write() as (session, _):
-            service.pause(session, admin.scope, broadcast_id)
-    except AppError as exc:
-        return _page(request, admin, database, broadcast_id, error=exc)
-    return _done(broadcast_id, "paused")
+    return _change(
+        page,
+        broadcast_id,
+        lambda session, _: service.pause(session, page.scope, broadcast_id),
+        "paused",
+    )
 
 
 @router.post("/broadcasts/{broadcast_id}/resume")
-def resume_broadcast(
-    broadcast_id: str, request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def resume_broadcast(broadcast_id: str, page: Page, form: CheckedForm) -> Response:
     """As POST /broadcasts/{id}/resume."""
-    try:
-        with database.write() as (session, outbox):
-            service.resume(session, outbox, admin.scope, broadcast_id)
-    except AppError as exc:
-        return _page(request, admin, database, broadcast_id, error=exc)
-    return _done(broadcast_id, "resumed")
+    return _change(
+        page,
+        broadcast_id,
+        lambda session, outbox: service.resume(session, outbox, page.scope, broadcast_id),
+        "resumed",
+    )
 
 
 @router.post("/broadcasts/{broadcast_id}/cancel")
-def cancel_broadcast(
-    broadcast_id: str, request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def cancel_broadcast(broadcast_id: str, page: Page, form: CheckedForm) -> Response:
     """As POST /broadcasts/{id}/cancel: stopped for good, then its messages not sent yet
     canceled."""
-    try:
-        with database.write() as (session, _):
-            service.cancel(session, admin.scope, broadcast_id)
-    except AppError as exc:
-        return _page(request, admin, database, broadcast_id, error=exc)
-    service.cancel_unsent(database, admin.scope, broadcast_id)
-    return _done(broadcast_id, "canceled")
+    return _change(
+        page,
+        broadcast_id,
+        lambda session, _: service.cancel(session, page.scope, broadcast_id),
+        "canceled",
+        then=lambda: service.cancel_unsent(page.database, page.scope, broadcast_id),
+    )

@@ -6,17 +6,16 @@ from operator import attrgetter
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from sqlalchemy.orm import Session
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
-from tidings.db import Database
-from tidings.dependencies import DatabaseDep, KeyCipherDep, OutboundDep
+from tidings.dependencies import KeyCipherDep, OutboundDep
 from tidings.errors import AppError, NotFound
 from tidings.ingest.validation import SEGMENT_TYPES
 from tidings.studio import service, trace
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.dependencies import PREFIX, Admin, Page, see_other
 from tidings.studio.listing import ListQuery, empty
 from tidings.studio.templating import render
 from tidings.workspace.service import list_keys
@@ -28,11 +27,11 @@ NAMES_PAGE_SIZE = 100
 SEGMENT_PAGE = f"{PREFIX}/integrations/segment"
 
 
-def _events(request: Request, admin: Admin, session: Session) -> dict[str, Any]:
+def _events(page: Page, session: Session) -> dict[str, Any]:
     """The events list of the query string's page and filters, for segment.html and
     _events.html: `listing`, `filters`, `errors` and `live` (the refresh URL of a first page,
     None on another page)."""
-    query = ListQuery(request, SEGMENT_PAGE, PAGE_SIZE)
+    query = ListQuery(page.request, SEGMENT_PAGE, PAGE_SIZE)
     where = service.EventFilter(
         event_type=query.choice("type", SEGMENT_TYPES, "Type"),
         name=query.text("name"),
@@ -42,9 +41,8 @@ def _events(request: Request, admin: Admin, session: Session) -> dict[str, Any]:
     )
     listing = query.newest_first(
         lambda before_id, after_id, limit: service.events_page(
-            session, admin.scope, where, before_id=before_id, after_id=after_id, limit=limit
-        ),
-        key=attrgetter("id"),
+            session, page.scope, where, before_id=before_id, after_id=after_id, limit=limit
+        )
     )
     valid = not query.errors
     return {
@@ -58,15 +56,13 @@ def _events(request: Request, admin: Admin, session: Session) -> dict[str, Any]:
 
 
 @router.get("/integrations/segment")
-def segment_page(
-    request: Request, admin: Admin, database: DatabaseDep, key_cipher: KeyCipherDep
-) -> Response:
-    with database.read() as session:
+def segment_page(page: Page, key_cipher: KeyCipherDep) -> Response:
+    with page.database.read() as session:
         keys = [key for key in list_keys(session, key_cipher) if key.revoked_at is None and key.key]
-        events = _events(request, admin, session)
-    endpoint = f"{request.url.scheme}://{request.url.netloc}/inbound/segment"
+        events = _events(page, session)
+    endpoint = page.absolute_url("/inbound/segment")
     return render(
-        request,
+        page.request,
         "segment.html",
         400 if events["errors"] else 200,
         section="segment",
@@ -77,53 +73,45 @@ def segment_page(
 
 
 @router.get("/integrations/segment/events")
-def segment_events(request: Request, admin: Admin, database: DatabaseDep) -> Response:
+def segment_events(page: Page) -> Response:
     """The live list: htmx polls this fragment every two seconds, with the page's filters."""
-    with database.read() as session:
-        events = _events(request, admin, session)
-    return render(request, "_events.html", 400 if events["errors"] else 200, **events)
+    with page.database.read() as session:
+        events = _events(page, session)
+    return render(page.request, "_events.html", 400 if events["errors"] else 200, **events)
 
 
 @router.get("/events/{message_id:path}")
-def event_detail(
-    message_id: str, request: Request, admin: Admin, database: DatabaseDep
-) -> Response:
-    with database.read() as session:
-        event = service.event_of(session, admin.scope, message_id)
+def event_detail(message_id: str, page: Page) -> Response:
+    with page.database.read() as session:
+        event = service.event_of(session, page.scope, message_id)
         if event is None:
             raise NotFound(
-                f"No Segment event {message_id!r} in the {admin.scope.environment} environment.",
+                f"No Segment event {message_id!r} in the {page.scope.environment} environment.",
                 code="event_not_found",
             )
-        found = trace.of_event(session, admin.scope, event)
-    return render(request, "event.html", section="segment", event=event, trace=found)
+        found = trace.of_event(session, page.scope, event)
+    return render(page.request, "event.html", section="segment", event=event, trace=found)
 
 
-def _event_names_page(
-    request: Request,
-    admin: Admin,
-    database: Database,
-    status_code: int = 200,
-    error: str | None = None,
-) -> Response:
+def _event_names_page(page: Page, status_code: int = 200, error: str | None = None) -> Response:
     """Event names, those with the newest events first, a page at a time."""
-    query = ListQuery(request, f"{PREFIX}/event-names", NAMES_PAGE_SIZE)
-    with database.read() as session:
+    query = ListQuery(page.request, f"{PREFIX}/event-names", NAMES_PAGE_SIZE)
+    with page.database.read() as session:
         listing = query.newest_first(
             lambda before_id, after_id, limit: service.event_names_page(
-                session, admin.scope, before_id=before_id, after_id=after_id, limit=limit
+                session, page.scope, before_id=before_id, after_id=after_id, limit=limit
             ),
             key=attrgetter("newest_id"),
         )
         automations = [
-            automation.automation_id for automation, _ in service.automations(session, admin.scope)
+            automation.automation_id for automation, _ in service.automations(session, page.scope)
         ]
     if query.errors:
         return query.render(
-            request, "event_names.html", listing, section="names", automations=[], error=error
+            "event_names.html", listing, section="names", automations=[], error=error
         )
     return render(
-        request,
+        page.request,
         "event_names.html",
         status_code,
         section="names",
@@ -136,30 +124,25 @@ def _event_names_page(
 
 
 @router.get("/event-names")
-def event_names(request: Request, admin: Admin, database: DatabaseDep) -> Response:
-    return _event_names_page(request, admin, database)
+def event_names(page: Page) -> Response:
+    return _event_names_page(page)
 
 
 @router.post("/event-names/link")
-def link_automation(
-    request: Request, admin: Admin, form: CheckedForm, outbound: OutboundDep, database: DatabaseDep
-) -> Response:
+def link_automation(page: Page, form: CheckedForm, outbound: OutboundDep) -> Response:
     """The "+" button: add this event name to an automation's triggers."""
     name, automation_id = form_text(form, "event").strip(), form_text(form, "automation_id").strip()
     try:
-        with database.write() as (session, _):
-            service.link_trigger(session, admin.scope, automation_id, name, outbound)
+        with page.database.write() as (session, _):
+            service.link_trigger(session, page.scope, automation_id, name, outbound)
     except AppError as exc:
-        return _event_names_page(
-            request, admin, database, exc.status_code, f"{automation_id}: {exc.message}"
-        )
-    return RedirectResponse(f"{PREFIX}/event-names", status_code=303)
+        return _event_names_page(page, exc.status_code, f"{automation_id}: {exc.message}")
+    return see_other(f"{PREFIX}/event-names")
 
 
 @router.post("/event-names/create-automation")
 def create_automation(admin: Admin, form: CheckedForm) -> Response:
     """ "Create automation": open a new automation prefilled with the trigger and a send."""
-    return RedirectResponse(
-        f"{PREFIX}/automations/new?trigger={quote(form_text(form, 'event').strip(), safe='')}",
-        status_code=303,
+    return see_other(
+        f"{PREFIX}/automations/new?trigger={quote(form_text(form, 'event').strip(), safe='')}"
     )

@@ -4,20 +4,15 @@ the Lists API calls."""
 
 from __future__ import annotations
 
-from operator import attrgetter
-from urllib.parse import quote
+from fastapi import APIRouter
+from starlette.responses import Response
 
-from fastapi import APIRouter, Request
-from starlette.responses import RedirectResponse, Response
-
-from tidings.db import Database
-from tidings.dependencies import DatabaseDep
 from tidings.errors import AppError, BadRequest
 from tidings.list import service
 from tidings.list.repository import ListRepository
 from tidings.list.schemas import ListBody, SubscribeUserBody, preferences_document
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.dependencies import PREFIX, Page, page_path, see_other
 from tidings.studio.listing import ListQuery, empty
 from tidings.studio.validation import json_field, validated
 
@@ -35,20 +30,18 @@ FLASHES = {
 
 
 def list_path(list_id: str) -> str:
-    return f"{PREFIX}/lists/{quote(list_id, safe='')}"
+    return page_path("lists", list_id)
 
 
 def _lists_page(
-    request: Request,
-    admin: Admin,
-    database: Database,
+    page: Page,
     *,
     new: dict[str, str] | None = None,
     error: AppError | None = None,
     flash: str | None = None,
 ) -> Response:
     """The lists matching `pattern` (as GET /lists?pattern=), in creation order."""
-    query = ListQuery(request, f"{PREFIX}/lists", PAGE_SIZE)
+    query = ListQuery(page.request, f"{PREFIX}/lists", PAGE_SIZE)
     pattern = query.text("pattern")
     if pattern:
         try:
@@ -57,15 +50,13 @@ def _lists_page(
             query.errors["pattern"] = exc.message
     listing = empty()
     if not query.errors:
-        with database.read() as session:
+        with page.database.read() as session:
             listing = query.in_order(
                 lambda after_id, limit: service.find_lists(
-                    session, admin.scope, pattern, after_id, limit
-                ),
-                key=attrgetter("id"),
+                    session, page.scope, pattern, after_id, limit
+                )
             )
     return query.render(
-        request,
         "lists.html",
         listing,
         section="lists",
@@ -76,54 +67,48 @@ def _lists_page(
 
 
 @router.get("/lists")
-def list_lists(request: Request, admin: Admin, database: DatabaseDep, flash: str = "") -> Response:
-    return _lists_page(request, admin, database, flash=FLASHES.get(flash))
+def list_lists(page: Page) -> Response:
+    return _lists_page(page, flash=page.flash(FLASHES))
 
 
 @router.post("/lists")
-def create_list(
-    request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def create_list(page: Page, form: CheckedForm) -> Response:
     """A new list, as PUT /lists/{list_id}; refused when the id is taken (PUT would rename
     it)."""
     new = {"list_id": form_text(form, "list_id").strip(), "name": form_text(form, "name").strip()}
     try:
         service.check_list_id(new["list_id"])
         body = validated(ListBody, {"name": new["name"] or new["list_id"]})
-        with database.write() as (session, _):
-            if ListRepository(session).get(admin.scope, new["list_id"]) is not None:
+        with page.database.write() as (session, _):
+            if ListRepository(session).get(page.scope, new["list_id"]) is not None:
                 raise BadRequest(
                     f"A list {new['list_id']!r} exists already: open it to rename it.",
                     code="list_exists",
                     field="list_id",
                 )
-            service.put_list(session, admin.scope, new["list_id"], body.name)
+            service.put_list(session, page.scope, new["list_id"], body.name)
     except AppError as exc:
-        return _lists_page(request, admin, database, new=new, error=exc)
-    return RedirectResponse(f"{list_path(new['list_id'])}?flash=created", status_code=303)
+        return _lists_page(page, new=new, error=exc)
+    return see_other(list_path(new["list_id"]), "created")
 
 
 def _list_page(
-    request: Request,
-    admin: Admin,
-    database: Database,
+    page: Page,
     list_id: str,
     *,
     values: dict[str, str] | None = None,
     error: AppError | None = None,
     flash: str | None = None,
 ) -> Response:
-    query = ListQuery(request, list_path(list_id), SUBSCRIBERS_PAGE_SIZE)
-    with database.read() as session:
-        recipient_list = service.get_list(session, admin.scope, list_id)
+    query = ListQuery(page.request, list_path(list_id), SUBSCRIBERS_PAGE_SIZE)
+    with page.database.read() as session:
+        recipient_list = service.get_list(session, page.scope, list_id)
         listing = query.in_order(
             lambda after_id, limit: service.list_subscriptions(
-                session, admin.scope, list_id, after_id, limit
-            ),
-            key=attrgetter("id"),
+                session, page.scope, list_id, after_id, limit
+            )
         )
     return query.render(
-        request,
         "list.html",
         listing,
         section="lists",
@@ -135,25 +120,21 @@ def _list_page(
 
 
 @router.post("/lists/{list_id:path}/rename")
-def rename_list(
-    list_id: str, request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def rename_list(list_id: str, page: Page, form: CheckedForm) -> Response:
     """As PUT /lists/{list_id} on a list that exists."""
     values = {"name": form_text(form, "name").strip()}
     try:
         body = validated(ListBody, values)
-        with database.write() as (session, _):
-            service.get_list(session, admin.scope, list_id)
-            service.put_list(session, admin.scope, list_id, body.name)
+        with page.database.write() as (session, _):
+            service.get_list(session, page.scope, list_id)
+            service.put_list(session, page.scope, list_id, body.name)
     except AppError as exc:
-        return _list_page(request, admin, database, list_id, values=values, error=exc)
-    return RedirectResponse(f"{list_path(list_id)}?flash=renamed", status_code=303)
+        return _list_page(page, list_id, values=values, error=exc)
+    return see_other(list_path(list_id), "renamed")
 
 
 @router.post("/lists/{list_id:path}/subscribe")
-def subscribe_user(
-    list_id: str, request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def subscribe_user(list_id: str, page: Page, form: CheckedForm) -> Response:
     """As PUT /lists/{list_id}/subscriptions/{user_id}: preferences, when typed, replace the
     subscription's; left empty, they are kept."""
     values = {
@@ -169,34 +150,30 @@ def subscribe_user(
                 'For example `{"categories": {"news": {"status": "OPTED_OUT"}}}`.',
             )
             preferences = preferences_document(body.preferences)
-        with database.write() as (session, _):
-            service.get_list(session, admin.scope, list_id)
-            service.subscribe(session, admin.scope, list_id, values["user_id"], preferences)
+        with page.database.write() as (session, _):
+            service.get_list(session, page.scope, list_id)
+            service.subscribe(session, page.scope, list_id, values["user_id"], preferences)
     except AppError as exc:
-        return _list_page(request, admin, database, list_id, values=values, error=exc)
-    return RedirectResponse(f"{list_path(list_id)}?flash=subscribed", status_code=303)
+        return _list_page(page, list_id, values=values, error=exc)
+    return see_other(list_path(list_id), "subscribed")
 
 
 @router.post("/lists/{list_id:path}/unsubscribe")
-def unsubscribe_user(
-    list_id: str, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def unsubscribe_user(list_id: str, page: Page, form: CheckedForm) -> Response:
     """As DELETE /lists/{list_id}/subscriptions/{user_id}."""
-    with database.write() as (session, _):
-        service.unsubscribe(session, admin.scope, list_id, form_text(form, "user_id"))
-    return RedirectResponse(f"{list_path(list_id)}?flash=unsubscribed", status_code=303)
+    with page.database.write() as (session, _):
+        service.unsubscribe(session, page.scope, list_id, form_text(form, "user_id"))
+    return see_other(list_path(list_id), "unsubscribed")
 
 
 @router.post("/lists/{list_id:path}/delete")
-def delete_list(list_id: str, admin: Admin, form: CheckedForm, database: DatabaseDep) -> Response:
+def delete_list(list_id: str, page: Page, form: CheckedForm) -> Response:
     """As DELETE /lists/{list_id}: the list and every subscription to it, for good."""
-    with database.write() as (session, _):
-        service.delete_list(session, admin.scope, list_id)
-    return RedirectResponse(f"{PREFIX}/lists?flash=deleted", status_code=303)
+    with page.database.write() as (session, _):
+        service.delete_list(session, page.scope, list_id)
+    return see_other(f"{PREFIX}/lists", "deleted")
 
 
 @router.get("/lists/{list_id:path}")
-def list_detail(
-    list_id: str, request: Request, admin: Admin, database: DatabaseDep, flash: str = ""
-) -> Response:
-    return _list_page(request, admin, database, list_id, flash=FLASHES.get(flash))
+def list_detail(list_id: str, page: Page) -> Response:
+    return _list_page(page, list_id, flash=page.flash(FLASHES))

@@ -4,20 +4,19 @@ messages that were not sent (one, or those of a filtered list)."""
 from __future__ import annotations
 
 from datetime import timedelta
-from operator import attrgetter
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from sqlalchemy.orm import Session
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
-from tidings.dependencies import DatabaseDep, SettingsDep
+from tidings.dependencies import SettingsDep
 from tidings.errors import AppError
 from tidings.message import service as message_service
 from tidings.message.repository import MessageRepository
 from tidings.models import Message, MessageStatus
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.dependencies import PREFIX, Page, page_path, see_other
 from tidings.studio.listing import ListQuery, empty
 from tidings.studio.templating import render
 from tidings.studio.trace import sent_message
@@ -39,10 +38,10 @@ RESEND_AT_MOST = 200
 
 
 @router.get("/messages")
-def list_messages(request: Request, admin: Admin, database: DatabaseDep) -> Response:
+def list_messages(page: Page) -> Response:
     """The log, newest first, filtered by the query string's status, recipient, template
     (`notification`), tag and time enqueued (`from`, `to`)."""
-    query = ListQuery(request, f"{PREFIX}/messages", PAGE_SIZE)
+    query = ListQuery(page.request, f"{PREFIX}/messages", PAGE_SIZE)
     status = query.choice("status", STATUSES, "Status")
     recipient, notification, tag = (
         query.text("recipient"),
@@ -50,11 +49,11 @@ def list_messages(request: Request, admin: Admin, database: DatabaseDep) -> Resp
         query.text("tag"),
     )
     enqueued_from, enqueued_to = query.time("from", "From"), query.time("to", "To")
-    with database.read() as session:
+    with page.database.read() as session:
         repository = MessageRepository(session)
         listing = query.newest_first(
             lambda before_id, after_id, limit: repository.page(
-                admin.scope.environment_id,
+                page.scope.environment_id,
                 before_id=before_id,
                 after_id=after_id,
                 limit=limit,
@@ -64,27 +63,25 @@ def list_messages(request: Request, admin: Admin, database: DatabaseDep) -> Resp
                 tag=tag,
                 enqueued_from=enqueued_from,
                 enqueued_to=enqueued_to,
-            ),
-            key=attrgetter("id"),
+            )
         )
         if query.errors:
             listing = empty()
         messages = [sent_message(session, row) for row in listing.rows]
-        resent_as = _resent_as(session, admin.scope.environment_id, listing.rows)
+        resent_as = _resent_as(session, page.scope.environment_id, listing.rows)
     resendable = [
         row.message_id
         for row in listing.rows
         if row.status in message_service.RESENDABLE and row.message_id not in resent_as
     ]
-    resent, refused = (request.query_params.get(name, "") for name in ("resent", "refused"))
+    resent, refused = (page.request.query_params.get(name, "") for name in ("resent", "refused"))
     flash = None
     if resent.isdigit():
         flash = f"Resent {resent} message(s): each links to its new message below."
         if refused.isdigit() and int(refused):
             flash += f" {refused} could not be resent: already resent, or no longer failed."
-    template = "_messages.html" if request.headers.get("hx-request") else "messages.html"
+    template = "_messages.html" if page.fragment else "messages.html"
     return query.render(
-        request,
         template,
         listing,
         section="messages",
@@ -108,16 +105,14 @@ def _resent_as(session: Session, environment_id: str, rows: list[Message]) -> di
     }
 
 
-def _message_page(
-    request: Request, admin: Admin, database: DatabaseDep, message_id: str, flash: str | None
-) -> Response:
-    with database.read() as session:
-        message = message_service.get_message(session, admin.scope, message_id)
+def _message_page(page: Page, message_id: str, flash: str | None) -> Response:
+    with page.database.read() as session:
+        message = message_service.get_message(session, page.scope, message_id)
         sent = sent_message(session, message)
-        resent_as = _resent_as(session, admin.scope.environment_id, [message]).get(message_id)
+        resent_as = _resent_as(session, page.scope.environment_id, [message]).get(message_id)
     resend_of = next((entry["resend_of"] for entry in sent.history if entry.get("resend_of")), None)
     return render(
-        request,
+        page.request,
         "message.html",
         section="messages",
         sent=sent,
@@ -131,65 +126,56 @@ def _message_page(
 
 
 @router.get("/messages/{message_id}")
-def message_detail(
-    message_id: str, request: Request, admin: Admin, database: DatabaseDep
-) -> Response:
-    return _message_page(request, admin, database, message_id, None)
+def message_detail(message_id: str, page: Page) -> Response:
+    return _message_page(page, message_id, None)
 
 
 def _resend(
-    database: DatabaseDep, admin: Admin, settings: SettingsDep, message_ids: list[str]
+    page: Page, settings: SettingsDep, message_ids: list[str]
 ) -> tuple[list[str], list[str]]:
     """Resend each message (as POST /messages/{id}/resend) in one unit of work; the new
     messages' ids, and why each refused one was refused."""
     resent, refused = [], []
-    with database.write() as (session, outbox):
+    with page.database.write() as (session, outbox):
         for message_id in message_ids:
             try:
                 # Refused before it writes anything, so the others go on.
                 accepted = message_service.resend(
                     session,
-                    admin.scope,
+                    page.scope,
                     message_id,
-                    by=f"Studio: {admin.email}",
+                    by=f"Studio: {page.admin.email}",
                     message_timeout=timedelta(seconds=settings.message_timeout_seconds),
                 )
             except AppError as exc:
                 refused.append(exc.message)
                 continue
-            outbox.add_messages([accepted], admin.scope.environment_id)
+            outbox.add_messages([accepted], page.scope.environment_id)
             resent.append(accepted.message_id)
     return resent, refused
 
 
 @router.post("/messages/resend")
-def resend_messages(
-    request: Request,
-    admin: Admin,
-    form: CheckedForm,
-    database: DatabaseDep,
-    settings: SettingsDep,
-) -> Response:
+def resend_messages(page: Page, form: CheckedForm, settings: SettingsDep) -> Response:
     """ "Resend these N messages" of a filtered list: back to the list, with its filters
     (the query string), where each resent message links to its new one."""
     message_ids = [item for item in form_text(form, "message_ids").split(",") if item.strip()]
-    resent, refused = _resend(database, admin, settings, message_ids[:RESEND_AT_MOST])
-    back = f"{PREFIX}/messages?{request.url.query}&" if request.url.query else f"{PREFIX}/messages?"
+    resent, refused = _resend(page, settings, message_ids[:RESEND_AT_MOST])
+    back = (
+        f"{PREFIX}/messages?{page.request.url.query}&"
+        if page.request.url.query
+        else f"{PREFIX}/messages?"
+    )
     outcome = urlencode({"resent": len(resent), "refused": len(refused)})
-    return RedirectResponse(f"{back}{outcome}", status_code=303)
+    return see_other(f"{back}{outcome}")
 
 
 @router.post("/messages/{message_id}/resend")
 def resend_message(
-    message_id: str,
-    request: Request,
-    admin: Admin,
-    form: CheckedForm,
-    database: DatabaseDep,
-    settings: SettingsDep,
+    message_id: str, page: Page, form: CheckedForm, settings: SettingsDep
 ) -> Response:
     """Resend one message; on to the new message's page, or back with why it was refused."""
-    resent, refused = _resend(database, admin, settings, [message_id])
+    resent, refused = _resend(page, settings, [message_id])
     if not resent:
-        return _message_page(request, admin, database, message_id, refused[0])
-    return RedirectResponse(f"{PREFIX}/messages/{quote(resent[0], safe='')}", status_code=303)
+        return _message_page(page, message_id, refused[0])
+    return see_other(page_path("messages", resent[0]))

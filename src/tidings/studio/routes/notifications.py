@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from operator import attrgetter
 from typing import Any
-from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, Response
 
 from tidings.automation import references
-from tidings.db import Database
-from tidings.dependencies import DatabaseDep, SettingsDep
+from tidings.dependencies import SettingsDep
 from tidings.engagement import service as engagement_service
 from tidings.errors import AppError, BadRequest
 from tidings.event.service import preview_data
@@ -29,9 +26,9 @@ from tidings.notification.schemas import NotificationBody
 from tidings.profile.repository import ProfileRepository
 from tidings.studio import service
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.dependencies import PREFIX, Page, page_path, see_other
 from tidings.studio.listing import ListQuery
-from tidings.studio.templating import render
+from tidings.studio.templating import render, render_form
 from tidings.template.render import CHANNEL_FIELDS as RENDERED_FIELDS
 from tidings.template.render import RenderContext
 from tidings.workspace.service import Scope
@@ -41,6 +38,7 @@ router = APIRouter()
 PAGE_SIZE = 100
 # The picker of the preview's event lists the newest; a search field finds any other.
 PICKER_SIZE = 20
+FLASHES = {"saved": "Saved.", "sent": "Test message sent: see Messages."}
 
 # The fields of each channel the editor offers: those the renderer renders, in its order but
 # for email's text before its HTML.
@@ -142,32 +140,29 @@ def body_from_form(form: FormData) -> NotificationBody:
 
 
 def _editor(
-    request: Request,
-    admin: Admin,
-    database: Database,
+    page: Page,
     values: dict[str, str],
     *,
     new: bool,
     error: AppError | None = None,
     flash: str | None = None,
 ) -> Response:
-    with database.read() as session:
-        events = service.recent_events(session, admin.scope, PICKER_SIZE)
-        sent_by = [] if new else references.automations_sending(session, admin.scope, values["id"])
+    with page.database.read() as session:
+        events = service.recent_events(session, page.scope, PICKER_SIZE)
+        sent_by = [] if new else references.automations_sending(session, page.scope, values["id"])
         tracking_default = engagement_service.environment_tracking(
-            session, admin.scope.environment_id
+            session, page.scope.environment_id
         )
-    return render(
-        request,
+    return render_form(
+        page.request,
         "notification_edit.html",
-        error.status_code if error else 200,
+        error,
         section="notifications",
         values={"id": "", "name": "", **values},
         editor_channels=EDITOR_CHANNELS,
         channels=CHANNEL_FIELDS,
         json_fields=JSON_FIELDS,
         new=new,
-        error=error,
         events=events,
         flash=flash,
         sent_by=sent_by,
@@ -176,60 +171,51 @@ def _editor(
 
 
 @router.get("/notifications")
-def list_notifications(request: Request, admin: Admin, database: DatabaseDep) -> Response:
-    query = ListQuery(request, f"{PREFIX}/notifications", PAGE_SIZE)
-    with database.read() as session:
+def list_notifications(page: Page) -> Response:
+    query = ListQuery(page.request, f"{PREFIX}/notifications", PAGE_SIZE)
+    with page.database.read() as session:
         repository = NotificationRepository(session)
         listing = query.in_order(
-            lambda after_id, limit: repository.page(admin.scope, after_id, limit),
-            key=attrgetter("id"),
+            lambda after_id, limit: repository.page(page.scope, after_id, limit)
         )
-    return query.render(request, "notifications.html", listing, section="notifications")
+    return query.render("notifications.html", listing, section="notifications")
 
 
 @router.get("/notifications/new")
-def new_notification(request: Request, admin: Admin, database: DatabaseDep) -> Response:
-    return _editor(request, admin, database, {}, new=True)
+def new_notification(page: Page) -> Response:
+    return _editor(page, {}, new=True)
 
 
 @router.get("/notifications/{notification_id}")
-def edit_notification(
-    notification_id: str, request: Request, admin: Admin, database: DatabaseDep, flash: str = ""
-) -> Response:
-    with database.read() as session:
-        notification = notification_service.get(session, admin.scope, notification_id)
+def edit_notification(notification_id: str, page: Page) -> Response:
+    with page.database.read() as session:
+        notification = notification_service.get(session, page.scope, notification_id)
     return _editor(
-        request,
-        admin,
-        database,
+        page,
         form_values(notification),
         new=False,
-        flash={"saved": "Saved.", "sent": "Test message sent: see Messages."}.get(flash),
+        flash=page.flash(FLASHES),
     )
 
 
 @router.post("/notifications")
-def save_notification(
-    request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def save_notification(page: Page, form: CheckedForm) -> Response:
     notification_id = form_text(form, "id").strip()
     new = form_text(form, "new") == "1"
     try:
         if not notification_id:
             raise BadRequest("Give the template an id, e.g. welcome.", field="id")
         body = body_from_form(form)
-        with database.write() as (session, _):
-            existing = NotificationRepository(session).get(admin.scope, notification_id)
+        with page.database.write() as (session, _):
+            existing = NotificationRepository(session).get(page.scope, notification_id)
             if new and existing is not None:
                 raise BadRequest(f"A template {notification_id!r} already exists.", field="id")
-            notification_service.save(session, admin.scope, notification_id, body)
+            notification_service.save(session, page.scope, notification_id, body)
     except AppError as exc:
         # The form as submitted, so that nothing typed is lost.
         values = {name: value for name, value in form.multi_items() if isinstance(value, str)}
-        return _editor(request, admin, database, values, new=new, error=exc)
-    return RedirectResponse(
-        f"{PREFIX}/notifications/{quote(notification_id, safe='')}?flash=saved", status_code=303
-    )
+        return _editor(page, values, new=new, error=exc)
+    return see_other(page_path("notifications", notification_id), "saved")
 
 
 def _picked(form: FormData) -> str:
@@ -257,7 +243,7 @@ NO_HTML = "<p style='font-family: sans-serif; color: #5b6475'>This template has 
 
 
 @router.post("/notifications/email-frame")
-def email_frame(admin: Admin, form: CheckedForm, database: DatabaseDep) -> Response:
+def email_frame(page: Page, form: CheckedForm) -> Response:
     """The form's unsaved email HTML, rendered as the preview renders it, for the preview's
     frame (the preview itself shows it as source)."""
     try:
@@ -265,48 +251,51 @@ def email_frame(admin: Admin, form: CheckedForm, database: DatabaseDep) -> Respo
         content = {key: value for key, value in content_from_form(form).items() if key == "email"}
     except BadRequest:
         content = {}
-    rendering = _rendering(admin, database, content, _picked(form))
+    rendering = _rendering(page, content, _picked(form))
     html = rendering.channels.get("email", {}).get("html") or NO_HTML
     return HTMLResponse(html, headers=EMAIL_FRAME_HEADERS)
 
 
 @router.post("/notifications/{notification_id}/delete")
-def delete_notification(
-    notification_id: str, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def delete_notification(notification_id: str, page: Page, form: CheckedForm) -> Response:
     """As DELETE /notifications/{id}; messages already made keep their history."""
-    with database.write() as (session, _):
-        if not NotificationRepository(session).delete(admin.scope, notification_id):
+    with page.database.write() as (session, _):
+        if not NotificationRepository(session).delete(page.scope, notification_id):
             raise notification_service.not_found(notification_id)
-    return RedirectResponse(f"{PREFIX}/notifications", status_code=303)
+    return see_other(f"{PREFIX}/notifications")
 
 
 def _rendering(
-    admin: Admin, database: Database, content: dict[str, Any], event_id: str
+    page: Page, content: dict[str, Any], event_id: str
 ) -> notification_service.Rendering:
     """Content rendered as a preview: with the picked event's data, user and stored profile."""
     profile: dict[str, Any] = {}
-    with database.read() as session:
-        data, recipient = _event_data(session, admin.scope, event_id)
+    with page.database.read() as session:
+        data, recipient = _event_data(session, page.scope, event_id)
         if recipient is not None:
-            stored = ProfileRepository(session).get(admin.scope, recipient)
+            stored = ProfileRepository(session).get(page.scope, recipient)
             profile = {**(stored.data if stored else {}), "user_id": recipient}
     context = RenderContext(data=data, profile=profile, recipient=recipient, urls={})
     return notification_service.render_all(content, context, strict=False)
 
 
 @router.post("/notifications/preview")
-def preview(request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep) -> Response:
+def preview(page: Page, form: CheckedForm) -> Response:
     """The live preview: the form's unsaved content, rendered with a received event's data."""
     try:
         content = content_from_form(form)
     except BadRequest as exc:
         return render(
-            request, "_preview.html", rendered={}, errors={}, dropped_links=[], invalid=exc.message
+            page.request,
+            "_preview.html",
+            rendered={},
+            errors={},
+            dropped_links=[],
+            invalid=exc.message,
         )
-    rendering = _rendering(admin, database, content, _picked(form))
+    rendering = _rendering(page, content, _picked(form))
     return render(
-        request,
+        page.request,
         "_preview.html",
         rendered=rendering.channels,
         errors=rendering.errors,
@@ -327,18 +316,13 @@ def _test_data(form: FormData, event_data: dict[str, Any]) -> dict[str, Any]:
 
 @router.post("/notifications/{notification_id}/test-send")
 def test_send(
-    notification_id: str,
-    request: Request,
-    admin: Admin,
-    form: CheckedForm,
-    database: DatabaseDep,
-    settings: SettingsDep,
+    notification_id: str, page: Page, form: CheckedForm, settings: SettingsDep
 ) -> Response:
     """Send the saved template to one user, as POST /send would, with typed data or the data
     of the event picked for the preview (and its user, when none is typed)."""
     try:
-        with database.write() as (session, outbox):
-            event_data, event_user = _event_data(session, admin.scope, _picked(form))
+        with page.database.write() as (session, outbox):
+            event_data, event_user = _event_data(session, page.scope, _picked(form))
             user_id = form_text(form, "user_id").strip() or event_user
             if not user_id:
                 raise BadRequest(
@@ -354,25 +338,23 @@ def test_send(
             )
             _, messages = message_service.accept_send(
                 session,
-                admin.scope,
+                page.scope,
                 spec,
                 message_timeout=timedelta(seconds=settings.message_timeout_seconds),
-                source={"type": "studio", "admin": admin.admin_id},
+                source={"type": "studio", "admin": page.admin.admin_id},
             )
-            outbox.add_messages(messages, admin.scope.environment_id)
+            outbox.add_messages(messages, page.scope.environment_id)
             message_ids = [message.message_id for message in messages]
     except AppError as exc:
-        return render(request, "_test_send.html", exc.status_code, error=exc.message, ids=[])
-    return render(request, "_test_send.html", error=None, ids=message_ids)
+        return render(page.request, "_test_send.html", exc.status_code, error=exc.message, ids=[])
+    return render(page.request, "_test_send.html", error=None, ids=message_ids)
 
 
 @router.get("/notifications/test-sends/{message_id}")
-def test_send_outcome(
-    message_id: str, request: Request, admin: Admin, database: DatabaseDep
-) -> Response:
+def test_send_outcome(message_id: str, page: Page) -> Response:
     """A test message's status as it progresses: the fragment polls itself until the message
     is sent or has ended."""
-    with database.read() as session:
-        message = message_service.get_message(session, admin.scope, message_id)
+    with page.database.read() as session:
+        message = message_service.get_message(session, page.scope, message_id)
     settled = message.status == MessageStatus.SENT or message.status in MessageStatus.FINAL
-    return render(request, "_test_send_outcome.html", message=message, settled=settled)
+    return render(page.request, "_test_send_outcome.html", message=message, settled=settled)

@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from operator import attrgetter
 from typing import Any
-from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from sqlalchemy.orm import Session
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
-from tidings.db import Database
-from tidings.dependencies import DatabaseDep
 from tidings.errors import AppError, BadRequest
 from tidings.eventstore.repository import EventRepository
 from tidings.identity import service as identity_service
@@ -26,9 +22,8 @@ from tidings.profile import service as profile_service
 from tidings.profile.repository import ProfileRepository
 from tidings.profile.schemas import PatchBody, ProfileBody
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Admin
-from tidings.studio.listing import Listing, ListQuery, empty
-from tidings.studio.templating import render
+from tidings.studio.dependencies import PREFIX, Page, page_path, see_other
+from tidings.studio.listing import Listing, ListQuery
 from tidings.studio.validation import json_field, validated
 from tidings.tenant import service as tenant_service
 from tidings.workspace.service import Scope
@@ -50,26 +45,22 @@ FLASHES = {
 
 
 def profile_path(user_id: str) -> str:
-    return f"{PREFIX}/profiles/{quote(user_id, safe='')}"
+    return page_path("profiles", user_id)
 
 
 @router.get("/profiles")
-def search_profiles(
-    request: Request, admin: Admin, database: DatabaseDep, flash: str = ""
-) -> Response:
+def search_profiles(page: Page) -> Response:
     """Profiles matching `q`, most recently updated first, a page at a time."""
-    query = ListQuery(request, f"{PREFIX}/profiles", PAGE_SIZE)
+    query = ListQuery(page.request, f"{PREFIX}/profiles", PAGE_SIZE)
     q = query.text("q") or ""
-    with database.read() as session:
+    with page.database.read() as session:
         repository = ProfileRepository(session)
         listing = query.by_time(
-            lambda before, limit: repository.search_page(admin.scope, q, before, limit),
+            lambda before, limit: repository.search_page(page.scope, q, before, limit),
             key=lambda profile: (profile.updated_at, profile.id),
         )
-    template = "_profiles.html" if request.headers.get("hx-request") else "profiles.html"
-    return query.render(
-        request, template, listing, section="profiles", q=q, flash=FLASHES.get(flash)
-    )
+    template = "_profiles.html" if page.fragment else "profiles.html"
+    return query.render(template, listing, section="profiles", q=q, flash=page.flash(FLASHES))
 
 
 def _tab_listing(
@@ -81,8 +72,7 @@ def _tab_listing(
         return query.newest_first(
             lambda before_id, after_id, limit: events.user_page(
                 scope, user_id, before_id=before_id, after_id=after_id, limit=limit
-            ),
-            key=attrgetter("id"),
+            )
         )
     if tab == "messages":
         messages = MessageRepository(session)
@@ -93,8 +83,7 @@ def _tab_listing(
                 after_id=after_id,
                 limit=limit,
                 recipient=user_id,
-            ),
-            key=attrgetter("id"),
+            )
         )
     read: Callable[[int | None, int], Sequence[Any]]
     if tab == "lists":
@@ -106,7 +95,7 @@ def _tab_listing(
         read = lambda after_id, limit: tenant_service.list_memberships(  # noqa: E731
             session, scope, user_id, after_id, limit
         )
-        return query.in_order(read, key=attrgetter("id"))
+        return query.in_order(read)
 
     def preferences(after_id: int | None, limit: int) -> list[tuple[Any, Any]]:
         # Each topic (for its id, the page's cursor) with the user's preference for it, as
@@ -119,62 +108,53 @@ def _tab_listing(
 
 
 def _profile_page(
-    request: Request,
-    admin: Admin,
-    database: Database,
+    page: Page,
     user_id: str,
     *,
     edit: dict[str, str] | None = None,
     error: AppError | None = None,
     flash: str | None = None,
 ) -> Response:
-    query = ListQuery(request, profile_path(user_id), PROFILE_PAGE_SIZE)
+    query = ListQuery(page.request, profile_path(user_id), PROFILE_PAGE_SIZE)
     tab = query.choice("show", TABS, "List") or TABS[0]
-    with database.read() as session:
-        profile = ProfileRepository(session).get(admin.scope, user_id)
-        listing = _tab_listing(query, session, admin.scope, user_id, tab)
+    with page.database.read() as session:
+        profile = ProfileRepository(session).get(page.scope, user_id)
+        listing = _tab_listing(query, session, page.scope, user_id, tab)
     if edit is None:
         document = profile.data if profile is not None else {}
         edit = {"profile": json.dumps(document, indent=2, ensure_ascii=False), "mode": "merge"}
-    status = error.status_code if error else 400 if query.errors else 200
-    return render(
-        request,
+    return query.render(
         "profile.html",
-        status,
+        listing,
+        refused=error,
         section="profiles",
         user_id=user_id,
         profile=profile,
         tab=tab,
         tabs=TABS,
-        listing=empty() if query.errors else listing,
-        filters=query.values,
-        errors=query.errors,
         edit=edit,
-        error=error,
         flash=flash,
     )
 
 
 @router.post("/profiles/{user_id:path}/save")
-def save_profile(
-    user_id: str, request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def save_profile(user_id: str, page: Page, form: CheckedForm) -> Response:
     """Store the edited profile: Merge as POST /profiles/{user_id}, Replace as PUT, Patch
     (the text is a JSON Patch) as PATCH."""
     edit = {"profile": form_text(form, "profile"), "mode": form_text(form, "mode")}
     try:
-        with database.write() as (session, _):
+        with page.database.write() as (session, _):
             if edit["mode"] == "merge":
                 profile_service.merge_profile(
-                    session, admin.scope, user_id, profile_document(edit["profile"])
+                    session, page.scope, user_id, profile_document(edit["profile"])
                 )
             elif edit["mode"] == "replace":
                 profile_service.replace_profile(
-                    session, admin.scope, user_id, profile_document(edit["profile"])
+                    session, page.scope, user_id, profile_document(edit["profile"])
                 )
             elif edit["mode"] == "patch":
                 profile_service.patch_profile(
-                    session, admin.scope, user_id, patch_operations(edit["profile"])
+                    session, page.scope, user_id, patch_operations(edit["profile"])
                 )
             else:
                 raise BadRequest(
@@ -185,8 +165,8 @@ def save_profile(
                 )
     except AppError as exc:
         # The form as typed, so that nothing is lost.
-        return _profile_page(request, admin, database, user_id, edit=edit, error=exc)
-    return RedirectResponse(f"{profile_path(user_id)}?flash={edit['mode']}", status_code=303)
+        return _profile_page(page, user_id, edit=edit, error=exc)
+    return see_other(profile_path(user_id), edit["mode"])
 
 
 def profile_document(text: str) -> dict[str, Any]:
@@ -212,17 +192,13 @@ def patch_operations(text: str) -> list[dict[str, Any]]:
 
 
 @router.post("/profiles/{user_id:path}/delete")
-def delete_profile(
-    user_id: str, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def delete_profile(user_id: str, page: Page, form: CheckedForm) -> Response:
     """As DELETE /profiles/{user_id}: the user is erased as a Segment delete erases them."""
-    with database.write() as (session, _):
-        identity_service.delete_profile(session, admin.scope, user_id)
-    return RedirectResponse(f"{PREFIX}/profiles?flash=deleted", status_code=303)
+    with page.database.write() as (session, _):
+        identity_service.delete_profile(session, page.scope, user_id)
+    return see_other(f"{PREFIX}/profiles", "deleted")
 
 
 @router.get("/profiles/{user_id:path}")
-def profile_detail(
-    user_id: str, request: Request, admin: Admin, database: DatabaseDep, flash: str = ""
-) -> Response:
-    return _profile_page(request, admin, database, user_id, flash=FLASHES.get(flash))
+def profile_detail(user_id: str, page: Page) -> Response:
+    return _profile_page(page, user_id, flash=page.flash(FLASHES))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from tidings.db import Database
 from tidings.dependencies import AuthLimitsDep, DatabaseDep, client_address
@@ -11,7 +11,7 @@ from tidings.errors import AppError
 from tidings.models import AdminUser
 from tidings.studio import auth, csrf
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, SESSION_KEY, Admin, safe_next
+from tidings.studio.dependencies import PREFIX, SESSION_KEY, Page, safe_next, see_other
 from tidings.studio.templating import render
 
 router = APIRouter()
@@ -19,7 +19,7 @@ router = APIRouter()
 
 @router.get("/", include_in_schema=False)
 def home() -> Response:
-    return RedirectResponse(f"{PREFIX}/integrations/segment", status_code=303)
+    return see_other(f"{PREFIX}/integrations/segment")
 
 
 @router.get("/sign-in")
@@ -55,7 +55,7 @@ def sign_in(
         page.headers.update(exc.headers or {})
         return page
     _start(request, database, admin_id)
-    return RedirectResponse(next_path, status_code=303)
+    return see_other(next_path)
 
 
 @router.get("/sign-in/link")
@@ -88,7 +88,7 @@ def use_sign_in_link(request: Request, form: CheckedForm, database: DatabaseDep)
             error=exc.message,
         )
     _start(request, database, admin_id)
-    return RedirectResponse(f"{PREFIX}/integrations/segment", status_code=303)
+    return see_other(f"{PREFIX}/integrations/segment")
 
 
 @router.post("/sign-out")
@@ -98,13 +98,11 @@ def sign_out(request: Request, form: CheckedForm, database: DatabaseDep) -> Resp
         with database.write() as (session, _):
             auth.end_session(session, token)
     request.session.clear()
-    return RedirectResponse(f"{PREFIX}/sign-in", status_code=303)
+    return see_other(f"{PREFIX}/sign-in")
 
 
 @router.post("/environment")
-def switch_environment(
-    request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
-    with database.write() as (session, _):
-        auth.switch_environment(session, admin, form_text(form, "environment"))
-    return RedirectResponse(safe_next(form_text(form, "next")), status_code=303)
+def switch_environment(page: Page, form: CheckedForm) -> Response:
+    with page.database.write() as (session, _):
+        auth.switch_environment(session, page.admin, form_text(form, "environment"))
+    return see_other(safe_next(form_text(form, "next")))

@@ -4,18 +4,14 @@ that /suppressions calls."""
 
 from __future__ import annotations
 
-from operator import attrgetter
-
 from fastapi import APIRouter, Depends, Request
 from starlette.datastructures import UploadFile
-from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
-from tidings.db import Database
-from tidings.dependencies import DatabaseDep
 from tidings.errors import AppError, BadRequest, PayloadTooLarge
 from tidings.provider.base import CHANNELS
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.dependencies import PREFIX, Page, see_other
 from tidings.studio.listing import ListQuery, empty
 from tidings.suppression import service
 
@@ -29,9 +25,7 @@ MULTIPART_OVERHEAD = 64 * 1024
 
 
 def _page(
-    request: Request,
-    admin: Admin,
-    database: Database,
+    page: Page,
     *,
     new: dict[str, str] | None = None,
     error: AppError | None = None,
@@ -39,27 +33,25 @@ def _page(
     flash: str | None = None,
     status_code: int | None = None,
 ) -> Response:
-    query = ListQuery(request, PATH, PAGE_SIZE)
+    query = ListQuery(page.request, PATH, PAGE_SIZE)
     channel = query.choice("channel", CHANNELS, "Channel")
     address = query.text("address")
     topic_id = query.text("topic_id")
     listing = empty()
     if not query.errors:
-        with database.read() as session:
+        with page.database.read() as session:
             listing = query.in_order(
                 lambda after_id, limit: service.page(
                     session,
-                    admin.scope,
+                    page.scope,
                     channel=channel,
                     address_prefix=address,
                     topic_id=topic_id,
                     after_id=after_id,
                     limit=limit,
-                ),
-                key=attrgetter("id"),
+                )
             )
     response = query.render(
-        request,
         "suppressions.html",
         listing,
         section="suppressions",
@@ -76,16 +68,12 @@ def _page(
 
 
 @router.get("/suppressions")
-def list_suppressions(
-    request: Request, admin: Admin, database: DatabaseDep, flash: str = ""
-) -> Response:
-    return _page(request, admin, database, flash=FLASHES.get(flash))
+def list_suppressions(page: Page) -> Response:
+    return _page(page, flash=page.flash(FLASHES))
 
 
 @router.post("/suppressions")
-def add_suppression(
-    request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def add_suppression(page: Page, form: CheckedForm) -> Response:
     """As POST /suppressions with one entry (reason MANUAL, source studio)."""
     new = {
         name: form_text(form, name).strip() for name in ("channel", "address", "topic_id", "detail")
@@ -97,37 +85,35 @@ def add_suppression(
             topic_id=new["topic_id"] or None,
             detail=new["detail"] or None,
         )
-        with database.write() as (session, _):
-            service.add(session, admin.scope, [entry], service.SOURCE_STUDIO)
+        with page.database.write() as (session, _):
+            service.add(session, page.scope, [entry], service.SOURCE_STUDIO)
     except AppError as exc:
-        return _page(request, admin, database, new=new, error=exc)
-    return RedirectResponse(f"{PATH}?flash=added", status_code=303)
+        return _page(page, new=new, error=exc)
+    return see_other(PATH, "added")
 
 
 @router.post("/suppressions/remove")
-def remove_suppression(
-    request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def remove_suppression(page: Page, form: CheckedForm) -> Response:
     """As DELETE /suppressions/{channel}/{address}?topic_id=…: the one entry shown."""
     try:
-        with database.write() as (session, _):
+        with page.database.write() as (session, _):
             service.remove(
                 session,
-                admin.scope,
+                page.scope,
                 form_text(form, "channel"),
                 form_text(form, "address"),
                 form_text(form, "topic_id"),
             )
     except AppError as exc:
-        return _page(request, admin, database, error=exc)
-    return RedirectResponse(f"{PATH}?flash=removed", status_code=303)
+        return _page(page, error=exc)
+    return see_other(PATH, "removed")
 
 
 @router.get("/suppressions.csv")
-def export_suppressions(admin: Admin, database: DatabaseDep) -> StreamingResponse:
+def export_suppressions(page: Page) -> StreamingResponse:
     """As GET /suppressions.csv."""
     return StreamingResponse(
-        service.export_csv(database, admin.scope),
+        service.export_csv(page.database, page.scope),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="suppressions.csv"'},
     )
@@ -147,21 +133,19 @@ def refuse_large_upload(request: Request) -> None:
 
 
 @router.post("/suppressions/import", dependencies=[Depends(refuse_large_upload)])
-def import_suppressions(
-    request: Request, admin: Admin, database: DatabaseDep, form: CheckedForm
-) -> Response:
+def import_suppressions(page: Page, form: CheckedForm) -> Response:
     """As POST /suppressions/import, with the file chosen in the form."""
     try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile) or not upload.filename:
             raise BadRequest("Choose a CSV file to import.", code="csv_missing", field="file")
         entries = service.parse_csv(upload.file.read(service.MAX_IMPORT_BYTES + 1))
-        with database.write() as (session, _):
-            imported = service.import_entries(session, admin.scope, entries, service.SOURCE_IMPORT)
+        with page.database.write() as (session, _):
+            imported = service.import_entries(session, page.scope, entries, service.SOURCE_IMPORT)
     except AppError as exc:
-        return _page(request, admin, database, import_error=exc)
+        return _page(page, import_error=exc)
     flash = (
         f"Imported {imported.rows} {'entry' if imported.rows == 1 else 'entries'}: "
         f"{imported.added} new, {imported.existing} already on the list."
     )
-    return _page(request, admin, database, flash=flash)
+    return _page(page, flash=flash)

@@ -3,25 +3,21 @@ the preference service that /preferences/topics calls."""
 
 from __future__ import annotations
 
-from operator import attrgetter
 from typing import get_args
-from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import TypeAdapter, ValidationError
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
-from tidings.db import Database
-from tidings.dependencies import DatabaseDep
 from tidings.errors import AppError, BadRequest
 from tidings.preference import service
 from tidings.preference.endpoints import TopicId
 from tidings.preference.repository import PreferenceRepository
 from tidings.preference.schemas import DefaultStatus, TopicBody
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.dependencies import PREFIX, Page, page_path, see_other
 from tidings.studio.listing import ListQuery
-from tidings.studio.templating import render
+from tidings.studio.templating import render_form
 from tidings.studio.validation import validated
 
 router = APIRouter()
@@ -35,7 +31,7 @@ _TOPIC_ID = TypeAdapter(TopicId)
 
 
 def topic_path(topic_id: str) -> str:
-    return f"{PREFIX}/topics/{quote(topic_id, safe='')}"
+    return page_path("topics", topic_id)
 
 
 def check_topic_id(topic_id: str) -> None:
@@ -67,22 +63,18 @@ def _topic_body(values: dict[str, str]) -> TopicBody:
 
 
 def _topics_page(
-    request: Request,
-    admin: Admin,
-    database: Database,
+    page: Page,
     *,
     new: dict[str, str] | None = None,
     error: AppError | None = None,
     flash: str | None = None,
 ) -> Response:
-    query = ListQuery(request, f"{PREFIX}/topics", PAGE_SIZE)
-    with database.read() as session:
+    query = ListQuery(page.request, f"{PREFIX}/topics", PAGE_SIZE)
+    with page.database.read() as session:
         listing = query.in_order(
-            lambda after_id, limit: service.list_topics(session, admin.scope, after_id, limit),
-            key=attrgetter("id"),
+            lambda after_id, limit: service.list_topics(session, page.scope, after_id, limit)
         )
     return query.render(
-        request,
         "topics.html",
         listing,
         section="topics",
@@ -94,14 +86,12 @@ def _topics_page(
 
 
 @router.get("/topics")
-def list_topics(request: Request, admin: Admin, database: DatabaseDep, flash: str = "") -> Response:
-    return _topics_page(request, admin, database, flash=FLASHES.get(flash))
+def list_topics(page: Page) -> Response:
+    return _topics_page(page, flash=page.flash(FLASHES))
 
 
 @router.post("/topics")
-def create_topic(
-    request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def create_topic(page: Page, form: CheckedForm) -> Response:
     """A new topic, as PUT /preferences/topics/{topic_id}; refused when the id is taken
     (PUT would replace that topic)."""
     new = {
@@ -112,55 +102,48 @@ def create_topic(
     try:
         check_topic_id(new["topic_id"])
         body = _topic_body(new)
-        with database.write() as (session, _):
-            if PreferenceRepository(session).topic(admin.scope.environment_id, new["topic_id"]):
+        with page.database.write() as (session, _):
+            if PreferenceRepository(session).topic(page.scope.environment_id, new["topic_id"]):
                 raise BadRequest(
                     f"A topic {new['topic_id']!r} exists already: open it to edit it.",
                     code="topic_exists",
                     field="topic_id",
                 )
-            service.save_topic(
-                session, admin.scope, new["topic_id"], body.name, body.default_status
-            )
+            service.save_topic(session, page.scope, new["topic_id"], body.name, body.default_status)
     except AppError as exc:
-        return _topics_page(request, admin, database, new=new, error=exc)
-    return RedirectResponse(f"{topic_path(new['topic_id'])}?flash=created", status_code=303)
+        return _topics_page(page, new=new, error=exc)
+    return see_other(topic_path(new["topic_id"]), "created")
 
 
 def _topic_page(
-    request: Request,
-    admin: Admin,
-    database: Database,
+    page: Page,
     topic_id: str,
     *,
     values: dict[str, str] | None = None,
     error: AppError | None = None,
     flash: str | None = None,
 ) -> Response:
-    with database.read() as session:
-        topic = service.get_topic(session, admin.scope, topic_id)
+    with page.database.read() as session:
+        topic = service.get_topic(session, page.scope, topic_id)
         used_by = PreferenceRepository(session).notifications_using(
-            admin.scope.environment_id, topic_id, limit=SHOWN_TEMPLATES + 1
+            page.scope.environment_id, topic_id, limit=SHOWN_TEMPLATES + 1
         )
-    return render(
-        request,
+    return render_form(
+        page.request,
         "topic.html",
-        error.status_code if error else 200,
+        error,
         section="topics",
         topic=topic,
         values=values or {"name": topic.name, "default_status": topic.default_status},
         statuses=STATUSES,
         used_by=used_by[:SHOWN_TEMPLATES],
         more_users=len(used_by) > SHOWN_TEMPLATES,
-        error=error,
         flash=flash,
     )
 
 
 @router.post("/topics/{topic_id:path}/save")
-def save_topic(
-    topic_id: str, request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def save_topic(topic_id: str, page: Page, form: CheckedForm) -> Response:
     """As PUT /preferences/topics/{topic_id} on a topic that exists: its name and default."""
     values = {
         "name": form_text(form, "name").strip(),
@@ -168,29 +151,25 @@ def save_topic(
     }
     try:
         body = _topic_body(values)
-        with database.write() as (session, _):
-            service.get_topic(session, admin.scope, topic_id)
-            service.save_topic(session, admin.scope, topic_id, body.name, body.default_status)
+        with page.database.write() as (session, _):
+            service.get_topic(session, page.scope, topic_id)
+            service.save_topic(session, page.scope, topic_id, body.name, body.default_status)
     except AppError as exc:
-        return _topic_page(request, admin, database, topic_id, values=values, error=exc)
-    return RedirectResponse(f"{topic_path(topic_id)}?flash=saved", status_code=303)
+        return _topic_page(page, topic_id, values=values, error=exc)
+    return see_other(topic_path(topic_id), "saved")
 
 
 @router.post("/topics/{topic_id:path}/delete")
-def delete_topic(
-    topic_id: str, request: Request, admin: Admin, form: CheckedForm, database: DatabaseDep
-) -> Response:
+def delete_topic(topic_id: str, page: Page, form: CheckedForm) -> Response:
     """As DELETE /preferences/topics/{topic_id}: refused (409) while a template uses it."""
     try:
-        with database.write() as (session, _):
-            service.delete_topic(session, admin.scope, topic_id)
+        with page.database.write() as (session, _):
+            service.delete_topic(session, page.scope, topic_id)
     except AppError as exc:
-        return _topic_page(request, admin, database, topic_id, error=exc)
-    return RedirectResponse(f"{PREFIX}/topics?flash=deleted", status_code=303)
+        return _topic_page(page, topic_id, error=exc)
+    return see_other(f"{PREFIX}/topics", "deleted")
 
 
 @router.get("/topics/{topic_id:path}")
-def topic_detail(
-    topic_id: str, request: Request, admin: Admin, database: DatabaseDep, flash: str = ""
-) -> Response:
-    return _topic_page(request, admin, database, topic_id, flash=FLASHES.get(flash))
+def topic_detail(topic_id: str, page: Page) -> Response:
+    return _topic_page(page, topic_id, flash=page.flash(FLASHES))

@@ -13,30 +13,30 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from tidings.automation import service as automation_service
 from tidings.automation.repository import AutomationRepository
-from tidings.db import Database
-from tidings.dependencies import DatabaseDep, OutboundDep
+from tidings.dependencies import OutboundDep
 from tidings.errors import AppError
 from tidings.models import AutomationVersion, NotificationVersion
 from tidings.notification import service as notification_service
 from tidings.notification.repository import NotificationRepository
 from tidings.studio.csrf import CheckedForm
-from tidings.studio.dependencies import PREFIX, Admin
+from tidings.studio.dependencies import Page, page_path, see_other
 from tidings.studio.listing import Listing, ListQuery
-from tidings.studio.templating import render
+from tidings.studio.templating import render_form
 from tidings.workspace.service import Scope
 
 router = APIRouter()
 
 PAGE_SIZE = 50
+Owner = TypeVar("Owner", contravariant=True)
+Row = TypeVar("Row", covariant=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +70,15 @@ class History:
 
     @property
     def url(self) -> str:
-        return f"{PREFIX}/{self.section}/{quote(self.object_id, safe='')}/versions"
+        return history_url(self.section, self.object_id)
 
     @property
     def edit_url(self) -> str:
-        return f"{PREFIX}/{self.section}/{quote(self.object_id, safe='')}"
+        return page_path(self.section, self.object_id)
+
+
+def history_url(section: str, object_id: str) -> str:
+    return f"{page_path(section, object_id)}/versions"
 
 
 def _template_version(row: NotificationVersion) -> Version:
@@ -93,57 +97,74 @@ def _automation_version(row: AutomationVersion) -> Version:
     return Version(row.version, row.created_at, row.saved_by, row.restored_from, document)
 
 
-def _template_history(session: Session, scope: Scope, notification_id: str) -> History:
-    notification = notification_service.get(session, scope, notification_id)
-    repository = NotificationRepository(session)
+class VersionStore(Protocol[Owner, Row]):
+    """The version queries a repository answers for one kind of versioned object."""
+
+    def version(self, owner: Owner, number: int, /) -> Row | None: ...
+
+    def version_page(
+        self, owner: Owner, after_version: int | None, limit: int, /
+    ) -> Sequence[Row]: ...
+
+    def versions_before(
+        self, owner: Owner, before_version: int | None, limit: int, /
+    ) -> Sequence[Row]: ...
+
+
+def _history(
+    owner: Owner,
+    store: VersionStore[Owner, Row],
+    as_version: Callable[[Row], Version],
+    *,
+    label: str,
+    section: str,
+    object_id: str,
+    name: str,
+    current: int,
+) -> History:
+    """The History of `owner`, whose versions `store` reads and `as_version` shows."""
 
     def read_page(before: int | None, after: int | None, limit: int) -> list[Version]:
         rows = (
-            repository.version_page(notification, after, limit)
+            store.version_page(owner, after, limit)
             if after is not None
-            else repository.versions_before(notification, before, limit)
+            else store.versions_before(owner, before, limit)
         )
-        return [_template_version(row) for row in rows]
+        return [as_version(row) for row in rows]
 
     def read_one(number: int) -> Version | None:
-        row = repository.version(notification, number)
-        return _template_version(row) if row is not None else None
+        row = store.version(owner, number)
+        return as_version(row) if row is not None else None
 
-    return History(
-        "template",
-        "notifications",
-        notification_id,
-        notification.name,
-        repository.latest_version_number(notification),
-        read_page,
-        read_one,
+    return History(label, section, object_id, name, current, read_page, read_one)
+
+
+def _template_history(session: Session, scope: Scope, notification_id: str) -> History:
+    notification = notification_service.get(session, scope, notification_id)
+    repository = NotificationRepository(session)
+    return _history(
+        notification,
+        repository,
+        _template_version,
+        label="template",
+        section="notifications",
+        object_id=notification_id,
+        name=notification.name,
+        current=repository.latest_version_number(notification),
     )
 
 
 def _automation_history(session: Session, scope: Scope, automation_id: str) -> History:
     automation, _ = automation_service.get(session, scope, automation_id)
-    repository = AutomationRepository(session)
-
-    def read_page(before: int | None, after: int | None, limit: int) -> list[Version]:
-        rows = (
-            repository.version_page(automation, after, limit)
-            if after is not None
-            else repository.versions_before(automation, before, limit)
-        )
-        return [_automation_version(row) for row in rows]
-
-    def read_one(number: int) -> Version | None:
-        row = repository.version(automation, number)
-        return _automation_version(row) if row is not None else None
-
-    return History(
-        "automation",
-        "automations",
-        automation_id,
-        automation.name,
-        automation.current_version,
-        read_page,
-        read_one,
+    return _history(
+        automation,
+        AutomationRepository(session),
+        _automation_version,
+        label="automation",
+        section="automations",
+        object_id=automation_id,
+        name=automation.name,
+        current=automation.current_version,
     )
 
 
@@ -212,17 +233,11 @@ def _flash(request: Request, history: History) -> str | None:
 
 
 def _history_page(
-    request: Request,
-    admin: Admin,
-    database: Database,
-    section: str,
-    object_id: str,
-    *,
-    error: AppError | None = None,
+    page: Page, section: str, object_id: str, *, error: AppError | None = None
 ) -> Response:
-    with database.read() as session:
-        history = READERS[section](session, admin.scope, object_id)
-        query = ListQuery(request, history.url, PAGE_SIZE)
+    with page.database.read() as session:
+        history = READERS[section](session, page.scope, object_id)
+        query = ListQuery(page.request, history.url, PAGE_SIZE)
         newer = _number(query, "b", "To version", history)
         older = _number(query, "a", "From version", history)
         if newer is None:
@@ -233,84 +248,76 @@ def _history_page(
         new = history.read_one(newer)
         assert new is not None
         listing: Listing[Version] = query.newest_first(history.read_page, key=attrgetter("number"))
-    status_code = error.status_code if error else (400 if query.errors else 200)
-    return render(
-        request,
+    return render_form(
+        page.request,
         "versions.html",
-        status_code,
+        error,
+        400 if query.errors else 200,
         section=history.section,
         history=history,
         listing=listing,
         errors=query.errors,
-        error=error,
         older=older,
         newer=newer,
         diff=diff_lines(old, new),
-        flash=_flash(request, history),
+        flash=_flash(page.request, history),
     )
 
 
 @router.get("/notifications/{notification_id}/versions")
-def template_history(
-    notification_id: str, request: Request, admin: Admin, database: DatabaseDep
-) -> Response:
-    return _history_page(request, admin, database, "notifications", notification_id)
+def template_history(notification_id: str, page: Page) -> Response:
+    return _history_page(page, "notifications", notification_id)
 
 
 @router.get("/automations/{automation_id}/versions")
-def automation_history(
-    automation_id: str, request: Request, admin: Admin, database: DatabaseDep
+def automation_history(automation_id: str, page: Page) -> Response:
+    return _history_page(page, "automations", automation_id)
+
+
+def _restore(
+    page: Page,
+    section: str,
+    object_id: str,
+    number: int,
+    restore: Callable[[Session], tuple[Any, AutomationVersion | NotificationVersion, str]],
 ) -> Response:
-    return _history_page(request, admin, database, "automations", automation_id)
-
-
-def _restored(history_url: str, number: int, saved: int, outcome: str) -> Response:
+    """Save version `number`'s content as a new version, through `restore`; back to the
+    history, which says what was saved (`_flash`), or the history with the refusal."""
+    try:
+        with page.database.write() as (session, _):
+            _, saved, outcome = restore(session)
+            saved_number = saved.version
+    except AppError as exc:
+        return _history_page(page, section, object_id, error=exc)
     unchanged = "&unchanged=1" if outcome == "unchanged" else ""
-    return RedirectResponse(
-        f"{history_url}?restored={number}&saved={saved}{unchanged}", status_code=303
+    return see_other(
+        f"{history_url(section, object_id)}?restored={number}&saved={saved_number}{unchanged}"
     )
 
 
 @router.post("/notifications/{notification_id}/versions/{number}/restore")
-def restore_template(
-    notification_id: str,
-    number: int,
-    request: Request,
-    admin: Admin,
-    form: CheckedForm,
-    database: DatabaseDep,
-) -> Response:
+def restore_template(notification_id: str, number: int, page: Page, form: CheckedForm) -> Response:
     """As POST /notifications/{id}/versions/{version}/restore."""
-    try:
-        with database.write() as (session, _):
-            _, saved, outcome = notification_service.restore(
-                session, admin.scope, notification_id, number
-            )
-            saved_number = saved.version
-    except AppError as exc:
-        return _history_page(request, admin, database, "notifications", notification_id, error=exc)
-    url = f"{PREFIX}/notifications/{quote(notification_id, safe='')}/versions"
-    return _restored(url, number, saved_number, outcome)
+    return _restore(
+        page,
+        "notifications",
+        notification_id,
+        number,
+        lambda session: notification_service.restore(session, page.scope, notification_id, number),
+    )
 
 
 @router.post("/automations/{automation_id}/versions/{number}/restore")
 def restore_automation(
-    automation_id: str,
-    number: int,
-    request: Request,
-    admin: Admin,
-    form: CheckedForm,
-    database: DatabaseDep,
-    outbound: OutboundDep,
+    automation_id: str, number: int, page: Page, form: CheckedForm, outbound: OutboundDep
 ) -> Response:
     """As POST /automations/{id}/versions/{version}/restore."""
-    try:
-        with database.write() as (session, _):
-            _, saved, outcome = automation_service.restore(
-                session, admin.scope, automation_id, number, outbound=outbound
-            )
-            saved_number = saved.version
-    except AppError as exc:
-        return _history_page(request, admin, database, "automations", automation_id, error=exc)
-    url = f"{PREFIX}/automations/{quote(automation_id, safe='')}/versions"
-    return _restored(url, number, saved_number, outcome)
+    return _restore(
+        page,
+        "automations",
+        automation_id,
+        number,
+        lambda session: automation_service.restore(
+            session, page.scope, automation_id, number, outbound=outbound
+        ),
+    )

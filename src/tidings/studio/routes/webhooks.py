@@ -11,16 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from cryptography.fernet import Fernet
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from starlette.datastructures import FormData
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
-from tidings.db import Database
-from tidings.dependencies import ConfigCipherDep, DatabaseDep, OutboundDep
+from tidings.dependencies import ConfigCipherDep, OutboundDep
 from tidings.errors import AppError
 from tidings.studio.csrf import CheckedForm, form_text
-from tidings.studio.dependencies import PREFIX, Admin
-from tidings.studio.templating import render
+from tidings.studio.dependencies import PREFIX, Page, see_other
+from tidings.studio.templating import render_form
 from tidings.webhook_out import service
 from tidings.webhook_out.events import EVENT_TYPES
 
@@ -40,43 +39,38 @@ def _event_types(form: FormData) -> list[str]:
     return [value for value in form.getlist("event_types") if isinstance(value, str)]
 
 
-def _log(database: Database, admin: Admin, endpoint_id: str | None) -> list[dict[str, Any]]:
-    with database.read() as session:
-        page = service.deliveries(session, admin.scope, None, LOG_ROWS, endpoint_id=endpoint_id)
-        return [service.delivery_view(row) for row in page.rows]
+def _log(page: Page, endpoint_id: str | None) -> list[dict[str, Any]]:
+    with page.database.read() as session:
+        found = service.deliveries(session, page.scope, None, LOG_ROWS, endpoint_id=endpoint_id)
+        return [service.delivery_view(row) for row in found.rows]
 
 
 def _list_page(
-    request: Request,
-    admin: Admin,
-    database: Database,
+    page: Page,
     fernet: Fernet,
     *,
     error: AppError | None = None,
     values: dict[str, Any] | None = None,
     flash: str | None = None,
 ) -> Response:
-    with database.read() as session:
-        endpoints = [service.view(fernet, row) for row in service.listing(session, admin.scope)]
-    return render(
-        request,
+    with page.database.read() as session:
+        endpoints = [service.view(fernet, row) for row in service.listing(session, page.scope)]
+    return render_form(
+        page.request,
         "webhooks.html",
-        error.status_code if error else 200,
+        error,
         section="webhooks",
         endpoints=endpoints,
         by_id={endpoint["id"]: endpoint for endpoint in endpoints},
-        deliveries=_log(database, admin, None),
+        deliveries=_log(page, None),
         event_types=EVENT_TYPES,
-        error=error,
         values=values or {"event_types": []},
         flash=flash,
     )
 
 
 def _endpoint_page(
-    request: Request,
-    admin: Admin,
-    database: Database,
+    page: Page,
     fernet: Fernet,
     endpoint_id: str,
     *,
@@ -85,18 +79,18 @@ def _endpoint_page(
     error: AppError | None = None,
     flash: str | None = None,
 ) -> Response:
-    with database.read() as session:
-        endpoint = service.view(fernet, service.get(session, admin.scope, endpoint_id))
-    return render(
-        request,
+    with page.database.read() as session:
+        endpoint = service.view(fernet, service.get(session, page.scope, endpoint_id))
+    return render_form(
+        page.request,
         "webhook.html",
-        error.status_code if error else status_code,
+        error,
+        status_code,
         section="webhooks",
         endpoint=endpoint,
-        deliveries=_log(database, admin, endpoint_id),
+        deliveries=_log(page, endpoint_id),
         event_types=EVENT_TYPES,
         new_secret=new_secret,
-        error=error,
         flash=flash,
     )
 
@@ -105,34 +99,23 @@ EndpointId = Path(max_length=40)
 
 
 @router.get("/webhooks")
-def webhooks_page(
-    request: Request,
-    admin: Admin,
-    database: DatabaseDep,
-    config_cipher: ConfigCipherDep,
-    flash: str = "",
-) -> Response:
-    return _list_page(request, admin, database, config_cipher, flash=FLASHES.get(flash))
+def webhooks_page(page: Page, config_cipher: ConfigCipherDep) -> Response:
+    return _list_page(page, config_cipher, flash=page.flash(FLASHES))
 
 
 @router.post("/webhooks")
 def create_endpoint(
-    request: Request,
-    admin: Admin,
-    form: CheckedForm,
-    database: DatabaseDep,
-    config_cipher: ConfigCipherDep,
-    outbound: OutboundDep,
+    page: Page, form: CheckedForm, config_cipher: ConfigCipherDep, outbound: OutboundDep
 ) -> Response:
     """Register an endpoint; its page answers, with the secret shown this once."""
     url, description = form_text(form, "url"), form_text(form, "description")
     event_types = _event_types(form)
     values = {"url": url, "description": description, "event_types": event_types}
     try:
-        with database.write() as (session, _):
+        with page.database.write() as (session, _):
             row, secret = service.create(
                 session,
-                admin.scope,
+                page.scope,
                 config_cipher,
                 outbound,
                 url=url,
@@ -141,42 +124,31 @@ def create_endpoint(
             )
             endpoint_id = row.id
     except AppError as exc:
-        return _list_page(request, admin, database, config_cipher, error=exc, values=values)
-    return _endpoint_page(
-        request, admin, database, config_cipher, endpoint_id, status_code=201, new_secret=secret
-    )
+        return _list_page(page, config_cipher, error=exc, values=values)
+    return _endpoint_page(page, config_cipher, endpoint_id, status_code=201, new_secret=secret)
 
 
 @router.get("/webhooks/{endpoint_id}")
 def endpoint_page(
-    request: Request,
-    admin: Admin,
-    database: DatabaseDep,
-    config_cipher: ConfigCipherDep,
-    endpoint_id: str = EndpointId,
-    flash: str = "",
+    page: Page, config_cipher: ConfigCipherDep, endpoint_id: str = EndpointId
 ) -> Response:
-    return _endpoint_page(
-        request, admin, database, config_cipher, endpoint_id, flash=FLASHES.get(flash)
-    )
+    return _endpoint_page(page, config_cipher, endpoint_id, flash=page.flash(FLASHES))
 
 
 @router.post("/webhooks/{endpoint_id}")
 def save_endpoint(
-    request: Request,
-    admin: Admin,
+    page: Page,
     form: CheckedForm,
-    database: DatabaseDep,
     config_cipher: ConfigCipherDep,
     outbound: OutboundDep,
     endpoint_id: str = EndpointId,
 ) -> Response:
     """Save the URL, description, event types and whether it is enabled."""
     try:
-        with database.write() as (session, _):
+        with page.database.write() as (session, _):
             service.update(
                 session,
-                admin.scope,
+                page.scope,
                 outbound,
                 endpoint_id,
                 url=form_text(form, "url"),
@@ -185,53 +157,42 @@ def save_endpoint(
                 enabled=form_text(form, "enabled") == "on",
             )
     except AppError as exc:
-        return _endpoint_page(request, admin, database, config_cipher, endpoint_id, error=exc)
-    return RedirectResponse(f"{WEBHOOKS_PAGE}/{endpoint_id}?flash=saved", status_code=303)
+        return _endpoint_page(page, config_cipher, endpoint_id, error=exc)
+    return see_other(f"{WEBHOOKS_PAGE}/{endpoint_id}", "saved")
 
 
 @router.post("/webhooks/{endpoint_id}/rotate")
 def rotate_secret(
-    request: Request,
-    admin: Admin,
-    form: CheckedForm,
-    database: DatabaseDep,
-    config_cipher: ConfigCipherDep,
-    endpoint_id: str = EndpointId,
+    page: Page, form: CheckedForm, config_cipher: ConfigCipherDep, endpoint_id: str = EndpointId
 ) -> Response:
     """A new secret, shown this once; the previous one still signs for 24 hours."""
-    with database.write() as (session, _):
-        _, secret = service.rotate_secret(session, admin.scope, config_cipher, endpoint_id)
-    return _endpoint_page(
-        request, admin, database, config_cipher, endpoint_id, status_code=201, new_secret=secret
-    )
+    with page.database.write() as (session, _):
+        _, secret = service.rotate_secret(session, page.scope, config_cipher, endpoint_id)
+    return _endpoint_page(page, config_cipher, endpoint_id, status_code=201, new_secret=secret)
 
 
 @router.post("/webhooks/{endpoint_id}/delete")
-def delete_endpoint(
-    admin: Admin, form: CheckedForm, database: DatabaseDep, endpoint_id: str = EndpointId
-) -> Response:
-    with database.write() as (session, _):
-        service.delete(session, admin.scope, endpoint_id)
-    return RedirectResponse(f"{WEBHOOKS_PAGE}?flash=deleted", status_code=303)
+def delete_endpoint(page: Page, form: CheckedForm, endpoint_id: str = EndpointId) -> Response:
+    with page.database.write() as (session, _):
+        service.delete(session, page.scope, endpoint_id)
+    return see_other(WEBHOOKS_PAGE, "deleted")
 
 
 @router.post("/webhook-deliveries/{delivery_id}/replay")
 def replay_delivery(
-    request: Request,
-    admin: Admin,
+    page: Page,
     form: CheckedForm,
-    database: DatabaseDep,
     config_cipher: ConfigCipherDep,
     delivery_id: int = Path(ge=1, lt=2**63),
 ) -> Response:
     """Queue the delivery's event to its endpoint again; back to the page it was asked from."""
     back = form_text(form, "back")
     try:
-        with database.write() as (session, outbox):
-            row = service.replay(session, outbox, admin.scope, delivery_id)
+        with page.database.write() as (session, outbox):
+            row = service.replay(session, outbox, page.scope, delivery_id)
             endpoint_id = row.endpoint_id
     except AppError as exc:
-        return _list_page(request, admin, database, config_cipher, error=exc)
+        return _list_page(page, config_cipher, error=exc)
     if back == "list":
-        return RedirectResponse(f"{WEBHOOKS_PAGE}?flash=replayed", status_code=303)
-    return RedirectResponse(f"{WEBHOOKS_PAGE}/{endpoint_id}?flash=replayed", status_code=303)
+        return see_other(WEBHOOKS_PAGE, "replayed")
+    return see_other(f"{WEBHOOKS_PAGE}/{endpoint_id}", "replayed")
