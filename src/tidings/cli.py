@@ -46,11 +46,22 @@ def _settings(**overrides: Any) -> Settings:
         raise click.ClickException(f"invalid setting: {problems}") from exc
 
 
+# How long a thread holding the interpreter keeps it while another waits (Python's default:
+# 5 ms). A serving process runs the event loop, the ingest writer, consumer and delivery
+# threads; each time one comes back from SQLite or a socket it waits for the interpreter, and
+# a message's way through crosses several such hand-overs, so with the default each request
+# and message could wait milliseconds at each. Shorter turns cost a little more switching and
+# keep those waits short (docs/architecture.md, "Short turns at the interpreter").
+SWITCH_INTERVAL_SECONDS = 0.0002
+
+
 def _prepare(settings: Settings) -> Runtime:
-    """The whole runtime, on a migrated database: for the commands that run the app or jobs."""
+    """The whole runtime, on a migrated database: for the commands that run the app or jobs,
+    whose threads take shorter turns at the interpreter (SWITCH_INTERVAL_SECONDS)."""
     from tidings.migrate import upgrade
     from tidings.runtime import build_runtime
 
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
     runtime = build_runtime(settings)
     upgrade(runtime.database)
     return runtime
