@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,21 @@ def test_ingest_to_processing_through_the_storage(tmp_path: Path, job_storage: s
 def test_unknown_storage_is_a_clear_configuration_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="TIDINGS_JOB_STORAGE"):
         build_huey(Settings(data_dir=tmp_path, job_storage="kafka://nowhere"))
+
+
+def test_an_idle_worker_thread_wakes_when_its_process_queues_a_job(tmp_path: Path) -> None:
+    """A consumer thread polling the SQLite queue sleeps until its next poll, unless a job
+    queued by this process wakes it: here the poll is an hour away."""
+    runtime = build_runtime(Settings(data_dir=tmp_path / "data", job_storage="sqlite"))
+    try:
+        consumer = runtime.jobs.consumer(1, embedded=True)
+        (worker, _), *_ = consumer.worker_threads
+        worker.delay = worker.max_delay = 3600.0
+        sleeping = threading.Thread(target=worker.sleep, daemon=True)
+        sleeping.start()
+        runtime.jobs.enqueue_events([1])
+        sleeping.join(timeout=60)
+        assert not sleeping.is_alive()
+        assert runtime.jobs.huey.pending_count() == 1
+    finally:
+        runtime.close()

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from huey import Huey, PostgresHuey, PriorityRedisHuey, SqliteHuey, crontab
-from huey.consumer import Consumer
+from huey.consumer import Consumer, Worker
 from huey.storage import PriorityRedisStorage, SqliteStorage
 
 from tidings.automation import membership, runs, schedules
@@ -153,6 +153,9 @@ class JobEngine:
         self.pace: Callable[[], bool] = no_pause
         self._recent = RecentlyProcessed()
         self.fair_share = FairShare()
+        # Set when this process queues a job to run now: its idle consumer threads, which
+        # poll a SQLite queue, take it at once rather than at their next poll.
+        self.wake = threading.Event()
         # Provider calls, off the consumer threads while a consumer runs (jobs/deliveries.py).
         self.deliveries = DeliveryPool(context, self.settings.delivery_threads)
         # Outbound webhook requests, on threads of their own (jobs/webhooks.py).
@@ -195,6 +198,7 @@ class JobEngine:
         try:
             if eta is None:
                 task(argument, priority=priority)
+                self.wake.set()
             else:
                 task.schedule(args=(argument,), eta=eta, priority=priority)
         except Exception:
@@ -529,14 +533,15 @@ class JobEngine:
         return consumer_class(
             self.deliveries,
             self.webhooks,
+            self.wake,
             self.huey,
             workers=workers,
             worker_type="thread",
             periodic=True,
             initial_delay=0.02,
             backoff=1.5,
-            # A polled (SQLite) queue: an idle thread sleeps at most 50 ms, which is what an
-            # event's first queue hop waits at low rates.
+            # A polled (SQLite) queue: an idle thread sleeps at most 50 ms, unless this
+            # process queues a job (`wake`); a job another process queued waits that long.
             max_delay=0.05 if not blocking else 1.0,
             check_worker_health=True,
         )
@@ -564,15 +569,47 @@ def _keeping_here() -> Iterator[_Here]:
         _here.reset(token)
 
 
+class _WakingWorker(Worker):  # type: ignore[misc]
+    """A Huey worker thread whose idle sleep ends early when its process queues a job."""
+
+    def __init__(self, wake: threading.Event, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.wake = wake
+
+    def sleep(self) -> None:
+        delay = min(self.delay, self.max_delay)
+        if self.wake.wait(delay):
+            self.wake.clear()  # this thread now dequeues; a job queued meanwhile sets it again
+        self.delay = delay * self.backoff
+
+
 class TidingsConsumer(Consumer):  # type: ignore[misc]
-    """Huey's consumer, with the delivery and webhook pools running while it does."""
+    """Huey's consumer, with the delivery and webhook pools running while it does, and
+    worker threads that `wake` takes out of their idle sleep."""
 
     def __init__(
-        self, deliveries: DeliveryPool, webhooks: WebhookPool, *args: Any, **kwargs: Any
+        self,
+        deliveries: DeliveryPool,
+        webhooks: WebhookPool,
+        wake: threading.Event,
+        *args: Any,
+        **kwargs: Any,
     ) -> None:
+        self.wake = wake  # before Huey's constructor, which creates the workers
         super().__init__(*args, **kwargs)
         self.deliveries = deliveries
         self.webhooks = webhooks
+
+    def _create_worker(self) -> Worker:
+        return _WakingWorker(
+            self.wake,
+            huey=self.huey,
+            stop_flag=self.stop_flag,
+            default_delay=self.default_delay,
+            max_delay=self.max_delay,
+            backoff=self.backoff,
+            max_tasks=self.max_tasks,
+        )
 
     def start(self) -> None:
         self.deliveries.start()
