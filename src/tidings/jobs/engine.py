@@ -572,6 +572,11 @@ def _keeping_here() -> Iterator[_Here]:
 class _WakingWorker(Worker):  # type: ignore[misc]
     """A Huey worker thread whose idle sleep ends early when its process queues a job."""
 
+    # Huey's, set by its constructor: the next idle sleep, its bound and its growth.
+    delay: float
+    max_delay: float
+    backoff: float
+
     def __init__(self, wake: threading.Event, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.wake = wake
