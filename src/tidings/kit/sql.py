@@ -69,7 +69,9 @@ def insert_loaded(session: Session, row: Any) -> None:
     writes everything else pending in the unit of work. An attribute left unset takes its
     column's scalar default (None without one), set on the row too so that nothing is left
     to load; a column with a default computed in Python or in SQL is left to the INSERT, and
-    its attribute is loaded when first read."""
+    its attribute is loaded when first read. The statement, built once per table and set of
+    columns, runs on the driver's cursor (`DriverStatement`): an automation run is inserted
+    this way for each event that starts one."""
     state = inspect_mapped(row)
     values = {}
     for attribute in state.mapper.column_attrs:
@@ -81,21 +83,29 @@ def insert_loaded(session: Session, row: Any) -> None:
             default = column.default
             if column.server_default is not None or (default is not None and not default.is_scalar):
                 continue
-            setattr(row, key, default.arg if default is not None else None)
+            # Into the row's dict, past the attribute events: the row is about to be marked
+            # loaded as it stands (make_transient_to_detached).
+            state.dict[key] = default.arg if default is not None else None
         values[column.key] = state.dict[key]
     (key_column,) = state.mapper.primary_key
     key_attribute = state.mapper.get_property_by_column(key_column).key
-    statement = _insert_returning_key(state.mapper.local_table)
-    setattr(row, key_attribute, session.connection().execute(statement, values).scalar_one())
+    statement = _insert_returning_key(state.mapper.local_table, tuple(values))
+    connection = session.connection()
+    cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        ((new_key,),) = statement.rows(cursor, connection.dialect, **values)
+    finally:
+        cursor.close()
+    setattr(row, key_attribute, new_key)
     make_transient_to_detached(row)
     session.add(row)
 
 
 @functools.cache
-def _insert_returning_key(table: Table) -> Any:
-    """Built once per table: building a statement per call costs more than running it."""
+def _insert_returning_key(table: Table, columns: tuple[str, ...]) -> DriverStatement:
+    """Built once per table and set of columns."""
     (key,) = table.primary_key.columns
-    return insert(table).returning(key)
+    return DriverStatement.of(insert(table).returning(key), columns)
 
 
 # Rows of one multi-row INSERT, and values of one IN (…) list.
@@ -322,15 +332,25 @@ def keyset_page(
 class DriverStatement:
     """Fixed SQL, compiled once per dialect and run on the driver's own cursor.
 
-    For the hot path of recording a send, where SQLAlchemy's per-execution work (building
-    the statement, its cache key, the execution context, result handling) cost several
-    times more than SQLite spends on the SQL. Values still go through the column types'
-    bind processors, so they are stored exactly as the ORM stores them.
+    For hot paths (recording a send, inserting a run), where SQLAlchemy's per-execution work
+    (building the statement, its cache key, the execution context, result handling) cost
+    several times more than SQLite spends on the SQL. Values still go through the column
+    types' bind processors, so they are stored exactly as the ORM stores them.
     """
 
     def __init__(self, sql: str, **types: TypeEngine[Any]) -> None:
-        self.clause = text(sql).bindparams(*(bindparam(name, type_=t) for name, t in types.items()))
+        self.clause: Any = text(sql).bindparams(
+            *(bindparam(name, type_=t) for name, t in types.items())
+        )
+        self._columns: tuple[str, ...] | None = None
         self._compiled: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {}
+
+    @classmethod
+    def of(cls, clause: Any, columns: Sequence[str]) -> DriverStatement:
+        """A Core INSERT or UPDATE given values for `columns` (its bind names)."""
+        statement = cls("")
+        statement.clause, statement._columns = clause, tuple(columns)
+        return statement
 
     def execute(self, cursor: Any, dialect: Dialect, **values: Any) -> int:
         """Run with `values`; returns the driver's row count."""
@@ -348,7 +368,10 @@ class DriverStatement:
         return list(cursor.fetchall())
 
     def _compile(self, dialect: Dialect) -> tuple[str, Callable[[dict[str, Any]], Any]]:
-        compiled = self.clause.compile(dialect=dialect)
+        if self._columns is None:
+            compiled = self.clause.compile(dialect=dialect)
+        else:
+            compiled = self.clause.compile(dialect=dialect, column_keys=list(self._columns))
         processors = {
             name: bind.type.dialect_impl(dialect).bind_processor(dialect)
             for name, bind in compiled.binds.items()
