@@ -197,6 +197,30 @@ def test_a_consumer_lease_re_drives_the_work_of_a_worker_whose_lease_expires(
         assert session.scalars(select(WorkerLease)).all() == []
 
 
+def test_work_a_dead_worker_claimed_after_its_last_heartbeat_is_re_driven_a_period_later(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's sweep claimed a message (its jobs died with the worker) after the worker's
+    last heartbeat. When its lease is found expired, that claim is younger than a lease
+    period, and the re-drive leaves it to the claiming sweep; the one a period later takes it."""
+    monkeypatch.setattr(runtime.settings, "worker_lease_seconds", 0.5)
+    _lease(runtime, "dies-after-a-sweep", age_seconds=0)
+    message = _message(runtime, "m-claimed")
+    with runtime.database.write() as (session, _):
+        claimed = session.get(Message, message)
+        assert claimed is not None
+        # Claimed 0.4 s after the last heartbeat, so about 0.1 s before the lease expires.
+        claimed.swept_at = utcnow() + timedelta(seconds=0.4)
+    redriven = _recording(runtime, monkeypatch, "messages")
+    runtime.jobs.start_lease()
+    try:
+        wait_for(lambda: "m-claimed" in redriven, what="the claimed message's re-drive")
+        with runtime.database.read() as session:
+            assert session.get(WorkerLease, "dies-after-a-sweep") is None
+    finally:
+        runtime.jobs.stop_lease()
+
+
 def _run(runtime: Runtime, owner: str | None, updated_seconds_ago: float) -> int:
     updated = utcnow() - timedelta(seconds=updated_seconds_ago)
     with runtime.database.write() as (session, _):

@@ -7,7 +7,10 @@ lease id (`message_delivery.owner`). A lease not renewed for `TIDINGS_WORKER_LEA
 has expired: its process is gone (or stalled that long), and the sweeper re-drives its work at
 once rather than after a fixed age. Each heartbeat also looks for expired leases; the process
 that deletes one (only one can) re-drives everything pending, since the jobs that process had
-taken from the queue died with it.
+taken from the queue died with it; and once more a lease period later. A re-drive leaves alone
+the rows another sweep claimed within the last lease period (they are that sweep's jobs), and
+the dead process may have claimed some after its last heartbeat, less than a lease period
+before its lease was found expired; by the second re-drive every claim it made is older.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import logging
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -73,10 +77,15 @@ class Lease:
             logger.warning("could not give up worker lease %s", self.id, exc_info=True)
 
     def _run(self) -> None:
+        again_at: float | None = None  # when to re-drive a dead process's work once more
         while not self._stop.wait(self.interval):
             try:
                 self._beat()
                 if self.claim_expired():
+                    self.on_expired()
+                    again_at = time.monotonic() + self.settings.worker_lease_seconds
+                elif again_at is not None and time.monotonic() >= again_at:
+                    again_at = None
                     self.on_expired()
             except Exception:
                 logger.warning("worker lease %s: heartbeat failed", self.id, exc_info=True)
