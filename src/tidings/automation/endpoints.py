@@ -31,6 +31,7 @@ from tidings.automation.schemas import (
 from tidings.db import Database, Outbox
 from tidings.dependencies import Caller, DatabaseDep, OutboundDep, ReadSession, SettingsDep
 from tidings.errors import BadRequest
+from tidings.kit.api import creates_or_replaces
 from tidings.kit.pagination import PageOf50, decode_cursor, page
 from tidings.kit.time import isoformat, parse_timestamp
 from tidings.message.idempotency import Answer, IdempotentRequest, answer_once
@@ -362,10 +363,7 @@ def invoke(
 
 
 @router.put(
-    "/{automation_id}",
-    response_model=AutomationResponse,
-    responses={201: {"model": AutomationResponse, "description": "Created."}},
-    openapi_extra=_BODY_SCHEMA,
+    "/{automation_id}", **creates_or_replaces(AutomationResponse), openapi_extra=_BODY_SCHEMA
 )
 def put_automation(
     automation_id: str,

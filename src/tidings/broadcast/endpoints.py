@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 from tidings.broadcast import service
 from tidings.broadcast.schemas import BroadcastBody, BroadcastCounts, BroadcastPage, BroadcastView
 from tidings.dependencies import Caller, DatabaseDep, ReadSession
+from tidings.kit.api import from_row
 from tidings.kit.pagination import PageOf20
 from tidings.kit.time import isoformat
 from tidings.models import Broadcast
@@ -18,24 +19,17 @@ router = APIRouter(tags=["broadcasts"], route_class=ApiRoute)
 
 
 def view(session: Session, broadcast: Broadcast) -> BroadcastView:
-    return BroadcastView(
+    return from_row(
+        BroadcastView,
+        broadcast,
         id=broadcast.broadcast_id,
-        template=broadcast.template,
         to=broadcast.target,
-        data=broadcast.data,
-        window=broadcast.window,
-        status=broadcast.status,
-        send_at=isoformat(broadcast.send_at),
         counts=BroadcastCounts(**service.counts(session, broadcast)),
-        cursor=broadcast.cursor,
         next_chunk_at=(
             isoformat(broadcast.next_chunk_at)
             if broadcast.status in ("scheduled", "running")
             else None
         ),
-        created_at=isoformat(broadcast.created_at) or "",
-        started_at=isoformat(broadcast.started_at),
-        finished_at=isoformat(broadcast.finished_at),
     )
 
 

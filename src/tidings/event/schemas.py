@@ -5,8 +5,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from tidings.kit.api import from_row
 from tidings.kit.pagination import Paging
-from tidings.kit.time import isoformat
 from tidings.models import AutomationRun, Event, EventStatus
 
 
@@ -34,15 +34,12 @@ class EventSummary(BaseModel):
         if event.type in ("track", "page", "screen"):
             properties = event.payload.get("properties")
             data = properties if isinstance(properties, dict) else {}
-        return cls(
+        return from_row(
+            cls,
+            event,
             messageId=event.message_id,
-            type=event.type,
-            name=event.name,
             userId=event.user_id,
             anonymousId=event.anonymous_id,
-            timestamp=isoformat(event.timestamp),
-            received_at=isoformat(event.received_at) or "",
-            status=event.status,
             data=data,
             unmapped=not runs if event.status == EventStatus.PROCESSED else None,
         )
@@ -69,19 +66,14 @@ class EventDetail(EventSummary):
     @classmethod
     def of(cls, event: Event, runs: Sequence[AutomationRun] = ()) -> EventDetail:
         summary = EventSummary.of(event, runs)
-        return cls(
+        return from_row(
+            cls,
+            event,
             **summary.model_dump(),
             automation_runs=[
                 StartedRun(run_id=run.run_id, template_id=run.automation_id, status=run.status)
                 for run in runs
             ],
-            payload=event.payload,
-            diagnostics=event.diagnostics,
-            profile_diff=event.profile_diff,
-            effects=event.effects,
-            error=event.error,
-            attempts=event.attempts,
-            processed_at=isoformat(event.processed_at),
         )
 
 

@@ -158,13 +158,7 @@ def get_user_lists(
     found = paging.page(rows, key=lambda row: row[0].id)
     return UserListPage(
         results=[
-            UserListView(
-                id=recipient_list.list_id,
-                name=recipient_list.name,
-                created=isoformat(recipient_list.created_at) or "",
-                updated=isoformat(recipient_list.updated_at) or "",
-                preferences=subscription.preferences,
-            )
+            UserListView(**_view(recipient_list).model_dump(), preferences=subscription.preferences)
             for subscription, recipient_list in found.rows
         ],
         paging=found.paging(),

@@ -9,8 +9,9 @@ from sqlalchemy.orm import Session
 
 from tidings.dependencies import Caller, DatabaseDep, ReadSession
 from tidings.errors import NotFound
+from tidings.kit.api import creates_or_replaces, from_row
 from tidings.kit.pagination import PageOf50
-from tidings.kit.time import epoch_ms, isoformat
+from tidings.kit.time import epoch_ms
 from tidings.models import Notification, NotificationVersion
 from tidings.notification import service
 from tidings.notification.repository import NotificationRepository
@@ -34,16 +35,10 @@ router = APIRouter(prefix="/notifications", tags=["notifications"], route_class=
 
 def _view(notification: Notification, savers: tuple[str, str]) -> NotificationResponse:
     creator, updater = savers
-    return NotificationResponse(
+    return from_row(
+        NotificationResponse,
+        notification,
         id=notification.notification_id,
-        name=notification.name,
-        content=notification.content,
-        routing=notification.routing,
-        strict=notification.strict,
-        topic_id=notification.topic_id,
-        tracking=notification.tracking,
-        created_at=isoformat(notification.created_at) or "",
-        updated_at=isoformat(notification.updated_at) or "",
         created=epoch_ms(notification.created_at),
         updated=epoch_ms(notification.updated_at),
         creator=creator,
@@ -59,19 +54,7 @@ def _views(session: Session, notifications: Sequence[Notification]) -> list[Noti
 def _version_view(
     notification_id: str, version: NotificationVersion
 ) -> NotificationVersionResponse:
-    return NotificationVersionResponse(
-        id=notification_id,
-        version=version.version,
-        name=version.name,
-        content=version.content,
-        routing=version.routing,
-        strict=version.strict,
-        topic_id=version.topic_id,
-        tracking=version.tracking,
-        saved_by=version.saved_by,
-        restored_from=version.restored_from,
-        created_at=isoformat(version.created_at) or "",
-    )
+    return from_row(NotificationVersionResponse, version, id=notification_id)
 
 
 @router.get("", response_model=NotificationList)
@@ -86,11 +69,7 @@ def list_notifications(
     return NotificationList(paging=found.paging(), results=_views(session, found.rows))
 
 
-@router.put(
-    "/{notification_id}",
-    response_model=NotificationResponse,
-    responses={201: {"model": NotificationResponse, "description": "Created."}},
-)
+@router.put("/{notification_id}", **creates_or_replaces(NotificationResponse))
 def put_notification(
     notification_id: str,
     body: NotificationBody,

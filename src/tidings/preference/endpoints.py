@@ -12,8 +12,8 @@ from fastapi import APIRouter, Path, Query, Response
 
 from tidings.dependencies import Caller, DatabaseDep, ReadSession
 from tidings.errors import BadRequest
+from tidings.kit.api import creates_or_replaces, from_row
 from tidings.kit.pagination import PageOf100, decode_cursor
-from tidings.kit.time import isoformat
 from tidings.models import SubscriptionTopic
 from tidings.preference import service
 from tidings.preference.schemas import (
@@ -48,13 +48,7 @@ def _no_tenant(tenant_id: str | None) -> None:
 
 
 def _topic(topic: SubscriptionTopic) -> TopicResponse:
-    return TopicResponse(
-        topic_id=topic.topic_id,
-        name=topic.name,
-        default_status=topic.default_status,
-        created_at=isoformat(topic.created_at) or "",
-        updated_at=isoformat(topic.updated_at) or "",
-    )
+    return from_row(TopicResponse, topic)
 
 
 # Topics
@@ -68,8 +62,7 @@ def list_topics(caller: Caller, session: ReadSession, paging: PageOf100) -> Topi
 
 @router.put(
     "/preferences/topics/{topic_id}",
-    response_model=TopicResponse,
-    responses={201: {"model": TopicResponse, "description": "Created."}},
+    **creates_or_replaces(TopicResponse),
     tags=["preferences"],
 )
 def put_topic(

@@ -41,10 +41,7 @@ def start_replay(
         automation_id=automation_id,
         start=body.from_,
         end=body.to,
-        limit=body.limit,
-        version=body.version,
-        definition=body.definition,
-        samples=body.samples,
+        **body.model_dump(exclude={"from_", "to"}),
     )
     with database.write() as (session, outbox):
         replay = service.start(session, outbox, caller, request, outbound)

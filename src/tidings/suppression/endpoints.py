@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from tidings.dependencies import Caller, DatabaseDep, ReadSession
+from tidings.kit.api import from_row
 from tidings.kit.pagination import PageOf50
-from tidings.kit.time import isoformat
 from tidings.models import Suppression
 from tidings.routing import ApiRoute
 from tidings.suppression import service
@@ -29,16 +29,7 @@ router = APIRouter(tags=["suppressions"], route_class=ApiRoute)
 
 
 def view(entry: Suppression) -> SuppressionView:
-    return SuppressionView(
-        channel=entry.channel,
-        address=entry.address,
-        topic_id=entry.topic_id or None,
-        reason=entry.reason,
-        source=entry.source,
-        detail=entry.detail,
-        user_id=entry.user_id,
-        created_at=isoformat(entry.created_at) or "",
-    )
+    return from_row(SuppressionView, entry, topic_id=entry.topic_id or None)
 
 
 @router.get("/suppressions", response_model=SuppressionPage)

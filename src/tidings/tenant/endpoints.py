@@ -6,8 +6,8 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 
 from tidings.dependencies import Caller, ReadSession
+from tidings.kit.api import from_row
 from tidings.kit.pagination import PageOf20, PageQuery
-from tidings.kit.time import isoformat
 from tidings.models import TenantMembership
 from tidings.routing import ApiRoute
 from tidings.tenant import service
@@ -33,13 +33,7 @@ def _page(rows: Sequence[TenantMembership], paging: PageQuery, request: Request)
 @router.get("/tenants/{tenant_id}", response_model=TenantResponse)
 def get_tenant(tenant_id: str, caller: Caller, session: ReadSession) -> TenantResponse:
     tenant = service.get_tenant(session, caller, tenant_id)
-    return TenantResponse(
-        id=tenant.tenant_id,
-        name=tenant.name,
-        properties=tenant.properties,
-        created_at=isoformat(tenant.created_at) or "",
-        updated_at=isoformat(tenant.updated_at) or "",
-    )
+    return from_row(TenantResponse, tenant, id=tenant.tenant_id)
 
 
 @router.get("/tenants/{tenant_id}/users", response_model=MembershipList)

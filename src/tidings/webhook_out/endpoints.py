@@ -41,16 +41,7 @@ def create_endpoint(
     """Register an endpoint for some event types. The answer holds its signing secret, this
     once."""
     with database.write() as (session, _):
-        row, secret = service.create(
-            session,
-            caller,
-            fernet,
-            outbound,
-            url=body.url,
-            event_types=body.event_types,
-            description=body.description,
-            enabled=body.enabled,
-        )
+        row, secret = service.create(session, caller, fernet, outbound, **body.model_dump())
         view = service.view(fernet, row)
     return EndpointWithSecret(**view, secret=secret)
 
@@ -83,16 +74,7 @@ def update_endpoint(
 ) -> EndpointView:
     """Change the URL, event types, description or `enabled`; what is left out stays."""
     with database.write() as (session, _):
-        row = service.update(
-            session,
-            caller,
-            outbound,
-            endpoint_id,
-            url=body.url,
-            event_types=body.event_types,
-            description=body.description,
-            enabled=body.enabled,
-        )
+        row = service.update(session, caller, outbound, endpoint_id, **body.model_dump())
         view = service.view(fernet, row)
     return EndpointView(**view)
 
