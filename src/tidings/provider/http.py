@@ -62,6 +62,12 @@ def accepted(response: httpx.Response, message_id: Any = None) -> SendResult:
     )
 
 
+def accepted_reply(response: httpx.Response, *id_path: str | int) -> SendResult:
+    """The result of a send the vendor accepted, whose message id is the field of its reply
+    at `id_path`."""
+    return accepted(response, reply_field(response, *id_path))
+
+
 def refused(reason: str, response: httpx.Response, *, retryable: bool) -> ProviderError:
     """The error for a reply that refuses the message, quoting it."""
     error_type = RetryableProviderError if retryable else PermanentProviderError

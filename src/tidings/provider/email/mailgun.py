@@ -45,7 +45,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, SecretStr
 
-from tidings.errors import BadRequest, Unauthorized
+from tidings.errors import BadRequest
 from tidings.provider.base import (
     BaseUrl,
     Bounce,
@@ -57,16 +57,16 @@ from tidings.provider.base import (
     StatusReport,
     nonempty_str,
 )
-from tidings.provider.callback import compare, configured_secret, json_object, labelled, text
-from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig
-from tidings.provider.http import (
-    accepted,
-    base_url_field,
-    json_field,
-    post,
-    present,
-    reply_field,
+from tidings.provider.callback import (
+    compare,
+    configured_secret,
+    invalid_signature,
+    json_object,
+    labelled,
+    text,
 )
+from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig
+from tidings.provider.http import accepted_reply, base_url_field, json_field, post, present
 from tidings.provider.registry import register
 
 SHAPE = 'Mailgun posts {"signature": {...}, "event-data": {...}}'
@@ -140,7 +140,7 @@ class MailgunProvider(EmailProvider[MailgunConfig]):
             files=[(key, (None, value)) for key, value in fields.items()],
             auth=("api", config.api_key.get_secret_value()),
         )
-        return accepted(response, reply_field(response, "id"))
+        return accepted_reply(response, "id")
 
     @classmethod
     def parse_status_callback(cls, callback: StatusCallback) -> list[StatusReport]:
@@ -172,12 +172,11 @@ class MailgunProvider(EmailProvider[MailgunConfig]):
             text(fields.get("token")),
             text(fields.get("signature")),
         ):
-            raise Unauthorized(
+            raise invalid_signature(
                 "The event's signature is missing or does not verify with the Mailgun "
                 "provider's webhook_signing_key. Copy the current HTTP webhook signing key "
                 "from Mailgun's Webhooks page into the provider config.",
-                code="invalid_signature",
-                field="signature",
+                "signature",
             )
 
 

@@ -42,7 +42,7 @@ from typing import Any
 import httpx
 from pydantic import Field, SecretStr
 
-from tidings.errors import BadRequest, Unauthorized
+from tidings.errors import BadRequest
 from tidings.provider.base import (
     BaseUrl,
     Bounce,
@@ -54,16 +54,15 @@ from tidings.provider.base import (
     StatusCallback,
     StatusReport,
 )
-from tidings.provider.callback import compare, configured_secret, json_object, text
-from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig
-from tidings.provider.http import (
-    accepted,
-    base_url_field,
-    json_field,
-    post,
-    present,
-    reply_field,
+from tidings.provider.callback import (
+    compare,
+    configured_secret,
+    invalid_signature,
+    json_object,
+    text,
 )
+from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig
+from tidings.provider.http import accepted_reply, base_url_field, json_field, post, present
 from tidings.provider.registry import register
 
 CONCURRENT_IDEMPOTENT_REQUESTS = "concurrent_idempotent_requests"
@@ -143,7 +142,7 @@ class ResendProvider(EmailProvider[ResendConfig]):
                 "Idempotency-Key": delivery.idempotency_key,
             },
         )
-        return accepted(response, reply_field(response, "id"))
+        return accepted_reply(response, "id")
 
     @classmethod
     def parse_status_callback(cls, callback: StatusCallback) -> list[StatusReport]:
@@ -170,12 +169,11 @@ class ResendProvider(EmailProvider[ResendConfig]):
             callback.header("svix-signature") or "",
             now.timestamp(),
         ):
-            raise Unauthorized(
+            raise invalid_signature(
                 "The svix-signature header is missing, too old, or does not verify with the "
                 "Resend provider's webhook_secret. Copy the webhook's current signing secret "
                 "from Resend into the provider config.",
-                code="invalid_signature",
-                field="svix-signature",
+                "svix-signature",
             )
 
 

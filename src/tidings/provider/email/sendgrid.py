@@ -57,7 +57,7 @@ from tidings.provider.base import (
     StatusReport,
     nonempty_str,
 )
-from tidings.provider.callback import labelled
+from tidings.provider.callback import invalid_signature, labelled
 from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig
 from tidings.provider.http import base_url_field, json_field, post, present
 from tidings.provider.registry import register
@@ -174,12 +174,11 @@ class SendGridProvider(EmailProvider[SendGridConfig]):
                 field=SIGNATURE_HEADER,
             )
         if not verify_signature(key, callback.body, signature, timestamp):
-            raise Unauthorized(
+            raise invalid_signature(
                 f"The {SIGNATURE_HEADER} header does not verify with the SendGrid provider's "
                 "verification key. Copy the current key from SendGrid's Event Webhook settings "
                 "into the provider config.",
-                code="invalid_signature",
-                field=SIGNATURE_HEADER,
+                SIGNATURE_HEADER,
             )
 
 

@@ -49,7 +49,7 @@ from tidings.provider.base import (
     StatusReport,
 )
 from tidings.provider.callback import form_fields
-from tidings.provider.http import accepted, base_url_field, json_field, post, reply_field
+from tidings.provider.http import accepted_reply, base_url_field, json_field, post
 from tidings.provider.registry import register
 from tidings.provider.sms.base import SmsProvider
 
@@ -137,7 +137,7 @@ class TwilioProvider(SmsProvider[TwilioConfig]):
         )
         auth = (config.account_sid, config.auth_token.get_secret_value())
         response = post(self.http, "Twilio", url, _reason, data=form, auth=auth)
-        return accepted(response, reply_field(response, "sid"))
+        return accepted_reply(response, "sid")
 
     @classmethod
     def parse_status_callback(cls, callback: StatusCallback) -> list[StatusReport]:
