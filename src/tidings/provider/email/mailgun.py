@@ -42,7 +42,6 @@ import hashlib
 import hmac
 from typing import Any, Literal
 
-import httpx
 from pydantic import Field, SecretStr
 
 from tidings.errors import BadRequest
@@ -66,7 +65,14 @@ from tidings.provider.callback import (
     text,
 )
 from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig
-from tidings.provider.http import accepted_reply, base_url_field, json_field, post, present
+from tidings.provider.http import (
+    accepted_reply,
+    api_key_field,
+    base_url_field,
+    message_reason,
+    post,
+    present,
+)
 from tidings.provider.registry import register
 
 SHAPE = 'Mailgun posts {"signature": {...}, "event-data": {...}}'
@@ -77,10 +83,7 @@ REGION_BASE_URLS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailg
 
 
 class MailgunConfig(SenderConfig):
-    api_key: SecretStr = Field(
-        title="API key",
-        description="A Mailgun account API key or a sending key for the domain.",
-    )
+    api_key: SecretStr = api_key_field("A Mailgun account API key or a sending key for the domain.")
     domain: str = Field(
         title="Sending domain",
         description="The Mailgun domain to send through, e.g. mg.example.com.",
@@ -107,10 +110,7 @@ class MailgunConfig(SenderConfig):
         return (self.base_url or REGION_BASE_URLS[self.region]).rstrip("/")
 
 
-def error_reason(response: httpx.Response) -> str | None:
-    """Mailgun's `message`."""
-    message = json_field(response, "message")
-    return str(message) if message else None
+error_reason = message_reason("message")
 
 
 @register

@@ -39,7 +39,6 @@ import hmac
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from pydantic import Field, SecretStr
 
 from tidings.errors import BadRequest
@@ -62,7 +61,14 @@ from tidings.provider.callback import (
     text,
 )
 from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig
-from tidings.provider.http import accepted_reply, base_url_field, json_field, post, present
+from tidings.provider.http import (
+    accepted_reply,
+    api_key_field,
+    base_url_field,
+    message_reason,
+    post,
+    present,
+)
 from tidings.provider.registry import register
 
 CONCURRENT_IDEMPOTENT_REQUESTS = "concurrent_idempotent_requests"
@@ -79,10 +85,7 @@ SIMPLE_OUTCOMES = {
 
 
 class ResendConfig(SenderConfig):
-    api_key: SecretStr = Field(
-        title="API key",
-        description="A Resend API key with sending access.",
-    )
+    api_key: SecretStr = api_key_field("A Resend API key with sending access.")
     base_url: BaseUrl = base_url_field("https://api.resend.com", "Resend's API endpoint.")
     webhook_secret: SecretStr | None = Field(
         default=None,
@@ -94,13 +97,7 @@ class ResendConfig(SenderConfig):
     )
 
 
-def error_reason(response: httpx.Response) -> str | None:
-    """Resend's error `name` and `message`."""
-    message = json_field(response, "message")
-    if not message:
-        return None
-    name = json_field(response, "name")
-    return f"{name}: {message}" if name else str(message)
+error_reason = message_reason("message", "name", "{qualifier}: {message}")
 
 
 def _still_in_progress(error: ProviderError) -> bool:
