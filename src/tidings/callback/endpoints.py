@@ -234,21 +234,31 @@ _INVALID_TRACKING_LINK = NotFound(
 )
 
 
-def _record(
-    request: Request, database: DatabaseDep, seconds: float, message_id: str, url: str | None
-) -> None:
-    hit = hits.Hit(
-        message_id=message_id,
-        user_agent=request.headers.get("user-agent", ""),
-        client_ip=client_address(request.scope),
-        url=url,
-    )
-    try:
-        with database.write() as (session, outbox):
-            hits.record_hit(session, outbox, hit, seconds)
-    except Exception:
-        # The recipient still gets the pixel or the link.
-        logger.exception("could not record a tracked %s", "click" if url else "open")
+class _HitRecorder:
+    """Records an open or a click of the request: who fetched it, in one small write
+    transaction."""
+
+    def __init__(self, request: Request, database: DatabaseDep, settings: SettingsDep) -> None:
+        self.request = request
+        self.database = database
+        self.seconds = settings.machine_engagement_seconds
+
+    def record(self, message_id: str, url: str | None) -> None:
+        hit = hits.Hit(
+            message_id=message_id,
+            user_agent=self.request.headers.get("user-agent", ""),
+            client_ip=client_address(self.request.scope),
+            url=url,
+        )
+        try:
+            with self.database.write() as (session, outbox):
+                hits.record_hit(session, outbox, hit, self.seconds)
+        except Exception:
+            # The recipient still gets the pixel or the link.
+            logger.exception("could not record a tracked %s", "click" if url else "open")
+
+
+HitRecorder = Annotated[_HitRecorder, Depends(_HitRecorder)]
 
 
 @hits_router.get(
@@ -257,18 +267,12 @@ def _record(
     response_class=Response,
     responses={200: {"content": {"image/gif": {}}, "description": "A 1x1 transparent GIF."}},
 )
-def open_pixel(
-    token: Token,
-    request: Request,
-    key: EngagementKeyDep,
-    database: DatabaseDep,
-    settings: SettingsDep,
-) -> Response:
+def open_pixel(token: Token, key: EngagementKeyDep, recorder: HitRecorder) -> Response:
     """The open pixel of a tracked email: records an open, answers a 1x1 GIF."""
     message_id = verify_open(key, token)
     if message_id is None:
         raise _INVALID_TRACKING_LINK
-    _record(request, database, settings.machine_engagement_seconds, message_id, None)
+    recorder.record(message_id, None)
     return Response(PIXEL, media_type="image/gif", headers=_NO_CACHE)
 
 
@@ -279,17 +283,11 @@ def open_pixel(
     status_code=302,
     responses={302: {"description": "To the link's URL."}},
 )
-def tracked_link(
-    token: Token,
-    request: Request,
-    key: EngagementKeyDep,
-    database: DatabaseDep,
-    settings: SettingsDep,
-) -> Response:
+def tracked_link(token: Token, key: EngagementKeyDep, recorder: HitRecorder) -> Response:
     """A tracked link: records a click, redirects to the URL Tidings signed into it."""
     verified = verify_click(key, token)
     if verified is None:
         raise _INVALID_TRACKING_LINK
     message_id, url = verified
-    _record(request, database, settings.machine_engagement_seconds, message_id, url)
+    recorder.record(message_id, url)
     return RedirectResponse(url, status_code=302, headers=_NO_CACHE)

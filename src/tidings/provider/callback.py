@@ -77,6 +77,12 @@ def missing_credential(vendor: str, field: str, where: str) -> Unauthorized:
     )
 
 
+def invalid_signature(message: str, field: str) -> Unauthorized:
+    """401 `invalid_signature` for a callback whose signature is missing or does not verify
+    with the configured secret; `message` says which and how to fix it."""
+    return Unauthorized(message, code="invalid_signature", field=field)
+
+
 def configured_secret(config: ProviderConfig | None, field: str, vendor: str, where: str) -> str:
     """The secret a callback's signature is checked with: the `field` of the vendor's provider
     config in the message's environment (`config`, None when there is none). 401

@@ -3,14 +3,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from cryptography.fernet import Fernet
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from tidings.db import Database
 from tidings.dependencies import Caller, ConfigCipherDep, DatabaseDep, OutboundDep, ReadSession
 from tidings.errors import BadRequest, NotFound
-from tidings.kit.outbound import OutboundGuard
 from tidings.kit.pagination import Paging
 from tidings.kit.time import epoch_ms
 from tidings.provider import service
@@ -217,14 +215,52 @@ def get_provider(
     return _view(_configured(session, caller, config_cipher, name))
 
 
+class _ConfigWriter:
+    """What configuring a provider takes: the caller's environment, the config cipher, the
+    database and the outbound guard."""
+
+    def __init__(
+        self,
+        caller: Caller,
+        config_cipher: ConfigCipherDep,
+        database: DatabaseDep,
+        outbound: OutboundDep,
+    ) -> None:
+        self.caller = caller
+        self.config_cipher = config_cipher
+        self.database = database
+        self.outbound = outbound
+
+    def save(
+        self, name: str, body: ProviderBody, *, replace: bool = True, patch: bool = False
+    ) -> tuple[service.ConfiguredProvider, bool]:
+        """Configure the provider `name` from the body, in one write; returns it and whether
+        it was created. With `replace` False, one already configured is a conflict; with
+        `patch`, it must be configured, and the body's fields are laid over its stored ones."""
+        with self.database.write() as (session, _):
+            if patch:
+                configured = _configured(session, self.caller, self.config_cipher, name)
+                stored = configured.config.model_dump()
+                values = {**service.reveal(stored), **body.values(name, required=False)}
+            else:
+                values = body.values(name)
+            return service.configure(
+                session,
+                self.caller,
+                self.config_cipher,
+                name,
+                values,
+                body.priority,
+                outbound=self.outbound,
+                replace=replace,
+            )
+
+
+ConfigWriter = Annotated[_ConfigWriter, Depends(_ConfigWriter)]
+
+
 @router.post("", status_code=201, response_model=ProviderView)
-def create_provider(
-    body: ProviderBody,
-    caller: Caller,
-    config_cipher: ConfigCipherDep,
-    database: DatabaseDep,
-    outbound: OutboundDep,
-) -> ProviderView:
+def create_provider(body: ProviderBody, writer: ConfigWriter) -> ProviderView:
     """Configure a provider named by `provider` (Courier's create); 409 if it already is."""
     if body.provider is None:
         raise BadRequest(
@@ -232,9 +268,7 @@ def create_provider(
             "(GET /providers/catalog lists them).",
             field="provider",
         )
-    provider, _created = _save(
-        database, caller, config_cipher, outbound, body.provider, body, replace=False
-    )
+    provider, _created = writer.save(body.provider, body, replace=False)
     return _view(provider)
 
 
@@ -244,65 +278,20 @@ def create_provider(
     responses={201: {"model": ProviderView, "description": "Created."}},
 )
 def put_provider(
-    name: str,
-    body: ProviderBody,
-    caller: Caller,
-    config_cipher: ConfigCipherDep,
-    database: DatabaseDep,
-    outbound: OutboundDep,
-    response: Response,
+    name: str, body: ProviderBody, writer: ConfigWriter, response: Response
 ) -> ProviderView:
     """Configure a provider for this environment. Omitted secrets keep their stored value."""
-    provider, created = _save(database, caller, config_cipher, outbound, name, body)
+    provider, created = writer.save(name, body)
     response.status_code = 201 if created else 200
     return _view(provider)
 
 
 @router.patch("/{name}", response_model=ProviderView)
-def patch_provider(
-    name: str,
-    body: ProviderBody,
-    caller: Caller,
-    config_cipher: ConfigCipherDep,
-    database: DatabaseDep,
-    outbound: OutboundDep,
-) -> ProviderView:
+def patch_provider(name: str, body: ProviderBody, writer: ConfigWriter) -> ProviderView:
     """Change some fields of a configured provider (Courier's patch): the fields given
     replace the stored ones, the others are kept."""
-    provider, _created = _save(database, caller, config_cipher, outbound, name, body, patch=True)
+    provider, _created = writer.save(name, body, patch=True)
     return _view(provider)
-
-
-def _save(
-    database: Database,
-    caller: Scope,
-    config_cipher: Fernet,
-    outbound: OutboundGuard,
-    name: str,
-    body: ProviderBody,
-    *,
-    replace: bool = True,
-    patch: bool = False,
-) -> tuple[service.ConfiguredProvider, bool]:
-    """Configure the provider `name` from the body, in one write; returns it and whether it
-    was created. With `replace` False, one already configured is a conflict; with `patch`,
-    it must be configured, and the body's fields are laid over its stored ones."""
-    with database.write() as (session, _):
-        if patch:
-            stored = _configured(session, caller, config_cipher, name).config.model_dump()
-            values = {**service.reveal(stored), **body.values(name, required=False)}
-        else:
-            values = body.values(name)
-        return service.configure(
-            session,
-            caller,
-            config_cipher,
-            name,
-            values,
-            body.priority,
-            outbound=outbound,
-            replace=replace,
-        )
 
 
 @router.delete("/{name}", status_code=204)

@@ -30,6 +30,12 @@ def base_url_field(default: str | None, description: str, *, title: str = "API b
     return Field(default=default, title=title, description=description)
 
 
+def api_key_field(description: str) -> Any:
+    """The `api_key` config field (a `SecretStr`) of a provider that calls a vendor's API
+    with the account's API key."""
+    return Field(title="API key", description=description)
+
+
 def timeout_field(answerer: str) -> Any:
     """The `timeout_seconds` config field of a provider that calls one HTTP endpoint."""
     return Field(
@@ -60,6 +66,12 @@ def accepted(response: httpx.Response, message_id: Any = None) -> SendResult:
         provider_message_id=str(message_id) if message_id else None,
         response_excerpt=excerpt(response),
     )
+
+
+def accepted_reply(response: httpx.Response, *id_path: str | int) -> SendResult:
+    """The result of a send the vendor accepted, whose message id is the field of its reply
+    at `id_path`."""
+    return accepted(response, reply_field(response, *id_path))
 
 
 def refused(reason: str, response: httpx.Response, *, retryable: bool) -> ProviderError:
@@ -176,6 +188,23 @@ def json_field(response: httpx.Response, *path: str | int) -> Any:
         else:
             return None
     return value
+
+
+def message_reason(
+    message: str, qualifier: str | None = None, template: str = ""
+) -> Callable[[httpx.Response], str | None]:
+    """A `reason_of` for a vendor whose error reply is a JSON object with its text in the
+    field `message` and, optionally, a code or a name in the field `qualifier`: the text, set
+    in `template` (with `{message}` and `{qualifier}`) when the reply has a qualifier."""
+
+    def reason(response: httpx.Response) -> str | None:
+        text = json_field(response, message)
+        if not text:
+            return None
+        qualified = json_field(response, qualifier) if qualifier else None
+        return template.format(message=text, qualifier=qualified) if qualified else str(text)
+
+    return reason
 
 
 def reply_field(response: httpx.Response, *path: str | int) -> Any:

@@ -34,14 +34,15 @@ class ChatProvider(Provider[ConfigT], Generic[ConfigT, TargetT]):
     `ms_teams`). A recipient without one is sent to the configured default. An object this
     provider cannot use never falls back to the default, so a message meant for one person
     never lands in a shared channel.
+
+    A send's own errors begin with the provider's `display_name`, the vendor's name.
     """
 
     channel = "chat"
-    vendor: ClassVar[str]
     address_key: ClassVar[str]
     no_address: ClassVar[str]
-    """The permanent error of a send to a recipient without a target, saying what was
-    looked for."""
+    """The permanent error of a send to a recipient without a target, after the vendor's
+    name: what was looked for."""
 
     def address(self, recipient: dict[str, Any]) -> TargetT | None:
         own = recipient.get(self.address_key)
@@ -63,8 +64,8 @@ class ChatProvider(Provider[ConfigT], Generic[ConfigT, TargetT]):
     def send(self, delivery: Delivery) -> SendResult:
         target = self.address(delivery.recipient)
         if target is None:
-            raise PermanentProviderError(self.no_address)
-        return self.send_text(target, rendered_text(delivery, self.vendor), delivery)
+            raise PermanentProviderError(f"{self.display_name}: {self.no_address}")
+        return self.send_text(target, rendered_text(delivery, self.display_name), delivery)
 
     @abstractmethod
     def send_text(self, target: TargetT, text: str, delivery: Delivery) -> SendResult:

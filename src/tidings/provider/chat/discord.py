@@ -154,11 +154,10 @@ class DiscordProvider(ChatProvider[DiscordConfig, _Target]):
     name = "discord"
     display_name = "Discord"
     docs_url = "https://discord.com/developers/docs/resources/webhook#execute-webhook"
-    vendor = VENDOR
     address_key = "discord"
     no_address = (
-        "Discord: the recipient has no usable discord address (a webhook_url, or a channel_id "
-        "or user_id with the configured bot token), and no default webhook is configured"
+        "the recipient has no usable discord address (a webhook_url, or a channel_id or "
+        "user_id with the configured bot token), and no default webhook is configured"
     )
 
     def default_target(self) -> _Target | None:

@@ -115,12 +115,8 @@ class MSTeamsProvider(ChatProvider[MSTeamsConfig, str]):
         "https://learn.microsoft.com/microsoftteams/platform/webhooks-and-connectors/how-to/"
         "connectors-using"
     )
-    vendor = VENDOR
     address_key = "ms_teams"
-    no_address = (
-        "Microsoft Teams: the recipient has no ms_teams.webhook_url and no default webhook is "
-        "configured"
-    )
+    no_address = "the recipient has no ms_teams.webhook_url and no default webhook is configured"
 
     def default_target(self) -> str | None:
         default = self.config.webhook_url

@@ -137,12 +137,11 @@ class SlackProvider(ChatProvider[SlackConfig, _Target]):
     name = "slack"
     display_name = "Slack"
     docs_url = "https://docs.slack.dev/reference/methods/chat.postMessage"
-    vendor = VENDOR
     address_key = "slack"
     no_address = (
-        "Slack: the recipient has no usable slack address (an incoming_webhook url, or a "
-        "channel, user_id or email with an access_token or the configured bot token), and no "
-        "default webhook or default channel is configured"
+        "the recipient has no usable slack address (an incoming_webhook url, or a channel, "
+        "user_id or email with an access_token or the configured bot token), and no default "
+        "webhook or default channel is configured"
     )
 
     def _bot_token(self) -> str | None:

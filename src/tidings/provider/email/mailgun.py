@@ -42,10 +42,9 @@ import hashlib
 import hmac
 from typing import Any, Literal
 
-import httpx
 from pydantic import Field, SecretStr
 
-from tidings.errors import BadRequest, Unauthorized
+from tidings.errors import BadRequest
 from tidings.provider.base import (
     BaseUrl,
     Bounce,
@@ -57,15 +56,22 @@ from tidings.provider.base import (
     StatusReport,
     nonempty_str,
 )
-from tidings.provider.callback import compare, configured_secret, json_object, labelled, text
+from tidings.provider.callback import (
+    compare,
+    configured_secret,
+    invalid_signature,
+    json_object,
+    labelled,
+    text,
+)
 from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig
 from tidings.provider.http import (
-    accepted,
+    accepted_reply,
+    api_key_field,
     base_url_field,
-    json_field,
+    message_reason,
     post,
     present,
-    reply_field,
 )
 from tidings.provider.registry import register
 
@@ -77,10 +83,7 @@ REGION_BASE_URLS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailg
 
 
 class MailgunConfig(SenderConfig):
-    api_key: SecretStr = Field(
-        title="API key",
-        description="A Mailgun account API key or a sending key for the domain.",
-    )
+    api_key: SecretStr = api_key_field("A Mailgun account API key or a sending key for the domain.")
     domain: str = Field(
         title="Sending domain",
         description="The Mailgun domain to send through, e.g. mg.example.com.",
@@ -107,10 +110,7 @@ class MailgunConfig(SenderConfig):
         return (self.base_url or REGION_BASE_URLS[self.region]).rstrip("/")
 
 
-def error_reason(response: httpx.Response) -> str | None:
-    """Mailgun's `message`."""
-    message = json_field(response, "message")
-    return str(message) if message else None
+error_reason = message_reason("message")
 
 
 @register
@@ -140,7 +140,7 @@ class MailgunProvider(EmailProvider[MailgunConfig]):
             files=[(key, (None, value)) for key, value in fields.items()],
             auth=("api", config.api_key.get_secret_value()),
         )
-        return accepted(response, reply_field(response, "id"))
+        return accepted_reply(response, "id")
 
     @classmethod
     def parse_status_callback(cls, callback: StatusCallback) -> list[StatusReport]:
@@ -172,12 +172,11 @@ class MailgunProvider(EmailProvider[MailgunConfig]):
             text(fields.get("token")),
             text(fields.get("signature")),
         ):
-            raise Unauthorized(
+            raise invalid_signature(
                 "The event's signature is missing or does not verify with the Mailgun "
                 "provider's webhook_signing_key. Copy the current HTTP webhook signing key "
                 "from Mailgun's Webhooks page into the provider config.",
-                code="invalid_signature",
-                field="signature",
+                "signature",
             )
 
 

@@ -55,7 +55,7 @@ from tidings.provider.base import (
 from tidings.provider.callback import check_basic_auth, json_object, labelled, text
 from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig, header_list
 from tidings.provider.http import (
-    accepted,
+    accepted_reply,
     base_url_field,
     json_field,
     post,
@@ -158,7 +158,7 @@ class PostmarkProvider(EmailProvider[PostmarkConfig]):
                 response,
                 retryable=False,
             )
-        return accepted(response, reply_field(response, "MessageID"))
+        return accepted_reply(response, "MessageID")
 
     @classmethod
     def parse_status_callback(cls, callback: StatusCallback) -> list[StatusReport]:

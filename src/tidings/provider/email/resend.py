@@ -39,10 +39,9 @@ import hmac
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from pydantic import Field, SecretStr
 
-from tidings.errors import BadRequest, Unauthorized
+from tidings.errors import BadRequest
 from tidings.provider.base import (
     BaseUrl,
     Bounce,
@@ -54,15 +53,21 @@ from tidings.provider.base import (
     StatusCallback,
     StatusReport,
 )
-from tidings.provider.callback import compare, configured_secret, json_object, text
+from tidings.provider.callback import (
+    compare,
+    configured_secret,
+    invalid_signature,
+    json_object,
+    text,
+)
 from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig
 from tidings.provider.http import (
-    accepted,
+    accepted_reply,
+    api_key_field,
     base_url_field,
-    json_field,
+    message_reason,
     post,
     present,
-    reply_field,
 )
 from tidings.provider.registry import register
 
@@ -80,10 +85,7 @@ SIMPLE_OUTCOMES = {
 
 
 class ResendConfig(SenderConfig):
-    api_key: SecretStr = Field(
-        title="API key",
-        description="A Resend API key with sending access.",
-    )
+    api_key: SecretStr = api_key_field("A Resend API key with sending access.")
     base_url: BaseUrl = base_url_field("https://api.resend.com", "Resend's API endpoint.")
     webhook_secret: SecretStr | None = Field(
         default=None,
@@ -95,13 +97,7 @@ class ResendConfig(SenderConfig):
     )
 
 
-def error_reason(response: httpx.Response) -> str | None:
-    """Resend's error `name` and `message`."""
-    message = json_field(response, "message")
-    if not message:
-        return None
-    name = json_field(response, "name")
-    return f"{name}: {message}" if name else str(message)
+error_reason = message_reason("message", "name", "{qualifier}: {message}")
 
 
 def _still_in_progress(error: ProviderError) -> bool:
@@ -143,7 +139,7 @@ class ResendProvider(EmailProvider[ResendConfig]):
                 "Idempotency-Key": delivery.idempotency_key,
             },
         )
-        return accepted(response, reply_field(response, "id"))
+        return accepted_reply(response, "id")
 
     @classmethod
     def parse_status_callback(cls, callback: StatusCallback) -> list[StatusReport]:
@@ -170,12 +166,11 @@ class ResendProvider(EmailProvider[ResendConfig]):
             callback.header("svix-signature") or "",
             now.timestamp(),
         ):
-            raise Unauthorized(
+            raise invalid_signature(
                 "The svix-signature header is missing, too old, or does not verify with the "
                 "Resend provider's webhook_secret. Copy the webhook's current signing secret "
                 "from Resend into the provider config.",
-                code="invalid_signature",
-                field="svix-signature",
+                "svix-signature",
             )
 
 

@@ -57,9 +57,9 @@ from tidings.provider.base import (
     StatusReport,
     nonempty_str,
 )
-from tidings.provider.callback import labelled
+from tidings.provider.callback import invalid_signature, labelled
 from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig
-from tidings.provider.http import base_url_field, json_field, post, present
+from tidings.provider.http import api_key_field, base_url_field, json_field, post, present
 from tidings.provider.registry import register
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
@@ -76,10 +76,7 @@ EVENT_OUTCOMES = {
 
 
 class SendGridConfig(SenderConfig):
-    api_key: SecretStr = Field(
-        title="API key",
-        description="A SendGrid API key with the Mail Send permission.",
-    )
+    api_key: SecretStr = api_key_field("A SendGrid API key with the Mail Send permission.")
     base_url: BaseUrl = base_url_field(
         "https://api.sendgrid.com",
         "https://api.sendgrid.com, or https://api.eu.sendgrid.com for EU subusers.",
@@ -174,12 +171,11 @@ class SendGridProvider(EmailProvider[SendGridConfig]):
                 field=SIGNATURE_HEADER,
             )
         if not verify_signature(key, callback.body, signature, timestamp):
-            raise Unauthorized(
+            raise invalid_signature(
                 f"The {SIGNATURE_HEADER} header does not verify with the SendGrid provider's "
                 "verification key. Copy the current key from SendGrid's Event Webhook settings "
                 "into the provider config.",
-                code="invalid_signature",
-                field=SIGNATURE_HEADER,
+                SIGNATURE_HEADER,
             )
 
 

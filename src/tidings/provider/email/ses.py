@@ -63,7 +63,7 @@ from tidings.provider.base import (
 )
 from tidings.provider.callback import json_body, labelled, missing_credential, text
 from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig, header_list
-from tidings.provider.http import accepted, base_url_field, post, present, reply_field
+from tidings.provider.http import accepted_reply, base_url_field, post, present, reply_field
 from tidings.provider.registry import register
 
 SERVICE = "ses"
@@ -179,7 +179,7 @@ class SesProvider(EmailProvider[SesConfig]):
             headers={"Content-Type": "application/json"},
             auth=auth,
         )
-        return accepted(response, reply_field(response, "MessageId"))
+        return accepted_reply(response, "MessageId")
 
     @classmethod
     def subscription_request(cls, callback: StatusCallback) -> str | None:

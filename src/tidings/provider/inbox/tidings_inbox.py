@@ -27,7 +27,6 @@ class InboxProvider(Provider[InboxConfig]):
     name = "inbox"
     channel = "inbox"
     display_name = "Tidings Inbox"
-    docs_url = ""
 
     def send(self, delivery: Delivery) -> SendResult:
         raise PermanentProviderError(

@@ -35,7 +35,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
-import httpx
 from pydantic import Field, SecretStr, model_validator
 
 from tidings.errors import BadRequest, Forbidden
@@ -49,7 +48,7 @@ from tidings.provider.base import (
     StatusReport,
 )
 from tidings.provider.callback import form_fields
-from tidings.provider.http import accepted, base_url_field, json_field, post, reply_field
+from tidings.provider.http import accepted_reply, base_url_field, message_reason, post
 from tidings.provider.registry import register
 from tidings.provider.sms.base import SmsProvider
 
@@ -102,12 +101,7 @@ class TwilioConfig(ProviderConfig):
         return self
 
 
-def _reason(response: httpx.Response) -> str | None:
-    message = json_field(response, "message")
-    if not message:
-        return None
-    code = json_field(response, "code")
-    return f"{message} (Twilio error {code})" if code else str(message)
+_reason = message_reason("message", "code", "{message} (Twilio error {qualifier})")
 
 
 @register
@@ -137,7 +131,7 @@ class TwilioProvider(SmsProvider[TwilioConfig]):
         )
         auth = (config.account_sid, config.auth_token.get_secret_value())
         response = post(self.http, "Twilio", url, _reason, data=form, auth=auth)
-        return accepted(response, reply_field(response, "sid"))
+        return accepted_reply(response, "sid")
 
     @classmethod
     def parse_status_callback(cls, callback: StatusCallback) -> list[StatusReport]:

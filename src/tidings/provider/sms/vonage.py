@@ -48,7 +48,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field, SecretStr
 
-from tidings.errors import BadRequest, Unauthorized
+from tidings.errors import BadRequest
 from tidings.provider.base import (
     BaseUrl,
     Delivery,
@@ -59,7 +59,7 @@ from tidings.provider.base import (
     StatusCallback,
     StatusReport,
 )
-from tidings.provider.callback import compare, form_fields, json_body, text
+from tidings.provider.callback import compare, form_fields, invalid_signature, json_body, text
 from tidings.provider.http import (
     accepted,
     base_url_field,
@@ -232,12 +232,11 @@ class VonageProvider(SmsProvider[VonageConfig]):
         if not given or not compare(
             signature(secret, config.signature_method, values), given.lower()
         ):
-            raise Unauthorized(
+            raise invalid_signature(
                 "The receipt's sig is missing or does not verify with the Vonage provider's "
                 "signature_secret and signature_method. Copy them from the Vonage "
                 "Dashboard's API settings.",
-                code="invalid_signature",
-                field="sig",
+                "sig",
             )
 
 
