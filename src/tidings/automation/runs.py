@@ -425,8 +425,10 @@ def _advance_loaded(
         return run.status
     step = steps.load(instructions[run.step_index].step)
     if tracing.enabled:
-        with tracing.span(
+        return tracing.traced(
             "run step",
+            lambda: _run_step(session, context, run, outbox, now, step),
+            lambda state: {"outcome": str(state)},
             parent=tracing.stored(run.context),
             attributes={
                 "run_id": run.run_id,
@@ -434,10 +436,7 @@ def _advance_loaded(
                 "step_index": run.step_index,
                 "action": step.action,
             },
-        ) as current:
-            state = _run_step(session, context, run, outbox, now, step)
-            tracing.set_attributes(current, outcome=str(state))
-            return state
+        )
     return _run_step(session, context, run, outbox, now, step)
 
 
