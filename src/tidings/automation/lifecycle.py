@@ -16,7 +16,7 @@ from tidings.automation.steps.branch import program
 from tidings.automation.steps.values import cancelation_token, namespace
 from tidings.kit.ids import new_id
 from tidings.kit.time import isoformat, utcnow
-from tidings.models import Automation, AutomationRun, AutomationVersion, RunStatus
+from tidings.models import AutomationRun, RunStatus
 from tidings.observability import tracing
 from tidings.profile.repository import ProfileRepository
 from tidings.workspace.service import Scope
@@ -79,41 +79,6 @@ def start_run(
         updated_at=now,
     )
     return RunRepository(session).add(run)
-
-
-def start_version_run(
-    session: Session,
-    automation: Automation,
-    version: AutomationVersion,
-    *,
-    source: str,
-    recipient: str | None,
-    data: dict[str, Any] | None,
-    profile: dict[str, Any] | None = None,
-    event: dict[str, Any] | None = None,
-    event_pk: int | None = None,
-    brand: str | None = None,
-    template: str | None = None,
-) -> AutomationRun:
-    """`start_run` for a saved version of an automation (a trigger, an audience change,
-    an invoke): the run is in the automation's environment and runs that version's
-    definition."""
-    return start_run(
-        session,
-        workspace_id=automation.workspace_id,
-        environment_id=automation.environment_id,
-        definition=version.definition,
-        source=source,
-        automation_id=automation.automation_id,
-        version_pk=version.id,
-        recipient=recipient,
-        data=data,
-        profile=profile,
-        event=event,
-        event_pk=event_pk,
-        brand=brand,
-        template=template,
-    )
 
 
 def _stored_profile(session: Session, scope: Scope, recipient: str | None) -> dict[str, Any]:
