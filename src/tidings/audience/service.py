@@ -18,10 +18,15 @@ from sqlalchemy.orm import Session
 from tidings.audience.conditions import ConditionError, from_courier, parse
 from tidings.audience.repository import AudienceRepository
 from tidings.db import Outbox
-from tidings.errors import BadRequest, NotFound, found
+from tidings.errors import BadRequest, found
+from tidings.kit.missing import Missing
 from tidings.kit.time import utcnow
 from tidings.models import Audience, AudienceMember
 from tidings.workspace.service import Scope
+
+_missing_audience = Missing(
+    "audience", "Create it with PUT /audiences/{id}.", code="unknown_audience", field="audience_id"
+)
 
 MAX_ID_LENGTH = 200
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
@@ -126,12 +131,7 @@ def put_audience(
 def get_audience(session: Session, scope: Scope, audience_id: str) -> Audience:
     return found(
         AudienceRepository(session).get(scope.environment_id, audience_id),
-        NotFound(
-            f"No audience {audience_id[:80]!r} in this environment. Create it with "
-            "PUT /audiences/{id}.",
-            code="unknown_audience",
-            field="audience_id",
-        ),
+        _missing_audience(audience_id[:80]),
     )
 
 

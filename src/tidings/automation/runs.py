@@ -67,8 +67,9 @@ from tidings.automation.steps.values import namespace
 from tidings.automation.steps.wait_for_event import event_key, match_fields, match_key
 from tidings.automation.triggers import audience_trigger_key
 from tidings.db import Outbox
-from tidings.errors import Conflict, NotFound, found
+from tidings.errors import Conflict, found
 from tidings.kit.expression import ExpressionError
+from tidings.kit.missing import Missing
 from tidings.kit.outbound import OutboundGuard
 from tidings.kit.time import isoformat, utcnow
 from tidings.message.pipeline import backoff_seconds
@@ -78,6 +79,10 @@ from tidings.webhook_out import service as webhooks
 from tidings.webhook_out.events import RUN_FAILED, Emission
 from tidings.worker.context import WorkerContext
 from tidings.workspace.service import Scope
+
+_missing_run = Missing(
+    "automation run", "GET /automations/runs lists the runs.", code="run_not_found", field="run_id"
+)
 
 logger = logging.getLogger(__name__)
 
@@ -425,8 +430,10 @@ def _advance_loaded(
         return run.status
     step = steps.load(instructions[run.step_index].step)
     if tracing.enabled:
-        with tracing.span(
+        return tracing.traced(
             "run step",
+            lambda: _run_step(session, context, run, outbox, now, step),
+            lambda state: {"outcome": str(state)},
             parent=tracing.stored(run.context),
             attributes={
                 "run_id": run.run_id,
@@ -434,10 +441,7 @@ def _advance_loaded(
                 "step_index": run.step_index,
                 "action": step.action,
             },
-        ) as current:
-            state = _run_step(session, context, run, outbox, now, step)
-            tracing.set_attributes(current, outcome=str(state))
-            return state
+        )
     return _run_step(session, context, run, outbox, now, step)
 
 
@@ -679,13 +683,7 @@ def _fetch(context: WorkerContext, plan: FetchPlan) -> str:
 
 def get_run(session: Session, scope: Scope, run_id: str) -> AutomationRun:
     return found(
-        RunRepository(session).by_run_id(scope.environment_id, run_id),
-        NotFound(
-            f"No automation run {run_id!r} in this environment. GET /automations/runs lists "
-            "the runs.",
-            code="run_not_found",
-            field="run_id",
-        ),
+        RunRepository(session).by_run_id(scope.environment_id, run_id), _missing_run(run_id)
     )
 
 

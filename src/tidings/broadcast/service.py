@@ -31,9 +31,10 @@ from tidings.audience.repository import AudienceRepository
 from tidings.broadcast.repository import BroadcastRepository
 from tidings.broadcast.schemas import BroadcastBody
 from tidings.db import Database, Outbox
-from tidings.errors import BadRequest, Conflict, NotFound, found
+from tidings.errors import BadRequest, Conflict, found
 from tidings.kit.ids import new_id
-from tidings.kit.time import EARLIEST, LATEST, from_epoch_ms, parse_timestamp, utcnow
+from tidings.kit.missing import Missing
+from tidings.kit.time import utcnow
 from tidings.kit.windows import WindowError, parse_window
 from tidings.list.repository import ListRepository
 from tidings.message import service as message_service
@@ -45,6 +46,10 @@ from tidings.notification.repository import NotificationRepository
 from tidings.notification.service import not_found as template_not_found
 from tidings.tenant.repository import TenantRepository
 from tidings.workspace.service import Scope
+
+_missing_broadcast = Missing(
+    "broadcast", "GET /broadcasts lists them.", code="broadcast_not_found", field="broadcast_id"
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,21 +74,6 @@ def message_id_of(environment_id: str, broadcast_id: str, user_id: str) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Creating
-
-
-def _send_at(value: str | int | None) -> datetime | None:
-    if value is None:
-        return None
-    parsed = from_epoch_ms(value) if isinstance(value, int) else parse_timestamp(value)
-    if parsed is None:
-        raise BadRequest(
-            f"send_at: {value!r} is not a time Tidings can schedule: give an ISO-8601 time "
-            f"such as 2030-01-01T09:00:00Z, or epoch milliseconds, from {EARLIEST:%Y} up to "
-            f"{LATEST:%Y}.",
-            code="invalid_time",
-            field="send_at",
-        )
-    return parsed
 
 
 def _target(session: Session, scope: Scope, body: BroadcastBody) -> dict[str, str]:
@@ -139,7 +129,9 @@ def create(
         raise template_not_found(body.template)
     target = _target(session, scope, body)
     _check_window(body.window)
-    send_at = _send_at(body.send_at)
+    send_at = (
+        None if body.send_at is None else message_service.schedule_time(body.send_at, "send_at")
+    )
     repository = BroadcastRepository(session)
     broadcast_id = body.broadcast_id or new_id("bc")
     existing = repository.get(scope.environment_id, broadcast_id)
@@ -353,11 +345,7 @@ def redrive(database: Database, before: datetime, unclaimed_since: datetime, lim
 def get(session: Session, scope: Scope, broadcast_id: str) -> Broadcast:
     return found(
         BroadcastRepository(session).get(scope.environment_id, broadcast_id),
-        NotFound(
-            f"No broadcast {broadcast_id!r} in this environment. GET /broadcasts lists them.",
-            code="broadcast_not_found",
-            field="broadcast_id",
-        ),
+        _missing_broadcast(broadcast_id),
     )
 
 

@@ -162,8 +162,10 @@ def apply_report(
     """
     delivery, message = _lock(session, delivery_id)
     if tracing.enabled:
-        with tracing.span(
+        return tracing.traced(
             "delivery event",
+            lambda: _apply_locked(session, outbox, delivery, message, report, soft_bounce_limit),
+            lambda applied: {"applied": applied, "status": message.status},
             parent=tracing.stored(message.source),
             attributes={
                 "message_id": message.message_id,
@@ -172,10 +174,7 @@ def apply_report(
                 "report": str(report.outcome),
                 "machine": report.machine,
             },
-        ) as current:
-            applied = _apply_locked(session, outbox, delivery, message, report, soft_bounce_limit)
-            tracing.set_attributes(current, applied=applied, status=message.status)
-            return applied
+        )
     return _apply_locked(session, outbox, delivery, message, report, soft_bounce_limit)
 
 

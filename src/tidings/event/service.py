@@ -256,8 +256,10 @@ def process_in(
     if event is None or event.status != EventStatus.RECEIVED:
         return ProcessResult.SKIPPED
     if tracing.enabled:
-        with tracing.span(
+        return tracing.traced(
             "processing",
+            lambda: _process_loaded(session, event, context, outbox, isolated),
+            lambda _: {"effects": len(event.effects)},
             parent=tracing.stored_in_event(event.payload),
             attributes={
                 "event_id": event.id,
@@ -266,10 +268,7 @@ def process_in(
                 "message_id": event.message_id,
                 "environment_id": event.environment_id,
             },
-        ) as current:
-            result = _process_loaded(session, event, context, outbox, isolated)
-            tracing.set_attributes(current, effects=len(event.effects))
-            return result
+        )
     return _process_loaded(session, event, context, outbox, isolated)
 
 

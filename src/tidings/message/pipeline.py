@@ -232,18 +232,20 @@ def _route_traced(
 ) -> tuple[list[tuple[Message, Route]], str | None]:
     """`_route` in the message's span, a child of the span that made the message; its routes
     and the span's traceparent."""
-    with tracing.span(
+    return tracing.traced(
         "message",
+        lambda: (
+            _route(context, outbox, repository, message, lookups),
+            tracing.current_traceparent(),
+        ),
+        lambda routed: {"status": message.status, "routes": len(routed[0])},
         parent=tracing.stored(message.source),
         attributes={
             "message_id": message.message_id,
             "notification_id": message.notification_id,
             "environment_id": message.environment_id,
         },
-    ) as current:
-        routes = _route(context, outbox, repository, message, lookups)
-        tracing.set_attributes(current, status=message.status, routes=len(routes))
-        return routes, tracing.current_traceparent()
+    )
 
 
 def _first_attempt_row(
@@ -708,8 +710,10 @@ def attempt_delivery(context: WorkerContext, attempt: Attempt) -> str:
     """Call the provider for a started attempt and record the outcome; the delivery's
     status. With tracing on, a `provider attempt` span in the message's trace."""
     if tracing.enabled:
-        with tracing.span(
+        return tracing.traced(
             "provider attempt",
+            lambda: _attempt_delivery(context, attempt),
+            lambda status: {"outcome": status},
             parent=attempt.trace,
             kind="client",
             attributes={
@@ -718,10 +722,7 @@ def attempt_delivery(context: WorkerContext, attempt: Attempt) -> str:
                 "message_id": attempt.message_id,
                 "delivery_id": attempt.delivery_id,
             },
-        ) as current:
-            status = _attempt_delivery(context, attempt)
-            tracing.set_attributes(current, outcome=status)
-            return status
+        )
     return _attempt_delivery(context, attempt)
 
 

@@ -9,8 +9,9 @@ from typing import Any, NamedTuple
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.orm import Session
 
-from tidings.errors import BadRequest, Conflict, NotFound, found
+from tidings.errors import BadRequest, Conflict, found
 from tidings.kit.ids import new_id
+from tidings.kit.missing import Missing
 from tidings.kit.time import (
     EARLIEST,
     LATEST,
@@ -47,6 +48,10 @@ from tidings.template.elemental import ContentError, validate_content
 from tidings.template.render import syntax_problem
 from tidings.workspace.service import Scope
 
+_missing_message = Missing(
+    "message", "GET /messages lists them.", code="message_not_found", field="message_id"
+)
+
 _DURATION = TypeAdapter(timedelta)
 
 
@@ -61,7 +66,9 @@ def _epoch_ms(value: datetime | None) -> int | None:
     return epoch_ms(value) if value else None
 
 
-def _when(value: str | int, field: str) -> datetime:
+def schedule_time(value: str | int, field: str) -> datetime:
+    """A send time given as an ISO-8601 string or epoch milliseconds; a 400 naming `field`
+    when it is neither, or out of range."""
     parsed = from_epoch_ms(value) if isinstance(value, int) else parse_timestamp(value)
     if parsed is None:
         raise BadRequest(
@@ -306,7 +313,7 @@ def _time(
     """A time given either as one (`at`) or as a duration from `now` (`after`); None when
     neither is given."""
     if at is not None:
-        return _when(at, at_field)
+        return schedule_time(at, at_field)
     if after is not None:
         return _after(now, _duration(after, after_field), after_field)
     return None
@@ -345,11 +352,7 @@ def _message_row(
 def get_message(session: Session, scope: Scope, message_id: str) -> Message:
     return found(
         MessageRepository(session).get(scope.environment_id, message_id),
-        NotFound(
-            f"No message {message_id!r} in this environment. GET /messages lists them.",
-            code="message_not_found",
-            field="message_id",
-        ),
+        _missing_message(message_id),
     )
 
 

@@ -12,9 +12,10 @@ from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.models.base import Base, KeyedRow, UTCDateTime
+from tidings.models.stamped import Stamped
 
 
-class AdminUser(Base):
+class AdminUser(Stamped, Base):
     """A person who can sign in to Studio."""
 
     __tablename__ = "admin_user"
@@ -23,8 +24,6 @@ class AdminUser(Base):
     workspace_id: Mapped[str] = mapped_column(ForeignKey("workspace.id", ondelete="CASCADE"))
     email: Mapped[str] = mapped_column(String(320), unique=True)
     password_hash: Mapped[str] = mapped_column(String(200))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class AdminSignInToken(KeyedRow, Base):

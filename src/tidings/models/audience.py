@@ -21,9 +21,10 @@ from tidings.models.base import (
     UTCDateTime,
     partial_index,
 )
+from tidings.models.stamped import Stamped
 
 
-class RecipientList(EnvironmentRow, Base):
+class RecipientList(EnvironmentRow, Stamped, Base):
     """A list (Courier's Lists API): named, dot-separated ids such as `acme.eng.oncall`."""
 
     __tablename__ = "recipient_list"
@@ -31,8 +32,6 @@ class RecipientList(EnvironmentRow, Base):
 
     list_id: Mapped[str] = mapped_column(String(300))
     name: Mapped[str] = mapped_column(String(300))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ListSubscription(EnvironmentRow, Base):
@@ -48,7 +47,7 @@ class ListSubscription(EnvironmentRow, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class SubscriptionTopic(EnvironmentRow, Base):
+class SubscriptionTopic(EnvironmentRow, Stamped, Base):
     """A subscription topic; its default status applies to users with no preference."""
 
     __tablename__ = "subscription_topic"
@@ -57,8 +56,6 @@ class SubscriptionTopic(EnvironmentRow, Base):
     topic_id: Mapped[str] = mapped_column(String(200))
     name: Mapped[str] = mapped_column(String(300))
     default_status: Mapped[str] = mapped_column(String(20))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class UserPreference(EnvironmentRow, Base):
@@ -73,7 +70,7 @@ class UserPreference(EnvironmentRow, Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class Audience(EnvironmentRow, Base):
+class Audience(EnvironmentRow, Stamped, Base):
     """A saved condition over profiles and their event history (audience/conditions.py).
 
     `version` counts the changes of the condition; a change starts a rescan of every profile
@@ -94,8 +91,6 @@ class Audience(EnvironmentRow, Base):
     scan_total: Mapped[int] = mapped_column(Integer, default=0)
     scan_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     scan_finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 # A stay not yet ended: the user is a member.

@@ -13,9 +13,10 @@ from tidings.models.base import (
     KeyedRow,
     UTCDateTime,
 )
+from tidings.models.stamped import Stamped
 
 
-class Notification(EnvironmentRow, Base):
+class Notification(EnvironmentRow, Stamped, Base):
     """A notification template: content per channel, default routing, strictness."""
 
     __tablename__ = "notification"
@@ -30,8 +31,6 @@ class Notification(EnvironmentRow, Base):
     # Open and click tracking of its email, `{"opens": bool, "clicks": bool}`; a key left
     # out (or null) takes the environment's default (engagement/service.py).
     tracking: Mapped[dict[str, Any] | None] = mapped_column(JSONValue, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class NotificationVersion(KeyedRow, Base):

@@ -13,9 +13,10 @@ from tidings.models.base import (
     KeyedRow,
     UTCDateTime,
 )
+from tidings.models.stamped import Stamped
 
 
-class Profile(EnvironmentRow, Base):
+class Profile(EnvironmentRow, Stamped, Base):
     """A recipient profile, keyed by the Segment `userId` (Courier's `user_id`), or by an
     `anonymousId` (`anonymous`) until that visitor is identified and merged into a user.
 
@@ -31,8 +32,6 @@ class Profile(EnvironmentRow, Base):
     data: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
     anonymous: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     trait_times: Mapped[dict[str, str] | None] = mapped_column(JSONValue, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ProfileAlias(KeyedRow, Base):

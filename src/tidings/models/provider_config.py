@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-from datetime import datetime
-
 from sqlalchemy import Integer, LargeBinary, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from tidings.models.base import Base, EnvironmentRow, UTCDateTime
+from tidings.models.base import Base, EnvironmentRow
+from tidings.models.stamped import Stamped
 
 
-class ProviderConfiguration(EnvironmentRow, Base):
+class ProviderConfiguration(EnvironmentRow, Stamped, Base):
     """A configured provider of one environment; its config JSON is encrypted at rest."""
 
     __tablename__ = "provider_configuration"
@@ -18,5 +17,3 @@ class ProviderConfiguration(EnvironmentRow, Base):
     channel: Mapped[str] = mapped_column(String(20))
     priority: Mapped[int] = mapped_column(Integer, default=0)
     config_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

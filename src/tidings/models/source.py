@@ -6,9 +6,10 @@ from sqlalchemy import ForeignKey, Integer, LargeBinary, String, UniqueConstrain
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.models.base import Base, UTCDateTime
+from tidings.models.stamped import Stamped
 
 
-class SignedSource(Base):
+class SignedSource(Stamped, Base):
     """A sender that signs its requests (Segment's Webhooks destination), per environment.
 
     Its shared secrets (one, or two during a rotation) are kept encrypted as one JSON list;
@@ -25,5 +26,3 @@ class SignedSource(Base):
     secrets_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     signature_failures: Mapped[int] = mapped_column(Integer, default=0)
     last_signature_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -8,6 +8,7 @@ from sqlalchemy import Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.models.base import Base, EnvironmentRow, UTCDateTime
+from tidings.models.stamped import Stamped
 
 
 class SuppressionReason:
@@ -53,7 +54,7 @@ class Suppression(EnvironmentRow, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class SoftBounceStreak(EnvironmentRow, Base):
+class SoftBounceStreak(EnvironmentRow, Stamped, Base):
     """Soft bounces in a row of one address; a delivery to it deletes the row."""
 
     __tablename__ = "soft_bounce_streak"
@@ -62,5 +63,3 @@ class SoftBounceStreak(EnvironmentRow, Base):
     channel: Mapped[str] = mapped_column(String(20))
     address: Mapped[str] = mapped_column(String(500))
     count: Mapped[int] = mapped_column(Integer, default=0)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -7,9 +7,10 @@ from sqlalchemy import Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.models.base import Base, EnvironmentRow, JSONValue, UTCDateTime
+from tidings.models.stamped import Stamped
 
 
-class Tenant(EnvironmentRow, Base):
+class Tenant(EnvironmentRow, Stamped, Base):
     """A tenant (Segment group, Courier tenant), keyed by `groupId`."""
 
     __tablename__ = "tenant"
@@ -18,8 +19,6 @@ class Tenant(EnvironmentRow, Base):
     tenant_id: Mapped[str] = mapped_column(String(300))
     name: Mapped[str | None] = mapped_column(String(500), nullable=True)
     properties: Mapped[dict[str, Any]] = mapped_column(JSONValue, default=dict)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class TenantMembership(EnvironmentRow, Base):

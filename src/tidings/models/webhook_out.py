@@ -8,6 +8,7 @@ from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, LargeBin
 from sqlalchemy.orm import Mapped, mapped_column
 
 from tidings.models.base import Base, EnvironmentRow, JSONValue, UTCDateTime
+from tidings.models.stamped import Stamped
 
 
 class WebhookDeliveryStatus:
@@ -20,7 +21,7 @@ class WebhookDeliveryStatus:
     ALL = (PENDING, SENDING, SUCCEEDED, FAILED)
 
 
-class WebhookEndpoint(Base):
+class WebhookEndpoint(Stamped, Base):
     """A URL an environment's events are POSTed to, signed with the endpoint's secret.
 
     `secrets_ciphertext` holds the signing secrets as one encrypted JSON list (the
@@ -40,8 +41,6 @@ class WebhookEndpoint(Base):
     event_types: Mapped[list[str]] = mapped_column(JSONValue)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     secrets_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class WebhookSubscription(Base):
@@ -59,7 +58,7 @@ class WebhookSubscription(Base):
     )
 
 
-class WebhookDelivery(EnvironmentRow, Base):
+class WebhookDelivery(EnvironmentRow, Stamped, Base):
     """One event for one endpoint: the exact body, its attempts and the last response.
 
     `event_id` is the Standard Webhooks `webhook-id`: the same for every endpoint the event
@@ -89,5 +88,3 @@ class WebhookDelivery(EnvironmentRow, Base):
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
     replay_of: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     swept_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

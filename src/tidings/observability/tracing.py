@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -38,6 +38,8 @@ _provider: TracerProvider | None = None
 _NO_SPAN: contextlib.nullcontext[None] = contextlib.nullcontext()
 
 AttributeValue = str | int | float | bool
+Attributes = Mapping[str, AttributeValue | None]
+Result = TypeVar("Result")
 
 
 def wanted(environ: Mapping[str, str] = os.environ) -> str | None:
@@ -114,7 +116,7 @@ def span(
     *,
     parent: str | None = None,
     kind: str = "internal",
-    attributes: Mapping[str, AttributeValue | None] | None = None,
+    attributes: Attributes | None = None,
 ) -> contextlib.AbstractContextManager[Span | None]:
     """A span around a block, the current one: a child of `parent` (a stored traceparent)
     when given, else of the current span; each attribute is named `tidings.<key>`. A no-op
@@ -125,12 +127,30 @@ def span(
     return _started(name, parent, kind, attributes)
 
 
+def traced(
+    name: str,
+    call: Callable[[], Result],
+    outcome: Callable[[Result], Attributes],
+    *,
+    parent: str | None = None,
+    kind: str = "internal",
+    attributes: Attributes | None = None,
+) -> Result:
+    """`call()` in a span (see `span`), with the attributes `outcome` makes of its result.
+    Call sites check `enabled` first, so that a process that does not trace builds neither
+    the call nor the attributes."""
+    with span(name, parent=parent, kind=kind, attributes=attributes) as current:
+        result = call()
+        set_attributes(current, **outcome(result))
+        return result
+
+
 @contextlib.contextmanager
 def _started(
     name: str,
     parent: str | None,
     kind: str,
-    attributes: Mapping[str, AttributeValue | None] | None,
+    attributes: Attributes | None,
 ) -> Iterator[Span]:
     assert _tracer is not None
     with _tracer.start_as_current_span(

@@ -35,22 +35,26 @@ class Backlog(Collector):
             events, oldest_event = EventRepository(session).backlog()
             messages, oldest_message = MessageRepository(session).backlog()
         now = utcnow()
-        yield GaugeMetricFamily(
-            "tidings_events_backlog", "Events stored and not processed yet.", value=events
-        )
-        yield GaugeMetricFamily(
-            "tidings_events_backlog_age_seconds",
-            "How long the oldest event not processed yet has waited.",
-            value=_age(oldest_event, now),
-        )
-        yield GaugeMetricFamily(
-            "tidings_messages_backlog", "Messages ENQUEUED, waiting to be routed.", value=messages
-        )
-        yield GaugeMetricFamily(
-            "tidings_messages_backlog_age_seconds",
-            "How long the oldest ENQUEUED message has waited.",
-            value=_age(oldest_message, now),
-        )
+        for name, count, oldest, what, waited in (
+            (
+                "events",
+                events,
+                oldest_event,
+                "Events stored and not processed yet.",
+                "How long the oldest event not processed yet has waited.",
+            ),
+            (
+                "messages",
+                messages,
+                oldest_message,
+                "Messages ENQUEUED, waiting to be routed.",
+                "How long the oldest ENQUEUED message has waited.",
+            ),
+        ):
+            yield GaugeMetricFamily(f"tidings_{name}_backlog", what, value=count)
+            yield GaugeMetricFamily(
+                f"tidings_{name}_backlog_age_seconds", waited, value=_age(oldest, now)
+            )
 
 
 class Everything(Collector):

@@ -11,12 +11,20 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from tidings.errors import NotFound, found
+from tidings.errors import found
 from tidings.kit.jsondoc import merge_patch
+from tidings.kit.missing import Missing
 from tidings.kit.time import utcnow
 from tidings.models import Tenant, TenantMembership
 from tidings.tenant.repository import TenantRepository
 from tidings.workspace.service import Scope
+
+_missing_tenant = Missing(
+    "tenant",
+    "Tenants are created by Segment group calls whose groupId is the tenant id.",
+    code="tenant_not_found",
+    field="tenant_id",
+)
 
 
 def apply_group(
@@ -41,15 +49,7 @@ def apply_group(
 
 
 def get_tenant(session: Session, scope: Scope, tenant_id: str) -> Tenant:
-    return found(
-        TenantRepository(session).get(scope, tenant_id),
-        NotFound(
-            f"No tenant {tenant_id!r} in this environment. Tenants are created by Segment "
-            "group calls whose groupId is the tenant id.",
-            code="tenant_not_found",
-            field="tenant_id",
-        ),
-    )
+    return found(TenantRepository(session).get(scope, tenant_id), _missing_tenant(tenant_id))
 
 
 def list_tenants(

@@ -22,8 +22,9 @@ from cryptography.fernet import Fernet
 from sqlalchemy.orm import Session
 
 from tidings.db import Outbox
-from tidings.errors import BadRequest, Conflict, NotFound, found
+from tidings.errors import BadRequest, Conflict, found
 from tidings.kit.ids import new_id
+from tidings.kit.missing import Missing
 from tidings.kit.outbound import OutboundGuard, OutboundRefused, url_target
 from tidings.kit.pagination import Page, encode_cursor
 from tidings.kit.time import isoformat, utcnow
@@ -32,6 +33,13 @@ from tidings.webhook_out import signing
 from tidings.webhook_out.events import EVENT_TYPES, Emission
 from tidings.webhook_out.repository import WebhookRepository
 from tidings.workspace.service import Scope
+
+_missing_endpoint = Missing(
+    "webhook endpoint", "GET /webhooks/endpoints lists them.", code="unknown_webhook_endpoint"
+)
+_missing_delivery = Missing(
+    "webhook delivery", "GET /webhooks/deliveries lists them.", code="unknown_webhook_delivery"
+)
 
 MAX_ENDPOINTS = 50
 MAX_URL_LENGTH = 2000
@@ -177,11 +185,7 @@ def listing(session: Session, scope: Scope) -> Sequence[WebhookEndpoint]:
 def get(session: Session, scope: Scope, endpoint_id: str, *, lock: bool = False) -> WebhookEndpoint:
     return found(
         WebhookRepository(session).endpoint(scope.environment_id, endpoint_id, lock=lock),
-        NotFound(
-            f"No webhook endpoint {endpoint_id!r} in this environment. GET /webhooks/endpoints "
-            "lists them.",
-            code="unknown_webhook_endpoint",
-        ),
+        _missing_endpoint(endpoint_id),
     )
 
 
@@ -318,11 +322,7 @@ def deliveries(
 def get_delivery(session: Session, scope: Scope, delivery_id: int) -> WebhookDelivery:
     return found(
         WebhookRepository(session).delivery(scope.environment_id, delivery_id),
-        NotFound(
-            f"No webhook delivery {delivery_id} in this environment. GET /webhooks/deliveries "
-            "lists them.",
-            code="unknown_webhook_delivery",
-        ),
+        _missing_delivery(delivery_id),
     )
 
 
