@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -592,6 +593,8 @@ class TidingsConsumer(Consumer):  # type: ignore[misc]
     """Huey's consumer, with the delivery and webhook pools running while it does, and
     worker threads that `wake` takes out of their idle sleep."""
 
+    worker_class: Any
+
     def __init__(
         self,
         deliveries: DeliveryPool,
@@ -600,21 +603,11 @@ class TidingsConsumer(Consumer):  # type: ignore[misc]
         *args: Any,
         **kwargs: Any,
     ) -> None:
-        self.wake = wake  # before Huey's constructor, which creates the workers
+        # Before Huey's constructor, which creates the workers from `worker_class`.
+        self.worker_class = functools.partial(_WakingWorker, wake)
         super().__init__(*args, **kwargs)
         self.deliveries = deliveries
         self.webhooks = webhooks
-
-    def _create_worker(self) -> Worker:
-        return _WakingWorker(
-            self.wake,
-            huey=self.huey,
-            stop_flag=self.stop_flag,
-            default_delay=self.default_delay,
-            max_delay=self.max_delay,
-            backoff=self.backoff,
-            max_tasks=self.max_tasks,
-        )
 
     def start(self) -> None:
         self.deliveries.start()
