@@ -48,7 +48,7 @@ def dimensions(message: Message) -> tuple[str, str]:
 # primary key), the channel from the delivery, and the hour's and the day's rows are inserted
 # or incremented: one statement, two searches of message_metric's primary key. `->>` reads a
 # JSON member on SQLite (3.38+) and on Postgres (jsonb).
-_COUNT_DELIVERY = DriverStatement(
+_COUNT_DELIVERY = DriverStatement.text(
     "INSERT INTO message_metric (environment_id, span, bucket_start, template, automation,"
     " channel, metric, count)"
     " SELECT m.environment_id, b.span, b.bucket_start, COALESCE(m.notification_id, ''),"

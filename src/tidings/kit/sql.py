@@ -105,7 +105,7 @@ def insert_loaded(session: Session, row: Any) -> None:
 def _insert_returning_key(table: Table, columns: tuple[str, ...]) -> DriverStatement:
     """Built once per table and set of columns."""
     (key,) = table.primary_key.columns
-    return DriverStatement.of(insert(table).returning(key), columns)
+    return DriverStatement(insert(table).returning(key), columns)
 
 
 # Rows of one multi-row INSERT, and values of one IN (…) list.
@@ -338,19 +338,17 @@ class DriverStatement:
     types' bind processors, so they are stored exactly as the ORM stores them.
     """
 
-    def __init__(self, sql: str, **types: TypeEngine[Any]) -> None:
-        self.clause: Any = text(sql).bindparams(
-            *(bindparam(name, type_=t) for name, t in types.items())
-        )
-        self._columns: tuple[str, ...] | None = None
+    def __init__(self, clause: Any, columns: Sequence[str] | None = None) -> None:
+        """`clause` compiled as it is, or, given `columns` (an INSERT's or UPDATE's), with
+        bind parameters for those columns only."""
+        self.clause = clause
+        self._columns = None if columns is None else list(columns)
         self._compiled: dict[str, tuple[str, Callable[[dict[str, Any]], Any]]] = {}
 
     @classmethod
-    def of(cls, clause: Any, columns: Sequence[str]) -> DriverStatement:
-        """A Core INSERT or UPDATE given values for `columns` (its bind names)."""
-        statement = cls("")
-        statement.clause, statement._columns = clause, tuple(columns)
-        return statement
+    def text(cls, sql: str, **types: TypeEngine[Any]) -> DriverStatement:
+        """SQL text whose bind parameters have these types."""
+        return cls(text(sql).bindparams(*(bindparam(name, type_=t) for name, t in types.items())))
 
     def execute(self, cursor: Any, dialect: Dialect, **values: Any) -> int:
         """Run with `values`; returns the driver's row count."""
@@ -368,10 +366,7 @@ class DriverStatement:
         return list(cursor.fetchall())
 
     def _compile(self, dialect: Dialect) -> tuple[str, Callable[[dict[str, Any]], Any]]:
-        if self._columns is None:
-            compiled = self.clause.compile(dialect=dialect)
-        else:
-            compiled = self.clause.compile(dialect=dialect, column_keys=list(self._columns))
+        compiled = self.clause.compile(dialect=dialect, column_keys=self._columns)
         processors = {
             name: bind.type.dialect_impl(dialect).bind_processor(dialect)
             for name, bind in compiled.binds.items()

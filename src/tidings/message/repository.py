@@ -792,19 +792,19 @@ class IdempotencyRepository(Repository):
 # The SENT transition, without loading the delivery or the message: the delivery becomes
 # sent only if it is still `sending` (a callback or a cancel may have got there first), and
 # only then are the history row and the message's status written.
-_MARK_DELIVERY_SENT = DriverStatement(
+_MARK_DELIVERY_SENT = DriverStatement.text(
     f"UPDATE message_delivery SET status = '{DeliveryStatus.SENT}',"
     " provider_message_id = :provider_message_id, error = NULL, sending_since = NULL,"
     f" updated_at = :now WHERE id = :delivery_id AND status = '{DeliveryStatus.SENDING}'",
     now=UTCDateTime(),
 )
-_RECORD_SENT = DriverStatement(
+_RECORD_SENT = DriverStatement.text(
     "INSERT INTO message_event (message_pk, type, created_at, data)"
     " VALUES (:message_pk, 'SENT', :now, :data)",
     now=UTCDateTime(),
     data=JSONValue,
 )
-_MARK_MESSAGE_SENT = DriverStatement(
+_MARK_MESSAGE_SENT = DriverStatement.text(
     f"UPDATE message SET status = '{MessageStatus.SENT}', reason = NULL,"
     " reason_detail = NULL, sent_at = COALESCE(sent_at, :now), updated_at = :now"
     " WHERE id = :message_pk AND status NOT IN ("

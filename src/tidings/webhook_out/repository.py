@@ -31,7 +31,7 @@ SENDING_STALE_SECONDS = 120.0
 # event type). With no endpoint registered it reads one index page and writes nothing. It
 # runs on a DB-API cursor: in the send path's own fixed statements (record_sent), and in
 # an ORM unit of work on its connection.
-_EMIT = DriverStatement(
+_EMIT = DriverStatement.text(
     "INSERT INTO webhook_delivery (workspace_id, environment_id, endpoint_id, event_id,"
     " event_type, body, status, attempts, created_at, updated_at)"
     " SELECT e.workspace_id, e.environment_id, e.id, :event_id, :event_type, :body,"
