@@ -57,9 +57,10 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def bind_processor(self, dialect: Dialect) -> Any:
         """On SQLite, one step from a datetime to the text SQLAlchemy's SQLite `DateTime`
-        stores (`YYYY-MM-DD HH:MM:SS.ffffff`, naive UTC), by `datetime.isoformat`, which
-        writes that same text in C: the decorator's two Python steps (the conversion above,
-        then the dialect's formatting) were a large share of every INSERT and UPDATE."""
+        stores (`YYYY-MM-DD HH:MM:SS.ffffff`, naive UTC): `datetime.isoformat` writes that
+        same text in C, where the default is two Python steps per value (the conversion
+        above, then the dialect's formatting). `process_bind_param` still serves literal
+        rendering and the other dialects."""
         if dialect.name != "sqlite":
             return super().bind_processor(dialect)
 
