@@ -62,7 +62,9 @@ def _compiled(statement: Executable, dialect: Dialect) -> tuple[str, str]:
     return str(compiled), repr(parameters)
 
 
-@pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.psycopg.dialect()], ids=lambda d: d.name)
+@pytest.mark.parametrize(
+    "dialect", [sqlite.dialect(), postgresql.psycopg.dialect()], ids=lambda d: d.name
+)
 def test_json_values_are_sqlalchemys_json_with_a_jsonb_variant(dialect: Dialect) -> None:
     variant = JSON().with_variant(postgresql.JSONB(), "postgresql")
     ours, theirs = _json_statements(JSONValue), _json_statements(variant)
