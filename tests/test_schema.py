@@ -55,7 +55,7 @@ def test_the_partial_indexes_are_the_migrated_ones(runtime: Runtime) -> None:
     }
 
 
-def test_each_name_of_the_models_package_is_its_modules() -> None:
+def test_the_models_package_offers_each_name_its_modules_define() -> None:
     # The package imports a name's module when the name is first asked for.
     for name in models.__all__:
         assert getattr(models, name).__name__ == name

@@ -2,8 +2,8 @@
 
 A name is imported from its module when it is first asked for (PEP 562), so that a process
 loads only the tables it uses: the short commands (`tidings keys`, `tidings admin create`)
-use three or four of them. `Base` stands for the whole schema: asking for it loads every
-module, so that its metadata holds every table (Alembic, tests/test_schema.py).
+use the workspace's and the admins'. `Base` stands for the whole schema: asking for it loads
+every module, so that its metadata holds every table (Alembic, tests/test_schema.py).
 
 A row is written only once the tables its foreign keys name are loaded (SQLAlchemy's flush
 resolves them): the workspace's tables, which every other table names, are loaded with the
