@@ -1,7 +1,7 @@
 """The short commands load only what they need: `tidings --help`, `keys` and `admin create`
 run without the web framework, the job engine, Alembic, Liquid or the HTTP client, which
-made up most of their start-up. Each command runs in a fresh interpreter that then prints
-the packages it loaded."""
+made up most of their start-up, and with only the tables they use. Each command runs in a
+fresh interpreter that then prints the modules it loaded."""
 
 from __future__ import annotations
 
@@ -23,18 +23,19 @@ HEAVY = {"fastapi", "starlette", "uvicorn", "huey", "alembic", "liquid", "httpx"
 # Tracing and metrics: OpenTelemetry is imported only when tracing is on (docs/observability.md).
 HEAVY |= {"opentelemetry", "prometheus_client"}
 DATABASE = {"sqlalchemy", "pydantic", "pydantic_settings", "cryptography", "argon2"}
+WORKSPACE_TABLES = {"tidings.models.base", "tidings.models.workspace"}
+ADMIN_TABLES = {"tidings.models.admin", "tidings.models.stamped"}
 
 _RUN = """
 import json, sys
 from tidings.cli import main
 code = main(sys.argv[1:], standalone_mode=False)
-loaded = sorted({name.partition(".")[0] for name in sys.modules})
-print(json.dumps({"code": code, "loaded": loaded}))
+print(json.dumps({"code": code, "loaded": sorted(sys.modules)}))
 """
 
 
 def _run(settings: Settings, *args: str) -> tuple[str, set[str]]:
-    """The command's output, and the top-level packages its process loaded."""
+    """The command's output, and the modules its process loaded (each package's among them)."""
     result = subprocess.run(
         [sys.executable, "-c", _RUN, *args],
         env=server_environment(settings),
@@ -48,6 +49,13 @@ def _run(settings: Settings, *args: str) -> tuple[str, set[str]]:
     report = json.loads(last)
     assert report["code"] in (0, None), result.stderr
     return "\n".join(output), set(report["loaded"])
+
+
+def _tables(settings: Settings, loaded: set[str]) -> set[str]:
+    """The model modules among `loaded`, and on SQLite the Postgres dialect if loaded: a short
+    command needs only the tables it reads and writes."""
+    postgres = {"sqlalchemy.dialects.postgresql"} if settings.is_sqlite else set()
+    return {name for name in loaded if name.startswith("tidings.models.")} | (loaded & postgres)
 
 
 @pytest.mark.backend_independent  # --help opens no database
@@ -65,10 +73,17 @@ def test_the_keys_commands_load_no_web_job_or_migration_code(
     created = json.loads(output)
     assert created["environment"] == "production"
     assert loaded & HEAVY == set()
+    assert _tables(settings, loaded) == WORKSPACE_TABLES
 
     output, loaded = _run(settings, "keys", "list")
     assert {keys.test, keys.production, created["key"]} <= set(output.split())
     assert loaded & HEAVY == set()
+    assert _tables(settings, loaded) == WORKSPACE_TABLES
+
+    output, loaded = _run(settings, "keys", "revoke", created["id"])
+    assert output == f"Revoked {created['id']}."
+    assert loaded & HEAVY == set()
+    assert _tables(settings, loaded) == WORKSPACE_TABLES
 
 
 def test_admin_create_loads_no_web_job_or_migration_code(
@@ -77,6 +92,7 @@ def test_admin_create_loads_no_web_job_or_migration_code(
     output, loaded = _run(settings, "admin", "create", "ada@example.com", "--password", "a" * 12)
     assert output == "Created admin ada@example.com."
     assert loaded & HEAVY == set()
+    assert _tables(settings, loaded) == WORKSPACE_TABLES | ADMIN_TABLES
     with runtime.database.read() as session:
         admin = auth.verify_credentials(session, "ada@example.com", "a" * 12)
     assert admin.email == "ada@example.com"

@@ -4,12 +4,17 @@ with TIDINGS_TEST_DATABASE_URL, on Postgres."""
 
 from __future__ import annotations
 
+import pkgutil
 import re
+import subprocess
+import sys
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
+from tidings import models
 from tidings.models import Base
 from tidings.runtime import Runtime
 
@@ -48,3 +53,33 @@ def test_the_partial_indexes_are_the_migrated_ones(runtime: Runtime) -> None:
         "ix_audience_member_current",
         "ix_audience_member_page",
     }
+
+
+def test_the_models_package_offers_each_name_its_modules_define() -> None:
+    # The package imports a name's module when the name is first asked for.
+    for name in models.__all__:
+        assert getattr(models, name).__name__ == name
+
+
+# Resolves every foreign key of the loaded tables, as a flush does.
+_RESOLVE_FOREIGN_KEYS = """
+import importlib, sys
+importlib.import_module(sys.argv[1])
+from tidings.models.base import Base
+for table in Base.metadata.tables.values():
+    for key in table.foreign_keys:
+        key.column
+"""
+
+
+@pytest.mark.parametrize(
+    "module", [module.name for module in pkgutil.iter_modules(models.__path__)]
+)
+def test_a_model_module_loads_the_tables_its_foreign_keys_name(module: str) -> None:
+    # In a fresh interpreter: a process loads only the model modules it uses.
+    subprocess.run(
+        [sys.executable, "-c", _RESOLVE_FOREIGN_KEYS, f"tidings.models.{module}"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )

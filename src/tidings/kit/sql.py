@@ -22,7 +22,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import inspect as inspect_mapped
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import QueryableAttribute, Session, make_transient_to_detached
 from sqlalchemy.types import TypeEngine
@@ -31,12 +30,23 @@ Row = TypeVar("Row")
 Query = TypeVar("Query", bound=Select[*tuple[Any, ...]])
 
 
-def insert_ignoring_conflicts(bind: Session | Connection, target: Any) -> Any:
-    """An `INSERT … ON CONFLICT DO NOTHING` for the dialect of the session or connection."""
+def _dialect_insert(bind: Session | Connection, target: Any) -> Any:
+    """An INSERT of the dialect of the session or connection, which can take ON CONFLICT.
+    Each dialect is imported here when first used, so that a process on SQLite never loads
+    the Postgres one."""
     dialect = bind.dialect if isinstance(bind, Connection) else bind.get_bind().dialect
     if dialect.name == "postgresql":
-        return postgresql.insert(target).on_conflict_do_nothing()
-    return sqlite.insert(target).on_conflict_do_nothing()
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        return postgresql_insert(target)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(target)
+
+
+def insert_ignoring_conflicts(bind: Session | Connection, target: Any) -> Any:
+    """An `INSERT … ON CONFLICT DO NOTHING` for the dialect of the session or connection."""
+    return _dialect_insert(bind, target).on_conflict_do_nothing()
 
 
 def insert_replacing(
@@ -44,8 +54,7 @@ def insert_replacing(
 ) -> Any:
     """An `INSERT … ON CONFLICT (conflict) DO UPDATE SET column = excluded.column` for the
     dialect of the session or connection."""
-    dialect = bind.dialect if isinstance(bind, Connection) else bind.get_bind().dialect
-    statement = (postgresql if dialect.name == "postgresql" else sqlite).insert(target)
+    statement = _dialect_insert(bind, target)
     return statement.on_conflict_do_update(
         index_elements=list(conflict),
         set_={column: statement.excluded[column] for column in columns},

@@ -16,6 +16,9 @@ from tidings.models.base import (
     partial_index,
 )
 
+# Loaded for `AutomationRun.event_pk`, whose foreign key names its table (models/__init__.py).
+from tidings.models.event import Event  # noqa: F401
+
 
 class Automation(EnvironmentRow, Base):
     """An automation template: its id, and which saved version is current.

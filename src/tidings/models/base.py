@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -16,9 +16,11 @@ from sqlalchemy import (
     TypeDecorator,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+if TYPE_CHECKING:
+    from sqlalchemy.types import TypeEngine
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -28,8 +30,34 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-# JSONB on Postgres, JSON text elsewhere.
-JSONValue = JSON().with_variant(JSONB(), "postgresql")
+
+class JSONDocument(TypeDecorator[Any]):
+    """JSONB on Postgres, JSON text elsewhere: `JSON().with_variant(JSONB(), "postgresql")`,
+    with the Postgres type made only when a Postgres dialect asks for it, so that a process
+    on SQLite never imports the Postgres dialect."""
+
+    impl = JSON()
+    cache_ok = True
+    # JSON's, which a TypeDecorator does not take from its impl: Python's None is stored as
+    # JSON null, and values are not hashed.
+    should_evaluate_none = True
+    hashable = False
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(self.impl_instance)
+
+    def coerce_compared_value(self, op: Any, value: Any) -> TypeEngine[Any]:
+        """JSON's choice (a string compared with a JSON element binds as a string), where a
+        TypeDecorator's default would bind every compared value as JSON."""
+        coerced = self.impl_instance.coerce_compared_value(op, value)
+        return self if coerced is self.impl_instance else coerced
+
+
+JSONValue = JSONDocument()
 
 # A 64-bit autoincrementing key on Postgres; SQLite only autoincrements INTEGER PRIMARY KEY.
 BigIntegerKey = BigInteger().with_variant(Integer(), "sqlite")

@@ -6,15 +6,7 @@ from sqlalchemy import delete, func, select
 
 from tidings.errors import BadRequest
 from tidings.kit.sql import Repository, execute_counting
-from tidings.models import (
-    AdminSession,
-    AdminSignInToken,
-    AdminUser,
-    Automation,
-    Environment,
-    Notification,
-    RecipientList,
-)
+from tidings.models import AdminSession, AdminSignInToken, AdminUser, Environment
 
 # The step editor's pickers list at most this many ids of each kind.
 PICKER_LIMIT = 500
@@ -68,6 +60,10 @@ class StudioRepository(Repository):
 
     def picker_ids(self, environment_id: str) -> dict[str, list[str]]:
         """The ids the automation step editor offers: templates, lists, live automations."""
+        # Imported here: `tidings admin create` uses this module for its admins, and loads no
+        # other tables (tidings.models).
+        from tidings.models import Automation, Notification, RecipientList
+
         queries = {
             "templates": select(Notification.notification_id)
             .where(Notification.environment_id == environment_id)
