@@ -689,12 +689,5 @@ class ScheduleRepository(Repository):
         return list(self.session.scalars(query.limit(limit)))
 
     def claim(self, schedule_pk: int, expected: dict[str, Any], **values: Any) -> bool:
-        """Compare-and-set the row: True when it still had the `expected` values (and now
-        holds `values`, locked until the commit); False when another process moved it
-        first."""
-        conditions = [AutomationSchedule.id == schedule_pk]
-        for name, value in expected.items():
-            column = getattr(AutomationSchedule, name)
-            conditions.append(column.is_(None) if value is None else column == value)
-        statement = update(AutomationSchedule).where(*conditions).values(**values)
-        return execute_counting(self.session, statement) == 1
+        """`compare_and_set` on the schedule's row."""
+        return self.compare_and_set(AutomationSchedule, schedule_pk, expected, values)

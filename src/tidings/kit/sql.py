@@ -15,6 +15,7 @@ from sqlalchemy import (
     Select,
     Table,
     bindparam,
+    func,
     insert,
     or_,
     select,
@@ -174,6 +175,24 @@ class Repository:
     def find_row(self, model: type[Row], **columns: Any) -> Row | None:
         """The `model` row whose columns equal `columns`, or None."""
         return self.session.scalars(select(model).filter_by(**columns)).first()
+
+    def count_rows(self, model: Any, *conditions: Any) -> int:
+        """How many `model` rows match `conditions`."""
+        count = self.session.scalar(select(func.count()).select_from(model).where(*conditions))
+        return int(count or 0)
+
+    def compare_and_set(
+        self, model: Any, row_pk: int, expected: dict[str, Any], values: dict[str, Any]
+    ) -> bool:
+        """Set the `model` row's `values` if it still has the `expected` ones (None: NULL):
+        True when it had them (the row is then locked until the commit); False when another
+        transaction moved it first."""
+        conditions = [model.id == row_pk]
+        for name, value in expected.items():
+            column = getattr(model, name)
+            conditions.append(column.is_(None) if value is None else column == value)
+        statement = update(model).where(*conditions).values(**values)
+        return execute_counting(self.session, statement) == 1
 
     def lock_row(self, model: type[Row], **columns: Any) -> Row | None:
         """`find_row`, the row locked until the transaction ends and read afresh."""

@@ -151,13 +151,8 @@ class ProfileRepository(Repository):
         )
 
     def count_users(self, environment_id: str) -> int:
-        return int(
-            self.session.scalar(
-                select(func.count())
-                .select_from(Profile)
-                .where(Profile.environment_id == environment_id, Profile.anonymous.is_(False))
-            )
-            or 0
+        return self.count_rows(
+            Profile, Profile.environment_id == environment_id, Profile.anonymous.is_(False)
         )
 
     def search(self, scope: Scope, query: str, limit: int) -> Sequence[Profile]:

@@ -24,12 +24,7 @@ _STAMP = (
 
 class ProviderConfigRepository(Repository):
     def get(self, environment_id: str, name: str) -> ProviderConfiguration | None:
-        return self.session.scalars(
-            select(ProviderConfiguration).where(
-                ProviderConfiguration.environment_id == environment_id,
-                ProviderConfiguration.name == name,
-            )
-        ).first()
+        return self.find_row(ProviderConfiguration, environment_id=environment_id, name=name)
 
     def add(self, row: ProviderConfiguration) -> None:
         self.session.add(row)
