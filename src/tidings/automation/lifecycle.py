@@ -85,18 +85,15 @@ def start_automation_run(
     session: Session,
     automation: Automation,
     version: AutomationVersion,
-    *,
-    source: str,
     **details: Any,
 ) -> AutomationRun:
     """`start_run` of `version` of a saved automation, in the automation's environment;
-    `details` are `start_run`'s other keywords."""
+    `details` are `start_run`'s other keywords (`source` among them)."""
     return start_run(
         session,
         workspace_id=automation.workspace_id,
         environment_id=automation.environment_id,
         definition=version.definition,
-        source=source,
         automation_id=automation.automation_id,
         version_pk=version.id,
         **details,
