@@ -15,6 +15,7 @@ from sqlalchemy import (
     Select,
     Table,
     bindparam,
+    delete,
     func,
     insert,
     or_,
@@ -175,6 +176,10 @@ class Repository:
     def find_row(self, model: type[Row], **columns: Any) -> Row | None:
         """The `model` row whose columns equal `columns`, or None."""
         return self.session.scalars(select(model).filter_by(**columns)).first()
+
+    def delete_rows(self, model: type[Row], **columns: Any) -> int:
+        """Delete the `model` rows whose columns equal `columns`; how many there were."""
+        return execute_counting(self.session, delete(model).filter_by(**columns))
 
     def count_rows(self, model: Any, *conditions: Any) -> int:
         """How many `model` rows match `conditions`."""

@@ -6,12 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import bindparam, func, select
 
 from tidings.kit.sql import (
     Repository,
     VersionTable,
-    execute_counting,
     insert_missing_in_environment,
 )
 from tidings.models import AdminUser, Notification, NotificationVersion, SubscriptionTopic
@@ -195,11 +194,9 @@ class NotificationRepository(Repository):
     def delete(self, scope: Scope, notification_id: str) -> bool:
         self.session.info.get(_FOUND, set()).discard((scope.environment_id, notification_id))
         return bool(
-            execute_counting(
-                self.session,
-                delete(Notification).where(
-                    Notification.environment_id == scope.environment_id,
-                    Notification.notification_id == notification_id,
-                ),
+            self.delete_rows(
+                Notification,
+                environment_id=scope.environment_id,
+                notification_id=notification_id,
             )
         )

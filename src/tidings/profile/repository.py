@@ -203,12 +203,7 @@ class ProfileRepository(Repository):
 
     def delete_profile_row(self, scope: Scope, user_id: str) -> None:
         self._forget()
-        execute_counting(
-            self.session,
-            delete(Profile).where(
-                Profile.environment_id == scope.environment_id, Profile.user_id == user_id
-            ),
-        )
+        self.delete_rows(Profile, environment_id=scope.environment_id, user_id=user_id)
 
     def alias_target(self, scope: Scope, alias_id: str) -> str | None:
         """The user `alias_id` was merged into, if any."""
