@@ -287,6 +287,37 @@ class VersionTable(Generic[Row]):
         return session.scalars(query.order_by(order).limit(limit)).all()
 
 
+# The row that owns the versions: an ORM row, keyed by its `id`.
+Owner = TypeVar("Owner")
+
+
+class VersionedRepository(Repository, Generic[Owner, Row]):
+    """The repository of rows that keep their saved versions in `versions`: one version by
+    its number, and the versions a page at a time."""
+
+    versions: VersionTable[Row]
+
+    def version(self, owner: Owner, number: int) -> Row | None:
+        version = self.versions.owner.class_.version
+        return self.session.scalars(
+            select(self.versions.model).where(self.versions.owner == _id(owner), version == number)
+        ).first()
+
+    def version_page(self, owner: Owner, after_version: int | None, limit: int) -> Sequence[Row]:
+        return self.versions.after(self.session, _id(owner), after_version, limit)
+
+    def versions_before(
+        self, owner: Owner, before_version: int | None, limit: int
+    ) -> Sequence[Row]:
+        return self.versions.before(self.session, _id(owner), before_version, limit)
+
+
+def _id(row: Any) -> int:
+    # A Protocol cannot name an ORM row's `id`: its class declares it Mapped[int].
+    key: int = row.id
+    return key
+
+
 def insert_missing_and_lock(
     session: Session, model: type[Row], key: dict[str, Any], **values: Any
 ) -> tuple[Row, bool]:

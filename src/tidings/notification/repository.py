@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select
 
 from tidings.kit.sql import (
-    Repository,
+    VersionedRepository,
     VersionTable,
     insert_missing_in_environment,
 )
@@ -39,7 +39,9 @@ _EXISTS = select(Notification.id).where(
 _VERSIONS = VersionTable(NotificationVersion, NotificationVersion.notification_pk)
 
 
-class NotificationRepository(Repository):
+class NotificationRepository(VersionedRepository[Notification, NotificationVersion]):
+    versions = _VERSIONS
+
     def get(self, scope: Scope | str, notification_id: str) -> Notification | None:
         environment_id = scope if isinstance(scope, str) else scope.environment_id
         return self.session.scalars(
@@ -126,19 +128,6 @@ class NotificationRepository(Repository):
             )
         )
         return int(number or 0)
-
-    def version(self, notification: Notification, number: int) -> NotificationVersion | None:
-        return self.find_row(NotificationVersion, notification_pk=notification.id, version=number)
-
-    def version_page(
-        self, notification: Notification, after_version: int | None, limit: int
-    ) -> Sequence[NotificationVersion]:
-        return _VERSIONS.after(self.session, notification.id, after_version, limit)
-
-    def versions_before(
-        self, notification: Notification, before_version: int | None, limit: int
-    ) -> Sequence[NotificationVersion]:
-        return _VERSIONS.before(self.session, notification.id, before_version, limit)
 
     def savers(self, notifications: Sequence[Notification]) -> dict[int, tuple[str, str]]:
         """Who saved each template first and last (Courier's `creator` and `updater`), by
