@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     CursorResult,
     Executable,
@@ -371,6 +372,16 @@ def insert_missing_in_environment(
         created_at=now,
         updated_at=now,
         **values,
+    )
+
+
+def starts_or_contains(key: Any, content: Any, query: str) -> ColumnElement[bool]:
+    """The condition of a search box: `key` starts with `query`, or `content` contains it
+    ignoring case; LIKE's wildcards in `query` match themselves."""
+    escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(
+        key.like(f"{escaped}%", escape="\\"),
+        func.lower(content).like(f"%{escaped.lower()}%", escape="\\"),
     )
 
 

@@ -6,13 +6,14 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, cast, delete, func, or_, select, update
+from sqlalchemy import String, bindparam, cast, delete, or_, select, update
 
 from tidings.kit.sql import (
     Repository,
     execute_counting,
     insert_ignoring_conflicts,
     insert_missing_in_environment,
+    starts_or_contains,
 )
 from tidings.kit.time import utcnow
 from tidings.models import (
@@ -175,14 +176,8 @@ class ProfileRepository(Repository):
                 )
             )
         if query:
-            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             statement = statement.where(
-                or_(
-                    Profile.user_id.like(f"{escaped}%", escape="\\"),
-                    func.lower(cast(Profile.data, String)).like(
-                        f"%{escaped.lower()}%", escape="\\"
-                    ),
-                )
+                starts_or_contains(Profile.user_id, cast(Profile.data, String), query)
             )
         return self.session.scalars(
             statement.order_by(Profile.updated_at.desc(), Profile.id.desc()).limit(limit)
