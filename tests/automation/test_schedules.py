@@ -314,7 +314,7 @@ def test_a_crash_mid_fire_neither_loses_nor_repeats_a_run_of_the_tick(
     monkeypatch.setattr(schedules, "CHUNK", 2)
     users = subscribe(runtime, scope, 5)
     save(runtime, scope, triggers=[schedule(list_id="digest")])
-    real_start = schedules.start_run
+    real_start = schedules.start_automation_run
     calls = 0
 
     def crash_on_the_fourth(*args: Any, **kwargs: Any) -> AutomationRun:
@@ -327,7 +327,7 @@ def test_a_crash_mid_fire_neither_loses_nor_repeats_a_run_of_the_tick(
     # The process dies while starting the second chunk's runs: the first chunk is committed,
     # the second rolled back.
     with monkeypatch.context() as patch:
-        patch.setattr(schedules, "start_run", crash_on_the_fourth)
+        patch.setattr(schedules, "start_automation_run", crash_on_the_fourth)
         with pytest.raises(Killed):
             schedules.fire_due(runtime.database, MONDAY)
     assert sorted(run.recipient or "" for run in started(runtime)) == users[:2]
@@ -353,7 +353,7 @@ def test_a_crash_before_the_first_commit_leaves_the_tick_due(
         raise Killed
 
     with monkeypatch.context() as patch:
-        patch.setattr(schedules, "start_run", crash)
+        patch.setattr(schedules, "start_automation_run", crash)
         with pytest.raises(Killed):
             schedules.fire_due(runtime.database, MONDAY)
     assert started(runtime) == []
@@ -366,15 +366,15 @@ def test_a_failing_schedule_does_not_hold_up_the_others(
 ) -> None:
     save(runtime, scope, "first")
     save(runtime, scope, "second")
-    real_start = schedules.start_run
+    real_start = schedules.start_automation_run
 
     def fail_first(*args: Any, **kwargs: Any) -> AutomationRun:
-        if kwargs["automation_id"] == "first":
+        if args[1].automation_id == "first":
             raise RuntimeError("the database went away")
         return real_start(*args, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setattr(schedules, "start_run", fail_first)
+        patch.setattr(schedules, "start_automation_run", fail_first)
         assert schedules.fire_due(runtime.database, MONDAY) == 1
     assert schedules.fire_due(runtime.database, MONDAY) == 1
     assert sorted(run.automation_id or "" for run in started(runtime)) == ["first", "second"]

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tidings.kit.jsondoc import diff, merge_patch
+from tidings.kit.jsondoc import diff, leaves, merge_patch
 
 
 def test_merge_patch_follows_rfc_7386() -> None:
@@ -33,3 +33,15 @@ def test_diff_reports_nested_changes_with_json_pointers() -> None:
 
 def test_diff_sees_type_changes() -> None:
     assert diff({"a": 1}, {"a": True}) == [{"op": "replace", "path": "/a", "from": 1, "to": True}]
+
+
+def test_leaves_walks_in_document_order_with_paths() -> None:
+    document = {"a": [1, {"b": "x"}], "ref": {"$ref": "data.y"}, "empty": {}}
+    assert list(leaves(document, "doc")) == [
+        ("doc.a[0]", 1),
+        ("doc.a[1].b", "x"),
+        ("doc.ref.$ref", "data.y"),
+    ]
+    whole = list(leaves(document, whole=lambda value: "$ref" in value))
+    assert whole[-1] == (".ref", {"$ref": "data.y"})
+    assert list(leaves("text")) == [("", "text")]

@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from tidings.kit.sql import (
     Repository,
@@ -72,13 +72,10 @@ class AudienceRepository(Repository):
     # Members ---------------------------------------------------------------------------------
 
     def member_count(self, audience_pk: int) -> int:
-        return int(
-            self.session.scalar(
-                select(func.count())
-                .select_from(AudienceMember)
-                .where(AudienceMember.audience_pk == audience_pk, AudienceMember.left_at.is_(None))
-            )
-            or 0
+        return self.count_rows(
+            AudienceMember,
+            AudienceMember.audience_pk == audience_pk,
+            AudienceMember.left_at.is_(None),
         )
 
     def members_page(

@@ -16,7 +16,7 @@ from tidings.automation.steps.branch import program
 from tidings.automation.steps.values import cancelation_token, namespace
 from tidings.kit.ids import new_id
 from tidings.kit.time import isoformat, utcnow
-from tidings.models import AutomationRun, RunStatus
+from tidings.models import Automation, AutomationRun, AutomationVersion, RunStatus
 from tidings.observability import tracing
 from tidings.profile.repository import ProfileRepository
 from tidings.workspace.service import Scope
@@ -79,6 +79,25 @@ def start_run(
         updated_at=now,
     )
     return RunRepository(session).add(run)
+
+
+def start_automation_run(
+    session: Session,
+    automation: Automation,
+    version: AutomationVersion,
+    **details: Any,
+) -> AutomationRun:
+    """`start_run` of `version` of a saved automation, in the automation's environment;
+    `details` are `start_run`'s other keywords (`source` among them)."""
+    return start_run(
+        session,
+        workspace_id=automation.workspace_id,
+        environment_id=automation.environment_id,
+        definition=version.definition,
+        automation_id=automation.automation_id,
+        version_pk=version.id,
+        **details,
+    )
 
 
 def _stored_profile(session: Session, scope: Scope, recipient: str | None) -> dict[str, Any]:

@@ -269,10 +269,9 @@ def refresh(
     repository.leave(verdicts.leaving, now)
     repository.set_checks(environment_id, verdicts.checks)
     runs: list[AutomationRun] = []
-    for audience, change in verdicts.changes:
+    for _, change in verdicts.changes:
         runs += start_audience_runs(
             session,
-            workspace_id=audience.workspace_id,
             environment_id=environment_id,
             audience_id=change.audience_id,
             user_id=change.user_id,

@@ -16,6 +16,7 @@ from tidings.automation.triggers import index_key
 from tidings.config import Settings
 from tidings.kit.sql import (
     Repository,
+    VersionedRepository,
     VersionTable,
     claim_rows,
     execute_counting,
@@ -76,7 +77,9 @@ _TRIGGERED = (
 _VERSIONS = VersionTable(AutomationVersion, AutomationVersion.automation_pk)
 
 
-class AutomationRepository(Repository):
+class AutomationRepository(VersionedRepository[Automation, AutomationVersion]):
+    versions = _VERSIONS
+
     def get(self, scope: Scope | str, automation_id: str) -> Automation | None:
         """The live (not deleted) automation."""
         return self.session.scalars(
@@ -116,19 +119,6 @@ class AutomationRepository(Repository):
         if automation is None:
             return None
         return self.version(automation, automation.current_version)
-
-    def version(self, automation: Automation, number: int) -> AutomationVersion | None:
-        return self.find_row(AutomationVersion, automation_pk=automation.id, version=number)
-
-    def version_page(
-        self, automation: Automation, after_version: int | None, limit: int
-    ) -> Sequence[AutomationVersion]:
-        return _VERSIONS.after(self.session, automation.id, after_version, limit)
-
-    def versions_before(
-        self, automation: Automation, before_version: int | None, limit: int
-    ) -> Sequence[AutomationVersion]:
-        return _VERSIONS.before(self.session, automation.id, before_version, limit)
 
     def add_version(
         self,
@@ -689,12 +679,5 @@ class ScheduleRepository(Repository):
         return list(self.session.scalars(query.limit(limit)))
 
     def claim(self, schedule_pk: int, expected: dict[str, Any], **values: Any) -> bool:
-        """Compare-and-set the row: True when it still had the `expected` values (and now
-        holds `values`, locked until the commit); False when another process moved it
-        first."""
-        conditions = [AutomationSchedule.id == schedule_pk]
-        for name, value in expected.items():
-            column = getattr(AutomationSchedule, name)
-            conditions.append(column.is_(None) if value is None else column == value)
-        statement = update(AutomationSchedule).where(*conditions).values(**values)
-        return execute_counting(self.session, statement) == 1
+        """`compare_and_set` on the schedule's row."""
+        return self.compare_and_set(AutomationSchedule, schedule_pk, expected, values)

@@ -49,7 +49,7 @@ from sqlalchemy.orm import Session
 
 from tidings.automation import service as definitions
 from tidings.automation import steps
-from tidings.automation.lifecycle import cancel_run, retry_run, start_run
+from tidings.automation.lifecycle import cancel_run, retry_run, start_automation_run, start_run
 from tidings.automation.repository import RunRepository
 from tidings.automation.steps.base import (
     Fetch,
@@ -116,14 +116,11 @@ def start_triggered_runs(session: Session, event: Event) -> list[AutomationRun]:
         session, event.environment_id, source, name
     ):
         runs.append(
-            start_run(
+            start_automation_run(
                 session,
-                workspace_id=event.workspace_id,
-                environment_id=event.environment_id,
-                definition=version.definition,
+                automation,
+                version,
                 source=f"{source}/{name}",
-                automation_id=automation.automation_id,
-                version_pk=version.id,
                 # An anonymous visitor's events go to its anonymous profile.
                 recipient=event.user_id or event.anonymous_id,
                 data=event_data(event),
@@ -137,7 +134,6 @@ def start_triggered_runs(session: Session, event: Event) -> list[AutomationRun]:
 def start_audience_runs(
     session: Session,
     *,
-    workspace_id: str,
     environment_id: str,
     audience_id: str,
     user_id: str,
@@ -148,14 +144,11 @@ def start_audience_runs(
     leaving ("exit") the audience; called once per entry or exit (automation/membership.py)."""
     event = {"source": "audience", "audience": audience_id, "on": on, "at": isoformat(at)}
     return [
-        start_run(
+        start_automation_run(
             session,
-            workspace_id=workspace_id,
-            environment_id=environment_id,
-            definition=version.definition,
+            automation,
+            version,
             source=f"audience/{audience_id}/{on}",
-            automation_id=automation.automation_id,
-            version_pk=version.id,
             recipient=user_id,
             data={"audience": audience_id, "on": on},
             event=event,
@@ -212,14 +205,11 @@ def invoke(
 ) -> AutomationRun:
     """`POST /automations/{id}/invoke`: a run of the current version, enabled or not."""
     automation, version = definitions.get(session, scope, automation_id)
-    return start_run(
+    return start_automation_run(
         session,
-        workspace_id=scope.workspace_id,
-        environment_id=scope.environment_id,
-        definition=version.definition,
+        automation,
+        version,
         source=f"invoke/{automation.automation_id}",
-        automation_id=automation.automation_id,
-        version_pk=version.id,
         recipient=body.get("recipient"),
         data=body.get("data"),
         profile=body.get("profile"),

@@ -45,7 +45,7 @@ from tidings.audience.service import check_audience_id
 
 # The steps first: they import the lifecycle of runs, which imports them.
 from tidings.automation import steps  # noqa: F401
-from tidings.automation.lifecycle import start_run
+from tidings.automation.lifecycle import start_automation_run
 from tidings.automation.repository import AutomationRepository, ScheduleRepository
 from tidings.automation.steps.values import quote
 from tidings.db import Database, Outbox
@@ -325,14 +325,11 @@ def _fire_chunk(session: Session, outbox: Outbox, schedule_pk: int, now: datetim
         "tick": isoformat(tick),
     }
     for recipient in recipients:
-        run = start_run(
+        run = start_automation_run(
             session,
-            workspace_id=automation.workspace_id,
-            environment_id=automation.environment_id,
-            definition=version.definition,
+            automation,
+            version,
             source=f"{SOURCE}/{trigger['cron']}",
-            automation_id=automation.automation_id,
-            version_pk=version.id,
             recipient=recipient,
             data=trigger.get("data"),
             event=event,

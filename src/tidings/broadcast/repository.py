@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from tidings.kit.sql import Repository, claim_rows, execute_counting
+from tidings.kit.sql import Repository, claim_rows
 from tidings.models import Broadcast, BroadcastStatus
 
 
@@ -28,14 +28,8 @@ class BroadcastRepository(Repository):
         return self.environment_page(Broadcast, environment_id, after_id, limit)
 
     def claim(self, broadcast_pk: int, expected: dict[str, Any], **values: Any) -> bool:
-        """Compare-and-set the row: True when it still had the `expected` values (and now
-        holds `values`); False when another transaction moved it first."""
-        conditions = [Broadcast.id == broadcast_pk]
-        for name, value in expected.items():
-            column = getattr(Broadcast, name)
-            conditions.append(column.is_(None) if value is None else column == value)
-        statement = update(Broadcast).where(*conditions).values(**values)
-        return execute_counting(self.session, statement) == 1
+        """`compare_and_set` on the broadcast's row."""
+        return self.compare_and_set(Broadcast, broadcast_pk, expected, values)
 
     def paced_until(self, environment_id: str) -> datetime | None:
         """How far the environment's broadcasts have used its send rate."""

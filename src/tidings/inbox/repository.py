@@ -61,17 +61,13 @@ class InboxRepository(Repository):
         return self.session.scalars(query.order_by(InboxMessage.id.desc()).limit(limit)).all()
 
     def count_unread(self, environment_id: str, user_id: str) -> int:
-        count = self.session.scalar(
-            select(func.count())
-            .select_from(InboxMessage)
-            .where(
-                InboxMessage.environment_id == environment_id,
-                InboxMessage.user_id == user_id,
-                InboxMessage.read_at.is_(None),
-                InboxMessage.archived_at.is_(None),
-            )
+        return self.count_rows(
+            InboxMessage,
+            InboxMessage.environment_id == environment_id,
+            InboxMessage.user_id == user_id,
+            InboxMessage.read_at.is_(None),
+            InboxMessage.archived_at.is_(None),
         )
-        return int(count or 0)
 
     def mark_all_read(self, environment_id: str, user_id: str, now: datetime) -> int:
         return execute_counting(

@@ -1,5 +1,5 @@
-"""Secrets at rest: a server secret, Fernet encryption and HMAC keys derived from it, and
-the signed tokens of public links."""
+"""Secrets at rest: a server secret, Fernet encryption and HMAC keys derived from it, the
+signed tokens of public links, and the signature of Standard Webhooks."""
 
 from __future__ import annotations
 
@@ -108,6 +108,13 @@ def verify_fields(key: bytes, version: str, token: str, count: int) -> tuple[str
     ):
         return None
     return tuple(fields)
+
+
+def webhook_signature(key: bytes, message_id: str, timestamp: str, body: bytes) -> str:
+    """The base64 HMAC-SHA256 of `<message_id>.<timestamp>.<body>` under `key`: a Standard
+    Webhooks (or Svix) signature, without its `v1,` prefix."""
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
 def sha256_hex(value: str) -> str:

@@ -1,8 +1,10 @@
-"""JSON document helpers: RFC 7386 merge patches and a readable diff."""
+"""JSON document helpers: RFC 7386 merge patches, a readable diff, and a walk over the
+values inside a document."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterator
 from typing import Any
 
 _ABSENT: Any = object()
@@ -50,3 +52,19 @@ def diff(before: dict[str, Any], after: dict[str, Any], path: str = "") -> list[
         elif old != new or type(old) is not type(new):
             changes.append({"op": "replace", "path": pointer, "from": old, "to": new})
     return changes
+
+
+def leaves(
+    value: Any, path: str = "", whole: Callable[[Any], bool] = lambda _: False
+) -> Iterator[tuple[str, Any]]:
+    """Every value inside `value` that is not an object or array, in document order, with
+    its path: `path`, then `.key` for an object's member and `[index]` for an array's item.
+    An object or array that `whole` accepts is one value, not walked into."""
+    if isinstance(value, dict) and not whole(value):
+        for key, item in value.items():
+            yield from leaves(item, f"{path}.{key}", whole)
+    elif isinstance(value, list) and not whole(value):
+        for index, item in enumerate(value):
+            yield from leaves(item, f"{path}[{index}]", whole)
+    else:
+        yield path, value

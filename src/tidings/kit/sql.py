@@ -9,12 +9,15 @@ from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     CursorResult,
     Executable,
     Select,
     Table,
     bindparam,
+    delete,
+    func,
     insert,
     or_,
     select,
@@ -184,6 +187,28 @@ class Repository:
         """The `model` row whose columns equal `columns`, or None."""
         return self.session.scalars(select(model).filter_by(**columns)).first()
 
+    def delete_rows(self, model: type[Row], **columns: Any) -> int:
+        """Delete the `model` rows whose columns equal `columns`; how many there were."""
+        return execute_counting(self.session, delete(model).filter_by(**columns))
+
+    def count_rows(self, model: Any, *conditions: Any) -> int:
+        """How many `model` rows match `conditions`."""
+        count = self.session.scalar(select(func.count()).select_from(model).where(*conditions))
+        return int(count or 0)
+
+    def compare_and_set(
+        self, model: Any, row_pk: int, expected: dict[str, Any], values: dict[str, Any]
+    ) -> bool:
+        """Set the `model` row's `values` if it still has the `expected` ones (None: NULL):
+        True when it had them (the row is then locked until the commit); False when another
+        transaction moved it first."""
+        conditions = [model.id == row_pk]
+        for name, value in expected.items():
+            column = getattr(model, name)
+            conditions.append(column.is_(None) if value is None else column == value)
+        statement = update(model).where(*conditions).values(**values)
+        return execute_counting(self.session, statement) == 1
+
     def lock_row(self, model: type[Row], **columns: Any) -> Row | None:
         """`find_row`, the row locked until the transaction ends and read afresh."""
         return self.session.scalars(
@@ -272,6 +297,37 @@ class VersionTable(Generic[Row]):
         return session.scalars(query.order_by(order).limit(limit)).all()
 
 
+# The row that owns the versions: an ORM row, keyed by its `id`.
+Owner = TypeVar("Owner")
+
+
+class VersionedRepository(Repository, Generic[Owner, Row]):
+    """The repository of rows that keep their saved versions in `versions`: one version by
+    its number, and the versions a page at a time."""
+
+    versions: VersionTable[Row]
+
+    def version(self, owner: Owner, number: int) -> Row | None:
+        version = self.versions.owner.class_.version
+        return self.session.scalars(
+            select(self.versions.model).where(self.versions.owner == _id(owner), version == number)
+        ).first()
+
+    def version_page(self, owner: Owner, after_version: int | None, limit: int) -> Sequence[Row]:
+        return self.versions.after(self.session, _id(owner), after_version, limit)
+
+    def versions_before(
+        self, owner: Owner, before_version: int | None, limit: int
+    ) -> Sequence[Row]:
+        return self.versions.before(self.session, _id(owner), before_version, limit)
+
+
+def _id(row: Any) -> int:
+    # A Protocol cannot name an ORM row's `id`: its class declares it Mapped[int].
+    key: int = row.id
+    return key
+
+
 def insert_missing_and_lock(
     session: Session, model: type[Row], key: dict[str, Any], **values: Any
 ) -> tuple[Row, bool]:
@@ -325,6 +381,16 @@ def insert_missing_in_environment(
         created_at=now,
         updated_at=now,
         **values,
+    )
+
+
+def starts_or_contains(key: Any, content: Any, query: str) -> ColumnElement[bool]:
+    """The condition of a search box: `key` starts with `query`, or `content` contains it
+    ignoring case; LIKE's wildcards in `query` match themselves."""
+    escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return or_(
+        key.like(f"{escaped}%", escape="\\"),
+        func.lower(content).like(f"%{escaped.lower()}%", escape="\\"),
     )
 
 

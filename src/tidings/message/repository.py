@@ -535,13 +535,8 @@ class MessageRepository(Repository):
 
     def count_history(self, message: Message, types: Sequence[str]) -> int:
         """How many history entries of these types the message has."""
-        return int(
-            self.session.scalar(
-                select(func.count())
-                .select_from(MessageEvent)
-                .where(MessageEvent.message_pk == message.id, MessageEvent.type.in_(types))
-            )
-            or 0
+        return self.count_rows(
+            MessageEvent, MessageEvent.message_pk == message.id, MessageEvent.type.in_(types)
         )
 
     # -- provider health and events' outcomes (Studio) -------------------------------------

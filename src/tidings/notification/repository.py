@@ -6,12 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select
+from sqlalchemy import bindparam, func, select
 
 from tidings.kit.sql import (
-    Repository,
+    VersionedRepository,
     VersionTable,
-    execute_counting,
     insert_missing_in_environment,
 )
 from tidings.models import AdminUser, Notification, NotificationVersion, SubscriptionTopic
@@ -40,7 +39,9 @@ _EXISTS = select(Notification.id).where(
 _VERSIONS = VersionTable(NotificationVersion, NotificationVersion.notification_pk)
 
 
-class NotificationRepository(Repository):
+class NotificationRepository(VersionedRepository[Notification, NotificationVersion]):
+    versions = _VERSIONS
+
     def get(self, scope: Scope | str, notification_id: str) -> Notification | None:
         environment_id = scope if isinstance(scope, str) else scope.environment_id
         return self.session.scalars(
@@ -128,19 +129,6 @@ class NotificationRepository(Repository):
         )
         return int(number or 0)
 
-    def version(self, notification: Notification, number: int) -> NotificationVersion | None:
-        return self.find_row(NotificationVersion, notification_pk=notification.id, version=number)
-
-    def version_page(
-        self, notification: Notification, after_version: int | None, limit: int
-    ) -> Sequence[NotificationVersion]:
-        return _VERSIONS.after(self.session, notification.id, after_version, limit)
-
-    def versions_before(
-        self, notification: Notification, before_version: int | None, limit: int
-    ) -> Sequence[NotificationVersion]:
-        return _VERSIONS.before(self.session, notification.id, before_version, limit)
-
     def savers(self, notifications: Sequence[Notification]) -> dict[int, tuple[str, str]]:
         """Who saved each template first and last (Courier's `creator` and `updater`), by
         the template's key, in one query; "" where no one was recorded."""
@@ -195,11 +183,9 @@ class NotificationRepository(Repository):
     def delete(self, scope: Scope, notification_id: str) -> bool:
         self.session.info.get(_FOUND, set()).discard((scope.environment_id, notification_id))
         return bool(
-            execute_counting(
-                self.session,
-                delete(Notification).where(
-                    Notification.environment_id == scope.environment_id,
-                    Notification.notification_id == notification_id,
-                ),
+            self.delete_rows(
+                Notification,
+                environment_id=scope.environment_id,
+                notification_id=notification_id,
             )
         )

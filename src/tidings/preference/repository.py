@@ -51,20 +51,10 @@ class PreferenceRepository(Repository):
 
     def delete_topic(self, environment_id: str, topic_id: str) -> bool:
         """Delete the topic and every user's preference for it."""
-        removed = execute_counting(
-            self.session,
-            delete(SubscriptionTopic).where(
-                SubscriptionTopic.environment_id == environment_id,
-                SubscriptionTopic.topic_id == topic_id,
-            ),
+        removed = self.delete_rows(
+            SubscriptionTopic, environment_id=environment_id, topic_id=topic_id
         )
-        execute_counting(
-            self.session,
-            delete(UserPreference).where(
-                UserPreference.environment_id == environment_id,
-                UserPreference.topic_id == topic_id,
-            ),
-        )
+        self.delete_rows(UserPreference, environment_id=environment_id, topic_id=topic_id)
         return bool(removed)
 
     def preference(self, environment_id: str, user_id: str, topic_id: str) -> UserPreference | None:

@@ -6,13 +6,14 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, bindparam, cast, delete, func, or_, select, update
+from sqlalchemy import String, bindparam, cast, delete, or_, select, update
 
 from tidings.kit.sql import (
     Repository,
     execute_counting,
     insert_ignoring_conflicts,
     insert_missing_in_environment,
+    starts_or_contains,
 )
 from tidings.kit.time import utcnow
 from tidings.models import (
@@ -151,13 +152,8 @@ class ProfileRepository(Repository):
         )
 
     def count_users(self, environment_id: str) -> int:
-        return int(
-            self.session.scalar(
-                select(func.count())
-                .select_from(Profile)
-                .where(Profile.environment_id == environment_id, Profile.anonymous.is_(False))
-            )
-            or 0
+        return self.count_rows(
+            Profile, Profile.environment_id == environment_id, Profile.anonymous.is_(False)
         )
 
     def search(self, scope: Scope, query: str, limit: int) -> Sequence[Profile]:
@@ -180,14 +176,8 @@ class ProfileRepository(Repository):
                 )
             )
         if query:
-            escaped = query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             statement = statement.where(
-                or_(
-                    Profile.user_id.like(f"{escaped}%", escape="\\"),
-                    func.lower(cast(Profile.data, String)).like(
-                        f"%{escaped.lower()}%", escape="\\"
-                    ),
-                )
+                starts_or_contains(Profile.user_id, cast(Profile.data, String), query)
             )
         return self.session.scalars(
             statement.order_by(Profile.updated_at.desc(), Profile.id.desc()).limit(limit)
@@ -208,12 +198,7 @@ class ProfileRepository(Repository):
 
     def delete_profile_row(self, scope: Scope, user_id: str) -> None:
         self._forget()
-        execute_counting(
-            self.session,
-            delete(Profile).where(
-                Profile.environment_id == scope.environment_id, Profile.user_id == user_id
-            ),
-        )
+        self.delete_rows(Profile, environment_id=scope.environment_id, user_id=user_id)
 
     def alias_target(self, scope: Scope, alias_id: str) -> str | None:
         """The user `alias_id` was merged into, if any."""

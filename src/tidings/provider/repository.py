@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, select
 
-from tidings.kit.sql import Repository, execute_counting
+from tidings.kit.sql import Repository
 from tidings.models import ProviderConfiguration
 
 # Asked once per routing transaction, built once.
@@ -24,26 +24,16 @@ _STAMP = (
 
 class ProviderConfigRepository(Repository):
     def get(self, environment_id: str, name: str) -> ProviderConfiguration | None:
-        return self.session.scalars(
-            select(ProviderConfiguration).where(
-                ProviderConfiguration.environment_id == environment_id,
-                ProviderConfiguration.name == name,
-            )
-        ).first()
+        return self.find_row(ProviderConfiguration, environment_id=environment_id, name=name)
 
     def add(self, row: ProviderConfiguration) -> None:
         self.session.add(row)
 
     def delete(self, environment_id: str, name: str) -> bool:
         """Whether there was one to delete."""
-        removed = execute_counting(
-            self.session,
-            delete(ProviderConfiguration).where(
-                ProviderConfiguration.environment_id == environment_id,
-                ProviderConfiguration.name == name,
-            ),
+        return bool(
+            self.delete_rows(ProviderConfiguration, environment_id=environment_id, name=name)
         )
-        return bool(removed)
 
     def of_environment(self, environment_id: str) -> Sequence[ProviderConfiguration]:
         """Every configuration of an environment, by priority then name."""

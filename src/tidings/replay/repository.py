@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 
 from tidings.kit.sql import Repository, keyset_page
 from tidings.models import AutomationReplay, AutomationReplayEvent, ReplayStatus
@@ -37,14 +37,10 @@ class ReplayRepository(Repository):
         return self.session.scalars(query.order_by(AutomationReplay.id.desc()).limit(limit)).all()
 
     def unfinished_in(self, environment_id: str) -> int:
-        return (
-            self.session.scalar(
-                select(func.count()).where(
-                    AutomationReplay.environment_id == environment_id,
-                    AutomationReplay.status.in_(ReplayStatus.UNFINISHED),
-                )
-            )
-            or 0
+        return self.count_rows(
+            AutomationReplay,
+            AutomationReplay.environment_id == environment_id,
+            AutomationReplay.status.in_(ReplayStatus.UNFINISHED),
         )
 
     def set_total(self, replay_pk: int, total: int, truncated: bool) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -63,13 +63,7 @@ class Effect:
         return (self.event, self.recipient or "", self.channel, self.template or "")
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "event": self.event,
-            "recipient": self.recipient,
-            "channel": self.channel,
-            "template": self.template,
-            "subject": self.subject,
-        }
+        return asdict(self)
 
 
 @dataclass

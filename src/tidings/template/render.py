@@ -30,6 +30,8 @@ from liquid.exceptions import LiquidError, ResourceLimitError
 from liquid.output import LimitedStringIO
 from liquid.span import Span
 
+from tidings.kit.jsondoc import leaves
+
 CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
     "email": ("subject", "html", "text"),
     "sms": ("text",),
@@ -287,19 +289,10 @@ def check_syntax(source: str) -> str | None:
 def syntax_problem(value: Any, path: str) -> tuple[str, str] | None:
     """The first string inside a JSON value (content, a channel's spec) that is not Liquid
     that renders, as (its path below `path`, what `check_syntax` says), or None."""
-    if isinstance(value, str):
-        reason = check_syntax(value)
-        return None if reason is None else (path, reason)
-    if isinstance(value, dict):
-        children = [(f"{path}.{key}", item) for key, item in value.items()]
-    elif isinstance(value, list):
-        children = [(f"{path}[{index}]", item) for index, item in enumerate(value)]
-    else:
-        return None
-    for at, item in children:
-        problem = syntax_problem(item, at)
-        if problem is not None:
-            return problem
+    for at, leaf in leaves(value, path):
+        reason = check_syntax(leaf) if isinstance(leaf, str) else None
+        if reason is not None:
+            return at, reason
     return None
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import ColumnElement, select
 
 from tidings.kit.sql import (
     Repository,
     execute_counting,
     insert_ignoring_conflicts,
     insert_missing_in_environment,
+    starts_or_contains,
 )
 from tidings.kit.time import utcnow
 from tidings.models import Tenant, TenantMembership
@@ -26,15 +27,7 @@ class TenantRepository(Repository):
     ) -> Sequence[Tenant]:
         """Tenants in creation order after `after_id`; with `text`, those whose id starts
         with it or whose name contains it (ignoring case)."""
-        conditions = []
-        if text:
-            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            conditions.append(
-                or_(
-                    Tenant.tenant_id.like(f"{escaped}%", escape="\\"),
-                    func.lower(Tenant.name).like(f"%{escaped.lower()}%", escape="\\"),
-                )
-            )
+        conditions = [starts_or_contains(Tenant.tenant_id, Tenant.name, text)] if text else []
         return self.environment_page(Tenant, scope.environment_id, after_id, limit, *conditions)
 
     def get_or_create_for_update(self, scope: Scope, tenant_id: str) -> tuple[Tenant, bool]:

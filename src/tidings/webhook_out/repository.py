@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.engine import Dialect
 
 from tidings.config import Settings
@@ -101,14 +101,7 @@ class WebhookRepository(Repository):
         ).all()
 
     def count_endpoints(self, environment_id: str) -> int:
-        return int(
-            self.session.scalar(
-                select(func.count())
-                .select_from(WebhookEndpoint)
-                .where(WebhookEndpoint.environment_id == environment_id)
-            )
-            or 0
-        )
+        return self.count_rows(WebhookEndpoint, WebhookEndpoint.environment_id == environment_id)
 
     def endpoint(
         self, environment_id: str, endpoint_id: str, *, lock: bool = False

@@ -10,9 +10,9 @@ Any Standard Webhooks library verifies it (the tests use the official Python one
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import secrets
+
+from tidings.kit.crypto import webhook_signature
 
 PREFIX = "whsec_"
 SECRET_BYTES = 32
@@ -25,8 +25,7 @@ def new_secret() -> str:
 
 def signature(secret: str, event_id: str, timestamp: int, body: bytes) -> str:
     key = base64.b64decode(secret.removeprefix(PREFIX))
-    signed = f"{event_id}.{timestamp}.".encode() + body
-    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return "v1," + webhook_signature(key, event_id, str(timestamp), body)
 
 
 def headers(

@@ -12,6 +12,7 @@ import json
 import re
 from typing import Any, TypeGuard
 
+from tidings.kit.jsondoc import leaves
 from tidings.template.render import check_syntax, render_with
 
 REF_ROOTS = ("data", "profile", "refs", "event", "recipient")
@@ -51,22 +52,13 @@ def ref_problem(value: dict[str, Any]) -> str | None:
 def value_problem(value: Any) -> tuple[str, str] | None:
     """The first bad reference or unparsable Liquid string inside `value`, as (path below
     `value`, reason), or None."""
-    if is_ref(value):
-        reason = ref_problem(value)
-        return None if reason is None else ("", reason)
-    if isinstance(value, str):
-        reason = check_syntax(value)
-        return None if reason is None else ("", reason)
-    if isinstance(value, dict):
-        items = [(f".{key}", item) for key, item in value.items()]
-    elif isinstance(value, list):
-        items = [(f"[{index}]", item) for index, item in enumerate(value)]
-    else:
-        return None
-    for where, item in items:
-        problem = value_problem(item)
-        if problem is not None:
-            return where + problem[0], problem[1]
+    for at, leaf in leaves(value, whole=is_ref):
+        if is_ref(leaf):
+            reason = ref_problem(leaf)
+        else:
+            reason = check_syntax(leaf) if isinstance(leaf, str) else None
+        if reason is not None:
+            return at, reason
     return None
 
 

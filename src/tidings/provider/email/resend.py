@@ -34,14 +34,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import Field, SecretStr
 
 from tidings.errors import BadRequest
+from tidings.kit.crypto import webhook_signature
 from tidings.provider.base import (
     BaseUrl,
     Bounce,
@@ -184,9 +183,7 @@ def _secret_key(secret: str) -> bytes | None:
 def sign(secret: str, message_id: str, timestamp: str, body: bytes) -> str:
     """The Svix signature (base64 HMAC-SHA256 of `<id>.<timestamp>.<body>`) under a
     `whsec_…` secret."""
-    key = _secret_key(secret) or b""
-    signed = f"{message_id}.{timestamp}.".encode() + body
-    return base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return webhook_signature(_secret_key(secret) or b"", message_id, timestamp, body)
 
 
 def verify_signature(

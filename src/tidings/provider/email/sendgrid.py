@@ -45,7 +45,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field, SecretStr
 
 from tidings.errors import BadRequest, Unauthorized
-from tidings.kit import json_input
 from tidings.provider.base import (
     BaseUrl,
     Bounce,
@@ -57,7 +56,7 @@ from tidings.provider.base import (
     StatusReport,
     nonempty_str,
 )
-from tidings.provider.callback import invalid_signature, labelled
+from tidings.provider.callback import invalid_signature, json_body, labelled
 from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig
 from tidings.provider.http import api_key_field, base_url_field, json_field, post, present
 from tidings.provider.registry import register
@@ -149,7 +148,7 @@ class SendGridProvider(EmailProvider[SendGridConfig]):
     @classmethod
     def parse_status_callback(cls, callback: StatusCallback) -> list[StatusReport]:
         """One report per Event Webhook event."""
-        return [_report(event) for event in _events(callback.body)]
+        return [_report(event) for event in _events(callback)]
 
     @classmethod
     def verify_status_callback(
@@ -182,15 +181,8 @@ class SendGridProvider(EmailProvider[SendGridConfig]):
 # Event Webhook
 
 
-def _events(body: bytes) -> list[Any]:
-    try:
-        events = json_input.loads(body)
-    except json_input.JSONDecodeError as exc:
-        raise BadRequest(
-            "The request body is not valid JSON. SendGrid's Event Webhook posts a JSON array "
-            "of events.",
-            code="invalid_json",
-        ) from exc
+def _events(callback: StatusCallback) -> list[Any]:
+    events = json_body(callback, "SendGrid's Event Webhook posts a JSON array of events")
     if not isinstance(events, list):
         raise BadRequest(
             "The body must be a JSON array of events, as SendGrid's Event Webhook posts it.",
