@@ -17,14 +17,27 @@ def test_pages_refuse_without_sign_in(studio: Studio) -> None:
         response = httpx.get(f"{studio.url}{path}", follow_redirects=False, timeout=HTTP_TIMEOUT)
         assert response.status_code == 303
         assert response.headers["location"].startswith("/studio/sign-in?next=")
+    # A live list's poll that finds no session sends the browser to sign in, and back to
+    # the page the list is on afterwards, never to the list's own fragment.
     fragment = httpx.get(
         f"{studio.url}/studio/integrations/segment/events",
-        headers={"HX-Request": "true"},
+        headers={
+            "HX-Request": "true",
+            "HX-Current-URL": f"{studio.url}/studio/integrations/segment?type=track",
+        },
         follow_redirects=False,
         timeout=HTTP_TIMEOUT,
     )
     assert fragment.status_code == 401
     assert "No Segment events" not in fragment.text
+    assert fragment.headers["HX-Redirect"] == "/studio/sign-in?next=/studio/integrations/segment"
+    unplaced = httpx.get(
+        f"{studio.url}/studio/integrations/segment/events",
+        headers={"HX-Request": "true"},
+        follow_redirects=False,
+        timeout=HTTP_TIMEOUT,
+    )
+    assert unplaced.headers["HX-Redirect"] == "/studio/sign-in"
 
 
 def test_sign_in_with_password_and_sign_out(page: Page, studio: Studio) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
 from starlette.responses import RedirectResponse
@@ -66,10 +66,19 @@ def signed_in(request: Request, database: DatabaseDep) -> auth.SignedIn:
             found = auth.resolve_session(session, token)
     if found is None:
         request.session.pop(SESSION_KEY, None)
-        raise SignInRequired(request.url.path if request.method == "GET" else "")
+        raise SignInRequired(_return_path(request))
     request.state.signed_in = found
     request.state.csrf_token = csrf.token_for(request)
     return found
+
+
+def _return_path(request: Request) -> str:
+    """Where signing in leads back to: the page asked for; for a part of a page that htmx
+    asked for (a live list's poll, say), the page it was on (`HX-Current-URL`), never the
+    part itself; after a form, nowhere in particular."""
+    if wants_fragment(request):
+        return urlsplit(request.headers.get("hx-current-url", "")).path
+    return request.url.path if request.method == "GET" else ""
 
 
 Admin = Annotated[auth.SignedIn, Depends(signed_in)]
