@@ -47,7 +47,7 @@ def test_the_partial_indexes_are_the_migrated_ones(runtime: Runtime) -> None:
                 assert _predicate(str(stored)) == _predicate(str(where)), index.name
     assert partial == {
         "ix_event_user",
-        "ix_event_pending_user",
+        "ix_event_pending",
         "ix_inbox_message_unread",
         "uq_automation_batch_open",
         "ix_audience_member_current",

@@ -104,8 +104,10 @@ _EARLIER_PENDING_OF_USERS = (
         Event.id < bindparam("before_id"),
         Event.status == EventStatus.RECEIVED,
     )
-    # No ORDER BY: with one, SQLite walks ix_event_listing through the whole history rather
-    # than the users' pending events in ix_event_pending_user; the rows are sorted in Python.
+    # The unprocessed events before `before_id`, in ix_event_pending, which holds each one's
+    # user: processing takes the oldest events first, so these are few. No ORDER BY: with
+    # one, SQLite may walk ix_event_listing through the whole history; the rows are sorted
+    # in Python.
 )
 
 
@@ -290,7 +292,7 @@ class EventRepository(Repository):
         oldest_first = after_id is not None
         if user_id:
             query = query.where(Event.user_id == user_id)
-            # Through both partial user indexes, as `_newest_of_user` reads them.
+            # Through both partial indexes, as `_newest_of_user` reads them.
             found = [
                 (row[0], row[1])
                 for status in _BY_STATUS
@@ -413,9 +415,9 @@ class EventRepository(Repository):
         """The newest `limit` events of queries by user (each with its source), newest first;
         with `oldest_first`, the oldest `limit`, oldest first.
 
-        Events are indexed by user in two partial indexes, unprocessed ones in
-        `ix_event_pending_user` and the rest in `ix_event_user` (models/event.py), so each
-        query is read once per status, through its index, and the results are merged.
+        Processed events are indexed by user (`ix_event_user`), unprocessed ones in arrival
+        order with their user (`ix_event_pending`, models/event.py), so each query is read
+        once per status, through its index, and the results are merged.
         """
         found = [
             event

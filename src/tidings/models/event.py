@@ -23,9 +23,8 @@ class Event(EnvironmentRow, Base):
         UniqueConstraint("environment_id", "source", "message_id"),
         Index("ix_event_listing", "environment_id", "source", "id"),
         Index("ix_event_name", "environment_id", "source", "name", "id"),
-        # A user's processed events, and below their unprocessed ones: together, all of them.
-        # Ingest inserts every event as received, so it touches only the small pending index,
-        # not a random page of a large one (EventRepository.of_user reads both).
+        # A user's processed events; unprocessed ones are in ix_event_pending below, and
+        # EventRepository reads both for a user's events.
         partial_index(
             "ix_event_user",
             "environment_id",
@@ -35,14 +34,17 @@ class Event(EnvironmentRow, Base):
             where=f"status <> '{EventStatus.RECEIVED}'",
         ),
         Index("ix_event_status", "status", "received_at"),
-        # A user's unprocessed events, without walking the user's whole history.
+        # The unprocessed events in arrival order, each with its user. Ingest inserts every
+        # event as received, at the end of this index, so a batch appends to one page where an
+        # index by user took a random page per event. Processing reads a user's earlier
+        # unprocessed events from it: the oldest ones, since it takes the oldest first.
         partial_index(
-            "ix_event_pending_user",
+            "ix_event_pending",
             "environment_id",
             "source",
-            "user_id",
             "id",
-            where="status = 'received'",
+            "user_id",
+            where=f"status = '{EventStatus.RECEIVED}'",
         ),
     )
 
