@@ -819,6 +819,45 @@ def test_a_failing_step_of_an_event_run_ends_the_run_not_the_event(
     }
 
 
+def test_a_job_gives_way_to_ingest_once_then_finishes_what_its_event_started(
+    client: TestClient, runtime: Runtime, keys: Keys, smtp_sink: SmtpSink
+) -> None:
+    """While ingest stays saturated, a job waits (`pace`) before its next event, then
+    carries that event's run, its message and the send through without waiting again."""
+    from tests.event.test_processing import _store_without_job
+
+    setup_email(client, keys.test, smtp_sink)
+    put(
+        client,
+        keys.test,
+        "/automations/order-shipped",
+        {
+            "triggers": [{"source": "segment", "event": "track/Order Shipped"}],
+            "steps": [{"action": "send", "template": "shipped"}],
+        },
+    )
+    profile = {"profile": {"email": "ada@example.org", "name": "Ada"}}
+    assert client.post("/profiles/u1", json=profile, headers=bearer(keys.test)).is_success
+    ids = _store_without_job(
+        runtime,
+        keys.test,
+        [track(messageId="paced", userId="u1", event="Order Shipped", properties={"order_id": 7})],
+    )
+    here = threading.get_ident()
+    waits: list[int] = []
+
+    def saturated() -> bool:
+        if threading.get_ident() == here:  # this job's, not a consumer thread's
+            waits.append(1)
+        return True
+
+    runtime.jobs.pace = saturated
+    runtime.jobs._process_events(ids)
+    assert len(waits) == 1
+    wait_for(lambda: smtp_sink.messages, what="the email")
+    assert smtp_sink.messages[0]["Subject"] == "Order 7 shipped, Ada"
+
+
 def test_a_failing_step_in_a_group_of_events_ends_its_runs_not_the_events(
     client: TestClient, runtime: Runtime, keys: Keys
 ) -> None:

@@ -5,10 +5,12 @@ thread at a time. When events arrive faster than one writer can commit them, eve
 the consumer threads spend processing is a moment the waiting requests are not answered,
 and Segment (or an SDK) times out and sends again. So while the writer has been busy for
 more than half of the last half second and requests queued up for it (its batches held two
-requests or more on average), each consumer thread waits before its next event or message,
-for at most a tenth of a second, then does one (a single event, not a group of them) and
-looks again: a burst is acknowledged at full speed and processed right after it, and
-processing never stops entirely.
+requests or more on average), each consumer thread waits before its next job, for at
+most a tenth of a second, then does it one event at a time (a single event, not a group
+of them, looking again before each), and finishes what those events started (their runs,
+messages and sends) without waiting again: a burst is acknowledged at full speed and
+processed right after it, processing never stops entirely, and an event once taken up is
+not held back between its stages.
 
 Both conditions matter. At a steady, moderate rate the writer can be busy half of the time
 while it waits for the consumer's own transactions and for the interpreter, yet each

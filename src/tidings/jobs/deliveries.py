@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from tidings.ingest.pressure import no_pause
 from tidings.message import pipeline
 from tidings.message.pipeline import Attempt
 from tidings.worker.context import WorkerContext
@@ -38,8 +36,6 @@ class DeliveryPool:
     def __init__(self, context: WorkerContext, threads: int) -> None:
         self._context = context
         self.threads = max(1, threads)
-        # Called before each attempt; may wait while ingest is saturated (JobEngine.pace).
-        self.pace: Callable[[], bool] = no_pause
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         # Attempts running or waiting for a thread: at most two per thread.
@@ -75,7 +71,6 @@ class DeliveryPool:
 
     def _run(self, attempt: Attempt) -> None:
         try:
-            self.pace()
             pipeline.attempt_delivery(self._context, attempt)
         except Exception:
             # Left `sending`: the sweep re-drives it after TIDINGS_SENDING_STALE_SECONDS.

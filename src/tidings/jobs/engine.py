@@ -301,6 +301,7 @@ class JobEngine:
             self._queue(self._process, outcome.retry, eta=utcnow() + timedelta(seconds=delay))
 
     def _run_advance(self, run_pk: int) -> None:
+        self.pace()
         with _keeping_here() as here:
             here.runs.append(run_pk)
             self._advance_here(here)
@@ -310,19 +311,20 @@ class JobEngine:
 
         An event's runs and their sends would otherwise cross the queue twice more. Their rows
         are committed before this runs, so a crash in between loses nothing: the sweeper
-        re-drives runs left PROCESSING and messages left ENQUEUED.
+        re-drives runs left PROCESSING and messages left ENQUEUED. The job gave way to ingest
+        (`pace`) before it began, and does not again: what its events started is finished
+        at once rather than paused at each stage.
         """
         for _ in range(RUNS_PER_JOB):
             if not here.runs:
                 break
-            self.pace()
             runs.advance_run(self.context, here.runs.pop(0))
         pending, here.runs = here.runs, []
         for run_pk in pending:
             self._queue(self._advance, run_pk)  # a long chain of invokes continues elsewhere
         messages, here.messages = here.messages, []
         for start in range(0, len(messages), MESSAGES_PER_JOB):
-            self._run_process_messages(messages[start : start + MESSAGES_PER_JOB])
+            self._route_and_send(messages[start : start + MESSAGES_PER_JOB])
 
     def _run_process_message(self, message_id: str) -> None:
         self.pace()
@@ -332,6 +334,9 @@ class JobEngine:
 
     def _run_process_messages(self, message_ids: list[str]) -> None:
         self.pace()
+        self._route_and_send(message_ids)
+
+    def _route_and_send(self, message_ids: list[str]) -> None:
         try:
             attempts = pipeline.process_messages(self.context, message_ids)
         except Exception:
@@ -345,7 +350,7 @@ class JobEngine:
                     # The sweeper re-drives whatever this left ENQUEUED.
                     logger.exception("processing message %s failed", message_id)
         # Each outcome is committed as soon as its provider answers (on the delivery pool's
-        # threads, which pace themselves).
+        # threads).
         for attempt in attempts:
             self.deliveries.submit(attempt)
 
@@ -524,11 +529,11 @@ class JobEngine:
     def consumer(
         self, workers: int, *, embedded: bool, pace: Callable[[], bool] = no_pause
     ) -> Consumer:
-        """A Huey consumer of this engine's jobs. `pace` is called before each event, run and
-        message a job handles; it may wait (`tidings serve` passes the ingest writer's
-        `IngestPressure.wait_for_turn` so that the consumer gives way to a burst) and answers
-        whether ingest is still saturated."""
-        self.pace = self.deliveries.pace = pace
+        """A Huey consumer of this engine's jobs. `pace` is called before each job, and before
+        each group of events a job processes; it may wait (`tidings serve` passes the ingest
+        writer's `IngestPressure.wait_for_turn` so that the consumer gives way to a burst)
+        and answers whether ingest is still saturated."""
+        self.pace = pace
         consumer_class = EmbeddedConsumer if embedded else TidingsConsumer
         blocking = bool(getattr(self.huey.storage, "blocking", False))
         return consumer_class(
