@@ -94,11 +94,11 @@ class WebhookRepository(Repository):
         self.session.flush()
 
     def endpoints(self, environment_id: str) -> Sequence[WebhookEndpoint]:
-        return self.session.scalars(
-            select(WebhookEndpoint)
-            .where(WebhookEndpoint.environment_id == environment_id)
-            .order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
-        ).all()
+        return self.find_rows(
+            WebhookEndpoint,
+            order_by=(WebhookEndpoint.created_at, WebhookEndpoint.id),
+            environment_id=environment_id,
+        )
 
     def count_endpoints(self, environment_id: str) -> int:
         return self.count_rows(WebhookEndpoint, WebhookEndpoint.environment_id == environment_id)
