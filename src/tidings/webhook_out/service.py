@@ -326,6 +326,18 @@ def get_delivery(session: Session, scope: Scope, delivery_id: int) -> WebhookDel
     )
 
 
+# What a replay keeps of the delivery it replays: the same event (its id and exact body) for
+# the same endpoint. Its attempts and their outcome start afresh.
+REPLAYED_COLUMNS = (
+    "workspace_id",
+    "environment_id",
+    "endpoint_id",
+    "event_id",
+    "event_type",
+    "body",
+)
+
+
 def replay(session: Session, outbox: Outbox, scope: Scope, delivery_id: int) -> WebhookDelivery:
     """Send a delivery's event to its endpoint again, as a new delivery with its own
     attempts: the same body and `webhook-id` (a receiver that kept the first drops it)."""
@@ -340,12 +352,7 @@ def replay(session: Session, outbox: Outbox, scope: Scope, delivery_id: int) -> 
         )
     now = utcnow()
     row = WebhookDelivery(
-        workspace_id=original.workspace_id,
-        environment_id=original.environment_id,
-        endpoint_id=original.endpoint_id,
-        event_id=original.event_id,
-        event_type=original.event_type,
-        body=original.body,
+        **{column: getattr(original, column) for column in REPLAYED_COLUMNS},
         status=WebhookDeliveryStatus.PENDING,
         attempts=0,
         replay_of=original.id,
