@@ -5,8 +5,10 @@ packages, so that it works on a machine with no way out to a CDN."""
 from __future__ import annotations
 
 import importlib.resources
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -97,43 +99,50 @@ def favicon() -> FileResponse:
 
 @router.get("/docs")
 def swagger_ui(request: Request) -> HTMLResponse:
-    root, openapi_url, title = _reference_of(request)
     return _reference_page(
-        get_swagger_ui_html(
-            openapi_url=openapi_url,
-            title=title,
-            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
-            swagger_favicon_url=f"{root}/favicon.ico",
-            oauth2_redirect_url=None,
-            # Swagger UI would otherwise show a badge image fetched from its online validator.
-            swagger_ui_parameters={"validatorUrl": None},
-        )
+        request,
+        get_swagger_ui_html,
+        {
+            "swagger_js_url": f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            "swagger_css_url": f"{DOCS_ASSETS_URL}/swagger-ui.css",
+            "swagger_favicon_url": "/favicon.ico",
+        },
+        oauth2_redirect_url=None,
+        # Swagger UI would otherwise show a badge image fetched from its online validator.
+        swagger_ui_parameters={"validatorUrl": None},
     )
 
 
 @router.get("/redoc")
 def redoc(request: Request) -> HTMLResponse:
-    root, openapi_url, title = _reference_of(request)
     return _reference_page(
-        get_redoc_html(
-            openapi_url=openapi_url,
-            title=title,
-            redoc_js_url=f"{root}{DOCS_ASSETS_URL}/redoc.standalone.js",
-            redoc_favicon_url=f"{root}/favicon.ico",
-            with_google_fonts=False,
-        )
+        request,
+        get_redoc_html,
+        {
+            "redoc_js_url": f"{DOCS_ASSETS_URL}/redoc.standalone.js",
+            "redoc_favicon_url": "/favicon.ico",
+        },
+        with_google_fonts=False,
     )
 
 
-def _reference_of(request: Request) -> tuple[str, str, str]:
-    """The root path, the OpenAPI document's URL and the title of an API reference page."""
+def _reference_page(
+    request: Request,
+    render: Callable[..., HTMLResponse],
+    assets: dict[str, str],
+    **options: Any,
+) -> HTMLResponse:
+    """An API reference page of the app's OpenAPI document, as FastAPI's `render` writes it:
+    `assets` are the URLs of its scripts, styles and icon, below the root path the app is
+    served at; `options` are the rest of `render`'s arguments."""
     root = request.scope.get("root_path", "")
     app: FastAPI = request.app
-    return root, f"{root}{app.openapi_url}", f"{app.title} API reference"
-
-
-def _reference_page(page: HTMLResponse) -> HTMLResponse:
+    page = render(
+        openapi_url=f"{root}{app.openapi_url}",
+        title=f"{app.title} API reference",
+        **{name: f"{root}{path}" for name, path in assets.items()},
+        **options,
+    )
     page.headers.update(_REFERENCE_HEADERS)
     return page
 

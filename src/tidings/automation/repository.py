@@ -318,11 +318,9 @@ class RunRepository(Repository):
         return [(run_pk, output) for run_pk, output in rows]
 
     def steps(self, run_pk: int) -> Sequence[AutomationRunStep]:
-        return self.session.scalars(
-            select(AutomationRunStep)
-            .where(AutomationRunStep.run_pk == run_pk)
-            .order_by(AutomationRunStep.position)
-        ).all()
+        return self.find_rows(
+            AutomationRunStep, order_by=(AutomationRunStep.position,), run_pk=run_pk
+        )
 
     def step(self, run_pk: int, position: int) -> AutomationRunStep | None:
         return self.find_row(AutomationRunStep, run_pk=run_pk, position=position)
@@ -647,9 +645,7 @@ class ScheduleRepository(Repository):
     """The SQL of schedule triggers' ticks (automation/schedules.py)."""
 
     def of_automation(self, automation_pk: int) -> Sequence[AutomationSchedule]:
-        return self.session.scalars(
-            select(AutomationSchedule).where(AutomationSchedule.automation_pk == automation_pk)
-        ).all()
+        return self.find_rows(AutomationSchedule, automation_pk=automation_pk)
 
     def get(self, schedule_pk: int) -> AutomationSchedule | None:
         return self.session.scalars(

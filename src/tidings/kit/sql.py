@@ -187,6 +187,14 @@ class Repository:
         """The `model` row whose columns equal `columns`, or None."""
         return self.session.scalars(select(model).filter_by(**columns)).first()
 
+    def find_rows(
+        self, model: type[Row], *conditions: Any, order_by: Sequence[Any] = (), **columns: Any
+    ) -> Sequence[Row]:
+        """The `model` rows whose columns equal `columns` and that match `conditions`, in
+        `order_by` order."""
+        statement = select(model).filter_by(**columns).where(*conditions).order_by(*order_by)
+        return self.session.scalars(statement).all()
+
     def delete_rows(self, model: type[Row], **columns: Any) -> int:
         """Delete the `model` rows whose columns equal `columns`; how many there were."""
         return execute_counting(self.session, delete(model).filter_by(**columns))

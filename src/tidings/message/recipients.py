@@ -15,6 +15,7 @@ A user reached through several entries gets one message.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,35 +79,22 @@ def _entry_recipients(
     if entry.get("user_id") is not None:
         user_id = str(entry["user_id"])
         return [Recipient(user_id, {**inline, "user_id": user_id}, {"type": "user"})]
-    source: dict[str, Any]
-    if entry.get("list_id") is not None:
-        list_id = str(entry["list_id"])
-        users = _list_members(session, environment_id, list_id, f"{path}.list_id")
-        source = {"type": "list", "list_id": list_id}
-    elif entry.get("list_pattern") is not None:
-        pattern = str(entry["list_pattern"])
-        users = _pattern_members(session, environment_id, pattern)
-        source = {"type": "list_pattern", "list_pattern": pattern}
-    elif entry.get("audience_id") is not None:
-        audience_id = str(entry["audience_id"])
-        users = audience_members(session, environment_id, audience_id, f"{path}.audience_id")
-        source = {"type": "audience", "audience_id": audience_id}
-    elif entry.get("tenant_id") is not None:
-        tenant_id = str(entry["tenant_id"])
-        users = TenantRepository(session).member_ids(environment_id, tenant_id)
-        source = {"type": "tenant", "tenant_id": tenant_id}
-    elif any(entry.get(field) for field in ADDRESS_FIELDS):
+    for key, (kind, members) in GROUPS.items():
+        if entry.get(key) is not None:
+            group = str(entry[key])
+            users = members(session, environment_id, group, f"{path}.{key}")
+            source = {"type": kind, key: group}
+            # A group's members get only the entry's `data`, not its addresses.
+            extra = {name: value for name, value in inline.items() if name == "data"}
+            return [Recipient(user_id, {**extra, "user_id": user_id}, source) for user_id in users]
+    if any(entry.get(field) for field in ADDRESS_FIELDS):
         return [Recipient(None, inline, {"type": "address"})]
-    else:
-        raise BadRequest(
-            f"{path} names no recipient: give `user_id`, an address such as `email` or "
-            "`phone_number`, `list_id`, `list_pattern`, `audience_id` or `tenant_id`.",
-            code="invalid_recipient",
-            field=path,
-        )
-    # A group's members get only the entry's `data`, not its addresses.
-    extra = {key: value for key, value in inline.items() if key == "data"}
-    return [Recipient(user_id, {**extra, "user_id": user_id}, source) for user_id in users]
+    raise BadRequest(
+        f"{path} names no recipient: give `user_id`, an address such as `email` or "
+        "`phone_number`, `list_id`, `list_pattern`, `audience_id` or `tenant_id`.",
+        code="invalid_recipient",
+        field=path,
+    )
 
 
 def _list_members(session: Session, environment_id: str, list_id: str, field: str) -> list[str]:
@@ -120,8 +108,23 @@ def _list_members(session: Session, environment_id: str, list_id: str, field: st
     return lists.member_ids(environment_id, [list_id])
 
 
-def _pattern_members(session: Session, environment_id: str, pattern: str) -> list[str]:
+def _pattern_members(session: Session, environment_id: str, pattern: str, field: str) -> list[str]:
     regex = pattern_regex(pattern)
     lists = ListRepository(session)
     matching = [list_id for list_id in lists.list_ids(environment_id) if regex.match(list_id)]
     return lists.member_ids(environment_id, matching)
+
+
+def _tenant_members(session: Session, environment_id: str, tenant_id: str, field: str) -> list[str]:
+    return TenantRepository(session).member_ids(environment_id, tenant_id)
+
+
+# The entries of `to` that name a group, by the key that names it, in the order they are
+# looked for: the `type` of the members' source, and how the members are read (`field` names
+# the key in errors).
+GROUPS: dict[str, tuple[str, Callable[[Session, str, str, str], list[str]]]] = {
+    "list_id": ("list", _list_members),
+    "list_pattern": ("list_pattern", _pattern_members),
+    "audience_id": ("audience", audience_members),
+    "tenant_id": ("tenant", _tenant_members),
+}

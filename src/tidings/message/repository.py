@@ -255,11 +255,7 @@ class MessageRepository(Repository):
         return self.session.scalars(_locked(select(Message).where(Message.id == pk))).first()
 
     def history(self, message: Message) -> Sequence[MessageEvent]:
-        return self.session.scalars(
-            select(MessageEvent)
-            .where(MessageEvent.message_pk == message.id)
-            .order_by(MessageEvent.id)
-        ).all()
+        return self.find_rows(MessageEvent, order_by=(MessageEvent.id,), message_pk=message.id)
 
     def resent_as(self, message_pks: set[int], event_type: str) -> dict[int, str]:
         """The `message_id` of each message's `event_type` history entry (the resend that a

@@ -31,7 +31,7 @@ from enum import StrEnum
 from typing import Annotated, Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 import httpx
-from pydantic import AfterValidator, BaseModel, ConfigDict, SecretStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 from pydantic.fields import FieldInfo
 
 EXCERPT_LIMIT = 500
@@ -141,6 +141,13 @@ class ProviderConfig(BaseModel):
                 url = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
                 targets.append(OutboundTarget(name, url=url))
         return targets
+
+
+def optional_field(title: str, description: str, **constraints: Any) -> Any:
+    """A config field the provider can do without: None when left out. Studio's provider form
+    shows its `title` and `description`; `constraints` are the field's other `Field`
+    arguments (a `pattern`, a length)."""
+    return Field(default=None, title=title, description=description, **constraints)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,19 +37,17 @@ class ProviderConfigRepository(Repository):
 
     def of_environment(self, environment_id: str) -> Sequence[ProviderConfiguration]:
         """Every configuration of an environment, by priority then name."""
-        return self.session.scalars(
-            select(ProviderConfiguration)
-            .where(ProviderConfiguration.environment_id == environment_id)
-            .order_by(ProviderConfiguration.priority, ProviderConfiguration.name)
-        ).all()
+        return self.find_rows(
+            ProviderConfiguration,
+            order_by=(ProviderConfiguration.priority, ProviderConfiguration.name),
+            environment_id=environment_id,
+        )
 
     def named(self, name: str) -> Sequence[ProviderConfiguration]:
         """The configurations of one provider in every environment."""
-        return self.session.scalars(
-            select(ProviderConfiguration)
-            .where(ProviderConfiguration.name == name)
-            .order_by(ProviderConfiguration.environment_id)
-        ).all()
+        return self.find_rows(
+            ProviderConfiguration, order_by=(ProviderConfiguration.environment_id,), name=name
+        )
 
     def stamp(self, environment_id: str) -> tuple[tuple[str, int, datetime], ...]:
         """Name, priority and update time of each configuration: what changed, cheaply."""

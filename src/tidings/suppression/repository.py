@@ -118,16 +118,14 @@ class SuppressionRepository(Repository):
     def find(
         self, environment_id: str, channel: str, address: str, topic_ids: Collection[str]
     ) -> Sequence[Suppression]:
-        return self.session.scalars(
-            select(Suppression)
-            .where(
-                Suppression.environment_id == environment_id,
-                Suppression.channel == channel,
-                Suppression.address == address,
-                Suppression.topic_id.in_(sorted(topic_ids)),
-            )
-            .order_by(Suppression.id)
-        ).all()
+        return self.find_rows(
+            Suppression,
+            Suppression.topic_id.in_(sorted(topic_ids)),
+            order_by=(Suppression.id,),
+            environment_id=environment_id,
+            channel=channel,
+            address=address,
+        )
 
     def page(
         self,

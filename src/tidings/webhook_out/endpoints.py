@@ -11,6 +11,7 @@ from tidings.dependencies import Caller, ConfigCipherDep, DatabaseDep, OutboundD
 from tidings.kit.pagination import PageOf50, Paging
 from tidings.routing import ApiRoute
 from tidings.webhook_out import service
+from tidings.webhook_out.repository import DeliveryFilter
 from tidings.webhook_out.schemas import (
     DeliveryPage,
     DeliveryStatus,
@@ -110,15 +111,8 @@ def list_deliveries(
 ) -> DeliveryPage:
     """The deliveries log, newest first: each event sent to each endpoint, its attempts and
     the last answer. Filter by endpoint, status or event type."""
-    found = service.deliveries(
-        session,
-        caller,
-        paging.after_id,
-        paging.limit,
-        endpoint_id=endpoint_id,
-        status=status,
-        event_type=event_type,
-    )
+    where = DeliveryFilter(endpoint_id, status, event_type)
+    found = service.deliveries(session, caller, where, paging.after_id, paging.limit)
     return DeliveryPage(
         results=[DeliveryView(**service.delivery_view(row)) for row in found.rows],
         paging=Paging(**found.paging()),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -72,6 +73,16 @@ WEBHOOK_ATTEMPTS = AttemptTable(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryFilter:
+    """Which deliveries a log lists: one endpoint's, in one status, of one event type; None
+    matches any."""
+
+    endpoint_id: str | None = None
+    status: str | None = None
+    event_type: str | None = None
+
+
 class WebhookRepository(Repository):
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -94,11 +105,11 @@ class WebhookRepository(Repository):
         self.session.flush()
 
     def endpoints(self, environment_id: str) -> Sequence[WebhookEndpoint]:
-        return self.session.scalars(
-            select(WebhookEndpoint)
-            .where(WebhookEndpoint.environment_id == environment_id)
-            .order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
-        ).all()
+        return self.find_rows(
+            WebhookEndpoint,
+            order_by=(WebhookEndpoint.created_at, WebhookEndpoint.id),
+            environment_id=environment_id,
+        )
 
     def count_endpoints(self, environment_id: str) -> int:
         return self.count_rows(WebhookEndpoint, WebhookEndpoint.environment_id == environment_id)
@@ -145,25 +156,19 @@ class WebhookRepository(Repository):
         return WEBHOOK_ATTEMPTS.is_orphaned(self.session, delivery_id, now, settings)
 
     def deliveries_page(
-        self,
-        environment_id: str,
-        before_id: int | None,
-        limit: int,
-        *,
-        endpoint_id: str | None = None,
-        status: str | None = None,
-        event_type: str | None = None,
+        self, environment_id: str, where: DeliveryFilter, before_id: int | None, limit: int
     ) -> Sequence[WebhookDelivery]:
-        """Newest first: up to `limit` deliveries with an id below `before_id`."""
+        """Newest first: up to `limit` deliveries that match `where`, with an id below
+        `before_id`."""
         query = select(WebhookDelivery)
-        if endpoint_id is not None:
+        if where.endpoint_id is not None:
             # The endpoint's index, (endpoint_id, id); the environment still filters.
-            query = query.where(WebhookDelivery.endpoint_id == endpoint_id)
+            query = query.where(WebhookDelivery.endpoint_id == where.endpoint_id)
         query = query.where(WebhookDelivery.environment_id == environment_id)
-        if status is not None:
-            query = query.where(WebhookDelivery.status == status)
-        if event_type is not None:
-            query = query.where(WebhookDelivery.event_type == event_type)
+        if where.status is not None:
+            query = query.where(WebhookDelivery.status == where.status)
+        if where.event_type is not None:
+            query = query.where(WebhookDelivery.event_type == where.event_type)
         if before_id is not None:
             query = query.where(WebhookDelivery.id < before_id)
         return self.session.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit)).all()

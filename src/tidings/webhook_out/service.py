@@ -26,12 +26,12 @@ from tidings.errors import BadRequest, Conflict, found
 from tidings.kit.ids import new_id
 from tidings.kit.missing import Missing
 from tidings.kit.outbound import OutboundGuard, OutboundRefused, url_target
-from tidings.kit.pagination import Page, encode_cursor
+from tidings.kit.pagination import Page, page
 from tidings.kit.time import isoformat, utcnow
 from tidings.models import WebhookDelivery, WebhookDeliveryStatus, WebhookEndpoint
 from tidings.webhook_out import signing
 from tidings.webhook_out.events import EVENT_TYPES, Emission
-from tidings.webhook_out.repository import WebhookRepository
+from tidings.webhook_out.repository import DeliveryFilter, WebhookRepository
 from tidings.workspace.service import Scope
 
 _missing_endpoint = Missing(
@@ -284,39 +284,25 @@ def delivery_view(row: WebhookDelivery, *, with_body: bool = False) -> dict[str,
 
 
 def deliveries(
-    session: Session,
-    scope: Scope,
-    before_id: int | None,
-    limit: int,
-    *,
-    endpoint_id: str | None = None,
-    status: str | None = None,
-    event_type: str | None = None,
+    session: Session, scope: Scope, where: DeliveryFilter, before_id: int | None, limit: int
 ) -> Page[WebhookDelivery]:
-    """A page of the environment's deliveries, newest first."""
-    if status is not None and status not in WebhookDeliveryStatus.ALL:
+    """A page of the environment's deliveries that match `where`, newest first."""
+    if where.status is not None and where.status not in WebhookDeliveryStatus.ALL:
         raise BadRequest(
             f"`status` is one of {', '.join(WebhookDeliveryStatus.ALL)}.",
             code="invalid_status",
             field="status",
         )
-    if event_type is not None and event_type not in EVENT_TYPES:
+    if where.event_type is not None and where.event_type not in EVENT_TYPES:
         raise BadRequest(
             f"`event_type` is one of {', '.join(EVENT_TYPES)}.",
             code="invalid_event_type",
             field="event_type",
         )
     rows = WebhookRepository(session).deliveries_page(
-        scope.environment_id,
-        before_id,
-        limit + 1,
-        endpoint_id=endpoint_id,
-        status=status,
-        event_type=event_type,
+        scope.environment_id, where, before_id, limit + 1
     )
-    more = len(rows) > limit
-    kept = list(rows[:limit])
-    return Page(kept, encode_cursor(kept[-1].id) if more else None)
+    return page(rows, limit)
 
 
 def get_delivery(session: Session, scope: Scope, delivery_id: int) -> WebhookDelivery:
@@ -324,6 +310,18 @@ def get_delivery(session: Session, scope: Scope, delivery_id: int) -> WebhookDel
         WebhookRepository(session).delivery(scope.environment_id, delivery_id),
         _missing_delivery(delivery_id),
     )
+
+
+# What a replay keeps of the delivery it replays: the same event (its id and exact body) for
+# the same endpoint. Its attempts and their outcome start afresh.
+REPLAYED_COLUMNS = (
+    "workspace_id",
+    "environment_id",
+    "endpoint_id",
+    "event_id",
+    "event_type",
+    "body",
+)
 
 
 def replay(session: Session, outbox: Outbox, scope: Scope, delivery_id: int) -> WebhookDelivery:
@@ -340,12 +338,7 @@ def replay(session: Session, outbox: Outbox, scope: Scope, delivery_id: int) -> 
         )
     now = utcnow()
     row = WebhookDelivery(
-        workspace_id=original.workspace_id,
-        environment_id=original.environment_id,
-        endpoint_id=original.endpoint_id,
-        event_id=original.event_id,
-        event_type=original.event_type,
-        body=original.body,
+        **{column: getattr(original, column) for column in REPLAYED_COLUMNS},
         status=WebhookDeliveryStatus.PENDING,
         attempts=0,
         replay_of=original.id,

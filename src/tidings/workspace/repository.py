@@ -16,11 +16,7 @@ class WorkspaceRepository(Repository):
         return self.session.scalars(select(Workspace).order_by(Workspace.created_at)).first()
 
     def environments(self, workspace_id: str) -> Sequence[Environment]:
-        return self.session.scalars(
-            select(Environment)
-            .where(Environment.workspace_id == workspace_id)
-            .order_by(Environment.name)
-        ).all()
+        return self.find_rows(Environment, order_by=(Environment.name,), workspace_id=workspace_id)
 
     def environment_by_name(self, workspace_id: str, name: str) -> Environment | None:
         return self.find_row(Environment, workspace_id=workspace_id, name=name)

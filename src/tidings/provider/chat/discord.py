@@ -37,7 +37,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import httpx
-from pydantic import Field, SecretStr
+from pydantic import SecretStr
 
 from tidings.provider.base import (
     BaseUrl,
@@ -47,6 +47,7 @@ from tidings.provider.base import (
     SecretHttpUrl,
     SendResult,
     nonempty_str,
+    optional_field,
 )
 from tidings.provider.chat.base import ChatProvider, IncomingWebhook
 from tidings.provider.http import (
@@ -81,18 +82,13 @@ class DiscordConfig(ProviderConfig):
         "https://discord.com",
         "Where the Discord HTTP API lives; bot calls go to <base_url>/api/v10/...",
     )
-    bot_token: SecretStr | None = Field(
-        default=None,
-        title="Bot token",
-        description=(
-            "Token of the bot that posts to recipients given as channel_id or user_id. The bot "
-            "needs Send Messages in the channel, or a server shared with the user."
-        ),
+    bot_token: SecretStr | None = optional_field(
+        "Bot token",
+        "Token of the bot that posts to recipients given as channel_id or user_id. The bot "
+        "needs Send Messages in the channel, or a server shared with the user.",
     )
-    webhook_url: SecretHttpUrl | None = Field(
-        default=None,
-        title="Default webhook URL",
-        description="Channel webhook used for recipients without a discord address.",
+    webhook_url: SecretHttpUrl | None = optional_field(
+        "Default webhook URL", "Channel webhook used for recipients without a discord address."
     )
     timeout_seconds: float = timeout_field("Discord")
 

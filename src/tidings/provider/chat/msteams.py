@@ -38,7 +38,6 @@ import re
 from typing import Any
 
 import httpx
-from pydantic import Field
 
 from tidings.provider.base import (
     Delivery,
@@ -47,6 +46,7 @@ from tidings.provider.base import (
     RetryableProviderError,
     SecretHttpUrl,
     SendResult,
+    optional_field,
 )
 from tidings.provider.chat.base import ChatProvider
 from tidings.provider.http import (
@@ -68,13 +68,10 @@ _EMBEDDED_STATUS = re.compile(r"HTTP error (\d{3})")
 
 
 class MSTeamsConfig(ProviderConfig):
-    webhook_url: SecretHttpUrl | None = Field(
-        default=None,
-        title="Default webhook URL",
-        description=(
-            "Incoming webhook or Workflows webhook URL used for recipients without an "
-            "ms_teams.webhook_url. It carries its own credentials, so it is kept secret."
-        ),
+    webhook_url: SecretHttpUrl | None = optional_field(
+        "Default webhook URL",
+        "Incoming webhook or Workflows webhook URL used for recipients without an "
+        "ms_teams.webhook_url. It carries its own credentials, so it is kept secret.",
     )
     timeout_seconds: float = timeout_field("Teams")
 

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from pydantic import Field, SecretStr
+from pydantic import SecretStr
 
 from tidings.provider.base import (
     BaseUrl,
@@ -47,6 +47,7 @@ from tidings.provider.base import (
     SecretHttpUrl,
     SendResult,
     nonempty_str,
+    optional_field,
 )
 from tidings.provider.chat.base import ChatProvider, IncomingWebhook
 from tidings.provider.http import (
@@ -86,29 +87,20 @@ class SlackConfig(ProviderConfig):
         "Where the Slack Web API lives; methods are called at <base_url>/api/<method>.",
         title="Web API base URL",
     )
-    bot_token: SecretStr | None = Field(
-        default=None,
-        title="Bot token",
-        description=(
-            "Bot user OAuth token (xoxb-...) with the chat:write scope, used for recipients "
-            "that give a channel, user_id or email without their own access_token. Looking "
-            "recipients up by email also needs users:read.email."
-        ),
+    bot_token: SecretStr | None = optional_field(
+        "Bot token",
+        "Bot user OAuth token (xoxb-...) with the chat:write scope, used for recipients "
+        "that give a channel, user_id or email without their own access_token. Looking "
+        "recipients up by email also needs users:read.email.",
     )
-    default_channel: str | None = Field(
-        default=None,
-        title="Default channel",
-        description=(
-            "Channel ID (or name) the bot token posts to for recipients without a slack address."
-        ),
+    default_channel: str | None = optional_field(
+        "Default channel",
+        "Channel ID (or name) the bot token posts to for recipients without a slack address.",
     )
-    incoming_webhook_url: SecretHttpUrl | None = Field(
-        default=None,
-        title="Default incoming webhook URL",
-        description=(
-            "Incoming webhook used for recipients without a slack address. It is preferred over "
-            "the bot token with the default channel."
-        ),
+    incoming_webhook_url: SecretHttpUrl | None = optional_field(
+        "Default incoming webhook URL",
+        "Incoming webhook used for recipients without a slack address. It is preferred over "
+        "the bot token with the default channel.",
     )
     timeout_seconds: float = timeout_field("Slack")
 

@@ -55,6 +55,7 @@ from tidings.provider.base import (
     StatusCallback,
     StatusReport,
     nonempty_str,
+    optional_field,
 )
 from tidings.provider.callback import (
     compare,
@@ -96,13 +97,9 @@ class MailgunConfig(SenderConfig):
         "(api.eu.mailgun.net).",
     )
     base_url: BaseUrl | None = base_url_field(None, "Overrides the region's API host when set.")
-    webhook_signing_key: SecretStr | None = Field(
-        default=None,
-        title="HTTP webhook signing key",
-        description=(
-            "From Mailgun's Webhooks page; POST /callbacks/mailgun accepts only events signed "
-            "with it."
-        ),
+    webhook_signing_key: SecretStr | None = optional_field(
+        "HTTP webhook signing key",
+        "From Mailgun's Webhooks page; POST /callbacks/mailgun accepts only events signed with it.",
     )
 
     @property

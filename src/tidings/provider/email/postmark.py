@@ -51,6 +51,7 @@ from tidings.provider.base import (
     StatusCallback,
     StatusReport,
     nonempty_str,
+    optional_field,
 )
 from tidings.provider.callback import check_basic_auth, json_object, labelled, text
 from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig, header_list
@@ -78,18 +79,13 @@ class PostmarkConfig(SenderConfig):
         min_length=1,
     )
     base_url: BaseUrl = base_url_field("https://api.postmarkapp.com", "Postmark's API endpoint.")
-    webhook_username: str | None = Field(
-        default=None,
-        title="Webhook user name",
-        description=(
-            "The basic-auth user name in the webhook URL set in Postmark "
-            "(https://USER:PASSWORD@host/callbacks/postmark)."
-        ),
+    webhook_username: str | None = optional_field(
+        "Webhook user name",
+        "The basic-auth user name in the webhook URL set in Postmark "
+        "(https://USER:PASSWORD@host/callbacks/postmark).",
     )
-    webhook_password: SecretStr | None = Field(
-        default=None,
-        title="Webhook password",
-        description="The basic-auth password in that webhook URL.",
+    webhook_password: SecretStr | None = optional_field(
+        "Webhook password", "The basic-auth password in that webhook URL."
     )
 
 

@@ -37,7 +37,7 @@ import binascii
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import SecretStr
 
 from tidings.errors import BadRequest
 from tidings.kit.crypto import webhook_signature
@@ -51,6 +51,7 @@ from tidings.provider.base import (
     SendResult,
     StatusCallback,
     StatusReport,
+    optional_field,
 )
 from tidings.provider.callback import (
     compare,
@@ -86,13 +87,10 @@ SIMPLE_OUTCOMES = {
 class ResendConfig(SenderConfig):
     api_key: SecretStr = api_key_field("A Resend API key with sending access.")
     base_url: BaseUrl = base_url_field("https://api.resend.com", "Resend's API endpoint.")
-    webhook_secret: SecretStr | None = Field(
-        default=None,
-        title="Webhook signing secret",
-        description=(
-            "The whsec_… signing secret of the webhook in Resend; POST /callbacks/resend "
-            "accepts only events signed with it."
-        ),
+    webhook_secret: SecretStr | None = optional_field(
+        "Webhook signing secret",
+        "The whsec_… signing secret of the webhook in Resend; POST /callbacks/resend "
+        "accepts only events signed with it.",
     )
 
 

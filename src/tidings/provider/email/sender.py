@@ -17,6 +17,7 @@ from tidings.provider.base import (
     Provider,
     ProviderConfig,
     SendResult,
+    optional_field,
 )
 
 EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
@@ -30,14 +31,9 @@ class SenderConfig(ProviderConfig):
         description="Sender address; the vendor must have it verified (domain or sender).",
         pattern=EMAIL_PATTERN,
     )
-    from_name: str | None = Field(
-        default=None, title="From name", description="Display name shown with the sender."
-    )
-    reply_to: str | None = Field(
-        default=None,
-        title="Reply-To address",
-        description="Where replies go, if not to the sender.",
-        pattern=EMAIL_PATTERN,
+    from_name: str | None = optional_field("From name", "Display name shown with the sender.")
+    reply_to: str | None = optional_field(
+        "Reply-To address", "Where replies go, if not to the sender.", pattern=EMAIL_PATTERN
     )
 
     @property

@@ -42,7 +42,7 @@ import httpx
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from pydantic import Field, SecretStr
+from pydantic import SecretStr
 
 from tidings.errors import BadRequest, Unauthorized
 from tidings.provider.base import (
@@ -55,6 +55,7 @@ from tidings.provider.base import (
     StatusCallback,
     StatusReport,
     nonempty_str,
+    optional_field,
 )
 from tidings.provider.callback import invalid_signature, json_body, labelled
 from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig
@@ -80,14 +81,11 @@ class SendGridConfig(SenderConfig):
         "https://api.sendgrid.com",
         "https://api.sendgrid.com, or https://api.eu.sendgrid.com for EU subusers.",
     )
-    event_webhook_public_key: str | None = Field(
-        default=None,
+    event_webhook_public_key: str | None = optional_field(
+        "Event Webhook verification key",
+        "The Signed Event Webhook public key from SendGrid's Event Webhook settings. When "
+        "set, POST /callbacks/sendgrid accepts only events signed with it.",
         json_schema_extra={"multiline": True},
-        title="Event Webhook verification key",
-        description=(
-            "The Signed Event Webhook public key from SendGrid's Event Webhook settings. When "
-            "set, POST /callbacks/sendgrid accepts only events signed with it."
-        ),
     )
 
 

@@ -60,6 +60,7 @@ from tidings.provider.base import (
     SendResult,
     StatusCallback,
     StatusReport,
+    optional_field,
 )
 from tidings.provider.callback import json_body, labelled, missing_credential, text
 from tidings.provider.email.sender import EmailParts, EmailProvider, SenderConfig, header_list
@@ -95,25 +96,21 @@ class SesConfig(SenderConfig):
     secret_access_key: SecretStr = Field(
         title="Secret access key", description="The secret of that access key."
     )
-    configuration_set: str | None = Field(
-        default=None,
-        title="Configuration set",
-        description="Send with this configuration set (its SNS event destination reports "
-        "opens and clicks).",
+    configuration_set: str | None = optional_field(
+        "Configuration set",
+        "Send with this configuration set (its SNS event destination reports opens and clicks).",
     )
     base_url: BaseUrl | None = base_url_field(
         None, "Overrides https://email.<region>.amazonaws.com when set."
     )
-    sns_topic_arn: str | None = Field(
-        default=None,
-        title="SNS topic ARN",
-        description="The topic SES notifications and events are published to; POST "
+    sns_topic_arn: str | None = optional_field(
+        "SNS topic ARN",
+        "The topic SES notifications and events are published to; POST "
         "/callbacks/ses accepts SNS messages of this topic only.",
     )
-    sns_base_url: HttpUrl | None = Field(
-        default=None,
-        title="SNS stand-in base URL",
-        description="Only to stand in for Amazon SNS (tests): signing certificates and "
+    sns_base_url: HttpUrl | None = optional_field(
+        "SNS stand-in base URL",
+        "Only to stand in for Amazon SNS (tests): signing certificates and "
         "subscribe URLs must be under this URL instead of an sns.<region>.amazonaws.com host.",
     )
 

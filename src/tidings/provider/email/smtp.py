@@ -45,6 +45,7 @@ from tidings.provider.base import (
     RetryableProviderError,
     SendResult,
     UnknownOutcomeError,
+    optional_field,
 )
 from tidings.provider.registry import register
 
@@ -55,11 +56,11 @@ class SmtpConfig(ProviderConfig):
     security: Literal["starttls", "ssl", "none"] = Field(
         default="starttls", title="Security", description="How the connection is encrypted."
     )
-    username: str | None = Field(default=None, title="Username", description="AUTH user.")
-    password: SecretStr | None = Field(default=None, title="Password", description="AUTH password.")
+    username: str | None = optional_field("Username", "AUTH user.")
+    password: SecretStr | None = optional_field("Password", "AUTH password.")
     from_email: str = Field(title="From address", description="e.g. notifications@example.com")
-    from_name: str | None = Field(default=None, title="From name", description="Display name.")
-    reply_to: str | None = Field(default=None, title="Reply-To", description="Reply address.")
+    from_name: str | None = optional_field("From name", "Display name.")
+    reply_to: str | None = optional_field("Reply-To", "Reply address.")
     timeout_seconds: float = Field(default=15.0, title="Timeout", description="Per operation.")
     data_timeout_seconds: float = Field(
         default=60.0,
@@ -73,11 +74,10 @@ class SmtpConfig(ProviderConfig):
     verify_tls: bool = Field(
         default=True, title="Verify TLS", description="Check the server's certificate."
     )
-    ca_certificate: str | None = Field(
-        default=None,
+    ca_certificate: str | None = optional_field(
+        "CA certificate",
+        "A PEM certificate to trust besides the system's (for a private CA).",
         json_schema_extra={"multiline": True},
-        title="CA certificate",
-        description="A PEM certificate to trust besides the system's (for a private CA).",
     )
 
     def outbound_targets(self) -> list[OutboundTarget]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from pydantic import Field, SecretStr
+from pydantic import SecretStr
 
 from tidings.provider.base import (
     BaseUrl,
@@ -36,6 +36,7 @@ from tidings.provider.base import (
     ProviderConfig,
     ProviderError,
     SendResult,
+    optional_field,
     retryable_first,
 )
 from tidings.provider.http import accepted, base_url_field, post, refused, reply_field
@@ -47,13 +48,10 @@ RETRYABLE_REQUEST_ERRORS = {"TOO_MANY_REQUESTS"}
 
 
 class ExpoConfig(ProviderConfig):
-    access_token: SecretStr | None = Field(
-        default=None,
-        title="Access token",
-        description=(
-            "An Expo access token; required only when enhanced push security is enabled "
-            "for the project in the Expo dashboard."
-        ),
+    access_token: SecretStr | None = optional_field(
+        "Access token",
+        "An Expo access token; required only when enhanced push security is enabled "
+        "for the project in the Expo dashboard.",
     )
     base_url: BaseUrl = base_url_field("https://exp.host", "Base URL of the Expo push API.")
 

@@ -46,6 +46,7 @@ from tidings.provider.base import (
     SendResult,
     StatusCallback,
     StatusReport,
+    optional_field,
 )
 from tidings.provider.callback import form_fields
 from tidings.provider.http import accepted_reply, base_url_field, message_reason, post
@@ -71,26 +72,18 @@ class TwilioConfig(ProviderConfig):
         title="Auth Token",
         description="The Twilio Auth Token; the Basic-auth password.",
     )
-    sender: str | None = Field(
-        default=None,
-        title="From",
-        description=(
-            "The sender: a Twilio phone number in E.164 format, a short code or an "
-            "alphanumeric sender ID. Required unless a Messaging Service SID is set."
-        ),
+    sender: str | None = optional_field(
+        "From",
+        "The sender: a Twilio phone number in E.164 format, a short code or an "
+        "alphanumeric sender ID. Required unless a Messaging Service SID is set.",
     )
-    messaging_service_sid: str | None = Field(
-        default=None,
-        title="Messaging Service SID",
-        description=(
-            "Send through this Messaging Service (starts with MG), which picks the sender. "
-            "Required unless From is set."
-        ),
+    messaging_service_sid: str | None = optional_field(
+        "Messaging Service SID",
+        "Send through this Messaging Service (starts with MG), which picks the sender. "
+        "Required unless From is set.",
     )
-    status_callback_url: str | None = Field(
-        default=None,
-        title="Status callback URL",
-        description="Twilio posts the message's delivery status changes to this URL.",
+    status_callback_url: str | None = optional_field(
+        "Status callback URL", "Twilio posts the message's delivery status changes to this URL."
     )
     base_url: BaseUrl = base_url_field("https://api.twilio.com", "Base URL of the Twilio REST API.")
 

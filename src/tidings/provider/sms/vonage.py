@@ -58,6 +58,7 @@ from tidings.provider.base import (
     SendResult,
     StatusCallback,
     StatusReport,
+    optional_field,
 )
 from tidings.provider.callback import compare, form_fields, invalid_signature, json_body, text
 from tidings.provider.http import (
@@ -109,23 +110,17 @@ class VonageConfig(ProviderConfig):
         ),
         min_length=1,
     )
-    callback_url: str | None = Field(
-        default=None,
-        title="Delivery receipt URL",
-        description=(
-            "Vonage posts delivery receipts for these messages to this URL (at most 100 "
-            "characters), overriding the webhook set in the Dashboard."
-        ),
+    callback_url: str | None = optional_field(
+        "Delivery receipt URL",
+        "Vonage posts delivery receipts for these messages to this URL (at most 100 "
+        "characters), overriding the webhook set in the Dashboard.",
         max_length=100,
     )
     base_url: BaseUrl = base_url_field("https://rest.nexmo.com", "Base URL of the Vonage SMS API.")
-    signature_secret: SecretStr | None = Field(
-        default=None,
-        title="Signature secret",
-        description=(
-            "The account's signature secret (API settings in the Vonage Dashboard): when "
-            "set, delivery receipts must carry a valid `sig`."
-        ),
+    signature_secret: SecretStr | None = optional_field(
+        "Signature secret",
+        "The account's signature secret (API settings in the Vonage Dashboard): when "
+        "set, delivery receipts must carry a valid `sig`.",
     )
     signature_method: SignatureMethod = Field(
         default="md5hash",

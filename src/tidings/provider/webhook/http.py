@@ -44,6 +44,7 @@ from tidings.provider.base import (
     Provider,
     ProviderConfig,
     SendResult,
+    optional_field,
 )
 from tidings.provider.http import accepted, request, timeout_field, web_address
 from tidings.provider.registry import register
@@ -126,10 +127,8 @@ def verify_signature(
 
 
 class WebhookConfig(ProviderConfig):
-    url: HttpUrl | None = Field(
-        default=None,
-        title="Default URL",
-        description="Where to send for recipients without a webhook address of their own.",
+    url: HttpUrl | None = optional_field(
+        "Default URL", "Where to send for recipients without a webhook address of their own."
     )
     signing_secret: SecretStr = Field(
         min_length=16,

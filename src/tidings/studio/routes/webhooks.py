@@ -22,6 +22,7 @@ from tidings.studio.dependencies import PREFIX, Page, see_other
 from tidings.studio.templating import render_form
 from tidings.webhook_out import service
 from tidings.webhook_out.events import EVENT_TYPES
+from tidings.webhook_out.repository import DeliveryFilter
 
 router = APIRouter()
 
@@ -41,7 +42,8 @@ def _event_types(form: FormData) -> list[str]:
 
 def _log(page: Page, endpoint_id: str | None) -> list[dict[str, Any]]:
     with page.database.read() as session:
-        found = service.deliveries(session, page.scope, None, LOG_ROWS, endpoint_id=endpoint_id)
+        where = DeliveryFilter(endpoint_id=endpoint_id)
+        found = service.deliveries(session, page.scope, where, None, LOG_ROWS)
         return [service.delivery_view(row) for row in found.rows]
 
 
