@@ -3,40 +3,15 @@ fast whatever the number of messages (docs/deliverability.md, "Metrics"; bench/m
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 
 from tests.conftest import Keys, bearer
+from tests.plans import captured, plan
 from tidings.analytics.repository import _COUNT_DELIVERY
 from tidings.runtime import Runtime
-
-
-@contextmanager
-def captured(runtime: Runtime) -> Iterator[list[tuple[str, Any]]]:
-    statements: list[tuple[str, Any]] = []
-
-    def keep(_c: Any, _cursor: Any, sql: str, parameters: Any, *_: Any) -> None:
-        if "message_metric" in sql:
-            statements.append((sql, parameters))
-
-    engine = runtime.database.engine
-    event.listen(engine, "before_cursor_execute", keep)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", keep)
-
-
-def plan(runtime: Runtime, sql: str, parameters: Any) -> str:
-    with runtime.database.engine.connect() as connection:
-        rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters)
-        return " | ".join(str(row[-1]) for row in rows)
 
 
 @pytest.mark.parametrize(
@@ -48,7 +23,7 @@ def test_a_report_reads_a_range_of_an_index(
 ) -> None:
     """The primary key's range of the period, or the template's or automation's index: which
     one SQLite picks depends on the data (bench/metrics measures both at scale)."""
-    with captured(runtime) as statements:
+    with captured(runtime, "message_metric") as statements:
         response = client.get("/analytics/messages", params=params, headers=bearer(keys.test))
         assert response.status_code == 200, response.text
     ((sql, parameters),) = statements

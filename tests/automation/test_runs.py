@@ -47,6 +47,20 @@ def setup_email(client: TestClient, key: str, sink: SmtpSink) -> None:
     )
 
 
+def setup_order_shipped(client: TestClient, key: str, sink: SmtpSink) -> None:
+    """The email setup, and an automation that sends it for each `track/Order Shipped`."""
+    setup_email(client, key, sink)
+    put(
+        client,
+        key,
+        "/automations/order-shipped",
+        {
+            "triggers": [{"source": "segment", "event": "track/Order Shipped"}],
+            "steps": [{"action": "send", "template": "shipped"}],
+        },
+    )
+
+
 def segment(client: TestClient, key: str, event: dict[str, Any]) -> None:
     response = client.post("/inbound/segment", json=event, headers=bearer(key))
     assert response.status_code in (200, 202), response.text
@@ -77,16 +91,7 @@ def invoke(client: TestClient, key: str, path: str, body: dict[str, Any]) -> str
 def test_a_track_mapped_to_an_automation_emails_its_properties(
     client: TestClient, keys: Keys, smtp_sink: SmtpSink
 ) -> None:
-    setup_email(client, keys.test, smtp_sink)
-    put(
-        client,
-        keys.test,
-        "/automations/order-shipped",
-        {
-            "triggers": [{"source": "segment", "event": "track/Order Shipped"}],
-            "steps": [{"action": "send", "template": "shipped"}],
-        },
-    )
+    setup_order_shipped(client, keys.test, smtp_sink)
     segment(
         client,
         keys.test,
@@ -826,16 +831,7 @@ def test_a_job_gives_way_to_ingest_once_then_finishes_what_its_event_started(
     carries that event's run, its message and the send through without waiting again."""
     from tests.event.test_processing import _store_without_job
 
-    setup_email(client, keys.test, smtp_sink)
-    put(
-        client,
-        keys.test,
-        "/automations/order-shipped",
-        {
-            "triggers": [{"source": "segment", "event": "track/Order Shipped"}],
-            "steps": [{"action": "send", "template": "shipped"}],
-        },
-    )
+    setup_order_shipped(client, keys.test, smtp_sink)
     profile = {"profile": {"email": "ada@example.org", "name": "Ada"}}
     assert client.post("/profiles/u1", json=profile, headers=bearer(keys.test)).is_success
     ids = _store_without_job(

@@ -15,6 +15,7 @@ from tests.conftest import Keys, bearer
 from tests.ingest.test_inbound_segment import post, processed
 from tests.outbox import recording
 from tests.payloads import identify, track
+from tests.plans import captured, plan
 from tidings.event import batching
 from tidings.event import service as event_service
 from tidings.event.service import ProcessResult
@@ -362,38 +363,22 @@ def test_unprocessed_events_are_read_in_arrival_order_through_their_index(
     ids = _store_without_job(
         runtime, keys.test, [track(messageId=f"m{n}", userId=f"u{n % 2}") for n in range(4)]
     )
-    statements: list[tuple[str, Any]] = []
-
-    def keep(_c: Any, _cursor: Any, sql: str, parameters: Any, *_: Any) -> None:
-        if "event.status = ?" in sql:
-            statements.append((sql, parameters))
-
-    engine = runtime.database.engine
-    sqlalchemy_event.listen(engine, "before_cursor_execute", keep)
-    try:
-        with runtime.database.read() as session:
-            repository = EventRepository(session)
-            event = repository.session.get(Event, ids[-1])
-            assert event is not None
-            earlier = repository.earlier_pending_of_users(
-                event.environment_id, "segment", {"u0": ids[2], "u1": ids[3]}, limit=5
-            )
-            assert earlier == [ids[0], ids[1]]
-            scope = Scope(event.workspace_id, event.environment_id, "test", "")
-            assert [found.id for found in repository.of_user(scope, "u1", 10)] == [
-                ids[3],
-                ids[1],
-            ]
-    finally:
-        sqlalchemy_event.remove(engine, "before_cursor_execute", keep)
+    with captured(runtime, "event.status = ?") as statements, runtime.database.read() as session:
+        repository = EventRepository(session)
+        event = repository.session.get(Event, ids[-1])
+        assert event is not None
+        earlier = repository.earlier_pending_of_users(
+            event.environment_id, "segment", {"u0": ids[2], "u1": ids[3]}, limit=5
+        )
+        assert earlier == [ids[0], ids[1]]
+        scope = Scope(event.workspace_id, event.environment_id, "test", "")
+        assert [found.id for found in repository.of_user(scope, "u1", 10)] == [ids[3], ids[1]]
     # The earlier events, and the user's in each source.
     assert len(statements) == 1 + len(SOURCES)
-    with engine.connect() as connection:
-        for sql, parameters in statements:
-            rows = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, parameters)
-            found = " | ".join(str(row[-1]) for row in rows)
-            assert "INDEX ix_event_pending (" in found, found
-            assert "SCAN" not in found, found
+    for sql, parameters in statements:
+        found = plan(runtime, sql, parameters)
+        assert "INDEX ix_event_pending (" in found, found
+        assert "SCAN" not in found, found
 
 
 def test_event_detail_unknown_message_id_is_404(client: TestClient, keys: Keys) -> None:

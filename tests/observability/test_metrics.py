@@ -11,7 +11,7 @@ import httpx
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.automation.test_runs import put, setup_email
+from tests.automation.test_runs import put, setup_order_shipped
 from tests.conftest import Keys, bearer, free_port
 from tests.payloads import identify, track
 from tests.processes import wait_for
@@ -46,16 +46,7 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 def test_metrics_count_what_an_identify_and_a_track_did(
     client: TestClient, keys: Keys, smtp_sink: SmtpSink
 ) -> None:
-    setup_email(client, keys.test, smtp_sink)
-    put(
-        client,
-        keys.test,
-        "/automations/order-shipped",
-        {
-            "triggers": [{"source": "segment", "event": "track/Order Shipped"}],
-            "steps": [{"action": "send", "template": "shipped"}],
-        },
-    )
+    setup_order_shipped(client, keys.test, smtp_sink)
     put(
         client,
         keys.test,
