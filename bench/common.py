@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -481,6 +482,55 @@ def source_tree(commit: str | None, src: Path | None, work_dir: Path) -> dict[st
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
     return {"tree": f"git archive {commit}", "commit": sha, "path": str(target / "src")}
+
+
+# -- the write lock ---------------------------------------------------------------------------
+
+_LOCK_SAMPLE = re.compile(r'^tidings_write_lock_(\w+)_total\{thread="([^"]*)"\} (\S+)$')
+
+
+def write_lock_use(port: int, key: str) -> dict[str, dict[str, float]] | None:
+    """From `tidings serve`'s scrape: by kind of thread, the seconds it held SQLite's write
+    lock (`held`), waited for it (`wait`) and how often it took it (`acquisitions`), so far.
+    None when the scrape has none (a server database)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {key}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        text = response.read().decode()
+    use: dict[str, dict[str, float]] = {}
+    for line in text.splitlines():
+        found = _LOCK_SAMPLE.match(line)
+        if found:
+            what, thread, number = found.groups()
+            use.setdefault(thread, {})[what.removesuffix("_seconds")] = float(number)
+    return use or None
+
+
+def write_lock_shares(
+    before: dict[str, dict[str, float]] | None,
+    after: dict[str, dict[str, float]] | None,
+    seconds: float,
+) -> dict[str, dict[str, float]]:
+    """Between two `write_lock_use` readings `seconds` apart: by kind of thread, the share
+    of that time it held the lock and waited for it (summed over its threads, so a pool's
+    wait can pass 1), and its acquisitions per second."""
+    if before is None or after is None or seconds <= 0:
+        return {}
+    shares = {}
+    for thread, now in sorted(after.items()):
+        then = before.get(thread, {})
+
+        def grew(what: str, now: dict[str, float] = now, then: dict[str, float] = then) -> float:
+            return now.get(what, 0.0) - then.get(what, 0.0)
+
+        if grew("acquisitions") > 0:
+            shares[thread] = {
+                "held": round(grew("held") / seconds, 3),
+                "wait": round(grew("wait") / seconds, 3),
+                "per_s": round(grew("acquisitions") / seconds, 1),
+            }
+    return shares
 
 
 # -- py-spy -----------------------------------------------------------------------------------

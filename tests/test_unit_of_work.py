@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import pytest
 
 from tests.outbox import recording
-from tidings.db import Outbox
+from tidings.db import Outbox, WriteLock, thread_kind
 from tidings.kit.time import utcnow
 from tidings.models import WorkerLease
 from tidings.runtime import Runtime
@@ -78,3 +80,58 @@ def test_an_empty_outbox_is_not_dispatched(runtime: Runtime) -> None:
     with recording(runtime.database) as dispatched, runtime.database.write() as (session, _):
         session.add(_lease("quiet"))
     assert dispatched.outboxes == []
+
+
+def test_the_write_lock_counts_each_outermost_hold_by_kind_of_thread() -> None:
+    lock = WriteLock()
+    spans: list[float] = []
+
+    def hold_twice() -> None:
+        with lock:
+            started = time.perf_counter()
+            with lock:  # re-entered: the same hold
+                pass
+            spans.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=hold_twice, name=f"tidings-delivery_{n}") for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with lock:
+        pass
+
+    use = lock.use()
+    assert set(use) == {"tidings-delivery", threading.current_thread().name}
+    pool = use["tidings-delivery"]
+    assert pool.acquisitions == 2
+    assert pool.held >= sum(spans)
+    assert pool.waited >= 0
+    assert use[threading.current_thread().name].acquisitions == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("tidings-delivery_3", "tidings-delivery"),
+        ("Worker-12", "Worker"),
+        ("ingest-writer", "ingest-writer"),
+        ("MainThread", "MainThread"),
+        ("7", "7"),
+    ],
+)
+def test_a_thread_kind_is_its_name_without_its_number(name: str, kind: str) -> None:
+    assert thread_kind(name) == kind
+
+
+def test_units_of_work_take_the_write_lock_on_sqlite_only(runtime: Runtime) -> None:
+    database = runtime.database
+    if not database.is_sqlite:
+        assert database.write_lock is None  # the server orders its writers itself
+        return
+    assert database.write_lock is not None
+    before = database.write_lock.use().get(threading.current_thread().name)
+    with database.write() as (session, _):
+        session.add(_lease("counted"))
+    after = database.write_lock.use()[threading.current_thread().name]
+    assert after.acquisitions == (before.acquisitions if before else 0) + 1

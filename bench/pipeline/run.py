@@ -103,6 +103,8 @@ from common import (
     wait_for,
     wait_for_api_key,
     wait_http,
+    write_lock_shares,
+    write_lock_use,
     write_result,
 )
 
@@ -557,6 +559,9 @@ class Step:
     cpu_seconds: dict[str, float]
     other_processes_cpu_seconds: float | None
     wall_seconds: float
+    # Tidings on SQLite: by kind of thread, the share of the step it held the write lock and
+    # waited for it, and its acquisitions per second (common.write_lock_shares).
+    write_lock: dict[str, dict[str, float]]
     drain_seconds: float
     pending_after: dict[str, int] = field(default_factory=dict)
     pending_before: dict[str, int] = field(default_factory=dict)
@@ -667,6 +672,8 @@ class Target:
     pending: Callable[[], dict[str, int]]
     unfinished: Callable[[list[int]], set[int]]
     hops: Callable[[dict[int, Sent], dict[int, float], range], Hops]
+    # So far, by kind of thread, its use of SQLite's write lock (None: not known).
+    write_lock: Callable[[], dict[str, dict[str, float]] | None] = lambda: None
 
 
 def tidings_target(server: Proc, key: str, run_tag: str, database: Path) -> Target:
@@ -685,6 +692,7 @@ def tidings_target(server: Proc, key: str, run_tag: str, database: Path) -> Targ
         lambda: pending(database),
         lambda seqs: unfinished_seqs(database, run_tag, seqs),
         hops,
+        lambda: write_lock_use(server.port, key),
     )
 
 
@@ -784,6 +792,7 @@ def run_rate(bench: Bench, target: Target, rate: float) -> tuple[Step, range, li
     cpu_before = {proc.name: proc.cpu_seconds() for proc in bench.procs}
     cpu_before["runner"] = own_cpu_seconds()
     busy_before = machine_busy_seconds()
+    lock_before = target.write_lock()
     started = time.time()
     sent = send_events(
         "127.0.0.1",
@@ -809,6 +818,8 @@ def run_rate(bench: Bench, target: Target, rate: float) -> tuple[Step, range, li
     cpu_after = {proc.name: proc.cpu_seconds() for proc in bench.procs}
     cpu_after["runner"] = own_cpu_seconds()
     busy_after = machine_busy_seconds()
+    lock_after = target.write_lock()
+    lock_seconds = time.time() - started
     time.sleep(0.5)  # A late duplicate would show up now.
     record.poll()
     accepts = record.of(target.kind, seqs)
@@ -835,6 +846,7 @@ def run_rate(bench: Bench, target: Target, rate: float) -> tuple[Step, range, li
         cpu_seconds=cpu,
         other_processes_cpu_seconds=others,
         wall_seconds=round(time.time() - started, 2),
+        write_lock=write_lock_shares(lock_before, lock_after, lock_seconds),
         drain_seconds=round(drain_seconds, 2),
         pending_after=target.pending(),
     )
@@ -998,6 +1010,13 @@ def print_step(step: Step) -> None:
         f"    CPU s {json.dumps(step.cpu_seconds)}; other processes "
         f"{step.other_processes_cpu_seconds} s in {step.wall_seconds} s ({os.cpu_count()} CPUs)"
     )
+    if step.write_lock:
+        held = sum(use["held"] for use in step.write_lock.values())
+        by_thread = ", ".join(
+            f"{thread} {use['held']:.0%} ({use['per_s']:.0f}/s, waits {use['wait']:.0%})"
+            for thread, use in sorted(step.write_lock.items(), key=lambda item: -item[1]["held"])
+        )
+        print(f"    write lock held {held:.0%} of the step: {by_thread}")
 
 
 def budget_figures(stepping: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
@@ -198,6 +199,69 @@ class Dispatcher(Protocol):
     def dispatch(self, outbox: Outbox) -> None: ...
 
 
+@dataclass
+class LockUse:
+    """What one kind of thread did with the write lock: how often it took it, and the
+    seconds it waited for it and held it."""
+
+    acquisitions: int = 0
+    waited: float = 0.0
+    held: float = 0.0
+
+
+def thread_kind(name: str) -> str:
+    """A thread's name without its number (`tidings-delivery_2` → `tidings-delivery`): one
+    label for the threads of a pool."""
+    return name.rstrip("0123456789").rstrip("_-") or name
+
+
+class WriteLock:
+    """SQLite's one writer at a time, among this process's threads: a re-entrant lock that
+    also counts, by kind of thread, how long each waited for it and held it (the outermost
+    hold only). The write lock is what the consumer, the ingest writer and the deliveries
+    of `tidings serve` take turns at, so its use says which of them a busy server waits on
+    (`tidings_write_lock_*` in the scrape)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._depth = threading.local()
+        self._use: dict[str, LockUse] = {}
+        self._use_lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        depth: int = getattr(self._depth, "value", 0)
+        started = time.perf_counter()
+        self._lock.acquire()
+        self._depth.value = depth + 1
+        if depth == 0:
+            self._depth.since = now = time.perf_counter()
+            self._depth.waited = now - started
+
+    def __exit__(self, *exc: object) -> None:
+        depth: int = self._depth.value - 1
+        self._depth.value = depth
+        if depth == 0:
+            held = time.perf_counter() - self._depth.since
+            waited: float = self._depth.waited
+            kind = thread_kind(threading.current_thread().name)
+            with self._use_lock:
+                use = self._use.get(kind)
+                if use is None:
+                    use = self._use[kind] = LockUse()
+                use.acquisitions += 1
+                use.waited += waited
+                use.held += held
+        self._lock.release()
+
+    def use(self) -> dict[str, LockUse]:
+        """The counts so far, by kind of thread."""
+        with self._use_lock:
+            return {
+                kind: LockUse(use.acquisitions, use.waited, use.held)
+                for kind, use in self._use.items()
+            }
+
+
 class Database:
     """Hands out units of work: `with db.write() as (session, outbox):` commits once at the
     end, then dispatches the outbox."""
@@ -214,9 +278,9 @@ class Database:
         self.write_engine = engine.execution_options(**{_WRITE: True})
         self._read = sessionmaker(bind=engine, expire_on_commit=False)
         self._write = sessionmaker(bind=self.write_engine, expire_on_commit=False)
-        self._write_lock = threading.RLock() if engine.dialect.name == "sqlite" else None
+        self.write_lock = WriteLock() if engine.dialect.name == "sqlite" else None
         self._grouped = (
-            _GroupCommit(self._driver_transaction) if self._write_lock is not None else None
+            _GroupCommit(self._driver_transaction) if self.write_lock is not None else None
         )
 
     @property
@@ -229,7 +293,7 @@ class Database:
         outbox = Outbox()
         # SQLite has one writer at a time. Threads of this process queue on a lock, which
         # wakes the next one at once, instead of sleeping in SQLite's busy handler.
-        with self._write_lock or nullcontext(), self._write() as session, session.begin():
+        with self.write_lock or nullcontext(), self._write() as session, session.begin():
             yield session, outbox
             for hook in self.before_commit:
                 hook(session, outbox)
@@ -252,7 +316,7 @@ class Database:
         """This process's turn to write, without a transaction: for a writer whose unit of
         work is a single statement on its own connection (SQLite: the same lock that
         `write()` takes; elsewhere nothing)."""
-        with self._write_lock or nullcontext():
+        with self.write_lock or nullcontext():
             yield
 
     def write_driver(self, work: Callable[[Any], T]) -> T:
@@ -273,11 +337,11 @@ class Database:
     def _driver_transaction(self) -> Iterator[Any]:
         """The same lock and `BEGIN IMMEDIATE` as `write()`; committed at the end, rolled
         back on error."""
-        with self._write_lock or nullcontext():
+        with self.write_lock or nullcontext():
             connection = self.engine.raw_connection()
             try:
                 cursor = connection.cursor()
-                if self._write_lock is not None:
+                if self.write_lock is not None:
                     cursor.execute("BEGIN IMMEDIATE")
                 yield cursor
                 cursor.close()

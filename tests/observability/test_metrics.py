@@ -162,3 +162,30 @@ def test_the_metrics_port_serves_the_same_text_on_loopback(runtime: Runtime) -> 
         samples = parse(response.text)
         assert ("tidings_events_backlog", frozenset()) in samples
         assert any(name == "tidings_events_received_total" for name, _ in samples)
+
+
+def test_the_scrape_says_which_threads_held_the_write_lock(runtime: Runtime, keys: Keys) -> None:
+    with TestClient(create_app(runtime, consumer_workers=0)) as client:
+        before = scrape(client, keys.test)
+        response = client.post(
+            "/inbound/segment", json=track(messageId="lock-1"), headers=bearer(keys.test)
+        )
+        assert response.status_code == 202
+        after = scrape(client, keys.test)
+    names = {name for name, _ in after}
+    lock_families = {name for name in names if name.startswith("tidings_write_lock_")}
+    if not runtime.database.is_sqlite:
+        assert lock_families == set()  # the server orders its writers itself
+        return
+    assert lock_families == {
+        "tidings_write_lock_acquisitions_total",
+        "tidings_write_lock_wait_seconds_total",
+        "tidings_write_lock_held_seconds_total",
+    }
+    writer = {"thread": "ingest-writer"}
+    grew = value(after, "tidings_write_lock_acquisitions_total", **writer) - value(
+        before, "tidings_write_lock_acquisitions_total", **writer
+    )
+    assert grew == 1
+    assert value(after, "tidings_write_lock_held_seconds_total", **writer) > 0
+    assert value(after, "tidings_write_lock_wait_seconds_total", **writer) >= 0

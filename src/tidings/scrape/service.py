@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from tidings.db import Database
@@ -57,14 +57,53 @@ class Backlog(Collector):
             )
 
 
-class Everything(Collector):
-    """This process's counters, then the backlog."""
+class WriteLockUse(Collector):
+    """On SQLite, how this process's threads used its one write lock (`db.WriteLock`), by
+    kind of thread: acquisitions, and seconds waited for it and held. Held seconds per
+    second near 1 mean the writer is the bottleneck: every write waits its turn."""
 
     def __init__(self, database: Database) -> None:
+        self.database = database
+
+    def collect(self) -> Iterator[Metric]:
+        lock = self.database.write_lock
+        if lock is None:
+            return
+        families = (
+            CounterMetricFamily(
+                "tidings_write_lock_acquisitions",
+                "Times a thread of this process took SQLite's write lock, by kind of thread.",
+                labels=["thread"],
+            ),
+            CounterMetricFamily(
+                "tidings_write_lock_wait_seconds",
+                "Seconds threads of this process waited for SQLite's write lock.",
+                labels=["thread"],
+            ),
+            CounterMetricFamily(
+                "tidings_write_lock_held_seconds",
+                "Seconds threads of this process held SQLite's write lock.",
+                labels=["thread"],
+            ),
+        )
+        acquisitions, waited, held = families
+        for kind, use in sorted(lock.use().items()):
+            acquisitions.add_metric([kind], use.acquisitions)
+            waited.add_metric([kind], use.waited)
+            held.add_metric([kind], use.held)
+        yield from families
+
+
+class Everything(Collector):
+    """This process's counters, its use of the write lock, then the backlog."""
+
+    def __init__(self, database: Database) -> None:
+        self.write_lock = WriteLockUse(database)
         self.backlog = Backlog(database)
 
     def collect(self) -> Iterator[Metric]:
         yield from REGISTRY.collect()
+        yield from self.write_lock.collect()
         yield from self.backlog.collect()
 
 
