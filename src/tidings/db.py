@@ -280,7 +280,9 @@ class Database:
         self._write = sessionmaker(bind=self.write_engine, expire_on_commit=False)
         self.write_lock = WriteLock() if engine.dialect.name == "sqlite" else None
         self._grouped = (
-            _GroupCommit(self._driver_transaction) if self.write_lock is not None else None
+            _GroupCommit(self.write_lock, self._driver_transaction)
+            if self.write_lock is not None
+            else None
         )
 
     @property
@@ -373,9 +375,12 @@ class _GroupCommit:
     """Group commit for `Database.write_driver`, as the ingest writer does it for events:
     the first thread to arrive while no transaction is being written writes one for every
     work waiting, its own included; the threads that arrive meanwhile wait for it, and the
-    first of them whose work is left writes the next."""
+    first of them whose work is left writes the next. The writing thread takes the write
+    lock before it gathers the works, so those handed over while it waited for its turn
+    share its transaction too."""
 
-    def __init__(self, transaction: Callable[[], Any]) -> None:
+    def __init__(self, lock: WriteLock, transaction: Callable[[], Any]) -> None:
+        self._lock = lock
         self._transaction = transaction
         self._changed = threading.Condition()
         self._waiting: list[_Work[Any]] = []
@@ -390,10 +395,12 @@ class _GroupCommit:
             lead = not mine.done
             if lead:
                 self._writing = True
-                batch, self._waiting = self._waiting, []
         if lead:
             try:
-                self._write(batch)
+                with self._lock:
+                    with self._changed:
+                        batch, self._waiting = self._waiting, []
+                    self._write(batch)
             finally:
                 with self._changed:
                     self._writing = False
