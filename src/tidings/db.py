@@ -240,18 +240,20 @@ class WriteLock:
     def __exit__(self, *exc: object) -> None:
         depth: int = self._depth.value - 1
         self._depth.value = depth
-        if depth == 0:
-            held = time.perf_counter() - self._depth.since
-            waited: float = self._depth.waited
-            kind = thread_kind(threading.current_thread().name)
-            with self._use_lock:
-                use = self._use.get(kind)
-                if use is None:
-                    use = self._use[kind] = LockUse()
-                use.acquisitions += 1
-                use.waited += waited
-                use.held += held
-        self._lock.release()
+        if depth:
+            self._lock.release()
+            return
+        held = time.perf_counter() - self._depth.since
+        waited: float = self._depth.waited
+        self._lock.release()  # counted after: the next writer need not wait for it
+        kind = thread_kind(threading.current_thread().name)
+        with self._use_lock:
+            use = self._use.get(kind)
+            if use is None:
+                use = self._use[kind] = LockUse()
+            use.acquisitions += 1
+            use.waited += waited
+            use.held += held
 
     def use(self) -> dict[str, LockUse]:
         """The counts so far, by kind of thread."""
