@@ -36,6 +36,7 @@ from tidings.event.batching import RecentlyProcessed, process_events, redrive_st
 from tidings.ingest.pressure import no_pause
 from tidings.jobs.deliveries import DeliveryPool
 from tidings.jobs.fairness import FairShare
+from tidings.jobs.holding import HeldEvents
 from tidings.jobs.webhooks import WebhookPool
 from tidings.kit.time import utcnow
 from tidings.message import pipeline
@@ -164,6 +165,8 @@ class JobEngine:
         # Automation replays, each in a child process (replay/process.py); a child that ends
         # frees its place for a queued replay.
         self.replays = replays
+        # Events held for the event job about to start (jobs/holding.py).
+        self._held = HeldEvents()
         self._process = huey.task(name="event.process")(self._process_events)
         self._process_message = huey.task(name="message.process")(self._run_process_message)
         self._process_messages = huey.task(name="message.process_many")(self._run_process_messages)
@@ -265,8 +268,19 @@ class JobEngine:
 
     def enqueue_events(self, event_ids: list[int], environment_id: str | None = None) -> None:
         """Queue the processing of events in one job; given their environment, at its fair
-        share's priority (tidings.jobs.fairness), else at the default priority."""
+        share's priority (tidings.jobs.fairness), else at the default priority. While an
+        event job this process queued has not started, they are held for it instead
+        (jobs/holding.py)."""
+        if self._held.hold(event_ids):
+            return
         self._queue(self._process, event_ids, priority=self._priority(environment_id, event_ids))
+
+    def _queue_orphaned(self) -> None:
+        """A consumer thread found the queue empty: queue the events held for a job that
+        another process took."""
+        held = self._held.orphaned()
+        if held:
+            self.enqueue_events(held)
 
     def process_messages(self, message_ids: list[str], environment_id: str | None = None) -> None:
         """Process messages now, a group per job: a send to many recipients crosses the
@@ -284,6 +298,7 @@ class JobEngine:
         return self.fair_share.priority(environment_id, len(items))
 
     def _process_events(self, event_ids: list[int]) -> None:
+        event_ids = [*event_ids, *self._held.started()]
         with _keeping_here() as here:
             outcome = process_events(
                 self.database,
@@ -536,10 +551,14 @@ class JobEngine:
         self.pace = pace
         consumer_class = EmbeddedConsumer if embedded else TidingsConsumer
         blocking = bool(getattr(self.huey.storage, "blocking", False))
+        if not blocking:
+            # A polled queue (SQLite): idle threads look at what is held at each poll.
+            self._held.enable()
         return consumer_class(
             self.deliveries,
             self.webhooks,
             self.wake,
+            self._queue_orphaned,
             self.huey,
             workers=workers,
             worker_type="thread",
@@ -583,11 +602,17 @@ class _WakingWorker(Worker):  # type: ignore[misc]
     max_delay: float
     backoff: float
 
-    def __init__(self, wake: threading.Event, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, wake: threading.Event, idle: Callable[[], None], *args: Any, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.wake = wake
+        self.idle = idle
 
     def sleep(self) -> None:
+        """The queue was empty: queue what is held for another process's job
+        (`JobEngine._queue_orphaned`), then sleep until woken or the next poll."""
+        self.idle()
         delay = min(self.delay, self.max_delay)
         if self.wake.wait(delay):
             self.wake.clear()  # this thread now dequeues; a job queued meanwhile sets it again
@@ -605,11 +630,12 @@ class TidingsConsumer(Consumer):  # type: ignore[misc]
         deliveries: DeliveryPool,
         webhooks: WebhookPool,
         wake: threading.Event,
+        idle: Callable[[], None],
         *args: Any,
         **kwargs: Any,
     ) -> None:
         # Before Huey's constructor, which creates the workers from `worker_class`.
-        self.worker_class = functools.partial(_WakingWorker, wake)
+        self.worker_class = functools.partial(_WakingWorker, wake, idle)
         super().__init__(*args, **kwargs)
         self.deliveries = deliveries
         self.webhooks = webhooks

@@ -1,0 +1,59 @@
+"""New events held for the event job about to start, rather than queued in jobs of their own.
+
+The ingest writer hands each commit's new events to the job engine, which queued a job for
+them. Under load those jobs pile up behind the one running, and by the time a thread takes
+one, an earlier job has usually taken its events already (on SQLite a job fills its group
+with the oldest waiting events): each cost a write to the queue and a read from it, and
+the ingest writer's enqueuer spent more time queueing than the writer did writing.
+
+So, on SQLite in a process that runs consumer threads, while an event job this process
+queued has not started here yet, new events are held in memory instead; the next event job
+to start in this process takes them into its own. If that job was taken by another process
+(a `tidings worker` beside `tidings serve`), a thread of this one that finds the queue empty
+queues what is held, so nothing waits longer than an idle thread's poll. Held events are
+in the database already (`received`): if the process dies, the sweep re-drives them, as it
+does a lost job.
+"""
+
+from __future__ import annotations
+
+import threading
+
+
+class HeldEvents:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._enabled = False
+        # Event jobs this process queued that have not started here yet.
+        self._unstarted = 0
+        self._held: list[int] = []
+
+    def enable(self) -> None:
+        """This process consumes a SQLite queue: hold from now on."""
+        with self._lock:
+            self._enabled = True
+
+    def hold(self, event_ids: list[int]) -> bool:
+        """Keep the events for the next event job to start, if one is queued; whether they
+        were kept. When not, the caller queues a job for them, which counts as queued."""
+        with self._lock:
+            if self._enabled and self._unstarted > 0:
+                self._held.extend(event_ids)
+                return True
+            self._unstarted += 1
+            return False
+
+    def started(self) -> list[int]:
+        """An event job starts in this process: the events held for it."""
+        with self._lock:
+            self._unstarted = max(0, self._unstarted - 1)
+            held, self._held = self._held, []
+            return held
+
+    def orphaned(self) -> list[int]:
+        """A thread of this process found the queue empty: the events held for a job that
+        another process took, for the thread to queue. Nothing is queued then either."""
+        with self._lock:
+            self._unstarted = 0
+            held, self._held = self._held, []
+            return held

@@ -1,0 +1,97 @@
+"""New events join the event job about to start rather than queueing jobs of their own
+(tidings.jobs.holding)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from tests.conftest import Keys
+from tests.payloads import track
+from tidings.ingest.validation import validate_segment_event
+from tidings.ingest.writer import IngestItem, IngestWriter
+from tidings.jobs.holding import HeldEvents
+from tidings.models import Event
+from tidings.runtime import Runtime
+
+
+def test_events_are_held_while_a_queued_event_job_has_not_started() -> None:
+    held = HeldEvents()
+    assert not held.hold([1])  # not consuming a polled queue: always queued
+    assert not held.hold([2])
+    assert held.started() == []
+    assert held.started() == []
+
+    held.enable()
+    assert not held.hold([3])  # queued: a job now waits to start
+    assert held.hold([4, 5])
+    assert held.hold([6])
+    assert held.started() == [4, 5, 6]  # that job takes them
+    assert not held.hold([7])  # no job waits any more: queued
+
+    assert held.hold([8])
+    assert held.orphaned() == [8]  # another process took the job
+    assert not held.hold([9])
+
+
+def _write(runtime: Runtime, key: str, message_ids: list[str]) -> list[int]:
+    writer = IngestWriter(runtime.database, runtime.cipher)
+    results = writer.write(
+        [IngestItem(key, validate_segment_event(track(messageId=m))) for m in message_ids]
+    )
+    return [result.event_id for result in results if result.event_id is not None]
+
+
+def _received(runtime: Runtime) -> int:
+    with runtime.database.read() as session:
+        return (
+            session.scalar(
+                select(func.count()).select_from(Event).where(Event.status == "received")
+            )
+            or 0
+        )
+
+
+def test_a_consumer_s_next_event_job_takes_the_events_held_for_it(
+    runtime: Runtime, keys: Keys
+) -> None:
+    jobs = runtime.jobs
+    huey = jobs.huey
+    jobs.consumer(1, embedded=False)  # built, not started
+    polled = not getattr(huey.storage, "blocking", False)
+
+    first = _write(runtime, keys.test, ["h-1"])
+    later = _write(runtime, keys.test, ["h-2", "h-3"]) + _write(runtime, keys.test, ["h-4"])
+    # On a polled queue (SQLite) the later commits wait for the job queued for the first;
+    # a blocking queue (Redis) gets a job per commit.
+    assert huey.pending_count() == (1 if polled else 3)
+
+    job = huey.dequeue()
+    assert job.args == (first,)
+    huey.execute(job)
+    if polled:
+        assert _received(runtime) == 0  # the held events were processed in that job
+        assert huey.pending_count() == 0
+    else:
+        while (task := huey.dequeue()) is not None:
+            huey.execute(task)
+        assert _received(runtime) == 0
+    assert len(later) == 3
+
+
+def test_events_held_for_a_job_another_process_took_are_queued_by_an_idle_thread(
+    runtime: Runtime, keys: Keys
+) -> None:
+    jobs = runtime.jobs
+    huey = jobs.huey
+    jobs.consumer(1, embedded=False)
+    if getattr(huey.storage, "blocking", False):
+        return  # nothing is held on a blocking queue (the test above shows it)
+    _write(runtime, keys.test, ["o-1"])
+    held = _write(runtime, keys.test, ["o-2"])
+    assert huey.dequeue() is not None  # taken by another process: never started here
+    assert huey.pending_count() == 0
+
+    jobs._queue_orphaned()  # this process's thread found the queue empty
+    job = huey.dequeue()
+    assert job is not None
+    assert job.args == (held,)
