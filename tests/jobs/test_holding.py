@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 
 from tests.conftest import Keys
 from tests.payloads import track
+from tidings.event.batching import GROUP_EVENTS
 from tidings.ingest.validation import validate_segment_event
 from tidings.ingest.writer import IngestItem, IngestWriter
 from tidings.jobs.holding import HeldEvents
@@ -18,18 +19,22 @@ def test_events_are_held_while_a_queued_event_job_has_not_started() -> None:
     held = HeldEvents()
     assert not held.hold([1])  # not consuming a polled queue: always queued
     assert not held.hold([2])
-    assert held.started() == []
-    assert held.started() == []
+    assert held.started(32) == ([], [])
+    assert held.started(32) == ([], [])
 
     held.enable()
     assert not held.hold([3])  # queued: a job now waits to start
     assert held.hold([4, 5])
     assert held.hold([6])
-    assert held.started() == [4, 5, 6]  # that job takes them
+    assert held.started(32) == ([4, 5, 6], [])  # that job takes them
     assert not held.hold([7])  # no job waits any more: queued
 
+    assert held.hold([10, 11, 12])
+    assert held.started(2) == ([10, 11], [12])  # a group's room; the rest gets a job
+    assert held.hold([13])  # held for that job
+
     assert held.hold([8])
-    assert held.orphaned() == [8]  # another process took the job
+    assert held.orphaned() == [13, 8]  # another process took that job
     assert not held.hold([9])
 
 
@@ -95,3 +100,24 @@ def test_events_held_for_a_job_another_process_took_are_queued_by_an_idle_thread
     job = huey.dequeue()
     assert job is not None
     assert job.args == (held,)
+
+
+def test_a_job_takes_at_most_a_group_of_held_events_and_queues_the_rest(
+    runtime: Runtime,
+) -> None:
+    jobs = runtime.jobs
+    huey = jobs.huey
+    jobs.consumer(1, embedded=False)
+    if getattr(huey.storage, "blocking", False):
+        return  # nothing is held on a blocking queue
+    jobs.enqueue_events([1], "env_1")  # ids of no event: the job finds nothing to do
+    held = list(range(100, 100 + GROUP_EVENTS + 9))
+    jobs.enqueue_events(held, "env_1")
+    job = huey.dequeue()
+    assert job.args == ([1],)
+    assert huey.pending_count() == 0
+
+    huey.execute(job)  # takes GROUP_EVENTS - 1 of them
+    rest = huey.dequeue()
+    assert rest is not None
+    assert rest.args == (held[GROUP_EVENTS - 1 :],)

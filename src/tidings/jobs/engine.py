@@ -32,7 +32,12 @@ from tidings.automation import membership, runs, schedules
 from tidings.broadcast import service as broadcasts
 from tidings.config import Settings
 from tidings.db import Outbox
-from tidings.event.batching import RecentlyProcessed, process_events, redrive_stale_events
+from tidings.event.batching import (
+    GROUP_EVENTS,
+    RecentlyProcessed,
+    process_events,
+    redrive_stale_events,
+)
 from tidings.ingest.pressure import no_pause
 from tidings.jobs.deliveries import DeliveryPool
 from tidings.jobs.fairness import FairShare
@@ -298,7 +303,10 @@ class JobEngine:
         return self.fair_share.priority(environment_id, len(items))
 
     def _process_events(self, event_ids: list[int]) -> None:
-        event_ids = [*event_ids, *self._held.started()]
+        held, rest = self._held.started(max(0, GROUP_EVENTS - len(event_ids)))
+        if rest:
+            self._queue(self._process, rest)
+        event_ids = [*event_ids, *held]
         with _keeping_here() as here:
             outcome = process_events(
                 self.database,

@@ -8,7 +8,9 @@ the ingest writer's enqueuer spent more time queueing than the writer did writin
 
 So, on SQLite in a process that runs consumer threads, while an event job this process
 queued has not started here yet, new events are held in memory instead; the next event job
-to start in this process takes them into its own. If that job was taken by another process
+to start in this process takes them into its own, up to a group (`GROUP_EVENTS`) in all, so
+that it routes and sends what its events started as soon as before, and queues the rest as
+one job. If that job was taken by another process
 (a `tidings worker` beside `tidings serve`), a thread of this one that finds the queue empty
 queues what is held, so nothing waits longer than an idle thread's poll. Held events are
 in the database already (`received`): if the process dies, the sweep re-drives them, as it
@@ -43,12 +45,16 @@ class HeldEvents:
             self._unstarted += 1
             return False
 
-    def started(self) -> list[int]:
-        """An event job starts in this process: the events held for it."""
+    def started(self, room: int) -> tuple[list[int], list[int]]:
+        """An event job starts in this process: the events held for it, at most `room` of
+        them, and the rest, for the caller to queue as a job of their own (counted)."""
         with self._lock:
             self._unstarted = max(0, self._unstarted - 1)
-            held, self._held = self._held, []
-            return held
+            taken, rest = self._held[:room], self._held[room:]
+            self._held = []
+            if rest:
+                self._unstarted += 1
+            return taken, rest
 
     def orphaned(self) -> list[int]:
         """A thread of this process found the queue empty: the events held for a job that
