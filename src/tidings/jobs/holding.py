@@ -7,14 +7,14 @@ with the oldest waiting events): each cost a write to the queue and a read from 
 the ingest writer's enqueuer spent more time queueing than the writer did writing.
 
 So, on SQLite in a process that runs consumer threads, while an event job this process
-queued has not started here yet, new events are held in memory instead; the next event job
+queued has not started here yet, new events are held in memory instead. The next event job
 to start in this process takes them into its own, up to a group (`GROUP_EVENTS`) in all, so
 that it routes and sends what its events started as soon as before, and queues the rest as
-one job. If that job was taken by another process
-(a `tidings worker` beside `tidings serve`), a thread of this one that finds the queue empty
-queues what is held, so nothing waits longer than an idle thread's poll. Held events are
-in the database already (`received`): if the process dies, the sweep re-drives them, as it
-does a lost job.
+one job (held events and that job go at the default priority: they run next anyway). If
+the job was taken by another process (a `tidings worker` beside `tidings serve`), a thread
+of this one that finds the queue empty queues what is held, so nothing waits longer than an
+idle thread's poll. Held events are in the database already (`received`): if the process
+dies, the sweep re-drives them, as it does a lost job.
 """
 
 from __future__ import annotations
