@@ -79,28 +79,24 @@ def insert_loaded(session: Session, row: Any) -> None:
 
     A row's key is often needed at once (other rows point at it), and a flush to get it also
     writes everything else pending in the unit of work. An attribute left unset takes its
-    column's scalar default (None without one), set on the row too so that nothing is left
-    to load; a column with a default computed in Python or in SQL is left to the INSERT, and
-    its attribute is loaded when first read. The statement, built once per table and set of
-    columns, runs on the driver's cursor (`DriverStatement`): an automation run is inserted
-    this way for each event that starts one."""
+    column's default (None without one): a constant, or a new value from a Python callable
+    (`default=list`), set on the row too so that nothing is left to load; a column with a
+    server default is left to the INSERT, and its attribute is loaded when first read. The
+    statement, built once per table and set of columns, runs on the driver's cursor
+    (`DriverStatement`): an automation run is inserted this way for each event that starts
+    one."""
     state = inspect_mapped(row)
+    plan = _insert_plan(state.mapper)
+    # Into the row's dict, past the attribute events: the row is about to be marked loaded
+    # as it stands (make_transient_to_detached).
+    loaded = state.dict
     values = {}
-    for attribute in state.mapper.column_attrs:
-        column = attribute.columns[0]
-        if column.primary_key:
-            continue
-        key = attribute.key
-        if key not in state.dict:
-            default = column.default
-            if column.server_default is not None or (default is not None and not default.is_scalar):
+    for attribute, column, in_sql, default in plan.columns:
+        if attribute not in loaded:
+            if in_sql:
                 continue
-            # Into the row's dict, past the attribute events: the row is about to be marked
-            # loaded as it stands (make_transient_to_detached).
-            state.dict[key] = default.arg if default is not None else None
-        values[column.key] = state.dict[key]
-    (key_column,) = state.mapper.primary_key
-    key_attribute = state.mapper.get_property_by_column(key_column).key
+            loaded[attribute] = default() if callable(default) else default
+        values[column] = loaded[attribute]
     statement = _insert_returning_key(state.mapper.local_table, tuple(values))
     connection = session.connection()
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -108,9 +104,40 @@ def insert_loaded(session: Session, row: Any) -> None:
         ((new_key,),) = statement.rows(cursor, connection.dialect, **values)
     finally:
         cursor.close()
-    setattr(row, key_attribute, new_key)
+    setattr(row, plan.key, new_key)
     make_transient_to_detached(row)
     session.add(row)
+
+
+@dataclass(frozen=True)
+class _InsertPlan:
+    """What `insert_loaded` needs of a mapper, read once: the key's attribute, and for each
+    other column its attribute, its name, whether its default is the server's (left to the
+    INSERT), and otherwise its default: a constant, or a callable making a new value."""
+
+    key: str
+    columns: tuple[tuple[str, str, bool, Any], ...]
+
+
+@functools.cache
+def _insert_plan(mapper: Any) -> _InsertPlan:
+    columns = []
+    for attribute in mapper.column_attrs:
+        column = attribute.columns[0]
+        if column.primary_key:
+            continue
+        default = column.default
+        in_sql = column.server_default is not None or (
+            default is not None and default.is_clause_element
+        )
+        value: Any = None
+        if default is not None and not in_sql:
+            # SQLAlchemy wraps a callable default to take the execution context, which a
+            # model's `default=list` or `default=dict` ignores.
+            value = functools.partial(default.arg, None) if default.is_callable else default.arg
+        columns.append((attribute.key, column.key, in_sql, value))
+    (key_column,) = mapper.primary_key
+    return _InsertPlan(mapper.get_property_by_column(key_column).key, tuple(columns))
 
 
 @functools.cache
