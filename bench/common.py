@@ -354,6 +354,42 @@ def sqlite_synchronous(tidings_env: dict[str, str]) -> str:
     ).stdout.strip()
 
 
+@dataclass(frozen=True)
+class InProcess:
+    """Tidings in this process, for the benchmarks that measure a part of it without a
+    server: its runtime (`tidings.runtime.Runtime`), the secret key of the default
+    workspace's test environment, and that key's scope (`tidings.workspace.service.Scope`)."""
+
+    runtime: Any
+    key: str
+    scope: Any
+
+
+@contextlib.contextmanager
+def in_process(data_dir: Path, **settings: Any) -> Iterator[InProcess]:
+    """Tidings on `data_dir` (SQLite, its job queue too, and `settings`): migrated, with the
+    default workspace, as `tidings serve` makes it; the runtime is closed on exit. Tidings is
+    imported in here, not at the top of this module, which the benchmarks that start
+    servers import too: they measure a source tree of their own (`--commit`, `--src`)."""
+    from tidings.config import Settings
+    from tidings.migrate import upgrade
+    from tidings.runtime import build_runtime
+    from tidings.workspace import service as workspace_service
+
+    runtime = build_runtime(Settings(data_dir=data_dir, job_storage="sqlite", **settings))
+    try:
+        upgrade(runtime.database)
+        with runtime.database.write() as (session, _):
+            keys = workspace_service.bootstrap(session, runtime.cipher)
+        assert keys, f"{data_dir} held a workspace already: give a fresh data dir"
+        key = next(str(created.key) for created in keys if created.environment == "test")
+        with runtime.database.read() as session:
+            scope = workspace_service.resolve_keys(session, runtime.cipher, {key})[key]
+        yield InProcess(runtime, key, scope)
+    finally:
+        runtime.close()
+
+
 def open_sqlite(path: Path, synchronous: str) -> sqlite3.Connection:
     """A floor's connection: WAL, the given synchronous setting, autocommit (BEGIN/COMMIT
     are explicit)."""

@@ -38,14 +38,13 @@ from sqlalchemy import insert, select
 
 from tidings.audience import service as audience_service
 from tidings.automation import membership
-from tidings.config import Settings
 from tidings.event.batching import process_events
 from tidings.kit.time import utcnow
-from tidings.migrate import upgrade
-from tidings.models import Audience, Environment, Event, EventStatus, Profile
-from tidings.runtime import build_runtime
-from tidings.workspace import service as workspace_service
+from tidings.models import Audience, Event, EventStatus, Profile
 from tidings.workspace.service import Scope
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import in_process
 
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
 NAMES = [f"Feature {n}" for n in range(8)] + ["Viewed Pricing", "Upgraded"]
@@ -184,72 +183,67 @@ def main() -> int:
         "events": args.events,
         "probe_events": args.probe,
     }
-    with tempfile.TemporaryDirectory(prefix="tidings-bench-audiences-") as data_dir:
-        runtime = build_runtime(Settings(data_dir=Path(data_dir), job_storage="sqlite"))
-        try:
-            upgrade(runtime.database)
-            with runtime.database.write() as (session, _):
-                workspace_service.bootstrap(session, runtime.cipher)
+    with (
+        tempfile.TemporaryDirectory(prefix="tidings-bench-audiences-") as data_dir,
+        in_process(Path(data_dir)) as tidings,
+    ):
+        runtime = tidings.runtime
+        own = tidings.scope
+        scope = Scope(own.workspace_id, own.environment_id, own.environment, "")
+        result["store_s"] = round(_store(runtime, scope, args.profiles, args.events, 1), 1)
+
+        # Warm-up (the first events pay for imports and caches), then the baseline.
+        _process_probe(runtime, scope, 200, "warm", args.seed)
+        without = _process_probe(runtime, scope, args.probe, "without", args.seed + 1)
+
+        scans: dict[str, Any] = {}
+        for audience_id, condition in AUDIENCES.items():
+            with runtime.database.write() as (session, outbox):
+                audience, _ = audience_service.put_audience(
+                    session,
+                    outbox,
+                    scope,
+                    audience_id,
+                    audience_service.AudienceInput(audience_id, None, condition, None, None),
+                )
+                audience_pk = audience.id
+            started = time.perf_counter()
+            membership.scan(runtime.database, audience_pk)
+            seconds = time.perf_counter() - started
             with runtime.database.read() as session:
-                environment = session.scalars(select(Environment)).first()
-                assert environment is not None
-                scope = Scope(environment.workspace_id, environment.id, environment.name, "")
-            result["store_s"] = round(_store(runtime, scope, args.profiles, args.events, 1), 1)
-
-            # Warm-up (the first events pay for imports and caches), then the baseline.
-            _process_probe(runtime, scope, 200, "warm", args.seed)
-            without = _process_probe(runtime, scope, args.probe, "without", args.seed + 1)
-
-            scans: dict[str, Any] = {}
-            for audience_id, condition in AUDIENCES.items():
-                with runtime.database.write() as (session, outbox):
-                    audience, _ = audience_service.put_audience(
-                        session,
-                        outbox,
-                        scope,
-                        audience_id,
-                        audience_service.AudienceInput(audience_id, None, condition, None, None),
-                    )
-                    audience_pk = audience.id
-                started = time.perf_counter()
-                membership.scan(runtime.database, audience_pk)
-                seconds = time.perf_counter() - started
-                with runtime.database.read() as session:
-                    row = session.get(Audience, audience_pk)
-                    assert row is not None
-                    count = audience_service.member_count(session, row)
-                    scanned = row.scanned
-                scans[audience_id] = {
-                    "seconds": round(seconds, 2),
-                    "users_scanned": scanned,
-                    "us_per_user": round(seconds / max(scanned, 1) * 1e6, 1),
-                    "members": count,
-                }
-            result["scans"] = scans
-
-            _process_probe(runtime, scope, 200, "warm-with", args.seed + 2)
-            with_audiences = _process_probe(runtime, scope, args.probe, "with", args.seed + 3)
-            result["cpu_us_per_event_without"] = round(without * 1e6, 1)
-            result["cpu_us_per_event_with"] = round(with_audiences * 1e6, 1)
-            result["ratio"] = round(with_audiences / without, 3)
-
-            largest = max(scans, key=lambda key: scans[key]["members"])
-            samples = []
-            with runtime.database.read() as session:
-                row = session.scalars(select(Audience).where(Audience.audience_id == largest)).one()
-                for _ in range(args.repeat):
-                    started = time.perf_counter()
-                    page = audience_service.members_page(session, row, None, 21)
-                    audience_service.member_count(session, row)
-                    samples.append(time.perf_counter() - started)
-                    assert len(page) == 21
-            result["first_page"] = {
-                "audience": largest,
-                "members": scans[largest]["members"],
-                "ms": round(statistics.median(samples) * 1000, 2),
+                row = session.get(Audience, audience_pk)
+                assert row is not None
+                count = audience_service.member_count(session, row)
+                scanned = row.scanned
+            scans[audience_id] = {
+                "seconds": round(seconds, 2),
+                "users_scanned": scanned,
+                "us_per_user": round(seconds / max(scanned, 1) * 1e6, 1),
+                "members": count,
             }
-        finally:
-            runtime.close()
+        result["scans"] = scans
+
+        _process_probe(runtime, scope, 200, "warm-with", args.seed + 2)
+        with_audiences = _process_probe(runtime, scope, args.probe, "with", args.seed + 3)
+        result["cpu_us_per_event_without"] = round(without * 1e6, 1)
+        result["cpu_us_per_event_with"] = round(with_audiences * 1e6, 1)
+        result["ratio"] = round(with_audiences / without, 3)
+
+        largest = max(scans, key=lambda key: scans[key]["members"])
+        samples = []
+        with runtime.database.read() as session:
+            row = session.scalars(select(Audience).where(Audience.audience_id == largest)).one()
+            for _ in range(args.repeat):
+                started = time.perf_counter()
+                page = audience_service.members_page(session, row, None, 21)
+                audience_service.member_count(session, row)
+                samples.append(time.perf_counter() - started)
+                assert len(page) == 21
+        result["first_page"] = {
+            "audience": largest,
+            "members": scans[largest]["members"],
+            "ms": round(statistics.median(samples) * 1000, 2),
+        }
 
     RESULTS_DIR.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -36,22 +36,18 @@ from pathlib import Path
 
 import orjson
 
-from tidings.config import Settings
 from tidings.ingest.tracking import batch_events
 from tidings.ingest.validation import ValidEvent
 from tidings.ingest.writer import IngestItem, IngestWriter
 from tidings.kit import json_input
 from tidings.kit.time import utcnow
-from tidings.migrate import upgrade
-from tidings.runtime import build_runtime
-from tidings.workspace import service as workspace_service
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from floor_app import TABLE, store
 from run import batch_body
 
-from common import open_sqlite
+from common import in_process, open_sqlite
 
 BATCH = 100
 
@@ -74,51 +70,46 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
 
-    with tempfile.TemporaryDirectory(prefix="tidings-bench-storage-") as data_dir:
-        settings = Settings(data_dir=Path(data_dir), job_storage="sqlite")
-        runtime = build_runtime(settings)
-        try:
-            upgrade(runtime.database)
-            with runtime.database.write() as (session, _):
-                keys = workspace_service.bootstrap(session, runtime.cipher)
-            assert keys
-            key = keys[0].key
-            writer = IngestWriter(runtime.database, runtime.cipher)
-            floor = open_sqlite(Path(data_dir) / "floor.db", settings.sqlite_synchronous.upper())
-            floor.execute(TABLE)
+    with (
+        tempfile.TemporaryDirectory(prefix="tidings-bench-storage-") as data_dir,
+        in_process(Path(data_dir)) as tidings,
+    ):
+        key = tidings.key
+        writer = IngestWriter(tidings.runtime.database, tidings.runtime.cipher)
+        synchronous = tidings.runtime.settings.sqlite_synchronous.upper()
+        floor = open_sqlite(Path(data_dir) / "floor.db", synchronous)
+        floor.execute(TABLE)
 
-            def floor_store(body: bytes) -> None:
-                store(floor, orjson.loads(body)["batch"])
+        def floor_store(body: bytes) -> None:
+            store(floor, orjson.loads(body)["batch"])
 
-            def tidings_checks(body: bytes) -> list[ValidEvent]:
-                parsed = json_input.loads(body)
-                return batch_events(parsed, utcnow(), len(body))
+        def tidings_checks(body: bytes) -> list[ValidEvent]:
+            parsed = json_input.loads(body)
+            return batch_events(parsed, utcnow(), len(body))
 
-            def tidings_write(items: list[IngestItem]) -> None:
-                writer._write(items)
+        def tidings_write(items: list[IngestItem]) -> None:
+            writer._write(items)
 
-            rounds: list[dict[str, float]] = []
-            for number in range(args.rounds):
-                prefix = f"r{number}-{uuid.uuid4().hex[:8]}"
-                floor_us = _per_event_us(floor_store, _bodies(key, args.batches, f"{prefix}-f"))
-                bodies = _bodies(key, args.batches, f"{prefix}-t")
-                checks_us = _per_event_us(tidings_checks, bodies)
-                batches = [
-                    [IngestItem(key=key, event=event) for event in tidings_checks(body)]
-                    for body in bodies
-                ]
-                started = time.process_time()
-                for items in batches:
-                    tidings_write(items)
-                write_us = (time.process_time() - started) * 1e6 / (len(batches) * BATCH)
-                rounds.append({"floor": floor_us, "checks": checks_us, "write": write_us})
-                print(
-                    f"  round {number + 1}: floor {floor_us:.1f} us/event, Tidings checks "
-                    f"{checks_us:.1f}, write {write_us:.1f}"
-                )
-            floor.close()
-        finally:
-            runtime.close()
+        rounds: list[dict[str, float]] = []
+        for number in range(args.rounds):
+            prefix = f"r{number}-{uuid.uuid4().hex[:8]}"
+            floor_us = _per_event_us(floor_store, _bodies(key, args.batches, f"{prefix}-f"))
+            bodies = _bodies(key, args.batches, f"{prefix}-t")
+            checks_us = _per_event_us(tidings_checks, bodies)
+            batches = [
+                [IngestItem(key=key, event=event) for event in tidings_checks(body)]
+                for body in bodies
+            ]
+            started = time.process_time()
+            for items in batches:
+                tidings_write(items)
+            write_us = (time.process_time() - started) * 1e6 / (len(batches) * BATCH)
+            rounds.append({"floor": floor_us, "checks": checks_us, "write": write_us})
+            print(
+                f"  round {number + 1}: floor {floor_us:.1f} us/event, Tidings checks "
+                f"{checks_us:.1f}, write {write_us:.1f}"
+            )
+        floor.close()
 
     median = {part: statistics.median(r[part] for r in rounds) for part in rounds[0]}
     result = {

@@ -35,17 +35,13 @@ from typing import Any
 import orjson
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from tidings.config import Settings
 from tidings.eventstore import repository
 from tidings.eventstore.repository import NewEvent
 from tidings.kit.time import utcnow
-from tidings.migrate import upgrade
-from tidings.runtime import build_runtime
-from tidings.workspace import service as workspace_service
-from tidings.workspace.service import Scope, resolve_keys
+from tidings.workspace.service import Scope
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from common import open_sqlite
+from common import in_process, open_sqlite
 
 ROWS = 100
 PAYLOAD: dict[str, Any] = {
@@ -157,17 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="tidings-bench-tables-") as data_dir:
-        settings = Settings(data_dir=Path(data_dir), job_storage="sqlite")
-        runtime = build_runtime(settings)
-        try:
-            upgrade(runtime.database)
-            with runtime.database.write() as (session, _):
-                key = workspace_service.bootstrap(session, runtime.cipher)[0].key
-            with runtime.database.read() as session:
-                scope = resolve_keys(session, runtime.cipher, {key})[key]
-        finally:
-            runtime.close()
-        connection = open_sqlite(Path(data_dir) / "tidings.db", settings.sqlite_synchronous.upper())
+        with in_process(Path(data_dir)) as tidings:
+            scope = tidings.scope
+            synchronous = tidings.runtime.settings.sqlite_synchronous.upper()
+        connection = open_sqlite(Path(data_dir) / "tidings.db", synchronous)
         connection.execute("PRAGMA foreign_keys=ON")
         connection.execute("PRAGMA cache_size=-16384")
         tables = Tables(connection, scope, args.batches)

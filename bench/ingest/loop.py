@@ -40,15 +40,13 @@ from typing import Any
 import uvloop
 
 from tidings.app import create_app
-from tidings.config import Settings
-from tidings.migrate import upgrade
-from tidings.runtime import build_runtime
-from tidings.workspace import service as workspace_service
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from echo_app import app as echo_app
 from run import SAMPLE_EVENT
+
+from common import in_process
 
 CONCURRENCY = 32
 App = Callable[..., Any]
@@ -131,20 +129,14 @@ async def _round(
 
 
 async def _measure(args: argparse.Namespace, data_dir: Path) -> list[dict[str, dict[str, float]]]:
-    settings = Settings(data_dir=data_dir, job_storage="sqlite")
-    runtime = build_runtime(settings)
-    try:
-        upgrade(runtime.database)
-        with runtime.database.write() as (session, _):
-            keys = workspace_service.bootstrap(session, runtime.cipher)
-        key = next(k.key for k in keys if k.environment == "test")
+    with in_process(data_dir) as tidings:
         headers = [
             (b"host", b"127.0.0.1:8000"),
-            (b"authorization", f"Bearer {key}".encode()),
+            (b"authorization", f"Bearer {tidings.key}".encode()),
             (b"content-type", b"application/json"),
             (b"user-agent", b"SegmentCourier"),
         ]
-        app = create_app(runtime, consumer_workers=0)
+        app = create_app(tidings.runtime, consumer_workers=0)
         async with app.router.lifespan_context(app):
             writer = app.state.key_check.writer
             threads = {"writer": writer._thread, "enqueuer": writer._enqueuer}
@@ -167,8 +159,6 @@ async def _measure(args: argparse.Namespace, data_dir: Path) -> list[dict[str, d
                 rounds.append(measured)
                 print(f"  round {number + 1}: " + "; ".join(_line(measured[n], n) for n in sides))
             return rounds
-    finally:
-        runtime.close()
 
 
 def _line(figures: dict[str, float], name: str) -> str:

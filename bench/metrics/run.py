@@ -36,15 +36,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
 from tidings.analytics import service
 from tidings.analytics.repository import count_delivery_on_cursor
-from tidings.config import Settings
-from tidings.migrate import upgrade
-from tidings.models import Environment, Metric
-from tidings.runtime import build_runtime
-from tidings.workspace import service as workspace_service
+from tidings.models import Metric
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import in_process
 
 DAYS = 30
 TEMPLATES = [f"template-{n:02d}" for n in range(20)]
@@ -166,118 +163,112 @@ def main() -> int:
     now = datetime.now(UTC)
     end = (now + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
 
-    with tempfile.TemporaryDirectory(prefix="tidings-bench-metrics-") as data_dir:
-        runtime = build_runtime(Settings(data_dir=Path(data_dir), job_storage="sqlite"))
+    with (
+        tempfile.TemporaryDirectory(prefix="tidings-bench-metrics-") as data_dir,
+        in_process(Path(data_dir)) as tidings,
+    ):
+        runtime = tidings.runtime
+        workspace_id, environment_id = tidings.scope.workspace_id, tidings.scope.environment_id
+        engine = runtime.database.engine
+        started = time.perf_counter()
+        raw = engine.raw_connection()
         try:
-            upgrade(runtime.database)
-            with runtime.database.write() as (session, _):
-                workspace_service.bootstrap(session, runtime.cipher)
-            with runtime.database.read() as session:
-                environment = session.scalars(select(Environment)).first()
-                assert environment is not None
-                workspace_id, environment_id = environment.workspace_id, environment.id
-            engine = runtime.database.engine
-            started = time.perf_counter()
-            raw = engine.raw_connection()
-            try:
-                expected, rollup_rows = build(
-                    raw.driver_connection, workspace_id, environment_id, args.messages, end
-                )
-                raw.driver_connection.execute("COMMIT")
-                raw.driver_connection.execute("ANALYZE")
-            finally:
-                raw.close()
-            result: dict[str, Any] = {
-                "messages": args.messages,
-                "rollup_rows": rollup_rows,
-                "build_s": round(time.perf_counter() - started, 1),
-                "repeat": args.repeat,
-            }
-
-            def report(**filters: Any) -> Callable[[], service.MetricsReport]:
-                query = service.MetricsQuery(
-                    end=end.isoformat(), interval=filters.pop("interval", "day"), **filters
-                )
-
-                def run() -> service.MetricsReport:
-                    with runtime.database.read() as session:
-                        return service.report(session, environment_id, query, now)
-
-                return run
-
-            # Verification: the report's totals are the inserted messages' transitions.
-            found = report()()
-            if found.totals != {metric: expected.get(metric, 0) for metric in Metric.ALL}:
-                raise SystemExit(f"totals {found.totals} != expected {expected}")
-            with engine.connect() as connection:
-                sent = connection.exec_driver_sql(
-                    "SELECT count(*) FROM message WHERE sent_at IS NOT NULL"
-                ).scalar_one()
-            if found.totals[Metric.SENT] != sent:
-                raise SystemExit(f"sent {found.totals[Metric.SENT]} != {sent} messages")
-            result["totals"] = found.totals
-
-            def floor() -> None:
-                with engine.connect() as connection:
-                    connection.exec_driver_sql("SELECT count(*) FROM message").scalar_one()
-
-            def from_messages() -> None:
-                with engine.connect() as connection:
-                    connection.exec_driver_sql(
-                        "SELECT substr(sent_at, 1, 10), count(*), count(delivered_at),"
-                        " count(opened_at), count(clicked_at) FROM message"
-                        " WHERE environment_id = ? AND sent_at >= ? GROUP BY 1",
-                        (environment_id, stored(end - timedelta(days=DAYS))),
-                    ).all()
-
-            timings = {
-                "floor_count_messages": floor,
-                "report_30_days_by_day": report(),
-                "report_30_days_by_day_template": report(template=TEMPLATES[0]),
-                "report_30_days_by_day_automation": report(automation="automation-1"),
-                "report_30_days_by_day_channel": report(channel="sms"),
-                "report_24_hours_by_hour": report(
-                    interval="hour", start=(end - timedelta(days=1)).isoformat()
-                ),
-                "series_from_messages_30_days": from_messages,
-            }
-            seconds = {name: median_seconds(work, args.repeat) for name, work in timings.items()}
-            result["seconds"] = {name: round(value, 5) for name, value in seconds.items()}
-            result["ratio_to_floor"] = {
-                name: round(value / seconds["floor_count_messages"], 3)
-                for name, value in seconds.items()
-            }
-
-            # The send path's added statement, with the rollup loaded: a message and its
-            # delivery, counted again and again in one transaction, rolled back.
-            with engine.connect() as connection:
-                message_pk = connection.exec_driver_sql(
-                    "SELECT id FROM message WHERE notification_id = ? LIMIT 1", (TEMPLATES[0],)
-                ).scalar_one()
-            raw = engine.raw_connection()
-            try:
-                cursor = raw.driver_connection.cursor()
-                cursor.execute("BEGIN")
-                cursor.execute(
-                    "INSERT INTO message_delivery (message_pk, environment_id, channel, providers,"
-                    " provider_index, provider, status, attempts, provider_attempts, updated_at)"
-                    " VALUES (?, ?, 'email', '[]', 0, 'smtp', 'sending', 0, 0, ?)",
-                    (message_pk, environment_id, stored(now)),
-                )
-                delivery_id = cursor.lastrowid
-                calls = 5_000
-                started = time.perf_counter()
-                for _ in range(calls):
-                    count_delivery_on_cursor(cursor, engine.dialect, delivery_id, Metric.SENT, now)
-                result["send_path_increment_us"] = round(
-                    (time.perf_counter() - started) / calls * 1e6, 1
-                )
-                cursor.execute("ROLLBACK")
-                cursor.close()
-            finally:
-                raw.close()
+            expected, rollup_rows = build(
+                raw.driver_connection, workspace_id, environment_id, args.messages, end
+            )
+            raw.driver_connection.execute("COMMIT")
+            raw.driver_connection.execute("ANALYZE")
         finally:
-            runtime.close()
+            raw.close()
+        result: dict[str, Any] = {
+            "messages": args.messages,
+            "rollup_rows": rollup_rows,
+            "build_s": round(time.perf_counter() - started, 1),
+            "repeat": args.repeat,
+        }
+
+        def report(**filters: Any) -> Callable[[], service.MetricsReport]:
+            query = service.MetricsQuery(
+                end=end.isoformat(), interval=filters.pop("interval", "day"), **filters
+            )
+
+            def run() -> service.MetricsReport:
+                with runtime.database.read() as session:
+                    return service.report(session, environment_id, query, now)
+
+            return run
+
+        # Verification: the report's totals are the inserted messages' transitions.
+        found = report()()
+        if found.totals != {metric: expected.get(metric, 0) for metric in Metric.ALL}:
+            raise SystemExit(f"totals {found.totals} != expected {expected}")
+        with engine.connect() as connection:
+            sent = connection.exec_driver_sql(
+                "SELECT count(*) FROM message WHERE sent_at IS NOT NULL"
+            ).scalar_one()
+        if found.totals[Metric.SENT] != sent:
+            raise SystemExit(f"sent {found.totals[Metric.SENT]} != {sent} messages")
+        result["totals"] = found.totals
+
+        def floor() -> None:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("SELECT count(*) FROM message").scalar_one()
+
+        def from_messages() -> None:
+            with engine.connect() as connection:
+                connection.exec_driver_sql(
+                    "SELECT substr(sent_at, 1, 10), count(*), count(delivered_at),"
+                    " count(opened_at), count(clicked_at) FROM message"
+                    " WHERE environment_id = ? AND sent_at >= ? GROUP BY 1",
+                    (environment_id, stored(end - timedelta(days=DAYS))),
+                ).all()
+
+        timings = {
+            "floor_count_messages": floor,
+            "report_30_days_by_day": report(),
+            "report_30_days_by_day_template": report(template=TEMPLATES[0]),
+            "report_30_days_by_day_automation": report(automation="automation-1"),
+            "report_30_days_by_day_channel": report(channel="sms"),
+            "report_24_hours_by_hour": report(
+                interval="hour", start=(end - timedelta(days=1)).isoformat()
+            ),
+            "series_from_messages_30_days": from_messages,
+        }
+        seconds = {name: median_seconds(work, args.repeat) for name, work in timings.items()}
+        result["seconds"] = {name: round(value, 5) for name, value in seconds.items()}
+        result["ratio_to_floor"] = {
+            name: round(value / seconds["floor_count_messages"], 3)
+            for name, value in seconds.items()
+        }
+
+        # The send path's added statement, with the rollup loaded: a message and its
+        # delivery, counted again and again in one transaction, rolled back.
+        with engine.connect() as connection:
+            message_pk = connection.exec_driver_sql(
+                "SELECT id FROM message WHERE notification_id = ? LIMIT 1", (TEMPLATES[0],)
+            ).scalar_one()
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.driver_connection.cursor()
+            cursor.execute("BEGIN")
+            cursor.execute(
+                "INSERT INTO message_delivery (message_pk, environment_id, channel, providers,"
+                " provider_index, provider, status, attempts, provider_attempts, updated_at)"
+                " VALUES (?, ?, 'email', '[]', 0, 'smtp', 'sending', 0, 0, ?)",
+                (message_pk, environment_id, stored(now)),
+            )
+            delivery_id = cursor.lastrowid
+            calls = 5_000
+            started = time.perf_counter()
+            for _ in range(calls):
+                count_delivery_on_cursor(cursor, engine.dialect, delivery_id, Metric.SENT, now)
+            result["send_path_increment_us"] = round(
+                (time.perf_counter() - started) / calls * 1e6, 1
+            )
+            cursor.execute("ROLLBACK")
+            cursor.close()
+        finally:
+            raw.close()
 
     print(json.dumps(result, indent=2))
     ratio = result["ratio_to_floor"]["report_30_days_by_day"]

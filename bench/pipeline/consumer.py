@@ -44,16 +44,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import AUTOMATION, AUTOMATION_ID, EVENT_NAME, FROM_EMAIL, NOTIFICATION, NOTIFICATION_ID
 
-from common import clean_environment, start_sink
+from common import clean_environment, in_process, start_sink
 from tidings.app import create_app
-from tidings.config import Settings
 from tidings.ingest.tracking import batch_events
 from tidings.ingest.writer import IngestItem, IngestWriter
 from tidings.kit import json_input
 from tidings.kit.time import utcnow
-from tidings.migrate import upgrade
-from tidings.runtime import Runtime, build_runtime
-from tidings.workspace import service as workspace_service
+from tidings.runtime import Runtime
 
 
 def _set_up(runtime: Runtime, key: str, smtp_port: int, users: int) -> None:
@@ -116,15 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     profile = cProfile.Profile()
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as work:
         sink = start_sink(stack, Path(work), clean_environment())
-        settings = Settings(
-            data_dir=Path(work) / "data", job_storage="sqlite", outbound_allow="127.0.0.1"
-        )
-        runtime = build_runtime(settings)
-        stack.callback(runtime.close)
-        upgrade(runtime.database)
-        with runtime.database.write() as (session, _):
-            key = workspace_service.bootstrap(session, runtime.cipher)[0].key
-        assert key is not None
+        tidings = stack.enter_context(in_process(Path(work) / "data", outbound_allow="127.0.0.1"))
+        runtime, key = tidings.runtime, tidings.key
         _set_up(runtime, key, sink.port, args.users)
         events = Events(runtime, key, args.users)
         for _ in range(3):  # warm-up: caches, the SMTP connection

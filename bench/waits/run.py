@@ -27,17 +27,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from tidings.automation.runs import resume_waiting_runs
 from tidings.automation.steps.wait_for_event import match_fields, match_key
-from tidings.config import Settings
 from tidings.kit.time import utcnow
-from tidings.migrate import upgrade
-from tidings.models import AutomationRun, AutomationRunWait, Environment, Event, RunStatus
-from tidings.runtime import build_runtime
-from tidings.workspace import service as workspace_service
+from tidings.models import AutomationRun, AutomationRunWait, Event, RunStatus
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from common import in_process
 
 EVENT_NAME = "track/Order Completed"
 STEP = {
@@ -134,37 +133,31 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=5.0)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="tidings-bench-waits-") as data_dir:
-        runtime = build_runtime(Settings(data_dir=Path(data_dir), job_storage="sqlite"))
-        try:
-            upgrade(runtime.database)
-            with runtime.database.write() as (session, _):
-                workspace_service.bootstrap(session, runtime.cipher)
-            with runtime.database.read() as session:
-                environment = session.scalars(select(Environment)).first()
-                assert environment is not None
-                workspace_id, environment_id = environment.workspace_id, environment.id
-            engine = runtime.database.engine
-            # The user whose cart resolves: user-0, outside the others' range.
-            none = _event(environment_id, "user-none", "cart-x")
-            own = _event(environment_id, "user-0", "cart-0")
-            result: dict[str, Any] = {"waiting": args.waiting, "repeat": args.repeat}
+    with (
+        tempfile.TemporaryDirectory(prefix="tidings-bench-waits-") as data_dir,
+        in_process(Path(data_dir)) as tidings,
+    ):
+        runtime = tidings.runtime
+        workspace_id, environment_id = tidings.scope.workspace_id, tidings.scope.environment_id
+        engine = runtime.database.engine
+        # The user whose cart resolves: user-0, outside the others' range.
+        none = _event(environment_id, "user-none", "cart-x")
+        own = _event(environment_id, "user-0", "cart-0")
+        result: dict[str, Any] = {"waiting": args.waiting, "repeat": args.repeat}
 
-            def measure(event: Event, expect: int) -> float:
-                return _time(engine, event, args.repeat, expect)
+        def measure(event: Event, expect: int) -> float:
+            return _time(engine, event, args.repeat, expect)
 
-            result["no_match_empty_s"] = measure(none, 0)
-            with runtime.database.write() as (session, _):
-                _insert_waiting(session, workspace_id, environment_id, range(0, 1))
-            result["match_one_waiting_s"] = measure(own, 1)
-            started = time.perf_counter()
-            with runtime.database.write() as (session, _):
-                _insert_waiting(session, workspace_id, environment_id, range(1, args.waiting + 1))
-            result["insert_s"] = round(time.perf_counter() - started, 1)
-            result["no_match_loaded_s"] = measure(none, 0)
-            result["match_loaded_s"] = measure(own, 1)
-        finally:
-            runtime.close()
+        result["no_match_empty_s"] = measure(none, 0)
+        with runtime.database.write() as (session, _):
+            _insert_waiting(session, workspace_id, environment_id, range(0, 1))
+        result["match_one_waiting_s"] = measure(own, 1)
+        started = time.perf_counter()
+        with runtime.database.write() as (session, _):
+            _insert_waiting(session, workspace_id, environment_id, range(1, args.waiting + 1))
+        result["insert_s"] = round(time.perf_counter() - started, 1)
+        result["no_match_loaded_s"] = measure(none, 0)
+        result["match_loaded_s"] = measure(own, 1)
 
     no_match = result["no_match_loaded_s"] / result["no_match_empty_s"]
     match = result["match_loaded_s"] / result["match_one_waiting_s"]
