@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -91,12 +91,12 @@ def insert_loaded(session: Session, row: Any) -> None:
     # as it stands (make_transient_to_detached).
     loaded = state.dict
     values = {}
-    for attribute, column, in_sql, default in plan.columns:
-        if attribute not in loaded:
-            if in_sql:
+    for column in plan.columns:
+        if column.attribute not in loaded:
+            if column.in_sql:
                 continue
-            loaded[attribute] = default() if callable(default) else default
-        values[column] = loaded[attribute]
+            loaded[column.attribute] = column.default() if column.made else column.default
+        values[column.name] = loaded[column.attribute]
     statement = _insert_returning_key(state.mapper.local_table, tuple(values))
     connection = session.connection()
     cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -109,14 +109,23 @@ def insert_loaded(session: Session, row: Any) -> None:
     session.add(row)
 
 
+class _PlannedColumn(NamedTuple):
+    attribute: str
+    name: str
+    # A server default: the column is left to the INSERT.
+    in_sql: bool
+    # Otherwise its default: the constant, or (`made`) what makes a new value each time.
+    default: Any
+    made: bool
+
+
 @dataclass(frozen=True)
 class _InsertPlan:
-    """What `insert_loaded` needs of a mapper, read once: the key's attribute, and for each
-    other column its attribute, its name, whether its default is the server's (left to the
-    INSERT), and otherwise its default: a constant, or a callable making a new value."""
+    """What `insert_loaded` needs of a mapper, read once: the key's attribute, and the other
+    columns with their defaults."""
 
     key: str
-    columns: tuple[tuple[str, str, bool, Any], ...]
+    columns: tuple[_PlannedColumn, ...]
 
 
 @functools.cache
@@ -130,12 +139,15 @@ def _insert_plan(mapper: Any) -> _InsertPlan:
         in_sql = column.server_default is not None or (
             default is not None and default.is_clause_element
         )
-        value: Any = None
-        if default is not None and not in_sql:
-            # SQLAlchemy wraps a callable default to take the execution context, which a
-            # model's `default=list` or `default=dict` ignores.
-            value = functools.partial(default.arg, None) if default.is_callable else default.arg
-        columns.append((attribute.key, column.key, in_sql, value))
+        made = default is not None and not in_sql and default.is_callable
+        # SQLAlchemy wraps a callable default to take the execution context, which a
+        # model's `default=list` or `default=dict` ignores.
+        value = (
+            functools.partial(default.arg, None)
+            if made
+            else (default.arg if default is not None and not in_sql else None)
+        )
+        columns.append(_PlannedColumn(attribute.key, column.key, in_sql, value, made))
     (key_column,) = mapper.primary_key
     return _InsertPlan(mapper.get_property_by_column(key_column).key, tuple(columns))
 
