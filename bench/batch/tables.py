@@ -5,8 +5,8 @@ statement, with plain sqlite3 on a fresh SQLite data dir (WAL, synchronous FULL 
 sets it, foreign keys on, the writer's page cache), 100 rows a statement, each into a fresh
 table, in rounds that alternate:
 
-- **floor**: the batch floor's table (id, unique messageId, type, user, the event as JSON),
-  one multi-row INSERT;
+- **floor**: the batch floor's own table and multi-row INSERT (`floor_app`: id, unique
+  messageId, type, user, the event as JSON);
 - **unique only**: a copy of Tidings' event table with its primary key and unique
   constraint and none of its indexes, the ingest writer's own statement
   (`EventRepository.insert_new` on SQLite: the key check, ON CONFLICT DO NOTHING);
@@ -41,6 +41,9 @@ from tidings.kit.time import utcnow
 from tidings.workspace.service import Scope
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import floor_app
+
 from common import in_process, open_sqlite
 
 ROWS = 100
@@ -52,10 +55,6 @@ PAYLOAD: dict[str, Any] = {
     "context": {"library": {"name": "analytics-python", "version": "2.3"}},
     "timestamp": "2026-12-07T10:00:00.000Z",
 }
-FLOOR_TABLE = (
-    "CREATE TABLE {name} (id INTEGER PRIMARY KEY, message_id TEXT NOT NULL UNIQUE, "
-    "type TEXT NOT NULL, user_id TEXT, body TEXT NOT NULL)"
-)
 
 
 class Tables:
@@ -91,24 +90,19 @@ class Tables:
         return spent * 1e6 / (len(batches) * ROWS)
 
     def floor(self) -> float:
+        """The floor's own table and statement (`floor_app`), its values as it makes them."""
         table = self._fresh("floor_")
-        self.connection.execute(FLOOR_TABLE.format(name=table))
+        self.connection.execute(
+            floor_app.TABLE.replace("TABLE IF NOT EXISTS event", f"TABLE {table}", 1)
+        )
         batches = []
         for _ in range(self.batches):
             values: list[Any] = []
             for n in range(ROWS):
                 event = {**PAYLOAD, "messageId": uuid.uuid4().hex, "userId": f"u{n}"}
-                values += [
-                    event["messageId"],
-                    "track",
-                    event["userId"],
-                    orjson.dumps(event).decode(),
-                ]
+                values += [event["messageId"], event["type"], event["userId"], orjson.dumps(event)]
             batches.append(values)
-        row = "(?, ?, ?, ?)"
-        statement = f"INSERT INTO {table} (message_id, type, user_id, body) VALUES " + ", ".join(
-            row for _ in range(ROWS)
-        )
+        statement = floor_app.insert(ROWS).replace("INSERT INTO event ", f"INSERT INTO {table} ", 1)
         return self._timed(table, statement, batches)
 
     def events(self, indexes: list[str]) -> float:
