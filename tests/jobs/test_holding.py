@@ -10,6 +10,7 @@ from tests.payloads import track
 from tidings.event.batching import GROUP_EVENTS
 from tidings.ingest.validation import validate_segment_event
 from tidings.ingest.writer import IngestItem, IngestWriter
+from tidings.jobs.engine import EVENTS_PER_JOB
 from tidings.jobs.holding import HeldEvents
 from tidings.models import Event
 from tidings.runtime import Runtime
@@ -19,23 +20,38 @@ def test_events_are_held_while_a_queued_event_job_has_not_started() -> None:
     held = HeldEvents()
     assert not held.hold([1])  # not consuming a polled queue: always queued
     assert not held.hold([2])
-    assert held.started(32) == ([], [])
-    assert held.started(32) == ([], [])
+    assert held.started(32, 500) == ([], [])
+    assert held.started(32, 500) == ([], [])
 
     held.enable()
     assert not held.hold([3])  # queued: a job now waits to start
     assert held.hold([4, 5])
     assert held.hold([6])
-    assert held.started(32) == ([4, 5, 6], [])  # that job takes them
+    assert held.started(32, 500) == ([4, 5, 6], [])  # that job takes them
     assert not held.hold([7])  # no job waits any more: queued
 
     assert held.hold([10, 11, 12])
-    assert held.started(2) == ([10, 11], [12])  # a group's room; the rest gets a job
+    assert held.started(2, 500) == ([10, 11], [[12]])  # a group's room; the rest gets a job
     assert held.hold([13])  # held for that job
 
     assert held.hold([8])
     assert held.orphaned() == [13, 8]  # another process took that job
     assert not held.hold([9])
+
+
+def test_the_rest_of_a_held_backlog_is_queued_in_bounded_jobs_each_counted() -> None:
+    held = HeldEvents()
+    held.enable()
+    assert not held.hold([1], jobs=2)  # queued as two jobs
+    assert held.started(0, 3) == ([], [])
+    assert held.hold([2])  # the second has not started yet
+    assert held.hold([3, 4, 5, 6, 7, 8, 9])
+    assert held.started(1, 3) == ([2], [[3, 4, 5], [6, 7, 8], [9]])  # three jobs wait
+    assert held.started(32, 3) == ([], [])
+    assert held.started(32, 3) == ([], [])
+    assert held.hold([10])  # the third has not started yet
+    assert held.started(32, 3) == ([10], [])
+    assert not held.hold([11])
 
 
 def _write(runtime: Runtime, key: str, message_ids: list[str]) -> list[int]:
@@ -121,3 +137,16 @@ def test_a_job_takes_at_most_a_group_of_held_events_and_queues_the_rest(
     rest = huey.dequeue()
     assert rest is not None
     assert rest.args == (held[GROUP_EVENTS - 1 :],)
+
+
+def test_a_backlog_is_queued_in_jobs_of_at_most_events_per_job(runtime: Runtime) -> None:
+    jobs = runtime.jobs
+    huey = jobs.huey
+    backlog = list(range(1, 2 * EVENTS_PER_JOB + 2))
+    jobs.enqueue_events(backlog, "env_1")  # ids of no event
+    queued = [huey.dequeue() for _ in range(huey.pending_count())]
+    assert [job.args[0] for job in queued] == [
+        backlog[:EVENTS_PER_JOB],
+        backlog[EVENTS_PER_JOB:-1],
+        backlog[-1:],
+    ]

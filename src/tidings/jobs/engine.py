@@ -43,6 +43,7 @@ from tidings.jobs.deliveries import DeliveryPool
 from tidings.jobs.fairness import FairShare
 from tidings.jobs.holding import HeldEvents
 from tidings.jobs.webhooks import WebhookPool
+from tidings.kit.sql import chunks
 from tidings.kit.time import utcnow
 from tidings.message import pipeline
 from tidings.webhook_out import delivery as webhook_delivery
@@ -61,6 +62,10 @@ CLAIM_HOLD_SECONDS = 300.0
 # queue the backlog a second time (which, in a flood, cost more memory and drained slower).
 BACKLOG_JOBS = 200
 MESSAGES_PER_JOB = 20
+# Events a job takes at most. Its first read takes them all in one query, and it holds a
+# consumer thread until it has processed them: a backlog is queued as many jobs, which bounds
+# a job's memory and lets other jobs (a run's wake-up, a delivery) run between them.
+EVENTS_PER_JOB = 500
 # Runs (an event's, and the ones they invoke) one job advances before queueing the rest.
 RUNS_PER_JOB = 200
 # Outbound webhook jobs only hand a delivery to the webhook pool. They queue behind the
@@ -272,13 +277,15 @@ class JobEngine:
             )
 
     def enqueue_events(self, event_ids: list[int], environment_id: str | None = None) -> None:
-        """Queue the processing of events in one job; given their environment, at its fair
-        share's priority (tidings.jobs.fairness), else at the default priority. While an
-        event job this process queued has not started, they are held for it instead
-        (jobs/holding.py)."""
-        if self._held.hold(event_ids):
+        """Queue the processing of events, in jobs of at most EVENTS_PER_JOB; given their
+        environment, at its fair share's priority (tidings.jobs.fairness), else at the
+        default priority. While an event job this process queued has not started, they are
+        held for it instead (jobs/holding.py)."""
+        jobs = [list(job) for job in chunks(event_ids, EVENTS_PER_JOB)]
+        if self._held.hold(event_ids, len(jobs)):
             return
-        self._queue(self._process, event_ids, priority=self._priority(environment_id, event_ids))
+        for job in jobs:
+            self._queue(self._process, job, priority=self._priority(environment_id, job))
 
     def _queue_orphaned(self) -> None:
         """A consumer thread found the queue empty: queue the events held for a job that
@@ -303,9 +310,9 @@ class JobEngine:
         return self.fair_share.priority(environment_id, len(items))
 
     def _process_events(self, event_ids: list[int]) -> None:
-        held, rest = self._held.started(max(0, GROUP_EVENTS - len(event_ids)))
-        if rest:
-            self._queue(self._process, rest)
+        held, jobs = self._held.started(max(0, GROUP_EVENTS - len(event_ids)), EVENTS_PER_JOB)
+        for job in jobs:
+            self._queue(self._process, job)
         event_ids = [*event_ids, *held]
         with _keeping_here() as here:
             outcome = process_events(

@@ -9,8 +9,9 @@ the ingest writer's enqueuer spent more time queueing than the writer did writin
 So, on SQLite in a process that runs consumer threads, while an event job this process
 queued has not started here yet, new events are held in memory instead. The next event job
 to start in this process takes them into its own, up to a group (`GROUP_EVENTS`) in all, so
-that it routes and sends what its events started as soon as before, and queues the rest as
-one job (held events and that job go at the default priority: they run next anyway). If
+that it routes and sends what its events started as soon as before, and queues the rest in
+jobs of a bounded size (held events and those jobs go at the default priority: they run next
+anyway). If
 the job was taken by another process (a `tidings worker` beside `tidings serve`), a thread
 of this one that finds the queue empty queues what is held, so nothing waits longer than an
 idle thread's poll. Held events are in the database already (`received`): if the process
@@ -20,6 +21,8 @@ dies, the sweep re-drives them, as it does a lost job.
 from __future__ import annotations
 
 import threading
+
+from tidings.kit.sql import chunks
 
 
 class HeldEvents:
@@ -35,26 +38,27 @@ class HeldEvents:
         with self._lock:
             self._enabled = True
 
-    def hold(self, event_ids: list[int]) -> bool:
+    def hold(self, event_ids: list[int], jobs: int = 1) -> bool:
         """Keep the events for the next event job to start, if one is queued; whether they
-        were kept. When not, the caller queues a job for them, which counts as queued."""
+        were kept. When not, the caller queues them in `jobs` jobs, which count as queued."""
         with self._lock:
             if self._enabled and self._unstarted > 0:
                 self._held.extend(event_ids)
                 return True
-            self._unstarted += 1
+            self._unstarted += jobs
             return False
 
-    def started(self, room: int) -> tuple[list[int], list[int]]:
+    def started(self, room: int, per_job: int) -> tuple[list[int], list[list[int]]]:
         """An event job starts in this process: the events held for it, at most `room` of
-        them, and the rest, for the caller to queue as a job of their own (counted)."""
+        them, and the rest in jobs of at most `per_job` events, for the caller to queue
+        (counted)."""
         with self._lock:
             self._unstarted = max(0, self._unstarted - 1)
             taken, rest = self._held[:room], self._held[room:]
             self._held = []
-            if rest:
-                self._unstarted += 1
-            return taken, rest
+            jobs = [list(job) for job in chunks(rest, per_job)]
+            self._unstarted += len(jobs)
+            return taken, jobs
 
     def orphaned(self) -> list[int]:
         """A thread of this process found the queue empty: the events held for a job that
