@@ -2,8 +2,10 @@
 
 It reads `<dir>/ingest.json`, `batch.json`, `send.json` and `pipeline.json` (each run.py's
 `--output`), prints the floor, Tidings, their ratio and the budget of each, and exits 1 if a
-result is missing, a budget is missed or a verification failed. `--markdown` prints the
-rows in the shape of the table in docs/benchmarks.md.
+result is missing, a budget is missed or a verification failed. A last row holds the
+architecture's memory budget: the peak RSS of `tidings serve` in the batch benchmark, whose
+load takes it highest, against 200 MB. `--markdown` prints the rows in the shape of the
+table in docs/benchmarks.md.
 
     .venv/bin/python bench/report.py bench/results/make [--markdown]
 """
@@ -59,6 +61,25 @@ def row(name: str, result: dict[str, Any] | None) -> tuple[list[str], bool, str]
     return cells, verified and figures["met"], problem
 
 
+def memory_row(batch: dict[str, Any] | None) -> tuple[list[str], bool, str]:
+    """The memory budget's row, from the batch result: it has no floor."""
+    summary = {} if batch is None else batch["summary"]
+    peak = summary.get("tidings_peak_rss_mb")
+    if batch is None or peak is None:
+        return ["memory", "-", "-", "-", "-", "-", "-", "no result"], False, "no result"
+    budget = summary["rss_budget_mb"]
+    cells, _ok, _problem = row("memory", batch)
+    met = peak <= budget
+    cells[3:] = [
+        "-",
+        f"{peak:,.0f} MB peak RSS",
+        "-",
+        f"<= {budget} MB",
+        "yes" if met else "no (budget missed)",
+    ]
+    return cells, met, "" if met else "budget missed"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("directory", type=Path, help="where the four results are")
@@ -66,10 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     header = ["benchmark", "commit", "machine", "floor", "Tidings", "ratio", "budget", "met?"]
     rows, passed = [], True
+    results = {}
     for name in BENCHMARKS:
         path = args.directory / f"{name}.json"
-        result = json.loads(path.read_text()) if path.exists() else None
-        cells, ok, _problem = row(name, result)
+        results[name] = json.loads(path.read_text()) if path.exists() else None
+    for cells, ok, _problem in [
+        *(row(name, result) for name, result in results.items()),
+        memory_row(results["batch"]),
+    ]:
         rows.append(cells)
         passed = passed and ok
     if args.markdown:
