@@ -11,11 +11,10 @@ queued has not started here yet, new events are held in memory instead. The next
 to start in this process takes them into its own, up to a group (`GROUP_EVENTS`) in all, so
 that it routes and sends what its events started as soon as before, and queues the rest in
 jobs of a bounded size (held events and those jobs go at the default priority: they run next
-anyway). If
-the job was taken by another process (a `tidings worker` beside `tidings serve`), a thread
-of this one that finds the queue empty queues what is held, so nothing waits longer than an
-idle thread's poll. Held events are in the database already (`received`): if the process
-dies, the sweep re-drives them, as it does a lost job.
+anyway). If the job was taken by another process (a `tidings worker` beside `tidings
+serve`), a thread of this one that finds the queue empty queues what is held, so nothing
+waits longer than an idle thread's poll. Held events are in the database already
+(`received`): if the process dies, the sweep re-drives them, as it does a lost job.
 """
 
 from __future__ import annotations
